@@ -1,0 +1,279 @@
+//! Error types, one enum per concern.
+//!
+//! None of these errors ever carries key material or token bytes: their
+//! `Display` text is safe to log.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a token could not be opened.
+///
+/// The variants exist so that a server can log and count *why* a cookie was
+/// refused. A client must only ever be told "no session": do not send these
+/// messages to the browser.
+///
+/// Every authentication failure — a changed bit, a token of another purpose,
+/// a key ID relabelled to another valid key — is the single opaque variant
+/// [`OpenError::Invalid`]. Expiry is reported only for tokens that
+/// authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The text is longer than the sealer's configured maximum; it was not decoded.
+    #[error("token is {len} bytes, more than the maximum of {max}; it was not decoded")]
+    TooLarge {
+        /// Length of the text that was offered.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The text is not a token: not canonical unpadded base64url, too short,
+    /// or its authenticated contents do not decode as an envelope.
+    #[error("token is malformed (not a sealed-session v1 token)")]
+    Malformed,
+    /// The version byte names a format this release does not know.
+    #[error("token has unsupported format version {0}")]
+    UnsupportedVersion(u8),
+    /// The key ID is not in the keyring. No decryption was attempted.
+    #[error("token names key {0}, which is not in the keyring; if it was removed too early, add it back as `retired` or `active`")]
+    UnknownKey(u32),
+    /// The key ID names a key in state `retired`. No decryption was attempted.
+    #[error("token was sealed with key {0}, which is retired")]
+    RetiredKey(u32),
+    /// Authentication failed: the token was changed, was sealed for another
+    /// purpose, or was not sealed with the key its ID names.
+    #[error("token failed authentication")]
+    Invalid,
+    /// The token authenticated, but its data is not of the requested type
+    /// (the application's session type changed since it was sealed).
+    #[error("token authenticated but its session data does not decode as the requested type")]
+    DataMismatch,
+    /// The token's issued-at or last-activity time is later than now plus the
+    /// clock leeway.
+    #[error("token was issued in the future; check the clocks of your servers")]
+    NotYetValid,
+    /// The session is past its absolute or idle timeout.
+    #[error("session expired ({0} timeout)")]
+    Expired(Expiry),
+    /// The system clock reads a time before 1970.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+}
+
+/// Which timeout ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// The session reached its absolute lifetime, counted from login.
+    Absolute,
+    /// The session saw no activity for longer than the idle timeout.
+    Idle,
+}
+
+impl fmt::Display for Expiry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expiry::Absolute => "absolute",
+            Expiry::Idle => "idle",
+        })
+    }
+}
+
+/// Why a session could not be sealed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The sealed token would be longer than the sealer's maximum; store less
+    /// in the session or raise the maximum.
+    #[error(
+        "sealed token would be {len} bytes, more than the maximum of {max}; store less data in the session"
+    )]
+    TooLarge {
+        /// Length the token would have had.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The session data could not be serialized.
+    #[error("session data could not be serialized: {0}")]
+    Serialize(#[source] postcard::Error),
+    /// The session has already passed its absolute expiry; start a new one.
+    #[error("session is past its absolute expiry and cannot be sealed again; start a new session")]
+    Expired,
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The system clock reads a time before 1970.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The AEAD refused the input (only possible for messages of many gigabytes).
+    #[error("encryption failed")]
+    Encrypt,
+}
+
+/// The operating system's random source could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the operating system's random source failed ({0}); no key, nonce or session ID can be made")]
+pub struct RandomError(pub(crate) getrandom::Error);
+
+/// The clock reads a time that cannot be represented (before 1970).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the clock reads a time before 1970-01-01; fix the system clock")]
+pub struct ClockError;
+
+/// A sealer's configuration is inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The idle timeout is longer than the absolute timeout.
+    #[error("idle timeout ({idle} s) must not exceed the absolute timeout ({absolute} s)")]
+    IdleExceedsAbsolute {
+        /// Idle timeout in seconds.
+        idle: u64,
+        /// Absolute timeout in seconds.
+        absolute: u64,
+    },
+    /// A timeout of zero or a negative duration.
+    #[error("the {0} timeout must be at least one second")]
+    ZeroTimeout(Expiry),
+    /// The renewal interval is zero or longer than the idle timeout.
+    #[error("the renewal interval must be at least one second and no longer than the idle timeout")]
+    RenewalInterval,
+    /// The clock leeway is negative or longer than a day.
+    #[error("clock leeway must be between 0 and 86400 seconds")]
+    Leeway,
+    /// The maximum token length is too small to hold any token.
+    #[error("maximum token length {0} is too small; it must be at least 128 bytes")]
+    MaxTokenLen(usize),
+    /// The purpose string is empty.
+    #[error("purpose must not be empty; use the cookie name")]
+    EmptyPurpose,
+}
+
+/// A master key could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The text is not canonical unpadded base64url.
+    #[error("key is not valid unpadded base64url")]
+    Encoding,
+    /// The key does not have 32 bytes.
+    #[error("key has {0} bytes; a key must have exactly 32 (generate one with `sealed-session keygen`)")]
+    Length(usize),
+}
+
+/// Which keyring entry an error is about: its position (from 1) and, when it
+/// could be read, its ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef {
+    /// Position of the entry in the file or variable, counting from 1.
+    pub index: usize,
+    /// The entry's key ID, if it could be read.
+    pub id: Option<u32>,
+}
+
+impl fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "key entry {} (id {id})", self.index),
+            None => write!(f, "key entry {}", self.index),
+        }
+    }
+}
+
+/// A keyring could not be built or loaded. Messages name the entry, never
+/// the secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// The keyring has no keys.
+    #[error("keyring has no keys; add one with state = \"primary\"")]
+    Empty,
+    /// No key is in state `primary`.
+    #[error("keyring has no primary key; exactly one key must have state = \"primary\"")]
+    NoPrimary,
+    /// More than one key is in state `primary`.
+    #[error("keys {first} and {second} are both primary; exactly one key may be primary")]
+    MultiplePrimaries {
+        /// ID of the first primary key.
+        first: u32,
+        /// ID of the second primary key.
+        second: u32,
+    },
+    /// Two entries have the same key ID.
+    #[error("key ID {0} appears more than once; key IDs must be unique")]
+    DuplicateId(u32),
+    /// An entry lacks a required field.
+    #[error("{entry}: missing field `{field}`")]
+    MissingField {
+        /// The entry.
+        entry: EntryRef,
+        /// The field's name.
+        field: &'static str,
+    },
+    /// An entry has a field this release does not know.
+    #[error("{entry}: unknown field `{field}` (known: id, state, secret, created)")]
+    UnknownField {
+        /// The entry.
+        entry: EntryRef,
+        /// The field's name as written.
+        field: String,
+    },
+    /// A field has the wrong type or an impossible value.
+    #[error("{entry}: field `{field}` must be {expected}")]
+    InvalidField {
+        /// The entry.
+        entry: EntryRef,
+        /// The field's name.
+        field: &'static str,
+        /// What the field must hold.
+        expected: &'static str,
+    },
+    /// The state is not `primary`, `active` or `retired`.
+    #[error("{entry}: unknown state {state:?}; use \"primary\", \"active\" or \"retired\"")]
+    UnknownState {
+        /// The entry.
+        entry: EntryRef,
+        /// The state as written.
+        state: String,
+    },
+    /// The secret could not be decoded.
+    #[error("{entry}: secret is unusable: {source}")]
+    Key {
+        /// The entry.
+        entry: EntryRef,
+        /// What is wrong with it.
+        #[source]
+        source: KeyError,
+    },
+    /// The file is not valid TOML, or its top level is not `[[key]]` tables.
+    #[error(
+        "keyring file is not valid: {what} (line {line}); expected [[key]] tables with id, state and secret"
+    )]
+    Syntax {
+        /// What is wrong, without quoting the file.
+        what: &'static str,
+        /// Line number, from 1.
+        line: usize,
+    },
+    /// The file can be read by its group or by others.
+    #[error("keyring file {path} has mode {mode:o}, readable by group or others; run `chmod 600` on it (or allow it explicitly)")]
+    InsecurePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file or variable could not be read.
+    #[error("cannot read keyring {path}: {source}")]
+    Io {
+        /// The file, or the environment variable's name.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key could not be generated.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}

@@ -1,0 +1,570 @@
+//! The keyring: one primary key that seals, older keys that still open, and
+//! retired keys that are refused by name.
+//!
+//! # Rotation
+//!
+//! Keys rotate in two phases so that no server ever meets a token sealed
+//! with a key it does not know:
+//!
+//! 1. **Add** the new key as `active` on every server. Servers open tokens
+//!    sealed with it but do not yet seal with it.
+//! 2. **Promote** it to `primary` (and the old primary to `active`) on every
+//!    server. New tokens use the new key; tokens under the old key still open
+//!    and [`Opened::reissue`](crate::Opened::reissue) asks for them to be
+//!    sealed again under the new one.
+//! 3. **Retire** the old key once the maximum session lifetime (the absolute
+//!    timeout) has passed since step 2. [`Keyring::usage`] shows how many
+//!    tokens each key still opens, so an operator can see it drain.
+//!
+//! Each step is a new keyring swapped into a [`SharedKeyring`] while the
+//! server runs.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::aead::XChaCha20Poly1305;
+use crate::error::{EntryRef, KeyringError};
+use crate::key::MasterKey;
+
+/// HKDF `info` for the token AEAD key (docs/FORMAT.md, section 1).
+pub(crate) const TOKEN_KEY_INFO: &[u8] = b"sealed-session v1 token xchacha20poly1305";
+
+/// What a key in the keyring may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Seals new tokens and opens old ones. Exactly one key is primary.
+    Primary,
+    /// Opens tokens but does not seal: a key being rolled out or drained.
+    Active,
+    /// Known but refused: tokens under it fail with
+    /// [`OpenError::RetiredKey`](crate::OpenError::RetiredKey).
+    Retired,
+}
+
+impl KeyState {
+    /// The state's name in keyring files: `primary`, `active` or `retired`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Primary => "primary",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text is not `primary`, `active` or `retired`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key state; use \"primary\", \"active\" or \"retired\"")]
+pub struct UnknownKeyState;
+
+impl FromStr for KeyState {
+    type Err = UnknownKeyState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(KeyState::Primary),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            _ => Err(UnknownKeyState),
+        }
+    }
+}
+
+/// One key of a keyring, as an operator describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    /// The key ID written into every token this key seals.
+    pub id: u32,
+    /// What the key may do.
+    pub state: KeyState,
+    /// The secret.
+    pub key: MasterKey,
+    /// When the key was made, for operators; not used by sealing.
+    pub created: Option<OffsetDateTime>,
+}
+
+/// Public facts about one key: no secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyUsage {
+    /// The key ID.
+    pub id: u32,
+    /// Its state.
+    pub state: KeyState,
+    /// When it was made, if known.
+    pub created: Option<OffsetDateTime>,
+    /// Tokens sealed with it since the process started.
+    pub sealed: u64,
+    /// Tokens opened with it since the process started.
+    pub opened: u64,
+}
+
+/// A key with its derived subkeys and counters.
+pub(crate) struct Entry {
+    pub(crate) spec: KeySpec,
+    pub(crate) token_aead: XChaCha20Poly1305,
+    sealed: AtomicU64,
+    opened: AtomicU64,
+}
+
+impl Entry {
+    fn new(spec: KeySpec) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(None, spec.key.expose());
+        let mut token_key = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's limit of 8160, so expand cannot fail.
+        let _ = hkdf.expand(TOKEN_KEY_INFO, token_key.as_mut());
+        Self {
+            token_aead: XChaCha20Poly1305::new(&token_key),
+            spec,
+            sealed: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn count_sealed(&self) {
+        self.sealed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A set of keys: exactly one primary, any number of active and retired.
+///
+/// Subkeys are derived with HKDF-SHA256 once, when the keyring is built, and
+/// never per token. `Debug` shows IDs and states, never key material.
+///
+/// ```
+/// use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
+///
+/// let keyring = Keyring::new([
+///     KeySpec { id: 2, state: KeyState::Primary, key: MasterKey::generate()?, created: None },
+///     KeySpec { id: 1, state: KeyState::Active, key: MasterKey::generate()?, created: None },
+/// ])?;
+/// assert_eq!(keyring.primary_id(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Keyring {
+    entries: Vec<Entry>,
+    primary: usize,
+}
+
+impl Keyring {
+    /// Builds a keyring from its keys.
+    ///
+    /// # Errors
+    /// [`KeyringError::Empty`], [`KeyringError::DuplicateId`],
+    /// [`KeyringError::NoPrimary`] or [`KeyringError::MultiplePrimaries`].
+    pub fn new(keys: impl IntoIterator<Item = KeySpec>) -> Result<Self, KeyringError> {
+        let mut specs: Vec<KeySpec> = keys.into_iter().collect();
+        if specs.is_empty() {
+            return Err(KeyringError::Empty);
+        }
+        specs.sort_by_key(|spec| spec.id);
+        for pair in specs.windows(2) {
+            if let [a, b] = pair {
+                if a.id == b.id {
+                    return Err(KeyringError::DuplicateId(a.id));
+                }
+            }
+        }
+        let mut primaries = specs.iter().filter(|s| s.state == KeyState::Primary).map(|s| s.id);
+        let first = primaries.next().ok_or(KeyringError::NoPrimary)?;
+        if let Some(second) = primaries.next() {
+            return Err(KeyringError::MultiplePrimaries { first, second });
+        }
+        let primary = specs.iter().position(|s| s.id == first).ok_or(KeyringError::NoPrimary)?;
+        let entries = specs.into_iter().map(Entry::new).collect();
+        Ok(Self { entries, primary })
+    }
+
+    /// A keyring with one new primary key, ID 1, made now from the OS random source.
+    ///
+    /// # Errors
+    /// [`KeyringError::Random`] if the OS random source fails.
+    pub fn generate() -> Result<Self, KeyringError> {
+        Self::new([KeySpec {
+            id: 1,
+            state: KeyState::Primary,
+            key: MasterKey::generate()?,
+            created: Some(
+                OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ),
+        }])
+    }
+
+    /// The ID of the primary key.
+    #[must_use]
+    pub fn primary_id(&self) -> u32 {
+        self.primary_entry().spec.id
+    }
+
+    pub(crate) fn primary_entry(&self) -> &Entry {
+        // `primary` is an index into `entries`, checked in `new`.
+        match self.entries.get(self.primary) {
+            Some(entry) => entry,
+            None => unreachable_primary(),
+        }
+    }
+
+    /// The entry for `id`, if the keyring has one. Keys are few: a binary
+    /// search over the sorted entries is cheaper than hashing.
+    pub(crate) fn entry(&self, id: u32) -> Option<&Entry> {
+        self.entries.binary_search_by_key(&id, |e| e.spec.id).ok().and_then(|i| self.entries.get(i))
+    }
+
+    /// The keys, sorted by ID, as operators describe them (secrets included:
+    /// `Debug` of a [`KeySpec`] still redacts them).
+    pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {
+        self.entries.iter().map(|e| &e.spec)
+    }
+
+    /// Per key: state, creation time, and how many tokens it sealed and
+    /// opened in this process. Use it to see an old key drain before retiring it.
+    #[must_use]
+    pub fn usage(&self) -> Vec<KeyUsage> {
+        self.entries
+            .iter()
+            .map(|e| KeyUsage {
+                id: e.spec.id,
+                state: e.spec.state,
+                created: e.spec.created,
+                sealed: e.sealed.load(Ordering::Relaxed),
+                opened: e.opened.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Parses a keyring file's text (TOML):
+    ///
+    /// ```toml
+    /// [[key]]
+    /// id = 2
+    /// state = "primary"      # or "active", "retired"
+    /// secret = "…43 characters of base64url…"
+    /// created = 2026-11-27T10:00:00Z   # optional
+    /// ```
+    ///
+    /// # Errors
+    /// A [`KeyringError`] that names the entry and the problem, never the secret.
+    pub fn from_toml_str(text: &str) -> Result<Self, KeyringError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|err| KeyringError::Syntax {
+            what: "TOML syntax error",
+            line: line_of(text, err.span().map_or(0, |s| s.start)),
+        })?;
+        let top_error = |what| KeyringError::Syntax { what, line: 1 };
+        let keys = match table.remove("key") {
+            Some(toml::Value::Array(keys)) => keys,
+            Some(_) => return Err(top_error("`key` must be an array of tables ([[key]])")),
+            None if table.is_empty() => return Err(KeyringError::Empty),
+            None => return Err(top_error("unknown top-level entry; only [[key]] tables are allowed")),
+        };
+        if !table.is_empty() {
+            return Err(top_error("unknown top-level entry; only [[key]] tables are allowed"));
+        }
+        let specs = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| spec_from_toml(i + 1, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(specs)
+    }
+
+    /// Reads a keyring file, refusing one that its group or others can read.
+    ///
+    /// # Errors
+    /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`], or any
+    /// error of [`Keyring::from_toml_str`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyringError> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// Reads a keyring file with explicit [`LoadOptions`].
+    ///
+    /// # Errors
+    /// As [`Keyring::load`].
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, KeyringError> {
+        let path = path.as_ref();
+        let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        if !options.allow_insecure_permissions {
+            check_permissions(path, &file)?;
+        }
+        let mut text = Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Parses the compact form for environment variables: entries
+    /// `ID:STATE:SECRET` separated by commas, for example
+    /// `2:primary:…,1:active:…`.
+    ///
+    /// # Errors
+    /// A [`KeyringError`] that names the entry and the problem, never the secret.
+    pub fn from_env_value(value: &str) -> Result<Self, KeyringError> {
+        let specs = value
+            .split(',')
+            .enumerate()
+            .map(|(i, item)| spec_from_env(i + 1, item.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(specs)
+    }
+
+    /// Reads the compact form from the environment variable `name`.
+    ///
+    /// # Errors
+    /// [`KeyringError::Io`] if the variable is unset or not UTF-8, or any
+    /// error of [`Keyring::from_env_value`].
+    pub fn from_env(name: &str) -> Result<Self, KeyringError> {
+        let value = Zeroizing::new(std::env::var(name).map_err(|err| KeyringError::Io {
+            path: name.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, err),
+        })?);
+        Self::from_env_value(&value)
+    }
+
+    /// The keyring as keyring-file text. The text holds secrets and is wiped
+    /// when dropped; write it to a file of mode 0600.
+    #[must_use]
+    pub fn to_toml_string(&self) -> Zeroizing<String> {
+        use std::fmt::Write as _;
+        let mut out = Zeroizing::new(String::new());
+        for spec in self.keys() {
+            let _ = writeln!(out, "[[key]]\nid = {}\nstate = \"{}\"", spec.id, spec.state);
+            out.push_str("secret = \"");
+            out.push_str(&spec.key.to_base64());
+            out.push_str("\"\n");
+            if let Some(created) = spec.created.and_then(|c| c.format(&Rfc3339).ok()) {
+                let _ = writeln!(out, "created = {created}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cold]
+fn unreachable_primary() -> ! {
+    // `Keyring::new` guarantees the primary index; this cannot be reached
+    // from any input.
+    #[allow(clippy::panic)]
+    {
+        panic!("keyring invariant broken: no primary entry")
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("primary", &self.primary_id())
+            .field("keys", &self.entries.iter().map(|e| (e.spec.id, e.spec.state)).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Options for [`Keyring::load_with`].
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Accept a keyring file that its group or others can read. Off by
+    /// default; turn it on only where the file system cannot express 0600
+    /// (some container secret mounts) and access is controlled otherwise.
+    pub allow_insecure_permissions: bool,
+}
+
+impl LoadOptions {
+    /// Options that accept a group- or world-readable keyring file.
+    #[must_use]
+    pub fn allow_insecure_permissions() -> Self {
+        Self { allow_insecure_permissions: true }
+    }
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<(), KeyringError> {
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let prefix = text.get(..offset).unwrap_or(text);
+    prefix.bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringError> {
+    let mut entry = EntryRef { index, id: None };
+    let toml::Value::Table(mut table) = value else {
+        return Err(KeyringError::Syntax { what: "`key` must be an array of tables ([[key]])", line: 1 });
+    };
+    let id = match table.remove("id") {
+        Some(toml::Value::Integer(id)) => u32::try_from(id).map_err(|_| KeyringError::InvalidField {
+            entry,
+            field: "id",
+            expected: "an integer from 0 to 4294967295",
+        })?,
+        Some(_) => {
+            return Err(KeyringError::InvalidField {
+                entry,
+                field: "id",
+                expected: "an integer from 0 to 4294967295",
+            })
+        }
+        None => return Err(KeyringError::MissingField { entry, field: "id" }),
+    };
+    entry.id = Some(id);
+    let state = match table.remove("state") {
+        Some(toml::Value::String(state)) => parse_state(entry, &state)?,
+        Some(_) => return Err(KeyringError::InvalidField { entry, field: "state", expected: "a string" }),
+        None => return Err(KeyringError::MissingField { entry, field: "state" }),
+    };
+    let key = match table.remove("secret") {
+        Some(toml::Value::String(secret)) => {
+            let secret = Zeroizing::new(secret);
+            MasterKey::from_base64(&secret).map_err(|source| KeyringError::Key { entry, source })?
+        }
+        Some(_) => {
+            return Err(KeyringError::InvalidField { entry, field: "secret", expected: "a base64url string" })
+        }
+        None => return Err(KeyringError::MissingField { entry, field: "secret" }),
+    };
+    const CREATED: &str = "an RFC 3339 date-time with an offset, like 2026-11-27T10:00:00Z";
+    let created = match table.remove("created") {
+        Some(toml::Value::Datetime(dt)) => Some(
+            OffsetDateTime::parse(&dt.to_string(), &Rfc3339).map_err(|_| KeyringError::InvalidField {
+                entry,
+                field: "created",
+                expected: CREATED,
+            })?,
+        ),
+        Some(_) => return Err(KeyringError::InvalidField { entry, field: "created", expected: CREATED }),
+        None => None,
+    };
+    if let Some(field) = table.keys().next() {
+        return Err(KeyringError::UnknownField { entry, field: field.clone() });
+    }
+    Ok(KeySpec { id, state, key, created })
+}
+
+fn parse_state(entry: EntryRef, state: &str) -> Result<KeyState, KeyringError> {
+    state.parse().map_err(|_| KeyringError::UnknownState { entry, state: state.chars().take(32).collect() })
+}
+
+fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
+    let mut entry = EntryRef { index, id: None };
+    let mut fields = item.split(':');
+    let id = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "id" }),
+        Some(id) => id.parse::<u32>().map_err(|_| KeyringError::InvalidField {
+            entry,
+            field: "id",
+            expected: "an integer from 0 to 4294967295",
+        })?,
+    };
+    entry.id = Some(id);
+    let state = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "state" }),
+        Some(state) => parse_state(entry, state)?,
+    };
+    let key = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "secret" }),
+        Some(secret) => {
+            MasterKey::from_base64(secret).map_err(|source| KeyringError::Key { entry, source })?
+        }
+    };
+    if fields.next().is_some() {
+        return Err(KeyringError::InvalidField {
+            entry,
+            field: "secret",
+            expected: "the last of three fields ID:STATE:SECRET",
+        });
+    }
+    Ok(KeySpec { id, state, key, created: None })
+}
+
+/// A keyring that can be replaced atomically while other threads seal and
+/// open. Cloning is cheap and shares the same keyring.
+///
+/// ```
+/// use sealed_session::{Keyring, SharedKeyring};
+///
+/// let shared = SharedKeyring::new(Keyring::generate()?);
+/// // Later, after the operator edited the keyring file:
+/// shared.replace(Keyring::generate()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedKeyring(Arc<ArcSwap<Keyring>>);
+
+impl SharedKeyring {
+    /// Shares `keyring`.
+    #[must_use]
+    pub fn new(keyring: Keyring) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(keyring)))
+    }
+
+    /// The keyring in use now. Operations already under way keep the keyring
+    /// they started with.
+    #[must_use]
+    pub fn current(&self) -> Arc<Keyring> {
+        self.0.load_full()
+    }
+
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Keyring>> {
+        self.0.load()
+    }
+
+    /// Makes `keyring` the one in use, for every clone of this handle. Usage
+    /// counters of keys kept by ID carry over (approximately: counts made
+    /// while the swap happens may be lost).
+    pub fn replace(&self, keyring: Keyring) {
+        let old = self.0.load();
+        for entry in &keyring.entries {
+            if let Some(previous) = old.entry(entry.spec.id) {
+                entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
+                entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        self.0.store(Arc::new(keyring));
+    }
+}
+
+impl From<Keyring> for SharedKeyring {
+    fn from(keyring: Keyring) -> Self {
+        Self::new(keyring)
+    }
+}
+
+impl fmt::Debug for SharedKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedKeyring").field(&**self.0.load()).finish()
+    }
+}

@@ -1,0 +1,88 @@
+//! Secure web sessions that need no session database.
+//!
+//! A session is sealed into a token — XChaCha20-Poly1305 under a key derived
+//! with HKDF-SHA256, postcard inside, base64url outside — that carries its
+//! own expiry and the ID of the key that sealed it. Put the token in a
+//! cookie; nothing is stored on the server.
+//!
+//! * [`Sealer`] seals and opens sessions, with absolute and idle timeouts, a
+//!   purpose bound into every token, and an injectable [`Clock`].
+//! * [`Keyring`] holds one primary key and older keys that still open, so keys
+//!   rotate without logging anyone out; [`SharedKeyring`] swaps keyrings
+//!   while the server runs.
+//! * [`Session`] always starts with a fresh random [`SessionId`].
+//!
+//! ```
+//! use sealed_session::{Keyring, OpenError, Sealer, Session};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Cart {
+//!     items: Vec<String>,
+//! }
+//!
+//! // Load the keyring with Keyring::load("keyring.toml") in a real server.
+//! let sealer = Sealer::builder(Keyring::generate()?).purpose("__Host-session").build()?;
+//!
+//! // At login: always a new session.
+//! let session = Session::new(Cart { items: vec![] }).with_user("alice", 0);
+//! let cookie_value = sealer.seal(&session)?;
+//!
+//! // On each request:
+//! match sealer.open::<Cart>(&cookie_value) {
+//!     Ok(opened) => {
+//!         assert_eq!(opened.session().user_id(), Some("alice"));
+//!         if opened.reissue().is_some() {
+//!             let _fresh_cookie = sealer.seal(opened.session())?;
+//!         }
+//!     }
+//!     // Log why, but tell the client only "no session".
+//!     Err(reason @ (OpenError::Expired(_) | OpenError::Invalid)) => eprintln!("no session: {reason}"),
+//!     Err(other) => eprintln!("no session: {other}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! The crate has no optional features yet. It depends on no async runtime,
+//! web framework or database client.
+//!
+//! # Security
+//!
+//! See SECURITY.md for the threat model and docs/FORMAT.md for the exact
+//! construction. In short: a stolen token is valid until it expires, and the
+//! size of the session data is visible in the token's length.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod aead;
+mod clock;
+mod error;
+mod key;
+mod keyring;
+mod random;
+mod sealer;
+mod session;
+mod token;
+
+#[cfg(test)]
+mod vectors;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{
+    ClockError, ConfigError, EntryRef, Expiry, KeyError, KeyringError, OpenError, RandomError, SealError,
+};
+pub use key::{MasterKey, KEY_LEN};
+pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
+pub use sealer::{
+    Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,
+    DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,
+};
+pub use session::{Session, SessionId};
+pub use token::{UntrustedToken, VERSION};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,483 @@
+//! Sealing sessions into tokens and opening them again.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::aead::TAG_LEN;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
+use crate::keyring::{KeyState, SharedKeyring};
+use crate::random;
+use crate::session::{to_datetime, Session, SessionId, Times};
+use crate::token::{self, EnvelopeError, Head, UntrustedToken, HEADER_LEN};
+
+/// The default purpose, which is also the default cookie name.
+pub const DEFAULT_PURPOSE: &str = "__Host-session";
+/// Default absolute timeout: 12 hours.
+pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
+/// Default idle timeout: 30 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default clock leeway for issued-at times in the future: 60 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default maximum token length, in characters: 4096.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 4096;
+
+/// Why an opened token should be sealed again and sent back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reissue {
+    /// It was sealed under a key that is no longer primary.
+    KeyRotation,
+    /// Its last recorded activity is older than the renewal interval; sealing
+    /// it again records this activity and slides the idle deadline.
+    IdleRenewal,
+}
+
+/// A session that authenticated and is within its timeouts: the only way to
+/// get a [`Session`] back from a token.
+#[derive(Clone)]
+pub struct Opened<T> {
+    session: Session<T>,
+    key_id: u32,
+    idle_expires_at: u64,
+    reissue: Option<Reissue>,
+}
+
+impl<T> Opened<T> {
+    /// The session.
+    #[must_use]
+    pub fn session(&self) -> &Session<T> {
+        &self.session
+    }
+
+    /// The session, to change it or seal it again.
+    #[must_use]
+    pub fn into_session(self) -> Session<T> {
+        self.session
+    }
+
+    /// The ID of the key that sealed the token.
+    #[must_use]
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    /// When the session ends if it sees no further activity.
+    #[must_use]
+    pub fn idle_expires_at(&self) -> OffsetDateTime {
+        to_datetime(self.idle_expires_at)
+    }
+
+    /// Whether, and why, to seal the session again and send the new token.
+    /// Sealing it again keeps its ID, issued-at time and absolute expiry.
+    #[must_use]
+    pub fn reissue(&self) -> Option<Reissue> {
+        self.reissue
+    }
+}
+
+impl<T> fmt::Debug for Opened<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("session", &self.session)
+            .field("key_id", &self.key_id)
+            .field("reissue", &self.reissue)
+            .finish()
+    }
+}
+
+/// Seals sessions into tokens and opens them, with one keyring, one purpose
+/// and one set of timeouts.
+///
+/// ```
+/// use sealed_session::{Keyring, Sealer, Session};
+///
+/// let sealer = Sealer::builder(Keyring::generate()?).build()?;
+/// let token = sealer.seal(&Session::new(("alice".to_string(), 42u32)))?;
+/// let opened = sealer.open::<(String, u32)>(&token)?;
+/// assert_eq!(opened.session().data().1, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Sealer {
+    keyring: SharedKeyring,
+    purpose: Arc<str>,
+    absolute: u64,
+    idle: u64,
+    renew_after: u64,
+    leeway: u64,
+    max_len: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sealer {
+    /// Starts configuring a sealer that uses `keyring`.
+    pub fn builder(keyring: impl Into<SharedKeyring>) -> SealerBuilder {
+        SealerBuilder {
+            keyring: keyring.into(),
+            purpose: DEFAULT_PURPOSE.into(),
+            absolute: DEFAULT_ABSOLUTE_TIMEOUT,
+            idle: DEFAULT_IDLE_TIMEOUT,
+            renew_after: None,
+            leeway: DEFAULT_LEEWAY,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The keyring this sealer uses; replace its contents to rotate keys.
+    #[must_use]
+    pub fn keyring(&self) -> &SharedKeyring {
+        &self.keyring
+    }
+
+    /// The purpose bound into every token.
+    #[must_use]
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
+    /// The clock this sealer reads.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Seals `session` with the primary key, at the clock's current time.
+    ///
+    /// A new session gets its issued-at time and absolute expiry now. A
+    /// session that came from [`Sealer::open`] keeps both, so sealing it again
+    /// never extends its life; only its last-activity time moves.
+    ///
+    /// # Errors
+    /// [`SealError::TooLarge`] if the token would exceed the maximum length,
+    /// [`SealError::Expired`] for a session past its absolute expiry, or a
+    /// serialization, clock or random-source failure.
+    pub fn seal<T: Serialize>(&self, session: &Session<T>) -> Result<String, SealError> {
+        self.seal_at(session, self.clock.now())
+    }
+
+    /// [`Sealer::seal`] at a given time.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal`].
+    pub fn seal_at<T: Serialize>(
+        &self,
+        session: &Session<T>,
+        now: OffsetDateTime,
+    ) -> Result<String, SealError> {
+        self.seal_with_nonce(session, now, random::array()?)
+    }
+
+    /// Seals with a given nonce. Crate-private: a nonce must never repeat,
+    /// and only the test vectors need to choose one.
+    pub(crate) fn seal_with_nonce<T: Serialize>(
+        &self,
+        session: &Session<T>,
+        now: OffsetDateTime,
+        nonce: [u8; 24],
+    ) -> Result<String, SealError> {
+        let now = unix(now)?;
+        let times = match session.times() {
+            None => Times { issued_at: now, expires_at: now.saturating_add(self.absolute), last_seen: now },
+            Some(t) => {
+                let expires_at = t.expires_at.min(t.issued_at.saturating_add(self.absolute));
+                if now >= expires_at {
+                    return Err(SealError::Expired);
+                }
+                Times { issued_at: t.issued_at, expires_at, last_seen: now.max(t.last_seen) }
+            }
+        };
+        let head = Head {
+            issued_at: times.issued_at,
+            expires_at: times.expires_at,
+            last_seen: times.last_seen,
+            session_id: *session.id().as_bytes(),
+            user_id: session.user_id(),
+            epoch: session.epoch(),
+        };
+
+        let keyring = self.keyring.load();
+        let entry = keyring.primary_entry();
+        let key_id = entry.spec.id;
+        let mut bytes = Vec::with_capacity(256);
+        bytes.push(token::VERSION);
+        bytes.extend_from_slice(&key_id.to_be_bytes());
+        bytes.extend_from_slice(&nonce);
+        let mut bytes = token::encode_envelope(&head, session.data(), bytes).map_err(SealError::Serialize)?;
+
+        // Refuse before encrypting what could not be sent.
+        let len = base64_len(bytes.len() + TAG_LEN);
+        if len > self.max_len {
+            return Err(SealError::TooLarge { len, max: self.max_len });
+        }
+        let aad = token::associated_data(key_id, self.purpose.as_bytes());
+        let plaintext = bytes.get_mut(HEADER_LEN..).ok_or(SealError::Encrypt)?;
+        let tag = entry
+            .token_aead
+            .encrypt_in_place_detached(&nonce, &aad, plaintext)
+            .map_err(|_| SealError::Encrypt)?;
+        bytes.extend_from_slice(&tag);
+        entry.count_sealed();
+        Ok(URL_SAFE_NO_PAD.encode(&bytes))
+    }
+
+    /// The length of the token that [`Sealer::seal`] would produce for
+    /// `session`, without encrypting anything: check it before adding data.
+    ///
+    /// # Errors
+    /// [`SealError::Serialize`] if the data cannot be serialized.
+    pub fn sealed_len<T: Serialize>(&self, session: &Session<T>) -> Result<usize, SealError> {
+        // Times are varints: measure with the widest value any of them can take.
+        let head = Head {
+            issued_at: u64::MAX,
+            expires_at: u64::MAX,
+            last_seen: u64::MAX,
+            session_id: [0; 16],
+            user_id: session.user_id(),
+            epoch: session.epoch(),
+        };
+        let envelope =
+            token::encode_envelope(&head, session.data(), Vec::new()).map_err(SealError::Serialize)?;
+        Ok(base64_len(HEADER_LEN + envelope.len() + TAG_LEN))
+    }
+
+    /// Opens a token at the clock's current time.
+    ///
+    /// # Errors
+    /// An [`OpenError`] saying why the token was refused. Tell the client
+    /// only "no session"; log the reason.
+    pub fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, OpenError> {
+        self.open_at(token, self.clock.now())
+    }
+
+    /// [`Sealer::open`] at a given time.
+    ///
+    /// # Errors
+    /// As [`Sealer::open`].
+    pub fn open_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Opened<T>, OpenError> {
+        self.open_untrusted(UntrustedToken::decode(token, self.max_len)?, now)
+    }
+
+    /// Opens a token already decoded with [`UntrustedToken::decode`].
+    ///
+    /// # Errors
+    /// As [`Sealer::open`], from step 5 of the validation order on.
+    pub fn open_untrusted<T: DeserializeOwned>(
+        &self,
+        mut token: UntrustedToken,
+        now: OffsetDateTime,
+    ) -> Result<Opened<T>, OpenError> {
+        let now = unix(now)?;
+        let key_id = token.key_id();
+        let keyring = self.keyring.load();
+        let entry = keyring.entry(key_id).ok_or(OpenError::UnknownKey(key_id))?;
+        if entry.spec.state == KeyState::Retired {
+            return Err(OpenError::RetiredKey(key_id));
+        }
+        let aad = token::associated_data(key_id, self.purpose.as_bytes());
+        let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
+        entry
+            .token_aead
+            .decrypt_in_place_detached(nonce, &aad, ciphertext, tag)
+            .map_err(|_| OpenError::Invalid)?;
+        entry.count_opened();
+
+        let (head, data) = token::decode_envelope::<T>(ciphertext).map_err(|err| match err {
+            EnvelopeError::Head => OpenError::Malformed,
+            EnvelopeError::Data => OpenError::DataMismatch,
+        })?;
+        let times =
+            Times { issued_at: head.issued_at, expires_at: head.expires_at, last_seen: head.last_seen };
+        let latest_allowed = now.saturating_add(self.leeway);
+        if times.issued_at > latest_allowed || times.last_seen > latest_allowed {
+            return Err(OpenError::NotYetValid);
+        }
+        if now >= times.expires_at || now >= times.issued_at.saturating_add(self.absolute) {
+            return Err(OpenError::Expired(Expiry::Absolute));
+        }
+        let idle_expires_at = times.last_seen.saturating_add(self.idle);
+        if now >= idle_expires_at {
+            return Err(OpenError::Expired(Expiry::Idle));
+        }
+
+        let reissue = if key_id != keyring.primary_id() {
+            Some(Reissue::KeyRotation)
+        } else if now.saturating_sub(times.last_seen) >= self.renew_after {
+            Some(Reissue::IdleRenewal)
+        } else {
+            None
+        };
+        let session = Session::from_parts(
+            SessionId::from_bytes(head.session_id),
+            head.user_id,
+            head.epoch,
+            data,
+            times,
+        );
+        Ok(Opened { session, key_id, idle_expires_at, reissue })
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("keyring", &self.keyring)
+            .field("purpose", &self.purpose)
+            .field("absolute_secs", &self.absolute)
+            .field("idle_secs", &self.idle)
+            .field("renew_after_secs", &self.renew_after)
+            .field("leeway_secs", &self.leeway)
+            .field("max_token_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix(now: OffsetDateTime) -> Result<u64, ClockError> {
+    u64::try_from(now.unix_timestamp()).map_err(|_| ClockError)
+}
+
+/// Length of unpadded base64 for `n` bytes.
+fn base64_len(n: usize) -> usize {
+    n / 3 * 4 + [0, 2, 3].get(n % 3).copied().unwrap_or(0)
+}
+
+/// Configures a [`Sealer`]; every setting has a safe default.
+#[must_use = "call build() to get a Sealer"]
+pub struct SealerBuilder {
+    keyring: SharedKeyring,
+    purpose: String,
+    absolute: Duration,
+    idle: Duration,
+    renew_after: Option<Duration>,
+    leeway: Duration,
+    max_len: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl SealerBuilder {
+    /// The purpose bound into every token's associated data; by default
+    /// [`DEFAULT_PURPOSE`]. Use the cookie's name, so that a token cannot be
+    /// replayed as another cookie.
+    pub fn purpose(mut self, purpose: impl Into<String>) -> Self {
+        self.purpose = purpose.into();
+        self
+    }
+
+    /// Maximum session lifetime from login, whatever the activity; by
+    /// default 12 hours.
+    pub fn absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute = timeout;
+        self
+    }
+
+    /// Maximum time without activity; by default 30 minutes. Must not
+    /// exceed the absolute timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle = timeout;
+        self
+    }
+
+    /// How long after its last recorded activity an opened session asks to
+    /// be sealed again ([`Reissue::IdleRenewal`]); by default a quarter of
+    /// the idle timeout. A session is then ended by inactivity after between
+    /// `idle - renew_after` and `idle`.
+    pub fn renew_after(mut self, interval: Duration) -> Self {
+        self.renew_after = Some(interval);
+        self
+    }
+
+    /// How far in the future an issued-at time may lie, for clock skew
+    /// between servers; by default 60 seconds. Never extends expiry.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Longest token text accepted or produced; by default 4096 characters.
+    /// Longer input is refused before it is decoded.
+    pub fn max_token_len(mut self, max: usize) -> Self {
+        self.max_len = max;
+        self
+    }
+
+    /// The clock to read; by default the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks the configuration and builds the sealer.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the inconsistent setting.
+    pub fn build(self) -> Result<Sealer, ConfigError> {
+        let absolute = self.absolute.as_secs();
+        let idle = self.idle.as_secs();
+        if absolute == 0 {
+            return Err(ConfigError::ZeroTimeout(Expiry::Absolute));
+        }
+        if idle == 0 {
+            return Err(ConfigError::ZeroTimeout(Expiry::Idle));
+        }
+        if idle > absolute {
+            return Err(ConfigError::IdleExceedsAbsolute { idle, absolute });
+        }
+        let renew_after = self.renew_after.map_or((idle / 4).max(1), |d| d.as_secs());
+        if renew_after == 0 || renew_after > idle {
+            return Err(ConfigError::RenewalInterval);
+        }
+        let leeway = self.leeway.as_secs();
+        if leeway > 86_400 {
+            return Err(ConfigError::Leeway);
+        }
+        if self.max_len < 128 {
+            return Err(ConfigError::MaxTokenLen(self.max_len));
+        }
+        if self.purpose.is_empty() {
+            return Err(ConfigError::EmptyPurpose);
+        }
+        Ok(Sealer {
+            keyring: self.keyring,
+            purpose: self.purpose.into(),
+            absolute,
+            idle,
+            renew_after,
+            leeway,
+            max_len: self.max_len,
+            clock: self.clock,
+        })
+    }
+}
+
+impl fmt::Debug for SealerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealerBuilder")
+            .field("keyring", &self.keyring)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_len_matches_the_encoder() {
+        for n in 0..100 {
+            assert_eq!(base64_len(n), URL_SAFE_NO_PAD.encode(vec![0u8; n]).len());
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Token format v1: framing and envelope (docs/FORMAT.md).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::aead::{NONCE_LEN, TAG_LEN};
+use crate::error::OpenError;
+
+/// The format version this release seals.
+pub const VERSION: u8 = 1;
+/// Version byte and key ID.
+const PREFIX_LEN: usize = 1 + 4;
+/// Version, key ID and nonce: the bytes before the ciphertext.
+pub(crate) const HEADER_LEN: usize = PREFIX_LEN + NONCE_LEN;
+/// The shortest byte string that can hold a header and a tag.
+pub(crate) const MIN_LEN: usize = HEADER_LEN + TAG_LEN;
+
+/// A token's text, decoded but not authenticated: nothing in it is trusted
+/// except its length. Only [`Sealer::open`](crate::Sealer::open) turns it
+/// into a session.
+///
+/// ```
+/// use sealed_session::{OpenError, UntrustedToken};
+///
+/// assert_eq!(UntrustedToken::decode("not a token!", 4096).unwrap_err(), OpenError::Malformed);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct UntrustedToken {
+    bytes: Vec<u8>,
+}
+
+impl UntrustedToken {
+    /// Decodes a token's text, checking steps 1 to 4 of the validation order:
+    /// length, canonical base64url, minimum size, version.
+    ///
+    /// # Errors
+    /// [`OpenError::TooLarge`], [`OpenError::Malformed`] or
+    /// [`OpenError::UnsupportedVersion`].
+    pub fn decode(text: &str, max_len: usize) -> Result<Self, OpenError> {
+        if text.len() > max_len {
+            return Err(OpenError::TooLarge { len: text.len(), max: max_len });
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| OpenError::Malformed)?;
+        if bytes.len() < MIN_LEN {
+            return Err(OpenError::Malformed);
+        }
+        match bytes.first() {
+            Some(&VERSION) => Ok(Self { bytes }),
+            Some(&other) => Err(OpenError::UnsupportedVersion(other)),
+            None => Err(OpenError::Malformed),
+        }
+    }
+
+    /// The key ID the token names (not yet authenticated).
+    #[must_use]
+    pub fn key_id(&self) -> u32 {
+        let mut id = [0u8; 4];
+        if let Some(bytes) = self.bytes.get(1..PREFIX_LEN) {
+            id.copy_from_slice(bytes);
+        }
+        u32::from_be_bytes(id)
+    }
+
+    /// Splits into nonce, ciphertext (mutable, for decryption in place) and tag.
+    pub(crate) fn parts_mut(&mut self) -> Option<(&[u8; NONCE_LEN], &mut [u8], &[u8; TAG_LEN])> {
+        let (header, rest) = self.bytes.split_at_mut_checked(HEADER_LEN)?;
+        let tag_at = rest.len().checked_sub(TAG_LEN)?;
+        let (ciphertext, tag) = rest.split_at_mut(tag_at);
+        let nonce = header.get(PREFIX_LEN..)?.try_into().ok()?;
+        Some((nonce, ciphertext, (&*tag).try_into().ok()?))
+    }
+}
+
+impl std::fmt::Debug for UntrustedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UntrustedToken")
+            .field("key_id", &self.key_id())
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Associated data: version ‖ key ID ‖ purpose.
+pub(crate) fn associated_data(key_id: u32, purpose: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(PREFIX_LEN + purpose.len());
+    aad.push(VERSION);
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad.extend_from_slice(purpose);
+    aad
+}
+
+/// The envelope's fixed fields (docs/FORMAT.md, section 4, fields 1–6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Head<U> {
+    pub(crate) issued_at: u64,
+    pub(crate) expires_at: u64,
+    pub(crate) last_seen: u64,
+    pub(crate) session_id: [u8; 16],
+    pub(crate) user_id: Option<U>,
+    pub(crate) epoch: u64,
+}
+
+/// Encodes head and data after the bytes already in `out`.
+pub(crate) fn encode_envelope<U: Serialize, T: Serialize>(
+    head: &Head<U>,
+    data: &T,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, postcard::Error> {
+    let out = postcard::to_extend(head, out)?;
+    postcard::to_extend(data, out)
+}
+
+/// Why an envelope did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvelopeError {
+    /// Fields 1–6 did not decode.
+    Head,
+    /// Field 7 is not of the requested type, or bytes are left over.
+    Data,
+}
+
+/// Decodes an envelope, requiring that every byte is used.
+pub(crate) fn decode_envelope<T: serde::de::DeserializeOwned>(
+    plaintext: &[u8],
+) -> Result<(Head<String>, T), EnvelopeError> {
+    let (head, rest) =
+        postcard::take_from_bytes::<Head<String>>(plaintext).map_err(|_| EnvelopeError::Head)?;
+    match postcard::take_from_bytes::<T>(rest) {
+        Ok((data, [])) => Ok((head, data)),
+        _ => Err(EnvelopeError::Data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_rejects_trailing_bytes() {
+        let head = Head {
+            issued_at: 1,
+            expires_at: 300,
+            last_seen: 2,
+            session_id: [9; 16],
+            user_id: Some("ü"),
+            epoch: 7,
+        };
+        let bytes = encode_envelope(&head, &("x", 5u16), Vec::new()).unwrap();
+        let (decoded, data): (Head<String>, (String, u16)) = decode_envelope(&bytes).unwrap();
+        assert_eq!(decoded.user_id.as_deref(), Some("ü"));
+        assert_eq!((decoded.issued_at, decoded.expires_at, decoded.epoch), (1, 300, 7));
+        assert_eq!(data, ("x".to_string(), 5));
+
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_envelope::<(String, u16)>(&longer).unwrap_err(), EnvelopeError::Data);
+        assert_eq!(decode_envelope::<(String, u16)>(&bytes[..3]).unwrap_err(), EnvelopeError::Head);
+    }
+
+    #[test]
+    fn envelope_layout_matches_format_md() {
+        // FORMAT.md section 4, written out by hand.
+        let head = Head {
+            issued_at: 300,
+            expires_at: 1,
+            last_seen: 0,
+            session_id: [0xaa; 16],
+            user_id: Some("bo"),
+            epoch: 128,
+        };
+        let bytes = encode_envelope(&head, &(), Vec::new()).unwrap();
+        let mut expected = vec![0xac, 0x02, 0x01, 0x00];
+        expected.extend([0xaa; 16]);
+        expected.extend([0x01, 0x02, b'b', b'o', 0x80, 0x01]);
+        assert_eq!(bytes, expected);
+    }
+}
