@@ -1,0 +1,212 @@
+//! Loading keyrings from TOML files and environment variables: every bad
+//! configuration is a clear error that names the entry, never the secret.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+
+use sealed_session::{EntryRef, KeyError, KeyState, Keyring, KeyringError, LoadOptions, MasterKey};
+
+const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"; // [1; 32]
+const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI"; // [2; 32]
+
+fn entry(index: usize, id: Option<u32>) -> EntryRef {
+    EntryRef { index, id }
+}
+
+fn toml_entry(id: &str, state: &str, secret: &str) -> String {
+    format!("[[key]]\nid = {id}\nstate = \"{state}\"\nsecret = \"{secret}\"\n\n")
+}
+
+fn assert_no_secret(err: &KeyringError) {
+    let text = format!("{err} {err:?}");
+    for secret in [K1, K2, &K1[..12], &K2[..12]] {
+        assert!(!text.contains(secret), "secret in error: {text}");
+    }
+}
+
+fn toml_err(text: &str) -> KeyringError {
+    let err = Keyring::from_toml_str(text).unwrap_err();
+    assert_no_secret(&err);
+    err
+}
+
+fn env_err(text: &str) -> KeyringError {
+    let err = Keyring::from_env_value(text).unwrap_err();
+    assert_no_secret(&err);
+    err
+}
+
+#[test]
+fn a_valid_file_loads() {
+    let text = toml_entry("2", "primary", K2) + &toml_entry("1", "active", K1) + "[[key]]\nid = 0\nstate = \"retired\"\nsecret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\ncreated = 2026-11-27T10:00:00Z\n";
+    let keyring = Keyring::from_toml_str(&text).unwrap();
+    assert_eq!(keyring.primary_id(), 2);
+    let keys: Vec<_> = keyring.keys().map(|k| (k.id, k.state)).collect();
+    assert_eq!(keys, [(0, KeyState::Retired), (1, KeyState::Active), (2, KeyState::Primary)]);
+    assert_eq!(keyring.keys().nth(1).unwrap().key, MasterKey::from_slice(&[1; 32]).unwrap());
+    assert_eq!(keyring.keys().next().unwrap().created.unwrap().unix_timestamp(), 1_795_773_600);
+    // What to_toml_string writes loads back to the same keyring.
+    let again = Keyring::from_toml_str(&keyring.to_toml_string()).unwrap();
+    assert_eq!(again.keys().collect::<Vec<_>>(), keyring.keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let err = toml_err(&(toml_entry("1", "primary", K1) + &toml_entry("1", "active", K2)));
+    assert!(matches!(err, KeyringError::DuplicateId(1)), "{err:?}");
+    assert!(err.to_string().contains("key ID 1 appears more than once"));
+}
+
+#[test]
+fn no_primary_is_refused() {
+    let err = toml_err(&(toml_entry("1", "active", K1) + &toml_entry("2", "retired", K2)));
+    assert!(matches!(err, KeyringError::NoPrimary), "{err:?}");
+}
+
+#[test]
+fn two_primaries_are_refused() {
+    let err = toml_err(&(toml_entry("1", "primary", K1) + &toml_entry("2", "primary", K2)));
+    assert!(matches!(err, KeyringError::MultiplePrimaries { first: 1, second: 2 }), "{err:?}");
+}
+
+#[test]
+fn a_key_of_the_wrong_length_is_refused() {
+    let short = &K1[..40];
+    let err = toml_err(&toml_entry("5", "primary", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"));
+    assert!(
+        matches!(err, KeyringError::Key { entry: e, source: KeyError::Length(30) } if e == entry(1, Some(5))),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("key entry 1 (id 5): secret is unusable: key has 30 bytes"), "{err}");
+    assert!(!err.to_string().contains(short));
+    let long = format!("{K1}AQEA");
+    assert!(matches!(
+        toml_err(&toml_entry("5", "primary", &long)),
+        KeyringError::Key { source: KeyError::Length(35), .. }
+    ));
+}
+
+#[test]
+fn bad_base64_is_refused() {
+    for bad in [&format!("{}=", &K1[..42]) as &str, "not base64!", &K1.replace('Q', "+"), &format!(" {K1}")] {
+        let err = toml_err(&toml_entry("3", "primary", bad));
+        assert!(
+            matches!(err, KeyringError::Key { entry: e, source: KeyError::Encoding } if e == entry(1, Some(3))),
+            "{bad}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_state_is_refused() {
+    let err = toml_err(&toml_entry("1", "Primary", K1));
+    assert!(
+        matches!(&err, KeyringError::UnknownState { entry: e, state } if *e == entry(1, Some(1)) && state == "Primary")
+    );
+    assert!(err.to_string().contains("use \"primary\", \"active\" or \"retired\""));
+}
+
+#[test]
+fn missing_and_mistyped_fields_name_the_entry() {
+    let err = toml_err(&(toml_entry("1", "primary", K1) + "[[key]]\nid = 2\nstate = \"active\"\n"));
+    assert!(
+        matches!(err, KeyringError::MissingField { entry: e, field: "secret" } if e == entry(2, Some(2)))
+    );
+    assert_eq!(err.to_string(), "key entry 2 (id 2): missing field `secret`");
+
+    let err = toml_err(&format!("[[key]]\nstate = \"primary\"\nsecret = \"{K1}\"\n"));
+    assert!(matches!(err, KeyringError::MissingField { entry: e, field: "id" } if e == entry(1, None)));
+
+    let err = toml_err(&format!("[[key]]\nid = -1\nstate = \"primary\"\nsecret = \"{K1}\"\n"));
+    assert!(matches!(err, KeyringError::InvalidField { field: "id", .. }));
+    let err = toml_err(&format!("[[key]]\nid = \"1\"\nstate = \"primary\"\nsecret = \"{K1}\"\n"));
+    assert!(matches!(err, KeyringError::InvalidField { field: "id", .. }));
+    let err = toml_err("[[key]]\nid = 1\nstate = \"primary\"\nsecret = 12\n");
+    assert!(matches!(err, KeyringError::InvalidField { field: "secret", .. }));
+    let err =
+        toml_err(&(toml_entry("1", "primary", K1).trim_end().to_string() + "\ncreated = \"yesterday\"\n"));
+    assert!(matches!(err, KeyringError::InvalidField { field: "created", .. }));
+}
+
+#[test]
+fn unknown_fields_and_top_level_entries_are_refused() {
+    let err = toml_err(&(toml_entry("1", "primary", K1).trim_end().to_string() + "\nsecrte = \"x\"\n"));
+    assert!(matches!(&err, KeyringError::UnknownField { field, .. } if field == "secrte"));
+    let err = toml_err(&("version = 1\n".to_string() + &toml_entry("1", "primary", K1)));
+    assert!(matches!(err, KeyringError::Syntax { .. }), "{err:?}");
+    let err = toml_err(&format!("key = \"{K1}\"\n"));
+    assert!(matches!(err, KeyringError::Syntax { .. }), "{err:?}");
+    assert!(matches!(toml_err(""), KeyringError::Empty));
+}
+
+#[test]
+fn toml_syntax_errors_give_a_line_and_never_quote_the_file() {
+    let text = format!("[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"{K1}\n");
+    let err = toml_err(&text);
+    assert!(matches!(err, KeyringError::Syntax { line: 4, .. }), "{err:?}");
+}
+
+#[test]
+fn the_environment_form_loads() {
+    let keyring = Keyring::from_env_value(&format!("2:primary:{K2}, 1:active:{K1}")).unwrap();
+    assert_eq!(keyring.primary_id(), 2);
+    assert_eq!(keyring.keys().count(), 2);
+}
+
+#[test]
+fn the_environment_form_is_strict() {
+    assert!(matches!(env_err(""), KeyringError::MissingField { field: "id", .. }));
+    assert!(matches!(env_err("1:primary"), KeyringError::MissingField { field: "secret", .. }));
+    assert!(matches!(env_err(&format!("x:primary:{K1}")), KeyringError::InvalidField { field: "id", .. }));
+    assert!(matches!(env_err(&format!("1:main:{K1}")), KeyringError::UnknownState { .. }));
+    assert!(matches!(env_err(&format!("1:primary:{K1}:extra")), KeyringError::InvalidField { .. }));
+    assert!(matches!(env_err(&format!("1:primary:{K1},1:active:{K2}")), KeyringError::DuplicateId(1)));
+    assert!(matches!(env_err(&format!("1:active:{K1}")), KeyringError::NoPrimary));
+    assert!(matches!(env_err("1:primary:AAAA"), KeyringError::Key { source: KeyError::Length(3), .. }));
+    let err = env_err(&format!("1:primary:{K1},2:active:{K2}="));
+    assert!(
+        matches!(err, KeyringError::Key { entry: e, source: KeyError::Encoding } if e == entry(2, Some(2)))
+    );
+}
+
+#[test]
+fn from_env_reads_the_variable() {
+    // The variable name is unique to this test, so no other test races on it.
+    let name = "SEALED_SESSION_TEST_KEYRING_FROM_ENV";
+    assert!(matches!(Keyring::from_env(name), Err(KeyringError::Io { .. })));
+}
+
+fn write_file(mode: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(toml_entry("1", "primary", K1).as_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_private_file_loads() {
+    let (_dir, path) = write_file(0o600);
+    assert_eq!(Keyring::load(&path).unwrap().primary_id(), 1);
+    let (_dir, path) = write_file(0o400);
+    assert!(Keyring::load(&path).is_ok());
+}
+
+#[test]
+fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
+    for mode in [0o640, 0o604, 0o660, 0o644] {
+        let (_dir, path) = write_file(mode);
+        let err = Keyring::load(&path).unwrap_err();
+        assert!(matches!(err, KeyringError::InsecurePermissions { mode: m, .. } if m == mode), "{err:?}");
+        assert!(err.to_string().contains("chmod 600"));
+        assert!(Keyring::load_with(&path, LoadOptions::allow_insecure_permissions()).is_ok());
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_naming_the_path() {
+    let err = Keyring::load("/nonexistent/keyring.toml").unwrap_err();
+    assert!(matches!(err, KeyringError::Io { .. }));
+    assert!(err.to_string().contains("/nonexistent/keyring.toml"));
+}

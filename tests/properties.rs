@@ -1,0 +1,126 @@
+//! Property tests: round trips for arbitrary data, no mutation ever opens,
+//! and our XChaCha20-Poly1305 agrees byte for byte with the
+//! `chacha20poly1305` crate.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use proptest::prelude::*;
+use sealed_session::aead::XChaCha20Poly1305;
+use sealed_session::{KeySpec, KeyState, Keyring, ManualClock, MasterKey, Sealer, Session};
+
+fn sealer() -> Sealer {
+    let keys = [(1, KeyState::Primary), (2, KeyState::Active)].map(|(id, state)| KeySpec {
+        id,
+        state,
+        key: MasterKey::from_slice(&[id as u8; 32]).unwrap(),
+        created: None,
+    });
+    Sealer::builder(Keyring::new(keys).unwrap())
+        .max_token_len(16 * 1024)
+        .clock(ManualClock::at_unix(1_800_000_000))
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Data {
+    text: String,
+    numbers: Vec<i64>,
+    flag: Option<bool>,
+    bytes: Vec<u8>,
+}
+
+fn data() -> impl Strategy<Value = Data> {
+    (
+        ".{0,200}",
+        prop::collection::vec(any::<i64>(), 0..50),
+        any::<Option<bool>>(),
+        prop::collection::vec(any::<u8>(), 0..3000),
+    )
+        .prop_map(|(text, numbers, flag, bytes)| Data { text, numbers, flag, bytes })
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip { at: prop::sample::Index, mask: u8 },
+    Truncate(prop::sample::Index),
+    Extend(Vec<u8>),
+    Splice { at: prop::sample::Index, bytes: Vec<u8> },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<prop::sample::Index>(), 1..=255u8).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        any::<prop::sample::Index>().prop_map(Mutation::Truncate),
+        prop::collection::vec(any::<u8>(), 1..32).prop_map(Mutation::Extend),
+        (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(at, bytes)| Mutation::Splice { at, bytes }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn round_trip_holds_for_arbitrary_data(data in data(), user in proptest::option::of((".{0,40}", any::<u64>()))) {
+        let sealer = sealer();
+        let mut session = Session::new(data.clone());
+        if let Some((user, epoch)) = user.clone() {
+            session = session.with_user(user, epoch);
+        }
+        let opened = sealer.open::<Data>(&sealer.seal(&session).unwrap()).unwrap();
+        prop_assert_eq!(opened.session().data(), &data);
+        prop_assert_eq!(opened.session().id(), session.id());
+        prop_assert_eq!(opened.session().user_id(), user.as_ref().map(|u| u.0.as_str()));
+    }
+
+    #[test]
+    fn no_mutation_of_a_valid_token_ever_opens(text in ".{0,64}", m in mutation()) {
+        let sealer = sealer();
+        let token = sealer.seal(&Session::new(text)).unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        match &m {
+            Mutation::Flip { at, mask } => { let i = at.index(bytes.len()); bytes[i] ^= mask; }
+            Mutation::Truncate(at) => bytes.truncate(at.index(bytes.len())),
+            Mutation::Extend(extra) => bytes.extend_from_slice(extra),
+            Mutation::Splice { at, bytes: insert } => {
+                let i = at.index(bytes.len());
+                bytes.splice(i..i, insert.iter().copied());
+            }
+        }
+        prop_assert!(sealer.open::<String>(&URL_SAFE_NO_PAD.encode(&bytes)).is_err(), "{:?} opened", m);
+    }
+
+    #[test]
+    fn arbitrary_strings_never_open(text in ".{0,300}") {
+        prop_assert!(sealer().open::<String>(&text).is_err());
+    }
+
+    #[test]
+    fn xchacha_matches_the_reference_crate(
+        key in any::<[u8; 32]>(),
+        nonce in any::<[u8; 24]>(),
+        aad in prop::collection::vec(any::<u8>(), 0..64),
+        len in 0usize..=4096,
+        seed in any::<u8>(),
+    ) {
+        let message: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let ours = XChaCha20Poly1305::new(&key);
+        let reference = chacha20poly1305::XChaCha20Poly1305::new(&key.into());
+
+        let mut our_buf = message.clone();
+        let our_tag = ours.encrypt_in_place_detached(&nonce, &aad, &mut our_buf).unwrap();
+        let mut ref_buf = message.clone();
+        let ref_tag = reference.encrypt_inout_detached(&nonce.into(), &aad, ref_buf.as_mut_slice().into()).unwrap();
+        prop_assert_eq!(&our_buf, &ref_buf);
+        prop_assert_eq!(our_tag.as_slice(), ref_tag.as_slice());
+
+        ours.decrypt_in_place_detached(&nonce, &aad, &mut our_buf, &our_tag).unwrap();
+        prop_assert_eq!(&our_buf, &message);
+        let mut bad_tag = our_tag;
+        bad_tag[usize::from(seed) % 16] ^= 1;
+        let mut again = ref_buf.clone();
+        prop_assert!(ours.decrypt_in_place_detached(&nonce, &aad, &mut again, &bad_tag).is_err());
+    }
+}

@@ -1,0 +1,412 @@
+//! Sealing and opening through the public API, with an injected clock.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sealed_session::{
+    ConfigError, Expiry, KeySpec, KeyState, Keyring, ManualClock, MasterKey, OpenError, Reissue, SealError,
+    Sealer, Session, SharedKeyring, UntrustedToken,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+const T0: i64 = 1_800_000_000;
+
+fn key(byte: u8) -> MasterKey {
+    MasterKey::from_slice(&[byte; 32]).unwrap()
+}
+
+fn spec(id: u32, state: KeyState) -> KeySpec {
+    KeySpec { id, state, key: key(id as u8), created: None }
+}
+
+fn keyring(specs: &[(u32, KeyState)]) -> Keyring {
+    Keyring::new(specs.iter().map(|&(id, state)| spec(id, state))).unwrap()
+}
+
+fn sealer_with(keyring: impl Into<SharedKeyring>, clock: &ManualClock) -> Sealer {
+    Sealer::builder(keyring)
+        .absolute_timeout(Duration::from_secs(3600))
+        .idle_timeout(Duration::from_secs(600))
+        .renew_after(Duration::from_secs(150))
+        .leeway(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn setup() -> (Sealer, ManualClock) {
+    let clock = ManualClock::at_unix(T0);
+    (sealer_with(keyring(&[(1, KeyState::Primary)]), &clock), clock)
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    name: String,
+    admin: bool,
+    visits: u64,
+}
+
+#[test]
+fn round_trips_payloads_from_0_bytes_to_3_kib() {
+    // 3 KiB of data needs about 4.2 KB of base64: above the default maximum.
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .absolute_timeout(Duration::from_secs(3600))
+        .idle_timeout(Duration::from_secs(600))
+        .max_token_len(8192)
+        .clock(ManualClock::at_unix(T0))
+        .build()
+        .unwrap();
+    for len in (0..=3072).step_by(97).chain([3072]) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let session = Session::new(data.clone()).with_user("u", 4);
+        let token = sealer.seal(&session).unwrap();
+        let opened = sealer.open::<Vec<u8>>(&token).unwrap();
+        assert_eq!(opened.session().data(), &data);
+        assert_eq!(opened.session().id(), session.id());
+        assert_eq!((opened.session().user_id(), opened.session().epoch()), (Some("u"), 4));
+        assert_eq!(opened.session().issued_at(), Some(at(T0)));
+        assert_eq!(opened.session().expires_at(), Some(at(T0 + 3600)));
+        assert_eq!(opened.idle_expires_at(), at(T0 + 600));
+        assert_eq!(opened.reissue(), None);
+    }
+    let token = sealer.seal(&Session::new(())).unwrap();
+    sealer.open::<()>(&token).unwrap();
+}
+
+#[test]
+fn structured_data_round_trips() {
+    let (sealer, _) = setup();
+    let profile = Profile { name: "Zoë".into(), admin: true, visits: u64::MAX };
+    let token = sealer.seal(&Session::new(profile.clone())).unwrap();
+    assert_eq!(sealer.open::<Profile>(&token).unwrap().into_session().into_data(), profile);
+}
+
+fn token_bytes(sealer: &Sealer) -> Vec<u8> {
+    let token = sealer.seal(&Session::new(Profile { name: "n".into(), admin: false, visits: 1 })).unwrap();
+    URL_SAFE_NO_PAD.decode(token).unwrap()
+}
+
+#[test]
+fn every_single_bit_flip_is_refused() {
+    let (sealer, _) = setup();
+    let bytes = token_bytes(&sealer);
+    for i in 0..bytes.len() * 8 {
+        let mut changed = bytes.clone();
+        changed[i / 8] ^= 1 << (i % 8);
+        let err = sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(&changed)).unwrap_err();
+        let expected = match i / 8 {
+            0 => OpenError::UnsupportedVersion(changed[0]),
+            1..=4 => OpenError::UnknownKey(u32::from_be_bytes(changed[1..5].try_into().unwrap())),
+            _ => OpenError::Invalid,
+        };
+        assert_eq!(err, expected, "bit {i}");
+    }
+}
+
+#[test]
+fn every_truncation_and_extension_is_refused() {
+    let (sealer, _) = setup();
+    let bytes = token_bytes(&sealer);
+    for len in 0..bytes.len() {
+        let err = sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(&bytes[..len])).unwrap_err();
+        let expected = if len < 45 { OpenError::Malformed } else { OpenError::Invalid };
+        assert_eq!(err, expected, "truncated to {len}");
+    }
+    for extra in [&[0u8][..], &[0xff; 7], &[1; 64]] {
+        let longer = [bytes.as_slice(), extra].concat();
+        assert_eq!(sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(longer)).unwrap_err(), OpenError::Invalid);
+    }
+}
+
+#[test]
+fn a_token_relabelled_to_another_valid_key_is_refused() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = sealer_with(keyring(&[(1, KeyState::Primary), (2, KeyState::Active)]), &clock);
+    let mut bytes = token_bytes(&sealer);
+    bytes[1..5].copy_from_slice(&2u32.to_be_bytes());
+    assert_eq!(sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(bytes)).unwrap_err(), OpenError::Invalid);
+}
+
+#[test]
+fn a_token_of_another_purpose_is_refused() {
+    let clock = ManualClock::at_unix(T0);
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let session_sealer = sealer_with(shared.clone(), &clock);
+    let other = Sealer::builder(shared).purpose("__Host-remember-me").clock(clock.clone()).build().unwrap();
+    let token = session_sealer.seal(&Session::new(1u8)).unwrap();
+    assert_eq!(other.open::<u8>(&token).unwrap_err(), OpenError::Invalid);
+    assert_eq!(session_sealer.open::<u8>(&token).unwrap().session().data(), &1);
+}
+
+#[test]
+fn rotation_opens_old_tokens_and_asks_for_reissue() {
+    let clock = ManualClock::at_unix(T0);
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let sealer = sealer_with(shared.clone(), &clock);
+    let old = sealer.seal(&Session::new("old".to_string())).unwrap();
+
+    // Phase 1: the new key is added as active; nothing changes for tokens.
+    shared.replace(keyring(&[(1, KeyState::Primary), (2, KeyState::Active)]));
+    assert_eq!(sealer.open::<String>(&old).unwrap().reissue(), None);
+    assert_eq!(URL_SAFE_NO_PAD.decode(sealer.seal(&Session::new(0u8)).unwrap()).unwrap()[1..5], [0, 0, 0, 1]);
+
+    // Phase 2: promote. Old tokens open and ask to be sealed again.
+    shared.replace(keyring(&[(1, KeyState::Active), (2, KeyState::Primary)]));
+    clock.advance(Duration::from_secs(10));
+    let opened = sealer.open::<String>(&old).unwrap();
+    assert_eq!((opened.key_id(), opened.reissue()), (1, Some(Reissue::KeyRotation)));
+    let reissued = sealer.seal(opened.session()).unwrap();
+    assert_eq!(UntrustedToken::decode(&reissued, 4096).unwrap().key_id(), 2);
+    let again = sealer.open::<String>(&reissued).unwrap();
+    assert_eq!(again.reissue(), None);
+    assert_eq!(again.session().id(), opened.session().id());
+    assert_eq!(again.session().issued_at(), Some(at(T0)));
+    assert_eq!(again.session().expires_at(), Some(at(T0 + 3600)));
+
+    // Phase 3: retire. The old token is refused by name.
+    shared.replace(keyring(&[(1, KeyState::Retired), (2, KeyState::Primary)]));
+    assert_eq!(sealer.open::<String>(&old).unwrap_err(), OpenError::RetiredKey(1));
+    // And a key removed entirely is unknown.
+    shared.replace(keyring(&[(2, KeyState::Primary)]));
+    assert_eq!(sealer.open::<String>(&old).unwrap_err(), OpenError::UnknownKey(1));
+
+    let usage = shared.current().usage();
+    let key2 = usage.iter().find(|u| u.id == 2).unwrap();
+    assert_eq!((key2.sealed, key2.opened), (1, 1));
+}
+
+#[test]
+fn usage_counts_which_key_opened_tokens() {
+    let clock = ManualClock::at_unix(T0);
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary), (2, KeyState::Active)]));
+    let sealer = sealer_with(shared.clone(), &clock);
+    let token = sealer.seal(&Session::new(())).unwrap();
+    for _ in 0..3 {
+        sealer.open::<()>(&token).unwrap();
+    }
+    let _ = sealer.open::<()>("garbage");
+    let usage = shared.current().usage();
+    assert_eq!(usage.iter().map(|u| (u.id, u.sealed, u.opened)).collect::<Vec<_>>(), [(1, 1, 3), (2, 0, 0)]);
+    // Counters survive a keyring swap that keeps the key.
+    shared.replace(keyring(&[(1, KeyState::Active), (2, KeyState::Primary)]));
+    sealer.open::<()>(&token).unwrap();
+    assert_eq!(shared.current().usage()[0].opened, 4);
+}
+
+#[test]
+fn absolute_expiry_boundary() {
+    let (sealer, _) = setup();
+    let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
+    // Keep the session active so that only the absolute timeout applies.
+    let mut session = sealer.open_at::<()>(&token, at(T0)).unwrap().into_session();
+    let mut last = token;
+    for t in (T0 + 500..T0 + 3600).step_by(500) {
+        last = sealer.seal_at(&session, at(t)).unwrap();
+        session = sealer.open_at::<()>(&last, at(t)).unwrap().into_session();
+    }
+    assert!(sealer.open_at::<()>(&last, at(T0 + 3599)).is_ok());
+    assert_eq!(sealer.open_at::<()>(&last, at(T0 + 3600)).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+    assert!(matches!(sealer.seal_at(&session, at(T0 + 3600)), Err(SealError::Expired)));
+}
+
+#[test]
+fn idle_expiry_boundary_and_sliding_renewal() {
+    let (sealer, _) = setup();
+    let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
+    assert!(sealer.open_at::<()>(&token, at(T0 + 599)).is_ok());
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 + 600)).unwrap_err(), OpenError::Expired(Expiry::Idle));
+
+    // Before the renewal interval: no reissue. From it on: reissue.
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 + 149)).unwrap().reissue(), None);
+    let opened = sealer.open_at::<()>(&token, at(T0 + 150)).unwrap();
+    assert_eq!(opened.reissue(), Some(Reissue::IdleRenewal));
+    let renewed = sealer.seal_at(opened.session(), at(T0 + 150)).unwrap();
+    let reopened = sealer.open_at::<()>(&renewed, at(T0 + 749)).unwrap();
+    assert_eq!(reopened.idle_expires_at(), at(T0 + 750));
+    assert_eq!(reopened.session().last_seen(), Some(at(T0 + 150)));
+    assert_eq!(
+        reopened.session().expires_at(),
+        Some(at(T0 + 3600)),
+        "renewal never extends the absolute expiry"
+    );
+    assert_eq!(sealer.open_at::<()>(&renewed, at(T0 + 750)).unwrap_err(), OpenError::Expired(Expiry::Idle));
+}
+
+#[test]
+fn leeway_applies_to_future_issue_times_only() {
+    let (sealer, _) = setup();
+    let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
+    assert!(sealer.open_at::<()>(&token, at(T0 - 60)).is_ok());
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 - 61)).unwrap_err(), OpenError::NotYetValid);
+    // No leeway past expiry.
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 + 600)).unwrap_err(), OpenError::Expired(Expiry::Idle));
+}
+
+#[test]
+fn shortening_the_absolute_timeout_applies_to_issued_tokens() {
+    let clock = ManualClock::at_unix(T0);
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let long = sealer_with(shared.clone(), &clock);
+    let short = Sealer::builder(shared)
+        .absolute_timeout(Duration::from_secs(300))
+        .idle_timeout(Duration::from_secs(300))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let token = long.seal(&Session::new(())).unwrap();
+    clock.advance(Duration::from_secs(300));
+    assert_eq!(short.open::<()>(&token).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+    // Resealing an opened session under the shorter policy moves its expiry earlier.
+    clock.set_unix(T0 + 10);
+    let opened = long.open::<()>(&token).unwrap();
+    let resealed = short.seal(opened.session()).unwrap();
+    assert_eq!(short.open::<()>(&resealed).unwrap().session().expires_at(), Some(at(T0 + 300)));
+}
+
+#[test]
+fn hundred_thousand_seals_give_distinct_ids_and_tokens() {
+    let (sealer, _) = setup();
+    let mut ids = HashSet::new();
+    let mut tokens = HashSet::new();
+    for _ in 0..100_000 {
+        let session = Session::new(());
+        assert!(ids.insert(*session.id().as_bytes()));
+        assert!(tokens.insert(sealer.seal(&session).unwrap()));
+    }
+    // The same session sealed twice still gives two different tokens (fresh nonce).
+    let session = Session::new(());
+    assert_ne!(sealer.seal(&session).unwrap(), sealer.seal(&session).unwrap());
+}
+
+#[test]
+fn non_canonical_base64_is_refused() {
+    let (sealer, _) = setup();
+    let token = sealer.seal(&Session::new(7u32)).unwrap();
+    let standard = token.replace('-', "+").replace('_', "/");
+    let cases = [
+        format!("{token}="),
+        format!("{token}=="),
+        format!(" {token}"),
+        format!("{token}\n"),
+        format!("{}\t{}", &token[..8], &token[8..]),
+        format!("{token}A"), // length 1 mod 4 or a changed length
+        "é".repeat(40),
+    ];
+    for case in cases.iter().chain(std::iter::once(&standard).filter(|s| **s != token)) {
+        assert!(
+            matches!(sealer.open::<u32>(case), Err(OpenError::Malformed | OpenError::Invalid)),
+            "{case:?}"
+        );
+    }
+    for case in &cases[..5] {
+        assert_eq!(sealer.open::<u32>(case).unwrap_err(), OpenError::Malformed, "{case:?}");
+    }
+}
+
+#[test]
+fn oversized_input_is_refused_before_decoding() {
+    let (sealer, _) = setup();
+    let huge = "!".repeat(4097);
+    assert_eq!(sealer.open::<()>(&huge).unwrap_err(), OpenError::TooLarge { len: 4097, max: 4096 });
+}
+
+#[test]
+fn sealing_too_much_data_fails_with_the_size() {
+    let (sealer, _) = setup();
+    let session = Session::new(vec![0u8; 4000]);
+    let estimate = sealer.sealed_len(&session).unwrap();
+    match sealer.seal(&session) {
+        Err(SealError::TooLarge { len, max: 4096 }) => assert!(len > 4096 && len <= estimate),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let fits = Session::new(vec![0u8; 2000]).with_user("someone", 9);
+    let token = sealer.seal(&fits).unwrap();
+    assert!(sealer.sealed_len(&fits).unwrap() >= token.len());
+    assert!(sealer.sealed_len(&fits).unwrap() <= token.len() + 24, "the estimate is close");
+}
+
+#[test]
+fn a_changed_session_type_is_reported_as_such() {
+    let (sealer, _) = setup();
+    let token = sealer.seal(&Session::new(Profile { name: "a".into(), admin: false, visits: 1 })).unwrap();
+    assert_eq!(sealer.open::<(String, bool, u64, u64)>(&token).unwrap_err(), OpenError::DataMismatch);
+    assert_eq!(sealer.open::<u8>(&token).unwrap_err(), OpenError::DataMismatch);
+}
+
+#[test]
+fn renewed_ids_are_fresh_and_sessions_never_take_a_caller_id() {
+    let (sealer, _) = setup();
+    let mut session = Session::new(()).with_user("alice", 0);
+    let first = session.id();
+    session.renew_id().unwrap();
+    assert_ne!(first, session.id());
+    let opened = sealer.open::<()>(&sealer.seal(&session).unwrap()).unwrap();
+    assert_eq!(opened.session().id(), session.id());
+}
+
+#[test]
+fn errors_and_debug_output_hold_no_secrets_or_token_bytes() {
+    let secret = [0x42u8; 32];
+    let keyring = Keyring::new([KeySpec {
+        id: 1,
+        state: KeyState::Primary,
+        key: MasterKey::from_slice(&secret).unwrap(),
+        created: None,
+    }])
+    .unwrap();
+    let b64 = keyring.keys().next().unwrap().key.to_base64().to_string();
+    let clock = ManualClock::at_unix(T0);
+    let sealer = sealer_with(keyring, &clock);
+    let token = sealer.seal(&Session::new("payload-secret")).unwrap();
+    let shown = format!(
+        "{sealer:?} {:?} {:?} {:?}",
+        sealer.keyring(),
+        sealer.keyring().current(),
+        sealer.keyring().current().keys().collect::<Vec<_>>()
+    );
+    for needle in [b64.as_str(), "4242", "66, 66", &token[..20]] {
+        assert!(!shown.contains(needle), "{needle} in {shown}");
+    }
+    let opened = sealer.open::<String>(&token).unwrap();
+    assert!(!format!("{opened:?}").contains("payload-secret"));
+    let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+    bytes[40] ^= 1;
+    let tampered = URL_SAFE_NO_PAD.encode(&bytes);
+    for input in [tampered.as_str(), &token[..50], "AAAA"] {
+        let err = sealer.open::<String>(input).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(&input[..4]), "{text}");
+    }
+}
+
+#[test]
+fn bad_sealer_configurations_are_refused() {
+    let build = |absolute: u64, idle: u64| {
+        Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+            .absolute_timeout(Duration::from_secs(absolute))
+            .idle_timeout(Duration::from_secs(idle))
+            .build()
+    };
+    assert_eq!(build(60, 61).unwrap_err(), ConfigError::IdleExceedsAbsolute { idle: 61, absolute: 60 });
+    assert_eq!(build(0, 0).unwrap_err(), ConfigError::ZeroTimeout(Expiry::Absolute));
+    assert_eq!(build(10, 0).unwrap_err(), ConfigError::ZeroTimeout(Expiry::Idle));
+    assert!(build(60, 60).is_ok());
+    let base = || Sealer::builder(keyring(&[(1, KeyState::Primary)]));
+    assert_eq!(base().renew_after(Duration::ZERO).build().unwrap_err(), ConfigError::RenewalInterval);
+    assert_eq!(
+        base().renew_after(Duration::from_secs(1801)).build().unwrap_err(),
+        ConfigError::RenewalInterval
+    );
+    assert_eq!(base().leeway(Duration::from_secs(86_401)).build().unwrap_err(), ConfigError::Leeway);
+    assert_eq!(base().max_token_len(100).build().unwrap_err(), ConfigError::MaxTokenLen(100));
+    assert_eq!(base().purpose("").build().unwrap_err(), ConfigError::EmptyPurpose);
+    let default = base().build().unwrap();
+    assert_eq!(default.purpose(), "__Host-session");
+}
