@@ -56,6 +56,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Untrusted input must never reach a panic. Tests may unwrap (.clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod aead;
 mod clock;

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Checks tests/vectors/v1.json with libsodium (through PyNaCl) and an
+HKDF-SHA256 written from RFC 5869, following docs/FORMAT.md and nothing else.
+
+Usage: python3 tests/vectors/verify_libsodium.py [tests/vectors/v1.json]
+Needs: pip install pynacl
+"""
+import base64
+import hashlib
+import hmac
+import json
+import pathlib
+import re
+import sys
+
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.exceptions import CryptoError
+
+INFO = b"sealed-session v1 token xchacha20poly1305"
+B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def hkdf_sha256(ikm, salt, info, length):
+    prk = hmac.new(salt or b"\0" * 32, ikm, hashlib.sha256).digest()
+    okm, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+    return okm[:length]
+
+
+def decode_canonical(text):
+    """Canonical unpadded base64url, or None."""
+    if not B64URL.match(text) or len(text) % 4 == 1:
+        return None
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        return None  # non-zero unused bits
+    return raw
+
+
+class Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise ValueError("envelope too short")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self):
+        value = 0
+        for shift in range(0, 70, 7):
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+        raise ValueError("varint too long")
+
+    def string(self):
+        return self.take(self.varint()).decode("utf-8")
+
+
+def open_token(vectors, text, purpose, now):
+    """Returns (envelope dict, plaintext) or the name of the error."""
+    keys = {k["id"]: k for k in vectors["keys"]}
+    if len(text) > vectors["max_token_len"]:
+        return "TooLarge"
+    raw = decode_canonical(text)
+    if raw is None or len(raw) < 45:
+        return "Malformed"
+    if raw[0] != 1:
+        return f"UnsupportedVersion({raw[0]})"
+    key_id = int.from_bytes(raw[1:5], "big")
+    if key_id not in keys:
+        return f"UnknownKey({key_id})"
+    if keys[key_id]["state"] == "retired":
+        return f"RetiredKey({key_id})"
+    key = hkdf_sha256(bytes.fromhex(keys[key_id]["secret"]), b"", INFO, 32)
+    aad = raw[:5] + purpose.encode()
+    try:
+        plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[29:], aad, raw[5:29], key)
+    except CryptoError:
+        return "Invalid"
+    r = Reader(plaintext)
+    env = {"issued_at": r.varint(), "expires_at": r.varint(), "last_seen": r.varint(),
+           "session_id": r.take(16).hex()}
+    tag = r.varint()
+    env["user_id"] = r.string() if tag == 1 else None
+    env["epoch"] = r.varint()
+    env["data"] = {"name": r.string(), "visits": r.varint()}
+    if r.pos != len(plaintext):
+        return "DataMismatch"
+    if env["issued_at"] > now + vectors["leeway"] or env["last_seen"] > now + vectors["leeway"]:
+        return "NotYetValid"
+    if now >= env["expires_at"] or now >= env["issued_at"] + vectors["absolute_timeout"]:
+        return "Expired(Absolute)"
+    if now >= env["last_seen"] + vectors["idle_timeout"]:
+        return "Expired(Idle)"
+    return env, plaintext
+
+
+def main():
+    path = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).with_name("v1.json"))
+    vectors = json.loads(path.read_text())
+    failures = 0
+    for v in vectors["valid"]:
+        result = open_token(vectors, v["token"], vectors["purpose"], vectors["now"])
+        expected = {k: v[k] for k in ("issued_at", "expires_at", "last_seen", "session_id", "user_id", "epoch", "data")}
+        if isinstance(result, str) or result[0] != expected or result[1].hex() != v["plaintext"]:
+            print(f"FAIL valid {v['name']!r}: {result}")
+            failures += 1
+    for v in vectors["invalid"]:
+        result = open_token(vectors, v["token"], v.get("purpose", vectors["purpose"]), v.get("now", vectors["now"]))
+        if result != v["error"]:
+            print(f"FAIL invalid {v['name']!r}: expected {v['error']}, got {result if isinstance(result, str) else 'success'}")
+            failures += 1
+    total = len(vectors["valid"]) + len(vectors["invalid"])
+    print(f"libsodium: {total - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
