@@ -42,13 +42,19 @@ impl XChaCha20Poly1305 {
         Self { key: *key }
     }
 
-    /// The per-message ChaCha20-Poly1305 key and nonce for `nonce`.
+    /// Runs `f` with the per-message ChaCha20-Poly1305 key and nonce for
+    /// `nonce`. The key is built in place and lent to `f`, not returned: ring's
+    /// key object is several hundred bytes, and moving it costs more than the
+    /// key setup itself.
     ///
     /// `ring` keeps its copy of the subkey inside `LessSafeKey`, which offers
     /// no way to wipe it; our copy is wiped here. See SECURITY.md.
-    fn message_key(&self, nonce: &[u8; NONCE_LEN]) -> Result<(LessSafeKey, Nonce), AeadError> {
-        let (head, tail) = nonce.split_at(16);
-        let head: &[u8; 16] = head.try_into().map_err(|_| AeadError)?;
+    fn with_message_key<R>(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        f: impl FnOnce(&LessSafeKey, Nonce) -> Result<R, ring::error::Unspecified>,
+    ) -> Result<R, AeadError> {
+        let (head, tail) = nonce.split_first_chunk::<16>().ok_or(AeadError)?;
         let mut ietf_nonce = [0u8; 12];
         ietf_nonce.get_mut(4..).ok_or(AeadError)?.copy_from_slice(tail);
         let subkey = Zeroizing::new(<[u8; KEY_LEN]>::from(chacha20::hchacha::<chacha20::R20>(
@@ -56,7 +62,7 @@ impl XChaCha20Poly1305 {
             head.into(),
         )));
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, subkey.as_ref()).map_err(|_| AeadError)?;
-        Ok((LessSafeKey::new(unbound), Nonce::assume_unique_for_key(ietf_nonce)))
+        f(&LessSafeKey::new(unbound), Nonce::assume_unique_for_key(ietf_nonce)).map_err(|_| AeadError)
     }
 
     /// Encrypts `buf` in place and returns the tag.
@@ -69,8 +75,9 @@ impl XChaCha20Poly1305 {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], AeadError> {
-        let (key, nonce) = self.message_key(nonce)?;
-        let tag = key.seal_in_place_separate_tag(nonce, Aad::from(aad), buf).map_err(|_| AeadError)?;
+        let tag = self.with_message_key(nonce, |key, nonce| {
+            key.seal_in_place_separate_tag(nonce, Aad::from(aad), buf)
+        })?;
         tag.as_ref().try_into().map_err(|_| AeadError)
     }
 
@@ -86,10 +93,9 @@ impl XChaCha20Poly1305 {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), AeadError> {
-        let (key, nonce) = self.message_key(nonce)?;
-        key.open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(*tag), buf, 0..)
-            .map(|_| ())
-            .map_err(|_| AeadError)
+        self.with_message_key(nonce, |key, nonce| {
+            key.open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(*tag), buf, 0..).map(|_| ())
+        })
     }
 }
 

@@ -148,6 +148,9 @@ pub enum ConfigError {
     /// The purpose string is empty.
     #[error("purpose must not be empty; use the cookie name")]
     EmptyPurpose,
+    /// The purpose string is longer than 123 bytes.
+    #[error("purpose is {0} bytes long; it must be at most 123 (use the cookie name)")]
+    PurposeTooLong(usize),
 }
 
 /// A master key could not be decoded.

@@ -83,7 +83,7 @@ pub use sealer::{
     DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,
 };
 pub use session::{Session, SessionId};
-pub use token::{UntrustedToken, VERSION};
+pub use token::{UntrustedToken, MAX_PURPOSE_LEN, VERSION};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

