@@ -4,7 +4,7 @@
 //! 16 nonce bytes gives a per-message subkey, which encrypts with IETF
 //! ChaCha20-Poly1305 (RFC 8439) under the nonce `0u32 ‖ nonce[16..24]`.
 //! HChaCha20 comes from the `chacha20` crate; ChaCha20-Poly1305 from `ring`,
-//! whose assembly implementation costs about a third of a portable one in a
+//! whose assembly implementation costs about a quarter of a portable one in a
 //! default build (see docs/BENCHMARKS.md). The output is byte for byte that of
 //! the `chacha20poly1305` crate's `XChaCha20Poly1305`; the test suite checks
 //! it against the draft's known answer and differentially on random input.

@@ -160,7 +160,7 @@ impl Sealer {
     /// [`SealError::Expired`] for a session past its absolute expiry, or a
     /// serialization, clock or random-source failure.
     pub fn seal<T: Serialize>(&self, session: &Session<T>) -> Result<String, SealError> {
-        self.seal_at(session, self.clock.now())
+        self.seal_with_nonce(session, unix(self.clock.unix_now())?, random::array()?)
     }
 
     /// [`Sealer::seal`] at a given time.
@@ -172,7 +172,7 @@ impl Sealer {
         session: &Session<T>,
         now: OffsetDateTime,
     ) -> Result<String, SealError> {
-        self.seal_with_nonce(session, now, random::array()?)
+        self.seal_with_nonce(session, unix(now.unix_timestamp())?, random::array()?)
     }
 
     /// Seals with a given nonce. Crate-private: a nonce must never repeat,
@@ -180,10 +180,9 @@ impl Sealer {
     pub(crate) fn seal_with_nonce<T: Serialize>(
         &self,
         session: &Session<T>,
-        now: OffsetDateTime,
+        now: u64,
         nonce: [u8; 24],
     ) -> Result<String, SealError> {
-        let now = unix(now)?;
         let times = match session.times() {
             None => Times { issued_at: now, expires_at: now.saturating_add(self.absolute), last_seen: now },
             Some(t) => {
@@ -255,7 +254,8 @@ impl Sealer {
     /// An [`OpenError`] saying why the token was refused. Tell the client
     /// only "no session"; log the reason.
     pub fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, OpenError> {
-        self.open_at(token, self.clock.now())
+        let token = UntrustedToken::decode(token, self.max_len)?;
+        self.open_unix(token, unix(self.clock.unix_now())?)
     }
 
     /// [`Sealer::open`] at a given time.
@@ -276,10 +276,17 @@ impl Sealer {
     /// As [`Sealer::open`], from step 5 of the validation order on.
     pub fn open_untrusted<T: DeserializeOwned>(
         &self,
-        mut token: UntrustedToken,
+        token: UntrustedToken,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
-        let now = unix(now)?;
+        self.open_unix(token, unix(now.unix_timestamp())?)
+    }
+
+    fn open_unix<T: DeserializeOwned>(
+        &self,
+        mut token: UntrustedToken,
+        now: u64,
+    ) -> Result<Opened<T>, OpenError> {
         let key_id = token.key_id();
         let keyring = self.keyring.load();
         let entry = keyring.entry(key_id).ok_or(OpenError::UnknownKey(key_id))?;
@@ -344,8 +351,8 @@ impl fmt::Debug for Sealer {
     }
 }
 
-fn unix(now: OffsetDateTime) -> Result<u64, ClockError> {
-    u64::try_from(now.unix_timestamp()).map_err(|_| ClockError)
+fn unix(now: i64) -> Result<u64, ClockError> {
+    u64::try_from(now).map_err(|_| ClockError)
 }
 
 /// Length of unpadded base64 for `n` bytes.

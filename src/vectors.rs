@@ -87,7 +87,7 @@ fn seal_case(case: &Case) -> (Value, Vec<u8>) {
         session = session.with_user(user, epoch);
     }
     let sealing = sealer(keyring(&[(case.key_id, KeyState::Primary)]), PURPOSE);
-    let token = sealing.seal_with_nonce(&session, at(NOW), nonce).unwrap();
+    let token = sealing.seal_with_nonce(&session, NOW as u64, nonce).unwrap();
     let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
 
     let head = crate::token::Head {
