@@ -43,10 +43,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! * [`Verifier`] opens a token and checks it against a [`RevocationStore`]
+//!   in one call: log a user out everywhere by bumping one counter.
+//!   [`MemoryStore`] is here; SQLite and Redis stores are separate crates.
+//!
 //! # Features
 //!
-//! The crate has no optional features yet. It depends on no async runtime,
-//! web framework or database client.
+//! * `conformance` — [`conformance`], a test suite for [`RevocationStore`]
+//!   implementations.
+//!
+//! The crate depends on no async runtime, web framework or database client.
 //!
 //! # Security
 //!
@@ -61,10 +67,13 @@
 
 pub mod aead;
 mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod key;
 mod keyring;
 mod random;
+mod revocation;
 mod sealer;
 mod session;
 mod token;
@@ -78,6 +87,9 @@ pub use error::{
 };
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
+pub use revocation::{
+    MemoryStore, Revocation, RevocationState, RevocationStore, StoreError, Verifier, VerifyError,
+};
 pub use sealer::{
     Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,

@@ -1,0 +1,197 @@
+//! Revocation with the in-memory store: the conformance suite, every refusal
+//! reason of the verifier, and revocation racing with checks on other threads.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pollster::block_on;
+use sealed_session::{
+    KeySpec, KeyState, Keyring, ManualClock, MasterKey, MemoryStore, Revocation, RevocationStore, Sealer,
+    Session, Verifier, VerifyError,
+};
+
+const T0: i64 = 1_800_000_000;
+
+fn verifier_with(store: MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
+    let clock = ManualClock::at_unix(T0);
+    let keyring = Keyring::new([KeySpec {
+        id: 1,
+        state: KeyState::Primary,
+        key: MasterKey::from_slice(&[9; 32]).unwrap(),
+        created: None,
+    }])
+    .unwrap();
+    let sealer = Sealer::builder(keyring).clock(clock.clone()).build().unwrap();
+    (Verifier::new(sealer, store), clock)
+}
+
+fn verifier() -> (Verifier<MemoryStore>, ManualClock) {
+    verifier_with(MemoryStore::new())
+}
+
+fn login(verifier: &Verifier<MemoryStore>, user: &str) -> String {
+    let session = block_on(verifier.login(user, ())).unwrap();
+    verifier.sealer().seal(&session).unwrap()
+}
+
+fn refusal(verifier: &Verifier<MemoryStore>, token: &str) -> Option<Revocation> {
+    match block_on(verifier.open::<()>(token)) {
+        Ok(_) => None,
+        Err(VerifyError::Revoked(reason)) => Some(reason),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn memory_store_passes_the_conformance_suite() {
+    block_on(sealed_session::conformance::run(&MemoryStore::new()));
+}
+
+#[test]
+fn logout_everywhere_ends_every_session_of_the_user_only() {
+    let (verifier, _) = verifier();
+    let (a1, a2, b) = (login(&verifier, "alice"), login(&verifier, "alice"), login(&verifier, "bob"));
+    assert_eq!(block_on(verifier.logout_everywhere("alice")).unwrap(), 1);
+    assert_eq!(refusal(&verifier, &a1), Some(Revocation::User));
+    assert_eq!(refusal(&verifier, &a2), Some(Revocation::User));
+    assert_eq!(refusal(&verifier, &b), None);
+    // A new login carries the new epoch and works.
+    let a3 = login(&verifier, "alice");
+    let opened = block_on(verifier.open::<()>(&a3)).unwrap();
+    assert_eq!(opened.session().epoch(), 1);
+}
+
+#[test]
+fn a_refreshed_session_keeps_its_epoch_and_stays_revoked() {
+    let (verifier, clock) = verifier();
+    let token = login(&verifier, "alice");
+    clock.advance(Duration::from_secs(600));
+    let opened = block_on(verifier.open::<()>(&token)).unwrap();
+    let refreshed = verifier.sealer().seal(opened.session()).unwrap();
+    block_on(verifier.logout_everywhere("alice")).unwrap();
+    assert_eq!(refusal(&verifier, &refreshed), Some(Revocation::User));
+}
+
+#[test]
+fn logout_ends_one_session_only() {
+    let (verifier, _) = verifier();
+    let (one, two) = (login(&verifier, "alice"), login(&verifier, "alice"));
+    let session = block_on(verifier.open::<()>(&one)).unwrap().into_session();
+    block_on(verifier.logout(&session)).unwrap();
+    assert_eq!(refusal(&verifier, &one), Some(Revocation::Session));
+    assert_eq!(refusal(&verifier, &two), None);
+    // Anonymous sessions can be logged out too.
+    let anonymous = verifier.sealer().seal(&Session::new(())).unwrap();
+    let session = block_on(verifier.open::<()>(&anonymous)).unwrap().into_session();
+    block_on(verifier.logout(&session)).unwrap();
+    assert_eq!(refusal(&verifier, &anonymous), Some(Revocation::Session));
+}
+
+#[test]
+fn logout_all_refuses_everything_issued_until_now() {
+    let (verifier, clock) = verifier();
+    let (a, b) = (login(&verifier, "alice"), verifier.sealer().seal(&Session::new(())).unwrap());
+    block_on(verifier.logout_all()).unwrap();
+    assert_eq!(refusal(&verifier, &a), Some(Revocation::All));
+    assert_eq!(refusal(&verifier, &b), Some(Revocation::All));
+    // The same second is still refused; the next one signs in again.
+    assert_eq!(refusal(&verifier, &login(&verifier, "carol")), Some(Revocation::All));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(refusal(&verifier, &login(&verifier, "carol")), None);
+}
+
+#[test]
+fn a_store_started_with_a_floor_refuses_older_sessions() {
+    // A token sealed before a restart...
+    let (before, clock) = verifier();
+    let old = login(&before, "alice");
+    // ...meets a fresh store that knows nothing of past revocations.
+    clock.advance(Duration::from_secs(5));
+    let (after, after_clock) = verifier_with(MemoryStore::refusing_sessions_before((T0 + 5) as u64));
+    after_clock.set_unix(T0 + 5);
+    assert_eq!(refusal(&after, &old), Some(Revocation::All));
+    after_clock.advance(Duration::from_secs(1));
+    assert_eq!(refusal(&after, &login(&after, "alice")), None);
+}
+
+#[test]
+fn an_epoch_ahead_of_the_store_is_a_store_fault() {
+    let (verifier, _) = verifier();
+    // Sealed as if the store had counted alice's epoch to 5 and then lost it.
+    let token = verifier.sealer().seal(&Session::new(()).with_user("alice", 5)).unwrap();
+    match block_on(verifier.open::<()>(&token)) {
+        Err(VerifyError::StoreFault { token: 5, store: 0 }) => {}
+        other => panic!("expected a store fault, got {other:?}"),
+    }
+}
+
+#[test]
+fn tokens_that_do_not_open_are_refused_before_the_store_is_asked() {
+    let (verifier, _) = verifier();
+    assert!(matches!(block_on(verifier.open::<()>("garbage")), Err(VerifyError::Open(_))));
+}
+
+#[test]
+fn expired_denylist_entries_are_purged() {
+    let store = MemoryStore::new();
+    // Entries whose session expired long ago.
+    for _ in 0..10 {
+        block_on(store.revoke_session(Session::new(()).id(), 1)).unwrap();
+    }
+    let live = Session::new(()).id();
+    block_on(store.revoke_session(live, u64::MAX)).unwrap();
+    assert_eq!(store.revoked_sessions(), 1, "expired entries are dropped on the next revocation");
+    assert!(block_on(store.state(None, live)).unwrap().session_revoked);
+}
+
+#[test]
+fn no_revoked_token_is_accepted_after_the_revocation_returned() {
+    let (verifier, _) = verifier();
+    let verifier = Arc::new(verifier);
+    let token = Arc::new(login(&verifier, "alice"));
+    let revoked = Arc::new(AtomicBool::new(false));
+    let accepted_after = Arc::new(AtomicU64::new(0));
+    let checks = Arc::new(AtomicU64::new(0));
+
+    let checkers: Vec<_> = (0..2)
+        .map(|_| {
+            let (verifier, token, revoked, accepted_after, checks) =
+                (verifier.clone(), token.clone(), revoked.clone(), accepted_after.clone(), checks.clone());
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    let revoked_before = revoked.load(Ordering::SeqCst);
+                    let result = block_on(verifier.open::<()>(&token));
+                    if revoked_before && result.is_ok() {
+                        accepted_after.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Err(err) = &result {
+                        assert!(matches!(err, VerifyError::Revoked(Revocation::User)), "{err}");
+                    }
+                    checks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Revoke once the checkers are well under way.
+    while checks.load(Ordering::Relaxed) < 20_000 {
+        std::thread::yield_now();
+    }
+    block_on(verifier.logout_everywhere("alice")).unwrap();
+    revoked.store(true, Ordering::SeqCst);
+    for checker in checkers {
+        checker.join().unwrap();
+    }
+    assert_eq!(checks.load(Ordering::Relaxed), 200_000);
+    assert_eq!(accepted_after.load(Ordering::SeqCst), 0, "a revoked token was accepted");
+    assert_eq!(refusal(&verifier, &token), Some(Revocation::User));
+}
+
+#[test]
+fn debug_of_the_store_shows_counts_not_users() {
+    let store = MemoryStore::new();
+    block_on(store.revoke_user("secret-user@example.com")).unwrap();
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("secret-user"), "{shown}");
+    assert_eq!(store.revoked_users(), 1);
+}
