@@ -49,7 +49,7 @@
 //!
 //! # Features
 //!
-//! * `conformance` — [`conformance`], a test suite for [`RevocationStore`]
+//! * `conformance` — the `conformance` module, a test suite for [`RevocationStore`]
 //!   implementations.
 //!
 //! The crate depends on no async runtime, web framework or database client.

@@ -76,7 +76,7 @@ impl StoreError {
 /// Implementations must make every method atomic and durable by the time
 /// its future resolves with `Ok`, and must never report a revocation as
 /// absent because of lost data (see the module docs on generations). Run
-/// [`conformance`](crate::conformance) (feature `conformance`) against
+/// the `conformance` module (feature `conformance`) against
 /// yours.
 pub trait RevocationStore: Send + Sync {
     /// Everything the check of one session needs, in one call.
