@@ -1,0 +1,323 @@
+//! A durable [`RevocationStore`] in one SQLite file: the embedded default
+//! for a single server.
+//!
+//! * Every revocation is committed (WAL mode, `synchronous = FULL`) before
+//!   its future resolves, so a revocation that returned `Ok` survives a
+//!   crash or `kill -9` of the process.
+//! * The file keeps a *generation*: the time it was initialised. A missing or
+//!   replaced file starts a new generation, and every session issued at or
+//!   before it is refused, so losing the file never brings a revoked session
+//!   back. The event is logged with `tracing` at `warn`.
+//! * Several processes may share the file (a server and the
+//!   `sealed-session` CLI, say): there is no cache, every check reads it.
+//! * Database work runs on tokio's blocking pool, never on the async threads.
+//!
+//! ```no_run
+//! use sealed_session::{Keyring, Sealer, Verifier};
+//! use sealed_session_sqlite::SqliteStore;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SqliteStore::open("/var/lib/myapp/revocations.sqlite3").await?;
+//! let verifier = Verifier::new(Sealer::builder(Keyring::load("keyring.toml")?).build()?, store);
+//! verifier.logout_everywhere("alice").await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sealed_session::{Clock, RevocationState, RevocationStore, SessionId, StoreError, SystemClock};
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS user_epochs (
+        user_id TEXT PRIMARY KEY,
+        epoch   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS denied_sessions (
+        session_id BLOB PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS denied_sessions_expiry ON denied_sessions (expires_at);
+";
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite file could not be opened or initialised.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// SQLite refused to open or set up the file.
+    #[error("cannot open SQLite revocation store {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The URL is not `sqlite:PATH`.
+    #[error(
+        "not a SQLite store URL: expected sqlite:PATH, for example sqlite:/var/lib/app/revocations.sqlite3"
+    )]
+    Url,
+    /// The store's background task could not run.
+    #[error("the SQLite store needs a tokio runtime with a blocking pool: {0}")]
+    Runtime(String),
+}
+
+/// A revocation store in a SQLite file. Clones share one connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, with the system clock.
+    ///
+    /// # Errors
+    /// [`OpenError`] if SQLite cannot open or initialise the file.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with_clock(path, SystemClock).await
+    }
+
+    /// Opens the store named by a URL of the form `sqlite:PATH`.
+    ///
+    /// # Errors
+    /// [`OpenError::Url`] for another form, or as [`SqliteStore::open`].
+    pub async fn open_url(url: &str) -> Result<Self, OpenError> {
+        match url.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Self::open(path).await,
+            _ => Err(OpenError::Url),
+        }
+    }
+
+    /// Opens the store with a given clock (which dates a new generation).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with_clock(
+        path: impl AsRef<Path>,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let (task_path, task_clock) = (path.clone(), clock.clone());
+        let conn = tokio::task::spawn_blocking(move || initialise(&task_path, &*task_clock))
+            .await
+            .map_err(|err| OpenError::Runtime(err.to_string()))??;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, clock })
+    }
+
+    /// The file this store uses.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The generation: when this file was initialised (Unix seconds).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the file cannot be read.
+    pub async fn generation(&self) -> Result<u64, StoreError> {
+        self.run(|conn, clock| ensure_generation(conn, clock)).await
+    }
+
+    /// Runs `work` on the blocking pool with the connection.
+    fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, &dyn Clock) -> Result<R, StoreError> + Send + 'static,
+    ) -> impl Future<Output = Result<R, StoreError>> + Send {
+        let (conn, clock) = (self.conn.clone(), self.clock.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                // A panic elsewhere while holding the lock leaves the
+                // connection usable: SQLite rolls back unfinished transactions.
+                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                work(&mut conn, &*clock)
+            })
+            .await
+            .map_err(StoreError::unavailable)?
+        }
+    }
+}
+
+fn sqlite_error(err: rusqlite::Error) -> StoreError {
+    StoreError::unavailable(err)
+}
+
+fn to_db(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("value {value} does not fit SQLite's INTEGER")))
+}
+
+fn from_db(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in the store")))
+}
+
+fn now(clock: &dyn Clock) -> u64 {
+    u64::try_from(clock.unix_now()).unwrap_or(0)
+}
+
+fn initialise(path: &Path, clock: &dyn Clock) -> Result<Connection, OpenError> {
+    let sqlite = |source| OpenError::Sqlite { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
+    conn.execute_batch(SCHEMA).map_err(sqlite)?;
+    ensure_generation(&mut conn, clock).map_err(|err| match err {
+        StoreError::Unavailable(source) => match source.downcast::<rusqlite::Error>() {
+            Ok(source) => sqlite(*source),
+            Err(other) => OpenError::Runtime(other.to_string()),
+        },
+        other => OpenError::Runtime(other.to_string()),
+    })?;
+    Ok(conn)
+}
+
+/// Reads the generation, starting a new one if the file has none.
+fn ensure_generation(conn: &mut Connection, clock: &dyn Clock) -> Result<u64, StoreError> {
+    let tx = conn.transaction().map_err(sqlite_error)?;
+    let existing: Option<i64> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |row| row.get(0))
+        .optional()
+        .map_err(sqlite_error)?;
+    let generation = match existing {
+        Some(value) => from_db(value)?,
+        None => {
+            let started = now(clock);
+            tx.execute("INSERT INTO meta (key, value) VALUES ('generation', ?1)", params![to_db(started)?])
+                .map_err(sqlite_error)?;
+            tracing::warn!(
+                generation = started,
+                "revocation store has no generation (new or lost file): starting one; every session issued until now is refused"
+            );
+            started
+        }
+    };
+    tx.commit().map_err(sqlite_error)?;
+    Ok(generation)
+}
+
+fn read_state(
+    conn: &mut Connection,
+    clock: &dyn Clock,
+    user_id: Option<&str>,
+    session: &[u8; 16],
+) -> Result<RevocationState, StoreError> {
+    let row: (Option<i64>, bool, Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT
+                (SELECT epoch FROM user_epochs WHERE user_id = ?1),
+                EXISTS (SELECT 1 FROM denied_sessions WHERE session_id = ?2),
+                (SELECT value FROM meta WHERE key = 'revoked_through'),
+                (SELECT value FROM meta WHERE key = 'generation')",
+            params![user_id, session.as_slice()],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .map_err(sqlite_error)?;
+    let (epoch, session_revoked, revoked_through, generation) = row;
+    let generation = match generation {
+        Some(generation) => from_db(generation)?,
+        // The rows were deleted under us: treat it as lost data.
+        None => ensure_generation(conn, clock)?,
+    };
+    let revoked_through = revoked_through.map(from_db).transpose()?.unwrap_or(0);
+    Ok(RevocationState {
+        user_epoch: if user_id.is_some() { epoch.map(from_db).transpose()?.unwrap_or(0) } else { 0 },
+        session_revoked,
+        revoked_through: revoked_through.max(generation),
+    })
+}
+
+impl RevocationStore for SqliteStore {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        let user_id = user_id.map(str::to_owned);
+        self.run(move |conn, clock| read_state(conn, clock, user_id.as_deref(), session.as_bytes()))
+    }
+
+    fn user_epoch(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let user_id = user_id.to_owned();
+        self.run(move |conn, _| {
+            let epoch: Option<i64> = conn
+                .query_row("SELECT epoch FROM user_epochs WHERE user_id = ?1", [&user_id], |row| row.get(0))
+                .optional()
+                .map_err(sqlite_error)?;
+            epoch.map(from_db).transpose().map(|e| e.unwrap_or(0))
+        })
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let user_id = user_id.to_owned();
+        self.run(move |conn, _| {
+            let epoch: i64 = conn
+                .query_row(
+                    "INSERT INTO user_epochs (user_id, epoch) VALUES (?1, 1)
+                     ON CONFLICT (user_id) DO UPDATE SET epoch = epoch + 1
+                     RETURNING epoch",
+                    [&user_id],
+                    |row| row.get(0),
+                )
+                .map_err(sqlite_error)?;
+            from_db(epoch)
+        })
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.run(move |conn, clock| {
+            let tx = conn.transaction().map_err(sqlite_error)?;
+            // Entries past their expiry protect nothing: the token is refused as expired.
+            tx.execute("DELETE FROM denied_sessions WHERE expires_at <= ?1", [to_db(now(clock))?])
+                .map_err(sqlite_error)?;
+            tx.execute(
+                "INSERT INTO denied_sessions (session_id, expires_at) VALUES (?1, ?2)
+                 ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                params![session.as_bytes().as_slice(), to_db(expires_at.min(i64::MAX as u64))?],
+            )
+            .map_err(sqlite_error)?;
+            tx.commit().map_err(sqlite_error)
+        })
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.run(move |conn, _| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('revoked_through', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [to_db(issued_through)?],
+            )
+            .map(|_| ())
+            .map_err(sqlite_error)
+        })
+    }
+}
