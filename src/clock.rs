@@ -19,6 +19,12 @@ pub trait Clock: Send + Sync {
     fn unix_now(&self) -> i64 {
         self.now().unix_timestamp()
     }
+
+    /// The current time in milliseconds since the Unix epoch, for caches
+    /// with sub-second lifetimes. It must agree with [`Clock::now`].
+    fn unix_millis(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
 }
 
 /// The system's wall clock.
@@ -33,14 +39,19 @@ impl Clock for SystemClock {
     /// Skips the calendar arithmetic of [`OffsetDateTime`]: this is read on
     /// every seal and open.
     fn unix_now(&self) -> i64 {
+        self.unix_millis().div_euclid(1000)
+    }
+
+    fn unix_millis(&self) -> i64 {
         match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-            Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s - 1),
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms - 1),
         }
     }
 }
 
-/// A clock that moves only when told to, for tests. Clones share one time.
+/// A clock that moves only when told to, for tests. Clones share one time,
+/// kept in milliseconds.
 ///
 /// ```
 /// use sealed_session::{Clock, ManualClock};
@@ -57,24 +68,59 @@ impl ManualClock {
     /// A clock that reads `unix_seconds` until moved.
     #[must_use]
     pub fn at_unix(unix_seconds: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(unix_seconds)))
+        Self(Arc::new(AtomicI64::new(unix_seconds.saturating_mul(1000))))
     }
 
     /// Sets the time, in whole seconds since the Unix epoch.
     pub fn set_unix(&self, unix_seconds: i64) {
-        self.0.store(unix_seconds, Ordering::SeqCst);
+        self.0.store(unix_seconds.saturating_mul(1000), Ordering::SeqCst);
     }
 
-    /// Moves the time forward (saturating at the largest time it can hold).
+    /// Moves the time forward, to the millisecond (saturating at the largest
+    /// time it can hold).
     pub fn advance(&self, by: std::time::Duration) {
-        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(secs)));
+        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(millis)));
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.0.load(Ordering::SeqCst))
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.unix_millis()) * 1_000_000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    fn unix_now(&self) -> i64 {
+        self.unix_millis().div_euclid(1000)
+    }
+
+    fn unix_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_readings_agree_with_now() {
+        let before = SystemClock.now().unix_timestamp();
+        let unix = SystemClock.unix_now();
+        let millis = SystemClock.unix_millis();
+        let after = SystemClock.now().unix_timestamp();
+        assert!(before <= unix && unix <= after);
+        assert!(before * 1000 <= millis && millis < (after + 1) * 1000);
+    }
+
+    #[test]
+    fn manual_clock_counts_milliseconds() {
+        let clock = ManualClock::at_unix(10);
+        clock.advance(std::time::Duration::from_millis(1500));
+        assert_eq!((clock.unix_now(), clock.unix_millis()), (11, 11_500));
+        assert_eq!(clock.now().unix_timestamp(), 11);
+        assert_eq!(clock.now().millisecond(), 500);
+        clock.set_unix(-1);
+        assert_eq!(clock.unix_now(), -1);
     }
 }
