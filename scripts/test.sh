@@ -25,6 +25,6 @@ fi
 
 cargo test --workspace --all-features --locked
 python3 tests/vectors/verify_libsodium.py
-cargo bench --workspace --no-run --locked --quiet
+cargo bench --workspace --all-features --no-run --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet

@@ -161,7 +161,7 @@ pub enum KeyError {
     #[error("key is not valid unpadded base64url")]
     Encoding,
     /// The key does not have 32 bytes.
-    #[error("key has {0} bytes; a key must have exactly 32 (generate one with `sealed-session keygen`)")]
+    #[error("key has {0} bytes; a key must have exactly 32 (generate one with MasterKey::generate)")]
     Length(usize),
 }
 

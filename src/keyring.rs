@@ -335,10 +335,18 @@ impl Keyring {
     /// [`KeyringError::Io`] if the variable is unset or not UTF-8, or any
     /// error of [`Keyring::from_env_value`].
     pub fn from_env(name: &str) -> Result<Self, KeyringError> {
-        let value = Zeroizing::new(std::env::var(name).map_err(|err| KeyringError::Io {
-            path: name.into(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, err),
-        })?);
+        // `VarError::NotUnicode` carries the whole value, secrets and all:
+        // never keep it.
+        let value = std::env::var(name).map_err(|err| {
+            let (kind, what) = match err {
+                std::env::VarError::NotPresent => (std::io::ErrorKind::NotFound, "the variable is not set"),
+                std::env::VarError::NotUnicode(_) => {
+                    (std::io::ErrorKind::InvalidData, "the variable is not UTF-8")
+                }
+            };
+            KeyringError::Io { path: name.into(), source: std::io::Error::new(kind, what) }
+        })?;
+        let value = Zeroizing::new(value);
         Self::from_env_value(&value)
     }
 
@@ -475,7 +483,13 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
 }
 
 fn parse_state(entry: EntryRef, state: &str) -> Result<KeyState, KeyringError> {
-    state.parse().map_err(|_| KeyringError::UnknownState { entry, state: state.chars().take(32).collect() })
+    state.parse().map_err(|_| {
+        // A misplaced secret can land in the state field: echo only what
+        // looks like a misspelt state word.
+        let looks_like_a_word = state.len() <= 10 && state.bytes().all(|b| b.is_ascii_alphabetic());
+        let state = if looks_like_a_word { state.to_owned() } else { "(not shown)".to_owned() };
+        KeyringError::UnknownState { entry, state }
+    })
 }
 
 fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {

@@ -49,6 +49,9 @@
 //!
 //! # Features
 //!
+//! * `hazmat` — the `aead` module: XChaCha20-Poly1305 with a caller-chosen
+//!   nonce, for benchmarks, fuzzing and independent verification. Never
+//!   needed to seal sessions.
 //! * `conformance` — the `conformance` module, a test suite for [`RevocationStore`]
 //!   implementations.
 //!
@@ -65,7 +68,11 @@
 // Untrusted input must never reach a panic. Tests may unwrap (.clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[cfg(feature = "hazmat")]
 pub mod aead;
+#[cfg(not(feature = "hazmat"))]
+#[allow(unreachable_pub, dead_code)]
+mod aead;
 mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;

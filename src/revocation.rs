@@ -259,13 +259,34 @@ impl<S: RevocationStore> Verifier<S> {
     }
 
     /// Logs out one session on every server: it is denylisted until its
-    /// absolute expiry. Remove the cookie too.
+    /// absolute expiry (plus the clock leeway, for servers whose clocks lag).
+    /// Remove the cookie too.
     ///
     /// # Errors
     /// [`VerifyError::Store`] if the store did not record it.
     pub async fn logout<T>(&self, session: &Session<T>) -> Result<(), VerifyError> {
-        let until = session.times().map_or(u64::MAX, |t| t.expires_at);
-        Ok(self.store.revoke_session(session.id(), until).await?)
+        Ok(self.store.revoke_session(session.id(), self.denylist_until(session)).await?)
+    }
+
+    /// Gives `session` a new ID after a privilege change, and logs out the
+    /// old ID on every server, so that a token stolen before the change dies
+    /// with it. Seal the session and send the new cookie.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the old ID could not be denylisted (the ID
+    /// is then unchanged), or [`VerifyError::Random`].
+    pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), VerifyError> {
+        let mut renewed = session.id();
+        while renewed == session.id() {
+            renewed = Session::try_new(())?.id();
+        }
+        self.store.revoke_session(session.id(), self.denylist_until(session)).await?;
+        session.set_id(renewed);
+        Ok(())
+    }
+
+    fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
+        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(self.sealer.leeway_secs()))
     }
 
     /// Logs `user_id` out of every session, on every server. Returns the new epoch.

@@ -143,6 +143,11 @@ impl Sealer {
         &self.purpose
     }
 
+    /// The clock leeway, in seconds.
+    pub(crate) fn leeway_secs(&self) -> u64 {
+        self.leeway
+    }
+
     /// The clock this sealer reads.
     #[must_use]
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -164,13 +164,19 @@ impl<T> Session<T> {
     }
 
     /// Gives the session a new random ID, keeping its data, user and
-    /// lifetime. Call it when the session's privileges change.
+    /// lifetime. Call it when the session's privileges change; with a
+    /// revocation store, call [`Verifier::renew_id`](crate::Verifier::renew_id)
+    /// instead, which also logs out the old ID.
     ///
     /// # Errors
     /// [`RandomError`] if the random source fails; the ID is then unchanged.
     pub fn renew_id(&mut self) -> Result<(), RandomError> {
         self.id = SessionId::random()?;
         Ok(())
+    }
+
+    pub(crate) fn set_id(&mut self, id: SessionId) {
+        self.id = id;
     }
 
     /// The session ID.

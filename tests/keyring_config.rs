@@ -170,6 +170,34 @@ fn the_environment_form_is_strict() {
 }
 
 #[test]
+fn a_secret_in_the_wrong_field_is_never_echoed() {
+    for value in [format!("1:{K1}:primary"), format!("1:{K1}"), format!("1:{}:{K2}", &K1[..12])] {
+        let err = env_err(&value); // env_err checks the error for the secrets
+        assert!(
+            matches!(err, KeyringError::UnknownState { ref state, .. } if state == "(not shown)"),
+            "{err:?}"
+        );
+    }
+    let err = toml_err(&toml_entry("1", K1, K2));
+    assert!(matches!(err, KeyringError::UnknownState { ref state, .. } if state == "(not shown)"), "{err:?}");
+}
+
+#[test]
+fn a_variable_that_is_not_utf8_is_not_echoed() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = "SEALED_SESSION_TEST_KEYRING_NOT_UTF8";
+    let mut value = format!("1:primary:{K1}").into_bytes();
+    value.push(0xff);
+    // The variable name is unique to this test; no other test reads it.
+    std::env::set_var(name, std::ffi::OsStr::from_bytes(&value));
+    let err = Keyring::from_env(name).unwrap_err();
+    assert!(matches!(err, KeyringError::Io { .. }));
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    assert_no_secret(&err);
+    assert!(!format!("{:?}", std::error::Error::source(&err)).contains(&K1[..12]));
+}
+
+#[test]
 fn from_env_reads_the_variable() {
     // The variable name is unique to this test, so no other test races on it.
     let name = "SEALED_SESSION_TEST_KEYRING_FROM_ENV";

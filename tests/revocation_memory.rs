@@ -89,6 +89,19 @@ fn logout_ends_one_session_only() {
 }
 
 #[test]
+fn renewing_the_id_logs_out_the_old_one() {
+    let (verifier, _) = verifier();
+    let before = login(&verifier, "alice");
+    let mut session = block_on(verifier.open::<()>(&before)).unwrap().into_session();
+    let old_id = session.id();
+    block_on(verifier.renew_id(&mut session)).unwrap();
+    assert_ne!(session.id(), old_id);
+    let after = verifier.sealer().seal(&session).unwrap();
+    assert_eq!(refusal(&verifier, &before), Some(Revocation::Session), "a token stolen before the change");
+    assert_eq!(refusal(&verifier, &after), None);
+}
+
+#[test]
 fn logout_all_refuses_everything_issued_until_now() {
     let (verifier, clock) = verifier();
     let (a, b) = (login(&verifier, "alice"), verifier.sealer().seal(&Session::new(())).unwrap());

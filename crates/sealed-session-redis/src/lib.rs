@@ -10,14 +10,18 @@
 //!   server within milliseconds. The server that revokes updates its own
 //!   cache before the call returns.
 //! * **Bounded staleness.** The cache is used only while the subscription is
-//!   up, it is emptied whenever the subscription is lost or comes back, and
-//!   an entry is never used after [`RedisConfig::cache_ttl`] (default 1 s):
-//!   a lost message cannot keep a revoked session alive longer than that.
+//!   up and is emptied when it comes back; it is also emptied when the
+//!   subscription is lost, unless stale answers were opted in to. An entry is
+//!   never used after [`RedisConfig::cache_ttl`] (default 1 s): a lost message
+//!   cannot keep a revoked session alive longer than that.
 //! * **Fail closed.** If Redis does not answer within
 //!   [`RedisConfig::timeout`], the check fails with
 //!   [`StoreError::Timeout`] or [`StoreError::Unavailable`] and the session
 //!   is refused, unless [`RedisConfig::accept_stale_for`] opts in to answering
 //!   from older cached data for a bounded time.
+//! * **No eviction.** Connecting fails unless Redis's `maxmemory-policy` is
+//!   `noeviction` (or cannot be read, which is logged): an evicted key would
+//!   silently undo a revocation.
 //! * **Data loss never resurrects.** A generation key is written when the
 //!   keyspace is first used. After a `FLUSHALL` or a restart without
 //!   persistence it is missing: the store writes a new one, and every session
@@ -25,6 +29,9 @@
 //!   logged at `warn` and published so every server drops its cache.
 //! * Reconnects on its own after Redis restarts, for commands and for the
 //!   subscription.
+//!
+//! It runs on tokio: create it, and poll its futures, inside a tokio runtime
+//! with the time and I/O drivers enabled.
 //!
 //! ```no_run
 //! use sealed_session::{Keyring, Sealer, Verifier};
@@ -149,6 +156,11 @@ pub enum ConnectError {
     /// Redis could not be reached.
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
+    /// Redis may evict keys, which would silently undo revocations.
+    #[error(
+        "Redis maxmemory-policy is {0}; revocations need noeviction (CONFIG SET maxmemory-policy noeviction)"
+    )]
+    EvictionPolicy(String),
 }
 
 #[derive(Clone, Copy)]
@@ -162,6 +174,7 @@ struct Cache {
     users: HashMap<String, Cached<u64>>,
     sessions: HashMap<[u8; 16], Cached<bool>>,
     floor: Option<Cached<u64>>,
+    swept_ms: i64,
 }
 
 /// Entries beyond this many are swept of stale ones before another is added.
@@ -208,7 +221,8 @@ impl Keys {
 }
 
 /// A revocation store in Redis. Clones share one connection, cache and
-/// subscription; the subscription task ends when the last clone is dropped.
+/// subscription; the subscription task ends within a second of the last
+/// clone being dropped.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -269,6 +283,7 @@ impl RedisStore {
             state_script: Script::new(STATE_SCRIPT),
             floor_script: Script::new(FLOOR_SCRIPT),
         });
+        inner.check_eviction_policy().await?;
         inner.ensure_generation().await.map_err(ConnectError::Redis)?;
         tokio::spawn(subscribe_forever(client, Arc::downgrade(&inner)));
         Ok(Self { inner })
@@ -314,7 +329,8 @@ impl Inner {
     /// The state from the cache, if every part of it is younger than `max_age_ms`.
     fn cached(&self, user_id: Option<&str>, session: &SessionId, max_age_ms: i64) -> Option<RevocationState> {
         let now = self.now_ms();
-        let fresh = |fetched_ms: i64| now.saturating_sub(fetched_ms) < max_age_ms;
+        // A negative age means the clock stepped back: not fresh.
+        let fresh = |fetched_ms: i64| (0..max_age_ms).contains(&now.saturating_sub(fetched_ms));
         let cache = self.read_cache();
         let floor = cache.floor.filter(|c| fresh(c.fetched_ms))?.value;
         let session_revoked = cache.sessions.get(session.as_bytes()).filter(|c| fresh(c.fetched_ms))?.value;
@@ -335,10 +351,14 @@ impl Inner {
         if self.invalidations.load(Ordering::SeqCst) != seen {
             return;
         }
-        if cache.users.len() + cache.sessions.len() > CACHE_SWEEP_AT {
-            let ttl = self.ttl_ms();
-            cache.users.retain(|_, c| fetched_ms.saturating_sub(c.fetched_ms) < ttl);
-            cache.sessions.retain(|_, c| fetched_ms.saturating_sub(c.fetched_ms) < ttl);
+        // Sweep stale entries once the cache is large, at most once a TTL.
+        let ttl = self.ttl_ms();
+        if cache.users.len() + cache.sessions.len() > CACHE_SWEEP_AT
+            && fetched_ms.saturating_sub(cache.swept_ms) >= ttl
+        {
+            cache.users.retain(|_, c| (0..ttl).contains(&fetched_ms.saturating_sub(c.fetched_ms)));
+            cache.sessions.retain(|_, c| (0..ttl).contains(&fetched_ms.saturating_sub(c.fetched_ms)));
+            cache.swept_ms = fetched_ms;
         }
         cache.floor = Some(Cached { value: state.revoked_through, fetched_ms });
         cache.sessions.insert(*session.as_bytes(), Cached { value: state.session_revoked, fetched_ms });
@@ -393,6 +413,22 @@ impl Inner {
         })
     }
 
+    /// Refuses a Redis that may evict keys: an evicted epoch or denylist
+    /// entry would bring a revoked session back with no trace.
+    async fn check_eviction_policy(&self) -> Result<(), ConnectError> {
+        let mut conn = self.conn.clone();
+        let reply: redis::RedisResult<Vec<String>> =
+            redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut conn).await;
+        match reply.as_deref() {
+            Ok([_, policy]) if policy != "noeviction" => Err(ConnectError::EvictionPolicy(policy.clone())),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read Redis maxmemory-policy; make sure it is noeviction");
+                Ok(())
+            }
+        }
+    }
+
     /// Writes a generation if the keyspace has none, so that sessions issued
     /// from now on are not refused by one started at their first check.
     async fn ensure_generation(&self) -> redis::RedisResult<()> {
@@ -411,6 +447,9 @@ impl Inner {
         &self,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable(NoRuntime));
+        }
         match tokio::time::timeout(self.config.timeout, command).await {
             Ok(result) => result.map_err(redis_error),
             Err(_) => Err(StoreError::Timeout(self.config.timeout)),
@@ -434,6 +473,11 @@ impl Inner {
     }
 }
 
+/// The store was used outside a tokio runtime.
+#[derive(Debug, thiserror::Error)]
+#[error("the Redis store must be used inside a tokio runtime with the time and I/O drivers enabled")]
+struct NoRuntime;
+
 /// Keeps the invalidation subscription up for as long as the store lives.
 async fn subscribe_forever(client: redis::Client, store: Weak<Inner>) {
     let mut backoff = Duration::from_millis(50);
@@ -456,11 +500,17 @@ async fn subscribe_forever(client: redis::Client, store: Weak<Inner>) {
                 inner.subscribed.store(true, Ordering::SeqCst);
                 drop(inner);
                 let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
+                loop {
+                    // Wake up now and then to notice that the store was dropped.
+                    let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
                     let Some(inner) = store.upgrade() else { return };
-                    match message.get_payload::<String>() {
-                        Ok(text) => inner.invalidate(&text),
-                        Err(_) => inner.clear(),
+                    match next {
+                        Ok(Some(message)) => match message.get_payload::<String>() {
+                            Ok(text) => inner.invalidate(&text),
+                            Err(_) => inner.clear(),
+                        },
+                        Ok(None) => break,
+                        Err(_) => {}
                     }
                 }
                 let Some(inner) = store.upgrade() else { return };
@@ -484,15 +534,24 @@ impl RevocationStore for RedisStore {
         user_id: Option<&str>,
         session: SessionId,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
-        let inner = self.inner.clone();
-        let user_id = user_id.map(str::to_owned);
+        // The cache is consulted before the future is built, so that a hit
+        // allocates nothing.
+        let inner = &self.inner;
+        let hit = if inner.subscribed.load(Ordering::SeqCst) {
+            inner.cached(user_id, &session, inner.ttl_ms())
+        } else {
+            None
+        };
+        let lookup = match hit {
+            Some(state) => Ok(state),
+            None => Err((inner.clone(), user_id.map(str::to_owned))),
+        };
         async move {
+            let (inner, user_id) = match lookup {
+                Ok(state) => return Ok(state),
+                Err(miss) => miss,
+            };
             let user_id = user_id.as_deref();
-            if inner.subscribed.load(Ordering::SeqCst) {
-                if let Some(state) = inner.cached(user_id, &session, inner.ttl_ms()) {
-                    return Ok(state);
-                }
-            }
             let seen = inner.invalidations.load(Ordering::SeqCst);
             match inner.fetch(user_id, &session).await {
                 Ok(state) => {

@@ -4,13 +4,17 @@
 //! * Every revocation is committed (WAL mode, `synchronous = FULL`) before
 //!   its future resolves, so a revocation that returned `Ok` survives a
 //!   crash or `kill -9` of the process.
-//! * The file keeps a *generation*: the time it was initialised. A missing or
-//!   replaced file starts a new generation, and every session issued at or
+//! * The file keeps a *generation*: the time it was initialised. A missing
+//!   or new, empty file starts a new generation, and every session issued at or
 //!   before it is refused, so losing the file never brings a revoked session
 //!   back. The event is logged with `tracing` at `warn`.
-//! * Several processes may share the file (a server and the
-//!   `sealed-session` CLI, say): there is no cache, every check reads it.
-//! * Database work runs on tokio's blocking pool, never on the async threads.
+//! * Several processes may share the file (a server and an operator's
+//!   tool, say): there is no cache, every check reads it.
+//! * Database work runs on tokio's blocking pool, never on the async threads;
+//!   outside a tokio runtime every call fails (closed) instead of panicking.
+//! * Restoring an *older copy* of the file (a backup, a VM snapshot) rolls
+//!   revocations back without changing the generation: after such a restore,
+//!   also log everyone out (`Verifier::logout_all`).
 //!
 //! ```no_run
 //! use sealed_session::{Keyring, Sealer, Verifier};
@@ -69,6 +73,15 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The store's generation could not be read or written.
+    #[error("cannot read or start the generation of SQLite revocation store {path}: {source}")]
+    Generation {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: StoreError,
+    },
     /// The URL is not `sqlite:PATH`.
     #[error(
         "not a SQLite store URL: expected sqlite:PATH, for example sqlite:/var/lib/app/revocations.sqlite3"
@@ -124,7 +137,10 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let clock: Arc<dyn Clock> = Arc::new(clock);
         let (task_path, task_clock) = (path.clone(), clock.clone());
-        let conn = tokio::task::spawn_blocking(move || initialise(&task_path, &*task_clock))
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|err| OpenError::Runtime(err.to_string()))?;
+        let conn = runtime
+            .spawn_blocking(move || initialise(&task_path, &*task_clock))
             .await
             .map_err(|err| OpenError::Runtime(err.to_string()))??;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path, clock })
@@ -151,14 +167,16 @@ impl SqliteStore {
     ) -> impl Future<Output = Result<R, StoreError>> + Send {
         let (conn, clock) = (self.conn.clone(), self.clock.clone());
         async move {
-            tokio::task::spawn_blocking(move || {
-                // A panic elsewhere while holding the lock leaves the
-                // connection usable: SQLite rolls back unfinished transactions.
-                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-                work(&mut conn, &*clock)
-            })
-            .await
-            .map_err(StoreError::unavailable)?
+            let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::unavailable)?;
+            runtime
+                .spawn_blocking(move || {
+                    // A panic elsewhere while holding the lock leaves the
+                    // connection usable: SQLite rolls back unfinished transactions.
+                    let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                    work(&mut conn, &*clock)
+                })
+                .await
+                .map_err(StoreError::unavailable)?
         }
     }
 }
@@ -187,13 +205,8 @@ fn initialise(path: &Path, clock: &dyn Clock) -> Result<Connection, OpenError> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
     conn.execute_batch(SCHEMA).map_err(sqlite)?;
-    ensure_generation(&mut conn, clock).map_err(|err| match err {
-        StoreError::Unavailable(source) => match source.downcast::<rusqlite::Error>() {
-            Ok(source) => sqlite(*source),
-            Err(other) => OpenError::Runtime(other.to_string()),
-        },
-        other => OpenError::Runtime(other.to_string()),
-    })?;
+    ensure_generation(&mut conn, clock)
+        .map_err(|source| OpenError::Generation { path: path.to_path_buf(), source })?;
     Ok(conn)
 }
 

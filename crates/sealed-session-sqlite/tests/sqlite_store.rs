@@ -49,6 +49,17 @@ async fn revocations_survive_reopening() {
     assert_eq!(again.generation().await.unwrap(), generation, "reopening keeps the generation");
 }
 
+#[test]
+fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let opened = pollster::block_on(SqliteStore::open(&path));
+    assert!(matches!(opened, Err(OpenError::Runtime(_))), "{opened:?}");
+    let store = tokio::runtime::Runtime::new().unwrap().block_on(SqliteStore::open(&path)).unwrap();
+    let state = pollster::block_on(store.state(Some("alice"), Session::new(()).id()));
+    assert!(matches!(state, Err(sealed_session::StoreError::Unavailable(_))), "{state:?}");
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused() {
     for url in ["sqlite:", "redis://127.0.0.1/0", "/tmp/x.sqlite3"] {
