@@ -203,6 +203,15 @@ pub enum KeyringError {
         /// ID of the second primary key.
         second: u32,
     },
+    /// No key has this ID.
+    #[error("the keyring has no key {0}")]
+    NoSuchKey(u32),
+    /// The primary key cannot be retired.
+    #[error("key {0} is the primary key and cannot be retired; promote another key first")]
+    PrimaryRetired(u32),
+    /// A retired key cannot become primary.
+    #[error("key {0} is retired and cannot become primary; add a new key instead")]
+    RetiredKeyPromoted(u32),
     /// Two entries have the same key ID.
     #[error("key ID {0} appears more than once; key IDs must be unique")]
     DuplicateId(u32),

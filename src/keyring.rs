@@ -206,10 +206,61 @@ impl Keyring {
             id: 1,
             state: KeyState::Primary,
             key: MasterKey::generate()?,
-            created: Some(
-                OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            ),
+            created: Some(now()),
         }])
+    }
+
+    /// Rotation, phase 1: this keyring plus a new `active` key, made now from
+    /// the OS random source, with the next free ID. Returns the new keyring and
+    /// the new key's ID.
+    ///
+    /// # Errors
+    /// [`KeyringError::Random`] if the OS random source fails, or
+    /// [`KeyringError::DuplicateId`] if no ID above the highest is left.
+    pub fn with_new_key(&self) -> Result<(Self, u32), KeyringError> {
+        let highest = self.keys().map(|k| k.id).max().unwrap_or(0);
+        let id = highest.checked_add(1).ok_or(KeyringError::DuplicateId(highest))?;
+        let new = KeySpec { id, state: KeyState::Active, key: MasterKey::generate()?, created: Some(now()) };
+        Ok((Self::new(self.keys().cloned().chain([new]))?, id))
+    }
+
+    /// Rotation, phase 2: key `id` becomes primary and the old primary
+    /// becomes `active` (it still opens tokens).
+    ///
+    /// # Errors
+    /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
+    /// [`KeyringError::RetiredKeyPromoted`] if it is retired.
+    pub fn with_primary(&self, id: u32) -> Result<Self, KeyringError> {
+        match self.entry(id).map(|e| e.spec.state) {
+            None => Err(KeyringError::NoSuchKey(id)),
+            Some(KeyState::Retired) => Err(KeyringError::RetiredKeyPromoted(id)),
+            Some(_) => Self::new(self.keys().map(|k| {
+                let state = if k.id == id {
+                    KeyState::Primary
+                } else if k.state == KeyState::Primary {
+                    KeyState::Active
+                } else {
+                    k.state
+                };
+                KeySpec { state, ..k.clone() }
+            })),
+        }
+    }
+
+    /// Rotation, phase 3: key `id` is retired (tokens under it are refused).
+    ///
+    /// # Errors
+    /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
+    /// [`KeyringError::PrimaryRetired`] if it is the primary key.
+    pub fn with_retired(&self, id: u32) -> Result<Self, KeyringError> {
+        match self.entry(id).map(|e| e.spec.state) {
+            None => Err(KeyringError::NoSuchKey(id)),
+            Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
+            Some(_) => Self::new(self.keys().map(|k| {
+                let state = if k.id == id { KeyState::Retired } else { k.state };
+                KeySpec { state, ..k.clone() }
+            })),
+        }
     }
 
     /// The ID of the primary key.
@@ -368,6 +419,12 @@ impl Keyring {
         }
         out
     }
+}
+
+/// Now, to the second: keyring files record creation times without fractions.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
 }
 
 #[cold]

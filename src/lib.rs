@@ -95,7 +95,8 @@ pub use error::{
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
 pub use revocation::{
-    MemoryStore, Revocation, RevocationState, RevocationStore, StoreError, Verifier, VerifyError,
+    check_revocation, MemoryStore, Revocation, RevocationState, RevocationStore, StoreError, Verifier,
+    VerifyError,
 };
 pub use sealer::{
     Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,

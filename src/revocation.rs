@@ -157,9 +157,12 @@ pub enum VerifyError {
     Random(#[from] RandomError),
 }
 
-/// Checks a session that opened against the store's state. Shared by every
-/// path that accepts a session.
-pub(crate) fn check<T>(session: &Session<T>, state: &RevocationState) -> Result<(), VerifyError> {
+/// Checks a session that opened against a store's state: the rule every
+/// [`Verifier`] applies, for integrations that fetch the state themselves.
+///
+/// # Errors
+/// [`VerifyError::Revoked`] or [`VerifyError::StoreFault`].
+pub fn check_revocation<T>(session: &Session<T>, state: &RevocationState) -> Result<(), VerifyError> {
     let issued_at = session.times().map_or(0, |t| t.issued_at);
     if issued_at <= state.revoked_through {
         return Err(VerifyError::Revoked(Revocation::All));
@@ -242,7 +245,7 @@ impl<S: RevocationStore> Verifier<S> {
     async fn check<T>(&self, opened: Opened<T>) -> Result<Opened<T>, VerifyError> {
         let session = opened.session();
         let state = self.store.state(session.user_id(), session.id()).await?;
-        check(session, &state)?;
+        check_revocation(session, &state)?;
         Ok(opened)
     }
 

@@ -287,10 +287,33 @@ impl Sealer {
         self.open_unix(token, unix(now.unix_timestamp())?)
     }
 
+    /// Opens a token without knowing the application's data type: the data
+    /// comes back still encoded (its postcard bytes, field 7 of
+    /// docs/FORMAT.md). For tools that inspect tokens; applications use
+    /// [`Sealer::open`].
+    ///
+    /// # Errors
+    /// As [`Sealer::open`], except that [`OpenError::DataMismatch`] cannot occur.
+    pub fn open_raw_at(&self, token: &str, now: OffsetDateTime) -> Result<Opened<Vec<u8>>, OpenError> {
+        let token = UntrustedToken::decode(token, self.max_len)?;
+        self.open_unix_with(token, unix(now.unix_timestamp())?, |rest| {
+            token::decode_envelope_with(rest, |data| Ok(data.to_vec()))
+        })
+    }
+
     fn open_unix<T: DeserializeOwned>(
+        &self,
+        token: UntrustedToken,
+        now: u64,
+    ) -> Result<Opened<T>, OpenError> {
+        self.open_unix_with(token, now, token::decode_envelope::<T>)
+    }
+
+    fn open_unix_with<T>(
         &self,
         mut token: UntrustedToken,
         now: u64,
+        decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
     ) -> Result<Opened<T>, OpenError> {
         let key_id = token.key_id();
         let keyring = self.keyring.load();
@@ -306,7 +329,7 @@ impl Sealer {
             .map_err(|_| OpenError::Invalid)?;
         entry.count_opened();
 
-        let (head, data) = token::decode_envelope::<T>(ciphertext).map_err(|err| match err {
+        let (head, data) = decode(ciphertext).map_err(|err| match err {
             EnvelopeError::Head => OpenError::Malformed,
             EnvelopeError::Data => OpenError::DataMismatch,
         })?;

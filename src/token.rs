@@ -155,12 +155,20 @@ pub(crate) enum EnvelopeError {
 pub(crate) fn decode_envelope<T: serde::de::DeserializeOwned>(
     plaintext: &[u8],
 ) -> Result<(Head<String>, T), EnvelopeError> {
+    decode_envelope_with(plaintext, |rest| match postcard::take_from_bytes::<T>(rest) {
+        Ok((data, [])) => Ok(data),
+        _ => Err(EnvelopeError::Data),
+    })
+}
+
+/// Decodes fields 1–6 and hands the bytes of field 7 to `data`.
+pub(crate) fn decode_envelope_with<T>(
+    plaintext: &[u8],
+    data: impl FnOnce(&[u8]) -> Result<T, EnvelopeError>,
+) -> Result<(Head<String>, T), EnvelopeError> {
     let (head, rest) =
         postcard::take_from_bytes::<Head<String>>(plaintext).map_err(|_| EnvelopeError::Head)?;
-    match postcard::take_from_bytes::<T>(rest) {
-        Ok((data, [])) => Ok((head, data)),
-        _ => Err(EnvelopeError::Data),
-    }
+    Ok((head, data(rest)?))
 }
 
 #[cfg(test)]

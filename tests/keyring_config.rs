@@ -238,3 +238,26 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
     assert!(matches!(err, KeyringError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/keyring.toml"));
 }
+
+#[test]
+fn the_rotation_steps_move_keys_through_their_states() {
+    let start = Keyring::from_toml_str(&toml_entry("1", "primary", K1)).unwrap();
+    let (added, id) = start.with_new_key().unwrap();
+    assert_eq!(id, 2);
+    let states = |k: &Keyring| k.keys().map(|s| (s.id, s.state)).collect::<Vec<_>>();
+    assert_eq!(states(&added), [(1, KeyState::Primary), (2, KeyState::Active)]);
+    assert_ne!(added.keys().nth(1).unwrap().key, added.keys().next().unwrap().key);
+    let promoted = added.with_primary(2).unwrap();
+    assert_eq!(states(&promoted), [(1, KeyState::Active), (2, KeyState::Primary)]);
+    let retired = promoted.with_retired(1).unwrap();
+    assert_eq!(states(&retired), [(1, KeyState::Retired), (2, KeyState::Primary)]);
+    // The secrets are carried through every step.
+    assert_eq!(retired.keys().next().unwrap().key, MasterKey::from_slice(&[1; 32]).unwrap());
+
+    assert!(matches!(retired.with_retired(2), Err(KeyringError::PrimaryRetired(2))));
+    assert!(matches!(retired.with_primary(1), Err(KeyringError::RetiredKeyPromoted(1))));
+    assert!(matches!(retired.with_primary(9), Err(KeyringError::NoSuchKey(9))));
+    assert!(matches!(retired.with_retired(9), Err(KeyringError::NoSuchKey(9))));
+    // Promoting the primary again changes nothing.
+    assert_eq!(states(&retired.with_primary(2).unwrap()), states(&retired));
+}

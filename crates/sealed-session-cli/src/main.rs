@@ -1,0 +1,409 @@
+//! `sealed-session`: generate keys, rotate keyrings, seal and open tokens,
+//! and revoke sessions, from scripts.
+//!
+//! Data goes in on stdin and comes out on stdout as JSON; errors go to
+//! stderr. Exit codes: 0 success, 1 token refused, 2 usage or configuration
+//! error.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod store;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use sealed_session::{
+    Expiry, KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, Sealer, Session, SessionId,
+    VerifyError,
+};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::store::AnyStore;
+
+/// Keys, keyrings and tokens for sealed-session.
+#[derive(Parser)]
+#[command(name = "sealed-session", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new random key (base64url, 32 bytes).
+    Keygen,
+    /// Create and rotate keyring files.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+    /// Seal session data (JSON on stdin) into a token.
+    Seal {
+        /// Keyring file.
+        #[arg(long)]
+        keyring: PathBuf,
+        /// Purpose bound into the token (the cookie name).
+        #[arg(long)]
+        purpose: String,
+        /// Absolute timeout in seconds.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: u64,
+        /// Idle timeout in seconds.
+        #[arg(long, default_value_t = 30 * 60)]
+        idle: u64,
+        /// User the session belongs to.
+        #[arg(long, requires = "epoch")]
+        user: Option<String>,
+        /// The user's revocation epoch.
+        #[arg(long, requires = "user")]
+        epoch: Option<u64>,
+    },
+    /// Open a token and print its envelope as JSON; exit 1 if it is refused.
+    Open {
+        /// Keyring file.
+        #[arg(long)]
+        keyring: PathBuf,
+        /// Purpose the token must have been sealed for.
+        #[arg(long)]
+        purpose: String,
+        /// Open as of this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Also check revocation in this store (sqlite:PATH or redis://HOST:PORT/DB).
+        #[arg(long)]
+        store: Option<String>,
+        /// Absolute timeout in seconds, as the server applies it.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: u64,
+        /// Idle timeout in seconds, as the server applies it.
+        #[arg(long, default_value_t = 30 * 60)]
+        idle: u64,
+        /// The token.
+        token: String,
+    },
+    /// Revoke every session of a user, or one session, in a store.
+    Revoke {
+        /// The store (sqlite:PATH or redis://HOST:PORT/DB).
+        #[arg(long)]
+        store: String,
+        /// Log this user out everywhere.
+        #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+        user: Option<String>,
+        /// Log out this session (32 hex digits, as `open` prints it).
+        #[arg(long)]
+        session: Option<String>,
+        /// With --session: keep the entry until this Unix time (the session's
+        /// absolute expiry, as `open` prints it); default 12 hours from now.
+        #[arg(long, requires = "session")]
+        until: Option<u64>,
+    },
+    /// Validate a keyring file and say what the next rotation step is.
+    Check {
+        /// Keyring file.
+        #[arg(long)]
+        keyring: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyringCommand {
+    /// Create a keyring file with one primary key (refuses to overwrite).
+    Init {
+        /// Keyring file to create.
+        file: PathBuf,
+    },
+    /// Add a new `active` key (rotation phase 1); prints its ID.
+    Add {
+        /// Keyring file.
+        file: PathBuf,
+    },
+    /// Make a key primary (rotation phase 2); the old primary becomes active.
+    Promote {
+        /// Keyring file.
+        file: PathBuf,
+        /// Key ID.
+        id: u32,
+    },
+    /// Retire a key (rotation phase 3): tokens under it are refused.
+    Retire {
+        /// Keyring file.
+        file: PathBuf,
+        /// Key ID.
+        id: u32,
+    },
+    /// Print the keys as JSON: id, state, created. Never secrets.
+    List {
+        /// Keyring file.
+        file: PathBuf,
+    },
+}
+
+/// A failure, with the exit code it maps to.
+enum Failure {
+    /// The token was refused (exit 1).
+    Refused(String),
+    /// Usage or configuration error (exit 2).
+    Config(String),
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(err: E) -> Self {
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Failure::Config(message)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli.command)),
+        Err(err) => Err(Failure::from(err)),
+    };
+    match result {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            if writeln!(stdout, "{output}").is_err() {
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Refused(reason)) => {
+            eprintln!("refused: {reason}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Config(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<String, Failure> {
+    match command {
+        Command::Keygen => Ok(MasterKey::generate()?.to_base64().to_string()),
+        Command::Keyring(command) => keyring_command(command),
+        Command::Seal { keyring, purpose, ttl, idle, user, epoch } => {
+            let sealer = sealer(&keyring, purpose, ttl, idle)?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let data: Value = serde_json::from_str(&input)
+                .map_err(|err| Failure::Config(format!("session data on stdin is not JSON: {err}")))?;
+            let mut session = Session::try_new(data.to_string())?;
+            if let (Some(user), Some(epoch)) = (user, epoch) {
+                session = session.with_user(user, epoch);
+            }
+            Ok(sealer.seal(&session)?)
+        }
+        Command::Open { keyring, purpose, now, store, ttl, idle, token } => {
+            let sealer = sealer(&keyring, purpose, ttl, idle)?;
+            let now = match now {
+                Some(text) => OffsetDateTime::parse(&text, &Rfc3339)
+                    .map_err(|err| Failure::Config(format!("--now is not an RFC 3339 time: {err}")))?,
+                None => OffsetDateTime::now_utc(),
+            };
+            let opened = sealer.open_raw_at(&token, now).map_err(refusal)?;
+            if let Some(url) = store {
+                let store = AnyStore::open(&url).await?;
+                let session = opened.session();
+                let state = sealed_session::RevocationStore::state(&store, session.user_id(), session.id())
+                    .await
+                    .map_err(|err| Failure::Config(format!("cannot check revocation: {err}")))?;
+                sealed_session::check_revocation(session, &state).map_err(verify_refusal)?;
+            }
+            Ok(envelope_json(&opened)?.to_string())
+        }
+        Command::Revoke { store, user, session, until } => {
+            let store = AnyStore::open(&store).await?;
+            let answer = match (user, session) {
+                (Some(user), _) => {
+                    let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;
+                    json!({ "user": user, "epoch": epoch })
+                }
+                (None, Some(hex)) => {
+                    let id = SessionId::from_hex(&hex)
+                        .ok_or_else(|| Failure::Config("--session must be 32 hex digits".into()))?;
+                    let until = until.unwrap_or_else(|| now_unix().saturating_add(12 * 3600));
+                    sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
+                    json!({ "session": id.to_hex(), "until": until })
+                }
+                (None, None) => return Err(Failure::Config("give --user or --session".into())),
+            };
+            Ok(answer.to_string())
+        }
+        Command::Check { keyring } => check(&keyring),
+    }
+}
+
+fn now_unix() -> u64 {
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+}
+
+fn sealer(keyring: &Path, purpose: String, ttl: u64, idle: u64) -> Result<Sealer, Failure> {
+    let keyring = Keyring::load(keyring)?;
+    Ok(Sealer::builder(keyring)
+        .purpose(purpose)
+        .absolute_timeout(Duration::from_secs(ttl))
+        .idle_timeout(Duration::from_secs(idle))
+        .build()?)
+}
+
+/// The reason a token was refused, in the words the docs use.
+fn refusal(err: OpenError) -> Failure {
+    match err {
+        OpenError::TooLarge { .. } | OpenError::Malformed | OpenError::UnsupportedVersion(_) => {
+            Failure::Refused(format!("malformed ({err})"))
+        }
+        OpenError::Invalid => Failure::Refused(format!("invalid ({err})")),
+        OpenError::UnknownKey(_) => Failure::Refused(format!("unknown key ({err})")),
+        OpenError::RetiredKey(_) => Failure::Refused(format!("retired key ({err})")),
+        OpenError::Expired(Expiry::Absolute) => Failure::Refused(format!("expired ({err})")),
+        OpenError::Expired(_) => Failure::Refused(format!("expired ({err})")),
+        OpenError::NotYetValid => Failure::Refused(format!("not yet valid ({err})")),
+        other => Failure::Refused(other.to_string()),
+    }
+}
+
+fn verify_refusal(err: VerifyError) -> Failure {
+    match err {
+        VerifyError::Revoked(Revocation::User) => {
+            Failure::Refused("revoked (the user logged out everywhere)".into())
+        }
+        VerifyError::Revoked(reason) => Failure::Refused(format!("revoked ({reason})")),
+        VerifyError::StoreFault { .. } => Failure::Refused(format!("store fault ({err})")),
+        other => Failure::Config(other.to_string()),
+    }
+}
+
+fn rfc3339(time: Option<OffsetDateTime>) -> Value {
+    time.and_then(|t| t.format(&Rfc3339).ok()).map_or(Value::Null, Value::String)
+}
+
+fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
+    let session = opened.session();
+    // Tokens sealed by this tool hold JSON text; others hold the
+    // application's own type, shown as its postcard bytes.
+    let data = postcard::from_bytes::<String>(session.data())
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+    let mut out = json!({
+        "session_id": session.id().to_hex(),
+        "user": session.user_id(),
+        "epoch": session.epoch(),
+        "key_id": opened.key_id(),
+        "issued_at": rfc3339(session.issued_at()),
+        "expires_at": rfc3339(session.expires_at()),
+        "expires_at_unix": session.expires_at().map(|t| t.unix_timestamp()),
+        "last_seen": rfc3339(session.last_seen()),
+        "idle_expires_at": rfc3339(Some(opened.idle_expires_at())),
+        "reissue": opened.reissue().map(|r| format!("{r:?}")),
+    });
+    match data {
+        Some(value) => out["data"] = value,
+        None => {
+            out["data_postcard_base64url"] =
+                Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(session.data()));
+        }
+    }
+    Ok(out)
+}
+
+fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
+    match command {
+        KeyringCommand::Init { file } => {
+            if file.exists() {
+                return Err(Failure::Config(format!(
+                    "{} exists; refusing to overwrite a keyring",
+                    file.display()
+                )));
+            }
+            let keyring = Keyring::generate()?;
+            write_keyring(&file, &keyring)?;
+            Ok(json!({ "file": file.display().to_string(), "primary": keyring.primary_id() }).to_string())
+        }
+        KeyringCommand::Add { file } => {
+            let (keyring, id) = Keyring::load(&file)?.with_new_key()?;
+            write_keyring(&file, &keyring)?;
+            Ok(id.to_string())
+        }
+        KeyringCommand::Promote { file, id } => {
+            let keyring = Keyring::load(&file)?.with_primary(id)?;
+            write_keyring(&file, &keyring)?;
+            Ok(list(&keyring).to_string())
+        }
+        KeyringCommand::Retire { file, id } => {
+            let keyring = Keyring::load(&file)?.with_retired(id)?;
+            write_keyring(&file, &keyring)?;
+            Ok(list(&keyring).to_string())
+        }
+        KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),
+    }
+}
+
+fn list(keyring: &Keyring) -> Value {
+    Value::Array(
+        keyring
+            .keys()
+            .map(|k| json!({ "id": k.id, "state": k.state.as_str(), "created": rfc3339(k.created) }))
+            .collect(),
+    )
+}
+
+/// What an operator should do next with this keyring.
+fn check(file: &Path) -> Result<String, Failure> {
+    let keyring = Keyring::load(file)?;
+    let primary = keyring.primary_id();
+    let active: Vec<u32> = keyring.keys().filter(|k| k.state == KeyState::Active).map(|k| k.id).collect();
+    let newer = active.iter().copied().filter(|&id| id > primary).max();
+    let older: Vec<u32> = active.iter().copied().filter(|&id| id < primary).collect();
+    let next = if let Some(id) = newer {
+        format!(
+            "promote key {id} once this keyring (with key {id} active) is on every server: \
+             sealed-session keyring promote {} {id}",
+            file.display()
+        )
+    } else if !older.is_empty() {
+        format!(
+            "retire key(s) {older:?} once the absolute timeout has passed since key {primary} became primary: \
+             sealed-session keyring retire {} ID",
+            file.display()
+        )
+    } else {
+        format!("nothing to do; to rotate, add a key: sealed-session keyring add {}", file.display())
+    };
+    Ok(json!({ "ok": true, "primary": primary, "keys": list(&keyring), "next_step": next }).to_string())
+}
+
+/// Writes a keyring atomically: a new file of mode 0600 beside the target,
+/// synced, then renamed over it.
+fn write_keyring(file: &Path, keyring: &Keyring) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name =
+        file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
+    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+        out.write_all(keyring.to_toml_string().as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&temp, file)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result.map_err(|err| Failure::Config(format!("cannot write {}: {err}", file.display())))
+}

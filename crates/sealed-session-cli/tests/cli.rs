@@ -1,0 +1,299 @@
+//! The real `sealed-session` binary: every command and every error path,
+//! with its exit code (0 ok, 1 token refused, 2 usage or configuration).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], stdin: &str) -> Run {
+    let output =
+        Command::cargo_bin("sealed-session").unwrap().args(args).write_stdin(stdin).output().unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap().trim().to_string(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn ok(args: &[&str], stdin: &str) -> String {
+    let r = run(args, stdin);
+    assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn init(dir: &Path) -> PathBuf {
+    let file = dir.join("keyring.toml");
+    ok(&["keyring", "init", file.to_str().unwrap()], "");
+    file
+}
+
+fn secrets(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("secret = \"")?.strip_suffix('"').map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn keygen_prints_a_fresh_32_byte_key() {
+    let (a, b) = (ok(&["keygen"], ""), ok(&["keygen"], ""));
+    assert_eq!(a.len(), 43);
+    assert_ne!(a, b);
+    assert!(sealed_session::MasterKey::from_base64(&a).is_ok());
+}
+
+#[test]
+fn keyring_rotation_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Phase 1: add. Phase 2: promote. Phase 3: retire.
+    assert_eq!(ok(&["keyring", "add", f], ""), "2");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "writes keep 0600");
+    let check = json(&ok(&["check", "--keyring", f], ""));
+    assert!(check["next_step"].as_str().unwrap().starts_with("promote key 2"), "{check}");
+    ok(&["keyring", "promote", f, "2"], "");
+    let check = json(&ok(&["check", "--keyring", f], ""));
+    assert!(check["next_step"].as_str().unwrap().starts_with("retire key(s) [1]"), "{check}");
+    ok(&["keyring", "retire", f, "1"], "");
+    let check = json(&ok(&["check", "--keyring", f], ""));
+    assert!(check["next_step"].as_str().unwrap().starts_with("nothing to do"), "{check}");
+
+    let list = json(&ok(&["keyring", "list", f], ""));
+    let states: Vec<(u64, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["id"].as_u64().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [(1, "retired"), (2, "primary")]);
+    assert!(list[0]["created"].as_str().unwrap().ends_with('Z'));
+    // No secret ever reaches stdout.
+    let listed = ok(&["keyring", "list", f], "");
+    for secret in secrets(&file) {
+        assert!(!listed.contains(&secret));
+    }
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+}
+
+#[test]
+fn keyring_changes_that_would_break_the_keyring_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let before = std::fs::read(&file).unwrap();
+    for (args, message) in [
+        (vec!["keyring", "init", f], "refusing to overwrite"),
+        (vec!["keyring", "retire", f, "1"], "primary key and cannot be retired"),
+        (vec!["keyring", "promote", f, "7"], "no key 7"),
+        (vec!["keyring", "retire", f, "7"], "no key 7"),
+    ] {
+        let r = run(&args, "");
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "a refused change must not touch the file");
+}
+
+#[test]
+fn bad_keyring_files_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let r = run(&["keyring", "list", missing.to_str().unwrap()], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read keyring"), "{}", r.stderr);
+
+    let file = init(dir.path());
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run(&["check", "--keyring", file.to_str().unwrap()], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"short\"\n").unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&["check", "--keyring", broken.to_str().unwrap()], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("key entry 1 (id 1)") && !r.stderr.contains("short\""), "{}", r.stderr);
+}
+
+#[test]
+fn seal_then_open_prints_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let token = ok(
+        &["seal", "--keyring", f, "--purpose", "__Host-s", "--user", "alice", "--epoch", "3"],
+        r#"{"cart": ["book"], "n": 2}"#,
+    );
+    let envelope = json(&ok(&["open", "--keyring", f, "--purpose", "__Host-s", &token], ""));
+    assert_eq!(envelope["user"], "alice");
+    assert_eq!(envelope["epoch"], 3);
+    assert_eq!(envelope["key_id"], 1);
+    assert_eq!(envelope["data"], json(r#"{"cart": ["book"], "n": 2}"#));
+    assert_eq!(envelope["session_id"].as_str().unwrap().len(), 32);
+    for field in ["issued_at", "expires_at", "last_seen", "idle_expires_at"] {
+        assert!(
+            time::OffsetDateTime::parse(
+                envelope[field].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok(),
+            "{field}"
+        );
+    }
+}
+
+#[test]
+fn refused_tokens_exit_1_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--ttl", "3600", "--idle", "600"], "{}");
+    let mut tampered = token.clone().into_bytes();
+    tampered[50] = if tampered[50] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["open", "--keyring", f, "--purpose", "p", "not-a-token!"], "malformed"),
+        (vec!["open", "--keyring", f, "--purpose", "p", &tampered], "invalid"),
+        (vec!["open", "--keyring", f, "--purpose", "other", &token], "invalid"),
+        (
+            vec![
+                "open",
+                "--keyring",
+                f,
+                "--purpose",
+                "p",
+                "--ttl",
+                "3600",
+                "--idle",
+                "600",
+                "--now",
+                &later,
+                &token,
+            ],
+            "expired",
+        ),
+    ];
+    for (args, reason) in cases {
+        let r = run(&args, "");
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with(&format!("refused: {reason}")), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+    // Rotate twice: the first key becomes retired, then unknown.
+    ok(&["keyring", "add", f], "");
+    ok(&["keyring", "promote", f, "2"], "");
+    ok(&["keyring", "retire", f, "1"], "");
+    let r = run(&["open", "--keyring", f, "--purpose", "p", &token], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("refused: retired key"), "{}", r.stderr);
+    let other = tempfile::tempdir().unwrap();
+    let fresh = init(other.path());
+    let r = run(&["open", "--keyring", fresh.to_str().unwrap(), "--purpose", "p", &token], "");
+    assert_eq!((r.code, r.stderr.starts_with("refused: invalid")), (1, true), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    for (args, stdin) in [
+        (vec!["seal", "--keyring", f, "--purpose", "p"], "not json"),
+        (vec!["seal", "--keyring", f, "--purpose", "p", "--user", "alice"], "{}"), // --user needs --epoch
+        (vec!["seal", "--keyring", f, "--purpose", "p", "--ttl", "60", "--idle", "600"], "{}"), // idle > ttl
+        (vec!["open", "--keyring", f, "--purpose", "p", "--now", "yesterday", "x"], ""),
+        (vec!["revoke", "--store", "mysql://x"], ""),
+        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", "nothex"], ""),
+        (vec!["no-such-command"], ""),
+        (vec![], ""),
+    ] {
+        let r = run(&args, stdin);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty());
+    }
+}
+
+#[test]
+fn revoke_and_open_with_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("revocations.sqlite3").display());
+    // Sessions issued in the second a store starts are refused: create it
+    // ten seconds in the past, as a server running for a while would have.
+    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let path = dir.path().join("revocations.sqlite3");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(sealed_session_sqlite::SqliteStore::open_with_clock(
+            &path,
+            sealed_session::ManualClock::at_unix(started),
+        ))
+        .unwrap();
+
+    let alice = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
+    let bob = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "bob", "--epoch", "0"], "{}");
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
+
+    let answer = json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""));
+    assert_eq!(answer["epoch"], 1);
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
+
+    let envelope = json(&ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &bob], ""));
+    let id = envelope["session_id"].as_str().unwrap().to_string();
+    let until = envelope["expires_at_unix"].as_i64().unwrap().to_string();
+    ok(&["revoke", "--store", &store, "--session", &id, "--until", &until], "");
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &bob], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
+}
+
+#[test]
+fn an_unreachable_store_is_a_configuration_error_not_an_acceptance() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p"], "{}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = run(
+        &[
+            "open",
+            "--keyring",
+            f,
+            "--purpose",
+            "p",
+            "--store",
+            &format!("redis://127.0.0.1:{port}/0"),
+            &token,
+        ],
+        "",
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
