@@ -18,151 +18,33 @@
 //!   as our envelope, with a fixed nonce.
 //!
 //! A last group measures where a nonce comes from: `getrandom::fill` of 24
-//! bytes, [`Session::try_new`] (16 bytes from the per-thread generator) and
-//! `std::process::id`, the fork check that generator makes on every draw.
+//! bytes, [`Session::try_new`] (16 bytes from the per-thread generator, fork
+//! check included) and `std::process::id` (a `getpid` call, what a
+//! process-ID fork check would cost per draw).
+//!
+//! `benches/peers.rs` compares with other session-token libraries.
 //!
 //! Token sizes are printed to stderr once per payload size. Results and
 //! their reading are in docs/BENCHMARKS.md.
 
-use std::error::Error;
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use aes_gcm::aead::{Aead as _, AeadCore as _, KeyInit as _, OsRng};
+use aes_gcm::aead::{KeyInit as _, OsRng};
 use aes_gcm::Aes256Gcm;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead as _, Generate as _, KeyInit as _};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use cookie::{Cookie, CookieJar};
+use chacha20poly1305::aead::{Generate as _, KeyInit as _};
+use chacha20poly1305::XChaCha20Poly1305;
+use common::*;
+use cookie::Cookie;
 use criterion::{BatchSize, Criterion, Throughput};
-use sealed_session::{Keyring, Sealer, Session, DEFAULT_PURPOSE};
-use serde::{Deserialize, Serialize};
-
-type BoxResult<T> = Result<T, Box<dyn Error>>;
-
-/// Postcard sizes of the payload, with their labels.
-const SIZES: [(&str, usize); 4] = [("64B", 64), ("256B", 256), ("1KiB", 1024), ("3KiB", 3072)];
-
-/// Cookie name for the PrivateJar variants: the same as our default purpose,
-/// so that both bind the same associated data length.
-const COOKIE_NAME: &str = DEFAULT_PURPOSE;
+use sealed_session::{Keyring, Sealer, Session};
 
 /// Version, key ID, nonce and tag around our envelope.
 const OUR_FRAMING: usize = 1 + 4 + 24 + 16;
-
-/// A typical session payload; `blob` is sized to hit the target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Payload {
-    user: String,
-    roles: Vec<String>,
-    blob: String,
-}
-
-impl Payload {
-    /// A payload whose postcard encoding is `target` bytes (or one less, where
-    /// the length prefix of `blob` grows by a byte).
-    fn with_postcard_len(target: usize) -> BoxResult<Self> {
-        let mut payload = Payload {
-            user: "alice@example.com".to_owned(),
-            roles: vec!["admin".to_owned(), "editor".to_owned()],
-            blob: String::new(),
-        };
-        let empty = postcard::to_stdvec(&payload)?.len();
-        let mut n = target.saturating_sub(empty);
-        loop {
-            payload.blob = "abcdefghijklmnopqrstuvwxyz0123456789".chars().cycle().take(n).collect();
-            if postcard::to_stdvec(&payload)?.len() <= target || n == 0 {
-                return Ok(payload);
-            }
-            n -= 1;
-        }
-    }
-}
-
-fn floor_seal(cipher: &XChaCha20Poly1305, payload: &Payload) -> BoxResult<String> {
-    let plaintext = postcard::to_stdvec(payload)?;
-    let nonce = XNonce::generate();
-    let ciphertext = cipher.encrypt(&nonce, plaintext.as_slice())?;
-    let mut bytes = Vec::with_capacity(nonce.len() + ciphertext.len());
-    bytes.extend_from_slice(&nonce);
-    bytes.extend_from_slice(&ciphertext);
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn floor_open(cipher: &XChaCha20Poly1305, token: &str) -> BoxResult<Payload> {
-    let bytes = URL_SAFE_NO_PAD.decode(token)?;
-    let (nonce, ciphertext) = bytes.split_at_checked(24).ok_or("short token")?;
-    let nonce = XNonce::try_from(nonce)?;
-    let plaintext = cipher.decrypt(&nonce, ciphertext)?;
-    Ok(postcard::from_bytes(&plaintext)?)
-}
-
-fn aes_seal(cipher: &Aes256Gcm, payload: &Payload) -> BoxResult<Vec<u8>> {
-    let plaintext = postcard::to_stdvec(payload)?;
-    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let ciphertext = cipher.encrypt(&nonce, plaintext.as_slice()).map_err(|_| "encrypt")?;
-    let mut bytes = Vec::with_capacity(nonce.len() + ciphertext.len());
-    bytes.extend_from_slice(&nonce);
-    bytes.extend_from_slice(&ciphertext);
-    Ok(bytes)
-}
-
-fn aes_open(cipher: &Aes256Gcm, token: &[u8]) -> BoxResult<Payload> {
-    let (nonce, ciphertext) = token.split_at_checked(12).ok_or("short token")?;
-    let plaintext = cipher.decrypt(aes_gcm::Nonce::from_slice(nonce), ciphertext).map_err(|_| "decrypt")?;
-    Ok(postcard::from_bytes(&plaintext)?)
-}
-
-/// How the PrivateJar variants turn the payload into a cookie value and back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CookieValue {
-    Json,
-    Postcard,
-}
-
-impl CookieValue {
-    fn encode(self, payload: &Payload) -> BoxResult<String> {
-        Ok(match self {
-            CookieValue::Json => serde_json::to_string(payload)?,
-            CookieValue::Postcard => URL_SAFE_NO_PAD.encode(postcard::to_stdvec(payload)?),
-        })
-    }
-
-    fn decode(self, value: &str) -> BoxResult<Payload> {
-        Ok(match self {
-            CookieValue::Json => serde_json::from_str(value)?,
-            CookieValue::Postcard => postcard::from_bytes(&URL_SAFE_NO_PAD.decode(value)?)?,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            CookieValue::Json => "private_jar_json",
-            CookieValue::Postcard => "private_jar_postcard",
-        }
-    }
-}
-
-fn jar_seal(key: &cookie::Key, how: CookieValue, payload: &Payload) -> BoxResult<String> {
-    let mut jar = CookieJar::new();
-    jar.private_mut(key).add(Cookie::new(COOKIE_NAME, how.encode(payload)?));
-    Ok(jar.get(COOKIE_NAME).ok_or("no cookie")?.value().to_owned())
-}
-
-fn jar_open(key: &cookie::Key, how: CookieValue, cookie: Cookie<'static>) -> BoxResult<Payload> {
-    let jar = CookieJar::new();
-    let plain = jar.private(key).decrypt(cookie).ok_or("cookie did not decrypt")?;
-    how.decode(plain.value())
-}
-
-fn check(what: &str, opened: &Payload, payload: &Payload) -> BoxResult<()> {
-    if opened == payload {
-        Ok(())
-    } else {
-        Err(format!("{what}: round trip changed the payload").into())
-    }
-}
 
 fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
     let payload = Payload::with_postcard_len(size)?;

@@ -28,3 +28,6 @@ python3 tests/vectors/verify_libsodium.py
 cargo bench --workspace --all-features --no-run --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+
+# Fuzzing smoke run: every target for FUZZ_SECONDS (default 30) on stable.
+bash fuzz/run.sh "${FUZZ_SECONDS:-30}"

@@ -49,9 +49,9 @@
 //!
 //! # Features
 //!
-//! * `hazmat` — the `aead` module: XChaCha20-Poly1305 with a caller-chosen
-//!   nonce, for benchmarks, fuzzing and independent verification. Never
-//!   needed to seal sessions.
+//! * `hazmat` — the `aead` module (XChaCha20-Poly1305 with a caller-chosen
+//!   nonce) and the `envelope` codec, for benchmarks, fuzzing and independent
+//!   verification. Never needed to seal sessions.
 //! * `conformance` — the `conformance` module, a test suite for [`RevocationStore`]
 //!   implementations.
 //!
@@ -103,6 +103,8 @@ pub use sealer::{
     DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,
 };
 pub use session::{Session, SessionId};
+#[cfg(feature = "hazmat")]
+pub use token::envelope;
 pub use token::{UntrustedToken, MAX_PURPOSE_LEN, VERSION};
 
 #[cfg(doctest)]

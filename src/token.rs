@@ -161,14 +161,94 @@ pub(crate) fn decode_envelope<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Decodes fields 1–6 and hands the bytes of field 7 to `data`.
+/// Decodes fields 1–6 and hands the bytes of field 7 to `data`. Only the
+/// canonical encoding is accepted (postcard alone also takes non-minimal
+/// varints), so that decoding then encoding gives back the same bytes.
 pub(crate) fn decode_envelope_with<T>(
     plaintext: &[u8],
     data: impl FnOnce(&[u8]) -> Result<T, EnvelopeError>,
 ) -> Result<(Head<String>, T), EnvelopeError> {
     let (head, rest) =
         postcard::take_from_bytes::<Head<String>>(plaintext).map_err(|_| EnvelopeError::Head)?;
+    // A non-minimal varint is longer than the minimal one: comparing lengths
+    // finds it without encoding again.
+    if plaintext.len() - rest.len() != head.encoded_len() {
+        return Err(EnvelopeError::Head);
+    }
     Ok((head, data(rest)?))
+}
+
+/// Bytes in the minimal varint encoding of `n`.
+fn varint_len(n: u64) -> usize {
+    (64 - n.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+impl Head<String> {
+    /// Length of the canonical encoding of fields 1–6.
+    fn encoded_len(&self) -> usize {
+        let user = self.user_id.as_ref().map_or(0, |u| varint_len(u.len() as u64) + u.len());
+        varint_len(self.issued_at)
+            + varint_len(self.expires_at)
+            + varint_len(self.last_seen)
+            + 16
+            + 1
+            + user
+            + varint_len(self.epoch)
+    }
+}
+
+/// The envelope codec of docs/FORMAT.md, section 4 (feature `hazmat`): for
+/// fuzzing and for checking other implementations. Applications never need it.
+#[cfg(feature = "hazmat")]
+pub mod envelope {
+    /// Fields 1–6 of an envelope.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Fields {
+        /// Unix seconds.
+        pub issued_at: u64,
+        /// Unix seconds.
+        pub expires_at: u64,
+        /// Unix seconds.
+        pub last_seen: u64,
+        /// The session ID.
+        pub session_id: [u8; 16],
+        /// The user, if any.
+        pub user_id: Option<String>,
+        /// The revocation epoch.
+        pub epoch: u64,
+    }
+
+    /// Decodes fields 1–6 (canonical encoding only) and returns them with the
+    /// bytes of field 7; `None` if they do not decode.
+    #[must_use]
+    pub fn decode(plaintext: &[u8]) -> Option<(Fields, Vec<u8>)> {
+        let (head, data) = super::decode_envelope_with(plaintext, |rest| Ok(rest.to_vec())).ok()?;
+        let fields = Fields {
+            issued_at: head.issued_at,
+            expires_at: head.expires_at,
+            last_seen: head.last_seen,
+            session_id: head.session_id,
+            user_id: head.user_id,
+            epoch: head.epoch,
+        };
+        Some((fields, data))
+    }
+
+    /// Encodes fields 1–6 followed by `data` (already-encoded field 7).
+    #[must_use]
+    pub fn encode(fields: &Fields, data: &[u8]) -> Vec<u8> {
+        let head = super::Head {
+            issued_at: fields.issued_at,
+            expires_at: fields.expires_at,
+            last_seen: fields.last_seen,
+            session_id: fields.session_id,
+            user_id: fields.user_id.as_deref(),
+            epoch: fields.epoch,
+        };
+        let mut out = postcard::to_extend(&head, Vec::new()).unwrap_or_default();
+        out.extend_from_slice(data);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +275,27 @@ mod tests {
         longer.push(0);
         assert_eq!(decode_envelope::<(String, u16)>(&longer).unwrap_err(), EnvelopeError::Data);
         assert_eq!(decode_envelope::<(String, u16)>(&bytes[..3]).unwrap_err(), EnvelopeError::Head);
+    }
+
+    #[test]
+    fn non_minimal_varints_are_refused() {
+        let head = Head {
+            issued_at: 5,
+            expires_at: 6,
+            last_seen: 5,
+            session_id: [1; 16],
+            user_id: None::<&str>,
+            epoch: 0,
+        };
+        let canonical = encode_envelope(&head, &(), Vec::new()).unwrap();
+        assert!(decode_envelope::<()>(&canonical).is_ok());
+        // issued_at = 5 written as two bytes: 0x85 0x00.
+        let mut padded = vec![0x85, 0x00];
+        padded.extend_from_slice(&canonical[1..]);
+        assert_eq!(decode_envelope::<()>(&padded).unwrap_err(), EnvelopeError::Head);
+        for n in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            assert_eq!(varint_len(n), postcard::to_stdvec(&n).unwrap().len(), "{n}");
+        }
     }
 
     #[test]
