@@ -18,8 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    Expiry, KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, Sealer, Session, SessionId,
-    VerifyError,
+    KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, Sealer, Session, SessionId, VerifyError,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -267,7 +266,6 @@ fn refusal(err: OpenError) -> Failure {
         OpenError::Invalid => Failure::Refused(format!("invalid ({err})")),
         OpenError::UnknownKey(_) => Failure::Refused(format!("unknown key ({err})")),
         OpenError::RetiredKey(_) => Failure::Refused(format!("retired key ({err})")),
-        OpenError::Expired(Expiry::Absolute) => Failure::Refused(format!("expired ({err})")),
         OpenError::Expired(_) => Failure::Refused(format!("expired ({err})")),
         OpenError::NotYetValid => Failure::Refused(format!("not yet valid ({err})")),
         other => Failure::Refused(other.to_string()),

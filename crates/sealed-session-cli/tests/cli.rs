@@ -297,3 +297,25 @@ fn an_unreachable_store_is_a_configuration_error_not_an_acceptance() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stdout.is_empty());
 }
+
+#[path = "../../sealed-session-redis/tests/support/mod.rs"]
+mod redis_support;
+
+#[test]
+fn revoke_and_open_with_a_redis_store() {
+    let redis = redis_support::RedisServer::start();
+    let store = redis.url();
+    // A keyspace that has been in use for a while (sessions issued in the
+    // second a generation starts are refused).
+    let started = (time::OffsetDateTime::now_utc().unix_timestamp() - 10).to_string();
+    assert_eq!(redis.cli(&["SET", "sealed-session:generation", &started]), "OK");
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
+    assert_eq!(json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""))["epoch"], 1);
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
+}
