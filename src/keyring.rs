@@ -38,6 +38,8 @@ use crate::key::MasterKey;
 
 /// HKDF `info` for the token AEAD key (docs/FORMAT.md, section 1).
 pub(crate) const TOKEN_KEY_INFO: &[u8] = b"sealed-session v1 token xchacha20poly1305";
+/// HKDF `info` for the CSRF HMAC key (docs/FORMAT.md, section 1).
+pub(crate) const CSRF_KEY_INFO: &[u8] = b"sealed-session v1 csrf hmac-sha256";
 
 /// What a key in the keyring may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,6 +123,7 @@ pub struct KeyUsage {
 pub(crate) struct Entry {
     pub(crate) spec: KeySpec,
     pub(crate) token_aead: XChaCha20Poly1305,
+    pub(crate) csrf_key: Zeroizing<[u8; 32]>,
     sealed: AtomicU64,
     opened: AtomicU64,
 }
@@ -129,10 +132,13 @@ impl Entry {
     fn new(spec: KeySpec) -> Self {
         let hkdf = Hkdf::<Sha256>::new(None, spec.key.expose());
         let mut token_key = Zeroizing::new([0u8; 32]);
+        let mut csrf_key = Zeroizing::new([0u8; 32]);
         // 32 bytes is far below HKDF-SHA256's limit of 8160, so expand cannot fail.
         let _ = hkdf.expand(TOKEN_KEY_INFO, token_key.as_mut());
+        let _ = hkdf.expand(CSRF_KEY_INFO, csrf_key.as_mut());
         Self {
             token_aead: XChaCha20Poly1305::new(&token_key),
+            csrf_key,
             spec,
             sealed: AtomicU64::new(0),
             opened: AtomicU64::new(0),

@@ -76,6 +76,8 @@ mod aead;
 mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod cookie;
+pub mod csrf;
 mod error;
 mod key;
 mod keyring;
@@ -89,6 +91,7 @@ mod token;
 mod vectors;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cookie::{CookieError, CookieSpec, SameSite, MAX_COOKIE_LEN};
 pub use error::{
     ClockError, ConfigError, EntryRef, Expiry, KeyError, KeyringError, OpenError, RandomError, SealError,
 };

@@ -143,6 +143,24 @@ impl Sealer {
         &self.purpose
     }
 
+    /// The CSRF token for `session`, made with the primary key: put it in
+    /// forms (field `csrf_token`) or let scripts send it as `X-CSRF-Token`.
+    /// See [`csrf`](crate::csrf).
+    #[must_use]
+    pub fn csrf_token<T>(&self, session: &Session<T>) -> String {
+        crate::csrf::token(self.keyring.load().primary_entry(), &session.id())
+    }
+
+    /// Checks a CSRF token sent with an unsafe request against the session.
+    ///
+    /// # Errors
+    /// [`CsrfError::Missing`](crate::csrf::CsrfError::Missing) for an empty
+    /// token, [`CsrfError::Invalid`](crate::csrf::CsrfError::Invalid) for any
+    /// other mismatch.
+    pub fn verify_csrf<T>(&self, session: &Session<T>, token: &str) -> Result<(), crate::csrf::CsrfError> {
+        crate::csrf::verify(&self.keyring.load(), &session.id(), token)
+    }
+
     /// The clock leeway, in seconds.
     pub(crate) fn leeway_secs(&self) -> u64 {
         self.leeway

@@ -1,0 +1,294 @@
+//! The session cookie: secure attributes by default, `Set-Cookie` values that
+//! fit a browser's limits, and reading the cookie back from a request.
+//!
+//! ```
+//! use sealed_session::CookieSpec;
+//!
+//! let spec = CookieSpec::default(); // __Host-session; Path=/; Secure; HttpOnly; SameSite=Lax
+//! let header = spec.set_cookie("TOKEN", Some(3600))?;
+//! assert_eq!(header, "__Host-session=TOKEN; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax");
+//! let values: Vec<&str> = spec.values("theme=dark; __Host-session=TOKEN").collect();
+//! assert_eq!(values, ["TOKEN"]);
+//! # Ok::<(), sealed_session::CookieError>(())
+//! ```
+
+use std::fmt;
+
+/// Browsers store cookies whose name, value and attributes together stay
+/// within this many bytes (RFC 6265 section 6.1 asks for at least 4096).
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+/// The most cookies of our name read from one request: more is an attack.
+const MAX_SAME_NAME: usize = 4;
+
+/// The `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// Sent only on requests from the same site.
+    Strict,
+    /// Also sent on top-level navigations from other sites (the default).
+    Lax,
+    /// Sent on every request; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// A cookie specification is invalid, or a cookie would be too large.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// The name is empty or has characters a cookie name cannot have.
+    #[error("cookie name {0:?} is not a valid token (letters, digits and !#$%&'*+-.^_`|~ only)")]
+    InvalidName(String),
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
+    #[error("a __Host- cookie must be Secure, with Path=/ and no Domain")]
+    HostPrefix,
+    /// A `__Secure-` cookie must be `Secure`.
+    #[error("a __Secure- cookie must be Secure")]
+    SecurePrefix,
+    /// `SameSite=None` requires `Secure`.
+    #[error("SameSite=None requires Secure")]
+    SameSiteNoneInsecure,
+    /// The path or domain has characters an attribute cannot have.
+    #[error("cookie {0} {1:?} has characters a cookie attribute cannot have")]
+    InvalidAttribute(&'static str, String),
+    /// The value has characters a cookie value cannot have.
+    #[error("the cookie value has characters a cookie value cannot have")]
+    InvalidValue,
+    /// The whole cookie would be more than browsers keep.
+    #[error("the cookie would be {len} bytes with its attributes, more than the {max} browsers keep; store less in the session")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit, [`MAX_COOKIE_LEN`].
+        max: usize,
+    },
+}
+
+/// How the session cookie is named and which attributes it carries.
+///
+/// The default is the safest choice: `__Host-session; Path=/; Secure;
+/// HttpOnly; SameSite=Lax`, no `Domain`, and a `Max-Age`. Combinations that
+/// browsers would reject or that weaken the cookie without saying so are
+/// errors, not silent fixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSpec {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    persistent: bool,
+}
+
+impl Default for CookieSpec {
+    fn default() -> Self {
+        Self {
+            name: crate::DEFAULT_PURPOSE.to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            persistent: true,
+        }
+    }
+}
+
+/// RFC 6265 `token`: visible ASCII except separators.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An attribute value: visible ASCII except `;`.
+fn is_attribute_value(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b';')
+}
+
+/// RFC 6265 `cookie-octet`s.
+fn is_cookie_value(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e))
+}
+
+impl CookieSpec {
+    /// Starts from the defaults with another name. Use the name as the
+    /// sealer's purpose too.
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`].
+    pub fn named(name: impl Into<String>) -> Result<Self, CookieError> {
+        Self { name: name.into(), ..Self::default() }.validated()
+    }
+
+    /// Sets `Path`.
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`]: a `__Host-` cookie must keep `Path=/`.
+    pub fn path(self, path: impl Into<String>) -> Result<Self, CookieError> {
+        Self { path: path.into(), ..self }.validated()
+    }
+
+    /// Sets `Domain`, which shares the cookie with subdomains.
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`]: a `__Host-` cookie cannot have one.
+    pub fn domain(self, domain: impl Into<String>) -> Result<Self, CookieError> {
+        Self { domain: Some(domain.into()), ..self }.validated()
+    }
+
+    /// Sets `Secure`. Turning it off is for plain-HTTP development only.
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`]: `__Host-`, `__Secure-` and
+    /// `SameSite=None` cookies need it.
+    pub fn secure(self, secure: bool) -> Result<Self, CookieError> {
+        Self { secure, ..self }.validated()
+    }
+
+    /// Sets `HttpOnly` (on by default: scripts cannot read the cookie).
+    #[must_use]
+    pub fn http_only(self, http_only: bool) -> Self {
+        Self { http_only, ..self }
+    }
+
+    /// Sets `SameSite`.
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`]: `SameSite=None` needs `Secure`.
+    pub fn same_site(self, same_site: SameSite) -> Result<Self, CookieError> {
+        Self { same_site, ..self }.validated()
+    }
+
+    /// Makes it a browser-session cookie (no `Max-Age`), which the browser
+    /// drops when it closes, instead of one that lives until the session's
+    /// absolute expiry.
+    #[must_use]
+    pub fn browser_session(self) -> Self {
+        Self { persistent: false, ..self }
+    }
+
+    /// Checks the specification.
+    ///
+    /// # Errors
+    /// [`CookieError::InvalidName`], [`CookieError::InvalidAttribute`],
+    /// [`CookieError::HostPrefix`], [`CookieError::SecurePrefix`] or
+    /// [`CookieError::SameSiteNoneInsecure`].
+    pub fn validated(self) -> Result<Self, CookieError> {
+        if !is_token(&self.name) {
+            return Err(CookieError::InvalidName(self.name.chars().take(64).collect()));
+        }
+        if !is_attribute_value(&self.path) || !self.path.starts_with('/') {
+            return Err(CookieError::InvalidAttribute("path", self.path));
+        }
+        if let Some(domain) = &self.domain {
+            if !is_attribute_value(domain) {
+                return Err(CookieError::InvalidAttribute("domain", domain.clone()));
+            }
+        }
+        let lower = self.name.to_ascii_lowercase();
+        if lower.starts_with("__host-") && (!self.secure || self.path != "/" || self.domain.is_some()) {
+            return Err(CookieError::HostPrefix);
+        }
+        if lower.starts_with("__secure-") && !self.secure {
+            return Err(CookieError::SecurePrefix);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(CookieError::SameSiteNoneInsecure);
+        }
+        Ok(self)
+    }
+
+    /// The cookie's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attributes(&self, out: &mut String, max_age: Option<u64>) {
+        use fmt::Write as _;
+        let _ = write!(out, "; Path={}", self.path);
+        if let Some(domain) = &self.domain {
+            let _ = write!(out, "; Domain={domain}");
+        }
+        if let Some(max_age) = max_age {
+            let _ = write!(out, "; Max-Age={max_age}");
+        }
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        let _ = write!(out, "; SameSite={}", self.same_site.as_str());
+    }
+
+    /// The `Set-Cookie` value that stores `token`, living `max_age` more
+    /// seconds (pass the seconds until the session's absolute expiry; `None`
+    /// or a browser-session spec leaves `Max-Age` out).
+    ///
+    /// # Errors
+    /// [`CookieError::InvalidValue`] if `token` is not a cookie value (sealed
+    /// tokens always are), or [`CookieError::TooLarge`] if the whole cookie
+    /// exceeds [`MAX_COOKIE_LEN`]: check [`CookieSpec::overhead`] ahead.
+    pub fn set_cookie(&self, token: &str, max_age: Option<u64>) -> Result<String, CookieError> {
+        if !is_cookie_value(token) {
+            return Err(CookieError::InvalidValue);
+        }
+        let mut out = String::with_capacity(self.name.len() + token.len() + 96);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(token);
+        self.attributes(&mut out, max_age.filter(|_| self.persistent));
+        if out.len() > MAX_COOKIE_LEN {
+            return Err(CookieError::TooLarge { len: out.len(), max: MAX_COOKIE_LEN });
+        }
+        Ok(out)
+    }
+
+    /// Bytes the cookie adds to a token of `token_len` characters: the
+    /// longest token that fits is `MAX_COOKIE_LEN - overhead`.
+    #[must_use]
+    pub fn overhead(&self) -> usize {
+        let mut out = String::new();
+        self.attributes(&mut out, Some(u64::MAX).filter(|_| self.persistent));
+        self.name.len() + 1 + out.len()
+    }
+
+    /// The `Set-Cookie` value that removes the cookie (empty, `Max-Age=0`,
+    /// the same attributes).
+    #[must_use]
+    pub fn removal(&self) -> String {
+        let mut out = format!("{}=", self.name);
+        self.attributes(&mut out, Some(0));
+        out
+    }
+
+    /// The values of our cookie in a `Cookie` request header, in header
+    /// order, at most four.
+    ///
+    /// Several cookies of one name can arrive (different paths, or one
+    /// planted by a sibling domain for names without the `__Host-` prefix).
+    /// The rule: try them in order and take the **first that opens**; a
+    /// planted value that is not a valid token is skipped, and no attacker
+    /// can plant a valid one without a key. A fifth and later are ignored,
+    /// so that a request cannot make the server try many.
+    pub fn values<'h>(&'h self, header: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+        header
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == self.name)
+            .map(|(_, value)| value.trim_matches('"'))
+            .take(MAX_SAME_NAME)
+    }
+}

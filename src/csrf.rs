@@ -1,0 +1,136 @@
+//! Cross-site request forgery: a token bound to the session, and a check of
+//! the browser's Fetch Metadata and `Origin` headers.
+//!
+//! Use both on every request that changes state (anything but `GET`,
+//! `HEAD`, `OPTIONS` and `TRACE`):
+//!
+//! ```
+//! use sealed_session::{csrf, Keyring, Sealer, Session};
+//!
+//! let sealer = Sealer::builder(Keyring::generate()?).build()?;
+//! let opened = sealer.open::<()>(&sealer.seal(&Session::new(()))?)?;
+//!
+//! // Render this into forms (field `csrf_token`) or send it as `X-CSRF-Token`.
+//! let token = sealer.csrf_token(opened.session());
+//! // On the unsafe request:
+//! csrf::check_origin("POST", Some("same-origin"), None, "https://app.example")?;
+//! sealer.verify_csrf(opened.session(), &token)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The token is `base64url(key ID ‖ HMAC-SHA256(csrf key, session ID))`,
+//! where the CSRF key is derived from the keyring key with its own HKDF
+//! label (docs/FORMAT.md, section 1). A new session ID (every login, every
+//! [`Session::renew_id`](crate::Session::renew_id)) makes every earlier
+//! token invalid.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{KeyInit as _, Mac as _};
+use subtle::ConstantTimeEq as _;
+
+use crate::keyring::{Entry, KeyState, Keyring};
+use crate::session::SessionId;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Length of a CSRF token in characters: 4 + 32 bytes in base64url.
+pub const TOKEN_LEN: usize = 48;
+
+/// A request failed the CSRF checks. Answer it with 403 and change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrfError {
+    /// No token was sent with an unsafe request.
+    #[error("the request has no CSRF token")]
+    Missing,
+    /// The token is not one this server made for this session.
+    #[error("the CSRF token does not match the session")]
+    Invalid,
+    /// The browser says the request comes from another site.
+    #[error("cross-site request refused (Sec-Fetch-Site: {0})")]
+    CrossSite(String),
+    /// The `Origin` header names another origin.
+    #[error("request from another origin refused")]
+    WrongOrigin,
+}
+
+/// Whether `method` may change state, and so needs the CSRF checks.
+#[must_use]
+pub fn is_unsafe_method(method: &str) -> bool {
+    !matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+/// Refuses an unsafe request that a browser says comes from another site.
+///
+/// * `Sec-Fetch-Site` (sent by current browsers): `same-origin` and `none`
+///   (typed in, bookmarks) pass; `same-site` and `cross-site` are refused.
+/// * Without it, `Origin`, when present, must equal `expected_origin`
+///   (scheme, host and port, such as `https://app.example`).
+/// * Without either the request is not from a browser that could be forged
+///   into sending it; the CSRF token still applies.
+///
+/// Safe methods always pass.
+///
+/// # Errors
+/// [`CsrfError::CrossSite`] or [`CsrfError::WrongOrigin`].
+pub fn check_origin(
+    method: &str,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    expected_origin: &str,
+) -> Result<(), CsrfError> {
+    if !is_unsafe_method(method) {
+        return Ok(());
+    }
+    match (sec_fetch_site.map(str::trim), origin.map(str::trim)) {
+        (Some("same-origin" | "none"), _) => Ok(()),
+        (Some(other), _) => Err(CsrfError::CrossSite(other.chars().take(32).collect())),
+        (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
+            Err(CsrfError::WrongOrigin)
+        }
+        (None, _) => Ok(()),
+    }
+}
+
+fn mac(entry: &Entry, session: &SessionId) -> HmacSha256 {
+    // HMAC accepts keys of any length; a 32-byte key cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(entry.csrf_key.as_ref()) {
+        Ok(mac) => mac,
+        Err(_) => HmacSha256::new(&Default::default()),
+    };
+    mac.update(b"sealed-session csrf v1");
+    mac.update(session.as_bytes());
+    mac
+}
+
+/// The token for `session` under the keyring entry `entry`.
+pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
+    let mut bytes = Vec::with_capacity(36);
+    bytes.extend_from_slice(&entry.spec.id.to_be_bytes());
+    bytes.extend_from_slice(&mac(entry, session).finalize().into_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Checks `token` for `session` with the key it names; retired and unknown
+/// keys are refused, the comparison is constant-time.
+pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str) -> Result<(), CsrfError> {
+    if token.is_empty() {
+        return Err(CsrfError::Missing);
+    }
+    if token.len() != TOKEN_LEN {
+        return Err(CsrfError::Invalid);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CsrfError::Invalid)?;
+    let (id, tag) = bytes.split_first_chunk::<4>().ok_or(CsrfError::Invalid)?;
+    let entry = keyring
+        .entry(u32::from_be_bytes(*id))
+        .filter(|e| e.spec.state != KeyState::Retired)
+        .ok_or(CsrfError::Invalid)?;
+    let expected = mac(entry, session).finalize().into_bytes();
+    if bool::from(expected.as_slice().ct_eq(tag)) {
+        Ok(())
+    } else {
+        Err(CsrfError::Invalid)
+    }
+}

@@ -1,0 +1,199 @@
+//! Cookie attributes and size, reading cookies from a request, CSRF tokens
+//! and the Fetch Metadata / Origin check.
+
+use sealed_session::csrf::{self, CsrfError};
+use sealed_session::{
+    CookieError, CookieSpec, KeySpec, KeyState, Keyring, MasterKey, SameSite, Sealer, Session, SharedKeyring,
+    MAX_COOKIE_LEN,
+};
+
+fn keyring(specs: &[(u32, KeyState)]) -> Keyring {
+    Keyring::new(specs.iter().map(|&(id, state)| KeySpec {
+        id,
+        state,
+        key: MasterKey::from_slice(&[id as u8; 32]).unwrap(),
+        created: None,
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_default_cookie_is_host_prefixed_secure_httponly_lax() {
+    let spec = CookieSpec::default();
+    assert_eq!(spec.name(), "__Host-session");
+    assert_eq!(
+        spec.set_cookie("abc", Some(42)).unwrap(),
+        "__Host-session=abc; Path=/; Max-Age=42; Secure; HttpOnly; SameSite=Lax"
+    );
+    assert_eq!(spec.removal(), "__Host-session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
+    let browser_session = spec.browser_session();
+    assert_eq!(
+        browser_session.set_cookie("abc", Some(42)).unwrap(),
+        "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+    );
+}
+
+#[test]
+fn invalid_combinations_are_errors_not_silent_fixes() {
+    let host = CookieSpec::default();
+    assert_eq!(host.clone().domain("example.com").unwrap_err(), CookieError::HostPrefix);
+    assert_eq!(host.clone().path("/app").unwrap_err(), CookieError::HostPrefix);
+    assert_eq!(host.clone().secure(false).unwrap_err(), CookieError::HostPrefix);
+    let secure = CookieSpec::named("__Secure-id").unwrap();
+    assert_eq!(secure.clone().secure(false).unwrap_err(), CookieError::SecurePrefix);
+    let plain = CookieSpec::named("sid").unwrap();
+    assert_eq!(
+        plain.clone().secure(false).unwrap().same_site(SameSite::None).unwrap_err(),
+        CookieError::SameSiteNoneInsecure
+    );
+    assert!(plain.clone().same_site(SameSite::None).is_ok(), "None with Secure is allowed");
+    for bad in ["", "a b", "a;b", "é", "a=b"] {
+        assert!(matches!(CookieSpec::named(bad), Err(CookieError::InvalidName(_))), "{bad:?}");
+    }
+    assert!(matches!(plain.clone().path("no-slash"), Err(CookieError::InvalidAttribute("path", _))));
+    assert!(matches!(plain.clone().path("/a;b"), Err(CookieError::InvalidAttribute("path", _))));
+    assert!(matches!(plain.domain("a;b"), Err(CookieError::InvalidAttribute("domain", _))));
+    // A spec that is allowed says everything it does.
+    let dev = CookieSpec::named("sid").unwrap().secure(false).unwrap().path("/app").unwrap();
+    assert_eq!(dev.set_cookie("v", None).unwrap(), "sid=v; Path=/app; HttpOnly; SameSite=Lax");
+}
+
+#[test]
+fn a_cookie_larger_than_browsers_keep_is_refused_with_its_size() {
+    let spec = CookieSpec::default();
+    let fits = "a".repeat(MAX_COOKIE_LEN - spec.overhead());
+    assert!(spec.set_cookie(&fits, Some(u64::MAX)).is_ok());
+    let header = spec.set_cookie(&fits, Some(43_200)).unwrap();
+    assert!(header.len() <= MAX_COOKIE_LEN);
+    let too_long = format!("{fits}a");
+    let len = spec.overhead() + too_long.len();
+    assert_eq!(
+        spec.set_cookie(&too_long, Some(u64::MAX)).unwrap_err(),
+        CookieError::TooLarge { len, max: MAX_COOKIE_LEN }
+    );
+    assert_eq!(spec.set_cookie("a b", None).unwrap_err(), CookieError::InvalidValue);
+    assert_eq!(spec.set_cookie("a;b", None).unwrap_err(), CookieError::InvalidValue);
+}
+
+#[test]
+fn sealed_tokens_are_valid_cookie_values_and_a_too_large_session_is_caught_before_sending() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).max_token_len(8192).build().unwrap();
+    let spec = CookieSpec::default();
+    let token = sealer.seal(&Session::new("x".repeat(100))).unwrap();
+    assert!(spec.set_cookie(&token, Some(3600)).is_ok());
+    let big = Session::new("x".repeat(3100));
+    // Known ahead, without sealing:
+    assert!(sealer.sealed_len(&big).unwrap() + spec.overhead() > MAX_COOKIE_LEN);
+    let token = sealer.seal(&big).unwrap();
+    assert!(matches!(spec.set_cookie(&token, Some(3600)), Err(CookieError::TooLarge { .. })));
+}
+
+#[test]
+fn reading_the_cookie_from_a_request_header() {
+    let spec = CookieSpec::default();
+    let values: Vec<&str> = spec.values("a=1; __Host-session=first;b=2;  __Host-session=second").collect();
+    assert_eq!(values, ["first", "second"], "every value, in header order");
+    assert_eq!(spec.values("a=1; b=2").count(), 0);
+    assert_eq!(spec.values("").count(), 0);
+    assert_eq!(
+        spec.values("__host-session=x; __Host-session2=y; x__Host-session=z").count(),
+        0,
+        "exact name"
+    );
+    assert_eq!(spec.values("__Host-session=\"quoted\"").collect::<Vec<_>>(), ["quoted"]);
+    let many = vec!["__Host-session=v"; 50].join("; ");
+    assert_eq!(spec.values(&many).count(), 4, "at most four are tried");
+}
+
+#[test]
+fn the_first_cookie_that_opens_wins_so_a_planted_one_cannot_shadow_ours() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
+    let spec = CookieSpec::named("sid").unwrap();
+    let token = sealer.seal(&Session::new(7u8)).unwrap();
+    let header = format!("sid=planted-by-a-sibling-domain; sid={token}");
+    let opened = spec.values(&header).find_map(|value| sealer.open::<u8>(value).ok()).unwrap();
+    assert_eq!(opened.session().data(), &7);
+}
+
+#[test]
+fn csrf_tokens_are_bound_to_the_session() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
+    let session = Session::new(());
+    let token = sealer.csrf_token(&session);
+    assert_eq!(token.len(), csrf::TOKEN_LEN);
+    assert_eq!(sealer.verify_csrf(&session, &token), Ok(()));
+    assert_eq!(sealer.csrf_token(&session), token, "stable for the session's life");
+    // Another session (every login makes a new one) does not accept it.
+    assert_eq!(sealer.verify_csrf(&Session::new(()), &token), Err(CsrfError::Invalid));
+    let mut renewed = session.clone();
+    renewed.renew_id().unwrap();
+    assert_eq!(sealer.verify_csrf(&renewed, &token), Err(CsrfError::Invalid));
+    assert_eq!(sealer.verify_csrf(&session, ""), Err(CsrfError::Missing));
+    // Every changed character is refused.
+    for i in 0..token.len() {
+        let mut bytes = token.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        assert_eq!(sealer.verify_csrf(&session, &changed), Err(CsrfError::Invalid), "{i}");
+    }
+    for junk in ["x", &"A".repeat(48), &format!("{token}A"), &token[..47], "é".repeat(24).as_str()] {
+        assert_eq!(sealer.verify_csrf(&session, junk), Err(CsrfError::Invalid), "{junk:?}");
+    }
+}
+
+#[test]
+fn csrf_tokens_follow_key_rotation() {
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let sealer = Sealer::builder(shared.clone()).build().unwrap();
+    let session = Session::new(());
+    let old = sealer.csrf_token(&session);
+    shared.replace(keyring(&[(1, KeyState::Active), (2, KeyState::Primary)]));
+    assert_eq!(sealer.verify_csrf(&session, &old), Ok(()), "a page rendered before the rotation still posts");
+    let new = sealer.csrf_token(&session);
+    assert_ne!(new, old);
+    assert_eq!(sealer.verify_csrf(&session, &new), Ok(()));
+    shared.replace(keyring(&[(1, KeyState::Retired), (2, KeyState::Primary)]));
+    assert_eq!(sealer.verify_csrf(&session, &old), Err(CsrfError::Invalid));
+    // A token relabelled to another valid key does not verify either.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut bytes = b64.decode(&old).unwrap();
+    bytes[..4].copy_from_slice(&2u32.to_be_bytes());
+    let relabelled = b64.encode(&bytes);
+    assert_ne!(relabelled, old);
+    assert_eq!(sealer.verify_csrf(&session, &relabelled), Err(CsrfError::Invalid));
+}
+
+#[test]
+fn unsafe_requests_from_other_sites_are_refused() {
+    let origin = "https://app.example";
+    for method in ["GET", "head", "OPTIONS", "TRACE"] {
+        assert_eq!(
+            csrf::check_origin(method, Some("cross-site"), Some("https://evil.example"), origin),
+            Ok(())
+        );
+    }
+    for method in ["POST", "PUT", "PATCH", "DELETE", "post"] {
+        assert!(csrf::is_unsafe_method(method));
+        assert_eq!(csrf::check_origin(method, Some("same-origin"), Some(origin), origin), Ok(()));
+        assert_eq!(csrf::check_origin(method, Some("none"), None, origin), Ok(()));
+        assert!(matches!(
+            csrf::check_origin(method, Some("cross-site"), None, origin),
+            Err(CsrfError::CrossSite(_))
+        ));
+        assert!(matches!(
+            csrf::check_origin(method, Some("same-site"), None, origin),
+            Err(CsrfError::CrossSite(_))
+        ));
+        // Without Fetch Metadata, the Origin header decides.
+        assert_eq!(csrf::check_origin(method, None, Some(origin), origin), Ok(()));
+        assert_eq!(csrf::check_origin(method, None, Some("HTTPS://APP.EXAMPLE"), origin), Ok(()));
+        assert_eq!(
+            csrf::check_origin(method, None, Some("https://app.example:8443"), origin),
+            Err(CsrfError::WrongOrigin)
+        );
+        assert_eq!(csrf::check_origin(method, None, Some("null"), origin), Err(CsrfError::WrongOrigin));
+        // Neither header: not a browser that could be tricked; the token still applies.
+        assert_eq!(csrf::check_origin(method, None, None, origin), Ok(()));
+    }
+}
