@@ -29,5 +29,14 @@ cargo bench --workspace --all-features --no-run --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 
+# Licenses, duplicate versions and sources, offline. Installing cargo-deny
+# from source takes about six minutes here, so a machine without it says so
+# and goes on; this machine and CI have it (cargo install cargo-deny --locked).
+if command -v cargo-deny >/dev/null; then
+  cargo deny --offline check licenses bans sources
+else
+  echo "cargo-deny is not installed: license and duplicate checks not run (cargo install cargo-deny --locked)"
+fi
+
 # Fuzzing smoke run: every target for FUZZ_SECONDS (default 30) on stable.
 bash fuzz/run.sh "${FUZZ_SECONDS:-30}"
