@@ -279,10 +279,16 @@ impl CookieSpec {
     ///
     /// Several cookies of one name can arrive (different paths, or one
     /// planted by a sibling domain for names without the `__Host-` prefix).
-    /// The rule: try them in order and take the **first that opens**; a
-    /// planted value that is not a valid token is skipped, and no attacker
-    /// can plant a valid one without a key. A fifth and later are ignored,
-    /// so that a request cannot make the server try many.
+    /// The rule: try them in order and take the **first that opens**, so that
+    /// a planted value that is not a valid token cannot hide ours. A fifth
+    /// and later are ignored, so that a request cannot make the server try
+    /// many.
+    ///
+    /// Without the `__Host-` prefix, a sibling domain can plant a *valid*
+    /// token of the attacker's own session, with a longer path so that it
+    /// comes first: the victim is then signed in as the attacker (login
+    /// CSRF). Only `__Host-` names (the default) rule that out, because
+    /// browsers refuse to let anyone but the exact host set them.
     pub fn values<'h>(&'h self, header: &'h str) -> impl Iterator<Item = &'h str> + 'h {
         header
             .split(';')

@@ -18,7 +18,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The token is `base64url(key ID ‖ HMAC-SHA256(csrf key, session ID))`,
+//! The token is `base64url(key ID ‖ HMAC-SHA256(csrf key, "sealed-session csrf v1" ‖ session ID))`,
 //! where the CSRF key is derived from the keyring key with its own HKDF
 //! label (docs/FORMAT.md, section 1). A new session ID (every login, every
 //! [`Session::renew_id`](crate::Session::renew_id)) makes every earlier
@@ -93,22 +93,22 @@ pub fn check_origin(
     }
 }
 
-fn mac(entry: &Entry, session: &SessionId) -> HmacSha256 {
-    // HMAC accepts keys of any length; a 32-byte key cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(entry.csrf_key.as_ref()) {
-        Ok(mac) => mac,
-        Err(_) => HmacSha256::new(&Default::default()),
-    };
+/// The MAC of `session`; `None` only if HMAC refused the 32-byte key, which
+/// it never does (HMAC takes keys of any length). No other key is ever used.
+fn mac(entry: &Entry, session: &SessionId) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(entry.csrf_key.as_ref()).ok()?;
     mac.update(b"sealed-session csrf v1");
     mac.update(session.as_bytes());
-    mac
+    Some(mac)
 }
 
-/// The token for `session` under the keyring entry `entry`.
+/// The token for `session` under the keyring entry `entry` (empty, which
+/// never verifies, in the impossible case that HMAC refused the key).
 pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
+    let Some(mac) = mac(entry, session) else { return String::new() };
     let mut bytes = Vec::with_capacity(36);
     bytes.extend_from_slice(&entry.spec.id.to_be_bytes());
-    bytes.extend_from_slice(&mac(entry, session).finalize().into_bytes());
+    bytes.extend_from_slice(&mac.finalize().into_bytes());
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -127,7 +127,7 @@ pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str) -> Res
         .entry(u32::from_be_bytes(*id))
         .filter(|e| e.spec.state != KeyState::Retired)
         .ok_or(CsrfError::Invalid)?;
-    let expected = mac(entry, session).finalize().into_bytes();
+    let expected = mac(entry, session).ok_or(CsrfError::Invalid)?.finalize().into_bytes();
     if bool::from(expected.as_slice().ct_eq(tag)) {
         Ok(())
     } else {

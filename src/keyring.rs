@@ -3,8 +3,8 @@
 //!
 //! # Rotation
 //!
-//! Keys rotate in two phases so that no server ever meets a token sealed
-//! with a key it does not know:
+//! Keys rotate in three steps (two deployments, then a wait) so that no
+//! server ever meets a token sealed with a key it does not know:
 //!
 //! 1. **Add** the new key as `active` on every server. Servers open tokens
 //!    sealed with it but do not yet seal with it.

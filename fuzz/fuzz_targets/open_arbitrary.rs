@@ -15,7 +15,8 @@ static SEALER: LazyLock<Sealer> = LazyLock::new(|| {
         let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(id as u8 * 16));
         KeySpec { id, state, key: MasterKey::from_slice(&bytes).unwrap(), created: None }
     };
-    let keyring = Keyring::new([key(1, KeyState::Primary), key(2, KeyState::Active), key(3, KeyState::Retired)]);
+    let keyring =
+        Keyring::new([key(1, KeyState::Primary), key(2, KeyState::Active), key(3, KeyState::Retired)]);
     Sealer::builder(keyring.unwrap()).clock(ManualClock::at_unix(1_000_000_000)).build().unwrap()
 });
 

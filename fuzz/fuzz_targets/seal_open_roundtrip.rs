@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use sealed_session::{Keyring, Sealer, Session};
+use sealed_session::{Keyring, SealError, Sealer, Session};
 
 static SEALER: LazyLock<Sealer> =
     LazyLock::new(|| Sealer::builder(Keyring::generate().unwrap()).max_token_len(64 * 1024).build().unwrap());
@@ -17,7 +17,11 @@ fuzz_target!(|input: (Data, Option<(String, u64)>)| {
     if let Some((user, epoch)) = &user {
         session = session.with_user(user.clone(), *epoch);
     }
-    let Ok(token) = SEALER.seal(&session) else { return }; // only TooLarge can fail here
+    let token = match SEALER.seal(&session) {
+        Ok(token) => token,
+        Err(SealError::TooLarge { .. }) => return,
+        Err(other) => panic!("sealing failed: {other}"),
+    };
     let opened = SEALER.open::<Data>(&token).expect("a sealed session must open");
     assert_eq!(opened.session().data(), &data);
     assert_eq!(opened.session().id(), session.id());

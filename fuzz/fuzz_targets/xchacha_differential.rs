@@ -14,7 +14,8 @@ fuzz_target!(|input: ([u8; 32], [u8; 24], Vec<u8>, Vec<u8>)| {
     let mut our_buf = message.clone();
     let our_tag = ours.encrypt_in_place_detached(&nonce, &aad, &mut our_buf).unwrap();
     let mut ref_buf = message.clone();
-    let ref_tag = reference.encrypt_inout_detached(&nonce.into(), &aad, ref_buf.as_mut_slice().into()).unwrap();
+    let ref_tag =
+        reference.encrypt_inout_detached(&nonce.into(), &aad, ref_buf.as_mut_slice().into()).unwrap();
     assert_eq!(our_buf, ref_buf, "ciphertexts differ");
     assert_eq!(our_tag.as_slice(), ref_tag.as_slice(), "tags differ");
 

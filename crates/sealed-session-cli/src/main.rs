@@ -82,8 +82,9 @@ enum Command {
         /// Idle timeout in seconds, as the server applies it.
         #[arg(long, default_value_t = 30 * 60)]
         idle: u64,
-        /// The token.
-        token: String,
+        /// The token; `-` or nothing reads it from stdin (a token on the
+        /// command line is visible to other local users and kept in shell history).
+        token: Option<String>,
     },
     /// Revoke every session of a user, or one session, in a store.
     Revoke {
@@ -96,8 +97,9 @@ enum Command {
         /// Log out this session (32 hex digits, as `open` prints it).
         #[arg(long)]
         session: Option<String>,
-        /// With --session: keep the entry until this Unix time (the session's
-        /// absolute expiry, as `open` prints it); default 12 hours from now.
+        /// With --session (required there): keep the entry until this Unix
+        /// time, the session's absolute expiry (`expires_at_unix` in the
+        /// output of `open`).
         #[arg(long, requires = "session")]
         until: Option<u64>,
     },
@@ -211,6 +213,17 @@ async fn run(command: Command) -> Result<String, Failure> {
                     .map_err(|err| Failure::Config(format!("--now is not an RFC 3339 time: {err}")))?,
                 None => OffsetDateTime::now_utc(),
             };
+            if now.unix_timestamp() < 0 {
+                return Err(Failure::Config("--now must not be before 1970".into()));
+            }
+            let token = match token.as_deref() {
+                None | Some("-") => {
+                    let mut input = String::new();
+                    std::io::stdin().read_to_string(&mut input)?;
+                    input.trim().to_owned()
+                }
+                Some(token) => token.to_owned(),
+            };
             let opened = sealer.open_raw_at(&token, now).map_err(refusal)?;
             if let Some(url) = store {
                 let store = AnyStore::open(&url).await?;
@@ -232,7 +245,13 @@ async fn run(command: Command) -> Result<String, Failure> {
                 (None, Some(hex)) => {
                     let id = SessionId::from_hex(&hex)
                         .ok_or_else(|| Failure::Config("--session must be 32 hex digits".into()))?;
-                    let until = until.unwrap_or_else(|| now_unix().saturating_add(12 * 3600));
+                    // Too early an end would let the session back in: the operator says when.
+                    let until = until.ok_or_else(|| {
+                        Failure::Config(
+                            "--session needs --until: the session's expires_at_unix, as open prints it"
+                                .into(),
+                        )
+                    })?;
                     sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
                     json!({ "session": id.to_hex(), "until": until })
                 }
@@ -242,10 +261,6 @@ async fn run(command: Command) -> Result<String, Failure> {
         }
         Command::Check { keyring } => check(&keyring),
     }
-}
-
-fn now_unix() -> u64 {
-    u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
 }
 
 fn sealer(keyring: &Path, purpose: String, ttl: u64, idle: u64) -> Result<Sealer, Failure> {
@@ -268,6 +283,7 @@ fn refusal(err: OpenError) -> Failure {
         OpenError::RetiredKey(_) => Failure::Refused(format!("retired key ({err})")),
         OpenError::Expired(_) => Failure::Refused(format!("expired ({err})")),
         OpenError::NotYetValid => Failure::Refused(format!("not yet valid ({err})")),
+        OpenError::Clock(_) => Failure::Config(format!("--now: {err}")),
         other => Failure::Refused(other.to_string()),
     }
 }
@@ -291,9 +307,10 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
     let session = opened.session();
     // Tokens sealed by this tool hold JSON text; others hold the
     // application's own type, shown as its postcard bytes.
-    let data = postcard::from_bytes::<String>(session.data())
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+    let data = match postcard::take_from_bytes::<String>(session.data()) {
+        Ok((text, [])) => serde_json::from_str::<Value>(&text).ok(),
+        _ => None,
+    };
     let mut out = json!({
         "session_id": session.id().to_hex(),
         "user": session.user_id(),
@@ -319,29 +336,23 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
 fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
     match command {
         KeyringCommand::Init { file } => {
-            if file.exists() {
-                return Err(Failure::Config(format!(
-                    "{} exists; refusing to overwrite a keyring",
-                    file.display()
-                )));
-            }
             let keyring = Keyring::generate()?;
-            write_keyring(&file, &keyring)?;
+            write_keyring(&file, &keyring, Replace::Never)?;
             Ok(json!({ "file": file.display().to_string(), "primary": keyring.primary_id() }).to_string())
         }
         KeyringCommand::Add { file } => {
             let (keyring, id) = Keyring::load(&file)?.with_new_key()?;
-            write_keyring(&file, &keyring)?;
+            write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(id.to_string())
         }
         KeyringCommand::Promote { file, id } => {
             let keyring = Keyring::load(&file)?.with_primary(id)?;
-            write_keyring(&file, &keyring)?;
+            write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::Retire { file, id } => {
             let keyring = Keyring::load(&file)?.with_retired(id)?;
-            write_keyring(&file, &keyring)?;
+            write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),
@@ -382,9 +393,19 @@ fn check(file: &Path) -> Result<String, Failure> {
     Ok(json!({ "ok": true, "primary": primary, "keys": list(&keyring), "next_step": next }).to_string())
 }
 
+/// Whether [`write_keyring`] may replace an existing file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// `keyring init`: fail if the file exists, even if it appears meanwhile.
+    Never,
+    /// Rotation steps: replace the file read a moment ago.
+    Existing,
+}
+
 /// Writes a keyring atomically: a new file of mode 0600 beside the target,
-/// synced, then renamed over it.
-fn write_keyring(file: &Path, keyring: &Keyring) -> Result<(), Failure> {
+/// synced, then renamed over it (or, for a new keyring, linked in place,
+/// which fails if the file exists).
+fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(), Failure> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -393,15 +414,28 @@ fn write_keyring(file: &Path, keyring: &Keyring) -> Result<(), Failure> {
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
+    let written = (|| {
         let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
         out.write_all(keyring.to_toml_string().as_bytes())?;
         out.sync_all()?;
-        std::fs::rename(&temp, file)?;
-        std::fs::File::open(&dir)?.sync_all()
+        match replace {
+            Replace::Existing => std::fs::rename(&temp, file),
+            Replace::Never => std::fs::hard_link(&temp, file).and_then(|()| std::fs::remove_file(&temp)),
+        }
     })();
-    if result.is_err() {
+    if let Err(err) = written {
         let _ = std::fs::remove_file(&temp);
+        return Err(Failure::Config(match err.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{} exists; refusing to overwrite a keyring", file.display())
+            }
+            _ => format!("cannot write {}: {err}", file.display()),
+        }));
     }
-    result.map_err(|err| Failure::Config(format!("cannot write {}: {err}", file.display())))
+    // The file is in place; a failed directory sync only weakens durability
+    // against a power cut, so it is reported but is not a failure.
+    if let Err(err) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        eprintln!("warning: {} written, but its directory could not be synced: {err}", file.display());
+    }
+    Ok(())
 }

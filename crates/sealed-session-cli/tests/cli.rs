@@ -146,6 +146,12 @@ fn seal_then_open_prints_the_envelope() {
         r#"{"cart": ["book"], "n": 2}"#,
     );
     let envelope = json(&ok(&["open", "--keyring", f, "--purpose", "__Host-s", &token], ""));
+    // The token can come on stdin instead, out of sight of other users.
+    assert_eq!(
+        json(&ok(&["open", "--keyring", f, "--purpose", "__Host-s"], &format!("{token}\n"))),
+        envelope
+    );
+    assert_eq!(json(&ok(&["open", "--keyring", f, "--purpose", "__Host-s", "-"], &token)), envelope);
     assert_eq!(envelope["user"], "alice");
     assert_eq!(envelope["epoch"], 3);
     assert_eq!(envelope["key_id"], 1);
@@ -227,7 +233,9 @@ fn usage_errors_exit_2() {
         (vec!["seal", "--keyring", f, "--purpose", "p", "--ttl", "60", "--idle", "600"], "{}"), // idle > ttl
         (vec!["open", "--keyring", f, "--purpose", "p", "--now", "yesterday", "x"], ""),
         (vec!["revoke", "--store", "mysql://x"], ""),
-        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", "nothex"], ""),
+        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", "nothex", "--until", "1"], ""),
+        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", &"a".repeat(32)], ""), // no --until
+        (vec!["open", "--keyring", f, "--purpose", "p", "--now", "1960-01-01T00:00:00Z", "x"], ""),
         (vec!["no-such-command"], ""),
         (vec![], ""),
     ] {

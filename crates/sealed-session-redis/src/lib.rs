@@ -420,8 +420,12 @@ impl Inner {
         let reply: redis::RedisResult<Vec<String>> =
             redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut conn).await;
         match reply.as_deref() {
-            Ok([_, policy]) if policy != "noeviction" => Err(ConnectError::EvictionPolicy(policy.clone())),
-            Ok(_) => Ok(()),
+            Ok([_, policy]) if policy == "noeviction" => Ok(()),
+            Ok([_, policy]) => Err(ConnectError::EvictionPolicy(policy.clone())),
+            Ok(_) => {
+                tracing::warn!("Redis did not report its maxmemory-policy; make sure it is noeviction");
+                Ok(())
+            }
             Err(err) => {
                 tracing::warn!(%err, "cannot read Redis maxmemory-policy; make sure it is noeviction");
                 Ok(())
