@@ -111,6 +111,17 @@ mod tests {
         assert!(!shown.contains(key.to_base64().as_str()));
     }
 
+    /// SECURITY.md: master keys, derived keys and the generator's state are
+    /// wiped on drop. Removing a wipe fails to compile here.
+    #[test]
+    fn secrets_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<MasterKey>();
+        wiped_on_drop::<crate::aead::XChaCha20Poly1305>();
+        wiped_on_drop::<Zeroizing<[u8; 32]>>(); // the CSRF key and per-message subkeys
+        wiped_on_drop::<chacha20::ChaCha20Rng>();
+    }
+
     #[test]
     fn generated_keys_differ() {
         assert_ne!(MasterKey::generate().unwrap(), MasterKey::generate().unwrap());
