@@ -50,6 +50,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// A shared clock is a clock, so that one clock (a [`Sealer::clock`](crate::Sealer::clock),
+/// say) can drive several sealers and stores.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+
+    fn unix_now(&self) -> i64 {
+        (**self).unix_now()
+    }
+
+    fn unix_millis(&self) -> i64 {
+        (**self).unix_millis()
+    }
+}
+
 /// A clock that moves only when told to, for tests. Clones share one time,
 /// kept in milliseconds.
 ///

@@ -106,6 +106,38 @@ pub trait RevocationStore: Send + Sync {
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A shared store is a store, so that one store can serve a verifier and
+/// an administration task (or several verifiers) at once.
+impl<S: RevocationStore> RevocationStore for std::sync::Arc<S> {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        (**self).state(user_id, session)
+    }
+
+    fn user_epoch(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).user_epoch(user_id)
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_user(user_id)
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_session(session, expires_at)
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_all(issued_through)
+    }
+}
+
 /// Why a session that authenticated was refused by the revocation check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

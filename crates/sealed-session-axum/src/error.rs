@@ -1,0 +1,71 @@
+//! What can go wrong in a handler's session calls.
+
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use sealed_session::{CookieError, OpenError, SealError, VerifyError};
+
+/// A session call from a handler failed.
+///
+/// As a response it is `401` for [`SessionError::NoSession`], `503` when the
+/// revocation store could not be reached, and `500` otherwise; the body
+/// never says more than that, and the cause is logged with `tracing`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The request has no session (none was sent, or the one sent was
+    /// expired, revoked, tampered with or sealed under an unknown key: the
+    /// reason is in the server's log, never in the response).
+    #[error("no session: sign in first")]
+    NoSession,
+    /// The handler asked for a session, but no [`SessionLayer`](crate::SessionLayer)
+    /// with this session data type wraps the route.
+    #[error(
+        "no session layer for this data type: wrap the router in SessionLayer<_, T> with the same T as the \
+         handler's extractor"
+    )]
+    MissingLayer,
+    /// The revocation store could not record or report a revocation, or a
+    /// session ID could not be drawn.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The session could not be sealed (too large for a cookie, usually).
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The sealed session does not fit in a cookie with these attributes.
+    #[error(transparent)]
+    Cookie(#[from] CookieError),
+    /// A session sealed a moment ago did not open: the keyring changed
+    /// between the two calls, or the clock is broken. Retry the request.
+    #[error("a session sealed a moment ago did not open ({0}): retry")]
+    Reopen(#[source] OpenError),
+}
+
+impl SessionError {
+    /// The status code the response carries.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            SessionError::NoSession => StatusCode::UNAUTHORIZED,
+            SessionError::Verify(VerifyError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match status {
+            StatusCode::UNAUTHORIZED => "no session",
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %self, "session store unavailable");
+                "session store unavailable, try again"
+            }
+            _ => {
+                tracing::error!(error = %self, "session call failed");
+                "internal error"
+            }
+        };
+        (status, body).into_response()
+    }
+}

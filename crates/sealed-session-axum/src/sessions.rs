@@ -1,0 +1,367 @@
+//! What handlers see: the [`Sessions`] handle and the [`Session`] extractor.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::request::Parts;
+use sealed_session::{CookieSpec, Opened, Sealer, Session as CoreSession, VerifyError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::SessionError;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The store operations a handle needs, with the store's type erased so that
+/// handlers name only the session data type.
+pub(crate) trait Ops<T>: Send + Sync {
+    fn sealer(&self) -> &Sealer;
+    fn cookie(&self) -> &CookieSpec;
+    fn pre_sealer(&self) -> &Sealer;
+    fn pre_cookie(&self) -> &CookieSpec;
+    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, VerifyError>>;
+    fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>>;
+    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, VerifyError>>;
+    fn renew_id<'a>(&'a self, session: &'a mut CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>>;
+}
+
+/// What the response must do with one cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieChange {
+    /// Send this `Set-Cookie` value.
+    Set(String),
+    /// Remove the cookie.
+    Remove,
+}
+
+/// The session state of one request, shared by the layer and the handler.
+pub(crate) struct State<T> {
+    /// The session, as opened from the request or as last sealed here.
+    pub(crate) current: Option<Opened<T>>,
+    /// The pre-session that carries the CSRF token before login.
+    pub(crate) pre: Option<Opened<()>>,
+    /// Set when the handler changed the session.
+    pub(crate) session_cookie: Option<CookieChange>,
+    /// Set when the pre-session cookie must be sent or removed.
+    pub(crate) pre_cookie: Option<CookieChange>,
+    /// Whether the request carried a pre-session cookie.
+    pub(crate) pre_sent: bool,
+}
+
+impl<T> State<T> {
+    pub(crate) fn new(current: Option<Opened<T>>, pre: Option<Opened<()>>, pre_sent: bool) -> Self {
+        Self { current, pre, session_cookie: None, pre_cookie: None, pre_sent }
+    }
+}
+
+pub(crate) struct Shared<T> {
+    pub(crate) state: Mutex<State<T>>,
+    pub(crate) ops: Arc<dyn Ops<T>>,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // The state is plain data that every writer leaves consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Seals `session` with `sealer` and opens it again, so that what the handler
+/// sees next is exactly what the cookie carries. Returns the `Set-Cookie`
+/// value too.
+pub(crate) fn seal_for_cookie<T: Serialize + DeserializeOwned>(
+    sealer: &Sealer,
+    cookie: &CookieSpec,
+    session: &CoreSession<T>,
+) -> Result<(Opened<T>, String), SessionError> {
+    let token = sealer.seal(session)?;
+    let opened = sealer.open::<T>(&token).map_err(SessionError::Reopen)?;
+    let max_age = opened
+        .session()
+        .expires_at()
+        .map(|expires| (expires - sealer.clock().now()).whole_seconds().max(0).unsigned_abs());
+    let header = cookie.set_cookie(&token, max_age)?;
+    Ok((opened, header))
+}
+
+/// The session handle of one request: log in, change, renew and log out.
+///
+/// Extract it in any handler behind a [`SessionLayer`](crate::SessionLayer)
+/// with the same data type `T`; the layer writes the cookies the calls
+/// decide on when the response leaves. Each call that changes the session
+/// seals it at once, so an error (a session too large for a cookie, a store
+/// that cannot be reached) reaches the handler, not the client.
+pub struct Sessions<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Sessions<T> {
+    fn clone(&self) -> Self {
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<T> std::fmt::Debug for Sessions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("Sessions")
+            .field("current", &state.current)
+            .field("changed", &state.session_cookie.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Sessions<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
+        Self { shared }
+    }
+
+    /// The request's session, if it has one (as changed by this handler).
+    #[must_use]
+    pub fn current(&self) -> Option<Session<T>> {
+        let opened = self.shared.lock().current.clone()?;
+        Some(Session { opened, sessions: self.clone() })
+    }
+
+    /// Starts a session for `user_id`: always a new session ID, bound to
+    /// the user's current revocation epoch. A session the request already
+    /// had is logged out on every server first, so that a cookie planted or
+    /// stolen before login dies with it (session fixation).
+    ///
+    /// # Errors
+    /// [`SessionError::Verify`] if the store cannot be reached (nothing is
+    /// changed), [`SessionError::Seal`] or [`SessionError::Cookie`] if the
+    /// session does not fit in a cookie.
+    pub async fn login(&self, user_id: &str, data: T) -> Result<Session<T>, SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let previous = self.shared.lock().current.clone();
+        if let Some(previous) = previous {
+            ops.logout(previous.session()).await?;
+        }
+        let session = ops.login(user_id, data).await?;
+        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
+        let mut state = self.shared.lock();
+        state.current = Some(opened.clone());
+        state.session_cookie = Some(CookieChange::Set(header));
+        // The pre-session served its purpose (the login form's CSRF token).
+        state.pre = None;
+        state.pre_cookie = state.pre_sent.then_some(CookieChange::Remove);
+        drop(state);
+        Ok(Session { opened, sessions: self.clone() })
+    }
+
+    /// Changes the session's data and seals it again; the new cookie goes
+    /// out with the response.
+    ///
+    /// # Errors
+    /// [`SessionError::NoSession`], or [`SessionError::Seal`] /
+    /// [`SessionError::Cookie`] if the changed session no longer fits in a
+    /// cookie (the session is then unchanged).
+    pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let mut state = self.shared.lock();
+        let mut session = state.current.as_ref().ok_or(SessionError::NoSession)?.session().clone();
+        let result = change(session.data_mut());
+        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
+        state.current = Some(opened);
+        state.session_cookie = Some(CookieChange::Set(header));
+        Ok(result)
+    }
+
+    /// Gives the session a new ID, logging the old one out on every server:
+    /// call it when the session's privileges change.
+    ///
+    /// # Errors
+    /// [`SessionError::NoSession`], [`SessionError::Verify`] if the store
+    /// cannot be reached (the session is then unchanged), or a sealing error.
+    pub async fn renew_id(&self) -> Result<(), SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
+        let mut session = current.into_session();
+        ops.renew_id(&mut session).await?;
+        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
+        let mut state = self.shared.lock();
+        state.current = Some(opened);
+        state.session_cookie = Some(CookieChange::Set(header));
+        Ok(())
+    }
+
+    /// Logs this session out on every server and removes its cookie. Without
+    /// a session it only removes the cookie.
+    ///
+    /// # Errors
+    /// [`SessionError::Verify`] if the store did not record the logout: the
+    /// session is then kept, so that the user can try again.
+    pub async fn logout(&self) -> Result<(), SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let current = self.shared.lock().current.clone();
+        if let Some(current) = current {
+            ops.logout(current.session()).await?;
+        }
+        self.forget();
+        Ok(())
+    }
+
+    /// Logs the session's user out of every session they have, on every
+    /// server, and removes this cookie. Returns the user's new epoch.
+    ///
+    /// # Errors
+    /// [`SessionError::NoSession`] without a signed-in session, or
+    /// [`SessionError::Verify`] if the store did not record it (nothing is
+    /// then changed).
+    pub async fn logout_everywhere(&self) -> Result<u64, SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let current = self.shared.lock().current.clone();
+        let user_id =
+            current.as_ref().and_then(|opened| opened.session().user_id()).ok_or(SessionError::NoSession)?;
+        let epoch = ops.logout_everywhere(user_id).await?;
+        self.forget();
+        Ok(epoch)
+    }
+
+    fn forget(&self) {
+        let mut state = self.shared.lock();
+        state.current = None;
+        state.session_cookie = Some(CookieChange::Remove);
+    }
+
+    /// The CSRF token to put in this page's forms (field `csrf_token`) or
+    /// scripts (header `X-CSRF-Token`).
+    ///
+    /// With a session, the token is bound to it. Without one (a login
+    /// form), it is bound to a *pre-session*: a small sealed cookie with a
+    /// random ID and no user, created here if the request had none, so that
+    /// the login form is protected too (login CSRF). Login replaces it.
+    ///
+    /// # Errors
+    /// [`SessionError::Verify`] if no random pre-session ID can be drawn, or
+    /// a sealing error.
+    pub fn csrf_token(&self) -> Result<String, SessionError> {
+        let ops = Arc::clone(&self.shared.ops);
+        let mut state = self.shared.lock();
+        if let Some(current) = &state.current {
+            return Ok(ops.sealer().csrf_token(current.session()));
+        }
+        if let Some(pre) = &state.pre {
+            return Ok(ops.pre_sealer().csrf_token(pre.session()));
+        }
+        let pre = CoreSession::try_new(()).map_err(VerifyError::from)?;
+        let (opened, header) = seal_for_cookie(ops.pre_sealer(), ops.pre_cookie(), &pre)?;
+        let token = ops.pre_sealer().csrf_token(opened.session());
+        state.pre = Some(opened);
+        state.pre_cookie = Some(CookieChange::Set(header));
+        Ok(token)
+    }
+}
+
+fn sessions_from<T: Send + Sync + 'static>(parts: &Parts) -> Result<Sessions<T>, SessionError> {
+    parts.extensions.get::<Sessions<T>>().cloned().ok_or(SessionError::MissingLayer)
+}
+
+impl<T, S> FromRequestParts<S> for Sessions<T>
+where
+    T: Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        sessions_from(parts)
+    }
+}
+
+/// A request's session, as an extractor: handlers that take it run only for
+/// requests with a valid session; the others get `401` ("no session"),
+/// whatever was wrong with their cookie. Take `Option<Session<T>>` to run
+/// either way.
+///
+/// It is a snapshot of the session when extracted, and dereferences to the
+/// core [`sealed_session::Session`]: its ID, user, epoch, times and data.
+/// Change it through [`Sessions`].
+pub struct Session<T> {
+    opened: Opened<T>,
+    sessions: Sessions<T>,
+}
+
+impl<T> Clone for Session<T>
+where
+    T: Clone,
+{
+    fn clone(&self) -> Self {
+        Self { opened: self.opened.clone(), sessions: self.sessions.clone() }
+    }
+}
+
+impl<T> std::fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Session").field(&self.opened).finish()
+    }
+}
+
+impl<T> Deref for Session<T> {
+    type Target = CoreSession<T>;
+
+    fn deref(&self) -> &CoreSession<T> {
+        self.opened.session()
+    }
+}
+
+impl<T> Session<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// The ID of the key the session's cookie is sealed under.
+    #[must_use]
+    pub fn key_id(&self) -> u32 {
+        self.opened.key_id()
+    }
+
+    /// When the session ends unless the user is active before then.
+    #[must_use]
+    pub fn idle_expires_at(&self) -> OffsetDateTime {
+        self.opened.idle_expires_at()
+    }
+
+    /// The session's CSRF token.
+    #[must_use]
+    pub fn csrf_token(&self) -> String {
+        self.sessions.shared.ops.sealer().csrf_token(self.opened.session())
+    }
+
+    /// The handle, to change or end the session.
+    #[must_use]
+    pub fn sessions(&self) -> &Sessions<T> {
+        &self.sessions
+    }
+}
+
+impl<T, S> FromRequestParts<S> for Session<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        sessions_from::<T>(parts)?.current().ok_or(SessionError::NoSession)
+    }
+}
+
+impl<T, S> OptionalFromRequestParts<S> for Session<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(sessions_from::<T>(parts)?.current())
+    }
+}

@@ -1,0 +1,509 @@
+//! The layer and extractors, driven through an axum router with a real
+//! memory store and a manual clock.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Form;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use sealed_session::{
+    Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId, SharedKeyring,
+    StoreError, Verifier,
+};
+use sealed_session_axum::{Session, SessionError, SessionLayer, Sessions};
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt as _;
+
+const START: i64 = 1_800_000_000;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Data {
+    count: u32,
+}
+
+async fn whoami(session: Option<Session<Data>>) -> String {
+    session.map_or_else(
+        || "anonymous".to_owned(),
+        |s| format!("{} {}", s.user_id().unwrap_or("-"), s.data().count),
+    )
+}
+
+async fn required(session: Session<Data>) -> String {
+    session.user_id().unwrap_or("-").to_owned()
+}
+
+async fn login(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    let session = sessions.login("alice", Data::default()).await?;
+    Ok(session.id().to_hex())
+}
+
+async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    sessions.update(|data| {
+        data.count += 1;
+        data.count.to_string()
+    })
+}
+
+async fn logout(sessions: Sessions<Data>) -> Result<(), SessionError> {
+    sessions.logout().await
+}
+
+async fn logout_everywhere(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    Ok(sessions.logout_everywhere().await?.to_string())
+}
+
+async fn csrf(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    sessions.csrf_token()
+}
+
+async fn form(
+    _: Session<Data>,
+    Form(fields): Form<BTreeMap<String, String>>,
+) -> Json<BTreeMap<String, String>> {
+    Json(fields)
+}
+
+struct Harness {
+    app: Router,
+    clock: ManualClock,
+    keyring: SharedKeyring,
+    store: Arc<MemoryStore>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()))
+    }
+
+    fn with_store(store: Arc<MemoryStore>) -> Self {
+        let clock = ManualClock::at_unix(START);
+        let keyring = SharedKeyring::new(Keyring::generate().unwrap());
+        let sealer = Sealer::builder(keyring.clone()).clock(clock.clone()).build().unwrap();
+        let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&store))).unwrap();
+        Self { app: router().layer(layer), clock, keyring, store }
+    }
+
+    fn client(&self) -> Client {
+        Client { app: self.app.clone(), jar: BTreeMap::new() }
+    }
+}
+
+fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route("/required", get(required))
+        .route("/login", post(login))
+        .route("/increment", post(increment))
+        .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
+        .route("/csrf", get(csrf))
+        .route("/form", post(form))
+}
+
+/// A client with a cookie jar that applies `Set-Cookie` as a browser would
+/// (by name; `Max-Age=0` deletes).
+struct Client {
+    app: Router,
+    jar: BTreeMap<String, String>,
+}
+
+struct Reply {
+    status: StatusCode,
+    set_cookies: Vec<String>,
+    cache_control: Option<String>,
+    body: String,
+}
+
+impl Client {
+    async fn send(&mut self, request: http::request::Builder, body: Body) -> Reply {
+        let cookies: Vec<String> = self.jar.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        let request = if cookies.is_empty() { request } else { request.header(COOKIE, cookies.join("; ")) };
+        let response: Response<Body> = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let set_cookies: Vec<String> =
+            response.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let cache_control = response.headers().get(CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned());
+        for set in &set_cookies {
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let body =
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Reply { status, set_cookies, cache_control, body }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        self.send(Request::get(path), Body::empty()).await
+    }
+
+    async fn post(&mut self, path: &str, token: &str) -> Reply {
+        self.send(
+            Request::post(path).header("x-csrf-token", token).header("sec-fetch-site", "same-origin"),
+            Body::empty(),
+        )
+        .await
+    }
+
+    async fn csrf(&mut self) -> String {
+        let reply = self.get("/csrf").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.body
+    }
+
+    async fn login(&mut self) -> Reply {
+        let token = self.csrf().await;
+        let reply = self.post("/login", &token).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply
+    }
+
+    fn session_cookie(&self) -> Option<String> {
+        self.jar.get("__Host-session").cloned()
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_host_cookie_with_secure_attributes_and_later_requests_do_not_set_it_again() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+
+    let pre = client.get("/csrf").await;
+    assert_eq!(pre.set_cookies.len(), 1);
+    assert!(pre.set_cookies[0].starts_with("__Host-session-csrf="), "{}", pre.set_cookies[0]);
+    assert!(!pre.set_cookies[0].contains("Max-Age"), "the pre-session cookie is a browser-session cookie");
+
+    let reply = client.post("/login", &pre.body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let session = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+    let attributes: Vec<&str> = session.split("; ").skip(1).collect();
+    assert_eq!(attributes, ["Path=/", "Max-Age=43200", "Secure", "HttpOnly", "SameSite=Lax"]);
+    assert!(
+        reply.set_cookies.iter().any(|c| c.starts_with("__Host-session-csrf=;") && c.contains("Max-Age=0")),
+        "login removes the pre-session cookie: {:?}",
+        reply.set_cookies
+    );
+    assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
+
+    let again = client.get("/required").await;
+    assert_eq!((again.status, again.body.as_str()), (StatusCode::OK, "alice"));
+    assert!(again.set_cookies.is_empty(), "an unchanged session is not sent again: {:?}", again.set_cookies);
+    assert_eq!(again.cache_control, None);
+}
+
+#[tokio::test]
+async fn unsafe_requests_without_the_right_csrf_token_are_refused_and_change_nothing() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let mut other = harness.client();
+    let others_token = other.csrf().await;
+
+    for token in ["", "not-a-token", others_token.as_str()] {
+        let reply = client.post("/login", token).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "token {token:?}");
+        assert!(reply.set_cookies.is_empty());
+    }
+    // Even with a pre-session of its own, the token must be its own.
+    client.csrf().await;
+    assert_eq!(client.post("/login", &others_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(client.get("/whoami").await.body, "anonymous");
+
+    client.login().await;
+    let session_token = client.csrf().await;
+    assert_ne!(session_token, others_token);
+    assert_eq!(client.post("/increment", &others_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(client.get("/whoami").await.body, "alice 0");
+    assert_eq!(client.post("/increment", &session_token).await.body, "1");
+    assert_eq!(client.get("/whoami").await.body, "alice 1");
+}
+
+#[tokio::test]
+async fn a_fresh_login_invalidates_the_old_csrf_token() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let old = client.csrf().await;
+    client.login().await;
+    assert_eq!(client.post("/increment", &old).await.status, StatusCode::FORBIDDEN);
+    let new = client.csrf().await;
+    assert_eq!(client.post("/increment", &new).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_even_with_a_valid_token() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.csrf().await;
+
+    let cross = |site: &str| {
+        Request::post("/increment").header("x-csrf-token", &token).header("sec-fetch-site", site)
+    };
+    for site in ["cross-site", "same-site"] {
+        let reply = client.send(cross(site), Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{site}");
+    }
+    // Older browsers: Origin only.
+    let with_origin = |origin: &str| {
+        Request::post("/increment")
+            .header("x-csrf-token", &token)
+            .header("host", "app.test")
+            .header("origin", origin)
+    };
+    assert_eq!(
+        client.send(with_origin("http://evil.test"), Body::empty()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(client.get("/whoami").await.body, "alice 0");
+    assert_eq!(client.send(with_origin("http://app.test"), Body::empty()).await.status, StatusCode::OK);
+    assert_eq!(client.get("/whoami").await.body, "alice 1");
+}
+
+#[tokio::test]
+async fn the_token_is_read_from_a_form_field_and_the_handler_still_gets_the_whole_form() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.csrf().await;
+    let form = |body: String| {
+        (
+            Request::post("/form")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin"),
+            Body::from(body),
+        )
+    };
+
+    let (request, body) = form(format!("name=value&csrf_token={token}"));
+    let reply = client.send(request, body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, format!(r#"{{"csrf_token":"{token}","name":"value"}}"#));
+
+    let (request, body) = form("name=value&csrf_token=wrong".to_owned());
+    assert_eq!(client.send(request, body).await.status, StatusCode::FORBIDDEN);
+    let (request, body) = form(format!("csrf_token={token}&pad={}", "x".repeat(70_000)));
+    assert_eq!(
+        client.send(request, body).await.status,
+        StatusCode::FORBIDDEN,
+        "a form over the limit is refused"
+    );
+}
+
+/// Writes `tracing` output where the test can read it.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_bad_cookie_gets_the_same_no_session_answer_and_the_log_says_why() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let harness = Harness::new();
+    let mut nobody = harness.client();
+    let baseline = nobody.get("/required").await;
+    assert_eq!((baseline.status, baseline.body.as_str()), (StatusCode::UNAUTHORIZED, "no session"));
+    assert!(baseline.set_cookies.is_empty());
+
+    let mut client = harness.client();
+    client.login().await;
+    let valid = client.session_cookie().unwrap();
+    let mut tampered = valid.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let unknown_key = {
+        // Key 2: the server's keyring has only key 1.
+        let (other, id) = Keyring::generate().unwrap().with_new_key().unwrap();
+        let other =
+            Sealer::builder(other.with_primary(id).unwrap()).clock(harness.clock.clone()).build().unwrap();
+        other.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap()
+    };
+
+    let check = async |value: &str, reason: &str| {
+        let mut probe = harness.client();
+        probe.jar.insert("__Host-session".into(), value.to_owned());
+        let reply = probe.get("/required").await;
+        assert_eq!(reply.status, baseline.status, "{reason}");
+        assert_eq!(reply.body, baseline.body, "{reason}");
+        assert_eq!(reply.set_cookies.len(), 1, "{reason}: the bad cookie is removed");
+        assert!(
+            reply.set_cookies[0].starts_with("__Host-session=;")
+                && reply.set_cookies[0].contains("Max-Age=0")
+        );
+        let log = logs.take();
+        assert!(log.contains(reason), "log should say {reason:?}: {log}");
+        assert!(!log.contains(value), "the log must not contain the cookie value");
+    };
+    check(&tampered, "failed authentication").await;
+    check(&unknown_key, "not in the keyring").await;
+    check("garbage", "malformed").await;
+
+    harness.clock.advance(Duration::from_secs(31 * 60));
+    check(&valid, "session expired (idle timeout)").await;
+    harness.clock.set_unix(START);
+
+    harness.store.revoke_user("alice").await.unwrap();
+    check(&valid, "the user logged out everywhere").await;
+}
+
+#[tokio::test]
+async fn logout_removes_the_cookie_and_the_old_value_is_refused_afterwards() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let old = client.session_cookie().unwrap();
+    let token = client.csrf().await;
+
+    let reply = client.post("/logout", &token).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.set_cookies.iter().any(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")));
+    assert_eq!(client.session_cookie(), None);
+
+    let mut replay = harness.client();
+    replay.jar.insert("__Host-session".into(), old);
+    assert_eq!(replay.get("/required").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_everywhere_ends_the_users_other_sessions() {
+    let harness = Harness::new();
+    let (mut laptop, mut phone) = (harness.client(), harness.client());
+    laptop.login().await;
+    phone.login().await;
+    assert_eq!(phone.get("/required").await.status, StatusCode::OK);
+
+    let token = laptop.csrf().await;
+    let reply = laptop.post("/logout-everywhere", &token).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(laptop.session_cookie(), None);
+    assert_eq!(phone.get("/required").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(phone.session_cookie(), None, "the refused cookie was removed");
+}
+
+#[tokio::test]
+async fn login_gives_a_new_session_id_and_logs_out_the_one_the_request_had() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let first_id = client.login().await.body;
+    let first = client.session_cookie().unwrap();
+    let token = client.csrf().await;
+    let second_id = client.post("/login", &token).await.body;
+    assert_ne!(first_id, second_id);
+
+    let mut fixated = harness.client();
+    fixated.jar.insert("__Host-session".into(), first);
+    assert_eq!(fixated.get("/required").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(client.get("/required").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_session_is_sent_again_after_key_rotation_and_idle_renewal_only() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    assert!(client.get("/required").await.set_cookies.is_empty());
+
+    let (rotated, new_id) = harness.keyring.current().with_new_key().unwrap();
+    harness.keyring.replace(rotated.with_primary(new_id).unwrap());
+    let old = client.session_cookie().unwrap();
+    let reply = client.get("/required").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.set_cookies.len(), 1, "re-issued under the new primary key");
+    assert_ne!(client.session_cookie().unwrap(), old);
+    assert!(client.get("/required").await.set_cookies.is_empty());
+
+    // Idle renewal: after a quarter of the idle timeout the cookie slides.
+    harness.clock.advance(Duration::from_secs(8 * 60));
+    assert_eq!(client.get("/required").await.set_cookies.len(), 1);
+    harness.clock.advance(Duration::from_secs(25 * 60));
+    assert_eq!(
+        client.get("/required").await.status,
+        StatusCode::OK,
+        "the renewed cookie outlives the first idle deadline"
+    );
+}
+
+/// A store that cannot be reached: failure injection, which a real store
+/// cannot be made to produce on demand here.
+struct Unreachable;
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection refused")]
+struct Refused;
+
+impl RevocationStore for Unreachable {
+    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn user_epoch(&self, _: &str) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_all(&self, _: u64) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_gives_503_and_keeps_the_cookie() {
+    let keyring = Keyring::generate().unwrap();
+    let sealer = Sealer::builder(keyring).build().unwrap();
+    let valid = sealer.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
+    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Unreachable)).unwrap();
+    let mut client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+
+    client.jar.insert("__Host-session".into(), valid.clone());
+    let reply = client.get("/required").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.set_cookies.is_empty(), "a store outage must not log anyone out");
+    assert_eq!(client.session_cookie(), Some(valid));
+
+    // Login fails visibly rather than issuing a session without an epoch.
+    client.jar.clear();
+    let token = client.csrf().await;
+    let reply = client.post("/login", &token).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!reply.set_cookies.iter().any(|c| c.starts_with("__Host-session=")));
+}
+
+#[tokio::test]
+async fn handlers_without_the_layer_get_a_500_that_names_the_problem() {
+    let app: Router = router();
+    let mut client = Client { app, jar: BTreeMap::new() };
+    assert_eq!(client.get("/required").await.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
