@@ -8,8 +8,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod store;
-
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +22,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::store::AnyStore;
+use sealed_session_cli::store::AnyStore;
 
 /// Keys, keyrings and tokens for sealed-session.
 #[derive(Parser)]

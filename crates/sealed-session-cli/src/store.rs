@@ -1,27 +1,47 @@
-//! A revocation store chosen by URL: `sqlite:PATH` or `redis://HOST:PORT/DB`.
+//! A revocation store chosen by URL: `sqlite:PATH` or `redis://HOST:PORT/DB`,
+//! the `--store` argument of the command-line tool and the demo app.
 
 use sealed_session::{RevocationState, RevocationStore, SessionId, StoreError};
 use sealed_session_redis::RedisStore;
 use sealed_session_sqlite::SqliteStore;
 
-use crate::Failure;
-
 /// The SQLite or the Redis store.
-pub(crate) enum AnyStore {
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// `sqlite:PATH`.
     Sqlite(SqliteStore),
+    /// `redis://HOST:PORT/DB` or `rediss://…`.
     Redis(RedisStore),
 }
 
+/// A store URL did not give a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreUrlError {
+    /// The URL is neither `sqlite:` nor `redis://` / `rediss://`.
+    #[error("unknown store URL {0:?}: use sqlite:PATH or redis://HOST:PORT/DB")]
+    UnknownScheme(String),
+    /// The SQLite file could not be opened.
+    #[error(transparent)]
+    Sqlite(#[from] sealed_session_sqlite::OpenError),
+    /// Redis could not be reached or is not configured for revocations.
+    #[error(transparent)]
+    Redis(#[from] sealed_session_redis::ConnectError),
+}
+
 impl AnyStore {
-    pub(crate) async fn open(url: &str) -> Result<Self, Failure> {
+    /// Opens the store `url` names. Needs a tokio runtime.
+    ///
+    /// # Errors
+    /// [`StoreUrlError`].
+    pub async fn open(url: &str) -> Result<Self, StoreUrlError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(SqliteStore::open_url(url).await?))
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             Ok(Self::Redis(RedisStore::connect(url).await?))
         } else {
-            Err(Failure::Config(format!(
-                "unknown store URL {url:?}: use sqlite:PATH or redis://HOST:PORT/DB"
-            )))
+            Err(StoreUrlError::UnknownScheme(url.chars().take(200).collect()))
         }
     }
 }

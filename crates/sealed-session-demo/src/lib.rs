@@ -1,0 +1,258 @@
+//! The sealed-session demo app, as a library: its routes, its session data
+//! and its start-up (data directory, keyring, revocation store). The binary
+//! `sealed-session-demo` serves it; tests and the load benchmark build it
+//! here.
+
+#![forbid(unsafe_code)]
+
+pub mod page;
+pub mod users;
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use axum::extract::{Form, Query};
+use axum::http::header::{self, HeaderValue};
+use axum::response::{Html, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sealed_session::{ConfigError, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
+use sealed_session_axum::{LayerError, Session, SessionError, SessionLayer, Sessions};
+use sealed_session_cli::store::{AnyStore, StoreUrlError};
+use serde::{Deserialize, Serialize};
+
+/// What the demo keeps in each session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Profile {
+    /// Shown on the page; the signed-in user changes it with `POST /profile`.
+    pub display_name: String,
+}
+
+/// The app: its routes behind the session layer, plus security headers.
+///
+/// # Errors
+/// [`LayerError`] if the session layer cannot be built.
+pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
+    Ok(routes()
+        .layer(SessionLayer::<S, Profile>::new(verifier)?)
+        .layer(axum::middleware::map_response(headers)))
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
+        .route("/profile", post(profile))
+        .route("/api/session", get(api_session))
+}
+
+async fn headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    m: Option<String>,
+}
+
+async fn index(
+    sessions: Sessions<Profile>,
+    Query(notice): Query<Notice>,
+) -> Result<Html<String>, SessionError> {
+    let notice = notice.m.as_deref().and_then(page::notice);
+    Ok(Html(match sessions.current() {
+        Some(session) => page::signed_in(&session, notice),
+        None => page::signed_out(&sessions.csrf_token()?, notice),
+    }))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
+    let username = form.username.trim().to_owned();
+    let checked = username.clone();
+    // Argon2 takes tens of milliseconds: keep it off the executor.
+    let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
+        .await
+        .unwrap_or(false);
+    if !valid {
+        tracing::info!(user = %username, "failed login");
+        return Ok(Redirect::to("/?m=bad-login"));
+    }
+    let mut display_name = username.clone();
+    if let Some(first) = display_name.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    sessions.login(&username, Profile { display_name }).await?;
+    tracing::info!(user = %username, "signed in");
+    Ok(Redirect::to("/?m=signed-in"))
+}
+
+async fn logout(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
+    sessions.logout().await?;
+    Ok(Redirect::to("/?m=logged-out"))
+}
+
+async fn logout_everywhere(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
+    let epoch = sessions.logout_everywhere().await?;
+    tracing::info!(epoch, "logged out everywhere");
+    Ok(Redirect::to("/?m=logged-out-everywhere"))
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    display_name: String,
+}
+
+async fn profile(
+    sessions: Sessions<Profile>,
+    Form(form): Form<ProfileForm>,
+) -> Result<Redirect, SessionError> {
+    let name = form.display_name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Ok(Redirect::to("/?m=bad-name"));
+    }
+    sessions.update(|profile| profile.display_name = name.to_owned())?;
+    Ok(Redirect::to("/?m=saved"))
+}
+
+/// The current session as JSON, for scripts (and the tests).
+#[derive(Serialize)]
+struct SessionJson {
+    session_id: String,
+    user: Option<String>,
+    display_name: String,
+    issued_at: Option<String>,
+    expires_at: Option<String>,
+    idle_expires_at: String,
+    key_id: u32,
+    epoch: u64,
+    csrf_token: String,
+}
+
+async fn api_session(session: Session<Profile>) -> Json<SessionJson> {
+    Json(SessionJson {
+        session_id: session.id().to_hex(),
+        user: session.user_id().map(str::to_owned),
+        display_name: session.data().display_name.clone(),
+        issued_at: session.issued_at().map(page::timestamp),
+        expires_at: session.expires_at().map(page::timestamp),
+        idle_expires_at: page::timestamp(session.idle_expires_at()),
+        key_id: session.key_id(),
+        epoch: session.epoch(),
+        csrf_token: session.csrf_token(),
+    })
+}
+
+/// Where the demo keeps its keyring and revocations.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The data directory, created (mode 0700) if missing.
+    pub data_dir: PathBuf,
+    /// The keyring file; by default `keyring.toml` in the data directory.
+    pub keyring: Option<PathBuf>,
+    /// The revocation store URL; by default `sqlite:` a file in the data
+    /// directory.
+    pub store: Option<String>,
+}
+
+/// The demo could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A file or directory could not be created or read.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The keyring file is not valid, or no key could be generated.
+    #[error("keyring: {0}")]
+    Keyring(#[from] KeyringError),
+    /// The revocation store could not be opened.
+    #[error("revocation store: {0}")]
+    Store(#[from] StoreUrlError),
+    /// The sealer could not be built.
+    #[error(transparent)]
+    Sealer(#[from] ConfigError),
+    /// The session layer could not be built.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+impl Setup {
+    /// The store URL in use.
+    #[must_use]
+    pub fn store_url(&self) -> String {
+        self.store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("revocations.sqlite").display()))
+    }
+
+    /// Creates what is missing (saying so on stdout) and opens the store.
+    /// Needs a tokio runtime.
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub async fn open(&self) -> Result<Verifier<AnyStore>, StartError> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
+            StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
+        })?;
+        let keyring_path = self.keyring.clone().unwrap_or_else(|| self.data_dir.join("keyring.toml"));
+        let keyring = load_or_create_keyring(&keyring_path)?;
+        let store = AnyStore::open(&self.store_url()).await?;
+        Ok(Verifier::new(Sealer::builder(keyring).build()?, store))
+    }
+}
+
+/// Loads the keyring at `path`, or creates one there (mode 0600) if there is
+/// none. Written to a temporary file and hard-linked into place, so that two
+/// instances starting at once never read a half-written keyring, and an
+/// existing one is never overwritten.
+fn load_or_create_keyring(path: &Path) -> Result<Keyring, StartError> {
+    let io = |action, source| StartError::Io { action, path: path.to_owned(), source };
+    if path.exists() {
+        return Ok(Keyring::load(path)?);
+    }
+    let keyring = Keyring::generate()?;
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).and_then(
+        |mut file| {
+            file.write_all(keyring.to_toml_string().as_bytes())?;
+            file.sync_all()
+        },
+    );
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            println!(
+                "created a new keyring at {} (mode 0600): keep it secret and back it up",
+                path.display()
+            );
+            Ok(keyring)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(Keyring::load(path)?),
+        Err(err) => Err(io("cannot create the keyring", err)),
+    }
+}

@@ -1,0 +1,68 @@
+//! `sealed-session-demo`: a small web app that shows sealed sessions at
+//! work. `cargo run -p sealed-session-demo`, then open http://127.0.0.1:3000.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sealed_session_demo::{app, Setup};
+use tracing_subscriber::EnvFilter;
+
+/// The sealed-session demo web app.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Directory for the keyring and the SQLite revocation store; created
+    /// on first start.
+    #[arg(long, env = "DEMO_DATA_DIR", default_value = "demo-data")]
+    data_dir: PathBuf,
+    /// Keyring file [default: DATA_DIR/keyring.toml, created if missing].
+    #[arg(long, env = "DEMO_KEYRING")]
+    keyring: Option<PathBuf>,
+    /// Revocation store: sqlite:PATH or redis://HOST:PORT/DB. Instances
+    /// sharing one Redis share logouts [default: sqlite:DATA_DIR/revocations.sqlite].
+    #[arg(long, env = "DEMO_STORE")]
+    store: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let setup = Setup { data_dir: args.data_dir, keyring: args.keyring, store: args.store };
+    match serve(&setup, args.addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(setup: &Setup, addr: SocketAddr) -> Result<(), String> {
+    let verifier = setup.open().await.map_err(|err| err.to_string())?;
+    let app = app(verifier).map_err(|err| err.to_string())?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    let local = listener.local_addr().map_err(|err| err.to_string())?;
+    println!("sealed-session demo listening on http://{local}/ (revocation store: {})", setup.store_url());
+    println!("sign in as alice / alice-pass or bob / bob-pass; Ctrl-C stops it");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async { match term.as_mut() { Some(term) => { term.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

@@ -1,0 +1,176 @@
+//! The demo's one HTML page, signed in or out.
+
+use std::fmt::Write as _;
+
+use sealed_session_axum::Session;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::Profile;
+
+/// A notice shown above the page's content, chosen by the `m` query
+/// parameter of a redirect.
+#[must_use]
+pub fn notice(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "bad-login" => ("error", "Wrong user name or password."),
+        "signed-in" => ("ok", "Signed in. A new session ID was issued for this login."),
+        "saved" => ("ok", "Saved. The session was sealed again with the new value."),
+        "bad-name" => ("error", "A display name has 1 to 64 characters."),
+        "logged-out" => ("ok", "Logged out. This session is revoked on every server."),
+        "logged-out-everywhere" => ("ok", "Logged out everywhere. Every session of that user is revoked."),
+        _ => return None,
+    })
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time as RFC 3339, in UTC.
+#[must_use]
+pub fn timestamp(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_else(|_| time.unix_timestamp().to_string())
+}
+
+fn layout(title: &str, notice: Option<(&str, &str)>, body: &str) -> String {
+    let notice = notice
+        .map(|(kind, text)| format!(r#"<p class="notice {kind}" role="status">{}</p>"#, escape(text)))
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · sealed-session demo</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header><span class="mark">◆</span> sealed-session <span class="muted">demo</span></header>
+<main>
+{notice}
+{body}
+</main>
+<footer>Sessions live in an encrypted cookie (XChaCha20-Poly1305). The server stores only revocations.</footer>
+</body>
+</html>
+"#,
+        title = escape(title),
+    )
+}
+
+/// The page for a visitor without a session: the login form, with the
+/// pre-session CSRF token.
+#[must_use]
+pub fn signed_out(csrf_token: &str, notice: Option<(&str, &str)>) -> String {
+    let body = format!(
+        r#"<section class="card">
+<h1>Sign in</h1>
+<form method="post" action="/login" id="login">
+<input type="hidden" name="csrf_token" value="{token}">
+<label>User name <input name="username" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button>
+</form>
+<p class="muted">Demo users: <code>alice</code> / <code>alice-pass</code> and <code>bob</code> / <code>bob-pass</code>.</p>
+</section>"#,
+        token = escape(csrf_token),
+    );
+    layout("Sign in", notice, &body)
+}
+
+/// The page for a signed-in visitor: the session, a form that changes it,
+/// and the two ways to log out.
+#[must_use]
+pub fn signed_in(session: &Session<Profile>, notice: Option<(&str, &str)>) -> String {
+    let token = escape(&session.csrf_token());
+    let hidden = format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#);
+    let mut rows = String::new();
+    let id = session.id().to_hex();
+    let rows_data = [
+        ("Session ID", format!("{}…", id.get(..8).unwrap_or(&id))),
+        ("User", session.user_id().unwrap_or("-").to_owned()),
+        ("Display name", session.data().display_name.clone()),
+        ("Issued", session.issued_at().map(timestamp).unwrap_or_default()),
+        ("Expires", session.expires_at().map(timestamp).unwrap_or_default()),
+        ("Idle deadline", timestamp(session.idle_expires_at())),
+        ("Key ID", session.key_id().to_string()),
+        ("Epoch", session.epoch().to_string()),
+    ];
+    for (name, value) in rows_data {
+        let key = name.to_ascii_lowercase().replace(' ', "-");
+        let _ = write!(rows, r#"<tr><th>{name}</th><td id="{key}">{}</td></tr>"#, escape(&value));
+    }
+    let body = format!(
+        r#"<section class="card">
+<h1>Signed in as <span id="user">{user}</span></h1>
+<table>{rows}</table>
+</section>
+<section class="card">
+<h2>Change the session</h2>
+<form method="post" action="/profile" id="profile">
+{hidden}
+<label>Display name <input name="display_name" value="{name}" maxlength="64" required></label>
+<button type="submit">Save</button>
+</form>
+</section>
+<section class="card actions">
+<form method="post" action="/logout" id="logout">{hidden}<button type="submit">Log out</button></form>
+<form method="post" action="/logout-everywhere" id="logout-everywhere">{hidden}<button type="submit" class="danger">Log out everywhere</button></form>
+</section>"#,
+        user = escape(session.user_id().unwrap_or("-")),
+        name = escape(&session.data().display_name),
+    );
+    layout("Your session", notice, &body)
+}
+
+const STYLE: &str = "
+:root { --ink: #1d2430; --muted: #667085; --line: #e4e7ec; --accent: #3a5bd9; --bad: #b42318; --good: #067647; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, -apple-system, 'Segoe UI', sans-serif; color: var(--ink); background: #f6f7f9; }
+header { padding: 14px 24px; background: #fff; border-bottom: 1px solid var(--line); font-weight: 600; }
+.mark { color: var(--accent); }
+main { max-width: 560px; margin: 32px auto; padding: 0 16px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 20px 24px; margin-bottom: 16px; }
+h1 { font-size: 22px; margin: 0 0 16px; } h2 { font-size: 17px; margin: 0 0 12px; }
+label { display: block; margin-bottom: 12px; font-size: 14px; color: var(--muted); }
+input { display: block; width: 100%; margin-top: 4px; padding: 8px 10px; font: inherit; color: var(--ink);
+        border: 1px solid var(--line); border-radius: 6px; }
+button { padding: 8px 16px; font: inherit; color: #fff; background: var(--accent); border: 0; border-radius: 6px; cursor: pointer; }
+button.danger { background: var(--bad); }
+.actions { display: flex; gap: 12px; }
+table { width: 100%; border-collapse: collapse; font-size: 14px; }
+th { text-align: left; font-weight: 500; color: var(--muted); width: 40%; }
+th, td { padding: 6px 0; border-bottom: 1px solid var(--line); }
+td { font-family: ui-monospace, monospace; }
+.notice { padding: 10px 14px; border-radius: 6px; margin: 0 0 16px; }
+.notice.ok { background: #ecfdf3; color: var(--good); } .notice.error { background: #fef3f2; color: var(--bad); }
+.muted { color: var(--muted); font-size: 14px; }
+footer { text-align: center; color: var(--muted); font-size: 13px; margin: 32px 0; }
+";
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escaping_leaves_no_markup() {
+        assert_eq!(
+            escape(r#"<script>"a" & 'b'</script>"#),
+            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The demo app in a real headless Chromium (through chromedriver), with
+//! the real binary and real stores: what a browser does with our cookies,
+//! logout, logout everywhere, cross-origin forms, and two instances sharing
+//! Redis.
+
+mod support;
+
+#[path = "../../sealed-session-redis/tests/support/mod.rs"]
+mod redis_support;
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use sealed_session::ManualClock;
+use sealed_session_sqlite::SqliteStore;
+use support::{http_get, session_cookie, sign_in, signed_in_user, Demo, Driver};
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A data directory whose SQLite store began its generation ten seconds ago:
+/// a store refuses sessions issued in the second its generation starts, and
+/// the tests sign in at once.
+async fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(unix_now() - 10);
+    drop(SqliteStore::open_with_clock(dir.path().join("revocations.sqlite"), clock).await.unwrap());
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in() {
+    let dir = data_dir().await;
+    let demo = Demo::start(dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+
+    sign_in(&browser, &demo, "alice").await;
+    let cookies = browser.get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "__Host-session").expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(session.secure(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Lax)");
+    assert_eq!(session.path(), Some("/"));
+    assert!(
+        session.domain().is_none_or(|d| !d.starts_with('.')),
+        "a host-only cookie: {:?}",
+        session.domain()
+    );
+    assert!(session.value().len() > 100, "a sealed token");
+    assert!(!cookies.iter().any(|c| c.name() == "__Host-session-csrf"), "login removed the pre-session");
+
+    let visible = browser.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(visible, serde_json::json!(""), "HttpOnly: scripts see no cookie at all");
+
+    browser.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
+    let shown = browser.find(Locator::Css("#key-id")).await.unwrap().text().await.unwrap();
+    assert_eq!(shown, "1");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client() {
+    let dir = data_dir().await;
+    let demo = Demo::start(dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+
+    sign_in(&browser, &demo, "bob").await;
+    let old = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
+    let (status, body) = http_get(demo.addr(), "/api/session", Some(&old));
+    assert_eq!(status, 200, "the copied cookie works outside the browser before logout: {body}");
+    assert!(body.contains(r#""user":"bob""#), "{body}");
+
+    browser.find(Locator::Css("#logout button")).await.unwrap().click().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await, None);
+    assert_eq!(session_cookie(&browser).await, None, "the browser dropped the cookie");
+
+    let (status, body) = http_get(demo.addr(), "/api/session", Some(&old));
+    assert_eq!((status, body.as_str()), (401, "no session"), "the replayed cookie is refused");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request() {
+    let dir = data_dir().await;
+    let demo = Demo::start(dir.path(), None);
+    let driver = Driver::start();
+    let (laptop, phone) = (driver.browser().await, driver.browser().await);
+
+    sign_in(&laptop, &demo, "alice").await;
+    sign_in(&phone, &demo, "alice").await;
+    phone.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&phone).await.as_deref(), Some("alice"));
+
+    laptop.find(Locator::Css("#logout-everywhere button")).await.unwrap().click().await.unwrap();
+    assert_eq!(signed_in_user(&laptop).await, None);
+    let epoch_notice = laptop.find(Locator::Css(".notice")).await.unwrap().text().await.unwrap();
+    assert!(epoch_notice.contains("Logged out everywhere"), "{epoch_notice}");
+
+    phone.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&phone).await, None, "the other browser is signed out");
+    assert_eq!(session_cookie(&phone).await, None, "and its refused cookie was removed");
+    laptop.close().await.unwrap();
+    phone.close().await.unwrap();
+}
+
+/// Serves one page that submits a form to the demo's `POST /profile` as
+/// soon as it loads: the attacker's page.
+async fn serve_attack(target: &str) -> u16 {
+    let page = format!(
+        r#"<!doctype html><form id="attack" method="post" action="{target}/profile">
+<input name="display_name" value="Hacked"><input name="csrf_token" value="guessed"></form>
+<script>document.getElementById("attack").submit()</script>"#
+    );
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
+    let dir = data_dir().await;
+    let demo = Demo::start(dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    sign_in(&browser, &demo, "alice").await;
+
+    let port = serve_attack(&demo.origin).await;
+    // Another port of the same host (same site: the browser sends the
+    // cookie, Sec-Fetch-Site says same-site) and another host (cross site).
+    for attacker in [format!("http://127.0.0.1:{port}/"), format!("http://localhost:{port}/")] {
+        browser.goto(&attacker).await.unwrap();
+        let target = format!("{}/profile", demo.origin);
+        browser.wait().at_most(Duration::from_secs(20)).for_url(&target.parse().unwrap()).await.unwrap();
+        let page = browser.source().await.unwrap();
+        assert!(page.contains("CSRF check failed"), "{attacker}: the demo refused the form: {page}");
+
+        browser.goto(&format!("{}/", demo.origin)).await.unwrap();
+        assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
+        let name = browser.find(Locator::Css("#display-name")).await.unwrap().text().await.unwrap();
+        assert_eq!(name, "Alice", "{attacker}: the session is unchanged");
+    }
+
+    // The same form from the demo's own page works: the refusal above was
+    // the origin and the token, not the form.
+    let field = browser.find(Locator::Css("#profile input[name=display_name]")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys("Alice Liddell").await.unwrap();
+    browser.find(Locator::Css("#profile button")).await.unwrap().click().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
+    let name = browser.find(Locator::Css("#display-name")).await.unwrap().text().await.unwrap();
+    assert_eq!(name, "Alice Liddell");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either() {
+    let redis = redis_support::RedisServer::start();
+    let started = (unix_now() - 10).to_string();
+    assert_eq!(redis.cli(&["SET", "sealed-session:generation", &started]), "OK");
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let first = Demo::start(dir.path(), Some(&url));
+    let second = Demo::start(dir.path(), Some(&url));
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+
+    sign_in(&browser, &first, "bob").await;
+    let cookie = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
+    // Cookies are per host, not per port: the browser is signed in on both.
+    browser.goto(&format!("{}/", second.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("bob"));
+    assert_eq!(http_get(second.addr(), "/api/session", Some(&cookie)).0, 200);
+
+    browser.goto(&format!("{}/", first.origin)).await.unwrap();
+    browser.find(Locator::Css("#logout-everywhere button")).await.unwrap().click().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await, None);
+
+    let (status, body) = http_get(second.addr(), "/api/session", Some(&cookie));
+    assert_eq!((status, body.as_str()), (401, "no session"), "the other instance refuses the old cookie");
+    browser.close().await.unwrap();
+}

@@ -1,0 +1,176 @@
+//! Real processes for the browser tests: the demo binary, chromedriver and
+//! headless Chromium. Every process is killed when its guard drops, even
+//! when a test fails.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// A running `sealed-session-demo`.
+pub(crate) struct Demo {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub(crate) origin: String,
+}
+
+impl Demo {
+    /// Starts the demo on a free loopback port with `data_dir`, and
+    /// `--store store` if given.
+    pub(crate) fn start(data_dir: &Path, store: Option<&str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sealed-session-demo"));
+        command.args(["--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        if let Some(store) = store {
+            command.args(["--store", store]);
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sealed-session-demo");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let origin = loop {
+            let line =
+                lines.next().expect("the demo exited before listening").expect("read the demo's stdout");
+            if let Some(rest) = line.strip_prefix("sealed-session demo listening on ") {
+                break rest.split_whitespace().next().expect("an address").trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stdout so that the demo never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, origin }
+    }
+
+    /// The port it listens on.
+    pub(crate) fn addr(&self) -> &str {
+        self.origin.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET with an optional `Cookie` header, outside any
+/// browser: returns the status code and the body.
+pub(crate) fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// chromedriver, in its own process group so that the Chromium instances it
+/// starts die with it.
+pub(crate) struct Driver {
+    child: Child,
+    port: u16,
+    profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    /// Starts chromedriver on a free port. Fails (never skips) if it is not
+    /// installed: `scripts/test.sh` installs chromium and chromium-driver.
+    pub(crate) fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start chromedriver ({err}); run scripts/test.sh, which installs it")
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, profiles: tempfile::tempdir().unwrap() }
+    }
+
+    /// A new headless Chromium with an empty profile of its own: a separate
+    /// browser context, sharing no cookies with any other.
+    pub(crate) async fn browser(&self) -> Client {
+        let profile = tempfile::tempdir_in(self.profiles.path()).unwrap().keep();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("start headless Chromium through chromedriver")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and every Chromium it started.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        // Chromium helpers that left the group still name their profile.
+        let _ =
+            Command::new("pkill").args(["-KILL", "-f", &self.profiles.path().display().to_string()]).status();
+    }
+}
+
+/// Signs in on the demo's page as `user`, and waits for the signed-in page.
+pub(crate) async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
+    browser.goto(&format!("{}/", demo.origin)).await.unwrap();
+    browser.find(Locator::Css("#login input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
+    let password = format!("{user}-pass");
+    browser
+        .find(Locator::Css("#login input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(&password)
+        .await
+        .unwrap();
+    browser.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
+    assert_eq!(signed_in_user(browser).await.as_deref(), Some(user));
+}
+
+/// The user the page shows as signed in, or `None` on the login page.
+pub(crate) async fn signed_in_user(browser: &Client) -> Option<String> {
+    let found =
+        browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#user, #login")).await;
+    let element = found.expect("the demo's page, signed in or out");
+    match element.attr("id").await.unwrap().as_deref() {
+        Some("user") => Some(element.text().await.unwrap()),
+        _ => None,
+    }
+}
+
+/// The value of the session cookie the browser holds, if any.
+pub(crate) async fn session_cookie(browser: &Client) -> Option<String> {
+    let cookies = browser.get_all_cookies().await.unwrap();
+    cookies.iter().find(|c| c.name() == "__Host-session").map(|c| c.value().to_owned())
+}
