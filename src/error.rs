@@ -109,6 +109,10 @@ pub enum SealError {
     /// The AEAD refused the input (only possible for messages of many gigabytes).
     #[error("encryption failed")]
     Encrypt,
+    /// The sealed token does not fit in a cookie with these attributes
+    /// ([`Sealer::seal_cookie`](crate::Sealer::seal_cookie)).
+    #[error(transparent)]
+    Cookie(#[from] crate::cookie::CookieError),
 }
 
 /// The operating system's random source could not be read.

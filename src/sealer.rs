@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::aead::TAG_LEN;
 use crate::clock::{Clock, SystemClock};
+use crate::cookie::CookieSpec;
 use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
 use crate::keyring::{KeyState, SharedKeyring};
 use crate::random;
@@ -198,15 +199,39 @@ impl Sealer {
         self.seal_with_nonce(session, unix(now.unix_timestamp())?, random::array()?)
     }
 
-    /// Seals with a given nonce. Crate-private: a nonce must never repeat,
-    /// and only the test vectors need to choose one.
-    pub(crate) fn seal_with_nonce<T: Serialize>(
+    /// Seals `session` into the `Set-Cookie` value that sends it as
+    /// `cookie`, with `Max-Age` running to the session's absolute expiry
+    /// (unless `cookie` is a browser-session cookie).
+    ///
+    /// ```
+    /// use sealed_session::{CookieSpec, Keyring, Sealer, Session};
+    ///
+    /// let sealer = Sealer::builder(Keyring::generate()?).build()?;
+    /// let header = sealer.seal_cookie(&Session::new(()).with_user("alice", 0), &CookieSpec::default())?;
+    /// assert!(header.starts_with("__Host-session="));
+    /// assert!(header.ends_with("; Path=/; Max-Age=43200; Secure; HttpOnly; SameSite=Lax"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sealer::seal`], and [`SealError::Cookie`] with
+    /// [`CookieError::TooLarge`](crate::CookieError::TooLarge) if the whole
+    /// cookie would exceed 4096 bytes; nothing is sent then.
+    pub fn seal_cookie<T: Serialize>(
         &self,
         session: &Session<T>,
-        now: u64,
-        nonce: [u8; 24],
+        cookie: &CookieSpec,
     ) -> Result<String, SealError> {
-        let times = match session.times() {
+        let now = unix(self.clock.unix_now())?;
+        let expires_at = self.times_at(session, now)?.expires_at;
+        let token = self.seal_with_nonce(session, now, random::array()?)?;
+        Ok(cookie.set_cookie(&token, Some(expires_at.saturating_sub(now)))?)
+    }
+
+    /// The times `session` is sealed with at `now`: a new session starts
+    /// now; an opened one keeps its start and expiry.
+    fn times_at<T>(&self, session: &Session<T>, now: u64) -> Result<Times, SealError> {
+        Ok(match session.times() {
             None => Times { issued_at: now, expires_at: now.saturating_add(self.absolute), last_seen: now },
             Some(t) => {
                 let expires_at = t.expires_at.min(t.issued_at.saturating_add(self.absolute));
@@ -215,7 +240,18 @@ impl Sealer {
                 }
                 Times { issued_at: t.issued_at, expires_at, last_seen: now.max(t.last_seen) }
             }
-        };
+        })
+    }
+
+    /// Seals with a given nonce. Crate-private: a nonce must never repeat,
+    /// and only the test vectors need to choose one.
+    pub(crate) fn seal_with_nonce<T: Serialize>(
+        &self,
+        session: &Session<T>,
+        now: u64,
+        nonce: [u8; 24],
+    ) -> Result<String, SealError> {
+        let times = self.times_at(session, now)?;
         let head = Head {
             issued_at: times.issued_at,
             expires_at: times.expires_at,

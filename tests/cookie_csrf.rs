@@ -3,8 +3,8 @@
 
 use sealed_session::csrf::{self, CsrfError};
 use sealed_session::{
-    CookieError, CookieSpec, KeySpec, KeyState, Keyring, MasterKey, SameSite, Sealer, Session, SharedKeyring,
-    MAX_COOKIE_LEN,
+    CookieError, CookieSpec, KeySpec, KeyState, Keyring, ManualClock, MasterKey, SameSite, SealError, Sealer,
+    Session, SharedKeyring, MAX_COOKIE_LEN,
 };
 
 fn keyring(specs: &[(u32, KeyState)]) -> Keyring {
@@ -86,6 +86,45 @@ fn sealed_tokens_are_valid_cookie_values_and_a_too_large_session_is_caught_befor
     assert!(sealer.sealed_len(&big).unwrap() + spec.overhead() > MAX_COOKIE_LEN);
     let token = sealer.seal(&big).unwrap();
     assert!(matches!(spec.set_cookie(&token, Some(3600)), Err(CookieError::TooLarge { .. })));
+}
+
+#[test]
+fn seal_cookie_refuses_a_cookie_over_the_limit_and_counts_max_age_down_to_the_absolute_expiry() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).clock(clock.clone()).build().unwrap();
+    let spec = CookieSpec::default();
+
+    // The token alone fits the sealer's 4096 bytes; with the cookie's name
+    // and attributes it does not.
+    let mut size = 2900;
+    while sealer.sealed_len(&Session::new("x".repeat(size + 1))).unwrap() <= 4096 {
+        size += 1;
+    }
+    let big = Session::new("x".repeat(size));
+    let token_len = sealer.seal(&big).unwrap().len();
+    match sealer.seal_cookie(&big, &spec) {
+        Err(SealError::Cookie(CookieError::TooLarge { len, max })) => {
+            assert_eq!(max, MAX_COOKIE_LEN);
+            assert_eq!(
+                len,
+                token_len
+                    + spec.name().len()
+                    + 1
+                    + "; Path=/; Max-Age=43200; Secure; HttpOnly; SameSite=Lax".len()
+            );
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+
+    let header = sealer.seal_cookie(&Session::new(1u8), &spec).unwrap();
+    assert!(header.contains("; Max-Age=43200;"), "{header}");
+    let token = header.strip_prefix("__Host-session=").unwrap().split(';').next().unwrap();
+    let opened = sealer.open::<u8>(token).unwrap();
+    clock.advance(std::time::Duration::from_secs(600));
+    let again = sealer.seal_cookie(opened.session(), &spec).unwrap();
+    assert!(again.contains("; Max-Age=42600;"), "sealing again never extends the cookie: {again}");
+    let session_only = sealer.seal_cookie(opened.session(), &spec.clone().browser_session()).unwrap();
+    assert!(!session_only.contains("Max-Age"), "{session_only}");
 }
 
 #[test]
