@@ -36,7 +36,7 @@ pub struct Profile {
 pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
     Ok(routes()
         .layer(SessionLayer::<S, Profile>::new(verifier)?)
-        .layer(axum::middleware::map_response(headers)))
+        .layer(axum::middleware::map_response(security_headers)))
 }
 
 fn routes() -> Router {
@@ -49,7 +49,9 @@ fn routes() -> Router {
         .route("/api/session", get(api_session))
 }
 
-async fn headers(mut response: Response) -> Response {
+/// Adds the demo's security headers (CSP, nosniff, no referrer) to a
+/// response; the load benchmark's baseline route gets them too.
+pub async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -132,9 +134,9 @@ async fn profile(
     Ok(Redirect::to("/?m=saved"))
 }
 
-/// The current session as JSON, for scripts (and the tests).
-#[derive(Serialize)]
-struct SessionJson {
+/// The body of `GET /api/session`: the current session as JSON.
+#[derive(Debug, Serialize)]
+pub struct SessionJson {
     session_id: String,
     user: Option<String>,
     display_name: String,
@@ -146,18 +148,33 @@ struct SessionJson {
     csrf_token: String,
 }
 
+impl SessionJson {
+    /// The JSON of `session` as opened under the key `key_id`, with its idle
+    /// deadline and CSRF token (the load benchmark's baseline route builds
+    /// the same body without the session layer).
+    #[must_use]
+    pub fn new(
+        session: &sealed_session::Session<Profile>,
+        key_id: u32,
+        idle_expires_at: time::OffsetDateTime,
+        csrf_token: String,
+    ) -> Self {
+        Self {
+            session_id: session.id().to_hex(),
+            user: session.user_id().map(str::to_owned),
+            display_name: session.data().display_name.clone(),
+            issued_at: session.issued_at().map(page::timestamp),
+            expires_at: session.expires_at().map(page::timestamp),
+            idle_expires_at: page::timestamp(idle_expires_at),
+            key_id,
+            epoch: session.epoch(),
+            csrf_token,
+        }
+    }
+}
+
 async fn api_session(session: Session<Profile>) -> Json<SessionJson> {
-    Json(SessionJson {
-        session_id: session.id().to_hex(),
-        user: session.user_id().map(str::to_owned),
-        display_name: session.data().display_name.clone(),
-        issued_at: session.issued_at().map(page::timestamp),
-        expires_at: session.expires_at().map(page::timestamp),
-        idle_expires_at: page::timestamp(session.idle_expires_at()),
-        key_id: session.key_id(),
-        epoch: session.epoch(),
-        csrf_token: session.csrf_token(),
-    })
+    Json(SessionJson::new(&session, session.key_id(), session.idle_expires_at(), session.csrf_token()))
 }
 
 /// Where the demo keeps its keyring and revocations.

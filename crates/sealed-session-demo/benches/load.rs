@@ -1,0 +1,177 @@
+//! Loopback load test: `GET /api/session` with a valid cookie through the
+//! session layer, against the same response from a route without it, in one
+//! run, for the SQLite store and for Redis with its cache.
+//!
+//! Needs wrk (`apt-get install wrk`) and redis-server. Run with
+//! `cargo bench -p sealed-session-demo --bench load`; `LOAD_SECONDS` sets
+//! the length of each of the three rounds per server (default 5).
+//!
+//! The servers run in this process; wrk runs beside them with one thread
+//! and 32 connections. Rounds alternate between the two servers so that
+//! noise from other work on the machine falls on both; the report is the
+//! median of each, and their ratio.
+
+#[path = "../../sealed-session-redis/tests/support/mod.rs"]
+mod redis_support;
+
+use std::process::Command;
+
+use axum::routing::get;
+use axum::Json;
+use axum::Router;
+use sealed_session::{ManualClock, RevocationStore, Verifier};
+use sealed_session_cli::store::AnyStore;
+use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
+use sealed_session_sqlite::SqliteStore;
+
+struct Run {
+    requests_per_second: f64,
+    p99_ms: f64,
+}
+
+fn parse_latency_ms(text: &str) -> f64 {
+    let (number, factor) = if let Some(us) = text.strip_suffix("us") {
+        (us, 0.001)
+    } else if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1.0)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1000.0)
+    } else {
+        panic!("unknown latency unit in {text:?}")
+    };
+    number.parse::<f64>().expect("a latency") * factor
+}
+
+/// One wrk round. Panics on any error or non-2xx response under load.
+fn wrk(url: &str, cookie: &str, seconds: u64) -> Run {
+    let output = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-H", &format!("Cookie: {cookie}"), url])
+        .output()
+        .expect("run wrk (apt-get install wrk)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "wrk failed: {report}");
+    assert!(!report.contains("Non-2xx"), "errors under load: {report}");
+    assert!(!report.contains("Socket errors"), "socket errors under load: {report}");
+    let field = |prefix: &str| {
+        report
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix).map(str::trim))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {report}"))
+            .to_owned()
+    };
+    Run {
+        requests_per_second: field("Requests/sec:").parse().expect("a rate"),
+        p99_ms: parse_latency_ms(&field("99%")),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/session", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Measures one store: the session route and its baseline, alternating.
+async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>, seconds: u64) {
+    let session = verifier.login("alice", Profile { display_name: "Alice".into() }).await.unwrap();
+    let token = verifier.sealer().seal(&session).unwrap();
+    let cookie = format!("__Host-session={token}");
+
+    // The baseline builds the same body from a session opened once: the
+    // route's own work without the layer's (cookie, open, revocation check,
+    // handle, Set-Cookie decision).
+    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
+    let sealer = verifier.sealer().clone();
+    let baseline = Router::new()
+        .route(
+            "/api/session",
+            get(move || {
+                let (opened, sealer) = (opened.clone(), sealer.clone());
+                async move {
+                    let csrf = sealer.csrf_token(opened.session());
+                    Json(SessionJson::new(opened.session(), opened.key_id(), opened.idle_expires_at(), csrf))
+                }
+            }),
+        )
+        .layer(axum::middleware::map_response(security_headers));
+    let without_layer = serve(baseline).await;
+    let with_layer = serve(app(verifier).unwrap()).await;
+    let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
+    let (layered_body, plain_body) =
+        tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();
+    assert_eq!(layered_body.len(), plain_body.len(), "both routes answer alike");
+
+    let (mut layered, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
+        let (l, p) =
+            tokio::task::spawn_blocking(move || (wrk(&a, &c, seconds), wrk(&b, &c, seconds))).await.unwrap();
+        layered.push(l);
+        plain.push(p);
+    }
+    let rate = |runs: &[Run]| median(runs.iter().map(|r| r.requests_per_second).collect());
+    let p99 = |runs: &[Run]| median(runs.iter().map(|r| r.p99_ms).collect());
+    let ratio = rate(&layered) / rate(&plain);
+    println!(
+        "| {name} | {:.0} | {:.0} | {:.3} | {:.1}% | {:.2} | {:.2} |",
+        rate(&layered),
+        rate(&plain),
+        ratio,
+        (1.0 - ratio) * 100.0,
+        p99(&layered),
+        p99(&plain),
+    );
+}
+
+/// One plain GET: the body, after checking the status is 200.
+fn get_once(url: &str, cookie: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let address = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /api/session HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "the session route works: {response}");
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
+    // and expects a quick exit.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let seconds = std::env::var("LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+        println!("| store | with layer (req/s) | without (req/s) | ratio | cost | p99 with (ms) | p99 without (ms) |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+
+        // The layer's own cost, with a store that costs next to nothing.
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
+        measure("memory (reference)", Verifier::new(sealer, sealed_session::MemoryStore::new()), seconds).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.sqlite");
+        drop(SqliteStore::open_with_clock(&path, ManualClock::at_unix(past)).await.unwrap());
+        let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: None };
+        measure("SQLite", setup.open().await.unwrap(), seconds).await;
+
+        let redis = redis_support::RedisServer::start();
+        assert_eq!(redis.cli(&["SET", "sealed-session:generation", &past.to_string()]), "OK");
+        let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()) };
+        let verifier: Verifier<AnyStore> = setup.open().await.unwrap();
+        measure("Redis + cache", verifier, seconds).await;
+    });
+}
