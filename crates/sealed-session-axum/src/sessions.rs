@@ -41,7 +41,7 @@ pub(crate) enum CookieChange {
 /// The session state of one request, shared by the layer and the handler.
 pub(crate) struct State<T> {
     /// The session, as opened from the request or as last sealed here.
-    pub(crate) current: Option<Opened<T>>,
+    pub(crate) current: Option<Arc<Opened<T>>>,
     /// The pre-session that carries the CSRF token before login.
     pub(crate) pre: Option<Opened<()>>,
     /// Set when the handler changed the session.
@@ -54,7 +54,7 @@ pub(crate) struct State<T> {
 
 impl<T> State<T> {
     pub(crate) fn new(current: Option<Opened<T>>, pre: Option<Opened<()>>, pre_sent: bool) -> Self {
-        Self { current, pre, session_cookie: None, pre_cookie: None, pre_sent }
+        Self { current: current.map(Arc::new), pre, session_cookie: None, pre_cookie: None, pre_sent }
     }
 }
 
@@ -147,8 +147,9 @@ where
         }
         let session = ops.login(user_id, data).await?;
         let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
+        let opened = Arc::new(opened);
         let mut state = self.shared.lock();
-        state.current = Some(opened.clone());
+        state.current = Some(Arc::clone(&opened));
         state.session_cookie = Some(CookieChange::Set(header));
         // The pre-session served its purpose (the login form's CSRF token).
         state.pre = None;
@@ -170,7 +171,7 @@ where
         let mut session = state.current.as_ref().ok_or(SessionError::NoSession)?.session().clone();
         let result = change(session.data_mut());
         let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
-        state.current = Some(opened);
+        state.current = Some(Arc::new(opened));
         state.session_cookie = Some(CookieChange::Set(header));
         Ok(result)
     }
@@ -184,11 +185,11 @@ where
     pub async fn renew_id(&self) -> Result<(), SessionError> {
         let ops = Arc::clone(&self.shared.ops);
         let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
-        let mut session = current.into_session();
+        let mut session = current.session().clone();
         ops.renew_id(&mut session).await?;
         let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
         let mut state = self.shared.lock();
-        state.current = Some(opened);
+        state.current = Some(Arc::new(opened));
         state.session_cookie = Some(CookieChange::Set(header));
         Ok(())
     }
@@ -286,16 +287,13 @@ where
 /// core [`sealed_session::Session`]: its ID, user, epoch, times and data.
 /// Change it through [`Sessions`].
 pub struct Session<T> {
-    opened: Opened<T>,
+    opened: Arc<Opened<T>>,
     sessions: Sessions<T>,
 }
 
-impl<T> Clone for Session<T>
-where
-    T: Clone,
-{
+impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
-        Self { opened: self.opened.clone(), sessions: self.sessions.clone() }
+        Self { opened: Arc::clone(&self.opened), sessions: self.sessions.clone() }
     }
 }
 

@@ -4,12 +4,13 @@
 //!
 //! Needs wrk (`apt-get install wrk`) and redis-server. Run with
 //! `cargo bench -p sealed-session-demo --bench load`; `LOAD_SECONDS` sets
-//! the length of each of the three rounds per server (default 5).
+//! the length of each round per server (default 5).
 //!
 //! The servers run in this process; wrk runs beside them with one thread
-//! and 32 connections. Rounds alternate between the two servers so that
-//! noise from other work on the machine falls on both; the report is the
-//! median of each, and their ratio.
+//! and 32 connections. Five rounds alternate between the two servers so
+//! that noise from other work on the machine falls on both; the report is
+//! the median of each, their ratio, and the CPU time this process spent per
+//! request (from /proc/self/stat), which varies less than the rate.
 
 #[path = "../../sealed-session-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -24,9 +25,24 @@ use sealed_session_cli::store::AnyStore;
 use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
 use sealed_session_sqlite::SqliteStore;
 
+/// Rounds per server; the report takes the median.
+const ROUNDS: usize = 5;
+
 struct Run {
     requests_per_second: f64,
     p99_ms: f64,
+    /// CPU time this process (the servers) spent per request, in µs.
+    cpu_us_per_request: f64,
+}
+
+/// CPU time (user + system) this process has used, in clock ticks (1/100 s).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let after = stat.rsplit_once(')').expect("a stat line").1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 fn parse_latency_ms(text: &str) -> f64 {
@@ -44,10 +60,12 @@ fn parse_latency_ms(text: &str) -> f64 {
 
 /// One wrk round. Panics on any error or non-2xx response under load.
 fn wrk(url: &str, cookie: &str, seconds: u64) -> Run {
+    let ticks = cpu_ticks();
     let output = Command::new("wrk")
         .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-H", &format!("Cookie: {cookie}"), url])
         .output()
         .expect("run wrk (apt-get install wrk)");
+    let ticks = cpu_ticks() - ticks;
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "wrk failed: {report}");
     assert!(!report.contains("Non-2xx"), "errors under load: {report}");
@@ -59,9 +77,14 @@ fn wrk(url: &str, cookie: &str, seconds: u64) -> Run {
             .unwrap_or_else(|| panic!("no {prefix:?} in {report}"))
             .to_owned()
     };
+    let requests: f64 = report
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in ").map(|(n, _)| n.parse().expect("a count")))
+        .unwrap_or_else(|| panic!("no request count in {report}"));
     Run {
         requests_per_second: field("Requests/sec:").parse().expect("a rate"),
         p99_ms: parse_latency_ms(&field("99%")),
+        cpu_us_per_request: ticks as f64 * 10_000.0 / requests,
     }
 }
 
@@ -108,7 +131,7 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
     assert_eq!(layered_body.len(), plain_body.len(), "both routes answer alike");
 
     let (mut layered, mut plain) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
         let (l, p) =
             tokio::task::spawn_blocking(move || (wrk(&a, &c, seconds), wrk(&b, &c, seconds))).await.unwrap();
@@ -117,15 +140,18 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
     }
     let rate = |runs: &[Run]| median(runs.iter().map(|r| r.requests_per_second).collect());
     let p99 = |runs: &[Run]| median(runs.iter().map(|r| r.p99_ms).collect());
+    let cpu = |runs: &[Run]| median(runs.iter().map(|r| r.cpu_us_per_request).collect());
     let ratio = rate(&layered) / rate(&plain);
     println!(
-        "| {name} | {:.0} | {:.0} | {:.3} | {:.1}% | {:.2} | {:.2} |",
+        "| {name} | {:.0} | {:.0} | {:.3} | {:.1}% | {:.2} | {:.2} | {:.1} / {:.1} |",
         rate(&layered),
         rate(&plain),
         ratio,
         (1.0 - ratio) * 100.0,
         p99(&layered),
         p99(&plain),
+        cpu(&layered),
+        cpu(&plain),
     );
 }
 
@@ -155,8 +181,10 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
-        println!("| store | with layer (req/s) | without (req/s) | ratio | cost | p99 with (ms) | p99 without (ms) |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!(
+            "| store | with layer (req/s) | without (req/s) | ratio | cost | p99 with (ms) | p99 without (ms) | server CPU µs/request, with / without |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 
         // The layer's own cost, with a store that costs next to nothing.
         let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();

@@ -8,8 +8,14 @@
 //!   or new, empty file starts a new generation, and every session issued at or
 //!   before it is refused, so losing the file never brings a revoked session
 //!   back. The event is logged with `tracing` at `warn`.
-//! * Several processes may share the file (a server and an operator's
-//!   tool, say): there is no cache, every check reads it.
+//! * Checks are answered from a read cache when they can. A revocation
+//!   through this store clears it before the call returns. Several
+//!   processes may share the file (a server and an operator's tool, say):
+//!   the store asks SQLite every [`CACHE_POLL_INTERVAL`] (25 ms) whether
+//!   another connection changed the file (`PRAGMA data_version`) and clears
+//!   the cache if so, so a revocation made elsewhere is enforced here within
+//!   about 25 ms. The cache is used only while those polls succeed and keep
+//!   up (they need tokio's time driver); otherwise every check reads the file.
 //! * Database work runs on tokio's blocking pool, never on the async threads;
 //!   outside a tokio runtime every call fails (closed) instead of panicking.
 //! * Restoring an *older copy* of the file (a backup, a VM snapshot) rolls
@@ -32,10 +38,11 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -59,6 +66,42 @@ const SCHEMA: &str = "
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the store asks SQLite whether another connection changed the
+/// file, and clears its read cache if so.
+pub const CACHE_POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// Cached answers are used only while the last successful poll is younger
+/// than this (milliseconds of the store's clock).
+const POLL_FRESH_MS: i64 = 250;
+/// No cached answer is older than this (milliseconds).
+const CACHE_TTL_MS: i64 = 1_000;
+/// The cache is emptied when it reaches this many sessions.
+const CACHE_MAX: usize = 100_000;
+
+/// One cached answer: the state of `session` for `user`.
+struct Cached {
+    user: Option<Box<str>>,
+    state: RevocationState,
+    fetched_ms: i64,
+}
+
+/// Answers read from the file, keyed by session ID.
+struct Cache {
+    entries: HashMap<[u8; 16], Cached>,
+    /// Counts clears, so that an answer read before one is never cached after it.
+    version: u64,
+    /// The `revoked_through` the cached answers were read with.
+    floor: u64,
+    /// When the last poll confirmed the file unchanged by others.
+    polled_ms: i64,
+}
+
+impl Cache {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.version = self.version.wrapping_add(1);
+    }
+}
 
 /// The SQLite file could not be opened or initialised.
 #[derive(Debug, thiserror::Error)]
@@ -92,10 +135,12 @@ pub enum OpenError {
     Runtime(String),
 }
 
-/// A revocation store in a SQLite file. Clones share one connection.
+/// A revocation store in a SQLite file. Clones share one connection and
+/// one read cache.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    cache: Arc<RwLock<Cache>>,
     path: PathBuf,
     clock: Arc<dyn Clock>,
 }
@@ -143,7 +188,11 @@ impl SqliteStore {
             .spawn_blocking(move || initialise(&task_path, &*task_clock))
             .await
             .map_err(|err| OpenError::Runtime(err.to_string()))??;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path, clock })
+        let cache = Cache { entries: HashMap::new(), version: 0, floor: 0, polled_ms: i64::MIN };
+        let store =
+            Self { conn: Arc::new(Mutex::new(conn)), cache: Arc::new(RwLock::new(cache)), path, clock };
+        runtime.spawn(poll(Arc::downgrade(&store.conn), Arc::downgrade(&store.cache), store.clock.clone()));
+        Ok(store)
     }
 
     /// The file this store uses.
@@ -158,6 +207,62 @@ impl SqliteStore {
     /// [`StoreError`] if the file cannot be read.
     pub async fn generation(&self) -> Result<u64, StoreError> {
         self.run(|conn, clock| ensure_generation(conn, clock)).await
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached state of `session` for `user_id` if it may be used, and
+    /// the cache version to store a fresh answer under otherwise.
+    fn cached(&self, user_id: Option<&str>, session: &SessionId) -> Result<RevocationState, u64> {
+        let now = self.clock.unix_millis();
+        let cache = self.read_cache();
+        if (0..POLL_FRESH_MS).contains(&now.saturating_sub(cache.polled_ms)) {
+            if let Some(hit) = cache.entries.get(session.as_bytes()) {
+                if hit.user.as_deref() == user_id
+                    && (0..CACHE_TTL_MS).contains(&now.saturating_sub(hit.fetched_ms))
+                {
+                    return Ok(hit.state);
+                }
+            }
+        }
+        Err(cache.version)
+    }
+
+    /// Caches an answer read at cache version `version`, unless the cache
+    /// was cleared since.
+    fn remember(&self, user_id: Option<&str>, session: &SessionId, state: RevocationState, version: u64) {
+        let fetched_ms = self.clock.unix_millis();
+        let mut cache = self.write_cache();
+        if cache.version != version {
+            return;
+        }
+        if cache.floor != state.revoked_through || cache.entries.len() >= CACHE_MAX {
+            // Everyone was logged out, or a new generation began (written by
+            // this connection, which data_version does not report).
+            cache.clear();
+            cache.floor = state.revoked_through;
+        }
+        cache.entries.insert(*session.as_bytes(), Cached { user: user_id.map(Box::from), state, fetched_ms });
+    }
+
+    /// Runs a revocation, then clears the cache (also on failure: the write
+    /// may have committed).
+    fn write<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, &dyn Clock) -> Result<R, StoreError> + Send + 'static,
+    ) -> impl Future<Output = Result<R, StoreError>> + Send {
+        let store = self.clone();
+        async move {
+            let result = store.run(work).await;
+            store.write_cache().clear();
+            result
+        }
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -177,6 +282,42 @@ impl SqliteStore {
                 })
                 .await
                 .map_err(StoreError::unavailable)?
+        }
+    }
+}
+
+/// Clears the cache whenever another connection changed the file, and
+/// records each successful poll; ends when the store is dropped. A failed
+/// poll leaves the cache unused until one succeeds.
+async fn poll(conn: Weak<Mutex<Connection>>, cache: Weak<RwLock<Cache>>, clock: Arc<dyn Clock>) {
+    let mut seen: Option<i64> = None;
+    loop {
+        tokio::time::sleep(CACHE_POLL_INTERVAL).await;
+        let Some(conn) = conn.upgrade() else { return };
+        let version = tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
+        })
+        .await;
+        let Some(cache) = cache.upgrade() else { return };
+        let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+        match version {
+            Ok(Ok(version)) => {
+                if seen != Some(version) {
+                    cache.clear();
+                    seen = Some(version);
+                }
+                cache.polled_ms = clock.unix_millis();
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot poll the SQLite revocation store for changes; not caching");
+                cache.clear();
+                cache.polled_ms = i64::MIN;
+            }
+            Err(_) => {
+                cache.clear();
+                cache.polled_ms = i64::MIN;
+            }
         }
     }
 }
@@ -241,15 +382,18 @@ fn read_state(
     session: &[u8; 16],
 ) -> Result<RevocationState, StoreError> {
     let row: (Option<i64>, bool, Option<i64>, Option<i64>) = conn
-        .query_row(
+        .prepare_cached(
             "SELECT
                 (SELECT epoch FROM user_epochs WHERE user_id = ?1),
                 EXISTS (SELECT 1 FROM denied_sessions WHERE session_id = ?2),
                 (SELECT value FROM meta WHERE key = 'revoked_through'),
                 (SELECT value FROM meta WHERE key = 'generation')",
-            params![user_id, session.as_slice()],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )
+        .and_then(|mut statement| {
+            statement.query_row(params![user_id, session.as_slice()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+        })
         .map_err(sqlite_error)?;
     let (epoch, session_revoked, revoked_through, generation) = row;
     let generation = match generation {
@@ -271,8 +415,20 @@ impl RevocationStore for SqliteStore {
         user_id: Option<&str>,
         session: SessionId,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        let store = self.clone();
         let user_id = user_id.map(str::to_owned);
-        self.run(move |conn, clock| read_state(conn, clock, user_id.as_deref(), session.as_bytes()))
+        async move {
+            let version = match store.cached(user_id.as_deref(), &session) {
+                Ok(state) => return Ok(state),
+                Err(version) => version,
+            };
+            let task_user = user_id.clone();
+            let state = store
+                .run(move |conn, clock| read_state(conn, clock, task_user.as_deref(), session.as_bytes()))
+                .await?;
+            store.remember(user_id.as_deref(), &session, state, version);
+            Ok(state)
+        }
     }
 
     fn user_epoch(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
@@ -288,7 +444,7 @@ impl RevocationStore for SqliteStore {
 
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
         let user_id = user_id.to_owned();
-        self.run(move |conn, _| {
+        self.write(move |conn, _| {
             let epoch: i64 = conn
                 .query_row(
                     "INSERT INTO user_epochs (user_id, epoch) VALUES (?1, 1)
@@ -307,7 +463,7 @@ impl RevocationStore for SqliteStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.run(move |conn, clock| {
+        self.write(move |conn, clock| {
             let tx = conn.transaction().map_err(sqlite_error)?;
             // Entries past their expiry protect nothing: the token is refused as expired.
             tx.execute("DELETE FROM denied_sessions WHERE expires_at <= ?1", [to_db(now(clock))?])
@@ -323,7 +479,7 @@ impl RevocationStore for SqliteStore {
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.run(move |conn, _| {
+        self.write(move |conn, _| {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('revoked_through', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",

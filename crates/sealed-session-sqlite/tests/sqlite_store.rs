@@ -11,7 +11,7 @@ use sealed_session::{
     KeySpec, KeyState, Keyring, ManualClock, MasterKey, Revocation, RevocationStore, Sealer, Session,
     Verifier, VerifyError,
 };
-use sealed_session_sqlite::{OpenError, SqliteStore};
+use sealed_session_sqlite::{OpenError, SqliteStore, CACHE_POLL_INTERVAL};
 
 const T0: i64 = 1_800_000_000;
 
@@ -180,4 +180,36 @@ async fn no_revoked_token_is_accepted_after_the_revocation_returned() {
     for checker in checkers {
         assert_eq!(checker.await.unwrap(), 0, "a revoked token was accepted");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_another_connection_is_enforced_within_the_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let clock = ManualClock::at_unix(T0);
+    let server =
+        Verifier::new(sealer(&clock), SqliteStore::open_with_clock(&path, clock.clone()).await.unwrap());
+    // Another process's connection, such as the CLI's.
+    let operator = SqliteStore::open_with_clock(&path, clock.clone()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let token = server.sealer().seal(&server.login("alice", ()).await.unwrap()).unwrap();
+
+    // Answers are cached once the first poll has run.
+    let warm = std::time::Instant::now();
+    while warm.elapsed() < CACHE_POLL_INTERVAL * 4 {
+        assert!(server.open::<()>(&token).await.is_ok());
+        tokio::task::yield_now().await;
+    }
+
+    operator.revoke_user("alice").await.unwrap();
+    let revoked = std::time::Instant::now();
+    loop {
+        match server.open::<()>(&token).await {
+            Err(VerifyError::Revoked(Revocation::User)) => break,
+            Ok(_) => assert!(revoked.elapsed() < Duration::from_secs(1), "still accepted after 1 s"),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    println!("enforced {:?} after the other connection's revocation", revoked.elapsed());
 }
