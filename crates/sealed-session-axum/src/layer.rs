@@ -316,7 +316,8 @@ where
     let (pre, pre_sent) =
         if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
     if config.csrf && csrf::is_unsafe_method(request.method().as_str()) {
-        let (checked, rebuilt) = check_csrf(config, request, current.as_ref(), pre.as_ref()).await;
+        // Boxed: the body-reading future is large, and safe methods never need it.
+        let (checked, rebuilt) = Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await;
         request = rebuilt;
         if let Err(err) = checked {
             tracing::info!(reason = %err, method = %request.method(), path = request.uri().path(), "CSRF check refused the request");

@@ -75,3 +75,8 @@ pub use layer::{
     DEFAULT_FORM_LIMIT, PRE_SESSION_TIMEOUT,
 };
 pub use sessions::{Session, Sessions};
+
+/// The repository README's examples, core and axum alike, run as doctests here.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,5 +1,6 @@
-//! The SQLite revocation check on top of `open`, and a revocation (a
-//! committed, fsynced write).
+//! The SQLite revocation check on top of `open` (answered from the read
+//! cache), a check that misses the cache (a new session ID each time: a
+//! read of the file), and a revocation (a committed, fsynced write).
 //!
 //! ```text
 //! cargo bench -p sealed-session-sqlite
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sealed_session::{Keyring, RevocationStore, Sealer, Verifier};
+use sealed_session::{Keyring, RevocationStore, Sealer, Session, Verifier};
 use sealed_session_sqlite::SqliteStore;
 
 fn check(c: &mut Criterion) {
@@ -30,6 +31,9 @@ fn check(c: &mut Criterion) {
     g.bench_function("open", |b| b.iter(|| sealer.open::<()>(black_box(&token))));
     g.bench_function("open_and_check", |b| {
         b.iter(|| rt.block_on(verifier.open::<()>(black_box(&token))).unwrap())
+    });
+    g.bench_function("state_cache_miss", |b| {
+        b.iter(|| rt.block_on(verifier.store().state(Some("alice"), Session::new(()).id())).unwrap())
     });
     g.bench_function("revoke_user", |b| b.iter(|| rt.block_on(verifier.logout_everywhere("bob")).unwrap()));
     g.bench_function("executor_overhead_block_on", |b| b.iter(|| rt.block_on(async { black_box(1) })));

@@ -1,0 +1,63 @@
+//! The layer's own cost per request, without a network: an axum router
+//! answering `GET /` from the session, through `tower::ServiceExt::oneshot`,
+//! against the same router without the layer answering from a session
+//! opened once.
+//!
+//! ```text
+//! cargo bench -p sealed-session-axum
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Request;
+use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+use sealed_session_axum::{Session, SessionLayer};
+use tower::ServiceExt as _;
+
+fn layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+    let verifier = Verifier::new(sealer.clone(), MemoryStore::new());
+    let session = rt.block_on(verifier.login("alice", "Alice".to_owned())).unwrap();
+    let cookie = format!("__Host-session={}", sealer.seal(&session).unwrap());
+    let opened = sealer.open::<String>(&cookie["__Host-session=".len()..]).unwrap();
+
+    let layered = Router::new()
+        .route("/", get(|session: Session<String>| async move { session.data().clone() }))
+        .layer(SessionLayer::<_, String>::new(verifier).unwrap());
+    let plain = Router::new().route(
+        "/",
+        get(move || {
+            let opened = opened.clone();
+            async move { opened.session().data().clone() }
+        }),
+    );
+    let request = || Request::get("/").header("cookie", cookie.as_str()).body(Body::empty()).unwrap();
+
+    let mut g = c.benchmark_group("layer");
+    g.bench_function("without_layer", |b| {
+        b.iter(|| rt.block_on(plain.clone().oneshot(black_box(request()))).unwrap())
+    });
+    g.bench_function("with_layer_memory_store", |b| {
+        b.iter(|| rt.block_on(layered.clone().oneshot(black_box(request()))).unwrap())
+    });
+    g.bench_function("open_alone", |b| {
+        b.iter(|| sealer.open::<String>(black_box(&cookie["__Host-session=".len()..])))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = layer
+}
+criterion_main!(benches);
