@@ -18,8 +18,9 @@ use std::fmt;
 /// within this many bytes (RFC 6265 section 6.1 asks for at least 4096).
 pub const MAX_COOKIE_LEN: usize = 4096;
 
-/// The most cookies of our name read from one request: more is an attack.
-const MAX_SAME_NAME: usize = 4;
+/// The most values of our cookie read from one request (over all its
+/// `Cookie` headers): more is an attack.
+pub const MAX_SAME_NAME: usize = 4;
 
 /// The `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -55,10 +55,12 @@ pub enum CsrfError {
     WrongOrigin,
 }
 
-/// Whether `method` may change state, and so needs the CSRF checks.
+/// Whether `method` may change state, and so needs the CSRF checks: every
+/// method but `GET`, `HEAD`, `OPTIONS` and `TRACE`. Methods are
+/// case-sensitive (RFC 9110): `get` is not `GET`, and is checked.
 #[must_use]
 pub fn is_unsafe_method(method: &str) -> bool {
-    !["GET", "HEAD", "OPTIONS", "TRACE"].iter().any(|safe| method.eq_ignore_ascii_case(safe))
+    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
 /// Refuses an unsafe request that a browser says comes from another site.

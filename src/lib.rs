@@ -91,7 +91,7 @@ mod token;
 mod vectors;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cookie::{CookieError, CookieSpec, SameSite, MAX_COOKIE_LEN};
+pub use cookie::{CookieError, CookieSpec, SameSite, MAX_COOKIE_LEN, MAX_SAME_NAME};
 pub use error::{
     ClockError, ConfigError, EntryRef, Expiry, KeyError, KeyringError, OpenError, RandomError, SealError,
 };

@@ -206,13 +206,14 @@ fn csrf_tokens_follow_key_rotation() {
 #[test]
 fn unsafe_requests_from_other_sites_are_refused() {
     let origin = "https://app.example";
-    for method in ["GET", "head", "OPTIONS", "TRACE"] {
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
         assert_eq!(
             csrf::check_origin(method, Some("cross-site"), Some("https://evil.example"), origin),
             Ok(())
         );
     }
-    for method in ["POST", "PUT", "PATCH", "DELETE", "post"] {
+    // Methods are case-sensitive: a lowercase `get` is not the safe GET.
+    for method in ["POST", "PUT", "PATCH", "DELETE", "post", "get", "head"] {
         assert!(csrf::is_unsafe_method(method));
         assert_eq!(csrf::check_origin(method, Some("same-origin"), Some(origin), origin), Ok(()));
         assert_eq!(csrf::check_origin(method, Some("none"), None, origin), Ok(()));

@@ -10,11 +10,11 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use sealed_session::csrf::{self, CsrfError};
 use sealed_session::{
-    ConfigError, CookieError, CookieSpec, Opened, RevocationStore, Sealer, Session as CoreSession, Verifier,
-    VerifyError,
+    ConfigError, CookieError, CookieSpec, OpenError, Opened, RevocationStore, Sealer, Session as CoreSession,
+    Verifier, VerifyError, MAX_SAME_NAME,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -187,8 +187,10 @@ where
 
     /// The origin unsafe requests must come from, such as
     /// `https://app.example`, when the browser sends no `Sec-Fetch-Site`
-    /// but an `Origin`. By default the request's own host is expected
-    /// (right unless a proxy rewrites `Host`).
+    /// but an `Origin`. By default `https://` and the request's own host
+    /// (right unless a proxy rewrites `Host`), or `http://` for a loopback
+    /// host (`127.0.0.1`, `localhost`, `[::1]`), where browsers treat plain
+    /// http as secure.
     #[must_use]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = Some(origin.into());
@@ -316,12 +318,14 @@ where
     let (pre, pre_sent) =
         if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
     if config.csrf && csrf::is_unsafe_method(request.method().as_str()) {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         // Boxed: the body-reading future is large, and safe methods never need it.
-        let (checked, rebuilt) = Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await;
-        request = rebuilt;
-        if let Err(err) = checked {
-            tracing::info!(reason = %err, method = %request.method(), path = request.uri().path(), "CSRF check refused the request");
-            return Err((StatusCode::FORBIDDEN, "CSRF check failed").into_response());
+        match Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await {
+            Ok(checked) => request = checked,
+            Err(err) => {
+                tracing::info!(reason = %err, %method, path, "CSRF check refused the request");
+                return Err(err.into_response());
+            }
         }
     }
     let mut state = State::new(current, pre, pre_sent);
@@ -334,8 +338,19 @@ where
     Ok((request, shared))
 }
 
+/// Every value of `cookie` in the request, over all its `Cookie` headers,
+/// at most [`MAX_SAME_NAME`] in all: a request cannot make us try more.
+fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .get_all(COOKIE)
+        .into_iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(move |h| cookie.values(h))
+        .take(MAX_SAME_NAME)
+}
+
 /// The first of the request's session cookies that opens and passes the
-/// revocation check, and whether any was refused.
+/// revocation check, and whether one was refused (and should be removed).
 async fn open_session<S, T>(
     config: &Config<S>,
     headers: &HeaderMap,
@@ -345,23 +360,27 @@ where
     T: DeserializeOwned,
 {
     let mut refused = false;
-    for header in headers.get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()) {
-        for value in config.cookie.values(header) {
-            match config.verifier.open::<T>(value).await {
-                Ok(opened) => return Ok((Some(opened), refused)),
-                Err(VerifyError::Store(err)) => {
-                    tracing::warn!(error = %err, "cannot check the session against the revocation store");
-                    return Err((StatusCode::SERVICE_UNAVAILABLE, "session store unavailable, try again")
-                        .into_response());
-                }
-                Err(err @ VerifyError::StoreFault { .. }) => {
-                    tracing::error!(reason = %err, "session cookie refused");
-                    refused = true;
-                }
-                Err(err) => {
-                    tracing::info!(reason = %err, "session cookie refused");
-                    refused = true;
-                }
+    for value in cookie_values(&config.cookie, headers) {
+        match config.verifier.open::<T>(value).await {
+            Ok(opened) => return Ok((Some(opened), refused)),
+            Err(VerifyError::Store(err)) => {
+                tracing::warn!(error = %err, "cannot check the session against the revocation store");
+                return Err(
+                    (StatusCode::SERVICE_UNAVAILABLE, "session store unavailable, try again").into_response()
+                );
+            }
+            // Kept, not removed: while a new key is being rolled out, a
+            // server that does not have it yet must not log users out.
+            Err(err @ VerifyError::Open(OpenError::UnknownKey(_))) => {
+                tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
+            }
+            Err(err @ VerifyError::StoreFault { .. }) => {
+                tracing::error!(reason = %err, "session cookie refused");
+                refused = true;
+            }
+            Err(err) => {
+                tracing::info!(reason = %err, "session cookie refused");
+                refused = true;
             }
         }
     }
@@ -371,16 +390,24 @@ where
 /// The request's pre-session, and whether it sent a pre-session cookie.
 fn open_pre_session<S>(config: &Config<S>, headers: &HeaderMap) -> (Option<Opened<()>>, bool) {
     let mut sent = false;
-    for header in headers.get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()) {
-        for value in config.pre_cookie.values(header) {
-            sent = true;
-            match config.pre_sealer.open::<()>(value) {
-                Ok(opened) => return (Some(opened), true),
-                Err(err) => tracing::info!(reason = %err, "pre-session cookie refused"),
-            }
+    for value in cookie_values(&config.pre_cookie, headers) {
+        sent = true;
+        match config.pre_sealer.open::<()>(value) {
+            Ok(opened) => return (Some(opened), true),
+            Err(err) => tracing::info!(reason = %err, "pre-session cookie refused"),
         }
     }
     (None, sent)
+}
+
+/// Whether `host` (a `Host` header or URI authority) names the loopback
+/// interface, where browsers treat plain `http` as a secure context.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next(),
+        None => host.split(':').next(),
+    };
+    matches!(name, Some("127.0.0.1" | "localhost" | "::1"))
 }
 
 /// The CSRF checks of an unsafe request. Reading the token from a form
@@ -390,42 +417,37 @@ async fn check_csrf<S: RevocationStore, T>(
     request: Request<Body>,
     current: Option<&Opened<T>>,
     pre: Option<&Opened<()>>,
-) -> (Result<(), RefusedRequest>, Request<Body>) {
+) -> Result<Request<Body>, RefusedRequest> {
     let headers = request.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let origin = header(ORIGIN.as_str());
     let expected = match &config.origin {
         Some(origin) => origin.clone(),
         None => {
-            // Compare the host and port only: the scheme is taken from the
-            // Origin itself, since a proxy may have terminated TLS.
             let host =
                 request.uri().authority().map(|a| a.as_str()).or_else(|| header(HOST.as_str())).unwrap_or("");
-            let scheme = origin.and_then(|o| o.split_once("://")).map_or("https", |(scheme, _)| scheme);
-            format!("{scheme}://{host}")
+            // HTTPS, but for plain http on loopback (development).
+            let http = is_loopback(host) && origin.is_some_and(|o| o.starts_with("http://"));
+            format!("{}://{host}", if http { "http" } else { "https" })
         }
     };
-    if let Err(err) =
-        csrf::check_origin(request.method().as_str(), header("sec-fetch-site"), origin, &expected)
-    {
-        return (Err(err.into()), request);
+    csrf::check_origin(request.method().as_str(), header("sec-fetch-site"), origin, &expected)?;
+    // Nothing to bind a token to: refuse before reading any body.
+    if current.is_none() && pre.is_none() {
+        return Err(RefusedRequest::NoBinding);
     }
     let (token, request) = match header(CSRF_HEADER) {
         Some(token) => (Some(token.to_owned()), request),
-        None if is_form(request.headers()) => match form_token(request, config.form_limit).await {
-            Ok(found) => found,
-            Err(refused) => return (Err(refused), Request::new(Body::empty())),
-        },
+        None if is_form(request.headers()) => form_token(request, config.form_limit).await?,
         None => (None, request),
     };
     let token = token.unwrap_or_default();
-    let checked = match (current, pre) {
-        (Some(current), _) => config.verifier.sealer().verify_csrf(current.session(), &token),
-        (None, Some(pre)) => config.pre_sealer.verify_csrf(pre.session(), &token),
-        (None, None) if token.is_empty() => Err(CsrfError::Missing),
-        (None, None) => return (Err(RefusedRequest::NoBinding), request),
-    };
-    (checked.map_err(RefusedRequest::from), request)
+    match (current, pre) {
+        (Some(current), _) => config.verifier.sealer().verify_csrf(current.session(), &token)?,
+        (None, Some(pre)) => config.pre_sealer.verify_csrf(pre.session(), &token)?,
+        (None, None) => return Err(RefusedRequest::NoBinding),
+    }
+    Ok(request)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -443,7 +465,14 @@ async fn form_token(
     limit: usize,
 ) -> Result<(Option<String>, Request<Body>), RefusedRequest> {
     let (parts, body) = request.into_parts();
-    let bytes = Limited::new(body, limit).collect().await.map_err(|_| RefusedRequest::Body)?.to_bytes();
+    let collected = Limited::new(body, limit).collect().await.map_err(|err| {
+        if err.downcast_ref::<LengthLimitError>().is_some() {
+            RefusedRequest::TooLarge
+        } else {
+            RefusedRequest::Unreadable
+        }
+    })?;
+    let bytes = collected.to_bytes();
     let token = form_urlencoded::parse(&bytes)
         .find(|(name, _)| name == CSRF_FIELD)
         .map(|(_, value)| value.into_owned());
@@ -455,10 +484,24 @@ async fn form_token(
 enum RefusedRequest {
     #[error(transparent)]
     Csrf(#[from] CsrfError),
-    #[error("a CSRF token was sent, but there is neither a session nor a pre-session to bind it")]
+    #[error("there is neither a session nor a pre-session to bind a CSRF token to (cookies blocked, or a form from before the pre-session)")]
     NoBinding,
-    #[error("the form body could not be read, or is larger than the limit")]
-    Body,
+    #[error("the form body is larger than the limit")]
+    TooLarge,
+    #[error("the form body could not be read")]
+    Unreadable,
+}
+
+impl RefusedRequest {
+    fn into_response(self) -> Response {
+        match self {
+            RefusedRequest::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response(),
+            RefusedRequest::Unreadable => {
+                (StatusCode::BAD_REQUEST, "unreadable request body").into_response()
+            }
+            _ => (StatusCode::FORBIDDEN, "CSRF check failed").into_response(),
+        }
+    }
 }
 
 /// Adds the `Set-Cookie` headers the request's session calls decided on.

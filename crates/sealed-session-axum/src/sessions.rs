@@ -144,6 +144,8 @@ where
         let previous = self.shared.lock().current.clone();
         if let Some(previous) = previous {
             ops.logout(previous.session()).await?;
+            // Revoked: gone even if the new session cannot be started.
+            self.forget();
         }
         let session = ops.login(user_id, data).await?;
         let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
@@ -167,10 +169,12 @@ where
     /// cookie (the session is then unchanged).
     pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
-        let mut state = self.shared.lock();
-        let mut session = state.current.as_ref().ok_or(SessionError::NoSession)?.session().clone();
+        let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
+        // The lock is not held while `change` runs: it may use this handle.
+        let mut session = current.session().clone();
         let result = change(session.data_mut());
         let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
+        let mut state = self.shared.lock();
         state.current = Some(Arc::new(opened));
         state.session_cookie = Some(CookieChange::Set(header));
         Ok(result)

@@ -9,7 +9,7 @@ pub mod page;
 pub mod users;
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Form, Query};
@@ -61,6 +61,8 @@ pub async fn security_headers(mut response: Response) -> Response {
     );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Pages and JSON carry the session's details and CSRF token.
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
@@ -80,6 +82,9 @@ async fn index(
     }))
 }
 
+/// Password checks running at once; the others wait their turn.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 #[derive(Deserialize)]
 struct LoginForm {
     username: String,
@@ -89,12 +94,17 @@ struct LoginForm {
 async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
     let username = form.username.trim().to_owned();
     let checked = username.clone();
-    // Argon2 takes tens of milliseconds: keep it off the executor.
+    // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
+    // the executor, so that a flood of logins cannot exhaust memory.
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return Ok(Redirect::to("/?m=bad-login"));
+    };
     let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
         .await
         .unwrap_or(false);
     if !valid {
-        tracing::info!(user = %username, "failed login");
+        // Not the name as typed: it may be a password typed in the wrong field.
+        tracing::info!("failed login");
         return Ok(Redirect::to("/?m=bad-login"));
     }
     let mut display_name = username.clone();
@@ -243,8 +253,8 @@ impl Setup {
 }
 
 /// Loads the keyring at `path`, or creates one there (mode 0600) if there is
-/// none. Written to a temporary file and hard-linked into place, so that two
-/// instances starting at once never read a half-written keyring, and an
+/// none. It is written to a temporary file and linked into place, so that
+/// two instances starting at once never read a half-written keyring, and an
 /// existing one is never overwritten.
 fn load_or_create_keyring(path: &Path) -> Result<Keyring, StartError> {
     let io = |action, source| StartError::Io { action, path: path.to_owned(), source };
@@ -252,24 +262,51 @@ fn load_or_create_keyring(path: &Path) -> Result<Keyring, StartError> {
         return Ok(Keyring::load(path)?);
     }
     let keyring = Keyring::generate()?;
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let written = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).and_then(
-        |mut file| {
-            file.write_all(keyring.to_toml_string().as_bytes())?;
-            file.sync_all()
-        },
-    );
-    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Mode 0600, a fresh random name, removed if anything below fails.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".keyring-")
+        .tempfile_in(dir)
+        .map_err(|err| io("cannot write a new keyring next to", err))?;
+    temp.write_all(keyring.to_toml_string().as_bytes())
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|err| io("cannot write a new keyring next to", err))?;
+    match temp.persist_noclobber(path) {
+        Ok(_) => {
             println!(
                 "created a new keyring at {} (mode 0600): keep it secret and back it up",
                 path.display()
             );
             Ok(keyring)
         }
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(Keyring::load(path)?),
-        Err(err) => Err(io("cannot create the keyring", err)),
+        // Another instance created it first: use theirs.
+        Err(err) if err.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Keyring::load(path)?),
+        Err(err) => Err(io("cannot create the keyring", err.error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::load_or_create_keyring;
+
+    #[test]
+    fn the_keyring_is_created_once_private_and_then_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.toml");
+        // Leftovers of a crashed start do not get in the way.
+        std::fs::write(dir.path().join(".keyring-leftover"), "junk").unwrap();
+
+        let created = load_or_create_keyring(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = load_or_create_keyring(&path).unwrap();
+        assert_eq!(
+            *created.to_toml_string(),
+            *loaded.to_toml_string(),
+            "the second start reuses the keyring"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
     }
 }

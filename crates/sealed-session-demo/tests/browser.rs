@@ -13,7 +13,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use sealed_session::ManualClock;
 use sealed_session_sqlite::SqliteStore;
-use support::{http_get, session_cookie, sign_in, signed_in_user, Demo, Driver};
+use support::{http_get, session_cookie, sign_in, signed_in_user, submit, Demo, Driver};
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -74,7 +74,7 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
     assert_eq!(status, 200, "the copied cookie works outside the browser before logout: {body}");
     assert!(body.contains(r#""user":"bob""#), "{body}");
 
-    browser.find(Locator::Css("#logout button")).await.unwrap().click().await.unwrap();
+    submit(&browser, &demo, "logout", "logged-out").await;
     assert_eq!(signed_in_user(&browser).await, None);
     assert_eq!(session_cookie(&browser).await, None, "the browser dropped the cookie");
 
@@ -95,7 +95,7 @@ async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_reques
     phone.refresh().await.unwrap();
     assert_eq!(signed_in_user(&phone).await.as_deref(), Some("alice"));
 
-    laptop.find(Locator::Css("#logout-everywhere button")).await.unwrap().click().await.unwrap();
+    submit(&laptop, &demo, "logout-everywhere", "logged-out-everywhere").await;
     assert_eq!(signed_in_user(&laptop).await, None);
     let epoch_notice = laptop.find(Locator::Css(".notice")).await.unwrap().text().await.unwrap();
     assert!(epoch_notice.contains("Logged out everywhere"), "{epoch_notice}");
@@ -138,8 +138,9 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
         browser.goto(&attacker).await.unwrap();
         let target = format!("{}/profile", demo.origin);
         browser.wait().at_most(Duration::from_secs(20)).for_url(&target.parse().unwrap()).await.unwrap();
-        let page = browser.source().await.unwrap();
-        assert!(page.contains("CSRF check failed"), "{attacker}: the demo refused the form: {page}");
+        let refusal = Locator::XPath("//*[contains(text(), 'CSRF check failed')]");
+        let found = browser.wait().at_most(Duration::from_secs(20)).for_element(refusal).await;
+        assert!(found.is_ok(), "{attacker}: the demo refused the form: {}", browser.source().await.unwrap());
 
         browser.goto(&format!("{}/", demo.origin)).await.unwrap();
         assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
@@ -152,7 +153,7 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
     let field = browser.find(Locator::Css("#profile input[name=display_name]")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("Alice Liddell").await.unwrap();
-    browser.find(Locator::Css("#profile button")).await.unwrap().click().await.unwrap();
+    submit(&browser, &demo, "profile", "saved").await;
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
     let name = browser.find(Locator::Css("#display-name")).await.unwrap().text().await.unwrap();
     assert_eq!(name, "Alice Liddell");
@@ -179,7 +180,7 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
     assert_eq!(http_get(second.addr(), "/api/session", Some(&cookie)).0, 200);
 
     browser.goto(&format!("{}/", first.origin)).await.unwrap();
-    browser.find(Locator::Css("#logout-everywhere button")).await.unwrap().click().await.unwrap();
+    submit(&browser, &first, "logout-everywhere", "logged-out-everywhere").await;
     assert_eq!(signed_in_user(&browser).await, None);
 
     let (status, body) = http_get(second.addr(), "/api/session", Some(&cookie));

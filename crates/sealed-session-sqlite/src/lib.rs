@@ -14,8 +14,9 @@
 //!   the store asks SQLite every [`CACHE_POLL_INTERVAL`] (25 ms) whether
 //!   another connection changed the file (`PRAGMA data_version`) and clears
 //!   the cache if so, so a revocation made elsewhere is enforced here within
-//!   about 25 ms. The cache is used only while those polls succeed and keep
-//!   up (they need tokio's time driver); otherwise every check reads the file.
+//!   about 25 ms. The cache is used only while those polls (on a thread of
+//!   the store's own) succeed and keep up; otherwise every check reads the
+//!   file.
 //! * Database work runs on tokio's blocking pool, never on the async threads;
 //!   outside a tokio runtime every call fails (closed) instead of panicking.
 //! * Restoring an *older copy* of the file (a backup, a VM snapshot) rolls
@@ -191,7 +192,15 @@ impl SqliteStore {
         let cache = Cache { entries: HashMap::new(), version: 0, floor: 0, polled_ms: i64::MIN };
         let store =
             Self { conn: Arc::new(Mutex::new(conn)), cache: Arc::new(RwLock::new(cache)), path, clock };
-        runtime.spawn(poll(Arc::downgrade(&store.conn), Arc::downgrade(&store.cache), store.clock.clone()));
+        let (conn, cache, clock) =
+            (Arc::downgrade(&store.conn), Arc::downgrade(&store.cache), store.clock.clone());
+        // A thread, not a task: it needs no timer in the caller's runtime.
+        let poller = std::thread::Builder::new()
+            .name("sqlite-revocation-poll".into())
+            .spawn(move || poll(&conn, &cache, &*clock));
+        if let Err(err) = poller {
+            tracing::warn!(error = %err, "cannot start the SQLite change poller; every check reads the file");
+        }
         Ok(store)
     }
 
@@ -257,12 +266,14 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&mut Connection, &dyn Clock) -> Result<R, StoreError> + Send + 'static,
     ) -> impl Future<Output = Result<R, StoreError>> + Send {
-        let store = self.clone();
-        async move {
-            let result = store.run(work).await;
-            store.write_cache().clear();
+        let cache = Arc::clone(&self.cache);
+        // Cleared on the blocking thread, once the write is done, so that a
+        // caller who stops waiting cannot leave the cache stale.
+        self.run(move |conn, clock| {
+            let result = work(conn, clock);
+            cache.write().unwrap_or_else(PoisonError::into_inner).clear();
             result
-        }
+        })
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -287,34 +298,33 @@ impl SqliteStore {
 }
 
 /// Clears the cache whenever another connection changed the file, and
-/// records each successful poll; ends when the store is dropped. A failed
-/// poll leaves the cache unused until one succeeds.
-async fn poll(conn: Weak<Mutex<Connection>>, cache: Weak<RwLock<Cache>>, clock: Arc<dyn Clock>) {
+/// records when each successful poll began; returns when the store is
+/// dropped. A failed poll leaves the cache unused until one succeeds.
+fn poll(conn: &Weak<Mutex<Connection>>, cache: &Weak<RwLock<Cache>>, clock: &dyn Clock) {
     let mut seen: Option<i64> = None;
     loop {
-        tokio::time::sleep(CACHE_POLL_INTERVAL).await;
+        std::thread::sleep(CACHE_POLL_INTERVAL);
+        let started_ms = clock.unix_millis();
         let Some(conn) = conn.upgrade() else { return };
-        let version = tokio::task::spawn_blocking(move || {
+        let version = {
             let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
-        })
-        .await;
+        };
+        drop(conn);
         let Some(cache) = cache.upgrade() else { return };
         let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
         match version {
-            Ok(Ok(version)) => {
+            Ok(version) => {
                 if seen != Some(version) {
                     cache.clear();
                     seen = Some(version);
                 }
-                cache.polled_ms = clock.unix_millis();
+                // From when the poll began: a slow poll must not extend
+                // how long older answers are trusted.
+                cache.polled_ms = started_ms;
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::warn!(error = %err, "cannot poll the SQLite revocation store for changes; not caching");
-                cache.clear();
-                cache.polled_ms = i64::MIN;
-            }
-            Err(_) => {
                 cache.clear();
                 cache.polled_ms = i64::MIN;
             }

@@ -154,8 +154,17 @@ pub(crate) async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
         .send_keys(&password)
         .await
         .unwrap();
-    browser.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
+    submit(browser, demo, "login", "signed-in").await;
     assert_eq!(signed_in_user(browser).await.as_deref(), Some(user));
+}
+
+/// Submits the page's form `form` and waits until the browser has followed
+/// the redirect to the page with the notice `notice`, so that nothing after
+/// it can read the page it left.
+pub(crate) async fn submit(browser: &Client, demo: &Demo, form: &str, notice: &str) {
+    browser.find(Locator::Css(&format!("#{form} button"))).await.unwrap().click().await.unwrap();
+    let url = format!("{}/?m={notice}", demo.origin).parse().unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_url(&url).await.unwrap();
 }
 
 /// The user the page shows as signed in, or `None` on the login page.
