@@ -52,8 +52,11 @@
 //! form itself is protected against login CSRF.
 //!
 //! # Other frameworks
-//! The layer works with any tower-based framework (its inner service takes
-//! `http::Request<axum_core::body::Body>`). Frameworks outside tower use
+//! The layer works with any tower-based framework: its inner service takes
+//! `http::Request<axum_core::body::Body>`, and a service that is not an
+//! axum handler finds the [`Sessions<T>`] handle in the request's
+//! extensions (`request.extensions().get::<Sessions<T>>()`). Frameworks
+//! outside tower use
 //! the core crate directly: [`sealed_session::CookieSpec`] to read and write
 //! the cookie, [`sealed_session::Verifier`] to open and check it, and
 //! [`sealed_session::csrf`] for the CSRF checks; the repository's

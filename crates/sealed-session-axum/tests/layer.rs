@@ -568,3 +568,36 @@ async fn an_update_may_use_the_handle_inside_its_closure() {
     client.app = harness.app.clone();
     assert_eq!(client.get("/whoami").await.body, "alice 7");
 }
+
+/// Any tower service works behind the layer, not only an axum router: the
+/// handle is in the request's extensions.
+#[tokio::test]
+async fn a_plain_tower_service_gets_the_handle_from_the_request_extensions() {
+    use tower::{Layer as _, ServiceExt as _};
+
+    let clock = ManualClock::at_unix(START);
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock).build().unwrap();
+    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::new()))
+        .without_csrf()
+        .build()
+        .unwrap();
+    let service = layer.layer(tower::service_fn(|request: Request<Body>| async move {
+        let sessions = request.extensions().get::<Sessions<Data>>().cloned().expect("the layer's handle");
+        let body = match sessions.current() {
+            Some(session) => session.user_id().unwrap_or("-").to_owned(),
+            None => {
+                sessions.login("carol", Data::default()).await.map_err(|err| err.to_string())?;
+                "signed in".to_owned()
+            }
+        };
+        Ok::<_, String>(Response::new(Body::from(body)))
+    }));
+
+    let response = service.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let cookie =
+        response.headers().get(SET_COOKIE).unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    let request = Request::get("/").header(COOKIE, cookie).body(Body::empty()).unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"carol");
+}

@@ -236,6 +236,12 @@ impl Setup {
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("revocations.sqlite").display()))
     }
 
+    /// The keyring file in use.
+    #[must_use]
+    pub fn keyring_path(&self) -> PathBuf {
+        self.keyring.clone().unwrap_or_else(|| self.data_dir.join("keyring.toml"))
+    }
+
     /// Creates what is missing (saying so on stdout) and opens the store.
     /// Needs a tokio runtime.
     ///
@@ -245,8 +251,7 @@ impl Setup {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
             StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
         })?;
-        let keyring_path = self.keyring.clone().unwrap_or_else(|| self.data_dir.join("keyring.toml"));
-        let keyring = load_or_create_keyring(&keyring_path)?;
+        let keyring = load_or_create_keyring(&self.keyring_path())?;
         let store = AnyStore::open(&self.store_url()).await?;
         Ok(Verifier::new(Sealer::builder(keyring).build()?, store))
     }

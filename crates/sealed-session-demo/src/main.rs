@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sealed_session::{Keyring, SharedKeyring};
 use sealed_session_demo::{app, Setup};
+use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 /// The sealed-session demo web app.
@@ -49,18 +51,38 @@ async fn main() -> ExitCode {
 
 async fn serve(setup: &Setup, addr: SocketAddr) -> Result<(), String> {
     let verifier = setup.open().await.map_err(|err| err.to_string())?;
+    tokio::spawn(reload_on_hangup(verifier.sealer().keyring().clone(), setup.keyring_path()));
     let app = app(verifier).map_err(|err| err.to_string())?;
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
     println!("sealed-session demo listening on http://{local}/ (revocation store: {})", setup.store_url());
-    println!("sign in as alice / alice-pass or bob / bob-pass; Ctrl-C stops it");
+    println!("sign in as alice / alice-pass or bob / bob-pass; SIGHUP reloads the keyring; Ctrl-C stops it");
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
+}
+
+/// Reloads the keyring file on SIGHUP, so that keys rotate with no restart
+/// and no one logged out (see the README's rotation procedure). A file that
+/// does not load leaves the current keyring in place.
+async fn reload_on_hangup(keyring: SharedKeyring, path: PathBuf) {
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
+    while hangup.recv().await.is_some() {
+        let file = path.clone();
+        match tokio::task::spawn_blocking(move || Keyring::load(file)).await {
+            Ok(Ok(loaded)) => {
+                let primary = loaded.primary_id();
+                keyring.replace(loaded);
+                println!("reloaded the keyring from {} (primary key {primary})", path.display());
+            }
+            Ok(Err(err)) => eprintln!("keyring not reloaded, keeping the current one: {err}"),
+            Err(err) => eprintln!("keyring not reloaded: {err}"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = async { match term.as_mut() { Some(term) => { term.recv().await; } None => std::future::pending().await } } => {}

@@ -11,7 +11,7 @@ mod redis_support;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use sealed_session::ManualClock;
+use sealed_session::{Keyring, ManualClock};
 use sealed_session_sqlite::SqliteStore;
 use support::{http_get, session_cookie, sign_in, signed_in_user, submit, Demo, Driver};
 
@@ -185,5 +185,35 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
 
     let (status, body) = http_get(second.addr(), "/api/session", Some(&cookie));
     assert_eq!((status, body.as_str()), (401, "no session"), "the other instance refuses the old cookie");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key() {
+    let dir = data_dir().await;
+    let demo = Demo::start(dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    let key_id = async || browser.find(Locator::Css("#key-id")).await.unwrap().text().await.unwrap();
+    sign_in(&browser, &demo, "alice").await;
+    assert_eq!(key_id().await, "1");
+
+    // One server: add a key and make it primary at once, then reload.
+    let path = dir.path().join("keyring.toml");
+    let (rotated, new_id) = Keyring::load(&path).unwrap().with_new_key().unwrap();
+    std::fs::write(&path, rotated.with_primary(new_id).unwrap().to_toml_string().as_bytes()).unwrap();
+    demo.hang_up();
+
+    // Each reload of the page is signed in; once the server has the new
+    // keyring, the cookie is re-issued under key 2.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        browser.refresh().await.unwrap();
+        assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"), "rotation logged the user out");
+        if key_id().await == new_id.to_string() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the cookie never moved to key {new_id}");
+    }
     browser.close().await.unwrap();
 }

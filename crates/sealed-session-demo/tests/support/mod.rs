@@ -48,6 +48,12 @@ impl Demo {
         Self { child, origin }
     }
 
+    /// Sends it SIGHUP: reload the keyring file.
+    pub(crate) fn hang_up(&self) {
+        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     /// The port it listens on.
     pub(crate) fn addr(&self) -> &str {
         self.origin.trim_start_matches("http://")
