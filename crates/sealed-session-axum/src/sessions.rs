@@ -136,28 +136,37 @@ where
     /// stolen before login dies with it (session fixation).
     ///
     /// # Errors
-    /// [`SessionError::Verify`] if the store cannot be reached (nothing is
-    /// changed), [`SessionError::Seal`] or [`SessionError::Cookie`] if the
-    /// session does not fit in a cookie.
+    /// [`SessionError::Verify`] if the store cannot be reached,
+    /// [`SessionError::Seal`] or [`SessionError::Cookie`] if the session does
+    /// not fit in a cookie. A previous session that was already logged out
+    /// stays logged out, and its cookie is removed.
     pub async fn login(&self, user_id: &str, data: T) -> Result<Session<T>, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
         let previous = self.shared.lock().current.clone();
         if let Some(previous) = previous {
             ops.logout(previous.session()).await?;
-            // Revoked: gone even if the new session cannot be started.
             self.forget();
         }
         let session = ops.login(user_id, data).await?;
-        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
-        let opened = Arc::new(opened);
+        let opened = self.replace(&session)?;
         let mut state = self.shared.lock();
-        state.current = Some(Arc::clone(&opened));
-        state.session_cookie = Some(CookieChange::Set(header));
         // The pre-session served its purpose (the login form's CSRF token).
         state.pre = None;
         state.pre_cookie = state.pre_sent.then_some(CookieChange::Remove);
         drop(state);
         Ok(Session { opened, sessions: self.clone() })
+    }
+
+    /// Seals `session` as the request's session, whose cookie goes out with
+    /// the response.
+    fn replace(&self, session: &CoreSession<T>) -> Result<Arc<Opened<T>>, SessionError> {
+        let ops = &self.shared.ops;
+        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), session)?;
+        let opened = Arc::new(opened);
+        let mut state = self.shared.lock();
+        state.current = Some(Arc::clone(&opened));
+        state.session_cookie = Some(CookieChange::Set(header));
+        Ok(opened)
     }
 
     /// Changes the session's data and seals it again; the new cookie goes
@@ -168,15 +177,11 @@ where
     /// [`SessionError::Cookie`] if the changed session no longer fits in a
     /// cookie (the session is then unchanged).
     pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
-        let ops = Arc::clone(&self.shared.ops);
         let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
         // The lock is not held while `change` runs: it may use this handle.
         let mut session = current.session().clone();
         let result = change(session.data_mut());
-        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
-        let mut state = self.shared.lock();
-        state.current = Some(Arc::new(opened));
-        state.session_cookie = Some(CookieChange::Set(header));
+        self.replace(&session)?;
         Ok(result)
     }
 
@@ -191,10 +196,7 @@ where
         let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
         let mut session = current.session().clone();
         ops.renew_id(&mut session).await?;
-        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), &session)?;
-        let mut state = self.shared.lock();
-        state.current = Some(Arc::new(opened));
-        state.session_cookie = Some(CookieChange::Set(header));
+        self.replace(&session)?;
         Ok(())
     }
 

@@ -51,6 +51,11 @@ async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
     })
 }
 
+async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    sessions.renew_id().await?;
+    Ok(sessions.current().ok_or(SessionError::NoSession)?.id().to_hex())
+}
+
 async fn logout(sessions: Sessions<Data>) -> Result<(), SessionError> {
     sessions.logout().await
 }
@@ -101,6 +106,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/required", get(required))
         .route("/login", post(login))
         .route("/increment", post(increment))
+        .route("/renew", post(renew))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
         .route("/csrf", get(csrf))
@@ -600,4 +606,22 @@ async fn a_plain_tower_service_gets_the_handle_from_the_request_extensions() {
     let response = service.oneshot(request).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"carol");
+}
+
+#[tokio::test]
+async fn renewing_the_id_keeps_the_data_and_kills_the_old_cookie() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let first_id = client.login().await.body;
+    let token = client.csrf().await;
+    assert_eq!(client.post("/increment", &token).await.body, "1");
+    let old = client.session_cookie().unwrap();
+
+    let renewed = client.post("/renew", &token).await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    assert_ne!(renewed.body, first_id);
+    assert_eq!(client.get("/whoami").await.body, "alice 1", "same user and data under the new ID");
+    let mut stolen = harness.client();
+    stolen.jar.insert("__Host-session".into(), old);
+    assert_eq!(stolen.get("/required").await.status, StatusCode::UNAUTHORIZED);
 }
