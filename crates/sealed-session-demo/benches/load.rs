@@ -6,11 +6,13 @@
 //! `cargo bench -p sealed-session-demo --bench load`; `LOAD_SECONDS` sets
 //! the length of each round per server (default 5).
 //!
-//! The servers run in this process; wrk runs beside them with one thread
-//! and 32 connections. Five rounds alternate between the two servers so
-//! that noise from other work on the machine falls on both; the report is
-//! the median of each, their ratio, and the CPU time this process spent per
-//! request (from /proc/self/stat), which varies less than the rate.
+//! The servers run in this process, pinned to CPU 0 with one tokio worker;
+//! wrk runs on CPU 1 with one thread and 32 connections (`taskset`, from
+//! util-linux), so the servers' throughput is bound by their own CPU cost.
+//! Five rounds alternate between the two servers so that noise from other
+//! work on the machine falls on both; the report is the median of each,
+//! their ratio, and the CPU time this process spent per request (from
+//! /proc/self/stat).
 
 #[path = "../../sealed-session-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -61,8 +63,19 @@ fn parse_latency_ms(text: &str) -> f64 {
 /// One wrk round. Panics on any error or non-2xx response under load.
 fn wrk(url: &str, cookie: &str, seconds: u64) -> Run {
     let ticks = cpu_ticks();
-    let output = Command::new("wrk")
-        .args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency", "-H", &format!("Cookie: {cookie}"), url])
+    let output = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            "-c32",
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-H",
+            &format!("Cookie: {cookie}"),
+            url,
+        ])
         .output()
         .expect("run wrk (apt-get install wrk)");
     let ticks = cpu_ticks() - ticks;
@@ -178,7 +191,16 @@ fn main() {
         return;
     }
     let seconds = std::env::var("LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // The servers (every thread of this process) on CPU 0, wrk on CPU 1:
+    // the servers' throughput then measures their own CPU cost, not how
+    // the scheduler shares two cores between them and wrk.
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run taskset (util-linux)");
+    assert!(pinned.success(), "cannot pin the servers to CPU 0");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(async {
         let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
         println!(
