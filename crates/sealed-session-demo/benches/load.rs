@@ -16,6 +16,10 @@
 
 #[path = "../../sealed-session-redis/tests/support/mod.rs"]
 mod redis_support;
+// The browser tests' process helpers; only the plain HTTP client is used here.
+#[allow(dead_code)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::process::Command;
 
@@ -168,20 +172,13 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
     );
 }
 
-/// One plain GET: the body, after checking the status is 200.
+/// One plain GET of the session route: the body, after checking the
+/// status is 200.
 fn get_once(url: &str, cookie: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let address = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
-        "GET /api/session HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "the session route works: {response}");
-    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+    let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+    let (status, body) = support::http_get(address, "/api/session", Some(cookie));
+    assert_eq!(status, 200, "the session route works: {body}");
+    body
 }
 
 fn main() {
