@@ -294,7 +294,32 @@ fn load_or_create_keyring(path: &Path) -> Result<Keyring, StartError> {
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use super::load_or_create_keyring;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+    use tower::ServiceExt as _;
+
+    use super::{app, load_or_create_keyring};
+
+    #[tokio::test]
+    async fn every_response_carries_the_security_headers_and_is_not_cached() {
+        let verifier =
+            Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
+        let app = app(verifier).unwrap();
+        for (path, status) in [("/", StatusCode::OK), ("/api/session", StatusCode::UNAUTHORIZED)] {
+            let response =
+                app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            let headers = response.headers();
+            let csp = headers.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+            assert!(
+                csp.starts_with("default-src 'none';") && csp.contains("frame-ancestors 'none'"),
+                "{csp}"
+            );
+            assert_eq!(headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+            assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{path}");
+        }
+    }
 
     #[test]
     fn the_keyring_is_created_once_private_and_then_loaded() {
