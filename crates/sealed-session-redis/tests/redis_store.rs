@@ -2,10 +2,10 @@
 //! sharing revocations, a lost message, Redis going away and coming back,
 //! FLUSHALL, and checks racing a revocation.
 
+#[path = "../../../tests/support/revocation_race.rs"]
+mod revocation_race;
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealed_session::{
@@ -231,44 +231,11 @@ async fn stale_answers_are_an_explicit_opt_in() {
 async fn no_revoked_token_is_accepted_after_the_revocation_returned() {
     let redis = RedisServer::start();
     let clock = ManualClock::at_unix(T0);
-    let verifier = Arc::new(server(&redis, &clock).await);
+    let verifier = server(&redis, &clock).await;
     clock.advance(Duration::from_secs(1));
-    let token = Arc::new(login(&verifier, "alice").await);
-    let revoked = Arc::new(AtomicBool::new(false));
-    let checks = Arc::new(AtomicU64::new(0));
-    const CHECKS: u64 = 100_000;
-    let checkers: Vec<_> = (0..2)
-        .map(|_| {
-            let (verifier, token, revoked, checks) =
-                (verifier.clone(), token.clone(), revoked.clone(), checks.clone());
-            tokio::spawn(async move {
-                let mut accepted_after = 0;
-                for i in 0..CHECKS {
-                    let revoked_before = revoked.load(Ordering::SeqCst);
-                    match verifier.open::<()>(&token).await {
-                        Ok(_) if revoked_before => accepted_after += 1,
-                        Ok(_) | Err(VerifyError::Revoked(Revocation::User)) => {}
-                        Err(other) => panic!("unexpected error: {other}"),
-                    }
-                    checks.fetch_add(1, Ordering::Relaxed);
-                    // Cached checks never wait on I/O; let the connection's own
-                    // task run, as separate requests would.
-                    if i % 64 == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                }
-                accepted_after
-            })
-        })
-        .collect();
-    while checks.load(Ordering::Relaxed) < CHECKS / 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    verifier.logout_everywhere("alice").await.unwrap();
-    revoked.store(true, Ordering::SeqCst);
-    for checker in checkers {
-        assert_eq!(checker.await.unwrap(), 0, "a revoked token was accepted");
-    }
+    let token = login(&verifier, "alice").await;
+    revocation_race::no_revoked_token_is_accepted_after_the_revocation_returned(verifier, "alice", token)
+        .await;
 }
 
 #[tokio::test]
