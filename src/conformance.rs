@@ -1,9 +1,12 @@
 //! A conformance suite for [`RevocationStore`] implementations (feature
 //! `conformance`).
 //!
-//! Call [`run`] from a test of your store. It uses fresh random user and
-//! session IDs, so it can run against a store that other tests share, and it
-//! needs no particular async runtime.
+//! Call [`run`] from a test of your store, created on the system clock. It
+//! uses fresh random user and session IDs and needs no particular async
+//! runtime. It takes a few seconds (one check waits for a denylist entry
+//! that must not have been shortened, logins wait for a cutoff's second to
+//! pass) and logs everyone out of the store, leaving its cutoff five seconds
+//! ahead, so run it on a store of its own.
 //!
 //! ```
 //! # pollster::block_on(async {
@@ -14,11 +17,26 @@
 // Test support: failing loudly is the point.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use crate::revocation::RevocationStore;
-use crate::session::Session;
+use std::future::Future as _;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::keyring::Keyring;
+use crate::revocation::{Revocation, RevocationStore, StoreError, Verifier, VerifyError};
+use crate::sealer::Sealer;
+use crate::session::{Session, SessionId};
+use crate::timer::sleep;
 
 fn fresh_user() -> String {
     format!("conformance-{}", Session::new(()).id().to_hex())
+}
+
+fn fresh_session() -> SessionId {
+    Session::new(()).id()
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).expect("a clock after 1970")
 }
 
 /// Runs every check; panics with a message naming the first that fails.
@@ -27,29 +45,41 @@ pub async fn run<S: RevocationStore>(store: &S) {
     user_epochs_count_up_by_one(store).await;
     users_are_independent(store).await;
     sessions_are_denylisted_individually(store).await;
-    revoke_all_never_moves_back(store).await;
+    denylist_entries_in_the_past_are_refused(store).await;
+    denylist_entries_are_never_shortened(store).await;
+    a_read_that_began_before_a_revocation_is_never_cached(store).await;
+    logout_all_refuses_every_earlier_session_and_no_later_login(store).await;
+    revoke_all_moves_the_cutoff_forward_only(store).await;
 }
 
 /// A user never revoked has epoch 0; a new session is not on the denylist.
 pub async fn unknown_users_and_sessions_are_not_revoked<S: RevocationStore>(store: &S) {
     let user = fresh_user();
-    let session = Session::new(()).id();
-    assert_eq!(store.user_epoch(&user).await.ok(), Some(0), "a new user's epoch must be 0");
+    let session = fresh_session();
+    let login = store.login_state(&user).await.expect("login_state of a new user");
+    assert_eq!(login.user_epoch, 0, "a new user's epoch must be 0");
     let state = store.state(Some(&user), session).await.expect("state of a new user");
     assert_eq!(state.user_epoch, 0, "state: a new user's epoch must be 0");
     assert!(!state.session_revoked, "a new session must not be denylisted");
+    assert_eq!(
+        state.revoked_through, login.revoked_through,
+        "state and login_state must agree on the cutoff"
+    );
     let anonymous = store.state(None, session).await.expect("state without a user");
     assert!(!anonymous.session_revoked);
     assert_eq!(anonymous.user_epoch, 0, "a session without a user has epoch 0");
 }
 
-/// `revoke_user` returns 1, 2, 3… and `state` and `user_epoch` agree.
+/// `revoke_user` returns 1, 2, 3… and `state` and `login_state` agree at once.
 pub async fn user_epochs_count_up_by_one<S: RevocationStore>(store: &S) {
     let user = fresh_user();
+    // Cache the user's epoch 0 first, where the store caches.
+    let session = fresh_session();
+    assert_eq!(store.state(Some(&user), session).await.expect("state").user_epoch, 0);
     for expected in 1..=3 {
         assert_eq!(store.revoke_user(&user).await.ok(), Some(expected), "revoke_user must count up by one");
-        assert_eq!(store.user_epoch(&user).await.ok(), Some(expected));
-        let state = store.state(Some(&user), Session::new(()).id()).await.expect("state");
+        assert_eq!(store.login_state(&user).await.expect("login_state").user_epoch, expected);
+        let state = store.state(Some(&user), session).await.expect("state");
         assert_eq!(state.user_epoch, expected, "state must show the new epoch at once");
     }
 }
@@ -58,14 +88,15 @@ pub async fn user_epochs_count_up_by_one<S: RevocationStore>(store: &S) {
 pub async fn users_are_independent<S: RevocationStore>(store: &S) {
     let (a, b) = (fresh_user(), fresh_user());
     store.revoke_user(&a).await.expect("revoke a");
-    assert_eq!(store.user_epoch(&b).await.ok(), Some(0), "revoking one user must not touch another");
+    let epoch = store.login_state(&b).await.expect("login_state").user_epoch;
+    assert_eq!(epoch, 0, "revoking one user must not touch another");
 }
 
-/// A denylisted session is revoked; its neighbours are not.
+/// A denylisted session is revoked at once; its neighbours are not.
 pub async fn sessions_are_denylisted_individually<S: RevocationStore>(store: &S) {
-    let (revoked, other) = (Session::new(()).id(), Session::new(()).id());
-    let until = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0) + 3600;
-    store.revoke_session(revoked, until).await.expect("revoke_session");
+    let (revoked, other) = (fresh_session(), fresh_session());
+    assert!(!store.state(None, revoked).await.expect("state").session_revoked);
+    store.revoke_session(revoked, unix_now() + 3600).await.expect("revoke_session");
     let state = store.state(None, revoked).await.expect("state");
     assert!(state.session_revoked, "a revoked session must be on the denylist at once");
     let user = fresh_user();
@@ -73,16 +104,121 @@ pub async fn sessions_are_denylisted_individually<S: RevocationStore>(store: &S)
     assert!(!store.state(None, other).await.expect("state").session_revoked, "other sessions stay valid");
 }
 
-/// `revoke_all` raises the bound and never lowers it.
-pub async fn revoke_all_never_moves_back<S: RevocationStore>(store: &S) {
-    // A bound in 2001 revokes nothing that other tests of a shared store use.
-    const EARLY: u64 = 1_000_000_000;
-    let before = store.state(None, Session::new(()).id()).await.expect("state").revoked_through;
-    let target = before.max(EARLY);
-    store.revoke_all(target).await.expect("revoke_all");
-    let after = store.state(None, Session::new(()).id()).await.expect("state").revoked_through;
-    assert!(after >= target, "revoke_all must take effect at once");
-    store.revoke_all(target - 1).await.expect("revoke_all");
-    let again = store.state(None, Session::new(()).id()).await.expect("state").revoked_through;
-    assert!(again >= target, "revoke_all must never move the bound earlier");
+/// An entry that would end at or before now revokes nothing: it is refused
+/// with [`StoreError::ExpiryNotInFuture`], and an existing entry is kept.
+pub async fn denylist_entries_in_the_past_are_refused<S: RevocationStore>(store: &S) {
+    let session = fresh_session();
+    for expires_at in [0, 1, unix_now() - 10, unix_now()] {
+        match store.revoke_session(session, expires_at).await {
+            Err(StoreError::ExpiryNotInFuture { expires_at: refused, .. }) => assert_eq!(refused, expires_at),
+            other => panic!("revoke_session until {expires_at} (not in the future) gave {other:?}"),
+        }
+    }
+    assert!(!store.state(None, session).await.expect("state").session_revoked);
+    store.revoke_session(session, unix_now() + 3600).await.expect("revoke_session");
+    assert!(store.revoke_session(session, 1).await.is_err());
+    assert!(
+        store.state(None, session).await.expect("state").session_revoked,
+        "a refused call undid an entry"
+    );
+}
+
+/// A second revocation with an earlier expiry keeps the later one: waits
+/// until the earlier expiry has passed and checks that the session is still
+/// denylisted (after another revocation, which lets stores purge).
+pub async fn denylist_entries_are_never_shortened<S: RevocationStore>(store: &S) {
+    let session = fresh_session();
+    let start = unix_now();
+    store.revoke_session(session, start + 3600).await.expect("revoke_session");
+    store.revoke_session(session, start + 1).await.expect("revoke_session with an earlier expiry");
+    sleep_until_unix(start + 2).await;
+    store.revoke_session(fresh_session(), unix_now() + 3600).await.expect("revoke_session");
+    let state = store.state(None, session).await.expect("state");
+    assert!(
+        state.session_revoked,
+        "a denylist entry was shortened by a later revocation with an earlier expiry"
+    );
+}
+
+/// A check whose store read began before a revocation returned may answer
+/// with the state from before it, but must never cache that answer: the
+/// next check sees the revocation. The check is polled once (its read
+/// starts), the revocation runs to completion, then the check finishes.
+pub async fn a_read_that_began_before_a_revocation_is_never_cached<S: RevocationStore>(store: &S) {
+    for round in 0..3 {
+        let (user, session) = (fresh_user(), fresh_session());
+        let mut check = Box::pin(store.state(Some(&user), session));
+        let first = check.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        // Let the read reach the store and its answer come back.
+        sleep(Duration::from_millis(50)).await;
+        match round {
+            0 => assert_eq!(store.revoke_user(&user).await.ok(), Some(1), "revoke_user"),
+            1 => store.revoke_session(session, unix_now() + 3600).await.expect("revoke_session"),
+            _ => drop(store.revoke_all(0).await.expect("revoke_all")),
+        }
+        let raced = match first {
+            Poll::Ready(answer) => answer,
+            Poll::Pending => check.await,
+        }
+        .expect("state");
+        let after = store.state(Some(&user), session).await.expect("state");
+        let seen = match round {
+            0 => after.user_epoch == 1,
+            1 => after.session_revoked,
+            _ => after.revoked_through > raced.revoked_through,
+        };
+        assert!(seen, "round {round}: a check after the revocation got the answer read before it: {after:?}");
+    }
+}
+
+/// `revoke_all` returns the new cutoff, which `state` and `login_state`
+/// show at once: at least what was asked and the store's time, never
+/// earlier than before.
+pub async fn revoke_all_moves_the_cutoff_forward_only<S: RevocationStore>(store: &S) {
+    let before = store.state(None, fresh_session()).await.expect("state").revoked_through;
+    let first = store.revoke_all(0).await.expect("revoke_all");
+    assert!(first >= before, "revoke_all moved the cutoff back ({first} < {before})");
+    assert!(first >= unix_now().saturating_sub(1), "revoke_all must revoke at least up to the store's time");
+    let shown = store.state(None, fresh_session()).await.expect("state").revoked_through;
+    assert_eq!(shown, first, "state must show the cutoff revoke_all returned");
+    let asked = unix_now() + 5;
+    let second = store.revoke_all(asked).await.expect("revoke_all");
+    assert_eq!(second, asked, "revoke_all({asked}) must set that cutoff");
+    let third = store.revoke_all(first).await.expect("revoke_all");
+    assert_eq!(third, second, "revoke_all must never move the cutoff back");
+    let login = store.login_state(&fresh_user()).await.expect("login_state");
+    assert_eq!(login.revoked_through, second, "login_state must show the cutoff");
+}
+
+/// Through a [`Verifier`], on the system clock: a global logout refuses
+/// every session issued before it, and a login just after it (in the same
+/// second) opens. Run it on a store whose cutoff is not ahead of the clock.
+pub async fn logout_all_refuses_every_earlier_session_and_no_later_login<S: RevocationStore>(store: &S) {
+    let sealer = Sealer::builder(Keyring::generate().expect("keyring")).build().expect("sealer");
+    let verifier = Verifier::new(sealer, store);
+    let login = async || {
+        let session = verifier.login(&fresh_user(), ()).await.expect("login");
+        verifier.sealer().seal(&session).expect("seal")
+    };
+    let first = login().await;
+    assert!(verifier.open::<()>(&first).await.is_ok(), "a login must open at once");
+    verifier.logout_all().await.expect("logout_all");
+    let refused = verifier.open::<()>(&first).await;
+    assert!(matches!(refused, Err(VerifyError::Revoked(Revocation::All))), "after logout_all: {refused:?}");
+    // A login right after it opens (it waits for the cutoff's second to pass)...
+    let second = login().await;
+    assert!(verifier.open::<()>(&second).await.is_ok(), "a login right after logout_all must open");
+    // ...and the next global logout refuses it.
+    verifier.logout_all().await.expect("logout_all");
+    let refused = verifier.open::<()>(&second).await;
+    assert!(matches!(refused, Err(VerifyError::Revoked(Revocation::All))), "after logout_all: {refused:?}");
+}
+
+async fn sleep_until_unix(deadline: u64) {
+    let now = time::OffsetDateTime::now_utc();
+    let target = time::OffsetDateTime::from_unix_timestamp(i64::try_from(deadline).expect("deadline"))
+        .expect("deadline");
+    if target > now {
+        sleep((target - now).unsigned_abs() + Duration::from_millis(50)).await;
+    }
 }

@@ -203,6 +203,22 @@ impl Keyring {
         Ok(Self { entries, primary })
     }
 
+    /// A keyring of one primary key, `key`, with ID `id`: for a single
+    /// server that never rotates, and for tests.
+    ///
+    /// ```
+    /// use sealed_session::{Keyring, MasterKey};
+    ///
+    /// let keyring = Keyring::single(1, MasterKey::from_slice(&[7; 32])?);
+    /// assert_eq!(keyring.primary_id(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn single(id: u32, key: MasterKey) -> Self {
+        let spec = KeySpec { id, state: KeyState::Primary, key, created: None };
+        Self { entries: vec![Entry::new(spec)], primary: 0 }
+    }
+
     /// A keyring with one new primary key, ID 1, made now from the OS random source.
     ///
     /// # Errors

@@ -85,6 +85,7 @@ mod random;
 mod revocation;
 mod sealer;
 mod session;
+mod timer;
 mod token;
 
 #[cfg(test)]
@@ -98,8 +99,8 @@ pub use error::{
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
 pub use revocation::{
-    check_revocation, MemoryStore, Revocation, RevocationState, RevocationStore, StoreError, Verifier,
-    VerifyError,
+    check_revocation, next_cutoff, CacheTicket, LoginState, MemoryStore, Revocation, RevocationState,
+    RevocationStore, StateCache, StoreError, Verifier, VerifyError, MAX_LOGIN_WAIT,
 };
 pub use sealer::{
     Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,

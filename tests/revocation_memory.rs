@@ -13,8 +13,9 @@ use sealed_session::{
 
 const T0: i64 = 1_800_000_000;
 
-fn verifier_with(store: MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
+fn verifier_with(store: impl FnOnce(&ManualClock) -> MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
     let clock = ManualClock::at_unix(T0);
+    let store = store(&clock);
     let keyring = Keyring::new([KeySpec {
         id: 1,
         state: KeyState::Primary,
@@ -27,7 +28,7 @@ fn verifier_with(store: MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
 }
 
 fn verifier() -> (Verifier<MemoryStore>, ManualClock) {
-    verifier_with(MemoryStore::new())
+    verifier_with(|clock| MemoryStore::with_clock(clock.clone()))
 }
 
 fn login(verifier: &Verifier<MemoryStore>, user: &str) -> String {
@@ -105,13 +106,36 @@ fn renewing_the_id_logs_out_the_old_one() {
 fn logout_all_refuses_everything_issued_until_now() {
     let (verifier, clock) = verifier();
     let (a, b) = (login(&verifier, "alice"), verifier.sealer().seal(&Session::new(())).unwrap());
-    block_on(verifier.logout_all()).unwrap();
+    assert_eq!(block_on(verifier.logout_all()).unwrap(), T0 as u64);
     assert_eq!(refusal(&verifier, &a), Some(Revocation::All));
     assert_eq!(refusal(&verifier, &b), Some(Revocation::All));
-    // The same second is still refused; the next one signs in again.
-    assert_eq!(refusal(&verifier, &login(&verifier, "carol")), Some(Revocation::All));
+    // A login cannot be issued in the cutoff's second: on a clock that does
+    // not move, it gives up rather than hand out a doomed session.
+    assert!(matches!(block_on(verifier.login("carol", ())), Err(VerifyError::CutoffAhead { .. })));
     clock.advance(Duration::from_secs(1));
-    assert_eq!(refusal(&verifier, &login(&verifier, "carol")), None);
+    let carol = login(&verifier, "carol");
+    assert_eq!(refusal(&verifier, &carol), None);
+    assert_eq!(block_on(verifier.logout_all()).unwrap(), T0 as u64 + 1);
+    assert_eq!(refusal(&verifier, &carol), Some(Revocation::All));
+}
+
+#[test]
+fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one() {
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let store = MemoryStore::refusing_sessions_before(now());
+    let verifier = Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), store);
+    let started = std::time::Instant::now();
+    let session = block_on(verifier.login("alice", ())).unwrap();
+    let token = verifier.sealer().seal(&session).unwrap();
+    assert!(started.elapsed() <= Duration::from_millis(1100), "waited {:?}", started.elapsed());
+    assert!(block_on(verifier.open::<()>(&token)).is_ok(), "a login right after the cutoff must open");
+    // A cutoff further ahead than the longest wait is an error, not a doomed session.
+    let ahead = MemoryStore::refusing_sessions_before(now() + 3600);
+    let verifier = Verifier::new(verifier.sealer().clone(), ahead);
+    match block_on(verifier.login("alice", ())) {
+        Err(VerifyError::CutoffAhead { cutoff, .. }) => assert_eq!(cutoff, now() + 3600),
+        other => panic!("expected CutoffAhead, got {other:?}"),
+    }
 }
 
 #[test]
@@ -121,7 +145,7 @@ fn a_store_started_with_a_floor_refuses_older_sessions() {
     let old = login(&before, "alice");
     // ...meets a fresh store that knows nothing of past revocations.
     clock.advance(Duration::from_secs(5));
-    let (after, after_clock) = verifier_with(MemoryStore::refusing_sessions_before((T0 + 5) as u64));
+    let (after, after_clock) = verifier_with(|_| MemoryStore::refusing_sessions_before((T0 + 5) as u64));
     after_clock.set_unix(T0 + 5);
     assert_eq!(refusal(&after, &old), Some(Revocation::All));
     after_clock.advance(Duration::from_secs(1));
@@ -147,15 +171,34 @@ fn tokens_that_do_not_open_are_refused_before_the_store_is_asked() {
 
 #[test]
 fn expired_denylist_entries_are_purged() {
-    let store = MemoryStore::new();
-    // Entries whose session expired long ago.
+    let clock = ManualClock::at_unix(T0);
+    let store = MemoryStore::with_clock(clock.clone());
     for _ in 0..10 {
-        block_on(store.revoke_session(Session::new(()).id(), 1)).unwrap();
+        block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 10)).unwrap();
     }
+    clock.advance(Duration::from_secs(10));
     let live = Session::new(()).id();
-    block_on(store.revoke_session(live, u64::MAX)).unwrap();
+    block_on(store.revoke_session(live, T0 as u64 + 3600)).unwrap();
     assert_eq!(store.revoked_sessions(), 1, "expired entries are dropped on the next revocation");
     assert!(block_on(store.state(None, live)).unwrap().session_revoked);
+}
+
+#[test]
+fn a_logged_out_session_stays_denylisted_until_its_expiry_plus_the_leeway() {
+    let (verifier, clock) = verifier();
+    let token = login(&verifier, "alice");
+    let session = block_on(verifier.open::<()>(&token)).unwrap().into_session();
+    block_on(verifier.logout(&session)).unwrap();
+    let expires_at = session.expires_at().unwrap().unix_timestamp();
+    let purge = || block_on(verifier.store().revoke_session(Session::new(()).id(), u64::MAX)).unwrap();
+    // A server whose clock lags by up to the leeway (60 s) still sees the
+    // session as unexpired: the entry must still be there.
+    clock.set_unix(expires_at + 59);
+    purge();
+    assert!(block_on(verifier.store().state(None, session.id())).unwrap().session_revoked);
+    clock.set_unix(expires_at + 60);
+    purge();
+    assert!(!block_on(verifier.store().state(None, session.id())).unwrap().session_revoked, "then it goes");
 }
 
 #[test]

@@ -84,11 +84,8 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Self::with_store(Arc::new(MemoryStore::new()))
-    }
-
-    fn with_store(store: Arc<MemoryStore>) -> Self {
         let clock = ManualClock::at_unix(START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
         let keyring = SharedKeyring::new(Keyring::generate().unwrap());
         let sealer = Sealer::builder(keyring.clone()).clock(clock.clone()).build().unwrap();
         let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&store))).unwrap();
@@ -486,7 +483,7 @@ impl RevocationStore for Unreachable {
     async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
         Err(StoreError::unavailable(Refused))
     }
-    async fn user_epoch(&self, _: &str) -> Result<u64, StoreError> {
+    async fn login_state(&self, _: &str) -> Result<sealed_session::LoginState, StoreError> {
         Err(StoreError::unavailable(Refused))
     }
     async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
@@ -495,7 +492,7 @@ impl RevocationStore for Unreachable {
     async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
         Err(StoreError::unavailable(Refused))
     }
-    async fn revoke_all(&self, _: u64) -> Result<(), StoreError> {
+    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
         Err(StoreError::unavailable(Refused))
     }
 }
@@ -582,8 +579,8 @@ async fn a_plain_tower_service_gets_the_handle_from_the_request_extensions() {
     use tower::{Layer as _, ServiceExt as _};
 
     let clock = ManualClock::at_unix(START);
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock).build().unwrap();
-    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::new()))
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
+    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::with_clock(clock)))
         .without_csrf()
         .build()
         .unwrap();

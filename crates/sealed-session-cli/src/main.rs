@@ -17,6 +17,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
     KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, Sealer, Session, SessionId, VerifyError,
+    DEFAULT_LEEWAY,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -71,7 +72,7 @@ enum Command {
         /// Open as of this time (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<String>,
-        /// Also check revocation in this store (sqlite:PATH or redis://HOST:PORT/DB).
+        /// Also check revocation in this store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…).
         #[arg(long)]
         store: Option<String>,
         /// Absolute timeout in seconds, as the server applies it.
@@ -84,22 +85,47 @@ enum Command {
         /// command line is visible to other local users and kept in shell history).
         token: Option<String>,
     },
-    /// Revoke every session of a user, or one session, in a store.
+    /// Revoke every session of a user, one session, or everyone's, in a store.
     Revoke {
-        /// The store (sqlite:PATH or redis://HOST:PORT/DB).
+        /// The store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…).
         #[arg(long)]
         store: String,
         /// Log this user out everywhere.
-        #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+        #[arg(
+            long,
+            conflicts_with_all = ["session", "session_token", "all"],
+            required_unless_present_any = ["session", "session_token", "all"]
+        )]
         user: Option<String>,
-        /// Log out this session (32 hex digits, as `open` prints it).
-        #[arg(long)]
+        /// Log everyone out: every session issued until now, on every
+        /// server (after restoring an older copy of a store, say).
+        #[arg(long, conflicts_with_all = ["session", "session_token"])]
+        all: bool,
+        /// Log out this session (32 hex digits, as `open` prints it); needs --until.
+        #[arg(long, conflicts_with = "session_token", requires = "until")]
         session: Option<String>,
-        /// With --session (required there): keep the entry until this Unix
-        /// time, the session's absolute expiry (`expires_at_unix` in the
-        /// output of `open`).
+        /// With --session: keep the entry until this Unix time, the
+        /// session's absolute expiry (`expires_at_unix` in the output of
+        /// `open`). Must lie in the future.
         #[arg(long, requires = "session")]
         until: Option<u64>,
+        /// Log out the session of this token, with its ID and expiry read
+        /// from the token (which must open with --keyring and --purpose);
+        /// `-` or no value reads it from stdin.
+        #[arg(long, num_args = 0..=1, default_missing_value = "-", requires_all = ["keyring", "purpose"])]
+        session_token: Option<String>,
+        /// Keyring file, for --session-token.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        /// Purpose the token was sealed for, for --session-token.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Absolute timeout in seconds, as the server applies it, for --session-token.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: u64,
+        /// Idle timeout in seconds, as the server applies it, for --session-token.
+        #[arg(long, default_value_t = 30 * 60)]
+        idle: u64,
     },
     /// Validate a keyring file and say what the next rotation step is.
     Check {
@@ -214,14 +240,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             if now.unix_timestamp() < 0 {
                 return Err(Failure::Config("--now must not be before 1970".into()));
             }
-            let token = match token.as_deref() {
-                None | Some("-") => {
-                    let mut input = String::new();
-                    std::io::stdin().read_to_string(&mut input)?;
-                    input.trim().to_owned()
-                }
-                Some(token) => token.to_owned(),
-            };
+            let token = read_token(token)?;
             let opened = sealer.open_raw_at(&token, now).map_err(refusal)?;
             if let Some(url) = store {
                 let store = AnyStore::open(&url).await?;
@@ -233,31 +252,87 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(envelope_json(&opened)?.to_string())
         }
-        Command::Revoke { store, user, session, until } => {
-            let store = AnyStore::open(&store).await?;
-            let answer = match (user, session) {
-                (Some(user), _) => {
-                    let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;
-                    json!({ "user": user, "epoch": epoch })
-                }
-                (None, Some(hex)) => {
+        Command::Revoke { store, user, all, session, until, session_token, keyring, purpose, ttl, idle } => {
+            // Everything that can be checked is checked before the store is touched.
+            let target = match (user, session, session_token) {
+                _ if all => Revoke::All,
+                (Some(user), _, _) => Revoke::User(user),
+                (None, Some(hex), _) => {
                     let id = SessionId::from_hex(&hex)
                         .ok_or_else(|| Failure::Config("--session must be 32 hex digits".into()))?;
-                    // Too early an end would let the session back in: the operator says when.
                     let until = until.ok_or_else(|| {
                         Failure::Config(
                             "--session needs --until: the session's expires_at_unix, as open prints it"
                                 .into(),
                         )
                     })?;
+                    Revoke::Session(id, until)
+                }
+                (None, None, Some(token)) => {
+                    let (Some(keyring), Some(purpose)) = (keyring, purpose) else {
+                        return Err(Failure::Config("--session-token needs --keyring and --purpose".into()));
+                    };
+                    let sealer = sealer(&keyring, purpose, ttl, idle)?;
+                    let token = read_token(Some(token))?;
+                    let opened = sealer.open_raw_at(&token, OffsetDateTime::now_utc()).map_err(refusal)?;
+                    let session = opened.session();
+                    let expires_at = session.expires_at().map_or(0, |t| t.unix_timestamp());
+                    // As a server's logout does: past the expiry by the clock leeway.
+                    let leeway = i64::try_from(DEFAULT_LEEWAY.as_secs()).unwrap_or(0);
+                    let until = u64::try_from(expires_at.saturating_add(leeway)).unwrap_or(0);
+                    Revoke::Session(session.id(), until)
+                }
+                (None, None, None) => {
+                    return Err(Failure::Config("give --user, --session, --session-token or --all".into()))
+                }
+            };
+            if let Revoke::Session(_, until) = target {
+                let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+                if until <= now {
+                    return Err(Failure::Config(format!(
+                        "--until {until} is not in the future (now {now}): an entry that ends now revokes \
+                         nothing, and would never shorten an existing one; pass the session's expires_at_unix"
+                    )));
+                }
+            }
+            let store = AnyStore::open(&store).await?;
+            let answer = match target {
+                Revoke::User(user) => {
+                    let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;
+                    json!({ "user": user, "epoch": epoch })
+                }
+                Revoke::Session(id, until) => {
                     sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
                     json!({ "session": id.to_hex(), "until": until })
                 }
-                (None, None) => return Err(Failure::Config("give --user or --session".into())),
+                Revoke::All => {
+                    let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+                    let cutoff = sealed_session::RevocationStore::revoke_all(&store, now).await?;
+                    json!({ "all": true, "revoked_through": cutoff })
+                }
             };
             Ok(answer.to_string())
         }
         Command::Check { keyring } => check(&keyring),
+    }
+}
+
+/// What `revoke` revokes.
+enum Revoke {
+    User(String),
+    Session(SessionId, u64),
+    All,
+}
+
+/// The token given, or read from stdin for `-` or none.
+fn read_token(token: Option<String>) -> Result<String, Failure> {
+    match token.as_deref() {
+        None | Some("-") => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            Ok(input.trim().to_owned())
+        }
+        Some(token) => Ok(token.to_owned()),
     }
 }
 

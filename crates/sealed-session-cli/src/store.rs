@@ -1,7 +1,7 @@
 //! A revocation store chosen by URL: `sqlite:PATH` or `redis://HOST:PORT/DB`,
 //! the `--store` argument of the command-line tool and the demo app.
 
-use sealed_session::{RevocationState, RevocationStore, SessionId, StoreError};
+use sealed_session::{LoginState, RevocationState, RevocationStore, SessionId, StoreError};
 use sealed_session_redis::RedisStore;
 use sealed_session_sqlite::SqliteStore;
 
@@ -9,9 +9,9 @@ use sealed_session_sqlite::SqliteStore;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyStore {
-    /// `sqlite:PATH`.
+    /// `sqlite:PATH` (`?create=true` to create it).
     Sqlite(SqliteStore),
-    /// `redis://HOST:PORT/DB` or `rediss://…`.
+    /// `redis://…`, `rediss://…` or `redis+sentinel://…`.
     Redis(RedisStore),
 }
 
@@ -19,12 +19,14 @@ pub enum AnyStore {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreUrlError {
-    /// The URL is neither `sqlite:` nor `redis://` / `rediss://`.
-    #[error("unknown store URL {0:?}: use sqlite:PATH or redis://HOST:PORT/DB")]
+    /// The URL is neither `sqlite:` nor a Redis URL.
+    #[error(
+        "unknown store URL {0:?}: use sqlite:PATH, redis://HOST:PORT/DB, rediss://… or redis+sentinel://…"
+    )]
     UnknownScheme(String),
     /// The SQLite file could not be opened.
     #[error(transparent)]
-    Sqlite(#[from] sealed_session_sqlite::OpenError),
+    Sqlite(#[from] sealed_session_sqlite::SqliteOpenError),
     /// Redis could not be reached or is not configured for revocations.
     #[error(transparent)]
     Redis(#[from] sealed_session_redis::ConnectError),
@@ -38,7 +40,10 @@ impl AnyStore {
     pub async fn open(url: &str) -> Result<Self, StoreUrlError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(SqliteStore::open_url(url).await?))
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        } else if ["redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+        {
             Ok(Self::Redis(RedisStore::connect(url).await?))
         } else {
             Err(StoreUrlError::UnknownScheme(url.chars().take(200).collect()))
@@ -54,10 +59,10 @@ impl RevocationStore for AnyStore {
         }
     }
 
-    async fn user_epoch(&self, user_id: &str) -> Result<u64, StoreError> {
+    async fn login_state(&self, user_id: &str) -> Result<LoginState, StoreError> {
         match self {
-            Self::Sqlite(store) => store.user_epoch(user_id).await,
-            Self::Redis(store) => store.user_epoch(user_id).await,
+            Self::Sqlite(store) => store.login_state(user_id).await,
+            Self::Redis(store) => store.login_state(user_id).await,
         }
     }
 
@@ -75,7 +80,7 @@ impl RevocationStore for AnyStore {
         }
     }
 
-    async fn revoke_all(&self, issued_through: u64) -> Result<(), StoreError> {
+    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
         match self {
             Self::Sqlite(store) => store.revoke_all(issued_through).await,
             Self::Redis(store) => store.revoke_all(issued_through).await,

@@ -14,8 +14,6 @@
 //! their ratio, and the CPU time this process spent per request (from
 //! /proc/self/stat).
 
-#[path = "../../sealed-session-redis/tests/support/mod.rs"]
-mod redis_support;
 // The browser tests' process helpers; only the plain HTTP client is used here.
 #[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
@@ -29,7 +27,7 @@ use axum::Router;
 use sealed_session::{ManualClock, RevocationStore, Verifier};
 use sealed_session_cli::store::AnyStore;
 use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
-use sealed_session_sqlite::SqliteStore;
+use sealed_session_sqlite::SqliteOptions;
 
 /// Rounds per server; the report takes the median.
 const ROUNDS: usize = 5;
@@ -211,11 +209,12 @@ fn main() {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revocations.sqlite");
-        drop(SqliteStore::open_with_clock(&path, ManualClock::at_unix(past)).await.unwrap());
+        let options = SqliteOptions::new(&path).create_if_missing(true).clock(ManualClock::at_unix(past));
+        drop(options.open().await.unwrap());
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: None };
         measure("SQLite", setup.open().await.unwrap(), seconds).await;
 
-        let redis = redis_support::RedisServer::start();
+        let redis = sealed_session_testkit::redis::RedisServer::start();
         assert_eq!(redis.cli(&["SET", "sealed-session:generation", &past.to_string()]), "OK");
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()) };
         let verifier: Verifier<AnyStore> = setup.open().await.unwrap();

@@ -231,9 +231,29 @@ impl Setup {
     /// The store URL in use.
     #[must_use]
     pub fn store_url(&self) -> String {
-        self.store
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("revocations.sqlite").display()))
+        self.store.clone().unwrap_or_else(|| {
+            format!("sqlite:{}?create=true", self.data_dir.join("revocations.sqlite").display())
+        })
+    }
+
+    /// The store URL without its credentials (`user:password@` and the
+    /// query, which may hold a Sentinel password), for logs.
+    #[must_use]
+    pub fn store_url_for_display(&self) -> String {
+        let url = self.store_url();
+        let url = url.split_once('?').map_or(url.as_str(), |(base, _)| base).to_owned();
+        match url.split_once("://") {
+            Some((scheme, rest)) => {
+                match rest.split_once('/').map_or(rest, |(authority, _)| authority).rsplit_once('@') {
+                    Some((_, host)) => {
+                        let path = rest.split_once('/').map_or("", |(_, path)| path);
+                        format!("{scheme}://***@{host}/{path}")
+                    }
+                    None => url,
+                }
+            }
+            None => url,
+        }
     }
 
     /// The keyring file in use.
@@ -319,6 +339,21 @@ mod tests {
             assert_eq!(headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
             assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{path}");
         }
+    }
+
+    #[test]
+    fn the_store_url_is_shown_without_credentials() {
+        let shown = |store: &str| {
+            super::Setup { data_dir: "d".into(), keyring: None, store: Some(store.into()) }
+                .store_url_for_display()
+        };
+        assert_eq!(shown("rediss://app:s3cret@redis:6380/0"), "rediss://***@redis:6380/0");
+        assert_eq!(
+            shown("redis+sentinel://:pw@h1:26379,h2/svc?sentinel_password=x"),
+            "redis+sentinel://***@h1:26379,h2/svc"
+        );
+        assert_eq!(shown("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(shown("sqlite:/var/x.sqlite?create=true"), "sqlite:/var/x.sqlite");
     }
 
     #[test]

@@ -27,8 +27,9 @@ struct Args {
     /// Keyring file [default: DATA_DIR/keyring.toml, created if missing].
     #[arg(long, env = "DEMO_KEYRING")]
     keyring: Option<PathBuf>,
-    /// Revocation store: sqlite:PATH or redis://HOST:PORT/DB. Instances
-    /// sharing one Redis share logouts [default: sqlite:DATA_DIR/revocations.sqlite].
+    /// Revocation store: sqlite:PATH[?create=true], redis://…, rediss://… or
+    /// redis+sentinel://…. Instances sharing one store share logouts
+    /// [default: sqlite:DATA_DIR/revocations.sqlite?create=true].
     #[arg(long, env = "DEMO_STORE")]
     store: Option<String>,
 }
@@ -56,7 +57,10 @@ async fn serve(setup: &Setup, addr: SocketAddr) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
-    println!("sealed-session demo listening on http://{local}/ (revocation store: {})", setup.store_url());
+    println!(
+        "sealed-session demo listening on http://{local}/ (revocation store: {})",
+        setup.store_url_for_display()
+    );
     println!("sign in as alice / alice-pass or bob / bob-pass; SIGHUP reloads the keyring; Ctrl-C stops it");
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
 }

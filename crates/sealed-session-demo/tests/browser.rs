@@ -5,28 +5,52 @@
 
 mod support;
 
-#[path = "../../sealed-session-redis/tests/support/mod.rs"]
-mod redis_support;
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use sealed_session::{Keyring, ManualClock};
-use sealed_session_sqlite::SqliteStore;
-use support::{http_get, session_cookie, sign_in, signed_in_user, submit, Demo, Driver};
+use sealed_session::Keyring;
+use support::{
+    csrf_token, http_get, http_post_form, http_sign_in, session_cookie, sign_in, signed_in_user, submit,
+    Demo, Driver,
+};
 
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// A new, empty data directory: the demo creates its keyring and store in
+/// it, and every test signs in within a second or so of that store's
+/// generation (no login may be handed a session the generation refuses).
+async fn data_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
-/// A data directory whose SQLite store began its generation ten seconds ago:
-/// a store refuses sessions issued in the second its generation starts, and
-/// the tests sign in at once.
-async fn data_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at_unix(unix_now() - 10);
-    drop(SqliteStore::open_with_clock(dir.path().join("revocations.sqlite"), clock).await.unwrap());
-    dir
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
+    let dir = data_dir().await;
+    let started = Instant::now();
+    let demo = Demo::start(dir.path(), None);
+    // Signed in within moments of the store's creation...
+    let cookie = http_sign_in(&demo, "alice");
+    println!("signed in {:?} after the demo started", started.elapsed());
+    let (status, body) = http_get(demo.addr(), "/api/session", Some(&cookie));
+    assert_eq!(status, 200, "a login in the store's first second was refused: {body}");
+
+    // ...and right after an operator logs everyone out (from this process,
+    // on the same file).
+    let store =
+        sealed_session_sqlite::SqliteStore::open(dir.path().join("revocations.sqlite")).await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    sealed_session::RevocationStore::revoke_all(&store, now).await.unwrap();
+    let revoked = Instant::now();
+    let fresh = http_sign_in(&demo, "alice");
+    println!("signed in again {:?} after the global logout", revoked.elapsed());
+    assert_eq!(
+        http_get(demo.addr(), "/api/session", Some(&fresh)).0,
+        200,
+        "a login just after the global logout"
+    );
+    assert_eq!(
+        http_get(demo.addr(), "/api/session", Some(&cookie)).0,
+        401,
+        "the earlier session is logged out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,10 +133,10 @@ async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_reques
 
 /// Serves one page that submits a form to the demo's `POST /profile` as
 /// soon as it loads: the attacker's page.
-async fn serve_attack(target: &str) -> u16 {
+async fn serve_attack(target: &str, token: &str) -> u16 {
     let page = format!(
         r#"<!doctype html><form id="attack" method="post" action="{target}/profile">
-<input name="display_name" value="Hacked"><input name="csrf_token" value="guessed"></form>
+<input name="display_name" value="Hacked"><input name="csrf_token" value="{token}"></form>
 <script>document.getElementById("attack").submit()</script>"#
     );
     let app =
@@ -131,7 +155,10 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
     let browser = driver.browser().await;
     sign_in(&browser, &demo, "alice").await;
 
-    let port = serve_attack(&demo.origin).await;
+    // The attacker even knows the victim's real CSRF token (leaked, say):
+    // the browser's Sec-Fetch-Site and Origin still give the form away.
+    let page = browser.source().await.unwrap();
+    let port = serve_attack(&demo.origin, &csrf_token(&page)).await;
     // Another port of the same host (same site: the browser sends the
     // cookie, Sec-Fetch-Site says same-site) and another host (cross site).
     for attacker in [format!("http://127.0.0.1:{port}/"), format!("http://localhost:{port}/")] {
@@ -162,9 +189,7 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either() {
-    let redis = redis_support::RedisServer::start();
-    let started = (unix_now() - 10).to_string();
-    assert_eq!(redis.cli(&["SET", "sealed-session:generation", &started]), "OK");
+    let redis = sealed_session_testkit::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
     let first = Demo::start(dir.path(), Some(&url));
@@ -177,14 +202,32 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
     // Cookies are per host, not per port: the browser is signed in on both.
     browser.goto(&format!("{}/", second.origin)).await.unwrap();
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("bob"));
-    assert_eq!(http_get(second.addr(), "/api/session", Some(&cookie)).0, 200);
 
-    browser.goto(&format!("{}/", first.origin)).await.unwrap();
-    submit(&browser, &first, "logout-everywhere", "logged-out-everywhere").await;
-    assert_eq!(signed_in_user(&browser).await, None);
-
-    let (status, body) = http_get(second.addr(), "/api/session", Some(&cookie));
-    assert_eq!((status, body.as_str()), (401, "no session"), "the other instance refuses the old cookie");
+    // Each instance in turn logs the user out everywhere while the other
+    // has the session cached as valid (checked a moment before). The other
+    // must refuse it well before its cache's 1 s TTL: by the published
+    // message, not by the entry aging out.
+    let mut cookie = cookie;
+    for (revoker, other) in [(&first, &second), (&second, &first)] {
+        assert_eq!(http_get(other.addr(), "/api/session", Some(&cookie)).0, 200, "cached as valid");
+        let started = Instant::now();
+        assert_eq!(http_post_form(revoker, "/logout-everywhere", &cookie), 303);
+        loop {
+            let (status, body) = http_get(other.addr(), "/api/session", Some(&cookie));
+            if status == 401 {
+                assert_eq!(body, "no session");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "the other instance still accepts the cookie"
+            );
+        }
+        println!("refused by the other instance {:?} after the logout began", started.elapsed());
+        cookie = http_sign_in(other, "bob");
+    }
+    browser.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await, None, "the browser's session was logged out too");
     browser.close().await.unwrap();
 }
 

@@ -5,8 +5,7 @@
 //! cargo bench -p sealed-session-redis
 //! ```
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use sealed_session_testkit::redis::RedisServer;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -50,7 +49,7 @@ fn propagation(rt: &tokio::runtime::Runtime, url: &str, sealer: &Sealer) {
 }
 
 fn check(c: &mut Criterion) {
-    let redis = support::RedisServer::start();
+    let redis = RedisServer::start();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
     propagation(&rt, &redis.url(), &sealer);

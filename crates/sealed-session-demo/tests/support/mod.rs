@@ -67,18 +67,91 @@ impl Drop for Demo {
     }
 }
 
+/// A response read by [`http`].
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    /// Header lines as sent, `name: value`.
+    pub(crate) headers: Vec<String>,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    /// The `name=value` of every `Set-Cookie`, without attributes.
+    pub(crate) fn cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter_map(|h| h.strip_prefix("set-cookie: ").or_else(|| h.strip_prefix("Set-Cookie: ")))
+            .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// A plain HTTP/1.1 request outside any browser, with extra header lines
+/// and a form body.
+pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[String], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok());
+    Reply {
+        status: status.expect("a status line"),
+        headers: lines.map(str::to_owned).collect(),
+        body: body.to_owned(),
+    }
+}
+
 /// A plain HTTP/1.1 GET with an optional `Cookie` header, outside any
 /// browser: returns the status code and the body.
 pub(crate) fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the demo");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    (status, body)
+    let headers: Vec<String> = cookie.map(|c| format!("Cookie: {c}")).into_iter().collect();
+    let reply = http(addr, "GET", path, &headers, "");
+    (reply.status, reply.body)
+}
+
+/// The CSRF token in a page's forms.
+pub(crate) fn csrf_token(page: &str) -> String {
+    let (_, rest) = page.split_once(r#"name="csrf_token" value=""#).expect("a CSRF token in the page");
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// Signs in as `user` with plain HTTP, as a browser's form would (the
+/// pre-session cookie and its CSRF token first); returns the session cookie
+/// (`__Host-session=…`).
+pub(crate) fn http_sign_in(demo: &Demo, user: &str) -> String {
+    let page = http(demo.addr(), "GET", "/", &[], "");
+    let pre =
+        page.cookies().into_iter().find(|c| c.starts_with("__Host-session-csrf=")).expect("a pre-session");
+    let form = format!("username={user}&password={user}-pass&csrf_token={}", csrf_token(&page.body));
+    let headers = [format!("Cookie: {pre}"), format!("Origin: {}", demo.origin)];
+    let reply = http(demo.addr(), "POST", "/login", &headers, &form);
+    assert_eq!(reply.status, 303, "login: {}", reply.body);
+    reply.cookies().into_iter().find(|c| c.starts_with("__Host-session=")).expect("a session cookie")
+}
+
+/// Posts one of the page's forms (`/logout`, `/logout-everywhere`) with
+/// plain HTTP, signed in with `cookie`; returns the status.
+pub(crate) fn http_post_form(demo: &Demo, path: &str, cookie: &str) -> u16 {
+    let (status, page) = http_get(demo.addr(), "/", Some(cookie));
+    assert_eq!(status, 200);
+    let headers = [format!("Cookie: {cookie}"), format!("Origin: {}", demo.origin)];
+    http(demo.addr(), "POST", path, &headers, &format!("csrf_token={}", csrf_token(&page))).status
 }
 
 /// chromedriver, in its own process group so that the Chromium instances it

@@ -1,0 +1,385 @@
+//! Settings, store URLs and the errors of connecting.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of a [`RedisStore`](crate::RedisStore); every one has a safe
+/// default, and most can also be given as URL query parameters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Prefix of every key and of the channel; default `sealed-session`.
+    pub prefix: String,
+    /// How long a command may take before the check fails closed; default 250 ms.
+    pub timeout: Duration,
+    /// The longest a cached answer is used, counted from before the read
+    /// that produced it, even while the subscription is up; default 1 s.
+    /// Zero turns the cache off.
+    pub cache_ttl: Duration,
+    /// When Redis cannot be reached, answer from cached data at most this
+    /// old instead of refusing. Default `None`: refuse (fail closed).
+    pub accept_stale_for: Option<Duration>,
+    /// Trust that Redis never evicts keys although its `maxmemory-policy`
+    /// cannot be read (managed services and ACL users without `+config`
+    /// hide `CONFIG`). A policy that *can* be read must still be
+    /// `noeviction`. Default false; URL: `assume_noeviction=true`.
+    pub assume_noeviction: bool,
+    /// How often the eviction policy is read again (it is also read after
+    /// every reconnection); default 30 s, at most 60 s.
+    pub policy_check_interval: Duration,
+    /// Replicas that must acknowledge each revocation (`WAIT`) before it is
+    /// reported as done. Default `None`: 0 for a single server, 1 through
+    /// Sentinel. URL: `wait_replicas=N`.
+    pub wait_replicas: Option<u64>,
+    /// How long a revocation waits for its replicas; default 500 ms. URL:
+    /// `wait_timeout_ms=N`.
+    pub wait_timeout: Duration,
+    /// PEM file of the certificate authorities to trust for TLS
+    /// (`rediss://`), instead of the system's. URL: `ca_file=PATH`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The longest [`RedisConfig::policy_check_interval`] accepted.
+pub const MAX_POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+impl RedisConfig {
+    /// Sets [`RedisConfig::prefix`].
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`RedisConfig::timeout`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`RedisConfig::cache_ttl`].
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Sets [`RedisConfig::accept_stale_for`].
+    #[must_use]
+    pub fn with_stale_answers_for(mut self, limit: Option<Duration>) -> Self {
+        self.accept_stale_for = limit;
+        self
+    }
+
+    /// Sets [`RedisConfig::assume_noeviction`].
+    #[must_use]
+    pub fn with_assume_noeviction(mut self, assume: bool) -> Self {
+        self.assume_noeviction = assume;
+        self
+    }
+
+    /// Sets [`RedisConfig::policy_check_interval`] (capped at 60 s).
+    #[must_use]
+    pub fn with_policy_check_interval(mut self, interval: Duration) -> Self {
+        self.policy_check_interval = interval.min(MAX_POLICY_CHECK_INTERVAL);
+        self
+    }
+
+    /// Sets [`RedisConfig::wait_replicas`] and [`RedisConfig::wait_timeout`].
+    #[must_use]
+    pub fn with_wait_for_replicas(mut self, replicas: u64, timeout: Duration) -> Self {
+        self.wait_replicas = Some(replicas);
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// Sets [`RedisConfig::ca_file`].
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "sealed-session".into(),
+            timeout: Duration::from_millis(250),
+            cache_ttl: Duration::from_secs(1),
+            accept_stale_for: None,
+            assume_noeviction: false,
+            policy_check_interval: Duration::from_secs(30),
+            wait_replicas: None,
+            wait_timeout: Duration::from_millis(500),
+            ca_file: None,
+        }
+    }
+}
+
+/// The store could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not a Redis store URL.
+    #[error(
+        "not a Redis store URL ({0}): expected redis://[USER:PASSWORD@]HOST:PORT/DB, rediss://… for TLS, \
+         or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]"
+    )]
+    Url(String),
+    /// Redis could not be reached, refused the credentials, or failed the TLS handshake.
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[source] redis::RedisError),
+    /// No sentinel named a reachable primary for the service.
+    #[error("cannot find the Redis primary through Sentinel: {0}")]
+    Sentinel(#[source] redis::RedisError),
+    /// Redis may evict keys, which would silently undo revocations.
+    #[error(
+        "Redis maxmemory-policy is {0}; revocations need noeviction (CONFIG SET maxmemory-policy \
+         noeviction, or the provider's parameter group)"
+    )]
+    EvictionPolicy(String),
+    /// Redis would not say whether it may evict keys.
+    #[error(
+        "cannot read Redis maxmemory-policy ({0}); revocations need noeviction. If the provider hides \
+         CONFIG and guarantees noeviction, say so: ?assume_noeviction=true in the URL \
+         (RedisConfig::assume_noeviction)"
+    )]
+    EvictionPolicyUnknown(String),
+    /// The CA file could not be read.
+    #[error("cannot read the Redis CA file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the store connects: one server, or the primary a set of
+/// sentinels names.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A `redis://` or `rediss://` URL, without our parameters.
+    Direct { url: String },
+    /// `redis+sentinel://` or `rediss+sentinel://`.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+        db: i64,
+        username: Option<String>,
+        password: Option<String>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
+        tls: bool,
+    },
+}
+
+impl Target {
+    pub(crate) fn is_tls(&self) -> bool {
+        match self {
+            Target::Direct { url } => url.starts_with("rediss://"),
+            Target::Sentinel { tls, .. } => *tls,
+        }
+    }
+}
+
+impl fmt::Debug for Target {
+    /// Hosts and service only: no credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Direct { url } => {
+                let host = url.split_once("://").map_or("", |(_, rest)| rest);
+                let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+                f.debug_struct("Direct").field("host", &host).finish()
+            }
+            Target::Sentinel { sentinels, service, db, tls, .. } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", sentinels)
+                .field("service", service)
+                .field("db", db)
+                .field("tls", tls)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Splits a store URL into where to connect and the settings its query
+/// parameters give.
+pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, RedisConfig), ConnectError> {
+    let bad = |why: &str| ConnectError::Url(why.to_owned());
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| bad("a query parameter without a value"))?;
+        let value = percent_decode(value).ok_or_else(|| bad("a badly escaped query parameter"))?;
+        let number = || value.parse::<u64>().map_err(|_| bad("a query parameter that is not a number"));
+        match key {
+            "assume_noeviction" => {
+                config.assume_noeviction = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad("assume_noeviction must be true or false")),
+                }
+            }
+            "wait_replicas" => config.wait_replicas = Some(number()?),
+            "wait_timeout_ms" => config.wait_timeout = Duration::from_millis(number()?),
+            "timeout_ms" => config.timeout = Duration::from_millis(number()?),
+            "ca_file" => config.ca_file = Some(PathBuf::from(value)),
+            "sentinel_username" | "sentinel_password" if !base.contains("+sentinel://") => {
+                return Err(bad("sentinel_username and sentinel_password need a redis+sentinel:// URL"));
+            }
+            "sentinel_username" | "sentinel_password" => {}
+            _ => return Err(ConnectError::Url(format!("unknown query parameter {key:?}"))),
+        }
+    }
+    let target = if base.starts_with("redis://") || base.starts_with("rediss://") {
+        Target::Direct { url: base.to_owned() }
+    } else if let Some(rest) =
+        base.strip_prefix("redis+sentinel://").or_else(|| base.strip_prefix("rediss+sentinel://"))
+    {
+        parse_sentinel(rest, base.starts_with("rediss+"), query)?
+    } else {
+        return Err(bad("unknown scheme"));
+    };
+    if config.ca_file.is_some() && !target.is_tls() {
+        return Err(bad("ca_file needs TLS: rediss:// or rediss+sentinel://"));
+    }
+    Ok((target, config))
+}
+
+fn parse_sentinel(rest: &str, tls: bool, query: &str) -> Result<Target, ConnectError> {
+    let bad = |why: &str| ConnectError::Url(why.to_owned());
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => (Some(userinfo), rest),
+        None => (None, rest),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, password) = info.split_once(':').unwrap_or((info, ""));
+            let decode = |s: &str| percent_decode(s).ok_or_else(|| bad("badly escaped credentials"));
+            let user = (!user.is_empty()).then(|| decode(user)).transpose()?;
+            let password = (!password.is_empty()).then(|| decode(password)).transpose()?;
+            (user, password)
+        }
+    };
+    let mut parts = rest.split('/');
+    let hosts = parts.next().unwrap_or_default();
+    let service = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| bad("no Sentinel service name"))?;
+    let db = match parts.next() {
+        None | Some("") => 0,
+        Some(db) => db.parse().map_err(|_| bad("the database is not a number"))?,
+    };
+    if parts.next().is_some() {
+        return Err(bad("too many path segments"));
+    }
+    let sentinels = hosts
+        .split(',')
+        .map(|host| {
+            let (name, port) = host.rsplit_once(':').unwrap_or((host, "26379"));
+            let port = port.parse().map_err(|_| bad("a sentinel port is not a number"))?;
+            if name.is_empty() {
+                return Err(bad("an empty sentinel host"));
+            }
+            Ok((name.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sentinel_username = None;
+    let mut sentinel_password = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sentinel_username", value)) => sentinel_username = percent_decode(value),
+            Some(("sentinel_password", value)) => sentinel_password = percent_decode(value),
+            _ => {}
+        }
+    }
+    Ok(Target::Sentinel {
+        sentinels,
+        service: service.to_owned(),
+        db,
+        username,
+        password,
+        sentinel_username,
+        sentinel_password,
+        tls,
+    })
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<(Target, RedisConfig), ConnectError> {
+        parse_url(url, RedisConfig::default())
+    }
+
+    #[test]
+    fn direct_urls_keep_everything_but_our_parameters() {
+        let (target, config) =
+            parse("rediss://app:s3cret@redis.example:6380/2?assume_noeviction=true&wait_replicas=2").unwrap();
+        assert!(target == Target::Direct { url: "rediss://app:s3cret@redis.example:6380/2".into() });
+        assert!(config.assume_noeviction);
+        assert_eq!(config.wait_replicas, Some(2));
+        let shown = format!("{target:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("app:"), "{shown}");
+    }
+
+    #[test]
+    fn sentinel_urls_name_hosts_service_and_credentials() {
+        let (target, config) = parse(
+            "redis+sentinel://:p%40ss@10.0.0.1:26379,10.0.0.2/mymaster/3?sentinel_password=sp&wait_timeout_ms=900",
+        )
+        .unwrap();
+        assert_eq!(config.wait_timeout, Duration::from_millis(900));
+        match &target {
+            Target::Sentinel {
+                sentinels, service, db, username, password, sentinel_password, tls, ..
+            } => {
+                assert_eq!(sentinels, &[("10.0.0.1".to_owned(), 26379), ("10.0.0.2".to_owned(), 26379)]);
+                assert_eq!((service.as_str(), *db, *tls), ("mymaster", 3, false));
+                assert_eq!((username.as_deref(), password.as_deref()), (None, Some("p@ss")));
+                assert_eq!(sentinel_password.as_deref(), Some("sp"));
+            }
+            Target::Direct { .. } => panic!("not a sentinel target"),
+        }
+        let shown = format!("{target:?}");
+        assert!(!shown.contains("p@ss") && !shown.contains("sp\""), "{shown}");
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        for (url, why) in [
+            ("sqlite:/tmp/x", "unknown scheme"),
+            ("redis://h/0?evict=no", "unknown query parameter"),
+            ("redis://h/0?assume_noeviction=maybe", "true or false"),
+            ("redis://h/0?wait_replicas=two", "not a number"),
+            ("redis://h/0?ca_file=/x.pem", "ca_file needs TLS"),
+            ("redis://h/0?sentinel_password=x", "redis+sentinel"),
+            ("redis+sentinel://h:1", "no Sentinel service"),
+            ("redis+sentinel://h:x/s", "port"),
+            ("redis+sentinel://h/s/x", "database"),
+            ("redis://h/0?x", "without a value"),
+            ("redis://h/0?ca_file=%zz", "escaped"),
+        ] {
+            let err = parse(url).unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+    }
+}

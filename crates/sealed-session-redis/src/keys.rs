@@ -1,0 +1,175 @@
+//! The keyspace and the Lua scripts that keep every operation atomic and
+//! dated by Redis's own clock (`TIME`), not the application server's.
+
+use redis::Script;
+use sealed_session::SessionId;
+
+/// Reads everything one check needs in one round trip, and starts a new
+/// generation (dated by Redis) if the keyspace has none.
+///
+/// KEYS: generation, floor, user epoch (or the generation again when there
+/// is no user), session denylist entry.
+/// Returns: generation, floor, epoch, denied, whether a generation began.
+const STATE: &str = r"
+local generation = redis.call('GET', KEYS[1])
+local started = 0
+if not generation then
+  generation = redis.call('TIME')[1]
+  redis.call('SET', KEYS[1], generation)
+  started = 1
+end
+local floor = redis.call('GET', KEYS[2]) or '0'
+local epoch = '0'
+if KEYS[3] ~= KEYS[1] then epoch = redis.call('GET', KEYS[3]) or '0' end
+local denied = redis.call('EXISTS', KEYS[4])
+return {generation, floor, epoch, denied, started}
+";
+
+/// Denylists a session until ARGV[1] (Unix seconds), never shortening an
+/// existing entry, and refusing an expiry at or before Redis's time.
+///
+/// KEYS: the session's entry. Returns {1, now} when recorded (or already
+/// longer), {0, now} when refused.
+pub(crate) const DENY: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1])
+local until_s = tonumber(ARGV[1])
+if until_s <= now then return {0, now} end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl == -1 then return {1, now} end
+if pttl >= 0 then
+  local now_ms = now * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if now_ms + pttl >= until_s * 1000 then return {1, now} end
+end
+redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
+return {1, now}
+";
+
+/// Raises the floor to the latest of ARGV[1], Redis's time and the current
+/// cutoff (floor or generation); returns the new floor.
+///
+/// KEYS: floor, generation.
+pub(crate) const FLOOR: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local generation = redis.call('GET', KEYS[2])
+if not generation then
+  generation = now
+  redis.call('SET', KEYS[2], now)
+end
+local current = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(generation))
+local floor = math.max(tonumber(ARGV[1]), now, current)
+redis.call('SET', KEYS[1], string.format('%d', floor))
+return floor
+";
+
+/// Writes a generation, dated by Redis, if the keyspace has none; returns
+/// it and whether it began now.
+///
+/// KEYS: generation.
+const GENERATION: &str = r"
+local generation = redis.call('GET', KEYS[1])
+if generation then return {generation, 0} end
+generation = redis.call('TIME')[1]
+redis.call('SET', KEYS[1], generation)
+return {generation, 1}
+";
+
+/// The largest time the scripts are given: Lua numbers are doubles.
+pub(crate) const MAX_SCRIPT_TIME: u64 = (1 << 53) - 1;
+
+/// The scripts run by hash (`EVALSHA`). Writes send their script's text
+/// (`EVAL`) instead, in a pipeline with `WAIT`.
+pub(crate) struct Scripts {
+    pub(crate) state: Script,
+    pub(crate) generation: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self { state: Script::new(STATE), generation: Script::new(GENERATION) }
+    }
+}
+
+/// The store's keys and channel, under one prefix.
+pub(crate) struct Keys {
+    pub(crate) generation: String,
+    pub(crate) floor: String,
+    pub(crate) channel: String,
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            generation: format!("{prefix}:generation"),
+            floor: format!("{prefix}:floor"),
+            channel: format!("{prefix}:revocations"),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub(crate) fn user(&self, user_id: &str) -> String {
+        format!("{}:user:{user_id}", self.prefix)
+    }
+
+    pub(crate) fn session(&self, session: &SessionId) -> String {
+        format!("{}:session:{}", self.prefix, session.to_hex())
+    }
+}
+
+/// What a published invalidation names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Invalidation<'a> {
+    User(&'a str),
+    Session(SessionId),
+    All,
+}
+
+impl<'a> Invalidation<'a> {
+    /// The message on the channel.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Invalidation::User(user) => format!("user:{user}"),
+            Invalidation::Session(session) => format!("session:{}", session.to_hex()),
+            Invalidation::All => "all".to_owned(),
+        }
+    }
+
+    /// Reads a message; anything unknown empties the whole cache.
+    pub(crate) fn parse(message: &'a str) -> Self {
+        if let Some(user) = message.strip_prefix("user:") {
+            Invalidation::User(user)
+        } else if let Some(session) = message.strip_prefix("session:").and_then(SessionId::from_hex) {
+            Invalidation::Session(session)
+        } else {
+            Invalidation::All
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealed_session::Session;
+
+    #[test]
+    fn messages_round_trip_and_unknown_ones_clear_everything() {
+        let session = Session::new(()).id();
+        for invalidation in
+            [Invalidation::User("alice:with:colons"), Invalidation::Session(session), Invalidation::All]
+        {
+            assert_eq!(Invalidation::parse(&invalidation.message()), invalidation);
+        }
+        assert_eq!(Invalidation::parse("session:zz"), Invalidation::All);
+        assert_eq!(Invalidation::parse("garbage"), Invalidation::All);
+    }
+
+    #[test]
+    fn keys_live_under_the_prefix() {
+        let keys = Keys::new("app");
+        assert_eq!(keys.user("alice"), "app:user:alice");
+        assert_eq!((keys.generation.as_str(), keys.floor.as_str()), ("app:generation", "app:floor"));
+        let session = Session::new(()).id();
+        assert_eq!(keys.session(&session), format!("app:session:{}", session.to_hex()));
+    }
+}

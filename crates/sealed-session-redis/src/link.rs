@@ -1,0 +1,353 @@
+//! The connection to the current Redis primary: one server, or the one a
+//! set of sentinels names (followed across failovers), over TLS if asked,
+//! and the eviction-policy check that must pass before its answers are
+//! trusted.
+
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, TlsCertificates, TlsMode};
+use sealed_session::StoreError;
+
+use crate::config::{ConnectError, RedisConfig, Target};
+
+/// The clients of one primary.
+pub(crate) struct Conns {
+    /// For new connections (the subscription).
+    pub(crate) client: redis::Client,
+    /// Checks: short timeouts, never blocked by `WAIT`.
+    pub(crate) reader: ConnectionManager,
+    /// Revocations, each followed by `WAIT` on the same connection.
+    pub(crate) writer: ConnectionManager,
+    /// `host:port`, to notice a failover.
+    address: String,
+}
+
+/// What is known of the primary's `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Policy {
+    /// Not read since the last (re)connection: read it before trusting an answer.
+    Unchecked = 0,
+    /// `noeviction`, or unreadable and asserted by the operator.
+    Safe = 1,
+    /// Anything else: every call fails until it is fixed.
+    Evicting = 2,
+    /// Fixed after `Evicting`: keys may have been evicted meanwhile, so the
+    /// store must start a new cutoff before it answers again.
+    Recovering = 3,
+}
+
+/// Why the store does not trust Redis's answers.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PolicyFault {
+    #[error("Redis maxmemory-policy is {0}: an evicted key would undo a revocation; set it to noeviction")]
+    Evicting(String),
+    #[error(
+        "cannot read Redis maxmemory-policy ({0}); set ?assume_noeviction=true only if the provider \
+         guarantees noeviction"
+    )]
+    Unknown(String),
+    /// Redis could not be asked at all.
+    #[error("cannot ask Redis for its maxmemory-policy: {0}")]
+    Unreachable(#[source] redis::RedisError),
+    #[error("Redis did not say its maxmemory-policy within {0:?}")]
+    Timeout(Duration),
+}
+
+impl PolicyFault {
+    /// The store error a check reports: Redis unreachable is an outage;
+    /// anything else is a Redis whose answers cannot be trusted.
+    pub(crate) fn into_store_error(self) -> StoreError {
+        match self {
+            PolicyFault::Unreachable(err) => StoreError::unavailable(err),
+            PolicyFault::Timeout(limit) => StoreError::Timeout(limit),
+            fault => StoreError::untrusted(fault),
+        }
+    }
+}
+
+pub(crate) struct Link {
+    target: Target,
+    certificates: Option<TlsCertificates>,
+    timeout: Duration,
+    write_timeout: Duration,
+    assume_noeviction: bool,
+    current: RwLock<Arc<Conns>>,
+    policy: AtomicU8,
+    /// Serialises failover lookups.
+    refreshing: tokio::sync::Mutex<()>,
+    /// When the last failover lookup ran (ms since the link was made).
+    refreshed_ms: AtomicI64,
+    started: std::time::Instant,
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+impl Link {
+    /// Connects to the primary `target` names and checks its eviction policy.
+    pub(crate) async fn connect(target: Target, config: &RedisConfig) -> Result<Self, ConnectError> {
+        // rustls needs one process-wide crypto provider; ours is ring. An
+        // application that installed another keeps it.
+        if target.is_tls() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let certificates = match &config.ca_file {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|source| ConnectError::CaFile { path: path.clone(), source })?;
+                Some(TlsCertificates { client_tls: None, root_cert: Some(pem) })
+            }
+        };
+        let write_timeout = config.timeout + config.wait_timeout;
+        let client = resolve(&target, certificates.as_ref()).await?;
+        let conns = Conns::new(client, config.timeout, write_timeout).await.map_err(ConnectError::Redis)?;
+        let link = Self {
+            target,
+            certificates,
+            timeout: config.timeout,
+            write_timeout,
+            assume_noeviction: config.assume_noeviction,
+            current: RwLock::new(Arc::new(conns)),
+            policy: AtomicU8::new(Policy::Unchecked as u8),
+            refreshing: tokio::sync::Mutex::new(()),
+            refreshed_ms: AtomicI64::new(0),
+            started: std::time::Instant::now(),
+        };
+        match link.read_policy().await {
+            Ok(_) => Ok(link),
+            Err(PolicyFault::Evicting(policy)) => Err(ConnectError::EvictionPolicy(policy)),
+            Err(PolicyFault::Unknown(why)) => Err(ConnectError::EvictionPolicyUnknown(why)),
+            Err(PolicyFault::Unreachable(err)) => Err(ConnectError::Redis(err)),
+            Err(fault @ PolicyFault::Timeout(_)) => {
+                Err(ConnectError::EvictionPolicyUnknown(fault.to_string()))
+            }
+        }
+    }
+
+    pub(crate) fn is_sentinel(&self) -> bool {
+        matches!(self.target, Target::Sentinel { .. })
+    }
+
+    /// The clients of the current primary.
+    pub(crate) fn conns(&self) -> Arc<Conns> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether the eviction policy was read as safe since the last reconnection.
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.policy.load(Ordering::SeqCst) == Policy::Safe as u8
+    }
+
+    /// Records that the store has dealt with keys evicted while the policy
+    /// was unsafe (see [`Link::read_policy`]): answers are trusted again.
+    pub(crate) fn mark_recovered(&self) {
+        let _ = self.policy.compare_exchange(
+            Policy::Recovering as u8,
+            Policy::Safe as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Reads `maxmemory-policy` and records what it says. `Ok(true)` means
+    /// it is safe again after having been seen unsafe: keys may have been
+    /// evicted meanwhile, and answers stay untrusted until the caller has
+    /// started a new cutoff and called [`Link::mark_recovered`].
+    pub(crate) async fn read_policy(&self) -> Result<bool, PolicyFault> {
+        let mut conn = self.conns().reader.clone();
+        let mut config_get = redis::cmd("CONFIG");
+        config_get.arg("GET").arg("maxmemory-policy");
+        let command = config_get.query_async::<Vec<String>>(&mut conn);
+        let verdict = match tokio::time::timeout(self.timeout, command).await {
+            Err(_) => Err(PolicyFault::Timeout(self.timeout)),
+            Ok(Err(err)) if is_transport(&err) => Err(PolicyFault::Unreachable(err)),
+            Ok(Err(err)) => Err(PolicyFault::Unknown(err.to_string())),
+            Ok(Ok(reply)) => match reply.as_slice() {
+                [_, policy] if policy == "noeviction" => Ok(()),
+                [_, policy] => Err(PolicyFault::Evicting(policy.clone())),
+                other => Err(PolicyFault::Unknown(format!("CONFIG GET answered {} values", other.len()))),
+            },
+        };
+        let verdict = match verdict {
+            Err(PolicyFault::Unknown(why)) if self.assume_noeviction => {
+                tracing::debug!(%why, "Redis maxmemory-policy unreadable; noeviction asserted by configuration");
+                Ok(())
+            }
+            verdict => verdict,
+        };
+        let was = self.policy.load(Ordering::SeqCst);
+        let recovering = was == Policy::Evicting as u8 || was == Policy::Recovering as u8;
+        let now = match &verdict {
+            Ok(()) if recovering => Policy::Recovering,
+            Ok(()) => Policy::Safe,
+            Err(PolicyFault::Evicting(_)) => Policy::Evicting,
+            // Unreadable for now: keep an unsafe verdict, else read again next time.
+            Err(_) if recovering => Policy::Evicting,
+            Err(_) => Policy::Unchecked,
+        };
+        self.policy.store(now as u8, Ordering::SeqCst);
+        match &verdict {
+            Err(fault @ PolicyFault::Evicting(_)) if was != Policy::Evicting as u8 => {
+                tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
+            }
+            Err(fault @ PolicyFault::Unknown(_)) => {
+                tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
+            }
+            _ => {}
+        }
+        verdict.map(|()| recovering)
+    }
+
+    /// After a failed command: the connection may come back to another
+    /// server (a restart, a failover), so the policy must be read again;
+    /// through Sentinel, look the primary up again.
+    pub(crate) fn note_failure(self: &Arc<Self>) {
+        let _ = self.policy.compare_exchange(
+            Policy::Safe as u8,
+            Policy::Unchecked as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if self.is_sentinel() {
+            let link = Arc::clone(self);
+            tokio::spawn(async move { link.follow_failover().await });
+        }
+    }
+
+    /// Through Sentinel: asks for the current primary and switches to it if
+    /// it moved. At most one lookup at a time, and one per 100 ms.
+    pub(crate) async fn follow_failover(&self) {
+        if !self.is_sentinel() {
+            return;
+        }
+        let Ok(_guard) = self.refreshing.try_lock() else { return };
+        let now_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(self.refreshed_ms.load(Ordering::SeqCst)) < 100 {
+            return;
+        }
+        self.refreshed_ms.store(now_ms, Ordering::SeqCst);
+        let client =
+            match tokio::time::timeout(self.write_timeout, resolve(&self.target, self.certificates.as_ref()))
+                .await
+            {
+                Ok(Ok(client)) => client,
+                Ok(Err(err)) => {
+                    return tracing::warn!(error = %err, "cannot find the Redis primary through Sentinel")
+                }
+                Err(_) => return tracing::warn!("Sentinel did not name a primary in time"),
+            };
+        if address(&client) == self.conns().address {
+            return;
+        }
+        match Conns::new(client, self.timeout, self.write_timeout).await {
+            Ok(conns) => {
+                tracing::warn!(primary = %conns.address, "Redis primary changed (failover); following it");
+                self.policy.store(Policy::Unchecked as u8, Ordering::SeqCst);
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
+        }
+    }
+}
+
+impl Conns {
+    async fn new(
+        client: redis::Client,
+        timeout: Duration,
+        write_timeout: Duration,
+    ) -> redis::RedisResult<Self> {
+        let reader = ConnectionManager::new_with_config(client.clone(), manager_config(timeout)).await?;
+        let writer =
+            ConnectionManager::new_with_config(client.clone(), manager_config(write_timeout)).await?;
+        Ok(Self { address: address(&client), client, reader, writer })
+    }
+}
+
+/// Whether an error is about the connection, not Redis's answer.
+pub(crate) fn is_transport(err: &redis::RedisError) -> bool {
+    err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
+}
+
+fn address(client: &redis::Client) -> String {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{host}:{port}")
+        }
+        other => format!("{other}"),
+    }
+}
+
+/// A client for the primary `target` names.
+async fn resolve(
+    target: &Target,
+    certificates: Option<&TlsCertificates>,
+) -> Result<redis::Client, ConnectError> {
+    match target {
+        Target::Direct { url } => match certificates {
+            Some(certificates) => redis::Client::build_with_tls(url.as_str(), certificates.clone()),
+            None => redis::Client::open(url.as_str()),
+        }
+        .map_err(ConnectError::Redis),
+        Target::Sentinel {
+            sentinels,
+            service,
+            db,
+            username,
+            password,
+            sentinel_username,
+            sentinel_password,
+            tls,
+        } => {
+            let addrs = sentinels.iter().map(|(host, port)| {
+                if *tls {
+                    ConnectionAddr::TcpTls {
+                        host: host.clone(),
+                        port: *port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    ConnectionAddr::Tcp(host.clone(), *port)
+                }
+            });
+            let mut builder = SentinelClientBuilder::new(addrs, service, SentinelServerType::Master)
+                .map_err(ConnectError::Sentinel)?
+                .set_client_to_redis_db(*db);
+            if let Some(username) = username {
+                builder = builder.set_client_to_redis_username(username);
+            }
+            if let Some(password) = password {
+                builder = builder.set_client_to_redis_password(password);
+            }
+            if let Some(username) = sentinel_username {
+                builder = builder.set_client_to_sentinel_username(username);
+            }
+            if let Some(password) = sentinel_password {
+                builder = builder.set_client_to_sentinel_password(password);
+            }
+            if *tls {
+                builder = builder
+                    .set_client_to_redis_tls_mode(TlsMode::Secure)
+                    .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+                if let Some(certificates) = certificates {
+                    builder = builder
+                        .set_client_to_redis_certificates(certificates.clone())
+                        .set_client_to_sentinel_certificates(certificates.clone());
+                }
+            }
+            let mut sentinel = builder.build().map_err(ConnectError::Sentinel)?;
+            sentinel.async_get_client().await.map_err(ConnectError::Sentinel)
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! [`RedisStore`]: the revocation store itself.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{FromRedisValue, Value};
+use sealed_session::{
+    Clock, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError, SystemClock,
+};
+
+use crate::config::{parse_url, ConnectError, RedisConfig};
+use crate::keys::{Invalidation, Keys, Scripts, MAX_SCRIPT_TIME};
+use crate::link::{is_transport, Link, PolicyFault};
+use crate::pubsub;
+
+pub(crate) struct Inner {
+    pub(crate) link: Arc<Link>,
+    pub(crate) config: RedisConfig,
+    pub(crate) keys: Keys,
+    scripts: Scripts,
+    clock: Arc<dyn Clock>,
+    pub(crate) cache: StateCache,
+    /// True while the invalidation subscription is up.
+    pub(crate) subscribed: AtomicBool,
+    /// Replicas each revocation waits for.
+    wait_replicas: u64,
+}
+
+/// A revocation store in Redis. Clones share one connection, cache and
+/// subscription; the background tasks end soon after the last clone is
+/// dropped.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.inner.config)
+            .field("subscribed", &self.inner.subscribed.load(Ordering::Relaxed))
+            .field("trusted", &self.inner.link.is_trusted())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store was used outside a tokio runtime.
+#[derive(Debug, thiserror::Error)]
+#[error("the Redis store must be used inside a tokio runtime with the time and I/O drivers enabled")]
+struct NoRuntime;
+
+fn redis_error(err: redis::RedisError) -> StoreError {
+    StoreError::unavailable(err)
+}
+
+impl RedisStore {
+    /// Connects to the store `url` names with the default settings (and
+    /// those its query parameters set): `redis://[USER:PASSWORD@]HOST:PORT/DB`,
+    /// `rediss://…` for TLS, or `redis+sentinel://…` (see the crate docs).
+    ///
+    /// # Errors
+    /// [`ConnectError`] if the URL is wrong, Redis cannot be reached now, or
+    /// Redis may evict keys.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, RedisConfig::default(), SystemClock).await
+    }
+
+    /// Connects with explicit settings (URL query parameters override them)
+    /// and clock (which ages cache entries; generations, global logouts and
+    /// denylist expiries are dated by Redis's own clock).
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`].
+    pub async fn connect_with(
+        url: &str,
+        config: RedisConfig,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, ConnectError> {
+        let (target, config) = parse_url(url, config)?;
+        let link = Arc::new(Link::connect(target, &config).await?);
+        let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
+        let inner = Arc::new(Inner {
+            link,
+            keys: Keys::new(&config.prefix),
+            cache: StateCache::new(config.cache_ttl),
+            config,
+            scripts: Scripts::new(),
+            clock: Arc::new(clock),
+            subscribed: AtomicBool::new(false),
+            wait_replicas,
+        });
+        inner.ensure_generation().await?;
+        tokio::spawn(pubsub::subscribe_forever(Arc::downgrade(&inner)));
+        tokio::spawn(pubsub::watch_policy(Arc::downgrade(&inner), inner.config.policy_check_interval));
+        Ok(Self { inner })
+    }
+
+    /// Whether the invalidation subscription is up (the cache is in use).
+    #[must_use]
+    pub fn is_subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the subscription is up, for at most `limit`. Returns
+    /// whether it is.
+    pub async fn wait_until_subscribed(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_subscribed() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// How many replicas each revocation waits for.
+    #[must_use]
+    pub fn wait_replicas(&self) -> u64 {
+        self.inner.wait_replicas
+    }
+}
+
+impl Inner {
+    /// Runs `command` within `limit`, outside of which it fails closed; a
+    /// failure may mean a reconnection, so the link re-checks the server.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        command: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable(NoRuntime));
+        }
+        let result = match tokio::time::timeout(limit, command).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(limit)),
+        };
+        if matches!(result, Err(StoreError::Timeout(_) | StoreError::Unavailable(_))) {
+            self.link.note_failure();
+        }
+        result
+    }
+
+    /// Fails unless Redis's eviction policy is known to be safe, reading it
+    /// first if it has not been read since the last failure.
+    pub(crate) async fn ensure_trusted(&self) -> Result<(), StoreError> {
+        if self.link.is_trusted() {
+            return Ok(());
+        }
+        self.check_policy().await
+    }
+
+    /// Reads the eviction policy; after it was seen unsafe, keys may have
+    /// been evicted (a revocation undone without a trace), so everyone is
+    /// logged out before answers are trusted again.
+    pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
+        let recovered = self.link.read_policy().await.map_err(PolicyFault::into_store_error)?;
+        if recovered {
+            let keys = [self.keys.floor.as_str(), self.keys.generation.as_str()];
+            let floor = self.eval(crate::keys::FLOOR, &keys, &[0]);
+            let mut conn = self.link.conns().reader.clone();
+            let cutoff: u64 =
+                match tokio::time::timeout(self.config.timeout, floor.query_async(&mut conn)).await {
+                    Ok(result) => result.map_err(redis_error)?,
+                    Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
+                };
+            tracing::warn!(
+                cutoff,
+                "Redis maxmemory-policy is noeviction again, but keys may have been evicted meanwhile: every \
+                 session issued until now is refused (everyone signs in again)"
+            );
+            self.cache.clear();
+            self.publish(&Invalidation::All).await;
+            self.link.mark_recovered();
+        }
+        Ok(())
+    }
+
+    /// Applies an invalidation (ours or another server's) to the cache.
+    pub(crate) fn invalidate(&self, invalidation: &Invalidation<'_>) {
+        match invalidation {
+            Invalidation::User(user) => self.cache.invalidate_user(user),
+            Invalidation::Session(session) => self.cache.invalidate_session(session),
+            Invalidation::All => self.cache.clear(),
+        }
+    }
+
+    /// Reads one check's state from Redis (never the cache).
+    async fn fetch(
+        &self,
+        user_id: Option<&str>,
+        session: Option<&SessionId>,
+    ) -> Result<RevocationState, StoreError> {
+        let user_key = user_id.map_or_else(|| self.keys.generation.clone(), |u| self.keys.user(u));
+        let session_key = session.map_or_else(|| self.keys.generation.clone(), |s| self.keys.session(s));
+        let (generation, floor, epoch, denied, started): (u64, u64, u64, bool, bool) = self
+            .bounded(self.config.timeout, async {
+                self.ensure_trusted().await?;
+                let mut invocation = self.scripts.state.prepare_invoke();
+                invocation.key(&self.keys.generation).key(&self.keys.floor).key(user_key).key(session_key);
+                let mut conn = self.link.conns().reader.clone();
+                invocation.invoke_async(&mut conn).await.map_err(redis_error)
+            })
+            .await?;
+        if started {
+            tracing::warn!(
+                generation,
+                "Redis revocation keyspace has no generation (new, flushed or restarted without persistence): \
+                 starting one; every session issued until now is refused"
+            );
+            self.cache.clear();
+            self.publish(&Invalidation::All).await;
+        }
+        Ok(RevocationState {
+            user_epoch: epoch,
+            session_revoked: denied && session.is_some(),
+            revoked_through: floor.max(generation),
+        })
+    }
+
+    /// Writes a generation if the keyspace has none, so that sessions issued
+    /// from now on are not refused by one started at their first check.
+    async fn ensure_generation(&self) -> Result<(), ConnectError> {
+        let mut conn = self.link.conns().reader.clone();
+        let mut invocation = self.scripts.generation.prepare_invoke();
+        invocation.key(&self.keys.generation);
+        let (generation, started): (u64, bool) =
+            invocation.invoke_async(&mut conn).await.map_err(ConnectError::Redis)?;
+        if started {
+            tracing::info!(generation, "started a new Redis revocation generation");
+        }
+        Ok(())
+    }
+
+    /// Runs one write, publishes its invalidation and, if configured, waits
+    /// for replicas: all in one pipeline on the writer connection, so that
+    /// `WAIT` counts this write. The local cache is invalidated whatever the
+    /// outcome (the write may have been applied); too few replicas is an
+    /// error.
+    async fn write<T: FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+        invalidation: Invalidation<'_>,
+    ) -> Result<T, StoreError> {
+        let limit = self.config.timeout + self.config.wait_timeout;
+        let result = self
+            .bounded(limit, async {
+                self.ensure_trusted().await?;
+                let mut pipe = redis::pipe();
+                pipe.add_command(command)
+                    .cmd("PUBLISH")
+                    .arg(&self.keys.channel)
+                    .arg(invalidation.message())
+                    .ignore();
+                if self.wait_replicas > 0 {
+                    let wait_ms =
+                        u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+                    pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms);
+                }
+                let mut conn = self.link.conns().writer.clone();
+                let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|err| {
+                    if !is_transport(&err) && err.to_string().contains("READONLY") {
+                        // Connected to a demoted primary: a failover happened.
+                        self.link.note_failure();
+                    }
+                    redis_error(err)
+                })?;
+                let mut replies = replies.into_iter();
+                let value = T::from_redis_value(replies.next().unwrap_or(Value::Nil))
+                    .map_err(StoreError::unavailable)?;
+                if self.wait_replicas > 0 {
+                    let acknowledged = u64::from_redis_value(replies.next().unwrap_or(Value::Nil))
+                        .map_err(StoreError::unavailable)?;
+                    if acknowledged < self.wait_replicas {
+                        return Err(StoreError::Replication { acknowledged, required: self.wait_replicas });
+                    }
+                }
+                Ok(value)
+            })
+            .await;
+        self.invalidate(&invalidation);
+        result
+    }
+
+    /// Tells every server to drop what `invalidation` names. A lost message
+    /// is covered by the cache TTL, so failure here is only logged.
+    async fn publish(&self, invalidation: &Invalidation<'_>) {
+        let mut conn = self.link.conns().reader.clone();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.keys.channel).arg(invalidation.message());
+        let sent: Result<i64, _> = self
+            .bounded(self.config.timeout, async { publish.query_async(&mut conn).await.map_err(redis_error) })
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(%err, "could not publish a revocation; other servers see it within the cache TTL");
+        }
+    }
+
+    fn eval(&self, script: &str, keys: &[&str], args: &[u64]) -> redis::Cmd {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(script).arg(keys.len()).arg(keys).arg(args);
+        eval
+    }
+}
+
+impl RevocationStore for RedisStore {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        // The cache is consulted before the future is built, so that a hit
+        // allocates nothing.
+        let inner = &self.inner;
+        let now_ms = inner.clock.unix_millis();
+        let hit = if inner.subscribed.load(Ordering::SeqCst) && inner.link.is_trusted() {
+            inner.cache.get(user_id, &session, now_ms)
+        } else {
+            None
+        };
+        let lookup = match hit {
+            Some(state) => Ok(state),
+            // The ticket is taken before the read: an invalidation that lands
+            // while it runs keeps its answer out of the cache.
+            None => Err((inner.clone(), user_id.map(str::to_owned), inner.cache.ticket(now_ms))),
+        };
+        async move {
+            let (inner, user_id, ticket) = match lookup {
+                Ok(state) => return Ok(state),
+                Err(miss) => miss,
+            };
+            let user_id = user_id.as_deref();
+            match inner.fetch(user_id, Some(&session)).await {
+                Ok(state) => {
+                    if inner.subscribed.load(Ordering::SeqCst) {
+                        inner.cache.insert(ticket, user_id, &session, &state);
+                    }
+                    Ok(state)
+                }
+                Err(err @ (StoreError::Timeout(_) | StoreError::Unavailable(_))) => {
+                    let stale = inner.config.accept_stale_for.and_then(|limit| {
+                        inner.cache.get_stale(user_id, &session, inner.clock.unix_millis(), limit)
+                    });
+                    match stale {
+                        Some(state) => {
+                            tracing::warn!(%err, "Redis unavailable; answering from cached revocation data");
+                            Ok(state)
+                        }
+                        None => Err(err),
+                    }
+                }
+                Err(err) => Err(err),
+            }
+        }
+    }
+
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        let user_id = user_id.to_owned();
+        async move {
+            let state = inner.fetch(Some(&user_id), None).await?;
+            Ok(LoginState { user_epoch: state.user_epoch, revoked_through: state.revoked_through })
+        }
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        let user_id = user_id.to_owned();
+        async move {
+            let mut incr = redis::cmd("INCR");
+            incr.arg(inner.keys.user(&user_id));
+            inner.write(incr, Invalidation::User(&user_id)).await
+        }
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let key = inner.keys.session(&session);
+            let deny = inner.eval(crate::keys::DENY, &[&key], &[expires_at.min(MAX_SCRIPT_TIME)]);
+            let (recorded, now): (bool, u64) = inner.write(deny, Invalidation::Session(session)).await?;
+            if recorded {
+                Ok(())
+            } else {
+                Err(StoreError::ExpiryNotInFuture { expires_at, now })
+            }
+        }
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let keys = [inner.keys.floor.as_str(), inner.keys.generation.as_str()];
+            let floor = inner.eval(crate::keys::FLOOR, &keys, &[issued_through.min(MAX_SCRIPT_TIME)]);
+            inner.write(floor, Invalidation::All).await
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Watching the file: other processes' changes (which empty the read
+//! cache) and the file itself being deleted or replaced (which makes the
+//! store refuse every call).
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{PoisonError, Weak};
+use std::time::Duration;
+
+use crate::store::Shared;
+
+/// How often the store asks SQLite whether another connection changed the
+/// file, and clears its read cache if so.
+pub const CACHE_POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Cached answers are used only while the last successful poll began less
+/// than this long ago (milliseconds of the store's clock): if polling stalls,
+/// every check reads the file.
+pub(crate) const POLL_FRESH_MS: i64 = 250;
+
+/// Whether the cache may answer at `now_ms`, given when the last successful
+/// poll began. A poll "in the future" (the clock stepped back) does not count.
+pub(crate) fn poll_is_fresh(now_ms: i64, polled_ms: i64) -> bool {
+    (0..POLL_FRESH_MS).contains(&now_ms.saturating_sub(polled_ms))
+}
+
+/// Which file a path names: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    pub(crate) fn of(path: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(path)?;
+        Ok(Self { device: metadata.dev(), inode: metadata.ino() })
+    }
+
+    /// Elsewhere only deletion is noticed.
+    #[cfg(not(unix))]
+    pub(crate) fn of(path: &Path) -> io::Result<Self> {
+        std::fs::metadata(path).map(|_| Self { device: 0, inode: 0 })
+    }
+}
+
+/// Polls until the store is dropped or its file is gone. A failed poll
+/// leaves the cache unused until one succeeds.
+pub(crate) fn poll(shared: &Weak<Shared>) {
+    let mut seen: Option<i64> = None;
+    loop {
+        std::thread::sleep(CACHE_POLL_INTERVAL);
+        let Some(shared) = shared.upgrade() else { return };
+        let started_ms = shared.clock.unix_millis();
+        if shared.check_file().is_err() {
+            // The store refuses every call from now on: nothing left to watch.
+            return;
+        }
+        let version = {
+            let conn = shared.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
+        };
+        match version {
+            Ok(version) => {
+                if seen != Some(version) {
+                    shared.cache.clear();
+                    seen = Some(version);
+                }
+                // From when the poll began: a slow poll must not extend how
+                // long older answers are trusted.
+                shared.polled_ms.store(started_ms, Ordering::SeqCst);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot poll the SQLite revocation store for changes; not caching");
+                shared.polled_ms.store(i64::MIN, Ordering::SeqCst);
+                shared.cache.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_answers_only_while_the_last_poll_is_recent() {
+        assert!(poll_is_fresh(1_000, 1_000));
+        assert!(poll_is_fresh(1_249, 1_000));
+        assert!(!poll_is_fresh(1_250, 1_000), "a poll 250 ms old is too old");
+        assert!(!poll_is_fresh(999, 1_000), "the clock stepped back");
+        assert!(!poll_is_fresh(1_000, i64::MIN), "never polled, or the last poll failed");
+    }
+
+    #[test]
+    fn a_replaced_file_has_another_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"a").unwrap();
+        let first = FileId::of(&path).unwrap();
+        assert_eq!(FileId::of(&path).unwrap(), first);
+        let other = dir.path().join("g");
+        std::fs::write(&other, b"b").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_ne!(FileId::of(&path).unwrap(), first);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(FileId::of(&path).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+}

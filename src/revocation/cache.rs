@@ -1,0 +1,431 @@
+//! [`StateCache`]: the bounded-staleness cache that shared stores put in
+//! front of their database, with the rules that keep it from ever serving
+//! a revocation's "before".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
+use std::time::Duration;
+
+use super::RevocationState;
+use crate::session::SessionId;
+
+/// When a cache reaches this many entries, stale ones are swept; if it is
+/// still this full, it is emptied.
+const MAX_ENTRIES: usize = 100_000;
+
+/// A local cache of revocation state, for store implementations: the
+/// SQLite and Redis stores keep one in front of their database.
+///
+/// It keeps each user's epoch, each session's denylist flag and the
+/// store's cutoff separately, each stamped with the time its read
+/// *began*, and answers only when every part is younger than the TTL. Its
+/// rules:
+///
+/// * **A read that raced an invalidation is never cached.** Take a
+///   [`CacheTicket`] before reading the store and pass it to
+///   [`StateCache::insert`]: if anything was invalidated in between, the
+///   answer may predate it and is dropped.
+/// * **Staleness is counted from before the read**, so a slow read cannot
+///   extend how long an answer is trusted: an answer is never used more
+///   than the TTL after the read that produced it began.
+/// * **A clock that steps back makes every entry stale.**
+/// * **A new cutoff empties the cache**: a global logout or a new store
+///   generation (lost data) makes every cached epoch suspect.
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_session::{RevocationState, Session, StateCache};
+///
+/// let cache = StateCache::new(Duration::from_secs(1));
+/// let session = Session::new(()).id();
+/// let ticket = cache.ticket(1_000);
+/// // ...read the state from the store...
+/// let state = RevocationState { user_epoch: 2, session_revoked: false, revoked_through: 0 };
+/// assert!(cache.insert(ticket, Some("alice"), &session, &state));
+/// assert_eq!(cache.get(Some("alice"), &session, 1_999), Some(state));
+/// assert_eq!(cache.get(Some("alice"), &session, 2_000), None, "read began at 1000: too old");
+/// ```
+pub struct StateCache {
+    inner: RwLock<Entries>,
+    ttl_ms: i64,
+}
+
+/// Proof of when a store read began and what the cache had seen by then;
+/// see [`StateCache::ticket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheTicket {
+    version: u64,
+    started_ms: i64,
+}
+
+#[derive(Clone, Copy)]
+struct Stamped<T> {
+    value: T,
+    read_ms: i64,
+}
+
+struct Entries {
+    users: HashMap<Box<str>, Stamped<u64>>,
+    sessions: HashMap<[u8; 16], Stamped<bool>, SessionIdHash>,
+    floor: Option<Stamped<u64>>,
+    /// Counts invalidations: an answer read before one is never cached after it.
+    version: u64,
+    swept_ms: i64,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self {
+            users: HashMap::new(),
+            sessions: HashMap::default(),
+            floor: None,
+            version: 0,
+            swept_ms: i64::MIN,
+        }
+    }
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        self.users.clear();
+        self.sessions.clear();
+        self.floor = None;
+        self.version = self.version.wrapping_add(1);
+    }
+}
+
+/// Session IDs are 128 random bits drawn by the server (only IDs of
+/// authenticated sessions reach a cache), so their first 64 bits are
+/// already a uniform hash: no need to pay for SipHash on every check.
+#[derive(Default, Clone, Copy)]
+struct SessionIdHash;
+
+impl BuildHasher for SessionIdHash {
+    type Hasher = SessionIdHasher;
+    fn build_hasher(&self) -> SessionIdHasher {
+        SessionIdHasher(0)
+    }
+}
+
+struct SessionIdHasher(u64);
+
+impl Hasher for SessionIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // [u8; 16] hashes as its length (write_usize) then its bytes.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word.get_mut(..chunk.len()).unwrap_or_default().copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_usize(&mut self, _: usize) {}
+}
+
+/// Whether something read at `read_ms` is younger than `max_age_ms` at
+/// `now_ms`; a negative age (the clock stepped back) is not.
+fn fresh(read_ms: i64, now_ms: i64, max_age_ms: i64) -> bool {
+    (0..max_age_ms).contains(&now_ms.saturating_sub(read_ms))
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl StateCache {
+    /// An empty cache whose answers live at most `ttl`. A zero TTL caches nothing.
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
+        Self { inner: RwLock::new(Entries::default()), ttl_ms: millis(ttl) }
+    }
+
+    /// The longest an answer is used.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.unsigned_abs())
+    }
+
+    // Every writer leaves the maps consistent: a poisoned lock is usable.
+    fn write(&self) -> RwLockWriteGuard<'_, Entries> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached state of `session` for `user_id` at `now_ms` (Unix
+    /// milliseconds), if every part of it was read less than the TTL ago.
+    #[must_use]
+    pub fn get(&self, user_id: Option<&str>, session: &SessionId, now_ms: i64) -> Option<RevocationState> {
+        self.get_within(user_id, session, now_ms, self.ttl_ms)
+    }
+
+    /// As [`StateCache::get`], with another age limit: for a store that
+    /// answers from older data, by explicit opt-in, while its database is
+    /// unreachable.
+    #[must_use]
+    pub fn get_stale(
+        &self,
+        user_id: Option<&str>,
+        session: &SessionId,
+        now_ms: i64,
+        max_age: Duration,
+    ) -> Option<RevocationState> {
+        self.get_within(user_id, session, now_ms, millis(max_age))
+    }
+
+    fn get_within(
+        &self,
+        user_id: Option<&str>,
+        session: &SessionId,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Option<RevocationState> {
+        let entries = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let usable = |read_ms| fresh(read_ms, now_ms, max_age_ms);
+        let floor = entries.floor.filter(|c| usable(c.read_ms))?.value;
+        let session_revoked = entries.sessions.get(session.as_bytes()).filter(|c| usable(c.read_ms))?.value;
+        let user_epoch = match user_id {
+            Some(user) => entries.users.get(user).filter(|c| usable(c.read_ms))?.value,
+            None => 0,
+        };
+        Some(RevocationState { user_epoch, session_revoked, revoked_through: floor })
+    }
+
+    /// Call just before reading the store: records the time (Unix
+    /// milliseconds) and the invalidations seen so far.
+    #[must_use]
+    pub fn ticket(&self, now_ms: i64) -> CacheTicket {
+        let entries = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        CacheTicket { version: entries.version, started_ms: now_ms }
+    }
+
+    /// Caches what a store read that began with `ticket` returned. Returns
+    /// false, caching nothing, if anything was invalidated since the ticket
+    /// was taken (the answer may predate that revocation) or if the TTL is
+    /// zero.
+    pub fn insert(
+        &self,
+        ticket: CacheTicket,
+        user_id: Option<&str>,
+        session: &SessionId,
+        state: &RevocationState,
+    ) -> bool {
+        if self.ttl_ms <= 0 {
+            return false;
+        }
+        let mut entries = self.write();
+        if entries.version != ticket.version {
+            return false;
+        }
+        let read_ms = ticket.started_ms;
+        if entries.floor.is_some_and(|floor| floor.value != state.revoked_through) {
+            // Everyone was logged out, or a new generation began: every
+            // cached epoch is suspect. Later reads are cached again.
+            entries.clear();
+            entries.version = ticket.version;
+        }
+        if entries.users.len() + entries.sessions.len() >= MAX_ENTRIES {
+            self.sweep(&mut entries, read_ms);
+        }
+        entries.floor = Some(Stamped { value: state.revoked_through, read_ms });
+        entries.sessions.insert(*session.as_bytes(), Stamped { value: state.session_revoked, read_ms });
+        if let Some(user) = user_id {
+            entries.users.insert(user.into(), Stamped { value: state.user_epoch, read_ms });
+        }
+        true
+    }
+
+    /// Drops stale entries, at most once a TTL; empties a cache still full.
+    fn sweep(&self, entries: &mut Entries, now_ms: i64) {
+        if fresh(entries.swept_ms, now_ms, self.ttl_ms) {
+            let version = entries.version;
+            entries.clear();
+            entries.version = version;
+            return;
+        }
+        let ttl = self.ttl_ms;
+        entries.users.retain(|_, c| fresh(c.read_ms, now_ms, ttl));
+        entries.sessions.retain(|_, c| fresh(c.read_ms, now_ms, ttl));
+        entries.swept_ms = now_ms;
+    }
+
+    /// Forgets `user_id`'s epoch: call it when the user is revoked, here or
+    /// (by message) on another server.
+    pub fn invalidate_user(&self, user_id: &str) {
+        let mut entries = self.write();
+        entries.version = entries.version.wrapping_add(1);
+        entries.users.remove(user_id);
+    }
+
+    /// Forgets whether `session` is denylisted.
+    pub fn invalidate_session(&self, session: &SessionId) {
+        let mut entries = self.write();
+        entries.version = entries.version.wrapping_add(1);
+        entries.sessions.remove(session.as_bytes());
+    }
+
+    /// Forgets everything: after a global logout, a lost subscription or a
+    /// change the store cannot name.
+    pub fn clear(&self) {
+        self.write().clear();
+    }
+
+    /// Number of cached users and sessions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        let entries = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        entries.users.len() + entries.sessions.len()
+    }
+
+    /// Whether nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for StateCache {
+    /// Counts only: cached user IDs are personal data.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateCache").field("ttl_ms", &self.ttl_ms).field("entries", &self.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    const TTL: Duration = Duration::from_secs(1);
+
+    fn state(epoch: u64, revoked: bool, floor: u64) -> RevocationState {
+        RevocationState { user_epoch: epoch, session_revoked: revoked, revoked_through: floor }
+    }
+
+    #[test]
+    fn an_answer_read_across_an_invalidation_is_never_cached() {
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        for invalidate in [
+            &|c: &StateCache, _: &SessionId| c.invalidate_user("alice") as _,
+            &|c: &StateCache, id: &SessionId| c.invalidate_session(id),
+            &|c: &StateCache, _: &SessionId| c.clear(),
+            // Another user's or session's revocation counts too: the
+            // message that names ours may come next.
+            &|c: &StateCache, _: &SessionId| c.invalidate_user("bob"),
+        ] as [&dyn Fn(&StateCache, &SessionId); 4]
+        {
+            let ticket = cache.ticket(0); // the check begins its read
+            invalidate(&cache, &id); // a revocation lands meanwhile
+            assert!(!cache.insert(ticket, Some("alice"), &id, &state(0, false, 0)), "stale answer cached");
+            assert_eq!(cache.get(Some("alice"), &id, 1), None);
+        }
+        // Without an invalidation in between, the answer is cached.
+        let ticket = cache.ticket(0);
+        assert!(cache.insert(ticket, Some("alice"), &id, &state(0, false, 0)));
+        assert_eq!(cache.get(Some("alice"), &id, 1), Some(state(0, false, 0)));
+    }
+
+    #[test]
+    fn staleness_counts_from_before_the_read() {
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        let ticket = cache.ticket(10_000);
+        // The read took 600 ms; the answer is cached at 10 600.
+        assert!(cache.insert(ticket, None, &id, &state(0, false, 0)));
+        assert!(cache.get(None, &id, 10_999).is_some());
+        assert_eq!(cache.get(None, &id, 11_000), None, "used more than the TTL after the read began");
+    }
+
+    #[test]
+    fn every_part_must_be_fresh() {
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(0), Some("alice"), &id, &state(3, false, 0)));
+        // Another session of alice's read later refreshes the floor, not this session's entry.
+        let other = Session::new(()).id();
+        assert!(cache.insert(cache.ticket(900), Some("alice"), &other, &state(3, false, 0)));
+        assert_eq!(cache.get(Some("alice"), &id, 1_000), None, "this session's entry is a TTL old");
+        assert_eq!(cache.get(Some("alice"), &other, 1_000), Some(state(3, false, 0)));
+        assert_eq!(cache.get(Some("bob"), &other, 1_000), None, "bob's epoch was never read");
+        assert_eq!(cache.get(None, &other, 1_000), Some(state(0, false, 0)), "no user: epoch 0");
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_makes_entries_stale() {
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(5_000), None, &id, &state(0, false, 0)));
+        assert!(cache.get(None, &id, 5_000).is_some());
+        assert_eq!(cache.get(None, &id, 4_999), None);
+    }
+
+    #[test]
+    fn invalidations_drop_what_they_name() {
+        let cache = StateCache::new(TTL);
+        let (a, b) = (Session::new(()).id(), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(0), Some("alice"), &a, &state(1, false, 0)));
+        assert!(cache.insert(cache.ticket(0), Some("bob"), &b, &state(1, false, 0)));
+        cache.invalidate_user("alice");
+        assert_eq!(cache.get(Some("alice"), &a, 1), None);
+        assert!(cache.get(Some("bob"), &b, 1).is_some());
+        cache.invalidate_session(&b);
+        assert_eq!(cache.get(Some("bob"), &b, 1), None);
+        assert!(cache.get(None, &a, 1).is_some(), "a's session entry is untouched");
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_new_cutoff_empties_the_cache() {
+        let cache = StateCache::new(TTL);
+        let (a, b) = (Session::new(()).id(), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(0), Some("alice"), &a, &state(4, false, 100)));
+        // A read of another session shows a new generation: alice's epoch 4 is from lost data.
+        assert!(cache.insert(cache.ticket(1), None, &b, &state(0, false, 200)));
+        assert_eq!(cache.get(Some("alice"), &a, 2), None);
+        assert_eq!(cache.get(None, &b, 2), Some(state(0, false, 200)));
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
+        let (cache, id) = (StateCache::new(Duration::ZERO), Session::new(()).id());
+        assert!(!cache.insert(cache.ticket(0), None, &id, &state(0, false, 0)));
+        assert_eq!(cache.get(None, &id, 0), None);
+    }
+
+    #[test]
+    fn stale_answers_only_within_their_own_limit() {
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(0), None, &id, &state(0, false, 0)));
+        let limit = Duration::from_secs(30);
+        assert!(cache.get_stale(None, &id, 29_999, limit).is_some());
+        assert_eq!(cache.get_stale(None, &id, 30_000, limit), None);
+    }
+
+    #[test]
+    fn a_full_cache_sweeps_then_empties() {
+        let cache = StateCache::new(TTL);
+        for i in 0..MAX_ENTRIES / 2 {
+            let user = format!("u{i}");
+            assert!(cache.insert(cache.ticket(0), Some(&user), &Session::new(()).id(), &state(0, false, 0)));
+        }
+        assert!(cache.len() >= MAX_ENTRIES);
+        // A TTL later, the sweep drops all those stale entries.
+        let id = Session::new(()).id();
+        assert!(cache.insert(cache.ticket(2_000), None, &id, &state(0, false, 0)));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn debug_shows_no_user() {
+        let cache = StateCache::new(TTL);
+        assert!(cache.insert(
+            cache.ticket(0),
+            Some("secret@example.com"),
+            &Session::new(()).id(),
+            &state(0, false, 0)
+        ));
+        assert!(!format!("{cache:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,218 @@
+//! [`MemoryStore`]: revocations in this process's memory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, RwLock};
+
+use super::{LoginState, RevocationState, RevocationStore, StoreError};
+use crate::clock::{Clock, SystemClock};
+use crate::session::SessionId;
+
+/// A revocation store in this process's memory, for tests and single-process
+/// applications.
+///
+/// **Revocations are lost when the process exits.** Start it with
+/// [`MemoryStore::refusing_sessions_before`] and the time of start-up to
+/// refuse every session issued before then: the safe choice, since a restart
+/// forgets who was logged out. Users are kept as 64-bit keyed hashes of their
+/// IDs (a collision can only log someone out, never keep a revoked session
+/// alive), so a revoked user costs about 40 bytes.
+pub struct MemoryStore {
+    inner: RwLock<Memory>,
+    hash_key: std::hash::RandomState,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct Memory {
+    epochs: HashMap<u64, u64, PassThrough>,
+    denied: HashMap<[u8; 16], u64>,
+    revoked_through: u64,
+    /// The earliest expiry in `denied`, to know when a purge is worth it.
+    next_purge: u64,
+}
+
+/// The keys of `epochs` are already keyed SipHash outputs: hash them again
+/// for nothing.
+#[derive(Default, Clone, Copy)]
+struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock that refuses nothing until
+    /// something is revoked.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+
+    /// An empty store whose time (for denylist expiries and global logouts)
+    /// comes from `clock`: give it the sealer's clock in tests.
+    #[must_use]
+    pub fn with_clock(clock: impl Clock + 'static) -> Self {
+        Self {
+            inner: RwLock::new(Memory::default()),
+            hash_key: std::hash::RandomState::new(),
+            clock: Arc::new(clock),
+        }
+    }
+
+    /// An empty store that refuses every session issued at or before
+    /// `start` (Unix seconds): pass the time of start-up.
+    #[must_use]
+    pub fn refusing_sessions_before(start: u64) -> Self {
+        let store = Self::new();
+        store.write().revoked_through = start;
+        store
+    }
+
+    /// Number of users with an epoch above 0.
+    #[must_use]
+    pub fn revoked_users(&self) -> usize {
+        self.read().epochs.len()
+    }
+
+    /// Number of sessions on the denylist, expired entries included until the next purge.
+    #[must_use]
+    pub fn revoked_sessions(&self) -> usize {
+        self.read().denied.len()
+    }
+
+    fn user_key(&self, user_id: &str) -> u64 {
+        self.hash_key.hash_one(user_id)
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.unix_now()).unwrap_or(0)
+    }
+
+    // A poisoned lock only means another thread panicked while holding it;
+    // every write leaves the maps consistent, so keep going.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Memory> {
+        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn state_now(&self, user_id: Option<&str>, session: SessionId) -> RevocationState {
+        let user_key = user_id.map(|u| self.user_key(u));
+        let inner = self.read();
+        RevocationState {
+            user_epoch: user_key.and_then(|k| inner.epochs.get(&k).copied()).unwrap_or(0),
+            session_revoked: inner.denied.contains_key(session.as_bytes()),
+            revoked_through: inner.revoked_through,
+        }
+    }
+
+    fn deny(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        let now = self.now();
+        if expires_at <= now {
+            return Err(StoreError::ExpiryNotInFuture { expires_at, now });
+        }
+        let mut inner = self.write();
+        // Entries past their expiry protect nothing: the token itself is
+        // refused as expired. Purge them when the earliest one has passed.
+        if inner.next_purge != 0 && inner.next_purge <= now {
+            inner.denied.retain(|_, until| *until > now);
+            inner.next_purge = inner.denied.values().copied().min().unwrap_or(0);
+        }
+        let until = inner.denied.entry(*session.as_bytes()).or_insert(expires_at);
+        // Never shorten an entry: a later revocation can only extend it.
+        *until = (*until).max(expires_at);
+        let until = *until;
+        inner.next_purge = if inner.next_purge == 0 { until } else { inner.next_purge.min(until) };
+        Ok(())
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.read();
+        f.debug_struct("MemoryStore")
+            .field("revoked_users", &inner.epochs.len())
+            .field("revoked_sessions", &inner.denied.len())
+            .field("revoked_through", &inner.revoked_through)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationStore for MemoryStore {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        std::future::ready(Ok(self.state_now(user_id, session)))
+    }
+
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        let key = self.user_key(user_id);
+        let inner = self.read();
+        std::future::ready(Ok(LoginState {
+            user_epoch: inner.epochs.get(&key).copied().unwrap_or(0),
+            revoked_through: inner.revoked_through,
+        }))
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let key = self.user_key(user_id);
+        let mut inner = self.write();
+        let epoch = inner.epochs.entry(key).or_insert(0);
+        *epoch = epoch.saturating_add(1);
+        std::future::ready(Ok(*epoch))
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(self.deny(session, expires_at))
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let now = self.now();
+        let mut inner = self.write();
+        inner.revoked_through = next_cutoff(inner.revoked_through, issued_through, now);
+        std::future::ready(Ok(inner.revoked_through))
+    }
+}
+
+/// The cutoff a global logout sets: the latest of the current one, the one
+/// asked for and the store's time. For store implementations.
+#[must_use]
+pub fn next_cutoff(current: u64, issued_through: u64, store_now: u64) -> u64 {
+    current.max(issued_through).max(store_now)
+}

@@ -1,0 +1,321 @@
+//! Revocation: ending sessions before they expire, with a few bytes of
+//! server state per revoked user instead of a session store.
+//!
+//! * Each user has a **revocation epoch**, a counter that starts at 0. A
+//!   session carries the epoch that was current when it began. Bumping the
+//!   epoch ([`Verifier::logout_everywhere`]) ends every session of the user,
+//!   on every server that shares the store.
+//! * A single session can be put on a **denylist** until its absolute expiry
+//!   ([`Verifier::logout`]); entries disappear on their own after that.
+//! * **Everyone** can be logged out at once ([`Verifier::logout_all`]): every
+//!   session issued at or before that second (by the store's clock, where it
+//!   has one) is refused. A login in that same second waits for the next one
+//!   (under a second) instead of being handed a session the cutoff refuses;
+//!   the same holds after a new store generation.
+//!
+//! A [`Verifier`] opens a token and checks it against a [`RevocationStore`]
+//! in one call, so an integration cannot forget the check.
+//!
+//! # Data loss never resurrects a session
+//!
+//! A store that loses its data (a deleted file, a flushed Redis) would forget
+//! revocations. Stores therefore keep a *generation*: the time they were
+//! initialised. A store that finds no generation starts a new one, and every
+//! session issued at or before it is refused: everyone signs in again. A
+//! token whose epoch is *ahead* of the store's is also refused, as
+//! [`VerifyError::StoreFault`]: only lost data can produce it.
+
+mod cache;
+mod memory;
+mod verifier;
+
+use std::fmt;
+use std::future::Future;
+
+use crate::error::{OpenError, RandomError};
+use crate::session::{Session, SessionId};
+
+pub use cache::{CacheTicket, StateCache};
+pub use memory::{next_cutoff, MemoryStore};
+pub use verifier::{Verifier, MAX_LOGIN_WAIT};
+
+/// What a store knows that bears on one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RevocationState {
+    /// The user's current epoch; 0 if the user was never revoked or the
+    /// session has no user.
+    pub user_epoch: u64,
+    /// Whether this session ID is on the denylist.
+    pub session_revoked: bool,
+    /// Sessions issued at or before this Unix time are revoked: the later of
+    /// the last [`RevocationStore::revoke_all`] and the store's generation.
+    /// 0 revokes nothing.
+    pub revoked_through: u64,
+}
+
+/// A revocation store could not answer, could not be trusted, or refused a
+/// request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store did not answer in time.
+    #[error("revocation store did not answer within {0:?}; check that it is running and reachable")]
+    Timeout(std::time::Duration),
+    /// The store could not be reached or refused the request.
+    #[error("revocation store is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store answers, but its answers cannot be trusted (a Redis that
+    /// may evict keys, a database file replaced under the server): every
+    /// session is refused until the operator fixes the cause.
+    #[error("revocation store cannot be trusted, refusing sessions: {0}")]
+    Untrusted(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store holds data this release cannot read.
+    #[error("revocation store holds unreadable data: {0}")]
+    Corrupt(String),
+    /// A denylist entry was asked to end at or before the store's current
+    /// time: it would revoke nothing, so it is refused rather than reported
+    /// as a revocation.
+    #[error(
+        "denylist entry would end at {expires_at}, not after the store's time {now}: nothing would be \
+         revoked; pass the session's absolute expiry"
+    )]
+    ExpiryNotInFuture {
+        /// The requested end of the entry (Unix seconds).
+        expires_at: u64,
+        /// The store's time (Unix seconds).
+        now: u64,
+    },
+    /// The write reached the primary but too few replicas acknowledged it
+    /// in time: a failover could lose it, so it is not reported as done.
+    /// Retry once the replicas are back.
+    #[error(
+        "only {acknowledged} of the {required} required replicas acknowledged the revocation in time; \
+         it may be lost on failover: retry, and check the replicas"
+    )]
+    Replication {
+        /// Replicas that acknowledged the write.
+        acknowledged: u64,
+        /// Replicas required.
+        required: u64,
+    },
+}
+
+impl StoreError {
+    /// Wraps any error as [`StoreError::Unavailable`], keeping it as the source.
+    pub fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
+
+    /// Wraps any error as [`StoreError::Untrusted`], keeping it as the source.
+    pub fn untrusted(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Untrusted(Box::new(err))
+    }
+}
+
+/// What a login needs from the store, read from the store itself (never
+/// from a cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginState {
+    /// The user's current epoch, sealed into the new session.
+    pub user_epoch: u64,
+    /// The store's cutoff: sessions issued at or before it are refused
+    /// (see [`RevocationState::revoked_through`]).
+    pub revoked_through: u64,
+}
+
+/// Where revocations are kept: in memory, SQLite, Redis, or your own backend.
+///
+/// Implementations must make every method atomic and durable by the time
+/// its future resolves with `Ok`, must never report a revocation as absent
+/// because of lost data (see the module docs on generations), and must fail
+/// (closed) rather than answer from data they cannot trust. Run the
+/// `conformance` module (feature `conformance`) against yours.
+pub trait RevocationStore: Send + Sync {
+    /// Everything the check of one session needs, in one call. May be
+    /// answered from a cache, within the store's documented staleness bound.
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send;
+
+    /// The user's current epoch and the store's cutoff, to start a session
+    /// at login. Read from the store itself, never from a cache.
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send;
+
+    /// Increments the user's epoch atomically and returns the new value:
+    /// every session the user has now is revoked.
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Puts one session on the denylist until `expires_at` (Unix seconds;
+    /// pass the session's absolute expiry plus the clock leeway), after which
+    /// the entry may be dropped.
+    ///
+    /// An existing entry is never shortened: the later of the two expiries
+    /// is kept, atomically. An `expires_at` at or before the store's current
+    /// time is refused with [`StoreError::ExpiryNotInFuture`].
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes every session issued at or before the new cutoff and returns
+    /// it: the latest of the current cutoff, `issued_through` (Unix seconds)
+    /// and the store's own time if it keeps one ([`next_cutoff`]). Never
+    /// moves the cutoff earlier.
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// A shared store is a store, so that one store can serve a verifier and
+/// an administration task (or several verifiers) at once.
+impl<S: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<S> {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        (**self).state(user_id, session)
+    }
+
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        (**self).login_state(user_id)
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_user(user_id)
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_session(session, expires_at)
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_all(issued_through)
+    }
+}
+
+/// A store behind a reference is a store, so that one can be lent to a
+/// [`Verifier`].
+impl<S: RevocationStore + ?Sized> RevocationStore for &S {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        (**self).state(user_id, session)
+    }
+
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        (**self).login_state(user_id)
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_user(user_id)
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_session(session, expires_at)
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revoke_all(issued_through)
+    }
+}
+
+/// Why a session that authenticated was refused by the revocation check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The user logged out everywhere (their epoch moved past the session's).
+    User,
+    /// This session was logged out.
+    Session,
+    /// Everyone was logged out, or the store started a new generation.
+    All,
+}
+
+impl fmt::Display for Revocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Revocation::User => "the user logged out everywhere",
+            Revocation::Session => "the session was logged out",
+            Revocation::All => "all sessions issued before it were revoked",
+        })
+    }
+}
+
+/// Why [`Verifier::open`] refused a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token did not open (see [`OpenError`]).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The token is valid but its session was revoked.
+    #[error("session revoked: {0}")]
+    Revoked(Revocation),
+    /// The token carries an epoch later than the store's: the store lost
+    /// data. Refused; investigate the store.
+    #[error(
+        "session epoch {token} is ahead of the store's {store}: the revocation store lost data; refusing"
+    )]
+    StoreFault {
+        /// The epoch in the token.
+        token: u64,
+        /// The epoch the store reported.
+        store: u64,
+    },
+    /// At login: the store's revocation cutoff is not yet past on this
+    /// server's clock, and will not be within [`MAX_LOGIN_WAIT`]: a session
+    /// issued now would be refused. Check the clocks (NTP) of the servers
+    /// and the store.
+    #[error(
+        "the revocation store's cutoff {cutoff} is ahead of this server's clock ({now}); a session issued \
+         now would be refused: check the clocks of the servers and the store"
+    )]
+    CutoffAhead {
+        /// The store's cutoff (Unix seconds).
+        cutoff: u64,
+        /// This server's time (Unix seconds).
+        now: u64,
+    },
+    /// The store could not be asked; the token is refused (fail closed).
+    #[error("cannot check revocation, refusing the session: {0}")]
+    Store(#[from] StoreError),
+    /// A new session ID could not be drawn.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Checks a session that opened against a store's state: the rule every
+/// [`Verifier`] applies, for integrations that fetch the state themselves.
+///
+/// # Errors
+/// [`VerifyError::Revoked`] or [`VerifyError::StoreFault`].
+pub fn check_revocation<T>(session: &Session<T>, state: &RevocationState) -> Result<(), VerifyError> {
+    let issued_at = session.times().map_or(0, |t| t.issued_at);
+    if issued_at <= state.revoked_through {
+        return Err(VerifyError::Revoked(Revocation::All));
+    }
+    if session.user_id().is_some() {
+        if session.epoch() < state.user_epoch {
+            return Err(VerifyError::Revoked(Revocation::User));
+        }
+        if session.epoch() > state.user_epoch {
+            return Err(VerifyError::StoreFault { token: session.epoch(), store: state.user_epoch });
+        }
+    }
+    if state.session_revoked {
+        return Err(VerifyError::Revoked(Revocation::Session));
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! [`Verifier`]: open a token and check it against a store in one call.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::{check_revocation, RevocationStore, VerifyError};
+use crate::error::{ClockError, OpenError};
+use crate::sealer::{Opened, Sealer};
+use crate::session::Session;
+use crate::timer;
+
+/// The longest [`Verifier::login`] waits for a revocation cutoff's second
+/// to pass (a login in the same second as a global logout or a new store
+/// generation waits under a second).
+pub const MAX_LOGIN_WAIT: Duration = Duration::from_millis(1500);
+
+/// Opens tokens and checks them against a revocation store in one call.
+///
+/// ```
+/// use sealed_session::{Keyring, MemoryStore, Sealer, Verifier, VerifyError, Revocation};
+///
+/// # pollster::block_on(async {
+/// let verifier = Verifier::new(Sealer::builder(Keyring::generate()?).build()?, MemoryStore::new());
+/// let session = verifier.login("alice", ()).await?;
+/// let token = verifier.sealer().seal(&session)?;
+/// assert!(verifier.open::<()>(&token).await.is_ok());
+///
+/// verifier.logout_everywhere("alice").await?;
+/// assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Verifier<S> {
+    sealer: Sealer,
+    store: S,
+}
+
+impl<S: RevocationStore> Verifier<S> {
+    /// Pairs a sealer with a store.
+    pub fn new(sealer: Sealer, store: S) -> Self {
+        Self { sealer, store }
+    }
+
+    /// The sealer, to seal sessions.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Opens `token` and checks it against the store.
+    ///
+    /// # Errors
+    /// [`VerifyError`]: the token did not open, was revoked, or could not be
+    /// checked. Every error means "no session" to the client.
+    pub async fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, VerifyError> {
+        let opened = self.sealer.open::<T>(token)?;
+        self.check(opened).await
+    }
+
+    /// [`Verifier::open`] at a given time.
+    ///
+    /// # Errors
+    /// As [`Verifier::open`].
+    pub async fn open_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Opened<T>, VerifyError> {
+        let opened = self.sealer.open_at::<T>(token, now)?;
+        self.check(opened).await
+    }
+
+    async fn check<T>(&self, opened: Opened<T>) -> Result<Opened<T>, VerifyError> {
+        let session = opened.session();
+        let state = self.store.state(session.user_id(), session.id()).await?;
+        check_revocation(session, &state)?;
+        Ok(opened)
+    }
+
+    /// Starts a session for `user_id` at login: a fresh session ID and the
+    /// user's current epoch, read from the store. Seal it and send it as a
+    /// new cookie.
+    ///
+    /// If the store's cutoff (a global logout, a new store generation) is
+    /// the current second, the login waits for the next second (at most
+    /// [`MAX_LOGIN_WAIT`]), so that the session it hands out opens on every
+    /// server instead of being refused by the cutoff.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the store cannot be read,
+    /// [`VerifyError::CutoffAhead`] if the cutoff does not pass within
+    /// [`MAX_LOGIN_WAIT`], [`VerifyError::Random`] if no session ID can be
+    /// drawn, or [`VerifyError::Open`] with [`OpenError::Clock`] for a clock
+    /// before 1970.
+    pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, VerifyError> {
+        let state = self.store.login_state(user_id).await?;
+        self.wait_past(state.revoked_through).await?;
+        let session = Session::try_new(data)?;
+        Ok(session.with_user(user_id, state.user_epoch))
+    }
+
+    /// Waits until the clock is past second `cutoff`.
+    async fn wait_past(&self, cutoff: u64) -> Result<(), VerifyError> {
+        let clock = self.sealer.clock();
+        let open_from = i64::try_from(cutoff.saturating_add(1)).unwrap_or(i64::MAX).saturating_mul(1000);
+        let mut waited = false;
+        loop {
+            let remaining = open_from.saturating_sub(clock.unix_millis());
+            if remaining <= 0 {
+                return Ok(());
+            }
+            let remaining = Duration::from_millis(remaining.unsigned_abs());
+            // Once is enough on a clock that moves; a clock that did not move
+            // (or runs slow) is not waited for again.
+            if waited || remaining > MAX_LOGIN_WAIT {
+                return Err(VerifyError::CutoffAhead { cutoff, now: self.now()? });
+            }
+            timer::sleep(remaining).await;
+            waited = true;
+        }
+    }
+
+    fn now(&self) -> Result<u64, VerifyError> {
+        Ok(u64::try_from(self.sealer.clock().unix_now()).map_err(|_| OpenError::Clock(ClockError))?)
+    }
+
+    /// Logs out one session on every server: it is denylisted until its
+    /// absolute expiry (plus the clock leeway, for servers whose clocks lag).
+    /// Remove the cookie too.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the store did not record it.
+    pub async fn logout<T>(&self, session: &Session<T>) -> Result<(), VerifyError> {
+        Ok(self.store.revoke_session(session.id(), self.denylist_until(session)).await?)
+    }
+
+    /// Gives `session` a new ID after a privilege change, and logs out the
+    /// old ID on every server, so that a token stolen before the change dies
+    /// with it. Seal the session and send the new cookie.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the old ID could not be denylisted (the ID
+    /// is then unchanged), or [`VerifyError::Random`].
+    pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), VerifyError> {
+        let mut renewed = session.id();
+        while renewed == session.id() {
+            renewed = Session::try_new(())?.id();
+        }
+        self.store.revoke_session(session.id(), self.denylist_until(session)).await?;
+        session.set_id(renewed);
+        Ok(())
+    }
+
+    fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
+        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(self.sealer.leeway_secs()))
+    }
+
+    /// Logs `user_id` out of every session, on every server. Returns the new epoch.
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the store did not record it.
+    pub async fn logout_everywhere(&self, user_id: &str) -> Result<u64, VerifyError> {
+        Ok(self.store.revoke_user(user_id).await?)
+    }
+
+    /// Logs everyone out: every session issued up to this second, on any
+    /// server, is refused. Returns the new cutoff (Unix seconds; see
+    /// [`RevocationStore::revoke_all`]).
+    ///
+    /// # Errors
+    /// [`VerifyError::Store`] if the store did not record it, or
+    /// [`OpenError::Clock`] for a clock before 1970.
+    pub async fn logout_all(&self) -> Result<u64, VerifyError> {
+        let now = self.now()?;
+        Ok(self.store.revoke_all(now).await?)
+    }
+}
