@@ -99,6 +99,9 @@ pub fn check_origin(
 /// it never does (HMAC takes keys of any length). No other key is ever used.
 fn mac(entry: &Entry, session: &SessionId) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(entry.csrf_key.as_ref()).ok()?;
+    // The keyed state is two SHA-256 states and a block buffer, which wipe
+    // themselves on drop (the zeroize features of hmac and sha2).
+    crate::key::type_wiped_on_drop::<<sha2::Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
     mac.update(b"sealed-session csrf v1");
     mac.update(session.as_bytes());
     Some(mac)

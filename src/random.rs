@@ -72,6 +72,15 @@ thread_local! {
     static THREAD_RNG: RefCell<Option<ThreadRng>> = const { RefCell::new(None) };
 }
 
+impl ThreadRng {
+    /// Names the generator's state: it must wipe itself on drop (a thread's
+    /// exit) or this fails to compile. Never called.
+    #[allow(dead_code)]
+    fn secrets_wipe_themselves(&self) {
+        crate::key::wiped_on_drop(&self.rng);
+    }
+}
+
 fn seeded() -> Result<ThreadRng, RandomError> {
     // The detector first: a fork after this point is seen, whenever it happens.
     let fork = ForkDetector::new();
