@@ -1,0 +1,153 @@
+//! The Redis store as production runs it, against real processes: TLS with
+//! a throwaway CA, ACL users (with and without `CONFIG`), and a primary,
+//! replica and sentinel on loopback through a failover.
+
+use std::time::Duration;
+
+use sealed_session::{Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError};
+use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
+use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer, Sentinel, TestCa};
+use sealed_session_testkit::{keyring, unix_now, within};
+
+fn config() -> RedisConfig {
+    RedisConfig::default().with_timeout(Duration::from_millis(500))
+}
+
+/// A server on the system clock (Redis dates cutoffs; the two must agree).
+async fn server(url: &str) -> Verifier<RedisStore> {
+    let store = RedisStore::connect_with(url, config(), sealed_session::SystemClock).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await, "no subscription");
+    Verifier::new(Sealer::builder(keyring(6)).build().unwrap(), store)
+}
+
+async fn login(verifier: &Verifier<RedisStore>, user: &str) -> String {
+    verifier.sealer().seal(&verifier.login(user, ()).await.unwrap()).unwrap()
+}
+
+/// Logs in, logs out everywhere, and checks the refusal: the store works.
+async fn round_trip(verifier: &Verifier<RedisStore>) {
+    let token = login(verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    verifier.logout_everywhere("alice").await.unwrap();
+    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_and_an_acl_user() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "s3cret-pass", "~* &* +@all")]);
+    let options = RedisOptions::default().tls(&ca).args(&["--aclfile", users.to_str().unwrap()]);
+    let redis = RedisServer::start_with(options);
+    let port = redis.port();
+    let ca_file = ca.ca_file();
+    let url = format!("rediss://app:s3cret-pass@localhost:{port}/0?ca_file={}", ca_file.display());
+    let verifier = server(&url).await;
+    round_trip(&verifier).await;
+    let shown = format!("{:?}", verifier.store());
+    assert!(!shown.contains("s3cret"), "the password is not in Debug: {shown}");
+
+    // The same through the configuration instead of the URL.
+    let config = config().with_ca_file(&ca_file);
+    let url = format!("rediss://app:s3cret-pass@localhost:{port}/0");
+    assert!(RedisStore::connect_with(&url, config, sealed_session::SystemClock).await.is_ok());
+}
+
+#[tokio::test]
+async fn tls_refuses_an_unknown_ca_plaintext_and_a_wrong_password() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "s3cret-pass", "~* &* +@all")]);
+    let options = RedisOptions::default().tls(&ca).args(&["--aclfile", users.to_str().unwrap()]);
+    let redis = RedisServer::start_with(options);
+    let port = redis.port();
+    let connect =
+        async |url: String| RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;
+
+    // The system's roots do not know the throwaway CA: an on-path attacker's
+    // certificate would be refused the same way.
+    let unknown = connect(format!("rediss://app:s3cret-pass@localhost:{port}/0")).await;
+    assert!(matches!(unknown, Err(ConnectError::Redis(_))), "{unknown:?}");
+    // Another CA than the server's.
+    let other = TestCa::new();
+    let wrong_ca =
+        format!("rediss://app:s3cret-pass@localhost:{port}/0?ca_file={}", other.ca_file().display());
+    assert!(matches!(connect(wrong_ca).await, Err(ConnectError::Redis(_))));
+    // Plaintext to a TLS port.
+    assert!(connect(format!("redis://app:s3cret-pass@127.0.0.1:{port}/0")).await.is_err());
+    // A wrong password, which the error does not repeat.
+    let ca_file = ca.ca_file();
+    let wrong =
+        connect(format!("rediss://app:wrong-pass@localhost:{port}/0?ca_file={}", ca_file.display())).await;
+    match wrong {
+        Err(err @ ConnectError::Redis(_)) => assert!(!err.to_string().contains("wrong-pass"), "{err}"),
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+    // A missing CA file is named.
+    let missing = connect(format!("rediss://localhost:{port}/0?ca_file=/nonexistent/ca.pem")).await;
+    assert!(
+        matches!(&missing, Err(ConnectError::CaFile { path, .. }) if path.ends_with("ca.pem")),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_acl_user_without_config_is_refused_unless_noeviction_is_asserted() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all -config")]);
+    let redis =
+        RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
+    let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
+    let refused = RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;
+    assert!(matches!(refused, Err(ConnectError::EvictionPolicyUnknown(_))), "{refused:?}");
+    let verifier = server(&format!("{url}?assume_noeviction=true")).await;
+    round_trip(&verifier).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not_reported() {
+    let mut primary = RedisServer::start();
+    let replica = RedisServer::replica_of(&primary);
+    let sentinel = Sentinel::start("sessions", &primary, Duration::from_millis(500));
+    sentinel.wait_for_replicas("sessions", 1);
+    let url = format!("redis+sentinel://127.0.0.1:{}/sessions", sentinel.port());
+    let (a, b) = (server(&url).await, server(&url).await);
+    assert_eq!(a.store().wait_replicas(), 1, "through Sentinel, revocations wait for one replica");
+
+    let token = login(&a, "alice").await;
+    let kept = login(&a, "bob").await;
+    assert!(b.open::<()>(&token).await.is_ok());
+    // Acknowledged by the replica before it returns.
+    a.logout_everywhere("alice").await.unwrap();
+    let session = a.open::<()>(&kept).await.unwrap().into_session();
+
+    // The primary dies (SIGKILL); the sentinel promotes the replica.
+    let old_port = primary.port();
+    primary.stop();
+    let promoted = sentinel.wait_for_failover("sessions", old_port, Duration::from_secs(30));
+    assert_eq!(promoted, Some(replica.port()), "the sentinel did not promote the replica");
+
+    // Both servers follow the failover; the revoked session stays refused on
+    // each (never accepted in between), and bob's session lives on.
+    for verifier in [&a, &b] {
+        let followed = within(Duration::from_secs(20), async || match verifier.open::<()>(&token).await {
+            Ok(_) => panic!("a revoked session opened during the failover"),
+            Err(VerifyError::Revoked(Revocation::User)) => true,
+            Err(_) => false,
+        })
+        .await;
+        assert!(followed.is_some(), "a server did not follow the failover");
+        assert!(verifier.open::<()>(&kept).await.is_ok(), "a live session was lost in the failover");
+    }
+
+    // The new primary has no replica: a revocation cannot be made safe, so
+    // it is reported as failed, not as done.
+    let until = unix_now() as u64 + 3600;
+    match a.store().revoke_session(session.id(), until).await {
+        Err(StoreError::Replication { acknowledged: 0, required: 1 }) => {}
+        other => panic!("expected a replication error, got {other:?}"),
+    }
+    // New logins work on the new primary.
+    let fresh = login(&b, "carol").await;
+    assert!(a.open::<()>(&fresh).await.is_ok());
+}
