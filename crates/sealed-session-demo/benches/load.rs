@@ -14,11 +14,6 @@
 //! their ratio, and the CPU time this process spent per request (from
 //! /proc/self/stat).
 
-// The browser tests' process helpers; only the plain HTTP client is used here.
-#[allow(dead_code)]
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::process::Command;
 
 use axum::routing::get;
@@ -174,7 +169,7 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
 /// status is 200.
 fn get_once(url: &str, cookie: &str) -> String {
     let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
-    let (status, body) = support::http_get(address, "/api/session", Some(cookie));
+    let (status, body) = sealed_session_testkit::demo::http_get(address, "/api/session", Some(cookie));
     assert_eq!(status, 200, "the session route works: {body}");
     body
 }

@@ -3,16 +3,14 @@
 //! logout, logout everywhere, cross-origin forms, and two instances sharing
 //! Redis.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use sealed_session::Keyring;
-use support::{
-    csrf_token, http_get, http_post_form, http_sign_in, session_cookie, sign_in, signed_in_user, submit,
-    Demo, Driver,
-};
+use sealed_session_testkit::browser::{session_cookie, sign_in, signed_in_user, submit, Driver};
+use sealed_session_testkit::demo::{csrf_token, http_get, http_post_form, http_sign_in, Demo};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
 
 /// A new, empty data directory: the demo creates its keyring and store in
 /// it, and every test signs in within a second or so of that store's
@@ -25,7 +23,7 @@ async fn data_dir() -> tempfile::TempDir {
 async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
     let dir = data_dir().await;
     let started = Instant::now();
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     // Signed in within moments of the store's creation...
     let cookie = http_sign_in(&demo, "alice");
     println!("signed in {:?} after the demo started", started.elapsed());
@@ -56,7 +54,7 @@ async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in() {
     let dir = data_dir().await;
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -88,7 +86,7 @@ async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_th
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client() {
     let dir = data_dir().await;
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -110,7 +108,7 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request() {
     let dir = data_dir().await;
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     let driver = Driver::start();
     let (laptop, phone) = (driver.browser().await, driver.browser().await);
 
@@ -150,7 +148,7 @@ async fn serve_attack(target: &str, token: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
     let dir = data_dir().await;
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     sign_in(&browser, &demo, "alice").await;
@@ -192,8 +190,8 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
     let redis = sealed_session_testkit::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
-    let first = Demo::start(dir.path(), Some(&url));
-    let second = Demo::start(dir.path(), Some(&url));
+    let first = Demo::start(DEMO, dir.path(), Some(&url));
+    let second = Demo::start(DEMO, dir.path(), Some(&url));
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -234,7 +232,7 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key() {
     let dir = data_dir().await;
-    let demo = Demo::start(dir.path(), None);
+    let demo = Demo::start(DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     let key_id = async || browser.find(Locator::Css("#key-id")).await.unwrap().text().await.unwrap();

@@ -8,6 +8,8 @@
 // Test support: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
+pub mod demo;
 pub mod redis;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

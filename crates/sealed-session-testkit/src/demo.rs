@@ -1,0 +1,164 @@
+//! The demo as a real process, and a plain HTTP/1.1 client to talk to it
+//! outside any browser.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `sealed-session-demo`.
+pub struct Demo {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub origin: String,
+}
+
+impl Demo {
+    /// Starts the demo binary `binary` (`env!("CARGO_BIN_EXE_sealed-session-demo")`)
+    /// on a free loopback port with `data_dir`, and `--store store` if given.
+    #[must_use]
+    pub fn start(binary: &str, data_dir: &Path, store: Option<&str>) -> Self {
+        Self::try_start(binary, data_dir, store).expect("the demo exited before listening")
+    }
+
+    /// As [`Demo::start`], or `None` if the demo exits instead (its store
+    /// cannot be reached, say).
+    #[must_use]
+    pub fn try_start(binary: &str, data_dir: &Path, store: Option<&str>) -> Option<Self> {
+        let mut command = Command::new(binary);
+        command.args(["--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        if let Some(store) = store {
+            command.args(["--store", store]);
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sealed-session-demo");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let origin = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return None;
+            };
+            if let Some(rest) = line.strip_prefix("sealed-session demo listening on ") {
+                break rest.split_whitespace().next().expect("an address").trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stdout so that the demo never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Some(Self { child, origin })
+    }
+
+    /// Sends it SIGHUP: reload the keyring file.
+    pub fn hang_up(&self) {
+        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// The port it listens on.
+    #[must_use]
+    pub fn addr(&self) -> &str {
+        self.origin.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response read by [`http`].
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Header lines as sent, `name: value`.
+    pub headers: Vec<String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The `name=value` of every `Set-Cookie`, without attributes.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter_map(|h| h.strip_prefix("set-cookie: ").or_else(|| h.strip_prefix("Set-Cookie: ")))
+            .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+/// A plain HTTP/1.1 request outside any browser, with extra header lines
+/// and a form body.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[String], body: &str) -> Reply {
+    try_http(addr, method, path, headers, body).expect("a response from the demo")
+}
+
+/// As [`http`], or `None` if the server cannot be reached or does not answer.
+pub fn try_http(addr: &str, method: &str, path: &str, headers: &[String], body: &str) -> Option<Reply> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok())?;
+    Some(Reply { status, headers: lines.map(str::to_owned).collect(), body: body.to_owned() })
+}
+
+/// A plain HTTP/1.1 GET with an optional `Cookie` header, outside any
+/// browser: returns the status code and the body.
+pub fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> (u16, String) {
+    let headers: Vec<String> = cookie.map(|c| format!("Cookie: {c}")).into_iter().collect();
+    let reply = http(addr, "GET", path, &headers, "");
+    (reply.status, reply.body)
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_token(page: &str) -> String {
+    let (_, rest) = page.split_once(r#"name="csrf_token" value=""#).expect("a CSRF token in the page");
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// Signs in as `user` with plain HTTP, as a browser's form would (the
+/// pre-session cookie and its CSRF token first); returns the session cookie
+/// (`__Host-session=…`).
+pub fn http_sign_in(demo: &Demo, user: &str) -> String {
+    let page = http(demo.addr(), "GET", "/", &[], "");
+    let pre =
+        page.cookies().into_iter().find(|c| c.starts_with("__Host-session-csrf=")).expect("a pre-session");
+    let form = format!("username={user}&password={user}-pass&csrf_token={}", csrf_token(&page.body));
+    let headers = [format!("Cookie: {pre}"), format!("Origin: {}", demo.origin)];
+    let reply = http(demo.addr(), "POST", "/login", &headers, &form);
+    assert_eq!(reply.status, 303, "login: {}", reply.body);
+    reply.cookies().into_iter().find(|c| c.starts_with("__Host-session=")).expect("a session cookie")
+}
+
+/// Posts one of the page's forms (`/logout`, `/logout-everywhere`) with
+/// plain HTTP, signed in with `cookie`; returns the status.
+pub fn http_post_form(demo: &Demo, path: &str, cookie: &str) -> u16 {
+    let (status, page) = http_get(demo.addr(), "/", Some(cookie));
+    assert_eq!(status, 200);
+    let headers = [format!("Cookie: {cookie}"), format!("Origin: {}", demo.origin)];
+    http(demo.addr(), "POST", path, &headers, &format!("csrf_token={}", csrf_token(&page))).status
+}
