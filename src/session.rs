@@ -12,7 +12,21 @@ use crate::random;
 ///
 /// IDs come only from the crate's random source: no API turns a caller's
 /// value into the ID of a new session, which rules out session fixation
-/// through this library. Equality is constant-time. `Debug` shows only the
+/// through this library. [`SessionId::from_hex`] only names an existing
+/// session (to revoke it); it cannot be given to a session:
+///
+/// ```compile_fail
+/// # use sealed_session::{Session, SessionId};
+/// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+/// let mut session = Session::new(());
+/// session.set_id(chosen); // private: does not compile
+/// ```
+///
+/// ```compile_fail
+/// # use sealed_session::{Session, SessionId};
+/// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+/// let session = Session::new(()).with_id(chosen); // test-only: does not compile
+/// ``` Equality is constant-time. `Debug` shows only the
 /// first four hex digits; [`SessionId::to_hex`] gives the whole ID, for a
 /// server-side denylist.
 #[derive(Clone, Copy, Eq)]

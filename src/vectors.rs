@@ -252,7 +252,12 @@ fn file() -> Value {
 fn vectors_file_is_current() {
     let built = build();
     if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
+        let before = file();
         std::fs::write(PATH, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+        // Never a pass against the file just written: review the diff, then
+        // run again without the variable.
+        assert_eq!(before, built, "tests/vectors/v1.json rewritten: review the diff and run again without SEALED_SESSION_WRITE_VECTORS");
+        panic!("SEALED_SESSION_WRITE_VECTORS is set: the file was rewritten (unchanged); run again without it");
     }
     assert_eq!(file(), built, "the token format drifted from tests/vectors/v1.json");
 }

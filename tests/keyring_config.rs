@@ -154,6 +154,27 @@ fn the_environment_form_loads() {
 }
 
 #[test]
+fn a_keyring_loads_from_an_environment_variable() {
+    // A name of this test's own: tests run in parallel threads of one process.
+    let name = "SEALED_SESSION_TEST_KEYRING_FROM_ENV";
+    std::env::set_var(name, format!("2:primary:{K2},1:active:{K1}"));
+    let keyring = Keyring::from_env(name).unwrap();
+    std::env::remove_var(name);
+    assert_eq!(keyring.primary_id(), 2);
+    let keys: Vec<_> = keyring.keys().map(|k| (k.id, k.state, k.key.clone())).collect();
+    assert_eq!(
+        keys,
+        [
+            (1, KeyState::Active, MasterKey::from_slice(&[1; 32]).unwrap()),
+            (2, KeyState::Primary, MasterKey::from_slice(&[2; 32]).unwrap())
+        ]
+    );
+    // An unset variable names itself in the error.
+    let err = Keyring::from_env(name).unwrap_err();
+    assert!(err.to_string().contains(name), "{err}");
+}
+
+#[test]
 fn the_environment_form_is_strict() {
     assert!(matches!(env_err(""), KeyringError::MissingField { field: "id", .. }));
     assert!(matches!(env_err("1:primary"), KeyringError::MissingField { field: "secret", .. }));

@@ -1,28 +1,72 @@
-//! Oracle: no input that we did not seal ever opens, and nothing panics.
+//! Oracle: on the test vectors' keys, purpose and clock, the only inputs
+//! that open are the vectors' own valid tokens, and every other input is
+//! refused before it authenticates (malformed, unknown or retired key,
+//! invalid tag). An error that only an authenticated token can reach
+//! (expired, not yet valid, wrong data type) would mean a forgery passed
+//! the tag check.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use sealed_session::{KeySpec, KeyState, Keyring, ManualClock, MasterKey, Sealer, UntrustedToken};
+use sealed_session::{KeySpec, KeyState, Keyring, ManualClock, MasterKey, OpenError, Sealer, UntrustedToken};
 
-/// The keys of tests/vectors/v1.json, so that the seed corpus (its tokens)
-/// reaches past the key lookup. The clock reads 2001: the vector tokens were
-/// sealed in 2027, so even they never open, and any input that does is a
-/// forgery.
-static SEALER: LazyLock<Sealer> = LazyLock::new(|| {
-    let key = |id: u32, state| {
-        let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(id as u8 * 16));
-        KeySpec { id, state, key: MasterKey::from_slice(&bytes).unwrap(), created: None }
-    };
-    let keyring =
-        Keyring::new([key(1, KeyState::Primary), key(2, KeyState::Active), key(3, KeyState::Retired)]);
-    Sealer::builder(keyring.unwrap()).clock(ManualClock::at_unix(1_000_000_000)).build().unwrap()
+const VECTORS: &str = include_str!("../../tests/vectors/v1.json");
+
+struct Oracle {
+    sealer: Sealer,
+    /// The vectors' valid tokens: all that may open.
+    seeds: Vec<String>,
+}
+
+static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
+    let vectors: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+    let keys = vectors["keys"].as_array().unwrap().iter().map(|key| {
+        let hex = key["secret"].as_str().unwrap();
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let state = match key["state"].as_str().unwrap() {
+            "primary" => KeyState::Primary,
+            "active" => KeyState::Active,
+            _ => KeyState::Retired,
+        };
+        KeySpec { id: key["id"].as_u64().unwrap() as u32, state, key: MasterKey::from_slice(&bytes).unwrap(), created: None }
+    });
+    let sealer = Sealer::builder(Keyring::new(keys).unwrap())
+        .purpose(vectors["purpose"].as_str().unwrap())
+        .clock(ManualClock::at_unix(vectors["now"].as_i64().unwrap()))
+        .build()
+        .unwrap();
+    let seeds = vectors["valid"].as_array().unwrap().iter().map(|v| v["token"].as_str().unwrap().to_owned()).collect();
+    Oracle { sealer, seeds }
 });
 
+fn refused_before_authentication(err: &OpenError) -> bool {
+    matches!(
+        err,
+        OpenError::TooLarge { .. }
+            | OpenError::Malformed
+            | OpenError::UnsupportedVersion(_)
+            | OpenError::UnknownKey(_)
+            | OpenError::RetiredKey(_)
+            | OpenError::Invalid
+    )
+}
+
 fuzz_target!(|data: &[u8]| {
+    let oracle = &*ORACLE;
     let text = String::from_utf8_lossy(data);
     let _ = UntrustedToken::decode(&text, 4096);
-    assert!(SEALER.open::<Vec<u8>>(&text).is_err(), "an input we did not seal opened");
-    assert!(SEALER.open_raw_at(&text, SEALER.clock().now()).is_err(), "an input we did not seal opened");
+    let seed = oracle.seeds.iter().any(|s| *s == text);
+    let now = oracle.sealer.clock().now();
+    match oracle.sealer.open_raw_at(&text, now) {
+        Ok(_) => assert!(seed, "an input that is not a vector token opened: {text:?}"),
+        Err(err) => assert!(
+            refused_before_authentication(&err),
+            "an input was refused after it authenticated ({err}): {text:?}"
+        ),
+    }
+    if let Err(err) = oracle.sealer.open::<Vec<u8>>(&text) {
+        assert!(seed || refused_before_authentication(&err), "refused after authenticating ({err}): {text:?}");
+    }
 });

@@ -68,6 +68,14 @@ async fn csrf(sessions: Sessions<Data>) -> Result<String, SessionError> {
     sessions.csrf_token()
 }
 
+/// Logs in, and says how the response may be cached.
+async fn login_cached(
+    sessions: Sessions<Data>,
+) -> Result<([(http::HeaderName, &'static str); 1], String), SessionError> {
+    let session = sessions.login("alice", Data::default()).await?;
+    Ok(([(CACHE_CONTROL, "private, max-age=5")], session.id().to_hex()))
+}
+
 async fn form(
     _: Session<Data>,
     Form(fields): Form<BTreeMap<String, String>>,
@@ -107,6 +115,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
         .route("/csrf", get(csrf))
+        .route("/login-cached", post(login_cached))
         .route("/form", post(form))
 }
 
@@ -621,4 +630,138 @@ async fn renewing_the_id_keeps_the_data_and_kills_the_old_cookie() {
     let mut stolen = harness.client();
     stolen.jar.insert("__Host-session".into(), old);
     assert_eq!(stolen.get("/required").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_multipart_form_without_the_csrf_header_is_refused() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.csrf().await;
+    // The token is in a multipart field, which the layer does not read.
+    let body =
+        format!("--b\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n--b--\r\n");
+    let request = || {
+        Request::post("/increment")
+            .header("content-type", "multipart/form-data; boundary=b")
+            .header("sec-fetch-site", "same-origin")
+    };
+    let reply = client.send(request(), Body::from(body.clone())).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    // With the header, the same form goes through.
+    let reply = client.send(request().header("x-csrf-token", &token), Body::from(body)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+}
+
+/// A request body that records whether anyone read it.
+struct WatchedBody(Arc<std::sync::atomic::AtomicBool>);
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"csrf_token=x")))))
+    }
+}
+
+#[tokio::test]
+async fn no_body_is_read_without_a_session_or_a_pre_session() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = Request::post("/increment")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin");
+    let reply = client.send(request, Body::new(WatchedBody(Arc::clone(&read)))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(
+        !read.load(std::sync::atomic::Ordering::SeqCst),
+        "the body of a request with nothing to check was read"
+    );
+    // With a pre-session, the same request's body is read for the token.
+    client.csrf().await;
+    let request = Request::post("/increment")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin");
+    let _ = client.send(request, Body::new(WatchedBody(Arc::clone(&read)))).await;
+    assert!(
+        read.load(std::sync::atomic::Ordering::SeqCst),
+        "the check reads the form when there is something to check"
+    );
+}
+
+#[tokio::test]
+async fn the_pre_session_has_a_purpose_of_its_own_and_lasts_at_most_two_hours() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let reply = client.get("/csrf").await;
+    let set =
+        reply.set_cookies.iter().find(|c| c.starts_with("__Host-session-csrf=")).expect("a pre-session");
+    assert!(!set.contains("Max-Age"), "a browser-session cookie: {set}");
+    // Its value is no session: sealed under another purpose.
+    let pre = client.jar.get("__Host-session-csrf").cloned().unwrap();
+    let mut other = harness.client();
+    other.jar.insert("__Host-session".into(), pre);
+    assert_eq!(other.get("/required").await.status, StatusCode::UNAUTHORIZED);
+
+    // Within two hours it carries the login form's token...
+    let token = client.csrf().await;
+    harness.clock.advance(Duration::from_secs(2 * 60 * 60 - 60));
+    assert_eq!(client.post("/login", &token).await.status, StatusCode::OK);
+    // ...and not after.
+    let mut late = harness.client();
+    let token = late.csrf().await;
+    harness.clock.advance(Duration::from_secs(2 * 60 * 60));
+    assert_eq!(late.post("/login", &token).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn no_store_is_added_only_where_the_app_set_no_cache_control() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let reply = client.login().await;
+    assert_eq!(reply.cache_control.as_deref(), Some("no-store"), "a response that sets the cookie");
+    let token = client.csrf().await;
+    let reply = client.post("/login-cached", &token).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.set_cookies.iter().any(|c| c.starts_with("__Host-session=")));
+    assert_eq!(reply.cache_control.as_deref(), Some("private, max-age=5"), "the app's own header is kept");
+}
+
+/// A real Redis whose ACL user may read but not write: checks work,
+/// revocations fail (a store that is half down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
+    use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer};
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("reader", "pw", "~* &* +@all -@write")]);
+    let redis =
+        RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
+    assert_eq!(
+        redis.cli(&[
+            "SET",
+            "sealed-session:generation",
+            &(sealed_session_testkit::unix_now() - 10).to_string()
+        ]),
+        "OK"
+    );
+    let url = format!("redis://reader:pw@127.0.0.1:{}/0", redis.port());
+    let store = sealed_session_redis::RedisStore::connect(&url).await.unwrap();
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, store)).unwrap();
+    let mut client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+    client.login().await;
+    let cookie = client.session_cookie().expect("signed in");
+
+    let token = client.csrf().await;
+    let reply = client.post("/logout", &token).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert!(reply.set_cookies.is_empty(), "the cookie was removed though the session was not revoked");
+    assert_eq!(client.session_cookie(), Some(cookie));
+    assert_eq!(client.get("/required").await.body, "alice", "still signed in, as the store says");
 }

@@ -96,6 +96,38 @@ fn keyring_rotation_walkthrough() {
         .ends_with(".tmp")));
 }
 
+/// Rotation rewrites the file a running server reloads: it is replaced
+/// whole (a temporary file, then a rename), so a reader never sees half of
+/// it, an empty file, or a file readable by others.
+#[test]
+fn keyring_files_are_replaced_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (file, stop) = (file.clone(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (mut loads, mut failures) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match sealed_session::Keyring::load(&file) {
+                    Ok(_) => loads += 1,
+                    Err(err) => failures.push(err.to_string()),
+                }
+            }
+            (loads, failures)
+        })
+    };
+    for _ in 0..60 {
+        ok(&["keyring", "add", file.to_str().unwrap()], "");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (loads, failures) = reader.join().unwrap();
+    assert!(loads > 0);
+    assert!(failures.is_empty(), "{} of {} loads failed, first: {}", failures.len(), loads, failures[0]);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+}
+
 #[test]
 fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let dir = tempfile::tempdir().unwrap();
