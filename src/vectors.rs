@@ -257,7 +257,9 @@ fn vectors_file_is_current() {
         // Never a pass against the file just written: review the diff, then
         // run again without the variable.
         assert_eq!(before, built, "tests/vectors/v1.json rewritten: review the diff and run again without SEALED_SESSION_WRITE_VECTORS");
-        panic!("SEALED_SESSION_WRITE_VECTORS is set: the file was rewritten (unchanged); run again without it");
+        panic!(
+            "SEALED_SESSION_WRITE_VECTORS is set: the file was rewritten (unchanged); run again without it"
+        );
     }
     assert_eq!(file(), built, "the token format drifted from tests/vectors/v1.json");
 }

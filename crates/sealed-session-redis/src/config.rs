@@ -364,6 +364,46 @@ mod tests {
     }
 
     #[test]
+    fn each_setting_is_set_by_its_builder_and_its_url_parameter() {
+        let config = RedisConfig::default()
+            .with_prefix("app")
+            .with_timeout(Duration::from_millis(7))
+            .with_cache_ttl(Duration::from_millis(8))
+            .with_stale_answers_for(Some(Duration::from_millis(9)))
+            .with_assume_noeviction(true)
+            .with_policy_check_interval(Duration::from_secs(600))
+            .with_wait_for_replicas(3, Duration::from_millis(11))
+            .with_ca_file("/ca.pem");
+        assert_eq!(config.prefix, "app");
+        assert_eq!(config.timeout, Duration::from_millis(7));
+        assert_eq!(config.cache_ttl, Duration::from_millis(8));
+        assert_eq!(config.accept_stale_for, Some(Duration::from_millis(9)));
+        assert!(config.assume_noeviction);
+        assert_eq!(config.policy_check_interval, MAX_POLICY_CHECK_INTERVAL, "capped at 60 s");
+        assert_eq!((config.wait_replicas, config.wait_timeout), (Some(3), Duration::from_millis(11)));
+        assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+
+        let url = "rediss://h/0?timeout_ms=12&wait_timeout_ms=13&wait_replicas=0&assume_noeviction=1&ca_file=/x%20y.pem";
+        let (_, config) = parse(url).unwrap();
+        assert_eq!((config.timeout, config.wait_timeout), (Duration::from_millis(12), Duration::from_millis(13)));
+        assert_eq!(config.wait_replicas, Some(0));
+        assert!(config.assume_noeviction);
+        assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/x y.pem")));
+        for off in ["false", "0"] {
+            let base = RedisConfig::default().with_assume_noeviction(true);
+            let (_, config) = parse_url(&format!("redis://h/0?assume_noeviction={off}"), base).unwrap();
+            assert!(!config.assume_noeviction, "{off}");
+        }
+        let (target, _) = parse("redis+sentinel://s1/svc?sentinel_username=su&sentinel_password=sp").unwrap();
+        match target {
+            Target::Sentinel { sentinel_username, sentinel_password, .. } => {
+                assert_eq!((sentinel_username.as_deref(), sentinel_password.as_deref()), (Some("su"), Some("sp")));
+            }
+            Target::Direct { .. } => panic!("not a sentinel target"),
+        }
+    }
+
+    #[test]
     fn bad_urls_say_what_is_wrong() {
         for (url, why) in [
             ("sqlite:/tmp/x", "unknown scheme"),

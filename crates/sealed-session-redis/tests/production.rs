@@ -123,6 +123,7 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
 
     // The primary dies (SIGKILL); the sentinel promotes the replica.
     let old_port = primary.port();
+    let killed = std::time::Instant::now();
     primary.stop();
     let promoted = sentinel.wait_for_failover("sessions", old_port, Duration::from_secs(30));
     assert_eq!(promoted, Some(replica.port()), "the sentinel did not promote the replica");
@@ -137,6 +138,7 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
         })
         .await;
         assert!(followed.is_some(), "a server did not follow the failover");
+        println!("answering again {:?} after the primary was killed (sentinel down-after 500 ms)", killed.elapsed());
         assert!(verifier.open::<()>(&kept).await.is_ok(), "a live session was lost in the failover");
     }
 

@@ -17,6 +17,7 @@
 //!   about 25 ms. The cache is used only while those polls (on a thread of
 //!   the store's own) succeed and keep up; otherwise every check reads the
 //!   file.
+//! * Unix only: the file's identity is its device and inode.
 //! * Database work runs on tokio's blocking pool, never on the async threads;
 //!   outside a tokio runtime every call fails (closed) instead of panicking.
 //! * The store notices when its path no longer names the file it opened

@@ -82,19 +82,17 @@ pub(crate) fn initialise(
     create: bool,
 ) -> Result<Connection, SqliteOpenError> {
     let sqlite = |source| SqliteOpenError::Sqlite { path: path.to_path_buf(), source };
+    // A path is a path: no `file:` URI, whose parameters (immutable=1,
+    // nolock=1) could hide other processes' revocations.
     let mut flags = OpenFlags::default();
+    flags.remove(OpenFlags::SQLITE_OPEN_URI);
     if !create {
         if !path.exists() {
             return Err(SqliteOpenError::Missing { path: path.to_path_buf() });
         }
         flags.remove(OpenFlags::SQLITE_OPEN_CREATE);
     }
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|source| match source {
-        rusqlite::Error::SqliteFailure(ref e, _) if e.code == rusqlite::ErrorCode::CannotOpen && !create => {
-            SqliteOpenError::Missing { path: path.to_path_buf() }
-        }
-        source => sqlite(source),
-    })?;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
@@ -239,4 +237,24 @@ pub(crate) fn revoke_all(
     .map_err(sqlite_error)?;
     tx.commit().map_err(sqlite_error)?;
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Durability;
+
+    #[test]
+    fn only_wal_with_full_or_extra_sync_is_durable() {
+        let durability = |journal_mode: &str, synchronous: &str| Durability {
+            journal_mode: journal_mode.to_owned(),
+            synchronous: synchronous.to_owned(),
+        };
+        assert!(durability("wal", "FULL").is_durable());
+        assert!(durability("wal", "EXTRA").is_durable());
+        for (journal, sync) in
+            [("wal", "NORMAL"), ("wal", "OFF"), ("delete", "FULL"), ("memory", "FULL"), ("delete", "OFF")]
+        {
+            assert!(!durability(journal, sync).is_durable(), "{journal} {sync}");
+        }
+    }
 }

@@ -146,8 +146,8 @@ impl Shared {
         let what = match FileId::of(&self.path) {
             Ok(id) if id == self.file => return Ok(()),
             Ok(_) => "replaced",
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => "deleted",
-            Err(err) => return Err(StoreError::unavailable(err)),
+            // Deleted, or no longer reachable: either way not the file opened.
+            Err(_) => "deleted or made unreadable",
         };
         let fault = self.fault.get_or_init(|| {
             let fault = FileReplaced { path: self.path.clone(), what };

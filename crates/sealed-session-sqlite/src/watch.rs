@@ -33,17 +33,10 @@ pub(crate) struct FileId {
 }
 
 impl FileId {
-    #[cfg(unix)]
     pub(crate) fn of(path: &Path) -> io::Result<Self> {
         use std::os::unix::fs::MetadataExt as _;
         let metadata = std::fs::metadata(path)?;
         Ok(Self { device: metadata.dev(), inode: metadata.ino() })
-    }
-
-    /// Elsewhere only deletion is noticed.
-    #[cfg(not(unix))]
-    pub(crate) fn of(path: &Path) -> io::Result<Self> {
-        std::fs::metadata(path).map(|_| Self { device: 0, inode: 0 })
     }
 }
 

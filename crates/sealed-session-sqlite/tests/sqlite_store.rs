@@ -60,6 +60,7 @@ async fn revocations_survive_reopening() {
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
     store.revoke_session(session, T0 as u64 + 3600).await.unwrap();
     let generation = store.generation().await.unwrap();
+    assert_eq!(generation, T0 as u64, "the generation is the store clock's time at creation");
     drop(store);
 
     let again = SqliteOptions::from_url(&format!("sqlite:{}", path.display())).unwrap();
