@@ -385,7 +385,10 @@ mod tests {
 
         let url = "rediss://h/0?timeout_ms=12&wait_timeout_ms=13&wait_replicas=0&assume_noeviction=1&ca_file=/x%20y.pem";
         let (_, config) = parse(url).unwrap();
-        assert_eq!((config.timeout, config.wait_timeout), (Duration::from_millis(12), Duration::from_millis(13)));
+        assert_eq!(
+            (config.timeout, config.wait_timeout),
+            (Duration::from_millis(12), Duration::from_millis(13))
+        );
         assert_eq!(config.wait_replicas, Some(0));
         assert!(config.assume_noeviction);
         assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/x y.pem")));
@@ -397,7 +400,10 @@ mod tests {
         let (target, _) = parse("redis+sentinel://s1/svc?sentinel_username=su&sentinel_password=sp").unwrap();
         match target {
             Target::Sentinel { sentinel_username, sentinel_password, .. } => {
-                assert_eq!((sentinel_username.as_deref(), sentinel_password.as_deref()), (Some("su"), Some("sp")));
+                assert_eq!(
+                    (sentinel_username.as_deref(), sentinel_password.as_deref()),
+                    (Some("su"), Some("sp"))
+                );
             }
             Target::Direct { .. } => panic!("not a sentinel target"),
         }

@@ -351,3 +351,24 @@ async fn resolve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_transport;
+
+    #[test]
+    fn connection_failures_are_transport_errors_and_server_replies_are_not() {
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert!(is_transport(&redis::RedisError::from(std::io::Error::new(kind, "x"))), "{kind:?}");
+        }
+        let refused =
+            redis::RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly), "READONLY"));
+        assert!(!is_transport(&refused));
+        let parse = redis::RedisError::from((redis::ErrorKind::Parse, "bad reply"));
+        assert!(!is_transport(&parse));
+    }
+}

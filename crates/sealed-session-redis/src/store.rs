@@ -13,7 +13,7 @@ use sealed_session::{
 
 use crate::config::{parse_url, ConnectError, RedisConfig};
 use crate::keys::{Invalidation, Keys, Scripts, MAX_SCRIPT_TIME};
-use crate::link::{is_transport, Link, PolicyFault};
+use crate::link::{Link, PolicyFault};
 use crate::pubsub;
 
 pub(crate) struct Inner {
@@ -256,28 +256,26 @@ impl Inner {
                     .arg(&self.keys.channel)
                     .arg(invalidation.message())
                     .ignore();
+                // Without replicas to wait for, no WAIT: a provider may not offer it.
                 if self.wait_replicas > 0 {
                     let wait_ms =
                         u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
                     pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms);
                 }
                 let mut conn = self.link.conns().writer.clone();
-                let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|err| {
-                    if !is_transport(&err) && err.to_string().contains("READONLY") {
-                        // Connected to a demoted primary: a failover happened.
-                        self.link.note_failure();
-                    }
-                    redis_error(err)
-                })?;
+                // An error (a demoted primary's READONLY included) makes
+                // `bounded` re-check the server and, through Sentinel, look
+                // the primary up again.
+                let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(redis_error)?;
                 let mut replies = replies.into_iter();
                 let value = T::from_redis_value(replies.next().unwrap_or(Value::Nil))
                     .map_err(StoreError::unavailable)?;
-                if self.wait_replicas > 0 {
-                    let acknowledged = u64::from_redis_value(replies.next().unwrap_or(Value::Nil))
-                        .map_err(StoreError::unavailable)?;
-                    if acknowledged < self.wait_replicas {
-                        return Err(StoreError::Replication { acknowledged, required: self.wait_replicas });
-                    }
+                let acknowledged = match replies.next() {
+                    Some(reply) => u64::from_redis_value(reply).map_err(StoreError::unavailable)?,
+                    None => 0,
+                };
+                if acknowledged < self.wait_replicas {
+                    return Err(StoreError::Replication { acknowledged, required: self.wait_replicas });
                 }
                 Ok(value)
             })

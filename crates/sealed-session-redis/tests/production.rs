@@ -7,7 +7,7 @@ use std::time::Duration;
 use sealed_session::{Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError};
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer, Sentinel, TestCa};
-use sealed_session_testkit::{keyring, unix_now, within};
+use sealed_session_testkit::{keyring, unix_now, within, Logs};
 
 fn config() -> RedisConfig {
     RedisConfig::default().with_timeout(Duration::from_millis(500))
@@ -105,6 +105,28 @@ async fn an_acl_user_without_config_is_refused_unless_noeviction_is_asserted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_becomes_unreadable_fails_closed_and_says_why() {
+    let logs = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all")]);
+    let redis =
+        RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
+    let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let store = RedisStore::connect_with(&url, config, sealed_session::SystemClock).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+    let verifier = Verifier::new(Sealer::builder(keyring(6)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    // An operator takes CONFIG away from the store's user.
+    assert_eq!(redis.cli(&["ACL", "SETUSER", "app", "-config"]), "OK");
+    let said = async || !logs.lines_with(&["ERROR", "cannot read Redis maxmemory-policy"]).is_empty();
+    assert!(within(Duration::from_secs(2), said).await.is_some(), "the log says why");
+    let result = verifier.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not_reported() {
     let mut primary = RedisServer::start();
     let replica = RedisServer::replica_of(&primary);
@@ -138,7 +160,10 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
         })
         .await;
         assert!(followed.is_some(), "a server did not follow the failover");
-        println!("answering again {:?} after the primary was killed (sentinel down-after 500 ms)", killed.elapsed());
+        println!(
+            "answering again {:?} after the primary was killed (sentinel down-after 500 ms)",
+            killed.elapsed()
+        );
         assert!(verifier.open::<()>(&kept).await.is_ok(), "a live session was lost in the failover");
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sealed_session::{ManualClock, Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError};
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{RedisOptions, RedisServer};
-use sealed_session_testkit::{clock_at_now, sealer, unix_now, within};
+use sealed_session_testkit::{clock_at_now, sealer, unix_now, within, Logs};
 
 fn config() -> RedisConfig {
     RedisConfig::default().with_timeout(Duration::from_millis(300))
@@ -51,6 +51,7 @@ async fn passes_the_conformance_suite() {
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     // Subscribed, so that the cache is in use.
     assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+    assert_eq!(store.wait_replicas(), 0, "one server: revocations wait for no replica");
     sealed_session::conformance::run(&store).await;
 }
 
@@ -98,21 +99,30 @@ async fn a_redis_that_hides_its_policy_is_refused_unless_the_operator_asserts_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
+    let logs = Logs::capture();
     let redis = RedisServer::start();
     let config = config().with_policy_check_interval(Duration::from_millis(100));
     let verifier = system_server(&redis.url(), config).await;
     let token = login(&verifier, "alice").await;
     let revoked = login(&verifier, "bob").await;
-    verifier.logout_everywhere("bob").await.unwrap();
+    let bob = verifier.open::<()>(&revoked).await.unwrap().into_session();
+    verifier.logout(&bob).await.unwrap();
+    let denied = format!("sealed-session:session:{}", bob.id().to_hex());
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
 
-    // The reproduction: an operator switches on LRU eviction and memory fills up.
-    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    // The reproduction: an operator switches on eviction and memory fills
+    // up. volatile-lru evicts keys with an expiry: bob's denylist entry,
+    // while the generation (no expiry) stays.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]), "OK");
     let noticed = within(Duration::from_secs(2), async || {
         matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
     })
     .await;
     assert!(noticed.is_some(), "a store whose Redis may evict keys still answered");
+    assert!(
+        !logs.lines_with(&["ERROR", "volatile-lru", "refuses every session"]).is_empty(),
+        "the log says why"
+    );
     let info = redis.cli(&["INFO", "memory"]);
     let used: u64 =
         info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
@@ -122,20 +132,22 @@ async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     for batch in 0..40 {
         let mut pipe = redis::pipe();
         for i in 0..500 {
-            pipe.cmd("SET").arg(format!("junk:{batch}:{i}")).arg("x".repeat(200)).ignore();
+            pipe.cmd("SET")
+                .arg(format!("junk:{batch}:{i}"))
+                .arg("x".repeat(200))
+                .arg("EX")
+                .arg(3600)
+                .ignore();
         }
         let _: redis::RedisResult<()> = pipe.query_async(&mut filler).await;
     }
-    assert_eq!(
-        redis.cli(&["EXISTS", "sealed-session:user:bob"]),
-        "0",
-        "bob's epoch was not evicted: no reproduction"
-    );
-    // Bob's epoch is gone: his revoked session must still not open.
+    assert_eq!(redis.cli(&["EXISTS", &denied]), "0", "bob's denylist entry was not evicted: no reproduction");
+    assert_eq!(redis.cli(&["EXISTS", "sealed-session:generation"]), "1", "the generation must survive");
+    // Bob's entry is gone: his logged-out session must still not open.
     let result = verifier.open::<()>(&revoked).await;
     assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
     let err = verifier.logout_everywhere("alice").await.unwrap_err();
-    assert!(err.to_string().contains("allkeys-lru"), "{err}");
+    assert!(err.to_string().contains("volatile-lru"), "{err}");
 
     // Fixed: the store answers again, but keys may have been evicted
     // meanwhile, so every session issued until now is refused...
@@ -147,6 +159,7 @@ async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     .await;
     assert!(back.is_some(), "after the fix: {:?}", verifier.open::<()>(&token).await);
     assert!(matches!(verifier.open::<()>(&revoked).await, Err(VerifyError::Revoked(Revocation::All))));
+    assert!(!logs.lines_with(&["WARN", "keys may have been evicted"]).is_empty(), "the log says why");
     // ...and new logins work.
     let fresh = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&fresh).await.is_ok());
@@ -242,6 +255,8 @@ async fn the_cache_is_emptied_when_the_subscription_comes_back() {
                                                         // Only the subscription's connection dies; while it is down, a
                                                         // revocation lands whose message this server cannot receive.
     assert!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]).parse::<u32>().unwrap() >= 1);
+    let lost = within(Duration::from_secs(2), async || !verifier.store().is_subscribed()).await;
+    assert!(lost.is_some(), "the store did not notice that its subscription died");
     assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1");
     let back = within(Duration::from_secs(5), async || {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -261,6 +276,11 @@ async fn redis_going_away_fails_closed_and_coming_back_recovers() {
     assert!(a.open::<()>(&token).await.is_ok() && b.open::<()>(&token).await.is_ok());
 
     redis.stop();
+    let lost = within(Duration::from_secs(2), async || !a.store().is_subscribed()).await;
+    assert!(
+        lost.is_some() && !a.store().wait_until_subscribed(Duration::from_millis(300)).await,
+        "subscribed to a dead Redis"
+    );
     for verifier in [&a, &b] {
         // The lost subscription empties the cache at once: no check after
         // that is answered from it.
@@ -320,6 +340,26 @@ async fn flushall_never_brings_a_revoked_session_back() {
     // A login right after the new generation began opens.
     let fresh = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&fresh).await.is_ok(), "a fresh login works after the flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_generation_reaches_every_servers_cache_by_message() {
+    let redis = RedisServer::start();
+    // A keyspace in use for a while, and a clock that never moves: only a
+    // message can end a cached answer.
+    assert_eq!(redis.cli(&["SET", "sealed-session:generation", &(unix_now() - 10).to_string()]), "OK");
+    let clock = ManualClock::at_unix(unix_now() - 1);
+    let (a, b) = (server(&redis, &clock).await, server(&redis, &clock).await);
+    let token = login(&a, "alice").await;
+    assert!(a.open::<()>(&token).await.is_ok() && b.open::<()>(&token).await.is_ok()); // cached on both
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+    // A's next read finds no generation and starts one...
+    a.store().state(None, sealed_session::Session::new(()).id()).await.unwrap();
+    // ...and B hears of it.
+    let refused = within(Duration::from_millis(500), async || {
+        matches!(b.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::All)))
+    });
+    assert!(refused.await.is_some(), "B kept answering from its cache after a new generation");
 }
 
 #[tokio::test]

@@ -63,3 +63,48 @@ pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Op
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// Everything logged through `tracing` in this process, from any thread or
+/// task, from the first call on: for tests of what a failure says in the
+/// logs. Install it before the code under test starts its tasks.
+#[derive(Clone)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// The process's log capture (installed as the global subscriber on the
+    /// first call; every call returns the same buffer).
+    #[must_use]
+    pub fn capture() -> Self {
+        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs(std::sync::Arc::default());
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+            logs
+        })
+        .clone()
+    }
+
+    /// The lines logged so far that contain every one of `words`.
+    #[must_use]
+    pub fn lines_with(&self, words: &[&str]) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines().filter(|line| words.iter().all(|w| line.contains(w))).map(str::to_owned).collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
