@@ -10,8 +10,9 @@
 #                                     through every mutant; expects the test
 #                                     suite to have passed already
 #
-# Mutates the working tree in place (every file is restored afterwards): run
-# it on a clean checkout. Any missed mutant makes it fail.
+# On a clean checkout it mutates the working tree in place (each file is
+# restored at once) to reuse the build; with uncommitted changes it works in
+# a copy instead. Any mutant no test catches makes it fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,10 +27,15 @@ groups=(
 
 SHARDS=${MUTANTS_SHARDS:-128}
 mode=${1:-full}
+where=(--in-place)
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "uncommitted changes: mutating a copy of the tree, not the tree itself"
+  where=()
+fi
 status=0
 for group in "${groups[@]}"; do
   IFS='|' read -r name packages files <<<"$group"
-  args=(--workspace --in-place --test-package "$packages" -o "mutants.out-$name")
+  args=(--workspace "${where[@]}" --test-package "$packages" -o "mutants.out-$name")
   for file in $files; do args+=(--file "$file"); done
   if [ "$mode" = "--sample" ]; then
     shard=$(( $(git rev-list --count HEAD) % SHARDS ))

@@ -44,3 +44,8 @@ cargo deny --offline check licenses bans sources
 
 # Fuzzing smoke run: every target for FUZZ_SECONDS (default 20) on stable.
 bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
+
+# Mutation testing, a bounded sample: one slice of the mutants of the
+# modules the security claims rest on (scripts/mutants.sh; docs/MUTANTS.md
+# has the full run). Any mutant no test catches fails the suite.
+bash scripts/mutants.sh --sample

@@ -298,3 +298,24 @@ fn invalid_vectors_fail_with_their_error() {
         assert_eq!(error_name(&err), v["error"].as_str().unwrap(), "{}", v["name"]);
     }
 }
+
+/// The hazmat envelope codec reads each vector's plaintext to its fields and
+/// writes the same bytes back.
+#[cfg(feature = "hazmat")]
+#[test]
+fn the_envelope_codec_reads_and_writes_the_vectors_plaintexts() {
+    use crate::token::envelope;
+    for v in file()["valid"].as_array().unwrap() {
+        let plaintext = unhex(v["plaintext"].as_str().unwrap());
+        let (fields, data) = envelope::decode(&plaintext).expect("a vector's envelope decodes");
+        assert_eq!(fields.issued_at, v["issued_at"].as_u64().unwrap());
+        assert_eq!(fields.expires_at, v["expires_at"].as_u64().unwrap());
+        assert_eq!(fields.last_seen, v["last_seen"].as_u64().unwrap());
+        assert_eq!(hex(&fields.session_id), v["session_id"].as_str().unwrap());
+        assert_eq!(fields.user_id.as_deref(), v["user_id"].as_str());
+        assert_eq!(fields.epoch, v["epoch"].as_u64().unwrap());
+        assert!(!data.is_empty(), "field 7, the data, follows");
+        assert_eq!(envelope::encode(&fields, &data), plaintext, "{}", v["name"]);
+    }
+    assert_eq!(envelope::decode(&[]), None);
+}

@@ -34,6 +34,16 @@ fn the_default_cookie_is_host_prefixed_secure_httponly_lax() {
 }
 
 #[test]
+fn http_only_can_be_turned_off_for_a_cookie_scripts_must_read() {
+    let spec = CookieSpec::default().http_only(false);
+    assert_eq!(spec.set_cookie("abc", None).unwrap(), "__Host-session=abc; Path=/; Secure; SameSite=Lax");
+    assert_eq!(
+        spec.http_only(true).set_cookie("abc", None).unwrap(),
+        "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+    );
+}
+
+#[test]
 fn invalid_combinations_are_errors_not_silent_fixes() {
     let host = CookieSpec::default();
     assert_eq!(host.clone().domain("example.com").unwrap_err(), CookieError::HostPrefix);

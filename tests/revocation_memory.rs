@@ -133,7 +133,10 @@ fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one() {
     let ahead = MemoryStore::refusing_sessions_before(now() + 3600);
     let verifier = Verifier::new(verifier.sealer().clone(), ahead);
     match block_on(verifier.login("alice", ())) {
-        Err(VerifyError::CutoffAhead { cutoff, .. }) => assert_eq!(cutoff, now() + 3600),
+        Err(VerifyError::CutoffAhead { cutoff, now: then }) => {
+            assert_eq!(cutoff, now() + 3600);
+            assert!(now() - then <= 1, "the error names this server's time ({then})");
+        }
         other => panic!("expected CutoffAhead, got {other:?}"),
     }
 }
@@ -170,17 +173,20 @@ fn tokens_that_do_not_open_are_refused_before_the_store_is_asked() {
 }
 
 #[test]
-fn expired_denylist_entries_are_purged() {
+fn expired_denylist_entries_are_purged_and_live_ones_kept() {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryStore::with_clock(clock.clone());
+    let kept = Session::new(()).id();
+    block_on(store.revoke_session(kept, T0 as u64 + 3600)).unwrap();
     for _ in 0..10 {
         block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 10)).unwrap();
     }
-    clock.advance(Duration::from_secs(10));
+    clock.advance(Duration::from_secs(11));
     let live = Session::new(()).id();
     block_on(store.revoke_session(live, T0 as u64 + 3600)).unwrap();
-    assert_eq!(store.revoked_sessions(), 1, "expired entries are dropped on the next revocation");
+    assert_eq!(store.revoked_sessions(), 2, "expired entries are dropped on the next revocation");
     assert!(block_on(store.state(None, live)).unwrap().session_revoked);
+    assert!(block_on(store.state(None, kept)).unwrap().session_revoked, "a purge keeps live entries");
 }
 
 #[test]
@@ -246,8 +252,15 @@ fn no_revoked_token_is_accepted_after_the_revocation_returned() {
 #[test]
 fn debug_of_the_store_shows_counts_not_users() {
     let store = MemoryStore::new();
+    assert_eq!((store.revoked_users(), store.revoked_sessions()), (0, 0));
     block_on(store.revoke_user("secret-user@example.com")).unwrap();
+    block_on(store.revoke_user("other@example.com")).unwrap();
+    block_on(store.revoke_user("other@example.com")).unwrap();
+    let until = time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 60;
+    for _ in 0..3 {
+        block_on(store.revoke_session(Session::new(()).id(), until)).unwrap();
+    }
     let shown = format!("{store:?}");
     assert!(!shown.contains("secret-user"), "{shown}");
-    assert_eq!(store.revoked_users(), 1);
+    assert_eq!((store.revoked_users(), store.revoked_sessions()), (2, 3));
 }

@@ -240,6 +240,39 @@ fn idle_expiry_boundary_and_sliding_renewal() {
 }
 
 #[test]
+fn a_last_activity_beyond_the_leeway_is_refused_too() {
+    let (sealer, _) = setup();
+    let opened = sealer.open_at::<()>(&sealer.seal_at(&Session::new(()), at(T0)).unwrap(), at(T0)).unwrap();
+    // Re-sealed by a server whose clock ran 100 s ahead: issued in the past,
+    // last seen in the future.
+    let resealed = sealer.seal_at(opened.session(), at(T0 + 100)).unwrap();
+    assert_eq!(sealer.open_at::<()>(&resealed, at(T0 + 39)).unwrap_err(), OpenError::NotYetValid);
+    assert!(sealer.open_at::<()>(&resealed, at(T0 + 40)).is_ok(), "within the leeway of 60 s");
+}
+
+#[test]
+fn by_default_a_session_asks_to_be_sealed_again_after_a_quarter_of_the_idle_timeout() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).clock(clock).build().unwrap();
+    let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
+    // 30 minutes idle: renewal after 450 s.
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 + 449)).unwrap().reissue(), None);
+    assert_eq!(sealer.open_at::<()>(&token, at(T0 + 450)).unwrap().reissue(), Some(Reissue::IdleRenewal));
+}
+
+#[test]
+fn a_token_too_short_for_a_header_and_a_tag_is_malformed_before_its_key_is_looked_up() {
+    let (sealer, _) = setup();
+    // Version 1, an unknown key 9, a nonce and 15 bytes: 44 in all, one
+    // short of a header (29) and a tag (16).
+    let mut bytes = vec![1, 0, 0, 0, 9];
+    bytes.resize(44, 0);
+    assert_eq!(sealer.open::<()>(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap_err(), OpenError::Malformed);
+    bytes.push(0);
+    assert_eq!(sealer.open::<()>(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap_err(), OpenError::UnknownKey(9));
+}
+
+#[test]
 fn leeway_applies_to_future_issue_times_only() {
     let (sealer, _) = setup();
     let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
@@ -315,6 +348,24 @@ fn oversized_input_is_refused_before_decoding() {
     let (sealer, _) = setup();
     let huge = "!".repeat(4097);
     assert_eq!(sealer.open::<()>(&huge).unwrap_err(), OpenError::TooLarge { len: 4097, max: 4096 });
+}
+
+#[test]
+fn a_token_of_exactly_the_maximum_length_seals_and_one_more_byte_does_not() {
+    let (sealer, _) = setup();
+    // Grow the data until the token is 4096 characters exactly.
+    let exact = (2900..3100)
+        .find(|&n| sealer.seal(&Session::new(vec![7u8; n])).is_ok_and(|token| token.len() == 4096))
+        .expect("a data size whose token is 4096 characters");
+    let session = Session::new(vec![7u8; exact]);
+    let token = sealer.seal(&session).unwrap();
+    let estimate = sealer.sealed_len(&session).unwrap();
+    assert!((4096..=4096 + 24).contains(&estimate), "sealed_len {estimate} for a token of 4096");
+    assert!(sealer.open::<Vec<u8>>(&token).is_ok(), "the longest token opens");
+    match sealer.seal(&Session::new(vec![7u8; exact + 1])) {
+        Err(SealError::TooLarge { len: 4098, max: 4096 }) => {}
+        other => panic!("one byte more must not seal: {other:?}"),
+    }
 }
 
 #[test]
@@ -407,6 +458,12 @@ fn bad_sealer_configurations_are_refused() {
     assert_eq!(base().leeway(Duration::from_secs(86_401)).build().unwrap_err(), ConfigError::Leeway);
     assert_eq!(base().max_token_len(100).build().unwrap_err(), ConfigError::MaxTokenLen(100));
     assert_eq!(base().purpose("").build().unwrap_err(), ConfigError::EmptyPurpose);
+    // Each limit is inclusive.
+    assert!(base().renew_after(Duration::from_secs(1800)).build().is_ok(), "renewal at the idle timeout");
+    assert!(base().leeway(Duration::from_secs(86_400)).build().is_ok());
+    assert!(base().max_token_len(128).build().is_ok());
+    assert!(base().purpose("p".repeat(123)).build().is_ok());
+    assert_eq!(base().purpose("p".repeat(124)).build().unwrap_err(), ConfigError::PurposeTooLong(124));
     let default = base().build().unwrap();
     assert_eq!(default.purpose(), "__Host-session");
 }

@@ -388,6 +388,16 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_reports_its_ttl_and_size() {
+        let cache = StateCache::new(Duration::from_millis(1500));
+        assert_eq!(cache.ttl(), Duration::from_millis(1500));
+        assert!(cache.is_empty());
+        assert!(cache.insert(cache.ticket(0), Some("alice"), &Session::new(()).id(), &state(0, false, 0)));
+        assert!(!cache.is_empty());
+        assert_eq!(cache.len(), 2, "a user and a session");
+    }
+
+    #[test]
     fn a_zero_ttl_caches_nothing() {
         let (cache, id) = (StateCache::new(Duration::ZERO), Session::new(()).id());
         assert!(!cache.insert(cache.ticket(0), None, &id, &state(0, false, 0)));

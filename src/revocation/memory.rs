@@ -30,7 +30,8 @@ struct Memory {
     epochs: HashMap<u64, u64, PassThrough>,
     denied: HashMap<[u8; 16], u64>,
     revoked_through: u64,
-    /// The earliest expiry in `denied`, to know when a purge is worth it.
+    /// The earliest expiry in `denied` (0 when empty), to know when a purge
+    /// is worth it.
     next_purge: u64,
 }
 
@@ -138,7 +139,7 @@ impl MemoryStore {
         let mut inner = self.write();
         // Entries past their expiry protect nothing: the token itself is
         // refused as expired. Purge them when the earliest one has passed.
-        if inner.next_purge != 0 && inner.next_purge <= now {
+        if inner.next_purge <= now {
             inner.denied.retain(|_, until| *until > now);
             inner.next_purge = inner.denied.values().copied().min().unwrap_or(0);
         }
