@@ -50,6 +50,12 @@ fn memory_store_passes_the_conformance_suite() {
 }
 
 #[test]
+fn a_store_behind_a_trait_object_passes_the_conformance_suite() {
+    let store: sealed_session::SharedStore = Arc::new(MemoryStore::new());
+    block_on(sealed_session::conformance::run(&store));
+}
+
+#[test]
 fn logout_everywhere_ends_every_session_of_the_user_only() {
     let (verifier, _) = verifier();
     let (a1, a2, b) = (login(&verifier, "alice"), login(&verifier, "alice"), login(&verifier, "bob"));

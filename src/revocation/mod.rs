@@ -26,6 +26,7 @@
 //! [`VerifyError::StoreFault`]: only lost data can produce it.
 
 mod cache;
+mod dynamic;
 mod memory;
 mod verifier;
 
@@ -36,6 +37,7 @@ use crate::error::{OpenError, RandomError};
 use crate::session::{Session, SessionId};
 
 pub use cache::{CacheTicket, StateCache};
+pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verifier::{Verifier, MAX_LOGIN_WAIT};
 

@@ -23,8 +23,6 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use sealed_session_cli::store::AnyStore;
-
 /// Keys, keyrings and tokens for sealed-session.
 #[derive(Parser)]
 #[command(name = "sealed-session", version, about, long_about = None)]
@@ -243,7 +241,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             let token = read_token(token)?;
             let opened = sealer.open_raw_at(&token, now).map_err(refusal)?;
             if let Some(url) = store {
-                let store = AnyStore::open(&url).await?;
+                let store = sealed_session_stores::open(&url).await?;
                 let session = opened.session();
                 let state = sealed_session::RevocationStore::state(&store, session.user_id(), session.id())
                     .await
@@ -295,7 +293,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     )));
                 }
             }
-            let store = AnyStore::open(&store).await?;
+            let store = sealed_session_stores::open(&store).await?;
             let answer = match target {
                 Revoke::User(user) => {
                     let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;

@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::Json;
 use axum::Router;
 use sealed_session::{ManualClock, RevocationStore, Verifier};
-use sealed_session_cli::store::AnyStore;
 use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
 use sealed_session_sqlite::SqliteOptions;
 
@@ -212,7 +211,7 @@ fn main() {
         let redis = sealed_session_testkit::redis::RedisServer::start();
         assert_eq!(redis.cli(&["SET", "sealed-session:generation", &past.to_string()]), "OK");
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()) };
-        let verifier: Verifier<AnyStore> = setup.open().await.unwrap();
+        let verifier = setup.open().await.unwrap();
         measure("Redis + cache", verifier, seconds).await;
     });
 }

@@ -17,9 +17,10 @@ use axum::http::header::{self, HeaderValue};
 use axum::response::{Html, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use sealed_session::SharedStore;
 use sealed_session::{ConfigError, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
 use sealed_session_axum::{LayerError, Session, SessionError, SessionLayer, Sessions};
-use sealed_session_cli::store::{AnyStore, StoreUrlError};
+use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
 /// What the demo keeps in each session.
@@ -267,12 +268,12 @@ impl Setup {
     ///
     /// # Errors
     /// [`StartError`].
-    pub async fn open(&self) -> Result<Verifier<AnyStore>, StartError> {
+    pub async fn open(&self) -> Result<Verifier<SharedStore>, StartError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
             StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
         })?;
         let keyring = load_or_create_keyring(&self.keyring_path())?;
-        let store = AnyStore::open(&self.store_url()).await?;
+        let store = sealed_session_stores::open(&self.store_url()).await?;
         Ok(Verifier::new(Sealer::builder(keyring).build()?, store))
     }
 }

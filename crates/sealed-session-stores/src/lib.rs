@@ -1,0 +1,99 @@
+//! Opens a revocation store from a URL, as a [`SharedStore`]
+//! (`Arc<dyn DynRevocationStore>`), so that a program can let its operator
+//! choose the store:
+//!
+//! | URL | store |
+//! | --- | --- |
+//! | `memory:` | [`MemoryStore`], refusing every session issued before it started |
+//! | `sqlite:PATH`, `sqlite:PATH?create=true` | `sealed_session_sqlite::SqliteStore` (feature `sqlite`) |
+//! | `redis://…`, `rediss://…`, `redis+sentinel://…`, `rediss+sentinel://…` | `sealed_session_redis::RedisStore` (feature `redis`) |
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use sealed_session::{Keyring, Sealer, Verifier};
+//!
+//! let store = sealed_session_stores::open("sqlite:/var/lib/app/revocations.sqlite3?create=true").await?;
+//! let verifier = Verifier::new(Sealer::builder(Keyring::load("keyring.toml")?).build()?, store);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! * `sqlite` (default): `sqlite:` URLs.
+//! * `redis` (default): Redis URLs, with TLS and Sentinel.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::sync::Arc;
+
+use sealed_session::{MemoryStore, SharedStore};
+
+/// A store URL did not give a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreUrlError {
+    /// The URL names no store this build knows.
+    #[error(
+        "unknown store URL scheme {0:?}: use memory:, sqlite:PATH, redis://HOST:PORT/DB, rediss://… or \
+         redis+sentinel://HOSTS/SERVICE"
+    )]
+    UnknownScheme(String),
+    /// The URL names a store whose feature this build leaves out.
+    #[error("this build has no {0} store: enable the `{0}` feature of sealed-session-stores")]
+    NotBuilt(&'static str),
+    /// The SQLite store could not be opened.
+    #[cfg(feature = "sqlite")]
+    #[error(transparent)]
+    Sqlite(#[from] sealed_session_sqlite::SqliteOpenError),
+    /// Redis could not be reached or is not fit for revocations.
+    #[cfg(feature = "redis")]
+    #[error(transparent)]
+    Redis(#[from] sealed_session_redis::ConnectError),
+}
+
+/// The scheme of a store URL, without anything that could be a secret.
+fn scheme(url: &str) -> String {
+    url.split_once(':').map_or("", |(scheme, _)| scheme).chars().take(32).collect()
+}
+
+/// Opens the store `url` names. SQLite and Redis need a tokio runtime.
+///
+/// # Errors
+/// [`StoreUrlError`]: an unknown scheme, a backend this build leaves out, or
+/// the store's own error (which never repeats a password).
+pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
+    let scheme = scheme(url);
+    match scheme.as_str() {
+        "memory" if url == "memory:" => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Ok(Arc::new(MemoryStore::refusing_sessions_before(now)))
+        }
+        "sqlite" => open_sqlite(url).await,
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => open_redis(url).await,
+        _ => Err(StoreUrlError::UnknownScheme(scheme)),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(url: &str) -> Result<SharedStore, StoreUrlError> {
+    Ok(Arc::new(sealed_session_sqlite::SqliteStore::open_url(url).await?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_: &str) -> Result<SharedStore, StoreUrlError> {
+    Err(StoreUrlError::NotBuilt("sqlite"))
+}
+
+#[cfg(feature = "redis")]
+async fn open_redis(url: &str) -> Result<SharedStore, StoreUrlError> {
+    Ok(Arc::new(sealed_session_redis::RedisStore::connect(url).await?))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn open_redis(_: &str) -> Result<SharedStore, StoreUrlError> {
+    Err(StoreUrlError::NotBuilt("redis"))
+}

@@ -1,0 +1,45 @@
+//! Every URL form opens its store, which then passes the conformance suite;
+//! bad URLs are errors that repeat no secret.
+
+use sealed_session::RevocationStore as _;
+use sealed_session_stores::{open, StoreUrlError};
+use sealed_session_testkit::redis::RedisServer;
+
+#[tokio::test]
+async fn memory_urls_open_a_store_that_refuses_older_sessions() {
+    let store = open("memory:").await.unwrap();
+    let cutoff = store.login_state("alice").await.unwrap().revoked_through;
+    assert!(
+        cutoff >= sealed_session_testkit::unix_now() as u64 - 1,
+        "refuses sessions from before it started"
+    );
+    sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_urls_open_a_store_and_create_it_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    assert!(matches!(open(&format!("sqlite:{}", path.display())).await, Err(StoreUrlError::Sqlite(_))));
+    let store = open(&format!("sqlite:{}?create=true", path.display())).await.unwrap();
+    sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn redis_urls_open_a_store() {
+    let redis = RedisServer::start();
+    let store = open(&redis.url()).await.unwrap();
+    sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_named_without_the_rest_of_the_url() {
+    for url in ["mysql://root:hunter2@db/x", "memory:extra", "", "postgres-ish"] {
+        let err = open(url).await.err().expect("an error");
+        let text = err.to_string();
+        assert!(matches!(err, StoreUrlError::UnknownScheme(_)), "{url}: {text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    let err = open("redis://app:hunter2@127.0.0.1:1/0").await.err().expect("an error");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
