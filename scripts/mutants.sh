@@ -23,6 +23,7 @@ groups=(
   "core|sealed-session|src/sealer.rs src/token.rs src/revocation/*.rs src/csrf.rs src/cookie.rs"
   "sqlite|sealed-session-sqlite,sealed-session-cli|crates/sealed-session-sqlite/src/*.rs"
   "redis|sealed-session-redis|crates/sealed-session-redis/src/*.rs"
+  "postgres|sealed-session-postgres|crates/sealed-session-postgres/src/*.rs"
 )
 
 SHARDS=${MUTANTS_SHARDS:-128}

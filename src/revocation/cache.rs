@@ -288,6 +288,56 @@ impl StateCache {
     }
 }
 
+/// What a revocation invalidates in every server's cache: the message a
+/// shared store publishes to the others (Redis pub/sub, PostgreSQL
+/// `NOTIFY`), and applies to its own cache with [`StateCache::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation<'a> {
+    /// A user's epoch changed.
+    User(&'a str),
+    /// A session was denylisted.
+    Session(SessionId),
+    /// Everything: a global logout, a new generation, or anything unknown.
+    All,
+}
+
+impl<'a> Invalidation<'a> {
+    /// The message text: `user:ID`, `session:HEX` or `all`.
+    #[must_use]
+    pub fn message(&self) -> String {
+        match self {
+            Invalidation::User(user) => format!("user:{user}"),
+            Invalidation::Session(session) => format!("session:{}", session.to_hex()),
+            Invalidation::All => "all".to_owned(),
+        }
+    }
+
+    /// Reads a message; anything it does not recognise invalidates
+    /// everything.
+    #[must_use]
+    pub fn parse(message: &'a str) -> Self {
+        if let Some(user) = message.strip_prefix("user:") {
+            Invalidation::User(user)
+        } else if let Some(session) = message.strip_prefix("session:").and_then(SessionId::from_hex) {
+            Invalidation::Session(session)
+        } else {
+            Invalidation::All
+        }
+    }
+}
+
+impl StateCache {
+    /// Applies an invalidation, ours or another server's.
+    pub fn apply(&self, invalidation: &Invalidation<'_>) {
+        match invalidation {
+            Invalidation::User(user) => self.invalidate_user(user),
+            Invalidation::Session(session) => self.invalidate_session(session),
+            Invalidation::All => self.clear(),
+        }
+    }
+}
+
 impl fmt::Debug for StateCache {
     /// Counts only: cached user IDs are personal data.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -395,6 +445,30 @@ mod tests {
         assert!(cache.insert(cache.ticket(0), Some("alice"), &Session::new(()).id(), &state(0, false, 0)));
         assert!(!cache.is_empty());
         assert_eq!(cache.len(), 2, "a user and a session");
+    }
+
+    #[test]
+    fn messages_round_trip_and_unknown_ones_invalidate_everything() {
+        let session = Session::new(()).id();
+        for invalidation in
+            [Invalidation::User("alice:with:colons"), Invalidation::Session(session), Invalidation::All]
+        {
+            assert_eq!(Invalidation::parse(&invalidation.message()), invalidation);
+        }
+        assert_eq!(Invalidation::parse("session:zz"), Invalidation::All);
+        assert_eq!(Invalidation::parse("garbage"), Invalidation::All);
+        // Applied, each drops what it names.
+        let cache = StateCache::new(TTL);
+        let (a, b) = (Session::new(()).id(), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(0), Some("alice"), &a, &state(1, false, 0)));
+        assert!(cache.insert(cache.ticket(0), Some("bob"), &b, &state(1, false, 0)));
+        cache.apply(&Invalidation::User("alice"));
+        assert_eq!(cache.get(Some("alice"), &a, 1), None);
+        cache.apply(&Invalidation::Session(b));
+        assert_eq!(cache.get(Some("bob"), &b, 1), None);
+        assert!(cache.get(None, &a, 1).is_some());
+        cache.apply(&Invalidation::All);
+        assert!(cache.is_empty());
     }
 
     #[test]

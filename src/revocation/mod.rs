@@ -36,7 +36,7 @@ use std::future::Future;
 use crate::error::{OpenError, RandomError};
 use crate::session::{Session, SessionId};
 
-pub use cache::{CacheTicket, StateCache};
+pub use cache::{CacheTicket, Invalidation, StateCache};
 pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verifier::{Verifier, MAX_LOGIN_WAIT};

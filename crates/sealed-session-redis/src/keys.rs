@@ -117,52 +117,10 @@ impl Keys {
     }
 }
 
-/// What a published invalidation names.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Invalidation<'a> {
-    User(&'a str),
-    Session(SessionId),
-    All,
-}
-
-impl<'a> Invalidation<'a> {
-    /// The message on the channel.
-    pub(crate) fn message(&self) -> String {
-        match self {
-            Invalidation::User(user) => format!("user:{user}"),
-            Invalidation::Session(session) => format!("session:{}", session.to_hex()),
-            Invalidation::All => "all".to_owned(),
-        }
-    }
-
-    /// Reads a message; anything unknown empties the whole cache.
-    pub(crate) fn parse(message: &'a str) -> Self {
-        if let Some(user) = message.strip_prefix("user:") {
-            Invalidation::User(user)
-        } else if let Some(session) = message.strip_prefix("session:").and_then(SessionId::from_hex) {
-            Invalidation::Session(session)
-        } else {
-            Invalidation::All
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use sealed_session::Session;
-
-    #[test]
-    fn messages_round_trip_and_unknown_ones_clear_everything() {
-        let session = Session::new(()).id();
-        for invalidation in
-            [Invalidation::User("alice:with:colons"), Invalidation::Session(session), Invalidation::All]
-        {
-            assert_eq!(Invalidation::parse(&invalidation.message()), invalidation);
-        }
-        assert_eq!(Invalidation::parse("session:zz"), Invalidation::All);
-        assert_eq!(Invalidation::parse("garbage"), Invalidation::All);
-    }
 
     #[test]
     fn keys_live_under_the_prefix() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 
-use crate::keys::Invalidation;
 use crate::store::Inner;
+use sealed_session::Invalidation;
 
 /// Keeps the invalidation subscription up for as long as the store lives.
 pub(crate) async fn subscribe_forever(store: Weak<Inner>) {
@@ -38,7 +38,7 @@ pub(crate) async fn subscribe_forever(store: Weak<Inner>) {
                     let Some(inner) = store.upgrade() else { return };
                     match next {
                         Ok(Some(message)) => match message.get_payload::<String>() {
-                            Ok(text) => inner.invalidate(&Invalidation::parse(&text)),
+                            Ok(text) => inner.cache.apply(&Invalidation::parse(&text)),
                             Err(_) => inner.cache.clear(),
                         },
                         Ok(None) => break,

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 use sealed_session::{
-    Clock, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError, SystemClock,
+    Clock, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
+    SystemClock,
 };
 
 use crate::config::{parse_url, ConnectError, RedisConfig};
-use crate::keys::{Invalidation, Keys, Scripts, MAX_SCRIPT_TIME};
+use crate::keys::{Keys, Scripts, MAX_SCRIPT_TIME};
 use crate::link::{Link, PolicyFault};
 use crate::pubsub;
 
@@ -180,15 +181,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Applies an invalidation (ours or another server's) to the cache.
-    pub(crate) fn invalidate(&self, invalidation: &Invalidation<'_>) {
-        match invalidation {
-            Invalidation::User(user) => self.cache.invalidate_user(user),
-            Invalidation::Session(session) => self.cache.invalidate_session(session),
-            Invalidation::All => self.cache.clear(),
-        }
-    }
-
     /// Reads one check's state from Redis (never the cache).
     async fn fetch(
         &self,
@@ -280,7 +272,7 @@ impl Inner {
                 Ok(value)
             })
             .await;
-        self.invalidate(&invalidation);
+        self.cache.apply(&invalidation);
         result
     }
 

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `memory:` | [`MemoryStore`], refusing every session issued before it started |
 //! | `sqlite:PATH`, `sqlite:PATH?create=true` | `sealed_session_sqlite::SqliteStore` (feature `sqlite`) |
+//! | `postgres://…`, `postgresql://…` | `sealed_session_postgres::PostgresStore` (feature `postgres`) |
 //! | `redis://…`, `rediss://…`, `redis+sentinel://…`, `rediss+sentinel://…` | `sealed_session_redis::RedisStore` (feature `redis`) |
 //!
 //! ```no_run
@@ -22,6 +23,7 @@
 //!
 //! * `sqlite` (default): `sqlite:` URLs.
 //! * `redis` (default): Redis URLs, with TLS and Sentinel.
+//! * `postgres` (default): PostgreSQL URLs.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -37,8 +39,8 @@ use sealed_session::{MemoryStore, SharedStore};
 pub enum StoreUrlError {
     /// The URL names no store this build knows.
     #[error(
-        "unknown store URL scheme {0:?}: use memory:, sqlite:PATH, redis://HOST:PORT/DB, rediss://… or \
-         redis+sentinel://HOSTS/SERVICE"
+        "unknown store URL scheme {0:?}: use memory:, sqlite:PATH, postgres://USER@HOST/DB, \
+         redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOSTS/SERVICE"
     )]
     UnknownScheme(String),
     /// The URL names a store whose feature this build leaves out.
@@ -52,6 +54,10 @@ pub enum StoreUrlError {
     #[cfg(feature = "redis")]
     #[error(transparent)]
     Redis(#[from] sealed_session_redis::ConnectError),
+    /// PostgreSQL could not be reached or set up.
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] sealed_session_postgres::PostgresSetupError),
 }
 
 /// The scheme of a store URL, without anything that could be a secret.
@@ -74,6 +80,7 @@ pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
         }
         "sqlite" => open_sqlite(url).await,
         "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => open_redis(url).await,
+        "postgres" | "postgresql" => open_postgres(url).await,
         _ => Err(StoreUrlError::UnknownScheme(scheme)),
     }
 }
@@ -96,4 +103,14 @@ async fn open_redis(url: &str) -> Result<SharedStore, StoreUrlError> {
 #[cfg(not(feature = "redis"))]
 async fn open_redis(_: &str) -> Result<SharedStore, StoreUrlError> {
     Err(StoreUrlError::NotBuilt("redis"))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<SharedStore, StoreUrlError> {
+    Ok(Arc::new(sealed_session_postgres::PostgresStore::connect(url).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: &str) -> Result<SharedStore, StoreUrlError> {
+    Err(StoreUrlError::NotBuilt("postgres"))
 }

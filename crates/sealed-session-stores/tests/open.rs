@@ -33,8 +33,15 @@ async fn redis_urls_open_a_store() {
 }
 
 #[tokio::test]
+async fn postgres_urls_open_a_store() {
+    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
+    let store = open(&postgres.url()).await.unwrap();
+    sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
 async fn unknown_schemes_are_named_without_the_rest_of_the_url() {
-    for url in ["mysql://root:hunter2@db/x", "memory:extra", "", "postgres-ish"] {
+    for url in ["mysql://root:hunter2@db/x", "memory:extra", "", "postgres-ish", "postgre://x"] {
         let err = open(url).await.err().expect("an error");
         let text = err.to_string();
         assert!(matches!(err, StoreUrlError::UnknownScheme(_)), "{url}: {text}");

@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod demo;
+pub mod postgres;
 pub mod redis;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

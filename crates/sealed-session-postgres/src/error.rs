@@ -1,0 +1,30 @@
+//! Why a PostgreSQL store could not be set up.
+
+use sealed_session::StoreError;
+
+/// The PostgreSQL store could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresSetupError {
+    /// The URL is not `postgres://…` or `postgresql://…`.
+    #[error("not a PostgreSQL store URL: expected postgres://USER[:PASSWORD]@HOST:PORT/DATABASE")]
+    Url,
+    /// The table prefix is not a plain lowercase identifier.
+    #[error(
+        "table prefix {0:?} is not a plain identifier: use lowercase letters, digits and _, starting with a \
+         letter, at most 40 bytes"
+    )]
+    Prefix(String),
+    /// The database could not be reached or refused the login.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// The tables could not be created.
+    #[error("cannot create the revocation tables (does the user may CREATE in the schema?): {0}")]
+    Migrate(#[source] sqlx::Error),
+    /// The store's generation could not be read or written.
+    #[error("cannot read or start the store's generation: {0}")]
+    Generation(#[source] StoreError),
+    /// There is no tokio runtime to run on.
+    #[error("the PostgreSQL store needs a tokio runtime with the time and I/O drivers enabled")]
+    Runtime,
+}

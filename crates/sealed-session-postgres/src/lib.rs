@@ -1,0 +1,56 @@
+//! A [`RevocationStore`](sealed_session::RevocationStore) in PostgreSQL, on
+//! the application's own sqlx pool, with a local cache that `LISTEN` /
+//! `NOTIFY` keeps fresh.
+//!
+//! * **Tables of its own.** `PREFIX_user_epochs`, `PREFIX_denied` and
+//!   `PREFIX_meta` (prefix `sealed_session` by default), created at connect
+//!   (under an advisory lock) unless [`PostgresOptions::create_tables`] is
+//!   off, in which case run [`PostgresStore::migration_sql`] in your
+//!   migrations.
+//! * **Atomic, and dated by the database.** Epochs are bumped with an
+//!   upsert; a denylist entry is never shortened and an expiry at or before
+//!   the database's time (`clock_timestamp()`) is refused; "log everyone
+//!   out" raises a cutoff that never moves back, dated by the database.
+//! * **Fast.** Each server caches what it read. Every revocation notifies
+//!   the channel `PREFIX_revocations` in the same statement (so the message
+//!   goes out when the write commits), and every server drops what it names.
+//!   The server that revokes drops its own entries before the call returns.
+//! * **Bounded staleness.** The cache is used only while the `LISTEN`
+//!   connection is up, and is emptied whenever it (re)connects. No answer is
+//!   used more than [`PostgresOptions::cache_ttl`] (1 s) after the read that
+//!   produced it began, so a lost notification keeps a revoked session
+//!   alive at most that long.
+//! * **Fail closed.** A statement that fails or takes longer than
+//!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
+//!   runtime every call fails instead of panicking.
+//! * **Data loss never resurrects.** A generation row is written when the
+//!   tables are first used. If the rows or a table are lost (a `TRUNCATE`, a
+//!   dropped table, a fresh database), the store writes a new one, and every
+//!   session issued at or before it is refused. Restoring an *older backup*
+//!   rolls revocations back without changing the generation: after such a
+//!   restore, log everyone out.
+//!
+//! ```no_run
+//! use sealed_session::{Keyring, Sealer, SystemClock, Verifier};
+//! use sealed_session_postgres::{PostgresOptions, PostgresStore};
+//!
+//! # async fn example(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+//! // The application's pool; the store keeps one of its connections for LISTEN.
+//! let store = PostgresStore::with_pool(pool, PostgresOptions::default(), SystemClock).await?;
+//! let verifier = Verifier::new(Sealer::builder(Keyring::load("keyring.toml")?).build()?, store);
+//! verifier.logout_everywhere("alice").await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod error;
+mod listener;
+mod schema;
+mod store;
+
+pub use error::PostgresSetupError;
+pub use store::{PostgresOptions, PostgresStore};

@@ -1,0 +1,133 @@
+//! The tables and every statement the store runs, named from one prefix.
+
+/// The statements of one store, with its table names filled in. Each
+/// revocation notifies the channel in the same statement, so the message
+/// goes out when, and only if, the write commits.
+pub(crate) struct Statements {
+    pub(crate) migrate: String,
+    pub(crate) state: String,
+    pub(crate) login_state: String,
+    pub(crate) start_generation: String,
+    pub(crate) revoke_user: String,
+    pub(crate) revoke_session: String,
+    pub(crate) revoke_all: String,
+    pub(crate) channel: String,
+}
+
+/// Whether `prefix` is a plain SQL identifier: lowercase ASCII letters,
+/// digits and `_`, starting with a letter, at most 40 bytes (so that every
+/// table name stays within PostgreSQL's 63).
+pub(crate) fn valid_prefix(prefix: &str) -> bool {
+    prefix.len() <= 40
+        && prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The SQL that creates the store's tables under `prefix` (which must be
+/// valid): for applications that run their own migrations.
+pub(crate) fn migration(prefix: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {prefix}_meta (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {prefix}_user_epochs (user_id text PRIMARY KEY, epoch bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {prefix}_denied (session_id bytea PRIMARY KEY, expires_at bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS {prefix}_denied_expiry ON {prefix}_denied (expires_at);"
+    )
+}
+
+/// The database's own clock, in whole Unix seconds.
+const NOW: &str = "floor(extract(epoch from clock_timestamp()))::bigint";
+
+impl Statements {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let channel = format!("{prefix}_revocations");
+        Self {
+            migrate: migration(prefix),
+            // Everything one check needs, in one round trip.
+            state: format!(
+                "SELECT
+                   (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
+                   EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
+                   (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
+                   (SELECT value FROM {prefix}_meta WHERE key = 'generation')"
+            ),
+            login_state: format!(
+                "SELECT
+                   (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
+                   (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
+                   (SELECT value FROM {prefix}_meta WHERE key = 'generation')"
+            ),
+            // A row back means a generation began now.
+            start_generation: format!(
+                "INSERT INTO {prefix}_meta (key, value) VALUES ('generation', {NOW})
+                 ON CONFLICT (key) DO NOTHING RETURNING value"
+            ),
+            revoke_user: format!(
+                "WITH bumped AS (
+                   INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ($1, 1)
+                   ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
+                   RETURNING epoch)
+                 SELECT bumped.epoch FROM bumped, pg_notify('{channel}', $2)"
+            ),
+            // Never shortens an entry, refuses an expiry at or before the
+            // database's time, and drops other entries that have expired.
+            revoke_session: format!(
+                "WITH now AS (SELECT {NOW} AS t),
+                 denied AS (
+                   INSERT INTO {prefix}_denied (session_id, expires_at)
+                   SELECT $1, $2 FROM now WHERE $2 > now.t
+                   ON CONFLICT (session_id) DO UPDATE
+                     SET expires_at = GREATEST({prefix}_denied.expires_at, EXCLUDED.expires_at)
+                   RETURNING 1),
+                 purged AS (
+                   DELETE FROM {prefix}_denied
+                   WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
+                   RETURNING 1)
+                 SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
+                 FROM pg_notify('{channel}', $3)"
+            ),
+            // The latest of the current cutoff, the one asked for and the
+            // database's time; never earlier.
+            revoke_all: format!(
+                "WITH current AS (
+                   SELECT GREATEST(
+                     COALESCE((SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'), 0),
+                     COALESCE((SELECT value FROM {prefix}_meta WHERE key = 'generation'), 0)) AS c),
+                 raised AS (
+                   INSERT INTO {prefix}_meta (key, value)
+                   SELECT 'revoked_through', GREATEST($1, {NOW}, current.c) FROM current
+                   ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
+                   RETURNING value)
+                 SELECT raised.value FROM raised, pg_notify('{channel}', 'all')"
+            ),
+            channel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_plain_identifiers() {
+        for good in ["sealed_session", "app2", "a"] {
+            assert!(valid_prefix(good), "{good}");
+        }
+        for bad in ["", "2app", "App", "a-b", "a;drop table x", "a b", "ä", &"a".repeat(41)] {
+            assert!(!valid_prefix(bad), "{bad}");
+        }
+        assert!(valid_prefix(&"a".repeat(40)));
+    }
+
+    #[test]
+    fn statements_use_the_prefix_everywhere() {
+        let statements = Statements::new("app");
+        for sql in
+            [&statements.migrate, &statements.state, &statements.revoke_all, &statements.revoke_session]
+        {
+            assert!(!sql.contains("sealed_session"), "{sql}");
+            assert!(sql.contains("app_"), "{sql}");
+        }
+        assert_eq!(statements.channel, "app_revocations");
+    }
+}

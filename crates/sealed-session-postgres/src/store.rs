@@ -1,0 +1,468 @@
+//! [`PostgresStore`] and its options.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealed_session::{
+    Clock, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
+    SystemClock,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::error::PostgresSetupError;
+use crate::listener;
+use crate::schema::{self, Statements};
+
+/// Settings of a [`PostgresStore`]; every one has a safe default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Prefix of the tables (`PREFIX_meta`, `PREFIX_user_epochs`,
+    /// `PREFIX_denied`) and of the channel (`PREFIX_revocations`); default
+    /// `sealed_session`. Lowercase letters, digits and `_`.
+    pub prefix: String,
+    /// How long a statement may take before the check fails closed; default 250 ms.
+    pub timeout: Duration,
+    /// The longest a cached answer is used, counted from before the read
+    /// that produced it; default 1 s. Zero turns the cache off.
+    pub cache_ttl: Duration,
+    /// Create the tables if they are missing, at connect and whenever one
+    /// is found dropped; default true. Turn it off if your migrations
+    /// create them ([`PostgresStore::migration_sql`]).
+    pub create_tables: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "sealed_session".into(),
+            timeout: Duration::from_millis(250),
+            cache_ttl: Duration::from_secs(1),
+            create_tables: true,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// Sets [`PostgresOptions::prefix`].
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`PostgresOptions::timeout`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`PostgresOptions::cache_ttl`].
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Sets [`PostgresOptions::create_tables`].
+    #[must_use]
+    pub fn with_create_tables(mut self, create: bool) -> Self {
+        self.create_tables = create;
+        self
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
+    pub(crate) options: PostgresOptions,
+    pub(crate) sql: Statements,
+    pub(crate) cache: StateCache,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// True while the `LISTEN` connection is up.
+    pub(crate) listening: AtomicBool,
+}
+
+/// A revocation store in PostgreSQL. Clones share one pool, cache and
+/// listener; the listener ends soon after the last clone is dropped.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("options", &self.inner.options)
+            .field("listening", &self.inner.listening.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store was used outside a tokio runtime.
+#[derive(Debug, thiserror::Error)]
+#[error("the PostgreSQL store must be used inside a tokio runtime with the time and I/O drivers enabled")]
+struct NoRuntime;
+
+fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn from_db(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in the store")))
+}
+
+/// The cutoff: the later of the last global logout and the generation.
+fn cutoff(revoked_through: Option<i64>, generation: i64) -> Result<u64, StoreError> {
+    Ok(revoked_through.map(from_db).transpose()?.unwrap_or(0).max(from_db(generation)?))
+}
+
+/// SQLSTATE 42P01: a table of ours is gone.
+fn undefined_table(err: &sqlx::Error) -> bool {
+    err.as_database_error().and_then(|db| db.code()).as_deref() == Some("42P01")
+}
+
+impl PostgresStore {
+    /// Connects to the database `url` names (`postgres://…`), with the
+    /// default options, creating the tables if they are missing.
+    ///
+    /// # Errors
+    /// [`PostgresSetupError`] if the URL is wrong, the database cannot be
+    /// reached, or the tables cannot be created or read.
+    pub async fn connect(url: &str) -> Result<Self, PostgresSetupError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(PostgresSetupError::Url);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(PostgresSetupError::Connect)?;
+        Self::with_pool(pool, PostgresOptions::default(), SystemClock).await
+    }
+
+    /// Uses the application's own pool (it keeps one connection of it for
+    /// `LISTEN`). The clock ages cache entries; every time the store keeps
+    /// is the database's.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`].
+    pub async fn with_pool(
+        pool: PgPool,
+        options: PostgresOptions,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, PostgresSetupError> {
+        if !schema::valid_prefix(&options.prefix) {
+            return Err(PostgresSetupError::Prefix(options.prefix.chars().take(64).collect()));
+        }
+        tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
+        let inner = Arc::new(Inner {
+            sql: Statements::new(&options.prefix),
+            cache: StateCache::new(options.cache_ttl),
+            pool,
+            options,
+            clock: Arc::new(clock),
+            listening: AtomicBool::new(false),
+        });
+        if inner.options.create_tables {
+            inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
+        }
+        inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
+        tokio::spawn(listener::listen_forever(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// The SQL that creates the tables under `prefix`, for applications
+    /// that run their own migrations (with [`PostgresOptions::create_tables`]
+    /// off). `None` if `prefix` is not a plain identifier.
+    #[must_use]
+    pub fn migration_sql(prefix: &str) -> Option<String> {
+        schema::valid_prefix(prefix).then(|| schema::migration(prefix))
+    }
+
+    /// Whether the `LISTEN` connection is up (the cache is in use).
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the `LISTEN` connection is up, for at most `limit`.
+    /// Returns whether it is.
+    pub async fn wait_until_listening(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_listening() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// The pool the store uses.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+}
+
+impl Inner {
+    /// Creates the tables (one server at a time: an advisory lock).
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(&self.options.prefix)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(self.sql.migrate.clone())).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
+    /// Writes a generation if there is none; returns whether one began.
+    async fn start_generation(&self) -> Result<bool, StoreError> {
+        let started: Option<i64> = self
+            .bounded(async {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.start_generation.clone()))
+                    .fetch_optional(&self.pool)
+                    .await
+            })
+            .await?;
+        if let Some(generation) = started {
+            tracing::warn!(
+                generation,
+                "PostgreSQL revocation store has no generation (new, emptied or dropped tables): starting one; \
+                 every session issued until now is refused"
+            );
+            self.cache.clear();
+            self.notify_all().await;
+        }
+        Ok(started.is_some())
+    }
+
+    /// Runs one statement within the timeout, outside of which it fails
+    /// closed. Outside a tokio runtime it fails instead of letting sqlx panic.
+    pub(crate) async fn bounded<T>(
+        &self,
+        statement: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable(NoRuntime));
+        }
+        match tokio::time::timeout(self.options.timeout, statement).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(StoreError::unavailable(err)),
+            Err(_) => Err(StoreError::Timeout(self.options.timeout)),
+        }
+    }
+
+    /// Runs `statement`; if a table of ours is gone (dropped: lost data),
+    /// creates the tables again with a new generation, and runs it once more.
+    async fn run<T, F, Fut>(&self, statement: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable(NoRuntime));
+        }
+        match tokio::time::timeout(self.options.timeout, statement()).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) if undefined_table(&err) && self.options.create_tables => {
+                self.recreate_tables().await?;
+                self.bounded(statement()).await
+            }
+            Ok(Err(err)) => Err(StoreError::unavailable(err)),
+            Err(_) => Err(StoreError::Timeout(self.options.timeout)),
+        }
+    }
+
+    /// A table was dropped: its revocations are lost. Creates the tables
+    /// again and logs everyone out (a new cutoff, dated by the database),
+    /// so that no session it revoked comes back.
+    async fn recreate_tables(&self) -> Result<(), StoreError> {
+        tracing::warn!(
+            "a table of the PostgreSQL revocation store is gone (lost data): creating it again; every session \
+             issued until now is refused"
+        );
+        self.bounded(self.migrate()).await?;
+        self.start_generation().await?;
+        let cutoff: i64 = self
+            .bounded(async {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.revoke_all.clone()))
+                    .bind(0i64)
+                    .fetch_one(&self.pool)
+                    .await
+            })
+            .await?;
+        tracing::warn!(cutoff, "PostgreSQL revocation store: everyone logged out after lost data");
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Reads one check's state from the database (never the cache). If the
+    /// generation is gone (rows deleted under us: lost data), starts a new
+    /// one and reads again.
+    async fn fetch(&self, user_id: Option<&str>, session: &SessionId) -> Result<RevocationState, StoreError> {
+        for _ in 0..2 {
+            let (epoch, denied, revoked_through, generation): (Option<i64>, bool, Option<i64>, Option<i64>) =
+                self.run(|| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
+                        .bind(user_id)
+                        .bind(session.as_bytes().as_slice())
+                        .fetch_one(&self.pool)
+                })
+                .await?;
+            let Some(generation) = generation else {
+                self.start_generation().await?;
+                continue;
+            };
+            return Ok(RevocationState {
+                user_epoch: epoch.map(from_db).transpose()?.unwrap_or(0),
+                session_revoked: denied,
+                revoked_through: cutoff(revoked_through, generation)?,
+            });
+        }
+        Err(StoreError::Corrupt("the store's generation disappears as soon as it is written".into()))
+    }
+
+    /// The user's epoch and the cutoff, as [`Inner::fetch`] reads them.
+    async fn fetch_login(&self, user_id: &str) -> Result<LoginState, StoreError> {
+        for _ in 0..2 {
+            let (epoch, revoked_through, generation): (Option<i64>, Option<i64>, Option<i64>) = self
+                .run(|| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.login_state.clone()))
+                        .bind(user_id)
+                        .fetch_one(&self.pool)
+                })
+                .await?;
+            let Some(generation) = generation else {
+                self.start_generation().await?;
+                continue;
+            };
+            return Ok(LoginState {
+                user_epoch: epoch.map(from_db).transpose()?.unwrap_or(0),
+                revoked_through: cutoff(revoked_through, generation)?,
+            });
+        }
+        Err(StoreError::Corrupt("the store's generation disappears as soon as it is written".into()))
+    }
+
+    /// Tells every server to empty its cache. A lost message is covered by
+    /// the cache TTL, so failure here is only logged.
+    async fn notify_all(&self) {
+        let sent = self
+            .bounded(async {
+                sqlx::query("SELECT pg_notify($1, 'all')::text")
+                    .bind(&self.sql.channel)
+                    .fetch_one(&self.pool)
+                    .await
+            })
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(%err, "could not notify other servers; they see it within the cache TTL");
+        }
+    }
+}
+
+impl RevocationStore for PostgresStore {
+    fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+        let inner = &self.inner;
+        let now_ms = inner.clock.unix_millis();
+        let hit = if inner.listening.load(Ordering::SeqCst) {
+            inner.cache.get(user_id, &session, now_ms)
+        } else {
+            None
+        };
+        let lookup = match hit {
+            Some(state) => Ok(state),
+            // The ticket is taken before the read: a notification that lands
+            // while it runs keeps its answer out of the cache.
+            None => Err((Arc::clone(inner), user_id.map(str::to_owned), inner.cache.ticket(now_ms))),
+        };
+        async move {
+            let (inner, user_id, ticket) = match lookup {
+                Ok(state) => return Ok(state),
+                Err(miss) => miss,
+            };
+            let state = inner.fetch(user_id.as_deref(), &session).await?;
+            if inner.listening.load(Ordering::SeqCst) {
+                inner.cache.insert(ticket, user_id.as_deref(), &session, &state);
+            }
+            Ok(state)
+        }
+    }
+
+    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        let user_id = user_id.to_owned();
+        async move { inner.fetch_login(&user_id).await }
+    }
+
+    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        let user_id = user_id.to_owned();
+        async move {
+            let message = Invalidation::User(&user_id).message();
+            let result: Result<i64, StoreError> = inner
+                .run(|| {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.revoke_user.clone()))
+                        .bind(&user_id)
+                        .bind(&message)
+                        .fetch_one(&inner.pool)
+                })
+                .await;
+            inner.cache.apply(&Invalidation::User(&user_id));
+            from_db(result?)
+        }
+    }
+
+    fn revoke_session(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let message = Invalidation::Session(session).message();
+            let result: Result<(i64, bool, i64), StoreError> = inner
+                .run(|| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.revoke_session.clone()))
+                        .bind(session.as_bytes().as_slice())
+                        .bind(to_db(expires_at))
+                        .bind(&message)
+                        .fetch_one(&inner.pool)
+                })
+                .await;
+            inner.cache.apply(&Invalidation::Session(session));
+            let (now, recorded, _purged) = result?;
+            if recorded {
+                Ok(())
+            } else {
+                Err(StoreError::ExpiryNotInFuture { expires_at, now: from_db(now)? })
+            }
+        }
+    }
+
+    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let result: Result<i64, StoreError> = inner
+                .run(|| {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.revoke_all.clone()))
+                        .bind(to_db(issued_through))
+                        .fetch_one(&inner.pool)
+                })
+                .await;
+            inner.cache.clear();
+            from_db(result?)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The PostgreSQL store against a real server started by the test harness:
+//! conformance, two servers on one database, a lost notification, the
+//! database killed and restarted, dropped tables and lost rows, the
+//! application's own pool, and bad settings.
+//!
+//! One server serves every test that does not kill it; each test uses
+//! tables of its own (a prefix).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sealed_session::{ManualClock, Revocation, Sealer, StoreError, SystemClock, Verifier, VerifyError};
+use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
+use sealed_session_testkit::postgres::PostgresServer;
+use sealed_session_testkit::{clock_at_now, keyring, sealer, within};
+
+static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
+
+fn options(prefix: &str) -> PostgresOptions {
+    PostgresOptions::default().with_prefix(prefix).with_timeout(Duration::from_millis(500))
+}
+
+async fn pool(url: &str) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await.unwrap()
+}
+
+async fn store(url: &str, prefix: &str, clock: impl sealed_session::Clock + 'static) -> PostgresStore {
+    let store = PostgresStore::with_pool(pool(url).await, options(prefix), clock).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
+    store
+}
+
+async fn server(url: &str, prefix: &str, clock: &ManualClock) -> Verifier<PostgresStore> {
+    Verifier::new(sealer(8, clock), store(url, prefix, clock.clone()).await)
+}
+
+async fn login(verifier: &Verifier<PostgresStore>, user: &str) -> String {
+    verifier.sealer().seal(&verifier.login(user, ()).await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let store = store(&SHARED.url(), "conformance", SystemClock).await;
+    sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn connecting_by_url_creates_the_tables() {
+    let url = SHARED.url();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await);
+    let tables = SHARED.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'sealed\\_session\\_%'");
+    assert_eq!(tables, "3");
+    let sql = PostgresStore::migration_sql("app").unwrap();
+    assert!(sql.contains("CREATE TABLE IF NOT EXISTS app_denied"), "{sql}");
+    assert_eq!(PostgresStore::migration_sql("App; DROP"), None);
+}
+
+#[tokio::test]
+async fn bad_settings_are_errors() {
+    assert!(matches!(PostgresStore::connect("redis://x").await, Err(PostgresSetupError::Url)));
+    let closed = sealed_session_testkit::free_port();
+    let err = PostgresStore::connect(&format!("postgres://postgres:hunter2@127.0.0.1:{closed}/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PostgresSetupError::Connect(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let result =
+        PostgresStore::with_pool(pool(&SHARED.url()).await, options("Bad-Prefix"), SystemClock).await;
+    assert!(matches!(result, Err(PostgresSetupError::Prefix(_))), "{result:?}");
+    // Without the tables and without permission to create them.
+    let missing = options("not_created").with_create_tables(false);
+    let result = PostgresStore::with_pool(pool(&SHARED.url()).await, missing, SystemClock).await;
+    assert!(matches!(result, Err(PostgresSetupError::Generation(_))), "{result:?}");
+}
+
+#[test]
+fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(store(&SHARED.url(), "outside", SystemClock));
+    let state = futures_lite(sealed_session::RevocationStore::state(
+        &store,
+        Some("alice"),
+        sealed_session::Session::new(()).id(),
+    ));
+    assert!(matches!(state, Err(StoreError::Unavailable(_))), "{state:?}");
+}
+
+/// Polls a future to completion on this thread, with no runtime.
+fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_server_reaches_the_other_within_milliseconds() {
+    let url = SHARED.url();
+    let clock = clock_at_now(); // never advanced: only a notification ends a cached answer
+    let (a, b) = (server(&url, "propagation", &clock).await, server(&url, "propagation", &clock).await);
+    let mut slowest = Duration::ZERO;
+    for round in 0..20 {
+        let user = format!("user-{round}");
+        let (revoker, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let token = login(revoker, &user).await;
+        assert!(other.open::<()>(&token).await.is_ok());
+        assert!(other.open::<()>(&token).await.is_ok()); // cached
+        revoker.logout_everywhere(&user).await.unwrap();
+        assert!(matches!(revoker.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+        let took = within(Duration::from_millis(500), async || other.open::<()>(&token).await.is_err())
+            .await
+            .expect("the other server still accepted the token 500 ms after the revocation");
+        slowest = slowest.max(took);
+    }
+    println!("slowest propagation {slowest:?}");
+    assert!(slowest < Duration::from_millis(100), "slowest propagation {slowest:?}");
+}
+
+#[tokio::test]
+async fn a_lost_notification_keeps_a_revoked_session_alive_no_longer_than_the_cache_ttl() {
+    let clock = clock_at_now();
+    let verifier = server(&SHARED.url(), "lost", &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
+                                                        // A revocation behind the store's back: no notification.
+    SHARED.psql("INSERT INTO lost_user_epochs (user_id, epoch) VALUES ('alice', 1)");
+    clock.advance(Duration::from_millis(999));
+    assert!(verifier.open::<()>(&token).await.is_ok(), "within the TTL the cached answer stands");
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+#[tokio::test]
+async fn dropped_tables_and_lost_rows_never_bring_a_revoked_session_back() {
+    let url = SHARED.url();
+    let store = store(&url, "loss", SystemClock).await;
+    let verifier = Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    verifier.logout_everywhere("alice").await.unwrap();
+    SHARED.psql("DROP TABLE loss_user_epochs");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cache TTL
+    assert!(
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::All))),
+        "a revoked session came back after its table was dropped"
+    );
+    let fresh = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&fresh).await.is_ok(), "a new login works on the recreated tables");
+
+    // Rows deleted under the store: the same.
+    verifier.logout_everywhere("alice").await.unwrap();
+    SHARED.psql("DELETE FROM loss_meta; DELETE FROM loss_user_epochs");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(matches!(verifier.open::<()>(&fresh).await, Err(VerifyError::Revoked(Revocation::All))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_killed_fails_closed_and_its_revocations_survive_the_restart() {
+    let mut own = PostgresServer::start();
+    let url = own.url();
+    let store = store(&url, "killed", SystemClock).await;
+    let verifier = Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    let revoked = login(&verifier, "bob").await;
+    verifier.logout_everywhere("bob").await.unwrap();
+    assert!(verifier.open::<()>(&token).await.is_ok());
+
+    own.kill(); // SIGKILL
+    let refused = within(Duration::from_millis(1500), async || {
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(_)))
+    });
+    assert!(refused.await.is_some(), "a session was accepted while the database was down");
+    for _ in 0..20 {
+        assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(_))));
+    }
+
+    own.restart();
+    let back = within(Duration::from_secs(10), async || verifier.open::<()>(&token).await.is_ok());
+    assert!(back.await.is_some(), "the store did not come back after the database did");
+    assert!(
+        matches!(verifier.open::<()>(&revoked).await, Err(VerifyError::Revoked(Revocation::User))),
+        "an acknowledged revocation was lost in the crash"
+    );
+    assert!(verifier.store().wait_until_listening(Duration::from_secs(10)).await, "LISTEN came back");
+}
+
+#[tokio::test]
+async fn a_login_right_after_the_store_started_opens() {
+    let store = store(&SHARED.url(), "fresh", SystemClock).await;
+    let verifier = Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), store);
+    let started = std::time::Instant::now();
+    let token = login(&verifier, "alice").await;
+    assert!(started.elapsed() < Duration::from_millis(1100));
+    assert!(verifier.open::<()>(&token).await.is_ok());
+}
