@@ -14,9 +14,9 @@ pub enum SqliteOpenError {
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// SQLite's error.
+        /// SQLite's error, through sqlx.
         #[source]
-        source: rusqlite::Error,
+        source: sqlx::Error,
     },
     /// The file could not be examined.
     #[error("cannot examine SQLite revocation store {path}: {source}")]
@@ -36,11 +36,12 @@ pub enum SqliteOpenError {
         /// The file.
         path: PathBuf,
     },
-    /// The file could not be made durable the way revocations need
-    /// (`journal_mode = WAL`, `synchronous = FULL`).
+    /// The connection is not durable the way revocations need
+    /// (`journal_mode = WAL`, `synchronous = FULL`), or is in memory.
     #[error(
         "SQLite revocation store {path} runs with journal_mode {journal_mode} and synchronous \
-         {synchronous}; it needs WAL and FULL (is the file on a network or read-only file system?)"
+         {synchronous}; it needs WAL and FULL (SqliteConnectOptions::journal_mode(Wal) and \
+         synchronous(Full) on a pool of your own; a file, not memory)"
     )]
     NotDurable {
         /// The file.
@@ -59,15 +60,16 @@ pub enum SqliteOpenError {
         #[source]
         source: StoreError,
     },
-    /// The URL is not `sqlite:PATH` or `sqlite:PATH?create=true`.
+    /// The URL is not `sqlite:PATH` or `sqlite:PATH?create=true`, or the
+    /// path is a `file:` URI.
     #[error(
         "not a SQLite store URL: expected sqlite:PATH or sqlite:PATH?create=true, for example \
-         sqlite:/var/lib/app/revocations.sqlite3"
+         sqlite:/var/lib/app/revocations.sqlite3 (a path, not a file: URI)"
     )]
     Url,
-    /// The store's background work could not run.
-    #[error("the SQLite store needs a tokio runtime with a blocking pool: {0}")]
-    Runtime(String),
+    /// There is no tokio runtime to run on.
+    #[error("the SQLite store needs a tokio runtime with the time driver enabled")]
+    Runtime,
 }
 
 /// The file the store opened is no longer the file at its path: another

@@ -18,8 +18,12 @@
 //!   the store's own) succeed and keep up; otherwise every check reads the
 //!   file.
 //! * Unix only: the file's identity is its device and inode.
-//! * Database work runs on tokio's blocking pool, never on the async threads;
-//!   outside a tokio runtime every call fails (closed) instead of panicking.
+//! * It runs on sqlx: each connection works on a thread of its own, never on
+//!   the async threads. Give it a file of its own ([`SqliteOptions`]), or the
+//!   application's own `SqlitePool` ([`SqliteStore::with_pool`]: its tables
+//!   are named `sealed_session_*`); either way the connections must use WAL
+//!   and `synchronous = FULL`, which the store reads back and insists on.
+//!   Outside a tokio runtime every call fails (closed) instead of panicking.
 //! * The store notices when its path no longer names the file it opened
 //!   (deleted, or replaced by another file): from then on every call fails
 //!   with [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)

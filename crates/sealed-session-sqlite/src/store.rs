@@ -4,22 +4,30 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rusqlite::Connection;
 use sealed_session::{
     Clock, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError, SystemClock,
 };
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::ConnectOptions as _;
 
 use crate::error::{FileReplaced, SqliteOpenError};
 use crate::schema::{self, Durability};
 use crate::watch::{self, FileId};
 
-/// No cached answer is older than this.
+/// No cached answer is used longer than this after its read began.
 const CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// How to open a [`SqliteStore`]: the file, whether to create it, the clock.
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to open a [`SqliteStore`] on a file of its own: the file, whether to
+/// create it, the clock. (With the application's pool, use
+/// [`SqliteStore::with_pool`].)
 ///
 /// ```no_run
 /// use sealed_session_sqlite::SqliteOptions;
@@ -83,49 +91,40 @@ impl SqliteOptions {
         self
     }
 
-    /// Opens the store. Needs a tokio runtime with a blocking pool.
+    /// Opens the store. Needs a tokio runtime.
     ///
     /// # Errors
     /// [`SqliteOpenError`]: the file is missing (and not to be created),
     /// cannot be opened, cannot be made durable, or has no readable generation.
     pub async fn open(self) -> Result<SqliteStore, SqliteOpenError> {
         let Self { path, create, clock } = self;
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|err| SqliteOpenError::Runtime(err.to_string()))?;
-        let (task_path, task_clock) = (path.clone(), clock.clone());
-        let (conn, file) = runtime
-            .spawn_blocking(move || {
-                let conn = schema::initialise(&task_path, &*task_clock, create)?;
-                let file = FileId::of(&task_path)
-                    .map_err(|source| SqliteOpenError::Io { path: task_path.clone(), source })?;
-                Ok::<_, SqliteOpenError>((conn, file))
-            })
-            .await
-            .map_err(|err| SqliteOpenError::Runtime(err.to_string()))??;
-        let shared = Arc::new(Shared {
-            conn: Mutex::new(conn),
-            cache: StateCache::new(CACHE_TTL),
-            path,
-            file,
-            clock,
-            polled_ms: AtomicI64::new(i64::MIN),
-            fault: OnceLock::new(),
-        });
-        let watched = Arc::downgrade(&shared);
-        // A thread, not a task: it needs no timer in the caller's runtime.
-        let poller = std::thread::Builder::new()
-            .name("sqlite-revocation-poll".into())
-            .spawn(move || watch::poll(&watched));
-        if let Err(err) = poller {
-            tracing::warn!(error = %err, "cannot start the SQLite change poller; every check reads the file");
+        tokio::runtime::Handle::try_current().map_err(|_| SqliteOpenError::Runtime)?;
+        // A path is a path: a `file:` URI could carry immutable=1, which
+        // would hide other processes' revocations.
+        if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+            return Err(SqliteOpenError::Url);
         }
-        Ok(SqliteStore { shared })
+        if !create && !path.exists() {
+            return Err(SqliteOpenError::Missing { path });
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| SqliteOpenError::Sqlite { path: path.clone(), source })?;
+        SqliteStore::with_pool_and_clock(pool, clock).await
     }
 }
 
 /// What the clones of a store share.
 pub(crate) struct Shared {
-    pub(crate) conn: Mutex<Connection>,
+    pool: SqlitePool,
     pub(crate) cache: StateCache,
     path: PathBuf,
     /// The file opened, to notice it being deleted or replaced.
@@ -160,8 +159,8 @@ impl Shared {
     }
 }
 
-/// A revocation store in a SQLite file. Clones share one connection, one
-/// read cache and one poller.
+/// A revocation store in a SQLite file. Clones share one pool, one read
+/// cache and one poller.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
@@ -175,6 +174,11 @@ impl fmt::Debug for SqliteStore {
             .finish_non_exhaustive()
     }
 }
+
+/// The store was used outside a tokio runtime.
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite store must be used inside a tokio runtime")]
+struct NoRuntime;
 
 impl SqliteStore {
     /// Opens the existing store at `path`, on the system clock.
@@ -202,6 +206,61 @@ impl SqliteStore {
         SqliteOptions::from_url(url)?.open().await
     }
 
+    /// Uses the application's own pool: the store's tables
+    /// (`sealed_session_*`) go into its database file. The pool's
+    /// connections must use WAL and `synchronous = FULL`
+    /// (`SqliteConnectOptions::journal_mode(SqliteJournalMode::Wal)` and
+    /// `.synchronous(SqliteSynchronous::Full)`); the store checks, and opens
+    /// one connection of its own (with the pool's options) to watch for other
+    /// processes' changes.
+    ///
+    /// # Errors
+    /// [`SqliteOpenError::NotDurable`], or as [`SqliteOptions::open`].
+    pub async fn with_pool(pool: SqlitePool) -> Result<Self, SqliteOpenError> {
+        Self::with_pool_and_clock(pool, SystemClock).await
+    }
+
+    /// [`SqliteStore::with_pool`] with a clock (which dates generations,
+    /// expires denylist entries and ages cache entries).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::with_pool`].
+    pub async fn with_pool_and_clock(
+        pool: SqlitePool,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, SqliteOpenError> {
+        tokio::runtime::Handle::try_current().map_err(|_| SqliteOpenError::Runtime)?;
+        let options = pool.connect_options();
+        let path = options.get_filename().to_path_buf();
+        let sqlite = |source| SqliteOpenError::Sqlite { path: path.clone(), source };
+        let durability = Durability::read(&pool).await.map_err(sqlite)?;
+        if !durability.is_durable() {
+            return Err(SqliteOpenError::NotDurable {
+                path,
+                journal_mode: durability.journal_mode,
+                synchronous: durability.synchronous,
+            });
+        }
+        schema::create_tables(&pool).await.map_err(sqlite)?;
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        schema::start_generation(&pool, &*clock)
+            .await
+            .map_err(|source| SqliteOpenError::Generation { path: path.clone(), source })?;
+        let file = FileId::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
+        let watcher = (*options).clone().connect().await.map_err(sqlite)?;
+        let shared = Arc::new(Shared {
+            pool,
+            cache: StateCache::new(CACHE_TTL),
+            path,
+            file,
+            clock,
+            polled_ms: AtomicI64::new(i64::MIN),
+            fault: OnceLock::new(),
+        });
+        tokio::spawn(watch::poll(Arc::downgrade(&shared), watcher));
+        Ok(Self { shared })
+    }
+
     /// The file this store uses.
     #[must_use]
     pub fn path(&self) -> &Path {
@@ -211,60 +270,49 @@ impl SqliteStore {
     /// The generation: when this file was initialised (Unix seconds).
     ///
     /// # Errors
-    /// [`StoreError`] if the file cannot be read.
+    /// [`StoreError`] if the file cannot be read or has no generation.
     pub async fn generation(&self) -> Result<u64, StoreError> {
-        self.run(|conn, clock| schema::ensure_generation(conn, clock)).await
+        self.run(schema::generation(&self.shared.pool)).await?.ok_or_else(|| {
+            StoreError::Corrupt("the store has no generation; it starts one at its next check".into())
+        })
     }
 
     /// The journal mode and synchronous setting of the store's own
-    /// connection, as SQLite reports them (`wal` and `FULL`).
+    /// connections, as SQLite reports them (`wal` and `FULL`).
     ///
     /// # Errors
     /// [`StoreError`] if SQLite cannot be asked.
     pub async fn durability(&self) -> Result<Durability, StoreError> {
-        self.run(|conn, _| Durability::read(conn).map_err(schema::sqlite_error)).await
+        self.run(async { Durability::read(&self.shared.pool).await.map_err(schema::sqlite_error) }).await
     }
 
-    /// Runs a revocation, then clears the cache (also on failure: the write
-    /// may have committed).
-    fn write<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection, &dyn Clock) -> Result<R, StoreError> + Send + 'static,
-    ) -> impl Future<Output = Result<R, StoreError>> + Send {
-        let shared = Arc::clone(&self.shared);
-        // Cleared on the blocking thread, once the write is done, so that a
-        // caller who stops waiting cannot leave the cache stale.
-        self.run(move |conn, clock| {
-            let result = work(conn, clock);
-            shared.cache.clear();
-            result
-        })
+    /// Runs `work` between two checks that the path still names the file:
+    /// an answer or a write that may have gone to a deleted or replaced file
+    /// is an error. Outside a tokio runtime it fails instead of letting sqlx
+    /// panic.
+    async fn run<R>(&self, work: impl Future<Output = Result<R, StoreError>>) -> Result<R, StoreError> {
+        tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
+        self.shared.check_file()?;
+        let result = work.await;
+        self.shared.check_file()?;
+        result
     }
 
-    /// Runs `work` on the blocking pool with the connection, between two
-    /// checks that the path still names the file: an answer or a write that
-    /// may have gone to a deleted or replaced file is an error.
-    fn run<R: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection, &dyn Clock) -> Result<R, StoreError> + Send + 'static,
-    ) -> impl Future<Output = Result<R, StoreError>> + Send {
-        let shared = Arc::clone(&self.shared);
-        async move {
-            shared.check_file()?;
-            let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::unavailable)?;
-            let task = Arc::clone(&shared);
-            let result = runtime
-                .spawn_blocking(move || {
-                    // A panic elsewhere while holding the lock leaves the
-                    // connection usable: SQLite rolls back unfinished transactions.
-                    let mut conn = task.conn.lock().unwrap_or_else(PoisonError::into_inner);
-                    work(&mut conn, &*task.clock)
-                })
-                .await
-                .map_err(StoreError::unavailable)?;
-            shared.check_file()?;
+    /// Runs a revocation to completion on a task of its own (a caller who
+    /// stops waiting cannot leave it half done), then empties the cache,
+    /// also on failure (the write may have committed).
+    async fn write<R: Send + 'static>(
+        self,
+        work: impl Future<Output = Result<R, StoreError>> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
+        let task = runtime.spawn(async move {
+            let result = self.run(work).await;
+            self.shared.cache.clear();
             result
-        }
+        });
+        task.await.map_err(StoreError::unavailable)?
     }
 }
 
@@ -285,25 +333,23 @@ impl RevocationStore for SqliteStore {
                 }
             }
             let ticket = shared.cache.ticket(now_ms);
-            let task_user = user_id.clone();
-            let state = store
-                .run(move |conn, clock| {
-                    schema::read_state(conn, clock, task_user.as_deref(), session.as_bytes())
-                })
-                .await?;
-            shared.cache.insert(ticket, user_id.as_deref(), &session, &state);
+            let user = user_id.as_deref();
+            let read = schema::read_state(&shared.pool, &*shared.clock, user, session.as_bytes());
+            let state = store.run(read).await?;
+            shared.cache.insert(ticket, user, &session, &state);
             Ok(state)
         }
     }
 
     fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+        let store = self.clone();
         let user_id = user_id.to_owned();
-        self.run(move |conn, clock| schema::login_state(conn, clock, &user_id))
+        async move { store.run(schema::login_state(&store.shared.pool, &*store.shared.clock, &user_id)).await }
     }
 
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        let user_id = user_id.to_owned();
-        self.write(move |conn, _| schema::revoke_user(conn, &user_id))
+        let (store, user_id) = (self.clone(), user_id.to_owned());
+        self.clone().write(async move { schema::revoke_user(&store.shared.pool, &user_id).await })
     }
 
     fn revoke_session(
@@ -311,10 +357,17 @@ impl RevocationStore for SqliteStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.write(move |conn, clock| schema::revoke_session(conn, clock, session.as_bytes(), expires_at))
+        let store = self.clone();
+        self.clone().write(async move {
+            schema::revoke_session(&store.shared.pool, &*store.shared.clock, session.as_bytes(), expires_at)
+                .await
+        })
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.write(move |conn, clock| schema::revoke_all(conn, clock, issued_through))
+        let store = self.clone();
+        self.clone().write(async move {
+            schema::revoke_all(&store.shared.pool, &*store.shared.clock, issued_through).await
+        })
     }
 }

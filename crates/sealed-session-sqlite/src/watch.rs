@@ -5,7 +5,9 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{PoisonError, Weak};
+use std::sync::Weak;
+
+use sqlx::SqliteConnection;
 use std::time::Duration;
 
 use crate::store::Shared;
@@ -40,22 +42,19 @@ impl FileId {
     }
 }
 
-/// Polls until the store is dropped or its file is gone. A failed poll
-/// leaves the cache unused until one succeeds.
-pub(crate) fn poll(shared: &Weak<Shared>) {
+/// Polls, on a connection of its own, until the store is dropped or its
+/// file is gone. A failed poll leaves the cache unused until one succeeds.
+pub(crate) async fn poll(shared: Weak<Shared>, mut conn: SqliteConnection) {
     let mut seen: Option<i64> = None;
     loop {
-        std::thread::sleep(CACHE_POLL_INTERVAL);
+        tokio::time::sleep(CACHE_POLL_INTERVAL).await;
         let Some(shared) = shared.upgrade() else { return };
         let started_ms = shared.clock.unix_millis();
         if shared.check_file().is_err() {
             // The store refuses every call from now on: nothing left to watch.
             return;
         }
-        let version = {
-            let conn = shared.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            conn.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0))
-        };
+        let version = sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn).await;
         match version {
             Ok(version) => {
                 if seen != Some(version) {

@@ -1,6 +1,6 @@
 //! The SQLite store on real files: conformance, durability (the settings
 //! read back, `kill -9`), data loss, a file deleted or replaced under a
-//! running store, and opening by URL.
+//! running store, opening by URL, and an application's own sqlx pool.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -75,7 +75,7 @@ fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.sqlite3");
     let opened = pollster::block_on(SqliteStore::open_or_create(&path));
-    assert!(matches!(opened, Err(SqliteOpenError::Runtime(_))), "{opened:?}");
+    assert!(matches!(opened, Err(SqliteOpenError::Runtime)), "{opened:?}");
     let store = tokio::runtime::Runtime::new().unwrap().block_on(SqliteStore::open_or_create(&path)).unwrap();
     let state = pollster::block_on(store.state(Some("alice"), Session::new(()).id()));
     assert!(matches!(state, Err(StoreError::Unavailable(_))), "{state:?}");
@@ -240,4 +240,40 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
     let refused = within(Duration::from_secs(1), async || untrusted(verifier.open::<()>(&token).await)).await;
     assert!(refused.is_some(), "a store whose file was replaced still answered");
     assert!(untrusted(verifier.logout_everywhere("alice").await), "a write to the old file reported success");
+}
+
+#[tokio::test]
+async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durable() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sqlite3");
+    let durable = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePool::connect_with(durable.clone()).await.unwrap();
+    // The application's own table, beside the store's.
+    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)").execute(&pool).await.unwrap();
+    let store = SqliteStore::with_pool(pool.clone()).await.unwrap();
+    assert_eq!(store.path(), path.as_path());
+    sealed_session::conformance::run(&store).await;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        tables,
+        ["orders", "sealed_session_denied", "sealed_session_meta", "sealed_session_user_epochs"]
+    );
+
+    // A pool whose connections may lose an acknowledged revocation is refused.
+    let fast = durable.synchronous(SqliteSynchronous::Normal);
+    let err = SqliteStore::with_pool(SqlitePool::connect_with(fast).await.unwrap()).await.unwrap_err();
+    assert!(
+        matches!(&err, SqliteOpenError::NotDurable { synchronous, .. } if synchronous == "NORMAL"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("synchronous(Full)"), "the error says what to set: {err}");
 }
