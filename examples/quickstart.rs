@@ -50,8 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let current = keyring.current();
     let old = current.keys().next().ok_or("empty keyring")?;
     keyring.replace(Keyring::new([
-        KeySpec { id: old.id, state: KeyState::Active, key: old.key.clone(), created: old.created },
-        KeySpec { id: old.id + 1, state: KeyState::Primary, key: MasterKey::generate()?, created: None },
+        KeySpec::new(old.id, KeyState::Active, old.key.clone()),
+        KeySpec::new(old.id + 1, KeyState::Primary, MasterKey::generate()?),
     ])?);
     let after_rotation = sealer.open::<Profile>(&token)?;
     println!("after rotation the old token still opens; reissue: {:?}", after_rotation.reissue());

@@ -92,6 +92,7 @@ impl FromStr for KeyState {
 
 /// One key of a keyring, as an operator describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeySpec {
     /// The key ID written into every token this key seals.
     pub id: u32,
@@ -101,6 +102,21 @@ pub struct KeySpec {
     pub key: MasterKey,
     /// When the key was made, for operators; not used by sealing.
     pub created: Option<OffsetDateTime>,
+}
+
+impl KeySpec {
+    /// Key `id` in `state`, with no creation time.
+    #[must_use]
+    pub fn new(id: u32, state: KeyState, key: MasterKey) -> Self {
+        Self { id, state, key, created: None }
+    }
+
+    /// The same key, noting when it was made.
+    #[must_use]
+    pub fn created(mut self, created: OffsetDateTime) -> Self {
+        self.created = Some(created);
+        self
+    }
 }
 
 /// Public facts about one key: no secret.
@@ -176,8 +192,8 @@ impl Entry {
 /// use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
 ///
 /// let keyring = Keyring::new([
-///     KeySpec { id: 2, state: KeyState::Primary, key: MasterKey::generate()?, created: None },
-///     KeySpec { id: 1, state: KeyState::Active, key: MasterKey::generate()?, created: None },
+///     KeySpec::new(2, KeyState::Primary, MasterKey::generate()?),
+///     KeySpec::new(1, KeyState::Active, MasterKey::generate()?),
 /// ])?;
 /// assert_eq!(keyring.primary_id(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -44,12 +44,11 @@ fn secret(id: u32) -> [u8; 32] {
 }
 
 fn keyring(states: &[(u32, KeyState)]) -> Keyring {
-    Keyring::new(states.iter().map(|&(id, state)| KeySpec {
-        id,
-        state,
-        key: MasterKey::from_slice(&secret(id)).unwrap(),
-        created: None,
-    }))
+    Keyring::new(
+        states
+            .iter()
+            .map(|&(id, state)| KeySpec::new(id, state, MasterKey::from_slice(&secret(id)).unwrap())),
+    )
     .unwrap()
 }
 

@@ -8,12 +8,11 @@ use sealed_session::{
 };
 
 fn keyring(specs: &[(u32, KeyState)]) -> Keyring {
-    Keyring::new(specs.iter().map(|&(id, state)| KeySpec {
-        id,
-        state,
-        key: MasterKey::from_slice(&[id as u8; 32]).unwrap(),
-        created: None,
-    }))
+    Keyring::new(
+        specs
+            .iter()
+            .map(|&(id, state)| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap())),
+    )
     .unwrap()
 }
 

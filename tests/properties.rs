@@ -10,12 +10,8 @@ use sealed_session::aead::XChaCha20Poly1305;
 use sealed_session::{KeySpec, KeyState, Keyring, ManualClock, MasterKey, Sealer, Session};
 
 fn sealer() -> Sealer {
-    let keys = [(1, KeyState::Primary), (2, KeyState::Active)].map(|(id, state)| KeySpec {
-        id,
-        state,
-        key: MasterKey::from_slice(&[id as u8; 32]).unwrap(),
-        created: None,
-    });
+    let keys = [(1, KeyState::Primary), (2, KeyState::Active)]
+        .map(|(id, state)| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap()));
     Sealer::builder(Keyring::new(keys).unwrap())
         .max_token_len(16 * 1024)
         .clock(ManualClock::at_unix(1_800_000_000))

@@ -16,13 +16,8 @@ const T0: i64 = 1_800_000_000;
 fn verifier_with(store: impl FnOnce(&ManualClock) -> MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
     let clock = ManualClock::at_unix(T0);
     let store = store(&clock);
-    let keyring = Keyring::new([KeySpec {
-        id: 1,
-        state: KeyState::Primary,
-        key: MasterKey::from_slice(&[9; 32]).unwrap(),
-        created: None,
-    }])
-    .unwrap();
+    let keyring =
+        Keyring::new([KeySpec::new(1, KeyState::Primary, MasterKey::from_slice(&[9; 32]).unwrap())]).unwrap();
     let sealer = Sealer::builder(keyring).clock(clock.clone()).build().unwrap();
     (Verifier::new(sealer, store), clock)
 }

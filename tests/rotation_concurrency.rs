@@ -6,12 +6,7 @@ use std::sync::Arc;
 use sealed_session::{KeySpec, KeyState, Keyring, MasterKey, Sealer, Session, SharedKeyring};
 
 fn keyring(primary: u32, active: u32) -> Keyring {
-    let spec = |id: u32, state| KeySpec {
-        id,
-        state,
-        key: MasterKey::from_slice(&[id as u8; 32]).unwrap(),
-        created: None,
-    };
+    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
     Keyring::new([spec(primary, KeyState::Primary), spec(active, KeyState::Active)]).unwrap()
 }
 

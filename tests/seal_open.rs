@@ -19,7 +19,7 @@ fn key(byte: u8) -> MasterKey {
 }
 
 fn spec(id: u32, state: KeyState) -> KeySpec {
-    KeySpec { id, state, key: key(id as u8), created: None }
+    KeySpec::new(id, state, key(id as u8))
 }
 
 fn keyring(specs: &[(u32, KeyState)]) -> Keyring {
@@ -405,13 +405,8 @@ fn renewed_ids_are_fresh_and_sessions_never_take_a_caller_id() {
 #[test]
 fn errors_and_debug_output_hold_no_secrets_or_token_bytes() {
     let secret = [0x42u8; 32];
-    let keyring = Keyring::new([KeySpec {
-        id: 1,
-        state: KeyState::Primary,
-        key: MasterKey::from_slice(&secret).unwrap(),
-        created: None,
-    }])
-    .unwrap();
+    let keyring =
+        Keyring::new([KeySpec::new(1, KeyState::Primary, MasterKey::from_slice(&secret).unwrap())]).unwrap();
     let b64 = keyring.keys().next().unwrap().key.to_base64().to_string();
     let clock = ManualClock::at_unix(T0);
     let sealer = sealer_with(keyring, &clock);

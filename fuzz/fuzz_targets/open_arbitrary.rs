@@ -30,7 +30,7 @@ static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
             "active" => KeyState::Active,
             _ => KeyState::Retired,
         };
-        KeySpec { id: key["id"].as_u64().unwrap() as u32, state, key: MasterKey::from_slice(&bytes).unwrap(), created: None }
+        KeySpec::new(key["id"].as_u64().unwrap() as u32, state, MasterKey::from_slice(&bytes).unwrap())
     });
     let sealer = Sealer::builder(Keyring::new(keys).unwrap())
         .purpose(vectors["purpose"].as_str().unwrap())

@@ -67,6 +67,9 @@
 //! why a request failed the CSRF checks is logged with `tracing` at `info`;
 //! store failures at `warn`. Tokens and keys are never logged.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// Headers and bodies are untrusted: nothing may panic on them. Tests may unwrap (.clippy.toml).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod error;
 mod layer;

@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Tokens on stdin are untrusted: nothing may panic on them.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -382,7 +384,8 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
         Ok((text, [])) => serde_json::from_str::<Value>(&text).ok(),
         _ => None,
     };
-    let mut out = json!({
+    let mut out = serde_json::Map::new();
+    let fields = json!({
         "session_id": session.id().to_hex(),
         "user": session.user_id(),
         "epoch": session.epoch(),
@@ -394,14 +397,17 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
         "idle_expires_at": rfc3339(Some(opened.idle_expires_at())),
         "reissue": opened.reissue().map(|r| format!("{r:?}")),
     });
-    match data {
-        Some(value) => out["data"] = value,
-        None => {
-            out["data_postcard_base64url"] =
-                Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(session.data()));
-        }
+    if let Value::Object(fields) = fields {
+        out.extend(fields);
     }
-    Ok(out)
+    match data {
+        Some(value) => out.insert("data".into(), value),
+        None => out.insert(
+            "data_postcard_base64url".into(),
+            Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(session.data())),
+        ),
+    };
+    Ok(Value::Object(out))
 }
 
 fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {

@@ -4,6 +4,7 @@
 //! here.
 
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod page;
 pub mod users;

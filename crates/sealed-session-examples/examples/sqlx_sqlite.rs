@@ -27,7 +27,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
     let pool = SqlitePool::connect_with(options).await?;
-    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL)").execute(&pool).await?;
+    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
     sqlx::query("INSERT INTO orders (customer) VALUES ('alice')").execute(&pool).await?;
 
     // The store's tables (sealed_session_*) go into the same file.
@@ -37,8 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = verifier.sealer().seal(&verifier.login("alice", ()).await?)?;
     let session = verifier.open::<()>(&token).await?;
     let user = session.session().user_id().unwrap_or_default().to_owned();
-    let orders: Vec<Order> =
-        sqlx::query_as("SELECT id, customer FROM orders WHERE customer = ?1").bind(&user).fetch_all(&pool).await?;
+    let orders: Vec<Order> = sqlx::query_as("SELECT id, customer FROM orders WHERE customer = ?1")
+        .bind(&user)
+        .fetch_all(&pool)
+        .await?;
     println!("{user} is signed in and has {} order(s), the first #{}", orders.len(), orders[0].id);
     assert_eq!(orders[0].customer, "alice");
 

@@ -160,10 +160,12 @@ pub enum ConnectError {
 
 /// Where the store connects: one server, or the primary a set of
 /// sentinels names.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Target {
     /// A `redis://` or `rediss://` URL, without our parameters.
     Direct { url: String },
+    /// The application's own client.
+    Client(redis::Client),
     /// `redis+sentinel://` or `rediss+sentinel://`.
     Sentinel {
         sentinels: Vec<(String, u16)>,
@@ -181,6 +183,9 @@ impl Target {
     pub(crate) fn is_tls(&self) -> bool {
         match self {
             Target::Direct { url } => url.starts_with("rediss://"),
+            Target::Client(client) => {
+                matches!(client.get_connection_info().addr(), redis::ConnectionAddr::TcpTls { .. })
+            }
             Target::Sentinel { tls, .. } => *tls,
         }
     }
@@ -190,6 +195,10 @@ impl fmt::Debug for Target {
     /// Hosts and service only: no credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Target::Client(client) => f
+                .debug_struct("Client")
+                .field("addr", &format!("{}", client.get_connection_info().addr()))
+                .finish(),
             Target::Direct { url } => {
                 let host = url.split_once("://").map_or("", |(_, rest)| rest);
                 let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
@@ -334,7 +343,9 @@ mod tests {
     fn direct_urls_keep_everything_but_our_parameters() {
         let (target, config) =
             parse("rediss://app:s3cret@redis.example:6380/2?assume_noeviction=true&wait_replicas=2").unwrap();
-        assert!(target == Target::Direct { url: "rediss://app:s3cret@redis.example:6380/2".into() });
+        assert!(
+            matches!(&target, Target::Direct { url } if url == "rediss://app:s3cret@redis.example:6380/2")
+        );
         assert!(config.assume_noeviction);
         assert_eq!(config.wait_replicas, Some(2));
         let shown = format!("{target:?}");
@@ -357,7 +368,7 @@ mod tests {
                 assert_eq!((username.as_deref(), password.as_deref()), (None, Some("p@ss")));
                 assert_eq!(sentinel_password.as_deref(), Some("sp"));
             }
-            Target::Direct { .. } => panic!("not a sentinel target"),
+            Target::Direct { .. } | Target::Client(_) => panic!("not a sentinel target"),
         }
         let shown = format!("{target:?}");
         assert!(!shown.contains("p@ss") && !shown.contains("sp\""), "{shown}");
@@ -405,7 +416,7 @@ mod tests {
                     (Some("su"), Some("sp"))
                 );
             }
-            Target::Direct { .. } => panic!("not a sentinel target"),
+            Target::Direct { .. } | Target::Client(_) => panic!("not a sentinel target"),
         }
     }
 

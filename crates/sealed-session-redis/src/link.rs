@@ -294,6 +294,7 @@ async fn resolve(
     certificates: Option<&TlsCertificates>,
 ) -> Result<redis::Client, ConnectError> {
     match target {
+        Target::Client(client) => Ok(client.clone()),
         Target::Direct { url } => match certificates {
             Some(certificates) => redis::Client::build_with_tls(url.as_str(), certificates.clone()),
             None => redis::Client::open(url.as_str()),

@@ -81,6 +81,28 @@ impl RedisStore {
         clock: impl Clock + 'static,
     ) -> Result<Self, ConnectError> {
         let (target, config) = parse_url(url, config)?;
+        Self::start(target, config, clock).await
+    }
+
+    /// Uses the application's own client (one server; TLS and credentials
+    /// as the client was built). The store opens its own connections from it:
+    /// two for commands and one for the subscription.
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`], but for the URL.
+    pub async fn with_client(
+        client: redis::Client,
+        config: RedisConfig,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, ConnectError> {
+        Self::start(crate::config::Target::Client(client), config, clock).await
+    }
+
+    async fn start(
+        target: crate::config::Target,
+        config: RedisConfig,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, ConnectError> {
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
         let inner = Arc::new(Inner {

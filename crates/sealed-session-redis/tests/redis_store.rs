@@ -56,6 +56,18 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn the_store_takes_the_applications_own_client() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let store = RedisStore::with_client(client, config(), sealed_session::SystemClock).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+    let verifier = Verifier::new(Sealer::builder(sealed_session_testkit::keyring(5)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    verifier.logout_everywhere("alice").await.unwrap();
+    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+#[tokio::test]
 async fn bad_urls_and_unreachable_servers_are_errors() {
     assert!(matches!(RedisStore::connect("sqlite:/tmp/x").await, Err(ConnectError::Url(_))));
     let closed = sealed_session_testkit::free_port();
