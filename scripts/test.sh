@@ -36,6 +36,9 @@ python3 tests/vectors/verify_libsodium.py
 cargo bench --workspace --all-features --no-run --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+# Every published crate packages (metadata, included files); the others are publish = false.
+cargo package --workspace --exclude sealed-session-demo --exclude sealed-session-examples \
+  --exclude sealed-session-testkit --no-verify --locked --quiet --allow-dirty
 
 # Licenses, duplicate versions and sources, offline. Installing cargo-deny
 # from source takes about six minutes here; a machine that has it skips that.

@@ -59,9 +59,10 @@
 //!
 //! # Security
 //!
-//! See SECURITY.md for the threat model and docs/FORMAT.md for the exact
-//! construction. In short: a stolen token is valid until it expires, and the
-//! size of the session data is visible in the token's length.
+//! See [`docs::security`] (SECURITY.md) for the threat model and
+//! [`docs::format`] (docs/FORMAT.md) for the exact construction. In short: a
+//! stolen token is valid until it expires, and the size of the session data
+//! is visible in the token's length.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -90,6 +91,14 @@ mod token;
 
 #[cfg(test)]
 mod vectors;
+
+/// The project's documents, here so that they read on docs.rs too.
+pub mod docs {
+    #[doc = include_str!("../SECURITY.md")]
+    pub mod security {}
+    #[doc = include_str!("../docs/FORMAT.md")]
+    pub mod format {}
+}
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cookie::{CookieError, CookieSpec, SameSite, MAX_COOKIE_LEN, MAX_SAME_NAME};

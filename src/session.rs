@@ -26,9 +26,10 @@ use crate::random;
 /// # use sealed_session::{Session, SessionId};
 /// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
 /// let session = Session::new(()).with_id(chosen); // test-only: does not compile
-/// ``` Equality is constant-time. `Debug` shows only the
-/// first four hex digits; [`SessionId::to_hex`] gives the whole ID, for a
-/// server-side denylist.
+/// ```
+///
+/// Equality is constant-time. `Debug` shows only the first four hex digits;
+/// [`SessionId::to_hex`] gives the whole ID, for a server-side denylist.
 #[derive(Clone, Copy, Eq)]
 pub struct SessionId([u8; 16]);
 
