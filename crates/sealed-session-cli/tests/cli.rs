@@ -399,6 +399,33 @@ fn an_unreachable_store_is_a_configuration_error_not_an_acceptance() {
     assert!(r.stdout.is_empty());
 }
 
+#[test]
+fn revoke_and_open_with_a_postgres_store() {
+    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
+    let store = postgres.url();
+    // A store in use for a while: its tables and generation made ten seconds ago.
+    let _ = postgres.psql(&sealed_session_postgres_migration());
+    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
+    assert_eq!(json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""))["epoch"], 1);
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
+}
+
+/// The tables the PostgreSQL store creates, as its documentation gives them.
+fn sealed_session_postgres_migration() -> String {
+    "CREATE TABLE sealed_session_meta (key text PRIMARY KEY, value bigint NOT NULL);
+     CREATE TABLE sealed_session_user_epochs (user_id text PRIMARY KEY, epoch bigint NOT NULL);
+     CREATE TABLE sealed_session_denied (session_id bytea PRIMARY KEY, expires_at bigint NOT NULL);"
+        .to_owned()
+}
+
 /// A keyspace in use for a while: its generation ten seconds ago.
 fn in_use_for_a_while(redis: &RedisServer) {
     let started = (time::OffsetDateTime::now_utc().unix_timestamp() - 10).to_string();
