@@ -113,6 +113,11 @@ pub enum SealError {
     /// ([`Sealer::seal_cookie`](crate::Sealer::seal_cookie)).
     #[error(transparent)]
     Cookie(#[from] crate::cookie::CookieError),
+    /// The token just sealed did not open again
+    /// ([`Verifier::issue`](crate::Verifier::issue)): the clock or keyring
+    /// changed under the call.
+    #[error("the token just sealed did not open again ({0}); try again")]
+    Reopen(#[source] OpenError),
 }
 
 /// The operating system's random source could not be read.

@@ -28,6 +28,7 @@
 mod cache;
 mod dynamic;
 mod memory;
+mod verified;
 mod verifier;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use crate::session::{Session, SessionId};
 pub use cache::{CacheTicket, Invalidation, StateCache};
 pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use memory::{next_cutoff, MemoryStore};
+pub use verified::Verified;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT};
 
 /// What a store knows that bears on one session.

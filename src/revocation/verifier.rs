@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{check_revocation, RevocationStore, VerifyError};
-use crate::error::{ClockError, OpenError};
+use super::{check_revocation, RevocationStore, Verified, VerifyError};
+use crate::error::{ClockError, OpenError, SealError};
 use crate::sealer::{Opened, Sealer};
 use crate::session::Session;
 use crate::timer;
@@ -59,7 +60,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// [`VerifyError`]: the token did not open, was revoked, or could not be
     /// checked. Every error means "no session" to the client.
-    pub async fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, VerifyError> {
+    pub async fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, VerifyError> {
         let opened = self.sealer.open::<T>(token)?;
         self.check(opened).await
     }
@@ -72,16 +73,33 @@ impl<S: RevocationStore> Verifier<S> {
         &self,
         token: &str,
         now: OffsetDateTime,
-    ) -> Result<Opened<T>, VerifyError> {
+    ) -> Result<Verified<T>, VerifyError> {
         let opened = self.sealer.open_at::<T>(token, now)?;
         self.check(opened).await
     }
 
-    async fn check<T>(&self, opened: Opened<T>) -> Result<Opened<T>, VerifyError> {
+    async fn check<T>(&self, opened: Opened<T>) -> Result<Verified<T>, VerifyError> {
         let session = opened.session();
         let state = self.store.state(session.user_id(), session.id()).await?;
         check_revocation(session, &state)?;
-        Ok(opened)
+        Ok(Verified::new(opened))
+    }
+
+    /// Seals a session this server holds (from [`Verifier::login`], or a
+    /// [`Verified`] it changed) and returns the token with the session as
+    /// the token now carries it: the way to make a [`Verified`] without a
+    /// round trip to the store.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal`], or [`SealError::Reopen`] if the token did not
+    /// open again.
+    pub fn issue<T: Serialize + DeserializeOwned>(
+        &self,
+        session: &Session<T>,
+    ) -> Result<(String, Verified<T>), SealError> {
+        let token = self.sealer.seal(session)?;
+        let opened = self.sealer.open::<T>(&token).map_err(SealError::Reopen)?;
+        Ok((token, Verified::new(opened)))
     }
 
     /// Starts a session for `user_id` at login: a fresh session ID and the

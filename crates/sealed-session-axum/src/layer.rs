@@ -14,14 +14,15 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use sealed_session::csrf::{self, CsrfError};
 use sealed_session::{
     ConfigError, CookieError, CookieSpec, OpenError, Opened, RevocationStore, Sealer, Session as CoreSession,
-    Verifier, VerifyError, MAX_SAME_NAME,
+    Verified, Verifier, VerifyError, MAX_SAME_NAME,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::sessions::{seal_for_cookie, BoxFuture, CookieChange, Ops, Shared, State};
+use crate::error::SessionError;
+use crate::sessions::{issue_cookie, BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
 
 /// The header a script sends the CSRF token in.
@@ -49,16 +50,19 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
         self.verifier.sealer()
     }
 
-    fn cookie(&self) -> &CookieSpec {
-        &self.cookie
-    }
-
     fn pre_sealer(&self) -> &Sealer {
         &self.pre_sealer
     }
 
     fn pre_cookie(&self) -> &CookieSpec {
         &self.pre_cookie
+    }
+
+    fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        issue_cookie(&self.verifier, &self.cookie, session)
     }
 
     fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, VerifyError>> {
@@ -354,7 +358,7 @@ fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Ite
 async fn open_session<S, T>(
     config: &Config<S>,
     headers: &HeaderMap,
-) -> Result<(Option<Opened<T>>, bool), Response>
+) -> Result<(Option<Verified<T>>, bool), Response>
 where
     S: RevocationStore,
     T: DeserializeOwned,
@@ -415,7 +419,7 @@ fn is_loopback(host: &str) -> bool {
 async fn check_csrf<S: RevocationStore, T>(
     config: &Config<S>,
     request: Request<Body>,
-    current: Option<&Opened<T>>,
+    current: Option<&Verified<T>>,
     pre: Option<&Opened<()>>,
 ) -> Result<Request<Body>, RefusedRequest> {
     let headers = request.headers();
@@ -513,7 +517,7 @@ where
     let mut state = shared.lock();
     if state.session_cookie.is_none() {
         if let Some(current) = state.current.as_ref().filter(|c| c.reissue().is_some()) {
-            match seal_for_cookie(config.verifier.sealer(), &config.cookie, current.session()) {
+            match issue_cookie(&config.verifier, &config.cookie, current.session()) {
                 Ok((_, header)) => state.session_cookie = Some(CookieChange::Set(header)),
                 Err(err) => tracing::error!(error = %err, "cannot re-issue the session cookie"),
             }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use sealed_session::{CookieSpec, Opened, Sealer, Session as CoreSession, VerifyError};
+use sealed_session::{
+    CookieSpec, Opened, RevocationStore, Sealer, Session as CoreSession, Verified, Verifier, VerifyError,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -20,9 +22,12 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// handlers name only the session data type.
 pub(crate) trait Ops<T>: Send + Sync {
     fn sealer(&self) -> &Sealer;
-    fn cookie(&self) -> &CookieSpec;
     fn pre_sealer(&self) -> &Sealer;
     fn pre_cookie(&self) -> &CookieSpec;
+    /// Seals `session` as the request's session: the token carries it now.
+    fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
+    where
+        T: Serialize + DeserializeOwned;
     fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, VerifyError>>;
     fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>>;
     fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, VerifyError>>;
@@ -41,7 +46,7 @@ pub(crate) enum CookieChange {
 /// The session state of one request, shared by the layer and the handler.
 pub(crate) struct State<T> {
     /// The session, as opened from the request or as last sealed here.
-    pub(crate) current: Option<Arc<Opened<T>>>,
+    pub(crate) current: Option<Arc<Verified<T>>>,
     /// The pre-session that carries the CSRF token before login.
     pub(crate) pre: Option<Opened<()>>,
     /// Set when the handler changed the session.
@@ -53,7 +58,7 @@ pub(crate) struct State<T> {
 }
 
 impl<T> State<T> {
-    pub(crate) fn new(current: Option<Opened<T>>, pre: Option<Opened<()>>, pre_sent: bool) -> Self {
+    pub(crate) fn new(current: Option<Verified<T>>, pre: Option<Opened<()>>, pre_sent: bool) -> Self {
         Self { current: current.map(Arc::new), pre, session_cookie: None, pre_cookie: None, pre_sent }
     }
 }
@@ -70,9 +75,9 @@ impl<T> Shared<T> {
     }
 }
 
-/// Seals `session` with `sealer` and opens it again, so that what the handler
-/// sees next is exactly what the cookie carries. Returns the `Set-Cookie`
-/// value too.
+/// Seals the pre-session with `sealer` and opens it again, so that what the
+/// handler sees next is exactly what the cookie carries. Returns the
+/// `Set-Cookie` value too.
 pub(crate) fn seal_for_cookie<T: Serialize + DeserializeOwned>(
     sealer: &Sealer,
     cookie: &CookieSpec,
@@ -80,12 +85,25 @@ pub(crate) fn seal_for_cookie<T: Serialize + DeserializeOwned>(
 ) -> Result<(Opened<T>, String), SessionError> {
     let token = sealer.seal(session)?;
     let opened = sealer.open::<T>(&token).map_err(SessionError::Reopen)?;
-    let max_age = opened
-        .session()
-        .expires_at()
-        .map(|expires| (expires - sealer.clock().now()).whole_seconds().max(0).unsigned_abs());
-    let header = cookie.set_cookie(&token, max_age)?;
+    let header = cookie.set_cookie(&token, max_age(sealer, opened.session()))?;
     Ok((opened, header))
+}
+
+/// Seals the request's session through the verifier, as it now stands, and
+/// the `Set-Cookie` value that sends it.
+pub(crate) fn issue_cookie<S: RevocationStore, T: Serialize + DeserializeOwned>(
+    verifier: &Verifier<S>,
+    cookie: &CookieSpec,
+    session: &CoreSession<T>,
+) -> Result<(Verified<T>, String), SessionError> {
+    let (token, verified) = verifier.issue(session)?;
+    let header = cookie.set_cookie(&token, max_age(verifier.sealer(), verified.session()))?;
+    Ok((verified, header))
+}
+
+/// Seconds from now to the session's absolute expiry, for `Max-Age`.
+fn max_age<T>(sealer: &Sealer, session: &CoreSession<T>) -> Option<u64> {
+    session.expires_at().map(|expires| (expires - sealer.clock().now()).whole_seconds().max(0).unsigned_abs())
 }
 
 /// The session handle of one request: log in, change, renew and log out.
@@ -159,9 +177,8 @@ where
 
     /// Seals `session` as the request's session, whose cookie goes out with
     /// the response.
-    fn replace(&self, session: &CoreSession<T>) -> Result<Arc<Opened<T>>, SessionError> {
-        let ops = &self.shared.ops;
-        let (opened, header) = seal_for_cookie(ops.sealer(), ops.cookie(), session)?;
+    fn replace(&self, session: &CoreSession<T>) -> Result<Arc<Verified<T>>, SessionError> {
+        let (opened, header) = self.shared.ops.issue(session)?;
         let opened = Arc::new(opened);
         let mut state = self.shared.lock();
         state.current = Some(Arc::clone(&opened));
@@ -293,7 +310,7 @@ where
 /// core [`sealed_session::Session`]: its ID, user, epoch, times and data.
 /// Change it through [`Sessions`].
 pub struct Session<T> {
-    opened: Arc<Opened<T>>,
+    opened: Arc<Verified<T>>,
     sessions: Sessions<T>,
 }
 

@@ -13,7 +13,7 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use sealed_session::csrf;
-use sealed_session::{CookieSpec, Keyring, MemoryStore, Opened, Sealer, Session, Verifier};
+use sealed_session::{CookieSpec, Keyring, MemoryStore, Sealer, Session, Verified, Verifier};
 use serde::{Deserialize, Serialize};
 
 /// What this app keeps in a session.
@@ -31,7 +31,7 @@ impl Sessions {
     /// The request's session: the first of its cookies that opens and
     /// passes the revocation check. Every failure is "no session" to the
     /// client; the reason goes to the log.
-    async fn open(&self, headers: &HeaderMap) -> Option<Opened<Visits>> {
+    async fn open(&self, headers: &HeaderMap) -> Option<Verified<Visits>> {
         for header in headers.get_all(header::COOKIE).filter_map(|h| h.to_str().ok()) {
             for value in self.cookie.values(header) {
                 match self.verifier.open::<Visits>(value).await {
@@ -63,7 +63,7 @@ impl Sessions {
 fn check_csrf(
     request: &HttpRequest,
     sessions: &Sessions,
-    session: Option<&Opened<Visits>>,
+    session: Option<&Verified<Visits>>,
 ) -> Result<(), String> {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let expected = format!("{}://{}", request.connection_info().scheme(), request.connection_info().host());

@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sealed_session::{csrf, CookieSpec, Keyring, MemoryStore, Opened, Sealer, Verifier};
+use sealed_session::{csrf, CookieSpec, Keyring, MemoryStore, Sealer, Verified, Verifier};
 
 struct App {
     verifier: Verifier<MemoryStore>,
@@ -45,7 +45,7 @@ fn with_cookie(mut response: Response<Full<Bytes>>, cookie: String) -> Response<
 impl App {
     /// The first of the request's session cookies that opens and passes the
     /// revocation check; the reason for each refusal goes to the log only.
-    async fn session(&self, request: &Request<Incoming>) -> Option<Opened<()>> {
+    async fn session(&self, request: &Request<Incoming>) -> Option<Verified<()>> {
         for header in request.headers().get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()) {
             for value in self.cookie.values(header) {
                 match self.verifier.open::<()>(value).await {
