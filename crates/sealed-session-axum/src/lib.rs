@@ -71,15 +71,18 @@
 // Headers and bodies are untrusted: nothing may panic on them. Tests may unwrap (.clippy.toml).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod csrf;
 mod error;
 mod layer;
+mod service;
 mod sessions;
 
 pub use error::SessionError;
 pub use layer::{
-    LayerError, SessionLayer, SessionLayerBuilder, SessionService, CSRF_FIELD, CSRF_HEADER,
-    DEFAULT_FORM_LIMIT, PRE_SESSION_TIMEOUT,
+    LayerError, SessionLayer, SessionLayerBuilder, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
+    PRE_SESSION_TIMEOUT,
 };
+pub use service::SessionService;
 pub use sessions::{Session, Sessions};
 
 /// The repository README's examples, core and axum alike, run as doctests here.

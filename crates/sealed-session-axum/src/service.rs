@@ -1,0 +1,216 @@
+//! The service: cookies in, session checks and CSRF, cookies out.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use sealed_session::{
+    csrf, CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError, MAX_SAME_NAME,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tower_service::Service;
+
+use crate::csrf::check_csrf;
+use crate::layer::Config;
+use crate::sessions::{issue_cookie, BoxFuture, CookieChange, Ops, Shared, State};
+use crate::Sessions;
+
+/// The service [`SessionLayer`] wraps around an inner service.
+pub struct SessionService<I, S, T> {
+    inner: I,
+    config: Arc<Config<S>>,
+    data: PhantomData<fn() -> T>,
+}
+
+impl<I, S, T> SessionService<I, S, T> {
+    pub(crate) fn new(inner: I, config: Arc<Config<S>>) -> Self {
+        Self { inner, config, data: PhantomData }
+    }
+}
+
+impl<I: Clone, S, T> Clone for SessionService<I, S, T> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), config: Arc::clone(&self.config), data: PhantomData }
+    }
+}
+
+impl<I, S, T> std::fmt::Debug for SessionService<I, S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService").field("cookie", &self.config.cookie.name()).finish_non_exhaustive()
+    }
+}
+
+impl<I, S, T, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<I, S, T>
+where
+    I: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send,
+    S: RevocationStore + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    ReqBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<axum_core::BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum_core::BoxError>,
+{
+    type Response = Response;
+    type Error = I::Error;
+    type Future = BoxFuture<'static, Result<Response, I::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone is ready (poll_ready was called on it); leave a fresh one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            let (request, shared) = match prepare::<S, T>(&config, request.map(Body::new)).await {
+                Ok(prepared) => prepared,
+                Err(refusal) => return Ok(refusal),
+            };
+            let response = inner.call(request).await?.map(Body::new);
+            Ok(finish(&config, &shared, response))
+        })
+    }
+}
+
+/// Opens the request's cookies, enforces CSRF and attaches the handle; or
+/// the response that refuses the request.
+async fn prepare<S, T>(
+    config: &Arc<Config<S>>,
+    mut request: Request<Body>,
+) -> Result<(Request<Body>, Arc<Shared<T>>), Response>
+where
+    S: RevocationStore + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let (current, refused) = open_session::<S, T>(config, request.headers()).await?;
+    let (pre, pre_sent) =
+        if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
+    if config.csrf && csrf::is_unsafe_method(request.method().as_str()) {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        // Boxed: the body-reading future is large, and safe methods never need it.
+        match Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await {
+            Ok(checked) => request = checked,
+            Err(err) => {
+                tracing::info!(reason = %err, %method, path, "CSRF check refused the request");
+                return Err(err.into_response());
+            }
+        }
+    }
+    let mut state = State::new(current, pre, pre_sent);
+    if refused && state.current.is_none() {
+        state.session_cookie = Some(CookieChange::Remove);
+    }
+    let ops: Arc<dyn Ops<T>> = Arc::<Config<S>>::clone(config);
+    let shared = Arc::new(Shared { state: Mutex::new(state), ops });
+    request.extensions_mut().insert(Sessions::new(Arc::clone(&shared)));
+    Ok((request, shared))
+}
+
+/// Every value of `cookie` in the request, over all its `Cookie` headers,
+/// at most [`MAX_SAME_NAME`] in all: a request cannot make us try more.
+fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .get_all(COOKIE)
+        .into_iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(move |h| cookie.values(h))
+        .take(MAX_SAME_NAME)
+}
+
+/// The first of the request's session cookies that opens and passes the
+/// revocation check, and whether one was refused (and should be removed).
+async fn open_session<S, T>(
+    config: &Config<S>,
+    headers: &HeaderMap,
+) -> Result<(Option<Verified<T>>, bool), Response>
+where
+    S: RevocationStore,
+    T: DeserializeOwned,
+{
+    let mut refused = false;
+    for value in cookie_values(&config.cookie, headers) {
+        match config.verifier.open::<T>(value).await {
+            Ok(opened) => return Ok((Some(opened), refused)),
+            Err(VerifyError::Store(err)) => {
+                tracing::warn!(error = %err, "cannot check the session against the revocation store");
+                return Err(
+                    (StatusCode::SERVICE_UNAVAILABLE, "session store unavailable, try again").into_response()
+                );
+            }
+            // Kept, not removed: while a new key is being rolled out, a
+            // server that does not have it yet must not log users out.
+            Err(err @ VerifyError::Open(OpenError::UnknownKey(_))) => {
+                tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
+            }
+            Err(err @ VerifyError::StoreFault { .. }) => {
+                tracing::error!(reason = %err, "session cookie refused");
+                refused = true;
+            }
+            Err(err) => {
+                tracing::info!(reason = %err, "session cookie refused");
+                refused = true;
+            }
+        }
+    }
+    Ok((None, refused))
+}
+
+/// The request's pre-session, and whether it sent a pre-session cookie.
+fn open_pre_session<S>(config: &Config<S>, headers: &HeaderMap) -> (Option<Opened<()>>, bool) {
+    let mut sent = false;
+    for value in cookie_values(&config.pre_cookie, headers) {
+        sent = true;
+        match config.pre_sealer.open::<()>(value) {
+            Ok(opened) => return (Some(opened), true),
+            Err(err) => tracing::info!(reason = %err, "pre-session cookie refused"),
+        }
+    }
+    (None, sent)
+}
+
+/// Adds the `Set-Cookie` headers the request's session calls decided on.
+fn finish<S, T>(config: &Config<S>, shared: &Shared<T>, mut response: Response) -> Response
+where
+    S: RevocationStore,
+    T: Serialize + DeserializeOwned,
+{
+    let mut state = shared.lock();
+    if state.session_cookie.is_none() {
+        if let Some(current) = state.current.as_ref().filter(|c| c.reissue().is_some()) {
+            match issue_cookie(&config.verifier, &config.cookie, current.session()) {
+                Ok((_, header)) => state.session_cookie = Some(CookieChange::Set(header)),
+                Err(err) => tracing::error!(error = %err, "cannot re-issue the session cookie"),
+            }
+        }
+    }
+    let changes =
+        [(&config.cookie, state.session_cookie.take()), (&config.pre_cookie, state.pre_cookie.take())];
+    let mut set_any = false;
+    for (cookie, change) in changes {
+        let value = match change {
+            Some(CookieChange::Set(header)) => header,
+            Some(CookieChange::Remove) => cookie.removal(),
+            None => continue,
+        };
+        match HeaderValue::try_from(value) {
+            Ok(value) => {
+                response.headers_mut().append(SET_COOKIE, value);
+                set_any = true;
+            }
+            Err(err) => tracing::error!(error = %err, "a Set-Cookie value is not a header value"),
+        }
+    }
+    if set_any && !response.headers().contains_key(CACHE_CONTROL) {
+        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
