@@ -1,0 +1,69 @@
+//! Loading a keyring file: private files only, read into wiped memory.
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use super::Keyring;
+use crate::error::KeyringError;
+
+impl Keyring {
+    /// Reads a keyring file, refusing one that its group or others can read.
+    ///
+    /// # Errors
+    /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`], or any
+    /// error of [`Keyring::from_toml_str`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyringError> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// Reads a keyring file with explicit [`LoadOptions`].
+    ///
+    /// # Errors
+    /// As [`Keyring::load`].
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, KeyringError> {
+        let path = path.as_ref();
+        let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        if !options.allow_insecure_permissions {
+            check_permissions(path, &file)?;
+        }
+        let mut text = Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
+        Self::from_toml_str(&text)
+    }
+}
+
+/// Options for [`Keyring::load_with`].
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Accept a keyring file that its group or others can read. Off by
+    /// default; turn it on only where the file system cannot express 0600
+    /// (some container secret mounts) and access is controlled otherwise.
+    pub allow_insecure_permissions: bool,
+}
+
+impl LoadOptions {
+    /// Options that accept a group- or world-readable keyring file.
+    #[must_use]
+    pub fn allow_insecure_permissions() -> Self {
+        Self { allow_insecure_permissions: true }
+    }
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<(), KeyringError> {
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The two text forms of a keyring: the TOML file and the compact
+//! environment-variable form. Errors name the entry, never the secret.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::{KeySpec, KeyState, Keyring};
+use crate::error::{EntryRef, KeyringError};
+use crate::key::MasterKey;
+
+impl Keyring {
+    /// Parses a keyring file's text (TOML):
+    ///
+    /// ```toml
+    /// [[key]]
+    /// id = 2
+    /// state = "primary"      # or "active", "retired"
+    /// secret = "…43 characters of base64url…"
+    /// created = 2026-11-27T10:00:00Z   # optional
+    /// ```
+    ///
+    /// # Errors
+    /// A [`KeyringError`] that names the entry and the problem, never the secret.
+    pub fn from_toml_str(text: &str) -> Result<Self, KeyringError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|err| KeyringError::Syntax {
+            what: "TOML syntax error",
+            line: line_of(text, err.span().map_or(0, |s| s.start)),
+        })?;
+        let top_error = |what| KeyringError::Syntax { what, line: 1 };
+        let keys = match table.remove("key") {
+            Some(toml::Value::Array(keys)) => keys,
+            Some(_) => return Err(top_error("`key` must be an array of tables ([[key]])")),
+            None if table.is_empty() => return Err(KeyringError::Empty),
+            None => return Err(top_error("unknown top-level entry; only [[key]] tables are allowed")),
+        };
+        if !table.is_empty() {
+            return Err(top_error("unknown top-level entry; only [[key]] tables are allowed"));
+        }
+        let specs = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| spec_from_toml(i + 1, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(specs)
+    }
+
+    /// Parses the compact form for environment variables: entries
+    /// `ID:STATE:SECRET` separated by commas, for example
+    /// `2:primary:…,1:active:…`.
+    ///
+    /// # Errors
+    /// A [`KeyringError`] that names the entry and the problem, never the secret.
+    pub fn from_env_value(value: &str) -> Result<Self, KeyringError> {
+        let specs = value
+            .split(',')
+            .enumerate()
+            .map(|(i, item)| spec_from_env(i + 1, item.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(specs)
+    }
+
+    /// Reads the compact form from the environment variable `name`.
+    ///
+    /// # Errors
+    /// [`KeyringError::Io`] if the variable is unset or not UTF-8, or any
+    /// error of [`Keyring::from_env_value`].
+    pub fn from_env(name: &str) -> Result<Self, KeyringError> {
+        // `VarError::NotUnicode` carries the whole value, secrets and all:
+        // never keep it.
+        let value = std::env::var(name).map_err(|err| {
+            let (kind, what) = match err {
+                std::env::VarError::NotPresent => (std::io::ErrorKind::NotFound, "the variable is not set"),
+                std::env::VarError::NotUnicode(_) => {
+                    (std::io::ErrorKind::InvalidData, "the variable is not UTF-8")
+                }
+            };
+            KeyringError::Io { path: name.into(), source: std::io::Error::new(kind, what) }
+        })?;
+        let value = Zeroizing::new(value);
+        Self::from_env_value(&value)
+    }
+
+    /// The keyring as keyring-file text. The text holds secrets and is wiped
+    /// when dropped; write it to a file of mode 0600.
+    #[must_use]
+    pub fn to_toml_string(&self) -> Zeroizing<String> {
+        use std::fmt::Write as _;
+        let mut out = Zeroizing::new(String::new());
+        for spec in self.keys() {
+            let _ = writeln!(out, "[[key]]\nid = {}\nstate = \"{}\"", spec.id, spec.state);
+            out.push_str("secret = \"");
+            out.push_str(&spec.key.to_base64());
+            out.push_str("\"\n");
+            if let Some(created) = spec.created.and_then(|c| c.format(&Rfc3339).ok()) {
+                let _ = writeln!(out, "created = {created}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let prefix = text.get(..offset).unwrap_or(text);
+    prefix.bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringError> {
+    let mut entry = EntryRef { index, id: None };
+    let toml::Value::Table(mut table) = value else {
+        return Err(KeyringError::Syntax { what: "`key` must be an array of tables ([[key]])", line: 1 });
+    };
+    let id = match table.remove("id") {
+        Some(toml::Value::Integer(id)) => u32::try_from(id).map_err(|_| KeyringError::InvalidField {
+            entry,
+            field: "id",
+            expected: "an integer from 0 to 4294967295",
+        })?,
+        Some(_) => {
+            return Err(KeyringError::InvalidField {
+                entry,
+                field: "id",
+                expected: "an integer from 0 to 4294967295",
+            })
+        }
+        None => return Err(KeyringError::MissingField { entry, field: "id" }),
+    };
+    entry.id = Some(id);
+    let state = match table.remove("state") {
+        Some(toml::Value::String(state)) => parse_state(entry, &state)?,
+        Some(_) => return Err(KeyringError::InvalidField { entry, field: "state", expected: "a string" }),
+        None => return Err(KeyringError::MissingField { entry, field: "state" }),
+    };
+    let key = match table.remove("secret") {
+        Some(toml::Value::String(secret)) => {
+            let secret = Zeroizing::new(secret);
+            MasterKey::from_base64(&secret).map_err(|source| KeyringError::Key { entry, source })?
+        }
+        Some(_) => {
+            return Err(KeyringError::InvalidField { entry, field: "secret", expected: "a base64url string" })
+        }
+        None => return Err(KeyringError::MissingField { entry, field: "secret" }),
+    };
+    const CREATED: &str = "an RFC 3339 date-time with an offset, like 2026-11-27T10:00:00Z";
+    let created = match table.remove("created") {
+        Some(toml::Value::Datetime(dt)) => Some(
+            OffsetDateTime::parse(&dt.to_string(), &Rfc3339).map_err(|_| KeyringError::InvalidField {
+                entry,
+                field: "created",
+                expected: CREATED,
+            })?,
+        ),
+        Some(_) => return Err(KeyringError::InvalidField { entry, field: "created", expected: CREATED }),
+        None => None,
+    };
+    if let Some(field) = table.keys().next() {
+        return Err(KeyringError::UnknownField { entry, field: field.clone() });
+    }
+    Ok(KeySpec { id, state, key, created })
+}
+
+fn parse_state(entry: EntryRef, state: &str) -> Result<KeyState, KeyringError> {
+    state.parse().map_err(|_| {
+        // A misplaced secret can land in the state field: echo only what
+        // looks like a misspelt state word.
+        let looks_like_a_word = state.len() <= 10 && state.bytes().all(|b| b.is_ascii_alphabetic());
+        let state = if looks_like_a_word { state.to_owned() } else { "(not shown)".to_owned() };
+        KeyringError::UnknownState { entry, state }
+    })
+}
+
+fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
+    let mut entry = EntryRef { index, id: None };
+    let mut fields = item.split(':');
+    let id = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "id" }),
+        Some(id) => id.parse::<u32>().map_err(|_| KeyringError::InvalidField {
+            entry,
+            field: "id",
+            expected: "an integer from 0 to 4294967295",
+        })?,
+    };
+    entry.id = Some(id);
+    let state = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "state" }),
+        Some(state) => parse_state(entry, state)?,
+    };
+    let key = match fields.next() {
+        None | Some("") => return Err(KeyringError::MissingField { entry, field: "secret" }),
+        Some(secret) => {
+            MasterKey::from_base64(secret).map_err(|source| KeyringError::Key { entry, source })?
+        }
+    };
+    if fields.next().is_some() {
+        return Err(KeyringError::InvalidField {
+            entry,
+            field: "secret",
+            expected: "the last of three fields ID:STATE:SECRET",
+        });
+    }
+    Ok(KeySpec { id, state, key, created: None })
+}
