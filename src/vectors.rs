@@ -119,6 +119,23 @@ fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Seals `plaintext`, whatever it holds, under key 1 with a fixed nonce: a
+/// token that authenticates, for the vectors whose envelope is wrong.
+fn seal_plaintext(plaintext: &[u8], seed: u8) -> String {
+    let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
+    let keyring = keyring(&[(1, KeyState::Primary)]);
+    let entry = keyring.entry(1).unwrap();
+    let aad = crate::token::AssociatedData::new(1, PURPOSE.as_bytes()).unwrap();
+    let mut bytes = vec![crate::token::VERSION];
+    bytes.extend_from_slice(&1u32.to_be_bytes());
+    bytes.extend_from_slice(&nonce);
+    let mut body = plaintext.to_vec();
+    let tag = entry.token_aead.encrypt_in_place_detached(&nonce, aad.as_bytes(), &mut body).unwrap();
+    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&tag);
+    encode(&bytes)
+}
+
 fn flip(bytes: &[u8], index: usize) -> String {
     let mut changed = bytes.to_vec();
     changed[index] ^= 0x01;
@@ -209,6 +226,33 @@ fn build() -> Value {
         invalid("unknown key", encode(&unknown), "UnknownKey(9)"),
         invalid("too large", "A".repeat(4097), "TooLarge"),
     ];
+    // Tokens that authenticate but whose envelope is not canonical, or whose
+    // data is not of the application's type: a verifier must decode strictly.
+    let plaintext = unhex(sealed[1].0["plaintext"].as_str().unwrap());
+    let data_len = postcard::to_allocvec(&cases[1].data).unwrap().len();
+    let head = &plaintext[..plaintext.len() - data_len];
+    let first_varint = head.iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let mut non_minimal = plaintext[..first_varint].to_vec();
+    *non_minimal.last_mut().unwrap() |= 0x80;
+    non_minimal.push(0);
+    non_minimal.extend_from_slice(&plaintext[first_varint..]);
+    let mut bad_tag = plaintext.clone();
+    assert_eq!(bad_tag[31], 1, "the user's option tag");
+    bad_tag[31] = 2;
+    let mut not_the_type = head.to_vec();
+    not_the_type.extend_from_slice(&[0xff; 9]);
+    not_the_type.push(0x01);
+    negatives.extend([
+        invalid("non-minimal varint in the envelope head", seal_plaintext(&non_minimal, 200), "Malformed"),
+        invalid("option tag other than 0 or 1", seal_plaintext(&bad_tag, 201), "Malformed"),
+        invalid("envelope head cut short", seal_plaintext(&plaintext[..20], 202), "Malformed"),
+        invalid("data not of the application's type", seal_plaintext(&not_the_type, 203), "DataMismatch"),
+        invalid(
+            "bytes left over after the data",
+            seal_plaintext(&[plaintext.as_slice(), &[0]].concat(), 204),
+            "DataMismatch",
+        ),
+    ]);
     let mut wrong_purpose = invalid("wrong purpose", base_text.clone(), "Invalid");
     wrong_purpose["purpose"] = json!("__Host-other");
     let mut expired = invalid("absolute expiry reached", base_text.clone(), "Expired(Absolute)");

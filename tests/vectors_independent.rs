@@ -35,31 +35,86 @@ fn decrypt(vectors: &Value, token: &[u8], purpose: &str) -> Option<Vec<u8>> {
     aead.decrypt(&nonce.into(), Payload { msg: &token[29..], aad: &aad }).ok()
 }
 
+/// A strict postcard reader, written from FORMAT.md section 4.
 struct Reader<'a>(&'a [u8]);
 
+type Step<T> = Result<T, &'static str>;
+
 impl Reader<'_> {
-    fn varint(&mut self) -> u64 {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = self.0[0];
-            self.0 = &self.0[1..];
-            value |= u64::from(byte & 0x7f) << shift;
+    fn byte(&mut self) -> Step<u8> {
+        let (&first, rest) = self.0.split_first().ok_or("envelope too short")?;
+        self.0 = rest;
+        Ok(first)
+    }
+
+    /// A minimal LEB128 varint, at most 10 bytes, whose value fits in `bits` bits.
+    fn varint(&mut self, bits: u32) -> Step<u64> {
+        let mut value = 0u128;
+        for index in 0..10 {
+            let byte = self.byte()?;
+            value |= u128::from(byte & 0x7f) << (7 * index);
             if byte & 0x80 == 0 {
-                return value;
+                if index > 0 && byte == 0 {
+                    return Err("varint not minimal");
+                }
+                return u64::try_from(value)
+                    .ok()
+                    .filter(|v| bits == 64 || v >> bits == 0)
+                    .ok_or("varint overflows its type");
             }
         }
-        panic!("varint too long")
+        Err("varint too long")
     }
 
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
+    fn bytes(&mut self, n: u64) -> Step<Vec<u8>> {
+        let n = usize::try_from(n).map_err(|_| "length too large")?;
+        if n > self.0.len() {
+            return Err("envelope too short");
+        }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
-        head.to_vec()
+        Ok(head.to_vec())
     }
 
-    fn string(&mut self) -> String {
-        let len = self.varint() as usize;
-        String::from_utf8(self.bytes(len)).unwrap()
+    fn string(&mut self) -> Step<String> {
+        let len = self.varint(64)?;
+        String::from_utf8(self.bytes(len)?).map_err(|_| "not UTF-8")
+    }
+}
+
+/// Fields 1-6 of the envelope, as FORMAT.md section 4 lays them out.
+struct Head {
+    issued_at: u64,
+    expires_at: u64,
+    last_seen: u64,
+    session_id: Vec<u8>,
+    user_id: Option<String>,
+    epoch: u64,
+}
+
+fn head(r: &mut Reader<'_>) -> Step<Head> {
+    Ok(Head {
+        issued_at: r.varint(64)?,
+        expires_at: r.varint(64)?,
+        last_seen: r.varint(64)?,
+        session_id: r.bytes(16)?,
+        user_id: match r.byte()? {
+            0 => None,
+            1 => Some(r.string()?),
+            _ => return Err("option tag other than 0 or 1"),
+        },
+        epoch: r.varint(64)?,
+    })
+}
+
+/// Field 7 for the vectors' data type `{ name: String, visits: u32 }`, then
+/// nothing left over.
+fn data(r: &mut Reader<'_>) -> Step<(String, u64)> {
+    let data = (r.string()?, r.varint(32)?);
+    if r.0.is_empty() {
+        Ok(data)
+    } else {
+        Err("bytes left over")
     }
 }
 
@@ -81,20 +136,16 @@ fn valid_vectors_decrypt_to_the_documented_envelope() {
         assert_eq!(plaintext, unhex(v["plaintext"].as_str().unwrap()));
 
         let mut r = Reader(&plaintext);
-        assert_eq!(r.varint(), v["issued_at"].as_u64().unwrap());
-        assert_eq!(r.varint(), v["expires_at"].as_u64().unwrap());
-        assert_eq!(r.varint(), v["last_seen"].as_u64().unwrap());
-        assert_eq!(r.bytes(16), unhex(v["session_id"].as_str().unwrap()));
-        let user = match r.varint() {
-            0 => None,
-            1 => Some(r.string()),
-            other => panic!("bad option tag {other}"),
-        };
-        assert_eq!(user.as_deref(), v["user_id"].as_str());
-        assert_eq!(r.varint(), v["epoch"].as_u64().unwrap());
-        assert_eq!(r.string(), v["data"]["name"].as_str().unwrap());
-        assert_eq!(r.varint(), v["data"]["visits"].as_u64().unwrap());
-        assert!(r.0.is_empty(), "no bytes after the envelope");
+        let head = head(&mut r).expect("envelope head decodes");
+        assert_eq!(head.issued_at, v["issued_at"].as_u64().unwrap());
+        assert_eq!(head.expires_at, v["expires_at"].as_u64().unwrap());
+        assert_eq!(head.last_seen, v["last_seen"].as_u64().unwrap());
+        assert_eq!(head.session_id, unhex(v["session_id"].as_str().unwrap()));
+        assert_eq!(head.user_id.as_deref(), v["user_id"].as_str());
+        assert_eq!(head.epoch, v["epoch"].as_u64().unwrap());
+        let (name, visits) = data(&mut r).expect("data decodes with nothing left over");
+        assert_eq!(name, v["data"]["name"].as_str().unwrap());
+        assert_eq!(visits, v["data"]["visits"].as_u64().unwrap());
     }
 }
 
@@ -113,4 +164,33 @@ fn invalid_vectors_that_claim_a_forgery_do_not_authenticate() {
         checked += 1;
     }
     assert!(checked >= 7);
+}
+
+#[test]
+fn invalid_vectors_that_authenticate_fail_where_format_md_says() {
+    let vectors = vectors();
+    let purpose = vectors["purpose"].as_str().unwrap();
+    let mut checked = 0;
+    for v in vectors["invalid"].as_array().unwrap() {
+        let expected = v["error"].as_str().unwrap();
+        if expected != "Malformed" && expected != "DataMismatch" {
+            continue;
+        }
+        let Ok(token) = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()) else { continue };
+        if token.len() < 45 {
+            continue;
+        }
+        let plaintext = decrypt(&vectors, &token, purpose).expect("authenticates");
+        let mut r = Reader(&plaintext);
+        let got = match head(&mut r) {
+            Err(_) => "Malformed",
+            Ok(_) => match data(&mut r) {
+                Err(_) => "DataMismatch",
+                Ok(_) => "opened",
+            },
+        };
+        assert_eq!(got, expected, "{}", v["name"]);
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} authenticated malformed vectors");
 }

@@ -40,6 +40,8 @@ def decode_canonical(text):
 
 
 class Reader:
+    """Strict postcard reader: raises ValueError on anything FORMAT.md refuses."""
+
     def __init__(self, data):
         self.data, self.pos = data, 0
 
@@ -50,12 +52,16 @@ class Reader:
         self.pos += n
         return out
 
-    def varint(self):
+    def varint(self, bits=64):
         value = 0
-        for shift in range(0, 70, 7):
+        for index in range(-(-bits // 7)):
             byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
+            value |= (byte & 0x7F) << (7 * index)
             if not byte & 0x80:
+                if index > 0 and byte == 0:
+                    raise ValueError("varint not minimal")
+                if value >> bits:
+                    raise ValueError("varint overflows its type")
                 return value
         raise ValueError("varint too long")
 
@@ -85,12 +91,20 @@ def open_token(vectors, text, purpose, now):
     except CryptoError:
         return "Invalid"
     r = Reader(plaintext)
-    env = {"issued_at": r.varint(), "expires_at": r.varint(), "last_seen": r.varint(),
-           "session_id": r.take(16).hex()}
-    tag = r.varint()
-    env["user_id"] = r.string() if tag == 1 else None
-    env["epoch"] = r.varint()
-    env["data"] = {"name": r.string(), "visits": r.varint()}
+    try:
+        env = {"issued_at": r.varint(), "expires_at": r.varint(), "last_seen": r.varint(),
+               "session_id": r.take(16).hex()}
+        tag = r.take(1)[0]
+        if tag not in (0, 1):
+            raise ValueError("option tag")
+        env["user_id"] = r.string() if tag == 1 else None
+        env["epoch"] = r.varint()
+    except (ValueError, UnicodeDecodeError):
+        return "Malformed"
+    try:
+        env["data"] = {"name": r.string(), "visits": r.varint(32)}
+    except (ValueError, UnicodeDecodeError):
+        return "DataMismatch"
     if r.pos != len(plaintext):
         return "DataMismatch"
     if env["issued_at"] > now + vectors["leeway"] or env["last_seen"] > now + vectors["leeway"]:

@@ -466,3 +466,25 @@ impl RevocationStore for PostgresStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_option_is_set_by_its_builder() {
+        let options = PostgresOptions::default()
+            .with_prefix("app")
+            .with_timeout(Duration::from_millis(7))
+            .with_cache_ttl(Duration::from_millis(8))
+            .with_create_tables(false);
+        assert_eq!(options.prefix, "app");
+        assert_eq!(
+            (options.timeout, options.cache_ttl),
+            (Duration::from_millis(7), Duration::from_millis(8))
+        );
+        assert!(!options.create_tables);
+        let default = PostgresOptions::default();
+        assert_eq!((default.prefix.as_str(), default.create_tables), ("sealed_session", true));
+    }
+}
