@@ -240,21 +240,31 @@ impl CookieSpec {
     ///
     /// # Errors
     /// [`CookieError::InvalidValue`] if `token` is not a cookie value (sealed
-    /// tokens always are), or [`CookieError::TooLarge`] if the whole cookie
-    /// exceeds [`MAX_COOKIE_LEN`]: check [`CookieSpec::overhead`] ahead.
+    /// tokens always are), or [`CookieError::TooLarge`] if the token is
+    /// longer than [`CookieSpec::max_token_len`] (the cookie could exceed
+    /// [`MAX_COOKIE_LEN`]). [`Sealer::seal_cookie`](crate::Sealer::seal_cookie)
+    /// checks this while sealing and reports it as
+    /// [`SealError::TooLarge`](crate::SealError::TooLarge), the one error
+    /// for a session too large.
     pub fn set_cookie(&self, token: &str, max_age: Option<u64>) -> Result<String, CookieError> {
         if !is_cookie_value(token) {
             return Err(CookieError::InvalidValue);
         }
+        if token.len() > self.max_token_len() {
+            return Err(CookieError::TooLarge { len: self.overhead() + token.len(), max: MAX_COOKIE_LEN });
+        }
+        Ok(self.header(token, max_age))
+    }
+
+    /// The `Set-Cookie` value for a token already known to be a cookie value
+    /// of at most [`CookieSpec::max_token_len`] characters.
+    pub(crate) fn header(&self, token: &str, max_age: Option<u64>) -> String {
         let mut out = String::with_capacity(self.name.len() + token.len() + 96);
         out.push_str(&self.name);
         out.push('=');
         out.push_str(token);
         self.attributes(&mut out, max_age.filter(|_| self.persistent));
-        if out.len() > MAX_COOKIE_LEN {
-            return Err(CookieError::TooLarge { len: out.len(), max: MAX_COOKIE_LEN });
-        }
-        Ok(out)
+        out
     }
 
     /// Bytes the cookie adds to a token of `token_len` characters: the
@@ -264,6 +274,13 @@ impl CookieSpec {
         let mut out = String::new();
         self.attributes(&mut out, Some(u64::MAX).filter(|_| self.persistent));
         self.name.len() + 1 + out.len()
+    }
+
+    /// The longest token this cookie can carry within [`MAX_COOKIE_LEN`],
+    /// whatever its `Max-Age`.
+    #[must_use]
+    pub fn max_token_len(&self) -> usize {
+        MAX_COOKIE_LEN.saturating_sub(self.overhead())
     }
 
     /// The `Set-Cookie` value that removes the cookie (empty, `Max-Age=0`,

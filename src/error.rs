@@ -49,15 +49,13 @@ pub enum OpenError {
     #[error("token authenticated but its session data does not decode as the requested type")]
     DataMismatch,
     /// The token's issued-at or last-activity time is later than now plus the
-    /// clock leeway.
+    /// clock leeway. A clock that reads before 1970 reads as 1970 when
+    /// opening, so it ends here too: opening has no clock error of its own.
     #[error("token was issued in the future; check the clocks of your servers")]
     NotYetValid,
     /// The session is past its absolute or idle timeout.
     #[error("session expired ({0} timeout)")]
     Expired(Expiry),
-    /// The system clock reads a time before 1970.
-    #[error(transparent)]
-    Clock(#[from] ClockError),
 }
 
 /// Which timeout ended a session.
@@ -83,15 +81,17 @@ impl fmt::Display for Expiry {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The sealed token would be longer than the sealer's maximum; store less
-    /// in the session or raise the maximum.
+    /// The sealed token would be longer than the sealer's maximum, or (when
+    /// sealing for a cookie) than the cookie leaves room for: store less in
+    /// the session. The only error for a session too large.
     #[error(
-        "sealed token would be {len} bytes, more than the maximum of {max}; store less data in the session"
+        "sealed token would be {len} bytes, more than the {max} allowed (the sealer's maximum, or what fits \
+         in the cookie); store less data in the session"
     )]
     TooLarge {
         /// Length the token would have had.
         len: usize,
-        /// The configured maximum.
+        /// The limit it exceeds.
         max: usize,
     },
     /// The session data could not be serialized.
@@ -109,12 +109,9 @@ pub enum SealError {
     /// The AEAD refused the input (only possible for messages of many gigabytes).
     #[error("encryption failed")]
     Encrypt,
-    /// The sealed token does not fit in a cookie with these attributes
-    /// ([`Sealer::seal_cookie`](crate::Sealer::seal_cookie)).
-    #[error(transparent)]
-    Cookie(#[from] crate::cookie::CookieError),
     /// The token just sealed did not open again
-    /// ([`Verifier::issue`](crate::Verifier::issue)): the clock or keyring
+    /// ([`Sealer::issue_cookie`](crate::Sealer::issue_cookie),
+    /// [`Verifier::issue`](crate::Verifier::issue)): the clock or keyring
     /// changed under the call.
     #[error("the token just sealed did not open again ({0}); try again")]
     Reopen(#[source] OpenError),

@@ -108,9 +108,9 @@ pub use error::{
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
 pub use revocation::{
-    check_revocation, next_cutoff, BoxFuture, CacheTicket, DynRevocationStore, Invalidation, LoginState,
-    MemoryStore, Revocation, RevocationState, RevocationStore, SharedStore, StateCache, StoreError, Verified,
-    Verifier, VerifyError, MAX_LOGIN_WAIT,
+    check_revocation, next_cutoff, BoxFuture, CacheTicket, DynRevocationStore, Invalidation, LoginError,
+    LoginState, MemoryStore, Revocation, RevocationState, RevocationStore, SharedStore, StateCache,
+    StoreError, Verified, Verifier, VerifyError, MAX_LOGIN_WAIT,
 };
 pub use sealer::{
     Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,

@@ -214,18 +214,50 @@ impl Sealer {
     /// ```
     ///
     /// # Errors
-    /// As [`Sealer::seal`], and [`SealError::Cookie`] with
-    /// [`CookieError::TooLarge`](crate::CookieError::TooLarge) if the whole
-    /// cookie would exceed 4096 bytes; nothing is sent then.
+    /// As [`Sealer::seal`]; [`SealError::TooLarge`] also when the token would
+    /// not fit in the cookie ([`CookieSpec::max_token_len`]); nothing is sent
+    /// then.
     pub fn seal_cookie<T: Serialize>(
         &self,
         session: &Session<T>,
         cookie: &CookieSpec,
     ) -> Result<String, SealError> {
+        Ok(self.seal_for_cookie(session, cookie)?.1)
+    }
+
+    /// Seals `session` for `cookie` as [`Sealer::seal_cookie`] does, and
+    /// opens the token again, so that what the caller holds is exactly what
+    /// the cookie carries: the session as sealed and the `Set-Cookie` value.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal_cookie`], or [`SealError::Reopen`] if the token just
+    /// sealed did not open (the clock or keyring changed under the call).
+    pub fn issue_cookie<T: Serialize + DeserializeOwned>(
+        &self,
+        session: &Session<T>,
+        cookie: &CookieSpec,
+    ) -> Result<(Opened<T>, String), SealError> {
+        let (token, header) = self.seal_for_cookie(session, cookie)?;
+        Ok((self.open::<T>(&token).map_err(SealError::Reopen)?, header))
+    }
+
+    /// The token and the `Set-Cookie` value that carries it. Every "too large"
+    /// is [`SealError::TooLarge`]: the token against the sealer's maximum,
+    /// then against what the cookie leaves room for.
+    fn seal_for_cookie<T: Serialize>(
+        &self,
+        session: &Session<T>,
+        cookie: &CookieSpec,
+    ) -> Result<(String, String), SealError> {
         let now = unix(self.clock.unix_now())?;
         let expires_at = self.times_at(session, now)?.expires_at;
         let token = self.seal_with_nonce(session, now, random::array()?)?;
-        Ok(cookie.set_cookie(&token, Some(expires_at.saturating_sub(now)))?)
+        let max = cookie.max_token_len();
+        if token.len() > max {
+            return Err(SealError::TooLarge { len: token.len(), max });
+        }
+        let header = cookie.header(&token, Some(expires_at.saturating_sub(now)));
+        Ok((token, header))
     }
 
     /// The times `session` is sealed with at `now`: a new session starts
@@ -314,7 +346,7 @@ impl Sealer {
     /// only "no session"; log the reason.
     pub fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, OpenError> {
         let token = UntrustedToken::decode(token, self.max_len)?;
-        self.open_unix(token, unix(self.clock.unix_now())?)
+        self.open_unix(token, opening_time(self.clock.unix_now()))
     }
 
     /// [`Sealer::open`] at a given time.
@@ -338,7 +370,7 @@ impl Sealer {
         token: UntrustedToken,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
-        self.open_unix(token, unix(now.unix_timestamp())?)
+        self.open_unix(token, opening_time(now.unix_timestamp()))
     }
 
     /// Opens a token without knowing the application's data type: the data
@@ -350,7 +382,7 @@ impl Sealer {
     /// As [`Sealer::open`], except that [`OpenError::DataMismatch`] cannot occur.
     pub fn open_raw_at(&self, token: &str, now: OffsetDateTime) -> Result<Opened<Vec<u8>>, OpenError> {
         let token = UntrustedToken::decode(token, self.max_len)?;
-        self.open_unix_with(token, unix(now.unix_timestamp())?, |rest| {
+        self.open_unix_with(token, opening_time(now.unix_timestamp()), |rest| {
             token::decode_envelope_with(rest, |data| Ok(data.to_vec()))
         })
     }
@@ -435,6 +467,13 @@ impl fmt::Debug for Sealer {
 
 fn unix(now: i64) -> Result<u64, ClockError> {
     u64::try_from(now).map_err(|_| ClockError)
+}
+
+/// The time a token is opened at. A clock before 1970 reads as 1970: every
+/// token is then [`OpenError::NotYetValid`], whose message says to check
+/// the clocks. Opening fails closed without a clock error of its own.
+pub(crate) fn opening_time(now: i64) -> u64 {
+    u64::try_from(now).unwrap_or(0)
 }
 
 /// Length of unpadded base64 for `n` bytes.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use pollster::block_on;
 use sealed_session::{
-    KeySpec, KeyState, Keyring, ManualClock, MasterKey, MemoryStore, Revocation, RevocationStore, Sealer,
-    Session, Verifier, VerifyError,
+    KeySpec, KeyState, Keyring, LoginError, ManualClock, MasterKey, MemoryStore, OpenError, Revocation,
+    RevocationStore, SealError, Sealer, Session, Verifier, VerifyError,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -112,12 +112,33 @@ fn logout_all_refuses_everything_issued_until_now() {
     assert_eq!(refusal(&verifier, &b), Some(Revocation::All));
     // A login cannot be issued in the cutoff's second: on a clock that does
     // not move, it gives up rather than hand out a doomed session.
-    assert!(matches!(block_on(verifier.login("carol", ())), Err(VerifyError::CutoffAhead { .. })));
+    assert!(matches!(block_on(verifier.login("carol", ())), Err(LoginError::CutoffAhead { .. })));
     clock.advance(Duration::from_secs(1));
     let carol = login(&verifier, "carol");
     assert_eq!(refusal(&verifier, &carol), None);
     assert_eq!(block_on(verifier.logout_all()).unwrap(), T0 as u64 + 1);
     assert_eq!(refusal(&verifier, &carol), Some(Revocation::All));
+}
+
+#[test]
+fn a_clock_before_1970_refuses_every_session_and_says_to_check_the_clocks() {
+    let (verifier, clock) = verifier();
+    let token = login(&verifier, "alice");
+    clock.set_unix(-5);
+    // Opening reads the broken clock as 1970: the token is from the future.
+    match block_on(verifier.open::<()>(&token)) {
+        Err(err @ VerifyError::Open(OpenError::NotYetValid)) => {
+            assert!(err.to_string().contains("check the clocks"), "{err}");
+        }
+        other => panic!("expected NotYetValid, got {other:?}"),
+    }
+    // A login cannot pass the store's cutoff on such a clock.
+    match block_on(verifier.login("bob", ())) {
+        Err(LoginError::CutoffAhead { now, .. }) => assert_eq!(now, 0),
+        other => panic!("expected CutoffAhead, got {other:?}"),
+    }
+    // Sealing refuses outright: a token dated 1970 would be refused everywhere.
+    assert!(matches!(verifier.sealer().seal(&Session::new(())), Err(SealError::Clock(_))));
 }
 
 #[test]
@@ -134,7 +155,7 @@ fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one() {
     let ahead = MemoryStore::refusing_sessions_before(now() + 3600);
     let verifier = Verifier::new(verifier.sealer().clone(), ahead);
     match block_on(verifier.login("alice", ())) {
-        Err(VerifyError::CutoffAhead { cutoff, now: then }) => {
+        Err(LoginError::CutoffAhead { cutoff, now: then }) => {
             assert_eq!(cutoff, now() + 3600);
             assert!(now() - then <= 1, "the error names this server's time ({then})");
         }

@@ -278,10 +278,24 @@ pub enum VerifyError {
         /// The epoch the store reported.
         store: u64,
     },
-    /// At login: the store's revocation cutoff is not yet past on this
-    /// server's clock, and will not be within [`MAX_LOGIN_WAIT`]: a session
-    /// issued now would be refused. Check the clocks (NTP) of the servers
-    /// and the store.
+    /// The store could not be asked; the token is refused (fail closed).
+    #[error("cannot check revocation, refusing the session: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why [`Verifier::login`] or [`Verifier::renew_id`] could not start a
+/// session or give it a new ID.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The store could not be read, or the old ID could not be denylisted.
+    /// Nothing was started or changed; try again.
+    #[error("the revocation store could not be used, no session was started or renewed: {0}")]
+    Store(#[from] StoreError),
+    /// The store's revocation cutoff is not yet past on this server's
+    /// clock, and will not be within [`MAX_LOGIN_WAIT`]: a session issued
+    /// now would be refused. Check the clocks (NTP) of the servers and the
+    /// store.
     #[error(
         "the revocation store's cutoff {cutoff} is ahead of this server's clock ({now}); a session issued \
          now would be refused: check the clocks of the servers and the store"
@@ -292,9 +306,6 @@ pub enum VerifyError {
         /// This server's time (Unix seconds).
         now: u64,
     },
-    /// The store could not be asked; the token is refused (fail closed).
-    #[error("cannot check revocation, refusing the session: {0}")]
-    Store(#[from] StoreError),
     /// A new session ID could not be drawn.
     #[error(transparent)]
     Random(#[from] RandomError),

@@ -6,9 +6,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{check_revocation, RevocationStore, Verified, VerifyError};
-use crate::error::{ClockError, OpenError, SealError};
-use crate::sealer::{Opened, Sealer};
+use super::{check_revocation, LoginError, RevocationStore, StoreError, Verified, VerifyError};
+use crate::cookie::CookieSpec;
+use crate::error::SealError;
+use crate::sealer::{opening_time, Opened, Sealer};
 use crate::session::Session;
 use crate::timer;
 
@@ -102,6 +103,21 @@ impl<S: RevocationStore> Verifier<S> {
         Ok((token, Verified::new(opened)))
     }
 
+    /// [`Verifier::issue`] for a cookie: the session as the cookie now
+    /// carries it, and the `Set-Cookie` value (see [`Sealer::issue_cookie`]).
+    ///
+    /// # Errors
+    /// As [`Sealer::issue_cookie`]: [`SealError::TooLarge`] if the session
+    /// does not fit in the cookie.
+    pub fn issue_cookie<T: Serialize + DeserializeOwned>(
+        &self,
+        session: &Session<T>,
+        cookie: &CookieSpec,
+    ) -> Result<(Verified<T>, String), SealError> {
+        let (opened, header) = self.sealer.issue_cookie(session, cookie)?;
+        Ok((Verified::new(opened), header))
+    }
+
     /// Starts a session for `user_id` at login: a fresh session ID and the
     /// user's current epoch, read from the store. Seal it and send it as a
     /// new cookie.
@@ -112,12 +128,11 @@ impl<S: RevocationStore> Verifier<S> {
     /// server instead of being refused by the cutoff.
     ///
     /// # Errors
-    /// [`VerifyError::Store`] if the store cannot be read,
-    /// [`VerifyError::CutoffAhead`] if the cutoff does not pass within
-    /// [`MAX_LOGIN_WAIT`], [`VerifyError::Random`] if no session ID can be
-    /// drawn, or [`VerifyError::Open`] with [`OpenError::Clock`] for a clock
-    /// before 1970.
-    pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, VerifyError> {
+    /// [`LoginError::Store`] if the store cannot be read,
+    /// [`LoginError::CutoffAhead`] if the cutoff does not pass within
+    /// [`MAX_LOGIN_WAIT`] (a clock before 1970 ends here too), or
+    /// [`LoginError::Random`] if no session ID can be drawn.
+    pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, LoginError> {
         let state = self.store.login_state(user_id).await?;
         self.wait_past(state.revoked_through).await?;
         let session = Session::try_new(data)?;
@@ -125,7 +140,7 @@ impl<S: RevocationStore> Verifier<S> {
     }
 
     /// Waits until the clock is past second `cutoff`.
-    async fn wait_past(&self, cutoff: u64) -> Result<(), VerifyError> {
+    async fn wait_past(&self, cutoff: u64) -> Result<(), LoginError> {
         let clock = self.sealer.clock();
         let open_from = i64::try_from(cutoff.saturating_add(1)).unwrap_or(i64::MAX).saturating_mul(1000);
         let mut waited = false;
@@ -138,15 +153,16 @@ impl<S: RevocationStore> Verifier<S> {
             // Once is enough on a clock that moves; a clock that did not move
             // (or runs slow) is not waited for again.
             if waited || remaining > MAX_LOGIN_WAIT {
-                return Err(VerifyError::CutoffAhead { cutoff, now: self.now()? });
+                return Err(LoginError::CutoffAhead { cutoff, now: self.now() });
             }
             timer::sleep(remaining).await;
             waited = true;
         }
     }
 
-    fn now(&self) -> Result<u64, VerifyError> {
-        Ok(u64::try_from(self.sealer.clock().unix_now()).map_err(|_| OpenError::Clock(ClockError))?)
+    /// This server's time in Unix seconds; a clock before 1970 reads as 1970.
+    fn now(&self) -> u64 {
+        opening_time(self.sealer.clock().unix_now())
     }
 
     /// Logs out one session on every server: it is denylisted until its
@@ -154,9 +170,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// Remove the cookie too.
     ///
     /// # Errors
-    /// [`VerifyError::Store`] if the store did not record it.
-    pub async fn logout<T>(&self, session: &Session<T>) -> Result<(), VerifyError> {
-        Ok(self.store.revoke_session(session.id(), self.denylist_until(session)).await?)
+    /// [`StoreError`] if the store did not record it.
+    pub async fn logout<T>(&self, session: &Session<T>) -> Result<(), StoreError> {
+        self.store.revoke_session(session.id(), self.denylist_until(session)).await
     }
 
     /// Gives `session` a new ID after a privilege change, and logs out the
@@ -164,9 +180,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// with it. Seal the session and send the new cookie.
     ///
     /// # Errors
-    /// [`VerifyError::Store`] if the old ID could not be denylisted (the ID
-    /// is then unchanged), or [`VerifyError::Random`].
-    pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), VerifyError> {
+    /// [`LoginError::Store`] if the old ID could not be denylisted (the ID
+    /// is then unchanged), or [`LoginError::Random`].
+    pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), LoginError> {
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
@@ -183,9 +199,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// Logs `user_id` out of every session, on every server. Returns the new epoch.
     ///
     /// # Errors
-    /// [`VerifyError::Store`] if the store did not record it.
-    pub async fn logout_everywhere(&self, user_id: &str) -> Result<u64, VerifyError> {
-        Ok(self.store.revoke_user(user_id).await?)
+    /// [`StoreError`] if the store did not record it.
+    pub async fn logout_everywhere(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.store.revoke_user(user_id).await
     }
 
     /// Logs everyone out: every session issued up to this second, on any
@@ -193,10 +209,8 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`RevocationStore::revoke_all`]).
     ///
     /// # Errors
-    /// [`VerifyError::Store`] if the store did not record it, or
-    /// [`OpenError::Clock`] for a clock before 1970.
-    pub async fn logout_all(&self) -> Result<u64, VerifyError> {
-        let now = self.now()?;
-        Ok(self.store.revoke_all(now).await?)
+    /// [`StoreError`] if the store did not record it.
+    pub async fn logout_all(&self) -> Result<u64, StoreError> {
+        self.store.revoke_all(self.now()).await
     }
 }

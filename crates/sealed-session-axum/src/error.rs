@@ -2,7 +2,7 @@
 
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
-use sealed_session::{CookieError, OpenError, SealError, VerifyError};
+use sealed_session::{LoginError, SealError, StoreError};
 
 /// A session call from a handler failed.
 ///
@@ -24,20 +24,17 @@ pub enum SessionError {
          handler's extractor"
     )]
     MissingLayer,
-    /// The revocation store could not record or report a revocation, or a
-    /// session ID could not be drawn.
+    /// The revocation store did not record a logout; nothing changed.
     #[error(transparent)]
-    Verify(#[from] VerifyError),
-    /// The session could not be sealed (too large for a cookie, usually).
+    Store(#[from] StoreError),
+    /// A session could not be started or given a new ID (the store could not
+    /// be reached, the clocks disagree, or no random ID could be drawn).
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// The session could not be sealed: [`SealError::TooLarge`] when it does
+    /// not fit in a cookie.
     #[error(transparent)]
     Seal(#[from] SealError),
-    /// The sealed session does not fit in a cookie with these attributes.
-    #[error(transparent)]
-    Cookie(#[from] CookieError),
-    /// A session sealed a moment ago did not open: the keyring changed
-    /// between the two calls, or the clock is broken. Retry the request.
-    #[error("a session sealed a moment ago did not open ({0}): retry")]
-    Reopen(#[source] OpenError),
 }
 
 impl SessionError {
@@ -46,7 +43,9 @@ impl SessionError {
     pub fn status(&self) -> StatusCode {
         match self {
             SessionError::NoSession => StatusCode::UNAUTHORIZED,
-            SessionError::Verify(VerifyError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            SessionError::Store(_) | SessionError::Login(LoginError::Store(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealed_session::{
-    ConfigError, CookieError, CookieSpec, RevocationStore, Sealer, Session as CoreSession, Verified,
-    Verifier, VerifyError,
+    ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, Sealer, Session as CoreSession,
+    StoreError, Verified, Verifier,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,7 +14,7 @@ use tower_layer::Layer;
 
 use crate::error::SessionError;
 use crate::service::SessionService;
-use crate::sessions::{issue_cookie, BoxFuture, Ops};
+use crate::sessions::{BoxFuture, Ops};
 
 /// The header a script sends the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -53,22 +53,22 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
     where
         T: Serialize + DeserializeOwned,
     {
-        issue_cookie(&self.verifier, &self.cookie, session)
+        Ok(self.verifier.issue_cookie(session, &self.cookie)?)
     }
 
-    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, VerifyError>> {
+    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, LoginError>> {
         Box::pin(self.verifier.login(user_id, data))
     }
 
-    fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>> {
+    fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.verifier.logout(session))
     }
 
-    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, VerifyError>> {
+    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.verifier.logout_everywhere(user_id))
     }
 
-    fn renew_id<'a>(&'a self, session: &'a mut CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>> {
+    fn renew_id<'a>(&'a self, session: &'a mut CoreSession<T>) -> BoxFuture<'a, Result<(), LoginError>> {
         Box::pin(self.verifier.renew_id(session))
     }
 }

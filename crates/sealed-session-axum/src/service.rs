@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use crate::csrf::check_csrf;
 use crate::layer::Config;
-use crate::sessions::{issue_cookie, BoxFuture, CookieChange, Ops, Shared, State};
+use crate::sessions::{BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
 
 /// The service [`SessionLayer`] wraps around an inner service.
@@ -186,7 +186,7 @@ where
     let mut state = shared.lock();
     if state.session_cookie.is_none() {
         if let Some(current) = state.current.as_ref().filter(|c| c.reissue().is_some()) {
-            match issue_cookie(&config.verifier, &config.cookie, current.session()) {
+            match config.verifier.issue_cookie(current.session(), &config.cookie) {
                 Ok((_, header)) => state.session_cookie = Some(CookieChange::Set(header)),
                 Err(err) => tracing::error!(error = %err, "cannot re-issue the session cookie"),
             }

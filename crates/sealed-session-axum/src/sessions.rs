@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use sealed_session::{
-    CookieSpec, Opened, RevocationStore, Sealer, Session as CoreSession, Verified, Verifier, VerifyError,
+    CookieSpec, LoginError, Opened, SealError, Sealer, Session as CoreSession, StoreError, Verified,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,10 +28,10 @@ pub(crate) trait Ops<T>: Send + Sync {
     fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
     where
         T: Serialize + DeserializeOwned;
-    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, VerifyError>>;
-    fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>>;
-    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, VerifyError>>;
-    fn renew_id<'a>(&'a self, session: &'a mut CoreSession<T>) -> BoxFuture<'a, Result<(), VerifyError>>;
+    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, LoginError>>;
+    fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn renew_id<'a>(&'a self, session: &'a mut CoreSession<T>) -> BoxFuture<'a, Result<(), LoginError>>;
 }
 
 /// What the response must do with one cookie.
@@ -73,37 +73,6 @@ impl<T> Shared<T> {
         // The state is plain data that every writer leaves consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Seals the pre-session with `sealer` and opens it again, so that what the
-/// handler sees next is exactly what the cookie carries. Returns the
-/// `Set-Cookie` value too.
-pub(crate) fn seal_for_cookie<T: Serialize + DeserializeOwned>(
-    sealer: &Sealer,
-    cookie: &CookieSpec,
-    session: &CoreSession<T>,
-) -> Result<(Opened<T>, String), SessionError> {
-    let token = sealer.seal(session)?;
-    let opened = sealer.open::<T>(&token).map_err(SessionError::Reopen)?;
-    let header = cookie.set_cookie(&token, max_age(sealer, opened.session()))?;
-    Ok((opened, header))
-}
-
-/// Seals the request's session through the verifier, as it now stands, and
-/// the `Set-Cookie` value that sends it.
-pub(crate) fn issue_cookie<S: RevocationStore, T: Serialize + DeserializeOwned>(
-    verifier: &Verifier<S>,
-    cookie: &CookieSpec,
-    session: &CoreSession<T>,
-) -> Result<(Verified<T>, String), SessionError> {
-    let (token, verified) = verifier.issue(session)?;
-    let header = cookie.set_cookie(&token, max_age(verifier.sealer(), verified.session()))?;
-    Ok((verified, header))
-}
-
-/// Seconds from now to the session's absolute expiry, for `Max-Age`.
-fn max_age<T>(sealer: &Sealer, session: &CoreSession<T>) -> Option<u64> {
-    session.expires_at().map(|expires| (expires - sealer.clock().now()).whole_seconds().max(0).unsigned_abs())
 }
 
 /// The session handle of one request: log in, change, renew and log out.
@@ -154,9 +123,9 @@ where
     /// stolen before login dies with it (session fixation).
     ///
     /// # Errors
-    /// [`SessionError::Verify`] if the store cannot be reached,
-    /// [`SessionError::Seal`] or [`SessionError::Cookie`] if the session does
-    /// not fit in a cookie. A previous session that was already logged out
+    /// [`SessionError::Store`] or [`SessionError::Login`] if the store cannot
+    /// be reached, [`SessionError::Seal`] if the session does not fit in a
+    /// cookie. A previous session that was already logged out
     /// stays logged out, and its cookie is removed.
     pub async fn login(&self, user_id: &str, data: T) -> Result<Session<T>, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
@@ -190,9 +159,8 @@ where
     /// out with the response.
     ///
     /// # Errors
-    /// [`SessionError::NoSession`], or [`SessionError::Seal`] /
-    /// [`SessionError::Cookie`] if the changed session no longer fits in a
-    /// cookie (the session is then unchanged).
+    /// [`SessionError::NoSession`], or [`SessionError::Seal`] if the changed
+    /// session no longer fits in a cookie (the session is then unchanged).
     pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, SessionError> {
         let current = self.shared.lock().current.clone().ok_or(SessionError::NoSession)?;
         // The lock is not held while `change` runs: it may use this handle.
@@ -206,7 +174,7 @@ where
     /// call it when the session's privileges change.
     ///
     /// # Errors
-    /// [`SessionError::NoSession`], [`SessionError::Verify`] if the store
+    /// [`SessionError::NoSession`], [`SessionError::Login`] if the store
     /// cannot be reached (the session is then unchanged), or a sealing error.
     pub async fn renew_id(&self) -> Result<(), SessionError> {
         let ops = Arc::clone(&self.shared.ops);
@@ -221,7 +189,7 @@ where
     /// a session it only removes the cookie.
     ///
     /// # Errors
-    /// [`SessionError::Verify`] if the store did not record the logout: the
+    /// [`SessionError::Store`] if the store did not record the logout: the
     /// session is then kept, so that the user can try again.
     pub async fn logout(&self) -> Result<(), SessionError> {
         let ops = Arc::clone(&self.shared.ops);
@@ -238,7 +206,7 @@ where
     ///
     /// # Errors
     /// [`SessionError::NoSession`] without a signed-in session, or
-    /// [`SessionError::Verify`] if the store did not record it (nothing is
+    /// [`SessionError::Store`] if the store did not record it (nothing is
     /// then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
@@ -265,8 +233,8 @@ where
     /// the login form is protected too (login CSRF). Login replaces it.
     ///
     /// # Errors
-    /// [`SessionError::Verify`] if no random pre-session ID can be drawn, or
-    /// a sealing error.
+    /// [`SessionError::Seal`] if no random pre-session ID can be drawn or the
+    /// pre-session cannot be sealed.
     pub fn csrf_token(&self) -> Result<String, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
         let mut state = self.shared.lock();
@@ -276,8 +244,8 @@ where
         if let Some(pre) = &state.pre {
             return Ok(ops.pre_sealer().csrf_token(pre.session()));
         }
-        let pre = CoreSession::try_new(()).map_err(VerifyError::from)?;
-        let (opened, header) = seal_for_cookie(ops.pre_sealer(), ops.pre_cookie(), &pre)?;
+        let pre = CoreSession::try_new(()).map_err(SealError::from)?;
+        let (opened, header) = ops.pre_sealer().issue_cookie(&pre, ops.pre_cookie())?;
         let token = ops.pre_sealer().csrf_token(opened.session());
         state.pre = Some(opened);
         state.pre_cookie = Some(CookieChange::Set(header));

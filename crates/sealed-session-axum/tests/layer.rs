@@ -14,8 +14,8 @@ use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use sealed_session::{
-    Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId, SharedKeyring,
-    StoreError, Verifier,
+    CookieSpec, Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, SealError, Sealer,
+    SessionId, SharedKeyring, StoreError, Verifier,
 };
 use sealed_session_axum::{Session, SessionError, SessionLayer, Sessions};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,8 @@ const START: i64 = 1_800_000_000;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Data {
     count: u32,
+    #[serde(default)]
+    note: String,
 }
 
 async fn whoami(session: Option<Session<Data>>) -> String {
@@ -49,6 +51,17 @@ async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
         data.count += 1;
         data.count.to_string()
     })
+}
+
+/// Tries to store more than a cookie holds, though within the sealer's
+/// 4096-byte maximum; says which error came back.
+async fn grow(sessions: Sessions<Data>) -> (StatusCode, String) {
+    match sessions.update(|data| data.note = "x".repeat(2980)) {
+        Err(SessionError::Seal(SealError::TooLarge { len, max })) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, format!("{len} {max}"))
+        }
+        other => (StatusCode::OK, format!("{other:?}")),
+    }
 }
 
 async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
@@ -112,6 +125,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/login", post(login))
         .route("/increment", post(increment))
         .route("/renew", post(renew))
+        .route("/grow", post(grow))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
         .route("/csrf", get(csrf))
@@ -238,6 +252,27 @@ async fn unsafe_requests_without_the_right_csrf_token_are_refused_and_change_not
     assert_eq!(client.get("/whoami").await.body, "alice 0");
     assert_eq!(client.post("/increment", &session_token).await.body, "1");
     assert_eq!(client.get("/whoami").await.body, "alice 1");
+}
+
+#[tokio::test]
+async fn a_session_too_large_for_its_cookie_is_one_seal_error_and_changes_nothing() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.csrf().await;
+    let before = client.session_cookie();
+    let reply = client.post("/grow", &token).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.body);
+    let (len, max) = reply.body.split_once(' ').unwrap();
+    assert_eq!(max.parse::<usize>().unwrap(), CookieSpec::default().max_token_len());
+    let len = len.parse::<usize>().unwrap();
+    assert!(
+        len > max.parse().unwrap() && len <= 4096,
+        "within the sealer's maximum, not the cookie's: {len}"
+    );
+    assert!(reply.set_cookies.is_empty(), "nothing is sent: {:?}", reply.set_cookies);
+    assert_eq!(client.session_cookie(), before);
+    assert_eq!(client.post("/increment", &token).await.body, "1", "the session is unchanged and usable");
 }
 
 #[tokio::test]

@@ -356,7 +356,6 @@ fn refusal(err: OpenError) -> Failure {
         OpenError::RetiredKey(_) => Failure::Refused(format!("retired key ({err})")),
         OpenError::Expired(_) => Failure::Refused(format!("expired ({err})")),
         OpenError::NotYetValid => Failure::Refused(format!("not yet valid ({err})")),
-        OpenError::Clock(_) => Failure::Config(format!("--now: {err}")),
         other => Failure::Refused(other.to_string()),
     }
 }

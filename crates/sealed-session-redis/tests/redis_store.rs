@@ -9,7 +9,9 @@ use std::future::Future as _;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use sealed_session::{ManualClock, Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError};
+use sealed_session::{
+    LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError,
+};
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{RedisOptions, RedisServer};
 use sealed_session_testkit::{clock_at_now, sealer, unix_now, within, Logs};
@@ -385,7 +387,7 @@ async fn generations_and_global_logouts_are_dated_by_redis_not_the_app_server() 
     let cutoff = verifier.logout_all().await.unwrap();
     assert!((cutoff as i64 - unix_now()).abs() <= 2, "global logout dated {cutoff}, not by Redis");
     // A server that far behind the store cannot issue sessions that would open.
-    assert!(matches!(verifier.login("alice", ()).await, Err(VerifyError::CutoffAhead { .. })));
+    assert!(matches!(verifier.login("alice", ()).await, Err(LoginError::CutoffAhead { .. })));
 }
 
 #[tokio::test]
