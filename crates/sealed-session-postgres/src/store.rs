@@ -392,7 +392,9 @@ impl RevocationStore for PostgresStore {
                 Ok(state) => return Ok(state),
                 Err(miss) => miss,
             };
-            let state = inner.fetch(user_id.as_deref(), &session).await?;
+            // Boxed: the query's future is large, and a cache hit should not
+            // move it around.
+            let state = Box::pin(inner.fetch(user_id.as_deref(), &session)).await?;
             if inner.listening.load(Ordering::SeqCst) {
                 inner.cache.insert(ticket, user_id.as_deref(), &session, &state);
             }

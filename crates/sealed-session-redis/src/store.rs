@@ -346,7 +346,9 @@ impl RevocationStore for RedisStore {
                 Err(miss) => miss,
             };
             let user_id = user_id.as_deref();
-            match inner.fetch(user_id, Some(&session)).await {
+            // Boxed: the query's future is large, and a cache hit should not
+            // move it around.
+            match Box::pin(inner.fetch(user_id, Some(&session))).await {
                 Ok(state) => {
                     if inner.subscribed.load(Ordering::SeqCst) {
                         inner.cache.insert(ticket, user_id, &session, &state);

@@ -17,7 +17,7 @@ fn check(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
-    let store = rt.block_on(SqliteStore::open(dir.path().join("bench.sqlite3"))).unwrap();
+    let store = rt.block_on(SqliteStore::open_or_create(dir.path().join("bench.sqlite3"))).unwrap();
     rt.block_on(async {
         for i in 0..10_000 {
             store.revoke_user(&format!("other-{i}")).await.unwrap();

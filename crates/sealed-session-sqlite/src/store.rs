@@ -322,20 +322,28 @@ impl RevocationStore for SqliteStore {
         user_id: Option<&str>,
         session: SessionId,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
-        let store = self.clone();
-        let user_id = user_id.map(str::to_owned);
+        // The cache is consulted before the future is built, so that a hit
+        // allocates nothing and moves no query future around.
+        let shared = &self.shared;
+        let now_ms = shared.clock.unix_millis();
+        let hit = if watch::poll_is_fresh(now_ms, shared.polled_ms.load(Ordering::SeqCst)) {
+            shared.cache.get(user_id, &session, now_ms)
+        } else {
+            None
+        };
+        let lookup = match hit {
+            Some(state) => Ok(state),
+            None => Err((self.clone(), user_id.map(str::to_owned), shared.cache.ticket(now_ms))),
+        };
         async move {
+            let (store, user_id, ticket) = match lookup {
+                Ok(state) => return Ok(state),
+                Err(miss) => miss,
+            };
             let shared = &store.shared;
-            let now_ms = shared.clock.unix_millis();
-            if watch::poll_is_fresh(now_ms, shared.polled_ms.load(Ordering::SeqCst)) {
-                if let Some(state) = shared.cache.get(user_id.as_deref(), &session, now_ms) {
-                    return Ok(state);
-                }
-            }
-            let ticket = shared.cache.ticket(now_ms);
             let user = user_id.as_deref();
             let read = schema::read_state(&shared.pool, &*shared.clock, user, session.as_bytes());
-            let state = store.run(read).await?;
+            let state = Box::pin(store.run(read)).await?;
             shared.cache.insert(ticket, user, &session, &state);
             Ok(state)
         }
