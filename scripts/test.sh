@@ -7,6 +7,18 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests drive for real. Services are not started by the
 # install (policy-rc.d); the tests start their own (PostgreSQL through
 # initdb, as the postgres user, in a temporary directory) and stop them.
+# Everything the tests start lives under one temporary directory of this
+# run, so that anything left running can be found at the end (see below).
+TMPDIR=$(mktemp -d)
+export TMPDIR
+policy_rc=""
+cleanup() {
+  if [ -n "$policy_rc" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  pkill -KILL -f -- "$TMPDIR" 2>/dev/null || true
+  rm -rf -- "$TMPDIR"
+}
+trap cleanup EXIT
+
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
@@ -17,7 +29,7 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    policy_rc=1
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -54,3 +66,14 @@ bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
 # modules the security claims rest on (scripts/mutants.sh; docs/MUTANTS.md
 # has the full run). Any mutant no test catches fails the suite.
 bash scripts/mutants.sh --sample
+
+# Nothing the tests started may outlive them. Redis, Sentinel and
+# PostgreSQL servers, browsers and demo processes name a path in this run's
+# temporary directory on their command line, so a leftover is found here.
+# (A PostgreSQL server is reaped within a second of its test process's exit.)
+sleep 2
+if pgrep -f -- "$TMPDIR" >/dev/null; then
+  echo "processes the tests started are still running:" >&2
+  ps -o pid,args -p "$(pgrep -d, -f -- "$TMPDIR")" >&2
+  exit 1
+fi

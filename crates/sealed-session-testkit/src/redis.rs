@@ -132,6 +132,9 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     options: RedisOptions,
+    /// Its working directory (a replica's copy of the data lands there), in
+    /// the command line so that a server left running can be found.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -144,7 +147,8 @@ impl RedisServer {
     /// Starts a redis-server with `options`.
     #[must_use]
     pub fn start_with(options: RedisOptions) -> Self {
-        let mut server = Self { port: free_port(), child: None, options };
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self { port: free_port(), child: None, options, dir };
         server.restart();
         server
     }
@@ -203,6 +207,7 @@ impl RedisServer {
             .iter()
             .map(|a| (*a).to_owned())
             .collect();
+        args.extend(["--dir".to_owned(), self.dir.path().display().to_string()]);
         match &self.options.tls {
             None => args.extend(["--port".to_owned(), port]),
             Some((cert, key, ca)) => args.extend([
