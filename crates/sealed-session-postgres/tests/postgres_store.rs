@@ -9,7 +9,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sealed_session::{ManualClock, Revocation, Sealer, StoreError, SystemClock, Verifier, VerifyError};
+use sealed_session::{
+    ManualClock, Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier, VerifyError,
+};
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
 use sealed_session_testkit::{clock_at_now, keyring, sealer, within};
@@ -156,6 +158,34 @@ async fn dropped_tables_and_lost_rows_never_bring_a_revoked_session_back() {
     SHARED.psql("DELETE FROM loss_meta; DELETE FROM loss_user_epochs");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(matches!(verifier.open::<()>(&fresh).await, Err(VerifyError::Revoked(Revocation::All))));
+}
+
+#[tokio::test]
+async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_owns_its_tables() {
+    let url = SHARED.url();
+    let verifier =
+        Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), store(&url, "faults", SystemClock).await);
+    let token = login(&verifier, "alice").await;
+
+    // Another database error (a trigger refuses the write): an error, not lost data.
+    SHARED.psql(
+        "CREATE FUNCTION faults_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; \
+         END $$; CREATE TRIGGER faults_refuse BEFORE INSERT OR UPDATE ON faults_user_epochs FOR EACH ROW \
+         EXECUTE FUNCTION faults_refuse()",
+    );
+    let refused = verifier.logout_everywhere("bob").await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cache TTL
+    assert!(verifier.open::<()>(&token).await.is_ok(), "a refused write was taken for lost tables");
+
+    // An application that runs the migrations itself: a dropped table is an
+    // error, and the store does not create it behind the application's back.
+    let options = options("faults").with_create_tables(false);
+    let managed = PostgresStore::with_pool(pool(&url).await, options, SystemClock).await.unwrap();
+    SHARED.psql("DROP TABLE faults_user_epochs");
+    assert!(matches!(managed.revoke_user("carol").await, Err(StoreError::Unavailable(_))));
+    let tables = SHARED.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'faults_user_epochs'");
+    assert_eq!(tables, "0", "the store recreated a table the application manages");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
