@@ -161,6 +161,40 @@ async fn dropped_tables_and_lost_rows_never_bring_a_revoked_session_back() {
 }
 
 #[tokio::test]
+async fn a_new_generation_found_by_one_server_reaches_the_others_cache_at_once() {
+    let url = SHARED.url();
+    let sealer = Sealer::builder(keyring(8)).build().unwrap();
+    let finder = PostgresStore::with_pool(
+        pool(&url).await,
+        options("gen").with_cache_ttl(Duration::ZERO),
+        SystemClock,
+    )
+    .await
+    .unwrap();
+    let finder = Verifier::new(sealer.clone(), finder);
+    // The other server would trust its cache for a minute: only the
+    // notification can make it refuse sooner.
+    let other = PostgresStore::with_pool(
+        pool(&url).await,
+        options("gen").with_cache_ttl(Duration::from_secs(60)),
+        SystemClock,
+    )
+    .await
+    .unwrap();
+    assert!(other.wait_until_listening(Duration::from_secs(5)).await);
+    let other = Verifier::new(sealer, other);
+    let token = login(&other, "alice").await;
+    assert!(other.open::<()>(&token).await.is_ok(), "cached as valid");
+
+    SHARED.psql("DELETE FROM gen_meta"); // the generation row is lost
+    assert!(matches!(finder.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::All))));
+    let refused = within(Duration::from_secs(2), async || {
+        matches!(other.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::All)))
+    });
+    assert!(refused.await.is_some(), "the other server kept its cached answer after a new generation");
+}
+
+#[tokio::test]
 async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_owns_its_tables() {
     let url = SHARED.url();
     let verifier =
