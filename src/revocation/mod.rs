@@ -171,68 +171,53 @@ pub trait RevocationStore: Send + Sync {
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// A shared store is a store, so that one store can serve a verifier and
-/// an administration task (or several verifiers) at once.
-impl<S: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<S> {
-    fn state(
-        &self,
-        user_id: Option<&str>,
-        session: SessionId,
-    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
-        (**self).state(user_id, session)
-    }
+/// Implements [`RevocationStore`] for a pointer to a store by forwarding
+/// every call to the store it points to.
+macro_rules! forward_store {
+    ($(#[$doc:meta])* $pointer:ty) => {
+        $(#[$doc])*
+        impl<S: RevocationStore + ?Sized> RevocationStore for $pointer {
+            fn state(
+                &self,
+                user_id: Option<&str>,
+                session: SessionId,
+            ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
+                (**self).state(user_id, session)
+            }
 
-    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
-        (**self).login_state(user_id)
-    }
+            fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
+                (**self).login_state(user_id)
+            }
 
-    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_user(user_id)
-    }
+            fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+                (**self).revoke_user(user_id)
+            }
 
-    fn revoke_session(
-        &self,
-        session: SessionId,
-        expires_at: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_session(session, expires_at)
-    }
+            fn revoke_session(
+                &self,
+                session: SessionId,
+                expires_at: u64,
+            ) -> impl Future<Output = Result<(), StoreError>> + Send {
+                (**self).revoke_session(session, expires_at)
+            }
 
-    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_all(issued_through)
-    }
+            fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+                (**self).revoke_all(issued_through)
+            }
+        }
+    };
 }
 
-/// A store behind a reference is a store, so that one can be lent to a
-/// [`Verifier`].
-impl<S: RevocationStore + ?Sized> RevocationStore for &S {
-    fn state(
-        &self,
-        user_id: Option<&str>,
-        session: SessionId,
-    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
-        (**self).state(user_id, session)
-    }
+forward_store! {
+    /// A shared store is a store, so that one store can serve a verifier and
+    /// an administration task (or several verifiers) at once.
+    std::sync::Arc<S>
+}
 
-    fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
-        (**self).login_state(user_id)
-    }
-
-    fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_user(user_id)
-    }
-
-    fn revoke_session(
-        &self,
-        session: SessionId,
-        expires_at: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_session(session, expires_at)
-    }
-
-    fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        (**self).revoke_all(issued_through)
-    }
+forward_store! {
+    /// A store behind a reference is a store, so that one can be lent to a
+    /// [`Verifier`].
+    &S
 }
 
 /// Why a session that authenticated was refused by the revocation check.
