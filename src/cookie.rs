@@ -292,8 +292,21 @@ impl CookieSpec {
         out
     }
 
-    /// The values of our cookie in a `Cookie` request header, in header
-    /// order, at most four.
+    /// The values of our cookie in one `Cookie` request header: as
+    /// [`CookieSpec::values_in`] over that header alone.
+    pub fn values<'h>(&'h self, header: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+        self.values_in([header.as_bytes()])
+    }
+
+    /// The values of our cookie in a request's `Cookie` headers, given as
+    /// the bytes that arrived, in header order: at most four in all.
+    ///
+    /// Headers are read as bytes, so that a neighbour cookie holding UTF-8
+    /// or Latin-1 (an analytics cookie on the parent domain, say) never
+    /// hides ours. Only ASCII space and tab are trimmed around a pair (a
+    /// Unicode space before a name does not make it ours), the name must
+    /// match exactly, one pair of double quotes around the value is
+    /// removed, and a value that is empty or not a cookie value is skipped.
     ///
     /// Several cookies of one name can arrive (different paths, or one
     /// planted by a sibling domain for names without the `__Host-` prefix).
@@ -307,12 +320,42 @@ impl CookieSpec {
     /// comes first: the victim is then signed in as the attacker (login
     /// CSRF). Only `__Host-` names (the default) rule that out, because
     /// browsers refuse to let anyone but the exact host set them.
-    pub fn values<'h>(&'h self, header: &'h str) -> impl Iterator<Item = &'h str> + 'h {
-        header
-            .split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == self.name)
-            .map(|(_, value)| value.trim_matches('"'))
+    ///
+    /// ```
+    /// use sealed_session::CookieSpec;
+    ///
+    /// let spec = CookieSpec::default();
+    /// let headers: [&[u8]; 2] = [b"tracker=caf\xc3\xa9; __Host-session=A", b"__Host-session=\"B\""];
+    /// assert_eq!(spec.values_in(headers).collect::<Vec<_>>(), ["A", "B"]);
+    /// ```
+    pub fn values_in<'s, 'h, I>(&'s self, headers: I) -> impl Iterator<Item = &'h str> + use<'s, 'h, I>
+    where
+        I: IntoIterator<Item = &'h [u8]>,
+    {
+        headers
+            .into_iter()
+            .flat_map(|header| header.split(|&b| b == b';'))
+            .filter_map(move |pair| {
+                let mut parts = trim_space_and_tab(pair).splitn(2, |&b| b == b'=');
+                let (name, value) = (parts.next()?, parts.next()?);
+                if name != self.name.as_bytes() {
+                    return None;
+                }
+                let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+                std::str::from_utf8(value).ok().filter(|v| !v.is_empty() && is_cookie_value(v))
+            })
             .take(MAX_SAME_NAME)
     }
+}
+
+/// `bytes` without ASCII spaces and tabs at either end (nothing else: a
+/// Unicode space is not whitespace in a `Cookie` header).
+fn trim_space_and_tab(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
 }

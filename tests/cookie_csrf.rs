@@ -152,6 +152,35 @@ fn reading_the_cookie_from_a_request_header() {
 }
 
 #[test]
+fn cookies_are_read_as_bytes_as_browsers_send_them() {
+    let spec = CookieSpec::default();
+    fn values<'h>(spec: &CookieSpec, headers: &[&'h [u8]]) -> Vec<&'h str> {
+        spec.values_in(headers.iter().copied()).collect()
+    }
+    let read = |headers: &[&'static [u8]]| values(&spec, headers);
+    // Neighbours holding UTF-8 or Latin-1 bytes do not hide ours.
+    assert_eq!(read(&["tracker=café; __Host-session=A".as_bytes()]), ["A"]);
+    assert_eq!(read(&[b"pref=caf\xe9; __Host-session=A; x=\xff\xfe"]), ["A"]);
+    // Only ASCII space and tab are trimmed: a Unicode space is part of the name.
+    assert_eq!(read(&[" \t__Host-session=A\t ".as_bytes()]), ["A"]);
+    assert!(read(&["\u{2000}__Host-session=A; \u{a0}__Host-session=B".as_bytes()]).is_empty());
+    // Empty values and values that are not cookie values are skipped;
+    // one pair of quotes is removed.
+    assert_eq!(read(&[b"__Host-session=; __Host-session=\"\"; __Host-session=\"Q\""]), ["Q"]);
+    assert!(
+        read(&["__Host-session=é".as_bytes(), b"__Host-session=a b", b"__Host-session=\"\"\"x"]).is_empty()
+    );
+    // At most four over all the request's headers, in order.
+    let four = read(&[
+        b"__Host-session=1; __Host-session=2",
+        b"__Host-session=3",
+        b"__Host-session=4; __Host-session=5",
+    ]);
+    assert_eq!(four, ["1", "2", "3", "4"]);
+    assert!(read(&[]).is_empty());
+}
+
+#[test]
 fn the_first_cookie_that_opens_wins_so_a_planted_one_cannot_shadow_ours() {
     let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
     let spec = CookieSpec::named("sid").unwrap();

@@ -9,9 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use sealed_session::{
-    csrf, CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError, MAX_SAME_NAME,
-};
+use sealed_session::{csrf, CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_service::Service;
@@ -116,14 +114,9 @@ where
 }
 
 /// Every value of `cookie` in the request, over all its `Cookie` headers,
-/// at most [`MAX_SAME_NAME`] in all: a request cannot make us try more.
+/// at most [`sealed_session::MAX_SAME_NAME`] in all: a request cannot make us try more.
 fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> + 'h {
-    headers
-        .get_all(COOKIE)
-        .into_iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(move |h| cookie.values(h))
-        .take(MAX_SAME_NAME)
+    cookie.values_in(headers.get_all(COOKIE).into_iter().map(HeaderValue::as_bytes))
 }
 
 /// The first of the request's session cookies that opens and passes the

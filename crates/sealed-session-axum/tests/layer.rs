@@ -276,6 +276,17 @@ async fn a_session_too_large_for_its_cookie_is_one_seal_error_and_changes_nothin
 }
 
 #[tokio::test]
+async fn a_neighbour_cookie_holding_utf8_does_not_sign_the_user_out() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.jar.insert("tracker".into(), "café".into()); // set by a parent domain, say
+    client.login().await;
+    assert_eq!(client.get("/whoami").await.body, "alice 0");
+    let token = client.csrf().await;
+    assert_eq!(client.post("/increment", &token).await.body, "1");
+}
+
+#[tokio::test]
 async fn a_fresh_login_invalidates_the_old_csrf_token() {
     let harness = Harness::new();
     let mut client = harness.client();

@@ -32,12 +32,11 @@ impl Sessions {
     /// passes the revocation check. Every failure is "no session" to the
     /// client; the reason goes to the log.
     async fn open(&self, headers: &HeaderMap) -> Option<Verified<Visits>> {
-        for header in headers.get_all(header::COOKIE).filter_map(|h| h.to_str().ok()) {
-            for value in self.cookie.values(header) {
-                match self.verifier.open::<Visits>(value).await {
-                    Ok(opened) => return Some(opened),
-                    Err(err) => eprintln!("session cookie refused: {err}"),
-                }
+        for value in self.cookie.values_in(headers.get_all(header::COOKIE).map(header::HeaderValue::as_bytes))
+        {
+            match self.verifier.open::<Visits>(value).await {
+                Ok(opened) => return Some(opened),
+                Err(err) => eprintln!("session cookie refused: {err}"),
             }
         }
         None

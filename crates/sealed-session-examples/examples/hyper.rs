@@ -46,12 +46,13 @@ impl App {
     /// The first of the request's session cookies that opens and passes the
     /// revocation check; the reason for each refusal goes to the log only.
     async fn session(&self, request: &Request<Incoming>) -> Option<Verified<()>> {
-        for header in request.headers().get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()) {
-            for value in self.cookie.values(header) {
-                match self.verifier.open::<()>(value).await {
-                    Ok(opened) => return Some(opened),
-                    Err(err) => eprintln!("session cookie refused: {err}"),
-                }
+        for value in self
+            .cookie
+            .values_in(request.headers().get_all(COOKIE).iter().map(hyper::header::HeaderValue::as_bytes))
+        {
+            match self.verifier.open::<()>(value).await {
+                Ok(opened) => return Some(opened),
+                Err(err) => eprintln!("session cookie refused: {err}"),
             }
         }
         None
