@@ -355,7 +355,38 @@ async fn resolve(
 
 #[cfg(test)]
 mod tests {
-    use super::is_transport;
+    use super::{is_transport, Link, PolicyFault};
+    use crate::config::{RedisConfig, Target};
+    use sealed_session_testkit::redis::RedisServer;
+    use std::time::Duration;
+
+    /// Once the policy was unsafe, keys may be gone: answers stay untrusted
+    /// until the store has set a new cutoff, even when the policy could not
+    /// be read in between.
+    #[tokio::test]
+    async fn after_an_unsafe_policy_nothing_is_trusted_until_the_store_has_recovered() {
+        let server = RedisServer::start();
+        let config = RedisConfig::default().with_timeout(Duration::from_millis(200));
+        let link = Link::connect(Target::Direct { url: server.url() }, &config).await.unwrap();
+        assert!(link.is_trusted());
+        server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
+        assert!(!link.is_trusted());
+
+        server.cli(&["CLIENT", "PAUSE", "600"]); // unreadable for a moment
+        let unread = link.read_policy().await;
+        assert!(matches!(unread, Err(PolicyFault::Timeout(_) | PolicyFault::Unreachable(_))), "{unread:?}");
+        assert!(!link.is_trusted());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+
+        server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+        assert!(link.read_policy().await.unwrap(), "safe again, after having been unsafe: recovering");
+        assert!(!link.is_trusted(), "trusted before the store set a new cutoff");
+        assert!(link.read_policy().await.unwrap(), "still recovering until the store says so");
+        link.mark_recovered();
+        assert!(link.is_trusted());
+        assert!(!link.read_policy().await.unwrap());
+    }
 
     #[test]
     fn connection_failures_are_transport_errors_and_server_replies_are_not() {
