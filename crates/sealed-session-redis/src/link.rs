@@ -358,6 +358,7 @@ mod tests {
     use super::{is_transport, Link, PolicyFault};
     use crate::config::{RedisConfig, Target};
     use sealed_session_testkit::redis::RedisServer;
+    use sealed_session_testkit::Logs;
     use std::time::Duration;
 
     /// Once the policy was unsafe, keys may be gone: answers stay untrusted
@@ -365,21 +366,26 @@ mod tests {
     /// be read in between.
     #[tokio::test]
     async fn after_an_unsafe_policy_nothing_is_trusted_until_the_store_has_recovered() {
+        let logs = Logs::capture();
         let server = RedisServer::start();
         let config = RedisConfig::default().with_timeout(Duration::from_millis(200));
         let link = Link::connect(Target::Direct { url: server.url() }, &config).await.unwrap();
         assert!(link.is_trusted());
-        server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
         assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
         assert!(!link.is_trusted());
+        let said = || logs.lines_with(&["ERROR", "allkeys-lru", "refuses every session"]).len();
+        assert_eq!(said(), 1, "the first unsafe reading is logged, with the policy");
+        assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
+        assert_eq!(said(), 1, "and not again while it stays unsafe");
 
-        server.cli(&["CLIENT", "PAUSE", "600"]); // unreadable for a moment
+        assert_eq!(server.cli(&["CLIENT", "PAUSE", "600"]), "OK"); // unreadable for a moment
         let unread = link.read_policy().await;
         assert!(matches!(unread, Err(PolicyFault::Timeout(_) | PolicyFault::Unreachable(_))), "{unread:?}");
         assert!(!link.is_trusted());
         tokio::time::sleep(Duration::from_millis(700)).await;
 
-        server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+        assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
         assert!(link.read_policy().await.unwrap(), "safe again, after having been unsafe: recovering");
         assert!(!link.is_trusted(), "trusted before the store set a new cutoff");
         assert!(link.read_policy().await.unwrap(), "still recovering until the store says so");
