@@ -274,9 +274,11 @@ impl Conns {
     }
 }
 
-/// Whether an error is about the connection, not Redis's answer.
+/// Whether an error is about the connection, not Redis's answer. The redis
+/// crate gives every error it makes from an I/O error (timeouts, dropped and
+/// refused connections included) the kind `Io`.
 pub(crate) fn is_transport(err: &redis::RedisError) -> bool {
-    err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
+    err.is_io_error()
 }
 
 fn address(client: &redis::Client) -> String {
@@ -400,6 +402,8 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             std::io::ErrorKind::ConnectionReset,
             std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::Other,
         ] {
             assert!(is_transport(&redis::RedisError::from(std::io::Error::new(kind, "x"))), "{kind:?}");
         }
