@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 # Everything the tests start lives under one temporary directory of this
 # run, so that anything left running can be found at the end (see below).
 TMPDIR=$(mktemp -d)
+chmod 755 "$TMPDIR" # PostgreSQL runs as the postgres user, in a directory below
 export TMPDIR
 policy_rc=""
 cleanup() {
