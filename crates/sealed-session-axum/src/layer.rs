@@ -84,17 +84,17 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
 ///    and changes no cookie.
 /// 2. on unsafe methods (anything but GET, HEAD, OPTIONS, TRACE), refuses
 ///    with `403` a request that the browser marks as cross-site
-///    ([`csrf::check_origin`]) or that lacks the session's CSRF token, in
+///    ([`check_origin`](sealed_session::csrf::check_origin)) or that lacks the session's CSRF token, in
 ///    the `X-CSRF-Token` header or the `csrf_token` field of a URL-encoded
 ///    form. Without a session the token must match the pre-session (see
-///    [`Sessions::csrf_token`]).
-/// 3. runs the inner service with a [`Sessions`] handle in the request's
+///    [`Sessions::csrf_token`](crate::Sessions::csrf_token)).
+/// 3. runs the inner service with a [`Sessions`](crate::Sessions) handle in the request's
 ///    extensions, and then writes `Set-Cookie` only if the handler changed
 ///    the session, or the session is due for re-issue (key rotation, idle
 ///    renewal). Responses that set a cookie get `Cache-Control: no-store`
 ///    unless they have a `Cache-Control` already.
 ///
-/// `T` is the session's data type; handlers extract [`Sessions<T>`] and
+/// `T` is the session's data type; handlers extract [`Sessions<T>`](crate::Sessions) and
 /// [`Session<T>`](crate::Session) with the same `T`.
 pub struct SessionLayer<S, T> {
     config: Arc<Config<S>>,

@@ -19,7 +19,7 @@ use crate::layer::Config;
 use crate::sessions::{BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
 
-/// The service [`SessionLayer`] wraps around an inner service.
+/// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
 pub struct SessionService<I, S, T> {
     inner: I,
     config: Arc<Config<S>>,
