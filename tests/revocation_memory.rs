@@ -121,6 +121,30 @@ fn logout_all_refuses_everything_issued_until_now() {
 }
 
 #[test]
+fn an_anonymous_session_opens_has_no_user_and_honours_logout_and_the_cutoff() {
+    let (verifier, clock) = verifier();
+    let session = block_on(verifier.start(vec![1u8, 2])).unwrap();
+    assert_eq!((session.user_id(), session.epoch()), (None, 0));
+    let token = verifier.sealer().seal(&session).unwrap();
+    let opened = block_on(verifier.open::<Vec<u8>>(&token)).unwrap();
+    assert_eq!((opened.session().id(), opened.session().data()), (session.id(), &vec![1, 2]));
+    let session = block_on(verifier.start(())).unwrap();
+    assert_ne!(session.id(), opened.session().id(), "a fresh ID every time");
+    let token = verifier.sealer().seal(&session).unwrap();
+    assert_eq!(refusal(&verifier, &token), None);
+
+    block_on(verifier.logout(&session)).unwrap();
+    assert_eq!(refusal(&verifier, &token), Some(Revocation::Session));
+    // In the cutoff's second, on a clock that does not move, it gives up
+    // rather than hand out a doomed session, as a login does.
+    block_on(verifier.logout_all()).unwrap();
+    assert!(matches!(block_on(verifier.start(())), Err(LoginError::CutoffAhead { .. })));
+    clock.advance(Duration::from_secs(1));
+    let later = verifier.sealer().seal(&block_on(verifier.start(())).unwrap()).unwrap();
+    assert_eq!(refusal(&verifier, &later), None);
+}
+
+#[test]
 fn a_clock_before_1970_refuses_every_session_and_says_to_check_the_clocks() {
     let (verifier, clock) = verifier();
     let token = login(&verifier, "alice");

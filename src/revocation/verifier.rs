@@ -139,6 +139,21 @@ impl<S: RevocationStore> Verifier<S> {
         Ok(session.with_user(user_id, state.user_epoch))
     }
 
+    /// Starts a session with no user (a shopping cart, an OAuth `state`
+    /// before sign-in): a fresh session ID. Like [`Verifier::login`] it waits
+    /// out a cutoff in the current second, so that the session opens on
+    /// every server. Start it only when there is something to keep:
+    /// [`Verifier::login`] later replaces it with a new ID.
+    ///
+    /// # Errors
+    /// As [`Verifier::login`].
+    pub async fn start<T>(&self, data: T) -> Result<Session<T>, LoginError> {
+        let session = Session::try_new(data)?;
+        let state = self.store.state(None, session.id()).await?;
+        self.wait_past(state.revoked_through).await?;
+        Ok(session)
+    }
+
     /// Waits until the clock is past second `cutoff`.
     async fn wait_past(&self, cutoff: u64) -> Result<(), LoginError> {
         let clock = self.sealer.clock();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tower_layer::Layer;
 
 use crate::error::SessionError;
+use crate::flash::{FlashConfig, FLASH_TIMEOUT};
 use crate::service::SessionService;
 use crate::sessions::{BoxFuture, Ops};
 
@@ -31,6 +32,7 @@ pub(crate) struct Config<S> {
     pub(crate) cookie: CookieSpec,
     pub(crate) pre_sealer: Sealer,
     pub(crate) pre_cookie: CookieSpec,
+    pub(crate) flash: Arc<FlashConfig>,
     pub(crate) origin: Option<String>,
     pub(crate) csrf: bool,
     pub(crate) form_limit: usize,
@@ -54,6 +56,10 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
         T: Serialize + DeserializeOwned,
     {
         Ok(self.verifier.issue_cookie(session, &self.cookie)?)
+    }
+
+    fn start(&self, data: T) -> BoxFuture<'_, Result<CoreSession<T>, LoginError>> {
+        Box::pin(self.verifier.start(data))
     }
 
     fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, LoginError>> {
@@ -172,8 +178,10 @@ where
 {
     /// The session cookie. The pre-session cookie is named after it with
     /// `-csrf` appended, lives as long as the browser session and has the
-    /// default attributes. Keep the sealer's purpose equal to the cookie
-    /// name (the default for both is `__Host-session`).
+    /// default attributes. Its name must equal the sealer's purpose (the
+    /// default for both is `__Host-session`), so that a token sealed for
+    /// another cookie on the same keyring never opens as this one:
+    /// [`build`](Self::build) refuses a mismatch.
     #[must_use]
     pub fn cookie(mut self, cookie: CookieSpec) -> Self {
         self.cookie = cookie;
@@ -212,11 +220,18 @@ where
     /// The layer.
     ///
     /// # Errors
-    /// [`LayerError::PreSession`] if the pre-session sealer cannot be built
-    /// from the verifier's keyring, or [`LayerError::Cookie`] if the
-    /// pre-session cookie name is not valid.
+    /// [`LayerError::PurposeMismatch`] if the cookie's name is not the
+    /// sealer's purpose, [`LayerError::PreSession`] if the pre-session or
+    /// flash sealer cannot be built from the verifier's keyring, or
+    /// [`LayerError::Cookie`] if their cookie names are not valid.
     pub fn build(self) -> Result<SessionLayer<S, T>, LayerError> {
         let sealer = self.verifier.sealer();
+        if sealer.purpose() != self.cookie.name() {
+            return Err(LayerError::PurposeMismatch {
+                purpose: sealer.purpose().to_owned(),
+                cookie: self.cookie.name().to_owned(),
+            });
+        }
         let pre_sealer = Sealer::builder(sealer.keyring().clone())
             .purpose(format!("{}-csrf", sealer.purpose()))
             .absolute_timeout(PRE_SESSION_TIMEOUT)
@@ -224,11 +239,21 @@ where
             .clock(Arc::clone(sealer.clock()))
             .build()?;
         let pre_cookie = CookieSpec::named(format!("{}-csrf", self.cookie.name()))?.browser_session();
+        let flash = FlashConfig {
+            sealer: Sealer::builder(sealer.keyring().clone())
+                .purpose(format!("{}-flash", sealer.purpose()))
+                .absolute_timeout(FLASH_TIMEOUT)
+                .idle_timeout(FLASH_TIMEOUT)
+                .clock(Arc::clone(sealer.clock()))
+                .build()?,
+            cookie: CookieSpec::named(format!("{}-flash", self.cookie.name()))?.browser_session(),
+        };
         let config = Config {
             verifier: self.verifier,
             cookie: self.cookie,
             pre_sealer,
             pre_cookie,
+            flash: Arc::new(flash),
             origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
             csrf: self.csrf,
             form_limit: self.form_limit,
@@ -249,11 +274,25 @@ impl<I, S, T> Layer<I> for SessionLayer<S, T> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayerError {
-    /// The pre-session sealer could not be built from the verifier's keyring.
-    #[error("cannot build the pre-session sealer: {0}")]
+    /// The session cookie's name differs from the sealer's purpose. Both
+    /// name the same thing (the purpose is bound into every token), and a
+    /// difference would let a token sealed for one cookie open as another.
+    #[error(
+        "the session cookie is named {cookie:?} but the sealer's purpose is {purpose:?}: \
+         build the sealer with .purpose({cookie:?}) or name the cookie {purpose:?}"
+    )]
+    PurposeMismatch {
+        /// The sealer's purpose.
+        purpose: String,
+        /// The cookie's name.
+        cookie: String,
+    },
+    /// The pre-session or flash sealer could not be built from the
+    /// verifier's keyring.
+    #[error("cannot build the pre-session or flash sealer: {0}")]
     PreSession(#[from] ConfigError),
-    /// The pre-session cookie (the session cookie's name with `-csrf`
-    /// appended) is not a valid cookie.
-    #[error("invalid pre-session cookie: {0}")]
+    /// The pre-session or flash cookie (the session cookie's name with
+    /// `-csrf` or `-flash` appended) is not a valid cookie.
+    #[error("invalid pre-session or flash cookie: {0}")]
     Cookie(#[from] CookieError),
 }

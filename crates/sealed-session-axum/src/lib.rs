@@ -73,11 +73,13 @@
 
 mod csrf;
 mod error;
+mod flash;
 mod layer;
 mod service;
 mod sessions;
 
 pub use error::SessionError;
+pub use flash::{Flash, Flashes, Level, FLASH_TIMEOUT, MAX_FLASHES};
 pub use layer::{
     LayerError, SessionLayer, SessionLayerBuilder, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tower_service::Service;
 
 use crate::csrf::check_csrf;
+use crate::flash::FlashCell;
 use crate::layer::Config;
 use crate::sessions::{BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
@@ -108,7 +109,10 @@ where
         state.session_cookie = Some(CookieChange::Remove);
     }
     let ops: Arc<dyn Ops<T>> = Arc::<Config<S>>::clone(config);
-    let shared = Arc::new(Shared { state: Mutex::new(state), ops });
+    let flash =
+        Arc::new(FlashCell::open(&config.flash, cookie_values(&config.flash.cookie, request.headers())));
+    let shared = Arc::new(Shared { state: Mutex::new(state), ops, flash: Arc::clone(&flash) });
+    request.extensions_mut().insert(flash);
     request.extensions_mut().insert(Sessions::new(Arc::clone(&shared)));
     Ok((request, shared))
 }
@@ -185,8 +189,11 @@ where
             }
         }
     }
-    let changes =
-        [(&config.cookie, state.session_cookie.take()), (&config.pre_cookie, state.pre_cookie.take())];
+    let changes = [
+        (&config.cookie, state.session_cookie.take()),
+        (&config.pre_cookie, state.pre_cookie.take()),
+        shared.flash.finish(),
+    ];
     let mut set_any = false;
     for (cookie, change) in changes {
         let value = match change {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::SessionError;
+use crate::flash::{Flash, FlashCell, Level};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -28,6 +29,7 @@ pub(crate) trait Ops<T>: Send + Sync {
     fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
     where
         T: Serialize + DeserializeOwned;
+    fn start(&self, data: T) -> BoxFuture<'_, Result<CoreSession<T>, LoginError>>;
     fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<CoreSession<T>, LoginError>>;
     fn logout<'a>(&'a self, session: &'a CoreSession<T>) -> BoxFuture<'a, Result<(), StoreError>>;
     fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -66,6 +68,7 @@ impl<T> State<T> {
 pub(crate) struct Shared<T> {
     pub(crate) state: Mutex<State<T>>,
     pub(crate) ops: Arc<dyn Ops<T>>,
+    pub(crate) flash: Arc<FlashCell>,
 }
 
 impl<T> Shared<T> {
@@ -119,8 +122,10 @@ where
 
     /// Starts a session for `user_id`: always a new session ID, bound to
     /// the user's current revocation epoch. A session the request already
-    /// had is logged out on every server first, so that a cookie planted or
-    /// stolen before login dies with it (session fixation).
+    /// had (signed in or anonymous) is logged out on every server first, so
+    /// that a cookie planted or stolen before login dies with it (session
+    /// fixation). To keep what an anonymous session held, use
+    /// [`login_with`](Self::login_with).
     ///
     /// # Errors
     /// [`SessionError::Store`] or [`SessionError::Login`] if the store cannot
@@ -128,20 +133,85 @@ where
     /// cookie. A previous session that was already logged out
     /// stays logged out, and its cookie is removed.
     pub async fn login(&self, user_id: &str, data: T) -> Result<Session<T>, SessionError> {
+        self.login_with(user_id, |_| data).await
+    }
+
+    /// [`login`](Self::login), with the new session's data made from the
+    /// session the request had, if any: `carry` receives it (anonymous, or
+    /// another user's: check [`user_id`](CoreSession::user_id) before
+    /// keeping anything) and returns the data to sign in with. The new
+    /// session has a new ID all the same; the old one is logged out.
+    ///
+    /// ```no_run
+    /// # async fn handler(sessions: sealed_session_axum::Sessions<Vec<String>>) -> Result<(), sealed_session_axum::SessionError> {
+    /// // Keep the cart the user filled before signing in.
+    /// sessions
+    ///     .login_with("alice", |before| {
+    ///         before.filter(|s| s.user_id().is_none()).map(|s| s.into_data()).unwrap_or_default()
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`login`](Self::login).
+    pub async fn login_with(
+        &self,
+        user_id: &str,
+        carry: impl FnOnce(Option<CoreSession<T>>) -> T,
+    ) -> Result<Session<T>, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
         let previous = self.shared.lock().current.clone();
-        if let Some(previous) = previous {
+        if let Some(previous) = &previous {
             ops.logout(previous.session()).await?;
             self.forget();
         }
+        let data = carry(previous.map(|previous| previous.session().clone()));
         let session = ops.login(user_id, data).await?;
         let opened = self.replace(&session)?;
+        self.end_pre_session();
+        Ok(Session { opened, sessions: self.clone() })
+    }
+
+    /// Changes the session's data like [`update`](Self::update), first
+    /// starting a session with no user from `default()` if the request has
+    /// none: a cart, a language choice or an OAuth `state` before sign-in.
+    /// An anonymous session is a session like any other: a new ID, the
+    /// sealer's timeouts, a CSRF token of its own (which replaces the
+    /// pre-session's), and [`login`](Self::login) replaces it with a new ID.
+    ///
+    /// # Errors
+    /// [`SessionError::Login`] if a new session cannot be started (the
+    /// store cannot be read), or [`SessionError::Seal`] if the changed
+    /// session does not fit in a cookie (nothing is then changed).
+    pub async fn update_or_insert<R>(
+        &self,
+        default: impl FnOnce() -> T,
+        change: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, SessionError> {
+        let current = self.shared.lock().current.clone();
+        let mut session = match &current {
+            Some(current) => current.session().clone(),
+            None => {
+                let ops = Arc::clone(&self.shared.ops);
+                ops.start(default()).await?
+            }
+        };
+        // The lock is not held while `change` runs: it may use this handle.
+        let result = change(session.data_mut());
+        self.replace(&session)?;
+        if current.is_none() {
+            self.end_pre_session();
+        }
+        Ok(result)
+    }
+
+    /// The pre-session served its purpose (CSRF before there is a session):
+    /// the session's token replaces it.
+    fn end_pre_session(&self) {
         let mut state = self.shared.lock();
-        // The pre-session served its purpose (the login form's CSRF token).
         state.pre = None;
         state.pre_cookie = state.pre_sent.then_some(CookieChange::Remove);
-        drop(state);
-        Ok(Session { opened, sessions: self.clone() })
     }
 
     /// Seals `session` as the request's session, whose cookie goes out with
@@ -222,6 +292,28 @@ where
         let mut state = self.shared.lock();
         state.current = None;
         state.session_cookie = Some(CookieChange::Remove);
+    }
+
+    /// Adds a flash message for the next page this browser loads (after a
+    /// redirect, say), which reads it with the [`Flashes`](crate::Flashes)
+    /// extractor or [`take_flashes`](Self::take_flashes). Flash messages
+    /// travel in a sealed cookie of their own: they need no session, and
+    /// survive logout. At most [`MAX_FLASHES`](crate::MAX_FLASHES) wait at
+    /// once (the oldest are dropped), each for at most
+    /// [`FLASH_TIMEOUT`](crate::FLASH_TIMEOUT).
+    ///
+    /// # Errors
+    /// [`SessionError::Seal`] if the messages do not fit in a cookie (none
+    /// is then added).
+    pub fn flash(&self, level: Level, message: impl Into<String>) -> Result<(), SessionError> {
+        Ok(self.shared.flash.push(Flash { level, message: message.into() })?)
+    }
+
+    /// The flash messages the request brought (and any added since), which
+    /// are then gone: the response removes their cookie.
+    #[must_use]
+    pub fn take_flashes(&self) -> Vec<Flash> {
+        self.shared.flash.take()
     }
 
     /// The CSRF token to put in this page's forms (field `csrf_token`) or

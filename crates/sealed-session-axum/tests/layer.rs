@@ -17,7 +17,7 @@ use sealed_session::{
     CookieSpec, Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, SealError, Sealer,
     SessionId, SharedKeyring, StoreError, Verifier,
 };
-use sealed_session_axum::{Session, SessionError, SessionLayer, Sessions};
+use sealed_session_axum::{Flashes, Level, Session, SessionError, SessionLayer, Sessions, MAX_FLASHES};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt as _;
 
@@ -62,6 +62,41 @@ async fn grow(sessions: Sessions<Data>) -> (StatusCode, String) {
         }
         other => (StatusCode::OK, format!("{other:?}")),
     }
+}
+
+async fn anonymous_increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    let count = sessions.update_or_insert(Data::default, |data| {
+        data.count += 1;
+        data.count
+    });
+    Ok(count.await?.to_string())
+}
+
+async fn login_keeping(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    let keep = |before: Option<sealed_session::Session<Data>>| {
+        before.filter(|s| s.user_id().is_none()).map(sealed_session::Session::into_data).unwrap_or_default()
+    };
+    Ok(sessions.login_with("alice", keep).await?.id().to_hex())
+}
+
+async fn flash(sessions: Sessions<Data>, body: String) -> Result<(), SessionError> {
+    for message in body.split(',') {
+        sessions.flash(Level::Success, message)?;
+    }
+    Ok(())
+}
+
+async fn logout_with_flash(sessions: Sessions<Data>) -> Result<(), SessionError> {
+    sessions.logout().await?;
+    sessions.flash(Level::Info, "Signed out")
+}
+
+async fn flashes(flashes: Flashes) -> String {
+    flashes.into_iter().map(|f| format!("{}: {}", f.level.as_str(), f.message)).collect::<Vec<_>>().join("|")
+}
+
+async fn session_id(session: Session<Data>) -> String {
+    session.id().to_hex()
 }
 
 async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
@@ -125,6 +160,12 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/login", post(login))
         .route("/increment", post(increment))
         .route("/renew", post(renew))
+        .route("/anonymous-increment", post(anonymous_increment))
+        .route("/login-keeping", post(login_keeping))
+        .route("/id", get(session_id))
+        .route("/flash", post(flash))
+        .route("/logout-with-flash", post(logout_with_flash))
+        .route("/flashes", get(flashes))
         .route("/grow", post(grow))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
@@ -810,4 +851,139 @@ async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
     assert!(reply.set_cookies.is_empty(), "the cookie was removed though the session was not revoked");
     assert_eq!(client.session_cookie(), Some(cookie));
     assert_eq!(client.get("/required").await.body, "alice", "still signed in, as the store says");
+}
+
+/// The cookie's name and the sealer's purpose are one setting: a layer
+/// whose cookie is named otherwise is not built, and a layer for another
+/// cookie on the same keyring does not accept this layer's tokens.
+#[tokio::test]
+async fn the_cookie_name_must_be_the_sealers_purpose_and_tokens_do_not_cross_cookies() {
+    use sealed_session_axum::LayerError;
+
+    let harness = Harness::new();
+    let admin = CookieSpec::named("__Host-admin").unwrap();
+    let verifier = |purpose: &str| {
+        let sealer = Sealer::builder(harness.keyring.clone())
+            .purpose(purpose)
+            .clock(harness.clock.clone())
+            .build()
+            .unwrap();
+        Verifier::new(sealer, Arc::clone(&harness.store))
+    };
+    let mismatch = SessionLayer::<_, Data>::builder(verifier("__Host-session")).cookie(admin.clone()).build();
+    match mismatch {
+        Err(err @ LayerError::PurposeMismatch { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains("__Host-admin") && message.contains("__Host-session"), "{message}");
+        }
+        other => panic!("a cookie named otherwise than the purpose was accepted: {other:?}"),
+    }
+
+    let layer = SessionLayer::<_, Data>::builder(verifier("__Host-admin")).cookie(admin).build().unwrap();
+    let mut admin_client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.session_cookie().unwrap();
+    admin_client.jar.insert("__Host-admin".into(), token);
+    let reply = admin_client.get("/whoami").await;
+    assert_eq!(reply.body, "anonymous", "a token sealed for __Host-session opened as __Host-admin");
+    admin_client.login().await;
+    assert!(admin_client.jar.contains_key("__Host-admin"), "{:?}", admin_client.jar);
+    assert_eq!(admin_client.get("/whoami").await.body, "alice 0", "the admin layer works on its own cookie");
+}
+
+#[tokio::test]
+async fn an_anonymous_session_keeps_data_needs_its_own_csrf_token_and_login_carries_it_to_a_new_id() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let pre_token = client.csrf().await;
+    assert!(client.jar.contains_key("__Host-session-csrf"));
+    let reply = client.post("/anonymous-increment", &pre_token).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+    assert!(!client.jar.contains_key("__Host-session-csrf"), "the session's token replaces the pre-session");
+    let anonymous = client.session_cookie().expect("an anonymous session cookie");
+    assert_eq!(client.get("/whoami").await.body, "- 1");
+
+    // Unsafe requests on an anonymous session need its token.
+    assert_eq!(client.post("/anonymous-increment", &pre_token).await.status, StatusCode::FORBIDDEN);
+    let token = client.csrf().await;
+    assert_ne!(token, pre_token);
+    assert_eq!(client.post("/anonymous-increment", &token).await.body, "2", "the same session goes on");
+    assert_eq!(client.session_cookie().map(|c| c != anonymous), Some(true), "sealed again");
+    let anonymous = client.session_cookie().unwrap();
+
+    // Login keeps the data under a new session ID; the anonymous one is over.
+    let before = client.get("/id").await.body;
+    let after = client.post("/login-keeping", &token).await.body;
+    assert_eq!((before.len(), after.len()), (32, 32), "{before} {after}");
+    assert_ne!(before, after, "a new session ID at login");
+    assert_eq!(client.get("/whoami").await.body, "alice 2");
+    client.jar.insert("__Host-session".into(), anonymous);
+    assert_eq!(client.get("/whoami").await.body, "anonymous", "the anonymous session was logged out");
+}
+
+#[tokio::test]
+async fn a_flash_message_is_shown_once_works_before_login_and_survives_logout() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let token = client.csrf().await;
+    let reply = client
+        .send(
+            Request::post("/flash").header("x-csrf-token", token).header("sec-fetch-site", "same-origin"),
+            Body::from("Saved"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let set =
+        reply.set_cookies.iter().find(|c| c.starts_with("__Host-session-flash=")).expect("a flash cookie");
+    assert!(set.contains("Secure") && set.contains("HttpOnly") && !set.contains("Max-Age"), "{set}");
+    assert!(client.session_cookie().is_none(), "no session is needed");
+
+    let reply = client.get("/flashes").await;
+    assert_eq!(reply.body, "success: Saved");
+    assert!(reply
+        .set_cookies
+        .iter()
+        .any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")));
+    assert_eq!(client.get("/flashes").await.body, "", "shown once");
+
+    // Logout ends the session, not the message that says so.
+    client.login().await;
+    let token = client.csrf().await;
+    assert_eq!(client.post("/logout-with-flash", &token).await.status, StatusCode::OK);
+    assert!(client.session_cookie().is_none());
+    assert_eq!(client.get("/flashes").await.body, "info: Signed out");
+
+    // A session token is not a flash cookie, nor the other way round.
+    client.login().await;
+    let session = client.session_cookie().unwrap();
+    client.jar.insert("__Host-session-flash".into(), session);
+    let reply = client.get("/flashes").await;
+    assert_eq!(reply.body, "");
+    assert!(
+        reply.set_cookies.iter().any(|c| c.starts_with("__Host-session-flash=;")),
+        "the bad one is removed"
+    );
+}
+
+#[tokio::test]
+async fn flash_messages_are_capped_oldest_first_and_expire() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let token = client.csrf().await;
+    let messages: Vec<String> = (0..MAX_FLASHES + 2).map(|i| format!("m{i}")).collect();
+    let reply = client
+        .send(
+            Request::post("/flash").header("x-csrf-token", token).header("sec-fetch-site", "same-origin"),
+            Body::from(messages.join(",")),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let expected: Vec<String> = messages[2..].iter().map(|m| format!("success: {m}")).collect();
+    let kept = client.jar.clone();
+    assert_eq!(client.get("/flashes").await.body, expected.join("|"));
+
+    client.jar = kept;
+    harness.clock.advance(sealed_session_axum::FLASH_TIMEOUT + Duration::from_secs(61));
+    assert_eq!(client.get("/flashes").await.body, "", "a message not read in time is gone");
 }

@@ -1,0 +1,160 @@
+//! Flash messages: one-shot notices that survive one redirect.
+//!
+//! They travel in a small sealed cookie of their own (the session cookie's
+//! name with `-flash` appended, sealed under a purpose of its own), so that
+//! they work before login and survive logout ("Signed out"), and a session
+//! token can never be read as one or the other way round.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum_core::extract::FromRequestParts;
+use http::request::Parts;
+use sealed_session::{CookieSpec, SealError, Sealer, Session as CoreSession};
+use serde::{Deserialize, Serialize};
+
+use crate::error::SessionError;
+use crate::sessions::CookieChange;
+
+/// How long flash messages wait to be read: 10 minutes. A message not shown
+/// by then is dropped.
+pub const FLASH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// At most this many messages wait at once; older ones are dropped first.
+pub const MAX_FLASHES: usize = 8;
+
+/// How a flash message should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Level {
+    /// Something the user may want to know.
+    Info,
+    /// An action worked ("Signed in as alice").
+    Success,
+    /// Something the user should look at.
+    Warning,
+    /// An action failed ("Wrong user name or password").
+    Error,
+}
+
+impl Level {
+    /// The level as a lower-case word (`info`, `success`, `warning`,
+    /// `error`), for CSS classes and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Success => "success",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// One flash message. Its text is the application's own: escape it when
+/// writing it into HTML, like any other text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flash {
+    /// How it should look.
+    pub level: Level,
+    /// What it says.
+    pub message: String,
+}
+
+/// The flash messages the request brought, as an extractor: taking them
+/// marks them read, so that the response removes them and the next page
+/// does not show them again. Messages the handler adds with
+/// [`Sessions::flash`](crate::Sessions::flash) go out with the response.
+///
+/// Empty when there were none, or when their cookie did not open (tampered,
+/// expired after [`FLASH_TIMEOUT`], or sealed under another purpose).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flashes(pub Vec<Flash>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Flashes {
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let cell = parts.extensions.get::<Arc<FlashCell>>().ok_or(SessionError::MissingLayer)?;
+        Ok(Flashes(cell.take()))
+    }
+}
+
+impl IntoIterator for Flashes {
+    type Item = Flash;
+    type IntoIter = std::vec::IntoIter<Flash>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// How the layer seals flash messages: shared by every request.
+pub(crate) struct FlashConfig {
+    pub(crate) sealer: Sealer,
+    pub(crate) cookie: CookieSpec,
+}
+
+/// The flash messages of one request: those it brought, until taken, and
+/// those added since.
+pub(crate) struct FlashCell {
+    config: Arc<FlashConfig>,
+    state: Mutex<FlashState>,
+}
+
+struct FlashState {
+    pending: Vec<Flash>,
+    /// Whether the request carried a flash cookie (to remove once read).
+    sent: bool,
+    change: Option<CookieChange>,
+}
+
+impl FlashCell {
+    /// The messages in the request's flash cookies: the first value that
+    /// opens, of at most [`sealed_session::MAX_SAME_NAME`].
+    pub(crate) fn open<'h>(config: &Arc<FlashConfig>, values: impl Iterator<Item = &'h str>) -> Self {
+        let mut state = FlashState { pending: Vec::new(), sent: false, change: None };
+        for value in values {
+            state.sent = true;
+            match config.sealer.open::<Vec<Flash>>(value) {
+                Ok(opened) => {
+                    state.pending = opened.into_session().into_data();
+                    break;
+                }
+                Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
+            }
+        }
+        Self { config: Arc::clone(config), state: Mutex::new(state) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FlashState> {
+        // Plain data that every writer leaves consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
+    pub(crate) fn push(&self, flash: Flash) -> Result<(), SealError> {
+        let mut state = self.lock();
+        let mut pending = state.pending.clone();
+        pending.push(flash);
+        let excess = pending.len().saturating_sub(MAX_FLASHES);
+        pending.drain(..excess);
+        let session = CoreSession::try_new(pending)?;
+        let (_, header) = self.config.sealer.issue_cookie(&session, &self.config.cookie)?;
+        state.pending = session.into_data();
+        state.change = Some(CookieChange::Set(header));
+        Ok(())
+    }
+
+    /// The messages not yet read, which are then gone.
+    pub(crate) fn take(&self) -> Vec<Flash> {
+        let mut state = self.lock();
+        state.change = state.sent.then_some(CookieChange::Remove);
+        std::mem::take(&mut state.pending)
+    }
+
+    /// The cookie and what the response must do with it, once.
+    pub(crate) fn finish(&self) -> (&CookieSpec, Option<CookieChange>) {
+        (&self.config.cookie, self.lock().change.take())
+    }
+}
