@@ -111,7 +111,8 @@ async fn serve(router: Router) -> String {
 
 /// Measures one store: the session route and its baseline, alternating.
 async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>, seconds: u64) {
-    let session = verifier.login("alice", Profile { display_name: "Alice".into() }).await.unwrap();
+    let session =
+        verifier.login("alice", Profile { display_name: "Alice".into(), cart: Vec::new() }).await.unwrap();
     let token = verifier.sealer().seal(&session).unwrap();
     let cookie = format!("__Host-session={token}");
 

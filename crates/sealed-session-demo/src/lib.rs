@@ -13,14 +13,14 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use axum::extract::{Form, Query};
+use axum::extract::Form;
 use axum::http::header::{self, HeaderValue};
 use axum::response::{Html, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_session::SharedStore;
 use sealed_session::{ConfigError, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
-use sealed_session_axum::{LayerError, Session, SessionError, SessionLayer, Sessions};
+use sealed_session_axum::{Flashes, LayerError, Level, Session, SessionError, SessionLayer, Sessions};
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,12 @@ use serde::{Deserialize, Serialize};
 pub struct Profile {
     /// Shown on the page; the signed-in user changes it with `POST /profile`.
     pub display_name: String,
+    /// Filled with `POST /cart`, before or after signing in.
+    pub cart: Vec<String>,
 }
+
+/// The most items a cart holds.
+pub const MAX_CART_ITEMS: usize = 20;
 
 /// The app: its routes behind the session layer, plus security headers.
 ///
@@ -48,6 +53,7 @@ fn routes() -> Router {
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
         .route("/profile", post(profile))
+        .route("/cart", post(add_to_cart))
         .route("/api/session", get(api_session))
 }
 
@@ -68,19 +74,15 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-#[derive(Deserialize)]
-struct Notice {
-    m: Option<String>,
-}
-
-async fn index(
-    sessions: Sessions<Profile>,
-    Query(notice): Query<Notice>,
-) -> Result<Html<String>, SessionError> {
-    let notice = notice.m.as_deref().and_then(page::notice);
-    Ok(Html(match sessions.current() {
-        Some(session) => page::signed_in(&session, notice),
-        None => page::signed_out(&sessions.csrf_token()?, notice),
+async fn index(sessions: Sessions<Profile>, flashes: Flashes) -> Result<Html<String>, SessionError> {
+    let session = sessions.current();
+    Ok(Html(match session.as_ref().filter(|s| s.user_id().is_some()) {
+        Some(session) => page::signed_in(session, &flashes.0),
+        None => page::signed_out(
+            &sessions.csrf_token()?,
+            session.as_ref().map(|s| &s.data().cart[..]),
+            &flashes.0,
+        ),
     }))
 }
 
@@ -99,7 +101,7 @@ async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Resu
     // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
     // the executor, so that a flood of logins cannot exhaust memory.
     let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return Ok(Redirect::to("/?m=bad-login"));
+        return bad_login(&sessions);
     };
     let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
         .await
@@ -107,26 +109,42 @@ async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Resu
     if !valid {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
-        return Ok(Redirect::to("/?m=bad-login"));
+        return bad_login(&sessions);
     }
     let mut display_name = username.clone();
     if let Some(first) = display_name.get_mut(..1) {
         first.make_ascii_uppercase();
     }
-    sessions.login(&username, Profile { display_name }).await?;
+    // The cart of an anonymous session comes along; the session ID does not.
+    let carry = |before: Option<sealed_session::Session<Profile>>| {
+        let cart = before.filter(|s| s.user_id().is_none()).map(|s| s.into_data().cart).unwrap_or_default();
+        Profile { display_name, cart }
+    };
+    sessions.login_with(&username, carry).await?;
     tracing::info!(user = %username, "signed in");
-    Ok(Redirect::to("/?m=signed-in"))
+    sessions.flash(
+        Level::Success,
+        format!("Signed in as {username}. A new session ID was issued for this login."),
+    )?;
+    Ok(Redirect::to("/"))
+}
+
+fn bad_login(sessions: &Sessions<Profile>) -> Result<Redirect, SessionError> {
+    sessions.flash(Level::Error, "Wrong user name or password.")?;
+    Ok(Redirect::to("/"))
 }
 
 async fn logout(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
     sessions.logout().await?;
-    Ok(Redirect::to("/?m=logged-out"))
+    sessions.flash(Level::Success, "Signed out. This session is revoked on every server.")?;
+    Ok(Redirect::to("/"))
 }
 
 async fn logout_everywhere(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
     let epoch = sessions.logout_everywhere().await?;
     tracing::info!(epoch, "logged out everywhere");
-    Ok(Redirect::to("/?m=logged-out-everywhere"))
+    sessions.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
+    Ok(Redirect::to("/"))
 }
 
 #[derive(Deserialize)]
@@ -140,10 +158,45 @@ async fn profile(
 ) -> Result<Redirect, SessionError> {
     let name = form.display_name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Ok(Redirect::to("/?m=bad-name"));
+        sessions.flash(Level::Error, "A display name has 1 to 64 characters.")?;
+        return Ok(Redirect::to("/"));
     }
     sessions.update(|profile| profile.display_name = name.to_owned())?;
-    Ok(Redirect::to("/?m=saved"))
+    sessions.flash(Level::Success, "Saved. The session was sealed again with the new value.")?;
+    Ok(Redirect::to("/"))
+}
+
+#[derive(Deserialize)]
+struct CartForm {
+    item: String,
+}
+
+/// Adds an item to the cart, signed in or not: without a session, this
+/// starts an anonymous one.
+async fn add_to_cart(
+    sessions: Sessions<Profile>,
+    Form(form): Form<CartForm>,
+) -> Result<Redirect, SessionError> {
+    let item = form.item.trim();
+    if item.is_empty() || item.chars().count() > 64 {
+        sessions.flash(Level::Error, "An item has 1 to 64 characters.")?;
+        return Ok(Redirect::to("/"));
+    }
+    let added = sessions
+        .update_or_insert(Profile::default, |profile| {
+            let room = profile.cart.len() < MAX_CART_ITEMS;
+            if room {
+                profile.cart.push(item.to_owned());
+            }
+            room
+        })
+        .await?;
+    if added {
+        sessions.flash(Level::Success, format!("Added {item} to the cart."))?;
+    } else {
+        sessions.flash(Level::Error, format!("The cart holds at most {MAX_CART_ITEMS} items."))?;
+    }
+    Ok(Redirect::to("/"))
 }
 
 /// The body of `GET /api/session`: the current session as JSON.
@@ -152,6 +205,7 @@ pub struct SessionJson {
     session_id: String,
     user: Option<String>,
     display_name: String,
+    cart: Vec<String>,
     issued_at: Option<String>,
     expires_at: Option<String>,
     idle_expires_at: String,
@@ -175,6 +229,7 @@ impl SessionJson {
             session_id: session.id().to_hex(),
             user: session.user_id().map(str::to_owned),
             display_name: session.data().display_name.clone(),
+            cart: session.data().cart.clone(),
             issued_at: session.issued_at().map(page::timestamp),
             expires_at: session.expires_at().map(page::timestamp),
             idle_expires_at: page::timestamp(idle_expires_at),

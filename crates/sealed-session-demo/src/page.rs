@@ -2,26 +2,11 @@
 
 use std::fmt::Write as _;
 
-use sealed_session_axum::Session;
+use sealed_session_axum::{Flash, Session};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::Profile;
-
-/// A notice shown above the page's content, chosen by the `m` query
-/// parameter of a redirect.
-#[must_use]
-pub fn notice(code: &str) -> Option<(&'static str, &'static str)> {
-    Some(match code {
-        "bad-login" => ("error", "Wrong user name or password."),
-        "signed-in" => ("ok", "Signed in. A new session ID was issued for this login."),
-        "saved" => ("ok", "Saved. The session was sealed again with the new value."),
-        "bad-name" => ("error", "A display name has 1 to 64 characters."),
-        "logged-out" => ("ok", "Logged out. This session is revoked on every server."),
-        "logged-out-everywhere" => ("ok", "Logged out everywhere. Every session of that user is revoked."),
-        _ => return None,
-    })
-}
 
 /// Escapes text for HTML element content and quoted attribute values.
 fn escape(text: &str) -> String {
@@ -45,10 +30,16 @@ pub fn timestamp(time: OffsetDateTime) -> String {
     time.format(&Rfc3339).unwrap_or_else(|_| time.unix_timestamp().to_string())
 }
 
-fn layout(title: &str, notice: Option<(&str, &str)>, body: &str) -> String {
-    let notice = notice
-        .map(|(kind, text)| format!(r#"<p class="notice {kind}" role="status">{}</p>"#, escape(text)))
-        .unwrap_or_default();
+fn layout(title: &str, flashes: &[Flash], body: &str) -> String {
+    let mut notice = String::new();
+    for flash in flashes {
+        let _ = write!(
+            notice,
+            r#"<p class="notice {}" role="status">{}</p>"#,
+            flash.level.as_str(),
+            escape(&flash.message)
+        );
+    }
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -72,11 +63,36 @@ fn layout(title: &str, notice: Option<(&str, &str)>, body: &str) -> String {
     )
 }
 
-/// The page for a visitor without a session: the login form, with the
-/// pre-session CSRF token.
+/// The cart, and the form that adds to it.
+fn cart(items: &[String], hidden: &str) -> String {
+    let mut list = String::new();
+    for item in items {
+        let _ = write!(list, "<li>{}</li>", escape(item));
+    }
+    if list.is_empty() {
+        list.push_str(r#"<li class="muted">empty</li>"#);
+    }
+    format!(
+        r#"<section class="card">
+<h2>Cart</h2>
+<ul id="cart">{list}</ul>
+<form method="post" action="/cart" id="add-to-cart">
+{hidden}
+<label>Item <input name="item" maxlength="64" required></label>
+<button type="submit">Add to cart</button>
+</form>
+</section>"#
+    )
+}
+
+/// The page for a visitor who is not signed in: the login form, and the
+/// cart of their anonymous session if they have one. The CSRF token is the
+/// anonymous session's, or else the pre-session's.
 #[must_use]
-pub fn signed_out(csrf_token: &str, notice: Option<(&str, &str)>) -> String {
-    let body = format!(
+pub fn signed_out(csrf_token: &str, items: Option<&[String]>, flashes: &[Flash]) -> String {
+    let token = escape(csrf_token);
+    let hidden = format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#);
+    let mut body = format!(
         r#"<section class="card">
 <h1>Sign in</h1>
 <form method="post" action="/login" id="login">
@@ -86,16 +102,16 @@ pub fn signed_out(csrf_token: &str, notice: Option<(&str, &str)>) -> String {
 <button type="submit">Sign in</button>
 </form>
 <p class="muted">Demo users: <code>alice</code> / <code>alice-pass</code> and <code>bob</code> / <code>bob-pass</code>.</p>
-</section>"#,
-        token = escape(csrf_token),
+</section>"#
     );
-    layout("Sign in", notice, &body)
+    body.push_str(&cart(items.unwrap_or_default(), &hidden));
+    layout("Sign in", flashes, &body)
 }
 
 /// The page for a signed-in visitor: the session, a form that changes it,
 /// and the two ways to log out.
 #[must_use]
-pub fn signed_in(session: &Session<Profile>, notice: Option<(&str, &str)>) -> String {
+pub fn signed_in(session: &Session<Profile>, flashes: &[Flash]) -> String {
     let token = escape(&session.csrf_token());
     let hidden = format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#);
     let mut rows = String::new();
@@ -127,14 +143,16 @@ pub fn signed_in(session: &Session<Profile>, notice: Option<(&str, &str)>) -> St
 <button type="submit">Save</button>
 </form>
 </section>
+{cart}
 <section class="card actions">
 <form method="post" action="/logout" id="logout">{hidden}<button type="submit">Log out</button></form>
 <form method="post" action="/logout-everywhere" id="logout-everywhere">{hidden}<button type="submit" class="danger">Log out everywhere</button></form>
 </section>"#,
         user = escape(session.user_id().unwrap_or("-")),
         name = escape(&session.data().display_name),
+        cart = cart(&session.data().cart, &hidden),
     );
-    layout("Your session", notice, &body)
+    layout("Your session", flashes, &body)
 }
 
 const STYLE: &str = "
@@ -157,7 +175,9 @@ th { text-align: left; font-weight: 500; color: var(--muted); width: 40%; }
 th, td { padding: 6px 0; border-bottom: 1px solid var(--line); }
 td { font-family: ui-monospace, monospace; }
 .notice { padding: 10px 14px; border-radius: 6px; margin: 0 0 16px; }
-.notice.ok { background: #ecfdf3; color: var(--good); } .notice.error { background: #fef3f2; color: var(--bad); }
+.notice.success, .notice.info { background: #ecfdf3; color: var(--good); }
+.notice.error, .notice.warning { background: #fef3f2; color: var(--bad); }
+ul { padding-left: 20px; }
 .muted { color: var(--muted); font-size: 14px; }
 footer { text-align: center; color: var(--muted); font-size: 13px; margin: 32px 0; }
 ";

@@ -96,7 +96,7 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
     assert_eq!(status, 200, "the copied cookie works outside the browser before logout: {body}");
     assert!(body.contains(r#""user":"bob""#), "{body}");
 
-    submit(&browser, &demo, "logout", "logged-out").await;
+    submit(&browser, &demo, "logout", "Signed out.").await;
     assert_eq!(signed_in_user(&browser).await, None);
     assert_eq!(session_cookie(&browser).await, None, "the browser dropped the cookie");
 
@@ -117,10 +117,10 @@ async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_reques
     phone.refresh().await.unwrap();
     assert_eq!(signed_in_user(&phone).await.as_deref(), Some("alice"));
 
-    submit(&laptop, &demo, "logout-everywhere", "logged-out-everywhere").await;
+    submit(&laptop, &demo, "logout-everywhere", "Signed out everywhere").await;
     assert_eq!(signed_in_user(&laptop).await, None);
     let epoch_notice = laptop.find(Locator::Css(".notice")).await.unwrap().text().await.unwrap();
-    assert!(epoch_notice.contains("Logged out everywhere"), "{epoch_notice}");
+    assert!(epoch_notice.contains("Every session of that user is revoked"), "{epoch_notice}");
 
     phone.refresh().await.unwrap();
     assert_eq!(signed_in_user(&phone).await, None, "the other browser is signed out");
@@ -178,7 +178,7 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
     let field = browser.find(Locator::Css("#profile input[name=display_name]")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("Alice Liddell").await.unwrap();
-    submit(&browser, &demo, "profile", "saved").await;
+    submit(&browser, &demo, "profile", "Saved.").await;
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
     let name = browser.find(Locator::Css("#display-name")).await.unwrap().text().await.unwrap();
     assert_eq!(name, "Alice Liddell");
@@ -256,5 +256,100 @@ async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_t
         }
         assert!(std::time::Instant::now() < deadline, "the cookie never moved to key {new_id}");
     }
+    browser.close().await.unwrap();
+}
+
+/// The demo's `GET /api/session` for the browser's session cookie, outside
+/// the browser.
+async fn api_session(browser: &fantoccini::Client, demo: &Demo) -> (u16, serde_json::Value) {
+    let cookie = format!("__Host-session={}", session_cookie(browser).await.expect("a session cookie"));
+    let (status, body) = http_get(demo.addr(), "/api/session", Some(&cookie));
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}
+
+async fn add_to_cart(browser: &fantoccini::Client, demo: &Demo, item: &str) {
+    browser.find(Locator::Css("#add-to-cart input[name=item]")).await.unwrap().send_keys(item).await.unwrap();
+    submit(browser, demo, "add-to-cart", &format!("Added {item} to the cart.")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(session_cookie(&browser).await, None, "no session until there is something to keep");
+    add_to_cart(&browser, &demo, "apples").await;
+    add_to_cart(&browser, &demo, "pears").await;
+    assert_eq!(signed_in_user(&browser).await, None);
+    let items = browser.find(Locator::Css("#cart")).await.unwrap().text().await.unwrap();
+    assert_eq!(items.lines().collect::<Vec<_>>(), ["apples", "pears"]);
+
+    let anonymous_cookie = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
+    let (status, anonymous) = api_session(&browser, &demo).await;
+    assert_eq!(status, 200);
+    assert_eq!(anonymous["user"], serde_json::Value::Null);
+    assert_eq!(anonymous["cart"], serde_json::json!(["apples", "pears"]));
+
+    sign_in(&browser, &demo, "alice").await;
+    let (status, signed_in) = api_session(&browser, &demo).await;
+    assert_eq!(status, 200);
+    assert_eq!(signed_in["user"], "alice");
+    assert_eq!(signed_in["cart"], serde_json::json!(["apples", "pears"]), "the cart came along");
+    assert_ne!(signed_in["session_id"], anonymous["session_id"], "a new session ID at sign-in");
+    let (status, _) = http_get(demo.addr(), "/api/session", Some(&anonymous_cookie));
+    assert_eq!(status, 401, "the anonymous session ended at sign-in");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/", demo.origin)).await.unwrap();
+    browser
+        .find(Locator::Css("#login input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#login input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("wrong")
+        .await
+        .unwrap();
+    submit(&browser, &demo, "login", "Wrong user name or password.").await;
+    assert_eq!(browser.current_url().await.unwrap().as_str(), format!("{}/", demo.origin));
+    let cookies = browser.get_all_cookies().await.unwrap();
+    assert!(cookies.iter().all(|c| c.name() != "__Host-session-flash"), "read, so removed");
+
+    browser.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await, None);
+    assert!(browser.find_all(Locator::Css(".notice")).await.unwrap().is_empty(), "shown once");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    sign_in(&browser, &demo, "alice").await;
+    browser.execute("document.cookie = 'tracker=café; path=/'", vec![]).await.unwrap();
+    let visible = browser.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(visible, serde_json::json!("tracker=café"), "the browser keeps the UTF-8 cookie");
+
+    browser.refresh().await.unwrap();
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"), "still signed in");
+    // Unsafe requests work too: the form's CSRF check reads the same cookies.
+    add_to_cart(&browser, &demo, "café au lait").await;
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
     browser.close().await.unwrap();
 }

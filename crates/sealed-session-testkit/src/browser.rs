@@ -90,17 +90,22 @@ pub async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
         .send_keys(&password)
         .await
         .unwrap();
-    submit(browser, demo, "login", "signed-in").await;
+    submit(browser, demo, "login", &format!("Signed in as {user}.")).await;
     assert_eq!(signed_in_user(browser).await.as_deref(), Some(user));
 }
 
 /// Submits the page's form `form` and waits until the browser has followed
-/// the redirect to the page with the notice `notice`, so that nothing after
-/// it can read the page it left.
+/// the redirect to the demo's page and that page shows a flash message
+/// containing `notice`, so that nothing after it can read the page it left
+/// (which is marked before the click).
 pub async fn submit(browser: &Client, demo: &Demo, form: &str, notice: &str) {
+    browser.execute("document.documentElement.dataset.left = 'yes'", vec![]).await.unwrap();
     browser.find(Locator::Css(&format!("#{form} button"))).await.unwrap().click().await.unwrap();
-    let url = format!("{}/?m={notice}", demo.origin).parse().unwrap();
+    let url = format!("{}/", demo.origin).parse().unwrap();
     browser.wait().at_most(Duration::from_secs(20)).for_url(&url).await.unwrap();
+    let shown = format!("//html[not(@data-left)]//p[contains(@class, 'notice') and contains(., '{notice}')]");
+    let found = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(&shown)).await;
+    assert!(found.is_ok(), "no notice {notice:?} after {form}: {}", browser.source().await.unwrap());
 }
 
 /// The user the page shows as signed in, or `None` on the login page.
