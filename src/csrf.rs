@@ -82,16 +82,78 @@ pub fn check_origin(
     origin: Option<&str>,
     expected_origin: &str,
 ) -> Result<(), CsrfError> {
-    if !is_unsafe_method(method) {
-        return Ok(());
+    OriginPolicy::default().check(method, sec_fetch_site, origin, expected_origin)
+}
+
+/// Which browsers' requests [`OriginPolicy::check`] lets through: by
+/// default only the application's own origin ([`check_origin`]).
+///
+/// Widen it only as far as needed, and only for origins you control: a
+/// trusted origin, or every site under the same registrable domain with
+/// [`OriginPolicy::allow_same_site`], can make the browser send requests
+/// that carry the user's cookies. The CSRF token is still required.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginPolicy {
+    trusted: Vec<String>,
+    same_site: bool,
+}
+
+impl OriginPolicy {
+    /// Also accepts requests whose `Origin` is `origin` (scheme, host and
+    /// port, such as `https://admin.example`; compared without case and
+    /// without a trailing `/`), whatever `Sec-Fetch-Site` says: a front end
+    /// on another origin of yours.
+    #[must_use]
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted.push(origin.into().trim().trim_end_matches('/').to_ascii_lowercase());
+        self
     }
-    match (sec_fetch_site.map(str::trim), origin.map(str::trim)) {
-        (Some("same-origin" | "none"), _) => Ok(()),
-        (Some(other), _) => Err(CsrfError::CrossSite(other.chars().take(32).collect())),
-        (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
-            Err(CsrfError::WrongOrigin)
+
+    /// Also accepts `Sec-Fetch-Site: same-site`: requests from any origin of
+    /// the same site (sibling subdomains, other ports of the same host, a
+    /// development server). Off by default: a subdomain that serves user
+    /// content, or one taken over, could then forge requests.
+    #[must_use]
+    pub fn allow_same_site(mut self) -> Self {
+        self.same_site = true;
+        self
+    }
+
+    /// The origins trusted with [`OriginPolicy::trust_origin`], normalized.
+    #[must_use]
+    pub fn trusted_origins(&self) -> &[String] {
+        &self.trusted
+    }
+
+    /// [`check_origin`] under this policy: a trusted `Origin` passes, then
+    /// `Sec-Fetch-Site` (`same-origin` and `none`, and `same-site` if
+    /// allowed), then without it an `Origin` equal to `expected_origin`.
+    ///
+    /// # Errors
+    /// [`CsrfError::CrossSite`] or [`CsrfError::WrongOrigin`].
+    pub fn check(
+        &self,
+        method: &str,
+        sec_fetch_site: Option<&str>,
+        origin: Option<&str>,
+        expected_origin: &str,
+    ) -> Result<(), CsrfError> {
+        if !is_unsafe_method(method) {
+            return Ok(());
         }
-        (None, _) => Ok(()),
+        let origin = origin.map(str::trim);
+        if origin.is_some_and(|origin| self.trusted.iter().any(|t| t.eq_ignore_ascii_case(origin))) {
+            return Ok(());
+        }
+        match (sec_fetch_site.map(str::trim), origin) {
+            (Some("same-origin" | "none"), _) => Ok(()),
+            (Some("same-site"), _) if self.same_site => Ok(()),
+            (Some(other), _) => Err(CsrfError::CrossSite(other.chars().take(32).collect())),
+            (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
+                Err(CsrfError::WrongOrigin)
+            }
+            (None, _) => Ok(()),
+        }
     }
 }
 

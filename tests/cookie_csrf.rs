@@ -273,3 +273,30 @@ fn unsafe_requests_from_other_sites_are_refused() {
         assert_eq!(csrf::check_origin(method, None, None, origin), Ok(()));
     }
 }
+
+#[test]
+fn an_origin_policy_widens_only_what_it_names() {
+    let origin = "https://app.example";
+    let policy = csrf::OriginPolicy::default().trust_origin("HTTPS://Admin.Example/").allow_same_site();
+    assert_eq!(policy.trusted_origins(), ["https://admin.example"]);
+    // A trusted Origin passes even when the browser calls it cross-site.
+    assert_eq!(policy.check("POST", Some("cross-site"), Some("https://admin.example"), origin), Ok(()));
+    assert_eq!(policy.check("POST", None, Some("https://ADMIN.example"), origin), Ok(()));
+    assert_eq!(policy.check("POST", Some("same-site"), Some("https://dev.app.example"), origin), Ok(()));
+    // Anything else is refused as before.
+    assert!(matches!(
+        policy.check("POST", Some("cross-site"), Some("https://evil.example"), origin),
+        Err(CsrfError::CrossSite(_))
+    ));
+    assert!(matches!(policy.check("POST", Some("cross-site"), None, origin), Err(CsrfError::CrossSite(_))));
+    assert_eq!(
+        policy.check("POST", None, Some("https://admin.example.evil"), origin),
+        Err(CsrfError::WrongOrigin)
+    );
+    // Same-site is off unless asked for, even with trusted origins.
+    let strict = csrf::OriginPolicy::default().trust_origin("https://admin.example");
+    assert!(matches!(
+        strict.check("POST", Some("same-site"), Some("https://dev.app.example"), origin),
+        Err(CsrfError::CrossSite(_))
+    ));
+}

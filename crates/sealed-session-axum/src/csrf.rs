@@ -6,10 +6,10 @@ use axum_core::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use sealed_session::csrf::{self, CsrfError};
+use sealed_session::csrf::CsrfError;
 use sealed_session::{Opened, RevocationStore, Verified};
 
-use crate::layer::{Config, CSRF_FIELD, CSRF_HEADER};
+use crate::layer::Config;
 
 /// Whether `host` (a `Host` header or URI authority) names the loopback
 /// interface, where browsers treat plain `http` as a secure context.
@@ -42,14 +42,16 @@ pub(crate) async fn check_csrf<S: RevocationStore, T>(
             format!("{}://{host}", if http { "http" } else { "https" })
         }
     };
-    csrf::check_origin(request.method().as_str(), header("sec-fetch-site"), origin, &expected)?;
+    config.csrf.policy.check(request.method().as_str(), header("sec-fetch-site"), origin, &expected)?;
     // Nothing to bind a token to: refuse before reading any body.
     if current.is_none() && pre.is_none() {
         return Err(RefusedRequest::NoBinding);
     }
-    let (token, request) = match header(CSRF_HEADER) {
+    let (token, request) = match header(config.csrf.header.as_str()) {
         Some(token) => (Some(token.to_owned()), request),
-        None if is_form(request.headers()) => form_token(request, config.form_limit).await?,
+        None if is_form(request.headers()) => {
+            form_token(request, &config.csrf.field, config.form_limit).await?
+        }
         None => (None, request),
     };
     let token = token.unwrap_or_default();
@@ -69,10 +71,11 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-/// Reads a URL-encoded body (up to `limit` bytes) for its `csrf_token`
-/// field, and puts the body back.
+/// Reads a URL-encoded body (up to `limit` bytes) for its `field`, and
+/// puts the body back.
 async fn form_token(
     request: Request<Body>,
+    field: &str,
     limit: usize,
 ) -> Result<(Option<String>, Request<Body>), RefusedRequest> {
     let (parts, body) = request.into_parts();
@@ -84,9 +87,8 @@ async fn form_token(
         }
     })?;
     let bytes = collected.to_bytes();
-    let token = form_urlencoded::parse(&bytes)
-        .find(|(name, _)| name == CSRF_FIELD)
-        .map(|(_, value)| value.into_owned());
+    let token =
+        form_urlencoded::parse(&bytes).find(|(name, _)| name == field).map(|(_, value)| value.into_owned());
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
 

@@ -4,6 +4,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
+use sealed_session::csrf::OriginPolicy;
 use sealed_session::{
     ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, Sealer, Session as CoreSession,
     StoreError, Verified, Verifier,
@@ -34,8 +36,27 @@ pub(crate) struct Config<S> {
     pub(crate) pre_cookie: CookieSpec,
     pub(crate) flash: Arc<FlashConfig>,
     pub(crate) origin: Option<String>,
-    pub(crate) csrf: bool,
+    pub(crate) csrf: Csrf,
     pub(crate) form_limit: usize,
+}
+
+/// The CSRF settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Csrf {
+    pub(crate) enforced: bool,
+    pub(crate) policy: OriginPolicy,
+    pub(crate) exempt: Vec<String>,
+    pub(crate) header: HeaderName,
+    pub(crate) field: String,
+}
+
+impl Csrf {
+    /// Whether a request to `path` with `method` must pass the checks.
+    pub(crate) fn applies(&self, method: &str, path: &str) -> bool {
+        self.enforced
+            && sealed_session::csrf::is_unsafe_method(method)
+            && !self.exempt.iter().any(|e| e == path)
+    }
 }
 
 impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
@@ -144,7 +165,13 @@ where
             verifier,
             cookie: CookieSpec::default(),
             origin: None,
-            csrf: true,
+            csrf: Csrf {
+                enforced: true,
+                policy: OriginPolicy::default(),
+                exempt: Vec::new(),
+                header: HeaderName::from_static(CSRF_HEADER),
+                field: CSRF_FIELD.to_owned(),
+            },
             form_limit: DEFAULT_FORM_LIMIT,
             data: PhantomData,
         }
@@ -156,7 +183,7 @@ pub struct SessionLayerBuilder<S, T> {
     verifier: Verifier<S>,
     cookie: CookieSpec,
     origin: Option<String>,
-    csrf: bool,
+    csrf: Csrf,
     form_limit: usize,
     data: PhantomData<fn() -> T>,
 }
@@ -202,10 +229,63 @@ where
 
     /// Turns CSRF enforcement off, for APIs that no browser calls with
     /// cookies (tokens in `Authorization` headers, say). On by default:
-    /// keep it on for anything a browser uses.
+    /// keep it on for anything a browser uses, and exempt single routes
+    /// with [`csrf_exempt`](Self::csrf_exempt) instead.
     #[must_use]
     pub fn without_csrf(mut self) -> Self {
-        self.csrf = false;
+        self.csrf.enforced = false;
+        self
+    }
+
+    /// Exempts requests to `path` (compared exactly with the request's
+    /// path, so `/webhook` does not exempt `/webhook/` or `/webhooks`) from
+    /// the CSRF checks: a payment webhook, an OpenID Connect `form_post` or
+    /// SAML callback, which other sites post to by design. Nothing is
+    /// exempt by default.
+    ///
+    /// The handler still sees the request's session, if the browser sent
+    /// its cookie: an exempt route must authenticate its caller by other
+    /// means (a webhook signature, the OIDC `state`) and must not act on
+    /// the session for a request it did not authenticate.
+    #[must_use]
+    pub fn csrf_exempt(mut self, path: impl Into<String>) -> Self {
+        self.csrf.exempt.push(path.into());
+        self
+    }
+
+    /// Also accepts unsafe requests whose `Origin` is `origin` (a front end
+    /// of yours on another origin, such as `https://admin.example`); they
+    /// still need the CSRF token. See
+    /// [`OriginPolicy::trust_origin`](sealed_session::csrf::OriginPolicy::trust_origin).
+    #[must_use]
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
+        self.csrf.policy = self.csrf.policy.trust_origin(origin);
+        self
+    }
+
+    /// Also accepts unsafe requests the browser marks `Sec-Fetch-Site:
+    /// same-site` (sibling subdomains, a development server on another
+    /// port); they still need the CSRF token. Off by default. See
+    /// [`OriginPolicy::allow_same_site`](sealed_session::csrf::OriginPolicy::allow_same_site).
+    #[must_use]
+    pub fn allow_same_site(mut self) -> Self {
+        self.csrf.policy = self.csrf.policy.allow_same_site();
+        self
+    }
+
+    /// The header scripts send the CSRF token in; default [`CSRF_HEADER`]
+    /// (`X-CSRF-Token`).
+    #[must_use]
+    pub fn csrf_header(mut self, name: HeaderName) -> Self {
+        self.csrf.header = name;
+        self
+    }
+
+    /// The form field HTML forms send the CSRF token in; default
+    /// [`CSRF_FIELD`] (`csrf_token`).
+    #[must_use]
+    pub fn csrf_field(mut self, name: impl Into<String>) -> Self {
+        self.csrf.field = name.into();
         self
     }
 

@@ -51,6 +51,13 @@
 //! login, the token is bound to a *pre-session* cookie, so that the login
 //! form itself is protected against login CSRF.
 //!
+//! [`SessionLayerBuilder`] tunes this: `csrf_exempt(path)` for routes other
+//! sites post to by design (webhooks, OpenID Connect `form_post`),
+//! `trust_origin` for a front end of yours on another origin,
+//! `allow_same_site` for sibling subdomains or a development server, and
+//! `csrf_header` / `csrf_field` for other names. Nothing is exempt or
+//! trusted by default.
+//!
 //! # Other frameworks
 //! The layer works with any tower-based framework: its inner service takes
 //! `http::Request<axum_core::body::Body>`, and a service that is not an

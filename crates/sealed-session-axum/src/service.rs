@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use sealed_session::{csrf, CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError};
+use sealed_session::{CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_service::Service;
@@ -93,7 +93,7 @@ where
     let (current, refused) = open_session::<S, T>(config, request.headers()).await?;
     let (pre, pre_sent) =
         if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
-    if config.csrf && csrf::is_unsafe_method(request.method().as_str()) {
+    if config.csrf.applies(request.method().as_str(), request.uri().path()) {
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         // Boxed: the body-reading future is large, and safe methods never need it.
         match Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await {

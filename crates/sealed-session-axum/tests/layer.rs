@@ -131,6 +131,8 @@ async fn form(
     Json(fields)
 }
 
+type Builder = sealed_session_axum::SessionLayerBuilder<Arc<MemoryStore>, Data>;
+
 struct Harness {
     app: Router,
     clock: ManualClock,
@@ -140,11 +142,17 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(|builder| builder)
+    }
+
+    /// A harness whose layer is configured by `configure`.
+    fn with(configure: impl FnOnce(Builder) -> Builder) -> Self {
         let clock = ManualClock::at_unix(START);
         let store = Arc::new(MemoryStore::with_clock(clock.clone()));
         let keyring = SharedKeyring::new(Keyring::generate().unwrap());
         let sealer = Sealer::builder(keyring.clone()).clock(clock.clone()).build().unwrap();
-        let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&store))).unwrap();
+        let builder = SessionLayer::<_, Data>::builder(Verifier::new(sealer, Arc::clone(&store)));
+        let layer = configure(builder).build().unwrap();
         Self { app: router().layer(layer), clock, keyring, store }
     }
 
@@ -166,6 +174,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/flash", post(flash))
         .route("/logout-with-flash", post(logout_with_flash))
         .route("/flashes", get(flashes))
+        .route("/exempt", post(whoami))
         .route("/grow", post(grow))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
@@ -986,4 +995,90 @@ async fn flash_messages_are_capped_oldest_first_and_expire() {
     client.jar = kept;
     harness.clock.advance(sealed_session_axum::FLASH_TIMEOUT + Duration::from_secs(61));
     assert_eq!(client.get("/flashes").await.body, "", "a message not read in time is gone");
+}
+
+#[tokio::test]
+async fn a_csrf_exempt_path_takes_cross_site_posts_and_nothing_else_is_exempt() {
+    let mut client = Harness::with(|builder| builder.csrf_exempt("/exempt")).client();
+    let cross_site = |path: &str| {
+        Request::post(path).header("sec-fetch-site", "cross-site").header("origin", "https://psp.example")
+    };
+    let reply = client.send(cross_site("/exempt"), Body::empty()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "anonymous"));
+    for path in ["/exempt/", "/EXEMPT", "/increment", "/login"] {
+        assert_eq!(
+            client.send(cross_site(path), Body::empty()).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    // Without the exemption the same request is refused.
+    let mut strict = Harness::new().client();
+    assert_eq!(strict.send(cross_site("/exempt"), Body::empty()).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn trusted_origins_and_same_site_pass_only_when_configured_and_still_need_the_token() {
+    let harness = Harness::with(|builder| builder.trust_origin("https://admin.example").allow_same_site());
+    let mut client = harness.client();
+    client.login().await;
+    let token = client.csrf().await;
+    let post = |fetch_site: &str, origin: &str, token: Option<&str>| {
+        let request =
+            Request::post("/increment").header("sec-fetch-site", fetch_site).header("origin", origin);
+        match token {
+            Some(token) => request.header("x-csrf-token", token),
+            None => request,
+        }
+    };
+    let cases = [
+        ("cross-site", "https://admin.example", Some(token.as_str()), StatusCode::OK),
+        ("cross-site", "https://admin.example", None, StatusCode::FORBIDDEN),
+        ("cross-site", "https://evil.example", Some(token.as_str()), StatusCode::FORBIDDEN),
+        ("same-site", "https://dev.app.example", Some(token.as_str()), StatusCode::OK),
+        ("same-site", "https://dev.app.example", Some("forged"), StatusCode::FORBIDDEN),
+    ];
+    for (fetch_site, origin, token, status) in cases {
+        let reply = client.send(post(fetch_site, origin, token), Body::empty()).await;
+        assert_eq!(reply.status, status, "{fetch_site} {origin} {token:?}");
+    }
+    assert_eq!(client.get("/whoami").await.body, "alice 2");
+
+    // The defaults refuse both.
+    let mut strict = Harness::new().client();
+    strict.login().await;
+    let token = strict.csrf().await;
+    for (fetch_site, origin) in
+        [("cross-site", "https://admin.example"), ("same-site", "https://dev.app.example")]
+    {
+        let reply = strict.send(post(fetch_site, origin, Some(&token)), Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{fetch_site}");
+    }
+}
+
+#[tokio::test]
+async fn the_csrf_header_and_form_field_names_can_be_changed() {
+    let harness = Harness::with(|builder| {
+        builder.csrf_header(http::HeaderName::from_static("x-xsrf-token")).csrf_field("_csrf")
+    });
+    let mut client = harness.client();
+    let pre = client.csrf().await;
+    let login = Request::post("/login").header("sec-fetch-site", "same-origin").header("x-xsrf-token", pre);
+    assert_eq!(client.send(login, Body::empty()).await.status, StatusCode::OK);
+    let token = client.csrf().await;
+    let same_origin = || Request::post("/increment").header("sec-fetch-site", "same-origin");
+    let by_header = |name: &str| same_origin().header(name, token.as_str());
+    assert_eq!(client.send(by_header("x-csrf-token"), Body::empty()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(client.send(by_header("x-xsrf-token"), Body::empty()).await.status, StatusCode::OK);
+    let form = |field: &str| {
+        (
+            same_origin().header("content-type", "application/x-www-form-urlencoded"),
+            Body::from(format!("{field}={token}")),
+        )
+    };
+    let (request, body) = form("csrf_token");
+    assert_eq!(client.send(request, body).await.status, StatusCode::FORBIDDEN);
+    let (request, body) = form("_csrf");
+    assert_eq!(client.send(request, body).await.status, StatusCode::OK);
+    assert_eq!(client.get("/whoami").await.body, "alice 2");
 }

@@ -42,7 +42,7 @@ pub const MAX_CART_ITEMS: usize = 20;
 /// [`LayerError`] if the session layer cannot be built.
 pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
     Ok(routes()
-        .layer(SessionLayer::<S, Profile>::new(verifier)?)
+        .layer(SessionLayer::<S, Profile>::builder(verifier).csrf_exempt("/webhook").build()?)
         .layer(axum::middleware::map_response(security_headers)))
 }
 
@@ -54,6 +54,7 @@ fn routes() -> Router {
         .route("/logout-everywhere", post(logout_everywhere))
         .route("/profile", post(profile))
         .route("/cart", post(add_to_cart))
+        .route("/webhook", post(webhook))
         .route("/api/session", get(api_session))
 }
 
@@ -197,6 +198,14 @@ async fn add_to_cart(
         sessions.flash(Level::Error, format!("The cart holds at most {MAX_CART_ITEMS} items."))?;
     }
     Ok(Redirect::to("/"))
+}
+
+/// A payment provider's notification, say: other sites post here by design,
+/// so the route is exempt from CSRF checks, and it neither reads nor
+/// changes the session (a real one would check the provider's signature).
+async fn webhook(body: String) -> String {
+    tracing::info!(bytes = body.len(), "webhook received");
+    "received".to_owned()
 }
 
 /// The body of `GET /api/session`: the current session as JSON.
@@ -395,6 +404,24 @@ mod tests {
             );
             assert_eq!(headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
             assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_webhook_takes_a_cross_site_post() {
+        let verifier =
+            Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
+        let app = app(verifier).unwrap();
+        for (path, status) in [("/webhook", StatusCode::OK), ("/cart", StatusCode::FORBIDDEN)] {
+            let request = Request::post(path)
+                .header("sec-fetch-site", "cross-site")
+                .header("origin", "https://psp.example")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("item=x"))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status, "{path}");
+            assert!(response.headers().get(header::SET_COOKIE).is_none(), "{path}: no cookie");
         }
     }
 

@@ -132,9 +132,18 @@ async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_reques
 /// Serves one page that submits a form to the demo's `POST /profile` as
 /// soon as it loads: the attacker's page.
 async fn serve_attack(target: &str, token: &str) -> u16 {
+    serve_form(
+        &format!("{target}/profile"),
+        &format!(r#"<input name="display_name" value="Hacked"><input name="csrf_token" value="{token}">"#),
+    )
+    .await
+}
+
+/// Serves one page that posts a form with `fields` to `action` as soon as
+/// it loads.
+async fn serve_form(action: &str, fields: &str) -> u16 {
     let page = format!(
-        r#"<!doctype html><form id="attack" method="post" action="{target}/profile">
-<input name="display_name" value="Hacked"><input name="csrf_token" value="{token}"></form>
+        r#"<!doctype html><form id="attack" method="post" action="{action}">{fields}</form>
 <script>document.getElementById("attack").submit()</script>"#
     );
     let app =
@@ -351,5 +360,22 @@ async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out() {
     // Unsafe requests work too: the form's CSRF check reads the same cookies.
     add_to_cart(&browser, &demo, "café au lait").await;
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    let port = serve_form(&format!("{}/webhook", demo.origin), r#"<input name="event" value="paid">"#).await;
+    browser.goto(&format!("http://localhost:{port}/")).await.unwrap();
+    let target = format!("{}/webhook", demo.origin);
+    browser.wait().at_most(Duration::from_secs(20)).for_url(&target.parse().unwrap()).await.unwrap();
+    let answered = Locator::XPath("//*[contains(text(), 'received')]");
+    let found = browser.wait().at_most(Duration::from_secs(20)).for_element(answered).await;
+    assert!(found.is_ok(), "the webhook answered: {}", browser.source().await.unwrap());
+    assert!(browser.get_all_cookies().await.unwrap().is_empty(), "and set no cookie");
     browser.close().await.unwrap();
 }
