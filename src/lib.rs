@@ -83,6 +83,7 @@ mod error;
 mod key;
 mod keyring;
 mod random;
+pub mod redirect;
 mod revocation;
 mod sealer;
 mod session;

@@ -82,6 +82,7 @@ mod csrf;
 mod error;
 mod flash;
 mod layer;
+mod require;
 mod service;
 mod sessions;
 
@@ -91,6 +92,7 @@ pub use layer::{
     LayerError, SessionLayer, SessionLayerBuilder, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT,
 };
+pub use require::{RequireSession, RequireSessionLayer};
 pub use service::SessionService;
 pub use sessions::{Session, Sessions};
 

@@ -1082,3 +1082,40 @@ async fn the_csrf_header_and_form_field_names_can_be_changed() {
     assert_eq!(client.send(request, body).await.status, StatusCode::OK);
     assert_eq!(client.get("/whoami").await.body, "alice 2");
 }
+
+#[tokio::test]
+async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_api_clients_401() {
+    use sealed_session_axum::RequireSessionLayer;
+
+    let harness = Harness::new();
+    let guarded = Router::new()
+        .route("/account", get(whoami))
+        .route_layer(RequireSessionLayer::<Data>::redirect_to("/login"));
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
+    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let mut client = Client { app: router().merge(guarded).layer(layer), jar: BTreeMap::new() };
+    let html = |path: &str| Request::get(path).header("accept", "text/html,application/xhtml+xml");
+
+    let response =
+        client.app.clone().oneshot(html("/account?tab=keys").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.headers()["location"], "/login?next=/account%3Ftab%3Dkeys");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // (Paths that would leave the site: sealed_session::redirect's tests.)
+    let reply = client.get("/account").await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#));
+
+    // An anonymous session is not enough; a signed-in one is.
+    let token = client.csrf().await;
+    client.post("/anonymous-increment", &token).await;
+    assert_eq!(client.get("/account").await.status, StatusCode::UNAUTHORIZED);
+    client.login().await;
+    let reply = client.send(html("/account"), Body::empty()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice 0"));
+
+    // Without the session layer around it, the route is a 500 that says why.
+    let bare = Router::new()
+        .route("/account", get(|| async { "open" }))
+        .route_layer(RequireSessionLayer::<Data>::redirect_to("/"));
+    let response = bare.oneshot(Request::get("/account").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}

@@ -13,14 +13,17 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use axum::extract::Form;
+use axum::extract::{Form, Query};
 use axum::http::header::{self, HeaderValue};
 use axum::response::{Html, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use sealed_session::redirect::local_path;
 use sealed_session::SharedStore;
 use sealed_session::{ConfigError, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
-use sealed_session_axum::{Flashes, LayerError, Level, Session, SessionError, SessionLayer, Sessions};
+use sealed_session_axum::{
+    Flashes, LayerError, Level, RequireSessionLayer, Session, SessionError, SessionLayer, Sessions,
+};
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +50,11 @@ pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router
 }
 
 fn routes() -> Router {
+    let signed_in_only = Router::new()
+        .route("/account", get(account))
+        .route_layer(RequireSessionLayer::<Profile>::redirect_to("/"));
     Router::new()
+        .merge(signed_in_only)
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -75,16 +82,31 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-async fn index(sessions: Sessions<Profile>, flashes: Flashes) -> Result<Html<String>, SessionError> {
+/// The query of `GET /`: where to go after signing in.
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+async fn index(
+    sessions: Sessions<Profile>,
+    flashes: Flashes,
+    Query(next): Query<Next>,
+) -> Result<Html<String>, SessionError> {
     let session = sessions.current();
     Ok(Html(match session.as_ref().filter(|s| s.user_id().is_some()) {
         Some(session) => page::signed_in(session, &flashes.0),
-        None => page::signed_out(
-            &sessions.csrf_token()?,
-            session.as_ref().map(|s| &s.data().cart[..]),
-            &flashes.0,
-        ),
+        None => {
+            let cart = session.as_ref().map(|s| &s.data().cart[..]);
+            let next = next.next.as_deref().and_then(local_path);
+            page::signed_out(&sessions.csrf_token()?, cart, next, &flashes.0)
+        }
     }))
+}
+
+/// A page only a signed-in user sees; others are sent to `/?next=/account`.
+async fn account(session: Session<Profile>) -> Html<String> {
+    Html(page::account(&session))
 }
 
 /// Password checks running at once; the others wait their turn.
@@ -94,15 +116,19 @@ static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_n
 struct LoginForm {
     username: String,
     password: String,
+    /// Where to go once signed in: only a path on this site is followed.
+    #[serde(default)]
+    next: String,
 }
 
 async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
     let username = form.username.trim().to_owned();
+    let next = form.next;
     let checked = username.clone();
     // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
     // the executor, so that a flood of logins cannot exhaust memory.
     let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return bad_login(&sessions);
+        return bad_login(&sessions, &next);
     };
     let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
         .await
@@ -110,7 +136,7 @@ async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Resu
     if !valid {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
-        return bad_login(&sessions);
+        return bad_login(&sessions, &next);
     }
     let mut display_name = username.clone();
     if let Some(first) = display_name.get_mut(..1) {
@@ -127,12 +153,12 @@ async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Resu
         Level::Success,
         format!("Signed in as {username}. A new session ID was issued for this login."),
     )?;
-    Ok(Redirect::to("/"))
+    Ok(Redirect::to(local_path(&next).unwrap_or("/")))
 }
 
-fn bad_login(sessions: &Sessions<Profile>) -> Result<Redirect, SessionError> {
+fn bad_login(sessions: &Sessions<Profile>, next: &str) -> Result<Redirect, SessionError> {
     sessions.flash(Level::Error, "Wrong user name or password.")?;
-    Ok(Redirect::to("/"))
+    Ok(Redirect::to(&sealed_session::redirect::login_url("/", next)))
 }
 
 async fn logout(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {

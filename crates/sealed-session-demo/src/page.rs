@@ -89,14 +89,21 @@ fn cart(items: &[String], hidden: &str) -> String {
 /// cart of their anonymous session if they have one. The CSRF token is the
 /// anonymous session's, or else the pre-session's.
 #[must_use]
-pub fn signed_out(csrf_token: &str, items: Option<&[String]>, flashes: &[Flash]) -> String {
+pub fn signed_out(
+    csrf_token: &str,
+    items: Option<&[String]>,
+    next: Option<&str>,
+    flashes: &[Flash],
+) -> String {
     let token = escape(csrf_token);
+    let next = escape(next.unwrap_or_default());
     let hidden = format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#);
     let mut body = format!(
         r#"<section class="card">
 <h1>Sign in</h1>
 <form method="post" action="/login" id="login">
 <input type="hidden" name="csrf_token" value="{token}">
+<input type="hidden" name="next" value="{next}">
 <label>User name <input name="username" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button>
@@ -153,6 +160,20 @@ pub fn signed_in(session: &Session<Profile>, flashes: &[Flash]) -> String {
         cart = cart(&session.data().cart, &hidden),
     );
     layout("Your session", flashes, &body)
+}
+
+/// The page only signed-in users reach: `GET /account`.
+#[must_use]
+pub fn account(session: &Session<Profile>) -> String {
+    let body = format!(
+        r#"<section class="card">
+<h1>Account of <span id="user">{user}</span></h1>
+<p>Only a signed-in session reaches this page; without one, browsers are sent to sign in and come back here.</p>
+<p><a href="/">Back</a></p>
+</section>"#,
+        user = escape(session.user_id().unwrap_or("-")),
+    );
+    layout("Account", &[], &body)
 }
 
 const STYLE: &str = "

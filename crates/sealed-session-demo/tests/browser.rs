@@ -379,3 +379,37 @@ async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie() {
     assert!(browser.get_all_cookies().await.unwrap().is_empty(), "and set no cookie");
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/account", demo.origin)).await.unwrap();
+    let login = format!("{}/?next=/account", demo.origin);
+    assert_eq!(browser.current_url().await.unwrap().as_str(), login);
+    assert_eq!(signed_in_user(&browser).await, None);
+
+    let fill = async |name: &str, value: &str| {
+        let field = browser.find(Locator::Css(&format!("#login input[name={name}]"))).await.unwrap();
+        field.send_keys(value).await.unwrap();
+    };
+    fill("username", "bob").await;
+    fill("password", "bob-pass").await;
+    browser.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
+    let account = format!("{}/account", demo.origin).parse().unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_url(&account).await.unwrap();
+    assert_eq!(signed_in_user(&browser).await.as_deref(), Some("bob"), "back where the browser wanted to go");
+
+    // An API client is answered, not redirected.
+    let (status, body) = http_get(demo.addr(), "/account", None);
+    assert_eq!((status, body.as_str()), (401, r#"{"error":"no session"}"#));
+    // And a `next` that leaves the site is never followed.
+    browser.delete_all_cookies().await.unwrap();
+    browser.goto(&format!("{}/?next=//evil.example/", demo.origin)).await.unwrap();
+    fill("username", "bob").await;
+    fill("password", "bob-pass").await;
+    submit(&browser, &demo, "login", "Signed in as bob.").await;
+    browser.close().await.unwrap();
+}

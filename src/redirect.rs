@@ -1,0 +1,100 @@
+//! Where to send the browser after login, without an open redirect.
+//!
+//! A page that requires a session sends the browser to the login page with
+//! the path it wanted (`/login?next=/account`); after login the application
+//! sends it back there. `next` comes from the request, so an attacker can
+//! set it: [`local_path`] accepts only a path on this site, never another
+//! origin.
+//!
+//! ```
+//! use sealed_session::redirect::local_path;
+//!
+//! assert_eq!(local_path("/account?tab=keys"), Some("/account?tab=keys"));
+//! assert_eq!(local_path("//evil.example/"), None); // another host
+//! assert_eq!(local_path("https://evil.example/"), None);
+//! ```
+
+/// The longest `next` accepted: 2 048 bytes.
+pub const MAX_NEXT_LEN: usize = 2048;
+
+/// `next` if it is a path on this site (`/…`, with an optional query and no
+/// fragment), at most [`MAX_NEXT_LEN`] bytes of visible ASCII; `None`
+/// otherwise. Refused: absolute URLs (`https://…`), protocol-relative ones
+/// (`//host`), a backslash anywhere (browsers read `/\host` as `//host`),
+/// control characters, spaces and non-ASCII (which browsers may strip or
+/// rewrite before resolving).
+#[must_use]
+pub fn local_path(next: &str) -> Option<&str> {
+    let bytes = next.as_bytes();
+    let local = next.len() <= MAX_NEXT_LEN
+        && bytes.first() == Some(&b'/')
+        && bytes.get(1).is_none_or(|second| *second != b'/')
+        && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\' && *b != b'#');
+    local.then_some(next)
+}
+
+/// The login URL `login` with `next` set to the local path `path`
+/// (percent-encoded as a query value), or `login` alone when `path` is not
+/// local or is `/`.
+#[must_use]
+pub fn login_url(login: &str, path: &str) -> String {
+    match local_path(path).filter(|path| *path != "/") {
+        Some(path) => {
+            let separator = if login.contains('?') { '&' } else { '?' };
+            let mut url = String::with_capacity(login.len() + path.len() + 6);
+            url.push_str(login);
+            url.push(separator);
+            url.push_str("next=");
+            for byte in path.bytes() {
+                if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+                    url.push(char::from(byte));
+                } else {
+                    url.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            url
+        }
+        None => login.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{local_path, login_url, MAX_NEXT_LEN};
+
+    #[test]
+    fn only_paths_on_this_site_are_local() {
+        for good in ["/", "/account", "/a/b?c=d&e=%2F", "/~x"] {
+            assert_eq!(local_path(good), Some(good), "{good:?}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_NEXT_LEN));
+        for bad in [
+            "",
+            "account",
+            "//evil.example",
+            "//evil.example/path",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\tevil",
+            "/ evil",
+            "/a\r\nLocation: x",
+            "/caf\u{e9}",
+            "/a#fragment",
+            long.as_str(),
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+        assert!(local_path(&long[..MAX_NEXT_LEN]).is_some(), "the limit is inclusive");
+    }
+
+    #[test]
+    fn the_login_url_carries_only_a_local_next_encoded() {
+        assert_eq!(login_url("/", "/account"), "/?next=/account");
+        assert_eq!(login_url("/login", "/a?b=c&d"), "/login?next=/a%3Fb%3Dc%26d");
+        assert_eq!(login_url("/login?lang=en", "/a"), "/login?lang=en&next=/a");
+        assert_eq!(login_url("/login", "/"), "/login");
+        assert_eq!(login_url("/login", "//evil.example"), "/login");
+    }
+}
