@@ -127,6 +127,11 @@ impl FlashCell {
         Self { config: Arc::clone(config), state: Mutex::new(state) }
     }
 
+    /// No messages in, and none sent out (a bearer-token request).
+    pub(crate) fn empty(config: &Arc<FlashConfig>) -> Self {
+        Self::open(config, std::iter::empty())
+    }
+
     fn lock(&self) -> MutexGuard<'_, FlashState> {
         // Plain data that every writer leaves consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

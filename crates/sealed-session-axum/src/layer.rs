@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::HeaderName;
 use sealed_session::csrf::OriginPolicy;
 use sealed_session::{
-    ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, Sealer, Session as CoreSession,
-    StoreError, Verified, Verifier,
+    ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, SealError, Sealer,
+    Session as CoreSession, StoreError, Verified, Verifier,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,6 +25,10 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "csrf_token";
 /// How large a form body the layer reads to find the CSRF field: 64 KiB.
 pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+/// The response header that carries a new or renewed session token to a
+/// client that sent its token as `Authorization: Bearer` (see
+/// [`SessionLayerBuilder::bearer_tokens`]).
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
 /// How long a pre-session (the login form's CSRF binding) lives: 2 hours.
 pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
@@ -38,6 +42,24 @@ pub(crate) struct Config<S> {
     pub(crate) origin: Option<String>,
     pub(crate) csrf: Csrf,
     pub(crate) form_limit: usize,
+    pub(crate) bearer: bool,
+}
+
+impl<S: RevocationStore> Config<S> {
+    /// Seals `session` for the request's transport: the `Set-Cookie` value,
+    /// or for a bearer-token request the bare token.
+    pub(crate) fn seal<T: Serialize + DeserializeOwned>(
+        &self,
+        session: &CoreSession<T>,
+        bearer: bool,
+    ) -> Result<(Verified<T>, String), SealError> {
+        if bearer {
+            let (token, verified) = self.verifier.issue(session)?;
+            Ok((verified, token))
+        } else {
+            self.verifier.issue_cookie(session, &self.cookie)
+        }
+    }
 }
 
 /// The CSRF settings.
@@ -72,11 +94,11 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
         &self.pre_cookie
     }
 
-    fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
+    fn issue(&self, session: &CoreSession<T>, bearer: bool) -> Result<(Verified<T>, String), SessionError>
     where
         T: Serialize + DeserializeOwned,
     {
-        Ok(self.verifier.issue_cookie(session, &self.cookie)?)
+        Ok(self.seal(session, bearer)?)
     }
 
     fn start(&self, data: T) -> BoxFuture<'_, Result<CoreSession<T>, LoginError>> {
@@ -173,6 +195,7 @@ where
                 field: CSRF_FIELD.to_owned(),
             },
             form_limit: DEFAULT_FORM_LIMIT,
+            bearer: false,
             data: PhantomData,
         }
     }
@@ -185,6 +208,7 @@ pub struct SessionLayerBuilder<S, T> {
     origin: Option<String>,
     csrf: Csrf,
     form_limit: usize,
+    bearer: bool,
     data: PhantomData<fn() -> T>,
 }
 
@@ -289,6 +313,25 @@ where
         self
     }
 
+    /// Also reads the session token from `Authorization: Bearer <token>`,
+    /// for clients that are not browsers (mobile apps, scripts). Off by
+    /// default.
+    ///
+    /// A request with a bearer `Authorization` header uses that token only:
+    /// its cookies are ignored, it needs no CSRF token (a browser never adds
+    /// a bearer header by itself, so nothing is ambient), and it never gets
+    /// `Set-Cookie`. A new or renewed token (login, a change, key rotation,
+    /// idle renewal) comes back in the [`SESSION_TOKEN_HEADER`] response
+    /// header, which the client must store and send from then on. To sign
+    /// in, a client sends `Authorization: Bearer` with no token. Keep bearer
+    /// tokens out of logs and URLs: whoever holds one holds the session
+    /// until it is revoked or expires.
+    #[must_use]
+    pub fn bearer_tokens(mut self) -> Self {
+        self.bearer = true;
+        self
+    }
+
     /// The largest URL-encoded form body read to find the `csrf_token`
     /// field; larger forms get `413`. Default [`DEFAULT_FORM_LIMIT`].
     #[must_use]
@@ -337,6 +380,7 @@ where
             origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
             csrf: self.csrf,
             form_limit: self.form_limit,
+            bearer: self.bearer,
         };
         Ok(SessionLayer { config: Arc::new(config), data: PhantomData })
     }

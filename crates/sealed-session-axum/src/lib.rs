@@ -90,7 +90,7 @@ pub use error::SessionError;
 pub use flash::{Flash, Flashes, Level, FLASH_TIMEOUT, MAX_FLASHES};
 pub use layer::{
     LayerError, SessionLayer, SessionLayerBuilder, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
-    PRE_SESSION_TIMEOUT,
+    PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
 pub use require::{RequireSession, RequireSessionLayer};
 pub use service::SessionService;

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use sealed_session::{CookieSpec, OpenError, Opened, RevocationStore, Verified, VerifyError};
 use serde::de::DeserializeOwned;
@@ -16,7 +16,7 @@ use tower_service::Service;
 
 use crate::csrf::check_csrf;
 use crate::flash::FlashCell;
-use crate::layer::Config;
+use crate::layer::{Config, SESSION_TOKEN_HEADER};
 use crate::sessions::{BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
 
@@ -90,7 +90,14 @@ where
     S: RevocationStore + 'static,
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    let (current, refused) = open_session::<S, T>(config, request.headers()).await?;
+    if let Some(token) = bearer_token(config, request.headers()) {
+        // Nothing ambient: no cookies are read, no CSRF token is needed.
+        let (current, _) = open_session::<S, T>(config, token.as_deref().into_iter()).await?;
+        let state = State::new(current, None, false, true);
+        return Ok(attach(config, request, state, FlashCell::empty(&config.flash)));
+    }
+    let (current, refused) =
+        open_session::<S, T>(config, cookie_values(&config.cookie, request.headers())).await?;
     let (pre, pre_sent) =
         if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
     if config.csrf.applies(request.method().as_str(), request.uri().path()) {
@@ -104,17 +111,48 @@ where
             }
         }
     }
-    let mut state = State::new(current, pre, pre_sent);
+    let mut state = State::new(current, pre, pre_sent, false);
     if refused && state.current.is_none() {
         state.session_cookie = Some(CookieChange::Remove);
     }
+    let flash = FlashCell::open(&config.flash, cookie_values(&config.flash.cookie, request.headers()));
+    Ok(attach(config, request, state, flash))
+}
+
+/// Puts the request's session handle and flash messages in its extensions.
+fn attach<S, T>(
+    config: &Arc<Config<S>>,
+    mut request: Request<Body>,
+    state: State<T>,
+    flash: FlashCell,
+) -> (Request<Body>, Arc<Shared<T>>)
+where
+    S: RevocationStore + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
     let ops: Arc<dyn Ops<T>> = Arc::<Config<S>>::clone(config);
-    let flash =
-        Arc::new(FlashCell::open(&config.flash, cookie_values(&config.flash.cookie, request.headers())));
+    let flash = Arc::new(flash);
     let shared = Arc::new(Shared { state: Mutex::new(state), ops, flash: Arc::clone(&flash) });
     request.extensions_mut().insert(flash);
     request.extensions_mut().insert(Sessions::new(Arc::clone(&shared)));
-    Ok((request, shared))
+    (request, shared)
+}
+
+/// With bearer tokens on, the token of a request whose `Authorization`
+/// header uses the `Bearer` scheme (`Some(None)` for `Bearer` with no
+/// token: a client about to sign in); `None` for any other request.
+fn bearer_token<S>(config: &Config<S>, headers: &HeaderMap) -> Option<Option<String>> {
+    if !config.bearer {
+        return None;
+    }
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..6).filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))?;
+    let rest = value.get(scheme.len()..).unwrap_or_default();
+    if !rest.is_empty() && !rest.starts_with(b" ") {
+        return None; // `Bearerx`: another scheme
+    }
+    let token = std::str::from_utf8(rest).ok().map(|t| t.trim_matches(' ')).filter(|t| !t.is_empty());
+    Some(token.map(str::to_owned))
 }
 
 /// Every value of `cookie` in the request, over all its `Cookie` headers,
@@ -123,18 +161,19 @@ fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Ite
     cookie.values_in(headers.get_all(COOKIE).into_iter().map(HeaderValue::as_bytes))
 }
 
-/// The first of the request's session cookies that opens and passes the
-/// revocation check, and whether one was refused (and should be removed).
-async fn open_session<S, T>(
+/// The first of the request's session tokens (cookies, or a bearer token)
+/// that opens and passes the revocation check, and whether one was refused
+/// (and its cookie should be removed).
+async fn open_session<'v, S, T>(
     config: &Config<S>,
-    headers: &HeaderMap,
+    values: impl Iterator<Item = &'v str>,
 ) -> Result<(Option<Verified<T>>, bool), Response>
 where
     S: RevocationStore,
     T: DeserializeOwned,
 {
     let mut refused = false;
-    for value in cookie_values(&config.cookie, headers) {
+    for value in values {
         match config.verifier.open::<T>(value).await {
             Ok(opened) => return Ok((Some(opened), refused)),
             Err(VerifyError::Store(err)) => {
@@ -183,11 +222,24 @@ where
     let mut state = shared.lock();
     if state.session_cookie.is_none() {
         if let Some(current) = state.current.as_ref().filter(|c| c.reissue().is_some()) {
-            match config.verifier.issue_cookie(current.session(), &config.cookie) {
+            match config.seal(current.session(), state.bearer) {
                 Ok((_, header)) => state.session_cookie = Some(CookieChange::Set(header)),
-                Err(err) => tracing::error!(error = %err, "cannot re-issue the session cookie"),
+                Err(err) => tracing::error!(error = %err, "cannot re-issue the session"),
             }
         }
+    }
+    if state.bearer {
+        // Never a cookie; a new token in its header, which a logout omits.
+        if let Some(CookieChange::Set(token)) = state.session_cookie.take() {
+            match HeaderValue::try_from(token) {
+                Ok(value) => {
+                    response.headers_mut().insert(SESSION_TOKEN_HEADER, value);
+                    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
+                Err(err) => tracing::error!(error = %err, "a session token is not a header value"),
+            }
+        }
+        return response;
     }
     let changes = [
         (&config.cookie, state.session_cookie.take()),

@@ -26,7 +26,8 @@ pub(crate) trait Ops<T>: Send + Sync {
     fn pre_sealer(&self) -> &Sealer;
     fn pre_cookie(&self) -> &CookieSpec;
     /// Seals `session` as the request's session: the token carries it now.
-    fn issue(&self, session: &CoreSession<T>) -> Result<(Verified<T>, String), SessionError>
+    /// Returns the `Set-Cookie` value, or the bare token if `bearer`.
+    fn issue(&self, session: &CoreSession<T>, bearer: bool) -> Result<(Verified<T>, String), SessionError>
     where
         T: Serialize + DeserializeOwned;
     fn start(&self, data: T) -> BoxFuture<'_, Result<CoreSession<T>, LoginError>>;
@@ -51,8 +52,11 @@ pub(crate) struct State<T> {
     pub(crate) current: Option<Arc<Verified<T>>>,
     /// The pre-session that carries the CSRF token before login.
     pub(crate) pre: Option<Opened<()>>,
-    /// Set when the handler changed the session.
+    /// Set when the handler changed the session: for a bearer-token request
+    /// [`CookieChange::Set`] holds the bare token.
     pub(crate) session_cookie: Option<CookieChange>,
+    /// Whether the session came as `Authorization: Bearer` (no cookies).
+    pub(crate) bearer: bool,
     /// Set when the pre-session cookie must be sent or removed.
     pub(crate) pre_cookie: Option<CookieChange>,
     /// Whether the request carried a pre-session cookie.
@@ -60,8 +64,13 @@ pub(crate) struct State<T> {
 }
 
 impl<T> State<T> {
-    pub(crate) fn new(current: Option<Verified<T>>, pre: Option<Opened<()>>, pre_sent: bool) -> Self {
-        Self { current: current.map(Arc::new), pre, session_cookie: None, pre_cookie: None, pre_sent }
+    pub(crate) fn new(
+        current: Option<Verified<T>>,
+        pre: Option<Opened<()>>,
+        pre_sent: bool,
+        bearer: bool,
+    ) -> Self {
+        Self { current: current.map(Arc::new), pre, session_cookie: None, pre_cookie: None, pre_sent, bearer }
     }
 }
 
@@ -217,7 +226,8 @@ where
     /// Seals `session` as the request's session, whose cookie goes out with
     /// the response.
     fn replace(&self, session: &CoreSession<T>) -> Result<Arc<Verified<T>>, SessionError> {
-        let (opened, header) = self.shared.ops.issue(session)?;
+        let bearer = self.shared.lock().bearer;
+        let (opened, header) = self.shared.ops.issue(session, bearer)?;
         let opened = Arc::new(opened);
         let mut state = self.shared.lock();
         state.current = Some(Arc::clone(&opened));

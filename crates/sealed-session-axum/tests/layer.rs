@@ -1119,3 +1119,66 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     let response = bare.oneshot(Request::get("/account").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+#[tokio::test]
+async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
+    use sealed_session_axum::SESSION_TOKEN_HEADER;
+
+    let harness = Harness::with(|builder| builder.bearer_tokens());
+    let call = async |app: &Router, method: &str, path: &str, bearer: Option<&str>| {
+        let mut request = Request::builder().method(method).uri(path).header("sec-fetch-site", "cross-site");
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}").trim_end().to_owned());
+        }
+        let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        assert!(response.headers().get(SET_COOKIE).is_none(), "never a cookie in bearer mode");
+        let token = response.headers().get(SESSION_TOKEN_HEADER).map(|v| v.to_str().unwrap().to_owned());
+        if token.is_some() {
+            assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        }
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap(), token)
+    };
+    let app = &harness.app;
+
+    // Signing in: `Bearer` with no token, no CSRF token, and a token back.
+    let (status, _, token) = call(app, "POST", "/login", Some("")).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = token.expect("the new session's token");
+    assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.1, "alice 0");
+    // Unsafe requests need no CSRF token, and a change sends the new token.
+    let (status, body, changed) = call(app, "POST", "/increment", Some(&token)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+    let token = changed.expect("the changed session's token");
+    assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.1, "alice 1");
+    // Nothing changed, nothing sent.
+    assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.2, None);
+    // A key rotation re-issues the token through the header.
+    let (rotated, new_id) = harness.keyring.current().with_new_key().unwrap();
+    harness.keyring.replace(rotated.with_primary(new_id).unwrap());
+    let (_, body, reissued) = call(app, "GET", "/whoami", Some(&token)).await;
+    assert_eq!(body, "alice 1");
+    let token = reissued.expect("the token under the new key");
+    assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.2, None, "once");
+    // A token that does not open is no session, and the request goes on as such.
+    assert_eq!(call(app, "GET", "/whoami", Some("AAAA")).await.1, "anonymous");
+
+    // Cookies are not read in bearer mode.
+    let mut client = harness.client();
+    client.login().await;
+    let cookie = format!("__Host-session={}", client.session_cookie().unwrap());
+    let request = Request::get("/whoami").header("authorization", "Bearer").header(COOKIE, cookie);
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"anonymous");
+
+    // Logout revokes the token; no new one is sent.
+    let (status, _, sent) = call(app, "POST", "/logout", Some(&token)).await;
+    assert_eq!((status, sent), (StatusCode::OK, None));
+    assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.1, "anonymous");
+
+    // Without the opt-in, a bearer header is just a header: the cookie rules apply.
+    let strict = Harness::new();
+    let (status, _, _) = call(&strict.app, "POST", "/login", Some("")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "CSRF still applies");
+}
