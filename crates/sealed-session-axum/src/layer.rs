@@ -181,6 +181,10 @@ where
         Self::builder(verifier).build()
     }
 
+    pub(crate) fn config(&self) -> &Config<S> {
+        &self.config
+    }
+
     /// A builder, to choose the cookie, the origin and the CSRF settings.
     pub fn builder(verifier: Verifier<S>) -> SessionLayerBuilder<S, T> {
         SessionLayerBuilder {

@@ -85,6 +85,7 @@ mod layer;
 mod require;
 mod service;
 mod sessions;
+pub mod testing;
 
 pub use error::SessionError;
 pub use flash::{Flash, Flashes, Level, FLASH_TIMEOUT, MAX_FLASHES};

@@ -1182,3 +1182,29 @@ async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
     let (status, _, _) = call(&strict.app, "POST", "/login", Some("")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "CSRF still applies");
 }
+
+#[tokio::test]
+async fn the_testing_helper_signs_in_through_the_layer_and_passes_its_csrf_check() {
+    use sealed_session_axum::testing::TestSession;
+
+    let clock = ManualClock::at_unix(START);
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, Arc::clone(&store)))
+        .csrf_header(http::HeaderName::from_static("x-xsrf-token"))
+        .build()
+        .unwrap();
+    let app = router().layer(layer.clone());
+    let alice = TestSession::sign_in(&layer, "alice", Data { count: 41, note: String::new() }).await.unwrap();
+    assert!(alice.cookie().starts_with("__Host-session="));
+    assert!(!format!("{alice:?}").contains(alice.csrf_token()), "Debug shows no secret");
+    let request = alice.apply(Request::post("/increment")).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"42");
+    // The clock is the app's: past the idle timeout, the session is over.
+    clock.advance(Duration::from_secs(31 * 60));
+    let request = alice.apply(Request::get("/whoami")).body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"anonymous");
+}
