@@ -256,6 +256,12 @@ impl CookieSpec {
         Ok(self.header(token, max_age))
     }
 
+    /// This cookie, persistent (with `Max-Age`) even if it is a
+    /// browser-session cookie: for a remembered session.
+    pub(crate) fn persistent(&self) -> Self {
+        Self { persistent: true, ..self.clone() }
+    }
+
     /// The `Set-Cookie` value for a token already known to be a cookie value
     /// of at most [`CookieSpec::max_token_len`] characters.
     pub(crate) fn header(&self, token: &str, max_age: Option<u64>) -> String {

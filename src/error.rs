@@ -109,6 +109,13 @@ pub enum SealError {
     /// The AEAD refused the input (only possible for messages of many gigabytes).
     #[error("encryption failed")]
     Encrypt,
+    /// A remembered session ([`Session::remembered`](crate::Session::remembered))
+    /// was sealed by a sealer without remember-me timeouts.
+    #[error(
+        "the session is to be remembered but the sealer has no remember-me timeouts: build it with \
+         SealerBuilder::remember_me"
+    )]
+    NoRememberMe,
     /// The token just sealed did not open again
     /// ([`Sealer::issue_cookie`](crate::Sealer::issue_cookie),
     /// [`Verifier::issue`](crate::Verifier::issue)): the clock or keyring

@@ -115,6 +115,27 @@ pub struct Sealer {
     leeway: u64,
     max_len: usize,
     clock: Arc<dyn Clock>,
+    /// The timeouts of remembered sessions, and their purpose.
+    remember: Option<Arc<Remember>>,
+}
+
+/// The remember-me profile: its own purpose (so that a token of one profile
+/// never opens under the other's timeouts) and timeouts.
+#[derive(Debug)]
+struct Remember {
+    purpose: Box<str>,
+    absolute: u64,
+    idle: u64,
+    renew_after: u64,
+}
+
+/// The purpose and timeouts one token is sealed or opened under.
+#[derive(Clone, Copy)]
+struct Profile<'a> {
+    purpose: &'a str,
+    absolute: u64,
+    idle: u64,
+    renew_after: u64,
 }
 
 impl Sealer {
@@ -129,7 +150,27 @@ impl Sealer {
             leeway: DEFAULT_LEEWAY,
             max_len: DEFAULT_MAX_TOKEN_LEN,
             clock: Arc::new(SystemClock),
+            remember: None,
         }
+    }
+
+    /// The purpose and timeouts of standard or remembered sessions; `None`
+    /// for remembered ones if the sealer has no remember-me timeouts.
+    fn profile(&self, remembered: bool) -> Option<Profile<'_>> {
+        if !remembered {
+            return Some(Profile {
+                purpose: &self.purpose,
+                absolute: self.absolute,
+                idle: self.idle,
+                renew_after: self.renew_after,
+            });
+        }
+        self.remember.as_deref().map(|r| Profile {
+            purpose: &r.purpose,
+            absolute: r.absolute,
+            idle: r.idle,
+            renew_after: r.renew_after,
+        })
     }
 
     /// The keyring this sealer uses; replace its contents to rotate keys.
@@ -252,6 +293,13 @@ impl Sealer {
         let now = unix(self.clock.unix_now())?;
         let expires_at = self.times_at(session, now)?.expires_at;
         let token = self.seal_with_nonce(session, now, random::array()?)?;
+        let persistent;
+        let cookie = if session.is_remembered() {
+            persistent = cookie.persistent();
+            &persistent
+        } else {
+            cookie
+        };
         let max = cookie.max_token_len();
         if token.len() > max {
             return Err(SealError::TooLarge { len: token.len(), max });
@@ -263,10 +311,11 @@ impl Sealer {
     /// The times `session` is sealed with at `now`: a new session starts
     /// now; an opened one keeps its start and expiry.
     fn times_at<T>(&self, session: &Session<T>, now: u64) -> Result<Times, SealError> {
+        let absolute = self.profile(session.is_remembered()).ok_or(SealError::NoRememberMe)?.absolute;
         Ok(match session.times() {
-            None => Times { issued_at: now, expires_at: now.saturating_add(self.absolute), last_seen: now },
+            None => Times { issued_at: now, expires_at: now.saturating_add(absolute), last_seen: now },
             Some(t) => {
-                let expires_at = t.expires_at.min(t.issued_at.saturating_add(self.absolute));
+                let expires_at = t.expires_at.min(t.issued_at.saturating_add(absolute));
                 if now >= expires_at {
                     return Err(SealError::Expired);
                 }
@@ -308,7 +357,8 @@ impl Sealer {
         if len > self.max_len {
             return Err(SealError::TooLarge { len, max: self.max_len });
         }
-        let aad = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(SealError::Encrypt)?;
+        let purpose = self.profile(session.is_remembered()).ok_or(SealError::NoRememberMe)?.purpose;
+        let aad = AssociatedData::new(key_id, purpose.as_bytes()).ok_or(SealError::Encrypt)?;
         let plaintext = bytes.get_mut(HEADER_LEN..).ok_or(SealError::Encrypt)?;
         let tag = entry
             .token_aead
@@ -407,13 +457,26 @@ impl Sealer {
         if entry.spec.state == KeyState::Retired {
             return Err(OpenError::RetiredKey(key_id));
         }
-        let aad = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
         let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
-        entry
-            .token_aead
-            .decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag)
-            .map_err(|_| OpenError::Invalid)?;
+        // A failed attempt leaves the buffer unusable: keep the ciphertext
+        // for the remember-me purpose, when there is one.
+        let retry = self.remember.as_ref().map(|_| ciphertext.to_vec());
+        let mut remembered = false;
+        let standard = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
+        if entry.token_aead.decrypt_in_place_detached(nonce, standard.as_bytes(), ciphertext, tag).is_err() {
+            let (Some(remember), Some(original)) = (self.remember.as_deref(), retry) else {
+                return Err(OpenError::Invalid);
+            };
+            ciphertext.copy_from_slice(&original);
+            let aad = AssociatedData::new(key_id, remember.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
+            entry
+                .token_aead
+                .decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag)
+                .map_err(|_| OpenError::Invalid)?;
+            remembered = true;
+        }
         entry.count_opened();
+        let profile = self.profile(remembered).ok_or(OpenError::Invalid)?;
 
         let (head, data) = decode(ciphertext).map_err(|err| match err {
             EnvelopeError::Head => OpenError::Malformed,
@@ -425,17 +488,17 @@ impl Sealer {
         if times.issued_at > latest_allowed || times.last_seen > latest_allowed {
             return Err(OpenError::NotYetValid);
         }
-        if now >= times.expires_at || now >= times.issued_at.saturating_add(self.absolute) {
+        if now >= times.expires_at || now >= times.issued_at.saturating_add(profile.absolute) {
             return Err(OpenError::Expired(Expiry::Absolute));
         }
-        let idle_expires_at = times.last_seen.saturating_add(self.idle);
+        let idle_expires_at = times.last_seen.saturating_add(profile.idle);
         if now >= idle_expires_at {
             return Err(OpenError::Expired(Expiry::Idle));
         }
 
         let reissue = if key_id != keyring.primary_id() {
             Some(Reissue::KeyRotation)
-        } else if now.saturating_sub(times.last_seen) >= self.renew_after {
+        } else if now.saturating_sub(times.last_seen) >= profile.renew_after {
             Some(Reissue::IdleRenewal)
         } else {
             None
@@ -446,6 +509,7 @@ impl Sealer {
             head.epoch,
             data,
             times,
+            remembered,
         );
         Ok(Opened { session, key_id, idle_expires_at, reissue })
     }
@@ -459,6 +523,7 @@ impl fmt::Debug for Sealer {
             .field("absolute_secs", &self.absolute)
             .field("idle_secs", &self.idle)
             .field("renew_after_secs", &self.renew_after)
+            .field("remember", &self.remember)
             .field("leeway_secs", &self.leeway)
             .field("max_token_len", &self.max_len)
             .finish_non_exhaustive()
@@ -492,6 +557,7 @@ pub struct SealerBuilder {
     leeway: Duration,
     max_len: usize,
     clock: Arc<dyn Clock>,
+    remember: Option<(Duration, Duration)>,
 }
 
 impl SealerBuilder {
@@ -514,6 +580,19 @@ impl SealerBuilder {
     /// exceed the absolute timeout.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle = timeout;
+        self
+    }
+
+    /// Remember-me timeouts: a session marked
+    /// [`Session::remembered`] before it is first sealed lives up to
+    /// `absolute` from login and `idle` without activity, instead of the
+    /// standard timeouts, and goes out in a persistent cookie (with
+    /// `Max-Age`) even when the cookie is otherwise a browser-session one.
+    /// Remembered tokens are sealed under the purpose with `+remember`
+    /// appended, so that a standard token never opens under these longer
+    /// timeouts. Off by default (remembered sessions cannot be sealed).
+    pub fn remember_me(mut self, absolute: Duration, idle: Duration) -> Self {
+        self.remember = Some((absolute, idle));
         self
     }
 
@@ -551,17 +630,7 @@ impl SealerBuilder {
     /// # Errors
     /// A [`ConfigError`] naming the inconsistent setting.
     pub fn build(self) -> Result<Sealer, ConfigError> {
-        let absolute = self.absolute.as_secs();
-        let idle = self.idle.as_secs();
-        if absolute == 0 {
-            return Err(ConfigError::ZeroTimeout(Expiry::Absolute));
-        }
-        if idle == 0 {
-            return Err(ConfigError::ZeroTimeout(Expiry::Idle));
-        }
-        if idle > absolute {
-            return Err(ConfigError::IdleExceedsAbsolute { idle, absolute });
-        }
+        let (absolute, idle) = timeouts(self.absolute, self.idle)?;
         let renew_after = self.renew_after.map_or((idle / 4).max(1), |d| d.as_secs());
         if renew_after == 0 || renew_after > idle {
             return Err(ConfigError::RenewalInterval);
@@ -576,8 +645,17 @@ impl SealerBuilder {
         if self.purpose.is_empty() {
             return Err(ConfigError::EmptyPurpose);
         }
-        if self.purpose.len() > token::MAX_PURPOSE_LEN {
-            return Err(ConfigError::PurposeTooLong(self.purpose.len()));
+        let remember = match self.remember {
+            Some((absolute, idle)) => {
+                let (absolute, idle) = timeouts(absolute, idle)?;
+                let purpose = format!("{}{REMEMBER_SUFFIX}", self.purpose).into_boxed_str();
+                Some(Arc::new(Remember { purpose, absolute, idle, renew_after: (idle / 4).max(1) }))
+            }
+            None => None,
+        };
+        let longest = self.purpose.len() + if remember.is_some() { REMEMBER_SUFFIX.len() } else { 0 };
+        if longest > token::MAX_PURPOSE_LEN {
+            return Err(ConfigError::PurposeTooLong(longest));
         }
         Ok(Sealer {
             keyring: self.keyring,
@@ -588,8 +666,28 @@ impl SealerBuilder {
             leeway,
             max_len: self.max_len,
             clock: self.clock,
+            remember,
         })
     }
+}
+
+/// Appended to the purpose for remembered sessions.
+const REMEMBER_SUFFIX: &str = "+remember";
+
+/// An absolute and an idle timeout in seconds, checked: neither zero, idle
+/// not longer than absolute.
+fn timeouts(absolute: Duration, idle: Duration) -> Result<(u64, u64), ConfigError> {
+    let (absolute, idle) = (absolute.as_secs(), idle.as_secs());
+    if absolute == 0 {
+        return Err(ConfigError::ZeroTimeout(Expiry::Absolute));
+    }
+    if idle == 0 {
+        return Err(ConfigError::ZeroTimeout(Expiry::Idle));
+    }
+    if idle > absolute {
+        return Err(ConfigError::IdleExceedsAbsolute { idle, absolute });
+    }
+    Ok((absolute, idle))
 }
 
 impl fmt::Debug for SealerBuilder {

@@ -128,6 +128,8 @@ pub struct Session<T> {
     epoch: u64,
     data: T,
     times: Option<Times>,
+    /// Sealed under the sealer's remember-me timeouts (and purpose).
+    remembered: bool,
 }
 
 impl<T> Session<T> {
@@ -150,7 +152,7 @@ impl<T> Session<T> {
     /// # Errors
     /// [`RandomError`] if the random source fails.
     pub fn try_new(data: T) -> Result<Self, RandomError> {
-        Ok(Self { id: SessionId::random()?, user_id: None, epoch: 0, data, times: None })
+        Ok(Self { id: SessionId::random()?, user_id: None, epoch: 0, data, times: None, remembered: false })
     }
 
     /// A new session with a chosen ID, for the test vectors only.
@@ -166,8 +168,28 @@ impl<T> Session<T> {
         epoch: u64,
         data: T,
         times: Times,
+        remembered: bool,
     ) -> Self {
-        Self { id, user_id, epoch, data, times: Some(times) }
+        Self { id, user_id, epoch, data, times: Some(times), remembered }
+    }
+
+    /// Makes a new session a "remember me" session: sealed under the
+    /// sealer's remember-me timeouts (see
+    /// [`SealerBuilder::remember_me`](crate::SealerBuilder::remember_me)) and
+    /// sent in a persistent cookie. Only a session not yet sealed can be
+    /// remembered: a session's lifetime is fixed when it is first sealed.
+    #[must_use]
+    pub fn remembered(mut self) -> Self {
+        if self.times.is_none() {
+            self.remembered = true;
+        }
+        self
+    }
+
+    /// Whether the session is sealed under the remember-me timeouts.
+    #[must_use]
+    pub fn is_remembered(&self) -> bool {
+        self.remembered
     }
 
     /// Binds the session to a user and the user's current revocation epoch.

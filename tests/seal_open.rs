@@ -462,3 +462,92 @@ fn bad_sealer_configurations_are_refused() {
     let default = base().build().unwrap();
     assert_eq!(default.purpose(), "__Host-session");
 }
+
+fn remembering(clock: &ManualClock) -> Sealer {
+    Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .absolute_timeout(Duration::from_secs(3600))
+        .idle_timeout(Duration::from_secs(600))
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_remembered_session_lives_by_the_remember_me_timeouts_and_a_standard_one_does_not() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = remembering(&clock);
+    let remembered = sealer.seal(&Session::new(1u8).remembered()).unwrap();
+    let standard = sealer.seal(&Session::new(2u8)).unwrap();
+    let opened = sealer.open::<u8>(&remembered).unwrap();
+    assert!(opened.session().is_remembered());
+    assert_eq!(opened.session().expires_at().unwrap().unix_timestamp(), T0 + 30 * 86_400);
+    assert!(!sealer.open::<u8>(&standard).unwrap().session().is_remembered());
+
+    // Two hours on: past the standard idle and absolute timeouts.
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(sealer.open::<u8>(&standard).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+    let opened = sealer.open::<u8>(&remembered).unwrap();
+    assert_eq!(opened.reissue(), None, "its renewal interval is a quarter of its own idle timeout");
+    // Its own idle timeout applies: 7 days without activity end it...
+    clock.advance(Duration::from_secs(7 * 86_400));
+    assert_eq!(sealer.open::<u8>(&remembered).unwrap_err(), OpenError::Expired(Expiry::Idle));
+    // ...and activity keeps it until its absolute expiry, never beyond.
+    let mut token = remembered;
+    clock.set_unix(T0);
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(5 * 86_400));
+        let opened = sealer.open::<u8>(&token).unwrap();
+        assert_eq!(opened.reissue(), Some(Reissue::IdleRenewal));
+        token = sealer.seal(opened.session()).unwrap();
+    }
+    clock.advance(Duration::from_secs(5 * 86_400));
+    assert_eq!(sealer.open::<u8>(&token).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+}
+
+#[test]
+fn remembered_and_standard_tokens_never_open_as_each_other() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = remembering(&clock);
+    let plain = sealer_with(keyring(&[(1, KeyState::Primary)]), &clock);
+    let remembered = sealer.seal(&Session::new(()).remembered()).unwrap();
+    // A sealer without remember-me neither opens nor seals remembered sessions.
+    assert_eq!(plain.open::<()>(&remembered).unwrap_err(), OpenError::Invalid);
+    assert!(matches!(plain.seal(&Session::new(()).remembered()), Err(SealError::NoRememberMe)));
+    // Remembering is decided before the first seal: an opened session stays as it was.
+    let opened = sealer.open::<()>(&sealer.seal(&Session::new(())).unwrap()).unwrap();
+    let session = opened.into_session().remembered();
+    assert!(!session.is_remembered());
+    let resealed = sealer.seal(&session).unwrap();
+    assert!(!sealer.open::<()>(&resealed).unwrap().session().is_remembered());
+}
+
+#[test]
+fn a_remembered_session_gets_a_persistent_cookie_and_a_standard_one_follows_the_spec() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = remembering(&clock);
+    let spec = sealed_session::CookieSpec::default().browser_session();
+    let remembered = sealer.seal_cookie(&Session::new(()).remembered(), &spec).unwrap();
+    assert!(remembered.contains(&format!("; Max-Age={}", 30 * 86_400)), "{remembered}");
+    let standard = sealer.seal_cookie(&Session::new(()), &spec).unwrap();
+    assert!(!standard.contains("Max-Age"), "{standard}");
+}
+
+#[test]
+fn remember_me_timeouts_are_checked_like_the_standard_ones() {
+    let build = |absolute: u64, idle: u64, purpose: &str| {
+        Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+            .purpose(purpose)
+            .remember_me(Duration::from_secs(absolute), Duration::from_secs(idle))
+            .build()
+    };
+    assert!(matches!(build(60, 120, "p"), Err(ConfigError::IdleExceedsAbsolute { idle: 120, absolute: 60 })));
+    assert!(matches!(build(0, 0, "p"), Err(ConfigError::ZeroTimeout(Expiry::Absolute))));
+    assert!(matches!(build(60, 0, "p"), Err(ConfigError::ZeroTimeout(Expiry::Idle))));
+    let longest = "p".repeat(sealed_session::MAX_PURPOSE_LEN);
+    assert!(Sealer::builder(keyring(&[(1, KeyState::Primary)])).purpose(longest.as_str()).build().is_ok());
+    assert!(
+        matches!(build(60, 60, &longest), Err(ConfigError::PurposeTooLong(n)) if n == longest.len() + 9),
+        "the remembered purpose must fit too"
+    );
+}

@@ -87,6 +87,27 @@ impl<T> Shared<T> {
     }
 }
 
+/// How [`Sessions::login_with_options`] starts a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginOptions {
+    remember: bool,
+}
+
+impl LoginOptions {
+    /// "Remember me": the session lives by the sealer's remember-me
+    /// timeouts ([`SealerBuilder::remember_me`](sealed_session::SealerBuilder::remember_me)),
+    /// and its cookie persists when the browser closes (it has `Max-Age`,
+    /// even if the layer's cookie is a browser-session one). Without it
+    /// (the default), the sealer's standard timeouts and the layer's cookie
+    /// apply.
+    #[must_use]
+    pub fn remember(mut self, remember: bool) -> Self {
+        self.remember = remember;
+        self
+    }
+}
+
 /// The session handle of one request: log in, change, renew and log out.
 ///
 /// Extract it in any handler behind a [`SessionLayer`](crate::SessionLayer)
@@ -169,6 +190,22 @@ where
         user_id: &str,
         carry: impl FnOnce(Option<CoreSession<T>>) -> T,
     ) -> Result<Session<T>, SessionError> {
+        self.login_with_options(user_id, LoginOptions::default(), carry).await
+    }
+
+    /// [`login_with`](Self::login_with), with [`LoginOptions`]: "remember
+    /// me", say.
+    ///
+    /// # Errors
+    /// As [`login`](Self::login); [`SessionError::Seal`] with
+    /// [`SealError::NoRememberMe`] if the session is to be remembered and the
+    /// sealer has no remember-me timeouts.
+    pub async fn login_with_options(
+        &self,
+        user_id: &str,
+        options: LoginOptions,
+        carry: impl FnOnce(Option<CoreSession<T>>) -> T,
+    ) -> Result<Session<T>, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
         let previous = self.shared.lock().current.clone();
         if let Some(previous) = &previous {
@@ -176,7 +213,10 @@ where
             self.forget();
         }
         let data = carry(previous.map(|previous| previous.session().clone()));
-        let session = ops.login(user_id, data).await?;
+        let mut session = ops.login(user_id, data).await?;
+        if options.remember {
+            session = session.remembered();
+        }
         let opened = self.replace(&session)?;
         self.end_pre_session();
         Ok(Session { opened, sessions: self.clone() })

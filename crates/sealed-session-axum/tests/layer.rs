@@ -95,6 +95,11 @@ async fn flashes(flashes: Flashes) -> String {
     flashes.into_iter().map(|f| format!("{}: {}", f.level.as_str(), f.message)).collect::<Vec<_>>().join("|")
 }
 
+async fn login_remembered(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    let options = sealed_session_axum::LoginOptions::default().remember(true);
+    Ok(sessions.login_with_options("alice", options, |_| Data::default()).await?.id().to_hex())
+}
+
 async fn session_id(session: Session<Data>) -> String {
     session.id().to_hex()
 }
@@ -171,6 +176,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/anonymous-increment", post(anonymous_increment))
         .route("/login-keeping", post(login_keeping))
         .route("/id", get(session_id))
+        .route("/login-remembered", post(login_remembered))
         .route("/flash", post(flash))
         .route("/logout-with-flash", post(logout_with_flash))
         .route("/flashes", get(flashes))
@@ -1207,4 +1213,39 @@ async fn the_testing_helper_signs_in_through_the_layer_and_passes_its_csrf_check
     let request = alice.apply(Request::get("/whoami")).body(Body::empty()).unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"anonymous");
+}
+
+#[tokio::test]
+async fn remember_me_gives_a_persistent_cookie_that_outlives_the_standard_timeouts() {
+    let clock = ManualClock::at_unix(START);
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let layer =
+        SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::with_clock(clock.clone())))
+            .cookie(CookieSpec::default().browser_session())
+            .build()
+            .unwrap();
+    let app = router().layer(layer);
+    let (mut remembered, mut standard) =
+        (Client { app: app.clone(), jar: BTreeMap::new() }, Client { app, jar: BTreeMap::new() });
+
+    let token = remembered.csrf().await;
+    let reply = remembered.post("/login-remembered", &token).await;
+    let cookie = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+    assert!(cookie.contains("; Max-Age=2592000;"), "persistent for 30 days: {cookie}");
+    let reply = standard.login().await;
+    let cookie = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+    assert!(!cookie.contains("Max-Age"), "a browser-session cookie: {cookie}");
+
+    // Two days later: the standard session is long over, the remembered one
+    // is not, and its renewal keeps the cookie persistent.
+    clock.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(standard.get("/whoami").await.body, "anonymous");
+    let reply = remembered.get("/whoami").await;
+    assert_eq!(reply.body, "alice 0");
+    let renewed = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).expect("renewed");
+    assert!(renewed.contains(&format!("; Max-Age={};", 28 * 86_400)), "{renewed}");
 }

@@ -20,9 +20,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealed_session::redirect::local_path;
 use sealed_session::SharedStore;
-use sealed_session::{ConfigError, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
+use sealed_session::{ConfigError, CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
 use sealed_session_axum::{
-    Flashes, LayerError, Level, RequireSessionLayer, Session, SessionError, SessionLayer, Sessions,
+    Flashes, LayerError, Level, LoginOptions, RequireSessionLayer, Session, SessionError, SessionLayer,
+    Sessions,
 };
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,11 @@ pub struct Profile {
     pub cart: Vec<String>,
 }
 
+/// How long a "remember me" session lives: 30 days.
+pub const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// How long a "remember me" session survives without a visit: 7 days.
+pub const REMEMBER_IDLE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 /// The most items a cart holds.
 pub const MAX_CART_ITEMS: usize = 20;
 
@@ -45,7 +51,13 @@ pub const MAX_CART_ITEMS: usize = 20;
 /// [`LayerError`] if the session layer cannot be built.
 pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
     Ok(routes()
-        .layer(SessionLayer::<S, Profile>::builder(verifier).csrf_exempt("/webhook").build()?)
+        .layer(
+            SessionLayer::<S, Profile>::builder(verifier)
+                // Kept when the browser closes only with "remember me".
+                .cookie(CookieSpec::default().browser_session())
+                .csrf_exempt("/webhook")
+                .build()?,
+        )
         .layer(axum::middleware::map_response(security_headers)))
 }
 
@@ -119,11 +131,15 @@ struct LoginForm {
     /// Where to go once signed in: only a path on this site is followed.
     #[serde(default)]
     next: String,
+    /// `on` when "remember me" is ticked.
+    #[serde(default)]
+    remember: Option<String>,
 }
 
 async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
     let username = form.username.trim().to_owned();
     let next = form.next;
+    let remember = form.remember.as_deref() == Some("on");
     let checked = username.clone();
     // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
     // the executor, so that a flood of logins cannot exhaust memory.
@@ -147,7 +163,8 @@ async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Resu
         let cart = before.filter(|s| s.user_id().is_none()).map(|s| s.into_data().cart).unwrap_or_default();
         Profile { display_name, cart }
     };
-    sessions.login_with(&username, carry).await?;
+    let options = LoginOptions::default().remember(remember);
+    sessions.login_with_options(&username, options, carry).await?;
     tracing::info!(user = %username, "signed in");
     sessions.flash(
         Level::Success,
@@ -365,7 +382,8 @@ impl Setup {
         })?;
         let keyring = load_or_create_keyring(&self.keyring_path())?;
         let store = sealed_session_stores::open(&self.store_url()).await?;
-        Ok(Verifier::new(Sealer::builder(keyring).build()?, store))
+        let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE).build()?;
+        Ok(Verifier::new(sealer, store))
     }
 }
 

@@ -106,6 +106,7 @@ pub fn signed_out(
 <input type="hidden" name="next" value="{next}">
 <label>User name <input name="username" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<label class="check"><input type="checkbox" name="remember" value="on"> Remember me for 30 days</label>
 <button type="submit">Sign in</button>
 </form>
 <p class="muted">Demo users: <code>alice</code> / <code>alice-pass</code> and <code>bob</code> / <code>bob-pass</code>.</p>
@@ -186,6 +187,7 @@ main { max-width: 560px; margin: 32px auto; padding: 0 16px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 20px 24px; margin-bottom: 16px; }
 h1 { font-size: 22px; margin: 0 0 16px; } h2 { font-size: 17px; margin: 0 0 12px; }
 label { display: block; margin-bottom: 12px; font-size: 14px; color: var(--muted); }
+.check input { display: inline; width: auto; margin: 0 6px 0 0; }
 input { display: block; width: 100%; margin-top: 4px; padding: 8px 10px; font: inherit; color: var(--ink);
         border: 1px solid var(--line); border-radius: 6px; }
 button { padding: 8px 16px; font: inherit; color: #fff; background: var(--accent); border: 0; border-radius: 6px; cursor: pointer; }

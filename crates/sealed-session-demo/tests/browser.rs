@@ -413,3 +413,33 @@ async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() 
     submit(&browser, &demo, "login", "Signed in as bob.").await;
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser() {
+    let dir = data_dir().await;
+    let demo = Demo::start(DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    let expiry = async || {
+        let cookies = browser.get_all_cookies().await.unwrap();
+        let session = cookies.into_iter().find(|c| c.name() == "__Host-session").expect("a session cookie");
+        session.expires_datetime()
+    };
+
+    sign_in(&browser, &demo, "alice").await;
+    assert_eq!(expiry().await, None, "without remember me: a browser-session cookie");
+
+    submit(&browser, &demo, "logout", "Signed out.").await;
+    let fill = async |name: &str, value: &str| {
+        let field = browser.find(Locator::Css(&format!("#login input[name={name}]"))).await.unwrap();
+        field.send_keys(value).await.unwrap();
+    };
+    fill("username", "alice").await;
+    fill("password", "alice-pass").await;
+    browser.find(Locator::Css("#login input[name=remember]")).await.unwrap().click().await.unwrap();
+    submit(&browser, &demo, "login", "Signed in as alice.").await;
+    let expires = expiry().await.expect("with remember me: a persistent cookie");
+    let days = (expires - time::OffsetDateTime::now_utc()).whole_hours() as f64 / 24.0;
+    assert!((29.9..=30.0).contains(&days), "expires in {days} days");
+    browser.close().await.unwrap();
+}
