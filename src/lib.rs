@@ -89,6 +89,7 @@ mod sealer;
 mod session;
 mod timer;
 mod token;
+pub mod versioned;
 
 #[cfg(test)]
 mod vectors;
