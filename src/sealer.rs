@@ -185,6 +185,14 @@ impl Sealer {
         &self.purpose
     }
 
+    /// Whether this sealer has remember-me timeouts
+    /// ([`SealerBuilder::remember_me`]), and so can seal a
+    /// [remembered](Session::remembered) session.
+    #[must_use]
+    pub fn has_remember_me(&self) -> bool {
+        self.remember.is_some()
+    }
+
     /// The CSRF token for `session`, made with the primary key: put it in
     /// forms (field `csrf_token`) or let scripts send it as `X-CSRF-Token`.
     /// See [`csrf`](crate::csrf).

@@ -88,11 +88,7 @@ impl<T: SessionData> Serialize for Versioned<T> {
 impl<'de, T: SessionData> Deserialize<'de> for Versioned<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (version, bytes) = <(u32, ByteBuf)>::deserialize(deserializer)?;
-        let data = if version == T::VERSION {
-            decode::<T>(&bytes.0)
-        } else {
-            T::migrate(version, &bytes.0)
-        };
+        let data = if version == T::VERSION { decode::<T>(&bytes.0) } else { T::migrate(version, &bytes.0) };
         data.map(Versioned).ok_or_else(|| D::Error::custom(format_args!("session data version {version}")))
     }
 }

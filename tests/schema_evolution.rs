@@ -95,7 +95,8 @@ fn without_a_version_a_changed_type_logs_users_out_or_is_misread() {
 #[test]
 fn a_field_added_renamed_and_removed_keeps_every_older_token_open() {
     let sealer = sealer();
-    let v1 = sealer.seal(&Session::new(Versioned(V1 { name: "Alice".into() })).with_user("alice", 0)).unwrap();
+    let v1 =
+        sealer.seal(&Session::new(Versioned(V1 { name: "Alice".into() })).with_user("alice", 0)).unwrap();
     let v2 = sealer.seal(&Session::new(Versioned(V2 { name: "Bob".into(), theme: "dark".into() }))).unwrap();
     let v3 = sealer
         .seal(&Session::new(Versioned(V3 { display_name: "Carol".into(), theme: "dark".into() })))

@@ -198,8 +198,8 @@ where
     ///
     /// # Errors
     /// As [`login`](Self::login); [`SessionError::Seal`] with
-    /// [`SealError::NoRememberMe`] if the session is to be remembered and the
-    /// sealer has no remember-me timeouts.
+    /// [`SealError::NoRememberMe`], before anything changes, if the session
+    /// is to be remembered and the sealer has no remember-me timeouts.
     pub async fn login_with_options(
         &self,
         user_id: &str,
@@ -207,6 +207,10 @@ where
         carry: impl FnOnce(Option<CoreSession<T>>) -> T,
     ) -> Result<Session<T>, SessionError> {
         let ops = Arc::clone(&self.shared.ops);
+        if options.remember && !ops.sealer().has_remember_me() {
+            // Before anything changes: the request keeps its session.
+            return Err(SealError::NoRememberMe.into());
+        }
         let previous = self.shared.lock().current.clone();
         if let Some(previous) = &previous {
             ops.logout(previous.session()).await?;

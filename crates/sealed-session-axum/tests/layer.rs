@@ -1248,4 +1248,15 @@ async fn remember_me_gives_a_persistent_cookie_that_outlives_the_standard_timeou
     assert_eq!(reply.body, "alice 0");
     let renewed = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).expect("renewed");
     assert!(renewed.contains(&format!("; Max-Age={};", 28 * 86_400)), "{renewed}");
+
+    // A sealer without remember-me refuses the option before anything changes.
+    let harness = Harness::new();
+    let mut client = harness.client();
+    client.login().await;
+    let (before, token) = (client.session_cookie(), client.csrf().await);
+    let reply = client.post("/login-remembered", &token).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    assert_eq!(client.session_cookie(), before);
+    assert_eq!(client.get("/whoami").await.body, "alice 0", "still signed in");
 }

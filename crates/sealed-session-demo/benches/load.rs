@@ -1,6 +1,8 @@
 //! Loopback load test: `GET /api/session` with a valid cookie through the
 //! session layer, against the same response from a route without it, in one
-//! run, for the SQLite store and for Redis with its cache.
+//! run, for the SQLite store and for Redis with its cache; then the same
+//! route on peers (tower-sessions with its memory and its Redis store,
+//! axum-extra's `PrivateCookieJar`), each against the same baseline.
 //!
 //! Needs wrk (`apt-get install wrk`) and redis-server. Run with
 //! `cargo bench -p sealed-session-demo --bench load`; `LOAD_SECONDS` sets
@@ -19,6 +21,7 @@ use std::process::Command;
 use axum::routing::get;
 use axum::Json;
 use axum::Router;
+use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
 use sealed_session::{ManualClock, RevocationStore, Verifier};
 use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
 use sealed_session_sqlite::SqliteOptions;
@@ -28,6 +31,7 @@ const ROUNDS: usize = 5;
 
 struct Run {
     requests_per_second: f64,
+    p50_ms: f64,
     p99_ms: f64,
     /// CPU time this process (the servers) spent per request, in µs.
     cpu_us_per_request: f64,
@@ -92,6 +96,7 @@ fn wrk(url: &str, cookie: &str, seconds: u64) -> Run {
         .unwrap_or_else(|| panic!("no request count in {report}"));
     Run {
         requests_per_second: field("Requests/sec:").parse().expect("a rate"),
+        p50_ms: parse_latency_ms(&field("50%")),
         p99_ms: parse_latency_ms(&field("99%")),
         cpu_us_per_request: ticks as f64 * 10_000.0 / requests,
     }
@@ -111,8 +116,7 @@ async fn serve(router: Router) -> String {
 
 /// Measures one store: the session route and its baseline, alternating.
 async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>, seconds: u64) {
-    let session =
-        verifier.login("alice", Profile { display_name: "Alice".into(), cart: Vec::new() }).await.unwrap();
+    let session = verifier.login("alice", alice()).await.unwrap();
     let token = verifier.sealer().seal(&session).unwrap();
     let cookie = format!("__Host-session={token}");
 
@@ -139,30 +143,141 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
     let (layered_body, plain_body) =
         tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();
     assert_eq!(layered_body.len(), plain_body.len(), "both routes answer alike");
+    compare(name, &with_layer, &cookie, &without_layer, &cookie, seconds).await;
+}
 
+/// Alternates rounds on the route at `with` (sent `with_cookie`) and the
+/// baseline at `without`, and prints their medians as one table row.
+async fn compare(
+    name: &str,
+    with: &str,
+    with_cookie: &str,
+    without: &str,
+    without_cookie: &str,
+    seconds: u64,
+) {
     let (mut layered, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
+        let (a, b) = (with.to_owned(), without.to_owned());
+        let (c, d) = (with_cookie.to_owned(), without_cookie.to_owned());
         let (l, p) =
-            tokio::task::spawn_blocking(move || (wrk(&a, &c, seconds), wrk(&b, &c, seconds))).await.unwrap();
+            tokio::task::spawn_blocking(move || (wrk(&a, &c, seconds), wrk(&b, &d, seconds))).await.unwrap();
         layered.push(l);
         plain.push(p);
     }
     let rate = |runs: &[Run]| median(runs.iter().map(|r| r.requests_per_second).collect());
+    let p50 = |runs: &[Run]| median(runs.iter().map(|r| r.p50_ms).collect());
     let p99 = |runs: &[Run]| median(runs.iter().map(|r| r.p99_ms).collect());
     let cpu = |runs: &[Run]| median(runs.iter().map(|r| r.cpu_us_per_request).collect());
     let ratio = rate(&layered) / rate(&plain);
     println!(
-        "| {name} | {:.0} | {:.0} | {:.3} | {:.1}% | {:.2} | {:.2} | {:.1} / {:.1} |",
+        "| {name} | {:.0} | {:.0} | {:.3} | {:.1}% | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} / {:.1} |",
         rate(&layered),
         rate(&plain),
         ratio,
         (1.0 - ratio) * 100.0,
+        p50(&layered),
         p99(&layered),
+        p50(&plain),
         p99(&plain),
         cpu(&layered),
         cpu(&plain),
     );
+}
+
+/// The peers' answer: the session's user and data as JSON.
+fn peer_json(profile: &Profile) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "user": "alice", "display_name": profile.display_name, "cart": profile.cart }))
+}
+
+fn alice() -> Profile {
+    Profile { display_name: "Alice".into(), cart: Vec::new() }
+}
+
+/// A peer's session route, and `/login` that starts its session; returns
+/// the URL of the route and the cookie `/login` set.
+async fn serve_peer(router: Router) -> (String, String) {
+    let url = serve(router).await;
+    let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let cookie = tokio::task::spawn_blocking(move || {
+        let reply = sealed_session_testkit::demo::http(&address, "GET", "/login", &[], "");
+        assert_eq!(reply.status, 200, "the peer's login works: {}", reply.body);
+        reply.cookies().into_iter().next().expect("the peer's session cookie")
+    })
+    .await
+    .unwrap();
+    let (a, c) = (url.clone(), cookie.clone());
+    let body = tokio::task::spawn_blocking(move || get_once(&a, &c)).await.unwrap();
+    assert!(body.contains("Alice"), "the peer's route reads its session: {body}");
+    (url, cookie)
+}
+
+/// tower-sessions (a session ID in the cookie, the data in `store`).
+fn tower_sessions_app<S: tower_sessions::SessionStore + Clone>(store: S) -> Router {
+    use tower_sessions::{Session, SessionManagerLayer};
+    async fn login(session: Session) -> &'static str {
+        session.insert("profile", alice()).await.unwrap();
+        "signed in"
+    }
+    async fn read(session: Session) -> Result<Json<serde_json::Value>, axum::http::StatusCode> {
+        let profile = session.get::<Profile>("profile").await.ok().flatten();
+        profile.as_ref().map(peer_json).ok_or(axum::http::StatusCode::UNAUTHORIZED)
+    }
+    Router::new()
+        .route("/login", get(login))
+        .route("/api/session", get(read))
+        .layer(SessionManagerLayer::new(store))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// axum-extra's `PrivateCookieJar`: the data as JSON in an AES-256-GCM
+/// cookie, with no revocation.
+fn private_jar_app() -> Router {
+    async fn login(jar: PrivateCookieJar) -> (PrivateCookieJar, &'static str) {
+        let json = serde_json::to_string(&alice()).unwrap();
+        (jar.add(Cookie::build(("session", json)).path("/").secure(true).http_only(true)), "signed in")
+    }
+    async fn read(jar: PrivateCookieJar) -> Result<Json<serde_json::Value>, axum::http::StatusCode> {
+        let profile = jar.get("session").and_then(|c| serde_json::from_str::<Profile>(c.value()).ok());
+        profile.as_ref().map(peer_json).ok_or(axum::http::StatusCode::UNAUTHORIZED)
+    }
+    Router::new()
+        .route("/login", get(login))
+        .route("/api/session", get(read))
+        .with_state(Key::generate())
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Measures the peers on the same route, each against the baseline of
+/// `verifier`'s session (the route with no session layer at all).
+async fn measure_peers(verifier: Verifier<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
+    let session = verifier.login("alice", alice()).await.unwrap();
+    let token = verifier.sealer().seal(&session).unwrap();
+    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
+    let baseline = Router::new()
+        .route(
+            "/api/session",
+            get(move || {
+                let opened = opened.clone();
+                async move { peer_json(opened.session().data()) }
+            }),
+        )
+        .layer(axum::middleware::map_response(security_headers));
+    let without = serve(baseline).await;
+
+    let (url, cookie) = serve_peer(tower_sessions_app(tower_sessions::MemoryStore::default())).await;
+    compare("tower-sessions, memory store", &url, &cookie, &without, "", seconds).await;
+
+    use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
+    let pool = Pool::new(Config::from_url(redis_url).unwrap(), None, None, None, 1).unwrap();
+    let _connection = pool.connect();
+    pool.wait_for_connect().await.unwrap();
+    let store = tower_sessions_redis_store::RedisStore::new(pool);
+    let (url, cookie) = serve_peer(tower_sessions_app(store)).await;
+    compare("tower-sessions, Redis store", &url, &cookie, &without, "", seconds).await;
+
+    let (url, cookie) = serve_peer(private_jar_app()).await;
+    compare("axum-extra PrivateCookieJar", &url, &cookie, &without, "", seconds).await;
 }
 
 /// One plain GET of the session route: the body, after checking the
@@ -194,7 +309,7 @@ fn main() {
     runtime.block_on(async {
         let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
         println!(
-            "| store | with layer (req/s) | without (req/s) | ratio | cost | p99 with (ms) | p99 without (ms) | server CPU µs/request, with / without |"
+            "| store | with layer (req/s) | without (req/s) | ratio | cost | p50 / p99 with (ms) | p50 / p99 without (ms) | server CPU µs/request, with / without |"
         );
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 
@@ -214,5 +329,15 @@ fn main() {
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()) };
         let verifier = setup.open().await.unwrap();
         measure("Redis + cache", verifier, seconds).await;
+
+        println!();
+        println!("Peers on the same route, each against a route with no session handling:");
+        println!();
+        println!(
+            "| library | with sessions (req/s) | without (req/s) | ratio | cost | p50 / p99 with (ms) | p50 / p99 without (ms) | server CPU µs/request, with / without |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
+        measure_peers(Verifier::new(sealer, sealed_session::MemoryStore::new()), &redis.url(), seconds).await;
     });
 }
