@@ -7,6 +7,14 @@
 //! `401`), `Option<Session<T>>`, or the [`Sessions<T>`] handle to log in,
 //! change the session, and log out here or everywhere.
 //!
+//! Beyond that: anonymous sessions before sign-in
+//! ([`Sessions::update_or_insert`], carried over by [`Sessions::login_with`]),
+//! "remember me" ([`LoginOptions`]), flash messages ([`Sessions::flash`],
+//! [`Flashes`]), routes that require a signed-in session
+//! ([`RequireSessionLayer`]), tunable CSRF ([`SessionLayerBuilder`]), bearer
+//! tokens for non-browser clients ([`SessionLayerBuilder::bearer_tokens`]),
+//! and [`testing`] helpers for the application's own tests.
+//!
 //! ```
 //! use axum::{routing::{get, post}, Router, Json};
 //! use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
