@@ -191,6 +191,12 @@ async fn logout_everywhere(sessions: Sessions<Profile>) -> Result<Redirect, Sess
     Ok(Redirect::to("/"))
 }
 
+/// `text` trimmed, if that leaves 1 to 64 characters.
+fn short_text(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (1..=64).contains(&text.chars().count()).then_some(text)
+}
+
 #[derive(Deserialize)]
 struct ProfileForm {
     display_name: String,
@@ -200,11 +206,10 @@ async fn profile(
     sessions: Sessions<Profile>,
     Form(form): Form<ProfileForm>,
 ) -> Result<Redirect, SessionError> {
-    let name = form.display_name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
+    let Some(name) = short_text(&form.display_name) else {
         sessions.flash(Level::Error, "A display name has 1 to 64 characters.")?;
         return Ok(Redirect::to("/"));
-    }
+    };
     sessions.update(|profile| profile.display_name = name.to_owned())?;
     sessions.flash(Level::Success, "Saved. The session was sealed again with the new value.")?;
     Ok(Redirect::to("/"))
@@ -221,11 +226,10 @@ async fn add_to_cart(
     sessions: Sessions<Profile>,
     Form(form): Form<CartForm>,
 ) -> Result<Redirect, SessionError> {
-    let item = form.item.trim();
-    if item.is_empty() || item.chars().count() > 64 {
+    let Some(item) = short_text(&form.item) else {
         sessions.flash(Level::Error, "An item has 1 to 64 characters.")?;
         return Ok(Redirect::to("/"));
-    }
+    };
     let added = sessions
         .update_or_insert(Profile::default, |profile| {
             let room = profile.cart.len() < MAX_CART_ITEMS;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use sealed_session::Keyring;
-use sealed_session_testkit::browser::{session_cookie, sign_in, signed_in_user, submit, Driver};
+use sealed_session_testkit::browser::{fill_login, session_cookie, sign_in, signed_in_user, submit, Driver};
 use sealed_session_testkit::demo::{csrf_token, http_get, http_post_form, http_sign_in, Demo};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
@@ -319,20 +319,7 @@ async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url() {
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
-    browser
-        .find(Locator::Css("#login input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#login input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("wrong")
-        .await
-        .unwrap();
+    fill_login(&browser, "alice", "wrong").await;
     submit(&browser, &demo, "login", "Wrong user name or password.").await;
     assert_eq!(browser.current_url().await.unwrap().as_str(), format!("{}/", demo.origin));
     let cookies = browser.get_all_cookies().await.unwrap();
@@ -391,12 +378,7 @@ async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() 
     assert_eq!(browser.current_url().await.unwrap().as_str(), login);
     assert_eq!(signed_in_user(&browser).await, None);
 
-    let fill = async |name: &str, value: &str| {
-        let field = browser.find(Locator::Css(&format!("#login input[name={name}]"))).await.unwrap();
-        field.send_keys(value).await.unwrap();
-    };
-    fill("username", "bob").await;
-    fill("password", "bob-pass").await;
+    fill_login(&browser, "bob", "bob-pass").await;
     browser.find(Locator::Css("#login button")).await.unwrap().click().await.unwrap();
     let account = format!("{}/account", demo.origin).parse().unwrap();
     browser.wait().at_most(Duration::from_secs(20)).for_url(&account).await.unwrap();
@@ -408,8 +390,7 @@ async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() 
     // And a `next` that leaves the site is never followed.
     browser.delete_all_cookies().await.unwrap();
     browser.goto(&format!("{}/?next=//evil.example/", demo.origin)).await.unwrap();
-    fill("username", "bob").await;
-    fill("password", "bob-pass").await;
+    fill_login(&browser, "bob", "bob-pass").await;
     submit(&browser, &demo, "login", "Signed in as bob.").await;
     browser.close().await.unwrap();
 }
@@ -430,12 +411,7 @@ async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends
     assert_eq!(expiry().await, None, "without remember me: a browser-session cookie");
 
     submit(&browser, &demo, "logout", "Signed out.").await;
-    let fill = async |name: &str, value: &str| {
-        let field = browser.find(Locator::Css(&format!("#login input[name={name}]"))).await.unwrap();
-        field.send_keys(value).await.unwrap();
-    };
-    fill("username", "alice").await;
-    fill("password", "alice-pass").await;
+    fill_login(&browser, "alice", "alice-pass").await;
     browser.find(Locator::Css("#login input[name=remember]")).await.unwrap().click().await.unwrap();
     submit(&browser, &demo, "login", "Signed in as alice.").await;
     let expires = expiry().await.expect("with remember me: a persistent cookie");

@@ -81,17 +81,17 @@ impl Drop for Driver {
 /// Signs in on the demo's page as `user`, and waits for the signed-in page.
 pub async fn sign_in(browser: &Client, demo: &Demo, user: &str) {
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
-    browser.find(Locator::Css("#login input[name=username]")).await.unwrap().send_keys(user).await.unwrap();
-    let password = format!("{user}-pass");
-    browser
-        .find(Locator::Css("#login input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(&password)
-        .await
-        .unwrap();
+    fill_login(browser, user, &format!("{user}-pass")).await;
     submit(browser, demo, "login", &format!("Signed in as {user}.")).await;
     assert_eq!(signed_in_user(browser).await.as_deref(), Some(user));
+}
+
+/// Types `user` and `password` into the page's login form (not submitted).
+pub async fn fill_login(browser: &Client, user: &str, password: &str) {
+    for (name, value) in [("username", user), ("password", password)] {
+        let field = browser.find(Locator::Css(&format!("#login input[name={name}]"))).await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
 }
 
 /// Submits the page's form `form` and waits until the browser has followed
