@@ -526,8 +526,9 @@ fn remembered_and_standard_tokens_never_open_as_each_other() {
 fn a_remembered_session_gets_a_persistent_cookie_and_a_standard_one_follows_the_spec() {
     let clock = ManualClock::at_unix(T0);
     let sealer = remembering(&clock);
-    let spec = sealed_session::CookieSpec::default().browser_session();
+    let spec = sealed_session::CookieSpec::named("__Host-app").unwrap().browser_session();
     let remembered = sealer.seal_cookie(&Session::new(()).remembered(), &spec).unwrap();
+    assert!(remembered.starts_with("__Host-app="), "the same cookie, made persistent: {remembered}");
     assert!(remembered.contains(&format!("; Max-Age={}", 30 * 86_400)), "{remembered}");
     let standard = sealer.seal_cookie(&Session::new(()), &spec).unwrap();
     assert!(!standard.contains("Max-Age"), "{standard}");
