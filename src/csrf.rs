@@ -85,6 +85,11 @@ pub fn check_origin(
     OriginPolicy::default().check(method, sec_fetch_site, origin, expected_origin)
 }
 
+/// A string given as a trusted origin is not an origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an origin: give scheme, host and optional port, such as https://admin.example")]
+pub struct InvalidOrigin(String);
+
 /// Which browsers' requests [`OriginPolicy::check`] lets through: by
 /// default only the application's own origin ([`check_origin`]).
 ///
@@ -103,10 +108,25 @@ impl OriginPolicy {
     /// port, such as `https://admin.example`; compared without case and
     /// without a trailing `/`), whatever `Sec-Fetch-Site` says: a front end
     /// on another origin of yours.
-    #[must_use]
-    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
-        self.trusted.push(origin.into().trim().trim_end_matches('/').to_ascii_lowercase());
-        self
+    ///
+    /// # Errors
+    /// [`InvalidOrigin`] for anything but `scheme://host[:port]`: `null`
+    /// (which sandboxed frames and `data:` pages send), `*`, an empty
+    /// string, a path or a query.
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Result<Self, InvalidOrigin> {
+        let origin = origin.into();
+        let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        let valid = normalized.split_once("://").is_some_and(|(scheme, host)| {
+            !scheme.is_empty()
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && !host.is_empty()
+                && host.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\*".contains(&b))
+        });
+        if !valid {
+            return Err(InvalidOrigin(origin.chars().take(64).collect()));
+        }
+        self.trusted.push(normalized);
+        Ok(self)
     }
 
     /// Also accepts `Sec-Fetch-Site: same-site`: requests from any origin of

@@ -1,12 +1,15 @@
 //! Changing the session's data type without logging everyone out.
 //!
 //! Session data is encoded with postcard, which is positional: a token
-//! records the fields' values in order, not their names. Adding, removing,
-//! reordering or renaming-with-retyping a field makes every existing token
-//! fail with [`OpenError::DataMismatch`](crate::OpenError::DataMismatch)
-//! (the user is logged out, safely), and swapping two fields of the same
-//! type is misread silently. To change the type and keep users signed in,
-//! wrap the data in [`Versioned`] and give the type a [`SessionData`]
+//! records the fields' values in order, not their names, and nothing says
+//! which type wrote them. After an unversioned change, an old token is
+//! refused ([`OpenError::DataMismatch`](crate::OpenError::DataMismatch))
+//! only if its bytes happen not to fit the new type. Often they fit, and
+//! are read wrongly: two swapped fields of one type trade values, and a
+//! field inserted before data the user chose (a cart item) is read from
+//! that data, so a user could set a new `is_admin: bool` in their own old
+//! token. To change the type safely, and keep users signed in, wrap the
+//! data in [`Versioned`] from the start and give the type a [`SessionData`]
 //! version and a migration from older versions:
 //!
 //! ```

@@ -277,7 +277,8 @@ fn unsafe_requests_from_other_sites_are_refused() {
 #[test]
 fn an_origin_policy_widens_only_what_it_names() {
     let origin = "https://app.example";
-    let policy = csrf::OriginPolicy::default().trust_origin("HTTPS://Admin.Example/").allow_same_site();
+    let policy =
+        csrf::OriginPolicy::default().trust_origin("HTTPS://Admin.Example/").unwrap().allow_same_site();
     assert_eq!(policy.trusted_origins(), ["https://admin.example"]);
     // A trusted Origin passes even when the browser calls it cross-site.
     assert_eq!(policy.check("POST", Some("cross-site"), Some("https://admin.example"), origin), Ok(()));
@@ -293,8 +294,16 @@ fn an_origin_policy_widens_only_what_it_names() {
         policy.check("POST", None, Some("https://admin.example.evil"), origin),
         Err(CsrfError::WrongOrigin)
     );
+    // Only origins can be trusted: not `null` (sandboxed frames), `*`, paths or bare hosts.
+    for bad in
+        ["null", "*", "", "admin.example", "https://", "https://a.example/path", "https://*.example", "://x"]
+    {
+        let err = csrf::OriginPolicy::default().trust_origin(bad).unwrap_err();
+        assert!(err.to_string().contains("is not an origin"), "{bad:?}: {err}");
+    }
+    assert!(csrf::OriginPolicy::default().trust_origin("http://localhost:5173").is_ok());
     // Same-site is off unless asked for, even with trusted origins.
-    let strict = csrf::OriginPolicy::default().trust_origin("https://admin.example");
+    let strict = csrf::OriginPolicy::default().trust_origin("https://admin.example").unwrap();
     assert!(matches!(
         strict.check("POST", Some("same-site"), Some("https://dev.app.example"), origin),
         Err(CsrfError::CrossSite(_))

@@ -7,7 +7,8 @@ use sealed_session::{LoginError, SealError, StoreError};
 /// A session call from a handler failed.
 ///
 /// As a response it is `401` for [`SessionError::NoSession`], `503` when the
-/// revocation store could not be reached, and `500` otherwise; the body
+/// revocation store could not be reached or the session cookie is sealed
+/// under a key this server does not have, and `500` otherwise; the body
 /// never says more than that, and the cause is logged with `tracing`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,6 +25,16 @@ pub enum SessionError {
          handler's extractor"
     )]
     MissingLayer,
+    /// The request's session cookie is sealed under a key this server does
+    /// not have yet (a key rollout in progress): it is kept, and
+    /// [`Sessions::update_or_insert`](crate::Sessions::update_or_insert)
+    /// does not replace it with a new session. Answered with `503`, so that
+    /// the client retries (on a server that has the key).
+    #[error(
+        "the session cookie is sealed under a key this server does not have; it is kept and not replaced: \
+         deploy the same keyring to every server"
+    )]
+    UnreadableSession,
     /// The revocation store did not record a logout; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -43,9 +54,9 @@ impl SessionError {
     pub fn status(&self) -> StatusCode {
         match self {
             SessionError::NoSession => StatusCode::UNAUTHORIZED,
-            SessionError::Store(_) | SessionError::Login(LoginError::Store(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            SessionError::Store(_)
+            | SessionError::Login(LoginError::Store(_))
+            | SessionError::UnreadableSession => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,6 +67,10 @@ impl IntoResponse for SessionError {
         let status = self.status();
         let body = match status {
             StatusCode::UNAUTHORIZED => "no session",
+            StatusCode::SERVICE_UNAVAILABLE if matches!(self, SessionError::UnreadableSession) => {
+                tracing::warn!(error = %self, "session cookie kept, not replaced");
+                "session unavailable on this server, try again"
+            }
             StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(error = %self, "session store unavailable");
                 "session store unavailable, try again"

@@ -127,21 +127,27 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
 /// For each request it:
 /// 1. reads the session cookie (the first value that opens, of at most
 ///    four; see [`CookieSpec::values`]) and checks it against the revocation
-///    store. Expired, revoked, tampered and unknown-key cookies all become
-///    "no session" (and a cookie removal); the reason is logged with
-///    `tracing` at `info`. A store that cannot be reached gives `503`
-///    and changes no cookie.
-/// 2. on unsafe methods (anything but GET, HEAD, OPTIONS, TRACE), refuses
-///    with `403` a request that the browser marks as cross-site
-///    ([`check_origin`](sealed_session::csrf::check_origin)) or that lacks the session's CSRF token, in
-///    the `X-CSRF-Token` header or the `csrf_token` field of a URL-encoded
-///    form. Without a session the token must match the pre-session (see
-///    [`Sessions::csrf_token`](crate::Sessions::csrf_token)).
+///    store. Expired, revoked and tampered cookies become "no session" (and
+///    a cookie removal); one sealed under a key this server does not have
+///    is "no session" but kept (a key rollout in progress). The reason is
+///    logged with `tracing`. A store that cannot be reached gives `503` and
+///    changes no cookie. With [`bearer_tokens`](SessionLayerBuilder::bearer_tokens),
+///    a request with `Authorization: Bearer` uses that token instead, and no
+///    cookie at all.
+/// 2. on unsafe methods (anything but GET, HEAD, OPTIONS, TRACE) to paths
+///    not [exempt](SessionLayerBuilder::csrf_exempt), and not carried by a
+///    bearer token, refuses with `403` a request that the browser marks as
+///    cross-site ([`OriginPolicy`](sealed_session::csrf::OriginPolicy), as
+///    the builder sets it) or that lacks the session's CSRF token, in the
+///    CSRF header (`X-CSRF-Token` by default) or field (`csrf_token`) of a
+///    URL-encoded form. Without a session the token must match the
+///    pre-session (see [`Sessions::csrf_token`](crate::Sessions::csrf_token)).
 /// 3. runs the inner service with a [`Sessions`](crate::Sessions) handle in the request's
 ///    extensions, and then writes `Set-Cookie` only if the handler changed
-///    the session, or the session is due for re-issue (key rotation, idle
-///    renewal). Responses that set a cookie get `Cache-Control: no-store`
-///    unless they have a `Cache-Control` already.
+///    the session or its flash messages, or the session is due for
+///    re-issue (key rotation, idle renewal). Responses that set a cookie
+///    get `Cache-Control: no-store` unless they have a `Cache-Control`
+///    already.
 ///
 /// `T` is the session's data type; handlers extract [`Sessions<T>`](crate::Sessions) and
 /// [`Session<T>`](crate::Session) with the same `T`.
@@ -198,6 +204,7 @@ where
                 header: HeaderName::from_static(CSRF_HEADER),
                 field: CSRF_FIELD.to_owned(),
             },
+            trusted: Vec::new(),
             form_limit: DEFAULT_FORM_LIMIT,
             bearer: false,
             data: PhantomData,
@@ -211,6 +218,8 @@ pub struct SessionLayerBuilder<S, T> {
     cookie: CookieSpec,
     origin: Option<String>,
     csrf: Csrf,
+    /// Checked by `build`.
+    trusted: Vec<String>,
     form_limit: usize,
     bearer: bool,
     data: PhantomData<fn() -> T>,
@@ -275,6 +284,11 @@ where
     /// its cookie: an exempt route must authenticate its caller by other
     /// means (a webhook signature, the OIDC `state`) and must not act on
     /// the session for a request it did not authenticate.
+    ///
+    /// A cross-site `POST` (an OpenID Connect `form_post` response) carries
+    /// no `SameSite=Lax` cookie: keep the OIDC `state` and PKCE verifier
+    /// somewhere the callback can read without it, or use the `query`
+    /// response mode, whose top-level `GET` does carry the cookie.
     #[must_use]
     pub fn csrf_exempt(mut self, path: impl Into<String>) -> Self {
         self.csrf.exempt.push(path.into());
@@ -287,7 +301,7 @@ where
     /// [`OriginPolicy::trust_origin`](sealed_session::csrf::OriginPolicy::trust_origin).
     #[must_use]
     pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
-        self.csrf.policy = self.csrf.policy.trust_origin(origin);
+        self.trusted.push(origin.into());
         self
     }
 
@@ -347,12 +361,17 @@ where
     /// The layer.
     ///
     /// # Errors
-    /// [`LayerError::PurposeMismatch`] if the cookie's name is not the
-    /// sealer's purpose, [`LayerError::PreSession`] if the pre-session or
+    /// [`LayerError::ReservedCookieName`] or [`LayerError::PurposeMismatch`]
+    /// if the cookie's name ends like a derived one or is not the sealer's
+    /// purpose, [`LayerError::Origin`] for a trusted origin that is not one, [`LayerError::PreSession`] if the pre-session or
     /// flash sealer cannot be built from the verifier's keyring, or
     /// [`LayerError::Cookie`] if their cookie names are not valid.
     pub fn build(self) -> Result<SessionLayer<S, T>, LayerError> {
         let sealer = self.verifier.sealer();
+        let name = self.cookie.name();
+        if let Some(suffix) = RESERVED_SUFFIXES.iter().find(|suffix| name.ends_with(*suffix)) {
+            return Err(LayerError::ReservedCookieName { cookie: name.to_owned(), suffix });
+        }
         if sealer.purpose() != self.cookie.name() {
             return Err(LayerError::PurposeMismatch {
                 purpose: sealer.purpose().to_owned(),
@@ -375,6 +394,10 @@ where
                 .build()?,
             cookie: CookieSpec::named(format!("{}-flash", self.cookie.name()))?.browser_session(),
         };
+        let mut csrf = self.csrf;
+        for origin in self.trusted {
+            csrf.policy = csrf.policy.trust_origin(origin)?;
+        }
         let config = Config {
             verifier: self.verifier,
             cookie: self.cookie,
@@ -382,7 +405,7 @@ where
             pre_cookie,
             flash: Arc::new(flash),
             origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
-            csrf: self.csrf,
+            csrf,
             form_limit: self.form_limit,
             bearer: self.bearer,
         };
@@ -397,6 +420,11 @@ impl<I, S, T> Layer<I> for SessionLayer<S, T> {
         SessionService::new(inner, Arc::clone(&self.config))
     }
 }
+
+/// The endings of the purposes a layer derives from its cookie's name
+/// (pre-session, flash, remember-me): no session cookie may end so, or its
+/// purpose would be another layer's derived one.
+const RESERVED_SUFFIXES: [&str; 3] = ["-csrf", "-flash", "+remember"];
 
 /// A [`SessionLayer`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -415,6 +443,20 @@ pub enum LayerError {
         /// The cookie's name.
         cookie: String,
     },
+    /// The session cookie's name ends like the cookies and purposes a layer
+    /// derives from its own (`-csrf`, `-flash`, `+remember`): another
+    /// layer's pre-session or flash tokens could open as its sessions.
+    #[error("the session cookie {cookie:?} ends with {suffix:?}, which is reserved for derived cookies: choose another name")]
+    ReservedCookieName {
+        /// The cookie's name.
+        cookie: String,
+        /// The reserved ending.
+        suffix: &'static str,
+    },
+    /// An origin given to [`SessionLayerBuilder::trust_origin`] is not a
+    /// `scheme://host[:port]` origin.
+    #[error(transparent)]
+    Origin(#[from] sealed_session::csrf::InvalidOrigin),
     /// The pre-session or flash sealer could not be built from the
     /// verifier's keyring.
     #[error("cannot build the pre-session or flash sealer: {0}")]

@@ -103,7 +103,7 @@ pub use layer::{
 };
 pub use require::{RequireSession, RequireSessionLayer};
 pub use service::SessionService;
-pub use sessions::{LoginOptions, Session, Sessions};
+pub use sessions::{LoginOptions, Session, Sessions, SignedIn};
 
 /// The repository README's examples, core and axum alike, run as doctests here.
 #[cfg(doctest)]

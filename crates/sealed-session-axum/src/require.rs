@@ -45,6 +45,7 @@ use crate::Sessions;
 /// ```
 pub struct RequireSessionLayer<T> {
     login: Arc<str>,
+    prefix: Arc<str>,
     data: PhantomData<fn() -> T>,
 }
 
@@ -52,19 +53,30 @@ impl<T> RequireSessionLayer<T> {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), data: PhantomData }
+        Self { login: Arc::from(login.into()), prefix: Arc::from(""), data: PhantomData }
+    }
+
+    /// For routes inside `Router::nest(prefix, …)`, which see their path
+    /// without the prefix: `next` gets it back (`/admin` + `/account`).
+    #[must_use]
+    pub fn nested_under(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into().trim_end_matches('/'));
+        self
     }
 }
 
 impl<T> Clone for RequireSessionLayer<T> {
     fn clone(&self) -> Self {
-        Self { login: Arc::clone(&self.login), data: PhantomData }
+        Self { login: Arc::clone(&self.login), prefix: Arc::clone(&self.prefix), data: PhantomData }
     }
 }
 
 impl<T> std::fmt::Debug for RequireSessionLayer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireSessionLayer").field("login", &self.login).finish()
+        f.debug_struct("RequireSessionLayer")
+            .field("login", &self.login)
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -72,7 +84,12 @@ impl<I, T> Layer<I> for RequireSessionLayer<T> {
     type Service = RequireSession<I, T>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        RequireSession { inner, login: Arc::clone(&self.login), data: PhantomData }
+        RequireSession {
+            inner,
+            login: Arc::clone(&self.login),
+            prefix: Arc::clone(&self.prefix),
+            data: PhantomData,
+        }
     }
 }
 
@@ -80,12 +97,18 @@ impl<I, T> Layer<I> for RequireSessionLayer<T> {
 pub struct RequireSession<I, T> {
     inner: I,
     login: Arc<str>,
+    prefix: Arc<str>,
     data: PhantomData<fn() -> T>,
 }
 
 impl<I: Clone, T> Clone for RequireSession<I, T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), login: Arc::clone(&self.login), data: PhantomData }
+        Self {
+            inner: self.inner.clone(),
+            login: Arc::clone(&self.login),
+            prefix: Arc::clone(&self.prefix),
+            data: PhantomData,
+        }
     }
 }
 
@@ -118,7 +141,7 @@ where
             None => return Box::pin(async { Ok(SessionError::MissingLayer.into_response()) }),
         };
         if !signed_in {
-            let refusal = refuse(&request, &self.login);
+            let refusal = refuse(&request, &self.login, &self.prefix);
             return Box::pin(async { Ok(refusal) });
         }
         let clone = self.inner.clone();
@@ -128,7 +151,7 @@ where
 }
 
 /// The answer to a request without a signed-in session.
-fn refuse<B>(request: &Request<B>, login: &str) -> Response {
+fn refuse<B>(request: &Request<B>, login: &str, prefix: &str) -> Response {
     let wants_html = request
         .headers()
         .get_all(ACCEPT)
@@ -137,7 +160,7 @@ fn refuse<B>(request: &Request<B>, login: &str) -> Response {
         .any(|accept| accept.to_ascii_lowercase().contains("text/html"));
     if wants_html {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        match HeaderValue::try_from(login_url(login, path)) {
+        match HeaderValue::try_from(login_url(login, &format!("{prefix}{path}"))) {
             Ok(location) => return (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response(),
             Err(err) => tracing::error!(error = %err, "the login URL is not a header value"),
         }

@@ -112,8 +112,11 @@ where
         }
     }
     let mut state = State::new(current, pre, pre_sent, false);
-    if refused && state.current.is_none() {
-        state.session_cookie = Some(CookieChange::Remove);
+    if state.current.is_none() {
+        state.kept_unreadable = refused.kept;
+        if refused.removed && !refused.kept {
+            state.session_cookie = Some(CookieChange::Remove);
+        }
     }
     let flash = FlashCell::open(&config.flash, cookie_values(&config.flash.cookie, request.headers()));
     Ok(attach(config, request, state, flash))
@@ -161,18 +164,28 @@ fn cookie_values<'h>(cookie: &'h CookieSpec, headers: &'h HeaderMap) -> impl Ite
     cookie.values_in(headers.get_all(COOKIE).into_iter().map(HeaderValue::as_bytes))
 }
 
+/// What became of the session tokens a request sent that did not open.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refused {
+    /// One was refused for good: its cookie is removed.
+    removed: bool,
+    /// One was sealed under a key this server does not have: its cookie is
+    /// kept, and nothing may replace it.
+    kept: bool,
+}
+
 /// The first of the request's session tokens (cookies, or a bearer token)
-/// that opens and passes the revocation check, and whether one was refused
-/// (and its cookie should be removed).
+/// that opens and passes the revocation check, and what became of the
+/// others.
 async fn open_session<'v, S, T>(
     config: &Config<S>,
     values: impl Iterator<Item = &'v str>,
-) -> Result<(Option<Verified<T>>, bool), Response>
+) -> Result<(Option<Verified<T>>, Refused), Response>
 where
     S: RevocationStore,
     T: DeserializeOwned,
 {
-    let mut refused = false;
+    let mut refused = Refused::default();
     for value in values {
         match config.verifier.open::<T>(value).await {
             Ok(opened) => return Ok((Some(opened), refused)),
@@ -186,14 +199,15 @@ where
             // server that does not have it yet must not log users out.
             Err(err @ VerifyError::Open(OpenError::UnknownKey(_))) => {
                 tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
+                refused.kept = true;
             }
             Err(err @ VerifyError::StoreFault { .. }) => {
                 tracing::error!(reason = %err, "session cookie refused");
-                refused = true;
+                refused.removed = true;
             }
             Err(err) => {
                 tracing::info!(reason = %err, "session cookie refused");
-                refused = true;
+                refused.removed = true;
             }
         }
     }

@@ -57,6 +57,9 @@ pub(crate) struct State<T> {
     pub(crate) session_cookie: Option<CookieChange>,
     /// Whether the session came as `Authorization: Bearer` (no cookies).
     pub(crate) bearer: bool,
+    /// Whether the request's session cookie is sealed under a key this
+    /// server does not have: kept, so no anonymous session may replace it.
+    pub(crate) kept_unreadable: bool,
     /// Set when the pre-session cookie must be sent or removed.
     pub(crate) pre_cookie: Option<CookieChange>,
     /// Whether the request carried a pre-session cookie.
@@ -70,7 +73,15 @@ impl<T> State<T> {
         pre_sent: bool,
         bearer: bool,
     ) -> Self {
-        Self { current: current.map(Arc::new), pre, session_cookie: None, pre_cookie: None, pre_sent, bearer }
+        Self {
+            current: current.map(Arc::new),
+            pre,
+            session_cookie: None,
+            pre_cookie: None,
+            pre_sent,
+            bearer,
+            kept_unreadable: false,
+        }
     }
 }
 
@@ -235,16 +246,23 @@ where
     ///
     /// # Errors
     /// [`SessionError::Login`] if a new session cannot be started (the
-    /// store cannot be read), or [`SessionError::Seal`] if the changed
-    /// session does not fit in a cookie (nothing is then changed).
+    /// store cannot be read), [`SessionError::UnreadableSession`] if the
+    /// request's session cookie is sealed under a key this server does not
+    /// have yet (a new session would replace it), or [`SessionError::Seal`]
+    /// if the changed session does not fit in a cookie. Nothing is changed
+    /// then.
     pub async fn update_or_insert<R>(
         &self,
         default: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<R, SessionError> {
-        let current = self.shared.lock().current.clone();
+        let (current, kept_unreadable) = {
+            let state = self.shared.lock();
+            (state.current.clone(), state.kept_unreadable)
+        };
         let mut session = match &current {
             Some(current) => current.session().clone(),
+            None if kept_unreadable => return Err(SessionError::UnreadableSession),
             None => {
                 let ops = Arc::clone(&self.shared.ops);
                 ops.start(default()).await?
@@ -420,6 +438,10 @@ where
 /// whatever was wrong with their cookie. Take `Option<Session<T>>` to run
 /// either way.
 ///
+/// The session may be anonymous (no user) once the application starts
+/// anonymous sessions ([`Sessions::update_or_insert`]): take [`SignedIn<T>`]
+/// in handlers that need a signed-in user.
+///
 /// It is a snapshot of the session when extracted, and dereferences to the
 /// core [`sealed_session::Session`]: its ID, user, epoch, times and data.
 /// Change it through [`Sessions`].
@@ -498,5 +520,55 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(sessions_from::<T>(parts)?.current())
+    }
+}
+
+/// A request's signed-in session, as an extractor: like [`Session<T>`], but
+/// an anonymous session (one with no user) is refused too, with `401`.
+/// [`SignedIn::user_id`] is the user.
+pub struct SignedIn<T>(Session<T>);
+
+impl<T> SignedIn<T> {
+    /// The signed-in user.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        // Only a session with a user is ever wrapped.
+        self.0.user_id().unwrap_or_default()
+    }
+
+    /// The session.
+    #[must_use]
+    pub fn into_session(self) -> Session<T> {
+        self.0
+    }
+}
+
+impl<T> Deref for SignedIn<T> {
+    type Target = Session<T>;
+
+    fn deref(&self) -> &Session<T> {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for SignedIn<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SignedIn").field(&self.0).finish()
+    }
+}
+
+impl<T, S> FromRequestParts<S> for SignedIn<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let session = sessions_from::<T>(parts)?.current().ok_or(SessionError::NoSession)?;
+        if session.user_id().is_none() {
+            return Err(SessionError::NoSession);
+        }
+        Ok(SignedIn(session))
     }
 }

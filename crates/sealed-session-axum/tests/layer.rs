@@ -41,6 +41,10 @@ async fn required(session: Session<Data>) -> String {
     session.user_id().unwrap_or("-").to_owned()
 }
 
+async fn signed_in(session: sealed_session_axum::SignedIn<Data>) -> String {
+    session.user_id().to_owned()
+}
+
 async fn login(sessions: Sessions<Data>) -> Result<String, SessionError> {
     let session = sessions.login("alice", Data::default()).await?;
     Ok(session.id().to_hex())
@@ -170,6 +174,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/whoami", get(whoami))
         .route("/required", get(required))
+        .route("/signed-in", get(signed_in))
         .route("/login", post(login))
         .route("/increment", post(increment))
         .route("/renew", post(renew))
@@ -894,6 +899,16 @@ async fn the_cookie_name_must_be_the_sealers_purpose_and_tokens_do_not_cross_coo
         other => panic!("a cookie named otherwise than the purpose was accepted: {other:?}"),
     }
 
+    // Names that end like derived ones are refused, even when purpose and name agree.
+    for name in ["__Host-admin-csrf", "__Host-admin-flash"] {
+        let cookie = CookieSpec::named(name).unwrap();
+        let refused = SessionLayer::<_, Data>::builder(verifier(name)).cookie(cookie).build();
+        assert!(matches!(refused, Err(LayerError::ReservedCookieName { .. })), "{name}: {refused:?}");
+    }
+    let bad_origin =
+        SessionLayer::<_, Data>::builder(verifier("__Host-session")).trust_origin("null").build();
+    assert!(matches!(bad_origin, Err(LayerError::Origin(_))), "{bad_origin:?}");
+
     let layer = SessionLayer::<_, Data>::builder(verifier("__Host-admin")).cookie(admin).build().unwrap();
     let mut admin_client = Client { app: router().layer(layer), jar: BTreeMap::new() };
     let mut client = harness.client();
@@ -918,6 +933,10 @@ async fn an_anonymous_session_keeps_data_needs_its_own_csrf_token_and_login_carr
     assert!(!client.jar.contains_key("__Host-session-csrf"), "the session's token replaces the pre-session");
     let anonymous = client.session_cookie().expect("an anonymous session cookie");
     assert_eq!(client.get("/whoami").await.body, "- 1");
+    // Session<T> takes it; SignedIn<T> does not.
+    assert_eq!(client.get("/required").await.body, "-");
+    let reply = client.get("/signed-in").await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::UNAUTHORIZED, "no session"));
 
     // Unsafe requests on an anonymous session need its token.
     assert_eq!(client.post("/anonymous-increment", &pre_token).await.status, StatusCode::FORBIDDEN);
@@ -933,6 +952,7 @@ async fn an_anonymous_session_keeps_data_needs_its_own_csrf_token_and_login_carr
     assert_eq!((before.len(), after.len()), (32, 32), "{before} {after}");
     assert_ne!(before, after, "a new session ID at login");
     assert_eq!(client.get("/whoami").await.body, "alice 2");
+    assert_eq!(client.get("/signed-in").await.body, "alice");
     client.jar.insert("__Host-session".into(), anonymous);
     assert_eq!(client.get("/whoami").await.body, "anonymous", "the anonymous session was logged out");
 }
@@ -1107,6 +1127,17 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     assert_eq!(response.headers()["location"], "/login?next=/account%3Ftab%3Dkeys");
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // (Paths that would leave the site: sealed_session::redirect's tests.)
+    let nested = Router::new().nest(
+        "/admin",
+        Router::new()
+            .route("/account", get(whoami))
+            .route_layer(RequireSessionLayer::<Data>::redirect_to("/login").nested_under("/admin")),
+    );
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
+    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let response =
+        nested.layer(layer).oneshot(html("/admin/account").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.headers()["location"], "/login?next=/admin/account", "the prefix comes back");
     let reply = client.get("/account").await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#));
 
@@ -1259,4 +1290,24 @@ async fn remember_me_gives_a_persistent_cookie_that_outlives_the_standard_timeou
     assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
     assert_eq!(client.session_cookie(), before);
     assert_eq!(client.get("/whoami").await.body, "alice 0", "still signed in");
+}
+
+/// A server that lags behind in a key rollout keeps the cookie it cannot
+/// read; starting an anonymous session there would replace (and so lose)
+/// the user's session.
+#[tokio::test]
+async fn an_anonymous_session_never_replaces_a_cookie_sealed_under_a_key_this_server_lacks() {
+    let harness = Harness::new();
+    let (other, id) = Keyring::generate().unwrap().with_new_key().unwrap();
+    let other =
+        Sealer::builder(other.with_primary(id).unwrap()).clock(harness.clock.clone()).build().unwrap();
+    let unknown_key =
+        other.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
+    let mut client = harness.client();
+    client.jar.insert("__Host-session".into(), unknown_key.clone());
+    let token = client.csrf().await;
+    let reply = client.post("/anonymous-increment", &token).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert!(reply.set_cookies.iter().all(|c| !c.starts_with("__Host-session=")), "{:?}", reply.set_cookies);
+    assert_eq!(client.session_cookie(), Some(unknown_key), "the cookie is kept");
 }

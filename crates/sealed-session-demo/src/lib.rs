@@ -191,10 +191,11 @@ async fn logout_everywhere(sessions: Sessions<Profile>) -> Result<Redirect, Sess
     Ok(Redirect::to("/"))
 }
 
-/// `text` trimmed, if that leaves 1 to 64 characters.
+/// `text` trimmed, if that leaves 1 to 64 characters and no control
+/// characters.
 fn short_text(text: &str) -> Option<&str> {
     let text = text.trim();
-    (1..=64).contains(&text.chars().count()).then_some(text)
+    ((1..=64).contains(&text.chars().count()) && !text.chars().any(char::is_control)).then_some(text)
 }
 
 #[derive(Deserialize)]
