@@ -552,3 +552,25 @@ fn remember_me_timeouts_are_checked_like_the_standard_ones() {
         "the remembered purpose must fit too"
     );
 }
+
+#[test]
+fn a_token_that_exactly_fills_its_cookie_is_sealed_and_one_byte_more_is_not() {
+    let clock = ManualClock::at_unix(T0);
+    // The sealer's own maximum is not what binds here: the cookie's is.
+    let sealer =
+        Sealer::builder(keyring(&[(1, KeyState::Primary)])).max_token_len(8192).clock(clock).build().unwrap();
+    let len_of = |n: usize| sealer.seal(&Session::new(vec![7u8; n])).unwrap().len();
+    // Unpadded base64 has no length ≡ 1 (mod 4): try names until one's limit is reachable.
+    for name in ["__Host-session", "__Host-sessio", "__Host-sessi", "__Host-sess"] {
+        let spec = sealed_session::CookieSpec::named(name).unwrap();
+        let max = spec.max_token_len();
+        if let Some(n) = (2500..max).find(|&n| len_of(n) == max) {
+            let header = sealer.seal_cookie(&Session::new(vec![7u8; n]), &spec).unwrap();
+            assert!(header.len() <= sealed_session::MAX_COOKIE_LEN, "{}", header.len());
+            let over = sealer.seal_cookie(&Session::new(vec![7u8; n + 1]), &spec);
+            assert!(matches!(over, Err(SealError::TooLarge { max: m, .. }) if m == max), "{over:?}");
+            return;
+        }
+    }
+    panic!("no data length fills any of the cookies exactly");
+}
