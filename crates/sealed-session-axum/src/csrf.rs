@@ -80,11 +80,16 @@ async fn form_token(
 ) -> Result<(Option<String>, Request<Body>), RefusedRequest> {
     let (parts, body) = request.into_parts();
     let collected = Limited::new(body, limit).collect().await.map_err(|err| {
-        if err.downcast_ref::<LengthLimitError>().is_some() {
-            RefusedRequest::TooLarge
-        } else {
-            RefusedRequest::Unreadable
+        // Ours, or one of an outer middleware's (tower-http's body limit),
+        // wrapped in the body's own error.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
+        while let Some(err) = cause {
+            if err.is::<LengthLimitError>() {
+                return RefusedRequest::TooLarge;
+            }
+            cause = err.source();
         }
+        RefusedRequest::Unreadable
     })?;
     let bytes = collected.to_bytes();
     let token =

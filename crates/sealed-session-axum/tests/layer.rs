@@ -1311,3 +1311,40 @@ async fn an_anonymous_session_never_replaces_a_cookie_sealed_under_a_key_this_se
     assert!(reply.set_cookies.iter().all(|c| !c.starts_with("__Host-session=")), "{:?}", reply.set_cookies);
     assert_eq!(client.session_cookie(), Some(unknown_key), "the cookie is kept");
 }
+
+/// tower-http middleware on either side of the layer: outside, its body
+/// types reach the layer; inside, the router gets the layer's.
+#[tokio::test]
+async fn the_layer_composes_with_tower_http_middleware_on_either_side() {
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::set_header::SetResponseHeaderLayer;
+
+    let harness = Harness::new();
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
+    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let inside = SetResponseHeaderLayer::overriding(
+        http::HeaderName::from_static("x-inner"),
+        http::HeaderValue::from_static("yes"),
+    );
+    let app = router().layer(inside).layer(layer).layer(RequestBodyLimitLayer::new(1024));
+    let mut client = Client { app: Router::new().fallback_service(app), jar: BTreeMap::new() };
+    client.login().await;
+    let token = client.csrf().await;
+    let form = |body: String| {
+        (
+            Request::post("/form")
+                .header("sec-fetch-site", "same-origin")
+                .header("content-type", "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+    };
+    let (request, body) = form(format!("csrf_token={token}&note=hi"));
+    let reply = client.send(request, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The outer limit applies to the body the layer reads for the token.
+    let (request, body) = form(format!("csrf_token={token}&note={}", "x".repeat(2048)));
+    assert_eq!(client.send(request, body).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let response =
+        client.app.clone().oneshot(Request::get("/whoami").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.headers()["x-inner"], "yes");
+}
