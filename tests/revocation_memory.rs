@@ -310,3 +310,25 @@ fn debug_of_the_store_shows_counts_not_users() {
     assert!(!shown.contains("secret-user"), "{shown}");
     assert_eq!((store.revoked_users(), store.revoked_sessions()), (2, 3));
 }
+
+#[test]
+fn a_verified_session_tells_its_key_and_whether_to_send_it_again() {
+    let clock = ManualClock::at_unix(T0);
+    let keyring = sealed_session::SharedKeyring::new(
+        Keyring::new([
+            KeySpec::new(7, KeyState::Primary, MasterKey::from_slice(&[7; 32]).unwrap()),
+            KeySpec::new(9, KeyState::Active, MasterKey::from_slice(&[9; 32]).unwrap()),
+        ])
+        .unwrap(),
+    );
+    let sealer = Sealer::builder(keyring.clone()).clock(clock.clone()).build().unwrap();
+    let verifier = Verifier::new(sealer, MemoryStore::with_clock(clock.clone()));
+    let token = verifier.sealer().seal(&block_on(verifier.login("alice", ())).unwrap()).unwrap();
+    let verified = block_on(verifier.open::<()>(&token)).unwrap();
+    assert_eq!((verified.key_id(), verified.reissue()), (7, None));
+    assert_eq!(verified.idle_expires_at().unix_timestamp(), T0 + 30 * 60);
+    // Key 9 becomes primary: the token opens, and asks to be sealed again.
+    keyring.replace(keyring.current().with_primary(9).unwrap());
+    let verified = block_on(verifier.open::<()>(&token)).unwrap();
+    assert_eq!((verified.key_id(), verified.reissue()), (7, Some(sealed_session::Reissue::KeyRotation)));
+}
