@@ -512,6 +512,7 @@ fn remembered_and_standard_tokens_never_open_as_each_other() {
     let plain = sealer_with(keyring(&[(1, KeyState::Primary)]), &clock);
     let remembered = sealer.seal(&Session::new(()).remembered()).unwrap();
     // A sealer without remember-me neither opens nor seals remembered sessions.
+    assert!(sealer.has_remember_me() && !plain.has_remember_me());
     assert_eq!(plain.open::<()>(&remembered).unwrap_err(), OpenError::Invalid);
     assert!(matches!(plain.seal(&Session::new(()).remembered()), Err(SealError::NoRememberMe)));
     // Remembering is decided before the first seal: an opened session stays as it was.
