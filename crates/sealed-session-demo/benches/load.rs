@@ -265,6 +265,26 @@ async fn measure_peers(verifier: Verifier<sealed_session::MemoryStore>, redis_ur
         .layer(axum::middleware::map_response(security_headers));
     let without = serve(baseline).await;
 
+    // This layer on the peers' route, with the memory store: the same
+    // baseline as theirs.
+    async fn read(session: sealed_session_axum::Session<Profile>) -> Json<serde_json::Value> {
+        peer_json(session.data())
+    }
+    let ours = Router::new()
+        .route("/api/session", get(read))
+        .layer(sealed_session_axum::SessionLayer::<_, Profile>::new(verifier).unwrap())
+        .layer(axum::middleware::map_response(security_headers));
+    let url = serve(ours).await;
+    compare(
+        "sealed-session (this layer), memory store",
+        &url,
+        &format!("__Host-session={token}"),
+        &without,
+        "",
+        seconds,
+    )
+    .await;
+
     let (url, cookie) = serve_peer(tower_sessions_app(tower_sessions::MemoryStore::default())).await;
     compare("tower-sessions, memory store", &url, &cookie, &without, "", seconds).await;
 
