@@ -13,7 +13,7 @@ use crate::aead::TAG_LEN;
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSpec;
 use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
-use crate::keyring::{KeyState, SharedKeyring};
+use crate::keyring::{Entry, KeyState, SharedKeyring};
 use crate::random;
 use crate::session::{to_datetime, Session, SessionId, Times};
 use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64, HEADER_LEN};
@@ -403,8 +403,7 @@ impl Sealer {
     /// An [`OpenError`] saying why the token was refused. Tell the client
     /// only "no session"; log the reason.
     pub fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, OpenError> {
-        let token = UntrustedToken::decode(token, self.max_len)?;
-        self.open_unix(token, opening_time(self.clock.unix_now()))
+        self.open_text(token, opening_time(self.clock.unix_now()), token::decode_envelope::<T>)
     }
 
     /// [`Sealer::open`] at a given time.
@@ -416,7 +415,7 @@ impl Sealer {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
-        self.open_untrusted(UntrustedToken::decode(token, self.max_len)?, now)
+        self.open_text(token, opening_time(now.unix_timestamp()), token::decode_envelope::<T>)
     }
 
     /// Opens a token already decoded with [`UntrustedToken::decode`].
@@ -428,7 +427,14 @@ impl Sealer {
         token: UntrustedToken,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
-        self.open_unix(token, opening_time(now.unix_timestamp()))
+        // With remember-me, a failed first attempt needs the token again.
+        let again = self.remember.is_some().then(|| token.clone());
+        self.open_unix_with(
+            token,
+            move || again,
+            opening_time(now.unix_timestamp()),
+            token::decode_envelope::<T>,
+        )
     }
 
     /// Opens a token without knowing the application's data type: the data
@@ -439,23 +445,30 @@ impl Sealer {
     /// # Errors
     /// As [`Sealer::open`], except that [`OpenError::DataMismatch`] cannot occur.
     pub fn open_raw_at(&self, token: &str, now: OffsetDateTime) -> Result<Opened<Vec<u8>>, OpenError> {
-        let token = UntrustedToken::decode(token, self.max_len)?;
-        self.open_unix_with(token, opening_time(now.unix_timestamp()), |rest| {
+        self.open_text(token, opening_time(now.unix_timestamp()), |rest| {
             token::decode_envelope_with(rest, |data| Ok(data.to_vec()))
         })
     }
 
-    fn open_unix<T: DeserializeOwned>(
+    /// Decodes `text` and opens it; decodes it again only for a second
+    /// attempt under the remember-me purpose.
+    fn open_text<T>(
         &self,
-        token: UntrustedToken,
+        text: &str,
         now: u64,
+        decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
     ) -> Result<Opened<T>, OpenError> {
-        self.open_unix_with(token, now, token::decode_envelope::<T>)
+        let token = UntrustedToken::decode(text, self.max_len)?;
+        self.open_unix_with(token, || UntrustedToken::decode(text, self.max_len).ok(), now, decode)
     }
 
+    /// Opens `token`: under the purpose, or else (with remember-me
+    /// timeouts) under the remember-me purpose, on `again()`, the token as
+    /// it arrived (a failed attempt leaves the first copy zeroed).
     fn open_unix_with<T>(
         &self,
         mut token: UntrustedToken,
+        again: impl FnOnce() -> Option<UntrustedToken>,
         now: u64,
         decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
     ) -> Result<Opened<T>, OpenError> {
@@ -465,28 +478,21 @@ impl Sealer {
         if entry.spec.state == KeyState::Retired {
             return Err(OpenError::RetiredKey(key_id));
         }
-        let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
-        // A failed attempt leaves the buffer unusable: keep the ciphertext
-        // for the remember-me purpose, when there is one.
-        let retry = self.remember.as_ref().map(|_| ciphertext.to_vec());
         let mut remembered = false;
-        let standard = AssociatedData::new(key_id, self.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
-        if entry.token_aead.decrypt_in_place_detached(nonce, standard.as_bytes(), ciphertext, tag).is_err() {
-            let (Some(remember), Some(original)) = (self.remember.as_deref(), retry) else {
+        if !decrypt(entry, &self.purpose, &mut token)? {
+            let remember = self.remember.as_deref().ok_or(OpenError::Invalid)?;
+            let mut retry = again().ok_or(OpenError::Invalid)?;
+            if !decrypt(entry, &remember.purpose, &mut retry)? {
                 return Err(OpenError::Invalid);
-            };
-            ciphertext.copy_from_slice(&original);
-            let aad = AssociatedData::new(key_id, remember.purpose.as_bytes()).ok_or(OpenError::Invalid)?;
-            entry
-                .token_aead
-                .decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag)
-                .map_err(|_| OpenError::Invalid)?;
+            }
+            token = retry;
             remembered = true;
         }
         entry.count_opened();
         let profile = self.profile(remembered).ok_or(OpenError::Invalid)?;
 
-        let (head, data) = decode(ciphertext).map_err(|err| match err {
+        let (_, plaintext, _) = token.parts_mut().ok_or(OpenError::Malformed)?;
+        let (head, data) = decode(plaintext).map_err(|err| match err {
             EnvelopeError::Head => OpenError::Malformed,
             EnvelopeError::Data => OpenError::DataMismatch,
         })?;
@@ -521,6 +527,14 @@ impl Sealer {
         );
         Ok(Opened { session, key_id, idle_expires_at, reissue })
     }
+}
+
+/// Decrypts `token` in place under `purpose` with `entry`'s key; `false`
+/// if it does not authenticate (the buffer is then unusable).
+fn decrypt(entry: &Entry, purpose: &str, token: &mut UntrustedToken) -> Result<bool, OpenError> {
+    let aad = AssociatedData::new(token.key_id(), purpose.as_bytes()).ok_or(OpenError::Invalid)?;
+    let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
+    Ok(entry.token_aead.decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag).is_ok())
 }
 
 impl fmt::Debug for Sealer {

@@ -481,6 +481,11 @@ fn a_remembered_session_lives_by_the_remember_me_timeouts_and_a_standard_one_doe
     let standard = sealer.seal(&Session::new(2u8)).unwrap();
     let opened = sealer.open::<u8>(&remembered).unwrap();
     assert!(opened.session().is_remembered());
+    // Every way in opens it: from text, at a time, already decoded, raw.
+    let decoded = UntrustedToken::decode(&remembered, 4096).unwrap();
+    assert!(sealer.open_untrusted::<u8>(decoded, at(T0)).unwrap().session().is_remembered());
+    assert!(sealer.open_at::<u8>(&remembered, at(T0)).unwrap().session().is_remembered());
+    assert!(sealer.open_raw_at(&remembered, at(T0)).unwrap().session().is_remembered());
     assert_eq!(opened.session().expires_at().unwrap().unix_timestamp(), T0 + 30 * 86_400);
     assert!(!sealer.open::<u8>(&standard).unwrap().session().is_remembered());
 
