@@ -137,7 +137,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let signed_in = match request.extensions().get::<Sessions<T>>() {
-            Some(sessions) => sessions.current().is_some_and(|session| session.user_id().is_some()),
+            Some(sessions) => sessions.signed_in().is_some(),
             None => return Box::pin(async { Ok(SessionError::MissingLayer.into_response()) }),
         };
         if !signed_in {

@@ -161,6 +161,12 @@ where
         Some(Session { opened, sessions: self.clone() })
     }
 
+    /// The request's session if it is signed in (has a user).
+    #[must_use]
+    pub fn signed_in(&self) -> Option<SignedIn<T>> {
+        self.current().filter(|session| session.user_id().is_some()).map(SignedIn)
+    }
+
     /// Starts a session for `user_id`: always a new session ID, bound to
     /// the user's current revocation epoch. A session the request already
     /// had (signed in or anonymous) is logged out on every server first, so
@@ -565,10 +571,6 @@ where
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let session = sessions_from::<T>(parts)?.current().ok_or(SessionError::NoSession)?;
-        if session.user_id().is_none() {
-            return Err(SessionError::NoSession);
-        }
-        Ok(SignedIn(session))
+        sessions_from::<T>(parts)?.signed_in().ok_or(SessionError::NoSession)
     }
 }
