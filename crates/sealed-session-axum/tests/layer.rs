@@ -755,6 +755,13 @@ async fn a_multipart_form_without_the_csrf_header_is_refused() {
     };
     let reply = client.send(request(), Body::from(body.clone())).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    // Nor a text/plain body that looks like a URL-encoded one (what a
+    // `<form enctype="text/plain">` sends).
+    let plain = Request::post("/increment")
+        .header("content-type", "text/plain")
+        .header("sec-fetch-site", "same-origin");
+    let reply = client.send(plain, Body::from(format!("csrf_token={token}"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     // With the header, the same form goes through.
     let reply = client.send(request().header("x-csrf-token", &token), Body::from(body)).await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
@@ -1018,6 +1025,11 @@ async fn flash_messages_are_capped_oldest_first_and_expire() {
     let kept = client.jar.clone();
     assert_eq!(client.get("/flashes").await.body, expected.join("|"));
 
+    // Nine minutes on, an unread message is still there; past the timeout
+    // (ten minutes, and the clock leeway) it is gone.
+    client.jar = kept.clone();
+    harness.clock.advance(Duration::from_secs(9 * 60));
+    assert_eq!(client.get("/flashes").await.body, expected.join("|"));
     client.jar = kept;
     harness.clock.advance(sealed_session_axum::FLASH_TIMEOUT + Duration::from_secs(61));
     assert_eq!(client.get("/flashes").await.body, "", "a message not read in time is gone");
