@@ -332,3 +332,25 @@ fn a_verified_session_tells_its_key_and_whether_to_send_it_again() {
     let verified = block_on(verifier.open::<()>(&token)).unwrap();
     assert_eq!((verified.key_id(), verified.reissue()), (7, Some(sealed_session::Reissue::KeyRotation)));
 }
+
+#[test]
+fn a_remembered_session_is_logged_out_like_any_other() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let verifier = Verifier::new(sealer, MemoryStore::with_clock(clock.clone()));
+    let session = block_on(verifier.login("alice", ())).unwrap().remembered();
+    let token = verifier.sealer().seal(&session).unwrap();
+    let opened = block_on(verifier.open::<()>(&token)).unwrap();
+    // The denylist entry lasts as long as the remembered session can.
+    clock.advance(Duration::from_secs(5 * 86_400));
+    block_on(verifier.logout(opened.session())).unwrap();
+    clock.advance(Duration::from_secs(86_400));
+    assert_eq!(refusal(&verifier, &token), Some(Revocation::Session));
+    let other = verifier.sealer().seal(&block_on(verifier.login("alice", ())).unwrap().remembered()).unwrap();
+    block_on(verifier.logout_everywhere("alice")).unwrap();
+    assert_eq!(refusal(&verifier, &other), Some(Revocation::User));
+}
