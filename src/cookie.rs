@@ -117,9 +117,14 @@ fn is_attribute_value(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b';')
 }
 
-/// RFC 6265 `cookie-octet`s.
-fn is_cookie_value(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e))
+/// RFC 6265 `cookie-octet`s: visible ASCII except `"`, `,`, `;` and `\`.
+///
+/// Every byte is looked at (no early return), so that the compiler checks
+/// many at once: this runs on every session cookie a request sends.
+fn is_cookie_value(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        ok & (b'!'..=b'~').contains(&b) & (b != b'"') & (b != b',') & (b != b';') & (b != b'\\')
+    })
 }
 
 impl CookieSpec {
@@ -247,7 +252,7 @@ impl CookieSpec {
     /// [`SealError::TooLarge`](crate::SealError::TooLarge), the one error
     /// for a session too large.
     pub fn set_cookie(&self, token: &str, max_age: Option<u64>) -> Result<String, CookieError> {
-        if !is_cookie_value(token) {
+        if !is_cookie_value(token.as_bytes()) {
             return Err(CookieError::InvalidValue);
         }
         if token.len() > self.max_token_len() {
@@ -348,7 +353,10 @@ impl CookieSpec {
                     return None;
                 }
                 let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
-                std::str::from_utf8(value).ok().filter(|v| !v.is_empty() && is_cookie_value(v))
+                if value.is_empty() || !is_cookie_value(value) {
+                    return None;
+                }
+                std::str::from_utf8(value).ok()
             })
             .take(MAX_SAME_NAME)
     }

@@ -85,6 +85,29 @@ fn a_cookie_larger_than_browsers_keep_is_refused_with_its_size() {
 }
 
 #[test]
+fn a_cookie_value_is_exactly_rfc_6265s_cookie_octets() {
+    // RFC 6265, section 4.1.1: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E.
+    let octets = |b: u8| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+    let spec = CookieSpec::default();
+    for b in 0..=u8::MAX {
+        // Alone, and in the middle of a long value (checked many bytes at once).
+        for value in [vec![b], [b"a".repeat(40), vec![b], b"z".repeat(40)].concat()] {
+            let text = String::from_utf8_lossy(&value).into_owned();
+            let header = [b"__Host-session=".as_slice(), &value].concat();
+            let read: Vec<&str> = spec.values_in([header.as_slice()]).collect();
+            if octets(b) {
+                assert!(spec.set_cookie(&text, None).is_ok(), "{b:#04x}");
+                assert_eq!(read, [text.as_str()], "{b:#04x}");
+            } else {
+                assert_eq!(spec.set_cookie(&text, None).unwrap_err(), CookieError::InvalidValue, "{b:#04x}");
+                // (`;` ends the pair: what comes before it is a value.)
+                assert!(read.is_empty() || b == b';', "{b:#04x} was read");
+            }
+        }
+    }
+}
+
+#[test]
 fn sealed_tokens_are_valid_cookie_values_and_a_too_large_session_is_caught_before_sending() {
     let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).max_token_len(8192).build().unwrap();
     let spec = CookieSpec::default();

@@ -5,7 +5,7 @@
 //! they work before login and survive logout ("Signed out"), and a session
 //! token can never be read as one or the other way round.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum_core::extract::FromRequestParts;
@@ -75,8 +75,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Flashes {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let cell = parts.extensions.get::<Arc<FlashCell>>().ok_or(SessionError::MissingLayer)?;
-        Ok(Flashes(cell.take()))
+        let handle = parts.extensions.get::<FlashHandle>().ok_or(SessionError::MissingLayer)?;
+        Ok(Flashes(handle.0.take_flashes()))
     }
 }
 
@@ -95,25 +95,21 @@ pub(crate) struct FlashConfig {
     pub(crate) cookie: CookieSpec,
 }
 
-/// The flash messages of one request: those it brought, until taken, and
-/// those added since.
-pub(crate) struct FlashCell {
-    config: Arc<FlashConfig>,
-    state: Mutex<FlashState>,
-}
-
-struct FlashState {
+/// The flash messages of one request, kept with its session state: those it
+/// brought, until taken, and those added since.
+#[derive(Default)]
+pub(crate) struct FlashState {
     pending: Vec<Flash>,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
     change: Option<CookieChange>,
 }
 
-impl FlashCell {
+impl FlashState {
     /// The messages in the request's flash cookies: the first value that
     /// opens, of at most [`sealed_session::MAX_SAME_NAME`].
-    pub(crate) fn open<'h>(config: &Arc<FlashConfig>, values: impl Iterator<Item = &'h str>) -> Self {
-        let mut state = FlashState { pending: Vec::new(), sent: false, change: None };
+    pub(crate) fn open<'h>(config: &FlashConfig, values: impl Iterator<Item = &'h str>) -> Self {
+        let mut state = Self::default();
         for value in values {
             state.sent = true;
             match config.sealer.open::<Vec<Flash>>(value) {
@@ -124,42 +120,41 @@ impl FlashCell {
                 Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
             }
         }
-        Self { config: Arc::clone(config), state: Mutex::new(state) }
-    }
-
-    /// No messages in, and none sent out (a bearer-token request).
-    pub(crate) fn empty(config: &Arc<FlashConfig>) -> Self {
-        Self::open(config, std::iter::empty())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, FlashState> {
-        // Plain data that every writer leaves consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        state
     }
 
     /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
-    pub(crate) fn push(&self, flash: Flash) -> Result<(), SealError> {
-        let mut state = self.lock();
-        let mut pending = state.pending.clone();
+    pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
+        let mut pending = self.pending.clone();
         pending.push(flash);
         let excess = pending.len().saturating_sub(MAX_FLASHES);
         pending.drain(..excess);
         let session = CoreSession::try_new(pending)?;
-        let (_, header) = self.config.sealer.issue_cookie(&session, &self.config.cookie)?;
-        state.pending = session.into_data();
-        state.change = Some(CookieChange::Set(header));
+        let (_, header) = config.sealer.issue_cookie(&session, &config.cookie)?;
+        self.pending = session.into_data();
+        self.change = Some(CookieChange::Set(header));
         Ok(())
     }
 
     /// The messages not yet read, which are then gone.
-    pub(crate) fn take(&self) -> Vec<Flash> {
-        let mut state = self.lock();
-        state.change = state.sent.then_some(CookieChange::Remove);
-        std::mem::take(&mut state.pending)
+    pub(crate) fn take(&mut self) -> Vec<Flash> {
+        self.change = self.sent.then_some(CookieChange::Remove);
+        std::mem::take(&mut self.pending)
     }
 
-    /// The cookie and what the response must do with it, once.
-    pub(crate) fn finish(&self) -> (&CookieSpec, Option<CookieChange>) {
-        (&self.config.cookie, self.lock().change.take())
+    /// What the response must do with the flash cookie, once.
+    pub(crate) fn finish(&mut self) -> Option<CookieChange> {
+        self.change.take()
     }
 }
+
+/// What holds a request's flash messages (its session state, whatever the
+/// session's data type), for the [`Flashes`] extractor, which names none.
+pub(crate) trait FlashHost: Send + Sync {
+    /// [`FlashState::take`] on the request's messages.
+    fn take_flashes(&self) -> Vec<Flash>;
+}
+
+/// The request extension through which [`Flashes`] finds the messages.
+#[derive(Clone)]
+pub(crate) struct FlashHandle(pub(crate) Arc<dyn FlashHost>);

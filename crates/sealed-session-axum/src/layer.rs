@@ -38,7 +38,7 @@ pub(crate) struct Config<S> {
     pub(crate) cookie: CookieSpec,
     pub(crate) pre_sealer: Sealer,
     pub(crate) pre_cookie: CookieSpec,
-    pub(crate) flash: Arc<FlashConfig>,
+    pub(crate) flash: FlashConfig,
     pub(crate) origin: Option<String>,
     pub(crate) csrf: Csrf,
     pub(crate) form_limit: usize,
@@ -92,6 +92,10 @@ impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for Config<S> {
 
     fn pre_cookie(&self) -> &CookieSpec {
         &self.pre_cookie
+    }
+
+    fn flash(&self) -> &FlashConfig {
+        &self.flash
     }
 
     fn issue(&self, session: &CoreSession<T>, bearer: bool) -> Result<(Verified<T>, String), SessionError>
@@ -403,7 +407,7 @@ where
             cookie: self.cookie,
             pre_sealer,
             pre_cookie,
-            flash: Arc::new(flash),
+            flash,
             origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
             csrf,
             form_limit: self.form_limit,

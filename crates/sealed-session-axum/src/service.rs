@@ -15,7 +15,7 @@ use serde::Serialize;
 use tower_service::Service;
 
 use crate::csrf::check_csrf;
-use crate::flash::FlashCell;
+use crate::flash::{FlashHandle, FlashState};
 use crate::layer::{Config, SESSION_TOKEN_HEADER};
 use crate::sessions::{BoxFuture, CookieChange, Ops, Shared, State};
 use crate::Sessions;
@@ -69,76 +69,90 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
+        let mut request = request.map(Body::new);
+        // One async block, with the request changed in place: an async fn
+        // called from here would hold a second copy of it, and this future
+        // is allocated and moved on every request.
         Box::pin(async move {
-            let (request, shared) = match prepare::<S, T>(&config, request.map(Body::new)).await {
-                Ok(prepared) => prepared,
-                Err(refusal) => return Ok(refusal),
+            let state = match bearer_token(&config, request.headers()) {
+                Some(token) => {
+                    // Nothing ambient: no cookies are read, no CSRF token is needed.
+                    let current = match open_session::<S, T>(&config, token.as_deref().into_iter()).await {
+                        Ok((current, _)) => current,
+                        Err(refusal) => return Ok(refusal),
+                    };
+                    State::new(current, None, false, true, FlashState::default())
+                }
+                None => {
+                    let values = cookie_values(&config.cookie, request.headers());
+                    match open_session::<S, T>(&config, values).await {
+                        Ok((current, refused)) => cookie_state(&config, request.headers(), current, refused),
+                        Err(refusal) => return Ok(refusal),
+                    }
+                }
             };
+            let bearer = state.bearer;
+            let ops: Arc<dyn Ops<T>> = Arc::<Config<S>>::clone(&config);
+            let shared = Arc::new(Shared { state: Mutex::new(state), ops });
+            if !bearer && config.csrf.applies(request.method().as_str(), request.uri().path()) {
+                // Boxed: the body-reading future is large, and safe methods never need it.
+                let taken = std::mem::take(&mut request);
+                match Box::pin(check_csrf_of(&config, taken, &shared)).await {
+                    Ok(checked) => request = checked,
+                    Err(refusal) => return Ok(refusal),
+                }
+            }
+            // One allocation for the handle and the flash messages, in two
+            // extensions: `Sessions<T>` for whoever names the data type, and
+            // the flash handle for `Flashes`, which does not.
+            request.extensions_mut().insert(FlashHandle(Arc::<Shared<T>>::clone(&shared)));
+            request.extensions_mut().insert(Sessions::new(Arc::clone(&shared)));
             let response = inner.call(request).await?.map(Body::new);
             Ok(finish(&config, &shared, response))
         })
     }
 }
 
-/// Opens the request's cookies, enforces CSRF and attaches the handle; or
-/// the response that refuses the request.
-async fn prepare<S, T>(
-    config: &Arc<Config<S>>,
-    mut request: Request<Body>,
-) -> Result<(Request<Body>, Arc<Shared<T>>), Response>
-where
-    S: RevocationStore + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
-    if let Some(token) = bearer_token(config, request.headers()) {
-        // Nothing ambient: no cookies are read, no CSRF token is needed.
-        let (current, _) = open_session::<S, T>(config, token.as_deref().into_iter()).await?;
-        let state = State::new(current, None, false, true);
-        return Ok(attach(config, request, state, FlashCell::empty(&config.flash)));
-    }
-    let (current, refused) =
-        open_session::<S, T>(config, cookie_values(&config.cookie, request.headers())).await?;
-    let (pre, pre_sent) =
-        if current.is_some() { (None, false) } else { open_pre_session(config, request.headers()) };
-    if config.csrf.applies(request.method().as_str(), request.uri().path()) {
-        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-        // Boxed: the body-reading future is large, and safe methods never need it.
-        match Box::pin(check_csrf(config, request, current.as_ref(), pre.as_ref())).await {
-            Ok(checked) => request = checked,
-            Err(err) => {
-                tracing::info!(reason = %err, %method, path, "CSRF check refused the request");
-                return Err(err.into_response());
-            }
-        }
-    }
-    let mut state = State::new(current, pre, pre_sent, false);
+/// The state of a request whose session came in cookies: the session that
+/// opened (if any) and what became of the others, its pre-session and its
+/// flash messages.
+fn cookie_state<S, T>(
+    config: &Config<S>,
+    headers: &HeaderMap,
+    current: Option<Verified<T>>,
+    refused: Refused,
+) -> State<T> {
+    let (pre, pre_sent) = if current.is_some() { (None, false) } else { open_pre_session(config, headers) };
+    let flash = FlashState::open(&config.flash, cookie_values(&config.flash.cookie, headers));
+    let mut state = State::new(current, pre, pre_sent, false, flash);
     if state.current.is_none() {
         state.kept_unreadable = refused.kept;
         if refused.removed && !refused.kept {
             state.session_cookie = Some(CookieChange::Remove);
         }
     }
-    let flash = FlashCell::open(&config.flash, cookie_values(&config.flash.cookie, request.headers()));
-    Ok(attach(config, request, state, flash))
+    state
 }
 
-/// Puts the request's session handle and flash messages in its extensions.
-fn attach<S, T>(
-    config: &Arc<Config<S>>,
-    mut request: Request<Body>,
-    state: State<T>,
-    flash: FlashCell,
-) -> (Request<Body>, Arc<Shared<T>>)
+/// [`check_csrf`] against the request's session or pre-session, logging a
+/// refusal.
+async fn check_csrf_of<S, T>(
+    config: &Config<S>,
+    request: Request<Body>,
+    shared: &Shared<T>,
+) -> Result<Request<Body>, Response>
 where
-    S: RevocationStore + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: RevocationStore,
 {
-    let ops: Arc<dyn Ops<T>> = Arc::<Config<S>>::clone(config);
-    let flash = Arc::new(flash);
-    let shared = Arc::new(Shared { state: Mutex::new(state), ops, flash: Arc::clone(&flash) });
-    request.extensions_mut().insert(flash);
-    request.extensions_mut().insert(Sessions::new(Arc::clone(&shared)));
-    (request, shared)
+    let (current, pre) = {
+        let state = shared.lock();
+        (state.current.clone(), state.pre.clone())
+    };
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    check_csrf(config, request, current.as_deref(), pre.as_ref()).await.map_err(|err| {
+        tracing::info!(reason = %err, %method, path, "CSRF check refused the request");
+        err.into_response()
+    })
 }
 
 /// With bearer tokens on, the token of a request whose `Authorization`
@@ -258,7 +272,7 @@ where
     let changes = [
         (&config.cookie, state.session_cookie.take()),
         (&config.pre_cookie, state.pre_cookie.take()),
-        shared.flash.finish(),
+        (&config.flash.cookie, state.flash.finish()),
     ];
     let mut set_any = false;
     for (cookie, change) in changes {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::SessionError;
-use crate::flash::{Flash, FlashCell, Level};
+use crate::flash::{Flash, FlashConfig, FlashHost, FlashState, Level};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -25,6 +25,7 @@ pub(crate) trait Ops<T>: Send + Sync {
     fn sealer(&self) -> &Sealer;
     fn pre_sealer(&self) -> &Sealer;
     fn pre_cookie(&self) -> &CookieSpec;
+    fn flash(&self) -> &FlashConfig;
     /// Seals `session` as the request's session: the token carries it now.
     /// Returns the `Set-Cookie` value, or the bare token if `bearer`.
     fn issue(&self, session: &CoreSession<T>, bearer: bool) -> Result<(Verified<T>, String), SessionError>
@@ -64,6 +65,8 @@ pub(crate) struct State<T> {
     pub(crate) pre_cookie: Option<CookieChange>,
     /// Whether the request carried a pre-session cookie.
     pub(crate) pre_sent: bool,
+    /// The request's flash messages.
+    pub(crate) flash: FlashState,
 }
 
 impl<T> State<T> {
@@ -72,6 +75,7 @@ impl<T> State<T> {
         pre: Option<Opened<()>>,
         pre_sent: bool,
         bearer: bool,
+        flash: FlashState,
     ) -> Self {
         Self {
             current: current.map(Arc::new),
@@ -81,14 +85,23 @@ impl<T> State<T> {
             pre_sent,
             bearer,
             kept_unreadable: false,
+            flash,
         }
     }
 }
 
+/// One request's session state and the layer's settings: the one
+/// allocation per request that the handle, the flash extractor and the
+/// layer share.
 pub(crate) struct Shared<T> {
     pub(crate) state: Mutex<State<T>>,
     pub(crate) ops: Arc<dyn Ops<T>>,
-    pub(crate) flash: Arc<FlashCell>,
+}
+
+impl<T: Send + Sync> FlashHost for Shared<T> {
+    fn take_flashes(&self) -> Vec<Flash> {
+        self.lock().flash.take()
+    }
 }
 
 impl<T> Shared<T> {
@@ -384,14 +397,15 @@ where
     /// [`SessionError::Seal`] if the messages do not fit in a cookie (none
     /// is then added).
     pub fn flash(&self, level: Level, message: impl Into<String>) -> Result<(), SessionError> {
-        Ok(self.shared.flash.push(Flash { level, message: message.into() })?)
+        let flash = Flash { level, message: message.into() };
+        Ok(self.shared.lock().flash.push(self.shared.ops.flash(), flash)?)
     }
 
     /// The flash messages the request brought (and any added since), which
     /// are then gone: the response removes their cookie.
     #[must_use]
     pub fn take_flashes(&self) -> Vec<Flash> {
-        self.shared.flash.take()
+        self.shared.lock().flash.take()
     }
 
     /// The CSRF token to put in this page's forms (field `csrf_token`) or
