@@ -90,6 +90,7 @@ mod session;
 mod timer;
 mod token;
 pub mod versioned;
+pub mod web;
 
 #[cfg(test)]
 mod vectors;

@@ -2,6 +2,7 @@
 
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
+use sealed_session::web::HandleError;
 use sealed_session::{LoginError, SealError, StoreError};
 
 /// A session call from a handler failed.
@@ -46,6 +47,23 @@ pub enum SessionError {
     /// not fit in a cookie.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// Another failure of the core's session handle.
+    #[error(transparent)]
+    Handle(HandleError),
+}
+
+impl From<HandleError> for SessionError {
+    fn from(err: HandleError) -> Self {
+        match err {
+            HandleError::NoSession => SessionError::NoSession,
+            HandleError::UnreadableSession => SessionError::UnreadableSession,
+            HandleError::Store(err) => SessionError::Store(err),
+            HandleError::Login(err) => SessionError::Login(err),
+            HandleError::Seal(err) => SessionError::Seal(err),
+            // A variant added to the core later: a server-side failure.
+            other => SessionError::Handle(other),
+        }
+    }
 }
 
 impl SessionError {

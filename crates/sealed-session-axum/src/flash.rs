@@ -1,65 +1,15 @@
-//! Flash messages: one-shot notices that survive one redirect.
+//! The [`Flashes`] extractor: the flash messages a request brought.
 //!
-//! They travel in a small sealed cookie of their own (the session cookie's
-//! name with `-flash` appended, sealed under a purpose of its own), so that
-//! they work before login and survive logout ("Signed out"), and a session
-//! token can never be read as one or the other way round.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Flash messages travel in a small sealed cookie of their own (the session
+//! cookie's name with `-flash` appended, sealed under a purpose of its own),
+//! so that they work before login and survive logout ("Signed out"); see
+//! [`sealed_session::web::Flash`].
 
 use axum_core::extract::FromRequestParts;
 use http::request::Parts;
-use sealed_session::{CookieSpec, SealError, Sealer, Session as CoreSession};
-use serde::{Deserialize, Serialize};
+use sealed_session::web::{Flash, FlashHandle};
 
 use crate::error::SessionError;
-use crate::sessions::CookieChange;
-
-/// How long flash messages wait to be read: 10 minutes. A message not shown
-/// by then is dropped.
-pub const FLASH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-/// At most this many messages wait at once; older ones are dropped first.
-pub const MAX_FLASHES: usize = 8;
-
-/// How a flash message should look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Level {
-    /// Something the user may want to know.
-    Info,
-    /// An action worked ("Signed in as alice").
-    Success,
-    /// Something the user should look at.
-    Warning,
-    /// An action failed ("Wrong user name or password").
-    Error,
-}
-
-impl Level {
-    /// The level as a lower-case word (`info`, `success`, `warning`,
-    /// `error`), for CSS classes and JSON.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Info => "info",
-            Level::Success => "success",
-            Level::Warning => "warning",
-            Level::Error => "error",
-        }
-    }
-}
-
-/// One flash message. Its text is the application's own: escape it when
-/// writing it into HTML, like any other text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flash {
-    /// How it should look.
-    pub level: Level,
-    /// What it says.
-    pub message: String,
-}
 
 /// The flash messages the request brought, as an extractor: taking them
 /// marks them read, so that the response removes them and the next page
@@ -67,7 +17,8 @@ pub struct Flash {
 /// [`Sessions::flash`](crate::Sessions::flash) go out with the response.
 ///
 /// Empty when there were none, or when their cookie did not open (tampered,
-/// expired after [`FLASH_TIMEOUT`], or sealed under another purpose).
+/// expired after [`FLASH_TIMEOUT`](crate::FLASH_TIMEOUT), or sealed under
+/// another purpose).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flashes(pub Vec<Flash>);
 
@@ -76,7 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Flashes {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let handle = parts.extensions.get::<FlashHandle>().ok_or(SessionError::MissingLayer)?;
-        Ok(Flashes(handle.0.take_flashes()))
+        Ok(Flashes(handle.take()))
     }
 }
 
@@ -88,73 +39,3 @@ impl IntoIterator for Flashes {
         self.0.into_iter()
     }
 }
-
-/// How the layer seals flash messages: shared by every request.
-pub(crate) struct FlashConfig {
-    pub(crate) sealer: Sealer,
-    pub(crate) cookie: CookieSpec,
-}
-
-/// The flash messages of one request, kept with its session state: those it
-/// brought, until taken, and those added since.
-#[derive(Default)]
-pub(crate) struct FlashState {
-    pending: Vec<Flash>,
-    /// Whether the request carried a flash cookie (to remove once read).
-    sent: bool,
-    change: Option<CookieChange>,
-}
-
-impl FlashState {
-    /// The messages in the request's flash cookies: the first value that
-    /// opens, of at most [`sealed_session::MAX_SAME_NAME`].
-    pub(crate) fn open<'h>(config: &FlashConfig, values: impl Iterator<Item = &'h str>) -> Self {
-        let mut state = Self::default();
-        for value in values {
-            state.sent = true;
-            match config.sealer.open::<Vec<Flash>>(value) {
-                Ok(opened) => {
-                    state.pending = opened.into_session().into_data();
-                    break;
-                }
-                Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
-            }
-        }
-        state
-    }
-
-    /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
-    pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
-        let mut pending = self.pending.clone();
-        pending.push(flash);
-        let excess = pending.len().saturating_sub(MAX_FLASHES);
-        pending.drain(..excess);
-        let session = CoreSession::try_new(pending)?;
-        let (_, header) = config.sealer.issue_cookie(&session, &config.cookie)?;
-        self.pending = session.into_data();
-        self.change = Some(CookieChange::Set(header));
-        Ok(())
-    }
-
-    /// The messages not yet read, which are then gone.
-    pub(crate) fn take(&mut self) -> Vec<Flash> {
-        self.change = self.sent.then_some(CookieChange::Remove);
-        std::mem::take(&mut self.pending)
-    }
-
-    /// What the response must do with the flash cookie, once.
-    pub(crate) fn finish(&mut self) -> Option<CookieChange> {
-        self.change.take()
-    }
-}
-
-/// What holds a request's flash messages (its session state, whatever the
-/// session's data type), for the [`Flashes`] extractor, which names none.
-pub(crate) trait FlashHost: Send + Sync {
-    /// [`FlashState::take`] on the request's messages.
-    fn take_flashes(&self) -> Vec<Flash>;
-}
-
-/// The request extension through which [`Flashes`] finds the messages.
-#[derive(Clone)]
-pub(crate) struct FlashHandle(pub(crate) Arc<dyn FlashHost>);

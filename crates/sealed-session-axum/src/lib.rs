@@ -96,14 +96,15 @@ mod sessions;
 pub mod testing;
 
 pub use error::SessionError;
-pub use flash::{Flash, Flashes, Level, FLASH_TIMEOUT, MAX_FLASHES};
+pub use flash::Flashes;
 pub use layer::{
     LayerError, SessionLayer, SessionLayerBuilder, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
 pub use require::{RequireSession, RequireSessionLayer};
+pub use sealed_session::web::{Flash, Level, LoginOptions, FLASH_TIMEOUT, MAX_FLASHES};
 pub use service::SessionService;
-pub use sessions::{LoginOptions, Session, Sessions, SignedIn};
+pub use sessions::{Session, Sessions, SignedIn};
 
 /// The repository README's examples, core and axum alike, run as doctests here.
 #[cfg(doctest)]

@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::SessionError;
-use crate::sessions::BoxFuture;
+use crate::service::BoxFuture;
 use crate::Sessions;
 
 /// A [`tower_layer::Layer`] for routes that need a signed-in session (one

@@ -44,7 +44,7 @@ use crate::SessionLayer;
 pub struct TestSession {
     cookie: String,
     csrf_token: String,
-    csrf_header: http::HeaderName,
+    csrf_header: String,
 }
 
 impl std::fmt::Debug for TestSession {
@@ -70,11 +70,11 @@ impl TestSession {
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let config = layer.config();
-        let session = config.verifier.login(user_id, data).await?;
-        let (verified, set_cookie) = config.seal(&session, false)?;
+        let session = config.verifier().login(user_id, data).await?;
+        let (verified, set_cookie) = config.verifier().issue_cookie(&session, config.cookie())?;
         let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
-        let csrf_token = config.verifier.sealer().csrf_token(verified.session());
-        Ok(Self { cookie, csrf_token, csrf_header: config.csrf.header.clone() })
+        let csrf_token = config.verifier().sealer().csrf_token(verified.session());
+        Ok(Self { cookie, csrf_token, csrf_header: config.csrf_header().to_owned() })
     }
 
     /// The `Cookie` header value: `name=token`.

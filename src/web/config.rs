@@ -1,0 +1,441 @@
+//! The settings every request of a web integration shares, and their builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::flash::{FlashConfig, FLASH_TIMEOUT};
+use super::handle::{BoxFuture, Ops};
+use crate::csrf::{InvalidOrigin, OriginPolicy};
+use crate::{
+    ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, SealError, Sealer, Session,
+    StoreError, Verified, Verifier,
+};
+
+/// The header a script sends the CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The form field an HTML form sends the CSRF token in.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// How large a form body is read to find the CSRF field: 64 KiB.
+pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
+/// The response header that carries a new or renewed session token to a
+/// client that sent its token as `Authorization: Bearer` (see
+/// [`WebConfigBuilder::bearer_tokens`]).
+pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
+/// How long a pre-session (the login form's CSRF binding) lives: 2 hours.
+pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The endings of the purposes derived from the session cookie's name
+/// (pre-session, flash, remember-me): no session cookie may end so, or its
+/// purpose would be another configuration's derived one.
+const RESERVED_SUFFIXES: [&str; 3] = ["-csrf", "-flash", "+remember"];
+
+/// The CSRF settings.
+#[derive(Debug, Clone)]
+pub(crate) struct CsrfSettings {
+    pub(crate) enforced: bool,
+    pub(crate) policy: OriginPolicy,
+    pub(crate) exempt: Vec<String>,
+    /// Lower case.
+    pub(crate) header: String,
+    pub(crate) field: String,
+}
+
+impl CsrfSettings {
+    /// Whether a request to `path` with `method` must pass the checks.
+    pub(crate) fn applies(&self, method: &str, path: &str) -> bool {
+        self.enforced && crate::csrf::is_unsafe_method(method) && !self.exempt.iter().any(|e| e == path)
+    }
+}
+
+/// The settings every request shares: the verifier, the session cookie and
+/// the cookies derived from it (pre-session, flash messages), CSRF and
+/// bearer tokens. Build it once with [`WebConfig::builder`] and share it in
+/// an [`Arc`].
+pub struct WebConfig<S> {
+    pub(crate) verifier: Verifier<S>,
+    pub(crate) cookie: CookieSpec,
+    pub(crate) pre_sealer: Sealer,
+    pub(crate) pre_cookie: CookieSpec,
+    pub(crate) flash: FlashConfig,
+    pub(crate) origin: Option<String>,
+    pub(crate) csrf: CsrfSettings,
+    pub(crate) form_limit: usize,
+    pub(crate) bearer: bool,
+}
+
+impl<S> std::fmt::Debug for WebConfig<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("cookie", &self.cookie.name())
+            .field("origin", &self.origin)
+            .field("csrf", &self.csrf)
+            .field("bearer", &self.bearer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> WebConfig<S> {
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier<S> {
+        &self.verifier
+    }
+
+    /// The session cookie.
+    pub fn cookie(&self) -> &CookieSpec {
+        &self.cookie
+    }
+
+    /// The header scripts send the CSRF token in (lower case).
+    pub fn csrf_header(&self) -> &str {
+        &self.csrf.header
+    }
+}
+
+impl<S: RevocationStore> WebConfig<S> {
+    /// A builder with the defaults: the cookie `__Host-session` (Secure,
+    /// HttpOnly, SameSite=Lax, Path=/), CSRF enforcement on, the expected
+    /// origin taken from each request's `Host`, no bearer tokens.
+    pub fn builder(verifier: Verifier<S>) -> WebConfigBuilder<S> {
+        WebConfigBuilder {
+            verifier,
+            cookie: CookieSpec::default(),
+            origin: None,
+            csrf: CsrfSettings {
+                enforced: true,
+                policy: OriginPolicy::default(),
+                exempt: Vec::new(),
+                header: CSRF_HEADER.to_owned(),
+                field: CSRF_FIELD.to_owned(),
+            },
+            trusted: Vec::new(),
+            form_limit: DEFAULT_FORM_LIMIT,
+            bearer: false,
+        }
+    }
+
+    /// Seals `session` for the request's transport: the `Set-Cookie` value,
+    /// or for a bearer-token request the bare token.
+    pub(crate) fn seal<T: Serialize + DeserializeOwned>(
+        &self,
+        session: &Session<T>,
+        bearer: bool,
+    ) -> Result<(Verified<T>, String), SealError> {
+        if bearer {
+            let (token, verified) = self.verifier.issue(session)?;
+            Ok((verified, token))
+        } else {
+            self.verifier.issue_cookie(session, &self.cookie)
+        }
+    }
+}
+
+impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for WebConfig<S> {
+    fn sealer(&self) -> &Sealer {
+        self.verifier.sealer()
+    }
+
+    fn cookie(&self) -> &CookieSpec {
+        &self.cookie
+    }
+
+    fn pre_sealer(&self) -> &Sealer {
+        &self.pre_sealer
+    }
+
+    fn pre_cookie(&self) -> &CookieSpec {
+        &self.pre_cookie
+    }
+
+    fn flash(&self) -> &FlashConfig {
+        &self.flash
+    }
+
+    fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    fn csrf(&self) -> &CsrfSettings {
+        &self.csrf
+    }
+
+    fn form_limit(&self) -> usize {
+        self.form_limit
+    }
+
+    fn issue(&self, session: &Session<T>, bearer: bool) -> Result<(Verified<T>, String), SealError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        self.seal(session, bearer)
+    }
+
+    fn start(&self, data: T) -> BoxFuture<'_, Result<Session<T>, LoginError>> {
+        Box::pin(self.verifier.start(data))
+    }
+
+    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<Session<T>, LoginError>> {
+        Box::pin(self.verifier.login(user_id, data))
+    }
+
+    fn logout<'a>(&'a self, session: &'a Session<T>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.verifier.logout(session))
+    }
+
+    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.verifier.logout_everywhere(user_id))
+    }
+
+    fn renew_id<'a>(&'a self, session: &'a mut Session<T>) -> BoxFuture<'a, Result<(), LoginError>> {
+        Box::pin(self.verifier.renew_id(session))
+    }
+}
+
+/// Configures a [`WebConfig`].
+pub struct WebConfigBuilder<S> {
+    verifier: Verifier<S>,
+    cookie: CookieSpec,
+    origin: Option<String>,
+    csrf: CsrfSettings,
+    /// Checked by `build`.
+    trusted: Vec<String>,
+    form_limit: usize,
+    bearer: bool,
+}
+
+impl<S> std::fmt::Debug for WebConfigBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfigBuilder")
+            .field("cookie", &self.cookie.name())
+            .field("origin", &self.origin)
+            .field("csrf", &self.csrf)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: RevocationStore> WebConfigBuilder<S> {
+    /// The session cookie. The pre-session and flash cookies are named
+    /// after it with `-csrf` and `-flash` appended, live as long as the
+    /// browser session and have the default attributes. Its name must equal
+    /// the sealer's purpose (the default for both is `__Host-session`), so
+    /// that a token sealed for another cookie on the same keyring never
+    /// opens as this one: [`build`](Self::build) refuses a mismatch.
+    #[must_use]
+    pub fn cookie(mut self, cookie: CookieSpec) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// The origin unsafe requests must come from, such as
+    /// `https://app.example`, when the browser sends no `Sec-Fetch-Site`
+    /// but an `Origin`. By default `https://` and the request's own host
+    /// (right unless a proxy rewrites `Host`), or `http://` for a loopback
+    /// host (`127.0.0.1`, `localhost`, `[::1]`), where browsers treat plain
+    /// http as secure.
+    #[must_use]
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Turns CSRF enforcement off, for APIs that no browser calls with
+    /// cookies. On by default: keep it on for anything a browser uses, and
+    /// exempt single routes with [`csrf_exempt`](Self::csrf_exempt) instead.
+    #[must_use]
+    pub fn without_csrf(mut self) -> Self {
+        self.csrf.enforced = false;
+        self
+    }
+
+    /// Exempts requests to `path` (compared exactly with the request's
+    /// path, so `/webhook` does not exempt `/webhook/` or `/webhooks`) from
+    /// the CSRF checks: a payment webhook, an OpenID Connect `form_post` or
+    /// SAML callback, which other sites post to by design. Nothing is
+    /// exempt by default.
+    ///
+    /// The handler still sees the request's session, if the browser sent
+    /// its cookie: an exempt route must authenticate its caller by other
+    /// means (a webhook signature, the OIDC `state`) and must not act on
+    /// the session for a request it did not authenticate.
+    ///
+    /// A cross-site `POST` (an OpenID Connect `form_post` response) carries
+    /// no `SameSite=Lax` cookie: keep the OIDC `state` and PKCE verifier
+    /// somewhere the callback can read without it, or use the `query`
+    /// response mode, whose top-level `GET` does carry the cookie.
+    #[must_use]
+    pub fn csrf_exempt(mut self, path: impl Into<String>) -> Self {
+        self.csrf.exempt.push(path.into());
+        self
+    }
+
+    /// Also accepts unsafe requests whose `Origin` is `origin` (a front end
+    /// of yours on another origin, such as `https://admin.example`); they
+    /// still need the CSRF token. See [`OriginPolicy::trust_origin`].
+    #[must_use]
+    pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted.push(origin.into());
+        self
+    }
+
+    /// Also accepts unsafe requests the browser marks `Sec-Fetch-Site:
+    /// same-site` (sibling subdomains, a development server on another
+    /// port); they still need the CSRF token. Off by default. See
+    /// [`OriginPolicy::allow_same_site`].
+    #[must_use]
+    pub fn allow_same_site(mut self) -> Self {
+        self.csrf.policy = self.csrf.policy.allow_same_site();
+        self
+    }
+
+    /// The header scripts send the CSRF token in; default [`CSRF_HEADER`]
+    /// (`X-CSRF-Token`). Header names are case-insensitive.
+    #[must_use]
+    pub fn csrf_header(mut self, name: impl Into<String>) -> Self {
+        self.csrf.header = name.into().to_ascii_lowercase();
+        self
+    }
+
+    /// The form field HTML forms send the CSRF token in; default
+    /// [`CSRF_FIELD`] (`csrf_token`).
+    #[must_use]
+    pub fn csrf_field(mut self, name: impl Into<String>) -> Self {
+        self.csrf.field = name.into();
+        self
+    }
+
+    /// Also reads the session token from `Authorization: Bearer <token>`,
+    /// for clients that are not browsers (mobile apps, scripts). Off by
+    /// default.
+    ///
+    /// A request with a bearer `Authorization` header uses that token only:
+    /// its cookies are ignored, it needs no CSRF token (a browser never adds
+    /// a bearer header by itself, so nothing is ambient), and it never gets
+    /// `Set-Cookie`. A new or renewed token (login, a change, key rotation,
+    /// idle renewal) comes back in the [`SESSION_TOKEN_HEADER`] response
+    /// header, which the client must store and send from then on. To sign
+    /// in, a client sends `Authorization: Bearer` with no token. Keep bearer
+    /// tokens out of logs and URLs: whoever holds one holds the session
+    /// until it is revoked or expires.
+    #[must_use]
+    pub fn bearer_tokens(mut self) -> Self {
+        self.bearer = true;
+        self
+    }
+
+    /// The largest URL-encoded form body read to find the CSRF field;
+    /// larger forms get `413`. Default [`DEFAULT_FORM_LIMIT`].
+    #[must_use]
+    pub fn form_limit(mut self, bytes: usize) -> Self {
+        self.form_limit = bytes;
+        self
+    }
+
+    /// The settings.
+    ///
+    /// # Errors
+    /// [`WebConfigError::ReservedCookieName`] or
+    /// [`WebConfigError::PurposeMismatch`] if the cookie's name ends like a
+    /// derived one or is not the sealer's purpose,
+    /// [`WebConfigError::CsrfHeader`] for a CSRF header name that is not
+    /// one, [`WebConfigError::Origin`] for a trusted origin that is not one,
+    /// [`WebConfigError::PreSession`] if the pre-session or flash sealer
+    /// cannot be built from the verifier's keyring, or
+    /// [`WebConfigError::Cookie`] if their cookie names are not valid.
+    pub fn build(self) -> Result<WebConfig<S>, WebConfigError> {
+        let sealer = self.verifier.sealer();
+        let name = self.cookie.name();
+        if let Some(suffix) = RESERVED_SUFFIXES.iter().find(|suffix| name.ends_with(*suffix)) {
+            return Err(WebConfigError::ReservedCookieName { cookie: name.to_owned(), suffix });
+        }
+        if sealer.purpose() != name {
+            return Err(WebConfigError::PurposeMismatch {
+                purpose: sealer.purpose().to_owned(),
+                cookie: name.to_owned(),
+            });
+        }
+        if !is_header_name(&self.csrf.header) {
+            return Err(WebConfigError::CsrfHeader(self.csrf.header));
+        }
+        let derived = |suffix: &str, timeout: Duration| {
+            Sealer::builder(sealer.keyring().clone())
+                .purpose(format!("{}{suffix}", sealer.purpose()))
+                .absolute_timeout(timeout)
+                .idle_timeout(timeout)
+                .clock(Arc::clone(sealer.clock()))
+                .build()
+        };
+        let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
+        let pre_cookie = CookieSpec::named(format!("{name}-csrf"))?.browser_session();
+        let flash = FlashConfig {
+            sealer: derived("-flash", FLASH_TIMEOUT)?,
+            cookie: CookieSpec::named(format!("{name}-flash"))?.browser_session(),
+        };
+        let mut csrf = self.csrf;
+        for origin in self.trusted {
+            csrf.policy = csrf.policy.trust_origin(origin)?;
+        }
+        Ok(WebConfig {
+            verifier: self.verifier,
+            cookie: self.cookie,
+            pre_sealer,
+            pre_cookie,
+            flash,
+            origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
+            csrf,
+            form_limit: self.form_limit,
+            bearer: self.bearer,
+        })
+    }
+}
+
+/// RFC 9110 `token`, the form of a header name.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A [`WebConfig`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebConfigError {
+    /// The session cookie's name differs from the sealer's purpose. Both
+    /// name the same thing (the purpose is bound into every token), and a
+    /// difference would let a token sealed for one cookie open as another.
+    #[error(
+        "the session cookie is named {cookie:?} but the sealer's purpose is {purpose:?}: \
+         build the sealer with .purpose({cookie:?}) or name the cookie {purpose:?}"
+    )]
+    PurposeMismatch {
+        /// The sealer's purpose.
+        purpose: String,
+        /// The cookie's name.
+        cookie: String,
+    },
+    /// The session cookie's name ends like the cookies and purposes derived
+    /// from it (`-csrf`, `-flash`, `+remember`): another configuration's
+    /// pre-session or flash tokens could open as its sessions.
+    #[error("the session cookie {cookie:?} ends with {suffix:?}, which is reserved for derived cookies: choose another name")]
+    ReservedCookieName {
+        /// The cookie's name.
+        cookie: String,
+        /// The reserved ending.
+        suffix: &'static str,
+    },
+    /// The name given to [`WebConfigBuilder::csrf_header`] is not a header
+    /// name.
+    #[error("{0:?} is not a header name: use letters, digits and - only, such as x-csrf-token")]
+    CsrfHeader(String),
+    /// An origin given to [`WebConfigBuilder::trust_origin`] is not a
+    /// `scheme://host[:port]` origin.
+    #[error(transparent)]
+    Origin(#[from] InvalidOrigin),
+    /// The pre-session or flash sealer could not be built from the
+    /// verifier's keyring.
+    #[error("cannot build the pre-session or flash sealer: {0}")]
+    PreSession(#[from] ConfigError),
+    /// The pre-session or flash cookie (the session cookie's name with
+    /// `-csrf` or `-flash` appended) is not a valid cookie.
+    #[error("invalid pre-session or flash cookie: {0}")]
+    Cookie(#[from] CookieError),
+}

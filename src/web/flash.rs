@@ -1,0 +1,148 @@
+//! Flash messages: one-shot notices that survive one redirect.
+//!
+//! They travel in a small sealed cookie of their own (the session cookie's
+//! name with `-flash` appended, sealed under a purpose of its own), so that
+//! they work before login and survive logout ("Signed out"), and a session
+//! token can never be read as one or the other way round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CookieSpec, SealError, Sealer, Session};
+
+use super::handle::CookieChange;
+
+/// How long flash messages wait to be read: 10 minutes. A message not shown
+/// by then is dropped.
+pub const FLASH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// At most this many messages wait at once; older ones are dropped first.
+pub const MAX_FLASHES: usize = 8;
+
+/// How a flash message should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Level {
+    /// Something the user may want to know.
+    Info,
+    /// An action worked ("Signed in as alice").
+    Success,
+    /// Something the user should look at.
+    Warning,
+    /// An action failed ("Wrong user name or password").
+    Error,
+}
+
+impl Level {
+    /// The level as a lower-case word (`info`, `success`, `warning`,
+    /// `error`), for CSS classes and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Success => "success",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// One flash message. Its text is the application's own: escape it when
+/// writing it into HTML, like any other text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flash {
+    /// How it should look.
+    pub level: Level,
+    /// What it says.
+    pub message: String,
+}
+
+/// How flash messages are sealed: shared by every request.
+pub(crate) struct FlashConfig {
+    pub(crate) sealer: Sealer,
+    pub(crate) cookie: CookieSpec,
+}
+
+/// The flash messages of one request, kept with its session state: those it
+/// brought, until taken, and those added since.
+#[derive(Default)]
+pub(crate) struct FlashState {
+    pending: Vec<Flash>,
+    /// Whether the request carried a flash cookie (to remove once read).
+    sent: bool,
+    change: Option<CookieChange>,
+}
+
+impl FlashState {
+    /// The messages in the request's flash cookies: the first value that
+    /// opens, of at most [`MAX_SAME_NAME`](crate::MAX_SAME_NAME).
+    pub(crate) fn open<'h>(config: &FlashConfig, values: impl Iterator<Item = &'h str>) -> Self {
+        let mut state = Self::default();
+        for value in values {
+            state.sent = true;
+            match config.sealer.open::<Vec<Flash>>(value) {
+                Ok(opened) => {
+                    state.pending = opened.into_session().into_data();
+                    break;
+                }
+                Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
+            }
+        }
+        state
+    }
+
+    /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
+    pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
+        let mut pending = self.pending.clone();
+        pending.push(flash);
+        let excess = pending.len().saturating_sub(MAX_FLASHES);
+        pending.drain(..excess);
+        let session = Session::try_new(pending)?;
+        let (_, header) = config.sealer.issue_cookie(&session, &config.cookie)?;
+        self.pending = session.into_data();
+        self.change = Some(CookieChange::Set(header));
+        Ok(())
+    }
+
+    /// The messages not yet read, which are then gone.
+    pub(crate) fn take(&mut self) -> Vec<Flash> {
+        self.change = self.sent.then_some(CookieChange::Remove);
+        std::mem::take(&mut self.pending)
+    }
+
+    /// What the response must do with the flash cookie, once.
+    pub(crate) fn finish(&mut self) -> Option<CookieChange> {
+        self.change.take()
+    }
+}
+
+/// What holds a request's flash messages (its session state, whatever the
+/// session's data type).
+pub(crate) trait FlashHost: Send + Sync {
+    /// [`FlashState::take`] on the request's messages.
+    fn take_flashes(&self) -> Vec<Flash>;
+}
+
+/// A request's flash messages, reachable without naming the session's data
+/// type: what a framework's flash extractor holds
+/// ([`SessionHandle::flashes`](super::SessionHandle::flashes)). It shares
+/// the request's state with its [`SessionHandle`](super::SessionHandle).
+#[derive(Clone)]
+pub struct FlashHandle(pub(crate) Arc<dyn FlashHost>);
+
+impl FlashHandle {
+    /// The flash messages the request brought (and any added since), which
+    /// are then gone: the response removes their cookie.
+    #[must_use]
+    pub fn take(&self) -> Vec<Flash> {
+        self.0.take_flashes()
+    }
+}
+
+impl std::fmt::Debug for FlashHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlashHandle").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,353 @@
+//! The per-request logic web integrations share (`sealed_session::web`),
+//! driven as an integration drives it: headers in, cookies out.
+
+use std::sync::Arc;
+
+use sealed_session::csrf::CsrfError;
+use sealed_session::web::{
+    bearer_token, CsrfCheck, CsrfRefusal, CsrfRequest, HandleError, Level, WebConfig, WebConfigError,
+};
+use sealed_session::{
+    Keyring, LoginState, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId, StoreError,
+    Verifier,
+};
+
+type Config = Arc<WebConfig<MemoryStore>>;
+
+fn config_with(
+    keyring: Keyring,
+    change: impl FnOnce(
+        sealed_session::web::WebConfigBuilder<MemoryStore>,
+    ) -> sealed_session::web::WebConfigBuilder<MemoryStore>,
+) -> Config {
+    let verifier = Verifier::new(Sealer::builder(keyring).build().unwrap(), MemoryStore::new());
+    Arc::new(change(WebConfig::builder(verifier)).build().unwrap())
+}
+
+fn config() -> Config {
+    config_with(Keyring::generate().unwrap(), |b| b)
+}
+
+/// `name=value` of a `Set-Cookie` value.
+fn pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+async fn signed_in(config: &Config, user: &str) -> String {
+    let session = config.verifier().login(user, user.to_uppercase()).await.unwrap();
+    let (_, set_cookie) = config.verifier().issue_cookie(&session, config.cookie()).unwrap();
+    pair(&set_cookie).to_owned()
+}
+
+async fn open(config: &Config, cookie: &str) -> sealed_session::web::SessionHandle<String> {
+    config.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap()
+}
+
+fn post<'r>(token: Option<&'r str>) -> CsrfRequest<'r> {
+    CsrfRequest { method: "POST", path: "/cart", host: Some("app.example"), token, ..CsrfRequest::default() }
+}
+
+#[test]
+fn a_valid_cookie_opens_and_an_unchanged_session_sets_no_cookie() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        // A neighbour cookie with UTF-8 in it changes nothing.
+        let headers: [&[u8]; 2] = ["tracker=café".as_bytes(), cookie.as_bytes()];
+        let handle = config.open_request::<String, _, _>(headers, None).await.unwrap();
+        let current = handle.current().expect("a session");
+        assert_eq!(current.session().user_id(), Some("alice"));
+        assert_eq!(current.session().data(), "ALICE");
+        let response = handle.finish();
+        assert!(response.set_cookies.is_empty() && response.session_token.is_none());
+        assert!(!response.no_store());
+    })
+}
+
+#[test]
+fn a_tampered_cookie_is_no_session_and_removed() {
+    pollster::block_on(async {
+        let config = config();
+        let mut cookie = signed_in(&config, "alice").await;
+        let last = cookie.pop().unwrap();
+        cookie.push(if last == 'A' { 'B' } else { 'A' });
+        let handle = open(&config, &cookie).await;
+        assert!(handle.current().is_none());
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1);
+        assert!(response.set_cookies[0].starts_with("__Host-session=;"), "{:?}", response.set_cookies);
+        assert!(response.set_cookies[0].contains("Max-Age=0"));
+        assert!(response.no_store());
+    })
+}
+
+#[test]
+fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
+    pollster::block_on(async {
+        // A server that has the keyring's next key already, and one that does not yet.
+        let keyring = Keyring::generate().unwrap();
+        let (next, id) = keyring.with_new_key().unwrap();
+        let ahead = config_with(next.with_primary(id).unwrap(), |b| b);
+        let cookie = signed_in(&ahead, "alice").await;
+        let config = config_with(keyring, |b| b);
+        let handle = open(&config, &cookie).await;
+        assert!(handle.current().is_none());
+        let err = handle.update_or_insert(String::new, |cart| cart.push('x')).await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        assert!(handle.finish().set_cookies.is_empty(), "the cookie is kept: no removal, no replacement");
+    })
+}
+
+#[test]
+fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
+    pollster::block_on(async {
+        let old = Keyring::generate().unwrap();
+        let (with_new, id) = old.with_new_key().unwrap();
+        let before = config_with(old, |b| b);
+        let cookie = signed_in(&before, "alice").await;
+        let after = config_with(with_new.with_primary(id).unwrap(), |b| b);
+        // The same store would be shared in a real deployment; the session is
+        // not revoked in this new one either.
+        let handle = open(&after, &cookie).await;
+        assert_ne!(handle.current().unwrap().key_id(), id);
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1);
+        let reissued = open(&after, pair(&response.set_cookies[0])).await;
+        assert_eq!(reissued.current().unwrap().key_id(), id);
+        assert_eq!(reissued.current().unwrap().session().id(), handle.current().unwrap().session().id());
+    })
+}
+
+#[test]
+fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        let token = handle.csrf_token().unwrap();
+        assert!(handle.csrf_applies("POST", "/cart"));
+        assert!(!handle.csrf_applies("GET", "/cart"));
+
+        assert_eq!(handle.check_csrf(&post(Some(&token))).unwrap(), CsrfCheck::Passed);
+        let wrong = handle.check_csrf(&post(Some("nope"))).unwrap_err();
+        assert!(matches!(wrong, CsrfRefusal::Csrf(CsrfError::Invalid)), "{wrong:?}");
+        assert_eq!(wrong.status(), 403);
+        let missing = handle.check_csrf(&post(None)).unwrap_err();
+        assert!(matches!(missing, CsrfRefusal::Csrf(CsrfError::Missing)), "{missing:?}");
+
+        let form = CsrfRequest { form: true, ..post(None) };
+        assert_eq!(handle.check_csrf(&form).unwrap(), CsrfCheck::ReadForm);
+        handle.check_csrf_form(format!("item=tea&csrf_token={token}").as_bytes()).unwrap();
+        let err = handle.check_csrf_form(b"item=tea&csrf_token=nope").unwrap_err();
+        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::Invalid)), "{err:?}");
+        let err = handle.check_csrf_form(b"item=tea").unwrap_err();
+        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::Missing)), "{err:?}");
+    })
+}
+
+#[test]
+fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        let token = handle.csrf_token().unwrap();
+        let cross_site = CsrfRequest { sec_fetch_site: Some("cross-site"), ..post(Some(&token)) };
+        let err = handle.check_csrf(&cross_site).unwrap_err();
+        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::CrossSite(_))), "{err:?}");
+        let wrong_origin = CsrfRequest { origin: Some("https://evil.example"), ..post(Some(&token)) };
+        let err = handle.check_csrf(&wrong_origin).unwrap_err();
+        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::WrongOrigin)), "{err:?}");
+        let own = CsrfRequest { origin: Some("https://app.example"), ..post(Some(&token)) };
+        assert_eq!(handle.check_csrf(&own).unwrap(), CsrfCheck::Passed);
+        // Plain http is expected only on loopback.
+        let local = CsrfRequest {
+            origin: Some("http://127.0.0.1:3000"),
+            host: Some("127.0.0.1:3000"),
+            ..post(Some(&token))
+        };
+        assert_eq!(handle.check_csrf(&local).unwrap(), CsrfCheck::Passed);
+        let plain = CsrfRequest { origin: Some("http://app.example"), ..post(Some(&token)) };
+        assert!(handle.check_csrf(&plain).is_err());
+    })
+}
+
+#[test]
+fn without_a_session_or_pre_session_there_is_nothing_to_bind_a_token_to() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), None).await.unwrap();
+        let err = handle.check_csrf(&CsrfRequest { form: true, ..post(None) }).unwrap_err();
+        assert!(matches!(err, CsrfRefusal::NoBinding), "{err:?}");
+    })
+}
+
+#[test]
+fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_exempt("/webhook"));
+        let handle = open(&config, "").await;
+        assert!(handle.csrf_applies("POST", "/cart"));
+        assert!(!handle.csrf_applies("POST", "/webhook"));
+        assert!(handle.csrf_applies("POST", "/webhook/"), "exempt paths match exactly");
+        let config = config_with(Keyring::generate().unwrap(), |b| b.without_csrf());
+        assert!(!open(&config, "").await.csrf_applies("POST", "/cart"));
+    })
+}
+
+#[test]
+fn a_bearer_token_replaces_cookies_and_renewals_go_out_in_a_header() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.bearer_tokens());
+        let cookie = signed_in(&config, "alice").await;
+        let bob = config.verifier().login("bob", "BOB".to_owned()).await.unwrap();
+        let (token, _) = config.verifier().issue(&bob).unwrap();
+        let authorization = format!("Bearer {token}");
+        let handle = config
+            .open_request::<String, _, _>([cookie.as_bytes()], Some(authorization.as_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(handle.current().unwrap().session().user_id(), Some("bob"), "the cookie is ignored");
+        assert!(!handle.csrf_applies("POST", "/cart"), "nothing ambient: no CSRF token needed");
+        handle.update(|data| data.push('!')).unwrap();
+        let response = handle.finish();
+        assert!(response.set_cookies.is_empty(), "never a cookie");
+        let renewed = response.session_token.clone().expect("the new token");
+        assert!(response.no_store());
+        assert!(!format!("{response:?}").contains(&renewed), "Debug shows no token");
+        let reopened = config.verifier().open::<String>(&renewed).await.unwrap();
+        assert_eq!(reopened.session().data(), "BOB!");
+
+        // Without bearer tokens turned on, the header is not read.
+        let plain = config_with(Keyring::generate().unwrap(), |b| b);
+        let handle =
+            plain.open_request::<String, _, _>([cookie.as_bytes()], Some(authorization.as_bytes())).await;
+        assert!(handle.unwrap().current().is_none(), "another keyring's cookie, and no bearer token");
+    })
+}
+
+#[test]
+fn bearer_tokens_are_read_only_from_the_bearer_scheme() {
+    assert_eq!(bearer_token(b"Bearer abc"), Some(Some("abc")));
+    assert_eq!(bearer_token(b"bearer   abc "), Some(Some("abc")));
+    assert_eq!(bearer_token(b"Bearer"), Some(None));
+    assert_eq!(bearer_token(b"Bearer  "), Some(None));
+    assert_eq!(bearer_token(b"Bearerabc"), None);
+    assert_eq!(bearer_token(b"Basic abc"), None);
+    assert_eq!(bearer_token(b"Bear"), None);
+    assert_eq!(bearer_token(b"Bearer \xff"), Some(None), "not text: no token");
+}
+
+#[test]
+fn login_from_a_pre_session_form_replaces_the_pre_session() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        let token = handle.csrf_token().unwrap();
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1);
+        assert!(response.set_cookies[0].starts_with("__Host-session-csrf="));
+        let pre = pair(&response.set_cookies[0]).to_owned();
+
+        let handle = open(&config, &pre).await;
+        assert_eq!(handle.csrf_token().unwrap(), token, "the same pre-session, the same token");
+        assert_eq!(handle.check_csrf(&post(Some(&token))).unwrap(), CsrfCheck::Passed);
+        handle.login("alice", "ALICE".to_owned()).await.unwrap();
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 2);
+        assert!(response.set_cookies[0].starts_with("__Host-session="));
+        assert!(
+            response.set_cookies[1].starts_with("__Host-session-csrf=;"),
+            "{:?}",
+            response.set_cookies[1]
+        );
+    })
+}
+
+#[test]
+fn flash_messages_survive_one_request_and_are_then_removed() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.flash(Level::Success, "Signed out").unwrap();
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1);
+        assert!(response.set_cookies[0].starts_with("__Host-session-flash="));
+
+        let handle = open(&config, pair(&response.set_cookies[0])).await;
+        let flashes = handle.flashes().take();
+        assert_eq!(flashes.len(), 1);
+        assert_eq!((flashes[0].level, flashes[0].message.as_str()), (Level::Success, "Signed out"));
+        assert!(handle.take_flashes().is_empty(), "read once");
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1);
+        assert!(response.set_cookies[0].starts_with("__Host-session-flash=;"));
+    })
+}
+
+/// A store that cannot be reached: the fault a real store reports when its
+/// server is down, made on demand.
+struct Unreachable;
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection refused")]
+struct Refused;
+
+impl RevocationStore for Unreachable {
+    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn login_state(&self, _: &str) -> Result<LoginState, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
+        Err(StoreError::unavailable(Refused))
+    }
+}
+
+#[test]
+fn a_store_that_cannot_answer_refuses_the_request() {
+    pollster::block_on(async {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+        let token = sealer.seal(&sealed_session::Session::new("x".to_owned()).with_user("alice", 0)).unwrap();
+        let config = Arc::new(WebConfig::builder(Verifier::new(sealer, Unreachable)).build().unwrap());
+        let cookie = format!("__Host-session={token}");
+        let result = config.open_request::<String, _, _>([cookie.as_bytes()], None).await;
+        assert!(result.is_err(), "no session would be a lie: the store was not asked");
+        // Without a cookie there is nothing to check.
+        assert!(config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), None).await.is_ok());
+    })
+}
+
+#[test]
+fn the_builder_refuses_names_that_could_confuse_tokens() {
+    let verifier =
+        || Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
+    let admin = sealed_session::CookieSpec::named("__Host-admin").unwrap();
+    assert!(matches!(
+        WebConfig::builder(verifier()).cookie(admin).build(),
+        Err(WebConfigError::PurposeMismatch { .. })
+    ));
+    assert!(matches!(
+        WebConfig::builder(verifier()).csrf_header("x csrf").build(),
+        Err(WebConfigError::CsrfHeader(_))
+    ));
+    assert!(matches!(
+        WebConfig::builder(verifier()).trust_origin("null").build(),
+        Err(WebConfigError::Origin(_))
+    ));
+    let config = WebConfig::builder(verifier()).csrf_header("X-Token").build().unwrap();
+    assert_eq!(config.csrf_header(), "x-token", "header names are compared in lower case");
+}
+
+#[test]
+fn a_csrf_request_shows_no_token_in_debug() {
+    let request = post(Some("secret-token-value"));
+    let shown = format!("{request:?}");
+    assert!(!shown.contains("secret-token-value"), "{shown}");
+    assert!(shown.contains("/cart"));
+}
