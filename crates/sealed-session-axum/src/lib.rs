@@ -105,8 +105,3 @@ pub use require::{RequireSession, RequireSessionLayer};
 pub use sealed_session::web::{Flash, Level, LoginOptions, FLASH_TIMEOUT, MAX_FLASHES};
 pub use service::SessionService;
 pub use sessions::{Session, Sessions, SignedIn};
-
-/// The repository README's examples, core and axum alike, run as doctests here.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

@@ -508,3 +508,9 @@ mod tests {
         assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
     }
 }
+
+/// The repository README's examples (core, axum and actix-web) run as
+/// doctests here, in the one crate that depends on everything they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
