@@ -98,3 +98,49 @@ mod tests {
         assert_eq!(login_url("/login", "//evil.example"), "/login");
     }
 }
+
+/// What a route that requires a signed-in session answers a request without
+/// one ([`NoSessionAnswer::for_request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoSessionAnswer {
+    /// A browser: `303 See Other` to this login URL, with the path it asked
+    /// for as `next`.
+    Redirect(String),
+    /// Any other client: `401` with [`NoSessionAnswer::JSON_BODY`] as
+    /// `application/json`.
+    Unauthorized,
+}
+
+impl NoSessionAnswer {
+    /// The body of [`NoSessionAnswer::Unauthorized`].
+    pub const JSON_BODY: &'static str = r#"{"error":"no session"}"#;
+
+    /// The answer to a request whose `Accept` headers are `accept` (a
+    /// browser names `text/html`), for `path_and_query` as the application
+    /// sees it under `prefix` (a nested router's mount point, or `""`), with
+    /// its login page at `login`.
+    ///
+    /// ```
+    /// use sealed_session::redirect::NoSessionAnswer;
+    ///
+    /// let browser = NoSessionAnswer::for_request(["text/html,*/*;q=0.8"], "/account", "/login", "");
+    /// assert_eq!(browser, NoSessionAnswer::Redirect("/login?next=/account".to_owned()));
+    /// let api = NoSessionAnswer::for_request(["application/json"], "/account", "/login", "");
+    /// assert_eq!(api, NoSessionAnswer::Unauthorized);
+    /// ```
+    #[must_use]
+    pub fn for_request<'a>(
+        accept: impl IntoIterator<Item = &'a str>,
+        path_and_query: &str,
+        login: &str,
+        prefix: &str,
+    ) -> Self {
+        let wants_html = accept.into_iter().any(|accept| accept.to_ascii_lowercase().contains("text/html"));
+        if wants_html {
+            NoSessionAnswer::Redirect(login_url(login, &format!("{prefix}{path_and_query}")))
+        } else {
+            NoSessionAnswer::Unauthorized
+        }
+    }
+}

@@ -57,10 +57,12 @@
 mod error;
 mod extractors;
 mod middleware;
+mod require;
 
 pub use error::SessionError;
 pub use extractors::{Flashes, Session, Sessions, SignedIn};
 pub use middleware::{MiddlewareError, SessionMiddleware, SessionMiddlewareBuilder, SessionService};
+pub use require::{RequireSession, RequireSessionService};
 pub use sealed_session::web::{
     Flash, Level, LoginOptions, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT, FLASH_TIMEOUT, MAX_FLASHES,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,

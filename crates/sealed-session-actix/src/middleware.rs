@@ -28,7 +28,7 @@ use crate::extractors::Sessions;
 
 pub use sealed_session::web::WebConfigError as MiddlewareError;
 
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+pub(crate) type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// An actix-web middleware that gives every request its session, with the
 /// rules of the core's [`sealed_session::web`] (the same as the axum

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App, HttpResponse};
 use sealed_session::{
@@ -14,8 +14,8 @@ use sealed_session::{
     Verifier,
 };
 use sealed_session_actix::{
-    Flashes, Level, Session, SessionError, SessionMiddleware, SessionMiddlewareBuilder, Sessions, SignedIn,
-    SESSION_TOKEN_HEADER,
+    Flashes, Level, RequireSession, Session, SessionError, SessionMiddleware, SessionMiddlewareBuilder,
+    Sessions, SignedIn, SESSION_TOKEN_HEADER,
 };
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,11 @@ macro_rules! client {
                     .route("/flashes", web::get().to(flashes))
                     .route("/form", web::post().to(form))
                     .route("/webhook", web::post().to(whoami))
+                    .service(
+                        web::resource("/account")
+                            .wrap(RequireSession::<Data>::redirect_to("/"))
+                            .route(web::get().to(required)),
+                    )
                     .wrap(middleware($configure)),
             )
             .await,
@@ -134,6 +139,7 @@ struct Reply {
     set_cookies: Vec<String>,
     cache_control: Option<String>,
     token_header: Option<String>,
+    location: Option<String>,
     body: String,
 }
 
@@ -155,6 +161,7 @@ where
                 .map(|v: &actix_web::http::header::HeaderValue| v.to_str().unwrap().to_owned())
         };
         let cache_control = header(CACHE_CONTROL);
+        let location = header(LOCATION);
         let token_header = header(actix_web::http::header::HeaderName::from_static(SESSION_TOKEN_HEADER));
         let set_cookies: Vec<String> =
             response.headers().get_all(SET_COOKIE).map(|v| v.to_str().unwrap().to_owned()).collect();
@@ -168,7 +175,7 @@ where
             }
         }
         let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
-        Reply { status, set_cookies, cache_control, token_header, body }
+        Reply { status, set_cookies, cache_control, token_header, location, body }
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -373,4 +380,22 @@ async fn a_store_that_cannot_answer_gives_503_and_changes_no_cookie() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().get(SET_COOKIE).is_none());
     assert_eq!(test::read_body(response).await, "session store unavailable, try again");
+}
+
+#[actix_web::test]
+async fn a_route_that_requires_sign_in_redirects_browsers_and_answers_401_json_to_others() {
+    let mut client = client!(|b| b);
+    let browser = client
+        .send(test::TestRequest::get().uri("/account?tab=keys").insert_header(("accept", "text/html")))
+        .await;
+    assert_eq!(browser.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.location.as_deref(), Some("/?next=/account%3Ftab%3Dkeys"));
+    let api = client.get("/account").await;
+    assert_eq!((api.status, api.body.as_str()), (StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#));
+    // An anonymous session is not signed in.
+    let token = client.get("/csrf").await.body;
+    client.post("/anonymous-increment", &token).await;
+    assert_eq!(client.get("/account").await.status, StatusCode::UNAUTHORIZED);
+    client.login().await;
+    assert_eq!(client.get("/account").await.body, "alice");
 }

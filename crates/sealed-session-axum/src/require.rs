@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, StatusCode};
-use sealed_session::redirect::login_url;
+use sealed_session::redirect::NoSessionAnswer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tower_layer::Layer;
@@ -152,19 +152,14 @@ where
 
 /// The answer to a request without a signed-in session.
 fn refuse<B>(request: &Request<B>, login: &str, prefix: &str) -> Response {
-    let wants_html = request
-        .headers()
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .any(|accept| accept.to_ascii_lowercase().contains("text/html"));
-    if wants_html {
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        match HeaderValue::try_from(login_url(login, &format!("{prefix}{path}"))) {
+    let accept = request.headers().get_all(ACCEPT).iter().filter_map(|value| value.to_str().ok());
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let NoSessionAnswer::Redirect(url) = NoSessionAnswer::for_request(accept, path, login, prefix) {
+        match HeaderValue::try_from(url) {
             Ok(location) => return (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response(),
             Err(err) => tracing::error!(error = %err, "the login URL is not a header value"),
         }
     }
     let json = HeaderValue::from_static("application/json");
-    (StatusCode::UNAUTHORIZED, [(CONTENT_TYPE, json)], r#"{"error":"no session"}"#).into_response()
+    (StatusCode::UNAUTHORIZED, [(CONTENT_TYPE, json)], NoSessionAnswer::JSON_BODY).into_response()
 }

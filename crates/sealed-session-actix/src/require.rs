@@ -1,0 +1,145 @@
+//! Routes that require a signed-in session.
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{ACCEPT, LOCATION};
+use actix_web::{Error, HttpMessage as _, HttpResponse, ResponseError as _};
+use sealed_session::redirect::NoSessionAnswer;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::SessionError;
+use crate::middleware::LocalBoxFuture;
+use crate::Sessions;
+
+/// An actix-web middleware for routes that need a signed-in session (one
+/// with a user; an anonymous session does not count), the counterpart of
+/// the axum crate's `RequireSessionLayer`. Wrap the resources or scopes
+/// with it, inside a [`SessionMiddleware`](crate::SessionMiddleware) with
+/// the same `T` (in actix-web, the middleware wrapped last runs first: wrap
+/// the app in `SessionMiddleware`). Requests without one never reach the
+/// handler:
+///
+/// * a browser (a request whose `Accept` names `text/html`) is redirected
+///   (`303`) to the login page, with the path it asked for as `next`
+///   (only a path on this site: see [`sealed_session::redirect`]);
+/// * any other client gets `401` with `{"error":"no session"}`.
+///
+/// ```
+/// use actix_web::{web, App};
+/// use sealed_session_actix::{RequireSession, Session};
+///
+/// # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct Profile;
+/// async fn account(session: Session<Profile>) -> String {
+///     format!("hello {}", session.user_id().unwrap_or_default())
+/// }
+///
+/// let app = App::new().service(
+///     web::resource("/account")
+///         .wrap(RequireSession::<Profile>::redirect_to("/login"))
+///         .route(web::get().to(account)),
+/// );
+/// // ... .wrap(SessionMiddleware::<_, Profile>::new(verifier)?) around it all.
+/// ```
+pub struct RequireSession<T> {
+    login: Arc<str>,
+    data: PhantomData<fn() -> T>,
+}
+
+impl<T> RequireSession<T> {
+    /// Sends browsers without a session to `login` (a path such as `/login`
+    /// or `/`), which gets `next` added to its query.
+    pub fn redirect_to(login: impl Into<String>) -> Self {
+        Self { login: Arc::from(login.into()), data: PhantomData }
+    }
+}
+
+impl<T> Clone for RequireSession<T> {
+    fn clone(&self) -> Self {
+        Self { login: Arc::clone(&self.login), data: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for RequireSession<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireSession").field("login", &self.login).finish()
+    }
+}
+
+impl<Svc, B, T> Transform<Svc, ServiceRequest> for RequireSession<T>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireSessionService<Svc, T>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: Svc) -> Self::Future {
+        ready(Ok(RequireSessionService {
+            service: Rc::new(service),
+            login: Arc::clone(&self.login),
+            data: PhantomData,
+        }))
+    }
+}
+
+/// The service [`RequireSession`] wraps around a route.
+pub struct RequireSessionService<Svc, T> {
+    service: Rc<Svc>,
+    login: Arc<str>,
+    data: PhantomData<fn() -> T>,
+}
+
+impl<Svc, T> std::fmt::Debug for RequireSessionService<Svc, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireSessionService").field("login", &self.login).finish_non_exhaustive()
+    }
+}
+
+impl<Svc, B, T> Service<ServiceRequest> for RequireSessionService<Svc, T>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let signed_in = request.extensions().get::<Sessions<T>>().map(|s| s.signed_in().is_some());
+        let refusal = match signed_in {
+            Some(true) => None,
+            None => Some(SessionError::MissingMiddleware.error_response()),
+            Some(false) => Some(refuse(&request, &self.login)),
+        };
+        match refusal {
+            Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),
+            None => {
+                let service = Rc::clone(&self.service);
+                Box::pin(async move { Ok(service.call(request).await?.map_into_left_body()) })
+            }
+        }
+    }
+}
+
+/// The answer to a request without a signed-in session.
+fn refuse(request: &ServiceRequest, login: &str) -> HttpResponse {
+    let accept = request.headers().get_all(ACCEPT).filter_map(|value| value.to_str().ok());
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    match NoSessionAnswer::for_request(accept, path, login, "") {
+        NoSessionAnswer::Redirect(url) => HttpResponse::SeeOther().insert_header((LOCATION, url)).finish(),
+        _ => HttpResponse::Unauthorized().content_type("application/json").body(NoSessionAnswer::JSON_BODY),
+    }
+}
