@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod actix_app;
+pub mod axum_app;
+mod logic;
 pub mod page;
 pub mod users;
 
@@ -13,20 +16,13 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use axum::extract::{Form, Query};
-use axum::http::header::{self, HeaderValue};
-use axum::response::{Html, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use sealed_session::redirect::local_path;
+use sealed_session::web::WebConfigError;
 use sealed_session::SharedStore;
-use sealed_session::{ConfigError, CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, Verifier};
-use sealed_session_axum::{
-    Flashes, LayerError, Level, LoginOptions, RequireSessionLayer, Session, SessionError, SessionLayer,
-    Sessions,
-};
+use sealed_session::{ConfigError, Keyring, KeyringError, Sealer, Verifier};
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
+
+pub use axum_app::{app, security_headers};
 
 /// What the demo keeps in each session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -45,216 +41,16 @@ pub const REMEMBER_IDLE: std::time::Duration = std::time::Duration::from_secs(7 
 /// The most items a cart holds.
 pub const MAX_CART_ITEMS: usize = 20;
 
-/// The app: its routes behind the session layer, plus security headers.
-///
-/// # Errors
-/// [`LayerError`] if the session layer cannot be built.
-pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
-    Ok(routes()
-        .layer(
-            SessionLayer::<S, Profile>::builder(verifier)
-                // Kept when the browser closes only with "remember me".
-                .cookie(CookieSpec::default().browser_session())
-                .csrf_exempt("/webhook")
-                .build()?,
-        )
-        .layer(axum::middleware::map_response(security_headers)))
-}
-
-fn routes() -> Router {
-    let signed_in_only = Router::new()
-        .route("/account", get(account))
-        .route_layer(RequireSessionLayer::<Profile>::redirect_to("/"));
-    Router::new()
-        .merge(signed_in_only)
-        .route("/", get(index))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/logout-everywhere", post(logout_everywhere))
-        .route("/profile", post(profile))
-        .route("/cart", post(add_to_cart))
-        .route("/webhook", post(webhook))
-        .route("/api/session", get(api_session))
-}
-
-/// Adds the demo's security headers (CSP, nosniff, no referrer) to a
-/// response; the load benchmark's baseline route gets them too.
-pub async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    // Pages and JSON carry the session's details and CSRF token.
-    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The query of `GET /`: where to go after signing in.
-#[derive(Deserialize)]
-struct Next {
-    next: Option<String>,
-}
-
-async fn index(
-    sessions: Sessions<Profile>,
-    flashes: Flashes,
-    Query(next): Query<Next>,
-) -> Result<Html<String>, SessionError> {
-    let session = sessions.current();
-    Ok(Html(match session.as_ref().filter(|s| s.user_id().is_some()) {
-        Some(session) => page::signed_in(session, &flashes.0),
-        None => {
-            let cart = session.as_ref().map(|s| &s.data().cart[..]);
-            let next = next.next.as_deref().and_then(local_path);
-            page::signed_out(&sessions.csrf_token()?, cart, next, &flashes.0)
-        }
-    }))
-}
-
-/// A page only a signed-in user sees; others are sent to `/?next=/account`.
-async fn account(session: Session<Profile>) -> Html<String> {
-    Html(page::account(&session))
-}
-
-/// Password checks running at once; the others wait their turn.
-static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-
-#[derive(Deserialize)]
-struct LoginForm {
-    username: String,
-    password: String,
-    /// Where to go once signed in: only a path on this site is followed.
-    #[serde(default)]
-    next: String,
-    /// `on` when "remember me" is ticked.
-    #[serde(default)]
-    remember: Option<String>,
-}
-
-async fn login(sessions: Sessions<Profile>, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
-    let username = form.username.trim().to_owned();
-    let next = form.next;
-    let remember = form.remember.as_deref() == Some("on");
-    let checked = username.clone();
-    // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
-    // the executor, so that a flood of logins cannot exhaust memory.
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return bad_login(&sessions, &next);
-    };
-    let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
-        .await
-        .unwrap_or(false);
-    if !valid {
-        // Not the name as typed: it may be a password typed in the wrong field.
-        tracing::info!("failed login");
-        return bad_login(&sessions, &next);
-    }
-    let mut display_name = username.clone();
-    if let Some(first) = display_name.get_mut(..1) {
-        first.make_ascii_uppercase();
-    }
-    // The cart of an anonymous session comes along; the session ID does not.
-    let carry = |before: Option<sealed_session::Session<Profile>>| {
-        let cart = before.filter(|s| s.user_id().is_none()).map(|s| s.into_data().cart).unwrap_or_default();
-        Profile { display_name, cart }
-    };
-    let options = LoginOptions::default().remember(remember);
-    sessions.login_with_options(&username, options, carry).await?;
-    tracing::info!(user = %username, "signed in");
-    sessions.flash(
-        Level::Success,
-        format!("Signed in as {username}. A new session ID was issued for this login."),
-    )?;
-    Ok(Redirect::to(local_path(&next).unwrap_or("/")))
-}
-
-fn bad_login(sessions: &Sessions<Profile>, next: &str) -> Result<Redirect, SessionError> {
-    sessions.flash(Level::Error, "Wrong user name or password.")?;
-    Ok(Redirect::to(&sealed_session::redirect::login_url("/", next)))
-}
-
-async fn logout(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
-    sessions.logout().await?;
-    sessions.flash(Level::Success, "Signed out. This session is revoked on every server.")?;
-    Ok(Redirect::to("/"))
-}
-
-async fn logout_everywhere(sessions: Sessions<Profile>) -> Result<Redirect, SessionError> {
-    let epoch = sessions.logout_everywhere().await?;
-    tracing::info!(epoch, "logged out everywhere");
-    sessions.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
-    Ok(Redirect::to("/"))
-}
-
-/// `text` trimmed, if that leaves 1 to 64 characters and no control
-/// characters.
-fn short_text(text: &str) -> Option<&str> {
-    let text = text.trim();
-    ((1..=64).contains(&text.chars().count()) && !text.chars().any(char::is_control)).then_some(text)
-}
-
-#[derive(Deserialize)]
-struct ProfileForm {
-    display_name: String,
-}
-
-async fn profile(
-    sessions: Sessions<Profile>,
-    Form(form): Form<ProfileForm>,
-) -> Result<Redirect, SessionError> {
-    let Some(name) = short_text(&form.display_name) else {
-        sessions.flash(Level::Error, "A display name has 1 to 64 characters.")?;
-        return Ok(Redirect::to("/"));
-    };
-    sessions.update(|profile| profile.display_name = name.to_owned())?;
-    sessions.flash(Level::Success, "Saved. The session was sealed again with the new value.")?;
-    Ok(Redirect::to("/"))
-}
-
-#[derive(Deserialize)]
-struct CartForm {
-    item: String,
-}
-
-/// Adds an item to the cart, signed in or not: without a session, this
-/// starts an anonymous one.
-async fn add_to_cart(
-    sessions: Sessions<Profile>,
-    Form(form): Form<CartForm>,
-) -> Result<Redirect, SessionError> {
-    let Some(item) = short_text(&form.item) else {
-        sessions.flash(Level::Error, "An item has 1 to 64 characters.")?;
-        return Ok(Redirect::to("/"));
-    };
-    let added = sessions
-        .update_or_insert(Profile::default, |profile| {
-            let room = profile.cart.len() < MAX_CART_ITEMS;
-            if room {
-                profile.cart.push(item.to_owned());
-            }
-            room
-        })
-        .await?;
-    if added {
-        sessions.flash(Level::Success, format!("Added {item} to the cart."))?;
-    } else {
-        sessions.flash(Level::Error, format!("The cart holds at most {MAX_CART_ITEMS} items."))?;
-    }
-    Ok(Redirect::to("/"))
-}
-
-/// A payment provider's notification, say: other sites post here by design,
-/// so the route is exempt from CSRF checks, and it neither reads nor
-/// changes the session (a real one would check the provider's signature).
-async fn webhook(body: String) -> String {
-    tracing::info!(bytes = body.len(), "webhook received");
-    "received".to_owned()
-}
+/// The headers every response of the demo carries, on either framework:
+/// a strict content security policy, no MIME sniffing, no referrer.
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
 
 /// The body of `GET /api/session`: the current session as JSON.
 #[derive(Debug, Serialize)]
@@ -297,10 +93,6 @@ impl SessionJson {
     }
 }
 
-async fn api_session(session: Session<Profile>) -> Json<SessionJson> {
-    Json(SessionJson::new(&session, session.key_id(), session.idle_expires_at(), session.csrf_token()))
-}
-
 /// Where the demo keeps its keyring and revocations.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -338,7 +130,7 @@ pub enum StartError {
     Sealer(#[from] ConfigError),
     /// The session layer could not be built.
     #[error(transparent)]
-    Layer(#[from] LayerError),
+    Layer(#[from] WebConfigError),
 }
 
 impl Setup {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sealed_session::{Keyring, SharedKeyring};
-use sealed_session_demo::{app, Setup};
+use sealed_session_demo::{actix_app, app, Setup};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,19 @@ struct Args {
     /// [default: sqlite:DATA_DIR/revocations.sqlite?create=true].
     #[arg(long, env = "DEMO_STORE")]
     store: Option<String>,
+    /// The web framework that serves the app: the same routes, pages, JSON
+    /// and cookies on either.
+    #[arg(long, env = "DEMO_FRAMEWORK", value_enum, default_value_t = Framework::Axum)]
+    framework: Framework,
+}
+
+/// The web frameworks the demo runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Framework {
+    /// axum, with `sealed-session-axum`'s layer.
+    Axum,
+    /// actix-web, with `sealed-session-actix`'s middleware.
+    Actix,
 }
 
 #[tokio::main]
@@ -45,7 +58,7 @@ async fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let setup = Setup { data_dir: args.data_dir, keyring: args.keyring, store: args.store };
-    match serve(&setup, args.addr).await {
+    match serve(&setup, args.addr, args.framework).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -54,19 +67,39 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(setup: &Setup, addr: SocketAddr) -> Result<(), String> {
+async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<(), String> {
     let verifier = setup.open().await.map_err(|err| err.to_string())?;
     tokio::spawn(reload_on_hangup(verifier.sealer().keyring().clone(), setup.keyring_path()));
-    let app = app(verifier).map_err(|err| err.to_string())?;
     let listener =
-        tokio::net::TcpListener::bind(addr).await.map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+        std::net::TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
-    println!(
-        "sealed-session demo listening on http://{local}/ (revocation store: {})",
-        setup.store_url_for_display()
-    );
-    println!("sign in as alice / alice-pass or bob / bob-pass; SIGHUP reloads the keyring; Ctrl-C stops it");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
+    let announce = || {
+        println!(
+            "sealed-session demo listening on http://{local}/ (revocation store: {}, {framework:?})",
+            setup.store_url_for_display()
+        );
+        println!(
+            "sign in as alice / alice-pass or bob / bob-pass; SIGHUP reloads the keyring; Ctrl-C stops it"
+        );
+    };
+    match framework {
+        Framework::Axum => {
+            let app = app(verifier).map_err(|err| err.to_string())?;
+            listener.set_nonblocking(true).map_err(|err| err.to_string())?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| err.to_string())?;
+            announce();
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
+        }
+        Framework::Actix => {
+            let sessions = actix_app::middleware(verifier).map_err(|err| err.to_string())?;
+            let server = actix_web::HttpServer::new(move || actix_app::app(sessions.clone()))
+                .listen(listener)
+                .map_err(|err| err.to_string())?
+                .run();
+            announce();
+            server.await.map_err(|err| err.to_string())
+        }
+    }
 }
 
 /// Reloads the keyring file on SIGHUP, so that keys rotate with no restart

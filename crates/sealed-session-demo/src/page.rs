@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use sealed_session_axum::{Flash, Session};
+use sealed_session::web::Flash;
+use sealed_session::{Session, Verified};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -119,8 +120,9 @@ pub fn signed_out(
 /// The page for a signed-in visitor: the session, a form that changes it,
 /// and the two ways to log out.
 #[must_use]
-pub fn signed_in(session: &Session<Profile>, flashes: &[Flash]) -> String {
-    let token = escape(&session.csrf_token());
+pub fn signed_in(opened: &Verified<Profile>, csrf_token: &str, flashes: &[Flash]) -> String {
+    let session = opened.session();
+    let token = escape(csrf_token);
     let hidden = format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#);
     let mut rows = String::new();
     let id = session.id().to_hex();
@@ -130,8 +132,8 @@ pub fn signed_in(session: &Session<Profile>, flashes: &[Flash]) -> String {
         ("Display name", session.data().display_name.clone()),
         ("Issued", session.issued_at().map(timestamp).unwrap_or_default()),
         ("Expires", session.expires_at().map(timestamp).unwrap_or_default()),
-        ("Idle deadline", timestamp(session.idle_expires_at())),
-        ("Key ID", session.key_id().to_string()),
+        ("Idle deadline", timestamp(opened.idle_expires_at())),
+        ("Key ID", opened.key_id().to_string()),
         ("Epoch", session.epoch().to_string()),
     ];
     for (name, value) in rows_data {

@@ -26,8 +26,20 @@ impl Demo {
     /// cannot be reached, say).
     #[must_use]
     pub fn try_start(binary: &str, data_dir: &Path, store: Option<&str>) -> Option<Self> {
+        Self::try_start_on("axum", binary, data_dir, store)
+    }
+
+    /// As [`Demo::start`], served by `framework` (`axum` or `actix`).
+    #[must_use]
+    pub fn start_on(framework: &str, binary: &str, data_dir: &Path, store: Option<&str>) -> Self {
+        Self::try_start_on(framework, binary, data_dir, store).expect("the demo exited before listening")
+    }
+
+    /// As [`Demo::try_start`], served by `framework` (`axum` or `actix`).
+    #[must_use]
+    pub fn try_start_on(framework: &str, binary: &str, data_dir: &Path, store: Option<&str>) -> Option<Self> {
         let mut command = Command::new(binary);
-        command.args(["--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        command.args(["--framework", framework, "--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
         if let Some(store) = store {
             command.args(["--store", store]);
         }
@@ -84,6 +96,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The value of the first header `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// Every `Set-Cookie` header whole, attributes included.
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(key, _)| key.trim().eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, value)| value.trim())
+            .collect()
+    }
+
     /// The `name=value` of every `Set-Cookie`, without attributes.
     pub fn cookies(&self) -> Vec<String> {
         self.headers

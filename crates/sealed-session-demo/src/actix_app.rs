@@ -1,0 +1,128 @@
+//! The demo on actix-web: the routes of [`crate::logic`] behind
+//! `sealed-session-actix`'s middleware, answering exactly as the axum app.
+
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError as _};
+use sealed_session::web::HandleError;
+use sealed_session::{CookieSpec, RevocationStore, Verifier};
+use sealed_session_actix::{MiddlewareError, RequireSession, SessionError, SessionMiddleware, Sessions};
+
+use crate::logic::{self, Reply};
+use crate::{Profile, SECURITY_HEADERS};
+
+/// The session middleware the demo uses on actix-web: build it once, and
+/// give a clone to each worker's [`app`].
+///
+/// # Errors
+/// [`MiddlewareError`] if the middleware cannot be built.
+pub fn middleware<S: RevocationStore + 'static>(
+    verifier: Verifier<S>,
+) -> Result<SessionMiddleware<S, Profile>, MiddlewareError> {
+    SessionMiddleware::<S, Profile>::builder(verifier)
+        // Kept when the browser closes only with "remember me".
+        .cookie(CookieSpec::default().browser_session())
+        .csrf_exempt("/webhook")
+        .build()
+}
+
+/// The app for one actix-web worker: the routes behind `sessions`, plus
+/// security headers.
+pub fn app<S: RevocationStore + 'static>(
+    sessions: SessionMiddleware<S, Profile>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let mut headers = DefaultHeaders::new();
+    for (name, value) in SECURITY_HEADERS {
+        headers = headers.add((HeaderName::from_static(name), HeaderValue::from_static(value)));
+    }
+    // Pages and JSON carry the session's details and CSRF token; the
+    // session middleware adds it only where it sets a cookie.
+    headers = headers.add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    App::new()
+        .service(
+            web::resource("/account")
+                .wrap(RequireSession::<Profile>::redirect_to("/"))
+                .route(web::get().to(account)),
+        )
+        .route("/", web::get().to(index))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/logout-everywhere", web::post().to(logout_everywhere))
+        .route("/profile", web::post().to(profile))
+        .route("/cart", web::post().to(add_to_cart))
+        .route("/webhook", web::post().to(webhook))
+        .route("/api/session", web::get().to(api_session))
+        .wrap(sessions)
+        .wrap(headers)
+}
+
+/// A [`Reply`] or a session error as an actix-web response, byte for byte
+/// what the axum app sends.
+fn respond(reply: Result<Reply, HandleError>) -> HttpResponse {
+    match reply {
+        Ok(Reply::Page(html)) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Ok(Reply::Redirect(location)) => {
+            HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+        }
+        Ok(Reply::Json(json)) => HttpResponse::Ok().json(json),
+        Ok(Reply::Text(text)) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
+        Ok(Reply::Refused(status, text)) => {
+            HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+                .content_type("text/plain; charset=utf-8")
+                .body(text)
+        }
+        Err(err) => SessionError::from(err).error_response(),
+    }
+}
+
+fn content_type(request: &HttpRequest) -> Option<&str> {
+    request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+async fn index(sessions: Sessions<Profile>, request: HttpRequest) -> HttpResponse {
+    let query = Some(request.query_string()).filter(|q| !q.is_empty());
+    respond(logic::index(sessions.handle(), query))
+}
+
+async fn account(sessions: Sessions<Profile>) -> HttpResponse {
+    respond(logic::account(sessions.handle()))
+}
+
+async fn login(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
+    respond(logic::login(sessions.handle(), content_type(&request), &body).await)
+}
+
+async fn logout(sessions: Sessions<Profile>) -> HttpResponse {
+    respond(logic::logout(sessions.handle()).await)
+}
+
+async fn logout_everywhere(sessions: Sessions<Profile>) -> HttpResponse {
+    respond(logic::logout_everywhere(sessions.handle()).await)
+}
+
+async fn profile(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
+    respond(logic::profile(sessions.handle(), content_type(&request), &body))
+}
+
+async fn add_to_cart(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
+    respond(logic::add_to_cart(sessions.handle(), content_type(&request), &body).await)
+}
+
+async fn webhook(body: Bytes) -> HttpResponse {
+    respond(Ok(logic::webhook(&body)))
+}
+
+async fn api_session(sessions: Sessions<Profile>) -> HttpResponse {
+    respond(logic::api_session(sessions.handle()))
+}

@@ -1,0 +1,115 @@
+//! The demo on axum: the routes of [`crate::logic`] behind
+//! `sealed-session-axum`'s layer.
+
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sealed_session::web::HandleError;
+use sealed_session::{CookieSpec, RevocationStore, Verifier};
+use sealed_session_axum::{LayerError, RequireSessionLayer, SessionError, SessionLayer, Sessions};
+
+use crate::logic::{self, Reply};
+use crate::{Profile, SECURITY_HEADERS};
+
+/// The app: its routes behind the session layer, plus security headers.
+///
+/// # Errors
+/// [`LayerError`] if the session layer cannot be built.
+pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
+    Ok(routes()
+        .layer(
+            SessionLayer::<S, Profile>::builder(verifier)
+                // Kept when the browser closes only with "remember me".
+                .cookie(CookieSpec::default().browser_session())
+                .csrf_exempt("/webhook")
+                .build()?,
+        )
+        .layer(axum::middleware::map_response(security_headers)))
+}
+
+fn routes() -> Router {
+    let signed_in_only = Router::new()
+        .route("/account", get(account))
+        .route_layer(RequireSessionLayer::<Profile>::redirect_to("/"));
+    Router::new()
+        .merge(signed_in_only)
+        .route("/", get(index))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/logout-everywhere", post(logout_everywhere))
+        .route("/profile", post(profile))
+        .route("/cart", post(add_to_cart))
+        .route("/webhook", post(webhook))
+        .route("/api/session", get(api_session))
+}
+
+/// Adds the demo's security headers (CSP, nosniff, no referrer, and
+/// `Cache-Control: no-store` unless set) to a response; the load
+/// benchmark's baseline route gets them too.
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Pages and JSON carry the session's details and CSRF token.
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A [`Reply`] or a session error as an axum response.
+fn respond(reply: Result<Reply, HandleError>) -> Response {
+    match reply {
+        Ok(Reply::Page(html)) => Html(html).into_response(),
+        Ok(Reply::Redirect(location)) => Redirect::to(&location).into_response(),
+        Ok(Reply::Json(json)) => Json(json).into_response(),
+        Ok(Reply::Text(text)) => text.into_response(),
+        Ok(Reply::Refused(status, text)) => {
+            (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), text).into_response()
+        }
+        Err(err) => SessionError::from(err).into_response(),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+async fn index(sessions: Sessions<Profile>, RawQuery(query): RawQuery) -> Response {
+    respond(logic::index(sessions.handle(), query.as_deref()))
+}
+
+async fn account(sessions: Sessions<Profile>) -> Response {
+    respond(logic::account(sessions.handle()))
+}
+
+async fn login(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(logic::login(sessions.handle(), content_type(&headers), &body).await)
+}
+
+async fn logout(sessions: Sessions<Profile>) -> Response {
+    respond(logic::logout(sessions.handle()).await)
+}
+
+async fn logout_everywhere(sessions: Sessions<Profile>) -> Response {
+    respond(logic::logout_everywhere(sessions.handle()).await)
+}
+
+async fn profile(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(logic::profile(sessions.handle(), content_type(&headers), &body))
+}
+
+async fn add_to_cart(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(logic::add_to_cart(sessions.handle(), content_type(&headers), &body).await)
+}
+
+async fn webhook(body: Bytes) -> Response {
+    respond(Ok(logic::webhook(&body)))
+}
+
+async fn api_session(sessions: Sessions<Profile>) -> Response {
+    respond(logic::api_session(sessions.handle()))
+}

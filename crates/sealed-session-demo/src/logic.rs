@@ -1,0 +1,230 @@
+//! The demo's routes with no web framework: each takes the request's
+//! session handle (the core's, which both frameworks' extractors wrap) and
+//! what it needs of the request, and says what to answer. The axum and
+//! actix-web apps are thin adapters over these, so that both serve the same
+//! pages, JSON and cookies.
+
+use sealed_session::redirect::{local_path, login_url};
+use sealed_session::web::{is_form, HandleError, Level, LoginOptions, SessionHandle};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::{page, users, Profile, SessionJson, MAX_CART_ITEMS};
+
+/// The handle of a demo request.
+pub(crate) type Handle = SessionHandle<Profile>;
+
+/// What a route answers.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// `200` with an HTML page.
+    Page(String),
+    /// `303 See Other` to this local URL.
+    Redirect(String),
+    /// `200` with this JSON.
+    Json(Box<SessionJson>),
+    /// `200` with this text.
+    Text(&'static str),
+    /// An error status with a text body.
+    Refused(u16, &'static str),
+}
+
+/// A URL-encoded form body, or the answer to a request that sent none:
+/// `415` for another content type, `422` for a form without the fields.
+fn form<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Reply> {
+    if !is_form(content_type) {
+        return Err(Reply::Refused(415, "expected a URL-encoded form"));
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| Reply::Refused(422, "invalid form"))
+}
+
+/// `GET /`: the login form (and the anonymous cart) or the session. `query`
+/// is the request's query string; its `next` is where to go after signing
+/// in.
+pub(crate) fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
+    let flashes = handle.take_flashes();
+    let current = handle.current();
+    Ok(Reply::Page(match current.as_ref().filter(|s| s.session().user_id().is_some()) {
+        Some(opened) => page::signed_in(opened, &handle.sealer().csrf_token(opened.session()), &flashes),
+        None => {
+            let cart = current.as_ref().map(|s| &s.session().data().cart[..]);
+            let next = query
+                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "next"))
+                .map(|(_, value)| value);
+            let next = next.as_deref().and_then(local_path);
+            page::signed_out(&handle.csrf_token()?, cart, next, &flashes)
+        }
+    }))
+}
+
+/// `GET /account`: only signed-in users get here (the route requires it).
+pub(crate) fn account(handle: &Handle) -> Result<Reply, HandleError> {
+    let current = handle.current().ok_or(HandleError::NoSession)?;
+    Ok(Reply::Page(page::account(current.session())))
+}
+
+/// Password checks running at once; the others wait their turn.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    /// Where to go once signed in: only a path on this site is followed.
+    #[serde(default)]
+    next: String,
+    /// `on` when "remember me" is ticked.
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+/// `POST /login`.
+pub(crate) async fn login(
+    handle: &Handle,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, HandleError> {
+    let form: LoginForm = match form(content_type, body) {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
+    };
+    let username = form.username.trim().to_owned();
+    let next = form.next;
+    let remember = form.remember.as_deref() == Some("on");
+    let checked = username.clone();
+    // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
+    // the executor, so that a flood of logins cannot exhaust memory.
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return bad_login(handle, &next);
+    };
+    let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
+        .await
+        .unwrap_or(false);
+    if !valid {
+        // Not the name as typed: it may be a password typed in the wrong field.
+        tracing::info!("failed login");
+        return bad_login(handle, &next);
+    }
+    let mut display_name = username.clone();
+    if let Some(first) = display_name.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    // The cart of an anonymous session comes along; the session ID does not.
+    let carry = |before: Option<sealed_session::Session<Profile>>| {
+        let cart = before.filter(|s| s.user_id().is_none()).map(|s| s.into_data().cart).unwrap_or_default();
+        Profile { display_name, cart }
+    };
+    let options = LoginOptions::default().remember(remember);
+    handle.login_with_options(&username, options, carry).await?;
+    tracing::info!(user = %username, "signed in");
+    handle.flash(
+        Level::Success,
+        format!("Signed in as {username}. A new session ID was issued for this login."),
+    )?;
+    Ok(Reply::Redirect(local_path(&next).unwrap_or("/").to_owned()))
+}
+
+fn bad_login(handle: &Handle, next: &str) -> Result<Reply, HandleError> {
+    handle.flash(Level::Error, "Wrong user name or password.")?;
+    Ok(Reply::Redirect(login_url("/", next)))
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(handle: &Handle) -> Result<Reply, HandleError> {
+    handle.logout().await?;
+    handle.flash(Level::Success, "Signed out. This session is revoked on every server.")?;
+    Ok(Reply::Redirect("/".to_owned()))
+}
+
+/// `POST /logout-everywhere`.
+pub(crate) async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
+    let epoch = handle.logout_everywhere().await?;
+    tracing::info!(epoch, "logged out everywhere");
+    handle.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
+    Ok(Reply::Redirect("/".to_owned()))
+}
+
+/// `text` trimmed, if that leaves 1 to 64 characters and no control
+/// characters.
+fn short_text(text: &str) -> Option<&str> {
+    let text = text.trim();
+    ((1..=64).contains(&text.chars().count()) && !text.chars().any(char::is_control)).then_some(text)
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    display_name: String,
+}
+
+/// `POST /profile`: changes the display name.
+pub(crate) fn profile(
+    handle: &Handle,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, HandleError> {
+    let form: ProfileForm = match form(content_type, body) {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
+    };
+    let Some(name) = short_text(&form.display_name) else {
+        handle.flash(Level::Error, "A display name has 1 to 64 characters.")?;
+        return Ok(Reply::Redirect("/".to_owned()));
+    };
+    handle.update(|profile| profile.display_name = name.to_owned())?;
+    handle.flash(Level::Success, "Saved. The session was sealed again with the new value.")?;
+    Ok(Reply::Redirect("/".to_owned()))
+}
+
+#[derive(Deserialize)]
+struct CartForm {
+    item: String,
+}
+
+/// `POST /cart`: adds an item to the cart, signed in or not: without a
+/// session, this starts an anonymous one.
+pub(crate) async fn add_to_cart(
+    handle: &Handle,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, HandleError> {
+    let form: CartForm = match form(content_type, body) {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
+    };
+    let Some(item) = short_text(&form.item) else {
+        handle.flash(Level::Error, "An item has 1 to 64 characters.")?;
+        return Ok(Reply::Redirect("/".to_owned()));
+    };
+    let added = handle
+        .update_or_insert(Profile::default, |profile| {
+            let room = profile.cart.len() < MAX_CART_ITEMS;
+            if room {
+                profile.cart.push(item.to_owned());
+            }
+            room
+        })
+        .await?;
+    if added {
+        handle.flash(Level::Success, format!("Added {item} to the cart."))?;
+    } else {
+        handle.flash(Level::Error, format!("The cart holds at most {MAX_CART_ITEMS} items."))?;
+    }
+    Ok(Reply::Redirect("/".to_owned()))
+}
+
+/// `POST /webhook`: a payment provider's notification, say. Other sites
+/// post here by design, so the route is exempt from CSRF checks, and it
+/// neither reads nor changes the session (a real one would check the
+/// provider's signature).
+pub(crate) fn webhook(body: &[u8]) -> Reply {
+    tracing::info!(bytes = body.len(), "webhook received");
+    Reply::Text("received")
+}
+
+/// `GET /api/session`: the session as JSON.
+pub(crate) fn api_session(handle: &Handle) -> Result<Reply, HandleError> {
+    let current = handle.current().ok_or(HandleError::NoSession)?;
+    let csrf = handle.sealer().csrf_token(current.session());
+    let json = SessionJson::new(current.session(), current.key_id(), current.idle_expires_at(), csrf);
+    Ok(Reply::Json(Box::new(json)))
+}

@@ -1,0 +1,278 @@
+//! One black-box HTTP suite for the demo on both frameworks: every route and
+//! rule is checked, with a plain HTTP client and no framework types, against
+//! the demo served by axum and by actix-web. Where a request's answer holds
+//! nothing random, the two frameworks' answers are also compared: a
+//! difference between them is a failure.
+
+use sealed_session_testkit::demo::{csrf_token, http, Demo, Reply};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
+const FRAMEWORKS: [&str; 2] = ["axum", "actix"];
+
+/// Runs `check` against a fresh demo on each framework.
+fn on_each_framework(check: impl Fn(&Demo)) {
+    for framework in FRAMEWORKS {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+        eprintln!("on {framework}");
+        check(&demo);
+    }
+}
+
+/// A browser on the demo: a cookie jar that applies `Set-Cookie` by name
+/// (`Max-Age=0` deletes), and requests from the demo's own origin.
+struct Browser<'d> {
+    demo: &'d Demo,
+    jar: Vec<(String, String)>,
+}
+
+impl<'d> Browser<'d> {
+    fn new(demo: &'d Demo) -> Self {
+        Self { demo, jar: Vec::new() }
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.jar.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn send(&mut self, method: &str, path: &str, extra: &[&str], body: &str) -> Reply {
+        let mut headers: Vec<String> = extra.iter().map(|h| (*h).to_owned()).collect();
+        if !self.jar.is_empty() {
+            let pairs: Vec<String> = self.jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            headers.push(format!("Cookie: {}", pairs.join("; ")));
+        }
+        if method != "GET" {
+            headers.push(format!("Origin: {}", self.demo.origin));
+        }
+        let reply = http(self.demo.addr(), method, path, &headers, body);
+        for set in reply.set_cookies() {
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.jar.retain(|(n, _)| n != name);
+            if !attributes.contains("Max-Age=0") {
+                self.jar.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        reply
+    }
+
+    fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, &[], "")
+    }
+
+    /// Posts `form` with the CSRF token of the page at `/`.
+    fn post_form(&mut self, path: &str, form: &str) -> Reply {
+        let page = self.get("/");
+        assert_eq!(page.status, 200);
+        let token = csrf_token(&page.body);
+        let body = if form.is_empty() {
+            format!("csrf_token={token}")
+        } else {
+            format!("{form}&csrf_token={token}")
+        };
+        self.send("POST", path, &[], &body)
+    }
+
+    fn sign_in(&mut self, user: &str, extra: &str) -> Reply {
+        let reply = self.post_form("/login", &format!("username={user}&password={user}-pass{extra}"));
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")), "{}", reply.body);
+        reply
+    }
+
+    fn session_json(&mut self) -> serde_json::Value {
+        let reply = self.get("/api/session");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        serde_json::from_str(&reply.body).unwrap()
+    }
+}
+
+/// What of an answer must be the same on both frameworks: the status, the
+/// headers that are not per-response (date, length, cookie values) and the
+/// body.
+fn shape(reply: &Reply) -> (u16, Vec<String>, String) {
+    let mut headers: Vec<String> = reply
+        .headers
+        .iter()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "content-length" | "connection" | "set-cookie"))
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    headers.sort();
+    (reply.status, headers, reply.body.clone())
+}
+
+#[test]
+fn the_same_requests_get_the_same_answers_on_both_frameworks() {
+    let requests: [(&str, &str, &[&str], &str); 8] = [
+        ("GET", "/api/session", &[], ""),
+        ("GET", "/account", &["Accept: text/html"], ""),
+        ("GET", "/account?tab=keys", &["Accept: application/json"], ""),
+        ("POST", "/webhook", &["Sec-Fetch-Site: cross-site"], "event=paid"),
+        ("POST", "/cart", &["Sec-Fetch-Site: cross-site"], "item=tea"),
+        ("POST", "/cart", &["Sec-Fetch-Site: same-origin"], "item=tea"),
+        ("POST", "/logout", &["Cookie: __Host-session=forged"], ""),
+        ("GET", "/api/session", &["Cookie: __Host-session=AQAAAAE"], ""),
+    ];
+    let mut answers: Vec<Vec<(u16, Vec<String>, String)>> = Vec::new();
+    for framework in FRAMEWORKS {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+        answers.push(
+            requests
+                .iter()
+                .map(|(method, path, headers, body)| {
+                    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+                    shape(&http(demo.addr(), method, path, &headers, body))
+                })
+                .collect(),
+        );
+    }
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(answers[0][i], answers[1][i], "{request:?}: axum, then actix-web");
+    }
+    // And what those answers are.
+    assert_eq!(answers[0][0].0, 401);
+    assert_eq!(answers[0][1].0, 303);
+    assert!(answers[0][1].1.contains(&"location: /?next=/account".to_owned()));
+    assert_eq!((answers[0][2].0, answers[0][2].2.as_str()), (401, r#"{"error":"no session"}"#));
+    assert_eq!((answers[0][3].0, answers[0][3].2.as_str()), (200, "received"));
+    assert_eq!((answers[0][4].0, answers[0][4].2.as_str()), (403, "CSRF check failed"));
+    assert_eq!(answers[0][5].0, 403, "no pre-session, nothing to bind a token to");
+    assert_eq!(answers[0][7].0, 401);
+}
+
+#[test]
+fn every_answer_carries_the_security_headers_and_is_not_cached() {
+    on_each_framework(|demo| {
+        for (path, status) in [("/", 200), ("/api/session", 401), ("/account", 401)] {
+            let reply = http(demo.addr(), "GET", path, &[], "");
+            assert_eq!(reply.status, status, "{path}");
+            let csp = reply.header("content-security-policy").unwrap();
+            assert!(
+                csp.starts_with("default-src 'none';") && csp.contains("frame-ancestors 'none'"),
+                "{csp}"
+            );
+            assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+            assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+            assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        }
+    });
+}
+
+#[test]
+fn a_cart_filled_before_login_is_an_anonymous_session_kept_under_a_new_id_at_login() {
+    on_each_framework(|demo| {
+        let mut browser = Browser::new(demo);
+        let added = browser.post_form("/cart", "item=tea");
+        assert_eq!((added.status, added.header("location")), (303, Some("/")));
+        let session =
+            added.set_cookies().into_iter().find(|c| c.starts_with("__Host-session=")).unwrap().to_owned();
+        assert!(!session.contains("Max-Age"), "a browser-session cookie: {session}");
+        assert!(
+            browser.cookie("__Host-session-csrf").is_none(),
+            "the session's token replaces the pre-session"
+        );
+        let json = browser.session_json();
+        assert_eq!(json["user"], serde_json::Value::Null);
+        assert_eq!(json["cart"], serde_json::json!(["tea"]));
+        let anonymous_id = json["session_id"].clone();
+        assert!(browser.get("/").body.contains("Added tea to the cart."), "a flash message");
+
+        browser.sign_in("alice", "");
+        let json = browser.session_json();
+        assert_eq!(json["user"], "alice");
+        assert_eq!(json["cart"], serde_json::json!(["tea"]), "the cart came along");
+        assert_ne!(json["session_id"], anonymous_id, "a new session ID at login");
+        assert!(browser.get("/").body.contains("Signed in as alice"));
+    });
+}
+
+#[test]
+fn remember_me_gives_a_thirty_day_cookie_and_otherwise_a_browser_session_one() {
+    on_each_framework(|demo| {
+        let remembered = Browser::new(demo).sign_in("alice", "&remember=on");
+        let cookie = remembered.set_cookies().into_iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+        assert!(cookie.contains("Max-Age=2592000"), "{cookie}");
+        let plain = Browser::new(demo).sign_in("alice", "");
+        let cookie = plain.set_cookies().into_iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+        assert!(!cookie.contains("Max-Age"), "{cookie}");
+        for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+    });
+}
+
+#[test]
+fn a_wrong_password_is_a_flash_message_and_no_session() {
+    on_each_framework(|demo| {
+        let mut browser = Browser::new(demo);
+        let reply = browser.post_form("/login", "username=alice&password=nope&next=/account");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/?next=/account")));
+        assert!(browser.cookie("__Host-session").is_none());
+        let page = browser.get("/?next=/account");
+        assert!(page.body.contains("Wrong user name or password."));
+        assert!(page.body.contains(r#"name="next" value="/account""#));
+        assert!(!browser.get("/").body.contains("Wrong user name"), "shown once");
+        // Signing in from there goes back to the page that asked.
+        let reply = browser.post_form("/login", "username=alice&password=alice-pass&next=/account");
+        assert_eq!(reply.header("location"), Some("/account"));
+        assert!(browser.send("GET", "/account", &["Accept: text/html"], "").body.contains("Account of"));
+    });
+}
+
+#[test]
+fn unsafe_requests_need_the_token_and_a_same_origin_browser() {
+    on_each_framework(|demo| {
+        let mut browser = Browser::new(demo);
+        browser.sign_in("alice", "");
+        let token = csrf_token(&browser.get("/").body);
+        let no_token = browser.send("POST", "/profile", &[], "display_name=Mallory");
+        assert_eq!((no_token.status, no_token.body.as_str()), (403, "CSRF check failed"));
+        let other_site = browser.send(
+            "POST",
+            "/profile",
+            &["Sec-Fetch-Site: cross-site"],
+            &format!("display_name=Mallory&csrf_token={token}"),
+        );
+        assert_eq!(other_site.status, 403);
+        assert_eq!(browser.session_json()["display_name"], "Alice", "nothing changed");
+        let big = format!("display_name={}&csrf_token={token}", "x".repeat(70 * 1024));
+        assert_eq!(browser.send("POST", "/profile", &[], &big).status, 413);
+        let saved = browser.post_form("/profile", "display_name=Al");
+        assert_eq!(saved.status, 303);
+        assert_eq!(browser.session_json()["display_name"], "Al");
+    });
+}
+
+#[test]
+fn logout_revokes_the_session_and_logout_everywhere_ends_the_others() {
+    on_each_framework(|demo| {
+        let mut first = Browser::new(demo);
+        first.sign_in("alice", "");
+        let copy = first.cookie("__Host-session").unwrap().to_owned();
+        let reply = first.post_form("/logout", "");
+        assert_eq!(reply.status, 303);
+        assert!(first.cookie("__Host-session").is_none(), "the cookie is removed");
+        assert!(first.get("/").body.contains("Signed out."));
+        let stolen =
+            http(demo.addr(), "GET", "/api/session", &[format!("Cookie: __Host-session={copy}")], "");
+        assert_eq!(stolen.status, 401, "a copy of the cookie is refused");
+
+        let (mut one, mut two) = (Browser::new(demo), Browser::new(demo));
+        one.sign_in("bob", "");
+        two.sign_in("bob", "");
+        assert_eq!(one.post_form("/logout-everywhere", "").status, 303);
+        let refused = two.get("/api/session");
+        assert_eq!(refused.status, 401);
+        assert!(
+            refused
+                .set_cookies()
+                .iter()
+                .any(|c| c.starts_with("__Host-session=;") && c.contains("Max-Age=0")),
+            "a revoked cookie is removed: {:?}",
+            refused.headers
+        );
+    });
+}
