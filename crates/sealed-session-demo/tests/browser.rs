@@ -1,7 +1,8 @@
 //! The demo app in a real headless Chromium (through chromedriver), with
 //! the real binary and real stores: what a browser does with our cookies,
 //! logout, logout everywhere, cross-origin forms, and two instances sharing
-//! Redis.
+//! Redis. Every test runs twice: on the demo served by axum and by
+//! actix-web.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,8 @@ use sealed_session_testkit::browser::{fill_login, session_cookie, sign_in, signe
 use sealed_session_testkit::demo::{csrf_token, http_get, http_post_form, http_sign_in, Demo};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
+/// Every test runs on the demo served by each framework.
+const FRAMEWORKS: [&str; 2] = ["axum", "actix"];
 
 /// A new, empty data directory: the demo creates its keyring and store in
 /// it, and every test signs in within a second or so of that store's
@@ -21,9 +24,16 @@ async fn data_dir() -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_login_right_after_start_and_right_after_a_global_logout_is_served_on(framework).await;
+    }
+}
+
+async fn a_login_right_after_start_and_right_after_a_global_logout_is_served_on(framework: &str) {
     let dir = data_dir().await;
     let started = Instant::now();
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     // Signed in within moments of the store's creation...
     let cookie = http_sign_in(&demo, "alice");
     println!("signed in {:?} after the demo started", started.elapsed());
@@ -53,8 +63,18 @@ async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in_on(framework)
+            .await;
+    }
+}
+
+async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in_on(
+    framework: &str,
+) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -85,8 +105,15 @@ async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_th
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client_on(framework).await;
+    }
+}
+
+async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -107,8 +134,15 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request_on(framework).await;
+    }
+}
+
+async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let (laptop, phone) = (driver.browser().await, driver.browser().await);
 
@@ -156,8 +190,15 @@ async fn serve_form(action: &str, fields: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_form_from_another_origin_is_refused_and_changes_nothing_on(framework).await;
+    }
+}
+
+async fn a_form_from_another_origin_is_refused_and_changes_nothing_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     sign_in(&browser, &demo, "alice").await;
@@ -196,11 +237,18 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either_on(framework).await;
+    }
+}
+
+async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either_on(framework: &str) {
     let redis = sealed_session_testkit::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
-    let first = Demo::start(DEMO, dir.path(), Some(&url));
-    let second = Demo::start(DEMO, dir.path(), Some(&url));
+    let first = Demo::start_on(framework, DEMO, dir.path(), Some(&url));
+    let second = Demo::start_on(framework, DEMO, dir.path(), Some(&url));
     let driver = Driver::start();
     let browser = driver.browser().await;
 
@@ -240,8 +288,17 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key_on(framework).await;
+    }
+}
+
+async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key_on(
+    framework: &str,
+) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     let key_id = async || browser.find(Locator::Css("#key-id")).await.unwrap().text().await.unwrap();
@@ -283,8 +340,15 @@ async fn add_to_cart(browser: &fantoccini::Client, demo: &Demo, item: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_cart_filled_before_sign_in_is_kept_under_a_new_session_id_on(framework).await;
+    }
+}
+
+async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
@@ -314,8 +378,15 @@ async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url_on(framework).await;
+    }
+}
+
+async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
@@ -333,8 +404,15 @@ async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out_on(framework).await;
+    }
+}
+
+async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     sign_in(&browser, &demo, "alice").await;
@@ -352,8 +430,15 @@ async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie_on(framework).await;
+    }
+}
+
+async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     let port = serve_form(&format!("{}/webhook", demo.origin), r#"<input name="event" value="paid">"#).await;
@@ -369,8 +454,15 @@ async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back_on(framework).await;
+    }
+}
+
+async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back_on(framework: &str) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     browser.goto(&format!("{}/account", demo.origin)).await.unwrap();
@@ -397,8 +489,20 @@ async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser_on(
+            framework,
+        )
+        .await;
+    }
+}
+
+async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser_on(
+    framework: &str,
+) {
     let dir = data_dir().await;
-    let demo = Demo::start(DEMO, dir.path(), None);
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
     let driver = Driver::start();
     let browser = driver.browser().await;
     let expiry = async || {
