@@ -2,7 +2,9 @@
 //! session layer, against the same response from a route without it, in one
 //! run, for the SQLite store and for Redis with its cache; then the same
 //! route on peers (tower-sessions with its memory and its Redis store,
-//! axum-extra's `PrivateCookieJar`), each against the same baseline.
+//! axum-extra's `PrivateCookieJar`), each against the same baseline; then
+//! the same on actix-web (this crate's middleware, actix-session with its
+//! private cookie store and its Redis store).
 //!
 //! Needs wrk (`apt-get install wrk`) and redis-server. Run with
 //! `cargo bench -p sealed-session-demo --bench load`; `LOAD_SECONDS` sets
@@ -194,8 +196,12 @@ async fn compare(
 }
 
 /// The peers' answer: the session's user and data as JSON.
+fn peer_value(profile: &Profile) -> serde_json::Value {
+    serde_json::json!({ "user": "alice", "display_name": profile.display_name, "cart": profile.cart })
+}
+
 fn peer_json(profile: &Profile) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "user": "alice", "display_name": profile.display_name, "cart": profile.cart }))
+    Json(peer_value(profile))
 }
 
 fn alice() -> Profile {
@@ -308,6 +314,148 @@ async fn measure_peers(verifier: Verifier<sealed_session::MemoryStore>, redis_ur
     compare("axum-extra PrivateCookieJar", &url, &cookie, &without, "", seconds).await;
 }
 
+/// Serves the actix-web app that `$factory` makes (one worker, on this
+/// process's CPU) and evaluates to the URL of its session route.
+macro_rules! serve_actix {
+    ($factory:expr) => {{
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/session", listener.local_addr().unwrap());
+        let server =
+            actix_web::HttpServer::new($factory).workers(1).disable_signals().listen(listener).unwrap().run();
+        tokio::spawn(server);
+        url
+    }};
+}
+
+/// The demo's security headers, on actix-web.
+fn actix_headers() -> actix_web::middleware::DefaultHeaders {
+    let mut headers = actix_web::middleware::DefaultHeaders::new().add(("cache-control", "no-store"));
+    for header in sealed_session_demo::SECURITY_HEADERS {
+        headers = headers.add(header);
+    }
+    headers
+}
+
+/// The same on actix-web: the demo's route through this crate's
+/// middleware and the peers' route through it and through actix-session's
+/// cookie and Redis stores, each against a route with no session handling.
+async fn measure_actix(verifier: Verifier<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
+    use actix_web::{web, App, HttpResponse};
+    let session = verifier.login("alice", alice()).await.unwrap();
+    let token = verifier.sealer().seal(&session).unwrap();
+    let cookie = format!("__Host-session={token}");
+    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
+    let sealer = verifier.sealer().clone();
+
+    let (o, z) = (opened.clone(), sealer.clone());
+    let baseline = serve_actix!(move || {
+        let (opened, sealer) = (o.clone(), z.clone());
+        App::new()
+            .route(
+                "/api/session",
+                web::get().to(move || {
+                    let (opened, sealer) = (opened.clone(), sealer.clone());
+                    async move {
+                        let csrf = sealer.csrf_token(opened.session());
+                        let json = SessionJson::new(
+                            opened.session(),
+                            opened.key_id(),
+                            opened.idle_expires_at(),
+                            csrf,
+                        );
+                        HttpResponse::Ok().json(json)
+                    }
+                }),
+            )
+            .wrap(actix_headers())
+    });
+    let middleware = sealed_session_demo::actix_app::middleware(verifier).unwrap();
+    let m = middleware.clone();
+    let demo = serve_actix!(move || sealed_session_demo::actix_app::app(m.clone()));
+    let (a, b, c) = (demo.clone(), baseline.clone(), cookie.clone());
+    let (with_body, without_body) =
+        tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();
+    assert_eq!(with_body.len(), without_body.len(), "both routes answer alike");
+    compare("this middleware, memory store (demo route)", &demo, &cookie, &baseline, &cookie, seconds).await;
+
+    let o = opened.clone();
+    let without = serve_actix!(move || {
+        let opened = o.clone();
+        App::new()
+            .route(
+                "/api/session",
+                web::get().to(move || {
+                    let opened = opened.clone();
+                    async move { HttpResponse::Ok().json(peer_value(opened.session().data())) }
+                }),
+            )
+            .wrap(actix_headers())
+    });
+    async fn read(session: sealed_session_actix::Session<Profile>) -> HttpResponse {
+        HttpResponse::Ok().json(peer_value(session.data()))
+    }
+    let m = middleware.clone();
+    let ours = serve_actix!(move || {
+        App::new().route("/api/session", web::get().to(read)).wrap(m.clone()).wrap(actix_headers())
+    });
+    compare("this middleware, memory store (peers' route)", &ours, &cookie, &without, "", seconds).await;
+
+    use actix_session::config::CookieContentSecurity;
+    use actix_session::storage::{CookieSessionStore, RedisSessionStore};
+    async fn login(session: actix_session::Session) -> &'static str {
+        session.insert("profile", alice()).unwrap();
+        "signed in"
+    }
+    async fn peer_read(session: actix_session::Session) -> HttpResponse {
+        match session.get::<Profile>("profile").ok().flatten() {
+            Some(profile) => HttpResponse::Ok().json(peer_value(&profile)),
+            None => HttpResponse::Unauthorized().finish(),
+        }
+    }
+    let key = actix_web::cookie::Key::generate();
+    let url = serve_actix!(move || {
+        let store = actix_session::SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_content_security(CookieContentSecurity::Private)
+            .build();
+        App::new()
+            .route("/login", web::get().to(login))
+            .route("/api/session", web::get().to(peer_read))
+            .wrap(store)
+            .wrap(actix_headers())
+    });
+    let cookie = peer_cookie(&url).await;
+    compare("actix-session, cookie store (private: encrypted)", &url, &cookie, &without, "", seconds).await;
+
+    let redis = RedisSessionStore::new(redis_url).await.unwrap();
+    let key = actix_web::cookie::Key::generate();
+    let url = serve_actix!(move || {
+        App::new()
+            .route("/login", web::get().to(login))
+            .route("/api/session", web::get().to(peer_read))
+            .wrap(actix_session::SessionMiddleware::new(redis.clone(), key.clone()))
+            .wrap(actix_headers())
+    });
+    let cookie = peer_cookie(&url).await;
+    compare("actix-session, Redis store", &url, &cookie, &without, "", seconds).await;
+}
+
+/// Signs in to a peer at the session route `url` through its `/login`;
+/// returns the cookie, after checking the session route reads it.
+async fn peer_cookie(url: &str) -> String {
+    let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+    let cookie = tokio::task::spawn_blocking(move || {
+        let reply = sealed_session_testkit::demo::http(&address, "GET", "/login", &[], "");
+        assert_eq!(reply.status, 200, "the peer's login works: {}", reply.body);
+        reply.cookies().into_iter().next().expect("the peer's session cookie")
+    })
+    .await
+    .unwrap();
+    let (a, c) = (url.to_owned(), cookie.clone());
+    let body = tokio::task::spawn_blocking(move || get_once(&a, &c)).await.unwrap();
+    assert!(body.contains("Alice"), "the peer's route reads its session: {body}");
+    cookie
+}
+
 /// One plain GET of the session route: the body, after checking the
 /// status is 200.
 fn get_once(url: &str, cookie: &str) -> String {
@@ -367,5 +515,15 @@ fn main() {
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
         measure_peers(Verifier::new(sealer, sealed_session::MemoryStore::new()), &redis.url(), seconds).await;
+
+        println!();
+        println!("On actix-web, each against a route with no session handling:");
+        println!();
+        println!(
+            "| library | with sessions (req/s) | without (req/s) | ratio | cost | CPU cost | p50 / p99 with (ms) | p50 / p99 without (ms) | server CPU µs/request, with / without |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
+        measure_actix(Verifier::new(sealer, sealed_session::MemoryStore::new()), &redis.url(), seconds).await;
     });
 }
