@@ -351,3 +351,30 @@ fn a_csrf_request_shows_no_token_in_debug() {
     assert!(!shown.contains("secret-token-value"), "{shown}");
     assert!(shown.contains("/cart"));
 }
+
+#[test]
+fn a_response_with_a_token_is_never_left_cacheable() {
+    pollster::block_on(async {
+        // A cookie: no-store unless the application chose a Cache-Control.
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.csrf_token().unwrap();
+        let response = handle.finish();
+        assert_eq!(response.cache_control(None), Some("no-store"));
+        assert_eq!(response.cache_control(Some(b"private, max-age=0")), None);
+        // Nothing set: nothing to add.
+        assert_eq!(open(&config, "").await.finish().cache_control(None), None);
+
+        // A bearer token in a header: no-store over whatever the app set,
+        // since a shared cache may keep a `public` answer to a request with
+        // `Authorization`.
+        let config = config_with(Keyring::generate().unwrap(), |b| b.bearer_tokens());
+        let handle =
+            config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), Some(b"Bearer")).await.unwrap();
+        handle.login("alice", String::new()).await.unwrap();
+        let response = handle.finish();
+        assert!(response.session_token.is_some());
+        assert_eq!(response.cache_control(Some(b"public, max-age=60")), Some("no-store"));
+        assert_eq!(response.cache_control(None), Some("no-store"));
+    });
+}

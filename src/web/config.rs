@@ -250,7 +250,9 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     }
 
     /// Exempts requests to `path` (compared exactly with the request's
-    /// path, so `/webhook` does not exempt `/webhook/` or `/webhooks`) from
+    /// path as the integration sees it, so `/webhook` does not exempt
+    /// `/webhook/` or `/webhooks`; inside an axum `Router::nest` that is the
+    /// path under the mount point, in actix-web always the full path) from
     /// the CSRF checks: a payment webhook, an OpenID Connect `form_post` or
     /// SAML callback, which other sites post to by design. Nothing is
     /// exempt by default.

@@ -369,7 +369,12 @@ where
         let current = self.current().ok_or(HandleError::NoSession)?;
         let mut session = current.session().clone();
         ops.renew_id(&mut session).await?;
-        self.replace(&session)?;
+        // The old ID is revoked now: if the new one cannot be sealed, the
+        // request has no session any more.
+        if let Err(err) = self.replace(&session) {
+            self.forget();
+            return Err(err);
+        }
         Ok(())
     }
 

@@ -20,7 +20,7 @@
 //!    [`SessionHandle::finish`] returns to the response.
 //!
 //! ```
-//! use sealed_session::web::{CsrfRequest, WebConfig};
+//! use sealed_session::web::{CsrfCheck, CsrfRequest, WebConfig};
 //! use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
 //! use std::sync::Arc;
 //!
@@ -42,7 +42,9 @@
 //! let form = format!("user=alice&csrf_token={token}");
 //! let request = CsrfRequest { method: "POST", path: "/login", form: true, ..CsrfRequest::default() };
 //! assert!(handle.csrf_applies(request.method, request.path));
-//! handle.check_csrf(&request)?; // Fetch Metadata and Origin pass: the token is in the form
+//! // Fetch Metadata and Origin pass; the token is in the form, which must
+//! // be read and checked before the request may go on.
+//! assert_eq!(handle.check_csrf(&request)?, CsrfCheck::ReadForm);
 //! handle.check_csrf_form(form.as_bytes())?;
 //! handle.login("alice", "Alice".to_owned()).await?;
 //! assert_eq!(handle.finish().set_cookies.len(), 2); // the session, and the pre-session's removal

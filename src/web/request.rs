@@ -293,12 +293,23 @@ pub struct ResponseCookies {
 }
 
 impl ResponseCookies {
-    /// Whether the response carries a token and must not be stored by
-    /// caches: add `Cache-Control: no-store` unless it has a
-    /// `Cache-Control` already.
+    /// Whether the response carries a token, and so must not be stored by
+    /// caches ([`ResponseCookies::cache_control`]).
     #[must_use]
     pub fn no_store(&self) -> bool {
         !self.set_cookies.is_empty() || self.session_token.is_some()
+    }
+
+    /// The `Cache-Control` value the response must be given, if any, when
+    /// it has `existing`: `no-store` on a response that sets a cookie and
+    /// has no `Cache-Control` of its own, and always on one that carries a
+    /// bearer token in its header (a shared cache may store a `public`
+    /// response even to a request with `Authorization`, and hand the token
+    /// to others).
+    #[must_use]
+    pub fn cache_control(&self, existing: Option<&[u8]>) -> Option<&'static str> {
+        let needed = self.session_token.is_some() || (self.no_store() && existing.is_none());
+        needed.then_some("no-store")
     }
 }
 
@@ -335,6 +346,10 @@ where
     /// carry the CSRF token of its session (or, before login, of its
     /// pre-session) in the CSRF header, or else in the form field of a
     /// URL-encoded body ([`CsrfCheck::ReadForm`]).
+    ///
+    /// [`CsrfCheck::ReadForm`] means the checks have **not** passed yet:
+    /// the request passes only once [`check_csrf_form`](Self::check_csrf_form)
+    /// accepts its body.
     ///
     /// # Errors
     /// [`CsrfRefusal`]: answer with its status and change nothing. The

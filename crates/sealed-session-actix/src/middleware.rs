@@ -275,6 +275,9 @@ where
             }
             request.extensions_mut().insert(handle.flashes());
             request.extensions_mut().insert(Sessions::new(handle.clone()));
+            // An error from the inner service (not a handler's error, which
+            // actix-web has made a response by now) passes through with no
+            // cookie change: actix-web builds its response later, out of reach.
             let mut response = service.call(request).await?;
             finish(&handle, response.headers_mut());
             Ok(response.map_into_left_body())
@@ -363,7 +366,7 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let cookies = handle.finish();
-    let no_store = cookies.no_store();
+    let cache_control = cookies.cache_control(headers.get(CACHE_CONTROL).map(HeaderValue::as_bytes));
     if let Some(token) = cookies.session_token {
         match HeaderValue::try_from(token) {
             Ok(value) => {
@@ -378,7 +381,7 @@ where
             Err(err) => tracing::error!(error = %err, "a Set-Cookie value is not a header value"),
         }
     }
-    if no_store && !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = cache_control {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
 }

@@ -57,6 +57,12 @@ async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
     })
 }
 
+/// A change on a route whose answer the application marks cacheable.
+async fn cached_increment(sessions: Sessions<Data>) -> Result<HttpResponse, SessionError> {
+    let count = increment(sessions).await?;
+    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "public, max-age=60")).body(count))
+}
+
 async fn anonymous_increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
     sessions
         .update_or_insert(Data::default, |data| {
@@ -108,6 +114,7 @@ macro_rules! client {
                     .route("/csrf", web::get().to(csrf))
                     .route("/login", web::post().to(login))
                     .route("/increment", web::post().to(increment))
+                    .route("/cached-increment", web::post().to(cached_increment))
                     .route("/anonymous-increment", web::post().to(anonymous_increment))
                     .route("/logout", web::post().to(logout))
                     .route("/flashes", web::get().to(flashes))
@@ -343,6 +350,10 @@ async fn bearer_tokens_need_no_csrf_token_and_never_get_cookies() {
         let reply = client.send(bearer("/increment", &token)).await;
         assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
         assert!(reply.set_cookies.is_empty() && reply.token_header.is_some());
+        // A new token is never left cacheable, whatever the route says.
+        let reply = client.send(bearer("/cached-increment", &reply.token_header.unwrap())).await;
+        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "2"));
+        assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
     }
 }
 

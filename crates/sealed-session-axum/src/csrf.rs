@@ -24,10 +24,12 @@ where
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
         while let Some(err) = cause {
             if err.is::<LengthLimitError>() {
+                tracing::info!("CSRF check refused the request: the form body is larger than the limit");
                 return CsrfRefusal::TooLarge;
             }
             cause = err.source();
         }
+        tracing::info!(error = %err, "the form body could not be read");
         CsrfRefusal::Unreadable
     })?;
     let bytes = collected.to_bytes();

@@ -166,8 +166,8 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let cookies = handle.finish();
-    let no_store = cookies.no_store();
     let headers = response.headers_mut();
+    let cache_control = cookies.cache_control(headers.get(CACHE_CONTROL).map(HeaderValue::as_bytes));
     if let Some(token) = cookies.session_token {
         match HeaderValue::try_from(token) {
             Ok(value) => {
@@ -184,8 +184,8 @@ where
             Err(err) => tracing::error!(error = %err, "a Set-Cookie value is not a header value"),
         }
     }
-    if no_store && !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = cache_control {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(value));
     }
     response
 }

@@ -57,6 +57,14 @@ async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
     })
 }
 
+/// A change on a route whose answer the application marks cacheable.
+async fn cached_increment(
+    sessions: Sessions<Data>,
+) -> Result<([(http::HeaderName, &'static str); 1], String), SessionError> {
+    let count = increment(sessions).await?;
+    Ok(([(CACHE_CONTROL, "public, max-age=60")], count))
+}
+
 /// Tries to store more than a cookie holds, though within the sealer's
 /// 4096-byte maximum; says which error came back.
 async fn grow(sessions: Sessions<Data>) -> (StatusCode, String) {
@@ -181,6 +189,7 @@ fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/signed-in", get(signed_in))
         .route("/login", post(login))
         .route("/increment", post(increment))
+        .route("/cached-increment", post(cached_increment))
         .route("/renew", post(renew))
         .route("/anonymous-increment", post(anonymous_increment))
         .route("/login-keeping", post(login_keeping))
@@ -1210,13 +1219,18 @@ async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
     let token = changed.expect("the changed session's token");
     assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.1, "alice 1");
+    // A new token is never left cacheable, whatever the route says (`call`
+    // checks for no-store).
+    let (_, body, changed) = call(app, "POST", "/cached-increment", Some(&token)).await;
+    assert_eq!(body, "2");
+    let token = changed.expect("the changed session's token");
     // Nothing changed, nothing sent.
     assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.2, None);
     // A key rotation re-issues the token through the header.
     let (rotated, new_id) = harness.keyring.current().with_new_key().unwrap();
     harness.keyring.replace(rotated.with_primary(new_id).unwrap());
     let (_, body, reissued) = call(app, "GET", "/whoami", Some(&token)).await;
-    assert_eq!(body, "alice 1");
+    assert_eq!(body, "alice 2");
     let token = reissued.expect("the token under the new key");
     assert_eq!(call(app, "GET", "/whoami", Some(&token)).await.2, None, "once");
     // A token that does not open is no session, and the request goes on as such.

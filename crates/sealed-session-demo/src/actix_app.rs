@@ -14,6 +14,9 @@ use sealed_session_actix::{MiddlewareError, RequireSession, SessionError, Sessio
 use crate::logic::{self, Reply};
 use crate::{Profile, SECURITY_HEADERS};
 
+/// axum's default limit on request bodies: 2 MiB.
+const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// The session middleware the demo uses on actix-web: build it once, and
 /// give a clone to each worker's [`app`].
 ///
@@ -50,19 +53,28 @@ pub fn app<S: RevocationStore + 'static>(
     // session middleware adds it only where it sets a cookie.
     headers = headers.add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     App::new()
+        // axum's default body limit, so that both frameworks take the same
+        // bodies.
+        .app_data(web::PayloadConfig::new(AXUM_BODY_LIMIT))
         .service(
             web::resource("/account")
                 .wrap(RequireSession::<Profile>::redirect_to("/"))
-                .route(web::get().to(account)),
+                .route(web::get().to(account))
+                .route(web::head().to(account)),
         )
-        .route("/", web::get().to(index))
+        // axum answers HEAD on every GET route; actix-web only where asked.
+        .service(web::resource("/").route(web::get().to(index)).route(web::head().to(index)))
+        .service(
+            web::resource("/api/session")
+                .route(web::get().to(api_session))
+                .route(web::head().to(api_session)),
+        )
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
         .route("/logout-everywhere", web::post().to(logout_everywhere))
         .route("/profile", web::post().to(profile))
         .route("/cart", web::post().to(add_to_cart))
         .route("/webhook", web::post().to(webhook))
-        .route("/api/session", web::get().to(api_session))
         .wrap(sessions)
         .wrap(headers)
 }
