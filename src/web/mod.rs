@@ -57,6 +57,7 @@ mod config;
 mod flash;
 mod handle;
 mod request;
+pub mod testing;
 
 pub use config::{
     WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,

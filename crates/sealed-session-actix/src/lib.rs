@@ -7,7 +7,8 @@
 //! re-issue. Handlers take [`Session<T>`] (requests without a valid session
 //! get `401`), `Option<Session<T>>`, [`SignedIn<T>`], [`Flashes`], or the
 //! [`Sessions<T>`] handle to log in, change the session, and log out here
-//! or everywhere.
+//! or everywhere; [`RequireSession`] guards routes that need a signed-in
+//! user, and [`testing`] helps an application's own tests.
 //!
 //! ```
 //! use actix_web::{test, web, App, HttpResponse};
@@ -58,6 +59,7 @@ mod error;
 mod extractors;
 mod middleware;
 mod require;
+pub mod testing;
 
 pub use error::SessionError;
 pub use extractors::{Flashes, Session, Sessions, SignedIn};

@@ -32,7 +32,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use http::header::COOKIE;
 use sealed_session::RevocationStore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,18 +39,10 @@ use serde::Serialize;
 use crate::error::SessionError;
 use crate::SessionLayer;
 
-/// A signed-in session for tests: its cookie and its CSRF token.
-pub struct TestSession {
-    cookie: String,
-    csrf_token: String,
-    csrf_header: String,
-}
-
-impl std::fmt::Debug for TestSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestSession").finish_non_exhaustive()
-    }
-}
+/// A signed-in session for tests: its cookie and its CSRF token (the core's
+/// [`sealed_session::web::testing::TestSession`], for axum requests).
+#[derive(Debug)]
+pub struct TestSession(sealed_session::web::testing::TestSession);
 
 impl TestSession {
     /// Signs `user_id` in with `data`, as [`Sessions::login`](crate::Sessions::login)
@@ -69,35 +60,28 @@ impl TestSession {
         S: RevocationStore + 'static,
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let config = layer.config();
-        let session = config.verifier().login(user_id, data).await?;
-        let (verified, set_cookie) = config.verifier().issue_cookie(&session, config.cookie())?;
-        let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
-        let csrf_token = config.verifier().sealer().csrf_token(verified.session());
-        Ok(Self { cookie, csrf_token, csrf_header: config.csrf_header().to_owned() })
+        let session =
+            sealed_session::web::testing::TestSession::sign_in(layer.config(), user_id, data).await?;
+        Ok(Self(session))
     }
 
     /// The `Cookie` header value: `name=token`.
     #[must_use]
     pub fn cookie(&self) -> &str {
-        &self.cookie
+        self.0.cookie()
     }
 
     /// The session's CSRF token.
     #[must_use]
     pub fn csrf_token(&self) -> &str {
-        &self.csrf_token
+        self.0.csrf_token()
     }
 
     /// Adds the session cookie, the CSRF token (in the layer's CSRF header,
-    /// `X-CSRF-Token` by default) and
-    /// `Sec-Fetch-Site: same-origin` to `request`: what a browser on the
-    /// app's own page sends.
+    /// `X-CSRF-Token` by default) and `Sec-Fetch-Site: same-origin` to
+    /// `request`: what a browser on the app's own page sends.
     #[must_use]
     pub fn apply(&self, request: http::request::Builder) -> http::request::Builder {
-        request
-            .header(COOKIE, &self.cookie)
-            .header(&self.csrf_header, &self.csrf_token)
-            .header("sec-fetch-site", "same-origin")
+        self.0.headers().into_iter().fold(request, |request, (name, value)| request.header(name, value))
     }
 }
