@@ -378,3 +378,201 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         assert_eq!(response.cache_control(None), Some("no-store"));
     });
 }
+
+#[test]
+fn the_defaults_are_the_documented_ones() {
+    use sealed_session::web::{DEFAULT_FORM_LIMIT, FLASH_TIMEOUT, PRE_SESSION_TIMEOUT};
+    assert_eq!(DEFAULT_FORM_LIMIT, 65_536);
+    assert_eq!(PRE_SESSION_TIMEOUT.as_secs(), 7_200);
+    assert_eq!(FLASH_TIMEOUT.as_secs(), 600);
+    pollster::block_on(async {
+        assert_eq!(open(&config(), "").await.form_limit(), 65_536);
+        let small = config_with(Keyring::generate().unwrap(), |b| b.form_limit(100));
+        assert_eq!(open(&small, "").await.form_limit(), 100);
+    });
+}
+
+#[test]
+fn a_cookie_of_another_name_is_read_written_and_removed_under_that_name() {
+    pollster::block_on(async {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).purpose("__Host-app").build().unwrap();
+        let verifier = Verifier::new(sealer, MemoryStore::new());
+        let spec = sealed_session::CookieSpec::named("__Host-app").unwrap();
+        let config = Arc::new(WebConfig::builder(verifier).cookie(spec).build().unwrap());
+        assert_eq!(config.cookie().name(), "__Host-app");
+        let cookie = signed_in(&config, "alice").await;
+        assert!(cookie.starts_with("__Host-app="), "{cookie}");
+        assert_eq!(open(&config, &cookie).await.current().unwrap().session().user_id(), Some("alice"));
+        let handle = open(&config, &format!("{cookie}x")).await;
+        let response = handle.finish();
+        assert!(response.set_cookies[0].starts_with("__Host-app=;"), "{:?}", response.set_cookies);
+    });
+}
+
+#[test]
+fn a_configured_origin_is_the_one_expected_whatever_the_host() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.origin("https://app.example/"));
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        let token = handle.csrf_token().unwrap();
+        let behind_proxy = CsrfRequest {
+            origin: Some("https://app.example"),
+            host: Some("10.0.0.7:8080"),
+            ..post(Some(&token))
+        };
+        assert_eq!(handle.check_csrf(&behind_proxy).unwrap(), CsrfCheck::Passed);
+        let from_host = CsrfRequest {
+            origin: Some("https://10.0.0.7:8080"),
+            host: Some("10.0.0.7:8080"),
+            ..post(Some(&token))
+        };
+        assert!(handle.check_csrf(&from_host).is_err());
+    });
+}
+
+#[test]
+fn levels_read_as_lower_case_words() {
+    let words: Vec<&str> =
+        [Level::Info, Level::Success, Level::Warning, Level::Error].map(Level::as_str).to_vec();
+    assert_eq!(words, ["info", "success", "warning", "error"]);
+}
+
+#[test]
+fn remember_me_needs_the_sealers_timeouts_and_gives_a_persistent_cookie() {
+    use sealed_session::web::LoginOptions;
+    use std::time::Duration;
+    pollster::block_on(async {
+        let remember = LoginOptions::default().remember(true);
+        // A browser-session cookie, but for a remembered session.
+        let spec = || sealed_session::CookieSpec::default().browser_session();
+        let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec()));
+        let handle = open(&config, "").await;
+        let err = handle.login_with_options("alice", remember, |_| String::new()).await.unwrap_err();
+        assert!(matches!(err, HandleError::Seal(sealed_session::SealError::NoRememberMe)), "{err:?}");
+        assert!(handle.finish().set_cookies.is_empty(), "nothing changed");
+
+        let sealer = Sealer::builder(Keyring::generate().unwrap())
+            .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+            .build()
+            .unwrap();
+        let config = Arc::new(
+            WebConfig::builder(Verifier::new(sealer, MemoryStore::new())).cookie(spec()).build().unwrap(),
+        );
+        let handle = open(&config, "").await;
+        handle.login_with_options("alice", remember, |_| String::new()).await.unwrap();
+        let cookie = handle.finish().set_cookies.remove(0);
+        assert!(cookie.contains("Max-Age=2592000"), "{cookie}");
+        let handle = open(&config, "").await;
+        handle.login_with_options("alice", LoginOptions::default(), |_| String::new()).await.unwrap();
+        let cookie = handle.finish().set_cookies.remove(0);
+        assert!(!cookie.contains("Max-Age"), "{cookie}");
+    });
+}
+
+#[test]
+fn an_anonymous_session_starts_on_the_first_change_and_login_replaces_it() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+        let anonymous = handle.current().unwrap();
+        assert_eq!((anonymous.session().user_id(), anonymous.session().data().as_str()), (None, "tea"));
+        let cookie = pair(&handle.finish().set_cookies[0]).to_owned();
+
+        let handle = open(&config, &cookie).await;
+        let signed_in = handle.login_with("alice", |before| before.unwrap().into_data()).await.unwrap();
+        assert_eq!(signed_in.session().data(), "tea", "carried over");
+        assert_ne!(signed_in.session().id(), anonymous.session().id(), "a new session ID");
+        assert!(open(&config, &cookie).await.current().is_none(), "the anonymous session is logged out");
+    });
+}
+
+#[test]
+fn logout_renewal_and_logout_everywhere_reach_the_store_and_the_cookie() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        let other = signed_in(&config, "alice").await;
+
+        // A new ID: the old cookie dies, the new one works.
+        let handle = open(&config, &cookie).await;
+        let old_id = handle.current().unwrap().session().id();
+        handle.renew_id().await.unwrap();
+        assert_ne!(handle.current().unwrap().session().id(), old_id);
+        let renewed = pair(&handle.finish().set_cookies[0]).to_owned();
+        assert!(open(&config, &cookie).await.current().is_none(), "the old ID is revoked");
+        assert!(open(&config, &renewed).await.current().is_some());
+
+        // Logout: revoked, and the cookie removed.
+        let handle = open(&config, &renewed).await;
+        handle.logout().await.unwrap();
+        assert!(handle.current().is_none());
+        assert!(handle.finish().set_cookies[0].starts_with("__Host-session=;"));
+        assert!(open(&config, &renewed).await.current().is_none());
+
+        // Everywhere: the user's other session dies too.
+        let third = signed_in(&config, "alice").await;
+        let handle = open(&config, &third).await;
+        assert_eq!(handle.logout_everywhere().await.unwrap(), 1, "the user's new epoch");
+        assert!(handle.finish().set_cookies[0].starts_with("__Host-session=;"));
+        assert!(open(&config, &other).await.current().is_none());
+        assert!(open(&config, &third).await.current().is_none());
+        assert!(matches!(open(&config, "").await.logout_everywhere().await, Err(HandleError::NoSession)));
+    });
+}
+
+#[test]
+fn a_url_encoded_form_is_recognised_by_its_content_type_alone() {
+    use sealed_session::web::is_form;
+    assert!(is_form(Some("application/x-www-form-urlencoded")));
+    assert!(is_form(Some("Application/X-WWW-Form-Urlencoded ; charset=utf-8")));
+    assert!(!is_form(Some("multipart/form-data; boundary=x")));
+    assert!(!is_form(Some("text/plain")));
+    assert!(!is_form(None));
+}
+
+#[test]
+fn refusals_answer_with_their_status_and_a_body_that_says_no_more() {
+    let cases = [
+        (CsrfRefusal::TooLarge, 413, "form too large"),
+        (CsrfRefusal::Unreadable, 400, "unreadable request body"),
+        (CsrfRefusal::NoBinding, 403, "CSRF check failed"),
+        (CsrfRefusal::Csrf(CsrfError::Invalid), 403, "CSRF check failed"),
+    ];
+    for (refusal, status, body) in cases {
+        assert_eq!((refusal.status(), refusal.body()), (status, body), "{refusal:?}");
+    }
+}
+
+#[test]
+fn flash_messages_are_read_through_the_handle_too() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.flash(Level::Info, "hello").unwrap();
+        let cookie = pair(&handle.finish().set_cookies[0]).to_owned();
+        let handle = open(&config, &cookie).await;
+        let flashes = handle.take_flashes();
+        assert_eq!(flashes.len(), 1);
+        assert_eq!(flashes[0].message, "hello");
+        assert!(handle.flashes().take().is_empty(), "read once, through either");
+    });
+}
+
+#[test]
+fn a_test_session_is_a_signed_in_browser_on_the_apps_own_page() {
+    use sealed_session::web::testing::TestSession;
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_header("X-Token"));
+        let alice = TestSession::sign_in(&config, "alice", "ALICE".to_owned()).await.unwrap();
+        assert!(!format!("{alice:?}").contains(alice.csrf_token()));
+        let [cookie, token, site] = alice.headers();
+        assert_eq!(cookie, ("cookie", alice.cookie()));
+        assert_eq!(token, ("x-token", alice.csrf_token()));
+        assert_eq!(site, ("sec-fetch-site", "same-origin"));
+        let handle = open(&config, alice.cookie()).await;
+        assert_eq!(handle.current().unwrap().session().user_id(), Some("alice"));
+        let request = CsrfRequest { sec_fetch_site: Some(site.1), ..post(Some(token.1)) };
+        assert_eq!(handle.check_csrf(&request).unwrap(), CsrfCheck::Passed);
+    });
+}
