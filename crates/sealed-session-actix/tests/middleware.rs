@@ -63,6 +63,35 @@ async fn cached_increment(sessions: Sessions<Data>) -> Result<HttpResponse, Sess
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "public, max-age=60")).body(count))
 }
 
+async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    sessions.renew_id().await?;
+    Ok(sessions.current().unwrap().id().to_hex())
+}
+
+async fn logout_everywhere(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    Ok(sessions.logout_everywhere().await?.to_string())
+}
+
+async fn take_flashes(sessions: Sessions<Data>) -> String {
+    sessions.take_flashes().into_iter().map(|f| f.message).collect::<Vec<_>>().join(",")
+}
+
+async fn info(session: Session<Data>) -> String {
+    format!("{} {} {}", session.id().to_hex(), session.key_id(), session.csrf_token())
+}
+
+/// Each kind of session error, as a handler returns it.
+async fn fail(kind: web::Path<String>) -> Result<String, SessionError> {
+    let refused = || StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    Err(match kind.as_str() {
+        "store" => SessionError::Store(refused()),
+        "login-store" => SessionError::Login(sealed_session::LoginError::Store(refused())),
+        "unreadable" => SessionError::UnreadableSession,
+        "no-session" => SessionError::NoSession,
+        _ => SessionError::Seal(sealed_session::SealError::NoRememberMe),
+    })
+}
+
 async fn anonymous_increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
     sessions
         .update_or_insert(Data::default, |data| {
@@ -114,6 +143,11 @@ macro_rules! client {
                     .route("/csrf", web::get().to(csrf))
                     .route("/login", web::post().to(login))
                     .route("/increment", web::post().to(increment))
+                    .route("/renew", web::post().to(renew))
+                    .route("/logout-everywhere", web::post().to(logout_everywhere))
+                    .route("/take-flashes", web::get().to(take_flashes))
+                    .route("/info", web::get().to(info))
+                    .route("/fail/{kind}", web::get().to(fail))
                     .route("/cached-increment", web::post().to(cached_increment))
                     .route("/anonymous-increment", web::post().to(anonymous_increment))
                     .route("/logout", web::post().to(logout))
@@ -409,4 +443,105 @@ async fn a_route_that_requires_sign_in_redirects_browsers_and_answers_401_json_t
     assert_eq!(client.get("/account").await.status, StatusCode::UNAUTHORIZED);
     client.login().await;
     assert_eq!(client.get("/account").await.body, "alice");
+}
+
+#[actix_web::test]
+async fn session_errors_answer_with_their_status_and_say_no_more() {
+    let mut client = client!(|b| b);
+    let cases = [
+        ("store", StatusCode::SERVICE_UNAVAILABLE, "session store unavailable, try again"),
+        ("login-store", StatusCode::SERVICE_UNAVAILABLE, "session store unavailable, try again"),
+        ("unreadable", StatusCode::SERVICE_UNAVAILABLE, "session unavailable on this server, try again"),
+        ("no-session", StatusCode::UNAUTHORIZED, "no session"),
+        ("seal", StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    ];
+    for (kind, status, body) in cases {
+        let reply = client.get(&format!("/fail/{kind}")).await;
+        assert_eq!((reply.status, reply.body.as_str()), (status, body), "{kind}");
+    }
+}
+
+#[actix_web::test]
+async fn renewing_the_id_and_logging_out_everywhere_go_through_the_handle() {
+    let mut client = client!(|b| b);
+    client.login().await;
+    let old = client.jar.get("__Host-session").unwrap().clone();
+    let before = client.get("/info").await.body;
+    let token = client.get("/csrf").await.body;
+    let renewed = client.post("/renew", &token).await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    assert_ne!(before.split(' ').next(), Some(renewed.body.as_str()), "a new ID");
+    assert_eq!(client.get("/info").await.body.split(' ').next(), Some(renewed.body.as_str()));
+    let current = client.jar.insert("__Host-session".to_owned(), old).unwrap();
+    assert_eq!(client.get("/required").await.status, StatusCode::UNAUTHORIZED, "the old ID is revoked");
+    client.jar.insert("__Host-session".to_owned(), current);
+
+    let token = client.get("/csrf").await.body;
+    let reply = client.post("/logout-everywhere", &token).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"), "the user's new epoch");
+    assert!(!client.jar.contains_key("__Host-session"));
+}
+
+#[actix_web::test]
+async fn the_session_shows_its_key_and_csrf_token_and_flashes_read_through_the_handle() {
+    let mut client = client!(|b| b);
+    client.login().await;
+    let info = client.get("/info").await.body;
+    let token = client.get("/csrf").await.body;
+    let parts: Vec<&str> = info.split(' ').collect();
+    assert_eq!(parts[2], token, "the session's CSRF token is the handle's");
+    assert!(parts[1].parse::<u32>().unwrap() >= 1);
+    client.post("/logout", &token).await;
+    assert_eq!(client.get("/take-flashes").await.body, "Signed out");
+    assert_eq!(client.get("/take-flashes").await.body, "", "read once");
+}
+
+#[actix_web::test]
+async fn the_key_id_is_the_one_that_sealed_the_cookie() {
+    let (keyring, id) = Keyring::generate().unwrap().with_new_key().unwrap();
+    let sealer = Sealer::builder(keyring.with_primary(id).unwrap()).build().unwrap();
+    let middleware = SessionMiddleware::<_, Data>::new(Verifier::new(sealer, MemoryStore::new())).unwrap();
+    let alice = sealed_session_actix::testing::TestSession::sign_in(&middleware, "alice", Data::default())
+        .await
+        .unwrap();
+    let app = test::init_service(App::new().route("/info", web::get().to(info)).wrap(middleware)).await;
+    let request = test::TestRequest::get().uri("/info").insert_header((COOKIE, alice.cookie()));
+    let body = test::read_body(test::call_service(&app, request.to_request()).await).await;
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let parts: Vec<&str> = body.split(' ').collect();
+    assert_eq!((parts[1], parts[2]), (id.to_string().as_str(), alice.csrf_token()));
+}
+
+#[actix_web::test]
+async fn a_test_session_passes_the_csrf_check_of_an_unsafe_request() {
+    let middleware = middleware(|b| b);
+    let alice = sealed_session_actix::testing::TestSession::sign_in(&middleware, "alice", Data::default())
+        .await
+        .unwrap();
+    assert!(alice.cookie().starts_with("__Host-session="));
+    let app =
+        test::init_service(App::new().route("/increment", web::post().to(increment)).wrap(middleware)).await;
+    let request = alice.apply(test::TestRequest::post().uri("/increment"));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(test::read_body(response).await, "1");
+}
+
+#[actix_web::test]
+async fn a_form_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+    let mut client = client!(|b| b.form_limit(1024));
+    let token = client.get("/csrf").await.body;
+    let body = |len: usize| {
+        let tail = format!("&csrf_token={token}");
+        format!("item={}{tail}", "x".repeat(len - "item=".len() - tail.len()))
+    };
+    let send = |body: String| {
+        test::TestRequest::post()
+            .uri("/form")
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .insert_header(("sec-fetch-site", "same-origin"))
+            .set_payload(body)
+    };
+    assert_eq!(client.send(send(body(1024))).await.status, StatusCode::OK);
+    assert_eq!(client.send(send(body(1025))).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
