@@ -1,4 +1,4 @@
-//! The demo on actix-web: the routes of [`crate::logic`] behind
+//! The demo on actix-web: the routes of the crate's `logic` module behind
 //! `sealed-session-actix`'s middleware, answering exactly as the axum app.
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

@@ -1,4 +1,4 @@
-//! The demo on axum: the routes of [`crate::logic`] behind
+//! The demo on axum: the routes of the crate's `logic` module behind
 //! `sealed-session-axum`'s layer.
 
 use axum::body::Bytes;
