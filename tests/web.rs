@@ -98,6 +98,43 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     })
 }
 
+/// Login and logout on a server that lags behind in a key rollout: neither
+/// can end the session it would replace or remove (the cookie does not
+/// open here), so both refuse and change nothing, and the session is ended
+/// properly once the request reaches a server with the key.
+#[test]
+fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
+    pollster::block_on(async {
+        let keyring = Keyring::generate().unwrap();
+        let (next, id) = keyring.with_new_key().unwrap();
+        // Both servers share one store, as in a deployment.
+        let store = Arc::new(MemoryStore::new());
+        let server = |keyring: Keyring| {
+            let verifier = Verifier::new(Sealer::builder(keyring).build().unwrap(), Arc::clone(&store));
+            Arc::new(WebConfig::builder(verifier).build().unwrap())
+        };
+        let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
+        let session = ahead.verifier().login("alice", "ALICE".to_owned()).await.unwrap();
+        let (_, set_cookie) = ahead.verifier().issue_cookie(&session, ahead.cookie()).unwrap();
+        let cookie = pair(&set_cookie).to_owned();
+
+        let handle = behind.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
+        let err = handle.login("mallory", String::new()).await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        let err = handle.logout().await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        assert!(handle.current().is_none());
+        assert!(handle.finish().set_cookies.is_empty(), "no new cookie, no removal");
+        let still = ahead.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
+        assert_eq!(still.current().unwrap().session().id(), session.id(), "the session is still alive");
+
+        // Retried where the key is known, login ends it.
+        still.login("alice", String::new()).await.unwrap();
+        let old = ahead.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
+        assert!(old.current().is_none(), "the session the login replaced is logged out");
+    })
+}
+
 #[test]
 fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
     pollster::block_on(async {
@@ -355,15 +392,38 @@ fn a_csrf_request_shows_no_token_in_debug() {
 #[test]
 fn a_response_with_a_token_is_never_left_cacheable() {
     pollster::block_on(async {
-        // A cookie: no-store unless the application chose a Cache-Control.
+        // A cookie (here a new pre-session): no-store, unless the route
+        // already keeps shared caches away from the response.
         let config = config();
         let handle = open(&config, "").await;
         handle.csrf_token().unwrap();
         let response = handle.finish();
-        assert_eq!(response.cache_control(None), Some("no-store"));
-        assert_eq!(response.cache_control(Some(b"private, max-age=0")), None);
+        let cache_control = |values: &[&str]| response.cache_control(values.iter().map(|v| v.as_bytes()));
+        assert_eq!(cache_control(&[]), Some("no-store"));
+        for kept in
+            ["private, max-age=0", "no-store", "max-age=60, NO-STORE", " Private ", "no-cache, private"]
+        {
+            assert_eq!(cache_control(&[kept]), None, "{kept}");
+        }
+        // A cacheable route (a stylesheet, a public page) that happens to
+        // carry a re-issued or new cookie must not be stored by a CDN.
+        for replaced in [
+            "public, max-age=600",
+            "max-age=600",
+            "s-maxage=600",
+            "no-cache",
+            "private=\"set-cookie\"",
+            "public, private",
+            "no-cache=\"a, no-store\"",
+            "",
+        ] {
+            assert_eq!(cache_control(&[replaced]), Some("no-store"), "{replaced}");
+        }
+        // Every value counts, not only the first.
+        assert_eq!(cache_control(&["max-age=600", "no-store"]), None);
+        assert_eq!(cache_control(&["private", "public"]), Some("no-store"));
         // Nothing set: nothing to add.
-        assert_eq!(open(&config, "").await.finish().cache_control(None), None);
+        assert_eq!(open(&config, "").await.finish().cache_control([&b"public, max-age=600"[..]]), None);
 
         // A bearer token in a header: no-store over whatever the app set,
         // since a shared cache may keep a `public` answer to a request with
@@ -374,8 +434,10 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         handle.login("alice", String::new()).await.unwrap();
         let response = handle.finish();
         assert!(response.session_token.is_some());
-        assert_eq!(response.cache_control(Some(b"public, max-age=60")), Some("no-store"));
-        assert_eq!(response.cache_control(None), Some("no-store"));
+        assert_eq!(response.cache_control([&b"public, max-age=60"[..]]), Some("no-store"));
+        assert_eq!(response.cache_control([&b"private"[..]]), Some("no-store"));
+        assert_eq!(response.cache_control([]), Some("no-store"));
+        assert_eq!(response.cache_control([&b"no-store, private"[..]]), None);
     });
 }
 

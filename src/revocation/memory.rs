@@ -211,9 +211,22 @@ impl RevocationStore for MemoryStore {
     }
 }
 
-/// The cutoff a global logout sets: the latest of the current one, the one
-/// asked for and the store's time. For store implementations.
+/// The cutoff a global logout sets, for store implementations: the later
+/// of the current one and the store's time. `issued_through`, the caller's
+/// idea of "now", counts only up to the store's time: a caller whose clock
+/// runs ahead must not push the cutoff past it, which would refuse every
+/// login everywhere until then with nothing able to lower it again. A store
+/// with no clock of its own passes `issued_through` as `store_now`.
+///
+/// ```
+/// use sealed_session::next_cutoff;
+///
+/// assert_eq!(next_cutoff(0, 1_000, 1_000), 1_000);
+/// assert_eq!(next_cutoff(0, 900, 1_000), 1_000, "never before the store's time");
+/// assert_eq!(next_cutoff(1_200, 0, 1_000), 1_200, "never earlier than before");
+/// assert_eq!(next_cutoff(0, 1_000 + 6 * 3600, 1_000), 1_000, "a caller hours ahead moves nothing");
+/// ```
 #[must_use]
 pub fn next_cutoff(current: u64, issued_through: u64, store_now: u64) -> u64 {
-    current.max(issued_through).max(store_now)
+    current.max(issued_through.min(store_now)).max(store_now)
 }

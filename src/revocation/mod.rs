@@ -165,9 +165,11 @@ pub trait RevocationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Revokes every session issued at or before the new cutoff and returns
-    /// it: the latest of the current cutoff, `issued_through` (Unix seconds)
-    /// and the store's own time if it keeps one ([`next_cutoff`]). Never
-    /// moves the cutoff earlier.
+    /// it: the later of the current cutoff and the store's own time
+    /// ([`next_cutoff`]). `issued_through` (Unix seconds, the caller's time)
+    /// dates the cutoff only for a store with no clock of its own; a store
+    /// with one never lets it push the cutoff past its time. Never moves the
+    /// cutoff earlier.
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 

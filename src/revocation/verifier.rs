@@ -221,11 +221,23 @@ impl<S: RevocationStore> Verifier<S> {
 
     /// Logs everyone out: every session issued up to this second, on any
     /// server, is refused. Returns the new cutoff (Unix seconds; see
-    /// [`RevocationStore::revoke_all`]).
+    /// [`RevocationStore::revoke_all`]), dated by the store's clock where it
+    /// has one: if this server's clock runs ahead of it, the sessions this
+    /// server issued in between are not refused, and a warning says so.
     ///
     /// # Errors
     /// [`StoreError`] if the store did not record it.
     pub async fn logout_all(&self) -> Result<u64, StoreError> {
-        self.store.revoke_all(self.now()).await
+        let now = self.now();
+        let cutoff = self.store.revoke_all(now).await?;
+        if now > cutoff.saturating_add(1) {
+            tracing::warn!(
+                cutoff,
+                now,
+                "this server's clock is ahead of the revocation store's: sessions it issued after the store's \
+                 time are not logged out; check the clocks (NTP)"
+            );
+        }
+        Ok(cutoff)
     }
 }

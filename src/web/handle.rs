@@ -140,9 +140,11 @@ pub enum HandleError {
     #[error("no session: sign in first")]
     NoSession,
     /// The request's session cookie is sealed under a key this server does
-    /// not have yet (a key rollout in progress): it is kept, and
-    /// [`SessionHandle::update_or_insert`] does not replace it with a new
-    /// session. Answer `503`, so that the client retries.
+    /// not have yet (a key rollout in progress): it is kept, and neither
+    /// [`SessionHandle::login`], [`SessionHandle::update_or_insert`] nor
+    /// [`SessionHandle::logout`] replaces or removes it, since none can end
+    /// that session on the servers that read it. Answer `503`, so that the
+    /// client retries.
     #[error(
         "the session cookie is sealed under a key this server does not have; it is kept and not replaced: \
          deploy the same keyring to every server"
@@ -229,7 +231,12 @@ where
     /// [`HandleError::Store`] or [`HandleError::Login`] if the store cannot
     /// be reached, [`HandleError::Seal`] if the session does not fit in a
     /// cookie. A previous session that was already logged out stays logged
-    /// out, and its cookie is removed.
+    /// out, and its cookie is removed. [`HandleError::UnreadableSession`]
+    /// if the request's session cookie is sealed under a key this server
+    /// does not have yet (a key rollout in progress): that session cannot
+    /// be logged out here, and replacing its cookie would leave it valid on
+    /// the servers that have the key, so nothing changes; answer `503` and
+    /// let the client retry.
     pub async fn login(&self, user_id: &str, data: T) -> Result<Arc<Verified<T>>, HandleError> {
         self.login_with(user_id, |_| data).await
     }
@@ -268,7 +275,12 @@ where
             // Before anything changes: the request keeps its session.
             return Err(SealError::NoRememberMe.into());
         }
-        let previous = self.current();
+        let (previous, kept_unreadable) = self.current_or_unreadable();
+        if kept_unreadable {
+            // It cannot be logged out here, and a new cookie would leave it
+            // alive on the servers that can read it.
+            return Err(HandleError::UnreadableSession);
+        }
         if let Some(previous) = &previous {
             ops.logout(previous.session()).await?;
             self.forget();
@@ -302,10 +314,7 @@ where
         default: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<R, HandleError> {
-        let (current, kept_unreadable) = {
-            let state = self.shared.lock();
-            (state.current.clone(), state.kept_unreadable)
-        };
+        let (current, kept_unreadable) = self.current_or_unreadable();
         let mut session = match &current {
             Some(current) => current.session().clone(),
             None if kept_unreadable => return Err(HandleError::UnreadableSession),
@@ -321,6 +330,13 @@ where
             self.end_pre_session();
         }
         Ok(result)
+    }
+
+    /// The request's session, and whether there is none because its
+    /// cookie is sealed under a key this server does not have (kept).
+    fn current_or_unreadable(&self) -> (Option<Arc<Verified<T>>>, bool) {
+        let state = self.shared.lock();
+        (state.current.clone(), state.current.is_none() && state.kept_unreadable)
     }
 
     /// The pre-session served its purpose (CSRF before there is a session):
@@ -384,9 +400,17 @@ where
     /// # Errors
     /// [`HandleError::Store`] if the store did not record the logout: the
     /// session is then kept, so that the user can try again.
+    /// [`HandleError::UnreadableSession`] if the request's session cookie is
+    /// sealed under a key this server does not have yet: removing the
+    /// cookie would not end the session on the servers that can read it, so
+    /// nothing changes and the client should retry (`503`).
     pub async fn logout(&self) -> Result<(), HandleError> {
         let ops = Arc::clone(&self.shared.ops);
-        if let Some(current) = self.current() {
+        let (current, kept_unreadable) = self.current_or_unreadable();
+        if kept_unreadable {
+            return Err(HandleError::UnreadableSession);
+        }
+        if let Some(current) = current {
             ops.logout(current.session()).await?;
         }
         self.forget();

@@ -300,17 +300,93 @@ impl ResponseCookies {
         !self.set_cookies.is_empty() || self.session_token.is_some()
     }
 
-    /// The `Cache-Control` value the response must be given, if any, when
-    /// it has `existing`: `no-store` on a response that sets a cookie and
-    /// has no `Cache-Control` of its own, and always on one that carries a
-    /// bearer token in its header (a shared cache may store a `public`
-    /// response even to a request with `Authorization`, and hand the token
-    /// to others).
+    /// The `Cache-Control` value the response must be given, replacing
+    /// every `Cache-Control` it has (`existing`, all of its values), if
+    /// any: `no-store` on a response that carries a token (a cookie, or a
+    /// bearer token in its header) unless the response already keeps
+    /// shared caches away from it.
+    ///
+    /// RFC 9111 lets a shared cache (a CDN, a corporate proxy) store a
+    /// response with `Set-Cookie`, and a `public` one even to a request with
+    /// `Authorization`; it would then hand one user's session to others. So
+    /// a route's own directive stands only where it forbids that: `no-store`,
+    /// or for cookies a plain `private` (without `public` beside it). A
+    /// stylesheet served `public, max-age=600` gets `no-store` on the one
+    /// response that re-issues a session cookie, and keeps its own header on
+    /// every other.
+    ///
+    /// ```
+    /// # use sealed_session::web::ResponseCookies;
+    /// # let mut cookies = ResponseCookies::default();
+    /// # cookies.set_cookies.push("__Host-session=…".into());
+    /// // A response that sets a cookie:
+    /// assert_eq!(cookies.cache_control([]), Some("no-store"));
+    /// assert_eq!(cookies.cache_control([&b"public, max-age=600"[..]]), Some("no-store"));
+    /// assert_eq!(cookies.cache_control([&b"private, max-age=60"[..]]), None);
+    /// assert_eq!(cookies.cache_control([&b"No-Store"[..]]), None);
+    /// ```
     #[must_use]
-    pub fn cache_control(&self, existing: Option<&[u8]>) -> Option<&'static str> {
-        let needed = self.session_token.is_some() || (self.no_store() && existing.is_none());
-        needed.then_some("no-store")
+    pub fn cache_control<'v>(&self, existing: impl IntoIterator<Item = &'v [u8]>) -> Option<&'static str> {
+        if !self.no_store() {
+            return None;
+        }
+        let (mut no_store, mut private, mut public) = (false, false, false);
+        for (name, argument) in existing.into_iter().flat_map(directives) {
+            if name.eq_ignore_ascii_case(b"no-store") {
+                no_store = true;
+            } else if name.eq_ignore_ascii_case(b"private") {
+                // `private="set-cookie"` keeps only the named fields out of
+                // shared caches: not enough for a bearer token's header.
+                private |= !argument;
+            } else if name.eq_ignore_ascii_case(b"public") {
+                public = true;
+            }
+        }
+        let kept_from_shared_caches = no_store || (self.session_token.is_none() && private && !public);
+        (!kept_from_shared_caches).then_some("no-store")
     }
+}
+
+/// The directives of one `Cache-Control` value (RFC 9111, section 5.2):
+/// each name, and whether it has an argument. Commas inside a quoted
+/// argument do not split.
+fn directives(value: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
+    let mut rest = value;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut quoted, mut escaped, mut end) = (false, false, rest.len());
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (item, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
+        rest = tail.get(1..).unwrap_or_default();
+        let (name, argument) = match item.iter().position(|&b| b == b'=') {
+            Some(eq) => (item.get(..eq).unwrap_or_default(), true),
+            None => (item, false),
+        };
+        let name = trim_ows(name);
+        if !name.is_empty() {
+            return Some((name, argument));
+        }
+    })
+}
+
+/// `bytes` without the spaces and tabs around it.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
 }
 
 impl std::fmt::Debug for ResponseCookies {

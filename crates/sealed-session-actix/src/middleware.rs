@@ -366,7 +366,7 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let cookies = handle.finish();
-    let cache_control = cookies.cache_control(headers.get(CACHE_CONTROL).map(HeaderValue::as_bytes));
+    let cache_control = cookies.cache_control(headers.get_all(CACHE_CONTROL).map(HeaderValue::as_bytes));
     if let Some(token) = cookies.session_token {
         match HeaderValue::try_from(token) {
             Ok(value) => {

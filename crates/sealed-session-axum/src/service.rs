@@ -167,7 +167,8 @@ where
 {
     let cookies = handle.finish();
     let headers = response.headers_mut();
-    let cache_control = cookies.cache_control(headers.get(CACHE_CONTROL).map(HeaderValue::as_bytes));
+    let cache_control =
+        cookies.cache_control(headers.get_all(CACHE_CONTROL).iter().map(HeaderValue::as_bytes));
     if let Some(token) = cookies.session_token {
         match HeaderValue::try_from(token) {
             Ok(value) => {

@@ -1346,7 +1346,20 @@ async fn an_anonymous_session_never_replaces_a_cookie_sealed_under_a_key_this_se
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
     assert_eq!(reply.body, "session unavailable on this server, try again");
     assert!(reply.set_cookies.iter().all(|c| !c.starts_with("__Host-session=")), "{:?}", reply.set_cookies);
-    assert_eq!(client.session_cookie(), Some(unknown_key), "the cookie is kept");
+    assert_eq!(client.session_cookie(), Some(unknown_key.clone()), "the cookie is kept");
+
+    // Nor do login and logout: neither could end that session on the
+    // servers that read it.
+    for path in ["/login", "/logout"] {
+        let reply = client.post(path, &token).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", reply.body);
+        assert!(
+            reply.set_cookies.iter().all(|c| !c.starts_with("__Host-session=")),
+            "{:?}",
+            reply.set_cookies
+        );
+        assert_eq!(client.session_cookie(), Some(unknown_key.clone()), "{path}: the cookie is kept");
+    }
 }
 
 /// tower-http middleware on either side of the layer: outside, its body

@@ -307,7 +307,16 @@ async fn run(command: Command) -> Result<String, Failure> {
                 }
                 Revoke::All => {
                     let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+                    // The store dates the cutoff by its own clock where it has
+                    // one: a host whose clock runs ahead cannot push it later.
                     let cutoff = sealed_session::RevocationStore::revoke_all(&store, now).await?;
+                    if now > cutoff.saturating_add(1) {
+                        eprintln!(
+                            "warning: this host's clock is {}s ahead of the store's; the cutoff is the store's \
+                             time ({cutoff}): check the clocks (NTP)",
+                            now - cutoff
+                        );
+                    }
                     json!({ "all": true, "revoked_through": cutoff })
                 }
             };

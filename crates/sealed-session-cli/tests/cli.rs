@@ -447,3 +447,46 @@ fn revoke_and_open_with_a_redis_store() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
 }
+
+/// `revoke --all` from a host whose clock runs six hours ahead: the store
+/// dates the cutoff by its own clock, so logins everywhere keep working
+/// (before, the cutoff moved six hours ahead and nothing could lower it).
+/// The host's clock is moved with libfaketime, for the CLI process only.
+fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let output = std::process::Command::new("faketime")
+        .args(["-f", "+6h"])
+        .arg(assert_cmd::cargo::cargo_bin("sealed-session"))
+        .args(["revoke", "--store", store, "--all"])
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .output()
+        .expect("run faketime (Debian package faketime)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cutoff = json(String::from_utf8_lossy(&output.stdout).trim())["revoked_through"].as_i64().unwrap();
+    assert!((now - 2..=now + 1).contains(&cutoff), "cutoff {cutoff}, the store's time is {now}");
+    assert!(stderr.contains("ahead of the store's"), "{stderr}");
+    // A session sealed on a correct clock after the cutoff's second opens.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
+}
+
+#[test]
+fn revoke_all_from_a_host_whose_clock_runs_ahead_is_dated_by_redis() {
+    let redis = RedisServer::start();
+    in_use_for_a_while(&redis);
+    revoke_all_from_a_host_six_hours_ahead(&redis.url());
+}
+
+#[test]
+fn revoke_all_from_a_host_whose_clock_runs_ahead_is_dated_by_postgres() {
+    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
+    let _ = postgres.psql(&sealed_session_postgres_migration());
+    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
+    revoke_all_from_a_host_six_hours_ahead(&postgres.url());
+}

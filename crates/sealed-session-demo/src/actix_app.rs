@@ -12,7 +12,8 @@ use sealed_session::{CookieSpec, RevocationStore, Verifier};
 use sealed_session_actix::{MiddlewareError, RequireSession, SessionError, SessionMiddleware, Sessions};
 
 use crate::logic::{self, Reply};
-use crate::{Profile, SECURITY_HEADERS};
+use crate::page::STYLE;
+use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 
 /// axum's default limit on request bodies: 2 MiB.
 const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -69,6 +70,7 @@ pub fn app<S: RevocationStore + 'static>(
                 .route(web::get().to(api_session))
                 .route(web::head().to(api_session)),
         )
+        .service(web::resource("/style.css").route(web::get().to(style)).route(web::head().to(style)))
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
         .route("/logout-everywhere", web::post().to(logout_everywhere))
@@ -137,4 +139,11 @@ async fn webhook(body: Bytes) -> HttpResponse {
 
 async fn api_session(sessions: Sessions<Profile>) -> HttpResponse {
     respond(logic::api_session(sessions.handle()))
+}
+
+async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, STYLE_CACHE_CONTROL))
+        .body(STYLE)
 }

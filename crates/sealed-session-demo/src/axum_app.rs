@@ -13,7 +13,8 @@ use sealed_session::{CookieSpec, RevocationStore, Verifier};
 use sealed_session_axum::{LayerError, RequireSessionLayer, SessionError, SessionLayer, Sessions};
 
 use crate::logic::{self, Reply};
-use crate::{Profile, SECURITY_HEADERS};
+use crate::page::STYLE;
+use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 
 /// The app: its routes behind the session layer, plus security headers.
 ///
@@ -45,6 +46,7 @@ fn routes() -> Router {
         .route("/cart", post(add_to_cart))
         .route("/webhook", post(webhook))
         .route("/api/session", get(api_session))
+        .route("/style.css", get(style))
 }
 
 /// Adds the demo's security headers (CSP, nosniff, no referrer, and
@@ -112,4 +114,12 @@ async fn webhook(body: Bytes) -> Response {
 
 async fn api_session(sessions: Sessions<Profile>) -> Response {
     respond(logic::api_session(sessions.handle()))
+}
+
+async fn style() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static(STYLE_CACHE_CONTROL)),
+    ];
+    (headers, STYLE).into_response()
 }

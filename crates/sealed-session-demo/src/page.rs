@@ -48,7 +48,7 @@ fn layout(title: &str, flashes: &[Flash], body: &str) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · sealed-session demo</title>
-<style>{STYLE}</style>
+<link rel="stylesheet" href="/style.css">
 </head>
 <body>
 <header><span class="mark">◆</span> sealed-session <span class="muted">demo</span></header>
@@ -179,7 +179,8 @@ pub fn account(session: &Session<Profile>) -> String {
     layout("Account", &[], &body)
 }
 
-const STYLE: &str = "
+/// The stylesheet, served at `GET /style.css`.
+pub const STYLE: &str = "
 :root { --ink: #1d2430; --muted: #667085; --line: #e4e7ec; --accent: #3a5bd9; --bad: #b42318; --good: #067647; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, 'Segoe UI', sans-serif; color: var(--ink); background: #f6f7f9; }

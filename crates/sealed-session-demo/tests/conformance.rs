@@ -106,7 +106,7 @@ fn shape(reply: &Reply) -> (u16, Vec<String>, String) {
 #[test]
 fn the_same_requests_get_the_same_answers_on_both_frameworks() {
     let big_event = format!("event={}", "x".repeat(300 * 1024));
-    let requests: [(&str, &str, &[&str], &str); 11] = [
+    let requests: [(&str, &str, &[&str], &str); 13] = [
         ("GET", "/api/session", &[], ""),
         ("HEAD", "/api/session", &[], ""),
         ("HEAD", "/account", &["Accept: text/html"], ""),
@@ -118,6 +118,8 @@ fn the_same_requests_get_the_same_answers_on_both_frameworks() {
         ("POST", "/cart", &["Sec-Fetch-Site: same-origin"], "item=tea"),
         ("POST", "/logout", &["Cookie: __Host-session=forged"], ""),
         ("GET", "/api/session", &["Cookie: __Host-session=AQAAAAE"], ""),
+        ("GET", "/style.css", &[], ""),
+        ("GET", "/style.css", &["Cookie: __Host-session=AQAAAAE"], ""),
     ];
     let mut answers: Vec<Vec<(u16, Vec<String>, String)>> = Vec::new();
     for framework in FRAMEWORKS {
@@ -149,6 +151,50 @@ fn the_same_requests_get_the_same_answers_on_both_frameworks() {
     assert_eq!(answer(7), (403, "CSRF check failed"));
     assert_eq!(answer(8).0, 403, "no pre-session, nothing to bind a token to");
     assert_eq!(answer(10).0, 401);
+    assert!(answers[0][11].1.contains(&"cache-control: public, max-age=600".to_owned()));
+    assert!(answers[0][12].1.contains(&"cache-control: no-store".to_owned()), "a cookie removal");
+}
+
+/// The stylesheet is cacheable, by shared caches too; the one response of
+/// it that carries a cookie (a removal, a session re-issued under a new
+/// key) is not, or a CDN would hand it to everyone.
+#[test]
+fn a_cacheable_route_never_lets_a_shared_cache_keep_a_cookie() {
+    use sealed_session::Keyring;
+    for framework in FRAMEWORKS {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+        eprintln!("on {framework}");
+        let plain = http(demo.addr(), "GET", "/style.css", &[], "");
+        assert_eq!(plain.status, 200);
+        assert_eq!(plain.header("content-type"), Some("text/css; charset=utf-8"));
+        assert_eq!(plain.header("cache-control"), Some("public, max-age=600"));
+        assert!(plain.set_cookies().is_empty());
+
+        let mut browser = Browser::new(&demo);
+        browser.sign_in("alice", "");
+        let unchanged = browser.get("/style.css");
+        assert!(unchanged.set_cookies().is_empty(), "nothing to re-issue yet");
+        assert_eq!(unchanged.header("cache-control"), Some("public, max-age=600"));
+
+        // A new primary key: the next response re-issues the session cookie.
+        let path = dir.path().join("keyring.toml");
+        let (rotated, id) = Keyring::load(&path).unwrap().with_new_key().unwrap();
+        std::fs::write(&path, rotated.with_primary(id).unwrap().to_toml_string()).unwrap();
+        demo.hang_up();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let reissued = loop {
+            let reply = browser.get("/style.css");
+            if !reply.set_cookies().is_empty() {
+                break reply;
+            }
+            assert!(std::time::Instant::now() < deadline, "the session was never re-issued");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(reissued.set_cookies().iter().any(|c| c.starts_with("__Host-session=")));
+        assert_eq!(reissued.header("cache-control"), Some("no-store"), "{:?}", reissued.headers);
+        assert_eq!(browser.session_json()["key_id"], id, "the re-issued cookie is under the new key");
+    }
 }
 
 #[test]

@@ -85,8 +85,9 @@ impl Statements {
                  SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
                  FROM pg_notify('{channel}', $3)"
             ),
-            // The latest of the current cutoff, the one asked for and the
-            // database's time; never earlier.
+            // The later of the current cutoff and the database's time; the
+            // time asked for counts only up to the database's, so that a
+            // caller whose clock runs ahead cannot push the cutoff past it.
             revoke_all: format!(
                 "WITH current AS (
                    SELECT GREATEST(
@@ -94,7 +95,7 @@ impl Statements {
                      COALESCE((SELECT value FROM {prefix}_meta WHERE key = 'generation'), 0)) AS c),
                  raised AS (
                    INSERT INTO {prefix}_meta (key, value)
-                   SELECT 'revoked_through', GREATEST($1, {NOW}, current.c) FROM current
+                   SELECT 'revoked_through', GREATEST(LEAST($1, {NOW}), {NOW}, current.c) FROM current
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
                  SELECT raised.value FROM raised, pg_notify('{channel}', 'all')"

@@ -45,8 +45,10 @@ redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
 return {1, now}
 ";
 
-/// Raises the floor to the latest of ARGV[1], Redis's time and the current
-/// cutoff (floor or generation); returns the new floor.
+/// Raises the floor to the later of Redis's time and the current cutoff
+/// (floor or generation); ARGV[1], the caller's time, counts only up to
+/// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).
+/// Returns the new floor.
 ///
 /// KEYS: floor, generation.
 pub(crate) const FLOOR: &str = r"
@@ -57,7 +59,7 @@ if not generation then
   redis.call('SET', KEYS[2], now)
 end
 local current = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(generation))
-local floor = math.max(tonumber(ARGV[1]), now, current)
+local floor = math.max(math.min(tonumber(ARGV[1]), now), now, current)
 redis.call('SET', KEYS[1], string.format('%d', floor))
 return floor
 ";
