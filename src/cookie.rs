@@ -203,7 +203,7 @@ impl CookieSpec {
             }
         }
         let lower = self.name.to_ascii_lowercase();
-        if lower.starts_with("__host-") && (!self.secure || self.path != "/" || self.domain.is_some()) {
+        if self.is_host_prefixed() && (!self.secure || self.path != "/" || self.domain.is_some()) {
             return Err(CookieError::HostPrefix);
         }
         if lower.starts_with("__secure-") && !self.secure {
@@ -213,6 +213,12 @@ impl CookieSpec {
             return Err(CookieError::SameSiteNoneInsecure);
         }
         Ok(self)
+    }
+
+    /// Whether the name has the `__Host-` prefix (which browsers match
+    /// without regard to case).
+    fn is_host_prefixed(&self) -> bool {
+        self.name.get(..7).is_some_and(|prefix| prefix.eq_ignore_ascii_case("__host-"))
     }
 
     /// The cookie's name.
@@ -332,21 +338,34 @@ impl CookieSpec {
     /// CSRF). Only `__Host-` names (the default) rule that out, because
     /// browsers refuse to let anyone but the exact host set them.
     ///
+    /// A `__Host-` cookie can exist only once per host (it has `Path=/` and
+    /// no `Domain`), so a browser never sends two of one name: two values
+    /// mean one was injected (older browsers accepted a nameless cookie
+    /// such as `=__Host-session=…`, sent as a second `__Host-session`), and
+    /// "first that opens" would let the attacker's valid session displace
+    /// the victim's. For a `__Host-` name, more than one value yields
+    /// **none** (logged at `info`): the request has no such cookie.
+    ///
     /// ```
     /// use sealed_session::CookieSpec;
     ///
-    /// let spec = CookieSpec::default();
-    /// let headers: [&[u8]; 2] = [b"tracker=caf\xc3\xa9; __Host-session=A", b"__Host-session=\"B\""];
+    /// let spec = CookieSpec::named("session")?;
+    /// let headers: [&[u8]; 2] = [b"tracker=caf\xc3\xa9; session=A", b"session=\"B\""];
     /// assert_eq!(spec.values_in(headers).collect::<Vec<_>>(), ["A", "B"]);
+    ///
+    /// let host = CookieSpec::default();
+    /// let one: [&[u8]; 2] = [b"tracker=caf\xc3\xa9; __Host-session=A", b"other=B"];
+    /// assert_eq!(host.values_in(one).collect::<Vec<_>>(), ["A"]);
+    /// let injected: [&[u8]; 2] = [b"__Host-session=A", b"__Host-session=B"];
+    /// assert_eq!(host.values_in(injected).count(), 0);
+    /// # Ok::<(), sealed_session::CookieError>(())
     /// ```
     pub fn values_in<'s, 'h, I>(&'s self, headers: I) -> impl Iterator<Item = &'h str> + use<'s, 'h, I>
     where
         I: IntoIterator<Item = &'h [u8]>,
     {
-        headers
-            .into_iter()
-            .flat_map(|header| header.split(|&b| b == b';'))
-            .filter_map(move |pair| {
+        let mut values =
+            headers.into_iter().flat_map(|header| header.split(|&b| b == b';')).filter_map(move |pair| {
                 let mut parts = trim_space_and_tab(pair).splitn(2, |&b| b == b'=');
                 let (name, value) = (parts.next()?, parts.next()?);
                 if name != self.name.as_bytes() {
@@ -357,8 +376,23 @@ impl CookieSpec {
                     return None;
                 }
                 std::str::from_utf8(value).ok()
-            })
-            .take(MAX_SAME_NAME)
+            });
+        let mut found: [Option<&'h str>; MAX_SAME_NAME] = [None; MAX_SAME_NAME];
+        let mut count = 0;
+        for (slot, value) in found.iter_mut().zip(&mut values) {
+            *slot = Some(value);
+            count += 1;
+        }
+        if count > 1 && self.is_host_prefixed() {
+            tracing::info!(
+                cookie = %self.name,
+                count,
+                "a __Host- cookie arrived more than once, which no browser sends of itself (an injected \
+                 cookie): treated as no cookie"
+            );
+            found = [None; MAX_SAME_NAME];
+        }
+        found.into_iter().flatten()
     }
 }
 

@@ -161,6 +161,32 @@ impl OriginPolicy {
         if !is_unsafe_method(method) {
             return Ok(());
         }
+        self.check_site(sec_fetch_site, origin, expected_origin)
+    }
+
+    /// [`OriginPolicy::check`] whatever the method: for a request that
+    /// changes state although its method is safe, such as a WebSocket
+    /// handshake (a `GET` with `Upgrade`), which a page on any site may
+    /// open with the user's cookies (cross-site WebSocket hijacking).
+    ///
+    /// ```
+    /// use sealed_session::csrf::OriginPolicy;
+    ///
+    /// let policy = OriginPolicy::default();
+    /// let expected = "https://app.example";
+    /// assert!(policy.check_site(Some("same-origin"), None, expected).is_ok());
+    /// assert!(policy.check_site(Some("cross-site"), Some("https://evil.example"), expected).is_err());
+    /// assert!(policy.check_site(None, Some("https://evil.example"), expected).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`CsrfError::CrossSite`] or [`CsrfError::WrongOrigin`].
+    pub fn check_site(
+        &self,
+        sec_fetch_site: Option<&str>,
+        origin: Option<&str>,
+        expected_origin: &str,
+    ) -> Result<(), CsrfError> {
         let origin = origin.map(str::trim);
         if origin.is_some_and(|origin| self.trusted.iter().any(|t| t.eq_ignore_ascii_case(origin))) {
             return Ok(());

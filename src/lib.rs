@@ -113,11 +113,11 @@ pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyri
 pub use revocation::{
     check_revocation, next_cutoff, BoxFuture, CacheTicket, DynRevocationStore, Invalidation, LoginError,
     LoginState, MemoryStore, Revocation, RevocationState, RevocationStore, SharedStore, StateCache,
-    StoreError, Verified, Verifier, VerifyError, MAX_LOGIN_WAIT,
+    StoreError, Verified, Verifier, VerifyError, MAX_CACHE_TTL, MAX_LOGIN_WAIT,
 };
 pub use sealer::{
-    Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LEEWAY,
-    DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,
+    Inspection, Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, DEFAULT_PURPOSE,
 };
 pub use session::{Session, SessionId};
 #[cfg(feature = "hazmat")]

@@ -13,7 +13,7 @@ use crate::aead::TAG_LEN;
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSpec;
 use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
-use crate::keyring::{Entry, KeyState, SharedKeyring};
+use crate::keyring::{Entry, KeyState, Keyring, SharedKeyring};
 use crate::random;
 use crate::session::{to_datetime, Session, SessionId, Times};
 use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64, HEADER_LEN};
@@ -48,6 +48,7 @@ pub struct Opened<T> {
     key_id: u32,
     idle_expires_at: u64,
     reissue: Option<Reissue>,
+    versioned: bool,
 }
 
 impl<T> Opened<T> {
@@ -81,6 +82,15 @@ impl<T> Opened<T> {
     pub fn reissue(&self) -> Option<Reissue> {
         self.reissue
     }
+
+    /// Whether the token's data was sealed as
+    /// [`Versioned`](crate::versioned::Versioned) (under the `+versioned`
+    /// purpose): for tools that open tokens with
+    /// [`Sealer::open_raw_at`], which do not know the data's type.
+    #[must_use]
+    pub fn is_versioned_data(&self) -> bool {
+        self.versioned
+    }
 }
 
 impl<T> fmt::Debug for Opened<T> {
@@ -108,25 +118,72 @@ impl<T> fmt::Debug for Opened<T> {
 #[derive(Clone)]
 pub struct Sealer {
     keyring: SharedKeyring,
-    purpose: Arc<str>,
+    purposes: Arc<Purposes>,
     absolute: u64,
     idle: u64,
     renew_after: u64,
     leeway: u64,
     max_len: usize,
     clock: Arc<dyn Clock>,
-    /// The timeouts of remembered sessions, and their purpose.
-    remember: Option<Arc<Remember>>,
+    /// The timeouts of remembered sessions.
+    remember: Option<Remember>,
 }
 
-/// The remember-me profile: its own purpose (so that a token of one profile
-/// never opens under the other's timeouts) and timeouts.
-#[derive(Debug)]
+/// The remember-me timeouts.
+#[derive(Debug, Clone, Copy)]
 struct Remember {
-    purpose: Box<str>,
     absolute: u64,
     idle: u64,
     renew_after: u64,
+}
+
+/// The purposes one sealer seals and opens under, each bound into the
+/// associated data: the purpose itself, and with `+remember` (remembered
+/// sessions, so that a token of one profile never opens under the other's
+/// timeouts), `+versioned` (data sealed as `Versioned`, so that it is never
+/// read as unversioned data or the other way round), or both.
+#[derive(Debug)]
+struct Purposes {
+    /// Indexed by `[remembered][versioned]`.
+    names: [[Box<str>; 2]; 2],
+}
+
+impl Purposes {
+    fn new(purpose: &str) -> Self {
+        let name = |remembered: bool, versioned: bool| {
+            let remember = if remembered { REMEMBER_SUFFIX } else { "" };
+            let version = if versioned { VERSIONED_SUFFIX } else { "" };
+            format!("{purpose}{remember}{version}").into_boxed_str()
+        };
+        Self { names: [[name(false, false), name(false, true)], [name(true, false), name(true, true)]] }
+    }
+
+    fn get(&self, remembered: bool, versioned: bool) -> &str {
+        let [[plain, plain_versioned], [remembered_plain, remembered_versioned]] = &self.names;
+        match (remembered, versioned) {
+            (false, false) => plain,
+            (false, true) => plain_versioned,
+            (true, false) => remembered_plain,
+            (true, true) => remembered_versioned,
+        }
+    }
+}
+
+/// What a token's data is expected to be, which decides the purposes tried.
+#[derive(Debug, Clone, Copy)]
+enum DataKind {
+    /// `Versioned<T>` (`true`) or another type.
+    Typed { versioned: bool },
+    /// Not known (raw bytes, inspection): either.
+    Any,
+}
+
+/// How a token authenticated: under the remember-me purpose, and under a
+/// `+versioned` one.
+#[derive(Debug, Clone, Copy)]
+struct SealedAs {
+    remembered: bool,
+    versioned: bool,
 }
 
 /// The purpose and timeouts one token is sealed or opened under.
@@ -156,20 +213,47 @@ impl Sealer {
 
     /// The purpose and timeouts of standard or remembered sessions; `None`
     /// for remembered ones if the sealer has no remember-me timeouts.
-    fn profile(&self, remembered: bool) -> Option<Profile<'_>> {
-        if !remembered {
+    fn profile(&self, sealed_as: SealedAs) -> Option<Profile<'_>> {
+        let purpose = self.purposes.get(sealed_as.remembered, sealed_as.versioned);
+        if !sealed_as.remembered {
             return Some(Profile {
-                purpose: &self.purpose,
+                purpose,
                 absolute: self.absolute,
                 idle: self.idle,
                 renew_after: self.renew_after,
             });
         }
-        self.remember.as_deref().map(|r| Profile {
-            purpose: &r.purpose,
+        self.remember.map(|r| Profile {
+            purpose,
             absolute: r.absolute,
             idle: r.idle,
             renew_after: r.renew_after,
+        })
+    }
+
+    /// How `session` is sealed: its profile, and whether its data is
+    /// `Versioned`.
+    fn sealed_as<T: Serialize>(session: &Session<T>) -> SealedAs {
+        SealedAs {
+            remembered: session.is_remembered(),
+            versioned: crate::versioned::is_versioned(session.data()),
+        }
+    }
+
+    /// The ways a token of `kind` may have been sealed, in the order tried:
+    /// the standard profile first (the common case costs one decryption).
+    /// `all_profiles` tries the remember-me purposes even without
+    /// remember-me timeouts (inspection only).
+    fn candidates(&self, kind: DataKind, all_profiles: bool) -> impl Iterator<Item = SealedAs> + use<> {
+        let remember = all_profiles || self.remember.is_some();
+        let versions: &'static [bool] = match kind {
+            DataKind::Typed { versioned: false } => &[false],
+            DataKind::Typed { versioned: true } => &[true],
+            DataKind::Any => &[false, true],
+        };
+        let profiles: &'static [bool] = if remember { &[false, true] } else { &[false] };
+        profiles.iter().flat_map(move |&remembered| {
+            versions.iter().map(move |&versioned| SealedAs { remembered, versioned })
         })
     }
 
@@ -179,10 +263,11 @@ impl Sealer {
         &self.keyring
     }
 
-    /// The purpose bound into every token.
+    /// The purpose bound into every token (with `+remember` appended for
+    /// remembered sessions, `+versioned` for `Versioned` data).
     #[must_use]
     pub fn purpose(&self) -> &str {
-        &self.purpose
+        self.purposes.get(false, false)
     }
 
     /// Whether this sealer has remember-me timeouts
@@ -319,7 +404,8 @@ impl Sealer {
     /// The times `session` is sealed with at `now`: a new session starts
     /// now; an opened one keeps its start and expiry.
     fn times_at<T>(&self, session: &Session<T>, now: u64) -> Result<Times, SealError> {
-        let absolute = self.profile(session.is_remembered()).ok_or(SealError::NoRememberMe)?.absolute;
+        let sealed_as = SealedAs { remembered: session.is_remembered(), versioned: false };
+        let absolute = self.profile(sealed_as).ok_or(SealError::NoRememberMe)?.absolute;
         Ok(match session.times() {
             None => Times { issued_at: now, expires_at: now.saturating_add(absolute), last_seen: now },
             Some(t) => {
@@ -365,7 +451,7 @@ impl Sealer {
         if len > self.max_len {
             return Err(SealError::TooLarge { len, max: self.max_len });
         }
-        let purpose = self.profile(session.is_remembered()).ok_or(SealError::NoRememberMe)?.purpose;
+        let purpose = self.profile(Self::sealed_as(session)).ok_or(SealError::NoRememberMe)?.purpose;
         let aad = AssociatedData::new(key_id, purpose.as_bytes()).ok_or(SealError::Encrypt)?;
         let plaintext = bytes.get_mut(HEADER_LEN..).ok_or(SealError::Encrypt)?;
         let tag = entry
@@ -403,7 +489,7 @@ impl Sealer {
     /// An [`OpenError`] saying why the token was refused. Tell the client
     /// only "no session"; log the reason.
     pub fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Opened<T>, OpenError> {
-        self.open_text(token, opening_time(self.clock.unix_now()), token::decode_envelope::<T>)
+        self.open_text(token, opening_time(self.clock.unix_now()), typed::<T>(), token::decode_envelope::<T>)
     }
 
     /// [`Sealer::open`] at a given time.
@@ -415,7 +501,7 @@ impl Sealer {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
-        self.open_text(token, opening_time(now.unix_timestamp()), token::decode_envelope::<T>)
+        self.open_text(token, opening_time(now.unix_timestamp()), typed::<T>(), token::decode_envelope::<T>)
     }
 
     /// Opens a token already decoded with [`UntrustedToken::decode`].
@@ -428,68 +514,120 @@ impl Sealer {
         now: OffsetDateTime,
     ) -> Result<Opened<T>, OpenError> {
         // With remember-me, a failed first attempt needs the token again.
-        let again = self.remember.is_some().then(|| token.clone());
+        let mut again = self.remember.is_some().then(|| token.clone());
         self.open_unix_with(
             token,
-            move || again,
+            move || again.take(),
             opening_time(now.unix_timestamp()),
+            typed::<T>(),
             token::decode_envelope::<T>,
         )
     }
 
     /// Opens a token without knowing the application's data type: the data
     /// comes back still encoded (its postcard bytes, field 7 of
-    /// docs/FORMAT.md). For tools that inspect tokens; applications use
-    /// [`Sealer::open`].
+    /// docs/FORMAT.md), and [`Opened::is_versioned_data`] says whether it
+    /// is [`Versioned`](crate::versioned::Versioned). For tools that inspect
+    /// tokens; applications use [`Sealer::open`].
     ///
     /// # Errors
     /// As [`Sealer::open`], except that [`OpenError::DataMismatch`] cannot occur.
     pub fn open_raw_at(&self, token: &str, now: OffsetDateTime) -> Result<Opened<Vec<u8>>, OpenError> {
-        self.open_text(token, opening_time(now.unix_timestamp()), |rest| {
+        self.open_text(token, opening_time(now.unix_timestamp()), DataKind::Any, |rest| {
             token::decode_envelope_with(rest, |data| Ok(data.to_vec()))
         })
     }
 
-    /// Decodes `text` and opens it; decodes it again only for a second
-    /// attempt under the remember-me purpose.
+    /// What a token that this keyring sealed under this sealer's purpose
+    /// says about its session, whatever its profile (standard or
+    /// remember-me, even if this sealer has no remember-me timeouts) and
+    /// **whether or not it has expired**: for an operator ending a session
+    /// from its token (`sealed-session revoke --session-token`), where
+    /// expiry does not matter and the server's timeouts are not known.
+    /// Never use it to admit a request: it checks steps 1 to 7 of
+    /// docs/FORMAT.md's validation order and none of the times.
+    ///
+    /// # Errors
+    /// As [`Sealer::open`], without [`OpenError::NotYetValid`],
+    /// [`OpenError::Expired`] and [`OpenError::DataMismatch`].
+    pub fn inspect(&self, token: &str) -> Result<Inspection, OpenError> {
+        let mut untrusted = UntrustedToken::decode(token, self.max_len)?;
+        let keyring = self.keyring.load();
+        let again = || UntrustedToken::decode(token, self.max_len).ok();
+        let sealed_as =
+            self.authenticate(&keyring, &mut untrusted, again, self.candidates(DataKind::Any, true))?;
+        let (_, plaintext, _) = untrusted.parts_mut().ok_or(OpenError::Malformed)?;
+        let (head, ()) =
+            token::decode_envelope_with(plaintext, |_| Ok(())).map_err(|_| OpenError::Malformed)?;
+        Ok(Inspection {
+            session_id: SessionId::from_bytes(head.session_id),
+            user_id: head.user_id,
+            epoch: head.epoch,
+            issued_at: to_datetime(head.issued_at),
+            expires_at: to_datetime(head.expires_at),
+            last_seen: to_datetime(head.last_seen),
+            key_id: untrusted.key_id(),
+            remembered: sealed_as.remembered,
+            versioned: sealed_as.versioned,
+        })
+    }
+
+    /// Decodes `text` and opens it; decodes it again only for a further
+    /// attempt under another purpose.
     fn open_text<T>(
         &self,
         text: &str,
         now: u64,
+        kind: DataKind,
         decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
     ) -> Result<Opened<T>, OpenError> {
         let token = UntrustedToken::decode(text, self.max_len)?;
-        self.open_unix_with(token, || UntrustedToken::decode(text, self.max_len).ok(), now, decode)
+        self.open_unix_with(token, || UntrustedToken::decode(text, self.max_len).ok(), now, kind, decode)
     }
 
-    /// Opens `token`: under the purpose, or else (with remember-me
-    /// timeouts) under the remember-me purpose, on `again()`, the token as
-    /// it arrived (a failed attempt leaves the first copy zeroed).
-    fn open_unix_with<T>(
+    /// Finds the way `token` was sealed among `candidates`, in order: the
+    /// key its ID names (never another), and the first purpose under which
+    /// it authenticates. `again()` gives the token as it arrived for each
+    /// further attempt (a failed one leaves the buffer unusable); on success
+    /// `token` holds the plaintext.
+    fn authenticate(
         &self,
-        mut token: UntrustedToken,
-        again: impl FnOnce() -> Option<UntrustedToken>,
-        now: u64,
-        decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
-    ) -> Result<Opened<T>, OpenError> {
+        keyring: &Keyring,
+        token: &mut UntrustedToken,
+        mut again: impl FnMut() -> Option<UntrustedToken>,
+        candidates: impl Iterator<Item = SealedAs>,
+    ) -> Result<SealedAs, OpenError> {
         let key_id = token.key_id();
-        let keyring = self.keyring.load();
         let entry = keyring.entry(key_id).ok_or(OpenError::UnknownKey(key_id))?;
         if entry.spec.state == KeyState::Retired {
             return Err(OpenError::RetiredKey(key_id));
         }
-        let mut remembered = false;
-        if !decrypt(entry, &self.purpose, &mut token)? {
-            let remember = self.remember.as_deref().ok_or(OpenError::Invalid)?;
-            let mut retry = again().ok_or(OpenError::Invalid)?;
-            if !decrypt(entry, &remember.purpose, &mut retry)? {
-                return Err(OpenError::Invalid);
+        for (attempt, sealed_as) in candidates.enumerate() {
+            if attempt > 0 {
+                *token = again().ok_or(OpenError::Invalid)?;
             }
-            token = retry;
-            remembered = true;
+            if decrypt(entry, self.purposes.get(sealed_as.remembered, sealed_as.versioned), token)? {
+                entry.count_opened();
+                return Ok(sealed_as);
+            }
         }
-        entry.count_opened();
-        let profile = self.profile(remembered).ok_or(OpenError::Invalid)?;
+        Err(OpenError::Invalid)
+    }
+
+    /// Opens `token`, sealed in one of the ways `kind` allows (see
+    /// [`Sealer::authenticate`]), and checks its times.
+    fn open_unix_with<T>(
+        &self,
+        mut token: UntrustedToken,
+        again: impl FnMut() -> Option<UntrustedToken>,
+        now: u64,
+        kind: DataKind,
+        decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
+    ) -> Result<Opened<T>, OpenError> {
+        let key_id = token.key_id();
+        let keyring = self.keyring.load();
+        let sealed_as = self.authenticate(&keyring, &mut token, again, self.candidates(kind, false))?;
+        let profile = self.profile(sealed_as).ok_or(OpenError::Invalid)?;
 
         let (_, plaintext, _) = token.parts_mut().ok_or(OpenError::Malformed)?;
         let (head, data) = decode(plaintext).map_err(|err| match err {
@@ -523,16 +661,49 @@ impl Sealer {
             head.epoch,
             data,
             times,
-            remembered,
+            sealed_as.remembered,
         );
-        Ok(Opened { session, key_id, idle_expires_at, reissue })
+        Ok(Opened { session, key_id, idle_expires_at, reissue, versioned: sealed_as.versioned })
     }
+}
+
+/// The data kind of `T`: `Versioned` or not.
+fn typed<T: DeserializeOwned>() -> DataKind {
+    DataKind::Typed { versioned: crate::versioned::expects_versioned::<T>() }
+}
+
+/// What [`Sealer::inspect`] read from an authenticated token, whether or not
+/// it has expired. It holds no session data and cannot become a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// The session's ID.
+    pub session_id: SessionId,
+    /// The user, if the session is signed in.
+    pub user_id: Option<String>,
+    /// The user's revocation epoch when the session began.
+    pub epoch: u64,
+    /// When the session began.
+    pub issued_at: OffsetDateTime,
+    /// The session's absolute expiry.
+    pub expires_at: OffsetDateTime,
+    /// Its last recorded activity.
+    pub last_seen: OffsetDateTime,
+    /// The key that sealed it.
+    pub key_id: u32,
+    /// Whether it was sealed as a remember-me session.
+    pub remembered: bool,
+    /// Whether its data was sealed as
+    /// [`Versioned`](crate::versioned::Versioned).
+    pub versioned: bool,
 }
 
 /// Decrypts `token` in place under `purpose` with `entry`'s key; `false`
 /// if it does not authenticate (the buffer is then unusable).
 fn decrypt(entry: &Entry, purpose: &str, token: &mut UntrustedToken) -> Result<bool, OpenError> {
-    let aad = AssociatedData::new(token.key_id(), purpose.as_bytes()).ok_or(OpenError::Invalid)?;
+    // A purpose too long for the associated data seals nothing: no token
+    // authenticates under it.
+    let Some(aad) = AssociatedData::new(token.key_id(), purpose.as_bytes()) else { return Ok(false) };
     let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
     Ok(entry.token_aead.decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag).is_ok())
 }
@@ -541,7 +712,7 @@ impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sealer")
             .field("keyring", &self.keyring)
-            .field("purpose", &self.purpose)
+            .field("purpose", &self.purpose())
             .field("absolute_secs", &self.absolute)
             .field("idle_secs", &self.idle)
             .field("renew_after_secs", &self.renew_after)
@@ -670,18 +841,19 @@ impl SealerBuilder {
         let remember = match self.remember {
             Some((absolute, idle)) => {
                 let (absolute, idle) = timeouts(absolute, idle)?;
-                let purpose = format!("{}{REMEMBER_SUFFIX}", self.purpose).into_boxed_str();
-                Some(Arc::new(Remember { purpose, absolute, idle, renew_after: (idle / 4).max(1) }))
+                Some(Remember { absolute, idle, renew_after: (idle / 4).max(1) })
             }
             None => None,
         };
-        let longest = self.purpose.len() + if remember.is_some() { REMEMBER_SUFFIX.len() } else { 0 };
+        // The longest purpose this sealer seals under.
+        let suffix = if remember.is_some() { REMEMBER_SUFFIX.len() } else { 0 } + VERSIONED_SUFFIX.len();
+        let longest = self.purpose.len() + suffix;
         if longest > token::MAX_PURPOSE_LEN {
             return Err(ConfigError::PurposeTooLong(longest));
         }
         Ok(Sealer {
             keyring: self.keyring,
-            purpose: self.purpose.into(),
+            purposes: Arc::new(Purposes::new(&self.purpose)),
             absolute,
             idle,
             renew_after,
@@ -695,6 +867,8 @@ impl SealerBuilder {
 
 /// Appended to the purpose for remembered sessions.
 const REMEMBER_SUFFIX: &str = "+remember";
+/// Appended to the purpose (after [`REMEMBER_SUFFIX`]) for `Versioned` data.
+const VERSIONED_SUFFIX: &str = "+versioned";
 
 /// An absolute and an idle timeout in seconds, checked: neither zero, idle
 /// not longer than absolute.

@@ -160,8 +160,10 @@ fn seal_cookie_refuses_a_cookie_over_the_limit_and_counts_max_age_down_to_the_ab
 #[test]
 fn reading_the_cookie_from_a_request_header() {
     let spec = CookieSpec::default();
-    let values: Vec<&str> = spec.values("a=1; __Host-session=first;b=2;  __Host-session=second").collect();
+    let sid = CookieSpec::named("sid").unwrap();
+    let values: Vec<&str> = sid.values("a=1; sid=first;b=2;  sid=second").collect();
     assert_eq!(values, ["first", "second"], "every value, in header order");
+    assert_eq!(spec.values("a=1; __Host-session=first; b=2").collect::<Vec<_>>(), ["first"]);
     assert_eq!(spec.values("a=1; b=2").count(), 0);
     assert_eq!(spec.values("").count(), 0);
     assert_eq!(
@@ -170,8 +172,36 @@ fn reading_the_cookie_from_a_request_header() {
         "exact name"
     );
     assert_eq!(spec.values("__Host-session=\"quoted\"").collect::<Vec<_>>(), ["quoted"]);
-    let many = vec!["__Host-session=v"; 50].join("; ");
-    assert_eq!(spec.values(&many).count(), 4, "at most four are tried");
+    let many = vec!["sid=v"; 50].join("; ");
+    assert_eq!(sid.values(&many).count(), 4, "at most four are tried");
+}
+
+/// No browser sends a `__Host-` cookie twice (it exists once per host), so
+/// two values mean an injected one: neither is used, whichever would open.
+#[test]
+fn a_host_cookie_that_arrives_twice_is_no_cookie_at_all() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
+    let (victim, attacker) =
+        (sealer.seal(&Session::new(1u8)).unwrap(), sealer.seal(&Session::new(2u8)).unwrap());
+    let spec = CookieSpec::default();
+    for header in [
+        format!("__Host-session={attacker}; __Host-session={victim}"),
+        format!("__Host-session={victim}; x=1; __Host-session={attacker}"),
+        format!("__Host-session={victim}; __Host-session={victim}"),
+    ] {
+        assert_eq!(spec.values(&header).count(), 0, "{header}");
+    }
+    // Over several headers too, and whatever the case of the prefix.
+    let headers = [format!("__Host-session={attacker}"), format!("__Host-session={victim}")];
+    assert_eq!(spec.values_in(headers.iter().map(|h| h.as_bytes())).count(), 0);
+    let upper = CookieSpec::named("__HOST-sid").unwrap();
+    assert_eq!(upper.values(&format!("__HOST-sid={victim}; __HOST-sid={attacker}")).count(), 0);
+    // One value, with neighbours and empty or malformed ones of the same name, is read.
+    let one = format!("__Host-session=; __Host-session=\"{victim}\"; __Host-session=a b");
+    assert_eq!(spec.values(&one).collect::<Vec<_>>(), [victim.as_str()]);
+    // Other names keep "the first that opens".
+    let sid = CookieSpec::named("sid").unwrap();
+    assert_eq!(sid.values(&format!("sid={attacker}; sid={victim}")).count(), 2);
 }
 
 #[test]
@@ -193,12 +223,10 @@ fn cookies_are_read_as_bytes_as_browsers_send_them() {
     assert!(
         read(&["__Host-session=é".as_bytes(), b"__Host-session=a b", b"__Host-session=\"\"\"x"]).is_empty()
     );
-    // At most four over all the request's headers, in order.
-    let four = read(&[
-        b"__Host-session=1; __Host-session=2",
-        b"__Host-session=3",
-        b"__Host-session=4; __Host-session=5",
-    ]);
+    // At most four over all the request's headers, in order (for a name
+    // without the `__Host-` prefix, which may arrive several times).
+    let sid = CookieSpec::named("session").unwrap();
+    let four = values(&sid, &[b"session=1; session=2", b"session=3", b"session=4; session=5"]);
     assert_eq!(four, ["1", "2", "3", "4"]);
     assert!(read(&[]).is_empty());
 }

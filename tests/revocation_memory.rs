@@ -354,3 +354,18 @@ fn a_remembered_session_is_logged_out_like_any_other() {
     block_on(verifier.logout_everywhere("alice")).unwrap();
     assert_eq!(refusal(&verifier, &other), Some(Revocation::User));
 }
+
+/// A cache never trusts an answer longer than `MAX_CACHE_TTL`, whatever it
+/// is asked: the staleness bound SECURITY.md states.
+#[test]
+fn a_state_cache_never_trusts_an_answer_beyond_the_bound() {
+    use sealed_session::{RevocationState, StateCache, MAX_CACHE_TTL};
+    assert_eq!(MAX_CACHE_TTL, Duration::from_secs(1));
+    let cache = StateCache::new(Duration::from_secs(3600));
+    assert_eq!(cache.ttl(), MAX_CACHE_TTL);
+    let session = Session::new(()).id();
+    let state = RevocationState::default();
+    assert!(cache.insert(cache.ticket(10_000), Some("alice"), &session, &state));
+    assert_eq!(cache.get(Some("alice"), &session, 10_999), Some(state));
+    assert_eq!(cache.get(Some("alice"), &session, 11_000), None, "a second after the read began");
+}

@@ -124,11 +124,64 @@ fn a_version_no_migration_reads_is_refused_not_guessed() {
     assert_eq!(sealer.open::<Versioned<V3>>(&v4).unwrap_err(), OpenError::DataMismatch);
     let v1 = sealer.seal(&Session::new(Versioned(V1 { name: "Eve".into() }))).unwrap();
     assert_eq!(sealer.open::<Versioned<V1>>(&v1).unwrap().into_session().into_data().0.name, "Eve");
-    // An unversioned token is not read as a versioned one, nor the reverse.
+    // An unversioned token is not read as a versioned one, nor the reverse:
+    // each fails authentication (their purposes differ).
     let plain = sealer.seal(&Session::new(V4 { display_name: "Fay".into() })).unwrap();
-    assert_eq!(sealer.open::<Versioned<V4>>(&plain).unwrap_err(), OpenError::DataMismatch);
-    assert_eq!(sealer.open::<V4>(&v4).unwrap_err(), OpenError::DataMismatch);
+    assert_eq!(sealer.open::<Versioned<V4>>(&plain).unwrap_err(), OpenError::Invalid);
+    assert_eq!(sealer.open::<V4>(&v4).unwrap_err(), OpenError::Invalid);
     // The right version with bytes left over is refused.
     assert_eq!(decode::<V4>(&[3, b'D', b'a', b'n', 0]), None);
     assert_eq!(decode::<V4>(&[3, b'D', b'a', b'n']), Some(V4 { display_name: "Dan".into() }));
+}
+
+/// The review's reproduction: an unversioned profile whose fields the user
+/// chose, read as a `Versioned` type after the application wrapped its data.
+/// Its postcard bytes parse as a version and a byte string, which hold a
+/// `role` the user wrote ("admin"). The `+versioned` purpose makes every
+/// token sealed before the wrap fail authentication instead.
+#[test]
+fn unversioned_data_chosen_by_the_user_never_opens_as_versioned_data() {
+    #[derive(Serialize, Deserialize)]
+    struct OldProfile {
+        display_name: String,
+        bio: String,
+        website: String,
+    }
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Profile {
+        display_name: String,
+        role: String,
+    }
+    impl SessionData for Profile {
+        const VERSION: u32 = 2;
+        fn migrate(_: u32, bytes: &[u8]) -> Option<Self> {
+            decode(bytes)
+        }
+    }
+    let old = OldProfile { display_name: "!".into(), bio: "x".repeat(26), website: "admin".into() };
+    // The bytes do parse as (version, bytes) holding role "admin": without
+    // the purpose, the token below would open with that role.
+    let bytes = postcard::to_allocvec(&old).unwrap();
+    let (version, inner): (u32, Vec<u8>) = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(version, 1);
+    let chosen: Profile = decode(&inner).unwrap();
+    assert_eq!(chosen.role, "admin");
+
+    let sealer = sealer();
+    let token = sealer.seal(&Session::new(old).with_user("mallory", 0)).unwrap();
+    assert_eq!(sealer.open::<Versioned<Profile>>(&token).unwrap_err(), OpenError::Invalid);
+    // A remembered one too.
+    let remembering = Sealer::builder(Keyring::generate().unwrap())
+        .remember_me(std::time::Duration::from_secs(86_400), std::time::Duration::from_secs(3_600))
+        .build()
+        .unwrap();
+    let old = OldProfile { display_name: "!".into(), bio: "x".repeat(26), website: "admin".into() };
+    let token = remembering.seal(&Session::new(old).with_user("mallory", 0).remembered()).unwrap();
+    assert_eq!(remembering.open::<Versioned<Profile>>(&token).unwrap_err(), OpenError::Invalid);
+    // Versioned data still opens, remembered or not.
+    let fine = Versioned(Profile { display_name: "Al".into(), role: "user".into() });
+    let token = remembering.seal(&Session::new(fine).remembered()).unwrap();
+    let opened = remembering.open::<Versioned<Profile>>(&token).unwrap();
+    assert!(opened.session().is_remembered() && opened.is_versioned_data());
+    assert_eq!(opened.into_session().into_data().0.role, "user");
 }

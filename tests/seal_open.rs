@@ -580,3 +580,47 @@ fn a_token_that_exactly_fills_its_cookie_is_sealed_and_one_byte_more_is_not() {
     }
     panic!("no data length fills any of the cookies exactly");
 }
+
+/// `inspect`, for an operator ending a session from its token: any profile
+/// (even without remember-me timeouts here), expired or not, versioned or
+/// not; never a token that does not authenticate.
+#[test]
+fn inspect_reads_any_authentic_token_whatever_its_times_and_nothing_else() {
+    use sealed_session::versioned::{SessionData, Versioned};
+    #[derive(Serialize, Deserialize)]
+    struct Data(u8);
+    impl SessionData for Data {
+        const VERSION: u32 = 1;
+    }
+    let clock = ManualClock::at_unix(T0);
+    let keys = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let server = Sealer::builder(keys.clone())
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(86_400))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let tool = Sealer::builder(keys.clone()).build().unwrap();
+    let remembered = server.seal(&Session::new(()).with_user("alice", 3).remembered()).unwrap();
+    let versioned = server.seal(&Session::new(Versioned(Data(1)))).unwrap();
+    clock.advance(Duration::from_secs(40 * 86_400));
+
+    let inspected = tool.inspect(&remembered).unwrap();
+    assert!(inspected.remembered && !inspected.versioned);
+    assert_eq!((inspected.user_id.as_deref(), inspected.epoch, inspected.key_id), (Some("alice"), 3, 1));
+    assert_eq!(inspected.expires_at.unix_timestamp(), T0 + 30 * 86_400, "expired, and still read");
+    assert_eq!(server.open::<()>(&remembered).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+    let inspected = tool.inspect(&versioned).unwrap();
+    assert!(inspected.versioned && !inspected.remembered && inspected.user_id.is_none());
+
+    // Another purpose, a changed bit, an unknown or retired key: refused as open refuses them.
+    let other = Sealer::builder(keys.clone()).purpose("__Host-other").build().unwrap();
+    assert_eq!(other.inspect(&remembered).unwrap_err(), OpenError::Invalid);
+    let mut forged = remembered.clone();
+    let flipped = if &forged[60..61] == "A" { "B" } else { "A" };
+    forged.replace_range(60..61, flipped);
+    assert_eq!(tool.inspect(&forged).unwrap_err(), OpenError::Invalid);
+    let stranger = Sealer::builder(keyring(&[(2, KeyState::Primary)])).build().unwrap();
+    assert_eq!(stranger.inspect(&remembered).unwrap_err(), OpenError::UnknownKey(1));
+    keys.replace(keyring(&[(1, KeyState::Retired), (2, KeyState::Primary)]));
+    assert_eq!(tool.inspect(&remembered).unwrap_err(), OpenError::RetiredKey(1));
+}

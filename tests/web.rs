@@ -155,14 +155,55 @@ fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
     })
 }
 
+/// A WebSocket handshake is a `GET` (or, over HTTP/2, a `CONNECT`) that a
+/// page on any site may open with the user's cookies: it must come from
+/// this site (Fetch Metadata, else `Origin`), and cannot carry a token.
+#[test]
+fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_exempt("/public-ws"));
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        assert!(handle.csrf_applies("GET", "/ws", true));
+        assert!(handle.csrf_applies("CONNECT", "/ws", sealed_session::web::is_upgrade("CONNECT", false)));
+        assert!(!handle.csrf_applies("GET", "/ws", false));
+        assert!(!handle.csrf_applies("GET", "/public-ws", true), "exempt paths stay exempt");
+        let upgrade = |sec_fetch_site: Option<&'static str>, origin: Option<&'static str>| CsrfRequest {
+            method: "GET",
+            path: "/ws",
+            host: Some("app.example"),
+            sec_fetch_site,
+            origin,
+            upgrade: true,
+            ..CsrfRequest::default()
+        };
+        for (site, origin) in
+            [(Some("same-origin"), Some("https://app.example")), (None, Some("https://app.example"))]
+        {
+            assert_eq!(handle.check_csrf(&upgrade(site, origin)).unwrap(), CsrfCheck::Passed, "{site:?}");
+        }
+        for (site, origin) in [
+            (Some("cross-site"), Some("https://evil.example")),
+            (Some("same-site"), Some("https://sub.app.example")),
+            (None, Some("https://evil.example")),
+        ] {
+            let refused = handle.check_csrf(&upgrade(site, origin)).unwrap_err();
+            assert_eq!(refused.status(), 403, "{site:?} {origin:?}");
+        }
+        // Without a session or pre-session too: the site rule needs none.
+        let anonymous = open(&config, "").await;
+        assert_eq!(anonymous.check_csrf(&upgrade(Some("same-origin"), None)).unwrap(), CsrfCheck::Passed);
+        assert!(anonymous.check_csrf(&upgrade(Some("cross-site"), None)).is_err());
+    })
+}
+
 #[test]
 fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
     pollster::block_on(async {
         let config = config();
         let handle = open(&config, &signed_in(&config, "alice").await).await;
         let token = handle.csrf_token().unwrap();
-        assert!(handle.csrf_applies("POST", "/cart"));
-        assert!(!handle.csrf_applies("GET", "/cart"));
+        assert!(handle.csrf_applies("POST", "/cart", false));
+        assert!(!handle.csrf_applies("GET", "/cart", false));
 
         assert_eq!(handle.check_csrf(&post(Some(&token))).unwrap(), CsrfCheck::Passed);
         let wrong = handle.check_csrf(&post(Some("nope"))).unwrap_err();
@@ -222,11 +263,11 @@ fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
     pollster::block_on(async {
         let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_exempt("/webhook"));
         let handle = open(&config, "").await;
-        assert!(handle.csrf_applies("POST", "/cart"));
-        assert!(!handle.csrf_applies("POST", "/webhook"));
-        assert!(handle.csrf_applies("POST", "/webhook/"), "exempt paths match exactly");
+        assert!(handle.csrf_applies("POST", "/cart", false));
+        assert!(!handle.csrf_applies("POST", "/webhook", false));
+        assert!(handle.csrf_applies("POST", "/webhook/", false), "exempt paths match exactly");
         let config = config_with(Keyring::generate().unwrap(), |b| b.without_csrf());
-        assert!(!open(&config, "").await.csrf_applies("POST", "/cart"));
+        assert!(!open(&config, "").await.csrf_applies("POST", "/cart", false));
     })
 }
 
@@ -243,7 +284,7 @@ fn a_bearer_token_replaces_cookies_and_renewals_go_out_in_a_header() {
             .await
             .unwrap();
         assert_eq!(handle.current().unwrap().session().user_id(), Some("bob"), "the cookie is ignored");
-        assert!(!handle.csrf_applies("POST", "/cart"), "nothing ambient: no CSRF token needed");
+        assert!(!handle.csrf_applies("POST", "/cart", false), "nothing ambient: no CSRF token needed");
         handle.update(|data| data.push('!')).unwrap();
         let response = handle.finish();
         assert!(response.set_cookies.is_empty(), "never a cookie");

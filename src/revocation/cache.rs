@@ -11,6 +11,11 @@ use std::time::Duration;
 use super::RevocationState;
 use crate::session::SessionId;
 
+/// The longest a [`StateCache`] trusts an answer: 1 s. It bounds how long a
+/// revocation whose invalidation message was lost can be missed, which
+/// SECURITY.md states; stores refuse a longer TTL, and the cache caps one.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(1);
+
 /// When a cache reaches this many entries, stale ones are swept; if it is
 /// still this full, it is emptied.
 const MAX_ENTRIES: usize = 100_000;
@@ -139,10 +144,11 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl StateCache {
-    /// An empty cache whose answers live at most `ttl`. A zero TTL caches nothing.
+    /// An empty cache whose answers live at most `ttl`, and never longer
+    /// than [`MAX_CACHE_TTL`]. A zero TTL caches nothing.
     #[must_use]
     pub fn new(ttl: Duration) -> Self {
-        Self { inner: RwLock::new(Entries::default()), ttl_ms: millis(ttl) }
+        Self { inner: RwLock::new(Entries::default()), ttl_ms: millis(ttl.min(MAX_CACHE_TTL)) }
     }
 
     /// The longest an answer is used.

@@ -37,7 +37,7 @@ use std::future::Future;
 use crate::error::{OpenError, RandomError};
 use crate::session::{Session, SessionId};
 
-pub use cache::{CacheTicket, Invalidation, StateCache};
+pub use cache::{CacheTicket, Invalidation, StateCache, MAX_CACHE_TTL};
 pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;

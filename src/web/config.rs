@@ -30,7 +30,7 @@ pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 /// The endings of the purposes derived from the session cookie's name
 /// (pre-session, flash, remember-me): no session cookie may end so, or its
 /// purpose would be another configuration's derived one.
-const RESERVED_SUFFIXES: [&str; 3] = ["-csrf", "-flash", "+remember"];
+const RESERVED_SUFFIXES: [&str; 4] = ["-csrf", "-flash", "+remember", "+versioned"];
 
 /// The CSRF settings.
 #[derive(Debug, Clone)]
@@ -44,9 +44,12 @@ pub(crate) struct CsrfSettings {
 }
 
 impl CsrfSettings {
-    /// Whether a request to `path` with `method` must pass the checks.
-    pub(crate) fn applies(&self, method: &str, path: &str) -> bool {
-        self.enforced && crate::csrf::is_unsafe_method(method) && !self.exempt.iter().any(|e| e == path)
+    /// Whether a request to `path` with `method` (an upgrade request if
+    /// `upgrade`) must pass the checks.
+    pub(crate) fn applies(&self, method: &str, path: &str, upgrade: bool) -> bool {
+        self.enforced
+            && (upgrade || crate::csrf::is_unsafe_method(method))
+            && !self.exempt.iter().any(|e| e == path)
     }
 }
 
@@ -415,7 +418,7 @@ pub enum WebConfigError {
         cookie: String,
     },
     /// The session cookie's name ends like the cookies and purposes derived
-    /// from it (`-csrf`, `-flash`, `+remember`): another configuration's
+    /// from it (`-csrf`, `-flash`, `+remember`, `+versioned`): another configuration's
     /// pre-session or flash tokens could open as its sessions.
     #[error("the session cookie {cookie:?} ends with {suffix:?}, which is reserved for derived cookies: choose another name")]
     ReservedCookieName {

@@ -41,7 +41,7 @@
 //! let handle = config.open_request::<String, _, _>([cookie.as_bytes()], None).await?;
 //! let form = format!("user=alice&csrf_token={token}");
 //! let request = CsrfRequest { method: "POST", path: "/login", form: true, ..CsrfRequest::default() };
-//! assert!(handle.csrf_applies(request.method, request.path));
+//! assert!(handle.csrf_applies(request.method, request.path, request.upgrade));
 //! // Fetch Metadata and Origin pass; the token is in the form, which must
 //! // be read and checked before the request may go on.
 //! assert_eq!(handle.check_csrf(&request)?, CsrfCheck::ReadForm);
@@ -65,4 +65,4 @@ pub use config::{
 };
 pub use flash::{Flash, FlashHandle, Level, FLASH_TIMEOUT, MAX_FLASHES};
 pub use handle::{HandleError, LoginOptions, SessionHandle};
-pub use request::{bearer_token, is_form, CsrfCheck, CsrfRefusal, CsrfRequest, ResponseCookies};
+pub use request::{bearer_token, is_form, is_upgrade, CsrfCheck, CsrfRefusal, CsrfRequest, ResponseCookies};

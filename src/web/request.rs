@@ -189,6 +189,28 @@ pub struct CsrfRequest<'r> {
     /// Whether the body is a URL-encoded form
     /// (`Content-Type: application/x-www-form-urlencoded`).
     pub form: bool,
+    /// Whether it asks to switch protocols ([`is_upgrade`]): a WebSocket
+    /// handshake, which must come from this site but carries no token.
+    pub upgrade: bool,
+}
+
+/// Whether a request asks to switch protocols: it has an `Upgrade` header
+/// (a WebSocket handshake over HTTP/1.1) or its method is `CONNECT` (over
+/// HTTP/2, RFC 8441; browsers never send a plain `CONNECT`). A page on any
+/// site can open a WebSocket with the user's cookies, and none can add a
+/// CSRF header to it, so such a request passes the Fetch Metadata /
+/// `Origin` check of unsafe requests, and needs no token.
+///
+/// ```
+/// use sealed_session::web::is_upgrade;
+///
+/// assert!(is_upgrade("GET", true));
+/// assert!(is_upgrade("CONNECT", false));
+/// assert!(!is_upgrade("GET", false));
+/// ```
+#[must_use]
+pub fn is_upgrade(method: &str, has_upgrade_header: bool) -> bool {
+    has_upgrade_header || method == "CONNECT"
 }
 
 impl std::fmt::Debug for CsrfRequest<'_> {
@@ -201,6 +223,7 @@ impl std::fmt::Debug for CsrfRequest<'_> {
             .field("host", &self.host)
             .field("token", &self.token.map(|_| "<redacted>"))
             .field("form", &self.form)
+            .field("upgrade", &self.upgrade)
             .finish()
     }
 }
@@ -403,12 +426,12 @@ where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Whether a request with `method` to `path` must pass the CSRF checks:
-    /// an unsafe method (anything but GET, HEAD, OPTIONS, TRACE), CSRF
-    /// enforcement on, a path not exempt, and a session that did not come
-    /// as a bearer token.
+    /// an unsafe method (anything but GET, HEAD, OPTIONS, TRACE) or an
+    /// upgrade request ([`is_upgrade`]), CSRF enforcement on, a path not
+    /// exempt, and a session that did not come as a bearer token.
     #[must_use]
-    pub fn csrf_applies(&self, method: &str, path: &str) -> bool {
-        !self.shared.lock().bearer && self.shared.ops.csrf().applies(method, path)
+    pub fn csrf_applies(&self, method: &str, path: &str, upgrade: bool) -> bool {
+        !self.shared.lock().bearer && self.shared.ops.csrf().applies(method, path, upgrade)
     }
 
     /// The largest form body to read for the CSRF token.
@@ -442,6 +465,12 @@ where
                     format!("{}://{host}", if http { "http" } else { "https" })
                 }
             };
+            if request.upgrade {
+                // A WebSocket handshake: from this site, or not at all. It
+                // has no body and cannot carry a header of the page's.
+                ops.csrf().policy.check_site(request.sec_fetch_site, request.origin, &expected)?;
+                return Ok(CsrfCheck::Passed);
+            }
             ops.csrf().policy.check(request.method, request.sec_fetch_site, request.origin, &expected)?;
             // Nothing to bind a token to: refuse before reading any body.
             let state = self.shared.lock();

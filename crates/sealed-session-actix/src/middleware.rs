@@ -11,13 +11,13 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN,
-    SET_COOKIE,
+    SET_COOKIE, UPGRADE,
 };
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use sealed_session::web::{
-    is_form, CsrfCheck, CsrfRefusal, CsrfRequest, SessionHandle, WebConfig, WebConfigBuilder,
+    is_form, is_upgrade, CsrfCheck, CsrfRefusal, CsrfRequest, SessionHandle, WebConfig, WebConfigBuilder,
     SESSION_TOKEN_HEADER,
 };
 use sealed_session::{CookieSpec, RevocationStore, Verifier};
@@ -267,7 +267,8 @@ where
                     return Ok(request.into_response(refusal).map_into_right_body());
                 }
             };
-            if handle.csrf_applies(request.method().as_str(), request.path()) {
+            let upgrade = is_upgrade(request.method().as_str(), request.headers().contains_key(UPGRADE));
+            if handle.csrf_applies(request.method().as_str(), request.path(), upgrade) {
                 if let Err(refusal) = check_csrf(&handle, &config, &mut request).await {
                     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
                     return Ok(request.into_response(plain(status, refusal.body())).map_into_right_body());
@@ -329,6 +330,7 @@ where
             host,
             token: csrf_header.as_ref().and_then(|name| text(headers, name)),
             form: is_form(text(headers, &CONTENT_TYPE)),
+            upgrade: is_upgrade(request.method().as_str(), headers.contains_key(UPGRADE)),
         })?
     };
     if check == CsrfCheck::Passed {

@@ -545,3 +545,25 @@ async fn a_form_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
     assert_eq!(client.send(send(body(1024))).await.status, StatusCode::OK);
     assert_eq!(client.send(send(body(1025))).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A WebSocket handshake (a `GET` with `Upgrade`) from another site is
+/// refused before the handler runs; from this site it needs no token.
+#[actix_web::test]
+async fn a_websocket_handshake_from_another_site_is_refused() {
+    let mut client = client!(|b| b);
+    client.login().await;
+    let handshake = |site: &str, origin: &str| {
+        test::TestRequest::get()
+            .uri("/whoami")
+            .insert_header(("upgrade", "websocket"))
+            .insert_header(("connection", "Upgrade"))
+            .insert_header(("sec-fetch-site", site))
+            .insert_header(("origin", origin))
+    };
+    let refused = client.send(handshake("cross-site", "https://evil.example")).await;
+    assert_eq!((refused.status, refused.body.as_str()), (StatusCode::FORBIDDEN, "CSRF check failed"));
+    let accepted = client.send(handshake("same-origin", "http://localhost")).await;
+    assert_eq!((accepted.status, accepted.body.as_str()), (StatusCode::OK, "alice 0"));
+    let request = test::TestRequest::get().uri("/whoami").insert_header(("sec-fetch-site", "cross-site"));
+    assert_eq!(client.send(request).await.status, StatusCode::OK);
+}

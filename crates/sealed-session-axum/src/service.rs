@@ -9,9 +9,11 @@ use std::task::{Context, Poll};
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use sealed_session::web::{is_form, CsrfCheck, CsrfRefusal, CsrfRequest, SessionHandle, WebConfig};
+use sealed_session::web::{
+    is_form, is_upgrade, CsrfCheck, CsrfRefusal, CsrfRequest, SessionHandle, WebConfig,
+};
 use sealed_session::RevocationStore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -87,7 +89,8 @@ where
                     return Ok((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
                 }
             };
-            if handle.csrf_applies(request.method().as_str(), request.uri().path()) {
+            let upgrade = is_upgrade(request.method().as_str(), request.headers().contains_key(UPGRADE));
+            if handle.csrf_applies(request.method().as_str(), request.uri().path(), upgrade) {
                 // Boxed: the body-reading future is large, and safe methods never need it.
                 let taken = std::mem::take(&mut request);
                 match Box::pin(check_csrf(&handle, &config, taken)).await {
@@ -128,6 +131,7 @@ where
             host,
             token: text(headers, config.csrf_header()),
             form: is_form(text(headers, CONTENT_TYPE.as_str())),
+            upgrade: is_upgrade(request.method().as_str(), headers.contains_key(UPGRADE)),
         })?
     };
     match check {

@@ -81,6 +81,12 @@ enum Command {
         /// Idle timeout in seconds, as the server applies it.
         #[arg(long, default_value_t = 30 * 60)]
         idle: u64,
+        /// Absolute timeout of remember-me sessions in seconds, as the server applies it.
+        #[arg(long, default_value_t = 30 * 86_400)]
+        remember_ttl: u64,
+        /// Idle timeout of remember-me sessions in seconds, as the server applies it.
+        #[arg(long, default_value_t = 7 * 86_400)]
+        remember_idle: u64,
         /// The token; `-` or nothing reads it from stdin (a token on the
         /// command line is visible to other local users and kept in shell history).
         token: Option<String>,
@@ -110,22 +116,18 @@ enum Command {
         #[arg(long, requires = "session")]
         until: Option<u64>,
         /// Log out the session of this token, with its ID and expiry read
-        /// from the token (which must open with --keyring and --purpose);
-        /// `-` or no value reads it from stdin.
+        /// from the token, which must authenticate with --keyring and
+        /// --purpose (the cookie name): any token a server would accept,
+        /// standard or remember-me, whatever the timeouts; `-` or no value
+        /// reads it from stdin.
         #[arg(long, num_args = 0..=1, default_missing_value = "-", requires_all = ["keyring", "purpose"])]
         session_token: Option<String>,
         /// Keyring file, for --session-token.
         #[arg(long)]
         keyring: Option<PathBuf>,
-        /// Purpose the token was sealed for, for --session-token.
+        /// Purpose the token was sealed for (the cookie name), for --session-token.
         #[arg(long)]
         purpose: Option<String>,
-        /// Absolute timeout in seconds, as the server applies it, for --session-token.
-        #[arg(long, default_value_t = 12 * 3600)]
-        ttl: u64,
-        /// Idle timeout in seconds, as the server applies it, for --session-token.
-        #[arg(long, default_value_t = 30 * 60)]
-        idle: u64,
     },
     /// Validate a keyring file and say what the next rotation step is.
     Check {
@@ -230,8 +232,13 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(sealer.seal(&session)?)
         }
-        Command::Open { keyring, purpose, now, store, ttl, idle, token } => {
-            let sealer = sealer(&keyring, purpose, ttl, idle)?;
+        Command::Open { keyring, purpose, now, store, ttl, idle, remember_ttl, remember_idle, token } => {
+            let sealer = Sealer::builder(Keyring::load(&keyring)?)
+                .purpose(purpose)
+                .absolute_timeout(Duration::from_secs(ttl))
+                .idle_timeout(Duration::from_secs(idle))
+                .remember_me(Duration::from_secs(remember_ttl), Duration::from_secs(remember_idle))
+                .build()?;
             let now = match now {
                 Some(text) => OffsetDateTime::parse(&text, &Rfc3339)
                     .map_err(|err| Failure::Config(format!("--now is not an RFC 3339 time: {err}")))?,
@@ -252,7 +259,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(envelope_json(&opened)?.to_string())
         }
-        Command::Revoke { store, user, all, session, until, session_token, keyring, purpose, ttl, idle } => {
+        Command::Revoke { store, user, all, session, until, session_token, keyring, purpose } => {
             // Everything that can be checked is checked before the store is touched.
             let target = match (user, session, session_token) {
                 _ if all => Revoke::All,
@@ -272,15 +279,24 @@ async fn run(command: Command) -> Result<String, Failure> {
                     let (Some(keyring), Some(purpose)) = (keyring, purpose) else {
                         return Err(Failure::Config("--session-token needs --keyring and --purpose".into()));
                     };
-                    let sealer = sealer(&keyring, purpose, ttl, idle)?;
+                    // Timeouts do not matter here: the session is ended
+                    // until its absolute expiry, which the token carries.
+                    let sealer = Sealer::builder(Keyring::load(&keyring)?).purpose(purpose).build()?;
                     let token = read_token(Some(token))?;
-                    let opened = sealer.open_raw_at(&token, OffsetDateTime::now_utc()).map_err(refusal)?;
-                    let session = opened.session();
-                    let expires_at = session.expires_at().map_or(0, |t| t.unix_timestamp());
+                    let inspected = sealer.inspect(&token).map_err(refusal)?;
                     // As a server's logout does: past the expiry by the clock leeway.
                     let leeway = i64::try_from(DEFAULT_LEEWAY.as_secs()).unwrap_or(0);
-                    let until = u64::try_from(expires_at.saturating_add(leeway)).unwrap_or(0);
-                    Revoke::Session(session.id(), until)
+                    let until = inspected.expires_at.unix_timestamp().saturating_add(leeway);
+                    let until = u64::try_from(until).unwrap_or(0);
+                    let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+                    if until <= now {
+                        // No server opens it any more: nothing to revoke.
+                        let id = inspected.session_id.to_hex();
+                        return Ok(
+                            json!({ "session": id, "until": until, "already_expired": true }).to_string()
+                        );
+                    }
+                    Revoke::Session(inspected.session_id, until)
                 }
                 (None, None, None) => {
                     return Err(Failure::Config("give --user, --session, --session-token or --all".into()))
@@ -404,6 +420,8 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
         "last_seen": rfc3339(session.last_seen()),
         "idle_expires_at": rfc3339(Some(opened.idle_expires_at())),
         "reissue": opened.reissue().map(|r| format!("{r:?}")),
+        "profile": if session.is_remembered() { "remember-me" } else { "standard" },
+        "versioned": opened.is_versioned_data(),
     });
     if let Value::Object(fields) = fields {
         out.extend(fields);

@@ -490,3 +490,60 @@ fn revoke_all_from_a_host_whose_clock_runs_ahead_is_dated_by_postgres() {
     let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
     revoke_all_from_a_host_six_hours_ahead(&postgres.url());
 }
+
+/// An operator ending a stolen session from its token needs only the
+/// keyring, the store and the cookie name: a remember-me token, and one the
+/// CLI's old default timeouts called expired (idle for two hours), are
+/// revoked; `open` says which profile a token has.
+#[test]
+fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
+    use sealed_session::{Keyring, Sealer, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let path = dir.path().join("revocations.sqlite3");
+    let store = format!("sqlite:{}", path.display());
+    store_in_use(&path);
+    let now = time::OffsetDateTime::now_utc();
+    let server = Sealer::builder(Keyring::load(&file).unwrap())
+        .remember_me(std::time::Duration::from_secs(30 * 86_400), std::time::Duration::from_secs(7 * 86_400))
+        .build()
+        .unwrap();
+    let remembered = server.seal(&Session::new(()).with_user("alice", 0).remembered()).unwrap();
+    let idle = server.seal_at(&Session::new(()).with_user("bob", 0), now - time::Duration::hours(2)).unwrap();
+    let expired =
+        server.seal_at(&Session::new(()).with_user("carol", 0), now - time::Duration::hours(13)).unwrap();
+    let purpose = ["--keyring", f, "--purpose", "__Host-session"];
+
+    let envelope = json(&ok(&[&["open"][..], &purpose, &[&remembered]].concat(), ""));
+    assert_eq!(envelope["profile"], "remember-me");
+    assert_eq!(envelope["user"], "alice");
+    let r = run(&[&["open"][..], &purpose, &[&idle]].concat(), "");
+    assert!(r.stderr.contains("expired"), "the server's timeouts were not given: {}", r.stderr);
+    let standard = server.seal(&Session::new(()).with_user("dan", 0)).unwrap();
+    assert_eq!(json(&ok(&[&["open"][..], &purpose, &[&standard]].concat(), ""))["profile"], "standard");
+
+    for token in [&remembered, &idle] {
+        let answer =
+            json(&ok(&[&["revoke", "--store", &store, "--session-token"][..], &purpose].concat(), token));
+        let inspected = server.inspect(token).unwrap();
+        assert_eq!(answer["session"], inspected.session_id.to_hex());
+        assert_eq!(answer["until"].as_i64(), Some(inspected.expires_at.unix_timestamp() + 60));
+    }
+    let r = run(&[&["open", "--store", &store][..], &purpose, &[&remembered]].concat(), "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
+
+    // Past its absolute expiry, no server opens it: nothing to do, no error.
+    let answer =
+        json(&ok(&[&["revoke", "--store", &store, "--session-token"][..], &purpose].concat(), &expired));
+    assert_eq!(answer["already_expired"], true);
+    // A token that does not authenticate is refused as such.
+    // (A character in the middle: every one of its bits counts.)
+    let mut forged = standard.clone();
+    let flipped = if &forged[60..61] == "A" { "B" } else { "A" };
+    forged.replace_range(60..61, flipped);
+    let r = run(&[&["revoke", "--store", &store, "--session-token"][..], &purpose].concat(), &forged);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("invalid"), "{}", r.stderr);
+}

@@ -106,7 +106,7 @@ fn shape(reply: &Reply) -> (u16, Vec<String>, String) {
 #[test]
 fn the_same_requests_get_the_same_answers_on_both_frameworks() {
     let big_event = format!("event={}", "x".repeat(300 * 1024));
-    let requests: [(&str, &str, &[&str], &str); 13] = [
+    let requests: [(&str, &str, &[&str], &str); 15] = [
         ("GET", "/api/session", &[], ""),
         ("HEAD", "/api/session", &[], ""),
         ("HEAD", "/account", &["Accept: text/html"], ""),
@@ -120,6 +120,18 @@ fn the_same_requests_get_the_same_answers_on_both_frameworks() {
         ("GET", "/api/session", &["Cookie: __Host-session=AQAAAAE"], ""),
         ("GET", "/style.css", &[], ""),
         ("GET", "/style.css", &["Cookie: __Host-session=AQAAAAE"], ""),
+        (
+            "GET",
+            "/api/session",
+            &["Upgrade: websocket", "Connection: Upgrade", "Sec-Fetch-Site: cross-site"],
+            "",
+        ),
+        (
+            "GET",
+            "/api/session",
+            &["Upgrade: websocket", "Connection: Upgrade", "Origin: https://evil.example"],
+            "",
+        ),
     ];
     let mut answers: Vec<Vec<(u16, Vec<String>, String)>> = Vec::new();
     for framework in FRAMEWORKS {
@@ -153,6 +165,8 @@ fn the_same_requests_get_the_same_answers_on_both_frameworks() {
     assert_eq!(answer(10).0, 401);
     assert!(answers[0][11].1.contains(&"cache-control: public, max-age=600".to_owned()));
     assert!(answers[0][12].1.contains(&"cache-control: no-store".to_owned()), "a cookie removal");
+    assert_eq!(answer(13), (403, "CSRF check failed"), "a cross-site WebSocket handshake");
+    assert_eq!(answer(14), (403, "CSRF check failed"), "a WebSocket handshake from another origin");
 }
 
 /// The stylesheet is cacheable, by shared caches too; the one response of

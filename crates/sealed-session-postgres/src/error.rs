@@ -24,6 +24,14 @@ pub enum PostgresSetupError {
     /// The store's generation could not be read or written.
     #[error("cannot read or start the store's generation: {0}")]
     Generation(#[source] StoreError),
+    /// [`PostgresOptions::cache_ttl`](crate::PostgresOptions::cache_ttl) is
+    /// longer than [`MAX_CACHE_TTL`](sealed_session::MAX_CACHE_TTL) (1 s),
+    /// the staleness bound the documentation promises.
+    #[error(
+        "cache TTL {0:?} is longer than the 1 s a revocation may go unseen when an invalidation is lost: \
+         use at most 1 s (or zero, for no cache)"
+    )]
+    CacheTtl(std::time::Duration),
     /// There is no tokio runtime to run on.
     #[error("the PostgreSQL store needs a tokio runtime with the time and I/O drivers enabled")]
     Runtime,

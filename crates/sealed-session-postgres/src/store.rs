@@ -27,7 +27,9 @@ pub struct PostgresOptions {
     /// How long a statement may take before the check fails closed; default 250 ms.
     pub timeout: Duration,
     /// The longest a cached answer is used, counted from before the read
-    /// that produced it; default 1 s. Zero turns the cache off.
+    /// that produced it; default 1 s, which is also the most
+    /// ([`MAX_CACHE_TTL`](sealed_session::MAX_CACHE_TTL)). Zero turns the
+    /// cache off.
     pub cache_ttl: Duration,
     /// Create the tables if they are missing, at connect and whenever one
     /// is found dropped; default true. Turn it off if your migrations
@@ -150,7 +152,8 @@ impl PostgresStore {
     /// is the database's.
     ///
     /// # Errors
-    /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`].
+    /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`] or
+    /// [`PostgresSetupError::CacheTtl`] for options out of bounds.
     pub async fn with_pool(
         pool: PgPool,
         options: PostgresOptions,
@@ -158,6 +161,9 @@ impl PostgresStore {
     ) -> Result<Self, PostgresSetupError> {
         if !schema::valid_prefix(&options.prefix) {
             return Err(PostgresSetupError::Prefix(options.prefix.chars().take(64).collect()));
+        }
+        if options.cache_ttl > sealed_session::MAX_CACHE_TTL {
+            return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
         let inner = Arc::new(Inner {

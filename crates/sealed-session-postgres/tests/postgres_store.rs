@@ -261,3 +261,22 @@ async fn a_login_right_after_the_store_started_opens() {
     assert!(started.elapsed() < Duration::from_millis(1100));
     assert!(verifier.open::<()>(&token).await.is_ok());
 }
+
+/// The documented staleness bound (a lost notification hides a revocation
+/// for at most 1 s) holds for every configuration: a longer cache TTL is
+/// refused before anything connects.
+#[tokio::test]
+async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
+    let lazy =
+        sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+    for ttl in [Duration::from_millis(1001), Duration::from_secs(60)] {
+        let refused =
+            PostgresStore::with_pool(lazy.clone(), options("ttl").with_cache_ttl(ttl), SystemClock).await;
+        match refused {
+            Err(err @ PostgresSetupError::CacheTtl(_)) => {
+                assert!(err.to_string().contains("at most 1 s"), "{err}")
+            }
+            other => panic!("a cache TTL of {ttl:?} was accepted: {:?}", other.map(|_| ())),
+        }
+    }
+}

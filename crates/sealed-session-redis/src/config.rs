@@ -14,7 +14,8 @@ pub struct RedisConfig {
     /// How long a command may take before the check fails closed; default 250 ms.
     pub timeout: Duration,
     /// The longest a cached answer is used, counted from before the read
-    /// that produced it, even while the subscription is up; default 1 s.
+    /// that produced it, even while the subscription is up; default 1 s,
+    /// which is also the most ([`MAX_CACHE_TTL`](sealed_session::MAX_CACHE_TTL)).
     /// Zero turns the cache off.
     pub cache_ttl: Duration,
     /// When Redis cannot be reached, answer from cached data at most this
@@ -147,6 +148,14 @@ pub enum ConnectError {
          (RedisConfig::assume_noeviction)"
     )]
     EvictionPolicyUnknown(String),
+    /// [`RedisConfig::cache_ttl`] is longer than
+    /// [`MAX_CACHE_TTL`](sealed_session::MAX_CACHE_TTL) (1 s), the
+    /// staleness bound the documentation promises.
+    #[error(
+        "cache TTL {0:?} is longer than the 1 s a revocation may go unseen when an invalidation is lost: \
+         use at most 1 s (or zero, for no cache)"
+    )]
+    CacheTtl(Duration),
     /// The CA file could not be read.
     #[error("cannot read the Redis CA file {path}: {source}")]
     CaFile {

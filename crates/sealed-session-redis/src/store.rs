@@ -103,6 +103,9 @@ impl RedisStore {
         config: RedisConfig,
         clock: impl Clock + 'static,
     ) -> Result<Self, ConnectError> {
+        if config.cache_ttl > sealed_session::MAX_CACHE_TTL {
+            return Err(ConnectError::CacheTtl(config.cache_ttl));
+        }
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
         let inner = Arc::new(Inner {

@@ -428,3 +428,15 @@ async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     assert!(matches!(refused, Err(StoreError::ExpiryNotInFuture { expires_at: 1, .. })), "{refused:?}");
     assert_eq!(redis.cli(&["EXISTS", &key]), "1");
 }
+
+/// The documented staleness bound (a lost message hides a revocation for at
+/// most 1 s) holds for every configuration: a longer cache TTL is refused
+/// before anything connects.
+#[tokio::test]
+async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
+    let config = config().with_cache_ttl(Duration::from_secs(30));
+    match RedisStore::connect_with("redis://127.0.0.1:1/0", config, ManualClock::at_unix(0)).await {
+        Err(err @ ConnectError::CacheTtl(_)) => assert!(err.to_string().contains("at most 1 s"), "{err}"),
+        other => panic!("a 30 s cache TTL was accepted: {:?}", other.map(|_| ())),
+    }
+}

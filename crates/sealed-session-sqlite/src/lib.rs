@@ -25,7 +25,9 @@
 //!   and `synchronous = FULL`, which the store reads back and insists on.
 //!   Outside a tokio runtime every call fails (closed) instead of panicking.
 //! * The store notices when its path no longer names the file it opened
-//!   (deleted, or replaced by another file): from then on every call fails
+//!   (deleted, or replaced by another file), or the `-wal` or `-shm` file
+//!   beside it is no longer the one SQLite opened (the log holds commits not
+//!   yet in the database): from then on every call fails
 //!   with [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)
 //!   until the store is reopened, since revocations written through the path
 //!   would not be seen here. It checks before and after every read or write

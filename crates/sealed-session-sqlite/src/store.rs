@@ -17,7 +17,7 @@ use sqlx::ConnectOptions as _;
 
 use crate::error::{FileReplaced, SqliteOpenError};
 use crate::schema::{self, Durability};
-use crate::watch::{self, FileId};
+use crate::watch::{self, StoreFiles};
 
 /// No cached answer is used longer than this after its read began.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -127,8 +127,9 @@ pub(crate) struct Shared {
     pool: SqlitePool,
     pub(crate) cache: StateCache,
     path: PathBuf,
-    /// The file opened, to notice it being deleted or replaced.
-    file: FileId,
+    /// The files opened (the database, its `-wal` and `-shm`), to notice
+    /// one being deleted or replaced.
+    files: StoreFiles,
     pub(crate) clock: Arc<dyn Clock>,
     /// When the last successful poll began (store clock, ms).
     pub(crate) polled_ms: AtomicI64,
@@ -142,14 +143,9 @@ impl Shared {
         if let Some(fault) = self.fault.get() {
             return Err(fault.to_store_error());
         }
-        let what = match FileId::of(&self.path) {
-            Ok(id) if id == self.file => return Ok(()),
-            Ok(_) => "replaced",
-            // Deleted, or no longer reachable: either way not the file opened.
-            Err(_) => "deleted or made unreadable",
-        };
+        let Some((path, what)) = self.files.changed() else { return Ok(()) };
         let fault = self.fault.get_or_init(|| {
-            let fault = FileReplaced { path: self.path.clone(), what };
+            let fault = FileReplaced { path: path.to_path_buf(), what };
             tracing::error!(error = %fault, "SQLite revocation store refuses every session until reopened");
             fault
         });
@@ -246,13 +242,20 @@ impl SqliteStore {
         schema::start_generation(&pool, &*clock)
             .await
             .map_err(|source| SqliteOpenError::Generation { path: path.clone(), source })?;
-        let file = FileId::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
-        let watcher = (*options).clone().connect().await.map_err(sqlite)?;
+        // The watcher's connection stays open as long as the store: the
+        // `-wal` and `-shm` files exist (and keep their identity) until then.
+        let mut watcher = (*options).clone().connect().await.map_err(sqlite)?;
+        sqlx::query("SELECT count(*) FROM sealed_session_meta")
+            .execute(&mut watcher)
+            .await
+            .map_err(sqlite)?;
+        let files =
+            StoreFiles::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         let shared = Arc::new(Shared {
             pool,
             cache: StateCache::new(CACHE_TTL),
             path,
-            file,
+            files,
             clock,
             polled_ms: AtomicI64::new(i64::MIN),
             fault: OnceLock::new(),

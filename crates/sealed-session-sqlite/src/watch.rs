@@ -27,6 +27,44 @@ pub(crate) fn poll_is_fresh(now_ms: i64, polled_ms: i64) -> bool {
     (0..POLL_FRESH_MS).contains(&now_ms.saturating_sub(polled_ms))
 }
 
+/// The files of one store: the database, and the write-ahead log and its
+/// shared-memory index, which hold commits not yet copied into the
+/// database. Each must stay the file the store opened: another process
+/// that finds a new `-wal` or `-shm` (one deleted or replaced under a
+/// running store) would not see the revocations in the old one, and would
+/// split the store in two as surely as a replaced database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreFiles {
+    files: [(std::path::PathBuf, FileId); 3],
+}
+
+impl StoreFiles {
+    /// The identities of the database at `path` and its `-wal` and `-shm`
+    /// files, which exist while a connection in WAL mode is open.
+    pub(crate) fn of(path: &Path) -> io::Result<Self> {
+        let with_suffix = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        let file = |path: std::path::PathBuf| FileId::of(&path).map(|id| (path, id));
+        Ok(Self {
+            files: [file(path.to_path_buf())?, file(with_suffix("-wal"))?, file(with_suffix("-shm"))?],
+        })
+    }
+
+    /// The first file that is no longer the one opened, and what became of
+    /// it; `None` if every one still is.
+    pub(crate) fn changed(&self) -> Option<(&Path, &'static str)> {
+        self.files.iter().find_map(|(path, id)| match FileId::of(path) {
+            Ok(now) if now == *id => None,
+            Ok(_) => Some((path.as_path(), "replaced")),
+            // Deleted, or no longer reachable: either way not the file opened.
+            Err(_) => Some((path.as_path(), "deleted or made unreadable")),
+        })
+    }
+}
+
 /// Which file a path names: device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileId {

@@ -246,6 +246,36 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
     );
 }
 
+/// The write-ahead log holds commits (revocations) not yet copied into the
+/// database: another process that finds a fresh `-wal` (or `-shm`) after one
+/// was deleted or replaced under the running store would not see them. The
+/// store fails closed, as for the database file itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_or_shm_file_deleted_or_replaced_under_a_running_store_fails_closed() {
+    for (suffix, replace) in [("-wal", false), ("-wal", true), ("-shm", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let clock = ManualClock::at_unix(T0);
+        let verifier = server(&path, &clock).await;
+        let token = login(&verifier, "alice").await;
+        assert!(verifier.open::<()>(&token).await.is_ok());
+        let sidecar = dir.path().join(format!("r.sqlite3{suffix}"));
+        assert!(sidecar.exists(), "{suffix} exists while the store is open");
+        if replace {
+            let other = dir.path().join("other");
+            std::fs::write(&other, b"").unwrap();
+            std::fs::rename(&other, &sidecar).unwrap();
+        } else {
+            std::fs::remove_file(&sidecar).unwrap();
+        }
+        let refused =
+            within(Duration::from_secs(1), async || untrusted(verifier.open::<()>(&token).await)).await;
+        assert!(refused.is_some(), "{suffix} (replaced: {replace}): the store still answered");
+        let err = verifier.logout_everywhere("alice").await.unwrap_err();
+        assert!(err.to_string().contains(&format!("r.sqlite3{suffix}")), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durable() {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
