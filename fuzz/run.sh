@@ -2,7 +2,7 @@
 # Runs every fuzz target for SECONDS (default 30) on the stable toolchain,
 # without a sanitizer (cargo fuzz's --sanitizer none works on stable; for
 # AddressSanitizer run with RUSTC_BOOTSTRAP=1 and drop --sanitizer none).
-# Seeds each corpus from tests/vectors/v1.json. Exits non-zero on a crash.
+# Seeds each corpus from tests/vectors/v1.json and v2.json. Exits non-zero on a crash.
 set -euo pipefail
 seconds=${1:-30}
 cd "$(dirname "$0")"
@@ -13,10 +13,11 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 mkdir -p corpus/open_arbitrary corpus/keyring_parse
 python3 - <<'PY'
 import json, hashlib, pathlib
-vectors = json.loads(pathlib.Path("../tests/vectors/v1.json").read_text())
-for v in vectors["valid"] + vectors["invalid"]:
-    token = v["token"].encode()
-    pathlib.Path("corpus/open_arbitrary", hashlib.sha1(token).hexdigest()).write_bytes(token)
+for version in (1, 2):
+    vectors = json.loads(pathlib.Path(f"../tests/vectors/v{version}.json").read_text())
+    for v in vectors["valid"] + vectors["invalid"]:
+        token = v["token"].encode()
+        pathlib.Path("corpus/open_arbitrary", hashlib.sha1(token).hexdigest()).write_bytes(token)
 keys = "".join(f'[[key]]\nid = {k["id"]}\nstate = "{k["state"]}"\nsecret = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"\n\n' for k in vectors["keys"])
 pathlib.Path("corpus/keyring_parse/vectors.toml").write_text(keys)
 pathlib.Path("corpus/keyring_parse/env").write_text("1:primary:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,2:active:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE")

@@ -164,6 +164,10 @@ pub enum ConfigError {
     /// The purpose string is longer than 123 bytes.
     #[error("purpose is {0} bytes long; it must be at most 123 (use the cookie name)")]
     PurposeTooLong(usize),
+    /// The token format version asked to seal is not one this release
+    /// writes.
+    #[error("token format version {0} cannot be sealed: use 2 (the default), or 1 during a rolling upgrade")]
+    TokenVersion(u8),
 }
 
 /// A master key could not be decoded.

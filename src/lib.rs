@@ -122,7 +122,7 @@ pub use sealer::{
 pub use session::{Session, SessionId};
 #[cfg(feature = "hazmat")]
 pub use token::envelope;
-pub use token::{UntrustedToken, MAX_PURPOSE_LEN, VERSION};
+pub use token::{UntrustedToken, MAX_PURPOSE_LEN, VERSION, VERSION_1};
 
 // The README's examples run as doctests of `sealed-session-axum`, whose
 // dependencies cover all of them, the axum integration included.

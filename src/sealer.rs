@@ -9,14 +9,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::aead::TAG_LEN;
+use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSpec;
 use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
 use crate::keyring::{Entry, KeyState, Keyring, SharedKeyring};
 use crate::random;
 use crate::session::{to_datetime, Session, SessionId, Times};
-use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64, HEADER_LEN};
+use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64};
 
 /// The default purpose, which is also the default cookie name.
 pub const DEFAULT_PURPOSE: &str = "__Host-session";
@@ -38,6 +38,9 @@ pub enum Reissue {
     /// Its last recorded activity is older than the renewal interval; sealing
     /// it again records this activity and slides the idle deadline.
     IdleRenewal,
+    /// It is in an earlier token format than the sealer writes (version 1);
+    /// sealing it again moves it to the current one.
+    FormatUpgrade,
 }
 
 /// A session that authenticated and is within its timeouts: the only way to
@@ -126,22 +129,26 @@ pub struct Sealer {
     max_len: usize,
     clock: Arc<dyn Clock>,
     /// The timeouts of remembered sessions.
-    remember: Option<Remember>,
+    remember: Option<Timeouts>,
+    /// The token format version it seals (docs/FORMAT.md).
+    version: u8,
 }
 
-/// The remember-me timeouts.
+/// The timeouts of one profile (standard or remember-me), in seconds.
 #[derive(Debug, Clone, Copy)]
-struct Remember {
+struct Timeouts {
     absolute: u64,
     idle: u64,
     renew_after: u64,
 }
 
-/// The purposes one sealer seals and opens under, each bound into the
-/// associated data: the purpose itself, and with `+remember` (remembered
-/// sessions, so that a token of one profile never opens under the other's
-/// timeouts), `+versioned` (data sealed as `Versioned`, so that it is never
-/// read as unversioned data or the other way round), or both.
+/// The purposes one sealer opens version 1 tokens under (and seals them, on
+/// request), each bound into the associated data: the purpose itself, and
+/// with `+remember` (remembered sessions, so that a token of one profile
+/// never opens under the other's timeouts), `+versioned` (data sealed as
+/// `Versioned`, so that it is never read as unversioned data or the other
+/// way round), or both. Version 2 says both in its flags, which the
+/// associated data binds, and uses the purpose alone.
 #[derive(Debug)]
 struct Purposes {
     /// Indexed by `[remembered][versioned]`.
@@ -178,21 +185,28 @@ enum DataKind {
     Any,
 }
 
-/// How a token authenticated: under the remember-me purpose, and under a
-/// `+versioned` one.
-#[derive(Debug, Clone, Copy)]
+/// How a token was sealed: under the remember-me profile, and with
+/// `Versioned` data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SealedAs {
     remembered: bool,
     versioned: bool,
 }
 
-/// The purpose and timeouts one token is sealed or opened under.
-#[derive(Clone, Copy)]
-struct Profile<'a> {
-    purpose: &'a str,
-    absolute: u64,
-    idle: u64,
-    renew_after: u64,
+impl SealedAs {
+    /// From a version 2 token's flags.
+    fn from_flags(flags: u8) -> Self {
+        Self {
+            remembered: flags & token::FLAG_REMEMBERED != 0,
+            versioned: flags & token::FLAG_VERSIONED != 0,
+        }
+    }
+
+    /// A version 2 token's flags.
+    fn flags(self) -> u8 {
+        let remembered = if self.remembered { token::FLAG_REMEMBERED } else { 0 };
+        remembered | if self.versioned { token::FLAG_VERSIONED } else { 0 }
+    }
 }
 
 impl Sealer {
@@ -208,27 +222,17 @@ impl Sealer {
             max_len: DEFAULT_MAX_TOKEN_LEN,
             clock: Arc::new(SystemClock),
             remember: None,
+            version: token::VERSION,
         }
     }
 
     /// The purpose and timeouts of standard or remembered sessions; `None`
     /// for remembered ones if the sealer has no remember-me timeouts.
-    fn profile(&self, sealed_as: SealedAs) -> Option<Profile<'_>> {
-        let purpose = self.purposes.get(sealed_as.remembered, sealed_as.versioned);
-        if !sealed_as.remembered {
-            return Some(Profile {
-                purpose,
-                absolute: self.absolute,
-                idle: self.idle,
-                renew_after: self.renew_after,
-            });
+    fn profile(&self, sealed_as: SealedAs) -> Option<Timeouts> {
+        if sealed_as.remembered {
+            return self.remember;
         }
-        self.remember.map(|r| Profile {
-            purpose,
-            absolute: r.absolute,
-            idle: r.idle,
-            renew_after: r.renew_after,
-        })
+        Some(Timeouts { absolute: self.absolute, idle: self.idle, renew_after: self.renew_after })
     }
 
     /// How `session` is sealed: its profile, and whether its data is
@@ -439,11 +443,17 @@ impl Sealer {
         let keyring = self.keyring.load();
         let entry = keyring.primary_entry();
         let key_id = entry.spec.id;
+        let sealed_as = Self::sealed_as(session);
         // Most sessions fit; an allocation of this size costs no more than a smaller one.
         let mut bytes = Vec::with_capacity(1024);
-        bytes.push(token::VERSION);
+        bytes.push(self.version);
+        if self.version != token::VERSION_1 {
+            bytes.push(sealed_as.flags());
+        }
         bytes.extend_from_slice(&key_id.to_be_bytes());
+        let prefix_len = bytes.len();
         bytes.extend_from_slice(&nonce);
+        let header_len = bytes.len();
         let mut bytes = token::encode_envelope(&head, session.data(), bytes).map_err(SealError::Serialize)?;
 
         // Refuse before encrypting what could not be sent.
@@ -451,9 +461,10 @@ impl Sealer {
         if len > self.max_len {
             return Err(SealError::TooLarge { len, max: self.max_len });
         }
-        let purpose = self.profile(Self::sealed_as(session)).ok_or(SealError::NoRememberMe)?.purpose;
-        let aad = AssociatedData::new(key_id, purpose.as_bytes()).ok_or(SealError::Encrypt)?;
-        let plaintext = bytes.get_mut(HEADER_LEN..).ok_or(SealError::Encrypt)?;
+        let purpose = self.sealing_purpose(sealed_as);
+        let (header, plaintext) = bytes.split_at_mut_checked(header_len).ok_or(SealError::Encrypt)?;
+        let prefix = header.get(..prefix_len).ok_or(SealError::Encrypt)?;
+        let aad = AssociatedData::new(prefix, purpose.as_bytes()).ok_or(SealError::Encrypt)?;
         let tag = entry
             .token_aead
             .encrypt_in_place_detached(&nonce, aad.as_bytes(), plaintext)
@@ -461,6 +472,17 @@ impl Sealer {
         bytes.extend_from_slice(&tag);
         entry.count_sealed();
         Ok(BASE64.encode(&bytes))
+    }
+
+    /// The purpose the associated data of a token sealed `sealed_as` ends
+    /// with: the purpose alone in version 2 (its flags say the rest), the
+    /// derived purpose in version 1.
+    fn sealing_purpose(&self, sealed_as: SealedAs) -> &str {
+        if self.version == token::VERSION_1 {
+            self.purposes.get(sealed_as.remembered, sealed_as.versioned)
+        } else {
+            self.purpose()
+        }
     }
 
     /// The length of the token that [`Sealer::seal`] would produce for
@@ -480,7 +502,7 @@ impl Sealer {
         };
         let envelope =
             token::encode_envelope(&head, session.data(), Vec::new()).map_err(SealError::Serialize)?;
-        Ok(base64_len(HEADER_LEN + envelope.len() + TAG_LEN))
+        Ok(base64_len(token::prefix_len(self.version) + NONCE_LEN + envelope.len() + TAG_LEN))
     }
 
     /// Opens a token at the clock's current time.
@@ -556,7 +578,7 @@ impl Sealer {
         let again = || UntrustedToken::decode(token, self.max_len).ok();
         let sealed_as =
             self.authenticate(&keyring, &mut untrusted, again, self.candidates(DataKind::Any, true))?;
-        let (_, plaintext, _) = untrusted.parts_mut().ok_or(OpenError::Malformed)?;
+        let (_, _, plaintext, _) = untrusted.parts_mut().ok_or(OpenError::Malformed)?;
         let (head, ()) =
             token::decode_envelope_with(plaintext, |_| Ok(())).map_err(|_| OpenError::Malformed)?;
         Ok(Inspection {
@@ -595,12 +617,23 @@ impl Sealer {
         keyring: &Keyring,
         token: &mut UntrustedToken,
         mut again: impl FnMut() -> Option<UntrustedToken>,
-        candidates: impl Iterator<Item = SealedAs>,
+        mut candidates: impl Iterator<Item = SealedAs>,
     ) -> Result<SealedAs, OpenError> {
         let key_id = token.key_id();
         let entry = keyring.entry(key_id).ok_or(OpenError::UnknownKey(key_id))?;
         if entry.spec.state == KeyState::Retired {
             return Err(OpenError::RetiredKey(key_id));
+        }
+        if let Some(flags) = token.flags() {
+            // Version 2 says how it was sealed: one decryption, if this
+            // opener takes that kind of token at all.
+            let sealed_as = SealedAs::from_flags(flags);
+            if !candidates.any(|candidate| candidate == sealed_as) || !decrypt(entry, self.purpose(), token)?
+            {
+                return Err(OpenError::Invalid);
+            }
+            entry.count_opened();
+            return Ok(sealed_as);
         }
         for (attempt, sealed_as) in candidates.enumerate() {
             if attempt > 0 {
@@ -625,11 +658,12 @@ impl Sealer {
         decode: impl FnOnce(&[u8]) -> Result<(Head<String>, T), EnvelopeError>,
     ) -> Result<Opened<T>, OpenError> {
         let key_id = token.key_id();
+        let version = token.version();
         let keyring = self.keyring.load();
         let sealed_as = self.authenticate(&keyring, &mut token, again, self.candidates(kind, false))?;
         let profile = self.profile(sealed_as).ok_or(OpenError::Invalid)?;
 
-        let (_, plaintext, _) = token.parts_mut().ok_or(OpenError::Malformed)?;
+        let (_, _, plaintext, _) = token.parts_mut().ok_or(OpenError::Malformed)?;
         let (head, data) = decode(plaintext).map_err(|err| match err {
             EnvelopeError::Head => OpenError::Malformed,
             EnvelopeError::Data => OpenError::DataMismatch,
@@ -650,6 +684,8 @@ impl Sealer {
 
         let reissue = if key_id != keyring.primary_id() {
             Some(Reissue::KeyRotation)
+        } else if version < self.version {
+            Some(Reissue::FormatUpgrade)
         } else if now.saturating_sub(times.last_seen) >= profile.renew_after {
             Some(Reissue::IdleRenewal)
         } else {
@@ -701,10 +737,10 @@ pub struct Inspection {
 /// Decrypts `token` in place under `purpose` with `entry`'s key; `false`
 /// if it does not authenticate (the buffer is then unusable).
 fn decrypt(entry: &Entry, purpose: &str, token: &mut UntrustedToken) -> Result<bool, OpenError> {
+    let (prefix, nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
     // A purpose too long for the associated data seals nothing: no token
     // authenticates under it.
-    let Some(aad) = AssociatedData::new(token.key_id(), purpose.as_bytes()) else { return Ok(false) };
-    let (nonce, ciphertext, tag) = token.parts_mut().ok_or(OpenError::Malformed)?;
+    let Some(aad) = AssociatedData::new(prefix, purpose.as_bytes()) else { return Ok(false) };
     Ok(entry.token_aead.decrypt_in_place_detached(nonce, aad.as_bytes(), ciphertext, tag).is_ok())
 }
 
@@ -751,6 +787,7 @@ pub struct SealerBuilder {
     max_len: usize,
     clock: Arc<dyn Clock>,
     remember: Option<(Duration, Duration)>,
+    version: u8,
 }
 
 impl SealerBuilder {
@@ -818,6 +855,16 @@ impl SealerBuilder {
         self
     }
 
+    /// The token format version to seal: 2 (the default, [`token::VERSION`])
+    /// or 1. Both are always opened. Seal version 1 only while a rolling
+    /// upgrade still has servers of a release that opens version 1 alone;
+    /// a server sealing version 2 asks to re-issue version 1 tokens
+    /// ([`Reissue::FormatUpgrade`]).
+    pub fn token_version(mut self, version: u8) -> Self {
+        self.version = version;
+        self
+    }
+
     /// Checks the configuration and builds the sealer.
     ///
     /// # Errors
@@ -838,15 +885,23 @@ impl SealerBuilder {
         if self.purpose.is_empty() {
             return Err(ConfigError::EmptyPurpose);
         }
+        if self.version != token::VERSION && self.version != token::VERSION_1 {
+            return Err(ConfigError::TokenVersion(self.version));
+        }
         let remember = match self.remember {
             Some((absolute, idle)) => {
                 let (absolute, idle) = timeouts(absolute, idle)?;
-                Some(Remember { absolute, idle, renew_after: (idle / 4).max(1) })
+                Some(Timeouts { absolute, idle, renew_after: (idle / 4).max(1) })
             }
             None => None,
         };
-        // The longest purpose this sealer seals under.
-        let suffix = if remember.is_some() { REMEMBER_SUFFIX.len() } else { 0 } + VERSIONED_SUFFIX.len();
+        // The longest purpose this sealer seals under: in version 1, with
+        // the suffixes that say the profile and the kind of data.
+        let suffix = if self.version == token::VERSION_1 {
+            (if remember.is_some() { REMEMBER_SUFFIX.len() } else { 0 }) + VERSIONED_SUFFIX.len()
+        } else {
+            0
+        };
         let longest = self.purpose.len() + suffix;
         if longest > token::MAX_PURPOSE_LEN {
             return Err(ConfigError::PurposeTooLong(longest));
@@ -861,6 +916,7 @@ impl SealerBuilder {
             max_len: self.max_len,
             clock: self.clock,
             remember,
+            version: self.version,
         })
     }
 }

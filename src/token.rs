@@ -1,4 +1,4 @@
-//! Token format v1: framing and envelope (docs/FORMAT.md).
+//! Token formats v1 and v2: framing and envelope (docs/FORMAT.md).
 
 use std::sync::LazyLock;
 
@@ -11,14 +11,31 @@ use serde::{Deserialize, Serialize};
 use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::error::OpenError;
 
-/// The format version this release seals.
-pub const VERSION: u8 = 1;
-/// Version byte and key ID.
-const PREFIX_LEN: usize = 1 + 4;
-/// Version, key ID and nonce: the bytes before the ciphertext.
-pub(crate) const HEADER_LEN: usize = PREFIX_LEN + NONCE_LEN;
-/// The shortest byte string that can hold a header and a tag.
-pub(crate) const MIN_LEN: usize = HEADER_LEN + TAG_LEN;
+/// The format version this release seals by default.
+pub const VERSION: u8 = 2;
+/// The first format version, still opened (and sealed on request, for a
+/// rolling upgrade: [`SealerBuilder::token_version`](crate::SealerBuilder::token_version)).
+pub const VERSION_1: u8 = 1;
+
+/// Version 2 flag: sealed under the remember-me profile.
+pub(crate) const FLAG_REMEMBERED: u8 = 0x01;
+/// Version 2 flag: the data is `Versioned`.
+pub(crate) const FLAG_VERSIONED: u8 = 0x02;
+/// Every flag version 2 defines; a token with any other bit set is malformed.
+const KNOWN_FLAGS: u8 = FLAG_REMEMBERED | FLAG_VERSIONED;
+
+/// The bytes before the nonce: version ‖ key ID (v1), version ‖ flags ‖
+/// key ID (v2).
+pub(crate) const fn prefix_len(version: u8) -> usize {
+    if version == VERSION_1 {
+        1 + 4
+    } else {
+        1 + 1 + 4
+    }
+}
+
+/// The longest prefix.
+const MAX_PREFIX_LEN: usize = prefix_len(VERSION);
 /// The longest purpose, so that associated data always fits on the stack.
 pub const MAX_PURPOSE_LEN: usize = 123;
 
@@ -48,7 +65,8 @@ pub struct UntrustedToken {
 
 impl UntrustedToken {
     /// Decodes a token's text, checking steps 1 to 4 of the validation order:
-    /// length, canonical base64url, minimum size, version.
+    /// length, canonical base64url, minimum size, version (and for version 2
+    /// its flags).
     ///
     /// # Errors
     /// [`OpenError::TooLarge`], [`OpenError::Malformed`] or
@@ -58,61 +76,85 @@ impl UntrustedToken {
             return Err(OpenError::TooLarge { len: text.len(), max: max_len });
         }
         let bytes = BASE64.decode(text).map_err(|_| OpenError::Malformed)?;
-        if bytes.len() < MIN_LEN {
+        // Shorter than the shortest header and tag of any version.
+        if bytes.len() < prefix_len(VERSION_1) + NONCE_LEN + TAG_LEN {
             return Err(OpenError::Malformed);
         }
-        match bytes.first() {
-            Some(&VERSION) => Ok(Self { bytes }),
-            Some(&other) => Err(OpenError::UnsupportedVersion(other)),
-            None => Err(OpenError::Malformed),
+        let version = bytes.first().copied().unwrap_or_default();
+        if version != VERSION && version != VERSION_1 {
+            return Err(OpenError::UnsupportedVersion(version));
         }
+        if bytes.len() < prefix_len(version) + NONCE_LEN + TAG_LEN {
+            return Err(OpenError::Malformed);
+        }
+        let token = Self { bytes };
+        if token.flags().is_some_and(|flags| flags & !KNOWN_FLAGS != 0) {
+            return Err(OpenError::Malformed);
+        }
+        Ok(token)
+    }
+
+    /// The format version (1 or 2).
+    #[must_use]
+    pub fn version(&self) -> u8 {
+        self.bytes.first().copied().unwrap_or_default()
+    }
+
+    /// A version 2 token's flags (not yet authenticated); `None` for
+    /// version 1, which has none.
+    pub(crate) fn flags(&self) -> Option<u8> {
+        (self.version() == VERSION).then(|| self.bytes.get(1).copied().unwrap_or_default())
     }
 
     /// The key ID the token names (not yet authenticated).
     #[must_use]
     pub fn key_id(&self) -> u32 {
         let mut id = [0u8; 4];
-        if let Some(bytes) = self.bytes.get(1..PREFIX_LEN) {
+        let end = prefix_len(self.version());
+        if let Some(bytes) = self.bytes.get(end - 4..end) {
             id.copy_from_slice(bytes);
         }
         u32::from_be_bytes(id)
     }
 
-    /// Splits into nonce, ciphertext (mutable, for decryption in place) and tag.
-    pub(crate) fn parts_mut(&mut self) -> Option<(&[u8; NONCE_LEN], &mut [u8], &[u8; TAG_LEN])> {
-        let (header, rest) = self.bytes.split_at_mut_checked(HEADER_LEN)?;
+    /// Splits into prefix, nonce, ciphertext (mutable, for decryption in
+    /// place) and tag.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parts_mut(&mut self) -> Option<(&[u8], &[u8; NONCE_LEN], &mut [u8], &[u8; TAG_LEN])> {
+        let prefix_len = prefix_len(self.version());
+        let (header, rest) = self.bytes.split_at_mut_checked(prefix_len + NONCE_LEN)?;
         let tag_at = rest.len().checked_sub(TAG_LEN)?;
         let (ciphertext, tag) = rest.split_at_mut(tag_at);
-        let nonce = header.get(PREFIX_LEN..)?.try_into().ok()?;
-        Some((nonce, ciphertext, (&*tag).try_into().ok()?))
+        let (prefix, nonce) = header.split_at_checked(prefix_len)?;
+        Some((prefix, nonce.try_into().ok()?, ciphertext, (&*tag).try_into().ok()?))
     }
 }
 
 impl std::fmt::Debug for UntrustedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UntrustedToken")
+            .field("version", &self.version())
             .field("key_id", &self.key_id())
             .field("len", &self.bytes.len())
             .finish()
     }
 }
 
-/// Associated data: version ‖ key ID ‖ purpose, on the stack.
+/// Associated data: the token's prefix (version, flags, key ID) ‖ purpose,
+/// on the stack.
 pub(crate) struct AssociatedData {
-    bytes: [u8; PREFIX_LEN + MAX_PURPOSE_LEN],
+    bytes: [u8; MAX_PREFIX_LEN + MAX_PURPOSE_LEN],
     len: usize,
 }
 
 impl AssociatedData {
-    /// `None` if the purpose is longer than [`MAX_PURPOSE_LEN`] (refused when
-    /// a sealer is built).
-    pub(crate) fn new(key_id: u32, purpose: &[u8]) -> Option<Self> {
-        let mut bytes = [0u8; PREFIX_LEN + MAX_PURPOSE_LEN];
-        let len = PREFIX_LEN + purpose.len();
-        let (prefix, rest) = bytes.split_first_chunk_mut::<PREFIX_LEN>()?;
-        *prefix = [VERSION, 0, 0, 0, 0];
-        prefix.get_mut(1..)?.copy_from_slice(&key_id.to_be_bytes());
-        rest.get_mut(..purpose.len())?.copy_from_slice(purpose);
+    /// `None` if the prefix or the purpose is too long (a purpose longer than
+    /// [`MAX_PURPOSE_LEN`] is refused when a sealer is built).
+    pub(crate) fn new(prefix: &[u8], purpose: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; MAX_PREFIX_LEN + MAX_PURPOSE_LEN];
+        let len = prefix.len().checked_add(purpose.len())?;
+        bytes.get_mut(..prefix.len())?.copy_from_slice(prefix);
+        bytes.get_mut(prefix.len()..len)?.copy_from_slice(purpose);
         Some(Self { bytes, len })
     }
 

@@ -1,9 +1,11 @@
-//! Known-answer vectors for token format v1 (tests/vectors/v1.json).
+//! Known-answer vectors for token formats v1 and v2 (tests/vectors/v1.json,
+//! tests/vectors/v2.json).
 //!
 //! The vectors are produced here, through the crate-private fixed-nonce
-//! entry point, and compared with the committed file: any drift of the
-//! format fails `vectors_file_is_current`. Write the file anew (only for a
-//! deliberate format change, which needs a new version byte) with
+//! entry point (sealing version 1 through `SealerBuilder::token_version`),
+//! and compared with the committed files: any drift of either format fails
+//! `vectors_files_are_current`. Write the files anew (only for a deliberate
+//! format change, which needs a new version byte) with
 //! `SEALED_SESSION_WRITE_VECTORS=1 cargo test vectors`.
 //!
 //! The file is checked independently of this crate by
@@ -18,17 +20,30 @@ use time::OffsetDateTime;
 
 use crate::{KeySpec, KeyState, Keyring, MasterKey, OpenError, Sealer, Session, SessionId};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/v1.json");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 const PURPOSE: &str = "__Host-session";
 const NOW: i64 = 1_800_000_000;
 const ABSOLUTE: u64 = 12 * 3600;
 const IDLE: u64 = 1800;
+/// The remember-me timeouts of version 2's remembered vector.
+const REMEMBER_ABSOLUTE: u64 = 30 * 86_400;
+const REMEMBER_IDLE: u64 = 7 * 86_400;
+/// The format versions with vectors.
+const VERSIONS: [u8; 2] = [1, 2];
+
+fn path(version: u8) -> String {
+    format!("{DIR}/v{version}.json")
+}
 
 /// The application data type of every vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Data {
     name: String,
     visits: u32,
+}
+
+impl crate::versioned::SessionData for Data {
+    const VERSION: u32 = 3;
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -55,13 +70,23 @@ fn keyring(states: &[(u32, KeyState)]) -> Keyring {
 /// The keyring every vector is opened with.
 const KEYS: [(u32, KeyState); 3] = [(1, KeyState::Primary), (2, KeyState::Active), (3, KeyState::Retired)];
 
-fn sealer(keyring: Keyring, purpose: &str) -> Sealer {
-    Sealer::builder(keyring)
+/// The sealer every vector is sealed and opened with: version 2's has
+/// remember-me timeouts too.
+fn sealer(keyring: Keyring, purpose: &str, version: u8) -> Sealer {
+    let builder = Sealer::builder(keyring)
         .purpose(purpose)
         .absolute_timeout(std::time::Duration::from_secs(ABSOLUTE))
         .idle_timeout(std::time::Duration::from_secs(IDLE))
-        .build()
-        .unwrap()
+        .token_version(version);
+    let builder = if version == 1 {
+        builder
+    } else {
+        builder.remember_me(
+            std::time::Duration::from_secs(REMEMBER_ABSOLUTE),
+            std::time::Duration::from_secs(REMEMBER_IDLE),
+        )
+    };
+    builder.build().unwrap()
 }
 
 fn at(unix: i64) -> OffsetDateTime {
@@ -74,31 +99,63 @@ struct Case {
     user: Option<(&'static str, u64)>,
     data: Data,
     seed: u8,
+    /// Sealed as a remember-me session (version 2 only).
+    remembered: bool,
+    /// The data sealed as `Versioned<Data>` (version 2 only).
+    versioned: bool,
 }
 
-/// Seals one case with the key `case.key_id` as primary; returns the
-/// vector's JSON and the token's bytes.
-fn seal_case(case: &Case) -> (Value, Vec<u8>) {
+impl Case {
+    fn plain(
+        name: &'static str,
+        key_id: u32,
+        user: Option<(&'static str, u64)>,
+        data: Data,
+        seed: u8,
+    ) -> Self {
+        Self { name, key_id, user, data, seed, remembered: false, versioned: false }
+    }
+}
+
+/// Seals one case in format `version` with the key `case.key_id` as
+/// primary; returns the vector's JSON and the token's bytes.
+fn seal_case(case: &Case, version: u8) -> (Value, Vec<u8>) {
     let nonce: [u8; 24] = std::array::from_fn(|i| case.seed.wrapping_add(i as u8));
     let id: [u8; 16] = std::array::from_fn(|i| case.seed.wrapping_mul(3).wrapping_add(i as u8));
-    let mut session = Session::new(case.data.clone()).with_id(SessionId::from_bytes(id));
-    if let Some((user, epoch)) = case.user {
-        session = session.with_user(user, epoch);
+    let sealing = sealer(keyring(&[(case.key_id, KeyState::Primary)]), PURPOSE, version);
+    fn user<T>(case: &Case, mut session: Session<T>) -> Session<T> {
+        if let Some((user, epoch)) = case.user {
+            session = session.with_user(user, epoch);
+        }
+        if case.remembered {
+            session = session.remembered();
+        }
+        session
     }
-    let sealing = sealer(keyring(&[(case.key_id, KeyState::Primary)]), PURPOSE);
-    let token = sealing.seal_with_nonce(&session, NOW as u64, nonce).unwrap();
+    let (token, data) = if case.versioned {
+        let versioned = crate::versioned::Versioned(case.data.clone());
+        let session = user(case, Session::new(versioned.clone()).with_id(SessionId::from_bytes(id)));
+        let token = sealing.seal_with_nonce(&session, NOW as u64, nonce).unwrap();
+        (token, postcard::to_allocvec(&versioned).unwrap())
+    } else {
+        let session = user(case, Session::new(case.data.clone()).with_id(SessionId::from_bytes(id)));
+        let token = sealing.seal_with_nonce(&session, NOW as u64, nonce).unwrap();
+        (token, postcard::to_allocvec(&case.data).unwrap())
+    };
     let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+    let absolute = if case.remembered { REMEMBER_ABSOLUTE } else { ABSOLUTE };
 
     let head = crate::token::Head {
         issued_at: NOW as u64,
-        expires_at: NOW as u64 + ABSOLUTE,
+        expires_at: NOW as u64 + absolute,
         last_seen: NOW as u64,
         session_id: id,
         user_id: case.user.map(|u| u.0),
         epoch: case.user.map_or(0, |u| u.1),
     };
-    let plaintext = crate::token::encode_envelope(&head, &case.data, Vec::new()).unwrap();
-    let vector = json!({
+    let mut plaintext = postcard::to_allocvec(&head).unwrap();
+    plaintext.extend_from_slice(&data);
+    let mut vector = json!({
         "name": case.name,
         "key_id": case.key_id,
         "nonce": hex(&nonce),
@@ -106,12 +163,19 @@ fn seal_case(case: &Case) -> (Value, Vec<u8>) {
         "user_id": case.user.map(|u| u.0),
         "epoch": case.user.map_or(0, |u| u.1),
         "issued_at": NOW,
-        "expires_at": NOW as u64 + ABSOLUTE,
+        "expires_at": NOW as u64 + absolute,
         "last_seen": NOW,
         "data": { "name": case.data.name, "visits": case.data.visits },
         "plaintext": hex(&plaintext),
         "token": token,
     });
+    if version != 1 {
+        vector["flags"] = json!(bytes[1]);
+        vector["remembered"] = json!(case.remembered);
+        if case.versioned {
+            vector["data_version"] = json!(<Data as crate::versioned::SessionData>::VERSION);
+        }
+    }
     (vector, bytes)
 }
 
@@ -119,15 +183,19 @@ fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Seals `plaintext`, whatever it holds, under key 1 with a fixed nonce: a
-/// token that authenticates, for the vectors whose envelope is wrong.
-fn seal_plaintext(plaintext: &[u8], seed: u8) -> String {
+/// Seals `plaintext`, whatever it holds, in format `version` (with no
+/// flags) under key 1 with a fixed nonce: a token that authenticates, for
+/// the vectors whose envelope is wrong.
+fn seal_plaintext(plaintext: &[u8], seed: u8, version: u8) -> String {
     let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
     let keyring = keyring(&[(1, KeyState::Primary)]);
     let entry = keyring.entry(1).unwrap();
-    let aad = crate::token::AssociatedData::new(1, PURPOSE.as_bytes()).unwrap();
-    let mut bytes = vec![crate::token::VERSION];
+    let mut bytes = vec![version];
+    if version != 1 {
+        bytes.push(0);
+    }
     bytes.extend_from_slice(&1u32.to_be_bytes());
+    let aad = crate::token::AssociatedData::new(&bytes, PURPOSE.as_bytes()).unwrap();
     bytes.extend_from_slice(&nonce);
     let mut body = plaintext.to_vec();
     let tag = entry.token_aead.encrypt_in_place_detached(&nonce, aad.as_bytes(), &mut body).unwrap();
@@ -142,60 +210,55 @@ fn flip(bytes: &[u8], index: usize) -> String {
     encode(&changed)
 }
 
-fn build() -> Value {
-    let cases = [
-        Case {
-            name: "anonymous, empty name",
-            key_id: 1,
-            user: None,
-            data: Data { name: String::new(), visits: 0 },
-            seed: 0,
-        },
-        Case {
-            name: "user with epoch",
-            key_id: 1,
-            user: Some(("alice", 3)),
-            data: Data { name: "Alice".into(), visits: 300 },
-            seed: 40,
-        },
-        Case {
-            name: "sealed by the active key",
-            key_id: 2,
-            user: Some(("bob", 0)),
-            data: Data { name: "ünïcödé ✓".into(), visits: u32::MAX },
-            seed: 80,
-        },
-        Case {
-            name: "long data",
-            key_id: 1,
-            user: Some(("carol", 1 << 40)),
-            data: Data { name: "x".repeat(300), visits: 128 },
-            seed: 120,
-        },
+fn build(version: u8) -> Value {
+    let mut cases = vec![
+        Case::plain("anonymous, empty name", 1, None, Data { name: String::new(), visits: 0 }, 0),
+        Case::plain("user with epoch", 1, Some(("alice", 3)), Data { name: "Alice".into(), visits: 300 }, 40),
+        Case::plain(
+            "sealed by the active key",
+            2,
+            Some(("bob", 0)),
+            Data { name: "ünïcödé ✓".into(), visits: u32::MAX },
+            80,
+        ),
+        Case::plain(
+            "long data",
+            1,
+            Some(("carol", 1 << 40)),
+            Data { name: "x".repeat(300), visits: 128 },
+            120,
+        ),
     ];
-    let sealed: Vec<(Value, Vec<u8>)> = cases.iter().map(seal_case).collect();
+    if version != 1 {
+        cases.push(Case {
+            remembered: true,
+            ..Case::plain(
+                "remember-me profile",
+                1,
+                Some(("dan", 1)),
+                Data { name: "Dan".into(), visits: 7 },
+                160,
+            )
+        });
+        cases.push(Case {
+            versioned: true,
+            ..Case::plain("versioned data", 2, None, Data { name: "Eve".into(), visits: 2 }, 170)
+        });
+    }
+    let sealed: Vec<(Value, Vec<u8>)> = cases.iter().map(|case| seal_case(case, version)).collect();
     let (_, base) = &sealed[1];
     let base_text = encode(base);
     let n = base.len();
+    // Where the key ID ends and the nonce begins.
+    let prefix = crate::token::prefix_len(version);
 
-    let (_, retired) = seal_case(&Case {
-        name: "",
-        key_id: 3,
-        user: None,
-        data: Data { name: "r".into(), visits: 1 },
-        seed: 9,
-    });
-    let (_, unknown) = seal_case(&Case {
-        name: "",
-        key_id: 9,
-        user: None,
-        data: Data { name: "u".into(), visits: 1 },
-        seed: 19,
-    });
+    let (_, retired) = seal_case(&Case::plain("", 3, None, Data { name: "r".into(), visits: 1 }, 9), version);
+    let (_, unknown) =
+        seal_case(&Case::plain("", 9, None, Data { name: "u".into(), visits: 1 }, 19), version);
     let mut relabelled = base.clone();
-    relabelled[1..5].copy_from_slice(&2u32.to_be_bytes());
-    let mut version2 = base.clone();
-    version2[0] = 2;
+    relabelled[prefix - 4..prefix].copy_from_slice(&2u32.to_be_bytes());
+    let mut version3 = base.clone();
+    version3[0] = 3;
     // A token whose length leaves unused bits in its last base64 character.
     let (_, odd) = sealed.iter().find(|(_, b)| b.len() % 3 != 0).expect("a token with unused bits");
     let odd_text = encode(odd);
@@ -209,10 +272,10 @@ fn build() -> Value {
     let invalid =
         |name: &str, token: String, error: &str| json!({ "name": name, "token": token, "error": error });
     let mut negatives = vec![
-        invalid("wrong version", encode(&version2), "UnsupportedVersion(2)"),
+        invalid("unknown version", encode(&version3), "UnsupportedVersion(3)"),
         invalid("key ID relabelled to another valid key", encode(&relabelled), "Invalid"),
-        invalid("modified nonce", flip(base, 5), "Invalid"),
-        invalid("modified ciphertext", flip(base, 29), "Invalid"),
+        invalid("modified nonce", flip(base, prefix), "Invalid"),
+        invalid("modified ciphertext", flip(base, prefix + 24), "Invalid"),
         invalid("modified tag", flip(base, n - 1), "Invalid"),
         invalid("truncated by one byte", encode(&base[..n - 1]), "Invalid"),
         invalid("truncated below the minimum", encode(&base[..44]), "Malformed"),
@@ -226,6 +289,23 @@ fn build() -> Value {
         invalid("unknown key", encode(&unknown), "UnknownKey(9)"),
         invalid("too large", "A".repeat(4097), "TooLarge"),
     ];
+    if version != 1 {
+        let with_flags = |flags: u8| {
+            let mut changed = base.clone();
+            changed[1] = flags;
+            encode(&changed)
+        };
+        negatives.extend([
+            invalid("header and tag without a byte of ciphertext", encode(&base[..45]), "Malformed"),
+            invalid("a flag no version defines", with_flags(0x04), "Malformed"),
+            invalid("remember-me flag set on a standard token", with_flags(0x01), "Invalid"),
+            invalid(
+                "versioned-data flag where the application's type is not versioned",
+                with_flags(0x02),
+                "Invalid",
+            ),
+        ]);
+    }
     // Tokens that authenticate but whose envelope is not canonical, or whose
     // data is not of the application's type: a verifier must decode strictly.
     let plaintext = unhex(sealed[1].0["plaintext"].as_str().unwrap());
@@ -243,13 +323,21 @@ fn build() -> Value {
     not_the_type.extend_from_slice(&[0xff; 9]);
     not_the_type.push(0x01);
     negatives.extend([
-        invalid("non-minimal varint in the envelope head", seal_plaintext(&non_minimal, 200), "Malformed"),
-        invalid("option tag other than 0 or 1", seal_plaintext(&bad_tag, 201), "Malformed"),
-        invalid("envelope head cut short", seal_plaintext(&plaintext[..20], 202), "Malformed"),
-        invalid("data not of the application's type", seal_plaintext(&not_the_type, 203), "DataMismatch"),
+        invalid(
+            "non-minimal varint in the envelope head",
+            seal_plaintext(&non_minimal, 200, version),
+            "Malformed",
+        ),
+        invalid("option tag other than 0 or 1", seal_plaintext(&bad_tag, 201, version), "Malformed"),
+        invalid("envelope head cut short", seal_plaintext(&plaintext[..20], 202, version), "Malformed"),
+        invalid(
+            "data not of the application's type",
+            seal_plaintext(&not_the_type, 203, version),
+            "DataMismatch",
+        ),
         invalid(
             "bytes left over after the data",
-            seal_plaintext(&[plaintext.as_slice(), &[0]].concat(), 204),
+            seal_plaintext(&[plaintext.as_slice(), &[0]].concat(), 204, version),
             "DataMismatch",
         ),
     ]);
@@ -263,8 +351,9 @@ fn build() -> Value {
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
 
-    json!({
-        "format": "sealed-session token v1 (docs/FORMAT.md)",
+    let mut file = json!({
+        "format": format!("sealed-session token v{version} (docs/FORMAT.md)"),
+        "version": version,
         "hkdf_info": std::str::from_utf8(crate::keyring::TOKEN_KEY_INFO).unwrap(),
         "purpose": PURPOSE,
         "now": NOW,
@@ -277,7 +366,12 @@ fn build() -> Value {
         })).collect::<Vec<_>>(),
         "valid": sealed.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
         "invalid": negatives,
-    })
+    });
+    if version != 1 {
+        file["remember_absolute_timeout"] = json!(REMEMBER_ABSOLUTE);
+        file["remember_idle_timeout"] = json!(REMEMBER_IDLE);
+    }
+    file
 }
 
 fn error_name(err: &OpenError) -> String {
@@ -287,59 +381,97 @@ fn error_name(err: &OpenError) -> String {
     }
 }
 
-fn file() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap()
+fn file(version: u8) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path(version)).unwrap()).unwrap()
 }
 
 #[test]
-fn vectors_file_is_current() {
-    let built = build();
-    if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
-        let before = file();
-        std::fs::write(PATH, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
-        // Never a pass against the file just written: review the diff, then
-        // run again without the variable.
-        assert_eq!(before, built, "tests/vectors/v1.json rewritten: review the diff and run again without SEALED_SESSION_WRITE_VECTORS");
-        panic!(
-            "SEALED_SESSION_WRITE_VECTORS is set: the file was rewritten (unchanged); run again without it"
-        );
+fn vectors_files_are_current() {
+    for version in VERSIONS {
+        let built = build(version);
+        if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
+            std::fs::write(path(version), serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+            continue;
+        }
+        assert_eq!(file(version), built, "the token format drifted from tests/vectors/v{version}.json");
     }
-    assert_eq!(file(), built, "the token format drifted from tests/vectors/v1.json");
+    // Never a pass against files just written: review the diff, then run
+    // again without the variable.
+    assert!(
+        std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_none(),
+        "SEALED_SESSION_WRITE_VECTORS is set: the files were rewritten; review the diff and run again without it"
+    );
 }
 
 #[test]
 fn valid_vectors_open_to_their_data() {
-    let vectors = file();
-    let sealer = sealer(keyring(&KEYS), PURPOSE);
-    for v in vectors["valid"].as_array().unwrap() {
-        let opened = sealer.open_at::<Data>(v["token"].as_str().unwrap(), at(NOW)).unwrap();
-        let session = opened.session();
-        assert_eq!(opened.key_id() as u64, v["key_id"].as_u64().unwrap());
-        assert_eq!(session.id().to_hex(), v["session_id"].as_str().unwrap());
-        assert_eq!(session.user_id(), v["user_id"].as_str());
-        assert_eq!(session.epoch(), v["epoch"].as_u64().unwrap());
-        assert_eq!(session.data().name, v["data"]["name"].as_str().unwrap());
-        assert_eq!(u64::from(session.data().visits), v["data"]["visits"].as_u64().unwrap());
-        assert_eq!(session.expires_at().unwrap().unix_timestamp() as u64, v["expires_at"].as_u64().unwrap());
-        let token = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()).unwrap();
-        assert_eq!(hex(&token[5..29]), v["nonce"].as_str().unwrap());
-        assert_eq!(unhex(v["plaintext"].as_str().unwrap()).len() + 45, token.len());
+    for version in VERSIONS {
+        let vectors = file(version);
+        let sealer = sealer(keyring(&KEYS), PURPOSE, version);
+        for v in vectors["valid"].as_array().unwrap() {
+            let token = v["token"].as_str().unwrap();
+            // What the vector says, read from the opened session.
+            fn facts<T>(opened: &crate::Opened<T>, data: impl Fn(&T) -> &Data) -> Value {
+                let session = opened.session();
+                json!({
+                    "key_id": opened.key_id(),
+                    "session_id": session.id().to_hex(),
+                    "user_id": session.user_id(),
+                    "epoch": session.epoch(),
+                    "remembered": session.is_remembered(),
+                    "data": { "name": data(session.data()).name, "visits": data(session.data()).visits },
+                    "expires_at": session.expires_at().unwrap().unix_timestamp(),
+                })
+            }
+            let facts = if v.get("data_version").is_some() {
+                let opened = sealer.open_at::<crate::versioned::Versioned<Data>>(token, at(NOW)).unwrap();
+                assert!(opened.is_versioned_data());
+                facts(&opened, |d| &d.0)
+            } else {
+                facts(&sealer.open_at::<Data>(token, at(NOW)).unwrap(), |d| d)
+            };
+            for field in ["key_id", "session_id", "user_id", "epoch", "data", "expires_at"] {
+                assert_eq!(facts[field], v[field], "v{version} {}: {field}", v["name"]);
+            }
+            assert_eq!(facts["remembered"], v.get("remembered").cloned().unwrap_or(json!(false)));
+            let token = URL_SAFE_NO_PAD.decode(token).unwrap();
+            let prefix = crate::token::prefix_len(version);
+            assert_eq!(token[0], version);
+            assert_eq!(hex(&token[prefix..prefix + 24]), v["nonce"].as_str().unwrap());
+            assert_eq!(unhex(v["plaintext"].as_str().unwrap()).len() + prefix + 24 + 16, token.len());
+        }
     }
 }
 
 #[test]
 fn invalid_vectors_fail_with_their_error() {
-    let vectors = file();
-    let invalid = vectors["invalid"].as_array().unwrap();
-    assert!(invalid.len() >= 20);
-    for v in invalid {
-        let purpose = v.get("purpose").and_then(Value::as_str).unwrap_or(PURPOSE);
-        let now = v.get("now").and_then(Value::as_i64).unwrap_or(NOW);
-        let err = sealer(keyring(&KEYS), purpose)
-            .open_at::<Data>(v["token"].as_str().unwrap(), at(now))
-            .expect_err(v["name"].as_str().unwrap());
-        assert_eq!(error_name(&err), v["error"].as_str().unwrap(), "{}", v["name"]);
+    for version in VERSIONS {
+        let vectors = file(version);
+        let invalid = vectors["invalid"].as_array().unwrap();
+        assert!(invalid.len() >= 20);
+        for v in invalid {
+            let purpose = v.get("purpose").and_then(Value::as_str).unwrap_or(PURPOSE);
+            let now = v.get("now").and_then(Value::as_i64).unwrap_or(NOW);
+            let err = sealer(keyring(&KEYS), purpose, version)
+                .open_at::<Data>(v["token"].as_str().unwrap(), at(now))
+                .expect_err(v["name"].as_str().unwrap());
+            assert_eq!(error_name(&err), v["error"].as_str().unwrap(), "v{version}: {}", v["name"]);
+        }
     }
+}
+
+/// A sealer of either version opens the other's tokens: the default (2)
+/// opens version 1 and asks to re-issue it; one sealing version 1 opens
+/// version 2.
+#[test]
+fn each_version_opens_the_others_tokens() {
+    let v1 = file(1)["valid"][1]["token"].as_str().unwrap().to_owned();
+    let v2 = file(2)["valid"][1]["token"].as_str().unwrap().to_owned();
+    let current = sealer(keyring(&KEYS), PURPOSE, 2).open_at::<Data>(&v1, at(NOW)).unwrap();
+    assert_eq!(current.reissue(), Some(crate::Reissue::FormatUpgrade));
+    let rolling = sealer(keyring(&KEYS), PURPOSE, 1).open_at::<Data>(&v2, at(NOW)).unwrap();
+    assert_eq!(rolling.reissue(), None, "a version 1 sealer never asks to go back");
+    assert_eq!(rolling.session().data().name, "Alice");
 }
 
 /// The hazmat envelope codec reads each vector's plaintext to its fields and
@@ -348,7 +480,7 @@ fn invalid_vectors_fail_with_their_error() {
 #[test]
 fn the_envelope_codec_reads_and_writes_the_vectors_plaintexts() {
     use crate::token::envelope;
-    for v in file()["valid"].as_array().unwrap() {
+    for v in VERSIONS.iter().flat_map(|&version| file(version)["valid"].as_array().unwrap().clone()) {
         let plaintext = unhex(v["plaintext"].as_str().unwrap());
         let (fields, data) = envelope::decode(&plaintext).expect("a vector's envelope decodes");
         assert_eq!(fields.issued_at, v["issued_at"].as_u64().unwrap());

@@ -103,7 +103,11 @@ fn every_single_bit_flip_is_refused() {
         let err = sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(&changed)).unwrap_err();
         let expected = match i / 8 {
             0 => OpenError::UnsupportedVersion(changed[0]),
-            1..=4 => OpenError::UnknownKey(u32::from_be_bytes(changed[1..5].try_into().unwrap())),
+            // The flags: a profile or kind of data this sealer does not
+            // open, or a flag no version defines.
+            1 if i % 8 < 2 => OpenError::Invalid,
+            1 => OpenError::Malformed,
+            2..=5 => OpenError::UnknownKey(u32::from_be_bytes(changed[2..6].try_into().unwrap())),
             _ => OpenError::Invalid,
         };
         assert_eq!(err, expected, "bit {i}");
@@ -116,7 +120,7 @@ fn every_truncation_and_extension_is_refused() {
     let bytes = token_bytes(&sealer);
     for len in 0..bytes.len() {
         let err = sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(&bytes[..len])).unwrap_err();
-        let expected = if len < 45 { OpenError::Malformed } else { OpenError::Invalid };
+        let expected = if len < 46 { OpenError::Malformed } else { OpenError::Invalid };
         assert_eq!(err, expected, "truncated to {len}");
     }
     for extra in [&[0u8][..], &[0xff; 7], &[1; 64]] {
@@ -130,7 +134,7 @@ fn a_token_relabelled_to_another_valid_key_is_refused() {
     let clock = ManualClock::at_unix(T0);
     let sealer = sealer_with(keyring(&[(1, KeyState::Primary), (2, KeyState::Active)]), &clock);
     let mut bytes = token_bytes(&sealer);
-    bytes[1..5].copy_from_slice(&2u32.to_be_bytes());
+    bytes[2..6].copy_from_slice(&2u32.to_be_bytes());
     assert_eq!(sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(bytes)).unwrap_err(), OpenError::Invalid);
 }
 
@@ -155,7 +159,7 @@ fn rotation_opens_old_tokens_and_asks_for_reissue() {
     // Phase 1: the new key is added as active; nothing changes for tokens.
     shared.replace(keyring(&[(1, KeyState::Primary), (2, KeyState::Active)]));
     assert_eq!(sealer.open::<String>(&old).unwrap().reissue(), None);
-    assert_eq!(URL_SAFE_NO_PAD.decode(sealer.seal(&Session::new(0u8)).unwrap()).unwrap()[1..5], [0, 0, 0, 1]);
+    assert_eq!(URL_SAFE_NO_PAD.decode(sealer.seal(&Session::new(0u8)).unwrap()).unwrap()[2..6], [0, 0, 0, 1]);
 
     // Phase 2: promote. Old tokens open and ask to be sealed again.
     shared.replace(keyring(&[(1, KeyState::Active), (2, KeyState::Primary)]));
@@ -453,6 +457,10 @@ fn bad_sealer_configurations_are_refused() {
     assert_eq!(base().leeway(Duration::from_secs(86_401)).build().unwrap_err(), ConfigError::Leeway);
     assert_eq!(base().max_token_len(100).build().unwrap_err(), ConfigError::MaxTokenLen(100));
     assert_eq!(base().purpose("").build().unwrap_err(), ConfigError::EmptyPurpose);
+    for version in [0, 3, 255] {
+        assert_eq!(base().token_version(version).build().unwrap_err(), ConfigError::TokenVersion(version));
+    }
+    assert!(base().token_version(1).build().is_ok() && base().token_version(2).build().is_ok());
     // Each limit is inclusive.
     assert!(base().renew_after(Duration::from_secs(1800)).build().is_ok(), "renewal at the idle timeout");
     assert!(base().leeway(Duration::from_secs(86_400)).build().is_ok());
@@ -553,9 +561,16 @@ fn remember_me_timeouts_are_checked_like_the_standard_ones() {
     assert!(matches!(build(60, 0, "p"), Err(ConfigError::ZeroTimeout(Expiry::Idle))));
     let longest = "p".repeat(sealed_session::MAX_PURPOSE_LEN);
     assert!(Sealer::builder(keyring(&[(1, KeyState::Primary)])).purpose(longest.as_str()).build().is_ok());
+    assert!(build(60, 60, &longest).is_ok(), "version 2 binds the purpose alone");
+    // Version 1 appends `+remember` and `+versioned` to it: those must fit.
+    let v1 = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .purpose(longest.as_str())
+        .remember_me(Duration::from_secs(60), Duration::from_secs(60))
+        .token_version(1)
+        .build();
     assert!(
-        matches!(build(60, 60, &longest), Err(ConfigError::PurposeTooLong(n)) if n == longest.len() + 9),
-        "the remembered purpose must fit too"
+        matches!(v1, Err(ConfigError::PurposeTooLong(n)) if n == longest.len() + 19),
+        "the longest version 1 purpose must fit: {v1:?}"
     );
 }
 

@@ -1,6 +1,6 @@
-//! Checks tests/vectors/v1.json with the construction of docs/FORMAT.md built
-//! from other crates (`hkdf`, `chacha20poly1305`, a hand-written postcard
-//! reader), not from this crate's code.
+//! Checks tests/vectors/v1.json and v2.json with the construction of
+//! docs/FORMAT.md built from other crates (`hkdf`, `chacha20poly1305`, a
+//! hand-written postcard reader), not from this crate's code.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,8 +14,19 @@ fn unhex(text: &str) -> Vec<u8> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
-fn vectors() -> Value {
-    serde_json::from_str(include_str!("vectors/v1.json")).unwrap()
+/// Both files of vectors.
+fn files() -> [Value; 2] {
+    [include_str!("vectors/v1.json"), include_str!("vectors/v2.json")]
+        .map(|f| serde_json::from_str(f).unwrap())
+}
+
+/// The bytes before the nonce: version ‖ key ID (1), version ‖ flags ‖ key ID (2).
+fn prefix_len(token: &[u8]) -> usize {
+    if token[0] == 1 {
+        5
+    } else {
+        6
+    }
 }
 
 fn token_key(vectors: &Value, id: u64) -> [u8; 32] {
@@ -28,11 +39,12 @@ fn token_key(vectors: &Value, id: u64) -> [u8; 32] {
 
 /// Decrypts a token as FORMAT.md sections 2 and 3 say; `None` if it does not authenticate.
 fn decrypt(vectors: &Value, token: &[u8], purpose: &str) -> Option<Vec<u8>> {
-    let id = u32::from_be_bytes(token[1..5].try_into().unwrap());
+    let p = prefix_len(token);
+    let id = u32::from_be_bytes(token[p - 4..p].try_into().unwrap());
     let aead = XChaCha20Poly1305::new(&token_key(vectors, u64::from(id)).into());
-    let aad = [&token[..5], purpose.as_bytes()].concat();
-    let nonce: [u8; 24] = token[5..29].try_into().unwrap();
-    aead.decrypt(&nonce.into(), Payload { msg: &token[29..], aad: &aad }).ok()
+    let aad = [&token[..p], purpose.as_bytes()].concat();
+    let nonce: [u8; 24] = token[p..p + 24].try_into().unwrap();
+    aead.decrypt(&nonce.into(), Payload { msg: &token[p + 24..], aad: &aad }).ok()
 }
 
 /// A strict postcard reader, written from FORMAT.md section 4.
@@ -118,79 +130,118 @@ fn data(r: &mut Reader<'_>) -> Step<(String, u64)> {
     }
 }
 
+/// Field 7 as `Versioned` data: the version, then the data's own bytes as
+/// a byte string, then nothing left over.
+fn versioned_data(r: &mut Reader<'_>) -> Step<(u64, (String, u64))> {
+    let version = r.varint(32)?;
+    let len = r.varint(64)?;
+    let inner = r.bytes(len)?;
+    if !r.0.is_empty() {
+        return Err("bytes left over");
+    }
+    Ok((version, data(&mut Reader(&inner))?))
+}
+
 #[test]
 fn valid_vectors_decrypt_to_the_documented_envelope() {
-    let vectors = vectors();
-    let purpose = vectors["purpose"].as_str().unwrap();
-    let valid = vectors["valid"].as_array().unwrap();
-    assert!(valid.len() >= 4);
-    for v in valid {
-        let token = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()).unwrap();
-        assert_eq!(token[0], 1, "version");
-        assert_eq!(
-            u64::from(u32::from_be_bytes(token[1..5].try_into().unwrap())),
-            v["key_id"].as_u64().unwrap()
-        );
-        assert_eq!(token[5..29], unhex(v["nonce"].as_str().unwrap())[..]);
-        let plaintext = decrypt(&vectors, &token, purpose).expect("vector authenticates");
-        assert_eq!(plaintext, unhex(v["plaintext"].as_str().unwrap()));
+    for vectors in files() {
+        let version = vectors["version"].as_u64().unwrap();
+        let purpose = vectors["purpose"].as_str().unwrap();
+        let valid = vectors["valid"].as_array().unwrap();
+        assert!(valid.len() >= 4);
+        for v in valid {
+            let token = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()).unwrap();
+            assert_eq!(u64::from(token[0]), version, "version");
+            let p = prefix_len(&token);
+            if version == 2 {
+                let flags = u64::from(token[1]);
+                assert_eq!(flags, v["flags"].as_u64().unwrap());
+                assert_eq!(flags & 1 == 1, v["remembered"].as_bool().unwrap(), "flag 0x01: remember-me");
+                assert_eq!(flags & 2 == 2, v.get("data_version").is_some(), "flag 0x02: versioned data");
+            }
+            assert_eq!(
+                u64::from(u32::from_be_bytes(token[p - 4..p].try_into().unwrap())),
+                v["key_id"].as_u64().unwrap()
+            );
+            assert_eq!(token[p..p + 24], unhex(v["nonce"].as_str().unwrap())[..]);
+            let plaintext = decrypt(&vectors, &token, purpose).expect("vector authenticates");
+            assert_eq!(plaintext, unhex(v["plaintext"].as_str().unwrap()));
 
-        let mut r = Reader(&plaintext);
-        let head = head(&mut r).expect("envelope head decodes");
-        assert_eq!(head.issued_at, v["issued_at"].as_u64().unwrap());
-        assert_eq!(head.expires_at, v["expires_at"].as_u64().unwrap());
-        assert_eq!(head.last_seen, v["last_seen"].as_u64().unwrap());
-        assert_eq!(head.session_id, unhex(v["session_id"].as_str().unwrap()));
-        assert_eq!(head.user_id.as_deref(), v["user_id"].as_str());
-        assert_eq!(head.epoch, v["epoch"].as_u64().unwrap());
-        let (name, visits) = data(&mut r).expect("data decodes with nothing left over");
-        assert_eq!(name, v["data"]["name"].as_str().unwrap());
-        assert_eq!(visits, v["data"]["visits"].as_u64().unwrap());
+            let mut r = Reader(&plaintext);
+            let head = head(&mut r).expect("envelope head decodes");
+            assert_eq!(head.issued_at, v["issued_at"].as_u64().unwrap());
+            assert_eq!(head.expires_at, v["expires_at"].as_u64().unwrap());
+            assert_eq!(head.last_seen, v["last_seen"].as_u64().unwrap());
+            assert_eq!(head.session_id, unhex(v["session_id"].as_str().unwrap()));
+            assert_eq!(head.user_id.as_deref(), v["user_id"].as_str());
+            assert_eq!(head.epoch, v["epoch"].as_u64().unwrap());
+            let (name, visits) = match v.get("data_version") {
+                Some(expected) => {
+                    let (data_version, data) = versioned_data(&mut r).expect("versioned data decodes");
+                    assert_eq!(data_version, expected.as_u64().unwrap());
+                    data
+                }
+                None => data(&mut r).expect("data decodes with nothing left over"),
+            };
+            assert_eq!(name, v["data"]["name"].as_str().unwrap());
+            assert_eq!(visits, v["data"]["visits"].as_u64().unwrap());
+        }
     }
 }
 
 #[test]
 fn invalid_vectors_that_claim_a_forgery_do_not_authenticate() {
-    let vectors = vectors();
     let mut checked = 0;
-    for v in vectors["invalid"].as_array().unwrap() {
-        if v["error"] != "Invalid" {
-            continue;
+    for vectors in files() {
+        for v in vectors["invalid"].as_array().unwrap() {
+            if v["error"] != "Invalid" {
+                continue;
+            }
+            let purpose =
+                v.get("purpose").and_then(Value::as_str).unwrap_or(vectors["purpose"].as_str().unwrap());
+            let token = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()).unwrap();
+            // A version 2 token whose flags say versioned data is refused
+            // unopened by an application whose type is not versioned
+            // (FORMAT.md, step 5); the others fail authentication.
+            if token[0] == 2 && token[1] & 2 == 2 {
+                continue;
+            }
+            assert!(decrypt(&vectors, &token, purpose).is_none(), "{}", v["name"]);
+            checked += 1;
         }
-        let purpose =
-            v.get("purpose").and_then(Value::as_str).unwrap_or(vectors["purpose"].as_str().unwrap());
-        let token = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()).unwrap();
-        assert!(decrypt(&vectors, &token, purpose).is_none(), "{}", v["name"]);
-        checked += 1;
     }
-    assert!(checked >= 7);
+    assert!(checked >= 15);
 }
 
 #[test]
 fn invalid_vectors_that_authenticate_fail_where_format_md_says() {
-    let vectors = vectors();
-    let purpose = vectors["purpose"].as_str().unwrap();
     let mut checked = 0;
-    for v in vectors["invalid"].as_array().unwrap() {
-        let expected = v["error"].as_str().unwrap();
-        if expected != "Malformed" && expected != "DataMismatch" {
-            continue;
+    for vectors in files() {
+        let purpose = vectors["purpose"].as_str().unwrap();
+        for v in vectors["invalid"].as_array().unwrap() {
+            let expected = v["error"].as_str().unwrap();
+            if expected != "Malformed" && expected != "DataMismatch" {
+                continue;
+            }
+            let Ok(token) = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()) else { continue };
+            if token.len() < 45
+                || token.len() < prefix_len(&token) + 24 + 16
+                || (token[0] == 2 && token[1] & !3 != 0)
+            {
+                continue;
+            }
+            let plaintext = decrypt(&vectors, &token, purpose).expect("authenticates");
+            let mut r = Reader(&plaintext);
+            let got = match head(&mut r) {
+                Err(_) => "Malformed",
+                Ok(_) => match data(&mut r) {
+                    Err(_) => "DataMismatch",
+                    Ok(_) => "opened",
+                },
+            };
+            assert_eq!(got, expected, "{}", v["name"]);
+            checked += 1;
         }
-        let Ok(token) = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()) else { continue };
-        if token.len() < 45 {
-            continue;
-        }
-        let plaintext = decrypt(&vectors, &token, purpose).expect("authenticates");
-        let mut r = Reader(&plaintext);
-        let got = match head(&mut r) {
-            Err(_) => "Malformed",
-            Ok(_) => match data(&mut r) {
-                Err(_) => "DataMismatch",
-                Ok(_) => "opened",
-            },
-        };
-        assert_eq!(got, expected, "{}", v["name"]);
-        checked += 1;
     }
-    assert!(checked >= 5, "{checked} authenticated malformed vectors");
+    assert!(checked >= 10, "{checked} authenticated malformed vectors");
 }

@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use sealed_session::{KeySpec, KeyState, Keyring, ManualClock, MasterKey, OpenError, Sealer, UntrustedToken};
 
-const VECTORS: &str = include_str!("../../tests/vectors/v1.json");
+const VECTORS: [&str; 2] =
+    [include_str!("../../tests/vectors/v1.json"), include_str!("../../tests/vectors/v2.json")];
 
 struct Oracle {
     sealer: Sealer,
@@ -21,7 +22,10 @@ struct Oracle {
 }
 
 static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
-    let vectors: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+    let files: Vec<serde_json::Value> = VECTORS.iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    // Both files share keys, purpose, clock and timeouts; version 2's adds
+    // the remember-me timeouts of its remembered vector.
+    let vectors = &files[1];
     let keys = vectors["keys"].as_array().unwrap().iter().map(|key| {
         let hex = key["secret"].as_str().unwrap();
         let bytes: Vec<u8> =
@@ -36,17 +40,24 @@ static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
     let sealer = Sealer::builder(Keyring::new(keys).unwrap())
         .purpose(vectors["purpose"].as_str().unwrap())
         .clock(ManualClock::at_unix(vectors["now"].as_i64().unwrap()))
+        .remember_me(
+            std::time::Duration::from_secs(vectors["remember_absolute_timeout"].as_u64().unwrap()),
+            std::time::Duration::from_secs(vectors["remember_idle_timeout"].as_u64().unwrap()),
+        )
         .build()
         .unwrap();
     // A `DataMismatch` vector carries a valid tag over an envelope whose data
     // is not of the application's type: it opens raw, so it is authentic too.
-    let authentic_invalid =
-        vectors["invalid"].as_array().unwrap().iter().filter(|v| v["error"].as_str() == Some("DataMismatch"));
-    let seeds = vectors["valid"]
-        .as_array()
-        .unwrap()
+    let seeds = files
         .iter()
-        .chain(authentic_invalid)
+        .flat_map(|vectors| {
+            let authentic_invalid = vectors["invalid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["error"].as_str() == Some("DataMismatch"));
+            vectors["valid"].as_array().unwrap().iter().chain(authentic_invalid)
+        })
         .map(|v| v["token"].as_str().unwrap().to_owned())
         .collect();
     Oracle { sealer, seeds }

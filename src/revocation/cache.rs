@@ -445,8 +445,8 @@ mod tests {
 
     #[test]
     fn the_cache_reports_its_ttl_and_size() {
-        let cache = StateCache::new(Duration::from_millis(1500));
-        assert_eq!(cache.ttl(), Duration::from_millis(1500));
+        let cache = StateCache::new(Duration::from_millis(500));
+        assert_eq!(cache.ttl(), Duration::from_millis(500));
         assert!(cache.is_empty());
         assert!(cache.insert(cache.ticket(0), Some("alice"), &Session::new(()).id(), &state(0, false, 0)));
         assert!(!cache.is_empty());

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Checks tests/vectors/v1.json with libsodium (through PyNaCl) and an
-HKDF-SHA256 written from RFC 5869, following docs/FORMAT.md and nothing else.
+"""Checks tests/vectors/v1.json and v2.json with libsodium (through PyNaCl)
+and an HKDF-SHA256 written from RFC 5869, following docs/FORMAT.md and
+nothing else.
 
-Usage: python3 tests/vectors/verify_libsodium.py [tests/vectors/v1.json]
+Usage: python3 tests/vectors/verify_libsodium.py [FILE.json ...]
 Needs: pip install pynacl
 """
 import base64
@@ -69,25 +70,38 @@ class Reader:
         return self.take(self.varint()).decode("utf-8")
 
 
-def open_token(vectors, text, purpose, now):
-    """Returns (envelope dict, plaintext) or the name of the error."""
+def open_token(vectors, text, purpose, now, versioned=False):
+    """Returns (envelope dict, plaintext) or the name of the error. The
+    application's data type is {name, visits}, wrapped in the crate's
+    Versioned framing if `versioned`."""
     keys = {k["id"]: k for k in vectors["keys"]}
     if len(text) > vectors["max_token_len"]:
         return "TooLarge"
     raw = decode_canonical(text)
     if raw is None or len(raw) < 45:
         return "Malformed"
-    if raw[0] != 1:
+    if raw[0] not in (1, 2):
         return f"UnsupportedVersion({raw[0]})"
-    key_id = int.from_bytes(raw[1:5], "big")
+    prefix = 5 if raw[0] == 1 else 6
+    if len(raw) < prefix + 24 + 16:
+        return "Malformed"
+    flags = raw[1] if raw[0] == 2 else 0
+    if flags & ~0x03:
+        return "Malformed"
+    key_id = int.from_bytes(raw[prefix - 4:prefix], "big")
     if key_id not in keys:
         return f"UnknownKey({key_id})"
     if keys[key_id]["state"] == "retired":
         return f"RetiredKey({key_id})"
+    remembered = bool(flags & 0x01)
+    if remembered and "remember_absolute_timeout" not in vectors:
+        return "Invalid"  # this opener has no remember-me profile
+    if bool(flags & 0x02) != versioned:
+        return "Invalid"  # not the kind of data this opener reads
     key = hkdf_sha256(bytes.fromhex(keys[key_id]["secret"]), b"", INFO, 32)
-    aad = raw[:5] + purpose.encode()
+    aad = raw[:prefix] + purpose.encode()
     try:
-        plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[29:], aad, raw[5:29], key)
+        plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[prefix + 24:], aad, raw[prefix:prefix + 24], key)
     except CryptoError:
         return "Invalid"
     r = Reader(plaintext)
@@ -102,37 +116,54 @@ def open_token(vectors, text, purpose, now):
     except (ValueError, UnicodeDecodeError):
         return "Malformed"
     try:
-        env["data"] = {"name": r.string(), "visits": r.varint(32)}
+        if versioned:
+            env["data_version"] = r.varint(32)
+            inner = Reader(r.take(r.varint()))
+            env["data"] = {"name": inner.string(), "visits": inner.varint(32)}
+            if inner.pos != len(inner.data):
+                raise ValueError("bytes left over in the versioned data")
+        else:
+            env["data"] = {"name": r.string(), "visits": r.varint(32)}
     except (ValueError, UnicodeDecodeError):
         return "DataMismatch"
     if r.pos != len(plaintext):
         return "DataMismatch"
+    absolute = vectors["remember_absolute_timeout"] if remembered else vectors["absolute_timeout"]
+    idle = vectors["remember_idle_timeout"] if remembered else vectors["idle_timeout"]
     if env["issued_at"] > now + vectors["leeway"] or env["last_seen"] > now + vectors["leeway"]:
         return "NotYetValid"
-    if now >= env["expires_at"] or now >= env["issued_at"] + vectors["absolute_timeout"]:
+    if now >= env["expires_at"] or now >= env["issued_at"] + absolute:
         return "Expired(Absolute)"
-    if now >= env["last_seen"] + vectors["idle_timeout"]:
+    if now >= env["last_seen"] + idle:
         return "Expired(Idle)"
     return env, plaintext
 
 
-def main():
-    path = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).with_name("v1.json"))
+def check(path):
     vectors = json.loads(path.read_text())
     failures = 0
     for v in vectors["valid"]:
-        result = open_token(vectors, v["token"], vectors["purpose"], vectors["now"])
-        expected = {k: v[k] for k in ("issued_at", "expires_at", "last_seen", "session_id", "user_id", "epoch", "data")}
+        versioned = "data_version" in v
+        result = open_token(vectors, v["token"], vectors["purpose"], vectors["now"], versioned)
+        fields = ["issued_at", "expires_at", "last_seen", "session_id", "user_id", "epoch", "data"]
+        expected = {k: v[k] for k in fields + (["data_version"] if versioned else [])}
         if isinstance(result, str) or result[0] != expected or result[1].hex() != v["plaintext"]:
-            print(f"FAIL valid {v['name']!r}: {result}")
+            print(f"FAIL {path.name} valid {v['name']!r}: {result}")
             failures += 1
     for v in vectors["invalid"]:
         result = open_token(vectors, v["token"], v.get("purpose", vectors["purpose"]), v.get("now", vectors["now"]))
         if result != v["error"]:
-            print(f"FAIL invalid {v['name']!r}: expected {v['error']}, got {result if isinstance(result, str) else 'success'}")
+            print(f"FAIL {path.name} invalid {v['name']!r}: expected {v['error']}, got {result if isinstance(result, str) else 'success'}")
             failures += 1
     total = len(vectors["valid"]) + len(vectors["invalid"])
-    print(f"libsodium: {total - failures} passed, {failures} failed")
+    print(f"libsodium, {path.name}: {total - failures} passed, {failures} failed")
+    return failures
+
+
+def main():
+    here = pathlib.Path(__file__).parent
+    paths = [pathlib.Path(p) for p in sys.argv[1:]] or [here / "v1.json", here / "v2.json"]
+    failures = sum(check(path) for path in paths)
     return 1 if failures else 0
 
 
