@@ -4,7 +4,8 @@
 //! ```text
 //! cargo bench --bench revocation
 //! ```
-
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![allow(unsafe_code)] // the counting allocator below; the library has none.
 
 use std::alloc::{GlobalAlloc, Layout, System};

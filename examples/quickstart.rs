@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --example quickstart
 //! ```
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::time::Duration;
 

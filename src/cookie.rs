@@ -215,12 +215,6 @@ impl CookieSpec {
         Ok(self)
     }
 
-    /// Whether the name has the `__Host-` prefix (which browsers match
-    /// without regard to case).
-    fn is_host_prefixed(&self) -> bool {
-        self.name.get(..7).is_some_and(|prefix| prefix.eq_ignore_ascii_case("__host-"))
-    }
-
     /// The cookie's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -364,36 +358,76 @@ impl CookieSpec {
     where
         I: IntoIterator<Item = &'h [u8]>,
     {
-        let mut values =
-            headers.into_iter().flat_map(|header| header.split(|&b| b == b';')).filter_map(move |pair| {
-                let mut parts = trim_space_and_tab(pair).splitn(2, |&b| b == b'=');
-                let (name, value) = (parts.next()?, parts.next()?);
-                if name != self.name.as_bytes() {
-                    return None;
-                }
-                let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
-                if value.is_empty() || !is_cookie_value(value) {
-                    return None;
-                }
-                std::str::from_utf8(value).ok()
-            });
-        let mut found: [Option<&'h str>; MAX_SAME_NAME] = [None; MAX_SAME_NAME];
-        let mut count = 0;
-        for (slot, value) in found.iter_mut().zip(&mut values) {
-            *slot = Some(value);
-            count += 1;
+        let [values] = scan([self], headers);
+        values.into_iter()
+    }
+
+    /// Whether the name has the `__Host-` prefix (which browsers match
+    /// without regard to case).
+    fn is_host_prefixed(&self) -> bool {
+        self.name.get(..7).is_some_and(|prefix| prefix.eq_ignore_ascii_case("__host-"))
+    }
+}
+
+/// The values of one cookie found in a request, at most
+/// [`MAX_SAME_NAME`], by the rules of [`CookieSpec::values_in`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Values<'h> {
+    found: [Option<&'h str>; MAX_SAME_NAME],
+}
+
+impl<'h> Values<'h> {
+    /// The values, in order.
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = &'h str> {
+        self.found.into_iter().flatten()
+    }
+}
+
+/// The values of each of `specs` in a request's `Cookie` headers, read in
+/// one pass, each by the rules of [`CookieSpec::values_in`].
+pub(crate) fn scan<'h, const N: usize>(
+    specs: [&CookieSpec; N],
+    headers: impl IntoIterator<Item = &'h [u8]>,
+) -> [Values<'h>; N] {
+    let mut values = [Values::default(); N];
+    let mut counts = [0usize; N];
+    let pairs = headers.into_iter().flat_map(|header| header.split(|&b| b == b';'));
+    for pair in pairs {
+        let mut parts = trim_space_and_tab(pair).splitn(2, |&b| b == b'=');
+        let (Some(name), Some(value)) = (parts.next(), parts.next()) else { continue };
+        let Some(i) = specs.iter().position(|spec| name == spec.name.as_bytes()) else { continue };
+        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        if value.is_empty() || !is_cookie_value(value) {
+            continue;
         }
-        if count > 1 && self.is_host_prefixed() {
+        let Ok(value) = std::str::from_utf8(value) else { continue };
+        let (Some(count), Some(found)) = (counts.get_mut(i), values.get_mut(i)) else { continue };
+        if let Some(slot) = found.found.get_mut(*count) {
+            *slot = Some(value);
+        }
+        *count += 1;
+    }
+    for ((spec, found), count) in specs.iter().zip(&mut values).zip(counts) {
+        if count > 1 && spec.is_host_prefixed() {
             tracing::info!(
-                cookie = %self.name,
+                cookie = %spec.name,
                 count,
                 "a __Host- cookie arrived more than once, which no browser sends of itself (an injected \
                  cookie): treated as no cookie"
             );
-            found = [None; MAX_SAME_NAME];
+            *found = Values::default();
         }
-        found.into_iter().flatten()
     }
+    values
+}
+
+/// What a response must do with one cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieChange {
+    /// Send this `Set-Cookie` value.
+    Set(String),
+    /// Remove the cookie.
+    Remove,
 }
 
 /// `bytes` without ASCII spaces and tabs at either end (nothing else: a

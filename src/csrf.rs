@@ -209,7 +209,7 @@ fn mac(entry: &Entry, session: &SessionId) -> Option<HmacSha256> {
     let mut mac = HmacSha256::new_from_slice(entry.csrf_key.as_ref()).ok()?;
     // The keyed state is two SHA-256 states and a block buffer, which wipe
     // themselves on drop (the zeroize features of hmac and sha2).
-    crate::key::type_wiped_on_drop::<<sha2::Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
+    crate::wipe::type_wiped_on_drop::<<sha2::Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
     mac.update(b"sealed-session csrf v1");
     mac.update(session.as_bytes());
     Some(mac)

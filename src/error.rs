@@ -116,12 +116,6 @@ pub enum SealError {
          SealerBuilder::remember_me"
     )]
     NoRememberMe,
-    /// The token just sealed did not open again
-    /// ([`Sealer::issue_cookie`](crate::Sealer::issue_cookie),
-    /// [`Verifier::issue`](crate::Verifier::issue)): the clock or keyring
-    /// changed under the call.
-    #[error("the token just sealed did not open again ({0}); try again")]
-    Reopen(#[source] OpenError),
 }
 
 /// The operating system's random source could not be read.

@@ -77,7 +77,7 @@ impl ThreadRng {
     /// exit) or this fails to compile. Never called.
     #[allow(dead_code)]
     fn secrets_wipe_themselves(&self) {
-        crate::key::wiped_on_drop(&self.rng);
+        crate::wipe::wiped_on_drop(&self.rng);
     }
 }
 

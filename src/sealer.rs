@@ -87,13 +87,110 @@ impl<T> Opened<T> {
     }
 
     /// Whether the token's data was sealed as
-    /// [`Versioned`](crate::versioned::Versioned) (under the `+versioned`
-    /// purpose): for tools that open tokens with
-    /// [`Sealer::open_raw_at`], which do not know the data's type.
+    /// [`Versioned`](crate::versioned::Versioned): for code that opens
+    /// tokens with [`Sealer::open_raw`], which does not know the data's
+    /// type.
     #[must_use]
     pub fn is_versioned_data(&self) -> bool {
         self.versioned
     }
+}
+
+impl Opened<Vec<u8>> {
+    /// The session of a token opened with [`Sealer::open_raw`], with its
+    /// data decoded as `T`: what [`Sealer::open`] would have given. Opening
+    /// the bytes once and decoding them where the type is known is how a web
+    /// layer serves handlers of any data type.
+    ///
+    /// ```
+    /// use sealed_session::{Keyring, Sealer, Session};
+    ///
+    /// let sealer = Sealer::builder(Keyring::generate()?).build()?;
+    /// let token = sealer.seal(&Session::new(("alice".to_owned(), 7u32)))?;
+    /// let raw = sealer.open_raw(&token)?;
+    /// assert_eq!(raw.decode::<(String, u32)>()?.session().data().1, 7);
+    /// assert!(raw.decode::<u64>().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`OpenError::DataMismatch`] if the bytes are not a `T` (nothing may
+    /// be left over), or the token's data is
+    /// [`Versioned`](crate::versioned::Versioned) and `T` is not, or the
+    /// reverse.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<Opened<T>, OpenError> {
+        if self.versioned != crate::versioned::expects_versioned::<T>() {
+            return Err(OpenError::DataMismatch);
+        }
+        let data = match postcard::take_from_bytes::<T>(self.session.data()) {
+            Ok((data, [])) => data,
+            _ => return Err(OpenError::DataMismatch),
+        };
+        Ok(Opened {
+            session: self.session.with_data(data),
+            key_id: self.key_id,
+            idle_expires_at: self.idle_expires_at,
+            reissue: self.reissue,
+            versioned: self.versioned,
+        })
+    }
+}
+
+/// What sealing one session produced besides its token: what the token
+/// now says, so that the caller need not open it again.
+struct Sealed {
+    times: Times,
+    key_id: u32,
+    sealed_as: SealedAs,
+    /// The data's own bytes (field 7 of the envelope), when asked for.
+    data: Option<Vec<u8>>,
+}
+
+/// Data to seal, which encodes itself after the envelope's head.
+trait SealData {
+    /// Appends field 7 of the envelope to `out`.
+    fn encode(&self, out: Vec<u8>) -> Result<Vec<u8>, postcard::Error>;
+    /// Whether it is [`Versioned`](crate::versioned::Versioned) data.
+    fn versioned(&self) -> bool;
+}
+
+/// A session's data of an application type.
+struct Typed<'a, T: ?Sized>(&'a T);
+
+impl<T: Serialize + ?Sized> SealData for Typed<'_, T> {
+    fn encode(&self, out: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_extend(self.0, out)
+    }
+
+    fn versioned(&self) -> bool {
+        crate::versioned::is_versioned(self.0)
+    }
+}
+
+/// A session's data as a token carried it ([`Sealer::open_raw`]): sealed
+/// again byte for byte.
+struct Encoded<'a> {
+    bytes: &'a [u8],
+    versioned: bool,
+}
+
+impl SealData for Encoded<'_> {
+    fn encode(&self, mut out: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+        out.extend_from_slice(self.bytes);
+        Ok(out)
+    }
+
+    fn versioned(&self) -> bool {
+        self.versioned
+    }
+}
+
+/// A session sealed for a request: the text to send (a `Set-Cookie` value
+/// or a bare token), and the session as it now stands, typed and as bytes.
+pub(crate) struct Issued<T> {
+    pub(crate) text: String,
+    pub(crate) typed: Opened<T>,
+    pub(crate) raw: Opened<Vec<u8>>,
 }
 
 impl<T> fmt::Debug for Opened<T> {
@@ -235,15 +332,6 @@ impl Sealer {
         Some(Timeouts { absolute: self.absolute, idle: self.idle, renew_after: self.renew_after })
     }
 
-    /// How `session` is sealed: its profile, and whether its data is
-    /// `Versioned`.
-    fn sealed_as<T: Serialize>(session: &Session<T>) -> SealedAs {
-        SealedAs {
-            remembered: session.is_remembered(),
-            versioned: crate::versioned::is_versioned(session.data()),
-        }
-    }
-
     /// The ways a token of `kind` may have been sealed, in the order tried:
     /// the standard profile first (the common case costs one decryption).
     /// `all_profiles` tries the remember-me purposes even without
@@ -360,36 +448,98 @@ impl Sealer {
         session: &Session<T>,
         cookie: &CookieSpec,
     ) -> Result<String, SealError> {
-        Ok(self.seal_for_cookie(session, cookie)?.1)
+        Ok(self.seal_now(session, &Typed(session.data()), Some(cookie), false)?.0)
     }
 
-    /// Seals `session` for `cookie` as [`Sealer::seal_cookie`] does, and
-    /// opens the token again, so that what the caller holds is exactly what
-    /// the cookie carries: the session as sealed and the `Set-Cookie` value.
+    /// Seals `session` and returns the token with the session as the token
+    /// now carries it (its times set), so that what the caller holds is
+    /// exactly what the client will send back: nothing is opened again.
     ///
     /// # Errors
-    /// As [`Sealer::seal_cookie`], or [`SealError::Reopen`] if the token just
-    /// sealed did not open (the clock or keyring changed under the call).
-    pub fn issue_cookie<T: Serialize + DeserializeOwned>(
-        &self,
-        session: &Session<T>,
-        cookie: &CookieSpec,
-    ) -> Result<(Opened<T>, String), SealError> {
-        let (token, header) = self.seal_for_cookie(session, cookie)?;
-        Ok((self.open::<T>(&token).map_err(SealError::Reopen)?, header))
+    /// As [`Sealer::seal`].
+    pub fn issue<T: Serialize>(&self, session: Session<T>) -> Result<(String, Opened<T>), SealError> {
+        let (token, sealed) = self.seal_now(&session, &Typed(session.data()), None, false)?;
+        Ok((token, self.opened(session, &sealed)))
     }
 
-    /// The token and the `Set-Cookie` value that carries it. Every "too large"
-    /// is [`SealError::TooLarge`]: the token against the sealer's maximum,
-    /// then against what the cookie leaves room for.
-    fn seal_for_cookie<T: Serialize>(
+    /// [`Sealer::issue`] for `cookie`: the session as the cookie now carries
+    /// it, and the `Set-Cookie` value ([`Sealer::seal_cookie`]).
+    ///
+    /// # Errors
+    /// As [`Sealer::seal_cookie`].
+    pub fn issue_cookie<T: Serialize>(
+        &self,
+        session: Session<T>,
+        cookie: &CookieSpec,
+    ) -> Result<(Opened<T>, String), SealError> {
+        let (header, sealed) = self.seal_now(&session, &Typed(session.data()), Some(cookie), false)?;
+        Ok((self.opened(session, &sealed), header))
+    }
+
+    /// [`Sealer::issue_cookie`] (or [`Sealer::issue`] without a cookie),
+    /// with the session as bytes too, for a web layer that keeps sessions
+    /// undecoded.
+    pub(crate) fn issue_for<T: Serialize>(
+        &self,
+        session: Session<T>,
+        cookie: Option<&CookieSpec>,
+    ) -> Result<Issued<T>, SealError> {
+        let (text, mut sealed) = self.seal_now(&session, &Typed(session.data()), cookie, true)?;
+        let data = sealed.data.take().unwrap_or_default();
+        let raw = Opened {
+            session: session.with_data(data).with_times(sealed.times),
+            key_id: sealed.key_id,
+            idle_expires_at: self.idle_expires_at(&sealed),
+            reissue: None,
+            versioned: sealed.sealed_as.versioned,
+        };
+        Ok(Issued { text, typed: self.opened(session, &sealed), raw })
+    }
+
+    /// Seals again a session opened with [`Sealer::open_raw`] (its data
+    /// still encoded, `versioned` as it was): the text, and the session as
+    /// it now stands.
+    pub(crate) fn issue_raw(
+        &self,
+        session: Session<Vec<u8>>,
+        versioned: bool,
+        cookie: Option<&CookieSpec>,
+    ) -> Result<(String, Opened<Vec<u8>>), SealError> {
+        let data = Encoded { bytes: session.data(), versioned };
+        let (text, sealed) = self.seal_now(&session, &data, cookie, false)?;
+        Ok((text, self.opened(session, &sealed)))
+    }
+
+    /// `session` as the token just sealed carries it.
+    fn opened<T>(&self, session: Session<T>, sealed: &Sealed) -> Opened<T> {
+        Opened {
+            idle_expires_at: self.idle_expires_at(sealed),
+            session: session.with_times(sealed.times),
+            key_id: sealed.key_id,
+            reissue: None,
+            versioned: sealed.sealed_as.versioned,
+        }
+    }
+
+    fn idle_expires_at(&self, sealed: &Sealed) -> u64 {
+        let idle = self.profile(sealed.sealed_as).map_or(0, |timeouts| timeouts.idle);
+        sealed.times.last_seen.saturating_add(idle)
+    }
+
+    /// Seals `session` now: the token, or with `cookie` the `Set-Cookie`
+    /// value that carries it. Every "too large" is [`SealError::TooLarge`]:
+    /// the token against the sealer's maximum, then against what the cookie
+    /// leaves room for.
+    fn seal_now<T>(
         &self,
         session: &Session<T>,
-        cookie: &CookieSpec,
-    ) -> Result<(String, String), SealError> {
+        data: &impl SealData,
+        cookie: Option<&CookieSpec>,
+        keep_data: bool,
+    ) -> Result<(String, Sealed), SealError> {
         let now = unix(self.clock.unix_now())?;
-        let expires_at = self.times_at(session, now)?.expires_at;
-        let token = self.seal_with_nonce(session, now, random::array()?)?;
+        let (token, sealed) = self.seal_parts(session, data, now, random::array()?, keep_data)?;
+        let Some(cookie) = cookie else { return Ok((token, sealed)) };
         let persistent;
         let cookie = if session.is_remembered() {
             persistent = cookie.persistent();
@@ -401,8 +551,8 @@ impl Sealer {
         if token.len() > max {
             return Err(SealError::TooLarge { len: token.len(), max });
         }
-        let header = cookie.header(&token, Some(expires_at.saturating_sub(now)));
-        Ok((token, header))
+        let header = cookie.header(&token, Some(sealed.times.expires_at.saturating_sub(now)));
+        Ok((header, sealed))
     }
 
     /// The times `session` is sealed with at `now`: a new session starts
@@ -430,6 +580,20 @@ impl Sealer {
         now: u64,
         nonce: [u8; 24],
     ) -> Result<String, SealError> {
+        Ok(self.seal_parts(session, &Typed(session.data()), now, nonce, false)?.0)
+    }
+
+    /// Seals the session's ID, user, epoch, times and profile with `data`
+    /// at `now` with `nonce`; with `keep_data`, keeps a copy of the data's
+    /// encoded bytes.
+    fn seal_parts<T>(
+        &self,
+        session: &Session<T>,
+        data: &impl SealData,
+        now: u64,
+        nonce: [u8; 24],
+        keep_data: bool,
+    ) -> Result<(String, Sealed), SealError> {
         let times = self.times_at(session, now)?;
         let head = Head {
             issued_at: times.issued_at,
@@ -443,7 +607,7 @@ impl Sealer {
         let keyring = self.keyring.load();
         let entry = keyring.primary_entry();
         let key_id = entry.spec.id;
-        let sealed_as = Self::sealed_as(session);
+        let sealed_as = SealedAs { remembered: session.is_remembered(), versioned: data.versioned() };
         // Most sessions fit; an allocation of this size costs no more than a smaller one.
         let mut bytes = Vec::with_capacity(1024);
         bytes.push(self.version);
@@ -454,7 +618,10 @@ impl Sealer {
         let prefix_len = bytes.len();
         bytes.extend_from_slice(&nonce);
         let header_len = bytes.len();
-        let mut bytes = token::encode_envelope(&head, session.data(), bytes).map_err(SealError::Serialize)?;
+        let bytes = postcard::to_extend(&head, bytes).map_err(SealError::Serialize)?;
+        let data_at = bytes.len();
+        let mut bytes = data.encode(bytes).map_err(SealError::Serialize)?;
+        let data = if keep_data { Some(bytes.get(data_at..).unwrap_or_default().to_vec()) } else { None };
 
         // Refuse before encrypting what could not be sent.
         let len = base64_len(bytes.len() + TAG_LEN);
@@ -471,7 +638,7 @@ impl Sealer {
             .map_err(|_| SealError::Encrypt)?;
         bytes.extend_from_slice(&tag);
         entry.count_sealed();
-        Ok(BASE64.encode(&bytes))
+        Ok((BASE64.encode(&bytes), Sealed { times, key_id, sealed_as, data }))
     }
 
     /// The purpose the associated data of a token sealed `sealed_as` ends
@@ -549,13 +716,26 @@ impl Sealer {
     /// Opens a token without knowing the application's data type: the data
     /// comes back still encoded (its postcard bytes, field 7 of
     /// docs/FORMAT.md), and [`Opened::is_versioned_data`] says whether it
-    /// is [`Versioned`](crate::versioned::Versioned). For tools that inspect
-    /// tokens; applications use [`Sealer::open`].
+    /// is [`Versioned`](crate::versioned::Versioned);
+    /// [`Opened::decode`] reads it as the application's type. For web
+    /// layers that serve handlers of any data type, and for tools.
     ///
     /// # Errors
     /// As [`Sealer::open`], except that [`OpenError::DataMismatch`] cannot occur.
+    pub fn open_raw(&self, token: &str) -> Result<Opened<Vec<u8>>, OpenError> {
+        self.open_raw_at_unix(token, opening_time(self.clock.unix_now()))
+    }
+
+    /// [`Sealer::open_raw`] at a given time.
+    ///
+    /// # Errors
+    /// As [`Sealer::open_raw`].
     pub fn open_raw_at(&self, token: &str, now: OffsetDateTime) -> Result<Opened<Vec<u8>>, OpenError> {
-        self.open_text(token, opening_time(now.unix_timestamp()), DataKind::Any, |rest| {
+        self.open_raw_at_unix(token, opening_time(now.unix_timestamp()))
+    }
+
+    fn open_raw_at_unix(&self, token: &str, now: u64) -> Result<Opened<Vec<u8>>, OpenError> {
+        self.open_text(token, now, DataKind::Any, |rest| {
             token::decode_envelope_with(rest, |data| Ok(data.to_vec()))
         })
     }
@@ -779,7 +959,7 @@ fn base64_len(n: usize) -> usize {
 #[must_use = "call build() to get a Sealer"]
 pub struct SealerBuilder {
     keyring: SharedKeyring,
-    purpose: String,
+    pub(crate) purpose: String,
     absolute: Duration,
     idle: Duration,
     renew_after: Option<Duration>,

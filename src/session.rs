@@ -173,6 +173,24 @@ impl<T> Session<T> {
         Self { id, user_id, epoch, data, times: Some(times), remembered }
     }
 
+    /// The session with `times`, as a token sealed now carries it.
+    pub(crate) fn with_times(mut self, times: Times) -> Self {
+        self.times = Some(times);
+        self
+    }
+
+    /// The same session (ID, user, epoch, times, profile) with other data.
+    pub(crate) fn with_data<U>(&self, data: U) -> Session<U> {
+        Session {
+            id: self.id,
+            user_id: self.user_id.clone(),
+            epoch: self.epoch,
+            data,
+            times: self.times,
+            remembered: self.remembered,
+        }
+    }
+
     /// Makes a new session a "remember me" session: sealed under the
     /// sealer's remember-me timeouts (see
     /// [`SealerBuilder::remember_me`](crate::SealerBuilder::remember_me)) and

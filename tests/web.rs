@@ -1,27 +1,26 @@
-//! The per-request logic web integrations share (`sealed_session::web`),
-//! driven as an integration drives it: headers in, cookies out.
+//! The web driver every integration runs (`sealed_session::web`), driven as
+//! an integration drives it: a request's view in, a handle or a refusal
+//! out, cookies on the response.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;
 
 use sealed_session::csrf::CsrfError;
+use sealed_session::web::testing::{TestRequest, TestResponse, UnreachableStore};
 use sealed_session::web::{
-    bearer_token, CsrfCheck, CsrfRefusal, CsrfRequest, HandleError, Level, WebConfig, WebConfigError,
+    bearer_token, Begin, CsrfRefusal, HandleError, Level, Refusal, SessionHandle, WebConfig,
+    WebConfigBuilder, WebConfigError,
 };
-use sealed_session::{
-    Keyring, LoginState, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId, StoreError,
-    Verifier,
-};
+use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer, StoreError};
 
 type Config = Arc<WebConfig<MemoryStore>>;
 
 fn config_with(
     keyring: Keyring,
-    change: impl FnOnce(
-        sealed_session::web::WebConfigBuilder<MemoryStore>,
-    ) -> sealed_session::web::WebConfigBuilder<MemoryStore>,
+    change: impl FnOnce(WebConfigBuilder<MemoryStore>) -> WebConfigBuilder<MemoryStore>,
 ) -> Config {
-    let verifier = Verifier::new(Sealer::builder(keyring).build().unwrap(), MemoryStore::new());
-    Arc::new(change(WebConfig::builder(verifier)).build().unwrap())
+    Arc::new(change(WebConfig::builder(Sealer::builder(keyring), MemoryStore::new())).build().unwrap())
 }
 
 fn config() -> Config {
@@ -33,18 +32,64 @@ fn pair(set_cookie: &str) -> &str {
     set_cookie.split(';').next().unwrap()
 }
 
-async fn signed_in(config: &Config, user: &str) -> String {
+async fn signed_in<S: RevocationStore>(config: &WebConfig<S>, user: &str) -> String {
     let session = config.verifier().login(user, user.to_uppercase()).await.unwrap();
-    let (_, set_cookie) = config.verifier().issue_cookie(&session, config.cookie()).unwrap();
+    let (_, set_cookie) = config.verifier().issue_cookie(session, config.cookie()).unwrap();
     pair(&set_cookie).to_owned()
 }
 
-async fn open(config: &Config, cookie: &str) -> sealed_session::web::SessionHandle<String> {
-    config.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap()
+/// `request` with the `Cookie` header `cookie`, unless it is empty.
+fn with_cookie(request: TestRequest, cookie: &str) -> TestRequest {
+    if cookie.is_empty() {
+        request
+    } else {
+        request.header("cookie", cookie)
+    }
 }
 
-fn post<'r>(token: Option<&'r str>) -> CsrfRequest<'r> {
-    CsrfRequest { method: "POST", path: "/cart", host: Some("app.example"), token, ..CsrfRequest::default() }
+/// The handle of a request the driver lets through.
+async fn ready<S: RevocationStore + 'static>(
+    config: &Arc<WebConfig<S>>,
+    request: &TestRequest,
+) -> SessionHandle {
+    match config.begin(request).await {
+        Begin::Ready(handle) => handle,
+        other => panic!("{request:?} was not let through: {other:?}"),
+    }
+}
+
+/// The refusal of a request the driver stops.
+async fn refused<S: RevocationStore + 'static>(config: &Arc<WebConfig<S>>, request: &TestRequest) -> Refusal {
+    match config.begin(request).await {
+        Begin::Refuse(refusal) => refusal,
+        other => panic!("{request:?} was not refused: {other:?}"),
+    }
+}
+
+/// A `GET /` with `cookie`.
+async fn open(config: &Config, cookie: &str) -> SessionHandle {
+    ready(config, &with_cookie(TestRequest::new("GET", "/"), cookie)).await
+}
+
+/// The user and data of the handle's session, as a `String` session.
+fn who(handle: &SessionHandle) -> Option<(Option<String>, String)> {
+    handle.current::<String>().map(|c| (c.user_id().map(str::to_owned), c.data().clone()))
+}
+
+/// A `POST /cart` from the app's own page (`Sec-Fetch-Site: same-origin`)
+/// with `cookie` and, if given, the CSRF header.
+fn post(cookie: &str, token: Option<&str>) -> TestRequest {
+    let request =
+        with_cookie(TestRequest::new("POST", "/cart"), cookie).header("sec-fetch-site", "same-origin");
+    match token {
+        Some(token) => request.header("x-csrf-token", token),
+        None => request,
+    }
+}
+
+/// The cookies a handle's response carries.
+fn set_cookies(handle: &SessionHandle) -> Vec<String> {
+    handle.finish().set_cookies
 }
 
 #[test]
@@ -53,11 +98,9 @@ fn a_valid_cookie_opens_and_an_unchanged_session_sets_no_cookie() {
         let config = config();
         let cookie = signed_in(&config, "alice").await;
         // A neighbour cookie with UTF-8 in it changes nothing.
-        let headers: [&[u8]; 2] = ["tracker=café".as_bytes(), cookie.as_bytes()];
-        let handle = config.open_request::<String, _, _>(headers, None).await.unwrap();
-        let current = handle.current().expect("a session");
-        assert_eq!(current.session().user_id(), Some("alice"));
-        assert_eq!(current.session().data(), "ALICE");
+        let request = TestRequest::new("GET", "/").header("cookie", "tracker=café").header("cookie", &cookie);
+        let handle = ready(&config, &request).await;
+        assert_eq!(who(&handle), Some((Some("alice".into()), "ALICE".into())));
         let response = handle.finish();
         assert!(response.set_cookies.is_empty() && response.session_token.is_none());
         assert!(!response.no_store());
@@ -72,12 +115,33 @@ fn a_tampered_cookie_is_no_session_and_removed() {
         let last = cookie.pop().unwrap();
         cookie.push(if last == 'A' { 'B' } else { 'A' });
         let handle = open(&config, &cookie).await;
-        assert!(handle.current().is_none());
+        assert!(!handle.has_session());
         let response = handle.finish();
         assert_eq!(response.set_cookies.len(), 1);
         assert!(response.set_cookies[0].starts_with("__Host-session=;"), "{:?}", response.set_cookies);
         assert!(response.set_cookies[0].contains("Max-Age=0"));
         assert!(response.no_store());
+    })
+}
+
+/// The driver opens the token's bytes; each handler decodes them as its own
+/// type. A session whose data is not that type is no session to it, and
+/// its cookie goes.
+#[test]
+fn a_session_of_another_data_type_is_no_session_and_is_removed() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        assert!(handle.has_session(), "opened and checked, whatever its type");
+        assert!(handle.current::<(u64, u64, u64)>().is_none(), "not a (u64, u64, u64)");
+        assert!(handle.current::<String>().is_none(), "gone for this request");
+        assert!(set_cookies(&handle)[0].starts_with("__Host-session=;"));
+        // The same session, read as what it holds, twice (decoded once).
+        let handle = open(&config, &cookie).await;
+        assert_eq!(handle.current::<String>().unwrap().data(), "ALICE");
+        assert_eq!(handle.typed::<String>().current().unwrap().data(), "ALICE");
+        assert!(set_cookies(&handle).is_empty());
     })
 }
 
@@ -91,10 +155,11 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
         let cookie = signed_in(&ahead, "alice").await;
         let config = config_with(keyring, |b| b);
         let handle = open(&config, &cookie).await;
-        assert!(handle.current().is_none());
-        let err = handle.update_or_insert(String::new, |cart| cart.push('x')).await.unwrap_err();
+        assert!(!handle.has_session());
+        let err =
+            handle.typed::<String>().update_or_insert(String::new, |cart| cart.push('x')).await.unwrap_err();
         assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
-        assert!(handle.finish().set_cookies.is_empty(), "the cookie is kept: no removal, no replacement");
+        assert!(set_cookies(&handle).is_empty(), "the cookie is kept: no removal, no replacement");
     })
 }
 
@@ -110,28 +175,25 @@ fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
         // Both servers share one store, as in a deployment.
         let store = Arc::new(MemoryStore::new());
         let server = |keyring: Keyring| {
-            let verifier = Verifier::new(Sealer::builder(keyring).build().unwrap(), Arc::clone(&store));
-            Arc::new(WebConfig::builder(verifier).build().unwrap())
+            Arc::new(WebConfig::builder(Sealer::builder(keyring), Arc::clone(&store)).build().unwrap())
         };
         let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
-        let session = ahead.verifier().login("alice", "ALICE".to_owned()).await.unwrap();
-        let (_, set_cookie) = ahead.verifier().issue_cookie(&session, ahead.cookie()).unwrap();
-        let cookie = pair(&set_cookie).to_owned();
+        let cookie = signed_in(&ahead, "alice").await;
+        let request = TestRequest::new("GET", "/").header("cookie", &cookie);
 
-        let handle = behind.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
-        let err = handle.login("mallory", String::new()).await.unwrap_err();
+        let handle = ready(&behind, &request).await;
+        let err = handle.typed::<String>().login("mallory", String::new()).await.unwrap_err();
         assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
         let err = handle.logout().await.unwrap_err();
         assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
-        assert!(handle.current().is_none());
-        assert!(handle.finish().set_cookies.is_empty(), "no new cookie, no removal");
-        let still = ahead.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
-        assert_eq!(still.current().unwrap().session().id(), session.id(), "the session is still alive");
+        assert!(!handle.has_session());
+        assert!(set_cookies(&handle).is_empty(), "no new cookie, no removal");
+        let still = ready(&ahead, &request).await;
+        assert_eq!(who(&still).unwrap().0.as_deref(), Some("alice"), "the session is still alive");
 
         // Retried where the key is known, login ends it.
-        still.login("alice", String::new()).await.unwrap();
-        let old = ahead.open_request::<String, _, _>([cookie.as_bytes()], None).await.unwrap();
-        assert!(old.current().is_none(), "the session the login replaced is logged out");
+        still.typed::<String>().login("alice", String::new()).await.unwrap();
+        assert!(!ready(&ahead, &request).await.has_session(), "the session the login replaced is logged out");
     })
 }
 
@@ -146,12 +208,14 @@ fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
         // The same store would be shared in a real deployment; the session is
         // not revoked in this new one either.
         let handle = open(&after, &cookie).await;
-        assert_ne!(handle.current().unwrap().key_id(), id);
-        let response = handle.finish();
-        assert_eq!(response.set_cookies.len(), 1);
-        let reissued = open(&after, pair(&response.set_cookies[0])).await;
-        assert_eq!(reissued.current().unwrap().key_id(), id);
-        assert_eq!(reissued.current().unwrap().session().id(), handle.current().unwrap().session().id());
+        let first = handle.current::<String>().unwrap();
+        assert_ne!(first.key_id(), id);
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1);
+        let reissued = open(&after, pair(&cookies[0])).await.current::<String>().unwrap();
+        assert_eq!(reissued.key_id(), id);
+        assert_eq!(reissued.id(), first.id());
+        assert_eq!(reissued.data(), "ALICE", "the data, byte for byte");
     })
 }
 
@@ -162,37 +226,49 @@ fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
 fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
     pollster::block_on(async {
         let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_exempt("/public-ws"));
-        let handle = open(&config, &signed_in(&config, "alice").await).await;
-        assert!(handle.csrf_applies("GET", "/ws", true));
-        assert!(handle.csrf_applies("CONNECT", "/ws", sealed_session::web::is_upgrade("CONNECT", false)));
-        assert!(!handle.csrf_applies("GET", "/ws", false));
-        assert!(!handle.csrf_applies("GET", "/public-ws", true), "exempt paths stay exempt");
-        let upgrade = |sec_fetch_site: Option<&'static str>, origin: Option<&'static str>| CsrfRequest {
-            method: "GET",
-            path: "/ws",
-            host: Some("app.example"),
-            sec_fetch_site,
-            origin,
-            upgrade: true,
-            ..CsrfRequest::default()
+        let cookie = signed_in(&config, "alice").await;
+        let upgrade = |method: &str, path: &str, site: Option<&str>, origin: Option<&str>| {
+            let mut request = with_cookie(TestRequest::new(method, path), &cookie);
+            if method == "GET" {
+                request = request.header("upgrade", "websocket");
+            }
+            if let Some(site) = site {
+                request = request.header("sec-fetch-site", site);
+            }
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            request
         };
         for (site, origin) in
             [(Some("same-origin"), Some("https://app.example")), (None, Some("https://app.example"))]
         {
-            assert_eq!(handle.check_csrf(&upgrade(site, origin)).unwrap(), CsrfCheck::Passed, "{site:?}");
+            ready(&config, &upgrade("GET", "/ws", site, origin)).await;
+            ready(&config, &upgrade("CONNECT", "/ws", site, origin)).await;
         }
         for (site, origin) in [
             (Some("cross-site"), Some("https://evil.example")),
             (Some("same-site"), Some("https://sub.app.example")),
             (None, Some("https://evil.example")),
         ] {
-            let refused = handle.check_csrf(&upgrade(site, origin)).unwrap_err();
-            assert_eq!(refused.status(), 403, "{site:?} {origin:?}");
+            assert_eq!(
+                refused(&config, &upgrade("GET", "/ws", site, origin)).await.status(),
+                403,
+                "{site:?}"
+            );
+            assert_eq!(refused(&config, &upgrade("CONNECT", "/ws", site, origin)).await.status(), 403);
         }
+        // The same cross-site GET without `Upgrade` is a navigation; an exempt path stays exempt.
+        let navigation =
+            with_cookie(TestRequest::new("GET", "/ws"), &cookie).header("sec-fetch-site", "cross-site");
+        ready(&config, &navigation).await;
+        ready(&config, &upgrade("GET", "/public-ws", Some("cross-site"), None)).await;
         // Without a session or pre-session too: the site rule needs none.
-        let anonymous = open(&config, "").await;
-        assert_eq!(anonymous.check_csrf(&upgrade(Some("same-origin"), None)).unwrap(), CsrfCheck::Passed);
-        assert!(anonymous.check_csrf(&upgrade(Some("cross-site"), None)).is_err());
+        let anonymous = |site: &str| {
+            TestRequest::new("GET", "/ws").header("upgrade", "websocket").header("sec-fetch-site", site)
+        };
+        ready(&config, &anonymous("same-origin")).await;
+        refused(&config, &anonymous("cross-site")).await;
     })
 }
 
@@ -200,25 +276,33 @@ fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
 fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, &signed_in(&config, "alice").await).await;
-        let token = handle.csrf_token().unwrap();
-        assert!(handle.csrf_applies("POST", "/cart", false));
-        assert!(!handle.csrf_applies("GET", "/cart", false));
+        let cookie = signed_in(&config, "alice").await;
+        let token = open(&config, &cookie).await.csrf_token().unwrap();
 
-        assert_eq!(handle.check_csrf(&post(Some(&token))).unwrap(), CsrfCheck::Passed);
-        let wrong = handle.check_csrf(&post(Some("nope"))).unwrap_err();
-        assert!(matches!(wrong, CsrfRefusal::Csrf(CsrfError::Invalid)), "{wrong:?}");
-        assert_eq!(wrong.status(), 403);
-        let missing = handle.check_csrf(&post(None)).unwrap_err();
-        assert!(matches!(missing, CsrfRefusal::Csrf(CsrfError::Missing)), "{missing:?}");
+        ready(&config, &post(&cookie, Some(&token))).await;
+        ready(&config, &with_cookie(TestRequest::new("GET", "/cart"), &cookie)).await;
+        let wrong = refused(&config, &post(&cookie, Some("nope"))).await;
+        assert!(matches!(wrong, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{wrong:?}");
+        assert_eq!((wrong.status(), wrong.body()), (403, "CSRF check failed"));
+        let missing = refused(&config, &post(&cookie, None)).await;
+        assert!(matches!(missing, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{missing:?}");
 
-        let form = CsrfRequest { form: true, ..post(None) };
-        assert_eq!(handle.check_csrf(&form).unwrap(), CsrfCheck::ReadForm);
-        handle.check_csrf_form(format!("item=tea&csrf_token={token}").as_bytes()).unwrap();
-        let err = handle.check_csrf_form(b"item=tea&csrf_token=nope").unwrap_err();
-        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::Invalid)), "{err:?}");
-        let err = handle.check_csrf_form(b"item=tea").unwrap_err();
-        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::Missing)), "{err:?}");
+        let form = post(&cookie, None).header("content-type", "application/x-www-form-urlencoded");
+        let read = |body: String| {
+            let config = Arc::clone(&config);
+            let form = form.clone();
+            async move {
+                match config.begin(&form).await {
+                    Begin::ReadForm(read) => read.check(body.as_bytes()),
+                    other => panic!("the token is in the form: {other:?}"),
+                }
+            }
+        };
+        read(format!("item=tea&csrf_token={token}")).await.unwrap();
+        let err = read("item=tea&csrf_token=nope".into()).await.unwrap_err();
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{err:?}");
+        let err = read("item=tea".into()).await.unwrap_err();
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{err:?}");
     })
 }
 
@@ -226,25 +310,24 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
 fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, &signed_in(&config, "alice").await).await;
-        let token = handle.csrf_token().unwrap();
-        let cross_site = CsrfRequest { sec_fetch_site: Some("cross-site"), ..post(Some(&token)) };
-        let err = handle.check_csrf(&cross_site).unwrap_err();
-        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::CrossSite(_))), "{err:?}");
-        let wrong_origin = CsrfRequest { origin: Some("https://evil.example"), ..post(Some(&token)) };
-        let err = handle.check_csrf(&wrong_origin).unwrap_err();
-        assert!(matches!(err, CsrfRefusal::Csrf(CsrfError::WrongOrigin)), "{err:?}");
-        let own = CsrfRequest { origin: Some("https://app.example"), ..post(Some(&token)) };
-        assert_eq!(handle.check_csrf(&own).unwrap(), CsrfCheck::Passed);
-        // Plain http is expected only on loopback.
-        let local = CsrfRequest {
-            origin: Some("http://127.0.0.1:3000"),
-            host: Some("127.0.0.1:3000"),
-            ..post(Some(&token))
+        let cookie = signed_in(&config, "alice").await;
+        let token = open(&config, &cookie).await.csrf_token().unwrap();
+        let from = |origin: &str| {
+            with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+                .header("x-csrf-token", &token)
+                .header("origin", origin)
         };
-        assert_eq!(handle.check_csrf(&local).unwrap(), CsrfCheck::Passed);
-        let plain = CsrfRequest { origin: Some("http://app.example"), ..post(Some(&token)) };
-        assert!(handle.check_csrf(&plain).is_err());
+        let cross_site = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header("x-csrf-token", &token);
+        let err = refused(&config, &cross_site).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::CrossSite(_)))), "{err:?}");
+        let err = refused(&config, &from("https://evil.example")).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::WrongOrigin))), "{err:?}");
+        ready(&config, &from("https://app.example")).await;
+        // Plain http is expected only on loopback.
+        ready(&config, &from("http://127.0.0.1:3000").with_authority(Some("127.0.0.1:3000"))).await;
+        refused(&config, &from("http://app.example")).await;
     })
 }
 
@@ -252,9 +335,9 @@ fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
 fn without_a_session_or_pre_session_there_is_nothing_to_bind_a_token_to() {
     pollster::block_on(async {
         let config = config();
-        let handle = config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), None).await.unwrap();
-        let err = handle.check_csrf(&CsrfRequest { form: true, ..post(None) }).unwrap_err();
-        assert!(matches!(err, CsrfRefusal::NoBinding), "{err:?}");
+        let form = post("", None).header("content-type", "application/x-www-form-urlencoded");
+        let err = refused(&config, &form).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::NoBinding)), "{err:?}");
     })
 }
 
@@ -262,12 +345,12 @@ fn without_a_session_or_pre_session_there_is_nothing_to_bind_a_token_to() {
 fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
     pollster::block_on(async {
         let config = config_with(Keyring::generate().unwrap(), |b| b.csrf_exempt("/webhook"));
-        let handle = open(&config, "").await;
-        assert!(handle.csrf_applies("POST", "/cart", false));
-        assert!(!handle.csrf_applies("POST", "/webhook", false));
-        assert!(handle.csrf_applies("POST", "/webhook/", false), "exempt paths match exactly");
+        let cross_site = |path: &str| TestRequest::new("POST", path).header("sec-fetch-site", "cross-site");
+        refused(&config, &cross_site("/cart")).await;
+        ready(&config, &cross_site("/webhook")).await;
+        refused(&config, &cross_site("/webhook/")).await; // exempt paths match exactly
         let config = config_with(Keyring::generate().unwrap(), |b| b.without_csrf());
-        assert!(!open(&config, "").await.csrf_applies("POST", "/cart", false));
+        ready(&config, &cross_site("/cart")).await;
     })
 }
 
@@ -277,15 +360,15 @@ fn a_bearer_token_replaces_cookies_and_renewals_go_out_in_a_header() {
         let config = config_with(Keyring::generate().unwrap(), |b| b.bearer_tokens());
         let cookie = signed_in(&config, "alice").await;
         let bob = config.verifier().login("bob", "BOB".to_owned()).await.unwrap();
-        let (token, _) = config.verifier().issue(&bob).unwrap();
+        let (token, _) = config.verifier().issue(bob).unwrap();
         let authorization = format!("Bearer {token}");
-        let handle = config
-            .open_request::<String, _, _>([cookie.as_bytes()], Some(authorization.as_bytes()))
-            .await
-            .unwrap();
-        assert_eq!(handle.current().unwrap().session().user_id(), Some("bob"), "the cookie is ignored");
-        assert!(!handle.csrf_applies("POST", "/cart", false), "nothing ambient: no CSRF token needed");
-        handle.update(|data| data.push('!')).unwrap();
+        // An unsafe request with no CSRF token: nothing ambient, none needed.
+        let request = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("authorization", &authorization)
+            .header("sec-fetch-site", "cross-site");
+        let handle = ready(&config, &request).await;
+        assert_eq!(who(&handle).unwrap().0.as_deref(), Some("bob"), "the cookie is ignored");
+        handle.typed::<String>().update(|data| data.push('!')).unwrap();
         let response = handle.finish();
         assert!(response.set_cookies.is_empty(), "never a cookie");
         let renewed = response.session_token.clone().expect("the new token");
@@ -296,9 +379,12 @@ fn a_bearer_token_replaces_cookies_and_renewals_go_out_in_a_header() {
 
         // Without bearer tokens turned on, the header is not read.
         let plain = config_with(Keyring::generate().unwrap(), |b| b);
-        let handle =
-            plain.open_request::<String, _, _>([cookie.as_bytes()], Some(authorization.as_bytes())).await;
-        assert!(handle.unwrap().current().is_none(), "another keyring's cookie, and no bearer token");
+        let request =
+            with_cookie(TestRequest::new("GET", "/"), &cookie).header("authorization", &authorization);
+        assert!(
+            !ready(&plain, &request).await.has_session(),
+            "another keyring's cookie, and no bearer token"
+        );
     })
 }
 
@@ -320,23 +406,24 @@ fn login_from_a_pre_session_form_replaces_the_pre_session() {
         let config = config();
         let handle = open(&config, "").await;
         let token = handle.csrf_token().unwrap();
-        let response = handle.finish();
-        assert_eq!(response.set_cookies.len(), 1);
-        assert!(response.set_cookies[0].starts_with("__Host-session-csrf="));
-        let pre = pair(&response.set_cookies[0]).to_owned();
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1);
+        assert!(cookies[0].starts_with("__Host-session-csrf="));
+        let pre = pair(&cookies[0]).to_owned();
 
-        let handle = open(&config, &pre).await;
-        assert_eq!(handle.csrf_token().unwrap(), token, "the same pre-session, the same token");
-        assert_eq!(handle.check_csrf(&post(Some(&token))).unwrap(), CsrfCheck::Passed);
-        handle.login("alice", "ALICE".to_owned()).await.unwrap();
-        let response = handle.finish();
-        assert_eq!(response.set_cookies.len(), 2);
-        assert!(response.set_cookies[0].starts_with("__Host-session="));
-        assert!(
-            response.set_cookies[1].starts_with("__Host-session-csrf=;"),
-            "{:?}",
-            response.set_cookies[1]
+        assert_eq!(
+            open(&config, &pre).await.csrf_token().unwrap(),
+            token,
+            "the same pre-session, the same token"
         );
+        let handle = ready(&config, &post(&pre, Some(&token))).await;
+        handle.typed::<String>().login("alice", "ALICE".to_owned()).await.unwrap();
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 2);
+        assert!(cookies[0].starts_with("__Host-session="));
+        assert!(cookies[1].starts_with("__Host-session-csrf=;"), "{:?}", cookies[1]);
+        // A forged pre-session binds nothing.
+        refused(&config, &post("__Host-session-csrf=forged", Some(&token))).await;
     })
 }
 
@@ -346,87 +433,91 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
         let config = config();
         let handle = open(&config, "").await;
         handle.flash(Level::Success, "Signed out").unwrap();
-        let response = handle.finish();
-        assert_eq!(response.set_cookies.len(), 1);
-        assert!(response.set_cookies[0].starts_with("__Host-session-flash="));
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1);
+        assert!(cookies[0].starts_with("__Host-session-flash="));
 
-        let handle = open(&config, pair(&response.set_cookies[0])).await;
-        let flashes = handle.flashes().take();
+        let flash = pair(&cookies[0]).to_owned();
+        // A request that never reads its messages leaves them for the next.
+        assert!(set_cookies(&open(&config, &flash).await).is_empty());
+        let handle = open(&config, &flash).await;
+        let flashes = handle.take_flashes();
         assert_eq!(flashes.len(), 1);
         assert_eq!((flashes[0].level, flashes[0].message.as_str()), (Level::Success, "Signed out"));
         assert!(handle.take_flashes().is_empty(), "read once");
-        let response = handle.finish();
-        assert_eq!(response.set_cookies.len(), 1);
-        assert!(response.set_cookies[0].starts_with("__Host-session-flash=;"));
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1);
+        assert!(cookies[0].starts_with("__Host-session-flash=;"));
     })
-}
-
-/// A store that cannot be reached: the fault a real store reports when its
-/// server is down, made on demand.
-struct Unreachable;
-
-#[derive(Debug, thiserror::Error)]
-#[error("connection refused")]
-struct Refused;
-
-impl RevocationStore for Unreachable {
-    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn login_state(&self, _: &str) -> Result<LoginState, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
 }
 
 #[test]
 fn a_store_that_cannot_answer_refuses_the_request() {
     pollster::block_on(async {
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
-        let token = sealer.seal(&sealed_session::Session::new("x".to_owned()).with_user("alice", 0)).unwrap();
-        let config = Arc::new(WebConfig::builder(Verifier::new(sealer, Unreachable)).build().unwrap());
-        let cookie = format!("__Host-session={token}");
-        let result = config.open_request::<String, _, _>([cookie.as_bytes()], None).await;
-        assert!(result.is_err(), "no session would be a lie: the store was not asked");
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let config =
+            Arc::new(WebConfig::builder(Sealer::builder(keyring.clone()), UnreachableStore).build().unwrap());
+        let token = Sealer::builder(keyring)
+            .build()
+            .unwrap()
+            .seal(&sealed_session::Session::new("x".to_owned()).with_user("alice", 0))
+            .unwrap();
+        let request = TestRequest::new("GET", "/").header("cookie", format!("__Host-session={token}"));
+        let refusal = refused(&config, &request).await;
+        assert!(matches!(refusal, Refusal::Store(_)), "no session would be a lie: the store was not asked");
+        assert_eq!((refusal.status(), refusal.body()), (503, "session store unavailable, try again"));
         // Without a cookie there is nothing to check.
-        assert!(config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), None).await.is_ok());
+        ready(&config, &TestRequest::new("GET", "/")).await;
     })
 }
 
 #[test]
 fn the_builder_refuses_names_that_could_confuse_tokens() {
-    let verifier =
-        || Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
+    let builder = || WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new());
     let admin = sealed_session::CookieSpec::named("__Host-admin").unwrap();
-    assert!(matches!(
-        WebConfig::builder(verifier()).cookie(admin).build(),
-        Err(WebConfigError::PurposeMismatch { .. })
-    ));
-    assert!(matches!(
-        WebConfig::builder(verifier()).csrf_header("x csrf").build(),
-        Err(WebConfigError::CsrfHeader(_))
-    ));
-    assert!(matches!(
-        WebConfig::builder(verifier()).trust_origin("null").build(),
-        Err(WebConfigError::Origin(_))
-    ));
-    let config = WebConfig::builder(verifier()).csrf_header("X-Token").build().unwrap();
+    // The purpose is the cookie's name: set both alike, or neither.
+    let mismatch = WebConfig::builder(
+        Sealer::builder(Keyring::generate().unwrap()).purpose("__Host-other"),
+        MemoryStore::new(),
+    )
+    .cookie(admin.clone())
+    .build();
+    assert!(matches!(mismatch, Err(WebConfigError::PurposeMismatch { .. })), "{mismatch:?}");
+    let agreed = WebConfig::builder(
+        Sealer::builder(Keyring::generate().unwrap()).purpose("__Host-admin"),
+        MemoryStore::new(),
+    )
+    .cookie(admin.clone())
+    .build()
+    .unwrap();
+    assert_eq!(agreed.verifier().sealer().purpose(), "__Host-admin");
+    let derived = builder().cookie(admin).build().unwrap();
+    assert_eq!(derived.verifier().sealer().purpose(), "__Host-admin", "from the cookie's name");
+    for name in ["__Host-admin-csrf", "__Host-admin-flash", "__Host-admin+remember", "__Host-admin+versioned"]
+    {
+        let cookie = sealed_session::CookieSpec::named(name).unwrap();
+        assert!(
+            matches!(builder().cookie(cookie).build(), Err(WebConfigError::ReservedCookieName { .. })),
+            "{name}"
+        );
+    }
+    assert!(matches!(builder().csrf_header("x csrf").build(), Err(WebConfigError::CsrfHeader(_))));
+    assert!(matches!(builder().trust_origin("null").build(), Err(WebConfigError::Origin(_))));
+    let bad_sealer = WebConfig::builder(
+        Sealer::builder(Keyring::generate().unwrap()).max_token_len(10),
+        MemoryStore::new(),
+    )
+    .build();
+    assert!(matches!(bad_sealer, Err(WebConfigError::Sealer(_))), "{bad_sealer:?}");
+    let config = builder().csrf_header("X-Token").build().unwrap();
     assert_eq!(config.csrf_header(), "x-token", "header names are compared in lower case");
 }
 
 #[test]
-fn a_csrf_request_shows_no_token_in_debug() {
-    let request = post(Some("secret-token-value"));
+fn a_request_shows_no_header_value_in_debug() {
+    let request = post("__Host-session=secret-cookie-value", Some("secret-token-value"));
     let shown = format!("{request:?}");
-    assert!(!shown.contains("secret-token-value"), "{shown}");
+    assert!(!shown.contains("secret-token-value") && !shown.contains("secret-cookie-value"), "{shown}");
     assert!(shown.contains("/cart"));
 }
 
@@ -463,6 +554,11 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         // Every value counts, not only the first.
         assert_eq!(cache_control(&["max-age=600", "no-store"]), None);
         assert_eq!(cache_control(&["private", "public"]), Some("no-store"));
+        // Written to a response: the route's header is replaced.
+        let mut written = TestResponse::default().with_header("cache-control", "public, max-age=600");
+        response.write_to(&mut written);
+        assert_eq!(written.get_all("cache-control"), ["no-store"]);
+        assert_eq!(written.get_all("set-cookie").len(), 1);
         // Nothing set: nothing to add.
         assert_eq!(open(&config, "").await.finish().cache_control([&b"public, max-age=600"[..]]), None);
 
@@ -470,15 +566,19 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         // since a shared cache may keep a `public` answer to a request with
         // `Authorization`.
         let config = config_with(Keyring::generate().unwrap(), |b| b.bearer_tokens());
-        let handle =
-            config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), Some(b"Bearer")).await.unwrap();
-        handle.login("alice", String::new()).await.unwrap();
+        let handle = ready(&config, &TestRequest::new("GET", "/").header("authorization", "Bearer")).await;
+        handle.typed::<String>().login("alice", String::new()).await.unwrap();
         let response = handle.finish();
         assert!(response.session_token.is_some());
         assert_eq!(response.cache_control([&b"public, max-age=60"[..]]), Some("no-store"));
         assert_eq!(response.cache_control([&b"private"[..]]), Some("no-store"));
         assert_eq!(response.cache_control([]), Some("no-store"));
         assert_eq!(response.cache_control([&b"no-store, private"[..]]), None);
+        let mut written = TestResponse::default().with_header("cache-control", "private");
+        response.write_to(&mut written);
+        assert_eq!(written.get_all("x-session-token").len(), 1);
+        assert!(written.get_all("set-cookie").is_empty());
+        assert_eq!(written.get_all("cache-control"), ["no-store"]);
     });
 }
 
@@ -489,26 +589,30 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(PRE_SESSION_TIMEOUT.as_secs(), 7_200);
     assert_eq!(FLASH_TIMEOUT.as_secs(), 600);
     pollster::block_on(async {
-        assert_eq!(open(&config(), "").await.form_limit(), 65_536);
-        let small = config_with(Keyring::generate().unwrap(), |b| b.form_limit(100));
-        assert_eq!(open(&small, "").await.form_limit(), 100);
+        let limit = |config: Config| async move {
+            let cookie = signed_in(&config, "alice").await;
+            let form = post(&cookie, None).header("content-type", "application/x-www-form-urlencoded");
+            match config.begin(&form).await {
+                Begin::ReadForm(read) => read.limit(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(limit(config()).await, 65_536);
+        assert_eq!(limit(config_with(Keyring::generate().unwrap(), |b| b.form_limit(100))).await, 100);
     });
 }
 
 #[test]
 fn a_cookie_of_another_name_is_read_written_and_removed_under_that_name() {
     pollster::block_on(async {
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).purpose("__Host-app").build().unwrap();
-        let verifier = Verifier::new(sealer, MemoryStore::new());
         let spec = sealed_session::CookieSpec::named("__Host-app").unwrap();
-        let config = Arc::new(WebConfig::builder(verifier).cookie(spec).build().unwrap());
+        let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec));
         assert_eq!(config.cookie().name(), "__Host-app");
         let cookie = signed_in(&config, "alice").await;
         assert!(cookie.starts_with("__Host-app="), "{cookie}");
-        assert_eq!(open(&config, &cookie).await.current().unwrap().session().user_id(), Some("alice"));
-        let handle = open(&config, &format!("{cookie}x")).await;
-        let response = handle.finish();
-        assert!(response.set_cookies[0].starts_with("__Host-app=;"), "{:?}", response.set_cookies);
+        assert_eq!(who(&open(&config, &cookie).await).unwrap().0.as_deref(), Some("alice"));
+        let cookies = set_cookies(&open(&config, &format!("{cookie}x")).await);
+        assert!(cookies[0].starts_with("__Host-app=;"), "{cookies:?}");
     });
 }
 
@@ -516,20 +620,16 @@ fn a_cookie_of_another_name_is_read_written_and_removed_under_that_name() {
 fn a_configured_origin_is_the_one_expected_whatever_the_host() {
     pollster::block_on(async {
         let config = config_with(Keyring::generate().unwrap(), |b| b.origin("https://app.example/"));
-        let handle = open(&config, &signed_in(&config, "alice").await).await;
-        let token = handle.csrf_token().unwrap();
-        let behind_proxy = CsrfRequest {
-            origin: Some("https://app.example"),
-            host: Some("10.0.0.7:8080"),
-            ..post(Some(&token))
+        let cookie = signed_in(&config, "alice").await;
+        let token = open(&config, &cookie).await.csrf_token().unwrap();
+        let from = |origin: &str| {
+            with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+                .with_authority(Some("10.0.0.7:8080"))
+                .header("x-csrf-token", &token)
+                .header("origin", origin)
         };
-        assert_eq!(handle.check_csrf(&behind_proxy).unwrap(), CsrfCheck::Passed);
-        let from_host = CsrfRequest {
-            origin: Some("https://10.0.0.7:8080"),
-            host: Some("10.0.0.7:8080"),
-            ..post(Some(&token))
-        };
-        assert!(handle.check_csrf(&from_host).is_err());
+        ready(&config, &from("https://app.example")).await;
+        refused(&config, &from("https://10.0.0.7:8080")).await;
     });
 }
 
@@ -550,24 +650,30 @@ fn remember_me_needs_the_sealers_timeouts_and_gives_a_persistent_cookie() {
         let spec = || sealed_session::CookieSpec::default().browser_session();
         let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec()));
         let handle = open(&config, "").await;
-        let err = handle.login_with_options("alice", remember, |_| String::new()).await.unwrap_err();
+        let err = handle
+            .typed::<String>()
+            .login_with_options("alice", remember, |_| String::new())
+            .await
+            .unwrap_err();
         assert!(matches!(err, HandleError::Seal(sealed_session::SealError::NoRememberMe)), "{err:?}");
-        assert!(handle.finish().set_cookies.is_empty(), "nothing changed");
+        assert!(set_cookies(&handle).is_empty(), "nothing changed");
 
         let sealer = Sealer::builder(Keyring::generate().unwrap())
-            .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
-            .build()
-            .unwrap();
-        let config = Arc::new(
-            WebConfig::builder(Verifier::new(sealer, MemoryStore::new())).cookie(spec()).build().unwrap(),
-        );
+            .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400));
+        let config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).cookie(spec()).build().unwrap());
         let handle = open(&config, "").await;
-        handle.login_with_options("alice", remember, |_| String::new()).await.unwrap();
-        let cookie = handle.finish().set_cookies.remove(0);
+        handle.typed::<String>().login_with_options("alice", remember, |_| String::new()).await.unwrap();
+        let cookie = set_cookies(&handle).remove(0);
         assert!(cookie.contains("Max-Age=2592000"), "{cookie}");
+        let remembered = open(&config, pair(&cookie)).await.current::<String>().unwrap();
+        assert!(remembered.is_remembered());
         let handle = open(&config, "").await;
-        handle.login_with_options("alice", LoginOptions::default(), |_| String::new()).await.unwrap();
-        let cookie = handle.finish().set_cookies.remove(0);
+        handle
+            .typed::<String>()
+            .login_with_options("alice", LoginOptions::default(), |_| String::new())
+            .await
+            .unwrap();
+        let cookie = set_cookies(&handle).remove(0);
         assert!(!cookie.contains("Max-Age"), "{cookie}");
     });
 }
@@ -577,16 +683,17 @@ fn an_anonymous_session_starts_on_the_first_change_and_login_replaces_it() {
     pollster::block_on(async {
         let config = config();
         let handle = open(&config, "").await;
-        handle.update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
-        let anonymous = handle.current().unwrap();
-        assert_eq!((anonymous.session().user_id(), anonymous.session().data().as_str()), (None, "tea"));
-        let cookie = pair(&handle.finish().set_cookies[0]).to_owned();
+        handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+        let anonymous = handle.current::<String>().unwrap();
+        assert_eq!((anonymous.user_id(), anonymous.data().as_str()), (None, "tea"));
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
 
         let handle = open(&config, &cookie).await;
-        let signed_in = handle.login_with("alice", |before| before.unwrap().into_data()).await.unwrap();
-        assert_eq!(signed_in.session().data(), "tea", "carried over");
-        assert_ne!(signed_in.session().id(), anonymous.session().id(), "a new session ID");
-        assert!(open(&config, &cookie).await.current().is_none(), "the anonymous session is logged out");
+        let signed_in =
+            handle.typed::<String>().login_with("alice", |before| before.unwrap().into_data()).await.unwrap();
+        assert_eq!(signed_in.data(), "tea", "carried over");
+        assert_ne!(signed_in.id(), anonymous.id(), "a new session ID");
+        assert!(!open(&config, &cookie).await.has_session(), "the anonymous session is logged out");
     });
 }
 
@@ -599,27 +706,29 @@ fn logout_renewal_and_logout_everywhere_reach_the_store_and_the_cookie() {
 
         // A new ID: the old cookie dies, the new one works.
         let handle = open(&config, &cookie).await;
-        let old_id = handle.current().unwrap().session().id();
+        let old_id = handle.current::<String>().unwrap().id();
         handle.renew_id().await.unwrap();
-        assert_ne!(handle.current().unwrap().session().id(), old_id);
-        let renewed = pair(&handle.finish().set_cookies[0]).to_owned();
-        assert!(open(&config, &cookie).await.current().is_none(), "the old ID is revoked");
-        assert!(open(&config, &renewed).await.current().is_some());
+        let renewed_session = handle.current::<String>().unwrap();
+        assert_ne!(renewed_session.id(), old_id);
+        assert_eq!(renewed_session.data(), "ALICE");
+        let renewed = pair(&set_cookies(&handle)[0]).to_owned();
+        assert!(!open(&config, &cookie).await.has_session(), "the old ID is revoked");
+        assert_eq!(who(&open(&config, &renewed).await).unwrap().1, "ALICE");
 
         // Logout: revoked, and the cookie removed.
         let handle = open(&config, &renewed).await;
         handle.logout().await.unwrap();
-        assert!(handle.current().is_none());
-        assert!(handle.finish().set_cookies[0].starts_with("__Host-session=;"));
-        assert!(open(&config, &renewed).await.current().is_none());
+        assert!(!handle.has_session());
+        assert!(set_cookies(&handle)[0].starts_with("__Host-session=;"));
+        assert!(!open(&config, &renewed).await.has_session());
 
         // Everywhere: the user's other session dies too.
         let third = signed_in(&config, "alice").await;
         let handle = open(&config, &third).await;
         assert_eq!(handle.logout_everywhere().await.unwrap(), 1, "the user's new epoch");
-        assert!(handle.finish().set_cookies[0].starts_with("__Host-session=;"));
-        assert!(open(&config, &other).await.current().is_none());
-        assert!(open(&config, &third).await.current().is_none());
+        assert!(set_cookies(&handle)[0].starts_with("__Host-session=;"));
+        assert!(!open(&config, &other).await.has_session());
+        assert!(!open(&config, &third).await.has_session());
         assert!(matches!(open(&config, "").await.logout_everywhere().await, Err(HandleError::NoSession)));
     });
 }
@@ -635,7 +744,7 @@ fn a_url_encoded_form_is_recognised_by_its_content_type_alone() {
 }
 
 #[test]
-fn refusals_answer_with_their_status_and_a_body_that_says_no_more() {
+fn refusals_and_handle_errors_answer_with_their_status_and_a_body_that_says_no_more() {
     let cases = [
         (CsrfRefusal::TooLarge, 413, "form too large"),
         (CsrfRefusal::Unreadable, 400, "unreadable request body"),
@@ -645,21 +754,22 @@ fn refusals_answer_with_their_status_and_a_body_that_says_no_more() {
     for (refusal, status, body) in cases {
         assert_eq!((refusal.status(), refusal.body()), (status, body), "{refusal:?}");
     }
-}
-
-#[test]
-fn flash_messages_are_read_through_the_handle_too() {
-    pollster::block_on(async {
-        let config = config();
-        let handle = open(&config, "").await;
-        handle.flash(Level::Info, "hello").unwrap();
-        let cookie = pair(&handle.finish().set_cookies[0]).to_owned();
-        let handle = open(&config, &cookie).await;
-        let flashes = handle.take_flashes();
-        assert_eq!(flashes.len(), 1);
-        assert_eq!(flashes[0].message, "hello");
-        assert!(handle.flashes().take().is_empty(), "read once, through either");
-    });
+    let store = || StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    let errors = [
+        (HandleError::NoSession, 401, "no session"),
+        (HandleError::UnreadableSession, 503, "session unavailable on this server, try again"),
+        (HandleError::Store(store()), 503, "session store unavailable, try again"),
+        (
+            HandleError::Login(sealed_session::LoginError::Store(store())),
+            503,
+            "session store unavailable, try again",
+        ),
+        (HandleError::Seal(sealed_session::SealError::NoRememberMe), 500, "internal error"),
+        (HandleError::NoLayer, 500, "internal error"),
+    ];
+    for (err, status, body) in errors {
+        assert_eq!((err.status(), err.body()), (status, body), "{err:?}");
+    }
 }
 
 #[test]
@@ -673,9 +783,8 @@ fn a_test_session_is_a_signed_in_browser_on_the_apps_own_page() {
         assert_eq!(cookie, ("cookie", alice.cookie()));
         assert_eq!(token, ("x-token", alice.csrf_token()));
         assert_eq!(site, ("sec-fetch-site", "same-origin"));
-        let handle = open(&config, alice.cookie()).await;
-        assert_eq!(handle.current().unwrap().session().user_id(), Some("alice"));
-        let request = CsrfRequest { sec_fetch_site: Some(site.1), ..post(Some(token.1)) };
-        assert_eq!(handle.check_csrf(&request).unwrap(), CsrfCheck::Passed);
+        let request =
+            alice.headers().iter().fold(TestRequest::new("POST", "/cart"), |r, (n, v)| r.header(n, v));
+        assert_eq!(who(&ready(&config, &request).await).unwrap().0.as_deref(), Some("alice"));
     });
 }

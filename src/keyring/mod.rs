@@ -152,7 +152,7 @@ impl Entry {
         let (mut prk, hkdf) = Hkdf::<Sha256>::extract(None, spec.key.expose());
         // The HMAC state inside the HKDF wipes itself on drop (the zeroize
         // features of hmac and sha2); the PRK it hands back is wiped here.
-        crate::key::type_wiped_on_drop::<<Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
+        crate::wipe::type_wiped_on_drop::<<Sha256 as hmac::digest::block_api::CoreProxy>::Core>();
         prk.as_mut_slice().zeroize();
         let mut token_key = Zeroizing::new([0u8; 32]);
         let mut csrf_key = Zeroizing::new([0u8; 32]);
@@ -172,9 +172,9 @@ impl Entry {
     /// fails to compile here. Never called.
     #[allow(dead_code)]
     fn secrets_wipe_themselves(&self) {
-        crate::key::wiped_on_drop(&self.spec.key);
-        crate::key::wiped_on_drop(&self.token_aead);
-        crate::key::wiped_on_drop(&self.csrf_key);
+        crate::wipe::wiped_on_drop(&self.spec.key);
+        crate::wipe::wiped_on_drop(&self.token_aead);
+        crate::wipe::wiped_on_drop(&self.csrf_key);
     }
 
     pub(crate) fn count_sealed(&self) {

@@ -27,7 +27,9 @@
 
 mod cache;
 mod dynamic;
+mod feed;
 mod memory;
+pub mod sql;
 mod verified;
 mod verifier;
 
@@ -39,6 +41,7 @@ use crate::session::{Session, SessionId};
 
 pub use cache::{CacheTicket, Invalidation, StateCache, MAX_CACHE_TTL};
 pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
+pub use feed::{Backoff, Feed};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT};
@@ -73,9 +76,10 @@ pub enum StoreError {
     /// session is refused until the operator fixes the cause.
     #[error("revocation store cannot be trusted, refusing sessions: {0}")]
     Untrusted(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The store holds data this release cannot read.
+    /// The store holds data this release cannot read, or data that
+    /// vanishes as it is written.
     #[error("revocation store holds unreadable data: {0}")]
-    Corrupt(String),
+    Corrupt(CorruptKind),
     /// A denylist entry was asked to end at or before the store's current
     /// time: it would revoke nothing, so it is refused rather than reported
     /// as a revocation.
@@ -102,6 +106,23 @@ pub enum StoreError {
         /// Replicas required.
         required: u64,
     },
+}
+
+/// What was wrong with a store's data ([`StoreError::Corrupt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// A time, epoch or cutoff read back negative (the store's columns are
+    /// signed): written by something other than this library.
+    #[error("negative value {0} where a time or counter belongs; was the store written by hand?")]
+    NegativeValue(i64),
+    /// The store's generation was written and then could not be read back:
+    /// something deletes the store's rows as they are written.
+    #[error("the store's generation disappears as soon as it is written; is something deleting its rows?")]
+    GenerationVanishes,
+    /// The store has no generation yet; it starts one at its next check.
+    #[error("the store has no generation yet; it starts one at its next check")]
+    NoGeneration,
 }
 
 impl StoreError {

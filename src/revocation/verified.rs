@@ -77,6 +77,17 @@ impl<T> Verified<T> {
     }
 }
 
+impl Verified<Vec<u8>> {
+    /// The session of a token opened with [`Verifier::open_raw`](crate::Verifier::open_raw),
+    /// with its data decoded as `T` (see [`Opened::decode`]).
+    ///
+    /// # Errors
+    /// As [`Opened::decode`].
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<Verified<T>, crate::OpenError> {
+        Ok(Verified::new(self.opened.decode()?))
+    }
+}
+
 impl<T> fmt::Debug for Verified<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Verified").field(&self.opened).finish()

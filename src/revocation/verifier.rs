@@ -79,6 +79,16 @@ impl<S: RevocationStore> Verifier<S> {
         self.check(opened).await
     }
 
+    /// [`Verifier::open`] without knowing the application's data type (see
+    /// [`Sealer::open_raw`]); [`Verified::decode`] reads the data.
+    ///
+    /// # Errors
+    /// As [`Verifier::open`].
+    pub async fn open_raw(&self, token: &str) -> Result<Verified<Vec<u8>>, VerifyError> {
+        let opened = self.sealer.open_raw(token)?;
+        self.check(opened).await
+    }
+
     async fn check<T>(&self, opened: Opened<T>) -> Result<Verified<T>, VerifyError> {
         let session = opened.session();
         let state = self.store.state(session.user_id(), session.id()).await?;
@@ -89,17 +99,12 @@ impl<S: RevocationStore> Verifier<S> {
     /// Seals a session this server holds (from [`Verifier::login`], or a
     /// [`Verified`] it changed) and returns the token with the session as
     /// the token now carries it: the way to make a [`Verified`] without a
-    /// round trip to the store.
+    /// round trip to the store (see [`Sealer::issue`]).
     ///
     /// # Errors
-    /// As [`Sealer::seal`], or [`SealError::Reopen`] if the token did not
-    /// open again.
-    pub fn issue<T: Serialize + DeserializeOwned>(
-        &self,
-        session: &Session<T>,
-    ) -> Result<(String, Verified<T>), SealError> {
-        let token = self.sealer.seal(session)?;
-        let opened = self.sealer.open::<T>(&token).map_err(SealError::Reopen)?;
+    /// As [`Sealer::seal`].
+    pub fn issue<T: Serialize>(&self, session: Session<T>) -> Result<(String, Verified<T>), SealError> {
+        let (token, opened) = self.sealer.issue(session)?;
         Ok((token, Verified::new(opened)))
     }
 
@@ -109,9 +114,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// As [`Sealer::issue_cookie`]: [`SealError::TooLarge`] if the session
     /// does not fit in the cookie.
-    pub fn issue_cookie<T: Serialize + DeserializeOwned>(
+    pub fn issue_cookie<T: Serialize>(
         &self,
-        session: &Session<T>,
+        session: Session<T>,
         cookie: &CookieSpec,
     ) -> Result<(Verified<T>, String), SealError> {
         let (opened, header) = self.sealer.issue_cookie(session, cookie)?;
@@ -133,10 +138,17 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`MAX_LOGIN_WAIT`] (a clock before 1970 ends here too), or
     /// [`LoginError::Random`] if no session ID can be drawn.
     pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, LoginError> {
+        let epoch = self.login_epoch(user_id).await?;
+        let session = Session::try_new(data)?;
+        Ok(session.with_user(user_id, epoch))
+    }
+
+    /// The user's current epoch, read from the store, once the store's
+    /// cutoff has passed: what a login seals into the new session.
+    pub(crate) async fn login_epoch(&self, user_id: &str) -> Result<u64, LoginError> {
         let state = self.store.login_state(user_id).await?;
         self.wait_past(state.revoked_through).await?;
-        let session = Session::try_new(data)?;
-        Ok(session.with_user(user_id, state.user_epoch))
+        Ok(state.user_epoch)
     }
 
     /// Starts a session with no user (a shopping cart, an OAuth `state`
@@ -149,9 +161,15 @@ impl<S: RevocationStore> Verifier<S> {
     /// As [`Verifier::login`].
     pub async fn start<T>(&self, data: T) -> Result<Session<T>, LoginError> {
         let session = Session::try_new(data)?;
-        let state = self.store.state(None, session.id()).await?;
-        self.wait_past(state.revoked_through).await?;
+        self.admit(session.id()).await?;
         Ok(session)
+    }
+
+    /// Waits until the store's cutoff has passed, for a new anonymous
+    /// session `id`.
+    pub(crate) async fn admit(&self, id: crate::SessionId) -> Result<(), LoginError> {
+        let state = self.store.state(None, id).await?;
+        self.wait_past(state.revoked_through).await
     }
 
     /// Waits until the clock is past second `cutoff`.
@@ -207,7 +225,9 @@ impl<S: RevocationStore> Verifier<S> {
         Ok(())
     }
 
-    fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
+    /// Until when a logout of `session` must denylist it: its absolute
+    /// expiry plus the clock leeway.
+    pub(crate) fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
         session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(self.sealer.leeway_secs()))
     }
 

@@ -3,16 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::flash::{FlashConfig, FLASH_TIMEOUT};
-use super::handle::{BoxFuture, Ops};
 use crate::csrf::{InvalidOrigin, OriginPolicy};
-use crate::{
-    ConfigError, CookieError, CookieSpec, LoginError, RevocationStore, SealError, Sealer, Session,
-    StoreError, Verified, Verifier,
-};
+use crate::{ConfigError, CookieError, CookieSpec, RevocationStore, Sealer, SealerBuilder, Verifier};
 
 /// The header a script sends the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -28,8 +21,9 @@ pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
 pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// The endings of the purposes derived from the session cookie's name
-/// (pre-session, flash, remember-me): no session cookie may end so, or its
-/// purpose would be another configuration's derived one.
+/// (pre-session, flash, version 1's remember-me and versioned data): no
+/// session cookie may end so, or its purpose would be another
+/// configuration's derived one.
 const RESERVED_SUFFIXES: [&str; 4] = ["-csrf", "-flash", "+remember", "+versioned"];
 
 /// The CSRF settings.
@@ -53,12 +47,11 @@ impl CsrfSettings {
     }
 }
 
-/// The settings every request shares: the verifier, the session cookie and
+/// What every request shares, whatever the store: the session cookie and
 /// the cookies derived from it (pre-session, flash messages), CSRF and
-/// bearer tokens. Build it once with [`WebConfig::builder`] and share it in
-/// an [`Arc`].
-pub struct WebConfig<S> {
-    pub(crate) verifier: Verifier<S>,
+/// bearer tokens.
+pub(crate) struct Settings {
+    pub(crate) sealer: Sealer,
     pub(crate) cookie: CookieSpec,
     pub(crate) pre_sealer: Sealer,
     pub(crate) pre_cookie: CookieSpec,
@@ -69,41 +62,58 @@ pub struct WebConfig<S> {
     pub(crate) bearer: bool,
 }
 
+/// The settings every request shares: the verifier (the sealer and the
+/// revocation store), the session cookie and the cookies derived from it
+/// (pre-session, flash messages), CSRF and bearer tokens. Build it once
+/// with [`WebConfig::builder`]; the framework adapters take it whole
+/// (`SessionLayer::new(config)`, `SessionMiddleware::new(config)`), and
+/// [`WebConfig::begin`] drives each request.
+pub struct WebConfig<S> {
+    pub(crate) verifier: Verifier<S>,
+    pub(crate) settings: Settings,
+}
+
 impl<S> std::fmt::Debug for WebConfig<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebConfig")
-            .field("cookie", &self.cookie.name())
-            .field("origin", &self.origin)
-            .field("csrf", &self.csrf)
-            .field("bearer", &self.bearer)
+            .field("cookie", &self.settings.cookie.name())
+            .field("origin", &self.settings.origin)
+            .field("csrf", &self.settings.csrf)
+            .field("bearer", &self.settings.bearer)
             .finish_non_exhaustive()
     }
 }
 
 impl<S> WebConfig<S> {
-    /// The verifier.
+    /// The verifier: the sealer and the store, for what an application does
+    /// outside a request (log everyone out, seal a session for a test).
     pub fn verifier(&self) -> &Verifier<S> {
         &self.verifier
     }
 
     /// The session cookie.
     pub fn cookie(&self) -> &CookieSpec {
-        &self.cookie
+        &self.settings.cookie
     }
 
     /// The header scripts send the CSRF token in (lower case).
     pub fn csrf_header(&self) -> &str {
-        &self.csrf.header
+        &self.settings.csrf.header
     }
 }
 
 impl<S: RevocationStore> WebConfig<S> {
     /// A builder with the defaults: the cookie `__Host-session` (Secure,
     /// HttpOnly, SameSite=Lax, Path=/), CSRF enforcement on, the expected
-    /// origin taken from each request's `Host`, no bearer tokens.
-    pub fn builder(verifier: Verifier<S>) -> WebConfigBuilder<S> {
+    /// origin taken from each request's `Host`, no bearer tokens. `sealer`
+    /// holds the keyring, timeouts, remember-me and clock; its purpose is
+    /// the cookie's name, which this builder sets (a purpose set on `sealer`
+    /// must be that name, or [`build`](WebConfigBuilder::build) refuses it),
+    /// so that the two can never disagree.
+    pub fn builder(sealer: SealerBuilder, store: S) -> WebConfigBuilder<S> {
         WebConfigBuilder {
-            verifier,
+            sealer,
+            store,
             cookie: CookieSpec::default(),
             origin: None,
             csrf: CsrfSettings {
@@ -118,87 +128,12 @@ impl<S: RevocationStore> WebConfig<S> {
             bearer: false,
         }
     }
-
-    /// Seals `session` for the request's transport: the `Set-Cookie` value,
-    /// or for a bearer-token request the bare token.
-    pub(crate) fn seal<T: Serialize + DeserializeOwned>(
-        &self,
-        session: &Session<T>,
-        bearer: bool,
-    ) -> Result<(Verified<T>, String), SealError> {
-        if bearer {
-            let (token, verified) = self.verifier.issue(session)?;
-            Ok((verified, token))
-        } else {
-            self.verifier.issue_cookie(session, &self.cookie)
-        }
-    }
-}
-
-impl<S: RevocationStore, T: Send + Sync + 'static> Ops<T> for WebConfig<S> {
-    fn sealer(&self) -> &Sealer {
-        self.verifier.sealer()
-    }
-
-    fn cookie(&self) -> &CookieSpec {
-        &self.cookie
-    }
-
-    fn pre_sealer(&self) -> &Sealer {
-        &self.pre_sealer
-    }
-
-    fn pre_cookie(&self) -> &CookieSpec {
-        &self.pre_cookie
-    }
-
-    fn flash(&self) -> &FlashConfig {
-        &self.flash
-    }
-
-    fn origin(&self) -> Option<&str> {
-        self.origin.as_deref()
-    }
-
-    fn csrf(&self) -> &CsrfSettings {
-        &self.csrf
-    }
-
-    fn form_limit(&self) -> usize {
-        self.form_limit
-    }
-
-    fn issue(&self, session: &Session<T>, bearer: bool) -> Result<(Verified<T>, String), SealError>
-    where
-        T: Serialize + DeserializeOwned,
-    {
-        self.seal(session, bearer)
-    }
-
-    fn start(&self, data: T) -> BoxFuture<'_, Result<Session<T>, LoginError>> {
-        Box::pin(self.verifier.start(data))
-    }
-
-    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<Session<T>, LoginError>> {
-        Box::pin(self.verifier.login(user_id, data))
-    }
-
-    fn logout<'a>(&'a self, session: &'a Session<T>) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.verifier.logout(session))
-    }
-
-    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.verifier.logout_everywhere(user_id))
-    }
-
-    fn renew_id<'a>(&'a self, session: &'a mut Session<T>) -> BoxFuture<'a, Result<(), LoginError>> {
-        Box::pin(self.verifier.renew_id(session))
-    }
 }
 
 /// Configures a [`WebConfig`].
 pub struct WebConfigBuilder<S> {
-    verifier: Verifier<S>,
+    sealer: SealerBuilder,
+    store: S,
     cookie: CookieSpec,
     origin: Option<String>,
     csrf: CsrfSettings,
@@ -219,12 +154,10 @@ impl<S> std::fmt::Debug for WebConfigBuilder<S> {
 }
 
 impl<S: RevocationStore> WebConfigBuilder<S> {
-    /// The session cookie. The pre-session and flash cookies are named
-    /// after it with `-csrf` and `-flash` appended, live as long as the
-    /// browser session and have the default attributes. Its name must equal
-    /// the sealer's purpose (the default for both is `__Host-session`), so
-    /// that a token sealed for another cookie on the same keyring never
-    /// opens as this one: [`build`](Self::build) refuses a mismatch.
+    /// The session cookie; its name is the sealer's purpose. The
+    /// pre-session and flash cookies are named after it with `-csrf` and
+    /// `-flash` appended, live as long as the browser session and have the
+    /// default attributes.
     #[must_use]
     pub fn cookie(mut self, cookie: CookieSpec) -> Self {
         self.cookie = cookie;
@@ -340,36 +273,37 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// The settings.
     ///
     /// # Errors
-    /// [`WebConfigError::ReservedCookieName`] or
-    /// [`WebConfigError::PurposeMismatch`] if the cookie's name ends like a
-    /// derived one or is not the sealer's purpose,
+    /// [`WebConfigError::ReservedCookieName`] if the cookie's name ends like
+    /// a derived one, [`WebConfigError::PurposeMismatch`] if the sealer was
+    /// given a purpose other than the cookie's name,
+    /// [`WebConfigError::Sealer`] if the sealer's settings are inconsistent,
     /// [`WebConfigError::CsrfHeader`] for a CSRF header name that is not
     /// one, [`WebConfigError::Origin`] for a trusted origin that is not one,
-    /// [`WebConfigError::PreSession`] if the pre-session or flash sealer
-    /// cannot be built from the verifier's keyring, or
-    /// [`WebConfigError::Cookie`] if their cookie names are not valid.
+    /// or [`WebConfigError::Cookie`] if the derived cookie names are not
+    /// valid.
     pub fn build(self) -> Result<WebConfig<S>, WebConfigError> {
-        let sealer = self.verifier.sealer();
         let name = self.cookie.name();
         if let Some(suffix) = RESERVED_SUFFIXES.iter().find(|suffix| name.ends_with(*suffix)) {
             return Err(WebConfigError::ReservedCookieName { cookie: name.to_owned(), suffix });
         }
-        if sealer.purpose() != name {
+        if self.sealer.purpose != crate::DEFAULT_PURPOSE && self.sealer.purpose != name {
             return Err(WebConfigError::PurposeMismatch {
-                purpose: sealer.purpose().to_owned(),
+                purpose: self.sealer.purpose.clone(),
                 cookie: name.to_owned(),
             });
         }
         if !is_header_name(&self.csrf.header) {
             return Err(WebConfigError::CsrfHeader(self.csrf.header));
         }
+        let sealer = self.sealer.purpose(name).build().map_err(WebConfigError::Sealer)?;
         let derived = |suffix: &str, timeout: Duration| {
             Sealer::builder(sealer.keyring().clone())
-                .purpose(format!("{}{suffix}", sealer.purpose()))
+                .purpose(format!("{name}{suffix}"))
                 .absolute_timeout(timeout)
                 .idle_timeout(timeout)
                 .clock(Arc::clone(sealer.clock()))
                 .build()
+                .map_err(WebConfigError::Sealer)
         };
         let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
         let pre_cookie = CookieSpec::named(format!("{name}-csrf"))?.browser_session();
@@ -382,15 +316,18 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             csrf.policy = csrf.policy.trust_origin(origin)?;
         }
         Ok(WebConfig {
-            verifier: self.verifier,
-            cookie: self.cookie,
-            pre_sealer,
-            pre_cookie,
-            flash,
-            origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
-            csrf,
-            form_limit: self.form_limit,
-            bearer: self.bearer,
+            verifier: Verifier::new(sealer.clone(), self.store),
+            settings: Settings {
+                sealer,
+                cookie: self.cookie,
+                pre_sealer,
+                pre_cookie,
+                flash,
+                origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
+                csrf,
+                form_limit: self.form_limit,
+                bearer: self.bearer,
+            },
         })
     }
 }
@@ -404,12 +341,12 @@ fn is_header_name(name: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebConfigError {
-    /// The session cookie's name differs from the sealer's purpose. Both
-    /// name the same thing (the purpose is bound into every token), and a
-    /// difference would let a token sealed for one cookie open as another.
+    /// The sealer was given a purpose other than the session cookie's
+    /// name. Both name the same thing (the purpose is bound into every
+    /// token), and the builder sets the purpose from the cookie's name.
     #[error(
         "the session cookie is named {cookie:?} but the sealer's purpose is {purpose:?}: \
-         build the sealer with .purpose({cookie:?}) or name the cookie {purpose:?}"
+         leave the purpose unset (it is the cookie's name) or name the cookie {purpose:?}"
     )]
     PurposeMismatch {
         /// The sealer's purpose.
@@ -435,10 +372,9 @@ pub enum WebConfigError {
     /// `scheme://host[:port]` origin.
     #[error(transparent)]
     Origin(#[from] InvalidOrigin),
-    /// The pre-session or flash sealer could not be built from the
-    /// verifier's keyring.
-    #[error("cannot build the pre-session or flash sealer: {0}")]
-    PreSession(#[from] ConfigError),
+    /// The sealer's settings are inconsistent (see [`ConfigError`]).
+    #[error("invalid sealer settings: {0}")]
+    Sealer(#[source] ConfigError),
     /// The pre-session or flash cookie (the session cookie's name with
     /// `-csrf` or `-flash` appended) is not a valid cookie.
     #[error("invalid pre-session or flash cookie: {0}")]

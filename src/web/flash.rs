@@ -5,14 +5,13 @@
 //! they work before login and survive logout ("Signed out"), and a session
 //! token can never be read as one or the other way round.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{CookieSpec, SealError, Sealer, Session};
 
-use super::handle::CookieChange;
+use crate::cookie::CookieChange;
 
 /// How long flash messages wait to be read: 10 minutes. A message not shown
 /// by then is dropped.
@@ -66,9 +65,12 @@ pub(crate) struct FlashConfig {
 }
 
 /// The flash messages of one request, kept with its session state: those it
-/// brought, until taken, and those added since.
+/// brought (opened only when the handler reads or adds messages), and those
+/// added since.
 #[derive(Default)]
 pub(crate) struct FlashState {
+    /// The values of the request's flash cookie, until opened.
+    unopened: Vec<Box<str>>,
     pending: Vec<Flash>,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
@@ -76,38 +78,40 @@ pub(crate) struct FlashState {
 }
 
 impl FlashState {
-    /// The messages in the request's flash cookies: the first value that
-    /// opens, of at most [`MAX_SAME_NAME`](crate::MAX_SAME_NAME).
-    pub(crate) fn open<'h>(config: &FlashConfig, values: impl Iterator<Item = &'h str>) -> Self {
-        let mut state = Self::default();
-        for value in values {
-            state.sent = true;
-            match config.sealer.open::<Vec<Flash>>(value) {
+    /// The request's flash cookie values, opened when first needed.
+    pub(crate) fn new(values: Vec<Box<str>>) -> Self {
+        Self { sent: !values.is_empty(), unopened: values, ..Self::default() }
+    }
+
+    /// Opens the request's messages, once: the first value that opens.
+    fn open(&mut self, config: &FlashConfig) {
+        for value in std::mem::take(&mut self.unopened) {
+            match config.sealer.open::<Vec<Flash>>(&value) {
                 Ok(opened) => {
-                    state.pending = opened.into_session().into_data();
-                    break;
+                    self.pending = opened.into_session().into_data();
+                    return;
                 }
                 Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
             }
         }
-        state
     }
 
     /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
     pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
+        self.open(config);
         let mut pending = self.pending.clone();
         pending.push(flash);
         let excess = pending.len().saturating_sub(MAX_FLASHES);
         pending.drain(..excess);
-        let session = Session::try_new(pending)?;
-        let (_, header) = config.sealer.issue_cookie(&session, &config.cookie)?;
-        self.pending = session.into_data();
+        let (opened, header) = config.sealer.issue_cookie(Session::try_new(pending)?, &config.cookie)?;
+        self.pending = opened.into_session().into_data();
         self.change = Some(CookieChange::Set(header));
         Ok(())
     }
 
     /// The messages not yet read, which are then gone.
-    pub(crate) fn take(&mut self) -> Vec<Flash> {
+    pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
+        self.open(config);
         self.change = self.sent.then_some(CookieChange::Remove);
         std::mem::take(&mut self.pending)
     }
@@ -115,34 +119,5 @@ impl FlashState {
     /// What the response must do with the flash cookie, once.
     pub(crate) fn finish(&mut self) -> Option<CookieChange> {
         self.change.take()
-    }
-}
-
-/// What holds a request's flash messages (its session state, whatever the
-/// session's data type).
-pub(crate) trait FlashHost: Send + Sync {
-    /// [`FlashState::take`] on the request's messages.
-    fn take_flashes(&self) -> Vec<Flash>;
-}
-
-/// A request's flash messages, reachable without naming the session's data
-/// type: what a framework's flash extractor holds
-/// ([`SessionHandle::flashes`](super::SessionHandle::flashes)). It shares
-/// the request's state with its [`SessionHandle`](super::SessionHandle).
-#[derive(Clone)]
-pub struct FlashHandle(pub(crate) Arc<dyn FlashHost>);
-
-impl FlashHandle {
-    /// The flash messages the request brought (and any added since), which
-    /// are then gone: the response removes their cookie.
-    #[must_use]
-    pub fn take(&self) -> Vec<Flash> {
-        self.0.take_flashes()
-    }
-}
-
-impl std::fmt::Debug for FlashHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlashHandle").finish_non_exhaustive()
     }
 }

@@ -1,116 +1,136 @@
 //! The per-request session handle: log in, change, renew and log out.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::any::{Any, TypeId};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use time::OffsetDateTime;
 
-use super::config::CsrfSettings;
-use super::flash::{Flash, FlashConfig, FlashHandle, FlashHost, FlashState, Level};
-use crate::{CookieSpec, LoginError, Opened, SealError, Sealer, Session, StoreError, Verified};
+use super::flash::{Flash, FlashState, Level};
+use super::ops::Ops;
+use crate::cookie::CookieChange;
+use crate::sealer::Issued;
+use crate::{LoginError, Opened, SealError, Sealer, Session, StoreError, Verified};
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What a session's data must be to travel in a web session: serializable,
+/// cloneable and shareable between threads. Every such type is one; the
+/// trait only names the bound.
+pub trait SessionValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
-/// The store operations a handle needs, with the store's type erased so that
-/// handlers name only the session data type.
-pub(crate) trait Ops<T>: Send + Sync {
-    fn sealer(&self) -> &Sealer;
-    fn cookie(&self) -> &CookieSpec;
-    fn pre_sealer(&self) -> &Sealer;
-    fn pre_cookie(&self) -> &CookieSpec;
-    fn flash(&self) -> &FlashConfig;
-    /// The origin unsafe requests must come from, if set.
-    fn origin(&self) -> Option<&str>;
-    fn csrf(&self) -> &CsrfSettings;
-    fn form_limit(&self) -> usize;
-    /// Seals `session` as the request's session: the token carries it now.
-    /// Returns the `Set-Cookie` value, or the bare token if `bearer`.
-    fn issue(&self, session: &Session<T>, bearer: bool) -> Result<(Verified<T>, String), SealError>
-    where
-        T: Serialize + DeserializeOwned;
-    fn start(&self, data: T) -> BoxFuture<'_, Result<Session<T>, LoginError>>;
-    fn login<'a>(&'a self, user_id: &'a str, data: T) -> BoxFuture<'a, Result<Session<T>, LoginError>>;
-    fn logout<'a>(&'a self, session: &'a Session<T>) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn logout_everywhere<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
-    fn renew_id<'a>(&'a self, session: &'a mut Session<T>) -> BoxFuture<'a, Result<(), LoginError>>;
-}
-
-/// What the response must do with one cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CookieChange {
-    /// Send this `Set-Cookie` value.
-    Set(String),
-    /// Remove the cookie.
-    Remove,
-}
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> SessionValue for T {}
 
 /// The session state of one request, shared by the integration and the
 /// handler.
-pub(crate) struct State<T> {
-    /// The session, as opened from the request or as last sealed here.
-    pub(crate) current: Option<Arc<Verified<T>>>,
-    /// The pre-session that carries the CSRF token before login.
-    pub(crate) pre: Option<Opened<()>>,
+pub(crate) struct State {
+    /// The session, as opened from the request or as last sealed here, with
+    /// its data still encoded: each handler decodes it as its own type.
+    pub(crate) current: Option<Arc<Verified<Vec<u8>>>>,
+    /// The last decoding of `current`, for the type that asked.
+    decoded: Option<(TypeId, Arc<dyn Any + Send + Sync>)>,
     /// Set when the handler changed the session: for a bearer-token request
     /// [`CookieChange::Set`] holds the bare token.
     pub(crate) session_cookie: Option<CookieChange>,
     /// Whether the session came as `Authorization: Bearer` (no cookies).
     pub(crate) bearer: bool,
     /// Whether the request's session cookie is sealed under a key this
-    /// server does not have: kept, so no anonymous session may replace it.
+    /// server does not have: kept, so no other session may replace it.
     pub(crate) kept_unreadable: bool,
+    /// The pre-session that carries the CSRF token before login.
+    pub(crate) pre: PreSession,
     /// Set when the pre-session cookie must be sent or removed.
     pub(crate) pre_cookie: Option<CookieChange>,
-    /// Whether the request carried a pre-session cookie.
-    pub(crate) pre_sent: bool,
     /// The request's flash messages.
     pub(crate) flash: FlashState,
 }
 
-impl<T> State<T> {
+/// The request's pre-session: opened only when something needs it (a CSRF
+/// check or a token before login).
+pub(crate) enum PreSession {
+    /// The values of its cookie the request sent, not yet opened.
+    Unopened(Vec<Box<str>>),
+    /// Opened (or none of the values opened), and whether a cookie came.
+    Opened(Option<Opened<()>>, bool),
+}
+
+impl State {
     pub(crate) fn new(
-        current: Option<Verified<T>>,
-        pre: Option<Opened<()>>,
-        pre_sent: bool,
+        current: Option<Verified<Vec<u8>>>,
         bearer: bool,
+        pre: Vec<Box<str>>,
         flash: FlashState,
     ) -> Self {
         Self {
             current: current.map(Arc::new),
-            pre,
+            decoded: None,
             session_cookie: None,
-            pre_cookie: None,
-            pre_sent,
             bearer,
             kept_unreadable: false,
+            pre: PreSession::Unopened(pre),
+            pre_cookie: None,
             flash,
         }
+    }
+
+    /// The pre-session, opened now if it was not yet.
+    pub(crate) fn pre(&mut self, sealer: &Sealer) -> Option<&Opened<()>> {
+        if let PreSession::Unopened(values) = &self.pre {
+            let sent = !values.is_empty();
+            let opened = values.iter().find_map(|value| {
+                sealer
+                    .open::<()>(value)
+                    .inspect_err(|err| tracing::info!(reason = %err, "pre-session cookie refused"))
+                    .ok()
+            });
+            self.pre = PreSession::Opened(opened, sent);
+        }
+        match &self.pre {
+            PreSession::Opened(opened, _) => opened.as_ref(),
+            PreSession::Unopened(_) => None,
+        }
+    }
+
+    /// Whether the request carried a pre-session cookie.
+    fn pre_sent(&self) -> bool {
+        match &self.pre {
+            PreSession::Unopened(values) => !values.is_empty(),
+            PreSession::Opened(_, sent) => *sent,
+        }
+    }
+
+    /// Makes `session` the request's session, as this server just sealed it.
+    fn set_current<T: SessionValue>(&mut self, issued: Issued<T>) -> Arc<Verified<T>> {
+        let typed = Arc::new(Verified::new(issued.typed));
+        self.current = Some(Arc::new(Verified::new(issued.raw)));
+        self.decoded = Some((TypeId::of::<T>(), Arc::clone(&typed) as Arc<dyn Any + Send + Sync>));
+        self.session_cookie = Some(CookieChange::Set(issued.text));
+        typed
+    }
+
+    /// No session any more: its cookie goes.
+    fn forget(&mut self) {
+        self.current = None;
+        self.decoded = None;
+        self.session_cookie = Some(CookieChange::Remove);
     }
 }
 
 /// One request's session state and the settings: the one allocation per
-/// request that the handle, the flash handle and the integration share.
-pub(crate) struct Shared<T> {
-    state: Mutex<State<T>>,
-    pub(crate) ops: Arc<dyn Ops<T>>,
+/// request that the handle, its typed views and the integration share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) ops: Arc<dyn Ops>,
 }
 
-impl<T> Shared<T> {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state is plain data that every writer leaves consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl<T: Send + Sync> FlashHost for Shared<T> {
-    fn take_flashes(&self) -> Vec<Flash> {
-        self.lock().flash.take()
-    }
-}
-
-/// How [`SessionHandle::login_with_options`] starts a session.
+/// How [`Sessions::login_with_options`] starts a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoginOptions {
@@ -131,17 +151,19 @@ impl LoginOptions {
     }
 }
 
-/// A session call of a [`SessionHandle`] failed.
+/// A session call of a [`SessionHandle`] failed. [`HandleError::status`]
+/// and [`HandleError::body`] are the answer every adapter gives.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandleError {
     /// The request has no session (none was sent, or the one sent was
-    /// expired, revoked, tampered with or sealed under an unknown key).
+    /// expired, revoked, tampered with, sealed under an unknown key, or
+    /// holds data of another type).
     #[error("no session: sign in first")]
     NoSession,
     /// The request's session cookie is sealed under a key this server does
     /// not have yet (a key rollout in progress): it is kept, and neither
-    /// [`SessionHandle::login`], [`SessionHandle::update_or_insert`] nor
+    /// [`Sessions::login`], [`Sessions::update_or_insert`] nor
     /// [`SessionHandle::logout`] replaces or removes it, since none can end
     /// that session on the servers that read it. Answer `503`, so that the
     /// client retries.
@@ -150,6 +172,13 @@ pub enum HandleError {
          deploy the same keyring to every server"
     )]
     UnreadableSession,
+    /// The handler asked for the session, but no session layer or
+    /// middleware wraps its route.
+    #[error(
+        "no session layer wraps this route: add the framework's session layer or middleware (SessionLayer, \
+         SessionMiddleware) around it"
+    )]
+    NoLayer,
     /// The revocation store did not record a logout; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -163,61 +192,337 @@ pub enum HandleError {
     Seal(#[from] SealError),
 }
 
-/// The session handle of one request: log in, change, renew and log out.
-///
-/// A web integration makes one per request
-/// ([`WebConfig::open_request`](super::WebConfig::open_request)) and hands
-/// it to the handler; each call that changes the session seals it at once,
-/// so that an error (a session too large for a cookie, a store that cannot
-/// be reached) reaches the handler, not the client, and the integration
-/// writes the cookies the calls decided on when the response leaves
-/// ([`SessionHandle::finish`]).
-pub struct SessionHandle<T> {
-    pub(crate) shared: Arc<Shared<T>>,
-}
+impl HandleError {
+    /// The status code to answer with: `401` without a session, `503` when
+    /// the store could not be reached or the session cookie cannot be read
+    /// on this server (the client should retry), `500` otherwise.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            HandleError::NoSession => 401,
+            HandleError::Store(_)
+            | HandleError::Login(LoginError::Store(_))
+            | HandleError::UnreadableSession => 503,
+            _ => 500,
+        }
+    }
 
-impl<T> Clone for SessionHandle<T> {
-    fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+    /// A body for the answer that says no more than the status. The cause
+    /// is logged with `tracing` (at `warn` for `503`, `error` for `500`).
+    #[must_use]
+    pub fn body(&self) -> &'static str {
+        match self.status() {
+            401 => "no session",
+            503 if matches!(self, HandleError::UnreadableSession) => {
+                tracing::warn!(error = %self, "session cookie kept, not replaced");
+                "session unavailable on this server, try again"
+            }
+            503 => {
+                tracing::warn!(error = %self, "session store unavailable");
+                "session store unavailable, try again"
+            }
+            _ => {
+                tracing::error!(error = %self, "session call failed");
+                "internal error"
+            }
+        }
     }
 }
 
-impl<T> std::fmt::Debug for SessionHandle<T> {
+/// The session handle of one request, whatever the session's data type:
+/// log out, renew the ID, flash messages, the CSRF token, and the typed
+/// views ([`SessionHandle::typed`], [`SessionHandle::current`]) that log in
+/// and change the data.
+///
+/// A web integration gets one per request from [`WebConfig::begin`](super::WebConfig::begin)
+/// and hands it to the handler; each call that changes the session seals it
+/// at once, so that an error (a session too large for a cookie, a store that
+/// cannot be reached) reaches the handler, not the client, and the
+/// integration writes the cookies the calls decided on when the response
+/// leaves ([`SessionHandle::finish`]).
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.shared.lock();
         f.debug_struct("SessionHandle")
-            .field("current", &state.current)
+            .field("current", &state.current.as_ref().map(|v| v.session()))
             .field("changed", &state.session_cookie.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl<T> SessionHandle<T>
-where
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
-    pub(crate) fn new(state: State<T>, ops: Arc<dyn Ops<T>>) -> Self {
+impl SessionHandle {
+    pub(crate) fn new(state: State, ops: Arc<dyn Ops>) -> Self {
         Self { shared: Arc::new(Shared { state: Mutex::new(state), ops }) }
     }
 
-    /// The request's session, if it has one (as changed by this handler).
+    /// The typed view of the session: what logs in and changes the data.
     #[must_use]
-    pub fn current(&self) -> Option<Arc<Verified<T>>> {
-        self.shared.lock().current.clone()
+    pub fn typed<T>(&self) -> Sessions<T> {
+        Sessions { handle: self.clone(), data: std::marker::PhantomData }
+    }
+
+    /// The request's session as `T`, if it has one (as changed by this
+    /// handler). A session whose data is not a `T` (a type changed without
+    /// [`Versioned`](crate::versioned::Versioned)) is no session: it is
+    /// logged, and its cookie removed.
+    #[must_use]
+    pub fn current<T: SessionValue>(&self) -> Option<Current<T>> {
+        self.verified::<T>().map(|verified| Current { verified, handle: self.clone() })
+    }
+
+    fn verified<T: SessionValue>(&self) -> Option<Arc<Verified<T>>> {
+        let mut state = self.shared.lock();
+        let raw = state.current.clone()?;
+        if let Some((type_id, decoded)) = &state.decoded {
+            if *type_id == TypeId::of::<T>() {
+                if let Ok(typed) = Arc::clone(decoded).downcast::<Verified<T>>() {
+                    return Some(typed);
+                }
+            }
+        }
+        match raw.decode::<T>() {
+            Ok(typed) => {
+                let typed = Arc::new(typed);
+                state.decoded = Some((TypeId::of::<T>(), Arc::clone(&typed) as Arc<dyn Any + Send + Sync>));
+                Some(typed)
+            }
+            Err(err) => {
+                tracing::info!(reason = %err, "session cookie refused");
+                state.forget();
+                None
+            }
+        }
+    }
+
+    /// The request's session's user, if it has a signed-in session.
+    #[must_use]
+    pub fn user_id(&self) -> Option<String> {
+        self.shared.lock().current.as_ref().and_then(|v| v.session().user_id().map(str::to_owned))
+    }
+
+    /// Whether the request has a session, signed in or anonymous (of any
+    /// data type: [`SessionHandle::current`] decodes it).
+    #[must_use]
+    pub fn has_session(&self) -> bool {
+        self.shared.lock().current.is_some()
     }
 
     /// The sealer of the request's sessions: for their CSRF tokens
     /// ([`Sealer::csrf_token`]).
     #[must_use]
     pub fn sealer(&self) -> &Sealer {
-        self.shared.ops.sealer()
+        &self.shared.ops.settings().sealer
     }
 
-    /// The request's flash messages, for an extractor that does not name
-    /// the session's data type.
+    fn ops(&self) -> Arc<dyn Ops> {
+        Arc::clone(&self.shared.ops)
+    }
+
+    /// The request's session, and whether there is none because its
+    /// cookie is sealed under a key this server does not have (kept).
+    fn current_or_unreadable(&self) -> (Option<Arc<Verified<Vec<u8>>>>, bool) {
+        let state = self.shared.lock();
+        (state.current.clone(), state.current.is_none() && state.kept_unreadable)
+    }
+
+    /// Seals `session` as the request's session, whose cookie (or bearer
+    /// token) goes out with the response.
+    fn replace<T: SessionValue>(&self, session: Session<T>) -> Result<Arc<Verified<T>>, HandleError> {
+        let settings = self.shared.ops.settings();
+        let bearer = self.shared.lock().bearer;
+        let cookie = (!bearer).then_some(&settings.cookie);
+        let issued = settings.sealer.issue_for(session, cookie)?;
+        Ok(self.shared.lock().set_current(issued))
+    }
+
+    /// The pre-session served its purpose (CSRF before there is a session):
+    /// the session's token replaces it.
+    fn end_pre_session(&self) {
+        let mut state = self.shared.lock();
+        state.pre_cookie = state.pre_sent().then_some(CookieChange::Remove);
+        state.pre = PreSession::Opened(None, false);
+    }
+
+    /// Logs the request's session out on every server: denylisted until its
+    /// absolute expiry plus the clock leeway.
+    async fn revoke(&self, session: &Session<Vec<u8>>) -> Result<(), StoreError> {
+        let ops = self.ops();
+        let leeway = ops.settings().sealer.leeway_secs();
+        let until = session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(leeway));
+        ops.revoke_session(session.id(), until).await
+    }
+
+    /// Gives the session a new ID, logging the old one out on every server:
+    /// call it when the session's privileges change.
+    ///
+    /// # Errors
+    /// [`HandleError::NoSession`], [`HandleError::Store`] if the store
+    /// cannot be reached (the session is then unchanged), or a sealing
+    /// error.
+    pub async fn renew_id(&self) -> Result<(), HandleError> {
+        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let mut session = current.session().clone();
+        session.renew_id().map_err(LoginError::from)?;
+        self.revoke(current.session()).await?;
+        // The old ID is revoked now: if the new one cannot be sealed, the
+        // request has no session any more.
+        let bearer = self.shared.lock().bearer;
+        let settings = self.shared.ops.settings();
+        let versioned = current.opened().is_versioned_data();
+        let issued = settings.sealer.issue_raw(session, versioned, (!bearer).then_some(&settings.cookie));
+        let mut state = self.shared.lock();
+        match issued {
+            Ok((text, raw)) => {
+                state.current = Some(Arc::new(Verified::new(raw)));
+                state.decoded = None;
+                state.session_cookie = Some(CookieChange::Set(text));
+                Ok(())
+            }
+            Err(err) => {
+                state.forget();
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Logs this session out on every server and removes its cookie. Without
+    /// a session it only removes the cookie.
+    ///
+    /// # Errors
+    /// [`HandleError::Store`] if the store did not record the logout: the
+    /// session is then kept, so that the user can try again.
+    /// [`HandleError::UnreadableSession`] if the request's session cookie is
+    /// sealed under a key this server does not have yet: removing the
+    /// cookie would not end the session on the servers that can read it, so
+    /// nothing changes and the client should retry (`503`).
+    pub async fn logout(&self) -> Result<(), HandleError> {
+        let (current, kept_unreadable) = self.current_or_unreadable();
+        if kept_unreadable {
+            return Err(HandleError::UnreadableSession);
+        }
+        if let Some(current) = current {
+            self.revoke(current.session()).await?;
+        }
+        self.shared.lock().forget();
+        Ok(())
+    }
+
+    /// Logs the session's user out of every session they have, on every
+    /// server, and removes this cookie. Returns the user's new epoch.
+    ///
+    /// # Errors
+    /// [`HandleError::NoSession`] without a signed-in session, or
+    /// [`HandleError::Store`] if the store did not record it (nothing is
+    /// then changed).
+    pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
+        let user_id = self.user_id().ok_or(HandleError::NoSession)?;
+        let epoch = self.ops().revoke_user(&user_id).await?;
+        self.shared.lock().forget();
+        Ok(epoch)
+    }
+
+    /// Adds a flash message for the next page this browser loads (after a
+    /// redirect, say). Flash messages travel in a sealed cookie of their
+    /// own: they need no session, and survive logout. At most
+    /// [`MAX_FLASHES`](super::MAX_FLASHES) wait at once (the oldest are
+    /// dropped), each for at most [`FLASH_TIMEOUT`](super::FLASH_TIMEOUT).
+    ///
+    /// # Errors
+    /// [`HandleError::Seal`] if the messages do not fit in a cookie (none
+    /// is then added).
+    pub fn flash(&self, level: Level, message: impl Into<String>) -> Result<(), HandleError> {
+        let flash = Flash { level, message: message.into() };
+        Ok(self.shared.lock().flash.push(&self.shared.ops.settings().flash, flash)?)
+    }
+
+    /// The flash messages the request brought (and any added since), which
+    /// are then gone: the response removes their cookie.
     #[must_use]
-    pub fn flashes(&self) -> FlashHandle {
-        FlashHandle(Arc::<Shared<T>>::clone(&self.shared))
+    pub fn take_flashes(&self) -> Vec<Flash> {
+        self.shared.lock().flash.take(&self.shared.ops.settings().flash)
+    }
+
+    /// The CSRF token to put in this page's forms or scripts.
+    ///
+    /// With a session, the token is bound to it. Without one (a login
+    /// form), it is bound to a *pre-session*: a small sealed cookie with a
+    /// random ID and no user, created here if the request had none, so that
+    /// the login form is protected too (login CSRF). Login replaces it.
+    ///
+    /// # Errors
+    /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
+    /// pre-session cannot be sealed.
+    pub fn csrf_token(&self) -> Result<String, HandleError> {
+        let settings = self.shared.ops.settings();
+        let mut state = self.shared.lock();
+        if let Some(current) = &state.current {
+            return Ok(settings.sealer.csrf_token(current.session()));
+        }
+        if let Some(pre) = state.pre(&settings.pre_sealer) {
+            return Ok(settings.pre_sealer.csrf_token(pre.session()));
+        }
+        let pre = Session::try_new(()).map_err(SealError::from)?;
+        let (opened, header) = settings.pre_sealer.issue_cookie(pre, &settings.pre_cookie)?;
+        let token = settings.pre_sealer.csrf_token(opened.session());
+        let sent = state.pre_sent();
+        state.pre = PreSession::Opened(Some(opened), sent);
+        state.pre_cookie = Some(CookieChange::Set(header));
+        Ok(token)
+    }
+}
+
+/// The session handle of one request, for sessions whose data is a `T`: it
+/// logs in and changes the data, and (through [`Deref`]) does all that
+/// [`SessionHandle`] does. Get one with [`SessionHandle::typed`]; a
+/// framework's `Sessions<T>` extractor wraps it.
+pub struct Sessions<T> {
+    handle: SessionHandle,
+    data: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Sessions<T> {
+    fn clone(&self) -> Self {
+        Self { handle: self.handle.clone(), data: std::marker::PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for Sessions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Sessions").field(&self.handle).finish()
+    }
+}
+
+impl<T> Deref for Sessions<T> {
+    type Target = SessionHandle;
+
+    fn deref(&self) -> &SessionHandle {
+        &self.handle
+    }
+}
+
+impl<T: SessionValue> Sessions<T> {
+    /// The untyped handle.
+    #[must_use]
+    pub fn handle(&self) -> &SessionHandle {
+        &self.handle
+    }
+
+    /// The request's session, if it has one (as changed by this handler);
+    /// see [`SessionHandle::current`].
+    #[must_use]
+    pub fn current(&self) -> Option<Current<T>> {
+        self.handle.current()
+    }
+
+    /// The request's session if it is signed in (has a user).
+    #[must_use]
+    pub fn signed_in(&self) -> Option<Current<T>> {
+        self.current().filter(|current| current.user_id().is_some())
     }
 
     /// Starts a session for `user_id`: always a new session ID, bound to
@@ -237,7 +542,7 @@ where
     /// be logged out here, and replacing its cookie would leave it valid on
     /// the servers that have the key, so nothing changes; answer `503` and
     /// let the client retry.
-    pub async fn login(&self, user_id: &str, data: T) -> Result<Arc<Verified<T>>, HandleError> {
+    pub async fn login(&self, user_id: &str, data: T) -> Result<Current<T>, HandleError> {
         self.login_with(user_id, |_| data).await
     }
 
@@ -253,7 +558,7 @@ where
         &self,
         user_id: &str,
         carry: impl FnOnce(Option<Session<T>>) -> T,
-    ) -> Result<Arc<Verified<T>>, HandleError> {
+    ) -> Result<Current<T>, HandleError> {
         self.login_with_options(user_id, LoginOptions::default(), carry).await
     }
 
@@ -269,30 +574,33 @@ where
         user_id: &str,
         options: LoginOptions,
         carry: impl FnOnce(Option<Session<T>>) -> T,
-    ) -> Result<Arc<Verified<T>>, HandleError> {
-        let ops = Arc::clone(&self.shared.ops);
-        if options.remember && !ops.sealer().has_remember_me() {
+    ) -> Result<Current<T>, HandleError> {
+        let ops = self.handle.ops();
+        if options.remember && !ops.settings().sealer.has_remember_me() {
             // Before anything changes: the request keeps its session.
             return Err(SealError::NoRememberMe.into());
         }
-        let (previous, kept_unreadable) = self.current_or_unreadable();
+        let (raw, kept_unreadable) = self.handle.current_or_unreadable();
         if kept_unreadable {
             // It cannot be logged out here, and a new cookie would leave it
             // alive on the servers that can read it.
             return Err(HandleError::UnreadableSession);
         }
-        if let Some(previous) = &previous {
-            ops.logout(previous.session()).await?;
-            self.forget();
+        // The data it held, if it is a `T` at all.
+        let previous = raw.as_ref().and_then(|_| self.handle.verified::<T>());
+        if let Some(raw) = &raw {
+            self.handle.revoke(raw.session()).await?;
+            self.handle.shared.lock().forget();
         }
         let data = carry(previous.map(|previous| previous.session().clone()));
-        let mut session = ops.login(user_id, data).await?;
+        let epoch = ops.login_epoch(user_id).await?;
+        let mut session = Session::try_new(data).map_err(LoginError::from)?.with_user(user_id, epoch);
         if options.remember {
             session = session.remembered();
         }
-        let opened = self.replace(&session)?;
-        self.end_pre_session();
-        Ok(opened)
+        let verified = self.handle.replace(session)?;
+        self.handle.end_pre_session();
+        Ok(Current { verified, handle: self.handle.clone() })
     }
 
     /// Changes the session's data like [`update`](Self::update), first
@@ -314,49 +622,24 @@ where
         default: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<R, HandleError> {
-        let (current, kept_unreadable) = self.current_or_unreadable();
+        let (_, kept_unreadable) = self.handle.current_or_unreadable();
+        let current = self.handle.verified::<T>();
         let mut session = match &current {
             Some(current) => current.session().clone(),
             None if kept_unreadable => return Err(HandleError::UnreadableSession),
             None => {
-                let ops = Arc::clone(&self.shared.ops);
-                ops.start(default()).await?
+                let session = Session::try_new(default()).map_err(LoginError::from)?;
+                self.handle.ops().admit(session.id()).await?;
+                session
             }
         };
         // The lock is not held while `change` runs: it may use this handle.
         let result = change(session.data_mut());
-        self.replace(&session)?;
+        self.handle.replace(session)?;
         if current.is_none() {
-            self.end_pre_session();
+            self.handle.end_pre_session();
         }
         Ok(result)
-    }
-
-    /// The request's session, and whether there is none because its
-    /// cookie is sealed under a key this server does not have (kept).
-    fn current_or_unreadable(&self) -> (Option<Arc<Verified<T>>>, bool) {
-        let state = self.shared.lock();
-        (state.current.clone(), state.current.is_none() && state.kept_unreadable)
-    }
-
-    /// The pre-session served its purpose (CSRF before there is a session):
-    /// the session's token replaces it.
-    fn end_pre_session(&self) {
-        let mut state = self.shared.lock();
-        state.pre = None;
-        state.pre_cookie = state.pre_sent.then_some(CookieChange::Remove);
-    }
-
-    /// Seals `session` as the request's session, whose cookie goes out with
-    /// the response.
-    fn replace(&self, session: &Session<T>) -> Result<Arc<Verified<T>>, HandleError> {
-        let bearer = self.shared.lock().bearer;
-        let (opened, header) = self.shared.ops.issue(session, bearer)?;
-        let opened = Arc::new(opened);
-        let mut state = self.shared.lock();
-        state.current = Some(Arc::clone(&opened));
-        state.session_cookie = Some(CookieChange::Set(header));
-        Ok(opened)
     }
 
     /// Changes the session's data and seals it again; the new cookie goes
@@ -366,125 +649,78 @@ where
     /// [`HandleError::NoSession`], or [`HandleError::Seal`] if the changed
     /// session no longer fits in a cookie (the session is then unchanged).
     pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, HandleError> {
-        let current = self.current().ok_or(HandleError::NoSession)?;
+        let current = self.handle.verified::<T>().ok_or(HandleError::NoSession)?;
         // The lock is not held while `change` runs: it may use this handle.
         let mut session = current.session().clone();
         let result = change(session.data_mut());
-        self.replace(&session)?;
+        self.handle.replace(session)?;
         Ok(result)
     }
+}
 
-    /// Gives the session a new ID, logging the old one out on every server:
-    /// call it when the session's privileges change.
-    ///
-    /// # Errors
-    /// [`HandleError::NoSession`], [`HandleError::Login`] if the store
-    /// cannot be reached (the session is then unchanged), or a sealing error.
-    pub async fn renew_id(&self) -> Result<(), HandleError> {
-        let ops = Arc::clone(&self.shared.ops);
-        let current = self.current().ok_or(HandleError::NoSession)?;
-        let mut session = current.session().clone();
-        ops.renew_id(&mut session).await?;
-        // The old ID is revoked now: if the new one cannot be sealed, the
-        // request has no session any more.
-        if let Err(err) = self.replace(&session) {
-            self.forget();
-            return Err(err);
-        }
-        Ok(())
+/// A request's session, decoded as `T`: a snapshot taken when it was asked
+/// for, which dereferences to the core [`Session`] (its ID, user, epoch,
+/// times and data). Change it through [`Current::sessions`].
+pub struct Current<T> {
+    verified: Arc<Verified<T>>,
+    handle: SessionHandle,
+}
+
+impl<T> Clone for Current<T> {
+    fn clone(&self) -> Self {
+        Self { verified: Arc::clone(&self.verified), handle: self.handle.clone() }
     }
+}
 
-    /// Logs this session out on every server and removes its cookie. Without
-    /// a session it only removes the cookie.
-    ///
-    /// # Errors
-    /// [`HandleError::Store`] if the store did not record the logout: the
-    /// session is then kept, so that the user can try again.
-    /// [`HandleError::UnreadableSession`] if the request's session cookie is
-    /// sealed under a key this server does not have yet: removing the
-    /// cookie would not end the session on the servers that can read it, so
-    /// nothing changes and the client should retry (`503`).
-    pub async fn logout(&self) -> Result<(), HandleError> {
-        let ops = Arc::clone(&self.shared.ops);
-        let (current, kept_unreadable) = self.current_or_unreadable();
-        if kept_unreadable {
-            return Err(HandleError::UnreadableSession);
-        }
-        if let Some(current) = current {
-            ops.logout(current.session()).await?;
-        }
-        self.forget();
-        Ok(())
+impl<T> std::fmt::Debug for Current<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Current").field(&self.verified).finish()
     }
+}
 
-    /// Logs the session's user out of every session they have, on every
-    /// server, and removes this cookie. Returns the user's new epoch.
-    ///
-    /// # Errors
-    /// [`HandleError::NoSession`] without a signed-in session, or
-    /// [`HandleError::Store`] if the store did not record it (nothing is
-    /// then changed).
-    pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
-        let ops = Arc::clone(&self.shared.ops);
-        let current = self.current();
-        let user_id =
-            current.as_ref().and_then(|opened| opened.session().user_id()).ok_or(HandleError::NoSession)?;
-        let epoch = ops.logout_everywhere(user_id).await?;
-        self.forget();
-        Ok(epoch)
+impl<T> Deref for Current<T> {
+    type Target = Session<T>;
+
+    fn deref(&self) -> &Session<T> {
+        self.verified.session()
     }
+}
 
-    fn forget(&self) {
-        let mut state = self.shared.lock();
-        state.current = None;
-        state.session_cookie = Some(CookieChange::Remove);
-    }
-
-    /// Adds a flash message for the next page this browser loads (after a
-    /// redirect, say). Flash messages travel in a sealed cookie of their
-    /// own: they need no session, and survive logout. At most
-    /// [`MAX_FLASHES`](super::MAX_FLASHES) wait at once (the oldest are
-    /// dropped), each for at most [`FLASH_TIMEOUT`](super::FLASH_TIMEOUT).
-    ///
-    /// # Errors
-    /// [`HandleError::Seal`] if the messages do not fit in a cookie (none
-    /// is then added).
-    pub fn flash(&self, level: Level, message: impl Into<String>) -> Result<(), HandleError> {
-        let flash = Flash { level, message: message.into() };
-        Ok(self.shared.lock().flash.push(self.shared.ops.flash(), flash)?)
-    }
-
-    /// The flash messages the request brought (and any added since), which
-    /// are then gone: the response removes their cookie.
+impl<T> Current<T> {
+    /// The session: its ID, user, epoch, times and data (what `Current`
+    /// dereferences to).
     #[must_use]
-    pub fn take_flashes(&self) -> Vec<Flash> {
-        self.shared.lock().flash.take()
+    pub fn session(&self) -> &Session<T> {
+        self.verified.session()
     }
 
-    /// The CSRF token to put in this page's forms or scripts.
-    ///
-    /// With a session, the token is bound to it. Without one (a login
-    /// form), it is bound to a *pre-session*: a small sealed cookie with a
-    /// random ID and no user, created here if the request had none, so that
-    /// the login form is protected too (login CSRF). Login replaces it.
-    ///
-    /// # Errors
-    /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
-    /// pre-session cannot be sealed.
-    pub fn csrf_token(&self) -> Result<String, HandleError> {
-        let ops = Arc::clone(&self.shared.ops);
-        let mut state = self.shared.lock();
-        if let Some(current) = &state.current {
-            return Ok(ops.sealer().csrf_token(current.session()));
-        }
-        if let Some(pre) = &state.pre {
-            return Ok(ops.pre_sealer().csrf_token(pre.session()));
-        }
-        let pre = Session::try_new(()).map_err(SealError::from)?;
-        let (opened, header) = ops.pre_sealer().issue_cookie(&pre, ops.pre_cookie())?;
-        let token = ops.pre_sealer().csrf_token(opened.session());
-        state.pre = Some(opened);
-        state.pre_cookie = Some(CookieChange::Set(header));
-        Ok(token)
+    /// The session as opened and checked.
+    #[must_use]
+    pub fn verified(&self) -> &Verified<T> {
+        &self.verified
+    }
+
+    /// The ID of the key the session's cookie is sealed under.
+    #[must_use]
+    pub fn key_id(&self) -> u32 {
+        self.verified.key_id()
+    }
+
+    /// When the session ends unless the user is active before then.
+    #[must_use]
+    pub fn idle_expires_at(&self) -> OffsetDateTime {
+        self.verified.idle_expires_at()
+    }
+
+    /// The session's CSRF token.
+    #[must_use]
+    pub fn csrf_token(&self) -> String {
+        self.handle.sealer().csrf_token(self.verified.session())
+    }
+
+    /// The handle, to change or end the session.
+    #[must_use]
+    pub fn sessions(&self) -> Sessions<T> {
+        self.handle.typed()
     }
 }

@@ -1,68 +1,82 @@
-//! What every web integration does per request, with no web framework in
-//! sight: its settings ([`WebConfig`]), reading a request's session
-//! ([`WebConfig::open_request`]), the CSRF checks of unsafe requests, the
-//! handle a handler uses to log in, change the session, add flash messages
-//! and log out ([`SessionHandle`]), and the cookies the response must carry
-//! ([`SessionHandle::finish`]).
+//! The web driver every framework adapter runs, with no web framework in
+//! sight, as rustls is for TLS: its settings ([`WebConfig`]), one call that
+//! takes a request's view and says what to do ([`WebConfig::begin`]: go
+//! on, read the form first, or refuse), the handle a handler uses to log
+//! in, change the session, add flash messages and log out
+//! ([`SessionHandle`] and its typed view [`Sessions`]), and the headers the
+//! response must carry ([`SessionHandle::finish`]). Every rule (cookies and
+//! bearer tokens, CSRF, pre-session, flash, `503` on store errors, cache
+//! control) lives here once.
 //!
 //! `sealed-session-axum` and `sealed-session-actix` are thin adapters over
-//! this module, so that both follow the same rules; an integration for
-//! another framework should be one too. An adapter:
-//!
-//! 1. calls [`WebConfig::open_request`] with the request's `Cookie` headers
-//!    (as bytes, all of them) and its `Authorization` header, and answers
-//!    `503` if the revocation store cannot be reached;
-//! 2. if [`SessionHandle::csrf_applies`], runs [`SessionHandle::check_csrf`]
-//!    and, when the token must come from a URL-encoded form, reads at most
-//!    [`SessionHandle::form_limit`] bytes of the body (`413` beyond) for
-//!    [`SessionHandle::check_csrf_form`]; a refusal is `403`;
-//! 3. gives the handler the handle, and after it ran adds what
-//!    [`SessionHandle::finish`] returns to the response.
+//! this module, and an integration for another framework should be one
+//! too: a [`RequestView`] over its request, a body read for
+//! [`Begin::ReadForm`], [`ResponseHeaders`] over its response, and its
+//! extractors ([`adapter_types!`](crate::adapter_types) defines the types
+//! they wrap). With the feature `http`, `http::request::Parts` is a
+//! [`RequestView`] and `http::HeaderMap` is [`ResponseHeaders`], for
+//! frameworks built on the `http` crate. The session's data type is the
+//! handler's business: the
+//! driver opens the token's bytes once, and [`SessionHandle::current`]
+//! decodes them as the type the handler asks for.
 //!
 //! ```
-//! use sealed_session::web::{CsrfCheck, CsrfRequest, WebConfig};
-//! use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+//! use sealed_session::web::testing::{TestRequest, TestResponse};
+//! use sealed_session::web::{Begin, WebConfig};
+//! use sealed_session::{Keyring, MemoryStore, Sealer};
 //! use std::sync::Arc;
 //!
 //! # pollster::block_on(async {
-//! let verifier = Verifier::new(Sealer::builder(Keyring::generate()?).build()?, MemoryStore::new());
-//! let config = Arc::new(WebConfig::builder(verifier).build()?);
+//! let config = Arc::new(WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new()).build()?);
 //!
-//! // A request with no cookies: no session, but a login form can get a
-//! // CSRF token bound to a pre-session.
-//! let handle = config.open_request::<String, _, _>(std::iter::empty::<&[u8]>(), None).await?;
-//! assert!(handle.current().is_none());
+//! // A login page: no session, but its form gets a CSRF token bound to a
+//! // pre-session.
+//! let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/login")).await else { panic!() };
+//! assert!(!handle.has_session());
 //! let token = handle.csrf_token()?;
-//! let response = handle.finish();
-//! assert_eq!(response.set_cookies.len(), 1); // the pre-session cookie
+//! let mut response = TestResponse::default();
+//! handle.finish().write_to(&mut response);
+//! let pre_session = response.get_all("set-cookie")[0].split(';').next().unwrap_or_default().to_owned();
 //!
-//! // The login form comes back with that cookie and token.
-//! let cookie = response.set_cookies[0].split(';').next().unwrap_or_default().to_owned();
-//! let handle = config.open_request::<String, _, _>([cookie.as_bytes()], None).await?;
-//! let form = format!("user=alice&csrf_token={token}");
-//! let request = CsrfRequest { method: "POST", path: "/login", form: true, ..CsrfRequest::default() };
-//! assert!(handle.csrf_applies(request.method, request.path, request.upgrade));
-//! // Fetch Metadata and Origin pass; the token is in the form, which must
-//! // be read and checked before the request may go on.
-//! assert_eq!(handle.check_csrf(&request)?, CsrfCheck::ReadForm);
-//! handle.check_csrf_form(form.as_bytes())?;
-//! handle.login("alice", "Alice".to_owned()).await?;
-//! assert_eq!(handle.finish().set_cookies.len(), 2); // the session, and the pre-session's removal
+//! // The form comes back with that cookie and token, in its body.
+//! let login = TestRequest::new("POST", "/login")
+//!     .header("cookie", &pre_session)
+//!     .header("sec-fetch-site", "same-origin")
+//!     .header("content-type", "application/x-www-form-urlencoded");
+//! let Begin::ReadForm(form) = config.begin(&login).await else { panic!("the token is in the form") };
+//! let handle = form.check(format!("user=alice&csrf_token={token}").as_bytes())?;
+//! handle.typed::<String>().login("alice", "Alice".to_owned()).await?;
+//! let mut response = TestResponse::default();
+//! handle.finish().write_to(&mut response);
+//! assert_eq!(response.get_all("set-cookie").len(), 2); // the session, and the pre-session's removal
+//! assert_eq!(response.get_all("cache-control"), ["no-store"]);
+//!
+//! // Without the token, the form is refused before its handler runs.
+//! let Begin::ReadForm(form) = config.begin(&login).await else { panic!() };
+//! let refusal = form.check(b"user=mallory").unwrap_err();
+//! assert_eq!((refusal.status(), refusal.body()), (403, "CSRF check failed"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod adapter;
 mod config;
+mod driver;
 mod flash;
 mod handle;
-mod request;
+#[cfg(feature = "http")]
+mod http_types;
+mod ops;
 pub mod testing;
 
 pub use config::{
     WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
-pub use flash::{Flash, FlashHandle, Level, FLASH_TIMEOUT, MAX_FLASHES};
-pub use handle::{HandleError, LoginOptions, SessionHandle};
-pub use request::{bearer_token, is_form, is_upgrade, CsrfCheck, CsrfRefusal, CsrfRequest, ResponseCookies};
+pub use driver::{
+    bearer_token, is_form, is_upgrade, Begin, CsrfRefusal, FormRead, Refusal, RequestView, ResponseCookies,
+    ResponseHeaders,
+};
+pub use flash::{Flash, Level, FLASH_TIMEOUT, MAX_FLASHES};
+pub use handle::{Current, HandleError, LoginOptions, SessionHandle, SessionValue, Sessions};

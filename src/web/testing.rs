@@ -1,12 +1,65 @@
-//! A signed-in session for an application's own tests, shared by the
-//! framework adapters' `testing` modules.
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+//! Helpers for tests of applications and integrations: a signed-in session
+//! ([`TestSession`]), a request and a response that the driver reads and
+//! writes without any framework ([`TestRequest`], [`TestResponse`]), and a
+//! store that is down ([`UnreachableStore`]).
 
 use super::config::WebConfig;
+use super::driver::{RequestView, ResponseHeaders};
 use super::handle::HandleError;
-use crate::RevocationStore;
+use crate::{LoginState, RevocationState, RevocationStore, SessionId, StoreError};
+use serde::Serialize;
+
+/// A revocation store whose server is down: every call fails with
+/// [`StoreError::Unavailable`] (a refused connection), as a real store's
+/// does during an outage. For tests of what an application answers then
+/// (the web driver: `503`, and no cookie changed).
+///
+/// ```
+/// use sealed_session::web::testing::{TestRequest, UnreachableStore};
+/// use sealed_session::web::{Begin, WebConfig};
+/// use sealed_session::{Keyring, Sealer};
+/// use std::sync::Arc;
+///
+/// # pollster::block_on(async {
+/// let config = Arc::new(WebConfig::builder(Sealer::builder(Keyring::generate()?), UnreachableStore).build()?);
+/// // A login form needs no store; a login does.
+/// let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/login")).await else { panic!() };
+/// let err = handle.typed::<()>().login("alice", ()).await.unwrap_err();
+/// assert_eq!(err.status(), 503);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnreachableStore;
+
+impl UnreachableStore {
+    fn refused() -> StoreError {
+        StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+}
+
+impl RevocationStore for UnreachableStore {
+    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
+        Err(Self::refused())
+    }
+
+    async fn login_state(&self, _: &str) -> Result<LoginState, StoreError> {
+        Err(Self::refused())
+    }
+
+    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
+        Err(Self::refused())
+    }
+
+    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
+        Err(Self::refused())
+    }
+
+    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
+        Err(Self::refused())
+    }
+}
 
 /// A signed-in session for tests: the headers a browser on the app's own
 /// page sends with it (its cookie, its CSRF token, `Sec-Fetch-Site:
@@ -32,10 +85,10 @@ impl TestSession {
     pub async fn sign_in<S, T>(config: &WebConfig<S>, user_id: &str, data: T) -> Result<Self, HandleError>
     where
         S: RevocationStore,
-        T: Serialize + DeserializeOwned,
+        T: Serialize,
     {
         let session = config.verifier().login(user_id, data).await?;
-        let (verified, set_cookie) = config.verifier().issue_cookie(&session, config.cookie())?;
+        let (verified, set_cookie) = config.verifier().issue_cookie(session, config.cookie())?;
         let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
         let csrf_token = config.verifier().sealer().csrf_token(verified.session());
         Ok(Self { cookie, csrf_token, csrf_header: config.csrf_header().to_owned() })
@@ -59,5 +112,130 @@ impl TestSession {
     #[must_use]
     pub fn headers(&self) -> [(&str, &str); 3] {
         [("cookie", &self.cookie), (&self.csrf_header, &self.csrf_token), ("sec-fetch-site", "same-origin")]
+    }
+}
+
+/// A request as the driver sees it ([`RequestView`]), built by hand: for
+/// tests, and as an example of the trait. Its `Debug` shows header names,
+/// never values.
+///
+/// ```
+/// use sealed_session::web::testing::TestRequest;
+/// use sealed_session::web::RequestView as _;
+///
+/// let request = TestRequest::new("POST", "/cart").header("cookie", "a=1").header("Cookie", "b=2");
+/// assert_eq!(request.header_values("cookie").count(), 2);
+/// assert_eq!(request.authority(), Some("app.example"));
+/// ```
+#[derive(Clone)]
+pub struct TestRequest {
+    method: String,
+    path: String,
+    authority: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl TestRequest {
+    /// A request with `method` to `path` at `app.example`, with no headers.
+    #[must_use]
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            authority: Some("app.example".to_owned()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The request's authority (`host[:port]`), or none.
+    #[must_use]
+    pub fn with_authority(mut self, authority: Option<&str>) -> Self {
+        self.authority = authority.map(str::to_owned);
+        self
+    }
+
+    /// Adds a header (names are compared without regard to case).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self
+    }
+}
+
+impl std::fmt::Debug for TestRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl RequestView for TestRequest {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Response headers as the driver writes them ([`ResponseHeaders`]), kept
+/// in a list: for tests. Its `Debug` shows header names, never values.
+#[derive(Clone, Default)]
+pub struct TestResponse {
+    headers: Vec<(String, String)>,
+}
+
+impl TestResponse {
+    /// A response with these headers already (a route's own
+    /// `Cache-Control`, say).
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// Every value of the header `name`.
+    #[must_use]
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl std::fmt::Debug for TestResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestResponse")
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ResponseHeaders for TestResponse {
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_bytes())
+    }
+
+    fn append(&mut self, name: &'static str, value: String) {
+        self.headers.push((name.to_owned(), value));
+    }
+
+    fn replace(&mut self, name: &'static str, value: String) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value));
     }
 }

@@ -1,7 +1,6 @@
 //! Routes that require a signed-in session.
 
 use std::future::{ready, Ready};
-use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -10,19 +9,17 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::{ACCEPT, LOCATION};
 use actix_web::{Error, HttpMessage as _, HttpResponse, ResponseError as _};
 use sealed_session::redirect::NoSessionAnswer;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use sealed_session::web::{HandleError, SessionHandle};
 
-use crate::error::SessionError;
-use crate::middleware::LocalBoxFuture;
-use crate::Sessions;
+use crate::SessionError;
+use futures_core::future::LocalBoxFuture;
 
 /// An actix-web middleware for routes that need a signed-in session (one
 /// with a user; an anonymous session does not count), the counterpart of
 /// the axum crate's `RequireSessionLayer`. Wrap the resources or scopes
-/// with it, inside a [`SessionMiddleware`](crate::SessionMiddleware) with
-/// the same `T` (in actix-web, the middleware wrapped last runs first: wrap
-/// the app in `SessionMiddleware`). Requests without one never reach the
+/// with it, inside a [`SessionMiddleware`](crate::SessionMiddleware) (in
+/// actix-web, the middleware wrapped last runs first: wrap the app in
+/// `SessionMiddleware`). Requests without one never reach the
 /// handler:
 ///
 /// * a browser (a request whose `Accept` names `text/html`) is redirected
@@ -41,87 +38,74 @@ use crate::Sessions;
 ///
 /// let app = App::new().service(
 ///     web::resource("/account")
-///         .wrap(RequireSession::<Profile>::redirect_to("/login"))
+///         .wrap(RequireSession::redirect_to("/login"))
 ///         .route(web::get().to(account)),
 /// );
-/// // ... .wrap(SessionMiddleware::<_, Profile>::new(verifier)?) around it all.
+/// // ... .wrap(SessionMiddleware::new(config)) around it all.
 /// ```
-pub struct RequireSession<T> {
+#[derive(Clone)]
+pub struct RequireSession {
     login: Arc<str>,
-    data: PhantomData<fn() -> T>,
 }
 
-impl<T> RequireSession<T> {
+impl RequireSession {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), data: PhantomData }
+        Self { login: Arc::from(login.into()) }
     }
 }
 
-impl<T> Clone for RequireSession<T> {
-    fn clone(&self) -> Self {
-        Self { login: Arc::clone(&self.login), data: PhantomData }
-    }
-}
-
-impl<T> std::fmt::Debug for RequireSession<T> {
+impl std::fmt::Debug for RequireSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireSession").field("login", &self.login).finish()
     }
 }
 
-impl<Svc, B, T> Transform<Svc, ServiceRequest> for RequireSession<T>
+impl<Svc, B> Transform<Svc, ServiceRequest> for RequireSession
 where
     Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = RequireSessionService<Svc, T>;
+    type Transform = RequireSessionService<Svc>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
-        ready(Ok(RequireSessionService {
-            service: Rc::new(service),
-            login: Arc::clone(&self.login),
-            data: PhantomData,
-        }))
+        ready(Ok(RequireSessionService { service: Rc::new(service), login: Arc::clone(&self.login) }))
     }
 }
 
 /// The service [`RequireSession`] wraps around a route.
-pub struct RequireSessionService<Svc, T> {
+pub struct RequireSessionService<Svc> {
     service: Rc<Svc>,
     login: Arc<str>,
-    data: PhantomData<fn() -> T>,
 }
 
-impl<Svc, T> std::fmt::Debug for RequireSessionService<Svc, T> {
+impl<Svc> std::fmt::Debug for RequireSessionService<Svc> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireSessionService").field("login", &self.login).finish_non_exhaustive()
     }
 }
 
-impl<Svc, B, T> Service<ServiceRequest> for RequireSessionService<Svc, T>
+impl<Svc, B> Service<ServiceRequest> for RequireSessionService<Svc>
 where
     Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let signed_in = request.extensions().get::<Sessions<T>>().map(|s| s.signed_in().is_some());
+        let signed_in = request.extensions().get::<SessionHandle>().map(|h| h.user_id().is_some());
         let refusal = match signed_in {
             Some(true) => None,
-            None => Some(SessionError::MissingMiddleware.error_response()),
+            None => Some(SessionError(HandleError::NoLayer).error_response()),
             Some(false) => Some(refuse(&request, &self.login)),
         };
         match refusal {

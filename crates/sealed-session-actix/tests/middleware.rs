@@ -1,7 +1,8 @@
 //! The middleware and extractors, driven through an actix-web app with a
 //! real memory store and a manual clock: the same rules as the axum layer.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
@@ -9,71 +10,21 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App, HttpResponse};
-use sealed_session::{
-    Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId, StoreError,
-    Verifier,
-};
+use sealed_session::web::testing::UnreachableStore;
+use sealed_session::web::{HandleError, WebConfig, WebConfigBuilder, SESSION_TOKEN_HEADER};
+use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer, StoreError};
 use sealed_session_actix::{
-    Flashes, Level, RequireSession, Session, SessionError, SessionMiddleware, SessionMiddlewareBuilder,
-    Sessions, SignedIn, SESSION_TOKEN_HEADER,
+    Flashes, Level, RequireSession, Session, SessionError, SessionMiddleware, Sessions, SignedIn,
 };
-use serde::{Deserialize, Serialize};
+use sealed_session_testkit::adapter::{self as shared, CookieJar, Data};
+use serde::Deserialize;
 
 const START: i64 = 1_800_000_000;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Data {
-    count: u32,
-}
-
-async fn whoami(session: Option<Session<Data>>) -> String {
-    session.map_or_else(
-        || "anonymous".to_owned(),
-        |s| format!("{} {}", s.user_id().unwrap_or("-"), s.data().count),
-    )
-}
-
-async fn required(session: Session<Data>) -> String {
-    session.user_id().unwrap_or("-").to_owned()
-}
-
-async fn signed_in(session: SignedIn<Data>) -> String {
-    session.user_id().to_owned()
-}
-
-async fn csrf(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.csrf_token()
-}
-
-async fn login(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    let session = sessions.login("alice", Data::default()).await?;
-    Ok(session.id().to_hex())
-}
-
-async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.update(|data| {
-        data.count += 1;
-        data.count.to_string()
-    })
-}
-
 /// A change on a route whose answer the application marks cacheable.
 async fn cached_increment(sessions: Sessions<Data>) -> Result<HttpResponse, SessionError> {
-    let count = increment(sessions).await?;
+    let count = shared::increment::<_, SessionError>(sessions).await?;
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "public, max-age=60")).body(count))
-}
-
-async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.renew_id().await?;
-    Ok(sessions.current().unwrap().id().to_hex())
-}
-
-async fn logout_everywhere(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    Ok(sessions.logout_everywhere().await?.to_string())
-}
-
-async fn take_flashes(sessions: Sessions<Data>) -> String {
-    sessions.take_flashes().into_iter().map(|f| f.message).collect::<Vec<_>>().join(",")
 }
 
 async fn info(session: Session<Data>) -> String {
@@ -83,32 +34,19 @@ async fn info(session: Session<Data>) -> String {
 /// Each kind of session error, as a handler returns it.
 async fn fail(kind: web::Path<String>) -> Result<String, SessionError> {
     let refused = || StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-    Err(match kind.as_str() {
-        "store" => SessionError::Store(refused()),
-        "login-store" => SessionError::Login(sealed_session::LoginError::Store(refused())),
-        "unreadable" => SessionError::UnreadableSession,
-        "no-session" => SessionError::NoSession,
-        _ => SessionError::Seal(sealed_session::SealError::NoRememberMe),
-    })
-}
-
-async fn anonymous_increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions
-        .update_or_insert(Data::default, |data| {
-            data.count += 1;
-            data.count.to_string()
-        })
-        .await
+    Err(SessionError(match kind.as_str() {
+        "store" => HandleError::Store(refused()),
+        "login-store" => HandleError::Login(sealed_session::LoginError::Store(refused())),
+        "unreadable" => HandleError::UnreadableSession,
+        "no-session" => HandleError::NoSession,
+        _ => HandleError::Seal(sealed_session::SealError::NoRememberMe),
+    }))
 }
 
 async fn logout(sessions: Sessions<Data>) -> Result<HttpResponse, SessionError> {
     sessions.logout().await?;
     sessions.flash(Level::Success, "Signed out")?;
     Ok(HttpResponse::Ok().finish())
-}
-
-async fn flashes(flashes: Flashes) -> String {
-    flashes.into_iter().map(|f| format!("{}: {}", f.level.as_str(), f.message)).collect::<Vec<_>>().join("\n")
 }
 
 #[derive(Deserialize)]
@@ -120,15 +58,18 @@ async fn form(form: web::Form<Item>) -> String {
     form.item.clone()
 }
 
-type Builder = SessionMiddlewareBuilder<Arc<MemoryStore>, Data>;
+type Builder = WebConfigBuilder<Arc<MemoryStore>>;
+/// The handle and the error of the shared handlers, as this adapter names them.
+type H = Sessions<Data>;
+type E = SessionError;
 
 /// The middleware over a real memory store and a manual clock, configured
 /// by `configure`.
-fn middleware(configure: impl FnOnce(Builder) -> Builder) -> SessionMiddleware<Arc<MemoryStore>, Data> {
+fn middleware(configure: impl FnOnce(Builder) -> Builder) -> SessionMiddleware<Arc<MemoryStore>> {
     let clock = ManualClock::at_unix(START);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock).build().unwrap();
-    configure(SessionMiddleware::builder(Verifier::new(sealer, store))).build().unwrap()
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock);
+    SessionMiddleware::new(configure(WebConfig::builder(sealer, store)).build().unwrap())
 }
 
 /// A client of the test app, its middleware configured by `$configure`.
@@ -137,41 +78,40 @@ macro_rules! client {
         Client {
             app: test::init_service(
                 App::new()
-                    .route("/whoami", web::get().to(whoami))
-                    .route("/required", web::get().to(required))
-                    .route("/signed-in", web::get().to(signed_in))
-                    .route("/csrf", web::get().to(csrf))
-                    .route("/login", web::post().to(login))
-                    .route("/increment", web::post().to(increment))
-                    .route("/renew", web::post().to(renew))
-                    .route("/logout-everywhere", web::post().to(logout_everywhere))
-                    .route("/take-flashes", web::get().to(take_flashes))
+                    .route("/whoami", web::get().to(shared::whoami::<Session<Data>>))
+                    .route("/required", web::get().to(shared::required::<Session<Data>>))
+                    .route("/signed-in", web::get().to(shared::signed_in::<SignedIn<Data>>))
+                    .route("/csrf", web::get().to(shared::csrf::<H, E>))
+                    .route("/login", web::post().to(shared::login::<H, E>))
+                    .route("/increment", web::post().to(shared::increment::<H, E>))
+                    .route("/renew", web::post().to(shared::renew::<H, E>))
+                    .route("/logout-everywhere", web::post().to(shared::logout_everywhere::<H, E>))
+                    .route("/take-flashes", web::get().to(shared::take_flashes::<H>))
                     .route("/info", web::get().to(info))
                     .route("/fail/{kind}", web::get().to(fail))
                     .route("/cached-increment", web::post().to(cached_increment))
-                    .route("/anonymous-increment", web::post().to(anonymous_increment))
+                    .route("/anonymous-increment", web::post().to(shared::anonymous_increment::<H, E>))
                     .route("/logout", web::post().to(logout))
-                    .route("/flashes", web::get().to(flashes))
+                    .route("/flashes", web::get().to(shared::flashes::<Flashes>))
                     .route("/form", web::post().to(form))
-                    .route("/webhook", web::post().to(whoami))
+                    .route("/webhook", web::post().to(shared::whoami::<Session<Data>>))
                     .service(
                         web::resource("/account")
-                            .wrap(RequireSession::<Data>::redirect_to("/"))
-                            .route(web::get().to(required)),
+                            .wrap(RequireSession::redirect_to("/"))
+                            .route(web::get().to(shared::required::<Session<Data>>)),
                     )
                     .wrap(middleware($configure)),
             )
             .await,
-            jar: BTreeMap::new(),
+            jar: CookieJar::default(),
         }
     };
 }
 
-/// A client with a cookie jar that applies `Set-Cookie` as a browser would
-/// (by name; `Max-Age=0` deletes).
+/// A client with a cookie jar.
 struct Client<A> {
     app: A,
-    jar: BTreeMap<String, String>,
+    jar: CookieJar,
 }
 
 #[derive(Debug)]
@@ -190,9 +130,10 @@ where
     B: MessageBody,
 {
     async fn send(&mut self, request: test::TestRequest) -> Reply {
-        let cookies: Vec<String> = self.jar.iter().map(|(name, value)| format!("{name}={value}")).collect();
-        let request =
-            if cookies.is_empty() { request } else { request.insert_header((COOKIE, cookies.join("; "))) };
+        let request = match self.jar.header() {
+            Some(cookies) => request.insert_header((COOKIE, cookies)),
+            None => request,
+        };
         let response = test::call_service(&self.app, request.to_request()).await;
         let status = response.status();
         let header = |name| {
@@ -206,15 +147,7 @@ where
         let token_header = header(actix_web::http::header::HeaderName::from_static(SESSION_TOKEN_HEADER));
         let set_cookies: Vec<String> =
             response.headers().get_all(SET_COOKIE).map(|v| v.to_str().unwrap().to_owned()).collect();
-        for set in &set_cookies {
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
+        self.jar.apply(&set_cookies);
         let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
         Reply { status, set_cookies, cache_control, token_header, location, body }
     }
@@ -241,29 +174,31 @@ where
     }
 }
 
+/// A login form, its CSRF token in the body: the middleware reads the form
+/// for it before the handler runs.
 #[actix_web::test]
-async fn login_sets_a_host_cookie_with_secure_attributes_and_later_requests_do_not_set_it_again() {
+async fn login_sets_a_host_cookie_with_secure_attributes_from_a_form_and_later_requests_do_not_set_it_again()
+{
     let mut client = client!(|b| b);
     {
-        let pre = client.get("/csrf").await;
-        assert_eq!(pre.set_cookies.len(), 1);
-        assert!(pre.set_cookies[0].starts_with("__Host-session-csrf="), "{}", pre.set_cookies[0]);
+        let page = client.get("/csrf").await;
+        shared::assert_a_login_page(&page.set_cookies);
+        let form = test::TestRequest::post()
+            .uri("/login")
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .insert_header(("sec-fetch-site", "same-origin"))
+            .set_payload(format!("user=alice&csrf_token={}", page.body));
+        let login = client.send(form).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        shared::assert_a_login_answer(&login.set_cookies, login.cache_control.as_deref());
 
-        let reply = client.post("/login", &pre.body).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        let session = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).unwrap();
-        let attributes: Vec<&str> = session.split("; ").skip(1).collect();
-        assert_eq!(attributes, ["Path=/", "Max-Age=43200", "Secure", "HttpOnly", "SameSite=Lax"]);
-        assert!(reply
-            .set_cookies
-            .iter()
-            .any(|c| c.starts_with("__Host-session-csrf=;") && c.contains("Max-Age=0")));
-        assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
-
-        let again = client.get("/required").await;
-        assert_eq!((again.status, again.body.as_str()), (StatusCode::OK, "alice"));
-        assert!(again.set_cookies.is_empty(), "{:?}", again.set_cookies);
-        assert_eq!(again.cache_control, None);
+        let next = client.get("/signed-in").await;
+        assert_eq!((next.status, next.body.as_str(), next.cache_control), (StatusCode::OK, "alice", None));
+        assert!(
+            next.set_cookies.is_empty(),
+            "an unchanged session is not sent again: {:?}",
+            next.set_cookies
+        );
     }
 }
 
@@ -391,34 +326,18 @@ async fn bearer_tokens_need_no_csrf_token_and_never_get_cookies() {
     }
 }
 
-/// A store that cannot be reached, made on demand.
-struct Unreachable;
-
-impl RevocationStore for Unreachable {
-    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
-        Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
-    }
-    async fn login_state(&self, _: &str) -> Result<sealed_session::LoginState, StoreError> {
-        Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
-    }
-    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
-    }
-    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
-        Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
-    }
-    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
-    }
-}
-
 #[actix_web::test]
 async fn a_store_that_cannot_answer_gives_503_and_changes_no_cookie() {
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+    let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+    let sealer = Sealer::builder(keyring.clone()).build().unwrap();
     let token = sealer.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
-    let middleware = SessionMiddleware::<_, Data>::new(Verifier::new(sealer, Unreachable)).unwrap();
-    let app =
-        test::init_service(App::new().route("/required", web::get().to(required)).wrap(middleware)).await;
+    let middleware = SessionMiddleware::new(
+        WebConfig::builder(Sealer::builder(keyring), UnreachableStore).build().unwrap(),
+    );
+    let app = test::init_service(
+        App::new().route("/required", web::get().to(shared::required::<Session<Data>>)).wrap(middleware),
+    )
+    .await;
     let request =
         test::TestRequest::get().uri("/required").insert_header((COOKIE, format!("__Host-session={token}")));
     let response = test::call_service(&app, request.to_request()).await;
@@ -499,11 +418,12 @@ async fn the_session_shows_its_key_and_csrf_token_and_flashes_read_through_the_h
 #[actix_web::test]
 async fn the_key_id_is_the_one_that_sealed_the_cookie() {
     let (keyring, id) = Keyring::generate().unwrap().with_new_key().unwrap();
-    let sealer = Sealer::builder(keyring.with_primary(id).unwrap()).build().unwrap();
-    let middleware = SessionMiddleware::<_, Data>::new(Verifier::new(sealer, MemoryStore::new())).unwrap();
-    let alice = sealed_session_actix::testing::TestSession::sign_in(&middleware, "alice", Data::default())
-        .await
-        .unwrap();
+    let sealer = Sealer::builder(keyring.with_primary(id).unwrap());
+    let middleware = SessionMiddleware::new(WebConfig::builder(sealer, MemoryStore::new()).build().unwrap());
+    let alice =
+        sealed_session_actix::testing::TestSession::sign_in(middleware.config(), "alice", Data::default())
+            .await
+            .unwrap();
     let app = test::init_service(App::new().route("/info", web::get().to(info)).wrap(middleware)).await;
     let request = test::TestRequest::get().uri("/info").insert_header((COOKIE, alice.cookie()));
     let body = test::read_body(test::call_service(&app, request.to_request()).await).await;
@@ -514,13 +434,17 @@ async fn the_key_id_is_the_one_that_sealed_the_cookie() {
 
 #[actix_web::test]
 async fn a_test_session_passes_the_csrf_check_of_an_unsafe_request() {
+    use sealed_session_actix::testing::Apply as _;
     let middleware = middleware(|b| b);
-    let alice = sealed_session_actix::testing::TestSession::sign_in(&middleware, "alice", Data::default())
-        .await
-        .unwrap();
+    let alice =
+        sealed_session_actix::testing::TestSession::sign_in(middleware.config(), "alice", Data::default())
+            .await
+            .unwrap();
     assert!(alice.cookie().starts_with("__Host-session="));
-    let app =
-        test::init_service(App::new().route("/increment", web::post().to(increment)).wrap(middleware)).await;
+    let app = test::init_service(
+        App::new().route("/increment", web::post().to(shared::increment::<H, E>)).wrap(middleware),
+    )
+    .await;
     let request = alice.apply(test::TestRequest::post().uri("/increment"));
     let response = test::call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);

@@ -6,6 +6,8 @@
 //! ```text
 //! cargo bench -p sealed-session-axum
 //! ```
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -15,21 +17,24 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
-use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+use sealed_session::web::WebConfig;
+use sealed_session::{Keyring, MemoryStore, Sealer};
 use sealed_session_axum::{Session, SessionLayer};
 use tower::ServiceExt as _;
 
 fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
-    let verifier = Verifier::new(sealer.clone(), MemoryStore::new());
-    let session = rt.block_on(verifier.login("alice", "Alice".to_owned())).unwrap();
+    let config = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
+        .build()
+        .unwrap();
+    let sealer = config.verifier().sealer().clone();
+    let session = rt.block_on(config.verifier().login("alice", "Alice".to_owned())).unwrap();
     let cookie = format!("__Host-session={}", sealer.seal(&session).unwrap());
     let opened = sealer.open::<String>(&cookie["__Host-session=".len()..]).unwrap();
 
     let layered = Router::new()
         .route("/", get(|session: Session<String>| async move { session.data().clone() }))
-        .layer(SessionLayer::<_, String>::new(verifier).unwrap());
+        .layer(SessionLayer::new(config));
     let plain = Router::new().route(
         "/",
         get(move || {

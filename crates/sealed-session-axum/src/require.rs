@@ -1,28 +1,27 @@
 //! Routes that require a signed-in session.
 
-use std::marker::PhantomData;
+use std::future::{ready, Ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::future::{Either, MapOk};
+use futures_util::TryFutureExt as _;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, StatusCode};
 use sealed_session::redirect::NoSessionAnswer;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use sealed_session::web::{HandleError, SessionHandle};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::SessionError;
-use crate::service::BoxFuture;
-use crate::Sessions;
+use crate::SessionError;
 
 /// A [`tower_layer::Layer`] for routes that need a signed-in session (one
 /// with a user; an anonymous session does not count). Put it on the routes
-/// with `route_layer`, inside a [`SessionLayer`](crate::SessionLayer) with
-/// the same `T`. Requests without one never reach the handler:
+/// with `route_layer`, inside a [`SessionLayer`](crate::SessionLayer).
+/// Requests without one never reach the handler:
 ///
 /// * a browser (a request whose `Accept` names `text/html`) is redirected
 ///   (`303`) to the login page, with the path it asked for as `next`
@@ -40,20 +39,20 @@ use crate::Sessions;
 ///
 /// let app: Router = Router::new()
 ///     .route("/account", get(account))
-///     .route_layer(RequireSessionLayer::<Profile>::redirect_to("/login"));
-/// // ... .layer(SessionLayer::<_, Profile>::new(verifier)?) around it all.
+///     .route_layer(RequireSessionLayer::redirect_to("/login"));
+/// // ... .layer(SessionLayer::new(config)) around it all.
 /// ```
-pub struct RequireSessionLayer<T> {
+#[derive(Clone, Debug)]
+pub struct RequireSessionLayer {
     login: Arc<str>,
     prefix: Arc<str>,
-    data: PhantomData<fn() -> T>,
 }
 
-impl<T> RequireSessionLayer<T> {
+impl RequireSessionLayer {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), prefix: Arc::from(""), data: PhantomData }
+        Self { login: Arc::from(login.into()), prefix: Arc::from("") }
     }
 
     /// For routes inside `Router::nest(prefix, …)`, which see their path
@@ -65,88 +64,58 @@ impl<T> RequireSessionLayer<T> {
     }
 }
 
-impl<T> Clone for RequireSessionLayer<T> {
-    fn clone(&self) -> Self {
-        Self { login: Arc::clone(&self.login), prefix: Arc::clone(&self.prefix), data: PhantomData }
-    }
-}
-
-impl<T> std::fmt::Debug for RequireSessionLayer<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireSessionLayer")
-            .field("login", &self.login)
-            .field("prefix", &self.prefix)
-            .finish()
-    }
-}
-
-impl<I, T> Layer<I> for RequireSessionLayer<T> {
-    type Service = RequireSession<I, T>;
+impl<I> Layer<I> for RequireSessionLayer {
+    type Service = RequireSession<I>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        RequireSession {
-            inner,
-            login: Arc::clone(&self.login),
-            prefix: Arc::clone(&self.prefix),
-            data: PhantomData,
-        }
+        RequireSession { inner, login: Arc::clone(&self.login), prefix: Arc::clone(&self.prefix) }
     }
 }
 
 /// The service [`RequireSessionLayer`] wraps around a route.
-pub struct RequireSession<I, T> {
+#[derive(Clone)]
+pub struct RequireSession<I> {
     inner: I,
     login: Arc<str>,
     prefix: Arc<str>,
-    data: PhantomData<fn() -> T>,
 }
 
-impl<I: Clone, T> Clone for RequireSession<I, T> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            login: Arc::clone(&self.login),
-            prefix: Arc::clone(&self.prefix),
-            data: PhantomData,
-        }
-    }
-}
-
-impl<I, T> std::fmt::Debug for RequireSession<I, T> {
+impl<I> std::fmt::Debug for RequireSession<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireSession").field("login", &self.login).finish_non_exhaustive()
     }
 }
 
-impl<I, T, ReqBody, ResBody> Service<Request<ReqBody>> for RequireSession<I, T>
+/// The route's answer with axum's body.
+type RouteAnswer<F, ResBody> = MapOk<F, fn(http::Response<ResBody>) -> Response>;
+
+/// Any inner service of the `http` crate's types; the answer's body is
+/// axum's. Nothing is boxed: a refusal is ready at once, and the route's
+/// own future runs as it is.
+impl<I, B, ResBody> Service<Request<B>> for RequireSession<I>
 where
-    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    I::Future: Send,
-    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-    ReqBody: Send + 'static,
+    I: Service<Request<B>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<axum_core::BoxError>,
 {
     type Response = Response;
     type Error = I::Error;
-    type Future = BoxFuture<'static, Result<Response, I::Error>>;
+    type Future = Either<Ready<Result<Response, I::Error>>, RouteAnswer<I::Future, ResBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let signed_in = match request.extensions().get::<Sessions<T>>() {
-            Some(sessions) => sessions.signed_in().is_some(),
-            None => return Box::pin(async { Ok(SessionError::MissingLayer.into_response()) }),
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let answer = match request.extensions().get::<SessionHandle>() {
+            None => SessionError(HandleError::NoLayer).into_response(),
+            Some(handle) if handle.user_id().is_none() => refuse(&request, &self.login, &self.prefix),
+            Some(_) => {
+                let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
+                return Either::Right(self.inner.call(request).map_ok(to_axum));
+            }
         };
-        if !signed_in {
-            let refusal = refuse(&request, &self.login, &self.prefix);
-            return Box::pin(async { Ok(refusal) });
-        }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) })
+        Either::Left(ready(Ok(answer)))
     }
 }
 

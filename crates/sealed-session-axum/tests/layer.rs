@@ -1,5 +1,7 @@
 //! The layer and extractors, driven through an axum router with a real
 //! memory store and a manual clock.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,55 +15,22 @@ use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use sealed_session::web::testing::UnreachableStore;
+use sealed_session::web::{HandleError, SessionHandle, WebConfig, WebConfigBuilder, MAX_FLASHES};
 use sealed_session::{
-    CookieSpec, Keyring, ManualClock, MemoryStore, RevocationState, RevocationStore, SealError, Sealer,
-    SessionId, SharedKeyring, StoreError, Verifier,
+    CookieSpec, Keyring, ManualClock, MemoryStore, RevocationStore, SealError, Sealer, SharedKeyring,
 };
-use sealed_session_axum::{Flashes, Level, Session, SessionError, SessionLayer, Sessions, MAX_FLASHES};
-use serde::{Deserialize, Serialize};
+use sealed_session_axum::{Flashes, Level, Session, SessionError, SessionLayer, Sessions};
+use sealed_session_testkit::adapter::{self as shared, CookieJar, Data};
 use tower::ServiceExt as _;
 
 const START: i64 = 1_800_000_000;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Data {
-    count: u32,
-    #[serde(default)]
-    note: String,
-}
-
-async fn whoami(session: Option<Session<Data>>) -> String {
-    session.map_or_else(
-        || "anonymous".to_owned(),
-        |s| format!("{} {}", s.user_id().unwrap_or("-"), s.data().count),
-    )
-}
-
-async fn required(session: Session<Data>) -> String {
-    session.user_id().unwrap_or("-").to_owned()
-}
-
-async fn signed_in(session: sealed_session_axum::SignedIn<Data>) -> String {
-    session.user_id().to_owned()
-}
-
-async fn login(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    let session = sessions.login("alice", Data::default()).await?;
-    Ok(session.id().to_hex())
-}
-
-async fn increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.update(|data| {
-        data.count += 1;
-        data.count.to_string()
-    })
-}
 
 /// A change on a route whose answer the application marks cacheable.
 async fn cached_increment(
     sessions: Sessions<Data>,
 ) -> Result<([(http::HeaderName, &'static str); 1], String), SessionError> {
-    let count = increment(sessions).await?;
+    let count = shared::increment::<_, SessionError>(sessions).await?;
     Ok(([(CACHE_CONTROL, "public, max-age=60")], count))
 }
 
@@ -69,19 +38,11 @@ async fn cached_increment(
 /// 4096-byte maximum; says which error came back.
 async fn grow(sessions: Sessions<Data>) -> (StatusCode, String) {
     match sessions.update(|data| data.note = "x".repeat(2980)) {
-        Err(SessionError::Seal(SealError::TooLarge { len, max })) => {
+        Err(HandleError::Seal(SealError::TooLarge { len, max })) => {
             (StatusCode::PAYLOAD_TOO_LARGE, format!("{len} {max}"))
         }
         other => (StatusCode::OK, format!("{other:?}")),
     }
-}
-
-async fn anonymous_increment(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    let count = sessions.update_or_insert(Data::default, |data| {
-        data.count += 1;
-        data.count
-    });
-    Ok(count.await?.to_string())
 }
 
 async fn login_keeping(sessions: Sessions<Data>) -> Result<String, SessionError> {
@@ -100,15 +61,7 @@ async fn flash(sessions: Sessions<Data>, body: String) -> Result<(), SessionErro
 
 async fn logout_with_flash(sessions: Sessions<Data>) -> Result<(), SessionError> {
     sessions.logout().await?;
-    sessions.flash(Level::Info, "Signed out")
-}
-
-async fn take_flashes(sessions: Sessions<Data>) -> String {
-    sessions.take_flashes().into_iter().map(|f| f.message).collect::<Vec<_>>().join("|")
-}
-
-async fn flashes(flashes: Flashes) -> String {
-    flashes.into_iter().map(|f| format!("{}: {}", f.level.as_str(), f.message)).collect::<Vec<_>>().join("|")
+    Ok(sessions.flash(Level::Info, "Signed out")?)
 }
 
 async fn login_remembered(sessions: Sessions<Data>) -> Result<String, SessionError> {
@@ -120,21 +73,8 @@ async fn session_id(session: Session<Data>) -> String {
     session.id().to_hex()
 }
 
-async fn renew(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.renew_id().await?;
-    Ok(sessions.current().ok_or(SessionError::NoSession)?.id().to_hex())
-}
-
 async fn logout(sessions: Sessions<Data>) -> Result<(), SessionError> {
-    sessions.logout().await
-}
-
-async fn logout_everywhere(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    Ok(sessions.logout_everywhere().await?.to_string())
-}
-
-async fn csrf(sessions: Sessions<Data>) -> Result<String, SessionError> {
-    sessions.csrf_token()
+    Ok(sessions.logout().await?)
 }
 
 /// Logs in, and says how the response may be cached.
@@ -152,7 +92,15 @@ async fn form(
     Json(fields)
 }
 
-type Builder = sealed_session_axum::SessionLayerBuilder<Arc<MemoryStore>, Data>;
+type Builder = WebConfigBuilder<Arc<MemoryStore>>;
+/// The handle and the error of the shared handlers, as this adapter names them.
+type H = Sessions<Data>;
+type E = SessionError;
+
+/// A layer for `sealer` and `store` with the default settings.
+fn layer_for<S: RevocationStore>(sealer: sealed_session::SealerBuilder, store: S) -> SessionLayer<S> {
+    SessionLayer::new(WebConfig::builder(sealer, store).build().unwrap())
+}
 
 struct Harness {
     app: Router,
@@ -171,48 +119,47 @@ impl Harness {
         let clock = ManualClock::at_unix(START);
         let store = Arc::new(MemoryStore::with_clock(clock.clone()));
         let keyring = SharedKeyring::new(Keyring::generate().unwrap());
-        let sealer = Sealer::builder(keyring.clone()).clock(clock.clone()).build().unwrap();
-        let builder = SessionLayer::<_, Data>::builder(Verifier::new(sealer, Arc::clone(&store)));
-        let layer = configure(builder).build().unwrap();
+        let sealer = Sealer::builder(keyring.clone()).clock(clock.clone());
+        let layer =
+            SessionLayer::new(configure(WebConfig::builder(sealer, Arc::clone(&store))).build().unwrap());
         Self { app: router().layer(layer), clock, keyring, store }
     }
 
     fn client(&self) -> Client {
-        Client { app: self.app.clone(), jar: BTreeMap::new() }
+        Client { app: self.app.clone(), jar: CookieJar::default() }
     }
 }
 
 fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/whoami", get(whoami))
-        .route("/required", get(required))
-        .route("/signed-in", get(signed_in))
-        .route("/login", post(login))
-        .route("/increment", post(increment))
+        .route("/whoami", get(shared::whoami::<Session<Data>>))
+        .route("/required", get(shared::required::<Session<Data>>))
+        .route("/signed-in", get(shared::signed_in::<sealed_session_axum::SignedIn<Data>>))
+        .route("/login", post(shared::login::<H, E>))
+        .route("/increment", post(shared::increment::<H, E>))
         .route("/cached-increment", post(cached_increment))
-        .route("/renew", post(renew))
-        .route("/anonymous-increment", post(anonymous_increment))
+        .route("/renew", post(shared::renew::<H, E>))
+        .route("/anonymous-increment", post(shared::anonymous_increment::<H, E>))
         .route("/login-keeping", post(login_keeping))
         .route("/id", get(session_id))
         .route("/login-remembered", post(login_remembered))
         .route("/flash", post(flash))
         .route("/logout-with-flash", post(logout_with_flash))
-        .route("/flashes", get(flashes))
-        .route("/take-flashes", get(take_flashes))
-        .route("/exempt", post(whoami))
+        .route("/flashes", get(shared::flashes::<Flashes>))
+        .route("/take-flashes", get(shared::take_flashes::<H>))
+        .route("/exempt", post(shared::whoami::<Session<Data>>))
         .route("/grow", post(grow))
         .route("/logout", post(logout))
-        .route("/logout-everywhere", post(logout_everywhere))
-        .route("/csrf", get(csrf))
+        .route("/logout-everywhere", post(shared::logout_everywhere::<H, E>))
+        .route("/csrf", get(shared::csrf::<H, E>))
         .route("/login-cached", post(login_cached))
         .route("/form", post(form))
 }
 
-/// A client with a cookie jar that applies `Set-Cookie` as a browser would
-/// (by name; `Max-Age=0` deletes).
+/// A client with a cookie jar.
 struct Client {
     app: Router,
-    jar: BTreeMap<String, String>,
+    jar: CookieJar,
 }
 
 struct Reply {
@@ -224,22 +171,16 @@ struct Reply {
 
 impl Client {
     async fn send(&mut self, request: http::request::Builder, body: Body) -> Reply {
-        let cookies: Vec<String> = self.jar.iter().map(|(name, value)| format!("{name}={value}")).collect();
-        let request = if cookies.is_empty() { request } else { request.header(COOKIE, cookies.join("; ")) };
+        let request = match self.jar.header() {
+            Some(cookies) => request.header(COOKIE, cookies),
+            None => request,
+        };
         let response: Response<Body> = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
         let set_cookies: Vec<String> =
             response.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         let cache_control = response.headers().get(CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned());
-        for set in &set_cookies {
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
+        self.jar.apply(&set_cookies);
         let body =
             String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         Reply { status, set_cookies, cache_control, body }
@@ -281,21 +222,10 @@ async fn login_sets_a_host_cookie_with_secure_attributes_and_later_requests_do_n
     let mut client = harness.client();
 
     let pre = client.get("/csrf").await;
-    assert_eq!(pre.set_cookies.len(), 1);
-    assert!(pre.set_cookies[0].starts_with("__Host-session-csrf="), "{}", pre.set_cookies[0]);
-    assert!(!pre.set_cookies[0].contains("Max-Age"), "the pre-session cookie is a browser-session cookie");
-
+    shared::assert_a_login_page(&pre.set_cookies);
     let reply = client.post("/login", &pre.body).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let session = reply.set_cookies.iter().find(|c| c.starts_with("__Host-session=")).unwrap();
-    let attributes: Vec<&str> = session.split("; ").skip(1).collect();
-    assert_eq!(attributes, ["Path=/", "Max-Age=43200", "Secure", "HttpOnly", "SameSite=Lax"]);
-    assert!(
-        reply.set_cookies.iter().any(|c| c.starts_with("__Host-session-csrf=;") && c.contains("Max-Age=0")),
-        "login removes the pre-session cookie: {:?}",
-        reply.set_cookies
-    );
-    assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
+    shared::assert_a_login_answer(&reply.set_cookies, reply.cache_control.as_deref());
 
     let again = client.get("/required").await;
     assert_eq!((again.status, again.body.as_str()), (StatusCode::OK, "alice"));
@@ -601,39 +531,13 @@ async fn a_session_is_sent_again_after_key_rotation_and_idle_renewal_only() {
     );
 }
 
-/// A store that cannot be reached: failure injection, which a real store
-/// cannot be made to produce on demand here.
-struct Unreachable;
-
-#[derive(Debug, thiserror::Error)]
-#[error("connection refused")]
-struct Refused;
-
-impl RevocationStore for Unreachable {
-    async fn state(&self, _: Option<&str>, _: SessionId) -> Result<RevocationState, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn login_state(&self, _: &str) -> Result<sealed_session::LoginState, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_user(&self, _: &str) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-    async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
-        Err(StoreError::unavailable(Refused))
-    }
-}
-
 #[tokio::test]
 async fn an_unreachable_store_gives_503_and_keeps_the_cookie() {
-    let keyring = Keyring::generate().unwrap();
-    let sealer = Sealer::builder(keyring).build().unwrap();
+    let keyring = SharedKeyring::new(Keyring::generate().unwrap());
+    let sealer = Sealer::builder(keyring.clone()).build().unwrap();
     let valid = sealer.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Unreachable)).unwrap();
-    let mut client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+    let layer = layer_for(Sealer::builder(keyring), UnreachableStore);
+    let mut client = Client { app: router().layer(layer), jar: CookieJar::default() };
 
     client.jar.insert("__Host-session".into(), valid.clone());
     let reply = client.get("/required").await;
@@ -655,7 +559,7 @@ async fn an_unreachable_store_gives_503_and_keeps_the_cookie() {
 #[tokio::test]
 async fn handlers_without_the_layer_get_a_500_that_names_the_problem() {
     let app: Router = router();
-    let mut client = Client { app, jar: BTreeMap::new() };
+    let mut client = Client { app, jar: CookieJar::default() };
     assert_eq!(client.get("/required").await.status, StatusCode::INTERNAL_SERVER_ERROR);
 }
 
@@ -697,18 +601,18 @@ async fn a_host_cookie_sent_twice_over_all_cookie_headers_is_no_session() {
 async fn an_update_may_use_the_handle_inside_its_closure() {
     async fn nested(sessions: Sessions<Data>) -> Result<String, SessionError> {
         let inner = sessions.clone();
-        sessions.update(|data| {
+        Ok(sessions.update(|data| {
             data.count = 7;
             // Reads through the same handle while the update runs.
             format!("{} {}", inner.current().map(|s| s.data().count).unwrap_or(0), inner.csrf_token().is_ok())
-        })
+        })?)
     }
     let harness = Harness::new();
     let mut client = harness.client();
     client.login().await;
     let token = client.csrf().await;
-    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
     client.app = Router::new().route("/nested", post(nested)).layer(layer);
     let reply = client.post("/nested", &token).await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "0 true"));
@@ -723,13 +627,13 @@ async fn a_plain_tower_service_gets_the_handle_from_the_request_extensions() {
     use tower::{Layer as _, ServiceExt as _};
 
     let clock = ManualClock::at_unix(START);
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::with_clock(clock)))
-        .without_csrf()
-        .build()
-        .unwrap();
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+    let layer = SessionLayer::new(
+        WebConfig::builder(sealer, MemoryStore::with_clock(clock)).without_csrf().build().unwrap(),
+    );
     let service = layer.layer(tower::service_fn(|request: Request<Body>| async move {
-        let sessions = request.extensions().get::<Sessions<Data>>().cloned().expect("the layer's handle");
+        let handle = request.extensions().get::<SessionHandle>().cloned().expect("the layer's handle");
+        let sessions = handle.typed::<Data>();
         let body = match sessions.current() {
             Some(session) => session.user_id().unwrap_or("-").to_owned(),
             None => {
@@ -894,9 +798,8 @@ async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
     );
     let url = format!("redis://reader:pw@127.0.0.1:{}/0", redis.port());
     let store = sealed_session_redis::RedisStore::connect(&url).await.unwrap();
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, store)).unwrap();
-    let mut client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+    let layer = layer_for(Sealer::builder(Keyring::generate().unwrap()), store);
+    let mut client = Client { app: router().layer(layer), jar: CookieJar::default() };
     client.login().await;
     let cookie = client.session_cookie().expect("signed in");
 
@@ -913,23 +816,19 @@ async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
 /// cookie on the same keyring does not accept this layer's tokens.
 #[tokio::test]
 async fn the_cookie_name_must_be_the_sealers_purpose_and_tokens_do_not_cross_cookies() {
-    use sealed_session_axum::LayerError;
+    use sealed_session::web::WebConfigError as LayerError;
 
     let harness = Harness::new();
     let admin = CookieSpec::named("__Host-admin").unwrap();
-    let verifier = |purpose: &str| {
-        let sealer = Sealer::builder(harness.keyring.clone())
-            .purpose(purpose)
-            .clock(harness.clock.clone())
-            .build()
-            .unwrap();
-        Verifier::new(sealer, Arc::clone(&harness.store))
+    let config = |purpose: &str| {
+        let sealer = Sealer::builder(harness.keyring.clone()).purpose(purpose).clock(harness.clock.clone());
+        WebConfig::builder(sealer, Arc::clone(&harness.store))
     };
-    let mismatch = SessionLayer::<_, Data>::builder(verifier("__Host-session")).cookie(admin.clone()).build();
+    let mismatch = config("__Host-other").cookie(admin.clone()).build();
     match mismatch {
         Err(err @ LayerError::PurposeMismatch { .. }) => {
             let message = err.to_string();
-            assert!(message.contains("__Host-admin") && message.contains("__Host-session"), "{message}");
+            assert!(message.contains("__Host-admin") && message.contains("__Host-other"), "{message}");
         }
         other => panic!("a cookie named otherwise than the purpose was accepted: {other:?}"),
     }
@@ -938,15 +837,14 @@ async fn the_cookie_name_must_be_the_sealers_purpose_and_tokens_do_not_cross_coo
     for name in ["__Host-admin-csrf", "__Host-admin-flash", "__Host-admin+remember", "__Host-admin+versioned"]
     {
         let cookie = CookieSpec::named(name).unwrap();
-        let refused = SessionLayer::<_, Data>::builder(verifier(name)).cookie(cookie).build();
+        let refused = config(name).cookie(cookie).build();
         assert!(matches!(refused, Err(LayerError::ReservedCookieName { .. })), "{name}: {refused:?}");
     }
-    let bad_origin =
-        SessionLayer::<_, Data>::builder(verifier("__Host-session")).trust_origin("null").build();
+    let bad_origin = config("__Host-session").trust_origin("null").build();
     assert!(matches!(bad_origin, Err(LayerError::Origin(_))), "{bad_origin:?}");
 
-    let layer = SessionLayer::<_, Data>::builder(verifier("__Host-admin")).cookie(admin).build().unwrap();
-    let mut admin_client = Client { app: router().layer(layer), jar: BTreeMap::new() };
+    let layer = SessionLayer::new(config("__Host-admin").cookie(admin).build().unwrap());
+    let mut admin_client = Client { app: router().layer(layer), jar: CookieJar::default() };
     let mut client = harness.client();
     client.login().await;
     let token = client.session_cookie().unwrap();
@@ -1061,7 +959,7 @@ async fn flash_messages_are_capped_oldest_first_and_expire() {
     harness.clock.advance(Duration::from_secs(9 * 60));
     assert_eq!(client.get("/flashes").await.body, expected.join("|"));
     client.jar = kept;
-    harness.clock.advance(sealed_session_axum::FLASH_TIMEOUT + Duration::from_secs(61));
+    harness.clock.advance(sealed_session::web::FLASH_TIMEOUT + Duration::from_secs(61));
     assert_eq!(client.get("/flashes").await.body, "", "a message not read in time is gone");
 }
 
@@ -1126,9 +1024,7 @@ async fn trusted_origins_and_same_site_pass_only_when_configured_and_still_need_
 
 #[tokio::test]
 async fn the_csrf_header_and_form_field_names_can_be_changed() {
-    let harness = Harness::with(|builder| {
-        builder.csrf_header(http::HeaderName::from_static("x-xsrf-token")).csrf_field("_csrf")
-    });
+    let harness = Harness::with(|builder| builder.csrf_header("x-xsrf-token").csrf_field("_csrf"));
     let mut client = harness.client();
     let pre = client.csrf().await;
     let login = Request::post("/login").header("sec-fetch-site", "same-origin").header("x-xsrf-token", pre);
@@ -1157,11 +1053,11 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
 
     let harness = Harness::new();
     let guarded = Router::new()
-        .route("/account", get(whoami))
-        .route_layer(RequireSessionLayer::<Data>::redirect_to("/login"));
-    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
-    let mut client = Client { app: router().merge(guarded).layer(layer), jar: BTreeMap::new() };
+        .route("/account", get(shared::whoami::<Session<Data>>))
+        .route_layer(RequireSessionLayer::redirect_to("/login"));
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
+    let mut client = Client { app: router().merge(guarded).layer(layer), jar: CookieJar::default() };
     let html = |path: &str| Request::get(path).header("accept", "text/html,application/xhtml+xml");
 
     let response =
@@ -1172,11 +1068,11 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     let nested = Router::new().nest(
         "/admin",
         Router::new()
-            .route("/account", get(whoami))
-            .route_layer(RequireSessionLayer::<Data>::redirect_to("/login").nested_under("/admin")),
+            .route("/account", get(shared::whoami::<Session<Data>>))
+            .route_layer(RequireSessionLayer::redirect_to("/login").nested_under("/admin")),
     );
-    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
     let response =
         nested.layer(layer).oneshot(html("/admin/account").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.headers()["location"], "/login?next=/admin/account", "the prefix comes back");
@@ -1194,14 +1090,14 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     // Without the session layer around it, the route is a 500 that says why.
     let bare = Router::new()
         .route("/account", get(|| async { "open" }))
-        .route_layer(RequireSessionLayer::<Data>::redirect_to("/"));
+        .route_layer(RequireSessionLayer::redirect_to("/"));
     let response = bare.oneshot(Request::get("/account").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test]
 async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
-    use sealed_session_axum::SESSION_TOKEN_HEADER;
+    use sealed_session::web::SESSION_TOKEN_HEADER;
 
     let harness = Harness::with(|builder| builder.bearer_tokens());
     let call = async |app: &Router, method: &str, path: &str, bearer: Option<&str>| {
@@ -1269,17 +1165,17 @@ async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
 
 #[tokio::test]
 async fn the_testing_helper_signs_in_through_the_layer_and_passes_its_csrf_check() {
-    use sealed_session_axum::testing::TestSession;
+    use sealed_session_axum::testing::{Apply as _, TestSession};
 
     let clock = ManualClock::at_unix(START);
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let layer = SessionLayer::<_, Data>::builder(Verifier::new(sealer, Arc::clone(&store)))
-        .csrf_header(http::HeaderName::from_static("x-xsrf-token"))
-        .build()
-        .unwrap();
+    let layer = SessionLayer::new(
+        WebConfig::builder(sealer, Arc::clone(&store)).csrf_header("x-xsrf-token").build().unwrap(),
+    );
     let app = router().layer(layer.clone());
-    let alice = TestSession::sign_in(&layer, "alice", Data { count: 41, note: String::new() }).await.unwrap();
+    let alice =
+        TestSession::sign_in(layer.config(), "alice", Data { count: 41, note: String::new() }).await.unwrap();
     assert!(alice.cookie().starts_with("__Host-session="));
     assert_eq!(alice.csrf_token().len(), sealed_session::csrf::TOKEN_LEN);
     assert!(!format!("{alice:?}").contains(alice.csrf_token()), "Debug shows no secret");
@@ -1299,17 +1195,16 @@ async fn remember_me_gives_a_persistent_cookie_that_outlives_the_standard_timeou
     let clock = ManualClock::at_unix(START);
     let sealer = Sealer::builder(Keyring::generate().unwrap())
         .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    let layer =
-        SessionLayer::<_, Data>::builder(Verifier::new(sealer, MemoryStore::with_clock(clock.clone())))
+        .clock(clock.clone());
+    let layer = SessionLayer::new(
+        WebConfig::builder(sealer, MemoryStore::with_clock(clock.clone()))
             .cookie(CookieSpec::default().browser_session())
             .build()
-            .unwrap();
+            .unwrap(),
+    );
     let app = router().layer(layer);
     let (mut remembered, mut standard) =
-        (Client { app: app.clone(), jar: BTreeMap::new() }, Client { app, jar: BTreeMap::new() });
+        (Client { app: app.clone(), jar: CookieJar::default() }, Client { app, jar: CookieJar::default() });
 
     let token = remembered.csrf().await;
     let reply = remembered.post("/login-remembered", &token).await;
@@ -1382,14 +1277,14 @@ async fn the_layer_composes_with_tower_http_middleware_on_either_side() {
     use tower_http::set_header::SetResponseHeaderLayer;
 
     let harness = Harness::new();
-    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone()).build().unwrap();
-    let layer = SessionLayer::<_, Data>::new(Verifier::new(sealer, Arc::clone(&harness.store))).unwrap();
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
     let inside = SetResponseHeaderLayer::overriding(
         http::HeaderName::from_static("x-inner"),
         http::HeaderValue::from_static("yes"),
     );
     let app = router().layer(inside).layer(layer).layer(RequestBodyLimitLayer::new(1024));
-    let mut client = Client { app: Router::new().fallback_service(app), jar: BTreeMap::new() };
+    let mut client = Client { app: Router::new().fallback_service(app), jar: CookieJar::default() };
     client.login().await;
     let token = client.csrf().await;
     let form = |body: String| {

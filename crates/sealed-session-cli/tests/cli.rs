@@ -1,5 +1,7 @@
 //! The real `sealed-session` binary: every command and every error path,
 //! with its exit code (0 ok, 1 token refused, 2 usage or configuration).
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -280,15 +282,17 @@ fn usage_errors_exit_2() {
     }
 }
 
-/// A SQLite store at `path`, created with its generation ten seconds in the
-/// past, as a server running for a while would have.
-fn store_in_use(path: &Path) {
+/// A SQLite store in `dir`, created with its generation ten seconds in the
+/// past, as a server running for a while would have; its URL.
+fn sqlite_in_use(dir: &Path) -> String {
+    let path = dir.join("revocations.sqlite3");
     let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let options = sealed_session_sqlite::SqliteOptions::new(path)
+    let options = sealed_session_sqlite::SqliteOptions::new(&path)
         .create_if_missing(true)
         .clock(sealed_session::ManualClock::at_unix(started));
     runtime.block_on(options.open()).unwrap();
+    format!("sqlite:{}", path.display())
 }
 
 #[test]
@@ -296,9 +300,7 @@ fn revoke_and_open_with_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    let path = dir.path().join("revocations.sqlite3");
-    let store = format!("sqlite:{}", path.display());
-    store_in_use(&path);
+    let store = sqlite_in_use(dir.path());
 
     let alice = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
     let bob = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "bob", "--epoch", "0"], "{}");
@@ -357,15 +359,12 @@ fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
 fn an_until_in_the_past_is_refused_and_never_unrevokes_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
-    let path = dir.path().join("revocations.sqlite3");
-    store_in_use(&path);
-    an_until_in_the_past_never_unrevokes(&format!("sqlite:{}", path.display()), file.to_str().unwrap());
+    an_until_in_the_past_never_unrevokes(&sqlite_in_use(dir.path()), file.to_str().unwrap());
 }
 
 #[test]
 fn an_until_in_the_past_is_refused_and_never_unrevokes_in_redis() {
-    let redis = RedisServer::start();
-    in_use_for_a_while(&redis);
+    let redis = redis_in_use();
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     an_until_in_the_past_never_unrevokes(&redis.url(), file.to_str().unwrap());
@@ -399,53 +398,52 @@ fn an_unreachable_store_is_a_configuration_error_not_an_acceptance() {
     assert!(r.stdout.is_empty());
 }
 
-#[test]
-fn revoke_and_open_with_a_postgres_store() {
-    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
-    let store = postgres.url();
-    // A store in use for a while: its tables and generation made ten seconds ago.
-    let _ = postgres.psql(&sealed_session_postgres_migration());
-    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
-    let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
+/// A user revoked through `store` can no longer open the token sealed
+/// before.
+fn revoke_and_open_through(store: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
     let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
-    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
-    assert_eq!(json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""))["epoch"], 1);
-    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
+    assert_eq!(json(&ok(&["revoke", "--store", store, "--user", "alice"], ""))["epoch"], 1);
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
 }
 
-/// The tables the PostgreSQL store creates, as its documentation gives them.
-fn sealed_session_postgres_migration() -> String {
-    "CREATE TABLE sealed_session_meta (key text PRIMARY KEY, value bigint NOT NULL);
-     CREATE TABLE sealed_session_user_epochs (user_id text PRIMARY KEY, epoch bigint NOT NULL);
-     CREATE TABLE sealed_session_denied (session_id bytea PRIMARY KEY, expires_at bigint NOT NULL);"
-        .to_owned()
+/// A PostgreSQL server whose store has been in use for a while: its
+/// tables, as the store's documentation gives them, and its generation
+/// made ten seconds ago.
+fn postgres_in_use() -> sealed_session_testkit::postgres::PostgresServer {
+    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
+    let _ = postgres.psql(
+        "CREATE TABLE sealed_session_meta (key text PRIMARY KEY, value bigint NOT NULL);
+         CREATE TABLE sealed_session_user_epochs (user_id text PRIMARY KEY, epoch bigint NOT NULL);
+         CREATE TABLE sealed_session_denied (session_id bytea PRIMARY KEY, expires_at bigint NOT NULL);",
+    );
+    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
+    postgres
 }
 
-/// A keyspace in use for a while: its generation ten seconds ago.
-fn in_use_for_a_while(redis: &RedisServer) {
+/// A Redis server whose keyspace has been in use for a while: its
+/// generation ten seconds ago.
+fn redis_in_use() -> RedisServer {
+    let redis = RedisServer::start();
     let started = (time::OffsetDateTime::now_utc().unix_timestamp() - 10).to_string();
     assert_eq!(redis.cli(&["SET", "sealed-session:generation", &started]), "OK");
+    redis
+}
+
+#[test]
+fn revoke_and_open_with_a_postgres_store() {
+    revoke_and_open_through(&postgres_in_use().url());
 }
 
 #[test]
 fn revoke_and_open_with_a_redis_store() {
-    let redis = RedisServer::start();
-    let store = redis.url();
-    in_use_for_a_while(&redis);
-    let dir = tempfile::tempdir().unwrap();
-    let file = init(dir.path());
-    let f = file.to_str().unwrap();
-    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
-    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
-    assert_eq!(json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""))["epoch"], 1);
-    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
+    revoke_and_open_through(&redis_in_use().url());
 }
 
 /// `revoke --all` from a host whose clock runs six hours ahead: the store
@@ -477,18 +475,12 @@ fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
 
 #[test]
 fn revoke_all_from_a_host_whose_clock_runs_ahead_is_dated_by_redis() {
-    let redis = RedisServer::start();
-    in_use_for_a_while(&redis);
-    revoke_all_from_a_host_six_hours_ahead(&redis.url());
+    revoke_all_from_a_host_six_hours_ahead(&redis_in_use().url());
 }
 
 #[test]
 fn revoke_all_from_a_host_whose_clock_runs_ahead_is_dated_by_postgres() {
-    let postgres = sealed_session_testkit::postgres::PostgresServer::start();
-    let _ = postgres.psql(&sealed_session_postgres_migration());
-    let started = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
-    let _ = postgres.psql(&format!("INSERT INTO sealed_session_meta VALUES ('generation', {started})"));
-    revoke_all_from_a_host_six_hours_ahead(&postgres.url());
+    revoke_all_from_a_host_six_hours_ahead(&postgres_in_use().url());
 }
 
 /// An operator ending a stolen session from its token needs only the
@@ -501,9 +493,7 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    let path = dir.path().join("revocations.sqlite3");
-    let store = format!("sqlite:{}", path.display());
-    store_in_use(&path);
+    let store = sqlite_in_use(dir.path());
     let now = time::OffsetDateTime::now_utc();
     let server = Sealer::builder(Keyring::load(&file).unwrap())
         .remember_me(std::time::Duration::from_secs(30 * 86_400), std::time::Duration::from_secs(7 * 86_400))

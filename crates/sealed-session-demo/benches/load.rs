@@ -18,6 +18,8 @@
 //! server's figures, and two costs from the rounds' pairs: the median of the
 //! throughput ratios, and the median of the ratios of the CPU time this
 //! process spent per request (from /proc/self/stat).
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::process::Command;
 
@@ -25,8 +27,9 @@ use axum::routing::get;
 use axum::Json;
 use axum::Router;
 use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
-use sealed_session::{ManualClock, RevocationStore, Verifier};
-use sealed_session_demo::{app, security_headers, Profile, SessionJson, Setup};
+use sealed_session::web::WebConfig;
+use sealed_session::{ManualClock, Opened, RevocationStore, Sealer};
+use sealed_session_demo::{app, config as demo_config, security_headers, Profile, SessionJson, Setup};
 use sealed_session_sqlite::SqliteOptions;
 
 /// Rounds per server; the report takes the median.
@@ -117,17 +120,22 @@ async fn serve(router: Router) -> String {
     url
 }
 
-/// Measures one store: the session route and its baseline, alternating.
-async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>, seconds: u64) {
-    let session = verifier.login("alice", alice()).await.unwrap();
-    let token = verifier.sealer().seal(&session).unwrap();
-    let cookie = format!("__Host-session={token}");
+/// Alice's session cookie, the session opened once (for the baselines) and
+/// the sealer.
+async fn signed_in<S: RevocationStore>(config: &WebConfig<S>) -> (String, Opened<Profile>, Sealer) {
+    let sealer = config.verifier().sealer().clone();
+    let session = config.verifier().login("alice", alice()).await.unwrap();
+    let token = sealer.seal(&session).unwrap();
+    let opened = sealer.open::<Profile>(&token).unwrap();
+    (format!("__Host-session={token}"), opened, sealer)
+}
 
+/// Measures one store: the session route and its baseline, alternating.
+async fn measure<S: RevocationStore + 'static>(name: &str, config: WebConfig<S>, seconds: u64) {
     // The baseline builds the same body from a session opened once: the
     // route's own work without the layer's (cookie, open, revocation check,
     // handle, Set-Cookie decision).
-    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
-    let sealer = verifier.sealer().clone();
+    let (cookie, opened, sealer) = signed_in(&config).await;
     let baseline = Router::new()
         .route(
             "/api/session",
@@ -141,7 +149,7 @@ async fn measure<S: RevocationStore + 'static>(name: &str, verifier: Verifier<S>
         )
         .layer(axum::middleware::map_response(security_headers));
     let without_layer = serve(baseline).await;
-    let with_layer = serve(app(verifier).unwrap()).await;
+    let with_layer = serve(app(config)).await;
     let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
     let (layered_body, plain_body) =
         tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();
@@ -212,17 +220,7 @@ fn alice() -> Profile {
 /// the URL of the route and the cookie `/login` set.
 async fn serve_peer(router: Router) -> (String, String) {
     let url = serve(router).await;
-    let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
-    let cookie = tokio::task::spawn_blocking(move || {
-        let reply = sealed_session_testkit::demo::http(&address, "GET", "/login", &[], "");
-        assert_eq!(reply.status, 200, "the peer's login works: {}", reply.body);
-        reply.cookies().into_iter().next().expect("the peer's session cookie")
-    })
-    .await
-    .unwrap();
-    let (a, c) = (url.clone(), cookie.clone());
-    let body = tokio::task::spawn_blocking(move || get_once(&a, &c)).await.unwrap();
-    assert!(body.contains("Alice"), "the peer's route reads its session: {body}");
+    let cookie = peer_cookie(&url).await;
     (url, cookie)
 }
 
@@ -263,11 +261,9 @@ fn private_jar_app() -> Router {
 }
 
 /// Measures the peers on the same route, each against the baseline of
-/// `verifier`'s session (the route with no session layer at all).
-async fn measure_peers(verifier: Verifier<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
-    let session = verifier.login("alice", alice()).await.unwrap();
-    let token = verifier.sealer().seal(&session).unwrap();
-    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
+/// alice's session (the route with no session layer at all).
+async fn measure_peers(config: WebConfig<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
+    let (cookie, opened, _) = signed_in(&config).await;
     let baseline = Router::new()
         .route(
             "/api/session",
@@ -286,18 +282,10 @@ async fn measure_peers(verifier: Verifier<sealed_session::MemoryStore>, redis_ur
     }
     let ours = Router::new()
         .route("/api/session", get(read))
-        .layer(sealed_session_axum::SessionLayer::<_, Profile>::new(verifier).unwrap())
+        .layer(sealed_session_axum::SessionLayer::new(config))
         .layer(axum::middleware::map_response(security_headers));
     let url = serve(ours).await;
-    compare(
-        "sealed-session (this layer), memory store",
-        &url,
-        &format!("__Host-session={token}"),
-        &without,
-        "",
-        seconds,
-    )
-    .await;
+    compare("sealed-session (this layer), memory store", &url, &cookie, &without, "", seconds).await;
 
     let (url, cookie) = serve_peer(tower_sessions_app(tower_sessions::MemoryStore::default())).await;
     compare("tower-sessions, memory store", &url, &cookie, &without, "", seconds).await;
@@ -339,13 +327,9 @@ fn actix_headers() -> actix_web::middleware::DefaultHeaders {
 /// The same on actix-web: the demo's route through this crate's
 /// middleware and the peers' route through it and through actix-session's
 /// cookie and Redis stores, each against a route with no session handling.
-async fn measure_actix(verifier: Verifier<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
+async fn measure_actix(config: WebConfig<sealed_session::MemoryStore>, redis_url: &str, seconds: u64) {
     use actix_web::{web, App, HttpResponse};
-    let session = verifier.login("alice", alice()).await.unwrap();
-    let token = verifier.sealer().seal(&session).unwrap();
-    let cookie = format!("__Host-session={token}");
-    let opened = verifier.sealer().open::<Profile>(&token).unwrap();
-    let sealer = verifier.sealer().clone();
+    let (cookie, opened, sealer) = signed_in(&config).await;
 
     let (o, z) = (opened.clone(), sealer.clone());
     let baseline = serve_actix!(move || {
@@ -369,7 +353,7 @@ async fn measure_actix(verifier: Verifier<sealed_session::MemoryStore>, redis_ur
             )
             .wrap(actix_headers())
     });
-    let middleware = sealed_session_demo::actix_app::middleware(verifier).unwrap();
+    let middleware = sealed_session_demo::actix_app::middleware(config);
     let m = middleware.clone();
     let demo = serve_actix!(move || sealed_session_demo::actix_app::app(m.clone()));
     let (a, b, c) = (demo.clone(), baseline.clone(), cookie.clone());
@@ -490,8 +474,8 @@ fn main() {
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 
         // The layer's own cost, with a store that costs next to nothing.
-        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
-        measure("memory (reference)", Verifier::new(sealer, sealed_session::MemoryStore::new()), seconds).await;
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap());
+        measure("memory (reference)", demo_config(sealer, sealed_session::MemoryStore::new()).unwrap(), seconds).await;
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("revocations.sqlite");
@@ -503,8 +487,7 @@ fn main() {
         let redis = sealed_session_testkit::redis::RedisServer::start();
         assert_eq!(redis.cli(&["SET", "sealed-session:generation", &past.to_string()]), "OK");
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()) };
-        let verifier = setup.open().await.unwrap();
-        measure("Redis + cache", verifier, seconds).await;
+        measure("Redis + cache", setup.open().await.unwrap(), seconds).await;
 
         println!();
         println!("Peers on the same route, each against a route with no session handling:");
@@ -513,8 +496,9 @@ fn main() {
             "| library | with sessions (req/s) | without (req/s) | ratio | cost | CPU cost | p50 / p99 with (ms) | p50 / p99 without (ms) | server CPU µs/request, with / without |"
         );
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
-        measure_peers(Verifier::new(sealer, sealed_session::MemoryStore::new()), &redis.url(), seconds).await;
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap());
+        let config = WebConfig::builder(sealer, sealed_session::MemoryStore::new()).build().unwrap();
+        measure_peers(config, &redis.url(), seconds).await;
 
         println!();
         println!("On actix-web, each against a route with no session handling:");
@@ -523,7 +507,7 @@ fn main() {
             "| library | with sessions (req/s) | without (req/s) | ratio | cost | CPU cost | p50 / p99 with (ms) | p50 / p99 without (ms) | server CPU µs/request, with / without |"
         );
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).build().unwrap();
-        measure_actix(Verifier::new(sealer, sealed_session::MemoryStore::new()), &redis.url(), seconds).await;
+        let sealer = sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap());
+        measure_actix(demo_config(sealer, sealed_session::MemoryStore::new()).unwrap(), &redis.url(), seconds).await;
     });
 }

@@ -7,9 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError as _};
-use sealed_session::web::HandleError;
-use sealed_session::{CookieSpec, RevocationStore, Verifier};
-use sealed_session_actix::{MiddlewareError, RequireSession, SessionError, SessionMiddleware, Sessions};
+use sealed_session::web::{HandleError, WebConfig};
+use sealed_session::RevocationStore;
+use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sessions};
 
 use crate::logic::{self, Reply};
 use crate::page::STYLE;
@@ -18,25 +18,18 @@ use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 /// axum's default limit on request bodies: 2 MiB.
 const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-/// The session middleware the demo uses on actix-web: build it once, and
-/// give a clone to each worker's [`app`].
-///
-/// # Errors
-/// [`MiddlewareError`] if the middleware cannot be built.
-pub fn middleware<S: RevocationStore + 'static>(
-    verifier: Verifier<S>,
-) -> Result<SessionMiddleware<S, Profile>, MiddlewareError> {
-    SessionMiddleware::<S, Profile>::builder(verifier)
-        // Kept when the browser closes only with "remember me".
-        .cookie(CookieSpec::default().browser_session())
-        .csrf_exempt("/webhook")
-        .build()
+/// The session middleware for `config` (the demo's is
+/// [`config`](crate::config)): build it once, and give a clone to each
+/// worker's [`app`].
+#[must_use]
+pub fn middleware<S: RevocationStore + 'static>(config: WebConfig<S>) -> SessionMiddleware<S> {
+    SessionMiddleware::new(config)
 }
 
 /// The app for one actix-web worker: the routes behind `sessions`, plus
 /// security headers.
 pub fn app<S: RevocationStore + 'static>(
-    sessions: SessionMiddleware<S, Profile>,
+    sessions: SessionMiddleware<S>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -59,7 +52,7 @@ pub fn app<S: RevocationStore + 'static>(
         .app_data(web::PayloadConfig::new(AXUM_BODY_LIMIT))
         .service(
             web::resource("/account")
-                .wrap(RequireSession::<Profile>::redirect_to("/"))
+                .wrap(RequireSession::redirect_to("/"))
                 .route(web::get().to(account))
                 .route(web::head().to(account)),
         )
@@ -96,7 +89,7 @@ fn respond(reply: Result<Reply, HandleError>) -> HttpResponse {
                 .content_type("text/plain; charset=utf-8")
                 .body(text)
         }
-        Err(err) => SessionError::from(err).error_response(),
+        Err(err) => SessionError(err).error_response(),
     }
 }
 
@@ -106,31 +99,31 @@ fn content_type(request: &HttpRequest) -> Option<&str> {
 
 async fn index(sessions: Sessions<Profile>, request: HttpRequest) -> HttpResponse {
     let query = Some(request.query_string()).filter(|q| !q.is_empty());
-    respond(logic::index(sessions.handle(), query))
+    respond(logic::index(&sessions, query))
 }
 
 async fn account(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::account(sessions.handle()))
+    respond(logic::account(&sessions))
 }
 
 async fn login(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::login(sessions.handle(), content_type(&request), &body).await)
+    respond(logic::login(&sessions, content_type(&request), &body).await)
 }
 
 async fn logout(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::logout(sessions.handle()).await)
+    respond(logic::logout(&sessions).await)
 }
 
 async fn logout_everywhere(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::logout_everywhere(sessions.handle()).await)
+    respond(logic::logout_everywhere(&sessions).await)
 }
 
 async fn profile(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::profile(sessions.handle(), content_type(&request), &body))
+    respond(logic::profile(&sessions, content_type(&request), &body))
 }
 
 async fn add_to_cart(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::add_to_cart(sessions.handle(), content_type(&request), &body).await)
+    respond(logic::add_to_cart(&sessions, content_type(&request), &body).await)
 }
 
 async fn webhook(body: Bytes) -> HttpResponse {
@@ -138,7 +131,7 @@ async fn webhook(body: Bytes) -> HttpResponse {
 }
 
 async fn api_session(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::api_session(sessions.handle()))
+    respond(logic::api_session(&sessions))
 }
 
 async fn style() -> HttpResponse {

@@ -8,34 +8,23 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sealed_session::web::HandleError;
-use sealed_session::{CookieSpec, RevocationStore, Verifier};
-use sealed_session_axum::{LayerError, RequireSessionLayer, SessionError, SessionLayer, Sessions};
+use sealed_session::web::{HandleError, WebConfig};
+use sealed_session::RevocationStore;
+use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessions};
 
 use crate::logic::{self, Reply};
 use crate::page::STYLE;
 use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 
-/// The app: its routes behind the session layer, plus security headers.
-///
-/// # Errors
-/// [`LayerError`] if the session layer cannot be built.
-pub fn app<S: RevocationStore + 'static>(verifier: Verifier<S>) -> Result<Router, LayerError> {
-    Ok(routes()
-        .layer(
-            SessionLayer::<S, Profile>::builder(verifier)
-                // Kept when the browser closes only with "remember me".
-                .cookie(CookieSpec::default().browser_session())
-                .csrf_exempt("/webhook")
-                .build()?,
-        )
-        .layer(axum::middleware::map_response(security_headers)))
+/// The app: its routes behind the session layer for `config` (the demo's
+/// is [`config`](crate::config)), plus security headers.
+pub fn app<S: RevocationStore + 'static>(config: WebConfig<S>) -> Router {
+    routes().layer(SessionLayer::new(config)).layer(axum::middleware::map_response(security_headers))
 }
 
 fn routes() -> Router {
-    let signed_in_only = Router::new()
-        .route("/account", get(account))
-        .route_layer(RequireSessionLayer::<Profile>::redirect_to("/"));
+    let signed_in_only =
+        Router::new().route("/account", get(account)).route_layer(RequireSessionLayer::redirect_to("/"));
     Router::new()
         .merge(signed_in_only)
         .route("/", get(index))
@@ -72,7 +61,7 @@ fn respond(reply: Result<Reply, HandleError>) -> Response {
         Ok(Reply::Refused(status, text)) => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), text).into_response()
         }
-        Err(err) => SessionError::from(err).into_response(),
+        Err(err) => SessionError(err).into_response(),
     }
 }
 
@@ -81,31 +70,31 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn index(sessions: Sessions<Profile>, RawQuery(query): RawQuery) -> Response {
-    respond(logic::index(sessions.handle(), query.as_deref()))
+    respond(logic::index(&sessions, query.as_deref()))
 }
 
 async fn account(sessions: Sessions<Profile>) -> Response {
-    respond(logic::account(sessions.handle()))
+    respond(logic::account(&sessions))
 }
 
 async fn login(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::login(sessions.handle(), content_type(&headers), &body).await)
+    respond(logic::login(&sessions, content_type(&headers), &body).await)
 }
 
 async fn logout(sessions: Sessions<Profile>) -> Response {
-    respond(logic::logout(sessions.handle()).await)
+    respond(logic::logout(&sessions).await)
 }
 
 async fn logout_everywhere(sessions: Sessions<Profile>) -> Response {
-    respond(logic::logout_everywhere(sessions.handle()).await)
+    respond(logic::logout_everywhere(&sessions).await)
 }
 
 async fn profile(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::profile(sessions.handle(), content_type(&headers), &body))
+    respond(logic::profile(&sessions, content_type(&headers), &body))
 }
 
 async fn add_to_cart(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::add_to_cart(sessions.handle(), content_type(&headers), &body).await)
+    respond(logic::add_to_cart(&sessions, content_type(&headers), &body).await)
 }
 
 async fn webhook(body: Bytes) -> Response {
@@ -113,7 +102,7 @@ async fn webhook(body: Bytes) -> Response {
 }
 
 async fn api_session(sessions: Sessions<Profile>) -> Response {
-    respond(logic::api_session(sessions.handle()))
+    respond(logic::api_session(&sessions))
 }
 
 async fn style() -> Response {

@@ -4,7 +4,6 @@
 //! here.
 
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod actix_app;
 pub mod axum_app;
@@ -16,9 +15,10 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use sealed_session::web::WebConfigError;
-use sealed_session::SharedStore;
-use sealed_session::{ConfigError, Keyring, KeyringError, Sealer, Verifier};
+use sealed_session::web::{WebConfig, WebConfigError};
+use sealed_session::{
+    CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, SealerBuilder, SharedStore,
+};
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
@@ -131,12 +131,9 @@ pub enum StartError {
     /// The revocation store could not be opened.
     #[error("revocation store: {0}")]
     Store(#[from] StoreUrlError),
-    /// The sealer could not be built.
+    /// The session settings could not be built.
     #[error(transparent)]
-    Sealer(#[from] ConfigError),
-    /// The session layer could not be built.
-    #[error(transparent)]
-    Layer(#[from] WebConfigError),
+    Config(#[from] WebConfigError),
 }
 
 impl Setup {
@@ -179,15 +176,27 @@ impl Setup {
     ///
     /// # Errors
     /// [`StartError`].
-    pub async fn open(&self) -> Result<Verifier<SharedStore>, StartError> {
+    pub async fn open(&self) -> Result<WebConfig<SharedStore>, StartError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
             StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
         })?;
         let keyring = load_or_create_keyring(&self.keyring_path())?;
         let store = sealed_session_stores::open(&self.store_url()).await?;
-        let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE).build()?;
-        Ok(Verifier::new(sealer, store))
+        Ok(config(Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE), store)?)
     }
+}
+
+/// The demo's session settings, which both frameworks serve: the session
+/// cookie kept when the browser closes only with "remember me", and the
+/// webhook open to other sites' posts.
+///
+/// # Errors
+/// [`WebConfigError`] if `sealer`'s settings are inconsistent.
+pub fn config<S: RevocationStore>(sealer: SealerBuilder, store: S) -> Result<WebConfig<S>, WebConfigError> {
+    WebConfig::builder(sealer, store)
+        .cookie(CookieSpec::default().browser_session())
+        .csrf_exempt("/webhook")
+        .build()
 }
 
 /// Loads the keyring at `path`, or creates one there (mode 0600) if there is
@@ -229,16 +238,18 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
-    use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+    use sealed_session::{Keyring, MemoryStore, Sealer};
     use tower::ServiceExt as _;
 
-    use super::{app, load_or_create_keyring};
+    use super::{app, config, load_or_create_keyring};
+
+    fn demo() -> axum::Router {
+        app(config(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).unwrap())
+    }
 
     #[tokio::test]
     async fn every_response_carries_the_security_headers_and_is_not_cached() {
-        let verifier =
-            Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
-        let app = app(verifier).unwrap();
+        let app = demo();
         for (path, status) in [("/", StatusCode::OK), ("/api/session", StatusCode::UNAUTHORIZED)] {
             let response =
                 app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
@@ -256,9 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_webhook_takes_a_cross_site_post() {
-        let verifier =
-            Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), MemoryStore::new());
-        let app = app(verifier).unwrap();
+        let app = demo();
         for (path, status) in [("/webhook", StatusCode::OK), ("/cart", StatusCode::FORBIDDEN)] {
             let request = Request::post(path)
                 .header("sec-fetch-site", "cross-site")

@@ -5,14 +5,14 @@
 //! pages, JSON and cookies.
 
 use sealed_session::redirect::{local_path, login_url};
-use sealed_session::web::{is_form, HandleError, Level, LoginOptions, SessionHandle};
+use sealed_session::web::{is_form, HandleError, Level, LoginOptions, Sessions};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::{page, users, Profile, SessionJson, MAX_CART_ITEMS};
 
 /// The handle of a demo request.
-pub(crate) type Handle = SessionHandle<Profile>;
+pub(crate) type Handle = Sessions<Profile>;
 
 /// What a route answers.
 #[derive(Debug)]
@@ -45,7 +45,9 @@ pub(crate) fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, Handl
     let flashes = handle.take_flashes();
     let current = handle.current();
     Ok(Reply::Page(match current.as_ref().filter(|s| s.session().user_id().is_some()) {
-        Some(opened) => page::signed_in(opened, &handle.sealer().csrf_token(opened.session()), &flashes),
+        Some(opened) => {
+            page::signed_in(opened.verified(), &handle.sealer().csrf_token(opened.session()), &flashes)
+        }
         None => {
             let cart = current.as_ref().map(|s| &s.session().data().cart[..]);
             let next = query

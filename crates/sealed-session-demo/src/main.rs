@@ -68,8 +68,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<(), String> {
-    let verifier = setup.open().await.map_err(|err| err.to_string())?;
-    tokio::spawn(reload_on_hangup(verifier.sealer().keyring().clone(), setup.keyring_path()));
+    let config = setup.open().await.map_err(|err| err.to_string())?;
+    tokio::spawn(reload_on_hangup(config.verifier().sealer().keyring().clone(), setup.keyring_path()));
     let listener =
         std::net::TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
@@ -84,14 +84,14 @@ async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<
     };
     match framework {
         Framework::Axum => {
-            let app = app(verifier).map_err(|err| err.to_string())?;
+            let app = app(config);
             listener.set_nonblocking(true).map_err(|err| err.to_string())?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| err.to_string())?;
             announce();
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
         }
         Framework::Actix => {
-            let sessions = actix_app::middleware(verifier).map_err(|err| err.to_string())?;
+            let sessions = actix_app::middleware(config);
             let server = actix_web::HttpServer::new(move || actix_app::app(sessions.clone()))
                 .listen(listener)
                 .map_err(|err| err.to_string())?

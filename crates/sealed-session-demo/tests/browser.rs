@@ -3,6 +3,8 @@
 //! logout, logout everywhere, cross-origin forms, and two instances sharing
 //! Redis. Every test runs twice: on the demo served by axum and by
 //! actix-web.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::time::{Duration, Instant};
 

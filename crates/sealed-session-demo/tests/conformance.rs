@@ -3,6 +3,8 @@
 //! the demo served by axum and by actix-web. Where a request's answer holds
 //! nothing random, the two frameworks' answers are also compared: a
 //! difference between them is a failure.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use sealed_session_testkit::demo::{csrf_token, http, Demo, Reply};
 

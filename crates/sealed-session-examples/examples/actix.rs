@@ -11,13 +11,16 @@
 //!
 //! (`__Host-` cookies need HTTPS in a browser; curl keeps them on plain
 //! http.)
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use actix_web::{web, App, HttpServer};
-use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+use sealed_session::web::WebConfig;
+use sealed_session::{Keyring, MemoryStore, Sealer};
 use sealed_session_actix::{SessionError, SessionMiddleware, Sessions};
 
 async fn csrf(sessions: Sessions<u32>) -> Result<String, SessionError> {
-    sessions.csrf_token()
+    Ok(sessions.csrf_token()?)
 }
 
 async fn login(sessions: Sessions<u32>) -> Result<&'static str, SessionError> {
@@ -27,18 +30,18 @@ async fn login(sessions: Sessions<u32>) -> Result<&'static str, SessionError> {
 }
 
 async fn visits(sessions: Sessions<u32>) -> Result<String, SessionError> {
-    sessions.update(|count| {
+    Ok(sessions.update(|count| {
         *count += 1;
         format!("visit {count}\n")
-    })
+    })?)
 }
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A fresh keyring per start; a real app loads its keyring from a file
     // (`Keyring::load`) and uses a durable store.
-    let sealer = Sealer::builder(Keyring::generate()?).build()?;
-    let sessions = SessionMiddleware::<_, u32>::new(Verifier::new(sealer, MemoryStore::new()))?;
+    let config = WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new()).build()?;
+    let sessions = SessionMiddleware::new(config);
     println!("listening on http://127.0.0.1:3001");
     HttpServer::new(move || {
         App::new()

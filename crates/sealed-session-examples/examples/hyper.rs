@@ -1,29 +1,35 @@
-//! sealed-session with plain hyper and no framework: one function that
-//! opens the cookie, checks revocation and CSRF, and answers.
+//! sealed-session with plain hyper and no framework: the core's web driver
+//! (`sealed_session::web`, whose feature `http` reads hyper's request parts
+//! and writes its response headers), a body read and a few routes. It follows every rule the axum and actix adapters do: `503` when
+//! the store cannot be reached, CSRF on unsafe requests with a pre-session
+//! for the login form, re-issue, cache control.
 //!
 //! ```text
 //! cargo run -p sealed-session-examples --example hyper
-//! curl -i -X POST -H 'Sec-Fetch-Site: same-origin' http://127.0.0.1:3002/login
-//! curl -i -H 'Cookie: __Host-session=…' http://127.0.0.1:3002/whoami
+//! curl -i -c jar -b jar http://127.0.0.1:3002/login-form        # a pre-session and its CSRF token
+//! curl -i -c jar -b jar -X POST -H 'Sec-Fetch-Site: same-origin' -H 'X-CSRF-Token: …' http://127.0.0.1:3002/login
+//! curl -i -b jar http://127.0.0.1:3002/whoami
 //! ```
+//!
+//! (`__Host-` cookies need HTTPS in a browser; curl keeps them on plain
+//! http.)
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sealed_session::{csrf, CookieSpec, Keyring, MemoryStore, Sealer, Verified, Verifier};
+use sealed_session::web::{Begin, SessionHandle, WebConfig};
+use sealed_session::{Keyring, MemoryStore, Sealer};
 
-struct App {
-    verifier: Verifier<MemoryStore>,
-    cookie: CookieSpec,
-}
+type Config = Arc<WebConfig<MemoryStore>>;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.into())));
@@ -31,77 +37,51 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     response
 }
 
-fn with_cookie(mut response: Response<Full<Bytes>>, cookie: String) -> Response<Full<Bytes>> {
-    match HeaderValue::try_from(cookie) {
-        Ok(value) => {
-            response.headers_mut().insert(SET_COOKIE, value);
-            response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-    }
+fn refuse(refusal: &sealed_session::web::Refusal) -> Response<Full<Bytes>> {
+    text(StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN), refusal.body())
 }
 
-impl App {
-    /// The first of the request's session cookies that opens and passes the
-    /// revocation check; the reason for each refusal goes to the log only.
-    async fn session(&self, request: &Request<Incoming>) -> Option<Verified<()>> {
-        for value in self
-            .cookie
-            .values_in(request.headers().get_all(COOKIE).iter().map(hyper::header::HeaderValue::as_bytes))
-        {
-            match self.verifier.open::<()>(value).await {
-                Ok(opened) => return Some(opened),
-                Err(err) => eprintln!("session cookie refused: {err}"),
-            }
-        }
-        None
-    }
+/// One request: the driver, then the route, then the cookies.
+async fn handle(config: Config, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let session = match config.begin(&parts).await {
+        Begin::Ready(session) => session,
+        Begin::ReadForm(form) => match Limited::new(body, form.limit()).collect().await {
+            Ok(body) => match form.check(&body.to_bytes()) {
+                Ok(session) => session,
+                Err(refusal) => return refuse(&refusal),
+            },
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => return refuse(&form.too_large()),
+            Err(err) => return refuse(&form.unreadable(&err)),
+        },
+        Begin::Refuse(refusal) => return refuse(&refusal),
+    };
+    let mut response = route(&parts.method, parts.uri.path(), &session).await;
+    session.finish().write_to(response.headers_mut());
+    response
+}
 
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let session = self.session(&request).await;
-        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-        let expected = format!("http://{}", header("host").unwrap_or_default());
-        if let Err(err) = csrf::check_origin(
-            request.method().as_str(),
-            header("sec-fetch-site"),
-            header("origin"),
-            &expected,
-        ) {
-            eprintln!("refused: {err}");
-            return text(StatusCode::FORBIDDEN, "CSRF check failed");
+async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response<Full<Bytes>> {
+    let sessions = session.typed::<u32>();
+    let answer = match (method, path) {
+        // The login form's page: its CSRF token is bound to a pre-session.
+        (&Method::GET, "/login-form") => session.csrf_token().map(|token| format!("csrf_token={token}\n")),
+        (&Method::POST, "/login") => {
+            // A real app checks the password here; the CSRF token of the
+            // pre-session was checked before this route ran.
+            sessions.login("alice", 0).await.map(|_| "signed in\n".to_owned())
         }
-        match (request.method(), request.uri().path(), session) {
-            (&Method::POST, "/login", _) => {
-                // A real app checks the password (and a pre-session CSRF
-                // token) here.
-                let session = match self.verifier.login("alice", ()).await {
-                    Ok(session) => session,
-                    Err(err) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("try again ({err})")),
-                };
-                let token = self.verifier.sealer().csrf_token(&session);
-                match self.verifier.sealer().seal_cookie(&session, &self.cookie) {
-                    Ok(cookie) => {
-                        with_cookie(text(StatusCode::OK, format!("signed in; CSRF token: {token}\n")), cookie)
-                    }
-                    Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot seal: {err}")),
-                }
-            }
-            (&Method::GET, "/whoami", Some(opened)) => {
-                text(StatusCode::OK, format!("{}\n", opened.session().user_id().unwrap_or("anonymous")))
-            }
-            (&Method::POST, "/logout", Some(opened)) => {
-                let token = header("x-csrf-token").unwrap_or_default();
-                if self.verifier.sealer().verify_csrf(opened.session(), token).is_err() {
-                    return text(StatusCode::FORBIDDEN, "CSRF check failed");
-                }
-                match self.verifier.logout(opened.session()).await {
-                    Ok(()) => with_cookie(text(StatusCode::OK, "logged out\n"), self.cookie.removal()),
-                    Err(err) => text(StatusCode::SERVICE_UNAVAILABLE, format!("try again ({err})")),
-                }
-            }
-            (_, "/whoami" | "/logout", None) => text(StatusCode::UNAUTHORIZED, "no session"),
-            _ => text(StatusCode::NOT_FOUND, "not found"),
+        (&Method::GET, "/whoami") => match sessions.current() {
+            Some(current) => Ok(format!("{}\n", current.user_id().unwrap_or("anonymous"))),
+            None => return text(StatusCode::UNAUTHORIZED, "no session"),
+        },
+        (&Method::POST, "/logout") => session.logout().await.map(|()| "logged out\n".to_owned()),
+        _ => return text(StatusCode::NOT_FOUND, "not found"),
+    };
+    match answer {
+        Ok(body) => text(StatusCode::OK, body),
+        Err(err) => {
+            text(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), err.body())
         }
     }
 }
@@ -109,18 +89,17 @@ impl App {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A fresh keyring per start: see the actix example on real deployments.
-    let sealer = Sealer::builder(Keyring::generate()?).build()?;
-    let app =
-        Arc::new(App { verifier: Verifier::new(sealer, MemoryStore::new()), cookie: CookieSpec::default() });
+    let config: Config =
+        Arc::new(WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new()).build()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
     println!("listening on http://127.0.0.1:3002");
     loop {
         let (stream, _) = listener.accept().await?;
-        let app = Arc::clone(&app);
+        let config = Arc::clone(&config);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(request).await) }
+                let config = Arc::clone(&config);
+                async move { Ok::<_, Infallible>(handle(config, request).await) }
             });
             if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 eprintln!("connection error: {err}");

@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run -p sealed-session-examples --example sqlx_sqlite
 //! ```
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use sealed_session::{Keyring, Sealer, Verifier, VerifyError};
 use sealed_session_sqlite::SqliteStore;

@@ -1,23 +1,18 @@
 //! The `LISTEN` connection that keeps every server's cache fresh.
 
-use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
-use sealed_session::Invalidation;
-use sqlx::postgres::PgListener;
+use sealed_session::{Backoff, Feed};
+use sqlx::postgres::{PgListener, PgPool};
 
-use crate::store::Inner;
-
-/// Keeps a `LISTEN` on the store's channel for as long as the store lives.
-/// The cache is used only while it is up, and is emptied whenever it
-/// (re)connects: notifications sent meanwhile are lost.
-pub(crate) async fn listen_forever(store: Weak<Inner>) {
-    let mut backoff = Duration::from_millis(50);
+/// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
+/// lives, reporting to the feed: the cache is used only while the
+/// connection is up, and is emptied whenever it (re)connects, since
+/// notifications sent meanwhile are lost.
+pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
+    let mut backoff = Backoff::default();
     loop {
-        let Some(inner) = store.upgrade() else { return };
-        let (pool, channel, timeout) = (inner.pool.clone(), inner.sql.channel.clone(), inner.options.timeout);
-        drop(inner);
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(&channel).await?;
@@ -25,21 +20,18 @@ pub(crate) async fn listen_forever(store: Weak<Inner>) {
         };
         match tokio::time::timeout(timeout * 4, listening).await {
             Ok(Ok(mut listener)) => {
-                backoff = Duration::from_millis(50);
-                let Some(inner) = store.upgrade() else { return };
-                inner.cache.clear();
-                inner.listening.store(true, Ordering::SeqCst);
-                drop(inner);
+                backoff.reset();
+                let Some(live) = feed.upgrade() else { return };
+                live.connected();
+                drop(live);
                 loop {
                     // Wake up now and then to notice that the store was dropped.
                     let next = tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await;
-                    let Some(inner) = store.upgrade() else { return };
+                    let Some(live) = feed.upgrade() else { return };
                     match next {
-                        Ok(Ok(Some(notification))) => {
-                            inner.cache.apply(&Invalidation::parse(notification.payload()))
-                        }
+                        Ok(Ok(Some(notification))) => live.message(Some(notification.payload())),
                         // Reconnected: whatever was sent meanwhile is lost.
-                        Ok(Ok(None)) => inner.cache.clear(),
+                        Ok(Ok(None)) => live.message(None),
                         Ok(Err(err)) => {
                             tracing::warn!(%err, "lost the PostgreSQL LISTEN connection; checks read the database until it is back");
                             break;
@@ -47,14 +39,15 @@ pub(crate) async fn listen_forever(store: Weak<Inner>) {
                         Err(_) => {}
                     }
                 }
-                let Some(inner) = store.upgrade() else { return };
-                inner.listening.store(false, Ordering::SeqCst);
-                inner.cache.clear();
+                let Some(live) = feed.upgrade() else { return };
+                live.lost(false);
             }
             Ok(Err(err)) => tracing::debug!(%err, "cannot LISTEN for PostgreSQL revocations yet"),
             Err(_) => tracing::debug!("LISTEN for PostgreSQL revocations timed out"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        if feed.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

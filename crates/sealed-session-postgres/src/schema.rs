@@ -6,7 +6,6 @@
 pub(crate) struct Statements {
     pub(crate) migrate: String,
     pub(crate) state: String,
-    pub(crate) login_state: String,
     pub(crate) start_generation: String,
     pub(crate) revoke_user: String,
     pub(crate) revoke_session: String,
@@ -47,12 +46,6 @@ impl Statements {
                 "SELECT
                    (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
                    EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
-                   (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
-                   (SELECT value FROM {prefix}_meta WHERE key = 'generation')"
-            ),
-            login_state: format!(
-                "SELECT
-                   (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation')"
             ),

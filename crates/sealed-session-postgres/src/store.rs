@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealed_session::sql::{self, from_sql, to_sql};
 use sealed_session::{
-    Clock, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
+    Clock, Feed, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StoreError,
     SystemClock,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -82,10 +82,9 @@ pub(crate) struct Inner {
     pub(crate) pool: PgPool,
     pub(crate) options: PostgresOptions,
     pub(crate) sql: Statements,
-    pub(crate) cache: StateCache,
+    /// The `LISTEN` connection's state and the cache it keeps fresh.
+    pub(crate) feed: Arc<Feed>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// True while the `LISTEN` connection is up.
-    pub(crate) listening: AtomicBool,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -99,7 +98,7 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("options", &self.inner.options)
-            .field("listening", &self.inner.listening.load(Ordering::Relaxed))
+            .field("listening", &self.inner.feed.is_live())
             .finish_non_exhaustive()
     }
 }
@@ -108,19 +107,6 @@ impl fmt::Debug for PostgresStore {
 #[derive(Debug, thiserror::Error)]
 #[error("the PostgreSQL store must be used inside a tokio runtime with the time and I/O drivers enabled")]
 struct NoRuntime;
-
-fn to_db(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn from_db(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in the store")))
-}
-
-/// The cutoff: the later of the last global logout and the generation.
-fn cutoff(revoked_through: Option<i64>, generation: i64) -> Result<u64, StoreError> {
-    Ok(revoked_through.map(from_db).transpose()?.unwrap_or(0).max(from_db(generation)?))
-}
 
 /// SQLSTATE 42P01: a table of ours is gone.
 fn undefined_table(err: &sqlx::Error) -> bool {
@@ -168,17 +154,22 @@ impl PostgresStore {
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
         let inner = Arc::new(Inner {
             sql: Statements::new(&options.prefix),
-            cache: StateCache::new(options.cache_ttl),
+            feed: Arc::new(Feed::new(options.cache_ttl)),
             pool,
             options,
             clock: Arc::new(clock),
-            listening: AtomicBool::new(false),
         });
         if inner.options.create_tables {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
-        tokio::spawn(listener::listen_forever(Arc::downgrade(&inner)));
+        let (pool, channel) = (inner.pool.clone(), inner.sql.channel.clone());
+        tokio::spawn(listener::listen_forever(
+            Arc::downgrade(&inner.feed),
+            pool,
+            channel,
+            inner.options.timeout,
+        ));
         Ok(Self { inner })
     }
 
@@ -193,20 +184,13 @@ impl PostgresStore {
     /// Whether the `LISTEN` connection is up (the cache is in use).
     #[must_use]
     pub fn is_listening(&self) -> bool {
-        self.inner.listening.load(Ordering::SeqCst)
+        self.inner.feed.is_live()
     }
 
     /// Waits until the `LISTEN` connection is up, for at most `limit`.
     /// Returns whether it is.
     pub async fn wait_until_listening(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.is_listening() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        self.inner.feed.wait_until_live(limit).await
     }
 
     /// The pool the store uses.
@@ -243,7 +227,7 @@ impl Inner {
                 "PostgreSQL revocation store has no generation (new, emptied or dropped tables): starting one; \
                  every session issued until now is refused"
             );
-            self.cache.clear();
+            self.feed.cache().clear();
             self.notify_all().await;
         }
         Ok(started.is_some())
@@ -305,56 +289,26 @@ impl Inner {
             })
             .await?;
         tracing::warn!(cutoff, "PostgreSQL revocation store: everyone logged out after lost data");
-        self.cache.clear();
+        self.feed.cache().clear();
         Ok(())
     }
 
-    /// Reads one check's state from the database (never the cache). If the
-    /// generation is gone (rows deleted under us: lost data), starts a new
-    /// one and reads again.
-    async fn fetch(&self, user_id: Option<&str>, session: &SessionId) -> Result<RevocationState, StoreError> {
-        for _ in 0..2 {
-            let (epoch, denied, revoked_through, generation): (Option<i64>, bool, Option<i64>, Option<i64>) =
-                self.run(|| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
-                        .bind(user_id)
-                        .bind(session.as_bytes().as_slice())
-                        .fetch_one(&self.pool)
-                })
-                .await?;
-            let Some(generation) = generation else {
-                self.start_generation().await?;
-                continue;
-            };
-            return Ok(RevocationState {
-                user_epoch: epoch.map(from_db).transpose()?.unwrap_or(0),
-                session_revoked: denied,
-                revoked_through: cutoff(revoked_through, generation)?,
-            });
-        }
-        Err(StoreError::Corrupt("the store's generation disappears as soon as it is written".into()))
-    }
-
-    /// The user's epoch and the cutoff, as [`Inner::fetch`] reads them.
-    async fn fetch_login(&self, user_id: &str) -> Result<LoginState, StoreError> {
-        for _ in 0..2 {
-            let (epoch, revoked_through, generation): (Option<i64>, Option<i64>, Option<i64>) = self
-                .run(|| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.login_state.clone()))
-                        .bind(user_id)
-                        .fetch_one(&self.pool)
-                })
-                .await?;
-            let Some(generation) = generation else {
-                self.start_generation().await?;
-                continue;
-            };
-            return Ok(LoginState {
-                user_epoch: epoch.map(from_db).transpose()?.unwrap_or(0),
-                revoked_through: cutoff(revoked_through, generation)?,
-            });
-        }
-        Err(StoreError::Corrupt("the store's generation disappears as soon as it is written".into()))
+    /// Reads one check's state from the database (never the cache), by the
+    /// rules of [`sql::read_state`] (a lost generation is started again).
+    async fn fetch(
+        &self,
+        user_id: Option<&str>,
+        session: Option<&SessionId>,
+    ) -> Result<RevocationState, StoreError> {
+        let read = || {
+            self.run(|| {
+                sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
+                    .bind(user_id)
+                    .bind(session.map(|session| session.as_bytes().as_slice()))
+                    .fetch_one(&self.pool)
+            })
+        };
+        sql::read_state(read, || async { self.start_generation().await.map(drop) }).await
     }
 
     /// Tells every server to empty its cache. A lost message is covered by
@@ -382,17 +336,10 @@ impl RevocationStore for PostgresStore {
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
         let inner = &self.inner;
         let now_ms = inner.clock.unix_millis();
-        let hit = if inner.listening.load(Ordering::SeqCst) {
-            inner.cache.get(user_id, &session, now_ms)
-        } else {
-            None
-        };
-        let lookup = match hit {
-            Some(state) => Ok(state),
-            // The ticket is taken before the read: a notification that lands
-            // while it runs keeps its answer out of the cache.
-            None => Err((Arc::clone(inner), user_id.map(str::to_owned), inner.cache.ticket(now_ms))),
-        };
+        let lookup = inner
+            .feed
+            .lookup(user_id, &session, now_ms)
+            .map_err(|ticket| (Arc::clone(inner), user_id.map(str::to_owned), ticket));
         async move {
             let (inner, user_id, ticket) = match lookup {
                 Ok(state) => return Ok(state),
@@ -400,10 +347,8 @@ impl RevocationStore for PostgresStore {
             };
             // Boxed: the query's future is large, and a cache hit should not
             // move it around.
-            let state = Box::pin(inner.fetch(user_id.as_deref(), &session)).await?;
-            if inner.listening.load(Ordering::SeqCst) {
-                inner.cache.insert(ticket, user_id.as_deref(), &session, &state);
-            }
+            let state = Box::pin(inner.fetch(user_id.as_deref(), Some(&session))).await?;
+            inner.feed.remember(ticket, user_id.as_deref(), &session, &state);
             Ok(state)
         }
     }
@@ -411,7 +356,7 @@ impl RevocationStore for PostgresStore {
     fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
         let inner = Arc::clone(&self.inner);
         let user_id = user_id.to_owned();
-        async move { inner.fetch_login(&user_id).await }
+        async move { Ok(inner.fetch(Some(&user_id), None).await?.into()) }
     }
 
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
@@ -427,8 +372,8 @@ impl RevocationStore for PostgresStore {
                         .fetch_one(&inner.pool)
                 })
                 .await;
-            inner.cache.apply(&Invalidation::User(&user_id));
-            from_db(result?)
+            inner.feed.cache().apply(&Invalidation::User(&user_id));
+            from_sql(result?)
         }
     }
 
@@ -444,17 +389,17 @@ impl RevocationStore for PostgresStore {
                 .run(|| {
                     sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.revoke_session.clone()))
                         .bind(session.as_bytes().as_slice())
-                        .bind(to_db(expires_at))
+                        .bind(to_sql(expires_at))
                         .bind(&message)
                         .fetch_one(&inner.pool)
                 })
                 .await;
-            inner.cache.apply(&Invalidation::Session(session));
+            inner.feed.cache().apply(&Invalidation::Session(session));
             let (now, recorded, _purged) = result?;
             if recorded {
                 Ok(())
             } else {
-                Err(StoreError::ExpiryNotInFuture { expires_at, now: from_db(now)? })
+                Err(StoreError::ExpiryNotInFuture { expires_at, now: from_sql(now)? })
             }
         }
     }
@@ -465,12 +410,12 @@ impl RevocationStore for PostgresStore {
             let result: Result<i64, StoreError> = inner
                 .run(|| {
                     sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.revoke_all.clone()))
-                        .bind(to_db(issued_through))
+                        .bind(to_sql(issued_through))
                         .fetch_one(&inner.pool)
                 })
                 .await;
-            inner.cache.clear();
-            from_db(result?)
+            inner.feed.cache().clear();
+            from_sql(result?)
         }
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! One server serves every test that does not kill it; each test uses
 //! tables of its own (a prefix).
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use sealed_session::{
 };
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
-use sealed_session_testkit::{clock_at_now, keyring, sealer, within};
+use sealed_session_testkit::{assert_revocations_propagate, clock_at_now, keyring, sealer, within};
 
 static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
 
@@ -105,22 +107,8 @@ async fn a_revocation_on_one_server_reaches_the_other_within_milliseconds() {
     let url = SHARED.url();
     let clock = clock_at_now(); // never advanced: only a notification ends a cached answer
     let (a, b) = (server(&url, "propagation", &clock).await, server(&url, "propagation", &clock).await);
-    let mut slowest = Duration::ZERO;
-    for round in 0..20 {
-        let user = format!("user-{round}");
-        let (revoker, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
-        let token = login(revoker, &user).await;
-        assert!(other.open::<()>(&token).await.is_ok());
-        assert!(other.open::<()>(&token).await.is_ok()); // cached
-        revoker.logout_everywhere(&user).await.unwrap();
-        assert!(matches!(revoker.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
-        let took = within(Duration::from_millis(500), async || other.open::<()>(&token).await.is_err())
-            .await
-            .expect("the other server still accepted the token 500 ms after the revocation");
-        slowest = slowest.max(took);
-    }
+    let slowest = assert_revocations_propagate(&a, &b).await;
     println!("slowest propagation {slowest:?}");
-    assert!(slowest < Duration::from_millis(100), "slowest propagation {slowest:?}");
 }
 
 #[tokio::test]

@@ -1,80 +1,73 @@
-//! The store's background tasks: the invalidation subscription, and the
-//! periodic eviction-policy (and, through Sentinel, primary) check.
+//! The invalidation subscription that keeps every server's cache fresh.
 
-use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use sealed_session::{Backoff, Feed};
 
-use crate::store::Inner;
-use sealed_session::Invalidation;
+use crate::link::Link;
+
+/// What the subscription needs of its store: the feed it reports to, the
+/// link that says which server to subscribe on (and hears of failures), and
+/// settings. The task ends soon after the store is dropped.
+pub(crate) struct Subscription {
+    pub(crate) feed: Weak<Feed>,
+    pub(crate) link: Weak<Link>,
+    pub(crate) channel: String,
+    pub(crate) timeout: Duration,
+    /// Keep cached answers while the subscription is down (for answers when
+    /// Redis cannot be reached: `accept_stale_for`).
+    pub(crate) keep_stale: bool,
+}
 
 /// Keeps the invalidation subscription up for as long as the store lives.
-pub(crate) async fn subscribe_forever(store: Weak<Inner>) {
-    let mut backoff = Duration::from_millis(50);
+pub(crate) async fn subscribe_forever(subscription: Subscription) {
+    let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
+    let mut backoff = Backoff::default();
     loop {
-        let Some(inner) = store.upgrade() else { return };
-        let (client, channel, timeout) =
-            (inner.link.conns().client.clone(), inner.keys.channel.clone(), inner.config.timeout);
-        drop(inner);
-        let subscription = async {
+        let Some(client) = link.upgrade().map(|link| link.conns().client.clone()) else { return };
+        let subscribing = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match tokio::time::timeout(timeout, subscription).await {
+        match tokio::time::timeout(timeout, subscribing).await {
             Ok(Ok(pubsub)) => {
-                backoff = Duration::from_millis(50);
-                let Some(inner) = store.upgrade() else { return };
-                // Whatever was cached may have missed messages: start empty.
-                inner.cache.clear();
-                inner.subscribed.store(true, Ordering::SeqCst);
-                drop(inner);
+                backoff.reset();
+                let Some(live) = feed.upgrade() else { return };
+                live.connected();
+                drop(live);
                 let mut messages = pubsub.into_on_message();
                 loop {
                     // Wake up now and then to notice that the store was dropped.
                     let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
-                    let Some(inner) = store.upgrade() else { return };
+                    let Some(live) = feed.upgrade() else { return };
                     match next {
-                        Ok(Some(message)) => match message.get_payload::<String>() {
-                            Ok(text) => inner.cache.apply(&Invalidation::parse(&text)),
-                            Err(_) => inner.cache.clear(),
-                        },
+                        Ok(Some(message)) => live.message(message.get_payload::<String>().ok().as_deref()),
                         Ok(None) => break,
                         Err(_) => {}
                     }
                 }
-                let Some(inner) = store.upgrade() else { return };
-                inner.subscribed.store(false, Ordering::SeqCst);
-                if inner.config.accept_stale_for.is_none() {
-                    inner.cache.clear();
-                }
+                let Some(live) = feed.upgrade() else { return };
+                live.lost(keep_stale);
                 // The server may have restarted or failed over.
-                inner.link.note_failure();
+                if let Some(link) = link.upgrade() {
+                    link.note_failure();
+                }
                 tracing::warn!("lost the Redis revocation subscription; checks go to Redis until it is back");
             }
             Ok(Err(err)) => {
                 tracing::debug!(%err, "cannot subscribe to Redis revocations yet");
-                if let Some(inner) = store.upgrade() {
-                    inner.link.note_failure();
+                if let Some(link) = link.upgrade() {
+                    link.note_failure();
                 }
             }
             Err(_) => tracing::debug!("subscribing to Redis revocations timed out"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
-    }
-}
-
-/// Reads the eviction policy again every `policy_check_interval` (and,
-/// through Sentinel, asks who the primary is), for as long as the store lives.
-pub(crate) async fn watch_policy(store: Weak<Inner>, interval: Duration) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let Some(inner) = store.upgrade() else { return };
-        inner.link.follow_failover().await;
-        // A failure is logged and recorded: checks refuse until it passes.
-        let _ = inner.check_policy().await;
+        if feed.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

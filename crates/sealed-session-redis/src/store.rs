@@ -2,13 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 use sealed_session::{
-    Clock, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
+    Clock, Feed, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StoreError,
     SystemClock,
 };
 
@@ -23,9 +22,8 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     scripts: Scripts,
     clock: Arc<dyn Clock>,
-    pub(crate) cache: StateCache,
-    /// True while the invalidation subscription is up.
-    pub(crate) subscribed: AtomicBool,
+    /// The invalidation subscription's state and the cache it keeps fresh.
+    feed: Arc<Feed>,
     /// Replicas each revocation waits for.
     wait_replicas: u64,
 }
@@ -42,7 +40,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("config", &self.inner.config)
-            .field("subscribed", &self.inner.subscribed.load(Ordering::Relaxed))
+            .field("subscribed", &self.inner.feed.is_live())
             .field("trusted", &self.inner.link.is_trusted())
             .finish_non_exhaustive()
     }
@@ -111,36 +109,34 @@ impl RedisStore {
         let inner = Arc::new(Inner {
             link,
             keys: Keys::new(&config.prefix),
-            cache: StateCache::new(config.cache_ttl),
+            feed: Arc::new(Feed::new(config.cache_ttl)),
             config,
             scripts: Scripts::new(),
             clock: Arc::new(clock),
-            subscribed: AtomicBool::new(false),
             wait_replicas,
         });
         inner.ensure_generation().await?;
-        tokio::spawn(pubsub::subscribe_forever(Arc::downgrade(&inner)));
-        tokio::spawn(pubsub::watch_policy(Arc::downgrade(&inner), inner.config.policy_check_interval));
+        tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
+            feed: Arc::downgrade(&inner.feed),
+            link: Arc::downgrade(&inner.link),
+            channel: inner.keys.channel.clone(),
+            timeout: inner.config.timeout,
+            keep_stale: inner.config.accept_stale_for.is_some(),
+        }));
+        tokio::spawn(watch_policy(Arc::downgrade(&inner), inner.config.policy_check_interval));
         Ok(Self { inner })
     }
 
     /// Whether the invalidation subscription is up (the cache is in use).
     #[must_use]
     pub fn is_subscribed(&self) -> bool {
-        self.inner.subscribed.load(Ordering::SeqCst)
+        self.inner.feed.is_live()
     }
 
     /// Waits until the subscription is up, for at most `limit`. Returns
     /// whether it is.
     pub async fn wait_until_subscribed(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.is_subscribed() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        self.inner.feed.wait_until_live(limit).await
     }
 
     /// How many replicas each revocation waits for.
@@ -199,7 +195,7 @@ impl Inner {
                 "Redis maxmemory-policy is noeviction again, but keys may have been evicted meanwhile: every \
                  session issued until now is refused (everyone signs in again)"
             );
-            self.cache.clear();
+            self.feed.cache().clear();
             self.publish(&Invalidation::All).await;
             self.link.mark_recovered();
         }
@@ -229,7 +225,7 @@ impl Inner {
                 "Redis revocation keyspace has no generation (new, flushed or restarted without persistence): \
                  starting one; every session issued until now is refused"
             );
-            self.cache.clear();
+            self.feed.cache().clear();
             self.publish(&Invalidation::All).await;
         }
         Ok(RevocationState {
@@ -297,7 +293,7 @@ impl Inner {
                 Ok(value)
             })
             .await;
-        self.cache.apply(&invalidation);
+        self.feed.cache().apply(&invalidation);
         result
     }
 
@@ -332,17 +328,12 @@ impl RevocationStore for RedisStore {
         // allocates nothing.
         let inner = &self.inner;
         let now_ms = inner.clock.unix_millis();
-        let hit = if inner.subscribed.load(Ordering::SeqCst) && inner.link.is_trusted() {
-            inner.cache.get(user_id, &session, now_ms)
+        let lookup = if inner.link.is_trusted() {
+            inner.feed.lookup(user_id, &session, now_ms)
         } else {
-            None
+            Err(inner.feed.cache().ticket(now_ms))
         };
-        let lookup = match hit {
-            Some(state) => Ok(state),
-            // The ticket is taken before the read: an invalidation that lands
-            // while it runs keeps its answer out of the cache.
-            None => Err((inner.clone(), user_id.map(str::to_owned), inner.cache.ticket(now_ms))),
-        };
+        let lookup = lookup.map_err(|ticket| (inner.clone(), user_id.map(str::to_owned), ticket));
         async move {
             let (inner, user_id, ticket) = match lookup {
                 Ok(state) => return Ok(state),
@@ -353,14 +344,12 @@ impl RevocationStore for RedisStore {
             // move it around.
             match Box::pin(inner.fetch(user_id, Some(&session))).await {
                 Ok(state) => {
-                    if inner.subscribed.load(Ordering::SeqCst) {
-                        inner.cache.insert(ticket, user_id, &session, &state);
-                    }
+                    inner.feed.remember(ticket, user_id, &session, &state);
                     Ok(state)
                 }
                 Err(err @ (StoreError::Timeout(_) | StoreError::Unavailable(_))) => {
                     let stale = inner.config.accept_stale_for.and_then(|limit| {
-                        inner.cache.get_stale(user_id, &session, inner.clock.unix_millis(), limit)
+                        inner.feed.cache().get_stale(user_id, &session, inner.clock.unix_millis(), limit)
                     });
                     match stale {
                         Some(state) => {
@@ -419,5 +408,17 @@ impl RevocationStore for RedisStore {
             let floor = inner.eval(crate::keys::FLOOR, &keys, &[issued_through.min(MAX_SCRIPT_TIME)]);
             inner.write(floor, Invalidation::All).await
         }
+    }
+}
+
+/// Reads the eviction policy again every `policy_check_interval` (and,
+/// through Sentinel, asks who the primary is), for as long as the store lives.
+async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(inner) = store.upgrade() else { return };
+        inner.link.follow_failover().await;
+        // A failure is logged and recorded: checks refuse until it passes.
+        let _ = inner.check_policy().await;
     }
 }

@@ -1,6 +1,8 @@
 //! The Redis store as production runs it, against real processes: TLS with
 //! a throwaway CA, ACL users (with and without `CONFIG`), and a primary,
 //! replica and sentinel on loopback through a failover.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::time::Duration;
 
@@ -32,13 +34,19 @@ async fn round_trip(verifier: &Verifier<RedisStore>) {
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
 }
 
-#[tokio::test]
-async fn tls_with_a_private_ca_and_an_acl_user() {
+/// A Redis server over TLS from a throwaway CA, whose one user is `app`
+/// with the password `s3cret-pass`.
+fn tls_server_with_an_acl_user() -> (TestCa, RedisServer) {
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
     let users = acl_file(dir.path(), &[("app", "s3cret-pass", "~* &* +@all")]);
     let options = RedisOptions::default().tls(&ca).args(&["--aclfile", users.to_str().unwrap()]);
-    let redis = RedisServer::start_with(options);
+    (ca, RedisServer::start_with(options))
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_and_an_acl_user() {
+    let (ca, redis) = tls_server_with_an_acl_user();
     let port = redis.port();
     let ca_file = ca.ca_file();
     let url = format!("rediss://app:s3cret-pass@localhost:{port}/0?ca_file={}", ca_file.display());
@@ -55,11 +63,7 @@ async fn tls_with_a_private_ca_and_an_acl_user() {
 
 #[tokio::test]
 async fn tls_refuses_an_unknown_ca_plaintext_and_a_wrong_password() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().unwrap();
-    let users = acl_file(dir.path(), &[("app", "s3cret-pass", "~* &* +@all")]);
-    let options = RedisOptions::default().tls(&ca).args(&["--aclfile", users.to_str().unwrap()]);
-    let redis = RedisServer::start_with(options);
+    let (ca, redis) = tls_server_with_an_acl_user();
     let port = redis.port();
     let connect =
         async |url: String| RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;

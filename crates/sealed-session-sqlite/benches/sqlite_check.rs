@@ -1,21 +1,24 @@
 //! The SQLite revocation check on top of `open` (answered from the read
 //! cache), a check that misses the cache (a new session ID each time: a
-//! read of the file), and a revocation (a committed, fsynced write).
+//! read of the file), and a revocation (a committed, fsynced write), on a
+//! file that holds 10,000 revoked users.
 //!
 //! ```text
 //! cargo bench -p sealed-session-sqlite
 //! ```
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sealed_session::{Keyring, RevocationStore, Sealer, Session, Verifier};
+use sealed_session::{Keyring, RevocationStore, Sealer, Verifier};
 use sealed_session_sqlite::SqliteStore;
+use sealed_session_testkit::bench;
 
 fn check(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = bench::runtime();
     let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
     let store = rt.block_on(SqliteStore::open_or_create(dir.path().join("bench.sqlite3"))).unwrap();
     rt.block_on(async {
@@ -23,29 +26,13 @@ fn check(c: &mut Criterion) {
             store.revoke_user(&format!("other-{i}")).await.unwrap();
         }
     });
-    let verifier = Verifier::new(sealer.clone(), store);
     std::thread::sleep(Duration::from_secs(1)); // sessions must be issued after the store's generation second
-    let token = sealer.seal(&rt.block_on(verifier.login("alice", ())).unwrap()).unwrap();
-
-    let mut g = c.benchmark_group("revocation/sqlite");
-    g.bench_function("open", |b| b.iter(|| sealer.open::<()>(black_box(&token))));
-    g.bench_function("open_and_check", |b| {
-        b.iter(|| rt.block_on(verifier.open::<()>(black_box(&token))).unwrap())
-    });
-    g.bench_function("state_cache_miss", |b| {
-        b.iter(|| rt.block_on(verifier.store().state(Some("alice"), Session::new(()).id())).unwrap())
-    });
-    g.bench_function("revoke_user", |b| b.iter(|| rt.block_on(verifier.logout_everywhere("bob")).unwrap()));
-    g.bench_function("executor_overhead_block_on", |b| b.iter(|| rt.block_on(async { black_box(1) })));
-    g.finish();
+    bench::check(c, "sqlite", &rt, &Verifier::new(sealer, store), None);
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20);
+    config = bench::criterion();
     targets = check
 }
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! statements every call runs: each one statement, or one `BEGIN IMMEDIATE`
 //! transaction, so that every call is atomic.
 
+use sealed_session::sql::{self, from_sql, to_sql};
 use sealed_session::{next_cutoff, Clock, LoginState, RevocationState, StoreError};
 use sqlx::sqlite::SqlitePool;
 use sqlx::SqliteConnection;
@@ -58,14 +59,6 @@ pub(crate) fn sqlite_error(err: sqlx::Error) -> StoreError {
     StoreError::unavailable(err)
 }
 
-fn to_db(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn from_db(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in the store")))
-}
-
 pub(crate) fn now(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.unix_now()).unwrap_or(0)
 }
@@ -82,7 +75,7 @@ pub(crate) async fn start_generation(pool: &SqlitePool, clock: &dyn Clock) -> Re
         "INSERT INTO sealed_session_meta (key, value) VALUES ('generation', ?1)
          ON CONFLICT (key) DO NOTHING RETURNING value",
     )
-    .bind(to_db(started))
+    .bind(to_sql(started))
     .fetch_optional(pool)
     .await
     .map_err(sqlite_error)?;
@@ -102,47 +95,32 @@ pub(crate) async fn generation(pool: &SqlitePool) -> Result<Option<u64>, StoreEr
             .fetch_optional(pool)
             .await
             .map_err(sqlite_error)?;
-    value.map(from_db).transpose()
+    value.map(from_sql).transpose()
 }
 
-fn cutoff(revoked_through: Option<i64>, generation: i64) -> Result<u64, StoreError> {
-    Ok(revoked_through.map(from_db).transpose()?.unwrap_or(0).max(from_db(generation)?))
-}
-
-/// Everything one check needs, from one statement (one snapshot). If the
-/// generation is gone (rows deleted under us: lost data), starts a new one
-/// and reads again.
+/// Everything one check needs, from one statement (one snapshot), by the
+/// rules of [`sql::read_state`] (a lost generation is started again).
 pub(crate) async fn read_state(
     pool: &SqlitePool,
     clock: &dyn Clock,
     user_id: Option<&str>,
     session: &[u8; 16],
 ) -> Result<RevocationState, StoreError> {
-    for _ in 0..2 {
-        let (epoch, denied, revoked_through, generation): (Option<i64>, bool, Option<i64>, Option<i64>) =
-            sqlx::query_as(
-                "SELECT
-                   (SELECT epoch FROM sealed_session_user_epochs WHERE user_id = ?1),
-                   EXISTS (SELECT 1 FROM sealed_session_denied WHERE session_id = ?2),
-                   (SELECT value FROM sealed_session_meta WHERE key = 'revoked_through'),
-                   (SELECT value FROM sealed_session_meta WHERE key = 'generation')",
-            )
-            .bind(user_id)
-            .bind(session.as_slice())
-            .fetch_one(pool)
-            .await
-            .map_err(sqlite_error)?;
-        let Some(generation) = generation else {
-            start_generation(pool, clock).await?;
-            continue;
-        };
-        return Ok(RevocationState {
-            user_epoch: epoch.map(from_db).transpose()?.unwrap_or(0),
-            session_revoked: denied,
-            revoked_through: cutoff(revoked_through, generation)?,
-        });
-    }
-    Err(StoreError::Corrupt("the store's generation disappears as soon as it is written".into()))
+    let read = || async {
+        sqlx::query_as(
+            "SELECT
+               (SELECT epoch FROM sealed_session_user_epochs WHERE user_id = ?1),
+               EXISTS (SELECT 1 FROM sealed_session_denied WHERE session_id = ?2),
+               (SELECT value FROM sealed_session_meta WHERE key = 'revoked_through'),
+               (SELECT value FROM sealed_session_meta WHERE key = 'generation')",
+        )
+        .bind(user_id)
+        .bind(session.as_slice())
+        .fetch_one(pool)
+        .await
+        .map_err(sqlite_error)
+    };
+    sql::read_state(read, || async { start_generation(pool, clock).await.map(drop) }).await
 }
 
 /// The user's epoch and the cutoff, as [`read_state`] reads them.
@@ -151,8 +129,7 @@ pub(crate) async fn login_state(
     clock: &dyn Clock,
     user_id: &str,
 ) -> Result<LoginState, StoreError> {
-    let state = read_state(pool, clock, Some(user_id), &[0; 16]).await?;
-    Ok(LoginState { user_epoch: state.user_epoch, revoked_through: state.revoked_through })
+    Ok(read_state(pool, clock, Some(user_id), &[0; 16]).await?.into())
 }
 
 pub(crate) async fn revoke_user(pool: &SqlitePool, user_id: &str) -> Result<u64, StoreError> {
@@ -165,7 +142,7 @@ pub(crate) async fn revoke_user(pool: &SqlitePool, user_id: &str) -> Result<u64,
     .fetch_one(pool)
     .await
     .map_err(sqlite_error)?;
-    from_db(epoch)
+    from_sql(epoch)
 }
 
 async fn deny(
@@ -176,7 +153,7 @@ async fn deny(
 ) -> Result<(), sqlx::Error> {
     // Entries past their expiry protect nothing: the token is refused as expired.
     sqlx::query("DELETE FROM sealed_session_denied WHERE expires_at <= ?1")
-        .bind(to_db(now))
+        .bind(to_sql(now))
         .execute(&mut *conn)
         .await?;
     // Never shorten an entry: keep the later expiry.
@@ -185,7 +162,7 @@ async fn deny(
          ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
     )
     .bind(session.as_slice())
-    .bind(to_db(expires_at))
+    .bind(to_sql(expires_at))
     .execute(&mut *conn)
     .await
     .map(drop)
@@ -219,13 +196,13 @@ pub(crate) async fn revoke_all(
     .fetch_one(&mut *tx)
     .await
     .map_err(sqlite_error)?;
-    let current = cutoff(revoked_through, generation.unwrap_or(0))?;
+    let current = from_sql(revoked_through.unwrap_or(0))?.max(from_sql(generation.unwrap_or(0))?);
     let next = next_cutoff(current, issued_through, now(clock));
     sqlx::query(
         "INSERT INTO sealed_session_meta (key, value) VALUES ('revoked_through', ?1)
          ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     )
-    .bind(to_db(next))
+    .bind(to_sql(next))
     .execute(&mut *tx)
     .await
     .map_err(sqlite_error)?;

@@ -3,21 +3,21 @@
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sealed_session::{
-    Clock, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError, SystemClock,
+    Clock, CorruptKind, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
+    SystemClock,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::ConnectOptions as _;
 
-use crate::error::{FileReplaced, SqliteOpenError};
+use crate::error::SqliteOpenError;
 use crate::schema::{self, Durability};
-use crate::watch::{self, StoreFiles};
+use crate::watch::{self, StoreFiles, Watch};
 
 /// No cached answer is used longer than this after its read began.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -122,37 +122,10 @@ impl SqliteOptions {
     }
 }
 
-/// What the clones of a store share.
-pub(crate) struct Shared {
+/// What the clones of a store share: the pool, and what watches the file.
+struct Shared {
     pool: SqlitePool,
-    pub(crate) cache: StateCache,
-    path: PathBuf,
-    /// The files opened (the database, its `-wal` and `-shm`), to notice
-    /// one being deleted or replaced.
-    files: StoreFiles,
-    pub(crate) clock: Arc<dyn Clock>,
-    /// When the last successful poll began (store clock, ms).
-    pub(crate) polled_ms: AtomicI64,
-    /// Set once the file is found deleted or replaced: every call fails.
-    fault: OnceLock<FileReplaced>,
-}
-
-impl Shared {
-    /// Fails, for good, once the path no longer names the file opened.
-    pub(crate) fn check_file(&self) -> Result<(), StoreError> {
-        if let Some(fault) = self.fault.get() {
-            return Err(fault.to_store_error());
-        }
-        let Some((path, what)) = self.files.changed() else { return Ok(()) };
-        let fault = self.fault.get_or_init(|| {
-            let fault = FileReplaced { path: path.to_path_buf(), what };
-            tracing::error!(error = %fault, "SQLite revocation store refuses every session until reopened");
-            fault
-        });
-        self.polled_ms.store(i64::MIN, Ordering::SeqCst);
-        self.cache.clear();
-        Err(fault.to_store_error())
-    }
+    watch: Arc<Watch>,
 }
 
 /// A revocation store in a SQLite file. Clones share one pool, one read
@@ -165,8 +138,8 @@ pub struct SqliteStore {
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.shared.path)
-            .field("fault", &self.shared.fault.get())
+            .field("path", &self.shared.watch.path())
+            .field("fault", &self.shared.watch.fault())
             .finish_non_exhaustive()
     }
 }
@@ -251,23 +224,15 @@ impl SqliteStore {
             .map_err(sqlite)?;
         let files =
             StoreFiles::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
-        let shared = Arc::new(Shared {
-            pool,
-            cache: StateCache::new(CACHE_TTL),
-            path,
-            files,
-            clock,
-            polled_ms: AtomicI64::new(i64::MIN),
-            fault: OnceLock::new(),
-        });
-        tokio::spawn(watch::poll(Arc::downgrade(&shared), watcher));
-        Ok(Self { shared })
+        let watch = Arc::new(Watch::new(path, files, clock, StateCache::new(CACHE_TTL)));
+        tokio::spawn(watch::poll(Arc::downgrade(&watch), watcher));
+        Ok(Self { shared: Arc::new(Shared { pool, watch }) })
     }
 
     /// The file this store uses.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        self.shared.watch.path()
     }
 
     /// The generation: when this file was initialised (Unix seconds).
@@ -275,9 +240,9 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] if the file cannot be read or has no generation.
     pub async fn generation(&self) -> Result<u64, StoreError> {
-        self.run(schema::generation(&self.shared.pool)).await?.ok_or_else(|| {
-            StoreError::Corrupt("the store has no generation; it starts one at its next check".into())
-        })
+        self.run(schema::generation(&self.shared.pool))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(CorruptKind::NoGeneration))
     }
 
     /// The journal mode and synchronous setting of the store's own
@@ -295,9 +260,9 @@ impl SqliteStore {
     /// panic.
     async fn run<R>(&self, work: impl Future<Output = Result<R, StoreError>>) -> Result<R, StoreError> {
         tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
-        self.shared.check_file()?;
+        self.shared.watch.check_file()?;
         let result = work.await;
-        self.shared.check_file()?;
+        self.shared.watch.check_file()?;
         result
     }
 
@@ -312,7 +277,7 @@ impl SqliteStore {
             tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
         let task = runtime.spawn(async move {
             let result = self.run(work).await;
-            self.shared.cache.clear();
+            self.shared.watch.cache.clear();
             result
         });
         task.await.map_err(StoreError::unavailable)?
@@ -327,17 +292,11 @@ impl RevocationStore for SqliteStore {
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
         // The cache is consulted before the future is built, so that a hit
         // allocates nothing and moves no query future around.
-        let shared = &self.shared;
-        let now_ms = shared.clock.unix_millis();
-        let hit = if watch::poll_is_fresh(now_ms, shared.polled_ms.load(Ordering::SeqCst)) {
-            shared.cache.get(user_id, &session, now_ms)
-        } else {
-            None
-        };
-        let lookup = match hit {
-            Some(state) => Ok(state),
-            None => Err((self.clone(), user_id.map(str::to_owned), shared.cache.ticket(now_ms))),
-        };
+        let lookup = self
+            .shared
+            .watch
+            .lookup(user_id, &session)
+            .map_err(|ticket| (self.clone(), user_id.map(str::to_owned), ticket));
         async move {
             let (store, user_id, ticket) = match lookup {
                 Ok(state) => return Ok(state),
@@ -345,9 +304,9 @@ impl RevocationStore for SqliteStore {
             };
             let shared = &store.shared;
             let user = user_id.as_deref();
-            let read = schema::read_state(&shared.pool, &*shared.clock, user, session.as_bytes());
+            let read = schema::read_state(&shared.pool, &*shared.watch.clock, user, session.as_bytes());
             let state = Box::pin(store.run(read)).await?;
-            shared.cache.insert(ticket, user, &session, &state);
+            shared.watch.cache.insert(ticket, user, &session, &state);
             Ok(state)
         }
     }
@@ -355,7 +314,9 @@ impl RevocationStore for SqliteStore {
     fn login_state(&self, user_id: &str) -> impl Future<Output = Result<LoginState, StoreError>> + Send {
         let store = self.clone();
         let user_id = user_id.to_owned();
-        async move { store.run(schema::login_state(&store.shared.pool, &*store.shared.clock, &user_id)).await }
+        async move {
+            store.run(schema::login_state(&store.shared.pool, &*store.shared.watch.clock, &user_id)).await
+        }
     }
 
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
@@ -370,15 +331,20 @@ impl RevocationStore for SqliteStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let store = self.clone();
         self.clone().write(async move {
-            schema::revoke_session(&store.shared.pool, &*store.shared.clock, session.as_bytes(), expires_at)
-                .await
+            schema::revoke_session(
+                &store.shared.pool,
+                &*store.shared.watch.clock,
+                session.as_bytes(),
+                expires_at,
+            )
+            .await
         })
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         let store = self.clone();
         self.clone().write(async move {
-            schema::revoke_all(&store.shared.pool, &*store.shared.clock, issued_through).await
+            schema::revoke_all(&store.shared.pool, &*store.shared.watch.clock, issued_through).await
         })
     }
 }

@@ -3,14 +3,15 @@
 //! store refuse every call).
 
 use std::io;
-use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::Weak;
-
-use sqlx::SqliteConnection;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use crate::store::Shared;
+use sealed_session::{CacheTicket, Clock, RevocationState, SessionId, StateCache, StoreError};
+use sqlx::SqliteConnection;
+
+use crate::error::FileReplaced;
 
 /// How often the store asks SQLite whether another connection changed the
 /// file, and clears its read cache if so.
@@ -80,15 +81,81 @@ impl FileId {
     }
 }
 
+/// What watches the store's file: its identity (and that of its `-wal`
+/// and `-shm`), the read cache and when the last poll that keeps it fresh
+/// began. The store's checks and its poller share it.
+pub(crate) struct Watch {
+    /// Answers of checks, used only while polls keep up.
+    pub(crate) cache: StateCache,
+    /// Ages cache entries and dates the store's writes.
+    pub(crate) clock: Arc<dyn Clock>,
+    path: PathBuf,
+    /// The files opened, to notice one being deleted or replaced.
+    files: StoreFiles,
+    /// When the last successful poll began (store clock, ms).
+    polled_ms: AtomicI64,
+    /// Set once a file is found deleted or replaced: every call fails.
+    fault: OnceLock<FileReplaced>,
+}
+
+impl Watch {
+    pub(crate) fn new(path: PathBuf, files: StoreFiles, clock: Arc<dyn Clock>, cache: StateCache) -> Self {
+        Self { cache, clock, path, files, polled_ms: AtomicI64::new(i64::MIN), fault: OnceLock::new() }
+    }
+
+    /// The database file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What was found replaced or deleted, if anything was.
+    pub(crate) fn fault(&self) -> Option<&FileReplaced> {
+        self.fault.get()
+    }
+
+    /// Fails, for good, once the path no longer names the file opened (or
+    /// its `-wal` or `-shm` changed).
+    pub(crate) fn check_file(&self) -> Result<(), StoreError> {
+        if let Some(fault) = self.fault.get() {
+            return Err(fault.to_store_error());
+        }
+        let Some((path, what)) = self.files.changed() else { return Ok(()) };
+        let fault = self.fault.get_or_init(|| {
+            let fault = FileReplaced { path: path.to_path_buf(), what };
+            tracing::error!(error = %fault, "SQLite revocation store refuses every session until reopened");
+            fault
+        });
+        self.polled_ms.store(i64::MIN, Ordering::SeqCst);
+        self.cache.clear();
+        Err(fault.to_store_error())
+    }
+
+    /// The cached answer for a check now, while polls keep up; otherwise
+    /// the ticket to cache the file's answer with, taken before the read.
+    pub(crate) fn lookup(
+        &self,
+        user_id: Option<&str>,
+        session: &SessionId,
+    ) -> Result<RevocationState, CacheTicket> {
+        let now_ms = self.clock.unix_millis();
+        let hit = if poll_is_fresh(now_ms, self.polled_ms.load(Ordering::SeqCst)) {
+            self.cache.get(user_id, session, now_ms)
+        } else {
+            None
+        };
+        hit.ok_or_else(|| self.cache.ticket(now_ms))
+    }
+}
+
 /// Polls, on a connection of its own, until the store is dropped or its
 /// file is gone. A failed poll leaves the cache unused until one succeeds.
-pub(crate) async fn poll(shared: Weak<Shared>, mut conn: SqliteConnection) {
+pub(crate) async fn poll(watch: Weak<Watch>, mut conn: SqliteConnection) {
     let mut seen: Option<i64> = None;
     loop {
         tokio::time::sleep(CACHE_POLL_INTERVAL).await;
-        let Some(shared) = shared.upgrade() else { return };
-        let started_ms = shared.clock.unix_millis();
-        if shared.check_file().is_err() {
+        let Some(watch) = watch.upgrade() else { return };
+        let started_ms = watch.clock.unix_millis();
+        if watch.check_file().is_err() {
             // The store refuses every call from now on: nothing left to watch.
             return;
         }
@@ -96,17 +163,17 @@ pub(crate) async fn poll(shared: Weak<Shared>, mut conn: SqliteConnection) {
         match version {
             Ok(version) => {
                 if seen != Some(version) {
-                    shared.cache.clear();
+                    watch.cache.clear();
                     seen = Some(version);
                 }
                 // From when the poll began: a slow poll must not extend how
                 // long older answers are trusted.
-                shared.polled_ms.store(started_ms, Ordering::SeqCst);
+                watch.polled_ms.store(started_ms, Ordering::SeqCst);
             }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot poll the SQLite revocation store for changes; not caching");
-                shared.polled_ms.store(i64::MIN, Ordering::SeqCst);
-                shared.cache.clear();
+                watch.polled_ms.store(i64::MIN, Ordering::SeqCst);
+                watch.cache.clear();
             }
         }
     }

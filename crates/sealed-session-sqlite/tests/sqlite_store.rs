@@ -1,9 +1,11 @@
 //! The SQLite store on real files: conformance, durability (the settings
 //! read back, `kill -9`), data loss, a file deleted or replaced under a
 //! running store, opening by URL, and an application's own sqlx pool.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,6 +27,17 @@ async fn server(path: &Path, clock: &ManualClock) -> Verifier<SqliteStore> {
 
 async fn login(verifier: &Verifier<SqliteStore>, user: &str) -> String {
     verifier.sealer().seal(&verifier.login(user, ()).await.unwrap()).unwrap()
+}
+
+/// A server on a new store at `dir/r.sqlite3`, and alice's token, which it
+/// opens (so that the store's cache holds her state too).
+async fn signed_in(dir: &Path) -> (PathBuf, ManualClock, Verifier<SqliteStore>, String) {
+    let path = dir.join("r.sqlite3");
+    let clock = ManualClock::at_unix(T0);
+    let verifier = server(&path, &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    (path, clock, verifier, token)
 }
 
 fn remove_database(path: &Path) {
@@ -174,10 +187,7 @@ async fn a_login_right_after_the_store_started_opens() {
 #[tokio::test]
 async fn a_deleted_file_never_brings_a_revoked_session_back() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let clock = ManualClock::at_unix(T0);
-    let verifier = server(&path, &clock).await;
-    let token = login(&verifier, "alice").await;
+    let (path, clock, verifier, token) = signed_in(dir.path()).await;
     verifier.logout_everywhere("alice").await.unwrap();
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
     drop(verifier);
@@ -202,11 +212,7 @@ fn untrusted<T: std::fmt::Debug>(result: Result<T, VerifyError>) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_deleted_under_a_running_store_fails_closed_until_reopened() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let clock = ManualClock::at_unix(T0);
-    let verifier = server(&path, &clock).await;
-    let token = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&token).await.is_ok()); // cached too
+    let (path, _clock, verifier, token) = signed_in(dir.path()).await;
 
     remove_database(&path);
     // The poller notices within its interval; a check that reads sees it at once.
@@ -223,11 +229,7 @@ async fn a_file_deleted_under_a_running_store_fails_closed_until_reopened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_under_a_running_store_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let clock = ManualClock::at_unix(T0);
-    let verifier = server(&path, &clock).await;
-    let token = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&token).await.is_ok());
+    let (path, _clock, verifier, token) = signed_in(dir.path()).await;
 
     // Another file is moved over the path (a restore, a deploy script):
     // revocations written to it must not be ignored here.
@@ -254,11 +256,7 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
 async fn a_wal_or_shm_file_deleted_or_replaced_under_a_running_store_fails_closed() {
     for (suffix, replace) in [("-wal", false), ("-wal", true), ("-shm", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.sqlite3");
-        let clock = ManualClock::at_unix(T0);
-        let verifier = server(&path, &clock).await;
-        let token = login(&verifier, "alice").await;
-        assert!(verifier.open::<()>(&token).await.is_ok());
+        let (_path, _clock, verifier, token) = signed_in(dir.path()).await;
         let sidecar = dir.path().join(format!("r.sqlite3{suffix}"));
         assert!(sidecar.exists(), "{suffix} exists while the store is open");
         if replace {

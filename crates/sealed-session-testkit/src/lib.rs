@@ -6,8 +6,11 @@
 //! installed: `scripts/test.sh` installs them.
 
 // Test support: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+pub mod adapter;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod browser;
 pub mod demo;
 pub mod postgres;
@@ -15,7 +18,9 @@ pub mod redis;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sealed_session::{Clock, Keyring, ManualClock, MasterKey, Sealer};
+use sealed_session::{
+    Clock, Keyring, ManualClock, MasterKey, Revocation, RevocationStore, Sealer, Verifier, VerifyError,
+};
 
 /// A port on loopback that was free a moment ago.
 #[must_use]
@@ -63,6 +68,30 @@ pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Op
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// Twenty revocations between two servers `a` and `b` of one store, each
+/// direction in turn: the other server has the session cached as valid, the
+/// revoker refuses it at once, and the other within 100 ms (by the store's
+/// messages: on clocks that do not move, only a message can end a cached
+/// answer). Returns the slowest.
+pub async fn assert_revocations_propagate<S: RevocationStore>(a: &Verifier<S>, b: &Verifier<S>) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for round in 0..20 {
+        let user = format!("user-{round}");
+        let (revoker, other) = if round % 2 == 0 { (a, b) } else { (b, a) };
+        let token = revoker.sealer().seal(&revoker.login(&user, ()).await.unwrap()).unwrap();
+        assert!(other.open::<()>(&token).await.is_ok());
+        assert!(other.open::<()>(&token).await.is_ok()); // cached
+        revoker.logout_everywhere(&user).await.unwrap();
+        assert!(matches!(revoker.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+        let took = within(Duration::from_millis(500), async || other.open::<()>(&token).await.is_err())
+            .await
+            .expect("the other server still accepted the token 500 ms after the revocation");
+        slowest = slowest.max(took);
+    }
+    assert!(slowest < Duration::from_millis(100), "slowest propagation {slowest:?}");
+    slowest
 }
 
 /// Everything logged through `tracing` in this process, from any thread or

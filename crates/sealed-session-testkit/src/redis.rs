@@ -34,37 +34,17 @@ impl TestCa {
              keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
+        // A new P-256 key, unencrypted, in `key`; a certificate (or request) in `out`.
+        let new_key = |key: &'static str, out: &'static str| {
+            ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", out]
+        };
         run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=sealed-session test CA",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
+            &["req", "-x509"][..],
+            &new_key("ca.key", "ca.pem"),
+            &["-days", "2", "-subj", "/CN=sealed-session test CA"],
+        ]
+        .concat());
+        run(&[&["req"][..], &new_key("server.key", "server.csr"), &["-subj", "/CN=localhost"]].concat());
         run(&[
             "x509",
             "-req",

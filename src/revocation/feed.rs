@@ -1,0 +1,260 @@
+//! [`Feed`]: what a shared store's background listener and its checks share
+//! (whether invalidations arrive, and the cache they keep fresh), and
+//! [`Backoff`], the listener's reconnection delays.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::cache::{CacheTicket, Invalidation, StateCache};
+use super::RevocationState;
+use crate::session::SessionId;
+
+/// The invalidation feed of a shared store, for store implementations: the
+/// PostgreSQL (`LISTEN`) and Redis (pub/sub) stores keep one between their
+/// checks and the background task that listens.
+///
+/// The listener reports what happens to its connection ([`Feed::connected`],
+/// [`Feed::message`], [`Feed::lost`]); the checks ask the cache through
+/// [`Feed::lookup`] and [`Feed::remember`], which use it only while the feed
+/// is live: while it is down, invalidations would be missed, so every check
+/// reads the store.
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_session::{Feed, RevocationState, Session};
+///
+/// let feed = Feed::new(Duration::from_secs(1));
+/// let session = Session::new(()).id();
+/// let state = RevocationState::default();
+/// // Not live: nothing is cached or answered.
+/// let ticket = feed.lookup(None, &session, 0).unwrap_err();
+/// feed.remember(ticket, None, &session, &state);
+/// assert!(feed.lookup(None, &session, 1).is_err());
+///
+/// feed.connected();
+/// let ticket = feed.lookup(None, &session, 10).unwrap_err();
+/// feed.remember(ticket, None, &session, &state);
+/// assert_eq!(feed.lookup(None, &session, 11).ok(), Some(state));
+/// feed.message(Some(&format!("session:{}", session.to_hex())));
+/// assert!(feed.lookup(None, &session, 12).is_err(), "invalidated");
+/// ```
+#[derive(Debug)]
+pub struct Feed {
+    cache: StateCache,
+    live: AtomicBool,
+}
+
+impl Feed {
+    /// A feed that is not yet live, with a cache of answers that live at
+    /// most `cache_ttl` (see [`StateCache::new`]).
+    #[must_use]
+    pub fn new(cache_ttl: Duration) -> Self {
+        Self { cache: StateCache::new(cache_ttl), live: AtomicBool::new(false) }
+    }
+
+    /// The cache, for what the store does to it itself (its own
+    /// revocations invalidate it before they return).
+    #[must_use]
+    pub fn cache(&self) -> &StateCache {
+        &self.cache
+    }
+
+    /// Whether invalidations arrive, and so the cache is in use.
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// The listener is (again) connected: what was cached may have missed
+    /// invalidations sent while it was down, so the cache starts empty, and
+    /// is used from now on.
+    pub fn connected(&self) {
+        self.cache.clear();
+        self.live.store(true, Ordering::SeqCst);
+    }
+
+    /// An invalidation arrived: `payload` as [`Invalidation::parse`] reads
+    /// it; `None` (a message that could not be read, or a reconnection the
+    /// listener noticed) empties the cache.
+    pub fn message(&self, payload: Option<&str>) {
+        match payload {
+            Some(payload) => self.cache.apply(&Invalidation::parse(payload)),
+            None => self.cache.clear(),
+        }
+    }
+
+    /// The listener lost its connection: the cache is not used until it is
+    /// back, and is emptied, unless `keep_cache` (for answers to a store
+    /// that cannot be reached, by explicit opt-in).
+    pub fn lost(&self, keep_cache: bool) {
+        self.live.store(false, Ordering::SeqCst);
+        if !keep_cache {
+            self.cache.clear();
+        }
+    }
+
+    /// The cached answer for a check at `now_ms`, while the feed is live;
+    /// otherwise the ticket to take the store's answer with
+    /// ([`Feed::remember`]), taken before the read so that an invalidation
+    /// that lands while it runs keeps that answer out of the cache.
+    ///
+    /// # Errors
+    /// The [`CacheTicket`] when nothing cached may answer.
+    pub fn lookup(
+        &self,
+        user_id: Option<&str>,
+        session: &SessionId,
+        now_ms: i64,
+    ) -> Result<RevocationState, CacheTicket> {
+        let hit = if self.is_live() { self.cache.get(user_id, session, now_ms) } else { None };
+        hit.ok_or_else(|| self.cache.ticket(now_ms))
+    }
+
+    /// Caches the store's answer read with `ticket`, if the feed is live
+    /// (and nothing was invalidated since the ticket was taken).
+    pub fn remember(
+        &self,
+        ticket: CacheTicket,
+        user_id: Option<&str>,
+        session: &SessionId,
+        state: &RevocationState,
+    ) {
+        if self.is_live() {
+            self.cache.insert(ticket, user_id, session, state);
+        }
+    }
+
+    /// Waits until the feed is live, for at most `limit`, on any executor.
+    /// Returns whether it is.
+    pub async fn wait_until_live(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.is_live() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            crate::timer::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+/// The delays between a listener's attempts to (re)connect: 50 ms, doubled
+/// after each failure up to 1 s; [`Backoff::reset`] after a success.
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_session::Backoff;
+///
+/// let mut backoff = Backoff::default();
+/// let delays: Vec<u64> = (0..7).map(|_| backoff.next_delay().as_millis() as u64).collect();
+/// assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000]);
+/// backoff.reset();
+/// assert_eq!(backoff.next_delay(), Duration::from_millis(50));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MOST: Duration = Duration::from_secs(1);
+
+    /// The delay before the next attempt; the one after it doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MOST);
+        delay
+    }
+
+    /// After a success: the next failure waits the shortest delay again.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn state(epoch: u64) -> RevocationState {
+        RevocationState { user_epoch: epoch, session_revoked: false, revoked_through: 0 }
+    }
+
+    /// Caches `state` for alice's `session` at `now_ms`; whether a lookup
+    /// right after finds it.
+    fn cached(feed: &Feed, session: &SessionId, now_ms: i64) -> bool {
+        if let Err(ticket) = feed.lookup(Some("alice"), session, now_ms) {
+            feed.remember(ticket, Some("alice"), session, &state(1));
+        }
+        feed.lookup(Some("alice"), session, now_ms + 1) == Ok(state(1))
+    }
+
+    #[test]
+    fn the_cache_is_used_only_while_the_feed_is_live() {
+        let feed = Feed::new(Duration::from_secs(1));
+        let session = Session::new(()).id();
+        assert!(!feed.is_live());
+        assert!(!cached(&feed, &session, 0), "not live: nothing is cached");
+        feed.connected();
+        assert!(feed.is_live());
+        assert!(cached(&feed, &session, 10));
+        // Lost: not used, and emptied...
+        feed.lost(false);
+        assert!(!feed.is_live());
+        assert!(feed.lookup(Some("alice"), &session, 12).is_err());
+        assert_eq!(feed.cache().get(Some("alice"), &session, 12), None, "emptied");
+        // ...or kept for stale answers, but still not used.
+        feed.connected();
+        assert!(cached(&feed, &session, 20));
+        feed.lost(true);
+        assert!(feed.lookup(Some("alice"), &session, 22).is_err());
+        assert_eq!(feed.cache().get(Some("alice"), &session, 22), Some(state(1)), "kept");
+        // Connecting again starts from an empty cache.
+        feed.connected();
+        assert!(feed.lookup(Some("alice"), &session, 23).is_err());
+    }
+
+    #[test]
+    fn messages_invalidate_what_they_name_and_an_unreadable_one_everything() {
+        let feed = Feed::new(Duration::from_secs(1));
+        feed.connected();
+        let (one, two) = (Session::new(()).id(), Session::new(()).id());
+        assert!(cached(&feed, &one, 0) && cached(&feed, &two, 0));
+        feed.message(Some(&format!("session:{}", one.to_hex())));
+        assert!(feed.lookup(Some("alice"), &one, 2).is_err());
+        assert_eq!(feed.lookup(Some("alice"), &two, 2), Ok(state(1)), "another session stays");
+        feed.message(Some("user:alice"));
+        assert!(feed.lookup(Some("alice"), &two, 2).is_err(), "the user's epoch goes");
+        assert!(cached(&feed, &two, 3));
+        feed.message(None);
+        assert!(feed.lookup(Some("alice"), &two, 5).is_err(), "an unreadable message empties the cache");
+    }
+
+    #[test]
+    fn waiting_for_the_feed_ends_when_it_is_live_or_the_limit_passes() {
+        let feed = Feed::new(Duration::from_secs(1));
+        let started = std::time::Instant::now();
+        assert!(!pollster::block_on(feed.wait_until_live(Duration::from_millis(30))));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        feed.connected();
+        assert!(pollster::block_on(feed.wait_until_live(Duration::ZERO)));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_second_and_starts_over_after_a_success() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..7).map(|_| backoff.next_delay()).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(delays, [ms(50), ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), ms(50));
+    }
+}

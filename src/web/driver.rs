@@ -1,0 +1,614 @@
+//! The driver every web integration runs: a request view goes in; the
+//! answer is "go on with this handle", "read the form body first" or
+//! "refuse with this"; after the handler, the response's headers come out.
+//! It does no I/O of its own.
+
+use std::sync::Arc;
+
+use super::config::{Settings, WebConfig, SESSION_TOKEN_HEADER};
+use super::flash::FlashState;
+use super::handle::{SessionHandle, State};
+use super::ops::Ops;
+use crate::cookie::{self, CookieChange};
+use crate::csrf::CsrfError;
+use crate::{CookieSpec, OpenError, RevocationStore, StoreError, Verified, VerifyError};
+
+/// What the driver reads of a request: implement it over a framework's
+/// request type (its method, path and headers), without copying anything.
+pub trait RequestView {
+    /// The method, such as `POST`, as sent (methods are case-sensitive).
+    fn method(&self) -> &str;
+    /// The path, without the query, as the application's routes see it
+    /// (inside an axum `Router::nest`, the path under the mount point).
+    fn path(&self) -> &str;
+    /// The request's authority: the URI's, else the `Host` header.
+    fn authority(&self) -> Option<&str>;
+    /// The first value of the header `name` (given in lower case), as bytes.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Every value of the header `name` (given in lower case), in order: the
+    /// driver reads every `Cookie` header.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+
+    /// The first value of the header `name`, if it is text.
+    fn header_text(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|value| std::str::from_utf8(value).ok())
+    }
+}
+
+/// What the driver does to a response: implement it over a framework's
+/// response headers.
+pub trait ResponseHeaders {
+    /// Every value of the header `name` (given in lower case) the response
+    /// has.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+    /// Adds a value of the header `name` (`Set-Cookie`), after any it has.
+    fn append(&mut self, name: &'static str, value: String);
+    /// Sets the header `name`, replacing every value it had.
+    fn replace(&mut self, name: &'static str, value: String);
+}
+
+/// What to do with a request, from [`WebConfig::begin`].
+#[derive(Debug)]
+#[must_use]
+pub enum Begin {
+    /// Run the handler with this handle (in the request's extensions, say),
+    /// then [`SessionHandle::finish`] on its response.
+    Ready(SessionHandle),
+    /// The CSRF token must come from the URL-encoded form body: read at
+    /// most [`FormRead::limit`] bytes of it and give them to
+    /// [`FormRead::check`], then hand the body to the handler whole.
+    ReadForm(FormRead),
+    /// Do not run the handler: answer with this.
+    Refuse(Refusal),
+}
+
+/// A request whose CSRF token is in its form body, which must be read
+/// before the request may go on ([`Begin::ReadForm`]).
+#[derive(Debug)]
+#[must_use]
+pub struct FormRead {
+    handle: SessionHandle,
+}
+
+impl FormRead {
+    /// The most bytes of the body to read; beyond it, answer
+    /// [`FormRead::too_large`].
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.handle.shared.ops.settings().form_limit
+    }
+
+    /// Checks the token in the form `body` (all of it, at most
+    /// [`FormRead::limit`] bytes).
+    ///
+    /// # Errors
+    /// A [`Refusal`] to answer with: the token is missing or wrong.
+    pub fn check(self, body: &[u8]) -> Result<SessionHandle, Refusal> {
+        let settings = self.handle.shared.ops.settings();
+        let field = &settings.csrf.field;
+        let token = form_urlencoded::parse(body).find(|(name, _)| name == field).map(|(_, value)| value);
+        verify_token(&self.handle, token.as_deref().unwrap_or_default())
+            .inspect_err(|err| tracing::info!(reason = %err, "CSRF check refused the request"))
+            .map_err(Refusal::Csrf)?;
+        Ok(self.handle)
+    }
+
+    /// The refusal of a body larger than [`FormRead::limit`].
+    #[must_use]
+    pub fn too_large(self) -> Refusal {
+        tracing::info!(
+            limit = self.limit(),
+            "CSRF check refused the request: the form body is larger than the limit"
+        );
+        Refusal::Csrf(CsrfRefusal::TooLarge)
+    }
+
+    /// The refusal of a body that could not be read; `err` is logged.
+    #[must_use]
+    pub fn unreadable(self, err: &dyn std::fmt::Display) -> Refusal {
+        tracing::info!(error = %err, "the form body could not be read");
+        Refusal::Csrf(CsrfRefusal::Unreadable)
+    }
+}
+
+/// Why a request is refused before its handler runs. [`Refusal::status`]
+/// and [`Refusal::body`] are the answer (plain text); the reason was logged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The CSRF checks refused it.
+    #[error(transparent)]
+    Csrf(#[from] CsrfRefusal),
+    /// The revocation store could not be asked: no session can be trusted
+    /// or refused for good, so no cookie changes.
+    #[error("the session cannot be checked: {0}")]
+    Store(#[source] StoreError),
+}
+
+impl Refusal {
+    /// The status code: `503` when the store could not be asked, else as
+    /// [`CsrfRefusal::status`].
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Csrf(refusal) => refusal.status(),
+            Refusal::Store(_) => 503,
+        }
+    }
+
+    /// A body that says no more than the status.
+    #[must_use]
+    pub fn body(&self) -> &'static str {
+        match self {
+            Refusal::Csrf(refusal) => refusal.body(),
+            Refusal::Store(_) => "session store unavailable, try again",
+        }
+    }
+}
+
+/// Why an unsafe request was refused. [`CsrfRefusal::status`] is the answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrfRefusal {
+    /// The browser marked it cross-site, or the token was missing or wrong.
+    #[error(transparent)]
+    Csrf(#[from] CsrfError),
+    /// There is neither a session nor a pre-session to bind a token to.
+    #[error("there is neither a session nor a pre-session to bind a CSRF token to (cookies blocked, or a form from before the pre-session)")]
+    NoBinding,
+    /// The form body is larger than [`FormRead::limit`].
+    #[error("the form body is larger than the limit")]
+    TooLarge,
+    /// The form body could not be read.
+    #[error("the form body could not be read")]
+    Unreadable,
+}
+
+impl CsrfRefusal {
+    /// The status code to answer with: `413` for a form too large, `400`
+    /// for one that could not be read, `403` otherwise.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            CsrfRefusal::TooLarge => 413,
+            CsrfRefusal::Unreadable => 400,
+            _ => 403,
+        }
+    }
+
+    /// A body for the answer that says no more than the status.
+    #[must_use]
+    pub fn body(&self) -> &'static str {
+        match self {
+            CsrfRefusal::TooLarge => "form too large",
+            CsrfRefusal::Unreadable => "unreadable request body",
+            _ => "CSRF check failed",
+        }
+    }
+}
+
+/// The token of an `Authorization` header that uses the `Bearer` scheme
+/// (`Some(None)` for `Bearer` with no token: a client about to sign in);
+/// `None` for any other scheme.
+///
+/// ```
+/// use sealed_session::web::bearer_token;
+///
+/// assert_eq!(bearer_token(b"Bearer abc"), Some(Some("abc")));
+/// assert_eq!(bearer_token(b"bearer"), Some(None));
+/// assert_eq!(bearer_token(b"Bearerabc"), None);
+/// assert_eq!(bearer_token(b"Basic YWxpY2U6"), None);
+/// ```
+#[must_use]
+pub fn bearer_token(authorization: &[u8]) -> Option<Option<&str>> {
+    let scheme = authorization.get(..6).filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))?;
+    let rest = authorization.get(scheme.len()..).unwrap_or_default();
+    if !rest.is_empty() && !rest.starts_with(b" ") {
+        return None; // `Bearerx`: another scheme
+    }
+    let token = std::str::from_utf8(rest).ok().map(|t| t.trim_matches(' ')).filter(|t| !t.is_empty());
+    Some(token)
+}
+
+/// Whether `content_type` (a `Content-Type` header) is a URL-encoded form.
+#[must_use]
+pub fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// Whether a request asks to switch protocols: it has an `Upgrade` header
+/// (a WebSocket handshake over HTTP/1.1) or its method is `CONNECT` (over
+/// HTTP/2, RFC 8441; browsers never send a plain `CONNECT`). A page on any
+/// site can open a WebSocket with the user's cookies, and none can add a
+/// CSRF header to it, so such a request passes the Fetch Metadata /
+/// `Origin` check of unsafe requests, and needs no token.
+///
+/// ```
+/// use sealed_session::web::is_upgrade;
+///
+/// assert!(is_upgrade("GET", true));
+/// assert!(is_upgrade("CONNECT", false));
+/// assert!(!is_upgrade("GET", false));
+/// ```
+#[must_use]
+pub fn is_upgrade(method: &str, has_upgrade_header: bool) -> bool {
+    has_upgrade_header || method == "CONNECT"
+}
+
+/// What became of the session tokens a request sent that did not open.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refused {
+    /// One was refused for good: its cookie is removed.
+    removed: bool,
+    /// One was sealed under a key this server does not have: its cookie is
+    /// kept, and nothing may replace it.
+    kept: bool,
+}
+
+impl<S: RevocationStore + 'static> WebConfig<S> {
+    /// Drives one request up to its handler: opens its session (the first
+    /// session cookie that opens and passes the revocation check, or with
+    /// [`bearer_tokens`](super::WebConfigBuilder::bearer_tokens) the bearer
+    /// token of its `Authorization` header and no cookie at all), and runs
+    /// the CSRF checks of unsafe and upgrade requests. Expired, revoked and
+    /// tampered cookies are "no session" and are removed by the response;
+    /// one sealed under a key this server does not have is "no session" but
+    /// kept (a key rollout in progress). Each reason is logged with
+    /// `tracing`; tokens never are.
+    ///
+    /// CSRF: a request with a method other than GET, HEAD, OPTIONS and
+    /// TRACE (compared case-sensitively), or an upgrade request, to a path
+    /// that is not exempt and not carried by a bearer token, is refused
+    /// with `403` if the browser marks it as cross-site (`Sec-Fetch-Site`,
+    /// else `Origin`). An unsafe request must then carry the CSRF token of
+    /// its session, or without one of its pre-session, in the CSRF header or
+    /// the CSRF field of a URL-encoded form: [`Begin::ReadForm`] asks for
+    /// that body (`413` beyond its limit).
+    ///
+    /// The pre-session and flash cookies are only found here, and opened
+    /// when something needs them (a CSRF check without a session, a token
+    /// for a login form, a handler reading messages). A store that cannot
+    /// answer is [`Begin::Refuse`] with `503`.
+    pub async fn begin<R: RequestView + ?Sized>(self: &Arc<Self>, request: &R) -> Begin {
+        let settings = &self.settings;
+        let bearer =
+            if settings.bearer { request.header("authorization").and_then(bearer_token) } else { None };
+        let state = match bearer {
+            Some(token) => {
+                // Nothing ambient: no cookies are read, no CSRF token is needed.
+                match self.open_session(token.into_iter()).await {
+                    Ok((current, _)) => State::new(current, true, Vec::new(), FlashState::default()),
+                    Err(err) => return Begin::Refuse(Refusal::Store(err)),
+                }
+            }
+            None => {
+                let [session, pre, flash] = cookie::scan(
+                    [&settings.cookie, &settings.pre_cookie, &settings.flash.cookie],
+                    request.header_values("cookie"),
+                );
+                let owned =
+                    |values: cookie::Values<'_>| values.into_iter().map(Box::from).collect::<Vec<_>>();
+                let (pre, flash) = (owned(pre), owned(flash));
+                let (current, refused) = match self.open_session(session.into_iter()).await {
+                    Ok(opened) => opened,
+                    Err(err) => return Begin::Refuse(Refusal::Store(err)),
+                };
+                let mut state = State::new(current, false, pre, FlashState::new(flash));
+                if state.current.is_none() {
+                    state.kept_unreadable = refused.kept;
+                    if refused.removed && !refused.kept {
+                        state.session_cookie = Some(CookieChange::Remove);
+                    }
+                }
+                state
+            }
+        };
+        let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
+        let handle = SessionHandle::new(state, ops);
+        let upgrade = is_upgrade(request.method(), request.header("upgrade").is_some());
+        if handle.shared.lock().bearer || !settings.csrf.applies(request.method(), request.path(), upgrade) {
+            return Begin::Ready(handle);
+        }
+        match check_csrf(&handle, settings, request, upgrade) {
+            Ok(CsrfCheck::Passed) => Begin::Ready(handle),
+            Ok(CsrfCheck::ReadForm) => Begin::ReadForm(FormRead { handle }),
+            Err(refusal) => {
+                tracing::info!(
+                    reason = %refusal,
+                    method = request.method(),
+                    path = request.path(),
+                    "CSRF check refused the request"
+                );
+                Begin::Refuse(Refusal::Csrf(refusal))
+            }
+        }
+    }
+
+    /// The first of `values` that opens and passes the revocation check,
+    /// and what became of the others.
+    async fn open_session<'v>(
+        &self,
+        values: impl Iterator<Item = &'v str>,
+    ) -> Result<(Option<Verified<Vec<u8>>>, Refused), StoreError> {
+        let mut refused = Refused::default();
+        for value in values {
+            match self.verifier.open_raw(value).await {
+                Ok(opened) => return Ok((Some(opened), refused)),
+                Err(VerifyError::Store(err)) => {
+                    tracing::warn!(error = %err, "cannot check the session against the revocation store");
+                    return Err(err);
+                }
+                // Kept, not removed: while a new key is being rolled out, a
+                // server that does not have it yet must not log users out.
+                Err(err @ VerifyError::Open(OpenError::UnknownKey(_))) => {
+                    tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
+                    refused.kept = true;
+                }
+                Err(err @ VerifyError::StoreFault { .. }) => {
+                    tracing::error!(reason = %err, "session cookie refused");
+                    refused.removed = true;
+                }
+                Err(err) => {
+                    tracing::info!(reason = %err, "session cookie refused");
+                    refused.removed = true;
+                }
+            }
+        }
+        Ok((None, refused))
+    }
+}
+
+/// What the CSRF checks found.
+enum CsrfCheck {
+    /// The request passed.
+    Passed,
+    /// The token must come from the URL-encoded form body.
+    ReadForm,
+}
+
+/// The CSRF checks of an unsafe or upgrade request: the browser must not
+/// mark it cross-site ([`OriginPolicy`](crate::csrf::OriginPolicy)), and an
+/// unsafe one must carry the CSRF token of its session (or, before login, of
+/// its pre-session) in the CSRF header, or else in the form field of a
+/// URL-encoded body.
+fn check_csrf<R: RequestView + ?Sized>(
+    handle: &SessionHandle,
+    settings: &Settings,
+    request: &R,
+    upgrade: bool,
+) -> Result<CsrfCheck, CsrfRefusal> {
+    let origin = request.header_text("origin");
+    let expected = match &settings.origin {
+        Some(origin) => origin.clone(),
+        None => {
+            let host = request.authority().unwrap_or("");
+            // HTTPS, but for plain http on loopback (development).
+            let http = is_loopback(host) && origin.is_some_and(|o| o.starts_with("http://"));
+            format!("{}://{host}", if http { "http" } else { "https" })
+        }
+    };
+    let sec_fetch_site = request.header_text("sec-fetch-site");
+    if upgrade {
+        // A WebSocket handshake: from this site, or not at all. It has no
+        // body and cannot carry a header of the page's.
+        settings.csrf.policy.check_site(sec_fetch_site, origin, &expected)?;
+        return Ok(CsrfCheck::Passed);
+    }
+    settings.csrf.policy.check(request.method(), sec_fetch_site, origin, &expected)?;
+    // Nothing to bind a token to: refuse before reading any body.
+    let mut state = handle.shared.lock();
+    if state.current.is_none() && state.pre(&settings.pre_sealer).is_none() {
+        return Err(CsrfRefusal::NoBinding);
+    }
+    drop(state);
+    match request.header_text(&settings.csrf.header) {
+        Some(token) => verify_token(handle, token).map(|()| CsrfCheck::Passed),
+        None if is_form(request.header_text("content-type")) => Ok(CsrfCheck::ReadForm),
+        None => verify_token(handle, "").map(|()| CsrfCheck::Passed),
+    }
+}
+
+/// Checks `token` against the request's session, or else its pre-session.
+fn verify_token(handle: &SessionHandle, token: &str) -> Result<(), CsrfRefusal> {
+    let settings = handle.shared.ops.settings();
+    let mut state = handle.shared.lock();
+    if let Some(current) = &state.current {
+        return Ok(settings.sealer.verify_csrf(current.session(), token)?);
+    }
+    match state.pre(&settings.pre_sealer) {
+        Some(pre) => Ok(settings.pre_sealer.verify_csrf(pre.session(), token)?),
+        None => Err(CsrfRefusal::NoBinding),
+    }
+}
+
+/// Whether `host` (a `Host` header or URI authority) names the loopback
+/// interface, where browsers treat plain `http` as a secure context.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next(),
+        None => host.split(':').next(),
+    };
+    matches!(name, Some("127.0.0.1" | "localhost" | "::1"))
+}
+
+/// The cookies and header a response must carry, from
+/// [`SessionHandle::finish`]. Its `Debug` shows how many, never their
+/// values (they hold session tokens).
+#[derive(Default)]
+#[non_exhaustive]
+pub struct ResponseCookies {
+    /// `Set-Cookie` values, in order: the session, the pre-session, the
+    /// flash messages (each only if it changed).
+    pub set_cookies: Vec<String>,
+    /// For a request that came with a bearer token: the new token, for the
+    /// [`SESSION_TOKEN_HEADER`] header (never a cookie).
+    pub session_token: Option<String>,
+}
+
+impl ResponseCookies {
+    /// Whether the response carries a token, and so must not be stored by
+    /// caches ([`ResponseCookies::cache_control`]).
+    #[must_use]
+    pub fn no_store(&self) -> bool {
+        !self.set_cookies.is_empty() || self.session_token.is_some()
+    }
+
+    /// The `Cache-Control` value the response must be given, replacing
+    /// every `Cache-Control` it has (`existing`, all of its values), if
+    /// any: `no-store` on a response that carries a token (a cookie, or a
+    /// bearer token in its header) unless the response already keeps
+    /// shared caches away from it.
+    ///
+    /// RFC 9111 lets a shared cache (a CDN, a corporate proxy) store a
+    /// response with `Set-Cookie`, and a `public` one even to a request with
+    /// `Authorization`; it would then hand one user's session to others. So
+    /// a route's own directive stands only where it forbids that: `no-store`,
+    /// or for cookies a plain `private` (without `public` beside it). A
+    /// stylesheet served `public, max-age=600` gets `no-store` on the one
+    /// response that re-issues a session cookie, and keeps its own header on
+    /// every other.
+    ///
+    /// ```
+    /// # use sealed_session::web::ResponseCookies;
+    /// # let mut cookies = ResponseCookies::default();
+    /// # cookies.set_cookies.push("__Host-session=…".into());
+    /// // A response that sets a cookie:
+    /// assert_eq!(cookies.cache_control([]), Some("no-store"));
+    /// assert_eq!(cookies.cache_control([&b"public, max-age=600"[..]]), Some("no-store"));
+    /// assert_eq!(cookies.cache_control([&b"private, max-age=60"[..]]), None);
+    /// assert_eq!(cookies.cache_control([&b"No-Store"[..]]), None);
+    /// ```
+    #[must_use]
+    pub fn cache_control<'v>(&self, existing: impl IntoIterator<Item = &'v [u8]>) -> Option<&'static str> {
+        if !self.no_store() {
+            return None;
+        }
+        let (mut no_store, mut private, mut public) = (false, false, false);
+        for (name, argument) in existing.into_iter().flat_map(directives) {
+            if name.eq_ignore_ascii_case(b"no-store") {
+                no_store = true;
+            } else if name.eq_ignore_ascii_case(b"private") {
+                // `private="set-cookie"` keeps only the named fields out of
+                // shared caches: not enough for a bearer token's header.
+                private |= !argument;
+            } else if name.eq_ignore_ascii_case(b"public") {
+                public = true;
+            }
+        }
+        let kept_from_shared_caches = no_store || (self.session_token.is_none() && private && !public);
+        (!kept_from_shared_caches).then_some("no-store")
+    }
+
+    /// Writes these cookies (or the bearer token's header) to `response`,
+    /// with the `Cache-Control` that [`ResponseCookies::cache_control`]
+    /// asks for.
+    pub fn write_to(self, response: &mut impl ResponseHeaders) {
+        let cache_control = self.cache_control(response.header_values("cache-control"));
+        if let Some(token) = self.session_token {
+            response.replace(SESSION_TOKEN_HEADER, token);
+        }
+        for value in self.set_cookies {
+            response.append("set-cookie", value);
+        }
+        if let Some(value) = cache_control {
+            response.replace("cache-control", value.to_owned());
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCookies")
+            .field("set_cookies", &self.set_cookies.len())
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The directives of one `Cache-Control` value (RFC 9111, section 5.2):
+/// each name, and whether it has an argument. Commas inside a quoted
+/// argument do not split.
+fn directives(value: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
+    let mut rest = value;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut quoted, mut escaped, mut end) = (false, false, rest.len());
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (item, tail) = rest.split_at_checked(end).unwrap_or((rest, &[]));
+        rest = tail.get(1..).unwrap_or_default();
+        let (name, argument) = match item.iter().position(|&b| b == b'=') {
+            Some(eq) => (item.get(..eq).unwrap_or_default(), true),
+            None => (item, false),
+        };
+        let name = trim_ows(name);
+        if !name.is_empty() {
+            return Some((name, argument));
+        }
+    })
+}
+
+/// `bytes` without the spaces and tabs around it.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    bytes.get(start..end).unwrap_or_default()
+}
+
+impl SessionHandle {
+    /// The cookies (or, for a bearer-token request, the token header) the
+    /// response must carry: what the handler's calls decided, and a
+    /// re-issue of an unchanged session that is due for one (key rotation,
+    /// idle renewal, an older token format). Call it once, after the
+    /// handler ran; [`ResponseCookies::write_to`] puts them on the response.
+    #[must_use]
+    pub fn finish(&self) -> ResponseCookies {
+        let settings = self.shared.ops.settings();
+        let mut state = self.shared.lock();
+        if state.session_cookie.is_none() {
+            if let Some(current) = state.current.clone().filter(|c| c.reissue().is_some()) {
+                let cookie = (!state.bearer).then_some(&settings.cookie);
+                let versioned = current.opened().is_versioned_data();
+                match settings.sealer.issue_raw(current.session().clone(), versioned, cookie) {
+                    Ok((text, _)) => state.session_cookie = Some(CookieChange::Set(text)),
+                    Err(err) => tracing::error!(error = %err, "cannot re-issue the session"),
+                }
+            }
+        }
+        let mut response = ResponseCookies::default();
+        if state.bearer {
+            // Never a cookie; a new token in its header, which a logout omits.
+            if let Some(CookieChange::Set(token)) = state.session_cookie.take() {
+                response.session_token = Some(token);
+            }
+            return response;
+        }
+        let changes: [(&CookieSpec, Option<CookieChange>); 3] = [
+            (&settings.cookie, state.session_cookie.take()),
+            (&settings.pre_cookie, state.pre_cookie.take()),
+            (&settings.flash.cookie, state.flash.finish()),
+        ];
+        for (cookie, change) in changes {
+            match change {
+                Some(CookieChange::Set(header)) => response.set_cookies.push(header),
+                Some(CookieChange::Remove) => response.set_cookies.push(cookie.removal()),
+                None => {}
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,43 @@
+//! What a request's session handle needs from the store, with the store's
+//! type erased: the handle names no store type, and no data type either.
+
+use super::config::{Settings, WebConfig};
+use crate::revocation::{BoxFuture, RevocationStore};
+use crate::{LoginError, SessionId, StoreError};
+
+/// The store operations of one configuration, and its settings.
+pub(crate) trait Ops: Send + Sync {
+    fn settings(&self) -> &Settings;
+    /// The user's current epoch for a new session, once the store's cutoff
+    /// has passed (see [`Verifier::login`](crate::Verifier::login)).
+    fn login_epoch<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, LoginError>>;
+    /// Waits until a new anonymous session `id` would not be refused by the
+    /// store's cutoff (see [`Verifier::start`](crate::Verifier::start)).
+    fn admit(&self, id: SessionId) -> BoxFuture<'_, Result<(), LoginError>>;
+    /// Denylists `id` until `until`.
+    fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Bumps the user's epoch; returns the new one.
+    fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+impl<S: RevocationStore> Ops for WebConfig<S> {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn login_epoch<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, LoginError>> {
+        Box::pin(self.verifier.login_epoch(user_id))
+    }
+
+    fn admit(&self, id: SessionId) -> BoxFuture<'_, Result<(), LoginError>> {
+        Box::pin(self.verifier.admit(id))
+    }
+
+    fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.verifier.store().revoke_session(id, until))
+    }
+
+    fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.verifier.logout_everywhere(user_id))
+    }
+}
