@@ -11,7 +11,7 @@ use sealed_session::web::{HandleError, WebConfig};
 use sealed_session::RevocationStore;
 use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sessions};
 
-use crate::logic::{self, Reply};
+use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
 use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 
@@ -46,32 +46,27 @@ pub fn app<S: RevocationStore + 'static>(
     // Pages and JSON carry the session's details and CSRF token; the
     // session middleware adds it only where it sets a cookie.
     headers = headers.add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    App::new()
-        // axum's default body limit, so that both frameworks take the same
-        // bodies.
-        .app_data(web::PayloadConfig::new(AXUM_BODY_LIMIT))
-        .service(
-            web::resource("/account")
-                .wrap(RequireSession::redirect_to("/"))
-                .route(web::get().to(account))
-                .route(web::head().to(account)),
-        )
-        // axum answers HEAD on every GET route; actix-web only where asked.
-        .service(web::resource("/").route(web::get().to(index)).route(web::head().to(index)))
-        .service(
-            web::resource("/api/session")
-                .route(web::get().to(api_session))
-                .route(web::head().to(api_session)),
-        )
-        .service(web::resource("/style.css").route(web::get().to(style)).route(web::head().to(style)))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
-        .route("/logout-everywhere", web::post().to(logout_everywhere))
-        .route("/profile", web::post().to(profile))
-        .route("/cart", web::post().to(add_to_cart))
-        .route("/webhook", web::post().to(webhook))
-        .wrap(sessions)
-        .wrap(headers)
+    // axum's default body limit, so that both frameworks take the same
+    // bodies.
+    let mut app = App::new().app_data(web::PayloadConfig::new(AXUM_BODY_LIMIT));
+    for (route, method, path) in logic::ROUTES {
+        let handler = move |sessions: Sessions<Profile>, request: HttpRequest, body: Bytes| async move {
+            let query = Some(request.query_string()).filter(|q| !q.is_empty());
+            let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            respond(logic::answer(route, &sessions, Input { query, content_type, body: &body }).await)
+        };
+        let resource = match method {
+            // axum answers HEAD on every GET route; actix-web only where asked.
+            Method::Get => web::resource(path).route(web::get().to(handler)).route(web::head().to(handler)),
+            Method::Post => web::resource(path).route(web::post().to(handler)),
+        };
+        app = if route == Route::Account {
+            app.service(resource.wrap(RequireSession::redirect_to("/")))
+        } else {
+            app.service(resource)
+        };
+    }
+    app.wrap(sessions).wrap(headers)
 }
 
 /// A [`Reply`] or a session error as an actix-web response, byte for byte
@@ -89,54 +84,10 @@ fn respond(reply: Result<Reply, HandleError>) -> HttpResponse {
                 .content_type("text/plain; charset=utf-8")
                 .body(text)
         }
+        Ok(Reply::Stylesheet) => HttpResponse::Ok()
+            .content_type("text/css; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, STYLE_CACHE_CONTROL))
+            .body(STYLE),
         Err(err) => SessionError(err).error_response(),
     }
-}
-
-fn content_type(request: &HttpRequest) -> Option<&str> {
-    request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
-}
-
-async fn index(sessions: Sessions<Profile>, request: HttpRequest) -> HttpResponse {
-    let query = Some(request.query_string()).filter(|q| !q.is_empty());
-    respond(logic::index(&sessions, query))
-}
-
-async fn account(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::account(&sessions))
-}
-
-async fn login(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::login(&sessions, content_type(&request), &body).await)
-}
-
-async fn logout(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::logout(&sessions).await)
-}
-
-async fn logout_everywhere(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::logout_everywhere(&sessions).await)
-}
-
-async fn profile(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::profile(&sessions, content_type(&request), &body))
-}
-
-async fn add_to_cart(sessions: Sessions<Profile>, request: HttpRequest, body: Bytes) -> HttpResponse {
-    respond(logic::add_to_cart(&sessions, content_type(&request), &body).await)
-}
-
-async fn webhook(body: Bytes) -> HttpResponse {
-    respond(Ok(logic::webhook(&body)))
-}
-
-async fn api_session(sessions: Sessions<Profile>) -> HttpResponse {
-    respond(logic::api_session(&sessions))
-}
-
-async fn style() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, STYLE_CACHE_CONTROL))
-        .body(STYLE)
 }

@@ -12,7 +12,7 @@ use sealed_session::web::{HandleError, WebConfig};
 use sealed_session::RevocationStore;
 use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessions};
 
-use crate::logic::{self, Reply};
+use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
 use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 
@@ -23,19 +23,27 @@ pub fn app<S: RevocationStore + 'static>(config: WebConfig<S>) -> Router {
 }
 
 fn routes() -> Router {
-    let signed_in_only =
-        Router::new().route("/account", get(account)).route_layer(RequireSessionLayer::redirect_to("/"));
-    Router::new()
-        .merge(signed_in_only)
-        .route("/", get(index))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/logout-everywhere", post(logout_everywhere))
-        .route("/profile", post(profile))
-        .route("/cart", post(add_to_cart))
-        .route("/webhook", post(webhook))
-        .route("/api/session", get(api_session))
-        .route("/style.css", get(style))
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for (route, method, path) in logic::ROUTES {
+        let handler = move |sessions: Sessions<Profile>,
+                            RawQuery(query): RawQuery,
+                            headers: HeaderMap,
+                            body: Bytes| async move {
+            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let input = Input { query: query.as_deref(), content_type, body: &body };
+            respond(logic::answer(route, &sessions, input).await)
+        };
+        let handler = match method {
+            Method::Get => get(handler),
+            Method::Post => post(handler),
+        };
+        if route == Route::Account {
+            guarded = guarded.route(path, handler);
+        } else {
+            open = open.route(path, handler);
+        }
+    }
+    open.merge(guarded.route_layer(RequireSessionLayer::redirect_to("/")))
 }
 
 /// Adds the demo's security headers (CSP, nosniff, no referrer, and
@@ -61,54 +69,13 @@ fn respond(reply: Result<Reply, HandleError>) -> Response {
         Ok(Reply::Refused(status, text)) => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), text).into_response()
         }
+        Ok(Reply::Stylesheet) => {
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+                (header::CACHE_CONTROL, HeaderValue::from_static(STYLE_CACHE_CONTROL)),
+            ];
+            (headers, STYLE).into_response()
+        }
         Err(err) => SessionError(err).into_response(),
     }
-}
-
-fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
-}
-
-async fn index(sessions: Sessions<Profile>, RawQuery(query): RawQuery) -> Response {
-    respond(logic::index(&sessions, query.as_deref()))
-}
-
-async fn account(sessions: Sessions<Profile>) -> Response {
-    respond(logic::account(&sessions))
-}
-
-async fn login(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::login(&sessions, content_type(&headers), &body).await)
-}
-
-async fn logout(sessions: Sessions<Profile>) -> Response {
-    respond(logic::logout(&sessions).await)
-}
-
-async fn logout_everywhere(sessions: Sessions<Profile>) -> Response {
-    respond(logic::logout_everywhere(&sessions).await)
-}
-
-async fn profile(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::profile(&sessions, content_type(&headers), &body))
-}
-
-async fn add_to_cart(sessions: Sessions<Profile>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(logic::add_to_cart(&sessions, content_type(&headers), &body).await)
-}
-
-async fn webhook(body: Bytes) -> Response {
-    respond(Ok(logic::webhook(&body)))
-}
-
-async fn api_session(sessions: Sessions<Profile>) -> Response {
-    respond(logic::api_session(&sessions))
-}
-
-async fn style() -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-        (header::CACHE_CONTROL, HeaderValue::from_static(STYLE_CACHE_CONTROL)),
-    ];
-    (headers, STYLE).into_response()
 }

@@ -27,6 +27,73 @@ pub(crate) enum Reply {
     Text(&'static str),
     /// An error status with a text body.
     Refused(u16, &'static str),
+    /// `200` with the stylesheet, which shared caches may keep.
+    Stylesheet,
+}
+
+/// The demo's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Index,
+    Account,
+    Login,
+    Logout,
+    LogoutEverywhere,
+    Profile,
+    Cart,
+    Webhook,
+    ApiSession,
+    Style,
+}
+
+/// How a route is reached: `GET` (and `HEAD`) or `POST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+}
+
+/// Every route, its method and path. [`Route::Account`] needs a signed-in
+/// session; each app puts its framework's guard on it.
+pub(crate) const ROUTES: [(Route, Method, &str); 10] = [
+    (Route::Index, Method::Get, "/"),
+    (Route::Account, Method::Get, "/account"),
+    (Route::Login, Method::Post, "/login"),
+    (Route::Logout, Method::Post, "/logout"),
+    (Route::LogoutEverywhere, Method::Post, "/logout-everywhere"),
+    (Route::Profile, Method::Post, "/profile"),
+    (Route::Cart, Method::Post, "/cart"),
+    (Route::Webhook, Method::Post, "/webhook"),
+    (Route::ApiSession, Method::Get, "/api/session"),
+    (Route::Style, Method::Get, "/style.css"),
+];
+
+/// What the routes read of a request besides its session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Input<'a> {
+    /// The query string, if there is one.
+    pub(crate) query: Option<&'a str>,
+    /// The `Content-Type` header, if it is text.
+    pub(crate) content_type: Option<&'a str>,
+    /// The body.
+    pub(crate) body: &'a [u8],
+}
+
+/// The answer of `route` to a request.
+pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> Result<Reply, HandleError> {
+    let Input { query, content_type, body } = input;
+    match route {
+        Route::Index => index(handle, query),
+        Route::Account => account(handle),
+        Route::Login => login(handle, content_type, body).await,
+        Route::Logout => logout(handle).await,
+        Route::LogoutEverywhere => logout_everywhere(handle).await,
+        Route::Profile => profile(handle, content_type, body),
+        Route::Cart => add_to_cart(handle, content_type, body).await,
+        Route::Webhook => Ok(webhook(body)),
+        Route::ApiSession => api_session(handle),
+        Route::Style => Ok(Reply::Stylesheet),
+    }
 }
 
 /// A URL-encoded form body, or the answer to a request that sent none:
@@ -41,7 +108,7 @@ fn form<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<
 /// `GET /`: the login form (and the anonymous cart) or the session. `query`
 /// is the request's query string; its `next` is where to go after signing
 /// in.
-pub(crate) fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
+fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
     let flashes = handle.take_flashes();
     let current = handle.current();
     Ok(Reply::Page(match current.as_ref().filter(|s| s.session().user_id().is_some()) {
@@ -60,7 +127,7 @@ pub(crate) fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, Handl
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
-pub(crate) fn account(handle: &Handle) -> Result<Reply, HandleError> {
+fn account(handle: &Handle) -> Result<Reply, HandleError> {
     let current = handle.current().ok_or(HandleError::NoSession)?;
     Ok(Reply::Page(page::account(current.session())))
 }
@@ -81,11 +148,7 @@ struct LoginForm {
 }
 
 /// `POST /login`.
-pub(crate) async fn login(
-    handle: &Handle,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Reply, HandleError> {
+async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
     let form: LoginForm = match form(content_type, body) {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
@@ -132,14 +195,14 @@ fn bad_login(handle: &Handle, next: &str) -> Result<Reply, HandleError> {
 }
 
 /// `POST /logout`.
-pub(crate) async fn logout(handle: &Handle) -> Result<Reply, HandleError> {
+async fn logout(handle: &Handle) -> Result<Reply, HandleError> {
     handle.logout().await?;
     handle.flash(Level::Success, "Signed out. This session is revoked on every server.")?;
     Ok(Reply::Redirect("/".to_owned()))
 }
 
 /// `POST /logout-everywhere`.
-pub(crate) async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
+async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
     let epoch = handle.logout_everywhere().await?;
     tracing::info!(epoch, "logged out everywhere");
     handle.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
@@ -159,11 +222,7 @@ struct ProfileForm {
 }
 
 /// `POST /profile`: changes the display name.
-pub(crate) fn profile(
-    handle: &Handle,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Reply, HandleError> {
+fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
     let form: ProfileForm = match form(content_type, body) {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
@@ -184,11 +243,7 @@ struct CartForm {
 
 /// `POST /cart`: adds an item to the cart, signed in or not: without a
 /// session, this starts an anonymous one.
-pub(crate) async fn add_to_cart(
-    handle: &Handle,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Reply, HandleError> {
+async fn add_to_cart(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
     let form: CartForm = match form(content_type, body) {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
@@ -218,13 +273,13 @@ pub(crate) async fn add_to_cart(
 /// post here by design, so the route is exempt from CSRF checks, and it
 /// neither reads nor changes the session (a real one would check the
 /// provider's signature).
-pub(crate) fn webhook(body: &[u8]) -> Reply {
+fn webhook(body: &[u8]) -> Reply {
     tracing::info!(bytes = body.len(), "webhook received");
     Reply::Text("received")
 }
 
 /// `GET /api/session`: the session as JSON.
-pub(crate) fn api_session(handle: &Handle) -> Result<Reply, HandleError> {
+fn api_session(handle: &Handle) -> Result<Reply, HandleError> {
     let current = handle.current().ok_or(HandleError::NoSession)?;
     let csrf = handle.sealer().csrf_token(current.session());
     let json = SessionJson::new(current.session(), current.key_id(), current.idle_expires_at(), csrf);
