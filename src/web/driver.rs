@@ -237,6 +237,22 @@ pub fn is_upgrade(method: &str, has_upgrade_header: bool) -> bool {
     has_upgrade_header || method == "CONNECT"
 }
 
+/// The values of the session cookie in a request's `Cookie` headers, and
+/// those of the pre-session and flash cookies, kept for later (they are
+/// opened only when needed). Not inline in [`WebConfig::begin`]: what it
+/// holds across the store's answer is kept in every request's future.
+fn scan_cookies<'r, R: RequestView + ?Sized>(
+    settings: &Settings,
+    request: &'r R,
+) -> (cookie::Values<'r>, Vec<Box<str>>, Vec<Box<str>>) {
+    let [session, pre, flash] = cookie::scan(
+        [&settings.cookie, &settings.pre_cookie, &settings.flash.cookie],
+        request.header_values("cookie"),
+    );
+    let owned = |values: cookie::Values<'_>| values.into_iter().map(Box::from).collect::<Vec<_>>();
+    (session, owned(pre), owned(flash))
+}
+
 /// What became of the session tokens a request sent that did not open.
 #[derive(Debug, Clone, Copy, Default)]
 struct Refused {
@@ -284,13 +300,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 }
             }
             None => {
-                let [session, pre, flash] = cookie::scan(
-                    [&settings.cookie, &settings.pre_cookie, &settings.flash.cookie],
-                    request.header_values("cookie"),
-                );
-                let owned =
-                    |values: cookie::Values<'_>| values.into_iter().map(Box::from).collect::<Vec<_>>();
-                let (pre, flash) = (owned(pre), owned(flash));
+                let (session, pre, flash) = scan_cookies(settings, request);
                 let (current, refused) = match self.open_session(session.into_iter()).await {
                     Ok(opened) => opened,
                     Err(err) => return Begin::Refuse(Refusal::Store(err)),

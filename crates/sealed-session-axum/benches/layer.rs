@@ -1,7 +1,9 @@
 //! The layer's own cost per request, without a network: an axum router
 //! answering `GET /` from the session, through `tower::ServiceExt::oneshot`,
 //! against the same router without the layer answering from a session
-//! opened once.
+//! opened once; the same with a remember-me cookie (one decryption too);
+//! and what a write costs: `Sealer::issue` (the token and the session as
+//! it carries it) against `Sealer::seal` alone.
 //!
 //! ```text
 //! cargo bench -p sealed-session-axum
@@ -15,7 +17,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
 use sealed_session::web::WebConfig;
 use sealed_session::{Keyring, MemoryStore, Sealer};
@@ -24,13 +26,14 @@ use tower::ServiceExt as _;
 
 fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let config = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
-        .build()
-        .unwrap();
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400));
+    let config = WebConfig::builder(sealer, MemoryStore::new()).build().unwrap();
     let sealer = config.verifier().sealer().clone();
     let session = rt.block_on(config.verifier().login("alice", "Alice".to_owned())).unwrap();
     let cookie = format!("__Host-session={}", sealer.seal(&session).unwrap());
     let opened = sealer.open::<String>(&cookie["__Host-session=".len()..]).unwrap();
+    let remembered = format!("__Host-session={}", sealer.seal(&session.clone().remembered()).unwrap());
 
     let layered = Router::new()
         .route("/", get(|session: Session<String>| async move { session.data().clone() }))
@@ -43,6 +46,8 @@ fn layer(c: &mut Criterion) {
         }),
     );
     let request = || Request::get("/").header("cookie", cookie.as_str()).body(Body::empty()).unwrap();
+    let remembered_request =
+        || Request::get("/").header("cookie", remembered.as_str()).body(Body::empty()).unwrap();
 
     let mut g = c.benchmark_group("layer");
     g.bench_function("without_layer", |b| {
@@ -51,8 +56,17 @@ fn layer(c: &mut Criterion) {
     g.bench_function("with_layer_memory_store", |b| {
         b.iter(|| rt.block_on(layered.clone().oneshot(black_box(request()))).unwrap())
     });
+    g.bench_function("with_layer_remembered", |b| {
+        b.iter(|| rt.block_on(layered.clone().oneshot(black_box(remembered_request()))).unwrap())
+    });
     g.bench_function("open_alone", |b| {
         b.iter(|| sealer.open::<String>(black_box(&cookie["__Host-session=".len()..])))
+    });
+    g.bench_function("seal_alone", |b| {
+        b.iter_batched(|| session.clone(), |session| sealer.seal(&session), BatchSize::SmallInput)
+    });
+    g.bench_function("issue", |b| {
+        b.iter_batched(|| session.clone(), |session| sealer.issue(session), BatchSize::SmallInput)
     });
     g.finish();
 }
