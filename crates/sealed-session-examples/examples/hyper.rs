@@ -21,15 +21,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sealed_session::web::{Begin, SessionHandle, WebConfig};
-use sealed_session::{Keyring, MemoryStore, Sealer};
-
-type Config = Arc<WebConfig<MemoryStore>>;
+use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.into())));
@@ -41,8 +38,14 @@ fn refuse(refusal: &sealed_session::web::Refusal) -> Response<Full<Bytes>> {
     text(StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN), refusal.body())
 }
 
-/// One request: the driver, then the route, then the cookies.
-async fn handle(config: Config, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// One request: the driver, then the route, then the cookies. (Any body
+/// type, so that `tests/hyper.rs` can drive it without a socket.)
+pub(crate) async fn handle<S, B>(config: Arc<WebConfig<S>>, request: Request<B>) -> Response<Full<Bytes>>
+where
+    S: RevocationStore + 'static,
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let (parts, body) = request.into_parts();
     let session = match config.begin(&parts).await {
         Begin::Ready(session) => session,
@@ -89,7 +92,7 @@ async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A fresh keyring per start: see the actix example on real deployments.
-    let config: Config =
+    let config =
         Arc::new(WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new()).build()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
     println!("listening on http://127.0.0.1:3002");

@@ -1,0 +1,95 @@
+//! The hyper example, driven without a socket: with no framework, it keeps
+//! the rules the axum and actix adapters keep, because it runs the same
+//! driver. A store outage is `503` and changes no cookie; the login form
+//! needs the CSRF token of its pre-session.
+// Tests, benches and examples may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../examples/hyper.rs"]
+mod example;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, StatusCode};
+use sealed_session::web::testing::UnreachableStore;
+use sealed_session::web::WebConfig;
+use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer, Session, SharedKeyring};
+
+struct Answer {
+    status: StatusCode,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+async fn send<S: RevocationStore + 'static>(
+    config: &Arc<WebConfig<S>>,
+    request: hyper::http::request::Builder,
+) -> Answer {
+    let response = example::handle(Arc::clone(config), request.body(Full::new(Bytes::new())).unwrap()).await;
+    let status = response.status();
+    let set_cookies =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Answer { status, set_cookies, body }
+}
+
+/// The `name=value` of a `Set-Cookie` header.
+fn pair(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_answer_is_503_and_changes_no_cookie() {
+    let keyring = SharedKeyring::new(Keyring::generate().unwrap());
+    let token = Sealer::builder(keyring.clone())
+        .build()
+        .unwrap()
+        .seal(&Session::new(0u32).with_user("alice", 0))
+        .unwrap();
+    let config = Arc::new(WebConfig::builder(Sealer::builder(keyring), UnreachableStore).build().unwrap());
+    let answer =
+        send(&config, Request::get("/whoami").header("cookie", format!("__Host-session={token}"))).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
+    assert!(answer.set_cookies.is_empty(), "{:?}", answer.set_cookies);
+}
+
+#[tokio::test]
+async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
+    let config = Arc::new(
+        WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
+            .build()
+            .unwrap(),
+    );
+    let login = |cookie: &str, token: &str| {
+        Request::post("/login")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", cookie)
+            .header("x-csrf-token", token)
+    };
+
+    // No pre-session: refused before the route runs.
+    let refused = send(&config, login("", "forged")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.set_cookies.is_empty());
+
+    let page = send(&config, Request::get("/login-form")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
+    let pre_session = pair(&page.set_cookies[0]).to_owned();
+    assert!(pre_session.starts_with("__Host-session-csrf="), "{pre_session}");
+
+    // The pre-session with another token: refused too.
+    let other = send(&config, Request::get("/login-form")).await;
+    let others_token = other.body.trim().strip_prefix("csrf_token=").unwrap();
+    assert_eq!(send(&config, login(&pre_session, others_token)).await.status, StatusCode::FORBIDDEN);
+
+    let signed_in = send(&config, login(&pre_session, &token)).await;
+    assert_eq!((signed_in.status, signed_in.body.as_str()), (StatusCode::OK, "signed in\n"));
+    let session =
+        signed_in.set_cookies.iter().map(|c| pair(c)).find(|c| c.starts_with("__Host-session=")).unwrap();
+    let whoami = send(&config, Request::get("/whoami").header("cookie", session)).await;
+    assert_eq!(whoami.body, "alice\n");
+}
