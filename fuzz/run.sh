@@ -2,7 +2,7 @@
 # Runs every fuzz target for SECONDS (default 30) on the stable toolchain,
 # without a sanitizer (cargo fuzz's --sanitizer none works on stable; for
 # AddressSanitizer run with RUSTC_BOOTSTRAP=1 and drop --sanitizer none).
-# Seeds each corpus from tests/vectors/v1.json and v2.json. Exits non-zero on a crash.
+# Seeds each corpus from tests/vectors/v1.json, v2.json and dbsc_proofs.json. Exits non-zero on a crash.
 set -euo pipefail
 seconds=${1:-30}
 cd "$(dirname "$0")"
@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 
 # Seed corpora: the tokens of the test vectors, and a keyring file.
-mkdir -p corpus/open_arbitrary corpus/keyring_parse
+mkdir -p corpus/open_arbitrary corpus/keyring_parse corpus/dbsc_proof
 python3 - <<'PY'
 import json, hashlib, pathlib
 for version in (1, 2):
@@ -20,6 +20,9 @@ for version in (1, 2):
         pathlib.Path("corpus/open_arbitrary", hashlib.sha1(token).hexdigest()).write_bytes(token)
 keys = "".join(f'[[key]]\nid = {k["id"]}\nstate = "{k["state"]}"\nsecret = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"\n\n' for k in vectors["keys"])
 pathlib.Path("corpus/keyring_parse/vectors.toml").write_text(keys)
+for v in json.loads(pathlib.Path("../tests/vectors/dbsc_proofs.json").read_text())["vectors"]:
+    proof = v["proof"].encode()
+    pathlib.Path("corpus/dbsc_proof", hashlib.sha1(proof).hexdigest()).write_bytes(proof)
 pathlib.Path("corpus/keyring_parse/env").write_text("1:primary:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,2:active:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE")
 PY
 

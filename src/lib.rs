@@ -77,6 +77,7 @@ mod clock;
 pub mod conformance;
 mod cookie;
 pub mod csrf;
+pub mod dbsc;
 mod error;
 mod key;
 mod keyring;

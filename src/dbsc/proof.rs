@@ -1,0 +1,400 @@
+//! The DBSC proof: a compact JWS (`typ` `dbsc+jwt`) signed with the
+//! session's device key, parsed strictly and verified with `ring`.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The longest proof accepted, in bytes of its compact form: an RSA key of
+/// 8192 bits and its signature fit with room to spare.
+pub const MAX_PROOF_LEN: usize = 8192;
+
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The largest RSA modulus accepted, in bits (`ring` verifies up to it).
+pub const MAX_RSA_BITS: usize = 8192;
+
+/// The signature algorithms a server may offer and a proof may use. The
+/// draft's `none` is never accepted: a proof without a signature binds
+/// nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// ECDSA over P-256 with SHA-256 (the JWS signature is `r ‖ s`).
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 8192 bits.
+    Rs256,
+}
+
+impl Algorithm {
+    /// The JOSE name, as the `alg` header and the registration header's
+    /// tokens spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ES256" => Some(Self::Es256),
+            "RS256" => Some(Self::Rs256),
+            _ => None,
+        }
+    }
+}
+
+/// A device's public key, from the JWK of its registration proof. Kept in
+/// the sealed session identifier; its `Debug` shows the algorithm and the
+/// key's RFC 7638 thumbprint only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DevicePublicKey {
+    /// A P-256 point, its coordinates big-endian.
+    Ec {
+        /// The x coordinate.
+        x: [u8; 32],
+        /// The y coordinate.
+        y: [u8; 32],
+    },
+    /// An RSA key: modulus and public exponent, big-endian, minimal.
+    Rsa {
+        /// The modulus.
+        n: Vec<u8>,
+        /// The public exponent.
+        e: Vec<u8>,
+    },
+}
+
+impl DevicePublicKey {
+    /// The algorithm this key signs with.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Ec { .. } => Algorithm::Es256,
+            Self::Rsa { .. } => Algorithm::Rs256,
+        }
+    }
+
+    /// The RFC 7638 JWK thumbprint (SHA-256 of the key's required members
+    /// in lexicographic order), base64url without padding.
+    #[must_use]
+    pub fn thumbprint(&self) -> String {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let canonical = match self {
+            Self::Ec { x, y } => format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, b64(x), b64(y)),
+            Self::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+        };
+        b64(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+
+    /// Whether `signature` is this key's over `message`.
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Ec { x, y } => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, uncompressed(x, y))
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            Self::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok(),
+        }
+    }
+}
+
+impl fmt::Debug for DevicePublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevicePublicKey")
+            .field("algorithm", &self.algorithm())
+            .field("thumbprint", &self.thumbprint())
+            .finish()
+    }
+}
+
+/// Why a DBSC proof was refused. Every variant means "no proof" to the
+/// client; the variant is for logs and metrics, and holds nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbscProofError {
+    /// Longer than [`MAX_PROOF_LEN`].
+    #[error("the proof is longer than {MAX_PROOF_LEN} bytes")]
+    TooLong,
+    /// Not three base64url parts (no padding) of JSON header and payload.
+    #[error("the proof is not a compact JWS: {0}")]
+    Malformed(&'static str),
+    /// `typ` is not `dbsc+jwt`.
+    #[error("the proof's typ is not dbsc+jwt")]
+    WrongType,
+    /// `alg` is not ES256 or RS256 (`none` included).
+    #[error("the proof's alg is not ES256 or RS256")]
+    UnsupportedAlgorithm,
+    /// `alg` is one the server did not offer.
+    #[error("the proof uses an algorithm the server did not offer")]
+    AlgorithmNotOffered,
+    /// A registration proof without a `jwk` header, or one for another
+    /// algorithm than `alg`.
+    #[error("the registration proof carries no key for its algorithm")]
+    MissingKey,
+    /// A refresh proof with a `jwk` header: a refresh is signed by the key
+    /// bound at registration, never by one the request brings.
+    #[error("a refresh proof must not carry a key")]
+    UnexpectedKey,
+    /// The `jwk` is not a valid key: coordinates not 32 bytes or not a
+    /// point of P-256, an RSA modulus outside 2048 to 8192 bits, a bad
+    /// exponent, or encodings that are not minimal.
+    #[error("the proof's key is not valid: {0}")]
+    InvalidKey(&'static str),
+    /// The signature is not the key's over the proof.
+    #[error("the proof's signature does not verify")]
+    BadSignature,
+    /// The `authorization` claim differs from the one the server sent (or
+    /// is missing).
+    #[error("the proof's authorization claim is not the one sent")]
+    AuthorizationMismatch,
+}
+
+/// A proof read from its compact form, not yet verified: what it claims.
+pub struct UnverifiedProof {
+    algorithm: Algorithm,
+    key: Option<DevicePublicKey>,
+    jti: String,
+    authorization: Option<String>,
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl fmt::Debug for UnverifiedProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedProof")
+            .field("algorithm", &self.algorithm)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified proof: the key that signed it and the challenge it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedProof {
+    /// The key that signed it (the registration's `jwk`, or the bound key).
+    pub key: DevicePublicKey,
+    /// Its `jti` claim: the challenge it answers. The caller checks that
+    /// this server issued it, for this session, and that it is unused.
+    pub jti: String,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    typ: Option<String>,
+    alg: Option<String>,
+    jwk: Option<Jwk>,
+    /// Extensions the proof says must be understood: none are.
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    jti: Option<String>,
+    authorization: Option<String>,
+}
+
+/// base64url without padding, canonical (the decoder refuses padding and
+/// non-zero trailing bits).
+fn b64(part: &str, what: &'static str) -> Result<Vec<u8>, DbscProofError> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| DbscProofError::Malformed(what))
+}
+
+/// A big-endian integer's bytes without leading zeros, refused if it had
+/// any (JWA: minimal encoding).
+fn minimal(bytes: Vec<u8>, what: &'static str) -> Result<Vec<u8>, DbscProofError> {
+    match bytes.first() {
+        None | Some(0) => Err(DbscProofError::InvalidKey(what)),
+        Some(_) => Ok(bytes),
+    }
+}
+
+impl Jwk {
+    fn into_key(self) -> Result<DevicePublicKey, DbscProofError> {
+        match self.kty.as_str() {
+            "EC" => {
+                if self.crv.as_deref() != Some("P-256") || self.n.is_some() || self.e.is_some() {
+                    return Err(DbscProofError::InvalidKey(
+                        "an EC key must name crv P-256 and no RSA members",
+                    ));
+                }
+                let coordinate = |value: Option<String>| -> Result<[u8; 32], DbscProofError> {
+                    let bytes = b64(value.as_deref().unwrap_or_default(), "a coordinate is not base64url")?;
+                    bytes.try_into().map_err(|_| DbscProofError::InvalidKey("a coordinate is not 32 bytes"))
+                };
+                let key = DevicePublicKey::Ec { x: coordinate(self.x)?, y: coordinate(self.y)? };
+                if !on_curve(&key) {
+                    return Err(DbscProofError::InvalidKey("not a point of P-256"));
+                }
+                Ok(key)
+            }
+            "RSA" => {
+                if self.crv.is_some() || self.x.is_some() || self.y.is_some() {
+                    return Err(DbscProofError::InvalidKey("an RSA key must have no EC members"));
+                }
+                let n = minimal(
+                    b64(self.n.as_deref().unwrap_or_default(), "n is not base64url")?,
+                    "n is not minimal",
+                )?;
+                let e = minimal(
+                    b64(self.e.as_deref().unwrap_or_default(), "e is not base64url")?,
+                    "e is not minimal",
+                )?;
+                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                    return Err(DbscProofError::InvalidKey("the modulus is not 2048 to 8192 bits"));
+                }
+                // ring takes odd exponents from 3 to 2^33 - 1.
+                let odd = e.last().is_some_and(|b| b & 1 == 1);
+                let below_2_33 = e.len() < 5 || (e.len() == 5 && e.first().is_some_and(|b| *b <= 1));
+                if !odd || !below_2_33 || e == [1] {
+                    return Err(DbscProofError::InvalidKey(
+                        "the exponent is not an odd number from 3 to 2^33 - 1",
+                    ));
+                }
+                Ok(DevicePublicKey::Rsa { n, e })
+            }
+            _ => Err(DbscProofError::InvalidKey("kty is not EC or RSA")),
+        }
+    }
+}
+
+/// The SEC 1 uncompressed encoding of a P-256 point.
+fn uncompressed(x: &[u8; 32], y: &[u8; 32]) -> Vec<u8> {
+    let mut point = Vec::with_capacity(65);
+    point.push(4);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    point
+}
+
+/// Whether an EC key is a point of P-256, by asking `ring` to agree on a
+/// secret with it (which it refuses for a point off the curve).
+fn on_curve(key: &DevicePublicKey) -> bool {
+    let DevicePublicKey::Ec { x, y } = key else { return false };
+    let point = uncompressed(x, y);
+    let rng = ring::rand::SystemRandom::new();
+    let Ok(ours) = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng) else {
+        return false;
+    };
+    let theirs = ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, point);
+    ring::agreement::agree_ephemeral(ours, &theirs, |_| ()).is_ok()
+}
+
+/// Reads a proof from its compact JWS form (the value of the
+/// `Secure-Session-Response` header, after its structured-field string is
+/// read): three base64url parts without padding, a JSON header with `typ`
+/// `dbsc+jwt`, `alg` ES256 or RS256 and optionally `jwk`, and a JSON payload
+/// with `jti` and optionally `authorization`. Duplicate members are refused.
+///
+/// # Errors
+/// [`DbscProofError`]: too long, malformed, wrong `typ`, an algorithm other
+/// than ES256 and RS256, or an invalid key.
+pub fn parse_proof(compact: &str) -> Result<UnverifiedProof, DbscProofError> {
+    if compact.len() > MAX_PROOF_LEN {
+        return Err(DbscProofError::TooLong);
+    }
+    let mut parts = compact.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(DbscProofError::Malformed("not three parts"));
+    };
+    let header: Header = serde_json::from_slice(&b64(header_b64, "the header is not base64url")?)
+        .map_err(|_| DbscProofError::Malformed("the header is not a JSON object of the expected members"))?;
+    let claims: Claims = serde_json::from_slice(&b64(payload_b64, "the payload is not base64url")?)
+        .map_err(|_| DbscProofError::Malformed("the payload is not a JSON object of the expected members"))?;
+    let signature = b64(signature_b64, "the signature is not base64url")?;
+    if header.crit.is_some() {
+        return Err(DbscProofError::Malformed("crit names extensions this server does not understand"));
+    }
+    if header.typ.as_deref() != Some("dbsc+jwt") {
+        return Err(DbscProofError::WrongType);
+    }
+    let algorithm =
+        header.alg.as_deref().and_then(Algorithm::from_name).ok_or(DbscProofError::UnsupportedAlgorithm)?;
+    let key = header.jwk.map(Jwk::into_key).transpose()?;
+    let jti = claims.jti.ok_or(DbscProofError::Malformed("the payload has no jti"))?;
+    let signing_input =
+        compact.as_bytes().get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default().to_vec();
+    Ok(UnverifiedProof { algorithm, key, jti, authorization: claims.authorization, signing_input, signature })
+}
+
+impl UnverifiedProof {
+    /// The challenge the proof claims to answer (its `jti`), before it is
+    /// verified: to find which session's challenge to check it against.
+    #[must_use]
+    pub fn claimed_challenge(&self) -> &str {
+        &self.jti
+    }
+
+    /// Verifies a registration proof: signed with an algorithm of
+    /// `offered` by the key in its own `jwk` header, with the
+    /// `authorization` claim equal to `authorization` (when the server sent
+    /// one; none when it did not).
+    ///
+    /// # Errors
+    /// [`DbscProofError::AlgorithmNotOffered`], [`DbscProofError::MissingKey`],
+    /// [`DbscProofError::AuthorizationMismatch`] or
+    /// [`DbscProofError::BadSignature`].
+    pub fn verify_registration(
+        self,
+        offered: &[Algorithm],
+        authorization: Option<&str>,
+    ) -> Result<VerifiedProof, DbscProofError> {
+        if !offered.contains(&self.algorithm) {
+            return Err(DbscProofError::AlgorithmNotOffered);
+        }
+        let key = self
+            .key
+            .clone()
+            .filter(|key| key.algorithm() == self.algorithm)
+            .ok_or(DbscProofError::MissingKey)?;
+        if self.authorization.as_deref() != authorization {
+            return Err(DbscProofError::AuthorizationMismatch);
+        }
+        self.verify_with(key)
+    }
+
+    /// Verifies a refresh proof: no `jwk` header, signed by `bound` (the key
+    /// bound at registration) with its algorithm.
+    ///
+    /// # Errors
+    /// [`DbscProofError::UnexpectedKey`], [`DbscProofError::AlgorithmNotOffered`]
+    /// (another algorithm than the bound key's) or
+    /// [`DbscProofError::BadSignature`].
+    pub fn verify_refresh(self, bound: &DevicePublicKey) -> Result<VerifiedProof, DbscProofError> {
+        if self.key.is_some() {
+            return Err(DbscProofError::UnexpectedKey);
+        }
+        if self.algorithm != bound.algorithm() {
+            return Err(DbscProofError::AlgorithmNotOffered);
+        }
+        self.verify_with(bound.clone())
+    }
+
+    fn verify_with(self, key: DevicePublicKey) -> Result<VerifiedProof, DbscProofError> {
+        if !key.verifies(&self.signing_input, &self.signature) {
+            return Err(DbscProofError::BadSignature);
+        }
+        Ok(VerifiedProof { key, jti: self.jti })
+    }
+}
