@@ -42,7 +42,10 @@ for group in "${groups[@]}"; do
   if [ "$mode" = "--sample" ]; then
     shard=$(( $(git rev-list --count HEAD) % SHARDS ))
     echo "== mutants, $name: shard $shard of $SHARDS"
-    args+=(--baseline skip --shard "$shard/$SHARDS")
+    # Round-robin: every shard holds mutants of every file (the default
+    # slices hand the last shards nothing when a group has fewer than
+    # SHARDS × its slice).
+    args+=(--baseline skip --shard "$shard/$SHARDS" --sharding round-robin)
   else
     echo "== mutants, $name: all"
   fi

@@ -239,3 +239,22 @@ impl ResponseHeaders for TestResponse {
         self.headers.push((name.to_owned(), value));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_of_the_unreachable_store_fails_as_unavailable() {
+        let store = UnreachableStore;
+        let id = SessionId::from_bytes([7; 16]);
+        let unavailable = |err: StoreError| matches!(err, StoreError::Unavailable(_));
+        pollster::block_on(async {
+            assert!(store.state(Some("alice"), id).await.is_err_and(unavailable));
+            assert!(store.login_state("alice").await.is_err_and(unavailable));
+            assert!(store.revoke_user("alice").await.is_err_and(unavailable));
+            assert!(store.revoke_session(id, 1).await.is_err_and(unavailable));
+            assert!(store.revoke_all(1).await.is_err_and(unavailable));
+        });
+    }
+}
