@@ -261,6 +261,20 @@ impl CookieSpec {
         Ok(self.header(token, max_age))
     }
 
+    /// This cookie's attributes under another name (a cookie derived from
+    /// it).
+    pub(crate) fn renamed(&self, name: String) -> Result<Self, CookieError> {
+        Self { name, ..self.clone() }.validated()
+    }
+
+    /// The attributes as a DBSC credential names them: `Path=/; Secure;
+    /// HttpOnly; SameSite=Lax` (no `Max-Age`, which the draft ignores).
+    pub(crate) fn credential_attributes(&self) -> String {
+        let mut out = String::new();
+        self.attributes(&mut out, None);
+        out.strip_prefix("; ").unwrap_or(&out).to_owned()
+    }
+
     /// This cookie, persistent (with `Max-Age`) even if it is a
     /// browser-session cookie: for a remembered session.
     pub(crate) fn persistent(&self) -> Self {

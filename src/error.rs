@@ -116,6 +116,13 @@ pub enum SealError {
          SealerBuilder::remember_me"
     )]
     NoRememberMe,
+    /// A device-bound session ([`Session::is_device_bound`](crate::Session::is_device_bound))
+    /// was sealed by a sealer without a device-bound lifetime.
+    #[error(
+        "the session is device-bound but the sealer has no device-bound lifetime: build it with \
+         SealerBuilder::device_bound_lifetime"
+    )]
+    NoDeviceBinding,
 }
 
 /// The operating system's random source could not be read.
@@ -162,6 +169,13 @@ pub enum ConfigError {
     /// writes.
     #[error("token format version {0} cannot be sealed: use 2 (the default), or 1 during a rolling upgrade")]
     TokenVersion(u8),
+    /// The device-bound lifetime is zero, or device-bound sessions were
+    /// asked of a sealer that seals token version 1 (whose prefix has no
+    /// flags to say so).
+    #[error(
+        "the device-bound lifetime must be at least one second, and needs token version 2 (the default)"
+    )]
+    DeviceBoundLifetime,
 }
 
 /// A master key could not be decoded.

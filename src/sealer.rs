@@ -227,6 +227,9 @@ pub struct Sealer {
     clock: Arc<dyn Clock>,
     /// The timeouts of remembered sessions.
     remember: Option<Timeouts>,
+    /// How long a device-bound session opens after its last proof of
+    /// possession, in seconds; `None`: device-bound tokens are refused.
+    device_bound: Option<u64>,
     /// The token format version it seals (docs/FORMAT.md).
     version: u8,
 }
@@ -288,6 +291,8 @@ enum DataKind {
 struct SealedAs {
     remembered: bool,
     versioned: bool,
+    /// Device-bound (version 2 only).
+    device_bound: bool,
 }
 
 impl SealedAs {
@@ -296,13 +301,16 @@ impl SealedAs {
         Self {
             remembered: flags & token::FLAG_REMEMBERED != 0,
             versioned: flags & token::FLAG_VERSIONED != 0,
+            device_bound: flags & token::FLAG_DEVICE_BOUND != 0,
         }
     }
 
     /// A version 2 token's flags.
     fn flags(self) -> u8 {
-        let remembered = if self.remembered { token::FLAG_REMEMBERED } else { 0 };
-        remembered | if self.versioned { token::FLAG_VERSIONED } else { 0 }
+        let bit = |set: bool, flag: u8| if set { flag } else { 0 };
+        bit(self.remembered, token::FLAG_REMEMBERED)
+            | bit(self.versioned, token::FLAG_VERSIONED)
+            | bit(self.device_bound, token::FLAG_DEVICE_BOUND)
     }
 }
 
@@ -319,17 +327,27 @@ impl Sealer {
             max_len: DEFAULT_MAX_TOKEN_LEN,
             clock: Arc::new(SystemClock),
             remember: None,
+            device_bound: None,
             version: token::VERSION,
         }
     }
 
     /// The purpose and timeouts of standard or remembered sessions; `None`
     /// for remembered ones if the sealer has no remember-me timeouts.
+    /// A device-bound session keeps its profile's absolute timeout; its
+    /// idle deadline is its last proof plus the device-bound lifetime, and
+    /// it is never renewed for idleness (only a new proof renews it).
     fn profile(&self, sealed_as: SealedAs) -> Option<Timeouts> {
-        if sealed_as.remembered {
-            return self.remember;
+        let base = if sealed_as.remembered {
+            self.remember?
+        } else {
+            Timeouts { absolute: self.absolute, idle: self.idle, renew_after: self.renew_after }
+        };
+        if sealed_as.device_bound {
+            let lifetime = self.device_bound?;
+            return Some(Timeouts { absolute: base.absolute, idle: lifetime, renew_after: u64::MAX });
         }
-        Some(Timeouts { absolute: self.absolute, idle: self.idle, renew_after: self.renew_after })
+        Some(base)
     }
 
     /// The ways a token of `kind` may have been sealed, in the order tried:
@@ -345,7 +363,7 @@ impl Sealer {
         };
         let profiles: &'static [bool] = if remember { &[false, true] } else { &[false] };
         profiles.iter().flat_map(move |&remembered| {
-            versions.iter().map(move |&versioned| SealedAs { remembered, versioned })
+            versions.iter().map(move |&versioned| SealedAs { remembered, versioned, device_bound: false })
         })
     }
 
@@ -368,6 +386,33 @@ impl Sealer {
     #[must_use]
     pub fn has_remember_me(&self) -> bool {
         self.remember.is_some()
+    }
+
+    /// How long a device-bound session opens after its last proof of
+    /// possession ([`SealerBuilder::device_bound_lifetime`]), if this
+    /// sealer takes device-bound sessions.
+    #[must_use]
+    pub fn device_bound_lifetime(&self) -> Option<Duration> {
+        self.device_bound.map(Duration::from_secs)
+    }
+
+    /// This sealer's keyring, clock and timeouts under another purpose: for
+    /// the tokens a web driver derives from its sessions.
+    pub(crate) fn with_purpose(&self, purpose: &str) -> Self {
+        Self { purposes: Arc::new(Purposes::new(purpose)), device_bound: None, ..self.clone() }
+    }
+
+    /// [`Sealer::with_purpose`] with no idle timeout (each profile's idle
+    /// timeout is its absolute one): for tokens fixed once and kept for the
+    /// session's whole life.
+    pub(crate) fn with_purpose_without_idle(&self, purpose: &str) -> Self {
+        let no_idle = |t: Timeouts| Timeouts { idle: t.absolute, renew_after: t.absolute, ..t };
+        Self {
+            idle: self.absolute,
+            renew_after: self.absolute,
+            remember: self.remember.map(no_idle),
+            ..self.with_purpose(purpose)
+        }
     }
 
     /// The CSRF token for `session`, made with the primary key: put it in
@@ -541,7 +586,7 @@ impl Sealer {
         let (token, sealed) = self.seal_parts(session, data, now, random::array()?, keep_data)?;
         let Some(cookie) = cookie else { return Ok((token, sealed)) };
         let persistent;
-        let cookie = if session.is_remembered() {
+        let cookie = if session.is_remembered() || session.is_device_bound() {
             persistent = cookie.persistent();
             &persistent
         } else {
@@ -551,14 +596,22 @@ impl Sealer {
         if token.len() > max {
             return Err(SealError::TooLarge { len: token.len(), max });
         }
-        let header = cookie.header(&token, Some(sealed.times.expires_at.saturating_sub(now)));
+        // A bound cookie goes a tenth of its lifetime before its proof runs
+        // out, so that the browser asks for a new one before a request could
+        // arrive with a cookie the server has just stopped opening.
+        let mut until = sealed.times.expires_at;
+        if let (true, Some(lifetime)) = (sealed.sealed_as.device_bound, self.device_bound) {
+            until = until.min(self.idle_expires_at(&sealed).saturating_sub(lifetime / 10));
+        }
+        let header = cookie.header(&token, Some(until.saturating_sub(now)));
         Ok((header, sealed))
     }
 
     /// The times `session` is sealed with at `now`: a new session starts
     /// now; an opened one keeps its start and expiry.
     fn times_at<T>(&self, session: &Session<T>, now: u64) -> Result<Times, SealError> {
-        let sealed_as = SealedAs { remembered: session.is_remembered(), versioned: false };
+        let sealed_as =
+            SealedAs { remembered: session.is_remembered(), versioned: false, device_bound: false };
         let absolute = self.profile(sealed_as).ok_or(SealError::NoRememberMe)?.absolute;
         Ok(match session.times() {
             None => Times { issued_at: now, expires_at: now.saturating_add(absolute), last_seen: now },
@@ -567,7 +620,10 @@ impl Sealer {
                 if now >= expires_at {
                     return Err(SealError::Expired);
                 }
-                Times { issued_at: t.issued_at, expires_at, last_seen: now.max(t.last_seen) }
+                // A bound session's last activity is its last proof of
+                // possession, which only a new proof moves.
+                let last_seen = if session.is_device_bound() { t.last_seen } else { now.max(t.last_seen) };
+                Times { issued_at: t.issued_at, expires_at, last_seen }
             }
         })
     }
@@ -607,7 +663,14 @@ impl Sealer {
         let keyring = self.keyring.load();
         let entry = keyring.primary_entry();
         let key_id = entry.spec.id;
-        let sealed_as = SealedAs { remembered: session.is_remembered(), versioned: data.versioned() };
+        let sealed_as = SealedAs {
+            remembered: session.is_remembered(),
+            versioned: data.versioned(),
+            device_bound: session.is_device_bound(),
+        };
+        if sealed_as.device_bound && (self.device_bound.is_none() || self.version == token::VERSION_1) {
+            return Err(SealError::NoDeviceBinding);
+        }
         // Most sessions fit; an allocation of this size costs no more than a smaller one.
         let mut bytes = Vec::with_capacity(1024);
         bytes.push(self.version);
@@ -771,6 +834,7 @@ impl Sealer {
             key_id: untrusted.key_id(),
             remembered: sealed_as.remembered,
             versioned: sealed_as.versioned,
+            device_bound: sealed_as.device_bound,
         })
     }
 
@@ -807,9 +871,14 @@ impl Sealer {
         if let Some(flags) = token.flags() {
             // Version 2 says how it was sealed: one decryption, if this
             // opener takes that kind of token at all.
+            // Device binding is not a candidate of its own: any kind of
+            // token may be bound, and the profile decides whether this
+            // opener takes it.
             let sealed_as = SealedAs::from_flags(flags);
-            if !candidates.any(|candidate| candidate == sealed_as) || !decrypt(entry, self.purpose(), token)?
-            {
+            let kind = SealedAs { device_bound: false, ..sealed_as };
+            let taken = candidates.any(|candidate| candidate == kind)
+                && (!sealed_as.device_bound || self.device_bound.is_some());
+            if !taken || !decrypt(entry, self.purpose(), token)? {
                 return Err(OpenError::Invalid);
             }
             entry.count_opened();
@@ -878,6 +947,7 @@ impl Sealer {
             data,
             times,
             sealed_as.remembered,
+            sealed_as.device_bound,
         );
         Ok(Opened { session, key_id, idle_expires_at, reissue, versioned: sealed_as.versioned })
     }
@@ -912,6 +982,9 @@ pub struct Inspection {
     /// Whether its data was sealed as
     /// [`Versioned`](crate::versioned::Versioned).
     pub versioned: bool,
+    /// Whether it is device-bound (DBSC): its `last_seen` is its last proof
+    /// of possession.
+    pub device_bound: bool,
 }
 
 /// Decrypts `token` in place under `purpose` with `entry`'s key; `false`
@@ -933,6 +1006,7 @@ impl fmt::Debug for Sealer {
             .field("idle_secs", &self.idle)
             .field("renew_after_secs", &self.renew_after)
             .field("remember", &self.remember)
+            .field("device_bound_secs", &self.device_bound)
             .field("leeway_secs", &self.leeway)
             .field("max_token_len", &self.max_len)
             .finish_non_exhaustive()
@@ -967,6 +1041,7 @@ pub struct SealerBuilder {
     max_len: usize,
     clock: Arc<dyn Clock>,
     remember: Option<(Duration, Duration)>,
+    device_bound: Option<Duration>,
     version: u8,
 }
 
@@ -1003,6 +1078,19 @@ impl SealerBuilder {
     /// timeouts. Off by default (remembered sessions cannot be sealed).
     pub fn remember_me(mut self, absolute: Duration, idle: Duration) -> Self {
         self.remember = Some((absolute, idle));
+        self
+    }
+
+    /// Device-bound sessions (DBSC, see [`dbsc`](crate::dbsc)): a session
+    /// the browser bound to a key it keeps opens for at most `lifetime`
+    /// after its last proof of possession, and goes out in a cookie with
+    /// that `Max-Age`, so that a copy of it stops working soon; the browser
+    /// proves possession again for a new one. Bound tokens say so in their
+    /// flags (token version 2 only). Off by default: a sealer without it
+    /// refuses bound tokens. [`WebConfigBuilder::device_bound_sessions`](crate::web::WebConfigBuilder::device_bound_sessions)
+    /// sets it.
+    pub fn device_bound_lifetime(mut self, lifetime: Duration) -> Self {
+        self.device_bound = Some(lifetime);
         self
     }
 
@@ -1075,6 +1163,12 @@ impl SealerBuilder {
             }
             None => None,
         };
+        let device_bound = match self.device_bound {
+            Some(lifetime) if lifetime.as_secs() == 0 || self.version == token::VERSION_1 => {
+                return Err(ConfigError::DeviceBoundLifetime)
+            }
+            lifetime => lifetime.map(|l| l.as_secs()),
+        };
         // The longest purpose this sealer seals under: in version 1, with
         // the suffixes that say the profile and the kind of data.
         let suffix = if self.version == token::VERSION_1 {
@@ -1096,6 +1190,7 @@ impl SealerBuilder {
             max_len: self.max_len,
             clock: self.clock,
             remember,
+            device_bound,
             version: self.version,
         })
     }

@@ -130,6 +130,8 @@ pub struct Session<T> {
     times: Option<Times>,
     /// Sealed under the sealer's remember-me timeouts (and purpose).
     remembered: bool,
+    /// Device-bound (DBSC): its `last_seen` is its last proof of possession.
+    device_bound: bool,
 }
 
 impl<T> Session<T> {
@@ -152,7 +154,15 @@ impl<T> Session<T> {
     /// # Errors
     /// [`RandomError`] if the random source fails.
     pub fn try_new(data: T) -> Result<Self, RandomError> {
-        Ok(Self { id: SessionId::random()?, user_id: None, epoch: 0, data, times: None, remembered: false })
+        Ok(Self {
+            id: SessionId::random()?,
+            user_id: None,
+            epoch: 0,
+            data,
+            times: None,
+            remembered: false,
+            device_bound: false,
+        })
     }
 
     /// A new session with a chosen ID, for the test vectors only.
@@ -169,8 +179,9 @@ impl<T> Session<T> {
         data: T,
         times: Times,
         remembered: bool,
+        device_bound: bool,
     ) -> Self {
-        Self { id, user_id, epoch, data, times: Some(times), remembered }
+        Self { id, user_id, epoch, data, times: Some(times), remembered, device_bound }
     }
 
     /// The session with `times`, as a token sealed now carries it.
@@ -188,6 +199,7 @@ impl<T> Session<T> {
             data,
             times: self.times,
             remembered: self.remembered,
+            device_bound: self.device_bound,
         }
     }
 
@@ -208,6 +220,22 @@ impl<T> Session<T> {
     #[must_use]
     pub fn is_remembered(&self) -> bool {
         self.remembered
+    }
+
+    /// Whether the session is device-bound (DBSC, see
+    /// [`dbsc`](crate::dbsc)): the browser proved that it holds the
+    /// session's private key at most the sealer's device-bound lifetime ago,
+    /// and a copy of its cookie stops opening after that.
+    #[must_use]
+    pub fn is_device_bound(&self) -> bool {
+        self.device_bound
+    }
+
+    /// Marks the session device-bound (or not). A sealer keeps a bound
+    /// session's `last_seen` (the time of its last proof) when it seals it
+    /// again.
+    pub(crate) fn set_device_bound(&mut self, device_bound: bool) {
+        self.device_bound = device_bound;
     }
 
     /// Binds the session to a user and the user's current revocation epoch.
@@ -310,6 +338,8 @@ impl<T> fmt::Debug for Session<T> {
             .field("user_id", &self.user_id)
             .field("epoch", &self.epoch)
             .field("times", &self.times)
+            .field("remembered", &self.remembered)
+            .field("device_bound", &self.device_bound)
             .finish_non_exhaustive()
     }
 }

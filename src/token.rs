@@ -21,8 +21,11 @@ pub const VERSION_1: u8 = 1;
 pub(crate) const FLAG_REMEMBERED: u8 = 0x01;
 /// Version 2 flag: the data is `Versioned`.
 pub(crate) const FLAG_VERSIONED: u8 = 0x02;
+/// Version 2 flag: the session is device-bound (DBSC): it opens only until
+/// its last proof of possession plus the sealer's device-bound lifetime.
+pub(crate) const FLAG_DEVICE_BOUND: u8 = 0x04;
 /// Every flag version 2 defines; a token with any other bit set is malformed.
-const KNOWN_FLAGS: u8 = FLAG_REMEMBERED | FLAG_VERSIONED;
+const KNOWN_FLAGS: u8 = FLAG_REMEMBERED | FLAG_VERSIONED | FLAG_DEVICE_BOUND;
 
 /// The bytes before the nonce: version ‖ key ID (v1), version ‖ flags ‖
 /// key ID (v2).

@@ -28,6 +28,9 @@ const IDLE: u64 = 1800;
 /// The remember-me timeouts of version 2's remembered vector.
 const REMEMBER_ABSOLUTE: u64 = 30 * 86_400;
 const REMEMBER_IDLE: u64 = 7 * 86_400;
+/// Version 2's device-bound lifetime: a bound session opens this long after
+/// its last proof of possession (its `last_seen`).
+const DEVICE_BOUND: u64 = 600;
 /// The format versions with vectors.
 const VERSIONS: [u8; 2] = [1, 2];
 
@@ -81,10 +84,12 @@ fn sealer(keyring: Keyring, purpose: &str, version: u8) -> Sealer {
     let builder = if version == 1 {
         builder
     } else {
-        builder.remember_me(
-            std::time::Duration::from_secs(REMEMBER_ABSOLUTE),
-            std::time::Duration::from_secs(REMEMBER_IDLE),
-        )
+        builder
+            .remember_me(
+                std::time::Duration::from_secs(REMEMBER_ABSOLUTE),
+                std::time::Duration::from_secs(REMEMBER_IDLE),
+            )
+            .device_bound_lifetime(std::time::Duration::from_secs(DEVICE_BOUND))
     };
     builder.build().unwrap()
 }
@@ -103,6 +108,8 @@ struct Case {
     remembered: bool,
     /// The data sealed as `Versioned<Data>` (version 2 only).
     versioned: bool,
+    /// Sealed as a device-bound session, proven at `NOW` (version 2 only).
+    device_bound: bool,
 }
 
 impl Case {
@@ -113,7 +120,7 @@ impl Case {
         data: Data,
         seed: u8,
     ) -> Self {
-        Self { name, key_id, user, data, seed, remembered: false, versioned: false }
+        Self { name, key_id, user, data, seed, remembered: false, versioned: false, device_bound: false }
     }
 }
 
@@ -129,6 +136,15 @@ fn seal_case(case: &Case, version: u8) -> (Value, Vec<u8>) {
         }
         if case.remembered {
             session = session.remembered();
+        }
+        if case.device_bound {
+            let times = crate::session::Times {
+                issued_at: NOW as u64,
+                expires_at: NOW as u64 + ABSOLUTE,
+                last_seen: NOW as u64,
+            };
+            session = session.with_times(times);
+            session.set_device_bound(true);
         }
         session
     }
@@ -172,6 +188,7 @@ fn seal_case(case: &Case, version: u8) -> (Value, Vec<u8>) {
     if version != 1 {
         vector["flags"] = json!(bytes[1]);
         vector["remembered"] = json!(case.remembered);
+        vector["device_bound"] = json!(case.device_bound);
         if case.versioned {
             vector["data_version"] = json!(<Data as crate::versioned::SessionData>::VERSION);
         }
@@ -244,6 +261,16 @@ fn build(version: u8) -> Value {
             versioned: true,
             ..Case::plain("versioned data", 2, None, Data { name: "Eve".into(), visits: 2 }, 170)
         });
+        cases.push(Case {
+            device_bound: true,
+            ..Case::plain(
+                "device-bound session",
+                1,
+                Some(("frank", 2)),
+                Data { name: "Frank".into(), visits: 9 },
+                180,
+            )
+        });
     }
     let sealed: Vec<(Value, Vec<u8>)> = cases.iter().map(|case| seal_case(case, version)).collect();
     let (_, base) = &sealed[1];
@@ -297,8 +324,9 @@ fn build(version: u8) -> Value {
         };
         negatives.extend([
             invalid("header and tag without a byte of ciphertext", encode(&base[..45]), "Malformed"),
-            invalid("a flag no version defines", with_flags(0x04), "Malformed"),
+            invalid("a flag no version defines", with_flags(0x08), "Malformed"),
             invalid("remember-me flag set on a standard token", with_flags(0x01), "Invalid"),
+            invalid("device-bound flag set on an unbound token", with_flags(0x04), "Invalid"),
             invalid(
                 "versioned-data flag where the application's type is not versioned",
                 with_flags(0x02),
@@ -350,6 +378,17 @@ fn build(version: u8) -> Value {
     let mut future = invalid("issued beyond the leeway", base_text, "NotYetValid");
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
+    if version != 1 {
+        let (bound, _) =
+            sealed.iter().find(|(v, _)| v["device_bound"] == json!(true)).expect("a bound vector");
+        let mut lapsed = invalid(
+            "device-bound lifetime passed since the last proof",
+            bound["token"].as_str().unwrap().to_owned(),
+            "Expired(Idle)",
+        );
+        lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
+        negatives.push(lapsed);
+    }
 
     let mut file = json!({
         "format": format!("sealed-session token v{version} (docs/FORMAT.md)"),
@@ -370,6 +409,7 @@ fn build(version: u8) -> Value {
     if version != 1 {
         file["remember_absolute_timeout"] = json!(REMEMBER_ABSOLUTE);
         file["remember_idle_timeout"] = json!(REMEMBER_IDLE);
+        file["device_bound_lifetime"] = json!(DEVICE_BOUND);
     }
     file
 }
@@ -419,6 +459,7 @@ fn valid_vectors_open_to_their_data() {
                     "user_id": session.user_id(),
                     "epoch": session.epoch(),
                     "remembered": session.is_remembered(),
+                    "device_bound": session.is_device_bound(),
                     "data": { "name": data(session.data()).name, "visits": data(session.data()).visits },
                     "expires_at": session.expires_at().unwrap().unix_timestamp(),
                 })
@@ -434,6 +475,7 @@ fn valid_vectors_open_to_their_data() {
                 assert_eq!(facts[field], v[field], "v{version} {}: {field}", v["name"]);
             }
             assert_eq!(facts["remembered"], v.get("remembered").cloned().unwrap_or(json!(false)));
+            assert_eq!(facts["device_bound"], v.get("device_bound").cloned().unwrap_or(json!(false)));
             let token = URL_SAFE_NO_PAD.decode(token).unwrap();
             let prefix = crate::token::prefix_len(version);
             assert_eq!(token[0], version);

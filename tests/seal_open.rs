@@ -105,9 +105,9 @@ fn every_single_bit_flip_is_refused() {
         let err = sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(&changed)).unwrap_err();
         let expected = match i / 8 {
             0 => OpenError::UnsupportedVersion(changed[0]),
-            // The flags: a profile or kind of data this sealer does not
-            // open, or a flag no version defines.
-            1 if i % 8 < 2 => OpenError::Invalid,
+            // The flags: a profile, kind of data or binding this sealer
+            // does not open, or a flag no version defines.
+            1 if i % 8 < 3 => OpenError::Invalid,
             1 => OpenError::Malformed,
             2..=5 => OpenError::UnknownKey(u32::from_be_bytes(changed[2..6].try_into().unwrap())),
             _ => OpenError::Invalid,

@@ -160,6 +160,7 @@ fn valid_vectors_decrypt_to_the_documented_envelope() {
                 assert_eq!(flags, v["flags"].as_u64().unwrap());
                 assert_eq!(flags & 1 == 1, v["remembered"].as_bool().unwrap(), "flag 0x01: remember-me");
                 assert_eq!(flags & 2 == 2, v.get("data_version").is_some(), "flag 0x02: versioned data");
+                assert_eq!(flags & 4 == 4, v["device_bound"].as_bool().unwrap(), "flag 0x04: device-bound");
             }
             assert_eq!(
                 u64::from(u32::from_be_bytes(token[p - 4..p].try_into().unwrap())),
@@ -228,7 +229,7 @@ fn invalid_vectors_that_authenticate_fail_where_format_md_says() {
             let Ok(token) = URL_SAFE_NO_PAD.decode(v["token"].as_str().unwrap()) else { continue };
             if token.len() < 45
                 || token.len() < prefix_len(&token) + 24 + 16
-                || (token[0] == 2 && token[1] & !3 != 0)
+                || (token[0] == 2 && token[1] & !7 != 0)
             {
                 continue;
             }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::dbsc::{DbscSettings, DeviceBinding, CHALLENGE_LIFETIME};
 use super::flash::{FlashConfig, FLASH_TIMEOUT};
 use crate::csrf::{InvalidOrigin, OriginPolicy};
 use crate::{ConfigError, CookieError, CookieSpec, RevocationStore, Sealer, SealerBuilder, Verifier};
@@ -24,7 +25,8 @@ pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 /// (pre-session, flash, version 1's remember-me and versioned data): no
 /// session cookie may end so, or its purpose would be another
 /// configuration's derived one.
-const RESERVED_SUFFIXES: [&str; 4] = ["-csrf", "-flash", "+remember", "+versioned"];
+const RESERVED_SUFFIXES: [&str; 7] =
+    ["-csrf", "-flash", "+remember", "+versioned", "-dbsc", "-dbsc-id", "-dbsc-challenge"];
 
 /// The CSRF settings.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) csrf: CsrfSettings,
     pub(crate) form_limit: usize,
     pub(crate) bearer: bool,
+    /// Device-bound sessions, if on.
+    pub(crate) dbsc: Option<DbscSettings>,
 }
 
 /// The settings every request shares: the verifier (the sealer and the
@@ -126,6 +130,7 @@ impl<S: RevocationStore> WebConfig<S> {
             trusted: Vec::new(),
             form_limit: DEFAULT_FORM_LIMIT,
             bearer: false,
+            dbsc: None,
         }
     }
 }
@@ -141,6 +146,7 @@ pub struct WebConfigBuilder<S> {
     trusted: Vec<String>,
     form_limit: usize,
     bearer: bool,
+    dbsc: Option<DeviceBinding>,
 }
 
 impl<S> std::fmt::Debug for WebConfigBuilder<S> {
@@ -262,6 +268,22 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         self
     }
 
+    /// Device-bound sessions (DBSC, the W3C draft `webappsec-dbsc`): after
+    /// each login the response offers the browser to bind the session to a
+    /// key it keeps on the device (`Secure-Session-Registration`); a browser
+    /// that does registers at the registration endpoint, and from then on
+    /// its session cookie lives [`DeviceBinding::bound_lifetime`] past each
+    /// proof of that key, which it gives at the refresh endpoint. A copied
+    /// cookie stops working when that lifetime runs out. The driver serves
+    /// both endpoints itself ([`Begin::Answer`](super::Begin::Answer));
+    /// browsers without DBSC keep ordinary sessions. Not with
+    /// [`bearer_tokens`](Self::bearer_tokens), which have no browser.
+    #[must_use]
+    pub fn device_bound_sessions(mut self, binding: DeviceBinding) -> Self {
+        self.dbsc = Some(binding);
+        self
+    }
+
     /// The largest URL-encoded form body read to find the CSRF field;
     /// larger forms get `413`. Default [`DEFAULT_FORM_LIMIT`].
     #[must_use]
@@ -295,7 +317,14 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         if !is_header_name(&self.csrf.header) {
             return Err(WebConfigError::CsrfHeader(self.csrf.header));
         }
-        let sealer = self.sealer.purpose(name).build().map_err(WebConfigError::Sealer)?;
+        let mut sealer = self.sealer.purpose(name);
+        if let Some(binding) = &self.dbsc {
+            if self.bearer {
+                return Err(WebConfigError::DeviceBindingWithBearer);
+            }
+            sealer = sealer.device_bound_lifetime(binding.lifetime);
+        }
+        let sealer = sealer.build().map_err(WebConfigError::Sealer)?;
         let derived = |suffix: &str, timeout: Duration| {
             Sealer::builder(sealer.keyring().clone())
                 .purpose(format!("{name}{suffix}"))
@@ -310,6 +339,16 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         let flash = FlashConfig {
             sealer: derived("-flash", FLASH_TIMEOUT)?,
             cookie: CookieSpec::named(format!("{name}-flash"))?.browser_session(),
+        };
+        let dbsc = match self.dbsc {
+            Some(binding) => Some(DbscSettings {
+                binding,
+                companion_sealer: sealer.with_purpose(&format!("{name}-dbsc")),
+                companion_cookie: self.cookie.renamed(format!("{name}-dbsc"))?,
+                identifier_sealer: sealer.with_purpose_without_idle(&format!("{name}-dbsc-id")),
+                challenge_sealer: derived("-dbsc-challenge", CHALLENGE_LIFETIME)?,
+            }),
+            None => None,
         };
         let mut csrf = self.csrf;
         for origin in self.trusted {
@@ -327,6 +366,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 csrf,
                 form_limit: self.form_limit,
                 bearer: self.bearer,
+                dbsc,
             },
         })
     }
@@ -372,6 +412,10 @@ pub enum WebConfigError {
     /// `scheme://host[:port]` origin.
     #[error(transparent)]
     Origin(#[from] InvalidOrigin),
+    /// Device-bound sessions were asked for with bearer tokens: DBSC binds
+    /// browser cookies, and a bearer token has none.
+    #[error("device-bound sessions bind browser cookies: they cannot be combined with bearer tokens")]
+    DeviceBindingWithBearer,
     /// The sealer's settings are inconsistent (see [`ConfigError`]).
     #[error("invalid sealer settings: {0}")]
     Sealer(#[source] ConfigError),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::config::{Settings, WebConfig, SESSION_TOKEN_HEADER};
+use super::dbsc::DbscSettings;
 use super::flash::FlashState;
 use super::handle::{SessionHandle, State};
 use super::ops::Ops;
@@ -60,6 +61,63 @@ pub enum Begin {
     ReadForm(FormRead),
     /// Do not run the handler: answer with this.
     Refuse(Refusal),
+    /// The request was for an endpoint the driver serves itself (DBSC
+    /// registration and refresh): do not run the handler, answer with this
+    /// status, headers and body.
+    Answer(Answer),
+}
+
+/// A whole answer the driver gives by itself ([`Begin::Answer`]): a status,
+/// headers (in order; `set-cookie` may repeat) and a body. Its `Debug`
+/// shows header names only: cookies hold session tokens.
+#[must_use]
+pub struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Answer {
+    pub(crate) fn new(status: u16, body: String) -> Self {
+        Self { status, headers: Vec::new(), body }
+    }
+
+    pub(crate) fn push(&mut self, name: &'static str, value: String) {
+        self.headers.push((name, value));
+    }
+
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers, names in lower case, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.headers.iter().map(|(name, value)| (*name, value.as_str()))
+    }
+
+    /// The body (JSON or plain text, as its `content-type` says).
+    #[must_use]
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The status, headers and body, to move into a framework's response.
+    #[must_use]
+    pub fn into_parts(self) -> (u16, Vec<(&'static str, String)>, String) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("headers", &self.headers.iter().map(|(name, _)| *name).collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// A request whose CSRF token is in its form body, which must be read
@@ -123,6 +181,11 @@ pub enum Refusal {
     /// or refused for good, so no cookie changes.
     #[error("the session cannot be checked: {0}")]
     Store(#[source] StoreError),
+    /// The path requires a device-bound session
+    /// ([`DeviceBinding::require_for`](super::DeviceBinding::require_for))
+    /// and the request's session is not bound.
+    #[error("this path requires a device-bound session, and the request's session is not bound")]
+    NotDeviceBound,
 }
 
 impl Refusal {
@@ -133,6 +196,7 @@ impl Refusal {
         match self {
             Refusal::Csrf(refusal) => refusal.status(),
             Refusal::Store(_) => 503,
+            Refusal::NotDeviceBound => 403,
         }
     }
 
@@ -142,6 +206,7 @@ impl Refusal {
         match self {
             Refusal::Csrf(refusal) => refusal.body(),
             Refusal::Store(_) => "session store unavailable, try again",
+            Refusal::NotDeviceBound => "this page needs a device-bound session",
         }
     }
 }
@@ -255,7 +320,7 @@ fn scan_cookies<'r, R: RequestView + ?Sized>(
 
 /// What became of the session tokens a request sent that did not open.
 #[derive(Debug, Clone, Copy, Default)]
-struct Refused {
+pub(crate) struct Refused {
     /// One was refused for good: its cookie is removed.
     removed: bool,
     /// One was sealed under a key this server does not have: its cookie is
@@ -289,6 +354,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// answer is [`Begin::Refuse`] with `503`.
     pub async fn begin<R: RequestView + ?Sized>(self: &Arc<Self>, request: &R) -> Begin {
         let settings = &self.settings;
+        if settings.dbsc.is_some() {
+            // Boxed: the endpoints' state does not weigh on every request's.
+            if let Some(answer) = Box::pin(self.dbsc_endpoint(request)).await {
+                return answer;
+            }
+        }
         let bearer =
             if settings.bearer { request.header("authorization").and_then(bearer_token) } else { None };
         let state = match bearer {
@@ -306,6 +377,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     Err(err) => return Begin::Refuse(Refusal::Store(err)),
                 };
                 let mut state = State::new(current, false, pre, FlashState::new(flash));
+                if let Some(dbsc) = &settings.dbsc {
+                    state.companion = dbsc
+                        .companion_cookie
+                        .values_in(request.header_values("cookie"))
+                        .map(Box::from)
+                        .collect();
+                }
                 if state.current.is_none() {
                     state.kept_unreadable = refused.kept;
                     if refused.removed && !refused.kept {
@@ -315,6 +393,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 state
             }
         };
+        if let Some(dbsc) = &settings.dbsc {
+            let unbound = state.current.as_ref().is_some_and(|c| !c.session().is_device_bound());
+            if unbound && dbsc.binding.requires(request.path()) {
+                tracing::info!(path = request.path(), "refused: the path requires a device-bound session");
+                return Begin::Refuse(Refusal::NotDeviceBound);
+            }
+        }
         let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
         let handle = SessionHandle::new(state, ops);
         let upgrade = is_upgrade(request.method(), request.header("upgrade").is_some());
@@ -338,7 +423,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
 
     /// The first of `values` that opens and passes the revocation check,
     /// and what became of the others.
-    async fn open_session<'v>(
+    pub(crate) async fn open_session<'v>(
         &self,
         values: impl Iterator<Item = &'v str>,
     ) -> Result<(Option<Verified<Vec<u8>>>, Refused), StoreError> {
@@ -455,6 +540,10 @@ pub struct ResponseCookies {
     /// For a request that came with a bearer token: the new token, for the
     /// [`SESSION_TOKEN_HEADER`] header (never a cookie).
     pub session_token: Option<String>,
+    /// With device-bound sessions, after a login: the
+    /// `Secure-Session-Registration` header that offers the browser to bind
+    /// the new session to a key of its own.
+    pub registration: Option<String>,
 }
 
 impl ResponseCookies {
@@ -462,7 +551,7 @@ impl ResponseCookies {
     /// caches ([`ResponseCookies::cache_control`]).
     #[must_use]
     pub fn no_store(&self) -> bool {
-        !self.set_cookies.is_empty() || self.session_token.is_some()
+        !self.set_cookies.is_empty() || self.session_token.is_some() || self.registration.is_some()
     }
 
     /// The `Cache-Control` value the response must be given, replacing
@@ -522,6 +611,9 @@ impl ResponseCookies {
         for value in self.set_cookies {
             response.append("set-cookie", value);
         }
+        if let Some(offer) = self.registration {
+            response.replace("secure-session-registration", offer);
+        }
         if let Some(value) = cache_control {
             response.replace("cache-control", value.to_owned());
         }
@@ -533,6 +625,7 @@ impl std::fmt::Debug for ResponseCookies {
         f.debug_struct("ResponseCookies")
             .field("set_cookies", &self.set_cookies.len())
             .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field("registration", &self.registration.is_some())
             .finish()
     }
 }
@@ -607,8 +700,13 @@ impl SessionHandle {
             }
             return response;
         }
+        let session_cookie = state.session_cookie.take();
+        let companion = match &settings.dbsc {
+            Some(dbsc) => dbsc_changes(dbsc, &mut state, session_cookie.as_ref(), &mut response),
+            None => None,
+        };
         let changes: [(&CookieSpec, Option<CookieChange>); 3] = [
-            (&settings.cookie, state.session_cookie.take()),
+            (&settings.cookie, session_cookie),
             (&settings.pre_cookie, state.pre_cookie.take()),
             (&settings.flash.cookie, state.flash.finish()),
         ];
@@ -619,6 +717,43 @@ impl SessionHandle {
                 None => {}
             }
         }
+        if let Some(companion) = companion {
+            response.set_cookies.push(companion);
+        }
         response
+    }
+}
+
+/// What device binding adds to a response: the companion cookie sealed
+/// again with a bound session that changed (or removed with a session that
+/// is no longer bound), and the offer to bind a new session.
+fn dbsc_changes(
+    dbsc: &DbscSettings,
+    state: &mut State,
+    session_cookie: Option<&CookieChange>,
+    response: &mut ResponseCookies,
+) -> Option<String> {
+    let current = state.current.clone();
+    let bound = current.as_ref().filter(|c| c.session().is_device_bound());
+    let unbound =
+        current.as_ref().filter(|c| !c.session().is_device_bound() && c.session().user_id().is_some());
+    if let Some(unbound) = unbound {
+        if state.offer_binding || dbsc.binding.offer_to_unbound {
+            response.registration = dbsc.offer(unbound.session().id());
+        }
+    }
+    match (session_cookie, bound) {
+        (Some(CookieChange::Set(_)), Some(bound)) => dbsc.reissue_companion(
+            bound.session(),
+            bound.opened().is_versioned_data(),
+            state.companion.iter().map(|value| &**value),
+        ),
+        // Only when the handler ended the session or replaced it: a bound
+        // cookie refused as expired a moment early (clock skew) must not
+        // take the binding with it.
+        _ if (state.ended || state.offer_binding) && !state.companion.is_empty() => {
+            Some(dbsc.companion_cookie.removal())
+        }
+        _ => None,
     }
 }

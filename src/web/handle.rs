@@ -43,6 +43,14 @@ pub(crate) struct State {
     pub(crate) pre_cookie: Option<CookieChange>,
     /// The request's flash messages.
     pub(crate) flash: FlashState,
+    /// With device-bound sessions: the values of the companion cookie the
+    /// request sent, opened only if a bound session changes.
+    pub(crate) companion: Vec<Box<str>>,
+    /// Whether the response offers to bind the session (after a login).
+    pub(crate) offer_binding: bool,
+    /// Whether the handler ended the request's session (logout, a login
+    /// that replaced it): a companion cookie goes with it.
+    pub(crate) ended: bool,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF
@@ -70,6 +78,9 @@ impl State {
             pre: PreSession::Unopened(pre),
             pre_cookie: None,
             flash,
+            companion: Vec::new(),
+            offer_binding: false,
+            ended: false,
         }
     }
 
@@ -113,6 +124,7 @@ impl State {
         self.current = None;
         self.decoded = None;
         self.session_cookie = Some(CookieChange::Remove);
+        self.ended = true;
     }
 }
 
@@ -303,6 +315,14 @@ impl SessionHandle {
     #[must_use]
     pub fn user_id(&self) -> Option<String> {
         self.shared.lock().current.as_ref().and_then(|v| v.session().user_id().map(str::to_owned))
+    }
+
+    /// Whether the request's session is device-bound (DBSC): its browser
+    /// proved, at most the bound lifetime ago, that it holds the key the
+    /// session was bound to ([`WebConfigBuilder::device_bound_sessions`](super::WebConfigBuilder::device_bound_sessions)).
+    #[must_use]
+    pub fn is_device_bound(&self) -> bool {
+        self.shared.lock().current.as_ref().is_some_and(|v| v.session().is_device_bound())
     }
 
     /// Whether the request has a session, signed in or anonymous (of any
@@ -600,6 +620,7 @@ impl<T: SessionValue> Sessions<T> {
         }
         let verified = self.handle.replace(session)?;
         self.handle.end_pre_session();
+        self.handle.shared.lock().offer_binding = true;
         Ok(Current { verified, handle: self.handle.clone() })
     }
 

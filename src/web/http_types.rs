@@ -51,3 +51,17 @@ impl ResponseHeaders for http::HeaderMap {
         }
     }
 }
+
+impl super::driver::Answer {
+    /// This answer as an `http` response (feature `http`).
+    #[must_use]
+    pub fn into_http(self) -> http::Response<String> {
+        let (status, headers, body) = self.into_parts();
+        let mut response = http::Response::new(body);
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FORBIDDEN);
+        for (name, value) in headers {
+            ResponseHeaders::append(response.headers_mut(), name, value);
+        }
+        response
+    }
+}

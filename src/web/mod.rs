@@ -62,6 +62,7 @@
 
 mod adapter;
 mod config;
+mod dbsc;
 mod driver;
 mod flash;
 mod handle;
@@ -74,9 +75,13 @@ pub use config::{
     WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
+pub use dbsc::{
+    DeviceBinding, CHALLENGE_LIFETIME, DEFAULT_BOUND_LIFETIME, DEFAULT_REFRESH_PATH,
+    DEFAULT_REGISTRATION_PATH,
+};
 pub use driver::{
-    bearer_token, is_form, is_upgrade, Begin, CsrfRefusal, FormRead, Refusal, RequestView, ResponseCookies,
-    ResponseHeaders,
+    bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FormRead, Refusal, RequestView,
+    ResponseCookies, ResponseHeaders,
 };
 pub use flash::{Flash, Level, FLASH_TIMEOUT, MAX_FLASHES};
 pub use handle::{Current, HandleError, LoginOptions, SessionHandle, SessionValue, Sessions};

@@ -1,7 +1,8 @@
 //! Helpers for tests of applications and integrations: a signed-in session
 //! ([`TestSession`]), a request and a response that the driver reads and
-//! writes without any framework ([`TestRequest`], [`TestResponse`]), and a
-//! store that is down ([`UnreachableStore`]).
+//! writes without any framework ([`TestRequest`], [`TestResponse`]), a
+//! store that is down ([`UnreachableStore`]), and the key of a browser that
+//! binds its sessions ([`DeviceKey`]).
 
 use super::config::WebConfig;
 use super::driver::{RequestView, ResponseHeaders};
@@ -237,6 +238,89 @@ impl ResponseHeaders for TestResponse {
     fn replace(&mut self, name: &'static str, value: String) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         self.headers.push((name.to_owned(), value));
+    }
+}
+
+/// A device key as a browser with DBSC keeps one per session (a software
+/// P-256 key): it signs the proofs (`dbsc+jwt`, ES256) that the
+/// registration and refresh endpoints check, for tests of an application's
+/// device-bound sessions.
+///
+/// ```
+/// use sealed_session::dbsc::parse_proof;
+/// use sealed_session::web::testing::DeviceKey;
+///
+/// let key = DeviceKey::generate()?;
+/// let proof = parse_proof(&key.proof("challenge", true))?;
+/// assert_eq!(proof.claimed_challenge(), "challenge");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct DeviceKey {
+    pair: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceKey").finish_non_exhaustive()
+    }
+}
+
+/// A [`DeviceKey`] could not be made or could not sign (the operating
+/// system's random source failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the device key could not be generated or could not sign: the random source failed")]
+pub struct DeviceKeyError;
+
+impl DeviceKey {
+    /// A new random key.
+    ///
+    /// # Errors
+    /// [`DeviceKeyError`] if the random source fails.
+    pub fn generate() -> Result<Self, DeviceKeyError> {
+        use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| DeviceKeyError)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| DeviceKeyError)?;
+        Ok(Self { pair, rng })
+    }
+
+    /// The public key as a JWK (RFC 7517: `kty`, `crv`, `x`, `y`).
+    #[must_use]
+    pub fn jwk(&self) -> serde_json::Value {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let point = self.pair.public_key().as_ref();
+        let coordinate =
+            |range: std::ops::Range<usize>| URL_SAFE_NO_PAD.encode(point.get(range).unwrap_or_default());
+        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": coordinate(1..33), "y": coordinate(33..65) })
+    }
+
+    /// A compact proof that answers `challenge` (its `jti`), with the
+    /// public key in its header (`with_key`, for a registration) or without
+    /// it (a refresh). An empty string if the random source fails.
+    #[must_use]
+    pub fn proof(&self, challenge: &str, with_key: bool) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let header = if with_key {
+            serde_json::json!({ "alg": "ES256", "typ": "dbsc+jwt", "jwk": self.jwk() })
+        } else {
+            serde_json::json!({ "alg": "ES256", "typ": "dbsc+jwt" })
+        };
+        let payload = serde_json::json!({ "jti": challenge });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        match self.pair.sign(&self.rng, input.as_bytes()) {
+            Ok(signature) => format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())),
+            Err(_) => String::new(),
+        }
     }
 }
 

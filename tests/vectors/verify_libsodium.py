@@ -86,7 +86,7 @@ def open_token(vectors, text, purpose, now, versioned=False):
     if len(raw) < prefix + 24 + 16:
         return "Malformed"
     flags = raw[1] if raw[0] == 2 else 0
-    if flags & ~0x03:
+    if flags & ~0x07:
         return "Malformed"
     key_id = int.from_bytes(raw[prefix - 4:prefix], "big")
     if key_id not in keys:
@@ -98,6 +98,9 @@ def open_token(vectors, text, purpose, now, versioned=False):
         return "Invalid"  # this opener has no remember-me profile
     if bool(flags & 0x02) != versioned:
         return "Invalid"  # not the kind of data this opener reads
+    device_bound = bool(flags & 0x04)
+    if device_bound and "device_bound_lifetime" not in vectors:
+        return "Invalid"  # this opener takes no device-bound sessions
     key = hkdf_sha256(bytes.fromhex(keys[key_id]["secret"]), b"", INFO, 32)
     aad = raw[:prefix] + purpose.encode()
     try:
@@ -130,6 +133,8 @@ def open_token(vectors, text, purpose, now, versioned=False):
         return "DataMismatch"
     absolute = vectors["remember_absolute_timeout"] if remembered else vectors["absolute_timeout"]
     idle = vectors["remember_idle_timeout"] if remembered else vectors["idle_timeout"]
+    if device_bound:
+        idle = vectors["device_bound_lifetime"]  # counted from the last proof
     if env["issued_at"] > now + vectors["leeway"] or env["last_seen"] > now + vectors["leeway"]:
         return "NotYetValid"
     if now >= env["expires_at"] or now >= env["issued_at"] + absolute:

@@ -13,7 +13,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use futures_core::future::LocalBoxFuture;
-use sealed_session::web::{Begin, FormRead, Refusal, RequestView, ResponseHeaders, SessionHandle, WebConfig};
+use sealed_session::web::{
+    Answer, Begin, FormRead, Refusal, RequestView, ResponseHeaders, SessionHandle, WebConfig,
+};
 use sealed_session::RevocationStore;
 
 sealed_session::adapter_types! {
@@ -85,6 +87,9 @@ where
                 Begin::Refuse(refusal) => {
                     return Ok(request.into_response(refuse(&refusal)).map_into_right_body());
                 }
+                Begin::Answer(answer) => {
+                    return Ok(request.into_response(answered(answer)).map_into_right_body())
+                }
             };
             request.extensions_mut().insert(handle.clone());
             // An error from the inner service (not a handler's error, which
@@ -101,6 +106,16 @@ where
 fn refuse(refusal: &Refusal) -> HttpResponse {
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
     HttpResponse::build(status).content_type("text/plain; charset=utf-8").body(refusal.body())
+}
+
+/// An answer the driver gave by itself (a DBSC endpoint).
+fn answered(answer: Answer) -> HttpResponse {
+    let (status, headers, body) = answer.into_parts();
+    let mut response = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN));
+    for (name, value) in headers {
+        response.append_header((name, value));
+    }
+    response.body(body)
 }
 
 /// Reads the form body for its CSRF token, up to the driver's limit, and

@@ -70,6 +70,7 @@ where
                     Err(refusal) => return Ok(refuse(&refusal)),
                 },
                 Begin::Refuse(refusal) => return Ok(refuse(&refusal)),
+                Begin::Answer(answer) => return Ok(answer.into_http().map(Body::from)),
             };
             parts.extensions.insert(handle.clone());
             let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);

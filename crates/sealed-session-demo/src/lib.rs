@@ -15,7 +15,7 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use sealed_session::web::{WebConfig, WebConfigError};
+use sealed_session::web::{DeviceBinding, WebConfig, WebConfigError};
 use sealed_session::{
     CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, SealerBuilder, SharedStore,
 };
@@ -71,6 +71,7 @@ pub struct SessionJson {
     key_id: u32,
     epoch: u64,
     csrf_token: String,
+    device_bound: bool,
 }
 
 impl SessionJson {
@@ -95,6 +96,7 @@ impl SessionJson {
             key_id,
             epoch: session.epoch(),
             csrf_token,
+            device_bound: session.is_device_bound(),
         }
     }
 }
@@ -109,6 +111,10 @@ pub struct Setup {
     /// The revocation store URL; by default `sqlite:` a file in the data
     /// directory.
     pub store: Option<String>,
+    /// How long a device-bound session cookie lives after each proof of the
+    /// browser's key; by default
+    /// [`DEFAULT_BOUND_LIFETIME`](sealed_session::web::DEFAULT_BOUND_LIFETIME).
+    pub bound_lifetime: Option<std::time::Duration>,
 }
 
 /// The demo could not start.
@@ -182,20 +188,39 @@ impl Setup {
         })?;
         let keyring = load_or_create_keyring(&self.keyring_path())?;
         let store = sealed_session_stores::open(&self.store_url()).await?;
-        Ok(config(Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE), store)?)
+        let mut binding = DeviceBinding::default();
+        if let Some(lifetime) = self.bound_lifetime {
+            binding = binding.bound_lifetime(lifetime);
+        }
+        let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE);
+        Ok(config_with(sealer, store, binding)?)
     }
 }
 
 /// The demo's session settings, which both frameworks serve: the session
-/// cookie kept when the browser closes only with "remember me", and the
-/// webhook open to other sites' posts.
+/// cookie kept when the browser closes only with "remember me", the webhook
+/// open to other sites' posts, and device-bound sessions offered at every
+/// login ([`DeviceBinding::default`]).
 ///
 /// # Errors
 /// [`WebConfigError`] if `sealer`'s settings are inconsistent.
 pub fn config<S: RevocationStore>(sealer: SealerBuilder, store: S) -> Result<WebConfig<S>, WebConfigError> {
+    config_with(sealer, store, DeviceBinding::default())
+}
+
+/// [`config`] with device binding as `binding` says.
+///
+/// # Errors
+/// As [`config`].
+pub fn config_with<S: RevocationStore>(
+    sealer: SealerBuilder,
+    store: S,
+    binding: DeviceBinding,
+) -> Result<WebConfig<S>, WebConfigError> {
     WebConfig::builder(sealer, store)
         .cookie(CookieSpec::default().browser_session())
         .csrf_exempt("/webhook")
+        .device_bound_sessions(binding)
         .build()
 }
 
@@ -284,8 +309,13 @@ mod tests {
     #[test]
     fn the_store_url_is_shown_without_credentials() {
         let shown = |store: &str| {
-            super::Setup { data_dir: "d".into(), keyring: None, store: Some(store.into()) }
-                .store_url_for_display()
+            super::Setup {
+                data_dir: "d".into(),
+                keyring: None,
+                store: Some(store.into()),
+                bound_lifetime: None,
+            }
+            .store_url_for_display()
         };
         assert_eq!(shown("rediss://app:s3cret@redis:6380/0"), "rediss://***@redis:6380/0");
         assert_eq!(

@@ -40,6 +40,10 @@ struct Args {
     /// and cookies on either.
     #[arg(long, env = "DEMO_FRAMEWORK", value_enum, default_value_t = Framework::Axum)]
     framework: Framework,
+    /// Seconds a device-bound session cookie lives after each proof of the
+    /// browser's key (DBSC): a copied cookie works no longer.
+    #[arg(long, env = "DEMO_DBSC_COOKIE_LIFETIME", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    dbsc_cookie_lifetime: u64,
 }
 
 /// The web frameworks the demo runs on.
@@ -57,7 +61,12 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let setup = Setup { data_dir: args.data_dir, keyring: args.keyring, store: args.store };
+    let setup = Setup {
+        data_dir: args.data_dir,
+        keyring: args.keyring,
+        store: args.store,
+        bound_lifetime: Some(std::time::Duration::from_secs(args.dbsc_cookie_lifetime)),
+    };
     match serve(&setup, args.addr, args.framework).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

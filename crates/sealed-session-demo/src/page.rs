@@ -135,6 +135,7 @@ pub fn signed_in(opened: &Verified<Profile>, csrf_token: &str, flashes: &[Flash]
         ("Idle deadline", timestamp(opened.idle_expires_at())),
         ("Key ID", opened.key_id().to_string()),
         ("Epoch", session.epoch().to_string()),
+        ("Device-bound", if session.is_device_bound() { "yes" } else { "no" }.to_owned()),
     ];
     for (name, value) in rows_data {
         let key = name.to_ascii_lowercase().replace(' ', "-");

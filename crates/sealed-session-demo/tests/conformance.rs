@@ -346,3 +346,81 @@ fn logout_revokes_the_session_and_logout_everywhere_ends_the_others() {
         );
     });
 }
+
+/// The string parameter `key` of a structured field such as the draft's
+/// `Secure-Session-Registration` and `Secure-Session-Challenge`.
+fn sf_param<'f>(field: &'f str, key: &str) -> &'f str {
+    let start = field.find(&format!(";{key}=\"")).unwrap() + key.len() + 3;
+    let rest = &field[start..];
+    &rest[..rest.find('"').unwrap()]
+}
+
+/// Device-bound sessions (DBSC) through the core's driver on both
+/// frameworks, as a browser with the draft does them: the login offers
+/// binding, registration binds the session, a refresh asks for a proof and
+/// then renews the bound cookie, and logout ends refreshes. (The cookie's
+/// expiry, replay and every refusal are proven with a manual clock in the
+/// core's `tests/dbsc_flow.rs`.)
+#[test]
+fn device_bound_sessions_register_refresh_and_end_on_both_frameworks() {
+    use sealed_session::web::testing::DeviceKey;
+    on_each_framework(|demo| {
+        let mut browser = Browser::new(demo);
+        let login = browser.sign_in("alice", "");
+        let offer = login.header("secure-session-registration").expect("a login offers binding").to_owned();
+        assert!(offer.starts_with("(ES256 RS256);path=\"/dbsc/register\";challenge=\""), "{offer}");
+        assert_eq!(browser.session_json()["device_bound"], false);
+        let unbound = browser.cookie("__Host-session").unwrap().to_owned();
+
+        let key = DeviceKey::generate().unwrap();
+        let proof =
+            format!("Secure-Session-Response: \"{}\"", key.proof(sf_param(&offer, "challenge"), true));
+        let registered = browser.send("POST", "/dbsc/register", &[proof.as_str()], "");
+        assert_eq!(registered.status, 200, "{}", registered.body);
+        assert_eq!(registered.header("content-type"), Some("application/json"));
+        assert_eq!(registered.header("cache-control"), Some("no-store"));
+        let instructions: serde_json::Value = serde_json::from_str(&registered.body).unwrap();
+        assert_eq!(instructions["refresh_url"], "/dbsc/refresh");
+        assert_eq!(instructions["credentials"][0]["name"], "__Host-session");
+        assert_eq!(instructions["scope"]["include_site"], false);
+        let bound_cookie =
+            registered.set_cookies().into_iter().find(|c| c.starts_with("__Host-session=")).unwrap();
+        assert!(bound_cookie.contains("Max-Age=540"), "{bound_cookie}");
+        assert_eq!(browser.session_json()["device_bound"], true);
+        let stale =
+            http(demo.addr(), "GET", "/api/session", &[format!("Cookie: __Host-session={unbound}")], "");
+        assert_eq!(stale.status, 401, "registration ends the unbound session");
+
+        let id =
+            format!("Sec-Secure-Session-Id: \"{}\"", instructions["session_identifier"].as_str().unwrap());
+        let asked = browser.send("POST", "/dbsc/refresh", &[id.as_str()], "");
+        assert_eq!(asked.status, 403);
+        let challenge = asked.header("secure-session-challenge").unwrap().to_owned();
+        let challenge = &challenge[1..challenge.find("\";id=").unwrap()];
+        let proof = format!("Secure-Session-Response: \"{}\"", key.proof(challenge, false));
+        let before = browser.cookie("__Host-session").unwrap().to_owned();
+        let refreshed = browser.send("POST", "/dbsc/refresh", &[id.as_str(), proof.as_str()], "");
+        assert_eq!((refreshed.status, refreshed.body.as_str()), (200, ""));
+        assert_ne!(browser.cookie("__Host-session").unwrap(), before, "a new bound cookie");
+        assert_eq!(browser.session_json()["device_bound"], true);
+        let replayed = browser.send("POST", "/dbsc/refresh", &[id.as_str(), proof.as_str()], "");
+        assert_eq!(replayed.status, 403, "a proof is used once");
+
+        let companion = browser.cookie("__Host-session-dbsc").unwrap().to_owned();
+        assert_eq!(browser.post_form("/logout", "").status, 303);
+        // The device (or a thief with its key) kept the companion cookie:
+        // its proof is checked, then the logout is.
+        let cookie = format!("Cookie: __Host-session-dbsc={companion}");
+        let asked = http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie.clone()], "");
+        assert_eq!(asked.status, 403);
+        let challenge = asked.header("secure-session-challenge").unwrap().to_owned();
+        let challenge = &challenge[1..challenge.find("\";id=").unwrap()];
+        let proof = format!("Secure-Session-Response: \"{}\"", key.proof(challenge, false));
+        let ended = http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie, proof], "");
+        assert_eq!((ended.status, ended.body.as_str()), (200, r#"{"continue":false}"#));
+        assert!(
+            ended.set_cookies().iter().any(|c| c.starts_with("__Host-session-dbsc=;")),
+            "the companion goes"
+        );
+    });
+}

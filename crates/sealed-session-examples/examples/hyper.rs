@@ -58,6 +58,7 @@ where
             Err(err) => return refuse(&form.unreadable(&err)),
         },
         Begin::Refuse(refusal) => return refuse(&refusal),
+        Begin::Answer(answer) => return answer.into_http().map(Full::from),
     };
     let mut response = route(&parts.method, parts.uri.path(), &session).await;
     session.finish().write_to(response.headers_mut());

@@ -1,0 +1,634 @@
+//! Device-bound sessions end to end, through the web driver, with a client
+//! that follows the W3C draft (`w3c/webappsec-dbsc`, spec.bs) as a browser
+//! would: it reads `Secure-Session-Registration`, signs `dbsc+jwt` proofs
+//! with a software P-256 key (ring), registers, keeps the session's
+//! instructions, and refreshes whenever the bound cookie is missing (on
+//! `403` it answers the `Secure-Session-Challenge`; on `{"continue":
+//! false}` or another 4xx it ends the session). Time is a manual clock.
+
+// Tests may panic on what they set up themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sealed_session::web::testing::{DeviceKey, TestRequest, TestResponse};
+use sealed_session::web::{Begin, DeviceBinding, WebConfig};
+use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer};
+
+/// A fixed start, far from today's date: nothing here reads the system clock.
+const START: i64 = 2_000_000_000;
+const LIFETIME: u64 = 600;
+const IDLE: u64 = 1800;
+
+type Config = Arc<WebConfig<MemoryStore>>;
+
+fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .idle_timeout(Duration::from_secs(IDLE))
+        .absolute_timeout(Duration::from_secs(4 * 3600));
+    let store = MemoryStore::with_clock(clock.clone());
+    Arc::new(
+        WebConfig::builder(sealer, store)
+            .device_bound_sessions(binding.bound_lifetime(Duration::from_secs(LIFETIME)))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// What a server answered.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// The application behind the driver: a few routes.
+async fn serve(config: &Config, request: TestRequest) -> Reply {
+    let handle = match config.begin(&request).await {
+        Begin::Ready(handle) => handle,
+        Begin::Answer(answer) => {
+            let (status, headers, body) = answer.into_parts();
+            let headers = headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
+            return Reply { status, headers, body };
+        }
+        Begin::Refuse(refusal) => {
+            return Reply { status: refusal.status(), headers: Vec::new(), body: refusal.body().to_owned() }
+        }
+        Begin::ReadForm(_) => panic!("no form in these tests"),
+    };
+    let sessions = handle.typed::<String>();
+    let path = sealed_session::web::RequestView::path(&request).to_owned();
+    let (status, body) = match path.as_str() {
+        "/login" => {
+            sessions.login("alice", "first".to_owned()).await.unwrap();
+            (200, "signed in".to_owned())
+        }
+        "/whoami" => match sessions.current() {
+            Some(current) => (
+                200,
+                format!(
+                    "{} {} bound={}",
+                    current.user_id().unwrap(),
+                    current.data(),
+                    handle.is_device_bound()
+                ),
+            ),
+            None => (401, "no session".to_owned()),
+        },
+        "/update" => match sessions.update(|data| *data = "second".to_owned()) {
+            Ok(()) => (200, "updated".to_owned()),
+            Err(err) => (err.status(), err.body().to_owned()),
+        },
+        "/renew" => match handle.renew_id().await {
+            Ok(()) => (200, "renewed".to_owned()),
+            Err(err) => (err.status(), err.body().to_owned()),
+        },
+        "/logout" => {
+            handle.logout().await.unwrap();
+            (200, "logged out".to_owned())
+        }
+        "/logout-everywhere" => {
+            handle.logout_everywhere().await.unwrap();
+            (200, "logged out everywhere".to_owned())
+        }
+        _ => (200, "a page".to_owned()),
+    };
+    let mut response = TestResponse::default();
+    handle.finish().write_to(&mut response);
+    let headers = ["set-cookie", "cache-control", "secure-session-registration"]
+        .iter()
+        .flat_map(|name| response.get_all(name).into_iter().map(|v| ((*name).to_owned(), v.to_owned())))
+        .collect();
+    Reply { status, headers, body }
+}
+
+/// An RFC 9651 sf-string, as the client sends one.
+fn sf_string(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The parameters of the first member of a structured list whose item (or
+/// inner list) is followed by `;key="value"` parameters: enough for the
+/// draft's two response headers, whose strings hold no `"` or `;`.
+fn sf_params(field: &str) -> (String, BTreeMap<String, String>) {
+    let mut parts = field.split(';');
+    let item = parts.next().unwrap().trim().to_owned();
+    let params = parts
+        .map(|param| {
+            let (key, value) = param.split_once('=').unwrap();
+            (key.trim().to_owned(), value.trim().trim_matches('"').to_owned())
+        })
+        .collect();
+    (item, params)
+}
+
+/// A browser's view of one device-bound session (spec.bs, "device bound
+/// session"): its identifier, refresh URL, the cookie it guards, and the
+/// cached challenge.
+#[derive(Debug, Clone)]
+struct BoundSession {
+    identifier: String,
+    refresh_url: String,
+    credential: String,
+    cached_challenge: Option<String>,
+}
+
+/// A cookie in the jar: its value and when it goes (Unix seconds).
+#[derive(Debug, Clone)]
+struct Cookie {
+    value: String,
+    expires: Option<i64>,
+}
+
+/// A browser with DBSC: a cookie jar on the manual clock, a device key,
+/// and its device-bound sessions.
+struct Browser {
+    config: Config,
+    clock: ManualClock,
+    jar: BTreeMap<String, Cookie>,
+    key: DeviceKey,
+    session: Option<BoundSession>,
+    /// Use the draft's earlier header name for proofs.
+    legacy_header: bool,
+    /// Registration and refresh requests made, for the tests' counts.
+    refreshes: usize,
+}
+
+impl Browser {
+    fn new(config: &Config, clock: &ManualClock) -> Self {
+        Self {
+            config: Arc::clone(config),
+            clock: clock.clone(),
+            jar: BTreeMap::new(),
+            key: DeviceKey::generate().unwrap(),
+            session: None,
+            legacy_header: false,
+            refreshes: 0,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        sealed_session::Clock::unix_now(&self.clock)
+    }
+
+    fn cookie_header(&mut self) -> String {
+        let now = self.now();
+        self.jar.retain(|_, cookie| cookie.expires.is_none_or(|expires| expires > now));
+        self.jar
+            .iter()
+            .map(|(name, cookie)| format!("{name}={}", cookie.value))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn store_cookies(&mut self, reply: &Reply) {
+        for set_cookie in reply.all("set-cookie") {
+            let mut parts = set_cookie.split(';');
+            let (name, value) = parts.next().unwrap().split_once('=').unwrap();
+            let max_age = parts
+                .find_map(|attr| attr.trim().strip_prefix("Max-Age=").map(|v| v.parse::<i64>().unwrap()));
+            if max_age == Some(0) {
+                self.jar.remove(name);
+            } else {
+                let expires = max_age.map(|age| self.now() + age);
+                self.jar.insert(name.to_owned(), Cookie { value: value.to_owned(), expires });
+            }
+        }
+    }
+
+    async fn send(&mut self, request: TestRequest) -> Reply {
+        let cookies = self.cookie_header();
+        let request = if cookies.is_empty() { request } else { request.header("cookie", cookies) };
+        let reply = serve(&self.config, request).await;
+        self.store_cookies(&reply);
+        reply
+    }
+
+    /// A navigation: first a refresh if the bound cookie is missing (the
+    /// request is deferred until it is done), then the request, then a
+    /// registration if the response offered one.
+    async fn get(&mut self, path: &str) -> Reply {
+        self.refresh_if_missing().await;
+        let reply = self.send(TestRequest::new("GET", path)).await;
+        if let Some(offer) = reply.header("secure-session-registration") {
+            self.register(offer).await;
+        }
+        reply
+    }
+
+    async fn refresh_if_missing(&mut self) {
+        let Some(session) = self.session.clone() else { return };
+        self.cookie_header(); // drops expired cookies
+        if !self.jar.contains_key(&session.credential) {
+            self.refresh().await;
+        }
+    }
+
+    fn proof_header(&self) -> &'static str {
+        if self.legacy_header {
+            "sec-session-response"
+        } else {
+            "secure-session-response"
+        }
+    }
+
+    /// spec.bs, "Send request" for a registration.
+    async fn register(&mut self, offer: &str) {
+        let (algorithms, params) = sf_params(offer);
+        assert_eq!(algorithms, "(ES256 RS256)");
+        let proof = self.key.proof(&params["challenge"], true);
+        let request =
+            TestRequest::new("POST", &params["path"]).header(self.proof_header(), sf_string(&proof));
+        let reply = self.send(request).await;
+        self.refreshes += 1;
+        assert_eq!(reply.status, 200, "registration: {}", reply.body);
+        self.create_session(&reply);
+    }
+
+    /// spec.bs, "Create session": the JSON session instructions.
+    fn create_session(&mut self, reply: &Reply) {
+        let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        if json["continue"] == serde_json::json!(false) {
+            self.session = None;
+            return;
+        }
+        let credentials = json["credentials"].as_array().unwrap();
+        assert_eq!(credentials.len(), 1);
+        assert_eq!(credentials[0]["type"], "cookie");
+        assert!(json["scope"]["include_site"].is_boolean(), "include_site must be present");
+        self.session = Some(BoundSession {
+            identifier: json["session_identifier"].as_str().unwrap().to_owned(),
+            refresh_url: json["refresh_url"].as_str().unwrap().to_owned(),
+            credential: credentials[0]["name"].as_str().unwrap().to_owned(),
+            cached_challenge: None,
+        });
+    }
+
+    /// spec.bs, "Send request" for a refresh: with the cached challenge if
+    /// there is one; on 403, cache the challenge and try again (once).
+    async fn refresh(&mut self) -> Reply {
+        let mut last = None;
+        for _ in 0..2 {
+            let Some(session) = self.session.clone() else { break };
+            let mut request = TestRequest::new("POST", &session.refresh_url)
+                .header("sec-secure-session-id", sf_string(&session.identifier));
+            if let Some(challenge) = &session.cached_challenge {
+                request = request.header(self.proof_header(), sf_string(&self.key.proof(challenge, false)));
+            }
+            let reply = self.send(request).await;
+            self.refreshes += 1;
+            match reply.status {
+                403 => {
+                    let (challenge, params) = sf_params(reply.header("secure-session-challenge").unwrap());
+                    assert_eq!(params["id"], session.identifier);
+                    if let Some(session) = &mut self.session {
+                        session.cached_challenge = Some(challenge.trim_matches('"').to_owned());
+                    }
+                }
+                200 if reply.body.is_empty() => return reply,
+                200 => {
+                    self.create_session(&reply);
+                    return reply;
+                }
+                400..=499 => {
+                    self.session = None;
+                    return reply;
+                }
+                _ => return reply,
+            }
+            last = Some(reply);
+        }
+        last.unwrap()
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.get(name).map(|c| c.value.clone())
+    }
+}
+
+async fn whoami(config: &Config, cookie: &str) -> Reply {
+    serve(config, TestRequest::new("GET", "/whoami").header("cookie", format!("__Host-session={cookie}")))
+        .await
+}
+
+fn run<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
+
+#[test]
+fn a_login_offers_binding_and_registration_binds_the_session() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        let login = browser.send(TestRequest::new("GET", "/login")).await;
+        let offer = login.header("secure-session-registration").expect("a login offers binding").to_owned();
+        let unbound = browser.cookie("__Host-session").unwrap();
+        assert_eq!(whoami(&config, &unbound).await.body, "alice first bound=false");
+
+        browser.register(&offer).await;
+        let bound = browser.cookie("__Host-session").unwrap();
+        assert_ne!(bound, unbound);
+        assert_eq!(whoami(&config, &bound).await.body, "alice first bound=true");
+        // Registration upgrades the session: the unbound cookie is dead.
+        assert_eq!(whoami(&config, &unbound).await.status, 401);
+        // The instructions name the session cookie with its attributes.
+        let session = browser.session.clone().unwrap();
+        assert_eq!(session.credential, "__Host-session");
+        assert_eq!(session.refresh_url, "/dbsc/refresh");
+        // The bound cookie is short-lived in its Max-Age (which ends a tenth
+        // early, so that the browser refreshes in time)...
+        let set = browser.jar.get("__Host-session").unwrap();
+        assert_eq!(set.expires, Some(START + (LIFETIME - LIFETIME / 10) as i64));
+        // ...and in its sealed expiry: a copy kept past it stops opening.
+        clock.advance(Duration::from_secs(LIFETIME - 1));
+        assert_eq!(whoami(&config, &bound).await.status, 200);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            whoami(&config, &bound).await.status,
+            401,
+            "a copied bound cookie is dead after its lifetime"
+        );
+    });
+}
+
+#[test]
+fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let stolen = browser.cookie("__Host-session").unwrap();
+        let stolen_companion = browser.cookie("__Host-session-dbsc").unwrap();
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            let reply = browser.get("/whoami").await;
+            assert_eq!(reply.body, "alice first bound=true", "the device keeps its session by refreshing");
+        }
+        // 1 registration, then per refresh a 403 with a challenge and a proof.
+        assert_eq!(browser.refreshes, 1 + 5 * 2);
+        // The thief's copies: the bound cookie is dead, and the companion
+        // cookie alone opens no session.
+        assert_eq!(whoami(&config, &stolen).await.status, 401);
+        let companion_as_session = whoami(&config, &stolen_companion).await;
+        assert_eq!(companion_as_session.status, 401);
+        // A refresh with the thief's own key is refused for good.
+        let mut thief = Browser::new(&config, &clock);
+        thief.session = browser.session.clone();
+        thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: stolen_companion, expires: None });
+        let reply = thief.refresh().await;
+        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert!(thief.cookie("__Host-session").is_none());
+    });
+}
+
+#[test]
+fn a_captured_proof_cannot_be_replayed() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        browser.refresh().await;
+        assert!(browser.cookie("__Host-session").is_some());
+        // Replay the very request the device just made.
+        let session = browser.session.clone().unwrap();
+        let proof = browser.key.proof(session.cached_challenge.as_deref().unwrap(), false);
+        let replay = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header("secure-session-response", sf_string(&proof))
+            .header(
+                "cookie",
+                format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap()),
+            );
+        let reply = serve(&config, replay).await;
+        assert_eq!(reply.status, 403, "a used challenge asks for a new proof");
+        assert!(reply.all("set-cookie").is_empty());
+        assert!(reply.header("secure-session-challenge").is_some());
+    });
+}
+
+#[test]
+fn logout_and_logout_everywhere_end_refreshes() {
+    run(async {
+        for route in ["/logout", "/logout-everywhere"] {
+            let clock = ManualClock::at_unix(START);
+            let config = config(&clock, DeviceBinding::default());
+            let mut browser = Browser::new(&config, &clock);
+            browser.get("/login").await;
+            let session = browser.session.clone().unwrap();
+            let companion = browser.cookie("__Host-session-dbsc").unwrap();
+            let reply = browser.get(route).await;
+            assert_eq!(reply.status, 200);
+            assert!(browser.cookie("__Host-session-dbsc").is_none(), "{route} removes the companion cookie");
+            // A device (or thief) that kept the companion cookie cannot refresh.
+            browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
+            browser.session = Some(session);
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            let reply = browser.refresh().await;
+            assert_eq!(reply.body, r#"{"continue":false}"#, "{route}");
+            assert!(browser.session.is_none());
+        }
+    });
+}
+
+#[test]
+fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
+    run(async {
+        // Idle: no request for longer than the idle timeout.
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        clock.advance(Duration::from_secs(IDLE + 1));
+        browser.refresh().await;
+        assert!(browser.session.is_none(), "an idle bound session ends at its refresh");
+
+        // Absolute: active all along, but past four hours.
+        let clock = ManualClock::at_unix(START);
+        let config = self::config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        for _ in 0..(4 * 3600 / 300) {
+            clock.advance(Duration::from_secs(300));
+            browser.get("/whoami").await;
+        }
+        assert!(browser.session.is_none(), "the session ended at its absolute expiry");
+        assert_eq!(browser.get("/whoami").await.status, 401);
+    });
+}
+
+#[test]
+fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        assert_eq!(browser.get("/update").await.status, 200);
+        assert_eq!(browser.get("/renew").await.status, 200);
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice second bound=true");
+    });
+}
+
+#[test]
+fn registration_refuses_what_it_must() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut alice = Browser::new(&config, &clock);
+        let offer = alice
+            .send(TestRequest::new("GET", "/login"))
+            .await
+            .header("secure-session-registration")
+            .unwrap()
+            .to_owned();
+        let (_, params) = sf_params(&offer);
+        let challenge = params["challenge"].clone();
+        let register = |cookie: String, proof: String| {
+            TestRequest::new("POST", "/dbsc/register")
+                .header("cookie", format!("__Host-session={cookie}"))
+                .header("secure-session-response", sf_string(&proof))
+        };
+        let cookie = alice.cookie("__Host-session").unwrap();
+
+        // Another session's challenge.
+        let mut bob = Browser::new(&config, &clock);
+        bob.send(TestRequest::new("GET", "/login")).await;
+        let bob_cookie = bob.cookie("__Host-session").unwrap();
+        let reply = serve(&config, register(bob_cookie, alice.key.proof(&challenge, true))).await;
+        assert_eq!(reply.status, 403);
+
+        // `alg: none`, and a proof without its key.
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"dbsc+jwt"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"jti":"{challenge}"}}"#));
+        let none = format!("{header}.{payload}.");
+        assert_eq!(serve(&config, register(cookie.clone(), none)).await.status, 403);
+        assert_eq!(
+            serve(&config, register(cookie.clone(), alice.key.proof(&challenge, false))).await.status,
+            403
+        );
+        // No session at all.
+        let anonymous = TestRequest::new("POST", "/dbsc/register")
+            .header("secure-session-response", sf_string(&alice.key.proof(&challenge, true)));
+        assert_eq!(serve(&config, anonymous).await.status, 403);
+
+        // The right one works once; the same proof again does not.
+        let good = alice.key.proof(&challenge, true);
+        let reply = serve(&config, register(cookie.clone(), good.clone())).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+        assert!(reply.header("access-control-allow-origin").is_none());
+        assert_eq!(serve(&config, register(cookie, good)).await.status, 403);
+    });
+}
+
+#[test]
+fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let session = browser.session.clone().unwrap();
+        let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+
+        // A tampered identifier: the binding ends, no cookie.
+        let mut tampered = session.identifier.clone().into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let request = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(std::str::from_utf8(&tampered).unwrap()))
+            .header("cookie", companion.clone());
+        let reply = serve(&config, request).await;
+        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert!(!reply.all("set-cookie").iter().any(|c| c.starts_with("__Host-session=")));
+
+        // A registration challenge is no refresh challenge.
+        let mut other = Browser::new(&config, &clock);
+        let offer = other
+            .send(TestRequest::new("GET", "/login"))
+            .await
+            .header("secure-session-registration")
+            .unwrap()
+            .to_owned();
+        let (_, params) = sf_params(&offer);
+        let request = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header("secure-session-response", sf_string(&browser.key.proof(&params["challenge"], false)))
+            .header("cookie", companion);
+        assert_eq!(serve(&config, request).await.status, 403);
+    });
+}
+
+#[test]
+fn the_legacy_proof_header_is_accepted() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.legacy_header = true;
+        browser.get("/login").await;
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+    });
+}
+
+#[test]
+fn required_paths_refuse_unbound_sessions() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default().require_for("/admin"));
+        let mut browser = Browser::new(&config, &clock);
+        let login = browser.send(TestRequest::new("GET", "/login")).await;
+        assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 403);
+        assert_eq!(browser.send(TestRequest::new("GET", "/administrator")).await.status, 200);
+        browser.register(login.header("secure-session-registration").unwrap()).await;
+        assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 200);
+        assert_eq!(browser.send(TestRequest::new("GET", "/admin")).await.status, 200);
+    });
+}
+
+#[test]
+fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let bound = browser.cookie("__Host-session").unwrap();
+        let companion = browser.cookie("__Host-session-dbsc").unwrap();
+        // A request that left before the cookie's Max-Age ran out, and
+        // arrives after its sealed deadline.
+        clock.advance(Duration::from_secs(LIFETIME));
+        let late = TestRequest::new("GET", "/whoami")
+            .header("cookie", format!("__Host-session={bound}; __Host-session-dbsc={companion}"));
+        let reply = serve(&config, late).await;
+        assert_eq!(reply.status, 401);
+        assert!(
+            !reply.all("set-cookie").iter().any(|c| c.starts_with("__Host-session-dbsc=")),
+            "the companion cookie stays"
+        );
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true", "the device refreshes");
+    });
+}
