@@ -258,6 +258,12 @@ impl<T> Session<T> {
         Ok(())
     }
 
+    /// Moves a signed-in session to the user's new epoch (sign out the
+    /// others, keep this one).
+    pub(crate) fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
     pub(crate) fn set_id(&mut self, id: SessionId) {
         self.id = id;
     }

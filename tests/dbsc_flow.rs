@@ -164,7 +164,7 @@ struct Browser {
     jar: BTreeMap<String, Cookie>,
     key: DeviceKey,
     session: Option<BoundSession>,
-    /// Use the draft's earlier header name for proofs.
+    /// Use the draft's earlier header names for proofs and session IDs.
     legacy_header: bool,
     /// Registration and refresh requests made, for the tests' counts.
     refreshes: usize,
@@ -286,8 +286,9 @@ impl Browser {
         let mut last = None;
         for _ in 0..2 {
             let Some(session) = self.session.clone() else { break };
+            let id_header = if self.legacy_header { "sec-session-id" } else { "sec-secure-session-id" };
             let mut request = TestRequest::new("POST", &session.refresh_url)
-                .header("sec-secure-session-id", sf_string(&session.identifier));
+                .header(id_header, sf_string(&session.identifier));
             if let Some(challenge) = &session.cached_challenge {
                 request = request.header(self.proof_header(), sf_string(&self.key.proof(challenge, false)));
             }
@@ -582,7 +583,7 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
 }
 
 #[test]
-fn the_legacy_proof_header_is_accepted() {
+fn the_legacy_header_names_are_accepted() {
     run(async {
         let clock = ManualClock::at_unix(START);
         let config = config(&clock, DeviceBinding::default());
@@ -630,5 +631,36 @@ fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
             "the companion cookie stays"
         );
         assert_eq!(browser.get("/whoami").await.body, "alice first bound=true", "the device refreshes");
+    });
+}
+
+#[test]
+fn binding_can_be_offered_to_every_signed_in_unbound_session() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let offering = config(&clock, DeviceBinding::default().offer_to_unbound_sessions());
+        let mut browser = Browser::new(&offering, &clock);
+        browser.send(TestRequest::new("GET", "/login")).await;
+        // A later page, not the login, offers binding again...
+        let page = browser.send(TestRequest::new("GET", "/whoami")).await;
+        let offer = page
+            .header("secure-session-registration")
+            .expect("an unbound session is offered binding")
+            .to_owned();
+        browser.register(&offer).await;
+        // ...until the session is bound.
+        let page = browser.send(TestRequest::new("GET", "/whoami")).await;
+        assert_eq!(page.body, "alice first bound=true");
+        assert!(page.header("secure-session-registration").is_none());
+
+        // By default only a login offers it.
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.send(TestRequest::new("GET", "/login")).await;
+        assert!(browser
+            .send(TestRequest::new("GET", "/whoami"))
+            .await
+            .header("secure-session-registration")
+            .is_none());
     });
 }

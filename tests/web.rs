@@ -788,3 +788,33 @@ fn a_test_session_is_a_signed_in_browser_on_the_apps_own_page() {
         assert_eq!(who(&ready(&config, &request).await).unwrap().0.as_deref(), Some("alice"));
     });
 }
+
+#[test]
+fn signing_out_the_other_sessions_keeps_this_one_under_a_new_id_and_epoch() {
+    pollster::block_on(async {
+        let config = config();
+        let here = signed_in(&config, "alice").await;
+        let phone = signed_in(&config, "alice").await;
+        let bob = signed_in(&config, "bob").await;
+
+        let handle = open(&config, &here).await;
+        let before = handle.current::<String>().unwrap().session().clone();
+        let epoch = handle.logout_others().await.unwrap();
+        assert_eq!(epoch, before.epoch() + 1);
+        let now = handle.current::<String>().unwrap().session().clone();
+        assert_ne!(now.id(), before.id(), "a new ID, as after any privilege change");
+        assert_eq!((now.epoch(), now.data().as_str()), (epoch, "ALICE"));
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1);
+        let kept = pair(&cookies[0]).to_owned();
+
+        assert_eq!(who(&open(&config, &kept).await), Some((Some("alice".into()), "ALICE".into())));
+        assert!(!open(&config, &phone).await.has_session(), "the other session ended");
+        assert!(!open(&config, &here).await.has_session(), "so did every copy of this one's old cookie");
+        assert!(open(&config, &bob).await.has_session(), "another user's sessions stay");
+
+        // Without a signed-in session there is nothing to keep.
+        let anonymous = open(&config, "").await;
+        assert!(matches!(anonymous.logout_others().await, Err(HandleError::NoSession)));
+    });
+}

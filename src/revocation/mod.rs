@@ -317,6 +317,10 @@ pub enum LoginError {
     /// A new session ID could not be drawn.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The session has no user, so there are no other sessions of its user
+    /// to end: sign in first.
+    #[error("the session has no user: sign in first")]
+    NoUser,
 }
 
 /// Checks a session that opened against a store's state: the rule every

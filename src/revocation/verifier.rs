@@ -244,6 +244,45 @@ impl<S: RevocationStore> Verifier<S> {
         self.store.revoke_user(user_id).await
     }
 
+    /// Logs the user of `session` out of every other session they have, on
+    /// every server, and keeps `session`: its epoch becomes the new one and
+    /// it gets a new ID, so that copies of it sealed before end too. Seal it
+    /// and send the new cookie. Returns the new epoch.
+    ///
+    /// ```
+    /// use sealed_session::{Keyring, MemoryStore, Sealer, Verifier};
+    ///
+    /// # pollster::block_on(async {
+    /// let verifier = Verifier::new(Sealer::builder(Keyring::generate()?).build()?, MemoryStore::new());
+    /// let laptop = verifier.sealer().seal(&verifier.login("alice", ()).await?)?;
+    /// let mut phone = verifier.login("alice", ()).await?;
+    /// let old_phone = verifier.sealer().seal(&phone)?;
+    ///
+    /// verifier.logout_others(&mut phone).await?; // after a password change on the phone
+    /// let phone = verifier.sealer().seal(&phone)?;
+    /// assert!(verifier.open::<()>(&phone).await.is_ok());
+    /// assert!(verifier.open::<()>(&laptop).await.is_err());
+    /// assert!(verifier.open::<()>(&old_phone).await.is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`LoginError::Store`] if the store did not record it (the session is
+    /// then unchanged), [`LoginError::Random`], or [`LoginError::NoUser`]
+    /// for a session that has no user.
+    pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
+        let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
+        let mut renewed = session.id();
+        while renewed == session.id() {
+            renewed = Session::try_new(())?.id();
+        }
+        let epoch = self.store.revoke_user(&user_id).await?;
+        session.set_epoch(epoch);
+        session.set_id(renewed);
+        Ok(epoch)
+    }
+
     /// Logs everyone out: every session issued up to this second, on any
     /// server, is refused. Returns the new cutoff (Unix seconds; see
     /// [`RevocationStore::revoke_all`]), dated by the store's clock where it

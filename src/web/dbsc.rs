@@ -43,8 +43,9 @@ pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
 /// The request header that carries a proof, and the name the draft used
 /// before it, which is still accepted.
 const PROOF_HEADERS: [&str; 2] = ["secure-session-response", "sec-session-response"];
-/// The request header that names the session a refresh is for.
-const SESSION_ID_HEADER: &str = "sec-secure-session-id";
+/// The request header that names the session a refresh is for, and the
+/// name the draft used before it, which is still accepted.
+const SESSION_ID_HEADERS: [&str; 2] = ["sec-secure-session-id", "sec-session-id"];
 /// The request header a browser sends when it skipped a refresh.
 const SKIPPED_HEADER: &str = "secure-session-skipped";
 
@@ -387,9 +388,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// key, made from the companion cookie.
     async fn refresh<R: RequestView + ?Sized>(&self, dbsc: &DbscSettings, request: &R) -> Begin {
         let settings = &self.settings;
-        let Some(identifier_text) =
-            request.header_text(SESSION_ID_HEADER).and_then(|value| dbsc::parse_string_item(value).ok())
-        else {
+        let identifier_text = SESSION_ID_HEADERS
+            .iter()
+            .find_map(|name| request.header_text(name))
+            .and_then(|value| dbsc::parse_string_item(value).ok());
+        let Some(identifier_text) = identifier_text else {
             return end_binding(dbsc, &"no Sec-Secure-Session-Id header");
         };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {

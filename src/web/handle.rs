@@ -389,8 +389,13 @@ impl SessionHandle {
         let mut session = current.session().clone();
         session.renew_id().map_err(LoginError::from)?;
         self.revoke(current.session()).await?;
-        // The old ID is revoked now: if the new one cannot be sealed, the
-        // request has no session any more.
+        self.reseal(&current, session)
+    }
+
+    /// Seals `session`, the request's session `current` with a new ID or
+    /// epoch, as the request's session. The old one has ended by now: if
+    /// the new one cannot be sealed, the request has no session any more.
+    fn reseal(&self, current: &Verified<Vec<u8>>, session: Session<Vec<u8>>) -> Result<(), HandleError> {
         let bearer = self.shared.lock().bearer;
         let settings = self.shared.ops.settings();
         let versioned = current.opened().is_versioned_data();
@@ -443,6 +448,31 @@ impl SessionHandle {
         let user_id = self.user_id().ok_or(HandleError::NoSession)?;
         let epoch = self.ops().revoke_user(&user_id).await?;
         self.shared.lock().forget();
+        Ok(epoch)
+    }
+
+    /// Signs the user out of every other session they have, on every
+    /// server, and keeps this one signed in: after a password change, say.
+    /// The user's epoch moves on, which ends every session sealed at the
+    /// old one (copies of this session's cookie too), and this session is
+    /// sealed again at the new epoch, with a new ID. Returns the new epoch.
+    ///
+    /// # Errors
+    /// [`HandleError::NoSession`] without a signed-in session,
+    /// [`HandleError::Store`] if the store did not record it (nothing is
+    /// then changed), or a sealing error (every session of the user, this
+    /// one too, has then ended).
+    pub async fn logout_others(&self) -> Result<u64, HandleError> {
+        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
+        let epoch = self.ops().revoke_user(&user_id).await?;
+        let mut session = current.session().clone().with_user(user_id, epoch);
+        // The old epoch has ended: only a new cookie carries on.
+        if let Err(err) = session.renew_id() {
+            self.shared.lock().forget();
+            return Err(SealError::from(err).into());
+        }
+        self.reseal(&current, session)?;
         Ok(epoch)
     }
 

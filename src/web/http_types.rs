@@ -65,3 +65,55 @@ impl super::driver::Answer {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_read_as_the_driver_expects() {
+        let (parts, ()) = http::Request::post("https://app.example:8443/cart?x=1")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("x-csrf-token", "t")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(RequestView::method(&parts), "POST");
+        assert_eq!(RequestView::path(&parts), "/cart");
+        assert_eq!(parts.authority(), Some("app.example:8443"));
+        assert_eq!(RequestView::header(&parts, "x-csrf-token"), Some(&b"t"[..]));
+        assert_eq!(RequestView::header_values(&parts, "cookie").collect::<Vec<_>>(), [&b"a=1"[..], b"b=2"]);
+        // Without an absolute URI, the authority is the Host header's.
+        let (parts, ()) = http::Request::get("/").header("host", "h.example").body(()).unwrap().into_parts();
+        assert_eq!(parts.authority(), Some("h.example"));
+    }
+
+    #[test]
+    fn a_header_map_takes_appended_and_replaced_values() {
+        let mut headers = http::HeaderMap::new();
+        ResponseHeaders::append(&mut headers, "set-cookie", "a=1".to_owned());
+        ResponseHeaders::append(&mut headers, "set-cookie", "b=2".to_owned());
+        ResponseHeaders::append(&mut headers, "cache-control", "public".to_owned());
+        ResponseHeaders::replace(&mut headers, "cache-control", "no-store".to_owned());
+        // A value that is no header value is dropped, never sent.
+        ResponseHeaders::append(&mut headers, "x-bad", "a\nb".to_owned());
+        assert_eq!(ResponseHeaders::header_values(&headers, "set-cookie").count(), 2);
+        assert_eq!(
+            ResponseHeaders::header_values(&headers, "cache-control").collect::<Vec<_>>(),
+            [&b"no-store"[..]]
+        );
+        assert!(headers.get("x-bad").is_none());
+    }
+
+    #[test]
+    fn an_answer_becomes_an_http_response() {
+        let mut answer = super::super::driver::Answer::new(403, "no".to_owned());
+        answer.push("set-cookie", "a=1".to_owned());
+        answer.push("set-cookie", "b=2".to_owned());
+        let response = answer.into_http();
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers().get_all("set-cookie").iter().count(), 2);
+        assert_eq!(response.body(), "no");
+    }
+}

@@ -39,6 +39,7 @@ pub(crate) enum Route {
     Login,
     Logout,
     LogoutEverywhere,
+    LogoutOthers,
     Profile,
     Cart,
     Webhook,
@@ -55,12 +56,13 @@ pub(crate) enum Method {
 
 /// Every route, its method and path. [`Route::Account`] needs a signed-in
 /// session; each app puts its framework's guard on it.
-pub(crate) const ROUTES: [(Route, Method, &str); 10] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 11] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
     (Route::Logout, Method::Post, "/logout"),
     (Route::LogoutEverywhere, Method::Post, "/logout-everywhere"),
+    (Route::LogoutOthers, Method::Post, "/logout-others"),
     (Route::Profile, Method::Post, "/profile"),
     (Route::Cart, Method::Post, "/cart"),
     (Route::Webhook, Method::Post, "/webhook"),
@@ -88,6 +90,7 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::Login => login(handle, content_type, body).await,
         Route::Logout => logout(handle).await,
         Route::LogoutEverywhere => logout_everywhere(handle).await,
+        Route::LogoutOthers => logout_others(handle).await,
         Route::Profile => profile(handle, content_type, body),
         Route::Cart => add_to_cart(handle, content_type, body).await,
         Route::Webhook => Ok(webhook(body)),
@@ -206,6 +209,15 @@ async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
     let epoch = handle.logout_everywhere().await?;
     tracing::info!(epoch, "logged out everywhere");
     handle.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
+    Ok(Reply::Redirect("/".to_owned()))
+}
+
+/// `POST /logout-others`: every other session of the user ends; this one
+/// stays signed in, under a new ID.
+async fn logout_others(handle: &Handle) -> Result<Reply, HandleError> {
+    let epoch = handle.logout_others().await?;
+    tracing::info!(epoch, "signed out of every other session");
+    handle.flash(Level::Success, "Signed out of every other session. This one stays signed in.")?;
     Ok(Reply::Redirect("/".to_owned()))
 }
 

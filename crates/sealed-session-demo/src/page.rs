@@ -157,6 +157,7 @@ pub fn signed_in(opened: &Verified<Profile>, csrf_token: &str, flashes: &[Flash]
 {cart}
 <section class="card actions">
 <form method="post" action="/logout" id="logout">{hidden}<button type="submit">Log out</button></form>
+<form method="post" action="/logout-others" id="logout-others">{hidden}<button type="submit">Sign out other sessions</button></form>
 <form method="post" action="/logout-everywhere" id="logout-everywhere">{hidden}<button type="submit" class="danger">Log out everywhere</button></form>
 </section>"#,
         user = escape(session.user_id().unwrap_or("-")),

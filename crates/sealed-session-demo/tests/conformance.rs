@@ -424,3 +424,26 @@ fn device_bound_sessions_register_refresh_and_end_on_both_frameworks() {
         );
     });
 }
+
+/// "Sign out other sessions" on both frameworks: the other browser's
+/// session ends, this one stays signed in under a new cookie, and this
+/// one's old cookie ends too.
+#[test]
+fn signing_out_other_sessions_keeps_this_one_on_both_frameworks() {
+    on_each_framework(|demo| {
+        let mut laptop = Browser::new(demo);
+        laptop.sign_in("alice", "");
+        let mut phone = Browser::new(demo);
+        phone.sign_in("alice", "");
+        let old_phone = phone.cookie("__Host-session").unwrap().to_owned();
+
+        let reply = phone.post_form("/logout-others", "");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")), "{}", reply.body);
+        assert_ne!(phone.cookie("__Host-session").unwrap(), old_phone);
+        assert_eq!(phone.session_json()["user"], "alice", "this session stays signed in");
+        assert_eq!(laptop.get("/api/session").status, 401, "the other one ended");
+        let old =
+            http(demo.addr(), "GET", "/api/session", &[format!("Cookie: __Host-session={old_phone}")], "");
+        assert_eq!(old.status, 401, "and so did this one's old cookie");
+    });
+}
