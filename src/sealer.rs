@@ -362,8 +362,14 @@ impl Sealer {
             DataKind::Any => &[false, true],
         };
         let profiles: &'static [bool] = if remember { &[false, true] } else { &[false] };
+        // Bound tokens (version 2 only) are taken by a sealer with a
+        // device-bound lifetime, and inspected by any.
+        let bindings: &'static [bool] =
+            if all_profiles || self.device_bound.is_some() { &[false, true] } else { &[false] };
         profiles.iter().flat_map(move |&remembered| {
-            versions.iter().map(move |&versioned| SealedAs { remembered, versioned, device_bound: false })
+            versions.iter().flat_map(move |&versioned| {
+                bindings.iter().map(move |&device_bound| SealedAs { remembered, versioned, device_bound })
+            })
         })
     }
 
@@ -399,20 +405,15 @@ impl Sealer {
     /// This sealer's keyring, clock and timeouts under another purpose: for
     /// the tokens a web driver derives from its sessions.
     pub(crate) fn with_purpose(&self, purpose: &str) -> Self {
-        Self { purposes: Arc::new(Purposes::new(purpose)), device_bound: None, ..self.clone() }
+        Self { purposes: Arc::new(Purposes::new(purpose)), ..self.clone() }
     }
 
     /// [`Sealer::with_purpose`] with no idle timeout (each profile's idle
     /// timeout is its absolute one): for tokens fixed once and kept for the
     /// session's whole life.
     pub(crate) fn with_purpose_without_idle(&self, purpose: &str) -> Self {
-        let no_idle = |t: Timeouts| Timeouts { idle: t.absolute, renew_after: t.absolute, ..t };
-        Self {
-            idle: self.absolute,
-            renew_after: self.absolute,
-            remember: self.remember.map(no_idle),
-            ..self.with_purpose(purpose)
-        }
+        let no_idle = |t: Timeouts| Timeouts { idle: t.absolute, ..t };
+        Self { idle: self.absolute, remember: self.remember.map(no_idle), ..self.with_purpose(purpose) }
     }
 
     /// The CSRF token for `session`, made with the primary key: put it in
@@ -871,20 +872,16 @@ impl Sealer {
         if let Some(flags) = token.flags() {
             // Version 2 says how it was sealed: one decryption, if this
             // opener takes that kind of token at all.
-            // Device binding is not a candidate of its own: any kind of
-            // token may be bound, and the profile decides whether this
-            // opener takes it.
             let sealed_as = SealedAs::from_flags(flags);
-            let kind = SealedAs { device_bound: false, ..sealed_as };
-            let taken = candidates.any(|candidate| candidate == kind)
-                && (!sealed_as.device_bound || self.device_bound.is_some());
-            if !taken || !decrypt(entry, self.purpose(), token)? {
+            if !candidates.any(|candidate| candidate == sealed_as) || !decrypt(entry, self.purpose(), token)?
+            {
                 return Err(OpenError::Invalid);
             }
             entry.count_opened();
             return Ok(sealed_as);
         }
-        for (attempt, sealed_as) in candidates.enumerate() {
+        // Version 1 has no flags, and so no bound tokens.
+        for (attempt, sealed_as) in candidates.filter(|candidate| !candidate.device_bound).enumerate() {
             if attempt > 0 {
                 *token = again().ok_or(OpenError::Invalid)?;
             }

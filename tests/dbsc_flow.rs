@@ -23,6 +23,7 @@ use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer};
 const START: i64 = 2_000_000_000;
 const LIFETIME: u64 = 600;
 const IDLE: u64 = 1800;
+const DAY: u64 = 86_400;
 
 type Config = Arc<WebConfig<MemoryStore>>;
 
@@ -30,7 +31,8 @@ fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
     let sealer = Sealer::builder(Keyring::generate().unwrap())
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(IDLE))
-        .absolute_timeout(Duration::from_secs(4 * 3600));
+        .absolute_timeout(Duration::from_secs(4 * 3600))
+        .remember_me(Duration::from_secs(30 * DAY), Duration::from_secs(7 * DAY));
     let store = MemoryStore::with_clock(clock.clone());
     Arc::new(
         WebConfig::builder(sealer, store)
@@ -63,9 +65,8 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
     let handle = match config.begin(&request).await {
         Begin::Ready(handle) => handle,
         Begin::Answer(answer) => {
-            let (status, headers, body) = answer.into_parts();
-            let headers = headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
-            return Reply { status, headers, body };
+            let headers = answer.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            return Reply { status: answer.status(), headers, body: answer.body().to_owned() };
         }
         Begin::Refuse(refusal) => {
             return Reply { status: refusal.status(), headers: Vec::new(), body: refusal.body().to_owned() }
@@ -77,6 +78,11 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
     let (status, body) = match path.as_str() {
         "/login" => {
             sessions.login("alice", "first".to_owned()).await.unwrap();
+            (200, "signed in".to_owned())
+        }
+        "/login-remembered" => {
+            let remember = sealed_session::web::LoginOptions::default().remember(true);
+            sessions.login_with_options("alice", remember, |_| "first".to_owned()).await.unwrap();
             (200, "signed in".to_owned())
         }
         "/whoami" => match sessions.current() {
@@ -271,6 +277,7 @@ impl Browser {
         let credentials = json["credentials"].as_array().unwrap();
         assert_eq!(credentials.len(), 1);
         assert_eq!(credentials[0]["type"], "cookie");
+        assert_eq!(credentials[0]["attributes"], "Path=/; Secure; HttpOnly; SameSite=Lax");
         assert!(json["scope"]["include_site"].is_boolean(), "include_site must be present");
         self.session = Some(BoundSession {
             identifier: json["session_identifier"].as_str().unwrap().to_owned(),
@@ -342,6 +349,8 @@ fn a_login_offers_binding_and_registration_binds_the_session() {
         let offer = login.header("secure-session-registration").expect("a login offers binding").to_owned();
         let unbound = browser.cookie("__Host-session").unwrap();
         assert_eq!(whoami(&config, &unbound).await.body, "alice first bound=false");
+        let sealer = config.verifier().sealer();
+        assert_eq!(sealer.device_bound_lifetime(), Some(Duration::from_secs(LIFETIME)));
 
         browser.register(&offer).await;
         let bound = browser.cookie("__Host-session").unwrap();
@@ -390,6 +399,12 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
         assert_eq!(whoami(&config, &stolen).await.status, 401);
         let companion_as_session = whoami(&config, &stolen_companion).await;
         assert_eq!(companion_as_session.status, 401);
+        // Not even as bytes: the companion and the identifier are sealed
+        // under purposes of their own.
+        let sealer = config.verifier().sealer();
+        assert_eq!(sealer.open_raw(&stolen_companion).unwrap_err(), sealed_session::OpenError::Invalid);
+        let identifier = browser.session.clone().unwrap().identifier;
+        assert_eq!(sealer.open_raw(&identifier).unwrap_err(), sealed_session::OpenError::Invalid);
         // A refresh with the thief's own key is refused for good.
         let mut thief = Browser::new(&config, &clock);
         thief.session = browser.session.clone();
@@ -468,9 +483,12 @@ fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
         let config = self::config(&clock, DeviceBinding::default());
         let mut browser = Browser::new(&config, &clock);
         browser.get("/login").await;
-        for _ in 0..(4 * 3600 / 300) {
+        for step in 1..=(4 * 3600 / 300) {
             clock.advance(Duration::from_secs(300));
-            browser.get("/whoami").await;
+            let reply = browser.get("/whoami").await;
+            if step < 4 * 3600 / 300 {
+                assert_eq!(reply.body, "alice first bound=true", "after {} s", step * 300);
+            }
         }
         assert!(browser.session.is_none(), "the session ended at its absolute expiry");
         assert_eq!(browser.get("/whoami").await.status, 401);
@@ -577,8 +595,31 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
         let request = TestRequest::new("POST", "/dbsc/refresh")
             .header("sec-secure-session-id", sf_string(&session.identifier))
             .header("secure-session-response", sf_string(&browser.key.proof(&params["challenge"], false)))
-            .header("cookie", companion);
+            .header("cookie", companion.clone());
         assert_eq!(serve(&config, request).await.status, 403);
+
+        // Nor is a refresh challenge of another binding, even signed with
+        // this binding's key.
+        other.register(&offer).await;
+        let other_session = other.session.clone().unwrap();
+        let asked = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&other_session.identifier))
+            .header(
+                "cookie",
+                format!("__Host-session-dbsc={}", other.cookie("__Host-session-dbsc").unwrap()),
+            );
+        let reply = serve(&config, asked).await;
+        let (foreign, _) = sf_params(reply.header("secure-session-challenge").unwrap());
+        let request = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header(
+                "secure-session-response",
+                sf_string(&browser.key.proof(foreign.trim_matches('"'), false)),
+            )
+            .header("cookie", companion);
+        let reply = serve(&config, request).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.all("set-cookie").is_empty());
     });
 }
 
@@ -662,5 +703,107 @@ fn binding_can_be_offered_to_every_signed_in_unbound_session() {
             .await
             .header("secure-session-registration")
             .is_none());
+    });
+}
+
+#[test]
+fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
+    use sealed_session::dbsc::Algorithm;
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let binding = DeviceBinding::default()
+            .registration_path("/auth/dbsc/start")
+            .refresh_path("/auth/dbsc/refresh")
+            .algorithms(&[Algorithm::Es256]);
+        let config = config(&clock, binding);
+        let mut browser = Browser::new(&config, &clock);
+        let login = browser.send(TestRequest::new("GET", "/login")).await;
+        let offer = login.header("secure-session-registration").unwrap().to_owned();
+        let (algorithms, params) = sf_params(&offer);
+        assert_eq!((algorithms.as_str(), params["path"].as_str()), ("(ES256)", "/auth/dbsc/start"));
+        // The default paths are not endpoints here.
+        let stray = TestRequest::new("POST", "/dbsc/register");
+        assert!(matches!(config.begin(&stray).await, Begin::Ready(_) | Begin::Refuse(_)));
+        let proof = browser.key.proof(&params["challenge"], true);
+        let reply = browser
+            .send(
+                TestRequest::new("POST", "/auth/dbsc/start")
+                    .header("secure-session-response", sf_string(&proof)),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        browser.create_session(&reply);
+        assert_eq!(browser.session.as_ref().unwrap().refresh_url, "/auth/dbsc/refresh");
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+
+        // An empty list offers both.
+        let config = self::config(&clock, DeviceBinding::default().algorithms(&[]));
+        let mut browser = Browser::new(&config, &clock);
+        let login = browser.send(TestRequest::new("GET", "/login")).await;
+        assert!(login.header("secure-session-registration").unwrap().starts_with("(ES256 RS256);"));
+    });
+}
+
+#[test]
+fn a_stolen_companion_cookie_does_not_refresh_under_another_binding() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut alice = Browser::new(&config, &clock);
+        alice.get("/login").await;
+        let stolen = alice.cookie("__Host-session-dbsc").unwrap();
+        // Mallory binds a session of her own, then presents Alice's
+        // companion cookie with her own identifier and key.
+        let mut mallory = Browser::new(&config, &clock);
+        mallory.get("/login").await;
+        mallory.jar.insert("__Host-session-dbsc".into(), Cookie { value: stolen, expires: None });
+        mallory.jar.remove("__Host-session");
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        let reply = mallory.refresh().await;
+        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert!(mallory.cookie("__Host-session").is_none(), "no cookie for Alice's session");
+    });
+}
+
+#[test]
+fn an_operator_can_inspect_a_bound_token_that_only_a_binding_sealer_opens() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let bound = browser.cookie("__Host-session").unwrap();
+        // The CLI's sealer: same keyring and cookie name, no binding.
+        let plain = Sealer::builder(config.verifier().sealer().keyring().clone())
+            .purpose("__Host-session")
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        assert_eq!(plain.device_bound_lifetime(), None);
+        let inspection = plain.inspect(&bound).unwrap();
+        assert!(inspection.device_bound);
+        assert_eq!(inspection.user_id.as_deref(), Some("alice"));
+        assert_eq!(plain.open_raw(&bound).unwrap_err(), sealed_session::OpenError::Invalid);
+    });
+}
+
+#[test]
+fn a_remembered_bound_session_lives_by_the_remember_me_timeouts() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config(&clock, DeviceBinding::default());
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login-remembered").await;
+        // A visit a day for three weeks: far past the standard timeouts and
+        // the remember-me idle timeout, within its absolute one.
+        for day in 1..=21 {
+            clock.advance(Duration::from_secs(DAY));
+            assert_eq!(browser.get("/whoami").await.body, "alice first bound=true", "day {day}");
+        }
+        // A week without a visit ends it, as for any remembered session.
+        clock.advance(Duration::from_secs(7 * DAY));
+        browser.refresh().await;
+        assert!(browser.session.is_none());
     });
 }

@@ -818,3 +818,31 @@ fn signing_out_the_other_sessions_keeps_this_one_under_a_new_id_and_epoch() {
         assert!(matches!(anonymous.logout_others().await, Err(HandleError::NoSession)));
     });
 }
+
+#[test]
+fn a_verifier_signs_out_the_other_sessions_and_keeps_the_one_it_is_given() {
+    pollster::block_on(async {
+        let verifier = sealed_session::Verifier::new(
+            Sealer::builder(Keyring::generate().unwrap()).build().unwrap(),
+            MemoryStore::new(),
+        );
+        let laptop = verifier.sealer().seal(&verifier.login("alice", ()).await.unwrap()).unwrap();
+        let mut phone = verifier.login("alice", ()).await.unwrap();
+        let old_phone = verifier.sealer().seal(&phone).unwrap();
+        let old_id = phone.id();
+
+        let epoch = verifier.logout_others(&mut phone).await.unwrap();
+        assert_eq!((epoch, phone.epoch()), (1, 1));
+        assert_ne!(phone.id(), old_id);
+        let phone = verifier.sealer().seal(&phone).unwrap();
+        assert!(verifier.open::<()>(&phone).await.is_ok());
+        assert!(verifier.open::<()>(&laptop).await.is_err());
+        assert!(verifier.open::<()>(&old_phone).await.is_err());
+
+        let mut anonymous = verifier.start(()).await.unwrap();
+        assert!(matches!(
+            verifier.logout_others(&mut anonymous).await,
+            Err(sealed_session::LoginError::NoUser)
+        ));
+    });
+}
