@@ -330,6 +330,16 @@ impl Browser {
     }
 }
 
+/// A clock at the start, the default configuration, and a browser that
+/// signed in and bound its session.
+async fn bound_browser() -> (ManualClock, Config, Browser) {
+    let clock = ManualClock::at_unix(START);
+    let config = config(&clock, DeviceBinding::default());
+    let mut browser = Browser::new(&config, &clock);
+    browser.get("/login").await;
+    (clock, config, browser)
+}
+
 async fn whoami(config: &Config, cookie: &str) -> Reply {
     serve(config, TestRequest::new("GET", "/whoami").header("cookie", format!("__Host-session={cookie}")))
         .await
@@ -381,10 +391,7 @@ fn a_login_offers_binding_and_registration_binds_the_session() {
 #[test]
 fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, config, mut browser) = bound_browser().await;
         let stolen = browser.cookie("__Host-session").unwrap();
         let stolen_companion = browser.cookie("__Host-session-dbsc").unwrap();
         for _ in 0..5 {
@@ -418,10 +425,7 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
 #[test]
 fn a_captured_proof_cannot_be_replayed() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, config, mut browser) = bound_browser().await;
         clock.advance(Duration::from_secs(LIFETIME + 1));
         browser.refresh().await;
         assert!(browser.cookie("__Host-session").is_some());
@@ -470,10 +474,7 @@ fn logout_and_logout_everywhere_end_refreshes() {
 fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
     run(async {
         // Idle: no request for longer than the idle timeout.
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, _config, mut browser) = bound_browser().await;
         clock.advance(Duration::from_secs(IDLE + 1));
         browser.refresh().await;
         assert!(browser.session.is_none(), "an idle bound session ends at its refresh");
@@ -498,10 +499,7 @@ fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
 #[test]
 fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, _config, mut browser) = bound_browser().await;
         assert_eq!(browser.get("/update").await.status, 200);
         assert_eq!(browser.get("/renew").await.status, 200);
         clock.advance(Duration::from_secs(LIFETIME + 1));
@@ -565,10 +563,7 @@ fn registration_refuses_what_it_must() {
 #[test]
 fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, config, browser) = bound_browser().await;
         let session = browser.session.clone().unwrap();
         let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
 
@@ -654,10 +649,7 @@ fn required_paths_refuse_unbound_sessions() {
 #[test]
 fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, config, mut browser) = bound_browser().await;
         let bound = browser.cookie("__Host-session").unwrap();
         let companion = browser.cookie("__Host-session-dbsc").unwrap();
         // A request that left before the cookie's Max-Age ran out, and
@@ -769,10 +761,7 @@ fn a_stolen_companion_cookie_does_not_refresh_under_another_binding() {
 #[test]
 fn an_operator_can_inspect_a_bound_token_that_only_a_binding_sealer_opens() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
+        let (clock, config, browser) = bound_browser().await;
         let bound = browser.cookie("__Host-session").unwrap();
         // The CLI's sealer: same keyring and cookie name, no binding.
         let plain = Sealer::builder(config.verifier().sealer().keyring().clone())

@@ -7,7 +7,9 @@
 //! verifying the browser's proofs ([`parse_proof`], a compact JWS with
 //! `typ` `dbsc+jwt`, ES256 or RS256, never `none`), and writing and reading
 //! the structured header fields the draft defines ([`registration_header`],
-//! [`challenge_header`], [`parse_string_item`]).
+//! [`challenge_header`], [`parse_string_item`]). The web driver puts them
+//! to work: [`WebConfigBuilder::device_bound_sessions`](crate::web::WebConfigBuilder::device_bound_sessions)
+//! serves registration and refresh for every framework adapter.
 //!
 //! ```
 //! use sealed_session::dbsc::{challenge_header, registration_header, Algorithm};
