@@ -796,3 +796,29 @@ fn a_remembered_bound_session_lives_by_the_remember_me_timeouts() {
         assert!(browser.session.is_none());
     });
 }
+
+#[test]
+fn an_unknown_identifier_is_refused_without_asking_the_store() {
+    run(async {
+        let (_clock, config, browser) = bound_browser().await;
+        let session = browser.session.clone().unwrap();
+        // The same keyring, and a store that is down: a refusal that needed
+        // the store would be a 503.
+        let down = Arc::new(
+            WebConfig::builder(
+                Sealer::builder(config.verifier().sealer().keyring().clone()),
+                sealed_session::web::testing::UnreachableStore,
+            )
+            .device_bound_sessions(DeviceBinding::default())
+            .build()
+            .unwrap(),
+        );
+        let mut forged = session.identifier.into_bytes();
+        let middle = forged.len() / 2;
+        forged[middle] = if forged[middle] == b'A' { b'B' } else { b'A' };
+        let request = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(std::str::from_utf8(&forged).unwrap()));
+        let Begin::Answer(answer) = down.begin(&request).await else { panic!("not an answer") };
+        assert_eq!((answer.status(), answer.body()), (200, r#"{"continue":false}"#));
+    });
+}
