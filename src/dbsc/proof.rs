@@ -396,3 +396,38 @@ impl UnverifiedProof {
         Ok(VerifiedProof { key, jti: self.jti })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registration proof whose header carries an RSA key of 2048 bits
+    /// with the exponent `e`; its signature is never checked here.
+    fn rsa_proof(e: &[u8]) -> String {
+        let mut n = vec![0x80];
+        n.resize(256, 0x01);
+        let header = serde_json::json!({
+            "alg": "RS256",
+            "typ": "dbsc+jwt",
+            "jwk": { "kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(e) },
+        });
+        let payload = serde_json::json!({ "jti": "c" });
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            URL_SAFE_NO_PAD.encode([7u8; 256])
+        )
+    }
+
+    #[test]
+    fn an_rsa_exponent_must_be_odd_and_from_3_to_2_pow_33() {
+        for e in [&[3u8][..], &[1, 0, 1], &[1, 255, 255, 255, 255]] {
+            assert!(parse_proof(&rsa_proof(e)).is_ok(), "{e:?}");
+        }
+        for e in [&[1u8][..], &[4], &[1, 0, 0], &[2, 0, 0, 0, 1]] {
+            let refused = parse_proof(&rsa_proof(e)).err();
+            assert!(matches!(refused, Some(DbscProofError::InvalidKey(_))), "{e:?}: {refused:?}");
+        }
+    }
+}
