@@ -58,6 +58,27 @@ pub enum OpenError {
     Expired(Expiry),
 }
 
+impl OpenError {
+    /// A short, stable name for the refusal (`"invalid"`, `"expired_idle"`,
+    /// …), for audit logs and metrics labels: it never carries anything
+    /// from the token.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpenError::TooLarge { .. } => "too_large",
+            OpenError::Malformed => "malformed",
+            OpenError::UnsupportedVersion(_) => "unsupported_version",
+            OpenError::UnknownKey(_) => "unknown_key",
+            OpenError::RetiredKey(_) => "retired_key",
+            OpenError::Invalid => "invalid",
+            OpenError::DataMismatch => "data_mismatch",
+            OpenError::NotYetValid => "not_yet_valid",
+            OpenError::Expired(Expiry::Absolute) => "expired_absolute",
+            OpenError::Expired(Expiry::Idle) => "expired_idle",
+        }
+    }
+}
+
 /// Which timeout ended a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -16,7 +16,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sealed_session::web::testing::{DeviceKey, TestRequest, TestResponse};
-use sealed_session::web::{Begin, DeviceBinding, WebConfig};
+use sealed_session::web::{
+    AuditEvent, AuditKind, Begin, DeviceBinding, SessionRef, WebConfig, WebConfigBuilder,
+};
 use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer};
 
 /// A fixed start, far from today's date: nothing here reads the system clock.
@@ -28,6 +30,14 @@ const DAY: u64 = 86_400;
 type Config = Arc<WebConfig<MemoryStore>>;
 
 fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
+    config_with(clock, binding, |builder| builder)
+}
+
+fn config_with(
+    clock: &ManualClock,
+    binding: DeviceBinding,
+    change: impl FnOnce(WebConfigBuilder<MemoryStore>) -> WebConfigBuilder<MemoryStore>,
+) -> Config {
     let sealer = Sealer::builder(Keyring::generate().unwrap())
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(IDLE))
@@ -35,7 +45,7 @@ fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
         .remember_me(Duration::from_secs(30 * DAY), Duration::from_secs(7 * DAY));
     let store = MemoryStore::with_clock(clock.clone());
     Arc::new(
-        WebConfig::builder(sealer, store)
+        change(WebConfig::builder(sealer, store))
             .device_bound_sessions(binding.bound_lifetime(Duration::from_secs(LIFETIME)))
             .build()
             .unwrap(),
@@ -821,4 +831,60 @@ fn an_unknown_identifier_is_refused_without_asking_the_store() {
         let Begin::Answer(answer) = down.begin(&request).await else { panic!("not an answer") };
         assert_eq!((answer.status(), answer.body()), (200, r#"{"continue":false}"#));
     });
+}
+
+#[test]
+fn binding_and_the_end_of_a_binding_are_audited() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+        let sink = Arc::clone(&events);
+        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let bound_ref = SessionRef::of(bound_id(&config, &browser));
+        let (login, bound) = {
+            let events = std::mem::take(&mut *events.lock().unwrap());
+            assert_eq!(events.len(), 2, "{events:?}");
+            (events[0].clone(), events[1].clone())
+        };
+        assert_eq!(login.kind, AuditKind::Login { remembered: false });
+        assert_eq!(bound.kind, AuditKind::DeviceBound);
+        assert_eq!(bound.user_id.as_deref(), Some("alice"));
+        assert_eq!((bound.previous, bound.session), (login.session, Some(bound_ref)), "bound under a new ID");
+
+        // Logged out, a device that kept the companion cookie is refused for
+        // good, and the audit log says why and whose session it was.
+        let companion = browser.cookie("__Host-session-dbsc").unwrap();
+        browser.get("/logout").await;
+        browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        events.lock().unwrap().clear();
+        assert_eq!(browser.refresh().await.body, r#"{"continue":false}"#);
+        let ended = std::mem::take(&mut *events.lock().unwrap());
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "revoked_session" });
+        assert_eq!((ended[0].user_id.as_deref(), ended[0].session), (Some("alice"), Some(bound_ref)));
+
+        // Without the companion cookie, the refusal names the user the
+        // identifier names, and why.
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        let mut thief = Browser::new(&config, &clock);
+        thief.get("/login").await;
+        thief.jar.remove("__Host-session-dbsc");
+        thief.jar.remove("__Host-session");
+        events.lock().unwrap().clear();
+        assert_eq!(thief.refresh().await.body, r#"{"continue":false}"#);
+        let ended = std::mem::take(&mut *events.lock().unwrap());
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "no_companion" });
+        assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
+    });
+}
+
+/// The ID of the browser's bound session.
+fn bound_id(config: &Config, browser: &Browser) -> sealed_session::SessionId {
+    let cookie = browser.cookie("__Host-session").unwrap();
+    config.verifier().sealer().inspect(&cookie).unwrap().session_id
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use sealed_session::csrf::CsrfError;
 use sealed_session::web::testing::{TestRequest, TestResponse, UnreachableStore};
 use sealed_session::web::{
-    bearer_token, Begin, CsrfRefusal, HandleError, Level, Refusal, SessionHandle, WebConfig,
-    WebConfigBuilder, WebConfigError,
+    bearer_token, AuditEvent, AuditKind, AuditSink, Begin, CsrfRefusal, HandleError, Level, LoginOptions,
+    Refusal, SessionHandle, SessionRef, WebConfig, WebConfigBuilder, WebConfigError,
 };
-use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer, StoreError};
+use sealed_session::{Keyring, ManualClock, MemoryStore, RevocationStore, Sealer, SessionId, StoreError};
 
 type Config = Arc<WebConfig<MemoryStore>>;
 
@@ -642,7 +642,6 @@ fn levels_read_as_lower_case_words() {
 
 #[test]
 fn remember_me_needs_the_sealers_timeouts_and_gives_a_persistent_cookie() {
-    use sealed_session::web::LoginOptions;
     use std::time::Duration;
     pollster::block_on(async {
         let remember = LoginOptions::default().remember(true);
@@ -845,4 +844,199 @@ fn a_verifier_signs_out_the_other_sessions_and_keeps_the_one_it_is_given() {
             Err(sealed_session::LoginError::NoUser)
         ));
     });
+}
+
+/// An audit sink that keeps every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<std::sync::Mutex<Vec<AuditEvent>>>);
+
+impl Recorder {
+    fn take(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl AuditSink for Recorder {
+    fn record(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// 2027-01-15T08:00:00Z.
+const AUDIT_START: i64 = 1_800_000_000;
+
+fn audited() -> (Config, Recorder, ManualClock) {
+    let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .idle_timeout(std::time::Duration::from_secs(600));
+    let config = WebConfig::builder(sealer, MemoryStore::new()).audit(recorder.clone()).build().unwrap();
+    (Arc::new(config), recorder, clock)
+}
+
+/// The ID of the handle's session.
+fn id_of(handle: &SessionHandle) -> SessionId {
+    handle.current::<String>().unwrap().session().id()
+}
+
+/// The one event recorded since the last call, its kind, user, session and
+/// the session it replaced.
+fn only(recorder: &Recorder) -> (AuditKind, Option<String>, Option<SessionRef>, Option<SessionRef>) {
+    let events = recorder.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    (event.kind, event.user_id.clone(), event.session, event.previous)
+}
+
+#[test]
+fn logins_logouts_and_new_ids_are_audited_with_the_user_and_session_references() {
+    pollster::block_on(async {
+        let (config, recorder, _clock) = audited();
+        let alice = Some("alice".to_owned());
+        let handle = open(&config, "").await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let first = id_of(&handle);
+        assert_eq!(
+            only(&recorder),
+            (AuditKind::Login { remembered: false }, alice.clone(), Some(SessionRef::of(first)), None)
+        );
+        assert_eq!(recorder.0.lock().unwrap().len(), 0);
+
+        handle.renew_id().await.unwrap();
+        let second = id_of(&handle);
+        let renewed =
+            (AuditKind::IdRenewed, alice.clone(), Some(SessionRef::of(second)), Some(SessionRef::of(first)));
+        assert_eq!(only(&recorder), renewed);
+
+        handle.logout_others().await.unwrap();
+        let third = id_of(&handle);
+        let others = (SessionRef::of(third), SessionRef::of(second));
+        assert_eq!(
+            only(&recorder),
+            (AuditKind::LogoutOthers { epoch: 1 }, alice.clone(), Some(others.0), Some(others.1))
+        );
+
+        // A login over a session names the one it replaced.
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let fourth = id_of(&handle);
+        let login = (
+            AuditKind::Login { remembered: false },
+            alice.clone(),
+            Some(SessionRef::of(fourth)),
+            Some(SessionRef::of(third)),
+        );
+        assert_eq!(only(&recorder), login);
+
+        handle.logout().await.unwrap();
+        assert_eq!(only(&recorder), (AuditKind::Logout, alice.clone(), Some(SessionRef::of(fourth)), None));
+        // Logging out without a session ends nothing: no event.
+        handle.logout().await.unwrap();
+        assert!(recorder.take().is_empty());
+
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        let fifth = id_of(&handle);
+        handle.logout_everywhere().await.unwrap();
+        assert_eq!(
+            only(&recorder),
+            (AuditKind::LogoutEverywhere { epoch: 2 }, alice, Some(SessionRef::of(fifth)), None)
+        );
+    });
+}
+
+#[test]
+fn a_change_the_store_did_not_record_is_not_audited() {
+    pollster::block_on(async {
+        let recorder = Recorder::default();
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let config =
+            Arc::new(WebConfig::builder(sealer, UnreachableStore).audit(recorder.clone()).build().unwrap());
+        let session = sealed_session::Session::new("A".to_owned()).with_user("alice", 0);
+        let (_, set_cookie) = config.verifier().sealer().issue_cookie(session, config.cookie()).unwrap();
+        // The store cannot be asked: the request is refused, and no
+        // session was refused for a reason the audit log should record.
+        let request = with_cookie(TestRequest::new("GET", "/"), pair(&set_cookie));
+        assert_eq!(refused(&config, &request).await.status(), 503);
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        assert!(handle.typed::<String>().login("alice", "A".into()).await.is_err());
+        assert!(recorder.take().is_empty());
+    });
+}
+
+#[test]
+fn refused_cookies_are_audited_by_reason_and_only_an_authenticated_one_names_its_user() {
+    pollster::block_on(async {
+        let (config, recorder, clock) = audited();
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        let id = id_of(&handle);
+        handle.logout().await.unwrap();
+        recorder.take();
+
+        assert!(!open(&config, &cookie).await.has_session());
+        let refusal = (
+            AuditKind::SessionRefused { reason: "revoked_session" },
+            Some("alice".to_owned()),
+            Some(SessionRef::of(id)),
+            None,
+        );
+        assert_eq!(only(&recorder), refusal);
+
+        let (name, value) = cookie.split_once('=').unwrap();
+        let mut tampered = value.to_owned().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("{name}={}", String::from_utf8(tampered).unwrap());
+        assert!(!open(&config, &tampered).await.has_session());
+        assert_eq!(only(&recorder), (AuditKind::SessionRefused { reason: "invalid" }, None, None, None));
+
+        assert!(!open(&config, &format!("{name}=not-a-token")).await.has_session());
+        assert_eq!(only(&recorder), (AuditKind::SessionRefused { reason: "malformed" }, None, None, None));
+
+        let idle = signed_in(&config, "bob").await;
+        clock.advance(std::time::Duration::from_secs(601));
+        assert!(!open(&config, &idle).await.has_session());
+        assert_eq!(only(&recorder), (AuditKind::SessionRefused { reason: "expired_idle" }, None, None, None));
+    });
+}
+
+#[test]
+fn an_audit_event_is_one_json_line_with_no_secret_in_it() {
+    pollster::block_on(async {
+        let (config, recorder, _clock) = audited();
+        let handle = open(&config, "").await;
+        handle
+            .typed::<String>()
+            .login_with_options("alice", LoginOptions::default(), |_| "S3CRET".into())
+            .await
+            .unwrap();
+        let id = id_of(&handle);
+        let cookie = set_cookies(&handle).remove(0);
+        let events = recorder.take();
+        let line = events[0].to_json();
+        assert!(!line.contains('\n'));
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "event": "login",
+                "at": "2027-01-15T08:00:00Z",
+                "user": "alice",
+                "session": SessionRef::of(id).to_string(),
+                "previous": null,
+                "remembered": false,
+            })
+        );
+        let token = pair(&cookie).split_once('=').unwrap().1;
+        for secret in [token, &id.to_hex(), "S3CRET"] {
+            assert!(!line.contains(secret) && !format!("{:?}", events[0]).contains(secret));
+        }
+    });
+}
+
+#[test]
+fn a_session_reference_is_the_documented_one_way_hash_of_its_id() {
+    // From Python: hashlib.sha256(b"sealed-session audit reference v1\0" + bytes(range(16))).hexdigest()[:16]
+    let id = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+    assert_eq!(SessionRef::of(id).to_string(), "fde1f30763925017");
+    assert_eq!(format!("{:?}", SessionRef::of(id)), "SessionRef(fde1f30763925017)");
 }

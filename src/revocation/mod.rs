@@ -291,6 +291,24 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
+impl VerifyError {
+    /// A short, stable name for the refusal, for audit logs and metrics
+    /// labels: [`OpenError::code`] for a token that did not open, else
+    /// `"revoked_user"`, `"revoked_session"`, `"revoked_all"`,
+    /// `"store_fault"` or `"store_unavailable"`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Open(err) => err.code(),
+            VerifyError::Revoked(Revocation::User) => "revoked_user",
+            VerifyError::Revoked(Revocation::Session) => "revoked_session",
+            VerifyError::Revoked(Revocation::All) => "revoked_all",
+            VerifyError::StoreFault { .. } => "store_fault",
+            VerifyError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
 /// Why [`Verifier::login`] or [`Verifier::renew_id`] could not start a
 /// session or give it a new ID.
 #[derive(Debug, thiserror::Error)]

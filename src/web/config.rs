@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::audit::{AuditEvent, AuditKind, AuditSink};
 use super::dbsc::{DbscSettings, DeviceBinding, CHALLENGE_LIFETIME};
 use super::flash::{FlashConfig, FLASH_TIMEOUT};
 use crate::csrf::{InvalidOrigin, OriginPolicy};
@@ -64,6 +65,18 @@ pub(crate) struct Settings {
     pub(crate) bearer: bool,
     /// Device-bound sessions, if on.
     pub(crate) dbsc: Option<DbscSettings>,
+    /// Where audit events go, if anywhere.
+    pub(crate) audit: Option<Arc<dyn AuditSink>>,
+}
+
+impl Settings {
+    /// Records an event of `kind`, which `fill` completes, if there is an
+    /// audit sink: without one, nothing is built.
+    pub(crate) fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
+        if let Some(sink) = &self.audit {
+            sink.record(&fill(AuditEvent::new(kind, self.sealer.clock().unix_now())));
+        }
+    }
 }
 
 /// The settings every request shares: the verifier (the sealer and the
@@ -131,6 +144,7 @@ impl<S: RevocationStore> WebConfig<S> {
             form_limit: DEFAULT_FORM_LIMIT,
             bearer: false,
             dbsc: None,
+            audit: None,
         }
     }
 }
@@ -147,6 +161,7 @@ pub struct WebConfigBuilder<S> {
     form_limit: usize,
     bearer: bool,
     dbsc: Option<DeviceBinding>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl<S> std::fmt::Debug for WebConfigBuilder<S> {
@@ -155,6 +170,7 @@ impl<S> std::fmt::Debug for WebConfigBuilder<S> {
             .field("cookie", &self.cookie.name())
             .field("origin", &self.origin)
             .field("csrf", &self.csrf)
+            .field("audit", &self.audit.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +300,25 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         self
     }
 
+    /// Where the driver reports what happens to sessions, for an audit
+    /// log: logins, logouts, new IDs, refused cookies, device binding (see
+    /// [`AuditKind`]). No sink by default.
+    ///
+    /// ```
+    /// use sealed_session::web::{AuditEvent, WebConfig};
+    /// use sealed_session::{Keyring, MemoryStore, Sealer};
+    ///
+    /// let config = WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new())
+    ///     .audit(|event: &AuditEvent| println!("{}", event.to_json()))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
     /// The largest URL-encoded form body read to find the CSRF field;
     /// larger forms get `413`. Default [`DEFAULT_FORM_LIMIT`].
     #[must_use]
@@ -367,6 +402,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 form_limit: self.form_limit,
                 bearer: self.bearer,
                 dbsc,
+                audit: self.audit,
             },
         })
     }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::AuditKind;
 use super::config::{Settings, WebConfig};
 use super::driver::{Answer, Begin, RequestView};
 use crate::dbsc::{self, Algorithm, DevicePublicKey};
@@ -256,6 +257,9 @@ impl DbscSettings {
 
 /// The proof a request carries, if any: the draft's header (a structured
 /// string), or its earlier name; a bare token is taken too.
+/// No session to audit a refusal with.
+const NO_SESSION: Option<&Session<()>> = None;
+
 fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
     let value = PROOF_HEADERS.iter().find_map(|name| request.header_text(name))?;
     if value.trim_start().starts_with('"') {
@@ -350,6 +354,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let (Ok(()), Ok(binding)) = (bound.renew_id(), SessionId::random()) else {
             return refuse_registration(&"no random ID could be drawn");
         };
+        let bound_id = bound.id();
         let versioned = current.opened().is_versioned_data();
         let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
         let Some((cookie, companion)) = self.bind(dbsc, bound, *binding.as_bytes(), versioned, now) else {
@@ -378,6 +383,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }],
         });
         tracing::info!("DBSC registration: the session is device-bound");
+        settings.audit(AuditKind::DeviceBound, |event| {
+            event.user(session.user_id()).session(bound_id).previous(Some(session.id()))
+        });
         let mut answer = answer(200, "application/json", instructions.to_string());
         answer.push("set-cookie", cookie);
         answer.push("set-cookie", companion);
@@ -393,12 +401,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .find_map(|name| request.header_text(name))
             .and_then(|value| dbsc::parse_string_item(value).ok());
         let Some(identifier_text) = identifier_text else {
-            return end_binding(dbsc, &"no Sec-Secure-Session-Id header");
+            return self.end_binding(dbsc, &"no Sec-Secure-Session-Id header", "no_identifier", NO_SESSION);
         };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
             Err(err @ OpenError::UnknownKey(_)) => return unavailable(&err),
-            Err(err) => return end_binding(dbsc, &err),
+            Err(err) => return self.end_binding(dbsc, &err, "invalid_identifier", NO_SESSION),
         };
         let binding = *identifier.session().id().as_bytes();
         let user = identifier.session().user_id();
@@ -417,14 +425,15 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         }
         let Some(companion) = companion else {
-            return end_binding(dbsc, &"no companion cookie of this binding (expired, idle or removed)");
+            let reason = "no companion cookie of this binding (expired, idle or removed)";
+            return self.end_binding(dbsc, &reason, "no_companion", Some(identifier.session()));
         };
         let Some(proof) = proof_text(request) else {
             return ask_for_proof(dbsc, binding, &identifier_text);
         };
         let proof = match dbsc::parse_proof(&proof) {
             Ok(proof) => proof,
-            Err(err) => return end_binding(dbsc, &err),
+            Err(err) => return self.end_binding(dbsc, &err, "invalid_proof", Some(companion.session())),
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
             Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
@@ -434,7 +443,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         };
         if let Err(err) = proof.verify_refresh(&identifier.session().data().key) {
-            return end_binding(dbsc, &err);
+            return self.end_binding(dbsc, &err, "invalid_proof", Some(companion.session()));
         }
         match self.use_challenge(&challenge).await {
             Ok(()) => {}
@@ -455,13 +464,18 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             if matches!(err, VerifyError::StoreFault { .. }) {
                 tracing::error!(reason = %err, "DBSC refresh refused");
             }
-            return end_binding(dbsc, &err);
+            return self.end_binding(dbsc, &err, err.code(), Some(&companion));
         }
         let versioned = companion.data().versioned;
         let session = companion.with_data(companion.data().data.clone());
         let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
         let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now) else {
-            return end_binding(dbsc, &"the bound session could not be sealed");
+            return self.end_binding(
+                dbsc,
+                &"the bound session could not be sealed",
+                "seal_failed",
+                NO_SESSION,
+            );
         };
         tracing::debug!("DBSC refresh: a new bound cookie");
         let mut answer = answer(200, "text/plain; charset=utf-8", String::new());
@@ -490,6 +504,26 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .ok()?;
         let companion = dbsc.companion(&session, binding, versioned)?;
         Some((cookie, companion))
+    }
+
+    /// The refresh is refused for good: `{"continue": false}` ends the
+    /// browser's session, and the companion cookie goes. The reason is
+    /// logged, and audited by its `code` with the session, if known.
+    fn end_binding<T>(
+        &self,
+        dbsc: &DbscSettings,
+        reason: &dyn std::fmt::Display,
+        code: &'static str,
+        session: Option<&Session<T>>,
+    ) -> Begin {
+        tracing::info!(%reason, "DBSC refresh refused; the binding ends");
+        self.settings.audit(AuditKind::DeviceBindingEnded { reason: code }, |event| match session {
+            Some(session) => event.user(session.user_id()).session(session.id()),
+            None => event,
+        });
+        let mut answer = answer(200, "application/json", r#"{"continue":false}"#.to_owned());
+        answer.push("set-cookie", dbsc.companion_cookie.removal());
+        Begin::Answer(answer)
     }
 
     /// Checks that `challenge` was not used, and marks it used until it
@@ -529,15 +563,6 @@ fn ask_for_proof(dbsc: &DbscSettings, binding: [u8; 16], identifier: &str) -> Be
     if let Some(header) = header {
         answer.push("secure-session-challenge", header);
     }
-    Begin::Answer(answer)
-}
-
-/// The refresh is refused for good: `{"continue": false}` ends the
-/// browser's session, and the companion cookie goes. The reason is logged.
-fn end_binding(dbsc: &DbscSettings, reason: &dyn std::fmt::Display) -> Begin {
-    tracing::info!(%reason, "DBSC refresh refused; the binding ends");
-    let mut answer = answer(200, "application/json", r#"{"continue":false}"#.to_owned());
-    answer.push("set-cookie", dbsc.companion_cookie.removal());
     Begin::Answer(answer)
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::audit::AuditKind;
 use super::config::{Settings, WebConfig, SESSION_TOKEN_HEADER};
 use super::dbsc::DbscSettings;
 use super::flash::FlashState;
@@ -12,7 +13,8 @@ use super::handle::{SessionHandle, State};
 use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
-use crate::{CookieSpec, OpenError, RevocationStore, StoreError, Verified, VerifyError};
+use crate::revocation::check_revocation;
+use crate::{CookieSpec, OpenError, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
 
 /// What the driver reads of a request: implement it over a framework's
 /// request type (its method, path and headers), without copying anything.
@@ -429,27 +431,51 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     ) -> Result<(Option<Verified<Vec<u8>>>, Refused), StoreError> {
         let mut refused = Refused::default();
         for value in values {
-            match self.verifier.open_raw(value).await {
-                Ok(opened) => return Ok((Some(opened), refused)),
-                Err(VerifyError::Store(err)) => {
-                    tracing::warn!(error = %err, "cannot check the session against the revocation store");
-                    return Err(err);
+            // Opened, then checked, so that a refused session that
+            // authenticated is known to the audit log by its user.
+            let (err, opened) = match self.verifier.sealer().open_raw(value) {
+                Ok(opened) => {
+                    let session = opened.session();
+                    let state = self.verifier.store().state(session.user_id(), session.id()).await;
+                    match state.map_err(VerifyError::from).and_then(|state| check_revocation(session, &state))
+                    {
+                        Ok(()) => return Ok((Some(Verified::new(opened)), refused)),
+                        Err(err) => (err, Some(opened)),
+                    }
                 }
+                Err(err) => (VerifyError::Open(err), None),
+            };
+            let err = match err {
+                VerifyError::Store(store) => {
+                    tracing::warn!(error = %store, "cannot check the session against the revocation store");
+                    return Err(store);
+                }
+                err => err,
+            };
+            match &err {
                 // Kept, not removed: while a new key is being rolled out, a
                 // server that does not have it yet must not log users out.
-                Err(err @ VerifyError::Open(OpenError::UnknownKey(_))) => {
+                VerifyError::Open(OpenError::UnknownKey(_)) => {
                     tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
                     refused.kept = true;
                 }
-                Err(err @ VerifyError::StoreFault { .. }) => {
+                VerifyError::StoreFault { .. } => {
                     tracing::error!(reason = %err, "session cookie refused");
                     refused.removed = true;
                 }
-                Err(err) => {
+                _ => {
                     tracing::info!(reason = %err, "session cookie refused");
                     refused.removed = true;
                 }
             }
+            let session = opened.as_ref().map(Opened::session);
+            self.settings.audit(AuditKind::SessionRefused { reason: err.code() }, |event| {
+                let event = event.user(session.and_then(Session::user_id));
+                match session {
+                    Some(session) => event.session(session.id()),
+                    None => event,
+                }
+            });
         }
         Ok((None, refused))
     }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::audit::{AuditEvent, AuditKind};
 use super::flash::{Flash, FlashState, Level};
 use super::ops::Ops;
 use crate::cookie::CookieChange;
@@ -389,7 +390,16 @@ impl SessionHandle {
         let mut session = current.session().clone();
         session.renew_id().map_err(LoginError::from)?;
         self.revoke(current.session()).await?;
-        self.reseal(&current, session)
+        let (old, new) = (current.session().id(), session.id());
+        self.reseal(&current, session)?;
+        self.audit(AuditKind::IdRenewed, |event| {
+            event.user(current.session().user_id()).session(new).previous(Some(old))
+        });
+        Ok(())
+    }
+
+    fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
+        self.shared.ops.settings().audit(kind, fill);
     }
 
     /// Seals `session`, the request's session `current` with a new ID or
@@ -430,10 +440,14 @@ impl SessionHandle {
         if kept_unreadable {
             return Err(HandleError::UnreadableSession);
         }
-        if let Some(current) = current {
+        if let Some(current) = &current {
             self.revoke(current.session()).await?;
         }
         self.shared.lock().forget();
+        if let Some(current) = current {
+            let session = current.session();
+            self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
+        }
         Ok(())
     }
 
@@ -445,9 +459,14 @@ impl SessionHandle {
     /// [`HandleError::Store`] if the store did not record it (nothing is
     /// then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
-        let user_id = self.user_id().ok_or(HandleError::NoSession)?;
-        let epoch = self.ops().revoke_user(&user_id).await?;
+        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let session = current.session();
+        let user_id = session.user_id().ok_or(HandleError::NoSession)?;
+        let epoch = self.ops().revoke_user(user_id).await?;
         self.shared.lock().forget();
+        self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
+            event.user(Some(user_id)).session(session.id())
+        });
         Ok(epoch)
     }
 
@@ -472,7 +491,11 @@ impl SessionHandle {
             self.shared.lock().forget();
             return Err(SealError::from(err).into());
         }
+        let (old, new) = (current.session().id(), session.id());
         self.reseal(&current, session)?;
+        self.audit(AuditKind::LogoutOthers { epoch }, |event| {
+            event.user(current.session().user_id()).session(new).previous(Some(old))
+        });
         Ok(epoch)
     }
 
@@ -651,6 +674,12 @@ impl<T: SessionValue> Sessions<T> {
         let verified = self.handle.replace(session)?;
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
+        self.handle.audit(AuditKind::Login { remembered: options.remember }, |event| {
+            event
+                .user(Some(user_id))
+                .session(verified.session().id())
+                .previous(raw.map(|raw| raw.session().id()))
+        });
         Ok(Current { verified, handle: self.handle.clone() })
     }
 

@@ -61,6 +61,7 @@
 //! ```
 
 mod adapter;
+mod audit;
 mod config;
 mod dbsc;
 mod driver;
@@ -71,6 +72,7 @@ mod http_types;
 mod ops;
 pub mod testing;
 
+pub use audit::{AuditEvent, AuditKind, AuditSink, SessionRef};
 pub use config::{
     WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,

@@ -15,7 +15,9 @@ use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use sealed_session::web::{DeviceBinding, WebConfig, WebConfigError};
+use sealed_session::web::{
+    AuditEvent, AuditSink, DeviceBinding, WebConfig, WebConfigBuilder, WebConfigError,
+};
 use sealed_session::{
     CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, SealerBuilder, SharedStore,
 };
@@ -193,7 +195,39 @@ impl Setup {
             binding = binding.bound_lifetime(lifetime);
         }
         let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE);
-        Ok(config_with(sealer, store, binding)?)
+        let audit = AuditFile::open(&self.audit_log_path())?;
+        Ok(builder(sealer, store, binding).audit(audit).build()?)
+    }
+
+    /// The audit log: one JSON line per event, appended to
+    /// `DATA_DIR/audit.jsonl` (mode 0600).
+    #[must_use]
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.data_dir.join("audit.jsonl")
+    }
+}
+
+/// The demo's audit log: each event as one line of JSON, appended to a
+/// file, written at once (a demo; a busy server would queue them).
+struct AuditFile(std::sync::Mutex<std::fs::File>);
+
+impl AuditFile {
+    fn open(path: &Path) -> Result<Self, StartError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(
+            |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source },
+        )?;
+        Ok(Self(std::sync::Mutex::new(file)))
+    }
+}
+
+impl AuditSink for AuditFile {
+    fn record(&self, event: &AuditEvent) {
+        let line = format!("{}\n", event.to_json());
+        let mut file = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(err) = file.write_all(line.as_bytes()) {
+            tracing::warn!(error = %err, "cannot write to the audit log");
+        }
     }
 }
 
@@ -217,11 +251,18 @@ pub fn config_with<S: RevocationStore>(
     store: S,
     binding: DeviceBinding,
 ) -> Result<WebConfig<S>, WebConfigError> {
+    builder(sealer, store, binding).build()
+}
+
+fn builder<S: RevocationStore>(
+    sealer: SealerBuilder,
+    store: S,
+    binding: DeviceBinding,
+) -> WebConfigBuilder<S> {
     WebConfig::builder(sealer, store)
         .cookie(CookieSpec::default().browser_session())
         .csrf_exempt("/webhook")
         .device_bound_sessions(binding)
-        .build()
 }
 
 /// Loads the keyring at `path`, or creates one there (mode 0600) if there is

@@ -445,5 +445,23 @@ fn signing_out_other_sessions_keeps_this_one_on_both_frameworks() {
         let old =
             http(demo.addr(), "GET", "/api/session", &[format!("Cookie: __Host-session={old_phone}")], "");
         assert_eq!(old.status, 401, "and so did this one's old cookie");
+
+        // The audit log has one JSON line per event, and no secret.
+        let log = std::fs::read_to_string(demo.data_dir.join("audit.jsonl")).unwrap();
+        let events: Vec<serde_json::Value> =
+            log.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        let expected = ["login", "login", "logout_others", "session_refused", "session_refused"];
+        assert_eq!(names, expected, "{log}");
+        assert!(events.iter().all(|e| e["user"] == "alice"), "{log}");
+        assert_eq!(events[2]["previous"], events[1]["session"], "the phone's session went on under a new ID");
+        assert_eq!(events[2]["epoch"], 1);
+        assert_eq!(
+            (&events[3]["reason"], &events[4]["reason"]),
+            (&"revoked_user".into(), &"revoked_user".into())
+        );
+        for secret in [phone.session_json()["session_id"].as_str().unwrap(), &old_phone] {
+            assert!(!log.contains(secret), "{log}");
+        }
     });
 }

@@ -12,6 +12,8 @@ pub struct Demo {
     child: Child,
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub origin: String,
+    /// Its data directory (keyring, store, audit log).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Demo {
@@ -62,7 +64,7 @@ impl Demo {
         };
         // Keep draining stdout so that the demo never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Some(Self { child, origin })
+        Some(Self { child, origin, data_dir: data_dir.to_owned() })
     }
 
     /// Sends it SIGHUP: reload the keyring file.
