@@ -116,6 +116,10 @@ impl NoSessionAnswer {
     /// The body of [`NoSessionAnswer::Unauthorized`].
     pub const JSON_BODY: &'static str = r#"{"error":"no session"}"#;
 
+    /// The body of [`NoSessionAnswer::Unauthorized`] for a route that needs
+    /// a recent authentication, to a session whose last one is too old.
+    pub const REAUTH_JSON_BODY: &'static str = r#"{"error":"re-authentication required"}"#;
+
     /// The answer to a request whose `Accept` headers are `accept` (a
     /// browser names `text/html`), for `path_and_query` as the application
     /// sees it under `prefix` (a nested router's mount point, or `""`), with

@@ -983,8 +983,10 @@ fn refused_cookies_are_audited_by_reason_and_only_an_authenticated_one_names_its
 
         let (name, value) = cookie.split_once('=').unwrap();
         let mut tampered = value.to_owned().into_bytes();
-        let last = tampered.len() - 1;
-        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        // A character in the middle: every bit of it counts, so the text
+        // stays canonical base64url and only authentication can refuse it.
+        let middle = tampered.len() / 2;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
         let tampered = format!("{name}={}", String::from_utf8(tampered).unwrap());
         assert!(!open(&config, &tampered).await.has_session());
         assert_eq!(only(&recorder), (AuditKind::SessionRefused { reason: "invalid" }, None, None, None));
@@ -1039,4 +1041,62 @@ fn a_session_reference_is_the_documented_one_way_hash_of_its_id() {
     let id = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
     assert_eq!(SessionRef::of(id).to_string(), "fde1f30763925017");
     assert_eq!(format!("{:?}", SessionRef::of(id)), "SessionRef(fde1f30763925017)");
+}
+
+#[test]
+fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never_moves_it() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, recorder, clock) = audited();
+        let handle = open(&config, "").await;
+        assert!(
+            !handle.authenticated_within(Duration::from_secs(600)) && handle.authenticated_at().is_none()
+        );
+        assert!(matches!(handle.typed::<String>().reauthenticate().await, Err(HandleError::NoSession)));
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        recorder.take();
+
+        // Activity re-issues the cookie; the authentication stays as old.
+        clock.advance(Duration::from_secs(599));
+        let handle = open(&config, &cookie).await;
+        handle.typed::<String>().update(|data| data.push('B')).unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(handle.authenticated_at().unwrap().unix_timestamp(), AUDIT_START);
+        assert!(handle.authenticated_within(Duration::from_secs(600)));
+        clock.advance(Duration::from_secs(1));
+        let handle = open(&config, &cookie).await;
+        assert!(!handle.authenticated_within(Duration::from_secs(600)), "600 s is not less than 600 s");
+        assert!(handle.authenticated_within(Duration::from_secs(601)));
+
+        let old = id_of(&handle);
+        let current = handle.typed::<String>().reauthenticate().await.unwrap();
+        assert_ne!(current.id(), old, "a new ID, as at a login");
+        assert_eq!((current.user_id(), current.data().as_str(), current.epoch()), (Some("alice"), "AB", 0));
+        assert_eq!(handle.authenticated_at().unwrap().unix_timestamp(), AUDIT_START + 600);
+        assert!(handle.authenticated_within(Duration::from_secs(1)));
+        let (kind, user, session, previous) = only(&recorder);
+        assert_eq!((kind, user.as_deref()), (AuditKind::Reauthenticated, Some("alice")));
+        assert_eq!((session, previous), (Some(SessionRef::of(current.id())), Some(SessionRef::of(old))));
+        assert!(!open(&config, &cookie).await.has_session(), "the old cookie is logged out");
+        let renewed = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(who(&open(&config, &renewed).await), Some((Some("alice".into()), "AB".into())));
+    });
+}
+
+#[test]
+fn a_remembered_session_stays_remembered_through_reauthentication() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let sealer = Sealer::builder(Keyring::generate().unwrap())
+            .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400));
+        let cookie = sealed_session::CookieSpec::default().browser_session();
+        let config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).cookie(cookie).build().unwrap());
+        let handle = open(&config, "").await;
+        let remember = LoginOptions::default().remember(true);
+        handle.typed::<String>().login_with_options("alice", remember, |_| "A".into()).await.unwrap();
+        let current = handle.typed::<String>().reauthenticate().await.unwrap();
+        assert!(current.is_remembered());
+        assert!(set_cookies(&handle)[0].contains("Max-Age="), "still a persistent cookie");
+    });
 }

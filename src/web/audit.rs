@@ -83,6 +83,9 @@ pub enum AuditKind {
     },
     /// A session got a new ID ([`SessionHandle::renew_id`](super::SessionHandle::renew_id)).
     IdRenewed,
+    /// A signed-in user proved a credential again: the session started
+    /// anew under a new ID ([`Sessions::reauthenticate`](super::Sessions::reauthenticate)).
+    Reauthenticated,
     /// A request's session cookie or bearer token was refused. `user_id`
     /// and `session` are known only for a token that authenticated (a
     /// revoked session, say): nothing is read from one that did not.
@@ -113,6 +116,7 @@ impl AuditKind {
             AuditKind::LogoutEverywhere { .. } => "logout_everywhere",
             AuditKind::LogoutOthers { .. } => "logout_others",
             AuditKind::IdRenewed => "id_renewed",
+            AuditKind::Reauthenticated => "reauthenticated",
             AuditKind::SessionRefused { .. } => "session_refused",
             AuditKind::DeviceBound => "device_bound",
             AuditKind::DeviceBindingEnded { .. } => "device_binding_ended",
@@ -183,7 +187,10 @@ impl AuditEvent {
             AuditKind::SessionRefused { reason } | AuditKind::DeviceBindingEnded { reason } => {
                 Some(("reason", serde_json::json!(reason)))
             }
-            AuditKind::Logout | AuditKind::IdRenewed | AuditKind::DeviceBound => None,
+            AuditKind::Logout
+            | AuditKind::IdRenewed
+            | AuditKind::Reauthenticated
+            | AuditKind::DeviceBound => None,
         };
         if let (Some((name, value)), Some(object)) = (extra, line.as_object_mut()) {
             object.insert(name.to_owned(), value);

@@ -326,6 +326,33 @@ impl SessionHandle {
         self.shared.lock().current.as_ref().is_some_and(|v| v.session().is_device_bound())
     }
 
+    /// When the request's signed-in session's user last proved a
+    /// credential: at login, or at [`Sessions::reauthenticate`] since. `None`
+    /// without a signed-in session. (It is the session's issue time, which
+    /// neither re-issue nor remember-me moves.)
+    #[must_use]
+    pub fn authenticated_at(&self) -> Option<OffsetDateTime> {
+        let state = self.shared.lock();
+        let session = state.current.as_ref()?.session();
+        session.user_id().and(session.issued_at())
+    }
+
+    /// Whether the request has a signed-in session whose user proved a
+    /// credential less than `window` ago, on the sealer's clock: the check
+    /// before a sensitive action (changing an e-mail address, a password,
+    /// payment details). When it fails, ask for the password again and call
+    /// [`Sessions::reauthenticate`]; the adapters' `RequireSession`
+    /// routes do this with `authenticated_within`.
+    #[must_use]
+    pub fn authenticated_within(&self, window: std::time::Duration) -> bool {
+        let Some(at) = self.authenticated_at() else {
+            return false;
+        };
+        let now = self.shared.ops.settings().sealer.clock().unix_now();
+        let age = now.saturating_sub(at.unix_timestamp());
+        u64::try_from(age).map_or(true, |age| age < window.as_secs())
+    }
+
     /// Whether the request has a session, signed in or anonymous (of any
     /// data type: [`SessionHandle::current`] decodes it).
     #[must_use]
@@ -648,6 +675,37 @@ impl<T: SessionValue> Sessions<T> {
         options: LoginOptions,
         carry: impl FnOnce(Option<Session<T>>) -> T,
     ) -> Result<Current<T>, HandleError> {
+        self.start(user_id, options, carry, AuditKind::Login { remembered: options.remember }).await
+    }
+
+    /// Re-authentication: call it once the signed-in user has proven a
+    /// credential again (their password, say), before a sensitive action
+    /// that [`SessionHandle::authenticated_within`] guards. The session
+    /// starts anew as at a login, with the same user, data and remember-me
+    /// choice: a new ID (the old one is logged out on every server), and
+    /// its issue time, which is the time of the last authentication, is
+    /// now. Its absolute timeout counts from now too, as after any login.
+    ///
+    /// # Errors
+    /// [`HandleError::NoSession`] without a signed-in session (of data
+    /// type `T`); otherwise as [`login`](Self::login).
+    pub async fn reauthenticate(&self) -> Result<Current<T>, HandleError> {
+        let current = self.signed_in().ok_or(HandleError::NoSession)?;
+        let user_id = current.user_id().ok_or(HandleError::NoSession)?.to_owned();
+        let options = LoginOptions::default().remember(current.is_remembered());
+        let data = current.data().clone();
+        self.start(&user_id, options, |_| data, AuditKind::Reauthenticated).await
+    }
+
+    /// Starts a new session for `user_id` as [`login_with_options`](Self::login_with_options)
+    /// says, and audits it as `kind`.
+    async fn start(
+        &self,
+        user_id: &str,
+        options: LoginOptions,
+        carry: impl FnOnce(Option<Session<T>>) -> T,
+        kind: AuditKind,
+    ) -> Result<Current<T>, HandleError> {
         let ops = self.handle.ops();
         if options.remember && !ops.settings().sealer.has_remember_me() {
             // Before anything changes: the request keeps its session.
@@ -674,7 +732,7 @@ impl<T: SessionValue> Sessions<T> {
         let verified = self.handle.replace(session)?;
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
-        self.handle.audit(AuditKind::Login { remembered: options.remember }, |event| {
+        self.handle.audit(kind, |event| {
             event
                 .user(Some(user_id))
                 .session(verified.session().id())

@@ -3,6 +3,7 @@
 use std::future::{ready, Ready};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
@@ -27,6 +28,14 @@ use futures_core::future::LocalBoxFuture;
 ///   (only a path on this site: see [`sealed_session::redirect`]);
 /// * any other client gets `401` with `{"error":"no session"}`.
 ///
+/// With [`authenticated_within`](Self::authenticated_within), the route
+/// also needs a recent authentication (GitHub's "sudo mode"): a session
+/// whose user last proved a credential longer ago is sent to the given
+/// page, a re-authentication form that calls
+/// [`Sessions::reauthenticate`](sealed_session::web::Sessions::reauthenticate) and then
+/// follows `next` (an API client gets `401` with
+/// `{"error":"re-authentication required"}`).
+///
 /// ```
 /// use actix_web::{web, App};
 /// use sealed_session_actix::{RequireSession, Session};
@@ -46,13 +55,33 @@ use futures_core::future::LocalBoxFuture;
 #[derive(Clone)]
 pub struct RequireSession {
     login: Arc<str>,
+    within: Option<Duration>,
 }
 
 impl RequireSession {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()) }
+        Self { login: Arc::from(login.into()), within: None }
+    }
+
+    /// Lets through only sessions whose user proved a credential (logged
+    /// in, or re-authenticated) less than `window` ago
+    /// ([`SessionHandle::authenticated_within`]); the others go to the
+    /// page given to [`redirect_to`](Self::redirect_to), which asks for the
+    /// password again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session_actix::RequireSession;
+    ///
+    /// let sudo = RequireSession::redirect_to("/reauth").authenticated_within(Duration::from_secs(600));
+    /// # let _ = sudo;
+    /// ```
+    #[must_use]
+    pub fn authenticated_within(mut self, window: Duration) -> Self {
+        self.within = Some(window);
+        self
     }
 }
 
@@ -74,7 +103,11 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
-        ready(Ok(RequireSessionService { service: Rc::new(service), login: Arc::clone(&self.login) }))
+        ready(Ok(RequireSessionService {
+            service: Rc::new(service),
+            login: Arc::clone(&self.login),
+            within: self.within,
+        }))
     }
 }
 
@@ -82,6 +115,7 @@ where
 pub struct RequireSessionService<Svc> {
     service: Rc<Svc>,
     login: Arc<str>,
+    within: Option<Duration>,
 }
 
 impl<Svc> std::fmt::Debug for RequireSessionService<Svc> {
@@ -102,11 +136,19 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let signed_in = request.extensions().get::<SessionHandle>().map(|h| h.user_id().is_some());
-        let refusal = match signed_in {
-            Some(true) => None,
+        let admitted = request.extensions().get::<SessionHandle>().map(|handle| {
+            if handle.user_id().is_none() {
+                Err(NoSessionAnswer::JSON_BODY)
+            } else if self.within.is_some_and(|window| !handle.authenticated_within(window)) {
+                Err(NoSessionAnswer::REAUTH_JSON_BODY)
+            } else {
+                Ok(())
+            }
+        });
+        let refusal = match admitted {
+            Some(Ok(())) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(false) => Some(refuse(&request, &self.login)),
+            Some(Err(json)) => Some(refuse(&request, &self.login, json)),
         };
         match refusal {
             Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),
@@ -118,12 +160,13 @@ where
     }
 }
 
-/// The answer to a request without a signed-in session.
-fn refuse(request: &ServiceRequest, login: &str) -> HttpResponse {
+/// The answer to a request without a signed-in (or recently
+/// authenticated) session; `json` is an API client's.
+fn refuse(request: &ServiceRequest, login: &str, json: &'static str) -> HttpResponse {
     let accept = request.headers().get_all(ACCEPT).filter_map(|value| value.to_str().ok());
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     match NoSessionAnswer::for_request(accept, path, login, "") {
         NoSessionAnswer::Redirect(url) => HttpResponse::SeeOther().insert_header((LOCATION, url)).finish(),
-        _ => HttpResponse::Unauthorized().content_type("application/json").body(NoSessionAnswer::JSON_BODY),
+        _ => HttpResponse::Unauthorized().content_type("application/json").body(json),
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -42,6 +43,12 @@ async fn fail(kind: web::Path<String>) -> Result<String, SessionError> {
         _ => HandleError::Seal(sealed_session::SealError::NoRememberMe),
     }))
 }
+
+async fn reauthenticate(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    Ok(sessions.reauthenticate().await?.id().to_hex())
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 async fn logout(sessions: Sessions<Data>) -> Result<HttpResponse, SessionError> {
     sessions.logout().await?;
@@ -99,6 +106,17 @@ macro_rules! client {
                         web::resource("/account")
                             .wrap(RequireSession::redirect_to("/"))
                             .route(web::get().to(shared::required::<Session<Data>>)),
+                    )
+                    .route("/reauth", web::post().to(reauthenticate))
+                    .service(
+                        web::resource("/sudo")
+                            .wrap(RequireSession::redirect_to("/reauth").authenticated_within(HOUR))
+                            .route(web::get().to(shared::signed_in::<SignedIn<Data>>)),
+                    )
+                    .service(
+                        web::resource("/sudo-now")
+                            .wrap(RequireSession::redirect_to("/reauth").authenticated_within(Duration::ZERO))
+                            .route(web::get().to(shared::signed_in::<SignedIn<Data>>)),
                     )
                     .wrap(middleware($configure)),
             )
@@ -490,4 +508,30 @@ async fn a_websocket_handshake_from_another_site_is_refused() {
     assert_eq!((accepted.status, accepted.body.as_str()), (StatusCode::OK, "alice 0"));
     let request = test::TestRequest::get().uri("/whoami").insert_header(("sec-fetch-site", "cross-site"));
     assert_eq!(client.send(request).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate() {
+    let mut client = client!(|b| b);
+    let html = |path: &str| test::TestRequest::get().uri(path).insert_header(("accept", "text/html"));
+    client.login().await;
+    assert_eq!(client.get("/sudo").await.body, "alice", "a login within the hour");
+    // No authentication is ever less than zero seconds old.
+    let browser = client.send(html("/sudo-now")).await;
+    assert_eq!(
+        (browser.status, browser.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/reauth?next=/sudo-now"))
+    );
+    let api = client.get("/sudo-now").await;
+    assert_eq!(
+        (api.status, api.body.as_str()),
+        (StatusCode::UNAUTHORIZED, r#"{"error":"re-authentication required"}"#)
+    );
+
+    let before = client.get("/info").await.body;
+    let token = client.get("/csrf").await.body;
+    let reply = client.post("/reauth", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(!before.starts_with(&reply.body), "a new ID");
+    assert_eq!(client.get("/sudo").await.body, "alice");
 }

@@ -3,6 +3,7 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_core::body::Body;
 use axum_core::response::{IntoResponse, Response};
@@ -28,6 +29,14 @@ use crate::SessionError;
 ///   (only a path on this site: see [`sealed_session::redirect`]);
 /// * any other client gets `401` with `{"error":"no session"}`.
 ///
+/// With [`authenticated_within`](Self::authenticated_within), the route
+/// also needs a recent authentication (GitHub's "sudo mode"): a session
+/// whose user last proved a credential longer ago is sent to the given
+/// page, a re-authentication form that calls
+/// [`Sessions::reauthenticate`](sealed_session::web::Sessions::reauthenticate) and then
+/// follows `next` (an API client gets `401` with
+/// `{"error":"re-authentication required"}`).
+///
 /// ```
 /// use axum::{routing::get, Router};
 /// use sealed_session_axum::{RequireSessionLayer, Session};
@@ -46,13 +55,33 @@ use crate::SessionError;
 pub struct RequireSessionLayer {
     login: Arc<str>,
     prefix: Arc<str>,
+    within: Option<Duration>,
 }
 
 impl RequireSessionLayer {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), prefix: Arc::from("") }
+        Self { login: Arc::from(login.into()), prefix: Arc::from(""), within: None }
+    }
+
+    /// Lets through only sessions whose user proved a credential (logged
+    /// in, or re-authenticated) less than `window` ago
+    /// ([`SessionHandle::authenticated_within`]); the others go to the
+    /// page given to [`redirect_to`](Self::redirect_to), which asks for the
+    /// password again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session_axum::RequireSessionLayer;
+    ///
+    /// let sudo = RequireSessionLayer::redirect_to("/reauth").authenticated_within(Duration::from_secs(600));
+    /// # let _ = sudo;
+    /// ```
+    #[must_use]
+    pub fn authenticated_within(mut self, window: Duration) -> Self {
+        self.within = Some(window);
+        self
     }
 
     /// For routes inside `Router::nest(prefix, …)`, which see their path
@@ -68,7 +97,12 @@ impl<I> Layer<I> for RequireSessionLayer {
     type Service = RequireSession<I>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        RequireSession { inner, login: Arc::clone(&self.login), prefix: Arc::clone(&self.prefix) }
+        RequireSession {
+            inner,
+            login: Arc::clone(&self.login),
+            prefix: Arc::clone(&self.prefix),
+            within: self.within,
+        }
     }
 }
 
@@ -78,6 +112,7 @@ pub struct RequireSession<I> {
     inner: I,
     login: Arc<str>,
     prefix: Arc<str>,
+    within: Option<Duration>,
 }
 
 impl<I> std::fmt::Debug for RequireSession<I> {
@@ -109,7 +144,12 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let answer = match request.extensions().get::<SessionHandle>() {
             None => SessionError(HandleError::NoLayer).into_response(),
-            Some(handle) if handle.user_id().is_none() => refuse(&request, &self.login, &self.prefix),
+            Some(handle) if handle.user_id().is_none() => {
+                refuse(&request, &self.login, &self.prefix, NoSessionAnswer::JSON_BODY)
+            }
+            Some(handle) if self.within.is_some_and(|window| !handle.authenticated_within(window)) => {
+                refuse(&request, &self.login, &self.prefix, NoSessionAnswer::REAUTH_JSON_BODY)
+            }
             Some(_) => {
                 let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
                 return Either::Right(self.inner.call(request).map_ok(to_axum));
@@ -119,8 +159,9 @@ where
     }
 }
 
-/// The answer to a request without a signed-in session.
-fn refuse<B>(request: &Request<B>, login: &str, prefix: &str) -> Response {
+/// The answer to a request without a signed-in (or recently
+/// authenticated) session; `json` is an API client's.
+fn refuse<B>(request: &Request<B>, login: &str, prefix: &str, json: &'static str) -> Response {
     let accept = request.headers().get_all(ACCEPT).iter().filter_map(|value| value.to_str().ok());
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     if let NoSessionAnswer::Redirect(url) = NoSessionAnswer::for_request(accept, path, login, prefix) {
@@ -129,6 +170,6 @@ fn refuse<B>(request: &Request<B>, login: &str, prefix: &str) -> Response {
             Err(err) => tracing::error!(error = %err, "the login URL is not a header value"),
         }
     }
-    let json = HeaderValue::from_static("application/json");
-    (StatusCode::UNAUTHORIZED, [(CONTENT_TYPE, json)], NoSessionAnswer::JSON_BODY).into_response()
+    (StatusCode::UNAUTHORIZED, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], json)
+        .into_response()
 }

@@ -1095,6 +1095,52 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
+async fn reauthenticate(sessions: Sessions<Data>) -> Result<String, SessionError> {
+    Ok(sessions.reauthenticate().await?.id().to_hex())
+}
+
+#[tokio::test]
+async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate() {
+    use sealed_session_axum::RequireSessionLayer;
+
+    let harness = Harness::new();
+    let sudo = RequireSessionLayer::redirect_to("/reauth").authenticated_within(Duration::from_secs(600));
+    let guarded = Router::new().route("/settings", get(shared::whoami::<Session<Data>>)).route_layer(sudo);
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
+    let app = router().route("/reauth", post(reauthenticate)).merge(guarded).layer(layer);
+    let mut client = Client { app, jar: CookieJar::default() };
+    let html = || Request::get("/settings").header("accept", "text/html");
+
+    assert_eq!(client.send(html(), Body::empty()).await.status, StatusCode::SEE_OTHER, "no session");
+    client.login().await;
+    let reply = client.send(html(), Body::empty()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice 0"), "a login is recent");
+
+    // Activity re-issues the session but does not renew the authentication.
+    harness.clock.advance(Duration::from_secs(599));
+    assert_eq!(client.get("/settings").await.status, StatusCode::OK);
+    harness.clock.advance(Duration::from_secs(1));
+    let cookie = client.jar.header().unwrap();
+    let request = html().header(COOKIE, cookie).body(Body::empty()).unwrap();
+    let response = client.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/reauth?next=/settings");
+    let reply = client.get("/settings").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::UNAUTHORIZED, r#"{"error":"re-authentication required"}"#)
+    );
+
+    let before = client.get("/id").await.body;
+    let token = client.csrf().await;
+    let reply = client.post("/reauth", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_ne!(reply.body, before, "a new ID");
+    let reply = client.send(html(), Body::empty()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice 0"), "recent again, same user");
+}
+
 #[tokio::test]
 async fn bearer_tokens_when_enabled_carry_the_session_with_nothing_ambient() {
     use sealed_session::web::SESSION_TOKEN_HEADER;
