@@ -13,7 +13,8 @@ use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sess
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
+use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use std::time::Duration;
 
 /// axum's default limit on request bodies: 2 MiB.
 const AXUM_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -39,6 +40,23 @@ pub fn app<S: RevocationStore + 'static>(
         InitError = (),
     >,
 > {
+    app_with(sessions, SUDO_WINDOW)
+}
+
+/// [`app`], with `/settings` reached only within `sudo_window` of a
+/// sign-in or password check.
+pub fn app_with<S: RevocationStore + 'static>(
+    sessions: SessionMiddleware<S>,
+    sudo_window: Duration,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
     let mut headers = DefaultHeaders::new();
     for (name, value) in SECURITY_HEADERS {
         headers = headers.add((HeaderName::from_static(name), HeaderValue::from_static(value)));
@@ -49,21 +67,35 @@ pub fn app<S: RevocationStore + 'static>(
     // axum's default body limit, so that both frameworks take the same
     // bodies.
     let mut app = App::new().app_data(web::PayloadConfig::new(AXUM_BODY_LIMIT));
-    for (route, method, path) in logic::ROUTES {
-        let handler = move |sessions: Sessions<Profile>, request: HttpRequest, body: Bytes| async move {
+    let handler = |route: Route| {
+        move |sessions: Sessions<Profile>, request: HttpRequest, body: Bytes| async move {
             let query = Some(request.query_string()).filter(|q| !q.is_empty());
             let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
             respond(logic::answer(route, &sessions, Input { query, content_type, body: &body }).await)
-        };
-        let resource = match method {
-            // axum answers HEAD on every GET route; actix-web only where asked.
-            Method::Get => web::resource(path).route(web::get().to(handler)).route(web::head().to(handler)),
-            Method::Post => web::resource(path).route(web::post().to(handler)),
-        };
-        app = if route == Route::Account {
-            app.service(resource.wrap(RequireSession::redirect_to("/")))
-        } else {
-            app.service(resource)
+        }
+    };
+    for (index, (route, _, path)) in logic::ROUTES.into_iter().enumerate() {
+        // One resource per path, with every method it has: actix-web
+        // answers `405` from the first resource whose path matches.
+        if logic::ROUTES.iter().take(index).any(|(_, _, earlier)| *earlier == path) {
+            continue;
+        }
+        let mut resource = web::resource(path);
+        for (route, method, _) in logic::ROUTES.into_iter().filter(|(_, _, p)| *p == path) {
+            resource = match method {
+                // axum answers HEAD on every GET route; actix-web only where asked.
+                Method::Get => {
+                    resource.route(web::get().to(handler(route))).route(web::head().to(handler(route)))
+                }
+                Method::Post => resource.route(web::post().to(handler(route))),
+            };
+        }
+        app = match route {
+            Route::Account => app.service(resource.wrap(RequireSession::redirect_to("/"))),
+            Route::Settings => app.service(
+                resource.wrap(RequireSession::redirect_to("/reauth").authenticated_within(sudo_window)),
+            ),
+            _ => app.service(resource),
         };
     }
     app.wrap(sessions).wrap(headers)

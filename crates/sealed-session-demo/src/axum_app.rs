@@ -14,16 +14,25 @@ use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessi
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
+use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use std::time::Duration;
 
 /// The app: its routes behind the session layer for `config` (the demo's
 /// is [`config`](crate::config)), plus security headers.
 pub fn app<S: RevocationStore + 'static>(config: WebConfig<S>) -> Router {
-    routes().layer(SessionLayer::new(config)).layer(axum::middleware::map_response(security_headers))
+    app_with(config, SUDO_WINDOW)
 }
 
-fn routes() -> Router {
-    let (mut open, mut guarded) = (Router::new(), Router::new());
+/// [`app`], with `/settings` reached only within `sudo_window` of a
+/// sign-in or password check.
+pub fn app_with<S: RevocationStore + 'static>(config: WebConfig<S>, sudo_window: Duration) -> Router {
+    routes(sudo_window)
+        .layer(SessionLayer::new(config))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+fn routes(sudo_window: Duration) -> Router {
+    let (mut open, mut guarded, mut sudo) = (Router::new(), Router::new(), Router::new());
     for (route, method, path) in logic::ROUTES {
         let handler = move |sessions: Sessions<Profile>,
                             RawQuery(query): RawQuery,
@@ -37,13 +46,14 @@ fn routes() -> Router {
             Method::Get => get(handler),
             Method::Post => post(handler),
         };
-        if route == Route::Account {
-            guarded = guarded.route(path, handler);
-        } else {
-            open = open.route(path, handler);
+        match route {
+            Route::Account => guarded = guarded.route(path, handler),
+            Route::Settings => sudo = sudo.route(path, handler),
+            _ => open = open.route(path, handler),
         }
     }
-    open.merge(guarded.route_layer(RequireSessionLayer::redirect_to("/")))
+    let reauth = RequireSessionLayer::redirect_to("/reauth").authenticated_within(sudo_window);
+    open.merge(guarded.route_layer(RequireSessionLayer::redirect_to("/"))).merge(sudo.route_layer(reauth))
 }
 
 /// Adds the demo's security headers (CSP, nosniff, no referrer, and

@@ -24,7 +24,7 @@ use sealed_session::{
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
-pub use axum_app::{app, security_headers};
+pub use axum_app::{app, app_with, security_headers};
 
 /// What the demo keeps in each session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ pub struct Profile {
 pub const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 /// How long a "remember me" session survives without a visit: 7 days.
 pub const REMEMBER_IDLE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// How recent a sign-in or password check must be for `GET /settings`
+/// (the demo's `--sudo-window`): 10 minutes.
+pub const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The most items a cart holds.
 pub const MAX_CART_ITEMS: usize = 20;

@@ -40,6 +40,9 @@ pub(crate) enum Route {
     Logout,
     LogoutEverywhere,
     LogoutOthers,
+    Settings,
+    ReauthPage,
+    Reauth,
     Profile,
     Cart,
     Webhook,
@@ -55,14 +58,19 @@ pub(crate) enum Method {
 }
 
 /// Every route, its method and path. [`Route::Account`] needs a signed-in
-/// session; each app puts its framework's guard on it.
-pub(crate) const ROUTES: [(Route, Method, &str); 11] = [
+/// session, and [`Route::Settings`] one whose user signed in or confirmed
+/// their password within the sudo window; each app puts its framework's
+/// guard on them.
+pub(crate) const ROUTES: [(Route, Method, &str); 14] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
     (Route::Logout, Method::Post, "/logout"),
     (Route::LogoutEverywhere, Method::Post, "/logout-everywhere"),
     (Route::LogoutOthers, Method::Post, "/logout-others"),
+    (Route::Settings, Method::Get, "/settings"),
+    (Route::ReauthPage, Method::Get, "/reauth"),
+    (Route::Reauth, Method::Post, "/reauth"),
     (Route::Profile, Method::Post, "/profile"),
     (Route::Cart, Method::Post, "/cart"),
     (Route::Webhook, Method::Post, "/webhook"),
@@ -91,6 +99,9 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::Logout => logout(handle).await,
         Route::LogoutEverywhere => logout_everywhere(handle).await,
         Route::LogoutOthers => logout_others(handle).await,
+        Route::Settings => settings(handle),
+        Route::ReauthPage => reauth_page(handle, query),
+        Route::Reauth => reauth(handle, content_type, body).await,
         Route::Profile => profile(handle, content_type, body),
         Route::Cart => add_to_cart(handle, content_type, body).await,
         Route::Webhook => Ok(webhook(body)),
@@ -120,13 +131,80 @@ fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
         }
         None => {
             let cart = current.as_ref().map(|s| &s.session().data().cart[..]);
-            let next = query
-                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(name, _)| name == "next"))
-                .map(|(_, value)| value);
-            let next = next.as_deref().and_then(local_path);
-            page::signed_out(&handle.csrf_token()?, cart, next, &flashes)
+            let next = next_in(query);
+            page::signed_out(&handle.csrf_token()?, cart, next.as_deref().and_then(local_path), &flashes)
         }
     }))
+}
+
+/// The `next` parameter of a query string, decoded.
+fn next_in(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "next")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `GET /settings`: only a user who signed in or confirmed their password
+/// within the sudo window gets here (the route requires it).
+fn settings(handle: &Handle) -> Result<Reply, HandleError> {
+    let current = handle.signed_in().ok_or(HandleError::NoSession)?;
+    let confirmed = handle.authenticated_at().ok_or(HandleError::NoSession)?;
+    let token = handle.sealer().csrf_token(current.session());
+    Ok(Reply::Page(page::settings(current.session(), confirmed, &token, &handle.take_flashes())))
+}
+
+/// `GET /reauth`: the form that asks a signed-in user for their password
+/// again; without a session, the login form (which comes back to `next`).
+fn reauth_page(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
+    let next = next_in(query);
+    let next = next.as_deref().and_then(local_path).unwrap_or("/settings");
+    let Some(current) = handle.signed_in() else {
+        return Ok(Reply::Redirect(login_url("/", next)));
+    };
+    let token = handle.sealer().csrf_token(current.session());
+    let user = current.user_id().unwrap_or_default();
+    Ok(Reply::Page(page::reauth(user, &token, next, &handle.take_flashes())))
+}
+
+#[derive(Deserialize)]
+struct ReauthForm {
+    password: String,
+    /// Where to go once confirmed: only a path on this site is followed.
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /reauth`: checks the signed-in user's password again; the session
+/// then starts anew under a new ID, authenticated now.
+async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
+    let form: ReauthForm = match form(content_type, body) {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
+    };
+    let next = local_path(&form.next).unwrap_or("/settings").to_owned();
+    let Some(user) = handle.user_id() else {
+        return Ok(Reply::Redirect(login_url("/", &next)));
+    };
+    if !password_is(&user, form.password).await {
+        tracing::info!("failed re-authentication");
+        handle.flash(Level::Error, "Wrong password.")?;
+        return Ok(Reply::Redirect(login_url("/reauth", &next)));
+    }
+    handle.reauthenticate().await?;
+    handle.flash(Level::Success, "Password confirmed. A new session ID was issued.")?;
+    Ok(Reply::Redirect(next))
+}
+
+/// Whether `password` is `user`'s: a few checks at a time, off the
+/// executor, so that a flood of attempts cannot exhaust memory (Argon2
+/// takes tens of milliseconds and 19 MiB).
+async fn password_is(user: &str, password: String) -> bool {
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return false;
+    };
+    let user = user.to_owned();
+    tokio::task::spawn_blocking(move || users::check_password(&user, &password)).await.unwrap_or(false)
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
@@ -159,16 +237,7 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
     let username = form.username.trim().to_owned();
     let next = form.next;
     let remember = form.remember.as_deref() == Some("on");
-    let checked = username.clone();
-    // Argon2 takes tens of milliseconds and 19 MiB: a few at a time, off
-    // the executor, so that a flood of logins cannot exhaust memory.
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return bad_login(handle, &next);
-    };
-    let valid = tokio::task::spawn_blocking(move || users::check_password(&checked, &form.password))
-        .await
-        .unwrap_or(false);
-    if !valid {
+    if !password_is(&username, form.password).await {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
         return bad_login(handle, &next);

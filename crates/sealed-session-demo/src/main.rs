@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sealed_session::{Keyring, SharedKeyring};
-use sealed_session_demo::{actix_app, app, Setup};
+use sealed_session_demo::{actix_app, app_with, Setup};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +44,10 @@ struct Args {
     /// browser's key (DBSC): a copied cookie works no longer.
     #[arg(long, env = "DEMO_DBSC_COOKIE_LIFETIME", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     dbsc_cookie_lifetime: u64,
+    /// Seconds after a sign-in or password check during which /settings
+    /// opens without asking for the password again.
+    #[arg(long, env = "DEMO_SUDO_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    sudo_window: u64,
 }
 
 /// The web frameworks the demo runs on.
@@ -67,7 +71,8 @@ async fn main() -> ExitCode {
         store: args.store,
         bound_lifetime: Some(std::time::Duration::from_secs(args.dbsc_cookie_lifetime)),
     };
-    match serve(&setup, args.addr, args.framework).await {
+    let sudo_window = std::time::Duration::from_secs(args.sudo_window);
+    match serve(&setup, args.addr, args.framework, sudo_window).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -76,7 +81,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<(), String> {
+async fn serve(
+    setup: &Setup,
+    addr: SocketAddr,
+    framework: Framework,
+    sudo_window: std::time::Duration,
+) -> Result<(), String> {
     let config = setup.open().await.map_err(|err| err.to_string())?;
     tokio::spawn(reload_on_hangup(config.verifier().sealer().keyring().clone(), setup.keyring_path()));
     let listener =
@@ -93,7 +103,7 @@ async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<
     };
     match framework {
         Framework::Axum => {
-            let app = app(config);
+            let app = app_with(config, sudo_window);
             listener.set_nonblocking(true).map_err(|err| err.to_string())?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| err.to_string())?;
             announce();
@@ -101,10 +111,11 @@ async fn serve(setup: &Setup, addr: SocketAddr, framework: Framework) -> Result<
         }
         Framework::Actix => {
             let sessions = actix_app::middleware(config);
-            let server = actix_web::HttpServer::new(move || actix_app::app(sessions.clone()))
-                .listen(listener)
-                .map_err(|err| err.to_string())?
-                .run();
+            let server =
+                actix_web::HttpServer::new(move || actix_app::app_with(sessions.clone(), sudo_window))
+                    .listen(listener)
+                    .map_err(|err| err.to_string())?
+                    .run();
             announce();
             server.await.map_err(|err| err.to_string())
         }

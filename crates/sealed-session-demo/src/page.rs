@@ -159,7 +159,8 @@ pub fn signed_in(opened: &Verified<Profile>, csrf_token: &str, flashes: &[Flash]
 <form method="post" action="/logout" id="logout">{hidden}<button type="submit">Log out</button></form>
 <form method="post" action="/logout-others" id="logout-others">{hidden}<button type="submit">Sign out other sessions</button></form>
 <form method="post" action="/logout-everywhere" id="logout-everywhere">{hidden}<button type="submit" class="danger">Log out everywhere</button></form>
-</section>"#,
+</section>
+<p><a href="/settings" id="settings-link">Settings</a> (asks for the password again after a while)</p>"#,
         user = escape(session.user_id().unwrap_or("-")),
         name = escape(&session.data().display_name),
         cart = cart(&session.data().cart, &hidden),
@@ -179,6 +180,56 @@ pub fn account(session: &Session<Profile>) -> String {
         user = escape(session.user_id().unwrap_or("-")),
     );
     layout("Account", &[], &body)
+}
+
+/// The page behind the sudo window: `GET /settings`, reached only within
+/// the window after signing in or confirming the password.
+#[must_use]
+pub fn settings(
+    session: &Session<Profile>,
+    confirmed: OffsetDateTime,
+    csrf_token: &str,
+    flashes: &[Flash],
+) -> String {
+    let body = format!(
+        r#"<section class="card">
+<h1>Settings of <span id="user">{user}</span></h1>
+<p>Sensitive settings need a recent sign-in or password check: this one was at <span id="authenticated-at">{confirmed}</span>.</p>
+<form method="post" action="/profile" id="settings-profile">
+<input type="hidden" name="csrf_token" value="{token}">
+<label>Display name <input name="display_name" value="{name}" maxlength="64" required></label>
+<button type="submit">Save</button>
+</form>
+<p><a href="/">Back</a></p>
+</section>"#,
+        user = escape(session.user_id().unwrap_or("-")),
+        confirmed = escape(&timestamp(confirmed)),
+        token = escape(csrf_token),
+        name = escape(&session.data().display_name),
+    );
+    layout("Settings", flashes, &body)
+}
+
+/// The re-authentication form: `GET /reauth`, which posts the password to
+/// `POST /reauth` and goes on to `next`.
+#[must_use]
+pub fn reauth(user: &str, csrf_token: &str, next: &str, flashes: &[Flash]) -> String {
+    let body = format!(
+        r#"<section class="card">
+<h1>Confirm your password</h1>
+<p>The page you asked for needs a recent sign-in. Enter the password of <span id="user">{user}</span> to go on.</p>
+<form method="post" action="/reauth" id="reauth">
+<input type="hidden" name="csrf_token" value="{token}">
+<input type="hidden" name="next" value="{next}">
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Confirm</button>
+</form>
+</section>"#,
+        user = escape(user),
+        token = escape(csrf_token),
+        next = escape(next),
+    );
+    layout("Confirm your password", flashes, &body)
 }
 
 /// The stylesheet, served at `GET /style.css`.

@@ -525,3 +525,41 @@ async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends
     assert!((29.9..=30.0).contains(&days), "expires in {days} days");
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        settings_ask_for_the_password_again_after_the_sudo_window_and_then_open_on(framework).await;
+    }
+}
+
+async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open_on(framework: &str) {
+    let dir = data_dir().await;
+    let demo = Demo::start_with(framework, DEMO, dir.path(), &["--sudo-window", "3"]);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    sign_in(&browser, &demo, "alice").await;
+    let settings = format!("{}/settings", demo.origin);
+    browser.goto(&settings).await.unwrap();
+    assert_eq!(browser.current_url().await.unwrap().as_str(), settings, "a fresh sign-in opens it");
+    browser.find(Locator::Css("#authenticated-at")).await.unwrap();
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    browser.goto(&settings).await.unwrap();
+    let reauth = format!("{}/reauth?next=/settings", demo.origin);
+    assert_eq!(browser.current_url().await.unwrap().as_str(), reauth, "sent to confirm the password");
+    let cookie = session_cookie(&browser).await;
+
+    let password = browser.find(Locator::Css("#reauth input[name=password]")).await.unwrap();
+    password.send_keys("alice-pass").await.unwrap();
+    browser.find(Locator::Css("#reauth button")).await.unwrap().click().await.unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_url(&settings.parse().unwrap()).await.unwrap();
+    let shown = "//p[contains(@class, 'notice') and contains(., 'Password confirmed')]";
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(shown)).await.unwrap();
+    assert_ne!(session_cookie(&browser).await, cookie, "a new session cookie");
+    let (status, _) =
+        http_get(demo.addr(), "/api/session", cookie.map(|c| format!("__Host-session={c}")).as_deref());
+    assert_eq!(status, 401, "the cookie from before the password check is logged out");
+    browser.close().await.unwrap();
+}

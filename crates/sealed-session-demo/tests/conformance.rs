@@ -465,3 +465,56 @@ fn signing_out_other_sessions_keeps_this_one_on_both_frameworks() {
         }
     });
 }
+
+/// `/settings` needs a sign-in or password check within `--sudo-window`
+/// seconds: after that, a browser is sent to confirm its password (and
+/// comes back), an API client gets `401`, and confirming gives the session
+/// a new ID.
+#[test]
+fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_frameworks() {
+    const HTML: &[&str] = &["Accept: text/html"];
+    for framework in FRAMEWORKS {
+        eprintln!("on {framework}");
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_with(framework, DEMO, dir.path(), &["--sudo-window", "3"]);
+        let mut browser = Browser::new(&demo);
+        let reply = browser.send("GET", "/reauth", HTML, "");
+        assert_eq!(
+            (reply.status, reply.header("location")),
+            (303, Some("/?next=/settings")),
+            "sign in first"
+        );
+        browser.sign_in("alice", "");
+        let reply = browser.send("GET", "/settings", HTML, "");
+        assert_eq!(reply.status, 200, "a fresh login opens it");
+        assert!(reply.body.contains("Settings of <span id=\"user\">alice</span>"), "{}", reply.body);
+
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let reply = browser.send("GET", "/settings", HTML, "");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/settings")));
+        let reply = browser.get("/settings");
+        assert_eq!((reply.status, reply.body.as_str()), (401, r#"{"error":"re-authentication required"}"#));
+        assert_eq!(browser.session_json()["user"], "alice", "the session itself goes on");
+
+        let page = browser.send("GET", "/reauth?next=/settings", HTML, "");
+        assert!(page.body.contains(r#"name="next" value="/settings""#), "{}", page.body);
+        let token = csrf_token(&page.body);
+        let before = browser.session_json()["session_id"].clone();
+        let wrong = format!("password=nope&next=/settings&csrf_token={token}");
+        let reply = browser.send("POST", "/reauth", &[], &wrong);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/settings")));
+        assert_eq!(browser.session_json()["session_id"], before, "a wrong password changes nothing");
+        assert_eq!(browser.send("GET", "/settings", HTML, "").status, 303);
+
+        let right = format!("password=alice-pass&next=/settings&csrf_token={token}");
+        let reply = browser.send("POST", "/reauth", &[], &right);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/settings")), "{}", reply.body);
+        assert_ne!(browser.session_json()["session_id"], before, "a new session ID");
+        let reply = browser.send("GET", "/settings", HTML, "");
+        assert_eq!(reply.status, 200);
+        assert!(reply.body.contains("Password confirmed"), "{}", reply.body);
+
+        let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(log.lines().any(|line| line.contains(r#""event":"reauthenticated""#)), "{log}");
+    }
+}

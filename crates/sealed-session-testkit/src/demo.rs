@@ -40,8 +40,26 @@ impl Demo {
     /// As [`Demo::try_start`], served by `framework` (`axum` or `actix`).
     #[must_use]
     pub fn try_start_on(framework: &str, binary: &str, data_dir: &Path, store: Option<&str>) -> Option<Self> {
+        Self::try_start_with(framework, binary, data_dir, store, &[])
+    }
+
+    /// As [`Demo::start_on`], with more command-line arguments.
+    #[must_use]
+    pub fn start_with(framework: &str, binary: &str, data_dir: &Path, args: &[&str]) -> Self {
+        Self::try_start_with(framework, binary, data_dir, None, args)
+            .expect("the demo exited before listening")
+    }
+
+    fn try_start_with(
+        framework: &str,
+        binary: &str,
+        data_dir: &Path,
+        store: Option<&str>,
+        args: &[&str],
+    ) -> Option<Self> {
         let mut command = Command::new(binary);
         command.args(["--framework", framework, "--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        command.args(args);
         if let Some(store) = store {
             command.args(["--store", store]);
         }
