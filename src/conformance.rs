@@ -244,3 +244,140 @@ async fn sleep_until_unix(deadline: u64) {
         sleep((target - now).unsigned_abs() + Duration::from_millis(50)).await;
     }
 }
+
+/// Runs every check of a [`SessionRegistry`](crate::SessionRegistry) that
+/// is also the revocation store (as the crate's stores are); panics with a
+/// message naming the first that fails.
+///
+/// ```
+/// # pollster::block_on(async {
+/// sealed_session::conformance::run_registry(&sealed_session::MemoryStore::new()).await;
+/// # });
+/// ```
+pub async fn run_registry<S: RevocationStore + crate::SessionRegistry>(store: &S) {
+    records_are_listed_per_user_oldest_first_as_recorded(store).await;
+    recording_a_session_again_replaces_its_record(store).await;
+    records_are_removed_one_by_one_or_all_of_a_user(store).await;
+    expired_records_are_not_listed(store).await;
+    a_user_keeps_at_most_the_bounded_number_of_records(store).await;
+    a_record_never_makes_a_revoked_session_open(store).await;
+}
+
+fn record(user: &str, created_at: u64, label: &str) -> crate::SessionRecord {
+    crate::SessionRecord {
+        id: fresh_session(),
+        user_id: user.to_owned(),
+        epoch: 0,
+        created_at,
+        last_seen: created_at,
+        expires_at: unix_now() + 3600,
+        user_agent: label.to_owned(),
+        remembered: false,
+        device_bound: false,
+    }
+}
+
+/// A user's records come back as recorded, oldest first; another user's
+/// never.
+pub async fn records_are_listed_per_user_oldest_first_as_recorded<S: crate::SessionRegistry>(store: &S) {
+    let (user, other) = (fresh_user(), fresh_user());
+    let now = unix_now();
+    let mut newer = record(&user, now - 10, "Firefox on Windows");
+    newer.remembered = true;
+    newer.epoch = 3;
+    let mut older = record(&user, now - 20, "Chrome on Linux");
+    older.device_bound = true;
+    older.last_seen = now - 5;
+    for r in [&newer, &older, &record(&other, now - 30, "Safari on macOS")] {
+        store.record(r).await.expect("record a session");
+    }
+    let listed = store.list(&user, now).await.expect("list a user's sessions");
+    assert_eq!(listed, [older, newer], "the user's records, oldest first, every field as recorded");
+    assert!(store.list(&fresh_user(), now).await.expect("list").is_empty(), "a user with none");
+}
+
+/// Recording a session again replaces its record: its last activity moves,
+/// and it is listed once.
+pub async fn recording_a_session_again_replaces_its_record<S: crate::SessionRegistry>(store: &S) {
+    let user = fresh_user();
+    let now = unix_now();
+    let mut first = record(&user, now - 100, "Chrome on Linux");
+    store.record(&first).await.expect("record");
+    first.last_seen = now;
+    first.device_bound = true;
+    store.record(&first).await.expect("record again");
+    assert_eq!(store.list(&user, now).await.expect("list"), [first]);
+}
+
+/// `remove` removes one record, `remove_user` all of a user's; removing
+/// what is not there is no error.
+pub async fn records_are_removed_one_by_one_or_all_of_a_user<S: crate::SessionRegistry>(store: &S) {
+    let (user, other) = (fresh_user(), fresh_user());
+    let now = unix_now();
+    let (a, b, c) = (record(&user, now - 3, "a"), record(&user, now - 2, "b"), record(&other, now - 1, "c"));
+    for r in [&a, &b, &c] {
+        store.record(r).await.expect("record");
+    }
+    store.remove(&user, a.id).await.expect("remove one");
+    store.remove(&user, c.id).await.expect("removing another user's session removes nothing");
+    store.remove(&user, fresh_session()).await.expect("removing an unknown session is no error");
+    assert_eq!(store.list(&user, now).await.expect("list"), [b]);
+    store.remove_user(&user).await.expect("remove a user's records");
+    assert!(store.list(&user, now).await.expect("list").is_empty());
+    assert_eq!(store.list(&other, now).await.expect("list"), [c], "another user's records stay");
+    store.remove_user(&fresh_user()).await.expect("removing an unknown user is no error");
+}
+
+/// A record is not listed once its session's absolute expiry has passed.
+pub async fn expired_records_are_not_listed<S: crate::SessionRegistry>(store: &S) {
+    let user = fresh_user();
+    let now = unix_now();
+    let live = record(&user, now - 10, "live");
+    let mut ending = record(&user, now - 20, "ending");
+    ending.expires_at = now + 2;
+    store.record(&live).await.expect("record");
+    store.record(&ending).await.expect("record");
+    assert_eq!(store.list(&user, now).await.expect("list").len(), 2);
+    assert_eq!(store.list(&user, now + 2).await.expect("list"), [live], "expired at its expiry");
+}
+
+/// Recording more than [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER)
+/// sessions of one user drops the oldest.
+pub async fn a_user_keeps_at_most_the_bounded_number_of_records<S: crate::SessionRegistry>(store: &S) {
+    let user = fresh_user();
+    let now = unix_now();
+    let max = crate::registry::MAX_RECORDS_PER_USER as u64;
+    let records: Vec<_> = (0..=max).map(|i| record(&user, now - 1000 + i, "many")).collect();
+    for r in &records {
+        store.record(r).await.expect("record");
+    }
+    let listed = store.list(&user, now).await.expect("list");
+    assert_eq!(listed.len() as u64, max, "bounded");
+    assert_eq!(listed.first().map(|r| r.id), records.get(1).map(|r| r.id), "the oldest was dropped");
+}
+
+/// A session that is recorded and then revoked does not open, and its
+/// record says so against the store's state.
+pub async fn a_record_never_makes_a_revoked_session_open<S: RevocationStore + crate::SessionRegistry>(
+    store: &S,
+) {
+    let keyring = Keyring::generate().expect("a keyring");
+    let verifier = Verifier::new(Sealer::builder(keyring).build().expect("a sealer"), store);
+    let user = fresh_user();
+    let session = verifier.login(&user, ()).await.expect("login");
+    let token = verifier.sealer().seal(&session).expect("seal");
+    let opened = verifier.open::<()>(&token).await.expect("a fresh session opens");
+    let recorded =
+        crate::SessionRecord::of(opened.session(), "Chrome on Linux", unix_now()).expect("a record");
+    store.record(&recorded).await.expect("record");
+    let expiry = recorded.expires_at + 60;
+    store.revoke_session(session.id(), expiry).await.expect("revoke the session");
+    let refused = verifier.open::<()>(&token).await;
+    assert!(
+        matches!(refused, Err(VerifyError::Revoked(Revocation::Session))),
+        "a recorded session is refused once revoked: {refused:?}"
+    );
+    let state = store.state(Some(&user), session.id()).await.expect("state");
+    assert!(recorded.is_revoked(&state), "its record reads as revoked");
+    assert_eq!(store.list(&user, unix_now()).await.expect("list").len(), 1, "the list is no source of truth");
+}

@@ -110,6 +110,8 @@ pub use error::{
 };
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
+pub use revocation::registry;
+pub use revocation::registry::{SessionRecord, SessionRegistry};
 pub use revocation::sql;
 pub use revocation::{
     check_revocation, next_cutoff, Backoff, BoxFuture, CacheTicket, CorruptKind, DynRevocationStore, Feed,

@@ -47,6 +47,11 @@ fn memory_store_passes_the_conformance_suite() {
 }
 
 #[test]
+fn memory_store_passes_the_registry_conformance_suite() {
+    block_on(sealed_session::conformance::run_registry(&MemoryStore::new()));
+}
+
+#[test]
 fn a_store_behind_a_trait_object_passes_the_conformance_suite() {
     let store: sealed_session::SharedStore = Arc::new(MemoryStore::new());
     block_on(sealed_session::conformance::run(&store));

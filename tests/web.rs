@@ -9,8 +9,8 @@ use std::sync::Arc;
 use sealed_session::csrf::CsrfError;
 use sealed_session::web::testing::{TestRequest, TestResponse, UnreachableStore};
 use sealed_session::web::{
-    bearer_token, AuditEvent, AuditKind, AuditSink, Begin, CsrfRefusal, HandleError, Level, LoginOptions,
-    Refusal, SessionHandle, SessionRef, WebConfig, WebConfigBuilder, WebConfigError,
+    bearer_token, AuditEvent, AuditKind, AuditSink, Begin, CsrfRefusal, HandleError, Level, LimitPolicy,
+    LoginOptions, Refusal, SessionHandle, SessionRef, WebConfig, WebConfigBuilder, WebConfigError,
 };
 use sealed_session::{Keyring, ManualClock, MemoryStore, RevocationStore, Sealer, SessionId, StoreError};
 
@@ -1099,4 +1099,205 @@ fn a_remembered_session_stays_remembered_through_reauthentication() {
         assert!(current.is_remembered());
         assert!(set_cookies(&handle)[0].contains("Max-Age="), "still a persistent cookie");
     });
+}
+
+/// A configuration whose memory store is also its session registry, on a
+/// manual clock, with `change` applied.
+fn listed(
+    change: impl FnOnce(WebConfigBuilder<Arc<MemoryStore>>) -> WebConfigBuilder<Arc<MemoryStore>>,
+) -> (Arc<WebConfig<Arc<MemoryStore>>>, Recorder, ManualClock) {
+    let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = Sealer::builder(Keyring::generate().unwrap())
+        .clock(clock.clone())
+        .renew_after(std::time::Duration::from_secs(300));
+    let builder =
+        WebConfig::builder(sealer, Arc::clone(&store)).session_registry(store).audit(recorder.clone());
+    (Arc::new(change(builder).build().unwrap()), recorder, clock)
+}
+
+/// Signs `user` in from a browser that sends `agent`; its cookie.
+async fn sign_in_from<S: RevocationStore + 'static>(
+    config: &Arc<WebConfig<S>>,
+    user: &str,
+    agent: &str,
+) -> String {
+    let handle = ready(config, &TestRequest::new("GET", "/").header("user-agent", agent)).await;
+    handle.typed::<String>().login(user, user.to_uppercase()).await.unwrap();
+    pair(&set_cookies(&handle)[0]).to_owned()
+}
+
+async fn on<S: RevocationStore + 'static>(config: &Arc<WebConfig<S>>, cookie: &str) -> SessionHandle {
+    ready(config, &with_cookie(TestRequest::new("GET", "/"), cookie)).await
+}
+
+const CHROME: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+#[test]
+fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, recorder, clock) = listed(|b| b);
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        clock.advance(Duration::from_secs(10));
+        let phone = sign_in_from(&config, "alice", FIREFOX).await;
+        let bob = sign_in_from(&config, "bob", CHROME).await;
+        recorder.take();
+
+        let here = on(&config, &laptop).await;
+        let devices = here.devices().await.unwrap();
+        let shown: Vec<_> = devices.iter().map(|d| (d.current, d.user_agent.as_str())).collect();
+        assert_eq!(
+            shown,
+            [(true, "Chrome on Linux"), (false, "Firefox on Windows")],
+            "oldest first, this one marked"
+        );
+        assert_eq!(devices[0].created_at.unix_timestamp(), AUDIT_START);
+        assert_eq!(devices[1].created_at.unix_timestamp(), AUDIT_START + 10);
+        assert!(!devices[0].remembered && !devices[0].device_bound);
+        assert_eq!(devices[0].reference, SessionRef::of(id_of(&here)));
+
+        // Neither this session nor another user's can be ended from here.
+        assert!(!here.end_device(devices[0].reference).await.unwrap(), "log out ends this one");
+        let bobs = on(&config, &bob).await.devices().await.unwrap()[0].reference;
+        assert!(!here.end_device(bobs).await.unwrap(), "another user's session");
+        assert!(on(&config, &bob).await.has_session());
+
+        assert!(here.end_device(devices[1].reference).await.unwrap());
+        let (kind, user, session, _) = only(&recorder);
+        assert_eq!(
+            (kind, user.as_deref(), session),
+            (AuditKind::DeviceEnded, Some("alice"), Some(devices[1].reference))
+        );
+        assert!(!on(&config, &phone).await.has_session(), "the phone is logged out on every server");
+        assert_eq!(here.devices().await.unwrap().len(), 1);
+        assert!(!here.end_device(devices[1].reference).await.unwrap(), "an ended session ends once");
+    });
+}
+
+#[test]
+fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let count = |cookie: String| {
+            let config = Arc::clone(&config);
+            async move { on(&config, &cookie).await.devices().await.unwrap().len() }
+        };
+        let a = sign_in_from(&config, "alice", CHROME).await;
+        let b = sign_in_from(&config, "alice", FIREFOX).await;
+        let c = sign_in_from(&config, "alice", FIREFOX).await;
+        assert_eq!(count(a.clone()).await, 3);
+        on(&config, &c).await.logout().await.unwrap();
+        assert_eq!(count(a.clone()).await, 2, "a logout removes its record");
+
+        // Revoked behind the registry's back (an operator's `revoke
+        // --session`): still recorded, never listed, never opened.
+        let b_id = id_of(&on(&config, &b).await);
+        config.verifier().store().revoke_session(b_id, u64::MAX / 2).await.unwrap();
+        assert_eq!(count(a.clone()).await, 1);
+        assert!(!on(&config, &b).await.has_session());
+
+        let d = sign_in_from(&config, "alice", CHROME).await;
+        let handle = on(&config, &d).await;
+        handle.logout_others().await.unwrap();
+        let kept = pair(&set_cookies(&handle)[0]).to_owned();
+        let devices = on(&config, &kept).await.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "signing out the others leaves this one");
+        assert!(devices[0].current, "under its new ID");
+        on(&config, &kept).await.logout_everywhere().await.unwrap();
+        let fresh = sign_in_from(&config, "alice", CHROME).await;
+        assert_eq!(count(fresh).await, 1, "logout everywhere removed every record");
+    });
+}
+
+#[test]
+fn a_record_is_updated_when_its_cookie_is_reissued_not_on_every_request() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        let last_seen = |cookie: String| {
+            let config = Arc::clone(&config);
+            async move { on(&config, &cookie).await.devices().await.unwrap()[0].last_seen.unix_timestamp() }
+        };
+        clock.advance(Duration::from_secs(100));
+        assert_eq!(last_seen(cookie.clone()).await, AUDIT_START, "no re-issue yet");
+        clock.advance(Duration::from_secs(250));
+        let handle = on(&config, &cookie).await;
+        let renewed = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(last_seen(renewed).await, AUDIT_START + 350, "moved with the re-issue");
+    });
+}
+
+#[test]
+fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
+    pollster::block_on(async {
+        let (config, recorder, clock) = listed(|b| b.session_limit(2, LimitPolicy::EndOldest));
+        let first = sign_in_from(&config, "alice", CHROME).await;
+        let first_id = id_of(&on(&config, &first).await);
+        clock.advance(std::time::Duration::from_secs(1));
+        let second = sign_in_from(&config, "alice", FIREFOX).await;
+        let _bob = sign_in_from(&config, "bob", CHROME).await;
+        recorder.take();
+        let third = sign_in_from(&config, "alice", FIREFOX).await;
+        let events: Vec<_> = recorder.take().into_iter().map(|e| (e.kind, e.session)).collect();
+        assert_eq!(events[0], (AuditKind::LimitEnforced, Some(SessionRef::of(first_id))));
+        assert!(!on(&config, &first).await.has_session(), "the oldest ended");
+        assert!(on(&config, &second).await.has_session() && on(&config, &third).await.has_session());
+        assert_eq!(on(&config, &third).await.devices().await.unwrap().len(), 2);
+        // A login that replaces the request's own session does not count it.
+        let handle = on(&config, &third).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        assert!(on(&config, &second).await.has_session(), "room made by the replaced session");
+
+        let (config, _, _) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let only_one = sign_in_from(&config, "alice", CHROME).await;
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = handle.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(matches!(refused, HandleError::SessionLimit { max: 1 }));
+        assert_eq!(
+            (refused.status(), refused.body()),
+            (409, "too many sessions: sign out another device first")
+        );
+        assert!(set_cookies(&handle).is_empty(), "no session was started");
+        assert!(on(&config, &only_one).await.has_session());
+    });
+}
+
+#[test]
+fn device_lists_and_limits_need_a_registry() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = on(&config, &signed_in(&config, "alice").await).await;
+        assert!(matches!(handle.devices().await, Err(HandleError::NoRegistry)));
+        let builder =
+            || WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new());
+        let no_registry = builder().session_limit(3, LimitPolicy::EndOldest).build();
+        assert!(matches!(no_registry, Err(WebConfigError::SessionLimit(_))));
+        let zero =
+            builder().session_registry(MemoryStore::new()).session_limit(0, LimitPolicy::EndOldest).build();
+        assert!(matches!(zero, Err(WebConfigError::SessionLimit(_))));
+    });
+}
+
+#[test]
+fn a_browser_is_labelled_by_its_family_and_system_only() {
+    use sealed_session::registry::user_agent_label;
+    let label = |agent| user_agent_label(Some(agent));
+    assert_eq!(label(CHROME), "Chrome on Linux");
+    assert_eq!(label(FIREFOX), "Firefox on Windows");
+    assert_eq!(
+        label("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1"),
+        "Safari on iOS"
+    );
+    assert_eq!(
+        label(
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36 Edg/131.0"
+        ),
+        "Edge on Android"
+    );
+    assert_eq!(label("<script>"), "Unknown browser");
+    assert_eq!(user_agent_label(None), "Unknown browser");
 }

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, RwLock};
 
+use super::dynamic::BoxFuture;
+use super::registry::{merge_record, SessionRecord, SessionRegistry};
 use super::{LoginState, RevocationState, RevocationStore, StoreError};
 use crate::clock::{Clock, SystemClock};
 use crate::session::SessionId;
@@ -21,6 +23,9 @@ use crate::session::SessionId;
 /// alive), so a revoked user costs about 40 bytes.
 pub struct MemoryStore {
     inner: RwLock<Memory>,
+    /// The session registry, by user: empty unless the web driver records
+    /// sessions ([`SessionRegistry`]).
+    registry: std::sync::Mutex<HashMap<String, Vec<SessionRecord>>>,
     hash_key: std::hash::RandomState,
     clock: Arc<dyn Clock>,
 }
@@ -77,6 +82,7 @@ impl MemoryStore {
     pub fn with_clock(clock: impl Clock + 'static) -> Self {
         Self {
             inner: RwLock::new(Memory::default()),
+            registry: std::sync::Mutex::default(),
             hash_key: std::hash::RandomState::new(),
             clock: Arc::new(clock),
         }
@@ -149,6 +155,45 @@ impl MemoryStore {
         let until = *until;
         inner.next_purge = if inner.next_purge == 0 { until } else { inner.next_purge.min(until) };
         Ok(())
+    }
+}
+
+/// The registry lives beside the revocations, and like them is lost when
+/// the process exits.
+impl SessionRegistry for MemoryStore {
+    fn record<'a>(&'a self, record: &'a SessionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let now = self.now();
+        let mut registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        merge_record(registry.entry(record.user_id.clone()).or_default(), record, now);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(records) = registry.get_mut(user_id) {
+            records.retain(|r| r.id != id);
+            if records.is_empty() {
+                registry.remove(user_id);
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(user_id);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let records = registry.get(user_id).map_or_else(Vec::new, |records| {
+            records.iter().filter(|r| r.expires_at > now).cloned().collect()
+        });
+        Box::pin(std::future::ready(Ok(records)))
     }
 }
 

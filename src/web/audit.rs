@@ -93,6 +93,13 @@ pub enum AuditKind {
         /// Why: [`VerifyError::code`](crate::VerifyError::code).
         reason: &'static str,
     },
+    /// The user ended another of their sessions from the device list
+    /// ([`SessionHandle::end_device`](super::SessionHandle::end_device)).
+    DeviceEnded,
+    /// A login passed the session limit, and this (the user's oldest)
+    /// session was ended to make room
+    /// ([`LimitPolicy::EndOldest`](super::LimitPolicy::EndOldest)).
+    LimitEnforced,
     /// A session was bound to its browser's key (device-bound sessions),
     /// under a new ID.
     DeviceBound,
@@ -118,6 +125,8 @@ impl AuditKind {
             AuditKind::IdRenewed => "id_renewed",
             AuditKind::Reauthenticated => "reauthenticated",
             AuditKind::SessionRefused { .. } => "session_refused",
+            AuditKind::DeviceEnded => "device_ended",
+            AuditKind::LimitEnforced => "limit_enforced",
             AuditKind::DeviceBound => "device_bound",
             AuditKind::DeviceBindingEnded { .. } => "device_binding_ended",
         }
@@ -190,6 +199,8 @@ impl AuditEvent {
             AuditKind::Logout
             | AuditKind::IdRenewed
             | AuditKind::Reauthenticated
+            | AuditKind::DeviceEnded
+            | AuditKind::LimitEnforced
             | AuditKind::DeviceBound => None,
         };
         if let (Some((name, value)), Some(object)) = (extra, line.as_object_mut()) {

@@ -7,7 +7,9 @@ use super::audit::{AuditEvent, AuditKind, AuditSink};
 use super::dbsc::{DbscSettings, DeviceBinding, CHALLENGE_LIFETIME};
 use super::flash::{FlashConfig, FLASH_TIMEOUT};
 use crate::csrf::{InvalidOrigin, OriginPolicy};
-use crate::{ConfigError, CookieError, CookieSpec, RevocationStore, Sealer, SealerBuilder, Verifier};
+use crate::{
+    ConfigError, CookieError, CookieSpec, RevocationStore, Sealer, SealerBuilder, SessionRegistry, Verifier,
+};
 
 /// The header a script sends the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -67,6 +69,27 @@ pub(crate) struct Settings {
     pub(crate) dbsc: Option<DbscSettings>,
     /// Where audit events go, if anywhere.
     pub(crate) audit: Option<Arc<dyn AuditSink>>,
+    /// The session registry, if sessions are listed.
+    pub(crate) registry: Option<RegistrySettings>,
+}
+
+/// The session registry and the per-user limit it enforces.
+pub(crate) struct RegistrySettings {
+    pub(crate) registry: Arc<dyn SessionRegistry>,
+    pub(crate) limit: Option<(usize, LimitPolicy)>,
+}
+
+/// What a login does when the user already has as many sessions as
+/// [`WebConfigBuilder::session_limit`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// The new session starts, and the user's oldest sessions end (on
+    /// every server, through the denylist) to make room.
+    EndOldest,
+    /// The login is refused ([`HandleError::SessionLimit`](super::HandleError::SessionLimit),
+    /// `409`): the user must sign out another device first.
+    RefuseLogin,
 }
 
 impl Settings {
@@ -145,6 +168,8 @@ impl<S: RevocationStore> WebConfig<S> {
             bearer: false,
             dbsc: None,
             audit: None,
+            registry: None,
+            limit: None,
         }
     }
 }
@@ -162,6 +187,8 @@ pub struct WebConfigBuilder<S> {
     bearer: bool,
     dbsc: Option<DeviceBinding>,
     audit: Option<Arc<dyn AuditSink>>,
+    registry: Option<Arc<dyn SessionRegistry>>,
+    limit: Option<(usize, LimitPolicy)>,
 }
 
 impl<S> std::fmt::Debug for WebConfigBuilder<S> {
@@ -319,6 +346,42 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         self
     }
 
+    /// Lists each user's sessions in `registry` (opt-in; usually the
+    /// revocation store itself, which is one), so that users can see where
+    /// they are signed in ([`SessionHandle::devices`](super::SessionHandle::devices))
+    /// and end one device ([`SessionHandle::end_device`](super::SessionHandle::end_device)).
+    /// A record is written at login, updated when the cookie is re-issued,
+    /// and removed at logout; it holds no session data or secret
+    /// ([`SessionRecord`](crate::SessionRecord)). Without a registry,
+    /// nothing per session is stored.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sealed_session::web::{LimitPolicy, WebConfig};
+    /// use sealed_session::{Keyring, MemoryStore, Sealer};
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// let config = WebConfig::builder(Sealer::builder(Keyring::generate()?), Arc::clone(&store))
+    ///     .session_registry(store)
+    ///     .session_limit(10, LimitPolicy::EndOldest)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn session_registry(mut self, registry: impl SessionRegistry + 'static) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// At most `max` sessions per user, counted in the
+    /// [`session_registry`](Self::session_registry) (which it needs); a
+    /// login beyond it does what `policy` says.
+    #[must_use]
+    pub fn session_limit(mut self, max: usize, policy: LimitPolicy) -> Self {
+        self.limit = Some((max, policy));
+        self
+    }
+
     /// The largest URL-encoded form body read to find the CSRF field;
     /// larger forms get `413`. Default [`DEFAULT_FORM_LIMIT`].
     #[must_use]
@@ -385,6 +448,18 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             }),
             None => None,
         };
+        let registry = match (self.registry, self.limit) {
+            (_, Some((0, _))) => {
+                return Err(WebConfigError::SessionLimit("a session limit must allow 1 session or more"))
+            }
+            (None, Some(_)) => {
+                return Err(WebConfigError::SessionLimit(
+                    "a session limit counts sessions in a session registry: add one",
+                ))
+            }
+            (Some(registry), limit) => Some(RegistrySettings { registry, limit }),
+            (None, None) => None,
+        };
         let mut csrf = self.csrf;
         for origin in self.trusted {
             csrf.policy = csrf.policy.trust_origin(origin)?;
@@ -403,6 +478,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 bearer: self.bearer,
                 dbsc,
                 audit: self.audit,
+                registry,
             },
         })
     }
@@ -452,6 +528,10 @@ pub enum WebConfigError {
     /// browser cookies, and a bearer token has none.
     #[error("device-bound sessions bind browser cookies: they cannot be combined with bearer tokens")]
     DeviceBindingWithBearer,
+    /// [`WebConfigBuilder::session_limit`] was given 0, or no session
+    /// registry to count sessions in.
+    #[error("invalid session limit: {0}")]
+    SessionLimit(&'static str),
     /// The sealer's settings are inconsistent (see [`ConfigError`]).
     #[error("invalid sealer settings: {0}")]
     Sealer(#[source] ConfigError),

@@ -27,6 +27,7 @@ use super::audit::AuditKind;
 use super::config::{Settings, WebConfig};
 use super::driver::{Answer, Begin, RequestView};
 use crate::dbsc::{self, Algorithm, DevicePublicKey};
+use crate::registry::user_agent_label;
 use crate::revocation::check_revocation;
 use crate::session::Times;
 use crate::{CookieSpec, OpenError, RevocationStore, Sealer, Session, SessionId, StoreError, VerifyError};
@@ -357,6 +358,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let bound_id = bound.id();
         let versioned = current.opened().is_versioned_data();
         let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
+        let mut listed = bound.clone();
+        listed.set_device_bound(true);
         let Some((cookie, companion)) = self.bind(dbsc, bound, *binding.as_bytes(), versioned, now) else {
             return refuse_registration(&"the bound session could not be sealed");
         };
@@ -383,6 +386,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }],
         });
         tracing::info!("DBSC registration: the session is device-bound");
+        if settings.registry.is_some() {
+            settings.unregister(session).await;
+            settings.register(&listed, &user_agent_label(request.header_text("user-agent"))).await;
+        }
         settings.audit(AuditKind::DeviceBound, |event| {
             event.user(session.user_id()).session(bound_id).previous(Some(session.id()))
         });
@@ -469,6 +476,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let versioned = companion.data().versioned;
         let session = companion.with_data(companion.data().data.clone());
         let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
+        if settings.registry.is_some() {
+            let mut listed = session.clone();
+            listed.set_device_bound(true);
+            settings.register(&listed, &user_agent_label(request.header_text("user-agent"))).await;
+        }
         let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now) else {
             return self.end_binding(
                 dbsc,

@@ -13,6 +13,7 @@ use super::handle::{SessionHandle, State};
 use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
+use crate::registry::user_agent_label;
 use crate::revocation::check_revocation;
 use crate::{CookieSpec, OpenError, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
 
@@ -402,8 +403,20 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 return Begin::Refuse(Refusal::NotDeviceBound);
             }
         }
+        let mut state = state;
+        if settings.registry.is_some() {
+            state.user_agent = Some(user_agent_label(request.header_text("user-agent")));
+        }
         let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
         let handle = SessionHandle::new(state, ops);
+        if settings.registry.is_some() {
+            // The record's last activity moves when the cookie does: at
+            // most once per renewal interval, not on every request.
+            let current = handle.shared.lock().current.clone();
+            if let Some(current) = current.filter(|c| c.reissue().is_some()) {
+                handle.register(current.session()).await;
+            }
+        }
         let upgrade = is_upgrade(request.method(), request.header("upgrade").is_some());
         if handle.shared.lock().bearer || !settings.csrf.applies(request.method(), request.path(), upgrade) {
             return Begin::Ready(handle);

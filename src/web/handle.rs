@@ -52,6 +52,8 @@ pub(crate) struct State {
     /// Whether the handler ended the request's session (logout, a login
     /// that replaced it): a companion cookie goes with it.
     pub(crate) ended: bool,
+    /// With a session registry: the label of the request's browser.
+    pub(crate) user_agent: Option<String>,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF
@@ -82,6 +84,7 @@ impl State {
             companion: Vec::new(),
             offer_binding: false,
             ended: false,
+            user_agent: None,
         }
     }
 
@@ -203,16 +206,31 @@ pub enum HandleError {
     /// not fit in a cookie.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// The user has as many sessions as the limit allows
+    /// ([`LimitPolicy::RefuseLogin`](super::LimitPolicy::RefuseLogin)): no
+    /// session was started. Sign out another device first.
+    #[error("the user has {max} sessions already, the most allowed: sign out another device first")]
+    SessionLimit {
+        /// The limit.
+        max: usize,
+    },
+    /// The call needs a session registry
+    /// ([`WebConfigBuilder::session_registry`](super::WebConfigBuilder::session_registry)),
+    /// and the configuration has none.
+    #[error("no session registry is configured: add one with WebConfigBuilder::session_registry")]
+    NoRegistry,
 }
 
 impl HandleError {
-    /// The status code to answer with: `401` without a session, `503` when
-    /// the store could not be reached or the session cookie cannot be read
-    /// on this server (the client should retry), `500` otherwise.
+    /// The status code to answer with: `401` without a session, `409` at
+    /// the session limit, `503` when the store could not be reached or the
+    /// session cookie cannot be read on this server (the client should
+    /// retry), `500` otherwise.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
             HandleError::NoSession => 401,
+            HandleError::SessionLimit { .. } => 409,
             HandleError::Store(_)
             | HandleError::Login(LoginError::Store(_))
             | HandleError::UnreadableSession => 503,
@@ -226,6 +244,7 @@ impl HandleError {
     pub fn body(&self) -> &'static str {
         match self.status() {
             401 => "no session",
+            409 => "too many sessions: sign out another device first",
             503 if matches!(self, HandleError::UnreadableSession) => {
                 tracing::warn!(error = %self, "session cookie kept, not replaced");
                 "session unavailable on this server, try again"
@@ -422,10 +441,20 @@ impl SessionHandle {
         self.audit(AuditKind::IdRenewed, |event| {
             event.user(current.session().user_id()).session(new).previous(Some(old))
         });
+        self.unregister(current.session()).await;
+        self.register_current().await;
         Ok(())
     }
 
-    fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
+    /// Records the request's session as it now is in the registry, if any.
+    async fn register_current(&self) {
+        let current = self.shared.lock().current.clone();
+        if let Some(current) = current {
+            self.register(current.session()).await;
+        }
+    }
+
+    pub(crate) fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
         self.shared.ops.settings().audit(kind, fill);
     }
 
@@ -474,6 +503,7 @@ impl SessionHandle {
         if let Some(current) = current {
             let session = current.session();
             self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
+            self.unregister(session).await;
         }
         Ok(())
     }
@@ -494,6 +524,7 @@ impl SessionHandle {
         self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
             event.user(Some(user_id)).session(session.id())
         });
+        self.unregister_user(user_id).await;
         Ok(epoch)
     }
 
@@ -523,6 +554,10 @@ impl SessionHandle {
         self.audit(AuditKind::LogoutOthers { epoch }, |event| {
             event.user(current.session().user_id()).session(new).previous(Some(old))
         });
+        if let Some(user_id) = current.session().user_id() {
+            self.unregister_user(user_id).await;
+        }
+        self.register_current().await;
         Ok(epoch)
     }
 
@@ -717,6 +752,7 @@ impl<T: SessionValue> Sessions<T> {
             // alive on the servers that can read it.
             return Err(HandleError::UnreadableSession);
         }
+        self.handle.make_room(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
         // The data it held, if it is a `T` at all.
         let previous = raw.as_ref().and_then(|_| self.handle.verified::<T>());
         if let Some(raw) = &raw {
@@ -733,11 +769,13 @@ impl<T: SessionValue> Sessions<T> {
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
         self.handle.audit(kind, |event| {
-            event
-                .user(Some(user_id))
-                .session(verified.session().id())
-                .previous(raw.map(|raw| raw.session().id()))
+            let previous = raw.as_ref().map(|raw| raw.session().id());
+            event.user(Some(user_id)).session(verified.session().id()).previous(previous)
         });
+        self.handle.register(verified.session()).await;
+        if let Some(raw) = &raw {
+            self.handle.unregister(raw.session()).await;
+        }
         Ok(Current { verified, handle: self.handle.clone() })
     }
 

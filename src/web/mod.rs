@@ -64,6 +64,7 @@ mod adapter;
 mod audit;
 mod config;
 mod dbsc;
+mod devices;
 mod driver;
 mod flash;
 mod handle;
@@ -74,13 +75,14 @@ pub mod testing;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink, SessionRef};
 pub use config::{
-    WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
+    LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
 pub use dbsc::{
     DeviceBinding, CHALLENGE_LIFETIME, DEFAULT_BOUND_LIFETIME, DEFAULT_REFRESH_PATH,
     DEFAULT_REGISTRATION_PATH,
 };
+pub use devices::Device;
 pub use driver::{
     bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FormRead, Refusal, RequestView,
     ResponseCookies, ResponseHeaders,

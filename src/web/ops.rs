@@ -3,7 +3,7 @@
 
 use super::config::{Settings, WebConfig};
 use crate::revocation::{BoxFuture, RevocationStore};
-use crate::{LoginError, SessionId, StoreError};
+use crate::{LoginError, RevocationState, SessionId, StoreError};
 
 /// The store operations of one configuration, and its settings.
 pub(crate) trait Ops: Send + Sync {
@@ -18,6 +18,12 @@ pub(crate) trait Ops: Send + Sync {
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Bumps the user's epoch; returns the new one.
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// The revocation state of the user's session `id`.
+    fn state<'a>(
+        &'a self,
+        user_id: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<RevocationState, StoreError>>;
 }
 
 impl<S: RevocationStore> Ops for WebConfig<S> {
@@ -39,5 +45,13 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
 
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.verifier.logout_everywhere(user_id))
+    }
+
+    fn state<'a>(
+        &'a self,
+        user_id: &'a str,
+        id: SessionId,
+    ) -> BoxFuture<'a, Result<RevocationState, StoreError>> {
+        Box::pin(self.verifier.store().state(Some(user_id), id))
     }
 }

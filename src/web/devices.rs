@@ -1,0 +1,225 @@
+//! The user's sessions as a list of devices, with a session registry
+//! ([`WebConfigBuilder::session_registry`](super::WebConfigBuilder::session_registry)).
+
+use time::OffsetDateTime;
+
+use super::audit::{AuditKind, SessionRef};
+use super::config::{LimitPolicy, RegistrySettings, Settings};
+use super::handle::{HandleError, SessionHandle};
+use crate::registry::SessionRecord;
+use crate::{Session, StoreError};
+
+/// One of the user's sessions, as [`SessionHandle::devices`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Device {
+    /// Its name in this list and in audit logs: not its ID, which never
+    /// leaves the server. [`SessionHandle::end_device`] takes it.
+    pub reference: SessionRef,
+    /// Whether it is the request's own session.
+    pub current: bool,
+    /// When it began (its login).
+    pub created_at: OffsetDateTime,
+    /// Its last recorded activity: updated when its cookie is re-issued,
+    /// so it may be a few minutes behind.
+    pub last_seen: OffsetDateTime,
+    /// When it ends at the latest.
+    pub expires_at: OffsetDateTime,
+    /// A label of its browser ("Chrome on Linux").
+    pub user_agent: String,
+    /// Whether it is a "remember me" session.
+    pub remembered: bool,
+    /// Whether it is device-bound (DBSC).
+    pub device_bound: bool,
+}
+
+fn time_of(unix: u64) -> OffsetDateTime {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|unix| OffsetDateTime::from_unix_timestamp(unix).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl SessionHandle {
+    fn registry(&self) -> Option<&RegistrySettings> {
+        self.shared.ops.settings().registry.as_ref()
+    }
+
+    fn now(&self) -> u64 {
+        crate::sealer::opening_time(self.shared.ops.settings().sealer.clock().unix_now())
+    }
+
+    /// The sessions of the request's user, oldest first, with this one
+    /// marked: the records of the session registry whose sessions have
+    /// neither expired nor been revoked (the revocation store is asked for
+    /// each, so a record never lists a session that no longer opens).
+    ///
+    /// # Errors
+    /// [`HandleError::NoSession`] without a signed-in session,
+    /// [`HandleError::NoRegistry`] without a registry, or
+    /// [`HandleError::Store`] if the registry or the store cannot answer.
+    pub async fn devices(&self) -> Result<Vec<Device>, HandleError> {
+        let registry = self.registry().ok_or(HandleError::NoRegistry)?;
+        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
+        let records = self.live_records(registry, user_id).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| Device {
+                reference: SessionRef::of(record.id),
+                current: record.id == current.session().id(),
+                created_at: time_of(record.created_at),
+                last_seen: time_of(record.last_seen),
+                expires_at: time_of(record.expires_at),
+                user_agent: record.user_agent,
+                remembered: record.remembered,
+                device_bound: record.device_bound,
+            })
+            .collect())
+    }
+
+    /// Ends the user's session named `reference` (from
+    /// [`devices`](Self::devices)) on every server, through the revocation
+    /// store's denylist, and removes its record. Returns whether it found
+    /// one: a reference of another user's session, of an ended one, or of
+    /// this request's own (use [`logout`](Self::logout) for that) ends
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`devices`](Self::devices); nothing is ended if the store did not
+    /// record the revocation.
+    pub async fn end_device(&self, reference: SessionRef) -> Result<bool, HandleError> {
+        let registry = self.registry().ok_or(HandleError::NoRegistry)?;
+        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
+        let records = self.live_records(registry, user_id).await?;
+        let found = records
+            .into_iter()
+            .find(|record| SessionRef::of(record.id) == reference && record.id != current.session().id());
+        let Some(record) = found else {
+            return Ok(false);
+        };
+        self.end_record(registry, &record).await?;
+        self.audit(AuditKind::DeviceEnded, |event| event.user(Some(user_id)).session(record.id));
+        Ok(true)
+    }
+
+    /// The user's records whose sessions still open as far as the store
+    /// knows; the others are removed (best effort).
+    async fn live_records(
+        &self,
+        registry: &RegistrySettings,
+        user_id: &str,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let ops = &self.shared.ops;
+        let mut live = Vec::new();
+        for record in registry.registry.list(user_id, self.now()).await? {
+            if record.is_revoked(&ops.state(user_id, record.id).await?) {
+                if let Err(err) = registry.registry.remove(user_id, record.id).await {
+                    tracing::warn!(error = %err, "cannot remove a revoked session's record");
+                }
+            } else {
+                live.push(record);
+            }
+        }
+        Ok(live)
+    }
+
+    /// Denylists the session of `record` until it expires, then drops the
+    /// record.
+    async fn end_record(
+        &self,
+        registry: &RegistrySettings,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        let leeway = self.shared.ops.settings().sealer.leeway_secs();
+        self.shared.ops.revoke_session(record.id, record.expires_at.saturating_add(leeway)).await?;
+        if let Err(err) = registry.registry.remove(&record.user_id, record.id).await {
+            tracing::warn!(error = %err, "cannot remove an ended session's record");
+        }
+        Ok(())
+    }
+
+    /// Before a login of `user_id`: makes room under the session limit, or
+    /// refuses. `replaced` is the request's own session, which the login
+    /// ends anyway.
+    pub(crate) async fn make_room(
+        &self,
+        user_id: &str,
+        replaced: Option<crate::SessionId>,
+    ) -> Result<(), HandleError> {
+        let Some(registry) = self.registry() else {
+            return Ok(());
+        };
+        let Some((max, policy)) = registry.limit else {
+            return Ok(());
+        };
+        let mut others = self.live_records(registry, user_id).await?;
+        others.retain(|record| Some(record.id) != replaced);
+        let over = (others.len() + 1).saturating_sub(max);
+        if over == 0 {
+            return Ok(());
+        }
+        if policy == LimitPolicy::RefuseLogin {
+            tracing::info!(max, "login refused: the user is at the session limit");
+            return Err(HandleError::SessionLimit { max });
+        }
+        for record in others.iter().take(over) {
+            self.end_record(registry, record).await?;
+            self.audit(AuditKind::LimitEnforced, |event| event.user(Some(user_id)).session(record.id));
+        }
+        Ok(())
+    }
+
+    /// Records `session` in the registry, if there is one, with the
+    /// request's browser label.
+    pub(crate) async fn register<T>(&self, session: &Session<T>) {
+        let label = self.shared.lock().user_agent.clone().unwrap_or_default();
+        self.shared.ops.settings().register(session, &label).await;
+    }
+
+    /// Removes the record of `session`, if there is a registry.
+    pub(crate) async fn unregister<T>(&self, session: &Session<T>) {
+        self.shared.ops.settings().unregister(session).await;
+    }
+
+    /// Removes every record of `user_id` (best effort, as
+    /// [`Settings::unregister`]).
+    pub(crate) async fn unregister_user(&self, user_id: &str) {
+        let Some(registry) = self.registry() else {
+            return;
+        };
+        if let Err(err) = registry.registry.remove_user(user_id).await {
+            tracing::warn!(error = %err, "cannot remove the user's session records");
+        }
+    }
+}
+
+impl Settings {
+    /// Records `session` in the registry, if there is one. A failure is
+    /// logged: the record comes back at the session's next re-issue, and
+    /// nothing about whether it opens depends on it.
+    pub(crate) async fn register<T>(&self, session: &Session<T>, label: &str) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        let now = crate::sealer::opening_time(self.sealer.clock().unix_now());
+        let Some(record) = SessionRecord::of(session, label, now) else {
+            return;
+        };
+        if let Err(err) = registry.registry.record(&record).await {
+            tracing::warn!(error = %err, "cannot record the session in the registry");
+        }
+    }
+
+    /// Removes the record of `session`, if there is a registry (best
+    /// effort: a record of a revoked session is never listed).
+    pub(crate) async fn unregister<T>(&self, session: &Session<T>) {
+        let (Some(registry), Some(user_id)) = (&self.registry, session.user_id()) else {
+            return;
+        };
+        if let Err(err) = registry.registry.remove(user_id, session.id()).await {
+            tracing::warn!(error = %err, "cannot remove the session's record");
+        }
+    }
+}
