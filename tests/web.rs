@@ -1301,3 +1301,15 @@ fn a_browser_is_labelled_by_its_family_and_system_only() {
     assert_eq!(label("<script>"), "Unknown browser");
     assert_eq!(user_agent_label(None), "Unknown browser");
 }
+
+#[test]
+fn a_session_reference_reads_back_from_its_text_and_nothing_else_does() {
+    let reference = SessionRef::of(SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap());
+    assert_eq!("fde1f30763925017".parse::<SessionRef>(), Ok(reference));
+    assert_eq!("FDE1F30763925017".parse::<SessionRef>(), Ok(reference));
+    for bad in
+        ["", "fde1f3076392501", "fde1f307639250177", "fde1f3076392501g", "+de1f30763925017", "fde1f30763925é"]
+    {
+        assert!(bad.parse::<SessionRef>().is_err(), "{bad}");
+    }
+}

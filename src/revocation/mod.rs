@@ -124,6 +124,10 @@ pub enum CorruptKind {
     /// The store has no generation yet; it starts one at its next check.
     #[error("the store has no generation yet; it starts one at its next check")]
     NoGeneration,
+    /// A session registry record does not read back as one (a session ID
+    /// that is not 16 bytes, a field that does not parse).
+    #[error("a session registry record is not one this library wrote; was the store written by hand?")]
+    BadRecord,
 }
 
 impl StoreError {

@@ -15,9 +15,9 @@ pub const MAX_LABEL_LEN: usize = 64;
 
 /// What a registry keeps of one session: when it began, when it was last
 /// seen, when it ends, and a label of the browser. No session data, token,
-/// key or address.
+/// key or address. A registry builds them from what it stored, so every
+/// field is public.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct SessionRecord {
     /// The session's ID.
     pub id: SessionId,

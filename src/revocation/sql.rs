@@ -74,6 +74,33 @@ impl From<RevocationState> for LoginState {
     }
 }
 
+/// One [`SessionRecord`](crate::SessionRecord) as a SQL row: session ID
+/// (16 bytes), user, epoch, created, last seen, expiry, user-agent label,
+/// remembered, device-bound.
+pub type RecordRow = (Vec<u8>, String, i64, i64, i64, i64, String, bool, bool);
+
+/// The record a [`RecordRow`] holds.
+///
+/// # Errors
+/// [`StoreError::Corrupt`]: [`CorruptKind::BadRecord`] for a session ID
+/// that is not 16 bytes, [`CorruptKind::NegativeValue`] for a negative
+/// time or epoch.
+pub fn record_from_row(row: RecordRow) -> Result<crate::SessionRecord, StoreError> {
+    let (id, user_id, epoch, created_at, last_seen, expires_at, user_agent, remembered, device_bound) = row;
+    let id = <[u8; 16]>::try_from(id.as_slice()).map_err(|_| StoreError::Corrupt(CorruptKind::BadRecord))?;
+    Ok(crate::SessionRecord {
+        id: crate::SessionId::from_bytes(id),
+        user_id,
+        epoch: from_sql(epoch)?,
+        created_at: from_sql(created_at)?,
+        last_seen: from_sql(last_seen)?,
+        expires_at: from_sql(expires_at)?,
+        user_agent,
+        remembered,
+        device_bound,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {

@@ -45,6 +45,30 @@ impl SessionRef {
     }
 }
 
+impl std::str::FromStr for SessionRef {
+    type Err = InvalidSessionRef;
+
+    /// Reads the 16 hex digits [`SessionRef`]'s `Display` writes (either
+    /// case).
+    fn from_str(text: &str) -> Result<Self, InvalidSessionRef> {
+        // Digits only: `from_str_radix` would take a sign.
+        if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidSessionRef);
+        }
+        let mut reference = [0; 8];
+        for (byte, pair) in reference.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| InvalidSessionRef)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| InvalidSessionRef)?;
+        }
+        Ok(Self(reference))
+    }
+}
+
+/// A text that is not a [`SessionRef`] (16 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a session reference: expected 16 hex digits")]
+pub struct InvalidSessionRef;
+
 impl fmt::Display for SessionRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))

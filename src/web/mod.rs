@@ -73,7 +73,7 @@ mod http_types;
 mod ops;
 pub mod testing;
 
-pub use audit::{AuditEvent, AuditKind, AuditSink, SessionRef};
+pub use audit::{AuditEvent, AuditKind, AuditSink, InvalidSessionRef, SessionRef};
 pub use config::{
     LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,

@@ -91,7 +91,7 @@ pub fn app_with<S: RevocationStore + 'static>(
             };
         }
         app = match route {
-            Route::Account => app.service(resource.wrap(RequireSession::redirect_to("/"))),
+            Route::Account | Route::Devices => app.service(resource.wrap(RequireSession::redirect_to("/"))),
             Route::Settings => app.service(
                 resource.wrap(RequireSession::redirect_to("/reauth").authenticated_within(sudo_window)),
             ),
@@ -110,6 +110,7 @@ fn respond(reply: Result<Reply, HandleError>) -> HttpResponse {
             HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
         }
         Ok(Reply::Json(json)) => HttpResponse::Ok().json(json),
+        Ok(Reply::Value(json)) => HttpResponse::Ok().json(json),
         Ok(Reply::Text(text)) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text),
         Ok(Reply::Refused(status, text)) => {
             HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))

@@ -47,7 +47,7 @@ fn routes(sudo_window: Duration) -> Router {
             Method::Post => post(handler),
         };
         match route {
-            Route::Account => guarded = guarded.route(path, handler),
+            Route::Account | Route::Devices => guarded = guarded.route(path, handler),
             Route::Settings => sudo = sudo.route(path, handler),
             _ => open = open.route(path, handler),
         }
@@ -75,6 +75,7 @@ fn respond(reply: Result<Reply, HandleError>) -> Response {
         Ok(Reply::Page(html)) => Html(html).into_response(),
         Ok(Reply::Redirect(location)) => Redirect::to(&location).into_response(),
         Ok(Reply::Json(json)) => Json(json).into_response(),
+        Ok(Reply::Value(json)) => Json(json).into_response(),
         Ok(Reply::Text(text)) => text.into_response(),
         Ok(Reply::Refused(status, text)) => {
             (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), text).into_response()

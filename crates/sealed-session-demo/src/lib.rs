@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use sealed_session::web::{
-    AuditEvent, AuditSink, DeviceBinding, WebConfig, WebConfigBuilder, WebConfigError,
+    AuditEvent, AuditSink, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError,
 };
 use sealed_session::{
     CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, SealerBuilder, SharedStore,
@@ -43,6 +43,10 @@ pub const REMEMBER_IDLE: std::time::Duration = std::time::Duration::from_secs(7 
 /// How recent a sign-in or password check must be for `GET /settings`
 /// (the demo's `--sudo-window`): 10 minutes.
 pub const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The most sessions a user has at once (the demo's `--max-sessions`): a
+/// login beyond it ends the user's oldest session.
+pub const MAX_SESSIONS: usize = 10;
 
 /// The most items a cart holds.
 pub const MAX_CART_ITEMS: usize = 20;
@@ -115,8 +119,11 @@ pub struct Setup {
     /// The keyring file; by default `keyring.toml` in the data directory.
     pub keyring: Option<PathBuf>,
     /// The revocation store URL; by default `sqlite:` a file in the data
-    /// directory.
+    /// directory. The store is the session registry too.
     pub store: Option<String>,
+    /// The most sessions a user may have; a login beyond it ends their
+    /// oldest. By default [`MAX_SESSIONS`].
+    pub max_sessions: Option<usize>,
     /// How long a device-bound session cookie lives after each proof of the
     /// browser's key; by default
     /// [`DEFAULT_BOUND_LIFETIME`](sealed_session::web::DEFAULT_BOUND_LIFETIME).
@@ -193,14 +200,19 @@ impl Setup {
             StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
         })?;
         let keyring = load_or_create_keyring(&self.keyring_path())?;
-        let store = sealed_session_stores::open(&self.store_url()).await?;
+        let (store, registry) = sealed_session_stores::open_with_registry(&self.store_url()).await?;
         let mut binding = DeviceBinding::default();
         if let Some(lifetime) = self.bound_lifetime {
             binding = binding.bound_lifetime(lifetime);
         }
         let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE);
         let audit = AuditFile::open(&self.audit_log_path())?;
-        Ok(builder(sealer, store, binding).audit(audit).build()?)
+        let max_sessions = self.max_sessions.unwrap_or(MAX_SESSIONS);
+        Ok(builder(sealer, store, binding)
+            .audit(audit)
+            .session_registry(registry)
+            .session_limit(max_sessions, LimitPolicy::EndOldest)
+            .build()?)
     }
 
     /// The audit log: one JSON line per event, appended to
@@ -359,6 +371,7 @@ mod tests {
                 keyring: None,
                 store: Some(store.into()),
                 bound_lifetime: None,
+                max_sessions: None,
             }
             .store_url_for_display()
         };

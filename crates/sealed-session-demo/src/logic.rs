@@ -23,6 +23,8 @@ pub(crate) enum Reply {
     Redirect(String),
     /// `200` with this JSON.
     Json(Box<SessionJson>),
+    /// `200` with this JSON.
+    Value(serde_json::Value),
     /// `200` with this text.
     Text(&'static str),
     /// An error status with a text body.
@@ -41,6 +43,9 @@ pub(crate) enum Route {
     LogoutEverywhere,
     LogoutOthers,
     Settings,
+    Devices,
+    ApiDevices,
+    RevokeDevice,
     ReauthPage,
     Reauth,
     Profile,
@@ -61,7 +66,7 @@ pub(crate) enum Method {
 /// session, and [`Route::Settings`] one whose user signed in or confirmed
 /// their password within the sudo window; each app puts its framework's
 /// guard on them.
-pub(crate) const ROUTES: [(Route, Method, &str); 14] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 17] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
@@ -69,6 +74,9 @@ pub(crate) const ROUTES: [(Route, Method, &str); 14] = [
     (Route::LogoutEverywhere, Method::Post, "/logout-everywhere"),
     (Route::LogoutOthers, Method::Post, "/logout-others"),
     (Route::Settings, Method::Get, "/settings"),
+    (Route::Devices, Method::Get, "/devices"),
+    (Route::ApiDevices, Method::Get, "/api/devices"),
+    (Route::RevokeDevice, Method::Post, "/devices/revoke"),
     (Route::ReauthPage, Method::Get, "/reauth"),
     (Route::Reauth, Method::Post, "/reauth"),
     (Route::Profile, Method::Post, "/profile"),
@@ -100,6 +108,9 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::LogoutEverywhere => logout_everywhere(handle).await,
         Route::LogoutOthers => logout_others(handle).await,
         Route::Settings => settings(handle),
+        Route::Devices => devices(handle).await,
+        Route::ApiDevices => api_devices(handle).await,
+        Route::RevokeDevice => revoke_device(handle, content_type, body).await,
         Route::ReauthPage => reauth_page(handle, query),
         Route::Reauth => reauth(handle, content_type, body).await,
         Route::Profile => profile(handle, content_type, body),
@@ -152,6 +163,64 @@ fn settings(handle: &Handle) -> Result<Reply, HandleError> {
     let confirmed = handle.authenticated_at().ok_or(HandleError::NoSession)?;
     let token = handle.sealer().csrf_token(current.session());
     Ok(Reply::Page(page::settings(current.session(), confirmed, &token, &handle.take_flashes())))
+}
+
+/// `GET /devices`: where the user is signed in, with a button to sign
+/// each other device out (the route requires a session).
+async fn devices(handle: &Handle) -> Result<Reply, HandleError> {
+    let current = handle.signed_in().ok_or(HandleError::NoSession)?;
+    let devices = handle.devices().await?;
+    let token = handle.sealer().csrf_token(current.session());
+    Ok(Reply::Page(page::devices(&devices, &token, &handle.take_flashes())))
+}
+
+/// `GET /api/devices`: the user's sessions as JSON.
+async fn api_devices(handle: &Handle) -> Result<Reply, HandleError> {
+    let sessions: Vec<_> = handle
+        .devices()
+        .await?
+        .into_iter()
+        .map(|device| {
+            serde_json::json!({
+                "id": device.reference.to_string(),
+                "current": device.current,
+                "created_at": page::timestamp(device.created_at),
+                "last_seen": page::timestamp(device.last_seen),
+                "user_agent": device.user_agent,
+                "remembered": device.remembered,
+                "device_bound": device.device_bound,
+            })
+        })
+        .collect();
+    Ok(Reply::Value(serde_json::json!({ "sessions": sessions })))
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    /// The device's reference, as `/devices` shows it.
+    session: String,
+}
+
+/// `POST /devices/revoke`: signs another of the user's devices out.
+async fn revoke_device(
+    handle: &Handle,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Reply, HandleError> {
+    let form: RevokeForm = match form(content_type, body) {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
+    };
+    let ended = match form.session.parse() {
+        Ok(reference) => handle.end_device(reference).await?,
+        Err(_) => false,
+    };
+    if ended {
+        handle.flash(Level::Success, "Signed that device out. Its session is revoked on every server.")?;
+    } else {
+        handle.flash(Level::Error, "No such session of yours to sign out.")?;
+    }
+    Ok(Reply::Redirect("/devices".to_owned()))
 }
 
 /// `GET /reauth`: the form that asks a signed-in user for their password

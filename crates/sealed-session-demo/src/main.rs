@@ -48,6 +48,10 @@ struct Args {
     /// opens without asking for the password again.
     #[arg(long, env = "DEMO_SUDO_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     sudo_window: u64,
+    /// The most sessions a user may have at once: a login beyond it ends
+    /// their oldest session.
+    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    max_sessions: u64,
 }
 
 /// The web frameworks the demo runs on.
@@ -70,6 +74,7 @@ async fn main() -> ExitCode {
         keyring: args.keyring,
         store: args.store,
         bound_lifetime: Some(std::time::Duration::from_secs(args.dbsc_cookie_lifetime)),
+        max_sessions: Some(usize::try_from(args.max_sessions).unwrap_or(usize::MAX)),
     };
     let sudo_window = std::time::Duration::from_secs(args.sudo_window);
     match serve(&setup, args.addr, args.framework, sudo_window).await {

@@ -160,7 +160,7 @@ pub fn signed_in(opened: &Verified<Profile>, csrf_token: &str, flashes: &[Flash]
 <form method="post" action="/logout-others" id="logout-others">{hidden}<button type="submit">Sign out other sessions</button></form>
 <form method="post" action="/logout-everywhere" id="logout-everywhere">{hidden}<button type="submit" class="danger">Log out everywhere</button></form>
 </section>
-<p><a href="/settings" id="settings-link">Settings</a> (asks for the password again after a while)</p>"#,
+<p><a href="/settings" id="settings-link">Settings</a> (asks for the password again after a while) · <a href="/devices" id="devices-link">Your devices</a></p>"#,
         user = escape(session.user_id().unwrap_or("-")),
         name = escape(&session.data().display_name),
         cart = cart(&session.data().cart, &hidden),
@@ -208,6 +208,45 @@ pub fn settings(
         name = escape(&session.data().display_name),
     );
     layout("Settings", flashes, &body)
+}
+
+/// The user's sessions: `GET /devices`.
+#[must_use]
+pub fn devices(devices: &[sealed_session::web::Device], csrf_token: &str, flashes: &[Flash]) -> String {
+    let token = escape(csrf_token);
+    let mut rows = String::new();
+    for device in devices {
+        let action = if device.current {
+            r#"<span class="muted">this device</span>"#.to_owned()
+        } else {
+            format!(
+                r#"<form method="post" action="/devices/revoke" class="revoke"><input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="session" value="{id}"><button type="submit">Sign out</button></form>"#,
+                id = device.reference,
+            )
+        };
+        let _ = write!(
+            rows,
+            r#"<tr class="device{current}" data-session="{id}"><td>{agent}{remembered}{bound}</td><td>{created}</td><td>{seen}</td><td>{action}</td></tr>"#,
+            current = if device.current { " current" } else { "" },
+            id = device.reference,
+            agent = escape(&device.user_agent),
+            remembered = if device.remembered { " · remembered" } else { "" },
+            bound = if device.device_bound { " · device-bound" } else { "" },
+            created = escape(&timestamp(device.created_at)),
+            seen = escape(&timestamp(device.last_seen)),
+        );
+    }
+    let body = format!(
+        r#"<section class="card">
+<h1>Where you are signed in</h1>
+<table id="devices"><tr><th>Browser</th><th>Signed in</th><th>Last seen</th><th></th></tr>{rows}</table>
+</section>
+<section class="card actions">
+<form method="post" action="/logout-others" id="logout-others"><input type="hidden" name="csrf_token" value="{token}"><button type="submit" class="danger">Sign out all other devices</button></form>
+<a href="/">Back</a>
+</section>"#
+    );
+    layout("Your devices", flashes, &body)
 }
 
 /// The re-authentication form: `GET /reauth`, which posts the password to

@@ -563,3 +563,38 @@ async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open
     assert_eq!(status, 401, "the cookie from before the password check is logged out");
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_browser_signs_another_out_from_its_device_list() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        one_browser_signs_another_out_from_its_device_list_on(framework).await;
+    }
+}
+
+async fn one_browser_signs_another_out_from_its_device_list_on(framework: &str) {
+    let dir = data_dir().await;
+    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+    let driver = Driver::start();
+    let (laptop, phone) = (driver.browser().await, driver.browser().await);
+    sign_in(&laptop, &demo, "alice").await;
+    sign_in(&phone, &demo, "alice").await;
+
+    laptop.goto(&format!("{}/devices", demo.origin)).await.unwrap();
+    let rows = laptop.find_all(Locator::Css("#devices tr.device")).await.unwrap();
+    assert_eq!(rows.len(), 2, "both browsers are listed");
+    let current = laptop.find_all(Locator::Css("#devices tr.device.current")).await.unwrap();
+    assert_eq!(current.len(), 1, "this one marked");
+    assert!(current[0].text().await.unwrap().contains("Chrome on Linux"), "labelled by its User-Agent");
+    laptop.find(Locator::Css("#devices form.revoke button")).await.unwrap().click().await.unwrap();
+    let shown = "//p[contains(@class, 'notice') and contains(., 'Signed that device out')]";
+    laptop.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(shown)).await.unwrap();
+    assert_eq!(laptop.find_all(Locator::Css("#devices tr.device")).await.unwrap().len(), 1);
+
+    phone.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&phone).await, None, "the other browser is signed out on its next request");
+    laptop.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&laptop).await.as_deref(), Some("alice"), "this one stays");
+    laptop.close().await.unwrap();
+    phone.close().await.unwrap();
+}

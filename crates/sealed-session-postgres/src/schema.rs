@@ -11,6 +11,12 @@ pub(crate) struct Statements {
     pub(crate) revoke_session: String,
     pub(crate) revoke_all: String,
     pub(crate) channel: String,
+    /// The session registry's statements.
+    pub(crate) record_session: String,
+    pub(crate) trim_sessions: String,
+    pub(crate) remove_session: String,
+    pub(crate) remove_user_sessions: String,
+    pub(crate) list_sessions: String,
 }
 
 /// Whether `prefix` is a plain SQL identifier: lowercase ASCII letters,
@@ -29,7 +35,12 @@ pub(crate) fn migration(prefix: &str) -> String {
         "CREATE TABLE IF NOT EXISTS {prefix}_meta (key text PRIMARY KEY, value bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS {prefix}_user_epochs (user_id text PRIMARY KEY, epoch bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS {prefix}_denied (session_id bytea PRIMARY KEY, expires_at bigint NOT NULL);
-CREATE INDEX IF NOT EXISTS {prefix}_denied_expiry ON {prefix}_denied (expires_at);"
+CREATE INDEX IF NOT EXISTS {prefix}_denied_expiry ON {prefix}_denied (expires_at);
+CREATE TABLE IF NOT EXISTS {prefix}_sessions (
+  user_id text NOT NULL, session_id bytea NOT NULL, epoch bigint NOT NULL, created_at bigint NOT NULL,
+  last_seen bigint NOT NULL, expires_at bigint NOT NULL, user_agent text NOT NULL,
+  remembered boolean NOT NULL, device_bound boolean NOT NULL,
+  PRIMARY KEY (user_id, session_id));"
     )
 }
 
@@ -94,6 +105,29 @@ impl Statements {
                  SELECT raised.value FROM raised, pg_notify('{channel}', 'all')"
             ),
             channel,
+            record_session: format!(
+                "INSERT INTO {prefix}_sessions
+                   (user_id, session_id, epoch, created_at, last_seen, expires_at, user_agent, remembered, device_bound)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (user_id, session_id) DO UPDATE SET
+                   epoch = EXCLUDED.epoch, created_at = EXCLUDED.created_at, last_seen = EXCLUDED.last_seen,
+                   expires_at = EXCLUDED.expires_at, user_agent = EXCLUDED.user_agent,
+                   remembered = EXCLUDED.remembered, device_bound = EXCLUDED.device_bound"
+            ),
+            // The user's expired records, and the oldest beyond the bound.
+            trim_sessions: format!(
+                "DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
+                   SELECT session_id FROM {prefix}_sessions WHERE user_id = $1
+                   ORDER BY created_at DESC, session_id DESC LIMIT $3))"
+            ),
+            remove_session: format!("DELETE FROM {prefix}_sessions WHERE user_id = $1 AND session_id = $2"),
+            remove_user_sessions: format!("DELETE FROM {prefix}_sessions WHERE user_id = $1"),
+            list_sessions: format!(
+                "SELECT session_id, user_id, epoch, created_at, last_seen, expires_at, user_agent, remembered,
+                        device_bound
+                 FROM {prefix}_sessions WHERE user_id = $1 AND expires_at > $2
+                 ORDER BY created_at, session_id"
+            ),
         }
     }
 }

@@ -5,10 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sealed_session::registry::MAX_RECORDS_PER_USER;
 use sealed_session::sql::{self, from_sql, to_sql};
 use sealed_session::{
-    Clock, Feed, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StoreError,
-    SystemClock,
+    BoxFuture, Clock, Feed, Invalidation, LoginState, RevocationState, RevocationStore, SessionId,
+    SessionRecord, SessionRegistry, StoreError, SystemClock,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -417,6 +418,85 @@ impl RevocationStore for PostgresStore {
             inner.feed.cache().clear();
             from_sql(result?)
         }
+    }
+}
+
+/// The registry is a table beside the revocations (`<prefix>_sessions`),
+/// created with them.
+impl SessionRegistry for PostgresStore {
+    fn record<'a>(&'a self, record: &'a SessionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let inner = &self.inner;
+        let now = u64::try_from(inner.clock.unix_now()).unwrap_or(0);
+        Box::pin(inner.run(move || async move {
+            let mut tx = inner.pool.begin().await?;
+            sqlx::query(sqlx::AssertSqlSafe(inner.sql.record_session.clone()))
+                .bind(&record.user_id)
+                .bind(record.id.as_bytes().as_slice())
+                .bind(to_sql(record.epoch))
+                .bind(to_sql(record.created_at))
+                .bind(to_sql(record.last_seen))
+                .bind(to_sql(record.expires_at))
+                .bind(&record.user_agent)
+                .bind(record.remembered)
+                .bind(record.device_bound)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(inner.sql.trim_sessions.clone()))
+                .bind(&record.user_id)
+                .bind(to_sql(now))
+                .bind(i64::try_from(MAX_RECORDS_PER_USER).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }))
+    }
+
+    fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
+        let inner = &self.inner;
+        Box::pin(async move {
+            inner
+                .run(|| {
+                    sqlx::query(sqlx::AssertSqlSafe(inner.sql.remove_session.clone()))
+                        .bind(user_id)
+                        .bind(id.as_bytes().as_slice())
+                        .execute(&inner.pool)
+                })
+                .await
+                .map(drop)
+        })
+    }
+
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let inner = &self.inner;
+        Box::pin(async move {
+            inner
+                .run(|| {
+                    sqlx::query(sqlx::AssertSqlSafe(inner.sql.remove_user_sessions.clone()))
+                        .bind(user_id)
+                        .execute(&inner.pool)
+                })
+                .await
+                .map(drop)
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        let inner = &self.inner;
+        Box::pin(async move {
+            let rows: Vec<sql::RecordRow> = inner
+                .run(|| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.list_sessions.clone()))
+                        .bind(user_id)
+                        .bind(to_sql(now))
+                        .fetch_all(&inner.pool)
+                })
+                .await?;
+            rows.into_iter().map(sql::record_from_row).collect()
+        })
     }
 }
 

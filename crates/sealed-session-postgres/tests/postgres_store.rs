@@ -49,12 +49,21 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_registry_conformance_suite() {
+    let store = store(&SHARED.url(), "registry", SystemClock).await;
+    sealed_session::conformance::run_registry(&store).await;
+    // The records are rows of the store's own table.
+    let rows = SHARED.psql("SELECT count(*) > 0 FROM registry_sessions");
+    assert_eq!(rows, "t");
+}
+
+#[tokio::test]
 async fn connecting_by_url_creates_the_tables() {
     let url = SHARED.url();
     let store = PostgresStore::connect(&url).await.unwrap();
     assert!(store.wait_until_listening(Duration::from_secs(5)).await);
     let tables = SHARED.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'sealed\\_session\\_%'");
-    assert_eq!(tables, "3");
+    assert_eq!(tables, "4");
     let sql = PostgresStore::migration_sql("app").unwrap();
     assert!(sql.contains("CREATE TABLE IF NOT EXISTS app_denied"), "{sql}");
     assert_eq!(PostgresStore::migration_sql("App; DROP"), None);

@@ -2,7 +2,7 @@
 //! dated by Redis's own clock (`TIME`), not the application server's.
 
 use redis::Script;
-use sealed_session::SessionId;
+use sealed_session::{SessionId, SessionRecord};
 
 /// Reads everything one check needs in one round trip, and starts a new
 /// generation (dated by Redis) if the keyspace has none.
@@ -76,6 +76,75 @@ redis.call('SET', KEYS[1], generation)
 return {generation, 1}
 ";
 
+/// Records a session in the user's registry hash, drops the records that
+/// have expired and the oldest beyond the bound, and lets the hash expire
+/// with its last record.
+///
+/// KEYS: the user's registry hash. ARGV: field (the session ID in hex),
+/// value ([`encode_record`]), now, the bound.
+pub(crate) const RECORD: &str = r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local live = {}
+local latest = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local _, created, _, expires = string.match(all[i + 1], '^(%d+) (%d+) (%d+) (%d+) ')
+  created, expires = tonumber(created), tonumber(expires)
+  if expires == nil or created == nil or expires <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    table.insert(live, {created, all[i]})
+    if expires > latest then latest = expires end
+  end
+end
+table.sort(live, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+for i = 1, #live - tonumber(ARGV[4]) do redis.call('HDEL', KEYS[1], live[i][2]) end
+if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end
+return 1
+";
+
+/// A registry record as its hash value: epoch, created, last seen, expiry,
+/// remembered and device-bound (0 or 1), then the label (which may hold
+/// spaces), separated by single spaces.
+pub(crate) fn encode_record(record: &SessionRecord) -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        record.epoch,
+        record.created_at.min(MAX_SCRIPT_TIME),
+        record.last_seen,
+        record.expires_at.min(MAX_SCRIPT_TIME),
+        u8::from(record.remembered),
+        u8::from(record.device_bound),
+        record.user_agent
+    )
+}
+
+/// The record of the user's session `field` (hex ID) and `value`, as
+/// [`encode_record`] wrote it; `None` if it is not one.
+pub(crate) fn decode_record(user_id: &str, field: &str, value: &str) -> Option<SessionRecord> {
+    let mut parts = value.splitn(7, ' ');
+    let mut number = || parts.next()?.parse::<u64>().ok();
+    let (epoch, created_at, last_seen, expires_at) = (number()?, number()?, number()?, number()?);
+    let (remembered, device_bound) = (number()?, number()?);
+    let flag = |n: u64| match n {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    };
+    Some(SessionRecord {
+        id: SessionId::from_hex(field)?,
+        user_id: user_id.to_owned(),
+        epoch,
+        created_at,
+        last_seen,
+        expires_at,
+        remembered: flag(remembered)?,
+        device_bound: flag(device_bound)?,
+        user_agent: parts.next()?.to_owned(),
+    })
+}
+
 /// The largest time the scripts are given: Lua numbers are doubles.
 pub(crate) const MAX_SCRIPT_TIME: u64 = (1 << 53) - 1;
 
@@ -117,12 +186,39 @@ impl Keys {
     pub(crate) fn session(&self, session: &SessionId) -> String {
         format!("{}:session:{}", self.prefix, session.to_hex())
     }
+
+    /// The hash of the user's session registry records.
+    pub(crate) fn registry(&self, user_id: &str) -> String {
+        format!("{}:registry:{user_id}", self.prefix)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sealed_session::Session;
+
+    #[test]
+    fn a_record_reads_back_as_written_and_anything_else_is_none() {
+        let record = SessionRecord {
+            id: Session::new(()).id(),
+            user_id: "alice".to_owned(),
+            epoch: 3,
+            created_at: 10,
+            last_seen: 20,
+            expires_at: 30,
+            user_agent: "Chrome on Linux".to_owned(),
+            remembered: true,
+            device_bound: false,
+        };
+        let (field, value) = (record.id.to_hex(), encode_record(&record));
+        assert_eq!(value, "3 10 20 30 1 0 Chrome on Linux");
+        assert_eq!(decode_record("alice", &field, &value), Some(record));
+        for bad in ["3 10 20 30 1 2 x", "3 10 20 30 1 0", "3 10 x 30 1 0 y", ""] {
+            assert_eq!(decode_record("alice", &field, bad), None, "{bad}");
+        }
+        assert_eq!(decode_record("alice", "zz", &value), None);
+    }
 
     #[test]
     fn keys_live_under_the_prefix() {

@@ -5,10 +5,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryFutureExt as _;
 use redis::{FromRedisValue, Value};
+use sealed_session::registry::{sort_records, MAX_RECORDS_PER_USER};
 use sealed_session::{
-    Clock, Feed, Invalidation, LoginState, RevocationState, RevocationStore, SessionId, StoreError,
-    SystemClock,
+    BoxFuture, Clock, CorruptKind, Feed, Invalidation, LoginState, RevocationState, RevocationStore,
+    SessionId, SessionRecord, SessionRegistry, StoreError, SystemClock,
 };
 
 use crate::config::{parse_url, ConnectError, RedisConfig};
@@ -408,6 +410,72 @@ impl RevocationStore for RedisStore {
             let floor = inner.eval(crate::keys::FLOOR, &keys, &[issued_through.min(MAX_SCRIPT_TIME)]);
             inner.write(floor, Invalidation::All).await
         }
+    }
+}
+
+/// The registry is one hash per user (`<prefix>:registry:<user>`), in the
+/// same Redis, which expires with its last record.
+impl SessionRegistry for RedisStore {
+    fn record<'a>(&'a self, record: &'a SessionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let inner = &self.inner;
+        let now = u64::try_from(inner.clock.unix_now()).unwrap_or(0);
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(crate::keys::RECORD)
+            .arg(1)
+            .arg(inner.keys.registry(&record.user_id))
+            .arg(record.id.to_hex())
+            .arg(crate::keys::encode_record(record))
+            .arg(now)
+            .arg(MAX_RECORDS_PER_USER);
+        Box::pin(inner.registry_call::<i64>(eval).map_ok(drop))
+    }
+
+    fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(self.inner.keys.registry(user_id)).arg(id.to_hex());
+        Box::pin(self.inner.registry_call::<i64>(hdel).map_ok(drop))
+    }
+
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut del = redis::cmd("DEL");
+        del.arg(self.inner.keys.registry(user_id));
+        Box::pin(self.inner.registry_call::<i64>(del).map_ok(drop))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        let mut hgetall = redis::cmd("HGETALL");
+        hgetall.arg(self.inner.keys.registry(user_id));
+        Box::pin(async move {
+            let fields: Vec<(String, String)> = self.inner.registry_call(hgetall).await?;
+            let mut records = Vec::with_capacity(fields.len());
+            for (field, value) in fields {
+                let record = crate::keys::decode_record(user_id, &field, &value)
+                    .ok_or(StoreError::Corrupt(CorruptKind::BadRecord))?;
+                if record.expires_at > now {
+                    records.push(record);
+                }
+            }
+            sort_records(&mut records);
+            Ok(records)
+        })
+    }
+}
+
+impl Inner {
+    /// Runs a registry command on the writer connection, within the
+    /// timeout. The registry is no revocation: nothing to publish or
+    /// replicate before answering.
+    async fn registry_call<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
+        self.bounded(self.config.timeout, async {
+            self.ensure_trusted().await?;
+            let mut conn = self.link.conns().writer.clone();
+            command.query_async(&mut conn).await.map_err(redis_error)
+        })
+        .await
     }
 }
 

@@ -60,6 +60,24 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn passes_the_registry_conformance_suite() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    sealed_session::conformance::run_registry(&store).await;
+    // Each user's hash expires with its last record: nothing outlives the
+    // sessions it lists.
+    let mut conn =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg("sealed-session:registry:*").query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty(), "the records are hashes under the prefix");
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(ttl > 0, "{key} has no expiry");
+    }
+}
+
+#[tokio::test]
 async fn the_store_takes_the_applications_own_client() {
     let redis = RedisServer::start();
     let client = redis::Client::open(redis.url()).unwrap();

@@ -2,8 +2,9 @@
 //! statements every call runs: each one statement, or one `BEGIN IMMEDIATE`
 //! transaction, so that every call is atomic.
 
+use sealed_session::registry::MAX_RECORDS_PER_USER;
 use sealed_session::sql::{self, from_sql, to_sql};
-use sealed_session::{next_cutoff, Clock, LoginState, RevocationState, StoreError};
+use sealed_session::{next_cutoff, Clock, LoginState, RevocationState, SessionRecord, StoreError};
 use sqlx::sqlite::SqlitePool;
 use sqlx::SqliteConnection;
 
@@ -22,6 +23,18 @@ const SCHEMA: &str = "
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS sealed_session_denied_expiry ON sealed_session_denied (expires_at);
+    CREATE TABLE IF NOT EXISTS sealed_session_sessions (
+        user_id      TEXT    NOT NULL,
+        session_id   BLOB    NOT NULL,
+        epoch        INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        user_agent   TEXT    NOT NULL,
+        remembered   INTEGER NOT NULL,
+        device_bound INTEGER NOT NULL,
+        PRIMARY KEY (user_id, session_id)
+    ) WITHOUT ROWID;
 ";
 
 /// The durability settings a connection runs with, as SQLite reports them.
@@ -208,6 +221,83 @@ pub(crate) async fn revoke_all(
     .map_err(sqlite_error)?;
     tx.commit().await.map_err(sqlite_error)?;
     Ok(next)
+}
+
+/// Inserts or replaces a session's record, then drops the user's expired
+/// records and the oldest beyond the bound, in one transaction.
+pub(crate) async fn record_session(
+    pool: &SqlitePool,
+    record: &SessionRecord,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    sqlx::query(
+        "INSERT INTO sealed_session_sessions
+             (user_id, session_id, epoch, created_at, last_seen, expires_at, user_agent, remembered, device_bound)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (user_id, session_id) DO UPDATE SET
+             epoch = excluded.epoch, created_at = excluded.created_at, last_seen = excluded.last_seen,
+             expires_at = excluded.expires_at, user_agent = excluded.user_agent,
+             remembered = excluded.remembered, device_bound = excluded.device_bound",
+    )
+    .bind(&record.user_id)
+    .bind(&record.id.as_bytes()[..])
+    .bind(to_sql(record.epoch))
+    .bind(to_sql(record.created_at))
+    .bind(to_sql(record.last_seen))
+    .bind(to_sql(record.expires_at))
+    .bind(&record.user_agent)
+    .bind(record.remembered)
+    .bind(record.device_bound)
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlite_error)?;
+    sqlx::query(
+        "DELETE FROM sealed_session_sessions WHERE user_id = ?1 AND (expires_at <= ?2 OR session_id NOT IN (
+             SELECT session_id FROM sealed_session_sessions WHERE user_id = ?1
+             ORDER BY created_at DESC, session_id DESC LIMIT ?3))",
+    )
+    .bind(&record.user_id)
+    .bind(to_sql(now))
+    .bind(i64::try_from(MAX_RECORDS_PER_USER).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlite_error)?;
+    tx.commit().await.map_err(sqlite_error)
+}
+
+/// Removes one record, or every record of the user (`id` `None`).
+pub(crate) async fn remove_sessions(
+    pool: &SqlitePool,
+    user_id: &str,
+    id: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let query = match id {
+        Some(id) => sqlx::query("DELETE FROM sealed_session_sessions WHERE user_id = ?1 AND session_id = ?2")
+            .bind(user_id)
+            .bind(id),
+        None => sqlx::query("DELETE FROM sealed_session_sessions WHERE user_id = ?1").bind(user_id),
+    };
+    query.execute(pool).await.map(drop).map_err(sqlite_error)
+}
+
+/// The user's records that have not expired at `now`, oldest first.
+pub(crate) async fn list_sessions(
+    pool: &SqlitePool,
+    user_id: &str,
+    now: u64,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    let rows: Vec<sql::RecordRow> = sqlx::query_as(
+        "SELECT session_id, user_id, epoch, created_at, last_seen, expires_at, user_agent, remembered, device_bound
+         FROM sealed_session_sessions WHERE user_id = ?1 AND expires_at > ?2
+         ORDER BY created_at, session_id",
+    )
+    .bind(user_id)
+    .bind(to_sql(now))
+    .fetch_all(pool)
+    .await
+    .map_err(sqlite_error)?;
+    rows.into_iter().map(sql::record_from_row).collect()
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealed_session::{
-    Clock, CorruptKind, LoginState, RevocationState, RevocationStore, SessionId, StateCache, StoreError,
-    SystemClock,
+    BoxFuture, Clock, CorruptKind, LoginState, RevocationState, RevocationStore, SessionId, SessionRecord,
+    SessionRegistry, StateCache, StoreError, SystemClock,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -346,5 +346,32 @@ impl RevocationStore for SqliteStore {
         self.clone().write(async move {
             schema::revoke_all(&store.shared.pool, &*store.shared.watch.clock, issued_through).await
         })
+    }
+}
+
+/// The registry is a table beside the revocations
+/// (`sealed_session_sessions`), in the same file.
+impl SessionRegistry for SqliteStore {
+    fn record<'a>(&'a self, record: &'a SessionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        let now = schema::now(&*self.shared.watch.clock);
+        Box::pin(self.run(schema::record_session(&self.shared.pool, record, now)))
+    }
+
+    fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.run(schema::remove_sessions(&self.shared.pool, user_id, Some(&id.as_bytes()[..]))).await
+        })
+    }
+
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.run(schema::remove_sessions(&self.shared.pool, user_id, None)))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: u64,
+    ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
+        Box::pin(self.run(schema::list_sessions(&self.shared.pool, user_id, now)))
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use sealed_session::SessionRegistry;
 use sealed_session::{ManualClock, Revocation, RevocationStore, Session, StoreError, Verifier, VerifyError};
 use sealed_session_sqlite::{SqliteOpenError, SqliteOptions, SqliteStore};
 use sealed_session_testkit::{sealer, within};
@@ -51,6 +52,29 @@ async fn passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_or_create(dir.path().join("r.sqlite3")).await.unwrap();
     sealed_session::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn passes_the_registry_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_or_create(dir.path().join("r.sqlite3")).await.unwrap();
+    sealed_session::conformance::run_registry(&store).await;
+    // The records are in the file: another store on it lists them.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let record = sealed_session::SessionRecord {
+        id: sealed_session::Session::new(()).id(),
+        user_id: "alice".to_owned(),
+        epoch: 2,
+        created_at: now - 5,
+        last_seen: now,
+        expires_at: now + 60,
+        user_agent: "Chrome on Linux".to_owned(),
+        remembered: true,
+        device_bound: true,
+    };
+    SessionRegistry::record(&store, &record).await.unwrap();
+    let other = SqliteStore::open(dir.path().join("r.sqlite3")).await.unwrap();
+    assert_eq!(SessionRegistry::list(&other, "alice", now).await.unwrap(), [record]);
 }
 
 #[tokio::test]

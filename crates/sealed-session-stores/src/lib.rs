@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use sealed_session::{MemoryStore, SharedStore};
+use sealed_session::{MemoryStore, RevocationStore, SessionRegistry, SharedStore};
 
 /// A store URL did not give a store.
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +70,23 @@ fn scheme(url: &str) -> String {
 /// [`StoreUrlError`]: an unknown scheme, a backend this build leaves out, or
 /// the store's own error (which never repeats a password).
 pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
+    Ok(open_with_registry(url).await?.0)
+}
+
+/// As [`open`], with the same store as a session registry as well
+/// ([`WebConfigBuilder::session_registry`](sealed_session::web::WebConfigBuilder::session_registry)):
+/// every store of this crate is one, keeping its records beside its
+/// revocations.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_with_registry(url: &str) -> Result<(SharedStore, Arc<dyn SessionRegistry>), StoreUrlError> {
     let scheme = scheme(url);
     match scheme.as_str() {
         "memory" if url == "memory:" => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            Ok(Arc::new(MemoryStore::refusing_sessions_before(now)))
+            Ok(both(MemoryStore::refusing_sessions_before(now)))
         }
         "sqlite" => open_sqlite(url).await,
         "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => open_redis(url).await,
@@ -84,32 +95,40 @@ pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
     }
 }
 
+/// A store as both a revocation store and a registry.
+type Both = (SharedStore, Arc<dyn SessionRegistry>);
+
+fn both<S: RevocationStore + SessionRegistry + 'static>(store: S) -> Both {
+    let store = Arc::new(store);
+    (Arc::clone(&store) as SharedStore, store)
+}
+
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str) -> Result<SharedStore, StoreUrlError> {
-    Ok(Arc::new(sealed_session_sqlite::SqliteStore::open_url(url).await?))
+async fn open_sqlite(url: &str) -> Result<Both, StoreUrlError> {
+    Ok(both(sealed_session_sqlite::SqliteStore::open_url(url).await?))
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_: &str) -> Result<SharedStore, StoreUrlError> {
+async fn open_sqlite(_: &str) -> Result<Both, StoreUrlError> {
     Err(StoreUrlError::NotBuilt("sqlite"))
 }
 
 #[cfg(feature = "redis")]
-async fn open_redis(url: &str) -> Result<SharedStore, StoreUrlError> {
-    Ok(Arc::new(sealed_session_redis::RedisStore::connect(url).await?))
+async fn open_redis(url: &str) -> Result<Both, StoreUrlError> {
+    Ok(both(sealed_session_redis::RedisStore::connect(url).await?))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn open_redis(_: &str) -> Result<SharedStore, StoreUrlError> {
+async fn open_redis(_: &str) -> Result<Both, StoreUrlError> {
     Err(StoreUrlError::NotBuilt("redis"))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<SharedStore, StoreUrlError> {
-    Ok(Arc::new(sealed_session_postgres::PostgresStore::connect(url).await?))
+async fn open_postgres(url: &str) -> Result<Both, StoreUrlError> {
+    Ok(both(sealed_session_postgres::PostgresStore::connect(url).await?))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &str) -> Result<SharedStore, StoreUrlError> {
+async fn open_postgres(_: &str) -> Result<Both, StoreUrlError> {
     Err(StoreUrlError::NotBuilt("postgres"))
 }
