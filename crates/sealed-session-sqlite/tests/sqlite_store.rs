@@ -321,7 +321,13 @@ async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durab
             .unwrap();
     assert_eq!(
         tables,
-        ["orders", "sealed_session_denied", "sealed_session_meta", "sealed_session_user_epochs"]
+        [
+            "orders",
+            "sealed_session_denied",
+            "sealed_session_meta",
+            "sealed_session_sessions",
+            "sealed_session_user_epochs"
+        ]
     );
 
     // A pool whose connections may lose an acknowledged revocation is refused.
