@@ -80,8 +80,8 @@ impl SessionRecord {
 ///
 /// `MemoryStore`, `SqliteStore`, `PostgresStore` and `RedisStore` are
 /// registries too, in the same database as their revocations;
-/// [`conformance::check_registry`](crate::conformance) checks an
-/// implementation.
+/// `sealed_session::conformance::run_registry` (feature `conformance`)
+/// checks an implementation.
 pub trait SessionRegistry: Send + Sync {
     /// Inserts `record`, or replaces the record of its session; drops the
     /// user's records that have expired, and the oldest beyond

@@ -598,3 +598,48 @@ async fn one_browser_signs_another_out_from_its_device_list_on(framework: &str) 
     laptop.close().await.unwrap();
     phone.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_all_other_devices_and_the_session_limit_work_in_a_browser() {
+    for framework in FRAMEWORKS {
+        println!("on {framework}");
+        signing_out_all_other_devices_and_the_session_limit_work_in_a_browser_on(framework).await;
+    }
+}
+
+async fn signing_out_all_other_devices_and_the_session_limit_work_in_a_browser_on(framework: &str) {
+    let dir = data_dir().await;
+    let demo = Demo::start_with(framework, DEMO, dir.path(), &["--max-sessions", "2"]);
+    let driver = Driver::start();
+    let (first, second, third) = (driver.browser().await, driver.browser().await, driver.browser().await);
+    sign_in(&first, &demo, "alice").await;
+    // Sessions begun in one second are "oldest" in no particular order.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sign_in(&second, &demo, "alice").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sign_in(&third, &demo, "alice").await;
+    first.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&first).await, None, "the third login ended the oldest session");
+    second.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&second).await.as_deref(), Some("alice"));
+
+    third.goto(&format!("{}/devices", demo.origin)).await.unwrap();
+    assert_eq!(third.find_all(Locator::Css("#devices tr.device")).await.unwrap().len(), 2);
+    third.find(Locator::Css("#logout-others button")).await.unwrap().click().await.unwrap();
+    submitted(&third, &demo, "Signed out of every other session").await;
+    second.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&second).await, None, "the other device is signed out");
+    third.goto(&format!("{}/", demo.origin)).await.unwrap();
+    assert_eq!(signed_in_user(&third).await.as_deref(), Some("alice"), "this one stays signed in");
+    for browser in [first, second, third] {
+        browser.close().await.unwrap();
+    }
+}
+
+/// Waits for the page at `/` that shows `notice`, after a form was posted.
+async fn submitted(browser: &fantoccini::Client, demo: &Demo, notice: &str) {
+    let url = format!("{}/", demo.origin).parse().unwrap();
+    browser.wait().at_most(Duration::from_secs(20)).for_url(&url).await.unwrap();
+    let shown = format!("//p[contains(@class, 'notice') and contains(., '{notice}')]");
+    browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(&shown)).await.unwrap();
+}
