@@ -1185,12 +1185,22 @@ fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
             let config = Arc::clone(&config);
             async move { on(&config, &cookie).await.devices().await.unwrap().len() }
         };
+        // What the registry holds, before the device list drops the records
+        // of revoked sessions.
+        let recorded = || {
+            let config = Arc::clone(&config);
+            async move {
+                let store: &MemoryStore = config.verifier().store();
+                sealed_session::SessionRegistry::list(store, "alice", AUDIT_START as u64).await.unwrap().len()
+            }
+        };
         let a = sign_in_from(&config, "alice", CHROME).await;
         let b = sign_in_from(&config, "alice", FIREFOX).await;
         let c = sign_in_from(&config, "alice", FIREFOX).await;
         assert_eq!(count(a.clone()).await, 3);
         on(&config, &c).await.logout().await.unwrap();
-        assert_eq!(count(a.clone()).await, 2, "a logout removes its record");
+        assert_eq!(recorded().await, 2, "a logout removes its record");
+        assert_eq!(count(a.clone()).await, 2);
 
         // Revoked behind the registry's back (an operator's `revoke
         // --session`): still recorded, never listed, never opened.
@@ -1207,6 +1217,7 @@ fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
         assert_eq!(devices.len(), 1, "signing out the others leaves this one");
         assert!(devices[0].current, "under its new ID");
         on(&config, &kept).await.logout_everywhere().await.unwrap();
+        assert_eq!(recorded().await, 0, "logout everywhere removes every record");
         let fresh = sign_in_from(&config, "alice", CHROME).await;
         assert_eq!(count(fresh).await, 1, "logout everywhere removed every record");
     });
@@ -1312,4 +1323,27 @@ fn a_session_reference_reads_back_from_its_text_and_nothing_else_does() {
     {
         assert!(bad.parse::<SessionRef>().is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_session_past_its_absolute_expiry_is_not_listed() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap())
+            .clock(clock.clone())
+            .absolute_timeout(Duration::from_secs(7200))
+            .idle_timeout(Duration::from_secs(7200));
+        let builder = WebConfig::builder(sealer, Arc::clone(&store)).session_registry(store).audit(recorder);
+        let config = Arc::new(builder.build().unwrap());
+        let _early = sign_in_from(&config, "alice", FIREFOX).await;
+        clock.advance(Duration::from_secs(3600));
+        let late = sign_in_from(&config, "alice", CHROME).await;
+        assert_eq!(on(&config, &late).await.devices().await.unwrap().len(), 2);
+        clock.advance(Duration::from_secs(3601));
+        let devices = on(&config, &late).await.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "the first session has expired");
+        assert!(devices[0].current, "the later one stays");
+    });
 }

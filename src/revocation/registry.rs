@@ -179,3 +179,33 @@ impl<R: SessionRegistry + ?Sized> SessionRegistry for std::sync::Arc<R> {
         (**self).list(user_id, now)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn record(created_at: u64, expires_at: u64) -> SessionRecord {
+        SessionRecord {
+            id: Session::new(()).id(),
+            user_id: "alice".to_owned(),
+            epoch: 0,
+            created_at,
+            last_seen: created_at,
+            expires_at,
+            user_agent: String::new(),
+            remembered: false,
+            device_bound: false,
+        }
+    }
+
+    #[test]
+    fn merging_drops_records_that_expire_by_now_and_replaces_the_same_session() {
+        let (ending, live) = (record(1, 100), record(2, 101));
+        let mut records = vec![ending, live.clone()];
+        let mut again = live.clone();
+        again.last_seen = 50;
+        merge_record(&mut records, &again, 100);
+        assert_eq!(records, [again], "a record whose expiry is now is gone; the other replaced");
+    }
+}
