@@ -306,19 +306,28 @@ pub fn is_upgrade(method: &str, has_upgrade_header: bool) -> bool {
 }
 
 /// The values of the session cookie in a request's `Cookie` headers, and
-/// those of the pre-session and flash cookies, kept for later (they are
-/// opened only when needed). Not inline in [`WebConfig::begin`]: what it
+/// those of the pre-session, flash and (with device-bound sessions)
+/// companion cookies, kept for later (they are opened only when needed),
+/// all in one pass over the headers. Not inline in [`WebConfig::begin`]: what it
 /// holds across the store's answer is kept in every request's future.
 fn scan_cookies<'r, R: RequestView + ?Sized>(
     settings: &Settings,
     request: &'r R,
-) -> (cookie::Values<'r>, Vec<Box<str>>, Vec<Box<str>>) {
-    let [session, pre, flash] = cookie::scan(
-        [&settings.cookie, &settings.pre_cookie, &settings.flash.cookie],
-        request.header_values("cookie"),
-    );
+) -> (cookie::Values<'r>, [Vec<Box<str>>; 3]) {
     let owned = |values: cookie::Values<'_>| values.into_iter().map(Box::from).collect::<Vec<_>>();
-    (session, owned(pre), owned(flash))
+    let headers = request.header_values("cookie");
+    let (pre_cookie, flash_cookie) = (&settings.pre_cookie, &settings.flash.cookie);
+    match &settings.dbsc {
+        Some(dbsc) => {
+            let specs = [&settings.cookie, pre_cookie, flash_cookie, &dbsc.companion_cookie];
+            let [session, pre, flash, companion] = cookie::scan(specs, headers);
+            (session, [owned(pre), owned(flash), owned(companion)])
+        }
+        None => {
+            let [session, pre, flash] = cookie::scan([&settings.cookie, pre_cookie, flash_cookie], headers);
+            (session, [owned(pre), owned(flash), Vec::new()])
+        }
+    }
 }
 
 /// What became of the session tokens a request sent that did not open.
@@ -374,19 +383,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 }
             }
             None => {
-                let (session, pre, flash) = scan_cookies(settings, request);
+                let (session, [pre, flash, companion]) = scan_cookies(settings, request);
                 let (current, refused) = match self.open_session(session.into_iter()).await {
                     Ok(opened) => opened,
                     Err(err) => return Begin::Refuse(Refusal::Store(err)),
                 };
                 let mut state = State::new(current, false, pre, FlashState::new(flash));
-                if let Some(dbsc) = &settings.dbsc {
-                    state.companion = dbsc
-                        .companion_cookie
-                        .values_in(request.header_values("cookie"))
-                        .map(Box::from)
-                        .collect();
-                }
+                state.companion = companion;
                 if state.current.is_none() {
                     state.kept_unreadable = refused.kept;
                     if refused.removed && !refused.kept {
