@@ -29,7 +29,7 @@ use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
 use subtle::ConstantTimeEq as _;
 
-use crate::keyring::{Entry, KeyState, Keyring};
+use crate::keyring::{Entry, Keyring};
 use crate::session::SessionId;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -226,8 +226,8 @@ pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
 }
 
 /// Checks `token` for `session` with the key it names; retired and unknown
-/// keys are refused, the comparison is constant-time.
-pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str) -> Result<(), CsrfError> {
+/// keys (at `now`, Unix seconds) are refused, the comparison is constant-time.
+pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str, now: u64) -> Result<(), CsrfError> {
     if token.is_empty() {
         return Err(CsrfError::Missing);
     }
@@ -236,10 +236,8 @@ pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str) -> Res
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CsrfError::Invalid)?;
     let (id, tag) = bytes.split_first_chunk::<4>().ok_or(CsrfError::Invalid)?;
-    let entry = keyring
-        .entry(u32::from_be_bytes(*id))
-        .filter(|e| e.spec.state != KeyState::Retired)
-        .ok_or(CsrfError::Invalid)?;
+    let entry =
+        keyring.entry(u32::from_be_bytes(*id)).filter(|e| !e.refuses_at(now)).ok_or(CsrfError::Invalid)?;
     let expected = mac(entry, session).ok_or(CsrfError::Invalid)?.finalize().into_bytes();
     if bool::from(expected.as_slice().ct_eq(tag)) {
         Ok(())

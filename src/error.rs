@@ -270,7 +270,7 @@ pub enum KeyringError {
         field: &'static str,
     },
     /// An entry has a field this release does not know.
-    #[error("{entry}: unknown field `{field}` (known: id, state, secret, created)")]
+    #[error("{entry}: unknown field `{field}` (known: id, state, secret, created, activate_at, retire_at)")]
     UnknownField {
         /// The entry.
         entry: EntryRef,
@@ -314,6 +314,40 @@ pub enum KeyringError {
         /// Line number, from 1.
         line: usize,
     },
+    /// A key's `retire_at` is not later than its `activate_at`.
+    #[error("key {0} retires before it activates; its retire_at must be later than its activate_at")]
+    RetiresBeforeActive(u32),
+    /// Two keys activate at the same second.
+    #[error(
+        "keys {first} and {second} activate at the same second; give each scheduled key its own activate_at"
+    )]
+    SameActivation {
+        /// One key.
+        first: u32,
+        /// The other.
+        second: u32,
+    },
+    /// From `at` on, no key would seal.
+    #[error(
+        "from {} on no key would seal (all are retired or not yet active); schedule a successor that activates before the sealing key retires",
+        rfc3339(.at)
+    )]
+    NoSealingKey {
+        /// The first second with no sealing key.
+        at: time::OffsetDateTime,
+    },
+    /// A sealing key retires before a newer key is active, so an older key
+    /// would seal again.
+    #[error(
+        "key {id} retires at {} while it seals, before any newer key is active; activate its successor first",
+        rfc3339(.at)
+    )]
+    RetiredBeforeSuccessor {
+        /// The key that retires.
+        id: u32,
+        /// When.
+        at: time::OffsetDateTime,
+    },
     /// The file can be read by its group or by others.
     #[error("keyring file {path} has mode {mode:o}, readable by group or others; run `chmod 600` on it (or allow it explicitly)")]
     InsecurePermissions {
@@ -334,4 +368,9 @@ pub enum KeyringError {
     /// A key could not be generated.
     #[error(transparent)]
     Random(#[from] RandomError),
+}
+
+/// `at` as RFC 3339, for messages.
+fn rfc3339(at: &time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
 }

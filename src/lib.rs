@@ -109,7 +109,10 @@ pub use error::{
     ClockError, ConfigError, EntryRef, Expiry, KeyError, KeyringError, OpenError, RandomError, SealError,
 };
 pub use key::{MasterKey, KEY_LEN};
-pub use keyring::{KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, SharedKeyring, UnknownKeyState};
+pub use keyring::{
+    KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, RotationPolicy, SealingPeriod, SharedKeyring,
+    UnknownKeyState,
+};
 pub use revocation::registry;
 pub use revocation::registry::{SessionRecord, SessionRegistry};
 pub use revocation::sql;

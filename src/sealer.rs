@@ -13,7 +13,7 @@ use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::clock::{Clock, SystemClock};
 use crate::cookie::CookieSpec;
 use crate::error::{ClockError, ConfigError, Expiry, OpenError, SealError};
-use crate::keyring::{Entry, KeyState, Keyring, SharedKeyring};
+use crate::keyring::{Entry, Keyring, SharedKeyring};
 use crate::random;
 use crate::session::{to_datetime, Session, SessionId, Times};
 use crate::token::{self, AssociatedData, EnvelopeError, Head, UntrustedToken, BASE64};
@@ -421,7 +421,8 @@ impl Sealer {
     /// See [`csrf`](crate::csrf).
     #[must_use]
     pub fn csrf_token<T>(&self, session: &Session<T>) -> String {
-        crate::csrf::token(self.keyring.load().primary_entry(), &session.id())
+        let now = opening_time(self.clock.unix_now());
+        crate::csrf::token(self.keyring.load().sealing_entry(now), &session.id())
     }
 
     /// Checks a CSRF token sent with an unsafe request against the session.
@@ -431,7 +432,7 @@ impl Sealer {
     /// token, [`CsrfError::Invalid`](crate::csrf::CsrfError::Invalid) for any
     /// other mismatch.
     pub fn verify_csrf<T>(&self, session: &Session<T>, token: &str) -> Result<(), crate::csrf::CsrfError> {
-        crate::csrf::verify(&self.keyring.load(), &session.id(), token)
+        crate::csrf::verify(&self.keyring.load(), &session.id(), token, opening_time(self.clock.unix_now()))
     }
 
     /// The clock leeway, in seconds.
@@ -662,7 +663,7 @@ impl Sealer {
         };
 
         let keyring = self.keyring.load();
-        let entry = keyring.primary_entry();
+        let entry = keyring.sealing_entry(now);
         let key_id = entry.spec.id;
         let sealed_as = SealedAs {
             remembered: session.is_remembered(),
@@ -820,8 +821,9 @@ impl Sealer {
         let mut untrusted = UntrustedToken::decode(token, self.max_len)?;
         let keyring = self.keyring.load();
         let again = || UntrustedToken::decode(token, self.max_len).ok();
+        let now = opening_time(self.clock.unix_now());
         let sealed_as =
-            self.authenticate(&keyring, &mut untrusted, again, self.candidates(DataKind::Any, true))?;
+            self.authenticate(&keyring, &mut untrusted, again, self.candidates(DataKind::Any, true), now)?;
         let (_, _, plaintext, _) = untrusted.parts_mut().ok_or(OpenError::Malformed)?;
         let (head, ()) =
             token::decode_envelope_with(plaintext, |_| Ok(())).map_err(|_| OpenError::Malformed)?;
@@ -853,8 +855,8 @@ impl Sealer {
     }
 
     /// Finds the way `token` was sealed among `candidates`, in order: the
-    /// key its ID names (never another), and the first purpose under which
-    /// it authenticates. `again()` gives the token as it arrived for each
+    /// key its ID names (never another, and not one retired at `now`), and
+    /// the first purpose under which it authenticates. `again()` gives the token as it arrived for each
     /// further attempt (a failed one leaves the buffer unusable); on success
     /// `token` holds the plaintext.
     fn authenticate(
@@ -863,10 +865,11 @@ impl Sealer {
         token: &mut UntrustedToken,
         mut again: impl FnMut() -> Option<UntrustedToken>,
         mut candidates: impl Iterator<Item = SealedAs>,
+        now: u64,
     ) -> Result<SealedAs, OpenError> {
         let key_id = token.key_id();
         let entry = keyring.entry(key_id).ok_or(OpenError::UnknownKey(key_id))?;
-        if entry.spec.state == KeyState::Retired {
+        if entry.refuses_at(now) {
             return Err(OpenError::RetiredKey(key_id));
         }
         if let Some(flags) = token.flags() {
@@ -906,7 +909,7 @@ impl Sealer {
         let key_id = token.key_id();
         let version = token.version();
         let keyring = self.keyring.load();
-        let sealed_as = self.authenticate(&keyring, &mut token, again, self.candidates(kind, false))?;
+        let sealed_as = self.authenticate(&keyring, &mut token, again, self.candidates(kind, false), now)?;
         let profile = self.profile(sealed_as).ok_or(OpenError::Invalid)?;
 
         let (_, _, plaintext, _) = token.parts_mut().ok_or(OpenError::Malformed)?;
@@ -928,7 +931,7 @@ impl Sealer {
             return Err(OpenError::Expired(Expiry::Idle));
         }
 
-        let reissue = if key_id != keyring.primary_id() {
+        let reissue = if key_id != keyring.sealing_entry(now).spec.id {
             Some(Reissue::KeyRotation)
         } else if version < self.version {
             Some(Reissue::FormatUpgrade)

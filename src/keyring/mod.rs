@@ -29,10 +29,12 @@ use time::OffsetDateTime;
 use zeroize::{Zeroize as _, Zeroizing};
 
 mod file;
+mod schedule;
 mod shared;
 mod text;
 
 pub use file::LoadOptions;
+pub use schedule::{RotationPolicy, SealingPeriod};
 pub use shared::SharedKeyring;
 
 use crate::aead::XChaCha20Poly1305;
@@ -105,19 +107,39 @@ pub struct KeySpec {
     pub key: MasterKey,
     /// When the key was made, for operators; not used by sealing.
     pub created: Option<OffsetDateTime>,
+    /// For an `active` key: when it starts sealing (see
+    /// [`Keyring`]'s schedule). Ignored for the primary key, which seals
+    /// until a scheduled key activates; to the second.
+    pub activate_at: Option<OffsetDateTime>,
+    /// When the key stops opening tokens, as if retired then; to the second.
+    pub retire_at: Option<OffsetDateTime>,
 }
 
 impl KeySpec {
     /// Key `id` in `state`, with no creation time.
     #[must_use]
     pub fn new(id: u32, state: KeyState, key: MasterKey) -> Self {
-        Self { id, state, key, created: None }
+        Self { id, state, key, created: None, activate_at: None, retire_at: None }
     }
 
     /// The same key, noting when it was made.
     #[must_use]
     pub fn created(mut self, created: OffsetDateTime) -> Self {
         self.created = Some(created);
+        self
+    }
+
+    /// The same key, starting to seal at `at` (for an `active` key).
+    #[must_use]
+    pub fn activate_at(mut self, at: OffsetDateTime) -> Self {
+        self.activate_at = Some(at);
+        self
+    }
+
+    /// The same key, retired from `at` on.
+    #[must_use]
+    pub fn retire_at(mut self, at: OffsetDateTime) -> Self {
+        self.retire_at = Some(at);
         self
     }
 }
@@ -143,6 +165,11 @@ pub(crate) struct Entry {
     pub(crate) spec: KeySpec,
     pub(crate) token_aead: XChaCha20Poly1305,
     pub(crate) csrf_key: Zeroizing<[u8; 32]>,
+    /// For a scheduled `active` key: when it starts sealing, in Unix seconds.
+    activate: Option<i64>,
+    /// From this Unix second on the key refuses: `i64::MIN` for a retired
+    /// key, `i64::MAX` for one with no retire date.
+    retire: i64,
     sealed: AtomicU64,
     opened: AtomicU64,
 }
@@ -159,9 +186,21 @@ impl Entry {
         // 32 bytes is far below HKDF-SHA256's limit of 8160, so expand cannot fail.
         let _ = hkdf.expand(TOKEN_KEY_INFO, token_key.as_mut());
         let _ = hkdf.expand(CSRF_KEY_INFO, csrf_key.as_mut());
+        let activate = match spec.state {
+            KeyState::Active => spec.activate_at.map(OffsetDateTime::unix_timestamp),
+            KeyState::Primary | KeyState::Retired => None,
+        };
+        let retire = match spec.state {
+            KeyState::Retired => i64::MIN,
+            KeyState::Primary | KeyState::Active => {
+                spec.retire_at.map_or(i64::MAX, OffsetDateTime::unix_timestamp)
+            }
+        };
         Self {
             token_aead: XChaCha20Poly1305::new(&token_key),
             csrf_key,
+            activate,
+            retire,
             spec,
             sealed: AtomicU64::new(0),
             opened: AtomicU64::new(0),
@@ -177,6 +216,12 @@ impl Entry {
         crate::wipe::wiped_on_drop(&self.csrf_key);
     }
 
+    /// Whether the key refuses tokens at `now` (Unix seconds): it is
+    /// retired, or its retire date has come.
+    pub(crate) fn refuses_at(&self, now: u64) -> bool {
+        i64::try_from(now).unwrap_or(i64::MAX) >= self.retire
+    }
+
     pub(crate) fn count_sealed(&self) {
         self.sealed.fetch_add(1, Ordering::Relaxed);
     }
@@ -186,7 +231,20 @@ impl Entry {
     }
 }
 
-/// A set of keys: exactly one primary, any number of active and retired.
+/// A set of keys: exactly one primary, any number of active and retired,
+/// and an optional schedule.
+///
+/// # Schedule
+///
+/// A key may carry `activate_at` and `retire_at` times. The key that seals
+/// at a given time is the most recently activated `active` key whose
+/// `activate_at` has come, or the primary key if none has; a key whose
+/// `retire_at` has come refuses tokens as a retired key does. A key that is
+/// not yet active already opens tokens, so hosts whose clocks run ahead do
+/// no harm. Every host that reads the same keyring switches at the same
+/// instant of its own clock, with no coordination. [`Keyring::new`] refuses a
+/// schedule that would leave a time with no sealing key, or that retires a
+/// sealing key before a newer one is active.
 ///
 /// Subkeys are derived with HKDF-SHA256 once, when the keyring is built, and
 /// never per token. `Debug` shows IDs and states, never key material.
@@ -204,6 +262,9 @@ impl Entry {
 pub struct Keyring {
     entries: Vec<Entry>,
     primary: usize,
+    /// The schedule: from each Unix second on, the entry (an index) that
+    /// seals. Sorted; the first period starts at `i64::MIN`.
+    periods: Vec<(i64, usize)>,
 }
 
 impl Keyring {
@@ -211,7 +272,10 @@ impl Keyring {
     ///
     /// # Errors
     /// [`KeyringError::Empty`], [`KeyringError::DuplicateId`],
-    /// [`KeyringError::NoPrimary`] or [`KeyringError::MultiplePrimaries`].
+    /// [`KeyringError::NoPrimary`], [`KeyringError::MultiplePrimaries`], or
+    /// for a schedule that cannot work [`KeyringError::RetiresBeforeActive`],
+    /// [`KeyringError::SameActivation`], [`KeyringError::NoSealingKey`] or
+    /// [`KeyringError::RetiredBeforeSuccessor`].
     pub fn new(keys: impl IntoIterator<Item = KeySpec>) -> Result<Self, KeyringError> {
         let mut specs: Vec<KeySpec> = keys.into_iter().collect();
         if specs.is_empty() {
@@ -231,8 +295,9 @@ impl Keyring {
             return Err(KeyringError::MultiplePrimaries { first, second });
         }
         let primary = specs.iter().position(|s| s.id == first).ok_or(KeyringError::NoPrimary)?;
-        let entries = specs.into_iter().map(Entry::new).collect();
-        Ok(Self { entries, primary })
+        let entries: Vec<Entry> = specs.into_iter().map(Entry::new).collect();
+        let periods = schedule::periods(&entries, primary)?;
+        Ok(Self { entries, primary, periods })
     }
 
     /// A keyring of one primary key, `key`, with ID `id`: for a single
@@ -247,8 +312,8 @@ impl Keyring {
     /// ```
     #[must_use]
     pub fn single(id: u32, key: MasterKey) -> Self {
-        let spec = KeySpec { id, state: KeyState::Primary, key, created: None };
-        Self { entries: vec![Entry::new(spec)], primary: 0 }
+        let spec = KeySpec::new(id, KeyState::Primary, key);
+        Self { entries: vec![Entry::new(spec)], primary: 0, periods: vec![(i64::MIN, 0)] }
     }
 
     /// A keyring with one new primary key, ID 1, made now from the OS random source.
@@ -256,12 +321,7 @@ impl Keyring {
     /// # Errors
     /// [`KeyringError::Random`] if the OS random source fails.
     pub fn generate() -> Result<Self, KeyringError> {
-        Self::new([KeySpec {
-            id: 1,
-            state: KeyState::Primary,
-            key: MasterKey::generate()?,
-            created: Some(now()),
-        }])
+        Self::new([KeySpec::new(1, KeyState::Primary, MasterKey::generate()?).created(now())])
     }
 
     /// Rotation, phase 1: this keyring plus a new `active` key, made now from
@@ -272,9 +332,15 @@ impl Keyring {
     /// [`KeyringError::Random`] if the OS random source fails, or
     /// [`KeyringError::DuplicateId`] if no ID above the highest is left.
     pub fn with_new_key(&self) -> Result<(Self, u32), KeyringError> {
+        self.with_new_spec(|key| key)
+    }
+
+    /// This keyring plus a new `active` key with the next free ID, made now
+    /// and passed through `schedule` (which may set its times).
+    fn with_new_spec(&self, schedule: impl FnOnce(KeySpec) -> KeySpec) -> Result<(Self, u32), KeyringError> {
         let highest = self.keys().map(|k| k.id).max().unwrap_or(0);
         let id = highest.checked_add(1).ok_or(KeyringError::DuplicateId(highest))?;
-        let new = KeySpec { id, state: KeyState::Active, key: MasterKey::generate()?, created: Some(now()) };
+        let new = schedule(KeySpec::new(id, KeyState::Active, MasterKey::generate()?).created(now()));
         Ok((Self::new(self.keys().cloned().chain([new]))?, id))
     }
 
@@ -317,7 +383,8 @@ impl Keyring {
         }
     }
 
-    /// The ID of the primary key.
+    /// The ID of the key in state `primary`. With a schedule, the key that
+    /// seals depends on the time: see [`Keyring::sealing_id_at`].
     #[must_use]
     pub fn primary_id(&self) -> u32 {
         self.primary_entry().spec.id
@@ -360,8 +427,8 @@ impl Keyring {
     }
 }
 
-/// Now, to the second: keyring files record creation times without fractions.
-fn now() -> OffsetDateTime {
+/// Now, to the second: keyring files record times without fractions.
+pub(crate) fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
 }

@@ -18,7 +18,16 @@ impl Keyring {
     /// state = "primary"      # or "active", "retired"
     /// secret = "…43 characters of base64url…"
     /// created = 2026-11-27T10:00:00Z   # optional
+    ///
+    /// [[key]]
+    /// id = 3
+    /// state = "active"
+    /// secret = "…"
+    /// activate_at = 2026-12-27T10:00:00Z   # optional: seals from then on
+    /// retire_at = 2027-03-27T10:00:00Z     # optional: refused from then on
     /// ```
+    ///
+    /// See [`Keyring`] for what the schedule means.
     ///
     /// # Errors
     /// A [`KeyringError`] that names the entry and the problem, never the secret.
@@ -92,8 +101,12 @@ impl Keyring {
             out.push_str("secret = \"");
             out.push_str(&spec.key.to_base64());
             out.push_str("\"\n");
-            if let Some(created) = spec.created.and_then(|c| c.format(&Rfc3339).ok()) {
-                let _ = writeln!(out, "created = {created}");
+            for (field, time) in
+                [("created", spec.created), ("activate_at", spec.activate_at), ("retire_at", spec.retire_at)]
+            {
+                if let Some(time) = time.and_then(|t| t.format(&Rfc3339).ok()) {
+                    let _ = writeln!(out, "{field} = {time}");
+                }
             }
             out.push('\n');
         }
@@ -142,22 +155,30 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
         }
         None => return Err(KeyringError::MissingField { entry, field: "secret" }),
     };
-    const CREATED: &str = "an RFC 3339 date-time with an offset, like 2026-11-27T10:00:00Z";
-    let created = match table.remove("created") {
-        Some(toml::Value::Datetime(dt)) => Some(
-            OffsetDateTime::parse(&dt.to_string(), &Rfc3339).map_err(|_| KeyringError::InvalidField {
-                entry,
-                field: "created",
-                expected: CREATED,
-            })?,
-        ),
-        Some(_) => return Err(KeyringError::InvalidField { entry, field: "created", expected: CREATED }),
-        None => None,
-    };
+    let created = time_field(entry, &mut table, "created")?;
+    let activate_at = time_field(entry, &mut table, "activate_at")?;
+    let retire_at = time_field(entry, &mut table, "retire_at")?;
     if let Some(field) = table.keys().next() {
         return Err(KeyringError::UnknownField { entry, field: field.clone() });
     }
-    Ok(KeySpec { id, state, key, created })
+    Ok(KeySpec { id, state, key, created, activate_at, retire_at })
+}
+
+/// The optional date-time `field` of an entry.
+fn time_field(
+    entry: EntryRef,
+    table: &mut toml::Table,
+    field: &'static str,
+) -> Result<Option<OffsetDateTime>, KeyringError> {
+    const EXPECTED: &str = "an RFC 3339 date-time with an offset, like 2026-11-27T10:00:00Z";
+    let invalid = KeyringError::InvalidField { entry, field, expected: EXPECTED };
+    match table.remove(field) {
+        Some(toml::Value::Datetime(dt)) => {
+            OffsetDateTime::parse(&dt.to_string(), &Rfc3339).map(Some).map_err(|_| invalid)
+        }
+        Some(_) => Err(invalid),
+        None => Ok(None),
+    }
 }
 
 fn parse_state(entry: EntryRef, state: &str) -> Result<KeyState, KeyringError> {
@@ -199,5 +220,5 @@ fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
             expected: "the last of three fields ID:STATE:SECRET",
         });
     }
-    Ok(KeySpec { id, state, key, created: None })
+    Ok(KeySpec::new(id, state, key))
 }

@@ -1,0 +1,325 @@
+//! The keyring schedule (`activate_at`, `retire_at`) through the public API,
+//! with an injected clock: which key seals, which keys open, which refuse,
+//! what the validation refuses, and the rolling rotation a cron job runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::time::Duration;
+
+use sealed_session::{
+    KeySpec, KeyState, Keyring, KeyringError, ManualClock, MasterKey, OpenError, Reissue, RotationPolicy,
+    Sealer, SealingPeriod, Session,
+};
+use time::OffsetDateTime;
+
+const T0: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
+fn spec(id: u32, state: KeyState) -> KeySpec {
+    KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap())
+}
+
+fn sealer(keyring: Keyring, clock: &ManualClock) -> Sealer {
+    Sealer::builder(keyring)
+        .absolute_timeout(Duration::from_secs(30 * 86_400))
+        .idle_timeout(Duration::from_secs(30 * 86_400))
+        .renew_after(Duration::from_secs(30 * 86_400))
+        .leeway(Duration::from_secs(120))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+/// Key 1 primary; key 2 activates at T0 + 100; key 1 retires at T0 + 1000.
+fn scheduled() -> Keyring {
+    Keyring::new([
+        spec(1, KeyState::Primary).retire_at(at(T0 + 1000)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 100)),
+    ])
+    .unwrap()
+}
+
+fn key_id_of(sealer: &Sealer) -> u32 {
+    let token = sealer.seal(&Session::new(())).unwrap();
+    sealer.open::<()>(&token).unwrap().key_id()
+}
+
+#[test]
+fn the_sealing_key_switches_at_its_activation_second() {
+    let clock = ManualClock::at_unix(T0 + 99);
+    let sealer = sealer(scheduled(), &clock);
+    assert_eq!(key_id_of(&sealer), 1);
+    let csrf_before = sealer.csrf_token(&Session::new(()));
+    clock.set_unix(T0 + 100);
+    assert_eq!(key_id_of(&sealer), 2);
+    // The CSRF token follows the same key.
+    assert_ne!(sealer.csrf_token(&Session::new(())).get(..6), csrf_before.get(..6));
+}
+
+#[test]
+fn a_key_not_yet_active_opens_tokens_from_hosts_whose_clocks_run_ahead() {
+    let ahead = ManualClock::at_unix(T0 + 150);
+    let behind = ManualClock::at_unix(T0 + 50);
+    let token = sealer(scheduled(), &ahead).seal(&Session::new(())).unwrap();
+    let opened = sealer(scheduled(), &behind).open::<()>(&token).unwrap();
+    assert_eq!(opened.key_id(), 2);
+    // Key 2 does not seal here yet, so the token is not this host's key's:
+    // it is re-sealed under key 1 until the switch.
+    assert_eq!(opened.reissue(), Some(Reissue::KeyRotation));
+}
+
+#[test]
+fn tokens_of_the_old_key_open_and_are_reissued_until_it_retires() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = sealer(scheduled(), &clock);
+    let old = sealer.seal(&Session::new(())).unwrap();
+    assert_eq!(sealer.open::<()>(&old).unwrap().reissue(), None);
+    clock.set_unix(T0 + 100);
+    assert_eq!(sealer.open::<()>(&old).unwrap().reissue(), Some(Reissue::KeyRotation));
+    clock.set_unix(T0 + 999);
+    assert!(sealer.open::<()>(&old).is_ok());
+    clock.set_unix(T0 + 1000);
+    assert!(matches!(sealer.open::<()>(&old), Err(OpenError::RetiredKey(1))));
+}
+
+#[test]
+fn a_csrf_token_under_a_key_past_its_retire_date_is_refused() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = sealer(scheduled(), &clock);
+    let session = Session::new(());
+    let token = sealer.csrf_token(&session);
+    assert!(sealer.verify_csrf(&session, &token).is_ok());
+    clock.set_unix(T0 + 999);
+    assert!(sealer.verify_csrf(&session, &token).is_ok());
+    clock.set_unix(T0 + 1000);
+    assert!(sealer.verify_csrf(&session, &token).is_err());
+}
+
+#[test]
+fn state_at_and_the_periods_describe_the_schedule() {
+    let keyring = scheduled();
+    let state = |id, t| keyring.state_at(id, at(t)).unwrap();
+    assert_eq!((state(1, T0 + 99), state(2, T0 + 99)), (KeyState::Primary, KeyState::Active));
+    assert_eq!((state(1, T0 + 100), state(2, T0 + 100)), (KeyState::Active, KeyState::Primary));
+    assert_eq!((state(1, T0 + 1000), state(2, T0 + 1000)), (KeyState::Retired, KeyState::Primary));
+    assert_eq!(keyring.state_at(3, at(T0)), None);
+    let periods = keyring.sealing_periods();
+    assert_eq!(
+        periods.iter().map(|p| (p.from, p.key_id)).collect::<Vec<_>>(),
+        [(None, 1), (Some(at(T0 + 100)), 2)]
+    );
+    let _: &SealingPeriod = &periods[0];
+    assert_eq!(keyring.primary_id(), 1);
+}
+
+#[test]
+fn the_most_recently_activated_key_seals() {
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(3, KeyState::Active).activate_at(at(T0 + 200)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 100)),
+    ])
+    .unwrap();
+    let ids: Vec<u32> = [T0, T0 + 100, T0 + 199, T0 + 200, T0 + 10 * DAY]
+        .into_iter()
+        .map(|t| keyring.sealing_id_at(at(t)))
+        .collect();
+    assert_eq!(ids, [1, 2, 2, 3, 3]);
+}
+
+#[test]
+fn schedules_that_cannot_work_are_refused() {
+    let primary_retires_alone = Keyring::new([spec(1, KeyState::Primary).retire_at(at(T0))]);
+    assert!(
+        matches!(primary_retires_alone, Err(KeyringError::NoSealingKey { at: when }) if when == at(T0)),
+        "{primary_retires_alone:?}"
+    );
+    let successor_too_late = Keyring::new([
+        spec(1, KeyState::Primary).retire_at(at(T0)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 1)),
+    ]);
+    assert!(matches!(successor_too_late, Err(KeyringError::NoSealingKey { .. })), "{successor_too_late:?}");
+    // Key 2 seals from T0 and retires at T0 + 10 while key 3 waits until
+    // T0 + 20: the primary would seal again in between.
+    let fallback = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(T0)).retire_at(at(T0 + 10)),
+        spec(3, KeyState::Active).activate_at(at(T0 + 20)),
+    ]);
+    assert!(
+        matches!(fallback, Err(KeyringError::RetiredBeforeSuccessor { id: 2, at: when }) if when == at(T0 + 10)),
+        "{fallback:?}"
+    );
+    let same = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(T0)),
+        spec(3, KeyState::Active).activate_at(at(T0)),
+    ]);
+    assert!(matches!(same, Err(KeyringError::SameActivation { first: 2, second: 3 })), "{same:?}");
+    let backwards = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(T0)).retire_at(at(T0)),
+    ]);
+    assert!(matches!(backwards, Err(KeyringError::RetiresBeforeActive(2))), "{backwards:?}");
+    // The message says what to do and names the time.
+    let message = Keyring::new([spec(1, KeyState::Primary).retire_at(at(T0))]).unwrap_err().to_string();
+    assert!(message.contains("2027-01-15T08:00:00Z") && message.contains("successor"), "{message}");
+}
+
+#[test]
+fn a_schedule_handing_over_cleanly_is_accepted() {
+    // The primary retires the second its successor activates.
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary).retire_at(at(T0)),
+        spec(2, KeyState::Active).activate_at(at(T0)),
+    ])
+    .unwrap();
+    assert_eq!(keyring.sealing_id_at(at(T0 - 1)), 1);
+    assert_eq!(keyring.sealing_id_at(at(T0)), 2);
+    // A retired key and an active key without a schedule change nothing.
+    let keyring = Keyring::new([
+        spec(1, KeyState::Retired).retire_at(at(T0)).activate_at(at(T0 - 5)),
+        spec(2, KeyState::Primary),
+        spec(3, KeyState::Active),
+    ])
+    .unwrap();
+    assert_eq!(keyring.sealing_periods().len(), 1);
+}
+
+#[test]
+fn the_schedule_round_trips_through_the_keyring_file() {
+    let text = scheduled().to_toml_string();
+    assert!(text.contains("activate_at = 2027-01-15T08:01:40Z"), "{}", &*text);
+    assert!(text.contains("retire_at = 2027-01-15T08:16:40Z"), "{}", &*text);
+    let again = Keyring::from_toml_str(&text).unwrap();
+    assert_eq!(again.keys().cloned().collect::<Vec<_>>(), scheduled().keys().cloned().collect::<Vec<_>>());
+
+    let secret = MasterKey::from_slice(&[1; 32]).unwrap().to_base64();
+    let bad =
+        format!("[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"{}\"\nretire_at = \"soon\"\n", &*secret);
+    let err = Keyring::from_toml_str(&bad).unwrap_err();
+    assert!(matches!(err, KeyringError::InvalidField { field: "retire_at", .. }), "{err:?}");
+    let local = format!(
+        "[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"{}\"\nactivate_at = 2027-01-01T00:00:00\n",
+        &*secret
+    );
+    let err = Keyring::from_toml_str(&local).unwrap_err();
+    assert!(matches!(err, KeyringError::InvalidField { field: "activate_at", .. }), "{err:?}");
+}
+
+#[test]
+fn immediate_and_scheduled_steps_build_on_each_other() {
+    let keyring = Keyring::new([spec(1, KeyState::Primary)]).unwrap();
+    let (keyring, id) = keyring.with_new_key_activating_at(at(T0 + 100)).unwrap();
+    assert_eq!((id, keyring.sealing_id_at(at(T0 + 100))), (2, 2));
+    let keyring = keyring.with_retire_at(1, at(T0 + 500)).unwrap();
+    assert_eq!(keyring.state_at(1, at(T0 + 500)), Some(KeyState::Retired));
+    assert!(matches!(keyring.with_retire_at(9, at(T0)), Err(KeyringError::NoSuchKey(9))));
+    // Retiring key 1 before key 2 activates leaves no sealing key.
+    assert!(matches!(keyring.with_retire_at(1, at(T0 + 50)), Err(KeyringError::NoSealingKey { .. })));
+    assert!(matches!(
+        keyring.with_new_key_activating_at(at(T0 + 100)),
+        Err(KeyringError::SameActivation { first: 2, second: 3 })
+    ));
+}
+
+/// At one time: the key that seals, and what keys 1 to 6 do.
+type Moment = (u32, Vec<(u32, Option<KeyState>)>);
+
+/// Which key seals and what each key does at each of `times`.
+fn behaviour(keyring: &Keyring, times: &[i64]) -> Vec<Moment> {
+    times
+        .iter()
+        .map(|&t| {
+            let states = (1..=6).map(|id| (id, keyring.state_at(id, at(t)))).collect();
+            (keyring.sealing_id_at(at(t)), states)
+        })
+        .collect()
+}
+
+#[test]
+fn normalizing_changes_nothing_from_then_on() {
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary).retire_at(at(T0 + 300)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 100)).retire_at(at(T0 + 600)),
+        spec(3, KeyState::Active).activate_at(at(T0 + 500)),
+        spec(4, KeyState::Active),
+        spec(5, KeyState::Retired),
+    ])
+    .unwrap();
+    for now in [T0, T0 + 100, T0 + 350, T0 + 500, T0 + 700] {
+        let normal = keyring.normalized_at(at(now)).unwrap();
+        let later: Vec<i64> = (0..80).map(|i| now + i * 10).collect();
+        assert_eq!(behaviour(&normal, &later), behaviour(&keyring, &later), "normalized at {now}");
+        assert_eq!(normal.primary_id(), keyring.sealing_id_at(at(now)));
+    }
+    let normal = keyring.normalized_at(at(T0 + 350)).unwrap();
+    let states: Vec<(u32, KeyState, bool)> =
+        normal.keys().map(|k| (k.id, k.state, k.activate_at.is_some())).collect();
+    assert_eq!(
+        states,
+        [
+            (1, KeyState::Retired, false),
+            (2, KeyState::Primary, true),
+            (3, KeyState::Active, true),
+            (4, KeyState::Active, false),
+            (5, KeyState::Retired, false),
+        ]
+    );
+}
+
+#[test]
+fn a_rolling_rotation_keeps_one_key_waiting_and_retires_replaced_ones() {
+    let policy =
+        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
+
+    // Day 0: key 2 is added to seal from day 30.
+    let (day0, added) = start.rotated_at(at(T0), &policy).unwrap();
+    assert_eq!(added, Some(2));
+    assert_eq!(day0.sealing_id_at(at(T0 + 30 * DAY - 1)), 1);
+    assert_eq!(day0.sealing_id_at(at(T0 + 30 * DAY)), 2);
+    // Key 1 opens for 90 days after key 2 took over.
+    assert_eq!(day0.state_at(1, at(T0 + 120 * DAY - 1)), Some(KeyState::Active));
+    assert_eq!(day0.state_at(1, at(T0 + 120 * DAY)), Some(KeyState::Retired));
+    // Run again the same day: nothing changes.
+    let (again, added) = day0.rotated_at(at(T0 + 3600), &policy).unwrap();
+    assert_eq!(added, None);
+    assert_eq!(again.keys().cloned().collect::<Vec<_>>(), day0.keys().cloned().collect::<Vec<_>>());
+
+    // Day 31: key 2 seals and is written as primary; key 3 waits for day 60.
+    let (day31, added) = day0.rotated_at(at(T0 + 31 * DAY), &policy).unwrap();
+    assert_eq!(added, Some(3));
+    assert_eq!(day31.primary_id(), 2);
+    assert_eq!(day31.sealing_id_at(at(T0 + 60 * DAY)), 3);
+    assert_eq!(day31.state_at(1, at(T0 + 119 * DAY)), Some(KeyState::Active));
+    assert_eq!(day31.state_at(2, at(T0 + 150 * DAY)), Some(KeyState::Retired));
+
+    // A daily job for a year: never more than eight keys (the sealing one,
+    // the waiting one, three that still open and three kept as retired for
+    // 90 more days, then dropped), never a gap, and
+    // a token sealed on any day opens for 90 days (its key is kept 90 days
+    // after it stopped sealing).
+    let mut ring = day31;
+    let mut sealers = Vec::new();
+    for day in 32..400 {
+        let now = T0 + day * DAY;
+        ring = ring.rotated_at(at(now), &policy).unwrap().0;
+        assert!(ring.keys().count() <= 8, "day {day}: {:?}", ring);
+        let sealing = ring.sealing_id_at(at(now));
+        if sealers.last() != Some(&sealing) {
+            sealers.push(sealing);
+        }
+        assert_ne!(ring.state_at(sealing, at(now + 90 * DAY - 1)), Some(KeyState::Retired), "day {day}");
+    }
+    // A new key every 30 days: days 60, 90, … 390.
+    assert_eq!(sealers, (2..=14).collect::<Vec<u32>>());
+    // A lead longer than the period pushes the activation out.
+    let eager = RotationPolicy::new(Duration::from_secs(DAY as u64), Duration::from_secs(DAY as u64))
+        .lead(Duration::from_secs(5 * DAY as u64));
+    let (ring, _) = start.rotated_at(at(T0), &eager).unwrap();
+    assert_eq!(ring.sealing_periods()[1].from, Some(at(T0 + 5 * DAY)));
+}
