@@ -16,8 +16,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, Sealer, Session, SessionId, VerifyError,
-    DEFAULT_LEEWAY,
+    KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, RotationPolicy, Sealer, Session, SessionId,
+    VerifyError, DEFAULT_LEEWAY,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -142,10 +142,15 @@ enum KeyringCommand {
         /// Keyring file to create.
         file: PathBuf,
     },
-    /// Add a new `active` key (rotation phase 1); prints its ID.
+    /// Add a new `active` key (rotation phase 1); prints its ID. With
+    /// --activate-at it seals from that time on with no further step.
     Add {
         /// Keyring file.
         file: PathBuf,
+        /// When the new key starts sealing: RFC 3339, or `+N` with a unit
+        /// (s, m, h, d) from now. Leave time for the file to reach every server.
+        #[arg(long)]
+        activate_at: Option<String>,
     },
     /// Make a key primary (rotation phase 2); the old primary becomes active.
     Promote {
@@ -154,12 +159,46 @@ enum KeyringCommand {
         /// Key ID.
         id: u32,
     },
-    /// Retire a key (rotation phase 3): tokens under it are refused.
+    /// Retire a key (rotation phase 3): tokens under it are refused, now
+    /// or, with --at, from that time on.
     Retire {
         /// Keyring file.
         file: PathBuf,
         /// Key ID.
         id: u32,
+        /// When: RFC 3339, or `+N` with a unit (s, m, h, d) from now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the schedule as JSON: which key seals when, when each key
+    /// retires, and how many days each is kept after it stops sealing.
+    Plan {
+        /// Keyring file.
+        file: PathBuf,
+        /// Describe the keyring as of this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Keep a rolling schedule, from a daily cron job: add a key to seal
+    /// --every days after the current one, retire replaced keys --keep days
+    /// after their successor took over, drop long-retired keys, and write
+    /// the file as of now. Changes nothing when run twice.
+    Rotate {
+        /// Keyring file.
+        file: PathBuf,
+        /// Days each key seals.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        every: u32,
+        /// Days a key still opens tokens after its successor took over: at
+        /// least the longest session lifetime (remember-me included).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        keep: u32,
+        /// Days a new key is in the file before it activates.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        lead: u32,
+        /// Rotate as of this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
     },
     /// Print the keys as JSON: id, state, created. Never secrets.
     List {
@@ -237,11 +276,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                 .idle_timeout(Duration::from_secs(idle))
                 .remember_me(Duration::from_secs(remember_ttl), Duration::from_secs(remember_idle))
                 .build()?;
-            let now = match now {
-                Some(text) => OffsetDateTime::parse(&text, &Rfc3339)
-                    .map_err(|err| Failure::Config(format!("--now is not an RFC 3339 time: {err}")))?,
-                None => OffsetDateTime::now_utc(),
-            };
+            let now = now_arg(now.as_deref())?;
             if now.unix_timestamp() < 0 {
                 return Err(Failure::Config("--now must not be before 1970".into()));
             }
@@ -441,8 +476,12 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             write_keyring(&file, &keyring, Replace::Never)?;
             Ok(json!({ "file": file.display().to_string(), "primary": keyring.primary_id() }).to_string())
         }
-        KeyringCommand::Add { file } => {
-            let (keyring, id) = Keyring::load(&file)?.with_new_key()?;
+        KeyringCommand::Add { file, activate_at } => {
+            let keyring = Keyring::load(&file)?;
+            let (keyring, id) = match activate_at {
+                Some(text) => keyring.with_new_key_activating_at(time_arg("--activate-at", &text)?)?,
+                None => keyring.with_new_key()?,
+            };
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(id.to_string())
         }
@@ -451,12 +490,37 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
-        KeyringCommand::Retire { file, id } => {
-            let keyring = Keyring::load(&file)?.with_retired(id)?;
+        KeyringCommand::Retire { file, id, at } => {
+            let keyring = Keyring::load(&file)?;
+            let keyring = match at {
+                Some(text) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
+                None => keyring.with_retired(id)?,
+            };
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),
+        KeyringCommand::Plan { file, now } => {
+            let now = now_arg(now.as_deref())?;
+            Ok(plan(&Keyring::load(&file)?, now).to_string())
+        }
+        KeyringCommand::Rotate { file, every, keep, lead, now } => {
+            let now = now_arg(now.as_deref())?;
+            let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+            let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
+            let before = Keyring::load(&file)?;
+            let (keyring, added) = before.rotated_at(now, &policy)?;
+            let changed = keyring.to_toml_string() != before.to_toml_string();
+            if changed {
+                write_keyring(&file, &keyring, Replace::Existing)?;
+            }
+            let mut out = plan(&keyring, now);
+            if let Value::Object(fields) = &mut out {
+                fields.insert("added".into(), json!(added));
+                fields.insert("changed".into(), json!(changed));
+            }
+            Ok(out.to_string())
+        }
     }
 }
 
@@ -464,14 +528,102 @@ fn list(keyring: &Keyring) -> Value {
     Value::Array(
         keyring
             .keys()
-            .map(|k| json!({ "id": k.id, "state": k.state.as_str(), "created": rfc3339(k.created) }))
+            .map(|k| {
+                json!({
+                    "id": k.id,
+                    "state": k.state.as_str(),
+                    "created": rfc3339(k.created),
+                    "activate_at": rfc3339(k.activate_at),
+                    "retire_at": rfc3339(k.retire_at),
+                })
+            })
             .collect(),
     )
+}
+
+/// The schedule as of `now`: the sealing periods, and per key what it does
+/// now, when it stops sealing and retires, and the days between the two.
+fn plan(keyring: &Keyring, now: OffsetDateTime) -> Value {
+    let periods = keyring.sealing_periods();
+    let until = |i: usize| periods.get(i + 1).and_then(|next| next.from);
+    let days = |from: OffsetDateTime, to: OffsetDateTime| {
+        ((to - from).whole_seconds() as f64 / 86_400.0 * 100.0).round() / 100.0
+    };
+    let timeline: Vec<Value> = periods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let length = p.from.zip(until(i)).map(|(from, to)| days(from, to));
+            json!({ "from": rfc3339(p.from), "until": rfc3339(until(i)), "key": p.key_id, "days": length })
+        })
+        .collect();
+    let keys: Vec<Value> = keyring
+        .keys()
+        .map(|k| {
+            // When the key last stops sealing: the start of the period after its last one.
+            let stops_sealing = periods.iter().rposition(|p| p.key_id == k.id).and_then(until);
+            let kept_days = stops_sealing.zip(k.retire_at).map(|(from, to)| days(from, to));
+            json!({
+                "id": k.id,
+                "state": k.state.as_str(),
+                "now": keyring.state_at(k.id, now).map(|s| s.as_str()),
+                "activate_at": rfc3339(k.activate_at),
+                "stops_sealing": rfc3339(stops_sealing),
+                "retire_at": rfc3339(k.retire_at),
+                "kept_days": kept_days,
+            })
+        })
+        .collect();
+    json!({
+        "now": rfc3339(Some(now)),
+        "sealing_now": keyring.sealing_id_at(now),
+        "timeline": timeline,
+        "keys": keys,
+    })
+}
+
+/// A time argument: RFC 3339, or `+N` followed by s, m, h or d from now.
+fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
+    let bad =
+        || Failure::Config(format!("{flag} must be an RFC 3339 time or +N with s, m, h or d (like +2d)"));
+    let Some(relative) = text.strip_prefix('+') else {
+        return OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad());
+    };
+    let split = relative.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = (relative.get(..split).ok_or_else(bad)?, relative.get(split..).ok_or_else(bad)?);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)).ok_or_else(bad)?;
+    OffsetDateTime::now_utc().checked_add(time::Duration::seconds(seconds)).ok_or_else(bad)
+}
+
+/// `--now`, or the current time.
+fn now_arg(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
+    match now {
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|err| Failure::Config(format!("--now is not an RFC 3339 time: {err}"))),
+        None => Ok(OffsetDateTime::now_utc()),
+    }
 }
 
 /// What an operator should do next with this keyring.
 fn check(file: &Path) -> Result<String, Failure> {
     let keyring = Keyring::load(file)?;
+    if keyring.sealing_periods().len() > 1 || keyring.keys().any(|k| k.retire_at.is_some()) {
+        let next = format!(
+            "the keyring follows a schedule; see it with: sealed-session keyring plan {}",
+            file.display()
+        );
+        let sealing = keyring.sealing_id_at(OffsetDateTime::now_utc());
+        return Ok(
+            json!({ "ok": true, "primary": sealing, "keys": list(&keyring), "next_step": next }).to_string()
+        );
+    }
     let primary = keyring.primary_id();
     let active: Vec<u32> = keyring.keys().filter(|k| k.state == KeyState::Active).map(|k| k.id).collect();
     let newer = active.iter().copied().filter(|&id| id > primary).max();

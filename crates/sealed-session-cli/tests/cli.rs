@@ -98,6 +98,97 @@ fn keyring_rotation_walkthrough() {
         .ends_with(".tmp")));
 }
 
+/// RFC 3339 for now plus `seconds`.
+fn from_now(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    at.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[test]
+fn a_scheduled_rotation_needs_no_promote_and_retires_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let long = ["--purpose", "s", "--ttl", "86400", "--idle", "86400"];
+    let seal = |stdin: &str| ok(&[&["seal", "--keyring", f][..], &long].concat(), stdin);
+    let open_at = |token: &str, at: &str| {
+        run(&[&["open", "--keyring", f, "--now", at][..], &long, &[token]].concat(), "")
+    };
+
+    assert_eq!(ok(&["keyring", "add", f, "--activate-at", "+1h"], ""), "2");
+    let old = seal("{}");
+    assert_eq!(json(&open_at(&old, &from_now(0)).stdout)["key_id"], 1, "key 2 does not seal yet");
+    // An hour on, key 2 seals: a key-1 token still opens and is re-sealed.
+    let opened = json(&open_at(&old, &from_now(7200)).stdout);
+    assert_eq!(opened["reissue"], "KeyRotation", "{opened}");
+
+    let listed = ok(&["keyring", "retire", f, "1", "--at", "+3h"], "");
+    assert!(json(&listed)[0]["retire_at"].is_string(), "{listed}");
+    assert_eq!(open_at(&old, &from_now(3 * 3600 - 60)).code, 0);
+    let refused = open_at(&old, &from_now(3 * 3600 + 60));
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("retired key"), "{}", refused.stderr);
+
+    let plan = json(&ok(&["keyring", "plan", f, "--now", &from_now(7200)], ""));
+    assert_eq!(plan["sealing_now"], 2, "{plan}");
+    assert_eq!(plan["timeline"][0]["key"], 1);
+    assert_eq!(plan["timeline"][1]["key"], 2);
+    assert_eq!(plan["timeline"][1]["from"], plan["keys"][0]["stops_sealing"]);
+    // Key 1 stops sealing at +1h and retires at +3h: kept for 2 hours.
+    assert_eq!(plan["keys"][0]["kept_days"], 0.08, "{plan}");
+    assert_eq!(plan["keys"][0]["now"], "active");
+    assert_eq!(plan["keys"][1]["now"], "primary");
+    let later = json(&ok(&["keyring", "plan", f, "--now", &from_now(4 * 3600)], ""));
+    assert_eq!(later["keys"][0]["now"], "retired", "{later}");
+    let check = json(&ok(&["check", "--keyring", f], ""));
+    assert!(check["next_step"].as_str().unwrap().contains("keyring plan"), "{check}");
+}
+
+#[test]
+fn schedules_that_would_leave_no_sealing_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    ok(&["keyring", "add", f, "--activate-at", "+2h"], "");
+    let before = std::fs::read(&file).unwrap();
+    for (args, message) in [
+        (vec!["keyring", "retire", f, "1", "--at", "+1h"], "no key would seal"),
+        (vec!["keyring", "add", f, "--activate-at", "tomorrow"], "--activate-at must be an RFC 3339 time"),
+        (vec!["keyring", "retire", f, "1", "--at", "+5y"], "--at must be"),
+        (vec!["keyring", "rotate", f, "--every", "0", "--keep", "1"], "--every"),
+        (vec!["keyring", "plan", f, "--now", "noon"], "--now is not an RFC 3339 time"),
+    ] {
+        let r = run(&args, "");
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "a refused change must not touch the file");
+}
+
+#[test]
+fn rotate_keeps_a_rolling_schedule_and_changes_nothing_when_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let rotate =
+        |now: &str| json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90", "--now", now], ""));
+    let first = rotate(&from_now(60));
+    assert_eq!((first["added"].as_u64(), first["changed"].as_bool()), (Some(2), Some(true)), "{first}");
+    assert_eq!(first["timeline"][1]["key"], 2);
+    assert_eq!(first["timeline"][0]["days"], Value::Null, "the first period has always begun");
+    assert_eq!(first["keys"][0]["kept_days"], 90.0, "{first}");
+    let written = std::fs::read(&file).unwrap();
+    let again = rotate(&from_now(120));
+    assert_eq!((again["added"].as_u64(), again["changed"].as_bool()), (None, Some(false)), "{again}");
+    assert_eq!(std::fs::read(&file).unwrap(), written);
+    // 31 days on: key 2 is written as primary and key 3 waits for day 60.
+    let month = rotate(&from_now(31 * 86_400));
+    assert_eq!(month["added"], 3, "{month}");
+    assert_eq!(month["timeline"][0]["key"], 2, "{month}");
+    assert_eq!(month["timeline"][1]["days"], Value::Null);
+    assert_eq!(json(&ok(&["keyring", "list", f], ""))[1]["state"], "primary");
+}
+
 /// Rotation rewrites the file a running server reloads: it is replaced
 /// whole (a temporary file, then a rename), so a reader never sees half of
 /// it, an empty file, or a file readable by others.
