@@ -54,6 +54,10 @@
 //!   verification. Never needed to seal sessions.
 //! * `conformance` — the `conformance` module, a test suite for [`RevocationStore`]
 //!   implementations.
+//! * `watch` — `KeyringWatcher`, a keyring that follows its file while the
+//!   server runs (OS notifications through the `notify` crate, and polling).
+//! * `http` — the web driver's request and response views over the `http`
+//!   crate's types.
 //!
 //! The crate depends on no async runtime, web framework or database client.
 //!
@@ -113,6 +117,8 @@ pub use keyring::{
     KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, RotationPolicy, SealingPeriod, SharedKeyring,
     UnknownKeyState,
 };
+#[cfg(feature = "watch")]
+pub use keyring::{KeyringWatcher, KeyringWatcherBuilder, WatchEvent};
 pub use revocation::registry;
 pub use revocation::registry::{SessionRecord, SessionRegistry};
 pub use revocation::sql;

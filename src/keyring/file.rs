@@ -22,16 +22,51 @@ impl Keyring {
     /// # Errors
     /// As [`Keyring::load`].
     pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, KeyringError> {
-        let path = path.as_ref();
-        let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
-        if !options.allow_insecure_permissions {
-            check_permissions(path, &file)?;
-        }
-        let mut text = Zeroizing::new(String::new());
-        std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
-        Self::from_toml_str(&text)
+        Self::from_toml_str(&read_text(path.as_ref(), options)?)
     }
+
+    /// Reads the keyring from the environment variable `name` in the
+    /// compact form ([`Keyring::from_env_value`]), or, if it is unset, from
+    /// the keyring file named by `name` followed by `_FILE` (a Docker or
+    /// Kubernetes secret), with the checks of [`Keyring::load_with`].
+    ///
+    /// ```no_run
+    /// use sealed_session::{Keyring, LoadOptions};
+    ///
+    /// // SESSION_KEYRING="2:primary:…" or SESSION_KEYRING_FILE=/run/secrets/keyring.toml
+    /// let keyring = Keyring::from_env_or_file("SESSION_KEYRING", LoadOptions::default())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeyringError::Io`] naming both variables if neither is set, or any
+    /// error of [`Keyring::from_env`] or [`Keyring::load_with`].
+    pub fn from_env_or_file(name: &str, options: LoadOptions) -> Result<Self, KeyringError> {
+        if std::env::var_os(name).is_some() {
+            return Self::from_env(name);
+        }
+        let file_var = format!("{name}_FILE");
+        match std::env::var_os(&file_var) {
+            Some(path) => Self::load_with(path, options),
+            None => Err(KeyringError::Io {
+                path: format!("{name} or {file_var}").into(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "neither variable is set"),
+            }),
+        }
+    }
+}
+
+/// The text of the keyring file at `path`, after the permission check
+/// unless `options` waive it, in memory that is wiped when dropped.
+pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<String>, KeyringError> {
+    let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if !options.allow_insecure_permissions {
+        check_permissions(path, &file)?;
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
+    Ok(text)
 }
 
 /// Options for [`Keyring::load_with`].

@@ -32,10 +32,14 @@ mod file;
 mod schedule;
 mod shared;
 mod text;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use file::LoadOptions;
 pub use schedule::{RotationPolicy, SealingPeriod};
 pub use shared::SharedKeyring;
+#[cfg(feature = "watch")]
+pub use watch::{KeyringWatcher, KeyringWatcherBuilder, WatchEvent};
 
 use crate::aead::XChaCha20Poly1305;
 use crate::error::KeyringError;

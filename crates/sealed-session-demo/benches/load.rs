@@ -482,12 +482,12 @@ fn main() {
         let options = SqliteOptions::new(&path).create_if_missing(true).clock(ManualClock::at_unix(past));
         drop(options.open().await.unwrap());
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: None, bound_lifetime: None, max_sessions: None };
-        measure("SQLite", setup.open().await.unwrap(), seconds).await;
+        measure("SQLite", setup.open().await.unwrap().0, seconds).await;
 
         let redis = sealed_session_testkit::redis::RedisServer::start();
         assert_eq!(redis.cli(&["SET", "sealed-session:generation", &past.to_string()]), "OK");
         let setup = Setup { data_dir: dir.path().to_owned(), keyring: None, store: Some(redis.url()), bound_lifetime: None, max_sessions: None };
-        measure("Redis + cache", setup.open().await.unwrap(), seconds).await;
+        measure("Redis + cache", setup.open().await.unwrap().0, seconds).await;
 
         println!();
         println!("Peers on the same route, each against a route with no session handling:");

@@ -19,7 +19,7 @@ use sealed_session::web::{
     AuditEvent, AuditSink, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError,
 };
 use sealed_session::{
-    CookieSpec, Keyring, KeyringError, RevocationStore, Sealer, SealerBuilder, SharedStore,
+    CookieSpec, Keyring, KeyringError, KeyringWatcher, RevocationStore, Sealer, SealerBuilder, SharedStore,
 };
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
@@ -191,28 +191,32 @@ impl Setup {
     }
 
     /// Creates what is missing (saying so on stdout) and opens the store.
-    /// Needs a tokio runtime.
+    /// The keyring follows its file for as long as the returned watcher
+    /// lives. Needs a tokio runtime.
     ///
     /// # Errors
     /// [`StartError`].
-    pub async fn open(&self) -> Result<WebConfig<SharedStore>, StartError> {
+    pub async fn open(&self) -> Result<(WebConfig<SharedStore>, KeyringWatcher), StartError> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
             StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
         })?;
-        let keyring = load_or_create_keyring(&self.keyring_path())?;
+        let keyring_path = self.keyring_path();
+        load_or_create_keyring(&keyring_path)?;
+        let watcher = KeyringWatcher::builder(&keyring_path).start()?;
         let (store, registry) = sealed_session_stores::open_with_registry(&self.store_url()).await?;
         let mut binding = DeviceBinding::default();
         if let Some(lifetime) = self.bound_lifetime {
             binding = binding.bound_lifetime(lifetime);
         }
-        let sealer = Sealer::builder(keyring).remember_me(REMEMBER_FOR, REMEMBER_IDLE);
+        let sealer = Sealer::builder(watcher.keyring().clone()).remember_me(REMEMBER_FOR, REMEMBER_IDLE);
         let audit = AuditFile::open(&self.audit_log_path())?;
         let max_sessions = self.max_sessions.unwrap_or(MAX_SESSIONS);
-        Ok(builder(sealer, store, binding)
+        let config = builder(sealer, store, binding)
             .audit(audit)
             .session_registry(registry)
             .session_limit(max_sessions, LimitPolicy::EndOldest)
-            .build()?)
+            .build()?;
+        Ok((config, watcher))
     }
 
     /// The audit log: one JSON line per event, appended to

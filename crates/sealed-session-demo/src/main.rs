@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sealed_session::{Keyring, SharedKeyring};
+use sealed_session::KeyringWatcher;
 use sealed_session_demo::{actix_app, app_with, Setup};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -92,8 +92,9 @@ async fn serve(
     framework: Framework,
     sudo_window: std::time::Duration,
 ) -> Result<(), String> {
-    let config = setup.open().await.map_err(|err| err.to_string())?;
-    tokio::spawn(reload_on_hangup(config.verifier().sealer().keyring().clone(), setup.keyring_path()));
+    let (config, watcher) = setup.open().await.map_err(|err| err.to_string())?;
+    let watcher = std::sync::Arc::new(watcher);
+    tokio::spawn(reload_on_hangup(std::sync::Arc::clone(&watcher)));
     let listener =
         std::net::TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let local = listener.local_addr().map_err(|err| err.to_string())?;
@@ -103,7 +104,7 @@ async fn serve(
             setup.store_url_for_display()
         );
         println!(
-            "sign in as alice / alice-pass or bob / bob-pass; SIGHUP reloads the keyring; Ctrl-C stops it"
+            "sign in as alice / alice-pass or bob / bob-pass; the keyring file is followed (SIGHUP re-reads it at once); Ctrl-C stops it"
         );
     };
     match framework {
@@ -127,22 +128,13 @@ async fn serve(
     }
 }
 
-/// Reloads the keyring file on SIGHUP, so that keys rotate with no restart
-/// and no one logged out (see the README's rotation procedure). A file that
-/// does not load leaves the current keyring in place.
-async fn reload_on_hangup(keyring: SharedKeyring, path: PathBuf) {
+/// Re-reads the keyring file on SIGHUP, at once. The watcher follows the
+/// file anyway; a file that does not load leaves the current keyring in
+/// place (the watcher logs why).
+async fn reload_on_hangup(watcher: std::sync::Arc<KeyringWatcher>) {
     let Ok(mut hangup) = signal(SignalKind::hangup()) else { return };
     while hangup.recv().await.is_some() {
-        let file = path.clone();
-        match tokio::task::spawn_blocking(move || Keyring::load(file)).await {
-            Ok(Ok(loaded)) => {
-                let primary = loaded.primary_id();
-                keyring.replace(loaded);
-                println!("reloaded the keyring from {} (primary key {primary})", path.display());
-            }
-            Ok(Err(err)) => eprintln!("keyring not reloaded, keeping the current one: {err}"),
-            Err(err) => eprintln!("keyring not reloaded: {err}"),
-        }
+        watcher.check_now();
     }
 }
 

@@ -6,6 +6,7 @@
 // Tests, benches and examples may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use sealed_session::Keyring;
 use sealed_session_testkit::demo::{csrf_token, http, Demo, Reply};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
@@ -594,4 +595,74 @@ fn a_user_lists_their_devices_signs_one_out_and_the_limit_ends_the_oldest_on_bot
             assert!(log.contains(&format!(r#""event":"{event}""#)), "{event}: {log}");
         }
     }
+}
+
+/// Writes `keyring` over the file at `path` as the CLI does: a new file of
+/// mode 0600, renamed into place.
+fn replace_keyring_file(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let temp = path.with_extension("new");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// Now plus `seconds`, to the second.
+fn seconds_from_now(seconds: i64) -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    now.replace_nanosecond(0).unwrap()
+}
+
+/// Sleeps until `at` has passed by the wall clock.
+fn sleep_until(at: time::OffsetDateTime) {
+    let left = at - time::OffsetDateTime::now_utc();
+    if left.is_positive() {
+        std::thread::sleep(left.unsigned_abs() + std::time::Duration::from_millis(50));
+    }
+}
+
+/// A key scheduled a few seconds ahead seals from that instant on with no
+/// signal and no restart; older cookies still open and move to it; a key
+/// retired on schedule is refused from then on; a broken keyring file signs
+/// nobody out.
+#[test]
+fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
+    on_each_framework(|demo| {
+        let path = demo.data_dir.join("keyring.toml");
+        let mut alice = Browser::new(demo);
+        alice.sign_in("alice", "");
+        assert_eq!(alice.session_json()["key_id"], 1);
+        // Alice's key-1 cookie as it is now, sent later as it is.
+        let stale = format!("__Host-session={}", alice.cookie("__Host-session").unwrap());
+        let stale_status =
+            || http(demo.addr(), "GET", "/api/session", &[format!("Cookie: {stale}")], "").status;
+
+        let activate = seconds_from_now(2);
+        let (scheduled, id) = Keyring::load(&path).unwrap().with_new_key_activating_at(activate).unwrap();
+        replace_keyring_file(&path, &scheduled.to_toml_string());
+        sleep_until(activate);
+        // The file was read long before the instant (a notification); new
+        // logins seal under key 2 from the instant on.
+        let mut bob = Browser::new(demo);
+        bob.sign_in("bob", "");
+        assert_eq!(bob.session_json()["key_id"], id, "a login after the activation");
+        // Alice's key-1 cookie still opens, and is re-issued under key 2.
+        let reply = alice.get("/api/session");
+        assert_eq!(reply.status, 200);
+        assert!(reply.set_cookies().iter().any(|c| c.starts_with("__Host-session=")), "{:?}", reply.headers);
+        assert_eq!(alice.session_json()["key_id"], id);
+
+        let retire = seconds_from_now(2);
+        let retiring = Keyring::load(&path).unwrap().with_retire_at(1, retire).unwrap();
+        replace_keyring_file(&path, &retiring.to_toml_string());
+        assert_eq!(stale_status(), 200, "key 1 opens until its retire time");
+        sleep_until(retire);
+        assert_eq!(stale_status(), 401, "a cookie under the retired key is refused");
+
+        // Garbage in the file: refused, and no one is signed out.
+        replace_keyring_file(&path, "this is not a keyring");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(bob.session_json()["user"], "bob");
+        assert_eq!(alice.session_json()["key_id"], id);
+    });
 }

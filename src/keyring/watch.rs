@@ -1,0 +1,297 @@
+//! [`KeyringWatcher`]: a keyring that follows its file while the server
+//! runs, for any framework.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use super::file::{read_text, LoadOptions};
+use super::{Keyring, SharedKeyring};
+use crate::error::KeyringError;
+
+/// What the watcher did with a new version of the keyring file.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// The new version is valid and now in use.
+    Reloaded {
+        /// How many keys it holds.
+        keys: usize,
+    },
+    /// The new version was refused (it does not parse, breaks a rule, has
+    /// unsafe permissions or cannot be read); the last good keyring stays
+    /// in use. Reported once per version, not on every check.
+    Refused {
+        /// Why.
+        error: Arc<KeyringError>,
+    },
+}
+
+type EventSink = Arc<dyn Fn(&WatchEvent) + Send + Sync>;
+
+/// Builds a [`KeyringWatcher`]; see [`KeyringWatcher::builder`].
+#[must_use]
+pub struct KeyringWatcherBuilder {
+    path: PathBuf,
+    options: LoadOptions,
+    poll: Duration,
+    settle: Duration,
+    notify: bool,
+    on_event: Option<EventSink>,
+}
+
+impl fmt::Debug for KeyringWatcherBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyringWatcherBuilder")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .field("poll", &self.poll)
+            .field("notify", &self.notify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyringWatcherBuilder {
+    /// How the file is read: see [`LoadOptions`].
+    pub fn load_options(mut self, options: LoadOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How often the file is read when no change notification arrives
+    /// (default 5 seconds). Without notifications (see
+    /// [`KeyringWatcherBuilder::notifications`]) this is how late a change
+    /// can be picked up.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Whether to ask the OS to report changes (inotify on Linux), falling
+    /// back to polling if it cannot (default on). Off: polling only.
+    pub fn notifications(mut self, on: bool) -> Self {
+        self.notify = on;
+        self
+    }
+
+    /// Called with each [`WatchEvent`], on the watcher's thread: for
+    /// metrics, or tests. Events are also logged (`tracing`).
+    pub fn on_event(mut self, f: impl Fn(&WatchEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    /// Loads the file now and starts following it.
+    ///
+    /// # Errors
+    /// Any error of [`Keyring::load_with`]: a server does not start without
+    /// a valid keyring; [`KeyringError::Io`] if the thread cannot start.
+    pub fn start(self) -> Result<KeyringWatcher, KeyringError> {
+        let text = read_text(&self.path, self.options)?;
+        let keyring = SharedKeyring::new(Keyring::from_toml_str(&text)?);
+        let (tx, rx) = mpsc::channel();
+        let notifier = if self.notify { notifier(&self.path, tx.clone()) } else { None };
+        let mut follow = Follow {
+            path: self.path,
+            options: self.options,
+            keyring: keyring.clone(),
+            last: Some(fingerprint(&text)),
+            on_event: self.on_event,
+        };
+        let (poll, settle) = (self.poll, self.settle);
+        let thread = std::thread::Builder::new()
+            .name("sealed-session keyring watcher".into())
+            .spawn(move || follow.run(&rx, poll, settle))
+            .map_err(|source| KeyringError::Io { path: "keyring watcher thread".into(), source })?;
+        Ok(KeyringWatcher { keyring, stop: tx, thread: Some(thread), _notifier: notifier })
+    }
+}
+
+/// A [`SharedKeyring`] that follows its keyring file: when a new valid
+/// version appears (written by `sealed-session keyring …`, a deployment,
+/// or a Kubernetes secret update), it replaces the keyring in use at once,
+/// on every clone of [`KeyringWatcher::keyring`]. A version that does not
+/// load is refused and logged, and the last good keyring stays in use, so a
+/// broken file signs nobody out.
+///
+/// It runs on a thread of its own (no async runtime needed), woken by the
+/// OS's file notifications where it can have them (it watches the file's
+/// directory, so replacing the file by a rename is seen) and by a poll in
+/// any case. Dropping the watcher stops it; the keyring stays usable.
+///
+/// ```
+/// use sealed_session::{Keyring, KeyringWatcher, Sealer};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("keyring.toml");
+/// # std::fs::write(&path, Keyring::generate()?.to_toml_string().as_bytes())?;
+/// # std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+///
+/// let watcher = KeyringWatcher::builder(&path).start()?;
+/// let sealer = Sealer::builder(watcher.keyring().clone()).build()?;
+/// // Keep `watcher` alive as long as the server runs.
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct KeyringWatcher {
+    keyring: SharedKeyring,
+    stop: mpsc::Sender<Wake>,
+    thread: Option<JoinHandle<()>>,
+    _notifier: Option<notify::RecommendedWatcher>,
+}
+
+impl KeyringWatcher {
+    /// A watcher for the keyring file at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> KeyringWatcherBuilder {
+        KeyringWatcherBuilder {
+            path: path.as_ref().to_path_buf(),
+            options: LoadOptions::default(),
+            poll: Duration::from_secs(5),
+            settle: Duration::from_millis(100),
+            notify: true,
+            on_event: None,
+        }
+    }
+
+    /// The keyring, kept up to date with the file. Give it to the
+    /// [`Sealer`](crate::Sealer).
+    #[must_use]
+    pub fn keyring(&self) -> &SharedKeyring {
+        &self.keyring
+    }
+
+    /// Reads the file again now, without waiting for a notification or the
+    /// next poll: for a SIGHUP handler. Returns at once; the outcome is
+    /// logged and reported to [`KeyringWatcherBuilder::on_event`].
+    pub fn check_now(&self) {
+        let _ = self.stop.send(Wake::Changed);
+    }
+}
+
+impl Drop for KeyringWatcher {
+    fn drop(&mut self) {
+        let _ = self.stop.send(Wake::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for KeyringWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyringWatcher")
+            .field("keyring", &self.keyring)
+            .field("notifications", &self._notifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the watcher's thread woke.
+enum Wake {
+    Changed,
+    Stop,
+}
+
+/// A digest of a version of the file, to tell a new version from one
+/// already seen.
+fn fingerprint(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// OS notifications for the directory of `path`, or `None` (then polling
+/// alone finds changes).
+fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = wake.send(Wake::Changed);
+    });
+    match watcher.and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w)) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), error = %err, "no file notifications for the keyring; polling only");
+            None
+        }
+    }
+}
+
+/// The watcher thread's state.
+struct Follow {
+    path: PathBuf,
+    options: LoadOptions,
+    keyring: SharedKeyring,
+    /// The version last applied or refused: `None` after a read error, so
+    /// that the same error is reported once.
+    last: Option<[u8; 32]>,
+    on_event: Option<EventSink>,
+}
+
+impl Follow {
+    fn run(&mut self, wake: &mpsc::Receiver<Wake>, poll: Duration, settle: Duration) {
+        let mut last_error: Option<String> = None;
+        loop {
+            match wake.recv_timeout(poll) {
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Wake::Changed) => {
+                    // A burst of events for one write: let it finish, then read once.
+                    std::thread::sleep(settle);
+                    while let Ok(next) = wake.try_recv() {
+                        if let Wake::Stop = next {
+                            return;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.check(&mut last_error);
+        }
+    }
+
+    /// Reads the file; applies a new valid version, reports a new problem.
+    fn check(&mut self, last_error: &mut Option<String>) {
+        let outcome = read_text(&self.path, self.options).and_then(|text| {
+            let print = fingerprint(&text);
+            if self.last == Some(print) {
+                return Ok(None);
+            }
+            self.last = Some(print);
+            Keyring::from_toml_str(&text).map(Some)
+        });
+        let event = match outcome {
+            Ok(None) => return,
+            Ok(Some(keyring)) => {
+                let keys = keyring.keys().count();
+                self.keyring.replace(keyring);
+                *last_error = None;
+                tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
+                WatchEvent::Reloaded { keys }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                if last_error.as_deref() == Some(message.as_str()) {
+                    return;
+                }
+                if matches!(error, KeyringError::Io { .. } | KeyringError::InsecurePermissions { .. }) {
+                    // Read again once it is fixed, even if the text is the same.
+                    self.last = None;
+                }
+                tracing::warn!(
+                    path = %self.path.display(),
+                    error = %message,
+                    "keyring file refused; the last good keyring stays in use"
+                );
+                *last_error = Some(message);
+                WatchEvent::Refused { error: Arc::new(error) }
+            }
+        };
+        if let Some(on_event) = &self.on_event {
+            on_event(&event);
+        }
+    }
+}

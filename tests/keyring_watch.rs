@@ -1,0 +1,235 @@
+//! `KeyringWatcher` on real files: new versions are picked up (through
+//! inotify, and by polling alone), broken ones are refused once and the last
+//! good keyring stays in use; keys from the environment or a `*_FILE` path.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sealed_session::{
+    KeySpec, KeyState, Keyring, KeyringError, KeyringWatcher, LoadOptions, MasterKey, Sealer, Session,
+    WatchEvent,
+};
+
+/// Far longer than any reload takes; only a broken watcher waits this long.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn keyring(primary: u32) -> Keyring {
+    Keyring::new((1..=primary).map(|id| {
+        let state = if id == primary { KeyState::Primary } else { KeyState::Active };
+        KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap())
+    }))
+    .unwrap()
+}
+
+/// Writes `text` as a deployment tool does: a new file renamed over the old.
+fn replace(path: &Path, text: &str) {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// A keyring file with key 1 primary, and a watcher that sends its events.
+fn watched(
+    dir: &Path,
+    build: impl FnOnce(sealed_session::KeyringWatcherBuilder) -> sealed_session::KeyringWatcherBuilder,
+) -> (KeyringWatcher, mpsc::Receiver<WatchEvent>) {
+    let path = dir.join("keyring.toml");
+    replace(&path, &keyring(1).to_toml_string());
+    let (tx, rx) = mpsc::channel();
+    let watcher = build(KeyringWatcher::builder(&path))
+        .on_event(move |event| {
+            let _ = tx.send(event.clone());
+        })
+        .start()
+        .unwrap();
+    (watcher, rx)
+}
+
+fn next(events: &mpsc::Receiver<WatchEvent>) -> WatchEvent {
+    events.recv_timeout(PATIENCE).expect("the watcher reported nothing")
+}
+
+#[test]
+fn a_new_version_is_used_at_once_through_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    // A poll far longer than the test: only a notification can wake it.
+    let (watcher, events) = watched(dir.path(), |b| b.poll_interval(Duration::from_secs(3600)));
+    let sealer = Sealer::builder(watcher.keyring().clone()).build().unwrap();
+    let before = sealer.seal(&Session::new(())).unwrap();
+    assert_eq!(watcher.keyring().current().primary_id(), 1);
+
+    replace(&dir.path().join("keyring.toml"), &keyring(2).to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    assert_eq!(watcher.keyring().current().primary_id(), 2);
+    // The sealer holds the same shared keyring: it seals under key 2 now
+    // and still opens what key 1 sealed.
+    let after = sealer.seal(&Session::new(())).unwrap();
+    assert_eq!(sealer.open::<()>(&after).unwrap().key_id(), 2);
+    assert_eq!(sealer.open::<()>(&before).unwrap().key_id(), 1);
+}
+
+#[test]
+fn polling_alone_finds_a_file_rewritten_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)));
+    let path = dir.path().join("keyring.toml");
+    std::fs::write(&path, keyring(3).to_toml_string().as_bytes()).unwrap();
+    // A poll may catch the file between truncation and write (an empty
+    // keyring, refused); the next one finds the whole new version.
+    loop {
+        match next(&events) {
+            WatchEvent::Reloaded { keys } => break assert_eq!(keys, 3),
+            WatchEvent::Refused { error } => assert!(matches!(*error, KeyringError::Empty), "{error:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(watcher.keyring().current().primary_id(), 3);
+    // Unchanged text is not reloaded again: the next event is the next change.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(events.try_recv().is_err());
+}
+
+#[test]
+fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)));
+    let path = dir.path().join("keyring.toml");
+    let sealer = Sealer::builder(watcher.keyring().clone()).build().unwrap();
+    let token = sealer.seal(&Session::new(())).unwrap();
+
+    replace(&path, "[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"garbage\"\n");
+    match next(&events) {
+        WatchEvent::Refused { error } => {
+            assert!(matches!(*error, KeyringError::Key { .. }), "{error:?}");
+            assert!(!error.to_string().contains("garbage"), "the message never quotes the secret: {error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Reported once, not on every poll; nobody is signed out.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(events.try_recv().is_err());
+    assert!(sealer.open::<()>(&token).is_ok());
+
+    // A schedule that breaks the rules is refused the same way.
+    let mut bad = keyring(1).to_toml_string().to_string();
+    bad.push_str("retire_at = 2027-01-01T00:00:00Z\n");
+    replace(&path, &bad);
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::NoSealingKey { .. }))
+    );
+
+    // Readable by others: refused, then accepted once fixed, though the
+    // text never changed.
+    replace(&path, &keyring(2).to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&path, keyring(4).to_toml_string().as_bytes()).unwrap();
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::InsecurePermissions { .. }))
+    );
+    assert_eq!(watcher.keyring().current().primary_id(), 2);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 4 }));
+
+    // Gone: refused, the keyring stays.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::Io { .. }))
+    );
+    assert_eq!(watcher.keyring().current().primary_id(), 4);
+    assert!(sealer.open::<()>(&token).is_ok());
+    // Back with the same text: reported as reloaded, so that the same
+    // problem later is reported again.
+    replace(&path, &text);
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 4 }));
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::Io { .. }))
+    );
+}
+
+#[test]
+fn check_now_reads_the_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Neither a notification nor a poll will come during the test.
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_secs(3600)));
+    replace(&dir.path().join("keyring.toml"), &keyring(2).to_toml_string());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(events.try_recv().is_err());
+    watcher.check_now();
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    assert_eq!(watcher.keyring().current().primary_id(), 2);
+}
+
+#[test]
+fn a_zero_poll_interval_is_raised_to_ten_milliseconds() {
+    // Polling without pause would keep a core busy reading the file.
+    let builder = KeyringWatcher::builder("keyring.toml").poll_interval(Duration::ZERO);
+    assert!(format!("{builder:?}").contains("poll: 10ms"), "{builder:?}");
+}
+
+#[test]
+fn a_watcher_does_not_start_without_a_valid_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    assert!(matches!(KeyringWatcher::builder(&path).start(), Err(KeyringError::Io { .. })));
+    std::fs::write(&path, "not toml [").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(matches!(KeyringWatcher::builder(&path).start(), Err(KeyringError::Syntax { .. })));
+}
+
+#[test]
+fn dropping_the_watcher_stops_it_and_keeps_the_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(20)));
+    let shared = watcher.keyring().clone();
+    drop(watcher);
+    replace(&dir.path().join("keyring.toml"), &keyring(2).to_toml_string());
+    std::thread::sleep(Duration::from_millis(200));
+    // The thread is gone (its event sender with it), and the keyring is unchanged.
+    assert!(matches!(events.try_recv(), Err(mpsc::TryRecvError::Disconnected)));
+    assert_eq!(shared.current().primary_id(), 1);
+}
+
+/// Both forms in one test: the environment is shared by every test thread.
+#[test]
+fn keys_come_from_the_environment_or_a_file_it_names() {
+    const NAME: &str = "SEALED_SESSION_TEST_KEYRING";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.toml");
+    replace(&file, &keyring(2).to_toml_string());
+    std::env::remove_var(NAME);
+    std::env::remove_var(format!("{NAME}_FILE"));
+
+    let err = Keyring::from_env_or_file(NAME, LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains(&format!("{NAME} or {NAME}_FILE")), "{err}");
+
+    std::env::set_var(format!("{NAME}_FILE"), &file);
+    assert_eq!(Keyring::from_env_or_file(NAME, LoadOptions::default()).unwrap().primary_id(), 2);
+    // The same checks as any keyring file.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        Keyring::from_env_or_file(NAME, LoadOptions::default()),
+        Err(KeyringError::InsecurePermissions { .. })
+    ));
+    assert!(Keyring::from_env_or_file(NAME, LoadOptions::allow_insecure_permissions()).is_ok());
+
+    // The variable itself wins over the file.
+    let secret = MasterKey::from_slice(&[9; 32]).unwrap().to_base64();
+    std::env::set_var(NAME, format!("9:primary:{}", &*secret));
+    assert_eq!(Keyring::from_env_or_file(NAME, LoadOptions::default()).unwrap().primary_id(), 9);
+    std::env::set_var(NAME, "9:primary:short");
+    let err = Keyring::from_env_or_file(NAME, LoadOptions::default()).unwrap_err();
+    assert!(matches!(err, KeyringError::Key { .. }), "{err:?}");
+    std::env::remove_var(NAME);
+    std::env::remove_var(format!("{NAME}_FILE"));
+}
