@@ -20,7 +20,7 @@ command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked --qu
 
 # group name | packages whose tests judge it | files to mutate
 groups=(
-  "core|sealed-session|src/sealer.rs src/token.rs src/revocation/*.rs src/csrf.rs src/cookie.rs src/web/*.rs src/dbsc/*.rs src/keyring/schedule.rs src/keyring/watch.rs"
+  "core|sealed-session|src/sealer.rs src/token.rs src/revocation/*.rs src/csrf.rs src/cookie.rs src/web/*.rs src/dbsc/*.rs src/keyring/schedule.rs src/keyring/watch.rs src/metrics.rs"
   "actix|sealed-session-actix|crates/sealed-session-actix/src/*.rs"
   "sqlite|sealed-session-sqlite,sealed-session-cli|crates/sealed-session-sqlite/src/*.rs"
   "redis|sealed-session-redis|crates/sealed-session-redis/src/*.rs"

@@ -85,6 +85,7 @@ pub mod dbsc;
 mod error;
 mod key;
 mod keyring;
+mod metrics;
 mod random;
 pub mod redirect;
 mod revocation;

@@ -703,6 +703,7 @@ impl Sealer {
             .map_err(|_| SealError::Encrypt)?;
         bytes.extend_from_slice(&tag);
         entry.count_sealed();
+        crate::metrics::sealed(key_id);
         Ok((BASE64.encode(&bytes), Sealed { times, key_id, sealed_as, data }))
     }
 

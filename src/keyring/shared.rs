@@ -26,6 +26,7 @@ impl SharedKeyring {
     /// Shares `keyring`.
     #[must_use]
     pub fn new(keyring: Keyring) -> Self {
+        crate::metrics::keyring_in_use(&keyring);
         Self(Arc::new(ArcSwap::from_pointee(keyring)))
     }
 
@@ -51,6 +52,7 @@ impl SharedKeyring {
                 entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
+        crate::metrics::keyring_in_use(&keyring);
         self.0.store(Arc::new(keyring));
     }
 }

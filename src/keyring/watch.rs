@@ -270,6 +270,7 @@ impl Follow {
                 self.keyring.replace(keyring);
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
+                crate::metrics::keyring_reload(true);
                 WatchEvent::Reloaded { keys }
             }
             Err(error) => {
@@ -287,6 +288,7 @@ impl Follow {
                     "keyring file refused; the last good keyring stays in use"
                 );
                 *last_error = Some(message);
+                crate::metrics::keyring_reload(false);
                 WatchEvent::Refused { error: Arc::new(error) }
             }
         };

@@ -166,6 +166,17 @@ impl StateCache {
     /// milliseconds), if every part of it was read less than the TTL ago.
     #[must_use]
     pub fn get(&self, user_id: Option<&str>, session: &SessionId, now_ms: i64) -> Option<RevocationState> {
+        self.get_within(user_id, session, now_ms, self.ttl_ms).map(|(state, _)| state)
+    }
+
+    /// As [`StateCache::get`], with the age of the oldest part of the
+    /// answer in milliseconds.
+    pub(crate) fn get_aged(
+        &self,
+        user_id: Option<&str>,
+        session: &SessionId,
+        now_ms: i64,
+    ) -> Option<(RevocationState, i64)> {
         self.get_within(user_id, session, now_ms, self.ttl_ms)
     }
 
@@ -180,7 +191,7 @@ impl StateCache {
         now_ms: i64,
         max_age: Duration,
     ) -> Option<RevocationState> {
-        self.get_within(user_id, session, now_ms, millis(max_age))
+        self.get_within(user_id, session, now_ms, millis(max_age)).map(|(state, _)| state)
     }
 
     fn get_within(
@@ -189,16 +200,26 @@ impl StateCache {
         session: &SessionId,
         now_ms: i64,
         max_age_ms: i64,
-    ) -> Option<RevocationState> {
+    ) -> Option<(RevocationState, i64)> {
         let entries = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let usable = |read_ms| fresh(read_ms, now_ms, max_age_ms);
-        let floor = entries.floor.filter(|c| usable(c.read_ms))?.value;
-        let session_revoked = entries.sessions.get(session.as_bytes()).filter(|c| usable(c.read_ms))?.value;
+        let floor = entries.floor.filter(|c| usable(c.read_ms))?;
+        let session_revoked = entries.sessions.get(session.as_bytes()).filter(|c| usable(c.read_ms))?;
+        let mut oldest = floor.read_ms.min(session_revoked.read_ms);
         let user_epoch = match user_id {
-            Some(user) => entries.users.get(user).filter(|c| usable(c.read_ms))?.value,
+            Some(user) => {
+                let cached = entries.users.get(user).filter(|c| usable(c.read_ms))?;
+                oldest = oldest.min(cached.read_ms);
+                cached.value
+            }
             None => 0,
         };
-        Some(RevocationState { user_epoch, session_revoked, revoked_through: floor })
+        let state = RevocationState {
+            user_epoch,
+            session_revoked: session_revoked.value,
+            revoked_through: floor.value,
+        };
+        Some((state, now_ms.saturating_sub(oldest)))
     }
 
     /// Call just before reading the store: records the time (Unix

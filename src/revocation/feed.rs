@@ -71,6 +71,7 @@ impl Feed {
     pub fn connected(&self) {
         self.cache.clear();
         self.live.store(true, Ordering::SeqCst);
+        crate::metrics::feed(true);
     }
 
     /// An invalidation arrived: `payload` as [`Invalidation::parse`] reads
@@ -88,6 +89,7 @@ impl Feed {
     /// that cannot be reached, by explicit opt-in).
     pub fn lost(&self, keep_cache: bool) {
         self.live.store(false, Ordering::SeqCst);
+        crate::metrics::feed(false);
         if !keep_cache {
             self.cache.clear();
         }
@@ -106,8 +108,20 @@ impl Feed {
         session: &SessionId,
         now_ms: i64,
     ) -> Result<RevocationState, CacheTicket> {
-        let hit = if self.is_live() { self.cache.get(user_id, session, now_ms) } else { None };
-        hit.ok_or_else(|| self.cache.ticket(now_ms))
+        if !self.is_live() {
+            crate::metrics::cache_lookup("bypass", None);
+            return Err(self.cache.ticket(now_ms));
+        }
+        match self.cache.get_aged(user_id, session, now_ms) {
+            Some((state, age_ms)) => {
+                crate::metrics::cache_lookup("hit", Some(age_ms));
+                Ok(state)
+            }
+            None => {
+                crate::metrics::cache_lookup("miss", None);
+                Err(self.cache.ticket(now_ms))
+            }
+        }
     }
 
     /// Caches the store's answer read with `ticket`, if the feed is live

@@ -8,10 +8,10 @@ use time::OffsetDateTime;
 
 use super::{check_revocation, LoginError, RevocationStore, StoreError, Verified, VerifyError};
 use crate::cookie::CookieSpec;
-use crate::error::SealError;
+use crate::error::{OpenError, SealError};
 use crate::sealer::{opening_time, Opened, Sealer};
 use crate::session::Session;
-use crate::timer;
+use crate::{metrics, timer};
 
 /// The longest [`Verifier::login`] waits for a revocation cutoff's second
 /// to pass (a login in the same second as a global logout or a new store
@@ -62,8 +62,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`VerifyError`]: the token did not open, was revoked, or could not be
     /// checked. Every error means "no session" to the client.
     pub async fn open<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, VerifyError> {
-        let opened = self.sealer.open::<T>(token)?;
-        self.check(opened).await
+        self.check(self.sealer.open::<T>(token)).await
     }
 
     /// [`Verifier::open`] at a given time.
@@ -75,8 +74,7 @@ impl<S: RevocationStore> Verifier<S> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Verified<T>, VerifyError> {
-        let opened = self.sealer.open_at::<T>(token, now)?;
-        self.check(opened).await
+        self.check(self.sealer.open_at::<T>(token, now)).await
     }
 
     /// [`Verifier::open`] without knowing the application's data type (see
@@ -85,20 +83,41 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// As [`Verifier::open`].
     pub async fn open_raw(&self, token: &str) -> Result<Verified<Vec<u8>>, VerifyError> {
-        // The check's body, not a call to it: the web driver's every request
-        // awaits this, and one future fewer keeps its state small.
-        let opened = self.sealer.open_raw(token)?;
-        let session = opened.session();
-        let state = self.store.state(session.user_id(), session.id()).await?;
-        check_revocation(opened.session(), &state)?;
-        Ok(Verified::new(opened))
+        self.open_raw_keeping_refused(token).await.map_err(|(err, _)| err)
     }
 
-    async fn check<T>(&self, opened: Opened<T>) -> Result<Verified<T>, VerifyError> {
-        let session = opened.session();
-        let state = self.store.state(session.user_id(), session.id()).await?;
-        check_revocation(session, &state)?;
-        Ok(Verified::new(opened))
+    /// [`Verifier::open_raw`], handing back with a refusal the session if
+    /// it authenticated (a revoked one, say): for the audit log, which names
+    /// its user.
+    pub(crate) async fn open_raw_keeping_refused(
+        &self,
+        token: &str,
+    ) -> Result<Verified<Vec<u8>>, (VerifyError, Option<Opened<Vec<u8>>>)> {
+        let result = match self.sealer.open_raw(token) {
+            Ok(opened) => match self.checked(opened.session()).await {
+                Ok(()) => Ok(Verified::new(opened)),
+                Err(err) => Err((err, Some(opened))),
+            },
+            Err(err) => Err((VerifyError::Open(err), None)),
+        };
+        metrics::opened(result.as_ref().map_or_else(|(err, _)| err.code(), |_| "ok"));
+        result
+    }
+
+    /// The session `opened`, if it opened and is not revoked.
+    async fn check<T>(&self, opened: Result<Opened<T>, OpenError>) -> Result<Verified<T>, VerifyError> {
+        let result = match opened {
+            Ok(opened) => self.checked(opened.session()).await.map(|()| Verified::new(opened)),
+            Err(err) => Err(VerifyError::Open(err)),
+        };
+        metrics::opened(result.as_ref().map_or_else(VerifyError::code, |_| "ok"));
+        result
+    }
+
+    /// Checks `session` against the store's revocations.
+    async fn checked<T>(&self, session: &Session<T>) -> Result<(), VerifyError> {
+        let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await?;
+        check_revocation(session, &state)
     }
 
     /// Seals a session this server holds (from [`Verifier::login`], or a
@@ -151,7 +170,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// The user's current epoch, read from the store, once the store's
     /// cutoff has passed: what a login seals into the new session.
     pub(crate) async fn login_epoch(&self, user_id: &str) -> Result<u64, LoginError> {
-        let state = self.store.login_state(user_id).await?;
+        let state = metrics::store_call("login_state", self.store.login_state(user_id)).await?;
         self.wait_past(state.revoked_through).await?;
         Ok(state.user_epoch)
     }
@@ -173,7 +192,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// Waits until the store's cutoff has passed, for a new anonymous
     /// session `id`.
     pub(crate) async fn admit(&self, id: crate::SessionId) -> Result<(), LoginError> {
-        let state = self.store.state(None, id).await?;
+        let state = metrics::store_call("state", self.store.state(None, id)).await?;
         self.wait_past(state.revoked_through).await
     }
 
@@ -210,7 +229,22 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// [`StoreError`] if the store did not record it.
     pub async fn logout<T>(&self, session: &Session<T>) -> Result<(), StoreError> {
-        self.store.revoke_session(session.id(), self.denylist_until(session)).await
+        self.revoke_session(session).await
+    }
+
+    /// Denylists `session` until [`Verifier::denylist_until`].
+    async fn revoke_session<T>(&self, session: &Session<T>) -> Result<(), StoreError> {
+        let until = self.denylist_until(session);
+        metrics::store_call("revoke_session", self.store.revoke_session(session.id(), until)).await?;
+        metrics::revoked("session");
+        Ok(())
+    }
+
+    /// Raises `user_id`'s epoch; returns the new one.
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let epoch = metrics::store_call("revoke_user", self.store.revoke_user(user_id)).await?;
+        metrics::revoked("user");
+        Ok(epoch)
     }
 
     /// Gives `session` a new ID after a privilege change, and logs out the
@@ -225,7 +259,7 @@ impl<S: RevocationStore> Verifier<S> {
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        self.store.revoke_session(session.id(), self.denylist_until(session)).await?;
+        self.revoke_session(session).await?;
         session.set_id(renewed);
         Ok(())
     }
@@ -241,7 +275,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// [`StoreError`] if the store did not record it.
     pub async fn logout_everywhere(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.store.revoke_user(user_id).await
+        self.revoke_user(user_id).await
     }
 
     /// Logs the user of `session` out of every other session they have, on
@@ -277,7 +311,7 @@ impl<S: RevocationStore> Verifier<S> {
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        let epoch = self.store.revoke_user(&user_id).await?;
+        let epoch = self.revoke_user(&user_id).await?;
         session.set_epoch(epoch);
         session.set_id(renewed);
         Ok(epoch)
@@ -293,7 +327,8 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`StoreError`] if the store did not record it.
     pub async fn logout_all(&self) -> Result<u64, StoreError> {
         let now = self.now();
-        let cutoff = self.store.revoke_all(now).await?;
+        let cutoff = metrics::store_call("revoke_all", self.store.revoke_all(now)).await?;
+        metrics::revoked("all");
         if now > cutoff.saturating_add(1) {
             tracing::warn!(
                 cutoff,

@@ -96,6 +96,7 @@ impl Settings {
     /// Records an event of `kind`, which `fill` completes, if there is an
     /// audit sink: without one, nothing is built.
     pub(crate) fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
+        crate::metrics::event(kind.name());
         if let Some(sink) = &self.audit {
             sink.record(&fill(AuditEvent::new(kind, self.sealer.clock().unix_now())));
         }

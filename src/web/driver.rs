@@ -14,7 +14,6 @@ use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
 use crate::registry::user_agent_label;
-use crate::revocation::check_revocation;
 use crate::{CookieSpec, OpenError, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
 
 /// What the driver reads of a request: implement it over a framework's
@@ -447,19 +446,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     ) -> Result<(Option<Verified<Vec<u8>>>, Refused), StoreError> {
         let mut refused = Refused::default();
         for value in values {
-            // Opened, then checked, so that a refused session that
-            // authenticated is known to the audit log by its user.
-            let (err, opened) = match self.verifier.sealer().open_raw(value) {
-                Ok(opened) => {
-                    let session = opened.session();
-                    let state = self.verifier.store().state(session.user_id(), session.id()).await;
-                    match state.map_err(VerifyError::from).and_then(|state| check_revocation(session, &state))
-                    {
-                        Ok(()) => return Ok((Some(Verified::new(opened)), refused)),
-                        Err(err) => (err, Some(opened)),
-                    }
-                }
-                Err(err) => (VerifyError::Open(err), None),
+            // A refused session that authenticated comes back with the
+            // error, so that the audit log names its user.
+            let (err, opened) = match self.verifier.open_raw_keeping_refused(value).await {
+                Ok(verified) => return Ok((Some(verified), refused)),
+                Err(refusal) => refusal,
             };
             let err = match err {
                 VerifyError::Store(store) => {
@@ -725,11 +716,14 @@ impl SessionHandle {
         let settings = self.shared.ops.settings();
         let mut state = self.shared.lock();
         if state.session_cookie.is_none() {
-            if let Some(current) = state.current.clone().filter(|c| c.reissue().is_some()) {
+            if let Some((current, reason)) = state.current.clone().and_then(|c| c.reissue().map(|r| (c, r))) {
                 let cookie = (!state.bearer).then_some(&settings.cookie);
                 let versioned = current.opened().is_versioned_data();
                 match settings.sealer.issue_raw(current.session().clone(), versioned, cookie) {
-                    Ok((text, _)) => state.session_cookie = Some(CookieChange::Set(text)),
+                    Ok((text, _)) => {
+                        crate::metrics::reissued(reason);
+                        state.session_cookie = Some(CookieChange::Set(text));
+                    }
                     Err(err) => tracing::error!(error = %err, "cannot re-issue the session"),
                 }
             }

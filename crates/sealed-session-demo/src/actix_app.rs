@@ -13,7 +13,7 @@ use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sess
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
 use std::time::Duration;
 
 /// axum's default limit on request bodies: 2 MiB.
@@ -121,6 +121,7 @@ fn respond(reply: Result<Reply, HandleError>) -> HttpResponse {
             .content_type("text/css; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, STYLE_CACHE_CONTROL))
             .body(STYLE),
+        Ok(Reply::Metrics(text)) => HttpResponse::Ok().content_type(METRICS_CONTENT_TYPE).body(text),
         Err(err) => SessionError(err).error_response(),
     }
 }

@@ -14,7 +14,7 @@ use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessi
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
 use std::time::Duration;
 
 /// The app: its routes behind the session layer for `config` (the demo's
@@ -86,6 +86,9 @@ fn respond(reply: Result<Reply, HandleError>) -> Response {
                 (header::CACHE_CONTROL, HeaderValue::from_static(STYLE_CACHE_CONTROL)),
             ];
             (headers, STYLE).into_response()
+        }
+        Ok(Reply::Metrics(text)) => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE))], text).into_response()
         }
         Err(err) => SessionError(err).into_response(),
     }

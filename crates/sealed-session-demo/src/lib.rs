@@ -68,6 +68,33 @@ pub const SECURITY_HEADERS: [(&str, &str); 3] = [
 /// `no-store` instead.
 pub const STYLE_CACHE_CONTROL: &str = "public, max-age=600";
 
+/// The `Content-Type` of `GET /metrics`: Prometheus's text format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The Prometheus exporter, once [`install_metrics`] ran.
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Makes the library's metrics (`sealed_session_*`) collectable at
+/// `GET /metrics`, in Prometheus's text format. Call it once, before
+/// [`Setup::open`], so that the keyring's series are there from the start.
+/// A demo: a production server serves metrics on an internal port only.
+///
+/// # Errors
+/// If another metrics recorder is already installed.
+pub fn install_metrics() -> Result<(), String> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|err| format!("cannot install the metrics recorder: {err}"))?;
+    let _ = METRICS.set(handle);
+    Ok(())
+}
+
+/// The metrics as Prometheus text; empty if [`install_metrics`] never ran.
+pub(crate) fn metrics_text() -> String {
+    METRICS.get().map(metrics_exporter_prometheus::PrometheusHandle::render).unwrap_or_default()
+}
+
 /// The body of `GET /api/session`: the current session as JSON.
 #[derive(Debug, Serialize)]
 pub struct SessionJson {

@@ -31,6 +31,8 @@ pub(crate) enum Reply {
     Refused(u16, &'static str),
     /// `200` with the stylesheet, which shared caches may keep.
     Stylesheet,
+    /// `200` with the metrics in Prometheus's text format.
+    Metrics(String),
 }
 
 /// The demo's routes.
@@ -53,6 +55,7 @@ pub(crate) enum Route {
     Webhook,
     ApiSession,
     Style,
+    Metrics,
 }
 
 /// How a route is reached: `GET` (and `HEAD`) or `POST`.
@@ -66,7 +69,7 @@ pub(crate) enum Method {
 /// session, and [`Route::Settings`] one whose user signed in or confirmed
 /// their password within the sudo window; each app puts its framework's
 /// guard on them.
-pub(crate) const ROUTES: [(Route, Method, &str); 17] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 18] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
@@ -84,6 +87,7 @@ pub(crate) const ROUTES: [(Route, Method, &str); 17] = [
     (Route::Webhook, Method::Post, "/webhook"),
     (Route::ApiSession, Method::Get, "/api/session"),
     (Route::Style, Method::Get, "/style.css"),
+    (Route::Metrics, Method::Get, "/metrics"),
 ];
 
 /// What the routes read of a request besides its session.
@@ -118,6 +122,7 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::Webhook => Ok(webhook(body)),
         Route::ApiSession => api_session(handle),
         Route::Style => Ok(Reply::Stylesheet),
+        Route::Metrics => Ok(Reply::Metrics(crate::metrics_text())),
     }
 }
 

@@ -92,6 +92,7 @@ async fn serve(
     framework: Framework,
     sudo_window: std::time::Duration,
 ) -> Result<(), String> {
+    sealed_session_demo::install_metrics()?;
     let (config, watcher) = setup.open().await.map_err(|err| err.to_string())?;
     let watcher = std::sync::Arc::new(watcher);
     tokio::spawn(reload_on_hangup(std::sync::Arc::clone(&watcher)));

@@ -666,3 +666,37 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
         assert_eq!(alice.session_json()["key_id"], id);
     });
 }
+
+/// `GET /metrics`: Prometheus text with the library's series, counting what
+/// happened, and naming no user, session or cookie.
+#[test]
+fn metrics_count_logins_opens_and_refusals_without_naming_anyone() {
+    on_each_framework(|demo| {
+        let mut alice = Browser::new(demo);
+        alice.sign_in("alice", "");
+        assert_eq!(alice.session_json()["user"], "alice");
+        let cookie = alice.cookie("__Host-session").unwrap().to_owned();
+        let mut tampered = cookie.clone().into_bytes();
+        let middle = tampered.len() / 2;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let refused =
+            http(demo.addr(), "GET", "/api/session", &[format!("Cookie: __Host-session={tampered}")], "");
+        assert_eq!(refused.status, 401);
+
+        let reply = http(demo.addr(), "GET", "/metrics", &[], "");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+        let body = &reply.body;
+        for series in [
+            "sealed_session_events_total{event=\"login\"} 1",
+            "sealed_session_opens_total{result=\"invalid\"} 1",
+            "sealed_session_seals_total{key_id=\"1\"}",
+            "sealed_session_opens_total{result=\"ok\"}",
+            "sealed_session_store_seconds",
+        ] {
+            assert!(body.contains(series), "no {series} in:\n{body}");
+        }
+        assert!(!body.contains("alice") && !body.contains(&cookie) && !body.contains(&tampered), "{body}");
+    });
+}

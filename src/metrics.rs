@@ -1,0 +1,150 @@
+//! Counters and histograms through the `metrics` facade (feature
+//! `metrics`), so that any exporter (Prometheus, StatsD, OpenTelemetry)
+//! reports them. Without the feature every function here is empty.
+//!
+//! Labels hold only fixed words and key IDs: never a user ID, session ID,
+//! token or secret.
+
+/// `sealed_session_opens_total{result}`: sessions checked by a
+/// [`Verifier`](crate::Verifier), `ok` or the refusal's
+/// [`VerifyError::code`](crate::VerifyError::code).
+pub(crate) fn opened(result: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("sealed_session_opens_total", "result" => result).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = result;
+}
+
+/// `sealed_session_seals_total{key_id}`: tokens sealed, by the key that
+/// sealed them (an old key's count stops growing once a new one seals).
+pub(crate) fn sealed(key_id: u32) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("sealed_session_seals_total", "key_id" => key_id.to_string()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = key_id;
+}
+
+/// `sealed_session_reissues_total{reason}`: cookies sealed again with
+/// nothing changed: `key_rotation`, `format_upgrade` or `idle_renewal`.
+pub(crate) fn reissued(reason: crate::Reissue) {
+    #[cfg(feature = "metrics")]
+    {
+        let reason = match reason {
+            crate::Reissue::KeyRotation => "key_rotation",
+            crate::Reissue::FormatUpgrade => "format_upgrade",
+            crate::Reissue::IdleRenewal => "idle_renewal",
+        };
+        metrics::counter!("sealed_session_reissues_total", "reason" => reason).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = reason;
+}
+
+/// `sealed_session_events_total{event}`: what the web driver's audit log
+/// records (`login`, `logout`, `logout_everywhere`, …), counted whether or
+/// not an audit sink is configured.
+pub(crate) fn event(name: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("sealed_session_events_total", "event" => name).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = name;
+}
+
+/// `sealed_session_revocations_total{kind}`: `user`, `session` or `all`,
+/// through a [`Verifier`](crate::Verifier).
+pub(crate) fn revoked(kind: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("sealed_session_revocations_total", "kind" => kind).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = kind;
+}
+
+/// `sealed_session_store_seconds{op}` (a histogram of each call's time) and
+/// `sealed_session_store_errors_total{op}`: the revocation store's calls
+/// (`state`, `login_state`, `revoke_user`, `revoke_session`, `revoke_all`).
+pub(crate) async fn store_call<T, E>(
+    op: &'static str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    #[cfg(feature = "metrics")]
+    {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        metrics::histogram!("sealed_session_store_seconds", "op" => op)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("sealed_session_store_errors_total", "op" => op).increment(1);
+        }
+        result
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        let _ = op;
+        call.await
+    }
+}
+
+/// `sealed_session_cache_lookups_total{result}` (`hit`, `miss`, or
+/// `bypass` while the invalidation feed is down) and, for hits,
+/// `sealed_session_cache_staleness_seconds`: how old the answer was.
+pub(crate) fn cache_lookup(result: &'static str, age_ms: Option<i64>) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("sealed_session_cache_lookups_total", "result" => result).increment(1);
+        if let Some(age_ms) = age_ms {
+            #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
+            metrics::histogram!("sealed_session_cache_staleness_seconds")
+                .record(age_ms.max(0) as f64 / 1000.0);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (result, age_ms);
+}
+
+/// `sealed_session_feed_live` (1 while invalidations arrive, else 0) and
+/// `sealed_session_feed_reconnects_total`: the pub/sub or `LISTEN`
+/// connection of a shared store.
+pub(crate) fn feed(live: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("sealed_session_feed_live").set(if live { 1.0 } else { 0.0 });
+        if live {
+            metrics::counter!("sealed_session_feed_reconnects_total").increment(1);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = live;
+}
+
+/// `sealed_session_keyring_reloads_total{result}`: `ok` or `refused`, by
+/// the keyring watcher.
+#[cfg(feature = "watch")]
+pub(crate) fn keyring_reload(ok: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("sealed_session_keyring_reloads_total", "result" => if ok { "ok" } else { "refused" })
+        .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = ok;
+}
+
+/// `sealed_session_keyring_retire_timestamp_seconds{key_id}`: when each key
+/// with a retire date retires (Unix seconds; 0 for one already retired),
+/// set whenever a keyring is put in use: for an alert on a key that still
+/// seals after that time.
+pub(crate) fn keyring_in_use(keyring: &crate::Keyring) {
+    #[cfg(feature = "metrics")]
+    for key in keyring.keys() {
+        let retire = match (key.state, key.retire_at) {
+            (crate::KeyState::Retired, _) => Some(0),
+            (_, Some(at)) => Some(at.unix_timestamp()),
+            (_, None) => None,
+        };
+        if let Some(retire) = retire {
+            #[allow(clippy::cast_precision_loss)] // Unix seconds, far below 2^52
+            metrics::gauge!("sealed_session_keyring_retire_timestamp_seconds", "key_id" => key.id.to_string())
+                .set(retire as f64);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = keyring;
+}

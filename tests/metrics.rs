@@ -1,0 +1,197 @@
+//! The metrics (feature `metrics`), captured with a debugging recorder:
+//! each series counts what it names, and no label carries a user ID, a
+//! session ID, a token or a secret.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use sealed_session::web::testing::{TestRequest, TestResponse, TestSession, UnreachableStore};
+use sealed_session::web::{Begin, WebConfig};
+use sealed_session::{
+    Feed, KeySpec, KeyState, Keyring, ManualClock, MasterKey, MemoryStore, RevocationState, Sealer, Session,
+    SharedKeyring, Verifier,
+};
+
+/// One captured series: name, labels, value.
+type Series = (String, Vec<(String, String)>, DebugValue);
+
+/// Runs `f` with a recorder of its own and returns what it recorded.
+fn capture(f: impl FnOnce()) -> Vec<Series> {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, f);
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (kind_key, labels) = (key.key().name().to_owned(), key.key().labels());
+            (kind_key, labels.map(|l| (l.key().to_owned(), l.value().to_owned())).collect(), value)
+        })
+        .collect()
+}
+
+/// The series `name` with exactly `labels`.
+fn find<'a>(series: &'a [Series], name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
+    series.iter().find_map(|(n, l, value)| {
+        let same = l.len() == labels.len()
+            && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v));
+        (n == name && same).then_some(value)
+    })
+}
+
+fn counter(series: &[Series], name: &str, labels: &[(&str, &str)]) -> u64 {
+    match find(series, name, labels) {
+        Some(DebugValue::Counter(n)) => *n,
+        None => 0,
+        other => panic!("{name} is not a counter: {other:?}"),
+    }
+}
+
+fn samples(series: &[Series], name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    match find(series, name, labels) {
+        Some(DebugValue::Histogram(values)) => values.iter().map(|v| v.into_inner()).collect(),
+        None => Vec::new(),
+        other => panic!("{name} is not a histogram: {other:?}"),
+    }
+}
+
+fn key(id: u32) -> MasterKey {
+    MasterKey::from_slice(&[id as u8; 32]).unwrap()
+}
+
+#[test]
+fn opens_seals_revocations_and_store_calls_are_counted_without_identities() {
+    let verifier =
+        Verifier::new(Sealer::builder(Keyring::single(7, key(7))).build().unwrap(), MemoryStore::new());
+    let down = Verifier::new(Sealer::builder(Keyring::single(7, key(7))).build().unwrap(), UnreachableStore);
+    let mut secrets = Vec::new();
+    let series = capture(|| {
+        pollster::block_on(async {
+            let session = verifier.login("alice@example.com", ()).await.unwrap();
+            let token = verifier.sealer().seal(&session).unwrap();
+            secrets.push(token.clone());
+            secrets.push(session.id().to_hex());
+            assert!(verifier.open::<()>(&token).await.is_ok());
+            assert!(verifier.open::<()>(&token).await.is_ok());
+            let mut tampered = token.clone().into_bytes();
+            let middle = tampered.len() / 2;
+            tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+            assert!(verifier.open::<()>(std::str::from_utf8(&tampered).unwrap()).await.is_err());
+            verifier.logout_everywhere("alice@example.com").await.unwrap();
+            assert!(verifier.open_raw(&token).await.is_err());
+            verifier.logout(&session).await.unwrap();
+            assert!(down.open::<()>(&token).await.is_err());
+        });
+    });
+    assert_eq!(counter(&series, "sealed_session_seals_total", &[("key_id", "7")]), 1);
+    assert_eq!(counter(&series, "sealed_session_opens_total", &[("result", "ok")]), 2);
+    assert_eq!(counter(&series, "sealed_session_opens_total", &[("result", "invalid")]), 1);
+    assert_eq!(counter(&series, "sealed_session_opens_total", &[("result", "revoked_user")]), 1);
+    assert_eq!(counter(&series, "sealed_session_opens_total", &[("result", "store_unavailable")]), 1);
+    assert_eq!(counter(&series, "sealed_session_revocations_total", &[("kind", "user")]), 1);
+    assert_eq!(counter(&series, "sealed_session_revocations_total", &[("kind", "session")]), 1);
+    // Four state reads here (two opens, the revoked open, the unreachable
+    // store's), one login read; one failed.
+    assert_eq!(samples(&series, "sealed_session_store_seconds", &[("op", "state")]).len(), 4);
+    assert_eq!(samples(&series, "sealed_session_store_seconds", &[("op", "login_state")]).len(), 1);
+    assert_eq!(counter(&series, "sealed_session_store_errors_total", &[("op", "state")]), 1);
+    assert_eq!(counter(&series, "sealed_session_store_errors_total", &[("op", "login_state")]), 0);
+
+    for (name, labels, _) in &series {
+        assert!(name.starts_with("sealed_session_"), "{name}");
+        for (key, value) in labels {
+            assert!(!value.contains("alice"), "{name}{{{key}={value}}} names the user");
+            for secret in &secrets {
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "{name}{{{key}={value}}} holds a token or session ID"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn driver_events_and_reissues_are_counted_by_kind() {
+    let keyring = SharedKeyring::new(Keyring::single(1, key(1)));
+    let config =
+        Arc::new(WebConfig::builder(Sealer::builder(keyring.clone()), MemoryStore::new()).build().unwrap());
+    let series = capture(|| {
+        pollster::block_on(async {
+            let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+            handle.typed::<()>().login("alice", ()).await.unwrap();
+            let _ = handle.finish();
+            let signed_in = TestSession::sign_in(&config, "bob", ()).await.unwrap();
+            // A new sealing key: the next request re-issues the cookie.
+            keyring.replace(
+                Keyring::new([
+                    KeySpec::new(1, KeyState::Active, key(1)),
+                    KeySpec::new(2, KeyState::Primary, key(2)),
+                ])
+                .unwrap(),
+            );
+            let request = TestRequest::new("GET", "/").header("cookie", signed_in.cookie());
+            let Begin::Ready(handle) = config.begin(&request).await else { panic!() };
+            let mut response = TestResponse::default();
+            handle.finish().write_to(&mut response);
+            assert_eq!(response.get_all("set-cookie").len(), 1);
+        });
+    });
+    assert_eq!(counter(&series, "sealed_session_events_total", &[("event", "login")]), 1);
+    assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "key_rotation")]), 1);
+    assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "idle_renewal")]), 0);
+    assert_eq!(counter(&series, "sealed_session_seals_total", &[("key_id", "2")]), 1);
+}
+
+#[test]
+fn the_invalidation_feed_and_its_cache_report_hits_staleness_and_reconnects() {
+    let feed = Feed::new(Duration::from_secs(1));
+    let session = Session::new(()).id();
+    let state = RevocationState::default();
+    let series = capture(|| {
+        assert!(feed.lookup(None, &session, 0).is_err()); // not live: bypass
+        feed.connected();
+        let ticket = feed.lookup(None, &session, 1_000).unwrap_err(); // miss
+        feed.remember(ticket, None, &session, &state);
+        assert!(feed.lookup(None, &session, 1_250).is_ok()); // hit, 250 ms old
+        feed.lost(false);
+        feed.connected();
+    });
+    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "bypass")]), 1);
+    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "miss")]), 1);
+    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "hit")]), 1);
+    assert_eq!(samples(&series, "sealed_session_cache_staleness_seconds", &[]), [0.25]);
+    assert_eq!(counter(&series, "sealed_session_feed_reconnects_total", &[]), 2);
+    assert!(
+        matches!(find(&series, "sealed_session_feed_live", &[]), Some(DebugValue::Gauge(v)) if v.into_inner() == 1.0)
+    );
+}
+
+#[test]
+fn each_key_with_a_retire_date_exports_it() {
+    let retire = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let series = capture(|| {
+        let keyring = SharedKeyring::new(
+            Keyring::new([
+                KeySpec::new(1, KeyState::Primary, key(1)).retire_at(retire),
+                KeySpec::new(2, KeyState::Active, key(2)).activate_at(retire - time::Duration::days(1)),
+                KeySpec::new(3, KeyState::Retired, key(3)),
+            ])
+            .unwrap(),
+        );
+        let _ = Sealer::builder(keyring).clock(clock).build().unwrap();
+    });
+    let gauge = |id: &str| match find(
+        &series,
+        "sealed_session_keyring_retire_timestamp_seconds",
+        &[("key_id", id)],
+    ) {
+        Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
+        _ => None,
+    };
+    assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), None, Some(0.0)));
+}
