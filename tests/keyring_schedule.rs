@@ -229,6 +229,23 @@ fn immediate_and_scheduled_steps_build_on_each_other() {
 /// At one time: the key that seals, and what keys 1 to 6 do.
 type Moment = (u32, Vec<(u32, Option<KeyState>)>);
 
+#[test]
+fn a_promotion_overrides_the_schedule() {
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(T0)),
+        spec(3, KeyState::Active).activate_at(at(T0 + DAY)),
+        spec(4, KeyState::Active),
+    ])
+    .unwrap();
+    assert_eq!(keyring.sealing_id_at(at(T0 + 1)), 2);
+    let promoted = keyring.with_primary(4).unwrap();
+    for t in [T0 - 1, T0 + 1, T0 + 2 * DAY] {
+        assert_eq!(promoted.sealing_id_at(at(t)), 4, "at {t}");
+    }
+    assert_eq!(promoted.state_at(3, at(T0 + 2 * DAY)), Some(KeyState::Active));
+}
+
 /// Which key seals and what each key does at each of `times`.
 fn behaviour(keyring: &Keyring, times: &[i64]) -> Vec<Moment> {
     times

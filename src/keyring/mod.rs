@@ -349,7 +349,10 @@ impl Keyring {
     }
 
     /// Rotation, phase 2: key `id` becomes primary and the old primary
-    /// becomes `active` (it still opens tokens).
+    /// becomes `active` (it still opens tokens). A promotion overrides the
+    /// schedule: no other key keeps an `activate_at`, so key `id` seals
+    /// from now on, and keys that were waiting to activate only open
+    /// tokens until scheduled again.
     ///
     /// # Errors
     /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
@@ -366,7 +369,8 @@ impl Keyring {
                 } else {
                     k.state
                 };
-                KeySpec { state, ..k.clone() }
+                let activate_at = if k.id == id { k.activate_at } else { None };
+                KeySpec { state, activate_at, ..k.clone() }
             })),
         }
     }

@@ -209,8 +209,14 @@ fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::Recommended
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = wake.send(Wake::Changed);
+    let name = path.file_name().map(std::ffi::OsStr::to_owned).unwrap_or_default();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // The directory holds other files (a SQLite store, logs) that change
+        // far more often than the keyring: only events that may concern the
+        // keyring wake the watcher. An error might: it does.
+        if event.map_or(true, |event| concerns(&event.paths, &name)) {
+            let _ = wake.send(Wake::Changed);
+        }
     });
     match watcher.and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w)) {
         Ok(watcher) => Some(watcher),
@@ -219,6 +225,17 @@ fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::Recommended
             None
         }
     }
+}
+
+/// Whether a notification about `paths` may concern the keyring file named
+/// `name`: one about that name (written, or renamed into place), about a
+/// name starting with `..` (the links a Kubernetes secret volume swaps), or
+/// about no file at all (an overflowed queue, say).
+fn concerns(paths: &[PathBuf], name: &std::ffi::OsStr) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|path| {
+            path.file_name().is_none_or(|file| file == name || file.as_encoded_bytes().starts_with(b".."))
+        })
 }
 
 /// The watcher thread's state.
@@ -295,5 +312,29 @@ impl Follow {
         if let Some(on_event) = &self.on_event {
             on_event(&event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::path::PathBuf;
+
+    use super::concerns;
+
+    #[test]
+    fn only_events_that_may_concern_the_keyring_wake_the_watcher() {
+        let name = OsStr::new("keyring.toml");
+        let paths =
+            |names: &[&str]| names.iter().map(|n| PathBuf::from("/etc/app").join(n)).collect::<Vec<_>>();
+        assert!(concerns(&paths(&["keyring.toml"]), name));
+        // A rename into place names the temporary file and the keyring.
+        assert!(concerns(&paths(&[".keyring.toml.42.tmp", "keyring.toml"]), name));
+        assert!(concerns(&paths(&["..data"]), name));
+        assert!(concerns(&[], name));
+        assert!(concerns(&[PathBuf::from("/")], name));
+        assert!(!concerns(&paths(&["revocations.sqlite-wal", "audit.jsonl"]), name));
+        assert!(!concerns(&paths(&[".keyring.toml.42.tmp"]), name));
+        assert!(!concerns(&paths(&["keyring.toml.bak"]), name));
     }
 }
