@@ -1277,6 +1277,60 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     });
 }
 
+/// A registry whose server is down for reads: the session limit cannot be
+/// counted. (A real store's two halves cannot be broken separately.)
+struct UncountableRegistry;
+
+impl sealed_session::SessionRegistry for UncountableRegistry {
+    fn record<'a>(
+        &'a self,
+        _: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        _: &'a str,
+        _: SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove_user<'a>(&'a self, _: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _: &'a str,
+        _: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        Box::pin(async {
+            Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
+        })
+    }
+}
+
+#[test]
+fn a_session_limit_that_cannot_be_counted_refuses_the_login() {
+    pollster::block_on(async {
+        for policy in [LimitPolicy::EndOldest, LimitPolicy::RefuseLogin] {
+            let config = config_with(Keyring::generate().unwrap(), |b| {
+                b.session_registry(UncountableRegistry).session_limit(3, policy)
+            });
+            let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+            let refused = handle.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+            assert_eq!(refused.status(), 503, "{refused:?}");
+            assert!(set_cookies(&handle).is_empty(), "no session was started");
+        }
+        // Without a limit, nothing is counted: the login goes through.
+        let config = config_with(Keyring::generate().unwrap(), |b| b.session_registry(UncountableRegistry));
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+    });
+}
+
 #[test]
 fn device_lists_and_limits_need_a_registry() {
     pollster::block_on(async {
