@@ -133,6 +133,8 @@ enum Command {
         #[arg(long)]
         keyring: PathBuf,
     },
+    /// Keep a rolling key schedule: the same as `keyring rotate`.
+    Rotate(RotateArgs),
 }
 
 #[derive(Subcommand)]
@@ -179,32 +181,37 @@ enum KeyringCommand {
         #[arg(long)]
         now: Option<String>,
     },
-    /// Keep a rolling schedule, from a daily cron job: add a key to seal
-    /// --every days after the current one, retire replaced keys --keep days
-    /// after their successor took over, drop long-retired keys, and write
-    /// the file as of now. Changes nothing when run twice.
-    Rotate {
-        /// Keyring file.
-        file: PathBuf,
-        /// Days each key seals.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
-        every: u32,
-        /// Days a key still opens tokens after its successor took over: at
-        /// least the longest session lifetime (remember-me included).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
-        keep: u32,
-        /// Days a new key is in the file before it activates.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=36_500))]
-        lead: u32,
-        /// Rotate as of this time (RFC 3339) instead of now.
-        #[arg(long)]
-        now: Option<String>,
-    },
+    /// Keep a rolling schedule, from a daily cron job (also
+    /// `sealed-session rotate`): add a key to seal --every days after the
+    /// current one, retire replaced keys --keep days after their successor
+    /// took over, drop long-retired keys, and write the file as of now.
+    /// Changes nothing when run twice.
+    Rotate(RotateArgs),
     /// Print the keys as JSON: id, state, created. Never secrets.
     List {
         /// Keyring file.
         file: PathBuf,
     },
+}
+
+/// The arguments of `keyring rotate` (and `rotate`).
+#[derive(clap::Args)]
+struct RotateArgs {
+    /// Keyring file.
+    file: PathBuf,
+    /// Days each key seals.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    every: u32,
+    /// Days a key still opens tokens after its successor took over: at
+    /// least the longest session lifetime (remember-me included).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    keep: u32,
+    /// Days a new key is in the file before it activates.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    lead: u32,
+    /// Rotate as of this time (RFC 3339) instead of now.
+    #[arg(long)]
+    now: Option<String>,
 }
 
 /// A failure, with the exit code it maps to.
@@ -372,6 +379,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             Ok(answer.to_string())
         }
         Command::Check { keyring } => check(&keyring),
+        Command::Rotate(args) => rotate(args),
     }
 }
 
@@ -504,24 +512,28 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             let now = now_arg(now.as_deref())?;
             Ok(plan(&Keyring::load(&file)?, now).to_string())
         }
-        KeyringCommand::Rotate { file, every, keep, lead, now } => {
-            let now = now_arg(now.as_deref())?;
-            let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
-            let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
-            let before = Keyring::load(&file)?;
-            let (keyring, added) = before.rotated_at(now, &policy)?;
-            let changed = keyring.to_toml_string() != before.to_toml_string();
-            if changed {
-                write_keyring(&file, &keyring, Replace::Existing)?;
-            }
-            let mut out = plan(&keyring, now);
-            if let Value::Object(fields) = &mut out {
-                fields.insert("added".into(), json!(added));
-                fields.insert("changed".into(), json!(changed));
-            }
-            Ok(out.to_string())
-        }
+        KeyringCommand::Rotate(args) => rotate(args),
     }
+}
+
+/// `keyring rotate`: one step of a rolling schedule, written if it changed
+/// anything; prints the plan, the key added and whether the file changed.
+fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<String, Failure> {
+    let now = now_arg(now.as_deref())?;
+    let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+    let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
+    let before = Keyring::load(&file)?;
+    let (keyring, added) = before.rotated_at(now, &policy)?;
+    let changed = keyring.to_toml_string() != before.to_toml_string();
+    if changed {
+        write_keyring(&file, &keyring, Replace::Existing)?;
+    }
+    let mut out = plan(&keyring, now);
+    if let Value::Object(fields) = &mut out {
+        fields.insert("added".into(), json!(added));
+        fields.insert("changed".into(), json!(changed));
+    }
+    Ok(out.to_string())
 }
 
 fn list(keyring: &Keyring) -> Value {

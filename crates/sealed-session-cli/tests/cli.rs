@@ -178,7 +178,8 @@ fn rotate_keeps_a_rolling_schedule_and_changes_nothing_when_run_again() {
     assert_eq!(first["timeline"][0]["days"], Value::Null, "the first period has always begun");
     assert_eq!(first["keys"][0]["kept_days"], 90.0, "{first}");
     let written = std::fs::read(&file).unwrap();
-    let again = rotate(&from_now(120));
+    // The same command at the top level, as a cron line would call it.
+    let again = json(&ok(&["rotate", f, "--every", "30", "--keep", "90", "--now", &from_now(120)], ""));
     assert_eq!((again["added"].as_u64(), again["changed"].as_bool()), (None, Some(false)), "{again}");
     assert_eq!(std::fs::read(&file).unwrap(), written);
     // 31 days on: key 2 is written as primary and key 3 waits for day 60.
