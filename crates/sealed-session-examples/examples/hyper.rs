@@ -9,6 +9,7 @@
 //! curl -i -c jar -b jar http://127.0.0.1:3002/login-form        # a pre-session and its CSRF token
 //! curl -i -c jar -b jar -X POST -H 'Sec-Fetch-Site: same-origin' -H 'X-CSRF-Token: …' http://127.0.0.1:3002/login
 //! curl -i -b jar http://127.0.0.1:3002/whoami
+//! curl -i -b jar http://127.0.0.1:3002/settings                 # only within 10 minutes of signing in
 //! ```
 //!
 //! (`__Host-` cookies need HTTPS in a browser; curl keeps them on plain
@@ -65,6 +66,9 @@ where
     response
 }
 
+/// How recent a sign-in `/settings` needs.
+const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response<Full<Bytes>> {
     let sessions = session.typed::<u32>();
     let answer = match (method, path) {
@@ -80,6 +84,14 @@ async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response
             None => return text(StatusCode::UNAUTHORIZED, "no session"),
         },
         (&Method::POST, "/logout") => session.logout().await.map(|()| "logged out\n".to_owned()),
+        // Sudo mode: what the axum and actix guards do with
+        // `authenticated_within`, asked of the handle directly. A real app
+        // sends the user to a password prompt, then calls
+        // `Sessions::reauthenticate`.
+        (&Method::GET, "/settings") if !session.authenticated_within(SUDO_WINDOW) => {
+            return text(StatusCode::UNAUTHORIZED, "re-authentication required");
+        }
+        (&Method::GET, "/settings") => Ok("settings\n".to_owned()),
         _ => return text(StatusCode::NOT_FOUND, "not found"),
     };
     match answer {

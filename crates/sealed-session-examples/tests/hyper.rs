@@ -93,3 +93,23 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
     let whoami = send(&config, Request::get("/whoami").header("cookie", session)).await;
     assert_eq!(whoami.body, "alice\n");
 }
+
+#[tokio::test]
+async fn settings_need_a_sign_in_of_the_last_ten_minutes() {
+    let clock = sealed_session::ManualClock::at_unix(1_800_000_000);
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+    let config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).build().unwrap());
+    let anonymous = send(&config, Request::get("/settings")).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let signed_in = sealed_session::web::testing::TestSession::sign_in(&config, "alice", 0u32).await.unwrap();
+    let settings = || Request::get("/settings").header("cookie", signed_in.cookie());
+    assert_eq!(send(&config, settings()).await.body, "settings\n");
+    clock.advance(std::time::Duration::from_secs(601));
+    let stale = send(&config, settings()).await;
+    assert_eq!((stale.status, stale.body.as_str()), (StatusCode::UNAUTHORIZED, "re-authentication required"));
+    // Still signed in: only the sensitive page asks again.
+    assert_eq!(
+        send(&config, Request::get("/whoami").header("cookie", signed_in.cookie())).await.body,
+        "alice\n"
+    );
+}
