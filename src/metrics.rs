@@ -84,8 +84,9 @@ pub(crate) async fn store_call<T, E>(
     }
 }
 
-/// `sealed_session_cache_lookups_total{result}` (`hit`, `miss`, or
-/// `bypass` while the invalidation feed is down) and, for hits,
+/// `sealed_session_cache_lookups_total{result}` (`hit`, `miss`, `bypass`
+/// while the invalidation feed is down, or `stale`: an older answer given
+/// while the store is unreachable, by opt-in) and, for answers,
 /// `sealed_session_cache_staleness_seconds`: how old the answer was.
 pub(crate) fn cache_lookup(result: &'static str, age_ms: Option<i64>) {
     #[cfg(feature = "metrics")]

@@ -157,13 +157,18 @@ fn the_invalidation_feed_and_its_cache_report_hits_staleness_and_reconnects() {
         let ticket = feed.lookup(None, &session, 1_000).unwrap_err(); // miss
         feed.remember(ticket, None, &session, &state);
         assert!(feed.lookup(None, &session, 1_250).is_ok()); // hit, 250 ms old
+                                                             // Past its TTL: no answer, except an older one asked for on purpose
+                                                             // (a store that cannot be reached, with `accept_stale_for`).
+        assert!(feed.lookup(None, &session, 5_000).is_err()); // miss
+        assert!(feed.cache().get_stale(None, &session, 5_000, Duration::from_secs(10)).is_some());
         feed.lost(false);
         feed.connected();
     });
     assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "bypass")]), 1);
-    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "miss")]), 1);
+    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "miss")]), 2);
     assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "hit")]), 1);
-    assert_eq!(samples(&series, "sealed_session_cache_staleness_seconds", &[]), [0.25]);
+    assert_eq!(counter(&series, "sealed_session_cache_lookups_total", &[("result", "stale")]), 1);
+    assert_eq!(samples(&series, "sealed_session_cache_staleness_seconds", &[]), [0.25, 4.0]);
     assert_eq!(counter(&series, "sealed_session_feed_reconnects_total", &[]), 2);
     assert!(
         matches!(find(&series, "sealed_session_feed_live", &[]), Some(DebugValue::Gauge(v)) if v.into_inner() == 1.0)

@@ -166,18 +166,9 @@ impl StateCache {
     /// milliseconds), if every part of it was read less than the TTL ago.
     #[must_use]
     pub fn get(&self, user_id: Option<&str>, session: &SessionId, now_ms: i64) -> Option<RevocationState> {
-        self.get_within(user_id, session, now_ms, self.ttl_ms).map(|(state, _)| state)
-    }
-
-    /// As [`StateCache::get`], with the age of the oldest part of the
-    /// answer in milliseconds.
-    pub(crate) fn get_aged(
-        &self,
-        user_id: Option<&str>,
-        session: &SessionId,
-        now_ms: i64,
-    ) -> Option<(RevocationState, i64)> {
-        self.get_within(user_id, session, now_ms, self.ttl_ms)
+        let hit = self.get_within(user_id, session, now_ms, self.ttl_ms);
+        crate::metrics::cache_lookup(if hit.is_some() { "hit" } else { "miss" }, hit.map(|(_, age)| age));
+        hit.map(|(state, _)| state)
     }
 
     /// As [`StateCache::get`], with another age limit: for a store that
@@ -191,7 +182,11 @@ impl StateCache {
         now_ms: i64,
         max_age: Duration,
     ) -> Option<RevocationState> {
-        self.get_within(user_id, session, now_ms, millis(max_age)).map(|(state, _)| state)
+        let stale = self.get_within(user_id, session, now_ms, millis(max_age));
+        if let Some((_, age)) = stale {
+            crate::metrics::cache_lookup("stale", Some(age));
+        }
+        stale.map(|(state, _)| state)
     }
 
     fn get_within(

@@ -112,16 +112,7 @@ impl Feed {
             crate::metrics::cache_lookup("bypass", None);
             return Err(self.cache.ticket(now_ms));
         }
-        match self.cache.get_aged(user_id, session, now_ms) {
-            Some((state, age_ms)) => {
-                crate::metrics::cache_lookup("hit", Some(age_ms));
-                Ok(state)
-            }
-            None => {
-                crate::metrics::cache_lookup("miss", None);
-                Err(self.cache.ticket(now_ms))
-            }
-        }
+        self.cache.get(user_id, session, now_ms).ok_or_else(|| self.cache.ticket(now_ms))
     }
 
     /// Caches the store's answer read with `ticket`, if the feed is live
