@@ -232,9 +232,11 @@ impl Keyring {
     /// runs it at `now`: if no key is waiting to activate, a new one is
     /// added that activates `every` after the current one did (and at least
     /// `lead` from now); each key that a newer one replaces gets a retire
-    /// date `keep` after that replacement; retired keys whose retire date is
-    /// more than `keep` past are dropped; and the result is written as of
-    /// `now` ([`Keyring::normalized_at`]). Returns the new keyring and the
+    /// date `keep` after that replacement (an `active` key with no
+    /// activation time, replaced earlier or added by hand, gets one `keep`
+    /// from `now`); retired keys whose retire date is more than `keep` past
+    /// are dropped; and the result is written as of `now`
+    /// ([`Keyring::normalized_at`]). Returns the new keyring and the
     /// new key's ID, if one was added. Running it twice at once changes
     /// nothing the second time.
     ///
