@@ -340,3 +340,24 @@ fn a_rolling_rotation_keeps_one_key_waiting_and_retires_replaced_ones() {
     let (ring, _) = start.rotated_at(at(T0), &eager).unwrap();
     assert_eq!(ring.sealing_periods()[1].from, Some(at(T0 + 5 * DAY)));
 }
+
+#[test]
+fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
+    let policy =
+        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary).created(at(T0)).retire_at(at(T0 + 100 * DAY)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 30 * DAY)),
+        spec(3, KeyState::Retired),
+        spec(4, KeyState::Active),
+    ])
+    .unwrap();
+    let (rotated, added) = keyring.rotated_at(at(T0), &policy).unwrap();
+    assert_eq!(added, None, "key 2 is already waiting");
+    let retire = |id: u32| rotated.keys().find(|k| k.id == id).unwrap().retire_at;
+    assert_eq!(retire(1), Some(at(T0 + 100 * DAY)), "the operator's date stays");
+    assert_eq!(retire(2), None, "the newest key is not retired");
+    assert_eq!(retire(3), None, "a key retired by hand is left as it is");
+    assert_eq!(retire(4), Some(at(T0 + 90 * DAY)), "a key added by hand opens for `keep` from now");
+    assert_eq!(rotated.keys().count(), 4);
+}

@@ -22,13 +22,18 @@ fn capture(f: impl FnOnce()) -> Vec<Series> {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, f);
+    series(&snapshotter)
+}
+
+/// What `snapshotter`'s recorder holds.
+fn series(snapshotter: &metrics_util::debugging::Snapshotter) -> Vec<Series> {
     snapshotter
         .snapshot()
         .into_vec()
         .into_iter()
         .map(|(key, _, _, value)| {
-            let (kind_key, labels) = (key.key().name().to_owned(), key.key().labels());
-            (kind_key, labels.map(|l| (l.key().to_owned(), l.value().to_owned())).collect(), value)
+            let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+            (key.key().name().to_owned(), labels, value)
         })
         .collect()
 }
@@ -199,4 +204,41 @@ fn each_key_with_a_retire_date_exports_it() {
         _ => None,
     };
     assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), None, Some(0.0)));
+}
+
+/// The watcher runs on a thread of its own, which a local recorder does not
+/// reach: this test installs the binary's one global recorder.
+#[cfg(feature = "watch")]
+#[test]
+fn the_watcher_counts_reloads_and_refusals() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    let write = |text: &str| {
+        let temp = dir.path().join("new.toml");
+        std::fs::write(&temp, text).unwrap();
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+    };
+    write(&Keyring::single(1, key(1)).to_toml_string());
+    let (tx, events) = std::sync::mpsc::channel();
+    let _watcher = sealed_session::KeyringWatcher::builder(&path)
+        .notifications(false)
+        .poll_interval(Duration::from_millis(20))
+        .on_event(move |event| {
+            let _ = tx.send(matches!(event, sealed_session::WatchEvent::Reloaded { .. }));
+        })
+        .start()
+        .unwrap();
+    write("not a keyring");
+    assert!(!events.recv_timeout(Duration::from_secs(20)).unwrap(), "refused");
+    write(&Keyring::single(2, key(2)).to_toml_string());
+    assert!(events.recv_timeout(Duration::from_secs(20)).unwrap(), "reloaded");
+    let series = series(&snapshotter);
+    assert_eq!(counter(&series, "sealed_session_keyring_reloads_total", &[("result", "refused")]), 1);
+    assert_eq!(counter(&series, "sealed_session_keyring_reloads_total", &[("result", "ok")]), 1);
 }

@@ -254,10 +254,9 @@ impl Keyring {
             at.checked_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
                 .unwrap_or(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT))
         };
-        let pending = ring
-            .keys()
-            .filter(|k| k.state == KeyState::Active && k.activate_at.is_some_and(|a| a > now))
-            .count();
+        // Written as of `now`, an active key with an activation time is one
+        // still waiting: the one that seals is primary, replaced ones lost theirs.
+        let pending = ring.keys().filter(|k| k.state == KeyState::Active && k.activate_at.is_some()).count();
         let (ring, added) = if pending == 0 {
             let current = ring.primary_entry().spec.clone();
             let since = current.activate_at.or(current.created).unwrap_or(now);
