@@ -189,10 +189,11 @@ fn a_watcher_does_not_start_without_a_valid_keyring() {
 #[test]
 fn dropping_the_watcher_stops_it_and_keeps_the_keyring() {
     let dir = tempfile::tempdir().unwrap();
-    let (watcher, events) =
-        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(20)));
+    let (watcher, events) = watched(dir.path(), |b| b.poll_interval(Duration::from_millis(20)));
     let shared = watcher.keyring().clone();
     drop(watcher);
+    // Dropping waits for the thread to end: its event sender is gone at once.
+    assert!(matches!(events.try_recv(), Err(mpsc::TryRecvError::Disconnected)));
     replace(&dir.path().join("keyring.toml"), &keyring(2).to_toml_string());
     std::thread::sleep(Duration::from_millis(200));
     // The thread is gone (its event sender with it), and the keyring is unchanged.

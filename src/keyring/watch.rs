@@ -92,12 +92,15 @@ impl KeyringWatcherBuilder {
     /// Any error of [`Keyring::load_with`]: a server does not start without
     /// a valid keyring; [`KeyringError::Io`] if the thread cannot start.
     pub fn start(self) -> Result<KeyringWatcher, KeyringError> {
-        let text = read_text(&self.path, self.options)?;
+        // Absolute: a later change of the working directory changes nothing.
+        let path = std::path::absolute(&self.path)
+            .map_err(|source| KeyringError::Io { path: self.path.clone(), source })?;
+        let text = read_text(&path, self.options)?;
         let keyring = SharedKeyring::new(Keyring::from_toml_str(&text)?);
         let (tx, rx) = mpsc::channel();
-        let notifier = if self.notify { notifier(&self.path, tx.clone()) } else { None };
+        let notifier = if self.notify { notifier(&path, tx.clone()) } else { None };
         let mut follow = Follow {
-            path: self.path,
+            path,
             options: self.options,
             keyring: keyring.clone(),
             last: Some(fingerprint(&text)),
@@ -205,10 +208,8 @@ fn fingerprint(text: &str) -> [u8; 32] {
 /// alone finds changes).
 fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    // `path` is absolute: only the root has no parent.
+    let dir = path.parent().unwrap_or(path);
     let name = path.file_name().map(std::ffi::OsStr::to_owned).unwrap_or_default();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // The directory holds other files (a SQLite store, logs) that change
