@@ -15,6 +15,9 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
     loop {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
+            // A lost connection is reported (`Ok(None)`), not silently
+            // replaced: this loop reconnects, and the feed knows meanwhile.
+            listener.eager_reconnect(false);
             listener.listen(&channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
@@ -30,8 +33,14 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                     let Some(live) = feed.upgrade() else { return };
                     match next {
                         Ok(Ok(Some(notification))) => live.message(Some(notification.payload())),
-                        // Reconnected: whatever was sent meanwhile is lost.
-                        Ok(Ok(None)) => live.message(None),
+                        // The connection dropped. sqlx would reconnect on
+                        // the next call, silently, and a call cut short by
+                        // the timeout above would never report the outage:
+                        // the cache stops now, and a new LISTEN brings it back.
+                        Ok(Ok(None)) => {
+                            tracing::warn!("lost the PostgreSQL LISTEN connection; checks read the database until it is back");
+                            break;
+                        }
                         Ok(Err(err)) => {
                             tracing::warn!(%err, "lost the PostgreSQL LISTEN connection; checks read the database until it is back");
                             break;

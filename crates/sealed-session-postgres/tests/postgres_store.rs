@@ -238,6 +238,10 @@ async fn a_database_killed_fails_closed_and_its_revocations_survive_the_restart(
     for _ in 0..20 {
         assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(_))));
     }
+    let not_listening = within(Duration::from_secs(10), async || {
+        !verifier.store().wait_until_listening(Duration::from_millis(50)).await
+    });
+    assert!(not_listening.await.is_some(), "LISTEN reported up while the database was down");
 
     own.restart();
     let back = within(Duration::from_secs(10), async || verifier.open::<()>(&token).await.is_ok());
