@@ -62,26 +62,25 @@ pub(crate) fn revoked(kind: &'static str) {
 /// `sealed_session_store_seconds{op}` (a histogram of each call's time) and
 /// `sealed_session_store_errors_total{op}`: the revocation store's calls
 /// (`state`, `login_state`, `revoke_user`, `revoke_session`, `revoke_all`).
+#[cfg(feature = "metrics")]
 pub(crate) async fn store_call<T, E>(
     op: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    #[cfg(feature = "metrics")]
-    {
-        let started = std::time::Instant::now();
-        let result = call.await;
-        metrics::histogram!("sealed_session_store_seconds", "op" => op)
-            .record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            metrics::counter!("sealed_session_store_errors_total", "op" => op).increment(1);
-        }
-        result
+    let started = std::time::Instant::now();
+    let result = call.await;
+    metrics::histogram!("sealed_session_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!("sealed_session_store_errors_total", "op" => op).increment(1);
     }
-    #[cfg(not(feature = "metrics"))]
-    {
-        let _ = op;
-        call.await
-    }
+    result
+}
+
+/// Without the feature: the store's future itself, so that the future every
+/// request awaits holds no extra state.
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn store_call<F: std::future::Future>(_op: &'static str, call: F) -> F {
+    call
 }
 
 /// `sealed_session_cache_lookups_total{result}` (`hit`, `miss`, `bypass`

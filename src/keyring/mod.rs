@@ -436,7 +436,7 @@ impl Keyring {
 }
 
 /// Now, to the second: keyring files record times without fractions.
-pub(crate) fn now() -> OffsetDateTime {
+fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
 }
