@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::audit::{AuditEvent, AuditKind, AuditSink};
-use super::dbsc::{DbscSettings, DeviceBinding, CHALLENGE_LIFETIME};
+use super::binding::{DbscSettings, DeviceBinding, CHALLENGE_LIFETIME};
 use super::flash::{FlashConfig, FLASH_TIMEOUT};
 use crate::csrf::{InvalidOrigin, OriginPolicy};
 use crate::{

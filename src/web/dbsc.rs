@@ -1,6 +1,7 @@
-//! Device-bound sessions (DBSC) in the web driver: the offer that follows a
-//! login, the registration and refresh endpoints, and the companion cookie
-//! that lets a refresh rebuild the session with no session database.
+//! Device-bound sessions (DBSC) in the web driver: the registration and
+//! refresh endpoints (the settings, the offer that follows a login and the
+//! companion cookie that lets a refresh rebuild the session with no session
+//! database are in `binding.rs`).
 //!
 //! Four tokens, each sealed under a purpose of its own derived from the
 //! session cookie's name, so that none opens as another:
@@ -19,28 +20,17 @@
 //!   registration or refresh, and single-use: a used challenge's ID is put
 //!   on the revocation store's denylist until it expires.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use super::audit::AuditKind;
+use super::binding::{ChallengeFor, Companion, DbscSettings};
 use super::config::{Settings, WebConfig};
 use super::driver::{Answer, Begin, RequestView};
-use crate::dbsc::{self, Algorithm, DevicePublicKey};
+use crate::dbsc::{self, DevicePublicKey};
 use crate::registry::user_agent_label;
 use crate::revocation::check_revocation;
 use crate::session::Times;
-use crate::{CookieSpec, OpenError, RevocationStore, Sealer, Session, SessionId, StoreError, VerifyError};
-
-/// Where browsers register a session by default.
-pub const DEFAULT_REGISTRATION_PATH: &str = "/dbsc/register";
-/// Where browsers refresh a bound session by default.
-pub const DEFAULT_REFRESH_PATH: &str = "/dbsc/refresh";
-/// How long a bound session cookie lives after each proof, by default: 10
-/// minutes. A copy of it works no longer than that.
-pub const DEFAULT_BOUND_LIFETIME: Duration = Duration::from_secs(600);
-/// How long a challenge can be answered: 5 minutes.
-pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
+use crate::{OpenError, RevocationStore, Session, SessionId, StoreError, VerifyError};
 
 /// The request header that carries a proof, and the name the draft used
 /// before it, which is still accepted.
@@ -51,145 +41,11 @@ const SESSION_ID_HEADERS: [&str; 2] = ["sec-secure-session-id", "sec-session-id"
 /// The request header a browser sends when it skipped a refresh.
 const SKIPPED_HEADER: &str = "secure-session-skipped";
 
-/// Device-bound sessions, for [`WebConfigBuilder::device_bound_sessions`](super::WebConfigBuilder::device_bound_sessions):
-/// where the endpoints are, how long a bound cookie lives, which
-/// algorithms are offered, and which paths need a bound session.
-///
-/// ```
-/// use sealed_session::web::DeviceBinding;
-/// use std::time::Duration;
-///
-/// let binding = DeviceBinding::default()
-///     .bound_lifetime(Duration::from_secs(300))
-///     .require_for("/admin");
-/// # let _ = binding;
-/// ```
-#[derive(Debug, Clone)]
-pub struct DeviceBinding {
-    pub(crate) registration_path: String,
-    pub(crate) refresh_path: String,
-    pub(crate) lifetime: Duration,
-    pub(crate) algorithms: Vec<Algorithm>,
-    pub(crate) offer_to_unbound: bool,
-    pub(crate) required: Vec<String>,
-}
-
-impl Default for DeviceBinding {
-    /// The endpoints at [`DEFAULT_REGISTRATION_PATH`] and
-    /// [`DEFAULT_REFRESH_PATH`], bound cookies of
-    /// [`DEFAULT_BOUND_LIFETIME`], ES256 then RS256 offered at each login,
-    /// no path that requires binding.
-    fn default() -> Self {
-        Self {
-            registration_path: DEFAULT_REGISTRATION_PATH.to_owned(),
-            refresh_path: DEFAULT_REFRESH_PATH.to_owned(),
-            lifetime: DEFAULT_BOUND_LIFETIME,
-            algorithms: vec![Algorithm::Es256, Algorithm::Rs256],
-            offer_to_unbound: false,
-            required: Vec::new(),
-        }
-    }
-}
-
-impl DeviceBinding {
-    /// The path of the registration endpoint, as the browser requests it
-    /// and the driver sees it (mount the layer at the root).
-    #[must_use]
-    pub fn registration_path(mut self, path: impl Into<String>) -> Self {
-        self.registration_path = path.into();
-        self
-    }
-
-    /// The path of the refresh endpoint, as the browser requests it and the
-    /// driver sees it.
-    #[must_use]
-    pub fn refresh_path(mut self, path: impl Into<String>) -> Self {
-        self.refresh_path = path.into();
-        self
-    }
-
-    /// How long a bound session cookie opens after each proof of
-    /// possession (at least a second): a stolen copy works no longer, and
-    /// the browser proves possession again this often while it is used.
-    #[must_use]
-    pub fn bound_lifetime(mut self, lifetime: Duration) -> Self {
-        self.lifetime = lifetime;
-        self
-    }
-
-    /// The algorithms offered, in order of preference (ES256 and RS256 by
-    /// default; an empty list offers both).
-    #[must_use]
-    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.algorithms =
-            if algorithms.is_empty() { Self::default().algorithms } else { algorithms.to_vec() };
-        self
-    }
-
-    /// Offers binding on every response to a signed-in session that is not
-    /// bound, not only after login: sessions that began before binding was
-    /// turned on get bound too. Costs a sealed challenge on each such
-    /// response (browsers without DBSC never stop getting them).
-    #[must_use]
-    pub fn offer_to_unbound_sessions(mut self) -> Self {
-        self.offer_to_unbound = true;
-        self
-    }
-
-    /// Requests to `path` and below (`/admin` covers `/admin` and
-    /// `/admin/users`, not `/administrator`) with a session that is not
-    /// device-bound are refused with `403` before their handler runs. A
-    /// browser without DBSC cannot reach them signed in.
-    #[must_use]
-    pub fn require_for(mut self, path: impl Into<String>) -> Self {
-        self.required.push(path.into().trim_end_matches('/').to_owned());
-        self
-    }
-
-    /// Whether `path` needs a bound session.
-    pub(crate) fn requires(&self, path: &str) -> bool {
-        self.required.iter().any(|prefix| {
-            path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-    }
-}
-
-/// The DBSC part of a configuration's settings.
-pub(crate) struct DbscSettings {
-    pub(crate) binding: DeviceBinding,
-    /// Seals the companion cookie: the session's own timeouts.
-    pub(crate) companion_sealer: Sealer,
-    pub(crate) companion_cookie: CookieSpec,
-    /// Seals session identifiers: the longest absolute timeout, no idle one
-    /// (the companion carries that).
-    pub(crate) identifier_sealer: Sealer,
-    /// Seals challenges: [`CHALLENGE_LIFETIME`].
-    pub(crate) challenge_sealer: Sealer,
-}
-
-/// What the companion cookie holds besides the session: the binding it
-/// belongs to, and the session's data as sealed.
-#[derive(Serialize, Deserialize)]
-struct Companion {
-    binding: [u8; 16],
-    versioned: bool,
-    data: Vec<u8>,
-}
-
 /// What a session identifier holds besides the binding's ID (its session
 /// ID), user, epoch and absolute expiry: the device's public key.
 #[derive(Serialize, Deserialize)]
 struct Identifier {
     key: DevicePublicKey,
-}
-
-/// What a challenge is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum ChallengeFor {
-    /// Registering the session with this ID.
-    Registration([u8; 16]),
-    /// Refreshing the binding with this ID.
-    Refresh([u8; 16]),
 }
 
 /// Why a proof's challenge was not accepted.
@@ -201,66 +57,11 @@ enum ChallengeRefused {
     Store(StoreError),
 }
 
-impl DbscSettings {
-    /// A new challenge for `purpose`.
-    fn challenge(&self, purpose: ChallengeFor) -> Option<String> {
-        let challenge = Session::try_new(purpose).ok()?;
-        self.challenge_sealer
-            .seal(&challenge)
-            .inspect_err(|err| tracing::error!(error = %err, "cannot seal a DBSC challenge"))
-            .ok()
-    }
-
-    /// The `Secure-Session-Registration` value that offers binding to the
-    /// session `id`.
-    pub(crate) fn offer(&self, id: SessionId) -> Option<String> {
-        let challenge = self.challenge(ChallengeFor::Registration(*id.as_bytes()))?;
-        dbsc::registration_header(&self.binding.algorithms, &self.binding.registration_path, &challenge, None)
-    }
-
-    /// The companion cookie for the bound `session` of `binding`.
-    fn companion(&self, session: &Session<Vec<u8>>, binding: [u8; 16], versioned: bool) -> Option<String> {
-        let mut companion = session.with_data(Companion { binding, versioned, data: session.data().clone() });
-        companion.set_device_bound(false);
-        self.companion_sealer
-            .issue_cookie(companion, &self.companion_cookie)
-            .inspect_err(|err| tracing::error!(error = %err, "cannot seal the DBSC companion cookie"))
-            .ok()
-            .map(|(_, header)| header)
-    }
-
-    /// The companion cookie for `session` (bound, just sealed again on an
-    /// ordinary request: new data, a new ID, a rotated key), with the
-    /// binding of the request's companion cookie. `None` if the request had
-    /// none that opens for this user: the next refresh then ends the
-    /// binding.
-    pub(crate) fn reissue_companion<'v>(
-        &self,
-        session: &Session<Vec<u8>>,
-        versioned: bool,
-        sent: impl Iterator<Item = &'v str>,
-    ) -> Option<String> {
-        let binding = sent
-            .filter_map(|value| self.companion_sealer.open::<Companion>(value).ok())
-            .find(|old| old.session().user_id() == session.user_id())
-            .map(|old| old.session().data().binding);
-        match binding {
-            Some(binding) => self.companion(session, binding, versioned),
-            None => {
-                tracing::warn!(
-                    "a bound session changed without its companion cookie: its next refresh will fail"
-                );
-                None
-            }
-        }
-    }
-}
-
-/// The proof a request carries, if any: the draft's header (a structured
-/// string), or its earlier name; a bare token is taken too.
 /// No session to audit a refusal with.
 const NO_SESSION: Option<&Session<()>> = None;
 
+/// The proof a request carries, if any: the draft's header (a structured
+/// string), or its earlier name; a bare token is taken too.
 fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
     let value = PROOF_HEADERS.iter().find_map(|name| request.header_text(name))?;
     if value.trim_start().starts_with('"') {

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::audit::AuditKind;
+use super::binding::DbscSettings;
 use super::config::{Settings, WebConfig, SESSION_TOKEN_HEADER};
-use super::dbsc::DbscSettings;
 use super::flash::FlashState;
 use super::handle::{SessionHandle, State};
 use super::ops::Ops;

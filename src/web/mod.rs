@@ -62,6 +62,7 @@
 
 mod adapter;
 mod audit;
+mod binding;
 mod config;
 mod dbsc;
 mod devices;
@@ -74,13 +75,13 @@ mod ops;
 pub mod testing;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink, InvalidSessionRef, SessionRef};
+pub use binding::{
+    DeviceBinding, CHALLENGE_LIFETIME, DEFAULT_BOUND_LIFETIME, DEFAULT_REFRESH_PATH,
+    DEFAULT_REGISTRATION_PATH,
+};
 pub use config::{
     LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
     PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
-};
-pub use dbsc::{
-    DeviceBinding, CHALLENGE_LIFETIME, DEFAULT_BOUND_LIFETIME, DEFAULT_REFRESH_PATH,
-    DEFAULT_REGISTRATION_PATH,
 };
 pub use devices::Device;
 pub use driver::{
