@@ -12,6 +12,7 @@ use sealed_session::{
     KeySpec, KeyState, Keyring, LoginError, ManualClock, MasterKey, MemoryStore, OpenError, Revocation,
     RevocationStore, SealError, Sealer, Session, Verifier, VerifyError,
 };
+use tracing_subscriber::fmt::MakeWriter as _;
 
 const T0: i64 = 1_800_000_000;
 
@@ -377,33 +378,20 @@ fn a_state_cache_never_trusts_an_answer_beyond_the_bound() {
     assert_eq!(cache.get(Some("alice"), &session, 11_000), None, "a second after the read began");
 }
 
-/// A `tracing` writer that keeps what is logged.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn logging_everyone_out_warns_when_this_servers_clock_leads_the_stores_by_more_than_a_second() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    // What is logged, kept for the test's whole run.
+    let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     for (lead, warned) in [(0, false), (1, false), (2, true)] {
         let store_clock = ManualClock::at_unix(T0);
         let (verifier, clock) = verifier_with(|_| MemoryStore::with_clock(store_clock.clone()));
         clock.advance(Duration::from_secs(lead));
-        logs.0.lock().unwrap().clear();
+        logs.lock().unwrap().clear();
         assert_eq!(block_on(verifier.logout_all()).unwrap(), T0 as u64, "dated by the store's clock");
-        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
         assert_eq!(
             logged.contains("clock is ahead of the revocation store"),
             warned,

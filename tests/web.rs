@@ -1052,6 +1052,9 @@ fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never
         assert!(
             !handle.authenticated_within(Duration::from_secs(600)) && handle.authenticated_at().is_none()
         );
+        let no_session = Some(r#"{"error":"no session"}"#);
+        assert_eq!(handle.required_route_refusal(None), no_session);
+        assert_eq!(handle.required_route_refusal(Some(Duration::from_secs(600))), no_session);
         assert!(matches!(handle.typed::<String>().reauthenticate().await, Err(HandleError::NoSession)));
         handle.typed::<String>().login("alice", "A".into()).await.unwrap();
         let cookie = pair(&set_cookies(&handle)[0]).to_owned();
@@ -1068,6 +1071,13 @@ fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never
         let handle = open(&config, &cookie).await;
         assert!(!handle.authenticated_within(Duration::from_secs(600)), "600 s is not less than 600 s");
         assert!(handle.authenticated_within(Duration::from_secs(601)));
+        // What a route that requires a session, or a recent sign-in, answers.
+        assert_eq!(handle.required_route_refusal(None), None);
+        assert_eq!(handle.required_route_refusal(Some(Duration::from_secs(601))), None);
+        assert_eq!(
+            handle.required_route_refusal(Some(Duration::from_secs(600))),
+            Some(r#"{"error":"re-authentication required"}"#)
+        );
 
         let old = id_of(&handle);
         let current = handle.typed::<String>().reauthenticate().await.unwrap();

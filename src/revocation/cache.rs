@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
+use super::prehashed::PreHashed;
 use super::RevocationState;
 use crate::session::SessionId;
 
@@ -73,7 +73,7 @@ struct Stamped<T> {
 
 struct Entries {
     users: HashMap<Box<str>, Stamped<u64>>,
-    sessions: HashMap<[u8; 16], Stamped<bool>, SessionIdHash>,
+    sessions: HashMap<[u8; 16], Stamped<bool>, PreHashed>,
     floor: Option<Stamped<u64>>,
     /// Counts invalidations: an answer read before one is never cached after it.
     version: u64,
@@ -99,38 +99,6 @@ impl Entries {
         self.floor = None;
         self.version = self.version.wrapping_add(1);
     }
-}
-
-/// Session IDs are 128 random bits drawn by the server (only IDs of
-/// authenticated sessions reach a cache), so their first 64 bits are
-/// already a uniform hash: no need to pay for SipHash on every check.
-#[derive(Default, Clone, Copy)]
-struct SessionIdHash;
-
-impl BuildHasher for SessionIdHash {
-    type Hasher = SessionIdHasher;
-    fn build_hasher(&self) -> SessionIdHasher {
-        SessionIdHasher(0)
-    }
-}
-
-struct SessionIdHasher(u64);
-
-impl Hasher for SessionIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // [u8; 16] hashes as its length (write_usize) then its bytes.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word.get_mut(..chunk.len()).unwrap_or_default().copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_usize(&mut self, _: usize) {}
 }
 
 /// Whether something read at `read_ms` is younger than `max_age_ms` at

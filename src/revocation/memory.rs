@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, RwLock};
 
 use super::dynamic::BoxFuture;
+use super::prehashed::PreHashed;
 use super::registry::{merge_record, SessionRecord, SessionRegistry};
 use super::{LoginState, RevocationState, RevocationStore, StoreError};
 use crate::clock::{Clock, SystemClock};
@@ -32,40 +33,12 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Memory {
-    epochs: HashMap<u64, u64, PassThrough>,
+    epochs: HashMap<u64, u64, PreHashed>,
     denied: HashMap<[u8; 16], u64>,
     revoked_through: u64,
     /// The earliest expiry in `denied` (0 when empty), to know when a purge
     /// is worth it.
     next_purge: u64,
-}
-
-/// The keys of `epochs` are already keyed SipHash outputs: hash them again
-/// for nothing.
-#[derive(Default, Clone, Copy)]
-struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
-struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 impl MemoryStore {

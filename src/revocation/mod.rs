@@ -29,6 +29,7 @@ mod cache;
 mod dynamic;
 mod feed;
 mod memory;
+mod prehashed;
 pub mod registry;
 pub mod sql;
 mod verified;

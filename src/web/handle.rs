@@ -372,6 +372,29 @@ impl SessionHandle {
         u64::try_from(age).map_or(true, |age| age < window.as_secs())
     }
 
+    /// What a route that requires a signed-in session (and, with `within`,
+    /// an authentication less than `within` ago) makes of this request:
+    /// `None` lets it through; `Some(body)` refuses it, `body` being what an
+    /// API client gets ([`NoSessionAnswer::JSON_BODY`], or
+    /// [`NoSessionAnswer::REAUTH_JSON_BODY`] for a session whose last
+    /// authentication is too old). The adapters' `RequireSession` routes
+    /// answer with it and [`NoSessionAnswer::for_request`].
+    ///
+    /// [`NoSessionAnswer::JSON_BODY`]: crate::redirect::NoSessionAnswer::JSON_BODY
+    /// [`NoSessionAnswer::REAUTH_JSON_BODY`]: crate::redirect::NoSessionAnswer::REAUTH_JSON_BODY
+    /// [`NoSessionAnswer::for_request`]: crate::redirect::NoSessionAnswer::for_request
+    #[must_use]
+    pub fn required_route_refusal(&self, within: Option<std::time::Duration>) -> Option<&'static str> {
+        use crate::redirect::NoSessionAnswer;
+        if self.user_id().is_none() {
+            Some(NoSessionAnswer::JSON_BODY)
+        } else if within.is_some_and(|window| !self.authenticated_within(window)) {
+            Some(NoSessionAnswer::REAUTH_JSON_BODY)
+        } else {
+            None
+        }
+    }
+
     /// Whether the request has a session, signed in or anonymous (of any
     /// data type: [`SessionHandle::current`] decodes it).
     #[must_use]

@@ -103,24 +103,19 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
-        ready(Ok(RequireSessionService {
-            service: Rc::new(service),
-            login: Arc::clone(&self.login),
-            within: self.within,
-        }))
+        ready(Ok(RequireSessionService { service: Rc::new(service), route: self.clone() }))
     }
 }
 
 /// The service [`RequireSession`] wraps around a route.
 pub struct RequireSessionService<Svc> {
     service: Rc<Svc>,
-    login: Arc<str>,
-    within: Option<Duration>,
+    route: RequireSession,
 }
 
 impl<Svc> std::fmt::Debug for RequireSessionService<Svc> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireSessionService").field("login", &self.login).finish_non_exhaustive()
+        f.debug_tuple("RequireSessionService").field(&self.route).finish()
     }
 }
 
@@ -136,19 +131,12 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let admitted = request.extensions().get::<SessionHandle>().map(|handle| {
-            if handle.user_id().is_none() {
-                Err(NoSessionAnswer::JSON_BODY)
-            } else if self.within.is_some_and(|window| !handle.authenticated_within(window)) {
-                Err(NoSessionAnswer::REAUTH_JSON_BODY)
-            } else {
-                Ok(())
-            }
-        });
+        let admitted =
+            request.extensions().get::<SessionHandle>().map(|h| h.required_route_refusal(self.route.within));
         let refusal = match admitted {
-            Some(Ok(())) => None,
+            Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(Err(json)) => Some(refuse(&request, &self.login, json)),
+            Some(Some(json)) => Some(refuse(&request, &self.route.login, json)),
         };
         match refusal {
             Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),

@@ -97,12 +97,7 @@ impl<I> Layer<I> for RequireSessionLayer {
     type Service = RequireSession<I>;
 
     fn layer(&self, inner: I) -> Self::Service {
-        RequireSession {
-            inner,
-            login: Arc::clone(&self.login),
-            prefix: Arc::clone(&self.prefix),
-            within: self.within,
-        }
+        RequireSession { inner, route: self.clone() }
     }
 }
 
@@ -110,14 +105,12 @@ impl<I> Layer<I> for RequireSessionLayer {
 #[derive(Clone)]
 pub struct RequireSession<I> {
     inner: I,
-    login: Arc<str>,
-    prefix: Arc<str>,
-    within: Option<Duration>,
+    route: RequireSessionLayer,
 }
 
 impl<I> std::fmt::Debug for RequireSession<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireSession").field("login", &self.login).finish_non_exhaustive()
+        f.debug_tuple("RequireSession").field(&self.route).finish()
     }
 }
 
@@ -142,15 +135,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let answer = match request.extensions().get::<SessionHandle>() {
+        let handle = request.extensions().get::<SessionHandle>();
+        let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::NoLayer).into_response(),
-            Some(handle) if handle.user_id().is_none() => {
-                refuse(&request, &self.login, &self.prefix, NoSessionAnswer::JSON_BODY)
-            }
-            Some(handle) if self.within.is_some_and(|window| !handle.authenticated_within(window)) => {
-                refuse(&request, &self.login, &self.prefix, NoSessionAnswer::REAUTH_JSON_BODY)
-            }
-            Some(_) => {
+            Some(Some(json)) => refuse(&request, &self.route.login, &self.route.prefix, json),
+            Some(None) => {
                 let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
                 return Either::Right(self.inner.call(request).map_ok(to_axum));
             }

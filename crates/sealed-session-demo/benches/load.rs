@@ -355,7 +355,10 @@ async fn measure_actix(config: WebConfig<sealed_session::MemoryStore>, redis_url
     });
     let middleware = sealed_session_demo::actix_app::middleware(config);
     let m = middleware.clone();
-    let demo = serve_actix!(move || sealed_session_demo::actix_app::app(m.clone()));
+    let demo = serve_actix!(move || sealed_session_demo::actix_app::app(
+        m.clone(),
+        sealed_session_demo::SUDO_WINDOW
+    ));
     let (a, b, c) = (demo.clone(), baseline.clone(), cookie.clone());
     let (with_body, without_body) =
         tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();

@@ -13,7 +13,7 @@ use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sess
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 use std::time::Duration;
 
 /// axum's default limit on request bodies: 2 MiB.
@@ -28,24 +28,10 @@ pub fn middleware<S: RevocationStore + 'static>(config: WebConfig<S>) -> Session
 }
 
 /// The app for one actix-web worker: the routes behind `sessions`, plus
-/// security headers.
+/// security headers; `/settings` is reached only within `sudo_window` of a
+/// sign-in or password check ([`SUDO_WINDOW`](crate::SUDO_WINDOW) in the
+/// demo).
 pub fn app<S: RevocationStore + 'static>(
-    sessions: SessionMiddleware<S>,
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl actix_web::body::MessageBody>,
-        Error = Error,
-        InitError = (),
-    >,
-> {
-    app_with(sessions, SUDO_WINDOW)
-}
-
-/// [`app`], with `/settings` reached only within `sudo_window` of a
-/// sign-in or password check.
-pub fn app_with<S: RevocationStore + 'static>(
     sessions: SessionMiddleware<S>,
     sudo_window: Duration,
 ) -> App<

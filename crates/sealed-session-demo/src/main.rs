@@ -118,11 +118,10 @@ async fn serve(
         }
         Framework::Actix => {
             let sessions = actix_app::middleware(config);
-            let server =
-                actix_web::HttpServer::new(move || actix_app::app_with(sessions.clone(), sudo_window))
-                    .listen(listener)
-                    .map_err(|err| err.to_string())?
-                    .run();
+            let server = actix_web::HttpServer::new(move || actix_app::app(sessions.clone(), sudo_window))
+                .listen(listener)
+                .map_err(|err| err.to_string())?
+                .run();
             announce();
             server.await.map_err(|err| err.to_string())
         }

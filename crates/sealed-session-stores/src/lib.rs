@@ -88,10 +88,26 @@ pub async fn open_with_registry(url: &str) -> Result<(SharedStore, Arc<dyn Sessi
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Ok(both(MemoryStore::refusing_sessions_before(now)))
         }
-        "sqlite" => open_sqlite(url).await,
-        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => open_redis(url).await,
-        "postgres" | "postgresql" => open_postgres(url).await,
-        _ => Err(StoreUrlError::UnknownScheme(scheme)),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(both(sealed_session_sqlite::SqliteStore::open_url(url).await?)),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
+            Ok(both(sealed_session_redis::RedisStore::connect(url).await?))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(both(sealed_session_postgres::PostgresStore::connect(url).await?)),
+        _ => Err(not_opened(scheme)),
+    }
+}
+
+/// Why no arm of [`open_with_registry`] took a URL of `scheme`: a backend
+/// this build leaves out, or a scheme no build knows.
+fn not_opened(scheme: String) -> StoreUrlError {
+    match scheme.as_str() {
+        "sqlite" => StoreUrlError::NotBuilt("sqlite"),
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => StoreUrlError::NotBuilt("redis"),
+        "postgres" | "postgresql" => StoreUrlError::NotBuilt("postgres"),
+        _ => StoreUrlError::UnknownScheme(scheme),
     }
 }
 
@@ -103,32 +119,21 @@ fn both<S: RevocationStore + SessionRegistry + 'static>(store: S) -> Both {
     (Arc::clone(&store) as SharedStore, store)
 }
 
-#[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str) -> Result<Both, StoreUrlError> {
-    Ok(both(sealed_session_sqlite::SqliteStore::open_url(url).await?))
-}
+#[cfg(test)]
+mod tests {
+    use super::{not_opened, StoreUrlError};
 
-#[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_: &str) -> Result<Both, StoreUrlError> {
-    Err(StoreUrlError::NotBuilt("sqlite"))
-}
-
-#[cfg(feature = "redis")]
-async fn open_redis(url: &str) -> Result<Both, StoreUrlError> {
-    Ok(both(sealed_session_redis::RedisStore::connect(url).await?))
-}
-
-#[cfg(not(feature = "redis"))]
-async fn open_redis(_: &str) -> Result<Both, StoreUrlError> {
-    Err(StoreUrlError::NotBuilt("redis"))
-}
-
-#[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<Both, StoreUrlError> {
-    Ok(both(sealed_session_postgres::PostgresStore::connect(url).await?))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &str) -> Result<Both, StoreUrlError> {
-    Err(StoreUrlError::NotBuilt("postgres"))
+    #[test]
+    fn a_known_scheme_this_build_leaves_out_names_its_feature() {
+        for (scheme, feature) in [
+            ("sqlite", "sqlite"),
+            ("rediss+sentinel", "redis"),
+            ("redis", "redis"),
+            ("postgresql", "postgres"),
+        ] {
+            let err = not_opened(scheme.to_owned());
+            assert!(matches!(err, StoreUrlError::NotBuilt(f) if f == feature), "{scheme}: {err}");
+        }
+        assert!(matches!(not_opened("mysql".to_owned()), StoreUrlError::UnknownScheme(s) if s == "mysql"));
+    }
 }
