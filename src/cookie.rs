@@ -373,7 +373,7 @@ impl CookieSpec {
         I: IntoIterator<Item = &'h [u8]>,
     {
         let [values] = scan([self], headers);
-        values.into_iter()
+        values.found.into_iter().take(values.len)
     }
 
     /// Whether the name has the `__Host-` prefix (which browsers match
@@ -387,13 +387,14 @@ impl CookieSpec {
 /// [`MAX_SAME_NAME`], by the rules of [`CookieSpec::values_in`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Values<'h> {
-    found: [Option<&'h str>; MAX_SAME_NAME],
+    found: [&'h str; MAX_SAME_NAME],
+    len: usize,
 }
 
 impl<'h> Values<'h> {
     /// The values, in order.
-    pub(crate) fn into_iter(self) -> impl Iterator<Item = &'h str> {
-        self.found.into_iter().flatten()
+    pub(crate) fn as_slice(&self) -> &[&'h str] {
+        self.found.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -405,7 +406,7 @@ pub(crate) fn scan<'h, const N: usize>(
 ) -> [Values<'h>; N] {
     let mut values = [Values::default(); N];
     let mut counts = [0usize; N];
-    let pairs = headers.into_iter().flat_map(|header| header.split(|&b| b == b';'));
+    let pairs = headers.into_iter().flat_map(split_pairs);
     for pair in pairs {
         let mut parts = trim_space_and_tab(pair).splitn(2, |&b| b == b'=');
         let (Some(name), Some(value)) = (parts.next(), parts.next()) else { continue };
@@ -416,8 +417,9 @@ pub(crate) fn scan<'h, const N: usize>(
         }
         let Ok(value) = std::str::from_utf8(value) else { continue };
         let (Some(count), Some(found)) = (counts.get_mut(i), values.get_mut(i)) else { continue };
-        if let Some(slot) = found.found.get_mut(*count) {
-            *slot = Some(value);
+        if let Some(slot) = found.found.get_mut(found.len) {
+            *slot = value;
+            found.len += 1;
         }
         *count += 1;
     }
@@ -433,6 +435,26 @@ pub(crate) fn scan<'h, const N: usize>(
         }
     }
     values
+}
+
+/// A `Cookie` header's `name=value` pairs: the header split at each `;`
+/// (found with `memchr`, many bytes at a time: a header runs to a few
+/// kilobytes, and every request has one).
+fn split_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        let left = rest?;
+        match memchr::memchr(b';', left) {
+            Some(at) => {
+                rest = left.get(at + 1..);
+                left.get(..at)
+            }
+            None => {
+                rest = None;
+                Some(left)
+            }
+        }
+    })
 }
 
 /// What a response must do with one cookie.

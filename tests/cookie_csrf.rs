@@ -110,6 +110,26 @@ fn a_cookie_value_is_exactly_rfc_6265s_cookie_octets() {
 }
 
 #[test]
+fn a_header_is_split_at_every_semicolon_wherever_it_stands() {
+    let spec = CookieSpec::named("s").unwrap();
+    // Longer than the blocks a byte search checks at once.
+    let filler = format!("x={}", "y".repeat(100));
+    let cases = [
+        (format!(";{filler};;s=A;{filler}; s=B;"), vec!["A", "B"]),
+        ("s=A".to_owned(), vec!["A"]),
+        (format!("{filler};s=C"), vec!["C"]),
+        (format!("{filler}s=D;"), vec![]),
+        (format!("s=E;{filler}"), vec!["E"]),
+        (";;;".to_owned(), vec![]),
+        (String::new(), vec![]),
+    ];
+    for (header, expected) in cases {
+        let read: Vec<&str> = spec.values_in([header.as_bytes()]).collect();
+        assert_eq!(read, expected, "{header}");
+    }
+}
+
+#[test]
 fn sealed_tokens_are_valid_cookie_values_and_a_too_large_session_is_caught_before_sending() {
     let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).max_token_len(8192).build().unwrap();
     let spec = CookieSpec::default();

@@ -93,15 +93,29 @@ impl<S: RevocationStore> Verifier<S> {
         &self,
         token: &str,
     ) -> Result<Verified<Vec<u8>>, (VerifyError, Option<Opened<Vec<u8>>>)> {
-        let result = match self.sealer.open_raw(token) {
-            Ok(opened) => match self.checked(opened.session()).await {
-                Ok(()) => Ok(Verified::new(opened)),
-                Err(err) => Err((err, Some(opened))),
-            },
-            Err(err) => Err((VerifyError::Open(err), None)),
+        // One await, on the store's own future, and nothing else held
+        // across it but the opened session: every request's future holds
+        // this one.
+        let opened = match self.sealer.open_raw(token) {
+            Ok(opened) => opened,
+            Err(err) => {
+                let err = VerifyError::Open(err);
+                metrics::opened(err.code());
+                return Err((err, None));
+            }
         };
-        metrics::opened(result.as_ref().map_or_else(|(err, _)| err.code(), |_| "ok"));
-        result
+        let session = opened.session();
+        let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await;
+        match state.map_err(VerifyError::Store).and_then(|state| check_revocation(opened.session(), &state)) {
+            Ok(()) => {
+                metrics::opened("ok");
+                Ok(Verified::new(opened))
+            }
+            Err(err) => {
+                metrics::opened(err.code());
+                Err((err, Some(opened)))
+            }
+        }
     }
 
     /// The session `opened`, if it opened and is not revoked.

@@ -123,8 +123,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let Some(proof) = proof_text(request) else {
             return refuse_registration(&"no Secure-Session-Response header");
         };
-        let values = settings.cookie.values_in(request.header_values("cookie"));
-        let current = match self.open_session(values).await {
+        let [values] = crate::cookie::scan([&settings.cookie], request.header_values("cookie"));
+        let current = match self.open_session(values.as_slice()).await {
             Ok((Some(current), _)) => current,
             Ok((None, _)) => return refuse_registration(&"no session to bind"),
             Err(err) => return unavailable(&err),

@@ -313,7 +313,8 @@ fn scan_cookies<'r, R: RequestView + ?Sized>(
     settings: &Settings,
     request: &'r R,
 ) -> (cookie::Values<'r>, [Vec<Box<str>>; 3]) {
-    let owned = |values: cookie::Values<'_>| values.into_iter().map(Box::from).collect::<Vec<_>>();
+    let owned =
+        |values: cookie::Values<'_>| values.as_slice().iter().copied().map(Box::from).collect::<Vec<_>>();
     let headers = request.header_values("cookie");
     let (pre_cookie, flash_cookie) = (&settings.pre_cookie, &settings.flash.cookie);
     match &settings.dbsc {
@@ -373,44 +374,50 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         }
         let bearer =
             if settings.bearer { request.header("authorization").and_then(bearer_token) } else { None };
-        let state = match bearer {
-            Some(token) => {
-                // Nothing ambient: no cookies are read, no CSRF token is needed.
-                match self.open_session(token.into_iter()).await {
-                    Ok((current, _)) => State::new(current, true, Vec::new(), FlashState::default()),
-                    Err(err) => return Begin::Refuse(Refusal::Store(err)),
-                }
-            }
-            None => {
-                let (session, [pre, flash, companion]) = scan_cookies(settings, request);
-                let (current, refused) = match self.open_session(session.into_iter()).await {
-                    Ok(opened) => opened,
-                    Err(err) => return Begin::Refuse(Refusal::Store(err)),
-                };
-                let mut state = State::new(current, false, pre, FlashState::new(flash));
-                state.companion = companion;
-                if state.current.is_none() {
-                    state.kept_unreadable = refused.kept;
-                    if refused.removed && !refused.kept {
-                        state.session_cookie = Some(CookieChange::Remove);
+        // In a block: the state is moved into the handle, and must not
+        // keep a place in the request's future across the registry's answer.
+        let handle = {
+            let mut state = match bearer {
+                Some(token) => {
+                    // Nothing ambient: no cookies are read, no CSRF token is needed.
+                    match self.open_session(token.as_slice()).await {
+                        Ok((current, _)) => State::new(current, true, Vec::new(), FlashState::default()),
+                        Err(err) => return Begin::Refuse(Refusal::Store(err)),
                     }
                 }
-                state
+                None => {
+                    let (session, [pre, flash, companion]) = scan_cookies(settings, request);
+                    let (current, refused) = match self.open_session(session.as_slice()).await {
+                        Ok(opened) => opened,
+                        Err(err) => return Begin::Refuse(Refusal::Store(err)),
+                    };
+                    let mut state = State::new(current, false, pre, FlashState::new(flash));
+                    state.companion = companion;
+                    if state.current.is_none() {
+                        state.kept_unreadable = refused.kept;
+                        if refused.removed && !refused.kept {
+                            state.session_cookie = Some(CookieChange::Remove);
+                        }
+                    }
+                    state
+                }
+            };
+            if let Some(dbsc) = &settings.dbsc {
+                let unbound = state.current.as_ref().is_some_and(|c| !c.session().is_device_bound());
+                if unbound && dbsc.binding.requires(request.path()) {
+                    tracing::info!(
+                        path = request.path(),
+                        "refused: the path requires a device-bound session"
+                    );
+                    return Begin::Refuse(Refusal::NotDeviceBound);
+                }
             }
+            if settings.registry.is_some() {
+                state.user_agent = Some(user_agent_label(request.header_text("user-agent")));
+            }
+            let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
+            SessionHandle::new(state, ops)
         };
-        if let Some(dbsc) = &settings.dbsc {
-            let unbound = state.current.as_ref().is_some_and(|c| !c.session().is_device_bound());
-            if unbound && dbsc.binding.requires(request.path()) {
-                tracing::info!(path = request.path(), "refused: the path requires a device-bound session");
-                return Begin::Refuse(Refusal::NotDeviceBound);
-            }
-        }
-        let mut state = state;
-        if settings.registry.is_some() {
-            state.user_agent = Some(user_agent_label(request.header_text("user-agent")));
-        }
-        let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
-        let handle = SessionHandle::new(state, ops);
         if settings.registry.is_some() {
             // The record's last activity moves when the cookie does: at
             // most once per renewal interval, not on every request.
@@ -440,9 +447,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
 
     /// The first of `values` that opens and passes the revocation check,
     /// and what became of the others.
-    pub(crate) async fn open_session<'v>(
+    pub(crate) async fn open_session(
         &self,
-        values: impl Iterator<Item = &'v str>,
+        values: &[&str],
     ) -> Result<(Option<Verified<Vec<u8>>>, Refused), StoreError> {
         let mut refused = Refused::default();
         for value in values {

@@ -1,7 +1,9 @@
 //! The layer's own cost per request, without a network: an axum router
 //! answering `GET /` from the session, through `tower::ServiceExt::oneshot`,
 //! against the same router without the layer answering from a session
-//! opened once; the same with a remember-me cookie (one decryption too);
+//! opened once, and the same with axum's `Extension` layer handing that
+//! session to the handler (what any layer pays to reach an extractor); the
+//! same with a remember-me cookie (one decryption too);
 //! and what a write costs: `Sealer::issue` (the token and the session as
 //! it carries it) against `Sealer::seal` alone.
 //!
@@ -12,15 +14,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
 use sealed_session::web::WebConfig;
-use sealed_session::{Keyring, MemoryStore, Sealer};
+use sealed_session::{Keyring, MemoryStore, Opened, Sealer};
 use sealed_session_axum::{Session, SessionLayer};
 use tower::ServiceExt as _;
 
@@ -38,6 +41,16 @@ fn layer(c: &mut Criterion) {
     let layered = Router::new()
         .route("/", get(|session: Session<String>| async move { session.data().clone() }))
         .layer(SessionLayer::new(config));
+    // What any layer pays to hand a value to an extractor: axum's own
+    // `Extension` layer, inserting the opened session into every request.
+    let floor = Router::new()
+        .route(
+            "/",
+            get(|Extension(opened): Extension<Arc<Opened<String>>>| async move {
+                opened.session().data().clone()
+            }),
+        )
+        .layer(Extension(Arc::new(opened.clone())));
     let plain = Router::new().route(
         "/",
         get(move || {
@@ -52,6 +65,9 @@ fn layer(c: &mut Criterion) {
     let mut g = c.benchmark_group("layer");
     g.bench_function("without_layer", |b| {
         b.iter(|| rt.block_on(plain.clone().oneshot(black_box(request()))).unwrap())
+    });
+    g.bench_function("extension_layer_floor", |b| {
+        b.iter(|| rt.block_on(floor.clone().oneshot(black_box(request()))).unwrap())
     });
     g.bench_function("with_layer_memory_store", |b| {
         b.iter(|| rt.block_on(layered.clone().oneshot(black_box(request()))).unwrap())
