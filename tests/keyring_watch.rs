@@ -49,6 +49,12 @@ fn watched(
     (watcher, rx)
 }
 
+/// [`watched`] by polling alone, every 50 ms, with the file's path.
+fn polled(dir: &Path) -> (KeyringWatcher, mpsc::Receiver<WatchEvent>, std::path::PathBuf) {
+    let (watcher, events) = watched(dir, |b| b.notifications(false).poll_interval(Duration::from_millis(50)));
+    (watcher, events, dir.join("keyring.toml"))
+}
+
 fn next(events: &mpsc::Receiver<WatchEvent>) -> WatchEvent {
     events.recv_timeout(PATIENCE).expect("the watcher reported nothing")
 }
@@ -75,9 +81,7 @@ fn a_new_version_is_used_at_once_through_notifications() {
 #[test]
 fn polling_alone_finds_a_file_rewritten_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let (watcher, events) =
-        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)));
-    let path = dir.path().join("keyring.toml");
+    let (watcher, events, path) = polled(dir.path());
     std::fs::write(&path, keyring(3).to_toml_string().as_bytes()).unwrap();
     // A poll may catch the file between truncation and write (an empty
     // keyring, refused); the next one finds the whole new version.
@@ -97,9 +101,7 @@ fn polling_alone_finds_a_file_rewritten_in_place() {
 #[test]
 fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let (watcher, events) =
-        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)));
-    let path = dir.path().join("keyring.toml");
+    let (watcher, events, path) = polled(dir.path());
     let sealer = Sealer::builder(watcher.keyring().clone()).build().unwrap();
     let token = sealer.seal(&Session::new(())).unwrap();
 

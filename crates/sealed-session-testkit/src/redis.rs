@@ -206,14 +206,7 @@ impl RedisServer {
             ]),
         }
         args.extend(self.options.args.iter().cloned());
-        let mut child = Command::new("redis-server")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start redis-server ({err}); run scripts/test.sh, which installs it")
-            });
+        let mut child = spawn_quiet("redis-server", &args);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             // Only our own child answering counts: another server may own the port.
@@ -260,6 +253,14 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
+/// Starts `program` with `args` and no output, or panics saying how to
+/// install it.
+fn spawn_quiet(program: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Child {
+    Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(
+        |err| panic!("cannot start {program} ({err}); run scripts/test.sh, which installs it"),
+    )
+}
+
 fn cli(mut command: Command, args: &[&str]) -> String {
     let output = command.args(args).stderr(Stdio::null()).output().expect("redis-cli");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
@@ -296,14 +297,7 @@ impl Sentinel {
                 ),
             )
             .unwrap();
-            let child = Command::new("redis-sentinel")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|err| {
-                    panic!("cannot start redis-sentinel ({err}); run scripts/test.sh, which installs it")
-                });
+            let child = spawn_quiet("redis-sentinel", &[config]);
             let mut sentinel = Self { port, child: Some(child), _dir: dir };
             if sentinel.wait_until_up() {
                 return sentinel;
