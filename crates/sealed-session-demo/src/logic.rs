@@ -104,7 +104,7 @@ pub(crate) struct Input<'a> {
 /// The answer of `route` to a request.
 pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> Result<Reply, HandleError> {
     let Input { query, content_type, body } = input;
-    match route {
+    let answered = match route {
         Route::Index => index(handle, query),
         Route::Account => account(handle),
         Route::Login => login(handle, content_type, body).await,
@@ -123,22 +123,39 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::ApiSession => api_session(handle),
         Route::Style => Ok(Reply::Stylesheet),
         Route::Metrics => Ok(Reply::Metrics(crate::metrics_text())),
+    };
+    match answered {
+        Ok(reply) | Err(Stop::Early(reply)) => Ok(reply),
+        Err(Stop::Failed(err)) => Err(err),
+    }
+}
+
+/// Why a route stopped before its last line: an answer found early (a bad
+/// form), or the session could not be used.
+enum Stop {
+    Early(Reply),
+    Failed(HandleError),
+}
+
+impl From<HandleError> for Stop {
+    fn from(err: HandleError) -> Self {
+        Stop::Failed(err)
     }
 }
 
 /// A URL-encoded form body, or the answer to a request that sent none:
 /// `415` for another content type, `422` for a form without the fields.
-fn form<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Reply> {
+fn form<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Stop> {
     if !is_form(content_type) {
-        return Err(Reply::Refused(415, "expected a URL-encoded form"));
+        return Err(Stop::Early(Reply::Refused(415, "expected a URL-encoded form")));
     }
-    serde_urlencoded::from_bytes(body).map_err(|_| Reply::Refused(422, "invalid form"))
+    serde_urlencoded::from_bytes(body).map_err(|_| Stop::Early(Reply::Refused(422, "invalid form")))
 }
 
 /// `GET /`: the login form (and the anonymous cart) or the session. `query`
 /// is the request's query string; its `next` is where to go after signing
 /// in.
-fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
+fn index(handle: &Handle, query: Option<&str>) -> Result<Reply, Stop> {
     let flashes = handle.take_flashes();
     let current = handle.current();
     Ok(Reply::Page(match current.as_ref().filter(|s| s.session().user_id().is_some()) {
@@ -163,7 +180,7 @@ fn next_in(query: Option<&str>) -> Option<String> {
 
 /// `GET /settings`: only a user who signed in or confirmed their password
 /// within the sudo window gets here (the route requires it).
-fn settings(handle: &Handle) -> Result<Reply, HandleError> {
+fn settings(handle: &Handle) -> Result<Reply, Stop> {
     let current = handle.signed_in().ok_or(HandleError::NoSession)?;
     let confirmed = handle.authenticated_at().ok_or(HandleError::NoSession)?;
     let token = handle.sealer().csrf_token(current.session());
@@ -172,7 +189,7 @@ fn settings(handle: &Handle) -> Result<Reply, HandleError> {
 
 /// `GET /devices`: where the user is signed in, with a button to sign
 /// each other device out (the route requires a session).
-async fn devices(handle: &Handle) -> Result<Reply, HandleError> {
+async fn devices(handle: &Handle) -> Result<Reply, Stop> {
     let current = handle.signed_in().ok_or(HandleError::NoSession)?;
     let devices = handle.devices().await?;
     let token = handle.sealer().csrf_token(current.session());
@@ -180,7 +197,7 @@ async fn devices(handle: &Handle) -> Result<Reply, HandleError> {
 }
 
 /// `GET /api/devices`: the user's sessions as JSON.
-async fn api_devices(handle: &Handle) -> Result<Reply, HandleError> {
+async fn api_devices(handle: &Handle) -> Result<Reply, Stop> {
     let sessions: Vec<_> = handle
         .devices()
         .await?
@@ -211,11 +228,8 @@ async fn revoke_device(
     handle: &Handle,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<Reply, HandleError> {
-    let form: RevokeForm = match form(content_type, body) {
-        Ok(form) => form,
-        Err(reply) => return Ok(reply),
-    };
+) -> Result<Reply, Stop> {
+    let form: RevokeForm = form(content_type, body)?;
     let ended = match form.session.parse() {
         Ok(reference) => handle.end_device(reference).await?,
         Err(_) => false,
@@ -230,7 +244,7 @@ async fn revoke_device(
 
 /// `GET /reauth`: the form that asks a signed-in user for their password
 /// again; without a session, the login form (which comes back to `next`).
-fn reauth_page(handle: &Handle, query: Option<&str>) -> Result<Reply, HandleError> {
+fn reauth_page(handle: &Handle, query: Option<&str>) -> Result<Reply, Stop> {
     let next = next_in(query);
     let next = next.as_deref().and_then(local_path).unwrap_or("/settings");
     let Some(current) = handle.signed_in() else {
@@ -251,11 +265,8 @@ struct ReauthForm {
 
 /// `POST /reauth`: checks the signed-in user's password again; the session
 /// then starts anew under a new ID, authenticated now.
-async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
-    let form: ReauthForm = match form(content_type, body) {
-        Ok(form) => form,
-        Err(reply) => return Ok(reply),
-    };
+async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
+    let form: ReauthForm = form(content_type, body)?;
     let next = local_path(&form.next).unwrap_or("/settings").to_owned();
     let Some(user) = handle.user_id() else {
         return Ok(Reply::Redirect(login_url("/", &next)));
@@ -282,7 +293,7 @@ async fn password_is(user: &str, password: String) -> bool {
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
-fn account(handle: &Handle) -> Result<Reply, HandleError> {
+fn account(handle: &Handle) -> Result<Reply, Stop> {
     let current = handle.current().ok_or(HandleError::NoSession)?;
     Ok(Reply::Page(page::account(current.session())))
 }
@@ -303,11 +314,8 @@ struct LoginForm {
 }
 
 /// `POST /login`.
-async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
-    let form: LoginForm = match form(content_type, body) {
-        Ok(form) => form,
-        Err(reply) => return Ok(reply),
-    };
+async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
+    let form: LoginForm = form(content_type, body)?;
     let username = form.username.trim().to_owned();
     let next = form.next;
     let remember = form.remember.as_deref() == Some("on");
@@ -335,20 +343,20 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
     Ok(Reply::Redirect(local_path(&next).unwrap_or("/").to_owned()))
 }
 
-fn bad_login(handle: &Handle, next: &str) -> Result<Reply, HandleError> {
+fn bad_login(handle: &Handle, next: &str) -> Result<Reply, Stop> {
     handle.flash(Level::Error, "Wrong user name or password.")?;
     Ok(Reply::Redirect(login_url("/", next)))
 }
 
 /// `POST /logout`.
-async fn logout(handle: &Handle) -> Result<Reply, HandleError> {
+async fn logout(handle: &Handle) -> Result<Reply, Stop> {
     handle.logout().await?;
     handle.flash(Level::Success, "Signed out. This session is revoked on every server.")?;
     Ok(Reply::Redirect("/".to_owned()))
 }
 
 /// `POST /logout-everywhere`.
-async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
+async fn logout_everywhere(handle: &Handle) -> Result<Reply, Stop> {
     let epoch = handle.logout_everywhere().await?;
     tracing::info!(epoch, "logged out everywhere");
     handle.flash(Level::Success, "Signed out everywhere. Every session of that user is revoked.")?;
@@ -357,7 +365,7 @@ async fn logout_everywhere(handle: &Handle) -> Result<Reply, HandleError> {
 
 /// `POST /logout-others`: every other session of the user ends; this one
 /// stays signed in, under a new ID.
-async fn logout_others(handle: &Handle) -> Result<Reply, HandleError> {
+async fn logout_others(handle: &Handle) -> Result<Reply, Stop> {
     let epoch = handle.logout_others().await?;
     tracing::info!(epoch, "signed out of every other session");
     handle.flash(Level::Success, "Signed out of every other session. This one stays signed in.")?;
@@ -377,11 +385,8 @@ struct ProfileForm {
 }
 
 /// `POST /profile`: changes the display name.
-fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
-    let form: ProfileForm = match form(content_type, body) {
-        Ok(form) => form,
-        Err(reply) => return Ok(reply),
-    };
+fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
+    let form: ProfileForm = form(content_type, body)?;
     let Some(name) = short_text(&form.display_name) else {
         handle.flash(Level::Error, "A display name has 1 to 64 characters.")?;
         return Ok(Reply::Redirect("/".to_owned()));
@@ -398,11 +403,8 @@ struct CartForm {
 
 /// `POST /cart`: adds an item to the cart, signed in or not: without a
 /// session, this starts an anonymous one.
-async fn add_to_cart(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, HandleError> {
-    let form: CartForm = match form(content_type, body) {
-        Ok(form) => form,
-        Err(reply) => return Ok(reply),
-    };
+async fn add_to_cart(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
+    let form: CartForm = form(content_type, body)?;
     let Some(item) = short_text(&form.item) else {
         handle.flash(Level::Error, "An item has 1 to 64 characters.")?;
         return Ok(Reply::Redirect("/".to_owned()));
@@ -434,7 +436,7 @@ fn webhook(body: &[u8]) -> Reply {
 }
 
 /// `GET /api/session`: the session as JSON.
-fn api_session(handle: &Handle) -> Result<Reply, HandleError> {
+fn api_session(handle: &Handle) -> Result<Reply, Stop> {
     let current = handle.current().ok_or(HandleError::NoSession)?;
     let csrf = handle.sealer().csrf_token(current.session());
     let json = SessionJson::new(current.session(), current.key_id(), current.idle_expires_at(), csrf);

@@ -134,6 +134,14 @@ impl Reply {
             .collect()
     }
 
+    /// The first `Set-Cookie` header of the cookie `name`, whole; panics if
+    /// there is none.
+    pub fn set_cookie(&self, name: &str) -> &str {
+        let prefix = format!("{name}=");
+        let found = self.set_cookies().into_iter().find(|c| c.starts_with(&prefix));
+        found.unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", self.headers))
+    }
+
     /// The `name=value` of every `Set-Cookie`, without attributes.
     pub fn cookies(&self) -> Vec<String> {
         self.headers
