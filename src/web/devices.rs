@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::audit::{AuditKind, SessionRef};
 use super::config::{LimitPolicy, RegistrySettings, Settings};
 use super::handle::{HandleError, SessionHandle};
-use crate::registry::SessionRecord;
+use crate::registry::{user_agent_label, SessionRecord};
 use crate::{Session, StoreError};
 
 /// One of the user's sessions, as [`SessionHandle::devices`] lists it.
@@ -174,7 +174,7 @@ impl SessionHandle {
     /// Records `session` in the registry, if there is one, with the
     /// request's browser label.
     pub(crate) async fn register<T>(&self, session: &Session<T>) {
-        let label = self.shared.lock().user_agent.clone().unwrap_or_default();
+        let label = user_agent_label(self.shared.lock().user_agent.as_deref());
         self.shared.ops.settings().register(session, &label).await;
     }
 

@@ -13,7 +13,6 @@ use super::handle::{SessionHandle, State};
 use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
-use crate::registry::user_agent_label;
 use crate::{CookieSpec, OpenError, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
 
 /// What the driver reads of a request: implement it over a framework's
@@ -413,7 +412,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 }
             }
             if settings.registry.is_some() {
-                state.user_agent = Some(user_agent_label(request.header_text("user-agent")));
+                state.user_agent = request.header_text("user-agent").map(Box::from);
             }
             let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
             SessionHandle::new(state, ops)

@@ -52,8 +52,10 @@ pub(crate) struct State {
     /// Whether the handler ended the request's session (logout, a login
     /// that replaced it): a companion cookie goes with it.
     pub(crate) ended: bool,
-    /// With a session registry: the label of the request's browser.
-    pub(crate) user_agent: Option<String>,
+    /// With a session registry: the request's `User-Agent`, made into a
+    /// label only when a record is written (at login and re-issue, not on
+    /// every request).
+    pub(crate) user_agent: Option<Box<str>>,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF

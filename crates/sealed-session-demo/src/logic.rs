@@ -224,11 +224,7 @@ struct RevokeForm {
 }
 
 /// `POST /devices/revoke`: signs another of the user's devices out.
-async fn revoke_device(
-    handle: &Handle,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Reply, Stop> {
+async fn revoke_device(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
     let form: RevokeForm = form(content_type, body)?;
     let ended = match form.session.parse() {
         Ok(reference) => handle.end_device(reference).await?,
