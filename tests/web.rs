@@ -67,6 +67,13 @@ async fn refused<S: RevocationStore + 'static>(config: &Arc<WebConfig<S>>, reque
 }
 
 /// A `GET /` with `cookie`.
+/// Alice's session cookie and its CSRF token.
+async fn alice_with_token(config: &Config) -> (String, String) {
+    let cookie = signed_in(config, "alice").await;
+    let token = open(config, &cookie).await.csrf_token().unwrap();
+    (cookie, token)
+}
+
 async fn open(config: &Config, cookie: &str) -> SessionHandle {
     ready(config, &with_cookie(TestRequest::new("GET", "/"), cookie)).await
 }
@@ -276,8 +283,7 @@ fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
 fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
     pollster::block_on(async {
         let config = config();
-        let cookie = signed_in(&config, "alice").await;
-        let token = open(&config, &cookie).await.csrf_token().unwrap();
+        let (cookie, token) = alice_with_token(&config).await;
 
         ready(&config, &post(&cookie, Some(&token))).await;
         ready(&config, &with_cookie(TestRequest::new("GET", "/cart"), &cookie)).await;
@@ -310,8 +316,7 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
 fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
     pollster::block_on(async {
         let config = config();
-        let cookie = signed_in(&config, "alice").await;
-        let token = open(&config, &cookie).await.csrf_token().unwrap();
+        let (cookie, token) = alice_with_token(&config).await;
         let from = |origin: &str| {
             with_cookie(TestRequest::new("POST", "/cart"), &cookie)
                 .header("x-csrf-token", &token)

@@ -106,7 +106,7 @@ impl<S: RevocationStore> Verifier<S> {
         };
         let session = opened.session();
         let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await;
-        match state.map_err(VerifyError::Store).and_then(|state| check_revocation(opened.session(), &state)) {
+        match state.map_err(VerifyError::Store).and_then(|state| check_revocation(session, &state)) {
             Ok(()) => {
                 metrics::opened("ok");
                 Ok(Verified::new(opened))

@@ -45,6 +45,14 @@ async fn login(verifier: &Verifier<RedisStore>, user: &str) -> String {
     verifier.sealer().seal(&verifier.login(user, ()).await.unwrap()).unwrap()
 }
 
+/// One server on a manual clock (at now), and a token of alice's from it.
+async fn alice_on_one_server(redis: &RedisServer) -> (ManualClock, Verifier<RedisStore>, String) {
+    let clock = clock_at_now();
+    let verifier = server(redis, &clock).await;
+    let token = login(&verifier, "alice").await;
+    (clock, verifier, token)
+}
+
 fn refused_by_store(result: &Result<impl std::fmt::Debug, VerifyError>) -> bool {
     matches!(result, Err(VerifyError::Store(_)))
 }
@@ -248,11 +256,10 @@ async fn a_read_that_raced_another_servers_revocation_is_never_cached() {
 #[tokio::test]
 async fn a_lost_message_keeps_a_revoked_session_alive_no_longer_than_the_cache_ttl() {
     let redis = RedisServer::start();
-    let clock = clock_at_now();
-    let b = server(&redis, &clock).await;
-    let token = login(&b, "alice").await;
+    let (clock, b, token) = alice_on_one_server(&redis).await;
     assert!(b.open::<()>(&token).await.is_ok()); // cached now
-                                                 // A revocation that bypasses the store, so no message is published.
+
+    // A revocation that bypasses the store, so no message is published.
     assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1");
     clock.advance(Duration::from_millis(999));
     assert!(b.open::<()>(&token).await.is_ok(), "within the TTL the cached answer stands");
@@ -263,12 +270,12 @@ async fn a_lost_message_keeps_a_revoked_session_alive_no_longer_than_the_cache_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_is_emptied_when_the_subscription_comes_back() {
     let redis = RedisServer::start();
-    let clock = clock_at_now(); // never advanced: only emptying can end a cached answer
-    let verifier = server(&redis, &clock).await;
-    let token = login(&verifier, "alice").await;
+    // The clock is never advanced: only emptying can end a cached answer.
+    let (_clock, verifier, token) = alice_on_one_server(&redis).await;
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
-                                                        // Only the subscription's connection dies; while it is down, a
-                                                        // revocation lands whose message this server cannot receive.
+
+    // Only the subscription's connection dies; while it is down, a
+    // revocation lands whose message this server cannot receive.
     assert!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]).parse::<u32>().unwrap() >= 1);
     let lost = within(Duration::from_secs(2), async || !verifier.store().is_subscribed()).await;
     assert!(lost.is_some(), "the store did not notice that its subscription died");
@@ -409,9 +416,7 @@ async fn stale_answers_are_an_explicit_opt_in() {
 #[tokio::test]
 async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     let redis = RedisServer::start();
-    let clock = clock_at_now();
-    let verifier = server(&redis, &clock).await;
-    let token = login(&verifier, "alice").await;
+    let (_clock, verifier, token) = alice_on_one_server(&redis).await;
     let session = verifier.open::<()>(&token).await.unwrap().into_session();
     verifier.logout(&session).await.unwrap();
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::Session))));
