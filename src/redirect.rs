@@ -99,6 +99,30 @@ mod tests {
     }
 }
 
+/// Why a route that requires a signed-in session refuses a request
+/// ([`SessionHandle::required_route_refusal`](crate::web::SessionHandle::required_route_refusal)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteRefusal {
+    /// No signed-in session: none, or an anonymous one.
+    NoSession,
+    /// A signed-in session whose last authentication is older than the
+    /// route allows: the user must enter their password again.
+    Reauthenticate,
+}
+
+impl RouteRefusal {
+    /// The body an API client gets with `401`:
+    /// [`NoSessionAnswer::JSON_BODY`] or [`NoSessionAnswer::REAUTH_JSON_BODY`].
+    #[must_use]
+    pub fn json_body(self) -> &'static str {
+        match self {
+            RouteRefusal::NoSession => NoSessionAnswer::JSON_BODY,
+            RouteRefusal::Reauthenticate => NoSessionAnswer::REAUTH_JSON_BODY,
+        }
+    }
+}
+
 /// What a route that requires a signed-in session answers a request without
 /// one ([`NoSessionAnswer::for_request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,7 +66,6 @@ async fn refused<S: RevocationStore + 'static>(config: &Arc<WebConfig<S>>, reque
     }
 }
 
-/// A `GET /` with `cookie`.
 /// Alice's session cookie and its CSRF token.
 async fn alice_with_token(config: &Config) -> (String, String) {
     let cookie = signed_in(config, "alice").await;
@@ -74,6 +73,7 @@ async fn alice_with_token(config: &Config) -> (String, String) {
     (cookie, token)
 }
 
+/// A `GET /` with `cookie`.
 async fn open(config: &Config, cookie: &str) -> SessionHandle {
     ready(config, &with_cookie(TestRequest::new("GET", "/"), cookie)).await
 }
@@ -1050,6 +1050,7 @@ fn a_session_reference_is_the_documented_one_way_hash_of_its_id() {
 
 #[test]
 fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never_moves_it() {
+    use sealed_session::redirect::RouteRefusal;
     use std::time::Duration;
     pollster::block_on(async {
         let (config, recorder, clock) = audited();
@@ -1057,9 +1058,10 @@ fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never
         assert!(
             !handle.authenticated_within(Duration::from_secs(600)) && handle.authenticated_at().is_none()
         );
-        let no_session = Some(r#"{"error":"no session"}"#);
+        let no_session = Some(RouteRefusal::NoSession);
         assert_eq!(handle.required_route_refusal(None), no_session);
         assert_eq!(handle.required_route_refusal(Some(Duration::from_secs(600))), no_session);
+        assert_eq!(RouteRefusal::NoSession.json_body(), r#"{"error":"no session"}"#);
         assert!(matches!(handle.typed::<String>().reauthenticate().await, Err(HandleError::NoSession)));
         handle.typed::<String>().login("alice", "A".into()).await.unwrap();
         let cookie = pair(&set_cookies(&handle)[0]).to_owned();
@@ -1081,8 +1083,9 @@ fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never
         assert_eq!(handle.required_route_refusal(Some(Duration::from_secs(601))), None);
         assert_eq!(
             handle.required_route_refusal(Some(Duration::from_secs(600))),
-            Some(r#"{"error":"re-authentication required"}"#)
+            Some(RouteRefusal::Reauthenticate)
         );
+        assert_eq!(RouteRefusal::Reauthenticate.json_body(), r#"{"error":"re-authentication required"}"#);
 
         let old = id_of(&handle);
         let current = handle.typed::<String>().reauthenticate().await.unwrap();

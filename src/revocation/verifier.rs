@@ -1,5 +1,6 @@
 //! [`Verifier`]: open a token and check it against a store in one call.
 
+use std::future::Future;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -39,6 +40,9 @@ pub struct Verifier<S> {
     sealer: Sealer,
     store: S,
 }
+
+/// A checked session, or why not with the session if it authenticated.
+type Checked<T> = Result<Verified<T>, (VerifyError, Option<Opened<T>>)>;
 
 impl<S: RevocationStore> Verifier<S> {
     /// Pairs a sealer with a store.
@@ -89,14 +93,24 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`Verifier::open_raw`], handing back with a refusal the session if
     /// it authenticated (a revoked one, say): for the audit log, which names
     /// its user.
-    pub(crate) async fn open_raw_keeping_refused(
+    pub(crate) fn open_raw_keeping_refused(
         &self,
         token: &str,
-    ) -> Result<Verified<Vec<u8>>, (VerifyError, Option<Opened<Vec<u8>>>)> {
-        // One await, on the store's own future, and nothing else held
-        // across it but the opened session: every request's future holds
-        // this one.
-        let opened = match self.sealer.open_raw(token) {
+    ) -> impl Future<Output = Checked<Vec<u8>>> + Send + '_ {
+        self.check_keeping_refused(self.sealer.open_raw(token))
+    }
+
+    /// The session `opened`, if it opened and is not revoked.
+    async fn check<T>(&self, opened: Result<Opened<T>, OpenError>) -> Result<Verified<T>, VerifyError> {
+        self.check_keeping_refused(opened).await.map_err(|(err, _)| err)
+    }
+
+    /// [`Verifier::check`], handing back with a refusal the session if it
+    /// authenticated. One await, on the store's own future, and nothing
+    /// else held across it but the opened session: every request's future
+    /// holds this one.
+    async fn check_keeping_refused<T>(&self, opened: Result<Opened<T>, OpenError>) -> Checked<T> {
+        let opened = match opened {
             Ok(opened) => opened,
             Err(err) => {
                 let err = VerifyError::Open(err);
@@ -116,22 +130,6 @@ impl<S: RevocationStore> Verifier<S> {
                 Err((err, Some(opened)))
             }
         }
-    }
-
-    /// The session `opened`, if it opened and is not revoked.
-    async fn check<T>(&self, opened: Result<Opened<T>, OpenError>) -> Result<Verified<T>, VerifyError> {
-        let result = match opened {
-            Ok(opened) => self.checked(opened.session()).await.map(|()| Verified::new(opened)),
-            Err(err) => Err(VerifyError::Open(err)),
-        };
-        metrics::opened(result.as_ref().map_or_else(VerifyError::code, |_| "ok"));
-        result
-    }
-
-    /// Checks `session` against the store's revocations.
-    async fn checked<T>(&self, session: &Session<T>) -> Result<(), VerifyError> {
-        let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await?;
-        check_revocation(session, &state)
     }
 
     /// Seals a session this server holds (from [`Verifier::login`], or a

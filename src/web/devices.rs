@@ -174,7 +174,8 @@ impl SessionHandle {
     /// Records `session` in the registry, if there is one, with the
     /// request's browser label.
     pub(crate) async fn register<T>(&self, session: &Session<T>) {
-        let label = user_agent_label(self.shared.lock().user_agent.as_deref());
+        let user_agent = self.shared.lock().user_agent.clone();
+        let label = user_agent_label(user_agent.as_deref());
         self.shared.ops.settings().register(session, &label).await;
     }
 

@@ -12,6 +12,7 @@ use super::audit::{AuditEvent, AuditKind};
 use super::flash::{Flash, FlashState, Level};
 use super::ops::Ops;
 use crate::cookie::CookieChange;
+use crate::redirect::RouteRefusal;
 use crate::sealer::Issued;
 use crate::{LoginError, Opened, SealError, Sealer, Session, StoreError, Verified};
 
@@ -376,22 +377,17 @@ impl SessionHandle {
 
     /// What a route that requires a signed-in session (and, with `within`,
     /// an authentication less than `within` ago) makes of this request:
-    /// `None` lets it through; `Some(body)` refuses it, `body` being what an
-    /// API client gets ([`NoSessionAnswer::JSON_BODY`], or
-    /// [`NoSessionAnswer::REAUTH_JSON_BODY`] for a session whose last
-    /// authentication is too old). The adapters' `RequireSession` routes
-    /// answer with it and [`NoSessionAnswer::for_request`].
+    /// `None` lets it through. The adapters' `RequireSession` routes answer
+    /// a refusal with [`NoSessionAnswer::for_request`] (a redirect for a
+    /// browser) or `401` and [`RouteRefusal::json_body`].
     ///
-    /// [`NoSessionAnswer::JSON_BODY`]: crate::redirect::NoSessionAnswer::JSON_BODY
-    /// [`NoSessionAnswer::REAUTH_JSON_BODY`]: crate::redirect::NoSessionAnswer::REAUTH_JSON_BODY
     /// [`NoSessionAnswer::for_request`]: crate::redirect::NoSessionAnswer::for_request
     #[must_use]
-    pub fn required_route_refusal(&self, within: Option<std::time::Duration>) -> Option<&'static str> {
-        use crate::redirect::NoSessionAnswer;
+    pub fn required_route_refusal(&self, within: Option<std::time::Duration>) -> Option<RouteRefusal> {
         if self.user_id().is_none() {
-            Some(NoSessionAnswer::JSON_BODY)
+            Some(RouteRefusal::NoSession)
         } else if within.is_some_and(|window| !self.authenticated_within(window)) {
-            Some(NoSessionAnswer::REAUTH_JSON_BODY)
+            Some(RouteRefusal::Reauthenticate)
         } else {
             None
         }

@@ -136,7 +136,7 @@ where
         let refusal = match admitted {
             Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(Some(json)) => Some(refuse(&request, &self.route.login, json)),
+            Some(Some(refusal)) => Some(refuse(&request, &self.route.login, refusal.json_body())),
         };
         match refusal {
             Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),

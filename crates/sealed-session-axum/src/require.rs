@@ -138,7 +138,9 @@ where
         let handle = request.extensions().get::<SessionHandle>();
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::NoLayer).into_response(),
-            Some(Some(json)) => refuse(&request, &self.route.login, &self.route.prefix, json),
+            Some(Some(refusal)) => {
+                refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
+            }
             Some(None) => {
                 let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
                 return Either::Right(self.inner.call(request).map_ok(to_axum));

@@ -530,8 +530,8 @@ fn redis_in_use() -> RedisServer {
     redis
 }
 
-/// Both on one server of each store (the second's global logout comes
-/// after the first's checks).
+// Both checks on one server of each store: the global logout comes after
+// the revocation of alice (its token is bob's, whose epoch is untouched).
 #[test]
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
     let redis = redis_in_use();
@@ -569,7 +569,7 @@ fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
     assert!(stderr.contains("ahead of the store's"), "{stderr}");
     // A session sealed on a correct clock after the cutoff's second opens.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    // (bob: alice's sessions were revoked by the test before, on the same store.)
+    // bob: the tests run it after revoking alice on the same store.
     let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "bob", "--epoch", "0"], "{}");
     ok(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
 }

@@ -149,7 +149,7 @@ async fn measure<S: RevocationStore + 'static>(name: &str, config: WebConfig<S>,
         )
         .layer(axum::middleware::map_response(security_headers));
     let without_layer = serve(baseline).await;
-    let with_layer = serve(app(config)).await;
+    let with_layer = serve(app(config, sealed_session_demo::SUDO_WINDOW)).await;
     let (a, b, c) = (with_layer.clone(), without_layer.clone(), cookie.clone());
     let (layered_body, plain_body) =
         tokio::task::spawn_blocking(move || (get_once(&a, &c), get_once(&b, &c))).await.unwrap();

@@ -14,18 +14,14 @@ use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessi
 
 use crate::logic::{self, Input, Method, Reply, Route};
 use crate::page::STYLE;
-use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL, SUDO_WINDOW};
+use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 use std::time::Duration;
 
 /// The app: its routes behind the session layer for `config` (the demo's
-/// is [`config`](crate::config)), plus security headers.
-pub fn app<S: RevocationStore + 'static>(config: WebConfig<S>) -> Router {
-    app_with(config, SUDO_WINDOW)
-}
-
-/// [`app`], with `/settings` reached only within `sudo_window` of a
-/// sign-in or password check.
-pub fn app_with<S: RevocationStore + 'static>(config: WebConfig<S>, sudo_window: Duration) -> Router {
+/// is [`config`](crate::config)), plus security headers; `/settings` is
+/// reached only within `sudo_window` of a sign-in or password check
+/// ([`SUDO_WINDOW`](crate::SUDO_WINDOW) in the demo).
+pub fn app<S: RevocationStore + 'static>(config: WebConfig<S>, sudo_window: Duration) -> Router {
     routes(sudo_window)
         .layer(SessionLayer::new(config))
         .layer(axum::middleware::map_response(security_headers))

@@ -24,7 +24,7 @@ use sealed_session::{
 use sealed_session_stores::StoreUrlError;
 use serde::{Deserialize, Serialize};
 
-pub use axum_app::{app, app_with, security_headers};
+pub use axum_app::{app, security_headers};
 
 /// What the demo keeps in each session.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -354,10 +354,10 @@ mod tests {
     use sealed_session::{Keyring, MemoryStore, Sealer};
     use tower::ServiceExt as _;
 
-    use super::{app, config, load_or_create_keyring};
+    use super::{app, config, load_or_create_keyring, SUDO_WINDOW};
 
     fn demo() -> axum::Router {
-        app(config(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).unwrap())
+        app(config(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).unwrap(), SUDO_WINDOW)
     }
 
     #[tokio::test]

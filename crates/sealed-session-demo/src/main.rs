@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sealed_session::KeyringWatcher;
-use sealed_session_demo::{actix_app, app_with, Setup};
+use sealed_session_demo::{actix_app, app, Setup};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
@@ -110,7 +110,7 @@ async fn serve(
     };
     match framework {
         Framework::Axum => {
-            let app = app_with(config, sudo_window);
+            let app = app(config, sudo_window);
             listener.set_nonblocking(true).map_err(|err| err.to_string())?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| err.to_string())?;
             announce();

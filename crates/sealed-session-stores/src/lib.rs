@@ -101,7 +101,8 @@ pub async fn open_with_registry(url: &str) -> Result<(SharedStore, Arc<dyn Sessi
 }
 
 /// Why no arm of [`open_with_registry`] took a URL of `scheme`: a backend
-/// this build leaves out, or a scheme no build knows.
+/// this build leaves out, or a scheme no build knows. Lists the same
+/// schemes as the arms there: add a new one to both.
 fn not_opened(scheme: String) -> StoreUrlError {
     match scheme.as_str() {
         "sqlite" => StoreUrlError::NotBuilt("sqlite"),
