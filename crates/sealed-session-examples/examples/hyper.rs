@@ -26,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use sealed_session::redirect::RouteRefusal;
 use sealed_session::web::{Begin, SessionHandle, WebConfig};
 use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
 
@@ -84,14 +85,16 @@ async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response
             None => return text(StatusCode::UNAUTHORIZED, "no session"),
         },
         (&Method::POST, "/logout") => session.logout().await.map(|()| "logged out\n".to_owned()),
-        // Sudo mode: what the axum and actix guards do with
-        // `authenticated_within`, asked of the handle directly. A real app
-        // sends the user to a password prompt, then calls
-        // `Sessions::reauthenticate`.
-        (&Method::GET, "/settings") if !session.authenticated_within(SUDO_WINDOW) => {
-            return text(StatusCode::UNAUTHORIZED, "re-authentication required");
-        }
-        (&Method::GET, "/settings") => Ok("settings\n".to_owned()),
+        // Sudo mode: the decision the axum and actix guards take, asked of
+        // the handle directly. A real app sends the user to a password
+        // prompt, then calls `Sessions::reauthenticate`.
+        (&Method::GET, "/settings") => match session.required_route_refusal(Some(SUDO_WINDOW)) {
+            None => Ok("settings\n".to_owned()),
+            Some(RouteRefusal::Reauthenticate) => {
+                return text(StatusCode::UNAUTHORIZED, "re-authentication required")
+            }
+            Some(_) => return text(StatusCode::UNAUTHORIZED, "no session"),
+        },
         _ => return text(StatusCode::NOT_FOUND, "not found"),
     };
     match answer {
