@@ -2,40 +2,92 @@
 //! the real binary and real stores: what a browser does with our cookies,
 //! logout, logout everywhere, cross-origin forms, and two instances sharing
 //! Redis. Every test runs twice: on the demo served by axum and by
-//! actix-web.
+//! actix-web. One chromedriver serves the whole binary (each browser with a
+//! profile of its own), and one demo per framework serves the tests that
+//! cannot disturb each other.
 // Tests, benches and examples may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use sealed_session::Keyring;
 use sealed_session_testkit::browser::{fill_login, session_cookie, sign_in, signed_in_user, submit, Driver};
+use sealed_session_testkit::clean_up_at_exit;
 use sealed_session_testkit::demo::{csrf_token, http_get, http_post_form, http_sign_in, Demo};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
-/// Every test runs on the demo served by each framework.
-const FRAMEWORKS: [&str; 2] = ["axum", "actix"];
 
-/// A new, empty data directory: the demo creates its keyring and store in
-/// it, and every test signs in within a second or so of that store's
-/// generation (no login may be handed a session the generation refuses).
-async fn data_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+/// Two tests for each `async fn name(framework: &str)` listed, `name::axum`
+/// and `name::actix`: the demo served by each framework.
+macro_rules! on_each_framework {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn axum() {
+                super::$test("axum").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn actix() {
+                super::$test("actix").await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_login_right_after_start_and_right_after_a_global_logout_is_served() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_login_right_after_start_and_right_after_a_global_logout_is_served_on(framework).await;
-    }
+on_each_framework!(
+    a_login_right_after_start_and_right_after_a_global_logout_is_served,
+    login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in,
+    logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client,
+    logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request,
+    a_form_from_another_origin_is_refused_and_changes_nothing,
+    two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either,
+    a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key,
+    a_cart_filled_before_sign_in_is_kept_under_a_new_session_id,
+    a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url,
+    a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out,
+    a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie,
+    a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back,
+    remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser,
+    settings_ask_for_the_password_again_after_the_sudo_window_and_then_open,
+    one_browser_signs_another_out_from_its_device_list,
+    signing_out_all_other_devices_and_the_session_limit_work_in_a_browser,
+);
+
+/// A demo of its own, with `args`, on a new, empty data directory (where it
+/// creates its keyring and store): for a test that changes something
+/// server-wide or counts a user's sessions. Every such test signs in within
+/// a second or so of that store's generation (no login may be handed a
+/// session the generation refuses).
+fn own_demo(framework: &str, args: &[&str]) -> (tempfile::TempDir, Demo) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start_with(framework, DEMO, dir.path(), args);
+    (dir, demo)
 }
 
-async fn a_login_right_after_start_and_right_after_a_global_logout_is_served_on(framework: &str) {
-    let dir = data_dir().await;
+/// A new browser on the one demo that `framework` serves for every test
+/// here that touches only the sessions it signs in itself (no "log out
+/// everywhere", no device list, no server-wide change), started on first
+/// use and stopped when this binary exits. Its session limit is out of the
+/// way of the logins those tests make at once.
+async fn on_the_shared_demo(framework: &str) -> (&'static Demo, fantoccini::Client) {
+    static AXUM: OnceLock<Demo> = OnceLock::new();
+    static ACTIX: OnceLock<Demo> = OnceLock::new();
+    let slot = if framework == "axum" { &AXUM } else { &ACTIX };
+    let demo = slot.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let demo = Demo::start_with(framework, DEMO, &dir, &["--max-sessions", "1000"]);
+        clean_up_at_exit(&demo.id().to_string(), &dir);
+        demo
+    });
+    (demo, Driver::shared().browser().await)
+}
+
+async fn a_login_right_after_start_and_right_after_a_global_logout_is_served(framework: &str) {
     let started = Instant::now();
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+    let (dir, demo) = own_demo(framework, &[]);
     // Signed in within moments of the store's creation...
     let cookie = http_sign_in(&demo, "alice");
     println!("signed in {:?} after the demo started", started.elapsed());
@@ -63,24 +115,12 @@ async fn a_login_right_after_start_and_right_after_a_global_logout_is_served_on(
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in_on(framework)
-            .await;
-    }
-}
-
-async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in_on(
+async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_the_user_signed_in(
     framework: &str,
 ) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+    let (demo, browser) = on_the_shared_demo(framework).await;
 
-    sign_in(&browser, &demo, "alice").await;
+    sign_in(&browser, demo, "alice").await;
     let cookies = browser.get_all_cookies().await.unwrap();
     let session = cookies.iter().find(|c| c.name() == "__Host-session").expect("the session cookie");
     assert_eq!(session.http_only(), Some(true));
@@ -105,27 +145,16 @@ async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_th
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client_on(framework).await;
-    }
-}
+async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
 
-async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_client_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
-
-    sign_in(&browser, &demo, "bob").await;
+    sign_in(&browser, demo, "bob").await;
     let old = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
     let (status, body) = http_get(demo.addr(), "/api/session", Some(&old));
     assert_eq!(status, 200, "the copied cookie works outside the browser before logout: {body}");
     assert!(body.contains(r#""user":"bob""#), "{body}");
 
-    submit(&browser, &demo, "logout", "Signed out.").await;
+    submit(&browser, demo, "logout", "Signed out.").await;
     assert_eq!(signed_in_user(&browser).await, None);
     assert_eq!(session_cookie(&browser).await, None, "the browser dropped the cookie");
 
@@ -134,18 +163,9 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request_on(framework).await;
-    }
-}
-
-async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
+async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request(framework: &str) {
+    let (_dir, demo) = own_demo(framework, &[]);
+    let driver = Driver::shared();
     let (laptop, phone) = (driver.browser().await, driver.browser().await);
 
     sign_in(&laptop, &demo, "alice").await;
@@ -190,20 +210,9 @@ async fn serve_form(action: &str, fields: &str) -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_form_from_another_origin_is_refused_and_changes_nothing() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_form_from_another_origin_is_refused_and_changes_nothing_on(framework).await;
-    }
-}
-
-async fn a_form_from_another_origin_is_refused_and_changes_nothing_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
-    sign_in(&browser, &demo, "alice").await;
+async fn a_form_from_another_origin_is_refused_and_changes_nothing(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
+    sign_in(&browser, demo, "alice").await;
 
     // The attacker even knows the victim's real CSRF token (leaked, say):
     // the browser's Sec-Fetch-Site and Origin still give the form away.
@@ -230,29 +239,20 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing_on(framework:
     let field = browser.find(Locator::Css("#profile input[name=display_name]")).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys("Alice Liddell").await.unwrap();
-    submit(&browser, &demo, "profile", "Saved.").await;
+    submit(&browser, demo, "profile", "Saved.").await;
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
     let name = browser.find(Locator::Css("#display-name")).await.unwrap().text().await.unwrap();
     assert_eq!(name, "Alice Liddell");
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either_on(framework).await;
-    }
-}
-
-async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either_on(framework: &str) {
+async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_either(framework: &str) {
     let redis = sealed_session_testkit::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
     let first = Demo::start_on(framework, DEMO, dir.path(), Some(&url));
     let second = Demo::start_on(framework, DEMO, dir.path(), Some(&url));
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+    let browser = Driver::shared().browser().await;
 
     sign_in(&browser, &first, "bob").await;
     let cookie = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
@@ -288,21 +288,9 @@ async fn two_instances_sharing_redis_refuse_a_cookie_after_logout_everywhere_on_
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key_on(framework).await;
-    }
-}
-
-async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key_on(
-    framework: &str,
-) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn a_key_rotated_while_signed_in_logs_no_one_out_and_the_cookie_moves_to_the_new_key(framework: &str) {
+    let (dir, demo) = own_demo(framework, &[]);
+    let browser = Driver::shared().browser().await;
     let key_id = async || browser.find(Locator::Css("#key-id")).await.unwrap().text().await.unwrap();
     sign_in(&browser, &demo, "alice").await;
     assert_eq!(key_id().await, "1");
@@ -340,35 +328,24 @@ async fn add_to_cart(browser: &fantoccini::Client, demo: &Demo, item: &str) {
     submit(browser, demo, "add-to-cart", &format!("Added {item} to the cart.")).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_cart_filled_before_sign_in_is_kept_under_a_new_session_id_on(framework).await;
-    }
-}
-
-async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
     assert_eq!(session_cookie(&browser).await, None, "no session until there is something to keep");
-    add_to_cart(&browser, &demo, "apples").await;
-    add_to_cart(&browser, &demo, "pears").await;
+    add_to_cart(&browser, demo, "apples").await;
+    add_to_cart(&browser, demo, "pears").await;
     assert_eq!(signed_in_user(&browser).await, None);
     let items = browser.find(Locator::Css("#cart")).await.unwrap().text().await.unwrap();
     assert_eq!(items.lines().collect::<Vec<_>>(), ["apples", "pears"]);
 
     let anonymous_cookie = format!("__Host-session={}", session_cookie(&browser).await.unwrap());
-    let (status, anonymous) = api_session(&browser, &demo).await;
+    let (status, anonymous) = api_session(&browser, demo).await;
     assert_eq!(status, 200);
     assert_eq!(anonymous["user"], serde_json::Value::Null);
     assert_eq!(anonymous["cart"], serde_json::json!(["apples", "pears"]));
 
-    sign_in(&browser, &demo, "alice").await;
-    let (status, signed_in) = api_session(&browser, &demo).await;
+    sign_in(&browser, demo, "alice").await;
+    let (status, signed_in) = api_session(&browser, demo).await;
     assert_eq!(status, 200);
     assert_eq!(signed_in["user"], "alice");
     assert_eq!(signed_in["cart"], serde_json::json!(["apples", "pears"]), "the cart came along");
@@ -378,22 +355,11 @@ async fn a_cart_filled_before_sign_in_is_kept_under_a_new_session_id_on(framewor
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url_on(framework).await;
-    }
-}
-
-async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
     browser.goto(&format!("{}/", demo.origin)).await.unwrap();
     fill_login(&browser, "alice", "wrong").await;
-    submit(&browser, &demo, "login", "Wrong user name or password.").await;
+    submit(&browser, demo, "login", "Wrong user name or password.").await;
     assert_eq!(browser.current_url().await.unwrap().as_str(), format!("{}/", demo.origin));
     let cookies = browser.get_all_cookies().await.unwrap();
     assert!(cookies.iter().all(|c| c.name() != "__Host-session-flash"), "read, so removed");
@@ -404,20 +370,9 @@ async fn a_failed_sign_in_shows_its_message_once_with_no_code_in_the_url_on(fram
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out_on(framework).await;
-    }
-}
-
-async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
-    sign_in(&browser, &demo, "alice").await;
+async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
+    sign_in(&browser, demo, "alice").await;
     browser.execute("document.cookie = 'tracker=café; path=/'", vec![]).await.unwrap();
     let visible = browser.execute("return document.cookie", vec![]).await.unwrap();
     assert_eq!(visible, serde_json::json!("tracker=café"), "the browser keeps the UTF-8 cookie");
@@ -425,24 +380,13 @@ async fn a_utf8_cookie_set_by_page_script_does_not_sign_the_user_out_on(framewor
     browser.refresh().await.unwrap();
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"), "still signed in");
     // Unsafe requests work too: the form's CSRF check reads the same cookies.
-    add_to_cart(&browser, &demo, "café au lait").await;
+    add_to_cart(&browser, demo, "café au lait").await;
     assert_eq!(signed_in_user(&browser).await.as_deref(), Some("alice"));
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie_on(framework).await;
-    }
-}
-
-async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
     let port = serve_form(&format!("{}/webhook", demo.origin), r#"<input name="event" value="paid">"#).await;
     browser.goto(&format!("http://localhost:{port}/")).await.unwrap();
     let target = format!("{}/webhook", demo.origin);
@@ -454,19 +398,8 @@ async fn a_cross_site_post_to_the_exempt_webhook_is_answered_with_no_cookie_on(f
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back_on(framework).await;
-    }
-}
-
-async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back(framework: &str) {
+    let (demo, browser) = on_the_shared_demo(framework).await;
     browser.goto(&format!("{}/account", demo.origin)).await.unwrap();
     let login = format!("{}/?next=/account", demo.origin);
     assert_eq!(browser.current_url().await.unwrap().as_str(), login);
@@ -485,60 +418,36 @@ async fn a_page_that_requires_a_session_sends_the_browser_to_sign_in_and_back_on
     browser.delete_all_cookies().await.unwrap();
     browser.goto(&format!("{}/?next=//evil.example/", demo.origin)).await.unwrap();
     fill_login(&browser, "bob", "bob-pass").await;
-    submit(&browser, &demo, "login", "Signed in as bob.").await;
+    submit(&browser, demo, "login", "Signed in as bob.").await;
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser_on(
-            framework,
-        )
-        .await;
-    }
-}
-
-async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser_on(
+async fn remember_me_keeps_the_cookie_for_30_days_and_without_it_the_cookie_ends_with_the_browser(
     framework: &str,
 ) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+    let (demo, browser) = on_the_shared_demo(framework).await;
     let expiry = async || {
         let cookies = browser.get_all_cookies().await.unwrap();
         let session = cookies.into_iter().find(|c| c.name() == "__Host-session").expect("a session cookie");
         session.expires_datetime()
     };
 
-    sign_in(&browser, &demo, "alice").await;
+    sign_in(&browser, demo, "alice").await;
     assert_eq!(expiry().await, None, "without remember me: a browser-session cookie");
 
-    submit(&browser, &demo, "logout", "Signed out.").await;
+    submit(&browser, demo, "logout", "Signed out.").await;
     fill_login(&browser, "alice", "alice-pass").await;
     browser.find(Locator::Css("#login input[name=remember]")).await.unwrap().click().await.unwrap();
-    submit(&browser, &demo, "login", "Signed in as alice.").await;
+    submit(&browser, demo, "login", "Signed in as alice.").await;
     let expires = expiry().await.expect("with remember me: a persistent cookie");
     let days = (expires - time::OffsetDateTime::now_utc()).whole_hours() as f64 / 24.0;
     assert!((29.9..=30.0).contains(&days), "expires in {days} days");
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        settings_ask_for_the_password_again_after_the_sudo_window_and_then_open_on(framework).await;
-    }
-}
-
-async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_with(framework, DEMO, dir.path(), &["--sudo-window", "3"]);
-    let driver = Driver::start();
-    let browser = driver.browser().await;
+async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open(framework: &str) {
+    let (_dir, demo) = own_demo(framework, &["--sudo-window", "3"]);
+    let browser = Driver::shared().browser().await;
     sign_in(&browser, &demo, "alice").await;
     let settings = format!("{}/settings", demo.origin);
     browser.goto(&settings).await.unwrap();
@@ -564,18 +473,9 @@ async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open
     browser.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_browser_signs_another_out_from_its_device_list() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        one_browser_signs_another_out_from_its_device_list_on(framework).await;
-    }
-}
-
-async fn one_browser_signs_another_out_from_its_device_list_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_on(framework, DEMO, dir.path(), None);
-    let driver = Driver::start();
+async fn one_browser_signs_another_out_from_its_device_list(framework: &str) {
+    let (_dir, demo) = own_demo(framework, &[]);
+    let driver = Driver::shared();
     let (laptop, phone) = (driver.browser().await, driver.browser().await);
     sign_in(&laptop, &demo, "alice").await;
     sign_in(&phone, &demo, "alice").await;
@@ -599,18 +499,9 @@ async fn one_browser_signs_another_out_from_its_device_list_on(framework: &str) 
     phone.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn signing_out_all_other_devices_and_the_session_limit_work_in_a_browser() {
-    for framework in FRAMEWORKS {
-        println!("on {framework}");
-        signing_out_all_other_devices_and_the_session_limit_work_in_a_browser_on(framework).await;
-    }
-}
-
-async fn signing_out_all_other_devices_and_the_session_limit_work_in_a_browser_on(framework: &str) {
-    let dir = data_dir().await;
-    let demo = Demo::start_with(framework, DEMO, dir.path(), &["--max-sessions", "2"]);
-    let driver = Driver::start();
+async fn signing_out_all_other_devices_and_the_session_limit_work_in_a_browser(framework: &str) {
+    let (_dir, demo) = own_demo(framework, &["--max-sessions", "2"]);
+    let driver = Driver::shared();
     let (first, second, third) = (driver.browser().await, driver.browser().await, driver.browser().await);
     sign_in(&first, &demo, "alice").await;
     // Sessions begun in one second are "oldest" in no particular order.

@@ -4,6 +4,7 @@
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -39,6 +40,19 @@ impl Driver {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { child, port, profiles: tempfile::tempdir().unwrap() }
+    }
+
+    /// The one chromedriver of this test binary, started on first use and
+    /// killed with every Chromium it started when the binary exits: each
+    /// [`Driver::browser`] has a profile of its own, so tests share it
+    /// safely.
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<Driver> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let driver = Self::start();
+            crate::clean_up_at_exit(&format!("-{}", driver.child.id()), driver.profiles.path());
+            driver
+        })
     }
 
     /// A new headless Chromium with an empty profile of its own: a separate

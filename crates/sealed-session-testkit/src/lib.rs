@@ -28,6 +28,21 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// For a process a test binary keeps for all its tests (in a `static`,
+/// which is never dropped): a watchdog that, once this test process has
+/// exited, kills `target` (a PID, or `-PGID` for a whole process group) and
+/// removes `dir`. Polls every 200 ms, so nothing outlives the binary by more.
+#[allow(clippy::zombie_processes)] // it outlives this process by design
+pub fn clean_up_at_exit(target: &str, dir: &std::path::Path) {
+    let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; kill -KILL -- "$2"; rm -rf -- "$3""#;
+    std::process::Command::new("bash")
+        .args(["-c", script, "watchdog", &std::process::id().to_string(), target])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start the clean-up watchdog");
+}
+
 /// The real time now, in whole Unix seconds.
 #[must_use]
 pub fn unix_now() -> i64 {
