@@ -340,12 +340,19 @@ impl Browser {
     }
 }
 
+/// A browser with a new key, on a new configuration with `binding`, on a
+/// clock at `START`.
+fn browser_for(binding: DeviceBinding) -> (ManualClock, Config, Browser) {
+    let clock = ManualClock::at_unix(START);
+    let config = config(&clock, binding);
+    let browser = Browser::new(&config, &clock);
+    (clock, config, browser)
+}
+
 /// A clock at the start, the default configuration, and a browser that
 /// signed in and bound its session.
 async fn bound_browser() -> (ManualClock, Config, Browser) {
-    let clock = ManualClock::at_unix(START);
-    let config = config(&clock, DeviceBinding::default());
-    let mut browser = Browser::new(&config, &clock);
+    let (clock, config, mut browser) = browser_for(DeviceBinding::default());
     browser.get("/login").await;
     (clock, config, browser)
 }
@@ -362,9 +369,7 @@ fn run<F: std::future::Future>(future: F) -> F::Output {
 #[test]
 fn a_login_offers_binding_and_registration_binds_the_session() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
+        let (clock, config, mut browser) = browser_for(DeviceBinding::default());
         let login = browser.send(TestRequest::new("GET", "/login")).await;
         let offer = login.header("secure-session-registration").expect("a login offers binding").to_owned();
         let unbound = browser.cookie("__Host-session").unwrap();
@@ -460,9 +465,7 @@ fn a_captured_proof_cannot_be_replayed() {
 fn logout_and_logout_everywhere_end_refreshes() {
     run(async {
         for route in ["/logout", "/logout-everywhere"] {
-            let clock = ManualClock::at_unix(START);
-            let config = config(&clock, DeviceBinding::default());
-            let mut browser = Browser::new(&config, &clock);
+            let (clock, _config, mut browser) = browser_for(DeviceBinding::default());
             browser.get("/login").await;
             let session = browser.session.clone().unwrap();
             let companion = browser.cookie("__Host-session-dbsc").unwrap();
@@ -490,9 +493,7 @@ fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
         assert!(browser.session.is_none(), "an idle bound session ends at its refresh");
 
         // Absolute: active all along, but past four hours.
-        let clock = ManualClock::at_unix(START);
-        let config = self::config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
+        let (clock, _config, mut browser) = browser_for(DeviceBinding::default());
         browser.get("/login").await;
         for step in 1..=(4 * 3600 / 300) {
             clock.advance(Duration::from_secs(300));
@@ -520,9 +521,7 @@ fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
 #[test]
 fn registration_refuses_what_it_must() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut alice = Browser::new(&config, &clock);
+        let (clock, config, mut alice) = browser_for(DeviceBinding::default());
         let offer = alice
             .send(TestRequest::new("GET", "/login"))
             .await
@@ -631,9 +630,7 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
 #[test]
 fn the_legacy_header_names_are_accepted() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
+        let (clock, _config, mut browser) = browser_for(DeviceBinding::default());
         browser.legacy_header = true;
         browser.get("/login").await;
         clock.advance(Duration::from_secs(LIFETIME + 1));
@@ -644,9 +641,7 @@ fn the_legacy_header_names_are_accepted() {
 #[test]
 fn required_paths_refuse_unbound_sessions() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default().require_for("/admin"));
-        let mut browser = Browser::new(&config, &clock);
+        let (_clock, _config, mut browser) = browser_for(DeviceBinding::default().require_for("/admin"));
         let login = browser.send(TestRequest::new("GET", "/login")).await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 403);
         assert_eq!(browser.send(TestRequest::new("GET", "/administrator")).await.status, 200);
@@ -680,9 +675,8 @@ fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
 #[test]
 fn binding_can_be_offered_to_every_signed_in_unbound_session() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let offering = config(&clock, DeviceBinding::default().offer_to_unbound_sessions());
-        let mut browser = Browser::new(&offering, &clock);
+        let (clock, _offering, mut browser) =
+            browser_for(DeviceBinding::default().offer_to_unbound_sessions());
         browser.send(TestRequest::new("GET", "/login")).await;
         // A later page, not the login, offers binding again...
         let page = browser.send(TestRequest::new("GET", "/whoami")).await;
@@ -750,9 +744,7 @@ fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
 #[test]
 fn a_stolen_companion_cookie_does_not_refresh_under_another_binding() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut alice = Browser::new(&config, &clock);
+        let (clock, config, mut alice) = browser_for(DeviceBinding::default());
         alice.get("/login").await;
         let stolen = alice.cookie("__Host-session-dbsc").unwrap();
         // Mallory binds a session of her own, then presents Alice's
@@ -790,9 +782,7 @@ fn an_operator_can_inspect_a_bound_token_that_only_a_binding_sealer_opens() {
 #[test]
 fn a_remembered_bound_session_lives_by_the_remember_me_timeouts() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let config = config(&clock, DeviceBinding::default());
-        let mut browser = Browser::new(&config, &clock);
+        let (clock, _config, mut browser) = browser_for(DeviceBinding::default());
         browser.get("/login-remembered").await;
         // A visit a day for three weeks: far past the standard timeouts and
         // the remember-me idle timeout, within its absolute one.
