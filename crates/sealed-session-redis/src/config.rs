@@ -176,16 +176,26 @@ pub(crate) enum Target {
     /// The application's own client.
     Client(redis::Client),
     /// `redis+sentinel://` or `rediss+sentinel://`.
-    Sentinel {
-        sentinels: Vec<(String, u16)>,
-        service: String,
-        db: i64,
-        username: Option<String>,
-        password: Option<String>,
-        sentinel_username: Option<String>,
-        sentinel_password: Option<String>,
-        tls: bool,
-    },
+    Sentinel(SentinelTarget),
+}
+
+/// The primary a set of sentinels names, and how to reach both.
+#[derive(Clone)]
+pub(crate) struct SentinelTarget {
+    /// Host and port of each sentinel.
+    pub(crate) sentinels: Vec<(String, u16)>,
+    /// The service (master) name the sentinels monitor.
+    pub(crate) service: String,
+    /// The database on the primary.
+    pub(crate) db: i64,
+    /// Credentials on the primary.
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// Credentials on the sentinels.
+    pub(crate) sentinel_username: Option<String>,
+    pub(crate) sentinel_password: Option<String>,
+    /// TLS to the sentinels and to the primary.
+    pub(crate) tls: bool,
 }
 
 impl Target {
@@ -195,7 +205,7 @@ impl Target {
             Target::Client(client) => {
                 matches!(client.get_connection_info().addr(), redis::ConnectionAddr::TcpTls { .. })
             }
-            Target::Sentinel { tls, .. } => *tls,
+            Target::Sentinel(target) => target.tls,
         }
     }
 }
@@ -213,12 +223,12 @@ impl fmt::Debug for Target {
                 let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
                 f.debug_struct("Direct").field("host", &host).finish()
             }
-            Target::Sentinel { sentinels, service, db, tls, .. } => f
+            Target::Sentinel(target) => f
                 .debug_struct("Sentinel")
-                .field("sentinels", sentinels)
-                .field("service", service)
-                .field("db", db)
-                .field("tls", tls)
+                .field("sentinels", &target.sentinels)
+                .field("service", &target.service)
+                .field("db", &target.db)
+                .field("tls", &target.tls)
                 .finish_non_exhaustive(),
         }
     }
@@ -313,7 +323,7 @@ fn parse_sentinel(rest: &str, tls: bool, query: &str) -> Result<Target, ConnectE
             _ => {}
         }
     }
-    Ok(Target::Sentinel {
+    Ok(Target::Sentinel(SentinelTarget {
         sentinels,
         service: service.to_owned(),
         db,
@@ -322,7 +332,7 @@ fn parse_sentinel(rest: &str, tls: bool, query: &str) -> Result<Target, ConnectE
         sentinel_username,
         sentinel_password,
         tls,
-    })
+    }))
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
@@ -369,13 +379,17 @@ mod tests {
         .unwrap();
         assert_eq!(config.wait_timeout, Duration::from_millis(900));
         match &target {
-            Target::Sentinel {
-                sentinels, service, db, username, password, sentinel_password, tls, ..
-            } => {
-                assert_eq!(sentinels, &[("10.0.0.1".to_owned(), 26379), ("10.0.0.2".to_owned(), 26379)]);
-                assert_eq!((service.as_str(), *db, *tls), ("mymaster", 3, false));
-                assert_eq!((username.as_deref(), password.as_deref()), (None, Some("p@ss")));
-                assert_eq!(sentinel_password.as_deref(), Some("sp"));
+            Target::Sentinel(sentinel) => {
+                assert_eq!(
+                    sentinel.sentinels,
+                    [("10.0.0.1".to_owned(), 26379), ("10.0.0.2".to_owned(), 26379)]
+                );
+                assert_eq!((sentinel.service.as_str(), sentinel.db, sentinel.tls), ("mymaster", 3, false));
+                assert_eq!(
+                    (sentinel.username.as_deref(), sentinel.password.as_deref()),
+                    (None, Some("p@ss"))
+                );
+                assert_eq!(sentinel.sentinel_password.as_deref(), Some("sp"));
             }
             Target::Direct { .. } | Target::Client(_) => panic!("not a sentinel target"),
         }
@@ -419,9 +433,9 @@ mod tests {
         }
         let (target, _) = parse("redis+sentinel://s1/svc?sentinel_username=su&sentinel_password=sp").unwrap();
         match target {
-            Target::Sentinel { sentinel_username, sentinel_password, .. } => {
+            Target::Sentinel(sentinel) => {
                 assert_eq!(
-                    (sentinel_username.as_deref(), sentinel_password.as_deref()),
+                    (sentinel.sentinel_username.as_deref(), sentinel.sentinel_password.as_deref()),
                     (Some("su"), Some("sp"))
                 );
             }

@@ -12,7 +12,7 @@ use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, TlsCertificates, TlsMode};
 use sealed_session::StoreError;
 
-use crate::config::{ConnectError, RedisConfig, Target};
+use crate::config::{ConnectError, RedisConfig, SentinelTarget, Target};
 
 /// The clients of one primary.
 pub(crate) struct Conns {
@@ -136,7 +136,7 @@ impl Link {
     }
 
     pub(crate) fn is_sentinel(&self) -> bool {
-        matches!(self.target, Target::Sentinel { .. })
+        matches!(self.target, Target::Sentinel(_))
     }
 
     /// The clients of the current primary.
@@ -302,57 +302,49 @@ async fn resolve(
             None => redis::Client::open(url.as_str()),
         }
         .map_err(ConnectError::Redis),
-        Target::Sentinel {
-            sentinels,
-            service,
-            db,
-            username,
-            password,
-            sentinel_username,
-            sentinel_password,
-            tls,
-        } => {
-            let addrs = sentinels.iter().map(|(host, port)| {
-                if *tls {
-                    ConnectionAddr::TcpTls {
-                        host: host.clone(),
-                        port: *port,
-                        insecure: false,
-                        tls_params: None,
-                    }
-                } else {
-                    ConnectionAddr::Tcp(host.clone(), *port)
-                }
-            });
-            let mut builder = SentinelClientBuilder::new(addrs, service, SentinelServerType::Master)
-                .map_err(ConnectError::Sentinel)?
-                .set_client_to_redis_db(*db);
-            if let Some(username) = username {
-                builder = builder.set_client_to_redis_username(username);
-            }
-            if let Some(password) = password {
-                builder = builder.set_client_to_redis_password(password);
-            }
-            if let Some(username) = sentinel_username {
-                builder = builder.set_client_to_sentinel_username(username);
-            }
-            if let Some(password) = sentinel_password {
-                builder = builder.set_client_to_sentinel_password(password);
-            }
-            if *tls {
-                builder = builder
-                    .set_client_to_redis_tls_mode(TlsMode::Secure)
-                    .set_client_to_sentinel_tls_mode(TlsMode::Secure);
-                if let Some(certificates) = certificates {
-                    builder = builder
-                        .set_client_to_redis_certificates(certificates.clone())
-                        .set_client_to_sentinel_certificates(certificates.clone());
-                }
-            }
-            let mut sentinel = builder.build().map_err(ConnectError::Sentinel)?;
-            sentinel.async_get_client().await.map_err(ConnectError::Sentinel)
+        Target::Sentinel(target) => sentinel_primary(target, certificates).await,
+    }
+}
+
+/// A client for the primary the sentinels of `target` name now.
+async fn sentinel_primary(
+    target: &SentinelTarget,
+    certificates: Option<&TlsCertificates>,
+) -> Result<redis::Client, ConnectError> {
+    let addrs = target.sentinels.iter().map(|(host, port)| {
+        if target.tls {
+            ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure: false, tls_params: None }
+        } else {
+            ConnectionAddr::Tcp(host.clone(), *port)
+        }
+    });
+    let mut builder = SentinelClientBuilder::new(addrs, &target.service, SentinelServerType::Master)
+        .map_err(ConnectError::Sentinel)?
+        .set_client_to_redis_db(target.db);
+    if let Some(username) = &target.username {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &target.password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(username) = &target.sentinel_username {
+        builder = builder.set_client_to_sentinel_username(username);
+    }
+    if let Some(password) = &target.sentinel_password {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    if target.tls {
+        builder = builder
+            .set_client_to_redis_tls_mode(TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+        if let Some(certificates) = certificates {
+            builder = builder
+                .set_client_to_redis_certificates(certificates.clone())
+                .set_client_to_sentinel_certificates(certificates.clone());
         }
     }
+    let mut sentinel = builder.build().map_err(ConnectError::Sentinel)?;
+    sentinel.async_get_client().await.map_err(ConnectError::Sentinel)
 }
 
 #[cfg(test)]
