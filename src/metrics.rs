@@ -102,18 +102,18 @@ pub(crate) fn cache_lookup(result: &'static str, age_ms: Option<i64>) {
 }
 
 /// `sealed_session_feed_live` (1 while invalidations arrive, else 0) and
-/// `sealed_session_feed_reconnects_total`: the pub/sub or `LISTEN`
-/// connection of a shared store.
-pub(crate) fn feed(live: bool) {
+/// `sealed_session_feed_reconnects_total` (connections after the first):
+/// the pub/sub or `LISTEN` connection of a shared store.
+pub(crate) fn feed(live: bool, reconnected: bool) {
     #[cfg(feature = "metrics")]
     {
         metrics::gauge!("sealed_session_feed_live").set(if live { 1.0 } else { 0.0 });
-        if live {
+        if reconnected {
             metrics::counter!("sealed_session_feed_reconnects_total").increment(1);
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = live;
+    let _ = (live, reconnected);
 }
 
 /// `sealed_session_keyring_reloads_total{result}`: `ok` or `refused`, by

@@ -42,6 +42,8 @@ use crate::session::SessionId;
 pub struct Feed {
     cache: StateCache,
     live: AtomicBool,
+    /// Whether it was ever connected: a later connection is a reconnection.
+    was_connected: AtomicBool,
 }
 
 impl Feed {
@@ -49,7 +51,11 @@ impl Feed {
     /// most `cache_ttl` (see [`StateCache::new`]).
     #[must_use]
     pub fn new(cache_ttl: Duration) -> Self {
-        Self { cache: StateCache::new(cache_ttl), live: AtomicBool::new(false) }
+        Self {
+            cache: StateCache::new(cache_ttl),
+            live: AtomicBool::new(false),
+            was_connected: AtomicBool::new(false),
+        }
     }
 
     /// The cache, for what the store does to it itself (its own
@@ -71,7 +77,8 @@ impl Feed {
     pub fn connected(&self) {
         self.cache.clear();
         self.live.store(true, Ordering::SeqCst);
-        crate::metrics::feed(true);
+        let again = self.was_connected.swap(true, Ordering::SeqCst);
+        crate::metrics::feed(true, again);
     }
 
     /// An invalidation arrived: `payload` as [`Invalidation::parse`] reads
@@ -89,7 +96,7 @@ impl Feed {
     /// that cannot be reached, by explicit opt-in).
     pub fn lost(&self, keep_cache: bool) {
         self.live.store(false, Ordering::SeqCst);
-        crate::metrics::feed(false);
+        crate::metrics::feed(false, false);
         if !keep_cache {
             self.cache.clear();
         }
