@@ -236,6 +236,13 @@ impl Browser {
         reply
     }
 
+    /// Signs in (`GET /login`) without registering, and returns the offer
+    /// of binding the login made.
+    async fn login_offer(&mut self) -> String {
+        let login = self.send(TestRequest::new("GET", "/login")).await;
+        login.header("secure-session-registration").expect("a login offers binding").to_owned()
+    }
+
     /// A navigation: first a refresh if the bound cookie is missing (the
     /// request is deferred until it is done), then the request, then a
     /// registration if the response offered one.
@@ -370,8 +377,7 @@ fn run<F: std::future::Future>(future: F) -> F::Output {
 fn a_login_offers_binding_and_registration_binds_the_session() {
     run(async {
         let (clock, config, mut browser) = browser_for(DeviceBinding::default());
-        let login = browser.send(TestRequest::new("GET", "/login")).await;
-        let offer = login.header("secure-session-registration").expect("a login offers binding").to_owned();
+        let offer = browser.login_offer().await;
         let unbound = browser.cookie("__Host-session").unwrap();
         assert_eq!(whoami(&config, &unbound).await.body, "alice first bound=false");
         let sealer = config.verifier().sealer();
@@ -522,12 +528,7 @@ fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
 fn registration_refuses_what_it_must() {
     run(async {
         let (clock, config, mut alice) = browser_for(DeviceBinding::default());
-        let offer = alice
-            .send(TestRequest::new("GET", "/login"))
-            .await
-            .header("secure-session-registration")
-            .unwrap()
-            .to_owned();
+        let offer = alice.login_offer().await;
         let (_, params) = sf_params(&offer);
         let challenge = params["challenge"].clone();
         let register = |cookie: String, proof: String| {
@@ -589,12 +590,7 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
 
         // A registration challenge is no refresh challenge.
         let mut other = Browser::new(&config, &clock);
-        let offer = other
-            .send(TestRequest::new("GET", "/login"))
-            .await
-            .header("secure-session-registration")
-            .unwrap()
-            .to_owned();
+        let offer = other.login_offer().await;
         let (_, params) = sf_params(&offer);
         let request = TestRequest::new("POST", "/dbsc/refresh")
             .header("sec-secure-session-id", sf_string(&session.identifier))
@@ -642,10 +638,10 @@ fn the_legacy_header_names_are_accepted() {
 fn required_paths_refuse_unbound_sessions() {
     run(async {
         let (_clock, _config, mut browser) = browser_for(DeviceBinding::default().require_for("/admin"));
-        let login = browser.send(TestRequest::new("GET", "/login")).await;
+        let offer = browser.login_offer().await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 403);
         assert_eq!(browser.send(TestRequest::new("GET", "/administrator")).await.status, 200);
-        browser.register(login.header("secure-session-registration").unwrap()).await;
+        browser.register(&offer).await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 200);
         assert_eq!(browser.send(TestRequest::new("GET", "/admin")).await.status, 200);
     });
@@ -713,8 +709,7 @@ fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
             .algorithms(&[Algorithm::Es256]);
         let config = config(&clock, binding);
         let mut browser = Browser::new(&config, &clock);
-        let login = browser.send(TestRequest::new("GET", "/login")).await;
-        let offer = login.header("secure-session-registration").unwrap().to_owned();
+        let offer = browser.login_offer().await;
         let (algorithms, params) = sf_params(&offer);
         assert_eq!((algorithms.as_str(), params["path"].as_str()), ("(ES256)", "/auth/dbsc/start"));
         // The default paths are not endpoints here.
@@ -736,8 +731,7 @@ fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
         // An empty list offers both.
         let config = self::config(&clock, DeviceBinding::default().algorithms(&[]));
         let mut browser = Browser::new(&config, &clock);
-        let login = browser.send(TestRequest::new("GET", "/login")).await;
-        assert!(login.header("secure-session-registration").unwrap().starts_with("(ES256 RS256);"));
+        assert!(browser.login_offer().await.starts_with("(ES256 RS256);"));
     });
 }
 
