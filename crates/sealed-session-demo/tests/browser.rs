@@ -58,7 +58,8 @@ on_each_framework!(
 
 /// A demo of its own, with `args`, on a new, empty data directory (where it
 /// creates its keyring and store): for a test that changes something
-/// server-wide or counts a user's sessions. Every such test signs in within
+/// server-wide, counts a user's sessions or needs flags of its own. Every
+/// such test signs in within
 /// a second or so of that store's generation (no login may be handed a
 /// session the generation refuses).
 fn own_demo(framework: &str, args: &[&str]) -> (tempfile::TempDir, Demo) {
@@ -75,11 +76,16 @@ fn own_demo(framework: &str, args: &[&str]) -> (tempfile::TempDir, Demo) {
 async fn on_the_shared_demo(framework: &str) -> (&'static Demo, fantoccini::Client) {
     static AXUM: OnceLock<Demo> = OnceLock::new();
     static ACTIX: OnceLock<Demo> = OnceLock::new();
-    let slot = if framework == "axum" { &AXUM } else { &ACTIX };
+    let slot = match framework {
+        "axum" => &AXUM,
+        "actix" => &ACTIX,
+        other => panic!("no demo is served by {other:?}"),
+    };
     let demo = slot.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let demo = Demo::start_with(framework, DEMO, &dir, &["--max-sessions", "1000"]);
-        clean_up_at_exit(&demo.id().to_string(), &dir);
+        // Its command line names `dir` (`--data-dir`).
+        clean_up_at_exit(&dir, None);
         demo
     });
     (demo, Driver::shared().browser().await)

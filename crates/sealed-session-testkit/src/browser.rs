@@ -43,14 +43,15 @@ impl Driver {
     }
 
     /// The one chromedriver of this test binary, started on first use and
-    /// killed with every Chromium it started when the binary exits: each
-    /// [`Driver::browser`] has a profile of its own, so tests share it
-    /// safely.
+    /// killed with every Chromium it started when the binary exits (its
+    /// process group, and the helpers that left the group but name their
+    /// profile): each [`Driver::browser`] has a profile of its own, so tests
+    /// share it safely.
     pub fn shared() -> &'static Self {
         static SHARED: OnceLock<Driver> = OnceLock::new();
         SHARED.get_or_init(|| {
             let driver = Self::start();
-            crate::clean_up_at_exit(&format!("-{}", driver.child.id()), driver.profiles.path());
+            crate::clean_up_at_exit(driver.profiles.path(), Some(driver.child.id()));
             driver
         })
     }

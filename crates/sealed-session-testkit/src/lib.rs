@@ -28,17 +28,31 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// For a process a test binary keeps for all its tests (in a `static`,
-/// which is never dropped): a watchdog that, once this test process has
-/// exited, kills `target` (a PID, or `-PGID` for a whole process group) and
-/// removes `dir`. Polls every 200 ms, so nothing outlives the binary by more.
+/// For processes a test binary keeps for all its tests (in a `static`,
+/// which is never dropped; a test process that is killed drops nothing
+/// either): a watchdog that, once this process has exited, kills the
+/// process group `group` if there is one and every process whose command
+/// line names `dir`, then removes `dir`. It polls every 200 ms, in a process
+/// group of its own (a Ctrl-C to the tests does not stop it), and `dir`
+/// reaches it through its environment, so that it does not name `dir`
+/// itself.
 #[allow(clippy::zombie_processes)] // it outlives this process by design
-pub fn clean_up_at_exit(target: &str, dir: &std::path::Path) {
-    let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; kill -KILL -- "$2"; rm -rf -- "$3""#;
+pub fn clean_up_at_exit(dir: &std::path::Path, group: Option<u32>) {
+    use std::os::unix::process::CommandExt as _;
+    let script = r#"while kill -0 "$WATCHED" 2>/dev/null; do sleep 0.2; done
+if [ -n "$GROUP" ]; then kill -KILL -- "-$GROUP"; fi
+pkill -KILL -f -- "$DIR"
+sleep 1
+rm -rf -- "$DIR""#;
     std::process::Command::new("bash")
-        .args(["-c", script, "watchdog", &std::process::id().to_string(), target])
-        .arg(dir)
+        .args(["-c", script])
+        .env("WATCHED", std::process::id().to_string())
+        .env("GROUP", group.map(|group| group.to_string()).unwrap_or_default())
+        .env("DIR", dir)
+        .process_group(0)
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the clean-up watchdog");
 }

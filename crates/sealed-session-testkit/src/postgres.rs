@@ -62,7 +62,8 @@ impl PostgresServer {
             .status()
             .expect("run initdb");
         assert!(status.success(), "initdb failed");
-        reap_after_exit(dir.path());
+        // Its server is in no group of its own; its command line names `dir`.
+        crate::clean_up_at_exit(dir.path(), None);
         let mut server = Self { dir, port: 0, child: None, bin, user };
         server.restart();
         server
@@ -170,26 +171,6 @@ impl PostgresServer {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
-}
-
-/// Kills the cluster's server and removes its directory once this process
-/// has exited: a server held in a `static` (one per test binary) is never
-/// dropped, and a test process that is killed drops nothing.
-fn reap_after_exit(dir: &Path) {
-    // `$1/data` is in the server's command line (`-D`), not in this shell's.
-    let script = r#"while kill -0 "$0" 2>/dev/null; do sleep 0.5; done
-pkill -KILL -f -- "-D $1/data"
-sleep 1
-rm -rf -- "$1""#;
-    let spawned = Command::new("sh")
-        .args(["-c", script])
-        .arg(std::process::id().to_string())
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    assert!(spawned.is_ok(), "cannot start the reaper of a PostgreSQL test server");
 }
 
 impl Drop for PostgresServer {
