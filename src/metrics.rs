@@ -102,14 +102,15 @@ pub(crate) fn cache_lookup(result: &'static str, age_ms: Option<i64>) {
 }
 
 /// `sealed_session_feed_live` (1 while invalidations arrive, else 0) and
-/// `sealed_session_feed_reconnects_total` (connections after the first):
-/// the pub/sub or `LISTEN` connection of a shared store.
+/// `sealed_session_feed_reconnects_total` (connections after the first;
+/// the series exists, at 0, from the first, so that a rate sees the first
+/// reconnection): the pub/sub or `LISTEN` connection of a shared store.
 pub(crate) fn feed(live: bool, reconnected: bool) {
     #[cfg(feature = "metrics")]
     {
         metrics::gauge!("sealed_session_feed_live").set(if live { 1.0 } else { 0.0 });
-        if reconnected {
-            metrics::counter!("sealed_session_feed_reconnects_total").increment(1);
+        if live {
+            metrics::counter!("sealed_session_feed_reconnects_total").increment(u64::from(reconnected));
         }
     }
     #[cfg(not(feature = "metrics"))]
