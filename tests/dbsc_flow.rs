@@ -702,13 +702,12 @@ fn binding_can_be_offered_to_every_signed_in_unbound_session() {
 fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
     use sealed_session::dbsc::Algorithm;
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let binding = DeviceBinding::default()
-            .registration_path("/auth/dbsc/start")
-            .refresh_path("/auth/dbsc/refresh")
-            .algorithms(&[Algorithm::Es256]);
-        let config = config(&clock, binding);
-        let mut browser = Browser::new(&config, &clock);
+        let (clock, config, mut browser) = browser_for(
+            DeviceBinding::default()
+                .registration_path("/auth/dbsc/start")
+                .refresh_path("/auth/dbsc/refresh")
+                .algorithms(&[Algorithm::Es256]),
+        );
         let offer = browser.login_offer().await;
         let (algorithms, params) = sf_params(&offer);
         assert_eq!((algorithms.as_str(), params["path"].as_str()), ("(ES256)", "/auth/dbsc/start"));

@@ -188,11 +188,13 @@ pub(crate) struct SentinelTarget {
     pub(crate) service: String,
     /// The database on the primary.
     pub(crate) db: i64,
-    /// Credentials on the primary.
+    /// The user name on the primary.
     pub(crate) username: Option<String>,
+    /// The password on the primary.
     pub(crate) password: Option<String>,
-    /// Credentials on the sentinels.
+    /// The user name on the sentinels.
     pub(crate) sentinel_username: Option<String>,
+    /// The password on the sentinels.
     pub(crate) sentinel_password: Option<String>,
     /// TLS to the sentinels and to the primary.
     pub(crate) tls: bool,
