@@ -87,14 +87,8 @@ impl Demo {
 
     /// Sends it SIGHUP: reload the keyring file.
     pub fn hang_up(&self) {
-        let status = Command::new("kill").args(["-HUP", &self.id().to_string()]).status().unwrap();
+        let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
-    }
-
-    /// Its process ID.
-    #[must_use]
-    pub fn id(&self) -> u32 {
-        self.child.id()
     }
 
     /// The port it listens on.
