@@ -101,20 +101,24 @@ pub(crate) fn cache_lookup(result: &'static str, age_ms: Option<i64>) {
     let _ = (result, age_ms);
 }
 
-/// `sealed_session_feed_live` (1 while invalidations arrive, else 0) and
-/// `sealed_session_feed_reconnects_total` (connections after the first;
-/// the series exists, at 0, from the first, so that a rate sees the first
-/// reconnection): the pub/sub or `LISTEN` connection of a shared store.
-pub(crate) fn feed(live: bool, reconnected: bool) {
+/// The invalidation feed (pub/sub or `LISTEN`) of a shared store came up:
+/// `sealed_session_feed_live` is 1, and `sealed_session_feed_reconnects_total`
+/// counts it if it is not the first connection (the series exists, at 0,
+/// from the first, so that a rate sees the first reconnection).
+pub(crate) fn feed_up(reconnected: bool) {
     #[cfg(feature = "metrics")]
     {
-        metrics::gauge!("sealed_session_feed_live").set(if live { 1.0 } else { 0.0 });
-        if live {
-            metrics::counter!("sealed_session_feed_reconnects_total").increment(u64::from(reconnected));
-        }
+        metrics::gauge!("sealed_session_feed_live").set(1.0);
+        metrics::counter!("sealed_session_feed_reconnects_total").increment(u64::from(reconnected));
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (live, reconnected);
+    let _ = reconnected;
+}
+
+/// The invalidation feed was lost: `sealed_session_feed_live` is 0.
+pub(crate) fn feed_down() {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("sealed_session_feed_live").set(0.0);
 }
 
 /// `sealed_session_keyring_reloads_total{result}`: `ok` or `refused`, by

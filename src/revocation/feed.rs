@@ -78,7 +78,7 @@ impl Feed {
         self.cache.clear();
         self.live.store(true, Ordering::SeqCst);
         let again = self.was_connected.swap(true, Ordering::SeqCst);
-        crate::metrics::feed(true, again);
+        crate::metrics::feed_up(again);
     }
 
     /// An invalidation arrived: `payload` as [`Invalidation::parse`] reads
@@ -96,7 +96,7 @@ impl Feed {
     /// that cannot be reached, by explicit opt-in).
     pub fn lost(&self, keep_cache: bool) {
         self.live.store(false, Ordering::SeqCst);
-        crate::metrics::feed(false, false);
+        crate::metrics::feed_down();
         if !keep_cache {
             self.cache.clear();
         }
