@@ -300,6 +300,11 @@ pub mod envelope {
 mod tests {
     use super::*;
 
+    /// A head with every field zero, for tests to fill in with `..zero_head()`.
+    fn zero_head() -> Head<&'static str> {
+        Head { issued_at: 0, expires_at: 0, last_seen: 0, session_id: [0; 16], user_id: None, epoch: 0 }
+    }
+
     #[test]
     fn envelope_round_trips_and_rejects_trailing_bytes() {
         let head = Head {
@@ -324,14 +329,7 @@ mod tests {
 
     #[test]
     fn non_minimal_varints_are_refused() {
-        let head = Head {
-            issued_at: 5,
-            expires_at: 6,
-            last_seen: 5,
-            session_id: [1; 16],
-            user_id: None::<&str>,
-            epoch: 0,
-        };
+        let head = Head { issued_at: 5, expires_at: 6, last_seen: 5, session_id: [1; 16], ..zero_head() };
         let canonical = encode_envelope(&head, &(), Vec::new()).unwrap();
         assert!(decode_envelope::<()>(&canonical).is_ok());
         // issued_at = 5 written as two bytes: 0x85 0x00.
@@ -345,14 +343,14 @@ mod tests {
 
     #[test]
     fn envelope_layout_matches_format_md() {
-        // FORMAT.md section 4, written out by hand.
+        // FORMAT.md section 4, written out by hand; last_seen is 0.
         let head = Head {
             issued_at: 300,
             expires_at: 1,
-            last_seen: 0,
             session_id: [0xaa; 16],
             user_id: Some("bo"),
             epoch: 128,
+            ..zero_head()
         };
         let bytes = encode_envelope(&head, &(), Vec::new()).unwrap();
         let mut expected = vec![0xac, 0x02, 0x01, 0x00];
