@@ -26,6 +26,8 @@ const START: i64 = 2_000_000_000;
 const LIFETIME: u64 = 600;
 const IDLE: u64 = 1800;
 const DAY: u64 = 86_400;
+/// SECURITY.md: "challenges live 5 minutes".
+const CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
 
 type Config = Arc<WebConfig<MemoryStore>>;
 
@@ -464,6 +466,80 @@ fn a_captured_proof_cannot_be_replayed() {
         assert_eq!(reply.status, 403, "a used challenge asks for a new proof");
         assert!(reply.all("set-cookie").is_empty());
         assert!(reply.header("secure-session-challenge").is_some());
+    });
+}
+
+#[test]
+fn challenges_expire_after_their_lifetime() {
+    run(async {
+        assert_eq!(sealed_session::web::CHALLENGE_LIFETIME, CHALLENGE_LIFETIME);
+        // Registration: two sessions offered binding at the same moment;
+        // one registers a second before its challenge expires, the other at
+        // the moment it does.
+        let (clock, config, mut early) = browser_for(DeviceBinding::default());
+        let mut late = Browser::new(&config, &clock);
+        let early_offer = early.login_offer().await;
+        let late_offer = late.login_offer().await;
+        clock.advance(CHALLENGE_LIFETIME - Duration::from_secs(1));
+        early.register(&early_offer).await;
+        clock.advance(Duration::from_secs(1));
+        let (_, params) = sf_params(&late_offer);
+        let proof = late.key.proof(&params["challenge"], true);
+        let reply = late
+            .send(
+                TestRequest::new("POST", "/dbsc/register")
+                    .header("secure-session-response", sf_string(&proof)),
+            )
+            .await;
+        assert_eq!(reply.status, 403, "an expired registration challenge: {}", reply.body);
+        assert!(reply.all("set-cookie").is_empty());
+        assert_eq!(late.get("/whoami").await.body, "alice first bound=false");
+
+        // Refresh: a challenge asked for, answered once it has expired, gets
+        // a new challenge and no cookie.
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        let session = early.session.clone().unwrap();
+        let companion = format!("__Host-session-dbsc={}", early.cookie("__Host-session-dbsc").unwrap());
+        let ask = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header("cookie", companion.clone());
+        let (challenge, _) = sf_params(serve(&config, ask).await.header("secure-session-challenge").unwrap());
+        clock.advance(CHALLENGE_LIFETIME);
+        let answer = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header(
+                "secure-session-response",
+                sf_string(&early.key.proof(challenge.trim_matches('"'), false)),
+            )
+            .header("cookie", companion);
+        let reply = serve(&config, answer).await;
+        assert_eq!(reply.status, 403, "an expired refresh challenge: {}", reply.body);
+        assert!(reply.all("set-cookie").is_empty());
+        assert!(reply.header("secure-session-challenge").is_some());
+    });
+}
+
+#[test]
+fn a_refresh_without_the_session_header_changes_nothing() {
+    run(async {
+        // What a form on another site can send: a POST to the refresh URL
+        // with no `Sec-` header (a page cannot set one), with the
+        // companion cookie or, under `SameSite=Lax`, without it.
+        let (clock, config, mut browser) = bound_browser().await;
+        let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+        for request in [
+            TestRequest::new("POST", "/dbsc/refresh"),
+            TestRequest::new("POST", "/dbsc/refresh").header("cookie", companion.clone()),
+            TestRequest::new("POST", "/dbsc/refresh").header("sec-secure-session-id", "not a string"),
+        ] {
+            let reply = serve(&config, request).await;
+            assert_eq!(reply.status, 400, "{}", reply.body);
+            assert!(reply.all("set-cookie").is_empty(), "{:?}", reply.headers);
+            assert_eq!(reply.header("cache-control"), Some("no-store"));
+        }
+        // The device still refreshes.
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
     });
 }
 

@@ -208,8 +208,16 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .iter()
             .find_map(|name| request.header_text(name))
             .and_then(|value| dbsc::parse_string_item(value).ok());
+        // Only a browser sends a `Sec-` header (a page cannot set one), so a
+        // request without it is no refresh: it changes nothing, or a form
+        // on another site could end the binding by removing the companion.
         let Some(identifier_text) = identifier_text else {
-            return self.end_binding(dbsc, &"no Sec-Secure-Session-Id header", "no_identifier", NO_SESSION);
+            tracing::info!("DBSC refresh refused: no readable Sec-Secure-Session-Id header");
+            return Begin::Answer(answer(
+                400,
+                "text/plain; charset=utf-8",
+                "a refresh needs a Sec-Secure-Session-Id header".to_owned(),
+            ));
         };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
