@@ -717,6 +717,10 @@ fn required_paths_refuse_unbound_sessions() {
         let offer = browser.login_offer().await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 403);
         assert_eq!(browser.send(TestRequest::new("GET", "/administrator")).await.status, 200);
+        // What a router that decodes paths sends to `/admin`.
+        for encoded in ["/%61dmin", "/%61dmin/users", "/%61%64%6D%69%6E"] {
+            assert_eq!(browser.send(TestRequest::new("GET", encoded)).await.status, 403, "{encoded}");
+        }
         browser.register(&offer).await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 200);
         assert_eq!(browser.send(TestRequest::new("GET", "/admin")).await.status, 200);

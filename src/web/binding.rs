@@ -116,11 +116,17 @@ impl DeviceBinding {
         self
     }
 
-    /// Whether `path` needs a bound session.
+    /// Whether `path` needs a bound session: as it is, or percent-decoded
+    /// (some routers, actix-web's among them, route `/%61dmin` to `/admin`).
     pub(crate) fn requires(&self, path: &str) -> bool {
-        self.required.iter().any(|prefix| {
-            path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        let under = |path: &[u8]| {
+            self.required.iter().any(|prefix| {
+                path.strip_prefix(prefix.as_bytes())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+            })
+        };
+        under(path.as_bytes())
+            || (path.contains('%') && under(&percent_encoding::percent_decode_str(path).collect::<Vec<u8>>()))
     }
 }
 

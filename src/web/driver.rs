@@ -21,7 +21,8 @@ pub trait RequestView {
     /// The method, such as `POST`, as sent (methods are case-sensitive).
     fn method(&self) -> &str;
     /// The path, without the query, as the application's routes see it
-    /// (inside an axum `Router::nest`, the path under the mount point).
+    /// (inside an axum `Router::nest`, the path under the mount point; on
+    /// actix-web, percent-decoded as its router decodes it).
     fn path(&self) -> &str;
     /// The request's authority: the URI's, else the `Host` header.
     fn authority(&self) -> Option<&str>;

@@ -151,7 +151,9 @@ impl RequestView for View<'_> {
     }
 
     fn path(&self) -> &str {
-        self.0.path()
+        // The path the router matches: percent-decoded but for `%`, `/`
+        // and `+`, so that rules by path see what the routes see.
+        self.0.match_info().as_str()
     }
 
     fn authority(&self) -> Option<&str> {

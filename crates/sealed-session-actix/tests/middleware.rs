@@ -12,7 +12,7 @@ use actix_web::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App, HttpResponse};
 use sealed_session::web::testing::UnreachableStore;
-use sealed_session::web::{HandleError, WebConfig, WebConfigBuilder, SESSION_TOKEN_HEADER};
+use sealed_session::web::{DeviceBinding, HandleError, WebConfig, WebConfigBuilder, SESSION_TOKEN_HEADER};
 use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer, StoreError};
 use sealed_session_actix::{
     Flashes, Level, RequireSession, Session, SessionError, SessionMiddleware, Sessions, SignedIn,
@@ -217,6 +217,22 @@ async fn login_sets_a_host_cookie_with_secure_attributes_from_a_form_and_later_r
             "an unchanged session is not sent again: {:?}",
             next.set_cookies
         );
+    }
+}
+
+/// actix-web routes a percent-encoded path to the route it spells: a path
+/// that needs a device-bound session does in every spelling.
+#[actix_web::test]
+async fn a_path_that_needs_a_bound_session_needs_it_in_every_spelling_the_router_accepts() {
+    let mut plain = client!(|b| b);
+    plain.login().await;
+    assert_eq!(plain.get("/%73igned-in").await.body, "alice", "the router decodes the path");
+
+    let bound_only = DeviceBinding::default().require_for("/signed-in");
+    let mut client = client!(|b: Builder| b.device_bound_sessions(bound_only));
+    client.login().await;
+    for path in ["/signed-in", "/%73igned-in", "/%73%69gned-in"] {
+        assert_eq!(client.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
     }
 }
 
