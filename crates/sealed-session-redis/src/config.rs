@@ -26,8 +26,15 @@ pub struct RedisConfig {
     /// hide `CONFIG`). A policy that *can* be read must still be
     /// `noeviction`. Default false; URL: `assume_noeviction=true`.
     pub assume_noeviction: bool,
-    /// How often the eviction policy is read again (it is also read after
-    /// every reconnection); default 30 s, at most 60 s.
+    /// Trust that Redis never restarts from an older copy of its data
+    /// although its persistence settings cannot be read. Settings that
+    /// *can* be read must still be safe: `appendonly yes` with
+    /// `appendfsync always`, or no persistence at all (`appendonly no` and
+    /// `save ""`). Default false; URL: `assume_durable=true`.
+    pub assume_durable: bool,
+    /// How often the eviction policy and persistence settings are read
+    /// again (they are also read after every reconnection); default 30 s,
+    /// at most 60 s.
     pub policy_check_interval: Duration,
     /// Replicas that must acknowledge each revocation (`WAIT`) before it is
     /// reported as done. Default `None`: 0 for a single server, 1 through
@@ -80,6 +87,13 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::assume_durable`].
+    #[must_use]
+    pub fn with_assume_durable(mut self, assume: bool) -> Self {
+        self.assume_durable = assume;
+        self
+    }
+
     /// Sets [`RedisConfig::policy_check_interval`] (capped at 60 s).
     #[must_use]
     pub fn with_policy_check_interval(mut self, interval: Duration) -> Self {
@@ -111,6 +125,7 @@ impl Default for RedisConfig {
             cache_ttl: Duration::from_secs(1),
             accept_stale_for: None,
             assume_noeviction: false,
+            assume_durable: false,
             policy_check_interval: Duration::from_secs(30),
             wait_replicas: None,
             wait_timeout: Duration::from_millis(500),
@@ -148,6 +163,18 @@ pub enum ConnectError {
          (RedisConfig::assume_noeviction)"
     )]
     EvictionPolicyUnknown(String),
+    /// Redis persists its data in a way that a restart or a crash can roll
+    /// back, bringing revoked sessions back: the message says which
+    /// setting and what to set instead.
+    #[error("{0}")]
+    NotDurable(String),
+    /// Redis would not say how it persists its data.
+    #[error(
+        "cannot read Redis persistence settings ({0}); revocations need appendonly yes with \
+         appendfsync always, or no persistence at all. If the provider hides CONFIG and guarantees \
+         that, say so: ?assume_durable=true in the URL (RedisConfig::assume_durable)"
+    )]
+    DurabilityUnknown(String),
     /// [`RedisConfig::cache_ttl`] is longer than
     /// [`MAX_CACHE_TTL`](sealed_session::MAX_CACHE_TTL) (1 s), the
     /// staleness bound the documentation promises.
@@ -236,6 +263,15 @@ impl fmt::Debug for Target {
     }
 }
 
+/// A boolean query parameter's value.
+fn flag(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// Splits a store URL into where to connect and the settings its query
 /// parameters give.
 pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, RedisConfig), ConnectError> {
@@ -247,11 +283,12 @@ pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, R
         let number = || value.parse::<u64>().map_err(|_| bad("a query parameter that is not a number"));
         match key {
             "assume_noeviction" => {
-                config.assume_noeviction = match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(bad("assume_noeviction must be true or false")),
-                }
+                config.assume_noeviction =
+                    flag(&value).ok_or_else(|| bad("assume_noeviction must be true or false"))?;
+            }
+            "assume_durable" => {
+                config.assume_durable =
+                    flag(&value).ok_or_else(|| bad("assume_durable must be true or false"))?;
             }
             "wait_replicas" => config.wait_replicas = Some(number()?),
             "wait_timeout_ms" => config.wait_timeout = Duration::from_millis(number()?),
@@ -407,6 +444,7 @@ mod tests {
             .with_cache_ttl(Duration::from_millis(8))
             .with_stale_answers_for(Some(Duration::from_millis(9)))
             .with_assume_noeviction(true)
+            .with_assume_durable(true)
             .with_policy_check_interval(Duration::from_secs(600))
             .with_wait_for_replicas(3, Duration::from_millis(11))
             .with_ca_file("/ca.pem");
@@ -414,24 +452,25 @@ mod tests {
         assert_eq!(config.timeout, Duration::from_millis(7));
         assert_eq!(config.cache_ttl, Duration::from_millis(8));
         assert_eq!(config.accept_stale_for, Some(Duration::from_millis(9)));
-        assert!(config.assume_noeviction);
+        assert!(config.assume_noeviction && config.assume_durable);
         assert_eq!(config.policy_check_interval, MAX_POLICY_CHECK_INTERVAL, "capped at 60 s");
         assert_eq!((config.wait_replicas, config.wait_timeout), (Some(3), Duration::from_millis(11)));
         assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
 
-        let url = "rediss://h/0?timeout_ms=12&wait_timeout_ms=13&wait_replicas=0&assume_noeviction=1&ca_file=/x%20y.pem";
+        let url = "rediss://h/0?timeout_ms=12&wait_timeout_ms=13&wait_replicas=0&assume_noeviction=1&assume_durable=true&ca_file=/x%20y.pem";
         let (_, config) = parse(url).unwrap();
         assert_eq!(
             (config.timeout, config.wait_timeout),
             (Duration::from_millis(12), Duration::from_millis(13))
         );
         assert_eq!(config.wait_replicas, Some(0));
-        assert!(config.assume_noeviction);
+        assert!(config.assume_noeviction && config.assume_durable);
         assert_eq!(config.ca_file.as_deref(), Some(std::path::Path::new("/x y.pem")));
         for off in ["false", "0"] {
-            let base = RedisConfig::default().with_assume_noeviction(true);
-            let (_, config) = parse_url(&format!("redis://h/0?assume_noeviction={off}"), base).unwrap();
-            assert!(!config.assume_noeviction, "{off}");
+            let base = RedisConfig::default().with_assume_noeviction(true).with_assume_durable(true);
+            let url = format!("redis://h/0?assume_noeviction={off}&assume_durable={off}");
+            let (_, config) = parse_url(&url, base).unwrap();
+            assert!(!config.assume_noeviction && !config.assume_durable, "{off}");
         }
         let (target, _) = parse("redis+sentinel://s1/svc?sentinel_username=su&sentinel_password=sp").unwrap();
         match target {
@@ -451,6 +490,7 @@ mod tests {
             ("sqlite:/tmp/x", "unknown scheme"),
             ("redis://h/0?evict=no", "unknown query parameter"),
             ("redis://h/0?assume_noeviction=maybe", "true or false"),
+            ("redis://h/0?assume_durable=yes", "assume_durable must be true or false"),
             ("redis://h/0?wait_replicas=two", "not a number"),
             ("redis://h/0?ca_file=/x.pem", "ca_file needs TLS"),
             ("redis://h/0?sentinel_password=x", "redis+sentinel"),

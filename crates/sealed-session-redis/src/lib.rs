@@ -37,6 +37,15 @@
 //!   persistence it is missing: the store writes a new one, and every session
 //!   issued at or before it is refused (everyone signs in again). The event is
 //!   logged at `warn` and published so every server drops its cache.
+//! * **No rollback.** A restart that loads an older snapshot keeps the
+//!   generation key and loses the revocations made since. Connecting fails
+//!   unless Redis writes every change to disk before answering
+//!   (`appendonly yes`, `appendfsync always`) or persists nothing
+//!   (`appendonly no`, `save ""`), or the settings cannot be read and the
+//!   operator asserts it ([`RedisConfig::assume_durable`],
+//!   `?assume_durable=true`). They are read with the eviction policy, and a
+//!   change to anything else is treated like eviction: every call fails, and
+//!   once it is fixed everyone is logged out.
 //! * **TLS and ACL users.** `rediss://` connects over TLS (rustls, with the
 //!   system's roots or [`RedisConfig::ca_file`]); `USER:PASSWORD@` in the URL
 //!   logs in as an ACL user. Credentials never appear in `Debug` or logs.
@@ -49,7 +58,7 @@
 //!   if fewer acknowledge it in time: a revocation that a failover could
 //!   lose is never reported as done.
 //!
-//! URL query parameters: `assume_noeviction=true`, `wait_replicas=N`,
+//! URL query parameters: `assume_noeviction=true`, `assume_durable=true`, `wait_replicas=N`,
 //! `wait_timeout_ms=N`, `timeout_ms=N`, `ca_file=PATH` (TLS only),
 //! `sentinel_username=…` and `sentinel_password=…` (Sentinel only). Anything
 //! else is refused.

@@ -1,7 +1,7 @@
 //! The connection to the current Redis primary: one server, or the one a
 //! set of sentinels names (followed across failovers), over TLS if asked,
-//! and the eviction-policy check that must pass before its answers are
-//! trusted.
+//! and the check of its eviction policy and persistence that must pass
+//! before its answers are trusted.
 
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -26,18 +26,19 @@ pub(crate) struct Conns {
     address: String,
 }
 
-/// What is known of the primary's `maxmemory-policy`.
+/// What is known of the primary's `maxmemory-policy` and persistence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum Policy {
     /// Not read since the last (re)connection: read it before trusting an answer.
     Unchecked = 0,
-    /// `noeviction`, or unreadable and asserted by the operator.
+    /// `noeviction` and durable, or unreadable and asserted by the operator.
     Safe = 1,
-    /// Anything else: every call fails until it is fixed.
-    Evicting = 2,
-    /// Fixed after `Evicting`: keys may have been evicted meanwhile, so the
-    /// store must start a new cutoff before it answers again.
+    /// An eviction policy or persistence that can lose revocations: every
+    /// call fails until it is fixed.
+    Unsafe = 2,
+    /// Fixed after `Unsafe`: revocations may have been lost meanwhile, so
+    /// the store must start a new cutoff before it answers again.
     Recovering = 3,
 }
 
@@ -51,6 +52,14 @@ pub(crate) enum PolicyFault {
          guarantees noeviction"
     )]
     Unknown(String),
+    /// Persistence that a restart could undo revocations through.
+    #[error("{0}")]
+    NotDurable(String),
+    #[error(
+        "cannot read Redis persistence settings ({0}); set ?assume_durable=true only if Redis never \
+         restarts from an older copy of its data"
+    )]
+    DurabilityUnknown(String),
     /// Redis could not be asked at all.
     #[error("cannot ask Redis for its maxmemory-policy: {0}")]
     Unreachable(#[source] redis::RedisError),
@@ -76,6 +85,7 @@ pub(crate) struct Link {
     timeout: Duration,
     write_timeout: Duration,
     assume_noeviction: bool,
+    assume_durable: bool,
     current: RwLock<Arc<Conns>>,
     policy: AtomicU8,
     /// Serialises failover lookups.
@@ -118,6 +128,7 @@ impl Link {
             timeout: config.timeout,
             write_timeout,
             assume_noeviction: config.assume_noeviction,
+            assume_durable: config.assume_durable,
             current: RwLock::new(Arc::new(conns)),
             policy: AtomicU8::new(Policy::Unchecked as u8),
             refreshing: tokio::sync::Mutex::new(()),
@@ -128,6 +139,8 @@ impl Link {
             Ok(_) => Ok(link),
             Err(PolicyFault::Evicting(policy)) => Err(ConnectError::EvictionPolicy(policy)),
             Err(PolicyFault::Unknown(why)) => Err(ConnectError::EvictionPolicyUnknown(why)),
+            Err(PolicyFault::NotDurable(why)) => Err(ConnectError::NotDurable(why)),
+            Err(PolicyFault::DurabilityUnknown(why)) => Err(ConnectError::DurabilityUnknown(why)),
             Err(PolicyFault::Unreachable(err)) => Err(ConnectError::Redis(err)),
             Err(fault @ PolicyFault::Timeout(_)) => {
                 Err(ConnectError::EvictionPolicyUnknown(fault.to_string()))
@@ -160,48 +173,42 @@ impl Link {
         );
     }
 
-    /// Reads `maxmemory-policy` and records what it says. `Ok(true)` means
-    /// it is safe again after having been seen unsafe: keys may have been
-    /// evicted meanwhile, and answers stay untrusted until the caller has
-    /// started a new cutoff and called [`Link::mark_recovered`].
+    /// Reads `maxmemory-policy` and the persistence settings, and records
+    /// what they say. `Ok(true)` means they are safe again after having
+    /// been seen unsafe: revocations may have been lost meanwhile, and
+    /// answers stay untrusted until the caller has started a new cutoff and
+    /// called [`Link::mark_recovered`].
     pub(crate) async fn read_policy(&self) -> Result<bool, PolicyFault> {
         let mut conn = self.conns().reader.clone();
-        let mut config_get = redis::cmd("CONFIG");
-        config_get.arg("GET").arg("maxmemory-policy");
-        let command = config_get.query_async::<Vec<String>>(&mut conn);
+        let mut pipe = redis::pipe();
+        for name in SETTINGS {
+            pipe.cmd("CONFIG").arg("GET").arg(name);
+        }
+        let command = pipe.query_async::<Vec<Vec<String>>>(&mut conn);
         let verdict = match tokio::time::timeout(self.timeout, command).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
             Ok(Err(err)) if is_transport(&err) => Err(PolicyFault::Unreachable(err)),
-            Ok(Err(err)) => Err(PolicyFault::Unknown(err.to_string())),
-            Ok(Ok(reply)) => match reply.as_slice() {
-                [_, policy] if policy == "noeviction" => Ok(()),
-                [_, policy] => Err(PolicyFault::Evicting(policy.clone())),
-                other => Err(PolicyFault::Unknown(format!("CONFIG GET answered {} values", other.len()))),
-            },
-        };
-        let verdict = match verdict {
-            Err(PolicyFault::Unknown(why)) if self.assume_noeviction => {
-                tracing::debug!(%why, "Redis maxmemory-policy unreadable; noeviction asserted by configuration");
-                Ok(())
-            }
-            verdict => verdict,
+            Ok(Err(err)) => judge(Err(&err.to_string()), self.assume_noeviction, self.assume_durable),
+            Ok(Ok(replies)) => judge(Ok(&replies), self.assume_noeviction, self.assume_durable),
         };
         let was = self.policy.load(Ordering::SeqCst);
-        let recovering = was == Policy::Evicting as u8 || was == Policy::Recovering as u8;
+        let recovering = was == Policy::Unsafe as u8 || was == Policy::Recovering as u8;
         let now = match &verdict {
             Ok(()) if recovering => Policy::Recovering,
             Ok(()) => Policy::Safe,
-            Err(PolicyFault::Evicting(_)) => Policy::Evicting,
+            Err(PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)) => Policy::Unsafe,
             // Unreadable for now: keep an unsafe verdict, else read again next time.
-            Err(_) if recovering => Policy::Evicting,
+            Err(_) if recovering => Policy::Unsafe,
             Err(_) => Policy::Unchecked,
         };
         self.policy.store(now as u8, Ordering::SeqCst);
         match &verdict {
-            Err(fault @ PolicyFault::Evicting(_)) if was != Policy::Evicting as u8 => {
+            Err(fault @ (PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)))
+                if was != Policy::Unsafe as u8 =>
+            {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
             }
-            Err(fault @ PolicyFault::Unknown(_)) => {
+            Err(fault @ (PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_))) => {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
             }
             _ => {}
@@ -258,6 +265,60 @@ impl Link {
             }
             Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
         }
+    }
+}
+
+/// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
+const SETTINGS: [&str; 4] = ["maxmemory-policy", "appendonly", "appendfsync", "save"];
+
+/// Whether answers from a Redis with these settings (the replies to
+/// `CONFIG GET` of each of [`SETTINGS`], or why they could not be read) can
+/// be trusted. Revocations survive a restart only with every write on disk
+/// before it is acknowledged (`appendonly yes`, `appendfsync always`), or
+/// with no persistence at all: the restart then comes back empty, and the
+/// missing generation marker logs everyone out. A snapshot without the
+/// append-only file comes back *older*, with the marker and without the
+/// revocations made since.
+fn judge(
+    settings: Result<&[Vec<String>], &str>,
+    assume_noeviction: bool,
+    assume_durable: bool,
+) -> Result<(), PolicyFault> {
+    let value = |index: usize| -> Result<&str, String> {
+        let replies = settings.map_err(str::to_owned)?;
+        match replies.get(index).map(Vec::as_slice) {
+            Some([_, value]) => Ok(value),
+            Some(other) => Err(format!("CONFIG GET answered {} values", other.len())),
+            None => Err(format!("CONFIG GET answered {} replies", replies.len())),
+        }
+    };
+    match value(0) {
+        Ok("noeviction") => {}
+        Ok(policy) => return Err(PolicyFault::Evicting(policy.to_owned())),
+        Err(why) if assume_noeviction => {
+            tracing::debug!(%why, "Redis maxmemory-policy unreadable; noeviction asserted by configuration");
+        }
+        Err(why) => return Err(PolicyFault::Unknown(why)),
+    }
+    let persistence = (|| Ok::<_, String>((value(1)?, value(2)?, value(3)?)))();
+    match persistence {
+        Ok(("yes", "always", _)) => Ok(()),
+        Ok(("yes", fsync, _)) => Err(PolicyFault::NotDurable(format!(
+            "Redis appendfsync is {fsync}: a crash can lose acknowledged revocations and bring revoked \
+             sessions back; set appendfsync always"
+        ))),
+        Ok((_, _, save)) if save.trim().is_empty() => Ok(()),
+        Ok((_, _, save)) => Err(PolicyFault::NotDurable(format!(
+            "Redis saves snapshots (save \"{save}\") without an append-only file: after a restart it \
+             loads the last snapshot, and the revocations made since come back to life; set appendonly \
+             yes with appendfsync always, or save \"\" (a restart then empties the store and everyone \
+             signs in again)"
+        ))),
+        Err(why) if assume_durable => {
+            tracing::debug!(%why, "Redis persistence unreadable; durability asserted by configuration");
+            Ok(())
+        }
+        Err(why) => Err(PolicyFault::DurabilityUnknown(why)),
     }
 }
 
@@ -386,6 +447,57 @@ mod tests {
         link.mark_recovered();
         assert!(link.is_trusted());
         assert!(!link.read_policy().await.unwrap());
+    }
+
+    /// `CONFIG GET` replies for `maxmemory-policy`, `appendonly`,
+    /// `appendfsync` and `save`.
+    fn replies(settings: [&str; 4]) -> Vec<Vec<String>> {
+        super::SETTINGS
+            .iter()
+            .zip(settings)
+            .map(|(name, value)| vec![(*name).to_owned(), value.to_owned()])
+            .collect()
+    }
+
+    #[test]
+    fn only_persistence_that_no_restart_can_roll_back_is_trusted() {
+        let judge = |settings: [&str; 4]| super::judge(Ok(&replies(settings)), false, false);
+        assert!(judge(["noeviction", "yes", "always", "3600 1"]).is_ok(), "every write on disk first");
+        assert!(judge(["noeviction", "no", "everysec", ""]).is_ok(), "no persistence: a restart is empty");
+        assert!(judge(["noeviction", "no", "always", " "]).is_ok());
+        for (settings, says) in [
+            (["noeviction", "no", "everysec", "3600 1 300 100 60 10000"], "save \"3600 1 300 100 60 10000\""),
+            (["noeviction", "yes", "everysec", ""], "appendfsync is everysec"),
+            (["noeviction", "yes", "no", ""], "appendfsync is no"),
+        ] {
+            match judge(settings) {
+                Err(fault @ PolicyFault::NotDurable(_)) => {
+                    assert!(fault.to_string().contains(says), "{fault}")
+                }
+                other => panic!("{settings:?}: {other:?}"),
+            }
+        }
+        assert!(
+            matches!(judge(["allkeys-lru", "yes", "always", ""]), Err(PolicyFault::Evicting(p)) if p == "allkeys-lru")
+        );
+    }
+
+    #[test]
+    fn unreadable_settings_are_trusted_only_as_far_as_the_operator_asserts() {
+        let hidden = Err("ERR unknown command 'CONFIG'");
+        assert!(matches!(super::judge(hidden, false, false), Err(PolicyFault::Unknown(_))));
+        assert!(matches!(super::judge(hidden, false, true), Err(PolicyFault::Unknown(_))));
+        assert!(matches!(super::judge(hidden, true, false), Err(PolicyFault::DurabilityUnknown(_))));
+        assert!(super::judge(hidden, true, true).is_ok());
+        // An ACL user allowed to read one setting and not the others.
+        let partial = vec![vec!["maxmemory-policy".to_owned(), "noeviction".to_owned()]];
+        assert!(matches!(super::judge(Ok(&partial), false, false), Err(PolicyFault::DurabilityUnknown(_))));
+        assert!(super::judge(Ok(&partial), false, true).is_ok());
+        // What can be read is judged, asserted or not.
+        let snapshots = replies(["noeviction", "no", "everysec", "60 1"]);
+        assert!(matches!(super::judge(Ok(&snapshots), true, true), Err(PolicyFault::NotDurable(_))));
+        let fault = PolicyFault::DurabilityUnknown("x".to_owned()).to_string();
+        assert!(fault.contains("assume_durable=true"), "the error names the fix: {fault}");
     }
 
     #[test]

@@ -178,9 +178,10 @@ impl Inner {
         self.check_policy().await
     }
 
-    /// Reads the eviction policy; after it was seen unsafe, keys may have
-    /// been evicted (a revocation undone without a trace), so everyone is
-    /// logged out before answers are trusted again.
+    /// Reads the eviction policy and persistence settings; after they were
+    /// seen unsafe, revocations may have been lost (evicted, or rolled back
+    /// by a restart), so everyone is logged out before answers are trusted
+    /// again.
     pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
         let recovered = self.link.read_policy().await.map_err(PolicyFault::into_store_error)?;
         if recovered {
@@ -194,7 +195,8 @@ impl Inner {
                 };
             tracing::warn!(
                 cutoff,
-                "Redis maxmemory-policy is noeviction again, but keys may have been evicted meanwhile: every \
+                "Redis settings are safe again (noeviction, durable persistence), but revocations may have been \
+                 lost meanwhile (keys may have been evicted, or a restart may have loaded an older copy): every \
                  session issued until now is refused (everyone signs in again)"
             );
             self.feed.cache().clear();

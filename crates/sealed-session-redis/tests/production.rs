@@ -96,7 +96,7 @@ async fn tls_refuses_an_unknown_ca_plaintext_and_a_wrong_password() {
 }
 
 #[tokio::test]
-async fn an_acl_user_without_config_is_refused_unless_noeviction_is_asserted() {
+async fn an_acl_user_without_config_is_refused_unless_noeviction_and_durability_are_asserted() {
     let dir = tempfile::tempdir().unwrap();
     let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all -config")]);
     let redis =
@@ -104,7 +104,14 @@ async fn an_acl_user_without_config_is_refused_unless_noeviction_is_asserted() {
     let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
     let refused = RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;
     assert!(matches!(refused, Err(ConnectError::EvictionPolicyUnknown(_))), "{refused:?}");
-    let verifier = server(&format!("{url}?assume_noeviction=true")).await;
+    let half = RedisStore::connect_with(
+        &format!("{url}?assume_noeviction=true"),
+        config(),
+        sealed_session::SystemClock,
+    )
+    .await;
+    assert!(matches!(half, Err(ConnectError::DurabilityUnknown(_))), "{half:?}");
+    let verifier = server(&format!("{url}?assume_noeviction=true&assume_durable=true")).await;
     round_trip(&verifier).await;
 }
 

@@ -120,7 +120,7 @@ async fn a_redis_that_may_evict_keys_is_refused() {
 }
 
 #[tokio::test]
-async fn a_redis_that_hides_its_policy_is_refused_unless_the_operator_asserts_it() {
+async fn a_redis_that_hides_its_settings_is_refused_unless_the_operator_asserts_them() {
     // As managed services do: CONFIG is renamed away.
     let redis = RedisServer::start_with(RedisOptions::default().args(&["--rename-command", "CONFIG", ""]));
     let result = RedisStore::connect_with(&redis.url(), config(), clock_at_now()).await;
@@ -132,11 +132,76 @@ async fn a_redis_that_hides_its_policy_is_refused_unless_the_operator_asserts_it
     }
     let clock = clock_at_now();
     let asserted = format!("{}?assume_noeviction=true", redis.url());
+    match RedisStore::connect_with(&asserted, config(), clock.clone()).await {
+        Err(err @ ConnectError::DurabilityUnknown(_)) => {
+            assert!(err.to_string().contains("assume_durable=true"), "the error names the fix: {err}");
+        }
+        other => panic!("expected DurabilityUnknown, got {other:?}"),
+    }
+    let asserted = format!("{asserted}&assume_durable=true");
     let verifier = server_with(&asserted, config(), &clock).await;
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok());
     verifier.logout_everywhere("alice").await.unwrap();
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+/// A restart of a Redis that keeps snapshots but no append-only file loads
+/// the last snapshot: the generation marker is there, the revocations made
+/// since are not. Such a Redis is refused, asserted durable or not, and so
+/// is an append-only file not written to disk before each answer.
+#[tokio::test]
+async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
+    let redis = RedisServer::start_with(RedisOptions::default().args(&["--save", "3600 1"]));
+    let clock = clock_at_now();
+    for url in [redis.url(), format!("{}?assume_durable=true", redis.url())] {
+        match RedisStore::connect_with(&url, config(), clock.clone()).await {
+            Err(err @ ConnectError::NotDurable(_)) => {
+                let said = err.to_string();
+                assert!(said.contains("save \"3600 1\"") && said.contains("appendfsync always"), "{said}");
+            }
+            other => panic!("expected NotDurable, got {other:?}"),
+        }
+    }
+    // An append-only file is durable only if every write is on disk first.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
+    let everysec = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await;
+    assert!(
+        matches!(&everysec, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("everysec")),
+        "{everysec:?}"
+    );
+    assert_eq!(redis.cli(&["CONFIG", "SET", "appendfsync", "always"]), "OK");
+    assert!(RedisStore::connect_with(&redis.url(), config(), clock).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_switched_on_later_make_every_check_fail_closed_until_everyone_is_logged_out() {
+    let logs = Logs::capture();
+    let redis = RedisServer::start();
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let verifier = system_server(&redis.url(), config).await;
+    let token = login(&verifier, "alice").await;
+    assert_eq!(redis.cli(&["CONFIG", "SET", "save", "60 1"]), "OK");
+    let noticed = within(Duration::from_secs(2), async || {
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
+    })
+    .await;
+    assert!(noticed.is_some(), "a store whose Redis may roll back still answered");
+    assert!(
+        !logs.lines_with(&["ERROR", "save \"60 1\"", "refuses every session"]).is_empty(),
+        "the log says why"
+    );
+    // Fixed: a restart meanwhile could have rolled revocations back, so
+    // every session issued until now is refused; new logins work.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "save", ""]), "OK");
+    let back = within(Duration::from_secs(2), async || {
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::All)))
+    })
+    .await;
+    assert!(back.is_some(), "after the fix: {:?}", verifier.open::<()>(&token).await);
+    assert!(!logs.lines_with(&["WARN", "may have loaded an older copy"]).is_empty(), "the log says why");
+    let fresh = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&fresh).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
