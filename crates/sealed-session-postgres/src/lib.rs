@@ -24,11 +24,16 @@
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.
 //! * **Data loss never resurrects.** A generation row is written when the
-//!   tables are first used. If the rows or a table are lost (a `TRUNCATE`, a
-//!   dropped table, a fresh database), the store writes a new one, and every
-//!   session issued at or before it is refused. Restoring an *older backup*
-//!   rolls revocations back without changing the generation: after such a
-//!   restore, log everyone out.
+//!   tables are first used. If it is lost (the meta table emptied or
+//!   dropped, a fresh database), the store writes a new one, and every
+//!   session issued at or before it is refused. A dropped table of
+//!   revocations, found by a running store or by the next one to start, is
+//!   created again with a new cutoff: everyone signs in again. What the
+//!   store cannot tell from no revocations at all: rows deleted from those
+//!   tables alone (a `TRUNCATE` of one of them), a table that the
+//!   application's own migrations (with [`PostgresOptions::create_tables`]
+//!   off) create again before a store starts, and an *older backup*
+//!   restored. After any of these, log everyone out.
 //!
 //! ```no_run
 //! use sealed_session::{Keyring, Sealer, SystemClock, Verifier};

@@ -5,6 +5,9 @@
 /// goes out when, and only if, the write commits.
 pub(crate) struct Statements {
     pub(crate) migrate: String,
+    /// Whether the tables were set up once and a table of revocations is
+    /// gone since (dropped: lost revocations).
+    pub(crate) lost_tables: String,
     pub(crate) state: String,
     pub(crate) start_generation: String,
     pub(crate) revoke_user: String,
@@ -52,6 +55,10 @@ impl Statements {
         let channel = format!("{prefix}_revocations");
         Self {
             migrate: migration(prefix),
+            lost_tables: format!(
+                "SELECT to_regclass('{prefix}_meta') IS NOT NULL
+                   AND (to_regclass('{prefix}_user_epochs') IS NULL OR to_regclass('{prefix}_denied') IS NULL)"
+            ),
             // Everything one check needs, in one round trip.
             state: format!(
                 "SELECT

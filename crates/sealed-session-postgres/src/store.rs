@@ -160,8 +160,8 @@ impl PostgresStore {
             options,
             clock: Arc::new(clock),
         });
-        if inner.options.create_tables {
-            inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
+        if inner.options.create_tables && inner.migrate().await.map_err(PostgresSetupError::Migrate)? {
+            inner.log_everyone_out_after_loss().await.map_err(PostgresSetupError::Generation)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
         let (pool, channel) = (inner.pool.clone(), inner.sql.channel.clone());
@@ -202,15 +202,20 @@ impl PostgresStore {
 }
 
 impl Inner {
-    /// Creates the tables (one server at a time: an advisory lock).
-    async fn migrate(&self) -> Result<(), sqlx::Error> {
+    /// Creates the tables (one server at a time: an advisory lock). Returns
+    /// whether revocations were lost: the tables had been set up, and a
+    /// table of revocations was gone.
+    async fn migrate(&self) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
             .bind(&self.options.prefix)
             .fetch_one(&mut *tx)
             .await?;
+        let lost: bool =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.lost_tables.clone())).fetch_one(&mut *tx).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(self.sql.migrate.clone())).execute(&mut *tx).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(lost)
     }
 
     /// Writes a generation if there is none; returns whether one began.
@@ -280,6 +285,13 @@ impl Inner {
              issued until now is refused"
         );
         self.bounded(self.migrate()).await?;
+        self.log_everyone_out_after_loss().await
+    }
+
+    /// After lost revocations: a generation if the meta table lost it too,
+    /// and a new cutoff (dated by the database), so that no session they
+    /// revoked comes back.
+    async fn log_everyone_out_after_loss(&self) -> Result<(), StoreError> {
         self.start_generation().await?;
         let cutoff: i64 = self
             .bounded(async {

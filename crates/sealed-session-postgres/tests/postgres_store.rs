@@ -157,6 +157,37 @@ async fn dropped_tables_and_lost_rows_never_bring_a_revoked_session_back() {
     assert!(matches!(verifier.open::<()>(&fresh).await, Err(VerifyError::Revoked(Revocation::All))));
 }
 
+/// A table dropped while no server runs: the next server to start creates
+/// it again and logs everyone out, rather than answer from an empty table.
+#[tokio::test]
+async fn a_table_dropped_while_no_server_runs_never_brings_a_revoked_session_back() {
+    let url = SHARED.url();
+    for (prefix, table) in [("boot_a", "boot_a_denied"), ("boot_b", "boot_b_user_epochs")] {
+        let verifier = Verifier::new(
+            Sealer::builder(keyring(8)).build().unwrap(),
+            store(&url, prefix, SystemClock).await,
+        );
+        let token = login(&verifier, "alice").await;
+        let other = login(&verifier, "alice").await;
+        let session = verifier.open::<()>(&token).await.unwrap().into_session();
+        verifier.logout(&session).await.unwrap();
+        verifier.logout_everywhere("alice").await.unwrap();
+        drop(verifier);
+        SHARED.psql(&format!("DROP TABLE {table}"));
+
+        let verifier = Verifier::new(
+            Sealer::builder(keyring(8)).build().unwrap(),
+            store(&url, prefix, SystemClock).await,
+        );
+        for revoked in [&token, &other] {
+            let result = verifier.open::<()>(revoked).await;
+            assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{table}: {result:?}");
+        }
+        let fresh = login(&verifier, "alice").await;
+        assert!(verifier.open::<()>(&fresh).await.is_ok(), "{table}");
+    }
+}
+
 #[tokio::test]
 async fn a_new_generation_found_by_one_server_reaches_the_others_cache_at_once() {
     let url = SHARED.url();

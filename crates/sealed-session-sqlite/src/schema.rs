@@ -76,9 +76,19 @@ pub(crate) fn now(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.unix_now()).unwrap_or(0)
 }
 
-/// Creates the tables if they are missing.
-pub(crate) async fn create_tables(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(SCHEMA).execute(pool).await.map(drop)
+/// Creates the tables if they are missing. Returns whether revocations were
+/// lost: the file had been set up (it has the meta table) but a table of
+/// revocations is gone (dropped), so that the caller logs everyone out.
+pub(crate) async fn create_tables(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let (set_up, revocation_tables): (bool, i64) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sealed_session_meta'),
+                (SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                   AND name IN ('sealed_session_user_epochs', 'sealed_session_denied'))",
+    )
+    .fetch_one(pool)
+    .await?;
+    sqlx::raw_sql(SCHEMA).execute(pool).await?;
+    Ok(set_up && revocation_tables < 2)
 }
 
 /// Writes a generation if there is none; returns whether one began now.

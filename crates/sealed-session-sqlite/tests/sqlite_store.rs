@@ -229,6 +229,35 @@ async fn a_deleted_file_never_brings_a_revoked_session_back() {
     assert!(verifier.open::<()>(&fresh).await.is_ok());
 }
 
+/// A dropped table of revocations fails the running store closed; the
+/// restarted store creates it again and logs everyone out, rather than
+/// answer from an empty table.
+#[tokio::test]
+async fn a_dropped_table_never_brings_a_revoked_session_back_after_a_restart() {
+    for table in ["sealed_session_denied", "sealed_session_user_epochs"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, clock, verifier, token) = signed_in(dir.path()).await;
+        let session = verifier.open::<()>(&token).await.unwrap().into_session();
+        let other = login(&verifier, "alice").await;
+        verifier.logout(&session).await.unwrap();
+        verifier.logout_everywhere("alice").await.unwrap();
+        drop(verifier);
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let pool = sqlx::sqlite::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(&pool).await.unwrap();
+        pool.close().await;
+
+        clock.advance(Duration::from_secs(10));
+        let verifier = server(&path, &clock).await;
+        for revoked in [&token, &other] {
+            let result = verifier.open::<()>(revoked).await;
+            assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{table}: {result:?}");
+        }
+        let fresh = login(&verifier, "alice").await;
+        assert!(verifier.open::<()>(&fresh).await.is_ok(), "{table}");
+    }
+}
+
 fn untrusted<T: std::fmt::Debug>(result: Result<T, VerifyError>) -> bool {
     matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_))))
 }
