@@ -276,6 +276,15 @@ fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
         };
         ready(&config, &anonymous("same-origin")).await;
         refused(&config, &anonymous("cross-site")).await;
+        // Only a GET switches protocols over HTTP/1.1 (RFC 6455): any other
+        // method with `Upgrade` is an unsafe request like any other, and
+        // needs the token.
+        for method in ["POST", "PUT", "DELETE"] {
+            let request = with_cookie(TestRequest::new(method, "/ws"), &cookie)
+                .header("upgrade", "websocket")
+                .header("sec-fetch-site", "same-origin");
+            assert_eq!(refused(&config, &request).await.status(), 403, "{method}");
+        }
     })
 }
 

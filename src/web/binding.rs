@@ -100,6 +100,12 @@ impl DeviceBinding {
     /// bound, not only after login: sessions that began before binding was
     /// turned on get bound too. Costs a sealed challenge on each such
     /// response (browsers without DBSC never stop getting them).
+    ///
+    /// Whoever holds an unbound cookie gets the offer too: a thief with a
+    /// copy can bind it to a key of their own (the owner's session then
+    /// ends, as registration ends the unbound session), and that bound
+    /// session passes [`require_for`](Self::require_for). Without this
+    /// option only the answer to the login itself offers binding.
     #[must_use]
     pub fn offer_to_unbound_sessions(mut self) -> Self {
         self.offer_to_unbound = true;

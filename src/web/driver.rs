@@ -285,12 +285,13 @@ pub fn is_form(content_type: Option<&str>) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-/// Whether a request asks to switch protocols: it has an `Upgrade` header
-/// (a WebSocket handshake over HTTP/1.1) or its method is `CONNECT` (over
-/// HTTP/2, RFC 8441; browsers never send a plain `CONNECT`). A page on any
-/// site can open a WebSocket with the user's cookies, and none can add a
+/// Whether a request asks to switch protocols: a `GET` with an `Upgrade`
+/// header (a WebSocket handshake over HTTP/1.1, RFC 6455) or a `CONNECT`
+/// (over HTTP/2, RFC 8441; browsers never send a plain `CONNECT`). A page on
+/// any site can open a WebSocket with the user's cookies, and none can add a
 /// CSRF header to it, so such a request passes the Fetch Metadata /
-/// `Origin` check of unsafe requests, and needs no token.
+/// `Origin` check of unsafe requests, and needs no token. Any other method
+/// with `Upgrade` is an ordinary request, and needs the token if unsafe.
 ///
 /// ```
 /// use sealed_session::web::is_upgrade;
@@ -298,10 +299,11 @@ pub fn is_form(content_type: Option<&str>) -> bool {
 /// assert!(is_upgrade("GET", true));
 /// assert!(is_upgrade("CONNECT", false));
 /// assert!(!is_upgrade("GET", false));
+/// assert!(!is_upgrade("POST", true));
 /// ```
 #[must_use]
 pub fn is_upgrade(method: &str, has_upgrade_header: bool) -> bool {
-    has_upgrade_header || method == "CONNECT"
+    (has_upgrade_header && method == "GET") || method == "CONNECT"
 }
 
 /// The values of the session cookie in a request's `Cookie` headers, and
