@@ -50,8 +50,14 @@ return {1, now}
 /// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).
 /// Returns the new floor.
 ///
-/// KEYS: floor, generation.
+/// KEYS: floor, generation, and optionally the untrusted marker: then the
+/// floor is raised only if the marker is there or ARGV[2] is `1`, the
+/// marker goes in the same step, and nil is returned if nothing was done.
 pub(crate) const FLOOR: &str = r"
+if KEYS[3] then
+  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return false end
+  redis.call('DEL', KEYS[3])
+end
 local now = tonumber(redis.call('TIME')[1])
 local generation = redis.call('GET', KEYS[2])
 if not generation then
@@ -165,6 +171,10 @@ impl Scripts {
 pub(crate) struct Keys {
     pub(crate) generation: String,
     pub(crate) floor: String,
+    /// Set (without expiry) while a server finds Redis's settings unsafe:
+    /// whichever server next finds them safe logs everyone out, even one
+    /// that started, or followed a failover, after the fault.
+    pub(crate) untrusted: String,
     pub(crate) channel: String,
     prefix: String,
 }
@@ -174,6 +184,7 @@ impl Keys {
         Self {
             generation: format!("{prefix}:generation"),
             floor: format!("{prefix}:floor"),
+            untrusted: format!("{prefix}:untrusted"),
             channel: format!("{prefix}:revocations"),
             prefix: prefix.to_owned(),
         }
@@ -225,6 +236,7 @@ mod tests {
         let keys = Keys::new("app");
         assert_eq!(keys.user("alice"), "app:user:alice");
         assert_eq!((keys.generation.as_str(), keys.floor.as_str()), ("app:generation", "app:floor"));
+        assert_eq!(keys.untrusted, "app:untrusted");
         let session = Session::new(()).id();
         assert_eq!(keys.session(&session), format!("app:session:{}", session.to_hex()));
     }

@@ -31,7 +31,10 @@
 //!   [`RedisConfig::policy_check_interval`] (at most 60 s) and after every
 //!   failed command (a reconnection may reach another server); while it is
 //!   anything else, every call fails with
-//!   [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted).
+//!   [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted), and
+//!   once it is fixed everyone is logged out. The fault is recorded in Redis
+//!   (`PREFIX:untrusted`), so that a server that did not see it (started
+//!   after the fix, or followed a failover) logs everyone out too.
 //! * **Data loss never resurrects.** A generation key is written when the
 //!   keyspace is first used. After a `FLUSHALL` or a restart without
 //!   persistence it is missing: the store writes a new one, and every session

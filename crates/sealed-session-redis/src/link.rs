@@ -77,6 +77,24 @@ impl PolicyFault {
             fault => StoreError::untrusted(fault),
         }
     }
+
+    /// The error connecting reports.
+    pub(crate) fn into_connect_error(self) -> ConnectError {
+        match self {
+            PolicyFault::Evicting(policy) => ConnectError::EvictionPolicy(policy),
+            PolicyFault::Unknown(why) => ConnectError::EvictionPolicyUnknown(why),
+            PolicyFault::NotDurable(why) => ConnectError::NotDurable(why),
+            PolicyFault::DurabilityUnknown(why) => ConnectError::DurabilityUnknown(why),
+            PolicyFault::Unreachable(err) => ConnectError::Redis(err),
+            fault @ PolicyFault::Timeout(_) => ConnectError::EvictionPolicyUnknown(fault.to_string()),
+        }
+    }
+
+    /// Whether Redis showed settings that can lose revocations (not merely
+    /// hid them, or failed to answer).
+    pub(crate) fn is_unsafe(&self) -> bool {
+        matches!(self, PolicyFault::Evicting(_) | PolicyFault::NotDurable(_))
+    }
 }
 
 pub(crate) struct Link {
@@ -104,7 +122,8 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 impl Link {
-    /// Connects to the primary `target` names and checks its eviction policy.
+    /// Connects to the primary `target` names. Its settings are unchecked
+    /// until [`Link::read_policy`] has read them.
     pub(crate) async fn connect(target: Target, config: &RedisConfig) -> Result<Self, ConnectError> {
         // rustls needs one process-wide crypto provider; ours is ring. An
         // application that installed another keeps it.
@@ -122,7 +141,7 @@ impl Link {
         let write_timeout = config.timeout + config.wait_timeout;
         let client = resolve(&target, certificates.as_ref()).await?;
         let conns = Conns::new(client, config.timeout, write_timeout).await.map_err(ConnectError::Redis)?;
-        let link = Self {
+        Ok(Self {
             target,
             certificates,
             timeout: config.timeout,
@@ -134,18 +153,7 @@ impl Link {
             refreshing: tokio::sync::Mutex::new(()),
             refreshed_ms: AtomicI64::new(0),
             started: std::time::Instant::now(),
-        };
-        match link.read_policy().await {
-            Ok(_) => Ok(link),
-            Err(PolicyFault::Evicting(policy)) => Err(ConnectError::EvictionPolicy(policy)),
-            Err(PolicyFault::Unknown(why)) => Err(ConnectError::EvictionPolicyUnknown(why)),
-            Err(PolicyFault::NotDurable(why)) => Err(ConnectError::NotDurable(why)),
-            Err(PolicyFault::DurabilityUnknown(why)) => Err(ConnectError::DurabilityUnknown(why)),
-            Err(PolicyFault::Unreachable(err)) => Err(ConnectError::Redis(err)),
-            Err(fault @ PolicyFault::Timeout(_)) => {
-                Err(ConnectError::EvictionPolicyUnknown(fault.to_string()))
-            }
-        }
+        })
     }
 
     pub(crate) fn is_sentinel(&self) -> bool {
@@ -425,6 +433,8 @@ mod tests {
         let server = RedisServer::start();
         let config = RedisConfig::default().with_timeout(Duration::from_millis(200));
         let link = Link::connect(Target::Direct { url: server.url() }, &config).await.unwrap();
+        assert!(!link.is_trusted(), "trusted before its settings were read");
+        assert!(!link.read_policy().await.unwrap());
         assert!(link.is_trusted());
         assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
         assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));

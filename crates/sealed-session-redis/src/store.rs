@@ -117,6 +117,7 @@ impl RedisStore {
             clock: Arc::new(clock),
             wait_replicas,
         });
+        inner.check_settings_at_start().await?;
         inner.ensure_generation().await?;
         tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
             feed: Arc::downgrade(&inner.feed),
@@ -182,27 +183,73 @@ impl Inner {
     /// seen unsafe, revocations may have been lost (evicted, or rolled back
     /// by a restart), so everyone is logged out before answers are trusted
     /// again.
+    ///
+    /// Any server that finds them unsafe leaves a marker in Redis, so that
+    /// the one that finds them safe again logs everyone out even if it did
+    /// not see the fault itself (it started, or followed a failover, after).
     pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
-        let recovered = self.link.read_policy().await.map_err(PolicyFault::into_store_error)?;
+        let recovered = match self.link.read_policy().await {
+            Ok(recovered) => recovered,
+            Err(fault) => {
+                self.mark_untrusted(&fault).await;
+                return Err(fault.into_store_error());
+            }
+        };
+        match tokio::time::timeout(self.config.timeout, self.recover(recovered)).await {
+            Ok(result) => result.map_err(redis_error)?,
+            Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
+        }
         if recovered {
-            let keys = [self.keys.floor.as_str(), self.keys.generation.as_str()];
-            let floor = self.eval(crate::keys::FLOOR, &keys, &[0]);
-            let mut conn = self.link.conns().reader.clone();
-            let cutoff: u64 =
-                match tokio::time::timeout(self.config.timeout, floor.query_async(&mut conn)).await {
-                    Ok(result) => result.map_err(redis_error)?,
-                    Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
-                };
-            tracing::warn!(
-                cutoff,
-                "Redis settings are safe again (noeviction, durable persistence), but revocations may have been \
-                 lost meanwhile (keys may have been evicted, or a restart may have loaded an older copy): every \
-                 session issued until now is refused (everyone signs in again)"
-            );
-            self.feed.cache().clear();
-            self.publish(&Invalidation::All).await;
             self.link.mark_recovered();
         }
+        Ok(())
+    }
+
+    /// [`Inner::check_policy`] as the store starts: its errors are those of
+    /// connecting.
+    async fn check_settings_at_start(&self) -> Result<(), ConnectError> {
+        if let Err(fault) = self.link.read_policy().await {
+            self.mark_untrusted(&fault).await;
+            return Err(fault.into_connect_error());
+        }
+        self.recover(false).await.map_err(ConnectError::Redis)
+    }
+
+    /// Leaves the marker of unsafe settings in Redis (best effort: the
+    /// fault is logged anyway, and this server refuses until it recovers).
+    async fn mark_untrusted(&self, fault: &PolicyFault) {
+        if !fault.is_unsafe() {
+            return;
+        }
+        let mut conn = self.link.conns().writer.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(&self.keys.untrusted).arg(fault.to_string());
+        match tokio::time::timeout(self.config.timeout, set.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot record in Redis that its settings are unsafe")
+            }
+            Err(_) => tracing::warn!("cannot record in Redis that its settings are unsafe in time"),
+        }
+    }
+
+    /// After revocations may have been lost (`lost`, or a marker some
+    /// server left): a new cutoff and the marker's removal, in one step.
+    async fn recover(&self, lost: bool) -> Result<(), redis::RedisError> {
+        let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
+        let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(lost)]);
+        let mut conn = self.link.conns().writer.clone();
+        let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
+            return Ok(());
+        };
+        tracing::warn!(
+            cutoff,
+            "Redis settings are safe again (noeviction, durable persistence), but revocations may have been \
+             lost meanwhile (keys may have been evicted, or a restart may have loaded an older copy): every \
+             session issued until now is refused (everyone signs in again)"
+        );
+        self.feed.cache().clear();
+        self.publish(&Invalidation::All).await;
         Ok(())
     }
 

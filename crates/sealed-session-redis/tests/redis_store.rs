@@ -204,6 +204,44 @@ async fn snapshots_switched_on_later_make_every_check_fail_closed_until_everyone
     assert!(verifier.open::<()>(&fresh).await.is_ok());
 }
 
+/// An unsafe setting is remembered in Redis, not only by the server that
+/// saw it: a server started after the fault was fixed (the others restarted,
+/// or followed a failover) logs everyone out too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyone_out() {
+    let redis = RedisServer::start();
+    let verifier = system_server(&redis.url(), config()).await;
+    let token = login(&verifier, "alice").await;
+    drop(verifier);
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]), "OK");
+    let refused = RedisStore::connect_with(&redis.url(), config(), sealed_session::SystemClock).await;
+    assert!(matches!(refused, Err(ConnectError::EvictionPolicy(_))), "{refused:?}");
+    assert!(
+        redis.cli(&["GET", "sealed-session:untrusted"]).contains("volatile-lru"),
+        "the fault is recorded"
+    );
+
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
+    let verifier = system_server(&redis.url(), config()).await;
+    let result = verifier.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{result:?}");
+    assert_eq!(redis.cli(&["EXISTS", "sealed-session:untrusted"]), "0", "the marker goes with the recovery");
+    let fresh = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&fresh).await.is_ok());
+
+    // A running server that finds the marker (left on a primary it failed
+    // over to, say) at its next check does the same.
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let watching = system_server(&redis.url(), config).await;
+    assert!(watching.open::<()>(&fresh).await.is_ok());
+    assert_eq!(redis.cli(&["SET", "sealed-session:untrusted", "maxmemory-policy was allkeys-lru"]), "OK");
+    let recovered = within(Duration::from_secs(2), async || {
+        matches!(watching.open::<()>(&fresh).await, Err(VerifyError::Revoked(Revocation::All)))
+    })
+    .await;
+    assert!(recovered.is_some(), "{:?}", watching.open::<()>(&fresh).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     let logs = Logs::capture();
