@@ -531,6 +531,11 @@ fn a_refresh_without_the_session_header_changes_nothing() {
             TestRequest::new("POST", "/dbsc/refresh"),
             TestRequest::new("POST", "/dbsc/refresh").header("cookie", companion.clone()),
             TestRequest::new("POST", "/dbsc/refresh").header("sec-secure-session-id", "not a string"),
+            // Two lines: RFC 9651 makes them one list, not the one string.
+            TestRequest::new("POST", "/dbsc/refresh")
+                .header("sec-secure-session-id", sf_string(&browser.session.clone().unwrap().identifier))
+                .header("sec-secure-session-id", sf_string("other"))
+                .header("cookie", companion.clone()),
         ] {
             let reply = serve(&config, request).await;
             assert_eq!(reply.status, 400, "{}", reply.body);

@@ -190,8 +190,17 @@ struct Header {
     typ: Option<String>,
     alg: Option<String>,
     jwk: Option<Jwk>,
-    /// Extensions the proof says must be understood: none are.
-    crit: Option<serde::de::IgnoredAny>,
+    /// Extensions the proof says must be understood: none are. Present
+    /// at all, even as `null` (RFC 7515 allows only a non-empty array), is
+    /// refused.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// Whether a member is there, whatever its value (`null` included, which
+/// an `Option` would take for absent).
+fn present<'de, D: serde::Deserializer<'de>>(member: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(member).map(|_| true)
 }
 
 #[derive(Deserialize)]
@@ -321,7 +330,7 @@ pub fn parse_proof(compact: &str) -> Result<UnverifiedProof, DbscProofError> {
     let claims: Claims = serde_json::from_slice(&b64(payload_b64, "the payload is not base64url")?)
         .map_err(|_| DbscProofError::Malformed("the payload is not a JSON object of the expected members"))?;
     let signature = b64(signature_b64, "the signature is not base64url")?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(DbscProofError::Malformed("crit names extensions this server does not understand"));
     }
     if header.typ.as_deref() != Some("dbsc+jwt") {
@@ -418,6 +427,24 @@ mod tests {
             URL_SAFE_NO_PAD.encode(payload.to_string()),
             URL_SAFE_NO_PAD.encode([7u8; 256])
         )
+    }
+
+    #[test]
+    fn a_crit_member_is_refused_whatever_its_value() {
+        for crit in ["null", "[]", r#"["b64"]"#, "0"] {
+            let header = format!(r#"{{"alg":"ES256","typ":"dbsc+jwt","crit":{crit}}}"#);
+            let proof = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(r#"{"jti":"c"}"#),
+                URL_SAFE_NO_PAD.encode([7u8; 64])
+            );
+            match parse_proof(&proof) {
+                Err(DbscProofError::Malformed(why)) => assert!(why.contains("crit"), "{crit}: {why}"),
+                Err(other) => panic!("{crit}: {other}"),
+                Ok(_) => panic!("{crit}: parsed"),
+            }
+        }
     }
 
     #[test]

@@ -60,10 +60,24 @@ enum ChallengeRefused {
 /// No session to audit a refusal with.
 const NO_SESSION: Option<&Session<()>> = None;
 
+/// The value of the first of `names` that the request has, if it has one
+/// line of it: RFC 9651 joins several lines into a list, which is not the
+/// one item these headers hold.
+fn one_header<'r, R: RequestView + ?Sized>(request: &'r R, names: &[&'static str]) -> Option<&'r str> {
+    let name = names.iter().find(|name| request.header(name).is_some())?;
+    let mut values = request.header_values(name);
+    let value = values.next()?;
+    if values.next().is_some() {
+        tracing::info!(header = name, "a DBSC header sent more than once is ignored");
+        return None;
+    }
+    std::str::from_utf8(value).ok()
+}
+
 /// The proof a request carries, if any: the draft's header (a structured
 /// string), or its earlier name; a bare token is taken too.
 fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
-    let value = PROOF_HEADERS.iter().find_map(|name| request.header_text(name))?;
+    let value = one_header(request, &PROOF_HEADERS)?;
     if value.trim_start().starts_with('"') {
         dbsc::parse_string_item(value).ok()
     } else {
@@ -121,7 +135,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     async fn register<R: RequestView + ?Sized>(&self, dbsc: &DbscSettings, request: &R) -> Begin {
         let settings = &self.settings;
         let Some(proof) = proof_text(request) else {
-            return refuse_registration(&"no Secure-Session-Response header");
+            return refuse_registration(&"no single readable Secure-Session-Response header");
         };
         let [values] = crate::cookie::scan([&settings.cookie], request.header_values("cookie"));
         let current = match self.open_session(values.as_slice()).await {
@@ -204,10 +218,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// key, made from the companion cookie.
     async fn refresh<R: RequestView + ?Sized>(&self, dbsc: &DbscSettings, request: &R) -> Begin {
         let settings = &self.settings;
-        let identifier_text = SESSION_ID_HEADERS
-            .iter()
-            .find_map(|name| request.header_text(name))
-            .and_then(|value| dbsc::parse_string_item(value).ok());
+        let identifier_text =
+            one_header(request, &SESSION_ID_HEADERS).and_then(|value| dbsc::parse_string_item(value).ok());
         // Only a browser sends a `Sec-` header (a page cannot set one), so a
         // request without it is no refresh: it changes nothing, or a form
         // on another site could end the binding by removing the companion.
