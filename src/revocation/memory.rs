@@ -39,7 +39,15 @@ struct Memory {
     /// The earliest expiry in `denied` (0 when empty), to know when a purge
     /// is worth it.
     next_purge: u64,
+    /// When `denied` was last purged.
+    last_purge: u64,
 }
+
+/// The least time between two purges of expired denylist entries (Unix
+/// seconds). Each purge scans every entry; under steady revocations the
+/// earliest entry expires every moment, and a purge on each revocation
+/// would make every one cost a scan under the lock every check waits on.
+const PURGE_INTERVAL: u64 = 60;
 
 impl MemoryStore {
     /// An empty store on the system clock that refuses nothing until
@@ -117,10 +125,15 @@ impl MemoryStore {
         }
         let mut inner = self.write();
         // Entries past their expiry protect nothing: the token itself is
-        // refused as expired. Purge them when the earliest one has passed.
-        if inner.next_purge <= now {
+        // refused as expired. Purge them when the earliest one has passed,
+        // at most once a `PURGE_INTERVAL`.
+        if inner.next_purge != 0
+            && inner.next_purge <= now
+            && now >= inner.last_purge.saturating_add(PURGE_INTERVAL)
+        {
             inner.denied.retain(|_, until| *until > now);
             inner.next_purge = inner.denied.values().copied().min().unwrap_or(0);
+            inner.last_purge = now;
         }
         let until = inner.denied.entry(*session.as_bytes()).or_insert(expires_at);
         // Never shorten an entry: a later revocation can only extend it.
