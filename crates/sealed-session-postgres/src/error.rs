@@ -19,8 +19,22 @@ pub enum PostgresSetupError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] sqlx::Error),
     /// The tables could not be created.
-    #[error("cannot create the revocation tables (does the user may CREATE in the schema?): {0}")]
+    #[error("cannot create the revocation tables (may the user CREATE in the schema?): {0}")]
     Migrate(#[source] sqlx::Error),
+    /// The database may lose committed transactions in a crash (`fsync`
+    /// off, or `synchronous_commit` off for the store's connections), and
+    /// with them acknowledged revocations.
+    #[error(
+        "PostgreSQL runs with fsync = {fsync} and synchronous_commit = {synchronous_commit}: a crash could \
+         lose acknowledged revocations and bring revoked sessions back; set fsync = on and \
+         synchronous_commit = on (or local, remote_write, remote_apply) for the store's role or database"
+    )]
+    NotDurable {
+        /// The `fsync` setting, as the server reports it.
+        fsync: String,
+        /// The `synchronous_commit` setting of the store's connection.
+        synchronous_commit: String,
+    },
     /// The store's generation could not be read or written.
     #[error("cannot read or start the store's generation: {0}")]
     Generation(#[source] StoreError),

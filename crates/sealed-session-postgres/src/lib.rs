@@ -20,6 +20,10 @@
 //!   used more than [`PostgresOptions::cache_ttl`] (1 s) after the read that
 //!   produced it began, so a lost notification keeps a revoked session
 //!   alive at most that long.
+//! * **Durable.** The store refuses to start on a connection that runs with
+//!   `fsync` or `synchronous_commit` off, under which a crash of the
+//!   database can lose acknowledged revocations
+//!   ([`PostgresSetupError::NotDurable`]).
 //! * **Fail closed.** A statement that fails or takes longer than
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.

@@ -31,6 +31,13 @@ pub(crate) fn valid_prefix(prefix: &str) -> bool {
         && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Whether a commit is on disk before it is acknowledged, by the settings
+/// `fsync` and `synchronous_commit` (`local`, `remote_write` and
+/// `remote_apply` flush locally as `on` does; `off` does not).
+pub(crate) fn is_durable(fsync: &str, synchronous_commit: &str) -> bool {
+    fsync == "on" && synchronous_commit != "off"
+}
+
 /// The SQL that creates the store's tables under `prefix` (which must be
 /// valid): for applications that run their own migrations.
 pub(crate) fn migration(prefix: &str) -> String {
@@ -142,6 +149,15 @@ impl Statements {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_commits_flushed_before_they_are_acknowledged_are_durable() {
+        for synchronous_commit in ["on", "local", "remote_write", "remote_apply"] {
+            assert!(is_durable("on", synchronous_commit), "{synchronous_commit}");
+            assert!(!is_durable("off", synchronous_commit), "fsync off, {synchronous_commit}");
+        }
+        assert!(!is_durable("on", "off"));
+    }
 
     #[test]
     fn prefixes_are_plain_identifiers() {

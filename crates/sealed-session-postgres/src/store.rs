@@ -153,6 +153,14 @@ impl PostgresStore {
             return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
+        let (fsync, synchronous_commit): (String, String) =
+            sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')")
+                .fetch_one(&pool)
+                .await
+                .map_err(PostgresSetupError::Connect)?;
+        if !schema::is_durable(&fsync, &synchronous_commit) {
+            return Err(PostgresSetupError::NotDurable { fsync, synchronous_commit });
+        }
         let inner = Arc::new(Inner {
             sql: Statements::new(&options.prefix),
             feed: Arc::new(Feed::new(options.cache_ttl)),

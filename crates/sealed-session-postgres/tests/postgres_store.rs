@@ -87,6 +87,25 @@ async fn bad_settings_are_errors() {
     assert!(matches!(result, Err(PostgresSetupError::Generation(_))), "{result:?}");
 }
 
+#[tokio::test]
+async fn a_database_that_may_lose_commits_in_a_crash_is_refused() {
+    let connect: sqlx::postgres::PgConnectOptions = SHARED.url().parse().unwrap();
+    let lossy = connect.clone().options([("synchronous_commit", "off")]);
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(lossy).await.unwrap();
+    match PostgresStore::with_pool(pool, options("lossy"), SystemClock).await {
+        Err(err @ PostgresSetupError::NotDurable { .. }) => {
+            assert!(err.to_string().contains("synchronous_commit = off"), "{err}");
+        }
+        other => panic!("expected NotDurable, got {other:?}"),
+    }
+    for setting in ["on", "local", "remote_write"] {
+        let durable = connect.clone().options([("synchronous_commit", setting)]);
+        let pool =
+            sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(durable).await.unwrap();
+        assert!(PostgresStore::with_pool(pool, options("lossy"), SystemClock).await.is_ok(), "{setting}");
+    }
+}
+
 #[test]
 fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
