@@ -195,7 +195,7 @@ impl Link {
         let command = pipe.query_async::<Vec<Vec<String>>>(&mut conn);
         let verdict = match tokio::time::timeout(self.timeout, command).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
-            Ok(Err(err)) if is_transport(&err) => Err(PolicyFault::Unreachable(err)),
+            Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => Err(PolicyFault::Unreachable(err)),
             Ok(Err(err)) => judge(Err(&err.to_string()), self.assume_noeviction, self.assume_durable),
             Ok(Ok(replies)) => judge(Ok(&replies), self.assume_noeviction, self.assume_durable),
         };
@@ -348,6 +348,18 @@ impl Conns {
 /// refused connections included) the kind `Io`.
 pub(crate) fn is_transport(err: &redis::RedisError) -> bool {
     err.is_io_error()
+}
+
+/// Whether Redis refused for now (loading its data, a primary down, try
+/// again), not for good: an outage, not a reason to distrust its settings.
+fn is_temporary(err: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        err.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown
+        )
+    )
 }
 
 fn address(client: &redis::Client) -> String {
@@ -511,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_failures_are_transport_errors_and_server_replies_are_not() {
+    fn connection_failures_and_temporary_refusals_are_outages_and_other_replies_are_not() {
         for kind in [
             std::io::ErrorKind::ConnectionRefused,
             std::io::ErrorKind::ConnectionReset,
@@ -526,5 +538,10 @@ mod tests {
         assert!(!is_transport(&refused));
         let parse = redis::RedisError::from((redis::ErrorKind::Parse, "bad reply"));
         assert!(!is_transport(&parse));
+        for kind in [redis::ServerErrorKind::BusyLoading, redis::ServerErrorKind::MasterDown] {
+            let err = redis::RedisError::from((redis::ErrorKind::Server(kind), "for now"));
+            assert!(super::is_temporary(&err) && !is_transport(&err), "{kind:?}");
+        }
+        assert!(!super::is_temporary(&refused) && !super::is_temporary(&parse));
     }
 }
