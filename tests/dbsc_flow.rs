@@ -277,13 +277,17 @@ impl Browser {
     async fn register(&mut self, offer: &str) {
         let (algorithms, params) = sf_params(offer);
         assert_eq!(algorithms, "(ES256 RS256)");
-        let proof = self.key.proof(&params["challenge"], true);
-        let request =
-            TestRequest::new("POST", &params["path"]).header(self.proof_header(), sf_string(&proof));
-        let reply = self.send(request).await;
+        let reply = self.send_registration(&params["path"], &params["challenge"]).await;
         self.refreshes += 1;
         assert_eq!(reply.status, 200, "registration: {}", reply.body);
         self.create_session(&reply);
+    }
+
+    /// A registration request to `path` with a proof of `challenge`, its
+    /// key in the header.
+    async fn send_registration(&mut self, path: &str, challenge: &str) -> Reply {
+        let proof = self.key.proof(challenge, true);
+        self.send(TestRequest::new("POST", path).header(self.proof_header(), sf_string(&proof))).await
     }
 
     /// spec.bs, "Create session": the JSON session instructions.
@@ -346,6 +350,25 @@ impl Browser {
 
     fn cookie(&self, name: &str) -> Option<String> {
         self.jar.get(name).map(|c| c.value.clone())
+    }
+
+    /// A refresh request made by hand as this browser would make it: its
+    /// session's identifier and companion cookie, and a proof of
+    /// `challenge` (an sf-string or its content) signed with its key, if
+    /// given.
+    fn refresh_request(&self, challenge: Option<&str>) -> TestRequest {
+        let session = self.session.as_ref().unwrap();
+        let companion = self.cookie("__Host-session-dbsc").unwrap();
+        let request = TestRequest::new("POST", "/dbsc/refresh")
+            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header("cookie", format!("__Host-session-dbsc={companion}"));
+        match challenge {
+            Some(challenge) => request.header(
+                "secure-session-response",
+                sf_string(&self.key.proof(challenge.trim_matches('"'), false)),
+            ),
+            None => request,
+        }
     }
 }
 
@@ -453,16 +476,8 @@ fn a_captured_proof_cannot_be_replayed() {
         browser.refresh().await;
         assert!(browser.cookie("__Host-session").is_some());
         // Replay the very request the device just made.
-        let session = browser.session.clone().unwrap();
-        let proof = browser.key.proof(session.cached_challenge.as_deref().unwrap(), false);
-        let replay = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
-            .header("secure-session-response", sf_string(&proof))
-            .header(
-                "cookie",
-                format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap()),
-            );
-        let reply = serve(&config, replay).await;
+        let challenge = browser.session.clone().unwrap().cached_challenge;
+        let reply = serve(&config, browser.refresh_request(challenge.as_deref())).await;
         assert_eq!(reply.status, 403, "a used challenge asks for a new proof");
         assert!(reply.all("set-cookie").is_empty());
         assert!(reply.header("secure-session-challenge").is_some());
@@ -484,13 +499,7 @@ fn challenges_expire_after_their_lifetime() {
         early.register(&early_offer).await;
         clock.advance(Duration::from_secs(1));
         let (_, params) = sf_params(&late_offer);
-        let proof = late.key.proof(&params["challenge"], true);
-        let reply = late
-            .send(
-                TestRequest::new("POST", "/dbsc/register")
-                    .header("secure-session-response", sf_string(&proof)),
-            )
-            .await;
+        let reply = late.send_registration("/dbsc/register", &params["challenge"]).await;
         assert_eq!(reply.status, 403, "an expired registration challenge: {}", reply.body);
         assert!(reply.all("set-cookie").is_empty());
         assert_eq!(late.get("/whoami").await.body, "alice first bound=false");
@@ -498,21 +507,10 @@ fn challenges_expire_after_their_lifetime() {
         // Refresh: a challenge asked for, answered once it has expired, gets
         // a new challenge and no cookie.
         clock.advance(Duration::from_secs(LIFETIME + 1));
-        let session = early.session.clone().unwrap();
-        let companion = format!("__Host-session-dbsc={}", early.cookie("__Host-session-dbsc").unwrap());
-        let ask = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
-            .header("cookie", companion.clone());
-        let (challenge, _) = sf_params(serve(&config, ask).await.header("secure-session-challenge").unwrap());
+        let asked = serve(&config, early.refresh_request(None)).await;
+        let (challenge, _) = sf_params(asked.header("secure-session-challenge").unwrap());
         clock.advance(CHALLENGE_LIFETIME);
-        let answer = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
-            .header(
-                "secure-session-response",
-                sf_string(&early.key.proof(challenge.trim_matches('"'), false)),
-            )
-            .header("cookie", companion);
-        let reply = serve(&config, answer).await;
+        let reply = serve(&config, early.refresh_request(Some(&challenge))).await;
         assert_eq!(reply.status, 403, "an expired refresh challenge: {}", reply.body);
         assert!(reply.all("set-cookie").is_empty());
         assert!(reply.header("secure-session-challenge").is_some());
@@ -673,32 +671,15 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
         let mut other = Browser::new(&config, &clock);
         let offer = other.login_offer().await;
         let (_, params) = sf_params(&offer);
-        let request = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
-            .header("secure-session-response", sf_string(&browser.key.proof(&params["challenge"], false)))
-            .header("cookie", companion.clone());
+        let request = browser.refresh_request(Some(&params["challenge"]));
         assert_eq!(serve(&config, request).await.status, 403);
 
         // Nor is a refresh challenge of another binding, even signed with
         // this binding's key.
         other.register(&offer).await;
-        let other_session = other.session.clone().unwrap();
-        let asked = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&other_session.identifier))
-            .header(
-                "cookie",
-                format!("__Host-session-dbsc={}", other.cookie("__Host-session-dbsc").unwrap()),
-            );
-        let reply = serve(&config, asked).await;
+        let reply = serve(&config, other.refresh_request(None)).await;
         let (foreign, _) = sf_params(reply.header("secure-session-challenge").unwrap());
-        let request = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
-            .header(
-                "secure-session-response",
-                sf_string(&browser.key.proof(foreign.trim_matches('"'), false)),
-            )
-            .header("cookie", companion);
-        let reply = serve(&config, request).await;
+        let reply = serve(&config, browser.refresh_request(Some(&foreign))).await;
         assert_eq!(reply.status, 403, "{}", reply.body);
         assert!(reply.all("set-cookie").is_empty());
     });
@@ -799,13 +780,7 @@ fn the_endpoints_and_algorithms_are_what_the_configuration_names() {
         // The default paths are not endpoints here.
         let stray = TestRequest::new("POST", "/dbsc/register");
         assert!(matches!(config.begin(&stray).await, Begin::Ready(_) | Begin::Refuse(_)));
-        let proof = browser.key.proof(&params["challenge"], true);
-        let reply = browser
-            .send(
-                TestRequest::new("POST", "/auth/dbsc/start")
-                    .header("secure-session-response", sf_string(&proof)),
-            )
-            .await;
+        let reply = browser.send_registration("/auth/dbsc/start", &params["challenge"]).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         browser.create_session(&reply);
         assert_eq!(browser.session.as_ref().unwrap().refresh_url, "/auth/dbsc/refresh");

@@ -221,9 +221,9 @@ async fn login_sets_a_host_cookie_with_secure_attributes_from_a_form_and_later_r
 }
 
 /// actix-web routes a percent-encoded path to the route it spells: a path
-/// that needs a device-bound session does in every spelling.
+/// that needs a device-bound session does in every spelling, and so on.
 #[actix_web::test]
-async fn a_path_that_needs_a_bound_session_needs_it_in_every_spelling_the_router_accepts() {
+async fn path_rules_apply_to_every_spelling_the_router_accepts() {
     let mut plain = client!(|b| b);
     plain.login().await;
     assert_eq!(plain.get("/%73igned-in").await.body, "alice", "the router decodes the path");
@@ -233,6 +233,16 @@ async fn a_path_that_needs_a_bound_session_needs_it_in_every_spelling_the_router
     client.login().await;
     for path in ["/signed-in", "/%73igned-in", "/%73%69gned-in"] {
         assert_eq!(client.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+
+    // The driver sees the path the router matches: a route exempt from
+    // CSRF is exempt in every spelling that reaches it (the raw path would
+    // not match the exemption, and the request would be refused).
+    let mut client = client!(|b| b.csrf_exempt("/webhook"));
+    client.login().await;
+    for path in ["/webhook", "/%77ebhook"] {
+        let request = test::TestRequest::post().uri(path).insert_header(("sec-fetch-site", "cross-site"));
+        assert_eq!(client.send(request).await.status, StatusCode::OK, "{path}");
     }
 }
 
