@@ -5,8 +5,6 @@
 /// goes out when, and only if, the write commits.
 pub(crate) struct Statements {
     pub(crate) migrate: String,
-    /// Whether the tables were set up once and a table of revocations is
-    /// gone since (dropped: lost revocations).
     pub(crate) lost_tables: String,
     pub(crate) state: String,
     pub(crate) start_generation: String,
@@ -62,9 +60,13 @@ impl Statements {
         let channel = format!("{prefix}_revocations");
         Self {
             migrate: migration(prefix),
+            // In the schema the tables are created in (the first of the
+            // search path), as `CREATE TABLE IF NOT EXISTS` looks there.
             lost_tables: format!(
-                "SELECT to_regclass('{prefix}_meta') IS NOT NULL
-                   AND (to_regclass('{prefix}_user_epochs') IS NULL OR to_regclass('{prefix}_denied') IS NULL)"
+                "SELECT EXISTS (SELECT 1 FROM pg_tables
+                                WHERE schemaname = current_schema() AND tablename = '{prefix}_meta')
+                   AND (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
+                          AND tablename IN ('{prefix}_user_epochs', '{prefix}_denied')) < 2"
             ),
             // Everything one check needs, in one round trip.
             state: format!(

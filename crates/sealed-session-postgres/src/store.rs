@@ -168,8 +168,8 @@ impl PostgresStore {
             options,
             clock: Arc::new(clock),
         });
-        if inner.options.create_tables && inner.migrate().await.map_err(PostgresSetupError::Migrate)? {
-            inner.log_everyone_out_after_loss().await.map_err(PostgresSetupError::Generation)?;
+        if inner.options.create_tables {
+            inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
         let (pool, channel) = (inner.pool.clone(), inner.sql.channel.clone());
@@ -210,10 +210,12 @@ impl PostgresStore {
 }
 
 impl Inner {
-    /// Creates the tables (one server at a time: an advisory lock). Returns
-    /// whether revocations were lost: the tables had been set up, and a
-    /// table of revocations was gone.
-    async fn migrate(&self) -> Result<bool, sqlx::Error> {
+    /// Creates the tables (one server at a time: an advisory lock). If
+    /// revocations were lost (the tables had been set up, and a table of
+    /// revocations is gone: dropped), raises the cutoff (dated by the
+    /// database) in the same transaction, so that no session they revoked
+    /// opens again.
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
             .bind(&self.options.prefix)
@@ -222,8 +224,26 @@ impl Inner {
         let lost: bool =
             sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.lost_tables.clone())).fetch_one(&mut *tx).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(self.sql.migrate.clone())).execute(&mut *tx).await?;
+        let cutoff: Option<i64> = if lost {
+            Some(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.revoke_all.clone()))
+                    .bind(0i64)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            )
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(lost)
+        if let Some(cutoff) = cutoff {
+            tracing::warn!(
+                cutoff,
+                "a revocation table of the PostgreSQL store was gone (dropped: lost revocations) and is created \
+                 again; every session issued until now is refused"
+            );
+            self.feed.cache().clear();
+        }
+        Ok(())
     }
 
     /// Writes a generation if there is none; returns whether one began.
@@ -284,34 +304,13 @@ impl Inner {
         }
     }
 
-    /// A table was dropped: its revocations are lost. Creates the tables
-    /// again and logs everyone out (a new cutoff, dated by the database),
-    /// so that no session it revoked comes back.
+    /// A table was dropped: creates the tables again, with a new cutoff if
+    /// revocations were in it ([`Inner::migrate`]) and a new generation if
+    /// the meta table went, so that no session they revoked comes back.
     async fn recreate_tables(&self) -> Result<(), StoreError> {
-        tracing::warn!(
-            "a table of the PostgreSQL revocation store is gone (lost data): creating it again; every session \
-             issued until now is refused"
-        );
+        tracing::warn!("a table of the PostgreSQL revocation store is gone (lost data): creating it again");
         self.bounded(self.migrate()).await?;
-        self.log_everyone_out_after_loss().await
-    }
-
-    /// After lost revocations: a generation if the meta table lost it too,
-    /// and a new cutoff (dated by the database), so that no session they
-    /// revoked comes back.
-    async fn log_everyone_out_after_loss(&self) -> Result<(), StoreError> {
-        self.start_generation().await?;
-        let cutoff: i64 = self
-            .bounded(async {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(self.sql.revoke_all.clone()))
-                    .bind(0i64)
-                    .fetch_one(&self.pool)
-                    .await
-            })
-            .await?;
-        tracing::warn!(cutoff, "PostgreSQL revocation store: everyone logged out after lost data");
-        self.feed.cache().clear();
-        Ok(())
+        self.start_generation().await.map(drop)
     }
 
     /// Reads one check's state from the database (never the cache), by the

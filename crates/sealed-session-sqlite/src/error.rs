@@ -51,8 +51,9 @@ pub enum SqliteOpenError {
         /// The synchronous setting SQLite reported.
         synchronous: String,
     },
-    /// The store's generation could not be read or written.
-    #[error("cannot read or start the generation of SQLite revocation store {path}: {source}")]
+    /// The store's tables could not be created, or its generation could
+    /// not be read or written.
+    #[error("cannot set up the tables or generation of SQLite revocation store {path}: {source}")]
     Generation {
         /// The file.
         path: PathBuf,

@@ -76,19 +76,25 @@ pub(crate) fn now(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.unix_now()).unwrap_or(0)
 }
 
-/// Creates the tables if they are missing. Returns whether revocations were
-/// lost: the file had been set up (it has the meta table) but a table of
-/// revocations is gone (dropped), so that the caller logs everyone out.
-pub(crate) async fn create_tables(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+/// Creates the tables if they are missing. If revocations were lost (the
+/// file had been set up, it has the meta table, but a table of revocations
+/// is gone: dropped), raises the cutoff in the same transaction, so that
+/// no session they revoked opens again, and returns it.
+pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Result<Option<u64>, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     let (set_up, revocation_tables): (bool, i64) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sealed_session_meta'),
                 (SELECT count(*) FROM sqlite_master WHERE type = 'table'
                    AND name IN ('sealed_session_user_epochs', 'sealed_session_denied'))",
     )
-    .fetch_one(pool)
-    .await?;
-    sqlx::raw_sql(SCHEMA).execute(pool).await?;
-    Ok(set_up && revocation_tables < 2)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(sqlite_error)?;
+    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(sqlite_error)?;
+    let cutoff =
+        if set_up && revocation_tables < 2 { Some(raise_cutoff(&mut tx, clock, 0).await?) } else { None };
+    tx.commit().await.map_err(sqlite_error)?;
+    Ok(cutoff)
 }
 
 /// Writes a generation if there is none; returns whether one began now.
@@ -212,6 +218,17 @@ pub(crate) async fn revoke_all(
     issued_through: u64,
 ) -> Result<u64, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    let next = raise_cutoff(&mut tx, clock, issued_through).await?;
+    tx.commit().await.map_err(sqlite_error)?;
+    Ok(next)
+}
+
+/// [`revoke_all`] within the transaction `tx`.
+async fn raise_cutoff(
+    tx: &mut SqliteConnection,
+    clock: &dyn Clock,
+    issued_through: u64,
+) -> Result<u64, StoreError> {
     let (revoked_through, generation): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT (SELECT value FROM sealed_session_meta WHERE key = 'revoked_through'),
                 (SELECT value FROM sealed_session_meta WHERE key = 'generation')",
@@ -229,7 +246,6 @@ pub(crate) async fn revoke_all(
     .execute(&mut *tx)
     .await
     .map_err(sqlite_error)?;
-    tx.commit().await.map_err(sqlite_error)?;
     Ok(next)
 }
 

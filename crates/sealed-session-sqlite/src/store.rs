@@ -210,18 +210,16 @@ impl SqliteStore {
                 synchronous: durability.synchronous,
             });
         }
-        let lost = schema::create_tables(&pool).await.map_err(sqlite)?;
         let clock: Arc<dyn Clock> = Arc::new(clock);
         let generation = |source| SqliteOpenError::Generation { path: path.clone(), source };
-        schema::start_generation(&pool, &*clock).await.map_err(generation)?;
-        if lost {
-            let cutoff = schema::revoke_all(&pool, &*clock, 0).await.map_err(generation)?;
+        if let Some(cutoff) = schema::create_tables(&pool, &*clock).await.map_err(generation)? {
             tracing::warn!(
                 cutoff,
                 "a revocation table of the SQLite store was gone (dropped: lost revocations) and is created \
                  again; every session issued until now is refused"
             );
         }
+        schema::start_generation(&pool, &*clock).await.map_err(generation)?;
         // The watcher's connection stays open as long as the store: the
         // `-wal` and `-shm` files exist (and keep their identity) until then.
         let mut watcher = (*options).clone().connect().await.map_err(sqlite)?;
