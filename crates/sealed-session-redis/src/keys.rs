@@ -55,7 +55,7 @@ return {1, now}
 /// marker goes in the same step, and nil is returned if nothing was done.
 pub(crate) const FLOOR: &str = r"
 if KEYS[3] then
-  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return false end
+  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return nil end
   redis.call('DEL', KEYS[3])
 end
 local now = tonumber(redis.call('TIME')[1])

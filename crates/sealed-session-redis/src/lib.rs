@@ -40,15 +40,18 @@
 //!   persistence it is missing: the store writes a new one, and every session
 //!   issued at or before it is refused (everyone signs in again). The event is
 //!   logged at `warn` and published so every server drops its cache.
-//! * **No rollback.** A restart that loads an older snapshot keeps the
-//!   generation key and loses the revocations made since. Connecting fails
-//!   unless Redis writes every change to disk before answering
-//!   (`appendonly yes`, `appendfsync always`) or persists nothing
-//!   (`appendonly no`, `save ""`), or the settings cannot be read and the
-//!   operator asserts it ([`RedisConfig::assume_durable`],
-//!   `?assume_durable=true`). They are read with the eviction policy, and a
-//!   change to anything else is treated like eviction: every call fails, and
-//!   once it is fixed everyone is logged out.
+//! * **No rollback by configuration.** A restart that loads an older
+//!   snapshot keeps the generation key and loses the revocations made
+//!   since. Connecting fails unless Redis writes every change to disk
+//!   before answering (`appendonly yes`, `appendfsync always`) or is set to
+//!   persist nothing (`appendonly no`, `save ""`, `rdb-del-sync-files
+//!   yes`), or the settings cannot be read and the operator asserts it
+//!   ([`RedisConfig::assume_durable`], `?assume_durable=true`). They are
+//!   read with the eviction policy, and a change to anything else is
+//!   treated like eviction: every call fails, and once it is fixed everyone
+//!   is logged out. Settings are read, not files: a snapshot taken by hand
+//!   (`SAVE`, `BGSAVE`) from a Redis that persists nothing is loaded by its
+//!   next restart; after such a restart, log everyone out.
 //! * **TLS and ACL users.** `rediss://` connects over TLS (rustls, with the
 //!   system's roots or [`RedisConfig::ca_file`]); `USER:PASSWORD@` in the URL
 //!   logs in as an ACL user. Credentials never appear in `Debug` or logs.

@@ -42,6 +42,32 @@ enum Policy {
     Recovering = 3,
 }
 
+/// A reading of the settings that found them safe, to hand to
+/// [`Link::trust`].
+pub(crate) struct SafeReading {
+    /// The clients of the primary that was read.
+    conns: Arc<Conns>,
+    /// The settings had been seen unsafe: revocations may have been lost,
+    /// and the store must start a new cutoff first.
+    pub(crate) after_fault: bool,
+}
+
+impl std::fmt::Debug for SafeReading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafeReading")
+            .field("primary", &self.conns.address)
+            .field("after_fault", &self.after_fault)
+            .finish()
+    }
+}
+
+impl SafeReading {
+    /// The writer of the primary that was read.
+    pub(crate) fn writer(&self) -> ConnectionManager {
+        self.conns.writer.clone()
+    }
+}
+
 /// Why the store does not trust Redis's answers.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PolicyFault {
@@ -170,46 +196,56 @@ impl Link {
         self.policy.load(Ordering::SeqCst) == Policy::Safe as u8
     }
 
-    /// Records that the store has dealt with keys evicted while the policy
-    /// was unsafe (see [`Link::read_policy`]): answers are trusted again.
-    pub(crate) fn mark_recovered(&self) {
-        let _ = self.policy.compare_exchange(
-            Policy::Recovering as u8,
-            Policy::Safe as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+    /// Trusts Redis's answers after `reading` found its settings safe and
+    /// the store has dealt with what may have been lost (a new cutoff after
+    /// a fault). Not if the primary changed since the reading, nor if a
+    /// later reading found the settings unsafe, nor, for a reading that
+    /// came before a fault was seen, while that fault is being recovered.
+    pub(crate) fn trust(&self, reading: SafeReading) {
+        if !Arc::ptr_eq(&reading.conns, &self.conns()) {
+            return;
+        }
+        let from = if reading.after_fault { Policy::Recovering } else { Policy::Unchecked };
+        let _ =
+            self.policy.compare_exchange(from as u8, Policy::Safe as u8, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Reads `maxmemory-policy` and the persistence settings, and records
-    /// what they say. `Ok(true)` means they are safe again after having
-    /// been seen unsafe: revocations may have been lost meanwhile, and
-    /// answers stay untrusted until the caller has started a new cutoff and
-    /// called [`Link::mark_recovered`].
-    pub(crate) async fn read_policy(&self) -> Result<bool, PolicyFault> {
-        let mut conn = self.conns().reader.clone();
+    /// what they say. A safe reading does not make answers trusted: the
+    /// store hands it back to [`Link::trust`] once it has dealt with what
+    /// may have been lost, a new cutoff if the settings were seen unsafe
+    /// before ([`SafeReading::after_fault`]).
+    pub(crate) async fn read_policy(&self) -> Result<SafeReading, PolicyFault> {
+        let conns = self.conns();
+        let mut conn = conns.reader.clone();
         let mut pipe = redis::pipe();
         for name in SETTINGS {
             pipe.cmd("CONFIG").arg("GET").arg(name);
         }
-        let command = pipe.query_async::<Vec<Vec<String>>>(&mut conn);
+        let command = pipe.query_async::<Vec<redis::Value>>(&mut conn);
         let verdict = match tokio::time::timeout(self.timeout, command).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
             Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => Err(PolicyFault::Unreachable(err)),
             Ok(Err(err)) => judge(Err(&err.to_string()), self.assume_noeviction, self.assume_durable),
-            Ok(Ok(replies)) => judge(Ok(&replies), self.assume_noeviction, self.assume_durable),
+            Ok(Ok(replies)) => {
+                let values: Vec<_> = replies.into_iter().map(config_value).collect();
+                judge(Ok(&values), self.assume_noeviction, self.assume_durable)
+            }
         };
         let was = self.policy.load(Ordering::SeqCst);
         let recovering = was == Policy::Unsafe as u8 || was == Policy::Recovering as u8;
         let now = match &verdict {
-            Ok(()) if recovering => Policy::Recovering,
-            Ok(()) => Policy::Safe,
-            Err(PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)) => Policy::Unsafe,
+            Ok(()) if recovering => Some(Policy::Recovering),
+            // Trusted once the store has handled the reading.
+            Ok(()) => None,
+            Err(PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)) => Some(Policy::Unsafe),
             // Unreadable for now: keep an unsafe verdict, else read again next time.
-            Err(_) if recovering => Policy::Unsafe,
-            Err(_) => Policy::Unchecked,
+            Err(_) if recovering => Some(Policy::Unsafe),
+            Err(_) => Some(Policy::Unchecked),
         };
-        self.policy.store(now as u8, Ordering::SeqCst);
+        if let Some(now) = now {
+            self.policy.store(now as u8, Ordering::SeqCst);
+        }
         match &verdict {
             Err(fault @ (PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)))
                 if was != Policy::Unsafe as u8 =>
@@ -221,7 +257,7 @@ impl Link {
             }
             _ => {}
         }
-        verdict.map(|()| recovering)
+        verdict.map(|()| SafeReading { conns, after_fault: recovering })
     }
 
     /// After a failed command: the connection may come back to another
@@ -268,7 +304,14 @@ impl Link {
         match Conns::new(client, self.timeout, self.write_timeout).await {
             Ok(conns) => {
                 tracing::warn!(primary = %conns.address, "Redis primary changed (failover); following it");
-                self.policy.store(Policy::Unchecked as u8, Ordering::SeqCst);
+                // Read the new primary's settings before trusting it; a
+                // fault seen on the old one stays to be recovered from.
+                let _ = self.policy.compare_exchange(
+                    Policy::Safe as u8,
+                    Policy::Unchecked as u8,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
             }
             Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
@@ -276,27 +319,40 @@ impl Link {
     }
 }
 
+/// The value of the one setting a `CONFIG GET` answered: `[name, value]`
+/// over RESP2, `{name: value}` over RESP3.
+fn config_value(reply: redis::Value) -> Result<String, String> {
+    use redis::FromRedisValue as _;
+    let mut pairs = reply.as_map_iter().ok_or("CONFIG GET answered neither a map nor pairs")?;
+    match (pairs.next(), pairs.next()) {
+        (Some((_, value)), None) => String::from_redis_value(value.clone()).map_err(|err| err.to_string()),
+        (None, _) => Err("CONFIG GET knows no such setting (a Redis older than 6.2?)".to_owned()),
+        (Some(_), Some(_)) => Err("CONFIG GET answered more than one setting".to_owned()),
+    }
+}
+
 /// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
-const SETTINGS: [&str; 4] = ["maxmemory-policy", "appendonly", "appendfsync", "save"];
+const SETTINGS: [&str; 5] = ["maxmemory-policy", "appendonly", "appendfsync", "save", "rdb-del-sync-files"];
 
 /// Whether answers from a Redis with these settings (the replies to
 /// `CONFIG GET` of each of [`SETTINGS`], or why they could not be read) can
 /// be trusted. Revocations survive a restart only with every write on disk
 /// before it is acknowledged (`appendonly yes`, `appendfsync always`), or
-/// with no persistence at all: the restart then comes back empty, and the
-/// missing generation marker logs everyone out. A snapshot without the
-/// append-only file comes back *older*, with the marker and without the
-/// revocations made since.
+/// with no persistence at all (no `save`, and the copy a replica receives
+/// in a full resynchronisation deleted once loaded: `rdb-del-sync-files
+/// yes`): the restart then comes back empty, and the missing generation
+/// marker logs everyone out. A snapshot without the append-only file comes
+/// back *older*, with the marker and without the revocations made since.
 fn judge(
-    settings: Result<&[Vec<String>], &str>,
+    settings: Result<&[Result<String, String>], &str>,
     assume_noeviction: bool,
     assume_durable: bool,
 ) -> Result<(), PolicyFault> {
     let value = |index: usize| -> Result<&str, String> {
         let replies = settings.map_err(str::to_owned)?;
-        match replies.get(index).map(Vec::as_slice) {
-            Some([_, value]) => Ok(value),
-            Some(other) => Err(format!("CONFIG GET answered {} values", other.len())),
+        match replies.get(index) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(why)) => Err(why.clone()),
             None => Err(format!("CONFIG GET answered {} replies", replies.len())),
         }
     };
@@ -308,19 +364,25 @@ fn judge(
         }
         Err(why) => return Err(PolicyFault::Unknown(why)),
     }
-    let persistence = (|| Ok::<_, String>((value(1)?, value(2)?, value(3)?)))();
+    let persistence = (|| Ok::<_, String>((value(1)?, value(2)?, value(3)?, value(4)?)))();
     match persistence {
-        Ok(("yes", "always", _)) => Ok(()),
-        Ok(("yes", fsync, _)) => Err(PolicyFault::NotDurable(format!(
+        Ok(("yes", "always", _, _)) => Ok(()),
+        Ok(("yes", fsync, _, _)) => Err(PolicyFault::NotDurable(format!(
             "Redis appendfsync is {fsync}: a crash can lose acknowledged revocations and bring revoked \
              sessions back; set appendfsync always"
         ))),
-        Ok((_, _, save)) if save.trim().is_empty() => Ok(()),
-        Ok((_, _, save)) => Err(PolicyFault::NotDurable(format!(
+        Ok((_, _, save, "yes")) if save.trim().is_empty() => Ok(()),
+        Ok((_, _, save, _)) if save.trim().is_empty() => Err(PolicyFault::NotDurable(
+            "Redis keeps no snapshots but keeps the copy a replica receives in a full resynchronisation \
+             (rdb-del-sync-files no): a restart would load that older copy, and the revocations made since \
+             would come back to life; set rdb-del-sync-files yes, or appendonly yes with appendfsync always"
+                .to_owned(),
+        )),
+        Ok((_, _, save, _)) => Err(PolicyFault::NotDurable(format!(
             "Redis saves snapshots (save \"{save}\") without an append-only file: after a restart it \
              loads the last snapshot, and the revocations made since come back to life; set appendonly \
-             yes with appendfsync always, or save \"\" (a restart then empties the store and everyone \
-             signs in again)"
+             yes with appendfsync always, or save \"\" with rdb-del-sync-files yes (a restart then \
+             empties the store and everyone signs in again)"
         ))),
         Err(why) if assume_durable => {
             tracing::debug!(%why, "Redis persistence unreadable; durability asserted by configuration");
@@ -446,7 +508,10 @@ mod tests {
         let config = RedisConfig::default().with_timeout(Duration::from_millis(200));
         let link = Link::connect(Target::Direct { url: server.url() }, &config).await.unwrap();
         assert!(!link.is_trusted(), "trusted before its settings were read");
-        assert!(!link.read_policy().await.unwrap());
+        let reading = link.read_policy().await.unwrap();
+        assert!(!reading.after_fault);
+        assert!(!link.is_trusted(), "trusted before the store handled the reading");
+        link.trust(reading);
         assert!(link.is_trusted());
         assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
         assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
@@ -463,34 +528,56 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(700)).await;
 
         assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
-        assert!(link.read_policy().await.unwrap(), "safe again, after having been unsafe: recovering");
+        let first = link.read_policy().await.unwrap();
+        assert!(first.after_fault, "safe again, after having been unsafe: recovering");
         assert!(!link.is_trusted(), "trusted before the store set a new cutoff");
-        assert!(link.read_policy().await.unwrap(), "still recovering until the store says so");
-        link.mark_recovered();
+        let reading = link.read_policy().await.unwrap();
+        assert!(reading.after_fault, "still recovering until the store says so");
+        link.trust(reading);
         assert!(link.is_trusted());
-        assert!(!link.read_policy().await.unwrap());
+        assert!(!link.read_policy().await.unwrap().after_fault);
+        assert!(link.is_trusted(), "a safe reading keeps a trusted link trusted");
     }
 
     /// `CONFIG GET` replies for `maxmemory-policy`, `appendonly`,
-    /// `appendfsync` and `save`.
-    fn replies(settings: [&str; 4]) -> Vec<Vec<String>> {
-        super::SETTINGS
-            .iter()
-            .zip(settings)
-            .map(|(name, value)| vec![(*name).to_owned(), value.to_owned()])
-            .collect()
+    /// `appendfsync`, `save` and `rdb-del-sync-files`.
+    fn replies(settings: [&str; 5]) -> Vec<Result<String, String>> {
+        settings.iter().map(|value| Ok((*value).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_setting_is_read_from_a_resp2_or_resp3_reply_and_nothing_else() {
+        use redis::Value;
+        let text = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let resp2 = Value::Array(vec![text("save"), text("")]);
+        let resp3 = Value::Map(vec![(text("save"), text("3600 1"))]);
+        assert_eq!(super::config_value(resp2), Ok(String::new()));
+        assert_eq!(super::config_value(resp3), Ok("3600 1".to_owned()));
+        for unknown in [Value::Array(vec![]), Value::Map(vec![])] {
+            assert!(super::config_value(unknown).unwrap_err().contains("no such setting"));
+        }
+        let two = Value::Array(vec![text("a"), text("1"), text("b"), text("2")]);
+        assert!(super::config_value(two).is_err());
+        assert!(super::config_value(Value::Int(1)).is_err());
     }
 
     #[test]
     fn only_persistence_that_no_restart_can_roll_back_is_trusted() {
-        let judge = |settings: [&str; 4]| super::judge(Ok(&replies(settings)), false, false);
-        assert!(judge(["noeviction", "yes", "always", "3600 1"]).is_ok(), "every write on disk first");
-        assert!(judge(["noeviction", "no", "everysec", ""]).is_ok(), "no persistence: a restart is empty");
-        assert!(judge(["noeviction", "no", "always", " "]).is_ok());
+        let judge = |settings: [&str; 5]| super::judge(Ok(&replies(settings)), false, false);
+        assert!(judge(["noeviction", "yes", "always", "3600 1", "no"]).is_ok(), "every write on disk first");
+        assert!(
+            judge(["noeviction", "no", "everysec", "", "yes"]).is_ok(),
+            "no persistence: a restart is empty"
+        );
+        assert!(judge(["noeviction", "no", "always", " ", "yes"]).is_ok());
         for (settings, says) in [
-            (["noeviction", "no", "everysec", "3600 1 300 100 60 10000"], "save \"3600 1 300 100 60 10000\""),
-            (["noeviction", "yes", "everysec", ""], "appendfsync is everysec"),
-            (["noeviction", "yes", "no", ""], "appendfsync is no"),
+            (
+                ["noeviction", "no", "everysec", "3600 1 300 100 60 10000", "yes"],
+                "save \"3600 1 300 100 60 10000\"",
+            ),
+            (["noeviction", "no", "everysec", "", "no"], "rdb-del-sync-files no"),
+            (["noeviction", "yes", "everysec", "", "yes"], "appendfsync is everysec"),
+            (["noeviction", "yes", "no", "", "yes"], "appendfsync is no"),
         ] {
             match judge(settings) {
                 Err(fault @ PolicyFault::NotDurable(_)) => {
@@ -500,7 +587,7 @@ mod tests {
             }
         }
         assert!(
-            matches!(judge(["allkeys-lru", "yes", "always", ""]), Err(PolicyFault::Evicting(p)) if p == "allkeys-lru")
+            matches!(judge(["allkeys-lru", "yes", "always", "", "yes"]), Err(PolicyFault::Evicting(p)) if p == "allkeys-lru")
         );
     }
 
@@ -511,12 +598,13 @@ mod tests {
         assert!(matches!(super::judge(hidden, false, true), Err(PolicyFault::Unknown(_))));
         assert!(matches!(super::judge(hidden, true, false), Err(PolicyFault::DurabilityUnknown(_))));
         assert!(super::judge(hidden, true, true).is_ok());
-        // An ACL user allowed to read one setting and not the others.
-        let partial = vec![vec!["maxmemory-policy".to_owned(), "noeviction".to_owned()]];
+        // A Redis that knows the eviction policy but not a persistence
+        // setting (an older version), or answered fewer replies.
+        let partial = vec![Ok("noeviction".to_owned()), Err("CONFIG GET knows no such setting".to_owned())];
         assert!(matches!(super::judge(Ok(&partial), false, false), Err(PolicyFault::DurabilityUnknown(_))));
         assert!(super::judge(Ok(&partial), false, true).is_ok());
         // What can be read is judged, asserted or not.
-        let snapshots = replies(["noeviction", "no", "everysec", "60 1"]);
+        let snapshots = replies(["noeviction", "no", "everysec", "60 1", "yes"]);
         assert!(matches!(super::judge(Ok(&snapshots), true, true), Err(PolicyFault::NotDurable(_))));
         let fault = PolicyFault::DurabilityUnknown("x".to_owned()).to_string();
         assert!(fault.contains("assume_durable=true"), "the error names the fix: {fault}");

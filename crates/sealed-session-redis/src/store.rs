@@ -15,7 +15,7 @@ use sealed_session::{
 
 use crate::config::{parse_url, ConnectError, RedisConfig};
 use crate::keys::{Keys, Scripts, MAX_SCRIPT_TIME};
-use crate::link::{Link, PolicyFault};
+use crate::link::{Link, PolicyFault, SafeReading};
 use crate::pubsub;
 
 pub(crate) struct Inner {
@@ -28,6 +28,10 @@ pub(crate) struct Inner {
     feed: Arc<Feed>,
     /// Replicas each revocation waits for.
     wait_replicas: u64,
+    /// One check of Redis's settings at a time: the requests that find the
+    /// link untrusted meanwhile wait for its outcome instead of each
+    /// reading the settings (and, after a fault, each raising the cutoff).
+    checking: tokio::sync::Mutex<()>,
 }
 
 /// A revocation store in Redis. Clones share one connection, cache and
@@ -63,8 +67,10 @@ impl RedisStore {
     /// `rediss://…` for TLS, or `redis+sentinel://…` (see the crate docs).
     ///
     /// # Errors
-    /// [`ConnectError`] if the URL is wrong, Redis cannot be reached now, or
-    /// Redis may evict keys.
+    /// [`ConnectError`] if the URL is wrong, Redis cannot be reached now,
+    /// Redis may evict keys or roll its data back in a restart
+    /// ([`ConnectError::EvictionPolicy`], [`ConnectError::NotDurable`]), or
+    /// hides those settings and the operator has not asserted them.
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         Self::connect_with(url, RedisConfig::default(), SystemClock).await
     }
@@ -116,6 +122,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             clock: Arc::new(clock),
             wait_replicas,
+            checking: tokio::sync::Mutex::new(()),
         });
         inner.check_settings_at_start().await?;
         inner.ensure_generation().await?;
@@ -176,7 +183,11 @@ impl Inner {
         if self.link.is_trusted() {
             return Ok(());
         }
-        self.check_policy().await
+        let _checking = self.checking.lock().await;
+        if self.link.is_trusted() {
+            return Ok(());
+        }
+        self.read_settings().await
     }
 
     /// Reads the eviction policy and persistence settings; after they were
@@ -188,39 +199,44 @@ impl Inner {
     /// the one that finds them safe again logs everyone out even if it did
     /// not see the fault itself (it started, or followed a failover, after).
     pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
-        let recovered = match self.link.read_policy().await {
-            Ok(recovered) => recovered,
-            Err(fault) => {
-                self.mark_untrusted(&fault).await;
-                return Err(fault.into_store_error());
-            }
-        };
-        match tokio::time::timeout(self.config.timeout, self.recover(recovered)).await {
+        let _checking = self.checking.lock().await;
+        self.read_settings().await
+    }
+
+    /// [`Inner::check_policy`], with the check's lock held.
+    async fn read_settings(&self) -> Result<(), StoreError> {
+        let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
+        match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
             Ok(result) => result.map_err(redis_error)?,
             Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
         }
-        if recovered {
-            self.link.mark_recovered();
-        }
+        self.link.trust(reading);
         Ok(())
     }
 
     /// [`Inner::check_policy`] as the store starts: its errors are those of
     /// connecting.
     async fn check_settings_at_start(&self) -> Result<(), ConnectError> {
-        if let Err(fault) = self.link.read_policy().await {
-            self.mark_untrusted(&fault).await;
-            return Err(fault.into_connect_error());
+        let reading = self.read_and_record().await.map_err(PolicyFault::into_connect_error)?;
+        self.recover(&reading).await.map_err(ConnectError::Redis)?;
+        self.link.trust(reading);
+        Ok(())
+    }
+
+    /// Reads the settings; unsafe ones are recorded in Redis.
+    async fn read_and_record(&self) -> Result<SafeReading, PolicyFault> {
+        let reading = self.link.read_policy().await;
+        if let Err(fault) = &reading {
+            if fault.is_unsafe() {
+                self.mark_untrusted(fault).await;
+            }
         }
-        self.recover(false).await.map_err(ConnectError::Redis)
+        reading
     }
 
     /// Leaves the marker of unsafe settings in Redis (best effort: the
     /// fault is logged anyway, and this server refuses until it recovers).
     async fn mark_untrusted(&self, fault: &PolicyFault) {
-        if !fault.is_unsafe() {
-            return;
-        }
         let mut conn = self.link.conns().writer.clone();
         let mut set = redis::cmd("SET");
         set.arg(&self.keys.untrusted).arg(fault.to_string());
@@ -233,12 +249,13 @@ impl Inner {
         }
     }
 
-    /// After revocations may have been lost (`lost`, or a marker some
-    /// server left): a new cutoff and the marker's removal, in one step.
-    async fn recover(&self, lost: bool) -> Result<(), redis::RedisError> {
+    /// After revocations may have been lost (the reading came after a
+    /// fault, or a marker some server left is there): a new cutoff and the
+    /// marker's removal, in one step, on the primary that was read.
+    async fn recover(&self, reading: &SafeReading) -> Result<(), redis::RedisError> {
         let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
-        let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(lost)]);
-        let mut conn = self.link.conns().writer.clone();
+        let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(reading.after_fault)]);
+        let mut conn = reading.writer();
         let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
             return Ok(());
         };

@@ -53,6 +53,33 @@ async fn alice_on_one_server(redis: &RedisServer) -> (ManualClock, Verifier<Redi
     (clock, verifier, token)
 }
 
+/// Captured logs, a Redis, a server on it that reads Redis's settings every
+/// 100 ms, and a token of alice's from it.
+async fn watching_server() -> (Logs, RedisServer, Verifier<RedisStore>, String) {
+    let logs = Logs::capture();
+    let redis = RedisServer::start();
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let verifier = system_server(&redis.url(), config).await;
+    let token = login(&verifier, "alice").await;
+    (logs, redis, verifier, token)
+}
+
+/// Waits (at most 2 s) until `verifier` refuses `token` because Redis
+/// cannot be trusted, and checks that the log says why at `error`.
+async fn refuses_as_untrusted_and_says_why(
+    verifier: &Verifier<RedisStore>,
+    token: &str,
+    logs: &Logs,
+    why: &str,
+) {
+    let noticed = within(Duration::from_secs(2), async || {
+        matches!(verifier.open::<()>(token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
+    })
+    .await;
+    assert!(noticed.is_some(), "a store whose Redis may lose revocations ({why}) still answered");
+    assert!(!logs.lines_with(&["ERROR", why, "refuses every session"]).is_empty(), "the log says why: {why}");
+}
+
 fn refused_by_store(result: &Result<impl std::fmt::Debug, VerifyError>) -> bool {
     matches!(result, Err(VerifyError::Store(_)))
 }
@@ -88,13 +115,20 @@ async fn passes_the_registry_conformance_suite() {
 #[tokio::test]
 async fn the_store_takes_the_applications_own_client() {
     let redis = RedisServer::start();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let store = RedisStore::with_client(client, config(), sealed_session::SystemClock).await.unwrap();
-    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
-    let verifier = Verifier::new(Sealer::builder(sealed_session_testkit::keyring(5)).build().unwrap(), store);
-    let token = login(&verifier, "alice").await;
-    verifier.logout_everywhere("alice").await.unwrap();
-    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+    // RESP2 and RESP3 (where a script's `false` would be a boolean, not nil).
+    for url in [redis.url(), format!("{}?protocol=resp3", redis.url())] {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let store = RedisStore::with_client(client, config(), sealed_session::SystemClock).await.unwrap();
+        assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+        let verifier =
+            Verifier::new(Sealer::builder(sealed_session_testkit::keyring(5)).build().unwrap(), store);
+        let token = login(&verifier, "alice").await;
+        verifier.logout_everywhere("alice").await.unwrap();
+        assert!(
+            matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))),
+            "{url}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -163,6 +197,14 @@ async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
             other => panic!("expected NotDurable, got {other:?}"),
         }
     }
+    // Nor is a Redis without snapshots that keeps a replica's copy.
+    let plain = RedisServer::start();
+    assert_eq!(plain.cli(&["CONFIG", "SET", "rdb-del-sync-files", "no"]), "OK");
+    let kept = RedisStore::connect_with(&plain.url(), config(), clock.clone()).await;
+    assert!(
+        matches!(&kept, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("rdb-del-sync-files")),
+        "{kept:?}"
+    );
     // An append-only file is durable only if every write is on disk first.
     assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
     let everysec = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await;
@@ -176,21 +218,9 @@ async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_switched_on_later_make_every_check_fail_closed_until_everyone_is_logged_out() {
-    let logs = Logs::capture();
-    let redis = RedisServer::start();
-    let config = config().with_policy_check_interval(Duration::from_millis(100));
-    let verifier = system_server(&redis.url(), config).await;
-    let token = login(&verifier, "alice").await;
+    let (logs, redis, verifier, token) = watching_server().await;
     assert_eq!(redis.cli(&["CONFIG", "SET", "save", "60 1"]), "OK");
-    let noticed = within(Duration::from_secs(2), async || {
-        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
-    })
-    .await;
-    assert!(noticed.is_some(), "a store whose Redis may roll back still answered");
-    assert!(
-        !logs.lines_with(&["ERROR", "save \"60 1\"", "refuses every session"]).is_empty(),
-        "the log says why"
-    );
+    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "save \"60 1\"").await;
     // Fixed: a restart meanwhile could have rolled revocations back, so
     // every session issued until now is refused; new logins work.
     assert_eq!(redis.cli(&["CONFIG", "SET", "save", ""]), "OK");
@@ -244,11 +274,7 @@ async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
-    let logs = Logs::capture();
-    let redis = RedisServer::start();
-    let config = config().with_policy_check_interval(Duration::from_millis(100));
-    let verifier = system_server(&redis.url(), config).await;
-    let token = login(&verifier, "alice").await;
+    let (logs, redis, verifier, token) = watching_server().await;
     let revoked = login(&verifier, "bob").await;
     let bob = verifier.open::<()>(&revoked).await.unwrap().into_session();
     verifier.logout(&bob).await.unwrap();
@@ -259,15 +285,7 @@ async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     // up. volatile-lru evicts keys with an expiry: bob's denylist entry,
     // while the generation (no expiry) stays.
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]), "OK");
-    let noticed = within(Duration::from_secs(2), async || {
-        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
-    })
-    .await;
-    assert!(noticed.is_some(), "a store whose Redis may evict keys still answered");
-    assert!(
-        !logs.lines_with(&["ERROR", "volatile-lru", "refuses every session"]).is_empty(),
-        "the log says why"
-    );
+    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "volatile-lru").await;
     let info = redis.cli(&["INFO", "memory"]);
     let used: u64 =
         info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();

@@ -183,10 +183,13 @@ impl RedisServer {
     /// Starts redis-server; false if it exited at once (its port was taken).
     fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
-        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect();
+        // No persistence, as the store accepts it: no snapshots, and a
+        // replica's copy from a full resynchronisation deleted once loaded.
+        let mut args: Vec<String> =
+            ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--rdb-del-sync-files", "yes"]
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect();
         args.extend(["--dir".to_owned(), self.dir.path().display().to_string()]);
         match &self.options.tls {
             None => args.extend(["--port".to_owned(), port]),
