@@ -3,7 +3,7 @@
 //! and the check of its eviction policy and persistence that must pass
 //! before its answers are trusted.
 
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -42,6 +42,60 @@ enum Policy {
     Recovering = 3,
 }
 
+impl Policy {
+    fn from_bits(bits: u64) -> Self {
+        match bits & 0xff {
+            1 => Policy::Safe,
+            2 => Policy::Unsafe,
+            3 => Policy::Recovering,
+            _ => Policy::Unchecked,
+        }
+    }
+}
+
+/// The [`Policy`] and a count of the link's failures and primary changes,
+/// in one atomic: a safe reading is trusted only if nothing failed between
+/// the reading and the store's handling of it.
+struct PolicyState(AtomicU64);
+
+impl PolicyState {
+    fn new() -> Self {
+        Self(AtomicU64::new(Policy::Unchecked as u64))
+    }
+
+    fn load(&self) -> (Policy, u64) {
+        let bits = self.0.load(Ordering::SeqCst);
+        (Policy::from_bits(bits), bits >> 8)
+    }
+
+    /// Sets the policy, keeping the count.
+    fn set(&self, policy: Policy) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |bits| Some((bits & !0xff) | policy as u64));
+    }
+
+    /// A failure or a new primary: the count goes up, and a safe policy
+    /// must be read again (an unsafe one stays to be recovered from).
+    fn fail(&self) {
+        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |bits| {
+            let policy = match Policy::from_bits(bits) {
+                Policy::Safe => Policy::Unchecked,
+                other => other,
+            };
+            Some(((bits >> 8).wrapping_add(1) << 8) | policy as u64)
+        });
+    }
+
+    /// `from` becomes `Safe`, if the policy is still `from` and the count
+    /// still `count`.
+    fn trust(&self, from: Policy, count: u64) {
+        let expected = (count << 8) | from as u64;
+        let trusted = (count << 8) | Policy::Safe as u64;
+        let _ = self.0.compare_exchange(expected, trusted, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
 /// A reading of the settings that found them safe, to hand to
 /// [`Link::trust`].
 pub(crate) struct SafeReading {
@@ -50,6 +104,8 @@ pub(crate) struct SafeReading {
     /// The settings had been seen unsafe: revocations may have been lost,
     /// and the store must start a new cutoff first.
     pub(crate) after_fault: bool,
+    /// The link's failure count when the reading began.
+    count: u64,
 }
 
 impl std::fmt::Debug for SafeReading {
@@ -131,7 +187,7 @@ pub(crate) struct Link {
     assume_noeviction: bool,
     assume_durable: bool,
     current: RwLock<Arc<Conns>>,
-    policy: AtomicU8,
+    policy: PolicyState,
     /// Serialises failover lookups.
     refreshing: tokio::sync::Mutex<()>,
     /// When the last failover lookup ran (ms since the link was made).
@@ -175,7 +231,7 @@ impl Link {
             assume_noeviction: config.assume_noeviction,
             assume_durable: config.assume_durable,
             current: RwLock::new(Arc::new(conns)),
-            policy: AtomicU8::new(Policy::Unchecked as u8),
+            policy: PolicyState::new(),
             refreshing: tokio::sync::Mutex::new(()),
             refreshed_ms: AtomicI64::new(0),
             started: std::time::Instant::now(),
@@ -193,7 +249,7 @@ impl Link {
 
     /// Whether the eviction policy was read as safe since the last reconnection.
     pub(crate) fn is_trusted(&self) -> bool {
-        self.policy.load(Ordering::SeqCst) == Policy::Safe as u8
+        self.policy.load().0 == Policy::Safe
     }
 
     /// Trusts Redis's answers after `reading` found its settings safe and
@@ -206,8 +262,7 @@ impl Link {
             return;
         }
         let from = if reading.after_fault { Policy::Recovering } else { Policy::Unchecked };
-        let _ =
-            self.policy.compare_exchange(from as u8, Policy::Safe as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.policy.trust(from, reading.count);
     }
 
     /// Reads `maxmemory-policy` and the persistence settings, and records
@@ -216,6 +271,7 @@ impl Link {
     /// may have been lost, a new cutoff if the settings were seen unsafe
     /// before ([`SafeReading::after_fault`]).
     pub(crate) async fn read_policy(&self) -> Result<SafeReading, PolicyFault> {
+        let (_, count) = self.policy.load();
         let conns = self.conns();
         let mut conn = conns.reader.clone();
         let mut pipe = redis::pipe();
@@ -232,8 +288,8 @@ impl Link {
                 judge(Ok(&values), self.assume_noeviction, self.assume_durable)
             }
         };
-        let was = self.policy.load(Ordering::SeqCst);
-        let recovering = was == Policy::Unsafe as u8 || was == Policy::Recovering as u8;
+        let (was, _) = self.policy.load();
+        let recovering = matches!(was, Policy::Unsafe | Policy::Recovering);
         let now = match &verdict {
             Ok(()) if recovering => Some(Policy::Recovering),
             // Trusted once the store has handled the reading.
@@ -244,12 +300,10 @@ impl Link {
             Err(_) => Some(Policy::Unchecked),
         };
         if let Some(now) = now {
-            self.policy.store(now as u8, Ordering::SeqCst);
+            self.policy.set(now);
         }
         match &verdict {
-            Err(fault @ (PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)))
-                if was != Policy::Unsafe as u8 =>
-            {
+            Err(fault @ (PolicyFault::Evicting(_) | PolicyFault::NotDurable(_))) if was != Policy::Unsafe => {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
             }
             Err(fault @ (PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_))) => {
@@ -257,19 +311,14 @@ impl Link {
             }
             _ => {}
         }
-        verdict.map(|()| SafeReading { conns, after_fault: recovering })
+        verdict.map(|()| SafeReading { conns, after_fault: recovering, count })
     }
 
     /// After a failed command: the connection may come back to another
     /// server (a restart, a failover), so the policy must be read again;
     /// through Sentinel, look the primary up again.
     pub(crate) fn note_failure(self: &Arc<Self>) {
-        let _ = self.policy.compare_exchange(
-            Policy::Safe as u8,
-            Policy::Unchecked as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        self.policy.fail();
         if self.is_sentinel() {
             let link = Arc::clone(self);
             tokio::spawn(async move { link.follow_failover().await });
@@ -304,15 +353,10 @@ impl Link {
         match Conns::new(client, self.timeout, self.write_timeout).await {
             Ok(conns) => {
                 tracing::warn!(primary = %conns.address, "Redis primary changed (failover); following it");
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
                 // Read the new primary's settings before trusting it; a
                 // fault seen on the old one stays to be recovered from.
-                let _ = self.policy.compare_exchange(
-                    Policy::Safe as u8,
-                    Policy::Unchecked as u8,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                );
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
+                self.policy.fail();
             }
             Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
         }
@@ -326,7 +370,7 @@ fn config_value(reply: redis::Value) -> Result<String, String> {
     let mut pairs = reply.as_map_iter().ok_or("CONFIG GET answered neither a map nor pairs")?;
     match (pairs.next(), pairs.next()) {
         (Some((_, value)), None) => String::from_redis_value(value.clone()).map_err(|err| err.to_string()),
-        (None, _) => Err("CONFIG GET knows no such setting (a Redis older than 6.2?)".to_owned()),
+        (None, _) => Err("CONFIG GET knows no such setting".to_owned()),
         (Some(_), Some(_)) => Err("CONFIG GET answered more than one setting".to_owned()),
     }
 }
@@ -364,26 +408,35 @@ fn judge(
         }
         Err(why) => return Err(PolicyFault::Unknown(why)),
     }
-    let persistence = (|| Ok::<_, String>((value(1)?, value(2)?, value(3)?, value(4)?)))();
+    // Each setting is read only where it decides: `rdb-del-sync-files`
+    // matters only without the append-only file.
+    let persistence = (|| -> Result<Result<(), String>, String> {
+        Ok(match (value(1)?, value(2)?) {
+            ("yes", "always") => Ok(()),
+            ("yes", fsync) => Err(format!(
+                "Redis appendfsync is {fsync}: a crash can lose acknowledged revocations and bring revoked \
+                 sessions back; set appendfsync always"
+            )),
+            _ => match (value(3)?, value(4)?) {
+                (save, "yes") if save.trim().is_empty() => Ok(()),
+                (save, _) if save.trim().is_empty() => {
+                    Err("Redis keeps no snapshots but keeps the copy a replica receives in a full \
+                     resynchronisation (rdb-del-sync-files no): a restart would load that older copy, and \
+                     the revocations made since would come back to life; set rdb-del-sync-files yes, or \
+                     appendonly yes with appendfsync always"
+                        .to_owned())
+                }
+                (save, _) => Err(format!(
+                    "Redis saves snapshots (save \"{save}\") without an append-only file: after a restart \
+                     it loads the last snapshot, and the revocations made since come back to life; set \
+                     appendonly yes with appendfsync always, or save \"\" with rdb-del-sync-files yes (a \
+                     restart then empties the store and everyone signs in again)"
+                )),
+            },
+        })
+    })();
     match persistence {
-        Ok(("yes", "always", _, _)) => Ok(()),
-        Ok(("yes", fsync, _, _)) => Err(PolicyFault::NotDurable(format!(
-            "Redis appendfsync is {fsync}: a crash can lose acknowledged revocations and bring revoked \
-             sessions back; set appendfsync always"
-        ))),
-        Ok((_, _, save, "yes")) if save.trim().is_empty() => Ok(()),
-        Ok((_, _, save, _)) if save.trim().is_empty() => Err(PolicyFault::NotDurable(
-            "Redis keeps no snapshots but keeps the copy a replica receives in a full resynchronisation \
-             (rdb-del-sync-files no): a restart would load that older copy, and the revocations made since \
-             would come back to life; set rdb-del-sync-files yes, or appendonly yes with appendfsync always"
-                .to_owned(),
-        )),
-        Ok((_, _, save, _)) => Err(PolicyFault::NotDurable(format!(
-            "Redis saves snapshots (save \"{save}\") without an append-only file: after a restart it \
-             loads the last snapshot, and the revocations made since come back to life; set appendonly \
-             yes with appendfsync always, or save \"\" with rdb-del-sync-files yes (a restart then \
-             empties the store and everyone signs in again)"
-        ))),
+        Ok(verdict) => verdict.map_err(PolicyFault::NotDurable),
         Err(why) if assume_durable => {
             tracing::debug!(%why, "Redis persistence unreadable; durability asserted by configuration");
             Ok(())
@@ -539,6 +592,30 @@ mod tests {
         assert!(link.is_trusted(), "a safe reading keeps a trusted link trusted");
     }
 
+    #[test]
+    fn a_failure_between_a_reading_and_its_handling_keeps_the_link_untrusted() {
+        use super::{Policy, PolicyState};
+        let state = PolicyState::new();
+        let (_, count) = state.load();
+        state.fail();
+        state.trust(Policy::Unchecked, count);
+        assert_eq!(state.load().0, Policy::Unchecked, "trusted after a failure it did not see");
+        let (_, count) = state.load();
+        state.trust(Policy::Unchecked, count);
+        assert_eq!(state.load().0, Policy::Safe);
+        state.fail();
+        assert_eq!(state.load().0, Policy::Unchecked, "a failure makes a safe link read again");
+        state.set(Policy::Unsafe);
+        state.fail();
+        assert_eq!(state.load().0, Policy::Unsafe, "a fault outlives a failure (or a failover)");
+        state.set(Policy::Recovering);
+        let (_, count) = state.load();
+        state.trust(Policy::Unchecked, count);
+        assert_eq!(state.load().0, Policy::Recovering, "a reading from before the fault does not end it");
+        state.trust(Policy::Recovering, count);
+        assert_eq!(state.load().0, Policy::Safe);
+    }
+
     /// `CONFIG GET` replies for `maxmemory-policy`, `appendonly`,
     /// `appendfsync`, `save` and `rdb-del-sync-files`.
     fn replies(settings: [&str; 5]) -> Vec<Result<String, String>> {
@@ -603,6 +680,10 @@ mod tests {
         let partial = vec![Ok("noeviction".to_owned()), Err("CONFIG GET knows no such setting".to_owned())];
         assert!(matches!(super::judge(Ok(&partial), false, false), Err(PolicyFault::DurabilityUnknown(_))));
         assert!(super::judge(Ok(&partial), false, true).is_ok());
+        // A setting that does not decide need not be known.
+        let mut aof = replies(["noeviction", "yes", "always", "3600 1", "no"]);
+        aof[4] = Err("CONFIG GET knows no such setting".to_owned());
+        assert!(super::judge(Ok(&aof), false, false).is_ok());
         // What can be read is judged, asserted or not.
         let snapshots = replies(["noeviction", "no", "everysec", "60 1", "yes"]);
         assert!(matches!(super::judge(Ok(&snapshots), true, true), Err(PolicyFault::NotDurable(_))));

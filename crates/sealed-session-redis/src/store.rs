@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,34 @@ pub(crate) struct Inner {
     /// One check of Redis's settings at a time: the requests that find the
     /// link untrusted meanwhile wait for its outcome instead of each
     /// reading the settings (and, after a fault, each raising the cutoff).
-    checking: tokio::sync::Mutex<()>,
+    /// It holds how the last check failed.
+    checking: tokio::sync::Mutex<Option<Refused>>,
+    /// How many checks have ended.
+    checks_ended: AtomicU64,
+}
+
+/// How a check of Redis's settings failed, for the requests that waited
+/// for it: the same refusal, without asking Redis again.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+struct Refused {
+    /// The check's error was `Untrusted`, not an outage.
+    untrusted: bool,
+    message: String,
+}
+
+impl Refused {
+    fn of(err: &StoreError) -> Self {
+        Self { untrusted: matches!(err, StoreError::Untrusted(_)), message: err.to_string() }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        if self.untrusted {
+            StoreError::untrusted(self)
+        } else {
+            StoreError::unavailable(self)
+        }
+    }
 }
 
 /// A revocation store in Redis. Clones share one connection, cache and
@@ -122,7 +150,8 @@ impl RedisStore {
             scripts: Scripts::new(),
             clock: Arc::new(clock),
             wait_replicas,
-            checking: tokio::sync::Mutex::new(()),
+            checking: tokio::sync::Mutex::new(None),
+            checks_ended: AtomicU64::new(0),
         });
         inner.check_settings_at_start().await?;
         inner.ensure_generation().await?;
@@ -183,11 +212,17 @@ impl Inner {
         if self.link.is_trusted() {
             return Ok(());
         }
-        let _checking = self.checking.lock().await;
+        let ended = self.checks_ended.load(Ordering::SeqCst);
+        let mut checking = self.checking.lock().await;
         if self.link.is_trusted() {
             return Ok(());
         }
-        self.read_settings().await
+        // A check ended while this request waited for it: its refusal stands.
+        if let Some(refused) = checking.as_ref().filter(|_| self.checks_ended.load(Ordering::SeqCst) != ended)
+        {
+            return Err(refused.clone().into_store_error());
+        }
+        self.read_settings(&mut checking).await
     }
 
     /// Reads the eviction policy and persistence settings; after they were
@@ -199,19 +234,26 @@ impl Inner {
     /// the one that finds them safe again logs everyone out even if it did
     /// not see the fault itself (it started, or followed a failover, after).
     pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
-        let _checking = self.checking.lock().await;
-        self.read_settings().await
+        let mut checking = self.checking.lock().await;
+        self.read_settings(&mut checking).await
     }
 
-    /// [`Inner::check_policy`], with the check's lock held.
-    async fn read_settings(&self) -> Result<(), StoreError> {
-        let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
-        match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
-            Ok(result) => result.map_err(redis_error)?,
-            Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
+    /// [`Inner::check_policy`], with the check's lock held: counts the
+    /// check and keeps how it failed.
+    async fn read_settings(&self, checking: &mut Option<Refused>) -> Result<(), StoreError> {
+        let result = async {
+            let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
+            match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
+                Ok(result) => result.map_err(redis_error)?,
+                Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
+            }
+            self.link.trust(reading);
+            Ok(())
         }
-        self.link.trust(reading);
-        Ok(())
+        .await;
+        *checking = result.as_ref().err().map(Refused::of);
+        self.checks_ended.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     /// [`Inner::check_policy`] as the store starts: its errors are those of

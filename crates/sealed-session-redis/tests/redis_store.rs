@@ -272,6 +272,36 @@ async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyon
     assert!(recovered.is_some(), "{:?}", watching.open::<()>(&fresh).await);
 }
 
+/// While Redis's settings are unsafe, the requests that arrive during a
+/// check of them wait for it and are refused as it was, rather than each
+/// reading the settings again (and timing out in the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_waiting_for_a_check_of_the_settings_share_its_refusal() {
+    let (logs, redis, verifier, token) = watching_server().await;
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "allkeys-lru").await;
+    let verifier = std::sync::Arc::new(verifier);
+    assert_eq!(redis.cli(&["CONFIG", "RESETSTAT"]), "OK");
+    let requests: Vec<_> = (0..60)
+        .map(|_| {
+            let (verifier, token) = (std::sync::Arc::clone(&verifier), token.clone());
+            tokio::spawn(async move { verifier.open::<()>(&token).await })
+        })
+        .collect();
+    for request in requests {
+        let result = request.await.unwrap();
+        assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
+    }
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let reads: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_config|get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap());
+    // Five settings per check: one check per request would be 300 reads.
+    assert!((5..100).contains(&reads), "{reads} CONFIG GETs for 60 requests");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     let (logs, redis, verifier, token) = watching_server().await;
