@@ -29,8 +29,9 @@ pub struct RedisConfig {
     /// Trust that Redis never restarts from an older copy of its data
     /// although its persistence settings cannot be read. Settings that
     /// *can* be read must still be safe: `appendonly yes` with
-    /// `appendfsync always`, or no persistence at all (`appendonly no` and
-    /// `save ""`). Default false; URL: `assume_durable=true`.
+    /// `appendfsync always`, or no persistence at all (`appendonly no`,
+    /// `save ""` and `rdb-del-sync-files yes`). Default false; URL:
+    /// `assume_durable=true`.
     pub assume_durable: bool,
     /// How often the eviction policy and persistence settings are read
     /// again (they are also read after every reconnection); default 30 s,

@@ -142,10 +142,10 @@ pub(crate) enum PolicyFault {
          restarts from an older copy of its data"
     )]
     DurabilityUnknown(String),
-    /// Redis could not be asked at all.
-    #[error("cannot ask Redis for its maxmemory-policy: {0}")]
+    /// Redis could not be asked at all, or refused for now.
+    #[error("cannot ask Redis for its eviction policy and persistence settings: {0}")]
     Unreachable(#[source] redis::RedisError),
-    #[error("Redis did not say its maxmemory-policy within {0:?}")]
+    #[error("Redis did not say its eviction policy and persistence settings within {0:?}")]
     Timeout(Duration),
 }
 
@@ -247,7 +247,8 @@ impl Link {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Whether the eviction policy was read as safe since the last reconnection.
+    /// Whether Redis's settings were read as safe, and the reading handled
+    /// by the store ([`Link::trust`]), since the last failure.
     pub(crate) fn is_trusted(&self) -> bool {
         self.policy.load().0 == Policy::Safe
     }
@@ -294,7 +295,7 @@ impl Link {
             Ok(()) if recovering => Some(Policy::Recovering),
             // Trusted once the store has handled the reading.
             Ok(()) => None,
-            Err(PolicyFault::Evicting(_) | PolicyFault::NotDurable(_)) => Some(Policy::Unsafe),
+            Err(fault) if fault.is_unsafe() => Some(Policy::Unsafe),
             // Unreadable for now: keep an unsafe verdict, else read again next time.
             Err(_) if recovering => Some(Policy::Unsafe),
             Err(_) => Some(Policy::Unchecked),
@@ -302,14 +303,12 @@ impl Link {
         if let Some(now) = now {
             self.policy.set(now);
         }
-        match &verdict {
-            Err(fault @ (PolicyFault::Evicting(_) | PolicyFault::NotDurable(_))) if was != Policy::Unsafe => {
+        // An unsafe reading is logged once; an unreadable one each time.
+        if let Err(fault) = &verdict {
+            let unreadable = matches!(fault, PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_));
+            if unreadable || (fault.is_unsafe() && was != Policy::Unsafe) {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
             }
-            Err(fault @ (PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_))) => {
-                tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
-            }
-            _ => {}
         }
         verdict.map(|()| SafeReading { conns, after_fault: recovering, count })
     }

@@ -265,20 +265,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Reads the settings; unsafe ones are recorded in Redis.
+    /// Reads the settings. Unsafe ones are recorded in Redis (best effort:
+    /// the fault is logged anyway, and this server refuses until it
+    /// recovers).
     async fn read_and_record(&self) -> Result<SafeReading, PolicyFault> {
         let reading = self.link.read_policy().await;
-        if let Err(fault) = &reading {
-            if fault.is_unsafe() {
-                self.mark_untrusted(fault).await;
-            }
+        let Err(fault) = &reading else { return reading };
+        if !fault.is_unsafe() {
+            return reading;
         }
-        reading
-    }
-
-    /// Leaves the marker of unsafe settings in Redis (best effort: the
-    /// fault is logged anyway, and this server refuses until it recovers).
-    async fn mark_untrusted(&self, fault: &PolicyFault) {
         let mut conn = self.link.conns().writer.clone();
         let mut set = redis::cmd("SET");
         set.arg(&self.keys.untrusted).arg(fault.to_string());
@@ -289,6 +284,7 @@ impl Inner {
             }
             Err(_) => tracing::warn!("cannot record in Redis that its settings are unsafe in time"),
         }
+        reading
     }
 
     /// After revocations may have been lost (the reading came after a
