@@ -47,6 +47,8 @@ pub async fn run<S: RevocationStore>(store: &S) {
     sessions_are_denylisted_individually(store).await;
     denylist_entries_in_the_past_are_refused(store).await;
     denylist_entries_are_never_shortened(store).await;
+    a_session_is_denylisted_once(store).await;
+    of_concurrent_denials_of_one_session_exactly_one_writes(store).await;
     a_read_that_began_before_a_revocation_is_never_cached(store).await;
     logout_all_refuses_every_earlier_session_and_no_later_login(store).await;
     revoke_all_moves_the_cutoff_forward_only(store).await;
@@ -139,6 +141,76 @@ pub async fn denylist_entries_are_never_shortened<S: RevocationStore>(store: &S)
         state.session_revoked,
         "a denylist entry was shortened by a later revocation with an earlier expiry"
     );
+}
+
+/// `revoke_session_once` writes an entry only where there is none: the
+/// first call says `true`, later ones `false` (also for a session that
+/// [`RevocationStore::revoke_session`] denylisted), and an expiry that is
+/// not in the future is refused without writing anything. An entry that has
+/// expired is no entry: waits for one to pass and writes it again.
+pub async fn a_session_is_denylisted_once<S: RevocationStore>(store: &S) {
+    let (session, revoked, refused) = (fresh_session(), fresh_session(), fresh_session());
+    let start = unix_now();
+    let first = store.revoke_session_once(session, start + 2).await;
+    assert_eq!(first.ok(), Some(true), "revoke_session_once of a new session must write its entry");
+    assert!(store.state(None, session).await.expect("state").session_revoked, "and deny it at once");
+    let again = store.revoke_session_once(session, start + 3600).await;
+    assert_eq!(again.ok(), Some(false), "revoke_session_once of a denylisted session must say false");
+    store.revoke_session(revoked, start + 3600).await.expect("revoke_session");
+    let after_revoke = store.revoke_session_once(revoked, start + 3600).await;
+    assert_eq!(after_revoke.ok(), Some(false), "a session revoke_session denylisted is denylisted already");
+    match store.revoke_session_once(refused, start.saturating_sub(10)).await {
+        Err(StoreError::ExpiryNotInFuture { expires_at, .. }) => {
+            assert_eq!(expires_at, start.saturating_sub(10))
+        }
+        other => panic!("revoke_session_once with an expiry in the past gave {other:?}"),
+    }
+    assert!(
+        !store.state(None, refused).await.expect("state").session_revoked,
+        "a refused call wrote an entry"
+    );
+    // The first entry ends at `start + 2`; the `false` above did not extend it.
+    sleep_until_unix(start + 3).await;
+    let expired = store.revoke_session_once(session, unix_now() + 3600).await;
+    assert_eq!(expired.ok(), Some(true), "an expired entry must not make revoke_session_once say false");
+}
+
+/// Of concurrent `revoke_session_once` calls for one session, exactly one
+/// says `true`: the check and the write are one step in the store. (A store
+/// that reads and then writes lets every call of a round read before any
+/// writes, and they all say `true`.)
+pub async fn of_concurrent_denials_of_one_session_exactly_one_writes<S: RevocationStore>(store: &S) {
+    for _ in 0..5 {
+        let session = fresh_session();
+        let until = unix_now() + 3600;
+        let results = all((0..8).map(|_| store.revoke_session_once(session, until))).await;
+        let written = results.iter().filter(|result| matches!(result, Ok(true))).count();
+        assert!(results.iter().all(Result::is_ok), "concurrent revoke_session_once failed: {results:?}");
+        assert_eq!(written, 1, "of 8 concurrent revoke_session_once calls, {written} said they wrote");
+    }
+}
+
+/// Awaits every future of `futures` at once (each polled in turn, as a
+/// server's concurrent requests progress); their outputs in order.
+async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut running: Vec<_> = futures.into_iter().map(|future| (Box::pin(future), None)).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in &mut running {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(done) => *output = Some(done),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(running.drain(..).filter_map(|(_, output)| output).collect())
+        }
+    })
+    .await
 }
 
 /// A check whose store read began before a revocation returned may answer

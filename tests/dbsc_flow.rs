@@ -19,7 +19,10 @@ use sealed_session::web::testing::{DeviceKey, TestRequest, TestResponse};
 use sealed_session::web::{
     AuditEvent, AuditKind, Begin, DeviceBinding, SessionRef, WebConfig, WebConfigBuilder,
 };
-use sealed_session::{Keyring, ManualClock, MemoryStore, Sealer};
+use sealed_session::{
+    Keyring, LoginState, ManualClock, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId,
+    SharedStore, StoreError,
+};
 
 /// A fixed start, far from today's date: nothing here reads the system clock.
 const START: i64 = 2_000_000_000;
@@ -29,7 +32,58 @@ const DAY: u64 = 86_400;
 /// SECURITY.md: "challenges live 5 minutes".
 const CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
 
-type Config = Arc<WebConfig<MemoryStore>>;
+type Config = Arc<WebConfig<SharedStore>>;
+
+/// A memory store that answers as one across a network would: every call
+/// lets other requests run once before it answers, so that concurrent
+/// requests interleave their reads and writes.
+struct Remote(MemoryStore);
+
+/// Returns `Pending` once (waking itself), then `Ready`.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+impl RevocationStore for Remote {
+    async fn state(&self, user_id: Option<&str>, session: SessionId) -> Result<RevocationState, StoreError> {
+        yield_once().await;
+        self.0.state(user_id, session).await
+    }
+
+    async fn login_state(&self, user_id: &str) -> Result<LoginState, StoreError> {
+        yield_once().await;
+        self.0.login_state(user_id).await
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        yield_once().await;
+        self.0.revoke_user(user_id).await
+    }
+
+    async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        yield_once().await;
+        self.0.revoke_session(session, expires_at).await
+    }
+
+    async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
+        yield_once().await;
+        self.0.revoke_session_once(session, expires_at).await
+    }
+
+    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
+        yield_once().await;
+        self.0.revoke_all(issued_through).await
+    }
+}
 
 fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
     config_with(clock, binding, |builder| builder)
@@ -38,14 +92,14 @@ fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
 fn config_with(
     clock: &ManualClock,
     binding: DeviceBinding,
-    change: impl FnOnce(WebConfigBuilder<MemoryStore>) -> WebConfigBuilder<MemoryStore>,
+    change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
 ) -> Config {
     let sealer = Sealer::builder(Keyring::generate().unwrap())
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(IDLE))
         .absolute_timeout(Duration::from_secs(4 * 3600))
         .remember_me(Duration::from_secs(30 * DAY), Duration::from_secs(7 * DAY));
-    let store = MemoryStore::with_clock(clock.clone());
+    let store: SharedStore = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
     Arc::new(
         change(WebConfig::builder(sealer, store))
             .device_bound_sessions(binding.bound_lifetime(Duration::from_secs(LIFETIME)))
@@ -482,6 +536,54 @@ fn a_captured_proof_cannot_be_replayed() {
         assert!(reply.all("set-cookie").is_empty());
         assert!(reply.header("secure-session-challenge").is_some());
     });
+}
+
+#[test]
+fn of_concurrent_refreshes_with_one_proof_only_one_gets_a_cookie() {
+    run(async {
+        let (clock, config, browser) = bound_browser().await;
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        // A new challenge, and two copies of one proof of it sent at once
+        // (the device's own refresh and a replay racing it).
+        let reply = serve(&config, browser.refresh_request(None)).await;
+        assert_eq!(reply.status, 403, "a refresh without a proof gets a challenge");
+        let (challenge, _) = sf_params(reply.header("secure-session-challenge").unwrap());
+        let request = browser.refresh_request(Some(&challenge));
+        let (first, second) = both(serve(&config, request.clone()), serve(&config, request)).await;
+        let mut statuses = [first.status, second.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 403], "one refresh passes, the other must answer a new challenge");
+        let issued = [&first, &second].iter().filter(|reply| !reply.all("set-cookie").is_empty()).count();
+        assert_eq!(issued, 1, "a proof used twice at once must issue one cookie, not two");
+    });
+}
+
+/// Runs `a` and `b` at once, polling each in turn (as a server runs two
+/// requests); both outputs.
+async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut first, mut second) = (None, None);
+    std::future::poll_fn(|cx| {
+        if first.is_none() {
+            if let Poll::Ready(output) = a.as_mut().poll(cx) {
+                first = Some(output);
+            }
+        }
+        if second.is_none() {
+            if let Poll::Ready(output) = b.as_mut().poll(cx) {
+                second = Some(output);
+            }
+        }
+        match (first.take(), second.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (first, second) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 #[test]

@@ -254,6 +254,23 @@ fn expired_denylist_entries_are_purged_and_live_ones_kept() {
 }
 
 #[test]
+fn an_expired_entry_not_yet_purged_does_not_stop_a_denial_once() {
+    let clock = ManualClock::at_unix(T0);
+    let store = MemoryStore::with_clock(clock.clone());
+    // A purge now, so that none runs in the next minute.
+    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 1)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 3600)).unwrap();
+    assert_eq!(store.revoked_sessions(), 1, "the purge ran");
+    let challenge = Session::new(()).id();
+    assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 10)).unwrap());
+    assert!(!block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap(), "used once");
+    clock.advance(Duration::from_secs(9)); // T0 + 11: expired, still in the map
+    assert_eq!(store.revoked_sessions(), 2);
+    assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap());
+}
+
+#[test]
 fn a_logged_out_session_stays_denylisted_until_its_expiry_plus_the_leeway() {
     let (verifier, clock) = verifier();
     let token = login(&verifier, "alice");

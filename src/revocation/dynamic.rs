@@ -52,6 +52,13 @@ pub trait DynRevocationStore: Send + Sync {
         expires_at: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// [`RevocationStore::revoke_session_once`].
+    fn revoke_session_once_boxed(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// [`RevocationStore::revoke_all`].
     fn revoke_all_boxed(&self, issued_through: u64) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
@@ -79,6 +86,14 @@ impl<S: RevocationStore> DynRevocationStore for S {
         expires_at: u64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.revoke_session(session, expires_at))
+    }
+
+    fn revoke_session_once_boxed(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.revoke_session_once(session, expires_at))
     }
 
     fn revoke_all_boxed(&self, issued_through: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -114,6 +129,14 @@ impl RevocationStore for dyn DynRevocationStore {
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.revoke_session_boxed(session, expires_at)
+    }
+
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.revoke_session_once_boxed(session, expires_at)
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -118,7 +118,9 @@ impl MemoryStore {
         }
     }
 
-    fn deny(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+    /// Denylists `session` until `expires_at`, or with `once` only if no
+    /// unexpired entry is there; returns whether the entry is this call's.
+    fn deny(&self, session: SessionId, expires_at: u64, once: bool) -> Result<bool, StoreError> {
         let now = self.now();
         if expires_at <= now {
             return Err(StoreError::ExpiryNotInFuture { expires_at, now });
@@ -135,12 +137,16 @@ impl MemoryStore {
             inner.next_purge = inner.denied.values().copied().min().unwrap_or(0);
             inner.last_purge = now;
         }
-        let until = inner.denied.entry(*session.as_bytes()).or_insert(expires_at);
+        // A new entry starts at 0, as an expired one: neither denies anything.
+        let until = inner.denied.entry(*session.as_bytes()).or_insert(0);
+        if once && *until > now {
+            return Ok(false);
+        }
         // Never shorten an entry: a later revocation can only extend it.
         *until = (*until).max(expires_at);
         let until = *until;
         inner.next_purge = if inner.next_purge == 0 { until } else { inner.next_purge.min(until) };
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -231,7 +237,15 @@ impl RevocationStore for MemoryStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(self.deny(session, expires_at))
+        std::future::ready(self.deny(session, expires_at, false).map(drop))
+    }
+
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        std::future::ready(self.deny(session, expires_at, true))
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {

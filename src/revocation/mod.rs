@@ -191,6 +191,23 @@ pub trait RevocationStore: Send + Sync {
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Puts one session on the denylist until `expires_at` only if no
+    /// unexpired entry for it is there yet, and says whether this call put it
+    /// there: `Ok(true)` the first time, `Ok(false)` when the session was
+    /// already denylisted (the entry is then left as it was). This is what
+    /// makes a one-time token (a DBSC challenge) single-use: of any number of
+    /// concurrent calls for one ID, exactly one gets `true`, so the check and
+    /// the write must be one atomic step in the store, never a read followed
+    /// by [`revoke_session`](Self::revoke_session).
+    ///
+    /// An `expires_at` at or before the store's current time is refused with
+    /// [`StoreError::ExpiryNotInFuture`], as by `revoke_session`.
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Revokes every session issued at or before the new cutoff and returns
     /// it: the later of the current cutoff and the store's own time
     /// ([`next_cutoff`]). `issued_through` (Unix seconds, the caller's time)
@@ -228,6 +245,14 @@ macro_rules! forward_store {
                 expires_at: u64,
             ) -> impl Future<Output = Result<(), StoreError>> + Send {
                 (**self).revoke_session(session, expires_at)
+            }
+
+            fn revoke_session_once(
+                &self,
+                session: SessionId,
+                expires_at: u64,
+            ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+                (**self).revoke_session_once(session, expires_at)
             }
 
             fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {

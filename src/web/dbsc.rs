@@ -18,7 +18,9 @@
 //!   key, fixed at registration;
 //! - **challenges** (`jti`): five minutes, for one session or binding, for
 //!   registration or refresh, and single-use: a used challenge's ID is put
-//!   on the revocation store's denylist until it expires.
+//!   on the revocation store's denylist until it expires, in one atomic
+//!   step ([`RevocationStore::revoke_session_once`]) that only one of any
+//!   number of concurrent requests with the same proof passes.
 
 use serde::{Deserialize, Serialize};
 
@@ -359,19 +361,27 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         Begin::Answer(answer)
     }
 
-    /// Checks that `challenge` was not used, and marks it used until it
-    /// expires.
+    /// Marks `challenge` used until it expires, if it was not used and
+    /// predates no cutoff (a global logout, or a store that lost data and
+    /// with it the denylist). The mark is one atomic step in the store, so
+    /// of concurrent requests with the same proof only one passes.
     async fn use_challenge(&self, challenge: &Session<ChallengeFor>) -> Result<(), ChallengeRefused> {
+        const USED: ChallengeRefused =
+            ChallengeRefused::Stale("the challenge was used already (a replayed proof)");
         let store = self.verifier.store();
         let state = store.state(None, challenge.id()).await.map_err(ChallengeRefused::Store)?;
         if check_revocation(challenge, &state).is_err() {
-            return Err(ChallengeRefused::Stale("the challenge was used already (a replayed proof)"));
+            return Err(USED);
         }
         let until = challenge
             .times()
             .map_or(u64::MAX, |t| t.expires_at)
             .saturating_add(self.settings.sealer.leeway_secs());
-        store.revoke_session(challenge.id(), until).await.map_err(ChallengeRefused::Store)
+        match store.revoke_session_once(challenge.id(), until).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(USED),
+            Err(err) => Err(ChallengeRefused::Store(err)),
+        }
     }
 }
 

@@ -57,6 +57,10 @@ impl RevocationStore for UnreachableStore {
         Err(Self::refused())
     }
 
+    async fn revoke_session_once(&self, _: SessionId, _: u64) -> Result<bool, StoreError> {
+        Err(Self::refused())
+    }
+
     async fn revoke_all(&self, _: u64) -> Result<u64, StoreError> {
         Err(Self::refused())
     }

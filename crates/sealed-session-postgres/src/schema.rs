@@ -10,6 +10,7 @@ pub(crate) struct Statements {
     pub(crate) start_generation: String,
     pub(crate) revoke_user: String,
     pub(crate) revoke_session: String,
+    pub(crate) revoke_session_once: String,
     pub(crate) revoke_all: String,
     pub(crate) channel: String,
     /// The session registry's statements.
@@ -55,6 +56,28 @@ CREATE TABLE IF NOT EXISTS {prefix}_sessions (
 /// The database's own clock, in whole Unix seconds.
 const NOW: &str = "floor(extract(epoch from clock_timestamp()))::bigint";
 
+/// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
+/// with `on_conflict` for an entry already there, refuses an expiry at or
+/// before the database's time, drops other entries that have expired and
+/// notifies `$3`. It answers the database's time, whether `$1` was
+/// written, and how many entries were dropped.
+fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
+    format!(
+        "WITH now AS (SELECT {NOW} AS t),
+         denied AS (
+           INSERT INTO {prefix}_denied (session_id, expires_at)
+           SELECT $1, $2 FROM now WHERE $2 > now.t
+           ON CONFLICT (session_id) {on_conflict}
+           RETURNING 1),
+         purged AS (
+           DELETE FROM {prefix}_denied
+           WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
+           RETURNING 1)
+         SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
+         FROM pg_notify('{channel}', $3)"
+    )
+}
+
 impl Statements {
     pub(crate) fn new(prefix: &str) -> Self {
         let channel = format!("{prefix}_revocations");
@@ -88,22 +111,22 @@ impl Statements {
                    RETURNING epoch)
                  SELECT bumped.epoch FROM bumped, pg_notify('{channel}', $2)"
             ),
-            // Never shortens an entry, refuses an expiry at or before the
-            // database's time, and drops other entries that have expired.
-            revoke_session: format!(
-                "WITH now AS (SELECT {NOW} AS t),
-                 denied AS (
-                   INSERT INTO {prefix}_denied (session_id, expires_at)
-                   SELECT $1, $2 FROM now WHERE $2 > now.t
-                   ON CONFLICT (session_id) DO UPDATE
-                     SET expires_at = GREATEST({prefix}_denied.expires_at, EXCLUDED.expires_at)
-                   RETURNING 1),
-                 purged AS (
-                   DELETE FROM {prefix}_denied
-                   WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
-                   RETURNING 1)
-                 SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
-                 FROM pg_notify('{channel}', $3)"
+            // Never shortens an entry.
+            revoke_session: deny(
+                prefix,
+                &channel,
+                &format!("DO UPDATE SET expires_at = GREATEST({prefix}_denied.expires_at, EXCLUDED.expires_at)"),
+            ),
+            // Replaces only an expired entry: an unexpired one is left as it
+            // is, and the statement says it denied nothing. Concurrent
+            // inserts of one ID wait for each other on its unique index.
+            revoke_session_once: deny(
+                prefix,
+                &channel,
+                &format!(
+                    "DO UPDATE SET expires_at = EXCLUDED.expires_at
+                     WHERE {prefix}_denied.expires_at <= (SELECT t FROM now)"
+                ),
             ),
             // The later of the current cutoff and the database's time; the
             // time asked for counts only up to the database's, so that a
@@ -175,9 +198,13 @@ mod tests {
     #[test]
     fn statements_use_the_prefix_everywhere() {
         let statements = Statements::new("app");
-        for sql in
-            [&statements.migrate, &statements.state, &statements.revoke_all, &statements.revoke_session]
-        {
+        for sql in [
+            &statements.migrate,
+            &statements.state,
+            &statements.revoke_all,
+            &statements.revoke_session,
+            &statements.revoke_session_once,
+        ] {
             assert!(!sql.contains("sealed_session"), "{sql}");
             assert!(sql.contains("app_"), "{sql}");
         }

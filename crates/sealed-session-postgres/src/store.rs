@@ -246,6 +246,35 @@ impl Inner {
         Ok(())
     }
 
+    /// Denylists `session` until `expires_at` (with `once`, only if it is
+    /// not denylisted yet); returns whether the entry is this call's.
+    async fn deny(
+        self: Arc<Self>,
+        session: SessionId,
+        expires_at: u64,
+        once: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if once { &self.sql.revoke_session_once } else { &self.sql.revoke_session };
+        let message = Invalidation::Session(session).message();
+        let result: Result<(i64, bool, i64), StoreError> = self
+            .run(|| {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(session.as_bytes().as_slice())
+                    .bind(to_sql(expires_at))
+                    .bind(&message)
+                    .fetch_one(&self.pool)
+            })
+            .await;
+        self.feed.cache().apply(&Invalidation::Session(session));
+        let (now, denied, _purged) = result?;
+        let now = from_sql(now)?;
+        if expires_at <= now {
+            Err(StoreError::ExpiryNotInFuture { expires_at, now })
+        } else {
+            Ok(denied)
+        }
+    }
+
     /// Writes a generation if there is none; returns whether one began.
     async fn start_generation(&self) -> Result<bool, StoreError> {
         let started: Option<i64> = self
@@ -402,26 +431,16 @@ impl RevocationStore for PostgresStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let inner = Arc::clone(&self.inner);
-        async move {
-            let message = Invalidation::Session(session).message();
-            let result: Result<(i64, bool, i64), StoreError> = inner
-                .run(|| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.revoke_session.clone()))
-                        .bind(session.as_bytes().as_slice())
-                        .bind(to_sql(expires_at))
-                        .bind(&message)
-                        .fetch_one(&inner.pool)
-                })
-                .await;
-            inner.feed.cache().apply(&Invalidation::Session(session));
-            let (now, recorded, _purged) = result?;
-            if recorded {
-                Ok(())
-            } else {
-                Err(StoreError::ExpiryNotInFuture { expires_at, now: from_sql(now)? })
-            }
-        }
+        let denied = Arc::clone(&self.inner).deny(session, expires_at, false);
+        async move { denied.await.map(drop) }
+    }
+
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        Arc::clone(&self.inner).deny(session, expires_at, true)
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {

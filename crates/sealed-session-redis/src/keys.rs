@@ -45,6 +45,19 @@ redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
 return {1, now}
 ";
 
+/// Denylists a session until ARGV[1] (Unix seconds) only if it is not
+/// denylisted yet (`SET NX`: one step, so of concurrent calls one wins),
+/// refusing an expiry at or before Redis's time.
+///
+/// KEYS: the session's entry. Returns {1, now} when this call wrote the
+/// entry, {0, now} when it was there already or the expiry was refused.
+pub(crate) const DENY_ONCE: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+if tonumber(ARGV[1]) <= now then return {0, now} end
+if redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1], 'NX') then return {1, now} end
+return {0, now}
+";
+
 /// Raises the floor to the later of Redis's time and the current cutoff
 /// (floor or generation); ARGV[1], the caller's time, counts only up to
 /// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).

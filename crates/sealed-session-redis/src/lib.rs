@@ -2,7 +2,8 @@
 //! by many servers, with a local cache that Redis pub/sub keeps fresh.
 //!
 //! * **Atomic, and dated by Redis.** Epochs are bumped with `INCR`;
-//!   denylist entries expire on their own (`EXAT`) and are never shortened;
+//!   denylist entries expire on their own (`EXAT`) and are never shortened,
+//!   and a single-use entry (`revoke_session_once`) is one `SET NX`;
 //!   "log everyone out" raises a floor that never moves back. Generations,
 //!   global logouts and "is this expiry in the past?" read Redis's clock
 //!   (`TIME`), not the application server's.

@@ -422,6 +422,24 @@ impl Inner {
         eval.arg(script).arg(keys.len()).arg(keys).arg(args);
         eval
     }
+
+    /// Runs `script` (`DENY` or `DENY_ONCE`) for `session`; returns whether
+    /// it wrote the entry.
+    async fn deny(
+        self: Arc<Self>,
+        script: &str,
+        session: SessionId,
+        expires_at: u64,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.session(&session);
+        let deny = self.eval(script, &[&key], &[expires_at.min(MAX_SCRIPT_TIME)]);
+        let (written, now): (bool, u64) = self.write(deny, Invalidation::Session(session)).await?;
+        if expires_at <= now {
+            Err(StoreError::ExpiryNotInFuture { expires_at, now })
+        } else {
+            Ok(written)
+        }
+    }
 }
 
 impl RevocationStore for RedisStore {
@@ -494,17 +512,16 @@ impl RevocationStore for RedisStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let inner = Arc::clone(&self.inner);
-        async move {
-            let key = inner.keys.session(&session);
-            let deny = inner.eval(crate::keys::DENY, &[&key], &[expires_at.min(MAX_SCRIPT_TIME)]);
-            let (recorded, now): (bool, u64) = inner.write(deny, Invalidation::Session(session)).await?;
-            if recorded {
-                Ok(())
-            } else {
-                Err(StoreError::ExpiryNotInFuture { expires_at, now })
-            }
-        }
+        let denied = Arc::clone(&self.inner).deny(crate::keys::DENY, session, expires_at);
+        async move { denied.await.map(drop) }
+    }
+
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        Arc::clone(&self.inner).deny(crate::keys::DENY_ONCE, session, expires_at)
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {

@@ -174,42 +174,52 @@ pub(crate) async fn revoke_user(pool: &SqlitePool, user_id: &str) -> Result<u64,
     from_sql(epoch)
 }
 
+/// Denylists `session` until `expires_at`, or with `once` only if it is not
+/// denylisted yet; returns whether the entry is this call's.
 async fn deny(
     conn: &mut SqliteConnection,
     session: &[u8; 16],
     expires_at: u64,
     now: u64,
-) -> Result<(), sqlx::Error> {
-    // Entries past their expiry protect nothing: the token is refused as expired.
+    once: bool,
+) -> Result<bool, sqlx::Error> {
+    // Entries past their expiry protect nothing: the token is refused as
+    // expired. What is left after this is unexpired.
     sqlx::query("DELETE FROM sealed_session_denied WHERE expires_at <= ?1")
         .bind(to_sql(now))
         .execute(&mut *conn)
         .await?;
-    // Never shorten an entry: keep the later expiry.
-    sqlx::query(
+    let insert = if once {
         "INSERT INTO sealed_session_denied (session_id, expires_at) VALUES (?1, ?2)
-         ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-    )
-    .bind(session.as_slice())
-    .bind(to_sql(expires_at))
-    .execute(&mut *conn)
-    .await
-    .map(drop)
+         ON CONFLICT (session_id) DO NOTHING"
+    } else {
+        // Never shorten an entry: keep the later expiry.
+        "INSERT INTO sealed_session_denied (session_id, expires_at) VALUES (?1, ?2)
+         ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
+    };
+    let done =
+        sqlx::query(insert).bind(session.as_slice()).bind(to_sql(expires_at)).execute(&mut *conn).await?;
+    Ok(done.rows_affected() == 1)
 }
 
+/// [`RevocationStore::revoke_session`](sealed_session::RevocationStore::revoke_session)
+/// with `once` false, [`revoke_session_once`](sealed_session::RevocationStore::revoke_session_once)
+/// with `once` true, in one `BEGIN IMMEDIATE` transaction.
 pub(crate) async fn revoke_session(
     pool: &SqlitePool,
     clock: &dyn Clock,
     session: &[u8; 16],
     expires_at: u64,
-) -> Result<(), StoreError> {
+    once: bool,
+) -> Result<bool, StoreError> {
     let now = now(clock);
     if expires_at <= now {
         return Err(StoreError::ExpiryNotInFuture { expires_at, now });
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
-    deny(&mut tx, session, expires_at, now).await.map_err(sqlite_error)?;
-    tx.commit().await.map_err(sqlite_error)
+    let denied = deny(&mut tx, session, expires_at, now, once).await.map_err(sqlite_error)?;
+    tx.commit().await.map_err(sqlite_error)?;
+    Ok(denied)
 }
 
 pub(crate) async fn revoke_all(

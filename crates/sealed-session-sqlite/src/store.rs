@@ -287,6 +287,20 @@ impl SqliteStore {
         });
         task.await.map_err(StoreError::unavailable)?
     }
+
+    /// Denylists `session` (with `once`, only if it is not denylisted yet).
+    fn deny(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+        once: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
+        let store = self.clone();
+        self.clone().write(async move {
+            let clock = &*store.shared.watch.clock;
+            schema::revoke_session(&store.shared.pool, clock, session.as_bytes(), expires_at, once).await
+        })
+    }
 }
 
 impl RevocationStore for SqliteStore {
@@ -334,16 +348,16 @@ impl RevocationStore for SqliteStore {
         session: SessionId,
         expires_at: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let store = self.clone();
-        self.clone().write(async move {
-            schema::revoke_session(
-                &store.shared.pool,
-                &*store.shared.watch.clock,
-                session.as_bytes(),
-                expires_at,
-            )
-            .await
-        })
+        let denied = self.deny(session, expires_at, false);
+        async move { denied.await.map(drop) }
+    }
+
+    fn revoke_session_once(
+        &self,
+        session: SessionId,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.deny(session, expires_at, true)
     }
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
