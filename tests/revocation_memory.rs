@@ -265,7 +265,7 @@ fn an_expired_entry_not_yet_purged_does_not_stop_a_denial_once() {
     let challenge = Session::new(()).id();
     assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 10)).unwrap());
     assert!(!block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap(), "used once");
-    clock.advance(Duration::from_secs(9)); // T0 + 11: expired, still in the map
+    clock.advance(Duration::from_secs(8)); // T0 + 10: expired (the last second), still in the map
     assert_eq!(store.revoked_sessions(), 2);
     assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap());
 }
