@@ -275,6 +275,26 @@ impl Inner {
         }
     }
 
+    /// Runs `sql`, which deletes the registry's records of `user_id` (`$1`),
+    /// or only the record `id` (`$2`) if given.
+    async fn remove_records(
+        &self,
+        sql: &str,
+        user_id: &str,
+        id: Option<SessionId>,
+    ) -> Result<(), StoreError> {
+        self.run(|| {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(user_id);
+            match &id {
+                Some(id) => query.bind(id.as_bytes().as_slice()),
+                None => query,
+            }
+            .execute(&self.pool)
+        })
+        .await
+        .map(drop)
+    }
+
     /// Writes a generation if there is none; returns whether one began.
     async fn start_generation(&self) -> Result<bool, StoreError> {
         let started: Option<i64> = self
@@ -490,32 +510,11 @@ impl SessionRegistry for PostgresStore {
     }
 
     fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
-        let inner = &self.inner;
-        Box::pin(async move {
-            inner
-                .run(|| {
-                    sqlx::query(sqlx::AssertSqlSafe(inner.sql.remove_session.clone()))
-                        .bind(user_id)
-                        .bind(id.as_bytes().as_slice())
-                        .execute(&inner.pool)
-                })
-                .await
-                .map(drop)
-        })
+        Box::pin(self.inner.remove_records(&self.inner.sql.remove_session, user_id, Some(id)))
     }
 
     fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        let inner = &self.inner;
-        Box::pin(async move {
-            inner
-                .run(|| {
-                    sqlx::query(sqlx::AssertSqlSafe(inner.sql.remove_user_sessions.clone()))
-                        .bind(user_id)
-                        .execute(&inner.pool)
-                })
-                .await
-                .map(drop)
-        })
+        Box::pin(self.inner.remove_records(&self.inner.sql.remove_user_sessions, user_id, None))
     }
 
     fn list<'a>(
