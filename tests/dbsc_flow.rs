@@ -558,6 +558,35 @@ fn of_concurrent_refreshes_with_one_proof_only_one_gets_a_cookie() {
     });
 }
 
+#[test]
+fn of_concurrent_registrations_of_one_session_only_one_binds() {
+    run(async {
+        // With binding offered on every response, whoever holds a copy of
+        // the unbound cookie gets challenges too: the owner and a thief
+        // register at the same moment, with their own keys and challenges.
+        let (clock, config, mut owner) = browser_for(DeviceBinding::default().offer_to_unbound_sessions());
+        let first = owner.login_offer().await;
+        let second = owner.send(TestRequest::new("GET", "/whoami")).await;
+        let second = second.header("secure-session-registration").unwrap().to_owned();
+        let mut thief = Browser::new(&config, &clock);
+        thief.jar = owner.jar.clone();
+        let registration = |browser: &mut Browser, offer: &str| {
+            let (_, params) = sf_params(offer);
+            let proof = browser.key.proof(&params["challenge"], true);
+            TestRequest::new("POST", &params["path"])
+                .header("secure-session-response", sf_string(&proof))
+                .header("cookie", browser.cookie_header())
+        };
+        let (by_owner, by_thief) = (registration(&mut owner, &first), registration(&mut thief, &second));
+        let (a, b) = both(serve(&config, by_owner), serve(&config, by_thief)).await;
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 403], "one registration binds the session, the other is refused");
+        let bound = [&a, &b].iter().filter(|reply| !reply.all("set-cookie").is_empty()).count();
+        assert_eq!(bound, 1, "one unbound session must become one bound session, not two");
+    });
+}
+
 /// Runs `a` and `b` at once, polling each in turn (as a server runs two
 /// requests); both outputs.
 async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {

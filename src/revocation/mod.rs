@@ -201,7 +201,10 @@ pub trait RevocationStore: Send + Sync {
     /// by [`revoke_session`](Self::revoke_session).
     ///
     /// An `expires_at` at or before the store's current time is refused with
-    /// [`StoreError::ExpiryNotInFuture`], as by `revoke_session`.
+    /// [`StoreError::ExpiryNotInFuture`], as by `revoke_session`. A call that
+    /// fails (a timeout, a replica that did not acknowledge) may still have
+    /// written the entry, and a retry then says `false`: callers refuse what
+    /// the entry guards rather than retry into a `true`.
     fn revoke_session_once(
         &self,
         session: SessionId,

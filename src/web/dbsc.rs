@@ -187,10 +187,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Ok(identifier) => identifier,
             Err(err) => return refuse_registration(&err),
         };
-        // The unbound cookie stops opening, as at login.
+        // The unbound cookie stops opening, as at login; only one
+        // registration of it (of any number racing) ends it and binds.
         let until = self.verifier.denylist_until(session);
-        if let Err(err) = self.verifier.store().revoke_session(session.id(), until).await {
-            return unavailable(&err);
+        match self.verifier.store().revoke_session_once(session.id(), until).await {
+            Ok(true) => {}
+            Ok(false) => return refuse_registration(&"the session was ended or bound meanwhile"),
+            Err(err) => return unavailable(&err),
         }
         let instructions = serde_json::json!({
             "session_identifier": identifier,

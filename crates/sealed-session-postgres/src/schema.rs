@@ -60,7 +60,10 @@ const NOW: &str = "floor(extract(epoch from clock_timestamp()))::bigint";
 /// with `on_conflict` for an entry already there, refuses an expiry at or
 /// before the database's time, drops other entries that have expired and
 /// notifies `$3`. It answers the database's time, whether `$1` was
-/// written, and how many entries were dropped.
+/// written, and how many entries were dropped. An expired entry another
+/// writer holds is left for a later purge: waiting for it could deadlock
+/// two revocations (each holding an entry the other purges) or run out the
+/// store's timeout.
 fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
     format!(
         "WITH now AS (SELECT {NOW} AS t),
@@ -70,8 +73,10 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
            ON CONFLICT (session_id) {on_conflict}
            RETURNING 1),
          purged AS (
-           DELETE FROM {prefix}_denied
-           WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
+           DELETE FROM {prefix}_denied WHERE session_id IN (
+             SELECT session_id FROM {prefix}_denied
+             WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
+             FOR UPDATE SKIP LOCKED)
            RETURNING 1)
          SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
          FROM pg_notify('{channel}', $3)"

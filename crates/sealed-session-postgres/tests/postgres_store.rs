@@ -106,6 +106,41 @@ async fn a_database_that_may_lose_commits_in_a_crash_is_refused() {
     }
 }
 
+#[tokio::test]
+async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer() {
+    let store = store(&SHARED.url(), "purge", SystemClock).await;
+    let expired = |byte: &str| format!("decode(repeat('{byte}', 16), 'hex')");
+    SHARED.psql(&format!(
+        "INSERT INTO purge_denied (session_id, expires_at) VALUES ({}, 1), ({}, 1)",
+        expired("00"),
+        expired("01")
+    ));
+    // Another writer holds one expired entry (its own revocation of it is
+    // under way).
+    let other = pool(&SHARED.url()).await;
+    let mut held = other.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM purge_denied WHERE session_id = {} FOR UPDATE",
+        expired("00")
+    )))
+    .execute(&mut *held)
+    .await
+    .unwrap();
+    let until = unix_now() + 3600;
+    let live = sealed_session::Session::new(()).id();
+    store.revoke_session(live, until).await.expect("a revocation must not wait for another writer's entry");
+    let left = || SHARED.psql("SELECT count(*) FROM purge_denied WHERE expires_at = 1");
+    assert_eq!(left(), "1", "the free expired entry is dropped, the held one left");
+    held.rollback().await.unwrap();
+    assert!(store.revoke_session_once(sealed_session::Session::new(()).id(), until).await.unwrap());
+    assert_eq!(left(), "0", "and dropped by the next revocation");
+    assert!(store.state(None, live).await.unwrap().session_revoked, "a live entry is kept");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
 #[test]
 fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -212,11 +212,12 @@ pub(crate) async fn revoke_session(
     expires_at: u64,
     once: bool,
 ) -> Result<bool, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    // Read once the write lock is held: time spent waiting for it counts.
     let now = now(clock);
     if expires_at <= now {
         return Err(StoreError::ExpiryNotInFuture { expires_at, now });
     }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     let denied = deny(&mut tx, session, expires_at, now, once).await.map_err(sqlite_error)?;
     tx.commit().await.map_err(sqlite_error)?;
     Ok(denied)
