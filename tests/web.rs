@@ -1371,6 +1371,17 @@ fn device_lists_and_limits_need_a_registry() {
         let zero =
             builder().session_registry(MemoryStore::new()).session_limit(0, LimitPolicy::EndOldest).build();
         assert!(matches!(zero, Err(WebConfigError::SessionLimit(_))));
+        let most = sealed_session::registry::MAX_RECORDS_PER_USER;
+        let countable = builder()
+            .session_registry(MemoryStore::new())
+            .session_limit(most, LimitPolicy::EndOldest)
+            .build();
+        assert!(countable.is_ok(), "a limit of MAX_RECORDS_PER_USER can be counted");
+        let beyond = builder()
+            .session_registry(MemoryStore::new())
+            .session_limit(most + 1, LimitPolicy::EndOldest)
+            .build();
+        assert!(matches!(beyond, Err(WebConfigError::SessionLimit(_))), "more records than a registry keeps");
     });
 }
 

@@ -376,7 +376,10 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
 
     /// At most `max` sessions per user, counted in the
     /// [`session_registry`](Self::session_registry) (which it needs); a
-    /// login beyond it does what `policy` says.
+    /// login beyond it does what `policy` says. `max` is at most
+    /// [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER): a
+    /// registry keeps no more records than that, so it could not count more
+    /// sessions.
     #[must_use]
     pub fn session_limit(mut self, max: usize, policy: LimitPolicy) -> Self {
         self.limit = Some((max, policy));
@@ -452,6 +455,12 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         let registry = match (self.registry, self.limit) {
             (_, Some((0, _))) => {
                 return Err(WebConfigError::SessionLimit("a session limit must allow 1 session or more"))
+            }
+            (_, Some((max, _))) if max > crate::registry::MAX_RECORDS_PER_USER => {
+                return Err(WebConfigError::SessionLimit(
+                    "a session limit above MAX_RECORDS_PER_USER (100) cannot be counted: a registry keeps at \
+                     most that many records per user",
+                ))
             }
             (None, Some(_)) => {
                 return Err(WebConfigError::SessionLimit(

@@ -105,6 +105,20 @@ fn from_now(seconds: i64) -> String {
 }
 
 #[test]
+fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    // Key 2's activation has passed: it seals now, though its state is active.
+    assert_eq!(ok(&["keyring", "add", f, "--activate-at", "2001-01-01T00:00:00Z"], ""), "2");
+    let refused = run(&["keyring", "retire", f, "2"], "");
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("key 2 is the primary key"), "{}", refused.stderr);
+    let listed = json(&ok(&["keyring", "list", f], ""));
+    assert_eq!(listed[1]["state"], "active", "the file is unchanged: {listed}");
+}
+
+#[test]
 fn a_scheduled_rotation_needs_no_promote_and_retires_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());

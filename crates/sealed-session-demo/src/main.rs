@@ -48,9 +48,10 @@ struct Args {
     /// opens without asking for the password again.
     #[arg(long, env = "DEMO_SUDO_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     sudo_window: u64,
-    /// The most sessions a user may have at once: a login beyond it ends
-    /// their oldest session.
-    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The most sessions a user may have at once (1 to 100, the records a
+    /// registry keeps per user): a login beyond it ends their oldest
+    /// session.
+    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
     max_sessions: u64,
 }
 
