@@ -86,6 +86,11 @@ impl<T> Opened<T> {
         self.reissue
     }
 
+    /// Marks it due for an idle renewal, unless a re-issue is due already.
+    pub(crate) fn renew(&mut self) {
+        self.reissue.get_or_insert(Reissue::IdleRenewal);
+    }
+
     /// Whether the token's data was sealed as
     /// [`Versioned`](crate::versioned::Versioned): for code that opens
     /// tokens with [`Sealer::open_raw`], which does not know the data's
@@ -348,6 +353,14 @@ impl Sealer {
             return Some(Timeouts { absolute: base.absolute, idle: lifetime, renew_after: u64::MAX });
         }
         Some(base)
+    }
+
+    /// The idle timeout and renewal interval of the profile a session with
+    /// these flags is sealed under (device-bound: the bound lifetime, and
+    /// `u64::MAX`, never renewed); `None` if the sealer has no such profile.
+    pub(crate) fn idle_profile(&self, remembered: bool, device_bound: bool) -> Option<(u64, u64)> {
+        let sealed_as = SealedAs { remembered, versioned: false, device_bound };
+        self.profile(sealed_as).map(|timeouts| (timeouts.idle, timeouts.renew_after))
     }
 
     /// The ways a token of `kind` may have been sealed, in the order tried:

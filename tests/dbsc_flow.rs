@@ -587,6 +587,31 @@ fn of_concurrent_registrations_of_one_session_only_one_binds() {
     });
 }
 
+#[test]
+fn a_bound_session_whose_device_stopped_refreshing_stops_counting_against_the_limit() {
+    use sealed_session::web::{HandleError, LimitPolicy};
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let registry = MemoryStore::with_clock(clock.clone());
+        let config = config_with(&clock, DeviceBinding::default(), |builder| {
+            builder.session_registry(registry).session_limit(1, LimitPolicy::RefuseLogin)
+        });
+        let mut device = Browser::new(&config, &clock);
+        device.get("/login").await;
+        assert!(device.session.is_some(), "bound");
+        let login = async || {
+            let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+            handle.typed::<String>().login("alice", "elsewhere".to_owned()).await.map(drop)
+        };
+        // The device is gone (no more proofs): its session ends one bound
+        // lifetime after the last, and counts one clock leeway (60 s) more.
+        clock.advance(Duration::from_secs(LIFETIME + 59));
+        assert!(matches!(login().await, Err(HandleError::SessionLimit { max: 1 })));
+        clock.advance(Duration::from_secs(1));
+        assert!(login().await.is_ok(), "a bound session past its lifetime must not lock the user out");
+    });
+}
+
 /// Runs `a` and `b` at once, polling each in turn (as a server runs two
 /// requests); both outputs.
 async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {

@@ -1304,6 +1304,58 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     });
 }
 
+#[test]
+fn a_session_left_idle_stops_counting_against_the_limit() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        // Idle timeout 30 minutes, renewal every 5, leeway 60 s: a session
+        // left alone is surely ended 36 minutes after its record last moved.
+        let (config, _, clock) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let abandoned = sign_in_from(&config, "alice", CHROME).await;
+        clock.advance(Duration::from_secs(1800 + 300 + 60 - 1));
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let early = handle.typed::<String>().login("alice", "A".into()).await;
+        assert!(matches!(early, Err(HandleError::SessionLimit { .. })), "not yet: {early:?}");
+        clock.advance(Duration::from_secs(1));
+        assert!(!on(&config, &abandoned).await.has_session(), "the first session has idled out");
+        let handle = ready(&config, &TestRequest::new("GET", "/").header("user-agent", FIREFOX)).await;
+        handle
+            .typed::<String>()
+            .login("alice", "A".into())
+            .await
+            .expect("an idle session must not lock the user out");
+        let devices = handle.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "the idle session is not listed: {devices:?}");
+        assert!(devices[0].current);
+    });
+}
+
+#[test]
+fn a_session_whose_data_changes_on_every_request_keeps_counting() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let mut cookie = sign_in_from(&config, "alice", CHROME).await;
+        // A request every 4 minutes for over an hour, each changing the
+        // session: sealed again every time, never due for an idle renewal.
+        for _ in 0..20 {
+            clock.advance(Duration::from_secs(240));
+            let handle = on(&config, &cookie).await;
+            handle.typed::<String>().update(|data| data.push('!')).unwrap();
+            cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        }
+        assert!(on(&config, &cookie).await.has_session());
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = handle.typed::<String>().login("alice", "A".into()).await;
+        assert!(
+            matches!(refused, Err(HandleError::SessionLimit { max: 1 })),
+            "a session in use counts: {refused:?}"
+        );
+        let devices = on(&config, &cookie).await.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "and is listed");
+    });
+}
+
 /// A registry whose server is down for reads: the session limit cannot be
 /// counted. (A real store's two halves cannot be broken separately.)
 struct UncountableRegistry;

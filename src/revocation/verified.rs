@@ -40,6 +40,11 @@ impl<T> Verified<T> {
         Self { opened }
     }
 
+    /// Marks it due for an idle renewal (see [`Opened::reissue`]).
+    pub(crate) fn renew(&mut self) {
+        self.opened.renew();
+    }
+
     /// The session.
     #[must_use]
     pub fn session(&self) -> &Session<T> {

@@ -7,7 +7,7 @@ use super::audit::{AuditKind, SessionRef};
 use super::config::{LimitPolicy, RegistrySettings, Settings};
 use super::handle::{HandleError, SessionHandle};
 use crate::registry::{user_agent_label, SessionRecord};
-use crate::{Session, StoreError};
+use crate::{Sealer, Session, StoreError};
 
 /// One of the user's sessions, as [`SessionHandle::devices`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,41 @@ fn time_of(unix: u64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Whether a request at `now` with `session` must renew its cookie, and so
+/// move its registry record (the driver records every re-issue): when `now`
+/// falls in a later renewal interval, counted from the login, than the
+/// cookie's last activity. A renewal alone does not ensure that: a session
+/// whose data changes on every request is sealed again each time, with a
+/// new last activity but no record, and never falls due for one. With
+/// this, a record's last activity is never a whole interval older than its
+/// cookie's ([`idled_out`] relies on it). Device-bound sessions move their
+/// record with each proof.
+pub(crate) fn record_due<T>(sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
+    if session.is_device_bound() {
+        return false;
+    }
+    let (Some(times), Some((_, renew_after))) =
+        (session.times(), sealer.idle_profile(session.is_remembered(), false))
+    else {
+        return false;
+    };
+    let interval = |at: u64| at.saturating_sub(times.issued_at) / renew_after.max(1);
+    interval(now) != interval(times.last_seen)
+}
+
+/// Whether the session of `record` surely no longer opens for idleness:
+/// its cookie's last activity is less than one renewal interval after its
+/// record's ([`record_due`]; a device-bound one's is its record's), and it
+/// ends one idle timeout after that; one clock leeway more for servers
+/// whose clocks differ. A session the sealer has no profile for is kept.
+fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
+    let Some((idle, renew_after)) = sealer.idle_profile(record.remembered, record.device_bound) else {
+        return false;
+    };
+    let lag = if record.device_bound { 0 } else { renew_after };
+    now >= record.last_seen.saturating_add(idle).saturating_add(lag).saturating_add(sealer.leeway_secs())
+}
+
 impl SessionHandle {
     fn registry(&self) -> Option<&RegistrySettings> {
         self.shared.ops.settings().registry.as_ref()
@@ -52,7 +87,11 @@ impl SessionHandle {
     /// The sessions of the request's user, oldest first, with this one
     /// marked: the records of the session registry whose sessions have
     /// neither expired nor been revoked (the revocation store is asked for
-    /// each, so a record never lists a session that no longer opens).
+    /// each, so a record never lists a session that no longer opens). A
+    /// session left idle is listed (and counted by a session limit) until
+    /// its idle timeout, one renewal interval and the clock leeway have
+    /// passed since its record's last activity: the record moves at most
+    /// once per interval, so it may lag the cookie by one.
     ///
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
@@ -112,9 +151,10 @@ impl SessionHandle {
         user_id: &str,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let ops = &self.shared.ops;
+        let (sealer, now) = (&ops.settings().sealer, self.now());
         let mut live = Vec::new();
-        for record in registry.registry.list(user_id, self.now()).await? {
-            if record.is_revoked(&ops.state(user_id, record.id).await?) {
+        for record in registry.registry.list(user_id, now).await? {
+            if idled_out(sealer, &record, now) || record.is_revoked(&ops.state(user_id, record.id).await?) {
                 if let Err(err) = registry.registry.remove(user_id, record.id).await {
                     tracing::warn!(error = %err, "cannot remove a revoked session's record");
                 }

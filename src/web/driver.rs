@@ -416,6 +416,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
             if settings.registry.is_some() {
                 state.user_agent = request.header_text("user-agent").map(Box::from);
+                let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
+                if let Some(current) = state.current.as_mut().and_then(Arc::get_mut) {
+                    if super::devices::record_due(&settings.sealer, current.session(), now) {
+                        current.renew();
+                    }
+                }
             }
             let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
             SessionHandle::new(state, ops)
