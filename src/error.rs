@@ -252,6 +252,10 @@ pub enum KeyringError {
     /// No key has this ID.
     #[error("the keyring has no key {0}")]
     NoSuchKey(u32),
+    /// A key's time has no RFC 3339 form in UTC (a year past 9999), so a
+    /// keyring file could not hold it.
+    #[error("a time of key {0} is beyond what a keyring file can hold (RFC 3339, year 9999 in UTC)")]
+    UnwritableTime(u32),
     /// The primary key cannot be retired.
     #[error("key {0} is the primary key and cannot be retired; promote another key first")]
     PrimaryRetired(u32),

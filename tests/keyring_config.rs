@@ -256,6 +256,29 @@ fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
 }
 
 #[test]
+fn only_a_regular_file_of_a_keyring_s_size_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO would block the open until someone writes to it.
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (sent, received) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || sent.send(Keyring::load(&path).map(|_| ()).map_err(|e| e.to_string())));
+    let answer =
+        received.recv_timeout(std::time::Duration::from_secs(10)).expect("loading a FIFO must not hang");
+    let err = answer.unwrap_err();
+    assert!(err.contains("not a regular file"), "{err}");
+    let err = Keyring::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "a directory: {err}");
+    // A file far larger than any keyring is not read into memory.
+    let (_dir, path) = write_file(0o600);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(format!("# {}\n", "x".repeat(70 * 1024)).as_bytes()).unwrap();
+    let err = Keyring::load(&path).unwrap_err().to_string();
+    assert!(err.contains("larger than a keyring file can be"), "{err}");
+}
+
+#[test]
 fn a_missing_file_is_an_io_error_naming_the_path() {
     let err = Keyring::load("/nonexistent/keyring.toml").unwrap_err();
     assert!(matches!(err, KeyringError::Io { .. }));

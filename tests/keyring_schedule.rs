@@ -365,3 +365,23 @@ fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
     let ids: Vec<u32> = rotated.keys().map(|k| k.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn every_time_of_a_keyring_survives_its_file() {
+    // An offset with seconds has no RFC 3339 form: the file holds the same
+    // instant in UTC, and the key still retires.
+    let odd = time::UtcOffset::from_hms(1, 0, 30).unwrap();
+    let retire = at(T0 + DAY).to_offset(odd);
+    let keyring =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(retire)]).unwrap();
+    let text = keyring.to_toml_string();
+    let read = Keyring::from_toml_str(&text).unwrap();
+    let retired = read.keys().find(|k| k.id == 2).and_then(|k| k.retire_at);
+    assert_eq!(retired, Some(retire), "the retire time was lost or moved: {}", text.as_str());
+    // A time that is past year 9999 in UTC has no form at all: refused,
+    // never left out of the file.
+    let last = time::Date::from_calendar_date(9999, time::Month::December, 31).unwrap();
+    let beyond = last.with_hms(23, 0, 0).unwrap().assume_offset(time::UtcOffset::from_hms(-5, 0, 0).unwrap());
+    let refused = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(beyond)]);
+    assert!(matches!(refused, Err(KeyringError::UnwritableTime(2))), "{refused:?}");
+}

@@ -60,14 +60,32 @@ impl Keyring {
 /// unless `options` waive it, in memory that is wiped when dropped.
 pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<String>, KeyringError> {
     let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+    let invalid = |what: &str| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+    // Opening a FIFO would wait for a writer (and hang a watcher with it):
+    // look before opening, and again at what was opened.
+    let not_a_file = "not a regular file (a keyring file must be one)";
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(invalid(not_a_file));
+    }
     let file = std::fs::File::open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(invalid(not_a_file));
+    }
     if !options.allow_insecure_permissions {
         check_permissions(path, &file)?;
     }
-    let mut text = Zeroizing::new(String::new());
-    std::io::Read::read_to_string(&mut &file, &mut text).map_err(io)?;
+    let mut text = Zeroizing::new(String::with_capacity(MAX_FILE_LEN));
+    let read = std::io::Read::read_to_string(&mut std::io::Read::take(&file, MAX_FILE_LEN as u64), &mut text);
+    read.map_err(io)?;
+    if text.len() >= MAX_FILE_LEN {
+        return Err(invalid("larger than a keyring file can be (64 KiB)"));
+    }
     Ok(text)
 }
+
+/// The size a keyring file must stay under: hundreds of keys. Read into
+/// memory sized once, so that no reallocation leaves a copy unwiped.
+const MAX_FILE_LEN: usize = 64 * 1024;
 
 /// Options for [`Keyring::load_with`].
 #[derive(Debug, Clone, Copy, Default)]

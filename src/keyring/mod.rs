@@ -293,6 +293,17 @@ impl Keyring {
                 }
             }
         }
+        for spec in &specs {
+            // A time the file cannot hold would be left out of it: a
+            // `retire_at` lost that way is a key that never retires.
+            if [spec.created, spec.activate_at, spec.retire_at]
+                .into_iter()
+                .flatten()
+                .any(|t| text::rfc3339(t).is_none())
+            {
+                return Err(KeyringError::UnwritableTime(spec.id));
+            }
+        }
         let mut primaries = specs.iter().filter(|s| s.state == KeyState::Primary).map(|s| s.id);
         let first = primaries.next().ok_or(KeyringError::NoPrimary)?;
         if let Some(second) = primaries.next() {

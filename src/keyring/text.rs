@@ -95,7 +95,9 @@ impl Keyring {
     #[must_use]
     pub fn to_toml_string(&self) -> Zeroizing<String> {
         use std::fmt::Write as _;
-        let mut out = Zeroizing::new(String::new());
+        // Sized once: a reallocation would leave an unwiped copy of the
+        // secrets written so far.
+        let mut out = Zeroizing::new(String::with_capacity(self.keys().count().saturating_mul(ENTRY_TEXT)));
         for spec in self.keys() {
             let _ = writeln!(out, "[[key]]\nid = {}\nstate = \"{}\"", spec.id, spec.state);
             out.push_str("secret = \"");
@@ -104,7 +106,7 @@ impl Keyring {
             for (field, time) in
                 [("created", spec.created), ("activate_at", spec.activate_at), ("retire_at", spec.retire_at)]
             {
-                if let Some(time) = time.and_then(|t| t.format(&Rfc3339).ok()) {
+                if let Some(time) = time.and_then(rfc3339) {
                     let _ = writeln!(out, "{field} = {time}");
                 }
             }
@@ -112,6 +114,16 @@ impl Keyring {
         }
         out
     }
+}
+
+/// Room for one key's entry in [`Keyring::to_toml_string`]: its lines are
+/// under 250 bytes.
+const ENTRY_TEXT: usize = 320;
+
+/// `time` in RFC 3339, in UTC (an offset with seconds has no RFC 3339
+/// form); `None` if it has none (a year past 9999 in UTC).
+pub(crate) fn rfc3339(time: OffsetDateTime) -> Option<String> {
+    time.checked_to_offset(time::UtcOffset::UTC)?.format(&Rfc3339).ok()
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
