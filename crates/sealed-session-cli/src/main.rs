@@ -477,7 +477,29 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
     Ok(Value::Object(out))
 }
 
+/// Holds an exclusive lock on `.<file>.lock` beside `file` while a command
+/// (`add`, `promote`, `retire`, `rotate`) reads, changes and writes the
+/// keyring, so that two runs at once (cron jobs on hosts that share the
+/// file) never write over each other's keys.
+fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name =
+        file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
+    let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
+    let cannot = |err: std::io::Error| Failure::Config(format!("cannot lock {}: {err}", path.display()));
+    let lock = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
+    let lock = lock.map_err(cannot)?;
+    lock.lock().map_err(cannot)?;
+    Ok(lock)
+}
+
 fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
+    let _lock = match &command {
+        KeyringCommand::Add { file, .. }
+        | KeyringCommand::Promote { file, .. }
+        | KeyringCommand::Retire { file, .. } => Some(lock_keyring(file)?),
+        _ => None,
+    };
     match command {
         KeyringCommand::Init { file } => {
             let keyring = Keyring::generate()?;
@@ -527,6 +549,7 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
 /// `keyring rotate`: one step of a rolling schedule, written if it changed
 /// anything; prints the plan, the key added and whether the file changed.
 fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<String, Failure> {
+    let _lock = lock_keyring(&file)?;
     let now = now_arg(now.as_deref())?;
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
     let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));

@@ -105,6 +105,35 @@ fn from_now(seconds: i64) -> String {
 }
 
 #[test]
+fn concurrent_changes_to_one_keyring_file_lose_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    // Sixteen `keyring add` at once, as cron jobs on hosts sharing the file.
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sealed-session"))
+                .args(["keyring", "add", f])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids: Vec<u32> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (2..=17).collect::<Vec<u32>>(), "each run added a key of its own ID");
+    let listed = json(&ok(&["keyring", "list", f], ""));
+    assert_eq!(listed.as_array().unwrap().len(), 17, "no run wrote over another's key: {listed}");
+}
+
+#[test]
 fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
@@ -239,8 +268,10 @@ fn keyring_files_are_replaced_atomically() {
     let (loads, failures) = reader.join().unwrap();
     assert!(loads > 0);
     assert!(failures.is_empty(), "{} of {} loads failed, first: {}", failures.len(), loads, failures[0]);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+    let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    // The lock file stays (removing it would let two runs lock two files).
+    assert_eq!(names, [".keyring.toml.lock", "keyring.toml"], "no temporary file is left");
 }
 
 #[test]
