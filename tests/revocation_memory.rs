@@ -254,6 +254,39 @@ fn expired_denylist_entries_are_purged_and_live_ones_kept() {
 }
 
 #[test]
+fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
+    use sealed_session::{SessionRecord, SessionRegistry};
+    let clock = ManualClock::at_unix(T0);
+    let store = MemoryStore::with_clock(clock.clone());
+    let record = |user: &str, expires_at: u64| SessionRecord {
+        id: Session::new(()).id(),
+        user_id: user.to_owned(),
+        epoch: 0,
+        created_at: T0 as u64,
+        last_seen: T0 as u64,
+        expires_at,
+        user_agent: "Firefox on Linux".to_owned(),
+        remembered: false,
+        device_bound: false,
+    };
+    block_on(store.record(&record("gone", T0 as u64 + 10))).unwrap();
+    block_on(store.record(&record("kept", T0 as u64 + 3600))).unwrap();
+    // Every user's expired records go with another user's write, at most
+    // once a minute.
+    clock.advance(Duration::from_secs(30));
+    block_on(store.record(&record("other", T0 as u64 + 3600))).unwrap();
+    assert_eq!(
+        block_on(store.list("gone", 0)).unwrap().len(),
+        1,
+        "no scan of every user 30 s after the last"
+    );
+    clock.advance(Duration::from_secs(31));
+    block_on(store.record(&record("other", T0 as u64 + 3600))).unwrap();
+    assert!(block_on(store.list("gone", 0)).unwrap().is_empty(), "an expired record is kept forever");
+    assert_eq!(block_on(store.list("kept", 0)).unwrap().len(), 1, "a live one is kept");
+}
+
+#[test]
 fn an_expired_entry_not_yet_purged_does_not_stop_a_denial_once() {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryStore::with_clock(clock.clone());

@@ -27,6 +27,8 @@ pub struct MemoryStore {
     /// The session registry, by user: empty unless the web driver records
     /// sessions ([`SessionRegistry`]).
     registry: std::sync::Mutex<HashMap<String, Vec<SessionRecord>>>,
+    /// When the registry last dropped the expired records of every user.
+    registry_purged: std::sync::atomic::AtomicU64,
     hash_key: std::hash::RandomState,
     clock: Arc<dyn Clock>,
 }
@@ -64,6 +66,7 @@ impl MemoryStore {
         Self {
             inner: RwLock::new(Memory::default()),
             registry: std::sync::Mutex::default(),
+            registry_purged: std::sync::atomic::AtomicU64::new(0),
             hash_key: std::hash::RandomState::new(),
             clock: Arc::new(clock),
         }
@@ -157,6 +160,16 @@ impl SessionRegistry for MemoryStore {
         let now = self.now();
         let mut registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         merge_record(registry.entry(record.user_id.clone()).or_default(), record, now);
+        // Users who never come back leave no records behind: every user's
+        // expired ones go, at most once a `PURGE_INTERVAL` (a scan of all).
+        let purged = &self.registry_purged;
+        if now >= purged.load(std::sync::atomic::Ordering::Relaxed).saturating_add(PURGE_INTERVAL) {
+            registry.retain(|_, records| {
+                records.retain(|r| r.expires_at > now);
+                !records.is_empty()
+            });
+            purged.store(now, std::sync::atomic::Ordering::Relaxed);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS {prefix}_sessions (
   user_id text NOT NULL, session_id bytea NOT NULL, epoch bigint NOT NULL, created_at bigint NOT NULL,
   last_seen bigint NOT NULL, expires_at bigint NOT NULL, user_agent text NOT NULL,
   remembered boolean NOT NULL, device_bound boolean NOT NULL,
-  PRIMARY KEY (user_id, session_id));"
+  PRIMARY KEY (user_id, session_id));
+CREATE INDEX IF NOT EXISTS {prefix}_sessions_expiry ON {prefix}_sessions (expires_at);"
     )
 }
 
@@ -158,9 +159,17 @@ impl Statements {
                    expires_at = EXCLUDED.expires_at, user_agent = EXCLUDED.user_agent,
                    remembered = EXCLUDED.remembered, device_bound = EXCLUDED.device_bound"
             ),
-            // The user's expired records, and the oldest beyond the bound.
+            // The user's expired records and the oldest beyond the bound;
+            // and other users' expired records (a user who never comes back
+            // leaves none behind), a bounded batch, skipping rows another
+            // writer holds (waiting for them could deadlock two logins).
             trim_sessions: format!(
-                "DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
+                "WITH others AS (
+                   DELETE FROM {prefix}_sessions WHERE (user_id, session_id) IN (
+                     SELECT user_id, session_id FROM {prefix}_sessions
+                     WHERE expires_at <= $2 AND user_id <> $1
+                     LIMIT 1000 FOR UPDATE SKIP LOCKED))
+                 DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
                    SELECT session_id FROM {prefix}_sessions WHERE user_id = $1
                    ORDER BY created_at DESC, session_id DESC LIMIT $3))"
             ),

@@ -137,6 +137,33 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
     assert!(store.state(None, live).await.unwrap().session_revoked, "a live entry is kept");
 }
 
+#[tokio::test]
+async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
+    use sealed_session::SessionRegistry;
+    let store = store(&SHARED.url(), "records", SystemClock).await;
+    // Records of users who never sign in again: one expired, one not.
+    SHARED.psql(
+        "INSERT INTO records_sessions VALUES
+           ('gone', decode(repeat('00', 16), 'hex'), 0, 1, 1, 2, 'Firefox on Linux', false, false),
+           ('kept', decode(repeat('01', 16), 'hex'), 0, 1, 1, 9000000000, 'Firefox on Linux', false, false)",
+    );
+    let now = unix_now();
+    let record = sealed_session::SessionRecord {
+        id: sealed_session::Session::new(()).id(),
+        user_id: "other".to_owned(),
+        epoch: 0,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + 3600,
+        user_agent: "Chrome on Linux".to_owned(),
+        remembered: false,
+        device_bound: false,
+    };
+    SessionRegistry::record(&store, &record).await.unwrap();
+    let left = SHARED.psql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM records_sessions");
+    assert_eq!(left, "kept,other", "another user's write deletes every expired record");
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }

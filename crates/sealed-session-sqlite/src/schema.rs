@@ -35,6 +35,7 @@ const SCHEMA: &str = "
         device_bound INTEGER NOT NULL,
         PRIMARY KEY (user_id, session_id)
     ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS sealed_session_sessions_expiry ON sealed_session_sessions (expires_at);
 ";
 
 /// The durability settings a connection runs with, as SQLite reports them.
@@ -289,8 +290,10 @@ pub(crate) async fn record_session(
     .execute(&mut *tx)
     .await
     .map_err(sqlite_error)?;
+    // Every user's expired records (a user who never comes back leaves
+    // none behind), and this user's oldest beyond the bound.
     sqlx::query(
-        "DELETE FROM sealed_session_sessions WHERE user_id = ?1 AND (expires_at <= ?2 OR session_id NOT IN (
+        "DELETE FROM sealed_session_sessions WHERE expires_at <= ?2 OR (user_id = ?1 AND session_id NOT IN (
              SELECT session_id FROM sealed_session_sessions WHERE user_id = ?1
              ORDER BY created_at DESC, session_id DESC LIMIT ?3))",
     )

@@ -78,6 +78,34 @@ async fn passes_the_registry_conformance_suite() {
 }
 
 #[tokio::test]
+async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 2_000_000_000;
+    let clock = ManualClock::at_unix(start);
+    let path = dir.path().join("r.sqlite3");
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock.clone()).open().await.unwrap();
+    let start = start as u64;
+    let record = |user: &str, expires_at: u64| sealed_session::SessionRecord {
+        id: Session::new(()).id(),
+        user_id: user.to_owned(),
+        epoch: 0,
+        created_at: start,
+        last_seen: start,
+        expires_at,
+        user_agent: "Firefox on Linux".to_owned(),
+        remembered: false,
+        device_bound: false,
+    };
+    SessionRegistry::record(&store, &record("gone", start + 10)).await.unwrap();
+    SessionRegistry::record(&store, &record("kept", start + 3600)).await.unwrap();
+    clock.advance(std::time::Duration::from_secs(11));
+    SessionRegistry::record(&store, &record("other", start + 3600)).await.unwrap();
+    // Read with a time before everything: what the file holds.
+    assert!(SessionRegistry::list(&store, "gone", 0).await.unwrap().is_empty(), "an expired record is kept");
+    assert_eq!(SessionRegistry::list(&store, "kept", 0).await.unwrap().len(), 1, "a live one is kept");
+}
+
+#[tokio::test]
 async fn the_store_runs_with_wal_and_synchronous_full() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_or_create(dir.path().join("r.sqlite3")).await.unwrap();
