@@ -1331,6 +1331,29 @@ fn a_session_left_idle_stops_counting_against_the_limit() {
 }
 
 #[test]
+fn with_a_registry_a_session_in_use_renews_once_per_interval_and_no_more() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        // Renewal every 5 minutes, counted from the login.
+        let (config, _, clock) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        clock.advance(Duration::from_secs(10));
+        assert!(set_cookies(&on(&config, &cookie).await).is_empty(), "nothing to renew within the interval");
+        // A change 290 s in: sealed again, last active then.
+        clock.advance(Duration::from_secs(280));
+        let handle = on(&config, &cookie).await;
+        handle.typed::<String>().update(|data| data.push('!')).unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        // 20 s later, not due for an idle renewal, but in the next interval.
+        clock.advance(Duration::from_secs(20));
+        let renewed = set_cookies(&on(&config, &cookie).await);
+        assert_eq!(renewed.len(), 1, "a request in a new interval renews the cookie");
+        let devices = on(&config, pair(&renewed[0])).await.devices().await.unwrap();
+        assert_eq!(devices[0].last_seen.unix_timestamp(), AUDIT_START + 310, "and moves the record");
+    });
+}
+
+#[test]
 fn a_session_whose_data_changes_on_every_request_keeps_counting() {
     use std::time::Duration;
     pollster::block_on(async {
