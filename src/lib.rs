@@ -116,7 +116,7 @@ pub use error::{
 pub use key::{MasterKey, KEY_LEN};
 pub use keyring::{
     KeySpec, KeyState, KeyUsage, Keyring, LoadOptions, RotationPolicy, SealingPeriod, SharedKeyring,
-    UnknownKeyState,
+    UnknownKeyState, MAX_KEYRING_FILE_LEN,
 };
 #[cfg(feature = "watch")]
 pub use keyring::{KeyringWatcher, KeyringWatcherBuilder, WatchEvent};

@@ -508,7 +508,7 @@ impl Sealer {
         session: &Session<T>,
         cookie: &CookieSpec,
     ) -> Result<String, SealError> {
-        Ok(self.seal_now(session, &Typed(session.data()), Some(cookie), false)?.0)
+        Ok(self.seal_now(session, &Typed(session.data()), Some(cookie), false, None)?.0)
     }
 
     /// Seals `session` and returns the token with the session as the token
@@ -518,7 +518,7 @@ impl Sealer {
     /// # Errors
     /// As [`Sealer::seal`].
     pub fn issue<T: Serialize>(&self, session: Session<T>) -> Result<(String, Opened<T>), SealError> {
-        let (token, sealed) = self.seal_now(&session, &Typed(session.data()), None, false)?;
+        let (token, sealed) = self.seal_now(&session, &Typed(session.data()), None, false, None)?;
         Ok((token, self.opened(session, &sealed)))
     }
 
@@ -532,19 +532,20 @@ impl Sealer {
         session: Session<T>,
         cookie: &CookieSpec,
     ) -> Result<(Opened<T>, String), SealError> {
-        let (header, sealed) = self.seal_now(&session, &Typed(session.data()), Some(cookie), false)?;
+        let (header, sealed) = self.seal_now(&session, &Typed(session.data()), Some(cookie), false, None)?;
         Ok((self.opened(session, &sealed), header))
     }
 
     /// [`Sealer::issue_cookie`] (or [`Sealer::issue`] without a cookie),
     /// with the session as bytes too, for a web layer that keeps sessions
-    /// undecoded.
+    /// undecoded; last active at `active_at` (see [`Self::times_at`]).
     pub(crate) fn issue_for<T: Serialize>(
         &self,
         session: Session<T>,
         cookie: Option<&CookieSpec>,
+        active_at: Option<u64>,
     ) -> Result<Issued<T>, SealError> {
-        let (text, mut sealed) = self.seal_now(&session, &Typed(session.data()), cookie, true)?;
+        let (text, mut sealed) = self.seal_now(&session, &Typed(session.data()), cookie, true, active_at)?;
         let data = sealed.data.take().unwrap_or_default();
         let raw = Opened {
             session: session.with_data(data).with_times(sealed.times),
@@ -564,9 +565,10 @@ impl Sealer {
         session: Session<Vec<u8>>,
         versioned: bool,
         cookie: Option<&CookieSpec>,
+        active_at: Option<u64>,
     ) -> Result<(String, Opened<Vec<u8>>), SealError> {
         let data = Encoded { bytes: session.data(), versioned };
-        let (text, sealed) = self.seal_now(&session, &data, cookie, false)?;
+        let (text, sealed) = self.seal_now(&session, &data, cookie, false, active_at)?;
         Ok((text, self.opened(session, &sealed)))
     }
 
@@ -596,9 +598,11 @@ impl Sealer {
         data: &impl SealData,
         cookie: Option<&CookieSpec>,
         keep_data: bool,
+        active_at: Option<u64>,
     ) -> Result<(String, Sealed), SealError> {
         let now = unix(self.clock.unix_now())?;
-        let (token, sealed) = self.seal_parts(session, data, now, random::array()?, keep_data)?;
+        let (token, sealed) =
+            self.seal_parts(session, data, (now, active_at), random::array()?, keep_data)?;
         let Some(cookie) = cookie else { return Ok((token, sealed)) };
         let persistent;
         let cookie = if session.is_remembered() || session.is_device_bound() {
@@ -623,8 +627,15 @@ impl Sealer {
     }
 
     /// The times `session` is sealed with at `now`: a new session starts
-    /// now; an opened one keeps its start and expiry.
-    fn times_at<T>(&self, session: &Session<T>, now: u64) -> Result<Times, SealError> {
+    /// now; an opened one keeps its start and expiry, and was last active
+    /// now, or at `active_at` if that is earlier (when the request that
+    /// seals it began).
+    fn times_at<T>(
+        &self,
+        session: &Session<T>,
+        now: u64,
+        active_at: Option<u64>,
+    ) -> Result<Times, SealError> {
         let sealed_as =
             SealedAs { remembered: session.is_remembered(), versioned: false, device_bound: false };
         let absolute = self.profile(sealed_as).ok_or(SealError::NoRememberMe)?.absolute;
@@ -637,7 +648,8 @@ impl Sealer {
                 }
                 // A bound session's last activity is its last proof of
                 // possession, which only a new proof moves.
-                let last_seen = if session.is_device_bound() { t.last_seen } else { now.max(t.last_seen) };
+                let active = active_at.map_or(now, |at| at.min(now));
+                let last_seen = if session.is_device_bound() { t.last_seen } else { active.max(t.last_seen) };
                 Times { issued_at: t.issued_at, expires_at, last_seen }
             }
         })
@@ -651,21 +663,21 @@ impl Sealer {
         now: u64,
         nonce: [u8; 24],
     ) -> Result<String, SealError> {
-        Ok(self.seal_parts(session, &Typed(session.data()), now, nonce, false)?.0)
+        Ok(self.seal_parts(session, &Typed(session.data()), (now, None), nonce, false)?.0)
     }
 
     /// Seals the session's ID, user, epoch, times and profile with `data`
-    /// at `now` with `nonce`; with `keep_data`, keeps a copy of the data's
-    /// encoded bytes.
+    /// at `now` (last active at `active_at`, see [`Self::times_at`]) with
+    /// `nonce`; with `keep_data`, keeps a copy of the data's encoded bytes.
     fn seal_parts<T>(
         &self,
         session: &Session<T>,
         data: &impl SealData,
-        now: u64,
+        (now, active_at): (u64, Option<u64>),
         nonce: [u8; 24],
         keep_data: bool,
     ) -> Result<(String, Sealed), SealError> {
-        let times = self.times_at(session, now)?;
+        let times = self.times_at(session, now, active_at)?;
         let head = Head {
             issued_at: times.issued_at,
             expires_at: times.expires_at,

@@ -1354,6 +1354,37 @@ fn with_a_registry_a_session_in_use_renews_once_per_interval_and_no_more() {
 }
 
 #[test]
+fn a_change_sealed_across_a_renewal_boundary_never_hides_a_session_that_opens() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        // Idle 30 minutes, renewal every 5, leeway 60 s.
+        let (config, _, clock) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        // A request that begins 290 s in and changes the session 310 s in,
+        // across the first interval's end (a slow handler).
+        clock.advance(Duration::from_secs(290));
+        let handle = on(&config, &cookie).await;
+        clock.advance(Duration::from_secs(20));
+        handle.typed::<String>().update(|data| data.push('!')).unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        // Another change in the next interval, then the browser is closed.
+        clock.advance(Duration::from_secs(280));
+        let handle = on(&config, &cookie).await;
+        handle.typed::<String>().update(|data| data.push('!')).unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        // 27 minutes on, the session still opens: it must still count.
+        clock.advance(Duration::from_secs(1620));
+        let other = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = other.typed::<String>().login("alice", "A".into()).await;
+        assert!(
+            matches!(refused, Err(HandleError::SessionLimit { max: 1 })),
+            "a session that opens was not counted"
+        );
+        assert!(on(&config, &cookie).await.has_session(), "the premise: it opens");
+    });
+}
+
+#[test]
 fn a_session_whose_data_changes_on_every_request_keeps_counting() {
     use std::time::Duration;
     pollster::block_on(async {

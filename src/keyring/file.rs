@@ -74,18 +74,22 @@ pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<S
     if !options.allow_insecure_permissions {
         check_permissions(path, &file)?;
     }
-    let mut text = Zeroizing::new(String::with_capacity(MAX_FILE_LEN));
-    let read = std::io::Read::read_to_string(&mut std::io::Read::take(&file, MAX_FILE_LEN as u64), &mut text);
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEYRING_FILE_LEN));
+    let read = std::io::Read::read_to_string(
+        &mut std::io::Read::take(&file, MAX_KEYRING_FILE_LEN as u64),
+        &mut text,
+    );
     read.map_err(io)?;
-    if text.len() >= MAX_FILE_LEN {
+    if text.len() >= MAX_KEYRING_FILE_LEN {
         return Err(invalid("larger than a keyring file can be (64 KiB)"));
     }
     Ok(text)
 }
 
-/// The size a keyring file must stay under: hundreds of keys. Read into
-/// memory sized once, so that no reallocation leaves a copy unwiped.
-const MAX_FILE_LEN: usize = 64 * 1024;
+/// The size a keyring file must stay under (64 KiB, over two hundred keys
+/// with every date set): a larger file is refused. Read into memory sized
+/// once, so that no reallocation leaves a copy unwiped.
+pub const MAX_KEYRING_FILE_LEN: usize = 64 * 1024;
 
 /// Options for [`Keyring::load_with`].
 #[derive(Debug, Clone, Copy, Default)]

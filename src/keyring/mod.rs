@@ -35,7 +35,7 @@ mod text;
 #[cfg(feature = "watch")]
 mod watch;
 
-pub use file::LoadOptions;
+pub use file::{LoadOptions, MAX_KEYRING_FILE_LEN};
 pub use schedule::{RotationPolicy, SealingPeriod};
 pub use shared::SharedKeyring;
 #[cfg(feature = "watch")]

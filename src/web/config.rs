@@ -456,15 +456,15 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             (_, Some((0, _))) => {
                 return Err(WebConfigError::SessionLimit("a session limit must allow 1 session or more"))
             }
+            (None, Some(_)) => {
+                return Err(WebConfigError::SessionLimit(
+                    "a session limit counts sessions in a session registry: add one",
+                ))
+            }
             (_, Some((max, _))) if max > crate::registry::MAX_RECORDS_PER_USER => {
                 return Err(WebConfigError::SessionLimit(
                     "a session limit above MAX_RECORDS_PER_USER (100) cannot be counted: a registry keeps at \
                      most that many records per user",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(WebConfigError::SessionLimit(
-                    "a session limit counts sessions in a session registry: add one",
                 ))
             }
             (Some(registry), limit) => Some(RegistrySettings { registry, limit }),

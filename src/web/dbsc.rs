@@ -337,7 +337,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let (cookie, _) = self
             .settings
             .sealer
-            .issue_raw(session.clone(), versioned, Some(&self.settings.cookie))
+            .issue_raw(session.clone(), versioned, Some(&self.settings.cookie), None)
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the bound session"))
             .ok()?;
         let companion = dbsc.companion(&session, binding, versioned)?;

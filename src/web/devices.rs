@@ -50,7 +50,8 @@ fn time_of(unix: u64) -> OffsetDateTime {
 /// cookie's ([`idled_out`] relies on it). Device-bound sessions move their
 /// record with each proof.
 pub(crate) fn record_due<T>(sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
-    if session.is_device_bound() {
+    // No record to move: an anonymous session; one moved by proofs: a bound one.
+    if session.is_device_bound() || session.user_id().is_none() {
         return false;
     }
     let (Some(times), Some((_, renew_after))) =
@@ -59,7 +60,9 @@ pub(crate) fn record_due<T>(sealer: &Sealer, session: &Session<T>, now: u64) -> 
         return false;
     };
     let interval = |at: u64| at.saturating_sub(times.issued_at) / renew_after.max(1);
-    interval(now) != interval(times.last_seen)
+    // `>`: a server whose clock runs behind the one that sealed does not
+    // renew on every request until it catches up.
+    interval(now) > interval(times.last_seen)
 }
 
 /// Whether the session of `record` surely no longer opens for idleness:
@@ -156,7 +159,7 @@ impl SessionHandle {
         for record in registry.registry.list(user_id, now).await? {
             if idled_out(sealer, &record, now) || record.is_revoked(&ops.state(user_id, record.id).await?) {
                 if let Err(err) = registry.registry.remove(user_id, record.id).await {
-                    tracing::warn!(error = %err, "cannot remove a revoked session's record");
+                    tracing::warn!(error = %err, "cannot remove the record of a session that ended");
                 }
             } else {
                 live.push(record);

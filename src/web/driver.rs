@@ -417,6 +417,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             if settings.registry.is_some() {
                 state.user_agent = request.header_text("user-agent").map(Box::from);
                 let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
+                state.began_at = Some(now);
                 if let Some(current) = state.current.as_mut().and_then(Arc::get_mut) {
                     if super::devices::record_due(&settings.sealer, current.session(), now) {
                         current.renew();
@@ -734,7 +735,8 @@ impl SessionHandle {
             if let Some((current, reason)) = state.current.clone().and_then(|c| c.reissue().map(|r| (c, r))) {
                 let cookie = (!state.bearer).then_some(&settings.cookie);
                 let versioned = current.opened().is_versioned_data();
-                match settings.sealer.issue_raw(current.session().clone(), versioned, cookie) {
+                match settings.sealer.issue_raw(current.session().clone(), versioned, cookie, state.began_at)
+                {
                     Ok((text, _)) => {
                         crate::metrics::reissued(reason);
                         state.session_cookie = Some(CookieChange::Set(text));

@@ -57,6 +57,9 @@ pub(crate) struct State {
     /// label only when a record is written (at login and re-issue, not on
     /// every request).
     pub(crate) user_agent: Option<Box<str>>,
+    /// With a session registry, when the request began: the last activity
+    /// its re-seals record, the time its registry record was judged by.
+    pub(crate) began_at: Option<u64>,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF
@@ -88,6 +91,7 @@ impl State {
             offer_binding: false,
             ended: false,
             user_agent: None,
+            began_at: None,
         }
     }
 
@@ -420,11 +424,18 @@ impl SessionHandle {
 
     /// Seals `session` as the request's session, whose cookie (or bearer
     /// token) goes out with the response.
+    /// Whether the request came with a bearer token, and when it began
+    /// (with a registry): what sealing its session again needs.
+    fn sealing_state(&self) -> (bool, Option<u64>) {
+        let state = self.shared.lock();
+        (state.bearer, state.began_at)
+    }
+
     fn replace<T: SessionValue>(&self, session: Session<T>) -> Result<Arc<Verified<T>>, HandleError> {
         let settings = self.shared.ops.settings();
-        let bearer = self.shared.lock().bearer;
+        let (bearer, began_at) = self.sealing_state();
         let cookie = (!bearer).then_some(&settings.cookie);
-        let issued = settings.sealer.issue_for(session, cookie)?;
+        let issued = settings.sealer.issue_for(session, cookie, began_at)?;
         Ok(self.shared.lock().set_current(issued))
     }
 
@@ -483,10 +494,11 @@ impl SessionHandle {
     /// epoch, as the request's session. The old one has ended by now: if
     /// the new one cannot be sealed, the request has no session any more.
     fn reseal(&self, current: &Verified<Vec<u8>>, session: Session<Vec<u8>>) -> Result<(), HandleError> {
-        let bearer = self.shared.lock().bearer;
+        let (bearer, began_at) = self.sealing_state();
         let settings = self.shared.ops.settings();
         let versioned = current.opened().is_versioned_data();
-        let issued = settings.sealer.issue_raw(session, versioned, (!bearer).then_some(&settings.cookie));
+        let cookie = (!bearer).then_some(&settings.cookie);
+        let issued = settings.sealer.issue_raw(session, versioned, cookie, began_at);
         let mut state = self.shared.lock();
         match issued {
             Ok((text, raw)) => {

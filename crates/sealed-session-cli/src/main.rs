@@ -709,10 +709,18 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
     };
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
+    let text = keyring.to_toml_string();
+    if text.len() >= sealed_session::MAX_KEYRING_FILE_LEN {
+        return Err(Failure::Config(format!(
+            "the keyring would be {} bytes, more than a keyring file may be ({}): remove retired keys first",
+            text.len(),
+            sealed_session::MAX_KEYRING_FILE_LEN
+        )));
+    }
     let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = (|| {
         let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-        out.write_all(keyring.to_toml_string().as_bytes())?;
+        out.write_all(text.as_bytes())?;
         out.sync_all()?;
         match replace {
             Replace::Existing => std::fs::rename(&temp, file),

@@ -134,6 +134,40 @@ fn concurrent_changes_to_one_keyring_file_lose_no_key() {
 }
 
 #[test]
+fn the_cli_never_writes_a_keyring_file_too_large_to_load() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring.toml");
+    // Keys up to a little under the limit: the file loads.
+    use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
+    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[7; 32]).unwrap());
+    let keyring = |n: u32| {
+        Keyring::new((1..=n).map(|id| spec(id, if id == 1 { KeyState::Primary } else { KeyState::Active })))
+    };
+    let entry = keyring(1001).unwrap().to_toml_string().len() - keyring(1000).unwrap().to_toml_string().len();
+    let n = u32::try_from((sealed_session::MAX_KEYRING_FILE_LEN - 1000) / entry).unwrap();
+    let keyring = keyring(n).unwrap();
+    std::fs::write(&file, keyring.to_toml_string().as_bytes()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    assert!(sealed_session::Keyring::load(&file).is_ok());
+    // Adds go on until one would cross it: that one is refused, the file kept.
+    let f = file.to_str().unwrap();
+    let mut refused = None;
+    for _ in 0..40 {
+        let run = run(&["keyring", "add", f], "");
+        if run.code != 0 {
+            refused = Some(run);
+            break;
+        }
+    }
+    let refused = refused.expect("an add past the limit is refused");
+    assert!(refused.stderr.contains("more than a keyring file may be"), "{}", refused.stderr);
+    assert!(sealed_session::Keyring::load(&file).is_ok(), "what is on disk still loads");
+    assert_ne!(std::fs::read(&file).unwrap(), before, "the adds under the limit were written");
+}
+
+#[test]
 fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());

@@ -16,6 +16,7 @@ pub(crate) struct Statements {
     /// The session registry's statements.
     pub(crate) record_session: String,
     pub(crate) trim_sessions: String,
+    pub(crate) purge_sessions: String,
     pub(crate) remove_session: String,
     pub(crate) remove_user_sessions: String,
     pub(crate) list_sessions: String,
@@ -159,19 +160,20 @@ impl Statements {
                    expires_at = EXCLUDED.expires_at, user_agent = EXCLUDED.user_agent,
                    remembered = EXCLUDED.remembered, device_bound = EXCLUDED.device_bound"
             ),
-            // The user's expired records and the oldest beyond the bound;
-            // and other users' expired records (a user who never comes back
-            // leaves none behind), a bounded batch, skipping rows another
-            // writer holds (waiting for them could deadlock two logins).
+            // The user's expired records, and the oldest beyond the bound.
             trim_sessions: format!(
-                "WITH others AS (
-                   DELETE FROM {prefix}_sessions WHERE (user_id, session_id) IN (
-                     SELECT user_id, session_id FROM {prefix}_sessions
-                     WHERE expires_at <= $2 AND user_id <> $1
-                     LIMIT 1000 FOR UPDATE SKIP LOCKED))
-                 DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
+                "DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
                    SELECT session_id FROM {prefix}_sessions WHERE user_id = $1
                    ORDER BY created_at DESC, session_id DESC LIMIT $3))"
+            ),
+            // Other users' expired records (a user who never comes back
+            // leaves none behind): a bounded batch, skipping rows another
+            // writer holds (waiting for them could deadlock two logins).
+            purge_sessions: format!(
+                "DELETE FROM {prefix}_sessions WHERE (user_id, session_id) IN (
+                   SELECT user_id, session_id FROM {prefix}_sessions
+                   WHERE expires_at <= $2 AND user_id <> $1
+                   LIMIT 1000 FOR UPDATE SKIP LOCKED)"
             ),
             remove_session: format!("DELETE FROM {prefix}_sessions WHERE user_id = $1 AND session_id = $2"),
             remove_user_sessions: format!("DELETE FROM {prefix}_sessions WHERE user_id = $1"),

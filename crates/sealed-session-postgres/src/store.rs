@@ -505,6 +505,11 @@ impl SessionRegistry for PostgresStore {
                 .bind(i64::try_from(MAX_RECORDS_PER_USER).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(sqlx::AssertSqlSafe(inner.sql.purge_sessions.clone()))
+                .bind(&record.user_id)
+                .bind(to_sql(now))
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await
         }))
     }
