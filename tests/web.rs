@@ -561,6 +561,8 @@ fn a_response_with_a_token_is_never_left_cacheable() {
             "private=\"set-cookie\"",
             "public, private",
             "no-cache=\"a, no-store\"",
+            // An escaped quote does not end the quoted argument.
+            "no-cache=\"a\\\", no-store, b\"",
             "",
         ] {
             assert_eq!(cache_control(&[replaced]), Some("no-store"), "{replaced}");

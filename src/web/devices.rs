@@ -46,9 +46,10 @@ fn time_of(unix: u64) -> OffsetDateTime {
 /// cookie's last activity. A renewal alone does not ensure that: a session
 /// whose data changes on every request is sealed again each time, with a
 /// new last activity but no record, and never falls due for one. With
-/// this, a record's last activity is never a whole interval older than its
-/// cookie's ([`idled_out`] relies on it). Device-bound sessions move their
-/// record with each proof.
+/// this, and re-seals dating the last activity to when their request began
+/// (the driver's `began_at`), a record's last activity is never a whole
+/// interval older than its cookie's ([`idled_out`] relies on it).
+/// Device-bound sessions move their record with each proof.
 pub(crate) fn record_due<T>(sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
     // No record to move: an anonymous session; one moved by proofs: a bound one.
     if session.is_device_bound() || session.user_id().is_none() {
