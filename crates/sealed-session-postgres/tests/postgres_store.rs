@@ -16,7 +16,7 @@ use sealed_session::{
 };
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
-use sealed_session_testkit::{assert_revocations_propagate, clock_at_now, keyring, sealer, within};
+use sealed_session_testkit::{assert_revocations_propagate, clock_at_now, keyring, sealer, unix_now, within};
 
 static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
 
@@ -126,7 +126,7 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
     .execute(&mut *held)
     .await
     .unwrap();
-    let until = unix_now() + 3600;
+    let until = unix_now() as u64 + 3600;
     let live = sealed_session::Session::new(()).id();
     store.revoke_session(live, until).await.expect("a revocation must not wait for another writer's entry");
     let left = || SHARED.psql("SELECT count(*) FROM purge_denied WHERE expires_at = 1");
@@ -147,7 +147,7 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
            ('gone', decode(repeat('00', 16), 'hex'), 0, 1, 1, 2, 'Firefox on Linux', false, false),
            ('kept', decode(repeat('01', 16), 'hex'), 0, 1, 1, 9000000000, 'Firefox on Linux', false, false)",
     );
-    let now = unix_now();
+    let now = unix_now() as u64;
     let record = sealed_session::SessionRecord {
         id: sealed_session::Session::new(()).id(),
         user_id: "other".to_owned(),
@@ -162,10 +162,6 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
     SessionRegistry::record(&store, &record).await.unwrap();
     let left = SHARED.psql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM records_sessions");
     assert_eq!(left, "kept,other", "another user's write deletes every expired record");
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[test]
