@@ -314,6 +314,7 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
 
     // Another file is moved over the path (a restore, a deploy script):
     // revocations written to it must not be ignored here.
+    assert!(format!("{:?}", verifier.store()).contains("fault: None"));
     let other = dir.path().join("other.sqlite3");
     let replacement = SqliteStore::open_or_create(&other).await.unwrap();
     replacement.revoke_user("alice").await.unwrap();
@@ -327,6 +328,9 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
         matches!(write, Err(StoreError::Untrusted(_))),
         "a write to the old file reported success: {write:?}"
     );
+    // And the store says why, to whoever inspects it.
+    let shown = format!("{:?}", verifier.store());
+    assert!(shown.contains("fault: Some(FileReplaced"), "{shown}");
 }
 
 /// The write-ahead log holds commits (revocations) not yet copied into the
