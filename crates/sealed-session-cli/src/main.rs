@@ -227,8 +227,12 @@ impl<E: std::error::Error> From<E> for Failure {
         let mut message = err.to_string();
         let mut source = err.source();
         while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
+            // Most of our errors already end with their cause's text.
+            let text = cause.to_string();
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
             source = cause.source();
         }
         Failure::Config(message)
@@ -490,6 +494,14 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     let lock = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
     let lock = lock.map_err(cannot)?;
     lock.lock().map_err(cannot)?;
+    // Owned as the keyring is, so that its owner can lock it next time. If
+    // that fails, the keyring's own write below fails with the reason.
+    if let (Ok(keyring), Ok(ours)) = (std::fs::metadata(file), lock.metadata()) {
+        use std::os::unix::fs::MetadataExt as _;
+        if (keyring.uid(), keyring.gid()) != (ours.uid(), ours.gid()) {
+            let _ = std::os::unix::fs::fchown(&lock, Some(keyring.uid()), Some(keyring.gid()));
+        }
+    }
     Ok(lock)
 }
 
@@ -700,9 +712,11 @@ enum Replace {
 
 /// Writes a keyring atomically: a new file of mode 0600 beside the target,
 /// synced, then renamed over it (or, for a new keyring, linked in place,
-/// which fails if the file exists).
+/// which fails if the file exists). A replacement keeps the old file's
+/// owner and group, so that a change made as root leaves a file the
+/// server's user can still read.
 fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -717,9 +731,29 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
             sealed_session::MAX_KEYRING_FILE_LEN
         )));
     }
+    let owner = match replace {
+        Replace::Existing => {
+            let old = std::fs::metadata(file)
+                .map_err(|err| Failure::Config(format!("cannot examine {}: {err}", file.display())))?;
+            Some((old.uid(), old.gid()))
+        }
+        Replace::Never => None,
+    };
     let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = (|| {
         let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+        let new = out.metadata()?;
+        if let Some((uid, gid)) = owner.filter(|&owner| owner != (new.uid(), new.gid())) {
+            std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(|err| {
+                std::io::Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot give the new file the old one's owner (uid {uid}, gid {gid}): {err}; \
+                         run this as that user or as root"
+                    ),
+                )
+            })?;
+        }
         out.write_all(text.as_bytes())?;
         out.sync_all()?;
         match replace {

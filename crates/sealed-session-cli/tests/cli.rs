@@ -308,6 +308,69 @@ fn keyring_files_are_replaced_atomically() {
     assert_eq!(names, [".keyring.toml.lock", "keyring.toml"], "no temporary file is left");
 }
 
+const NOBODY: u32 = 65_534;
+
+fn owner(file: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(file).unwrap();
+    (meta.uid(), meta.gid())
+}
+
+/// Runs the CLI as `nobody` with no supplementary groups, from a copy of
+/// the binary in `dir` (the build's directories may be closed to others).
+fn run_as_nobody(dir: &Path, args: &[&str]) -> Run {
+    let bin = dir.join("sealed-session");
+    if !bin.exists() {
+        let built = assert_cmd::cargo::cargo_bin("sealed-session");
+        std::fs::hard_link(&built, &bin).or_else(|_| std::fs::copy(&built, &bin).map(drop)).unwrap();
+    }
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap().trim().to_string(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Root's cron job changing the keyring of a server that runs as another
+/// user leaves a file that user can still read and change.
+#[test]
+fn a_change_keeps_the_keyring_files_owner_and_group() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(owner(dir.path()).0, 0, "this test needs root, as the suite does (scripts/test.sh)");
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let lock = dir.path().join(".keyring.toml.lock");
+    std::os::unix::fs::chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
+
+    ok(&["keyring", "add", f], "");
+    assert_eq!(owner(&file), (NOBODY, NOBODY));
+    assert_eq!(owner(&lock), (NOBODY, NOBODY));
+    let r = run_as_nobody(dir.path(), &["keyring", "add", f]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(secrets(&file).len(), 3);
+
+    // A group `nobody` is not in: it cannot give a new file that group, so
+    // it changes nothing and says why.
+    std::os::unix::fs::chown(&file, None, Some(0)).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let r = run_as_nobody(dir.path(), &["keyring", "add", f]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("(uid 65534, gid 0)") && r.stderr.contains("as root"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(owner(&file), (NOBODY, 0));
+    let left = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+    assert_eq!(left.count(), 0, "no temporary file is left");
+}
+
 #[test]
 fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -329,6 +392,7 @@ fn bad_keyring_files_are_configuration_errors() {
     let r = run(&["keyring", "list", missing.to_str().unwrap()], "");
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot read keyring"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "the cause once: {}", r.stderr);
 
     let file = init(dir.path());
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
