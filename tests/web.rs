@@ -1307,6 +1307,22 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
 }
 
 #[test]
+fn a_login_that_fails_ends_no_session_to_make_room() {
+    pollster::block_on(async {
+        let (config, recorder, _) = listed(|b| b.session_limit(1, LimitPolicy::EndOldest));
+        let first = sign_in_from(&config, "alice", CHROME).await;
+        recorder.take();
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let too_large = "x".repeat(8 * 1024);
+        let failed = handle.typed::<String>().login("alice", too_large).await.unwrap_err();
+        assert!(matches!(failed, HandleError::Seal(_)), "{failed:?}");
+        assert!(on(&config, &first).await.has_session(), "the other session was not ended for it");
+        assert!(recorder.take().is_empty(), "nothing was ended, nothing audited");
+        assert!(set_cookies(&handle).is_empty(), "no session was started");
+    });
+}
+
+#[test]
 fn a_session_left_idle_stops_counting_against_the_limit() {
     use std::time::Duration;
     pollster::block_on(async {

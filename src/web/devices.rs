@@ -184,33 +184,43 @@ impl SessionHandle {
         Ok(())
     }
 
-    /// Before a login of `user_id`: makes room under the session limit, or
-    /// refuses. `replaced` is the request's own session, which the login
-    /// ends anyway.
-    pub(crate) async fn make_room(
+    /// Before a login of `user_id`: the sessions that must end to make room
+    /// under the session limit, or the refusal. `replaced` is the request's
+    /// own session, which the login ends anyway. Nothing ends here: the
+    /// login ends them with [`end_for_room`](Self::end_for_room) once
+    /// nothing else can make it fail.
+    pub(crate) async fn room_for(
         &self,
         user_id: &str,
         replaced: Option<crate::SessionId>,
-    ) -> Result<(), HandleError> {
+    ) -> Result<Vec<SessionRecord>, HandleError> {
         let Some(registry) = self.registry() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let Some((max, policy)) = registry.limit else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut others = self.live_records(registry, user_id).await?;
         others.retain(|record| Some(record.id) != replaced);
         let over = (others.len() + 1).saturating_sub(max);
-        if over == 0 {
-            return Ok(());
-        }
-        if policy == LimitPolicy::RefuseLogin {
+        if over > 0 && policy == LimitPolicy::RefuseLogin {
             tracing::info!(max, "login refused: the user is at the session limit");
             return Err(HandleError::SessionLimit { max });
         }
-        for record in others.iter().take(over) {
+        others.truncate(over);
+        Ok(others)
+    }
+
+    /// Ends the sessions [`room_for`](Self::room_for) chose.
+    pub(crate) async fn end_for_room(&self, records: &[SessionRecord]) -> Result<(), StoreError> {
+        let Some(registry) = self.registry() else {
+            return Ok(());
+        };
+        for record in records {
             self.end_record(registry, record).await?;
-            self.audit(AuditKind::LimitEnforced, |event| event.user(Some(user_id)).session(record.id));
+            self.audit(AuditKind::LimitEnforced, |event| {
+                event.user(Some(&record.user_id)).session(record.id)
+            });
         }
         Ok(())
     }

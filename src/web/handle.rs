@@ -432,11 +432,16 @@ impl SessionHandle {
     }
 
     fn replace<T: SessionValue>(&self, session: Session<T>) -> Result<Arc<Verified<T>>, HandleError> {
+        let issued = self.issue(session)?;
+        Ok(self.shared.lock().set_current(issued))
+    }
+
+    /// Seals `session` as this request's session, without making it so.
+    fn issue<T: SessionValue>(&self, session: Session<T>) -> Result<Issued<T>, HandleError> {
         let settings = self.shared.ops.settings();
         let (bearer, began_at) = self.sealing_state();
         let cookie = (!bearer).then_some(&settings.cookie);
-        let issued = settings.sealer.issue_for(session, cookie, began_at)?;
-        Ok(self.shared.lock().set_current(issued))
+        Ok(settings.sealer.issue_for(session, cookie, began_at)?)
     }
 
     /// The pre-session served its purpose (CSRF before there is a session):
@@ -785,20 +790,24 @@ impl<T: SessionValue> Sessions<T> {
             // alive on the servers that can read it.
             return Err(HandleError::UnreadableSession);
         }
-        self.handle.make_room(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
+        // Everything that can refuse or fail runs before anything changes:
+        // a login that fails ends no session of the user's.
+        let room = self.handle.room_for(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
         // The data it held, if it is a `T` at all.
         let previous = raw.as_ref().and_then(|_| self.handle.verified::<T>());
-        if let Some(raw) = &raw {
-            self.handle.revoke(raw.session()).await?;
-            self.handle.shared.lock().forget();
-        }
         let data = carry(previous.map(|previous| previous.session().clone()));
         let epoch = ops.login_epoch(user_id).await?;
         let mut session = Session::try_new(data).map_err(LoginError::from)?.with_user(user_id, epoch);
         if options.remember {
             session = session.remembered();
         }
-        let verified = self.handle.replace(session)?;
+        let issued = self.handle.issue(session)?;
+        if let Some(raw) = &raw {
+            self.handle.revoke(raw.session()).await?;
+            self.handle.shared.lock().forget();
+        }
+        self.handle.end_for_room(&room).await?;
+        let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
         self.handle.audit(kind, |event| {
