@@ -60,14 +60,18 @@ impl SessionRecord {
     }
 
     /// Whether the revocation store's `state` for this record's session
-    /// says it was logged out: a record never outlives its revocation.
+    /// says it was logged out: a record never outlives its revocation. A
+    /// state whose user epoch is behind the record's shows that the store
+    /// lost data ([`VerifyError::StoreFault`](crate::VerifyError::StoreFault)),
+    /// not a logout: the session is refused while that lasts, but its
+    /// record is kept.
     #[must_use]
     pub fn is_revoked(&self, state: &RevocationState) -> bool {
         let times =
             Times { issued_at: self.created_at, expires_at: self.expires_at, last_seen: self.last_seen };
         let session =
             Session::from_parts(self.id, Some(self.user_id.clone()), self.epoch, (), times, false, false);
-        check_revocation(&session, state).is_err()
+        matches!(check_revocation(&session, state), Err(crate::VerifyError::Revoked(_)))
     }
 }
 
@@ -197,6 +201,22 @@ mod tests {
             remembered: false,
             device_bound: false,
         }
+    }
+
+    #[test]
+    fn a_store_that_lost_data_revokes_no_record() {
+        let mut recorded = record(10, 100);
+        recorded.epoch = 3;
+        let state = |user_epoch, session_revoked, revoked_through| RevocationState {
+            user_epoch,
+            session_revoked,
+            revoked_through,
+        };
+        assert!(!recorded.is_revoked(&state(3, false, 0)), "live");
+        assert!(!recorded.is_revoked(&state(2, false, 0)), "an epoch behind the record's is a fault");
+        assert!(recorded.is_revoked(&state(4, false, 0)), "logged out everywhere");
+        assert!(recorded.is_revoked(&state(3, true, 0)), "denylisted");
+        assert!(recorded.is_revoked(&state(3, false, 10)), "issued before a global cutoff");
     }
 
     #[test]
