@@ -101,33 +101,46 @@ impl<S: RevocationStore> Verifier<S> {
     }
 
     /// The session `opened`, if it opened and is not revoked.
-    async fn check<T>(&self, opened: Result<Opened<T>, OpenError>) -> Result<Verified<T>, VerifyError> {
-        self.check_keeping_refused(opened).await.map_err(|(err, _)| err)
+    fn check<'a, T: 'a>(
+        &'a self,
+        opened: Result<Opened<T>, OpenError>,
+    ) -> impl Future<Output = Result<Verified<T>, VerifyError>> + 'a {
+        let checked = self.check_keeping_refused(opened);
+        async move { checked.await.map_err(|(err, _)| err) }
     }
 
     /// [`Verifier::check`], handing back with a refusal the session if it
     /// authenticated. One await, on the store's own future, and nothing
-    /// else held across it but the opened session: every request's future
-    /// holds this one.
-    async fn check_keeping_refused<T>(&self, opened: Result<Opened<T>, OpenError>) -> Checked<T> {
-        let opened = match opened {
-            Ok(opened) => opened,
-            Err(err) => {
-                let err = VerifyError::Open(err);
-                metrics::opened(err.code());
-                return Err((err, None));
-            }
-        };
-        let session = opened.session();
-        let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await;
-        match state.map_err(VerifyError::Store).and_then(|state| check_revocation(session, &state)) {
-            Ok(()) => {
-                metrics::opened("ok");
-                Ok(Verified::new(opened))
-            }
-            Err(err) => {
-                metrics::opened(err.code());
-                Err((err, Some(opened)))
+    /// else held across it but the opened session, once: every request's
+    /// future holds this one. (An `async fn`, or a `match` that moved
+    /// `opened` out before the await, would keep two or three copies of it.)
+    fn check_keeping_refused<'a, T: 'a>(
+        &'a self,
+        opened: Result<Opened<T>, OpenError>,
+    ) -> impl Future<Output = Checked<T>> + 'a {
+        async move {
+            let session = match &opened {
+                Ok(opened) => opened.session(),
+                Err(err) => {
+                    let err = VerifyError::Open(err.clone());
+                    metrics::opened(err.code());
+                    return Err((err, None));
+                }
+            };
+            let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await;
+            let checked =
+                state.map_err(VerifyError::Store).and_then(|state| check_revocation(session, &state));
+            match (checked, opened) {
+                (Ok(()), Ok(opened)) => {
+                    metrics::opened("ok");
+                    Ok(Verified::new(opened))
+                }
+                (Err(err), Ok(opened)) => {
+                    metrics::opened(err.code());
+                    Err((err, Some(opened)))
+                }
+                // Returned above.
+                (_, Err(err)) => Err((VerifyError::Open(err), None)),
             }
         }
     }

@@ -1375,3 +1375,22 @@ async fn a_websocket_handshake_from_another_site_is_refused() {
     let request = Request::get("/whoami").header("sec-fetch-site", "cross-site");
     assert_eq!(client.send(request, Body::empty()).await.status, StatusCode::OK);
 }
+
+/// What every request allocates for the layer's future stays under 1 KiB:
+/// glibc's per-thread cache serves blocks up to that size (1,032 bytes with
+/// its header), and a larger one comes from its slower bins
+/// (docs/BENCHMARKS.md, "The layer's own cost"). It grew past that before,
+/// each time by a copy of the request's state or of the opened session
+/// kept across an await.
+#[test]
+fn the_future_every_request_allocates_stays_under_1_kib() {
+    use tower::{Layer as _, Service as _};
+    let config = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
+        .build()
+        .unwrap();
+    let router: Router = Router::new().route("/", get(|| async { "x" }));
+    let mut service = SessionLayer::new(config).layer(router);
+    let future = service.call(Request::get("/").body(Body::empty()).unwrap());
+    let size = std::mem::size_of_val(&*future);
+    assert!(size < 1024, "the layer's future is {size} bytes");
+}
