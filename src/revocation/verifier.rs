@@ -114,6 +114,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// else held across it but the opened session, once: every request's
     /// future holds this one. (An `async fn`, or a `match` that moved
     /// `opened` out before the await, would keep two or three copies of it.)
+    #[allow(clippy::manual_async_fn)] // an `async fn` stores its argument twice (128 bytes more)
     fn check_keeping_refused<'a, T: 'a>(
         &'a self,
         opened: Result<Opened<T>, OpenError>,
