@@ -135,21 +135,39 @@ pub(crate) fn keyring_reload(ok: bool) {
 /// `sealed_session_keyring_retire_timestamp_seconds{key_id}`: when each key
 /// with a retire date retires (Unix seconds; 0 for one already retired),
 /// set whenever a keyring is put in use: for an alert on a key that still
-/// seals after that time.
-pub(crate) fn keyring_in_use(keyring: &crate::Keyring) {
+/// seals after that time. Against the keyring it replaces (`previous`): a
+/// key that lost its retire date reports +Inf (it no longer retires), and
+/// one no longer in the keyring 0 (retired), so that no stale date is left
+/// for the alert to fire on.
+pub(crate) fn keyring_in_use(keyring: &crate::Keyring, previous: Option<&crate::Keyring>) {
     #[cfg(feature = "metrics")]
-    for key in keyring.keys() {
-        let retire = match (key.state, key.retire_at) {
-            (crate::KeyState::Retired, _) => Some(0),
-            (_, Some(at)) => Some(at.unix_timestamp()),
-            (_, None) => None,
+    {
+        fn retire(key: &crate::KeySpec) -> Option<i64> {
+            match (key.state, key.retire_at) {
+                (crate::KeyState::Retired, _) => Some(0),
+                (_, Some(at)) => Some(at.unix_timestamp()),
+                (_, None) => None,
+            }
+        }
+        let had_date = |id: u32| previous.and_then(|p| p.entry(id)).and_then(|e| retire(&e.spec)).is_some();
+        let set = |id: u32, value: f64| {
+            metrics::gauge!("sealed_session_keyring_retire_timestamp_seconds", "key_id" => id.to_string())
+                .set(value);
         };
-        if let Some(retire) = retire {
-            #[allow(clippy::cast_precision_loss)] // Unix seconds, far below 2^52
-            metrics::gauge!("sealed_session_keyring_retire_timestamp_seconds", "key_id" => key.id.to_string())
-                .set(retire as f64);
+        for key in keyring.keys() {
+            match retire(key) {
+                #[allow(clippy::cast_precision_loss)] // Unix seconds, far below 2^52
+                Some(at) => set(key.id, at as f64),
+                None if had_date(key.id) => set(key.id, f64::INFINITY),
+                None => {}
+            }
+        }
+        for old in previous.into_iter().flat_map(crate::Keyring::keys) {
+            if keyring.entry(old.id).is_none() && retire(old).is_some() {
+                set(old.id, 0.0);
+            }
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = keyring;
+    let _ = (keyring, previous);
 }

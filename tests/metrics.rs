@@ -215,6 +215,42 @@ fn each_key_with_a_retire_date_exports_it() {
     assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), None, Some(0.0)));
 }
 
+/// A replaced keyring leaves no stale retire date: the alert on a key that
+/// seals after its date must not fire for a key whose date was removed.
+#[test]
+fn a_replaced_keyring_leaves_no_stale_retire_date() {
+    let retire = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let series = capture(|| {
+        let shared = SharedKeyring::new(
+            Keyring::new([
+                KeySpec::new(1, KeyState::Active, key(1)).retire_at(retire),
+                KeySpec::new(2, KeyState::Primary, key(2)),
+                KeySpec::new(3, KeyState::Active, key(3)).retire_at(retire),
+            ])
+            .unwrap(),
+        );
+        // Key 1 kept without its date; key 3 removed from the file.
+        shared.replace(
+            Keyring::new([
+                KeySpec::new(1, KeyState::Active, key(1)),
+                KeySpec::new(2, KeyState::Primary, key(2)),
+            ])
+            .unwrap(),
+        );
+    });
+    let gauge = |id: &str| match find(
+        &series,
+        "sealed_session_keyring_retire_timestamp_seconds",
+        &[("key_id", id)],
+    ) {
+        Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
+        _ => None,
+    };
+    assert_eq!(gauge("1"), Some(f64::INFINITY), "no longer retires");
+    assert_eq!(gauge("2"), None, "never had a date");
+    assert_eq!(gauge("3"), Some(0.0), "gone from the keyring: retired");
+}
+
 /// The watcher runs on a thread of its own, which a local recorder does not
 /// reach: this test installs the binary's one global recorder.
 #[cfg(feature = "watch")]

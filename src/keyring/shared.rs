@@ -26,7 +26,7 @@ impl SharedKeyring {
     /// Shares `keyring`.
     #[must_use]
     pub fn new(keyring: Keyring) -> Self {
-        crate::metrics::keyring_in_use(&keyring);
+        crate::metrics::keyring_in_use(&keyring, None);
         Self(Arc::new(ArcSwap::from_pointee(keyring)))
     }
 
@@ -52,7 +52,7 @@ impl SharedKeyring {
                 entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        crate::metrics::keyring_in_use(&keyring);
+        crate::metrics::keyring_in_use(&keyring, Some(&old));
         self.0.store(Arc::new(keyring));
     }
 }
