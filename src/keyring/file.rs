@@ -62,14 +62,11 @@ pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<S
     let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
     let invalid = |what: &str| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
     // Opening a FIFO would wait for a writer (and hang a watcher with it):
-    // look before opening, and again at what was opened.
-    let not_a_file = "not a regular file (a keyring file must be one)";
-    if !std::fs::metadata(path).map_err(io)?.is_file() {
-        return Err(invalid(not_a_file));
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
+    // opened without waiting, then refused by what was opened (a look
+    // before opening would leave a moment to swap one in).
+    let file = open_without_waiting(path).map_err(io)?;
     if !file.metadata().map_err(io)?.is_file() {
-        return Err(invalid(not_a_file));
+        return Err(invalid("not a regular file (a keyring file must be one)"));
     }
     if !options.allow_insecure_permissions {
         check_permissions(path, &file)?;
@@ -107,6 +104,19 @@ impl LoadOptions {
     pub fn allow_insecure_permissions() -> Self {
         Self { allow_insecure_permissions: true }
     }
+}
+
+/// Opens `path` for reading; a FIFO opens at once instead of waiting for a
+/// writer (`O_NONBLOCK`, which changes nothing for a regular file).
+#[cfg(unix)]
+fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 #[cfg(unix)]

@@ -491,15 +491,32 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
     let cannot = |err: std::io::Error| Failure::Config(format!("cannot lock {}: {err}", path.display()));
-    let lock = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
-    let lock = lock.map_err(cannot)?;
+    // Never through a link: whoever can write the directory could point the
+    // lock at another file, and this run may be root's.
+    let open = |create: bool| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).custom_flags(libc::O_NOFOLLOW).mode(0o600);
+        if create {
+            options.create_new(true);
+        }
+        options.open(&path)
+    };
+    let (lock, created) = match open(true) {
+        Ok(lock) => (lock, true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => (open(false).map_err(cannot)?, false),
+        Err(err) => return Err(cannot(err)),
+    };
     lock.lock().map_err(cannot)?;
-    // Owned as the keyring is, so that its owner can lock it next time. If
-    // that fails, the keyring's own write below fails with the reason.
-    if let (Ok(keyring), Ok(ours)) = (std::fs::metadata(file), lock.metadata()) {
-        use std::os::unix::fs::MetadataExt as _;
-        if (keyring.uid(), keyring.gid()) != (ours.uid(), ours.gid()) {
-            let _ = std::os::unix::fs::fchown(&lock, Some(keyring.uid()), Some(keyring.gid()));
+    // A lock file this run made is owned as the keyring is, so that the
+    // keyring's owner can lock it next time. If that is not allowed, the
+    // lock stays this user's: harmless now, and a later run as another
+    // user that cannot open it says so.
+    if created {
+        if let (Ok(keyring), Ok(ours)) = (std::fs::metadata(file), lock.metadata()) {
+            use std::os::unix::fs::MetadataExt as _;
+            if (keyring.uid(), keyring.gid()) != (ours.uid(), ours.gid()) {
+                let _ = std::os::unix::fs::fchown(&lock, Some(keyring.uid()), Some(keyring.gid()));
+            }
         }
     }
     Ok(lock)
@@ -748,8 +765,8 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
                 std::io::Error::new(
                     err.kind(),
                     format!(
-                        "cannot give the new file the old one's owner (uid {uid}, gid {gid}): {err}; \
-                         run this as that user or as root"
+                        "cannot give the new file the old one's owner and group (uid {uid}, gid {gid}): \
+                         {err}; run this as root, or as that user while a member of that group"
                     ),
                 )
             })?;

@@ -371,6 +371,28 @@ fn a_change_keeps_the_keyring_files_owner_and_group() {
     assert_eq!(left.count(), 0, "no temporary file is left");
 }
 
+/// A lock file planted as a link by whoever can write the directory is
+/// not followed: root's run neither writes nor re-owns what it points to.
+#[test]
+fn the_lock_file_is_never_followed_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(owner(dir.path()).0, 0, "this test needs root, as the suite does (scripts/test.sh)");
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    std::os::unix::fs::chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "root's").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(".keyring.toml.lock")).unwrap();
+    let before = std::fs::read(&file).unwrap();
+
+    let r = run(&["keyring", "add", f], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("cannot lock"), "{}", r.stderr);
+    assert_eq!(owner(&victim), (0, 0), "the link's target keeps its owner");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"root's");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
+}
+
 #[test]
 fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let dir = tempfile::tempdir().unwrap();
