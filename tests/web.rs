@@ -1306,6 +1306,34 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     });
 }
 
+/// A store that lost data (its epoch for the user is behind a record's) is
+/// no logout: the record is kept, but neither listed nor counted, so that a
+/// session limit cannot lock the user out while the session is refused.
+#[test]
+fn records_the_store_cannot_vouch_for_are_kept_but_not_counted() {
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let registry = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let config_on = |store: Arc<MemoryStore>| {
+            let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+            let builder = WebConfig::builder(sealer, store)
+                .session_registry(Arc::clone(&registry))
+                .session_limit(1, LimitPolicy::RefuseLogin);
+            Arc::new(builder.build().unwrap())
+        };
+        let intact = Arc::new(MemoryStore::with_clock(clock.clone()));
+        assert_eq!(intact.revoke_user("alice").await.unwrap(), 1);
+        sign_in_from(&config_on(intact), "alice", CHROME).await;
+        // The store after it lost its data: alice's epoch is 0 again.
+        let after = config_on(Arc::new(MemoryStore::with_clock(clock.clone())));
+        let cookie = sign_in_from(&after, "alice", FIREFOX).await;
+        let devices = on(&after, &cookie).await.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "the session the store cannot vouch for is not listed");
+        let recorded = sealed_session::SessionRegistry::list(&*registry, "alice", AUDIT_START as u64);
+        assert_eq!(recorded.await.unwrap().len(), 2, "but its record is kept");
+    });
+}
+
 #[test]
 fn a_login_that_fails_ends_no_session_to_make_room() {
     pollster::block_on(async {

@@ -2,8 +2,8 @@
 //! user can see where they are signed in and end one device.
 
 use super::dynamic::BoxFuture;
-use super::{check_revocation, RevocationState, StoreError};
-use crate::session::{Session, SessionId, Times};
+use super::{RevocationState, StoreError};
+use crate::session::{Session, SessionId};
 
 /// The most records a registry keeps per user: recording one more drops
 /// the oldest. A bound on what one user can make a store hold, far above
@@ -60,18 +60,22 @@ impl SessionRecord {
     }
 
     /// Whether the revocation store's `state` for this record's session
-    /// says it was logged out: a record never outlives its revocation. A
-    /// state whose user epoch is behind the record's shows that the store
-    /// lost data ([`VerifyError::StoreFault`](crate::VerifyError::StoreFault)),
-    /// not a logout: the session is refused while that lasts, but its
-    /// record is kept.
+    /// says it was logged out (the rules of [`check_revocation`](crate::check_revocation)): a record
+    /// never outlives its revocation. A user epoch behind the record's
+    /// alone is no logout but a store that lost data
+    /// ([`VerifyError::StoreFault`](crate::VerifyError::StoreFault)); see
+    /// [`SessionRecord::is_ahead_of`].
     #[must_use]
     pub fn is_revoked(&self, state: &RevocationState) -> bool {
-        let times =
-            Times { issued_at: self.created_at, expires_at: self.expires_at, last_seen: self.last_seen };
-        let session =
-            Session::from_parts(self.id, Some(self.user_id.clone()), self.epoch, (), times, false, false);
-        matches!(check_revocation(&session, state), Err(crate::VerifyError::Revoked(_)))
+        state.session_revoked || self.created_at <= state.revoked_through || self.epoch < state.user_epoch
+    }
+
+    /// Whether the record's epoch is ahead of the store's: the store lost
+    /// data, and the session is refused while that lasts
+    /// ([`VerifyError::StoreFault`](crate::VerifyError::StoreFault)).
+    #[must_use]
+    pub fn is_ahead_of(&self, state: &RevocationState) -> bool {
+        self.epoch > state.user_epoch
     }
 }
 
@@ -214,9 +218,13 @@ mod tests {
         };
         assert!(!recorded.is_revoked(&state(3, false, 0)), "live");
         assert!(!recorded.is_revoked(&state(2, false, 0)), "an epoch behind the record's is a fault");
+        assert!(recorded.is_ahead_of(&state(2, false, 0)) && !recorded.is_ahead_of(&state(3, false, 0)));
         assert!(recorded.is_revoked(&state(4, false, 0)), "logged out everywhere");
         assert!(recorded.is_revoked(&state(3, true, 0)), "denylisted");
+        assert!(recorded.is_revoked(&state(2, true, 0)), "denylisted, though the epoch was lost");
         assert!(recorded.is_revoked(&state(3, false, 10)), "issued before a global cutoff");
+        assert!(recorded.is_revoked(&state(2, false, 10)), "cut off, though the epoch was lost");
+        assert!(!recorded.is_revoked(&state(3, false, 9)), "issued after the cutoff");
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl SessionHandle {
     }
 
     /// The user's records whose sessions still open as far as the store
-    /// knows; the others are removed (best effort).
+    /// knows; those that ended are removed (best effort), those the store
+    /// cannot vouch for (it lost data) are kept but left out.
     async fn live_records(
         &self,
         registry: &RegistrySettings,
@@ -158,7 +159,17 @@ impl SessionHandle {
         let (sealer, now) = (&ops.settings().sealer, self.now());
         let mut live = Vec::new();
         for record in registry.registry.list(user_id, now).await? {
-            if idled_out(sealer, &record, now) || record.is_revoked(&ops.state(user_id, record.id).await?) {
+            let ended = idled_out(sealer, &record, now) || {
+                let state = ops.state(user_id, record.id).await?;
+                if record.is_ahead_of(&state) && !record.is_revoked(&state) {
+                    // The store lost data: the session is refused while that
+                    // lasts, so it is neither listed nor counted, but it is no
+                    // logout, so its record stays.
+                    continue;
+                }
+                record.is_revoked(&state)
+            };
+            if ended {
                 if let Err(err) = registry.registry.remove(user_id, record.id).await {
                     tracing::warn!(error = %err, "cannot remove the record of a session that ended");
                 }
