@@ -133,39 +133,31 @@ pub(crate) fn keyring_reload(ok: bool) {
 }
 
 /// `sealed_session_keyring_retire_timestamp_seconds{key_id}`: when each key
-/// with a retire date retires (Unix seconds; 0 for one already retired),
-/// set whenever a keyring is put in use: for an alert on a key that still
-/// seals after that time. Against the keyring it replaces (`previous`): a
-/// key that lost its retire date reports +Inf (it no longer retires), and
-/// one no longer in the keyring 0 (retired), so that no stale date is left
-/// for the alert to fire on.
+/// retires (Unix seconds; 0 for one already retired, infinity for one with
+/// no retire date), set whenever a keyring is put in use: for an alert on
+/// a key that still seals after that time. A key of the keyring it replaces
+/// (`previous`) that is gone reports 0, so that no stale date is left for
+/// the alert to fire on.
 pub(crate) fn keyring_in_use(keyring: &crate::Keyring, previous: Option<&crate::Keyring>) {
     #[cfg(feature = "metrics")]
     {
-        fn retire(key: &crate::KeySpec) -> Option<i64> {
-            match (key.state, key.retire_at) {
-                (crate::KeyState::Retired, _) => Some(0),
-                (_, Some(at)) => Some(at.unix_timestamp()),
-                (_, None) => None,
-            }
-        }
-        let had_date = |id: u32| previous.and_then(|p| p.entry(id)).and_then(|e| retire(&e.spec)).is_some();
         let set = |id: u32, value: f64| {
             metrics::gauge!("sealed_session_keyring_retire_timestamp_seconds", "key_id" => id.to_string())
                 .set(value);
         };
         for key in keyring.keys() {
-            match retire(key) {
-                #[allow(clippy::cast_precision_loss)] // Unix seconds, far below 2^52
-                Some(at) => set(key.id, at as f64),
-                None if had_date(key.id) => set(key.id, f64::INFINITY),
-                None => {}
-            }
+            #[allow(clippy::cast_precision_loss)] // Unix seconds, far below 2^52
+            let retire = match (key.state, key.retire_at) {
+                (crate::KeyState::Retired, _) => 0.0,
+                (_, Some(at)) => at.unix_timestamp() as f64,
+                (_, None) => f64::INFINITY,
+            };
+            set(key.id, retire);
         }
-        for old in previous.into_iter().flat_map(crate::Keyring::keys) {
-            if keyring.entry(old.id).is_none() && retire(old).is_some() {
-                set(old.id, 0.0);
-            }
+        for gone in
+            previous.into_iter().flat_map(crate::Keyring::keys).filter(|k| keyring.entry(k.id).is_none())
+        {
+            set(gone.id, 0.0);
         }
     }
     #[cfg(not(feature = "metrics"))]

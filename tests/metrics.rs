@@ -212,7 +212,7 @@ fn each_key_with_a_retire_date_exports_it() {
         Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
         _ => None,
     };
-    assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), None, Some(0.0)));
+    assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), Some(f64::INFINITY), Some(0.0)));
 }
 
 /// A replaced keyring leaves no stale retire date: the alert on a key that
@@ -237,6 +237,15 @@ fn a_replaced_keyring_leaves_no_stale_retire_date() {
             ])
             .unwrap(),
         );
+        // Key 4 dated, then gone, then back without a date (a reverted file).
+        let with = |extra: Option<KeySpec>| {
+            let base =
+                [KeySpec::new(1, KeyState::Active, key(1)), KeySpec::new(2, KeyState::Primary, key(2))];
+            Keyring::new(base.into_iter().chain(extra)).unwrap()
+        };
+        shared.replace(with(Some(KeySpec::new(4, KeyState::Active, key(4)).retire_at(retire))));
+        shared.replace(with(None));
+        shared.replace(with(Some(KeySpec::new(4, KeyState::Active, key(4)))));
     });
     let gauge = |id: &str| match find(
         &series,
@@ -247,8 +256,9 @@ fn a_replaced_keyring_leaves_no_stale_retire_date() {
         _ => None,
     };
     assert_eq!(gauge("1"), Some(f64::INFINITY), "no longer retires");
-    assert_eq!(gauge("2"), None, "never had a date");
+    assert_eq!(gauge("2"), Some(f64::INFINITY), "never had a date");
     assert_eq!(gauge("3"), Some(0.0), "gone from the keyring: retired");
+    assert_eq!(gauge("4"), Some(f64::INFINITY), "back without a date");
 }
 
 /// The watcher runs on a thread of its own, which a local recorder does not
