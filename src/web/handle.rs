@@ -422,8 +422,6 @@ impl SessionHandle {
         (state.current.clone(), state.current.is_none() && state.kept_unreadable)
     }
 
-    /// Seals `session` as the request's session, whose cookie (or bearer
-    /// token) goes out with the response.
     /// Whether the request came with a bearer token, and when it began
     /// (with a registry): what sealing its session again needs.
     fn sealing_state(&self) -> (bool, Option<u64>) {
@@ -431,6 +429,8 @@ impl SessionHandle {
         (state.bearer, state.began_at)
     }
 
+    /// Seals `session` as the request's session, whose cookie (or bearer
+    /// token) goes out with the response.
     fn replace<T: SessionValue>(&self, session: Session<T>) -> Result<Arc<Verified<T>>, HandleError> {
         let issued = self.issue(session)?;
         Ok(self.shared.lock().set_current(issued))
@@ -708,8 +708,10 @@ impl<T: SessionValue> Sessions<T> {
     /// # Errors
     /// [`HandleError::Store`] or [`HandleError::Login`] if the store cannot
     /// be reached, [`HandleError::Seal`] if the session does not fit in a
-    /// cookie. A previous session that was already logged out stays logged
-    /// out, and its cookie is removed. [`HandleError::UnreadableSession`]
+    /// cookie: the request's session is then as it was, unless the store
+    /// failed after logging it out (while ending the user's oldest session
+    /// under a session limit), when it stays logged out and its cookie is
+    /// removed. [`HandleError::UnreadableSession`]
     /// if the request's session cookie is sealed under a key this server
     /// does not have yet (a key rollout in progress): that session cannot
     /// be logged out here, and replacing its cookie would leave it valid on
@@ -790,8 +792,13 @@ impl<T: SessionValue> Sessions<T> {
             // alive on the servers that can read it.
             return Err(HandleError::UnreadableSession);
         }
-        // Everything that can refuse or fail runs before anything changes:
-        // a login that fails ends no session of the user's.
+        // What can refuse or fail runs before any session is ended: the
+        // limit's choice, the epoch, the sealing. Then the request's own
+        // session is logged out, and only then others for room, so that a
+        // store failing in between costs this request its session, never
+        // another device's for a login that did not happen. (Two logins at
+        // once may choose the same oldest session and leave one over the
+        // limit: ending it twice is harmless, and the next login counts.)
         let room = self.handle.room_for(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
         // The data it held, if it is a `T` at all.
         let previous = raw.as_ref().and_then(|_| self.handle.verified::<T>());
