@@ -1206,7 +1206,7 @@ impl SealerBuilder {
         if longest > token::MAX_PURPOSE_LEN {
             return Err(ConfigError::PurposeTooLong(longest));
         }
-        Ok(Sealer {
+        let sealer = Sealer {
             keyring: self.keyring,
             purposes: Arc::new(Purposes::new(&self.purpose)),
             absolute,
@@ -1218,7 +1218,39 @@ impl SealerBuilder {
             remember,
             device_bound,
             version: self.version,
-        })
+        };
+        sealer.warn_of_short_handovers();
+        Ok(sealer)
+    }
+}
+
+impl Sealer {
+    /// Logs a warning for each key that retires sooner after its successor
+    /// takes over than this sealer's longest session lasts: the sessions it
+    /// sealed just before the handover would end early, at its retirement.
+    /// (Accepted, not refused: a keyring is shared by sealers of different
+    /// lifetimes, and an operator may mean it.)
+    fn warn_of_short_handovers(&self) {
+        let longest = self.remember.map_or(self.absolute, |r| r.absolute.max(self.absolute));
+        let longest = i64::try_from(longest).unwrap_or(i64::MAX);
+        let keyring = self.keyring.current();
+        let now = self.clock.unix_now();
+        for pair in keyring.sealing_periods().windows(2) {
+            let [old, new] = pair else { continue };
+            let retire = keyring.keys().find(|k| k.id == old.key_id).and_then(|k| k.retire_at);
+            let (Some(handover), Some(retire)) = (new.from, retire) else { continue };
+            let overlap = (retire - handover).whole_seconds();
+            if retire.unix_timestamp() > now && overlap < longest {
+                tracing::warn!(
+                    key = old.key_id,
+                    successor = new.key_id,
+                    overlap_secs = overlap,
+                    longest_session_secs = longest,
+                    "a key retires sooner after its successor takes over than the longest session lasts: \
+                     sessions it sealed just before the handover will end early; retire it later"
+                );
+            }
+        }
     }
 }
 
