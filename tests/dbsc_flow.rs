@@ -868,6 +868,15 @@ fn required_paths_refuse_unbound_sessions() {
         for encoded in ["/%61dmin", "/%61dmin/users", "/%61%64%6D%69%6E"] {
             assert_eq!(browser.send(TestRequest::new("GET", encoded)).await.status, 403, "{encoded}");
         }
+        // What a router that merges slashes (actix-web's and tower-http's
+        // `NormalizePath`) or resolves dot segments sends there, and axum's
+        // `/admin/{rest}` with a literal `..`.
+        for spelled in ["//admin/users", "/admin//", "/./admin", "/x/../admin", "/%2Fadmin", "/admin/.."] {
+            assert_eq!(browser.send(TestRequest::new("GET", spelled)).await.status, 403, "{spelled}");
+        }
+        for elsewhere in ["//administrator", "/x/admin", "/"] {
+            assert_eq!(browser.send(TestRequest::new("GET", elsewhere)).await.status, 200, "{elsewhere}");
+        }
         browser.register(&offer).await;
         assert_eq!(browser.send(TestRequest::new("GET", "/admin/users")).await.status, 200);
         assert_eq!(browser.send(TestRequest::new("GET", "/admin")).await.status, 200);

@@ -575,8 +575,42 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         response.write_to(&mut written);
         assert_eq!(written.get_all("cache-control"), ["no-store"]);
         assert_eq!(written.get_all("set-cookie").len(), 1);
+        assert!(written.get_all("cdn-cache-control").is_empty(), "no targeted field is added");
+        // A field that a CDN obeys instead of `Cache-Control` is judged by
+        // the same rule (RFC 9213).
+        let targeted = || {
+            TestResponse::default()
+                .with_header("CDN-Cache-Control", "public, max-age=600")
+                .with_header("surrogate-control", "max-age=60, no-store")
+                .with_header("cloudflare-cdn-cache-control", "max-age=60")
+        };
+        let handle = open(&config, "").await;
+        handle.csrf_token().unwrap();
+        let mut written = targeted();
+        handle.finish().write_to(&mut written);
+        assert_eq!(written.get_all("cdn-cache-control"), ["no-store"]);
+        assert_eq!(written.get_all("surrogate-control"), ["max-age=60, no-store"], "already kept");
+        assert_eq!(written.get_all("cloudflare-cdn-cache-control"), ["no-store"]);
+        let mut untouched = targeted();
+        open(&config, "").await.finish().write_to(&mut untouched);
+        assert_eq!(untouched.get_all("cdn-cache-control"), ["public, max-age=600"], "no token, no change");
         // Nothing set: nothing to add.
         assert_eq!(open(&config, "").await.finish().cache_control([&b"public, max-age=600"[..]]), None);
+        // A page that shows a CSRF token sets no cookie once the pre-session
+        // came with the request: kept out of shared caches all the same, or
+        // a CDN would serve one visitor's token to every other.
+        let first = open(&config, "").await;
+        first.csrf_token().unwrap();
+        let pre = pair(&first.finish().set_cookies[0]).to_owned();
+        let again = open(&config, &pre).await;
+        again.csrf_token().unwrap();
+        let shown = again.finish();
+        assert!(shown.set_cookies.is_empty());
+        assert_eq!(shown.cache_control([&b"public, max-age=300"[..]]), Some("no-store"));
+        assert_eq!(shown.cache_control([&b"private"[..]]), None);
+        let signed_in = open(&config, &signed_in(&config, "alice").await).await;
+        let _ = signed_in.current::<String>().unwrap().csrf_token();
+        assert_eq!(signed_in.finish().cache_control([&b"public"[..]]), Some("no-store"), "a session's token");
 
         // A bearer token in a header: no-store over whatever the app set,
         // since a shared cache may keep a `public` answer to a request with

@@ -116,24 +116,50 @@ impl DeviceBinding {
     /// `/admin/users`, not `/administrator`) with a session that is not
     /// device-bound are refused with `403` before their handler runs. A
     /// browser without DBSC cannot reach them signed in.
+    ///
+    /// Every spelling a router might take for such a path counts: with
+    /// empty or `.` segments (`//admin`, `/./admin`), `..` segments, or
+    /// percent-encoded. The path is the one the session layer sees: under
+    /// axum's `Router::nest`, give the layer to the outer router, or name
+    /// the paths as the nested router sees them.
     #[must_use]
     pub fn require_for(mut self, path: impl Into<String>) -> Self {
-        self.required.push(path.into().trim_end_matches('/').to_owned());
+        self.required.push(path.into());
         self
     }
 
-    /// Whether `path` needs a bound session: as it is, or percent-decoded
-    /// (some routers, actix-web's among them, route `/%61dmin` to `/admin`).
+    /// Whether `path` needs a bound session: its segments as it is, or
+    /// percent-decoded (some routers, actix-web's among them, route
+    /// `/%61dmin` to `/admin`), begin with a required path's segments.
     pub(crate) fn requires(&self, path: &str) -> bool {
+        // `..` resolved, or taken as a segment like any other (axum routes
+        // `/admin/..` to `/admin/{rest}`).
         let under = |path: &[u8]| {
-            self.required.iter().any(|prefix| {
-                path.strip_prefix(prefix.as_bytes())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+            [true, false].into_iter().any(|resolve| {
+                let path = segments(path, resolve);
+                self.required.iter().any(|prefix| path.starts_with(&segments(prefix.as_bytes(), true)))
             })
         };
         under(path.as_bytes())
             || (path.contains('%') && under(&percent_encoding::percent_decode_str(path).collect::<Vec<u8>>()))
     }
+}
+
+/// The segments of a path as a router that merges slashes would see
+/// them, and with `resolve`, one that also resolves `..`: `//a/./b/../c/`
+/// is `[a, c]`, or `[a, b, .., c]`.
+fn segments(path: &[u8], resolve: bool) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    for segment in path.split(|&b| b == b'/') {
+        match segment {
+            b"" | b"." => {}
+            b".." if resolve => {
+                out.pop();
+            }
+            segment => out.push(segment),
+        }
+    }
+    out
 }
 
 /// The DBSC part of a configuration's settings.

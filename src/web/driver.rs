@@ -593,21 +593,28 @@ pub struct ResponseCookies {
     /// `Secure-Session-Registration` header that offers the browser to bind
     /// the new session to a key of its own.
     pub registration: Option<String>,
+    /// Whether the handler asked for a CSRF token, which the response
+    /// presumably shows.
+    csrf_token_shown: bool,
 }
 
 impl ResponseCookies {
-    /// Whether the response carries a token, and so must not be stored by
-    /// caches ([`ResponseCookies::cache_control`]).
+    /// Whether the response carries a token (a cookie, a bearer token, or
+    /// a CSRF token the handler asked for), and so must not be stored by
+    /// shared caches ([`ResponseCookies::cache_control`]).
     #[must_use]
     pub fn no_store(&self) -> bool {
-        !self.set_cookies.is_empty() || self.session_token.is_some() || self.registration.is_some()
+        !self.set_cookies.is_empty()
+            || self.session_token.is_some()
+            || self.registration.is_some()
+            || self.csrf_token_shown
     }
 
     /// The `Cache-Control` value the response must be given, replacing
     /// every `Cache-Control` it has (`existing`, all of its values), if
-    /// any: `no-store` on a response that carries a token (a cookie, or a
-    /// bearer token in its header) unless the response already keeps
-    /// shared caches away from it.
+    /// any: `no-store` on a response that carries a token (a cookie, a
+    /// bearer token in its header, or a CSRF token the handler asked for)
+    /// unless the response already keeps shared caches away from it.
     ///
     /// RFC 9111 lets a shared cache (a CDN, a corporate proxy) store a
     /// response with `Set-Cookie`, and a `public` one even to a request with
@@ -651,8 +658,20 @@ impl ResponseCookies {
 
     /// Writes these cookies (or the bearer token's header) to `response`,
     /// with the `Cache-Control` that [`ResponseCookies::cache_control`]
-    /// asks for.
+    /// asks for. A CDN obeys a field targeted at it instead of
+    /// `Cache-Control` (RFC 9213's `CDN-Cache-Control`, and the vendors'
+    /// fields in [`TARGETED_CACHE_FIELDS`]): one the route set is judged by
+    /// the same rule, and replaced with `no-store` where it would let the
+    /// CDN keep the token.
     pub fn write_to(self, response: &mut impl ResponseHeaders) {
+        if self.no_store() {
+            for name in TARGETED_CACHE_FIELDS {
+                let mut values = response.header_values(name).peekable();
+                if values.peek().is_some() && self.cache_control(values).is_some() {
+                    response.replace(name, "no-store".to_owned());
+                }
+            }
+        }
         let cache_control = self.cache_control(response.header_values("cache-control"));
         if let Some(token) = self.session_token {
             response.replace(SESSION_TOKEN_HEADER, token);
@@ -669,12 +688,21 @@ impl ResponseCookies {
     }
 }
 
+/// Response fields that a CDN obeys instead of `Cache-Control` when they
+/// are present: RFC 9213's `CDN-Cache-Control`, Cloudflare's, and
+/// `Surrogate-Control` (Fastly, Akamai and others). On a response that
+/// carries a token, [`ResponseCookies::write_to`] replaces each one that
+/// would let the CDN store it.
+pub const TARGETED_CACHE_FIELDS: [&str; 3] =
+    ["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"];
+
 impl std::fmt::Debug for ResponseCookies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCookies")
             .field("set_cookies", &self.set_cookies.len())
             .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .field("registration", &self.registration.is_some())
+            .field("csrf_token_shown", &self.csrf_token_shown)
             .finish()
     }
 }
@@ -745,7 +773,8 @@ impl SessionHandle {
                 }
             }
         }
-        let mut response = ResponseCookies::default();
+        let mut response =
+            ResponseCookies { csrf_token_shown: state.token_shown, ..ResponseCookies::default() };
         if state.bearer {
             // Never a cookie; a new token in its header, which a logout omits.
             if let Some(CookieChange::Set(token)) = state.session_cookie.take() {

@@ -60,6 +60,9 @@ pub(crate) struct State {
     /// With a session registry, when the request began: the last activity
     /// its re-seals record, the time its registry record was judged by.
     pub(crate) began_at: Option<u64>,
+    /// Whether the handler asked for a CSRF token: a response that shows
+    /// one is kept out of shared caches, as one that sets a cookie is.
+    pub(crate) token_shown: bool,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF
@@ -92,6 +95,7 @@ impl State {
             ended: false,
             user_agent: None,
             began_at: None,
+            token_shown: false,
         }
     }
 
@@ -633,6 +637,7 @@ impl SessionHandle {
     pub fn csrf_token(&self) -> Result<String, HandleError> {
         let settings = self.shared.ops.settings();
         let mut state = self.shared.lock();
+        state.token_shown = true;
         if let Some(current) = &state.current {
             return Ok(settings.sealer.csrf_token(current.session()));
         }
@@ -940,6 +945,7 @@ impl<T> Current<T> {
     /// The session's CSRF token.
     #[must_use]
     pub fn csrf_token(&self) -> String {
+        self.handle.shared.lock().token_shown = true;
         self.handle.sealer().csrf_token(self.verified.session())
     }
 
