@@ -184,6 +184,14 @@ pub enum ConnectError {
          use at most 1 s (or zero, for no cache)"
     )]
     CacheTtl(Duration),
+    /// [`RedisConfig::policy_check_interval`] is zero or longer than
+    /// [`MAX_POLICY_CHECK_INTERVAL`] (60 s), the bound the documentation
+    /// gives for noticing an unsafe setting.
+    #[error(
+        "policy check interval {0:?} is zero or longer than 60 s: an unsafe Redis setting would go \
+         unnoticed for longer than documented (or the check would never pause); use the default (30 s)"
+    )]
+    PolicyCheckInterval(Duration),
     /// The CA file could not be read.
     #[error("cannot read the Redis CA file {path}: {source}")]
     CaFile {

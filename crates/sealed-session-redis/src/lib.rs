@@ -44,7 +44,8 @@
 //! * **No rollback by configuration.** A restart that loads an older
 //!   snapshot keeps the generation key and loses the revocations made
 //!   since. Connecting fails unless Redis writes every change to disk
-//!   before answering (`appendonly yes`, `appendfsync always`) or is set to
+//!   before answering (`appendonly yes`, `appendfsync always`,
+//!   `no-appendfsync-on-rewrite no`) or is set to
 //!   persist nothing (`appendonly no`, `save ""`, `rdb-del-sync-files
 //!   yes`), or the settings cannot be read and the operator asserts it
 //!   ([`RedisConfig::assume_durable`], `?assume_durable=true`). They are

@@ -375,12 +375,21 @@ fn config_value(reply: redis::Value) -> Result<String, String> {
 }
 
 /// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
-const SETTINGS: [&str; 5] = ["maxmemory-policy", "appendonly", "appendfsync", "save", "rdb-del-sync-files"];
+const SETTINGS: [&str; 6] = [
+    "maxmemory-policy",
+    "appendonly",
+    "appendfsync",
+    "save",
+    "rdb-del-sync-files",
+    "no-appendfsync-on-rewrite",
+];
 
 /// Whether answers from a Redis with these settings (the replies to
 /// `CONFIG GET` of each of [`SETTINGS`], or why they could not be read) can
 /// be trusted. Revocations survive a restart only with every write on disk
-/// before it is acknowledged (`appendonly yes`, `appendfsync always`), or
+/// before it is acknowledged (`appendonly yes`, `appendfsync always`, and
+/// `no-appendfsync-on-rewrite no`: with `yes` Redis skips the fsync while
+/// it rewrites the file or saves a snapshot), or
 /// with no persistence at all (no `save`, and the copy a replica receives
 /// in a full resynchronisation deleted once loaded: `rdb-del-sync-files
 /// yes`): the restart then comes back empty, and the missing generation
@@ -411,7 +420,14 @@ fn judge(
     // matters only without the append-only file.
     let persistence = (|| -> Result<Result<(), String>, String> {
         Ok(match (value(1)?, value(2)?) {
-            ("yes", "always") => Ok(()),
+            ("yes", "always") => match value(5)? {
+                "no" => Ok(()),
+                skip => Err(format!(
+                    "Redis no-appendfsync-on-rewrite is {skip}: while it rewrites its append-only file or \
+                     saves a snapshot it acknowledges writes it has not put on disk, and a crash then can \
+                     lose revocations and bring revoked sessions back; set no-appendfsync-on-rewrite no"
+                )),
+            },
             ("yes", fsync) => Err(format!(
                 "Redis appendfsync is {fsync}: a crash can lose acknowledged revocations and bring revoked \
                  sessions back; set appendfsync always"
@@ -617,7 +633,7 @@ mod tests {
 
     /// `CONFIG GET` replies for `maxmemory-policy`, `appendonly`,
     /// `appendfsync`, `save` and `rdb-del-sync-files`.
-    fn replies(settings: [&str; 5]) -> Vec<Result<String, String>> {
+    fn replies(settings: [&str; 6]) -> Vec<Result<String, String>> {
         settings.iter().map(|value| Ok((*value).to_owned())).collect()
     }
 
@@ -639,21 +655,25 @@ mod tests {
 
     #[test]
     fn only_persistence_that_no_restart_can_roll_back_is_trusted() {
-        let judge = |settings: [&str; 5]| super::judge(Ok(&replies(settings)), false, false);
-        assert!(judge(["noeviction", "yes", "always", "3600 1", "no"]).is_ok(), "every write on disk first");
+        let judge = |settings: [&str; 6]| super::judge(Ok(&replies(settings)), false, false);
         assert!(
-            judge(["noeviction", "no", "everysec", "", "yes"]).is_ok(),
+            judge(["noeviction", "yes", "always", "3600 1", "no", "no"]).is_ok(),
+            "every write on disk first"
+        );
+        assert!(
+            judge(["noeviction", "no", "everysec", "", "yes", "yes"]).is_ok(),
             "no persistence: a restart is empty"
         );
-        assert!(judge(["noeviction", "no", "always", " ", "yes"]).is_ok());
+        assert!(judge(["noeviction", "no", "always", " ", "yes", "no"]).is_ok());
         for (settings, says) in [
             (
-                ["noeviction", "no", "everysec", "3600 1 300 100 60 10000", "yes"],
+                ["noeviction", "no", "everysec", "3600 1 300 100 60 10000", "yes", "no"],
                 "save \"3600 1 300 100 60 10000\"",
             ),
-            (["noeviction", "no", "everysec", "", "no"], "rdb-del-sync-files no"),
-            (["noeviction", "yes", "everysec", "", "yes"], "appendfsync is everysec"),
-            (["noeviction", "yes", "no", "", "yes"], "appendfsync is no"),
+            (["noeviction", "no", "everysec", "", "no", "no"], "rdb-del-sync-files no"),
+            (["noeviction", "yes", "everysec", "", "yes", "no"], "appendfsync is everysec"),
+            (["noeviction", "yes", "no", "", "yes", "no"], "appendfsync is no"),
+            (["noeviction", "yes", "always", "", "yes", "yes"], "no-appendfsync-on-rewrite is yes"),
         ] {
             match judge(settings) {
                 Err(fault @ PolicyFault::NotDurable(_)) => {
@@ -663,7 +683,7 @@ mod tests {
             }
         }
         assert!(
-            matches!(judge(["allkeys-lru", "yes", "always", "", "yes"]), Err(PolicyFault::Evicting(p)) if p == "allkeys-lru")
+            matches!(judge(["allkeys-lru", "yes", "always", "", "yes", "no"]), Err(PolicyFault::Evicting(p)) if p == "allkeys-lru")
         );
     }
 
@@ -680,11 +700,11 @@ mod tests {
         assert!(matches!(super::judge(Ok(&partial), false, false), Err(PolicyFault::DurabilityUnknown(_))));
         assert!(super::judge(Ok(&partial), false, true).is_ok());
         // A setting that does not decide need not be known.
-        let mut aof = replies(["noeviction", "yes", "always", "3600 1", "no"]);
+        let mut aof = replies(["noeviction", "yes", "always", "3600 1", "no", "no"]);
         aof[4] = Err("CONFIG GET knows no such setting".to_owned());
         assert!(super::judge(Ok(&aof), false, false).is_ok());
         // What can be read is judged, asserted or not.
-        let snapshots = replies(["noeviction", "no", "everysec", "60 1", "yes"]);
+        let snapshots = replies(["noeviction", "no", "everysec", "60 1", "yes", "yes"]);
         assert!(matches!(super::judge(Ok(&snapshots), true, true), Err(PolicyFault::NotDurable(_))));
         let fault = PolicyFault::DurabilityUnknown("x".to_owned()).to_string();
         assert!(fault.contains("assume_durable=true"), "the error names the fix: {fault}");

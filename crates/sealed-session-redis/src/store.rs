@@ -140,6 +140,11 @@ impl RedisStore {
         if config.cache_ttl > sealed_session::MAX_CACHE_TTL {
             return Err(ConnectError::CacheTtl(config.cache_ttl));
         }
+        // The field is public: the builder's cap alone does not hold it.
+        let interval = config.policy_check_interval;
+        if interval.is_zero() || interval > crate::MAX_POLICY_CHECK_INTERVAL {
+            return Err(ConnectError::PolicyCheckInterval(interval));
+        }
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
         let inner = Arc::new(Inner {

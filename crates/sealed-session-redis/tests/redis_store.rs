@@ -213,6 +213,14 @@ async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
         "{everysec:?}"
     );
     assert_eq!(redis.cli(&["CONFIG", "SET", "appendfsync", "always"]), "OK");
+    // ...and not skipped while Redis rewrites the file or saves a snapshot.
+    assert_eq!(redis.cli(&["CONFIG", "SET", "no-appendfsync-on-rewrite", "yes"]), "OK");
+    let skipping = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await;
+    assert!(
+        matches!(&skipping, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("no-appendfsync-on-rewrite")),
+        "{skipping:?}"
+    );
+    assert_eq!(redis.cli(&["CONFIG", "SET", "no-appendfsync-on-rewrite", "no"]), "OK");
     assert!(RedisStore::connect_with(&redis.url(), config(), clock).await.is_ok());
 }
 
@@ -595,5 +603,17 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
     match RedisStore::connect_with("redis://127.0.0.1:1/0", config, ManualClock::at_unix(0)).await {
         Err(err @ ConnectError::CacheTtl(_)) => assert!(err.to_string().contains("at most 1 s"), "{err}"),
         other => panic!("a 30 s cache TTL was accepted: {:?}", other.map(|_| ())),
+    }
+    // The policy check's interval is a public field: set past the builder's
+    // cap, or to zero, it is refused all the same.
+    for interval in [Duration::from_secs(3600), Duration::ZERO] {
+        let mut unchecked = self::config();
+        unchecked.policy_check_interval = interval;
+        match RedisStore::connect_with("redis://127.0.0.1:1/0", unchecked, ManualClock::at_unix(0)).await {
+            Err(err @ ConnectError::PolicyCheckInterval(_)) => {
+                assert!(err.to_string().contains("60 s"), "{err}")
+            }
+            other => panic!("a {interval:?} policy check interval was accepted: {:?}", other.map(|_| ())),
+        }
     }
 }
