@@ -205,7 +205,13 @@ impl Inner {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(limit)),
         };
-        if matches!(result, Err(StoreError::Timeout(_) | StoreError::Unavailable(_))) {
+        // Too few replicas acknowledging counts too: through Sentinel it is
+        // what a primary cut off from its replicas (a partition, a failover
+        // this server missed) answers.
+        if matches!(
+            result,
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_) | StoreError::Replication { .. })
+        ) {
             self.link.note_failure();
         }
         result

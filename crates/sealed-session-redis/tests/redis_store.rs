@@ -184,6 +184,27 @@ async fn a_redis_that_hides_its_settings_is_refused_unless_the_operator_asserts_
 /// the last snapshot: the generation marker is there, the revocations made
 /// since are not. Such a Redis is refused, asserted durable or not, and so
 /// is an append-only file not written to disk before each answer.
+/// A revocation too few replicas acknowledged is a failure like a timeout:
+/// the store checks the server again (and, through Sentinel, asks who the
+/// primary is) before it answers from it again.
+#[tokio::test]
+async fn a_revocation_too_few_replicas_acknowledged_makes_the_store_check_the_server_again() {
+    let redis = RedisServer::start();
+    let clock = clock_at_now();
+    let config = config().with_wait_for_replicas(1, Duration::from_millis(20));
+    let store = RedisStore::connect_with(&redis.url(), config, clock.clone()).await.unwrap();
+    assert!(format!("{store:?}").contains("trusted: true"));
+    let session = sealed_session::Session::new(());
+    let until = unix_now() as u64 + 3600;
+    match store.revoke_session(session.id(), until).await {
+        Err(StoreError::Replication { acknowledged: 0, required: 1 }) => {}
+        other => panic!("expected a replication error, got {other:?}"),
+    }
+    assert!(format!("{store:?}").contains("trusted: false"), "{store:?}");
+    store.state(None, session.id()).await.unwrap();
+    assert!(format!("{store:?}").contains("trusted: true"), "checked again: {store:?}");
+}
+
 #[tokio::test]
 async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
     let redis = RedisServer::start_with(RedisOptions::default().args(&["--save", "3600 1"]));
