@@ -352,10 +352,12 @@ impl Link {
         match Conns::new(client, self.timeout, self.write_timeout).await {
             Ok(conns) => {
                 tracing::warn!(primary = %conns.address, "Redis primary changed (failover); following it");
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
-                // Read the new primary's settings before trusting it; a
-                // fault seen on the old one stays to be recovered from.
+                // Read the new primary's settings before trusting it (a
+                // fault seen on the old one stays to be recovered from):
+                // distrusted first, so that no check finds the new primary
+                // in place and the old one's trust still standing.
                 self.policy.fail();
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
             }
             Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
         }
