@@ -871,7 +871,16 @@ fn required_paths_refuse_unbound_sessions() {
         // What a router that merges slashes (actix-web's and tower-http's
         // `NormalizePath`) or resolves dot segments sends there, and axum's
         // `/admin/{rest}` with a literal `..`.
-        for spelled in ["//admin/users", "/admin//", "/./admin", "/x/../admin", "/%2Fadmin", "/admin/.."] {
+        for spelled in [
+            "//admin/users",
+            "/admin//",
+            "/./admin",
+            "/x/../admin",
+            "/%2Fadmin",
+            "/admin/..",
+            // Dots decoded, `%2F` kept: a WHATWG-style normalizer.
+            "/q%2Fw/%2E%2E/admin",
+        ] {
             assert_eq!(browser.send(TestRequest::new("GET", spelled)).await.status, 403, "{spelled}");
         }
         for elsewhere in ["//administrator", "/x/admin", "/"] {

@@ -417,5 +417,5 @@ fn a_handover_shorter_than_the_longest_session_is_warned_of() {
     );
     assert!(build(600, Some(3600)).contains("retires sooner"), "a remembered session lasts longer");
     clock.advance(Duration::from_secs(1000));
-    assert!(!build(3600, None).contains("retires sooner"), "a handover long past");
+    assert!(!build(3600, None).contains("retires sooner"), "a key already retired");
 }

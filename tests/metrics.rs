@@ -190,7 +190,7 @@ fn the_invalidation_feed_and_its_cache_report_hits_staleness_and_reconnects() {
 }
 
 #[test]
-fn each_key_with_a_retire_date_exports_it() {
+fn each_key_exports_its_retire_date() {
     let retire = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
     let clock = ManualClock::at_unix(1_800_000_000);
     let series = capture(|| {

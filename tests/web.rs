@@ -582,7 +582,7 @@ fn a_response_with_a_token_is_never_left_cacheable() {
             TestResponse::default()
                 .with_header("CDN-Cache-Control", "public, max-age=600")
                 .with_header("surrogate-control", "max-age=60, no-store")
-                .with_header("cloudflare-cdn-cache-control", "max-age=60")
+                .with_header("cloudflare-cdn-cache-control", "private, max-age=60")
         };
         let handle = open(&config, "").await;
         handle.csrf_token().unwrap();
@@ -590,7 +590,7 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         handle.finish().write_to(&mut written);
         assert_eq!(written.get_all("cdn-cache-control"), ["no-store"]);
         assert_eq!(written.get_all("surrogate-control"), ["max-age=60, no-store"], "already kept");
-        assert_eq!(written.get_all("cloudflare-cdn-cache-control"), ["no-store"]);
+        assert_eq!(written.get_all("cloudflare-cdn-cache-control"), ["no-store"], "only no-store keeps");
         let mut untouched = targeted();
         open(&config, "").await.finish().write_to(&mut untouched);
         assert_eq!(untouched.get_all("cdn-cache-control"), ["public, max-age=600"], "no token, no change");
@@ -608,9 +608,13 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         assert!(shown.set_cookies.is_empty());
         assert_eq!(shown.cache_control([&b"public, max-age=300"[..]]), Some("no-store"));
         assert_eq!(shown.cache_control([&b"private"[..]]), None);
-        let signed_in = open(&config, &signed_in(&config, "alice").await).await;
-        let _ = signed_in.current::<String>().unwrap().csrf_token();
-        assert_eq!(signed_in.finish().cache_control([&b"public"[..]]), Some("no-store"), "a session's token");
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        let _ = handle.current::<String>().unwrap().csrf_token();
+        assert_eq!(handle.finish().cache_control([&b"public"[..]]), Some("no-store"), "a session's token");
+        let handle = open(&config, &cookie).await;
+        let _ = handle.sealer().csrf_token(handle.current::<String>().unwrap().session());
+        assert_eq!(handle.finish().cache_control([&b"public"[..]]), Some("no-store"), "through the sealer");
 
         // A bearer token in a header: no-store over whatever the app set,
         // since a shared cache may keep a `public` answer to a request with

@@ -128,29 +128,39 @@ impl DeviceBinding {
         self
     }
 
-    /// Whether `path` needs a bound session: its segments as it is, or
-    /// percent-decoded (some routers, actix-web's among them, route
-    /// `/%61dmin` to `/admin`), begin with a required path's segments.
+    /// Whether `path` needs a bound session: whether its segments begin
+    /// with a required path's, read as it came, percent-decoded whole (some
+    /// routers, actix-web's among them, route `/%61dmin` to `/admin`), or
+    /// decoded a segment at a time (`%2E%2E` a dot segment, `%2F` kept
+    /// inside its segment).
     pub(crate) fn requires(&self, path: &str) -> bool {
+        use percent_encoding::percent_decode;
+        let raw = path.as_bytes();
+        let split = |bytes: &[u8]| bytes.split(|&b| b == b'/').map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let mut views = vec![split(raw)];
+        if path.contains('%') {
+            views.push(split(&percent_decode(raw).collect::<Vec<u8>>()));
+            views.push(raw.split(|&b| b == b'/').map(|s| percent_decode(s).collect()).collect());
+        }
         // `..` resolved, or taken as a segment like any other (axum routes
         // `/admin/..` to `/admin/{rest}`).
-        let under = |path: &[u8]| {
+        views.iter().any(|view| {
             [true, false].into_iter().any(|resolve| {
-                let path = segments(path, resolve);
-                self.required.iter().any(|prefix| path.starts_with(&segments(prefix.as_bytes(), true)))
+                let path = segments(view.iter().map(Vec::as_slice), resolve);
+                self.required
+                    .iter()
+                    .any(|prefix| path.starts_with(&segments(prefix.as_bytes().split(|&b| b == b'/'), true)))
             })
-        };
-        under(path.as_bytes())
-            || (path.contains('%') && under(&percent_encoding::percent_decode_str(path).collect::<Vec<u8>>()))
+        })
     }
 }
 
-/// The segments of a path as a router that merges slashes would see
-/// them, and with `resolve`, one that also resolves `..`: `//a/./b/../c/`
-/// is `[a, c]`, or `[a, b, .., c]`.
-fn segments(path: &[u8], resolve: bool) -> Vec<&[u8]> {
+/// The segments of a path (`parts`, split at each `/`) as a router that
+/// merges slashes would see them, and with `resolve`, one that also
+/// resolves `..`: `//a/./b/../c/` is `[a, c]`, or `[a, b, .., c]`.
+fn segments<'a>(parts: impl Iterator<Item = &'a [u8]>, resolve: bool) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
-    for segment in path.split(|&b| b == b'/') {
+    for segment in parts {
         match segment {
             b"" | b"." => {}
             b".." if resolve => {

@@ -161,13 +161,14 @@ impl SessionHandle {
         for record in registry.registry.list(user_id, now).await? {
             let ended = idled_out(sealer, &record, now) || {
                 let state = ops.state(user_id, record.id).await?;
-                if record.is_ahead_of(&state) && !record.is_revoked(&state) {
+                let revoked = record.is_revoked(&state);
+                if !revoked && record.is_ahead_of(&state) {
                     // The store lost data: the session is refused while that
                     // lasts, so it is neither listed nor counted, but it is no
                     // logout, so its record stays.
                     continue;
                 }
-                record.is_revoked(&state)
+                revoked
             };
             if ended {
                 if let Err(err) = registry.registry.remove(user_id, record.id).await {

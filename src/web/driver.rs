@@ -660,14 +660,21 @@ impl ResponseCookies {
     /// with the `Cache-Control` that [`ResponseCookies::cache_control`]
     /// asks for. A CDN obeys a field targeted at it instead of
     /// `Cache-Control` (RFC 9213's `CDN-Cache-Control`, and the vendors'
-    /// fields in [`TARGETED_CACHE_FIELDS`]): one the route set is judged by
-    /// the same rule, and replaced with `no-store` where it would let the
-    /// CDN keep the token.
+    /// fields in [`TARGETED_CACHE_FIELDS`]): on a response that carries a
+    /// token, one the route set is replaced with `no-store` unless it says
+    /// `no-store` already (the other directives' meanings differ between
+    /// CDNs).
     pub fn write_to(self, response: &mut impl ResponseHeaders) {
         if self.no_store() {
-            for name in TARGETED_CACHE_FIELDS {
-                let mut values = response.header_values(name).peekable();
-                if values.peek().is_some() && self.cache_control(values).is_some() {
+            for &name in TARGETED_CACHE_FIELDS {
+                let (mut present, mut no_store) = (false, false);
+                for value in response.header_values(name) {
+                    present = true;
+                    no_store |= directives(value).any(|(directive, argument)| {
+                        !argument && directive.eq_ignore_ascii_case(b"no-store")
+                    });
+                }
+                if present && !no_store {
                     response.replace(name, "no-store".to_owned());
                 }
             }
@@ -693,8 +700,8 @@ impl ResponseCookies {
 /// `Surrogate-Control` (Fastly, Akamai and others). On a response that
 /// carries a token, [`ResponseCookies::write_to`] replaces each one that
 /// would let the CDN store it.
-pub const TARGETED_CACHE_FIELDS: [&str; 3] =
-    ["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"];
+pub const TARGETED_CACHE_FIELDS: &[&str] =
+    &["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"];
 
 impl std::fmt::Debug for ResponseCookies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -409,9 +409,11 @@ impl SessionHandle {
     }
 
     /// The sealer of the request's sessions: for their CSRF tokens
-    /// ([`Sealer::csrf_token`]).
+    /// ([`Sealer::csrf_token`]). The response is then taken to show one, and
+    /// is kept out of shared caches ([`ResponseCookies::no_store`]).
     #[must_use]
     pub fn sealer(&self) -> &Sealer {
+        self.shared.lock().token_shown = true;
         &self.shared.ops.settings().sealer
     }
 
@@ -945,7 +947,6 @@ impl<T> Current<T> {
     /// The session's CSRF token.
     #[must_use]
     pub fn csrf_token(&self) -> String {
-        self.handle.shared.lock().token_shown = true;
         self.handle.sealer().csrf_token(self.verified.session())
     }
 

@@ -490,12 +490,17 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
-    let cannot = |err: std::io::Error| Failure::Config(format!("cannot lock {}: {err}", path.display()));
-    // Never through a link: whoever can write the directory could point the
-    // lock at another file, and this run may be root's.
+    let cannot = |err: std::io::Error| {
+        Failure::Config(format!(
+            "cannot lock {}: {err} (it holds no data: if it is not a file this user can write, remove it)",
+            path.display()
+        ))
+    };
+    // Never through a link, nor waiting on a FIFO: whoever can write the
+    // directory could plant either, and this run may be root's.
     let open = |create: bool| {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).custom_flags(libc::O_NOFOLLOW).mode(0o600);
+        options.write(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
         if create {
             options.create_new(true);
         }
@@ -506,6 +511,9 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => (open(false).map_err(cannot)?, false),
         Err(err) => return Err(cannot(err)),
     };
+    if !lock.metadata().map_err(cannot)?.is_file() {
+        return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
     lock.lock().map_err(cannot)?;
     // A lock file this run made is owned as the keyring is, so that the
     // keyring's owner can lock it next time. If that is not allowed, the

@@ -17,8 +17,14 @@ struct Run {
 }
 
 fn run(args: &[&str], stdin: &str) -> Run {
-    let output =
-        Command::cargo_bin("sealed-session").unwrap().args(args).write_stdin(stdin).output().unwrap();
+    // Bounded: a command that hangs (on a FIFO, say) fails its test.
+    let output = Command::cargo_bin("sealed-session")
+        .unwrap()
+        .args(args)
+        .write_stdin(stdin)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
     Run {
         code: output.status.code().unwrap(),
         stdout: String::from_utf8(output.stdout).unwrap().trim().to_string(),
@@ -390,6 +396,15 @@ fn the_lock_file_is_never_followed_through_a_link() {
     assert!(r.stderr.contains("cannot lock"), "{}", r.stderr);
     assert_eq!(owner(&victim), (0, 0), "the link's target keeps its owner");
     assert_eq!(std::fs::read(&victim).unwrap(), b"root's");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
+
+    // Nor is a FIFO waited on (a write-only open would wait for a reader).
+    std::fs::remove_file(dir.path().join(".keyring.toml.lock")).unwrap();
+    let fifo = dir.path().join(".keyring.toml.lock");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let r = run(&["keyring", "add", f], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("cannot lock") && r.stderr.contains("remove it"), "{}", r.stderr);
     assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
 }
 

@@ -95,7 +95,8 @@ impl RedisConfig {
         self
     }
 
-    /// Sets [`RedisConfig::policy_check_interval`] (capped at 60 s).
+    /// Sets [`RedisConfig::policy_check_interval`] (capped at 60 s; zero
+    /// is refused when the store connects).
     #[must_use]
     pub fn with_policy_check_interval(mut self, interval: Duration) -> Self {
         self.policy_check_interval = interval.min(MAX_POLICY_CHECK_INTERVAL);

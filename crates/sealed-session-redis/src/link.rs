@@ -633,8 +633,7 @@ mod tests {
         assert_eq!(state.load().0, Policy::Safe);
     }
 
-    /// `CONFIG GET` replies for `maxmemory-policy`, `appendonly`,
-    /// `appendfsync`, `save` and `rdb-del-sync-files`.
+    /// `CONFIG GET` replies for each of [`SETTINGS`](super::SETTINGS), in order.
     fn replies(settings: [&str; 6]) -> Vec<Result<String, String>> {
         settings.iter().map(|value| Ok((*value).to_owned())).collect()
     }

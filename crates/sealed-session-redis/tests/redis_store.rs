@@ -180,10 +180,6 @@ async fn a_redis_that_hides_its_settings_is_refused_unless_the_operator_asserts_
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
 }
 
-/// A restart of a Redis that keeps snapshots but no append-only file loads
-/// the last snapshot: the generation marker is there, the revocations made
-/// since are not. Such a Redis is refused, asserted durable or not, and so
-/// is an append-only file not written to disk before each answer.
 /// A revocation too few replicas acknowledged is a failure like a timeout:
 /// the store checks the server again (and, through Sentinel, asks who the
 /// primary is) before it answers from it again.
@@ -205,6 +201,10 @@ async fn a_revocation_too_few_replicas_acknowledged_makes_the_store_check_the_se
     assert!(format!("{store:?}").contains("trusted: true"), "checked again: {store:?}");
 }
 
+/// A restart of a Redis that keeps snapshots but no append-only file loads
+/// the last snapshot: the generation marker is there, the revocations made
+/// since are not. Such a Redis is refused, asserted durable or not, and so
+/// is an append-only file not written to disk before each answer.
 #[tokio::test]
 async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
     let redis = RedisServer::start_with(RedisOptions::default().args(&["--save", "3600 1"]));
