@@ -1231,27 +1231,44 @@ impl Sealer {
     /// (Accepted, not refused: a keyring is shared by sealers of different
     /// lifetimes, and an operator may mean it.)
     fn warn_of_short_handovers(&self) {
-        let longest = self.remember.map_or(self.absolute, |r| r.absolute.max(self.absolute));
-        let longest = i64::try_from(longest).unwrap_or(i64::MAX);
-        let keyring = self.keyring.current();
-        let now = self.clock.unix_now();
-        for pair in keyring.sealing_periods().windows(2) {
-            let [old, new] = pair else { continue };
-            let retire = keyring.keys().find(|k| k.id == old.key_id).and_then(|k| k.retire_at);
-            let (Some(handover), Some(retire)) = (new.from, retire) else { continue };
-            let overlap = (retire - handover).whole_seconds();
-            if retire.unix_timestamp() > now && overlap < longest {
-                tracing::warn!(
-                    key = old.key_id,
-                    successor = new.key_id,
-                    overlap_secs = overlap,
-                    longest_session_secs = longest,
-                    "a key retires sooner after its successor takes over than the longest session lasts: \
-                     sessions it sealed just before the handover will end early; retire it later"
-                );
-            }
+        let longest = self.longest_session();
+        for (key, successor, overlap) in
+            short_handovers(&self.keyring.current(), longest, self.clock.unix_now())
+        {
+            tracing::warn!(
+                key,
+                successor,
+                overlap_secs = overlap,
+                longest_session_secs = longest,
+                "a key retires sooner after its successor takes over than the longest session lasts: \
+                 sessions it sealed just before the handover will end early; retire it later"
+            );
         }
     }
+
+    /// The longest absolute timeout of its sessions (remember-me included),
+    /// in seconds.
+    fn longest_session(&self) -> i64 {
+        let longest = self.remember.map_or(self.absolute, |r| r.absolute.max(self.absolute));
+        i64::try_from(longest).unwrap_or(i64::MAX)
+    }
+}
+
+/// The handovers of `keyring`'s schedule, not yet past at `now`, where the
+/// key handing over retires less than `longest` seconds after its
+/// successor takes over: (key, successor, seconds between).
+fn short_handovers(keyring: &Keyring, longest: i64, now: i64) -> Vec<(u32, u32, i64)> {
+    let mut short = Vec::new();
+    for pair in keyring.sealing_periods().windows(2) {
+        let [old, new] = pair else { continue };
+        let retire = keyring.entry(old.key_id).and_then(|entry| entry.spec.retire_at);
+        let (Some(handover), Some(retire)) = (new.from, retire) else { continue };
+        let overlap = (retire - handover).whole_seconds();
+        if retire.unix_timestamp() > now && overlap < longest {
+            short.push((old.key_id, new.key_id, overlap));
+        }
+    }
+    short
 }
 
 /// Appended to the purpose for remembered sessions.
@@ -1287,6 +1304,45 @@ impl fmt::Debug for SealerBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handover_shorter_than_the_longest_session_is_found() {
+        use crate::{KeySpec, KeyState, MasterKey};
+        const T0: i64 = 1_800_000_000;
+        let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+        let spec =
+            |id: u8, state| KeySpec::new(u32::from(id), state, MasterKey::from_slice(&[id; 32]).unwrap());
+        // Key 2 takes over at T0 + 100; key 1 retires at T0 + 1000.
+        let keyring = Keyring::new([
+            spec(1, KeyState::Primary).retire_at(at(T0 + 1000)),
+            spec(2, KeyState::Active).activate_at(at(T0 + 100)),
+        ])
+        .unwrap();
+        assert_eq!(short_handovers(&keyring, 900, T0), [], "as long as the longest session");
+        assert_eq!(short_handovers(&keyring, 901, T0), [(1, 2, 900)]);
+        assert_eq!(short_handovers(&keyring, 901, T0 + 999), [(1, 2, 900)], "not yet retired");
+        assert_eq!(short_handovers(&keyring, 901, T0 + 1000), [], "a key already retired");
+        let unscheduled = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active)]).unwrap();
+        assert_eq!(short_handovers(&unscheduled, i64::MAX, T0), []);
+    }
+
+    #[test]
+    fn the_longest_session_counts_remember_me() {
+        let sealer = |remember: Option<u64>| {
+            let mut builder = Sealer::builder(Keyring::generate().unwrap())
+                .absolute_timeout(std::time::Duration::from_secs(600))
+                .idle_timeout(std::time::Duration::from_secs(600));
+            if let Some(absolute) = remember {
+                builder = builder.remember_me(
+                    std::time::Duration::from_secs(absolute),
+                    std::time::Duration::from_secs(600),
+                );
+            }
+            builder.build().unwrap()
+        };
+        assert_eq!(sealer(None).longest_session(), 600);
+        assert_eq!(sealer(Some(3600)).longest_session(), 3600);
+    }
 
     #[test]
     fn base64_len_matches_the_encoder() {

@@ -385,37 +385,3 @@ fn every_time_of_a_keyring_survives_its_file() {
     let refused = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(beyond)]);
     assert!(matches!(refused, Err(KeyringError::UnwritableTime(2))), "{refused:?}");
 }
-
-/// A key that retires sooner after its successor takes over than the
-/// longest session lasts is accepted, with a warning that names it.
-#[test]
-fn a_handover_shorter_than_the_longest_session_is_warned_of() {
-    use tracing_subscriber::fmt::MakeWriter as _;
-    let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
-    let subscriber =
-        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let clock = ManualClock::at_unix(T0);
-    let build = |absolute: u64, remembered: Option<u64>| {
-        logs.lock().unwrap().clear();
-        let mut builder = Sealer::builder(scheduled())
-            .absolute_timeout(Duration::from_secs(absolute))
-            .idle_timeout(Duration::from_secs(600))
-            .clock(clock.clone());
-        if let Some(absolute) = remembered {
-            builder = builder.remember_me(Duration::from_secs(absolute), Duration::from_secs(600));
-        }
-        builder.build().unwrap();
-        String::from_utf8(logs.lock().unwrap().clone()).unwrap()
-    };
-    // Key 1 retires 900 s after key 2 takes over.
-    assert!(!build(900, None).contains("retires sooner"), "as long as the longest session");
-    let warned = build(901, None);
-    assert!(
-        warned.contains("retires sooner") && warned.contains("key=1") && warned.contains("overlap_secs=900"),
-        "{warned}"
-    );
-    assert!(build(600, Some(3600)).contains("retires sooner"), "a remembered session lasts longer");
-    clock.advance(Duration::from_secs(1000));
-    assert!(!build(3600, None).contains("retires sooner"), "a key already retired");
-}
