@@ -117,9 +117,9 @@ impl DeviceBinding {
     /// device-bound are refused with `403` before their handler runs. A
     /// browser without DBSC cannot reach them signed in.
     ///
-    /// Every spelling a router might take for such a path counts: with
+    /// The spellings that routers send to such a path count too: with
     /// empty or `.` segments (`//admin`, `/./admin`), `..` segments, or
-    /// percent-encoded. The path is the one the session layer sees: under
+    /// percent-encoded (whole, or a segment at a time). The path is the one the session layer sees: under
     /// axum's `Router::nest`, give the layer to the outer router, or name
     /// the paths as the nested router sees them.
     #[must_use]
