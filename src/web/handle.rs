@@ -410,7 +410,7 @@ impl SessionHandle {
 
     /// The sealer of the request's sessions: for their CSRF tokens
     /// ([`Sealer::csrf_token`]). The response is then taken to show one, and
-    /// is kept out of shared caches ([`ResponseCookies::no_store`]).
+    /// is kept out of shared caches ([`ResponseCookies::no_store`](crate::web::ResponseCookies::no_store)).
     #[must_use]
     pub fn sealer(&self) -> &Sealer {
         self.shared.lock().token_shown = true;
