@@ -189,6 +189,14 @@ fn the_invalidation_feed_and_its_cache_report_hits_staleness_and_reconnects() {
     );
 }
 
+/// The retire-timestamp gauge of key `id` in `series`.
+fn retire_gauge(series: &[Series], id: &str) -> Option<f64> {
+    match find(series, "sealed_session_keyring_retire_timestamp_seconds", &[("key_id", id)]) {
+        Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
+        _ => None,
+    }
+}
+
 #[test]
 fn each_key_exports_its_retire_date() {
     let retire = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
@@ -204,14 +212,7 @@ fn each_key_exports_its_retire_date() {
         );
         let _ = Sealer::builder(keyring).clock(clock).build().unwrap();
     });
-    let gauge = |id: &str| match find(
-        &series,
-        "sealed_session_keyring_retire_timestamp_seconds",
-        &[("key_id", id)],
-    ) {
-        Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
-        _ => None,
-    };
+    let gauge = |id: &str| retire_gauge(&series, id);
     assert_eq!((gauge("1"), gauge("2"), gauge("3")), (Some(1_900_000_000.0), Some(f64::INFINITY), Some(0.0)));
 }
 
@@ -247,14 +248,7 @@ fn a_replaced_keyring_leaves_no_stale_retire_date() {
         shared.replace(with(None));
         shared.replace(with(Some(KeySpec::new(4, KeyState::Active, key(4)))));
     });
-    let gauge = |id: &str| match find(
-        &series,
-        "sealed_session_keyring_retire_timestamp_seconds",
-        &[("key_id", id)],
-    ) {
-        Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
-        _ => None,
-    };
+    let gauge = |id: &str| retire_gauge(&series, id);
     assert_eq!(gauge("1"), Some(f64::INFINITY), "no longer retires");
     assert_eq!(gauge("2"), Some(f64::INFINITY), "never had a date");
     assert_eq!(gauge("3"), Some(0.0), "gone from the keyring: retired");

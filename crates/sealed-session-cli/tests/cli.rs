@@ -17,14 +17,12 @@ struct Run {
 }
 
 fn run(args: &[&str], stdin: &str) -> Run {
-    // Bounded: a command that hangs (on a FIFO, say) fails its test.
-    let output = Command::cargo_bin("sealed-session")
-        .unwrap()
-        .args(args)
-        .write_stdin(stdin)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
+    run_command(Command::cargo_bin("sealed-session").unwrap().args(args).write_stdin(stdin))
+}
+
+/// Runs `command`, bounded: one that hangs (on a FIFO, say) fails its test.
+fn run_command(command: &mut Command) -> Run {
+    let output = command.timeout(std::time::Duration::from_secs(60)).output().unwrap();
     Run {
         code: output.status.code().unwrap(),
         stdout: String::from_utf8(output.stdout).unwrap().trim().to_string(),
@@ -330,17 +328,12 @@ fn run_as_nobody(dir: &Path, args: &[&str]) -> Run {
         let built = assert_cmd::cargo::cargo_bin("sealed-session");
         std::fs::hard_link(&built, &bin).or_else(|_| std::fs::copy(&built, &bin).map(drop)).unwrap();
     }
-    let output = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap(),
-        stdout: String::from_utf8(output.stdout).unwrap().trim().to_string(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    run_command(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args),
+    )
 }
 
 /// Root's cron job changing the keyring of a server that runs as another

@@ -221,26 +221,21 @@ async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
     // Nor is a Redis without snapshots that keeps a replica's copy.
     let plain = RedisServer::start();
     assert_eq!(plain.cli(&["CONFIG", "SET", "rdb-del-sync-files", "no"]), "OK");
-    let kept = RedisStore::connect_with(&plain.url(), config(), clock.clone()).await;
-    assert!(
-        matches!(&kept, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("rdb-del-sync-files")),
-        "{kept:?}"
-    );
+    let refused_as_not_durable = async |server: &RedisServer, says: &str| {
+        let refused = RedisStore::connect_with(&server.url(), config(), clock.clone()).await;
+        assert!(
+            matches!(&refused, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains(says)),
+            "{says}: {refused:?}"
+        );
+    };
+    refused_as_not_durable(&plain, "rdb-del-sync-files").await;
     // An append-only file is durable only if every write is on disk first.
     assert_eq!(redis.cli(&["CONFIG", "SET", "appendonly", "yes"]), "OK");
-    let everysec = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await;
-    assert!(
-        matches!(&everysec, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("everysec")),
-        "{everysec:?}"
-    );
+    refused_as_not_durable(&redis, "everysec").await;
     assert_eq!(redis.cli(&["CONFIG", "SET", "appendfsync", "always"]), "OK");
     // ...and not skipped while Redis rewrites the file or saves a snapshot.
     assert_eq!(redis.cli(&["CONFIG", "SET", "no-appendfsync-on-rewrite", "yes"]), "OK");
-    let skipping = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await;
-    assert!(
-        matches!(&skipping, Err(err @ ConnectError::NotDurable(_)) if err.to_string().contains("no-appendfsync-on-rewrite")),
-        "{skipping:?}"
-    );
+    refused_as_not_durable(&redis, "no-appendfsync-on-rewrite").await;
     assert_eq!(redis.cli(&["CONFIG", "SET", "no-appendfsync-on-rewrite", "no"]), "OK");
     assert!(RedisStore::connect_with(&redis.url(), config(), clock).await.is_ok());
 }
