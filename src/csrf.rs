@@ -23,6 +23,11 @@
 //! label (docs/FORMAT.md, section 1). A new session ID (every login, every
 //! [`Session::renew_id`](crate::Session::renew_id)) makes every earlier
 //! token invalid.
+//!
+//! [`Sealer::csrf_token`](crate::Sealer::csrf_token) hands it out *masked*:
+//! `base64url(pad ‖ (pad XOR token bytes))` with a fresh random 36-byte pad
+//! each time, so no two pages carry the same text and a compression side
+//! channel (BREACH) has nothing stable to recover. Both forms verify.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -34,8 +39,16 @@ use crate::session::SessionId;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// Length of a CSRF token in characters: 4 + 32 bytes in base64url.
+/// Length of an unmasked CSRF token in characters: 4 + 32 bytes in base64url.
 pub const TOKEN_LEN: usize = 48;
+
+/// Length of a masked CSRF token in characters, as
+/// [`Sealer::csrf_token`](crate::Sealer::csrf_token) makes them: a 36-byte
+/// pad and the 36 bytes of the token XORed with it, in base64url.
+pub const MASKED_TOKEN_LEN: usize = 96;
+
+/// Bytes of an unmasked token: the key ID and the MAC.
+const RAW_LEN: usize = 36;
 
 /// A request failed the CSRF checks. Answer it with 403 and change nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,26 +228,60 @@ fn mac(entry: &Entry, session: &SessionId) -> Option<HmacSha256> {
     Some(mac)
 }
 
-/// The token for `session` under the keyring entry `entry` (empty, which
-/// never verifies, in the impossible case that HMAC refused the key).
-pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
-    let Some(mac) = mac(entry, session) else { return String::new() };
-    let mut bytes = Vec::with_capacity(36);
-    bytes.extend_from_slice(&entry.spec.id.to_be_bytes());
-    bytes.extend_from_slice(&mac.finalize().into_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
+/// The token's bytes for `session` under the keyring entry `entry`: the
+/// key ID and the MAC (`None` in the impossible case that HMAC refused the key).
+fn raw(entry: &Entry, session: &SessionId) -> Option<[u8; RAW_LEN]> {
+    let mac = mac(entry, session)?.finalize().into_bytes();
+    let mut bytes = [0u8; RAW_LEN];
+    let (id, tag) = bytes.split_at_mut(4);
+    id.copy_from_slice(&entry.spec.id.to_be_bytes());
+    tag.copy_from_slice(&mac);
+    Some(bytes)
 }
 
-/// Checks `token` for `session` with the key it names; retired and unknown
-/// keys (at `now`, Unix seconds) are refused, the comparison is constant-time.
+/// The masked token for `session` under the keyring entry `entry`: a fresh
+/// random pad and the token's bytes XORed with it. Should no random pad be
+/// drawn (the OS refused to reseed the generator), the token goes out
+/// unmasked: still valid, only without the per-response change. Empty,
+/// which never verifies, in the impossible case that HMAC refused the key.
+pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
+    let Some(raw) = raw(entry, session) else { return String::new() };
+    let Ok(pad) = crate::random::array::<RAW_LEN>() else { return URL_SAFE_NO_PAD.encode(raw) };
+    let mut masked = [0u8; 2 * RAW_LEN];
+    let (head, tail) = masked.split_at_mut(RAW_LEN);
+    head.copy_from_slice(&pad);
+    for ((out, p), r) in tail.iter_mut().zip(pad).zip(raw) {
+        *out = p ^ r;
+    }
+    URL_SAFE_NO_PAD.encode(masked)
+}
+
+/// The token's bytes from `token`, masked or not; `None` for anything that
+/// is neither length or not base64url.
+fn unmask(token: &str) -> Option<[u8; RAW_LEN]> {
+    match token.len() {
+        TOKEN_LEN => URL_SAFE_NO_PAD.decode(token).ok()?.try_into().ok(),
+        MASKED_TOKEN_LEN => {
+            let bytes: [u8; 2 * RAW_LEN] = URL_SAFE_NO_PAD.decode(token).ok()?.try_into().ok()?;
+            let (pad, masked) = bytes.split_first_chunk::<RAW_LEN>()?;
+            let mut raw = [0u8; RAW_LEN];
+            for ((out, p), m) in raw.iter_mut().zip(pad).zip(masked) {
+                *out = p ^ m;
+            }
+            Some(raw)
+        }
+        _ => None,
+    }
+}
+
+/// Checks `token` (masked or not) for `session` with the key it names;
+/// retired and unknown keys (at `now`, Unix seconds) are refused, the
+/// comparison is constant-time.
 pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str, now: u64) -> Result<(), CsrfError> {
     if token.is_empty() {
         return Err(CsrfError::Missing);
     }
-    if token.len() != TOKEN_LEN {
-        return Err(CsrfError::Invalid);
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| CsrfError::Invalid)?;
+    let bytes = unmask(token).ok_or(CsrfError::Invalid)?;
     let (id, tag) = bytes.split_first_chunk::<4>().ok_or(CsrfError::Invalid)?;
     let entry =
         keyring.entry(u32::from_be_bytes(*id)).filter(|e| !e.refuses_at(now)).ok_or(CsrfError::Invalid)?;

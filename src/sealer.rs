@@ -431,14 +431,19 @@ impl Sealer {
 
     /// The CSRF token for `session`, made with the primary key: put it in
     /// forms (field `csrf_token`) or let scripts send it as `X-CSRF-Token`.
-    /// See [`csrf`](crate::csrf).
+    ///
+    /// Each call masks it with a fresh random pad
+    /// ([`MASKED_TOKEN_LEN`](crate::csrf::MASKED_TOKEN_LEN) characters), so
+    /// the text differs on every page while every copy verifies for the
+    /// session's life. See [`csrf`](crate::csrf).
     #[must_use]
     pub fn csrf_token<T>(&self, session: &Session<T>) -> String {
         let now = opening_time(self.clock.unix_now());
         crate::csrf::token(self.keyring.load().sealing_entry(now), &session.id())
     }
 
-    /// Checks a CSRF token sent with an unsafe request against the session.
+    /// Checks a CSRF token sent with an unsafe request against the session:
+    /// masked (as [`Sealer::csrf_token`] makes them) or unmasked.
     ///
     /// # Errors
     /// [`CsrfError::Missing`](crate::csrf::CsrfError::Missing) for an empty

@@ -263,29 +263,80 @@ fn the_first_cookie_that_opens_wins_so_a_planted_one_cannot_shadow_ours() {
     assert_eq!(opened.session().data(), &7);
 }
 
+/// The unmasked token under a masked one: its two halves XORed.
+fn unmasked(token: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = b64.decode(token).unwrap();
+    let (pad, masked) = bytes.split_at(36);
+    b64.encode(pad.iter().zip(masked).map(|(p, m)| p ^ m).collect::<Vec<u8>>())
+}
+
+/// `token` with the character at `i` changed.
+fn changed_at(token: &str, i: usize) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
 #[test]
 fn csrf_tokens_are_bound_to_the_session() {
     let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
     let session = Session::new(());
     let token = sealer.csrf_token(&session);
-    assert_eq!(token.len(), csrf::TOKEN_LEN);
+    assert_eq!(token.len(), csrf::MASKED_TOKEN_LEN);
     assert_eq!(sealer.verify_csrf(&session, &token), Ok(()));
-    assert_eq!(sealer.csrf_token(&session), token, "stable for the session's life");
-    // Another session (every login makes a new one) does not accept it.
-    assert_eq!(sealer.verify_csrf(&Session::new(()), &token), Err(CsrfError::Invalid));
-    let mut renewed = session.clone();
-    renewed.renew_id().unwrap();
-    assert_eq!(sealer.verify_csrf(&renewed, &token), Err(CsrfError::Invalid));
-    assert_eq!(sealer.verify_csrf(&session, ""), Err(CsrfError::Missing));
-    // Every changed character is refused.
-    for i in 0..token.len() {
-        let mut bytes = token.clone().into_bytes();
-        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        let changed = String::from_utf8(bytes).unwrap();
-        assert_eq!(sealer.verify_csrf(&session, &changed), Err(CsrfError::Invalid), "{i}");
+    // The unmasked form (what independent implementations compute from
+    // docs/FORMAT.md) verifies too, and stays the same for the session's life.
+    let raw = unmasked(&token);
+    assert_eq!(raw.len(), csrf::TOKEN_LEN);
+    assert_eq!(sealer.verify_csrf(&session, &raw), Ok(()));
+    assert_eq!(unmasked(&sealer.csrf_token(&session)), raw, "stable for the session's life");
+    // Another session (every login makes a new one) accepts neither form.
+    for token in [&token, &raw] {
+        assert_eq!(sealer.verify_csrf(&Session::new(()), token), Err(CsrfError::Invalid));
+        let mut renewed = session.clone();
+        renewed.renew_id().unwrap();
+        assert_eq!(sealer.verify_csrf(&renewed, token), Err(CsrfError::Invalid));
+        // Every changed character is refused.
+        for i in 0..token.len() {
+            assert_eq!(sealer.verify_csrf(&session, &changed_at(token, i)), Err(CsrfError::Invalid), "{i}");
+        }
     }
-    for junk in ["x", &"A".repeat(48), &format!("{token}A"), &token[..47], "é".repeat(24).as_str()] {
+    assert_eq!(sealer.verify_csrf(&session, ""), Err(CsrfError::Missing));
+    for junk in [
+        "x",
+        &"A".repeat(48),
+        &"A".repeat(96),
+        &format!("{raw}A"),
+        &raw[..47],
+        &format!("{token}A"),
+        &token[..95],
+        &format!("{raw}{raw}"),
+        "é".repeat(24).as_str(),
+        "é".repeat(48).as_str(),
+    ] {
         assert_eq!(sealer.verify_csrf(&session, junk), Err(CsrfError::Invalid), "{junk:?}");
+    }
+}
+
+#[test]
+fn csrf_tokens_are_masked_afresh_on_every_call_against_compression_side_channels() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
+    let session = Session::new(());
+    let tokens: Vec<String> = (0..64).map(|_| sealer.csrf_token(&session)).collect();
+    let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), tokens.len(), "a token text repeated");
+    // Not one character position stays the same across all of them: nothing
+    // of the token is repeated from page to page for BREACH to recover.
+    for i in 0..csrf::MASKED_TOKEN_LEN {
+        assert!(
+            tokens.iter().any(|t| t.as_bytes()[i] != tokens[0].as_bytes()[i]),
+            "position {i} never changes"
+        );
+    }
+    for token in &tokens {
+        assert_eq!(sealer.verify_csrf(&session, token), Ok(()));
     }
 }
 
@@ -298,17 +349,26 @@ fn csrf_tokens_follow_key_rotation() {
     shared.replace(keyring(&[(1, KeyState::Active), (2, KeyState::Primary)]));
     assert_eq!(sealer.verify_csrf(&session, &old), Ok(()), "a page rendered before the rotation still posts");
     let new = sealer.csrf_token(&session);
-    assert_ne!(new, old);
+    assert_ne!(unmasked(&new), unmasked(&old));
     assert_eq!(sealer.verify_csrf(&session, &new), Ok(()));
     shared.replace(keyring(&[(1, KeyState::Retired), (2, KeyState::Primary)]));
     assert_eq!(sealer.verify_csrf(&session, &old), Err(CsrfError::Invalid));
-    // A token relabelled to another valid key does not verify either.
+    assert_eq!(sealer.verify_csrf(&session, &unmasked(&old)), Err(CsrfError::Invalid));
+    // A token relabelled to another valid key does not verify either, in
+    // either form (in the masked one, the key ID is XORed under the pad).
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut bytes = b64.decode(&old).unwrap();
+    let mut bytes = b64.decode(unmasked(&old)).unwrap();
     bytes[..4].copy_from_slice(&2u32.to_be_bytes());
     let relabelled = b64.encode(&bytes);
-    assert_ne!(relabelled, old);
+    assert_ne!(relabelled, unmasked(&old));
+    assert_eq!(sealer.verify_csrf(&session, &relabelled), Err(CsrfError::Invalid));
+    let mut bytes = b64.decode(&old).unwrap();
+    for (b, x) in bytes[36..40].iter_mut().zip((1u32 ^ 2).to_be_bytes()) {
+        *b ^= x;
+    }
+    let relabelled = b64.encode(&bytes);
+    assert_eq!(unmasked(&relabelled)[..5], b64.encode(2u32.to_be_bytes())[..5], "names key 2");
     assert_eq!(sealer.verify_csrf(&session, &relabelled), Err(CsrfError::Invalid));
 }
 

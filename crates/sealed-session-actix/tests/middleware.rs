@@ -452,9 +452,10 @@ async fn the_session_shows_its_key_and_csrf_token_and_flashes_read_through_the_h
     let info = client.get("/info").await.body;
     let token = client.get("/csrf").await.body;
     let parts: Vec<&str> = info.split(' ').collect();
-    assert_eq!(parts[2], token, "the session's CSRF token is the handle's");
+    assert_ne!(parts[2], token, "masked afresh on every call");
     assert!(parts[1].parse::<u32>().unwrap() >= 1);
-    client.post("/logout", &token).await;
+    // The extractor's token is the session's: it passes the CSRF check.
+    assert_eq!(client.post("/logout", parts[2]).await.status, StatusCode::OK);
     assert_eq!(client.get("/take-flashes").await.body, "Signed out");
     assert_eq!(client.get("/take-flashes").await.body, "", "read once");
 }
@@ -468,12 +469,19 @@ async fn the_key_id_is_the_one_that_sealed_the_cookie() {
         sealed_session_actix::testing::TestSession::sign_in(middleware.config(), "alice", Data::default())
             .await
             .unwrap();
+    let sealer = middleware.config().verifier().sealer().clone();
     let app = test::init_service(App::new().route("/info", web::get().to(info)).wrap(middleware)).await;
     let request = test::TestRequest::get().uri("/info").insert_header((COOKIE, alice.cookie()));
     let body = test::read_body(test::call_service(&app, request.to_request()).await).await;
     let body = String::from_utf8(body.to_vec()).unwrap();
     let parts: Vec<&str> = body.split(' ').collect();
-    assert_eq!((parts[1], parts[2]), (id.to_string().as_str(), alice.csrf_token()));
+    assert_eq!(parts[1], id.to_string());
+    let value = alice.cookie().split_once('=').unwrap().1;
+    let session = sealer.open::<Data>(value).unwrap().into_session();
+    // Each token is masked afresh; both are the session's.
+    assert_ne!(parts[2], alice.csrf_token());
+    assert_eq!(sealer.verify_csrf(&session, parts[2]), Ok(()));
+    assert_eq!(sealer.verify_csrf(&session, alice.csrf_token()), Ok(()));
 }
 
 #[actix_web::test]

@@ -1223,7 +1223,7 @@ async fn the_testing_helper_signs_in_through_the_layer_and_passes_its_csrf_check
     let alice =
         TestSession::sign_in(layer.config(), "alice", Data { count: 41, note: String::new() }).await.unwrap();
     assert!(alice.cookie().starts_with("__Host-session="));
-    assert_eq!(alice.csrf_token().len(), sealed_session::csrf::TOKEN_LEN);
+    assert_eq!(alice.csrf_token().len(), sealed_session::csrf::MASKED_TOKEN_LEN);
     assert!(!format!("{alice:?}").contains(alice.csrf_token()), "Debug shows no secret");
     let request = alice.apply(Request::post("/increment")).body(Body::empty()).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
