@@ -25,7 +25,9 @@
 //! * **Durable.** The store refuses to start on a connection that runs with
 //!   `fsync` or `synchronous_commit` off, under which a crash of the
 //!   database can lose acknowledged revocations
-//!   ([`PostgresSetupError::NotDurable`]).
+//!   ([`PostgresSetupError::NotDurable`]). Every revocation also raises
+//!   `synchronous_commit` from `off` to `on` for its own transaction, so a
+//!   connection the application turns `off` later stays durable for it.
 //! * **Fail closed.** A statement that fails or takes longer than
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.

@@ -58,6 +58,16 @@ CREATE INDEX IF NOT EXISTS {prefix}_sessions_expiry ON {prefix}_sessions (expire
 /// The database's own clock, in whole Unix seconds.
 const NOW: &str = "floor(extract(epoch from clock_timestamp()))::bigint";
 
+/// A `FROM` item for every revocation: raises `synchronous_commit` from
+/// `off` to `on` for this transaction alone (other values are kept), so
+/// that the commit is on disk before it is acknowledged even on a
+/// connection the application turned `off` after the store started
+/// (a shared pool, `ALTER SYSTEM`, `ALTER ROLE`). The setting is read at
+/// commit, after the statement ran.
+const DURABLE_COMMIT: &str = "set_config('synchronous_commit',
+           CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on'
+                ELSE current_setting('synchronous_commit') END, true)";
+
 /// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
 /// with `on_conflict` for an entry already there, refuses an expiry at or
 /// before the database's time, drops other entries that have expired and
@@ -81,7 +91,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
              FOR UPDATE SKIP LOCKED)
            RETURNING 1)
          SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
-         FROM pg_notify('{channel}', $3)"
+         FROM pg_notify('{channel}', $3), {DURABLE_COMMIT}"
     )
 }
 
@@ -116,7 +126,7 @@ impl Statements {
                    INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ($1, 1)
                    ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
                    RETURNING epoch)
-                 SELECT bumped.epoch FROM bumped, pg_notify('{channel}', $2)"
+                 SELECT bumped.epoch FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             // Never shortens an entry.
             revoke_session: deny(
@@ -148,7 +158,7 @@ impl Statements {
                    SELECT 'revoked_through', GREATEST(LEAST($1, {NOW}), {NOW}, current.c) FROM current
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
-                 SELECT raised.value FROM raised, pg_notify('{channel}', 'all')"
+                 SELECT raised.value FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
             channel,
             record_session: format!(

@@ -106,6 +106,70 @@ async fn a_database_that_may_lose_commits_in_a_crash_is_refused() {
     }
 }
 
+/// Every revocation raises `synchronous_commit` for its own transaction, so
+/// a setting turned `off` after the store started (`ALTER SYSTEM` here; a
+/// shared pool's `SET`, `ALTER ROLE` alike) does not make revocations that
+/// a crash could lose. Made visible with a synchronous standby that never
+/// connects: a commit at `on` waits for it (and the store times out), one
+/// at `off` returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_commit_durably_when_the_database_is_made_lossy_after_the_start() {
+    let own = PostgresServer::start();
+    // A store for each revocation: a connection left waiting for the
+    // standby delays the next statement on it whatever that statement does.
+    let mut stores = Vec::new();
+    for _ in 0..5 {
+        let store = store(&own.url(), "lossy_later", SystemClock).await;
+        assert!(store.revoke_user("alice").await.is_ok());
+        stores.push(store);
+    }
+
+    own.psql("ALTER SYSTEM SET synchronous_commit = off");
+    let pool = pool(&own.url()).await;
+    // A revocation left waiting holds the lock every `NOTIFY` takes at
+    // commit, so the standby is required for one revocation at a time.
+    let require_standby = async |name: &str| {
+        own.psql(&format!("ALTER SYSTEM SET synchronous_standby_names = '{name}'"));
+        own.psql("SELECT pg_reload_conf()");
+        let applied = within(Duration::from_secs(5), async || {
+            let settings: (String, String) = sqlx::query_as(
+                "SELECT current_setting('synchronous_commit'), current_setting('synchronous_standby_names')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            settings == ("off".to_owned(), name.to_owned())
+        });
+        assert!(applied.await.is_some(), "the settings did not take effect");
+    };
+
+    let far = unix_now() as u64 + 3600;
+    let id = || sealed_session::Session::new(()).id();
+    for (i, what) in
+        ["revoke_user", "revoke_session", "revoke_session_once", "revoke_all"].into_iter().enumerate()
+    {
+        require_standby("never_connects").await;
+        // Other commits do not wait.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE app_{i} (x int)")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let result = match what {
+            "revoke_user" => stores[i].revoke_user("bob").await.map(drop),
+            "revoke_session" => stores[i].revoke_session(id(), far).await,
+            "revoke_session_once" => stores[i].revoke_session_once(id(), far).await.map(drop),
+            _ => stores[i].revoke_all(unix_now() as u64).await.map(drop),
+        };
+        assert!(
+            matches!(result, Err(StoreError::Timeout(_))),
+            "{what} did not wait for its commit: {result:?}"
+        );
+        require_standby("").await;
+    }
+    let done = within(Duration::from_secs(5), async || stores[4].revoke_user("carol").await.is_ok()).await;
+    assert!(done.is_some(), "revocations did not resume once the standby requirement was lifted");
+}
+
 #[tokio::test]
 async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer() {
     let store = store(&SHARED.url(), "purge", SystemClock).await;
