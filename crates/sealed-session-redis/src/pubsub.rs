@@ -1,6 +1,6 @@
 //! The invalidation subscription that keeps every server's cache fresh.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -26,9 +26,9 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
     let mut backoff = Backoff::default();
     loop {
-        let Some(client) = link.upgrade().map(|link| link.conns().client.clone()) else { return };
+        let Some(conns) = link.upgrade().map(|link| link.conns()) else { return };
         let subscribing = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = conns.client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
@@ -39,18 +39,29 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                 live.connected();
                 drop(live);
                 let mut messages = pubsub.into_on_message();
-                loop {
-                    // Wake up now and then to notice that the store was dropped.
+                let moved = loop {
+                    // Wake up now and then to notice that the store was
+                    // dropped, or that the link followed a failover.
                     let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
                     let Some(live) = feed.upgrade() else { return };
                     match next {
                         Ok(Some(message)) => live.message(message.get_payload::<String>().ok().as_deref()),
-                        Ok(None) => break,
+                        Ok(None) => break false,
                         Err(_) => {}
                     }
-                }
+                    if link.upgrade().is_some_and(|link| !Arc::ptr_eq(&link.conns(), &conns)) {
+                        break true;
+                    }
+                };
                 let Some(live) = feed.upgrade() else { return };
                 live.lost(keep_stale);
+                if moved {
+                    // The old primary may still be up (a partition): it no
+                    // longer hears what is published on the new one.
+                    tracing::warn!("the Redis primary changed; moving the revocation subscription to it");
+                    backoff.reset();
+                    continue;
+                }
                 // The server may have restarted or failed over.
                 if let Some(link) = link.upgrade() {
                     link.note_failure();

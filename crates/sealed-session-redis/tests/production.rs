@@ -189,3 +189,43 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
     let fresh = login(&b, "carol").await;
     assert!(a.open::<()>(&fresh).await.is_ok());
 }
+
+/// A partition: the sentinel promotes the replica while the old primary
+/// stays up and reachable, and cannot be told to step down (it refuses the
+/// `CLIENT KILL` in the sentinel's reconfiguration, so the whole
+/// transaction is refused). The store follows the new primary on its next
+/// failed write, and its subscription must follow too: the old primary no
+/// longer hears what is published on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
+    let old = RedisServer::start_with(RedisOptions::default().args(&["--rename-command", "CLIENT", ""]));
+    let new = RedisServer::replica_of(&old);
+    let sentinel = Sentinel::start("split", &old, Duration::from_millis(500));
+    sentinel.wait_for_replicas("split", 1);
+    let url = format!("redis+sentinel://127.0.0.1:{}/split", sentinel.port());
+    let verifier = server(&url).await;
+    let channels = old.cli(&["PUBSUB", "CHANNELS"]);
+    let channel = channels.lines().find(|c| !c.starts_with("__sentinel__")).unwrap().to_owned();
+    let subscribers = |server: &RedisServer| server.cli(&["PUBSUB", "NUMSUB", &channel]);
+    assert_eq!(subscribers(&old), format!("{channel}\n1"));
+
+    // The sentinel takes a moment to read the replica's own state.
+    let forced = within(Duration::from_secs(15), async || {
+        sentinel.cli(&["SENTINEL", "FAILOVER", "split"]) == "OK" || {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            false
+        }
+    });
+    assert!(forced.await.is_some(), "the sentinel would not fail over");
+    let promoted = sentinel.wait_for_failover("split", old.port(), Duration::from_secs(30));
+    assert_eq!(promoted, Some(new.port()));
+    assert!(old.cli(&["ROLE"]).starts_with("master"), "the old primary stepped down: no partition");
+    // A write the old primary cannot replicate any more makes the store
+    // look the primary up again.
+    let id = sealed_session::Session::new(()).id();
+    let failed = verifier.store().revoke_session(id, unix_now() as u64 + 3600).await;
+    assert!(matches!(failed, Err(StoreError::Replication { .. })), "{failed:?}");
+    let moved = within(Duration::from_secs(10), async || subscribers(&new) == format!("{channel}\n1")).await;
+    assert!(moved.is_some(), "the subscription stayed on the old primary");
+    assert_eq!(subscribers(&old), format!("{channel}\n0"), "and left it");
+}
