@@ -240,13 +240,18 @@ fn raw(entry: &Entry, session: &SessionId) -> Option<[u8; RAW_LEN]> {
 }
 
 /// The masked token for `session` under the keyring entry `entry`: a fresh
-/// random pad and the token's bytes XORed with it. Should no random pad be
-/// drawn (the OS refused to reseed the generator), the token goes out
-/// unmasked: still valid, only without the per-response change. Empty,
-/// which never verifies, in the impossible case that HMAC refused the key.
+/// random pad and the token's bytes XORed with it. Empty, which never
+/// verifies, if no pad can be drawn (the OS refused to reseed the
+/// generator: a token sent unmasked would repeat from page to page) or in
+/// the impossible case that HMAC refused the key.
 pub(crate) fn token(entry: &Entry, session: &SessionId) -> String {
     let Some(raw) = raw(entry, session) else { return String::new() };
-    let Ok(pad) = crate::random::array::<RAW_LEN>() else { return URL_SAFE_NO_PAD.encode(raw) };
+    let Ok(pad) = crate::random::array::<RAW_LEN>() else {
+        tracing::error!(
+            "no random bytes to mask a CSRF token; the page gets none, and its form will be refused"
+        );
+        return String::new();
+    };
     let mut masked = [0u8; 2 * RAW_LEN];
     let (head, tail) = masked.split_at_mut(RAW_LEN);
     head.copy_from_slice(&pad);

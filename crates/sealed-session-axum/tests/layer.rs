@@ -252,7 +252,6 @@ async fn unsafe_requests_without_the_right_csrf_token_are_refused_and_change_not
 
     client.login().await;
     let session_token = client.csrf().await;
-    assert_ne!(session_token, others_token);
     assert_eq!(client.post("/increment", &others_token).await.status, StatusCode::FORBIDDEN);
     assert_eq!(client.get("/whoami").await.body, "alice 0");
     assert_eq!(client.post("/increment", &session_token).await.body, "1");
@@ -875,7 +874,6 @@ async fn an_anonymous_session_keeps_data_needs_its_own_csrf_token_and_login_carr
     // Unsafe requests on an anonymous session need its token.
     assert_eq!(client.post("/anonymous-increment", &pre_token).await.status, StatusCode::FORBIDDEN);
     let token = client.csrf().await;
-    assert_ne!(token, pre_token);
     assert_eq!(client.post("/anonymous-increment", &token).await.body, "2", "the same session goes on");
     assert_eq!(client.session_cookie().map(|c| c != anonymous), Some(true), "sealed again");
     let anonymous = client.session_cookie().unwrap();

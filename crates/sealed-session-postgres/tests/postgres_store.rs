@@ -143,6 +143,13 @@ async fn revocations_commit_durably_when_the_database_is_made_lossy_after_the_st
         assert!(applied.await.is_some(), "the settings did not take effect");
     };
 
+    // The statements waiting for a synchronous standby.
+    let waiting = async || -> Vec<String> {
+        sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
     let far = unix_now() as u64 + 3600;
     let id = || sealed_session::Session::new(()).id();
     for (i, what) in
@@ -164,7 +171,15 @@ async fn revocations_commit_durably_when_the_database_is_made_lossy_after_the_st
             matches!(result, Err(StoreError::Timeout(_))),
             "{what} did not wait for its commit: {result:?}"
         );
+        // It timed out waiting for the standby, not for anything else.
+        let statements = waiting().await;
+        assert!(
+            statements.len() == 1 && statements[0].contains("synchronous_commit"),
+            "{what}: {statements:?}"
+        );
         require_standby("").await;
+        let released = within(Duration::from_secs(5), async || waiting().await.is_empty()).await;
+        assert!(released.is_some(), "{what} still waits for the standby");
     }
     let done = within(Duration::from_secs(5), async || stores[4].revoke_user("carol").await.is_ok()).await;
     assert!(done.is_some(), "revocations did not resume once the standby requirement was lifted");
