@@ -1,6 +1,7 @@
 //! Sealing sessions into tokens and opening them again.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,6 +238,9 @@ pub struct Sealer {
     device_bound: Option<u64>,
     /// The token format version it seals (docs/FORMAT.md).
     version: u8,
+    /// The keyring's replacement count when this sealer (or a clone) last
+    /// checked its key handovers.
+    handovers_checked: Arc<AtomicU64>,
 }
 
 /// The timeouts of one profile (standard or remember-me), in seconds.
@@ -682,6 +686,7 @@ impl Sealer {
         nonce: [u8; 24],
         keep_data: bool,
     ) -> Result<(String, Sealed), SealError> {
+        self.check_handovers_if_replaced();
         let times = self.times_at(session, now, active_at)?;
         let head = Head {
             issued_at: times.issued_at,
@@ -1211,6 +1216,8 @@ impl SealerBuilder {
         if longest > token::MAX_PURPOSE_LEN {
             return Err(ConfigError::PurposeTooLong(longest));
         }
+        // Read before the keyring that is checked below.
+        let replacements = self.keyring.replacements();
         let sealer = Sealer {
             keyring: self.keyring,
             purposes: Arc::new(Purposes::new(&self.purpose)),
@@ -1223,6 +1230,7 @@ impl SealerBuilder {
             remember,
             device_bound,
             version: self.version,
+            handovers_checked: Arc::new(AtomicU64::new(replacements)),
         };
         sealer.warn_of_short_handovers();
         Ok(sealer)
@@ -1230,6 +1238,23 @@ impl SealerBuilder {
 }
 
 impl Sealer {
+    /// Checks the key handovers of a keyring replaced since this sealer
+    /// (or a clone) last checked them, as [`SealerBuilder::build`] does: at
+    /// the first seal after each replacement (a watcher's reload). Returns
+    /// whether it checked.
+    fn check_handovers_if_replaced(&self) -> bool {
+        let seen = self.keyring.replacements();
+        // Every seal reads; only the first after a change writes.
+        if self.handovers_checked.load(Ordering::Relaxed) == seen {
+            return false;
+        }
+        if self.handovers_checked.swap(seen, Ordering::Relaxed) == seen {
+            return false; // another thread's seal checked it
+        }
+        self.warn_of_short_handovers();
+        true
+    }
+
     /// Logs a warning for each key that retires sooner after its successor
     /// takes over than this sealer's longest session lasts: the sessions it
     /// sealed just before the handover would end early, at its retirement.
@@ -1347,6 +1372,23 @@ mod tests {
         };
         assert_eq!(sealer(None).longest_session(), 600);
         assert_eq!(sealer(Some(3600)).longest_session(), 3600);
+    }
+
+    #[test]
+    fn key_handovers_are_checked_again_after_the_keyring_is_replaced() {
+        let shared = crate::SharedKeyring::new(Keyring::generate().unwrap());
+        let sealer = Sealer::builder(shared.clone()).build().unwrap();
+        let twin = sealer.with_purpose("other");
+        assert!(!sealer.check_handovers_if_replaced(), "checked at build");
+        let session = crate::Session::new(());
+        sealer.seal(&session).unwrap();
+        shared.replace(Keyring::generate().unwrap());
+        // The first seal after a reload checks it, for the clones too.
+        twin.seal(&session).unwrap();
+        assert!(!sealer.check_handovers_if_replaced(), "the seal checked the new keyring");
+        shared.replace(Keyring::generate().unwrap());
+        assert!(sealer.check_handovers_if_replaced());
+        assert!(!twin.check_handovers_if_replaced(), "once per keyring");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`SharedKeyring`]: a keyring replaced while the server runs.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -20,32 +20,44 @@ use super::Keyring;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
-pub struct SharedKeyring(Arc<ArcSwap<Keyring>>);
+pub struct SharedKeyring(Arc<Shared>);
+
+struct Shared {
+    current: ArcSwap<Keyring>,
+    /// How many times the keyring was replaced.
+    replaced: AtomicU64,
+}
 
 impl SharedKeyring {
     /// Shares `keyring`.
     #[must_use]
     pub fn new(keyring: Keyring) -> Self {
         crate::metrics::keyring_in_use(&keyring, None);
-        Self(Arc::new(ArcSwap::from_pointee(keyring)))
+        Self(Arc::new(Shared { current: ArcSwap::from_pointee(keyring), replaced: AtomicU64::new(0) }))
     }
 
     /// The keyring in use now. Operations already under way keep the keyring
     /// they started with.
     #[must_use]
     pub fn current(&self) -> Arc<Keyring> {
-        self.0.load_full()
+        self.0.current.load_full()
     }
 
     pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Keyring>> {
-        self.0.load()
+        self.0.current.load()
+    }
+
+    /// How many times the keyring was replaced: read before
+    /// [`load`](Self::load), a count that moved means a keyring not seen yet.
+    pub(crate) fn replacements(&self) -> u64 {
+        self.0.replaced.load(Ordering::SeqCst)
     }
 
     /// Makes `keyring` the one in use, for every clone of this handle. Usage
     /// counters of keys kept by ID carry over (approximately: counts made
     /// while the swap happens may be lost).
     pub fn replace(&self, keyring: Keyring) {
-        let old = self.0.load();
+        let old = self.0.current.load();
         for entry in &keyring.entries {
             if let Some(previous) = old.entry(entry.spec.id) {
                 entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -53,7 +65,8 @@ impl SharedKeyring {
             }
         }
         crate::metrics::keyring_in_use(&keyring, Some(&old));
-        self.0.store(Arc::new(keyring));
+        self.0.current.store(Arc::new(keyring));
+        self.0.replaced.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -65,6 +78,6 @@ impl From<Keyring> for SharedKeyring {
 
 impl fmt::Debug for SharedKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SharedKeyring").field(&**self.0.load()).finish()
+        f.debug_tuple("SharedKeyring").field(&**self.0.current.load()).finish()
     }
 }
