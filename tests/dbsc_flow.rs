@@ -195,6 +195,13 @@ fn sf_string(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Asserts that `body` ends the browser's session `identifier`
+/// (`continue: false`, naming the session, as Chrome reads it first).
+fn assert_ends(body: &str, identifier: &str) {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json, serde_json::json!({ "session_identifier": identifier, "continue": false }), "{body}");
+}
+
 /// The parameters of the first member of a structured list whose item (or
 /// inner list) is followed by `;key="value"` parameters: enough for the
 /// draft's two response headers, whose strings hold no `"` or `;`.
@@ -238,6 +245,10 @@ struct Browser {
     session: Option<BoundSession>,
     /// Use the draft's earlier header names for proofs and session IDs.
     legacy_header: bool,
+    /// Send the session ID and the proofs as sf-strings, as spec.bs writes
+    /// them; Chrome sends both bare (`registration_fetcher.cc`), and so does
+    /// this browser by default.
+    quoted: bool,
     /// Registration and refresh requests made, for the tests' counts.
     refreshes: usize,
 }
@@ -251,6 +262,7 @@ impl Browser {
             key: DeviceKey::generate().unwrap(),
             session: None,
             legacy_header: false,
+            quoted: false,
             refreshes: 0,
         }
     }
@@ -319,6 +331,15 @@ impl Browser {
         }
     }
 
+    /// A session ID or proof as this browser sends it.
+    fn value(&self, text: &str) -> String {
+        if self.quoted {
+            sf_string(text)
+        } else {
+            text.to_owned()
+        }
+    }
+
     fn proof_header(&self) -> &'static str {
         if self.legacy_header {
             "sec-session-response"
@@ -341,7 +362,7 @@ impl Browser {
     /// key in the header.
     async fn send_registration(&mut self, path: &str, challenge: &str) -> Reply {
         let proof = self.key.proof(challenge, true);
-        self.send(TestRequest::new("POST", path).header(self.proof_header(), sf_string(&proof))).await
+        self.send(TestRequest::new("POST", path).header(self.proof_header(), self.value(&proof))).await
     }
 
     /// spec.bs, "Create session": the JSON session instructions.
@@ -372,9 +393,9 @@ impl Browser {
             let Some(session) = self.session.clone() else { break };
             let id_header = if self.legacy_header { "sec-session-id" } else { "sec-secure-session-id" };
             let mut request = TestRequest::new("POST", &session.refresh_url)
-                .header(id_header, sf_string(&session.identifier));
+                .header(id_header, self.value(&session.identifier));
             if let Some(challenge) = &session.cached_challenge {
-                request = request.header(self.proof_header(), sf_string(&self.key.proof(challenge, false)));
+                request = request.header(self.proof_header(), self.value(&self.key.proof(challenge, false)));
             }
             let reply = self.send(request).await;
             self.refreshes += 1;
@@ -414,12 +435,12 @@ impl Browser {
         let session = self.session.as_ref().unwrap();
         let companion = self.cookie("__Host-session-dbsc").unwrap();
         let request = TestRequest::new("POST", "/dbsc/refresh")
-            .header("sec-secure-session-id", sf_string(&session.identifier))
+            .header("sec-secure-session-id", self.value(&session.identifier))
             .header("cookie", format!("__Host-session-dbsc={companion}"));
         match challenge {
             Some(challenge) => request.header(
                 "secure-session-response",
-                sf_string(&self.key.proof(challenge.trim_matches('"'), false)),
+                self.value(&self.key.proof(challenge.trim_matches('"'), false)),
             ),
             None => request,
         }
@@ -517,7 +538,7 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
         thief.session = browser.session.clone();
         thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: stolen_companion, expires: None });
         let reply = thief.refresh().await;
-        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert_ends(&reply.body, &identifier);
         assert!(thief.cookie("__Host-session").is_none());
     });
 }
@@ -720,10 +741,10 @@ fn logout_and_logout_everywhere_end_refreshes() {
             assert!(browser.cookie("__Host-session-dbsc").is_none(), "{route} removes the companion cookie");
             // A device (or thief) that kept the companion cookie cannot refresh.
             browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
-            browser.session = Some(session);
+            browser.session = Some(session.clone());
             clock.advance(Duration::from_secs(LIFETIME + 1));
             let reply = browser.refresh().await;
-            assert_eq!(reply.body, r#"{"continue":false}"#, "{route}");
+            assert_ends(&reply.body, &session.identifier);
             assert!(browser.session.is_none());
         }
     });
@@ -825,7 +846,7 @@ fn refresh_refuses_tampered_identifiers_and_foreign_challenges() {
             .header("sec-secure-session-id", sf_string(std::str::from_utf8(&tampered).unwrap()))
             .header("cookie", companion.clone());
         let reply = serve(&config, request).await;
-        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert_ends(&reply.body, std::str::from_utf8(&tampered).unwrap());
         assert!(!reply.all("set-cookie").iter().any(|c| c.starts_with("__Host-session=")));
 
         // A registration challenge is no refresh challenge.
@@ -854,6 +875,20 @@ fn the_legacy_header_names_are_accepted() {
         browser.get("/login").await;
         clock.advance(Duration::from_secs(LIFETIME + 1));
         assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+    });
+}
+
+#[test]
+fn session_ids_and_proofs_are_taken_bare_as_chrome_sends_them_or_as_sf_strings() {
+    run(async {
+        for quoted in [false, true] {
+            let (clock, _config, mut browser) = browser_for(DeviceBinding::default());
+            browser.quoted = quoted;
+            browser.get("/login").await;
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            assert_eq!(browser.get("/whoami").await.body, "alice first bound=true", "quoted: {quoted}");
+            assert_eq!(browser.refreshes, 3, "registration, refresh, refresh with the proof: {quoted}");
+        }
     });
 }
 
@@ -986,8 +1021,9 @@ fn a_stolen_companion_cookie_does_not_refresh_under_another_binding() {
         mallory.jar.insert("__Host-session-dbsc".into(), Cookie { value: stolen, expires: None });
         mallory.jar.remove("__Host-session");
         clock.advance(Duration::from_secs(LIFETIME + 1));
+        let identifier = mallory.session.clone().unwrap().identifier;
         let reply = mallory.refresh().await;
-        assert_eq!(reply.body, r#"{"continue":false}"#);
+        assert_ends(&reply.body, &identifier);
         assert!(mallory.cookie("__Host-session").is_none(), "no cookie for Alice's session");
     });
 }
@@ -1051,7 +1087,8 @@ fn an_unknown_identifier_is_refused_without_asking_the_store() {
         let request = TestRequest::new("POST", "/dbsc/refresh")
             .header("sec-secure-session-id", sf_string(std::str::from_utf8(&forged).unwrap()));
         let Begin::Answer(answer) = down.begin(&request).await else { panic!("not an answer") };
-        assert_eq!((answer.status(), answer.body()), (200, r#"{"continue":false}"#));
+        assert_eq!(answer.status(), 200);
+        assert_ends(answer.body(), std::str::from_utf8(&forged).unwrap());
     });
 }
 
@@ -1083,7 +1120,8 @@ fn binding_and_the_end_of_a_binding_are_audited() {
         browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
         clock.advance(Duration::from_secs(LIFETIME + 1));
         events.lock().unwrap().clear();
-        assert_eq!(browser.refresh().await.body, r#"{"continue":false}"#);
+        let identifier = browser.session.clone().unwrap().identifier;
+        assert_ends(&browser.refresh().await.body, &identifier);
         let ended = std::mem::take(&mut *events.lock().unwrap());
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "revoked_session" });
@@ -1097,7 +1135,8 @@ fn binding_and_the_end_of_a_binding_are_audited() {
         thief.jar.remove("__Host-session-dbsc");
         thief.jar.remove("__Host-session");
         events.lock().unwrap().clear();
-        assert_eq!(thief.refresh().await.body, r#"{"continue":false}"#);
+        let identifier = thief.session.clone().unwrap().identifier;
+        assert_ends(&thief.refresh().await.body, &identifier);
         let ended = std::mem::take(&mut *events.lock().unwrap());
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "no_companion" });

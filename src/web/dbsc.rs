@@ -76,15 +76,23 @@ fn one_header<'r, R: RequestView + ?Sized>(request: &'r R, names: &[&'static str
     std::str::from_utf8(value).ok()
 }
 
-/// The proof a request carries, if any: the draft's header (a structured
-/// string), or its earlier name; a bare token is taken too.
-fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
-    let value = one_header(request, &PROOF_HEADERS)?;
-    if value.trim_start().starts_with('"') {
+/// The text of a session-ID or proof header: a structured string, as the
+/// draft writes them, or the bare value, as Chrome sends both (a bare value
+/// is taken only if it is visible ASCII, as every identifier and JWT is).
+fn string_or_bare(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.starts_with('"') {
         dbsc::parse_string_item(value).ok()
     } else {
-        Some(value.trim().to_owned())
+        let bare = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic());
+        bare.then(|| value.to_owned())
     }
+}
+
+/// The proof a request carries, if any: the draft's header, or its earlier
+/// name.
+fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
+    string_or_bare(one_header(request, &PROOF_HEADERS)?)
 }
 
 /// The headers of every DBSC answer: not stored by any cache, not framed,
@@ -223,8 +231,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// key, made from the companion cookie.
     async fn refresh<R: RequestView + ?Sized>(&self, dbsc: &DbscSettings, request: &R) -> Begin {
         let settings = &self.settings;
-        let identifier_text =
-            one_header(request, &SESSION_ID_HEADERS).and_then(|value| dbsc::parse_string_item(value).ok());
+        let identifier_text = one_header(request, &SESSION_ID_HEADERS).and_then(string_or_bare);
         // Only a browser sends a `Sec-` header (a page cannot set one), so a
         // request without it is no refresh: it changes nothing, or a form
         // on another site could end the binding by removing the companion.
@@ -239,7 +246,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
             Err(err @ OpenError::UnknownKey(_)) => return unavailable(&err),
-            Err(err) => return self.end_binding(dbsc, &err, "invalid_identifier", NO_SESSION),
+            Err(err) => {
+                return self.end_binding(dbsc, &identifier_text, &err, "invalid_identifier", NO_SESSION)
+            }
         };
         let binding = *identifier.session().id().as_bytes();
         let user = identifier.session().user_id();
@@ -259,14 +268,28 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         }
         let Some(companion) = companion else {
             let reason = "no companion cookie of this binding (expired, idle or removed)";
-            return self.end_binding(dbsc, &reason, "no_companion", Some(identifier.session()));
+            return self.end_binding(
+                dbsc,
+                &identifier_text,
+                &reason,
+                "no_companion",
+                Some(identifier.session()),
+            );
         };
         let Some(proof) = proof_text(request) else {
             return ask_for_proof(dbsc, binding, &identifier_text);
         };
         let proof = match dbsc::parse_proof(&proof) {
             Ok(proof) => proof,
-            Err(err) => return self.end_binding(dbsc, &err, "invalid_proof", Some(companion.session())),
+            Err(err) => {
+                return self.end_binding(
+                    dbsc,
+                    &identifier_text,
+                    &err,
+                    "invalid_proof",
+                    Some(companion.session()),
+                )
+            }
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
             Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
@@ -276,7 +299,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         };
         if let Err(err) = proof.verify_refresh(&identifier.session().data().key) {
-            return self.end_binding(dbsc, &err, "invalid_proof", Some(companion.session()));
+            return self.end_binding(
+                dbsc,
+                &identifier_text,
+                &err,
+                "invalid_proof",
+                Some(companion.session()),
+            );
         }
         match self.use_challenge(&challenge).await {
             Ok(()) => {}
@@ -297,7 +326,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             if matches!(err, VerifyError::StoreFault { .. }) {
                 tracing::error!(reason = %err, "DBSC refresh refused");
             }
-            return self.end_binding(dbsc, &err, err.code(), Some(&companion));
+            return self.end_binding(dbsc, &identifier_text, &err, err.code(), Some(&companion));
         }
         let versioned = companion.data().versioned;
         let session = companion.with_data(companion.data().data.clone());
@@ -310,6 +339,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now) else {
             return self.end_binding(
                 dbsc,
+                &identifier_text,
                 &"the bound session could not be sealed",
                 "seal_failed",
                 NO_SESSION,
@@ -345,11 +375,14 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     }
 
     /// The refresh is refused for good: `{"continue": false}` ends the
-    /// browser's session, and the companion cookie goes. The reason is
-    /// logged, and audited by its `code` with the session, if known.
+    /// browser's session (named by `identifier`, the header's text, which
+    /// Chrome reads before `continue`), and the companion cookie goes. The
+    /// reason is logged, and audited by its `code` with the session, if
+    /// known.
     fn end_binding<T>(
         &self,
         dbsc: &DbscSettings,
+        identifier: &str,
         reason: &dyn std::fmt::Display,
         code: &'static str,
         session: Option<&Session<T>>,
@@ -359,7 +392,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Some(session) => event.user(session.user_id()).session(session.id()),
             None => event,
         });
-        let mut answer = answer(200, "application/json", r#"{"continue":false}"#.to_owned());
+        let instructions = serde_json::json!({ "session_identifier": identifier, "continue": false });
+        let mut answer = answer(200, "application/json", instructions.to_string());
         answer.push("set-cookie", dbsc.companion_cookie.removal());
         Begin::Answer(answer)
     }
@@ -404,11 +438,15 @@ fn ask_for_proof(dbsc: &DbscSettings, binding: [u8; 16], identifier: &str) -> Be
     let header = dbsc
         .challenge(ChallengeFor::Refresh(binding))
         .and_then(|challenge| dbsc::challenge_header(&challenge, identifier));
+    // A 403 without a challenge ends the browser's session (Chrome:
+    // `kInvalidChallenge`); a 503 keeps it for a later try.
+    let Some(header) = header else {
+        tracing::error!("no DBSC challenge could be sealed; the browser is told to try again later");
+        return Begin::Answer(answer(503, "text/plain; charset=utf-8", "try again later".to_owned()));
+    };
     let mut answer =
         answer(403, "text/plain; charset=utf-8", "a proof of the session's key is needed".to_owned());
-    if let Some(header) = header {
-        answer.push("secure-session-challenge", header);
-    }
+    answer.push("secure-session-challenge", header);
     Begin::Answer(answer)
 }
 
