@@ -1373,6 +1373,57 @@ fn records_the_store_cannot_vouch_for_are_kept_but_not_counted() {
 }
 
 #[test]
+fn without_a_limit_the_registrys_bound_ends_the_oldest_session_rather_than_hiding_it() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, recorder, clock) = listed(|b| b);
+        let max = sealed_session::registry::MAX_RECORDS_PER_USER;
+        let first = sign_in_from(&config, "alice", CHROME).await;
+        let mut last = first.clone();
+        for _ in 1..max {
+            clock.advance(Duration::from_secs(1));
+            last = sign_in_from(&config, "alice", FIREFOX).await;
+        }
+        assert!(on(&config, &first).await.has_session(), "at the bound, every session lives");
+        assert!(recorder.take().iter().all(|event| !matches!(event.kind, AuditKind::LimitEnforced)));
+        clock.advance(Duration::from_secs(1));
+        sign_in_from(&config, "alice", FIREFOX).await;
+        // The registry keeps `max` records: the session whose record would
+        // have been dropped is ended instead, not left open and unlisted.
+        assert!(!on(&config, &first).await.has_session(), "the oldest session was ended");
+        assert_eq!(on(&config, &last).await.devices().await.unwrap().len(), max);
+        assert!(recorder.take().iter().any(|event| matches!(event.kind, AuditKind::LimitEnforced)));
+    });
+}
+
+#[test]
+fn logging_out_everywhere_keeps_the_record_of_a_login_made_meanwhile() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        let handle = on(&config, &cookie).await;
+        // Another server's login read the epoch the logout is about to
+        // write, and recorded its session.
+        let store: &MemoryStore = config.verifier().store();
+        let meanwhile = sealed_session::SessionRecord {
+            id: sealed_session::Session::new(()).id(),
+            user_id: "alice".to_owned(),
+            epoch: 1,
+            created_at: AUDIT_START as u64,
+            last_seen: AUDIT_START as u64,
+            expires_at: AUDIT_START as u64 + 1800,
+            user_agent: "Firefox on Linux".to_owned(),
+            remembered: false,
+            device_bound: false,
+        };
+        sealed_session::SessionRegistry::record(store, &meanwhile).await.unwrap();
+        assert_eq!(handle.logout_everywhere().await.unwrap(), 1);
+        let left = sealed_session::SessionRegistry::list(store, "alice", AUDIT_START as u64).await.unwrap();
+        assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), [meanwhile.id], "only the ended ones went");
+    });
+}
+
+#[test]
 fn a_login_that_fails_ends_no_session_to_make_room() {
     pollster::block_on(async {
         let (config, recorder, _) = listed(|b| b.session_limit(1, LimitPolicy::EndOldest));

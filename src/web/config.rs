@@ -354,7 +354,10 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// A record is written at login, updated when the cookie is re-issued,
     /// and removed at logout; it holds no session data or secret
     /// ([`SessionRecord`](crate::SessionRecord)). Without a registry,
-    /// nothing per session is stored.
+    /// nothing per session is stored. A registry keeps at most
+    /// [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER)
+    /// records per user: without a [`session_limit`](Self::session_limit),
+    /// that is the limit, with [`LimitPolicy::EndOldest`].
     ///
     /// ```
     /// use std::sync::Arc;

@@ -209,8 +209,26 @@ impl SessionHandle {
         let Some(registry) = self.registry() else {
             return Ok(Vec::new());
         };
-        let Some((max, policy)) = registry.limit else {
-            return Ok(Vec::new());
+        // Without a limit of the application's, the registry's own bound
+        // is one: a record it dropped to stay within it would leave a
+        // session that opens but is never listed, counted or ended. Its
+        // sessions are checked only once the records come near it, and a
+        // registry that cannot say (best effort, as recording is) lets the
+        // login through.
+        let (max, policy) = match registry.limit {
+            Some(limit) => limit,
+            None => {
+                let max = crate::registry::MAX_RECORDS_PER_USER;
+                match registry.registry.list(user_id, self.now()).await {
+                    Ok(records) if records.len() < max => return Ok(Vec::new()),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot count the user's session records");
+                        return Ok(Vec::new());
+                    }
+                }
+                (max, LimitPolicy::EndOldest)
+            }
         };
         let mut others = self.live_records(registry, user_id).await?;
         others.retain(|record| Some(record.id) != replaced);
@@ -250,14 +268,22 @@ impl SessionHandle {
         self.shared.ops.settings().unregister(session).await;
     }
 
-    /// Removes every record of `user_id` (best effort, as
-    /// [`Settings::unregister`]).
-    pub(crate) async fn unregister_user(&self, user_id: &str) {
+    /// Removes the records of `user_id`'s sessions from before `epoch`
+    /// (best effort, as [`Settings::unregister`]): after the user's epoch
+    /// moved on to `epoch`, they have all ended, while a login on another
+    /// server meanwhile, at `epoch`, has not.
+    pub(crate) async fn unregister_user(&self, user_id: &str, epoch: u64) {
         let Some(registry) = self.registry() else {
             return;
         };
-        if let Err(err) = registry.registry.remove_user(user_id).await {
-            tracing::warn!(error = %err, "cannot remove the user's session records");
+        let records = match registry.registry.list(user_id, self.now()).await {
+            Ok(records) => records,
+            Err(err) => return tracing::warn!(error = %err, "cannot list the user's session records"),
+        };
+        for record in records.iter().filter(|record| record.epoch < epoch) {
+            if let Err(err) = registry.registry.remove(user_id, record.id).await {
+                return tracing::warn!(error = %err, "cannot remove the user's session records");
+            }
         }
     }
 }

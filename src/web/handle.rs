@@ -568,7 +568,7 @@ impl SessionHandle {
         self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
             event.user(Some(user_id)).session(session.id())
         });
-        self.unregister_user(user_id).await;
+        self.unregister_user(user_id, epoch).await;
         Ok(epoch)
     }
 
@@ -599,7 +599,7 @@ impl SessionHandle {
             event.user(current.session().user_id()).session(new).previous(Some(old))
         });
         if let Some(user_id) = current.session().user_id() {
-            self.unregister_user(user_id).await;
+            self.unregister_user(user_id, epoch).await;
         }
         self.register_current().await;
         Ok(epoch)
