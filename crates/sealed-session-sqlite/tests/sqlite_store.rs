@@ -105,6 +105,49 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
     assert_eq!(SessionRegistry::list(&store, "kept", 0).await.unwrap().len(), 1, "a live one is kept");
 }
 
+/// After a long stop, many records may have expired: one write deletes at
+/// most 1,000 of them, the next writes the rest.
+#[tokio::test]
+async fn expired_records_are_deleted_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let clock = ManualClock::at_unix(2_000_000_000);
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock.clone()).open().await.unwrap();
+    let pool = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+         INSERT INTO sealed_session_sessions
+           (user_id, session_id, epoch, created_at, last_seen, expires_at, user_agent, remembered, device_bound)
+         SELECT 'user' || i, randomblob(16), 0, 1, 1, 2, 'Firefox on Linux', 0, 0 FROM n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let left = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM sealed_session_sessions WHERE expires_at = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let record = sealed_session::SessionRecord {
+        id: Session::new(()).id(),
+        user_id: "alice".to_owned(),
+        epoch: 0,
+        created_at: 2_000_000_000,
+        last_seen: 2_000_000_000,
+        expires_at: 2_000_003_600,
+        user_agent: "Firefox on Linux".to_owned(),
+        remembered: false,
+        device_bound: false,
+    };
+    SessionRegistry::record(&store, &record).await.unwrap();
+    assert_eq!(left().await, 500);
+    SessionRegistry::record(&store, &record).await.unwrap();
+    assert_eq!(left().await, 0);
+}
+
 #[tokio::test]
 async fn the_store_runs_with_wal_and_synchronous_full() {
     let dir = tempfile::tempdir().unwrap();
