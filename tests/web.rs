@@ -1310,6 +1310,30 @@ fn a_record_is_updated_when_its_cookie_is_reissued_not_on_every_request() {
 }
 
 #[test]
+fn a_client_that_keeps_sending_an_old_cookie_moves_its_record_once_an_interval() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = listed(|b| b);
+        let old = sign_in_from(&config, "alice", CHROME).await;
+        let id = id_of(&on(&config, &old).await);
+        let store: &MemoryStore = config.verifier().store();
+        let recorded = async || {
+            sealed_session::SessionRegistry::list(store, "alice", AUDIT_START as u64).await.unwrap().len()
+        };
+        // A client that drops `Set-Cookie` sends the login's cookie again
+        // and again: due for a re-issue on every request.
+        clock.advance(Duration::from_secs(301));
+        assert!(!set_cookies(&on(&config, &old).await).is_empty(), "re-issued");
+        sealed_session::SessionRegistry::remove(store, "alice", id).await.unwrap();
+        assert!(!set_cookies(&on(&config, &old).await).is_empty(), "re-issued again");
+        assert_eq!(recorded().await, 0, "the record moved once this interval, and not again");
+        clock.advance(Duration::from_secs(300));
+        on(&config, &old).await;
+        assert_eq!(recorded().await, 1, "and again in the next interval");
+    });
+}
+
+#[test]
 fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     pollster::block_on(async {
         let (config, recorder, clock) = listed(|b| b.session_limit(2, LimitPolicy::EndOldest));

@@ -77,6 +77,8 @@ pub(crate) struct Settings {
 pub(crate) struct RegistrySettings {
     pub(crate) registry: Arc<dyn SessionRegistry>,
     pub(crate) limit: Option<(usize, LimitPolicy)>,
+    /// The records re-issues moved lately, to move each once an interval.
+    pub(crate) recent: super::devices::RecentRecords,
 }
 
 /// What a login does when the user already has as many sessions as
@@ -470,7 +472,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                      most that many records per user",
                 ))
             }
-            (Some(registry), limit) => Some(RegistrySettings { registry, limit }),
+            (Some(registry), limit) => Some(RegistrySettings { registry, limit, recent: Default::default() }),
             (None, None) => None,
         };
         let mut csrf = self.csrf;

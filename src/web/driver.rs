@@ -427,12 +427,18 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             let ops: Arc<dyn Ops> = Arc::<Self>::clone(self);
             SessionHandle::new(state, ops)
         };
-        if settings.registry.is_some() {
+        if let Some(registry) = &settings.registry {
             // The record's last activity moves when the cookie does: at
-            // most once per renewal interval, not on every request.
-            let current = handle.shared.lock().current.clone();
-            if let Some(current) = current.filter(|c| c.reissue().is_some()) {
-                handle.register(current.session()).await;
+            // most once per renewal interval, not on every request, even
+            // for a client that keeps sending an older cookie.
+            let (current, now) = {
+                let state = handle.shared.lock();
+                (state.current.clone(), state.began_at)
+            };
+            if let (Some(current), Some(now)) = (current.filter(|c| c.reissue().is_some()), now) {
+                if registry.recent.first_in_interval(&settings.sealer, current.session(), now) {
+                    handle.register(current.session()).await;
+                }
             }
         }
         let upgrade = is_upgrade(request.method(), request.header("upgrade").is_some());
