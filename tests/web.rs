@@ -1401,10 +1401,11 @@ fn without_a_limit_the_registrys_bound_ends_the_oldest_session_rather_than_hidin
     use std::time::Duration;
     pollster::block_on(async {
         let (config, recorder, clock) = listed(|b| b);
-        let max = sealed_session::registry::MAX_RECORDS_PER_USER;
+        // The registry's bound, less room for ten logins at one moment.
+        let bound = sealed_session::registry::MAX_RECORDS_PER_USER - 10;
         let first = sign_in_from(&config, "alice", CHROME).await;
         let mut last = first.clone();
-        for _ in 1..max {
+        for _ in 1..bound {
             clock.advance(Duration::from_secs(1));
             last = sign_in_from(&config, "alice", FIREFOX).await;
         }
@@ -1412,11 +1413,33 @@ fn without_a_limit_the_registrys_bound_ends_the_oldest_session_rather_than_hidin
         assert!(recorder.take().iter().all(|event| !matches!(event.kind, AuditKind::LimitEnforced)));
         clock.advance(Duration::from_secs(1));
         sign_in_from(&config, "alice", FIREFOX).await;
-        // The registry keeps `max` records: the session whose record would
-        // have been dropped is ended instead, not left open and unlisted.
         assert!(!on(&config, &first).await.has_session(), "the oldest session was ended");
-        assert_eq!(on(&config, &last).await.devices().await.unwrap().len(), max);
+        assert_eq!(on(&config, &last).await.devices().await.unwrap().len(), bound);
         assert!(recorder.take().iter().any(|event| matches!(event.kind, AuditKind::LimitEnforced)));
+    });
+}
+
+#[test]
+fn a_login_that_replaces_its_own_session_at_the_limit_leaves_every_session_listed() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        // The largest limit a registry can count: one record more, and it
+        // would drop the oldest.
+        let max = sealed_session::registry::MAX_RECORDS_PER_USER;
+        let (config, _, clock) = listed(|b| b.session_limit(max, LimitPolicy::EndOldest));
+        let first = sign_in_from(&config, "alice", CHROME).await;
+        let mut last = first.clone();
+        for _ in 1..max {
+            clock.advance(Duration::from_secs(1));
+            last = sign_in_from(&config, "alice", FIREFOX).await;
+        }
+        // Signing in again from the last browser replaces its session.
+        clock.advance(Duration::from_secs(1));
+        let handle = on(&config, &last).await;
+        handle.typed::<String>().login("alice", "again".to_owned()).await.unwrap();
+        let again = pair(&set_cookies(&handle)[0]).to_owned();
+        assert!(on(&config, &first).await.has_session());
+        assert_eq!(on(&config, &again).await.devices().await.unwrap().len(), max, "the first one too");
     });
 }
 

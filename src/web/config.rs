@@ -359,7 +359,8 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// nothing per session is stored. A registry keeps at most
     /// [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER)
     /// records per user: without a [`session_limit`](Self::session_limit),
-    /// that is the limit, with [`LimitPolicy::EndOldest`].
+    /// users are kept to 10 fewer sessions than that (room for logins at
+    /// the same moment), with [`LimitPolicy::EndOldest`].
     ///
     /// ```
     /// use std::sync::Arc;

@@ -75,6 +75,12 @@ fn renewal_interval<T>(sealer: &Sealer, session: &Session<T>, at: u64) -> Option
     Some(at.saturating_sub(times.issued_at) / renew_after.max(1))
 }
 
+/// The sessions a user may have without a
+/// [`session_limit`](super::WebConfigBuilder::session_limit): the
+/// registry's bound, less room for logins at the same moment (each may
+/// find the same count and add one).
+pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
+
 /// The sessions whose record this process moved lately, with the renewal
 /// interval it did so in. A client that keeps sending an older cookie (one
 /// that drops `Set-Cookie`) falls due on every request; it is recorded
@@ -101,6 +107,12 @@ impl RecentRecords {
         }
         recent.insert(id, interval);
         true
+    }
+
+    /// Forgets `session`, whose record could not be written: the next
+    /// request that re-issues it tries again.
+    pub(crate) fn forget<T>(&self, session: &Session<T>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(session.id().as_bytes());
     }
 }
 
@@ -248,27 +260,35 @@ impl SessionHandle {
             return Ok(Vec::new());
         };
         // Without a limit of the application's, the registry's own bound
-        // is one: a record it dropped to stay within it would leave a
-        // session that opens but is never listed, counted or ended. Its
-        // sessions are checked only once the records come near it, and a
-        // registry that cannot say (best effort, as recording is) lets the
-        // login through.
-        let (max, policy) = match registry.limit {
-            Some(limit) => limit,
+        // is one, less a margin for logins at the same moment: a record it
+        // dropped to stay within it would leave a session that opens but is
+        // never listed, counted or ended. Its sessions are checked only once
+        // the records come near it, and a registry or store that cannot say
+        // (best effort, as recording is) lets the login through.
+        let (max, policy, others) = match registry.limit {
+            Some((max, policy)) => (max, policy, self.live_records(registry, user_id).await?),
             None => {
-                let max = crate::registry::MAX_RECORDS_PER_USER;
-                match registry.registry.list(user_id, self.now()).await {
-                    Ok(records) if records.len() < max => return Ok(Vec::new()),
-                    Ok(_) => {}
+                let max = BUILT_IN_LIMIT;
+                let near = match registry.registry.list(user_id, self.now()).await {
+                    Ok(records) => records.len() >= max,
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot count the user's session records");
+                        false
+                    }
+                };
+                if !near {
+                    return Ok(Vec::new());
+                }
+                match self.live_records(registry, user_id).await {
+                    Ok(others) => (max, LimitPolicy::EndOldest, others),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot count the user's sessions");
                         return Ok(Vec::new());
                     }
                 }
-                (max, LimitPolicy::EndOldest)
             }
         };
-        let mut others = self.live_records(registry, user_id).await?;
+        let mut others = others;
         others.retain(|record| Some(record.id) != replaced);
         let over = (others.len() + 1).saturating_sub(max);
         if over > 0 && policy == LimitPolicy::RefuseLogin {
@@ -294,11 +314,12 @@ impl SessionHandle {
     }
 
     /// Records `session` in the registry, if there is one, with the
-    /// request's browser label.
-    pub(crate) async fn register<T>(&self, session: &Session<T>) {
+    /// request's browser label; whether it is recorded (as
+    /// [`Settings::register`]).
+    pub(crate) async fn register<T>(&self, session: &Session<T>) -> bool {
         let user_agent = self.shared.lock().user_agent.clone();
         let label = user_agent_label(user_agent.as_deref());
-        self.shared.ops.settings().register(session, &label).await;
+        self.shared.ops.settings().register(session, &label).await
     }
 
     /// Removes the record of `session`, if there is a registry.
@@ -327,19 +348,24 @@ impl SessionHandle {
 }
 
 impl Settings {
-    /// Records `session` in the registry, if there is one. A failure is
-    /// logged: the record comes back at the session's next re-issue, and
-    /// nothing about whether it opens depends on it.
-    pub(crate) async fn register<T>(&self, session: &Session<T>, label: &str) {
+    /// Records `session` in the registry, if there is one; whether it is
+    /// recorded (or there was nothing to record). A failure is logged: the
+    /// record comes back at the session's next re-issue, and nothing about
+    /// whether it opens depends on it.
+    pub(crate) async fn register<T>(&self, session: &Session<T>, label: &str) -> bool {
         let Some(registry) = &self.registry else {
-            return;
+            return true;
         };
         let now = crate::sealer::opening_time(self.sealer.clock().unix_now());
         let Some(record) = SessionRecord::of(session, label, now) else {
-            return;
+            return true;
         };
-        if let Err(err) = registry.registry.record(&record).await {
-            tracing::warn!(error = %err, "cannot record the session in the registry");
+        match registry.registry.record(&record).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot record the session in the registry");
+                false
+            }
         }
     }
 
@@ -378,6 +404,11 @@ mod tests {
         assert!(recent.first_in_interval(&sealer, &second, T0 + 301));
         assert!(!recent.first_in_interval(&sealer, &first, T0 + 599), "the same interval");
         assert!(recent.first_in_interval(&sealer, &first, T0 + 600), "the next one");
+        recent.forget(&first);
+        assert!(
+            recent.first_in_interval(&sealer, &first, T0 + 600),
+            "forgotten: a failed write is tried again"
+        );
         // An anonymous session has no record: never held back.
         let anonymous =
             Session::new(()).with_times(Times { issued_at: T0, expires_at: T0 + 3600, last_seen: T0 });

@@ -436,8 +436,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 (state.current.clone(), state.began_at)
             };
             if let (Some(current), Some(now)) = (current.filter(|c| c.reissue().is_some()), now) {
-                if registry.recent.first_in_interval(&settings.sealer, current.session(), now) {
-                    handle.register(current.session()).await;
+                if registry.recent.first_in_interval(&settings.sealer, current.session(), now)
+                    && !handle.register(current.session()).await
+                {
+                    registry.recent.forget(current.session());
                 }
             }
         }

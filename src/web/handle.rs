@@ -828,10 +828,13 @@ impl<T: SessionValue> Sessions<T> {
             let previous = raw.as_ref().map(|raw| raw.session().id());
             event.user(Some(user_id)).session(verified.session().id()).previous(previous)
         });
-        self.handle.register(verified.session()).await;
+        // The replaced session's record goes first: written after the new
+        // one, it could push the user's records past the registry's bound,
+        // which drops the oldest (a live session, unlisted from then on).
         if let Some(raw) = &raw {
             self.handle.unregister(raw.session()).await;
         }
+        self.handle.register(verified.session()).await;
         Ok(Current { verified, handle: self.handle.clone() })
     }
 
