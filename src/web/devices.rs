@@ -265,7 +265,7 @@ impl SessionHandle {
         // never listed, counted or ended. Its sessions are checked only once
         // the records come near it, and a registry or store that cannot say
         // (best effort, as recording is) lets the login through.
-        let (max, policy, others) = match registry.limit {
+        let (max, policy, mut others) = match registry.limit {
             Some((max, policy)) => (max, policy, self.live_records(registry, user_id).await?),
             None => {
                 let max = BUILT_IN_LIMIT;
@@ -288,7 +288,6 @@ impl SessionHandle {
                 }
             }
         };
-        let mut others = others;
         others.retain(|record| Some(record.id) != replaced);
         let over = (others.len() + 1).saturating_sub(max);
         if over > 0 && policy == LimitPolicy::RefuseLogin {
