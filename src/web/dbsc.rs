@@ -120,6 +120,37 @@ fn unavailable(err: &dyn std::fmt::Display) -> Begin {
     Begin::Answer(answer(503, "text/plain; charset=utf-8", "session store unavailable, try again".to_owned()))
 }
 
+/// How a refresh of the browser's session `identifier` (the header's
+/// text, which Chrome reads before `continue`) ends when it is refused for
+/// good.
+struct Ending<'a> {
+    settings: &'a Settings,
+    dbsc: &'a DbscSettings,
+    identifier: &'a str,
+}
+
+impl Ending<'_> {
+    /// `{"continue": false}` ends the browser's session, and the companion
+    /// cookie goes. The reason is logged, and audited by its `code` with
+    /// the session, if known.
+    fn end<T>(
+        &self,
+        reason: &dyn std::fmt::Display,
+        code: &'static str,
+        session: Option<&Session<T>>,
+    ) -> Begin {
+        tracing::info!(%reason, "DBSC refresh refused; the binding ends");
+        self.settings.audit(AuditKind::DeviceBindingEnded { reason: code }, |event| match session {
+            Some(session) => event.user(session.user_id()).session(session.id()),
+            None => event,
+        });
+        let instructions = serde_json::json!({ "session_identifier": self.identifier, "continue": false });
+        let mut answer = answer(200, "application/json", instructions.to_string());
+        answer.push("set-cookie", self.dbsc.companion_cookie.removal());
+        Begin::Answer(answer)
+    }
+}
+
 impl<S: RevocationStore + 'static> WebConfig<S> {
     /// Answers a DBSC registration or refresh request, if `request` is one.
     pub(crate) async fn dbsc_endpoint<R: RequestView + ?Sized>(&self, request: &R) -> Option<Begin> {
@@ -243,12 +274,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 "a refresh needs a Sec-Secure-Session-Id header".to_owned(),
             ));
         };
+        let ending = Ending { settings, dbsc, identifier: &identifier_text };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
             Err(err @ OpenError::UnknownKey(_)) => return unavailable(&err),
-            Err(err) => {
-                return self.end_binding(dbsc, &identifier_text, &err, "invalid_identifier", NO_SESSION)
-            }
+            Err(err) => return ending.end(&err, "invalid_identifier", NO_SESSION),
         };
         let binding = *identifier.session().id().as_bytes();
         let user = identifier.session().user_id();
@@ -268,28 +298,14 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         }
         let Some(companion) = companion else {
             let reason = "no companion cookie of this binding (expired, idle or removed)";
-            return self.end_binding(
-                dbsc,
-                &identifier_text,
-                &reason,
-                "no_companion",
-                Some(identifier.session()),
-            );
+            return ending.end(&reason, "no_companion", Some(identifier.session()));
         };
         let Some(proof) = proof_text(request) else {
             return ask_for_proof(dbsc, binding, &identifier_text);
         };
         let proof = match dbsc::parse_proof(&proof) {
             Ok(proof) => proof,
-            Err(err) => {
-                return self.end_binding(
-                    dbsc,
-                    &identifier_text,
-                    &err,
-                    "invalid_proof",
-                    Some(companion.session()),
-                )
-            }
+            Err(err) => return ending.end(&err, "invalid_proof", Some(companion.session())),
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
             Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
@@ -299,13 +315,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         };
         if let Err(err) = proof.verify_refresh(&identifier.session().data().key) {
-            return self.end_binding(
-                dbsc,
-                &identifier_text,
-                &err,
-                "invalid_proof",
-                Some(companion.session()),
-            );
+            return ending.end(&err, "invalid_proof", Some(companion.session()));
         }
         match self.use_challenge(&challenge).await {
             Ok(()) => {}
@@ -326,7 +336,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             if matches!(err, VerifyError::StoreFault { .. }) {
                 tracing::error!(reason = %err, "DBSC refresh refused");
             }
-            return self.end_binding(dbsc, &identifier_text, &err, err.code(), Some(&companion));
+            return ending.end(&err, err.code(), Some(&companion));
         }
         let versioned = companion.data().versioned;
         let session = companion.with_data(companion.data().data.clone());
@@ -337,13 +347,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             settings.register(&listed, &user_agent_label(request.header_text("user-agent"))).await;
         }
         let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now) else {
-            return self.end_binding(
-                dbsc,
-                &identifier_text,
-                &"the bound session could not be sealed",
-                "seal_failed",
-                NO_SESSION,
-            );
+            return ending.end(&"the bound session could not be sealed", "seal_failed", NO_SESSION);
         };
         tracing::debug!("DBSC refresh: a new bound cookie");
         let mut answer = answer(200, "text/plain; charset=utf-8", String::new());
@@ -372,30 +376,6 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .ok()?;
         let companion = dbsc.companion(&session, binding, versioned)?;
         Some((cookie, companion))
-    }
-
-    /// The refresh is refused for good: `{"continue": false}` ends the
-    /// browser's session (named by `identifier`, the header's text, which
-    /// Chrome reads before `continue`), and the companion cookie goes. The
-    /// reason is logged, and audited by its `code` with the session, if
-    /// known.
-    fn end_binding<T>(
-        &self,
-        dbsc: &DbscSettings,
-        identifier: &str,
-        reason: &dyn std::fmt::Display,
-        code: &'static str,
-        session: Option<&Session<T>>,
-    ) -> Begin {
-        tracing::info!(%reason, "DBSC refresh refused; the binding ends");
-        self.settings.audit(AuditKind::DeviceBindingEnded { reason: code }, |event| match session {
-            Some(session) => event.user(session.user_id()).session(session.id()),
-            None => event,
-        });
-        let instructions = serde_json::json!({ "session_identifier": identifier, "continue": false });
-        let mut answer = answer(200, "application/json", instructions.to_string());
-        answer.push("set-cookie", dbsc.companion_cookie.removal());
-        Begin::Answer(answer)
     }
 
     /// Marks `challenge` used until it expires, if it was not used and
