@@ -28,6 +28,10 @@
 //!   ([`PostgresSetupError::NotDurable`]). Every revocation also raises
 //!   `synchronous_commit` from `off` to `on` for its own transaction, so a
 //!   connection the application turns `off` later stays durable for it.
+//!   `fsync` is read with every check that reads the database: turned off
+//!   while the store runs, every check and login fails closed
+//!   ([`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)) until
+//!   it is on again.
 //! * **Fail closed.** A statement that fails or takes longer than
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.

@@ -108,13 +108,16 @@ impl Statements {
                    AND (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
                           AND tablename IN ('{prefix}_user_epochs', '{prefix}_denied')) < 2"
             ),
-            // Everything one check needs, in one round trip.
+            // Everything one check needs, in one round trip, and whether
+            // the database still writes its commits to disk (`fsync` can be
+            // turned off by a reload while the store runs).
             state: format!(
                 "SELECT
                    (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
                    EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
-                   (SELECT value FROM {prefix}_meta WHERE key = 'generation')"
+                   (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
+                   current_setting('fsync') = 'on'"
             ),
             // A row back means a generation began now.
             start_generation: format!(

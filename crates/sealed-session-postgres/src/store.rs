@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,8 @@ pub(crate) struct Inner {
     /// The `LISTEN` connection's state and the cache it keeps fresh.
     pub(crate) feed: Arc<Feed>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The last read of a check found `fsync` off.
+    fsync_off: AtomicBool,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -108,6 +111,15 @@ impl fmt::Debug for PostgresStore {
 #[derive(Debug, thiserror::Error)]
 #[error("the PostgreSQL store must be used inside a tokio runtime with the time and I/O drivers enabled")]
 struct NoRuntime;
+
+/// The database was found running with `fsync` off after the store
+/// started: a crash could lose acknowledged revocations.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "PostgreSQL runs with fsync = off: a crash could lose acknowledged revocations and bring revoked sessions \
+     back, so every session is refused; set fsync = on and reload the configuration"
+)]
+struct FsyncOff;
 
 /// SQLSTATE 42P01: a table of ours is gone.
 fn undefined_table(err: &sqlx::Error) -> bool {
@@ -167,6 +179,7 @@ impl PostgresStore {
             pool,
             options,
             clock: Arc::new(clock),
+            fsync_off: AtomicBool::new(false),
         });
         if inner.options.create_tables {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
@@ -364,20 +377,46 @@ impl Inner {
 
     /// Reads one check's state from the database (never the cache), by the
     /// rules of [`sql::read_state`] (a lost generation is started again).
+    /// Refused while the database runs with `fsync` off ([`FsyncOff`]).
     async fn fetch(
         &self,
         user_id: Option<&str>,
         session: Option<&SessionId>,
     ) -> Result<RevocationState, StoreError> {
-        let read = || {
-            self.run(|| {
-                sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
-                    .bind(user_id)
-                    .bind(session.map(|session| session.as_bytes().as_slice()))
-                    .fetch_one(&self.pool)
-            })
+        let read = || async move {
+            let (epoch, denied, revoked_through, generation, fsync_on) = self
+                .run(|| {
+                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
+                        .bind(user_id)
+                        .bind(session.map(|session| session.as_bytes().as_slice()))
+                        .fetch_one(&self.pool)
+                })
+                .await?;
+            self.fsync_seen(fsync_on)?;
+            Ok((epoch, denied, revoked_through, generation))
         };
         sql::read_state(read, || async { self.start_generation().await.map(drop) }).await
+    }
+
+    /// What a read said of `fsync`: off fails the read closed (and empties
+    /// the cache, so that every check reads and is refused). A change either
+    /// way is logged once.
+    fn fsync_seen(&self, on: bool) -> Result<(), StoreError> {
+        let was_off = self.fsync_off.swap(!on, Ordering::Relaxed);
+        if on {
+            if was_off {
+                tracing::warn!(
+                    "PostgreSQL runs with fsync = on again: sessions are checked again; if the database crashed \
+                     while fsync was off, revocations may be lost: log everyone out (sealed-session revoke --all)"
+                );
+            }
+            return Ok(());
+        }
+        if !was_off {
+            tracing::error!("{FsyncOff}");
+            self.feed.cache().clear();
+        }
+        Err(StoreError::untrusted(FsyncOff))
     }
 
     /// Tells every server to empty its cache. A lost message is covered by

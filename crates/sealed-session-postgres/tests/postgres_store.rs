@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use sealed_session::{
-    ManualClock, Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier, VerifyError,
+    LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier,
+    VerifyError,
 };
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
@@ -183,6 +184,37 @@ async fn revocations_commit_durably_when_the_database_is_made_lossy_after_the_st
     }
     let done = within(Duration::from_secs(5), async || stores[4].revoke_user("carol").await.is_ok()).await;
     assert!(done.is_some(), "revocations did not resume once the standby requirement was lifted");
+}
+
+/// `fsync` turned off by a reload while the store runs (as for a bulk
+/// load): every check and login fails closed, from the cache too, until it
+/// is on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_again() {
+    let own = PostgresServer::start();
+    // Never advanced: an answer stays in the cache until it is emptied.
+    let clock = clock_at_now();
+    let verifier = server(&own.url(), "fsync_later", &clock).await;
+    let cached = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&cached).await.is_ok());
+    let unread = login(&verifier, "bob").await;
+    let untrusted =
+        |result: Result<_, VerifyError>| matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_))));
+
+    own.psql("ALTER SYSTEM SET fsync = off");
+    own.psql("SELECT pg_reload_conf()");
+    let refused = within(Duration::from_secs(5), async || untrusted(verifier.open::<()>(&unread).await));
+    assert!(refused.await.is_some(), "a session was accepted while fsync was off");
+    // The read that found fsync off emptied the cache: no check answers from it.
+    assert!(untrusted(verifier.open::<()>(&cached).await), "a cached answer was used while fsync was off");
+    let login = verifier.login("carol", ()).await;
+    assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
+
+    own.psql("ALTER SYSTEM SET fsync = on");
+    own.psql("SELECT pg_reload_conf()");
+    let back = within(Duration::from_secs(5), async || verifier.open::<()>(&cached).await.is_ok());
+    assert!(back.await.is_some(), "sessions were still refused once fsync was on again");
+    assert!(verifier.open::<()>(&unread).await.is_ok());
 }
 
 #[tokio::test]
