@@ -20,8 +20,8 @@ use sealed_session::web::{
     AuditEvent, AuditKind, Begin, DeviceBinding, SessionRef, WebConfig, WebConfigBuilder,
 };
 use sealed_session::{
-    Keyring, LoginState, ManualClock, MemoryStore, RevocationState, RevocationStore, Sealer, SessionId,
-    SharedStore, StoreError,
+    KeySpec, KeyState, Keyring, LoginState, ManualClock, MasterKey, MemoryStore, RevocationState,
+    RevocationStore, Sealer, SessionId, SharedStore, StoreError,
 };
 
 /// A fixed start, far from today's date: nothing here reads the system clock.
@@ -1089,6 +1089,43 @@ fn an_unknown_identifier_is_refused_without_asking_the_store() {
         let Begin::Answer(answer) = down.begin(&request).await else { panic!("not an answer") };
         assert_eq!(answer.status(), 200);
         assert_ends(answer.body(), std::str::from_utf8(&forged).unwrap());
+    });
+}
+
+/// An identifier under a key this server does not have yet (a rollout it
+/// lags behind in) gets `503`, and the browser tries again later; one under
+/// a key removed from the keyring (below its newest) ends the session, as
+/// an unknown identifier does, instead of `503` until the binding expires.
+#[test]
+fn an_identifier_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
+    run(async {
+        let (_clock, config, browser) = bound_browser().await;
+        let identifier = browser.session.clone().unwrap().identifier;
+        let server = |keyring: Keyring| {
+            Arc::new(
+                WebConfig::builder(Sealer::builder(keyring), sealed_session::web::testing::UnreachableStore)
+                    .device_bound_sessions(DeviceBinding::default())
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let refresh =
+            TestRequest::new("POST", "/dbsc/refresh").header("sec-secure-session-id", sf_string(&identifier));
+
+        let sealed_under = config.verifier().sealer().keyring().current();
+        let key = sealed_under.keys().next().unwrap().id;
+        let behind = Keyring::new([KeySpec::new(key - 1, KeyState::Primary, MasterKey::generate().unwrap())]);
+        let Begin::Answer(answer) = server(behind.unwrap()).begin(&refresh).await else {
+            panic!("no answer")
+        };
+        assert_eq!(answer.status(), 503, "{}", answer.body());
+
+        let (next, id) = sealed_under.with_new_key().unwrap();
+        let moved = next.with_primary(id).unwrap();
+        let removed = Keyring::new(moved.keys().filter(|k| k.id != key).cloned()).unwrap();
+        let Begin::Answer(answer) = server(removed).begin(&refresh).await else { panic!("no answer") };
+        assert_eq!(answer.status(), 200);
+        assert_ends(answer.body(), &identifier);
     });
 }
 

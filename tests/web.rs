@@ -170,6 +170,32 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     })
 }
 
+/// A key removed from the keyring (below its newest key, so no rollout
+/// this server lags behind in) is gone for good: its cookie is removed, as
+/// a retired key's is, and a login on that browser works. Kept, it made
+/// every login there a `503` until the cookie expired.
+#[test]
+fn a_cookie_under_a_removed_key_is_removed_and_never_blocks_a_login() {
+    pollster::block_on(async {
+        let old = Keyring::generate().unwrap();
+        let old_id = old.keys().next().unwrap().id;
+        let (next, id) = old.with_new_key().unwrap();
+        let cookie = signed_in(&config_with(old, |b| b), "alice").await;
+        let promoted = next.with_primary(id).unwrap();
+        let removed = Keyring::new(promoted.keys().filter(|k| k.id != old_id).cloned()).unwrap();
+        let config = config_with(removed, |b| b);
+
+        let handle = open(&config, &cookie).await;
+        assert!(!handle.has_session());
+        let removal = set_cookies(&handle);
+        assert!(removal.first().is_some_and(|c| c.starts_with("__Host-session=;")), "kept: {removal:?}");
+        let handle = open(&config, &cookie).await;
+        handle.typed::<String>().login("alice", "ALICE".to_owned()).await.unwrap();
+        let fresh = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(who(&open(&config, &fresh).await).unwrap().0.as_deref(), Some("alice"));
+    })
+}
+
 /// Login and logout on a server that lags behind in a key rollout: neither
 /// can end the session it would replace or remove (the cookie does not
 /// open here), so both refuse and change nothing, and the session is ended

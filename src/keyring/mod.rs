@@ -423,6 +423,14 @@ impl Keyring {
         self.entries.binary_search_by_key(&id, |e| e.spec.id).ok().and_then(|i| self.entries.get(i))
     }
 
+    /// Whether `id` is above every key's ID here. Of a key this keyring
+    /// lacks, that says it may be one added later (a rollout this host has
+    /// not caught up with, as new keys take the next ID up); a lower ID
+    /// names a key that was removed.
+    pub(crate) fn is_above_every_key(&self, id: u32) -> bool {
+        self.entries.last().is_none_or(|last| id > last.spec.id)
+    }
+
     /// The keys, sorted by ID, as operators describe them (secrets included:
     /// `Debug` of a [`KeySpec`] still redacts them).
     pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {

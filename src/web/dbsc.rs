@@ -277,7 +277,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let ending = Ending { settings, dbsc, identifier: &identifier_text };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
-            Err(err @ OpenError::UnknownKey(_)) => return unavailable(&err),
+            Err(err @ OpenError::UnknownKey(id)) if dbsc.identifier_sealer.may_lack_newer_key(id) => {
+                return unavailable(&err);
+            }
             Err(err) => return ending.end(&err, "invalid_identifier", NO_SESSION),
         };
         let binding = *identifier.session().id().as_bytes();
@@ -292,7 +294,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     break;
                 }
                 Ok(_) => tracing::info!("a DBSC companion cookie of another binding was ignored"),
-                Err(err @ OpenError::UnknownKey(_)) => return unavailable(&err),
+                Err(err @ OpenError::UnknownKey(id)) if dbsc.companion_sealer.may_lack_newer_key(id) => {
+                    return unavailable(&err);
+                }
                 Err(err) => tracing::info!(reason = %err, "DBSC companion cookie refused"),
             }
         }

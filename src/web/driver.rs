@@ -486,7 +486,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             match &err {
                 // Kept, not removed: while a new key is being rolled out, a
                 // server that does not have it yet must not log users out.
-                VerifyError::Open(OpenError::UnknownKey(_)) => {
+                // A key removed from the keyring (below its newest) is not
+                // coming back: that cookie goes, as a retired key's does, or
+                // it would refuse every login on this browser for good.
+                VerifyError::Open(OpenError::UnknownKey(id))
+                    if self.verifier.sealer().may_lack_newer_key(*id) =>
+                {
                     tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server");
                     refused.kept = true;
                 }
