@@ -117,6 +117,11 @@ fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(events.try_recv().is_err());
     assert!(sealer.open::<()>(&token).is_ok());
+    // Another broken version with the same fault is a new version: reported too.
+    replace(&path, "[[key]]\nid = 1\nstate = \"primary\"\nsecret = \"rubbish\"\n");
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::Key { .. }))
+    );
 
     // A schedule that breaks the rules is refused the same way.
     let mut bad = keyring(1).to_toml_string().to_string();

@@ -293,12 +293,13 @@ impl Follow {
             }
             Err(error) => {
                 let message = error.to_string();
-                if last_error.as_deref() == Some(message.as_str()) {
-                    return;
-                }
                 if matches!(error, KeyringError::Io { .. } | KeyringError::InsecurePermissions { .. }) {
-                    // Read again once it is fixed, even if the text is the same.
+                    // Read again once it is fixed, even if the text is the
+                    // same; meanwhile every read fails alike, reported once.
                     self.last = None;
+                    if last_error.as_deref() == Some(message.as_str()) {
+                        return;
+                    }
                 }
                 tracing::warn!(
                     path = %self.path.display(),
