@@ -47,7 +47,9 @@ fi
 # CHAOS_SECONDS long (default 20; SECURITY.md records a 5-minute run).
 cargo test --workspace --all-features --locked
 python3 tests/vectors/verify_libsodium.py
-cargo bench --workspace --all-features --no-run --locked --quiet
+# The benchmarks build (in the test profile, on the test build's
+# dependencies: a release build of everything took six minutes here).
+cargo test --workspace --all-features --benches --no-run --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 # Every published crate packages (metadata, included files); the others are publish = false.
