@@ -256,8 +256,9 @@ pub enum KeyringError {
     /// keyring file could not hold it.
     #[error("a time of key {0} is beyond what a keyring file can hold (RFC 3339, year 9999 in UTC)")]
     UnwritableTime(u32),
-    /// The primary key cannot be retired.
-    #[error("key {0} is the primary key and cannot be retired; promote another key first")]
+    /// The key that seals (the primary, or a key whose scheduled
+    /// activation has come) cannot be retired.
+    #[error("key {0} is the key that seals now and cannot be retired; promote or add another key first")]
     PrimaryRetired(u32),
     /// A retired key cannot become primary.
     #[error("key {0} is retired and cannot become primary; add a new key instead")]

@@ -234,6 +234,23 @@ fn immediate_and_scheduled_steps_build_on_each_other() {
     ));
 }
 
+/// `with_retired` takes effect now, so it refuses the key that seals now
+/// by its schedule as it refuses the primary (a key activated in 2001 seals
+/// on any machine running this test); a key activated before it retires.
+#[test]
+fn the_key_that_seals_now_by_its_schedule_cannot_be_retired() {
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(978_307_200)),
+        spec(3, KeyState::Active).activate_at(at(978_307_100)),
+    ])
+    .unwrap();
+    let err = keyring.with_retired(2).unwrap_err();
+    assert!(matches!(err, KeyringError::PrimaryRetired(2)) && err.to_string().contains("seals now"), "{err}");
+    let retired = keyring.with_retired(3).unwrap();
+    assert_eq!(retired.state_at(3, at(978_307_200)), Some(KeyState::Retired));
+}
+
 /// At one time: the key that seals, and what keys 1 to 6 do.
 type Moment = (u32, Vec<(u32, Option<KeyState>)>);
 

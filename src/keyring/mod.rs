@@ -390,11 +390,15 @@ impl Keyring {
     ///
     /// # Errors
     /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
-    /// [`KeyringError::PrimaryRetired`] if it is the primary key.
+    /// [`KeyringError::PrimaryRetired`] if it is the primary key or, by its
+    /// schedule, seals now: retiring it would end every session it sealed
+    /// and fall back to an older key.
     pub fn with_retired(&self, id: u32) -> Result<Self, KeyringError> {
+        let sealing = self.sealing_id_at(now()) == id;
         match self.entry(id).map(|e| e.spec.state) {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
+            Some(_) if sealing => Err(KeyringError::PrimaryRetired(id)),
             Some(_) => Self::new(self.keys().map(|k| {
                 let state = if k.id == id { KeyState::Retired } else { k.state };
                 KeySpec { state, ..k.clone() }

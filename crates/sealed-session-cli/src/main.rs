@@ -561,15 +561,8 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             let keyring = Keyring::load(&file)?;
             let keyring = match at {
                 Some(text) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
-                None => {
-                    // A key whose scheduled activation has passed seals now,
-                    // whatever its state says: retiring it would end every
-                    // session it sealed and fall back to an older key.
-                    if keyring.state_at(id, OffsetDateTime::now_utc()) == Some(KeyState::Primary) {
-                        return Err(sealed_session::KeyringError::PrimaryRetired(id).into());
-                    }
-                    keyring.with_retired(id)?
-                }
+                // Refuses the key that seals now, scheduled or primary.
+                None => keyring.with_retired(id)?,
             };
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())

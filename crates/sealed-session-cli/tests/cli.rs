@@ -180,7 +180,7 @@ fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
     assert_eq!(ok(&["keyring", "add", f, "--activate-at", "2001-01-01T00:00:00Z"], ""), "2");
     let refused = run(&["keyring", "retire", f, "2"], "");
     assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(refused.stderr.contains("key 2 is the primary key"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("key 2 is the key that seals now"), "{}", refused.stderr);
     let listed = json(&ok(&["keyring", "list", f], ""));
     assert_eq!(listed[1]["state"], "active", "the file is unchanged: {listed}");
 }
@@ -408,7 +408,7 @@ fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let f = file.to_str().unwrap();
     let cases = [
         (vec!["keyring", "init", f], "refusing to overwrite"),
-        (vec!["keyring", "retire", f, "1"], "primary key and cannot be retired"),
+        (vec!["keyring", "retire", f, "1"], "seals now and cannot be retired"),
         (vec!["keyring", "promote", f, "7"], "no key 7"),
         (vec!["keyring", "retire", f, "7"], "no key 7"),
     ];
