@@ -2,9 +2,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sealed_session::registry::MAX_RECORDS_PER_USER;
 use sealed_session::sql::{self, from_sql, to_sql};
@@ -87,8 +86,8 @@ pub(crate) struct Inner {
     /// The `LISTEN` connection's state and the cache it keeps fresh.
     pub(crate) feed: Arc<Feed>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The last read of a check found `fsync` off.
-    fsync_off: AtomicBool,
+    /// When a check last read `fsync` off, until it reads `on` again.
+    fsync_off: Mutex<Option<Instant>>,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -120,6 +119,10 @@ struct NoRuntime;
      back, so every session is refused; set fsync = on and reload the configuration"
 )]
 struct FsyncOff;
+
+/// How long after a check last read `fsync` off one that reads `on` is
+/// believed (a connection may not have applied the reload yet).
+const FSYNC_SETTLE: Duration = Duration::from_secs(1);
 
 /// SQLSTATE 42P01: a table of ours is gone.
 fn undefined_table(err: &sqlx::Error) -> bool {
@@ -179,7 +182,7 @@ impl PostgresStore {
             pool,
             options,
             clock: Arc::new(clock),
-            fsync_off: AtomicBool::new(false),
+            fsync_off: Mutex::new(None),
         });
         if inner.options.create_tables {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
@@ -399,22 +402,31 @@ impl Inner {
     }
 
     /// What a read said of `fsync`: off fails the read closed (and empties
-    /// the cache, so that every check reads and is refused). A change either
-    /// way is logged once.
+    /// the cache, so that every check reads and is refused). Each
+    /// connection applies a reload between statements, so one may still
+    /// answer with the setting it had before: `on` is believed only once
+    /// `off` has not been read for [`FSYNC_SETTLE`]. Each change is logged
+    /// once.
     fn fsync_seen(&self, on: bool) -> Result<(), StoreError> {
-        let was_off = self.fsync_off.swap(!on, Ordering::Relaxed);
-        if on {
-            if was_off {
+        let mut off_last_read = self.fsync_off.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match *off_last_read {
+            None if on => return Ok(()),
+            Some(seen) if on && now.duration_since(seen) >= FSYNC_SETTLE => {
+                *off_last_read = None;
                 tracing::warn!(
                     "PostgreSQL runs with fsync = on again: sessions are checked again; if the database crashed \
                      while fsync was off, revocations may be lost: log everyone out (sealed-session revoke --all)"
                 );
+                return Ok(());
             }
-            return Ok(());
-        }
-        if !was_off {
-            tracing::error!("{FsyncOff}");
-            self.feed.cache().clear();
+            Some(_) if on => {}
+            None => {
+                tracing::error!("{FsyncOff}");
+                self.feed.cache().clear();
+                *off_last_read = Some(now);
+            }
+            Some(_) => *off_last_read = Some(now),
         }
         Err(StoreError::untrusted(FsyncOff))
     }
