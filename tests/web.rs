@@ -230,6 +230,36 @@ fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
     })
 }
 
+/// The same for a bearer token: a logout that lands on the lagging server
+/// must not answer success while the token still opens everywhere else.
+#[test]
+fn a_bearer_token_this_server_cannot_read_is_neither_logged_out_nor_replaced() {
+    pollster::block_on(async {
+        let keyring = Keyring::generate().unwrap();
+        let (next, id) = keyring.with_new_key().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let server = |keyring: Keyring| {
+            let builder = WebConfig::builder(Sealer::builder(keyring), Arc::clone(&store)).bearer_tokens();
+            Arc::new(builder.build().unwrap())
+        };
+        let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
+        let session = ahead.verifier().login("alice", String::new()).await.unwrap();
+        let (token, _) = ahead.verifier().issue(session).unwrap();
+        let request = TestRequest::new("POST", "/logout").header("authorization", format!("Bearer {token}"));
+
+        let handle = ready(&behind, &request).await;
+        let err = handle.logout().await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        let err = handle.typed::<String>().login("mallory", String::new()).await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        assert!(handle.finish().session_token.is_none(), "no token replaces it");
+        assert!(ready(&ahead, &request).await.has_session(), "still open where the key is known");
+        // Where the key is known, the logout ends it.
+        ready(&ahead, &request).await.logout().await.unwrap();
+        assert!(!ready(&ahead, &request).await.has_session());
+    })
+}
+
 #[test]
 fn a_session_sealed_under_an_older_key_is_reissued_under_the_primary() {
     pollster::block_on(async {

@@ -383,7 +383,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 Some(token) => {
                     // Nothing ambient: no cookies are read, no CSRF token is needed.
                     match self.open_session(token.as_slice()).await {
-                        Ok((current, _)) => State::new(current, true, Vec::new(), FlashState::default()),
+                        Ok((current, refused)) => {
+                            let mut state = State::new(current, true, Vec::new(), FlashState::default());
+                            // As for a cookie: a token under a key this server
+                            // lacks yet cannot be logged out or replaced here.
+                            state.kept_unreadable = state.current.is_none() && refused.kept;
+                            state
+                        }
                         Err(err) => return Begin::Refuse(Refusal::Store(err)),
                     }
                 }
