@@ -58,9 +58,10 @@
 //!   system's roots or [`RedisConfig::ca_file`]); `USER:PASSWORD@` in the URL
 //!   logs in as an ACL user. Credentials never appear in `Debug` or logs.
 //! * **Sentinel and replicas.** `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`
-//!   (`rediss+sentinel://` for TLS) asks the sentinels for the primary and
-//!   asks again after any failure, so the store follows a failover. Each
-//!   revocation then waits (`WAIT`) for [`RedisConfig::wait_replicas`]
+//!   (`rediss+sentinel://` for TLS) asks the sentinels for the primary,
+//!   and again every second and after any failure, so the store follows a
+//!   failover (one that left the old primary up too). Each revocation
+//!   then waits (`WAIT`) for [`RedisConfig::wait_replicas`]
 //!   replicas (default 1 through Sentinel, 0 for one server) and fails with
 //!   [`StoreError::Replication`](sealed_session::StoreError::Replication)
 //!   if fewer acknowledge it in time: a revocation that a failover could

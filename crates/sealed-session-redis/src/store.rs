@@ -611,14 +611,31 @@ impl Inner {
     }
 }
 
-/// Reads the eviction policy again every `policy_check_interval` (and,
-/// through Sentinel, asks who the primary is), for as long as the store lives.
+/// Reads the eviction policy again every `policy_check_interval`, and
+/// through Sentinel asks who the primary is every second, for as long as
+/// the store lives. A failover that left the old primary up (a partition)
+/// fails no command of a server that only reads: without asking, it would
+/// go on reading the old primary's revocations, which miss every one made
+/// since on the new primary.
 async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
+    let step = {
+        let Some(inner) = store.upgrade() else { return };
+        if inner.link.is_sentinel() {
+            interval.min(sealed_session::MAX_CACHE_TTL)
+        } else {
+            interval
+        }
+    };
+    let mut since_policy = Duration::ZERO;
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(step).await;
         let Some(inner) = store.upgrade() else { return };
         inner.link.follow_failover().await;
-        // A failure is logged and recorded: checks refuse until it passes.
-        let _ = inner.check_policy().await;
+        since_policy += step;
+        if since_policy >= interval {
+            since_policy = Duration::ZERO;
+            // A failure is logged and recorded: checks refuse until it passes.
+            let _ = inner.check_policy().await;
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sealed_session::{Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError};
+use sealed_session::{Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier, VerifyError};
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer, Sentinel, TestCa};
 use sealed_session_testkit::{keyring, unix_now, within, Logs};
@@ -204,6 +204,8 @@ async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
     sentinel.wait_for_replicas("split", 1);
     let url = format!("redis+sentinel://127.0.0.1:{}/split", sentinel.port());
     let verifier = server(&url).await;
+    let alice = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&alice).await.is_ok());
     let channels = old.cli(&["PUBSUB", "CHANNELS"]);
     let channel = channels.lines().find(|c| !c.starts_with("__sentinel__")).unwrap().to_owned();
     let subscribers = |server: &RedisServer| server.cli(&["PUBSUB", "NUMSUB", &channel]);
@@ -220,12 +222,25 @@ async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
     let promoted = sentinel.wait_for_failover("split", old.port(), Duration::from_secs(30));
     assert_eq!(promoted, Some(new.port()));
     assert!(old.cli(&["ROLE"]).starts_with("master"), "the old primary stepped down: no partition");
-    // A write the old primary cannot replicate any more makes the store
-    // look the primary up again.
-    let id = sealed_session::Session::new(()).id();
-    let failed = verifier.store().revoke_session(id, unix_now() as u64 + 3600).await;
-    assert!(matches!(failed, Err(StoreError::Replication { .. })), "{failed:?}");
-    let moved = within(Duration::from_secs(10), async || subscribers(&new) == format!("{channel}\n1")).await;
+    // The store asks the sentinels every second, so it follows though no
+    // command of its failed (it only reads): its subscription moves, and a
+    // revocation made on the new primary is seen, long before the 30 s
+    // settings check.
+    let moved = within(Duration::from_secs(5), async || subscribers(&new) == format!("{channel}\n1")).await;
     assert!(moved.is_some(), "the subscription stayed on the old primary");
     assert_eq!(subscribers(&old), format!("{channel}\n0"), "and left it");
+    let no_replicas = config().with_wait_for_replicas(0, Duration::ZERO);
+    let elsewhere = RedisStore::connect_with(&url, no_replicas, SystemClock).await.unwrap();
+    Verifier::new(Sealer::builder(keyring(6)).build().unwrap(), elsewhere)
+        .logout_everywhere("alice")
+        .await
+        .unwrap();
+    let seen = within(Duration::from_secs(5), async || {
+        matches!(verifier.open::<()>(&alice).await, Err(VerifyError::Revoked(Revocation::User)))
+    });
+    assert!(
+        seen.await.is_some(),
+        "a revocation on the new primary went unseen: {:?}",
+        verifier.open::<()>(&alice).await
+    );
 }
