@@ -563,8 +563,15 @@ fn the_builder_refuses_names_that_could_confuse_tokens() {
     assert_eq!(agreed.verifier().sealer().purpose(), "__Host-admin");
     let derived = builder().cookie(admin).build().unwrap();
     assert_eq!(derived.verifier().sealer().purpose(), "__Host-admin", "from the cookie's name");
-    for name in ["__Host-admin-csrf", "__Host-admin-flash", "__Host-admin+remember", "__Host-admin+versioned"]
-    {
+    for name in [
+        "__Host-admin-csrf",
+        "__Host-admin-flash",
+        "__Host-admin+remember",
+        "__Host-admin+versioned",
+        "__Host-admin-dbsc",
+        "__Host-admin-dbsc-id",
+        "__Host-admin-dbsc-challenge",
+    ] {
         let cookie = sealed_session::CookieSpec::named(name).unwrap();
         assert!(
             matches!(builder().cookie(cookie).build(), Err(WebConfigError::ReservedCookieName { .. })),

@@ -25,7 +25,8 @@ pub const SESSION_TOKEN_HEADER: &str = "x-session-token";
 pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// The endings of the purposes derived from the session cookie's name
-/// (pre-session, flash, version 1's remember-me and versioned data): no
+/// (pre-session, flash, version 1's remember-me and versioned data, and the
+/// DBSC cookies and identifier): no
 /// session cookie may end so, or its purpose would be another
 /// configuration's derived one.
 const RESERVED_SUFFIXES: [&str; 7] =
