@@ -86,8 +86,8 @@ pub(crate) struct Inner {
     /// The `LISTEN` connection's state and the cache it keeps fresh.
     pub(crate) feed: Arc<Feed>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// When a check last read `fsync` off, until it reads `on` again.
-    fsync_off: Mutex<Option<Instant>>,
+    /// What the checks' reads said of `fsync`.
+    fsync: Mutex<FsyncWatch>,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -123,6 +123,48 @@ struct FsyncOff;
 /// How long after a check last read `fsync` off one that reads `on` is
 /// believed (a connection may not have applied the reload yet).
 const FSYNC_SETTLE: Duration = Duration::from_secs(1);
+
+/// What the checks' reads of `fsync` said. Each connection applies a
+/// reload between statements, so one may still answer with the setting it
+/// had before: `on` is believed only once `off` has not been read for
+/// [`FSYNC_SETTLE`].
+#[derive(Debug, Default)]
+struct FsyncWatch {
+    /// When a read last said `off`, until `on` is believed again.
+    off_last_read: Option<Instant>,
+}
+
+/// What one read of `fsync` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fsync {
+    /// On, as before.
+    On,
+    /// On, believed after it was off.
+    OnAgain,
+    /// Off, read for the first time (or again after it was on).
+    TurnedOff,
+    /// Off, or on too soon after a read of off to be believed.
+    Off,
+}
+
+impl FsyncWatch {
+    fn read(&mut self, on: bool, now: Instant) -> Fsync {
+        if !on {
+            return match self.off_last_read.replace(now) {
+                None => Fsync::TurnedOff,
+                Some(_) => Fsync::Off,
+            };
+        }
+        match self.off_last_read {
+            None => Fsync::On,
+            Some(seen) if now.saturating_duration_since(seen) < FSYNC_SETTLE => Fsync::Off,
+            Some(_) => {
+                self.off_last_read = None;
+                Fsync::OnAgain
+            }
+        }
+    }
+}
 
 /// SQLSTATE 42P01: a table of ours is gone.
 fn undefined_table(err: &sqlx::Error) -> bool {
@@ -182,7 +224,7 @@ impl PostgresStore {
             pool,
             options,
             clock: Arc::new(clock),
-            fsync_off: Mutex::new(None),
+            fsync: Mutex::new(FsyncWatch::default()),
         });
         if inner.options.create_tables {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
@@ -402,31 +444,24 @@ impl Inner {
     }
 
     /// What a read said of `fsync`: off fails the read closed (and empties
-    /// the cache, so that every check reads and is refused). Each
-    /// connection applies a reload between statements, so one may still
-    /// answer with the setting it had before: `on` is believed only once
-    /// `off` has not been read for [`FSYNC_SETTLE`]. Each change is logged
-    /// once.
+    /// the cache, so that every check reads and is refused); see
+    /// [`FsyncWatch`]. Each change is logged once.
     fn fsync_seen(&self, on: bool) -> Result<(), StoreError> {
-        let mut off_last_read = self.fsync_off.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match *off_last_read {
-            None if on => return Ok(()),
-            Some(seen) if on && now.duration_since(seen) >= FSYNC_SETTLE => {
-                *off_last_read = None;
+        let verdict = self.fsync.lock().unwrap_or_else(PoisonError::into_inner).read(on, Instant::now());
+        match verdict {
+            Fsync::On => return Ok(()),
+            Fsync::OnAgain => {
                 tracing::warn!(
                     "PostgreSQL runs with fsync = on again: sessions are checked again; if the database crashed \
                      while fsync was off, revocations may be lost: log everyone out (sealed-session revoke --all)"
                 );
                 return Ok(());
             }
-            Some(_) if on => {}
-            None => {
+            Fsync::TurnedOff => {
                 tracing::error!("{FsyncOff}");
                 self.feed.cache().clear();
-                *off_last_read = Some(now);
             }
-            Some(_) => *off_last_read = Some(now),
+            Fsync::Off => {}
         }
         Err(StoreError::untrusted(FsyncOff))
     }
@@ -596,6 +631,22 @@ impl SessionRegistry for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fsync_on_is_believed_only_a_second_after_the_last_read_of_off() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut watch = FsyncWatch::default();
+        assert_eq!(watch.read(true, at(0)), Fsync::On);
+        assert_eq!(watch.read(false, at(10)), Fsync::TurnedOff);
+        // A connection that has not applied the reload yet still says on.
+        assert_eq!(watch.read(true, at(20)), Fsync::Off);
+        assert_eq!(watch.read(false, at(600)), Fsync::Off, "off again: the second counts from here");
+        assert_eq!(watch.read(true, at(1_500)), Fsync::Off, "0.9 s after the last off");
+        assert_eq!(watch.read(true, at(1_600)), Fsync::OnAgain);
+        assert_eq!(watch.read(true, at(1_610)), Fsync::On);
+        assert_eq!(watch.read(false, at(1_620)), Fsync::TurnedOff, "a new change, logged again");
+    }
 
     #[test]
     fn each_option_is_set_by_its_builder() {
