@@ -152,6 +152,26 @@ fn a_session_of_another_data_type_is_no_session_and_is_removed() {
     })
 }
 
+/// `update_or_insert` over a session whose data is another type replaces
+/// it with a new session, and ends it first: a copy of the old cookie no
+/// longer opens.
+#[test]
+fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        let counter = handle.typed::<(u64, u64, u64)>();
+        let count = counter.update_or_insert(|| (0, 0, 0), |t| std::mem::replace(&mut t.0, 1)).await;
+        assert_eq!(count.unwrap(), 0, "a new session, from the default");
+        let replaced = set_cookies(&handle);
+        assert!(replaced
+            .iter()
+            .any(|c| c.starts_with("__Host-session=") && !c.starts_with("__Host-session=;")));
+        assert!(!open(&config, &cookie).await.has_session(), "the replaced session still opens");
+    })
+}
+
 #[test]
 fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     pollster::block_on(async {

@@ -849,15 +849,16 @@ impl<T: SessionValue> Sessions<T> {
     /// [`HandleError::Login`] if a new session cannot be started (the
     /// store cannot be read), [`HandleError::UnreadableSession`] if the
     /// request's session cookie is sealed under a key this server does not
-    /// have yet (a new session would replace it), or [`HandleError::Seal`]
-    /// if the changed session does not fit in a cookie. Nothing is changed
-    /// then.
+    /// have yet (a new session would replace it), [`HandleError::Store`] if
+    /// the request's session, whose data is not a `T`, cannot be ended, or
+    /// [`HandleError::Seal`] if the changed session does not fit in a
+    /// cookie. Nothing is changed then.
     pub async fn update_or_insert<R>(
         &self,
         default: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<R, HandleError> {
-        let (_, kept_unreadable) = self.handle.current_or_unreadable();
+        let (raw, kept_unreadable) = self.handle.current_or_unreadable();
         let current = self.handle.verified::<T>();
         let mut session = match &current {
             Some(current) => current.session().clone(),
@@ -865,6 +866,14 @@ impl<T: SessionValue> Sessions<T> {
             None => {
                 let session = Session::try_new(default()).map_err(LoginError::from)?;
                 self.handle.ops().admit(session.id()).await?;
+                // A session whose data is another type is replaced: ended
+                // first, as a login ends the one it replaces, or a copy of
+                // its cookie would open (and it would be listed) until it
+                // expires.
+                if let Some(other) = &raw {
+                    self.handle.revoke(other.session()).await?;
+                    self.handle.unregister(other.session()).await;
+                }
                 session
             }
         };
