@@ -352,7 +352,9 @@ impl CookieSpec {
     /// such as `=__Host-session=…`, sent as a second `__Host-session`), and
     /// "first that opens" would let the attacker's valid session displace
     /// the victim's. For a `__Host-` name, more than one value yields
-    /// **none** (logged at `info`): the request has no such cookie.
+    /// **none** (logged at `info`): the request has no such cookie. (The
+    /// web layer still ends the sessions those values carry at logout and
+    /// login.)
     ///
     /// ```
     /// use sealed_session::CookieSpec;
@@ -373,7 +375,8 @@ impl CookieSpec {
         I: IntoIterator<Item = &'h [u8]>,
     {
         let [values] = scan([self], headers);
-        values.found.into_iter().take(values.len)
+        let len = values.as_slice().len();
+        values.found.into_iter().take(len)
     }
 
     /// Whether the name has the `__Host-` prefix (which browsers match
@@ -389,11 +392,31 @@ impl CookieSpec {
 pub(crate) struct Values<'h> {
     found: [&'h str; MAX_SAME_NAME],
     len: usize,
+    /// A `__Host-` cookie that arrived more than once: one was injected.
+    injected: bool,
 }
 
 impl<'h> Values<'h> {
-    /// The values, in order.
+    /// The values, in order: none for an injected `__Host-` cookie.
     pub(crate) fn as_slice(&self) -> &[&'h str] {
+        if self.injected {
+            &[]
+        } else {
+            self.all()
+        }
+    }
+
+    /// The values of a `__Host-` cookie that arrived more than once, which
+    /// are not the request's cookie (none if it arrived once).
+    pub(crate) fn injected(&self) -> &[&'h str] {
+        if self.injected {
+            self.all()
+        } else {
+            &[]
+        }
+    }
+
+    fn all(&self) -> &[&'h str] {
         self.found.get(..self.len).unwrap_or_default()
     }
 }
@@ -431,7 +454,7 @@ pub(crate) fn scan<'h, const N: usize>(
                 "a __Host- cookie arrived more than once, which no browser sends of itself (an injected \
                  cookie): treated as no cookie"
             );
-            *found = Values::default();
+            found.injected = true;
         }
     }
     values

@@ -172,6 +172,31 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     })
 }
 
+/// A `__Host-` cookie sent twice was injected, and is no session; but
+/// logout and login end every session its values carry, so that an
+/// injected duplicate cannot keep the user's real session alive through
+/// their logout (it would still open wherever the duplicate is not sent).
+#[test]
+fn logout_and_login_end_every_session_an_injected_duplicate_cookie_carries() {
+    pollster::block_on(async {
+        let config = config();
+        for action in ["logout", "login"] {
+            let (real, planted) = (signed_in(&config, "alice").await, signed_in(&config, "mallory").await);
+            let request = TestRequest::new("GET", "/").header("cookie", format!("{real}; {planted}"));
+            let handle = ready(&config, &request).await;
+            assert!(!handle.has_session(), "{action}: a duplicate is no session");
+            if action == "logout" {
+                handle.logout().await.unwrap();
+            } else {
+                handle.typed::<String>().login("alice", String::new()).await.unwrap();
+            }
+            for cookie in [&real, &planted] {
+                assert!(!open(&config, cookie).await.has_session(), "{action}: {cookie} still opens");
+            }
+        }
+    })
+}
+
 #[test]
 fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     pollster::block_on(async {

@@ -401,6 +401,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     };
                     let mut state = State::new(current, false, pre, FlashState::new(flash));
                     state.companion = companion;
+                    // Only logout and login use them; rarely any.
+                    state.injected = (session.injected().iter())
+                        .filter_map(|value| settings.sealer.open_raw(value).ok())
+                        .map(Opened::into_session)
+                        .collect();
                     if state.current.is_none() {
                         state.kept_unreadable = refused.kept;
                         if refused.removed && !refused.kept {

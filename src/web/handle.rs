@@ -39,6 +39,10 @@ pub(crate) struct State {
     /// Whether the request's session cookie is sealed under a key this
     /// server does not have: kept, so no other session may replace it.
     pub(crate) kept_unreadable: bool,
+    /// The sessions of a `__Host-` session cookie that arrived more than
+    /// once (one value was injected): none is the request's session, but
+    /// logout and login end them all, the user's real one among them.
+    pub(crate) injected: Vec<Session<Vec<u8>>>,
     /// The pre-session that carries the CSRF token before login.
     pub(crate) pre: PreSession,
     /// Set when the pre-session cookie must be sent or removed.
@@ -87,6 +91,7 @@ impl State {
             session_cookie: None,
             bearer,
             kept_unreadable: false,
+            injected: Vec::new(),
             pre: PreSession::Unopened(pre),
             pre_cookie: None,
             flash,
@@ -460,6 +465,17 @@ impl SessionHandle {
 
     /// Logs the request's session out on every server: denylisted until its
     /// absolute expiry plus the clock leeway.
+    /// Ends the sessions of an injected duplicate session cookie
+    /// ([`State::injected`]), as logout and login end the request's own.
+    async fn end_injected(&self) -> Result<(), StoreError> {
+        let injected = std::mem::take(&mut self.shared.lock().injected);
+        for session in &injected {
+            self.revoke(session).await?;
+            self.unregister(session).await;
+        }
+        Ok(())
+    }
+
     async fn revoke(&self, session: &Session<Vec<u8>>) -> Result<(), StoreError> {
         let ops = self.ops();
         let leeway = ops.settings().sealer.leeway_secs();
@@ -543,6 +559,7 @@ impl SessionHandle {
         if let Some(current) = &current {
             self.revoke(current.session()).await?;
         }
+        self.end_injected().await?;
         self.shared.lock().forget();
         if let Some(current) = current {
             let session = current.session();
@@ -820,6 +837,7 @@ impl<T: SessionValue> Sessions<T> {
             self.handle.revoke(raw.session()).await?;
             self.handle.shared.lock().forget();
         }
+        self.handle.end_injected().await?;
         self.handle.end_for_room(&room).await?;
         let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
