@@ -241,6 +241,22 @@ fn a_cookie_under_a_removed_key_is_removed_and_never_blocks_a_login() {
     })
 }
 
+/// A server on a store it shares with another.
+type SharingServer = Arc<WebConfig<Arc<MemoryStore>>>;
+
+/// Two servers on one store, as in a deployment, one a key rollout ahead
+/// of the other: `ahead` seals under a key `behind` does not have yet.
+fn ahead_and_behind(bearer_tokens: bool) -> (SharingServer, SharingServer) {
+    let keyring = Keyring::generate().unwrap();
+    let (next, id) = keyring.with_new_key().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let server = |keyring: Keyring| {
+        let builder = WebConfig::builder(Sealer::builder(keyring), Arc::clone(&store));
+        Arc::new(if bearer_tokens { builder.bearer_tokens() } else { builder }.build().unwrap())
+    };
+    (server(next.with_primary(id).unwrap()), server(keyring))
+}
+
 /// Login and logout on a server that lags behind in a key rollout: neither
 /// can end the session it would replace or remove (the cookie does not
 /// open here), so both refuse and change nothing, and the session is ended
@@ -248,14 +264,7 @@ fn a_cookie_under_a_removed_key_is_removed_and_never_blocks_a_login() {
 #[test]
 fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
     pollster::block_on(async {
-        let keyring = Keyring::generate().unwrap();
-        let (next, id) = keyring.with_new_key().unwrap();
-        // Both servers share one store, as in a deployment.
-        let store = Arc::new(MemoryStore::new());
-        let server = |keyring: Keyring| {
-            Arc::new(WebConfig::builder(Sealer::builder(keyring), Arc::clone(&store)).build().unwrap())
-        };
-        let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
+        let (ahead, behind) = ahead_and_behind(false);
         let cookie = signed_in(&ahead, "alice").await;
         let request = TestRequest::new("GET", "/").header("cookie", &cookie);
 
@@ -280,14 +289,7 @@ fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
 #[test]
 fn a_bearer_token_this_server_cannot_read_is_neither_logged_out_nor_replaced() {
     pollster::block_on(async {
-        let keyring = Keyring::generate().unwrap();
-        let (next, id) = keyring.with_new_key().unwrap();
-        let store = Arc::new(MemoryStore::new());
-        let server = |keyring: Keyring| {
-            let builder = WebConfig::builder(Sealer::builder(keyring), Arc::clone(&store)).bearer_tokens();
-            Arc::new(builder.build().unwrap())
-        };
-        let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
+        let (ahead, behind) = ahead_and_behind(true);
         let session = ahead.verifier().login("alice", String::new()).await.unwrap();
         let (token, _) = ahead.verifier().issue(session).unwrap();
         let request = TestRequest::new("POST", "/logout").header("authorization", format!("Bearer {token}"));
