@@ -318,6 +318,11 @@ impl Link {
     /// through Sentinel, look the primary up again.
     pub(crate) fn note_failure(self: &Arc<Self>) {
         self.policy.fail();
+        self.look_for_failover();
+    }
+
+    /// Through Sentinel: asks who the primary is, in the background.
+    pub(crate) fn look_for_failover(self: &Arc<Self>) {
         if self.is_sentinel() {
             let link = Arc::clone(self);
             tokio::spawn(async move { link.follow_failover().await });

@@ -205,14 +205,16 @@ impl Inner {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(limit)),
         };
-        // Too few replicas acknowledging counts too: through Sentinel it is
-        // what a primary cut off from its replicas (a partition, a failover
-        // this server missed) answers.
-        if matches!(
-            result,
-            Err(StoreError::Timeout(_) | StoreError::Unavailable(_) | StoreError::Replication { .. })
-        ) {
-            self.link.note_failure();
+        match &result {
+            Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => self.link.note_failure(),
+            // Too few replicas acknowledged: through Sentinel it is what a
+            // primary cut off from its replicas (a partition, a failover
+            // this server missed) answers, so ask who the primary is. The
+            // server itself answered: its settings are not read again (that
+            // would wait on the writer behind the next revocation's `WAIT`,
+            // and fail every check while a replica is down).
+            Err(StoreError::Replication { .. }) => self.link.look_for_failover(),
+            _ => {}
         }
         result
     }
