@@ -79,7 +79,7 @@ pub(crate) struct RegistrySettings {
     pub(crate) registry: Arc<dyn SessionRegistry>,
     pub(crate) limit: Option<(usize, LimitPolicy)>,
     /// The records re-issues moved lately, to move each once an interval.
-    pub(crate) recent: super::devices::RecentRecords,
+    pub(crate) recent: super::renewal::RecentRecords,
 }
 
 /// What a login does when the user already has as many sessions as

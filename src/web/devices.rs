@@ -1,9 +1,6 @@
 //! The user's sessions as a list of devices, with a session registry
 //! ([`WebConfigBuilder::session_registry`](super::WebConfigBuilder::session_registry)).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
 use time::OffsetDateTime;
 
 use super::audit::{AuditKind, SessionRef};
@@ -43,82 +40,15 @@ fn time_of(unix: u64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Whether a request at `now` with `session` must renew its cookie, and so
-/// move its registry record (the driver records every re-issue): when `now`
-/// falls in a later renewal interval, counted from the login, than the
-/// cookie's last activity. A renewal alone does not ensure that: a session
-/// whose data changes on every request is sealed again each time, with a
-/// new last activity but no record, and never falls due for one. With
-/// this, and re-seals dating the last activity to when their request began
-/// (the driver's `began_at`), a record's last activity is never a whole
-/// interval older than its cookie's ([`idled_out`] relies on it).
-/// Device-bound sessions move their record with each proof.
-pub(crate) fn record_due<T>(sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
-    let Some(times) = session.times() else { return false };
-    // `>`: a server whose clock runs behind the one that sealed does not
-    // renew on every request until it catches up.
-    match (renewal_interval(sealer, session, now), renewal_interval(sealer, session, times.last_seen)) {
-        (Some(now), Some(last)) => now > last,
-        _ => false,
-    }
-}
-
-/// The renewal interval, counted from the login, that `at` falls in for
-/// `session`; `None` for a session with no record to move (an anonymous
-/// one, or a device-bound one, which proofs move) or no profile.
-fn renewal_interval<T>(sealer: &Sealer, session: &Session<T>, at: u64) -> Option<u64> {
-    if session.is_device_bound() || session.user_id().is_none() {
-        return None;
-    }
-    let times = session.times()?;
-    let (_, renew_after) = sealer.idle_profile(session.is_remembered(), false)?;
-    Some(at.saturating_sub(times.issued_at) / renew_after.max(1))
-}
-
 /// The sessions a user may have without a
 /// [`session_limit`](super::WebConfigBuilder::session_limit): the
 /// registry's bound, less room for logins at the same moment (each may
 /// find the same count and add one).
 pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
 
-/// The sessions whose record this process moved lately, with the renewal
-/// interval it did so in. A client that keeps sending an older cookie (one
-/// that drops `Set-Cookie`) falls due on every request; it is recorded
-/// once an interval. Bounded: emptied when full, which costs at most one
-/// more write for each session it held.
-#[derive(Default)]
-pub(crate) struct RecentRecords(Mutex<HashMap<[u8; 16], u64>>);
-
-impl RecentRecords {
-    /// Sessions remembered at most.
-    const MAX: usize = 4096;
-
-    /// Whether the record of `session`, re-issued at `now`, is not yet
-    /// moved by this process in the renewal interval of `now`; notes it.
-    pub(crate) fn first_in_interval<T>(&self, sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
-        let Some(interval) = renewal_interval(sealer, session, now) else { return true };
-        let id = *session.id().as_bytes();
-        let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if recent.get(&id) == Some(&interval) {
-            return false;
-        }
-        if recent.len() >= Self::MAX {
-            recent.clear();
-        }
-        recent.insert(id, interval);
-        true
-    }
-
-    /// Forgets `session`, whose record could not be written: the next
-    /// request that re-issues it tries again.
-    pub(crate) fn forget<T>(&self, session: &Session<T>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(session.id().as_bytes());
-    }
-}
-
 /// Whether the session of `record` surely no longer opens for idleness:
 /// its cookie's last activity is less than one renewal interval after its
-/// record's ([`record_due`]; a device-bound one's is its record's), and it
+/// record's (`renewal::record_due`; a device-bound one's is its record's), and it
 /// ends one idle timeout after that; one clock leeway more for servers
 /// whose clocks differ. A session the sealer has no profile for is kept.
 fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
@@ -377,48 +307,5 @@ impl Settings {
         if let Err(err) = registry.registry.remove(user_id, session.id()).await {
             tracing::warn!(error = %err, "cannot remove the session's record");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::Times;
-    use crate::Keyring;
-
-    #[test]
-    fn recent_records_hold_one_interval_per_session_and_are_emptied_when_full() {
-        const T0: u64 = 1_800_000_000;
-        let sealer = Sealer::builder(Keyring::generate().unwrap())
-            .renew_after(std::time::Duration::from_secs(300))
-            .build()
-            .unwrap();
-        let session = || {
-            let times = Times { issued_at: T0, expires_at: T0 + 3600, last_seen: T0 };
-            Session::new(()).with_user("alice", 0).with_times(times)
-        };
-        let recent = RecentRecords::default();
-        let (first, second) = (session(), session());
-        assert!(recent.first_in_interval(&sealer, &first, T0 + 301));
-        assert!(recent.first_in_interval(&sealer, &second, T0 + 301));
-        assert!(!recent.first_in_interval(&sealer, &first, T0 + 599), "the same interval");
-        assert!(recent.first_in_interval(&sealer, &first, T0 + 600), "the next one");
-        recent.forget(&first);
-        assert!(
-            recent.first_in_interval(&sealer, &first, T0 + 600),
-            "forgotten: a failed write is tried again"
-        );
-        // An anonymous session has no record: never held back.
-        let anonymous =
-            Session::new(()).with_times(Times { issued_at: T0, expires_at: T0 + 3600, last_seen: T0 });
-        assert!(recent.first_in_interval(&sealer, &anonymous, T0 + 301));
-        assert!(recent.first_in_interval(&sealer, &anonymous, T0 + 301));
-        // Full: the next new session empties it.
-        while recent.0.lock().unwrap().len() < RecentRecords::MAX {
-            assert!(recent.first_in_interval(&sealer, &session(), T0 + 600));
-        }
-        assert!(!recent.first_in_interval(&sealer, &first, T0 + 600), "still held at the bound");
-        assert!(recent.first_in_interval(&sealer, &session(), T0 + 600));
-        assert!(recent.first_in_interval(&sealer, &first, T0 + 600), "emptied");
     }
 }

@@ -430,7 +430,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
                 state.began_at = Some(now);
                 if let Some(current) = state.current.as_mut().and_then(Arc::get_mut) {
-                    if super::devices::record_due(&settings.sealer, current.session(), now) {
+                    if super::renewal::record_due(&settings.sealer, current.session(), now) {
                         current.renew();
                     }
                 }

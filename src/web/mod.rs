@@ -72,6 +72,7 @@ mod handle;
 #[cfg(feature = "http")]
 mod http_types;
 mod ops;
+mod renewal;
 pub mod testing;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink, InvalidSessionRef, SessionRef};
