@@ -868,9 +868,10 @@ impl<T: SessionValue> Sessions<T> {
     /// store cannot be read), [`HandleError::UnreadableSession`] if the
     /// request's session cookie is sealed under a key this server does not
     /// have yet (a new session would replace it), [`HandleError::Store`] if
-    /// the request's session, whose data is not a `T`, cannot be ended, or
+    /// the request's session, whose data is not a `T`, cannot be ended (its
+    /// cookie is still removed: it is no session to this handler), or
     /// [`HandleError::Seal`] if the changed session does not fit in a
-    /// cookie. Nothing is changed then.
+    /// cookie. Otherwise nothing is changed then.
     pub async fn update_or_insert<R>(
         &self,
         default: impl FnOnce() -> T,
