@@ -205,7 +205,14 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
 
     own.psql("ALTER SYSTEM SET fsync = off");
     own.psql("SELECT pg_reload_conf()");
-    let refused = within(Duration::from_secs(5), async || untrusted(verifier.open::<()>(&unread).await));
+    // Each probe a user never checked before: a read that came before a
+    // connection applied the reload is cached, and this clock never ages it.
+    let probes = std::sync::atomic::AtomicU32::new(0);
+    let refused = within(Duration::from_secs(5), async || {
+        let n = probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = sealed_session::Session::new(()).with_user(format!("probe{n}"), 0);
+        untrusted(verifier.open::<()>(&verifier.sealer().seal(&probe).unwrap()).await)
+    });
     assert!(refused.await.is_some(), "a session was accepted while fsync was off");
     // The read that found fsync off emptied the cache: no check answers from it.
     assert!(untrusted(verifier.open::<()>(&cached).await), "a cached answer was used while fsync was off");
