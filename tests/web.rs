@@ -154,13 +154,13 @@ fn a_session_of_another_data_type_is_no_session_and_is_removed() {
 
 /// `update_or_insert` over a session whose data is another type replaces
 /// it with a new session, and ends it first: a copy of the old cookie no
-/// longer opens.
+/// longer opens, and the registry no longer holds it.
 #[test]
 fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     pollster::block_on(async {
-        let config = config();
-        let cookie = signed_in(&config, "alice").await;
-        let handle = open(&config, &cookie).await;
+        let (config, _, _) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        let handle = on(&config, &cookie).await;
         let counter = handle.typed::<(u64, u64, u64)>();
         let count = counter.update_or_insert(|| (0, 0, 0), |t| std::mem::replace(&mut t.0, 1)).await;
         assert_eq!(count.unwrap(), 0, "a new session, from the default");
@@ -168,27 +168,30 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
         assert!(replaced
             .iter()
             .any(|c| c.starts_with("__Host-session=") && !c.starts_with("__Host-session=;")));
-        assert!(!open(&config, &cookie).await.has_session(), "the replaced session still opens");
+        assert!(!on(&config, &cookie).await.has_session(), "the replaced session still opens");
+        assert_eq!(recorded(&config, "alice").await, 0, "the replaced session is still recorded");
     })
 }
 
 /// A `__Host-` cookie sent twice was injected, and is no session; but
-/// logout and login end every session its values carry, so that an
-/// injected duplicate cannot keep the user's real session alive through
-/// their logout (it would still open wherever the duplicate is not sent).
+/// logout, login and a new session from `update_or_insert` end every
+/// session its values carry, so that an injected duplicate cannot keep the
+/// user's real session alive once its cookie is gone from the browser (it
+/// would still open wherever the duplicate is not sent).
 #[test]
 fn logout_and_login_end_every_session_an_injected_duplicate_cookie_carries() {
     pollster::block_on(async {
         let config = config();
-        for action in ["logout", "login"] {
+        for action in ["logout", "login", "update_or_insert"] {
             let (real, planted) = (signed_in(&config, "alice").await, signed_in(&config, "mallory").await);
             let request = TestRequest::new("GET", "/").header("cookie", format!("{real}; {planted}"));
             let handle = ready(&config, &request).await;
             assert!(!handle.has_session(), "{action}: a duplicate is no session");
-            if action == "logout" {
-                handle.logout().await.unwrap();
-            } else {
-                handle.typed::<String>().login("alice", String::new()).await.unwrap();
+            let sessions = handle.typed::<String>();
+            match action {
+                "logout" => handle.logout().await.unwrap(),
+                "login" => drop(sessions.login("alice", String::new()).await.unwrap()),
+                _ => sessions.update_or_insert(String::new, |cart| cart.push('x')).await.unwrap(),
             }
             for cookie in [&real, &planted] {
                 assert!(!open(&config, cookie).await.has_session(), "{action}: {cookie} still opens");
@@ -1293,6 +1296,14 @@ fn listed(
     (Arc::new(change(builder).build().unwrap()), recorder, clock)
 }
 
+/// How many of `user`'s sessions the registry of a [`listed`]
+/// configuration holds, revoked ones included (the device list drops
+/// those).
+async fn recorded(config: &WebConfig<Arc<MemoryStore>>, user: &str) -> usize {
+    let store: &MemoryStore = config.verifier().store();
+    sealed_session::SessionRegistry::list(store, user, AUDIT_START as u64).await.unwrap().len()
+}
+
 /// Signs `user` in from a browser that sends `agent`; its cookie.
 async fn sign_in_from<S: RevocationStore + 'static>(
     config: &Arc<WebConfig<S>>,
@@ -1354,6 +1365,21 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
     });
 }
 
+/// The sessions of an injected duplicate cookie that a logout ends leave
+/// the registry too: no ended session stays recorded.
+#[test]
+fn the_sessions_an_injected_duplicate_carries_leave_the_registry_when_ended() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let real = sign_in_from(&config, "alice", CHROME).await;
+        let planted = sign_in_from(&config, "alice", FIREFOX).await;
+        assert_eq!(recorded(&config, "alice").await, 2);
+        let request = TestRequest::new("GET", "/").header("cookie", format!("{real}; {planted}"));
+        ready(&config, &request).await.logout().await.unwrap();
+        assert_eq!(recorded(&config, "alice").await, 0, "an ended session is still recorded");
+    });
+}
+
 #[test]
 fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
     pollster::block_on(async {
@@ -1362,21 +1388,12 @@ fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
             let config = Arc::clone(&config);
             async move { on(&config, &cookie).await.devices().await.unwrap().len() }
         };
-        // What the registry holds, before the device list drops the records
-        // of revoked sessions.
-        let recorded = || {
-            let config = Arc::clone(&config);
-            async move {
-                let store: &MemoryStore = config.verifier().store();
-                sealed_session::SessionRegistry::list(store, "alice", AUDIT_START as u64).await.unwrap().len()
-            }
-        };
         let a = sign_in_from(&config, "alice", CHROME).await;
         let b = sign_in_from(&config, "alice", FIREFOX).await;
         let c = sign_in_from(&config, "alice", FIREFOX).await;
         assert_eq!(count(a.clone()).await, 3);
         on(&config, &c).await.logout().await.unwrap();
-        assert_eq!(recorded().await, 2, "a logout removes its record");
+        assert_eq!(recorded(&config, "alice").await, 2, "a logout removes its record");
         assert_eq!(count(a.clone()).await, 2);
 
         // Revoked behind the registry's back (an operator's `revoke
@@ -1394,7 +1411,7 @@ fn the_list_follows_logouts_and_never_shows_a_revoked_session() {
         assert_eq!(devices.len(), 1, "signing out the others leaves this one");
         assert!(devices[0].current, "under its new ID");
         on(&config, &kept).await.logout_everywhere().await.unwrap();
-        assert_eq!(recorded().await, 0, "logout everywhere removes every record");
+        assert_eq!(recorded(&config, "alice").await, 0, "logout everywhere removes every record");
         let fresh = sign_in_from(&config, "alice", CHROME).await;
         assert_eq!(count(fresh).await, 1, "logout everywhere removed every record");
     });
@@ -1427,19 +1444,16 @@ fn a_client_that_keeps_sending_an_old_cookie_moves_its_record_once_an_interval()
         let old = sign_in_from(&config, "alice", CHROME).await;
         let id = id_of(&on(&config, &old).await);
         let store: &MemoryStore = config.verifier().store();
-        let recorded = async || {
-            sealed_session::SessionRegistry::list(store, "alice", AUDIT_START as u64).await.unwrap().len()
-        };
         // A client that drops `Set-Cookie` sends the login's cookie again
         // and again: due for a re-issue on every request.
         clock.advance(Duration::from_secs(301));
         assert!(!set_cookies(&on(&config, &old).await).is_empty(), "re-issued");
         sealed_session::SessionRegistry::remove(store, "alice", id).await.unwrap();
         assert!(!set_cookies(&on(&config, &old).await).is_empty(), "re-issued again");
-        assert_eq!(recorded().await, 0, "the record moved once this interval, and not again");
+        assert_eq!(recorded(&config, "alice").await, 0, "the record moved once this interval, and not again");
         clock.advance(Duration::from_secs(300));
         on(&config, &old).await;
-        assert_eq!(recorded().await, 1, "and again in the next interval");
+        assert_eq!(recorded(&config, "alice").await, 1, "and again in the next interval");
     });
 }
 

@@ -463,8 +463,6 @@ impl SessionHandle {
         state.pre = PreSession::Opened(None, false);
     }
 
-    /// Logs the request's session out on every server: denylisted until its
-    /// absolute expiry plus the clock leeway.
     /// Ends the sessions of an injected duplicate session cookie
     /// ([`State::injected`]), as logout and login end the request's own.
     async fn end_injected(&self) -> Result<(), StoreError> {
@@ -476,6 +474,8 @@ impl SessionHandle {
         Ok(())
     }
 
+    /// Logs `session` out on every server: denylisted until its absolute
+    /// expiry plus the clock leeway.
     async fn revoke(&self, session: &Session<Vec<u8>>) -> Result<(), StoreError> {
         let ops = self.ops();
         let leeway = ops.settings().sealer.leeway_secs();
@@ -868,8 +868,10 @@ impl<T: SessionValue> Sessions<T> {
     /// store cannot be read), [`HandleError::UnreadableSession`] if the
     /// request's session cookie is sealed under a key this server does not
     /// have yet (a new session would replace it), [`HandleError::Store`] if
-    /// the request's session, whose data is not a `T`, cannot be ended (its
-    /// cookie is still removed: it is no session to this handler), or
+    /// the request's session, whose data is not a `T`, or those of an
+    /// injected duplicate session cookie cannot be ended (a session of
+    /// another type still loses its cookie: it is no session to this
+    /// handler), or
     /// [`HandleError::Seal`] if the changed session does not fit in a
     /// cookie. Otherwise nothing is changed then.
     pub async fn update_or_insert<R>(
@@ -893,6 +895,9 @@ impl<T: SessionValue> Sessions<T> {
                     self.handle.revoke(other.session()).await?;
                     self.handle.unregister(other.session()).await;
                 }
+                // So are the sessions of an injected duplicate cookie: the
+                // new cookie replaces the user's own in the browser.
+                self.handle.end_injected().await?;
                 session
             }
         };
