@@ -94,7 +94,17 @@ fn config_with(
     binding: DeviceBinding,
     change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
 ) -> Config {
-    let sealer = Sealer::builder(Keyring::generate().unwrap())
+    config_on(Keyring::generate().unwrap(), clock, binding, change)
+}
+
+/// [`config_with`] on `keyring`.
+fn config_on(
+    keyring: Keyring,
+    clock: &ManualClock,
+    binding: DeviceBinding,
+    change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
+) -> Config {
+    let sealer = Sealer::builder(keyring)
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(IDLE))
         .absolute_timeout(Duration::from_secs(4 * 3600))
@@ -1126,6 +1136,35 @@ fn an_identifier_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
         let Begin::Answer(answer) = server(removed).begin(&refresh).await else { panic!("no answer") };
         assert_eq!(answer.status(), 200);
         assert_ends(answer.body(), &identifier);
+    });
+}
+
+/// The companion cookie follows the identifier's rule: under a key this
+/// server does not have yet it waits (`503`), under a removed key it is no
+/// companion, and the refresh ends the session.
+#[test]
+fn a_companion_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
+    run(async {
+        let (clock, config, mut browser) = bound_browser().await;
+        let keyring = config.verifier().sealer().keyring().current();
+        let (next, newer) = keyring.with_new_key().unwrap();
+        let server = |keyring: Keyring| config_on(keyring, &clock, DeviceBinding::default(), |b| b);
+        // A server a key ahead refreshes: the identifier stays under the old
+        // key, the companion is sealed again under the newer one.
+        browser.config = server(next.with_primary(newer).unwrap());
+        assert_eq!(browser.refresh().await.status, 200);
+        let refresh = browser.refresh_request(None);
+
+        let behind = Keyring::new(keyring.keys().cloned()).unwrap();
+        let answer = serve(&server(behind), refresh.clone()).await;
+        assert_eq!(answer.status, 503, "{}", answer.body);
+
+        let (after, newest) = next.with_new_key().unwrap();
+        let removed = after.with_primary(newest).unwrap();
+        let removed = Keyring::new(removed.keys().filter(|k| k.id != newer).cloned()).unwrap();
+        let answer = serve(&server(removed), refresh).await;
+        assert_eq!(answer.status, 200);
+        assert_ends(&answer.body, &browser.session.clone().unwrap().identifier);
     });
 }
 
