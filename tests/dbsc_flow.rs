@@ -311,7 +311,19 @@ impl Browser {
         let request = if cookies.is_empty() { request } else { request.header("cookie", cookies) };
         let reply = serve(&self.config, request).await;
         self.store_cookies(&reply);
+        self.cache_challenge(&reply);
         reply
+    }
+
+    /// spec.bs, "Cache challenge", run on every response: a
+    /// `Secure-Session-Challenge` for this browser's session is kept for
+    /// its next proof.
+    fn cache_challenge(&mut self, reply: &Reply) {
+        let Some(header) = reply.header("secure-session-challenge") else { return };
+        let (challenge, params) = sf_params(header);
+        if let Some(session) = self.session.as_mut().filter(|s| params["id"] == s.identifier) {
+            session.cached_challenge = Some(challenge.trim_matches('"').to_owned());
+        }
     }
 
     /// Signs in (`GET /login`) without registering, and returns the offer
@@ -393,6 +405,7 @@ impl Browser {
             credential: credentials[0]["name"].as_str().unwrap().to_owned(),
             cached_challenge: None,
         });
+        self.cache_challenge(reply);
     }
 
     /// spec.bs, "Send request" for a refresh: with the cached challenge if
@@ -411,11 +424,10 @@ impl Browser {
             self.refreshes += 1;
             match reply.status {
                 403 => {
-                    let (challenge, params) = sf_params(reply.header("secure-session-challenge").unwrap());
+                    // `send` cached the challenge; a 403 without one for
+                    // this session would make the browser retry in vain.
+                    let (_, params) = sf_params(reply.header("secure-session-challenge").unwrap());
                     assert_eq!(params["id"], session.identifier);
-                    if let Some(session) = &mut self.session {
-                        session.cached_challenge = Some(challenge.trim_matches('"').to_owned());
-                    }
                 }
                 200 if reply.body.is_empty() => return reply,
                 200 => {
@@ -530,8 +542,9 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
             let reply = browser.get("/whoami").await;
             assert_eq!(reply.body, "alice first bound=true", "the device keeps its session by refreshing");
         }
-        // 1 registration, then per refresh a 403 with a challenge and a proof.
-        assert_eq!(browser.refreshes, 1 + 5 * 2);
+        // 1 registration, then one request per refresh: each response
+        // brought the challenge of the next one.
+        assert_eq!(browser.refreshes, 1 + 5);
         // The thief's copies: the bound cookie is dead, and the companion
         // cookie alone opens no session.
         assert_eq!(whoami(&config, &stolen).await.status, 401);
@@ -558,10 +571,10 @@ fn a_captured_proof_cannot_be_replayed() {
     run(async {
         let (clock, config, mut browser) = bound_browser().await;
         clock.advance(Duration::from_secs(LIFETIME + 1));
+        let challenge = browser.session.clone().unwrap().cached_challenge;
         browser.refresh().await;
         assert!(browser.cookie("__Host-session").is_some());
         // Replay the very request the device just made.
-        let challenge = browser.session.clone().unwrap().cached_challenge;
         let reply = serve(&config, browser.refresh_request(challenge.as_deref())).await;
         assert_eq!(reply.status, 403, "a used challenge asks for a new proof");
         assert!(reply.all("set-cookie").is_empty());
@@ -674,6 +687,25 @@ async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
         }
     })
     .await
+}
+
+/// spec.bs, "Cache challenge": the challenge of the next refresh comes
+/// with each new bound cookie, so a refresh is one request while that
+/// challenge lasts (the bound lifetime plus `CHALLENGE_LIFETIME`); after
+/// that, the refresh takes a `403` with a new challenge first.
+#[test]
+fn a_challenge_sent_ahead_serves_the_next_refresh_until_it_expires() {
+    run(async {
+        let (clock, _config, mut browser) = bound_browser().await;
+        assert!(browser.session.as_ref().unwrap().cached_challenge.is_some(), "the registration sends one");
+        let lasts = LIFETIME + CHALLENGE_LIFETIME.as_secs();
+        for (wait, requests) in [(lasts - 1, 1), (lasts, 2)] {
+            clock.advance(Duration::from_secs(wait));
+            let before = browser.refreshes;
+            assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+            assert_eq!(browser.refreshes - before, requests, "{wait} s after the last refresh");
+        }
+    });
 }
 
 #[test]
@@ -897,7 +929,7 @@ fn session_ids_and_proofs_are_taken_bare_as_chrome_sends_them_or_as_sf_strings()
             browser.get("/login").await;
             clock.advance(Duration::from_secs(LIFETIME + 1));
             assert_eq!(browser.get("/whoami").await.body, "alice first bound=true", "quoted: {quoted}");
-            assert_eq!(browser.refreshes, 3, "registration, refresh, refresh with the proof: {quoted}");
+            assert_eq!(browser.refreshes, 2, "registration, refresh with the proof: {quoted}");
         }
     });
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::dbsc::{self, Algorithm};
+use crate::session::Times;
 use crate::{CookieSpec, Sealer, Session, SessionId};
 
 /// Where browsers register a session by default.
@@ -18,7 +19,9 @@ pub const DEFAULT_REFRESH_PATH: &str = "/dbsc/refresh";
 /// How long a bound session cookie lives after each proof, by default: 10
 /// minutes. A copy of it works no longer than that.
 pub const DEFAULT_BOUND_LIFETIME: Duration = Duration::from_secs(600);
-/// How long a challenge can be answered: 5 minutes.
+/// How long a challenge can be answered: 5 minutes. A challenge sent ahead
+/// with a new bound cookie, for the browser's next refresh, can be
+/// answered for the bound lifetime plus this.
 pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Device-bound sessions, for [`WebConfigBuilder::device_bound_sessions`](super::WebConfigBuilder::device_bound_sessions):
@@ -181,7 +184,8 @@ pub(crate) struct DbscSettings {
     /// Seals session identifiers: the longest absolute timeout, no idle one
     /// (the companion carries that).
     pub(crate) identifier_sealer: Sealer,
-    /// Seals challenges: [`CHALLENGE_LIFETIME`].
+    /// Seals challenges: each carries its own expiry, at most the bound
+    /// lifetime plus [`CHALLENGE_LIFETIME`] (a challenge sent ahead).
     pub(crate) challenge_sealer: Sealer,
 }
 
@@ -204,9 +208,25 @@ pub(super) enum ChallengeFor {
 }
 
 impl DbscSettings {
-    /// A new challenge for `purpose`.
+    /// A new challenge for `purpose`, to be answered now: within
+    /// [`CHALLENGE_LIFETIME`].
     pub(super) fn challenge(&self, purpose: ChallengeFor) -> Option<String> {
-        let challenge = Session::try_new(purpose).ok()?;
+        self.challenge_for(purpose, CHALLENGE_LIFETIME)
+    }
+
+    /// A challenge for the next refresh of `binding`, sent with its new
+    /// bound cookie (the draft's cached challenge): answerable until that
+    /// cookie has expired and [`CHALLENGE_LIFETIME`] more, so that the
+    /// browser's refresh takes one request instead of a `403` and a retry.
+    pub(super) fn challenge_ahead(&self, binding: [u8; 16]) -> Option<String> {
+        self.challenge_for(ChallengeFor::Refresh(binding), self.binding.lifetime + CHALLENGE_LIFETIME)
+    }
+
+    fn challenge_for(&self, purpose: ChallengeFor, lifetime: Duration) -> Option<String> {
+        let now = crate::sealer::opening_time(self.challenge_sealer.clock().unix_now());
+        let expires_at = now.saturating_add(lifetime.as_secs());
+        let challenge =
+            Session::try_new(purpose).ok()?.with_times(Times { issued_at: now, expires_at, last_seen: now });
         self.challenge_sealer
             .seal(&challenge)
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal a DBSC challenge"))

@@ -451,11 +451,11 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         };
         let dbsc = match self.dbsc {
             Some(binding) => Some(DbscSettings {
-                binding,
                 companion_sealer: sealer.with_purpose(&format!("{name}-dbsc")),
                 companion_cookie: self.cookie.renamed(format!("{name}-dbsc"))?,
                 identifier_sealer: sealer.with_purpose_without_idle(&format!("{name}-dbsc-id")),
-                challenge_sealer: derived("-dbsc-challenge", CHALLENGE_LIFETIME)?,
+                challenge_sealer: derived("-dbsc-challenge", binding.lifetime + CHALLENGE_LIFETIME)?,
+                binding,
             }),
             None => None,
         };

@@ -255,6 +255,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let mut answer = answer(200, "application/json", instructions.to_string());
         answer.push("set-cookie", cookie);
         answer.push("set-cookie", companion);
+        push_challenge_ahead(&mut answer, dbsc, *binding.as_bytes(), &identifier);
         Begin::Answer(answer)
     }
 
@@ -357,6 +358,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let mut answer = answer(200, "text/plain; charset=utf-8", String::new());
         answer.push("set-cookie", cookie);
         answer.push("set-cookie", companion);
+        push_challenge_ahead(&mut answer, dbsc, binding, &identifier_text);
         Begin::Answer(answer)
     }
 
@@ -415,6 +417,18 @@ fn open_challenge(dbsc: &DbscSettings, text: &str) -> Option<(Session<ChallengeF
         .ok()?;
     let purpose = *opened.session().data();
     Some((opened.into_session(), purpose))
+}
+
+/// The challenge of the binding's next refresh, on the response that
+/// brings its new bound cookie: the browser keeps it (the draft's "cache
+/// challenge") and signs it when the cookie has expired. Without it (it
+/// could not be sealed) the next refresh takes a `403` first.
+fn push_challenge_ahead(answer: &mut Answer, dbsc: &DbscSettings, binding: [u8; 16], identifier: &str) {
+    let header =
+        dbsc.challenge_ahead(binding).and_then(|challenge| dbsc::challenge_header(&challenge, identifier));
+    if let Some(header) = header {
+        answer.push("secure-session-challenge", header);
+    }
 }
 
 /// `403` with a new challenge: the browser signs it and asks again.
