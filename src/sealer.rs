@@ -359,11 +359,11 @@ impl Sealer {
         Some(base)
     }
 
-    /// The idle timeout and renewal interval of the profile a session with
-    /// these flags is sealed under (device-bound: the bound lifetime, and
-    /// `u64::MAX`, never renewed); `None` if the sealer has no such profile.
-    pub(crate) fn idle_profile(&self, remembered: bool, device_bound: bool) -> Option<(u64, u64)> {
-        let sealed_as = SealedAs { remembered, versioned: false, device_bound };
+    /// The idle timeout and renewal interval of the session's own profile,
+    /// standard or remembered (a device-bound session's companion cookie
+    /// lives by it too); `None` if the sealer has no such profile.
+    pub(crate) fn idle_profile(&self, remembered: bool) -> Option<(u64, u64)> {
+        let sealed_as = SealedAs { remembered, versioned: false, device_bound: false };
         self.profile(sealed_as).map(|timeouts| (timeouts.idle, timeouts.renew_after))
     }
 

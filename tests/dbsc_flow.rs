@@ -652,12 +652,38 @@ fn a_bound_session_whose_device_stopped_refreshing_stops_counting_against_the_li
             let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
             handle.typed::<String>().login("alice", "elsewhere".to_owned()).await.map(drop)
         };
-        // The device is gone (no more proofs): its session ends one bound
-        // lifetime after the last, and counts one clock leeway (60 s) more.
-        clock.advance(Duration::from_secs(LIFETIME + 59));
-        assert!(matches!(login().await, Err(HandleError::SessionLimit { max: 1 })));
+        // The device is gone (no more proofs). Its bound cookie dies one
+        // bound lifetime after the last proof, but its companion cookie can
+        // bring the session back until the session's idle timeout: it
+        // counts (and is listed) until then, and one clock leeway (60 s)
+        // more.
+        clock.advance(Duration::from_secs(IDLE + 59));
+        assert!(matches!(login().await, Err(HandleError::SessionLimit { max: 1 })), "it can still refresh");
         clock.advance(Duration::from_secs(1));
-        assert!(login().await.is_ok(), "a bound session past its lifetime must not lock the user out");
+        assert!(login().await.is_ok(), "a bound session past its idle timeout must not lock the user out");
+        assert_eq!(device.get("/whoami").await.body, "no session", "and it cannot come back");
+    });
+}
+
+/// A bound session whose cookie has expired, but whose device can still
+/// refresh it, is listed, and ending it from the list ends its refreshes.
+#[test]
+fn a_bound_session_between_refreshes_is_listed_and_can_be_ended() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let registry = MemoryStore::with_clock(clock.clone());
+        let config =
+            config_with(&clock, DeviceBinding::default(), |builder| builder.session_registry(registry));
+        let mut laptop = Browser::new(&config, &clock);
+        laptop.get("/login").await;
+        clock.advance(Duration::from_secs(LIFETIME + 61));
+        let Begin::Ready(phone) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+        phone.typed::<String>().login("alice", "phone".to_owned()).await.unwrap();
+        let devices = phone.devices().await.unwrap();
+        let bound: Vec<_> = devices.iter().filter(|d| d.device_bound).collect();
+        assert_eq!(bound.len(), 1, "the laptop is listed: {devices:?}");
+        assert!(phone.end_device(bound[0].reference).await.unwrap());
+        assert_eq!(laptop.get("/whoami").await.body, "no session", "its refresh is refused");
     });
 }
 

@@ -48,11 +48,15 @@ pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER -
 
 /// Whether the session of `record` surely no longer opens for idleness:
 /// its cookie's last activity is less than one renewal interval after its
-/// record's (`renewal::record_due`; a device-bound one's is its record's), and it
-/// ends one idle timeout after that; one clock leeway more for servers
-/// whose clocks differ. A session the sealer has no profile for is kept.
+/// record's (`renewal::record_due`), and it ends one idle timeout after
+/// that; one clock leeway more for servers whose clocks differ. A
+/// device-bound session's record moves with every proof, and though its
+/// cookie dies one bound lifetime after the last, its companion cookie can
+/// bring it back with a refresh until the session's own idle timeout has
+/// passed: that is when it ends. A session the sealer has no profile for
+/// is kept.
 fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
-    let Some((idle, renew_after)) = sealer.idle_profile(record.remembered, record.device_bound) else {
+    let Some((idle, renew_after)) = sealer.idle_profile(record.remembered) else {
         return false;
     };
     let lag = if record.device_bound { 0 } else { renew_after };

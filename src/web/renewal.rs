@@ -34,7 +34,7 @@ fn renewal_interval<T>(sealer: &Sealer, session: &Session<T>, at: u64) -> Option
         return None;
     }
     let times = session.times()?;
-    let (_, renew_after) = sealer.idle_profile(session.is_remembered(), false)?;
+    let (_, renew_after) = sealer.idle_profile(session.is_remembered())?;
     Some(at.saturating_sub(times.issued_at) / renew_after.max(1))
 }
 
