@@ -226,31 +226,41 @@ fn tokens_that_do_not_open_are_refused_before_the_store_is_asked() {
     assert!(matches!(block_on(verifier.open::<()>("garbage")), Err(VerifyError::Open(_))));
 }
 
+/// How long past its expiry a denylist entry stays.
+const GRACE: u64 = sealed_session::sql::DENYLIST_PURGE_GRACE_SECS;
+
 #[test]
-fn expired_denylist_entries_are_purged_and_live_ones_kept() {
+fn expired_denylist_entries_are_purged_a_day_later_and_live_ones_kept() {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryStore::with_clock(clock.clone());
+    let (t0, until) = (T0 as u64, T0 as u64 + 2 * GRACE);
+    let deny = |expires_at| block_on(store.revoke_session(Session::new(()).id(), expires_at)).unwrap();
     let kept = Session::new(()).id();
-    block_on(store.revoke_session(kept, T0 as u64 + 3600)).unwrap();
+    block_on(store.revoke_session(kept, until)).unwrap();
     for _ in 0..10 {
-        block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 10)).unwrap();
+        deny(t0 + 10);
     }
-    clock.advance(Duration::from_secs(11));
+    deny(t0 + 20);
+    // A day past their expiry, less a second, the ten are still there: a
+    // clock that jumps ahead by up to a day purges nothing that counts.
+    clock.set_unix(T0 + 10 + GRACE as i64 - 1);
+    deny(until);
+    assert_eq!(store.revoked_sessions(), 13, "purged before a day past their expiry");
+    clock.advance(Duration::from_secs(1));
     let live = Session::new(()).id();
-    block_on(store.revoke_session(live, T0 as u64 + 3600)).unwrap();
-    assert_eq!(store.revoked_sessions(), 2, "expired entries are dropped on the next revocation");
+    block_on(store.revoke_session(live, until)).unwrap();
+    assert_eq!(store.revoked_sessions(), 4, "a day past their expiry, dropped on the next revocation");
     assert!(block_on(store.state(None, live)).unwrap().session_revoked);
     assert!(block_on(store.state(None, kept)).unwrap().session_revoked, "a purge keeps live entries");
 
     // Each purge scans every entry: at most one a minute, however many
-    // expire in between.
-    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 20)).unwrap();
-    clock.advance(Duration::from_secs(10)); // T0 + 21: that entry has expired
-    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 3600)).unwrap();
-    assert_eq!(store.revoked_sessions(), 4, "not purged again 10 s after the last purge");
-    clock.advance(Duration::from_secs(50)); // T0 + 71: a minute since the last purge
-    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 3600)).unwrap();
-    assert_eq!(store.revoked_sessions(), 4, "one expired out, one new in");
+    // fall due in between.
+    clock.advance(Duration::from_secs(10)); // the entry of T0 + 20 is due
+    deny(until);
+    assert_eq!(store.revoked_sessions(), 5, "not purged again 10 s after the last purge");
+    clock.advance(Duration::from_secs(50)); // a minute since the last purge
+    deny(until);
+    assert_eq!(store.revoked_sessions(), 5, "one due out, one new in");
 }
 
 #[test]
@@ -292,15 +302,16 @@ fn an_expired_entry_not_yet_purged_does_not_stop_a_denial_once() {
     let store = MemoryStore::with_clock(clock.clone());
     // A purge now, so that none runs in the next minute.
     block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 1)).unwrap();
-    clock.advance(Duration::from_secs(2));
-    block_on(store.revoke_session(Session::new(()).id(), T0 as u64 + 3600)).unwrap();
+    clock.advance(Duration::from_secs(GRACE + 2));
+    let now = T0 as u64 + GRACE + 2;
+    block_on(store.revoke_session(Session::new(()).id(), now + 3600)).unwrap();
     assert_eq!(store.revoked_sessions(), 1, "the purge ran");
     let challenge = Session::new(()).id();
-    assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 10)).unwrap());
-    assert!(!block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap(), "used once");
-    clock.advance(Duration::from_secs(8)); // T0 + 10: expired (the last second), still in the map
+    assert!(block_on(store.revoke_session_once(challenge, now + 8)).unwrap());
+    assert!(!block_on(store.revoke_session_once(challenge, now + 3600)).unwrap(), "used once");
+    clock.advance(Duration::from_secs(8)); // expired (the last second), still in the map
     assert_eq!(store.revoked_sessions(), 2);
-    assert!(block_on(store.revoke_session_once(challenge, T0 as u64 + 3600)).unwrap());
+    assert!(block_on(store.revoke_session_once(challenge, now + 3600)).unwrap());
 }
 
 #[test]
@@ -316,7 +327,12 @@ fn a_logged_out_session_stays_denylisted_until_its_expiry_plus_the_leeway() {
     clock.set_unix(expires_at + 59);
     purge();
     assert!(block_on(verifier.store().state(None, session.id())).unwrap().session_revoked);
-    clock.set_unix(expires_at + 60);
+    // Past that, the entry protects nothing while clocks agree; it is kept
+    // a day more for a clock that jumped ahead and will be put back.
+    clock.set_unix(expires_at + 60 + GRACE as i64 - 1);
+    purge();
+    assert!(block_on(verifier.store().state(None, session.id())).unwrap().session_revoked);
+    clock.set_unix(expires_at + 60 + GRACE as i64);
     purge();
     assert!(!block_on(verifier.store().state(None, session.id())).unwrap().session_revoked, "then it goes");
 }

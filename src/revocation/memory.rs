@@ -38,8 +38,8 @@ struct Memory {
     epochs: HashMap<u64, u64, PreHashed>,
     denied: HashMap<[u8; 16], u64>,
     revoked_through: u64,
-    /// The earliest expiry in `denied` (0 when empty), to know when a purge
-    /// is worth it.
+    /// When the earliest entry in `denied` may be purged (0 when empty),
+    /// to know when a purge is worth it.
     next_purge: u64,
     /// When `denied` was last purged.
     last_purge: u64,
@@ -130,14 +130,18 @@ impl MemoryStore {
         }
         let mut inner = self.write();
         // Entries past their expiry protect nothing: the token itself is
-        // refused as expired. Purge them when the earliest one has passed,
+        // refused as expired. Purge them a day later (so that a clock that
+        // jumps ahead purges none that still counts,
+        // `sql::DENYLIST_PURGE_GRACE_SECS`), when the earliest one is due,
         // at most once a `PURGE_INTERVAL`.
+        let grace = super::sql::DENYLIST_PURGE_GRACE_SECS;
         if inner.next_purge != 0
             && inner.next_purge <= now
             && now >= inner.last_purge.saturating_add(PURGE_INTERVAL)
         {
-            inner.denied.retain(|_, until| *until > now);
-            inner.next_purge = inner.denied.values().copied().min().unwrap_or(0);
+            inner.denied.retain(|_, until| until.saturating_add(grace) > now);
+            inner.next_purge =
+                inner.denied.values().map(|until| until.saturating_add(grace)).min().unwrap_or(0);
             inner.last_purge = now;
         }
         // A new entry starts at 0, as an expired one: neither denies anything.
@@ -147,8 +151,8 @@ impl MemoryStore {
         }
         // Never shorten an entry: a later revocation can only extend it.
         *until = (*until).max(expires_at);
-        let until = *until;
-        inner.next_purge = if inner.next_purge == 0 { until } else { inner.next_purge.min(until) };
+        let due = until.saturating_add(grace);
+        inner.next_purge = if inner.next_purge == 0 { due } else { inner.next_purge.min(due) };
         Ok(true)
     }
 }

@@ -14,6 +14,15 @@ use super::{CorruptKind, LoginState, RevocationState, StoreError};
 /// none: a new store, or one whose rows were deleted under it).
 pub type StateRow = (Option<i64>, bool, Option<i64>, Option<i64>);
 
+/// How long past its expiry a denylist entry is kept before a revocation
+/// deletes it: one day. An entry past its expiry protects nothing while
+/// the clocks agree (the session's token is refused as expired), but a
+/// clock that jumps ahead (a bad NTP step, a host resumed with the wrong
+/// time) would otherwise let one revocation delete every entry that
+/// expires within the jump, and bring those sessions back once the clock
+/// is put right. A jump of up to a day deletes nothing that still counts.
+pub const DENYLIST_PURGE_GRACE_SECS: u64 = 86_400;
+
 /// A counter or a time as a SQL `BIGINT`; values beyond `i64::MAX`, which
 /// no epoch or time reaches, are stored as `i64::MAX`.
 ///

@@ -70,13 +70,15 @@ const DURABLE_COMMIT: &str = "set_config('synchronous_commit',
 
 /// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
 /// with `on_conflict` for an entry already there, refuses an expiry at or
-/// before the database's time, drops other entries that have expired and
-/// notifies `$3`. It answers the database's time, whether `$1` was
+/// before the database's time, drops other entries that expired a day
+/// ago or more (`DENYLIST_PURGE_GRACE_SECS`: a database clock that jumps
+/// ahead deletes none that still counts) and notifies `$3`. It answers the database's time, whether `$1` was
 /// written, and how many entries were dropped. An expired entry another
 /// writer holds is left for a later purge: waiting for it could deadlock
 /// two revocations (each holding an entry the other purges) or run out the
 /// store's timeout.
 fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
+    let grace = sealed_session::sql::DENYLIST_PURGE_GRACE_SECS;
     format!(
         "WITH now AS (SELECT {NOW} AS t),
          denied AS (
@@ -87,7 +89,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
          purged AS (
            DELETE FROM {prefix}_denied WHERE session_id IN (
              SELECT session_id FROM {prefix}_denied
-             WHERE expires_at <= (SELECT t FROM now) AND session_id <> $1
+             WHERE expires_at <= (SELECT t FROM now) - {grace} AND session_id <> $1
              FOR UPDATE SKIP LOCKED)
            RETURNING 1)
          SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)

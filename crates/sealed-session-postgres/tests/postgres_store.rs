@@ -230,10 +230,15 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
 async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer() {
     let store = store(&SHARED.url(), "purge", SystemClock).await;
     let expired = |byte: &str| format!("decode(repeat('{byte}', 16), 'hex')");
+    // Two entries that expired long ago, and one an hour ago (by the
+    // database's clock): that one is kept a day, in case the clock jumped
+    // ahead and will be put back.
     SHARED.psql(&format!(
-        "INSERT INTO purge_denied (session_id, expires_at) VALUES ({}, 1), ({}, 1)",
+        "INSERT INTO purge_denied (session_id, expires_at) VALUES ({}, 1), ({}, 1),
+           ({}, floor(extract(epoch from clock_timestamp()))::bigint - 3600)",
         expired("00"),
-        expired("01")
+        expired("01"),
+        expired("02")
     ));
     // Another writer holds one expired entry (its own revocation of it is
     // under way).
@@ -255,6 +260,9 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
     assert!(store.revoke_session_once(sealed_session::Session::new(()).id(), until).await.unwrap());
     assert_eq!(left(), "0", "and dropped by the next revocation");
     assert!(store.state(None, live).await.unwrap().session_revoked, "a live entry is kept");
+    let recent =
+        SHARED.psql(&format!("SELECT count(*) FROM purge_denied WHERE session_id = {}", expired("02")));
+    assert_eq!(recent, "1", "an entry that expired an hour ago is kept a day");
 }
 
 #[tokio::test]

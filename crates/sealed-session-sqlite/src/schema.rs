@@ -185,22 +185,28 @@ async fn deny(
     once: bool,
 ) -> Result<bool, sqlx::Error> {
     // Entries past their expiry protect nothing: the token is refused as
-    // expired. What is left after this is unexpired.
+    // expired. They are deleted a day later (`DENYLIST_PURGE_GRACE_SECS`),
+    // so that a clock that jumps ahead deletes none that still counts.
     sqlx::query("DELETE FROM sealed_session_denied WHERE expires_at <= ?1")
-        .bind(to_sql(now))
+        .bind(to_sql(now.saturating_sub(sql::DENYLIST_PURGE_GRACE_SECS)))
         .execute(&mut *conn)
         .await?;
     let insert = if once {
+        // Replaces only an expired entry: an unexpired one is left as it
+        // is, and the statement says it denied nothing.
         "INSERT INTO sealed_session_denied (session_id, expires_at) VALUES (?1, ?2)
-         ON CONFLICT (session_id) DO NOTHING"
+         ON CONFLICT (session_id) DO UPDATE SET expires_at = excluded.expires_at
+         WHERE sealed_session_denied.expires_at <= ?3"
     } else {
         // Never shorten an entry: keep the later expiry.
         "INSERT INTO sealed_session_denied (session_id, expires_at) VALUES (?1, ?2)
          ON CONFLICT (session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"
     };
-    let done =
-        sqlx::query(insert).bind(session.as_slice()).bind(to_sql(expires_at)).execute(&mut *conn).await?;
-    Ok(done.rows_affected() == 1)
+    let mut query = sqlx::query(insert).bind(session.as_slice()).bind(to_sql(expires_at));
+    if once {
+        query = query.bind(to_sql(now));
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
 }
 
 /// [`RevocationStore::revoke_session`](sealed_session::RevocationStore::revoke_session)

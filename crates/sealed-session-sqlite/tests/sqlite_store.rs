@@ -443,3 +443,22 @@ async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durab
     );
     assert!(err.to_string().contains("synchronous(Full)"), "the error says what to set: {err}");
 }
+
+/// A clock that jumps ahead (by less than a day) past a logout's denylist
+/// entry, and revokes meanwhile, purges nothing that still counts: once
+/// the clock is put back, the logged-out session is still refused.
+#[tokio::test]
+async fn a_clock_that_jumps_ahead_and_back_never_brings_a_logged_out_session_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, clock, verifier, token) = signed_in(dir.path()).await;
+    let session = verifier.open::<()>(&token).await.unwrap().into_session();
+    verifier.logout(&session).await.unwrap();
+    let expires_at = session.expires_at().unwrap().unix_timestamp();
+    clock.set_unix(expires_at + 3600);
+    let later = u64::try_from(expires_at + 7200).unwrap();
+    verifier.store().revoke_session(Session::new(()).id(), later).await.unwrap();
+    clock.set_unix(T0 + 10);
+    let other = server(&path, &clock).await;
+    let result = other.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::Session))), "{result:?}");
+}
