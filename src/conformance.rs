@@ -335,6 +335,7 @@ pub async fn run_registry<S: RevocationStore + crate::SessionRegistry>(store: &S
     records_are_removed_one_by_one_or_all_of_a_user(store).await;
     expired_records_are_not_listed(store).await;
     a_user_keeps_at_most_the_bounded_number_of_records(store).await;
+    expired_records_never_push_a_live_one_out(store).await;
     a_record_never_makes_a_revoked_session_open(store).await;
 }
 
@@ -429,6 +430,27 @@ pub async fn a_user_keeps_at_most_the_bounded_number_of_records<S: crate::Sessio
     let listed = store.list(&user, now).await.expect("list");
     assert_eq!(listed.len() as u64, max, "bounded");
     assert_eq!(listed.first().map(|r| r.id), records.get(1).map(|r| r.id), "the oldest was dropped");
+}
+
+/// The bound counts records that have not expired: however many newer
+/// ones have expired since they were written, a live record is not
+/// dropped for them. (Sleeps two seconds, for the store's own clock.)
+pub async fn expired_records_never_push_a_live_one_out<S: crate::SessionRegistry>(store: &S) {
+    let user = fresh_user();
+    let now = unix_now();
+    let max = crate::registry::MAX_RECORDS_PER_USER as u64;
+    let oldest = record(&user, now - 2000, "oldest");
+    store.record(&oldest).await.expect("record");
+    for i in 0..max - 1 {
+        let mut ending = record(&user, now - 1000 + i, "ending");
+        ending.expires_at = now + 1;
+        store.record(&ending).await.expect("record");
+    }
+    sleep_until_unix(now + 2).await;
+    let newest = record(&user, now, "newest");
+    store.record(&newest).await.expect("record");
+    let listed = store.list(&user, now + 2).await.expect("list");
+    assert_eq!(listed, [oldest, newest], "a live record was dropped for records that had expired");
 }
 
 /// A session that is recorded and then revoked does not open, and its

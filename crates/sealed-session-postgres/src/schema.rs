@@ -175,10 +175,11 @@ impl Statements {
                    expires_at = EXCLUDED.expires_at, user_agent = EXCLUDED.user_agent,
                    remembered = EXCLUDED.remembered, device_bound = EXCLUDED.device_bound"
             ),
-            // The user's expired records, and the oldest beyond the bound.
+            // The user's expired records, and the oldest live ones beyond
+            // the bound (expired ones do not count: they go anyway).
             trim_sessions: format!(
                 "DELETE FROM {prefix}_sessions WHERE user_id = $1 AND (expires_at <= $2 OR session_id NOT IN (
-                   SELECT session_id FROM {prefix}_sessions WHERE user_id = $1
+                   SELECT session_id FROM {prefix}_sessions WHERE user_id = $1 AND expires_at > $2
                    ORDER BY created_at DESC, session_id DESC LIMIT $3))"
             ),
             // Other users' expired records (a user who never comes back

@@ -298,12 +298,13 @@ pub(crate) async fn record_session(
     .map_err(sqlite_error)?;
     // Every user's expired records (a user who never comes back leaves
     // none behind), at most 1,000 a write so that no write holds the lock
-    // long (after a long stop, say), and this user's oldest beyond the bound.
+    // long (after a long stop, say), and this user's oldest live ones
+    // beyond the bound (expired ones do not count: they go anyway).
     sqlx::query(
         "DELETE FROM sealed_session_sessions WHERE (user_id, session_id) IN (
              SELECT user_id, session_id FROM sealed_session_sessions WHERE expires_at <= ?2 LIMIT 1000)
            OR (user_id = ?1 AND session_id NOT IN (
-             SELECT session_id FROM sealed_session_sessions WHERE user_id = ?1
+             SELECT session_id FROM sealed_session_sessions WHERE user_id = ?1 AND expires_at > ?2
              ORDER BY created_at DESC, session_id DESC LIMIT ?3))",
     )
     .bind(&record.user_id)
