@@ -90,3 +90,16 @@ impl FileReplaced {
         StoreError::untrusted(self.clone())
     }
 }
+
+/// A connection of the pool runs with `synchronous` below `FULL`: an
+/// application that shares its pool lowered it after the store started.
+/// A revocation acknowledged on it could be lost in a crash.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "a connection of the SQLite revocation store's pool has synchronous = {synchronous} (below FULL): \
+     a revocation on it could be lost in a power failure, so it is refused; keep synchronous = FULL on \
+     every connection of a pool the store shares"
+)]
+pub(crate) struct LoweredSynchronous {
+    pub(crate) synchronous: &'static str,
+}

@@ -25,7 +25,10 @@
 //!   the async threads. Give it a file of its own ([`SqliteOptions`]), or the
 //!   application's own `SqlitePool` ([`SqliteStore::with_pool`]: its tables
 //!   are named `sealed_session_*`); either way the connections must use WAL
-//!   and `synchronous = FULL`, which the store reads back and insists on.
+//!   and `synchronous = FULL`, which the store reads back and insists on,
+//!   at start and on the connection of every revocation (a connection of a
+//!   shared pool lowered later refuses revocations with
+//!   [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)).
 //!   Outside a tokio runtime every call fails (closed) instead of panicking.
 //! * The store notices when its path no longer names the file it opened
 //!   (deleted, or replaced by another file), or the `-wal` or `-shm` file

@@ -5,8 +5,9 @@
 use sealed_session::registry::MAX_RECORDS_PER_USER;
 use sealed_session::sql::{self, from_sql, to_sql};
 use sealed_session::{next_cutoff, Clock, LoginState, RevocationState, SessionRecord, StoreError};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqlitePool;
-use sqlx::SqliteConnection;
+use sqlx::{Connection as _, Sqlite, SqliteConnection};
 
 /// The tables, named so that they sit beside an application's own.
 const SCHEMA: &str = "
@@ -69,6 +70,25 @@ impl Durability {
     }
 }
 
+/// A connection of `pool` to write a revocation on, once it is known to
+/// commit durably. `synchronous` is a setting of each connection, and an
+/// application that shares its pool ([`SqliteStore::with_pool`](crate::SqliteStore::with_pool))
+/// can lower it on one after the store checked at start: such a connection
+/// is refused ([`StoreError::Untrusted`]), and the revocation with it.
+async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(sqlite_error)?;
+    let synchronous: i64 =
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.map_err(sqlite_error)?;
+    let lowered = match synchronous {
+        0 => "OFF",
+        1 => "NORMAL",
+        _ => return Ok(conn),
+    };
+    let err = crate::error::LoweredSynchronous { synchronous: lowered };
+    tracing::error!(error = %err, "revocation refused");
+    Err(StoreError::untrusted(err))
+}
+
 pub(crate) fn sqlite_error(err: sqlx::Error) -> StoreError {
     StoreError::unavailable(err)
 }
@@ -100,13 +120,14 @@ pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Resul
 
 /// Writes a generation if there is none; returns whether one began now.
 pub(crate) async fn start_generation(pool: &SqlitePool, clock: &dyn Clock) -> Result<bool, StoreError> {
+    let mut conn = durable_connection(pool).await?;
     let started = now(clock);
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO sealed_session_meta (key, value) VALUES ('generation', ?1)
          ON CONFLICT (key) DO NOTHING RETURNING value",
     )
     .bind(to_sql(started))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(sqlite_error)?;
     if inserted.is_some() {
@@ -163,13 +184,14 @@ pub(crate) async fn login_state(
 }
 
 pub(crate) async fn revoke_user(pool: &SqlitePool, user_id: &str) -> Result<u64, StoreError> {
+    let mut conn = durable_connection(pool).await?;
     let epoch: i64 = sqlx::query_scalar(
         "INSERT INTO sealed_session_user_epochs (user_id, epoch) VALUES (?1, 1)
          ON CONFLICT (user_id) DO UPDATE SET epoch = epoch + 1
          RETURNING epoch",
     )
     .bind(user_id)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
     .map_err(sqlite_error)?;
     from_sql(epoch)
@@ -219,7 +241,8 @@ pub(crate) async fn revoke_session(
     expires_at: u64,
     once: bool,
 ) -> Result<bool, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    let mut conn = durable_connection(pool).await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     // Read once the write lock is held: time spent waiting for it counts.
     let now = now(clock);
     if expires_at <= now {
@@ -235,7 +258,8 @@ pub(crate) async fn revoke_all(
     clock: &dyn Clock,
     issued_through: u64,
 ) -> Result<u64, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    let mut conn = durable_connection(pool).await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     let next = raise_cutoff(&mut tx, clock, issued_through).await?;
     tx.commit().await.map_err(sqlite_error)?;
     Ok(next)

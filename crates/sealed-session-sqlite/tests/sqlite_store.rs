@@ -444,6 +444,42 @@ async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durab
     assert!(err.to_string().contains("synchronous(Full)"), "the error says what to set: {err}");
 }
 
+/// `synchronous` is a setting of each connection: one the application
+/// lowers after the store started (on a pool they share) is refused for
+/// revocations, which could be lost on it, until it is set back.
+#[tokio::test]
+async fn a_shared_connection_lowered_below_full_after_the_start_refuses_revocations() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("app.sqlite3"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    // One connection, so that the application's setting is the store's.
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let store = SqliteStore::with_pool(pool.clone()).await.unwrap();
+    let until = u64::try_from(sealed_session::Clock::unix_now(&sealed_session::SystemClock)).unwrap() + 3600;
+    for lowered in ["OFF", "NORMAL"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {lowered}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let refused = [
+            store.revoke_user("alice").await.map(drop),
+            store.revoke_session(Session::new(()).id(), until).await,
+            store.revoke_all(0).await.map(drop),
+        ];
+        for result in refused {
+            assert!(matches!(&result, Err(StoreError::Untrusted(_))), "{lowered}: {result:?}");
+            let message = result.unwrap_err().to_string();
+            assert!(message.contains(&format!("synchronous = {lowered}")), "{message}");
+        }
+    }
+    sqlx::query("PRAGMA synchronous = FULL").execute(&pool).await.unwrap();
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 1, "and work again once it is FULL");
+}
+
 /// A clock that jumps ahead (by less than a day) past a logout's denylist
 /// entry, and revokes meanwhile, purges nothing that still counts: once
 /// the clock is put back, the logged-out session is still refused.
