@@ -1815,6 +1815,14 @@ fn a_browser_is_labelled_by_its_family_and_system_only() {
     );
     assert_eq!(label("<script>"), "Unknown browser");
     assert_eq!(user_agent_label(None), "Unknown browser");
+    // Whatever the header holds, a label is at most MAX_LABEL_LEN bytes of
+    // printable ASCII, as `SessionRecord::user_agent` promises.
+    let long = format!("{}\u{7f}\n<b>é Edg/ CrOS iPad Chromium/ OPR/", "x".repeat(10_000));
+    for agent in [long.as_str(), "Chromium/1 (CrOS x86_64) OPR/1", "curl/8.0", "\u{0}", ""] {
+        let label = label(agent);
+        assert!(label.len() <= sealed_session::registry::MAX_LABEL_LEN, "{label:?}");
+        assert!(label.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "{label:?}");
+    }
 }
 
 #[test]
