@@ -566,6 +566,35 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
     });
 }
 
+/// A refresh that brings the binding's identifier and a companion cookie
+/// that opens, but no valid proof of the device's key (another key's, or
+/// none that parses), comes from copies of the cookies: the session is
+/// logged out on every server, the device's cookie with it.
+#[test]
+fn a_refresh_with_copied_cookies_and_no_valid_proof_logs_the_session_out() {
+    run(async {
+        for proof in ["another key's", "unreadable"] {
+            let (clock, config, mut browser) = bound_browser().await;
+            let identifier = browser.session.clone().unwrap().identifier;
+            let device_cookie = browser.cookie("__Host-session").unwrap();
+            let reply = if proof == "another key's" {
+                let mut thief = Browser::new(&config, &clock);
+                thief.session = browser.session.clone();
+                let companion = browser.cookie("__Host-session-dbsc").unwrap();
+                thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
+                thief.refresh().await
+            } else {
+                let request = browser.refresh_request(None).header("secure-session-response", "not.a.proof");
+                serve(&config, request).await
+            };
+            assert_ends(&reply.body, &identifier);
+            assert_eq!(whoami(&config, &device_cookie).await.status, 401, "{proof} proof: the session opens");
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            assert_ends(&browser.refresh().await.body, &identifier);
+        }
+    });
+}
+
 #[test]
 fn a_captured_proof_cannot_be_replayed() {
     run(async {

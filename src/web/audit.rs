@@ -128,7 +128,9 @@ pub enum AuditKind {
     /// under a new ID.
     DeviceBound,
     /// A device-bound session's refresh was refused for good: the browser
-    /// ends its session.
+    /// ends its session. With `"invalid_proof"` (the session's cookies
+    /// came without a valid proof of the device's key: copies) the session
+    /// was also logged out on every server.
     DeviceBindingEnded {
         /// Why, as a short stable name (`"invalid_proof"`,
         /// `"no_companion"`, `"revoked_session"`, …).

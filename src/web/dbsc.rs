@@ -310,7 +310,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         };
         let proof = match dbsc::parse_proof(&proof) {
             Ok(proof) => proof,
-            Err(err) => return ending.end(&err, "invalid_proof", Some(companion.session())),
+            Err(err) => return self.end_unproven(&ending, &err, companion.session()).await,
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
             Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
@@ -320,7 +320,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         };
         if let Err(err) = proof.verify_refresh(&identifier.session().data().key) {
-            return ending.end(&err, "invalid_proof", Some(companion.session()));
+            return self.end_unproven(&ending, &err, companion.session()).await;
         }
         match self.use_challenge(&challenge).await {
             Ok(()) => {}
@@ -360,6 +360,27 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         answer.push("set-cookie", companion);
         push_challenge_ahead(&mut answer, dbsc, binding, &identifier_text);
         Begin::Answer(answer)
+    }
+
+    /// Ends a refresh that brings the binding's identifier and companion
+    /// cookie but no valid proof of the device's key: whoever sent it holds
+    /// copies of the session's cookies, not the device. So the session is
+    /// logged out on every server (the bound cookie and every copy of the
+    /// companion stop opening, the device's own next refresh ends), not
+    /// only for this client; the user signs in again. If the store cannot
+    /// record that, the refresh still ends for this client, and the failure
+    /// is logged.
+    async fn end_unproven(
+        &self,
+        ending: &Ending<'_>,
+        reason: &(dyn std::fmt::Display + Sync),
+        session: &Session<Companion>,
+    ) -> Begin {
+        let until = self.verifier.denylist_until(session);
+        if let Err(err) = self.verifier.store().revoke_session(session.id(), until).await {
+            tracing::error!(error = %err, "a DBSC refresh without a valid proof could not log the session out");
+        }
+        ending.end(reason, "invalid_proof", Some(session))
     }
 
     /// The bound cookie and companion cookie of `session`, proven at `now`.
