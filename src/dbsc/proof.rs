@@ -189,12 +189,20 @@ pub struct VerifiedProof {
 struct Header {
     typ: Option<String>,
     alg: Option<String>,
+    /// Absent, or a key: `null` is refused, as the draft's "MUST not be
+    /// present" of a refresh proof's `jwk` would otherwise pass it.
+    #[serde(default, deserialize_with = "not_null")]
     jwk: Option<Jwk>,
     /// Extensions the proof says must be understood: none are. Present
     /// at all, even as `null` (RFC 7515 allows only a non-empty array), is
     /// refused.
     #[serde(default, deserialize_with = "present")]
     crit: bool,
+}
+
+/// A member that is there: its value, which may not be `null`.
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(member: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(member).map(Some)
 }
 
 /// Whether a member is there, whatever its value (`null` included, which
@@ -445,6 +453,18 @@ mod tests {
                 Ok(_) => panic!("{crit}: parsed"),
             }
         }
+    }
+
+    #[test]
+    fn a_null_jwk_is_no_absent_jwk() {
+        let header = r#"{"alg":"ES256","typ":"dbsc+jwt","jwk":null}"#;
+        let proof = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(r#"{"jti":"c"}"#),
+            URL_SAFE_NO_PAD.encode([7u8; 64])
+        );
+        assert!(matches!(parse_proof(&proof).err(), Some(DbscProofError::Malformed(_))));
     }
 
     #[test]

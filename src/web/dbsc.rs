@@ -43,6 +43,16 @@ const SESSION_ID_HEADERS: [&str; 2] = ["sec-secure-session-id", "sec-session-id"
 /// The request header a browser sends when it skipped a refresh.
 const SKIPPED_HEADER: &str = "secure-session-skipped";
 
+/// The most of a `Secure-Session-Skipped` header that is logged: the
+/// draft's values are a few short tokens, and any client can send one.
+const MAX_LOGGED_SKIPPED: usize = 128;
+
+/// `text` as logged: its first [`MAX_LOGGED_SKIPPED`] characters, without
+/// control characters (a log line per request, of a bounded size).
+fn loggable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_SKIPPED).collect()
+}
+
 /// What a session identifier holds besides the binding's ID (its session
 /// ID), user, epoch and absolute expiry: the device's public key.
 #[derive(Serialize, Deserialize)]
@@ -156,7 +166,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     pub(crate) async fn dbsc_endpoint<R: RequestView + ?Sized>(&self, request: &R) -> Option<Begin> {
         let dbsc = self.settings.dbsc.as_ref()?;
         if let Some(skipped) = request.header_text(SKIPPED_HEADER) {
-            tracing::info!(skipped, "the browser skipped a DBSC refresh");
+            tracing::info!(skipped = %loggable(skipped), "the browser skipped a DBSC refresh");
         }
         if request.method() != "POST" {
             return None;
@@ -475,5 +485,20 @@ fn scope(settings: &Settings) -> serde_json::Value {
     match &settings.origin {
         Some(origin) => serde_json::json!({ "origin": origin, "include_site": false }),
         None => serde_json::json!({ "include_site": false }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_skipped_header_is_logged_short_and_on_one_line() {
+        assert_eq!(
+            super::loggable("quota_exceeded;session_identifier=\"x\""),
+            "quota_exceeded;session_identifier=\"x\""
+        );
+        let long = format!("a\nb\r{}", "c".repeat(100_000));
+        let logged = super::loggable(&long);
+        assert_eq!(logged.chars().count(), super::MAX_LOGGED_SKIPPED);
+        assert!(logged.starts_with("abccc"), "{logged}");
     }
 }
