@@ -121,7 +121,13 @@ pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Resul
 /// Writes a generation if there is none; returns whether one began now.
 pub(crate) async fn start_generation(pool: &SqlitePool, clock: &dyn Clock) -> Result<bool, StoreError> {
     let mut conn = durable_connection(pool).await?;
-    let started = now(clock);
+    // A clock before 1970 would date the generation 0, which refuses
+    // nothing: no generation starts, and every call fails, until it is
+    // fixed.
+    let started = u64::try_from(clock.unix_now())
+        .ok()
+        .filter(|&started| started > 0)
+        .ok_or_else(|| StoreError::untrusted(sealed_session::ClockError))?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO sealed_session_meta (key, value) VALUES ('generation', ?1)
          ON CONFLICT (key) DO NOTHING RETURNING value",

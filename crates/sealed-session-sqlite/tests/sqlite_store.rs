@@ -498,3 +498,20 @@ async fn a_clock_that_jumps_ahead_and_back_never_brings_a_logged_out_session_bac
     let result = other.open::<()>(&token).await;
     assert!(matches!(result, Err(VerifyError::Revoked(Revocation::Session))), "{result:?}");
 }
+
+/// A clock before 1970 would date a new generation 0, which refuses
+/// nothing (after a lost file, every session it revoked would open
+/// again): no generation starts, and the store does not open.
+#[tokio::test]
+async fn a_clock_at_1970_or_before_starts_no_generation() {
+    for at in [-5, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::new(dir.path().join("r.sqlite3")).create_if_missing(true);
+        let err = options.clock(ManualClock::at_unix(at)).open().await.unwrap_err();
+        assert!(
+            matches!(&err, SqliteOpenError::Generation { source: StoreError::Untrusted(_), .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("before 1970"), "{err}");
+    }
+}
