@@ -159,6 +159,7 @@ impl RedisStore {
             checks_ended: AtomicU64::new(0),
         });
         inner.check_settings_at_start().await?;
+        inner.warn_of_unawaited_replicas().await;
         inner.ensure_generation().await?;
         tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
             feed: Arc::downgrade(&inner.feed),
@@ -276,6 +277,30 @@ impl Inner {
         self.recover(&reading).await.map_err(ConnectError::Redis)?;
         self.link.trust(reading);
         Ok(())
+    }
+
+    /// Warns if the server has replicas that revocations do not wait for
+    /// (a plain `redis://` URL to a managed Redis with replicas, say): a
+    /// failover to a replica can then lose acknowledged revocations. Best
+    /// effort: a server that does not answer `INFO replication` is not
+    /// asked again.
+    async fn warn_of_unawaited_replicas(&self) {
+        if self.wait_replicas > 0 {
+            return;
+        }
+        let mut conn = self.link.conns().reader.clone();
+        let mut command = redis::cmd("INFO");
+        command.arg("replication");
+        let info = command.query_async::<String>(&mut conn);
+        if let Ok(Ok(info)) = tokio::time::timeout(self.config.timeout, info).await {
+            if let Some(replicas) = unawaited_replicas(&info) {
+                tracing::warn!(
+                    replicas,
+                    "Redis has replicas, but revocations wait for none of them: a failover can lose \
+                     revocations that were acknowledged; set wait_replicas (URL: ?wait_replicas=1)"
+                );
+            }
+        }
     }
 
     /// Reads the settings. Unsafe ones are recorded in Redis (best effort:
@@ -638,6 +663,33 @@ async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
             since_policy = Duration::ZERO;
             // A failure is logged and recorded: checks refuse until it passes.
             let _ = inner.check_policy().await;
+        }
+    }
+}
+
+/// How many replicas `INFO replication` says the server has
+/// (`connected_slaves`), if any.
+fn unawaited_replicas(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.trim_end().strip_prefix("connected_slaves:"))
+        .and_then(|count| count.parse().ok())
+        .filter(|&count| count > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_replicas_of_info_replication_are_counted() {
+        let primary =
+            "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=10.0.0.2,port=6379\r\n";
+        assert_eq!(super::unawaited_replicas(primary), Some(2));
+        for none in [
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+            "role:slave\r\n",
+            "",
+            "connected_slaves:x",
+        ] {
+            assert_eq!(super::unawaited_replicas(none), None, "{none:?}");
         }
     }
 }
