@@ -681,13 +681,19 @@ fn a_bound_session_whose_device_stopped_refreshing_stops_counting_against_the_li
             let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
             handle.typed::<String>().login("alice", "elsewhere".to_owned()).await.map(drop)
         };
-        // The device is gone (no more proofs). Its bound cookie dies one
-        // bound lifetime after the last proof, but its companion cookie can
-        // bring the session back until the session's idle timeout: it
-        // counts (and is listed) until then, and one clock leeway (60 s)
-        // more.
-        clock.advance(Duration::from_secs(IDLE + 59));
+        // The device is gone (no more proofs) after one last change of its
+        // data, halfway through its bound cookie's life. That change sealed
+        // the companion cookie again (the record did not move), which can
+        // bring the session back with a refresh until the session's idle
+        // timeout has passed since then: the session counts (and is listed)
+        // until one bound lifetime and one idle timeout after the last
+        // proof, and one clock leeway (60 s) more.
+        clock.advance(Duration::from_secs(LIFETIME / 2));
+        assert_eq!(device.get("/update").await.body, "updated");
+        clock.advance(Duration::from_secs(IDLE + 60 - LIFETIME / 2)); // the last proof's idle timeout and leeway
         assert!(matches!(login().await, Err(HandleError::SessionLimit { max: 1 })), "it can still refresh");
+        clock.advance(Duration::from_secs(LIFETIME - 1));
+        assert!(matches!(login().await, Err(HandleError::SessionLimit { max: 1 })), "at the leeway's end");
         clock.advance(Duration::from_secs(1));
         assert!(login().await.is_ok(), "a bound session past its idle timeout must not lock the user out");
         assert_eq!(device.get("/whoami").await.body, "no session", "and it cannot come back");
@@ -1311,4 +1317,15 @@ fn binding_and_the_end_of_a_binding_are_audited() {
 fn bound_id(config: &Config, browser: &Browser) -> sealed_session::SessionId {
     let cookie = browser.cookie("__Host-session").unwrap();
     config.verifier().sealer().inspect(&cookie).unwrap().session_id
+}
+
+/// A bound lifetime too long for the challenges sent ahead to outlive it
+/// by `CHALLENGE_LIFETIME` is taken as is: building never panics.
+#[test]
+fn the_longest_bound_lifetime_builds_without_a_panic() {
+    let clock = ManualClock::at_unix(START);
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock);
+    let binding = DeviceBinding::default().bound_lifetime(Duration::MAX);
+    let built = WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build();
+    assert!(built.is_ok(), "{:?}", built.err());
 }

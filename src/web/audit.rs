@@ -130,7 +130,8 @@ pub enum AuditKind {
     /// A device-bound session's refresh was refused for good: the browser
     /// ends its session. With `"invalid_proof"` (the session's cookies
     /// came without a valid proof of the device's key: copies) the session
-    /// was also logged out on every server.
+    /// is also logged out on every server, unless the store failed to
+    /// record that (logged at `error`).
     DeviceBindingEnded {
         /// Why, as a short stable name (`"invalid_proof"`,
         /// `"no_companion"`, `"revoked_session"`, …).

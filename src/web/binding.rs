@@ -219,7 +219,10 @@ impl DbscSettings {
     /// cookie has expired and [`CHALLENGE_LIFETIME`] more, so that the
     /// browser's refresh takes one request instead of a `403` and a retry.
     pub(super) fn challenge_ahead(&self, binding: [u8; 16]) -> Option<String> {
-        self.challenge_for(ChallengeFor::Refresh(binding), self.binding.lifetime + CHALLENGE_LIFETIME)
+        self.challenge_for(
+            ChallengeFor::Refresh(binding),
+            self.binding.lifetime.saturating_add(CHALLENGE_LIFETIME),
+        )
     }
 
     fn challenge_for(&self, purpose: ChallengeFor, lifetime: Duration) -> Option<String> {

@@ -454,7 +454,10 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 companion_sealer: sealer.with_purpose(&format!("{name}-dbsc")),
                 companion_cookie: self.cookie.renamed(format!("{name}-dbsc"))?,
                 identifier_sealer: sealer.with_purpose_without_idle(&format!("{name}-dbsc-id")),
-                challenge_sealer: derived("-dbsc-challenge", binding.lifetime + CHALLENGE_LIFETIME)?,
+                challenge_sealer: derived(
+                    "-dbsc-challenge",
+                    binding.lifetime.saturating_add(CHALLENGE_LIFETIME),
+                )?,
                 binding,
             }),
             None => None,

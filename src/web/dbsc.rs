@@ -16,8 +16,9 @@
 //! - the **session identifier** the browser keeps (`Sec-Secure-Session-Id`):
 //!   the binding's ID, the user, the absolute expiry and the device's public
 //!   key, fixed at registration;
-//! - **challenges** (`jti`): five minutes, for one session or binding, for
-//!   registration or refresh, and single-use: a used challenge's ID is put
+//! - **challenges** (`jti`): five minutes, or, for the one sent ahead with
+//!   each new bound cookie, the bound lifetime plus five minutes; for one
+//!   session or binding, for registration or refresh, and single-use: a used challenge's ID is put
 //!   on the revocation store's denylist until it expires, in one atomic
 //!   step ([`RevocationStore::revoke_session_once`]) that only one of any
 //!   number of concurrent requests with the same proof passes.

@@ -50,16 +50,22 @@ pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER -
 /// its cookie's last activity is less than one renewal interval after its
 /// record's (`renewal::record_due`), and it ends one idle timeout after
 /// that; one clock leeway more for servers whose clocks differ. A
-/// device-bound session's record moves with every proof, and though its
-/// cookie dies one bound lifetime after the last, its companion cookie can
+/// device-bound session's record moves with every proof; its bound cookie
+/// dies one bound lifetime after the last, but its companion cookie can
 /// bring it back with a refresh until the session's own idle timeout has
-/// passed: that is when it ends. A session the sealer has no profile for
-/// is kept.
+/// passed since the companion was last sealed, which a change of the
+/// session's data does while the bound cookie lives: up to one bound
+/// lifetime after the proof. A session the sealer has no profile for is
+/// kept.
 fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
     let Some((idle, renew_after)) = sealer.idle_profile(record.remembered) else {
         return false;
     };
-    let lag = if record.device_bound { 0 } else { renew_after };
+    let lag = if record.device_bound {
+        sealer.device_bound_lifetime().map_or(0, |lifetime| lifetime.as_secs())
+    } else {
+        renew_after
+    };
     now >= record.last_seen.saturating_add(idle).saturating_add(lag).saturating_add(sealer.leeway_secs())
 }
 
