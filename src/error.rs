@@ -361,6 +361,20 @@ pub enum KeyringError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The directory of the file can be written by its group or by others
+    /// without the sticky bit: they could replace the keyring with keys of
+    /// their own.
+    #[error(
+        "keyring directory {path} has mode {mode:o}: its group or others can replace the keyring file in it; \
+         run `chmod go-w` on it, or keep the keyring in a directory only its owner writes to (or allow it \
+         explicitly)"
+    )]
+    InsecureDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The file or variable could not be read.
     #[error("cannot read keyring {path}: {source}")]
     Io {

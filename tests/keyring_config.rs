@@ -255,6 +255,27 @@ fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
     }
 }
 
+/// Whoever may write to the keyring's directory may replace the file: a
+/// directory its group or others can write to is refused, unless the
+/// sticky bit keeps them to their own files.
+#[test]
+fn a_file_in_a_directory_others_can_write_to_is_refused_unless_sticky_or_allowed() {
+    for (dir_mode, refused) in [(0o777, true), (0o775, true), (0o757, true), (0o1777, false), (0o755, false)]
+    {
+        let (dir, path) = write_file(0o600);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        match Keyring::load(&path) {
+            Err(err @ KeyringError::InsecureDirectory { mode, .. }) if refused => {
+                assert_eq!(mode, dir_mode, "{err}");
+                assert!(err.to_string().contains("chmod go-w"), "{err}");
+            }
+            Ok(_) if !refused => {}
+            other => panic!("directory mode {dir_mode:o}: {other:?}"),
+        }
+        assert!(Keyring::load_with(&path, LoadOptions::allow_insecure_permissions()).is_ok());
+    }
+}
+
 #[test]
 fn only_a_regular_file_of_a_keyring_s_size_is_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,11 +8,14 @@ use super::Keyring;
 use crate::error::KeyringError;
 
 impl Keyring {
-    /// Reads a keyring file, refusing one that its group or others can read.
+    /// Reads a keyring file, refusing one that its group or others can
+    /// read, or one in a directory they can write to (without the sticky
+    /// bit), where they could replace it.
     ///
     /// # Errors
-    /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`], or any
-    /// error of [`Keyring::from_toml_str`].
+    /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`],
+    /// [`KeyringError::InsecureDirectory`], or any error of
+    /// [`Keyring::from_toml_str`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyringError> {
         Self::load_with(path, LoadOptions::default())
     }
@@ -92,7 +95,8 @@ pub const MAX_KEYRING_FILE_LEN: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct LoadOptions {
-    /// Accept a keyring file that its group or others can read. Off by
+    /// Accept a keyring file that its group or others can read, or one in
+    /// a directory they can write to (without the sticky bit). Off by
     /// default; turn it on only where the file system cannot express 0600
     /// (some container secret mounts) and access is controlled otherwise.
     pub allow_insecure_permissions: bool,
@@ -126,6 +130,19 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringErr
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
+    }
+    // Whoever may write to the directory may replace the file (a rename
+    // needs no access to the file itself), unless the sticky bit keeps
+    // them to their own files (`/tmp`, a Kubernetes secret volume).
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir_meta =
+        std::fs::metadata(dir).map_err(|source| KeyringError::Io { path: dir.to_path_buf(), source })?;
+    let dir_mode = dir_meta.permissions().mode() & 0o7777;
+    if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
+        return Err(KeyringError::InsecureDirectory { path: dir.to_path_buf(), mode: dir_mode });
     }
     Ok(())
 }

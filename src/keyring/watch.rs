@@ -293,7 +293,12 @@ impl Follow {
             }
             Err(error) => {
                 let message = error.to_string();
-                if matches!(error, KeyringError::Io { .. } | KeyringError::InsecurePermissions { .. }) {
+                if matches!(
+                    error,
+                    KeyringError::Io { .. }
+                        | KeyringError::InsecurePermissions { .. }
+                        | KeyringError::InsecureDirectory { .. }
+                ) {
                     // Read again once it is fixed, even if the text is the
                     // same; meanwhile every read fails alike, reported once.
                     self.last = None;
