@@ -709,6 +709,7 @@ fn redis_in_use() -> RedisServer {
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
     let redis = redis_in_use();
     revoke_and_open_through(&redis.url());
+    revoke_a_token_from_a_host_two_hours_ahead(&redis.url());
     revoke_all_from_a_host_six_hours_ahead(&redis.url());
 }
 
@@ -716,7 +717,34 @@ fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_postgres() {
     let postgres = postgres_in_use();
     revoke_and_open_through(&postgres.url());
+    revoke_a_token_from_a_host_two_hours_ahead(&postgres.url());
     revoke_all_from_a_host_six_hours_ahead(&postgres.url());
+}
+
+/// `revoke --session-token` from a host whose clock runs two hours ahead,
+/// past the token's expiry (an hour from now): whether the session has
+/// expired is the store's to say, by its clock, so it is revoked. (The CLI
+/// used to call it expired by its own clock and revoke nothing.)
+fn revoke_a_token_from_a_host_two_hours_ahead(store: &str) {
+    use sealed_session::{Keyring, Sealer, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let sealer = Sealer::builder(Keyring::load(&file).unwrap())
+        .absolute_timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let token = sealer.seal(&Session::new(()).with_user("erin", 0)).unwrap();
+    let purpose = ["--keyring", f, "--purpose", "__Host-session"];
+    let mut command = Command::new("faketime");
+    command.args(["-f", "+2h"]).arg(assert_cmd::cargo::cargo_bin("sealed-session"));
+    command.args([&["revoke", "--store", store, "--session-token"][..], &purpose].concat());
+    let r = run_command(command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1").write_stdin(token.as_str()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(json(&r.stdout).get("already_expired").is_none(), "{}", r.stdout);
+    let r = run(&[&["open", "--store", store][..], &purpose, &[&token]].concat(), "");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
 }
 
 /// `revoke --all` from a host whose clock runs six hours ahead: the store
