@@ -200,13 +200,37 @@ impl OriginPolicy {
         origin: Option<&str>,
         expected_origin: &str,
     ) -> Result<(), CsrfError> {
+        self.check_site_with(self.same_site, sec_fetch_site, origin, expected_origin)
+    }
+
+    /// [`check_site`](Self::check_site) for a request that carries no
+    /// token (a WebSocket handshake): `same-site` is refused even where
+    /// [`allow_same_site`](Self::allow_same_site) lets it through for
+    /// requests that still need the token, or a sibling subdomain could
+    /// open the socket as the user.
+    pub(crate) fn check_site_without_token(
+        &self,
+        sec_fetch_site: Option<&str>,
+        origin: Option<&str>,
+        expected_origin: &str,
+    ) -> Result<(), CsrfError> {
+        self.check_site_with(false, sec_fetch_site, origin, expected_origin)
+    }
+
+    fn check_site_with(
+        &self,
+        same_site: bool,
+        sec_fetch_site: Option<&str>,
+        origin: Option<&str>,
+        expected_origin: &str,
+    ) -> Result<(), CsrfError> {
         let origin = origin.map(str::trim);
         if origin.is_some_and(|origin| self.trusted.iter().any(|t| t.eq_ignore_ascii_case(origin))) {
             return Ok(());
         }
         match (sec_fetch_site.map(str::trim), origin) {
             (Some("same-origin" | "none"), _) => Ok(()),
-            (Some("same-site"), _) if self.same_site => Ok(()),
+            (Some("same-site"), _) if same_site => Ok(()),
             (Some(other), _) => Err(CsrfError::CrossSite(other.chars().take(32).collect())),
             (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
                 Err(CsrfError::WrongOrigin)

@@ -394,6 +394,25 @@ fn upgrade_requests_must_come_from_this_site_and_need_no_token() {
     })
 }
 
+/// `allow_same_site` lets a sibling subdomain's requests through to the
+/// token check; a WebSocket handshake has no token, so a sibling cannot
+/// open one as the user.
+#[test]
+fn allowing_same_site_requests_never_lets_a_sibling_open_a_websocket() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.allow_same_site());
+        let (cookie, token) = alice_with_token(&config).await;
+        let sibling = |request: TestRequest| {
+            with_cookie(request, &cookie)
+                .header("sec-fetch-site", "same-site")
+                .header("origin", "https://evil.app.example")
+        };
+        ready(&config, &sibling(TestRequest::new("POST", "/cart")).header("x-csrf-token", &token)).await;
+        let handshake = sibling(TestRequest::new("GET", "/ws")).header("upgrade", "websocket");
+        assert_eq!(refused(&config, &handshake).await.status(), 403);
+    })
+}
+
 #[test]
 fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
     pollster::block_on(async {

@@ -272,7 +272,8 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
 
     /// Also accepts unsafe requests the browser marks `Sec-Fetch-Site:
     /// same-site` (sibling subdomains, a development server on another
-    /// port); they still need the CSRF token. Off by default. See
+    /// port); they still need the CSRF token. A WebSocket handshake, which
+    /// carries none, is still refused from them. Off by default. See
     /// [`OriginPolicy::allow_same_site`].
     #[must_use]
     pub fn allow_same_site(mut self) -> Self {

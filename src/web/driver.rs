@@ -559,9 +559,11 @@ fn check_csrf<R: RequestView + ?Sized>(
     };
     let sec_fetch_site = request.header_text("sec-fetch-site");
     if upgrade {
-        // A WebSocket handshake: from this site, or not at all. It has no
-        // body and cannot carry a header of the page's.
-        settings.csrf.policy.check_site(sec_fetch_site, origin, &expected)?;
+        // A WebSocket handshake: from this origin, or not at all. It has no
+        // body and cannot carry a header of the page's, so no token: a
+        // sibling subdomain is refused even where `allow_same_site` lets
+        // its token-carrying requests through.
+        settings.csrf.policy.check_site_without_token(sec_fetch_site, origin, &expected)?;
         return Ok(CsrfCheck::Passed);
     }
     settings.csrf.policy.check(request.method(), sec_fetch_site, origin, &expected)?;
