@@ -715,6 +715,8 @@ fn a_response_with_a_token_is_never_left_cacheable() {
                 .with_header("CDN-Cache-Control", "public, max-age=600")
                 .with_header("surrogate-control", "max-age=60, no-store")
                 .with_header("cloudflare-cdn-cache-control", "private, max-age=60")
+                .with_header("vercel-cdn-cache-control", "s-maxage=300")
+                .with_header("netlify-cdn-cache-control", "public, durable, max-age=60")
         };
         let handle = open(&config, "").await;
         handle.csrf_token().unwrap();
@@ -723,6 +725,9 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         assert_eq!(written.get_all("cdn-cache-control"), ["no-store"]);
         assert_eq!(written.get_all("surrogate-control"), ["max-age=60, no-store"], "already kept");
         assert_eq!(written.get_all("cloudflare-cdn-cache-control"), ["no-store"], "only no-store keeps");
+        for vendor in ["vercel-cdn-cache-control", "netlify-cdn-cache-control"] {
+            assert_eq!(written.get_all(vendor), ["no-store"], "{vendor}");
+        }
         let mut untouched = targeted();
         open(&config, "").await.finish().write_to(&mut untouched);
         assert_eq!(untouched.get_all("cdn-cache-control"), ["public, max-age=600"], "no token, no change");

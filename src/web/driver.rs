@@ -722,12 +722,17 @@ impl ResponseCookies {
 }
 
 /// Response fields that a CDN obeys instead of `Cache-Control` when they
-/// are present: RFC 9213's `CDN-Cache-Control`, Cloudflare's, and
-/// `Surrogate-Control` (Fastly, Akamai and others). On a response that
-/// carries a token, [`ResponseCookies::write_to`] replaces each one that
-/// would let the CDN store it.
-pub const TARGETED_CACHE_FIELDS: &[&str] =
-    &["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"];
+/// are present: RFC 9213's `CDN-Cache-Control`, Cloudflare's, Vercel's and
+/// Netlify's, and `Surrogate-Control` (Fastly, Akamai and others). On a
+/// response that carries a token, [`ResponseCookies::write_to`] replaces
+/// each one that would let the CDN store it.
+pub const TARGETED_CACHE_FIELDS: &[&str] = &[
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "vercel-cdn-cache-control",
+    "netlify-cdn-cache-control",
+    "surrogate-control",
+];
 
 impl std::fmt::Debug for ResponseCookies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
