@@ -70,8 +70,9 @@ enum Command {
         /// Open as of this time (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<String>,
-        /// Also check revocation in this store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…).
-        #[arg(long)]
+        /// Also check revocation in this store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…);
+        /// or from SEALED_SESSION_STORE, which keeps a password out of the command line.
+        #[arg(long, env = "SEALED_SESSION_STORE", hide_env_values = true)]
         store: Option<String>,
         /// Absolute timeout in seconds, as the server applies it.
         #[arg(long, default_value_t = 12 * 3600)]
@@ -91,8 +92,9 @@ enum Command {
     },
     /// Revoke every session of a user, one session, or everyone's, in a store.
     Revoke {
-        /// The store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…).
-        #[arg(long)]
+        /// The store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…); or from
+        /// SEALED_SESSION_STORE, which keeps a password out of the command line (and `ps`).
+        #[arg(long, env = "SEALED_SESSION_STORE", hide_env_values = true)]
         store: String,
         /// Log this user out everywhere.
         #[arg(

@@ -829,3 +829,24 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid"), "{}", r.stderr);
 }
+
+/// The store can come from `SEALED_SESSION_STORE`, so that a password in
+/// its URL stays off the command line (and out of `ps`).
+#[test]
+fn the_store_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let store = sqlite_in_use(dir.path());
+    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "zoe", "--epoch", "0"], "{}");
+    let from_env = |args: &[&str]| {
+        let mut command = Command::cargo_bin("sealed-session").unwrap();
+        run_command(command.args(args).env("SEALED_SESSION_STORE", &store).write_stdin(""))
+    };
+    let revoked = from_env(&["revoke", "--user", "zoe"]);
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert_eq!(json(&revoked.stdout)["epoch"], 1);
+    let opened = from_env(&["open", "--keyring", f, "--purpose", "p", &token]);
+    assert_eq!(opened.code, 1, "open did not check the store it was given: {}", opened.stdout);
+    assert!(opened.stderr.contains("logged out"), "{}", opened.stderr);
+}
