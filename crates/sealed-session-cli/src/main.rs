@@ -680,6 +680,11 @@ fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
+    // Digits only: `parse` would also take a sign, and `+-1d` is no time
+    // from now.
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)).ok_or_else(bad)?;
     OffsetDateTime::now_utc().checked_add(time::Duration::seconds(seconds)).ok_or_else(bad)
 }

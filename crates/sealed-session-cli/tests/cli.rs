@@ -247,6 +247,10 @@ fn schedules_that_would_leave_no_sealing_key_are_refused() {
         (vec!["keyring", "retire", f, "1", "--at", "+1h"], "no key would seal"),
         (vec!["keyring", "add", f, "--activate-at", "tomorrow"], "--activate-at must be an RFC 3339 time"),
         (vec!["keyring", "retire", f, "1", "--at", "+5y"], "--at must be"),
+        // A relative time is a count of units from now, never back in time.
+        (vec!["keyring", "retire", f, "1", "--at", "+-1d"], "--at must be"),
+        (vec!["keyring", "retire", f, "1", "--at", "++1d"], "--at must be"),
+        (vec!["keyring", "add", f, "--activate-at", "+-1s"], "--activate-at must be"),
         (vec!["keyring", "rotate", f, "--every", "0", "--keep", "1"], "--every"),
         (vec!["keyring", "plan", f, "--now", "noon"], "--now is not an RFC 3339 time"),
     ];
