@@ -765,13 +765,25 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
     }
     let owner = match replace {
         Replace::Existing => {
-            let old = std::fs::metadata(file)
-                .map_err(|err| Failure::Config(format!("cannot examine {}: {err}", file.display())))?;
+            let examine = |err| Failure::Config(format!("cannot examine {}: {err}", file.display()));
+            // The rename would replace the link, and leave the file it
+            // points to (which servers may read) with the old keys.
+            if std::fs::symlink_metadata(file).map_err(examine)?.file_type().is_symlink() {
+                return Err(Failure::Config(format!(
+                    "{} is a symbolic link: give the path of the keyring file itself, so that the change \
+                     reaches every reader of it",
+                    file.display()
+                )));
+            }
+            let old = std::fs::metadata(file).map_err(examine)?;
             Some((old.uid(), old.gid()))
         }
         Replace::Never => None,
     };
-    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    // A name of its own, even for a process of the same ID in another
+    // container sharing the directory.
+    let unique = Session::try_new(())?.id().to_hex();
+    let temp = dir.join(format!(".{}.{}.{unique}.tmp", name.to_string_lossy(), std::process::id()));
     let written = (|| {
         let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
         let new = out.metadata()?;

@@ -854,3 +854,24 @@ fn the_store_can_come_from_the_environment() {
     assert_eq!(opened.code, 1, "open did not check the store it was given: {}", opened.stdout);
     assert!(opened.stderr.contains("logged out"), "{}", opened.stderr);
 }
+
+/// A change to a keyring given through a symbolic link is refused: the
+/// rename would replace the link and leave the file it points to, which
+/// servers may read, with the old keys.
+#[test]
+fn a_change_through_a_symbolic_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let r = run(&["keyring", "add", link.to_str().unwrap()], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the file it points to changed");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    let temps = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+    assert_eq!(temps.count(), 0, "a temporary file was left");
+}
