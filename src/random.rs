@@ -31,6 +31,10 @@ pub(crate) const RESEED_AFTER: u64 = 1 << 20;
 
 /// Fills `dest` from the operating system's random source.
 pub(crate) fn os_fill(dest: &mut [u8]) -> Result<(), RandomError> {
+    #[cfg(test)]
+    if tests::FAIL_NEXT_OS_FILL.with(|fail| fail.replace(false)) {
+        return Err(RandomError(getrandom::Error::UNSUPPORTED));
+    }
     getrandom::fill(dest).map_err(RandomError)
 }
 
@@ -98,6 +102,10 @@ pub(crate) fn fill(dest: &mut [u8]) -> Result<(), RandomError> {
             None => true,
         };
         if fresh {
+            // The old state goes first (wiped): if the OS source fails now,
+            // the next call must not draw from it. After a fork it is the
+            // parent's stream, and the detector reports a fork only once.
+            *slot = None;
             *slot = Some(seeded()?);
         }
         // Always `Some` here; the OS fallback only keeps this free of panics.
@@ -118,6 +126,25 @@ pub(crate) fn array<const N: usize>() -> Result<[u8; N], RandomError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes this thread's next read of the OS source fail.
+        pub(super) static FAIL_NEXT_OS_FILL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A reseed (after a fork, or the budget) that fails leaves nothing to
+    /// draw from: the next call seeds again instead of continuing the old
+    /// stream (after a fork, the parent's).
+    #[test]
+    fn a_failed_reseed_never_continues_the_old_stream() {
+        let _ = array::<16>().unwrap();
+        THREAD_RNG.with(|cell| cell.borrow_mut().as_mut().unwrap().drawn = RESEED_AFTER);
+        FAIL_NEXT_OS_FILL.with(|fail| fail.set(true));
+        assert!(array::<16>().is_err(), "the reseed failed");
+        THREAD_RNG.with(|cell| assert!(cell.borrow().is_none(), "the old state is kept"));
+        let _ = array::<16>().unwrap();
+        THREAD_RNG.with(|cell| assert_eq!(cell.borrow().as_ref().unwrap().drawn, 16, "seeded anew"));
+    }
 
     #[test]
     fn reseeds_after_the_budget() {
