@@ -183,6 +183,11 @@ pub enum ConfigError {
     /// The purpose string is empty.
     #[error("purpose must not be empty; use the cookie name")]
     EmptyPurpose,
+    /// The purpose ends in `+remember` or `+versioned`, which token
+    /// version 1 appends to a purpose to say a token's profile or kind of
+    /// data: under it, another sealer's tokens could open.
+    #[error("purpose must not end in +remember or +versioned (token version 1 appends those); use the cookie name")]
+    ReservedPurpose,
     /// The purpose string is longer than 123 bytes.
     #[error("purpose is {0} bytes long; it must be at most 123 (use the cookie name)")]
     PurposeTooLong(usize),

@@ -1196,6 +1196,11 @@ impl SealerBuilder {
         if self.purpose.is_empty() {
             return Err(ConfigError::EmptyPurpose);
         }
+        // In version 1, "p+remember" would be the purpose of p's remembered
+        // tokens, and its tokens would open as those (and theirs as its).
+        if [REMEMBER_SUFFIX, VERSIONED_SUFFIX].iter().any(|suffix| self.purpose.ends_with(suffix)) {
+            return Err(ConfigError::ReservedPurpose);
+        }
         if self.version != token::VERSION && self.version != token::VERSION_1 {
             return Err(ConfigError::TokenVersion(self.version));
         }

@@ -459,6 +459,12 @@ fn bad_sealer_configurations_are_refused() {
     assert_eq!(base().leeway(Duration::from_secs(86_401)).build().unwrap_err(), ConfigError::Leeway);
     assert_eq!(base().max_token_len(100).build().unwrap_err(), ConfigError::MaxTokenLen(100));
     assert_eq!(base().purpose("").build().unwrap_err(), ConfigError::EmptyPurpose);
+    // Token version 1 appends these to say a token's profile and data: a
+    // sealer of such a purpose would share another's remember-me tokens.
+    for purpose in ["p+remember", "p+versioned", "p+remember+versioned"] {
+        assert_eq!(base().purpose(purpose).build().unwrap_err(), ConfigError::ReservedPurpose, "{purpose}");
+    }
+    assert!(base().purpose("p+rememberer").build().is_ok(), "only the endings are reserved");
     for version in [0, 3, 255] {
         assert_eq!(base().token_version(version).build().unwrap_err(), ConfigError::TokenVersion(version));
     }
