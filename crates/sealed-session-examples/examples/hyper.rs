@@ -49,20 +49,26 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
-    let session = match config.begin(&parts).await {
-        Begin::Ready(session) => session,
+    // The form body, when the driver asked for it (its CSRF token is in
+    // it): read once, checked, and handed to the route whole. (A route that
+    // needs the body of another request reads it itself.)
+    let (session, form) = match config.begin(&parts).await {
+        Begin::Ready(session) => (session, None),
         Begin::ReadForm(form) => match Limited::new(body, form.limit()).collect().await {
-            Ok(body) => match form.check(&body.to_bytes()) {
-                Ok(session) => session,
-                Err(refusal) => return refuse(&refusal),
-            },
+            Ok(body) => {
+                let body = body.to_bytes();
+                match form.check(&body) {
+                    Ok(session) => (session, Some(body)),
+                    Err(refusal) => return refuse(&refusal),
+                }
+            }
             Err(err) if err.is::<http_body_util::LengthLimitError>() => return refuse(&form.too_large()),
             Err(err) => return refuse(&form.unreadable(&err)),
         },
         Begin::Refuse(refusal) => return refuse(&refusal),
         Begin::Answer(answer) => return answer.into_http().map(Full::from),
     };
-    let mut response = route(&parts.method, parts.uri.path(), &session).await;
+    let mut response = route(&parts.method, parts.uri.path(), &session, form.as_deref()).await;
     session.finish().write_to(response.headers_mut());
     response
 }
@@ -70,15 +76,32 @@ where
 /// How recent a sign-in `/settings` needs.
 const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
-async fn route(method: &Method, path: &str, session: &SessionHandle) -> Response<Full<Bytes>> {
+/// The login form's fields (the CSRF token's among them, checked already).
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    user: String,
+}
+
+async fn route(
+    method: &Method,
+    path: &str,
+    session: &SessionHandle,
+    form: Option<&[u8]>,
+) -> Response<Full<Bytes>> {
     let sessions = session.typed::<u32>();
     let answer = match (method, path) {
         // The login form's page: its CSRF token is bound to a pre-session.
         (&Method::GET, "/login-form") => session.csrf_token().map(|token| format!("csrf_token={token}\n")),
         (&Method::POST, "/login") => {
             // A real app checks the password here; the CSRF token of the
-            // pre-session was checked before this route ran.
-            sessions.login("alice", 0).await.map(|_| "signed in\n".to_owned())
+            // pre-session was checked before this route ran. A script that
+            // sent the token in its header signs in as alice.
+            let user = match form.map(serde_urlencoded::from_bytes::<LoginForm>) {
+                Some(Ok(form)) => form.user,
+                Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "the form needs a user"),
+                None => "alice".to_owned(),
+            };
+            sessions.login(&user, 0).await.map(|_| "signed in\n".to_owned())
         }
         (&Method::GET, "/whoami") => match sessions.current() {
             Some(current) => Ok(format!("{}\n", current.user_id().unwrap_or("anonymous"))),

@@ -28,7 +28,17 @@ async fn send<S: RevocationStore + 'static>(
     config: &Arc<WebConfig<S>>,
     request: hyper::http::request::Builder,
 ) -> Answer {
-    let response = example::handle(Arc::clone(config), request.body(Full::new(Bytes::new())).unwrap()).await;
+    send_body(config, request, String::new()).await
+}
+
+/// [`send`] with a body.
+async fn send_body<S: RevocationStore + 'static>(
+    config: &Arc<WebConfig<S>>,
+    request: hyper::http::request::Builder,
+    body: String,
+) -> Answer {
+    let response =
+        example::handle(Arc::clone(config), request.body(Full::new(Bytes::from(body))).unwrap()).await;
     let status = response.status();
     let set_cookies =
         response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
@@ -92,6 +102,21 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
         signed_in.set_cookies.iter().map(|c| pair(c)).find(|c| c.starts_with("__Host-session=")).unwrap();
     let whoami = send(&config, Request::get("/whoami").header("cookie", session)).await;
     assert_eq!(whoami.body, "alice\n");
+
+    // A form posts its token among its fields: the route gets the body
+    // the token was read from, whole.
+    let page = send(&config, Request::get("/login-form")).await;
+    let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
+    let pre_session = pair(&page.set_cookies[0]).to_owned();
+    let form = Request::post("/login")
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", &pre_session)
+        .header("content-type", "application/x-www-form-urlencoded");
+    let signed_in = send_body(&config, form, format!("csrf_token={token}&user=bob")).await;
+    assert_eq!((signed_in.status, signed_in.body.as_str()), (StatusCode::OK, "signed in\n"));
+    let session =
+        signed_in.set_cookies.iter().map(|c| pair(c)).find(|c| c.starts_with("__Host-session=")).unwrap();
+    assert_eq!(send(&config, Request::get("/whoami").header("cookie", session)).await.body, "bob\n");
 }
 
 #[tokio::test]
