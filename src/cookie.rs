@@ -388,12 +388,19 @@ impl CookieSpec {
 
 /// The values of one cookie found in a request, at most
 /// [`MAX_SAME_NAME`], by the rules of [`CookieSpec::values_in`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Values<'h> {
     found: [&'h str; MAX_SAME_NAME],
     len: usize,
     /// A `__Host-` cookie that arrived more than once: one was injected.
     injected: bool,
+}
+
+/// The values are tokens: only how many there are is shown.
+impl std::fmt::Debug for Values<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Values").field("len", &self.len).field("injected", &self.injected).finish()
+    }
 }
 
 impl<'h> Values<'h> {
@@ -481,12 +488,22 @@ fn split_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// What a response must do with one cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum CookieChange {
     /// Send this `Set-Cookie` value.
     Set(String),
     /// Remove the cookie.
     Remove,
+}
+
+/// The `Set-Cookie` value carries a token: only its length is shown.
+impl std::fmt::Debug for CookieChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Set(value) => write!(f, "Set(<{} bytes>)", value.len()),
+            Self::Remove => f.write_str("Remove"),
+        }
+    }
 }
 
 /// `bytes` without ASCII spaces and tabs at either end (nothing else: a
@@ -499,4 +516,19 @@ fn trim_space_and_tab(mut bytes: &[u8]) -> &[u8] {
         bytes = rest;
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    /// What carries a token shows none in `Debug`: one `?` in a log line
+    /// must not leak a session.
+    #[test]
+    fn cookie_values_never_show_in_debug() {
+        let change = super::CookieChange::Set("__Host-session=SECRETTOKEN; Path=/".into());
+        assert!(!format!("{change:?}").contains("SECRETTOKEN"), "{change:?}");
+        let spec = super::CookieSpec::default();
+        let [values] = super::scan([&spec], [&b"__Host-session=SECRETTOKEN"[..]]);
+        assert_eq!(values.as_slice().len(), 1);
+        assert!(!format!("{values:?}").contains("SECRETTOKEN"), "{values:?}");
+    }
 }

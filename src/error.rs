@@ -284,7 +284,8 @@ pub enum KeyringError {
     UnknownField {
         /// The entry.
         entry: EntryRef,
-        /// The field's name as written.
+        /// The field's name as written, or `(not shown)` if it does not
+        /// look like a field name (a secret pasted as one).
         field: String,
     },
     /// A field has the wrong type or an impossible value.

@@ -203,6 +203,10 @@ fn a_secret_in_the_wrong_field_is_never_echoed() {
     }
     let err = toml_err(&toml_entry("1", K1, K2));
     assert!(matches!(err, KeyringError::UnknownState { ref state, .. } if state == "(not shown)"), "{err:?}");
+    // A secret pasted as a field's name.
+    let err = toml_err(&(toml_entry("1", "primary", K1).trim_end().to_string() + &format!("\n{K2} = 1\n")));
+    assert!(matches!(err, KeyringError::UnknownField { ref field, .. } if field == "(not shown)"), "{err:?}");
+    assert!(!err.to_string().contains(&K2[..8]), "{err}");
 }
 
 #[test]

@@ -171,7 +171,12 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
     let activate_at = time_field(entry, &mut table, "activate_at")?;
     let retire_at = time_field(entry, &mut table, "retire_at")?;
     if let Some(field) = table.keys().next() {
-        return Err(KeyringError::UnknownField { entry, field: field.clone() });
+        // A secret pasted as a name is a bare key too: echo only what looks
+        // like a misspelt field name.
+        let looks_like_a_name =
+            field.len() <= 16 && field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let field = if looks_like_a_name { field.clone() } else { "(not shown)".to_owned() };
+        return Err(KeyringError::UnknownField { entry, field });
     }
     Ok(KeySpec { id, state, key, created, activate_at, retire_at })
 }

@@ -44,14 +44,17 @@ const SESSION_ID_HEADERS: [&str; 2] = ["sec-secure-session-id", "sec-session-id"
 /// The request header a browser sends when it skipped a refresh.
 const SKIPPED_HEADER: &str = "secure-session-skipped";
 
-/// The most of a `Secure-Session-Skipped` header that is logged: the
-/// draft's values are a few short tokens, and any client can send one.
-const MAX_LOGGED_SKIPPED: usize = 128;
+/// The most of a `Secure-Session-Skipped` header's reason that is logged:
+/// the draft's reasons are short tokens, and any client can send one.
+const MAX_LOGGED_SKIPPED: usize = 64;
 
-/// `text` as logged: its first [`MAX_LOGGED_SKIPPED`] characters, without
+/// A `Secure-Session-Skipped` value as logged: its reason only, the part
+/// before its parameters (whose `session_identifier` is the binding's
+/// identifier), at most [`MAX_LOGGED_SKIPPED`] characters, without
 /// control characters (a log line per request, of a bounded size).
 fn loggable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_SKIPPED).collect()
+    let reason = text.split([';', ',']).next().unwrap_or_default();
+    reason.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_SKIPPED).collect()
 }
 
 /// What a session identifier holds besides the binding's ID (its session
@@ -493,10 +496,8 @@ fn scope(settings: &Settings) -> serde_json::Value {
 mod tests {
     #[test]
     fn a_skipped_header_is_logged_short_and_on_one_line() {
-        assert_eq!(
-            super::loggable("quota_exceeded;session_identifier=\"x\""),
-            "quota_exceeded;session_identifier=\"x\""
-        );
+        assert_eq!(super::loggable("quota_exceeded;session_identifier=\"AgAAsecret\""), "quota_exceeded");
+        assert_eq!(super::loggable("unreachable, quota_exceeded"), "unreachable");
         let long = format!("a\nb\r{}", "c".repeat(100_000));
         let logged = super::loggable(&long);
         assert_eq!(logged.chars().count(), super::MAX_LOGGED_SKIPPED);

@@ -139,7 +139,7 @@ impl SessionJson {
 }
 
 /// Where the demo keeps its keyring and revocations.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Setup {
     /// The data directory, created (mode 0700) if missing.
     pub data_dir: PathBuf,
@@ -155,6 +155,20 @@ pub struct Setup {
     /// browser's key; by default
     /// [`DEFAULT_BOUND_LIFETIME`](sealed_session::web::DEFAULT_BOUND_LIFETIME).
     pub bound_lifetime: Option<std::time::Duration>,
+}
+
+/// The store's URL as [`Setup::store_url_for_display`] shows it: without
+/// credentials.
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("data_dir", &self.data_dir)
+            .field("keyring", &self.keyring)
+            .field("store", &self.store.as_ref().map(|_| self.store_url_for_display()))
+            .field("max_sessions", &self.max_sessions)
+            .field("bound_lifetime", &self.bound_lifetime)
+            .finish()
+    }
 }
 
 /// The demo could not start.
@@ -198,15 +212,12 @@ impl Setup {
         let url = self.store_url();
         let url = url.split_once('?').map_or(url.as_str(), |(base, _)| base).to_owned();
         match url.split_once("://") {
-            Some((scheme, rest)) => {
-                match rest.split_once('/').map_or(rest, |(authority, _)| authority).rsplit_once('@') {
-                    Some((_, host)) => {
-                        let path = rest.split_once('/').map_or("", |(_, path)| path);
-                        format!("{scheme}://***@{host}/{path}")
-                    }
-                    None => url,
-                }
-            }
+            // Credentials end at the last `@`: a password may hold a `/`
+            // (the store's parsers take it so).
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host_and_path)) => format!("{scheme}://***@{host_and_path}"),
+                None => url,
+            },
             None => url,
         }
     }
@@ -412,6 +423,16 @@ mod tests {
             "redis+sentinel://***@h1:26379,h2/svc"
         );
         assert_eq!(shown("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(shown("redis+sentinel://:pa/ss@h:26379/svc"), "redis+sentinel://***@h:26379/svc");
+        // Debug keeps the URL's credentials out too.
+        let setup = super::Setup {
+            data_dir: "d".into(),
+            keyring: None,
+            store: Some("rediss://app:s3cret@redis:6380/0".into()),
+            bound_lifetime: None,
+            max_sessions: None,
+        };
+        assert!(!format!("{setup:?}").contains("s3cret"), "{setup:?}");
         assert_eq!(shown("sqlite:/var/x.sqlite?create=true"), "sqlite:/var/x.sqlite");
     }
 

@@ -308,7 +308,15 @@ pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, R
                 return Err(bad("sentinel_username and sentinel_password need a redis+sentinel:// URL"));
             }
             "sentinel_username" | "sentinel_password" => {}
-            _ => return Err(ConnectError::Url(format!("unknown query parameter {key:?}"))),
+            // The key is not repeated: a `?` or `&` in an unescaped
+            // password would make part of it a key.
+            _ => {
+                return Err(bad(
+                    "an unknown query parameter (known: assume_noeviction, assume_durable, wait_replicas, \
+                     wait_timeout_ms, timeout_ms, ca_file, sentinel_username, sentinel_password); escape a \
+                     `?` or `&` in a password as %3F or %26",
+                ))
+            }
         }
     }
     let target = if base.starts_with("redis://") || base.starts_with("rediss://") {
@@ -512,6 +520,16 @@ mod tests {
         ] {
             let err = parse(url).unwrap_err().to_string();
             assert!(err.contains(why), "{url}: {err}");
+        }
+    }
+
+    /// An unescaped `?` or `&` in a password makes part of it a query key:
+    /// the error never repeats it.
+    #[test]
+    fn an_unknown_query_parameter_is_not_quoted() {
+        for url in ["redis://u:ab?cdsecret=ef@h/0", "redis+sentinel://h/s?sentinel_password=ab&cdsecret=ef"] {
+            let err = parse(url).unwrap_err().to_string();
+            assert!(err.contains("unknown query parameter") && !err.contains("cdsecret"), "{err}");
         }
     }
 }
