@@ -72,8 +72,9 @@ const DURABLE_COMMIT: &str = "set_config('synchronous_commit',
 /// with `on_conflict` for an entry already there, refuses an expiry at or
 /// before the database's time, drops other entries that expired a day
 /// ago or more (`DENYLIST_PURGE_GRACE_SECS`: a database clock that jumps
-/// ahead deletes none that still counts) and notifies `$3`. It answers the database's time, whether `$1` was
-/// written, and how many entries were dropped. An expired entry another
+/// ahead deletes none that still counts) and notifies `$3`. It answers
+/// the database's time, whether `$1` was written, and how many entries
+/// were dropped. An expired entry another
 /// writer holds is left for a later purge: waiting for it could deadlock
 /// two revocations (each holding an entry the other purges) or run out the
 /// store's timeout.
