@@ -288,6 +288,10 @@ mod tests {
             r#"  "abc";id="s 1";n=-12;d=1.5;t=tok/en:x;b=:aGk=:;f=?0;k;dt=@1659578233;ds=%"f%c3%bc"  "#;
         assert_eq!(parse_string_item(with).unwrap(), "abc");
         assert_eq!(parse_string_item(r#""x";  a=1"#).unwrap(), "x");
+        // The limits are inclusive (RFC 9651 §3.3.1, §3.3.2): 15 integer
+        // digits, and 12 before a decimal's point and 3 after it.
+        let longest = r#""x";i=-123456789012345;d=123456789012.123"#;
+        assert_eq!(parse_string_item(longest).unwrap(), "x");
     }
 
     #[test]
