@@ -1314,7 +1314,8 @@ fn listed(
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     let sealer = Sealer::builder(Keyring::generate().unwrap())
         .clock(clock.clone())
-        .renew_after(std::time::Duration::from_secs(300));
+        .renew_after(std::time::Duration::from_secs(300))
+        .remember_me(std::time::Duration::from_secs(30 * 86_400), std::time::Duration::from_secs(7 * 86_400));
     let builder =
         WebConfig::builder(sealer, Arc::clone(&store)).session_registry(store).audit(recorder.clone());
     (Arc::new(change(builder).build().unwrap()), recorder, clock)
@@ -1386,6 +1387,45 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
         assert!(!on(&config, &phone).await.has_session(), "the phone is logged out on every server");
         assert_eq!(here.devices().await.unwrap().len(), 1);
         assert!(!here.end_device(devices[1].reference).await.unwrap(), "an ended session ends once");
+    });
+}
+
+/// A remembered session ended from the device list stays ended for its
+/// whole remembered life, well past the default absolute timeout and the
+/// denylist's purge of entries a day past their expiry, while one that was
+/// not ended still opens.
+#[test]
+fn a_remembered_session_ended_from_the_list_stays_ended_for_its_whole_life() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = listed(|b| b);
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let remembered = |agent| {
+            let config = Arc::clone(&config);
+            async move {
+                let handle = ready(&config, &TestRequest::new("GET", "/").header("user-agent", agent)).await;
+                let remember = LoginOptions::default().remember(true);
+                handle.typed::<String>().login_with_options("alice", remember, |_| "A".into()).await.unwrap();
+                pair(&set_cookies(&handle)[0]).to_owned()
+            }
+        };
+        let phone = remembered(FIREFOX).await;
+        let tablet = remembered(FIREFOX).await;
+
+        let here = on(&config, &laptop).await;
+        let devices = here.devices().await.unwrap();
+        let phone_ref = SessionRef::of(id_of(&on(&config, &phone).await));
+        let phones = devices.iter().find(|d| d.reference == phone_ref).unwrap();
+        assert!(phones.remembered);
+        assert!(here.end_device(phones.reference).await.unwrap());
+
+        // Two days on: past the default twelve-hour lifetime and the day of
+        // grace after it; another logout purges the denylist's due entries.
+        clock.advance(Duration::from_secs(2 * 86_400));
+        let other = sign_in_from(&config, "bob", CHROME).await;
+        on(&config, &other).await.logout().await.unwrap();
+        assert!(on(&config, &tablet).await.has_session(), "a remembered session lives on");
+        assert!(!on(&config, &phone).await.has_session(), "the ended one stays ended");
     });
 }
 
