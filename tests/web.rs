@@ -1429,6 +1429,30 @@ fn a_remembered_session_ended_from_the_list_stays_ended_for_its_whole_life() {
     });
 }
 
+/// A session signed in with a bearer token is listed and can be ended
+/// from another device like a cookie's.
+#[test]
+fn a_bearer_session_is_listed_and_ended_from_another_device() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b.bearer_tokens());
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let client =
+            |token: &str| TestRequest::new("GET", "/").header("authorization", &format!("Bearer {token}"));
+        let handle = ready(&config, &client("")).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let token = handle.finish().session_token.clone().unwrap();
+        assert!(ready(&config, &client(&token)).await.has_session());
+
+        let here = on(&config, &laptop).await;
+        let devices = here.devices().await.unwrap();
+        assert_eq!(devices.len(), 2, "{devices:?}");
+        let api = devices.iter().find(|d| !d.current).unwrap();
+        assert!(here.end_device(api.reference).await.unwrap());
+        assert!(!ready(&config, &client(&token)).await.has_session(), "the token is refused");
+        assert!(on(&config, &laptop).await.has_session());
+    });
+}
+
 /// The sessions of an injected duplicate cookie that a logout ends leave
 /// the registry too: no ended session stays recorded.
 #[test]
