@@ -1437,7 +1437,7 @@ fn a_bearer_session_is_listed_and_ended_from_another_device() {
         let (config, _, _) = listed(|b| b.bearer_tokens());
         let laptop = sign_in_from(&config, "alice", CHROME).await;
         let client =
-            |token: &str| TestRequest::new("GET", "/").header("authorization", &format!("Bearer {token}"));
+            |token: &str| TestRequest::new("GET", "/").header("authorization", format!("Bearer {token}"));
         let handle = ready(&config, &client("")).await;
         handle.typed::<String>().login("alice", "A".into()).await.unwrap();
         let token = handle.finish().session_token.clone().unwrap();
