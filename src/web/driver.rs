@@ -188,17 +188,24 @@ pub enum Refusal {
     /// and the request's session is not bound.
     #[error("this path requires a device-bound session, and the request's session is not bound")]
     NotDeviceBound,
+    /// The request already went through another configuration's driver (a
+    /// second session layer or middleware around the same route): see
+    /// [`WebConfig::nested_in`].
+    #[error("the request went through two session layers with different configurations; a route must have one: remove the inner layer or give each route its own")]
+    Nested,
 }
 
 impl Refusal {
-    /// The status code: `503` when the store could not be asked, else as
-    /// [`CsrfRefusal::status`].
+    /// The status code: `503` when the store could not be asked, `500` for
+    /// two session layers, `403` for a session that is not device-bound,
+    /// else as [`CsrfRefusal::status`].
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
             Refusal::Csrf(refusal) => refusal.status(),
             Refusal::Store(_) => 503,
             Refusal::NotDeviceBound => 403,
+            Refusal::Nested => 500,
         }
     }
 
@@ -209,6 +216,7 @@ impl Refusal {
             Refusal::Csrf(refusal) => refusal.body(),
             Refusal::Store(_) => "session store unavailable, try again",
             Refusal::NotDeviceBound => "this page needs a device-bound session",
+            Refusal::Nested => "session middleware misconfigured",
         }
     }
 }
@@ -343,6 +351,25 @@ pub(crate) struct Refused {
 }
 
 impl<S: RevocationStore + 'static> WebConfig<S> {
+    /// For a request whose extensions already hold a [`SessionHandle`]: an
+    /// outer layer began it. `Ok(())` when that layer runs this same
+    /// configuration (one layer added at two levels of a router): the
+    /// request goes on to the inner service as it is, with the outer
+    /// handle, and the outer layer finishes it. [`Refusal::Nested`] (logged
+    /// as an error) when it runs another: a request has one session, and a
+    /// second driver would open the cookie again, check CSRF by other
+    /// rules and set cookies over the first one's.
+    ///
+    /// # Errors
+    /// [`Refusal::Nested`] for another configuration's handle.
+    pub fn nested_in(&self, outer: &SessionHandle) -> Result<(), Refusal> {
+        if std::ptr::addr_eq(Arc::as_ptr(&outer.shared.ops), std::ptr::from_ref(self)) {
+            return Ok(());
+        }
+        tracing::error!(cookie = self.settings.cookie.name(), "{}", Refusal::Nested);
+        Err(Refusal::Nested)
+    }
+
     /// Drives one request up to its handler: opens its session (the first
     /// session cookie that opens and passes the revocation check, or with
     /// [`bearer_tokens`](super::WebConfigBuilder::bearer_tokens) the bearer

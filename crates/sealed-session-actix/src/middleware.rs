@@ -30,7 +30,9 @@ sealed_session::adapter_types! {
     ///
     /// Build it once and give a clone to each worker's `App`. Any data type
     /// goes: each extractor ([`Session<T>`], [`Sessions<T>`]) decodes the
-    /// session as its own `T`.
+    /// session as its own `T`. Wrapped twice around a route, it runs once;
+    /// a second middleware of another configuration inside it answers `500`
+    /// ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
     pub struct SessionMiddleware;
 }
 
@@ -77,6 +79,15 @@ where
         let service = Rc::clone(&self.service);
         let config = Arc::clone(&self.config);
         Box::pin(async move {
+            let outer = request.extensions().get::<SessionHandle>().map(|outer| config.nested_in(outer));
+            match outer {
+                // An outer middleware began this request, and finishes it.
+                Some(Ok(())) => return Ok(service.call(request).await?.map_into_left_body()),
+                Some(Err(refusal)) => {
+                    return Ok(request.into_response(refuse(&refusal)).map_into_right_body());
+                }
+                None => {}
+            }
             let begun = config.begin(&View(&request)).await;
             let handle = match begun {
                 Begin::Ready(handle) => handle,

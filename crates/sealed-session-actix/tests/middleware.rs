@@ -569,3 +569,42 @@ async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate(
     assert!(!before.starts_with(&reply.body), "a new ID");
     assert_eq!(client.get("/sudo").await.body, "alice");
 }
+
+/// One middleware wrapped at two levels runs once: the inner one passes the
+/// request on with the outer one's handle (two drivers would each finish
+/// it, and after a logout the outer one would renew the ended session over
+/// its removal). Another configuration's middleware inside is refused.
+#[actix_web::test]
+async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refused() {
+    let clock = ManualClock::at_unix(START);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let middleware = || {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        SessionMiddleware::new(WebConfig::builder(sealer, Arc::clone(&store)).build().unwrap())
+    };
+    let routes = || {
+        App::new()
+            .route("/whoami", web::get().to(shared::whoami::<Session<Data>>))
+            .route("/csrf", web::get().to(shared::csrf::<H, E>))
+            .route("/login", web::post().to(shared::login::<H, E>))
+            .route("/logout", web::post().to(logout))
+    };
+    let once = middleware();
+    let app = test::init_service(routes().wrap(once.clone()).wrap(once)).await;
+    let mut client = Client { app, jar: CookieJar::default() };
+    client.login().await;
+    let token = client.get("/csrf").await.body;
+    clock.advance(Duration::from_secs(600)); // the cookie is due for renewal
+    let reply = client.post("/logout", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let sessions: Vec<_> = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(client.jar.get("__Host-session"), None, "logged out");
+
+    let app = test::init_service(routes().wrap(middleware()).wrap(middleware())).await;
+    let reply = Client { app, jar: CookieJar::default() }.get("/whoami").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "session middleware misconfigured")
+    );
+}

@@ -18,7 +18,9 @@ sealed_session::adapter_types! {
     /// extensions, and [`SessionHandle::finish`](sealed_session::web::SessionHandle::finish)
     /// puts the cookies and `Cache-Control` on its response. Refusals are
     /// the driver's too: `403` for CSRF, `413` for a form over the limit,
-    /// `503` when the revocation store cannot answer.
+    /// `503` when the revocation store cannot answer. Added twice around a
+    /// route, it runs once; a second layer of another configuration inside
+    /// it answers `500` ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
     ///
     /// The layer does not know the session's data type: each extractor
     /// ([`Session<T>`], [`Sessions<T>`]) decodes the session as its own `T`.

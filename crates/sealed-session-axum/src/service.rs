@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use sealed_session::web::{Begin, Refusal, WebConfig};
+use sealed_session::web::{Begin, Refusal, SessionHandle, WebConfig};
 use sealed_session::{BoxFuture, RevocationStore};
 use tower_service::Service;
 
@@ -62,6 +62,13 @@ where
         let config = Arc::clone(&self.config);
         let (mut parts, body) = request.into_parts();
         Box::pin(async move {
+            if let Some(outer) = parts.extensions.get::<SessionHandle>() {
+                // An outer layer began this request, and finishes it.
+                if let Err(refusal) = config.nested_in(outer) {
+                    return Ok(refuse(&refusal));
+                }
+                return Ok(inner.call(Request::from_parts(parts, Body::new(body))).await?.map(Body::new));
+            }
             let (handle, body) = match config.begin(&parts).await {
                 Begin::Ready(handle) => (handle, Body::new(body)),
                 // Boxed: the body-reading future is large, and most requests never need it.

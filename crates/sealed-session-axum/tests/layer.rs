@@ -1392,3 +1392,35 @@ fn the_future_every_request_allocates_stays_under_1_kib() {
     let size = std::mem::size_of_val(&*future);
     assert!(size < 1024, "the layer's future is {size} bytes");
 }
+
+/// One layer added at two levels of a router runs once: the inner one
+/// passes the request on with the outer one's handle. Two drivers would
+/// each finish the request: after a logout the outer one would renew the
+/// session the inner one ended, over its removal. Another configuration's
+/// layer inside is refused.
+#[tokio::test]
+async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
+    let clock = ManualClock::at_unix(START);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let layer = || {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        SessionLayer::new(WebConfig::builder(sealer, Arc::clone(&store)).build().unwrap())
+    };
+    let once = layer();
+    let mut client = Client { app: router().layer(once.clone()).layer(once), jar: CookieJar::default() };
+    client.login().await;
+    let token = client.csrf().await;
+    clock.advance(Duration::from_secs(600)); // the cookie is due for renewal
+    let reply = client.post("/logout", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let sessions: Vec<_> = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(client.session_cookie(), None, "logged out");
+
+    let mut client = Client { app: router().layer(layer()).layer(layer()), jar: CookieJar::default() };
+    let reply = client.get("/whoami").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "session middleware misconfigured")
+    );
+}
