@@ -317,7 +317,7 @@ fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_on_one_server_reaches_the_other_within_milliseconds() {
+async fn a_revocation_on_one_server_reaches_the_other_by_its_messages() {
     let url = SHARED.url();
     let clock = clock_at_now(); // never advanced: only a notification ends a cached answer
     let (a, b) = (server(&url, "propagation", &clock).await, server(&url, "propagation", &clock).await);

@@ -413,7 +413,7 @@ fn outside_a_tokio_runtime_checks_fail_closed_instead_of_panicking() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_on_one_server_reaches_the_other_within_milliseconds() {
+async fn a_revocation_on_one_server_reaches_the_other_by_its_messages() {
     let redis = RedisServer::start();
     let clock = clock_at_now();
     let (a, b) = (server(&redis, &clock).await, server(&redis, &clock).await);

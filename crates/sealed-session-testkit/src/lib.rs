@@ -101,9 +101,10 @@ pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Op
 
 /// Twenty revocations between two servers `a` and `b` of one store, each
 /// direction in turn: the other server has the session cached as valid, the
-/// revoker refuses it at once, and the other within 100 ms (by the store's
-/// messages: on clocks that do not move, only a message can end a cached
-/// answer). Returns the slowest.
+/// revoker refuses it at once, and the other refuses it as revoked (not for
+/// a store error) within two seconds, by the store's messages: on clocks
+/// that do not move, only a message can end a cached answer. Returns the
+/// slowest, for the log; how fast is the benchmarks' to measure.
 pub async fn assert_revocations_propagate<S: RevocationStore>(a: &Verifier<S>, b: &Verifier<S>) -> Duration {
     let mut slowest = Duration::ZERO;
     for round in 0..20 {
@@ -114,12 +115,16 @@ pub async fn assert_revocations_propagate<S: RevocationStore>(a: &Verifier<S>, b
         assert!(other.open::<()>(&token).await.is_ok()); // cached
         revoker.logout_everywhere(&user).await.unwrap();
         assert!(matches!(revoker.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
-        let took = within(Duration::from_millis(500), async || other.open::<()>(&token).await.is_err())
+        let refused = async || match other.open::<()>(&token).await {
+            Ok(_) => false,
+            Err(VerifyError::Revoked(Revocation::User)) => true,
+            Err(err) => panic!("the other server failed instead of refusing the token as revoked: {err:?}"),
+        };
+        let took = within(Duration::from_secs(2), refused)
             .await
-            .expect("the other server still accepted the token 500 ms after the revocation");
+            .expect("the other server still accepted the token 2 s after the revocation");
         slowest = slowest.max(took);
     }
-    assert!(slowest < Duration::from_millis(100), "slowest propagation {slowest:?}");
     slowest
 }
 
