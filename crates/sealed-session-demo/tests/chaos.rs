@@ -52,6 +52,9 @@ struct Counts {
     revocations_refused: u64,
     revoked_accepted_beyond_bound: u64,
     revoked_accepted_within_bound: u64,
+    /// Probes of logged-out sessions answered "no session" past the
+    /// bound: what shows the probes checked something.
+    revoked_refused_beyond_bound: u64,
     live_sessions_lost: u64,
     unavailable_503: u64,
     unreachable: u64,
@@ -240,13 +243,14 @@ fn no_revoked_session_is_accepted_beyond_the_bound_while_redis_and_servers_die()
             else {
                 break;
             };
-            if client.accepted(rng.below(2) as usize, &cookie) == Some(true) {
-                if at.elapsed() > BOUND {
+            match client.accepted(rng.below(2) as usize, &cookie) {
+                Some(true) if at.elapsed() > BOUND => {
                     client.counts.revoked_accepted_beyond_bound += 1;
                     eprintln!("round {round}: a session logged out {:?} ago was accepted", at.elapsed());
-                } else {
-                    client.counts.revoked_accepted_within_bound += 1;
                 }
+                Some(true) => client.counts.revoked_accepted_within_bound += 1,
+                Some(false) if at.elapsed() > BOUND => client.counts.revoked_refused_beyond_bound += 1,
+                Some(false) | None => {}
             }
         }
     }
@@ -269,5 +273,8 @@ fn no_revoked_session_is_accepted_beyond_the_bound_while_redis_and_servers_die()
         counts.unreachable,
     );
     assert!(counts.logins > 0 && counts.revocations_acknowledged > 0, "the run did nothing: {counts:?}");
+    // A 20-second run makes hundreds of such probes; a few dozen answered
+    // show the zero below is a finding, not a run whose probes all failed.
+    assert!(counts.revoked_refused_beyond_bound >= 20, "too few logged-out sessions were probed: {counts:?}");
     assert_eq!(counts.revoked_accepted_beyond_bound, 0, "revoked sessions were accepted: {counts:?}");
 }
