@@ -663,9 +663,21 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
         sleep_until(retire);
         assert_eq!(stale_status(), 401, "a cookie under the retired key is refused");
 
-        // Garbage in the file: refused, and no one is signed out.
+        // Garbage in the file: read and refused, and no one is signed out.
+        let refused = || {
+            let metrics = http(demo.addr(), "GET", "/metrics", &[], "").body;
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(r#"sealed_session_keyring_reloads_total{result="refused"}"#));
+            line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+        };
+        let before = refused();
         replace_keyring_file(&path, "this is not a keyring");
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while refused() == before {
+            assert!(std::time::Instant::now() < deadline, "the demo did not read the broken file");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert_eq!(bob.session_json()["user"], "bob");
         assert_eq!(alice.session_json()["key_id"], id);
     });
