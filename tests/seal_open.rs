@@ -197,7 +197,7 @@ fn usage_counts_which_key_opened_tokens() {
     for _ in 0..3 {
         sealer.open::<()>(&token).unwrap();
     }
-    let _ = sealer.open::<()>("garbage");
+    assert!(sealer.open::<()>("garbage").is_err());
     let usage = shared.current().usage();
     assert_eq!(usage.iter().map(|u| (u.id, u.sealed, u.opened)).collect::<Vec<_>>(), [(1, 1, 3), (2, 0, 0)]);
     // Counters survive a keyring swap that keeps the key.

@@ -92,7 +92,9 @@ fn keyring_rotation_walkthrough() {
     assert!(list[0]["created"].as_str().unwrap().ends_with('Z'));
     // No secret ever reaches stdout.
     let listed = ok(&["keyring", "list", f], "");
-    for secret in secrets(&file) {
+    let secrets = secrets(&file);
+    assert_eq!(secrets.len(), 2, "one secret per key");
+    for secret in secrets {
         assert!(!listed.contains(&secret));
     }
     assert!(!dir.path().read_dir().unwrap().any(|e| e

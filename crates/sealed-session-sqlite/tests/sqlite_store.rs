@@ -222,7 +222,9 @@ async fn bad_urls_are_refused() {
 #[tokio::test]
 #[ignore = "child process of an_acknowledged_revocation_survives_kill_9"]
 async fn child_revokes_and_waits_to_be_killed() {
-    let Ok(path) = std::env::var("SEALED_SESSION_SQLITE_CHILD") else { return };
+    let path = std::env::var("SEALED_SESSION_SQLITE_CHILD").expect(
+        "run only by an_acknowledged_revocation_survives_kill_9, which sets SEALED_SESSION_SQLITE_CHILD",
+    );
     let store = SqliteStore::open_or_create(&path).await.unwrap();
     let epoch = store.revoke_user("alice").await.unwrap();
     println!("REVOKED {epoch}");
