@@ -381,6 +381,28 @@ pub enum KeyringError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A new version of a followed keyring file gives a key ID another
+    /// secret ([`KeyringWatcher`](crate::KeyringWatcher)).
+    #[error(
+        "the new keyring file gives key {id} another secret; it was refused, since every session under \
+         key {id} would stop opening: a key ID is never reused, so give the new key a new ID (or restart \
+         the server to load this file on purpose)"
+    )]
+    KeyReplaced {
+        /// The key's ID.
+        id: u32,
+    },
+    /// A new version of a followed keyring file would let a key the one in
+    /// use refuses open sessions again: an older copy of the file, put back
+    /// ([`KeyringWatcher`](crate::KeyringWatcher)).
+    #[error(
+        "the new keyring file would let retired key {id} open sessions again (an older copy of the file?); \
+         it was refused: restart the server to load it on purpose"
+    )]
+    RetiredKeyRestored {
+        /// The key's ID.
+        id: u32,
+    },
     /// The file or variable could not be read.
     #[error("cannot read keyring {path}: {source}")]
     Io {

@@ -162,6 +162,82 @@ fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
     );
 }
 
+/// A version that would undo the keyring in use is refused: one that gives
+/// a key ID another secret, and one that lets a retired key open again (an
+/// older copy of the file put back), whether the key was retired by its
+/// state or by a `retire_at` that has passed on the watcher's clock. A
+/// retire date still ahead may move.
+#[test]
+fn a_version_that_undoes_the_keyring_in_use_is_refused() {
+    const T: i64 = 1_900_000_000;
+    let clock = sealed_session::ManualClock::at_unix(T);
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, events) = watched(dir.path(), |b| {
+        b.notifications(false).poll_interval(Duration::from_millis(50)).clock(clock.clone())
+    });
+    let path = dir.path().join("keyring.toml");
+    let spec =
+        |id: u32, state, byte: u8| KeySpec::new(id, state, MasterKey::from_slice(&[byte; 32]).unwrap());
+    let refused = |events: &mpsc::Receiver<WatchEvent>| match next(events) {
+        WatchEvent::Refused { error } => error,
+        other => panic!("{other:?}"),
+    };
+
+    // Key 1 under another secret.
+    replace(&path, &Keyring::new([spec(1, KeyState::Primary, 9)]).unwrap().to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::KeyReplaced { id: 1 }));
+    let sealer = Sealer::builder(watcher.keyring().clone()).build().unwrap();
+    let under_1 = sealer.seal(&Session::new(())).unwrap();
+
+    // Key 1 retired for key 2; the older file put back is refused.
+    let retired = Keyring::new([spec(1, KeyState::Retired, 1), spec(2, KeyState::Primary, 2)]).unwrap();
+    replace(&path, &retired.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &keyring(2).to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::RetiredKeyRestored { id: 1 }));
+    assert!(sealer.open::<()>(&under_1).is_err(), "key 1 stays retired");
+    // Dropping the retired key undoes nothing.
+    let dropped = Keyring::new([spec(2, KeyState::Primary, 2), spec(3, KeyState::Active, 3)]).unwrap();
+    replace(&path, &dropped.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+
+    // Key 3 retires at T + 10: until then its date may move or go.
+    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    let scheduled = |retire: Option<i64>| {
+        let three = spec(3, KeyState::Active, 3);
+        let three = match retire {
+            Some(unix) => three.retire_at(at(unix)),
+            None => three,
+        };
+        Keyring::new([spec(2, KeyState::Primary, 2), three]).unwrap().to_toml_string()
+    };
+    replace(&path, &scheduled(Some(T + 10)));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    clock.advance(Duration::from_secs(9));
+    replace(&path, &scheduled(Some(T + 20)));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "a date ahead may move");
+    // Once the date has passed, the key stays retired.
+    clock.advance(Duration::from_secs(11));
+    replace(&path, &scheduled(None));
+    assert!(matches!(*refused(&events), KeyringError::RetiredKeyRestored { id: 3 }));
+    let message = refused_message(&path, &events);
+    assert!(message.contains("restart the server"), "{message}");
+}
+
+/// The message of the refusal of one more version that lets key 3 open.
+fn refused_message(path: &Path, events: &mpsc::Receiver<WatchEvent>) -> String {
+    let spec =
+        |id: u32, state, byte: u8| KeySpec::new(id, state, MasterKey::from_slice(&[byte; 32]).unwrap());
+    let later = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+    let keyring =
+        Keyring::new([spec(2, KeyState::Primary, 2), spec(3, KeyState::Active, 3).retire_at(later)]).unwrap();
+    replace(path, &keyring.to_toml_string());
+    match next(events) {
+        WatchEvent::Refused { error } => error.to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn check_now_reads_the_file_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use subtle::ConstantTimeEq as _;
+
 use super::file::{read_text, LoadOptions};
 use super::{Keyring, SharedKeyring};
 use crate::error::KeyringError;
+use crate::{Clock, SystemClock};
 
 /// What the watcher did with a new version of the keyring file.
 #[derive(Debug, Clone)]
@@ -43,6 +46,7 @@ pub struct KeyringWatcherBuilder {
     settle: Duration,
     notify: bool,
     on_event: Option<EventSink>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for KeyringWatcherBuilder {
@@ -79,6 +83,14 @@ impl KeyringWatcherBuilder {
         self
     }
 
+    /// The clock that says which keys the keyring in use already refuses,
+    /// which no new version may let open again (default: the system's).
+    /// Give it the sealer's.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Called with each [`WatchEvent`], on the watcher's thread: for
     /// metrics, or tests. Events are also logged (`tracing`).
     pub fn on_event(mut self, f: impl Fn(&WatchEvent) + Send + Sync + 'static) -> Self {
@@ -105,6 +117,7 @@ impl KeyringWatcherBuilder {
             keyring: keyring.clone(),
             last: Some(fingerprint(&text)),
             on_event: self.on_event,
+            clock: self.clock,
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -120,7 +133,12 @@ impl KeyringWatcherBuilder {
 /// or a Kubernetes secret update), it replaces the keyring in use at once,
 /// on every clone of [`KeyringWatcher::keyring`]. A version that does not
 /// load is refused and logged, and the last good keyring stays in use, so a
-/// broken file signs nobody out.
+/// broken file signs nobody out. So is a version that would undo the one in
+/// use: one that gives a key ID another secret
+/// ([`KeyringError::KeyReplaced`]), or lets a key the keyring in use
+/// already refuses open again ([`KeyringError::RetiredKeyRestored`]: an
+/// older copy of the file, from a backup or a configuration tool). A
+/// restart loads such a file, when that is meant.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's
@@ -156,6 +174,7 @@ impl KeyringWatcher {
             settle: Duration::from_millis(100),
             notify: true,
             on_event: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -248,6 +267,7 @@ struct Follow {
     /// that the same error is reported once.
     last: Option<[u8; 32]>,
     on_event: Option<EventSink>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Follow {
@@ -279,7 +299,12 @@ impl Follow {
                 return Ok(None);
             }
             self.last = Some(print);
-            Keyring::from_toml_str(&text).map(Some)
+            let keyring = Keyring::from_toml_str(&text)?;
+            let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
+            match undoes(&self.keyring.current(), &keyring, now) {
+                Some(error) => Err(error),
+                None => Ok(Some(keyring)),
+            }
         });
         let event = match outcome {
             Ok(None) => return,
@@ -320,6 +345,23 @@ impl Follow {
             on_event(&event);
         }
     }
+}
+
+/// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
+/// key ID with another secret, or a key `current` refuses that `new` lets
+/// open. Keys that `new` drops or adds undo nothing.
+fn undoes(current: &Keyring, new: &Keyring, now: u64) -> Option<KeyringError> {
+    new.entries.iter().find_map(|entry| {
+        let id = entry.spec.id;
+        let old = current.entry(id)?;
+        if !bool::from(old.spec.key.ct_eq(&entry.spec.key)) {
+            Some(KeyringError::KeyReplaced { id })
+        } else if old.refuses_at(now) && !entry.refuses_at(now) {
+            Some(KeyringError::RetiredKeyRestored { id })
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
