@@ -367,13 +367,14 @@ pub enum KeyringError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The directory of the file can be written by its group or by others
-    /// without the sticky bit: they could replace the keyring with keys of
-    /// their own.
+    /// A directory above the file (on its path as given, or on its real
+    /// path through a symbolic link) can be written by its group or by
+    /// others without the sticky bit: they could replace the keyring, or a
+    /// directory on its way, with keys of their own.
     #[error(
-        "keyring directory {path} has mode {mode:o}: its group or others can replace the keyring file in it; \
-         run `chmod go-w` on it, or keep the keyring in a directory only its owner writes to (or allow it \
-         explicitly)"
+        "keyring directory {path} has mode {mode:o}: its group or others can replace the keyring file, or a \
+         directory on its way, in it; run `chmod go-w` on it, or keep the keyring where only its owner writes \
+         to every directory on the way (or allow it explicitly)"
     )]
     InsecureDirectory {
         /// The directory.

@@ -280,6 +280,42 @@ fn a_file_in_a_directory_others_can_write_to_is_refused_unless_sticky_or_allowed
     }
 }
 
+/// The same for every directory on the way: one above the keyring's (which
+/// others could rename away and replace), and the directory that really
+/// holds the file when the path is a symbolic link.
+#[test]
+fn a_directory_others_can_write_to_above_the_file_or_behind_its_link_is_refused() {
+    let refused_at = |path: &std::path::Path| match Keyring::load(path) {
+        Err(KeyringError::InsecureDirectory { path, mode }) => (path, mode),
+        other => panic!("{other:?}"),
+    };
+    // Above: the keyring's own directory is private, its parent is not.
+    let top = tempfile::tempdir().unwrap();
+    let inner = top.path().join("app");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = inner.join("keyring.toml");
+    std::fs::write(&path, Keyring::generate().unwrap().to_toml_string().as_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Keyring::load(&path).is_ok());
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(refused_at(&path), (top.path().to_path_buf(), 0o777));
+    assert!(Keyring::load_with(&path, LoadOptions::allow_insecure_permissions()).is_ok());
+
+    // Behind a link: a private directory links to a file in a shared one.
+    let (shared, target) = write_file(0o600);
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = private.path().join("keyring.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let real = std::fs::canonicalize(shared.path()).unwrap();
+    assert_eq!(refused_at(&link), (real, 0o777));
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(Keyring::load(&link).is_ok());
+}
+
 #[test]
 fn only_a_regular_file_of_a_keyring_s_size_is_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,8 +9,10 @@ use crate::error::KeyringError;
 
 impl Keyring {
     /// Reads a keyring file, refusing one that its group or others can
-    /// read, or one in a directory they can write to (without the sticky
-    /// bit), where they could replace it.
+    /// read, or one below a directory they can write to (without the
+    /// sticky bit), where they could replace it or a directory on its way:
+    /// every directory above it, on its path as given and on its real path
+    /// through a symbolic link.
     ///
     /// # Errors
     /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`],
@@ -131,18 +133,22 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringErr
     if mode & 0o077 != 0 {
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
-    // Whoever may write to the directory may replace the file (a rename
-    // needs no access to the file itself), unless the sticky bit keeps
-    // them to their own files (`/tmp`, a Kubernetes secret volume).
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let dir_meta =
-        std::fs::metadata(dir).map_err(|source| KeyringError::Io { path: dir.to_path_buf(), source })?;
-    let dir_mode = dir_meta.permissions().mode() & 0o7777;
-    if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
-        return Err(KeyringError::InsecureDirectory { path: dir.to_path_buf(), mode: dir_mode });
+    // Whoever may write to a directory may replace what it holds (a rename
+    // needs no access to the file or directory renamed), unless the sticky
+    // bit keeps them to their own (`/tmp`, a Kubernetes secret volume): so
+    // every directory above the file is checked, both on the path as given
+    // (whose link may be replaced) and on the file's real path (through
+    // any symbolic link).
+    let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+    let given = std::path::absolute(path).map_err(io)?;
+    let real = std::fs::canonicalize(path).map_err(io)?;
+    for dir in given.ancestors().skip(1).chain(real.ancestors().skip(1)) {
+        let dir_meta =
+            std::fs::metadata(dir).map_err(|source| KeyringError::Io { path: dir.to_path_buf(), source })?;
+        let dir_mode = dir_meta.permissions().mode() & 0o7777;
+        if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
+            return Err(KeyringError::InsecureDirectory { path: dir.to_path_buf(), mode: dir_mode });
+        }
     }
     Ok(())
 }
