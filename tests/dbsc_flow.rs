@@ -888,6 +888,34 @@ fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
     });
 }
 
+/// A re-seal never moves a bound cookie's deadline: a thief holding only
+/// the bound cookie, changing the session's data and renewing its ID every
+/// few minutes without the device's key, still loses it one bound lifetime
+/// after the last proof.
+#[test]
+fn a_bound_cookie_resealed_without_a_proof_still_dies_one_lifetime_after_the_last_proof() {
+    run(async {
+        let (clock, config, browser) = bound_browser().await;
+        let mut stolen = browser.cookie("__Host-session").unwrap();
+        let with = |path: &str, cookie: &str| {
+            TestRequest::new("GET", path).header("cookie", format!("__Host-session={cookie}"))
+        };
+        for path in ["/update", "/renew", "/update"] {
+            clock.advance(Duration::from_secs(LIFETIME / 4));
+            let reply = serve(&config, with(path, &stolen)).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            let set = reply.all("set-cookie").into_iter().find_map(|c| c.strip_prefix("__Host-session="));
+            let resealed = set.and_then(|c| c.split(';').next()).expect("a new bound cookie").to_owned();
+            assert_ne!(resealed, stolen, "{path}");
+            stolen = resealed;
+        }
+        clock.advance(Duration::from_secs(LIFETIME - 3 * (LIFETIME / 4) - 1));
+        assert_eq!(whoami(&config, &stolen).await.body, "alice second bound=true");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(whoami(&config, &stolen).await.status, 401, "dead one lifetime after the last proof");
+    });
+}
+
 #[test]
 fn registration_refuses_what_it_must() {
     run(async {
