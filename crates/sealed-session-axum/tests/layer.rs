@@ -781,7 +781,7 @@ async fn no_store_is_added_only_where_the_app_set_no_cache_control() {
 /// A real Redis whose ACL user may read but not write: checks work,
 /// revocations fail (a store that is half down).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
+async fn a_logout_login_or_new_id_the_store_did_not_record_changes_no_cookie() {
     use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer};
     let dir = tempfile::tempdir().unwrap();
     let users = acl_file(dir.path(), &[("reader", "pw", "~* &* +@all -@write")]);
@@ -806,8 +806,20 @@ async fn a_logout_the_store_did_not_record_keeps_the_cookie() {
     let reply = client.post("/logout", &token).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
     assert!(reply.set_cookies.is_empty(), "the cookie was removed though the session was not revoked");
-    assert_eq!(client.session_cookie(), Some(cookie));
+    assert_eq!(client.session_cookie(), Some(cookie.clone()));
     assert_eq!(client.get("/required").await.body, "alice", "still signed in, as the store says");
+
+    // A login over the session, a new ID and a logout everywhere must end
+    // the old session (or all of them) first: none goes ahead, and the
+    // cookie stays, when the store cannot record that. A login that went
+    // ahead would leave a planted session ID alive.
+    for path in ["/login", "/renew", "/logout-everywhere"] {
+        let token = client.csrf().await;
+        let reply = client.post(path, &token).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", reply.body);
+        assert!(reply.set_cookies.is_empty(), "{path}: {:?}", reply.set_cookies);
+        assert_eq!(client.session_cookie(), Some(cookie.clone()), "{path}");
+    }
 }
 
 /// The cookie's name and the sealer's purpose are one setting: a layer
