@@ -309,6 +309,27 @@ fn shortening_the_absolute_timeout_applies_to_issued_tokens() {
     assert_eq!(short.open::<()>(&resealed).unwrap().session().expires_at(), Some(at(T0 + 300)));
 }
 
+/// Raising the absolute timeout never lengthens a session already issued:
+/// re-sealed under the longer policy, it keeps the expiry it was given.
+#[test]
+fn raising_the_absolute_timeout_never_extends_issued_tokens() {
+    let clock = ManualClock::at_unix(T0);
+    let shared = SharedKeyring::new(keyring(&[(1, KeyState::Primary)]));
+    let short = Sealer::builder(shared.clone())
+        .absolute_timeout(Duration::from_secs(300))
+        .idle_timeout(Duration::from_secs(300))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let long = sealer_with(shared, &clock);
+    let token = short.seal(&Session::new(())).unwrap();
+    clock.advance(Duration::from_secs(200));
+    let resealed = long.seal(long.open::<()>(&token).unwrap().session()).unwrap();
+    assert_eq!(long.open::<()>(&resealed).unwrap().session().expires_at(), Some(at(T0 + 300)));
+    clock.advance(Duration::from_secs(100));
+    assert_eq!(long.open::<()>(&resealed).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+}
+
 #[test]
 fn hundred_thousand_seals_give_distinct_ids_and_tokens() {
     let (sealer, _) = setup();

@@ -1009,6 +1009,40 @@ fn signing_out_the_other_sessions_keeps_this_one_under_a_new_id_and_epoch() {
     });
 }
 
+/// A new ID and signing the other sessions out keep the session's issue
+/// time and absolute expiry: neither gives a thief a fresh session, nor a
+/// recent sign-in for `authenticated_within`.
+#[test]
+fn a_new_id_and_signing_out_the_others_keep_the_issue_time_and_expiry() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        let times = |handle: &SessionHandle| {
+            let session = handle.current::<String>().unwrap().session().clone();
+            (session.issued_at().unwrap().unix_timestamp(), session.expires_at().unwrap().unix_timestamp())
+        };
+        let first = times(&on(&config, &cookie).await);
+        assert_eq!(first.0, AUDIT_START);
+
+        clock.advance(Duration::from_secs(600));
+        let handle = on(&config, &cookie).await;
+        handle.renew_id().await.unwrap();
+        assert_eq!(times(&handle), first, "a new ID");
+        assert!(!handle.authenticated_within(Duration::from_secs(300)), "no recent sign-in");
+        let renewed = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(times(&on(&config, &renewed).await), first, "as sealed");
+
+        clock.advance(Duration::from_secs(600));
+        let handle = on(&config, &renewed).await;
+        handle.logout_others().await.unwrap();
+        assert_eq!(times(&handle), first, "signing out the others");
+        assert!(!handle.authenticated_within(Duration::from_secs(300)));
+        let kept = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(times(&on(&config, &kept).await), first, "as sealed");
+    });
+}
+
 #[test]
 fn a_verifier_signs_out_the_other_sessions_and_keeps_the_one_it_is_given() {
     pollster::block_on(async {
