@@ -141,7 +141,21 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
     let handle = match config.begin(&request).await {
         Begin::Ready(handle) => handle,
         Begin::Answer(answer) => {
-            let headers = answer.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            let headers: Vec<(String, String)> =
+                answer.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            // Every DBSC answer, whatever its status, in every test here:
+            // never stored, framed or readable cross-origin.
+            let guards = [
+                ("cache-control", "no-store"),
+                ("x-frame-options", "DENY"),
+                ("cross-origin-resource-policy", "same-origin"),
+            ];
+            for (name, value) in guards {
+                let found =
+                    headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+                assert_eq!(found, [value], "{} answer: {headers:?}", answer.status());
+            }
+            assert!(!headers.iter().any(|(n, _)| n.starts_with("access-control-")), "{headers:?}");
             return Reply { status: answer.status(), headers, body: answer.body().to_owned() };
         }
         Begin::Refuse(refusal) => {
