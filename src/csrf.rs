@@ -321,3 +321,28 @@ pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str, now: u
         Err(CsrfError::Invalid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// With no random pad to mask it (the OS refused to seed the
+    /// generator), a page gets no token at all rather than the unmasked
+    /// MAC, which would repeat from page to page.
+    #[test]
+    fn no_pad_gives_no_token_rather_than_an_unmasked_one() {
+        let keyring = crate::Keyring::generate().unwrap();
+        let session = crate::SessionId::random().unwrap();
+        std::thread::spawn(move || {
+            // A new thread's generator is seeded at its first draw: that read fails.
+            crate::random::tests::FAIL_NEXT_OS_FILL.with(|fail| fail.set(true));
+            let entry = keyring.primary_entry();
+            assert_eq!(super::token(entry, &session), "");
+            let token = super::token(entry, &session);
+            assert_eq!(token.len(), 96, "masked: a pad and the XORed bytes, 72 in base64url: {token}");
+            assert!(super::verify(&keyring, &session, &token, 0).is_ok());
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -124,12 +124,12 @@ pub(crate) fn array<const N: usize>() -> Result<[u8; N], RandomError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     thread_local! {
         /// Makes this thread's next read of the OS source fail.
-        pub(super) static FAIL_NEXT_OS_FILL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        pub(crate) static FAIL_NEXT_OS_FILL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
     /// A reseed (after a fork, or the budget) that fails leaves nothing to
