@@ -170,6 +170,13 @@ pub enum ConnectError {
     /// setting and what to set instead.
     #[error("{0}")]
     NotDurable(String),
+    /// The server is a replica, not the primary: its answers may lag the
+    /// primary's without end, and it refuses revocations.
+    #[error(
+        "the Redis server is a {0}, not the primary: its answers may miss revocations made on the primary, \
+         and it refuses revocations; give the primary's address (or use Sentinel)"
+    )]
+    NotPrimary(String),
     /// Redis would not say how it persists its data.
     #[error(
         "cannot read Redis persistence settings ({0}); revocations need appendonly yes with \

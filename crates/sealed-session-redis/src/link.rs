@@ -147,6 +147,13 @@ pub(crate) enum PolicyFault {
     Unreachable(#[source] redis::RedisError),
     #[error("Redis did not say its eviction policy and persistence settings within {0:?}")]
     Timeout(Duration),
+    /// The server is not a primary (`ROLE`): a replica's answers may lag
+    /// its primary's without end, and it refuses revocations.
+    #[error(
+        "the Redis server is a {0}, not a primary: its answers may miss revocations made on the primary; \
+         give the primary's address (or use Sentinel)"
+    )]
+    NotPrimary(String),
 }
 
 impl PolicyFault {
@@ -168,6 +175,7 @@ impl PolicyFault {
             PolicyFault::NotDurable(why) => ConnectError::NotDurable(why),
             PolicyFault::DurabilityUnknown(why) => ConnectError::DurabilityUnknown(why),
             PolicyFault::Unreachable(err) => ConnectError::Redis(err),
+            PolicyFault::NotPrimary(role) => ConnectError::NotPrimary(role),
             fault @ PolicyFault::Timeout(_) => ConnectError::EvictionPolicyUnknown(fault.to_string()),
         }
     }
@@ -280,7 +288,7 @@ impl Link {
             pipe.cmd("CONFIG").arg("GET").arg(name);
         }
         let command = pipe.query_async::<Vec<redis::Value>>(&mut conn);
-        let verdict = match tokio::time::timeout(self.timeout, command).await {
+        let mut verdict = match tokio::time::timeout(self.timeout, command).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
             Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => Err(PolicyFault::Unreachable(err)),
             Ok(Err(err)) => judge(Err(&err.to_string()), self.assume_noeviction, self.assume_durable),
@@ -289,6 +297,26 @@ impl Link {
                 judge(Ok(&values), self.assume_noeviction, self.assume_durable)
             }
         };
+        if verdict.is_ok() {
+            // Apart: an ACL that allows CONFIG but not ROLE must not make the
+            // settings unreadable.
+            let role_cmd = redis::cmd("ROLE");
+            let role = role_cmd.query_async::<redis::Value>(&mut conn);
+            verdict = match tokio::time::timeout(self.timeout, role).await {
+                Err(_) => Err(PolicyFault::Timeout(self.timeout)),
+                Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => {
+                    Err(PolicyFault::Unreachable(err))
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "Redis does not say its role; taken for the primary");
+                    Ok(())
+                }
+                Ok(Ok(reply)) => match role_of(&reply) {
+                    Some(role) if role != "master" => Err(PolicyFault::NotPrimary(role)),
+                    _ => Ok(()),
+                },
+            };
+        }
         let (was, _) = self.policy.load();
         let recovering = matches!(was, Policy::Unsafe | Policy::Recovering);
         let now = match &verdict {
@@ -303,9 +331,12 @@ impl Link {
         if let Some(now) = now {
             self.policy.set(now);
         }
-        // An unsafe reading is logged once; an unreadable one each time.
+        // An unsafe reading is logged once; an unreadable one, or a replica, each time.
         if let Err(fault) = &verdict {
-            let unreadable = matches!(fault, PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_));
+            let unreadable = matches!(
+                fault,
+                PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_) | PolicyFault::NotPrimary(_)
+            );
             if unreadable || (fault.is_unsafe() && was != Policy::Unsafe) {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
             }
@@ -378,6 +409,19 @@ fn config_value(reply: redis::Value) -> Result<String, String> {
         (Some((_, value)), None) => String::from_redis_value(value.clone()).map_err(|err| err.to_string()),
         (None, _) => Err("CONFIG GET knows no such setting".to_owned()),
         (Some(_), Some(_)) => Err("CONFIG GET answered more than one setting".to_owned()),
+    }
+}
+
+/// The role a `ROLE` reply names first (`master`, `slave`, `sentinel`), if
+/// it has that shape; at most 32 characters of it.
+fn role_of(reply: &redis::Value) -> Option<String> {
+    let redis::Value::Array(items) = reply else { return None };
+    match items.first()? {
+        redis::Value::BulkString(bytes) => {
+            std::str::from_utf8(bytes).ok().map(|s| s.chars().take(32).collect())
+        }
+        redis::Value::SimpleString(text) => Some(text.chars().take(32).collect()),
+        _ => None,
     }
 }
 
@@ -567,11 +611,29 @@ async fn sentinel_primary(
 
 #[cfg(test)]
 mod tests {
-    use super::{is_transport, Link, PolicyFault};
+    use super::{is_transport, role_of, Link, PolicyFault};
     use crate::config::{RedisConfig, Target};
+    use redis::Value;
     use sealed_session_testkit::redis::RedisServer;
     use sealed_session_testkit::Logs;
     use std::time::Duration;
+
+    /// `ROLE`'s first element, in either RESP type, at most 32 characters;
+    /// anything else says nothing (and the server is taken at its word).
+    #[test]
+    fn the_role_is_the_first_element_of_the_reply() {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        assert_eq!(role_of(&Value::Array(vec![bulk("master"), Value::Int(0)])).as_deref(), Some("master"));
+        assert_eq!(
+            role_of(&Value::Array(vec![Value::SimpleString("slave".into())])).as_deref(),
+            Some("slave")
+        );
+        assert_eq!(role_of(&Value::Array(vec![bulk(&"x".repeat(100))])).map(|r| r.len()), Some(32));
+        for nothing in [Value::Array(vec![]), Value::Nil, bulk("master"), Value::Array(vec![Value::Int(1)])] {
+            assert_eq!(role_of(&nothing), None, "{nothing:?}");
+        }
+        assert_eq!(role_of(&Value::Array(vec![Value::BulkString(vec![0xff])])), None, "not UTF-8");
+    }
 
     /// Once the policy was unsafe, keys may be gone: answers stay untrusted
     /// until the store has set a new cutoff, even when the policy could not

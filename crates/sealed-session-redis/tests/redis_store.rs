@@ -651,3 +651,31 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
         }
     }
 }
+
+/// A store whose URL names a replica is refused at connect: a replica's
+/// answers can lag its primary's without end (`replica-serve-stale-data`),
+/// and it refuses revocations. A primary demoted while the store runs is
+/// noticed at the next failed write, and every check then fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_never_taken_for_the_primary() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::replica_of(&primary);
+    match RedisStore::connect_with(&replica.url(), config(), sealed_session::SystemClock).await {
+        Err(err @ ConnectError::NotPrimary(_)) => {
+            let message = err.to_string();
+            assert!(message.contains("slave") && message.contains("primary's address"), "{message}");
+        }
+        other => panic!("a replica was accepted: {other:?}"),
+    }
+
+    let store =
+        RedisStore::connect_with(&primary.url(), config(), sealed_session::SystemClock).await.unwrap();
+    let session = sealed_session::Session::new(());
+    assert!(store.state(None, session.id()).await.is_ok());
+    let other = RedisServer::start();
+    assert_eq!(primary.cli(&["REPLICAOF", "127.0.0.1", &other.port().to_string()]), "OK");
+    let until = unix_now() as u64 + 3600;
+    assert!(store.revoke_session(session.id(), until).await.is_err(), "a replica refuses writes");
+    let state = store.state(None, session.id()).await;
+    assert!(matches!(state, Err(StoreError::Untrusted(_))), "{state:?}");
+}
