@@ -279,25 +279,24 @@ impl Inner {
         Ok(())
     }
 
-    /// Warns if the server has replicas that revocations do not wait for
-    /// (a plain `redis://` URL to a managed Redis with replicas, say): a
-    /// failover to a replica can then lose acknowledged revocations. Best
-    /// effort: a server that does not answer `INFO replication` is not
-    /// asked again.
+    /// Warns if the server has more replicas than revocations wait for (a
+    /// plain `redis://` URL to a managed Redis with replicas, or Sentinel's
+    /// default of one with two replicas): a failover to a replica that did
+    /// not acknowledge can then lose acknowledged revocations. Best effort:
+    /// a server that does not answer `INFO replication` is not asked again.
     async fn warn_of_unawaited_replicas(&self) {
-        if self.wait_replicas > 0 {
-            return;
-        }
         let mut conn = self.link.conns().reader.clone();
         let mut command = redis::cmd("INFO");
         command.arg("replication");
         let info = command.query_async::<String>(&mut conn);
         if let Ok(Ok(info)) = tokio::time::timeout(self.config.timeout, info).await {
-            if let Some(replicas) = unawaited_replicas(&info) {
+            if let Some(replicas) = unawaited_replicas(&info, self.wait_replicas) {
                 tracing::warn!(
                     replicas,
-                    "Redis has replicas, but revocations wait for none of them: a failover can lose \
-                     revocations that were acknowledged; set wait_replicas (URL: ?wait_replicas=1)"
+                    awaited = self.wait_replicas,
+                    "Redis has more replicas than revocations wait for: a failover to one that did not \
+                     acknowledge can lose revocations that were; set wait_replicas (URL: ?wait_replicas=N) \
+                     to the number of replicas that may be promoted"
                 );
             }
         }
@@ -668,12 +667,12 @@ async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
 }
 
 /// How many replicas `INFO replication` says the server has
-/// (`connected_slaves`), if any.
-fn unawaited_replicas(info: &str) -> Option<u64> {
+/// (`connected_slaves`), if more than the `awaited` that revocations wait for.
+fn unawaited_replicas(info: &str, awaited: u64) -> Option<u64> {
     info.lines()
         .find_map(|line| line.trim_end().strip_prefix("connected_slaves:"))
         .and_then(|count| count.parse().ok())
-        .filter(|&count| count > 0)
+        .filter(|&count| count > awaited)
 }
 
 #[cfg(test)]
@@ -682,14 +681,16 @@ mod tests {
     fn the_replicas_of_info_replication_are_counted() {
         let primary =
             "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=10.0.0.2,port=6379\r\n";
-        assert_eq!(super::unawaited_replicas(primary), Some(2));
+        assert_eq!(super::unawaited_replicas(primary, 0), Some(2));
+        assert_eq!(super::unawaited_replicas(primary, 1), Some(2), "Sentinel's default, two replicas");
+        assert_eq!(super::unawaited_replicas(primary, 2), None, "each may be promoted, each acknowledged");
         for none in [
             "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
             "role:slave\r\n",
             "",
             "connected_slaves:x",
         ] {
-            assert_eq!(super::unawaited_replicas(none), None, "{none:?}");
+            assert_eq!(super::unawaited_replicas(none, 0), None, "{none:?}");
         }
     }
 }
