@@ -209,6 +209,14 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// [`RedisConfig::ca_file`] was given to
+    /// [`RedisStore::with_client`](crate::RedisStore::with_client), whose
+    /// client brings its own TLS settings.
+    #[error(
+        "ca_file is not used with RedisStore::with_client, whose client brings its own TLS settings: build \
+         the client with the CA (redis::Client::build_with_tls), or connect by URL"
+    )]
+    CaFileWithClient,
 }
 
 /// Where the store connects: one server, or the primary a set of
@@ -293,6 +301,11 @@ fn flag(value: &str) -> Option<bool> {
 /// parameters give.
 pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, RedisConfig), ConnectError> {
     let bad = |why: &str| ConnectError::Url(why.to_owned());
+    if url.contains('#') {
+        // redis-rs reads a fragment (`#insecure` turns certificate checks off
+        // where its feature is on): none passes.
+        return Err(bad("a `#` fragment; escape a `#` in a password as %23"));
+    }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').ok_or_else(|| bad("a query parameter without a value"))?;
@@ -538,5 +551,19 @@ mod tests {
             let err = parse(url).unwrap_err().to_string();
             assert!(err.contains("unknown query parameter") && !err.contains("cdsecret"), "{err}");
         }
+    }
+
+    /// No fragment reaches redis-rs, which reads `#insecure` as turning
+    /// certificate checks off; the error does not repeat the URL.
+    #[test]
+    fn a_fragment_is_refused() {
+        for url in ["rediss://h:6380/0#insecure", "redis://u:pa#ss@h/0", "rediss+sentinel://h/s#insecure"] {
+            let err = parse(url).unwrap_err().to_string();
+            assert!(
+                err.contains("`#` fragment") && !err.contains("insecure") && !err.contains("pa#ss"),
+                "{err}"
+            );
+        }
+        assert!(parse("redis://u:pa%23ss@h/0").is_ok(), "escaped");
     }
 }

@@ -123,7 +123,9 @@ impl RedisStore {
     /// two for commands and one for the subscription.
     ///
     /// # Errors
-    /// As [`RedisStore::connect`], but for the URL.
+    /// As [`RedisStore::connect`], but for the URL;
+    /// [`ConnectError::CaFileWithClient`] if `config` names a CA file, which
+    /// the client's own TLS settings would override.
     pub async fn with_client(
         client: redis::Client,
         config: RedisConfig,
@@ -144,6 +146,10 @@ impl RedisStore {
         let interval = config.policy_check_interval;
         if interval.is_zero() || interval > crate::MAX_POLICY_CHECK_INTERVAL {
             return Err(ConnectError::PolicyCheckInterval(interval));
+        }
+        if matches!(target, crate::config::Target::Client(_)) && config.ca_file.is_some() {
+            // It would be read and ignored: the system's roots would decide.
+            return Err(ConnectError::CaFileWithClient);
         }
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));

@@ -138,6 +138,11 @@ async fn bad_urls_and_unreachable_servers_are_errors() {
     let result =
         RedisStore::connect_with(&format!("redis://127.0.0.1:{closed}/0"), config(), clock_at_now()).await;
     assert!(matches!(result, Err(ConnectError::Redis(_))), "{result:?}");
+    // A CA file the application's client would ignore is refused.
+    let client = redis::Client::open(format!("rediss://localhost:{closed}/0")).unwrap();
+    let with_ca = config().with_ca_file("/nonexistent/ca.pem");
+    let result = RedisStore::with_client(client, with_ca, clock_at_now()).await;
+    assert!(matches!(result, Err(ConnectError::CaFileWithClient)), "{result:?}");
 }
 
 #[tokio::test]
