@@ -176,7 +176,10 @@ impl PolicyFault {
             PolicyFault::DurabilityUnknown(why) => ConnectError::DurabilityUnknown(why),
             PolicyFault::Unreachable(err) => ConnectError::Redis(err),
             PolicyFault::NotPrimary(role) => ConnectError::NotPrimary(role),
-            fault @ PolicyFault::Timeout(_) => ConnectError::EvictionPolicyUnknown(fault.to_string()),
+            // An outage, not a hidden setting: no advice to assume one.
+            fault @ PolicyFault::Timeout(_) => ConnectError::Redis(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, fault.to_string()).into(),
+            ),
         }
     }
 
