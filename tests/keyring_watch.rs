@@ -238,6 +238,30 @@ fn refused_message(path: &Path, events: &mpsc::Receiver<WatchEvent>) -> String {
     }
 }
 
+/// A callback that panics does not stop the watcher: the next version is
+/// still picked up.
+#[test]
+fn a_panicking_event_callback_does_not_stop_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    replace(&path, &keyring(1).to_toml_string());
+    let (tx, rx) = mpsc::channel();
+    let watcher = KeyringWatcher::builder(&path)
+        .notifications(false)
+        .poll_interval(Duration::from_millis(50))
+        .on_event(move |event| {
+            let _ = tx.send(event.clone());
+            panic!("the application's callback fails");
+        })
+        .start()
+        .unwrap();
+    replace(&path, &keyring(2).to_toml_string());
+    assert!(matches!(next(&rx), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &keyring(3).to_toml_string());
+    assert!(matches!(next(&rx), WatchEvent::Reloaded { keys: 3 }), "still watching");
+    assert_eq!(watcher.keyring().current().primary_id(), 3);
+}
+
 #[test]
 fn check_now_reads_the_file_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -92,7 +92,8 @@ impl KeyringWatcherBuilder {
     }
 
     /// Called with each [`WatchEvent`], on the watcher's thread: for
-    /// metrics, or tests. Events are also logged (`tracing`).
+    /// metrics, or tests. Events are also logged (`tracing`). A panic in it
+    /// is caught and logged, and the watcher carries on.
     pub fn on_event(mut self, f: impl Fn(&WatchEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(f));
         self
@@ -342,7 +343,12 @@ impl Follow {
             }
         };
         if let Some(on_event) = &self.on_event {
-            on_event(&event);
+            // A panic in the application's callback must not end the thread:
+            // the keyring would stop following its file.
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_event(&event)));
+            if called.is_err() {
+                tracing::error!("the keyring watcher's event callback panicked; the watcher carries on");
+            }
         }
     }
 }
