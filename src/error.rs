@@ -271,6 +271,12 @@ pub enum KeyringError {
     /// Two entries have the same key ID.
     #[error("key ID {0} appears more than once; key IDs must be unique")]
     DuplicateId(u32),
+    /// No key ID above the highest one (4294967295) is left for a new key.
+    #[error(
+        "no key ID is left above {0}, and IDs are never reused: make a new keyring (`sealed-session keyring \
+         init`) and move the servers to it (everyone signs in again)"
+    )]
+    NoFreeId(u32),
     /// An entry lacks a required field.
     #[error("{entry}: missing field `{field}`")]
     MissingField {

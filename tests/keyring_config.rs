@@ -346,6 +346,20 @@ fn a_missing_file_is_an_io_error_naming_the_path() {
     assert!(err.to_string().contains("/nonexistent/keyring.toml"));
 }
 
+/// Key IDs are never reused: past the highest one there is no new key,
+/// and the error says what to do (not that an ID appears twice).
+#[test]
+fn no_new_key_past_the_highest_id() {
+    let full = Keyring::from_toml_str(&toml_entry("4294967295", "primary", K1)).unwrap();
+    for err in [
+        full.with_new_key().unwrap_err(),
+        full.with_new_key_activating_at(time::OffsetDateTime::UNIX_EPOCH).unwrap_err(),
+    ] {
+        assert!(matches!(err, KeyringError::NoFreeId(u32::MAX)), "{err:?}");
+        assert!(err.to_string().contains("keyring init"), "{err}");
+    }
+}
+
 #[test]
 fn the_rotation_steps_move_keys_through_their_states() {
     let start = Keyring::from_toml_str(&toml_entry("1", "primary", K1)).unwrap();

@@ -345,7 +345,7 @@ impl Keyring {
     ///
     /// # Errors
     /// [`KeyringError::Random`] if the OS random source fails, or
-    /// [`KeyringError::DuplicateId`] if no ID above the highest is left.
+    /// [`KeyringError::NoFreeId`] if no ID above the highest is left.
     pub fn with_new_key(&self) -> Result<(Self, u32), KeyringError> {
         self.with_new_spec(|key| key)
     }
@@ -354,7 +354,7 @@ impl Keyring {
     /// and passed through `schedule` (which may set its times).
     fn with_new_spec(&self, schedule: impl FnOnce(KeySpec) -> KeySpec) -> Result<(Self, u32), KeyringError> {
         let highest = self.keys().map(|k| k.id).max().unwrap_or(0);
-        let id = highest.checked_add(1).ok_or(KeyringError::DuplicateId(highest))?;
+        let id = highest.checked_add(1).ok_or(KeyringError::NoFreeId(highest))?;
         let new = schedule(KeySpec::new(id, KeyState::Active, MasterKey::generate()?).created(now()));
         Ok((Self::new(self.keys().cloned().chain([new]))?, id))
     }
