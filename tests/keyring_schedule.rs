@@ -251,6 +251,24 @@ fn the_key_that_seals_now_by_its_schedule_cannot_be_retired() {
     assert_eq!(retired.state_at(3, at(978_307_200)), Some(KeyState::Retired));
 }
 
+/// As of a given time: a key that seals then, or will within the clock
+/// leeway (a server whose clock runs ahead seals with it already), is not
+/// retired; one that activates later may be.
+#[test]
+fn a_key_that_seals_within_the_leeway_cannot_be_retired() {
+    let keyring =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).activate_at(at(T0))]).unwrap();
+    for now in [T0 - 60, T0 - 1, T0, T0 + 3600] {
+        let err = keyring.with_retired_as_of(2, at(now)).unwrap_err();
+        assert!(matches!(err, KeyringError::PrimaryRetired(2)), "at T0{:+}: {err:?}", now - T0);
+    }
+    let retired = keyring.with_retired_as_of(2, at(T0 - 61)).unwrap();
+    assert_eq!(retired.state_at(2, at(T0)), Some(KeyState::Retired));
+    assert_eq!(retired.sealing_id_at(at(T0)), 1, "the older key seals on");
+    // The key in state `primary` never is, whatever the schedule says.
+    assert!(matches!(keyring.with_retired_as_of(1, at(T0 + 3600)), Err(KeyringError::PrimaryRetired(1))));
+}
+
 /// At one time: the key that seals, and what keys 1 to 6 do.
 type Moment = (u32, Vec<(u32, Option<KeyState>)>);
 

@@ -387,14 +387,27 @@ impl Keyring {
     }
 
     /// Rotation, phase 3: key `id` is retired (tokens under it are refused).
+    /// As [`Keyring::with_retired_as_of`] the system clock's now.
+    ///
+    /// # Errors
+    /// As [`Keyring::with_retired_as_of`].
+    pub fn with_retired(&self, id: u32) -> Result<Self, KeyringError> {
+        self.with_retired_as_of(id, now())
+    }
+
+    /// Key `id` is retired (tokens under it are refused), as of `now`.
     ///
     /// # Errors
     /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
     /// [`KeyringError::PrimaryRetired`] if it is the primary key or, by its
-    /// schedule, seals now: retiring it would end every session it sealed
-    /// and fall back to an older key.
-    pub fn with_retired(&self, id: u32) -> Result<Self, KeyringError> {
-        let sealing = self.sealing_id_at(now()) == id;
+    /// schedule, seals at `now` or within the clock leeway after it
+    /// ([`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY), for servers whose clocks
+    /// run ahead of this one's): retiring it would end every session it
+    /// sealed and fall back to an older key.
+    pub fn with_retired_as_of(&self, id: u32, now: OffsetDateTime) -> Result<Self, KeyringError> {
+        let ahead = now.checked_add(time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default());
+        let sealing =
+            self.sealing_id_at(now) == id || ahead.is_some_and(|ahead| self.sealing_id_at(ahead) == id);
         match self.entry(id).map(|e| e.spec.state) {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
