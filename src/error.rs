@@ -277,6 +277,19 @@ pub enum KeyringError {
          init`) and move the servers to it (everyone signs in again)"
     )]
     NoFreeId(u32),
+    /// A [`RotationPolicy`](crate::RotationPolicy) with a zero period (a new
+    /// key at every run) or a zero `keep` (each key refused the moment its
+    /// successor seals, ending every session at every rotation).
+    #[error(
+        "rotation policy with every = {every:?} and keep = {keep:?}: both must be above zero, and keep at \
+         least the longest session lifetime"
+    )]
+    ZeroRotationPolicy {
+        /// How long each key seals.
+        every: std::time::Duration,
+        /// How long a key still opens tokens after its successor took over.
+        keep: std::time::Duration,
+    },
     /// An entry lacks a required field.
     #[error("{entry}: missing field `{field}`")]
     MissingField {

@@ -241,14 +241,18 @@ impl Keyring {
     /// nothing the second time.
     ///
     /// # Errors
-    /// [`KeyringError::Random`] if the OS random source fails, or a schedule
-    /// error of [`Keyring::new`] (the new key's activation would fall on
-    /// another key's, say).
+    /// [`KeyringError::Random`] if the OS random source fails,
+    /// [`KeyringError::ZeroRotationPolicy`] for a zero `every` or `keep`,
+    /// or a schedule error of [`Keyring::new`] (the new key's activation
+    /// would fall on another key's, say).
     pub fn rotated_at(
         &self,
         now: OffsetDateTime,
         policy: &RotationPolicy,
     ) -> Result<(Self, Option<u32>), KeyringError> {
+        if policy.every.is_zero() || policy.keep.is_zero() {
+            return Err(KeyringError::ZeroRotationPolicy { every: policy.every, keep: policy.keep });
+        }
         let ring = self.normalized_at(now)?;
         let add = |at: OffsetDateTime, by: Duration| {
             at.checked_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
