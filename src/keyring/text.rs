@@ -46,12 +46,11 @@ impl Keyring {
         if !table.is_empty() {
             return Err(top_error("unknown top-level entry; only [[key]] tables are allowed"));
         }
-        let specs = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, value)| spec_from_toml(i + 1, value))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::new(specs)
+        // Every entry is parsed, so that each secret is taken out and wiped
+        // even after an earlier entry's error.
+        let parsed: Vec<_> =
+            keys.into_iter().enumerate().map(|(i, value)| spec_from_toml(i + 1, value)).collect();
+        Self::new(parsed.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Parses the compact form for environment variables: entries
@@ -136,6 +135,12 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
     let toml::Value::Table(mut table) = value else {
         return Err(KeyringError::Syntax { what: "`key` must be an array of tables ([[key]])", line: 1 });
     };
+    // Taken out first, into memory wiped on drop, whatever fails below.
+    let secret = match table.remove("secret") {
+        Some(toml::Value::String(secret)) => Some(Some(Zeroizing::new(secret))),
+        Some(_) => Some(None),
+        None => None,
+    };
     let id = match table.remove("id") {
         Some(toml::Value::Integer(id)) => u32::try_from(id).map_err(|_| KeyringError::InvalidField {
             entry,
@@ -157,12 +162,11 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
         Some(_) => return Err(KeyringError::InvalidField { entry, field: "state", expected: "a string" }),
         None => return Err(KeyringError::MissingField { entry, field: "state" }),
     };
-    let key = match table.remove("secret") {
-        Some(toml::Value::String(secret)) => {
-            let secret = Zeroizing::new(secret);
+    let key = match secret {
+        Some(Some(secret)) => {
             MasterKey::from_base64(&secret).map_err(|source| KeyringError::Key { entry, source })?
         }
-        Some(_) => {
+        Some(None) => {
             return Err(KeyringError::InvalidField { entry, field: "secret", expected: "a base64url string" })
         }
         None => return Err(KeyringError::MissingField { entry, field: "secret" }),
