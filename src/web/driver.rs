@@ -171,6 +171,19 @@ impl FormRead {
     }
 }
 
+/// What a layer does with a request an outer layer already began: see
+/// [`WebConfig::nested_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Nesting {
+    /// The outer layer runs the same configuration: pass the request on as
+    /// it is, and let the outer layer finish it.
+    PassThrough,
+    /// The outer layer runs another cookie's session: begin and finish this
+    /// one's as usual.
+    Separate,
+}
+
 /// Why a request is refused before its handler runs. [`Refusal::status`]
 /// and [`Refusal::body`] are the answer (plain text); the reason was logged.
 #[derive(Debug, thiserror::Error)]
@@ -188,10 +201,10 @@ pub enum Refusal {
     /// and the request's session is not bound.
     #[error("this path requires a device-bound session, and the request's session is not bound")]
     NotDeviceBound,
-    /// The request already went through another configuration's driver (a
-    /// second session layer or middleware around the same route): see
-    /// [`WebConfig::nested_in`].
-    #[error("the request went through two session layers with different configurations; a route must have one: remove the inner layer or give each route its own")]
+    /// The request already went through another configuration's driver
+    /// for the same cookie (a second session layer or middleware around the
+    /// same route): see [`WebConfig::nested_in`].
+    #[error("the request went through two session layers for the same cookie with different configurations; a cookie must have one: remove the inner layer, share one layer, or give the inner one a cookie of its own")]
     Nested,
 }
 
@@ -352,21 +365,29 @@ pub(crate) struct Refused {
 
 impl<S: RevocationStore + 'static> WebConfig<S> {
     /// For a request whose extensions already hold a [`SessionHandle`]: an
-    /// outer layer began it. `Ok(())` when that layer runs this same
-    /// configuration (one layer added at two levels of a router): the
-    /// request goes on to the inner service as it is, with the outer
-    /// handle, and the outer layer finishes it. [`Refusal::Nested`] (logged
-    /// as an error) when it runs another: a request has one session, and a
-    /// second driver would open the cookie again, check CSRF by other
-    /// rules and set cookies over the first one's.
+    /// outer layer began it. [`Nesting::PassThrough`] when that layer runs
+    /// this same configuration (one layer added at two levels of a router):
+    /// the request goes on to the inner service as it is, with the outer
+    /// handle, and the outer layer finishes it. [`Nesting::Separate`] when
+    /// it runs a configuration for another cookie (an administrators'
+    /// session inside the users' one): this layer begins and finishes its
+    /// own session, whose handle the inner service sees. Otherwise
+    /// [`Refusal::Nested`], logged as an error: two drivers for one cookie
+    /// would open it twice, check CSRF by different rules and set it over
+    /// each other.
     ///
     /// # Errors
-    /// [`Refusal::Nested`] for another configuration's handle.
-    pub fn nested_in(&self, outer: &SessionHandle) -> Result<(), Refusal> {
+    /// [`Refusal::Nested`] for another configuration's handle for the same
+    /// cookie.
+    pub fn nested_in(&self, outer: &SessionHandle) -> Result<Nesting, Refusal> {
         if std::ptr::addr_eq(Arc::as_ptr(&outer.shared.ops), std::ptr::from_ref(self)) {
-            return Ok(());
+            return Ok(Nesting::PassThrough);
         }
-        tracing::error!(cookie = self.settings.cookie.name(), "{}", Refusal::Nested);
+        let name = self.settings.cookie.name();
+        if outer.shared.ops.settings().cookie.name() != name {
+            return Ok(Nesting::Separate);
+        }
+        tracing::error!(cookie = name, "{}", Refusal::Nested);
         Err(Refusal::Nested)
     }
 

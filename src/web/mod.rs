@@ -86,7 +86,7 @@ pub use config::{
 };
 pub use devices::Device;
 pub use driver::{
-    bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FormRead, Refusal, RequestView,
+    bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FormRead, Nesting, Refusal, RequestView,
     ResponseCookies, ResponseHeaders, TARGETED_CACHE_FIELDS,
 };
 pub use flash::{Flash, Level, FLASH_TIMEOUT, MAX_FLASHES};

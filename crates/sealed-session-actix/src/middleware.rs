@@ -14,7 +14,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use futures_core::future::LocalBoxFuture;
 use sealed_session::web::{
-    Answer, Begin, FormRead, Refusal, RequestView, ResponseHeaders, SessionHandle, WebConfig,
+    Answer, Begin, FormRead, Nesting, Refusal, RequestView, ResponseHeaders, SessionHandle, WebConfig,
 };
 use sealed_session::RevocationStore;
 
@@ -31,8 +31,9 @@ sealed_session::adapter_types! {
     /// Build it once and give a clone to each worker's `App`. Any data type
     /// goes: each extractor ([`Session<T>`], [`Sessions<T>`]) decodes the
     /// session as its own `T`. Wrapped twice around a route, it runs once;
-    /// a second middleware of another configuration inside it answers `500`
-    /// ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
+    /// inside a middleware for another cookie it runs its own session;
+    /// inside another configuration's middleware for the same cookie it
+    /// answers `500` ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
     pub struct SessionMiddleware;
 }
 
@@ -82,11 +83,13 @@ where
             let outer = request.extensions().get::<SessionHandle>().map(|outer| config.nested_in(outer));
             match outer {
                 // An outer middleware began this request, and finishes it.
-                Some(Ok(())) => return Ok(service.call(request).await?.map_into_left_body()),
+                Some(Ok(Nesting::PassThrough)) => {
+                    return Ok(service.call(request).await?.map_into_left_body())
+                }
                 Some(Err(refusal)) => {
                     return Ok(request.into_response(refuse(&refusal)).map_into_right_body());
                 }
-                None => {}
+                _ => {}
             }
             let begun = config.begin(&View(&request)).await;
             let handle = match begun {

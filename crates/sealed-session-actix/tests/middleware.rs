@@ -573,7 +573,8 @@ async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate(
 /// One middleware wrapped at two levels runs once: the inner one passes the
 /// request on with the outer one's handle (two drivers would each finish
 /// it, and after a logout the outer one would renew the ended session over
-/// its removal). Another configuration's middleware inside is refused.
+/// its removal). A middleware for another cookie inside runs its own
+/// session; another configuration's for the same cookie is refused.
 #[actix_web::test]
 async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refused() {
     let clock = ManualClock::at_unix(START);
@@ -607,4 +608,16 @@ async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refu
         (reply.status, reply.body.as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, "session middleware misconfigured")
     );
+
+    let admin = {
+        let sealer =
+            Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).purpose("__Host-admin");
+        let cookie = sealed_session::CookieSpec::named("__Host-admin").unwrap();
+        SessionMiddleware::new(WebConfig::builder(sealer, Arc::clone(&store)).cookie(cookie).build().unwrap())
+    };
+    let app = test::init_service(routes().wrap(admin).wrap(middleware())).await;
+    let mut client = Client { app, jar: CookieJar::default() };
+    let reply = client.get("/csrf").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner middleware's own: {reply:?}");
 }

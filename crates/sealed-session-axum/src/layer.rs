@@ -19,8 +19,9 @@ sealed_session::adapter_types! {
     /// puts the cookies and `Cache-Control` on its response. Refusals are
     /// the driver's too: `403` for CSRF, `413` for a form over the limit,
     /// `503` when the revocation store cannot answer. Added twice around a
-    /// route, it runs once; a second layer of another configuration inside
-    /// it answers `500` ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
+    /// route, it runs once; inside a layer for another cookie it runs its
+    /// own session; inside another configuration's layer for the same
+    /// cookie it answers `500` ([`WebConfig::nested_in`](sealed_session::web::WebConfig::nested_in)).
     ///
     /// The layer does not know the session's data type: each extractor
     /// ([`Session<T>`], [`Sessions<T>`]) decodes the session as its own `T`.

@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use sealed_session::web::{Begin, Refusal, SessionHandle, WebConfig};
+use sealed_session::web::{Begin, Nesting, Refusal, SessionHandle, WebConfig};
 use sealed_session::{BoxFuture, RevocationStore};
 use tower_service::Service;
 
@@ -63,11 +63,17 @@ where
         let (mut parts, body) = request.into_parts();
         Box::pin(async move {
             if let Some(outer) = parts.extensions.get::<SessionHandle>() {
-                // An outer layer began this request, and finishes it.
-                if let Err(refusal) = config.nested_in(outer) {
-                    return Ok(refuse(&refusal));
+                match config.nested_in(outer) {
+                    // An outer layer began this request, and finishes it.
+                    Ok(Nesting::PassThrough) => {
+                        return Ok(inner
+                            .call(Request::from_parts(parts, Body::new(body)))
+                            .await?
+                            .map(Body::new));
+                    }
+                    Err(refusal) => return Ok(refuse(&refusal)),
+                    Ok(_) => {}
                 }
-                return Ok(inner.call(Request::from_parts(parts, Body::new(body))).await?.map(Body::new));
             }
             let (handle, body) = match config.begin(&parts).await {
                 Begin::Ready(handle) => (handle, Body::new(body)),

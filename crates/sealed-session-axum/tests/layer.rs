@@ -1408,8 +1408,9 @@ fn the_future_every_request_allocates_stays_under_1_kib() {
 /// One layer added at two levels of a router runs once: the inner one
 /// passes the request on with the outer one's handle. Two drivers would
 /// each finish the request: after a logout the outer one would renew the
-/// session the inner one ended, over its removal. Another configuration's
-/// layer inside is refused.
+/// session the inner one ended, over its removal. A layer for another
+/// cookie inside runs its own session; another configuration's layer for
+/// the same cookie inside is refused.
 #[tokio::test]
 async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
     let clock = ManualClock::at_unix(START);
@@ -1435,4 +1436,15 @@ async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
         (reply.status, reply.body.as_str()),
         (StatusCode::INTERNAL_SERVER_ERROR, "session middleware misconfigured")
     );
+
+    let admin = {
+        let sealer =
+            Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).purpose("__Host-admin");
+        let cookie = CookieSpec::named("__Host-admin").unwrap();
+        SessionLayer::new(WebConfig::builder(sealer, Arc::clone(&store)).cookie(cookie).build().unwrap())
+    };
+    let mut client = Client { app: router().layer(admin).layer(layer()), jar: CookieJar::default() };
+    let reply = client.get("/csrf").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner layer's own: {:?}", reply.set_cookies);
 }
