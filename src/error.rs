@@ -423,6 +423,21 @@ pub enum KeyringError {
         /// The key's ID.
         id: u32,
     },
+    /// A new version of a followed keyring file has a key the one in use
+    /// lacks, with an ID no higher than one the watcher has seen: a key
+    /// dropped earlier put back (an older copy of the file), or an ID used
+    /// again ([`KeyringWatcher`](crate::KeyringWatcher)).
+    #[error(
+        "the new keyring file has key {id}, which the keyring in use lacks, though keys up to {highest} were \
+         seen: an older copy of the file, or a key ID used again; it was refused: a new key takes an ID above \
+         {highest} (or restart the server to load this file on purpose)"
+    )]
+    OldKeyId {
+        /// The key's ID.
+        id: u32,
+        /// The highest key ID the watcher has seen.
+        highest: u32,
+    },
     /// The file or variable could not be read.
     #[error("cannot read keyring {path}: {source}")]
     Io {

@@ -314,6 +314,24 @@ fn a_directory_others_can_write_to_above_the_file_or_behind_its_link_is_refused(
     assert_eq!(refused_at(&link), (real, 0o777));
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     assert!(Keyring::load(&link).is_ok());
+
+    // In the middle of a chain: private → shared → private. Whoever writes
+    // to the shared directory could point its link elsewhere.
+    let middle = tempfile::tempdir().unwrap();
+    let hop = middle.path().join("hop.toml");
+    std::os::unix::fs::symlink(&target, &hop).unwrap();
+    let chained = private.path().join("chained.toml");
+    std::os::unix::fs::symlink(&hop, &chained).unwrap();
+    std::fs::set_permissions(middle.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Keyring::load(&chained).is_ok());
+    std::fs::set_permissions(middle.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(refused_at(&chained), (std::fs::canonicalize(middle.path()).unwrap(), 0o777));
+    // A relative link is followed from its own directory.
+    let relative = middle.path().join("relative.toml");
+    std::os::unix::fs::symlink("hop.toml", &relative).unwrap();
+    assert_eq!(refused_at(&relative).1, 0o777);
+    std::fs::set_permissions(middle.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Keyring::load(&relative).is_ok());
 }
 
 #[test]

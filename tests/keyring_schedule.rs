@@ -267,6 +267,15 @@ fn a_key_that_seals_within_the_leeway_cannot_be_retired() {
     assert_eq!(retired.sealing_id_at(at(T0)), 1, "the older key seals on");
     // The key in state `primary` never is, whatever the schedule says.
     assert!(matches!(keyring.with_retired_as_of(1, at(T0 + 3600)), Err(KeyringError::PrimaryRetired(1))));
+    // A key that seals only for a moment inside the leeway is not either.
+    let brief = Keyring::new([
+        spec(1, KeyState::Primary),
+        spec(2, KeyState::Active).activate_at(at(T0 + 10)),
+        spec(3, KeyState::Active).activate_at(at(T0 + 30)),
+    ])
+    .unwrap();
+    assert!(matches!(brief.with_retired_as_of(2, at(T0)), Err(KeyringError::PrimaryRetired(2))));
+    assert!(brief.with_retired_as_of(2, at(T0 + 30)).is_ok(), "its moment has passed");
 }
 
 /// At one time: the key that seals, and what keys 1 to 6 do.

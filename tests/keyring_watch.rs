@@ -196,10 +196,23 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     replace(&path, &keyring(2).to_toml_string());
     assert!(matches!(*refused(&events), KeyringError::RetiredKeyRestored { id: 1 }));
     assert!(sealer.open::<()>(&under_1).is_err(), "key 1 stays retired");
-    // Dropping the retired key undoes nothing.
+    // Dropping the retired key undoes nothing; putting it back does, even
+    // with its old secret and as the primary, as a backup would.
     let dropped = Keyring::new([spec(2, KeyState::Primary, 2), spec(3, KeyState::Active, 3)]).unwrap();
     replace(&path, &dropped.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let backup = Keyring::new([spec(1, KeyState::Primary, 1), spec(2, KeyState::Active, 2)]).unwrap();
+    replace(&path, &backup.to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::OldKeyId { id: 1, highest: 3 }));
+    // So does a new key under an ID seen before: IDs are never reused.
+    let reused = Keyring::new([
+        spec(2, KeyState::Primary, 2),
+        spec(3, KeyState::Active, 3),
+        spec(1, KeyState::Active, 7),
+    ]);
+    replace(&path, &reused.unwrap().to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::OldKeyId { id: 1, highest: 3 }));
+    assert!(sealer.open::<()>(&under_1).is_err(), "key 1 stays out");
 
     // Key 3 retires at T + 10: until then its date may move or go.
     let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();

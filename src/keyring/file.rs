@@ -97,8 +97,8 @@ pub const MAX_KEYRING_FILE_LEN: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct LoadOptions {
-    /// Accept a keyring file that its group or others can read, or one in
-    /// a directory they can write to (without the sticky bit). Off by
+    /// Accept a keyring file that its group or others can read, or one
+    /// below a directory they can write to (without the sticky bit). Off by
     /// default; turn it on only where the file system cannot express 0600
     /// (some container secret mounts) and access is controlled otherwise.
     pub allow_insecure_permissions: bool,
@@ -134,23 +134,75 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringErr
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
     // Whoever may write to a directory may replace what it holds (a rename
-    // needs no access to the file or directory renamed), unless the sticky
-    // bit keeps them to their own (`/tmp`, a Kubernetes secret volume): so
-    // every directory above the file is checked, both on the path as given
-    // (whose link may be replaced) and on the file's real path (through
-    // any symbolic link).
-    let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
-    let given = std::path::absolute(path).map_err(io)?;
-    let real = std::fs::canonicalize(path).map_err(io)?;
-    for dir in given.ancestors().skip(1).chain(real.ancestors().skip(1)) {
-        let dir_meta =
-            std::fs::metadata(dir).map_err(|source| KeyringError::Io { path: dir.to_path_buf(), source })?;
-        let dir_mode = dir_meta.permissions().mode() & 0o7777;
+    // needs no access to the file, link or directory renamed), unless the
+    // sticky bit keeps them to their own (`/tmp`, a Kubernetes secret
+    // volume): so every directory a name is looked up in on the way to the
+    // file is checked, following each symbolic link as the kernel does.
+    let (real, looked_in) = resolve(path)?;
+    for dir in &looked_in {
+        let io = |source| KeyringError::Io { path: dir.clone(), source };
+        let dir_mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o7777;
         if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
-            return Err(KeyringError::InsecureDirectory { path: dir.to_path_buf(), mode: dir_mode });
+            return Err(KeyringError::InsecureDirectory { path: dir.clone(), mode: dir_mode });
         }
     }
+    // The file opened is the one the walk found (not one swapped in since).
+    use std::os::unix::fs::MetadataExt as _;
+    let found = std::fs::metadata(&real).map_err(|source| KeyringError::Io { path: real.clone(), source })?;
+    if (found.dev(), found.ino()) != (meta.dev(), meta.ino()) {
+        let changed = std::io::Error::other("the file changed while it was read; read it again");
+        return Err(KeyringError::Io { path: path.to_path_buf(), source: changed });
+    }
     Ok(())
+}
+
+/// The real path of `path` and every directory a name was looked up in to
+/// find it (each real, in order, without repeats), following symbolic
+/// links one at a time: forty at most, as Linux.
+#[cfg(unix)]
+fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>), KeyringError> {
+    use std::collections::VecDeque;
+    use std::path::{Component, PathBuf};
+    let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
+    let absolute = std::path::absolute(path).map_err(io)?;
+    let mut pending: VecDeque<PathBuf> = absolute
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let (mut at, mut looked_in, mut links) = (PathBuf::from("/"), Vec::<PathBuf>::new(), 0);
+    while let Some(name) = pending.pop_front() {
+        if name.as_os_str() == ".." {
+            at.pop();
+            continue;
+        }
+        if !looked_in.contains(&at) {
+            looked_in.push(at.clone());
+        }
+        let next = at.join(&name);
+        let meta = std::fs::symlink_metadata(&next).map_err(io)?;
+        if !meta.file_type().is_symlink() {
+            at = next;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(io(std::io::Error::other("more than 40 symbolic links on the way to the keyring")));
+        }
+        let target = std::fs::read_link(&next).map_err(io)?;
+        if target.is_absolute() {
+            at = PathBuf::from("/");
+        }
+        for component in target.components().rev() {
+            match component {
+                Component::Normal(_) | Component::ParentDir => {
+                    pending.push_front(PathBuf::from(component.as_os_str()))
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    }
+    Ok((at, looked_in))
 }
 
 #[cfg(not(unix))]

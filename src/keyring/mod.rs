@@ -405,9 +405,15 @@ impl Keyring {
     /// run ahead of this one's): retiring it would end every session it
     /// sealed and fall back to an older key.
     pub fn with_retired_as_of(&self, id: u32, now: OffsetDateTime) -> Result<Self, KeyringError> {
-        let ahead = now.checked_add(time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default());
-        let sealing =
-            self.sealing_id_at(now) == id || ahead.is_some_and(|ahead| self.sealing_id_at(ahead) == id);
+        let leeway = time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default();
+        let ahead = now.checked_add(leeway).unwrap_or(now);
+        // Whether any period in which key `id` seals overlaps [now, ahead].
+        let periods = self.sealing_periods();
+        let sealing = periods.iter().enumerate().any(|(i, period)| {
+            period.key_id == id
+                && period.from.is_none_or(|from| from <= ahead)
+                && periods.get(i + 1).and_then(|next| next.from).is_none_or(|end| end > now)
+        });
         match self.entry(id).map(|e| e.spec.state) {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),

@@ -119,6 +119,7 @@ impl KeyringWatcherBuilder {
             last: Some(fingerprint(&text)),
             on_event: self.on_event,
             clock: self.clock,
+            highest: highest_id(&keyring.current()),
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -136,10 +137,12 @@ impl KeyringWatcherBuilder {
 /// load is refused and logged, and the last good keyring stays in use, so a
 /// broken file signs nobody out. So is a version that would undo the one in
 /// use: one that gives a key ID another secret
-/// ([`KeyringError::KeyReplaced`]), or lets a key the keyring in use
-/// already refuses open again ([`KeyringError::RetiredKeyRestored`]: an
-/// older copy of the file, from a backup or a configuration tool). A
-/// restart loads such a file, when that is meant.
+/// ([`KeyringError::KeyReplaced`]), lets a key the keyring in use already
+/// refuses open again ([`KeyringError::RetiredKeyRestored`]), or brings
+/// back a key it dropped, or any key with an ID no higher than one it has
+/// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
+/// backup or a configuration tool. A restart loads such a file, when that
+/// is meant; so does [`SharedKeyring::replace`], which checks nothing.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's
@@ -269,6 +272,9 @@ struct Follow {
     last: Option<[u8; 32]>,
     on_event: Option<EventSink>,
     clock: Arc<dyn Clock>,
+    /// The highest key ID of every version applied: a key the keyring in
+    /// use lacks must come above it.
+    highest: u32,
 }
 
 impl Follow {
@@ -302,7 +308,7 @@ impl Follow {
             self.last = Some(print);
             let keyring = Keyring::from_toml_str(&text)?;
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
-            match undoes(&self.keyring.current(), &keyring, now) {
+            match undoes(&self.keyring.current(), &keyring, now, self.highest) {
                 Some(error) => Err(error),
                 None => Ok(Some(keyring)),
             }
@@ -311,6 +317,7 @@ impl Follow {
             Ok(None) => return,
             Ok(Some(keyring)) => {
                 let keys = keyring.keys().count();
+                self.highest = self.highest.max(highest_id(&keyring));
                 self.keyring.replace(keyring);
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
@@ -353,13 +360,22 @@ impl Follow {
     }
 }
 
+/// The highest key ID of `keyring`.
+fn highest_id(keyring: &Keyring) -> u32 {
+    keyring.keys().map(|key| key.id).max().unwrap_or(0)
+}
+
 /// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
-/// key ID with another secret, or a key `current` refuses that `new` lets
-/// open. Keys that `new` drops or adds undo nothing.
-fn undoes(current: &Keyring, new: &Keyring, now: u64) -> Option<KeyringError> {
+/// key ID with another secret, a key `current` refuses that `new` lets
+/// open, or a key `current` lacks at or below `highest` (the highest ID
+/// seen: dropped earlier, or an ID used again). Keys that `new` drops, and
+/// new ones above `highest`, undo nothing.
+fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<KeyringError> {
     new.entries.iter().find_map(|entry| {
         let id = entry.spec.id;
-        let old = current.entry(id)?;
+        let Some(old) = current.entry(id) else {
+            return (id <= highest).then_some(KeyringError::OldKeyId { id, highest });
+        };
         if !bool::from(old.spec.key.ct_eq(&entry.spec.key)) {
             Some(KeyringError::KeyReplaced { id })
         } else if old.refuses_at(now) && !entry.refuses_at(now) {
