@@ -145,7 +145,7 @@ pub(crate) enum PolicyFault {
     /// Redis could not be asked at all, or refused for now.
     #[error("cannot ask Redis for its eviction policy and persistence settings: {0}")]
     Unreachable(#[source] redis::RedisError),
-    #[error("Redis did not say its eviction policy and persistence settings within {0:?}")]
+    #[error("Redis did not answer the check of its settings and role within {0:?}")]
     Timeout(Duration),
     /// The server is not a primary (`ROLE`): a replica's answers may lag
     /// its primary's without end, and it refuses revocations.
@@ -301,23 +301,10 @@ impl Link {
             }
         };
         if verdict.is_ok() {
-            // Apart: an ACL that allows CONFIG but not ROLE must not make the
-            // settings unreadable.
-            let role_cmd = redis::cmd("ROLE");
-            let role = role_cmd.query_async::<redis::Value>(&mut conn);
-            verdict = match tokio::time::timeout(self.timeout, role).await {
-                Err(_) => Err(PolicyFault::Timeout(self.timeout)),
-                Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => {
-                    Err(PolicyFault::Unreachable(err))
-                }
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "Redis does not say its role; taken for the primary");
-                    Ok(())
-                }
-                Ok(Ok(reply)) => match role_of(&reply) {
-                    Some(role) if role != "master" => Err(PolicyFault::NotPrimary(role)),
-                    _ => Ok(()),
-                },
+            verdict = match self.read_role(&mut conn).await {
+                Ok(Some(role)) if role != "master" => Err(PolicyFault::NotPrimary(role)),
+                Ok(_) => Ok(()),
+                Err(fault) => Err(fault),
             };
         }
         let (was, _) = self.policy.load();
@@ -345,6 +332,41 @@ impl Link {
             }
         }
         verdict.map(|()| SafeReading { conns, after_fault: recovering, count })
+    }
+
+    /// The server's role: `ROLE`, or where an ACL refuses it (it is an
+    /// `@admin` command) the `role:` line of `INFO replication`; `None` if
+    /// neither says, which is logged. Apart from the settings' pipeline, so
+    /// that a refused command does not make them unreadable.
+    async fn read_role(&self, conn: &mut ConnectionManager) -> Result<Option<String>, PolicyFault> {
+        let asked = |err: redis::RedisError| {
+            if is_transport(&err) || is_temporary(&err) {
+                Err(PolicyFault::Unreachable(err))
+            } else {
+                Ok(err)
+            }
+        };
+        let role = redis::cmd("ROLE");
+        let refused = match tokio::time::timeout(self.timeout, role.query_async::<redis::Value>(conn)).await {
+            Err(_) => return Err(PolicyFault::Timeout(self.timeout)),
+            Ok(Ok(reply)) => return Ok(role_of(&reply)),
+            Ok(Err(err)) => asked(err)?,
+        };
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
+            Err(_) => Err(PolicyFault::Timeout(self.timeout)),
+            Ok(Ok(text)) => Ok(role_in_info(&text)),
+            Ok(Err(err)) => {
+                let err = asked(err)?;
+                tracing::warn!(
+                    role = %refused,
+                    info = %err,
+                    "Redis says neither ROLE nor INFO replication: whether it is the primary is not checked"
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// After a failed command: the connection may come back to another
@@ -426,6 +448,12 @@ fn role_of(reply: &redis::Value) -> Option<String> {
         redis::Value::SimpleString(text) => Some(text.chars().take(32).collect()),
         _ => None,
     }
+}
+
+/// The role `INFO replication` names (`role:master`), at most 32 characters.
+fn role_in_info(info: &str) -> Option<String> {
+    let role = info.lines().find_map(|line| line.trim_end().strip_prefix("role:"))?;
+    Some(role.chars().take(32).collect())
 }
 
 /// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
@@ -614,7 +642,7 @@ async fn sentinel_primary(
 
 #[cfg(test)]
 mod tests {
-    use super::{is_transport, role_of, Link, PolicyFault};
+    use super::{is_transport, role_in_info, role_of, Link, PolicyFault};
     use crate::config::{RedisConfig, Target};
     use redis::Value;
     use sealed_session_testkit::redis::RedisServer;
@@ -636,6 +664,9 @@ mod tests {
             assert_eq!(role_of(&nothing), None, "{nothing:?}");
         }
         assert_eq!(role_of(&Value::Array(vec![Value::BulkString(vec![0xff])])), None, "not UTF-8");
+        let info = "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\n";
+        assert_eq!(role_in_info(info).as_deref(), Some("slave"));
+        assert_eq!(role_in_info("# Replication\r\nconnected_slaves:0\r\n"), None);
     }
 
     /// Once the policy was unsafe, keys may be gone: answers stay untrusted

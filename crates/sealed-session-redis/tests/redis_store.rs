@@ -664,13 +664,28 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_is_never_taken_for_the_primary() {
     let primary = RedisServer::start();
-    let replica = RedisServer::replica_of(&primary);
-    match RedisStore::connect_with(&replica.url(), config(), sealed_session::SystemClock).await {
-        Err(err @ ConnectError::NotPrimary(_)) => {
-            let message = err.to_string();
-            assert!(message.contains("slave") && message.contains("primary's address"), "{message}");
+    let dir = tempfile::tempdir().unwrap();
+    let users = sealed_session_testkit::redis::acl_file(dir.path(), &[("norole", "pw", "~* &* +@all -role")]);
+    let port = primary.port().to_string();
+    let options = RedisOptions::default().args(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--aclfile",
+        users.to_str().unwrap(),
+    ]);
+    let replica = RedisServer::start_with(options);
+    replica.wait_for_sync();
+    let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}/0", replica.port());
+    // As the default user, and as one whose ACL refuses ROLE (then INFO says).
+    for url in [replica.url(), url("norole")] {
+        match RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await {
+            Err(err @ ConnectError::NotPrimary(_)) => {
+                let message = err.to_string();
+                assert!(message.contains("slave") && message.contains("primary's address"), "{message}");
+            }
+            other => panic!("a replica was accepted: {other:?}"),
         }
-        other => panic!("a replica was accepted: {other:?}"),
     }
 
     let store =
