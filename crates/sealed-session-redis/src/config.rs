@@ -217,6 +217,12 @@ pub enum ConnectError {
          the client with the CA (redis::Client::build_with_tls), or connect by URL"
     )]
     CaFileWithClient,
+    /// The Redis user may not publish on the revocation channel.
+    #[error(
+        "the Redis user may not publish or subscribe on the channel {0}: every revocation would be reported \
+         failed and no server would hear of another's; allow the channel in the user's ACL (&{0})"
+    )]
+    ChannelDenied(String),
 }
 
 /// Where the store connects: one server, or the primary a set of

@@ -68,6 +68,10 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                 }
                 tracing::warn!("lost the Redis revocation subscription; checks go to Redis until it is back");
             }
+            Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+                // Refused at connect; an ACL changed since.
+                tracing::warn!(%err, %channel, "the Redis user may not subscribe to the revocation channel");
+            }
             Ok(Err(err)) => {
                 tracing::debug!(%err, "cannot subscribe to Redis revocations yet");
                 if let Some(link) = link.upgrade() {

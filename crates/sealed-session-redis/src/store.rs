@@ -165,6 +165,7 @@ impl RedisStore {
             checks_ended: AtomicU64::new(0),
         });
         inner.check_settings_at_start().await?;
+        inner.check_channel_at_start().await?;
         inner.warn_of_unawaited_replicas().await;
         inner.ensure_generation().await?;
         tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
@@ -444,6 +445,25 @@ impl Inner {
             .await;
         self.feed.cache().apply(&invalidation);
         result
+    }
+
+    /// Refuses a user that may not publish on the revocation channel (an
+    /// ACL without `&PREFIX:revocations`, or Redis 7's default of no
+    /// channels): every revocation's pipeline would fail after its write,
+    /// and the subscription would never start. The message sent empties
+    /// every server's cache, which a server starting costs nothing.
+    async fn check_channel_at_start(&self) -> Result<(), ConnectError> {
+        let mut conn = self.link.conns().writer.clone();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.keys.channel).arg(Invalidation::All.message());
+        let sent = tokio::time::timeout(self.config.timeout, publish.query_async::<i64>(&mut conn)).await;
+        match sent {
+            Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+                Err(ConnectError::ChannelDenied(self.keys.channel.clone()))
+            }
+            // Anything else shows at the first call.
+            _ => Ok(()),
+        }
     }
 
     /// Tells every server to drop what `invalidation` names. A lost message

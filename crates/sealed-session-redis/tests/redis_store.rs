@@ -699,3 +699,30 @@ async fn a_replica_is_never_taken_for_the_primary() {
     let state = store.state(None, session.id()).await;
     assert!(matches!(state, Err(StoreError::Untrusted(_))), "{state:?}");
 }
+
+/// A user whose ACL allows no channel (Redis 7's default for new users) is
+/// refused at connect with the rule to add: every revocation would be
+/// reported failed after its write, and no server would hear of another's.
+#[tokio::test]
+async fn a_user_that_may_not_publish_revocations_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = sealed_session_testkit::redis::acl_file(
+        dir.path(),
+        &[
+            ("nochannel", "pw", "~* resetchannels +@all"),
+            ("channel", "pw", "~* resetchannels &sealed-session:* +@all"),
+        ],
+    );
+    let redis =
+        RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
+    let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}/0", redis.port());
+    match RedisStore::connect_with(&url("nochannel"), config(), sealed_session::SystemClock).await {
+        Err(err @ ConnectError::ChannelDenied(_)) => {
+            assert!(err.to_string().contains("&sealed-session:revocations"), "{err}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    let store =
+        RedisStore::connect_with(&url("channel"), config(), sealed_session::SystemClock).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+}
