@@ -313,8 +313,14 @@ pub(crate) fn parse_url(url: &str, mut config: RedisConfig) -> Result<(Target, R
         return Err(bad("a `#` fragment; escape a `#` in a password as %23"));
     }
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut seen = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').ok_or_else(|| bad("a query parameter without a value"))?;
+        // Which one would count is no guess to leave to a reader of the URL.
+        if seen.contains(&key) {
+            return Err(bad("a query parameter given twice"));
+        }
+        seen.push(key);
         let value = percent_decode(value).ok_or_else(|| bad("a badly escaped query parameter"))?;
         let number = || value.parse::<u64>().map_err(|_| bad("a query parameter that is not a number"));
         match key {
@@ -571,5 +577,14 @@ mod tests {
             );
         }
         assert!(parse("redis://u:pa%23ss@h/0").is_ok(), "escaped");
+    }
+
+    /// A parameter given twice is refused, not decided by its last value.
+    #[test]
+    fn a_parameter_given_twice_is_refused() {
+        let err =
+            parse("redis://h/0?assume_noeviction=false&assume_noeviction=true").unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+        assert!(parse("redis://h/0?assume_noeviction=true&assume_durable=true").is_ok());
     }
 }
