@@ -10,9 +10,9 @@ use crate::error::KeyringError;
 impl Keyring {
     /// Reads a keyring file, refusing one that its group or others can
     /// read, or one below a directory they can write to (without the
-    /// sticky bit), where they could replace it or a directory on its way:
-    /// every directory above it, on its path as given and on its real path
-    /// through a symbolic link.
+    /// sticky bit), where they could replace it, a link or a directory on
+    /// its way: every directory a name is looked up in to find it,
+    /// following each symbolic link.
     ///
     /// # Errors
     /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`],

@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-
 use subtle::ConstantTimeEq as _;
 
 use super::file::{read_text, LoadOptions};
