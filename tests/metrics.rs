@@ -143,8 +143,15 @@ fn driver_events_and_reissues_are_counted_by_kind() {
             let mut response = TestResponse::default();
             handle.finish().write_to(&mut response);
             assert_eq!(response.get_all("set-cookie").len(), 1);
+            // A logout through the handle is a revocation like the verifier's.
+            let cookie = response.get_all("set-cookie")[0].split(';').next().unwrap().to_owned();
+            let request = TestRequest::new("GET", "/").header("cookie", &cookie);
+            let Begin::Ready(handle) = config.begin(&request).await else { panic!() };
+            handle.logout().await.unwrap();
         });
     });
+    assert_eq!(counter(&series, "sealed_session_revocations_total", &[("kind", "session")]), 1);
+    assert_eq!(samples(&series, "sealed_session_store_seconds", &[("op", "revoke_session")]).len(), 1);
     assert_eq!(counter(&series, "sealed_session_events_total", &[("event", "login")]), 1);
     assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "key_rotation")]), 1);
     assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "idle_renewal")]), 0);

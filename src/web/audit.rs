@@ -130,11 +130,13 @@ pub enum AuditKind {
     /// A device-bound session's refresh was refused for good: the browser
     /// ends its session. With `"invalid_proof"` (the session's cookies
     /// came without a valid proof of the device's key: copies) the session
-    /// is also logged out on every server, unless the store failed to
-    /// record that (logged at `error`).
+    /// is also logged out on every server; with
+    /// `"invalid_proof_not_logged_out"` the store failed to record that
+    /// (logged at `error`), and the copies may still open it.
     DeviceBindingEnded {
         /// Why, as a short stable name (`"invalid_proof"`,
-        /// `"no_companion"`, `"revoked_session"`, …).
+        /// `"invalid_proof_not_logged_out"`, `"no_companion"`,
+        /// `"revoked_session"`, …).
         reason: &'static str,
     },
 }

@@ -243,7 +243,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         // The unbound cookie stops opening, as at login; only one
         // registration of it (of any number racing) ends it and binds.
         let until = self.verifier.denylist_until(session);
-        match self.verifier.store().revoke_session_once(session.id(), until).await {
+        let once = self.verifier.store().revoke_session_once(session.id(), until);
+        match crate::metrics::store_call("revoke_session_once", once).await {
             Ok(true) => {}
             Ok(false) => return refuse_registration(&"the session was ended or bound meanwhile"),
             Err(err) => return unavailable(&err),
@@ -347,7 +348,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         // Revocation works as for any session: logout, logout everywhere,
         // logout of everyone.
         let companion = companion.into_session();
-        let state = match self.verifier.store().state(companion.user_id(), companion.id()).await {
+        let state = self.verifier.store().state(companion.user_id(), companion.id());
+        let state = match crate::metrics::store_call("state", state).await {
             Ok(state) => state,
             Err(err) => return unavailable(&err),
         };
@@ -390,9 +392,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         reason: &(dyn std::fmt::Display + Sync),
         session: &Session<Companion>,
     ) -> Begin {
-        let until = self.verifier.denylist_until(session);
-        if let Err(err) = self.verifier.store().revoke_session(session.id(), until).await {
+        if let Err(err) = self.verifier.logout(session).await {
             tracing::error!(error = %err, "a DBSC refresh without a valid proof could not log the session out");
+            // The audit log tells a session still alive from one ended.
+            return ending.end(reason, "invalid_proof_not_logged_out", Some(session));
         }
         ending.end(reason, "invalid_proof", Some(session))
     }

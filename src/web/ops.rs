@@ -40,7 +40,12 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
     }
 
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.verifier.store().revoke_session(id, until))
+        Box::pin(async move {
+            let revoke = self.verifier.store().revoke_session(id, until);
+            crate::metrics::store_call("revoke_session", revoke).await?;
+            crate::metrics::revoked("session");
+            Ok(())
+        })
     }
 
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
@@ -52,6 +57,6 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
         user_id: &'a str,
         id: SessionId,
     ) -> BoxFuture<'a, Result<RevocationState, StoreError>> {
-        Box::pin(self.verifier.store().state(Some(user_id), id))
+        Box::pin(crate::metrics::store_call("state", self.verifier.store().state(Some(user_id), id)))
     }
 }
