@@ -428,6 +428,11 @@ impl Sealer {
 
     /// This sealer's keyring, clock and timeouts under another purpose: for
     /// the tokens a web driver derives from its sessions.
+    /// The token format version it seals.
+    pub(crate) fn token_version(&self) -> u8 {
+        self.version
+    }
+
     pub(crate) fn with_purpose(&self, purpose: &str) -> Self {
         Self { purposes: Arc::new(Purposes::new(purpose)), ..self.clone() }
     }

@@ -493,6 +493,32 @@ fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
     })
 }
 
+/// A configuration that seals token version 1 (a rolling upgrade with
+/// servers of a release that opens nothing else) seals its pre-session and
+/// flash cookies in version 1 too, or those servers would refuse them.
+#[test]
+fn the_pre_session_and_flash_cookies_follow_the_token_version() {
+    pollster::block_on(async {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).token_version(1);
+        let config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).build().unwrap());
+        let handle = open(&config, "").await;
+        handle.csrf_token().unwrap();
+        handle.flash(Level::Info, "hello").unwrap();
+        let cookies = handle.finish().set_cookies.clone();
+        let versions: Vec<_> = cookies
+            .iter()
+            .map(|c| {
+                let (name, value) = pair(c).split_once('=').unwrap();
+                let bytes =
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, value).unwrap();
+                (name.to_owned(), bytes[0])
+            })
+            .collect();
+        assert_eq!(versions.len(), 2, "{cookies:?}");
+        assert!(versions.iter().all(|(_, version)| *version == 1), "{versions:?}");
+    });
+}
+
 #[test]
 fn a_bearer_token_replaces_cookies_and_renewals_go_out_in_a_header() {
     pollster::block_on(async {

@@ -436,11 +436,14 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         }
         let sealer = sealer.build().map_err(WebConfigError::Sealer)?;
         let derived = |suffix: &str, timeout: Duration| {
+            // In the session's token version: during a rolling upgrade that
+            // seals version 1, older servers must open these cookies too.
             Sealer::builder(sealer.keyring().clone())
                 .purpose(format!("{name}{suffix}"))
                 .absolute_timeout(timeout)
                 .idle_timeout(timeout)
                 .clock(Arc::clone(sealer.clock()))
+                .token_version(sealer.token_version())
                 .build()
                 .map_err(WebConfigError::Sealer)
         };
