@@ -34,7 +34,7 @@ struct Args {
     /// Revocation store: sqlite:PATH[?create=true], redis://…, rediss://… or
     /// redis+sentinel://…. Instances sharing one store share logouts
     /// [default: sqlite:DATA_DIR/revocations.sqlite?create=true].
-    #[arg(long, env = "DEMO_STORE")]
+    #[arg(long, env = "DEMO_STORE", hide_env_values = true)]
     store: Option<String>,
     /// The web framework that serves the app: the same routes, pages, JSON
     /// and cookies on either.

@@ -716,3 +716,17 @@ fn metrics_count_logins_opens_and_refusals_without_naming_anyone() {
         assert!(!body.contains("alice") && !body.contains(&cookie) && !body.contains(&tampered), "{body}");
     });
 }
+
+/// `--help` never shows the store URL from the environment, whose password
+/// it would print.
+#[test]
+fn help_does_not_show_the_store_url_from_the_environment() {
+    let output = std::process::Command::new(DEMO)
+        .arg("--help")
+        .env("DEMO_STORE", "redis://app:s3cret-pass@127.0.0.1:6379/0")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && help.contains("DEMO_STORE"), "{help}");
+    assert!(!help.contains("s3cret-pass"), "{help}");
+}

@@ -59,9 +59,19 @@ pub enum StoreUrlError {
     Postgres(#[from] sealed_session_postgres::PostgresSetupError),
 }
 
-/// The scheme of a store URL, without anything that could be a secret.
+/// The scheme of a store URL, without anything that could be a secret:
+/// empty unless what comes before the first `:` has a scheme's form (a
+/// letter, then letters, digits, `+`, `-` and `.`), so that a string that
+/// is no URL (`password=… host=…`) is never repeated.
 fn scheme(url: &str) -> String {
-    url.split_once(':').map_or("", |(scheme, _)| scheme).chars().take(32).collect()
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    let formed = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if formed {
+        scheme.chars().take(32).collect()
+    } else {
+        String::new()
+    }
 }
 
 /// Opens the store `url` names. SQLite and Redis need a tokio runtime.
@@ -136,5 +146,18 @@ mod tests {
             assert!(matches!(err, StoreUrlError::NotBuilt(f) if f == feature), "{scheme}: {err}");
         }
         assert!(matches!(not_opened("mysql".to_owned()), StoreUrlError::UnknownScheme(s) if s == "mysql"));
+    }
+
+    /// Only a scheme's form is repeated: never what a string that is no
+    /// URL holds before its first `:`.
+    #[test]
+    fn only_a_scheme_is_repeated() {
+        assert_eq!(super::scheme("rediss+sentinel://u:p@h/s"), "rediss+sentinel");
+        assert_eq!(super::scheme("mysql://root:pw@db/x"), "mysql");
+        for not_a_scheme in
+            ["password=hunter2 hostaddr=::1", "postgres//app:pw@db", "1abc:", ":x", "no colon"]
+        {
+            assert_eq!(super::scheme(not_a_scheme), "", "{not_a_scheme}");
+        }
     }
 }
