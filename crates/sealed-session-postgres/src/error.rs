@@ -9,6 +9,22 @@ pub enum PostgresSetupError {
     /// The URL is not `postgres://…` or `postgresql://…`.
     #[error("not a PostgreSQL store URL: expected postgres://USER[:PASSWORD]@HOST:PORT/DATABASE")]
     Url,
+    /// The URL has a query parameter the store does not pass on (sqlx
+    /// would log it, value and all, and ignore it), or one twice. It is
+    /// not repeated: it may hold a secret.
+    #[error(
+        "a PostgreSQL URL parameter that is unknown, given twice or badly escaped (known: sslmode, \
+         sslrootcert, sslcert, sslkey, statement-cache-capacity, host, hostaddr, port, dbname, user, \
+         password, application_name, options); it is not repeated here, as it may hold a secret"
+    )]
+    UrlParameter,
+    /// The URL asks for TLS (`sslmode=require`, `verify-ca` or
+    /// `verify-full`), which this build's PostgreSQL client does not have.
+    #[error(
+        "this build connects to PostgreSQL without TLS, and the URL requires it (sslmode); keep the \
+         database on loopback or a private network, or put a TLS tunnel in front of it"
+    )]
+    TlsUnavailable,
     /// The table prefix is not a plain lowercase identifier.
     #[error(
         "table prefix {0:?} is not a plain identifier: use lowercase letters, digits and _, starting with a \

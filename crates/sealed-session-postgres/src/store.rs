@@ -171,6 +171,52 @@ fn undefined_table(err: &sqlx::Error) -> bool {
     err.as_database_error().and_then(|db| db.code()).as_deref() == Some("42P01")
 }
 
+/// Refuses a URL whose query sqlx would not use as meant: a parameter it
+/// does not know (it logs those with their values, and ignores them), one
+/// given twice, a fragment, or an `sslmode` that needs the TLS this build
+/// leaves out (`prefer` and `allow` fall back to plain text).
+fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
+    const KNOWN: [&str; 19] = [
+        "sslmode",
+        "ssl-mode",
+        "sslrootcert",
+        "ssl-root-cert",
+        "ssl-ca",
+        "sslcert",
+        "ssl-cert",
+        "sslkey",
+        "ssl-key",
+        "statement-cache-capacity",
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "application_name",
+        "options",
+        "options[",
+    ];
+    if url.contains('#') {
+        return Err(PostgresSetupError::UrlParameter);
+    }
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let mut seen = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let known =
+            KNOWN.iter().any(|k| key == *k || (k.ends_with('[') && key.starts_with(k) && key.ends_with(']')));
+        if !known || seen.contains(&key) {
+            return Err(PostgresSetupError::UrlParameter);
+        }
+        seen.push(key);
+        if matches!(key, "sslmode" | "ssl-mode") && matches!(value, "require" | "verify-ca" | "verify-full") {
+            return Err(PostgresSetupError::TlsUnavailable);
+        }
+    }
+    Ok(())
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://…`), with the
     /// default options, creating the tables if they are missing.
@@ -182,6 +228,7 @@ impl PostgresStore {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(PostgresSetupError::Url);
         }
+        check_parameters(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -631,6 +678,27 @@ impl SessionRegistry for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What sqlx would log and ignore, or use otherwise than meant, is
+    /// refused, and the message repeats no parameter.
+    #[test]
+    fn only_parameters_sqlx_uses_as_meant_pass() {
+        let base = "postgres://app:pw@db:5432/app";
+        for ok in ["", "?sslmode=disable", "?application_name=web&port=5433", "?options[search_path]=x"] {
+            assert!(check_parameters(&format!("{base}{ok}")).is_ok(), "{ok}");
+        }
+        for (bad, error) in [
+            ("?sslpassword=hunter2", "parameter"),
+            ("?pasword=hunter2", "parameter"),
+            ("?port=1&port=2", "parameter"),
+            ("#frag", "parameter"),
+            ("?sslmode=verify-full", "TLS"),
+            ("?ssl-mode=require", "TLS"),
+        ] {
+            let err = check_parameters(&format!("{base}{bad}")).unwrap_err().to_string();
+            assert!(err.contains(error) && !err.contains("hunter2"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn fsync_on_is_believed_only_a_second_after_the_last_read_of_off() {
