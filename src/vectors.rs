@@ -221,6 +221,12 @@ fn seal_plaintext(plaintext: &[u8], seed: u8, version: u8) -> String {
     encode(&bytes)
 }
 
+/// The envelope head of `plaintext`, whose data takes its last `data_len` bytes.
+fn head_of(plaintext: &[u8], data_len: usize) -> crate::token::Head<String> {
+    let head = &plaintext[..plaintext.len() - data_len];
+    postcard::from_bytes::<crate::token::Head<String>>(head).unwrap()
+}
+
 fn flip(bytes: &[u8], index: usize) -> String {
     let mut changed = bytes.to_vec();
     changed[index] ^= 0x01;
@@ -369,6 +375,38 @@ fn build(version: u8) -> Value {
             "DataMismatch",
         ),
     ]);
+    // Tokens with times of their own (sealed as `seal_plaintext` does), for
+    // the rules a verifier that checks one time field alone would miss.
+    let timed = |name: &str, issued_at: u64, expires_at: u64, last_seen: u64, seed: u8| {
+        let envelope =
+            crate::token::Head { issued_at, expires_at, last_seen, ..head_of(&plaintext, data_len) };
+        let mut bytes = postcard::to_allocvec(&envelope).unwrap();
+        bytes.extend_from_slice(&plaintext[plaintext.len() - data_len..]);
+        let mut vector = sealed[1].0.clone();
+        let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
+        vector["name"] = json!(name);
+        vector["nonce"] = json!(hex(&nonce));
+        vector["issued_at"] = json!(issued_at);
+        vector["expires_at"] = json!(expires_at);
+        vector["last_seen"] = json!(last_seen);
+        vector["plaintext"] = json!(hex(&bytes));
+        vector["token"] = json!(seal_plaintext(&bytes, seed, version));
+        vector
+    };
+    let now = NOW as u64;
+    let mut shortened = invalid(
+        "absolute timeout reached by the issue time, before the sealed expiry",
+        timed("", now - ABSOLUTE, now + ABSOLUTE, now, 205)["token"].as_str().unwrap().to_owned(),
+        "Expired(Absolute)",
+    );
+    shortened["now"] = json!(now);
+    let mut ahead = invalid(
+        "last activity beyond the leeway",
+        timed("", now, now + ABSOLUTE, now + 61, 206)["token"].as_str().unwrap().to_owned(),
+        "NotYetValid",
+    );
+    ahead["now"] = json!(now);
+    negatives.extend([shortened, ahead]);
     let mut wrong_purpose = invalid("wrong purpose", base_text.clone(), "Invalid");
     wrong_purpose["purpose"] = json!("__Host-other");
     let mut expired = invalid("absolute expiry reached", base_text.clone(), "Expired(Absolute)");
@@ -390,6 +428,40 @@ fn build(version: u8) -> Value {
         negatives.push(lapsed);
     }
 
+    // Valid vectors opened at a time of their own (`now`): where a verifier
+    // that mixed up the time rules would refuse them.
+    let at_time = |index: usize, name: &str, now: u64| {
+        let mut vector = sealed[index].0.clone();
+        vector["name"] = json!(name);
+        vector["now"] = json!(now);
+        vector
+    };
+    let mut valid: Vec<Value> = sealed.iter().map(|(v, _)| v.clone()).collect();
+    valid.push(at_time(1, "one second before the idle timeout", NOW as u64 + IDLE - 1));
+    valid.push(at_time(1, "issued at the edge of the leeway", NOW as u64 - 60));
+    let mut recent = timed(
+        "active a moment ago, issued long ago: idle counts from the last activity",
+        NOW as u64 - ABSOLUTE + 100,
+        NOW as u64 + 100,
+        NOW as u64,
+        207,
+    );
+    recent["now"] = json!(NOW as u64 + 50);
+    valid.push(recent);
+    if version != 1 {
+        let index = |flag: &str| sealed.iter().position(|(v, _)| v[flag] == json!(true)).unwrap();
+        valid.push(at_time(
+            index("remembered"),
+            "remember-me profile, past the standard idle timeout",
+            NOW as u64 + IDLE,
+        ));
+        valid.push(at_time(
+            index("device_bound"),
+            "device-bound, one second before its lifetime since the last proof",
+            NOW as u64 + DEVICE_BOUND - 1,
+        ));
+    }
+
     let mut file = json!({
         "format": format!("sealed-session token v{version} (docs/FORMAT.md)"),
         "version": version,
@@ -403,7 +475,7 @@ fn build(version: u8) -> Value {
         "keys": KEYS.iter().map(|&(id, state)| json!({
             "id": id, "state": state.as_str(), "secret": hex(&secret(id)),
         })).collect::<Vec<_>>(),
-        "valid": sealed.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+        "valid": valid,
         "invalid": negatives,
     });
     if version != 1 {
@@ -464,12 +536,14 @@ fn valid_vectors_open_to_their_data() {
                     "expires_at": session.expires_at().unwrap().unix_timestamp(),
                 })
             }
+            let now = at(v.get("now").map_or(NOW, |now| now.as_i64().unwrap()));
             let facts = if v.get("data_version").is_some() {
-                let opened = sealer.open_at::<crate::versioned::Versioned<Data>>(token, at(NOW)).unwrap();
+                let opened = sealer.open_at::<crate::versioned::Versioned<Data>>(token, now).unwrap();
                 assert!(opened.is_versioned_data());
                 facts(&opened, |d| &d.0)
             } else {
-                facts(&sealer.open_at::<Data>(token, at(NOW)).unwrap(), |d| d)
+                let opened = sealer.open_at::<Data>(token, now);
+                facts(&opened.unwrap_or_else(|err| panic!("v{version} {}: {err:?}", v["name"])), |d| d)
             };
             for field in ["key_id", "session_id", "user_id", "epoch", "data", "expires_at"] {
                 assert_eq!(facts[field], v[field], "v{version} {}: {field}", v["name"]);
