@@ -76,21 +76,26 @@ const KEYS: [(u32, KeyState); 3] = [(1, KeyState::Primary), (2, KeyState::Active
 /// The sealer every vector is sealed and opened with: version 2's has
 /// remember-me timeouts too.
 fn sealer(keyring: Keyring, purpose: &str, version: u8) -> Sealer {
-    let builder = Sealer::builder(keyring)
+    opener(keyring, purpose, version, version != 1, version != 1)
+}
+
+/// A sealer of the vectors' settings, with the remember-me profile and the
+/// device-bound lifetime only if `remember` and `bound` say so.
+fn opener(keyring: Keyring, purpose: &str, version: u8, remember: bool, bound: bool) -> Sealer {
+    let mut builder = Sealer::builder(keyring)
         .purpose(purpose)
         .absolute_timeout(std::time::Duration::from_secs(ABSOLUTE))
         .idle_timeout(std::time::Duration::from_secs(IDLE))
         .token_version(version);
-    let builder = if version == 1 {
-        builder
-    } else {
-        builder
-            .remember_me(
-                std::time::Duration::from_secs(REMEMBER_ABSOLUTE),
-                std::time::Duration::from_secs(REMEMBER_IDLE),
-            )
-            .device_bound_lifetime(std::time::Duration::from_secs(DEVICE_BOUND))
-    };
+    if remember {
+        builder = builder.remember_me(
+            std::time::Duration::from_secs(REMEMBER_ABSOLUTE),
+            std::time::Duration::from_secs(REMEMBER_IDLE),
+        );
+    }
+    if bound {
+        builder = builder.device_bound_lifetime(std::time::Duration::from_secs(DEVICE_BOUND));
+    }
     builder.build().unwrap()
 }
 
@@ -413,6 +418,7 @@ fn build(version: u8) -> Value {
     expired["now"] = json!(NOW as u64 + ABSOLUTE);
     let mut idle = invalid("idle timeout reached", base_text.clone(), "Expired(Idle)");
     idle["now"] = json!(NOW as u64 + IDLE);
+    let base_text_for_openers = base_text.clone();
     let mut future = invalid("issued beyond the leeway", base_text, "NotYetValid");
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
@@ -426,6 +432,41 @@ fn build(version: u8) -> Value {
         );
         lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
         negatives.push(lapsed);
+        // Genuine tokens, each opened by an opener that lacks what its
+        // flags name: refused before decryption (FORMAT.md, step 5).
+        let token_of = |flagged: fn(&Value) -> bool| {
+            let (vector, _) = sealed.iter().find(|(v, _)| flagged(v)).unwrap();
+            vector["token"].as_str().unwrap().to_owned()
+        };
+        let with_opener = |name: &str, token: String, opener: Value| {
+            let mut vector = invalid(name, token, "Invalid");
+            if opener != json!({}) {
+                vector["opener"] = opener;
+            }
+            vector
+        };
+        negatives.extend([
+            with_opener(
+                "versioned-data token, opened for a type that is not versioned",
+                token_of(|v| v.get("data_version").is_some()),
+                json!({}),
+            ),
+            with_opener(
+                "unversioned token, opened for a versioned type",
+                base_text_for_openers,
+                json!({ "versioned": true }),
+            ),
+            with_opener(
+                "remember-me token, opened without a remember-me profile",
+                token_of(|v| v["remembered"] == json!(true)),
+                json!({ "remember_me": false }),
+            ),
+            with_opener(
+                "device-bound token, opened without a device-bound lifetime",
+                token_of(|v| v["device_bound"] == json!(true)),
+                json!({ "device_bound": false }),
+            ),
+        ]);
     }
 
     // Valid vectors opened at a time of their own (`now`): where a verifier
@@ -567,10 +608,24 @@ fn invalid_vectors_fail_with_their_error() {
         assert!(invalid.len() >= 20);
         for v in invalid {
             let purpose = v.get("purpose").and_then(Value::as_str).unwrap_or(PURPOSE);
-            let now = v.get("now").and_then(Value::as_i64).unwrap_or(NOW);
-            let err = sealer(keyring(&KEYS), purpose, version)
-                .open_at::<Data>(v["token"].as_str().unwrap(), at(now))
-                .expect_err(v["name"].as_str().unwrap());
+            let now = at(v.get("now").and_then(Value::as_i64).unwrap_or(NOW));
+            // The opener's own settings, where the vector names them.
+            let setting = |name: &str| v.get("opener").and_then(|o| o.get(name)).and_then(Value::as_bool);
+            let (remember, bound) = (setting("remember_me"), setting("device_bound"));
+            let sealer = opener(
+                keyring(&KEYS),
+                purpose,
+                version,
+                remember != Some(false) && version != 1,
+                bound != Some(false) && version != 1,
+            );
+            let token = v["token"].as_str().unwrap();
+            let opened = if setting("versioned") == Some(true) {
+                sealer.open_at::<crate::versioned::Versioned<Data>>(token, now).map(drop)
+            } else {
+                sealer.open_at::<Data>(token, now).map(drop)
+            };
+            let err = opened.expect_err(v["name"].as_str().unwrap());
             assert_eq!(error_name(&err), v["error"].as_str().unwrap(), "v{version}: {}", v["name"]);
         }
     }

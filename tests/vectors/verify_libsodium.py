@@ -70,10 +70,15 @@ class Reader:
         return self.take(self.varint()).decode("utf-8")
 
 
-def open_token(vectors, text, purpose, now, versioned=False):
+def open_token(vectors, text, purpose, now, versioned=False, opener=None):
     """Returns (envelope dict, plaintext) or the name of the error. The
     application's data type is {name, visits}, wrapped in the crate's
-    Versioned framing if `versioned`."""
+    Versioned framing if `versioned`. `opener` may take away the file's
+    remember-me profile ("remember_me": false) or device-bound lifetime
+    ("device_bound": false)."""
+    opener = opener or {}
+    has_remember = "remember_absolute_timeout" in vectors and opener.get("remember_me", True)
+    has_bound = "device_bound_lifetime" in vectors and opener.get("device_bound", True)
     keys = {k["id"]: k for k in vectors["keys"]}
     if len(text) > vectors["max_token_len"]:
         return "TooLarge"
@@ -94,12 +99,12 @@ def open_token(vectors, text, purpose, now, versioned=False):
     if keys[key_id]["state"] == "retired":
         return f"RetiredKey({key_id})"
     remembered = bool(flags & 0x01)
-    if remembered and "remember_absolute_timeout" not in vectors:
+    if remembered and not has_remember:
         return "Invalid"  # this opener has no remember-me profile
     if bool(flags & 0x02) != versioned:
         return "Invalid"  # not the kind of data this opener reads
     device_bound = bool(flags & 0x04)
-    if device_bound and "device_bound_lifetime" not in vectors:
+    if device_bound and not has_bound:
         return "Invalid"  # this opener takes no device-bound sessions
     key = hkdf_sha256(bytes.fromhex(keys[key_id]["secret"]), b"", INFO, 32)
     aad = raw[:prefix] + purpose.encode()
@@ -156,7 +161,9 @@ def check(path):
             print(f"FAIL {path.name} valid {v['name']!r}: {result}")
             failures += 1
     for v in vectors["invalid"]:
-        result = open_token(vectors, v["token"], v.get("purpose", vectors["purpose"]), v.get("now", vectors["now"]))
+        opener = v.get("opener", {})
+        result = open_token(vectors, v["token"], v.get("purpose", vectors["purpose"]), v.get("now", vectors["now"]),
+                            opener.get("versioned", False), opener)
         if result != v["error"]:
             print(f"FAIL {path.name} invalid {v['name']!r}: expected {v['error']}, got {result if isinstance(result, str) else 'success'}")
             failures += 1
