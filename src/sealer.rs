@@ -27,7 +27,7 @@ pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60)
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default clock leeway for issued-at times in the future: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-/// Default maximum token length, in characters: 4096.
+/// Default maximum token length: 4096 bytes of text (base64url is ASCII).
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 4096;
 
 /// Why an opened token should be sealed again and sent back to the client.
@@ -1158,7 +1158,7 @@ impl SealerBuilder {
         self
     }
 
-    /// Longest token text accepted or produced; by default 4096 characters.
+    /// Longest token text accepted or produced; by default 4096 bytes (ASCII characters).
     /// Longer input is refused before it is decoded.
     pub fn max_token_len(mut self, max: usize) -> Self {
         self.max_len = max;

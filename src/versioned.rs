@@ -84,6 +84,12 @@ pub trait SessionData: Serialize + for<'de> Deserialize<'de> {
 /// Session data sealed with its [`SessionData::VERSION`], and read back
 /// through [`SessionData::migrate`] when a token carries an older version.
 /// See the [module documentation](self).
+///
+/// Only as the session's data type itself: the sealer sets the token's
+/// versioned-data flag for a `Versioned<T>` at the top, not for one inside
+/// another type (`struct S { p: Versioned<P> }`, `Option<Versioned<P>>`),
+/// which is sealed as plain data, without the flag's protection against
+/// reading another type's bytes as a version and its data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Versioned<T>(pub T);
 

@@ -80,7 +80,7 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
     has_remember = "remember_absolute_timeout" in vectors and opener.get("remember_me", True)
     has_bound = "device_bound_lifetime" in vectors and opener.get("device_bound", True)
     keys = {k["id"]: k for k in vectors["keys"]}
-    if len(text) > vectors["max_token_len"]:
+    if len(text.encode()) > vectors["max_token_len"]:  # bytes, as FORMAT.md step 1 counts
         return "TooLarge"
     raw = decode_canonical(text)
     if raw is None or len(raw) < 45:
