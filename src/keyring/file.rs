@@ -69,13 +69,22 @@ pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<S
     // Opening a FIFO would wait for a writer (and hang a watcher with it):
     // opened without waiting, then refused by what was opened (a look
     // before opening would leave a moment to swap one in).
-    let file = open_without_waiting(path).map_err(io)?;
-    if !file.metadata().map_err(io)?.is_file() {
-        return Err(invalid("not a regular file (a keyring file must be one)"));
-    }
-    if !options.allow_insecure_permissions {
-        check_permissions(path, &file)?;
-    }
+    let mut attempts = 0;
+    let file = loop {
+        let file = open_without_waiting(path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(invalid("not a regular file (a keyring file must be one)"));
+        }
+        if options.allow_insecure_permissions || check_permissions(path, &file)? {
+            break file;
+        }
+        // Replaced (by a rename) between the open and the check: the new
+        // version is whole; read it instead.
+        attempts += 1;
+        if attempts == 5 {
+            return Err(io(std::io::Error::other("the file kept changing while it was read; read it again")));
+        }
+    };
     let mut text = Zeroizing::new(String::with_capacity(MAX_KEYRING_FILE_LEN));
     let read = std::io::Read::read_to_string(
         &mut std::io::Read::take(&file, MAX_KEYRING_FILE_LEN as u64),
@@ -125,8 +134,11 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
+/// Whether `file`, opened at `path`, may be read as a keyring: its mode and
+/// every directory on the way; `Ok(false)` if `path` names another file by
+/// now (replaced since it was opened).
 #[cfg(unix)]
-fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringError> {
+fn check_permissions(path: &Path, file: &std::fs::File) -> Result<bool, KeyringError> {
     use std::os::unix::fs::PermissionsExt as _;
     let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
     let mode = meta.permissions().mode() & 0o777;
@@ -149,11 +161,7 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyringErr
     // The file opened is the one the walk found (not one swapped in since).
     use std::os::unix::fs::MetadataExt as _;
     let found = std::fs::metadata(&real).map_err(|source| KeyringError::Io { path: real.clone(), source })?;
-    if (found.dev(), found.ino()) != (meta.dev(), meta.ino()) {
-        let changed = std::io::Error::other("the file changed while it was read; read it again");
-        return Err(KeyringError::Io { path: path.to_path_buf(), source: changed });
-    }
-    Ok(())
+    Ok((found.dev(), found.ino()) == (meta.dev(), meta.ino()))
 }
 
 /// The real path of `path` and every directory a name was looked up in to
@@ -206,6 +214,6 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<(), KeyringError> {
-    Ok(())
+fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<bool, KeyringError> {
+    Ok(true)
 }
