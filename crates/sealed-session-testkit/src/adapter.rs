@@ -125,6 +125,27 @@ pub fn assert_a_login_answer(set_cookies: &[String], cache_control: Option<&str>
     assert_eq!(cache_control, Some("no-store"));
 }
 
+/// The answer to a logout: one `Set-Cookie` for the session cookie, and it
+/// removes it (a second layer would add one of its own).
+pub fn assert_one_removal_of_the_session(set_cookies: &[String]) {
+    let sessions: Vec<&String> = set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions.iter().all(|c| c.contains("Max-Age=0")), "{sessions:?}");
+}
+
+/// The configuration of an administrators' session beside the users' one
+/// (cookie `__Host-admin`), on `store` and `clock`.
+#[must_use]
+pub fn admin_config(
+    store: std::sync::Arc<sealed_session::MemoryStore>,
+    clock: &sealed_session::ManualClock,
+) -> sealed_session::web::WebConfig<std::sync::Arc<sealed_session::MemoryStore>> {
+    let keyring = sealed_session::Keyring::generate().unwrap();
+    let sealer = sealed_session::Sealer::builder(keyring).clock(clock.clone()).purpose("__Host-admin");
+    let cookie = sealed_session::CookieSpec::named("__Host-admin").unwrap();
+    sealed_session::web::WebConfig::builder(sealer, store).cookie(cookie).build().unwrap()
+}
+
 /// Cookies by name, as a browser keeps them for one site: `Set-Cookie`
 /// adds or replaces, `Max-Age=0` removes.
 #[derive(Debug, Clone, Default)]
