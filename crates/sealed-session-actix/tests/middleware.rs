@@ -579,10 +579,7 @@ async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate(
 async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refused() {
     let clock = ManualClock::at_unix(START);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let middleware = || {
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
-        SessionMiddleware::new(WebConfig::builder(sealer, Arc::clone(&store)).build().unwrap())
-    };
+    let middleware = || SessionMiddleware::new(shared::users_config(Arc::clone(&store), &clock));
     let routes = || {
         App::new()
             .route("/whoami", web::get().to(shared::whoami::<Session<Data>>))

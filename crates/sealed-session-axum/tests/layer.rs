@@ -1415,10 +1415,7 @@ fn the_future_every_request_allocates_stays_under_1_kib() {
 async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
     let clock = ManualClock::at_unix(START);
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let layer = || {
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
-        SessionLayer::new(WebConfig::builder(sealer, Arc::clone(&store)).build().unwrap())
-    };
+    let layer = || SessionLayer::new(shared::users_config(Arc::clone(&store), &clock));
     let once = layer();
     let mut client = Client { app: router().layer(once.clone()).layer(once), jar: CookieJar::default() };
     client.login().await;

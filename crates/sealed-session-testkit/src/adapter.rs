@@ -133,6 +133,18 @@ pub fn assert_one_removal_of_the_session(set_cookies: &[String]) {
     assert!(sessions.iter().all(|c| c.contains("Max-Age=0")), "{sessions:?}");
 }
 
+/// The default configuration (cookie `__Host-session`) on `store` and
+/// `clock`, with a keyring of its own.
+#[must_use]
+pub fn users_config(
+    store: std::sync::Arc<sealed_session::MemoryStore>,
+    clock: &sealed_session::ManualClock,
+) -> sealed_session::web::WebConfig<std::sync::Arc<sealed_session::MemoryStore>> {
+    let sealer =
+        sealed_session::Sealer::builder(sealed_session::Keyring::generate().unwrap()).clock(clock.clone());
+    sealed_session::web::WebConfig::builder(sealer, store).build().unwrap()
+}
+
 /// The configuration of an administrators' session beside the users' one
 /// (cookie `__Host-admin`), on `store` and `clock`.
 #[must_use]
