@@ -85,9 +85,8 @@ impl KeyringWatcherBuilder {
     /// The clock that says which keys the keyring in use already refuses,
     /// which no new version may let open again (default: the system's).
     /// Give it the sealer's.
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    pub fn clock(self, clock: impl Clock + 'static) -> Self {
+        Self { clock: Arc::new(clock), ..self }
     }
 
     /// Called with each [`WatchEvent`], on the watcher's thread: for
