@@ -10,12 +10,13 @@ pub enum PostgresSetupError {
     #[error("not a PostgreSQL store URL: expected postgres://USER[:PASSWORD]@HOST:PORT/DATABASE")]
     Url,
     /// The URL has a query parameter the store does not pass on (sqlx
-    /// would log it, value and all, and ignore it), or one twice. It is
-    /// not repeated: it may hold a secret.
+    /// would log it, value and all, and ignore it), one twice, or a
+    /// fragment. It is not repeated: it may hold a secret.
     #[error(
-        "a PostgreSQL URL parameter that is unknown, given twice or badly escaped (known: sslmode, \
-         sslrootcert, sslcert, sslkey, statement-cache-capacity, host, hostaddr, port, dbname, user, \
-         password, application_name, options); it is not repeated here, as it may hold a secret"
+        "a PostgreSQL URL parameter that is unknown or secret and unused (sslpassword), given twice, or a \
+         `#` fragment (sqlx reads: sslmode, sslrootcert, sslcert, sslkey, statement-cache-capacity, host, \
+         hostaddr, port, dbname, user, password, application_name, options; libpq's other settings are \
+         accepted and ignored); it is not repeated here, as it may hold a secret"
     )]
     UrlParameter,
     /// The URL asks for TLS (`sslmode=require`, `verify-ca` or

@@ -171,12 +171,15 @@ fn undefined_table(err: &sqlx::Error) -> bool {
     err.as_database_error().and_then(|db| db.code()).as_deref() == Some("42P01")
 }
 
-/// Refuses a URL whose query sqlx would not use as meant: a parameter it
-/// does not know (it logs those with their values, and ignores them), one
-/// given twice, a fragment, or an `sslmode` that needs the TLS this build
-/// leaves out (`prefer` and `allow` fall back to plain text).
+/// Refuses a URL whose query sqlx would not use as meant: a parameter
+/// neither it nor libpq knows, or a secret one it does not use
+/// (`sslpassword`; sqlx logs what it ignores, value and all), one given
+/// twice (but `options`, which adds up), a fragment, or an `sslmode` that
+/// needs the TLS this build leaves out (`prefer` and `allow` fall back to
+/// plain text).
 fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
-    const KNOWN: [&str; 19] = [
+    /// What sqlx reads (`options[` opens `options[NAME]`).
+    const READ: &[&str] = &[
         "sslmode",
         "ssl-mode",
         "sslrootcert",
@@ -197,6 +200,27 @@ fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
         "options",
         "options[",
     ];
+    /// libpq's settings that sqlx ignores (and logs): none a secret.
+    const IGNORED: &[&str] = &[
+        "connect_timeout",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "gssencmode",
+        "channel_binding",
+        "fallback_application_name",
+        "client_encoding",
+        "load_balance_hosts",
+        "sslcompression",
+        "sslsni",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "requirepeer",
+    ];
     if url.contains('#') {
         return Err(PostgresSetupError::UrlParameter);
     }
@@ -204,13 +228,16 @@ fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
     let mut seen = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let known =
-            KNOWN.iter().any(|k| key == *k || (k.ends_with('[') && key.starts_with(k) && key.ends_with(']')));
-        if !known || seen.contains(&key) {
+        let read =
+            READ.iter().any(|k| key == *k || (k.ends_with('[') && key.starts_with(k) && key.ends_with(']')));
+        if !(read || IGNORED.contains(&key)) || (seen.contains(&key) && key != "options") {
             return Err(PostgresSetupError::UrlParameter);
         }
         seen.push(key);
-        if matches!(key, "sslmode" | "ssl-mode") && matches!(value, "require" | "verify-ca" | "verify-full") {
+        let value = value.to_ascii_lowercase();
+        if matches!(key, "sslmode" | "ssl-mode")
+            && matches!(value.as_str(), "require" | "verify-ca" | "verify-full")
+        {
             return Err(PostgresSetupError::TlsUnavailable);
         }
     }
@@ -684,7 +711,14 @@ mod tests {
     #[test]
     fn only_parameters_sqlx_uses_as_meant_pass() {
         let base = "postgres://app:pw@db:5432/app";
-        for ok in ["", "?sslmode=disable", "?application_name=web&port=5433", "?options[search_path]=x"] {
+        for ok in [
+            "",
+            "?sslmode=disable",
+            "?application_name=web&port=5433",
+            "?options[search_path]=x",
+            "?connect_timeout=10&target_session_attrs=read-write",
+            "?options=-c%20a&options=-c%20b",
+        ] {
             assert!(check_parameters(&format!("{base}{ok}")).is_ok(), "{ok}");
         }
         for (bad, error) in [
@@ -694,6 +728,7 @@ mod tests {
             ("#frag", "parameter"),
             ("?sslmode=verify-full", "TLS"),
             ("?ssl-mode=require", "TLS"),
+            ("?sslmode=REQUIRE", "TLS"),
         ] {
             let err = check_parameters(&format!("{base}{bad}")).unwrap_err().to_string();
             assert!(err.contains(error) && !err.contains("hunter2"), "{bad}: {err}");
