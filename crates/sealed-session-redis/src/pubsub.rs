@@ -25,6 +25,8 @@ pub(crate) struct Subscription {
 pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
     let mut backoff = Backoff::default();
+    // A refusal by the ACL is said once at `warn` (it recurs every second).
+    let mut refusal_said = false;
     loop {
         let Some(conns) = link.upgrade().map(|link| link.conns()) else { return };
         let subscribing = async {
@@ -69,8 +71,13 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                 tracing::warn!("lost the Redis revocation subscription; checks go to Redis until it is back");
             }
             Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
-                // Refused at connect; an ACL changed since.
-                tracing::warn!(%err, %channel, "the Redis user may not subscribe to the revocation channel");
+                // An ACL that refuses it (connecting checks only PUBLISH).
+                if refusal_said {
+                    tracing::debug!(%err, "the Redis user may not subscribe to the revocation channel");
+                } else {
+                    tracing::warn!(%err, %channel, "the Redis user may not subscribe to the revocation channel");
+                    refusal_said = true;
+                }
             }
             Ok(Err(err)) => {
                 tracing::debug!(%err, "cannot subscribe to Redis revocations yet");

@@ -450,12 +450,13 @@ impl Inner {
     /// Refuses a user that may not publish on the revocation channel (an
     /// ACL without `&PREFIX:revocations`, or Redis 7's default of no
     /// channels): every revocation's pipeline would fail after its write,
-    /// and the subscription would never start. The message sent empties
-    /// every server's cache, which a server starting costs nothing.
+    /// and the subscription would never start. The message sent names a
+    /// session no one has (a fresh ID): every server drops nothing.
     async fn check_channel_at_start(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().writer.clone();
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.keys.channel).arg(Invalidation::All.message());
+        let nobody = sealed_session::Session::new(()).id();
+        publish.arg(&self.keys.channel).arg(Invalidation::Session(nobody).message());
         let sent = tokio::time::timeout(self.config.timeout, publish.query_async::<i64>(&mut conn)).await;
         match sent {
             Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {

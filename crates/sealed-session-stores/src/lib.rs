@@ -61,12 +61,14 @@ pub enum StoreUrlError {
 
 /// The scheme of a store URL, without anything that could be a secret:
 /// empty unless what comes before the first `:` has a scheme's form (a
-/// letter, then letters, digits, `+`, `-` and `.`), so that a string that
-/// is no URL (`password=… host=…`) is never repeated.
+/// letter, then letters, digits, `+`, `-` and `.`) and `//` or nothing
+/// follows it, so that a string that is no URL (`password=… host=…`,
+/// `user:password@host`) is never repeated.
 fn scheme(url: &str) -> String {
-    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    let (scheme, rest) = url.split_once(':').unwrap_or(("", ""));
     let formed = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && (rest.is_empty() || rest.starts_with("//") || matches!(scheme, "memory" | "sqlite"));
     if formed {
         scheme.chars().take(32).collect()
     } else {
@@ -154,9 +156,15 @@ mod tests {
     fn only_a_scheme_is_repeated() {
         assert_eq!(super::scheme("rediss+sentinel://u:p@h/s"), "rediss+sentinel");
         assert_eq!(super::scheme("mysql://root:pw@db/x"), "mysql");
-        for not_a_scheme in
-            ["password=hunter2 hostaddr=::1", "postgres//app:pw@db", "1abc:", ":x", "no colon"]
-        {
+        assert_eq!(super::scheme("sqlite:/var/lib/r.sqlite3"), "sqlite");
+        for not_a_scheme in [
+            "password=hunter2 hostaddr=::1",
+            "postgres//app:pw@db",
+            "app:s3cret@db/x",
+            "1abc:",
+            ":x",
+            "no colon",
+        ] {
             assert_eq!(super::scheme(not_a_scheme), "", "{not_a_scheme}");
         }
     }
