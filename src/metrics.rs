@@ -51,7 +51,8 @@ pub(crate) fn event(name: &'static str) {
 }
 
 /// `sealed_session_revocations_total{kind}`: `user`, `session` or `all`,
-/// through a [`Verifier`](crate::Verifier).
+/// through a [`Verifier`](crate::Verifier) or the web layer (a DBSC
+/// registration's single-use mark of the unbound session is not counted).
 pub(crate) fn revoked(kind: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("sealed_session_revocations_total", "kind" => kind).increment(1);
@@ -61,7 +62,8 @@ pub(crate) fn revoked(kind: &'static str) {
 
 /// `sealed_session_store_seconds{op}` (a histogram of each call's time) and
 /// `sealed_session_store_errors_total{op}`: the revocation store's calls
-/// (`state`, `login_state`, `revoke_user`, `revoke_session`, `revoke_all`).
+/// (`state`, `login_state`, `revoke_user`, `revoke_session`,
+/// `revoke_session_once`, `revoke_all`).
 #[cfg(feature = "metrics")]
 pub(crate) async fn store_call<T, E>(
     op: &'static str,

@@ -426,13 +426,30 @@ impl Sealer {
         self.device_bound.map(Duration::from_secs)
     }
 
-    /// This sealer's keyring, clock and timeouts under another purpose: for
-    /// the tokens a web driver derives from its sessions.
-    /// The token format version it seals.
-    pub(crate) fn token_version(&self) -> u8 {
-        self.version
+    /// This sealer's keyring, clock, leeway, length limit and token version
+    /// under another purpose, with one timeout (absolute and idle alike), no
+    /// remember-me profile and no device-bound lifetime: for the short-lived
+    /// tokens a web driver derives from its sessions (pre-session, flash).
+    pub(crate) fn derived(&self, purpose: &str, timeout: Duration) -> Result<Self, ConfigError> {
+        let longest =
+            purpose.len() + if self.version == token::VERSION_1 { VERSIONED_SUFFIX.len() } else { 0 };
+        if longest > token::MAX_PURPOSE_LEN {
+            return Err(ConfigError::PurposeTooLong(longest));
+        }
+        let timeout = timeout.as_secs().max(1);
+        Ok(Self {
+            purposes: Arc::new(Purposes::new(purpose)),
+            absolute: timeout,
+            idle: timeout,
+            renew_after: (timeout / 4).max(1),
+            remember: None,
+            device_bound: None,
+            ..self.clone()
+        })
     }
 
+    /// This sealer's keyring, clock and timeouts under another purpose: for
+    /// the tokens a web driver derives from its sessions.
     pub(crate) fn with_purpose(&self, purpose: &str) -> Self {
         Self { purposes: Arc::new(Purposes::new(purpose)), ..self.clone() }
     }

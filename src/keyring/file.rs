@@ -139,18 +139,24 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
 /// now (replaced since it was opened).
 #[cfg(unix)]
 fn check_permissions(path: &Path, file: &std::fs::File) -> Result<bool, KeyringError> {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
-    }
     // Whoever may write to a directory may replace what it holds (a rename
     // needs no access to the file, link or directory renamed), unless the
     // sticky bit keeps them to their own (`/tmp`, a Kubernetes secret
     // volume): so every directory a name is looked up in on the way to the
     // file is checked, following each symbolic link as the kernel does.
     let (real, looked_in) = resolve(path)?;
+    // First, whether the file opened is the one the walk found (not one
+    // replaced since, whose mode is no longer the question).
+    let found = std::fs::metadata(&real).map_err(|source| KeyringError::Io { path: real.clone(), source })?;
+    if (found.dev(), found.ino()) != (meta.dev(), meta.ino()) {
+        return Ok(false);
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
+    }
     for dir in &looked_in {
         let io = |source| KeyringError::Io { path: dir.clone(), source };
         let dir_mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o7777;
@@ -158,10 +164,7 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<bool, KeyringE
             return Err(KeyringError::InsecureDirectory { path: dir.clone(), mode: dir_mode });
         }
     }
-    // The file opened is the one the walk found (not one swapped in since).
-    use std::os::unix::fs::MetadataExt as _;
-    let found = std::fs::metadata(&real).map_err(|source| KeyringError::Io { path: real.clone(), source })?;
-    Ok((found.dev(), found.ino()) == (meta.dev(), meta.ino()))
+    Ok(true)
 }
 
 /// The real path of `path` and every directory a name was looked up in to

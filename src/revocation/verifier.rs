@@ -260,8 +260,12 @@ impl<S: RevocationStore> Verifier<S> {
 
     /// Denylists `session` until [`Verifier::denylist_until`].
     async fn revoke_session<T>(&self, session: &Session<T>) -> Result<(), StoreError> {
-        let until = self.denylist_until(session);
-        metrics::store_call("revoke_session", self.store.revoke_session(session.id(), until)).await?;
+        self.deny(session.id(), self.denylist_until(session)).await
+    }
+
+    /// Denylists session `id` until `until` (counted in the metrics).
+    pub(crate) async fn deny(&self, id: crate::SessionId, until: u64) -> Result<(), StoreError> {
+        metrics::store_call("revoke_session", self.store.revoke_session(id, until)).await?;
         metrics::revoked("session");
         Ok(())
     }

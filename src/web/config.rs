@@ -435,17 +435,11 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             sealer = sealer.device_bound_lifetime(binding.lifetime);
         }
         let sealer = sealer.build().map_err(WebConfigError::Sealer)?;
+        // With the session sealer's leeway, length limit and token version
+        // (during a rolling upgrade that seals version 1, older servers must
+        // open these cookies too).
         let derived = |suffix: &str, timeout: Duration| {
-            // In the session's token version: during a rolling upgrade that
-            // seals version 1, older servers must open these cookies too.
-            Sealer::builder(sealer.keyring().clone())
-                .purpose(format!("{name}{suffix}"))
-                .absolute_timeout(timeout)
-                .idle_timeout(timeout)
-                .clock(Arc::clone(sealer.clock()))
-                .token_version(sealer.token_version())
-                .build()
-                .map_err(WebConfigError::Sealer)
+            sealer.derived(&format!("{name}{suffix}"), timeout).map_err(WebConfigError::Sealer)
         };
         let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
         let pre_cookie = CookieSpec::named(format!("{name}-csrf"))?.browser_session();
