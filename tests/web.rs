@@ -1518,13 +1518,24 @@ fn a_bearer_session_is_listed_and_ended_from_another_device() {
 #[test]
 fn the_sessions_an_injected_duplicate_carries_leave_the_registry_when_ended() {
     pollster::block_on(async {
-        let (config, _, _) = listed(|b| b);
+        let (config, recorder, _) = listed(|b| b);
         let real = sign_in_from(&config, "alice", CHROME).await;
         let planted = sign_in_from(&config, "alice", FIREFOX).await;
+        let ids = [id_of(&on(&config, &real).await), id_of(&on(&config, &planted).await)];
         assert_eq!(recorded(&config, "alice").await, 2);
+        recorder.take();
         let request = TestRequest::new("GET", "/").header("cookie", format!("{real}; {planted}"));
         ready(&config, &request).await.logout().await.unwrap();
         assert_eq!(recorded(&config, "alice").await, 0, "an ended session is still recorded");
+        // Each ended session is audited, with its user.
+        let ended: Vec<_> = recorder
+            .take()
+            .into_iter()
+            .filter(|event| event.kind == AuditKind::InjectedCookieEnded)
+            .map(|event| (event.user_id.clone(), event.session))
+            .collect();
+        let expected = ids.map(|id| (Some("alice".to_owned()), Some(SessionRef::of(id))));
+        assert_eq!(ended, expected);
     });
 }
 

@@ -127,6 +127,10 @@ pub enum AuditKind {
     /// A session was bound to its browser's key (device-bound sessions),
     /// under a new ID.
     DeviceBound,
+    /// A session carried by an injected duplicate of the session cookie (a
+    /// `__Host-` cookie sent twice: one planted by a sibling subdomain, say)
+    /// was ended on every server by the request's login or logout.
+    InjectedCookieEnded,
     /// A device-bound session's refresh was refused for good: the browser
     /// ends its session. With `"invalid_proof"` (the session's cookies
     /// came without a valid proof of the device's key: copies) the session
@@ -157,6 +161,7 @@ impl AuditKind {
             AuditKind::DeviceEnded => "device_ended",
             AuditKind::LimitEnforced => "limit_enforced",
             AuditKind::DeviceBound => "device_bound",
+            AuditKind::InjectedCookieEnded => "injected_cookie_ended",
             AuditKind::DeviceBindingEnded { .. } => "device_binding_ended",
         }
     }
@@ -230,7 +235,8 @@ impl AuditEvent {
             | AuditKind::Reauthenticated
             | AuditKind::DeviceEnded
             | AuditKind::LimitEnforced
-            | AuditKind::DeviceBound => None,
+            | AuditKind::DeviceBound
+            | AuditKind::InjectedCookieEnded => None,
         };
         if let (Some((name, value)), Some(object)) = (extra, line.as_object_mut()) {
             object.insert(name.to_owned(), value);

@@ -469,6 +469,9 @@ impl SessionHandle {
         let injected = std::mem::take(&mut self.shared.lock().injected);
         for session in &injected {
             self.revoke(session).await?;
+            self.audit(AuditKind::InjectedCookieEnded, |event| {
+                event.user(session.user_id()).session(session.id())
+            });
             self.unregister(session).await;
         }
         Ok(())
