@@ -568,16 +568,27 @@ fn sqlite_in_use(dir: &Path) -> String {
     format!("sqlite:{}", path.display())
 }
 
-#[test]
-fn revoke_and_open_with_a_store() {
+/// A directory with a keyring file and a SQLite store in use; the store's URL.
+fn keyring_and_store() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
-    let f = file.to_str().unwrap();
     let store = sqlite_in_use(dir.path());
+    (dir, file, store)
+}
 
-    let alice = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
-    let bob = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "bob", "--epoch", "0"], "{}");
-    let carol = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "carol", "--epoch", "0"], "{}");
+/// A token of purpose `p` for `user` at epoch 0, sealed with the keyring `f`.
+fn signed_in(f: &str, user: &str) -> String {
+    ok(&["seal", "--keyring", f, "--purpose", "p", "--user", user, "--epoch", "0"], "{}")
+}
+
+#[test]
+fn revoke_and_open_with_a_store() {
+    let (_dir, file, store) = keyring_and_store();
+    let f = file.to_str().unwrap();
+
+    let alice = signed_in(f, "alice");
+    let bob = signed_in(f, "bob");
+    let carol = signed_in(f, "carol");
     ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
 
     let answer = json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""));
@@ -613,7 +624,7 @@ fn revoke_and_open_with_a_store() {
 /// The reproduction: `revoke --session ID --until 1` exited 0 and let a
 /// logged-out session back in.
 fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
-    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "dave", "--epoch", "0"], "{}");
+    let token = signed_in(f, "dave");
     let envelope = json(&ok(&["open", "--keyring", f, "--purpose", "p", &token], ""));
     let id = envelope["session_id"].as_str().unwrap().to_string();
     let until = envelope["expires_at_unix"].as_i64().unwrap().to_string();
@@ -677,7 +688,7 @@ fn revoke_and_open_through(store: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "alice", "--epoch", "0"], "{}");
+    let token = signed_in(f, "alice");
     ok(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
     assert_eq!(json(&ok(&["revoke", "--store", store, "--user", "alice"], ""))["epoch"], 1);
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
@@ -777,7 +788,7 @@ fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
     // A session sealed on a correct clock after the cutoff's second opens.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     // bob: the tests run it after revoking alice on the same store.
-    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "bob", "--epoch", "0"], "{}");
+    let token = signed_in(f, "bob");
     ok(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
 }
 
@@ -788,10 +799,8 @@ fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
 #[test]
 fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     use sealed_session::{Keyring, Sealer, Session};
-    let dir = tempfile::tempdir().unwrap();
-    let file = init(dir.path());
+    let (_dir, file, store) = keyring_and_store();
     let f = file.to_str().unwrap();
-    let store = sqlite_in_use(dir.path());
     let now = time::OffsetDateTime::now_utc();
     let server = Sealer::builder(Keyring::load(&file).unwrap())
         .remember_me(std::time::Duration::from_secs(30 * 86_400), std::time::Duration::from_secs(7 * 86_400))
@@ -840,11 +849,9 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
 /// its URL stays off the command line (and out of `ps`).
 #[test]
 fn the_store_can_come_from_the_environment() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = init(dir.path());
+    let (_dir, file, store) = keyring_and_store();
     let f = file.to_str().unwrap();
-    let store = sqlite_in_use(dir.path());
-    let token = ok(&["seal", "--keyring", f, "--purpose", "p", "--user", "zoe", "--epoch", "0"], "{}");
+    let token = signed_in(f, "zoe");
     let from_env = |args: &[&str]| {
         let mut command = Command::cargo_bin("sealed-session").unwrap();
         run_command(command.args(args).env("SEALED_SESSION_STORE", &store).write_stdin(""))
