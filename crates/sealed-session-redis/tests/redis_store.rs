@@ -220,8 +220,9 @@ async fn revocations_too_few_replicas_acknowledged_fail_but_checks_go_on() {
     }
     assert!(!second.is_finished(), "the second revocation was still waiting for a replica");
     let second = second.await.unwrap();
-    // It gives up at its own bound, before its `WAIT` could answer.
-    assert!(matches!(second, Err(StoreError::Unavailable(_))), "{second:?}");
+    // It gives up at its own bound, before its `WAIT` could answer: the
+    // store's timer or the connection's, whichever fires first.
+    assert!(matches!(second, Err(StoreError::Unavailable(_) | StoreError::Timeout(_))), "{second:?}");
 }
 
 /// A restart of a Redis that keeps snapshots but no append-only file loads
