@@ -68,6 +68,20 @@ pub enum CsrfError {
     WrongOrigin,
 }
 
+impl CsrfError {
+    /// A short stable name for the refusal (`missing`, `invalid`,
+    /// `cross_site`, `wrong_origin`), for audit logs and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            CsrfError::Missing => "missing",
+            CsrfError::Invalid => "invalid",
+            CsrfError::CrossSite(_) => "cross_site",
+            CsrfError::WrongOrigin => "wrong_origin",
+        }
+    }
+}
+
 /// Whether `method` may change state, and so needs the CSRF checks: every
 /// method but `GET`, `HEAD`, `OPTIONS` and `TRACE`. Methods are
 /// case-sensitive (RFC 9110): `get` is not `GET`, and is checked.

@@ -148,11 +148,15 @@ fn driver_events_and_reissues_are_counted_by_kind() {
             let request = TestRequest::new("GET", "/").header("cookie", &cookie);
             let Begin::Ready(handle) = config.begin(&request).await else { panic!() };
             handle.logout().await.unwrap();
+            // A forgery: no CSRF token.
+            let forged = TestRequest::new("POST", "/").header("cookie", signed_in.cookie());
+            assert!(matches!(config.begin(&forged).await, Begin::Refuse(_)));
         });
     });
     assert_eq!(counter(&series, "sealed_session_revocations_total", &[("kind", "session")]), 1);
     assert_eq!(samples(&series, "sealed_session_store_seconds", &[("op", "revoke_session")]).len(), 1);
     assert_eq!(counter(&series, "sealed_session_events_total", &[("event", "login")]), 1);
+    assert_eq!(counter(&series, "sealed_session_events_total", &[("event", "csrf_refused")]), 1);
     assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "key_rotation")]), 1);
     assert_eq!(counter(&series, "sealed_session_reissues_total", &[("reason", "idle_renewal")]), 0);
     assert_eq!(counter(&series, "sealed_session_seals_total", &[("key_id", "2")]), 1);

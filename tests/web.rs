@@ -1253,6 +1253,68 @@ fn refused_cookies_are_audited_by_reason_and_only_an_authenticated_one_names_its
 }
 
 #[test]
+fn csrf_refusals_are_audited_by_reason_with_the_requests_user_and_session() {
+    pollster::block_on(async {
+        let (config, recorder, _clock) = audited();
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        let (id, token) = (id_of(&handle), handle.csrf_token().unwrap());
+        recorder.take();
+        let alice = (Some("alice".to_owned()), Some(SessionRef::of(id)), None);
+        let refused_for = |reason| (AuditKind::CsrfRefused { reason }, alice.0.clone(), alice.1, alice.2);
+
+        refused(&config, &post(&cookie, Some("nope"))).await;
+        assert_eq!(only(&recorder), refused_for("invalid"));
+        refused(&config, &post(&cookie, None)).await;
+        assert_eq!(only(&recorder), refused_for("missing"));
+        let cross_site = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header("x-csrf-token", &token);
+        refused(&config, &cross_site).await;
+        assert_eq!(only(&recorder), refused_for("cross_site"));
+        let other_origin = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("origin", "https://evil.example")
+            .header("x-csrf-token", &token);
+        refused(&config, &other_origin).await;
+        assert_eq!(only(&recorder), refused_for("wrong_origin"));
+
+        // The token in a form body, read after `begin`.
+        let form = post(&cookie, None).header("content-type", "application/x-www-form-urlencoded");
+        let read = |body: &'static str| {
+            let (config, form) = (Arc::clone(&config), form.clone());
+            async move {
+                match config.begin(&form).await {
+                    Begin::ReadForm(read) => read.check(body.as_bytes()),
+                    other => panic!("the token is in the form: {other:?}"),
+                }
+            }
+        };
+        read("item=tea&csrf_token=nope").await.unwrap_err();
+        assert_eq!(only(&recorder), refused_for("invalid"));
+        // A body too large is not an attack sign: not recorded.
+        match config.begin(&form).await {
+            Begin::ReadForm(read) => drop(read.too_large()),
+            other => panic!("the token is in the form: {other:?}"),
+        }
+        assert!(recorder.take().is_empty());
+
+        // Without a session: no user, no session.
+        let anonymous = post("", None).header("content-type", "application/x-www-form-urlencoded");
+        refused(&config, &anonymous).await;
+        assert_eq!(only(&recorder), (AuditKind::CsrfRefused { reason: "no_binding" }, None, None, None));
+        // A request that passes records nothing.
+        ready(&config, &post(&cookie, Some(&token))).await;
+        assert!(recorder.take().is_empty());
+        let json: serde_json::Value = serde_json::from_str(&{
+            refused(&config, &post(&cookie, None)).await;
+            recorder.take()[0].to_json()
+        })
+        .unwrap();
+        assert_eq!((&json["event"], &json["reason"]), (&"csrf_refused".into(), &"missing".into()));
+    });
+}
+
+#[test]
 fn an_audit_event_is_one_json_line_with_no_secret_in_it() {
     pollster::block_on(async {
         let (config, recorder, _clock) = audited();

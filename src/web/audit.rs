@@ -143,6 +143,17 @@ pub enum AuditKind {
         /// `"revoked_session"`, …).
         reason: &'static str,
     },
+    /// The CSRF checks refused an unsafe or upgrade request: a cross-site
+    /// one, or one without the right token. `user_id` and `session` are the
+    /// request's session's, if it had one (an attack on that user, or a
+    /// page of the application's that sends no token). A form body too
+    /// large or unreadable is not recorded.
+    CsrfRefused {
+        /// Why: [`CsrfRefusal::code`](super::CsrfRefusal::code)
+        /// (`"cross_site"`, `"wrong_origin"`, `"missing"`, `"invalid"`,
+        /// `"no_binding"`).
+        reason: &'static str,
+    },
 }
 
 impl AuditKind {
@@ -163,6 +174,7 @@ impl AuditKind {
             AuditKind::DeviceBound => "device_bound",
             AuditKind::InjectedCookieEnded => "injected_cookie_ended",
             AuditKind::DeviceBindingEnded { .. } => "device_binding_ended",
+            AuditKind::CsrfRefused { .. } => "csrf_refused",
         }
     }
 }
@@ -227,9 +239,9 @@ impl AuditEvent {
             AuditKind::LogoutEverywhere { epoch } | AuditKind::LogoutOthers { epoch } => {
                 Some(("epoch", serde_json::json!(epoch)))
             }
-            AuditKind::SessionRefused { reason } | AuditKind::DeviceBindingEnded { reason } => {
-                Some(("reason", serde_json::json!(reason)))
-            }
+            AuditKind::SessionRefused { reason }
+            | AuditKind::DeviceBindingEnded { reason }
+            | AuditKind::CsrfRefused { reason } => Some(("reason", serde_json::json!(reason))),
             AuditKind::Logout
             | AuditKind::IdRenewed
             | AuditKind::Reauthenticated

@@ -147,9 +147,11 @@ impl FormRead {
         let settings = self.handle.shared.ops.settings();
         let field = &settings.csrf.field;
         let token = form_urlencoded::parse(body).find(|(name, _)| name == field).map(|(_, value)| value);
-        verify_token(&self.handle, token.as_deref().unwrap_or_default())
-            .inspect_err(|err| tracing::info!(reason = %err, "CSRF check refused the request"))
-            .map_err(Refusal::Csrf)?;
+        verify_token(&self.handle, token.as_deref().unwrap_or_default()).map_err(|refusal| {
+            tracing::info!(reason = %refusal, "CSRF check refused the request");
+            audit_csrf(&self.handle, &refusal);
+            Refusal::Csrf(refusal)
+        })?;
         Ok(self.handle)
     }
 
@@ -261,6 +263,18 @@ impl CsrfRefusal {
             CsrfRefusal::TooLarge => 413,
             CsrfRefusal::Unreadable => 400,
             _ => 403,
+        }
+    }
+
+    /// A short stable name for the refusal: [`CsrfError::code`], or
+    /// `no_binding`, `too_large`, `unreadable`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            CsrfRefusal::Csrf(err) => err.code(),
+            CsrfRefusal::NoBinding => "no_binding",
+            CsrfRefusal::TooLarge => "too_large",
+            CsrfRefusal::Unreadable => "unreadable",
         }
     }
 
@@ -516,6 +530,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     path = request.path(),
                     "CSRF check refused the request"
                 );
+                audit_csrf(&handle, &refusal);
                 Begin::Refuse(Refusal::Csrf(refusal))
             }
         }
@@ -626,6 +641,21 @@ fn check_csrf<R: RequestView + ?Sized>(
         None if is_form(request.header_text("content-type")) => Ok(CsrfCheck::ReadForm),
         None => verify_token(handle, "").map(|()| CsrfCheck::Passed),
     }
+}
+
+/// Records a refusal by the CSRF checks themselves (a cross-site request,
+/// a missing or wrong token, nothing to bind one to) in the audit log, with
+/// the request's user and session if it has one. A form body too large or
+/// unreadable is no attack sign, and only logged.
+fn audit_csrf(handle: &SessionHandle, refusal: &CsrfRefusal) {
+    let session = handle.shared.lock().current.as_ref().map(|current| {
+        let session = current.session();
+        (session.user_id().map(str::to_owned), session.id())
+    });
+    handle.audit(AuditKind::CsrfRefused { reason: refusal.code() }, |event| match &session {
+        Some((user, id)) => event.user(user.as_deref()).session(*id),
+        None => event,
+    });
 }
 
 /// Checks `token` against the request's session, or else its pre-session.
