@@ -430,6 +430,66 @@ fn device_bound_sessions_register_refresh_and_end_on_both_frameworks() {
     });
 }
 
+/// A DBSC refresh that brings the binding's cookies with no valid proof
+/// (copies, not the device) logs the session out on every server; when the
+/// store cannot record that (here a Redis user whose write permission was
+/// taken away, reads still answered), the refresh still ends for that
+/// client, the device's session stays alive, and the audit log says so
+/// (`invalid_proof_not_logged_out`) instead of claiming a logout. Given
+/// the permission back, the same copies log the session out. (The driver
+/// is the core's: one framework shows it.)
+#[test]
+fn copies_refused_while_the_store_cannot_write_are_audited_as_not_logged_out() {
+    use sealed_session::web::testing::DeviceKey;
+    use sealed_session_testkit::redis::{acl_file, RedisOptions, RedisServer};
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all")]);
+    let redis =
+        RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
+    let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
+    let data = tempfile::tempdir().unwrap();
+    let demo = Demo::start_on("axum", DEMO, data.path(), Some(&url));
+
+    let mut browser = Browser::new(&demo);
+    let offer = browser.sign_in("alice", "").header("secure-session-registration").unwrap().to_owned();
+    let key = DeviceKey::generate().unwrap();
+    let proof = format!("Secure-Session-Response: \"{}\"", key.proof(sf_param(&offer, "challenge"), true));
+    let registered = browser.send("POST", "/dbsc/register", &[proof.as_str()], "");
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let instructions: serde_json::Value = serde_json::from_str(&registered.body).unwrap();
+    let identifier = instructions["session_identifier"].as_str().unwrap().to_owned();
+    let companion = browser.cookie("__Host-session-dbsc").unwrap().to_owned();
+    // The thief's refresh: the identifier and the companion cookie, and a
+    // proof that does not parse.
+    let copies = || {
+        let headers = [
+            format!("Sec-Secure-Session-Id: {identifier}"),
+            format!("Cookie: __Host-session-dbsc={companion}"),
+            "Secure-Session-Response: \"not.a.proof\"".to_owned(),
+        ];
+        let ended = http(demo.addr(), "POST", "/dbsc/refresh", &headers, "");
+        assert_eq!(ended.status, 200, "{}", ended.body);
+        let ended: serde_json::Value = serde_json::from_str(&ended.body).unwrap();
+        assert_eq!(ended, serde_json::json!({ "session_identifier": identifier, "continue": false }));
+    };
+    let last_audited = || {
+        let log = std::fs::read_to_string(data.path().join("audit.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        (last["event"].as_str().unwrap().to_owned(), last["reason"].as_str().unwrap_or("").to_owned())
+    };
+
+    assert_eq!(redis.cli(&["ACL", "SETUSER", "app", "-@write"]), "OK");
+    copies();
+    let audited = ("device_binding_ended".to_owned(), "invalid_proof_not_logged_out".to_owned());
+    assert_eq!(last_audited(), audited);
+    assert_eq!(browser.get("/api/session").status, 200, "the store did not record the logout");
+
+    assert_eq!(redis.cli(&["ACL", "SETUSER", "app", "+@write"]), "OK");
+    copies();
+    assert_eq!(last_audited(), ("device_binding_ended".to_owned(), "invalid_proof".to_owned()));
+    assert_eq!(browser.get("/api/session").status, 401, "logged out on every server");
+}
+
 /// "Sign out other sessions" on both frameworks: the other browser's
 /// session ends, this one stays signed in under a new cookie, and this
 /// one's old cookie ends too.
