@@ -147,7 +147,8 @@ enum KeyringCommand {
         file: PathBuf,
     },
     /// Add a new `active` key (rotation phase 1); prints its ID. With
-    /// --activate-at it seals from that time on with no further step.
+    /// --activate-at (a time in the future) it seals from that time on with
+    /// no further step.
     Add {
         /// Keyring file.
         file: PathBuf,
@@ -555,7 +556,18 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
         KeyringCommand::Add { file, activate_at } => {
             let keyring = Keyring::load(&file)?;
             let (keyring, id) = match activate_at {
-                Some(text) => keyring.with_new_key_activating_at(time_arg("--activate-at", &text)?)?,
+                Some(text) => {
+                    let at = time_arg("--activate-at", &text)?;
+                    if at <= OffsetDateTime::now_utc() {
+                        return Err(Failure::Config(format!(
+                            "--activate-at {text} is not in the future: the new key would seal at once on \
+                             each server the file reaches, while servers without the file could not open \
+                             its cookies; give a time after the file reaches every server (like +1h), or \
+                             add the key without --activate-at and promote it once it is everywhere"
+                        )));
+                    }
+                    keyring.with_new_key_activating_at(at)?
+                }
                 None => keyring.with_new_key()?,
             };
             write_keyring(&file, &keyring, Replace::Existing)?;

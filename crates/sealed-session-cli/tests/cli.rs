@@ -178,8 +178,13 @@ fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    // Key 2's activation has passed: it seals now, though its state is active.
-    assert_eq!(ok(&["keyring", "add", f, "--activate-at", "2001-01-01T00:00:00Z"], ""), "2");
+    // Key 2's activation has passed: it seals now, though its state is
+    // active. (The CLI refuses a past `--activate-at`; the library takes it.)
+    let past = time::OffsetDateTime::from_unix_timestamp(978_307_200).unwrap(); // 2001-01-01
+    let (keyring, id) =
+        sealed_session::Keyring::load(&file).unwrap().with_new_key_activating_at(past).unwrap();
+    assert_eq!(id, 2);
+    std::fs::write(&file, keyring.to_toml_string().as_bytes()).unwrap();
     let refused = run(&["keyring", "retire", f, "2"], "");
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("key 2 is the key that seals now"), "{}", refused.stderr);
@@ -253,6 +258,9 @@ fn schedules_that_would_leave_no_sealing_key_are_refused() {
         (vec!["keyring", "retire", f, "1", "--at", "+-1d"], "--at must be"),
         (vec!["keyring", "retire", f, "1", "--at", "++1d"], "--at must be"),
         (vec!["keyring", "add", f, "--activate-at", "+-1s"], "--activate-at must be"),
+        // A key that would seal before the file reaches every server.
+        (vec!["keyring", "add", f, "--activate-at", "2001-01-01T00:00:00Z"], "is not in the future"),
+        (vec!["keyring", "add", f, "--activate-at", "+0s"], "is not in the future"),
         (vec!["keyring", "rotate", f, "--every", "0", "--keep", "1"], "--every"),
         (vec!["keyring", "plan", f, "--now", "noon"], "--now is not an RFC 3339 time"),
     ];
