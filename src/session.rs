@@ -328,11 +328,14 @@ impl<T> Session<T> {
     }
 }
 
+/// The date of `unix` seconds; a time past the calendar (a lifetime of
+/// `Duration::MAX`) is its last moment, never 1970, which would read as
+/// long past.
 pub(crate) fn to_datetime(unix: u64) -> OffsetDateTime {
     i64::try_from(unix)
         .ok()
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 impl<T> fmt::Debug for Session<T> {

@@ -668,3 +668,22 @@ fn inspect_reads_any_authentic_token_whatever_its_times_and_nothing_else() {
     keys.replace(keyring(&[(1, KeyState::Retired), (2, KeyState::Primary)]));
     assert_eq!(tool.inspect(&remembered).unwrap_err(), OpenError::RetiredKey(1));
 }
+
+/// A lifetime too long for a calendar date shows as the latest date there
+/// is, never as 1970 (which would read as long expired).
+#[test]
+fn a_lifetime_past_the_calendar_shows_as_the_latest_date_not_1970() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .absolute_timeout(Duration::MAX)
+        .idle_timeout(Duration::MAX)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let token = sealer.seal(&Session::new(())).unwrap();
+    let opened = sealer.open::<()>(&token).unwrap();
+    assert_eq!(opened.session().issued_at(), Some(at(T0)));
+    let latest = time::PrimitiveDateTime::MAX.assume_utc();
+    assert_eq!(opened.session().expires_at(), Some(latest));
+    assert_eq!(opened.idle_expires_at(), latest);
+}

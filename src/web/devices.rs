@@ -7,6 +7,7 @@ use super::audit::{AuditKind, SessionRef};
 use super::config::{LimitPolicy, RegistrySettings, Settings};
 use super::handle::{HandleError, SessionHandle};
 use crate::registry::{user_agent_label, SessionRecord};
+use crate::session::to_datetime;
 use crate::{Sealer, Session, StoreError};
 
 /// One of the user's sessions, as [`SessionHandle::devices`] lists it.
@@ -31,13 +32,6 @@ pub struct Device {
     pub remembered: bool,
     /// Whether it is device-bound (DBSC).
     pub device_bound: bool,
-}
-
-fn time_of(unix: u64) -> OffsetDateTime {
-    i64::try_from(unix)
-        .ok()
-        .and_then(|unix| OffsetDateTime::from_unix_timestamp(unix).ok())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The sessions a user may have without a
@@ -101,9 +95,9 @@ impl SessionHandle {
             .map(|record| Device {
                 reference: SessionRef::of(record.id),
                 current: record.id == current.session().id(),
-                created_at: time_of(record.created_at),
-                last_seen: time_of(record.last_seen),
-                expires_at: time_of(record.expires_at),
+                created_at: to_datetime(record.created_at),
+                last_seen: to_datetime(record.last_seen),
+                expires_at: to_datetime(record.expires_at),
                 user_agent: record.user_agent,
                 remembered: record.remembered,
                 device_bound: record.device_bound,
