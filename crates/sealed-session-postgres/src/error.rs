@@ -20,12 +20,25 @@ pub enum PostgresSetupError {
     )]
     UrlParameter,
     /// The URL asks for TLS (`sslmode=require`, `verify-ca` or
-    /// `verify-full`), which this build's PostgreSQL client does not have.
+    /// `verify-full`, or a certificate or key file such as `sslrootcert`),
+    /// which this build's PostgreSQL client does not have.
     #[error(
-        "this build connects to PostgreSQL without TLS, and the URL requires it (sslmode); keep the \
-         database on loopback or a private network, or put a TLS tunnel in front of it"
+        "this build connects to PostgreSQL without TLS, and the URL requires it (an sslmode that needs \
+         TLS, or a certificate or key file); keep the database on loopback or a private network, or put a \
+         TLS tunnel in front of it"
     )]
     TlsUnavailable,
+    /// The URL demands a protection libpq gives and this client does not
+    /// (`gssencmode=require`, `channel_binding=require`, `requirepeer`): it
+    /// would connect without it.
+    #[error(
+        "the URL sets {setting}, which this PostgreSQL client does not enforce: it would connect without \
+         that protection; remove the setting, and keep the database on loopback or a private network"
+    )]
+    Unenforced {
+        /// The libpq setting.
+        setting: &'static str,
+    },
     /// The table prefix is not a plain lowercase identifier.
     #[error(
         "table prefix {0:?} is not a plain identifier: use lowercase letters, digits and _, starting with a \

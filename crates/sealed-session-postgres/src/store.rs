@@ -174,9 +174,12 @@ fn undefined_table(err: &sqlx::Error) -> bool {
 /// Refuses a URL whose query sqlx would not use as meant: a parameter
 /// neither it nor libpq knows, or a secret one it does not use
 /// (`sslpassword`; sqlx logs what it ignores, value and all), one given
-/// twice (but `options`, which adds up), a fragment, or an `sslmode` that
-/// needs the TLS this build leaves out (`prefer` and `allow` fall back to
-/// plain text).
+/// twice (but `options`, which adds up), a fragment, anything that needs
+/// the TLS this build leaves out (an `sslmode` of `require`, `verify-ca` or
+/// `verify-full`, a certificate or key file; `prefer` and `allow` fall back
+/// to plain text), or a libpq setting that demands a protection sqlx does
+/// not give and would silently go without (`gssencmode=require`,
+/// `channel_binding=require`, `requirepeer`).
 fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
     /// What sqlx reads (`options[` opens `options[NAME]`).
     const READ: &[&str] = &[
@@ -235,10 +238,25 @@ fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
         }
         seen.push(key);
         let value = value.to_ascii_lowercase();
-        if matches!(key, "sslmode" | "ssl-mode")
-            && matches!(value.as_str(), "require" | "verify-ca" | "verify-full")
-        {
+        let tls = match key {
+            "sslmode" | "ssl-mode" => !matches!(value.as_str(), "disable" | "allow" | "prefer"),
+            // Files that only TLS reads: whoever names one expects it used.
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" | "sslcert" | "ssl-cert" | "sslkey" | "ssl-key" => {
+                true
+            }
+            _ => false,
+        };
+        if tls {
             return Err(PostgresSetupError::TlsUnavailable);
+        }
+        let unenforced = match key {
+            "gssencmode" if value != "disable" && value != "prefer" => Some("gssencmode"),
+            "channel_binding" if value != "disable" && value != "prefer" => Some("channel_binding"),
+            "requirepeer" => Some("requirepeer"),
+            _ => None,
+        };
+        if let Some(setting) = unenforced {
+            return Err(PostgresSetupError::Unenforced { setting });
         }
     }
     Ok(())
@@ -718,6 +736,8 @@ mod tests {
             "?options[search_path]=x",
             "?connect_timeout=10&target_session_attrs=read-write",
             "?options=-c%20a&options=-c%20b",
+            "?sslmode=prefer&gssencmode=prefer&channel_binding=prefer",
+            "?sslmode=ALLOW&gssencmode=disable&channel_binding=disable",
         ] {
             assert!(check_parameters(&format!("{base}{ok}")).is_ok(), "{ok}");
         }
@@ -729,6 +749,14 @@ mod tests {
             ("?sslmode=verify-full", "TLS"),
             ("?ssl-mode=require", "TLS"),
             ("?sslmode=REQUIRE", "TLS"),
+            // An sslmode libpq does not know is no plain text either.
+            ("?sslmode=verify", "TLS"),
+            ("?sslrootcert=system", "TLS"),
+            ("?sslrootcert=%2Fetc%2Fca.pem", "TLS"),
+            ("?sslkey=%2Fetc%2Fkey.pem", "TLS"),
+            ("?gssencmode=require", "gssencmode"),
+            ("?channel_binding=require", "channel_binding"),
+            ("?requirepeer=postgres", "requirepeer"),
         ] {
             let err = check_parameters(&format!("{base}{bad}")).unwrap_err().to_string();
             assert!(err.contains(error) && !err.contains("hunter2"), "{bad}: {err}");
