@@ -139,9 +139,10 @@ impl Feed {
     /// Waits until the feed is live, for at most `limit`, on any executor.
     /// Returns whether it is.
     pub async fn wait_until_live(&self, limit: Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
+        // No deadline for a limit past what an `Instant` holds.
+        let deadline = std::time::Instant::now().checked_add(limit);
         while !self.is_live() {
-            if std::time::Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
                 return false;
             }
             crate::timer::sleep(Duration::from_millis(5)).await;
@@ -258,6 +259,8 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(30));
         feed.connected();
         assert!(pollster::block_on(feed.wait_until_live(Duration::ZERO)));
+        // "No limit" is no panic (an `Instant` cannot hold it).
+        assert!(pollster::block_on(feed.wait_until_live(Duration::MAX)));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
             listener.listen(&channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
-        match tokio::time::timeout(timeout * 4, listening).await {
+        match tokio::time::timeout(timeout.saturating_mul(4), listening).await {
             Ok(Ok(mut listener)) => {
                 backoff.reset();
                 let Some(live) = feed.upgrade() else { return };

@@ -517,3 +517,16 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
         }
     }
 }
+
+/// A timeout of `Duration::MAX` ("no limit") is taken as one: the store
+/// listens and answers, and nothing panics on a time past what an
+/// `Instant` holds.
+#[tokio::test]
+async fn the_longest_timeout_is_no_panic() {
+    let options = PostgresOptions::default().with_prefix("no_limit").with_timeout(Duration::MAX);
+    let store = PostgresStore::with_pool(pool(&SHARED.url()).await, options, SystemClock).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
+    let verifier = Verifier::new(sealer(8, &clock_at_now()), store);
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+}

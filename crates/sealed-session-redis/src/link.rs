@@ -231,7 +231,7 @@ impl Link {
                 Some(TlsCertificates { client_tls: None, root_cert: Some(pem) })
             }
         };
-        let write_timeout = config.timeout + config.wait_timeout;
+        let write_timeout = config.timeout.saturating_add(config.wait_timeout);
         let client = resolve(&target, certificates.as_ref()).await?;
         let conns = Conns::new(client, config.timeout, write_timeout).await.map_err(ConnectError::Redis)?;
         Ok(Self {

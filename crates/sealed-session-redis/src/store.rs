@@ -409,7 +409,7 @@ impl Inner {
         command: redis::Cmd,
         invalidation: Invalidation<'_>,
     ) -> Result<T, StoreError> {
-        let limit = self.config.timeout + self.config.wait_timeout;
+        let limit = self.config.timeout.saturating_add(self.config.wait_timeout);
         let result = self
             .bounded(limit, async {
                 self.ensure_trusted().await?;
@@ -421,8 +421,10 @@ impl Inner {
                     .ignore();
                 // Without replicas to wait for, no WAIT: a provider may not offer it.
                 if self.wait_replicas > 0 {
+                    // At least 1 ms (0 waits for ever), at most what Redis
+                    // takes (a signed 64-bit number).
                     let wait_ms =
-                        u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+                        i64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(i64::MAX).max(1);
                     pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms);
                 }
                 let mut conn = self.link.conns().writer.clone();

@@ -735,3 +735,19 @@ async fn a_user_that_may_not_publish_revocations_is_refused() {
         RedisStore::connect_with(&url("channel"), config(), sealed_session::SystemClock).await.unwrap();
     assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
 }
+
+/// Timeouts of `Duration::MAX` ("no limit") are taken as such: the store
+/// subscribes, writes (waiting for a replica as long as it takes) and
+/// answers, and nothing panics on a time past what an `Instant` holds.
+#[tokio::test]
+async fn the_longest_timeouts_are_no_panic() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::replica_of(&primary);
+    replica.wait_for_sync();
+    let config = RedisConfig::default().with_timeout(Duration::MAX).with_wait_for_replicas(1, Duration::MAX);
+    let verifier = server_with(&primary.url(), config, &clock_at_now()).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    verifier.logout_everywhere("alice").await.unwrap();
+    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
