@@ -297,7 +297,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             let token = read_token(token)?;
             let opened = sealer.open_raw_at(&token, now).map_err(refusal)?;
             if let Some(url) = store {
-                let store = sealed_session_stores::open(&url).await?;
+                let store = open_existing_store(&url).await?;
                 let session = opened.session();
                 let state = sealed_session::RevocationStore::state(&store, session.user_id(), session.id())
                     .await
@@ -352,7 +352,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     )));
                 }
             }
-            let store = sealed_session_stores::open(&store).await?;
+            let store = open_existing_store(&store).await?;
             let answer = match target {
                 Revoke::User(user) => {
                     let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;
@@ -699,6 +699,20 @@ fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
     }
     let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)).ok_or_else(bad)?;
     OffsetDateTime::now_utc().checked_add(time::Duration::seconds(seconds)).ok_or_else(bad)
+}
+
+/// The store the servers use, which `open` and `revoke` never create: a
+/// revocation written into a new, empty store would reach no server, and a
+/// check against one would find nothing revoked.
+async fn open_existing_store(url: &str) -> Result<sealed_session::SharedStore, Failure> {
+    if url.starts_with("sqlite:") && url.ends_with("?create=true") {
+        return Err(Failure::Config(
+            "--store asks to create the SQLite file (?create=true): open and revoke work on the store \
+             the servers use; give its URL without ?create=true"
+                .into(),
+        ));
+    }
+    Ok(sealed_session_stores::open(url).await?)
 }
 
 /// `--now`, or the current time.

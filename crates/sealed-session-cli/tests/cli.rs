@@ -675,6 +675,13 @@ fn revoke_and_open_never_create_a_missing_sqlite_store() {
     let token = ok(&["seal", "--keyring", f, "--purpose", "p"], "{}");
     assert_eq!(run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "").code, 2);
     assert!(!typo.exists(), "a mistyped store path created a new, empty store");
+    // Not even when the URL asks for it.
+    let create = format!("{store}?create=true");
+    let r = run(&["revoke", "--store", &create, "--user", "alice"], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("without ?create=true"), "{}", r.stderr);
+    assert_eq!(run(&["open", "--keyring", f, "--purpose", "p", "--store", &create, &token], "").code, 2);
+    assert!(!typo.exists(), "a store URL with ?create=true created a new, empty store");
 }
 
 #[test]
