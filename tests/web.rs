@@ -200,6 +200,29 @@ fn logout_and_login_end_every_session_an_injected_duplicate_cookie_carries() {
     })
 }
 
+/// A login that fails before it ends anything (here the new session does
+/// not fit in a cookie) leaves the request's session as it was, even one
+/// whose data is another type than the login's: its cookie stays.
+#[test]
+fn a_failed_login_keeps_the_session_it_would_have_replaced_even_of_another_type() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+        let set = set_cookies(&handle);
+        let cookie = pair(set.iter().find(|c| c.starts_with("__Host-session=")).unwrap()).to_owned();
+
+        let handle = open(&config, &cookie).await;
+        let too_large = (true, "x".repeat(8_000));
+        let err = handle.typed::<(bool, String)>().login("alice", too_large).await.unwrap_err();
+        assert!(matches!(err, HandleError::Seal(_)), "{err:?}");
+        let changed = set_cookies(&handle);
+        assert!(changed.is_empty(), "the cookie was changed: {changed:?}");
+        let cart = open(&config, &cookie).await.current::<String>().unwrap();
+        assert_eq!(cart.session().data(), "tea", "the session still opens");
+    })
+}
+
 #[test]
 fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     pollster::block_on(async {

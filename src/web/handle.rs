@@ -827,9 +827,11 @@ impl<T: SessionValue> Sessions<T> {
         // once may choose the same oldest session and leave one over the
         // limit: ending it twice is harmless, and the next login counts.)
         let room = self.handle.room_for(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
-        // The data it held, if it is a `T` at all.
-        let previous = raw.as_ref().and_then(|_| self.handle.verified::<T>());
-        let data = carry(previous.map(|previous| previous.session().clone()));
+        // The data it held, if it is a `T` at all. Decoded here, not through
+        // the handle: a session of another type must keep its cookie until
+        // it is logged out below, in case the login fails before that.
+        let previous = raw.as_ref().and_then(|raw| raw.decode::<T>().ok());
+        let data = carry(previous.map(Verified::into_session));
         let epoch = ops.login_epoch(user_id).await?;
         let mut session = Session::try_new(data).map_err(LoginError::from)?.with_user(user_id, epoch);
         if options.remember {
