@@ -200,6 +200,24 @@ fn logout_and_login_end_every_session_an_injected_duplicate_cookie_carries() {
     })
 }
 
+/// A `Current` taken before the session got a new ID gives the new ID's
+/// CSRF token: the form the handler shows next must pass.
+#[test]
+fn a_csrf_token_asked_for_after_a_new_id_is_the_new_ids() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        let current = handle.current::<String>().unwrap();
+        let old = current.csrf_token();
+        handle.renew_id().await.unwrap();
+        let token = current.csrf_token();
+        let set = set_cookies(&handle);
+        let cookie = pair(set.iter().find(|c| c.starts_with("__Host-session=")).unwrap()).to_owned();
+        ready(&config, &post(&cookie, Some(&token))).await;
+        assert!(matches!(config.begin(&post(&cookie, Some(&old))).await, Begin::Refuse(_)));
+    })
+}
+
 /// A login that fails before it ends anything (here the new session does
 /// not fit in a cookie) leaves the request's session as it was, even one
 /// whose data is another type than the login's: its cookie stays.

@@ -985,10 +985,19 @@ impl<T> Current<T> {
         self.verified.idle_expires_at()
     }
 
-    /// The session's CSRF token.
+    /// The CSRF token of the request's session as it is now: after
+    /// [`renew_id`](SessionHandle::renew_id), `logout_others` or
+    /// `reauthenticate` in the same handler, the new ID's (the one this
+    /// `Current` was taken with no longer verifies). After a logout, that
+    /// ended session's, which verifies nowhere.
     #[must_use]
     pub fn csrf_token(&self) -> String {
-        self.handle.sealer().csrf_token(self.verified.session())
+        let now = self.handle.shared.lock().current.clone();
+        let sealer = self.handle.sealer();
+        match &now {
+            Some(now) => sealer.csrf_token(now.session()),
+            None => sealer.csrf_token(self.verified.session()),
+        }
     }
 
     /// The handle, to change or end the session.
