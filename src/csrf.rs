@@ -134,7 +134,8 @@ impl OriginPolicy {
     /// Also accepts requests whose `Origin` is `origin` (scheme, host and
     /// port, such as `https://admin.example`; compared without case and
     /// without a trailing `/`), whatever `Sec-Fetch-Site` says: a front end
-    /// on another origin of yours.
+    /// on another origin of yours. The web driver lets it open WebSockets
+    /// too, which carry no token.
     ///
     /// # Errors
     /// [`InvalidOrigin`] for anything but `scheme://host[:port]`: `null`

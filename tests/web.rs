@@ -454,6 +454,24 @@ fn allowing_same_site_requests_never_lets_a_sibling_open_a_websocket() {
     })
 }
 
+/// A trusted origin is named by the application: its pages may open a
+/// WebSocket (no token), while another sibling's handshake is refused.
+#[test]
+fn a_trusted_origin_may_open_a_websocket_and_no_other_sibling_may() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b.trust_origin("https://www.app.example"));
+        let cookie = signed_in(&config, "alice").await;
+        let handshake = |origin: &str| {
+            with_cookie(TestRequest::new("GET", "/ws"), &cookie)
+                .header("upgrade", "websocket")
+                .header("sec-fetch-site", "same-site")
+                .header("origin", origin)
+        };
+        assert!(ready(&config, &handshake("https://www.app.example")).await.has_session());
+        assert_eq!(refused(&config, &handshake("https://evil.app.example")).await.status(), 403);
+    })
+}
+
 #[test]
 fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
     pollster::block_on(async {

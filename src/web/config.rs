@@ -263,7 +263,9 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
 
     /// Also accepts unsafe requests whose `Origin` is `origin` (a front end
     /// of yours on another origin, such as `https://admin.example`); they
-    /// still need the CSRF token. See [`OriginPolicy::trust_origin`].
+    /// still need the CSRF token. Its pages may also open WebSockets with
+    /// the user's cookies, and a handshake carries no token: trust only an
+    /// origin whose every page you control. See [`OriginPolicy::trust_origin`].
     #[must_use]
     pub fn trust_origin(mut self, origin: impl Into<String>) -> Self {
         self.trusted.push(origin.into());

@@ -622,10 +622,11 @@ fn check_csrf<R: RequestView + ?Sized>(
     };
     let sec_fetch_site = request.header_text("sec-fetch-site");
     if upgrade {
-        // A WebSocket handshake: from this origin, or not at all. It has no
-        // body and cannot carry a header of the page's, so no token: a
-        // sibling subdomain is refused even where `allow_same_site` lets
-        // its token-carrying requests through.
+        // A WebSocket handshake: from this origin or one the application
+        // named trusted, or not at all. It has no body and cannot carry a
+        // header of the page's, so no token: a sibling subdomain is refused
+        // even where `allow_same_site` lets its token-carrying requests
+        // through.
         settings.csrf.policy.check_site_without_token(sec_fetch_site, origin, &expected)?;
         return Ok(CsrfCheck::Passed);
     }
