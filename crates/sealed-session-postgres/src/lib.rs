@@ -18,7 +18,10 @@
 //!   goes out when the write commits), and every server drops what it names.
 //!   The server that revokes drops its own entries before the call returns.
 //! * **Bounded staleness.** The cache is used only while the `LISTEN`
-//!   connection is up, and is emptied whenever it (re)connects. No answer is
+//!   connection is up, and is emptied whenever it (re)connects; one that
+//!   stays quiet for 5 s is pinged through its own channel, and taken for
+//!   lost if the ping does not come back within 3 s (a connection a
+//!   firewall forgot never closes by itself). No answer is
 //!   used more than [`PostgresOptions::cache_ttl`] (1 s) after the read that
 //!   produced it began, so a lost notification keeps a revoked session
 //!   alive at most that long.

@@ -1,15 +1,27 @@
 //! The `LISTEN` connection that keeps every server's cache fresh.
 
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sealed_session::{Backoff, Feed};
+use sealed_session::{Backoff, Feed, Session};
 use sqlx::postgres::{PgListener, PgPool};
+
+/// After this long without a notification the listener sends one to its
+/// own channel, to learn whether its connection still delivers.
+const QUIET_BEFORE_PING: Duration = Duration::from_secs(5);
+
+/// How long a ping may take to come back, at least; a connection that
+/// delivers nothing in that time is taken for lost.
+const PING_WAIT: Duration = Duration::from_secs(3);
 
 /// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
 /// lives, reporting to the feed: the cache is used only while the
 /// connection is up, and is emptied whenever it (re)connects, since
-/// notifications sent meanwhile are lost.
+/// notifications sent meanwhile are lost. A connection that stops
+/// delivering without closing (a firewall or NAT that forgot it, a stalled
+/// server process) is noticed by a ping: after [`QUIET_BEFORE_PING`] of
+/// silence the listener notifies its own channel, and if nothing arrives
+/// within [`PING_WAIT`] (or four timeouts) it reconnects.
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
     let mut backoff = Backoff::default();
     loop {
@@ -27,12 +39,17 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                 let Some(live) = feed.upgrade() else { return };
                 live.connected();
                 drop(live);
+                let (mut heard, mut pinged) = (Instant::now(), None::<Instant>);
                 loop {
-                    // Wake up now and then to notice that the store was dropped.
+                    // Wake up now and then to notice that the store was
+                    // dropped, and that the connection went quiet.
                     let next = tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await;
                     let Some(live) = feed.upgrade() else { return };
                     match next {
-                        Ok(Ok(Some(notification))) => live.message(Some(notification.payload())),
+                        Ok(Ok(Some(notification))) => {
+                            (heard, pinged) = (Instant::now(), None);
+                            live.message(Some(notification.payload()));
+                        }
                         // The connection dropped. sqlx would reconnect on
                         // the next call, silently, and a call cut short by
                         // the timeout above would never report the outage:
@@ -45,7 +62,16 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                             tracing::warn!(%err, "lost the PostgreSQL LISTEN connection; checks read the database until it is back");
                             break;
                         }
-                        Err(_) => {}
+                        Err(_) => match pinged {
+                            Some(at) if at.elapsed() >= PING_WAIT.max(timeout.saturating_mul(4)) => {
+                                tracing::warn!("the PostgreSQL LISTEN connection delivers nothing, not even its own ping; checks read the database until it is back");
+                                break;
+                            }
+                            None if heard.elapsed() >= QUIET_BEFORE_PING => {
+                                pinged = ping(&pool, &channel, timeout).await.then(Instant::now);
+                            }
+                            _ => {}
+                        },
                     }
                 }
                 let Some(live) = feed.upgrade() else { return };
@@ -58,5 +84,22 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Notifies `channel` through the pool, for the listener to hear: for a
+/// session no one has, so that every server (this library's older versions
+/// too) takes it for an invalidation of nothing. Whether it was sent.
+async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
+    let Ok(session) = Session::try_new(()) else { return false };
+    let payload = format!("session:{}", session.id().to_hex());
+    let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
+    match tokio::time::timeout(timeout, notify).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection");
+            false
+        }
+        Err(_) => false,
     }
 }

@@ -530,3 +530,41 @@ async fn the_longest_timeout_is_no_panic() {
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok());
 }
+
+/// Sends `signal` to the process `pid`.
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A stopped server process, continued when dropped (a failed assertion
+/// must not leave it stopped for the rest of the run).
+struct Stopped(String);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(&self.0, "-CONT");
+    }
+}
+
+/// A LISTEN connection that stops delivering without closing (its server
+/// process stopped, as a firewall or NAT that forgot the connection leaves
+/// it) is noticed by the listener's ping within its bounds (5 s of quiet,
+/// 3 s for the ping): the cache stops being used, and a new LISTEN brings
+/// it back.
+#[tokio::test]
+async fn a_listen_connection_that_delivers_nothing_is_noticed_and_replaced() {
+    let store = store(&SHARED.url(), "quiet", SystemClock).await;
+    let pid = SHARED.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%quiet_revocations%'");
+    assert!(!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()), "one listener: {pid:?}");
+    signal(&pid, "-STOP");
+    let stopped = Stopped(pid);
+    let started = std::time::Instant::now();
+    while store.is_listening() {
+        assert!(started.elapsed() < Duration::from_secs(15), "a silent LISTEN connection is still trusted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(3), "taken for lost before any ping could return");
+    drop(stopped);
+    assert!(store.wait_until_listening(Duration::from_secs(10)).await, "no new LISTEN");
+}
