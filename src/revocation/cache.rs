@@ -293,6 +293,16 @@ pub enum Invalidation<'a> {
 }
 
 impl<'a> Invalidation<'a> {
+    /// A message that names a fresh random session no one has: it goes
+    /// through the channel like any other, and every server that receives
+    /// it (this library's older versions too) drops nothing. For a store to
+    /// probe its channel, or to learn that its subscription still delivers.
+    /// `None` if the operating system gives no random ID.
+    #[must_use]
+    pub fn of_no_session() -> Option<String> {
+        crate::Session::try_new(()).ok().map(|nobody| Invalidation::Session(nobody.id()).message())
+    }
+
     /// The message text: `user:ID`, `session:HEX` or `all`.
     #[must_use]
     pub fn message(&self) -> String {
@@ -456,6 +466,13 @@ mod tests {
         assert_eq!(cache.get(Some("alice"), &a, 1), None);
         cache.apply(&Invalidation::Session(b));
         assert_eq!(cache.get(Some("bob"), &b, 1), None);
+        assert!(cache.get(None, &a, 1).is_some());
+        // A message for no session drops nothing, and each names another.
+        let (first, second) =
+            (Invalidation::of_no_session().unwrap(), Invalidation::of_no_session().unwrap());
+        assert!(matches!(Invalidation::parse(&first), Invalidation::Session(_)), "{first}");
+        assert_ne!(first, second);
+        cache.apply(&Invalidation::parse(&first));
         assert!(cache.get(None, &a, 1).is_some());
         cache.apply(&Invalidation::All);
         assert!(cache.is_empty());

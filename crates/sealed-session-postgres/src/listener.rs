@@ -3,7 +3,7 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use sealed_session::{Backoff, Feed, Session};
+use sealed_session::{Backoff, Feed, Invalidation};
 use sqlx::postgres::{PgListener, PgPool};
 
 /// After this long without a notification the listener sends one to its
@@ -91,8 +91,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
 /// session no one has, so that every server (this library's older versions
 /// too) takes it for an invalidation of nothing. Whether it was sent.
 async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
-    let Ok(session) = Session::try_new(()) else { return false };
-    let payload = format!("session:{}", session.id().to_hex());
+    let Some(payload) = Invalidation::of_no_session() else { return false };
     let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
     match tokio::time::timeout(timeout, notify).await {
         Ok(Ok(_)) => true,

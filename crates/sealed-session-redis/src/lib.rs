@@ -14,7 +14,10 @@
 //!   entries before the call returns.
 //! * **Bounded staleness.** The cache is used only while the subscription is
 //!   up, and is emptied when it comes back; it is also emptied when the
-//!   subscription is lost, unless stale answers were opted in to. An answer
+//!   subscription is lost, unless stale answers were opted in to. One that
+//!   stays quiet for 5 s is pinged (a message for no session on its own
+//!   channel), and taken for lost if the ping does not come back within
+//!   3 s: a connection a firewall forgot never closes by itself. An answer
 //!   is never used more than [`RedisConfig::cache_ttl`] (default 1 s) after
 //!   the read that produced it *began*: a lost message cannot keep a revoked
 //!   session alive longer than that.

@@ -1,12 +1,20 @@
 //! The invalidation subscription that keeps every server's cache fresh.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use sealed_session::{Backoff, Feed};
+use sealed_session::{Backoff, Feed, Invalidation};
 
-use crate::link::Link;
+use crate::link::{Conns, Link};
+
+/// After this long without a message the subscription publishes one on its
+/// channel, to learn whether its connection still delivers.
+const QUIET_BEFORE_PING: Duration = Duration::from_secs(5);
+
+/// How long a ping may take to come back, at least; a subscription that
+/// hears nothing in that time is taken for lost.
+const PING_WAIT: Duration = Duration::from_secs(3);
 
 /// What the subscription needs of its store: the feed it reports to, the
 /// link that says which server to subscribe on (and hears of failures), and
@@ -22,6 +30,11 @@ pub(crate) struct Subscription {
 }
 
 /// Keeps the invalidation subscription up for as long as the store lives.
+/// A subscription that stops delivering without closing (a firewall or NAT
+/// that forgot the connection) is noticed by a ping: after
+/// [`QUIET_BEFORE_PING`] of silence it publishes a message for no session,
+/// and if nothing arrives within [`PING_WAIT`] (or four timeouts) it is
+/// taken for lost and made anew.
 pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
     let mut backoff = Backoff::default();
@@ -41,15 +54,29 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                 live.connected();
                 drop(live);
                 let mut messages = pubsub.into_on_message();
+                let (mut heard, mut pinged) = (Instant::now(), None::<Instant>);
                 let moved = loop {
                     // Wake up now and then to notice that the store was
-                    // dropped, or that the link followed a failover.
+                    // dropped, that the link followed a failover, or that
+                    // the subscription went quiet.
                     let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
                     let Some(live) = feed.upgrade() else { return };
                     match next {
-                        Ok(Some(message)) => live.message(message.get_payload::<String>().ok().as_deref()),
+                        Ok(Some(message)) => {
+                            (heard, pinged) = (Instant::now(), None);
+                            live.message(message.get_payload::<String>().ok().as_deref());
+                        }
                         Ok(None) => break false,
-                        Err(_) => {}
+                        Err(_) => match pinged {
+                            Some(at) if at.elapsed() >= PING_WAIT.max(timeout.saturating_mul(4)) => {
+                                tracing::warn!("the Redis revocation subscription delivers nothing, not even its own ping");
+                                break false;
+                            }
+                            None if heard.elapsed() >= QUIET_BEFORE_PING => {
+                                pinged = ping(&conns, &channel, timeout).await.then(Instant::now);
+                            }
+                            _ => {}
+                        },
                     }
                     if link.upgrade().is_some_and(|link| !Arc::ptr_eq(&link.conns(), &conns)) {
                         break true;
@@ -91,5 +118,22 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Publishes a message for no session on `channel`, for the subscription to
+/// hear (every server drops nothing for it). Whether it was sent.
+async fn ping(conns: &Conns, channel: &str, timeout: Duration) -> bool {
+    let Some(message) = Invalidation::of_no_session() else { return false };
+    let mut conn = conns.reader.clone();
+    let mut publish = redis::cmd("PUBLISH");
+    publish.arg(channel).arg(message);
+    match tokio::time::timeout(timeout, publish.query_async::<i64>(&mut conn)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the Redis revocation subscription");
+            false
+        }
+        Err(_) => false,
     }
 }

@@ -457,8 +457,7 @@ impl Inner {
     async fn check_channel_at_start(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().writer.clone();
         let mut publish = redis::cmd("PUBLISH");
-        let nobody = sealed_session::Session::new(()).id();
-        publish.arg(&self.keys.channel).arg(Invalidation::Session(nobody).message());
+        publish.arg(&self.keys.channel).arg(Invalidation::of_no_session().unwrap_or_default());
         let sent = tokio::time::timeout(self.config.timeout, publish.query_async::<i64>(&mut conn)).await;
         match sent {
             Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {

@@ -751,3 +751,26 @@ async fn the_longest_timeouts_are_no_panic() {
     verifier.logout_everywhere("alice").await.unwrap();
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
 }
+
+/// A subscription that stops delivering without closing (a firewall or NAT
+/// that forgot the connection: a proxy here that holds back what Redis
+/// sends the subscriber) is noticed by the store's ping within its bounds
+/// (5 s of quiet, 3 s for the ping): the cache stops being used, and a new
+/// subscription brings it back.
+#[tokio::test]
+async fn a_subscription_that_delivers_nothing_is_noticed_and_replaced() {
+    let redis = RedisServer::start();
+    let proxy = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let store = RedisStore::connect_with(&url, config(), clock_at_now()).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await, "no subscription");
+    proxy.freeze_subscribers();
+    let started = std::time::Instant::now();
+    while store.is_subscribed() {
+        assert!(started.elapsed() < Duration::from_secs(15), "a silent subscription is still trusted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(3), "taken for lost before any ping could return");
+    proxy.thaw();
+    assert!(store.wait_until_subscribed(Duration::from_secs(10)).await, "no new subscription");
+}

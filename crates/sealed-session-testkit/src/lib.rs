@@ -14,6 +14,7 @@ pub mod bench;
 pub mod browser;
 pub mod demo;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
