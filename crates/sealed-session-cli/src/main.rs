@@ -705,6 +705,13 @@ fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
 /// revocation written into a new, empty store would reach no server, and a
 /// check against one would find nothing revoked.
 async fn open_existing_store(url: &str) -> Result<sealed_session::SharedStore, Failure> {
+    if url.starts_with("memory:") {
+        return Err(Failure::Config(
+            "--store memory: is a new store in this process, which no server reads and which ends with it: \
+             give the URL of the store the servers use"
+                .into(),
+        ));
+    }
     if url.starts_with("sqlite:") && url.ends_with("?create=true") {
         return Err(Failure::Config(
             "--store asks to create the SQLite file (?create=true): open and revoke work on the store \

@@ -682,6 +682,11 @@ fn revoke_and_open_never_create_a_missing_sqlite_store() {
     assert!(r.stderr.contains("without ?create=true"), "{}", r.stderr);
     assert_eq!(run(&["open", "--keyring", f, "--purpose", "p", "--store", &create, &token], "").code, 2);
     assert!(!typo.exists(), "a store URL with ?create=true created a new, empty store");
+    // Nor a store of this process alone.
+    let r = run(&["revoke", "--store", "memory:", "--user", "alice"], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no server reads"), "{}", r.stderr);
+    assert_eq!(run(&["open", "--keyring", f, "--purpose", "p", "--store", "memory:", &token], "").code, 2);
 }
 
 #[test]
