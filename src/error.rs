@@ -265,6 +265,13 @@ pub enum KeyringError {
     /// activation has come) cannot be retired.
     #[error("key {0} is the key that seals now and cannot be retired; promote or add another key first")]
     PrimaryRetired(u32),
+    /// A key that is retired (by its state, or a retire date that has
+    /// come) cannot be given a retire date: a later one would bring it back.
+    #[error(
+        "key {0} is retired already and refuses its tokens; a retired key never opens again (running \
+         servers refuse a keyring that brings one back): add a new key instead"
+    )]
+    AlreadyRetired(u32),
     /// A retired key cannot become primary.
     #[error("key {0} is retired and cannot become primary; add a new key instead")]
     RetiredKeyPromoted(u32),

@@ -223,11 +223,18 @@ fn immediate_and_scheduled_steps_build_on_each_other() {
     let keyring = Keyring::new([spec(1, KeyState::Primary)]).unwrap();
     let (keyring, id) = keyring.with_new_key_activating_at(at(T0 + 100)).unwrap();
     assert_eq!((id, keyring.sealing_id_at(at(T0 + 100))), (2, 2));
-    let keyring = keyring.with_retire_at(1, at(T0 + 500)).unwrap();
+    let keyring = keyring.with_retire_at_as_of(1, at(T0 + 500), at(T0)).unwrap();
     assert_eq!(keyring.state_at(1, at(T0 + 500)), Some(KeyState::Retired));
-    assert!(matches!(keyring.with_retire_at(9, at(T0)), Err(KeyringError::NoSuchKey(9))));
+    assert!(matches!(keyring.with_retire_at_as_of(9, at(T0), at(T0)), Err(KeyringError::NoSuchKey(9))));
     // Retiring key 1 before key 2 activates leaves no sealing key.
-    assert!(matches!(keyring.with_retire_at(1, at(T0 + 50)), Err(KeyringError::NoSealingKey { .. })));
+    let early = keyring.with_retire_at_as_of(1, at(T0 + 50), at(T0));
+    assert!(matches!(early, Err(KeyringError::NoSealingKey { .. })));
+    // Its retire date may move while it has not come; once it has, the key
+    // stays retired: a later date would make it open again.
+    let later = keyring.with_retire_at_as_of(1, at(T0 + 900), at(T0 + 499)).unwrap();
+    assert_eq!(later.state_at(1, at(T0 + 800)), Some(KeyState::Active));
+    let undone = keyring.with_retire_at_as_of(1, at(T0 + 900), at(T0 + 500));
+    assert!(matches!(undone, Err(KeyringError::AlreadyRetired(1))), "{undone:?}");
     assert!(matches!(
         keyring.with_new_key_activating_at(at(T0 + 100)),
         Err(KeyringError::SameActivation { first: 2, second: 3 })

@@ -192,11 +192,30 @@ impl Keyring {
     /// Key `id` is retired from `at` on; it opens tokens until then.
     ///
     /// # Errors
-    /// [`KeyringError::NoSuchKey`] if there is no key `id`, or a schedule
-    /// error of [`Keyring::new`] if no newer key would seal from `at` on.
+    /// As [`Keyring::with_retire_at_as_of`] now.
     pub fn with_retire_at(&self, id: u32, at: OffsetDateTime) -> Result<Self, KeyringError> {
-        if self.entry(id).is_none() {
-            return Err(KeyringError::NoSuchKey(id));
+        self.with_retire_at_as_of(id, at, super::now())
+    }
+
+    /// Key `id` is retired from `at` on; it opens tokens until then. `now`
+    /// is the time the change is made at: a key retired by then stays
+    /// retired.
+    ///
+    /// # Errors
+    /// [`KeyringError::NoSuchKey`] if there is no key `id`,
+    /// [`KeyringError::AlreadyRetired`] if it refuses tokens at `now` (by
+    /// its state or a retire date that has come: a later date would bring
+    /// it back), or a schedule error of [`Keyring::new`] if no newer key
+    /// would seal from `at` on.
+    pub fn with_retire_at_as_of(
+        &self,
+        id: u32,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Self, KeyringError> {
+        let entry = self.entry(id).ok_or(KeyringError::NoSuchKey(id))?;
+        if entry.refuses_at(u64::try_from(now.unix_timestamp()).unwrap_or(0)) {
+            return Err(KeyringError::AlreadyRetired(id));
         }
         Self::new(self.keys().map(|k| if k.id == id { k.clone().retire_at(at) } else { k.clone() }))
     }

@@ -427,6 +427,11 @@ fn keyring_changes_that_would_break_the_keyring_are_refused() {
         (vec!["keyring", "retire", f, "7"], "no key 7"),
     ];
     refused_untouched(&file, &cases);
+    // A retired key never gets a retire date: a later one would bring it back.
+    ok(&["keyring", "add", f], "");
+    ok(&["keyring", "promote", f, "2"], "");
+    ok(&["keyring", "retire", f, "1"], "");
+    refused_untouched(&file, &[(vec!["keyring", "retire", f, "1", "--at", "+30d"], "retired already")]);
 }
 
 #[test]
