@@ -192,12 +192,32 @@ struct Header {
     /// Absent, or a key: `null` is refused, as the draft's "MUST not be
     /// present" of a refresh proof's `jwk` would otherwise pass it.
     #[serde(default, deserialize_with = "not_null")]
-    jwk: Option<Jwk>,
+    jwk: Option<Object<Jwk>>,
     /// Extensions the proof says must be understood: none are. Present
     /// at all, even as `null` (RFC 7515 allows only a non-empty array), is
     /// refused.
     #[serde(default, deserialize_with = "present")]
     crit: bool,
+}
+
+/// A `T` read from a JSON object only: serde's derived structs also take an
+/// array of their members in order, which no JWS has.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// A member that is there: its value, which may not be `null`.
@@ -219,6 +239,25 @@ struct Jwk {
     y: Option<String>,
     n: Option<String>,
     e: Option<String>,
+    /// A private key's members (EC `d`; RSA `d`, `p`, `q`, `dp`, `dq`,
+    /// `qi`, `oth`; a symmetric `k`): a key sent with them has leaked, in a
+    /// request header, and is refused (RFC 9449 section 4.3 does the same).
+    #[serde(default, deserialize_with = "present")]
+    d: bool,
+    #[serde(default, deserialize_with = "present")]
+    p: bool,
+    #[serde(default, deserialize_with = "present")]
+    q: bool,
+    #[serde(default, deserialize_with = "present")]
+    dp: bool,
+    #[serde(default, deserialize_with = "present")]
+    dq: bool,
+    #[serde(default, deserialize_with = "present")]
+    qi: bool,
+    #[serde(default, deserialize_with = "present")]
+    oth: bool,
+    #[serde(default, deserialize_with = "present")]
+    k: bool,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +283,9 @@ fn minimal(bytes: Vec<u8>, what: &'static str) -> Result<Vec<u8>, DbscProofError
 
 impl Jwk {
     fn into_key(self) -> Result<DevicePublicKey, DbscProofError> {
+        if self.d || self.p || self.q || self.dp || self.dq || self.qi || self.oth || self.k {
+            return Err(DbscProofError::InvalidKey("the jwk holds private key members"));
+        }
         match self.kty.as_str() {
             "EC" => {
                 if self.crv.as_deref() != Some("P-256") || self.n.is_some() || self.e.is_some() {
@@ -333,10 +375,14 @@ pub fn parse_proof(compact: &str) -> Result<UnverifiedProof, DbscProofError> {
     else {
         return Err(DbscProofError::Malformed("not three parts"));
     };
-    let header: Header = serde_json::from_slice(&b64(header_b64, "the header is not base64url")?)
-        .map_err(|_| DbscProofError::Malformed("the header is not a JSON object of the expected members"))?;
-    let claims: Claims = serde_json::from_slice(&b64(payload_b64, "the payload is not base64url")?)
-        .map_err(|_| DbscProofError::Malformed("the payload is not a JSON object of the expected members"))?;
+    let Object(header): Object<Header> =
+        serde_json::from_slice(&b64(header_b64, "the header is not base64url")?).map_err(|_| {
+            DbscProofError::Malformed("the header is not a JSON object of the expected members")
+        })?;
+    let Object(claims): Object<Claims> =
+        serde_json::from_slice(&b64(payload_b64, "the payload is not base64url")?).map_err(|_| {
+            DbscProofError::Malformed("the payload is not a JSON object of the expected members")
+        })?;
     let signature = b64(signature_b64, "the signature is not base64url")?;
     if header.crit {
         return Err(DbscProofError::Malformed("crit names extensions this server does not understand"));
@@ -346,7 +392,7 @@ pub fn parse_proof(compact: &str) -> Result<UnverifiedProof, DbscProofError> {
     }
     let algorithm =
         header.alg.as_deref().and_then(Algorithm::from_name).ok_or(DbscProofError::UnsupportedAlgorithm)?;
-    let key = header.jwk.map(Jwk::into_key).transpose()?;
+    let key = header.jwk.map(|Object(jwk)| jwk.into_key()).transpose()?;
     let jti = claims.jti.ok_or(DbscProofError::Malformed("the payload has no jti"))?;
     let signing_input =
         compact.as_bytes().get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default().to_vec();
@@ -451,6 +497,46 @@ mod tests {
                 Err(DbscProofError::Malformed(why)) => assert!(why.contains("crit"), "{crit}: {why}"),
                 Err(other) => panic!("{crit}: {other}"),
                 Ok(_) => panic!("{crit}: parsed"),
+            }
+        }
+    }
+
+    /// A proof of `header` and `payload` (JSON texts), never verified here.
+    fn proof_of(header: &str, payload: &str) -> String {
+        let encode = |text: &str| URL_SAFE_NO_PAD.encode(text);
+        format!("{}.{}.{}", encode(header), encode(payload), URL_SAFE_NO_PAD.encode([7u8; 64]))
+    }
+
+    /// The parts are JSON objects; serde's derived structs would also
+    /// take an array of the members in order.
+    #[test]
+    fn a_header_payload_or_jwk_that_is_no_object_is_refused() {
+        let ec = r#"{"kty":"EC","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+        let header = format!(r#"{{"alg":"ES256","typ":"dbsc+jwt","jwk":{ec}}}"#);
+        let parsed = parse_proof(&proof_of(&header, r#"{"jti":"c"}"#));
+        assert!(!matches!(parsed, Err(DbscProofError::Malformed(_))), "the object form: {:?}", parsed.err());
+        for (header, payload) in [
+            (r#"["dbsc+jwt","ES256"]"#.to_owned(), r#"{"jti":"c"}"#),
+            (r#"{"alg":"ES256","typ":"dbsc+jwt"}"#.to_owned(), r#"["c",null]"#),
+            (
+                r#"{"alg":"ES256","typ":"dbsc+jwt","jwk":["EC","P-256","AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",null,null]}"#.to_owned(),
+                r#"{"jti":"c"}"#,
+            ),
+        ] {
+            let refused = parse_proof(&proof_of(&header, payload)).err();
+            assert!(matches!(refused, Some(DbscProofError::Malformed(_))), "{header} {payload}: {refused:?}");
+        }
+    }
+
+    /// A key sent with its private members has leaked.
+    #[test]
+    fn a_jwk_with_private_members_is_refused() {
+        let ec = r#""kty":"EC","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA""#;
+        for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            let header = format!(r#"{{"alg":"ES256","typ":"dbsc+jwt","jwk":{{{ec},"{private}":"AQAB"}}}}"#);
+            match parse_proof(&proof_of(&header, r#"{"jti":"c"}"#)) {
+                Err(DbscProofError::InvalidKey(why)) => assert!(why.contains("private"), "{private}: {why}"),
+                other => panic!("{private}: {:?}", other.err()),
             }
         }
     }
