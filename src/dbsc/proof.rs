@@ -9,14 +9,18 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
 /// The longest proof accepted, in bytes of its compact form: an RSA key of
-/// 8192 bits and its signature fit with room to spare.
+/// [`MAX_RSA_BITS`] and its signature fit with room to spare.
 pub const MAX_PROOF_LEN: usize = 8192;
 
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// The largest RSA modulus accepted, in bits (`ring` verifies up to it).
-pub const MAX_RSA_BITS: usize = 8192;
+/// The largest RSA modulus accepted, in bits. `ring` verifies up to 8192,
+/// but a signature check grows with the square of the modulus: a client
+/// that registered an 8192-bit key could make every refresh (and every
+/// replay of one) cost 16 times a 2048-bit check. Browsers use P-256, or
+/// RSA-2048 where they cannot.
+pub const MAX_RSA_BITS: usize = 4096;
 
 /// The signature algorithms a server may offer and a proof may use. The
 /// draft's `none` is never accepted: a proof without a signature binds
@@ -25,7 +29,7 @@ pub const MAX_RSA_BITS: usize = 8192;
 pub enum Algorithm {
     /// ECDSA over P-256 with SHA-256 (the JWS signature is `r ‖ s`).
     Es256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 8192 bits.
+    /// RSASSA-PKCS1-v1_5 with SHA-256, keys of 2048 to 4096 bits.
     Rs256,
 }
 
@@ -145,7 +149,7 @@ pub enum DbscProofError {
     #[error("a refresh proof must not carry a key")]
     UnexpectedKey,
     /// The `jwk` is not a valid key: coordinates not 32 bytes or not a
-    /// point of P-256, an RSA modulus outside 2048 to 8192 bits, a bad
+    /// point of P-256, an RSA modulus outside 2048 to 4096 bits, a bad
     /// exponent, or encodings that are not minimal.
     #[error("the proof's key is not valid: {0}")]
     InvalidKey(&'static str),
@@ -317,7 +321,7 @@ impl Jwk {
                 )?;
                 let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
                 if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                    return Err(DbscProofError::InvalidKey("the modulus is not 2048 to 8192 bits"));
+                    return Err(DbscProofError::InvalidKey("the modulus is not 2048 to 4096 bits"));
                 }
                 // ring takes odd exponents from 3 to 2^33 - 1.
                 let odd = e.last().is_some_and(|b| b & 1 == 1);
@@ -481,6 +485,36 @@ mod tests {
             URL_SAFE_NO_PAD.encode(payload.to_string()),
             URL_SAFE_NO_PAD.encode([7u8; 256])
         )
+    }
+
+    /// A registration proof whose header carries an RSA key of `bits` bits
+    /// (e = 65537); its signature is never checked here.
+    fn rsa_proof_of_bits(bits: usize) -> String {
+        let mut n = vec![0x80];
+        n.resize(bits / 8, 0x01);
+        let header = serde_json::json!({
+            "alg": "RS256",
+            "typ": "dbsc+jwt",
+            "jwk": { "kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB" },
+        });
+        let payload = serde_json::json!({ "jti": "c" });
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            URL_SAFE_NO_PAD.encode(vec![7u8; bits / 8])
+        )
+    }
+
+    #[test]
+    fn an_rsa_modulus_must_be_2048_to_4096_bits() {
+        for bits in [2048, 3072, 4096] {
+            assert!(parse_proof(&rsa_proof_of_bits(bits)).is_ok(), "{bits}");
+        }
+        for bits in [1024, 4096 + 8, 8192] {
+            let refused = parse_proof(&rsa_proof_of_bits(bits)).err();
+            assert!(matches!(refused, Some(DbscProofError::InvalidKey(_))), "{bits}: {refused:?}");
+        }
     }
 
     #[test]
