@@ -747,9 +747,38 @@ fn redis_in_use() -> RedisServer {
 
 // Both checks on one server of each store: the global logout comes after
 // the revocation of alice (its token is bob's, whose epoch is untouched).
+/// `revoke` and `open` on a store no server has set up (a wrong database
+/// number, schema or file) are refused, and write nothing there: a
+/// revocation into it would reach no server. `check` names what to look
+/// at in the refusal, `empty` says whether the store is still untouched.
+fn refused_where_no_server_set_up(store: &str, check: &str, empty: impl Fn() -> bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let r = run(&["revoke", "--store", store, "--user", "alice"], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(check), "{}", r.stderr);
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", store, &signed_in(f, "alice")], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(empty(), "the store was set up");
+}
+
+#[test]
+fn a_sqlite_file_no_server_set_up_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.sqlite3");
+    std::fs::write(&path, b"").unwrap();
+    let store = format!("sqlite:{}", path.display());
+    refused_where_no_server_set_up(&store, "check the path", || std::fs::read(&path).unwrap().is_empty());
+}
+
 #[test]
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
     let redis = redis_in_use();
+    let other_database = redis.url().replace("/0", "/5");
+    refused_where_no_server_set_up(&other_database, "database number", || {
+        redis.cli(&["-n", "5", "DBSIZE"]) == "0"
+    });
     revoke_and_open_through(&redis.url());
     revoke_a_token_from_a_host_two_hours_ahead(&redis.url());
     revoke_all_from_a_host_six_hours_ahead(&redis.url());
@@ -758,6 +787,11 @@ fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
 #[test]
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_postgres() {
     let postgres = postgres_in_use();
+    let _ = postgres.psql("CREATE SCHEMA other");
+    let other_schema = format!("{}?options[search_path]=other", postgres.url());
+    refused_where_no_server_set_up(&other_schema, "check the URL's database", || {
+        postgres.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'other'") == "0"
+    });
     revoke_and_open_through(&postgres.url());
     revoke_a_token_from_a_host_two_hours_ahead(&postgres.url());
     revoke_all_from_a_host_six_hours_ahead(&postgres.url());

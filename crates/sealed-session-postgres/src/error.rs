@@ -39,6 +39,17 @@ pub enum PostgresSetupError {
         /// The libpq setting.
         setting: &'static str,
     },
+    /// [`PostgresOptions::existing_only`](crate::PostgresOptions::existing_only),
+    /// and no server has set up a store here: no generation in this
+    /// database's tables of the prefix.
+    #[error(
+        "no server has used a revocation store here (no generation in {prefix}_meta in this database and \
+         schema): check the URL's database and the prefix the servers use"
+    )]
+    NotInUse {
+        /// The table prefix looked under.
+        prefix: String,
+    },
     /// The table prefix is not a plain lowercase identifier.
     #[error(
         "table prefix {0:?} is not a plain identifier: use lowercase letters, digits and _, starting with a \

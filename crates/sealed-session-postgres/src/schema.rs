@@ -8,6 +8,8 @@ pub(crate) struct Statements {
     pub(crate) lost_tables: String,
     pub(crate) state: String,
     pub(crate) start_generation: String,
+    /// The generation, if there is one.
+    pub(crate) generation: String,
     pub(crate) revoke_user: String,
     pub(crate) revoke_session: String,
     pub(crate) revoke_session_once: String,
@@ -122,6 +124,7 @@ impl Statements {
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
                    current_setting('fsync') = 'on'"
             ),
+            generation: format!("SELECT value FROM {prefix}_meta WHERE key = 'generation'"),
             // A row back means a generation began now.
             start_generation: format!(
                 "INSERT INTO {prefix}_meta (key, value) VALUES ('generation', {NOW})

@@ -36,6 +36,12 @@ pub struct PostgresOptions {
     /// is found dropped; default true. Turn it off if your migrations
     /// create them ([`PostgresStore::migration_sql`]).
     pub create_tables: bool,
+    /// Open only a store a server has set up (its tables hold a
+    /// generation), and create or write nothing in one that is not
+    /// ([`PostgresSetupError::NotInUse`]): for tools that act on the
+    /// servers' store, where a new empty one means a wrong URL. Default
+    /// false.
+    pub existing_only: bool,
 }
 
 impl Default for PostgresOptions {
@@ -45,6 +51,7 @@ impl Default for PostgresOptions {
             timeout: Duration::from_millis(250),
             cache_ttl: Duration::from_secs(1),
             create_tables: true,
+            existing_only: false,
         }
     }
 }
@@ -75,6 +82,13 @@ impl PostgresOptions {
     #[must_use]
     pub fn with_create_tables(mut self, create: bool) -> Self {
         self.create_tables = create;
+        self
+    }
+
+    /// Sets [`PostgresOptions::existing_only`].
+    #[must_use]
+    pub fn with_existing_only(mut self, existing_only: bool) -> Self {
+        self.existing_only = existing_only;
         self
     }
 }
@@ -270,6 +284,14 @@ impl PostgresStore {
     /// [`PostgresSetupError`] if the URL is wrong, the database cannot be
     /// reached, or the tables cannot be created or read.
     pub async fn connect(url: &str) -> Result<Self, PostgresSetupError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects to the database `url` names with `options`.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`] and [`PostgresStore::with_pool`].
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, PostgresSetupError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(PostgresSetupError::Url);
         }
@@ -280,7 +302,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(PostgresSetupError::Connect)?;
-        Self::with_pool(pool, PostgresOptions::default(), SystemClock).await
+        Self::with_pool(pool, options, SystemClock).await
     }
 
     /// Uses the application's own pool (it keeps one connection of it for
@@ -318,7 +340,17 @@ impl PostgresStore {
             clock: Arc::new(clock),
             fsync: Mutex::new(FsyncWatch::default()),
         });
-        if inner.options.create_tables {
+        if inner.options.existing_only {
+            // Before anything is written: the tables and their generation.
+            let in_use: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.generation.clone()))
+                .fetch_optional(&inner.pool)
+                .await
+                .or_else(|err| if undefined_table(&err) { Ok(None) } else { Err(err) })
+                .map_err(PostgresSetupError::Connect)?;
+            if in_use.is_none() {
+                return Err(PostgresSetupError::NotInUse { prefix: inner.options.prefix.clone() });
+            }
+        } else if inner.options.create_tables {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
@@ -785,7 +817,9 @@ mod tests {
             .with_prefix("app")
             .with_timeout(Duration::from_millis(7))
             .with_cache_ttl(Duration::from_millis(8))
-            .with_create_tables(false);
+            .with_create_tables(false)
+            .with_existing_only(true);
+        assert!(options.existing_only && !PostgresOptions::default().existing_only);
         assert_eq!(options.prefix, "app");
         assert_eq!(
             (options.timeout, options.cache_ttl),

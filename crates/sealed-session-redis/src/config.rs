@@ -47,6 +47,11 @@ pub struct RedisConfig {
     /// PEM file of the certificate authorities to trust for TLS
     /// (`rediss://`), instead of the system's. URL: `ca_file=PATH`.
     pub ca_file: Option<PathBuf>,
+    /// Open only a store a server has set up (it has a generation under
+    /// the prefix), and write nothing to one that is not
+    /// ([`ConnectError::NotInUse`]): for tools that act on the servers'
+    /// store, where a new empty one means a wrong URL. Default false.
+    pub existing_only: bool,
 }
 
 /// The longest [`RedisConfig::policy_check_interval`] accepted.
@@ -117,6 +122,13 @@ impl RedisConfig {
         self.ca_file = Some(path.into());
         self
     }
+
+    /// Sets [`RedisConfig::existing_only`].
+    #[must_use]
+    pub fn with_existing_only(mut self, existing_only: bool) -> Self {
+        self.existing_only = existing_only;
+        self
+    }
 }
 
 impl Default for RedisConfig {
@@ -132,6 +144,7 @@ impl Default for RedisConfig {
             wait_replicas: None,
             wait_timeout: Duration::from_millis(500),
             ca_file: None,
+            existing_only: false,
         }
     }
 }
@@ -146,6 +159,16 @@ pub enum ConnectError {
          or redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]"
     )]
     Url(String),
+    /// [`RedisConfig::existing_only`], and no server has set up a store
+    /// here: no generation under the prefix in this database.
+    #[error(
+        "no server has used a revocation store here (no {prefix}:generation key in this database): check \
+         the URL's database number and the prefix the servers use"
+    )]
+    NotInUse {
+        /// The key prefix looked under.
+        prefix: String,
+    },
     /// Redis could not be reached, refused the credentials, or failed the TLS handshake.
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
@@ -497,7 +520,9 @@ mod tests {
             .with_assume_durable(true)
             .with_policy_check_interval(Duration::from_secs(600))
             .with_wait_for_replicas(3, Duration::from_millis(11))
-            .with_ca_file("/ca.pem");
+            .with_ca_file("/ca.pem")
+            .with_existing_only(true);
+        assert!(config.existing_only && !RedisConfig::default().existing_only);
         assert_eq!(config.prefix, "app");
         assert_eq!(config.timeout, Duration::from_millis(7));
         assert_eq!(config.cache_ttl, Duration::from_millis(8));

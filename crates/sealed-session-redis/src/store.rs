@@ -167,6 +167,9 @@ impl RedisStore {
         inner.check_settings_at_start().await?;
         inner.check_channel_at_start().await?;
         inner.warn_of_unawaited_replicas().await;
+        if inner.config.existing_only {
+            inner.check_in_use().await?;
+        }
         inner.ensure_generation().await?;
         tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
             feed: Arc::downgrade(&inner.feed),
@@ -387,6 +390,21 @@ impl Inner {
 
     /// Writes a generation if the keyspace has none, so that sessions issued
     /// from now on are not refused by one started at their first check.
+    /// Refuses a store no server has set up: one with no generation.
+    async fn check_in_use(&self) -> Result<(), ConnectError> {
+        let mut conn = self.link.conns().reader.clone();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&self.keys.generation)
+            .query_async(&mut conn)
+            .await
+            .map_err(ConnectError::Redis)?;
+        if exists {
+            Ok(())
+        } else {
+            Err(ConnectError::NotInUse { prefix: self.config.prefix.clone() })
+        }
+    }
+
     async fn ensure_generation(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().reader.clone();
         let mut invocation = self.scripts.generation.prepare_invoke();

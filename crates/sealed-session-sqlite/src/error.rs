@@ -36,6 +36,15 @@ pub enum SqliteOpenError {
         /// The file.
         path: PathBuf,
     },
+    /// [`SqliteOptions::existing_only`](crate::SqliteOptions::existing_only),
+    /// and the file holds no store a server has set up.
+    #[error(
+        "{path} holds no revocation store a server has used (no generation): check the path the servers use"
+    )]
+    NotInUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// The connection is not durable the way revocations need
     /// (`journal_mode = WAL`, `synchronous = FULL`), or is in memory.
     #[error(

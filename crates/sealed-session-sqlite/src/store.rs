@@ -41,12 +41,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteOptions {
     path: PathBuf,
     create: bool,
+    existing_only: bool,
     clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for SqliteOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteOptions").field("path", &self.path).field("create", &self.create).finish()
+        f.debug_struct("SqliteOptions")
+            .field("path", &self.path)
+            .field("create", &self.create)
+            .field("existing_only", &self.existing_only)
+            .finish()
     }
 }
 
@@ -54,7 +59,12 @@ impl SqliteOptions {
     /// Options for the file at `path`: open it only if it exists, on the
     /// system clock.
     pub fn new(path: impl AsRef<Path>) -> Self {
-        Self { path: path.as_ref().to_path_buf(), create: false, clock: Arc::new(SystemClock) }
+        Self {
+            path: path.as_ref().to_path_buf(),
+            create: false,
+            existing_only: false,
+            clock: Arc::new(SystemClock),
+        }
     }
 
     /// Options from a URL: `sqlite:PATH`, or `sqlite:PATH?create=true` to
@@ -84,6 +94,16 @@ impl SqliteOptions {
         self
     }
 
+    /// Open only a store a server has set up (the file holds a
+    /// generation), and write nothing to a file that does not
+    /// ([`SqliteOpenError::NotInUse`]; a missing file stays missing): for
+    /// tools that act on the servers' store, where a new empty one means a
+    /// wrong path. By default false.
+    pub fn existing_only(mut self, existing_only: bool) -> Self {
+        self.existing_only = existing_only;
+        self
+    }
+
     /// The clock that dates generations, expires denylist entries and ages
     /// cache entries; by default the system clock.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
@@ -97,15 +117,22 @@ impl SqliteOptions {
     /// [`SqliteOpenError`]: the file is missing (and not to be created),
     /// cannot be opened, cannot be made durable, or has no readable generation.
     pub async fn open(self) -> Result<SqliteStore, SqliteOpenError> {
-        let Self { path, create, clock } = self;
+        let Self { path, create, existing_only, clock } = self;
         tokio::runtime::Handle::try_current().map_err(|_| SqliteOpenError::Runtime)?;
         // A path is a path: a `file:` URI could carry immutable=1, which
         // would hide other processes' revocations.
         if path.to_str().is_some_and(|p| p.starts_with("file:")) {
             return Err(SqliteOpenError::Url);
         }
-        if !create && !path.exists() {
+        if (!create || existing_only) && !path.exists() {
             return Err(SqliteOpenError::Missing { path });
+        }
+        if existing_only {
+            match has_generation(&path).await {
+                Ok(true) => {}
+                Ok(false) => return Err(SqliteOpenError::NotInUse { path }),
+                Err(source) => return Err(SqliteOpenError::Sqlite { path, source }),
+            }
         }
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -120,6 +147,21 @@ impl SqliteOptions {
             .map_err(|source| SqliteOpenError::Sqlite { path: path.clone(), source })?;
         SqliteStore::with_pool_and_clock(pool, clock).await
     }
+}
+
+/// Whether the file at `path` is a store a server has set up: it holds a
+/// generation. Read through a read-only connection, which changes nothing
+/// (the store's own would set WAL mode); a file that cannot be read as a
+/// database is an error, one without the table or row is no.
+async fn has_generation(path: &Path) -> Result<bool, sqlx::Error> {
+    let options = SqliteConnectOptions::new().filename(path).read_only(true).busy_timeout(BUSY_TIMEOUT);
+    let mut conn = sqlx::ConnectOptions::connect(&options).await?;
+    let generation: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT value FROM sealed_session_meta WHERE key = 'generation'")
+            .fetch_optional(&mut conn)
+            .await;
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(matches!(generation, Ok(Some(_))))
 }
 
 /// What the clones of a store share: the pool, and what watches the file.

@@ -42,6 +42,9 @@ pub enum StoreUrlError {
          redis://HOST:PORT/DB, rediss://… or redis+sentinel://HOSTS/SERVICE"
     )]
     UnknownScheme(String),
+    /// [`open_existing`] of `memory:`: a store of this process alone.
+    #[error("memory: is a new store of this process alone, which no server reads: give the URL of the store the servers use")]
+    InProcess,
     /// The URL names a store whose feature this build leaves out.
     #[error("this build has no {0} store: enable the `{0}` feature of sealed-session-stores")]
     NotBuilt(&'static str),
@@ -83,6 +86,43 @@ fn scheme(url: &str) -> String {
 /// the store's own error (which never repeats a password).
 pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
     Ok(open_with_registry(url).await?.0)
+}
+
+/// Opens the store `url` names only if a server has set it up, and writes
+/// nothing to one that no server has (a wrong database number, path or
+/// prefix), which is refused: for tools that act on the servers' store,
+/// such as the CLI's `revoke`, where a new empty store would take a
+/// revocation that reaches no server. `memory:` is refused too
+/// ([`StoreUrlError::InProcess`]).
+///
+/// # Errors
+/// As [`open`]; the store's own "not in use" error
+/// (`SqliteOpenError::NotInUse`, `ConnectError::NotInUse`,
+/// `PostgresSetupError::NotInUse`), or `SqliteOpenError::Missing` for a
+/// missing file even with `?create=true`.
+pub async fn open_existing(url: &str) -> Result<SharedStore, StoreUrlError> {
+    let scheme = scheme(url);
+    match scheme.as_str() {
+        "memory" => Err(StoreUrlError::InProcess),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let options = sealed_session_sqlite::SqliteOptions::from_url(url)?.existing_only(true);
+            Ok(Arc::new(options.open().await?))
+        }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
+            let config = sealed_session_redis::RedisConfig::default().with_existing_only(true);
+            let store =
+                sealed_session_redis::RedisStore::connect_with(url, config, sealed_session::SystemClock);
+            Ok(Arc::new(store.await?))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let options = sealed_session_postgres::PostgresOptions::default().with_existing_only(true);
+            Ok(Arc::new(sealed_session_postgres::PostgresStore::connect_with(url, options).await?))
+        }
+        _ => Err(not_opened(scheme)),
+    }
 }
 
 /// As [`open`], with the same store as a session registry as well
