@@ -212,7 +212,10 @@ struct RotateArgs {
     /// Days a new key is in the file before it activates.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=36_500))]
     lead: u32,
-    /// Rotate as of this time (RFC 3339) instead of now.
+    /// Show what a run at this time (RFC 3339) would do, and write
+    /// nothing: a file written as of another time than the clock's would
+    /// retire keys early, or make a new key seal before it reached every
+    /// server.
     #[arg(long)]
     now: Option<String>,
 }
@@ -598,22 +601,27 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
 }
 
 /// `keyring rotate`: one step of a rolling schedule, written if it changed
-/// anything; prints the plan, the key added and whether the file changed.
+/// anything; prints the plan, the key added, whether the keyring changed
+/// and whether the file was written (never with `--now`, which only shows
+/// what a run at that time would do).
 fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<String, Failure> {
     let _lock = lock_keyring(&file)?;
+    let dry_run = now.is_some();
     let now = now_arg(now.as_deref())?;
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
     let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
     let before = Keyring::load(&file)?;
     let (keyring, added) = before.rotated_at(now, &policy)?;
     let changed = keyring.to_toml_string() != before.to_toml_string();
-    if changed {
+    let written = changed && !dry_run;
+    if written {
         write_keyring(&file, &keyring, Replace::Existing)?;
     }
     let mut out = plan(&keyring, now);
     if let Value::Object(fields) = &mut out {
         fields.insert("added".into(), json!(added));
         fields.insert("changed".into(), json!(changed));
+        fields.insert("written".into(), json!(written));
     }
     Ok(out.to_string())
 }

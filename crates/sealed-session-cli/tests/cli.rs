@@ -272,20 +272,38 @@ fn rotate_keeps_a_rolling_schedule_and_changes_nothing_when_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    let rotate =
-        |now: &str| json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90", "--now", now], ""));
-    let first = rotate(&from_now(60));
+    // Runs on a clock `ahead` of this one (faketime), as a cron job would
+    // run on later days; `command` is `keyring rotate` or `rotate`.
+    let rotate_at = |ahead: &str, command: &[&str]| {
+        let mut run = Command::new("faketime");
+        run.args(["-f", ahead]).arg(assert_cmd::cargo::cargo_bin("sealed-session"));
+        run.args([command, &[f, "--every", "30", "--keep", "90"][..]].concat());
+        let r = run_command(run.env("FAKETIME_DONT_FAKE_MONOTONIC", "1"));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        json(&r.stdout)
+    };
+    let rotate = |ahead: &str| rotate_at(ahead, &["keyring", "rotate"]);
+    // `--now` shows what a run then would do, and writes nothing.
+    let before = std::fs::read(&file).unwrap();
+    let shown =
+        json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90", "--now", &from_now(60)], ""));
+    assert_eq!((shown["added"].as_u64(), shown["changed"].as_bool()), (Some(2), Some(true)), "{shown}");
+    assert_eq!(shown["written"], false, "{shown}");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "--now wrote the file");
+
+    let first = rotate("+60");
     assert_eq!((first["added"].as_u64(), first["changed"].as_bool()), (Some(2), Some(true)), "{first}");
+    assert_eq!(first["written"], true, "{first}");
     assert_eq!(first["timeline"][1]["key"], 2);
     assert_eq!(first["timeline"][0]["days"], Value::Null, "the first period has always begun");
     assert_eq!(first["keys"][0]["kept_days"], 90.0, "{first}");
     let written = std::fs::read(&file).unwrap();
     // The same command at the top level, as a cron line would call it.
-    let again = json(&ok(&["rotate", f, "--every", "30", "--keep", "90", "--now", &from_now(120)], ""));
+    let again = rotate_at("+120", &["rotate"]);
     assert_eq!((again["added"].as_u64(), again["changed"].as_bool()), (None, Some(false)), "{again}");
     assert_eq!(std::fs::read(&file).unwrap(), written);
     // 31 days on: key 2 is written as primary and key 3 waits for day 60.
-    let month = rotate(&from_now(31 * 86_400));
+    let month = rotate("+31d");
     assert_eq!(month["added"], 3, "{month}");
     assert_eq!(month["timeline"][0]["key"], 2, "{month}");
     assert_eq!(month["timeline"][1]["days"], Value::Null);
