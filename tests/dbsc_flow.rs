@@ -867,6 +867,37 @@ fn logout_and_logout_everywhere_end_refreshes() {
     });
 }
 
+/// A logout from a browser whose bound cookie has lapsed (it had not
+/// refreshed it yet: the cookie's `Max-Age` ends before its sealed
+/// deadline) comes with the companion cookie only: that session is logged
+/// out on every server all the same, so that a copy of the bound cookie
+/// stops opening now, not at its deadline, and the audit log has it.
+#[test]
+fn a_logout_without_the_lapsed_bound_cookie_ends_the_bound_session() {
+    run(async {
+        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+        let sink = Arc::clone(&events);
+        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let clock = ManualClock::at_unix(START);
+        let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let bound = browser.cookie("__Host-session").unwrap();
+        let bound_ref = SessionRef::of(bound_id(&config, &browser));
+        assert_eq!(whoami(&config, &bound).await.status, 200);
+        browser.jar.remove("__Host-session");
+        events.lock().unwrap().clear();
+        // Sent as is: the browser skipped the refresh (no network to it, or
+        // `Secure-Session-Skipped`).
+        assert_eq!(browser.send(TestRequest::new("GET", "/logout")).await.status, 200);
+        let ended = std::mem::take(&mut *events.lock().unwrap());
+        assert_eq!(whoami(&config, &bound).await.status, 401, "a copy of the bound cookie still opens");
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!((ended[0].kind, ended[0].session), (AuditKind::Logout, Some(bound_ref)));
+        assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
+    });
+}
+
 #[test]
 fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
     run(async {

@@ -259,6 +259,21 @@ impl DbscSettings {
             .map(|(_, header)| header)
     }
 
+    /// The bound sessions the companion cookie values `sent` carry (those
+    /// that open), with their data: for a logout from a browser whose
+    /// bound cookie has lapsed, which comes with the companion alone.
+    pub(crate) fn companion_sessions<'v>(
+        &self,
+        sent: impl Iterator<Item = &'v str>,
+    ) -> Vec<Session<Vec<u8>>> {
+        sent.filter_map(|value| self.companion_sealer.open::<Companion>(value).ok())
+            .map(|companion| {
+                let session = companion.into_session();
+                session.with_data(session.data().data.clone())
+            })
+            .collect()
+    }
+
     /// The companion cookie for `session` (bound, just sealed again on an
     /// ordinary request: new data, a new ID, a rotated key), with the
     /// binding of the request's companion cookie. `None` if the request had

@@ -545,7 +545,9 @@ impl SessionHandle {
     }
 
     /// Logs this session out on every server and removes its cookie. Without
-    /// a session it only removes the cookie.
+    /// a session it only removes the cookie, but for a device-bound session
+    /// whose bound cookie lapsed before the browser refreshed it: the
+    /// session its companion cookie names is logged out all the same.
     ///
     /// # Errors
     /// [`HandleError::Store`] if the store did not record the logout: the
@@ -559,13 +561,24 @@ impl SessionHandle {
         if kept_unreadable {
             return Err(HandleError::UnreadableSession);
         }
-        if let Some(current) = &current {
-            self.revoke(current.session()).await?;
+        // Without the session cookie, a device-bound session whose bound
+        // cookie lapsed before the browser refreshed it comes with its
+        // companion cookie alone: that session ends too, or a copy of the
+        // bound cookie would open until its sealed deadline.
+        let ending: Vec<Session<Vec<u8>>> = match (&current, &self.shared.ops.settings().dbsc) {
+            (Some(current), _) => vec![current.session().clone()],
+            (None, Some(dbsc)) => {
+                let state = self.shared.lock();
+                dbsc.companion_sessions(state.companion.iter().map(|value| &**value))
+            }
+            (None, None) => Vec::new(),
+        };
+        for session in &ending {
+            self.revoke(session).await?;
         }
         self.end_injected().await?;
         self.shared.lock().forget();
-        if let Some(current) = current {
-            let session = current.session();
+        for session in &ending {
             self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
             self.unregister(session).await;
         }
