@@ -3,7 +3,7 @@
 //! [`Backoff`], the listener's reconnection delays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cache::{CacheTicket, Invalidation, StateCache};
 use super::RevocationState;
@@ -192,6 +192,82 @@ impl Default for Backoff {
     }
 }
 
+/// Whether an invalidation subscription (Redis pub/sub, PostgreSQL
+/// `LISTEN`) still delivers, for a connection that can stop delivering
+/// without closing (a firewall or NAT that forgot it, a stalled server
+/// process). After [`Heartbeat::QUIET`] without a message the listener
+/// sends one on its own channel ([`Invalidation::of_no_session`]); if
+/// nothing arrives within [`Heartbeat::WAIT`] (or longer, for a slow
+/// store) the subscription is taken for lost.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use sealed_session::{Heartbeat, Quiet};
+///
+/// let start = Instant::now();
+/// let mut heartbeat = Heartbeat::new(start, Duration::ZERO);
+/// assert_eq!(heartbeat.quiet(start + Duration::from_secs(4)), Quiet::Wait);
+/// assert_eq!(heartbeat.quiet(start + Duration::from_secs(5)), Quiet::Ping);
+/// heartbeat.pinged(start + Duration::from_secs(5));
+/// assert_eq!(heartbeat.quiet(start + Duration::from_secs(7)), Quiet::Wait);
+/// assert_eq!(heartbeat.quiet(start + Duration::from_secs(8)), Quiet::Lost);
+/// heartbeat.heard(start + Duration::from_secs(8));
+/// assert_eq!(heartbeat.quiet(start + Duration::from_secs(9)), Quiet::Wait);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat {
+    heard: Instant,
+    pinged: Option<Instant>,
+    wait: Duration,
+}
+
+/// What a quiet subscription's listener does next ([`Heartbeat::quiet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    /// Nothing yet.
+    Wait,
+    /// Send a ping, and say so with [`Heartbeat::pinged`].
+    Ping,
+    /// The ping did not come back: the subscription delivers nothing.
+    Lost,
+}
+
+impl Heartbeat {
+    /// How long a subscription may be quiet before it is pinged.
+    pub const QUIET: Duration = Duration::from_secs(5);
+    /// How long a ping may take to come back, at least.
+    pub const WAIT: Duration = Duration::from_secs(3);
+
+    /// A subscription that came up at `now`, on a store whose calls may
+    /// take `timeout`: a ping may take four of them, if that is longer
+    /// than [`Heartbeat::WAIT`].
+    #[must_use]
+    pub fn new(now: Instant, timeout: Duration) -> Self {
+        Self { heard: now, pinged: None, wait: Self::WAIT.max(timeout.saturating_mul(4)) }
+    }
+
+    /// A message arrived at `now` (anyone's, a ping's or a revocation's).
+    pub fn heard(&mut self, now: Instant) {
+        (self.heard, self.pinged) = (now, None);
+    }
+
+    /// A ping was sent at `now`.
+    pub fn pinged(&mut self, now: Instant) {
+        self.pinged = Some(now);
+    }
+
+    /// What to do at `now`, with no message since the last.
+    #[must_use]
+    pub fn quiet(&self, now: Instant) -> Quiet {
+        match self.pinged {
+            Some(at) if now.saturating_duration_since(at) >= self.wait => Quiet::Lost,
+            Some(_) => Quiet::Wait,
+            None if now.saturating_duration_since(self.heard) >= Self::QUIET => Quiet::Ping,
+            None => Quiet::Wait,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +337,28 @@ mod tests {
         assert!(pollster::block_on(feed.wait_until_live(Duration::ZERO)));
         // "No limit" is no panic (an `Instant` cannot hold it).
         assert!(pollster::block_on(feed.wait_until_live(Duration::MAX)));
+    }
+
+    #[test]
+    fn a_quiet_subscription_is_pinged_and_lost_only_if_the_ping_is_not_heard() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut heartbeat = Heartbeat::new(start, Duration::from_millis(250));
+        assert_eq!(heartbeat.quiet(at(4)), Quiet::Wait);
+        assert_eq!(heartbeat.quiet(at(5)), Quiet::Ping);
+        heartbeat.pinged(at(5));
+        assert_eq!(heartbeat.quiet(at(7)), Quiet::Wait, "no second ping while one is out");
+        heartbeat.heard(at(7));
+        assert_eq!(heartbeat.quiet(at(11)), Quiet::Wait, "quiet counts from the last message");
+        assert_eq!(heartbeat.quiet(at(12)), Quiet::Ping);
+        heartbeat.pinged(at(12));
+        assert_eq!(heartbeat.quiet(at(14)), Quiet::Wait);
+        assert_eq!(heartbeat.quiet(at(15)), Quiet::Lost);
+        // A slow store's ping may take four of its timeouts.
+        let mut slow = Heartbeat::new(start, Duration::from_secs(2));
+        slow.pinged(at(5));
+        assert_eq!(slow.quiet(at(12)), Quiet::Wait);
+        assert_eq!(slow.quiet(at(13)), Quiet::Lost);
     }
 
     #[test]

@@ -3,25 +3,17 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use sealed_session::{Backoff, Feed, Invalidation};
+use sealed_session::{Backoff, Feed, Heartbeat, Invalidation, Quiet};
 use sqlx::postgres::{PgListener, PgPool};
-
-/// After this long without a notification the listener sends one to its
-/// own channel, to learn whether its connection still delivers.
-const QUIET_BEFORE_PING: Duration = Duration::from_secs(5);
-
-/// How long a ping may take to come back, at least; a connection that
-/// delivers nothing in that time is taken for lost.
-const PING_WAIT: Duration = Duration::from_secs(3);
 
 /// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
 /// lives, reporting to the feed: the cache is used only while the
 /// connection is up, and is emptied whenever it (re)connects, since
 /// notifications sent meanwhile are lost. A connection that stops
 /// delivering without closing (a firewall or NAT that forgot it, a stalled
-/// server process) is noticed by a ping: after [`QUIET_BEFORE_PING`] of
+/// server process) is noticed by a ping ([`Heartbeat`]): after 5 s of
 /// silence the listener notifies its own channel, and if nothing arrives
-/// within [`PING_WAIT`] (or four timeouts) it reconnects.
+/// within 3 s (or four timeouts) it reconnects.
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
     let mut backoff = Backoff::default();
     loop {
@@ -39,7 +31,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                 let Some(live) = feed.upgrade() else { return };
                 live.connected();
                 drop(live);
-                let (mut heard, mut pinged) = (Instant::now(), None::<Instant>);
+                let mut heartbeat = Heartbeat::new(Instant::now(), timeout);
                 loop {
                     // Wake up now and then to notice that the store was
                     // dropped, and that the connection went quiet.
@@ -47,7 +39,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                     let Some(live) = feed.upgrade() else { return };
                     match next {
                         Ok(Ok(Some(notification))) => {
-                            (heard, pinged) = (Instant::now(), None);
+                            heartbeat.heard(Instant::now());
                             live.message(Some(notification.payload()));
                         }
                         // The connection dropped. sqlx would reconnect on
@@ -62,15 +54,15 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                             tracing::warn!(%err, "lost the PostgreSQL LISTEN connection; checks read the database until it is back");
                             break;
                         }
-                        Err(_) => match pinged {
-                            Some(at) if at.elapsed() >= PING_WAIT.max(timeout.saturating_mul(4)) => {
+                        Err(_) => match heartbeat.quiet(Instant::now()) {
+                            Quiet::Lost => {
                                 tracing::warn!("the PostgreSQL LISTEN connection delivers nothing, not even its own ping; checks read the database until it is back");
                                 break;
                             }
-                            None if heard.elapsed() >= QUIET_BEFORE_PING => {
-                                pinged = ping(&pool, &channel, timeout).await.then(Instant::now);
+                            Quiet::Ping if ping(&pool, &channel, timeout).await => {
+                                heartbeat.pinged(Instant::now());
                             }
-                            _ => {}
+                            Quiet::Ping | Quiet::Wait => {}
                         },
                     }
                 }

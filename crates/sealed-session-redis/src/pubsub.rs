@@ -4,17 +4,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use sealed_session::{Backoff, Feed, Invalidation};
+use sealed_session::{Backoff, Feed, Heartbeat, Invalidation, Quiet};
 
 use crate::link::{Conns, Link};
-
-/// After this long without a message the subscription publishes one on its
-/// channel, to learn whether its connection still delivers.
-const QUIET_BEFORE_PING: Duration = Duration::from_secs(5);
-
-/// How long a ping may take to come back, at least; a subscription that
-/// hears nothing in that time is taken for lost.
-const PING_WAIT: Duration = Duration::from_secs(3);
 
 /// What the subscription needs of its store: the feed it reports to, the
 /// link that says which server to subscribe on (and hears of failures), and
@@ -31,10 +23,10 @@ pub(crate) struct Subscription {
 
 /// Keeps the invalidation subscription up for as long as the store lives.
 /// A subscription that stops delivering without closing (a firewall or NAT
-/// that forgot the connection) is noticed by a ping: after
-/// [`QUIET_BEFORE_PING`] of silence it publishes a message for no session,
-/// and if nothing arrives within [`PING_WAIT`] (or four timeouts) it is
-/// taken for lost and made anew.
+/// that forgot the connection) is noticed by a ping ([`Heartbeat`]): after
+/// 5 s of silence it publishes a message for no session, and if nothing
+/// arrives within 3 s (or four timeouts) it is taken for lost and made
+/// anew.
 pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
     let mut backoff = Backoff::default();
@@ -54,7 +46,7 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                 live.connected();
                 drop(live);
                 let mut messages = pubsub.into_on_message();
-                let (mut heard, mut pinged) = (Instant::now(), None::<Instant>);
+                let mut heartbeat = Heartbeat::new(Instant::now(), timeout);
                 let moved = loop {
                     // Wake up now and then to notice that the store was
                     // dropped, that the link followed a failover, or that
@@ -63,19 +55,19 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                     let Some(live) = feed.upgrade() else { return };
                     match next {
                         Ok(Some(message)) => {
-                            (heard, pinged) = (Instant::now(), None);
+                            heartbeat.heard(Instant::now());
                             live.message(message.get_payload::<String>().ok().as_deref());
                         }
                         Ok(None) => break false,
-                        Err(_) => match pinged {
-                            Some(at) if at.elapsed() >= PING_WAIT.max(timeout.saturating_mul(4)) => {
+                        Err(_) => match heartbeat.quiet(Instant::now()) {
+                            Quiet::Lost => {
                                 tracing::warn!("the Redis revocation subscription delivers nothing, not even its own ping");
                                 break false;
                             }
-                            None if heard.elapsed() >= QUIET_BEFORE_PING => {
-                                pinged = ping(&conns, &channel, timeout).await.then(Instant::now);
+                            Quiet::Ping if ping(&conns, &channel, timeout).await => {
+                                heartbeat.pinged(Instant::now());
                             }
-                            _ => {}
+                            Quiet::Ping | Quiet::Wait => {}
                         },
                     }
                     if link.upgrade().is_some_and(|link| !Arc::ptr_eq(&link.conns(), &conns)) {

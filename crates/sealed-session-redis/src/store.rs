@@ -388,8 +388,6 @@ impl Inner {
         })
     }
 
-    /// Writes a generation if the keyspace has none, so that sessions issued
-    /// from now on are not refused by one started at their first check.
     /// Refuses a store no server has set up: one with no generation.
     async fn check_in_use(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().reader.clone();
@@ -405,6 +403,8 @@ impl Inner {
         }
     }
 
+    /// Writes a generation if the keyspace has none, so that sessions issued
+    /// from now on are not refused by one started at their first check.
     async fn ensure_generation(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().reader.clone();
         let mut invocation = self.scripts.generation.prepare_invoke();
