@@ -225,8 +225,7 @@ fn a_csrf_token_asked_for_after_a_new_id_is_the_new_ids() {
 fn a_failed_login_keeps_the_session_it_would_have_replaced_even_of_another_type() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, "").await;
-        handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+        let handle = with_cart(&config).await;
         let set = set_cookies(&handle);
         let cookie = pair(set.iter().find(|c| c.starts_with("__Host-session=")).unwrap()).to_owned();
 
@@ -957,8 +956,7 @@ fn remember_me_needs_the_sealers_timeouts_and_gives_a_persistent_cookie() {
 fn an_anonymous_session_starts_on_the_first_change_and_login_replaces_it() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, "").await;
-        handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+        let handle = with_cart(&config).await;
         let anonymous = handle.current::<String>().unwrap();
         assert_eq!((anonymous.user_id(), anonymous.data().as_str()), (None, "tea"));
         let cookie = pair(&set_cookies(&handle)[0]).to_owned();
@@ -1154,6 +1152,14 @@ fn a_verifier_signs_out_the_other_sessions_and_keeps_the_one_it_is_given() {
             Err(sealed_session::LoginError::NoUser)
         ));
     });
+}
+
+/// The handle of a request with no cookie whose handler started an
+/// anonymous session holding the cart "tea".
+async fn with_cart(config: &Config) -> SessionHandle {
+    let handle = open(config, "").await;
+    handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
+    handle
 }
 
 /// An audit sink that keeps every event.

@@ -6,6 +6,22 @@ use std::time::{Duration, Instant};
 use sealed_session::{Backoff, Feed, Heartbeat, Invalidation, Quiet};
 use sqlx::postgres::{PgListener, PgPool};
 
+/// Notifies `channel` through the pool, for the listener to hear: for a
+/// session no one has, so that every server (this library's older versions
+/// too) takes it for an invalidation of nothing. Whether it was sent.
+async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
+    let Some(payload) = Invalidation::of_no_session() else { return false };
+    let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
+    match tokio::time::timeout(timeout, notify).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 /// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
 /// lives, reporting to the feed: the cache is used only while the
 /// connection is up, and is emptied whenever it (re)connects, since
@@ -76,21 +92,5 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// Notifies `channel` through the pool, for the listener to hear: for a
-/// session no one has, so that every server (this library's older versions
-/// too) takes it for an invalidation of nothing. Whether it was sent.
-async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
-    let Some(payload) = Invalidation::of_no_session() else { return false };
-    let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
-    match tokio::time::timeout(timeout, notify).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection");
-            false
-        }
-        Err(_) => false,
     }
 }

@@ -21,6 +21,23 @@ pub(crate) struct Subscription {
     pub(crate) keep_stale: bool,
 }
 
+/// Publishes a message for no session on `channel`, for the subscription to
+/// hear (every server drops nothing for it). Whether it was sent.
+async fn ping(conns: &Conns, channel: &str, timeout: Duration) -> bool {
+    let Some(message) = Invalidation::of_no_session() else { return false };
+    let mut conn = conns.reader.clone();
+    let mut publish = redis::cmd("PUBLISH");
+    publish.arg(channel).arg(message);
+    match tokio::time::timeout(timeout, publish.query_async::<i64>(&mut conn)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the Redis revocation subscription");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 /// Keeps the invalidation subscription up for as long as the store lives.
 /// A subscription that stops delivering without closing (a firewall or NAT
 /// that forgot the connection) is noticed by a ping ([`Heartbeat`]): after
@@ -110,22 +127,5 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
             return;
         }
         tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// Publishes a message for no session on `channel`, for the subscription to
-/// hear (every server drops nothing for it). Whether it was sent.
-async fn ping(conns: &Conns, channel: &str, timeout: Duration) -> bool {
-    let Some(message) = Invalidation::of_no_session() else { return false };
-    let mut conn = conns.reader.clone();
-    let mut publish = redis::cmd("PUBLISH");
-    publish.arg(channel).arg(message);
-    match tokio::time::timeout(timeout, publish.query_async::<i64>(&mut conn)).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "cannot ping the Redis revocation subscription");
-            false
-        }
-        Err(_) => false,
     }
 }
