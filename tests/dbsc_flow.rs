@@ -883,18 +883,38 @@ fn a_logout_without_the_lapsed_bound_cookie_ends_the_bound_session() {
         let mut browser = Browser::new(&config, &clock);
         browser.get("/login").await;
         let bound = browser.cookie("__Host-session").unwrap();
-        let bound_ref = SessionRef::of(bound_id(&config, &browser));
+        let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+        let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
+        let token = config.verifier().sealer().csrf_token(&session);
         assert_eq!(whoami(&config, &bound).await.status, 200);
-        browser.jar.remove("__Host-session");
+        // The page's logout form, sent as is: the browser skipped the
+        // refresh of the lapsed bound cookie (no network to it, or
+        // `Secure-Session-Skipped`), so only the companion cookie goes.
+        let logout = |token: Option<&str>| {
+            let request = TestRequest::new("POST", "/logout")
+                .header("cookie", &companion)
+                .header("sec-fetch-site", "same-origin");
+            match token {
+                Some(token) => request.header("x-csrf-token", token),
+                None => request,
+            }
+        };
         events.lock().unwrap().clear();
-        // Sent as is: the browser skipped the refresh (no network to it, or
-        // `Secure-Session-Skipped`).
-        assert_eq!(browser.send(TestRequest::new("GET", "/logout")).await.status, 200);
+        assert_eq!(serve(&config, logout(None)).await.status, 403, "no CSRF token");
+        assert_eq!(serve(&config, logout(Some("nope"))).await.status, 403, "a wrong CSRF token");
+        events.lock().unwrap().clear();
+        assert_eq!(serve(&config, logout(Some(&token))).await.status, 200);
         let ended = std::mem::take(&mut *events.lock().unwrap());
         assert_eq!(whoami(&config, &bound).await.status, 401, "a copy of the bound cookie still opens");
         assert_eq!(ended.len(), 1, "{ended:?}");
+        let bound_ref = SessionRef::of(session.id());
         assert_eq!((ended[0].kind, ended[0].session), (AuditKind::Logout, Some(bound_ref)));
         assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
+        // Ended once: the same companion ends nothing again.
+        events.lock().unwrap().clear();
+        assert_eq!(serve(&config, logout(Some(&token))).await.status, 200);
+        let again = std::mem::take(&mut *events.lock().unwrap());
+        assert!(again.iter().all(|event| event.kind != AuditKind::Logout), "{again:?}");
     });
 }
 

@@ -226,7 +226,9 @@ pub struct Heartbeat {
 pub enum Quiet {
     /// Nothing yet.
     Wait,
-    /// Send a ping, and say so with [`Heartbeat::pinged`].
+    /// Send a ping, and say so with [`Heartbeat::pinged`] whether it went
+    /// or not (a store that cannot take one is no reason to trust a silent
+    /// subscription).
     Ping,
     /// The ping did not come back: the subscription delivers nothing.
     Lost,

@@ -633,7 +633,8 @@ fn check_csrf<R: RequestView + ?Sized>(
     settings.csrf.policy.check(request.method(), sec_fetch_site, origin, &expected)?;
     // Nothing to bind a token to: refuse before reading any body.
     let mut state = handle.shared.lock();
-    if state.current.is_none() && state.pre(&settings.pre_sealer).is_none() {
+    let companion = settings.dbsc.is_some() && !state.companion.is_empty();
+    if state.current.is_none() && state.pre(&settings.pre_sealer).is_none() && !companion {
         return Err(CsrfRefusal::NoBinding);
     }
     drop(state);
@@ -660,16 +661,33 @@ fn audit_csrf(handle: &SessionHandle, refusal: &CsrfRefusal) {
 }
 
 /// Checks `token` against the request's session, or else its pre-session.
+/// Without either, a device-bound session whose bound cookie lapsed before
+/// the browser refreshed it (the request came with its companion cookie
+/// alone): the page's token is that session's, and the companion names it.
 fn verify_token(handle: &SessionHandle, token: &str) -> Result<(), CsrfRefusal> {
     let settings = handle.shared.ops.settings();
     let mut state = handle.shared.lock();
     if let Some(current) = &state.current {
         return Ok(settings.sealer.verify_csrf(current.session(), token)?);
     }
-    match state.pre(&settings.pre_sealer) {
-        Some(pre) => Ok(settings.pre_sealer.verify_csrf(pre.session(), token)?),
-        None => Err(CsrfRefusal::NoBinding),
+    let pre =
+        state.pre(&settings.pre_sealer).map(|pre| settings.pre_sealer.verify_csrf(pre.session(), token));
+    if let Some(Ok(())) = pre {
+        return Ok(());
     }
+    let companions = match &settings.dbsc {
+        Some(dbsc) => dbsc.companion_sessions(state.companion.iter().map(|value| &**value)),
+        None => Vec::new(),
+    };
+    let bound = companions.iter().map(|session| settings.sealer.verify_csrf(session, token));
+    let mut refused = None;
+    for checked in pre.into_iter().chain(bound) {
+        match checked {
+            Ok(()) => return Ok(()),
+            Err(err) => _ = refused.get_or_insert(err),
+        }
+    }
+    Err(refused.map_or(CsrfRefusal::NoBinding, CsrfRefusal::from))
 }
 
 /// Whether `host` (a `Host` header or URI authority) names the loopback

@@ -568,21 +568,44 @@ impl SessionHandle {
         let ending: Vec<Session<Vec<u8>>> = match (&current, &self.shared.ops.settings().dbsc) {
             (Some(current), _) => vec![current.session().clone()],
             (None, Some(dbsc)) => {
-                let state = self.shared.lock();
-                dbsc.companion_sessions(state.companion.iter().map(|value| &**value))
+                let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
+                self.still_alive(sent).await?
             }
             (None, None) => Vec::new(),
         };
+        // Each is audited as soon as it has ended, whatever fails next.
         for session in &ending {
             self.revoke(session).await?;
+            self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
         }
         self.end_injected().await?;
         self.shared.lock().forget();
         for session in &ending {
-            self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
             self.unregister(session).await;
         }
         Ok(())
+    }
+
+    /// Those of `sessions` that the store has not ended (a companion
+    /// cookie can outlive its session: after a logout everywhere, say),
+    /// so that none is ended, and audited, twice.
+    async fn still_alive(
+        &self,
+        sessions: Vec<Session<Vec<u8>>>,
+    ) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
+        let mut alive = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            let live = match session.user_id() {
+                Some(user) => {
+                    crate::check_revocation(&session, &self.ops().state(user, session.id()).await?).is_ok()
+                }
+                None => true,
+            };
+            if live {
+                alive.push(session);
+            }
+        }
+        Ok(alive)
     }
 
     /// Logs the session's user out of every session they have, on every

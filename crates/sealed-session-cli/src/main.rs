@@ -616,6 +616,8 @@ fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<Str
     let written = changed && !dry_run;
     if written {
         write_keyring(&file, &keyring, Replace::Existing)?;
+    } else if changed {
+        eprintln!("--now: a dry run, nothing written; run without --now to write the file");
     }
     let mut out = plan(&keyring, now);
     if let Value::Object(fields) = &mut out {

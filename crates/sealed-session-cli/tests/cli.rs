@@ -285,8 +285,10 @@ fn rotate_keeps_a_rolling_schedule_and_changes_nothing_when_run_again() {
     let rotate = |ahead: &str| rotate_at(ahead, &["keyring", "rotate"]);
     // `--now` shows what a run then would do, and writes nothing.
     let before = std::fs::read(&file).unwrap();
-    let shown =
-        json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90", "--now", &from_now(60)], ""));
+    let dry = run(&["keyring", "rotate", f, "--every", "30", "--keep", "90", "--now", &from_now(60)], "");
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stderr.contains("dry run, nothing written"), "{}", dry.stderr);
+    let shown = json(&dry.stdout);
     assert_eq!((shown["added"].as_u64(), shown["changed"].as_bool()), (Some(2), Some(true)), "{shown}");
     assert_eq!(shown["written"], false, "{shown}");
     assert_eq!(std::fs::read(&file).unwrap(), before, "--now wrote the file");
@@ -763,8 +765,6 @@ fn redis_in_use() -> RedisServer {
     redis
 }
 
-// Both checks on one server of each store: the global logout comes after
-// the revocation of alice (its token is bob's, whose epoch is untouched).
 /// `revoke` and `open` on a store no server has set up (a wrong database
 /// number, schema or file) are refused, and write nothing there: a
 /// revocation into it would reach no server. `check` names what to look
@@ -778,6 +778,7 @@ fn refused_where_no_server_set_up(store: &str, check: &str, empty: impl Fn() -> 
     assert!(r.stderr.contains(check), "{}", r.stderr);
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", store, &signed_in(f, "alice")], "");
     assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(check), "{}", r.stderr);
     assert!(empty(), "the store was set up");
 }
 
@@ -790,6 +791,8 @@ fn a_sqlite_file_no_server_set_up_is_refused_and_left_untouched() {
     refused_where_no_server_set_up(&store, "check the path", || std::fs::read(&path).unwrap().is_empty());
 }
 
+// Both checks on one server of each store: the global logout comes after
+// the revocation of alice (its token is bob's, whose epoch is untouched).
 #[test]
 fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_redis() {
     let redis = redis_in_use();

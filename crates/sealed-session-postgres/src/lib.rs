@@ -55,7 +55,7 @@
 //! use sealed_session_postgres::{PostgresOptions, PostgresStore};
 //!
 //! # async fn example(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
-//! // The application's pool; the store keeps one of its connections for LISTEN.
+//! // The application's pool; the store opens one more connection, with its settings, for LISTEN.
 //! let store = PostgresStore::with_pool(pool, PostgresOptions::default(), SystemClock).await?;
 //! let verifier = Verifier::new(Sealer::builder(Keyring::load("keyring.toml")?).build()?, store);
 //! verifier.logout_everywhere("alice").await?;

@@ -4,21 +4,18 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use sealed_session::{Backoff, Feed, Heartbeat, Invalidation, Quiet};
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 /// Notifies `channel` through the pool, for the listener to hear: for a
 /// session no one has, so that every server (this library's older versions
-/// too) takes it for an invalidation of nothing. Whether it was sent.
-async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
-    let Some(payload) = Invalidation::of_no_session() else { return false };
+/// too) takes it for an invalidation of nothing.
+async fn ping(pool: &PgPool, channel: &str, timeout: Duration) {
+    let Some(payload) = Invalidation::of_no_session() else { return };
     let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
     match tokio::time::timeout(timeout, notify).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection");
-            false
-        }
-        Err(_) => false,
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection"),
+        Err(_) => tracing::debug!("pinging the PostgreSQL LISTEN connection timed out"),
     }
 }
 
@@ -33,8 +30,14 @@ async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
     let mut backoff = Backoff::default();
     loop {
+        // A pool of its own, of the store pool's settings: a listener
+        // dropped runs `UNLISTEN *` on its connection before giving it back,
+        // which on a connection that delivers nothing may never end; it
+        // must not hold a connection of the application's pool meanwhile.
+        let own =
+            PgPoolOptions::new().max_connections(1).connect_lazy_with((*pool.connect_options()).clone());
         let listening = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&own).await?;
             // A lost connection is reported (`Ok(None)`), not silently
             // replaced: this loop reconnects, and the feed knows meanwhile.
             listener.eager_reconnect(false);
@@ -75,10 +78,13 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                                 tracing::warn!("the PostgreSQL LISTEN connection delivers nothing, not even its own ping; checks read the database until it is back");
                                 break;
                             }
-                            Quiet::Ping if ping(&pool, &channel, timeout).await => {
+                            // Sent or not: a store that cannot take a ping
+                            // is no reason to trust a silent connection.
+                            Quiet::Ping => {
+                                ping(&pool, &channel, timeout).await;
                                 heartbeat.pinged(Instant::now());
                             }
-                            Quiet::Ping | Quiet::Wait => {}
+                            Quiet::Wait => {}
                         },
                     }
                 }

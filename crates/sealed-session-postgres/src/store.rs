@@ -305,9 +305,11 @@ impl PostgresStore {
         Self::with_pool(pool, options, SystemClock).await
     }
 
-    /// Uses the application's own pool (it keeps one connection of it for
-    /// `LISTEN`). The clock ages cache entries; every time the store keeps
-    /// is the database's.
+    /// Uses the application's own pool, and one more connection with the
+    /// pool's settings for `LISTEN` (outside the pool: one that stops
+    /// delivering is given up without holding a connection of the pool).
+    /// The clock ages cache entries; every time the store keeps is the
+    /// database's.
     ///
     /// # Errors
     /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`] or

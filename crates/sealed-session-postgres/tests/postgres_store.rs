@@ -554,7 +554,9 @@ impl Drop for Stopped {
 /// (The store is unlistening only between the two, too briefly to watch.)
 #[tokio::test]
 async fn a_listen_connection_that_delivers_nothing_is_noticed_and_replaced() {
-    let store = store(&SHARED.url(), "quiet", SystemClock).await;
+    let pool = pool(&SHARED.url()).await;
+    let store = PostgresStore::with_pool(pool.clone(), options("quiet"), SystemClock).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
     let listeners = |but: &str| {
         SHARED.psql(&format!(
             "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%quiet_revocations%' AND pid::text <> '{but}'"
@@ -566,10 +568,17 @@ async fn a_listen_connection_that_delivers_nothing_is_noticed_and_replaced() {
     let stopped = Stopped(pid);
     let started = std::time::Instant::now();
     while listeners(&stopped.0).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(15), "a silent LISTEN connection is still trusted");
+        assert!(started.elapsed() < Duration::from_secs(20), "a silent LISTEN connection is still trusted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(started.elapsed() >= Duration::from_secs(3), "replaced before any ping could return");
     assert!(store.wait_until_listening(Duration::from_secs(5)).await, "the new LISTEN is not in use");
+    // Neither the old listener (its `UNLISTEN` hangs on the stopped
+    // process) nor the new one holds a connection of the pool.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let acquired = tokio::time::timeout(Duration::from_secs(3), pool.acquire()).await;
+        held.push(acquired.expect("a connection of the pool is held by a listener").unwrap());
+    }
     drop(stopped);
 }

@@ -22,19 +22,16 @@ pub(crate) struct Subscription {
 }
 
 /// Publishes a message for no session on `channel`, for the subscription to
-/// hear (every server drops nothing for it). Whether it was sent.
-async fn ping(conns: &Conns, channel: &str, timeout: Duration) -> bool {
-    let Some(message) = Invalidation::of_no_session() else { return false };
+/// hear (every server drops nothing for it).
+async fn ping(conns: &Conns, channel: &str, timeout: Duration) {
+    let Some(message) = Invalidation::of_no_session() else { return };
     let mut conn = conns.reader.clone();
     let mut publish = redis::cmd("PUBLISH");
     publish.arg(channel).arg(message);
     match tokio::time::timeout(timeout, publish.query_async::<i64>(&mut conn)).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, "cannot ping the Redis revocation subscription");
-            false
-        }
-        Err(_) => false,
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "cannot ping the Redis revocation subscription"),
+        Err(_) => tracing::debug!("pinging the Redis revocation subscription timed out"),
     }
 }
 
@@ -81,10 +78,13 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                                 tracing::warn!("the Redis revocation subscription delivers nothing, not even its own ping");
                                 break false;
                             }
-                            Quiet::Ping if ping(&conns, &channel, timeout).await => {
+                            // Sent or not: a server that cannot take a ping
+                            // is no reason to trust a silent subscription.
+                            Quiet::Ping => {
+                                ping(&conns, &channel, timeout).await;
                                 heartbeat.pinged(Instant::now());
                             }
-                            Quiet::Ping | Quiet::Wait => {}
+                            Quiet::Wait => {}
                         },
                     }
                     if link.upgrade().is_some_and(|link| !Arc::ptr_eq(&link.conns(), &conns)) {

@@ -89,6 +89,9 @@ fn redis_error(err: redis::RedisError) -> StoreError {
     StoreError::unavailable(err)
 }
 
+/// The longest `WAIT` timeout sent, in milliseconds: a century.
+const MAX_WAIT_MS: u64 = 100 * 365 * 86_400 * 1000;
+
 impl RedisStore {
     /// Connects to the store `url` names with the default settings (and
     /// those its query parameters set): `redis://[USER:PASSWORD@]HOST:PORT/DB`,
@@ -164,12 +167,14 @@ impl RedisStore {
             checking: tokio::sync::Mutex::new(None),
             checks_ended: AtomicU64::new(0),
         });
-        inner.check_settings_at_start().await?;
-        inner.check_channel_at_start().await?;
-        inner.warn_of_unawaited_replicas().await;
+        // Before anything that may write (the settings check marks a store
+        // untrusted, the channel check publishes).
         if inner.config.existing_only {
             inner.check_in_use().await?;
         }
+        inner.check_settings_at_start().await?;
+        inner.check_channel_at_start().await?;
+        inner.warn_of_unawaited_replicas().await;
         inner.ensure_generation().await?;
         tokio::spawn(pubsub::subscribe_forever(pubsub::Subscription {
             feed: Arc::downgrade(&inner.feed),
@@ -439,10 +444,12 @@ impl Inner {
                     .ignore();
                 // Without replicas to wait for, no WAIT: a provider may not offer it.
                 if self.wait_replicas > 0 {
-                    // At least 1 ms (0 waits for ever), at most what Redis
-                    // takes (a signed 64-bit number).
-                    let wait_ms =
-                        i64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(i64::MAX).max(1);
+                    // At least 1 ms (0 waits for ever), at most a century
+                    // (Redis refuses a timeout whose deadline, now plus
+                    // it, would pass a signed 64-bit number).
+                    let wait_ms = u64::try_from(self.config.wait_timeout.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .clamp(1, MAX_WAIT_MS);
                     pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms);
                 }
                 let mut conn = self.link.conns().writer.clone();
@@ -474,8 +481,11 @@ impl Inner {
     /// session no one has (a fresh ID): every server drops nothing.
     async fn check_channel_at_start(&self) -> Result<(), ConnectError> {
         let mut conn = self.link.conns().writer.clone();
+        // Without a random ID, no probe: an empty message would make every
+        // server drop its whole cache.
+        let Some(nobody) = Invalidation::of_no_session() else { return Ok(()) };
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.keys.channel).arg(Invalidation::of_no_session().unwrap_or_default());
+        publish.arg(&self.keys.channel).arg(nobody);
         let sent = tokio::time::timeout(self.config.timeout, publish.query_async::<i64>(&mut conn)).await;
         match sent {
             Ok(Err(err)) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {

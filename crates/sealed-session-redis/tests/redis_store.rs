@@ -767,7 +767,7 @@ async fn a_subscription_that_delivers_nothing_is_noticed_and_replaced() {
     proxy.freeze_subscribers();
     let started = std::time::Instant::now();
     while store.is_subscribed() {
-        assert!(started.elapsed() < Duration::from_secs(15), "a silent subscription is still trusted");
+        assert!(started.elapsed() < Duration::from_secs(20), "a silent subscription is still trusted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(started.elapsed() >= Duration::from_secs(3), "taken for lost before any ping could return");

@@ -145,13 +145,13 @@ pub(crate) async fn start_generation(pool: &SqlitePool, clock: &dyn Clock) -> Re
     Ok(inserted.is_some())
 }
 
+/// The query of the generation.
+pub(crate) const GENERATION: &str = "SELECT value FROM sealed_session_meta WHERE key = 'generation'";
+
 /// The generation (when the store was initialised).
 pub(crate) async fn generation(pool: &SqlitePool) -> Result<Option<u64>, StoreError> {
     let value: Option<i64> =
-        sqlx::query_scalar("SELECT value FROM sealed_session_meta WHERE key = 'generation'")
-            .fetch_optional(pool)
-            .await
-            .map_err(sqlite_error)?;
+        sqlx::query_scalar(GENERATION).fetch_optional(pool).await.map_err(sqlite_error)?;
     value.map(from_sql).transpose()
 }
 

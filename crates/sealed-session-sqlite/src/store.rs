@@ -157,11 +157,15 @@ async fn has_generation(path: &Path) -> Result<bool, sqlx::Error> {
     let options = SqliteConnectOptions::new().filename(path).read_only(true).busy_timeout(BUSY_TIMEOUT);
     let mut conn = sqlx::ConnectOptions::connect(&options).await?;
     let generation: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT value FROM sealed_session_meta WHERE key = 'generation'")
-            .fetch_optional(&mut conn)
-            .await;
+        sqlx::query_scalar(schema::GENERATION).fetch_optional(&mut conn).await;
     let _ = sqlx::Connection::close(conn).await;
-    Ok(matches!(generation, Ok(Some(_))))
+    match generation {
+        Ok(found) => Ok(found.is_some()),
+        Err(err) if err.as_database_error().is_some_and(|db| db.message().starts_with("no such table")) => {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// What the clones of a store share: the pool, and what watches the file.

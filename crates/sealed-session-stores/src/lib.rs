@@ -101,28 +101,7 @@ pub async fn open(url: &str) -> Result<SharedStore, StoreUrlError> {
 /// `PostgresSetupError::NotInUse`), or `SqliteOpenError::Missing` for a
 /// missing file even with `?create=true`.
 pub async fn open_existing(url: &str) -> Result<SharedStore, StoreUrlError> {
-    let scheme = scheme(url);
-    match scheme.as_str() {
-        "memory" => Err(StoreUrlError::InProcess),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let options = sealed_session_sqlite::SqliteOptions::from_url(url)?.existing_only(true);
-            Ok(Arc::new(options.open().await?))
-        }
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
-            let config = sealed_session_redis::RedisConfig::default().with_existing_only(true);
-            let store =
-                sealed_session_redis::RedisStore::connect_with(url, config, sealed_session::SystemClock);
-            Ok(Arc::new(store.await?))
-        }
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            let options = sealed_session_postgres::PostgresOptions::default().with_existing_only(true);
-            Ok(Arc::new(sealed_session_postgres::PostgresStore::connect_with(url, options).await?))
-        }
-        _ => Err(not_opened(scheme)),
-    }
+    Ok(open_as(url, true).await?.0)
 }
 
 /// As [`open`], with the same store as a session registry as well
@@ -133,21 +112,38 @@ pub async fn open_existing(url: &str) -> Result<SharedStore, StoreUrlError> {
 /// # Errors
 /// As [`open`].
 pub async fn open_with_registry(url: &str) -> Result<(SharedStore, Arc<dyn SessionRegistry>), StoreUrlError> {
+    open_as(url, false).await
+}
+
+/// Opens the store `url` names; with `existing_only`, only one a server has
+/// set up ([`open_existing`]).
+async fn open_as(url: &str, existing_only: bool) -> Result<Both, StoreUrlError> {
     let scheme = scheme(url);
     match scheme.as_str() {
+        "memory" if existing_only => Err(StoreUrlError::InProcess),
         "memory" if url == "memory:" => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Ok(both(MemoryStore::refusing_sessions_before(now)))
         }
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(both(sealed_session_sqlite::SqliteStore::open_url(url).await?)),
+        "sqlite" => {
+            let options = sealed_session_sqlite::SqliteOptions::from_url(url)?.existing_only(existing_only);
+            Ok(both(options.open().await?))
+        }
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+sentinel" | "rediss+sentinel" => {
-            Ok(both(sealed_session_redis::RedisStore::connect(url).await?))
+            let config = sealed_session_redis::RedisConfig::default().with_existing_only(existing_only);
+            let store =
+                sealed_session_redis::RedisStore::connect_with(url, config, sealed_session::SystemClock);
+            Ok(both(store.await?))
         }
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(both(sealed_session_postgres::PostgresStore::connect(url).await?)),
+        "postgres" | "postgresql" => {
+            let options =
+                sealed_session_postgres::PostgresOptions::default().with_existing_only(existing_only);
+            Ok(both(sealed_session_postgres::PostgresStore::connect_with(url, options).await?))
+        }
         _ => Err(not_opened(scheme)),
     }
 }
