@@ -867,54 +867,66 @@ fn logout_and_logout_everywhere_end_refreshes() {
     });
 }
 
-/// A logout from a browser whose bound cookie has lapsed (it had not
-/// refreshed it yet: the cookie's `Max-Age` ends before its sealed
-/// deadline) comes with the companion cookie only: that session is logged
-/// out on every server all the same, so that a copy of the bound cookie
-/// stops opening now, not at its deadline, and the audit log has it.
+/// A logout or login from a browser whose bound cookie has lapsed (it had
+/// not refreshed it yet: the cookie's `Max-Age` ends before its sealed
+/// deadline) comes with the companion cookie only: that session is ended on
+/// every server all the same, as the request's own session would be, so
+/// that a copy of the bound cookie stops opening now, not at its deadline,
+/// and the audit log has it. The page's CSRF token is that session's.
 #[test]
-fn a_logout_without_the_lapsed_bound_cookie_ends_the_bound_session() {
+fn a_logout_or_login_without_the_lapsed_bound_cookie_ends_the_bound_session() {
     run(async {
-        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
-        let sink = Arc::clone(&events);
-        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
-        let clock = ManualClock::at_unix(START);
-        let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
-        let mut browser = Browser::new(&config, &clock);
-        browser.get("/login").await;
-        let bound = browser.cookie("__Host-session").unwrap();
-        let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
-        let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
-        let token = config.verifier().sealer().csrf_token(&session);
-        assert_eq!(whoami(&config, &bound).await.status, 200);
-        // The page's logout form, sent as is: the browser skipped the
-        // refresh of the lapsed bound cookie (no network to it, or
-        // `Secure-Session-Skipped`), so only the companion cookie goes.
-        let logout = |token: Option<&str>| {
-            let request = TestRequest::new("POST", "/logout")
-                .header("cookie", &companion)
-                .header("sec-fetch-site", "same-origin");
-            match token {
-                Some(token) => request.header("x-csrf-token", token),
-                None => request,
+        for route in ["/logout", "/login"] {
+            let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+            let sink = Arc::clone(&events);
+            let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+            let clock = ManualClock::at_unix(START);
+            let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
+            let mut browser = Browser::new(&config, &clock);
+            browser.get("/login").await;
+            let bound = browser.cookie("__Host-session").unwrap();
+            let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+            let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
+            let token = config.verifier().sealer().csrf_token(&session);
+            assert_eq!(whoami(&config, &bound).await.status, 200);
+            // The page's form, sent as is: the browser skipped the refresh
+            // of the lapsed bound cookie (no network to it, or
+            // `Secure-Session-Skipped`), so only the companion cookie goes.
+            let post = |token: Option<&str>| {
+                let request = TestRequest::new("POST", route)
+                    .header("cookie", &companion)
+                    .header("sec-fetch-site", "same-origin");
+                match token {
+                    Some(token) => request.header("x-csrf-token", token),
+                    None => request,
+                }
+            };
+            assert_eq!(serve(&config, post(None)).await.status, 403, "{route}: no CSRF token");
+            assert_eq!(serve(&config, post(Some("nope"))).await.status, 403, "{route}: a wrong token");
+            events.lock().unwrap().clear();
+            assert_eq!(serve(&config, post(Some(&token))).await.status, 200, "{route}");
+            let ended = std::mem::take(&mut *events.lock().unwrap());
+            assert_eq!(
+                whoami(&config, &bound).await.status,
+                401,
+                "{route}: a copy of the bound cookie opens"
+            );
+            let bound_ref = Some(SessionRef::of(session.id()));
+            assert_eq!(ended.len(), 1, "{route}: {ended:?}");
+            assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
+            match route {
+                "/logout" => assert_eq!((ended[0].kind, ended[0].session), (AuditKind::Logout, bound_ref)),
+                _ => assert_eq!(ended[0].previous, bound_ref, "the login names the session it replaced"),
             }
-        };
-        events.lock().unwrap().clear();
-        assert_eq!(serve(&config, logout(None)).await.status, 403, "no CSRF token");
-        assert_eq!(serve(&config, logout(Some("nope"))).await.status, 403, "a wrong CSRF token");
-        events.lock().unwrap().clear();
-        assert_eq!(serve(&config, logout(Some(&token))).await.status, 200);
-        let ended = std::mem::take(&mut *events.lock().unwrap());
-        assert_eq!(whoami(&config, &bound).await.status, 401, "a copy of the bound cookie still opens");
-        assert_eq!(ended.len(), 1, "{ended:?}");
-        let bound_ref = SessionRef::of(session.id());
-        assert_eq!((ended[0].kind, ended[0].session), (AuditKind::Logout, Some(bound_ref)));
-        assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
-        // Ended once: the same companion ends nothing again.
-        events.lock().unwrap().clear();
-        assert_eq!(serve(&config, logout(Some(&token))).await.status, 200);
-        let again = std::mem::take(&mut *events.lock().unwrap());
-        assert!(again.iter().all(|event| event.kind != AuditKind::Logout), "{again:?}");
+            // Ended once: the same companion ends nothing again.
+            events.lock().unwrap().clear();
+            assert_eq!(serve(&config, post(Some(&token))).await.status, 200);
+            let again = std::mem::take(&mut *events.lock().unwrap());
+            assert!(
+                again.iter().all(|event| event.previous.is_none() && event.kind != AuditKind::Logout),
+                "{again:?}"
+            );
+        }
     });
 }
 

@@ -561,17 +561,9 @@ impl SessionHandle {
         if kept_unreadable {
             return Err(HandleError::UnreadableSession);
         }
-        // Without the session cookie, a device-bound session whose bound
-        // cookie lapsed before the browser refreshed it comes with its
-        // companion cookie alone: that session ends too, or a copy of the
-        // bound cookie would open until its sealed deadline.
-        let ending: Vec<Session<Vec<u8>>> = match (&current, &self.shared.ops.settings().dbsc) {
-            (Some(current), _) => vec![current.session().clone()],
-            (None, Some(dbsc)) => {
-                let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
-                self.still_alive(sent).await?
-            }
-            (None, None) => Vec::new(),
+        let ending = match &current {
+            Some(current) => vec![current.session().clone()],
+            None => self.lapsed_bound_sessions().await?,
         };
         // Each is audited as soon as it has ended, whatever fails next.
         for session in &ending {
@@ -586,15 +578,19 @@ impl SessionHandle {
         Ok(())
     }
 
-    /// Those of `sessions` that the store has not ended (a companion
-    /// cookie can outlive its session: after a logout everywhere, say),
-    /// so that none is ended, and audited, twice.
-    async fn still_alive(
-        &self,
-        sessions: Vec<Session<Vec<u8>>>,
-    ) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
-        let mut alive = Vec::with_capacity(sessions.len());
-        for session in sessions {
+    /// For a request without a session cookie: the device-bound sessions
+    /// its companion cookies name that the store has not ended. A bound
+    /// cookie that lapsed before the browser refreshed it leaves the
+    /// companion alone; a logout or login must end that session too, or a
+    /// copy of the bound cookie would open until its sealed deadline. One
+    /// already ended (a companion can outlive its session: after a logout
+    /// everywhere, say) is left out, so that none is ended, and audited,
+    /// twice.
+    async fn lapsed_bound_sessions(&self) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
+        let Some(dbsc) = &self.shared.ops.settings().dbsc else { return Ok(Vec::new()) };
+        let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
+        let mut alive = Vec::with_capacity(sent.len());
+        for session in sent {
             let live = match session.user_id() {
                 Some(user) => {
                     crate::check_revocation(&session, &self.ops().state(user, session.id()).await?).is_ok()
@@ -763,9 +759,9 @@ impl<T: SessionValue> Sessions<T> {
 
     /// Starts a session for `user_id`: always a new session ID, bound to
     /// the user's current revocation epoch. A session the request already
-    /// had (signed in or anonymous) is logged out on every server first, so
-    /// that a cookie planted or stolen before login dies with it (session
-    /// fixation). To keep what an anonymous session held, use
+    /// had (signed in or anonymous, or device-bound with only its companion
+    /// cookie left) is logged out on every server first, so that a cookie
+    /// planted or stolen before login dies with it (session fixation). To keep what an anonymous session held, use
     /// [`login_with`](Self::login_with).
     ///
     /// # Errors
@@ -873,10 +869,15 @@ impl<T: SessionValue> Sessions<T> {
         if options.remember {
             session = session.remembered();
         }
+        // Replaced as the request's own session is.
+        let lapsed = if raw.is_none() { self.handle.lapsed_bound_sessions().await? } else { Vec::new() };
         let issued = self.handle.issue(session)?;
         if let Some(raw) = &raw {
             self.handle.revoke(raw.session()).await?;
             self.handle.shared.lock().forget();
+        }
+        for session in &lapsed {
+            self.handle.revoke(session).await?;
         }
         self.handle.end_injected().await?;
         self.handle.end_for_room(&room).await?;
@@ -884,7 +885,7 @@ impl<T: SessionValue> Sessions<T> {
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
         self.handle.audit(kind, |event| {
-            let previous = raw.as_ref().map(|raw| raw.session().id());
+            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
             event.user(Some(user_id)).session(verified.session().id()).previous(previous)
         });
         // The replaced session's record goes first: written after the new
@@ -892,6 +893,9 @@ impl<T: SessionValue> Sessions<T> {
         // which drops the oldest (a live session, unlisted from then on).
         if let Some(raw) = &raw {
             self.handle.unregister(raw.session()).await;
+        }
+        for session in &lapsed {
+            self.handle.unregister(session).await;
         }
         self.handle.register(verified.session()).await;
         Ok(Current { verified, handle: self.handle.clone() })
