@@ -785,7 +785,7 @@ enum Replace {
 /// owner and group, so that a change made as root leaves a file the
 /// server's user can still read.
 fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(), Failure> {
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -813,7 +813,10 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
                 )));
             }
             let old = std::fs::metadata(file).map_err(examine)?;
-            Some((old.uid(), old.gid()))
+            // The owner's permission bits too: a keyring made read-only
+            // (0400) stays so. Group and other bits are never kept, as the
+            // file could not have been read with them.
+            Some((old.uid(), old.gid(), old.mode() & 0o700))
         }
         Replace::Never => None,
     };
@@ -824,7 +827,7 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
     let written = (|| {
         let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
         let new = out.metadata()?;
-        if let Some((uid, gid)) = owner.filter(|&owner| owner != (new.uid(), new.gid())) {
+        if let Some((uid, gid, _)) = owner.filter(|&(uid, gid, _)| (uid, gid) != (new.uid(), new.gid())) {
             std::os::unix::fs::fchown(&out, Some(uid), Some(gid)).map_err(|err| {
                 std::io::Error::new(
                     err.kind(),
@@ -836,6 +839,9 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
             })?;
         }
         out.write_all(text.as_bytes())?;
+        if let Some((_, _, mode)) = owner.filter(|&(_, _, mode)| mode != 0o600) {
+            out.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         out.sync_all()?;
         match replace {
             Replace::Existing => std::fs::rename(&temp, file),

@@ -63,6 +63,17 @@ fn keygen_prints_a_fresh_32_byte_key() {
 }
 
 #[test]
+fn a_change_keeps_a_read_only_keyring_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert_eq!(ok(&["keyring", "add", f], ""), "2");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o400);
+    assert_eq!(secrets(&file).len(), 2, "the change was written");
+}
+
+#[test]
 fn keyring_rotation_walkthrough() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
