@@ -714,6 +714,46 @@ fn a_bound_session_whose_device_stopped_refreshing_stops_counting_against_the_li
     });
 }
 
+/// A login from a browser whose bound cookie has lapsed ends that session
+/// (it comes with the companion cookie only): the session does not count
+/// against the limit, as the request's own would not. It used to: with a
+/// limit of one, the user was refused (`409`) in the only browser they
+/// had, and with `EndOldest` another device was ended besides.
+#[test]
+fn a_login_does_not_count_the_lapsed_bound_session_it_ends() {
+    use sealed_session::web::LimitPolicy;
+    run(async {
+        for (max, policy) in [(1, LimitPolicy::RefuseLogin), (2, LimitPolicy::EndOldest)] {
+            let clock = ManualClock::at_unix(START);
+            let registry = MemoryStore::with_clock(clock.clone());
+            let config = config_with(&clock, DeviceBinding::default(), |builder| {
+                builder.session_registry(registry).session_limit(max, policy)
+            });
+            let mut phone = Browser::new(&config, &clock);
+            if max == 2 {
+                phone.get("/login").await;
+            }
+            clock.advance(Duration::from_secs(1));
+            let mut laptop = Browser::new(&config, &clock);
+            laptop.get("/login").await;
+            let bound = laptop.cookie("__Host-session").unwrap();
+            let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
+            let token = config.verifier().sealer().csrf_token(&session);
+            let companion = format!("__Host-session-dbsc={}", laptop.cookie("__Host-session-dbsc").unwrap());
+            let login = TestRequest::new("POST", "/login")
+                .header("cookie", &companion)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-csrf-token", &token);
+            let reply = serve(&config, login).await;
+            assert_eq!((reply.status, reply.body.as_str()), (200, "signed in"), "{policy:?}");
+            assert_eq!(whoami(&config, &bound).await.status, 401, "{policy:?}: the lapsed session ended");
+            if max == 2 {
+                assert_eq!(phone.get("/whoami").await.status, 200, "the other device keeps its session");
+            }
+        }
+    });
+}
+
 /// A bound session whose cookie has expired, but whose device can still
 /// refresh it, is listed, and ending it from the list ends its refreshes.
 #[test]

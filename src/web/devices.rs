@@ -181,14 +181,15 @@ impl SessionHandle {
     }
 
     /// Before a login of `user_id`: the sessions that must end to make room
-    /// under the session limit, or the refusal. `replaced` is the request's
-    /// own session, which the login ends anyway. Nothing ends here: the
+    /// under the session limit, or the refusal. `ending` are the sessions
+    /// the login ends anyway (the request's own, a lapsed device-bound one,
+    /// an injected duplicate's), which are not counted. Nothing ends here: the
     /// login ends them with [`end_for_room`](Self::end_for_room) once
     /// nothing else can make it fail.
     pub(crate) async fn room_for(
         &self,
         user_id: &str,
-        replaced: Option<crate::SessionId>,
+        ending: &[crate::SessionId],
     ) -> Result<Vec<SessionRecord>, HandleError> {
         let Some(registry) = self.registry() else {
             return Ok(Vec::new());
@@ -222,7 +223,7 @@ impl SessionHandle {
                 }
             }
         };
-        others.retain(|record| Some(record.id) != replaced);
+        others.retain(|record| !ending.contains(&record.id));
         let over = (others.len() + 1).saturating_sub(max);
         if over > 0 && policy == LimitPolicy::RefuseLogin {
             tracing::info!(max, "login refused: the user is at the session limit");

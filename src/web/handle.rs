@@ -858,7 +858,20 @@ impl<T: SessionValue> Sessions<T> {
         // another device's for a login that did not happen. (Two logins at
         // once may choose the same oldest session and leave one over the
         // limit: ending it twice is harmless, and the next login counts.)
-        let room = self.handle.room_for(user_id, raw.as_ref().map(|raw| raw.session().id())).await?;
+        // Replaced as the request's own session is.
+        let lapsed = if raw.is_none() { self.handle.lapsed_bound_sessions().await? } else { Vec::new() };
+        // Every session this login ends anyway makes room of its own: the
+        // request's, a lapsed bound one, an injected duplicate's.
+        let ending: Vec<crate::SessionId> = {
+            let state = self.handle.shared.lock();
+            let injected = state.injected.iter().map(Session::id);
+            raw.iter()
+                .map(|raw| raw.session().id())
+                .chain(lapsed.iter().map(Session::id))
+                .chain(injected)
+                .collect()
+        };
+        let room = self.handle.room_for(user_id, &ending).await?;
         // The data it held, if it is a `T` at all. Decoded here, not through
         // the handle: a session of another type must keep its cookie until
         // it is logged out below, in case the login fails before that.
@@ -869,8 +882,6 @@ impl<T: SessionValue> Sessions<T> {
         if options.remember {
             session = session.remembered();
         }
-        // Replaced as the request's own session is.
-        let lapsed = if raw.is_none() { self.handle.lapsed_bound_sessions().await? } else { Vec::new() };
         let issued = self.handle.issue(session)?;
         if let Some(raw) = &raw {
             self.handle.revoke(raw.session()).await?;
