@@ -237,6 +237,54 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     assert!(message.contains("restart the server"), "{message}");
 }
 
+/// A file written in place can be read cut short after a whole entry: a
+/// valid keyring without the keys still to come. Applied at once, it would
+/// drop a key in use for good, as the complete version that follows would
+/// be refused for putting back an old key ID. A version that drops a key in
+/// use is applied only once the file has stayed so for a poll interval.
+#[test]
+fn a_version_cut_short_never_drops_a_key_in_use_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
+    let complete = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active)]).unwrap();
+    let cut = Keyring::new([spec(1, KeyState::Primary)]).unwrap();
+    replace(&path, &complete.to_toml_string());
+    // Reads come from `check_now` alone (a notification), never a poll.
+    let (tx, events) = mpsc::channel();
+    let watcher = KeyringWatcher::builder(&path)
+        .notifications(false)
+        .poll_interval(Duration::from_secs(3600))
+        .on_event(move |event| {
+            let _ = tx.send(event.clone());
+        })
+        .start()
+        .unwrap();
+    // The rest of the file, a new key 3, written after the cut version was
+    // read (the watcher reads 100 ms after a notification).
+    let rest =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active), spec(3, KeyState::Active)]);
+    replace(&path, &cut.to_toml_string());
+    watcher.check_now();
+    std::thread::sleep(Duration::from_secs(1));
+    replace(&path, &rest.unwrap().to_toml_string());
+    watcher.check_now();
+    match next(&events) {
+        WatchEvent::Reloaded { keys: 3 } => {}
+        other => panic!("the complete version is used, not the cut one: {other:?}"),
+    }
+    assert_eq!(watcher.keyring().current().keys().count(), 3);
+    drop(watcher);
+
+    // A key really dropped goes at the next poll after the file was quiet.
+    let (watcher, events, path) = polled(dir.path());
+    replace(&path, &complete.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &cut.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
+    assert_eq!(watcher.keyring().current().keys().count(), 1);
+}
+
 /// The message of the refusal of one more version that lets key 3 open.
 fn refused_message(path: &Path, events: &mpsc::Receiver<WatchEvent>) -> String {
     let spec =

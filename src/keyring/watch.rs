@@ -118,6 +118,7 @@ impl KeyringWatcherBuilder {
             on_event: self.on_event,
             clock: self.clock,
             highest: highest_id(&keyring.current()),
+            held: None,
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -140,7 +141,10 @@ impl KeyringWatcherBuilder {
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. A restart loads such a file, when that
-/// is meant; so does [`SharedKeyring::replace`], which checks nothing.
+/// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
+/// version that drops a key still in use is applied once the file has
+/// stayed so for a poll interval: a file written in place may have been
+/// read before its end, and a key dropped could not come back.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's
@@ -189,7 +193,10 @@ impl KeyringWatcher {
 
     /// Reads the file again now, without waiting for a notification or the
     /// next poll: for a SIGHUP handler. Returns at once; the outcome is
-    /// logged and reported to [`KeyringWatcherBuilder::on_event`].
+    /// logged and reported to [`KeyringWatcherBuilder::on_event`]. A
+    /// version that drops a key still in use is applied only at a poll,
+    /// once the file has stayed so for a poll interval (it may be a file
+    /// written in place, read before its end).
     pub fn check_now(&self) {
         let _ = self.stop.send(Wake::Changed);
     }
@@ -273,6 +280,9 @@ struct Follow {
     /// The highest key ID of every version applied: a key the keyring in
     /// use lacks must come above it.
     highest: u32,
+    /// A version that drops a key still in use, read once: applied when it
+    /// is read again at a poll, after the file has been quiet.
+    held: Option<[u8; 32]>,
 }
 
 impl Follow {
@@ -290,14 +300,18 @@ impl Follow {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    self.check(&mut last_error, true);
+                    continue;
+                }
             }
-            self.check(&mut last_error);
+            self.check(&mut last_error, false);
         }
     }
 
     /// Reads the file; applies a new valid version, reports a new problem.
-    fn check(&mut self, last_error: &mut Option<String>) {
+    /// `quiet`: no notification came for a poll interval.
+    fn check(&mut self, last_error: &mut Option<String>, quiet: bool) {
         let outcome = read_text(&self.path, self.options).and_then(|text| {
             let print = fingerprint(&text);
             if self.last == Some(print) {
@@ -306,10 +320,23 @@ impl Follow {
             self.last = Some(print);
             let keyring = Keyring::from_toml_str(&text)?;
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
-            match undoes(&self.keyring.current(), &keyring, now, self.highest) {
-                Some(error) => Err(error),
-                None => Ok(Some(keyring)),
+            let current = self.keyring.current();
+            if let Some(error) = undoes(&current, &keyring, now, self.highest) {
+                return Err(error);
             }
+            // A file written in place may have been read cut short after a
+            // whole entry: without the rest, a key it drops could never
+            // come back (its ID would be an old one). So a version that
+            // drops a key still in use waits until the file has stayed so
+            // for a poll interval.
+            if drops_a_key_in_use(&current, &keyring, now) && !(quiet && self.held == Some(print)) {
+                tracing::debug!(path = %self.path.display(), "a keyring version that drops a key in use waits for the file to stay so");
+                self.held = Some(print);
+                self.last = None;
+                return Ok(None);
+            }
+            self.held = None;
+            Ok(Some(keyring))
         });
         let event = match outcome {
             Ok(None) => return,
@@ -361,6 +388,11 @@ impl Follow {
 /// The highest key ID of `keyring`.
 fn highest_id(keyring: &Keyring) -> u32 {
     keyring.keys().map(|key| key.id).max().unwrap_or(0)
+}
+
+/// Whether `new` lacks a key that `current` still opens with at `now`.
+fn drops_a_key_in_use(current: &Keyring, new: &Keyring, now: u64) -> bool {
+    current.entries.iter().any(|entry| !entry.refuses_at(now) && new.entry(entry.spec.id).is_none())
 }
 
 /// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
