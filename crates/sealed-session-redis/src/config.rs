@@ -19,7 +19,9 @@ pub struct RedisConfig {
     /// Zero turns the cache off.
     pub cache_ttl: Duration,
     /// When Redis cannot be reached, answer from cached data at most this
-    /// old instead of refusing. Default `None`: refuse (fail closed).
+    /// old instead of refusing; never once Redis's settings were found
+    /// unsafe (an eviction policy, no persistence), until they are fixed
+    /// and a new cutoff is set. Default `None`: refuse (fail closed).
     pub accept_stale_for: Option<Duration>,
     /// Trust that Redis never evicts keys although its `maxmemory-policy`
     /// cannot be read (managed services and ACL users without `+config`

@@ -264,6 +264,13 @@ impl Link {
         self.policy.load().0 == Policy::Safe
     }
 
+    /// Whether Redis's settings were last found unsafe, or not yet dealt
+    /// with since: what was cached meanwhile may be wrong, so no stale
+    /// answer stands in for it.
+    pub(crate) fn was_found_unsafe(&self) -> bool {
+        matches!(self.policy.load().0, Policy::Unsafe | Policy::Recovering)
+    }
+
     /// Trusts Redis's answers after `reading` found its settings safe and
     /// the store has dealt with what may have been lost (a new cutoff after
     /// a fault). Not if the primary changed since the reading, nor if a

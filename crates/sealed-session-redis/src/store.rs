@@ -564,7 +564,12 @@ impl RevocationStore for RedisStore {
                     inner.feed.remember(ticket, user_id, &session, &state);
                     Ok(state)
                 }
-                Err(err @ (StoreError::Timeout(_) | StoreError::Unavailable(_))) => {
+                // Stale answers stand in for a Redis that cannot be
+                // reached, never for one found unsafe (the cache may hold
+                // what was read while keys were being evicted).
+                Err(err @ (StoreError::Timeout(_) | StoreError::Unavailable(_)))
+                    if !inner.link.was_found_unsafe() =>
+                {
                     let stale = inner.config.accept_stale_for.and_then(|limit| {
                         inner.feed.cache().get_stale(user_id, &session, inner.clock.unix_millis(), limit)
                     });

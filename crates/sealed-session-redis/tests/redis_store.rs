@@ -620,6 +620,27 @@ async fn stale_answers_are_an_explicit_opt_in() {
     assert!(refused_by_store(&verifier.open::<()>(&token).await), "but never older than the bound");
 }
 
+/// Stale answers stand in for a Redis that cannot be reached, never for
+/// one whose settings were found unsafe: what was cached may have been
+/// read while keys were being evicted, and an outage must not turn a store
+/// that refuses into one that answers.
+#[tokio::test]
+async fn no_stale_answer_once_the_settings_were_found_unsafe() {
+    let logs = Logs::capture();
+    let mut redis = RedisServer::start();
+    let config = config()
+        .with_policy_check_interval(Duration::from_millis(100))
+        .with_stale_answers_for(Some(Duration::from_secs(30)));
+    let verifier = system_server(&redis.url(), config).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok(), "cached");
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "allkeys-lru").await;
+    redis.stop();
+    let result = verifier.open::<()>(&token).await;
+    assert!(refused_by_store(&result), "answered from the cache of an untrusted Redis: {result:?}");
+}
+
 #[tokio::test]
 async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     let redis = RedisServer::start();
