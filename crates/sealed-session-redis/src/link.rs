@@ -354,16 +354,31 @@ impl Link {
             }
         };
         let role = redis::cmd("ROLE");
+        // A reply of another shape (a Redis-compatible server, a renamed
+        // command) says nothing: INFO is asked then too.
         let refused = match tokio::time::timeout(self.timeout, role.query_async::<redis::Value>(conn)).await {
             Err(_) => return Err(PolicyFault::Timeout(self.timeout)),
-            Ok(Ok(reply)) => return Ok(role_of(&reply)),
-            Ok(Err(err)) => asked(err)?,
+            Ok(Ok(reply)) => match role_of(&reply) {
+                Some(role) => return Ok(Some(role)),
+                None => "a reply that names no role".to_owned(),
+            },
+            Ok(Err(err)) => asked(err)?.to_string(),
         };
         let mut info = redis::cmd("INFO");
         info.arg("replication");
         match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
-            Ok(Ok(text)) => Ok(role_in_info(&text)),
+            Ok(Ok(text)) => {
+                let role = role_in_info(&text);
+                if role.is_none() {
+                    tracing::warn!(
+                        role = %refused,
+                        info = "no role line",
+                        "Redis says neither ROLE nor INFO replication: whether it is the primary is not checked"
+                    );
+                }
+                Ok(role)
+            }
             Ok(Err(err)) => {
                 let err = asked(err)?;
                 tracing::warn!(
@@ -657,7 +672,7 @@ mod tests {
     use std::time::Duration;
 
     /// `ROLE`'s first element, in either RESP type, at most 32 characters;
-    /// anything else says nothing (and the server is taken at its word).
+    /// anything else says nothing (and `INFO replication` is asked).
     #[test]
     fn the_role_is_the_first_element_of_the_reply() {
         let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());

@@ -706,9 +706,24 @@ async fn a_replica_is_never_taken_for_the_primary() {
     ]);
     let replica = RedisServer::start_with(options);
     replica.wait_for_sync();
+    // One whose `ROLE` answers something else (a renamed command, or a
+    // Redis-compatible server): then INFO says too.
+    let renamed = RedisServer::start_with(RedisOptions::default().args(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--rename-command",
+        "ROLE",
+        "REALROLE",
+        "--rename-command",
+        "LASTSAVE",
+        "ROLE",
+    ]));
+    renamed.wait_for_sync();
+    assert!(renamed.cli(&["ROLE"]).parse::<u64>().is_ok(), "ROLE answers a number");
     let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}/0", replica.port());
     // As the default user, and as one whose ACL refuses ROLE (then INFO says).
-    for url in [replica.url(), url("norole")] {
+    for url in [replica.url(), url("norole"), renamed.url()] {
         match RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await {
             Err(err @ ConnectError::NotPrimary(_)) => {
                 let message = err.to_string();
