@@ -1806,6 +1806,44 @@ fn records_the_store_cannot_vouch_for_are_kept_but_not_counted() {
     });
 }
 
+/// A remembered session does not open while remember-me is off: it is not
+/// listed or counted (a limit of one would refuse every login for weeks),
+/// and its record is kept for when remember-me is back.
+#[test]
+fn a_remembered_session_is_not_counted_while_remember_me_is_off() {
+    use sealed_session::web::LoginOptions;
+    use std::time::Duration;
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let config = |remember: bool| {
+            let mut sealer = Sealer::builder(keyring.clone()).clock(clock.clone());
+            if remember {
+                sealer =
+                    sealer.remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400));
+            }
+            let builder = WebConfig::builder(sealer, Arc::clone(&store))
+                .session_registry(Arc::clone(&store))
+                .session_limit(1, LimitPolicy::RefuseLogin);
+            Arc::new(builder.build().unwrap())
+        };
+        let with = config(true);
+        let handle = ready(&with, &TestRequest::new("GET", "/").header("user-agent", CHROME)).await;
+        let remember = LoginOptions::default().remember(true);
+        handle.typed::<String>().login_with_options("alice", remember, |_| "A".into()).await.unwrap();
+        let remembered = pair(&set_cookies(&handle)[0]).to_owned();
+        assert!(on(&with, &remembered).await.has_session());
+
+        let without = config(false);
+        assert!(!on(&without, &remembered).await.has_session(), "it does not open without remember-me");
+        let cookie = sign_in_from(&without, "alice", FIREFOX).await;
+        assert_eq!(on(&without, &cookie).await.devices().await.unwrap().len(), 1, "only this one is listed");
+        let recorded = sealed_session::SessionRegistry::list(&*store, "alice", AUDIT_START as u64);
+        assert_eq!(recorded.await.unwrap().len(), 2, "its record is kept");
+    });
+}
+
 #[test]
 fn without_a_limit_the_registrys_bound_ends_the_oldest_session_rather_than_hiding_it() {
     use std::time::Duration;
@@ -2035,6 +2073,63 @@ impl sealed_session::SessionRegistry for UncountableRegistry {
             Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)))
         })
     }
+}
+
+/// A registry that matches user IDs without regard to case (a third
+/// party's, on a case-insensitive column): it lists `alice`'s records for
+/// `ALICE` too.
+struct CaseBlindRegistry(Arc<MemoryStore>);
+
+impl sealed_session::SessionRegistry for CaseBlindRegistry {
+    fn record<'a>(
+        &'a self,
+        record: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        self.0.record(record)
+    }
+
+    fn remove<'a>(
+        &'a self,
+        user_id: &'a str,
+        id: SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        self.0.remove(user_id, id)
+    }
+
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        self.0.remove_user(user_id)
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        Box::pin(async move {
+            let mut records = self.0.list(&user_id.to_lowercase(), now).await?;
+            records.extend(self.0.list(&user_id.to_uppercase(), now).await?);
+            Ok(records)
+        })
+    }
+}
+
+/// A user sees and ends only their own sessions, even through a registry
+/// that lists another user's records under their ID.
+#[test]
+fn a_registry_that_lists_another_users_records_shows_and_ends_none_of_them() {
+    pollster::block_on(async {
+        let registry = Arc::new(MemoryStore::new());
+        let config = config_with(Keyring::generate().unwrap(), |b| {
+            b.session_registry(CaseBlindRegistry(Arc::clone(&registry)))
+        });
+        let alice = sign_in_from(&config, "alice", CHROME).await;
+        let mallory = sign_in_from(&config, "ALICE", FIREFOX).await;
+        let devices = on(&config, &mallory).await.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "only ALICE's own session: {devices:?}");
+        let alices = on(&config, &alice).await.devices().await.unwrap();
+        let ended = on(&config, &mallory).await.end_device(alices[0].reference).await.unwrap();
+        assert!(!ended && on(&config, &alice).await.has_session(), "alice's session was ended by ALICE");
+    });
 }
 
 #[test]

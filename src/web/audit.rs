@@ -14,7 +14,9 @@ use crate::SessionId;
 /// It tells one session's events from another's, and nothing more: the
 /// session ID cannot be recovered from it, so an audit log can be read by
 /// people who must not end sessions (`sealed-session revoke --session`
-/// takes the ID, not this).
+/// takes the ID, not this). Only a signed-in user can end a session by its
+/// reference, and only one of their own
+/// ([`SessionHandle::end_device`](super::SessionHandle::end_device)).
 ///
 /// ```
 /// use sealed_session::web::SessionRef;

@@ -143,6 +143,18 @@ impl SessionHandle {
         let (sealer, now) = (&ops.settings().sealer, self.now());
         let mut live = Vec::new();
         for record in registry.registry.list(user_id, now).await? {
+            // Another configuration's user on the same registry is none of
+            // this one's (a registry must only ever list `user_id`'s).
+            if record.user_id != user_id {
+                continue;
+            }
+            // A remembered session while remember-me is off: it cannot open
+            // here, so it is neither listed nor counted (a limit would lock
+            // the user out for its weeks), but its record stays, for when
+            // the profile is back.
+            if sealer.idle_profile(record.remembered).is_none() {
+                continue;
+            }
             let ended = idled_out(sealer, &record, now) || {
                 let state = ops.state(user_id, record.id).await?;
                 let revoked = record.is_revoked(&state);
