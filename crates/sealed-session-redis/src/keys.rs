@@ -1,5 +1,7 @@
-//! The keyspace and the Lua scripts that keep every operation atomic and
-//! dated by Redis's own clock (`TIME`), not the application server's.
+//! The keyspace and the Lua scripts that keep every operation atomic, the
+//! revocations dated by Redis's own clock (`TIME`), not the application
+//! server's. (The session registry's records are dated by the server that
+//! writes them, as in every store: [`RECORD`] trims by its time.)
 
 use redis::Script;
 use sealed_session::{SessionId, SessionRecord};
