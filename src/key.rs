@@ -28,8 +28,10 @@ pub const KEY_LEN: usize = 32;
 /// assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+// On the heap, so that moving a key (into a `Vec` that grows, a sort)
+// moves a pointer and leaves no copy of the bytes behind.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct MasterKey([u8; KEY_LEN]);
+pub struct MasterKey(Box<[u8; KEY_LEN]>);
 
 impl MasterKey {
     /// Generates a new key from the operating system's random source.
@@ -37,10 +39,8 @@ impl MasterKey {
     /// # Errors
     /// [`RandomError`] if the operating system cannot provide randomness.
     pub fn generate() -> Result<Self, RandomError> {
-        let mut bytes = [0u8; KEY_LEN];
-        random::os_fill(&mut bytes)?;
-        let key = Self(bytes);
-        bytes.zeroize();
+        let mut key = Self(Box::new([0u8; KEY_LEN]));
+        random::os_fill(key.0.as_mut_slice())?;
         Ok(key)
     }
 
@@ -54,8 +54,12 @@ impl MasterKey {
         if text.len() > 4 * KEY_LEN {
             return Err(KeyError::Length(text.len() * 3 / 4));
         }
-        let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyError::Encoding)?);
-        Self::from_slice(&bytes)
+        // Decoded into a buffer of its own, wiped whatever the outcome (a
+        // decoding `Vec` is freed unwiped on an error).
+        let mut buffer = Zeroizing::new([0u8; 3 * KEY_LEN]);
+        let len =
+            URL_SAFE_NO_PAD.decode_slice(text, buffer.as_mut_slice()).map_err(|_| KeyError::Encoding)?;
+        Self::from_slice(buffer.get(..len).ok_or(KeyError::Encoding)?)
     }
 
     /// Builds a key from raw bytes.
@@ -63,15 +67,19 @@ impl MasterKey {
     /// # Errors
     /// [`KeyError::Length`] unless `bytes` has exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
-        let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| KeyError::Length(bytes.len()))?;
-        Ok(Self(array))
+        let mut key = Self(Box::new([0u8; KEY_LEN]));
+        if bytes.len() != KEY_LEN {
+            return Err(KeyError::Length(bytes.len()));
+        }
+        key.0.copy_from_slice(bytes);
+        Ok(key)
     }
 
     /// Encodes the key as unpadded base64url. The text is a secret: it is
     /// wiped when dropped.
     #[must_use]
     pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(URL_SAFE_NO_PAD.encode(self.0))
+        Zeroizing::new(URL_SAFE_NO_PAD.encode(self.0.as_slice()))
     }
 
     pub(crate) fn expose(&self) -> &[u8; KEY_LEN] {
@@ -81,7 +89,7 @@ impl MasterKey {
 
 impl ConstantTimeEq for MasterKey {
     fn ct_eq(&self, other: &Self) -> subtle::Choice {
-        self.0.ct_eq(&other.0)
+        self.0.as_slice().ct_eq(other.0.as_slice())
     }
 }
 
