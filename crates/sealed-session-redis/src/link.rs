@@ -118,9 +118,10 @@ impl std::fmt::Debug for SafeReading {
 }
 
 impl SafeReading {
-    /// The writer of the primary that was read.
-    pub(crate) fn writer(&self) -> ConnectionManager {
-        self.conns.writer.clone()
+    /// The reader of the primary that was read: never waiting behind a
+    /// revocation's `WAIT`, as the writer may be.
+    pub(crate) fn reader(&self) -> ConnectionManager {
+        self.conns.reader.clone()
     }
 }
 

@@ -341,11 +341,13 @@ impl Inner {
 
     /// After revocations may have been lost (the reading came after a
     /// fault, or a marker some server left is there): a new cutoff and the
-    /// marker's removal, in one step, on the primary that was read.
+    /// marker's removal, in one step, on the primary that was read. On its
+    /// reader: the writer may be held by a revocation's `WAIT` for as long
+    /// as a replica is down, and every check waits for this.
     async fn recover(&self, reading: &SafeReading) -> Result<(), redis::RedisError> {
         let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
         let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(reading.after_fault)]);
-        let mut conn = reading.writer();
+        let mut conn = reading.reader();
         let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
             return Ok(());
         };

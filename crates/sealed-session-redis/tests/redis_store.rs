@@ -225,6 +225,43 @@ async fn revocations_too_few_replicas_acknowledged_fail_but_checks_go_on() {
     assert!(matches!(second, Err(StoreError::Unavailable(_) | StoreError::Timeout(_))), "{second:?}");
 }
 
+/// Recovering from unsafe settings (a new cutoff) does not wait behind a
+/// revocation that holds the writer in its `WAIT` for a replica: checks
+/// answer again as soon as the settings are safe. (The cutoff was written
+/// on the writer: while a replica was down, logouts could keep every check
+/// failing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_from_unsafe_settings_does_not_wait_behind_a_revocation() {
+    let redis = RedisServer::start();
+    let config = config()
+        .with_policy_check_interval(Duration::from_millis(100))
+        .with_cache_ttl(Duration::ZERO)
+        .with_wait_for_replicas(1, Duration::from_secs(6));
+    let store = RedisStore::connect_with(&redis.url(), config, sealed_session::SystemClock).await.unwrap();
+    // No replica: this revocation holds the writer in `WAIT` for 6 s.
+    let waiting = {
+        let store = store.clone();
+        let until = unix_now() as u64 + 3600;
+        tokio::spawn(async move { store.revoke_session(sealed_session::Session::new(()).id(), until).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let session = sealed_session::Session::new(()).id();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    let refused = within(Duration::from_secs(2), async || {
+        matches!(store.state(None, session).await, Err(StoreError::Untrusted(_)))
+    });
+    assert!(refused.await.is_some(), "unsafe settings were not noticed");
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
+    let answered = within(Duration::from_secs(2), async || store.state(None, session).await.is_ok()).await;
+    assert!(
+        answered.is_some(),
+        "checks waited for the revocation's WAIT: {:?}",
+        store.state(None, session).await
+    );
+    assert!(!waiting.is_finished(), "the revocation was still waiting");
+    assert!(matches!(waiting.await.unwrap(), Err(StoreError::Replication { .. })));
+}
+
 /// A restart of a Redis that keeps snapshots but no append-only file loads
 /// the last snapshot: the generation marker is there, the revocations made
 /// since are not. Such a Redis is refused, asserted durable or not, and so
