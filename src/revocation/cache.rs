@@ -195,8 +195,10 @@ impl StateCache {
 
     /// Caches what a store read that began with `ticket` returned. Returns
     /// false, caching nothing, if anything was invalidated since the ticket
-    /// was taken (the answer may predate that revocation) or if the TTL is
-    /// zero.
+    /// was taken (the answer may predate that revocation), if the answer is
+    /// older than one cached (a later cutoff or epoch, or a denylisting, is
+    /// cached already: two reads under one ticket answered out of order), or
+    /// if the TTL is zero.
     pub fn insert(
         &self,
         ticket: CacheTicket,
@@ -212,6 +214,18 @@ impl StateCache {
             return false;
         }
         let read_ms = ticket.started_ms;
+        // Revocations only move forward: an answer behind a cached one is
+        // from an earlier read.
+        let current = |cached_ms: i64| read_ms.saturating_sub(cached_ms) < self.ttl_ms;
+        let behind = entries.floor.is_some_and(|c| current(c.read_ms) && c.value > state.revoked_through)
+            || user_id
+                .and_then(|user| entries.users.get(user))
+                .is_some_and(|c| current(c.read_ms) && c.value > state.user_epoch)
+            || (entries.sessions.get(session.as_bytes()))
+                .is_some_and(|c| current(c.read_ms) && c.value && !state.session_revoked);
+        if behind {
+            return false;
+        }
         if entries.floor.is_some_and(|floor| floor.value != state.revoked_through) {
             // Everyone was logged out, or a new generation began: every
             // cached epoch is suspect. Later reads are cached again.
@@ -377,6 +391,28 @@ mod tests {
         let ticket = cache.ticket(0);
         assert!(cache.insert(ticket, Some("alice"), &id, &state(0, false, 0)));
         assert_eq!(cache.get(Some("alice"), &id, 1), Some(state(0, false, 0)));
+    }
+
+    /// Two reads under one ticket (no invalidation message between them
+    /// yet) may answer out of order: the earlier answer never replaces a
+    /// later one, for the cutoff, the user's epoch or the denylist.
+    #[test]
+    fn an_earlier_answer_never_replaces_a_later_one() {
+        for (later, earlier) in [
+            (state(1, false, 200), state(1, false, 100)),
+            (state(2, false, 100), state(1, false, 100)),
+            (state(1, true, 100), state(1, false, 100)),
+        ] {
+            let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+            let ticket = cache.ticket(0);
+            assert!(cache.insert(ticket, Some("alice"), &id, &later));
+            assert!(!cache.insert(ticket, Some("alice"), &id, &earlier), "{earlier:?} after {later:?}");
+            assert_eq!(cache.get(Some("alice"), &id, 1), Some(later));
+            // Once the later answer is a TTL old, it no longer holds back
+            // what is read (a store restored from a backup).
+            assert!(cache.insert(cache.ticket(1_000), Some("alice"), &id, &earlier));
+            assert_eq!(cache.get(Some("alice"), &id, 1_001), Some(earlier));
+        }
     }
 
     #[test]
