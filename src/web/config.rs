@@ -366,6 +366,12 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// users are kept to 10 fewer sessions than that (room for logins at
     /// the same moment), with [`LimitPolicy::EndOldest`].
     ///
+    /// One registry per configuration: records do not say which cookie
+    /// they belong to, so two configurations (two cookie names) sharing a
+    /// registry list, count and judge each other's sessions by their own
+    /// timeouts. Give each its own registry (another store prefix, schema
+    /// or file).
+    ///
     /// ```
     /// use std::sync::Arc;
     /// use sealed_session::web::{LimitPolicy, WebConfig};
