@@ -283,6 +283,28 @@ fn a_version_cut_short_never_drops_a_key_in_use_for_good() {
     replace(&path, &cut.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
     assert_eq!(watcher.keyring().current().keys().count(), 1);
+    drop(watcher);
+
+    // So it does with notifications on, though they keep coming (a reader
+    // of the file opens it: an event for its name).
+    let (watcher, events) = watched(dir.path(), |b| b.poll_interval(Duration::from_millis(300)));
+    replace(&path, &complete.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (reading, path) = (std::sync::Arc::clone(&reading), path.clone());
+        std::thread::spawn(move || {
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::read(&path);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    replace(&path, &cut.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
+    assert_eq!(watcher.keyring().current().keys().count(), 1);
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
 }
 
 /// The message of the refusal of one more version that lets key 3 open.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -119,6 +119,7 @@ impl KeyringWatcherBuilder {
             clock: self.clock,
             highest: highest_id(&keyring.current()),
             held: None,
+            poll: self.poll,
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -142,8 +143,8 @@ impl KeyringWatcherBuilder {
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. A restart loads such a file, when that
 /// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
-/// version that drops a key still in use is applied once the file has
-/// stayed so for a poll interval: a file written in place may have been
+/// version that drops a key still in use is applied when read again,
+/// unchanged, a poll interval after it was first: a file written in place may have been
 /// read before its end, and a key dropped could not come back.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
@@ -194,9 +195,9 @@ impl KeyringWatcher {
     /// Reads the file again now, without waiting for a notification or the
     /// next poll: for a SIGHUP handler. Returns at once; the outcome is
     /// logged and reported to [`KeyringWatcherBuilder::on_event`]. A
-    /// version that drops a key still in use is applied only at a poll,
-    /// once the file has stayed so for a poll interval (it may be a file
-    /// written in place, read before its end).
+    /// version that drops a key still in use is applied only when read
+    /// again, unchanged, a poll interval or more after it was first read
+    /// (it may be a file written in place, read before its end).
     pub fn check_now(&self) {
         let _ = self.stop.send(Wake::Changed);
     }
@@ -242,8 +243,9 @@ fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::Recommended
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // The directory holds other files (a SQLite store, logs) that change
         // far more often than the keyring: only events that may concern the
-        // keyring wake the watcher. An error might: it does.
-        if event.map_or(true, |event| concerns(&event.paths, &name)) {
+        // keyring wake the watcher. An error might: it does. A read changes
+        // nothing (and the watcher's own reads would wake it for ever).
+        if event.map_or(true, |event| changes(&event.kind) && concerns(&event.paths, &name)) {
             let _ = wake.send(Wake::Changed);
         }
     });
@@ -254,6 +256,16 @@ fn notifier(path: &Path, wake: mpsc::Sender<Wake>) -> Option<notify::Recommended
             None
         }
     }
+}
+
+/// Whether an event of `kind` may change a file: not an open, a read, or
+/// the close of a file opened for reading.
+fn changes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    !matches!(
+        kind,
+        EventKind::Access(AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read))
+    )
 }
 
 /// Whether a notification about `paths` may concern the keyring file named
@@ -280,9 +292,11 @@ struct Follow {
     /// The highest key ID of every version applied: a key the keyring in
     /// use lacks must come above it.
     highest: u32,
-    /// A version that drops a key still in use, read once: applied when it
-    /// is read again at a poll, after the file has been quiet.
-    held: Option<[u8; 32]>,
+    /// A version that drops a key still in use, and when it was first
+    /// read: applied when it is read again a poll interval later or more.
+    held: Option<([u8; 32], Instant)>,
+    /// The poll interval.
+    poll: Duration,
 }
 
 impl Follow {
@@ -300,18 +314,14 @@ impl Follow {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.check(&mut last_error, true);
-                    continue;
-                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
-            self.check(&mut last_error, false);
+            self.check(&mut last_error);
         }
     }
 
     /// Reads the file; applies a new valid version, reports a new problem.
-    /// `quiet`: no notification came for a poll interval.
-    fn check(&mut self, last_error: &mut Option<String>, quiet: bool) {
+    fn check(&mut self, last_error: &mut Option<String>) {
         let outcome = read_text(&self.path, self.options).and_then(|text| {
             let print = fingerprint(&text);
             if self.last == Some(print) {
@@ -329,11 +339,23 @@ impl Follow {
             // come back (its ID would be an old one). So a version that
             // drops a key still in use waits until the file has stayed so
             // for a poll interval.
-            if drops_a_key_in_use(&current, &keyring, now) && !(quiet && self.held == Some(print)) {
-                tracing::debug!(path = %self.path.display(), "a keyring version that drops a key in use waits for the file to stay so");
-                self.held = Some(print);
-                self.last = None;
-                return Ok(None);
+            if drops_a_key_in_use(&current, &keyring, now) {
+                let since = match self.held {
+                    Some((held, since)) if held == print => since,
+                    _ => {
+                        tracing::info!(
+                            path = %self.path.display(),
+                            "a keyring version drops a key in use: applied if the file stays so for a poll interval"
+                        );
+                        Instant::now()
+                    }
+                };
+                if since.elapsed() < self.poll {
+                    self.held = Some((print, since));
+                    // Read again at the next wake, though unchanged.
+                    self.last = None;
+                    return Ok(None);
+                }
             }
             self.held = None;
             Ok(Some(keyring))
@@ -421,7 +443,7 @@ mod tests {
     use std::ffi::OsStr;
     use std::path::PathBuf;
 
-    use super::concerns;
+    use super::{changes, concerns};
 
     #[test]
     fn only_events_that_may_concern_the_keyring_wake_the_watcher() {
@@ -437,5 +459,32 @@ mod tests {
         assert!(!concerns(&paths(&["revocations.sqlite-wal", "audit.jsonl"]), name));
         assert!(!concerns(&paths(&[".keyring.toml.42.tmp"]), name));
         assert!(!concerns(&paths(&["keyring.toml.bak"]), name));
+    }
+
+    /// Opening and reading the file change nothing: the watcher's own
+    /// reads, and any other reader's, must not wake it (they did, and it
+    /// read the file every 100 ms for ever).
+    #[test]
+    fn reads_do_not_wake_the_watcher() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode,
+        };
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert!(!changes(&read), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::Any),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            EventKind::Remove(RemoveKind::Any),
+            EventKind::Any,
+        ] {
+            assert!(changes(&change), "{change:?}");
+        }
     }
 }
