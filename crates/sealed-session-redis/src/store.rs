@@ -326,7 +326,10 @@ impl Inner {
         if !fault.is_unsafe() {
             return reading;
         }
-        let mut conn = self.link.conns().writer.clone();
+        // On the reader, as the cutoff that removes it: the writer may be
+        // held in a revocation's `WAIT`, and a marker sent there would land
+        // after a recovery had removed it (everyone logged out again).
+        let mut conn = self.link.conns().reader.clone();
         let mut set = redis::cmd("SET");
         set.arg(&self.keys.untrusted).arg(fault.to_string());
         match tokio::time::timeout(self.config.timeout, set.query_async::<()>(&mut conn)).await {

@@ -258,8 +258,15 @@ async fn recovery_from_unsafe_settings_does_not_wait_behind_a_revocation() {
         "checks waited for the revocation's WAIT: {:?}",
         store.state(None, session).await
     );
+    let cutoff = redis.cli(&["GET", "sealed-session:floor"]);
     assert!(!waiting.is_finished(), "the revocation was still waiting");
     assert!(matches!(waiting.await.unwrap(), Err(StoreError::Replication { .. })));
+    // The marker of the unsafe settings went with the recovery, and did not
+    // come back once the writer was free: no second cutoff (everyone
+    // logged out again) at the next checks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(redis.cli(&["EXISTS", "sealed-session:untrusted"]), "0");
+    assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), cutoff, "a second cutoff");
 }
 
 /// A restart of a Redis that keeps snapshots but no append-only file loads
