@@ -2076,8 +2076,8 @@ impl sealed_session::SessionRegistry for UncountableRegistry {
 }
 
 /// A registry that matches user IDs without regard to case (a third
-/// party's, on a case-insensitive column): it lists `alice`'s records for
-/// `ALICE` too.
+/// party's, on a case-insensitive column): it lists and removes `alice`'s
+/// records for `ALICE` too.
 struct CaseBlindRegistry(Arc<MemoryStore>);
 
 impl sealed_session::SessionRegistry for CaseBlindRegistry {
@@ -2093,7 +2093,10 @@ impl sealed_session::SessionRegistry for CaseBlindRegistry {
         user_id: &'a str,
         id: SessionId,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        self.0.remove(user_id, id)
+        Box::pin(async move {
+            self.0.remove(&user_id.to_lowercase(), id).await?;
+            self.0.remove(&user_id.to_uppercase(), id).await
+        })
     }
 
     fn remove_user<'a>(&'a self, user_id: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
@@ -2129,6 +2132,13 @@ fn a_registry_that_lists_another_users_records_shows_and_ends_none_of_them() {
         let alices = on(&config, &alice).await.devices().await.unwrap();
         let ended = on(&config, &mallory).await.end_device(alices[0].reference).await.unwrap();
         assert!(!ended && on(&config, &alice).await.has_session(), "alice's session was ended by ALICE");
+        // Nor does logging ALICE out everywhere unlist alice's session.
+        on(&config, &mallory).await.logout_everywhere().await.unwrap();
+        assert_eq!(
+            on(&config, &alice).await.devices().await.unwrap().len(),
+            1,
+            "alice's session is unlisted"
+        );
     });
 }
 

@@ -215,14 +215,24 @@ impl StateCache {
         }
         let read_ms = ticket.started_ms;
         // Revocations only move forward: an answer behind a cached one is
-        // from an earlier read.
-        let current = |cached_ms: i64| read_ms.saturating_sub(cached_ms) < self.ttl_ms;
-        let behind = entries.floor.is_some_and(|c| current(c.read_ms) && c.value > state.revoked_through)
-            || user_id
-                .and_then(|user| entries.users.get(user))
-                .is_some_and(|c| current(c.read_ms) && c.value > state.user_epoch)
-            || (entries.sessions.get(session.as_bytes()))
-                .is_some_and(|c| current(c.read_ms) && c.value && !state.session_revoked);
+        // from an earlier read. (A later cutoff clears what is cached,
+        // below: epochs and the denylist may start again under it, after a
+        // store lost its data.) A cached entry stamped more than a TTL from
+        // this read holds nothing back (a clock that stepped).
+        let ttl = self.ttl_ms;
+        let current = |cached_ms: i64| (-ttl + 1..ttl).contains(&read_ms.saturating_sub(cached_ms));
+        let cached_floor = entries.floor.filter(|c| current(c.read_ms)).map(|c| c.value);
+        let behind = match cached_floor {
+            Some(floor) if floor > state.revoked_through => true,
+            Some(floor) if floor < state.revoked_through => false,
+            _ => {
+                user_id
+                    .and_then(|user| entries.users.get(user))
+                    .is_some_and(|c| current(c.read_ms) && c.value > state.user_epoch)
+                    || (entries.sessions.get(session.as_bytes()))
+                        .is_some_and(|c| current(c.read_ms) && c.value && !state.session_revoked)
+            }
+        };
         if behind {
             return false;
         }
@@ -413,6 +423,19 @@ mod tests {
             assert!(cache.insert(cache.ticket(1_000), Some("alice"), &id, &earlier));
             assert_eq!(cache.get(Some("alice"), &id, 1_001), Some(earlier));
         }
+        // A later cutoff with a lower epoch (a store that lost its data and
+        // started a new generation) replaces what is cached at once.
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        let ticket = cache.ticket(0);
+        assert!(cache.insert(ticket, Some("alice"), &id, &state(5, true, 100)));
+        assert!(cache.insert(ticket, Some("alice"), &id, &state(0, false, 300)));
+        assert_eq!(cache.get(Some("alice"), &id, 1), Some(state(0, false, 300)));
+        // An entry stamped more than a TTL after the read (the clock stepped
+        // back) holds nothing back.
+        let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+        assert!(cache.insert(cache.ticket(5_000), Some("alice"), &id, &state(2, false, 100)));
+        assert!(cache.insert(cache.ticket(3_000), Some("alice"), &id, &state(1, false, 100)));
+        assert_eq!(cache.get(Some("alice"), &id, 3_001), Some(state(1, false, 100)));
     }
 
     #[test]

@@ -285,7 +285,7 @@ impl SessionHandle {
             Ok(records) => records,
             Err(err) => return tracing::warn!(error = %err, "cannot list the user's session records"),
         };
-        for record in records.iter().filter(|record| record.epoch < epoch) {
+        for record in records.iter().filter(|record| record.epoch < epoch && record.user_id == user_id) {
             if let Err(err) = registry.registry.remove(user_id, record.id).await {
                 return tracing::warn!(error = %err, "cannot remove the user's session records");
             }
