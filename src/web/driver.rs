@@ -757,6 +757,7 @@ impl ResponseCookies {
     /// assert_eq!(cookies.cache_control([&b"public, max-age=600"[..]]), Some("no-store"));
     /// assert_eq!(cookies.cache_control([&b"private, max-age=60"[..]]), None);
     /// assert_eq!(cookies.cache_control([&b"No-Store"[..]]), None);
+    /// assert_eq!(cookies.cache_control([&b"no-store=1"[..]]), Some("no-store"));
     /// ```
     #[must_use]
     pub fn cache_control<'v>(&self, existing: impl IntoIterator<Item = &'v [u8]>) -> Option<&'static str> {
@@ -766,7 +767,8 @@ impl ResponseCookies {
         let (mut no_store, mut private, mut public) = (false, false, false);
         for (name, argument) in existing.into_iter().flat_map(directives) {
             if name.eq_ignore_ascii_case(b"no-store") {
-                no_store = true;
+                // `no-store` takes no argument: a cache may ignore one that has.
+                no_store |= !argument;
             } else if name.eq_ignore_ascii_case(b"private") {
                 // `private="set-cookie"` keeps only the named fields out of
                 // shared caches: not enough for a bearer token's header.
