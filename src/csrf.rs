@@ -117,6 +117,23 @@ pub fn check_origin(
 #[error("{0:?} is not an origin: give scheme, host and optional port, such as https://admin.example")]
 pub struct InvalidOrigin(String);
 
+/// `origin` without case, surrounding space or a trailing `/`, if it has
+/// the form `scheme://host[:port]`.
+pub(crate) fn normalized_origin(origin: &str) -> Result<String, InvalidOrigin> {
+    let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let valid = normalized.split_once("://").is_some_and(|(scheme, host)| {
+        !scheme.is_empty()
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            && !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\*".contains(&b))
+    });
+    if valid {
+        Ok(normalized)
+    } else {
+        Err(InvalidOrigin(origin.chars().take(64).collect()))
+    }
+}
+
 /// Which browsers' requests [`OriginPolicy::check`] lets through: by
 /// default only the application's own origin ([`check_origin`]).
 ///
@@ -142,18 +159,7 @@ impl OriginPolicy {
     /// (which sandboxed frames and `data:` pages send), `*`, an empty
     /// string, a path or a query.
     pub fn trust_origin(mut self, origin: impl Into<String>) -> Result<Self, InvalidOrigin> {
-        let origin = origin.into();
-        let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        let valid = normalized.split_once("://").is_some_and(|(scheme, host)| {
-            !scheme.is_empty()
-                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-                && !host.is_empty()
-                && host.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\*".contains(&b))
-        });
-        if !valid {
-            return Err(InvalidOrigin(origin.chars().take(64).collect()));
-        }
-        self.trusted.push(normalized);
+        self.trusted.push(normalized_origin(&origin.into())?);
         Ok(self)
     }
 

@@ -733,6 +733,12 @@ fn the_builder_refuses_names_that_could_confuse_tokens() {
     }
     assert!(matches!(builder().csrf_header("x csrf").build(), Err(WebConfigError::CsrfHeader(_))));
     assert!(matches!(builder().trust_origin("null").build(), Err(WebConfigError::Origin(_))));
+    // The application's own origin too: `null` would let sandboxed frames
+    // and `data:` pages through the origin check.
+    for origin in ["null", "*", "", "https://app.example/login"] {
+        assert!(matches!(builder().origin(origin).build(), Err(WebConfigError::Origin(_))), "{origin:?}");
+    }
+    assert!(builder().origin("https://App.example/").build().is_ok());
     let bad_sealer = WebConfig::builder(
         Sealer::builder(Keyring::generate().unwrap()).max_token_len(10),
         MemoryStore::new(),

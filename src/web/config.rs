@@ -222,7 +222,8 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// but an `Origin`. By default `https://` and the request's own host
     /// (right unless a proxy rewrites `Host`), or `http://` for a loopback
     /// host (`127.0.0.1`, `localhost`, `[::1]`), where browsers treat plain
-    /// http as secure.
+    /// http as secure. [`build`](Self::build) refuses anything but
+    /// `scheme://host[:port]` (`null`, `*`, a path).
     #[must_use]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = Some(origin.into());
@@ -418,7 +419,8 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// given a purpose other than the cookie's name,
     /// [`WebConfigError::Sealer`] if the sealer's settings are inconsistent,
     /// [`WebConfigError::CsrfHeader`] for a CSRF header name that is not
-    /// one, [`WebConfigError::Origin`] for a trusted origin that is not one,
+    /// one, [`WebConfigError::Origin`] for an origin or trusted origin that
+    /// is not one (`scheme://host[:port]`),
     /// or [`WebConfigError::Cookie`] if the derived cookie names are not
     /// valid.
     pub fn build(self) -> Result<WebConfig<S>, WebConfigError> {
@@ -498,7 +500,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 pre_sealer,
                 pre_cookie,
                 flash,
-                origin: self.origin.map(|o| o.trim_end_matches('/').to_owned()),
+                origin: self.origin.as_deref().map(crate::csrf::normalized_origin).transpose()?,
                 csrf,
                 form_limit: self.form_limit,
                 bearer: self.bearer,
