@@ -252,7 +252,11 @@ impl OriginPolicy {
         match (sec_fetch_site.map(str::trim), origin) {
             (Some("same-origin" | "none"), _) => Ok(()),
             (Some("same-site"), _) if same_site => Ok(()),
-            (Some(other), _) => Err(CsrfError::CrossSite(other.chars().take(32).collect())),
+            // Into messages and logs: printable ASCII only (no control or
+            // bidirectional characters), and at most 32 of them.
+            (Some(other), _) => Err(CsrfError::CrossSite(
+                other.chars().take(32).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect(),
+            )),
             (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
                 Err(CsrfError::WrongOrigin)
             }

@@ -381,6 +381,12 @@ fn unsafe_requests_from_other_sites_are_refused() {
             Ok(())
         );
     }
+    // What the refusal says of the header is printable and short.
+    let odd = "cross\u{202e}site\nx".repeat(10);
+    match csrf::check_origin("POST", Some(&odd), None, origin) {
+        Err(CsrfError::CrossSite(said)) => assert_eq!(said, "cross?site?xcross?site?xcross?si"),
+        other => panic!("{other:?}"),
+    }
     // Methods are case-sensitive: a lowercase `get` is not the safe GET.
     for method in ["POST", "PUT", "PATCH", "DELETE", "post", "get", "head"] {
         assert!(csrf::is_unsafe_method(method));
