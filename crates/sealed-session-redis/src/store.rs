@@ -690,13 +690,15 @@ impl SessionRegistry for RedisStore {
 }
 
 impl Inner {
-    /// Runs a registry command on the writer connection, within the
+    /// Runs a registry command on the reader connection, within the
     /// timeout. The registry is no revocation: nothing to publish or
-    /// replicate before answering.
+    /// replicate before answering, and no reason to wait behind a
+    /// revocation's `WAIT` on the writer (a timeout there would make every
+    /// check read the settings again).
     async fn registry_call<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
         self.bounded(self.config.timeout, async {
             self.ensure_trusted().await?;
-            let mut conn = self.link.conns().writer.clone();
+            let mut conn = self.link.conns().reader.clone();
             command.query_async(&mut conn).await.map_err(redis_error)
         })
         .await

@@ -213,11 +213,14 @@ async fn revocations_too_few_replicas_acknowledged_fail_but_checks_go_on() {
         Err(StoreError::Replication { acknowledged: 0, required: 1 }) => {}
         other => panic!("expected a replication error, got {other:?}"),
     }
-    // The second holds the writer in its own `WAIT` now; checks answer.
+    // The second holds the writer in its own `WAIT` now; checks answer,
+    // and so does the session registry.
     for _ in 0..5 {
         let state = store.state(None, session.id()).await;
         assert!(state.as_ref().is_ok_and(|state| state.session_revoked), "{state:?}");
     }
+    let listed = sealed_session::SessionRegistry::list(&store, "alice", unix_now() as u64).await;
+    assert!(listed.is_ok(), "the registry waited behind a revocation's WAIT: {listed:?}");
     assert!(!second.is_finished(), "the second revocation was still waiting for a replica");
     let second = second.await.unwrap();
     // It gives up at its own bound, before its `WAIT` could answer: the
