@@ -328,6 +328,11 @@ impl Follow {
                 return Ok(None);
             }
             self.last = Some(print);
+            // Another version came between: a held one must be read a
+            // poll interval after this, not after its first read.
+            if self.held.is_some_and(|(held, _)| held != print) {
+                self.held = None;
+            }
             let keyring = Keyring::from_toml_str(&text)?;
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             let current = self.keyring.current();

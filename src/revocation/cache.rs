@@ -38,6 +38,9 @@ const MAX_ENTRIES: usize = 100_000;
 /// * **A clock that steps back makes every entry stale.**
 /// * **A new cutoff empties the cache**: a global logout or a new store
 ///   generation (lost data) makes every cached epoch suspect.
+/// * **An answer behind a cached one is not cached**: under one ticket,
+///   two reads may answer out of order, and the earlier (a lower cutoff or
+///   epoch, a session not yet denylisted) must not replace the later.
 ///
 /// ```
 /// use std::time::Duration;
