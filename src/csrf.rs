@@ -117,10 +117,17 @@ pub fn check_origin(
 #[error("{0:?} is not an origin: give scheme, host and optional port, such as https://admin.example")]
 pub struct InvalidOrigin(String);
 
-/// `origin` without case, surrounding space or a trailing `/`, if it has
-/// the form `scheme://host[:port]`.
+/// `origin` without case, surrounding space, a trailing `/` or its
+/// scheme's default port (browsers send none), if it has the form
+/// `scheme://host[:port]`.
 pub(crate) fn normalized_origin(origin: &str) -> Result<String, InvalidOrigin> {
-    let normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let mut normalized = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    let default_port = [("https://", ":443"), ("http://", ":80")]
+        .into_iter()
+        .find_map(|(scheme, port)| normalized.starts_with(scheme).then_some(port));
+    if let Some(kept) = default_port.and_then(|port| normalized.strip_suffix(port)) {
+        normalized = kept.to_owned();
+    }
     let valid = normalized.split_once("://").is_some_and(|(scheme, host)| {
         !scheme.is_empty()
             && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))

@@ -419,6 +419,13 @@ fn an_origin_policy_widens_only_what_it_names() {
     let policy =
         csrf::OriginPolicy::default().trust_origin("HTTPS://Admin.Example/").unwrap().allow_same_site();
     assert_eq!(policy.trusted_origins(), ["https://admin.example"]);
+    // A scheme's default port is dropped, as browsers drop it from `Origin`.
+    let ports = csrf::OriginPolicy::default()
+        .trust_origin("https://a.example:443")
+        .and_then(|p| p.trust_origin("http://b.example:80"))
+        .and_then(|p| p.trust_origin("https://c.example:8443"))
+        .unwrap();
+    assert_eq!(ports.trusted_origins(), ["https://a.example", "http://b.example", "https://c.example:8443"]);
     // A trusted Origin passes even when the browser calls it cross-site.
     assert_eq!(policy.check("POST", Some("cross-site"), Some("https://admin.example"), origin), Ok(()));
     assert_eq!(policy.check("POST", None, Some("https://ADMIN.example"), origin), Ok(()));
