@@ -522,6 +522,27 @@ async fn a_form_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
     assert_eq!(client.send(send(body(1025))).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A browser that sends no `Sec-Fetch-Site` but an `Origin`: the origin
+/// must be this site's, `https://` and the request's own host.
+#[actix_web::test]
+async fn without_fetch_metadata_the_origin_must_be_the_requests_own_host() {
+    let mut client = client!(|b| b);
+    let token = client.get("/csrf").await.body;
+    let post = |origin: &str| {
+        test::TestRequest::post()
+            .uri("/login")
+            .insert_header(("host", "app.example"))
+            .insert_header(("origin", origin))
+            .insert_header(("x-csrf-token", token.as_str()))
+    };
+    for other in ["https://evil.example", "http://app.example", "null"] {
+        let refused = client.send(post(other)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{other}: {}", refused.body);
+    }
+    let login = client.send(post("https://app.example")).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+}
+
 /// A WebSocket handshake (a `GET` with `Upgrade`) from another site is
 /// refused before the handler runs; from this site it needs no token.
 #[actix_web::test]
