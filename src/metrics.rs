@@ -63,7 +63,8 @@ pub(crate) fn revoked(kind: &'static str) {
 /// `sealed_session_store_seconds{op}` (a histogram of each call's time) and
 /// `sealed_session_store_errors_total{op}`: the revocation store's calls
 /// (`state`, `login_state`, `revoke_user`, `revoke_session`,
-/// `revoke_session_once`, `revoke_all`).
+/// `revoke_session_once`, `revoke_all`) and the session registry's
+/// (`registry_list`, `registry_record`, `registry_remove`).
 #[cfg(feature = "metrics")]
 pub(crate) async fn store_call<T, E>(
     op: &'static str,

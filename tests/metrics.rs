@@ -119,6 +119,81 @@ fn opens_seals_revocations_and_store_calls_are_counted_without_identities() {
     }
 }
 
+/// A registry whose server is down.
+struct DownRegistry;
+
+impl sealed_session::SessionRegistry for DownRegistry {
+    fn record<'a>(
+        &'a self,
+        _: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), sealed_session::StoreError>> {
+        Box::pin(async { Err(down()) })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        _: &'a str,
+        _: sealed_session::SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), sealed_session::StoreError>> {
+        Box::pin(async { Err(down()) })
+    }
+
+    fn remove_user<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> sealed_session::BoxFuture<'a, Result<(), sealed_session::StoreError>> {
+        Box::pin(async { Err(down()) })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _: &'a str,
+        _: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, sealed_session::StoreError>>
+    {
+        Box::pin(async { Err(down()) })
+    }
+}
+
+fn down() -> sealed_session::StoreError {
+    sealed_session::StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+}
+
+/// The session registry's calls are timed and counted as the store's are,
+/// so that a registry outage (which lets requests through) shows.
+#[test]
+fn session_registry_calls_are_timed_and_counted() {
+    let store = Arc::new(MemoryStore::new());
+    let config = Arc::new(
+        WebConfig::builder(Sealer::builder(Keyring::single(1, key(1))), Arc::clone(&store))
+            .session_registry(Arc::clone(&store))
+            .build()
+            .unwrap(),
+    );
+    let down = Arc::new(
+        WebConfig::builder(Sealer::builder(Keyring::single(1, key(1))), MemoryStore::new())
+            .session_registry(DownRegistry)
+            .build()
+            .unwrap(),
+    );
+    let series = capture(|| {
+        pollster::block_on(async {
+            let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+            handle.typed::<()>().login("alice", ()).await.unwrap();
+            assert_eq!(handle.devices().await.unwrap().len(), 1);
+            handle.logout().await.unwrap();
+            let Begin::Ready(handle) = down.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+            handle.typed::<()>().login("alice", ()).await.unwrap();
+        });
+    });
+    let calls = |op: &str| samples(&series, "sealed_session_store_seconds", &[("op", op)]).len();
+    let errors = |op: &str| counter(&series, "sealed_session_store_errors_total", &[("op", op)]);
+    assert_eq!((calls("registry_record"), errors("registry_record")), (2, 1));
+    // Each login counts the user's records; so does the device list.
+    assert_eq!((calls("registry_list"), errors("registry_list")), (3, 1));
+    assert_eq!((calls("registry_remove"), errors("registry_remove")), (1, 0));
+}
+
 #[test]
 fn driver_events_and_reissues_are_counted_by_kind() {
     let keyring = SharedKeyring::new(Keyring::single(1, key(1)));

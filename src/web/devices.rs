@@ -63,6 +63,22 @@ fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
     now >= record.last_seen.saturating_add(idle).saturating_add(lag).saturating_add(sealer.leeway_secs())
 }
 
+impl RegistrySettings {
+    /// The registry's calls, timed and counted as the revocation store's
+    /// are (`sealed_session_store_seconds{op="registry_list"}`, …).
+    async fn list(&self, user_id: &str, now: u64) -> Result<Vec<SessionRecord>, StoreError> {
+        crate::metrics::store_call("registry_list", self.registry.list(user_id, now)).await
+    }
+
+    async fn record(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        crate::metrics::store_call("registry_record", self.registry.record(record)).await
+    }
+
+    async fn remove(&self, user_id: &str, id: crate::SessionId) -> Result<(), StoreError> {
+        crate::metrics::store_call("registry_remove", self.registry.remove(user_id, id)).await
+    }
+}
+
 impl SessionHandle {
     fn registry(&self) -> Option<&RegistrySettings> {
         self.shared.ops.settings().registry.as_ref()
@@ -142,7 +158,7 @@ impl SessionHandle {
         let ops = &self.shared.ops;
         let (sealer, now) = (&ops.settings().sealer, self.now());
         let mut live = Vec::new();
-        for record in registry.registry.list(user_id, now).await? {
+        for record in registry.list(user_id, now).await? {
             // Another configuration's user on the same registry is none of
             // this one's (a registry must only ever list `user_id`'s).
             if record.user_id != user_id {
@@ -167,7 +183,7 @@ impl SessionHandle {
                 revoked
             };
             if ended {
-                if let Err(err) = registry.registry.remove(user_id, record.id).await {
+                if let Err(err) = registry.remove(user_id, record.id).await {
                     tracing::warn!(error = %err, "cannot remove the record of a session that ended");
                 }
             } else {
@@ -186,7 +202,7 @@ impl SessionHandle {
     ) -> Result<(), StoreError> {
         let leeway = self.shared.ops.settings().sealer.leeway_secs();
         self.shared.ops.revoke_session(record.id, record.expires_at.saturating_add(leeway)).await?;
-        if let Err(err) = registry.registry.remove(&record.user_id, record.id).await {
+        if let Err(err) = registry.remove(&record.user_id, record.id).await {
             tracing::warn!(error = %err, "cannot remove an ended session's record");
         }
         Ok(())
@@ -216,7 +232,7 @@ impl SessionHandle {
             Some((max, policy)) => (max, policy, self.live_records(registry, user_id).await?),
             None => {
                 let max = BUILT_IN_LIMIT;
-                let near = match registry.registry.list(user_id, self.now()).await {
+                let near = match registry.list(user_id, self.now()).await {
                     Ok(records) => records.len() >= max,
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot count the user's session records");
@@ -281,12 +297,12 @@ impl SessionHandle {
         let Some(registry) = self.registry() else {
             return;
         };
-        let records = match registry.registry.list(user_id, self.now()).await {
+        let records = match registry.list(user_id, self.now()).await {
             Ok(records) => records,
             Err(err) => return tracing::warn!(error = %err, "cannot list the user's session records"),
         };
         for record in records.iter().filter(|record| record.epoch < epoch && record.user_id == user_id) {
-            if let Err(err) = registry.registry.remove(user_id, record.id).await {
+            if let Err(err) = registry.remove(user_id, record.id).await {
                 return tracing::warn!(error = %err, "cannot remove the user's session records");
             }
         }
@@ -306,7 +322,7 @@ impl Settings {
         let Some(record) = SessionRecord::of(session, label, now) else {
             return true;
         };
-        match registry.registry.record(&record).await {
+        match registry.record(&record).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot record the session in the registry");
@@ -321,7 +337,7 @@ impl Settings {
         let (Some(registry), Some(user_id)) = (&self.registry, session.user_id()) else {
             return;
         };
-        if let Err(err) = registry.registry.remove(user_id, session.id()).await {
+        if let Err(err) = registry.remove(user_id, session.id()).await {
             tracing::warn!(error = %err, "cannot remove the session's record");
         }
     }
