@@ -144,8 +144,9 @@ impl KeyringWatcherBuilder {
 /// backup or a configuration tool. A restart loads such a file, when that
 /// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
 /// version that drops a key still in use is applied when read again,
-/// unchanged, a poll interval after it was first: a file written in place may have been
-/// read before its end, and a key dropped could not come back.
+/// unchanged, a poll interval after it was first: a file written in place
+/// may have been read before its end, and a key dropped could not come
+/// back.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's

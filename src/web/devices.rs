@@ -159,8 +159,8 @@ impl SessionHandle {
         let (sealer, now) = (&ops.settings().sealer, self.now());
         let mut live = Vec::new();
         for record in registry.list(user_id, now).await? {
-            // Another configuration's user on the same registry is none of
-            // this one's (a registry must only ever list `user_id`'s).
+            // Another user's record (a registry that matches IDs loosely,
+            // say without case) is none of this user's.
             if record.user_id != user_id {
                 continue;
             }
