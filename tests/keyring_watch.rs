@@ -249,17 +249,12 @@ fn a_version_cut_short_never_drops_a_key_in_use_for_good() {
     let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
     let complete = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active)]).unwrap();
     let cut = Keyring::new([spec(1, KeyState::Primary)]).unwrap();
-    replace(&path, &complete.to_toml_string());
     // Reads come from `check_now` alone (a notification), never a poll.
-    let (tx, events) = mpsc::channel();
-    let watcher = KeyringWatcher::builder(&path)
-        .notifications(false)
-        .poll_interval(Duration::from_secs(3600))
-        .on_event(move |event| {
-            let _ = tx.send(event.clone());
-        })
-        .start()
-        .unwrap();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_secs(3600)));
+    replace(&path, &complete.to_toml_string());
+    watcher.check_now();
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
     // The rest of the file, a new key 3, written after the cut version was
     // read (the watcher reads 100 ms after a notification).
     let rest =
