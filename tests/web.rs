@@ -745,6 +745,21 @@ fn the_builder_refuses_names_that_could_confuse_tokens() {
     )
     .build();
     assert!(matches!(bad_sealer, Err(WebConfigError::Sealer(_))), "{bad_sealer:?}");
+    // In token version 1 a derived cookie's purpose (`<name>-csrf`) gets
+    // `+versioned` appended too: it must fit, though the name alone does.
+    let longest = format!("__Host-{}", "n".repeat(sealed_session::MAX_PURPOSE_LEN - 10 - 7));
+    let v1 = |name: &str| {
+        WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()).token_version(1), MemoryStore::new())
+            .cookie(sealed_session::CookieSpec::named(name).unwrap())
+            .build()
+    };
+    let too_long = v1(&longest);
+    assert!(
+        matches!(too_long, Err(WebConfigError::Sealer(sealed_session::ConfigError::PurposeTooLong(128)))),
+        "{too_long:?}"
+    );
+    let shorter = v1(&longest[..longest.len() - 6]);
+    assert!(shorter.is_ok(), "a name 6 shorter fits with `-flash`: {shorter:?}");
     let config = builder().csrf_header("X-Token").build().unwrap();
     assert_eq!(config.csrf_header(), "x-token", "header names are compared in lower case");
 }

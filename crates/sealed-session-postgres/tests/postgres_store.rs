@@ -434,14 +434,18 @@ async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_own
         Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), store(&url, "faults", SystemClock).await);
     let token = login(&verifier, "alice").await;
 
-    // Another database error (a trigger refuses the write): an error, not lost data.
+    // Another database error (a trigger refuses the write): an error, not
+    // lost data. The write is tried once (a sequence counts the tries: it
+    // is not rolled back), not again after tables were "created again".
     SHARED.psql(
-        "CREATE FUNCTION faults_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; \
-         END $$; CREATE TRIGGER faults_refuse BEFORE INSERT OR UPDATE ON faults_user_epochs FOR EACH ROW \
+        "CREATE SEQUENCE faults_tries; CREATE FUNCTION faults_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM nextval('faults_tries'); RAISE EXCEPTION 'refused'; END $$; \
+         CREATE TRIGGER faults_refuse BEFORE INSERT OR UPDATE ON faults_user_epochs FOR EACH ROW \
          EXECUTE FUNCTION faults_refuse()",
     );
     let refused = verifier.logout_everywhere("bob").await;
     assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    assert_eq!(SHARED.psql("SELECT last_value FROM faults_tries"), "1", "the refused write was tried again");
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the cache TTL
     assert!(verifier.open::<()>(&token).await.is_ok(), "a refused write was taken for lost tables");
 
