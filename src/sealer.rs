@@ -996,7 +996,12 @@ impl Sealer {
             return Err(OpenError::Expired(Expiry::Idle));
         }
 
-        let reissue = if key_id != keyring.sealing_entry(now).spec.id {
+        // A token under a key scheduled to start sealing later is kept: it
+        // came from a host whose clock runs ahead, and sealing it back under
+        // the older key would move the cookie to and fro at every handover.
+        let rotated = key_id != keyring.sealing_entry(now).spec.id
+            && !keyring.entry(key_id).is_some_and(|entry| entry.activates_after(now));
+        let reissue = if rotated {
             Some(Reissue::KeyRotation)
         } else if version < self.version {
             Some(Reissue::FormatUpgrade)

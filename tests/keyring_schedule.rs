@@ -74,9 +74,13 @@ fn a_key_not_yet_active_opens_tokens_from_hosts_whose_clocks_run_ahead() {
     let token = sealer(scheduled(), &ahead).seal(&Session::new(())).unwrap();
     let opened = sealer(scheduled(), &behind).open::<()>(&token).unwrap();
     assert_eq!(opened.key_id(), 2);
-    // Key 2 does not seal here yet, so the token is not this host's key's:
-    // it is re-sealed under key 1 until the switch.
-    assert_eq!(opened.reissue(), Some(Reissue::KeyRotation));
+    // Key 2 does not seal here yet, but is the next key: the token is kept
+    // as it is, not sealed back under key 1 (the cookie would move to and
+    // fro between hosts until the switch).
+    assert_eq!(opened.reissue(), None);
+    // A token under key 1 is not re-issued here either: key 1 still seals.
+    let older = sealer(scheduled(), &behind).seal(&Session::new(())).unwrap();
+    assert_eq!(sealer(scheduled(), &behind).open::<()>(&older).unwrap().reissue(), None);
 }
 
 #[test]

@@ -226,6 +226,13 @@ impl Entry {
         i64::try_from(now).unwrap_or(i64::MAX) >= self.retire
     }
 
+    /// Whether the key is scheduled to start sealing after `now` (Unix
+    /// seconds): a key that is not this host's yet, though it opens tokens
+    /// sealed by hosts whose clocks run ahead.
+    pub(crate) fn activates_after(&self, now: u64) -> bool {
+        self.activate.is_some_and(|at| at > i64::try_from(now).unwrap_or(i64::MAX))
+    }
+
     pub(crate) fn count_sealed(&self) {
         self.sealed.fetch_add(1, Ordering::Relaxed);
     }
@@ -499,5 +506,26 @@ impl fmt::Debug for Keyring {
             .field("primary", &self.primary_id())
             .field("keys", &self.entries.iter().map(|e| (e.spec.id, e.spec.state)).collect::<Vec<_>>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scheduled_key_activates_after_every_second_before_its_own() {
+        let key = |byte: u8| MasterKey::from_slice(&[byte; 32]).unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        let keyring = Keyring::new([
+            KeySpec::new(1, KeyState::Primary, key(1)),
+            KeySpec::new(2, KeyState::Active, key(2)).activate_at(at),
+        ])
+        .unwrap();
+        let scheduled = keyring.entry(2).unwrap();
+        assert!(scheduled.activates_after(99));
+        assert!(!scheduled.activates_after(100), "it seals from its second on");
+        assert!(!scheduled.activates_after(u64::MAX));
+        assert!(!keyring.entry(1).unwrap().activates_after(0), "no schedule");
     }
 }
