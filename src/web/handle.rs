@@ -761,7 +761,8 @@ impl<T: SessionValue> Sessions<T> {
     /// the user's current revocation epoch. A session the request already
     /// had (signed in or anonymous, or device-bound with only its companion
     /// cookie left) is logged out on every server first, so that a cookie
-    /// planted or stolen before login dies with it (session fixation). To keep what an anonymous session held, use
+    /// planted or stolen before login dies with it (session fixation). To
+    /// keep what an anonymous session held, use
     /// [`login_with`](Self::login_with).
     ///
     /// # Errors

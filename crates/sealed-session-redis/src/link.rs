@@ -367,29 +367,20 @@ impl Link {
         };
         let mut info = redis::cmd("INFO");
         info.arg("replication");
-        match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
-            Err(_) => Err(PolicyFault::Timeout(self.timeout)),
-            Ok(Ok(text)) => {
-                let role = role_in_info(&text);
-                if role.is_none() {
-                    tracing::warn!(
-                        role = %refused,
-                        info = "no role line",
-                        "Redis says neither ROLE nor INFO replication: whether it is the primary is not checked"
-                    );
-                }
-                Ok(role)
-            }
-            Ok(Err(err)) => {
-                let err = asked(err)?;
-                tracing::warn!(
-                    role = %refused,
-                    info = %err,
-                    "Redis says neither ROLE nor INFO replication: whether it is the primary is not checked"
-                );
-                Ok(None)
-            }
+        let (role, info_said) =
+            match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
+                Err(_) => return Err(PolicyFault::Timeout(self.timeout)),
+                Ok(Ok(text)) => (role_in_info(&text), "no role line".to_owned()),
+                Ok(Err(err)) => (None, asked(err)?.to_string()),
+            };
+        if role.is_none() {
+            tracing::warn!(
+                role = %refused,
+                info = %info_said,
+                "Redis says neither ROLE nor INFO replication: whether it is the primary is not checked"
+            );
         }
+        Ok(role)
     }
 
     /// After a failed command: the connection may come back to another
