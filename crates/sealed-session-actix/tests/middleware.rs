@@ -28,6 +28,13 @@ async fn cached_increment(sessions: Sessions<Data>) -> Result<HttpResponse, Sess
     Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "public, max-age=60")).body(count))
 }
 
+/// A change on a route whose answer the application keeps from shared
+/// caches itself.
+async fn private_increment(sessions: Sessions<Data>) -> Result<HttpResponse, SessionError> {
+    let count = shared::increment::<_, SessionError>(sessions).await?;
+    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "private, max-age=60")).body(count))
+}
+
 async fn info(session: Session<Data>) -> String {
     format!("{} {} {}", session.id().to_hex(), session.key_id(), session.csrf_token())
 }
@@ -97,6 +104,7 @@ macro_rules! client {
                     .route("/info", web::get().to(info))
                     .route("/fail/{kind}", web::get().to(fail))
                     .route("/cached-increment", web::post().to(cached_increment))
+                    .route("/private-increment", web::post().to(private_increment))
                     .route("/anonymous-increment", web::post().to(shared::anonymous_increment::<H, E>))
                     .route("/logout", web::post().to(logout))
                     .route("/flashes", web::get().to(shared::flashes::<Flashes>))
@@ -346,6 +354,23 @@ async fn logout_removes_the_cookie_kills_the_old_value_and_leaves_a_flash_messag
         client.jar.insert("__Host-session".to_owned(), old);
         assert_eq!(client.get("/required").await.status, StatusCode::UNAUTHORIZED, "revoked");
     }
+}
+
+/// A response that sets a cookie is kept from shared caches: `no-store`,
+/// unless the route's own `Cache-Control` already keeps it `private`, or
+/// says `no-store`; a `public` one is replaced.
+#[actix_web::test]
+async fn a_route_that_keeps_its_answer_private_keeps_its_cache_control() {
+    let mut client = client!(|b| b);
+    client.login().await;
+    let token = client.get("/csrf").await.body;
+    let reply = client.post("/private-increment", &token).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "1"));
+    assert!(!reply.set_cookies.is_empty(), "the change re-sealed the cookie");
+    assert_eq!(reply.cache_control.as_deref(), Some("private, max-age=60"));
+    let reply = client.post("/cached-increment", &token).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "2"));
+    assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
 }
 
 #[actix_web::test]

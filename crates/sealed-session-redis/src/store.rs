@@ -92,6 +92,13 @@ fn redis_error(err: redis::RedisError) -> StoreError {
 /// The longest `WAIT` timeout sent, in milliseconds: a century.
 const MAX_WAIT_MS: u64 = 100 * 365 * 86_400 * 1000;
 
+/// The `WAIT` timeout for `wait_timeout`: at least 1 ms (0 waits for
+/// ever), at most a century (Redis refuses a timeout whose deadline, now
+/// plus it, would pass a signed 64-bit number).
+fn wait_ms(wait_timeout: Duration) -> u64 {
+    u64::try_from(wait_timeout.as_millis()).unwrap_or(u64::MAX).clamp(1, MAX_WAIT_MS)
+}
+
 impl RedisStore {
     /// Connects to the store `url` names with the default settings (and
     /// those its query parameters set): `redis://[USER:PASSWORD@]HOST:PORT/DB`,
@@ -449,13 +456,7 @@ impl Inner {
                     .ignore();
                 // Without replicas to wait for, no WAIT: a provider may not offer it.
                 if self.wait_replicas > 0 {
-                    // At least 1 ms (0 waits for ever), at most a century
-                    // (Redis refuses a timeout whose deadline, now plus
-                    // it, would pass a signed 64-bit number).
-                    let wait_ms = u64::try_from(self.config.wait_timeout.as_millis())
-                        .unwrap_or(u64::MAX)
-                        .clamp(1, MAX_WAIT_MS);
-                    pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms);
+                    pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms(self.config.wait_timeout));
                 }
                 let mut conn = self.link.conns().writer.clone();
                 // An error (a demoted primary's READONLY included) makes
@@ -745,6 +746,15 @@ fn unawaited_replicas(info: &str, awaited: u64) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_wait_timeout_is_one_millisecond_to_a_century() {
+        assert_eq!(super::wait_ms(Duration::ZERO), 1, "0 would wait for ever");
+        assert_eq!(super::wait_ms(Duration::from_millis(500)), 500);
+        assert_eq!(super::wait_ms(Duration::MAX), 3_153_600_000_000);
+    }
+
     #[test]
     fn the_replicas_of_info_replication_are_counted() {
         let primary =
