@@ -764,6 +764,71 @@ fn the_builder_refuses_names_that_could_confuse_tokens() {
     assert_eq!(config.csrf_header(), "x-token", "header names are compared in lower case");
 }
 
+/// A response a cache may keep, from a handler that looked at the session,
+/// names the session's field in `Vary`: else a cache (a CDN, or the
+/// browser's own) answers one user's request with the page it kept for
+/// another, or the browser's signed-in page after its logout.
+#[test]
+fn a_response_that_looked_at_the_session_varies_by_its_cookie() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        let written = |handle: SessionHandle, cache_control: &[&str], vary: &[&str]| {
+            let mut response = TestResponse::default();
+            for value in cache_control {
+                response = response.with_header("cache-control", value);
+            }
+            for value in vary {
+                response = response.with_header("vary", value);
+            }
+            handle.finish().write_to(&mut response);
+            response.get_all("vary").into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        // Every way of looking: the data, the user, whether there is a
+        // session, its binding, its age.
+        let looks: [fn(&SessionHandle); 6] = [
+            |h| _ = h.current::<String>(),
+            |h| _ = h.user_id(),
+            |h| _ = h.has_session(),
+            |h| _ = h.is_device_bound(),
+            |h| _ = h.authenticated_at(),
+            |h| _ = h.typed::<String>().signed_in(),
+        ];
+        for (i, look) in looks.iter().enumerate() {
+            let handle = open(&config, &cookie).await;
+            look(&handle);
+            assert_eq!(written(handle, &["public, max-age=600"], &[]), ["cookie"], "look {i}");
+        }
+        // Without a session too: the anonymous page is not the signed-in one.
+        let handle = open(&config, "").await;
+        assert!(!handle.has_session());
+        assert_eq!(written(handle, &[], &["Accept-Encoding"]), ["Accept-Encoding", "cookie"]);
+        // A private page still varies (the browser's cache keeps it).
+        let handle = open(&config, &cookie).await;
+        _ = handle.user_id();
+        assert_eq!(written(handle, &["private, max-age=60"], &[]), ["cookie"]);
+        // Not when no cache keeps it, when `Vary` names the cookie already or
+        // every field, or when the handler never looked.
+        for (cache_control, vary) in
+            [(&["max-age=60", "No-Store"][..], &[][..]), (&[], &["accept, COOKIE"]), (&[], &["*"])]
+        {
+            let handle = open(&config, &cookie).await;
+            _ = handle.user_id();
+            assert_eq!(written(handle, cache_control, vary), vary, "{cache_control:?} {vary:?}");
+        }
+        let handle = open(&config, &cookie).await;
+        assert!(written(handle, &["public, max-age=600"], &[]).is_empty(), "never looked");
+        // A bearer token: the response varies by `Authorization`.
+        let config = config_with(Keyring::generate().unwrap(), |b| b.bearer_tokens());
+        let bob = config.verifier().login("bob", "BOB".to_owned()).await.unwrap();
+        let (token, _) = config.verifier().issue(bob).unwrap();
+        let request = TestRequest::new("GET", "/").header("authorization", format!("Bearer {token}"));
+        let handle = ready(&config, &request).await;
+        assert_eq!(who(&handle).unwrap().0.as_deref(), Some("bob"));
+        assert_eq!(written(handle, &["public"], &[]), ["authorization"]);
+    })
+}
+
 #[test]
 fn a_request_shows_no_header_value_in_debug() {
     let request = post("__Host-session=secret-cookie-value", Some("secret-token-value"));

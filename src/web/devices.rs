@@ -103,7 +103,7 @@ impl SessionHandle {
     /// [`HandleError::Store`] if the registry or the store cannot answer.
     pub async fn devices(&self) -> Result<Vec<Device>, HandleError> {
         let registry = self.registry().ok_or(HandleError::NoRegistry)?;
-        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let current = self.shared.read().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
         let records = self.live_records(registry, user_id).await?;
         Ok(records

@@ -67,6 +67,10 @@ pub(crate) struct State {
     /// Whether the handler asked for a CSRF token: a response that shows
     /// one is kept out of shared caches, as one that sets a cookie is.
     pub(crate) token_shown: bool,
+    /// Whether the handler looked at the session (its data, its user,
+    /// whether there is one): the response then depends on the session
+    /// cookie or bearer token, and says so in `Vary`.
+    pub(crate) read: bool,
 }
 
 /// The request's pre-session: opened only when something needs it (a CSRF
@@ -101,6 +105,7 @@ impl State {
             user_agent: None,
             began_at: None,
             token_shown: false,
+            read: false,
         }
     }
 
@@ -159,6 +164,14 @@ impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // The state is plain data that every writer leaves consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, for an answer about the session that the handler's
+    /// response may depend on ([`State::read`]).
+    pub(crate) fn read(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.read = true;
+        state
     }
 }
 
@@ -324,7 +337,7 @@ impl SessionHandle {
     }
 
     fn verified<T: SessionValue>(&self) -> Option<Arc<Verified<T>>> {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.read();
         let raw = state.current.clone()?;
         if let Some((type_id, decoded)) = &state.decoded {
             if *type_id == TypeId::of::<T>() {
@@ -350,7 +363,7 @@ impl SessionHandle {
     /// The request's session's user, if it has a signed-in session.
     #[must_use]
     pub fn user_id(&self) -> Option<String> {
-        self.shared.lock().current.as_ref().and_then(|v| v.session().user_id().map(str::to_owned))
+        self.shared.read().current.as_ref().and_then(|v| v.session().user_id().map(str::to_owned))
     }
 
     /// Whether the request's session is device-bound (DBSC): its browser
@@ -358,7 +371,7 @@ impl SessionHandle {
     /// session was bound to ([`WebConfigBuilder::device_bound_sessions`](super::WebConfigBuilder::device_bound_sessions)).
     #[must_use]
     pub fn is_device_bound(&self) -> bool {
-        self.shared.lock().current.as_ref().is_some_and(|v| v.session().is_device_bound())
+        self.shared.read().current.as_ref().is_some_and(|v| v.session().is_device_bound())
     }
 
     /// When the request's signed-in session's user last proved a
@@ -367,7 +380,7 @@ impl SessionHandle {
     /// neither re-issue nor remember-me moves.)
     #[must_use]
     pub fn authenticated_at(&self) -> Option<OffsetDateTime> {
-        let state = self.shared.lock();
+        let state = self.shared.read();
         let session = state.current.as_ref()?.session();
         session.user_id().and(session.issued_at())
     }
@@ -410,7 +423,7 @@ impl SessionHandle {
     /// data type: [`SessionHandle::current`] decodes it).
     #[must_use]
     pub fn has_session(&self) -> bool {
-        self.shared.lock().current.is_some()
+        self.shared.read().current.is_some()
     }
 
     /// The sealer of the request's sessions: for their CSRF tokens

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE, VARY};
 use actix_web::http::StatusCode;
 use actix_web::{test, web, App, HttpResponse};
 use sealed_session::web::testing::UnreachableStore;
@@ -145,6 +145,7 @@ struct Reply {
     status: StatusCode,
     set_cookies: Vec<String>,
     cache_control: Option<String>,
+    vary: Vec<String>,
     token_header: Option<String>,
     location: Option<String>,
     body: String,
@@ -173,9 +174,10 @@ where
         let token_header = header(actix_web::http::header::HeaderName::from_static(SESSION_TOKEN_HEADER));
         let set_cookies: Vec<String> =
             response.headers().get_all(SET_COOKIE).map(|v| v.to_str().unwrap().to_owned()).collect();
+        let vary = response.headers().get_all(VARY).map(|v| v.to_str().unwrap().to_owned()).collect();
         self.jar.apply(&set_cookies);
         let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
-        Reply { status, set_cookies, cache_control, token_header, location, body }
+        Reply { status, set_cookies, cache_control, vary, token_header, location, body }
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -264,7 +266,9 @@ async fn without_a_session_required_routes_answer_401_and_optional_ones_run() {
         // An anonymous session passes Session<T> but not SignedIn<T>.
         let token = client.get("/csrf").await.body;
         assert_eq!(client.post("/anonymous-increment", &token).await.body, "1");
-        assert_eq!(client.get("/whoami").await.body, "- 1");
+        let reply = client.get("/whoami").await;
+        assert_eq!(reply.body, "- 1");
+        assert_eq!(reply.vary, ["cookie"], "the page shows the session: caches must key it by the cookie");
         assert_eq!(client.get("/signed-in").await.status, StatusCode::UNAUTHORIZED);
         client.login().await;
         assert_eq!(client.get("/signed-in").await.body, "alice");

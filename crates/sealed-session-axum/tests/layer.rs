@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::Form;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use sealed_session::web::testing::UnreachableStore;
@@ -166,6 +166,7 @@ struct Reply {
     status: StatusCode,
     set_cookies: Vec<String>,
     cache_control: Option<String>,
+    vary: Vec<String>,
     body: String,
 }
 
@@ -180,10 +181,11 @@ impl Client {
         let set_cookies: Vec<String> =
             response.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         let cache_control = response.headers().get(CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned());
+        let vary = response.headers().get_all(VARY).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         self.jar.apply(&set_cookies);
         let body =
             String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-        Reply { status, set_cookies, cache_control, body }
+        Reply { status, set_cookies, cache_control, vary, body }
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -255,7 +257,9 @@ async fn unsafe_requests_without_the_right_csrf_token_are_refused_and_change_not
     assert_eq!(client.post("/increment", &others_token).await.status, StatusCode::FORBIDDEN);
     assert_eq!(client.get("/whoami").await.body, "alice 0");
     assert_eq!(client.post("/increment", &session_token).await.body, "1");
-    assert_eq!(client.get("/whoami").await.body, "alice 1");
+    let reply = client.get("/whoami").await;
+    assert_eq!(reply.body, "alice 1");
+    assert_eq!(reply.vary, ["cookie"], "the page shows the session: caches must key it by the cookie");
 }
 
 #[tokio::test]
