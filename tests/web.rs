@@ -785,14 +785,15 @@ fn a_response_that_looked_at_the_session_varies_by_its_cookie() {
             response.get_all("vary").into_iter().map(str::to_owned).collect::<Vec<_>>()
         };
         // Every way of looking: the data, the user, whether there is a
-        // session, its binding, its age.
-        let looks: [fn(&SessionHandle); 6] = [
+        // session, its binding, its age, its flash messages.
+        let looks: [fn(&SessionHandle); 7] = [
             |h| _ = h.current::<String>(),
             |h| _ = h.user_id(),
             |h| _ = h.has_session(),
             |h| _ = h.is_device_bound(),
             |h| _ = h.authenticated_at(),
             |h| _ = h.typed::<String>().signed_in(),
+            |h| _ = h.take_flashes(),
         ];
         for (i, look) in looks.iter().enumerate() {
             let handle = open(&config, &cookie).await;

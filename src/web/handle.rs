@@ -67,9 +67,9 @@ pub(crate) struct State {
     /// Whether the handler asked for a CSRF token: a response that shows
     /// one is kept out of shared caches, as one that sets a cookie is.
     pub(crate) token_shown: bool,
-    /// Whether the handler looked at the session (its data, its user,
-    /// whether there is one): the response then depends on the session
-    /// cookie or bearer token, and says so in `Vary`.
+    /// Whether the handler looked at the session (its data, its user, its
+    /// flash messages, whether there is one): the response depends on the
+    /// session cookie or bearer token, and says so in `Vary`.
     pub(crate) read: bool,
 }
 
@@ -688,7 +688,7 @@ impl SessionHandle {
     /// are then gone: the response removes their cookie.
     #[must_use]
     pub fn take_flashes(&self) -> Vec<Flash> {
-        self.shared.lock().flash.take(&self.shared.ops.settings().flash)
+        self.shared.read().flash.take(&self.shared.ops.settings().flash)
     }
 
     /// The CSRF token to put in this page's forms or scripts.
