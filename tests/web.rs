@@ -1179,6 +1179,67 @@ fn signing_out_the_other_sessions_keeps_this_one_under_a_new_id_and_epoch() {
     });
 }
 
+/// A request that opened its session before another request logged it out
+/// (a slow upload, a body sent a byte at a time) cannot carry it on under a
+/// new ID or epoch: that would bring back a session the user ended, after
+/// "log out everywhere" too.
+#[test]
+fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
+    pollster::block_on(async {
+        let (config, recorder, _clock) = audited();
+        let ended = |result: Result<_, HandleError>| {
+            let err = result.expect_err("refused");
+            assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+            assert_eq!((err.status(), err.body()), (401, "no session"));
+        };
+        // A logout, then a new ID.
+        let cookie = signed_in(&config, "alice").await;
+        let slow = open(&config, &cookie).await;
+        open(&config, &cookie).await.logout().await.unwrap();
+        recorder.take();
+        ended(slow.renew_id().await);
+        assert!(!slow.has_session());
+        let cookies = set_cookies(&slow);
+        assert!(cookies.len() == 1 && cookies[0].contains("Max-Age=0"), "only a removal: {cookies:?}");
+        assert!(recorder.take().is_empty(), "the logout was audited already");
+
+        // A logout everywhere, then signing out the others.
+        let cookie = signed_in(&config, "alice").await;
+        let slow = open(&config, &cookie).await;
+        let epoch = open(&config, &cookie).await.logout_everywhere().await.unwrap();
+        recorder.take();
+        ended(slow.logout_others().await.map(drop));
+        let cookies = set_cookies(&slow);
+        assert!(cookies.len() == 1 && cookies[0].contains("Max-Age=0"), "only a removal: {cookies:?}");
+        // What the call did is a logout everywhere: it is audited as one.
+        let event = only(&recorder);
+        assert_eq!(
+            (event.0, event.1.as_deref()),
+            (AuditKind::LogoutEverywhere { epoch: epoch + 1 }, Some("alice"))
+        );
+        // The user signs in again as usual.
+        let again = signed_in(&config, "alice").await;
+        assert!(open(&config, &again).await.has_session());
+
+        // The verifier's own calls refuse the same way.
+        let verifier = config.verifier();
+        let mut session = verifier.login("bob", ()).await.unwrap();
+        verifier.logout_everywhere("bob").await.unwrap();
+        let before = (session.id(), session.epoch());
+        let refused = verifier.logout_others(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
+        assert_eq!((session.id(), session.epoch()), before, "the session is unchanged");
+        let mut session = verifier.login("bob", ()).await.unwrap();
+        let sealed = verifier.sealer().seal(&session).unwrap();
+        verifier.open::<()>(&sealed).await.unwrap();
+        let mut other = session.clone();
+        verifier.renew_id(&mut other).await.unwrap();
+        let refused = verifier.renew_id(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
+        assert!(verifier.open::<()>(&sealed).await.is_err());
+    });
+}
+
 /// A new ID and signing the other sessions out keep the session's issue
 /// time and absolute expiry: neither gives a thief a fresh session, nor a
 /// recent sign-in for `authenticated_within`.

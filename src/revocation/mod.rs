@@ -46,6 +46,7 @@ pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use feed::{Backoff, Feed, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
+pub(crate) use verifier::moved_on_by_one;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT};
 
 /// What a store knows that bears on one session.
@@ -373,6 +374,11 @@ pub enum LoginError {
     /// to end: sign in first.
     #[error("the session has no user: sign in first")]
     NoUser,
+    /// The session was logged out (by another request or server, or an
+    /// operator) after it was opened and before it could get a new ID or
+    /// epoch: it has ended, and is not carried on. Sign in again.
+    #[error("the session was logged out while this request ran, and was not renewed: sign in again")]
+    Ended,
 }
 
 /// Checks a session that opened against a store's state: the rule every

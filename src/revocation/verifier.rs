@@ -270,6 +270,19 @@ impl<S: RevocationStore> Verifier<S> {
         Ok(())
     }
 
+    /// Denylists session `id` until `until` unless it is on the denylist
+    /// already ([`RevocationStore::revoke_session_once`]): whether this call
+    /// ended it. A session ended by someone else since it was opened must
+    /// not carry on under a new ID.
+    pub(crate) async fn deny_once(&self, id: crate::SessionId, until: u64) -> Result<bool, StoreError> {
+        let ended =
+            metrics::store_call("revoke_session_once", self.store.revoke_session_once(id, until)).await?;
+        if ended {
+            metrics::revoked("session");
+        }
+        Ok(ended)
+    }
+
     /// Raises `user_id`'s epoch; returns the new one.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let epoch = metrics::store_call("revoke_user", self.store.revoke_user(user_id)).await?;
@@ -283,13 +296,17 @@ impl<S: RevocationStore> Verifier<S> {
     ///
     /// # Errors
     /// [`LoginError::Store`] if the old ID could not be denylisted (the ID
-    /// is then unchanged), or [`LoginError::Random`].
+    /// is then unchanged), [`LoginError::Ended`] if it was on the denylist
+    /// already (logged out since it was opened: a new ID would bring it
+    /// back), or [`LoginError::Random`].
     pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), LoginError> {
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        self.revoke_session(session).await?;
+        if !self.deny_once(session.id(), self.denylist_until(session)).await? {
+            return Err(LoginError::Ended);
+        }
         session.set_id(renewed);
         Ok(())
     }
@@ -333,8 +350,11 @@ impl<S: RevocationStore> Verifier<S> {
     ///
     /// # Errors
     /// [`LoginError::Store`] if the store did not record it (the session is
-    /// then unchanged), [`LoginError::Random`], or [`LoginError::NoUser`]
-    /// for a session that has no user.
+    /// then unchanged), [`LoginError::Random`], [`LoginError::NoUser`]
+    /// for a session that has no user, or [`LoginError::Ended`] if the
+    /// user's epoch had moved on from the session's before this call moved
+    /// it (a logout everywhere since the session was opened): every session
+    /// of the user has then ended, this one too.
     pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
         let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
         let mut renewed = session.id();
@@ -342,6 +362,9 @@ impl<S: RevocationStore> Verifier<S> {
             renewed = Session::try_new(())?.id();
         }
         let epoch = self.revoke_user(&user_id).await?;
+        if !moved_on_by_one(session.epoch(), epoch) {
+            return Err(LoginError::Ended);
+        }
         session.set_epoch(epoch);
         session.set_id(renewed);
         Ok(epoch)
@@ -369,4 +392,12 @@ impl<S: RevocationStore> Verifier<S> {
         }
         Ok(cutoff)
     }
+}
+
+/// Whether a user's epoch, raised to `new_epoch` by one call, was
+/// `session_epoch` just before: no other logout everywhere came between the
+/// session's check and the call, so the session may carry on at the new
+/// epoch.
+pub(crate) fn moved_on_by_one(session_epoch: u64, new_epoch: u64) -> bool {
+    session_epoch.checked_add(1) == Some(new_epoch)
 }

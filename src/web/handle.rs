@@ -258,7 +258,7 @@ impl HandleError {
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            HandleError::NoSession => 401,
+            HandleError::NoSession | HandleError::Login(LoginError::Ended) => 401,
             HandleError::SessionLimit { .. } => 409,
             HandleError::Store(_)
             | HandleError::Login(LoginError::Store(_))
@@ -493,10 +493,14 @@ impl SessionHandle {
     /// Logs `session` out on every server: denylisted until its absolute
     /// expiry plus the clock leeway.
     async fn revoke(&self, session: &Session<Vec<u8>>) -> Result<(), StoreError> {
-        let ops = self.ops();
-        let leeway = ops.settings().sealer.leeway_secs();
-        let until = session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(leeway));
-        ops.revoke_session(session.id(), until).await
+        self.ops().revoke_session(session.id(), self.denylist_until(session)).await
+    }
+
+    /// Until when a logout of `session` denylists it: its absolute expiry
+    /// plus the clock leeway.
+    fn denylist_until(&self, session: &Session<Vec<u8>>) -> u64 {
+        let leeway = self.shared.ops.settings().sealer.leeway_secs();
+        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(leeway))
     }
 
     /// Gives the session a new ID, logging the old one out on every server:
@@ -504,13 +508,19 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`HandleError::NoSession`], [`HandleError::Store`] if the store
-    /// cannot be reached (the session is then unchanged), or a sealing
-    /// error.
+    /// cannot be reached (the session is then unchanged),
+    /// [`LoginError::Ended`] if the session was logged out since the
+    /// request opened it (its cookie is then removed: a new ID would bring
+    /// it back), or a sealing error.
     pub async fn renew_id(&self) -> Result<(), HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let mut session = current.session().clone();
         session.renew_id().map_err(LoginError::from)?;
-        self.revoke(current.session()).await?;
+        let old = current.session();
+        if !self.ops().revoke_session_once(old.id(), self.denylist_until(old)).await? {
+            self.shared.lock().forget();
+            return Err(LoginError::Ended.into());
+        }
         let (old, new) = (current.session().id(), session.id());
         self.reseal(&current, session)?;
         self.audit(AuditKind::IdRenewed, |event| {
@@ -646,12 +656,23 @@ impl SessionHandle {
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
     /// [`HandleError::Store`] if the store did not record it (nothing is
-    /// then changed), or a sealing error (every session of the user, this
-    /// one too, has then ended).
+    /// then changed), [`LoginError::Ended`] if the user was logged out
+    /// everywhere since the request opened the session (a new epoch would
+    /// bring it back: the call then ended every session of the user, this
+    /// one too, and is audited as a logout everywhere), or a sealing error
+    /// (every session of the user, this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
+        if !crate::revocation::moved_on_by_one(current.session().epoch(), epoch) {
+            self.shared.lock().forget();
+            self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
+                event.user(Some(&user_id)).session(current.session().id())
+            });
+            self.unregister_user(&user_id, epoch).await;
+            return Err(LoginError::Ended.into());
+        }
         let mut session = current.session().clone().with_user(user_id, epoch);
         // The old epoch has ended: only a new cookie carries on.
         if let Err(err) = session.renew_id() {

@@ -16,6 +16,9 @@ pub(crate) trait Ops: Send + Sync {
     fn admit(&self, id: SessionId) -> BoxFuture<'_, Result<(), LoginError>>;
     /// Denylists `id` until `until`.
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Denylists `id` until `until` unless it is there already; whether
+    /// this call put it there.
+    fn revoke_session_once(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Bumps the user's epoch; returns the new one.
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// The revocation state of the user's session `id`.
@@ -41,6 +44,10 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
 
     fn revoke_session(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.verifier.deny(id, until))
+    }
+
+    fn revoke_session_once(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.verifier.deny_once(id, until))
     }
 
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
