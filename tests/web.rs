@@ -152,6 +152,39 @@ fn a_session_of_another_data_type_is_no_session_and_is_removed() {
     })
 }
 
+/// A session that is no session to a handler because its data is another
+/// type is still ended by that handler's logout or login, or by a new
+/// session from `update_or_insert` after another handler's look: its cookie
+/// is gone from the browser, but a copy would open wherever its own type,
+/// or only its user, is asked for.
+#[test]
+fn a_session_of_another_type_is_still_ended_by_logout_and_login() {
+    pollster::block_on(async {
+        let config = config();
+        let ends = |name: &'static str, end: fn(&SessionHandle) -> sealed_session::BoxFuture<'_, ()>| {
+            let config = Arc::clone(&config);
+            async move {
+                let cookie = signed_in(&config, "alice").await;
+                let handle = open(&config, &cookie).await;
+                assert!(handle.current::<(u64, u64, u64)>().is_none(), "{name}: not a (u64, u64, u64)");
+                end(&handle).await;
+                assert!(!open(&config, &cookie).await.has_session(), "{name}: the session still opens");
+            }
+        };
+        ends("logout", |h| Box::pin(async { h.logout().await.unwrap() })).await;
+        ends("login", |h| {
+            Box::pin(async { _ = h.typed::<(u64, u64, u64)>().login("alice", (1, 2, 3)).await.unwrap() })
+        })
+        .await;
+        ends("a new session", |h| {
+            Box::pin(async {
+                h.typed::<(u64, u64, u64)>().update_or_insert(|| (0, 0, 0), |t| t.0 += 1).await.unwrap()
+            })
+        })
+        .await;
+    })
+}
+
 /// `update_or_insert` over a session whose data is another type replaces
 /// it with a new session, and ends it first: a copy of the old cookie no
 /// longer opens, and the registry no longer holds it.

@@ -39,6 +39,11 @@ pub(crate) struct State {
     /// Whether the request's session cookie is sealed under a key this
     /// server does not have: kept, so no other session may replace it.
     pub(crate) kept_unreadable: bool,
+    /// The request's session, if its data did not decode as the type a
+    /// handler asked for: no session to the handler, and its cookie goes,
+    /// but a logout or login still ends it on every server (a copy of the
+    /// cookie opens wherever another type or only the user is asked for).
+    undecodable: Option<Arc<Verified<Vec<u8>>>>,
     /// The sessions of a `__Host-` session cookie that arrived more than
     /// once (one value was injected): none is the request's session, but
     /// logout and login end them all, the user's real one among them.
@@ -95,6 +100,7 @@ impl State {
             session_cookie: None,
             bearer,
             kept_unreadable: false,
+            undecodable: None,
             injected: Vec::new(),
             pre: PreSession::Unopened(pre),
             pre_cookie: None,
@@ -141,12 +147,14 @@ impl State {
         self.current = Some(Arc::new(Verified::new(issued.raw)));
         self.decoded = Some((TypeId::of::<T>(), Arc::clone(&typed) as Arc<dyn Any + Send + Sync>));
         self.session_cookie = Some(CookieChange::Set(issued.text));
+        self.undecodable = None;
         typed
     }
 
     /// No session any more: its cookie goes.
     fn forget(&mut self) {
         self.current = None;
+        self.undecodable = None;
         self.decoded = None;
         self.session_cookie = Some(CookieChange::Remove);
         self.ended = true;
@@ -330,7 +338,8 @@ impl SessionHandle {
     /// The request's session as `T`, if it has one (as changed by this
     /// handler). A session whose data is not a `T` (a type changed without
     /// [`Versioned`](crate::versioned::Versioned)) is no session: it is
-    /// logged, and its cookie removed.
+    /// logged, and its cookie removed; a logout or login in the same
+    /// request still ends it on every server.
     #[must_use]
     pub fn current<T: SessionValue>(&self) -> Option<Current<T>> {
         self.verified::<T>().map(|verified| Current { verified, handle: self.clone() })
@@ -355,6 +364,7 @@ impl SessionHandle {
             Err(err) => {
                 tracing::info!(reason = %err, "session cookie refused");
                 state.forget();
+                state.undecodable = Some(raw);
                 None
             }
         }
@@ -439,11 +449,13 @@ impl SessionHandle {
         Arc::clone(&self.shared.ops)
     }
 
-    /// The request's session, and whether there is none because its
-    /// cookie is sealed under a key this server does not have (kept).
+    /// The session a logout or login ends (the request's, or one whose
+    /// data did not decode), and whether there is none because its cookie
+    /// is sealed under a key this server does not have (kept).
     fn current_or_unreadable(&self) -> (Option<Arc<Verified<Vec<u8>>>>, bool) {
         let state = self.shared.lock();
-        (state.current.clone(), state.current.is_none() && state.kept_unreadable)
+        let ending = state.current.clone().or_else(|| state.undecodable.clone());
+        (ending, state.current.is_none() && state.kept_unreadable)
     }
 
     /// Whether the request came with a bearer token, and when it began
