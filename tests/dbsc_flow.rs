@@ -580,6 +580,46 @@ fn the_device_refreshes_its_cookie_with_a_proof_and_a_stolen_copy_does_not() {
     });
 }
 
+/// A browser keeps its earlier DBSC sessions after a new login binds a new
+/// one, and refreshes each in turn (spec.bs, "Identify session needing
+/// refresh"). The ended binding's refresh ends that binding only: the
+/// companion cookie it finds is the new binding's, which stays, or the new
+/// binding's next refresh would end it too, and sign the user out.
+#[test]
+fn an_ended_bindings_refresh_keeps_the_next_bindings_companion() {
+    run(async {
+        let (clock, _config, mut browser) = bound_browser().await;
+        let first = browser.session.clone().unwrap();
+        browser.get("/login").await;
+        let second = browser.session.clone().unwrap();
+        assert_ne!(first.identifier, second.identifier, "the new login is bound anew");
+        let companion = browser.cookie("__Host-session-dbsc").unwrap();
+
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        let old =
+            TestRequest::new("POST", &first.refresh_url).header("sec-secure-session-id", &first.identifier);
+        let reply = browser.send(old).await;
+        assert_ends(&reply.body, &first.identifier);
+        assert!(reply.all("set-cookie").is_empty(), "{:?}", reply.headers);
+        // A tampered identifier (of no binding) leaves it too.
+        let mut tampered = first.identifier.clone().into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let reply = browser
+            .send(TestRequest::new("POST", "/dbsc/refresh").header("sec-secure-session-id", &tampered))
+            .await;
+        assert_ends(&reply.body, &tampered);
+        assert!(reply.all("set-cookie").is_empty(), "{:?}", reply.headers);
+        assert_eq!(browser.cookie("__Host-session-dbsc"), Some(companion));
+
+        // The new binding refreshes as before.
+        let reply = browser.get("/whoami").await;
+        assert_eq!(reply.body, "alice first bound=true");
+        assert_eq!(browser.session.as_ref().map(|s| &s.identifier), Some(&second.identifier));
+    });
+}
+
 /// A refresh that brings the binding's identifier and a companion cookie
 /// that opens, but no valid proof of the device's key (another key's, or
 /// none that parses), comes from copies of the cookies: the session is

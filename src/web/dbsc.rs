@@ -50,11 +50,12 @@ const MAX_LOGGED_SKIPPED: usize = 64;
 
 /// A `Secure-Session-Skipped` value as logged: its reason only, the part
 /// before its parameters (whose `session_identifier` is the binding's
-/// identifier), at most [`MAX_LOGGED_SKIPPED`] characters, without
-/// control characters (a log line per request, of a bounded size).
+/// identifier), at most [`MAX_LOGGED_SKIPPED`] characters, printable ASCII
+/// only (a token is; a log line per request, of a bounded size, whose text
+/// no control or bidirectional character can disguise).
 fn loggable(text: &str) -> String {
     let reason = text.split([';', ',']).next().unwrap_or_default();
-    reason.chars().filter(|c| !c.is_control()).take(MAX_LOGGED_SKIPPED).collect()
+    reason.chars().filter(char::is_ascii_graphic).take(MAX_LOGGED_SKIPPED).collect()
 }
 
 /// What a session identifier holds besides the binding's ID (its session
@@ -141,11 +142,15 @@ struct Ending<'a> {
     settings: &'a Settings,
     dbsc: &'a DbscSettings,
     identifier: &'a str,
+    /// Whether the request's companion cookie opens as another binding's:
+    /// a later binding of the same browser (after a login or a
+    /// re-authentication), whose refreshes need it. It is kept.
+    companion_of_another: bool,
 }
 
 impl Ending<'_> {
     /// `{"continue": false}` ends the browser's session, and the companion
-    /// cookie goes. The reason is logged, and audited by its `code` with
+    /// cookie goes, unless it is another binding's. The reason is logged, and audited by its `code` with
     /// the session, if known.
     fn end<T>(
         &self,
@@ -160,7 +165,9 @@ impl Ending<'_> {
         });
         let instructions = serde_json::json!({ "session_identifier": self.identifier, "continue": false });
         let mut answer = answer(200, "application/json", instructions.to_string());
-        answer.push("set-cookie", self.dbsc.companion_cookie.removal());
+        if !self.companion_of_another {
+            answer.push("set-cookie", self.dbsc.companion_cookie.removal());
+        }
         Begin::Answer(answer)
     }
 }
@@ -290,17 +297,25 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 "a refresh needs a Sec-Secure-Session-Id header".to_owned(),
             ));
         };
-        let ending = Ending { settings, dbsc, identifier: &identifier_text };
+        let mut ending = Ending { settings, dbsc, identifier: &identifier_text, companion_of_another: false };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
             Err(err @ OpenError::UnknownKey(id)) if dbsc.identifier_sealer.may_lack_newer_key(id) => {
                 return unavailable(&err);
             }
-            Err(err) => return ending.end(&err, "invalid_identifier", NO_SESSION),
+            Err(err) => {
+                // Of no binding this server knows: a companion that opens
+                // is some other binding's.
+                ending.companion_of_another = dbsc
+                    .companion_cookie
+                    .values_in(request.header_values("cookie"))
+                    .any(|value| dbsc.companion_sealer.open::<Companion>(value).is_ok());
+                return ending.end(&err, "invalid_identifier", NO_SESSION);
+            }
         };
         let binding = *identifier.session().id().as_bytes();
         let user = identifier.session().user_id();
-        let mut companion = None;
+        let (mut companion, mut another) = (None, false);
         for value in dbsc.companion_cookie.values_in(request.header_values("cookie")) {
             match dbsc.companion_sealer.open::<Companion>(value) {
                 Ok(opened)
@@ -309,7 +324,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     companion = Some(opened);
                     break;
                 }
-                Ok(_) => tracing::info!("a DBSC companion cookie of another binding was ignored"),
+                Ok(_) => {
+                    tracing::info!("a DBSC companion cookie of another binding was ignored");
+                    another = true;
+                }
                 Err(err @ OpenError::UnknownKey(id)) if dbsc.companion_sealer.may_lack_newer_key(id) => {
                     return unavailable(&err);
                 }
@@ -318,6 +336,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         }
         let Some(companion) = companion else {
             let reason = "no companion cookie of this binding (expired, idle or removed)";
+            ending.companion_of_another = another;
             return ending.end(&reason, "no_companion", Some(identifier.session()));
         };
         let Some(proof) = proof_text(request) else {
@@ -501,6 +520,11 @@ mod tests {
     fn a_skipped_header_is_logged_short_and_on_one_line() {
         assert_eq!(super::loggable("quota_exceeded;session_identifier=\"AgAAsecret\""), "quota_exceeded");
         assert_eq!(super::loggable("unreachable, quota_exceeded"), "unreachable");
+        assert_eq!(
+            super::loggable("\u{202e}nwonknu\u{200b}\u{7f}x"),
+            "nwonknux",
+            "no bidi, zero-width or DEL"
+        );
         let long = format!("a\nb\r{}", "c".repeat(100_000));
         let logged = super::loggable(&long);
         assert_eq!(logged.chars().count(), super::MAX_LOGGED_SKIPPED);
