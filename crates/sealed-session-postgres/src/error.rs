@@ -76,6 +76,13 @@ pub enum PostgresSetupError {
         /// The `synchronous_commit` setting of the store's connection.
         synchronous_commit: String,
     },
+    /// The database is a standby (in recovery): its data may lag the
+    /// primary's revocations, and it takes none.
+    #[error(
+        "the PostgreSQL server is a standby (pg_is_in_recovery): its data may lag the primary's \
+         revocations; connect the store to the primary"
+    )]
+    Standby,
     /// The store's generation could not be read or written.
     #[error("cannot read or start the store's generation: {0}")]
     Generation(#[source] StoreError),

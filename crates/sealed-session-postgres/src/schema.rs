@@ -113,16 +113,20 @@ impl Statements {
                    AND (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
                           AND tablename IN ('{prefix}_user_epochs', '{prefix}_denied')) < 2"
             ),
-            // Everything one check needs, in one round trip, and whether
-            // the database still writes its commits to disk (`fsync` can be
-            // turned off by a reload while the store runs).
+            // Everything one check needs, in one round trip, whether the
+            // database still writes its commits to disk (`fsync` can be
+            // turned off by a reload while the store runs), and whether it
+            // is a standby (a failover or a moved address sent the pool's
+            // new connections to one, whose data may lag the primary's
+            // revocations by any time).
             state: format!(
                 "SELECT
                    (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
                    EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
-                   current_setting('fsync') = 'on'"
+                   current_setting('fsync') = 'on',
+                   pg_is_in_recovery()"
             ),
             generation: format!("SELECT value FROM {prefix}_meta WHERE key = 'generation'"),
             // A row back means a generation began now.

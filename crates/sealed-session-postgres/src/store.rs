@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     /// What the checks' reads said of `fsync`.
     fsync: Mutex<FsyncWatch>,
+    /// Whether the last check read a standby ([`OnStandby`]).
+    on_standby: AtomicBool,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -133,6 +136,15 @@ struct NoRuntime;
      back, so every session is refused; set fsync = on and reload the configuration"
 )]
 struct FsyncOff;
+
+/// A check read a standby (a failover, or an address that moved, sent the
+/// pool's new connections to one): its data may lag the primary's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the PostgreSQL store reads a standby (pg_is_in_recovery): its data may lag the primary's revocations, so \
+     every session is refused; point the store's address at the primary"
+)]
+struct OnStandby;
 
 /// How long after a check last read `fsync` off one that reads `on` is
 /// believed (a connection may not have applied the reload yet).
@@ -326,11 +338,15 @@ impl PostgresStore {
             return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
-        let (fsync, synchronous_commit): (String, String) =
-            sqlx::query_as("SELECT current_setting('fsync'), current_setting('synchronous_commit')")
-                .fetch_one(&pool)
-                .await
-                .map_err(PostgresSetupError::Connect)?;
+        let (fsync, synchronous_commit, standby): (String, String, bool) = sqlx::query_as(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit'), pg_is_in_recovery()",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(PostgresSetupError::Connect)?;
+        if standby {
+            return Err(PostgresSetupError::Standby);
+        }
         if !schema::is_durable(&fsync, &synchronous_commit) {
             return Err(PostgresSetupError::NotDurable { fsync, synchronous_commit });
         }
@@ -341,6 +357,7 @@ impl PostgresStore {
             options,
             clock: Arc::new(clock),
             fsync: Mutex::new(FsyncWatch::default()),
+            on_standby: AtomicBool::new(false),
         });
         if inner.options.existing_only {
             // Before anything is written: the tables and their generation.
@@ -548,14 +565,15 @@ impl Inner {
 
     /// Reads one check's state from the database (never the cache), by the
     /// rules of [`sql::read_state`] (a lost generation is started again).
-    /// Refused while the database runs with `fsync` off ([`FsyncOff`]).
+    /// Refused while the database runs with `fsync` off ([`FsyncOff`]), or
+    /// from a standby ([`OnStandby`]).
     async fn fetch(
         &self,
         user_id: Option<&str>,
         session: Option<&SessionId>,
     ) -> Result<RevocationState, StoreError> {
         let read = || async move {
-            let (epoch, denied, revoked_through, generation, fsync_on) = self
+            let (epoch, denied, revoked_through, generation, fsync_on, standby) = self
                 .run(|| {
                     sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
                         .bind(user_id)
@@ -563,10 +581,29 @@ impl Inner {
                         .fetch_one(&self.pool)
                 })
                 .await?;
+            self.standby_seen(standby)?;
             self.fsync_seen(fsync_on)?;
             Ok((epoch, denied, revoked_through, generation))
         };
         sql::read_state(read, || async { self.start_generation().await.map(drop) }).await
+    }
+
+    /// Whether a read came from a standby: one fails the read closed (and
+    /// empties the cache, so that every check reads). Each change is logged
+    /// once.
+    fn standby_seen(&self, standby: bool) -> Result<(), StoreError> {
+        let was = self.on_standby.swap(standby, Ordering::Relaxed);
+        if !standby {
+            if was {
+                tracing::warn!("the PostgreSQL store reads the primary again: sessions are checked again");
+            }
+            return Ok(());
+        }
+        if !was {
+            tracing::error!("{OnStandby}");
+            self.feed.cache().clear();
+        }
+        Err(StoreError::untrusted(OnStandby))
     }
 
     /// What a read said of `fsync`: off fails the read closed (and empties

@@ -17,6 +17,7 @@ use sealed_session::{
 };
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
+use sealed_session_testkit::proxy::Proxy;
 use sealed_session_testkit::{assert_revocations_propagate, clock_at_now, keyring, sealer, unix_now, within};
 
 static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
@@ -224,6 +225,54 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&cached).await.is_ok());
     assert!(back.await.is_some(), "sessions were still refused once fsync was on again");
     assert!(verifier.open::<()>(&unread).await.is_ok());
+}
+
+/// A failover, or an address that moved, can send the pool's new
+/// connections to a standby, whose data lags the primary's revocations by
+/// any time (here its replay is paused). The store refuses to start on a
+/// standby, and a check that reads one fails closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
+    let primary = PostgresServer::start();
+    let proxy = Proxy::to(primary.port());
+    let clock = clock_at_now();
+    let verifier =
+        server(&format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port()), "standby", &clock).await;
+    clock.set_unix(unix_now() + 2);
+    let alice = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+
+    let standby = PostgresServer::standby_of(&primary);
+    let refused = PostgresStore::with_pool(pool(&standby.url()).await, options("standby"), SystemClock).await;
+    assert!(matches!(refused, Err(PostgresSetupError::Standby)), "{refused:?}");
+    let replicated = within(Duration::from_secs(10), async || {
+        standby.psql("SELECT count(*) FROM standby_meta WHERE key = 'generation'") == "1"
+    });
+    assert!(replicated.await.is_some(), "the standby never had the store's tables");
+    // Alice's epoch stays 0 on the standby, whatever the primary says.
+    standby.psql("SELECT pg_wal_replay_pause()");
+    verifier.logout_everywhere("alice").await.unwrap();
+    assert!(verifier.open::<()>(&alice).await.is_err());
+
+    // The pool's new connections reach the standby.
+    proxy.retarget(standby.port());
+    primary.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    );
+    let mut opened = false;
+    let untrusted = within(Duration::from_secs(10), async || match verifier.open::<()>(&alice).await {
+        Ok(_) => {
+            opened = true;
+            false
+        }
+        Err(err) => matches!(err, VerifyError::Store(StoreError::Untrusted(_))),
+    })
+    .await;
+    assert!(!opened, "a session revoked on the primary opened from the standby");
+    assert!(untrusted.is_some(), "a check that read the standby did not fail closed");
+    let login = verifier.login("bob", ()).await;
+    assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
 }
 
 #[tokio::test]

@@ -69,6 +69,31 @@ impl PostgresServer {
         server
     }
 
+    /// A standby of `primary`: a base backup of it, streaming its changes
+    /// (`pg_basebackup -R`), started on a port of its own.
+    #[must_use]
+    pub fn standby_of(primary: &PostgresServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let user = postgres_user();
+        std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let bin = bindir();
+        let status = Command::new(bin.join("pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres", "-D", "data", "-R"])
+            .current_dir(dir.path())
+            .uid(user.0)
+            .gid(user.1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_basebackup");
+        assert!(status.success(), "pg_basebackup failed");
+        crate::clean_up_at_exit(dir.path(), None);
+        let mut server = Self { dir, port: 0, child: None, bin, user };
+        server.restart();
+        server
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -5,7 +5,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ pub struct Proxy {
 }
 
 struct State {
+    /// The port new connections are forwarded to.
+    target: AtomicU16,
     /// Stop forwarding the server's bytes to connections that subscribed.
     frozen: AtomicBool,
     /// Set on drop: every thread ends.
@@ -30,12 +32,16 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
-        let state = Arc::new(State { frozen: AtomicBool::new(false), closed: AtomicBool::new(false) });
+        let state = Arc::new(State {
+            target: AtomicU16::new(target),
+            frozen: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
         let accepting = Arc::clone(&state);
         std::thread::spawn(move || {
             while !accepting.closed.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((client, _)) => connect(client, target, &accepting),
+                    Ok((client, _)) => connect(client, accepting.target.load(Ordering::SeqCst), &accepting),
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -59,6 +65,13 @@ impl Proxy {
     /// Delivers again what was held back, and what comes next.
     pub fn thaw(&self) {
         self.state.frozen.store(false, Ordering::SeqCst);
+    }
+
+    /// Forwards the connections made from now on to the loopback port
+    /// `target` (what a moved address or a failover does to a client's new
+    /// connections); those made before keep theirs.
+    pub fn retarget(&self, target: u16) {
+        self.state.target.store(target, Ordering::SeqCst);
     }
 }
 
