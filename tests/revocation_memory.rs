@@ -475,3 +475,22 @@ fn logging_everyone_out_warns_when_this_servers_clock_leads_the_stores_by_more_t
         );
     }
 }
+
+/// A user ID longer than every store can key by is refused at login, with
+/// the limit named; the longest one signs in,
+/// is sealed and opened, and is logged out (a longer one in PostgreSQL
+/// could sign in and never be logged out).
+#[test]
+fn a_user_id_longer_than_the_limit_is_refused_at_login() {
+    let (verifier, _clock) = verifier();
+    let longest = "u".repeat(sealed_session::MAX_USER_ID_LEN);
+    let token = login(&verifier, &longest);
+    assert!(block_on(verifier.open::<()>(&token)).is_ok());
+    block_on(verifier.logout_everywhere(&longest)).unwrap();
+    assert_eq!(refusal(&verifier, &token), Some(Revocation::User));
+
+    let longer = format!("{longest}u");
+    let refused = block_on(verifier.login(&longer, ())).unwrap_err();
+    assert!(matches!(refused, LoginError::UserIdTooLong { len: 1025 }), "{refused:?}");
+    assert!(refused.to_string().contains("1025 bytes is longer than the 1024 allowed"), "{refused}");
+}

@@ -47,7 +47,7 @@ pub use feed::{Backoff, Feed, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
 pub(crate) use verifier::moved_on_by_one;
-pub use verifier::{Verifier, MAX_LOGIN_WAIT};
+pub use verifier::{Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};
 
 /// What a store knows that bears on one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -379,6 +379,17 @@ pub enum LoginError {
     /// epoch: it has ended, and is not carried on. Sign in again.
     #[error("the session was logged out while this request ran, and was not renewed: sign in again")]
     Ended,
+    /// The user ID is longer than [`MAX_USER_ID_LEN`] bytes: no session
+    /// was started. Identify users by a short stable key (a database ID),
+    /// not by free text.
+    #[error(
+        "a user ID of {len} bytes is longer than the {MAX_USER_ID_LEN} allowed: identify users by a short \
+         stable key (a database ID)"
+    )]
+    UserIdTooLong {
+        /// The user ID's length in bytes.
+        len: usize,
+    },
 }
 
 /// Checks a session that opened against a store's state: the rule every

@@ -19,6 +19,12 @@ use crate::{metrics, timer};
 /// generation waits under a second).
 pub const MAX_LOGIN_WAIT: Duration = Duration::from_millis(1500);
 
+/// The longest user ID a login accepts, in bytes: every store can key its
+/// epoch by it (PostgreSQL's index entries hold at most about 2.7 KB, and
+/// an ID longer could sign in but never be logged out), and a session
+/// holding it fits in a cookie.
+pub const MAX_USER_ID_LEN: usize = 1024;
+
 /// Opens tokens and checks them against a revocation store in one call.
 ///
 /// ```
@@ -185,8 +191,10 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// [`LoginError::Store`] if the store cannot be read,
     /// [`LoginError::CutoffAhead`] if the cutoff does not pass within
-    /// [`MAX_LOGIN_WAIT`] (a clock before 1970 ends here too), or
-    /// [`LoginError::Random`] if no session ID can be drawn.
+    /// [`MAX_LOGIN_WAIT`] (a clock before 1970 ends here too),
+    /// [`LoginError::UserIdTooLong`] for a user ID longer than
+    /// [`MAX_USER_ID_LEN`], or [`LoginError::Random`] if no session ID can be
+    /// drawn.
     pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, LoginError> {
         let epoch = self.login_epoch(user_id).await?;
         let session = Session::try_new(data)?;
@@ -196,6 +204,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// The user's current epoch, read from the store, once the store's
     /// cutoff has passed: what a login seals into the new session.
     pub(crate) async fn login_epoch(&self, user_id: &str) -> Result<u64, LoginError> {
+        if user_id.len() > MAX_USER_ID_LEN {
+            return Err(LoginError::UserIdTooLong { len: user_id.len() });
+        }
         let state = metrics::store_call("login_state", self.store.login_state(user_id)).await?;
         self.wait_past(state.revoked_through).await?;
         Ok(state.user_epoch)

@@ -275,6 +275,38 @@ async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
     assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
 }
 
+/// The longest user ID a login accepts is keyed, revoked and recorded like
+/// any other (PostgreSQL's index entries hold at most about 2.7 KB: a
+/// longer ID could sign in and never be logged out).
+#[tokio::test]
+async fn the_longest_user_id_is_logged_out_and_recorded() {
+    use sealed_session::registry::{SessionRecord, SessionRegistry};
+    let store = store(&SHARED.url(), "long_ids", SystemClock).await;
+    // Random, so that nothing compresses it below the index's limit.
+    let mut bytes = [0u8; sealed_session::MAX_USER_ID_LEN / 2];
+    for chunk in bytes.chunks_mut(16) {
+        chunk.copy_from_slice(&sealed_session::Session::new(()).id().as_bytes()[..chunk.len()]);
+    }
+    let user: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(user.len(), sealed_session::MAX_USER_ID_LEN);
+    assert_eq!(store.revoke_user(&user).await.unwrap(), 1);
+    assert_eq!(store.login_state(&user).await.unwrap().user_epoch, 1);
+    let now = unix_now().cast_unsigned();
+    let record = SessionRecord {
+        id: sealed_session::Session::new(()).id(),
+        user_id: user.clone(),
+        epoch: 1,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + 3600,
+        user_agent: String::new(),
+        remembered: false,
+        device_bound: false,
+    };
+    store.record(&record).await.unwrap();
+    assert_eq!(store.list(&user, now).await.unwrap(), [record]);
+}
+
 #[tokio::test]
 async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer() {
     let store = store(&SHARED.url(), "purge", SystemClock).await;
