@@ -20,6 +20,13 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(1);
 /// still this full, it is emptied.
 const MAX_ENTRIES: usize = 100_000;
 
+/// How far (ms) a lookup's time may be behind the newest stamp in the cache
+/// before the clock is taken to have stepped back and the cache is emptied:
+/// the time a thread that read the clock may wait before its lookup while
+/// another reads and caches. A step back by less keeps an entry trusted at
+/// most this much longer than the TTL.
+const STEP_BACK_SLACK_MS: i64 = 100;
+
 /// A local cache of revocation state, for store implementations: the
 /// SQLite and Redis stores keep one in front of their database.
 ///
@@ -35,7 +42,10 @@ const MAX_ENTRIES: usize = 100_000;
 /// * **Staleness is counted from before the read**, so a slow read cannot
 ///   extend how long an answer is trusted: an answer is never used more
 ///   than the TTL after the read that produced it began.
-/// * **A clock that steps back makes every entry stale.**
+/// * **A clock that steps back makes every entry stale, for good**: the
+///   cache is emptied once a lookup's or a read's time is behind the
+///   newest stamp by more than 100 ms, or the entries would be trusted
+///   again, as young, when the clock caught up with their stamps.
 /// * **A new cutoff empties the cache**: a global logout or a new store
 ///   generation (lost data) makes every cached epoch suspect.
 /// * **An answer behind a cached one is not cached**: under one ticket,
@@ -81,6 +91,9 @@ struct Entries {
     /// Counts invalidations: an answer read before one is never cached after it.
     version: u64,
     swept_ms: i64,
+    /// The newest stamp cached: a lookup far behind it saw the clock step
+    /// back.
+    newest_ms: i64,
 }
 
 impl Default for Entries {
@@ -91,6 +104,7 @@ impl Default for Entries {
             floor: None,
             version: 0,
             swept_ms: i64::MIN,
+            newest_ms: i64::MIN,
         }
     }
 }
@@ -101,6 +115,7 @@ impl Entries {
         self.sessions.clear();
         self.floor = None;
         self.version = self.version.wrapping_add(1);
+        self.newest_ms = i64::MIN;
     }
 }
 
@@ -167,7 +182,17 @@ impl StateCache {
         now_ms: i64,
         max_age_ms: i64,
     ) -> Option<(RevocationState, i64)> {
+        let stepped_back = |entries: &Entries| now_ms < entries.newest_ms.saturating_sub(STEP_BACK_SLACK_MS);
         let entries = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        if stepped_back(&entries) {
+            drop(entries);
+            let mut entries = self.write();
+            if stepped_back(&entries) {
+                tracing::warn!("the clock stepped back: the revocation cache is emptied");
+                entries.clear();
+            }
+            return None;
+        }
         let usable = |read_ms| fresh(read_ms, now_ms, max_age_ms);
         let floor = entries.floor.filter(|c| usable(c.read_ms))?;
         let session_revoked = entries.sessions.get(session.as_bytes()).filter(|c| usable(c.read_ms))?;
@@ -217,6 +242,12 @@ impl StateCache {
             return false;
         }
         let read_ms = ticket.started_ms;
+        if read_ms < entries.newest_ms.saturating_sub(STEP_BACK_SLACK_MS) {
+            // The clock stepped back since those were read: none is trusted
+            // again, and none holds this answer back.
+            tracing::warn!("the clock stepped back: the revocation cache is emptied");
+            entries.clear();
+        }
         // Revocations only move forward: an answer behind a cached one is
         // from an earlier read. (A later cutoff clears what is cached,
         // below: epochs and the denylist may start again under it, after a
@@ -248,6 +279,7 @@ impl StateCache {
         if entries.users.len() + entries.sessions.len() >= MAX_ENTRIES {
             self.sweep(&mut entries, read_ms);
         }
+        entries.newest_ms = entries.newest_ms.max(read_ms);
         entries.floor = Some(Stamped { value: state.revoked_through, read_ms });
         entries.sessions.insert(*session.as_bytes(), Stamped { value: state.session_revoked, read_ms });
         if let Some(user) = user_id {
@@ -470,6 +502,19 @@ mod tests {
         assert!(cache.insert(cache.ticket(5_000), None, &id, &state(0, false, 0)));
         assert!(cache.get(None, &id, 5_000).is_some());
         assert_eq!(cache.get(None, &id, 4_999), None);
+        // Behind by less than the slack (another thread's read began after
+        // this lookup read the clock): the entry stays.
+        assert_eq!(cache.get(None, &id, 5_000 - STEP_BACK_SLACK_MS), None);
+        assert!(cache.get(None, &id, 5_001).is_some());
+        // Stepped back further: nothing cached then is trusted again, not
+        // even once the clock has caught up with its stamp.
+        assert_eq!(cache.get(None, &id, 5_000 - STEP_BACK_SLACK_MS - 1), None);
+        assert_eq!(cache.get(None, &id, 5_001), None, "an entry read 'in the future' came back");
+        assert_eq!(cache.get_stale(None, &id, 5_001, Duration::from_secs(3600)), None);
+        assert!(cache.is_empty());
+        // What is read after the step is cached as usual.
+        assert!(cache.insert(cache.ticket(3_000), None, &id, &state(0, false, 0)));
+        assert!(cache.get(None, &id, 3_500).is_some());
     }
 
     #[test]
