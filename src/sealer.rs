@@ -1239,7 +1239,11 @@ impl SealerBuilder {
             None => None,
         };
         let device_bound = match self.device_bound {
-            Some(lifetime) if lifetime.as_secs() == 0 || self.version == token::VERSION_1 => {
+            Some(lifetime)
+                if lifetime.as_secs() == 0
+                    || lifetime.as_secs() > idle
+                    || self.version == token::VERSION_1 =>
+            {
                 return Err(ConfigError::DeviceBoundLifetime)
             }
             lifetime => lifetime.map(|l| l.as_secs()),

@@ -1507,10 +1507,47 @@ fn bound_id(config: &Config, browser: &Browser) -> sealed_session::SessionId {
 /// A bound lifetime too long for the challenges sent ahead to outlive it
 /// by `CHALLENGE_LIFETIME` is taken as is: building never panics.
 #[test]
-fn the_longest_bound_lifetime_builds_without_a_panic() {
-    let clock = ManualClock::at_unix(START);
-    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock);
-    let binding = DeviceBinding::default().bound_lifetime(Duration::MAX);
-    let built = WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build();
-    assert!(built.is_ok(), "{:?}", built.err());
+fn endpoint_paths_that_cannot_work_are_refused() {
+    let build = |registration: &str, refresh: &str| {
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let binding = DeviceBinding::default().registration_path(registration).refresh_path(refresh);
+        WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build().err()
+    };
+    assert!(build("/auth/bind", "/auth/refresh").is_none());
+    for (registration, refresh) in [
+        ("/dbsc", "/dbsc"),
+        ("dbsc/register", "/r"),
+        ("/r", ""),
+        ("/caf\u{e9}", "/r"),
+        ("/a b", "/r"),
+        ("/r", "/\t"),
+    ] {
+        let refused = build(registration, refresh);
+        assert!(
+            matches!(refused, Some(sealed_session::web::WebConfigError::DeviceBindingPaths)),
+            "{registration:?} {refresh:?}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bound_lifetime_longer_than_the_idle_timeout_is_refused_without_a_panic() {
+    let build = |lifetime: Duration| {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).idle_timeout(Duration::from_secs(900));
+        let binding = DeviceBinding::default().bound_lifetime(lifetime);
+        WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build()
+    };
+    assert!(build(Duration::from_secs(900)).is_ok(), "the idle timeout itself");
+    for longer in [Duration::from_secs(901), Duration::MAX] {
+        let refused = build(longer).err();
+        assert!(
+            matches!(
+                refused,
+                Some(sealed_session::web::WebConfigError::Sealer(
+                    sealed_session::ConfigError::DeviceBoundLifetime
+                ))
+            ),
+            "{longer:?}: {refused:?}"
+        );
+    }
 }

@@ -442,6 +442,14 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             if self.bearer {
                 return Err(WebConfigError::DeviceBindingWithBearer);
             }
+            // The registration path goes out in an sf-string, which holds
+            // printable ASCII only; a refresh at the registration path
+            // would be taken for a registration.
+            let path = |path: &str| path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic());
+            let (registration, refresh) = (&binding.registration_path, &binding.refresh_path);
+            if !path(registration) || !path(refresh) || registration == refresh {
+                return Err(WebConfigError::DeviceBindingPaths);
+            }
             sealer = sealer.device_bound_lifetime(binding.lifetime);
         }
         let sealer = sealer.build().map_err(WebConfigError::Sealer)?;
@@ -556,6 +564,14 @@ pub enum WebConfigError {
     /// browser cookies, and a bearer token has none.
     #[error("device-bound sessions bind browser cookies: they cannot be combined with bearer tokens")]
     DeviceBindingWithBearer,
+    /// The DBSC registration and refresh paths are the same, or one is not
+    /// an absolute path of printable ASCII (the registration path goes out
+    /// in a structured-field string, which holds nothing else).
+    #[error(
+        "the DBSC registration and refresh paths must differ, and each be an absolute path of printable \
+         ASCII without spaces, such as /dbsc/register"
+    )]
+    DeviceBindingPaths,
     /// [`WebConfigBuilder::session_limit`] was given 0, or no session
     /// registry to count sessions in.
     #[error("invalid session limit: {0}")]
