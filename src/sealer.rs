@@ -441,7 +441,9 @@ impl Sealer {
             purposes: Arc::new(Purposes::new(purpose)),
             absolute: timeout,
             idle: timeout,
-            renew_after: (timeout / 4).max(1),
+            // Their tokens are never sealed again for being due (only
+            // sessions are): no earlier renewal.
+            renew_after: timeout,
             remember: None,
             device_bound: None,
             ..self.clone()

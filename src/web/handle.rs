@@ -1,6 +1,6 @@
 //! The per-request session handle: log in, change, renew and log out.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -30,7 +30,7 @@ pub(crate) struct State {
     /// its data still encoded: each handler decodes it as its own type.
     pub(crate) current: Option<Arc<Verified<Vec<u8>>>>,
     /// The last decoding of `current`, for the type that asked.
-    decoded: Option<(TypeId, Arc<dyn Any + Send + Sync>)>,
+    decoded: Option<Arc<dyn Any + Send + Sync>>,
     /// Set when the handler changed the session: for a bearer-token request
     /// [`CookieChange::Set`] holds the bare token.
     pub(crate) session_cookie: Option<CookieChange>,
@@ -145,7 +145,7 @@ impl State {
     fn set_current<T: SessionValue>(&mut self, issued: Issued<T>) -> Arc<Verified<T>> {
         let typed = Arc::new(Verified::new(issued.typed));
         self.current = Some(Arc::new(Verified::new(issued.raw)));
-        self.decoded = Some((TypeId::of::<T>(), Arc::clone(&typed) as Arc<dyn Any + Send + Sync>));
+        self.decoded = Some(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
         self.session_cookie = Some(CookieChange::Set(issued.text));
         self.undecodable = None;
         typed
@@ -348,17 +348,14 @@ impl SessionHandle {
     fn verified<T: SessionValue>(&self) -> Option<Arc<Verified<T>>> {
         let mut state = self.shared.read();
         let raw = state.current.clone()?;
-        if let Some((type_id, decoded)) = &state.decoded {
-            if *type_id == TypeId::of::<T>() {
-                if let Ok(typed) = Arc::clone(decoded).downcast::<Verified<T>>() {
-                    return Some(typed);
-                }
-            }
+        // The last decoding, if it was as `T`.
+        if let Some(Ok(typed)) = state.decoded.clone().map(|decoded| decoded.downcast::<Verified<T>>()) {
+            return Some(typed);
         }
         match raw.decode::<T>() {
             Ok(typed) => {
                 let typed = Arc::new(typed);
-                state.decoded = Some((TypeId::of::<T>(), Arc::clone(&typed) as Arc<dyn Any + Send + Sync>));
+                state.decoded = Some(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
                 Some(typed)
             }
             Err(err) => {
