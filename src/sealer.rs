@@ -493,6 +493,12 @@ impl Sealer {
         self.leeway
     }
 
+    /// Until when a logout of `session` must denylist it: its absolute
+    /// expiry plus the clock leeway.
+    pub(crate) fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
+        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(self.leeway))
+    }
+
     /// The clock this sealer reads.
     #[must_use]
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -1504,8 +1504,8 @@ fn bound_id(config: &Config, browser: &Browser) -> sealed_session::SessionId {
     config.verifier().sealer().inspect(&cookie).unwrap().session_id
 }
 
-/// A bound lifetime too long for the challenges sent ahead to outlive it
-/// by `CHALLENGE_LIFETIME` is taken as is: building never panics.
+/// Endpoints at the same path, or at one the offer's structured-field string
+/// cannot carry, are refused when the configuration is built.
 #[test]
 fn endpoint_paths_that_cannot_work_are_refused() {
     let build = |registration: &str, refresh: &str| {
@@ -1530,6 +1530,11 @@ fn endpoint_paths_that_cannot_work_are_refused() {
     }
 }
 
+/// A bound lifetime longer than the idle timeout is refused (a copied bound
+/// cookie would outlive it, and the companion cookie lapse between
+/// refreshes); the longest one, under the longest timeouts, is too long for
+/// the challenges sent ahead to outlive it by `CHALLENGE_LIFETIME`, and is
+/// taken as is: building never panics.
 #[test]
 fn a_bound_lifetime_longer_than_the_idle_timeout_is_refused_without_a_panic() {
     let build = |lifetime: Duration| {
@@ -1538,6 +1543,12 @@ fn a_bound_lifetime_longer_than_the_idle_timeout_is_refused_without_a_panic() {
         WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build()
     };
     assert!(build(Duration::from_secs(900)).is_ok(), "the idle timeout itself");
+    let longest = Sealer::builder(Keyring::generate().unwrap())
+        .absolute_timeout(Duration::MAX)
+        .idle_timeout(Duration::MAX);
+    let binding = DeviceBinding::default().bound_lifetime(Duration::MAX);
+    let built = WebConfig::builder(longest, MemoryStore::new()).device_bound_sessions(binding).build();
+    assert!(built.is_ok(), "{:?}", built.err());
     for longer in [Duration::from_secs(901), Duration::MAX] {
         let refused = build(longer).err();
         assert!(

@@ -493,4 +493,7 @@ fn a_user_id_longer_than_the_limit_is_refused_at_login() {
     let refused = block_on(verifier.login(&longer, ())).unwrap_err();
     assert!(matches!(refused, LoginError::UserIdTooLong { len: 1025 }), "{refused:?}");
     assert!(refused.to_string().contains("1025 bytes is longer than the 1024 allowed"), "{refused}");
+    // The web answer: the request's fault, not the server's.
+    let refused = sealed_session::web::HandleError::Login(refused);
+    assert_eq!((refused.status(), refused.body()), (400, "user ID too long"));
 }

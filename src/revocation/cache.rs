@@ -43,8 +43,8 @@ const STEP_BACK_SLACK_MS: i64 = 100;
 ///   extend how long an answer is trusted: an answer is never used more
 ///   than the TTL after the read that produced it began.
 /// * **A clock that steps back makes every entry stale, for good**: the
-///   cache is emptied once a lookup's or a read's time is behind the
-///   newest stamp by more than 100 ms, or the entries would be trusted
+///   cache is emptied once a lookup's time is behind the newest stamp by
+///   more than 100 ms, or the entries would be trusted
 ///   again, as young, when the clock caught up with their stamps.
 /// * **A new cutoff empties the cache**: a global logout or a new store
 ///   generation (lost data) makes every cached epoch suspect.
@@ -241,13 +241,9 @@ impl StateCache {
         if entries.version != ticket.version {
             return false;
         }
+        // (A read that began before others and ended after them is no step
+        // back: the next lookup, on a fresh reading of the clock, tells.)
         let read_ms = ticket.started_ms;
-        if read_ms < entries.newest_ms.saturating_sub(STEP_BACK_SLACK_MS) {
-            // The clock stepped back since those were read: none is trusted
-            // again, and none holds this answer back.
-            tracing::warn!("the clock stepped back: the revocation cache is emptied");
-            entries.clear();
-        }
         // Revocations only move forward: an answer behind a cached one is
         // from an earlier read. (A later cutoff clears what is cached,
         // below: epochs and the denylist may start again under it, after a
@@ -466,11 +462,14 @@ mod tests {
         assert!(cache.insert(ticket, Some("alice"), &id, &state(0, false, 300)));
         assert_eq!(cache.get(Some("alice"), &id, 1), Some(state(0, false, 300)));
         // An entry stamped more than a TTL after the read (the clock stepped
-        // back) holds nothing back.
+        // back) holds nothing back; the next lookup sees the step and
+        // empties the cache.
         let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
         assert!(cache.insert(cache.ticket(5_000), Some("alice"), &id, &state(2, false, 100)));
         assert!(cache.insert(cache.ticket(3_000), Some("alice"), &id, &state(1, false, 100)));
-        assert_eq!(cache.get(Some("alice"), &id, 3_001), Some(state(1, false, 100)));
+        assert_eq!(cache.get(Some("alice"), &id, 3_001), None);
+        assert!(cache.insert(cache.ticket(3_002), Some("alice"), &id, &state(1, false, 100)));
+        assert_eq!(cache.get(Some("alice"), &id, 3_003), Some(state(1, false, 100)));
     }
 
     #[test]
@@ -515,6 +514,13 @@ mod tests {
         // What is read after the step is cached as usual.
         assert!(cache.insert(cache.ticket(3_000), None, &id, &state(0, false, 0)));
         assert!(cache.get(None, &id, 3_500).is_some());
+        // A read that began before another and is cached after it is no
+        // step back: both answers stay.
+        let other = Session::new(()).id();
+        let (slow, quick) = (cache.ticket(4_000), cache.ticket(4_300));
+        assert!(cache.insert(quick, None, &other, &state(0, false, 0)));
+        assert!(cache.insert(slow, None, &id, &state(0, false, 0)));
+        assert!(cache.get(None, &other, 4_400).is_some() && cache.get(None, &id, 4_400).is_some());
     }
 
     #[test]

@@ -269,9 +269,9 @@ impl<S: RevocationStore> Verifier<S> {
         self.revoke_session(session).await
     }
 
-    /// Denylists `session` until [`Verifier::denylist_until`].
+    /// Denylists `session` until its absolute expiry plus the clock leeway.
     async fn revoke_session<T>(&self, session: &Session<T>) -> Result<(), StoreError> {
-        self.deny(session.id(), self.denylist_until(session)).await
+        self.deny(session.id(), self.sealer.denylist_until(session)).await
     }
 
     /// Denylists session `id` until `until` (counted in the metrics).
@@ -315,17 +315,11 @@ impl<S: RevocationStore> Verifier<S> {
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        if !self.deny_once(session.id(), self.denylist_until(session)).await? {
+        if !self.deny_once(session.id(), self.sealer.denylist_until(session)).await? {
             return Err(LoginError::Ended);
         }
         session.set_id(renewed);
         Ok(())
-    }
-
-    /// Until when a logout of `session` must denylist it: its absolute
-    /// expiry plus the clock leeway.
-    pub(crate) fn denylist_until<T>(&self, session: &Session<T>) -> u64 {
-        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(self.sealer.leeway_secs()))
     }
 
     /// Logs `user_id` out of every session, on every server. Returns the new epoch.

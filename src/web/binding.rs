@@ -82,8 +82,10 @@ impl DeviceBinding {
     }
 
     /// How long a bound session cookie opens after each proof of
-    /// possession (at least a second): a stolen copy works no longer, and
-    /// the browser proves possession again this often while it is used.
+    /// possession (at least a second, at most the sealer's idle timeout:
+    /// building the configuration refuses a longer one): a stolen copy
+    /// works no longer, and the browser proves possession again this often
+    /// while it is used.
     #[must_use]
     pub fn bound_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;

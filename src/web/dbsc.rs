@@ -249,7 +249,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         };
         // The unbound cookie stops opening, as at login; only one
         // registration of it (of any number racing) ends it and binds.
-        let until = self.verifier.denylist_until(session);
+        let until = self.verifier.sealer().denylist_until(session);
         let once = self.verifier.store().revoke_session_once(session.id(), until);
         match crate::metrics::store_call("revoke_session_once", once).await {
             Ok(true) => {}

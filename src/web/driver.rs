@@ -719,10 +719,11 @@ pub struct ResponseCookies {
     /// Whether the handler asked for a CSRF token, which the response
     /// presumably shows.
     csrf_token_shown: bool,
-    /// The request field the response depends on because the handler
-    /// looked at the session: `cookie`, or `authorization` for a bearer
-    /// token ([`ResponseCookies::write_to`] names it in `Vary`).
-    vary: Option<&'static str>,
+    /// The request fields the response depends on because the handler
+    /// looked at the session: `cookie`, and `authorization` where bearer
+    /// tokens are taken ([`ResponseCookies::write_to`] names them in
+    /// `Vary`).
+    vary: &'static [&'static str],
 }
 
 impl ResponseCookies {
@@ -787,12 +788,13 @@ impl ResponseCookies {
 
     /// Writes these cookies (or the bearer token's header) to `response`,
     /// with the `Cache-Control` that [`ResponseCookies::cache_control`]
-    /// asks for. A response that a cache may store (no `no-store`) to a
-    /// handler that looked at the session (its data, its user, whether
-    /// there is one) gets `Vary: Cookie` (`Vary: Authorization` for a
-    /// bearer token), so that no cache, shared or the browser's, answers
-    /// one user's request with what it kept for another, or for the same
-    /// browser before its login or logout. A CDN obeys a field targeted at it instead of
+    /// asks for. A response from a handler that looked at the session
+    /// (its data, its user, whether there is one) gets `Vary: Cookie` (and
+    /// `Authorization` where bearer tokens are taken), so that no cache
+    /// that honours `Vary`, shared or the browser's, answers one user's
+    /// request with what it kept for another, or for the same browser
+    /// before its login or logout (a CDN may obey a field of its own over
+    /// `Cache-Control: no-store`, so it is added there too). A CDN obeys a field targeted at it instead of
     /// `Cache-Control` (RFC 9213's `CDN-Cache-Control`, and the vendors'
     /// fields in [`TARGETED_CACHE_FIELDS`]): on a response that carries a
     /// token, one the route set is replaced with `no-store` unless it says
@@ -826,16 +828,12 @@ impl ResponseCookies {
         if let Some(value) = cache_control {
             response.replace("cache-control", value.to_owned());
         }
-        if let Some(field) = self.vary {
-            let stored = !response
-                .header_values("cache-control")
-                .flat_map(directives)
-                .any(|(name, argument)| !argument && name.eq_ignore_ascii_case(b"no-store"));
+        for &field in self.vary {
             let named = response
                 .header_values("vary")
                 .flat_map(directives)
                 .any(|(name, _)| name == b"*" || name.eq_ignore_ascii_case(field.as_bytes()));
-            if stored && !named {
+            if !named {
                 response.append("vary", field.to_owned());
             }
         }
@@ -935,7 +933,12 @@ impl SessionHandle {
         }
         let mut response = ResponseCookies {
             csrf_token_shown: state.token_shown,
-            vary: state.read.then_some(if state.bearer { "authorization" } else { "cookie" }),
+            vary: match (state.read, settings.bearer) {
+                (false, _) => &[],
+                (true, false) => &["cookie"],
+                // A request without a token falls back to the cookie.
+                (true, true) => &["cookie", "authorization"],
+            },
             ..ResponseCookies::default()
         };
         if state.bearer {

@@ -151,6 +151,16 @@ impl State {
         typed
     }
 
+    /// The session ended elsewhere while this request ran: no session any
+    /// more, but its cookie is left as it is. That cookie no longer opens,
+    /// and another request of the same browser (a double submit) may have
+    /// replaced it with a good one, which a removal here could overwrite.
+    fn lose(&mut self) {
+        self.current = None;
+        self.undecodable = None;
+        self.decoded = None;
+    }
+
     /// No session any more: its cookie goes.
     fn forget(&mut self) {
         self.current = None;
@@ -259,14 +269,16 @@ pub enum HandleError {
 }
 
 impl HandleError {
-    /// The status code to answer with: `401` without a session, `409` at
-    /// the session limit, `503` when the store could not be reached or the
-    /// session cookie cannot be read on this server (the client should
-    /// retry), `500` otherwise.
+    /// The status code to answer with: `401` without a session (or one
+    /// logged out while the request ran), `400` for a user ID too long to
+    /// sign in with, `409` at the session limit, `503` when the store could
+    /// not be reached or the session cookie cannot be read on this server
+    /// (the client should retry), `500` otherwise.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
             HandleError::NoSession | HandleError::Login(LoginError::Ended) => 401,
+            HandleError::Login(LoginError::UserIdTooLong { .. }) => 400,
             HandleError::SessionLimit { .. } => 409,
             HandleError::Store(_)
             | HandleError::Login(LoginError::Store(_))
@@ -281,6 +293,11 @@ impl HandleError {
     pub fn body(&self) -> &'static str {
         match self.status() {
             401 => "no session",
+            400 => {
+                // The user ID may come from the request: not an error of the server's.
+                tracing::info!(error = %self, "login refused");
+                "user ID too long"
+            }
             409 => "too many sessions: sign out another device first",
             503 if matches!(self, HandleError::UnreadableSession) => {
                 tracing::warn!(error = %self, "session cookie kept, not replaced");
@@ -502,14 +519,9 @@ impl SessionHandle {
     /// Logs `session` out on every server: denylisted until its absolute
     /// expiry plus the clock leeway.
     async fn revoke(&self, session: &Session<Vec<u8>>) -> Result<(), StoreError> {
-        self.ops().revoke_session(session.id(), self.denylist_until(session)).await
-    }
-
-    /// Until when a logout of `session` denylists it: its absolute expiry
-    /// plus the clock leeway.
-    fn denylist_until(&self, session: &Session<Vec<u8>>) -> u64 {
-        let leeway = self.shared.ops.settings().sealer.leeway_secs();
-        session.times().map_or(u64::MAX, |t| t.expires_at.saturating_add(leeway))
+        self.ops()
+            .revoke_session(session.id(), self.shared.ops.settings().sealer.denylist_until(session))
+            .await
     }
 
     /// Gives the session a new ID, logging the old one out on every server:
@@ -519,15 +531,18 @@ impl SessionHandle {
     /// [`HandleError::NoSession`], [`HandleError::Store`] if the store
     /// cannot be reached (the session is then unchanged),
     /// [`LoginError::Ended`] if the session was logged out since the
-    /// request opened it (its cookie is then removed: a new ID would bring
-    /// it back), or a sealing error.
+    /// request opened it (a new ID would bring it back; the request then has
+    /// no session, and its cookie is left as it is: it no longer opens, and
+    /// a double submit's other request may have replaced it), or a sealing
+    /// error.
     pub async fn renew_id(&self) -> Result<(), HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let mut session = current.session().clone();
         session.renew_id().map_err(LoginError::from)?;
         let old = current.session();
-        if !self.ops().revoke_session_once(old.id(), self.denylist_until(old)).await? {
-            self.shared.lock().forget();
+        let until = self.shared.ops.settings().sealer.denylist_until(old);
+        if !self.ops().revoke_session_once(old.id(), until).await? {
+            self.shared.lock().lose();
             return Err(LoginError::Ended.into());
         }
         let (old, new) = (current.session().id(), session.id());
@@ -668,14 +683,15 @@ impl SessionHandle {
     /// then changed), [`LoginError::Ended`] if the user was logged out
     /// everywhere since the request opened the session (a new epoch would
     /// bring it back: the call then ended every session of the user, this
-    /// one too, and is audited as a logout everywhere), or a sealing error
-    /// (every session of the user, this one too, has then ended).
+    /// one too, and is audited as a logout everywhere; two calls at once,
+    /// a double submit, end this way too), or a sealing error (every
+    /// session of the user, this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
         if !crate::revocation::moved_on_by_one(current.session().epoch(), epoch) {
-            self.shared.lock().forget();
+            self.shared.lock().lose();
             self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
                 event.user(Some(&user_id)).session(current.session().id())
             });

@@ -574,11 +574,20 @@ impl Inner {
     ) -> Result<RevocationState, StoreError> {
         let read = || async move {
             let (epoch, denied, revoked_through, generation, fsync_on, standby) = self
-                .run(|| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
-                        .bind(user_id)
-                        .bind(session.map(|session| session.as_bytes().as_slice()))
-                        .fetch_one(&self.pool)
+                .run(|| async {
+                    let mut connection = self.pool.acquire().await?;
+                    let row: (Option<i64>, bool, Option<i64>, Option<i64>, bool, bool) =
+                        sqlx::query_as(sqlx::AssertSqlSafe(self.sql.state.clone()))
+                            .bind(user_id)
+                            .bind(session.map(|session| session.as_bytes().as_slice()))
+                            .fetch_one(&mut *connection)
+                            .await?;
+                    if row.5 {
+                        // A standby: the pool connects again rather than
+                        // hand this connection to the next check.
+                        connection.close_on_drop();
+                    }
+                    Ok(row)
                 })
                 .await?;
             self.standby_seen(standby)?;
@@ -588,9 +597,9 @@ impl Inner {
         sql::read_state(read, || async { self.start_generation().await.map(drop) }).await
     }
 
-    /// Whether a read came from a standby: one fails the read closed (and
-    /// empties the cache, so that every check reads). Each change is logged
-    /// once.
+    /// Whether a read came from a standby: one fails the read closed (its
+    /// connection is closed). Each change is logged once. (The cache holds
+    /// only what was read from the primary.)
     fn standby_seen(&self, standby: bool) -> Result<(), StoreError> {
         let was = self.on_standby.swap(standby, Ordering::Relaxed);
         if !standby {
@@ -601,7 +610,6 @@ impl Inner {
         }
         if !was {
             tracing::error!("{OnStandby}");
-            self.feed.cache().clear();
         }
         Err(StoreError::untrusted(OnStandby))
     }
