@@ -587,6 +587,30 @@ fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
 /// A configuration that seals token version 1 (a rolling upgrade with
 /// servers of a release that opens nothing else) seals its pre-session and
 /// flash cookies in version 1 too, or those servers would refuse them.
+/// The pre-session and flash cookies carry the session cookie's attributes:
+/// a plain-HTTP development cookie's (a `Secure` pre-session cookie would be
+/// dropped there, and every login form refused), a `SameSite=Strict` one's,
+/// its path; and they stay `HttpOnly` and for the browser session.
+#[test]
+fn the_pre_session_and_flash_cookies_carry_the_session_cookies_attributes() {
+    use sealed_session::{CookieSpec, SameSite};
+    pollster::block_on(async {
+        let spec = CookieSpec::named("sid").unwrap().secure(false).unwrap().path("/app").unwrap();
+        let spec = spec.same_site(SameSite::Strict).unwrap().http_only(false);
+        let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec));
+        let handle = open(&config, "").await;
+        handle.csrf_token().unwrap();
+        handle.flash(Level::Info, "hello").unwrap();
+        let cookies = set_cookies(&handle);
+        for name in ["sid-csrf=", "sid-flash="] {
+            let cookie =
+                cookies.iter().find(|c| c.starts_with(name)).unwrap_or_else(|| panic!("{cookies:?}"));
+            let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+            assert_eq!(attributes, ["Path=/app", "HttpOnly", "SameSite=Strict"], "{name}");
+        }
+    })
+}
+
 #[test]
 fn the_pre_session_and_flash_cookies_follow_the_token_version() {
     pollster::block_on(async {

@@ -459,12 +459,15 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         let derived = |suffix: &str, timeout: Duration| {
             sealer.derived(&format!("{name}{suffix}"), timeout).map_err(WebConfigError::Sealer)
         };
-        let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
-        let pre_cookie = CookieSpec::named(format!("{name}-csrf"))?.browser_session();
-        let flash = FlashConfig {
-            sealer: derived("-flash", FLASH_TIMEOUT)?,
-            cookie: CookieSpec::named(format!("{name}-flash"))?.browser_session(),
+        // With the session cookie's attributes (a plain-HTTP development
+        // cookie's go where it goes, a `SameSite=Strict` one's are not
+        // weakened), always `HttpOnly`, for the browser session.
+        let cookie = |suffix: &str| -> Result<CookieSpec, CookieError> {
+            Ok(self.cookie.renamed(format!("{name}{suffix}"))?.http_only(true).browser_session())
         };
+        let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
+        let pre_cookie = cookie("-csrf")?;
+        let flash = FlashConfig { sealer: derived("-flash", FLASH_TIMEOUT)?, cookie: cookie("-flash")? };
         let dbsc = match self.dbsc {
             Some(binding) => Some(DbscSettings {
                 companion_sealer: sealer.with_purpose(&format!("{name}-dbsc")),
@@ -580,7 +583,8 @@ pub enum WebConfigError {
     #[error("invalid sealer settings: {0}")]
     Sealer(#[source] ConfigError),
     /// The pre-session or flash cookie (the session cookie's name with
-    /// `-csrf` or `-flash` appended) is not a valid cookie.
+    /// `-csrf` or `-flash` appended, and its attributes) is not a valid
+    /// cookie.
     #[error("invalid pre-session or flash cookie: {0}")]
     Cookie(#[from] CookieError),
 }
