@@ -318,8 +318,10 @@ impl SqliteStore {
     }
 
     /// Runs a revocation to completion on a task of its own (a caller who
-    /// stops waiting cannot leave it half done), then empties the cache,
-    /// also on failure (the write may have committed).
+    /// stops waiting cannot leave it half done), copies it from the
+    /// write-ahead log into the database file ([`SqliteStore::checkpoint`]),
+    /// then empties the cache, also on failure (the write may have
+    /// committed).
     async fn write<R: Send + 'static>(
         self,
         work: impl Future<Output = Result<R, StoreError>> + Send + 'static,
@@ -328,10 +330,37 @@ impl SqliteStore {
             tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
         let task = runtime.spawn(async move {
             let result = self.run(work).await;
+            if result.is_ok() {
+                self.checkpoint().await;
+            }
             self.shared.watch.cache.clear();
             result
         });
         task.await.map_err(StoreError::unavailable)?
+    }
+
+    /// Copies the write-ahead log into the database file (and syncs it), so
+    /// that a revocation lives in the file itself, not only in its `-wal`:
+    /// a copy of the file alone, or a `-wal` lost while no server runs,
+    /// keeps it. The revocation is durable in the log already (`synchronous
+    /// = FULL`), so a checkpoint that cannot finish (a reader holds an
+    /// older snapshot past the busy timeout) is only logged; the next
+    /// revocation's, or SQLite's own, finishes it.
+    async fn checkpoint(&self) {
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(FULL)").fetch_one(&self.shared.pool).await;
+        match done {
+            Ok((0, _, _)) => {}
+            Ok((_, log, copied)) => tracing::warn!(
+                log,
+                copied,
+                "SQLite could not copy the whole write-ahead log into the database file (a reader is busy); \
+                 the revocation is durable in the log"
+            ),
+            Err(err) => {
+                tracing::warn!(%err, "SQLite checkpoint failed; the revocation is durable in the log")
+            }
+        }
     }
 
     /// Denylists `session` (with `once`, only if it is not denylisted yet).

@@ -257,6 +257,18 @@ async fn an_acknowledged_revocation_survives_kill_9() {
     let status = child.wait().unwrap();
     assert!(!status.success());
 
+    // In the database file itself, not only in its write-ahead log: a copy
+    // of the file alone (a backup, or a `-wal` lost while nothing ran)
+    // keeps it.
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::copy(&path, &copy).unwrap();
+    let store = SqliteStore::open(&copy).await.unwrap();
+    assert_eq!(
+        store.login_state("alice").await.unwrap().user_epoch,
+        1,
+        "the revocation was only in the -wal"
+    );
+
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(
         store.login_state("alice").await.unwrap().user_epoch,
