@@ -19,10 +19,11 @@ struct Profile {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A keyring file with one primary key, mode 0600, as an operator would keep it.
-    let dir = std::env::temp_dir().join(format!("sealed-session-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("keyring.toml");
+    // A keyring file with one primary key, mode 0600, as an operator would
+    // keep it, in a fresh directory of this user's only (a fixed name under
+    // /tmp could be another user's, made first).
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("keyring.toml");
     write_private(&path, &Keyring::generate()?.to_toml_string())?;
     println!("wrote a new keyring to {}", path.display());
 
@@ -37,7 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session =
         Session::new(Profile { display_name: "Alice".into(), theme: "dark".into() }).with_user("alice", 0);
     let token = sealer.seal(&session)?;
-    println!("sealed a session into a {}-character token:\n  {token}", token.len());
+    // Never log a token: it is the session. Its length is enough here.
+    println!("sealed a session into a {}-character token", token.len());
 
     let opened = sealer.open::<Profile>(&token)?;
     println!(
@@ -66,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let refused = sealer.open::<Profile>(std::str::from_utf8(&tampered)?).unwrap_err();
     println!("a tampered token is refused: {refused}");
 
-    std::fs::remove_dir_all(&dir)?;
+    dir.close()?;
     Ok(())
 }
 

@@ -44,7 +44,7 @@ fn routes(sudo_window: Duration) -> Router {
         };
         match route {
             Route::Account | Route::Devices => guarded = guarded.route(path, handler),
-            Route::Settings => sudo = sudo.route(path, handler),
+            Route::Settings | Route::SaveSettings => sudo = sudo.route(path, handler),
             _ => open = open.route(path, handler),
         }
     }

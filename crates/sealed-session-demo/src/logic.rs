@@ -45,6 +45,7 @@ pub(crate) enum Route {
     LogoutEverywhere,
     LogoutOthers,
     Settings,
+    SaveSettings,
     Devices,
     ApiDevices,
     RevokeDevice,
@@ -66,10 +67,12 @@ pub(crate) enum Method {
 }
 
 /// Every route, its method and path. [`Route::Account`] needs a signed-in
-/// session, and [`Route::Settings`] one whose user signed in or confirmed
-/// their password within the sudo window; each app puts its framework's
+/// session, and [`Route::Settings`] and [`Route::SaveSettings`] (the page
+/// and the change it submits: guarding the page alone would let a copied
+/// cookie post the change) one whose user signed in or confirmed their
+/// password within the sudo window; each app puts its framework's
 /// guard on them.
-pub(crate) const ROUTES: [(Route, Method, &str); 18] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 19] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
@@ -77,6 +80,7 @@ pub(crate) const ROUTES: [(Route, Method, &str); 18] = [
     (Route::LogoutEverywhere, Method::Post, "/logout-everywhere"),
     (Route::LogoutOthers, Method::Post, "/logout-others"),
     (Route::Settings, Method::Get, "/settings"),
+    (Route::SaveSettings, Method::Post, "/settings"),
     (Route::Devices, Method::Get, "/devices"),
     (Route::ApiDevices, Method::Get, "/api/devices"),
     (Route::RevokeDevice, Method::Post, "/devices/revoke"),
@@ -112,12 +116,13 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::LogoutEverywhere => logout_everywhere(handle).await,
         Route::LogoutOthers => logout_others(handle).await,
         Route::Settings => settings(handle),
+        Route::SaveSettings => profile(handle, content_type, body, "/settings"),
         Route::Devices => devices(handle).await,
         Route::ApiDevices => api_devices(handle).await,
         Route::RevokeDevice => revoke_device(handle, content_type, body).await,
         Route::ReauthPage => reauth_page(handle, query),
         Route::Reauth => reauth(handle, content_type, body).await,
-        Route::Profile => profile(handle, content_type, body),
+        Route::Profile => profile(handle, content_type, body, "/"),
         Route::Cart => add_to_cart(handle, content_type, body).await,
         Route::Webhook => Ok(webhook(body)),
         Route::ApiSession => api_session(handle),
@@ -380,16 +385,17 @@ struct ProfileForm {
     display_name: String,
 }
 
-/// `POST /profile`: changes the display name.
-fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
+/// `POST /profile` (and `POST /settings`, within the sudo window): changes
+/// the display name, then goes `back`.
+fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8], back: &str) -> Result<Reply, Stop> {
     let form: ProfileForm = form(content_type, body)?;
     let Some(name) = short_text(&form.display_name) else {
         handle.flash(Level::Error, "A display name has 1 to 64 characters.")?;
-        return Ok(Reply::Redirect("/".to_owned()));
+        return Ok(Reply::Redirect(back.to_owned()));
     };
     handle.update(|profile| profile.display_name = name.to_owned())?;
     handle.flash(Level::Success, "Saved. The session was sealed again with the new value.")?;
-    Ok(Reply::Redirect("/".to_owned()))
+    Ok(Reply::Redirect(back.to_owned()))
 }
 
 #[derive(Deserialize)]

@@ -195,7 +195,7 @@ pub fn settings(
         r#"<section class="card">
 <h1>Settings of <span id="user">{user}</span></h1>
 <p>Sensitive settings need a recent sign-in or password check: this one was at <span id="authenticated-at">{confirmed}</span>.</p>
-<form method="post" action="/profile" id="settings-profile">
+<form method="post" action="/settings" id="settings-profile">
 <input type="hidden" name="csrf_token" value="{token}">
 <label>Display name <input name="display_name" value="{name}" maxlength="64" required></label>
 <button type="submit">Save</button>

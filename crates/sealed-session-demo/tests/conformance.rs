@@ -564,6 +564,12 @@ fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_
         let page = browser.send("GET", "/reauth?next=/settings", HTML, "");
         assert!(page.body.contains(r#"name="next" value="/settings""#), "{}", page.body);
         let token = csrf_token(&page.body);
+        // The change the page submits needs it too: a copied cookie cannot
+        // post it past the page.
+        let change = format!("display_name=Mallory&csrf_token={token}");
+        let reply = browser.send("POST", "/settings", HTML, &change);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/settings")));
+        assert_ne!(browser.session_json()["display_name"], "Mallory");
         let before = browser.session_json()["session_id"].clone();
         let wrong = format!("password=nope&next=/settings&csrf_token={token}");
         let reply = browser.send("POST", "/reauth", &[], &wrong);
@@ -578,6 +584,10 @@ fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_
         let reply = browser.send("GET", "/settings", HTML, "");
         assert_eq!(reply.status, 200);
         assert!(reply.body.contains("Password confirmed"), "{}", reply.body);
+        let change = format!("display_name=Al&csrf_token={}", csrf_token(&reply.body));
+        let reply = browser.send("POST", "/settings", HTML, &change);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/settings")), "{}", reply.body);
+        assert_eq!(browser.session_json()["display_name"], "Al");
 
         let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
         assert!(log.lines().any(|line| line.contains(r#""event":"reauthenticated""#)), "{log}");

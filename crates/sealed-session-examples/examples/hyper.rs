@@ -30,9 +30,17 @@ use sealed_session::redirect::RouteRefusal;
 use sealed_session::web::{Begin, SessionHandle, WebConfig};
 use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
 
+/// A plain-text answer that no browser takes for anything else (it echoes
+/// what the client sent, a user name).
 fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.into())));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(hyper::header::X_CONTENT_TYPE_OPTIONS, hyper::header::HeaderValue::from_static("nosniff"));
     response
 }
 

@@ -40,6 +40,10 @@ async fn send_body<S: RevocationStore + 'static>(
     let response =
         example::handle(Arc::clone(config), request.body(Full::new(Bytes::from(body))).unwrap()).await;
     let status = response.status();
+    // Every answer is plain text that no browser sniffs into a page: some
+    // echo what the client sent.
+    assert_eq!(response.headers().get("content-type").unwrap(), "text/plain; charset=utf-8");
+    assert_eq!(response.headers().get("x-content-type-options").unwrap(), "nosniff");
     let set_cookies =
         response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
