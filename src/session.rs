@@ -67,7 +67,8 @@ impl SessionId {
     /// anything else.
     #[must_use]
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 32 || !text.is_ascii() {
+        // Hex digits only: `from_str_radix` also takes a sign (`+0`).
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut out = [0u8; 16];
@@ -365,6 +366,7 @@ mod tests {
         assert_eq!(SessionId::from_hex("zz"), None);
         assert_eq!(SessionId::from_hex(&"g".repeat(32)), None);
         assert_eq!(SessionId::from_hex(&"é".repeat(16)), None);
+        assert_eq!(SessionId::from_hex(&"+0".repeat(16)), None, "a sign is no hex digit");
     }
 
     #[test]

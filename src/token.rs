@@ -151,9 +151,14 @@ pub(crate) struct AssociatedData {
 }
 
 impl AssociatedData {
-    /// `None` if the prefix or the purpose is too long (a purpose longer than
-    /// [`MAX_PURPOSE_LEN`] is refused when a sealer is built).
+    /// `None` if the prefix or the purpose is too long: a purpose longer
+    /// than [`MAX_PURPOSE_LEN`] is refused when a sealer is built, and never
+    /// opens (a version 1 purpose with its suffixes included: a version 2
+    /// sealer's 114-byte purpose with `+versioned` is 124 bytes).
     pub(crate) fn new(prefix: &[u8], purpose: &[u8]) -> Option<Self> {
+        if purpose.len() > MAX_PURPOSE_LEN {
+            return None;
+        }
         let mut bytes = [0u8; MAX_PREFIX_LEN + MAX_PURPOSE_LEN];
         let len = prefix.len().checked_add(purpose.len())?;
         bytes.get_mut(..prefix.len())?.copy_from_slice(prefix);
@@ -303,6 +308,17 @@ mod tests {
     /// A head with every field zero, for tests to fill in with `..zero_head()`.
     fn zero_head() -> Head<&'static str> {
         Head { issued_at: 0, expires_at: 0, last_seen: 0, session_id: [0; 16], user_id: None, epoch: 0 }
+    }
+
+    #[test]
+    fn a_purpose_longer_than_the_limit_makes_no_associated_data() {
+        // The shortest prefix (version 1): room is left in the buffer, but
+        // the purpose is too long all the same.
+        let prefix = [1, 0, 0, 0, 1];
+        let longest = [b'a'; MAX_PURPOSE_LEN];
+        let data = AssociatedData::new(&prefix, &longest).unwrap();
+        assert_eq!(data.as_bytes().len(), prefix.len() + MAX_PURPOSE_LEN);
+        assert!(AssociatedData::new(&prefix, &[b'a'; MAX_PURPOSE_LEN + 1]).is_none());
     }
 
     #[test]

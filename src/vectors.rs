@@ -411,7 +411,22 @@ fn build(version: u8) -> Value {
         "NotYetValid",
     );
     ahead["now"] = json!(now);
-    negatives.extend([shortened, ahead]);
+    // The sealed expiry alone: the absolute timeout from the issue time is
+    // far off.
+    let mut sealed_expiry = invalid(
+        "sealed expiry passed, the absolute timeout from the issue time not",
+        timed("", now - 100, now - 1, now - 10, 208)["token"].as_str().unwrap().to_owned(),
+        "Expired(Absolute)",
+    );
+    sealed_expiry["now"] = json!(now);
+    // The issue time alone beyond the leeway: the last activity is now.
+    let mut issued_ahead = invalid(
+        "issue time beyond the leeway, last activity now",
+        timed("", now + 61, now + ABSOLUTE, now, 209)["token"].as_str().unwrap().to_owned(),
+        "NotYetValid",
+    );
+    issued_ahead["now"] = json!(now);
+    negatives.extend([shortened, ahead, sealed_expiry, issued_ahead]);
     let mut wrong_purpose = invalid("wrong purpose", base_text.clone(), "Invalid");
     wrong_purpose["purpose"] = json!("__Host-other");
     let mut expired = invalid("absolute expiry reached", base_text.clone(), "Expired(Absolute)");
@@ -432,6 +447,16 @@ fn build(version: u8) -> Value {
         );
         lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
         negatives.push(lapsed);
+        // The remember-me profile's own idle timeout.
+        let (remembered, _) =
+            sealed.iter().find(|(v, _)| v["remembered"] == json!(true)).expect("a remembered vector");
+        let mut remembered_idle = invalid(
+            "remember-me idle timeout reached",
+            remembered["token"].as_str().unwrap().to_owned(),
+            "Expired(Idle)",
+        );
+        remembered_idle["now"] = json!(NOW as u64 + REMEMBER_IDLE);
+        negatives.push(remembered_idle);
         // Genuine tokens, each opened by an opener that lacks what its
         // flags name: refused before decryption (FORMAT.md, step 5).
         let token_of = |flagged: fn(&Value) -> bool| {
@@ -495,6 +520,11 @@ fn build(version: u8) -> Value {
             index("remembered"),
             "remember-me profile, past the standard idle timeout",
             NOW as u64 + IDLE,
+        ));
+        valid.push(at_time(
+            index("remembered"),
+            "remember-me profile, past the standard absolute timeout",
+            NOW as u64 + ABSOLUTE,
         ));
         valid.push(at_time(
             index("device_bound"),

@@ -14,8 +14,9 @@ use crate::{Sealer, Session, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Device {
-    /// Its name in this list and in audit logs: not its ID, which never
-    /// leaves the server. [`SessionHandle::end_device`] takes it.
+    /// Its name in this list and in audit logs: a digest of its ID, which
+    /// neither shows (the list shows the user's other sessions, whose IDs
+    /// are theirs alone). [`SessionHandle::end_device`] takes it.
     pub reference: SessionRef,
     /// Whether it is the request's own session.
     pub current: bool,
