@@ -584,13 +584,12 @@ fn exempt_paths_and_disabled_enforcement_skip_the_checks() {
     })
 }
 
-/// A configuration that seals token version 1 (a rolling upgrade with
-/// servers of a release that opens nothing else) seals its pre-session and
-/// flash cookies in version 1 too, or those servers would refuse them.
-/// The pre-session and flash cookies carry the session cookie's attributes:
-/// a plain-HTTP development cookie's (a `Secure` pre-session cookie would be
-/// dropped there, and every login form refused), a `SameSite=Strict` one's,
-/// its path; and they stay `HttpOnly` and for the browser session.
+/// The pre-session and flash cookies carry the session cookie's `Secure`,
+/// `SameSite` and `Domain`: a plain-HTTP development cookie's (a `Secure`
+/// pre-session cookie would be dropped there, and every login form
+/// refused), a `SameSite=Strict` one's. They keep `Path=/` (a login form or
+/// a logout's flash message may be outside the session cookie's path), and
+/// stay `HttpOnly` and for the browser session.
 #[test]
 fn the_pre_session_and_flash_cookies_carry_the_session_cookies_attributes() {
     use sealed_session::{CookieSpec, SameSite};
@@ -606,11 +605,14 @@ fn the_pre_session_and_flash_cookies_carry_the_session_cookies_attributes() {
             let cookie =
                 cookies.iter().find(|c| c.starts_with(name)).unwrap_or_else(|| panic!("{cookies:?}"));
             let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
-            assert_eq!(attributes, ["Path=/app", "HttpOnly", "SameSite=Strict"], "{name}");
+            assert_eq!(attributes, ["Path=/", "HttpOnly", "SameSite=Strict"], "{name}");
         }
     })
 }
 
+/// A configuration that seals token version 1 (a rolling upgrade with
+/// servers of a release that opens nothing else) seals its pre-session and
+/// flash cookies in version 1 too, or those servers would refuse them.
 #[test]
 fn the_pre_session_and_flash_cookies_follow_the_token_version() {
     pollster::block_on(async {
@@ -1267,6 +1269,15 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         assert_eq!(set_cookies(&slow), Vec::<String>::new());
         assert!(recorder.take().is_empty(), "the logout was audited already");
         assert!(!open(&config, &cookie).await.has_session());
+        // Nor one this handler sealed before the new ID (a change, then a
+        // new ID for the new privileges): it carries the ended ID.
+        let cookie = signed_in(&config, "alice").await;
+        let slow = open(&config, &cookie).await;
+        slow.typed::<String>().update(|data| data.push('!')).unwrap();
+        open(&config, &cookie).await.logout().await.unwrap();
+        ended(slow.renew_id().await);
+        assert_eq!(set_cookies(&slow), Vec::<String>::new());
+        recorder.take();
 
         // A logout everywhere, then signing out the others.
         let cookie = signed_in(&config, "alice").await;

@@ -459,11 +459,13 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         let derived = |suffix: &str, timeout: Duration| {
             sealer.derived(&format!("{name}{suffix}"), timeout).map_err(WebConfigError::Sealer)
         };
-        // With the session cookie's attributes (a plain-HTTP development
-        // cookie's go where it goes, a `SameSite=Strict` one's are not
-        // weakened), always `HttpOnly`, for the browser session.
+        // With the session cookie's `Secure`, `SameSite` and `Domain` (a
+        // plain-HTTP development cookie's go where it goes, a
+        // `SameSite=Strict` one's are not weakened), but `Path=/` (a login
+        // form, or a logout's flash message, may be outside the session
+        // cookie's path), always `HttpOnly`, for the browser session.
         let cookie = |suffix: &str| -> Result<CookieSpec, CookieError> {
-            Ok(self.cookie.renamed(format!("{name}{suffix}"))?.http_only(true).browser_session())
+            Ok(self.cookie.renamed(format!("{name}{suffix}"))?.path("/")?.http_only(true).browser_session())
         };
         let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
         let pre_cookie = cookie("-csrf")?;

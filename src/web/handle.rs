@@ -159,6 +159,11 @@ impl State {
         self.current = None;
         self.undecodable = None;
         self.decoded = None;
+        // A cookie this handler already sealed (an update before the new
+        // ID) carries the ended session's ID: it is not sent either.
+        if matches!(self.session_cookie, Some(CookieChange::Set(_))) {
+            self.session_cookie = None;
+        }
     }
 
     /// No session any more: its cookie goes.
@@ -288,7 +293,8 @@ impl HandleError {
     }
 
     /// A body for the answer that says no more than the status. The cause
-    /// is logged with `tracing` (at `warn` for `503`, `error` for `500`).
+    /// is logged with `tracing` (at `info` for `400`, `warn` for `503`,
+    /// `error` for `500`).
     #[must_use]
     pub fn body(&self) -> &'static str {
         match self.status() {

@@ -78,7 +78,8 @@ pub fn app<S: RevocationStore + 'static>(
         }
         app = match route {
             Route::Account | Route::Devices => app.service(resource.wrap(RequireSession::redirect_to("/"))),
-            Route::Settings => app.service(
+            // Every route at this path: the page, and what its form posts.
+            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => app.service(
                 resource.wrap(RequireSession::redirect_to("/reauth").authenticated_within(sudo_window)),
             ),
             _ => app.service(resource),

@@ -44,7 +44,9 @@ fn routes(sudo_window: Duration) -> Router {
         };
         match route {
             Route::Account | Route::Devices => guarded = guarded.route(path, handler),
-            Route::Settings | Route::SaveSettings => sudo = sudo.route(path, handler),
+            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => {
+                sudo = sudo.route(path, handler)
+            }
             _ => open = open.route(path, handler),
         }
     }

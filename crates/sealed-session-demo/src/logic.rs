@@ -52,6 +52,7 @@ pub(crate) enum Route {
     ReauthPage,
     Reauth,
     Profile,
+    ProfilePage,
     Cart,
     Webhook,
     ApiSession,
@@ -67,12 +68,13 @@ pub(crate) enum Method {
 }
 
 /// Every route, its method and path. [`Route::Account`] needs a signed-in
-/// session, and [`Route::Settings`] and [`Route::SaveSettings`] (the page
-/// and the change it submits: guarding the page alone would let a copied
-/// cookie post the change) one whose user signed in or confirmed their
-/// password within the sudo window; each app puts its framework's
+/// session, and [`Route::Settings`], [`Route::SaveSettings`] and
+/// [`Route::Profile`] (the page and the changes posted to it or from the
+/// home page: guarding the page alone would let a copied cookie post the
+/// change) one whose user signed in or confirmed their password within the
+/// sudo window; each app puts its framework's
 /// guard on them.
-pub(crate) const ROUTES: [(Route, Method, &str); 19] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 20] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
@@ -87,6 +89,7 @@ pub(crate) const ROUTES: [(Route, Method, &str); 19] = [
     (Route::ReauthPage, Method::Get, "/reauth"),
     (Route::Reauth, Method::Post, "/reauth"),
     (Route::Profile, Method::Post, "/profile"),
+    (Route::ProfilePage, Method::Get, "/profile"),
     (Route::Cart, Method::Post, "/cart"),
     (Route::Webhook, Method::Post, "/webhook"),
     (Route::ApiSession, Method::Get, "/api/session"),
@@ -123,6 +126,9 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Route::ReauthPage => reauth_page(handle, query),
         Route::Reauth => reauth(handle, content_type, body).await,
         Route::Profile => profile(handle, content_type, body, "/"),
+        // Where the password check sends a browser back after a stale
+        // `POST /profile`: the home page, whose form posts there.
+        Route::ProfilePage => Ok(Reply::Redirect("/".to_owned())),
         Route::Cart => add_to_cart(handle, content_type, body).await,
         Route::Webhook => Ok(webhook(body)),
         Route::ApiSession => api_session(handle),

@@ -569,6 +569,8 @@ fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_
         let change = format!("display_name=Mallory&csrf_token={token}");
         let reply = browser.send("POST", "/settings", HTML, &change);
         assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/settings")));
+        let reply = browser.send("POST", "/profile", HTML, &change);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/profile")));
         assert_ne!(browser.session_json()["display_name"], "Mallory");
         let before = browser.session_json()["session_id"].clone();
         let wrong = format!("password=nope&next=/settings&csrf_token={token}");

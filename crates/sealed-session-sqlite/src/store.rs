@@ -25,6 +25,11 @@ const CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long (ms) a revocation's checkpoint waits for readers of an older
+/// snapshot ([`SqliteStore::checkpoint`]): the store's own reads take
+/// microseconds.
+const CHECKPOINT_WAIT_MS: u64 = 200;
+
 /// How to open a [`SqliteStore`] on a file of its own: the file, whether to
 /// create it, the clock. (With the application's pool, use
 /// [`SqliteStore::with_pool`].)
@@ -330,10 +335,15 @@ impl SqliteStore {
             tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
         let task = runtime.spawn(async move {
             let result = self.run(work).await;
-            if result.is_ok() {
-                self.checkpoint().await;
-            }
             self.shared.watch.cache.clear();
+            if result.is_ok() {
+                // Checked like the write: a file replaced meanwhile is found.
+                let checked = self.run(async {
+                    self.checkpoint().await;
+                    Ok(())
+                });
+                let _found_later = checked.await;
+            }
             result
         });
         task.await.map_err(StoreError::unavailable)?
@@ -342,14 +352,26 @@ impl SqliteStore {
     /// Copies the write-ahead log into the database file (and syncs it), so
     /// that a revocation lives in the file itself, not only in its `-wal`:
     /// a copy of the file alone, or a `-wal` lost while no server runs,
-    /// keeps it. The revocation is durable in the log already (`synchronous
-    /// = FULL`), so a checkpoint that cannot finish (a reader holds an
-    /// older snapshot past the busy timeout) is only logged; the next
-    /// revocation's, or SQLite's own, finishes it.
+    /// keeps it. It waits at most [`CHECKPOINT_WAIT_MS`] for readers of an
+    /// older snapshot (a backup tool may hold one for long), while writers
+    /// wait for it. The revocation is durable in the log already
+    /// (`synchronous = FULL`), so a checkpoint that cannot finish is only
+    /// logged; the next revocation's, or SQLite's own, finishes it.
     async fn checkpoint(&self) {
-        let done: Result<(i64, i64, i64), sqlx::Error> =
-            sqlx::query_as("PRAGMA wal_checkpoint(FULL)").fetch_one(&self.shared.pool).await;
-        match done {
+        let done = async {
+            let mut connection = self.shared.pool.acquire().await?;
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *connection).await?;
+            let wait = format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}");
+            sqlx::query(sqlx::AssertSqlSafe(wait)).execute(&mut *connection).await?;
+            let done: Result<(i64, i64, i64), sqlx::Error> =
+                sqlx::query_as("PRAGMA wal_checkpoint(FULL)").fetch_one(&mut *connection).await;
+            let restore = format!("PRAGMA busy_timeout = {busy}");
+            if sqlx::query(sqlx::AssertSqlSafe(restore)).execute(&mut *connection).await.is_err() {
+                connection.close_on_drop();
+            }
+            done
+        };
+        match done.await {
             Ok((0, _, _)) => {}
             Ok((_, log, copied)) => tracing::warn!(
                 log,

@@ -217,6 +217,27 @@ async fn bad_urls_are_refused() {
     assert!(err.to_string().contains("/nonexistent/dir/r.sqlite3"), "{err}");
 }
 
+/// A reader that holds an older snapshot (a backup tool, another process)
+/// holds back the checkpoint, never the revocation: it is acknowledged and
+/// durable in the log, and the next checkpoint copies it.
+#[tokio::test]
+async fn a_reader_holding_a_snapshot_fails_no_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let store = SqliteStore::open_or_create(&path).await.unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let other =
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let mut reader = other.begin().await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
+    assert!(tables > 0);
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
+    assert_eq!(store.login_state("alice").await.unwrap().user_epoch, 1);
+    reader.rollback().await.unwrap();
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 2);
+}
+
 /// Run by `an_acknowledged_revocation_survives_kill_9` in a child process:
 /// revokes, reports, then waits to be killed. Not a test on its own.
 #[tokio::test]
