@@ -438,31 +438,22 @@ fn build(version: u8) -> Value {
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
     if version != 1 {
-        let (bound, _) =
-            sealed.iter().find(|(v, _)| v["device_bound"] == json!(true)).expect("a bound vector");
-        let mut lapsed = invalid(
-            "device-bound lifetime passed since the last proof",
-            bound["token"].as_str().unwrap().to_owned(),
-            "Expired(Idle)",
-        );
-        lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
-        negatives.push(lapsed);
-        // The remember-me profile's own idle timeout.
-        let (remembered, _) =
-            sealed.iter().find(|(v, _)| v["remembered"] == json!(true)).expect("a remembered vector");
-        let mut remembered_idle = invalid(
-            "remember-me idle timeout reached",
-            remembered["token"].as_str().unwrap().to_owned(),
-            "Expired(Idle)",
-        );
-        remembered_idle["now"] = json!(NOW as u64 + REMEMBER_IDLE);
-        negatives.push(remembered_idle);
-        // Genuine tokens, each opened by an opener that lacks what its
-        // flags name: refused before decryption (FORMAT.md, step 5).
         let token_of = |flagged: fn(&Value) -> bool| {
             let (vector, _) = sealed.iter().find(|(v, _)| flagged(v)).unwrap();
             vector["token"].as_str().unwrap().to_owned()
         };
+        let bound = |v: &Value| v["device_bound"] == json!(true);
+        let remembered = |v: &Value| v["remembered"] == json!(true);
+        let mut lapsed =
+            invalid("device-bound lifetime passed since the last proof", token_of(bound), "Expired(Idle)");
+        lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
+        // The remember-me profile's own idle timeout.
+        let mut remembered_idle =
+            invalid("remember-me idle timeout reached", token_of(remembered), "Expired(Idle)");
+        remembered_idle["now"] = json!(NOW as u64 + REMEMBER_IDLE);
+        negatives.extend([lapsed, remembered_idle]);
+        // Genuine tokens, each opened by an opener that lacks what its
+        // flags name: refused before decryption (FORMAT.md, step 5).
         let with_opener = |name: &str, token: String, opener: Value| {
             let mut vector = invalid(name, token, "Invalid");
             if opener != json!({}) {
@@ -483,12 +474,12 @@ fn build(version: u8) -> Value {
             ),
             with_opener(
                 "remember-me token, opened without a remember-me profile",
-                token_of(|v| v["remembered"] == json!(true)),
+                token_of(remembered),
                 json!({ "remember_me": false }),
             ),
             with_opener(
                 "device-bound token, opened without a device-bound lifetime",
-                token_of(|v| v["device_bound"] == json!(true)),
+                token_of(bound),
                 json!({ "device_bound": false }),
             ),
         ]);

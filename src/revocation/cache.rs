@@ -44,8 +44,8 @@ const STEP_BACK_SLACK_MS: i64 = 100;
 ///   than the TTL after the read that produced it began.
 /// * **A clock that steps back makes every entry stale, for good**: the
 ///   cache is emptied once a lookup's time is behind the newest stamp by
-///   more than 100 ms, or the entries would be trusted
-///   again, as young, when the clock caught up with their stamps.
+///   more than 100 ms, or the entries would be trusted again, as young,
+///   when the clock caught up with their stamps.
 /// * **A new cutoff empties the cache**: a global logout or a new store
 ///   generation (lost data) makes every cached epoch suspect.
 /// * **An answer behind a cached one is not cached**: under one ticket,

@@ -150,8 +150,8 @@ struct Ending<'a> {
 
 impl Ending<'_> {
     /// `{"continue": false}` ends the browser's session, and the companion
-    /// cookie goes, unless it is another binding's. The reason is logged, and audited by its `code` with
-    /// the session, if known.
+    /// cookie goes, unless it is another binding's. The reason is logged,
+    /// and audited by its `code` with the session, if known.
     fn end<T>(
         &self,
         reason: &dyn std::fmt::Display,

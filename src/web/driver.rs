@@ -788,18 +788,20 @@ impl ResponseCookies {
 
     /// Writes these cookies (or the bearer token's header) to `response`,
     /// with the `Cache-Control` that [`ResponseCookies::cache_control`]
-    /// asks for. A response from a handler that looked at the session
-    /// (its data, its user, whether there is one) gets `Vary: Cookie` (and
-    /// `Authorization` where bearer tokens are taken), so that no cache
-    /// that honours `Vary`, shared or the browser's, answers one user's
-    /// request with what it kept for another, or for the same browser
-    /// before its login or logout (a CDN may obey a field of its own over
-    /// `Cache-Control: no-store`, so it is added there too). A CDN obeys a field targeted at it instead of
+    /// asks for. A CDN obeys a field targeted at it instead of
     /// `Cache-Control` (RFC 9213's `CDN-Cache-Control`, and the vendors'
     /// fields in [`TARGETED_CACHE_FIELDS`]): on a response that carries a
     /// token, one the route set is replaced with `no-store` unless it says
     /// `no-store` already (the other directives' meanings differ between
     /// CDNs).
+    ///
+    /// A response from a handler that looked at the session (its data, its
+    /// user, whether there is one) gets `Vary: Cookie` (and `Authorization`
+    /// where bearer tokens are taken), so that no cache that honours
+    /// `Vary`, shared or the browser's, answers one user's request with
+    /// what it kept for another, or for the same browser before its login
+    /// or logout; `no-store` responses too, as a CDN may obey a field of its
+    /// own over it.
     pub fn write_to(self, response: &mut impl ResponseHeaders) {
         if self.no_store() {
             for &name in TARGETED_CACHE_FIELDS {

@@ -47,47 +47,42 @@ impl PostgresServer {
     /// Creates a cluster and starts it.
     #[must_use]
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let user = postgres_user();
-        std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let bin = bindir();
-        let status = Command::new(bin.join("initdb"))
-            .args(["-D", "data", "-U", "postgres", "--auth=trust", "--no-instructions", "-E", "UTF8"])
-            .current_dir(dir.path())
-            .uid(user.0)
-            .gid(user.1)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run initdb");
-        assert!(status.success(), "initdb failed");
-        // Its server is in no group of its own; its command line names `dir`.
-        crate::clean_up_at_exit(dir.path(), None);
-        let mut server = Self { dir, port: 0, child: None, bin, user };
-        server.restart();
-        server
+        Self::made_by(
+            "initdb",
+            &["-D", "data", "-U", "postgres", "--auth=trust", "--no-instructions", "-E", "UTF8"],
+        )
     }
 
     /// A standby of `primary`: a base backup of it, streaming its changes
     /// (`pg_basebackup -R`), started on a port of its own.
     #[must_use]
     pub fn standby_of(primary: &PostgresServer) -> Self {
+        let port = primary.port.to_string();
+        Self::made_by(
+            "pg_basebackup",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", "data", "-R"],
+        )
+    }
+
+    /// A server on the data directory `data` that `program` makes with
+    /// `args` in a new directory of the `postgres` user's, started.
+    fn made_by(program: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let user = postgres_user();
         std::os::unix::fs::chown(dir.path(), Some(user.0), Some(user.1)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let bin = bindir();
-        let status = Command::new(bin.join("pg_basebackup"))
-            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "postgres", "-D", "data", "-R"])
+        let status = Command::new(bin.join(program))
+            .args(args)
             .current_dir(dir.path())
             .uid(user.0)
             .gid(user.1)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .expect("run pg_basebackup");
-        assert!(status.success(), "pg_basebackup failed");
+            .unwrap_or_else(|err| panic!("run {program}: {err}"));
+        assert!(status.success(), "{program} failed");
+        // Its server is in no group of its own; its command line names `dir`.
         crate::clean_up_at_exit(dir.path(), None);
         let mut server = Self { dir, port: 0, child: None, bin, user };
         server.restart();
