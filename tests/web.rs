@@ -191,9 +191,11 @@ fn a_session_of_another_type_is_still_ended_by_logout_and_login() {
 #[test]
 fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     pollster::block_on(async {
-        let (config, _, _) = listed(|b| b);
+        let (config, recorder, _) = listed(|b| b);
         let cookie = sign_in_from(&config, "alice", CHROME).await;
         let handle = on(&config, &cookie).await;
+        let old = handle.current::<String>().unwrap().session().id();
+        recorder.take();
         let counter = handle.typed::<(u64, u64, u64)>();
         let count = counter.update_or_insert(|| (0, 0, 0), |t| std::mem::replace(&mut t.0, 1)).await;
         assert_eq!(count.unwrap(), 0, "a new session, from the default");
@@ -201,6 +203,12 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
         assert!(replaced
             .iter()
             .any(|c| c.starts_with("__Host-session=") && !c.starts_with("__Host-session=;")));
+        // Ended on every server, and audited as a logout of alice's session.
+        let ended = only(&recorder);
+        assert_eq!(
+            (ended.0, ended.1.as_deref(), ended.2),
+            (AuditKind::Logout, Some("alice"), Some(SessionRef::of(old)))
+        );
         assert!(!on(&config, &cookie).await.has_session(), "the replaced session still opens");
         assert_eq!(recorded(&config, "alice").await, 0, "the replaced session is still recorded");
     })

@@ -93,7 +93,9 @@ pub enum AuditKind {
         /// Whether the session is remembered ("remember me").
         remembered: bool,
     },
-    /// A session was logged out ([`SessionHandle::logout`](super::SessionHandle::logout)).
+    /// A session was logged out ([`SessionHandle::logout`](super::SessionHandle::logout)),
+    /// or ended because [`Sessions::update_or_insert`](super::Sessions::update_or_insert)
+    /// replaced it (its data was another type).
     Logout,
     /// A user logged out of every session they had
     /// ([`SessionHandle::logout_everywhere`](super::SessionHandle::logout_everywhere)).

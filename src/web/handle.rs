@@ -1014,8 +1014,11 @@ impl<T: SessionValue> Sessions<T> {
                 // its cookie would open (and it would be listed) until it
                 // expires.
                 if let Some(other) = &raw {
-                    self.handle.revoke(other.session()).await?;
-                    self.handle.unregister(other.session()).await;
+                    let other = other.session();
+                    self.handle.revoke(other).await?;
+                    self.handle
+                        .audit(AuditKind::Logout, |event| event.user(other.user_id()).session(other.id()));
+                    self.handle.unregister(other).await;
                 }
                 // So are the sessions of an injected duplicate cookie: the
                 // new cookie replaces the user's own in the browser.

@@ -732,6 +732,14 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
             other => panic!("a {interval:?} policy check interval was accepted: {:?}", other.map(|_| ())),
         }
     }
+    // The cap itself is allowed (refused here only as unreachable).
+    let mut longest = self::config();
+    longest.policy_check_interval = sealed_session_redis::MAX_POLICY_CHECK_INTERVAL;
+    let connected = RedisStore::connect_with("redis://127.0.0.1:1/0", longest, ManualClock::at_unix(0)).await;
+    assert!(
+        !matches!(connected, Err(ConnectError::PolicyCheckInterval(_))),
+        "the longest interval was refused"
+    );
 }
 
 /// A store whose URL names a replica is refused at connect: a replica's
