@@ -181,6 +181,15 @@ fn the_environment_form_is_strict() {
     assert!(matches!(env_err(""), KeyringError::MissingField { field: "id", .. }));
     assert!(matches!(env_err("1:primary"), KeyringError::MissingField { field: "secret", .. }));
     assert!(matches!(env_err(&format!("x:primary:{K1}")), KeyringError::InvalidField { field: "id", .. }));
+    // One spelling per ID: no sign, no leading zero, nothing past u32.
+    for id in ["+2", "02", "00", "-0", "4294967296"] {
+        let err = env_err(&format!("{id}:primary:{K1}"));
+        assert!(matches!(err, KeyringError::InvalidField { field: "id", .. }), "{id}: {err:?}");
+    }
+    for (id, parsed) in [("0", 0), ("10", 10), ("4294967295", u32::MAX)] {
+        let keyring = Keyring::from_env_value(&format!("{id}:primary:{K1}")).unwrap();
+        assert_eq!(keyring.primary_id(), parsed, "{id}");
+    }
     assert!(matches!(env_err(&format!("1:main:{K1}")), KeyringError::UnknownState { .. }));
     assert!(matches!(env_err(&format!("1:primary:{K1}:extra")), KeyringError::InvalidField { .. }));
     assert!(matches!(env_err(&format!("1:primary:{K1},1:active:{K2}")), KeyringError::DuplicateId(1)));

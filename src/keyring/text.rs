@@ -55,7 +55,8 @@ impl Keyring {
 
     /// Parses the compact form for environment variables: entries
     /// `ID:STATE:SECRET` separated by commas, for example
-    /// `2:primary:…,1:active:…`.
+    /// `2:primary:…,1:active:…`. An ID is written in decimal digits, with
+    /// no sign and no leading zero.
     ///
     /// # Errors
     /// A [`KeyringError`] that names the entry and the problem, never the secret.
@@ -212,15 +213,22 @@ fn parse_state(entry: EntryRef, state: &str) -> Result<KeyState, KeyringError> {
     })
 }
 
+/// A key ID of the environment form: decimal digits without a sign or a
+/// leading zero (`0` aside), so that one ID has one spelling.
+fn env_id(text: &str) -> Option<u32> {
+    let canonical = text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
 fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
     let mut entry = EntryRef { index, id: None };
     let mut fields = item.split(':');
     let id = match fields.next() {
         None | Some("") => return Err(KeyringError::MissingField { entry, field: "id" }),
-        Some(id) => id.parse::<u32>().map_err(|_| KeyringError::InvalidField {
+        Some(id) => env_id(id).ok_or(KeyringError::InvalidField {
             entry,
             field: "id",
-            expected: "an integer from 0 to 4294967295",
+            expected: "an integer from 0 to 4294967295, in digits without a sign or a leading zero",
         })?,
     };
     entry.id = Some(id);
