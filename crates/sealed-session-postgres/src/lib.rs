@@ -31,10 +31,12 @@
 //!   ([`PostgresSetupError::NotDurable`]). Every revocation also raises
 //!   `synchronous_commit` from `off` to `on` for its own transaction, so a
 //!   connection the application turns `off` later stays durable for it.
-//!   `fsync` is read with every check that reads the database: turned off
-//!   while the store runs, every check and login fails closed
+//!   `fsync` is read with every check that reads the database and by every
+//!   revocation: turned off while the store runs, every check and login
+//!   fails closed
 //!   ([`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)) until
-//!   it is on again.
+//!   it is on again, and so does every revocation (it is written, but a
+//!   crash could lose it).
 //! * **Fail closed.** A statement that fails or takes longer than
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.

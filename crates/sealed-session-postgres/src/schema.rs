@@ -74,13 +74,18 @@ const DURABLE_COMMIT: &str = "set_config('synchronous_commit',
            CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on'
                 ELSE current_setting('synchronous_commit') END, true)";
 
+/// Whether the database writes its commits to disk (`fsync`): read by every
+/// check, and by every revocation after it ran, which fails if it is off
+/// (the revocation is in the database, but a crash could lose it).
+const FSYNC_ON: &str = "current_setting('fsync') = 'on'";
+
 /// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
 /// with `on_conflict` for an entry already there, refuses an expiry at or
 /// before the database's time, drops other entries that expired a day
 /// ago or more (`DENYLIST_PURGE_GRACE_SECS`: a database clock that jumps
 /// ahead deletes none that still counts) and notifies `$3`. It answers
-/// the database's time, whether `$1` was written, and how many entries
-/// were dropped. An expired entry another
+/// the database's time, whether `$1` was written, how many entries
+/// were dropped, and [`FSYNC_ON`]. An expired entry another
 /// writer holds is left for a later purge: waiting for it could deadlock
 /// two revocations (each holding an entry the other purges) or run out the
 /// store's timeout.
@@ -99,7 +104,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
              WHERE expires_at <= (SELECT t FROM now) - {grace} AND session_id <> $1
              FOR UPDATE SKIP LOCKED)
            RETURNING 1)
-         SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged)
+         SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged), {FSYNC_ON}
          FROM pg_notify('{channel}', $3), {DURABLE_COMMIT}"
     )
 }
@@ -129,7 +134,7 @@ impl Statements {
                    EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
-                   current_setting('fsync') = 'on',
+                   {FSYNC_ON},
                    pg_is_in_recovery()"
             ),
             generation: format!("SELECT value FROM {prefix}_meta WHERE key = 'generation'"),
@@ -143,7 +148,7 @@ impl Statements {
                    INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ($1, 1)
                    ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
                    RETURNING epoch)
-                 SELECT bumped.epoch FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
+                 SELECT bumped.epoch, {FSYNC_ON} FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             // One statement each: a concurrent call from the same epoch
             // waits for the row (or its unique index), then sees the epoch
@@ -154,13 +159,13 @@ impl Statements {
                    ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
                    WHERE {prefix}_user_epochs.epoch = $3
                    RETURNING epoch)
-                 SELECT raised.epoch FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
+                 SELECT raised.epoch, {FSYNC_ON} FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             revoke_user_from: format!(
                 "WITH raised AS (
                    UPDATE {prefix}_user_epochs SET epoch = epoch + 1 WHERE user_id = $1 AND epoch = $3
                    RETURNING epoch)
-                 SELECT raised.epoch FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
+                 SELECT raised.epoch, {FSYNC_ON} FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             // Never shortens an entry.
             revoke_session: deny(
@@ -192,7 +197,7 @@ impl Statements {
                    SELECT 'revoked_through', GREATEST(LEAST($1, {NOW}), {NOW}, current.c) FROM current
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
-                 SELECT raised.value FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
+                 SELECT raised.value, {FSYNC_ON} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
             channel,
             record_session: format!(

@@ -457,7 +457,7 @@ impl Inner {
     ) -> Result<bool, StoreError> {
         let sql = if once { &self.sql.revoke_session_once } else { &self.sql.revoke_session };
         let message = Invalidation::Session(session).message();
-        let result: Result<(i64, bool, i64), StoreError> = self
+        let result: Result<(i64, bool, i64, bool), StoreError> = self
             .run(|| {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                     .bind(session.as_bytes().as_slice())
@@ -467,13 +467,13 @@ impl Inner {
             })
             .await;
         self.feed.cache().apply(&Invalidation::Session(session));
-        let (now, denied, _purged) = result?;
+        let (now, denied, _purged, fsync_on) = result?;
         let now = from_sql(now)?;
         if expires_at <= now {
-            Err(StoreError::ExpiryNotInFuture { expires_at, now })
-        } else {
-            Ok(denied)
+            return Err(StoreError::ExpiryNotInFuture { expires_at, now });
         }
+        self.fsync_seen(fsync_on)?;
+        Ok(denied)
     }
 
     /// Runs `sql`, which deletes the registry's records of `user_id` (`$1`),
@@ -615,8 +615,9 @@ impl Inner {
     }
 
     /// What a read said of `fsync`: off fails the read closed (and empties
-    /// the cache, so that every check reads and is refused); see
-    /// [`FsyncWatch`]. Each change is logged once.
+    /// the cache, so that every check reads and is refused), and a
+    /// revocation that read it fails, though it was written (a crash could
+    /// lose it); see [`FsyncWatch`]. Each change is logged once.
     fn fsync_seen(&self, on: bool) -> Result<(), StoreError> {
         let verdict = self.fsync.lock().unwrap_or_else(PoisonError::into_inner).read(on, Instant::now());
         match verdict {
@@ -690,16 +691,18 @@ impl RevocationStore for PostgresStore {
         let user_id = user_id.to_owned();
         async move {
             let message = Invalidation::User(&user_id).message();
-            let result: Result<i64, StoreError> = inner
+            let result: Result<(i64, bool), StoreError> = inner
                 .run(|| {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.revoke_user.clone()))
+                    sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.revoke_user.clone()))
                         .bind(&user_id)
                         .bind(&message)
                         .fetch_one(&inner.pool)
                 })
                 .await;
             inner.feed.cache().apply(&Invalidation::User(&user_id));
-            from_sql(result?)
+            let (epoch, fsync_on) = result?;
+            inner.fsync_seen(fsync_on)?;
+            from_sql(epoch)
         }
     }
 
@@ -718,9 +721,9 @@ impl RevocationStore for PostgresStore {
             let statement =
                 if from == 0 { &inner.sql.revoke_user_from_zero } else { &inner.sql.revoke_user_from };
             let message = Invalidation::User(&user_id).message();
-            let result: Result<Option<i64>, StoreError> = inner
+            let result: Result<Option<(i64, bool)>, StoreError> = inner
                 .run(|| {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(statement.clone()))
+                    sqlx::query_as(sqlx::AssertSqlSafe(statement.clone()))
                         .bind(&user_id)
                         .bind(&message)
                         .bind(from)
@@ -728,7 +731,9 @@ impl RevocationStore for PostgresStore {
                 })
                 .await;
             inner.feed.cache().apply(&Invalidation::User(&user_id));
-            Ok(result?.is_some())
+            let Some((_, fsync_on)) = result? else { return Ok(false) };
+            inner.fsync_seen(fsync_on)?;
+            Ok(true)
         }
     }
 
@@ -752,15 +757,17 @@ impl RevocationStore for PostgresStore {
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         let inner = Arc::clone(&self.inner);
         async move {
-            let result: Result<i64, StoreError> = inner
+            let result: Result<(i64, bool), StoreError> = inner
                 .run(|| {
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.revoke_all.clone()))
+                    sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.revoke_all.clone()))
                         .bind(to_sql(issued_through))
                         .fetch_one(&inner.pool)
                 })
                 .await;
             inner.feed.cache().clear();
-            from_sql(result?)
+            let (cutoff, fsync_on) = result?;
+            inner.fsync_seen(fsync_on)?;
+            from_sql(cutoff)
         }
     }
 }

@@ -192,13 +192,16 @@ async fn revocations_commit_durably_when_the_database_is_made_lossy_after_the_st
 
 /// `fsync` turned off by a reload while the store runs (as for a bulk
 /// load): every check and login fails closed, from the cache too, until it
-/// is on again.
+/// is on again. A revocation meanwhile is written but fails: a crash could
+/// lose it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_again() {
     let own = PostgresServer::start();
     // Never advanced: an answer stays in the cache until it is emptied.
     let clock = clock_at_now();
     let verifier = server(&own.url(), "fsync_later", &clock).await;
+    // Tables of their own, for a logout of everyone.
+    let everyone = store(&own.url(), "fsync_everyone", SystemClock).await;
     // Past the generation the new tables began with (the database's second).
     clock.set_unix(unix_now() + 2);
     let cached = login(&verifier, "alice").await;
@@ -222,12 +225,38 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
     assert!(untrusted(verifier.open::<()>(&cached).await), "a cached answer was used while fsync was off");
     let login = verifier.login("carol", ()).await;
     assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
+    let store = verifier.store();
+    let (denied, once) = (sealed_session::Session::new(()).id(), sealed_session::Session::new(()).id());
+    let far = unix_now() as u64 + 3600;
+    let revocations = [
+        ("revoke_user", store.revoke_user("dave").await.map(drop)),
+        ("revoke_user_from", store.revoke_user_from("erin", 0).await.map(drop)),
+        ("revoke_session", store.revoke_session(denied, far).await),
+        ("revoke_session_once", store.revoke_session_once(once, far).await.map(drop)),
+        ("revoke_all", everyone.revoke_all(unix_now() as u64).await.map(drop)),
+    ];
+    for (what, result) in revocations {
+        assert!(matches!(result, Err(StoreError::Untrusted(_))), "{what} while fsync was off: {result:?}");
+    }
 
     own.psql("ALTER SYSTEM SET fsync = on");
     own.psql("SELECT pg_reload_conf()");
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&cached).await.is_ok());
     assert!(back.await.is_some(), "sessions were still refused once fsync was on again");
     assert!(verifier.open::<()>(&unread).await.is_ok());
+    // Each revocation that failed was written all the same.
+    for user in ["dave", "erin"] {
+        assert_eq!(store.login_state(user).await.unwrap().user_epoch, 1, "{user}");
+    }
+    for session in [denied, once] {
+        assert!(store.state(None, session).await.unwrap().session_revoked);
+    }
+    let cutoff: Option<i64> =
+        sqlx::query_scalar("SELECT value FROM fsync_everyone_meta WHERE key = 'revoked_through'")
+            .fetch_optional(&pool(&own.url()).await)
+            .await
+            .unwrap();
+    assert!(cutoff.is_some(), "the logout of everyone was not written");
 }
 
 /// A failover, or an address that moved, can send the pool's new
