@@ -44,8 +44,6 @@ pub async fn run<S: RevocationStore>(store: &S) {
     unknown_users_and_sessions_are_not_revoked(store).await;
     user_epochs_count_up_by_one(store).await;
     users_are_independent(store).await;
-    an_epoch_moves_on_only_from_the_epoch_named(store).await;
-    of_concurrent_raises_from_one_epoch_exactly_one_moves_it(store).await;
     sessions_are_denylisted_individually(store).await;
     denylist_entries_in_the_past_are_refused(store).await;
     denylist_entries_are_never_shortened(store).await;
@@ -95,52 +93,6 @@ pub async fn users_are_independent<S: RevocationStore>(store: &S) {
     store.revoke_user(&a).await.expect("revoke a");
     let epoch = store.login_state(&b).await.expect("login_state").user_epoch;
     assert_eq!(epoch, 0, "revoking one user must not touch another");
-}
-
-/// `revoke_user_from` raises the user's epoch by one only from the epoch it
-/// names and says whether it did; a call naming another epoch changes
-/// nothing. `state` and `login_state` show each change at once.
-pub async fn an_epoch_moves_on_only_from_the_epoch_named<S: RevocationStore>(store: &S) {
-    let (user, other) = (fresh_user(), fresh_user());
-    // Cache the user's epoch 0 first, where the store caches.
-    let session = fresh_session();
-    assert_eq!(store.state(Some(&user), session).await.expect("state").user_epoch, 0);
-    // (named epoch, whether it moves, the epoch after)
-    let steps =
-        [(1, false, 0), (u64::MAX, false, 0), (0, true, 1), (0, false, 1), (2, false, 1), (1, true, 2)];
-    for (from, moves, after) in steps {
-        let moved = store.revoke_user_from(&user, from).await;
-        assert_eq!(moved.ok(), Some(moves), "revoke_user_from({from}) before epoch {after}");
-        assert_eq!(store.login_state(&user).await.expect("login_state").user_epoch, after);
-        let state = store.state(Some(&user), session).await.expect("state");
-        assert_eq!(state.user_epoch, after, "state must show epoch {after} at once");
-    }
-    assert_eq!(store.revoke_user(&user).await.ok(), Some(3), "revoke_user after revoke_user_from");
-    assert_eq!(store.revoke_user_from(&user, 3).await.ok(), Some(true), "revoke_user_from after revoke_user");
-    assert_eq!(store.login_state(&user).await.expect("login_state").user_epoch, 4);
-    let untouched = store.login_state(&other).await.expect("login_state").user_epoch;
-    assert_eq!(untouched, 0, "raising one user's epoch must not touch another");
-}
-
-/// Of concurrent `revoke_user_from` calls from one epoch, exactly one says
-/// `true`, and the epoch moves by one: the compare and the raise are one
-/// step in the store. Rounds start at epoch 0 (a user the store may have no
-/// entry for) and at 1. The calls run on one task, with the limit that
-/// [`of_concurrent_denials_of_one_session_exactly_one_writes`] names.
-pub async fn of_concurrent_raises_from_one_epoch_exactly_one_moves_it<S: RevocationStore>(store: &S) {
-    for round in 0..4 {
-        let user = fresh_user();
-        let from = round % 2;
-        if from == 1 {
-            store.revoke_user(&user).await.expect("revoke_user");
-        }
-        let results = all((0..8).map(|_| store.revoke_user_from(&user, from))).await;
-        assert!(results.iter().all(Result::is_ok), "concurrent revoke_user_from failed: {results:?}");
-        let moved = results.iter().filter(|result| matches!(result, Ok(true))).count();
-        assert_eq!(moved, 1, "of 8 concurrent revoke_user_from({from}) calls, {moved} said they moved it");
-        let epoch = store.login_state(&user).await.expect("login_state").user_epoch;
-        assert_eq!(epoch, from + 1, "8 concurrent revoke_user_from({from}) calls left epoch {epoch}");
-    }
 }
 
 /// A denylisted session is revoked at once; its neighbours are not.

@@ -69,11 +69,6 @@ impl RevocationStore for Remote {
         self.0.revoke_user(user_id).await
     }
 
-    async fn revoke_user_from(&self, user_id: &str, epoch: u64) -> Result<bool, StoreError> {
-        yield_once().await;
-        self.0.revoke_user_from(user_id, epoch).await
-    }
-
     async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
         yield_once().await;
         self.0.revoke_session(session, expires_at).await

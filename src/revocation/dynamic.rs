@@ -45,13 +45,6 @@ pub trait DynRevocationStore: Send + Sync {
     /// [`RevocationStore::revoke_user`].
     fn revoke_user_boxed<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
 
-    /// [`RevocationStore::revoke_user_from`].
-    fn revoke_user_from_boxed<'a>(
-        &'a self,
-        user_id: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
-
     /// [`RevocationStore::revoke_session`].
     fn revoke_session_boxed(
         &self,
@@ -85,14 +78,6 @@ impl<S: RevocationStore> DynRevocationStore for S {
 
     fn revoke_user_boxed<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.revoke_user(user_id))
-    }
-
-    fn revoke_user_from_boxed<'a>(
-        &'a self,
-        user_id: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.revoke_user_from(user_id, epoch))
     }
 
     fn revoke_session_boxed(
@@ -136,15 +121,6 @@ impl RevocationStore for dyn DynRevocationStore {
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
         let user_id = user_id.to_owned();
         async move { self.revoke_user_boxed(&user_id).await }
-    }
-
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let user_id = user_id.to_owned();
-        async move { self.revoke_user_from_boxed(&user_id, epoch).await }
     }
 
     fn revoke_session(

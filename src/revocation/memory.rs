@@ -249,22 +249,6 @@ impl RevocationStore for MemoryStore {
         std::future::ready(Ok(*epoch))
     }
 
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let key = self.user_key(user_id);
-        let mut inner = self.write();
-        // A user at epoch 0 has no entry, and a call that moves nothing adds none.
-        let current = inner.epochs.get(&key).copied().unwrap_or(0);
-        let next = epoch.checked_add(1).filter(|_| current == epoch);
-        if let Some(next) = next {
-            inner.epochs.insert(key, next);
-        }
-        std::future::ready(Ok(next.is_some()))
-    }
-
     fn revoke_session(
         &self,
         session: SessionId,

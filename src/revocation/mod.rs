@@ -46,6 +46,7 @@ pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use feed::{Backoff, Feed, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
+pub(crate) use verifier::moved_on_by_one;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};
 
 /// What a store knows that bears on one session.
@@ -178,25 +179,6 @@ pub trait RevocationStore: Send + Sync {
     /// every session the user has now is revoked.
     fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Increments the user's epoch from `epoch` to `epoch + 1` only if it is
-    /// `epoch` now, and says whether this call moved it: `Ok(true)` if so,
-    /// `Ok(false)` if the epoch was another (it is then left as it was).
-    /// This is what lets "sign out my other sessions" keep the session that
-    /// asked: of any number of concurrent calls from one epoch (a double
-    /// submit), exactly one moves it, so the check and the write must be one
-    /// atomic step in the store (a compare-and-set), never a read followed
-    /// by [`revoke_user`](Self::revoke_user). A user the store has never
-    /// seen is at epoch 0; an `epoch` of `u64::MAX` never matches.
-    ///
-    /// A call that fails (a timeout, a replica that did not acknowledge)
-    /// may still have moved the epoch, and a retry then says `false`:
-    /// callers end the session that asked rather than retry into a `true`.
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// Puts one session on the denylist until `expires_at` (Unix seconds;
     /// pass the session's absolute expiry plus the clock leeway), after which
     /// the entry may be dropped.
@@ -259,14 +241,6 @@ macro_rules! forward_store {
 
             fn revoke_user(&self, user_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
                 (**self).revoke_user(user_id)
-            }
-
-            fn revoke_user_from(
-                &self,
-                user_id: &str,
-                epoch: u64,
-            ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-                (**self).revoke_user_from(user_id, epoch)
             }
 
             fn revoke_session(

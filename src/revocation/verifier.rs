@@ -301,17 +301,6 @@ impl<S: RevocationStore> Verifier<S> {
         Ok(epoch)
     }
 
-    /// Raises `user_id`'s epoch only if it is `epoch`
-    /// ([`RevocationStore::revoke_user_from`]): whether this call raised it.
-    pub(crate) async fn revoke_user_from(&self, user_id: &str, epoch: u64) -> Result<bool, StoreError> {
-        let moved =
-            metrics::store_call("revoke_user_from", self.store.revoke_user_from(user_id, epoch)).await?;
-        if moved {
-            metrics::revoked("user");
-        }
-        Ok(moved)
-    }
-
     /// Gives `session` a new ID after a privilege change, and logs out the
     /// old ID on every server, so that a token stolen before the change dies
     /// with it. Seal the session and send the new cookie.
@@ -368,20 +357,19 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`LoginError::Store`] if the store did not record it (the session is
     /// then unchanged), [`LoginError::Random`], [`LoginError::NoUser`]
     /// for a session that has no user, or [`LoginError::Ended`] if the
-    /// user's epoch had moved on from the session's (a logout everywhere, or
-    /// another call of this one, since the session was opened): the session
-    /// has then ended, and this call changed nothing. Of two calls for one
-    /// session at once (a double submit), one succeeds and the other ends.
+    /// user's epoch had moved on from the session's before this call moved
+    /// it (a logout everywhere since the session was opened): every session
+    /// of the user has then ended, this one too.
     pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
         let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        if !self.revoke_user_from(&user_id, session.epoch()).await? {
+        let epoch = self.revoke_user(&user_id).await?;
+        if !moved_on_by_one(session.epoch(), epoch) {
             return Err(LoginError::Ended);
         }
-        let epoch = session.epoch().saturating_add(1);
         session.set_epoch(epoch);
         session.set_id(renewed);
         Ok(epoch)
@@ -409,4 +397,12 @@ impl<S: RevocationStore> Verifier<S> {
         }
         Ok(cutoff)
     }
+}
+
+/// Whether a user's epoch, raised to `new_epoch` by one call, was
+/// `session_epoch` just before: no other logout everywhere came between the
+/// session's check and the call, so the session may carry on at the new
+/// epoch.
+pub(crate) fn moved_on_by_one(session_epoch: u64, new_epoch: u64) -> bool {
+    session_epoch.checked_add(1) == Some(new_epoch)
 }

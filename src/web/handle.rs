@@ -686,21 +686,24 @@ impl SessionHandle {
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
     /// [`HandleError::Store`] if the store did not record it (nothing is
-    /// then changed), [`LoginError::Ended`] if the user's epoch had moved on
-    /// since the request opened the session (a logout everywhere, or
-    /// another call of this one: of a double submit, one call succeeds and
-    /// the other ends this way; the request then has no session and sends
-    /// no cookie, and nothing else is changed), or a sealing error (every
+    /// then changed), [`LoginError::Ended`] if the user was logged out
+    /// everywhere since the request opened the session (a new epoch would
+    /// bring it back: the call then ended every session of the user, this
+    /// one too, and is audited as a logout everywhere; two calls at once,
+    /// a double submit, end this way too), or a sealing error (every
     /// session of the user, this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
-        let from = current.session().epoch();
-        if !self.ops().revoke_user_from(&user_id, from).await? {
+        let epoch = self.ops().revoke_user(&user_id).await?;
+        if !crate::revocation::moved_on_by_one(current.session().epoch(), epoch) {
             self.shared.lock().lose();
+            self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
+                event.user(Some(&user_id)).session(current.session().id())
+            });
+            self.unregister_user(&user_id, epoch).await;
             return Err(LoginError::Ended.into());
         }
-        let epoch = from.saturating_add(1);
         let mut session = current.session().clone().with_user(user_id, epoch);
         // The old epoch has ended: only a new cookie carries on.
         if let Err(err) = session.renew_id() {

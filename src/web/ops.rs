@@ -21,12 +21,6 @@ pub(crate) trait Ops: Send + Sync {
     fn revoke_session_once(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Bumps the user's epoch; returns the new one.
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
-    /// Bumps the user's epoch only if it is `epoch`; whether this call did.
-    fn revoke_user_from<'a>(
-        &'a self,
-        user_id: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// The revocation state of the user's session `id`.
     fn state<'a>(
         &'a self,
@@ -58,14 +52,6 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
 
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.verifier.logout_everywhere(user_id))
-    }
-
-    fn revoke_user_from<'a>(
-        &'a self,
-        user_id: &'a str,
-        epoch: u64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.verifier.revoke_user_from(user_id, epoch))
     }
 
     fn state<'a>(

@@ -53,10 +53,6 @@ impl RevocationStore for UnreachableStore {
         Err(Self::refused())
     }
 
-    async fn revoke_user_from(&self, _: &str, _: u64) -> Result<bool, StoreError> {
-        Err(Self::refused())
-    }
-
     async fn revoke_session(&self, _: SessionId, _: u64) -> Result<(), StoreError> {
         Err(Self::refused())
     }

@@ -11,10 +11,6 @@ pub(crate) struct Statements {
     /// The generation, if there is one.
     pub(crate) generation: String,
     pub(crate) revoke_user: String,
-    /// Raise the epoch only if it is `$3`: a user at 0 may have no row yet.
-    pub(crate) revoke_user_from_zero: String,
-    /// Raise the epoch only if it is `$3`, above 0.
-    pub(crate) revoke_user_from: String,
     pub(crate) revoke_session: String,
     pub(crate) revoke_session_once: String,
     pub(crate) revoke_all: String,
@@ -149,23 +145,6 @@ impl Statements {
                    ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
                    RETURNING epoch)
                  SELECT bumped.epoch, {FSYNC_ON} FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
-            ),
-            // One statement each: a concurrent call from the same epoch
-            // waits for the row (or its unique index), then sees the epoch
-            // moved and raises nothing.
-            revoke_user_from_zero: format!(
-                "WITH raised AS (
-                   INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ($1, 1)
-                   ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
-                   WHERE {prefix}_user_epochs.epoch = $3
-                   RETURNING epoch)
-                 SELECT raised.epoch, {FSYNC_ON} FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
-            ),
-            revoke_user_from: format!(
-                "WITH raised AS (
-                   UPDATE {prefix}_user_epochs SET epoch = epoch + 1 WHERE user_id = $1 AND epoch = $3
-                   RETURNING epoch)
-                 SELECT raised.epoch, {FSYNC_ON} FROM raised, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             // Never shortens an entry.
             revoke_session: deny(

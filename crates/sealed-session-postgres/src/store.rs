@@ -706,37 +706,6 @@ impl RevocationStore for PostgresStore {
         }
     }
 
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let inner = Arc::clone(&self.inner);
-        let user_id = user_id.to_owned();
-        async move {
-            // An epoch above `i64::MAX` is never stored, so it matches none.
-            let Some(from) = i64::try_from(epoch).ok() else {
-                return Ok(false);
-            };
-            let statement =
-                if from == 0 { &inner.sql.revoke_user_from_zero } else { &inner.sql.revoke_user_from };
-            let message = Invalidation::User(&user_id).message();
-            let result: Result<Option<(i64, bool)>, StoreError> = inner
-                .run(|| {
-                    sqlx::query_as(sqlx::AssertSqlSafe(statement.clone()))
-                        .bind(&user_id)
-                        .bind(&message)
-                        .bind(from)
-                        .fetch_optional(&inner.pool)
-                })
-                .await;
-            inner.feed.cache().apply(&Invalidation::User(&user_id));
-            let Some((_, fsync_on)) = result? else { return Ok(false) };
-            inner.fsync_seen(fsync_on)?;
-            Ok(true)
-        }
-    }
-
     fn revoke_session(
         &self,
         session: SessionId,

@@ -60,17 +60,6 @@ if redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1], 'NX') then return {1, now} e
 return {0, now}
 ";
 
-/// Raises a user's epoch by one only if it is ARGV[1] now (one step, so of
-/// concurrent calls from one epoch one raises it). A user never revoked has
-/// no key: epoch 0. The epoch is compared as the decimal text `INCR`
-/// writes.
-///
-/// KEYS: the user's epoch. Returns the new epoch, or 0 if it was another.
-pub(crate) const REVOKE_USER_FROM: &str = r"
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-return redis.call('INCR', KEYS[1])
-";
-
 /// Raises the floor to the later of Redis's time and the current cutoff
 /// (floor or generation); ARGV[1], the caller's time, counts only up to
 /// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).

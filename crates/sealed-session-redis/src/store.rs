@@ -611,21 +611,6 @@ impl RevocationStore for RedisStore {
         }
     }
 
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let inner = Arc::clone(&self.inner);
-        let user_id = user_id.to_owned();
-        async move {
-            let key = inner.keys.user(&user_id);
-            let raise = inner.eval(crate::keys::REVOKE_USER_FROM, &[&key], &[epoch]);
-            let raised: u64 = inner.write(raise, Invalidation::User(&user_id)).await?;
-            Ok(raised != 0)
-        }
-    }
-
     fn revoke_session(
         &self,
         session: SessionId,

@@ -203,31 +203,6 @@ pub(crate) async fn revoke_user(pool: &SqlitePool, user_id: &str) -> Result<u64,
     from_sql(epoch)
 }
 
-/// Raises the user's epoch from `epoch` by one only if it is `epoch`;
-/// returns whether it did. One statement, so concurrent calls from one
-/// epoch cannot both raise it.
-pub(crate) async fn revoke_user_from(
-    pool: &SqlitePool,
-    user_id: &str,
-    epoch: u64,
-) -> Result<bool, StoreError> {
-    // An epoch above `i64::MAX` is never stored, so it matches none.
-    let Some(from) = i64::try_from(epoch).ok() else {
-        return Ok(false);
-    };
-    // A user at epoch 0 may have no row yet.
-    let raise = if from == 0 {
-        "INSERT INTO sealed_session_user_epochs (user_id, epoch) VALUES (?1, 1)
-         ON CONFLICT (user_id) DO UPDATE SET epoch = epoch + 1 WHERE epoch = ?2"
-    } else {
-        "UPDATE sealed_session_user_epochs SET epoch = epoch + 1 WHERE user_id = ?1 AND epoch = ?2"
-    };
-    let mut conn = durable_connection(pool).await?;
-    let raised =
-        sqlx::query(raise).bind(user_id).bind(from).execute(&mut *conn).await.map_err(sqlite_error)?;
-    Ok(raised.rows_affected() == 1)
-}
-
 /// Denylists `session` until `expires_at`, or with `once` only if it is not
 /// denylisted yet; returns whether the entry is this call's.
 async fn deny(

@@ -440,15 +440,6 @@ impl RevocationStore for SqliteStore {
         self.clone().write(async move { schema::revoke_user(&store.shared.pool, &user_id).await })
     }
 
-    fn revoke_user_from(
-        &self,
-        user_id: &str,
-        epoch: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let (store, user_id) = (self.clone(), user_id.to_owned());
-        self.clone().write(async move { schema::revoke_user_from(&store.shared.pool, &user_id, epoch).await })
-    }
-
     fn revoke_session(
         &self,
         session: SessionId,
