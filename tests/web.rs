@@ -1305,6 +1305,18 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         let again = signed_in(&config, "alice").await;
         assert!(open(&config, &again).await.has_session());
 
+        // A logout of this session alone (or "end this device"), then
+        // signing out the others: no new ID and epoch bring it back.
+        let cookie = signed_in(&config, "alice").await;
+        let slow = open(&config, &cookie).await;
+        open(&config, &cookie).await.logout().await.unwrap();
+        recorder.take();
+        ended(slow.logout_others().await.map(drop));
+        assert!(!slow.has_session());
+        assert_eq!(set_cookies(&slow), Vec::<String>::new());
+        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: epoch + 2 });
+        assert!(!open(&config, &again).await.has_session(), "the user asked for the others to end");
+
         // The verifier's own calls refuse the same way.
         let verifier = config.verifier();
         let mut session = verifier.login("bob", ()).await.unwrap();
@@ -1313,6 +1325,12 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         let refused = verifier.logout_others(&mut session).await;
         assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
         assert_eq!((session.id(), session.epoch()), before, "the session is unchanged");
+        let mut session = verifier.login("bob", ()).await.unwrap();
+        verifier.logout(&session).await.unwrap();
+        let before = (session.id(), session.epoch());
+        let refused = verifier.logout_others(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
+        assert_eq!((session.id(), session.epoch()), before, "a session logged out is unchanged");
         let mut session = verifier.login("bob", ()).await.unwrap();
         let sealed = verifier.sealer().seal(&session).unwrap();
         verifier.open::<()>(&sealed).await.unwrap();

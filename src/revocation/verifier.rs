@@ -355,11 +355,14 @@ impl<S: RevocationStore> Verifier<S> {
     ///
     /// # Errors
     /// [`LoginError::Store`] if the store did not record it (the session is
-    /// then unchanged), [`LoginError::Random`], [`LoginError::NoUser`]
-    /// for a session that has no user, or [`LoginError::Ended`] if the
-    /// user's epoch had moved on from the session's before this call moved
-    /// it (a logout everywhere since the session was opened): every session
-    /// of the user has then ended, this one too.
+    /// then unchanged; a store that failed after writing, as a timeout can,
+    /// may have ended every session of the user, this one too),
+    /// [`LoginError::Random`], [`LoginError::NoUser`] for a session that
+    /// has no user, or [`LoginError::Ended`] if the session had ended since
+    /// it was opened: the user's epoch had moved on from the session's
+    /// before this call moved it (a logout everywhere, or a concurrent call
+    /// of this one), or its ID was on the denylist (a logout of it). Every
+    /// session of the user has then ended, this one too.
     pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
         let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
         let mut renewed = session.id();
@@ -367,7 +370,11 @@ impl<S: RevocationStore> Verifier<S> {
             renewed = Session::try_new(())?.id();
         }
         let epoch = self.revoke_user(&user_id).await?;
-        if !moved_on_by_one(session.epoch(), epoch) {
+        // As for the handle's: no logout everywhere, nor of this ID, came
+        // between.
+        if !moved_on_by_one(session.epoch(), epoch)
+            || !self.deny_once(session.id(), self.sealer.denylist_until(session)).await?
+        {
             return Err(LoginError::Ended);
         }
         session.set_epoch(epoch);

@@ -685,24 +685,40 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
-    /// [`HandleError::Store`] if the store did not record it (nothing is
-    /// then changed), [`LoginError::Ended`] if the user was logged out
-    /// everywhere since the request opened the session (a new epoch would
-    /// bring it back: the call then ended every session of the user, this
-    /// one too, and is audited as a logout everywhere; two calls at once,
-    /// a double submit, end this way too), or a sealing error (every
-    /// session of the user, this one too, has then ended).
+    /// [`HandleError::Store`] if the store did not record the new epoch
+    /// (then nothing changed, unless the store failed after writing it, as
+    /// a timeout can: then every session of the user has ended), or did not
+    /// answer whether this session had ended (every session of the user,
+    /// this one too, has then ended), [`LoginError::Ended`] if the session
+    /// ended while the request ran: the user was logged out everywhere, or
+    /// this session by its ID (a logout, "end this device"), since the
+    /// request opened it (carrying it on would bring it back: the call then
+    /// ended every session of the user, this one too, and is audited as a
+    /// logout everywhere; two calls at once, a double submit, end this way
+    /// too: the server cannot tell them from a thief's copy of the cookie
+    /// racing the user's), or a sealing error (every session of the user,
+    /// this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
-        if !crate::revocation::moved_on_by_one(current.session().epoch(), epoch) {
+        // It carries on only if no logout everywhere came between (this call
+        // alone moved the epoch) and its ID was not ended meanwhile: the ID
+        // ends here, as for a new ID, and only one request can end it.
+        let old = current.session();
+        let kept = if crate::revocation::moved_on_by_one(old.epoch(), epoch) {
+            let until = self.shared.ops.settings().sealer.denylist_until(old);
+            self.ops().revoke_session_once(old.id(), until).await
+        } else {
+            Ok(false)
+        };
+        if !matches!(kept, Ok(true)) {
             self.shared.lock().lose();
             self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
-                event.user(Some(&user_id)).session(current.session().id())
+                event.user(Some(&user_id)).session(old.id())
             });
             self.unregister_user(&user_id, epoch).await;
-            return Err(LoginError::Ended.into());
+            return Err(kept.err().map_or(LoginError::Ended.into(), HandleError::from));
         }
         let mut session = current.session().clone().with_user(user_id, epoch);
         // The old epoch has ended: only a new cookie carries on.
