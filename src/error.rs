@@ -434,6 +434,20 @@ pub enum KeyringError {
         /// The key's ID.
         id: u32,
     },
+    /// A new version of a followed keyring file lacks a key the one in use
+    /// still opens sessions with (or will seal with): a file read before its
+    /// end, or an older copy without the newest key
+    /// ([`KeyringWatcher`](crate::KeyringWatcher)). Dropped, the key could
+    /// not come back (its ID would be an old one).
+    #[error(
+        "the new keyring file drops key {id}, which is still in use (a file read before its end, or an older \
+         copy?); it was refused: retire the key first (state = \"retired\", or a retire_at that has passed), \
+         then drop it, or restart the server to load this file on purpose"
+    )]
+    KeyInUseDropped {
+        /// The key's ID.
+        id: u32,
+    },
     /// A new version of a followed keyring file has a key the one in use
     /// lacks, with an ID no higher than one the watcher has seen: a key
     /// dropped earlier put back (an older copy of the file), or an ID used

@@ -237,69 +237,67 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     assert!(message.contains("restart the server"), "{message}");
 }
 
-/// A file written in place can be read cut short after a whole entry: a
-/// valid keyring without the keys still to come. Applied at once, it would
-/// drop a key in use for good, as the complete version that follows would
-/// be refused for putting back an old key ID. A version that drops a key in
-/// use is applied only once the file has stayed so for a poll interval.
+/// A version that drops a key the keyring in use still opens sessions with,
+/// or will seal with, is refused: an older copy without the newest key, or
+/// a file written in place and read cut short after a whole entry. Applied,
+/// it would drop the key for good, as the complete version would put back
+/// an old key ID. A key goes once it has retired, by its state or by its
+/// retire date: then the same file is applied though it did not change.
 #[test]
-fn a_version_cut_short_never_drops_a_key_in_use_for_good() {
+fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
+    const T: i64 = 1_900_000_000;
+    let clock = sealed_session::ManualClock::at_unix(T);
     let dir = tempfile::tempdir().unwrap();
+    let (watcher, events) = watched(dir.path(), |b| {
+        b.notifications(false).poll_interval(Duration::from_millis(50)).clock(clock.clone())
+    });
     let path = dir.path().join("keyring.toml");
     let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
-    let complete = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active)]).unwrap();
-    let cut = Keyring::new([spec(1, KeyState::Primary)]).unwrap();
-    // Reads come from `check_now` alone (a notification), never a poll.
-    let (watcher, events) =
-        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_secs(3600)));
-    replace(&path, &complete.to_toml_string());
-    watcher.check_now();
-    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
-    // The rest of the file, a new key 3, written after the cut version was
-    // read (the watcher reads 100 ms after a notification).
-    let rest =
-        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active), spec(3, KeyState::Active)]);
-    replace(&path, &cut.to_toml_string());
-    watcher.check_now();
-    std::thread::sleep(Duration::from_secs(1));
-    replace(&path, &rest.unwrap().to_toml_string());
-    watcher.check_now();
-    match next(&events) {
-        WatchEvent::Reloaded { keys: 3 } => {}
-        other => panic!("the complete version is used, not the cut one: {other:?}"),
-    }
-    assert_eq!(watcher.keyring().current().keys().count(), 3);
-    drop(watcher);
-
-    // A key really dropped goes at the next poll after the file was quiet.
-    let (watcher, events, path) = polled(dir.path());
-    replace(&path, &complete.to_toml_string());
-    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
-    replace(&path, &cut.to_toml_string());
-    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
-    assert_eq!(watcher.keyring().current().keys().count(), 1);
-    drop(watcher);
-
-    // So it does with notifications on, though they keep coming (a reader
-    // of the file opens it: an event for its name).
-    let (watcher, events) = watched(dir.path(), |b| b.poll_interval(Duration::from_millis(300)));
-    replace(&path, &complete.to_toml_string());
-    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
-    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let reader = {
-        let (reading, path) = (std::sync::Arc::clone(&reading), path.clone());
-        std::thread::spawn(move || {
-            while reading.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = std::fs::read(&path);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
+    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    let refused = |events: &mpsc::Receiver<WatchEvent>| match next(events) {
+        WatchEvent::Refused { error } => error,
+        other => panic!("{other:?}"),
     };
-    replace(&path, &cut.to_toml_string());
+    let keys = || watcher.keyring().current().keys().map(|key| key.id).collect::<Vec<_>>();
+
+    // Key 2 seals from T + 100; a copy without it is refused, and the
+    // complete version is used when it comes back.
+    let complete =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).activate_at(at(T + 100))]);
+    let complete = complete.unwrap().to_toml_string();
+    replace(&path, &complete);
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &keyring(1).to_toml_string());
+    let error = refused(&events);
+    assert!(matches!(*error, KeyringError::KeyInUseDropped { id: 2 }), "{error:?}");
+    assert!(error.to_string().contains("retire the key first"), "{error}");
+    assert_eq!(keys(), [1, 2]);
+    replace(&path, &complete);
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+
+    // Key 2, a key that opens only, retires at T + 10: dropped before, it
+    // is refused; the same file is applied once the date has passed.
+    let retiring =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(at(T + 10))]);
+    replace(&path, &retiring.unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &keyring(1).to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::KeyInUseDropped { id: 2 }));
+    clock.advance(Duration::from_secs(10));
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
-    assert_eq!(watcher.keyring().current().keys().count(), 1);
-    reading.store(false, std::sync::atomic::Ordering::Relaxed);
-    reader.join().unwrap();
+    assert_eq!(keys(), [1]);
+
+    // A key retired by its state is dropped at once.
+    let with_3 = Keyring::new([spec(1, KeyState::Active), spec(3, KeyState::Primary)]).unwrap();
+    replace(&path, &with_3.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let retired = Keyring::new([spec(1, KeyState::Retired), spec(3, KeyState::Primary)]).unwrap();
+    replace(&path, &retired.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let dropped = Keyring::new([spec(3, KeyState::Primary)]).unwrap();
+    replace(&path, &dropped.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
+    assert_eq!(keys(), [3]);
 }
 
 /// The message of the refusal of one more version that lets key 3 open.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -118,8 +118,6 @@ impl KeyringWatcherBuilder {
             on_event: self.on_event,
             clock: self.clock,
             highest: highest_id(&keyring.current()),
-            held: None,
-            poll: self.poll,
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -142,11 +140,12 @@ impl KeyringWatcherBuilder {
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. A restart loads such a file, when that
-/// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
-/// version that drops a key still in use is applied when read again,
-/// unchanged, a poll interval after it was first: a file written in place
-/// may have been read before its end, and a key dropped could not come
-/// back.
+/// is meant; so does [`SharedKeyring::replace`], which checks nothing. So
+/// is a version that drops a key the keyring in use still opens sessions
+/// with, or will seal with ([`KeyringError::KeyInUseDropped`]): a file
+/// written in place and read before its end, or an older copy without the
+/// newest key. Retire a key (`state = "retired"`, or a `retire_at` that has
+/// passed) before dropping it, as `sealed-session keyring rotate` does.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's
@@ -195,10 +194,7 @@ impl KeyringWatcher {
 
     /// Reads the file again now, without waiting for a notification or the
     /// next poll: for a SIGHUP handler. Returns at once; the outcome is
-    /// logged and reported to [`KeyringWatcherBuilder::on_event`]. A
-    /// version that drops a key still in use is applied only when read
-    /// again, unchanged, a poll interval or more after it was first read
-    /// (it may be a file written in place, read before its end).
+    /// logged and reported to [`KeyringWatcherBuilder::on_event`].
     pub fn check_now(&self) {
         let _ = self.stop.send(Wake::Changed);
     }
@@ -293,11 +289,6 @@ struct Follow {
     /// The highest key ID of every version applied: a key the keyring in
     /// use lacks must come above it.
     highest: u32,
-    /// A version that drops a key still in use, and when it was first
-    /// read: applied when it is read again a poll interval later or more.
-    held: Option<([u8; 32], Instant)>,
-    /// The poll interval.
-    poll: Duration,
 }
 
 impl Follow {
@@ -329,42 +320,13 @@ impl Follow {
                 return Ok(None);
             }
             self.last = Some(print);
-            // Another version came between: a held one must be read a
-            // poll interval after this, not after its first read.
-            if self.held.is_some_and(|(held, _)| held != print) {
-                self.held = None;
-            }
             let keyring = Keyring::from_toml_str(&text)?;
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             let current = self.keyring.current();
-            if let Some(error) = undoes(&current, &keyring, now, self.highest) {
-                return Err(error);
+            match undoes(&current, &keyring, now, self.highest) {
+                Some(error) => Err(error),
+                None => Ok(Some(keyring)),
             }
-            // A file written in place may have been read cut short after a
-            // whole entry: without the rest, a key it drops could never
-            // come back (its ID would be an old one). So a version that
-            // drops a key still in use waits until the file has stayed so
-            // for a poll interval.
-            if drops_a_key_in_use(&current, &keyring, now) {
-                let since = match self.held {
-                    Some((held, since)) if held == print => since,
-                    _ => {
-                        tracing::info!(
-                            path = %self.path.display(),
-                            "a keyring version drops a key in use: applied if the file stays so for a poll interval"
-                        );
-                        Instant::now()
-                    }
-                };
-                if since.elapsed() < self.poll {
-                    self.held = Some((print, since));
-                    // Read again at the next wake, though unchanged.
-                    self.last = None;
-                    return Ok(None);
-                }
-            }
-            self.held = None;
-            Ok(Some(keyring))
         });
         let event = match outcome {
             Ok(None) => return,
@@ -384,9 +346,11 @@ impl Follow {
                     KeyringError::Io { .. }
                         | KeyringError::InsecurePermissions { .. }
                         | KeyringError::InsecureDirectory { .. }
+                        | KeyringError::KeyInUseDropped { .. }
                 ) {
-                    // Read again once it is fixed, even if the text is the
-                    // same; meanwhile every read fails alike, reported once.
+                    // Read again once it is fixed, or the key it drops has
+                    // retired, even if the text is the same; meanwhile every
+                    // read fails alike, reported once.
                     self.last = None;
                     if last_error.as_deref() == Some(message.as_str()) {
                         return;
@@ -418,18 +382,14 @@ fn highest_id(keyring: &Keyring) -> u32 {
     keyring.keys().map(|key| key.id).max().unwrap_or(0)
 }
 
-/// Whether `new` lacks a key that `current` still opens with at `now`.
-fn drops_a_key_in_use(current: &Keyring, new: &Keyring, now: u64) -> bool {
-    current.entries.iter().any(|entry| !entry.refuses_at(now) && new.entry(entry.spec.id).is_none())
-}
-
 /// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
+/// key `current` still opens with (or will seal with) that `new` lacks, a
 /// key ID with another secret, a key `current` refuses that `new` lets
 /// open, or a key `current` lacks at or below `highest` (the highest ID
-/// seen: dropped earlier, or an ID used again). Keys that `new` drops, and
-/// new ones above `highest`, undo nothing.
+/// seen: dropped earlier, or an ID used again). Keys that `new` drops once
+/// `current` refuses them, and new ones above `highest`, undo nothing.
 fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<KeyringError> {
-    new.entries.iter().find_map(|entry| {
+    let undone = new.entries.iter().find_map(|entry| {
         let id = entry.spec.id;
         let Some(old) = current.entry(id) else {
             return (id <= highest).then_some(KeyringError::OldKeyId { id, highest });
@@ -441,6 +401,12 @@ fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<Ke
         } else {
             None
         }
+    });
+    // A key in use dropped could not come back: its ID would be an old one.
+    undone.or_else(|| {
+        let dropped =
+            current.entries.iter().find(|entry| !entry.refuses_at(now) && new.entry(entry.spec.id).is_none());
+        dropped.map(|entry| KeyringError::KeyInUseDropped { id: entry.spec.id })
     })
 }
 
