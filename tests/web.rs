@@ -1827,6 +1827,73 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
     });
 }
 
+/// A memory store on which the check of one session is followed at once
+/// by that session taking a new ID elsewhere (its old ID denylisted once,
+/// as `renew_id` and device binding do): the race between listing a
+/// device and ending it.
+struct RenewedAfterCheck {
+    store: Arc<MemoryStore>,
+    target: std::sync::Mutex<Option<SessionId>>,
+}
+
+impl RevocationStore for RenewedAfterCheck {
+    async fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> Result<sealed_session::RevocationState, StoreError> {
+        let state = self.store.state(user_id, session).await;
+        if self.target.lock().unwrap().take_if(|target| *target == session).is_some() {
+            assert!(self.store.revoke_session_once(session, AUDIT_START as u64 + 86_400).await.unwrap());
+        }
+        state
+    }
+
+    async fn login_state(&self, user_id: &str) -> Result<sealed_session::LoginState, StoreError> {
+        self.store.login_state(user_id).await
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.store.revoke_user(user_id).await
+    }
+
+    async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        self.store.revoke_session(session, expires_at).await
+    }
+
+    async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
+        self.store.revoke_session_once(session, expires_at).await
+    }
+
+    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
+        self.store.revoke_all(issued_through).await
+    }
+}
+
+/// A device that took a new ID between the listing and its end carries on
+/// under it: the end says it ended nothing (and audits nothing), rather
+/// than tell the user a session ended that did not.
+#[test]
+fn a_device_that_took_a_new_id_meanwhile_is_not_reported_ended() {
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let store = RenewedAfterCheck { store: Arc::clone(&memory), target: std::sync::Mutex::new(None) };
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let builder = WebConfig::builder(sealer, store).session_registry(memory).audit(recorder.clone());
+        let config = Arc::new(builder.build().unwrap());
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let phone = sign_in_from(&config, "alice", FIREFOX).await;
+        let phone_id = id_of(&on(&config, &phone).await);
+        recorder.take();
+
+        let here = on(&config, &laptop).await;
+        *config.verifier().store().target.lock().unwrap() = Some(phone_id);
+        assert!(!here.end_device(SessionRef::of(phone_id)).await.unwrap());
+        assert!(recorder.take().is_empty(), "no device was ended");
+    });
+}
+
 /// A remembered session ended from the device list stays ended for its
 /// whole remembered life, well past the default absolute timeout and the
 /// denylist's purge of entries a day past their expiry, while one that was

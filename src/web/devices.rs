@@ -124,10 +124,12 @@ impl SessionHandle {
 
     /// Ends the user's session named `reference` (from
     /// [`devices`](Self::devices)) on every server, through the revocation
-    /// store's denylist, and removes its record. Returns whether it found
+    /// store's denylist, and removes its record. Returns whether it ended
     /// one: a reference of another user's session, of an ended one, or of
     /// this request's own (use [`logout`](Self::logout) for that) ends
-    /// nothing.
+    /// nothing, and neither does one whose session ended or took a new ID
+    /// (a new ID after sign-in, device binding) between the listing and
+    /// the end: list again, and end it under its new reference.
     ///
     /// # Errors
     /// As [`devices`](Self::devices); nothing is ended if the store did not
@@ -143,7 +145,9 @@ impl SessionHandle {
         let Some(record) = found else {
             return Ok(false);
         };
-        self.end_record(registry, &record).await?;
+        if !self.end_record(registry, &record).await? {
+            return Ok(false);
+        }
         self.audit(AuditKind::DeviceEnded, |event| event.user(Some(user_id)).session(record.id));
         Ok(true)
     }
@@ -195,18 +199,22 @@ impl SessionHandle {
     }
 
     /// Denylists the session of `record` until it expires, then drops the
-    /// record.
+    /// record; whether this call ended it. An ID on the denylist already
+    /// ended another way, or its session carries on under a new ID (which
+    /// denylisted this one through the same one-time write): either way
+    /// this call ended nothing.
     async fn end_record(
         &self,
         registry: &RegistrySettings,
         record: &SessionRecord,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let leeway = self.shared.ops.settings().sealer.leeway_secs();
-        self.shared.ops.revoke_session(record.id, record.expires_at.saturating_add(leeway)).await?;
+        let until = record.expires_at.saturating_add(leeway);
+        let ended = self.shared.ops.revoke_session_once(record.id, until).await?;
         if let Err(err) = registry.remove(&record.user_id, record.id).await {
             tracing::warn!(error = %err, "cannot remove an ended session's record");
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// Before a login of `user_id`: the sessions that must end to make room
@@ -268,10 +276,13 @@ impl SessionHandle {
             return Ok(());
         };
         for record in records {
-            self.end_record(registry, record).await?;
-            self.audit(AuditKind::LimitEnforced, |event| {
-                event.user(Some(&record.user_id)).session(record.id)
-            });
+            // One that took a new ID meanwhile carries on, over the limit
+            // until the next login counts.
+            if self.end_record(registry, record).await? {
+                self.audit(AuditKind::LimitEnforced, |event| {
+                    event.user(Some(&record.user_id)).session(record.id)
+                });
+            }
         }
         Ok(())
     }
