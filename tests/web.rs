@@ -566,6 +566,18 @@ fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
         // Plain http is expected only on loopback.
         ready(&config, &from("http://127.0.0.1:3000").with_authority(Some("127.0.0.1:3000"))).await;
         refused(&config, &from("http://app.example")).await;
+        // Either header present but not UTF-8 is no header that passes:
+        // read as absent, it would skip its check.
+        let unreadable = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("sec-fetch-site", b"same-origin\xff")
+            .header("x-csrf-token", &token);
+        let err = refused(&config, &unreadable).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::CrossSite(_)))), "{err:?}");
+        let unreadable = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("origin", b"https://app.example\xff")
+            .header("x-csrf-token", &token);
+        let err = refused(&config, &unreadable).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::WrongOrigin))), "{err:?}");
     })
 }
 

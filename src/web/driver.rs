@@ -599,6 +599,13 @@ enum CsrfCheck {
     ReadForm,
 }
 
+/// A header the CSRF checks read: one present but not UTF-8 reads as `?`,
+/// which no check accepts. (Browsers send neither header so; read as
+/// absent, it would skip the check it feeds.)
+fn checked_header<'a, R: RequestView + ?Sized>(request: &'a R, name: &str) -> Option<&'a str> {
+    request.header(name).map(|value| std::str::from_utf8(value).unwrap_or("?"))
+}
+
 /// The CSRF checks of an unsafe or upgrade request: the browser must not
 /// mark it cross-site ([`OriginPolicy`](crate::csrf::OriginPolicy)), and an
 /// unsafe one must carry the CSRF token of its session (or, before login, of
@@ -610,7 +617,7 @@ fn check_csrf<R: RequestView + ?Sized>(
     request: &R,
     upgrade: bool,
 ) -> Result<CsrfCheck, CsrfRefusal> {
-    let origin = request.header_text("origin");
+    let origin = checked_header(request, "origin");
     let expected = match &settings.origin {
         Some(origin) => origin.clone(),
         None => {
@@ -620,7 +627,7 @@ fn check_csrf<R: RequestView + ?Sized>(
             format!("{}://{host}", if http { "http" } else { "https" })
         }
     };
-    let sec_fetch_site = request.header_text("sec-fetch-site");
+    let sec_fetch_site = checked_header(request, "sec-fetch-site");
     if upgrade {
         // A WebSocket handshake: from this origin or one the application
         // named trusted, or not at all. It has no body and cannot carry a
