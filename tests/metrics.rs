@@ -371,7 +371,9 @@ fn the_watcher_counts_reloads_and_refusals() {
         .unwrap();
     write("not a keyring");
     assert!(!events.recv_timeout(Duration::from_secs(20)).unwrap(), "refused");
-    write(&Keyring::single(2, key(2)).to_toml_string());
+    let rotated =
+        Keyring::new([KeySpec::new(1, KeyState::Active, key(1)), KeySpec::new(2, KeyState::Primary, key(2))]);
+    write(&rotated.unwrap().to_toml_string());
     assert!(events.recv_timeout(Duration::from_secs(20)).unwrap(), "reloaded");
     let series = series(&snapshotter);
     assert_eq!(counter(&series, "sealed_session_keyring_reloads_total", &[("result", "refused")]), 1);

@@ -140,12 +140,14 @@ impl KeyringWatcherBuilder {
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. A restart loads such a file, when that
-/// is meant; so does [`SharedKeyring::replace`], which checks nothing. So
-/// is a version that drops a key the keyring in use still opens sessions
-/// with, or will seal with ([`KeyringError::KeyInUseDropped`]): a file
-/// written in place and read before its end, or an older copy without the
-/// newest key. Retire a key (`state = "retired"`, or a `retire_at` that has
-/// passed) before dropping it, as `sealed-session keyring rotate` does.
+/// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
+/// version that drops a key the keyring in use still opens sessions with,
+/// or will seal with, is refused too ([`KeyringError::KeyInUseDropped`]):
+/// a file written in place and read before its end, or an older copy
+/// without the newest key. It is read again at each poll, and applied once
+/// the key has retired. Retire a key (`state = "retired"`, or a
+/// `retire_at` that has passed) in one version before dropping it in the
+/// next, as `sealed-session keyring rotate` does.
 ///
 /// It runs on a thread of its own (no async runtime needed), woken by the
 /// OS's file notifications where it can have them (it watches the file's

@@ -354,9 +354,11 @@ impl<S: RevocationStore> Verifier<S> {
     /// ```
     ///
     /// # Errors
-    /// [`LoginError::Store`] if the store did not record it (the session is
-    /// then unchanged; a store that failed after writing, as a timeout can,
-    /// may have ended every session of the user, this one too),
+    /// [`LoginError::Store`] if the store did not record the new epoch (the
+    /// session is then unchanged; a store that failed after writing, as a
+    /// timeout can, may have ended every session of the user, this one too)
+    /// or could not say whether the session's ID had ended (the new epoch
+    /// was recorded: every session of the user, this one too, has ended),
     /// [`LoginError::Random`], [`LoginError::NoUser`] for a session that
     /// has no user, or [`LoginError::Ended`] if the session had ended since
     /// it was opened: the user's epoch had moved on from the session's

@@ -244,7 +244,11 @@ async fn revoke_device(handle: &Handle, content_type: Option<&str>, body: &[u8])
     if ended {
         handle.flash(Level::Success, "Signed that device out. Its session is revoked on every server.")?;
     } else {
-        handle.flash(Level::Error, "No such session of yours to sign out.")?;
+        handle.flash(
+            Level::Error,
+            "That session was not signed out: it is not one of yours, or it ended or changed meanwhile. \
+             See the list as it is now.",
+        )?;
     }
     Ok(Reply::Redirect("/devices".to_owned()))
 }

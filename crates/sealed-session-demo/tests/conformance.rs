@@ -647,7 +647,7 @@ fn a_user_lists_their_devices_signs_one_out_and_the_limit_ends_the_oldest_on_bot
         assert_eq!(phone.get("/api/session").status, 401, "the phone is signed out");
         let reply = laptop.post_form("/devices/revoke", &format!("session={phone_id}"));
         assert_eq!(reply.status, 303, "twice is no error");
-        assert!(laptop.get("/devices").body.contains("No such session of yours"));
+        assert!(laptop.get("/devices").body.contains("That session was not signed out"));
         assert_eq!(laptop.session_json()["user"], "alice", "this one stays");
 
         // The limit: two sessions; a third login ends the oldest. (Sessions

@@ -36,7 +36,8 @@
 //!   fails closed
 //!   ([`StoreError::Untrusted`](sealed_session::StoreError::Untrusted)) until
 //!   it is on again, and so does every revocation (it is written, but a
-//!   crash could lose it).
+//!   crash could lose it); both for one more second once it reads `on`
+//!   again (a connection may not have applied the reload yet).
 //! * **Fail closed.** A statement that fails or takes longer than
 //!   [`PostgresOptions::timeout`] (250 ms) fails the check; outside a tokio
 //!   runtime every call fails instead of panicking.
