@@ -1839,16 +1839,24 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
     });
 }
 
-/// A memory store on which the check of one session is followed at once
-/// by that session taking a new ID elsewhere (its old ID denylisted once,
-/// as `renew_id` and device binding do): the race between listing a
-/// device and ending it.
-struct RenewedAfterCheck {
+/// A memory store that interferes: the check of the session `target` is
+/// followed at once by that session taking a new ID elsewhere (its old ID
+/// denylisted once, as `renew_id` and device binding do: the race between
+/// listing a device and ending it), and with `once_fails` every one-time
+/// denylist write fails.
+struct Interfering {
     store: Arc<MemoryStore>,
     target: std::sync::Mutex<Option<SessionId>>,
+    once_fails: std::sync::atomic::AtomicBool,
 }
 
-impl RevocationStore for RenewedAfterCheck {
+impl Interfering {
+    fn on(store: &Arc<MemoryStore>) -> Self {
+        Self { store: Arc::clone(store), target: std::sync::Mutex::new(None), once_fails: Default::default() }
+    }
+}
+
+impl RevocationStore for Interfering {
     async fn state(
         &self,
         user_id: Option<&str>,
@@ -1874,12 +1882,44 @@ impl RevocationStore for RenewedAfterCheck {
     }
 
     async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
+        if self.once_fails.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        }
         self.store.revoke_session_once(session, expires_at).await
     }
 
     async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
         self.store.revoke_all(issued_through).await
     }
+}
+
+/// Signing out the other sessions raised the epoch, then could not end
+/// this session's old ID (the store failed): the request has no session,
+/// every session of the user has ended, and it is audited as a logout
+/// everywhere.
+#[test]
+fn signing_out_the_others_when_the_old_id_cannot_be_ended_ends_every_session() {
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let builder = WebConfig::builder(sealer, Interfering::on(&memory)).audit(recorder.clone());
+        let config = Arc::new(builder.build().unwrap());
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let phone = sign_in_from(&config, "alice", FIREFOX).await;
+        recorder.take();
+
+        let here = on(&config, &laptop).await;
+        config.verifier().store().once_fails.store(true, std::sync::atomic::Ordering::Relaxed);
+        let err = here.logout_others().await.unwrap_err();
+        assert!(matches!(err, HandleError::Store(_)), "{err:?}");
+        assert!(!here.has_session());
+        assert_eq!(set_cookies(&here), Vec::<String>::new());
+        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
+        config.verifier().store().once_fails.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(!on(&config, &phone).await.has_session());
+        assert!(!on(&config, &laptop).await.has_session());
+    });
 }
 
 /// A device that took a new ID between the listing and its end carries on
@@ -1890,7 +1930,7 @@ fn a_device_that_took_a_new_id_meanwhile_is_not_reported_ended() {
     pollster::block_on(async {
         let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
         let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let store = RenewedAfterCheck { store: Arc::clone(&memory), target: std::sync::Mutex::new(None) };
+        let store = Interfering::on(&memory);
         let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
         let builder = WebConfig::builder(sealer, store).session_registry(memory).audit(recorder.clone());
         let config = Arc::new(builder.build().unwrap());
