@@ -4,11 +4,11 @@
 //! before its answers are trusted.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, TlsCertificates, TlsMode};
 use sealed_session::StoreError;
 
@@ -155,6 +155,13 @@ pub(crate) enum PolicyFault {
          give the primary's address (or use Sentinel)"
     )]
     NotPrimary(String),
+    /// Sentinel names another primary, which this server cannot connect
+    /// to: the one it still reads may miss revocations made there.
+    #[error(
+        "Sentinel names {0} as the Redis primary, which this server cannot connect to: the server it still \
+         reads may miss revocations made there; check the network (and TLS) from this server to it"
+    )]
+    PrimaryNotFollowed(String),
 }
 
 impl PolicyFault {
@@ -181,6 +188,9 @@ impl PolicyFault {
             fault @ PolicyFault::Timeout(_) => ConnectError::Redis(
                 std::io::Error::new(std::io::ErrorKind::TimedOut, fault.to_string()).into(),
             ),
+            fault @ PolicyFault::PrimaryNotFollowed(_) => ConnectError::Redis(
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, fault.to_string()).into(),
+            ),
         }
     }
 
@@ -204,6 +214,9 @@ pub(crate) struct Link {
     refreshing: tokio::sync::Mutex<()>,
     /// When the last failover lookup ran (ms since the link was made).
     refreshed_ms: AtomicI64,
+    /// The primary Sentinel last named, if this server could not connect
+    /// to it: until it can, its settings are not trusted.
+    unfollowed: Mutex<Option<String>>,
     started: std::time::Instant,
 }
 
@@ -246,6 +259,7 @@ impl Link {
             policy: PolicyState::new(),
             refreshing: tokio::sync::Mutex::new(()),
             refreshed_ms: AtomicI64::new(0),
+            unfollowed: Mutex::new(None),
             started: std::time::Instant::now(),
         })
     }
@@ -314,6 +328,9 @@ impl Link {
                 Ok(_) => Ok(()),
                 Err(fault) => Err(fault),
             };
+        }
+        if let (Ok(()), Some(named)) = (&verdict, self.unfollowed().clone()) {
+            verdict = Err(PolicyFault::PrimaryNotFollowed(named));
         }
         let (was, _) = self.policy.load();
         let recovering = matches!(was, Policy::Unsafe | Policy::Recovering);
@@ -417,11 +434,20 @@ impl Link {
             {
                 Ok(Ok(client)) => client,
                 Ok(Err(err)) => {
-                    return tracing::warn!(error = %err, "cannot find the Redis primary through Sentinel")
+                    // Perhaps the primary the sentinels name cannot be
+                    // reached from here: then the one this server reads is
+                    // not to be trusted.
+                    self.check_named_primary().await;
+                    return tracing::warn!(error = %err, "cannot find the Redis primary through Sentinel");
                 }
                 Err(_) => return tracing::warn!("Sentinel did not name a primary in time"),
             };
-        if address(&client) == self.conns().address {
+        let named = address(&client);
+        if named == self.conns().address {
+            if self.unfollowed().take().is_some() {
+                tracing::warn!(primary = %named, "Sentinel names the Redis primary this server reads again");
+                self.policy.fail();
+            }
             return;
         }
         match Conns::new(client, self.timeout, self.write_timeout).await {
@@ -433,9 +459,39 @@ impl Link {
                 // in place and the old one's trust still standing.
                 self.policy.fail();
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(conns);
+                *self.unfollowed() = None;
             }
-            Err(err) => tracing::warn!(error = %err, "cannot connect to the new Redis primary yet"),
+            // The old primary may still answer as one (a partition): its
+            // answers are not trusted until the new one is followed.
+            Err(err) => self.not_followed(named, &err),
         }
+    }
+
+    /// After the sentinels named no primary this server can reach: asks
+    /// one which primary it names, and if that is not the one this server
+    /// reads, distrusts the latter until it can follow.
+    async fn check_named_primary(&self) {
+        let Target::Sentinel(target) = &self.target else { return };
+        let asked = sentinel_named_primary(target, self.certificates.as_ref());
+        let Ok(Ok(named)) = tokio::time::timeout(self.write_timeout, asked).await else { return };
+        if named != self.conns().address {
+            self.not_followed(named, &"it does not answer as a primary");
+        }
+    }
+
+    /// The sentinels name `named` as the primary, which this server cannot
+    /// connect to (`why`): its settings are not trusted until it can.
+    fn not_followed(&self, named: String, why: &dyn std::fmt::Display) {
+        let fault = PolicyFault::PrimaryNotFollowed(named.clone());
+        if self.unfollowed().replace(named).is_none() {
+            tracing::error!(error = %why, "{fault}; every session is refused until it can");
+        }
+        self.policy.fail();
+    }
+
+    /// The primary Sentinel named that this server could not connect to.
+    fn unfollowed(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.unfollowed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -613,11 +669,36 @@ async fn resolve(
     }
 }
 
-/// A client for the primary the sentinels of `target` name now.
+/// A client for the primary the sentinels of `target` name now (one that
+/// answers as a primary).
 async fn sentinel_primary(
     target: &SentinelTarget,
     certificates: Option<&TlsCertificates>,
 ) -> Result<redis::Client, ConnectError> {
+    let mut sentinel = sentinel_client(target, certificates).map_err(ConnectError::Sentinel)?;
+    sentinel.async_get_client().await.map_err(ConnectError::Sentinel)
+}
+
+/// The address (`host:port`) a sentinel of `target` names as the primary,
+/// whether or not this server can reach it.
+async fn sentinel_named_primary(
+    target: &SentinelTarget,
+    certificates: Option<&TlsCertificates>,
+) -> Result<String, redis::RedisError> {
+    let mut sentinel = sentinel_client(target, certificates)?;
+    let client = sentinel.async_get_sentinel_client().await?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut ask = redis::cmd("SENTINEL");
+    ask.arg("get-master-addr-by-name").arg(&target.service);
+    let (host, port): (String, String) = ask.query_async(&mut conn).await?;
+    Ok(format!("{host}:{port}"))
+}
+
+/// A client of the sentinels of `target`, with its TLS and credentials.
+fn sentinel_client(
+    target: &SentinelTarget,
+    certificates: Option<&TlsCertificates>,
+) -> Result<SentinelClient, redis::RedisError> {
     let addrs = target.sentinels.iter().map(|(host, port)| {
         if target.tls {
             ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure: false, tls_params: None }
@@ -625,8 +706,7 @@ async fn sentinel_primary(
             ConnectionAddr::Tcp(host.clone(), *port)
         }
     });
-    let mut builder = SentinelClientBuilder::new(addrs, &target.service, SentinelServerType::Master)
-        .map_err(ConnectError::Sentinel)?
+    let mut builder = SentinelClientBuilder::new(addrs, &target.service, SentinelServerType::Master)?
         .set_client_to_redis_db(target.db);
     if let Some(username) = &target.username {
         builder = builder.set_client_to_redis_username(username);
@@ -650,8 +730,7 @@ async fn sentinel_primary(
                 .set_client_to_sentinel_certificates(certificates.clone());
         }
     }
-    let mut sentinel = builder.build().map_err(ConnectError::Sentinel)?;
-    sentinel.async_get_client().await.map_err(ConnectError::Sentinel)
+    builder.build()
 }
 
 #[cfg(test)]

@@ -245,3 +245,40 @@ async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
         verifier.open::<()>(&alice).await
     );
 }
+
+/// Sentinel names a primary this server cannot connect to (a partition, a
+/// TLS certificate that does not match it) while the old primary still
+/// answers as one: its answers may miss revocations made on the new one,
+/// so the store refuses sessions until it can follow, and says why. When
+/// Sentinel names the old primary again, sessions open again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_this_server_cannot_reach_is_not_trusted_to_be_the_old_one() {
+    let logs = Logs::capture();
+    let primary = RedisServer::start();
+    let _replica = RedisServer::replica_of(&primary);
+    let sentinel = Sentinel::start("moved", &primary, Duration::from_millis(500));
+    sentinel.wait_for_replicas("moved", 1);
+    let url = format!("redis+sentinel://127.0.0.1:{}/moved", sentinel.port());
+    let verifier = server(&url).await;
+    let alice = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+
+    // Nothing listens on the port Sentinel now names.
+    let unreachable = sealed_session_testkit::free_port();
+    let monitor = |port: u16| {
+        assert_eq!(sentinel.cli(&["SENTINEL", "REMOVE", "moved"]), "OK");
+        let port = port.to_string();
+        assert_eq!(sentinel.cli(&["SENTINEL", "MONITOR", "moved", "127.0.0.1", &port, "1"]), "OK");
+    };
+    monitor(unreachable);
+    let untrusted =
+        |result: Result<_, VerifyError>| matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_))));
+    let refused = within(Duration::from_secs(10), async || untrusted(verifier.open::<()>(&alice).await));
+    assert!(refused.await.is_some(), "sessions opened from a primary Sentinel no longer names");
+    let named = format!("Sentinel names 127.0.0.1:{unreachable} as the Redis primary");
+    assert!(!logs.lines_with(&["ERROR", &named]).is_empty(), "and says why, at error");
+
+    monitor(primary.port());
+    let back = within(Duration::from_secs(10), async || verifier.open::<()>(&alice).await.is_ok());
+    assert!(back.await.is_some(), "sessions were still refused once Sentinel named the old primary again");
+}
