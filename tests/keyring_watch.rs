@@ -59,6 +59,29 @@ fn next(events: &mpsc::Receiver<WatchEvent>) -> WatchEvent {
     events.recv_timeout(PATIENCE).expect("the watcher reported nothing")
 }
 
+/// The time of the tests on a manual clock.
+const T: i64 = 1_900_000_000;
+
+/// [`watched`] by polling alone, every 50 ms, on a manual clock at [`T`];
+/// the clock, and the directory (removed when dropped).
+fn polled_at_t(
+) -> (KeyringWatcher, mpsc::Receiver<WatchEvent>, sealed_session::ManualClock, tempfile::TempDir) {
+    let clock = sealed_session::ManualClock::at_unix(T);
+    let dir = tempfile::tempdir().unwrap();
+    let on = clock.clone();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)).clock(on));
+    (watcher, events, clock, dir)
+}
+
+/// The error of the next event, which must be a refusal.
+fn refused(events: &mpsc::Receiver<WatchEvent>) -> std::sync::Arc<KeyringError> {
+    match next(events) {
+        WatchEvent::Refused { error } => error,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_new_version_is_used_at_once_through_notifications() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,19 +192,10 @@ fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
 /// retire date still ahead may move.
 #[test]
 fn a_version_that_undoes_the_keyring_in_use_is_refused() {
-    const T: i64 = 1_900_000_000;
-    let clock = sealed_session::ManualClock::at_unix(T);
-    let dir = tempfile::tempdir().unwrap();
-    let (watcher, events) = watched(dir.path(), |b| {
-        b.notifications(false).poll_interval(Duration::from_millis(50)).clock(clock.clone())
-    });
+    let (watcher, events, clock, dir) = polled_at_t();
     let path = dir.path().join("keyring.toml");
     let spec =
         |id: u32, state, byte: u8| KeySpec::new(id, state, MasterKey::from_slice(&[byte; 32]).unwrap());
-    let refused = |events: &mpsc::Receiver<WatchEvent>| match next(events) {
-        WatchEvent::Refused { error } => error,
-        other => panic!("{other:?}"),
-    };
 
     // Key 1 under another secret.
     replace(&path, &Keyring::new([spec(1, KeyState::Primary, 9)]).unwrap().to_toml_string());
@@ -245,19 +259,10 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
 /// retire date: then the same file is applied though it did not change.
 #[test]
 fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
-    const T: i64 = 1_900_000_000;
-    let clock = sealed_session::ManualClock::at_unix(T);
-    let dir = tempfile::tempdir().unwrap();
-    let (watcher, events) = watched(dir.path(), |b| {
-        b.notifications(false).poll_interval(Duration::from_millis(50)).clock(clock.clone())
-    });
+    let (watcher, events, clock, dir) = polled_at_t();
     let path = dir.path().join("keyring.toml");
     let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
     let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-    let refused = |events: &mpsc::Receiver<WatchEvent>| match next(events) {
-        WatchEvent::Refused { error } => error,
-        other => panic!("{other:?}"),
-    };
     let keys = || watcher.keyring().current().keys().map(|key| key.id).collect::<Vec<_>>();
 
     // Key 2 seals from T + 100; a copy without it is refused, and the

@@ -191,6 +191,22 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
     assert!(a.open::<()>(&fresh).await.is_ok());
 }
 
+/// A replica of `primary`, a sentinel that watches it as `name` (down-after
+/// 500 ms) and knows the replica, a server through the sentinel, and a
+/// session of alice's that opens on it.
+async fn behind_a_sentinel(
+    primary: &RedisServer,
+    name: &str,
+) -> (RedisServer, Sentinel, Verifier<RedisStore>, String) {
+    let replica = RedisServer::replica_of(primary);
+    let sentinel = Sentinel::start(name, primary, Duration::from_millis(500));
+    sentinel.wait_for_replicas(name, 1);
+    let verifier = server(&format!("redis+sentinel://127.0.0.1:{}/{name}", sentinel.port())).await;
+    let alice = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+    (replica, sentinel, verifier, alice)
+}
+
 /// A partition: the sentinel promotes the replica while the old primary
 /// stays up and reachable, and cannot be told to step down (it refuses the
 /// `CLIENT KILL` in the sentinel's reconfiguration, so the whole
@@ -200,13 +216,8 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
     let old = RedisServer::start_with(RedisOptions::default().args(&["--rename-command", "CLIENT", ""]));
-    let new = RedisServer::replica_of(&old);
-    let sentinel = Sentinel::start("split", &old, Duration::from_millis(500));
-    sentinel.wait_for_replicas("split", 1);
+    let (new, sentinel, verifier, alice) = behind_a_sentinel(&old, "split").await;
     let url = format!("redis+sentinel://127.0.0.1:{}/split", sentinel.port());
-    let verifier = server(&url).await;
-    let alice = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&alice).await.is_ok());
     let channels = old.cli(&["PUBSUB", "CHANNELS"]);
     let channel = channels.lines().find(|c| !c.starts_with("__sentinel__")).unwrap().to_owned();
     let subscribers = |server: &RedisServer| server.cli(&["PUBSUB", "NUMSUB", &channel]);
@@ -255,13 +266,7 @@ async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
 async fn a_primary_this_server_cannot_reach_is_not_trusted_to_be_the_old_one() {
     let logs = Logs::capture();
     let primary = RedisServer::start();
-    let _replica = RedisServer::replica_of(&primary);
-    let sentinel = Sentinel::start("moved", &primary, Duration::from_millis(500));
-    sentinel.wait_for_replicas("moved", 1);
-    let url = format!("redis+sentinel://127.0.0.1:{}/moved", sentinel.port());
-    let verifier = server(&url).await;
-    let alice = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&alice).await.is_ok());
+    let (_replica, sentinel, verifier, alice) = behind_a_sentinel(&primary, "moved").await;
 
     // Nothing listens on the port Sentinel now names.
     let unreachable = sealed_session_testkit::free_port();
