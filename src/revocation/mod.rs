@@ -46,7 +46,6 @@ pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use feed::{Backoff, Feed, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
-pub(crate) use verifier::moved_on_by_one;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};
 
 /// What a store knows that bears on one session.

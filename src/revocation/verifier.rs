@@ -294,6 +294,24 @@ impl<S: RevocationStore> Verifier<S> {
         Ok(ended)
     }
 
+    /// Whether session `id`, at `session_epoch`, carries on after one call
+    /// raised its user's epoch to `new_epoch` ("sign out the others"): no
+    /// logout everywhere came between (the epoch moved by exactly one), and
+    /// its ID was not ended meanwhile (this call ends it until `until`, and
+    /// of concurrent calls only one can). Otherwise it has ended too.
+    pub(crate) async fn carries_on(
+        &self,
+        id: crate::SessionId,
+        session_epoch: u64,
+        new_epoch: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        if session_epoch.checked_add(1) != Some(new_epoch) {
+            return Ok(false);
+        }
+        self.deny_once(id, until).await
+    }
+
     /// Raises `user_id`'s epoch; returns the new one.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let epoch = metrics::store_call("revoke_user", self.store.revoke_user(user_id)).await?;
@@ -372,11 +390,8 @@ impl<S: RevocationStore> Verifier<S> {
             renewed = Session::try_new(())?.id();
         }
         let epoch = self.revoke_user(&user_id).await?;
-        // As for the handle's: no logout everywhere, nor of this ID, came
-        // between.
-        if !moved_on_by_one(session.epoch(), epoch)
-            || !self.deny_once(session.id(), self.sealer.denylist_until(session)).await?
-        {
+        let until = self.sealer.denylist_until(session);
+        if !self.carries_on(session.id(), session.epoch(), epoch, until).await? {
             return Err(LoginError::Ended);
         }
         session.set_epoch(epoch);
@@ -406,12 +421,4 @@ impl<S: RevocationStore> Verifier<S> {
         }
         Ok(cutoff)
     }
-}
-
-/// Whether a user's epoch, raised to `new_epoch` by one call, was
-/// `session_epoch` just before: no other logout everywhere came between the
-/// session's check and the call, so the session may carry on at the new
-/// epoch.
-pub(crate) fn moved_on_by_one(session_epoch: u64, new_epoch: u64) -> bool {
-    session_epoch.checked_add(1) == Some(new_epoch)
 }

@@ -702,23 +702,21 @@ impl SessionHandle {
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
-        // It carries on only if no logout everywhere came between (this call
-        // alone moved the epoch) and its ID was not ended meanwhile: the ID
-        // ends here, as for a new ID, and only one request can end it.
         let old = current.session();
-        let kept = if crate::revocation::moved_on_by_one(old.epoch(), epoch) {
-            let until = self.shared.ops.settings().sealer.denylist_until(old);
-            self.ops().revoke_session_once(old.id(), until).await
-        } else {
-            Ok(false)
-        };
+        let until = self.shared.ops.settings().sealer.denylist_until(old);
+        let kept = self.ops().carries_on(old.id(), old.epoch(), epoch, until).await;
         if !matches!(kept, Ok(true)) {
+            // A new epoch would bring it back: every session of the user
+            // has ended, this one too.
             self.shared.lock().lose();
             self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
                 event.user(Some(&user_id)).session(old.id())
             });
             self.unregister_user(&user_id, epoch).await;
-            return Err(kept.err().map_or(LoginError::Ended.into(), HandleError::from));
+            return Err(match kept {
+                Err(err) => err.into(),
+                Ok(_) => LoginError::Ended.into(),
+            });
         }
         let mut session = current.session().clone().with_user(user_id, epoch);
         // The old epoch has ended: only a new cookie carries on.

@@ -21,6 +21,15 @@ pub(crate) trait Ops: Send + Sync {
     fn revoke_session_once(&self, id: SessionId, until: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Bumps the user's epoch; returns the new one.
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Whether session `id` carries on after its user's epoch was raised
+    /// from `session_epoch` to `new_epoch` (see `Verifier::carries_on`).
+    fn carries_on(
+        &self,
+        id: SessionId,
+        session_epoch: u64,
+        new_epoch: u64,
+        until: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// The revocation state of the user's session `id`.
     fn state<'a>(
         &'a self,
@@ -52,6 +61,16 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
 
     fn revoke_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.verifier.logout_everywhere(user_id))
+    }
+
+    fn carries_on(
+        &self,
+        id: SessionId,
+        session_epoch: u64,
+        new_epoch: u64,
+        until: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.verifier.carries_on(id, session_epoch, new_epoch, until))
     }
 
     fn state<'a>(
