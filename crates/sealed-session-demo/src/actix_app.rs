@@ -11,7 +11,7 @@ use sealed_session::web::{HandleError, WebConfig};
 use sealed_session::RevocationStore;
 use sealed_session_actix::{RequireSession, SessionError, SessionMiddleware, Sessions};
 
-use crate::logic::{self, Input, Method, Reply, Route};
+use crate::logic::{self, Guard, Input, Method, Reply, Route};
 use crate::page::STYLE;
 use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 use std::time::Duration;
@@ -76,13 +76,13 @@ pub fn app<S: RevocationStore + 'static>(
                 Method::Post => resource.route(web::post().to(handler(route))),
             };
         }
-        app = match route {
-            Route::Account | Route::Devices => app.service(resource.wrap(RequireSession::redirect_to("/"))),
-            // Every route at this path: the page, and what its form posts.
-            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => app.service(
+        // Every route at this path shares the guard of the first.
+        app = match route.guard() {
+            Guard::SignedIn => app.service(resource.wrap(RequireSession::redirect_to("/"))),
+            Guard::RecentLogin => app.service(
                 resource.wrap(RequireSession::redirect_to("/reauth").authenticated_within(sudo_window)),
             ),
-            _ => app.service(resource),
+            Guard::Open => app.service(resource),
         };
     }
     app.wrap(sessions).wrap(headers)

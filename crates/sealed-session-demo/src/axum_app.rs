@@ -12,7 +12,7 @@ use sealed_session::web::{HandleError, WebConfig};
 use sealed_session::RevocationStore;
 use sealed_session_axum::{RequireSessionLayer, SessionError, SessionLayer, Sessions};
 
-use crate::logic::{self, Input, Method, Reply, Route};
+use crate::logic::{self, Guard, Input, Method, Reply};
 use crate::page::STYLE;
 use crate::{Profile, METRICS_CONTENT_TYPE, SECURITY_HEADERS, STYLE_CACHE_CONTROL};
 use std::time::Duration;
@@ -42,12 +42,10 @@ fn routes(sudo_window: Duration) -> Router {
             Method::Get => get(handler),
             Method::Post => post(handler),
         };
-        match route {
-            Route::Account | Route::Devices => guarded = guarded.route(path, handler),
-            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => {
-                sudo = sudo.route(path, handler)
-            }
-            _ => open = open.route(path, handler),
+        match route.guard() {
+            Guard::SignedIn => guarded = guarded.route(path, handler),
+            Guard::RecentLogin => sudo = sudo.route(path, handler),
+            Guard::Open => open = open.route(path, handler),
         }
     }
     let reauth = RequireSessionLayer::redirect_to("/reauth").authenticated_within(sudo_window);

@@ -67,13 +67,33 @@ pub(crate) enum Method {
     Post,
 }
 
-/// Every route, its method and path. [`Route::Account`] needs a signed-in
-/// session, and [`Route::Settings`], [`Route::SaveSettings`] and
-/// [`Route::Profile`] (the page and the changes posted to it or from the
-/// home page: guarding the page alone would let a copied cookie post the
-/// change) one whose user signed in or confirmed their password within the
-/// sudo window; each app puts its framework's
-/// guard on them.
+/// Which guard a route needs; each app puts its framework's on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// None.
+    Open,
+    /// A signed-in session.
+    SignedIn,
+    /// A session whose user signed in or confirmed their password within
+    /// the sudo window.
+    RecentLogin,
+}
+
+impl Route {
+    /// The guard of this route: the settings page, and the changes posted
+    /// to it or from the home page (guarding the page alone would let a
+    /// copied cookie post the change), need a recent login.
+    pub(crate) fn guard(self) -> Guard {
+        match self {
+            Route::Account | Route::Devices => Guard::SignedIn,
+            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => Guard::RecentLogin,
+            _ => Guard::Open,
+        }
+    }
+}
+
+/// Every route, its method and path; [`Route::guard`] says which need a
+/// session.
 pub(crate) const ROUTES: [(Route, Method, &str); 20] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
@@ -453,4 +473,20 @@ fn api_session(handle: &Handle) -> Result<Reply, Stop> {
     let csrf = handle.sealer().csrf_token(current.session());
     let json = SessionJson::new(current.session(), current.key_id(), current.idle_expires_at(), csrf);
     Ok(Reply::Json(Box::new(json)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+
+    /// actix-web guards a path once, with the guard of its first route: the
+    /// routes at one path must need the same.
+    #[test]
+    fn routes_at_one_path_share_their_guard() {
+        for (route, _, path) in ROUTES {
+            for (other, _, _) in ROUTES.iter().filter(|(_, _, p)| *p == path) {
+                assert_eq!(route.guard(), other.guard(), "{route:?} and {other:?} at {path}");
+            }
+        }
+    }
 }
