@@ -687,3 +687,22 @@ fn a_lifetime_past_the_calendar_shows_as_the_latest_date_not_1970() {
     assert_eq!(opened.session().expires_at(), Some(latest));
     assert_eq!(opened.idle_expires_at(), latest);
 }
+
+/// A version 1 token does not say which profile sealed it: the opener tries
+/// each in turn, decoding the token again for every try (a failed
+/// decryption leaves its buffer zeroed). A remembered token is the second
+/// try.
+#[test]
+fn a_version_1_remembered_token_opens_on_the_second_try() {
+    let clock = ManualClock::at_unix(T0);
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+        .token_version(1)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let token = sealer.seal(&Session::new(7u32).remembered()).unwrap();
+    let opened = sealer.open::<u32>(&token).unwrap();
+    assert!(opened.session().is_remembered());
+    assert_eq!(*opened.session().data(), 7);
+}
