@@ -92,7 +92,8 @@ pub enum StoreError {
     ExpiryNotInFuture {
         /// The requested end of the entry (Unix seconds).
         expires_at: u64,
-        /// The store's time (Unix seconds).
+        /// The store's time (Unix seconds; the earlier of its own clock and
+        /// the one it was given, where it has a clock of its own).
         now: u64,
     },
     /// The write reached the primary but too few replicas acknowledged it
@@ -184,7 +185,11 @@ pub trait RevocationStore: Send + Sync {
     ///
     /// An existing entry is never shortened: the later of the two expiries
     /// is kept, atomically. An `expires_at` at or before the store's current
-    /// time is refused with [`StoreError::ExpiryNotInFuture`].
+    /// time is refused with [`StoreError::ExpiryNotInFuture`]. A store with a
+    /// clock of its own (Redis, PostgreSQL) counts by the earlier of that
+    /// clock and the one it was given, and keeps the entry until
+    /// `expires_at` by the latter: a store clock that runs ahead of the
+    /// servers' must not end an entry whose session still opens for them.
     fn revoke_session(
         &self,
         session: SessionId,

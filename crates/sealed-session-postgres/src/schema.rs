@@ -77,18 +77,21 @@ const FSYNC_ON: &str = "current_setting('fsync') = 'on'";
 
 /// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
 /// with `on_conflict` for an entry already there, refuses an expiry at or
-/// before the database's time, drops other entries that expired a day
-/// ago or more (`DENYLIST_PURGE_GRACE_SECS`: a database clock that jumps
-/// ahead deletes none that still counts) and notifies `$3`. It answers
-/// the database's time, whether `$1` was written, how many entries
-/// were dropped, and [`FSYNC_ON`]. An expired entry another
+/// before the time, drops other entries that expired a day ago or more
+/// (`DENYLIST_PURGE_GRACE_SECS`: a database clock that jumps ahead deletes
+/// none that still counts) and notifies `$3`. "The time" is the earlier of
+/// the database's and the caller's (`$4`): a database clock ahead of the
+/// servers' must neither refuse the logout of a session that still opens
+/// for them nor take its entry for expired (a one-time token used again).
+/// It answers that time, whether `$1` was written, how many entries were
+/// dropped, and [`FSYNC_ON`]. An expired entry another
 /// writer holds is left for a later purge: waiting for it could deadlock
 /// two revocations (each holding an entry the other purges) or run out the
 /// store's timeout.
 fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
     let grace = sealed_session::sql::DENYLIST_PURGE_GRACE_SECS;
     format!(
-        "WITH now AS (SELECT {NOW} AS t),
+        "WITH now AS (SELECT LEAST({NOW}, $4) AS t),
          denied AS (
            INSERT INTO {prefix}_denied (session_id, expires_at)
            SELECT $1, $2 FROM now WHERE $2 > now.t

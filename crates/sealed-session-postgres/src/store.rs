@@ -457,12 +457,14 @@ impl Inner {
     ) -> Result<bool, StoreError> {
         let sql = if once { &self.sql.revoke_session_once } else { &self.sql.revoke_session };
         let message = Invalidation::Session(session).message();
+        let caller_now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
         let result: Result<(i64, bool, i64, bool), StoreError> = self
             .run(|| {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                     .bind(session.as_bytes().as_slice())
                     .bind(to_sql(expires_at))
                     .bind(&message)
+                    .bind(to_sql(caller_now))
                     .fetch_one(&self.pool)
             })
             .await;

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use sealed_session::{
-    LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier,
+    Clock, LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, SystemClock, Verifier,
     VerifyError,
 };
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
@@ -370,6 +370,32 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
     let recent =
         SHARED.psql(&format!("SELECT count(*) FROM purge_denied WHERE session_id = {}", expired("02")));
     assert_eq!(recent, "1", "an entry that expired an hour ago is kept a day");
+}
+
+/// A database clock ahead of the application servers' (here by an hour,
+/// far past the 60 s leeway) must neither refuse the logout of a session
+/// that still opens for them nor take its entry for expired, which would
+/// let a one-time token (a DBSC challenge) be used again.
+#[tokio::test]
+async fn a_database_clock_ahead_of_the_servers_refuses_no_logout_and_reuses_no_entry() {
+    let clock = ManualClock::at_unix(unix_now() - 3600);
+    let store = store(&SHARED.url(), "ahead", clock.clone()).await;
+    let now = u64::try_from(clock.unix_now()).unwrap();
+    let (logged_out, challenge) =
+        (sealed_session::Session::new(()).id(), sealed_session::Session::new(()).id());
+    // Ten minutes to live by this server's clock, fifty minutes past by the database's.
+    store.revoke_session(logged_out, now + 600).await.unwrap();
+    assert!(store.revoke_session_once(challenge, now + 600).await.unwrap());
+    assert!(!store.revoke_session_once(challenge, now + 600).await.unwrap(), "a one-time token used twice");
+    for id in [logged_out, challenge] {
+        assert!(store.state(None, id).await.unwrap().session_revoked);
+    }
+    // An expiry this server's clock has reached is still refused.
+    let past = store.revoke_session(sealed_session::Session::new(()).id(), now).await;
+    assert!(
+        matches!(past, Err(StoreError::ExpiryNotInFuture { expires_at, now: at }) if expires_at == now && at == now),
+        "{past:?}"
+    );
 }
 
 #[tokio::test]

@@ -27,37 +27,49 @@ local denied = redis.call('EXISTS', KEYS[4])
 return {generation, floor, epoch, denied, started}
 ";
 
-/// Denylists a session until ARGV[1] (Unix seconds), never shortening an
-/// existing entry, and refusing an expiry at or before Redis's time.
+/// Denylists a session until ARGV[1] (Unix seconds by the caller's clock,
+/// which is ARGV[2]), never shortening an existing entry, and refusing an
+/// expiry at or before the caller's time.
+///
+/// Redis expires the entry by its own clock: when that clock runs ahead of
+/// the caller's, the expiry moves later by the difference, so that the
+/// entry lasts until ARGV[1] by the clock of the servers that check it
+/// (else a Redis clock ahead by more than the clock leeway would drop an
+/// entry while its session still opens). A Redis clock behind keeps it
+/// longer, which is harmless.
 ///
 /// KEYS: the session's entry. Returns {1, now} when recorded (or already
-/// longer), {0, now} when refused.
+/// longer), {0, now} when refused; `now` is the earlier of the two clocks.
 pub(crate) const DENY: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1])
-local until_s = tonumber(ARGV[1])
-if until_s <= now then return {0, now} end
+local ahead = math.max(0, now - tonumber(ARGV[2]))
+local until_s = tonumber(ARGV[1]) + ahead
+if until_s <= now then return {0, now - ahead} end
 local pttl = redis.call('PTTL', KEYS[1])
-if pttl == -1 then return {1, now} end
+if pttl == -1 then return {1, now - ahead} end
 if pttl >= 0 then
   local now_ms = now * 1000 + math.floor(tonumber(time[2]) / 1000)
-  if now_ms + pttl >= until_s * 1000 then return {1, now} end
+  if now_ms + pttl >= until_s * 1000 then return {1, now - ahead} end
 end
-redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
-return {1, now}
+redis.call('SET', KEYS[1], '1', 'EXAT', string.format('%d', until_s))
+return {1, now - ahead}
 ";
 
-/// Denylists a session until ARGV[1] (Unix seconds) only if it is not
-/// denylisted yet (`SET NX`: one step, so of concurrent calls one wins),
-/// refusing an expiry at or before Redis's time.
+/// Denylists a session until ARGV[1] only if it is not denylisted yet
+/// (`SET NX`: one step, so of concurrent calls one wins), refusing an
+/// expiry at or before the caller's time; ARGV[2] and the expiry's shift
+/// as in [`DENY`].
 ///
 /// KEYS: the session's entry. Returns {1, now} when this call wrote the
 /// entry, {0, now} when it was there already or the expiry was refused.
 pub(crate) const DENY_ONCE: &str = r"
 local now = tonumber(redis.call('TIME')[1])
-if tonumber(ARGV[1]) <= now then return {0, now} end
-if redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1], 'NX') then return {1, now} end
-return {0, now}
+local ahead = math.max(0, now - tonumber(ARGV[2]))
+local until_s = tonumber(ARGV[1]) + ahead
+if until_s <= now then return {0, now - ahead} end
+if redis.call('SET', KEYS[1], '1', 'EXAT', string.format('%d', until_s), 'NX') then return {1, now - ahead} end
+return {0, now - ahead}
 ";
 
 /// Raises the floor to the later of Redis's time and the current cutoff

@@ -522,8 +522,9 @@ impl Inner {
         eval
     }
 
-    /// Runs `script` (`DENY` or `DENY_ONCE`) for `session`; returns whether
-    /// it wrote the entry.
+    /// Runs `script` (`DENY` or `DENY_ONCE`) for `session`, with this
+    /// server's time (the entry lasts until `expires_at` by it, whatever
+    /// Redis's clock says); returns whether it wrote the entry.
     async fn deny(
         self: Arc<Self>,
         script: &str,
@@ -531,7 +532,8 @@ impl Inner {
         expires_at: u64,
     ) -> Result<bool, StoreError> {
         let key = self.keys.session(&session);
-        let deny = self.eval(script, &[&key], &[expires_at.min(MAX_SCRIPT_TIME)]);
+        let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
+        let deny = self.eval(script, &[&key], &[expires_at.min(MAX_SCRIPT_TIME), now.min(MAX_SCRIPT_TIME)]);
         let (written, now): (bool, u64) = self.write(deny, Invalidation::Session(session)).await?;
         if expires_at <= now {
             Err(StoreError::ExpiryNotInFuture { expires_at, now })

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use sealed_session::{
-    LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError,
+    Clock, LoginError, ManualClock, Revocation, RevocationStore, Sealer, StoreError, Verifier, VerifyError,
 };
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{RedisOptions, RedisServer};
@@ -708,6 +708,38 @@ async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     let refused = verifier.store().revoke_session(session.id(), 1).await;
     assert!(matches!(refused, Err(StoreError::ExpiryNotInFuture { expires_at: 1, .. })), "{refused:?}");
     assert_eq!(redis.cli(&["EXISTS", &key]), "1");
+}
+
+/// Redis expires denylist entries by its own clock. One that runs ahead of
+/// the application servers' (here by an hour, far past the 60 s leeway)
+/// must neither refuse the logout of a session that still opens for them,
+/// nor drop its entry early, nor let a one-time token be used again: every
+/// entry lasts until its expiry by the clock of the server that wrote it.
+#[tokio::test]
+async fn a_redis_clock_ahead_of_the_servers_shortens_no_denylist_entry() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::at_unix(unix_now() - 3600);
+    let store = RedisStore::connect_with(&redis.url(), config(), clock.clone()).await.unwrap();
+    let now = u64::try_from(clock.unix_now()).unwrap();
+    let ttl = |id: sealed_session::SessionId| -> i64 {
+        redis.cli(&["TTL", &format!("sealed-session:session:{}", id.to_hex())]).parse().unwrap()
+    };
+    // Ten minutes to live by this server's clock, fifty minutes past by Redis's.
+    let (logged_out, challenge) =
+        (sealed_session::Session::new(()).id(), sealed_session::Session::new(()).id());
+    store.revoke_session(logged_out, now + 600).await.unwrap();
+    assert!(store.revoke_session_once(challenge, now + 600).await.unwrap());
+    assert!(!store.revoke_session_once(challenge, now + 600).await.unwrap(), "a one-time token used twice");
+    for id in [logged_out, challenge] {
+        assert!((ttl(id) - 600).abs() <= 2, "entry kept {} s, not 600", ttl(id));
+        assert!(store.state(None, id).await.unwrap().session_revoked);
+    }
+    // An expiry this server's clock has reached is still refused.
+    let past = store.revoke_session(sealed_session::Session::new(()).id(), now).await;
+    assert!(
+        matches!(past, Err(StoreError::ExpiryNotInFuture { expires_at, now: at }) if expires_at == now && at == now),
+        "{past:?}"
+    );
 }
 
 /// The documented staleness bound (a lost message hides a revocation for at
