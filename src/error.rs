@@ -289,17 +289,22 @@ pub enum KeyringError {
     )]
     NoFreeId(u32),
     /// A [`RotationPolicy`](crate::RotationPolicy) with a zero period (a new
-    /// key at every run) or a zero `keep` (each key refused the moment its
-    /// successor seals, ending every session at every rotation).
+    /// key at every run), a zero `keep` (each key refused the moment its
+    /// successor seals, ending every session at every rotation) or a zero
+    /// `lead` (a key written late would seal at once, before the file
+    /// reached the other servers, which then refuse its cookies).
     #[error(
-        "rotation policy with every = {every:?} and keep = {keep:?}: both must be above zero, and keep at \
-         least the longest session lifetime"
+        "rotation policy with every = {every:?}, keep = {keep:?} and lead = {lead:?}: each must be above \
+         zero, keep at least the longest session lifetime, and lead the time the keyring file takes to \
+         reach every server"
     )]
     ZeroRotationPolicy {
         /// How long each key seals.
         every: std::time::Duration,
         /// How long a key still opens tokens after its successor took over.
         keep: std::time::Duration,
+        /// How long before its activation a new key is written.
+        lead: std::time::Duration,
     },
     /// An entry lacks a required field.
     #[error("{entry}: missing field `{field}`")]

@@ -402,11 +402,14 @@ fn a_rolling_rotation_keeps_one_key_waiting_and_retires_replaced_ones() {
         .lead(Duration::from_secs(5 * DAY as u64));
     let (ring, _) = start.rotated_at(at(T0), &eager).unwrap();
     assert_eq!(ring.sealing_periods()[1].from, Some(at(T0 + 5 * DAY)));
-    // A zero period or keep is refused: a new key at every run, or every
-    // session ended at every rotation.
+    // A zero period, keep or lead is refused: a new key at every run, every
+    // session ended at every rotation, or a key written late that seals at
+    // once, before the file reached the other servers.
     let second = Duration::from_secs(1);
-    for (every, keep) in [(Duration::ZERO, second), (second, Duration::ZERO)] {
-        let err = start.rotated_at(at(T0), &RotationPolicy::new(every, keep)).unwrap_err();
+    for (every, keep, lead) in
+        [(Duration::ZERO, second, second), (second, Duration::ZERO, second), (second, second, Duration::ZERO)]
+    {
+        let err = start.rotated_at(at(T0), &RotationPolicy::new(every, keep).lead(lead)).unwrap_err();
         assert!(matches!(err, KeyringError::ZeroRotationPolicy { .. }), "{err:?}");
     }
     assert!(start.rotated_at(at(T0), &RotationPolicy::new(second, second)).is_ok());

@@ -261,7 +261,7 @@ impl Keyring {
     ///
     /// # Errors
     /// [`KeyringError::Random`] if the OS random source fails,
-    /// [`KeyringError::ZeroRotationPolicy`] for a zero `every` or `keep`,
+    /// [`KeyringError::ZeroRotationPolicy`] for a zero `every`, `keep` or `lead`,
     /// or a schedule error of [`Keyring::new`] (the new key's activation
     /// would fall on another key's, say).
     pub fn rotated_at(
@@ -269,8 +269,9 @@ impl Keyring {
         now: OffsetDateTime,
         policy: &RotationPolicy,
     ) -> Result<(Self, Option<u32>), KeyringError> {
-        if policy.every.is_zero() || policy.keep.is_zero() {
-            return Err(KeyringError::ZeroRotationPolicy { every: policy.every, keep: policy.keep });
+        if policy.every.is_zero() || policy.keep.is_zero() || policy.lead.is_zero() {
+            let RotationPolicy { every, keep, lead } = *policy;
+            return Err(KeyringError::ZeroRotationPolicy { every, keep, lead });
         }
         let ring = self.normalized_at(now)?;
         let add = |at: OffsetDateTime, by: Duration| {

@@ -209,8 +209,9 @@ struct RotateArgs {
     /// least the longest session lifetime (remember-me included).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     keep: u32,
-    /// Days a new key is in the file before it activates.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    /// Days a new key is in the file before it activates: the time the
+    /// file takes to reach every server.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     lead: u32,
     /// Show what a run at this time (RFC 3339) would do, and write
     /// nothing: a file written as of another time than the clock's would

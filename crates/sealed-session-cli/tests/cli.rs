@@ -273,6 +273,7 @@ fn schedules_that_would_leave_no_sealing_key_are_refused() {
         (vec!["keyring", "add", f, "--activate-at", "2001-01-01T00:00:00Z"], "is not in the future"),
         (vec!["keyring", "add", f, "--activate-at", "+0s"], "is not in the future"),
         (vec!["keyring", "rotate", f, "--every", "0", "--keep", "1"], "--every"),
+        (vec!["keyring", "rotate", f, "--every", "1", "--keep", "1", "--lead", "0"], "--lead"),
         (vec!["keyring", "plan", f, "--now", "noon"], "--now is not an RFC 3339 time"),
     ];
     refused_untouched(&file, &cases);
