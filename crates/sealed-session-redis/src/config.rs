@@ -202,6 +202,15 @@ pub enum ConnectError {
          and it refuses revocations; give the primary's address (or use Sentinel)"
     )]
     NotPrimary(String),
+    /// The server is a Redis Cluster node, which the store does not
+    /// support: a check reads several keys in one atomic step (a script),
+    /// and a cluster spreads them over nodes.
+    #[error(
+        "the Redis server is a cluster node (cluster-enabled yes), which the store does not support: it \
+         reads the keys of a check in one atomic step, and a cluster spreads them over several nodes; \
+         give it a standalone Redis, with replicas and Sentinel for failover"
+    )]
+    Cluster,
     /// Redis would not say how it persists its data.
     #[error(
         "cannot read Redis persistence settings ({0}); revocations need appendonly yes with \

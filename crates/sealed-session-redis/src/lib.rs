@@ -4,9 +4,10 @@
 //! * **Atomic, and dated by Redis.** Epochs are bumped with `INCR`;
 //!   denylist entries expire on their own (`EXAT`) and are never shortened,
 //!   and a single-use entry (`revoke_session_once`) is one `SET NX`;
-//!   "log everyone out" raises a floor that never moves back. Generations,
-//!   global logouts and "is this expiry in the past?" read Redis's clock
-//!   (`TIME`), not the application server's.
+//!   "log everyone out" raises a floor that never moves back. Generations
+//!   and global logouts are dated by Redis's clock (`TIME`), not the
+//!   application server's; a denylist entry lasts until its expiry by the
+//!   clock of the server that wrote it, even when Redis's runs ahead.
 //! * **Fast.** Each server caches what it read. Every revocation is
 //!   published on a channel, and every server drops the entries it names,
 //!   so most checks cost no round trip while a revocation reaches every
@@ -76,7 +77,9 @@
 //! else is refused.
 //!
 //! It runs on tokio: create it, and poll its futures, inside a tokio runtime
-//! with the time and I/O drivers enabled. Needs Redis 6.2 or later.
+//! with the time and I/O drivers enabled. Needs Redis 6.2 or later, a
+//! standalone server (with replicas and Sentinel for failover): a Redis
+//! Cluster node is refused at connect ([`ConnectError::Cluster`]).
 //!
 //! ```no_run
 //! use sealed_session::{Keyring, Sealer, Verifier};

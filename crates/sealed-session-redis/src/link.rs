@@ -162,6 +162,10 @@ pub(crate) enum PolicyFault {
          reads may miss revocations made there; check the network (and TLS) from this server to it"
     )]
     PrimaryNotFollowed(String),
+    /// A Redis Cluster node: the scripts read keys of several hash slots in
+    /// one step, which a cluster refuses.
+    #[error("{}", ConnectError::Cluster)]
+    Cluster,
 }
 
 impl PolicyFault {
@@ -184,6 +188,7 @@ impl PolicyFault {
             PolicyFault::DurabilityUnknown(why) => ConnectError::DurabilityUnknown(why),
             PolicyFault::Unreachable(err) => ConnectError::Redis(err),
             PolicyFault::NotPrimary(role) => ConnectError::NotPrimary(role),
+            PolicyFault::Cluster => ConnectError::Cluster,
             // An outage, not a hidden setting: no advice to assume one.
             fault @ PolicyFault::Timeout(_) => ConnectError::Redis(
                 std::io::Error::new(std::io::ErrorKind::TimedOut, fault.to_string()).into(),
@@ -346,11 +351,14 @@ impl Link {
         if let Some(now) = now {
             self.policy.set(now);
         }
-        // An unsafe reading is logged once; an unreadable one, or a replica, each time.
+        // An unsafe reading is logged once; an unreadable one, a replica or a cluster node, each time.
         if let Err(fault) = &verdict {
             let unreadable = matches!(
                 fault,
-                PolicyFault::Unknown(_) | PolicyFault::DurabilityUnknown(_) | PolicyFault::NotPrimary(_)
+                PolicyFault::Unknown(_)
+                    | PolicyFault::DurabilityUnknown(_)
+                    | PolicyFault::NotPrimary(_)
+                    | PolicyFault::Cluster
             );
             if unreadable || (fault.is_unsafe() && was != Policy::Unsafe) {
                 tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
@@ -527,13 +535,14 @@ fn role_in_info(info: &str) -> Option<String> {
 }
 
 /// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
-const SETTINGS: [&str; 6] = [
+const SETTINGS: [&str; 7] = [
     "maxmemory-policy",
     "appendonly",
     "appendfsync",
     "save",
     "rdb-del-sync-files",
     "no-appendfsync-on-rewrite",
+    "cluster-enabled",
 ];
 
 /// Whether answers from a Redis with these settings (the replies to
@@ -560,6 +569,10 @@ fn judge(
             None => Err(format!("CONFIG GET answered {} replies", replies.len())),
         }
     };
+    // Unreadable, it is no cluster node: those answer `CONFIG GET` as any server.
+    if value(6).is_ok_and(|enabled| enabled == "yes") {
+        return Err(PolicyFault::Cluster);
+    }
     match value(0) {
         Ok("noeviction") => {}
         Ok(policy) => return Err(PolicyFault::Evicting(policy.to_owned())),

@@ -710,6 +710,19 @@ async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     assert_eq!(redis.cli(&["EXISTS", &key]), "1");
 }
 
+/// A Redis Cluster node is refused at connect, saying why: a check reads
+/// several keys in one script, which a cluster refuses (here one node that
+/// serves every slot, on which single-key commands work).
+#[tokio::test]
+async fn a_redis_cluster_node_is_refused_at_connect() {
+    let node = RedisServer::start_with(RedisOptions::default().args(&["--cluster-enabled", "yes"]));
+    assert_eq!(node.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "OK");
+    match RedisStore::connect_with(&node.url(), config(), sealed_session::SystemClock).await {
+        Err(err @ ConnectError::Cluster) => assert!(err.to_string().contains("standalone Redis"), "{err}"),
+        other => panic!("a cluster node was accepted: {:?}", other.map(|_| ())),
+    }
+}
+
 /// Redis expires denylist entries by its own clock. One that runs ahead of
 /// the application servers' (here by an hour, far past the 60 s leeway)
 /// must neither refuse the logout of a session that still opens for them,
