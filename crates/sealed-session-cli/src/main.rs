@@ -761,8 +761,9 @@ fn check(file: &Path) -> Result<String, Failure> {
         )
     } else if !older.is_empty() {
         format!(
-            "retire key(s) {older:?} once the absolute timeout has passed since key {primary} became primary: \
-             sealed-session keyring retire {} ID",
+            "retire key(s) {older:?} once the longest session lifetime (the remember-me lifetime if remember-me \
+             is on) has passed since key {primary} became primary, or date it now: sealed-session keyring \
+             retire {} ID --at +30d",
             file.display()
         )
     } else {
@@ -814,6 +815,16 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
                 )));
             }
             let old = std::fs::metadata(file).map_err(examine)?;
+            // Likewise a second name (a hard link): it would keep the old
+            // keys, a retired one included.
+            if old.nlink() > 1 {
+                return Err(Failure::Config(format!(
+                    "{} has {} names (hard links): the change would reach this one only, and readers of the \
+                     others would keep the old keys; give the keyring file one name",
+                    file.display(),
+                    old.nlink()
+                )));
+            }
             // The owner's permission bits too: a keyring made read-only
             // (0400) stays so. Group and other bits are never kept, as the
             // file could not have been read with them.

@@ -87,7 +87,8 @@ fn keyring_rotation_walkthrough() {
     assert!(check["next_step"].as_str().unwrap().starts_with("promote key 2"), "{check}");
     ok(&["keyring", "promote", f, "2"], "");
     let check = json(&ok(&["check", "--keyring", f], ""));
-    assert!(check["next_step"].as_str().unwrap().starts_with("retire key(s) [1]"), "{check}");
+    let next = check["next_step"].as_str().unwrap();
+    assert!(next.starts_with("retire key(s) [1]") && next.contains("remember-me"), "{check}");
     ok(&["keyring", "retire", f, "1"], "");
     let check = json(&ok(&["check", "--keyring", f], ""));
     assert!(check["next_step"].as_str().unwrap().starts_with("nothing to do"), "{check}");
@@ -956,11 +957,12 @@ fn the_store_can_come_from_the_environment() {
     assert!(opened.stderr.contains("logged out"), "{}", opened.stderr);
 }
 
-/// A change to a keyring given through a symbolic link is refused: the
-/// rename would replace the link and leave the file it points to, which
-/// servers may read, with the old keys.
+/// A change to a keyring given through a symbolic link, or with a second
+/// name (a hard link), is refused: the rename would replace one name and
+/// leave the file the other leads to, which servers may read, with the old
+/// keys.
 #[test]
-fn a_change_through_a_symbolic_link_is_refused() {
+fn a_change_through_a_symbolic_or_hard_link_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let link = dir.path().join("link.toml");
@@ -975,4 +977,11 @@ fn a_change_through_a_symbolic_link_is_refused() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
     assert_eq!(temps.count(), 0, "a temporary file was left");
+    // A second name (a hard link) would keep the old keys just the same.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::hard_link(&file, &link).unwrap();
+    let r = run(&["keyring", "add", file.to_str().unwrap()], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("hard links"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&link).unwrap(), before, "the change reached one name only");
 }
