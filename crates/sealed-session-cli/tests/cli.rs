@@ -985,3 +985,37 @@ fn a_change_through_a_symbolic_or_hard_link_is_refused() {
     assert!(r.stderr.contains("hard links"), "{}", r.stderr);
     assert_eq!(std::fs::read(&link).unwrap(), before, "the change reached one name only");
 }
+
+/// SECURITY.md: a SQLite store answers from its cache only while its last
+/// poll of the file began under 250 ms ago, however late the polls run.
+/// Here none runs after the CLI's revocation (a current-thread runtime is
+/// not driven meanwhile), so only that bound can end the cached answer: 300
+/// ms later by the store's clock, within the cache TTL, the check reads the
+/// file.
+#[test]
+fn a_sqlite_cache_whose_polls_stopped_is_not_used_past_250_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revocations.sqlite3");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let clock = sealed_session::ManualClock::at_unix(sealed_session_testkit::unix_now() - 10);
+    let options =
+        sealed_session_sqlite::SqliteOptions::new(&path).create_if_missing(true).clock(clock.clone());
+    let server = sealed_session::Verifier::new(
+        sealed_session::Sealer::builder(sealed_session_testkit::keyring(4)).build().unwrap(),
+        runtime.block_on(options.open()).unwrap(),
+    );
+    let token = runtime.block_on(async {
+        let token = server.sealer().seal(&server.login("alice", ()).await.unwrap()).unwrap();
+        // Polled (every 25 ms), and the answer cached.
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        assert!(server.open::<()>(&token).await.is_ok());
+        token
+    });
+    ok(&["revoke", "--store", &format!("sqlite:{}", path.display()), "--user", "alice"], "");
+    clock.advance(std::time::Duration::from_millis(300));
+    let result = runtime.block_on(server.open::<()>(&token));
+    assert!(
+        matches!(result, Err(sealed_session::VerifyError::Revoked(_))),
+        "answered from the cache: {result:?}"
+    );
+}

@@ -232,7 +232,11 @@ impl SqliteStore {
     /// (`SqliteConnectOptions::journal_mode(SqliteJournalMode::Wal)` and
     /// `.synchronous(SqliteSynchronous::Full)`); the store checks, and opens
     /// one connection of its own (with the pool's options) to watch for other
-    /// processes' changes.
+    /// processes' changes. Keep every connection at `FULL` while the store
+    /// runs: it reads again the setting of each connection it writes a
+    /// revocation on, but SQLite's own checkpoints run on whichever
+    /// connection commits, and one below `FULL` does not sync what it copies
+    /// into the file.
     ///
     /// # Errors
     /// [`SqliteOpenError::NotDurable`], or as [`SqliteOptions::open`].
