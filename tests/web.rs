@@ -864,8 +864,9 @@ fn a_response_that_looked_at_the_session_varies_by_its_cookie() {
             response.get_all("vary").into_iter().map(str::to_owned).collect::<Vec<_>>()
         };
         // Every way of looking: the data, the user, whether there is a
-        // session, its binding, its age, its flash messages.
-        let looks: [fn(&SessionHandle); 7] = [
+        // session, its binding, its age, its flash messages, a CSRF token
+        // (the session's, or the pre-session's).
+        let looks: [fn(&SessionHandle); 9] = [
             |h| _ = h.current::<String>(),
             |h| _ = h.user_id(),
             |h| _ = h.has_session(),
@@ -873,6 +874,8 @@ fn a_response_that_looked_at_the_session_varies_by_its_cookie() {
             |h| _ = h.authenticated_at(),
             |h| _ = h.typed::<String>().signed_in(),
             |h| _ = h.take_flashes(),
+            |h| _ = h.csrf_token(),
+            |h| _ = h.sealer(),
         ];
         for (i, look) in looks.iter().enumerate() {
             let handle = open(&config, &cookie).await;

@@ -942,7 +942,8 @@ impl SessionHandle {
         }
         let mut response = ResponseCookies {
             csrf_token_shown: state.token_shown,
-            vary: match (state.read, settings.bearer) {
+            // A CSRF token (or the sealer to make one) is the session's too.
+            vary: match (state.read || state.token_shown, settings.bearer) {
                 (false, _) => &[],
                 (true, false) => &["cookie"],
                 // A request without a token falls back to the cookie.
