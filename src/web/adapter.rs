@@ -142,7 +142,7 @@ macro_rules! adapter_types {
         pub(crate) fn sessions<T: $crate::web::SessionValue>(
             handle: ::std::option::Option<&$crate::web::SessionHandle>,
         ) -> ::std::result::Result<Sessions<T>, SessionError> {
-            let handle = handle.ok_or(SessionError($crate::web::HandleError::NoLayer))?;
+            let handle = handle.ok_or_else(|| SessionError($crate::web::HandleError::no_layer()))?;
             Ok(Sessions(handle.typed()))
         }
 
@@ -150,7 +150,7 @@ macro_rules! adapter_types {
         pub(crate) fn session<T: $crate::web::SessionValue>(
             handle: ::std::option::Option<&$crate::web::SessionHandle>,
         ) -> ::std::result::Result<::std::option::Option<Session<T>>, SessionError> {
-            let handle = handle.ok_or(SessionError($crate::web::HandleError::NoLayer))?;
+            let handle = handle.ok_or_else(|| SessionError($crate::web::HandleError::no_layer()))?;
             Ok(handle.current().map(Session))
         }
 
@@ -166,7 +166,7 @@ macro_rules! adapter_types {
         pub(crate) fn flashes(
             handle: ::std::option::Option<&$crate::web::SessionHandle>,
         ) -> ::std::result::Result<Flashes, SessionError> {
-            let handle = handle.ok_or(SessionError($crate::web::HandleError::NoLayer))?;
+            let handle = handle.ok_or_else(|| SessionError($crate::web::HandleError::no_layer()))?;
             Ok(Flashes(handle.take_flashes()))
         }
 

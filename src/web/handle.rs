@@ -274,6 +274,17 @@ pub enum HandleError {
 }
 
 impl HandleError {
+    /// [`HandleError::NoLayer`], logged at `error`: a route without the
+    /// session layer is a deployment mistake (it has no CSRF checks
+    /// either), and a framework may turn the extractor's error into
+    /// something quieter (actix-web's `Option<T>` extractor makes it
+    /// `None`, logged at `debug`). The adapters' extractors use this.
+    #[must_use]
+    pub fn no_layer() -> Self {
+        tracing::error!("a handler asked for the session on a route that no session layer wraps");
+        Self::NoLayer
+    }
+
     /// The status code to answer with: `401` without a session (or one
     /// logged out while the request ran), `400` for a user ID too long to
     /// sign in with, `409` at the session limit, `503` when the store could

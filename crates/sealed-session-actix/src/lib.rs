@@ -10,6 +10,10 @@
 //! or everywhere; [`RequireSession`] guards routes that need a signed-in
 //! user, and [`testing`] helps an application's own tests. The middleware
 //! does not know `T`: each extractor decodes the session as its own type.
+//! On a route the middleware does not wrap, the extractors answer `500`,
+//! except behind `Option`: actix-web makes that `None`, so the handler
+//! runs as for a request without a session; the missing middleware is
+//! logged at `error` either way.
 //!
 //! ```
 //! use actix_web::{test, web, App, HttpResponse};

@@ -659,3 +659,23 @@ async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refu
     assert_eq!(reply.status, StatusCode::OK);
     assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner middleware's own: {reply:?}");
 }
+
+/// actix-web turns an `Option<T>` extractor's error into `None` (logged at
+/// `debug`): a route the middleware does not wrap runs as anonymous, with
+/// no CSRF checks. The missing middleware is logged at `error`.
+#[actix_web::test]
+async fn a_route_without_the_middleware_is_logged_even_behind_an_option() {
+    let logs = sealed_session_testkit::Logs::capture();
+    let maybe = |session: Option<Session<Data>>| async move {
+        if session.is_some() {
+            "session"
+        } else {
+            "none"
+        }
+    };
+    let app = test::init_service(App::new().route("/maybe", web::get().to(maybe))).await;
+    let reply = test::call_service(&app, test::TestRequest::get().uri("/maybe").to_request()).await;
+    assert_eq!(reply.status(), StatusCode::OK, "actix-web's choice");
+    let said = logs.lines_with(&["ERROR", "no session layer wraps"]);
+    assert!(!said.is_empty(), "the missing middleware went unsaid");
+}

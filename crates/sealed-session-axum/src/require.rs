@@ -137,7 +137,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let handle = request.extensions().get::<SessionHandle>();
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
-            None => SessionError(HandleError::NoLayer).into_response(),
+            None => SessionError(HandleError::no_layer()).into_response(),
             Some(Some(refusal)) => {
                 refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
             }
