@@ -118,6 +118,20 @@ pub enum SealError {
     /// The session data could not be serialized.
     #[error("session data could not be serialized: {0}")]
     Serialize(#[source] postcard::Error),
+    /// A cookie was to be sealed by a sealer of another purpose: a token is
+    /// bound to its cookie by the purpose, so a sealer seals only the cookie
+    /// named as its purpose (else one cookie's value would open as
+    /// another's).
+    #[error(
+        "cannot seal cookie {cookie} with a sealer whose purpose is {purpose}: the purpose must be the \
+         cookie's name (SealerBuilder::purpose, or WebConfig, which derives it)"
+    )]
+    CookiePurpose {
+        /// The cookie's name.
+        cookie: String,
+        /// The sealer's purpose.
+        purpose: String,
+    },
     /// The session has already passed its absolute expiry; start a new one.
     #[error("session is past its absolute expiry and cannot be sealed again; start a new session")]
     Expired,

@@ -403,8 +403,10 @@ impl Sealer {
         &self.keyring
     }
 
-    /// The purpose bound into every token (with `+remember` appended for
-    /// remembered sessions, `+versioned` for `Versioned` data).
+    /// The purpose bound into every token. Remembered sessions and
+    /// `Versioned` data are told apart by flags that the tag covers too (in
+    /// token version 1, by `+remember` and `+versioned` appended to the
+    /// purpose; docs/FORMAT.md).
     #[must_use]
     pub fn purpose(&self) -> &str {
         self.purposes.get(false, false)
@@ -548,7 +550,8 @@ impl Sealer {
     /// # Errors
     /// As [`Sealer::seal`]; [`SealError::TooLarge`] also when the token would
     /// not fit in the cookie ([`CookieSpec::max_token_len`]); nothing is sent
-    /// then.
+    /// then. [`SealError::CookiePurpose`] when the cookie is not named as
+    /// this sealer's purpose.
     pub fn seal_cookie<T: Serialize>(
         &self,
         session: &Session<T>,
@@ -646,6 +649,10 @@ impl Sealer {
         keep_data: bool,
         active_at: Option<u64>,
     ) -> Result<(String, Sealed), SealError> {
+        if let Some(cookie) = cookie.filter(|cookie| cookie.name() != self.purpose()) {
+            let (cookie, purpose) = (cookie.name().to_owned(), self.purpose().to_owned());
+            return Err(SealError::CookiePurpose { cookie, purpose });
+        }
         let now = unix(self.clock.unix_now())?;
         let (token, sealed) =
             self.seal_parts(session, data, (now, active_at), random::array()?, keep_data)?;
@@ -1151,9 +1158,9 @@ impl SealerBuilder {
     /// `absolute` from login and `idle` without activity, instead of the
     /// standard timeouts, and goes out in a persistent cookie (with
     /// `Max-Age`) even when the cookie is otherwise a browser-session one.
-    /// Remembered tokens are sealed under the purpose with `+remember`
-    /// appended, so that a standard token never opens under these longer
-    /// timeouts. Off by default (remembered sessions cannot be sealed).
+    /// Remembered tokens say so in a flag the tag covers (in token version
+    /// 1, the purpose with `+remember` appended), so that a standard token
+    /// never opens under these longer timeouts. Off by default (remembered sessions cannot be sealed).
     pub fn remember_me(mut self, absolute: Duration, idle: Duration) -> Self {
         self.remember = Some((absolute, idle));
         self

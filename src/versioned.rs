@@ -50,9 +50,10 @@
 //!
 //! A `Versioned<T>` is encoded as the version (a varint) and then `T`'s
 //! postcard bytes with a length prefix: one to three bytes more than `T`
-//! alone. A token whose data is `Versioned` is sealed under its own purpose
-//! (the sealer's purpose with `+versioned` appended; docs/FORMAT.md), so
-//! that unversioned data can never be read as versioned or the other way
+//! alone. A token whose data is `Versioned` says so in what its tag
+//! authenticates (a flag in token version 2; in version 1, the sealer's
+//! purpose with `+versioned` appended; docs/FORMAT.md), so that
+//! unversioned data can never be read as versioned or the other way
 //! round: bytes of an old unversioned type could otherwise parse as a
 //! version and a byte string that the user chose. Wrapping an existing
 //! unversioned type in `Versioned` therefore ends every session sealed

@@ -179,6 +179,23 @@ fn seal_cookie_refuses_a_cookie_over_the_limit_and_counts_max_age_down_to_the_ab
     assert!(!session_only.contains("Max-Age"), "{session_only}");
 }
 
+/// A token is bound to its cookie by the sealer's purpose: a sealer seals
+/// only the cookie named as its purpose, else one cookie's value (sealed
+/// by the same sealer into another cookie) would open as this one's.
+#[test]
+fn a_sealer_seals_only_the_cookie_named_as_its_purpose() {
+    let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)])).build().unwrap();
+    let admin = CookieSpec::named("__Host-admin").unwrap();
+    let refused = sealer.seal_cookie(&Session::new(()), &admin);
+    assert!(
+        matches!(&refused, Err(SealError::CookiePurpose { cookie, purpose }) if cookie == "__Host-admin" && purpose == "__Host-session"),
+        "{refused:?}"
+    );
+    assert!(matches!(sealer.issue_cookie(Session::new(()), &admin), Err(SealError::CookiePurpose { .. })));
+    let own = Sealer::builder(keyring(&[(1, KeyState::Primary)])).purpose("__Host-admin").build().unwrap();
+    assert!(own.seal_cookie(&Session::new(()), &admin).unwrap().starts_with("__Host-admin="));
+}
+
 #[test]
 fn reading_the_cookie_from_a_request_header() {
     let spec = CookieSpec::default();

@@ -569,9 +569,9 @@ fn remembered_and_standard_tokens_never_open_as_each_other() {
 fn a_remembered_session_gets_a_persistent_cookie_and_a_standard_one_follows_the_spec() {
     let clock = ManualClock::at_unix(T0);
     let sealer = remembering(&clock);
-    let spec = sealed_session::CookieSpec::named("__Host-app").unwrap().browser_session();
+    let spec = sealed_session::CookieSpec::named(sealer.purpose()).unwrap().browser_session();
     let remembered = sealer.seal_cookie(&Session::new(()).remembered(), &spec).unwrap();
-    assert!(remembered.starts_with("__Host-app="), "the same cookie, made persistent: {remembered}");
+    assert!(remembered.starts_with("__Host-session="), "the same cookie, made persistent: {remembered}");
     assert!(remembered.contains(&format!("; Max-Age={}", 30 * 86_400)), "{remembered}");
     let standard = sealer.seal_cookie(&Session::new(()), &spec).unwrap();
     assert!(!standard.contains("Max-Age"), "{standard}");
@@ -607,11 +607,15 @@ fn remember_me_timeouts_are_checked_like_the_standard_ones() {
 fn a_token_that_exactly_fills_its_cookie_is_sealed_and_one_byte_more_is_not() {
     let clock = ManualClock::at_unix(T0);
     // The sealer's own maximum is not what binds here: the cookie's is.
-    let sealer =
-        Sealer::builder(keyring(&[(1, KeyState::Primary)])).max_token_len(8192).clock(clock).build().unwrap();
-    let len_of = |n: usize| sealer.seal(&Session::new(vec![7u8; n])).unwrap().len();
     // Unpadded base64 has no length ≡ 1 (mod 4): try names until one's limit is reachable.
     for name in ["__Host-session", "__Host-sessio", "__Host-sessi", "__Host-sess"] {
+        let sealer = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+            .max_token_len(8192)
+            .purpose(name)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let len_of = |n: usize| sealer.seal(&Session::new(vec![7u8; n])).unwrap().len();
         let spec = sealed_session::CookieSpec::named(name).unwrap();
         let max = spec.max_token_len();
         if let Some(n) = (2500..max).find(|&n| len_of(n) == max) {
