@@ -178,7 +178,9 @@ impl CookieSpec {
 
     /// Makes it a browser-session cookie (no `Max-Age`), which the browser
     /// drops when it closes, instead of one that lives until the session's
-    /// absolute expiry.
+    /// absolute expiry. Remembered and device-bound sessions still go out
+    /// in a persistent cookie: a bound one for the bound lifetime, so that
+    /// the browser asks for a new one in time (SECURITY.md).
     #[must_use]
     pub fn browser_session(self) -> Self {
         Self { persistent: false, ..self }
@@ -219,6 +221,16 @@ impl CookieSpec {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether a browser sends this cookie with a request for `path`: its
+    /// `Path` path-matches it (RFC 6265, section 5.1.4).
+    pub(crate) fn is_sent_to(&self, path: &str) -> bool {
+        let own = self.path.as_str();
+        match path.strip_prefix(own) {
+            Some(rest) => rest.is_empty() || own.ends_with('/') || rest.starts_with('/'),
+            None => false,
+        }
     }
 
     fn attributes(&self, out: &mut String, max_age: Option<u64>) {

@@ -1528,6 +1528,30 @@ fn endpoint_paths_that_cannot_work_are_refused() {
             "{registration:?} {refresh:?}: {refused:?}"
         );
     }
+    // Within the session cookie's `Path` (RFC 6265's path-match), or the
+    // browser sends no session to bind or refresh.
+    let under_app = |registration: &str, refresh: &str| {
+        let cookie = sealed_session::CookieSpec::named("__Secure-app").unwrap().path("/app").unwrap();
+        let binding = DeviceBinding::default().registration_path(registration).refresh_path(refresh);
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        WebConfig::builder(sealer, MemoryStore::new())
+            .cookie(cookie)
+            .device_bound_sessions(binding)
+            .build()
+            .err()
+    };
+    assert!(under_app("/app/dbsc/register", "/app").is_none());
+    for (registration, refresh) in [
+        ("/dbsc/register", "/app/dbsc/refresh"),
+        ("/app/dbsc/register", "/application/refresh"),
+        ("/ap", "/app/r"),
+    ] {
+        let refused = under_app(registration, refresh);
+        assert!(
+            matches!(refused, Some(sealed_session::web::WebConfigError::DeviceBindingPaths)),
+            "{registration:?} {refresh:?}: {refused:?}"
+        );
+    }
 }
 
 /// A bound lifetime longer than the idle timeout is refused (a copied bound

@@ -444,8 +444,14 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             }
             // The registration path goes out in an sf-string, which holds
             // printable ASCII only; a refresh at the registration path
-            // would be taken for a registration.
-            let path = |path: &str| path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic());
+            // would be taken for a registration; and the browser must send
+            // the session cookie (and its companion, of the same `Path`)
+            // to both, or there is no session to bind or refresh.
+            let path = |path: &str| {
+                path.starts_with('/')
+                    && path.bytes().all(|b| b.is_ascii_graphic())
+                    && self.cookie.is_sent_to(path)
+            };
             let (registration, refresh) = (&binding.registration_path, &binding.refresh_path);
             if !path(registration) || !path(refresh) || registration == refresh {
                 return Err(WebConfigError::DeviceBindingPaths);
@@ -571,10 +577,12 @@ pub enum WebConfigError {
     DeviceBindingWithBearer,
     /// The DBSC registration and refresh paths are the same, or one is not
     /// an absolute path of printable ASCII (the registration path goes out
-    /// in a structured-field string, which holds nothing else).
+    /// in a structured-field string, which holds nothing else), or the
+    /// session cookie's `Path` does not cover it (the browser would not
+    /// send the session to it).
     #[error(
         "the DBSC registration and refresh paths must differ, and each be an absolute path of printable \
-         ASCII without spaces, such as /dbsc/register"
+         ASCII without spaces within the session cookie's Path, such as /dbsc/register"
     )]
     DeviceBindingPaths,
     /// [`WebConfigBuilder::session_limit`] was given 0, or no session
