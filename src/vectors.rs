@@ -25,7 +25,7 @@ const PURPOSE: &str = "__Host-session";
 const NOW: i64 = 1_800_000_000;
 const ABSOLUTE: u64 = 12 * 3600;
 const IDLE: u64 = 1800;
-/// The remember-me timeouts of version 2's remembered vector.
+/// The remember-me timeouts of the remembered vectors.
 const REMEMBER_ABSOLUTE: u64 = 30 * 86_400;
 const REMEMBER_IDLE: u64 = 7 * 86_400;
 /// Version 2's device-bound lifetime: a bound session opens this long after
@@ -73,10 +73,11 @@ fn keyring(states: &[(u32, KeyState)]) -> Keyring {
 /// The keyring every vector is opened with.
 const KEYS: [(u32, KeyState); 3] = [(1, KeyState::Primary), (2, KeyState::Active), (3, KeyState::Retired)];
 
-/// The sealer every vector is sealed and opened with: version 2's has
-/// remember-me timeouts too.
+/// The sealer every vector is sealed and opened with: with remember-me
+/// timeouts, and in version 2 (which alone can say so) a device-bound
+/// lifetime.
 fn sealer(keyring: Keyring, purpose: &str, version: u8) -> Sealer {
-    opener(keyring, purpose, version, version != 1, version != 1)
+    opener(keyring, purpose, version, true, version != 1)
 }
 
 /// A sealer of the vectors' settings, with the remember-me profile and the
@@ -109,9 +110,9 @@ struct Case {
     user: Option<(&'static str, u64)>,
     data: Data,
     seed: u8,
-    /// Sealed as a remember-me session (version 2 only).
+    /// Sealed as a remember-me session.
     remembered: bool,
-    /// The data sealed as `Versioned<Data>` (version 2 only).
+    /// The data sealed as `Versioned<Data>`.
     versioned: bool,
     /// Sealed as a device-bound session, proven at `NOW` (version 2 only).
     device_bound: bool,
@@ -190,13 +191,15 @@ fn seal_case(case: &Case, version: u8) -> (Value, Vec<u8>) {
         "plaintext": hex(&plaintext),
         "token": token,
     });
+    // Version 1 says the profile and the kind of data in the purpose,
+    // version 2 in its flags.
     if version != 1 {
         vector["flags"] = json!(bytes[1]);
-        vector["remembered"] = json!(case.remembered);
         vector["device_bound"] = json!(case.device_bound);
-        if case.versioned {
-            vector["data_version"] = json!(<Data as crate::versioned::SessionData>::VERSION);
-        }
+    }
+    vector["remembered"] = json!(case.remembered);
+    if case.versioned {
+        vector["data_version"] = json!(<Data as crate::versioned::SessionData>::VERSION);
     }
     (vector, bytes)
 }
@@ -257,21 +260,15 @@ fn build(version: u8) -> Value {
             120,
         ),
     ];
+    cases.push(Case {
+        remembered: true,
+        ..Case::plain("remember-me profile", 1, Some(("dan", 1)), Data { name: "Dan".into(), visits: 7 }, 160)
+    });
+    cases.push(Case {
+        versioned: true,
+        ..Case::plain("versioned data", 2, None, Data { name: "Eve".into(), visits: 2 }, 170)
+    });
     if version != 1 {
-        cases.push(Case {
-            remembered: true,
-            ..Case::plain(
-                "remember-me profile",
-                1,
-                Some(("dan", 1)),
-                Data { name: "Dan".into(), visits: 7 },
-                160,
-            )
-        });
-        cases.push(Case {
-            versioned: true,
-            ..Case::plain("versioned data", 2, None, Data { name: "Eve".into(), visits: 2 }, 170)
-        });
         cases.push(Case {
             device_bound: true,
             ..Case::plain(
@@ -283,6 +280,17 @@ fn build(version: u8) -> Value {
             )
         });
     }
+    cases.push(Case {
+        remembered: true,
+        versioned: true,
+        ..Case::plain(
+            "remember-me profile, versioned data",
+            1,
+            Some(("grace", 4)),
+            Data { name: "Grace".into(), visits: 11 },
+            190,
+        )
+    });
     let sealed: Vec<(Value, Vec<u8>)> = cases.iter().map(|case| seal_case(case, version)).collect();
     let (_, base) = &sealed[1];
     let base_text = encode(base);
@@ -437,46 +445,50 @@ fn build(version: u8) -> Value {
     let mut future = invalid("issued beyond the leeway", base_text, "NotYetValid");
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
+    let token_of = |flagged: fn(&Value) -> bool| {
+        let (vector, _) = sealed.iter().find(|(v, _)| flagged(v)).unwrap();
+        vector["token"].as_str().unwrap().to_owned()
+    };
+    let bound = |v: &Value| v["device_bound"] == json!(true);
+    let remembered = |v: &Value| v["remembered"] == json!(true);
+    // The remember-me profile's own idle timeout.
+    let mut remembered_idle =
+        invalid("remember-me idle timeout reached", token_of(remembered), "Expired(Idle)");
+    remembered_idle["now"] = json!(NOW as u64 + REMEMBER_IDLE);
+    negatives.push(remembered_idle);
+    // Genuine tokens, each opened by an opener that lacks what its flags
+    // (in version 1, its purpose) name: refused (FORMAT.md, step 5; in
+    // version 1, no purpose the opener tries authenticates).
+    let with_opener = |name: &str, token: String, opener: Value| {
+        let mut vector = invalid(name, token, "Invalid");
+        if opener != json!({}) {
+            vector["opener"] = opener;
+        }
+        vector
+    };
+    negatives.extend([
+        with_opener(
+            "versioned-data token, opened for a type that is not versioned",
+            token_of(|v| v.get("data_version").is_some()),
+            json!({}),
+        ),
+        with_opener(
+            "unversioned token, opened for a versioned type",
+            base_text_for_openers,
+            json!({ "versioned": true }),
+        ),
+        with_opener(
+            "remember-me token, opened without a remember-me profile",
+            token_of(remembered),
+            json!({ "remember_me": false }),
+        ),
+    ]);
     if version != 1 {
-        let token_of = |flagged: fn(&Value) -> bool| {
-            let (vector, _) = sealed.iter().find(|(v, _)| flagged(v)).unwrap();
-            vector["token"].as_str().unwrap().to_owned()
-        };
-        let bound = |v: &Value| v["device_bound"] == json!(true);
-        let remembered = |v: &Value| v["remembered"] == json!(true);
         let mut lapsed =
             invalid("device-bound lifetime passed since the last proof", token_of(bound), "Expired(Idle)");
         lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
-        // The remember-me profile's own idle timeout.
-        let mut remembered_idle =
-            invalid("remember-me idle timeout reached", token_of(remembered), "Expired(Idle)");
-        remembered_idle["now"] = json!(NOW as u64 + REMEMBER_IDLE);
-        negatives.extend([lapsed, remembered_idle]);
-        // Genuine tokens, each opened by an opener that lacks what its
-        // flags name: refused before decryption (FORMAT.md, step 5).
-        let with_opener = |name: &str, token: String, opener: Value| {
-            let mut vector = invalid(name, token, "Invalid");
-            if opener != json!({}) {
-                vector["opener"] = opener;
-            }
-            vector
-        };
         negatives.extend([
-            with_opener(
-                "versioned-data token, opened for a type that is not versioned",
-                token_of(|v| v.get("data_version").is_some()),
-                json!({}),
-            ),
-            with_opener(
-                "unversioned token, opened for a versioned type",
-                base_text_for_openers,
-                json!({ "versioned": true }),
-            ),
-            with_opener(
-                "remember-me token, opened without a remember-me profile",
-                token_of(remembered),
-                json!({ "remember_me": false }),
-            ),
+            lapsed,
             with_opener(
                 "device-bound token, opened without a device-bound lifetime",
                 token_of(bound),
@@ -505,18 +517,18 @@ fn build(version: u8) -> Value {
     );
     recent["now"] = json!(NOW as u64 + 50);
     valid.push(recent);
+    let index = |flag: &str| sealed.iter().position(|(v, _)| v[flag] == json!(true)).unwrap();
+    valid.push(at_time(
+        index("remembered"),
+        "remember-me profile, past the standard idle timeout",
+        NOW as u64 + IDLE,
+    ));
+    valid.push(at_time(
+        index("remembered"),
+        "remember-me profile, past the standard absolute timeout",
+        NOW as u64 + ABSOLUTE,
+    ));
     if version != 1 {
-        let index = |flag: &str| sealed.iter().position(|(v, _)| v[flag] == json!(true)).unwrap();
-        valid.push(at_time(
-            index("remembered"),
-            "remember-me profile, past the standard idle timeout",
-            NOW as u64 + IDLE,
-        ));
-        valid.push(at_time(
-            index("remembered"),
-            "remember-me profile, past the standard absolute timeout",
-            NOW as u64 + ABSOLUTE,
-        ));
         valid.push(at_time(
             index("device_bound"),
             "device-bound, one second before its lifetime since the last proof",
@@ -540,9 +552,9 @@ fn build(version: u8) -> Value {
         "valid": valid,
         "invalid": negatives,
     });
+    file["remember_absolute_timeout"] = json!(REMEMBER_ABSOLUTE);
+    file["remember_idle_timeout"] = json!(REMEMBER_IDLE);
     if version != 1 {
-        file["remember_absolute_timeout"] = json!(REMEMBER_ABSOLUTE);
-        file["remember_idle_timeout"] = json!(REMEMBER_IDLE);
         file["device_bound_lifetime"] = json!(DEVICE_BOUND);
     }
     file
@@ -637,7 +649,7 @@ fn invalid_vectors_fail_with_their_error() {
                 keyring(&KEYS),
                 purpose,
                 version,
-                remember != Some(false) && version != 1,
+                remember != Some(false),
                 bound != Some(false) && version != 1,
             );
             let token = v["token"].as_str().unwrap();

@@ -49,6 +49,28 @@ fn decrypt(vectors: &Value, token: &[u8], purpose: &str) -> Option<Vec<u8>> {
     aead.decrypt(&nonce.into(), Payload { msg: &token[p + 24..], aad: &aad }).ok()
 }
 
+/// Opens a token as FORMAT.md section 3 says an opener of data `versioned`
+/// or not, with a remember-me profile if `remember`, does: version 2 under
+/// the purpose alone (its flags say the rest); version 1 under each
+/// purpose the opener accepts in turn, the standard profile's first. The
+/// plaintext, and whether the token is of the remember-me profile.
+fn open(
+    vectors: &Value,
+    token: &[u8],
+    purpose: &str,
+    versioned: bool,
+    remember: bool,
+) -> Option<(Vec<u8>, bool)> {
+    if token[0] != 1 {
+        return decrypt(vectors, token, purpose).map(|plaintext| (plaintext, token[1] & 1 == 1));
+    }
+    let suffix = if versioned { "+versioned" } else { "" };
+    let standard = decrypt(vectors, token, &format!("{purpose}{suffix}")).map(|plaintext| (plaintext, false));
+    let remembered =
+        || decrypt(vectors, token, &format!("{purpose}+remember{suffix}")).map(|plaintext| (plaintext, true));
+    standard.or_else(|| remember.then(remembered).flatten())
+}
+
 /// A strict postcard reader, written from FORMAT.md section 4.
 struct Reader<'a>(&'a [u8]);
 
@@ -167,7 +189,10 @@ fn valid_vectors_decrypt_to_the_documented_envelope() {
                 v["key_id"].as_u64().unwrap()
             );
             assert_eq!(token[p..p + 24], unhex(v["nonce"].as_str().unwrap())[..]);
-            let plaintext = decrypt(&vectors, &token, purpose).expect("vector authenticates");
+            let (plaintext, remembered) =
+                open(&vectors, &token, purpose, v.get("data_version").is_some(), true)
+                    .expect("vector authenticates");
+            assert_eq!(remembered, v["remembered"].as_bool().unwrap(), "the remember-me profile");
             assert_eq!(plaintext, unhex(v["plaintext"].as_str().unwrap()));
 
             let mut r = Reader(&plaintext);
@@ -206,16 +231,22 @@ fn invalid_vectors_that_claim_a_forgery_do_not_authenticate() {
             // A version 2 token whose flags say versioned data is refused
             // unopened by an application whose type is not versioned, and
             // one whose flags name what the vector's opener lacks, by that
-            // opener (FORMAT.md, step 5); the others fail authentication.
-            if v.get("opener").is_some() {
+            // opener (FORMAT.md, step 5); the others fail authentication,
+            // in version 1 under every purpose the opener tries.
+            if let Some(opener) = v.get("opener") {
                 // Genuine, for all its refusal.
-                assert!(decrypt(&vectors, &token, purpose).is_some(), "{}", v["name"]);
+                assert!(open(&vectors, &token, purpose, false, true).is_some(), "{}", v["name"]);
+                if token[0] == 1 {
+                    let versioned = opener.get("versioned") == Some(&Value::Bool(true));
+                    let remember = opener.get("remember_me") != Some(&Value::Bool(false));
+                    assert!(open(&vectors, &token, purpose, versioned, remember).is_none(), "{}", v["name"]);
+                }
                 continue;
             }
             if token[0] == 2 && token[1] & 2 == 2 {
                 continue;
             }
-            assert!(decrypt(&vectors, &token, purpose).is_none(), "{}", v["name"]);
+            assert!(open(&vectors, &token, purpose, false, true).is_none(), "{}", v["name"]);
             checked += 1;
         }
     }

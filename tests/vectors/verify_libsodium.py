@@ -7,6 +7,7 @@ Usage: python3 tests/vectors/verify_libsodium.py [FILE.json ...]
 Needs: pip install pynacl
 """
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 from nacl.exceptions import CryptoError
 
 INFO = b"sealed-session v1 token xchacha20poly1305"
-B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def hkdf_sha256(ikm, salt, info, length):
@@ -32,9 +33,12 @@ def hkdf_sha256(ikm, salt, info, length):
 
 def decode_canonical(text):
     """Canonical unpadded base64url, or None."""
-    if not B64URL.match(text) or len(text) % 4 == 1:
+    if not B64URL.fullmatch(text) or len(text) % 4 == 1:
         return None
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        return None
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
         return None  # non-zero unused bits
     return raw
@@ -101,16 +105,32 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
     remembered = bool(flags & 0x01)
     if remembered and not has_remember:
         return "Invalid"  # this opener has no remember-me profile
-    if bool(flags & 0x02) != versioned:
+    if raw[0] == 2 and bool(flags & 0x02) != versioned:
         return "Invalid"  # not the kind of data this opener reads
     device_bound = bool(flags & 0x04)
     if device_bound and not has_bound:
         return "Invalid"  # this opener takes no device-bound sessions
     key = hkdf_sha256(bytes.fromhex(keys[key_id]["secret"]), b"", INFO, 32)
-    aad = raw[:prefix] + purpose.encode()
-    try:
-        plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[prefix + 24:], aad, raw[prefix:prefix + 24], key)
-    except CryptoError:
+    if raw[0] == 1:
+        # Version 1 says the profile and the kind of data in the purpose:
+        # the standard profile first, then the remember-me one if this
+        # opener has it; the one that authenticates decides the timeouts.
+        suffix = "+versioned" if versioned else ""
+        candidates = [(purpose + suffix, False)]
+        if has_remember:
+            candidates.append((purpose + "+remember" + suffix, True))
+    else:
+        candidates = [(purpose, remembered)]
+    plaintext = None
+    for candidate, profile in candidates:
+        aad = raw[:prefix] + candidate.encode()
+        try:
+            plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[prefix + 24:], aad, raw[prefix:prefix + 24], key)
+        except CryptoError:
+            continue
+        remembered = profile
+        break
+    if plaintext is None:
         return "Invalid"
     r = Reader(plaintext)
     try:
