@@ -24,8 +24,8 @@ struct Oracle {
 
 static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
     let files: Vec<serde_json::Value> = VECTORS.iter().map(|f| serde_json::from_str(f).unwrap()).collect();
-    // Both files share keys, purpose, clock and timeouts; version 2's adds
-    // the remember-me timeouts of its remembered vector.
+    // Both files share keys, purpose, clock and timeouts, the remember-me
+    // ones included; version 2's adds the device-bound lifetime.
     let vectors = &files[1];
     let keys = vectors["keys"].as_array().unwrap().iter().map(|key| {
         let hex = key["secret"].as_str().unwrap();
