@@ -41,10 +41,14 @@ pub(crate) struct StoreFiles {
 
 impl StoreFiles {
     /// The identities of the database at `path` and its `-wal` and `-shm`
-    /// files, which exist while a connection in WAL mode is open.
+    /// files, which exist while a connection in WAL mode is open. SQLite
+    /// keeps those beside the file a symbolic link leads to; the database
+    /// is watched by `path` itself, so that a link pointed elsewhere (where
+    /// other processes would open another file) is found too.
     pub(crate) fn of(path: &Path) -> io::Result<Self> {
+        let real = std::fs::canonicalize(path)?;
         let with_suffix = |suffix: &str| {
-            let mut name = path.as_os_str().to_owned();
+            let mut name = real.as_os_str().to_owned();
             name.push(suffix);
             std::path::PathBuf::from(name)
         };

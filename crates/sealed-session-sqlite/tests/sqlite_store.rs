@@ -437,6 +437,30 @@ async fn a_wal_or_shm_file_deleted_or_replaced_under_a_running_store_fails_close
     }
 }
 
+/// SQLite keeps the `-wal` and `-shm` beside the file a symbolic link leads
+/// to, not beside the link: the store watches those, so a log deleted under
+/// a store opened through a link is found as for any path, whatever files
+/// lie beside the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_through_a_symbolic_link_watches_the_files_sqlite_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("r.sqlite3");
+    drop(SqliteStore::open_or_create(&real).await.unwrap());
+    let link = dir.path().join("link.sqlite3");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // Left over beside the link, and never used by SQLite.
+    for suffix in ["-wal", "-shm"] {
+        std::fs::write(format!("{}{suffix}", link.display()), b"").unwrap();
+    }
+    let clock = ManualClock::at_unix(T0);
+    let verifier = server(&link, &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    std::fs::remove_file(dir.path().join("r.sqlite3-wal")).unwrap();
+    let refused = within(Duration::from_secs(1), async || untrusted(verifier.open::<()>(&token).await)).await;
+    assert!(refused.is_some(), "the log SQLite uses was deleted, and the store still answered");
+}
+
 #[tokio::test]
 async fn the_store_shares_an_applications_pool_and_refuses_one_that_is_not_durable() {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
