@@ -541,7 +541,41 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
             }
         }
     }
+    remove_leftover_copies(file, &name.to_string_lossy());
     Ok(lock)
+}
+
+/// The directory `file` is in (`.` for a bare name).
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Removes the temporary copies of the keyring that a run killed while it
+/// wrote one left beside it (`write_keyring`'s `.NAME.*.tmp`): they hold
+/// keys, retired ones too, that the file itself may since have dropped.
+/// Called under the lock, which every writer of the file holds, so none is
+/// a copy still being written. A name is removed, never followed.
+fn remove_leftover_copies(file: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir_of(file)) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let leftover =
+            entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"));
+        if leftover && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    eprintln!("removed {}, a copy of the keyring a killed run left", entry.path().display())
+                }
+                Err(err) => eprintln!(
+                    "warning: cannot remove {}, a copy of the keyring: {err}",
+                    entry.path().display()
+                ),
+            }
+        }
+    }
 }
 
 fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
@@ -788,10 +822,7 @@ enum Replace {
 /// server's user can still read.
 fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(), Failure> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-    let dir = match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = dir_of(file);
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let text = keyring.to_toml_string();

@@ -962,7 +962,7 @@ fn the_store_can_come_from_the_environment() {
 /// leave the file the other leads to, which servers may read, with the old
 /// keys.
 #[test]
-fn a_change_through_a_symbolic_or_hard_link_is_refused() {
+fn a_change_through_a_symbolic_or_hard_link_is_refused_and_leftover_copies_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let link = dir.path().join("link.toml");
@@ -977,8 +977,16 @@ fn a_change_through_a_symbolic_or_hard_link_is_refused() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
     assert_eq!(temps.count(), 0, "a temporary file was left");
-    // A second name (a hard link) would keep the old keys just the same.
     std::fs::remove_file(&link).unwrap();
+    // A copy a run killed while writing left behind holds keys: the next
+    // change, under the lock, removes it.
+    let leftover = dir.path().join(".keyring.toml.4242.00ff.tmp");
+    std::fs::write(&leftover, b"[[key]]").unwrap();
+    ok(&["keyring", "add", file.to_str().unwrap()], "");
+    assert!(!leftover.exists(), "a leftover copy of the keyring stayed");
+    assert!(dir.path().join(".keyring.toml.lock").exists(), "the lock file is no copy");
+    // A second name (a hard link) would keep the old keys just the same.
+    let before = std::fs::read(&file).unwrap();
     std::fs::hard_link(&file, &link).unwrap();
     let r = run(&["keyring", "add", file.to_str().unwrap()], "");
     assert_eq!(r.code, 2, "{}", r.stdout);
