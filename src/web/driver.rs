@@ -379,8 +379,10 @@ pub(crate) struct Refused {
 
 impl<S: RevocationStore + 'static> WebConfig<S> {
     /// For a request whose extensions already hold a [`SessionHandle`]: an
-    /// outer layer began it. [`Nesting::PassThrough`] when that layer runs
-    /// this same configuration (one layer added at two levels of a router):
+    /// outer layer began it. [`Nesting::PassThrough`] when that layer, or
+    /// one further out past layers for other cookies
+    /// ([`SessionHandle::runs_inside`]), runs this same configuration (one
+    /// layer added at two levels of a router):
     /// the request goes on to the inner service as it is, with the outer
     /// handle, and the outer layer finishes it. [`Nesting::Separate`] when
     /// it runs a configuration for another cookie (an administrators'
@@ -394,15 +396,21 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// [`Refusal::Nested`] for another configuration's handle for the same
     /// cookie.
     pub fn nested_in(&self, outer: &SessionHandle) -> Result<Nesting, Refusal> {
-        if std::ptr::addr_eq(Arc::as_ptr(&outer.shared.ops), std::ptr::from_ref(self)) {
-            return Ok(Nesting::PassThrough);
-        }
+        // Every layer further out, through those for other cookies
+        // ([`SessionHandle::runs_inside`]).
         let name = self.settings.cookie.name();
-        if outer.shared.ops.settings().cookie.name() != name {
-            return Ok(Nesting::Separate);
+        let mut next = Some(outer);
+        while let Some(handle) = next {
+            if std::ptr::addr_eq(Arc::as_ptr(&handle.shared.ops), std::ptr::from_ref(self)) {
+                return Ok(Nesting::PassThrough);
+            }
+            if handle.shared.ops.settings().cookie.name() == name {
+                tracing::error!(cookie = name, "{}", Refusal::Nested);
+                return Err(Refusal::Nested);
+            }
+            next = handle.shared.outer.get();
         }
-        tracing::error!(cookie = name, "{}", Refusal::Nested);
-        Err(Refusal::Nested)
+        Ok(Nesting::Separate)
     }
 
     /// Drives one request up to its handler: opens its session (the first

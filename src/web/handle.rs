@@ -181,6 +181,9 @@ impl State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) ops: Arc<dyn Ops>,
+    /// The handle of the layer this one runs inside, for another cookie
+    /// ([`SessionHandle::runs_inside`]).
+    pub(crate) outer: std::sync::OnceLock<SessionHandle>,
 }
 
 impl Shared {
@@ -360,7 +363,18 @@ impl std::fmt::Debug for SessionHandle {
 
 impl SessionHandle {
     pub(crate) fn new(state: State, ops: Arc<dyn Ops>) -> Self {
-        Self { shared: Arc::new(Shared { state: Mutex::new(state), ops }) }
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), ops, outer: std::sync::OnceLock::new() }) }
+    }
+
+    /// Records that this handle's layer runs inside the layer of `outer`
+    /// (one for another cookie, [`Nesting::Separate`](super::Nesting::Separate)):
+    /// a layer further in then finds both
+    /// ([`WebConfig::nested_in`](super::WebConfig::nested_in)), so that one
+    /// added twice around another runs once. An adapter calls it when this
+    /// handle takes `outer`'s place in the request; only the first call
+    /// counts.
+    pub fn runs_inside(&self, outer: SessionHandle) {
+        let _ = self.shared.outer.set(outer);
     }
 
     /// The typed view of the session: what logs in and changes the data.

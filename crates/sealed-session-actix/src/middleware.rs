@@ -105,7 +105,9 @@ where
                     return Ok(request.into_response(answered(answer)).map_into_right_body())
                 }
             };
-            request.extensions_mut().insert(handle.clone());
+            if let Some(outer) = request.extensions_mut().insert(handle.clone()) {
+                handle.runs_inside(outer);
+            }
             // An error from the inner service (not a handler's error, which
             // actix-web has made a response by now) passes through with no
             // cookie change: actix-web builds its response later, out of reach.

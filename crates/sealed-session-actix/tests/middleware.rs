@@ -652,12 +652,29 @@ async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refu
     let reply = Client { app, jar: CookieJar::default() }.get("/whoami").await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (500, "session middleware misconfigured"));
 
-    let admin = SessionMiddleware::new(shared::admin_config(Arc::clone(&store), &clock));
-    let app = test::init_service(routes().wrap(admin).wrap(middleware())).await;
+    let admin = || SessionMiddleware::new(shared::admin_config(Arc::clone(&store), &clock));
+    let app = test::init_service(routes().wrap(admin()).wrap(middleware())).await;
     let mut client = Client { app, jar: CookieJar::default() };
     let reply = client.get("/csrf").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner middleware's own: {reply:?}");
+
+    // Wrapped twice with another cookie's middleware between the two, it
+    // still runs once: one re-issue of a session due for renewal, not two.
+    let users = middleware();
+    let app = test::init_service(routes().wrap(users.clone())).await;
+    let mut client = Client { app, jar: CookieJar::default() };
+    client.login().await;
+    let app = test::init_service(routes().wrap(users.clone()).wrap(admin()).wrap(users)).await;
+    let mut client = Client { app, jar: client.jar };
+    clock.advance(Duration::from_secs(600));
+    let reply = client.get("/whoami").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let sessions = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).count();
+    assert_eq!(sessions, 1, "{:?}", reply.set_cookies);
+    // And another configuration for the cookie, further out, is refused.
+    let app = test::init_service(routes().wrap(middleware()).wrap(admin()).wrap(middleware())).await;
+    assert_eq!(Client { app, jar: client.jar }.get("/whoami").await.status.as_u16(), 500);
 }
 
 /// actix-web turns an `Option<T>` extractor's error into `None` (logged at

@@ -85,7 +85,9 @@ where
                 Begin::Refuse(refusal) => return Ok(refuse(&refusal)),
                 Begin::Answer(answer) => return Ok(answer.into_http().map(Body::from)),
             };
-            parts.extensions.insert(handle.clone());
+            if let Some(outer) = parts.extensions.insert(handle.clone()) {
+                handle.runs_inside(outer);
+            }
             let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
             handle.finish().write_to(response.headers_mut());
             Ok(response)

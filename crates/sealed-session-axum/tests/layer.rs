@@ -1434,9 +1434,24 @@ async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
     let reply = client.get("/whoami").await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (500, "session middleware misconfigured"));
 
-    let admin = SessionLayer::new(shared::admin_config(Arc::clone(&store), &clock));
-    let mut client = Client { app: router().layer(admin).layer(layer()), jar: CookieJar::default() };
+    let admin = || SessionLayer::new(shared::admin_config(Arc::clone(&store), &clock));
+    let mut client = Client { app: router().layer(admin()).layer(layer()), jar: CookieJar::default() };
     let reply = client.get("/csrf").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner layer's own: {:?}", reply.set_cookies);
+
+    // Added twice with another cookie's layer between the two, it still
+    // runs once: one re-issue of a session due for renewal, not two.
+    let users = layer();
+    let mut client = Client { app: router().layer(users.clone()), jar: CookieJar::default() };
+    client.login().await;
+    client.app = router().layer(users.clone()).layer(admin()).layer(users);
+    clock.advance(Duration::from_secs(600));
+    let reply = client.get("/whoami").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let sessions = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).count();
+    assert_eq!(sessions, 1, "{:?}", reply.set_cookies);
+    // And another configuration for the cookie, further out, is refused.
+    client.app = router().layer(layer()).layer(admin()).layer(layer());
+    assert_eq!(client.get("/whoami").await.status.as_u16(), 500);
 }
