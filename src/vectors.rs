@@ -260,37 +260,32 @@ fn build(version: u8) -> Value {
             120,
         ),
     ];
-    cases.push(Case {
-        remembered: true,
-        ..Case::plain("remember-me profile", 1, Some(("dan", 1)), Data { name: "Dan".into(), visits: 7 }, 160)
-    });
-    cases.push(Case {
-        versioned: true,
-        ..Case::plain("versioned data", 2, None, Data { name: "Eve".into(), visits: 2 }, 170)
-    });
-    if version != 1 {
-        cases.push(Case {
-            device_bound: true,
-            ..Case::plain(
-                "device-bound session",
-                1,
-                Some(("frank", 2)),
-                Data { name: "Frank".into(), visits: 9 },
-                180,
-            )
-        });
-    }
-    cases.push(Case {
-        remembered: true,
-        versioned: true,
-        ..Case::plain(
+    // Each profile and kind of data (device binding only version 2 can say).
+    let kinds = [
+        ("remember-me profile", 1, Some(("dan", 1)), ("Dan", 7), 160, (true, false, false)),
+        ("versioned data", 2, None, ("Eve", 2), 170, (false, true, false)),
+        ("device-bound session", 1, Some(("frank", 2)), ("Frank", 9), 180, (false, false, true)),
+        (
             "remember-me profile, versioned data",
             1,
             Some(("grace", 4)),
-            Data { name: "Grace".into(), visits: 11 },
+            ("Grace", 11),
             190,
-        )
-    });
+            (true, true, false),
+        ),
+    ];
+    for (name, key_id, user, (data_name, visits), seed, (remembered, versioned, device_bound)) in kinds {
+        if device_bound && version == 1 {
+            continue;
+        }
+        let data = Data { name: data_name.into(), visits };
+        cases.push(Case {
+            remembered,
+            versioned,
+            device_bound,
+            ..Case::plain(name, key_id, user, data, seed)
+        });
+    }
     let sealed: Vec<(Value, Vec<u8>)> = cases.iter().map(|case| seal_case(case, version)).collect();
     let (_, base) = &sealed[1];
     let base_text = encode(base);

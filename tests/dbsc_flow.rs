@@ -1508,30 +1508,12 @@ fn bound_id(config: &Config, browser: &Browser) -> sealed_session::SessionId {
 /// cannot carry, are refused when the configuration is built.
 #[test]
 fn endpoint_paths_that_cannot_work_are_refused() {
-    let build = |registration: &str, refresh: &str| {
-        let sealer = Sealer::builder(Keyring::generate().unwrap());
-        let binding = DeviceBinding::default().registration_path(registration).refresh_path(refresh);
-        WebConfig::builder(sealer, MemoryStore::new()).device_bound_sessions(binding).build().err()
-    };
-    assert!(build("/auth/bind", "/auth/refresh").is_none());
-    for (registration, refresh) in [
-        ("/dbsc", "/dbsc"),
-        ("dbsc/register", "/r"),
-        ("/r", ""),
-        ("/caf\u{e9}", "/r"),
-        ("/a b", "/r"),
-        ("/r", "/\t"),
-    ] {
-        let refused = build(registration, refresh);
-        assert!(
-            matches!(refused, Some(sealed_session::web::WebConfigError::DeviceBindingPaths)),
-            "{registration:?} {refresh:?}: {refused:?}"
-        );
-    }
-    // Within the session cookie's `Path` (RFC 6265's path-match), or the
-    // browser sends no session to bind or refresh.
-    let under_app = |registration: &str, refresh: &str| {
-        let cookie = sealed_session::CookieSpec::named("__Secure-app").unwrap().path("/app").unwrap();
+    // Built for a session cookie at `path` (`/`: the default one).
+    let build = |path: &str, registration: &str, refresh: &str| {
+        let cookie = match path {
+            "/" => sealed_session::CookieSpec::default(),
+            _ => sealed_session::CookieSpec::named("__Secure-app").unwrap().path(path).unwrap(),
+        };
         let binding = DeviceBinding::default().registration_path(registration).refresh_path(refresh);
         let sealer = Sealer::builder(Keyring::generate().unwrap());
         WebConfig::builder(sealer, MemoryStore::new())
@@ -1540,16 +1522,25 @@ fn endpoint_paths_that_cannot_work_are_refused() {
             .build()
             .err()
     };
-    assert!(under_app("/app/dbsc/register", "/app").is_none());
-    for (registration, refresh) in [
-        ("/dbsc/register", "/app/dbsc/refresh"),
-        ("/app/dbsc/register", "/application/refresh"),
-        ("/ap", "/app/r"),
+    assert!(build("/", "/auth/bind", "/auth/refresh").is_none());
+    assert!(build("/app", "/app/dbsc/register", "/app").is_none());
+    for (path, registration, refresh) in [
+        ("/", "/dbsc", "/dbsc"),
+        ("/", "dbsc/register", "/r"),
+        ("/", "/r", ""),
+        ("/", "/caf\u{e9}", "/r"),
+        ("/", "/a b", "/r"),
+        ("/", "/r", "/\t"),
+        // Within the session cookie's `Path` (RFC 6265's path-match), or
+        // the browser sends no session to bind or refresh.
+        ("/app", "/dbsc/register", "/app/dbsc/refresh"),
+        ("/app", "/app/dbsc/register", "/application/refresh"),
+        ("/app", "/ap", "/app/r"),
     ] {
-        let refused = under_app(registration, refresh);
+        let refused = build(path, registration, refresh);
         assert!(
             matches!(refused, Some(sealed_session::web::WebConfigError::DeviceBindingPaths)),
-            "{registration:?} {refresh:?}: {refused:?}"
+            "{path:?} {registration:?} {refresh:?}: {refused:?}"
         );
     }
 }

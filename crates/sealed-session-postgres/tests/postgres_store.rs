@@ -18,7 +18,10 @@ use sealed_session::{
 use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore};
 use sealed_session_testkit::postgres::PostgresServer;
 use sealed_session_testkit::proxy::Proxy;
-use sealed_session_testkit::{assert_revocations_propagate, clock_at_now, keyring, sealer, unix_now, within};
+use sealed_session_testkit::{
+    assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, keyring, sealer,
+    unix_now, within,
+};
 
 static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
 
@@ -380,22 +383,7 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
 async fn a_database_clock_ahead_of_the_servers_refuses_no_logout_and_reuses_no_entry() {
     let clock = ManualClock::at_unix(unix_now() - 3600);
     let store = store(&SHARED.url(), "ahead", clock.clone()).await;
-    let now = u64::try_from(clock.unix_now()).unwrap();
-    let (logged_out, challenge) =
-        (sealed_session::Session::new(()).id(), sealed_session::Session::new(()).id());
-    // Ten minutes to live by this server's clock, fifty minutes past by the database's.
-    store.revoke_session(logged_out, now + 600).await.unwrap();
-    assert!(store.revoke_session_once(challenge, now + 600).await.unwrap());
-    assert!(!store.revoke_session_once(challenge, now + 600).await.unwrap(), "a one-time token used twice");
-    for id in [logged_out, challenge] {
-        assert!(store.state(None, id).await.unwrap().session_revoked);
-    }
-    // An expiry this server's clock has reached is still refused.
-    let past = store.revoke_session(sealed_session::Session::new(()).id(), now).await;
-    assert!(
-        matches!(past, Err(StoreError::ExpiryNotInFuture { expires_at, now: at }) if expires_at == now && at == now),
-        "{past:?}"
-    );
+    assert_entries_last_by_the_servers_clock(&store, u64::try_from(clock.unix_now()).unwrap()).await;
 }
 
 #[tokio::test]

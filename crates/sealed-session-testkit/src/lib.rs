@@ -20,7 +20,8 @@ pub mod redis;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sealed_session::{
-    Clock, Keyring, ManualClock, MasterKey, Revocation, RevocationStore, Sealer, Verifier, VerifyError,
+    Clock, Keyring, ManualClock, MasterKey, Revocation, RevocationStore, Sealer, Session, SessionId,
+    StoreError, Verifier, VerifyError,
 };
 
 /// A port on loopback that was free a moment ago.
@@ -98,6 +99,31 @@ pub async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Op
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// For a store given a server clock (at Unix second `now`) an hour or more
+/// behind its own: a denylist entry lasts until its expiry by the server's
+/// clock. The logout of a session with ten minutes left by it (long past by
+/// the store's) is recorded, a one-time entry is used once, and an expiry
+/// the server's clock has reached is still refused. Returns the IDs of the
+/// two entries, each meant to last 600 s more.
+pub async fn assert_entries_last_by_the_servers_clock(
+    store: &impl RevocationStore,
+    now: u64,
+) -> [SessionId; 2] {
+    let (logged_out, challenge) = (Session::new(()).id(), Session::new(()).id());
+    store.revoke_session(logged_out, now + 600).await.unwrap();
+    assert!(store.revoke_session_once(challenge, now + 600).await.unwrap());
+    assert!(!store.revoke_session_once(challenge, now + 600).await.unwrap(), "a one-time token used twice");
+    for id in [logged_out, challenge] {
+        assert!(store.state(None, id).await.unwrap().session_revoked);
+    }
+    let past = store.revoke_session(Session::new(()).id(), now).await;
+    assert!(
+        matches!(past, Err(StoreError::ExpiryNotInFuture { expires_at, now: at }) if expires_at == now && at == now),
+        "an expiry the server's clock has reached: {past:?}"
+    );
+    [logged_out, challenge]
 }
 
 /// Twenty revocations between two servers `a` and `b` of one store, each
