@@ -1160,7 +1160,8 @@ impl SealerBuilder {
     /// `Max-Age`) even when the cookie is otherwise a browser-session one.
     /// Remembered tokens say so in a flag the tag covers (in token version
     /// 1, the purpose with `+remember` appended), so that a standard token
-    /// never opens under these longer timeouts. Off by default (remembered sessions cannot be sealed).
+    /// never opens under these longer timeouts. Off by default (remembered
+    /// sessions cannot be sealed).
     pub fn remember_me(mut self, absolute: Duration, idle: Duration) -> Self {
         self.remember = Some((absolute, idle));
         self
