@@ -175,14 +175,21 @@ impl FormRead {
 
 /// What a layer does with a request an outer layer already began: see
 /// [`WebConfig::nested_in`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Nesting {
     /// The outer layer runs the same configuration: pass the request on as
     /// it is, and let the outer layer finish it.
     PassThrough,
+    /// A layer further out, past layers for other cookies, runs the same
+    /// configuration: put this handle in the request in place of the one
+    /// there (so that handlers inside see this configuration's session, as
+    /// without the layers between), pass the request on, and let that
+    /// layer finish it.
+    Resume(SessionHandle),
     /// The outer layer runs another cookie's session: begin and finish this
-    /// one's as usual.
+    /// one's as usual, and put its handle in the request as
+    /// [`SessionHandle::inside`] the outer one.
     Separate,
 }
 
@@ -379,12 +386,13 @@ pub(crate) struct Refused {
 
 impl<S: RevocationStore + 'static> WebConfig<S> {
     /// For a request whose extensions already hold a [`SessionHandle`]: an
-    /// outer layer began it. [`Nesting::PassThrough`] when that layer, or
-    /// one further out past layers for other cookies
-    /// ([`SessionHandle::runs_inside`]), runs this same configuration (one
-    /// layer added at two levels of a router):
+    /// outer layer began it. [`Nesting::PassThrough`] when that layer runs
+    /// this same configuration (one layer added at two levels of a router):
     /// the request goes on to the inner service as it is, with the outer
-    /// handle, and the outer layer finishes it. [`Nesting::Separate`] when
+    /// handle, and the outer layer finishes it; [`Nesting::Resume`] when a
+    /// layer further out, past layers for other cookies
+    /// ([`SessionHandle::inside`]), runs it: the same, with that layer's
+    /// session in the request again. [`Nesting::Separate`] when
     /// it runs a configuration for another cookie (an administrators'
     /// session inside the users' one): this layer begins and finishes its
     /// own session, whose handle the inner service sees. Otherwise
@@ -397,18 +405,23 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// cookie.
     pub fn nested_in(&self, outer: &SessionHandle) -> Result<Nesting, Refusal> {
         // Every layer further out, through those for other cookies
-        // ([`SessionHandle::runs_inside`]).
+        // ([`SessionHandle::inside`]).
         let name = self.settings.cookie.name();
         let mut next = Some(outer);
         while let Some(handle) = next {
             if std::ptr::addr_eq(Arc::as_ptr(&handle.shared.ops), std::ptr::from_ref(self)) {
-                return Ok(Nesting::PassThrough);
+                if std::ptr::eq(handle, outer) {
+                    return Ok(Nesting::PassThrough);
+                }
+                // The same session, recorded inside the layers between.
+                let resumed = SessionHandle { shared: Arc::clone(&handle.shared), outer: None };
+                return Ok(Nesting::Resume(resumed.inside(outer.clone())));
             }
             if handle.shared.ops.settings().cookie.name() == name {
                 tracing::error!(cookie = name, "{}", Refusal::Nested);
                 return Err(Refusal::Nested);
             }
-            next = handle.shared.outer.get();
+            next = handle.outer.as_deref();
         }
         Ok(Nesting::Separate)
     }

@@ -181,9 +181,6 @@ impl State {
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) ops: Arc<dyn Ops>,
-    /// The handle of the layer this one runs inside, for another cookie
-    /// ([`SessionHandle::runs_inside`]).
-    pub(crate) outer: std::sync::OnceLock<SessionHandle>,
 }
 
 impl Shared {
@@ -349,6 +346,9 @@ impl HandleError {
 #[derive(Clone)]
 pub struct SessionHandle {
     pub(crate) shared: Arc<Shared>,
+    /// The handle this one took the place of in the request: the layer
+    /// this one runs inside ([`SessionHandle::inside`]).
+    pub(crate) outer: Option<Arc<SessionHandle>>,
 }
 
 impl std::fmt::Debug for SessionHandle {
@@ -363,18 +363,18 @@ impl std::fmt::Debug for SessionHandle {
 
 impl SessionHandle {
     pub(crate) fn new(state: State, ops: Arc<dyn Ops>) -> Self {
-        Self { shared: Arc::new(Shared { state: Mutex::new(state), ops, outer: std::sync::OnceLock::new() }) }
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), ops }), outer: None }
     }
 
-    /// Records that this handle's layer runs inside the layer of `outer`
-    /// (one for another cookie, [`Nesting::Separate`](super::Nesting::Separate)):
-    /// a layer further in then finds both
+    /// This handle, recorded as running inside the layer whose handle is
+    /// `outer` (one for another cookie, [`Nesting::Separate`](super::Nesting::Separate)).
+    /// An adapter puts what this returns in the request in `outer`'s place:
+    /// a layer further in then finds every layer out
     /// ([`WebConfig::nested_in`](super::WebConfig::nested_in)), so that one
-    /// added twice around another runs once. An adapter calls it when this
-    /// handle takes `outer`'s place in the request; only the first call
-    /// counts.
-    pub fn runs_inside(&self, outer: SessionHandle) {
-        let _ = self.shared.outer.set(outer);
+    /// added twice around another runs once.
+    #[must_use]
+    pub fn inside(self, outer: SessionHandle) -> SessionHandle {
+        Self { outer: Some(Arc::new(outer)), ..self }
     }
 
     /// The typed view of the session: what logs in and changes the data.

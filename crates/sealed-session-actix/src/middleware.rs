@@ -86,6 +86,10 @@ where
                 Some(Ok(Nesting::PassThrough)) => {
                     return Ok(service.call(request).await?.map_into_left_body())
                 }
+                Some(Ok(Nesting::Resume(handle))) => {
+                    request.extensions_mut().insert(handle);
+                    return Ok(service.call(request).await?.map_into_left_body());
+                }
                 Some(Err(refusal)) => {
                     return Ok(request.into_response(refuse(&refusal)).map_into_right_body());
                 }
@@ -105,9 +109,11 @@ where
                     return Ok(request.into_response(answered(answer)).map_into_right_body())
                 }
             };
-            if let Some(outer) = request.extensions_mut().insert(handle.clone()) {
-                handle.runs_inside(outer);
-            }
+            let handle = match request.extensions_mut().remove::<SessionHandle>() {
+                Some(outer) => handle.inside(outer),
+                None => handle,
+            };
+            request.extensions_mut().insert(handle.clone());
             // An error from the inner service (not a handler's error, which
             // actix-web has made a response by now) passes through with no
             // cookie change: actix-web builds its response later, out of reach.

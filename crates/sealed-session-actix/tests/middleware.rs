@@ -660,7 +660,8 @@ async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refu
     assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner middleware's own: {reply:?}");
 
     // Wrapped twice with another cookie's middleware between the two, it
-    // still runs once: one re-issue of a session due for renewal, not two.
+    // still runs once: one re-issue of a session due for renewal, not two, and
+    // the handlers inside it see its session, not the other cookie's.
     let users = middleware();
     let app = test::init_service(routes().wrap(users.clone())).await;
     let mut client = Client { app, jar: CookieJar::default() };
@@ -669,7 +670,7 @@ async fn a_middleware_wrapped_twice_runs_once_and_a_second_configuration_is_refu
     let mut client = Client { app, jar: client.jar };
     clock.advance(Duration::from_secs(600));
     let reply = client.get("/whoami").await;
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice 0"));
     let sessions = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).count();
     assert_eq!(sessions, 1, "{:?}", reply.set_cookies);
     // And another configuration for the cookie, further out, is refused.

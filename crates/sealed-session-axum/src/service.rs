@@ -71,6 +71,13 @@ where
                             .await?
                             .map(Body::new));
                     }
+                    Ok(Nesting::Resume(handle)) => {
+                        parts.extensions.insert(handle);
+                        return Ok(inner
+                            .call(Request::from_parts(parts, Body::new(body)))
+                            .await?
+                            .map(Body::new));
+                    }
                     Err(refusal) => return Ok(refuse(&refusal)),
                     Ok(_) => {}
                 }
@@ -85,9 +92,11 @@ where
                 Begin::Refuse(refusal) => return Ok(refuse(&refusal)),
                 Begin::Answer(answer) => return Ok(answer.into_http().map(Body::from)),
             };
-            if let Some(outer) = parts.extensions.insert(handle.clone()) {
-                handle.runs_inside(outer);
-            }
+            let handle = match parts.extensions.remove::<SessionHandle>() {
+                Some(outer) => handle.inside(outer),
+                None => handle,
+            };
+            parts.extensions.insert(handle.clone());
             let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
             handle.finish().write_to(response.headers_mut());
             Ok(response)

@@ -1441,14 +1441,15 @@ async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
     assert!(client.jar.get("__Host-admin-csrf").is_some(), "the inner layer's own: {:?}", reply.set_cookies);
 
     // Added twice with another cookie's layer between the two, it still
-    // runs once: one re-issue of a session due for renewal, not two.
+    // runs once: one re-issue of a session due for renewal, not two, and
+    // the handlers inside it see its session, not the other cookie's.
     let users = layer();
     let mut client = Client { app: router().layer(users.clone()), jar: CookieJar::default() };
     client.login().await;
     client.app = router().layer(users.clone()).layer(admin()).layer(users);
     clock.advance(Duration::from_secs(600));
     let reply = client.get("/whoami").await;
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice 0"));
     let sessions = reply.set_cookies.iter().filter(|c| c.starts_with("__Host-session=")).count();
     assert_eq!(sessions, 1, "{:?}", reply.set_cookies);
     // And another configuration for the cookie, further out, is refused.
