@@ -339,8 +339,9 @@ async fn run(command: Command) -> Result<String, Failure> {
                     let leeway = i64::try_from(DEFAULT_LEEWAY.as_secs()).unwrap_or(0);
                     let until = inspected.expires_at.unix_timestamp().saturating_add(leeway);
                     let until = u64::try_from(until).unwrap_or(0);
-                    // Whether it has expired is the store's to say, by its
-                    // own clock where it has one: this host's may run ahead.
+                    // Whether it has expired is the store's to say (by the
+                    // earlier of its clock and this host's, where it has
+                    // one): this host's may run ahead.
                     Revoke::Token(inspected.session_id, until)
                 }
                 (None, None, None) => {
@@ -541,7 +542,6 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
             }
         }
     }
-    remove_leftover_copies(file, &name.to_string_lossy());
     Ok(lock)
 }
 
@@ -553,17 +553,24 @@ fn dir_of(file: &Path) -> PathBuf {
     }
 }
 
-/// Removes the temporary copies of the keyring that a run killed while it
-/// wrote one left beside it (`write_keyring`'s `.NAME.*.tmp`): they hold
-/// keys, retired ones too, that the file itself may since have dropped.
-/// Called under the lock, which every writer of the file holds, so none is
-/// a copy still being written. A name is removed, never followed.
-fn remove_leftover_copies(file: &Path, name: &str) {
-    let Ok(entries) = std::fs::read_dir(dir_of(file)) else { return };
+/// Removes the temporary copies of the keyring `name` in `dir` that a run
+/// killed while it wrote one left (`write_keyring`'s `.NAME.PID.ID.tmp`):
+/// they hold keys, retired ones too, that the file itself may since have
+/// dropped. Called by `write_keyring` for a change, under the lock, which
+/// every change of the file holds, so none is a copy still being written
+/// (`init`, which does not lock, fails on an existing file). A name is
+/// removed, never followed.
+fn remove_leftover_copies(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     let prefix = format!(".{name}.");
+    let is_copy = |n: &str| {
+        let rest = n.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".tmp"));
+        rest.and_then(|rest| rest.split_once('.')).is_some_and(|(pid, id)| {
+            pid.parse::<u32>().is_ok() && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    };
     for entry in entries.flatten() {
-        let leftover =
-            entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"));
+        let leftover = entry.file_name().to_str().is_some_and(is_copy);
         if leftover && entry.file_type().is_ok_and(|t| !t.is_dir()) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {
@@ -796,8 +803,8 @@ fn check(file: &Path) -> Result<String, Failure> {
     } else if !older.is_empty() {
         format!(
             "retire key(s) {older:?} once the longest session lifetime (the remember-me lifetime if remember-me \
-             is on) has passed since key {primary} became primary, or date it now: sealed-session keyring \
-             retire {} ID --at +30d",
+             is on) has passed since key {primary} became primary, or date it now, that lifetime ahead: \
+             sealed-session keyring retire {} ID --at +30d (for 30 days)",
             file.display()
         )
     } else {
@@ -825,6 +832,10 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
     let dir = dir_of(file);
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
+    if replace == Replace::Existing {
+        // Under the lock, as every change is (`init` makes a new file).
+        remove_leftover_copies(&dir, &name.to_string_lossy());
+    }
     let text = keyring.to_toml_string();
     if text.len() >= sealed_session::MAX_KEYRING_FILE_LEN {
         return Err(Failure::Config(format!(

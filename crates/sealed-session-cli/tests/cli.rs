@@ -980,10 +980,38 @@ fn a_change_through_a_symbolic_or_hard_link_is_refused_and_leftover_copies_are_r
     std::fs::remove_file(&link).unwrap();
     // A copy a run killed while writing left behind holds keys: the next
     // change, under the lock, removes it.
-    let leftover = dir.path().join(".keyring.toml.4242.00ff.tmp");
-    std::fs::write(&leftover, b"[[key]]").unwrap();
+    let id = "0123456789abcdef0123456789ABCDEF";
+    let leftover = dir.path().join(format!(".keyring.toml.4242.{id}.tmp"));
+    // Not this keyring's: another's (`keyring.toml.next`), or no name it writes.
+    let others = [
+        format!(".keyring.toml.next.4242.{id}.tmp"),
+        format!(".keyring.toml.next.{id}.tmp"),
+        ".keyring.toml.7.abc.tmp".to_owned(),
+    ];
+    for name in others.iter().chain([&format!(".keyring.toml.4242.{id}.tmp")]) {
+        std::fs::write(dir.path().join(name), b"[[key]]").unwrap();
+    }
+    // A run that writes nothing removes nothing.
+    ok(
+        &[
+            "keyring",
+            "rotate",
+            file.to_str().unwrap(),
+            "--every",
+            "30",
+            "--keep",
+            "90",
+            "--now",
+            "2030-01-01T00:00:00Z",
+        ],
+        "",
+    );
+    assert!(leftover.exists(), "a dry run removed a file");
     ok(&["keyring", "add", file.to_str().unwrap()], "");
     assert!(!leftover.exists(), "a leftover copy of the keyring stayed");
+    for name in &others {
+        assert!(dir.path().join(name).exists(), "{name}, no copy of this keyring, was removed");
+    }
     assert!(dir.path().join(".keyring.toml.lock").exists(), "the lock file is no copy");
     // A second name (a hard link) would keep the old keys just the same.
     let before = std::fs::read(&file).unwrap();

@@ -9,7 +9,8 @@
 //!   migrations.
 //! * **Atomic, and dated by the database.** Epochs are bumped with an
 //!   upsert; a denylist entry is never shortened and an expiry at or before
-//!   the database's time (`clock_timestamp()`) is refused; a single-use
+//!   the earlier of the database's time (`clock_timestamp()`) and the
+//!   store's clock is refused; a single-use
 //!   entry (`revoke_session_once`) is one `INSERT … ON CONFLICT`, so that
 //!   of concurrent writers exactly one is told it wrote it; "log everyone
 //!   out" raises a cutoff that never moves back, dated by the database.

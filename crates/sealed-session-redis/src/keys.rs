@@ -1,7 +1,9 @@
 //! The keyspace and the Lua scripts that keep every operation atomic, the
-//! revocations dated by Redis's own clock (`TIME`), not the application
-//! server's. (The session registry's records are dated by the server that
-//! writes them, as in every store: [`RECORD`] trims by its time.)
+//! global revocations dated by Redis's own clock (`TIME`), not the
+//! application server's; a denylist entry lasts until its expiry by the
+//! earlier of the two ([`DENY`]). (The session registry's records are
+//! dated by the server that writes them, as in every store: [`RECORD`]
+//! trims by its time.)
 
 use redis::Script;
 use sealed_session::{SessionId, SessionRecord};
@@ -33,10 +35,10 @@ return {generation, floor, epoch, denied, started}
 ///
 /// Redis expires the entry by its own clock: when that clock runs ahead of
 /// the caller's, the expiry moves later by the difference, so that the
-/// entry lasts until ARGV[1] by the clock of the servers that check it
-/// (else a Redis clock ahead by more than the clock leeway would drop an
-/// entry while its session still opens). A Redis clock behind keeps it
-/// longer, which is harmless.
+/// entry lasts until ARGV[1] by the writing server's clock, which the
+/// servers that check it keep within the clock leeway (else a Redis clock
+/// ahead by more than the leeway would drop an entry while its session
+/// still opens). A Redis clock behind keeps it longer, which is harmless.
 ///
 /// KEYS: the session's entry. Returns {1, now} when recorded (or already
 /// longer), {0, now} when refused; `now` is the earlier of the two clocks.

@@ -114,8 +114,9 @@ impl RedisStore {
     }
 
     /// Connects with explicit settings (URL query parameters override them)
-    /// and clock (which ages cache entries; generations, global logouts and
-    /// denylist expiries are dated by Redis's own clock).
+    /// and clock (which ages cache entries and dates denylist expiries with
+    /// Redis's; generations and global logouts are dated by Redis's own
+    /// clock).
     ///
     /// # Errors
     /// As [`RedisStore::connect`].
