@@ -79,8 +79,8 @@
 //! It runs on tokio: create it, and poll its futures, inside a tokio runtime
 //! with the time and I/O drivers enabled. Needs Redis 6.2 or later, a
 //! standalone server (with replicas and Sentinel for failover): a Redis
-//! Cluster node is refused at connect ([`ConnectError::Cluster`]) when it
-//! answers `CONFIG GET`, and otherwise fails its first check (`CROSSSLOT`).
+//! Cluster node is refused at connect ([`ConnectError::Cluster`]; it says
+//! so in `INFO cluster`, which services that hide `CONFIG` still answer).
 //!
 //! ```no_run
 //! use sealed_session::{Keyring, Sealer, Verifier};

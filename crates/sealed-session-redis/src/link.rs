@@ -334,6 +334,13 @@ impl Link {
                 Err(fault) => Err(fault),
             };
         }
+        if verdict.is_ok() {
+            verdict = match self.is_cluster_node(&mut conn).await {
+                Ok(true) => Err(PolicyFault::Cluster),
+                Ok(false) => Ok(()),
+                Err(fault) => Err(fault),
+            };
+        }
         if let (Ok(()), Some(named)) = (&verdict, self.unfollowed().clone()) {
             verdict = Err(PolicyFault::PrimaryNotFollowed(named));
         }
@@ -372,13 +379,6 @@ impl Link {
     /// neither says, which is logged. Apart from the settings' pipeline, so
     /// that a refused command does not make them unreadable.
     async fn read_role(&self, conn: &mut ConnectionManager) -> Result<Option<String>, PolicyFault> {
-        let asked = |err: redis::RedisError| {
-            if is_transport(&err) || is_temporary(&err) {
-                Err(PolicyFault::Unreachable(err))
-            } else {
-                Ok(err)
-            }
-        };
         let role = redis::cmd("ROLE");
         // A reply of another shape (a Redis-compatible server, a renamed
         // command) says nothing: INFO is asked then too.
@@ -388,7 +388,7 @@ impl Link {
                 Some(role) => return Ok(Some(role)),
                 None => "a reply that names no role".to_owned(),
             },
-            Ok(Err(err)) => asked(err)?.to_string(),
+            Ok(Err(err)) => refusal_or_fault(err)?.to_string(),
         };
         let mut info = redis::cmd("INFO");
         info.arg("replication");
@@ -396,7 +396,7 @@ impl Link {
             match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
                 Err(_) => return Err(PolicyFault::Timeout(self.timeout)),
                 Ok(Ok(text)) => (role_in_info(&text), "no role line".to_owned()),
-                Ok(Err(err)) => (None, asked(err)?.to_string()),
+                Ok(Err(err)) => (None, refusal_or_fault(err)?.to_string()),
             };
         if role.is_none() {
             tracing::warn!(
@@ -406,6 +406,19 @@ impl Link {
             );
         }
         Ok(role)
+    }
+
+    /// Whether the server says it is a Redis Cluster node (`INFO cluster`,
+    /// which managed services that hide `CONFIG` still answer); `false`
+    /// when it does not say (a cluster's first multi-key script fails then).
+    async fn is_cluster_node(&self, conn: &mut ConnectionManager) -> Result<bool, PolicyFault> {
+        let mut info = redis::cmd("INFO");
+        info.arg("cluster");
+        match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
+            Err(_) => Err(PolicyFault::Timeout(self.timeout)),
+            Ok(Ok(text)) => Ok(text.lines().any(|line| line.trim() == "cluster_enabled:1")),
+            Ok(Err(err)) => refusal_or_fault(err).map(|_| false),
+        }
     }
 
     /// After a failed command: the connection may come back to another
@@ -534,15 +547,24 @@ fn role_in_info(info: &str) -> Option<String> {
     Some(role.chars().take(32).collect())
 }
 
+/// A command's error as an answer (`Ok`: the server refused the command),
+/// or, if the server could not be asked, the fault.
+fn refusal_or_fault(err: redis::RedisError) -> Result<redis::RedisError, PolicyFault> {
+    if is_transport(&err) || is_temporary(&err) {
+        Err(PolicyFault::Unreachable(err))
+    } else {
+        Ok(err)
+    }
+}
+
 /// The settings [`Link::read_policy`] reads, in the order [`judge`] takes them.
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 6] = [
     "maxmemory-policy",
     "appendonly",
     "appendfsync",
     "save",
     "rdb-del-sync-files",
     "no-appendfsync-on-rewrite",
-    "cluster-enabled",
 ];
 
 /// Whether answers from a Redis with these settings (the replies to
@@ -569,10 +591,6 @@ fn judge(
             None => Err(format!("CONFIG GET answered {} replies", replies.len())),
         }
     };
-    // Unreadable, it is no cluster node: those answer `CONFIG GET` as any server.
-    if value(6).is_ok_and(|enabled| enabled == "yes") {
-        return Err(PolicyFault::Cluster);
-    }
     match value(0) {
         Ok("noeviction") => {}
         Ok(policy) => return Err(PolicyFault::Evicting(policy.to_owned())),

@@ -715,14 +715,24 @@ async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
 
 /// A Redis Cluster node is refused at connect, saying why: a check reads
 /// several keys in one script, which a cluster refuses (here one node that
-/// serves every slot, on which single-key commands work).
+/// serves every slot, on which single-key commands work), also where
+/// `CONFIG` is hidden, as managed services do.
 #[tokio::test]
 async fn a_redis_cluster_node_is_refused_at_connect() {
-    let node = RedisServer::start_with(RedisOptions::default().args(&["--cluster-enabled", "yes"]));
-    assert_eq!(node.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "OK");
-    match RedisStore::connect_with(&node.url(), config(), sealed_session::SystemClock).await {
-        Err(err @ ConnectError::Cluster) => assert!(err.to_string().contains("standalone Redis"), "{err}"),
-        other => panic!("a cluster node was accepted: {:?}", other.map(|_| ())),
+    for hidden in [false, true] {
+        let mut args = vec!["--cluster-enabled", "yes"];
+        if hidden {
+            args.extend(["--rename-command", "CONFIG", ""]);
+        }
+        let node = RedisServer::start_with(RedisOptions::default().args(&args));
+        assert_eq!(node.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "OK");
+        let url = format!("{}?assume_noeviction=true&assume_durable=true", node.url());
+        match RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await {
+            Err(err @ ConnectError::Cluster) => {
+                assert!(err.to_string().contains("standalone Redis"), "{err}")
+            }
+            other => panic!("a cluster node (CONFIG hidden: {hidden}) was accepted: {:?}", other.map(|_| ())),
+        }
     }
 }
 
