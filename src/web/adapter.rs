@@ -172,7 +172,8 @@ macro_rules! adapter_types {
 
         /// The flash messages the request brought: taking them marks them
         /// read, so that the response removes them and the next page does
-        /// not show them again. Messages the handler adds with
+        /// not show them again (not on a `HEAD` request, which a link
+        /// checker or a prefetch may send). Messages the handler adds with
         /// [`flash`](sealed_session::web::SessionHandle::flash) go out with
         /// the response. Empty when there were none, or when their cookie did
         /// not open (tampered, expired after

@@ -482,7 +482,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                         Ok(opened) => opened,
                         Err(err) => return Begin::Refuse(Refusal::Store(err)),
                     };
-                    let mut state = State::new(current, false, pre, FlashState::new(flash));
+                    let flash = FlashState::new(flash, request.method() == "HEAD");
+                    let mut state = State::new(current, false, pre, flash);
                     state.companion = companion;
                     // Only logout and login use them; rarely any.
                     state.injected = (session.injected().iter())

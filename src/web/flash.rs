@@ -78,9 +78,11 @@ pub(crate) struct FlashState {
 }
 
 impl FlashState {
-    /// The request's flash cookie values, opened when first needed.
-    pub(crate) fn new(values: Vec<Box<str>>) -> Self {
-        Self { sent: !values.is_empty(), unopened: values, ..Self::default() }
+    /// The request's flash cookie values, opened when first needed. A
+    /// `HEAD` request (a link checker's, a prefetch's) that reads them
+    /// removes nothing: the page the user then opens still shows them.
+    pub(crate) fn new(values: Vec<Box<str>>, head: bool) -> Self {
+        Self { sent: !values.is_empty() && !head, unopened: values, ..Self::default() }
     }
 
     /// Opens the request's messages, once: the first value that opens.
