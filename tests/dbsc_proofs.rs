@@ -89,4 +89,11 @@ fn a_key_shows_only_its_algorithm_and_thumbprint() {
     let shown = format!("{key:?}");
     assert!(shown.contains("Es256") && shown.contains(&key.thumbprint()), "{shown}");
     assert!(!shown.contains(file["keys"]["es256"]["x"].as_str().unwrap()), "{shown}");
+    // A verified proof shows its key, and not the challenge it answers (a
+    // sealed token of the server's).
+    let vector =
+        file["vectors"].as_array().unwrap().iter().find(|v| v["name"] == "es256_registration").unwrap();
+    let verified = check(vector, &file["keys"]).unwrap();
+    let shown = format!("{verified:?}");
+    assert!(shown.contains(&key.thumbprint()) && !shown.contains(&verified.jti), "{shown}");
 }

@@ -180,13 +180,21 @@ impl fmt::Debug for UnverifiedProof {
 }
 
 /// A verified proof: the key that signed it and the challenge it answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedProof {
     /// The key that signed it (the registration's `jwk`, or the bound key).
     pub key: DevicePublicKey,
     /// Its `jti` claim: the challenge it answers. The caller checks that
     /// this server issued it, for this session, and that it is unused.
     pub jti: String,
+}
+
+impl fmt::Debug for VerifiedProof {
+    /// The key's thumbprint and the challenge's length; not the challenge
+    /// (a sealed token of this server's).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifiedProof {{ key: {:?}, jti_len: {} }}", self.key, self.jti.len())
+    }
 }
 
 #[derive(Deserialize)]

@@ -503,7 +503,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 let unbound = state.current.as_ref().is_some_and(|c| !c.session().is_device_bound());
                 if unbound && dbsc.binding.requires(request.path()) {
                     tracing::info!(
-                        path = request.path(),
+                        path = %loggable_path(request.path()),
                         "refused: the path requires a device-bound session"
                     );
                     return Begin::Refuse(Refusal::NotDeviceBound);
@@ -549,7 +549,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 tracing::info!(
                     reason = %refusal,
                     method = request.method(),
-                    path = request.path(),
+                    path = %loggable_path(request.path()),
                     "CSRF check refused the request"
                 );
                 audit_csrf(&handle, &refusal);
@@ -626,6 +626,14 @@ enum CsrfCheck {
 /// absent, it would skip the check it feeds.)
 fn checked_header<'a, R: RequestView + ?Sized>(request: &'a R, name: &str) -> Option<&'a str> {
     request.header(name).map(|value| std::str::from_utf8(value).unwrap_or("?"))
+}
+
+/// A request's path as logged: at most 128 characters, printable ASCII
+/// only (anything else is `?`), so that a client cannot write a line of any
+/// length, or one that control or bidirectional characters disguise (a
+/// framework may hand over the path percent-decoded).
+fn loggable_path(path: &str) -> String {
+    path.chars().take(128).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
 /// The CSRF checks of an unsafe or upgrade request: the browser must not

@@ -96,7 +96,7 @@ pub(crate) fn metrics_text() -> String {
 }
 
 /// The body of `GET /api/session`: the current session as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct SessionJson {
     session_id: String,
     user: Option<String>,

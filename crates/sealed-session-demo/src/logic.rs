@@ -15,7 +15,6 @@ use crate::{page, users, Profile, SessionJson, MAX_CART_ITEMS};
 pub(crate) type Handle = Sessions<Profile>;
 
 /// What a route answers.
-#[derive(Debug)]
 pub(crate) enum Reply {
     /// `200` with an HTML page.
     Page(String),
