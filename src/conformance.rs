@@ -43,8 +43,11 @@ fn unix_now() -> u64 {
 pub async fn run<S: RevocationStore>(store: &S) {
     unknown_users_and_sessions_are_not_revoked(store).await;
     user_epochs_count_up_by_one(store).await;
+    concurrent_user_revocations_each_count(store).await;
     users_are_independent(store).await;
+    user_ids_of_every_shape_are_kept_apart(store).await;
     sessions_are_denylisted_individually(store).await;
+    the_latest_expiries_are_kept(store).await;
     denylist_entries_in_the_past_are_refused(store).await;
     denylist_entries_are_never_shortened(store).await;
     a_session_is_denylisted_once(store).await;
@@ -87,12 +90,73 @@ pub async fn user_epochs_count_up_by_one<S: RevocationStore>(store: &S) {
     }
 }
 
+/// Of concurrent `revoke_user` calls for one user, each counts: they answer
+/// the epochs after the current one, each once, and the last is stored. (A
+/// store that reads the epoch and then writes it plus one lets two calls
+/// answer the same epoch: "sign out the others" from two sessions would
+/// each keep theirs.)
+pub async fn concurrent_user_revocations_each_count<S: RevocationStore>(store: &S) {
+    let user = fresh_user();
+    store.revoke_user(&user).await.expect("revoke_user");
+    let results = all((0..8).map(|_| store.revoke_user(&user))).await;
+    let mut epochs: Vec<u64> = results.into_iter().map(|r| r.expect("concurrent revoke_user")).collect();
+    epochs.sort_unstable();
+    assert_eq!(epochs, (2..=9).collect::<Vec<_>>(), "8 concurrent revoke_user calls after epoch 1");
+    assert_eq!(store.login_state(&user).await.expect("login_state").user_epoch, 9);
+}
+
 /// Revoking one user leaves another untouched.
 pub async fn users_are_independent<S: RevocationStore>(store: &S) {
     let (a, b) = (fresh_user(), fresh_user());
     store.revoke_user(&a).await.expect("revoke a");
     let epoch = store.login_state(&b).await.expect("login_state").user_epoch;
     assert_eq!(epoch, 0, "revoking one user must not touch another");
+}
+
+/// User IDs of any shape are kept apart, byte for byte: empty, long,
+/// non-ASCII, with separators a store might key by, and differing in case
+/// only.
+pub async fn user_ids_of_every_shape_are_kept_apart<S: RevocationStore>(store: &S) {
+    let tag = fresh_user();
+    let shapes = [
+        String::new(),
+        format!("{tag}:{{x}}"),
+        format!("{tag}-ÄÖ✓"),
+        format!("{tag}-ä"),
+        format!("{tag}-A"),
+        format!("{tag}-a"),
+        format!("{tag} "),
+        format!("{tag}{}", "x".repeat(1000)),
+    ];
+    let before: Vec<u64> = {
+        let mut epochs = Vec::new();
+        for user in &shapes {
+            epochs.push(store.login_state(user).await.expect("login_state").user_epoch);
+        }
+        epochs
+    };
+    for (i, user) in shapes.iter().enumerate() {
+        let epoch = store.revoke_user(user).await.expect("revoke_user");
+        assert_eq!(epoch, before[i] + 1, "revoke_user of {:?}", &user[..user.len().min(40)]);
+        for (j, other) in shapes.iter().enumerate() {
+            let expected = before[j] + u64::from(j <= i);
+            let state = store.state(Some(other), fresh_session()).await.expect("state");
+            assert_eq!(state.user_epoch, expected, "user {j} after revoking user {i}");
+        }
+    }
+}
+
+/// The latest expiries there are (a session that never expires is
+/// denylisted until `u64::MAX`) are kept, not wrapped into the past.
+pub async fn the_latest_expiries_are_kept<S: RevocationStore>(store: &S) {
+    for until in [u64::MAX, i64::MAX as u64, i64::MAX as u64 + 1, (1 << 53) + 1] {
+        let session = fresh_session();
+        store.revoke_session(session, until).await.expect("revoke_session until a far future");
+        assert!(store.state(None, session).await.expect("state").session_revoked, "until {until}");
+        let once = fresh_session();
+        assert_eq!(store.revoke_session_once(once, until).await.ok(), Some(true), "once, until {until}");
+        assert!(store.state(None, once).await.expect("state").session_revoked, "once, until {until}");
+    }
 }
 
 /// A denylisted session is revoked at once; its neighbours are not.
