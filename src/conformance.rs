@@ -135,13 +135,12 @@ pub async fn user_ids_of_every_shape_are_kept_apart<S: RevocationStore>(store: &
         }
         epochs
     };
-    for (i, user) in shapes.iter().enumerate() {
+    for (i, (user, &was)) in shapes.iter().zip(&before).enumerate() {
         let epoch = store.revoke_user(user).await.expect("revoke_user");
-        assert_eq!(epoch, before[i] + 1, "revoke_user of {:?}", &user[..user.len().min(40)]);
-        for (j, other) in shapes.iter().enumerate() {
-            let expected = before[j] + u64::from(j <= i);
+        assert_eq!(epoch, was + 1, "revoke_user of user {i}");
+        for (j, (other, &other_was)) in shapes.iter().zip(&before).enumerate() {
             let state = store.state(Some(other), fresh_session()).await.expect("state");
-            assert_eq!(state.user_epoch, expected, "user {j} after revoking user {i}");
+            assert_eq!(state.user_epoch, other_was + u64::from(j <= i), "user {j} after revoking user {i}");
         }
     }
 }
