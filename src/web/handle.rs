@@ -663,7 +663,8 @@ impl SessionHandle {
     /// copy of the bound cookie would open until its sealed deadline. One
     /// already ended (a companion can outlive its session: after a logout
     /// everywhere, say) is left out, so that none is ended, and audited,
-    /// twice.
+    /// twice; one the store's answer is wrong for (an epoch behind the
+    /// session's) is not ended, and so is kept in.
     async fn lapsed_bound_sessions(&self) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
         let Some(dbsc) = &self.shared.ops.settings().dbsc else { return Ok(Vec::new()) };
         let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
@@ -671,7 +672,9 @@ impl SessionHandle {
         for session in sent {
             let live = match session.user_id() {
                 Some(user) => {
-                    crate::check_revocation(&session, &self.ops().state(user, session.id()).await?).is_ok()
+                    let checked =
+                        crate::check_revocation(&session, &self.ops().state(user, session.id()).await?);
+                    !matches!(checked, Err(crate::VerifyError::Revoked(_)))
                 }
                 None => true,
             };
