@@ -2634,15 +2634,14 @@ fn a_session_past_its_absolute_expiry_is_not_listed() {
 #[test]
 fn a_refused_requests_path_is_logged_short_and_printable() {
     use tracing_subscriber::fmt::MakeWriter as _;
+    let path = format!("/x\ny\u{202e}{}", "z".repeat(10_000));
+    let request = TestRequest::new("POST", &path).header("sec-fetch-site", "cross-site");
     let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
-    let subscriber =
-        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    pollster::block_on(async {
-        let path = format!("/x\ny\u{202e}{}", "z".repeat(10_000));
-        let request = TestRequest::new("POST", &path).header("sec-fetch-site", "cross-site");
-        assert!(matches!(refused(&config(), &request).await, Refusal::Csrf(_)));
-    });
+    let refusal = tracing::subscriber::with_default(
+        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
+        || pollster::block_on(refused(&config(), &request)),
+    );
+    assert!(matches!(refusal, Refusal::Csrf(_)), "{refusal:?}");
     let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let line =
         logged.lines().find(|line| line.contains("CSRF check refused")).expect("the refusal is logged");
