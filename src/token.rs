@@ -251,8 +251,9 @@ impl Head<String> {
 /// fuzzing and for checking other implementations. Applications never need it.
 #[cfg(feature = "hazmat")]
 pub mod envelope {
-    /// Fields 1–6 of an envelope.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    /// Fields 1–6 of an envelope. Its `Debug` shows the session ID as
+    /// [`SessionId`](crate::SessionId)'s does, cut short.
+    #[derive(Clone, PartialEq, Eq)]
     pub struct Fields {
         /// Unix seconds.
         pub issued_at: u64,
@@ -266,6 +267,19 @@ pub mod envelope {
         pub user_id: Option<String>,
         /// The revocation epoch.
         pub epoch: u64,
+    }
+
+    impl std::fmt::Debug for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Fields")
+                .field("issued_at", &self.issued_at)
+                .field("expires_at", &self.expires_at)
+                .field("last_seen", &self.last_seen)
+                .field("session_id", &crate::SessionId::from_bytes(self.session_id))
+                .field("user_id", &self.user_id)
+                .field("epoch", &self.epoch)
+                .finish()
+        }
     }
 
     /// Decodes fields 1–6 (canonical encoding only) and returns them with the

@@ -686,6 +686,8 @@ fn the_envelope_codec_reads_and_writes_the_vectors_plaintexts() {
         assert_eq!(fields.expires_at, v["expires_at"].as_u64().unwrap());
         assert_eq!(fields.last_seen, v["last_seen"].as_u64().unwrap());
         assert_eq!(hex(&fields.session_id), v["session_id"].as_str().unwrap());
+        let shown = format!("{fields:?}");
+        assert!(shown.contains("SessionId(") && !shown.contains(&hex(&fields.session_id)), "{shown}");
         assert_eq!(fields.user_id.as_deref(), v["user_id"].as_str());
         assert_eq!(fields.epoch, v["epoch"].as_u64().unwrap());
         assert!(!data.is_empty(), "field 7, the data, follows");
