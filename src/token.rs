@@ -324,6 +324,23 @@ mod tests {
         Head { issued_at: 0, expires_at: 0, last_seen: 0, session_id: [0; 16], user_id: None, epoch: 0 }
     }
 
+    /// Step 3 of the validation order: each version's minimum, its header,
+    /// nonce and tag (45 bytes for version 1, 46 for version 2, whose
+    /// header has the flags byte too), is checked when the text is decoded.
+    #[test]
+    fn a_token_shorter_than_its_versions_header_nonce_and_tag_is_malformed() {
+        use base64::Engine as _;
+        let token = |version: u8, len: usize| {
+            let mut bytes = vec![0u8; len];
+            bytes[0] = version;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        assert!(UntrustedToken::decode(&token(1, 45), 4096).is_ok());
+        assert!(matches!(UntrustedToken::decode(&token(1, 44), 4096), Err(OpenError::Malformed)));
+        assert!(UntrustedToken::decode(&token(2, 46), 4096).is_ok());
+        assert!(matches!(UntrustedToken::decode(&token(2, 45), 4096), Err(OpenError::Malformed)));
+    }
+
     #[test]
     fn a_purpose_longer_than_the_limit_makes_no_associated_data() {
         // The shortest prefix (version 1): room is left in the buffer, but
