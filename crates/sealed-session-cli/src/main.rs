@@ -3,7 +3,8 @@
 //!
 //! Data goes in on stdin and comes out on stdout as JSON; errors go to
 //! stderr. Exit codes: 0 success, 1 token refused, 2 usage or configuration
-//! error.
+//! error, 3 the command succeeded (any change it makes was written) but its
+//! output could not be printed.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ use sealed_session::{
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 /// Keys, keyrings and tokens for sealed-session.
 #[derive(Parser)]
@@ -254,9 +256,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(output) => {
+            // The output may be a key, a token or session data: wiped on drop.
+            let output = Zeroizing::new(output);
             let mut stdout = std::io::stdout().lock();
-            if writeln!(stdout, "{output}").is_err() {
-                return ExitCode::from(2);
+            if let Err(err) = writeln!(stdout, "{}", output.as_str()).and_then(|()| stdout.flush()) {
+                // Not 2: a script that retried `keyring add` on 2 would add a second key.
+                eprintln!(
+                    "error: the command succeeded, and any change it makes was written, but its output \
+                     could not be printed: {err}; do not run it again, check the result instead"
+                );
+                return ExitCode::from(3);
             }
             ExitCode::SUCCESS
         }

@@ -1,5 +1,6 @@
 //! The real `sealed-session` binary: every command and every error path,
-//! with its exit code (0 ok, 1 token refused, 2 usage or configuration).
+//! with its exit code (0 ok, 1 token refused, 2 usage or configuration, 3
+//! done but not printed).
 // Tests, benches and examples may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -70,6 +71,24 @@ fn a_change_keeps_a_read_only_keyring_read_only() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
     assert_eq!(ok(&["keyring", "add", f], ""), "2");
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o400);
+    assert_eq!(secrets(&file).len(), 2, "the change was written");
+}
+
+/// A change that was written but could not be printed (a full disk, a
+/// closed pipe) exits 3, not 2: a script retrying on 2 would add a second key.
+#[test]
+fn a_written_change_whose_output_cannot_be_printed_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealed-session"))
+        .args(["keyring", "add", file.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("was written") && stderr.contains("do not run it again"), "{stderr}");
     assert_eq!(secrets(&file).len(), 2, "the change was written");
 }
 
