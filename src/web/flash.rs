@@ -13,8 +13,9 @@ use crate::{CookieSpec, SealError, Sealer, Session};
 
 use crate::cookie::CookieChange;
 
-/// How long flash messages wait to be read: 10 minutes. A message not shown
-/// by then is dropped.
+/// How long flash messages wait to be read: 10 minutes from the oldest
+/// unread one (messages added to unread ones wait only as long as they do).
+/// A message not shown by then is dropped.
 pub const FLASH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// At most this many messages wait at once; older ones are dropped first.
@@ -71,7 +72,10 @@ pub(crate) struct FlashConfig {
 pub(crate) struct FlashState {
     /// The values of the request's flash cookie, until opened.
     unopened: Vec<Box<str>>,
-    pending: Vec<Flash>,
+    /// The messages waiting, in the session that carries their times: a
+    /// message added re-seals it with its start and expiry, so adding one
+    /// never keeps older ones past [`FLASH_TIMEOUT`].
+    pending: Option<Session<Vec<Flash>>>,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
     change: Option<CookieChange>,
@@ -90,7 +94,7 @@ impl FlashState {
         for value in std::mem::take(&mut self.unopened) {
             match config.sealer.open::<Vec<Flash>>(&value) {
                 Ok(opened) => {
-                    self.pending = opened.into_session().into_data();
+                    self.pending = Some(opened.into_session());
                     return;
                 }
                 Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
@@ -101,12 +105,23 @@ impl FlashState {
     /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
     pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
         self.open(config);
-        let mut pending = self.pending.clone();
-        pending.push(flash);
-        let excess = pending.len().saturating_sub(MAX_FLASHES);
-        pending.drain(..excess);
-        let (opened, header) = config.sealer.issue_cookie(Session::try_new(pending)?, &config.cookie)?;
-        self.pending = opened.into_session().into_data();
+        let with = |mut session: Session<Vec<Flash>>| {
+            session.data_mut().push(flash.clone());
+            let excess = session.data().len().saturating_sub(MAX_FLASHES);
+            session.data_mut().drain(..excess);
+            config.sealer.issue_cookie(session, &config.cookie)
+        };
+        let issued = match self.pending.clone() {
+            // The waiting messages' time ran out since they were opened:
+            // they are dropped, as they would be on the next request.
+            Some(waiting) => match with(waiting) {
+                Err(SealError::Expired) => with(Session::try_new(Vec::new())?),
+                issued => issued,
+            },
+            None => with(Session::try_new(Vec::new())?),
+        };
+        let (opened, header) = issued?;
+        self.pending = Some(opened.into_session());
         self.change = Some(CookieChange::Set(header));
         Ok(())
     }
@@ -115,11 +130,44 @@ impl FlashState {
     pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
         self.open(config);
         self.change = self.sent.then_some(CookieChange::Remove);
-        std::mem::take(&mut self.pending)
+        self.pending.take().map(Session::into_data).unwrap_or_default()
     }
 
     /// What the response must do with the flash cookie, once.
     pub(crate) fn finish(&mut self) -> Option<CookieChange> {
         self.change.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+    use crate::{Keyring, ManualClock};
+
+    /// Messages added to unread ones keep their time; if that time runs out
+    /// between opening them and adding, the new message starts afresh.
+    #[test]
+    fn a_message_added_as_the_waiting_ones_expire_is_kept_alone() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
+        let config = FlashConfig {
+            sealer: sealer.derived("f", FLASH_TIMEOUT).unwrap(),
+            cookie: CookieSpec::named("f").unwrap(),
+        };
+        let flash = |message: &str| Flash { level: Level::Info, message: message.into() };
+
+        let mut first = FlashState::default();
+        first.push(&config, flash("old")).unwrap();
+        let Some(CookieChange::Set(header)) = first.finish() else { panic!("a flash cookie") };
+        let value = header.split(';').next().unwrap().strip_prefix("f=").unwrap();
+
+        let mut next = FlashState::new(vec![value.into()], false);
+        clock.advance(FLASH_TIMEOUT - Duration::from_secs(1));
+        next.open(&config);
+        clock.advance(Duration::from_secs(2));
+        next.push(&config, flash("new")).unwrap();
+        assert_eq!(next.take(&config), [flash("new")]);
     }
 }

@@ -988,6 +988,29 @@ async fn flash_messages_are_capped_oldest_first_and_expire() {
     assert_eq!(client.get("/flashes").await.body, "", "a message not read in time is gone");
 }
 
+/// Adding a message re-seals the unread ones with their own expiry: a page
+/// that adds one every few minutes never keeps an old one (or the previous
+/// user's, on a shared browser) past the timeout.
+#[tokio::test]
+async fn adding_a_flash_message_never_extends_the_unread_ones() {
+    let harness = Harness::new();
+    let mut client = harness.client();
+    let token = client.csrf().await;
+    let mut add = async |message: &str| {
+        let request =
+            Request::post("/flash").header("x-csrf-token", &token).header("sec-fetch-site", "same-origin");
+        assert_eq!(client.send(request, Body::from(message.to_owned())).await.status, StatusCode::OK);
+    };
+    add("old").await;
+    harness.clock.advance(Duration::from_secs(9 * 60));
+    add("new").await;
+    let kept = client.jar.clone();
+    assert_eq!(client.get("/flashes").await.body, "success: old|success: new");
+    client.jar = kept;
+    harness.clock.advance(Duration::from_secs(2 * 60 + 1));
+    assert_eq!(client.get("/flashes").await.body, "", "ten minutes and the leeway after the first");
+}
+
 #[tokio::test]
 async fn a_csrf_exempt_path_takes_cross_site_posts_and_nothing_else_is_exempt() {
     let mut client = Harness::with(|builder| builder.csrf_exempt("/exempt")).client();
