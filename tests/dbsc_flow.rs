@@ -201,6 +201,13 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
             Ok(()) => (200, "updated".to_owned()),
             Err(err) => (err.status(), err.body().to_owned()),
         },
+        grow if grow.starts_with("/grow/") => {
+            let len: usize = grow["/grow/".len()..].parse().unwrap();
+            match sessions.update(|data| *data = "x".repeat(len)) {
+                Ok(()) => (200, "updated".to_owned()),
+                Err(err) => (err.status(), err.body().to_owned()),
+            }
+        }
         "/renew" => match handle.renew_id().await {
             Ok(()) => (200, "renewed".to_owned()),
             Err(err) => (err.status(), err.body().to_owned()),
@@ -1081,6 +1088,25 @@ fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
         assert_eq!(browser.get("/renew").await.status, 200);
         clock.advance(Duration::from_secs(LIFETIME + 1));
         assert_eq!(browser.get("/whoami").await.body, "alice second bound=true");
+    });
+}
+
+/// A bound session's data travels in its companion cookie too, which is
+/// longer: data that fits the session cookie but not the companion is
+/// refused, or the next refresh would bring back the old data from the
+/// browser's old companion.
+#[test]
+fn a_change_too_large_for_the_companion_cookie_is_refused_not_undone_by_refresh() {
+    run(async {
+        let (clock, _config, mut browser) = bound_browser().await;
+        let mut len = 4096;
+        while browser.get(&format!("/grow/{len}")).await.status != 200 {
+            len -= 1;
+        }
+        let before_refresh = browser.get("/whoami").await.body;
+        assert_eq!(before_refresh, format!("alice {} bound=true", "x".repeat(len)));
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, before_refresh, "the refresh kept the new data");
     });
 }
 

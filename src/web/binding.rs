@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dbsc::{self, Algorithm};
 use crate::session::Times;
-use crate::{CookieSpec, Sealer, Session, SessionId};
+use crate::{CookieSpec, SealError, Sealer, Session, SessionId};
 
 /// Where browsers register a session by default.
 pub const DEFAULT_REGISTRATION_PATH: &str = "/dbsc/register";
@@ -251,14 +251,22 @@ impl DbscSettings {
         session: &Session<Vec<u8>>,
         binding: [u8; 16],
         versioned: bool,
-    ) -> Option<String> {
+    ) -> Result<String, SealError> {
         let mut companion = session.with_data(Companion { binding, versioned, data: session.data().clone() });
         companion.set_device_bound(false);
-        self.companion_sealer
-            .issue_cookie(companion, &self.companion_cookie)
-            .inspect_err(|err| tracing::error!(error = %err, "cannot seal the DBSC companion cookie"))
-            .ok()
-            .map(|(_, header)| header)
+        self.companion_sealer.issue_cookie(companion, &self.companion_cookie).map(|(_, header)| header)
+    }
+
+    /// Whether the companion cookie of the bound `session` (just sealed
+    /// with new data) fits: it carries the data too, under a longer name,
+    /// and one that cannot be sent would leave the browser's old one, whose
+    /// data the next refresh would bring back.
+    pub(crate) fn check_companion(
+        &self,
+        session: &Session<Vec<u8>>,
+        versioned: bool,
+    ) -> Result<(), SealError> {
+        self.companion(session, [0; 16], versioned).map(drop)
     }
 
     /// The bound sessions the companion cookie values `sent` carry (those
@@ -280,7 +288,8 @@ impl DbscSettings {
     /// ordinary request: new data, a new ID, a rotated key), with the
     /// binding of the request's companion cookie. `None` if the request had
     /// none that opens for this user: the next refresh then ends the
-    /// binding.
+    /// binding. If the new one cannot be sealed, the old one is removed (so
+    /// the next refresh ends the binding rather than bring back its data).
     pub(crate) fn reissue_companion<'v>(
         &self,
         session: &Session<Vec<u8>>,
@@ -292,7 +301,13 @@ impl DbscSettings {
             .find(|old| old.session().user_id() == session.user_id())
             .map(|old| old.session().data().binding);
         match binding {
-            Some(binding) => self.companion(session, binding, versioned),
+            Some(binding) => Some(self.companion(session, binding, versioned).unwrap_or_else(|err| {
+                tracing::error!(
+                    error = %err,
+                    "cannot seal the DBSC companion cookie: it is removed, and the binding ends at the next refresh"
+                );
+                self.companion_cookie.removal()
+            })),
             None => {
                 tracing::warn!(
                     "a bound session changed without its companion cookie: its next refresh will fail"

@@ -437,7 +437,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .issue_raw(session.clone(), versioned, Some(&self.settings.cookie), None)
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the bound session"))
             .ok()?;
-        let companion = dbsc.companion(&session, binding, versioned)?;
+        let companion = dbsc
+            .companion(&session, binding, versioned)
+            .inspect_err(|err| tracing::error!(error = %err, "cannot seal the DBSC companion cookie"))
+            .ok()?;
         Some((cookie, companion))
     }
 

@@ -518,11 +518,16 @@ impl SessionHandle {
     }
 
     /// Seals `session` as this request's session, without making it so.
+    /// A bound session's data must fit its companion cookie too.
     fn issue<T: SessionValue>(&self, session: Session<T>) -> Result<Issued<T>, HandleError> {
         let settings = self.shared.ops.settings();
         let (bearer, began_at) = self.sealing_state();
         let cookie = (!bearer).then_some(&settings.cookie);
-        Ok(settings.sealer.issue_for(session, cookie, began_at)?)
+        let issued = settings.sealer.issue_for(session, cookie, began_at)?;
+        if let Some(dbsc) = settings.dbsc.as_ref().filter(|_| issued.raw.session().is_device_bound()) {
+            dbsc.check_companion(issued.raw.session(), issued.raw.is_versioned_data())?;
+        }
+        Ok(issued)
     }
 
     /// The pre-session served its purpose (CSRF before there is a session):
