@@ -448,8 +448,9 @@ async fn a_revocation_on_one_server_reaches_the_other_by_its_messages() {
 
 #[tokio::test]
 async fn a_lost_notification_keeps_a_revoked_session_alive_no_longer_than_the_cache_ttl() {
+    let url = SHARED.url(); // the server started before the clock is read
     let clock = clock_at_now();
-    let verifier = server(&SHARED.url(), "lost", &clock).await;
+    let verifier = server(&url, "lost", &clock).await;
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
                                                         // A revocation behind the store's back: no notification.
@@ -458,6 +459,25 @@ async fn a_lost_notification_keeps_a_revoked_session_alive_no_longer_than_the_ca
     assert!(verifier.open::<()>(&token).await.is_ok(), "within the TTL the cached answer stands");
     clock.advance(Duration::from_millis(1));
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+/// A server's cache holds a user's old epoch for a moment after another
+/// server logged the user out everywhere, until its notification arrives;
+/// a login on that other server in that moment seals the new epoch. That
+/// session opens here too, not taken for lost data (a store fault, which
+/// would remove its cookie): the cache answers only for a session ID it
+/// has read, and reads the user's epoch with it.
+#[tokio::test]
+async fn a_session_newer_than_the_cached_epoch_opens() {
+    let url = SHARED.url(); // the server started before the clock is read
+    let clock = clock_at_now();
+    let b = server(&url, "newer", &clock).await;
+    let token = login(&b, "alice").await;
+    assert!(b.open::<()>(&token).await.is_ok()); // epoch 0 cached now
+                                                 // Its notification not here yet.
+    SHARED.psql("INSERT INTO newer_user_epochs (user_id, epoch) VALUES ('alice', 1)");
+    let newer = login(&server(&url, "newer", &clock).await, "alice").await;
+    assert_eq!(b.open::<()>(&newer).await.map(|v| v.session().epoch()).ok(), Some(1));
 }
 
 #[tokio::test]

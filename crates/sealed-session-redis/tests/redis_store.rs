@@ -524,6 +524,22 @@ async fn a_lost_message_keeps_a_revoked_session_alive_no_longer_than_the_cache_t
     assert!(matches!(b.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
 }
 
+/// A server's cache holds a user's old epoch for a moment after another
+/// server logged the user out everywhere, until its message arrives; a
+/// login on that other server in that moment seals the new epoch. That
+/// session opens here too, not taken for lost data (a store fault, which
+/// would remove its cookie): the cache answers only for a session ID it
+/// has read, and reads the user's epoch with it.
+#[tokio::test]
+async fn a_session_newer_than_the_cached_epoch_opens() {
+    let redis = RedisServer::start();
+    let (clock, b, token) = alice_on_one_server(&redis).await;
+    assert!(b.open::<()>(&token).await.is_ok()); // epoch 0 cached now
+    assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1"); // its message not here yet
+    let newer = login(&server(&redis, &clock).await, "alice").await;
+    assert_eq!(b.open::<()>(&newer).await.map(|v| v.session().epoch()).ok(), Some(1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_is_emptied_when_the_subscription_comes_back() {
     let redis = RedisServer::start();
