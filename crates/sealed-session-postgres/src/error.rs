@@ -63,18 +63,32 @@ pub enum PostgresSetupError {
     #[error("cannot create the revocation tables (may the user CREATE in the schema?): {0}")]
     Migrate(#[source] sqlx::Error),
     /// The database may lose committed transactions in a crash (`fsync`
-    /// off, or `synchronous_commit` off for the store's connections), and
-    /// with them acknowledged revocations.
+    /// or `full_page_writes` off, or `synchronous_commit` off for the
+    /// store's connections), and with them acknowledged revocations.
     #[error(
-        "PostgreSQL runs with fsync = {fsync} and synchronous_commit = {synchronous_commit}: a crash could \
-         lose acknowledged revocations and bring revoked sessions back; set fsync = on and \
-         synchronous_commit = on (or local, remote_write, remote_apply) for the store's role or database"
+        "PostgreSQL runs with fsync = {fsync}, full_page_writes = {full_page_writes} and synchronous_commit = \
+         {synchronous_commit}: a crash could lose acknowledged revocations and bring revoked sessions back; \
+         set fsync = on and full_page_writes = on, and synchronous_commit = on (or local, remote_write, \
+         remote_apply) for the store's role or database"
     )]
     NotDurable {
         /// The `fsync` setting, as the server reports it.
         fsync: String,
+        /// The `full_page_writes` setting, as the server reports it.
+        full_page_writes: String,
         /// The `synchronous_commit` setting of the store's connection.
         synchronous_commit: String,
+    },
+    /// A table of the store's is `UNLOGGED` (or temporary): a crash of the
+    /// database empties it, while the generation would stay and vouch for
+    /// what is left, so revoked sessions would come back.
+    #[error(
+        "the revocation table {table} is UNLOGGED: a crash of PostgreSQL empties it and would bring revoked \
+         sessions back; run ALTER TABLE {table} SET LOGGED"
+    )]
+    Unlogged {
+        /// The table's name.
+        table: String,
     },
     /// The database is a standby (in recovery): its data may lag the
     /// primary's revocations, and it takes none.

@@ -14,6 +14,8 @@ pub(crate) struct Statements {
     pub(crate) revoke_session: String,
     pub(crate) revoke_session_once: String,
     pub(crate) revoke_all: String,
+    /// The name of a table of the store's that a crash would empty, if any.
+    pub(crate) unlogged: String,
     pub(crate) channel: String,
     /// The session registry's statements.
     pub(crate) record_session: String,
@@ -33,11 +35,13 @@ pub(crate) fn valid_prefix(prefix: &str) -> bool {
         && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Whether a commit is on disk before it is acknowledged, by the settings
-/// `fsync` and `synchronous_commit` (`local`, `remote_write` and
-/// `remote_apply` flush locally as `on` does; `off` does not).
-pub(crate) fn is_durable(fsync: &str, synchronous_commit: &str) -> bool {
-    fsync == "on" && synchronous_commit != "off"
+/// Whether a commit is on disk before it is acknowledged and survives a
+/// crash of the machine, by the settings `fsync`, `synchronous_commit`
+/// (`local`, `remote_write` and `remote_apply` flush locally as `on` does;
+/// `off` does not) and `full_page_writes` (off, such a crash can leave
+/// pages half written, and PostgreSQL cannot repair them).
+pub(crate) fn is_durable(fsync: &str, synchronous_commit: &str, full_page_writes: &str) -> bool {
+    fsync == "on" && synchronous_commit != "off" && full_page_writes == "on"
 }
 
 /// The SQL that creates the store's tables under `prefix` (which must be
@@ -70,10 +74,27 @@ const DURABLE_COMMIT: &str = "set_config('synchronous_commit',
            CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on'
                 ELSE current_setting('synchronous_commit') END, true)";
 
-/// Whether the database writes its commits to disk (`fsync`): read by every
-/// check, and by every revocation after it ran, which fails if it is off
-/// (the revocation is in the database, but a crash could lose it).
-const FSYNC_ON: &str = "current_setting('fsync') = 'on'";
+/// Whether a crash keeps what the store committed: `fsync` and
+/// `full_page_writes` on (see [`is_durable`]), and the store's tables
+/// neither `UNLOGGED` nor temporary (a crash empties an unlogged table,
+/// while the generation, in another, would stay and vouch for it). Read
+/// by every check, and by every revocation after it ran, which fails if
+/// not (the revocation is in the database, but a crash could lose it).
+fn durable(prefix: &str) -> String {
+    format!(
+        "(current_setting('fsync') = 'on' AND current_setting('full_page_writes') = 'on'
+          AND NOT EXISTS ({}))",
+        unlogged(prefix)
+    )
+}
+
+/// The store's tables that a crash would empty (`UNLOGGED`, temporary).
+fn unlogged(prefix: &str) -> String {
+    format!(
+        "SELECT relname::text FROM pg_class WHERE relpersistence <> 'p' AND oid IN
+           ('{prefix}_meta'::regclass, '{prefix}_user_epochs'::regclass, '{prefix}_denied'::regclass)"
+    )
+}
 
 /// A statement that puts `$1` on the denylist until `$2` (Unix seconds),
 /// with `on_conflict` for an entry already there, refuses an expiry at or
@@ -84,12 +105,13 @@ const FSYNC_ON: &str = "current_setting('fsync') = 'on'";
 /// servers' must neither refuse the logout of a session that still opens
 /// for them nor take its entry for expired (a one-time token used again).
 /// It answers that time, whether `$1` was written, how many entries were
-/// dropped, and [`FSYNC_ON`]. An expired entry another
+/// dropped, and [`durable`]. An expired entry another
 /// writer holds is left for a later purge: waiting for it could deadlock
 /// two revocations (each holding an entry the other purges) or run out the
 /// store's timeout.
 fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
     let grace = sealed_session::sql::DENYLIST_PURGE_GRACE_SECS;
+    let durable = durable(prefix);
     format!(
         "WITH now AS (SELECT LEAST({NOW}, $4) AS t),
          denied AS (
@@ -103,7 +125,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
              WHERE expires_at <= (SELECT t FROM now) - {grace} AND session_id <> $1
              FOR UPDATE SKIP LOCKED)
            RETURNING 1)
-         SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged), {FSYNC_ON}
+         SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged), {durable}
          FROM pg_notify('{channel}', $3), {DURABLE_COMMIT}"
     )
 }
@@ -111,6 +133,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
 impl Statements {
     pub(crate) fn new(prefix: &str) -> Self {
         let channel = format!("{prefix}_revocations");
+        let durable = durable(prefix);
         Self {
             migrate: migration(prefix),
             // In the schema the tables are created in (the first of the
@@ -133,7 +156,7 @@ impl Statements {
                    EXISTS (SELECT 1 FROM {prefix}_denied WHERE session_id = $2),
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
-                   {FSYNC_ON},
+                   {durable},
                    pg_is_in_recovery()"
             ),
             generation: format!("SELECT value FROM {prefix}_meta WHERE key = 'generation'"),
@@ -147,7 +170,7 @@ impl Statements {
                    INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ($1, 1)
                    ON CONFLICT (user_id) DO UPDATE SET epoch = {prefix}_user_epochs.epoch + 1
                    RETURNING epoch)
-                 SELECT bumped.epoch, {FSYNC_ON} FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
+                 SELECT bumped.epoch, {durable} FROM bumped, pg_notify('{channel}', $2), {DURABLE_COMMIT}"
             ),
             // Never shortens an entry.
             revoke_session: deny(
@@ -179,8 +202,9 @@ impl Statements {
                    SELECT 'revoked_through', GREATEST(LEAST($1, {NOW}), {NOW}, current.c) FROM current
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
-                 SELECT raised.value, {FSYNC_ON} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
+                 SELECT raised.value, {durable} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
+            unlogged: unlogged(prefix),
             channel,
             record_session: format!(
                 "INSERT INTO {prefix}_sessions
@@ -226,10 +250,14 @@ mod tests {
     #[test]
     fn only_commits_flushed_before_they_are_acknowledged_are_durable() {
         for synchronous_commit in ["on", "local", "remote_write", "remote_apply"] {
-            assert!(is_durable("on", synchronous_commit), "{synchronous_commit}");
-            assert!(!is_durable("off", synchronous_commit), "fsync off, {synchronous_commit}");
+            assert!(is_durable("on", synchronous_commit, "on"), "{synchronous_commit}");
+            assert!(!is_durable("off", synchronous_commit, "on"), "fsync off, {synchronous_commit}");
+            assert!(
+                !is_durable("on", synchronous_commit, "off"),
+                "full_page_writes off, {synchronous_commit}"
+            );
         }
-        assert!(!is_durable("on", "off"));
+        assert!(!is_durable("on", "off", "on"));
     }
 
     #[test]

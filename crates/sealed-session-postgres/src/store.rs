@@ -128,12 +128,14 @@ impl fmt::Debug for PostgresStore {
 #[error("the PostgreSQL store must be used inside a tokio runtime with the time and I/O drivers enabled")]
 struct NoRuntime;
 
-/// The database was found running with `fsync` off after the store
-/// started: a crash could lose acknowledged revocations.
+/// The database was found, after the store started, running with `fsync`
+/// or `full_page_writes` off, or with a table of the store's `UNLOGGED`:
+/// a crash could lose acknowledged revocations.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "PostgreSQL runs with fsync = off: a crash could lose acknowledged revocations and bring revoked sessions \
-     back, so every session is refused; set fsync = on and reload the configuration"
+    "PostgreSQL runs with fsync or full_page_writes off, or a revocation table was made UNLOGGED: a crash \
+     could lose acknowledged revocations and bring revoked sessions back, so every session is refused; set \
+     both on and reload the configuration, or ALTER TABLE ... SET LOGGED"
 )]
 struct FsyncOff;
 
@@ -338,17 +340,19 @@ impl PostgresStore {
             return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
-        let (fsync, synchronous_commit, standby): (String, String, bool) = sqlx::query_as(
-            "SELECT current_setting('fsync'), current_setting('synchronous_commit'), pg_is_in_recovery()",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(PostgresSetupError::Connect)?;
+        let (fsync, synchronous_commit, full_page_writes, standby): (String, String, String, bool) =
+            sqlx::query_as(
+                "SELECT current_setting('fsync'), current_setting('synchronous_commit'),
+                        current_setting('full_page_writes'), pg_is_in_recovery()",
+            )
+            .fetch_one(&pool)
+            .await
+            .map_err(PostgresSetupError::Connect)?;
         if standby {
             return Err(PostgresSetupError::Standby);
         }
-        if !schema::is_durable(&fsync, &synchronous_commit) {
-            return Err(PostgresSetupError::NotDurable { fsync, synchronous_commit });
+        if !schema::is_durable(&fsync, &synchronous_commit, &full_page_writes) {
+            return Err(PostgresSetupError::NotDurable { fsync, full_page_writes, synchronous_commit });
         }
         let inner = Arc::new(Inner {
             sql: Statements::new(&options.prefix),
@@ -373,6 +377,13 @@ impl PostgresStore {
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;
+        let unlogged: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(inner.sql.unlogged.clone()))
+            .fetch_optional(&inner.pool)
+            .await
+            .map_err(PostgresSetupError::Connect)?;
+        if let Some(table) = unlogged {
+            return Err(PostgresSetupError::Unlogged { table });
+        }
         let (pool, channel) = (inner.pool.clone(), inner.sql.channel.clone());
         tokio::spawn(listener::listen_forever(
             Arc::downgrade(&inner.feed),
@@ -616,7 +627,8 @@ impl Inner {
         Err(StoreError::untrusted(OnStandby))
     }
 
-    /// What a read said of `fsync`: off fails the read closed (and empties
+    /// What a read said of `fsync` (with `full_page_writes` and whether
+    /// the tables are logged, see `schema::durable`): off fails the read closed (and empties
     /// the cache, so that every check reads and is refused), and a
     /// revocation that read it fails, though it was written (a crash could
     /// lose it); see [`FsyncWatch`]. Each change is logged once.
@@ -626,8 +638,9 @@ impl Inner {
             Fsync::On => return Ok(()),
             Fsync::OnAgain => {
                 tracing::warn!(
-                    "PostgreSQL runs with fsync = on again: sessions are checked again; if the database crashed \
-                     while fsync was off, revocations may be lost: log everyone out (sealed-session revoke --all)"
+                    "PostgreSQL keeps commits through a crash again (fsync and full_page_writes on, the \
+                     revocation tables logged): sessions are checked again; if the database crashed meanwhile, \
+                     revocations may be lost: log everyone out (sealed-session revoke --all)"
                 );
                 return Ok(());
             }
