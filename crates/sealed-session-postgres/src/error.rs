@@ -79,6 +79,22 @@ pub enum PostgresSetupError {
         /// The `synchronous_commit` setting of the store's connection.
         synchronous_commit: String,
     },
+    /// The store's tables are found in one schema (the first on the
+    /// connection's `search_path` that holds them), while it would create
+    /// missing ones in another (the first on the path, `current_schema()`):
+    /// say a schema named after the role was created in front of `public`.
+    /// Servers would then keep revocations in two sets of tables apart.
+    #[error(
+        "the revocation tables are in schema {tables}, but this connection would create them in schema \
+         {current} (the first of its search_path): servers would keep revocations apart; put {tables} first \
+         on the store's search_path (or move the tables), or use another prefix"
+    )]
+    SchemaMismatch {
+        /// The schema that holds the tables.
+        tables: String,
+        /// The schema new tables would be created in.
+        current: String,
+    },
     /// A table of the store's is `UNLOGGED` (or temporary): a crash of the
     /// database empties it, while the generation would stay and vouch for
     /// what is left, so revoked sessions would come back.

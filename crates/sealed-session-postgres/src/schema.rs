@@ -16,6 +16,9 @@ pub(crate) struct Statements {
     pub(crate) revoke_all: String,
     /// The name of a table of the store's that a crash would empty, if any.
     pub(crate) unlogged: String,
+    /// The schema that holds the meta table, and the one tables are created
+    /// in, if they differ.
+    pub(crate) other_schema: String,
     pub(crate) channel: String,
     /// The session registry's statements.
     pub(crate) record_session: String,
@@ -205,6 +208,11 @@ impl Statements {
                  SELECT raised.value, {durable} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
             unlogged: unlogged(prefix),
+            other_schema: format!(
+                "SELECT n.nspname::text, COALESCE(current_schema()::text, '(none)') FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass('{prefix}_meta') AND n.nspname IS DISTINCT FROM current_schema()"
+            ),
             channel,
             record_session: format!(
                 "INSERT INTO {prefix}_sessions

@@ -374,6 +374,16 @@ impl PostgresStore {
                 return Err(PostgresSetupError::NotInUse { prefix: inner.options.prefix.clone() });
             }
         } else if inner.options.create_tables {
+            // `CREATE TABLE IF NOT EXISTS` looks in the first schema of the
+            // path only, while every statement finds tables on the whole path.
+            let other: Option<(String, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(inner.sql.other_schema.clone()))
+                    .fetch_optional(&inner.pool)
+                    .await
+                    .map_err(PostgresSetupError::Connect)?;
+            if let Some((tables, current)) = other {
+                return Err(PostgresSetupError::SchemaMismatch { tables, current });
+            }
             inner.migrate().await.map_err(PostgresSetupError::Migrate)?;
         }
         inner.start_generation().await.map_err(PostgresSetupError::Generation)?;

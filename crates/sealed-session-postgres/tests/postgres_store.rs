@@ -273,6 +273,39 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
     assert!(back.await.is_some(), "sessions were still refused once full_page_writes was on again");
 }
 
+/// A schema put in front of the one that holds the tables (one named after
+/// the role, say, which `"$user", public` puts first) would have a new
+/// server create a second, empty set of tables there, while servers already
+/// running keep to the first: revocations written to one set would not be
+/// seen through the other. The new server refuses to start instead.
+#[tokio::test]
+async fn a_server_that_would_create_a_second_set_of_tables_refuses_to_start() {
+    let url = SHARED.url();
+    let first = store(&url, "split", SystemClock).await;
+    SHARED.psql("CREATE SCHEMA split_tenant");
+    let connect: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let in_front = connect.options([("search_path", "split_tenant, public")]);
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(in_front).await.unwrap();
+    match PostgresStore::with_pool(pool.clone(), options("split"), SystemClock).await {
+        Err(err @ PostgresSetupError::SchemaMismatch { .. }) => {
+            assert!(
+                err.to_string().contains("in schema public, but") && err.to_string().contains("split_tenant")
+            );
+        }
+        other => panic!("expected SchemaMismatch, got {other:?}"),
+    }
+    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'split_tenant'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(created, 0, "a second set of tables was created");
+    // Without creating tables, its statements find the first set.
+    let existing = options("split").with_create_tables(false);
+    let second = PostgresStore::with_pool(pool, existing, SystemClock).await.unwrap();
+    first.revoke_user("alice").await.unwrap();
+    assert_eq!(second.login_state("alice").await.unwrap().user_epoch, 1);
+}
+
 /// A crash empties an `UNLOGGED` table, while the generation, in another
 /// table, would vouch for what is left: a store refuses to start on one,
 /// and a check that finds a table made so fails closed, until it is
