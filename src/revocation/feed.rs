@@ -239,13 +239,17 @@ impl Heartbeat {
     pub const QUIET: Duration = Duration::from_secs(5);
     /// How long a ping may take to come back, at least.
     pub const WAIT: Duration = Duration::from_secs(3);
+    /// How long a ping may take to come back, at most, however slow the
+    /// store's calls may be: a silent subscription is never trusted longer.
+    pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
     /// A subscription that came up at `now`, on a store whose calls may
     /// take `timeout`: a ping may take four of them, if that is longer
-    /// than [`Heartbeat::WAIT`].
+    /// than [`Heartbeat::WAIT`], up to [`Heartbeat::MAX_WAIT`].
     #[must_use]
     pub fn new(now: Instant, timeout: Duration) -> Self {
-        Self { heard: now, pinged: None, wait: Self::WAIT.max(timeout.saturating_mul(4)) }
+        let wait = Self::WAIT.max(timeout.saturating_mul(4)).min(Self::MAX_WAIT);
+        Self { heard: now, pinged: None, wait }
     }
 
     /// A message arrived at `now` (anyone's, a ping's or a revocation's).
@@ -361,6 +365,11 @@ mod tests {
         slow.pinged(at(5));
         assert_eq!(slow.quiet(at(12)), Quiet::Wait);
         assert_eq!(slow.quiet(at(13)), Quiet::Lost);
+        // However slow (a timeout of "no limit"), a minute at most.
+        let mut slowest = Heartbeat::new(start, Duration::MAX);
+        slowest.pinged(at(5));
+        assert_eq!(slowest.quiet(at(64)), Quiet::Wait);
+        assert_eq!(slowest.quiet(at(65)), Quiet::Lost);
     }
 
     #[test]

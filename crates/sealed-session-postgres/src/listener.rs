@@ -26,7 +26,7 @@ async fn ping(pool: &PgPool, channel: &str, timeout: Duration) {
 /// delivering without closing (a firewall or NAT that forgot it, a stalled
 /// server process) is noticed by a ping ([`Heartbeat`]): after 5 s of
 /// silence the listener notifies its own channel, and if nothing arrives
-/// within 3 s (or four timeouts) it reconnects.
+/// within 3 s (or four timeouts, up to a minute) it reconnects.
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
     let mut backoff = Backoff::default();
     loop {

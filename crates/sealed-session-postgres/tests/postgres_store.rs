@@ -306,6 +306,32 @@ async fn a_server_that_would_create_a_second_set_of_tables_refuses_to_start() {
     assert_eq!(second.login_state("alice").await.unwrap().user_epoch, 1);
 }
 
+/// A `LISTEN` connection the database closes (an administrator's
+/// `pg_terminate_backend`, an idle timeout) is reported at once: sqlx would
+/// open a new one on the next call without a word, and notifications sent
+/// in between would be lost while the cache kept answering. Here no clock
+/// moves, so only that report can end a cached answer.
+#[tokio::test]
+async fn a_listen_connection_the_database_closes_stops_the_cache_at_once() {
+    let url = SHARED.url(); // the server started before the clock is read
+    let clock = clock_at_now();
+    let verifier = server(&url, "terminated", &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
+                                                        // A revocation that sends no notification.
+    SHARED.psql("INSERT INTO terminated_user_epochs (user_id, epoch) VALUES ('alice', 1)");
+    assert!(verifier.open::<()>(&token).await.is_ok(), "answered from the cache");
+    let killed = SHARED.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE query LIKE 'LISTEN%terminated_revocations%'",
+    );
+    assert_eq!(killed, "1");
+    let refused = within(Duration::from_secs(5), async || {
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User)))
+    });
+    assert!(refused.await.is_some(), "the cache still answered after its LISTEN connection was closed");
+}
+
 /// A crash empties an `UNLOGGED` table, while the generation, in another
 /// table, would vouch for what is left: a store refuses to start on one,
 /// and a check that finds a table made so fails closed, until it is

@@ -39,7 +39,7 @@ async fn ping(conns: &Conns, channel: &str, timeout: Duration) {
 /// A subscription that stops delivering without closing (a firewall or NAT
 /// that forgot the connection) is noticed by a ping ([`Heartbeat`]): after
 /// 5 s of silence it publishes a message for no session, and if nothing
-/// arrives within 3 s (or four timeouts) it is taken for lost and made
+/// arrives within 3 s (or four timeouts, up to a minute) it is taken for lost and made
 /// anew.
 pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
