@@ -32,6 +32,9 @@ fn the_default_cookie_is_host_prefixed_secure_httponly_lax() {
         browser_session.set_cookie("abc", Some(42)).unwrap(),
         "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
     );
+    // A browser-session spec still removes a persistent cookie (a
+    // remembered session's) at once.
+    assert_eq!(browser_session.removal(), spec.removal());
 }
 
 #[test]

@@ -724,6 +724,14 @@ fn login_from_a_pre_session_form_replaces_the_pre_session() {
         assert_eq!(cookies.len(), 2);
         assert!(cookies[0].starts_with("__Host-session="));
         assert!(cookies[1].starts_with("__Host-session-csrf=;"), "{:?}", cookies[1]);
+        // The session is not the pre-session under a new name (fixation):
+        // the login form's token, bound to the pre-session, is no token of
+        // the session's, whether the old pre-session cookie comes along or not.
+        let session = pair(&cookies[0]).to_owned();
+        refused(&config, &post(&session, Some(&token))).await;
+        refused(&config, &post(&format!("{session}; {pre}"), Some(&token))).await;
+        let theirs = open(&config, &session).await.csrf_token().unwrap();
+        ready(&config, &post(&session, Some(&theirs))).await;
         // A forged pre-session binds nothing.
         refused(&config, &post("__Host-session-csrf=forged", Some(&token))).await;
     })
