@@ -27,7 +27,7 @@ fn the_default_cookie_is_host_prefixed_secure_httponly_lax() {
         "__Host-session=abc; Path=/; Max-Age=42; Secure; HttpOnly; SameSite=Lax"
     );
     assert_eq!(spec.removal(), "__Host-session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
-    let browser_session = spec.browser_session();
+    let browser_session = spec.clone().browser_session();
     assert_eq!(
         browser_session.set_cookie("abc", Some(42)).unwrap(),
         "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
@@ -55,6 +55,11 @@ fn invalid_combinations_are_errors_not_silent_fixes() {
     assert_eq!(host.clone().secure(false).unwrap_err(), CookieError::HostPrefix);
     let secure = CookieSpec::named("__Secure-id").unwrap();
     assert_eq!(secure.clone().secure(false).unwrap_err(), CookieError::SecurePrefix);
+    // Browsers match the prefixes in any case (RFC 6265bis).
+    let shouting = CookieSpec::named("__SECURE-id").unwrap();
+    assert_eq!(shouting.secure(false).unwrap_err(), CookieError::SecurePrefix);
+    let host = CookieSpec::named("__host-id").unwrap();
+    assert_eq!(host.clone().path("/app").unwrap_err(), CookieError::HostPrefix);
     let plain = CookieSpec::named("sid").unwrap();
     assert_eq!(
         plain.clone().secure(false).unwrap().same_site(SameSite::None).unwrap_err(),
