@@ -214,6 +214,25 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     })
 }
 
+/// A cookie without a `__Host-` prefix can be planted beside ours (by a
+/// sibling subdomain, for a parent domain or another path), and the browser
+/// may send it first: the driver tries the values in order and the first
+/// that opens is the session, which is neither shadowed nor removed.
+#[test]
+fn a_planted_value_before_ours_neither_shadows_nor_removes_the_session() {
+    pollster::block_on(async {
+        let spec = sealed_session::CookieSpec::named("sid").unwrap();
+        let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec));
+        let ours = signed_in(&config, "alice").await;
+        let value = ours.strip_prefix("sid=").unwrap();
+        for planted in ["garbage", &value[..value.len() - 2]] {
+            let handle = open(&config, &format!("sid={planted}; {ours}")).await;
+            assert_eq!(who(&handle).unwrap().0.as_deref(), Some("alice"), "{planted:?} shadowed ours");
+            assert!(set_cookies(&handle).is_empty(), "{:?}", set_cookies(&handle));
+        }
+    })
+}
+
 /// A `__Host-` cookie sent twice was injected, and is no session; but
 /// logout, login and a new session from `update_or_insert` end every
 /// session its values carry, so that an injected duplicate cannot keep the
