@@ -191,7 +191,10 @@ pub async fn denylist_entries_in_the_past_are_refused<S: RevocationStore>(store:
 
 /// A second revocation with an earlier expiry keeps the later one: waits
 /// until the earlier expiry has passed and checks that the session is still
-/// denylisted (after another revocation, which lets stores purge).
+/// denylisted (after another revocation, which lets stores purge), and that
+/// its entry has not expired: `revoke_session_once`, which takes an expired
+/// entry for none, finds it. (A store may keep expired entries a while, so
+/// `state` alone would not tell.)
 pub async fn denylist_entries_are_never_shortened<S: RevocationStore>(store: &S) {
     let session = fresh_session();
     let start = unix_now();
@@ -203,6 +206,11 @@ pub async fn denylist_entries_are_never_shortened<S: RevocationStore>(store: &S)
     assert!(
         state.session_revoked,
         "a denylist entry was shortened by a later revocation with an earlier expiry"
+    );
+    let expired = store.revoke_session_once(session, unix_now() + 3600).await.expect("revoke_session_once");
+    assert!(
+        !expired,
+        "a denylist entry was shortened by a later revocation with an earlier expiry (it expired)"
     );
 }
 
