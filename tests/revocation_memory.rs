@@ -351,11 +351,17 @@ fn no_revoked_token_is_accepted_after_the_revocation_returned() {
             let (verifier, token, revoked, accepted_after, checks) =
                 (verifier.clone(), token.clone(), revoked.clone(), accepted_after.clone(), checks.clone());
             std::thread::spawn(move || {
-                for _ in 0..100_000 {
+                // Until this thread has made 20 000 checks that began after
+                // the revocation returned: none may pass.
+                let mut after = 0;
+                while after < 20_000 {
                     let revoked_before = revoked.load(Ordering::SeqCst);
                     let result = block_on(verifier.open::<()>(&token));
-                    if revoked_before && result.is_ok() {
-                        accepted_after.fetch_add(1, Ordering::SeqCst);
+                    if revoked_before {
+                        after += 1;
+                        if result.is_ok() {
+                            accepted_after.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     if let Err(err) = &result {
                         assert!(matches!(err, VerifyError::Revoked(Revocation::User)), "{err}");
@@ -374,7 +380,7 @@ fn no_revoked_token_is_accepted_after_the_revocation_returned() {
     for checker in checkers {
         checker.join().unwrap();
     }
-    assert_eq!(checks.load(Ordering::Relaxed), 200_000);
+    assert!(checks.load(Ordering::Relaxed) >= 60_000);
     assert_eq!(accepted_after.load(Ordering::SeqCst), 0, "a revoked token was accepted");
     assert_eq!(refusal(&verifier, &token), Some(Revocation::User));
 }
