@@ -904,6 +904,45 @@ async fn the_longest_timeouts_are_no_panic() {
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
 }
 
+/// A Redis that takes connections but never answers (a stalled process:
+/// here stopped with `SIGSTOP`) fails every call within the store's
+/// timeout, closed: a check, a login and a revocation each give up rather
+/// than hang the request.
+#[tokio::test]
+async fn a_redis_that_never_answers_fails_every_call_within_the_timeout() {
+    let redis = RedisServer::start();
+    let verifier = server(&redis, &clock_at_now()).await;
+    let pid = redis.cli(&["INFO", "server"]);
+    let pid = pid.lines().find_map(|l| l.strip_prefix("process_id:")).unwrap().trim().to_owned();
+    let kill = |signal: &str| {
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success())
+    };
+    kill("-STOP");
+    // Continued however the test ends, for the server's own clean-up.
+    struct Continue<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Continue<F> {
+        fn drop(&mut self) {
+            (self.0)("-CONT");
+        }
+    }
+    let _continue = Continue(kill);
+    let probe = verifier.sealer().seal(&sealed_session::Session::new(()).with_user("probe", 0)).unwrap();
+    // The store's timeout, or the client's own answer timeout under it.
+    let timed_out = |err: &StoreError| matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_));
+    // Ten times the timeout: far more than it, far less than a hang.
+    let checked = tokio::time::timeout(Duration::from_secs(3), verifier.open::<()>(&probe))
+        .await
+        .expect("a check hung on a Redis that never answers");
+    assert!(matches!(&checked, Err(VerifyError::Store(err)) if timed_out(err)), "{checked:?}");
+    let login =
+        tokio::time::timeout(Duration::from_secs(3), verifier.login("bob", ())).await.expect("a login hung");
+    assert!(matches!(&login, Err(LoginError::Store(err)) if timed_out(err)), "{login:?}");
+    let revoked = tokio::time::timeout(Duration::from_secs(3), verifier.store().revoke_user("bob"))
+        .await
+        .expect("a revocation hung");
+    assert!(matches!(&revoked, Err(err) if timed_out(err)), "{revoked:?}");
+}
+
 /// A subscription that stops delivering without closing (a firewall or NAT
 /// that forgot the connection: a proxy here that holds back what Redis
 /// sends the subscriber) is noticed by the store's ping within its bounds
