@@ -52,6 +52,8 @@ pub(crate) enum Route {
     Reauth,
     Profile,
     ProfilePage,
+    LogoutOthersPage,
+    RevokeDevicePage,
     Cart,
     Webhook,
     ApiSession,
@@ -81,11 +83,21 @@ pub(crate) enum Guard {
 impl Route {
     /// The guard of this route: the settings page, and the changes posted
     /// to it or from the home page (guarding the page alone would let a
-    /// copied cookie post the change), need a recent login.
+    /// copied cookie post the change), need a recent login; so does ending
+    /// the user's other sessions, which would let a copied cookie that
+    /// stays signed in sign the owner out, again and again. Logging out
+    /// everywhere ends the copy too, and stays open.
     pub(crate) fn guard(self) -> Guard {
         match self {
             Route::Account | Route::Devices => Guard::SignedIn,
-            Route::Settings | Route::SaveSettings | Route::Profile | Route::ProfilePage => Guard::RecentLogin,
+            Route::Settings
+            | Route::SaveSettings
+            | Route::Profile
+            | Route::ProfilePage
+            | Route::LogoutOthers
+            | Route::LogoutOthersPage
+            | Route::RevokeDevice
+            | Route::RevokeDevicePage => Guard::RecentLogin,
             _ => Guard::Open,
         }
     }
@@ -93,7 +105,7 @@ impl Route {
 
 /// Every route, its method and path; [`Route::guard`] says which need a
 /// session.
-pub(crate) const ROUTES: [(Route, Method, &str); 20] = [
+pub(crate) const ROUTES: [(Route, Method, &str); 22] = [
     (Route::Index, Method::Get, "/"),
     (Route::Account, Method::Get, "/account"),
     (Route::Login, Method::Post, "/login"),
@@ -109,6 +121,8 @@ pub(crate) const ROUTES: [(Route, Method, &str); 20] = [
     (Route::Reauth, Method::Post, "/reauth"),
     (Route::Profile, Method::Post, "/profile"),
     (Route::ProfilePage, Method::Get, "/profile"),
+    (Route::LogoutOthersPage, Method::Get, "/logout-others"),
+    (Route::RevokeDevicePage, Method::Get, "/devices/revoke"),
     (Route::Cart, Method::Post, "/cart"),
     (Route::Webhook, Method::Post, "/webhook"),
     (Route::ApiSession, Method::Get, "/api/session"),
@@ -148,6 +162,10 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         // Where the password check sends a browser back after a stale
         // `POST /profile`: the home page, whose form posts there.
         Route::ProfilePage => Ok(Reply::Redirect("/".to_owned())),
+        // The same after a stale `POST /logout-others` or
+        // `POST /devices/revoke`: the pages whose buttons post there.
+        Route::LogoutOthersPage => Ok(Reply::Redirect("/".to_owned())),
+        Route::RevokeDevicePage => Ok(Reply::Redirect("/devices".to_owned())),
         Route::Cart => add_to_cart(handle, content_type, body).await,
         Route::Webhook => Ok(webhook(body)),
         Route::ApiSession => api_session(handle),

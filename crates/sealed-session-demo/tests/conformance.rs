@@ -572,6 +572,18 @@ fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_
         let reply = browser.send("POST", "/profile", HTML, &change);
         assert_eq!((reply.status, reply.header("location")), (303, Some("/reauth?next=/profile")));
         assert_ne!(browser.session_json()["display_name"], "Mallory");
+        // Nor sign the owner's other sessions out (and stay signed in).
+        let mut other = Browser::new(&demo);
+        other.sign_in("alice", "");
+        for (path, body) in [("/logout-others", String::new()), ("/devices/revoke", "session=00".to_owned())]
+        {
+            let reply = browser.send("POST", path, HTML, &format!("{body}&csrf_token={token}"));
+            assert_eq!(
+                (reply.status, reply.header("location")),
+                (303, Some(&*format!("/reauth?next={path}")))
+            );
+        }
+        assert_eq!(other.session_json()["user"], "alice", "another session was ended with a stale password");
         let before = browser.session_json()["session_id"].clone();
         let wrong = format!("password=nope&next=/settings&csrf_token={token}");
         let reply = browser.send("POST", "/reauth", &[], &wrong);
@@ -579,6 +591,14 @@ fn settings_need_a_recent_password_and_confirming_it_renews_the_session_on_both_
         assert_eq!(browser.session_json()["session_id"], before, "a wrong password changes nothing");
         assert_eq!(browser.send("GET", "/settings", HTML, "").status, 303);
 
+        let right = format!("password=alice-pass&next=/logout-others&csrf_token={token}");
+        let reply = browser.send("POST", "/reauth", &[], &right);
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/logout-others")), "{}", reply.body);
+        let reply = browser.send("GET", "/logout-others", HTML, "");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")), "back to the button");
+        // The new session ID needs a new token.
+        let token = csrf_token(&browser.send("GET", "/reauth?next=/settings", HTML, "").body);
+        let before = browser.session_json()["session_id"].clone();
         let right = format!("password=alice-pass&next=/settings&csrf_token={token}");
         let reply = browser.send("POST", "/reauth", &[], &right);
         assert_eq!((reply.status, reply.header("location")), (303, Some("/settings")), "{}", reply.body);
