@@ -420,11 +420,13 @@ async fn logout_others(handle: &Handle) -> Result<Reply, Stop> {
     Ok(Reply::Redirect("/".to_owned()))
 }
 
-/// `text` trimmed, if that leaves 1 to 64 characters and no control
-/// characters.
+/// `text` trimmed, if that leaves 1 to 64 bytes (as many ASCII characters,
+/// fewer others) and no control characters. Counted in bytes, so that a
+/// full cart and a display name always fit in the session cookie, a
+/// sign-in's additions included: 64 emoji are 256 bytes.
 fn short_text(text: &str) -> Option<&str> {
     let text = text.trim();
-    ((1..=64).contains(&text.chars().count()) && !text.chars().any(char::is_control)).then_some(text)
+    ((1..=64).contains(&text.len()) && !text.chars().any(char::is_control)).then_some(text)
 }
 
 #[derive(Deserialize)]
@@ -437,7 +439,7 @@ struct ProfileForm {
 fn profile(handle: &Handle, content_type: Option<&str>, body: &[u8], back: &str) -> Result<Reply, Stop> {
     let form: ProfileForm = form(content_type, body)?;
     let Some(name) = short_text(&form.display_name) else {
-        handle.flash(Level::Error, "A display name has 1 to 64 characters.")?;
+        handle.flash(Level::Error, "A display name has 1 to 64 bytes (64 letters a to z, fewer others).")?;
         return Ok(Reply::Redirect(back.to_owned()));
     };
     handle.update(|profile| profile.display_name = name.to_owned())?;
@@ -455,7 +457,7 @@ struct CartForm {
 async fn add_to_cart(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Result<Reply, Stop> {
     let form: CartForm = form(content_type, body)?;
     let Some(item) = short_text(&form.item) else {
-        handle.flash(Level::Error, "An item has 1 to 64 characters.")?;
+        handle.flash(Level::Error, "An item has 1 to 64 bytes (64 letters a to z, fewer others).")?;
         return Ok(Reply::Redirect("/".to_owned()));
     };
     let added = handle

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use sealed_session::Keyring;
+use sealed_session_demo::MAX_CART_ITEMS;
 use sealed_session_testkit::demo::{csrf_token, http, Demo, Reply};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_sealed-session-demo");
@@ -230,6 +231,32 @@ fn every_answer_carries_the_security_headers_and_is_not_cached() {
             assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
         }
     });
+}
+
+/// The cart and the display name are bounded in bytes, not characters: a
+/// cart full of the longest items outside ASCII, then the longest such
+/// display name, still fits in the cookie, before sign-in and after.
+#[test]
+fn the_fullest_cart_and_longest_name_fit_in_the_cookie_on_both_frameworks() {
+    for framework in FRAMEWORKS {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+        let mut browser = Browser::new(&demo);
+        // 16 emoji, 64 bytes, as a form sends them.
+        let (widest, sent) = ("\u{1F600}".repeat(16), "%F0%9F%98%80".repeat(16));
+        assert_eq!(browser.post_form("/cart", &format!("item={sent}%F0%9F%98%80")).status, 303);
+        assert!(browser.get("/").body.contains("An item has 1 to 64 bytes"), "too long: refused");
+        for _ in 0..MAX_CART_ITEMS {
+            let reply = browser.post_form("/cart", &format!("item={sent}"));
+            assert_eq!(reply.status, 303, "{framework}: {}", reply.body);
+        }
+        assert_eq!(browser.session_json()["cart"].as_array().map(Vec::len), Some(MAX_CART_ITEMS));
+        browser.sign_in("alice", "");
+        let reply = browser.post_form("/profile", &format!("display_name={sent}"));
+        assert_eq!(reply.status, 303, "{framework}: {}", reply.body);
+        let json = browser.session_json();
+        assert_eq!((json["user"].as_str(), json["display_name"].as_str()), (Some("alice"), Some(&*widest)));
+    }
 }
 
 #[test]
