@@ -139,6 +139,9 @@ impl SqliteOptions {
                 Err(source) => return Err(SqliteOpenError::Sqlite { path, source }),
             }
         }
+        if create {
+            create_private(&path);
+        }
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(create)
@@ -152,6 +155,16 @@ impl SqliteOptions {
             .map_err(|source| SqliteOpenError::Sqlite { path: path.clone(), source })?;
         SqliteStore::with_pool_and_clock(pool, clock).await
     }
+}
+
+/// Creates the file at `path`, empty, readable and writable by its owner
+/// alone, unless it exists: the registry keeps user IDs and browsers in it,
+/// and SQLite gives its `-wal` and `-shm` files the database's mode. Left
+/// to SQLite, it would be readable by every local user (mode 0644 under the
+/// usual umask). Any failure is SQLite's to report when it opens the file.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
 }
 
 /// Whether the file at `path` is a store a server has set up: it holds a
