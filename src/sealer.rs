@@ -817,6 +817,25 @@ impl Sealer {
         Ok(base64_len(token::prefix_len(self.version) + NONCE_LEN + envelope.len() + TAG_LEN))
     }
 
+    /// Whether `session` sealed into `cookie` would fit, measured as
+    /// [`Sealer::sealed_len`] does (no encryption; the times at their
+    /// widest, so a session a few bytes short of the limit may be refused).
+    ///
+    /// # Errors
+    /// [`SealError::TooLarge`] if it would not fit, or
+    /// [`SealError::Serialize`].
+    pub(crate) fn check_fits<T: Serialize>(
+        &self,
+        session: &Session<T>,
+        cookie: &CookieSpec,
+    ) -> Result<(), SealError> {
+        let (len, max) = (self.sealed_len(session)?, self.max_len.min(cookie.max_token_len()));
+        if len > max {
+            return Err(SealError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
     /// Opens a token at the clock's current time.
     ///
     /// # Errors

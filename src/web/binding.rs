@@ -260,13 +260,15 @@ impl DbscSettings {
     /// Whether the companion cookie of the bound `session` (just sealed
     /// with new data) fits: it carries the data too, under a longer name,
     /// and one that cannot be sent would leave the browser's old one, whose
-    /// data the next refresh would bring back.
+    /// data the next refresh would bring back. Measured, not sealed.
     pub(crate) fn check_companion(
         &self,
         session: &Session<Vec<u8>>,
         versioned: bool,
     ) -> Result<(), SealError> {
-        self.companion(session, [0; 16], versioned).map(drop)
+        let companion =
+            session.with_data(Companion { binding: [0; 16], versioned, data: session.data().clone() });
+        self.companion_sealer.check_fits(&companion, &self.companion_cookie)
     }
 
     /// The bound sessions the companion cookie values `sent` carry (those
