@@ -63,19 +63,16 @@ pub enum PostgresSetupError {
     #[error("cannot create the revocation tables (may the user CREATE in the schema?): {0}")]
     Migrate(#[source] sqlx::Error),
     /// The database may lose committed transactions in a crash (`fsync`
-    /// or `full_page_writes` off, or `synchronous_commit` off for the
-    /// store's connections), and with them acknowledged revocations.
+    /// off, or `synchronous_commit` off for the store's connections), and
+    /// with them acknowledged revocations.
     #[error(
-        "PostgreSQL runs with fsync = {fsync}, full_page_writes = {full_page_writes} and synchronous_commit = \
-         {synchronous_commit}: a crash could lose acknowledged revocations and bring revoked sessions back; \
-         set fsync = on and full_page_writes = on, and synchronous_commit = on (or local, remote_write, \
-         remote_apply) for the store's role or database"
+        "PostgreSQL runs with fsync = {fsync} and synchronous_commit = {synchronous_commit}: a crash could \
+         lose acknowledged revocations and bring revoked sessions back; set fsync = on and \
+         synchronous_commit = on (or local, remote_write, remote_apply) for the store's role or database"
     )]
     NotDurable {
         /// The `fsync` setting, as the server reports it.
         fsync: String,
-        /// The `full_page_writes` setting, as the server reports it.
-        full_page_writes: String,
         /// The `synchronous_commit` setting of the store's connection.
         synchronous_commit: String,
     },

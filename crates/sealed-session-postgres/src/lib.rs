@@ -27,13 +27,13 @@
 //!   produced it began, so a lost notification keeps a revoked session
 //!   alive at most that long.
 //! * **Durable.** The store refuses to start on a connection that runs with
-//!   `fsync`, `full_page_writes` or `synchronous_commit` off, under which a
-//!   crash of the database can lose acknowledged revocations
+//!   `fsync` or `synchronous_commit` off, under which a crash of the
+//!   database can lose acknowledged revocations
 //!   ([`PostgresSetupError::NotDurable`]), or with a table of its own
 //!   `UNLOGGED`, which a crash empties ([`PostgresSetupError::Unlogged`]). Every revocation also raises
 //!   `synchronous_commit` from `off` to `on` for its own transaction, so a
 //!   connection the application turns `off` later stays durable for it.
-//!   `fsync`, `full_page_writes` and whether the tables are logged are read
+//!   `fsync` and whether the tables are logged are read
 //!   with every check that reads the database and by every
 //!   revocation: turned off while the store runs, every check and login
 //!   fails closed

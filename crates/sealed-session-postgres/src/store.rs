@@ -129,13 +129,13 @@ impl fmt::Debug for PostgresStore {
 struct NoRuntime;
 
 /// The database was found, after the store started, running with `fsync`
-/// or `full_page_writes` off, or with a table of the store's `UNLOGGED`:
-/// a crash could lose acknowledged revocations.
+/// off, or with a table of the store's `UNLOGGED`: a crash could lose
+/// acknowledged revocations.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "PostgreSQL runs with fsync or full_page_writes off, or a revocation table was made UNLOGGED: a crash \
-     could lose acknowledged revocations and bring revoked sessions back, so every session is refused; set \
-     both on and reload the configuration, or ALTER TABLE ... SET LOGGED"
+    "PostgreSQL runs with fsync = off, or a revocation table was made UNLOGGED: a crash could lose \
+     acknowledged revocations and bring revoked sessions back, so every session is refused; set fsync = on \
+     and reload the configuration, or ALTER TABLE ... SET LOGGED"
 )]
 struct FsyncOff;
 
@@ -340,19 +340,17 @@ impl PostgresStore {
             return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
-        let (fsync, synchronous_commit, full_page_writes, standby): (String, String, String, bool) =
-            sqlx::query_as(
-                "SELECT current_setting('fsync'), current_setting('synchronous_commit'),
-                        current_setting('full_page_writes'), pg_is_in_recovery()",
-            )
-            .fetch_one(&pool)
-            .await
-            .map_err(PostgresSetupError::Connect)?;
+        let (fsync, synchronous_commit, standby): (String, String, bool) = sqlx::query_as(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit'), pg_is_in_recovery()",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(PostgresSetupError::Connect)?;
         if standby {
             return Err(PostgresSetupError::Standby);
         }
-        if !schema::is_durable(&fsync, &synchronous_commit, &full_page_writes) {
-            return Err(PostgresSetupError::NotDurable { fsync, full_page_writes, synchronous_commit });
+        if !schema::is_durable(&fsync, &synchronous_commit) {
+            return Err(PostgresSetupError::NotDurable { fsync, synchronous_commit });
         }
         let inner = Arc::new(Inner {
             sql: Statements::new(&options.prefix),
@@ -637,8 +635,8 @@ impl Inner {
         Err(StoreError::untrusted(OnStandby))
     }
 
-    /// What a read said of `fsync` (with `full_page_writes` and whether
-    /// the tables are logged, see `schema::durable`): off fails the read closed (and empties
+    /// What a read said of `fsync` (and whether the tables are logged, see
+    /// `schema::durable`): off fails the read closed (and empties
     /// the cache, so that every check reads and is refused), and a
     /// revocation that read it fails, though it was written (a crash could
     /// lose it); see [`FsyncWatch`]. Each change is logged once.
@@ -648,9 +646,9 @@ impl Inner {
             Fsync::On => return Ok(()),
             Fsync::OnAgain => {
                 tracing::warn!(
-                    "PostgreSQL keeps commits through a crash again (fsync and full_page_writes on, the \
-                     revocation tables logged): sessions are checked again; if the database crashed meanwhile, \
-                     revocations may be lost: log everyone out (sealed-session revoke --all)"
+                    "PostgreSQL keeps commits through a crash again (fsync on, the revocation tables logged): \
+                     sessions are checked again; if the database crashed meanwhile, revocations may be lost: log \
+                     everyone out (sealed-session revoke --all)"
                 );
                 return Ok(());
             }
