@@ -13,9 +13,9 @@ use crate::{CookieSpec, SealError, Sealer, Session};
 
 use crate::cookie::CookieChange;
 
-/// How long flash messages wait to be read: 10 minutes from the oldest
-/// unread one (messages added to unread ones wait only as long as they do).
-/// A message not shown by then is dropped.
+/// How long a flash message waits to be read: 10 minutes from when it was
+/// added (each its own; adding one never extends the others). A message
+/// not shown by then is dropped.
 pub const FLASH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// At most this many messages wait at once; older ones are dropped first.
@@ -59,6 +59,13 @@ pub struct Flash {
     pub message: String,
 }
 
+/// A message waiting to be read, and when it was added (Unix seconds).
+#[derive(Clone, Serialize, Deserialize)]
+struct Waiting {
+    added: u64,
+    flash: Flash,
+}
+
 /// How flash messages are sealed: shared by every request.
 pub(crate) struct FlashConfig {
     pub(crate) sealer: Sealer,
@@ -72,10 +79,9 @@ pub(crate) struct FlashConfig {
 pub(crate) struct FlashState {
     /// The values of the request's flash cookie, until opened.
     unopened: Vec<Box<str>>,
-    /// The messages waiting, in the session that carries their times: a
-    /// message added re-seals it with its start and expiry, so adding one
-    /// never keeps older ones past [`FLASH_TIMEOUT`].
-    pending: Option<Session<Vec<Flash>>>,
+    /// The messages waiting, each with its own time (the cookie lasts as
+    /// long as the newest).
+    pending: Vec<Waiting>,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
     change: Option<CookieChange>,
@@ -89,39 +95,32 @@ impl FlashState {
         Self { sent: !values.is_empty() && !head, unopened: values, ..Self::default() }
     }
 
-    /// Opens the request's messages, once: the first value that opens.
-    fn open(&mut self, config: &FlashConfig) {
+    /// Opens the request's messages, once: the first value that opens;
+    /// then drops those whose time has run out.
+    fn open(&mut self, config: &FlashConfig) -> u64 {
         for value in std::mem::take(&mut self.unopened) {
-            match config.sealer.open::<Vec<Flash>>(&value) {
+            match config.sealer.open::<Vec<Waiting>>(&value) {
                 Ok(opened) => {
-                    self.pending = Some(opened.into_session());
-                    return;
+                    self.pending = opened.into_session().into_data();
+                    break;
                 }
                 Err(err) => tracing::info!(reason = %err, "flash cookie refused"),
             }
         }
+        let now = crate::sealer::opening_time(config.sealer.clock().unix_now());
+        self.pending.retain(|waiting| now < waiting.added.saturating_add(FLASH_TIMEOUT.as_secs()));
+        now
     }
 
     /// Adds a message for the next page; the oldest go beyond [`MAX_FLASHES`].
     pub(crate) fn push(&mut self, config: &FlashConfig, flash: Flash) -> Result<(), SealError> {
-        self.open(config);
-        let with = |mut session: Session<Vec<Flash>>| {
-            session.data_mut().push(flash.clone());
-            let excess = session.data().len().saturating_sub(MAX_FLASHES);
-            session.data_mut().drain(..excess);
-            config.sealer.issue_cookie(session, &config.cookie)
-        };
-        let issued = match self.pending.clone() {
-            // The waiting messages' time ran out since they were opened:
-            // they are dropped, as they would be on the next request.
-            Some(waiting) => match with(waiting) {
-                Err(SealError::Expired) => with(Session::try_new(Vec::new())?),
-                issued => issued,
-            },
-            None => with(Session::try_new(Vec::new())?),
-        };
-        let (opened, header) = issued?;
-        self.pending = Some(opened.into_session());
+        let added = self.open(config);
+        let mut pending = self.pending.clone();
+        pending.push(Waiting { added, flash });
+        let excess = pending.len().saturating_sub(MAX_FLASHES);
+        pending.drain(..excess);
+        let (opened, header) = config.sealer.issue_cookie(Session::try_new(pending)?, &config.cookie)?;
+        self.pending = opened.into_session().into_data();
         self.change = Some(CookieChange::Set(header));
         Ok(())
     }
@@ -130,7 +129,7 @@ impl FlashState {
     pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
         self.open(config);
         self.change = self.sent.then_some(CookieChange::Remove);
-        self.pending.take().map(Session::into_data).unwrap_or_default()
+        std::mem::take(&mut self.pending).into_iter().map(|waiting| waiting.flash).collect()
     }
 
     /// What the response must do with the flash cookie, once.
@@ -146,10 +145,10 @@ mod tests {
     use super::*;
     use crate::{Keyring, ManualClock};
 
-    /// Messages added to unread ones keep their time; if that time runs out
-    /// between opening them and adding, the new message starts afresh.
+    /// Each message waits ten minutes from when it was added: a newer one
+    /// neither extends an older one nor dies with it.
     #[test]
-    fn a_message_added_as_the_waiting_ones_expire_is_kept_alone() {
+    fn each_message_waits_its_own_ten_minutes() {
         let clock = ManualClock::at_unix(1_000_000);
         let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone()).build().unwrap();
         let config = FlashConfig {
@@ -157,17 +156,25 @@ mod tests {
             cookie: CookieSpec::named("f").unwrap(),
         };
         let flash = |message: &str| Flash { level: Level::Info, message: message.into() };
+        let value = |state: &mut FlashState| {
+            let Some(CookieChange::Set(header)) = state.finish() else { panic!("a flash cookie") };
+            header.split(';').next().unwrap().strip_prefix("f=").unwrap().to_owned()
+        };
 
         let mut first = FlashState::default();
         first.push(&config, flash("old")).unwrap();
-        let Some(CookieChange::Set(header)) = first.finish() else { panic!("a flash cookie") };
-        let value = header.split(';').next().unwrap().strip_prefix("f=").unwrap();
-
-        let mut next = FlashState::new(vec![value.into()], false);
-        clock.advance(FLASH_TIMEOUT - Duration::from_secs(1));
-        next.open(&config);
-        clock.advance(Duration::from_secs(2));
-        next.push(&config, flash("new")).unwrap();
-        assert_eq!(next.take(&config), [flash("new")]);
+        let first = value(&mut first);
+        clock.advance(Duration::from_secs(9 * 60));
+        let mut second = FlashState::new(vec![first.into()], false);
+        second.push(&config, flash("new")).unwrap();
+        let second = value(&mut second);
+        let read = |at: &str| FlashState::new(vec![at.into()], false).take(&config);
+        assert_eq!(read(&second), [flash("old"), flash("new")]);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(read(&second), [flash("new")], "the old one's ten minutes are up");
+        clock.advance(Duration::from_secs(9 * 60 - 1));
+        assert_eq!(read(&second), [flash("new")]);
+        clock.advance(Duration::from_secs(1));
+        assert!(read(&second).is_empty(), "and then the new one's");
     }
 }
