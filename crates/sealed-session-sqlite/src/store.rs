@@ -157,14 +157,16 @@ impl SqliteOptions {
     }
 }
 
-/// Creates the file at `path`, empty, readable and writable by its owner
-/// alone, unless it exists: the registry keeps user IDs and browsers in it,
-/// and SQLite gives its `-wal` and `-shm` files the database's mode. Left
-/// to SQLite, it would be readable by every local user (mode 0644 under the
-/// usual umask). Any failure is SQLite's to report when it opens the file.
+/// Creates the file at `path`, empty, for its owner and group (less the
+/// umask) and never for other users, unless it exists: the registry keeps
+/// user IDs and browsers in it, and SQLite gives its `-wal` and `-shm`
+/// files the database's mode. Left to SQLite, it would be readable by every
+/// local user (0644 under the usual umask); the group keeps what the umask
+/// gives it, for a CLI run as another user of the group. Any failure is
+/// SQLite's to report when it opens the file.
 fn create_private(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o660).open(path);
 }
 
 /// Whether the file at `path` is a store a server has set up: it holds a

@@ -189,11 +189,12 @@ fn outside_a_tokio_runtime_calls_fail_closed_instead_of_panicking() {
     assert!(matches!(state, Err(StoreError::Unavailable(_))), "{state:?}");
 }
 
-/// A store the server creates is its owner's alone, with its `-wal` and
-/// `-shm` files: the session registry in it names users and their
-/// browsers. An existing file keeps the mode its operator gave it.
+/// A store the server creates is closed to other users, with its `-wal`
+/// and `-shm` files: the session registry in it names users and their
+/// browsers. The group keeps what the umask gives it. An existing file
+/// keeps the mode its operator gave it.
 #[tokio::test]
-async fn a_new_store_file_is_readable_by_its_owner_alone() {
+async fn a_new_store_file_is_closed_to_other_users() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -201,7 +202,8 @@ async fn a_new_store_file_is_readable_by_its_owner_alone() {
     let store = SqliteStore::open_or_create(&path).await.unwrap();
     store.revoke_user("alice").await.unwrap();
     for file in ["new.sqlite3", "new.sqlite3-wal", "new.sqlite3-shm"] {
-        assert_eq!(mode(&dir.path().join(file)), 0o600, "{file}");
+        let mode = mode(&dir.path().join(file));
+        assert_eq!(mode & 0o607, 0o600, "{file}: {mode:o}");
     }
     let shared = dir.path().join("shared.sqlite3");
     drop(SqliteStore::open_or_create(&shared).await.unwrap());
