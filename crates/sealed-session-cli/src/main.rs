@@ -263,7 +263,8 @@ fn main() -> ExitCode {
                 // Not 2: a script that retried `keyring add` on 2 would add a second key.
                 eprintln!(
                     "error: the command succeeded, and any change it makes was written, but its output \
-                     could not be printed: {err}; do not run it again, check the result instead"
+                     could not be printed: {err}; before running a command that changes a keyring or a \
+                     store again, check whether its change is there"
                 );
                 return ExitCode::from(3);
             }

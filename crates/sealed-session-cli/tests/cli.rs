@@ -88,7 +88,10 @@ fn a_written_change_whose_output_cannot_be_printed_exits_3() {
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("was written") && stderr.contains("do not run it again"), "{stderr}");
+    assert!(
+        stderr.contains("was written") && stderr.contains("check whether its change is there"),
+        "{stderr}"
+    );
     assert_eq!(secrets(&file).len(), 2, "the change was written");
 }
 

@@ -571,13 +571,14 @@ async fn redis_going_away_fails_closed_and_coming_back_recovers() {
     assert!(a.open::<()>(&token).await.is_ok() && b.open::<()>(&token).await.is_ok());
 
     redis.stop();
-    // The lost subscription empties the cache at once: within 500 ms of
-    // Redis's death (not of the loss being noticed), no check is answered
-    // from it, on either server.
-    let refused = within(Duration::from_millis(500), async || {
+    // The lost subscription empties the cache at once: within a second of
+    // Redis's death (not of the loss being noticed; room for a loaded
+    // machine, under the cache TTL a late report would add), no check is
+    // answered from it, on either server.
+    let refused = within(Duration::from_secs(1), async || {
         refused_by_store(&a.open::<()>(&token).await) && refused_by_store(&b.open::<()>(&token).await)
     });
-    assert!(refused.await.is_some(), "a server accepted a session 500 ms after Redis went down");
+    assert!(refused.await.is_some(), "a server accepted a session a second after Redis went down");
     assert!(
         !a.store().is_subscribed() && !a.store().wait_until_subscribed(Duration::from_millis(300)).await,
         "subscribed to a dead Redis"
