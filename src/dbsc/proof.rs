@@ -514,6 +514,32 @@ mod tests {
         )
     }
 
+    /// Each member of the other key type, alone, makes a key ambiguous.
+    #[test]
+    fn a_jwk_with_any_member_of_the_other_key_type_is_refused() {
+        // P-256's generator: a valid key on its own.
+        let (x, y) =
+            ("axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY", "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU");
+        let mut n = vec![0x80];
+        n.resize(256, 0x01);
+        let rsa = serde_json::json!({ "kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB" });
+        let ec = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y });
+        let cases = [(&rsa, "RS256", ["crv", "x", "y"]), (&ec, "ES256", ["n", "e", "e"])];
+        for (jwk, alg, others) in cases {
+            let header = serde_json::json!({ "alg": alg, "typ": "dbsc+jwt", "jwk": jwk }).to_string();
+            assert!(parse_proof(&proof_of(&header, r#"{"jti":"c"}"#)).is_ok(), "{alg} alone");
+            for member in others {
+                let mut jwk = jwk.clone();
+                jwk[member] = serde_json::json!(if member == "crv" { "P-256" } else { "AQAB" });
+                let header = serde_json::json!({ "alg": alg, "typ": "dbsc+jwt", "jwk": jwk }).to_string();
+                let refused = parse_proof(&proof_of(&header, r#"{"jti":"c"}"#)).err();
+                let members =
+                    matches!(&refused, Some(DbscProofError::InvalidKey(why)) if why.contains("members"));
+                assert!(members, "{alg} with {member}: {refused:?}");
+            }
+        }
+    }
+
     #[test]
     fn an_rsa_modulus_must_be_2048_to_4096_bits() {
         for bits in [2048, 3072, 4096] {
