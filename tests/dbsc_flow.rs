@@ -1560,6 +1560,9 @@ fn binding_and_the_end_of_a_binding_are_audited() {
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "no_companion" });
         assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
+        // The identifier carries the binding's ID, not the session's: no
+        // session is named rather than a wrong one.
+        assert_eq!(ended[0].session, None);
     });
 }
 

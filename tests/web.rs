@@ -1764,6 +1764,12 @@ fn the_last_authentication_is_the_login_or_a_reauthentication_and_activity_never
         assert!(!open(&config, &cookie).await.has_session(), "the old cookie is logged out");
         let renewed = pair(&set_cookies(&handle)[0]).to_owned();
         assert_eq!(who(&open(&config, &renewed).await), Some((Some("alice".into()), "AB".into())));
+        // On a server whose clock is 30 s behind (within the leeway) the
+        // authentication is just now, never less than zero seconds old.
+        clock.set_unix(AUDIT_START + 570);
+        let behind = open(&config, &renewed).await;
+        assert!(behind.authenticated_within(Duration::from_secs(1)));
+        assert!(!behind.authenticated_within(Duration::ZERO), "no authentication is less than 0 s old");
     });
 }
 

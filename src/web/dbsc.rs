@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::AuditKind;
+use super::audit::{AuditEvent, AuditKind};
 use super::binding::{ChallengeFor, Companion, DbscSettings};
 use super::config::{Settings, WebConfig};
 use super::driver::{Answer, Begin, RequestView};
@@ -158,11 +158,27 @@ impl Ending<'_> {
         code: &'static str,
         session: Option<&Session<T>>,
     ) -> Begin {
-        tracing::info!(%reason, "DBSC refresh refused; the binding ends");
-        self.settings.audit(AuditKind::DeviceBindingEnded { reason: code }, |event| match session {
+        self.end_with(reason, code, |event| match session {
             Some(session) => event.user(session.user_id()).session(session.id()),
             None => event,
-        });
+        })
+    }
+
+    /// [`Ending::end`] of a binding whose session is not known (only its
+    /// identifier, which carries the binding's own ID): audited with the
+    /// user alone.
+    fn end_for_user(&self, reason: &dyn std::fmt::Display, code: &'static str, user: Option<&str>) -> Begin {
+        self.end_with(reason, code, |event| event.user(user))
+    }
+
+    fn end_with(
+        &self,
+        reason: &dyn std::fmt::Display,
+        code: &'static str,
+        fill: impl FnOnce(AuditEvent) -> AuditEvent,
+    ) -> Begin {
+        tracing::info!(%reason, "DBSC refresh refused; the binding ends");
+        self.settings.audit(AuditKind::DeviceBindingEnded { reason: code }, fill);
         let instructions = serde_json::json!({ "session_identifier": self.identifier, "continue": false });
         let mut answer = answer(200, "application/json", instructions.to_string());
         if !self.companion_of_another {
@@ -337,7 +353,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let Some(companion) = companion else {
             let reason = "no companion cookie of this binding (expired, idle or removed)";
             ending.companion_of_another = another;
-            return ending.end(&reason, "no_companion", Some(identifier.session()));
+            return ending.end_for_user(&reason, "no_companion", identifier.session().user_id());
         };
         let Some(proof) = proof_text(request) else {
             return ask_for_proof(dbsc, binding, &identifier_text);

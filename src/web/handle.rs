@@ -452,8 +452,9 @@ impl SessionHandle {
             return false;
         };
         let now = self.shared.ops.settings().sealer.clock().unix_now();
-        let age = now.saturating_sub(at.unix_timestamp());
-        u64::try_from(age).map_or(true, |age| age < window.as_secs())
+        // Issued ahead of this server's clock (within the leeway): just now.
+        let age = u64::try_from(now.saturating_sub(at.unix_timestamp())).unwrap_or(0);
+        age < window.as_secs()
     }
 
     /// What a route that requires a signed-in session (and, with `within`,
