@@ -1359,6 +1359,24 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: epoch + 2 });
         assert!(!open(&config, &again).await.has_session(), "the user asked for the others to end");
 
+        // Nor does a password confirmed meanwhile (reauthentication), after
+        // a logout of this session or of every session of the user.
+        for everywhere in [false, true] {
+            let cookie = signed_in(&config, "alice").await;
+            let slow = open(&config, &cookie).await;
+            let other = open(&config, &cookie).await;
+            if everywhere {
+                other.logout_everywhere().await.unwrap();
+            } else {
+                other.logout().await.unwrap();
+            }
+            recorder.take();
+            ended(slow.typed::<String>().reauthenticate().await.map(drop));
+            assert!(!slow.has_session());
+            assert_eq!(set_cookies(&slow), Vec::<String>::new(), "everywhere: {everywhere}");
+            assert!(recorder.take().is_empty(), "no reauthentication is audited");
+        }
+
         // The verifier's own calls refuse the same way.
         let verifier = config.verifier();
         let mut session = verifier.login("bob", ()).await.unwrap();

@@ -998,7 +998,20 @@ impl<T: SessionValue> Sessions<T> {
         }
         let issued = self.handle.issue(session)?;
         if let Some(raw) = &raw {
-            self.handle.revoke(raw.session()).await?;
+            if matches!(kind, AuditKind::Reauthenticated) {
+                // A session logged out while this request ran (this ID, or
+                // everywhere) is not carried on, as by a new ID: its end
+                // comes first, and of concurrent calls only one goes on.
+                let until = ops.settings().sealer.denylist_until(raw.session());
+                if epoch != raw.session().epoch()
+                    || !self.handle.ops().revoke_session_once(raw.session().id(), until).await?
+                {
+                    self.handle.shared.lock().lose();
+                    return Err(LoginError::Ended.into());
+                }
+            } else {
+                self.handle.revoke(raw.session()).await?;
+            }
             self.handle.shared.lock().forget();
         }
         for session in &lapsed {
