@@ -214,6 +214,29 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     })
 }
 
+/// What a layer makes of a handle an outer layer put in the request: its
+/// own configuration's (pass it on), its own past another cookie's layer
+/// (resume it), another cookie's (a session of its own), and another
+/// configuration's for the same cookie, directly or past another cookie's
+/// layer (refused: the cookie would be opened and set twice).
+#[test]
+fn nesting_is_told_apart_by_configuration_and_cookie() {
+    use sealed_session::web::Nesting;
+    pollster::block_on(async {
+        let admin = sealed_session::CookieSpec::named("__Host-admin").unwrap();
+        let (ours, same_cookie) = (config(), config());
+        let other_cookie = config_with(Keyring::generate().unwrap(), |b| b.cookie(admin));
+        let outer = open(&ours, "").await;
+        assert!(matches!(ours.nested_in(&outer), Ok(Nesting::PassThrough)));
+        assert!(matches!(other_cookie.nested_in(&outer), Ok(Nesting::Separate)));
+        assert!(matches!(same_cookie.nested_in(&outer), Err(Refusal::Nested)));
+        let between = open(&other_cookie, "").await.inside(outer.clone());
+        assert!(matches!(ours.nested_in(&between), Ok(Nesting::Resume(_))));
+        assert!(matches!(same_cookie.nested_in(&between), Err(Refusal::Nested)));
+        assert!(matches!(other_cookie.nested_in(&between), Ok(Nesting::PassThrough)));
+    })
+}
+
 /// A cookie without a `__Host-` prefix can be planted beside ours (by a
 /// sibling subdomain, for a parent domain or another path), and the browser
 /// may send it first: the driver tries the values in order and the first

@@ -781,6 +781,21 @@ impl Drop for Stopped {
     }
 }
 
+/// A `LISTEN` connection that stays quiet (no revocations) but hears its
+/// pings is kept: it is not taken for lost after the 5 s of quiet and the
+/// 3 s a ping may take, which would empty the cache every 8 s.
+#[tokio::test]
+async fn a_quiet_listen_connection_that_hears_its_pings_is_kept() {
+    let store = store(&SHARED.url(), "alive", SystemClock).await;
+    let listener =
+        || SHARED.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%alive_revocations%'");
+    let pid = listener();
+    assert!(!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()), "one listener: {pid:?}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(store.is_listening(), "the quiet connection was taken for lost");
+    assert_eq!(listener(), pid, "the quiet connection was replaced");
+}
+
 /// A LISTEN connection that stops delivering without closing (its server
 /// process stopped, as a firewall or NAT that forgot the connection leaves
 /// it) is noticed by the listener's ping within its bounds (5 s of quiet,

@@ -944,6 +944,25 @@ async fn a_redis_that_never_answers_fails_every_call_within_the_timeout() {
     assert!(matches!(&revoked, Err(err) if timed_out(err)), "{revoked:?}");
 }
 
+/// A subscription that stays quiet (no revocations) but hears its pings is
+/// kept: it is not taken for lost after the 5 s of quiet and the 3 s a ping
+/// may take, which would empty the cache every 8 s.
+#[tokio::test]
+async fn a_quiet_subscription_that_hears_its_pings_is_kept() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect_with(&redis.url(), config(), clock_at_now()).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await, "no subscription");
+    let subscriber = || {
+        let clients = redis.cli(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+        clients.split_whitespace().filter(|field| field.starts_with("id=")).collect::<Vec<_>>().join(" ")
+    };
+    let id = subscriber();
+    assert!(id.starts_with("id=") && !id.contains(' '), "one subscriber: {id:?}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(store.is_subscribed(), "the quiet subscription was taken for lost");
+    assert_eq!(subscriber(), id, "the quiet subscription was replaced");
+}
+
 /// A subscription that stops delivering without closing (a firewall or NAT
 /// that forgot the connection: a proxy here that holds back what Redis
 /// sends the subscriber) is noticed by the store's ping within its bounds
