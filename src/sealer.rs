@@ -1413,6 +1413,29 @@ impl fmt::Debug for SealerBuilder {
 mod tests {
     use super::*;
 
+    /// A device-bound session is sealed only by a sealer with a bound
+    /// lifetime and a token version that carries the flag (2): version 1
+    /// has no place for it, and would seal it as an ordinary session.
+    #[test]
+    fn a_bound_session_is_sealed_only_with_a_bound_lifetime_and_version_2() {
+        let bound = Duration::from_secs(600);
+        let sealer = |lifetime: Option<Duration>, version: u8| {
+            let mut builder = Sealer::builder(Keyring::generate().unwrap()).token_version(version);
+            if let Some(lifetime) = lifetime {
+                builder = builder.device_bound_lifetime(lifetime);
+            }
+            builder.build()
+        };
+        let mut session = Session::new(());
+        session.set_device_bound(true);
+        let sealed = |sealer: Result<Sealer, ConfigError>| sealer.map(|s| s.seal(&session).map(drop));
+        assert!(matches!(sealed(sealer(Some(bound), 2)), Ok(Ok(()))));
+        assert!(matches!(sealed(sealer(None, 2)), Ok(Err(SealError::NoDeviceBinding))));
+        assert!(matches!(sealed(sealer(None, 1)), Ok(Err(SealError::NoDeviceBinding))));
+        // Such a sealer is not even built.
+        assert!(matches!(sealer(Some(bound), 1), Err(ConfigError::DeviceBoundLifetime)));
+    }
+
     #[test]
     fn a_handover_shorter_than_the_longest_session_is_found() {
         use crate::{KeySpec, KeyState, MasterKey};
