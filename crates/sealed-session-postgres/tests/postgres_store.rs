@@ -19,6 +19,7 @@ use sealed_session_postgres::{PostgresOptions, PostgresSetupError, PostgresStore
 use sealed_session_testkit::postgres::PostgresServer;
 use sealed_session_testkit::proxy::Proxy;
 use sealed_session_testkit::{
+    assert_a_newer_session_opens_past_a_cached_epoch, assert_an_unheard_revocation_lasts_the_cache_ttl,
     assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, keyring, sealer,
     unix_now, within,
 };
@@ -45,6 +46,25 @@ async fn server(url: &str, prefix: &str, clock: &ManualClock) -> Verifier<Postgr
 
 async fn login(verifier: &Verifier<PostgresStore>, user: &str) -> String {
     verifier.sealer().seal(&verifier.login(user, ()).await.unwrap()).unwrap()
+}
+
+/// The shared server's URL, and a manual clock read after it started (its
+/// start can take seconds, and a clock behind the generation refuses logins).
+fn started_then_clock() -> (String, ManualClock) {
+    let url = SHARED.url();
+    (url, clock_at_now())
+}
+
+/// A server on tables `prefix` with a manual clock, and a token of alice's
+/// whose answer it has cached; then her epoch is raised behind the store's
+/// back (no notification).
+async fn alice_cached_then_revoked_unheard(prefix: &str) -> (ManualClock, Verifier<PostgresStore>, String) {
+    let (url, clock) = started_then_clock();
+    let verifier = server(&url, prefix, &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
+    SHARED.psql(&format!("INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ('alice', 1)"));
+    (clock, verifier, token)
 }
 
 #[tokio::test]
@@ -294,13 +314,7 @@ async fn a_server_that_would_create_a_second_set_of_tables_refuses_to_start() {
 /// moves, so only that report can end a cached answer.
 #[tokio::test]
 async fn a_listen_connection_the_database_closes_stops_the_cache_at_once() {
-    let url = SHARED.url(); // the server started before the clock is read
-    let clock = clock_at_now();
-    let verifier = server(&url, "terminated", &clock).await;
-    let token = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
-                                                        // A revocation that sends no notification.
-    SHARED.psql("INSERT INTO terminated_user_epochs (user_id, epoch) VALUES ('alice', 1)");
+    let (_clock, verifier, token) = alice_cached_then_revoked_unheard("terminated").await;
     assert!(verifier.open::<()>(&token).await.is_ok(), "answered from the cache");
     let killed = SHARED.psql(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -319,8 +333,7 @@ async fn a_listen_connection_the_database_closes_stops_the_cache_at_once() {
 /// logged again.
 #[tokio::test]
 async fn unlogged_revocation_tables_are_refused() {
-    let url = SHARED.url(); // the server started before the clock is read
-    let clock = clock_at_now();
+    let (url, clock) = started_then_clock();
     let verifier = server(&url, "unlogged", &clock).await;
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
@@ -537,36 +550,18 @@ async fn a_revocation_on_one_server_reaches_the_other_by_its_messages() {
 
 #[tokio::test]
 async fn a_lost_notification_keeps_a_revoked_session_alive_no_longer_than_the_cache_ttl() {
-    let url = SHARED.url(); // the server started before the clock is read
-    let clock = clock_at_now();
-    let verifier = server(&url, "lost", &clock).await;
-    let token = login(&verifier, "alice").await;
-    assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
-                                                        // A revocation behind the store's back: no notification.
-    SHARED.psql("INSERT INTO lost_user_epochs (user_id, epoch) VALUES ('alice', 1)");
-    clock.advance(Duration::from_millis(999));
-    assert!(verifier.open::<()>(&token).await.is_ok(), "within the TTL the cached answer stands");
-    clock.advance(Duration::from_millis(1));
-    assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+    let (clock, verifier, token) = alice_cached_then_revoked_unheard("lost").await;
+    assert_an_unheard_revocation_lasts_the_cache_ttl(&clock, &verifier, &token).await;
 }
 
-/// A server's cache holds a user's old epoch for a moment after another
-/// server logged the user out everywhere, until its notification arrives;
-/// a login on that other server in that moment seals the new epoch. That
-/// session opens here too, not taken for lost data (a store fault, which
-/// would remove its cookie): the cache answers only for a session ID it
-/// has read, and reads the user's epoch with it.
+/// `assert_a_newer_session_opens_past_a_cached_epoch`: a notification not
+/// here yet.
 #[tokio::test]
 async fn a_session_newer_than_the_cached_epoch_opens() {
-    let url = SHARED.url(); // the server started before the clock is read
-    let clock = clock_at_now();
-    let b = server(&url, "newer", &clock).await;
-    let token = login(&b, "alice").await;
-    assert!(b.open::<()>(&token).await.is_ok()); // epoch 0 cached now
-                                                 // Its notification not here yet.
-    SHARED.psql("INSERT INTO newer_user_epochs (user_id, epoch) VALUES ('alice', 1)");
-    let newer = login(&server(&url, "newer", &clock).await, "alice").await;
-    assert_eq!(b.open::<()>(&newer).await.map(|v| v.session().epoch()).ok(), Some(1));
+    let (url, clock) = started_then_clock();
+    let (b, other) = (server(&url, "newer", &clock).await, server(&url, "newer", &clock).await);
+    let bump = || SHARED.psql("INSERT INTO newer_user_epochs (user_id, epoch) VALUES ('alice', 1)");
+    assert_a_newer_session_opens_past_a_cached_epoch(&b, &other, || drop(bump())).await;
 }
 
 #[tokio::test]

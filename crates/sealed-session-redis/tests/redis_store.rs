@@ -17,6 +17,7 @@ use sealed_session::{
 use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{RedisOptions, RedisServer};
 use sealed_session_testkit::{
+    assert_a_newer_session_opens_past_a_cached_epoch, assert_an_unheard_revocation_lasts_the_cache_ttl,
     assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, sealer, unix_now,
     within, Logs,
 };
@@ -518,26 +519,17 @@ async fn a_lost_message_keeps_a_revoked_session_alive_no_longer_than_the_cache_t
 
     // A revocation that bypasses the store, so no message is published.
     assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1");
-    clock.advance(Duration::from_millis(999));
-    assert!(b.open::<()>(&token).await.is_ok(), "within the TTL the cached answer stands");
-    clock.advance(Duration::from_millis(1));
-    assert!(matches!(b.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::User))));
+    assert_an_unheard_revocation_lasts_the_cache_ttl(&clock, &b, &token).await;
 }
 
-/// A server's cache holds a user's old epoch for a moment after another
-/// server logged the user out everywhere, until its message arrives; a
-/// login on that other server in that moment seals the new epoch. That
-/// session opens here too, not taken for lost data (a store fault, which
-/// would remove its cookie): the cache answers only for a session ID it
-/// has read, and reads the user's epoch with it.
+/// `assert_a_newer_session_opens_past_a_cached_epoch`: a message not here yet.
 #[tokio::test]
 async fn a_session_newer_than_the_cached_epoch_opens() {
     let redis = RedisServer::start();
-    let (clock, b, token) = alice_on_one_server(&redis).await;
-    assert!(b.open::<()>(&token).await.is_ok()); // epoch 0 cached now
-    assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1"); // its message not here yet
-    let newer = login(&server(&redis, &clock).await, "alice").await;
-    assert_eq!(b.open::<()>(&newer).await.map(|v| v.session().epoch()).ok(), Some(1));
+    let clock = clock_at_now();
+    let (b, other) = (server(&redis, &clock).await, server(&redis, &clock).await);
+    let bump = || assert_eq!(redis.cli(&["INCR", "sealed-session:user:alice"]), "1");
+    assert_a_newer_session_opens_past_a_cached_epoch(&b, &other, bump).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

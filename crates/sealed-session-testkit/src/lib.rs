@@ -155,6 +155,40 @@ pub async fn assert_revocations_propagate<S: RevocationStore>(a: &Verifier<S>, b
     slowest
 }
 
+/// After `verifier` cached the answer for alice's `token` on `clock`, her
+/// epoch was raised behind the store's back (no message): the cached answer
+/// stands for the cache TTL (1 s), and not a millisecond more.
+pub async fn assert_an_unheard_revocation_lasts_the_cache_ttl<S: RevocationStore>(
+    clock: &ManualClock,
+    verifier: &Verifier<S>,
+    token: &str,
+) {
+    clock.advance(Duration::from_millis(999));
+    assert!(verifier.open::<()>(token).await.is_ok(), "within the TTL the cached answer stands");
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(verifier.open::<()>(token).await, Err(VerifyError::Revoked(Revocation::User))));
+}
+
+/// A server's cache holds a user's old epoch for a moment after another
+/// server logged the user out everywhere, until the store's message
+/// arrives; a login on that other server in that moment seals the new
+/// epoch. On server `b`, which has alice's epoch 0 cached, `bump` raises it
+/// behind the store's back (no message), then `other` signs her in: that
+/// session opens on `b` too, not taken for lost data (a store fault, which
+/// would remove its cookie), for the cache answers only for a session ID
+/// it has read, and reads the user's epoch with it.
+pub async fn assert_a_newer_session_opens_past_a_cached_epoch<S: RevocationStore>(
+    b: &Verifier<S>,
+    other: &Verifier<S>,
+    bump: impl FnOnce(),
+) {
+    let token = b.sealer().seal(&b.login("alice", ()).await.unwrap()).unwrap();
+    assert!(b.open::<()>(&token).await.is_ok()); // epoch 0 cached now
+    bump();
+    let newer = other.sealer().seal(&other.login("alice", ()).await.unwrap()).unwrap();
+    assert_eq!(b.open::<()>(&newer).await.map(|v| v.session().epoch()).ok(), Some(1));
+}
+
 /// Everything logged through `tracing` in this process, from any thread or
 /// task, from the first call on: for tests of what a failure says in the
 /// logs. Install it before the code under test starts its tasks.
