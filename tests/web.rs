@@ -779,6 +779,50 @@ fn login_from_a_pre_session_form_replaces_the_pre_session() {
     })
 }
 
+/// A login form shown in its pre-session's last hour gets the same
+/// pre-session sealed again for a whole lifetime: the form would otherwise
+/// expire minutes after it is shown. Forms shown earlier keep working (the
+/// same ID), and a pre-session with more time left is not sealed again.
+#[test]
+fn a_pre_session_near_its_end_is_sealed_again_with_the_same_id() {
+    use sealed_session::web::PRE_SESSION_TIMEOUT;
+    use std::time::Duration;
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let config: Config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).build().unwrap());
+        let first = open(&config, "").await;
+        let early_token = first.csrf_token().unwrap();
+        let pre = pair(&set_cookies(&first)[0]).to_owned();
+
+        // Half its lifetime on: an hour is time enough for a form.
+        clock.advance(PRE_SESSION_TIMEOUT / 2);
+        let handle = open(&config, &pre).await;
+        handle.csrf_token().unwrap();
+        assert!(set_cookies(&handle).is_empty(), "not sealed again with an hour left");
+
+        // A second later, less than half its lifetime is left.
+        clock.advance(Duration::from_secs(1));
+        let handle = open(&config, &pre).await;
+        let late_token = handle.csrf_token().unwrap();
+        let cookies = set_cookies(&handle);
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(cookies[0].starts_with("__Host-session-csrf="), "{cookies:?}");
+        let renewed = pair(&cookies[0]).to_owned();
+        assert_ne!(renewed, pre);
+        // The same ID: the form shown first still passes with either cookie.
+        ready(&config, &post(&renewed, Some(&early_token))).await;
+        ready(&config, &post(&pre, Some(&late_token))).await;
+
+        // Past the first cookie's end, the renewed one still binds forms.
+        clock.advance(PRE_SESSION_TIMEOUT / 2 + Duration::from_secs(120));
+        let err = refused(&config, &post(&pre, Some(&late_token))).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::NoBinding)), "{err:?}");
+        ready(&config, &post(&renewed, Some(&late_token))).await;
+        ready(&config, &post(&renewed, Some(&early_token))).await;
+    })
+}
+
 #[test]
 fn flash_messages_survive_one_request_and_are_then_removed() {
     pollster::block_on(async {

@@ -796,7 +796,11 @@ impl SessionHandle {
     /// With a session, the token is bound to it. Without one (a login
     /// form), it is bound to a *pre-session*: a small sealed cookie with a
     /// random ID and no user, created here if the request had none, so that
-    /// the login form is protected too (login CSRF). Login replaces it.
+    /// the login form is protected too (login CSRF). Login replaces it. A
+    /// pre-session with less than half its lifetime
+    /// ([`PRE_SESSION_TIMEOUT`](super::PRE_SESSION_TIMEOUT)) left is sealed
+    /// again here with the same ID, so that a form shown now does not expire
+    /// minutes later and the forms shown before keep working.
     ///
     /// # Errors
     /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
@@ -808,10 +812,21 @@ impl SessionHandle {
         if let Some(current) = &state.current {
             return Ok(settings.sealer.csrf_token(current.session()));
         }
-        if let Some(pre) = state.pre(&settings.pre_sealer) {
-            return Ok(settings.pre_sealer.csrf_token(pre.session()));
+        let now = crate::sealer::opening_time(settings.pre_sealer.clock().unix_now());
+        let kept_id = match state.pre(&settings.pre_sealer) {
+            Some(sent) if !pre_session_ending(sent.session(), now) => {
+                return Ok(settings.pre_sealer.csrf_token(sent.session()));
+            }
+            // Near its end, a form shown now could expire before it is sent:
+            // the same ID (so that the forms already shown keep working)
+            // sealed again for a whole lifetime.
+            Some(sent) => Some(sent.session().id()),
+            None => None,
+        };
+        let mut pre = Session::try_new(()).map_err(SealError::from)?;
+        if let Some(id) = kept_id {
+            pre.set_id(id);
         }
-        let pre = Session::try_new(()).map_err(SealError::from)?;
         let (opened, header) = settings.pre_sealer.issue_cookie(pre, &settings.pre_cookie)?;
         let token = settings.pre_sealer.csrf_token(opened.session());
         let sent = state.pre_sent();
@@ -819,6 +834,14 @@ impl SessionHandle {
         state.pre_cookie = Some(CookieChange::Set(header));
         Ok(token)
     }
+}
+
+/// Whether a pre-session sealed with its end less than half its lifetime
+/// ([`PRE_SESSION_TIMEOUT`](super::PRE_SESSION_TIMEOUT)) after `now` (Unix
+/// seconds): a login form shown now could outlive it.
+fn pre_session_ending(pre: &Session<()>, now: u64) -> bool {
+    let half = super::PRE_SESSION_TIMEOUT.as_secs() / 2;
+    pre.times().is_none_or(|times| times.expires_at < now.saturating_add(half))
 }
 
 /// The session handle of one request, for sessions whose data is a `T`: it
