@@ -2043,6 +2043,44 @@ fn signing_out_the_others_when_the_old_id_cannot_be_ended_ends_every_session() {
     });
 }
 
+/// A login that ended the request's own session and then failed (the
+/// store could not end another session to make room under the limit)
+/// audits that end: the session is gone on every server, and no login
+/// event names it.
+#[test]
+fn a_login_that_fails_after_ending_the_requests_session_audits_that_end() {
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let builder = WebConfig::builder(sealer, Interfering::on(&memory))
+            .session_registry(Arc::clone(&memory))
+            .session_limit(2, LimitPolicy::EndOldest)
+            .audit(recorder.clone());
+        let config = Arc::new(builder.build().unwrap());
+        let oldest = sign_in_from(&config, "alice", CHROME).await;
+        clock.advance(std::time::Duration::from_secs(1));
+        sign_in_from(&config, "alice", FIREFOX).await;
+        let bob = sign_in_from(&config, "bob", CHROME).await;
+        let bob_id = id_of(&on(&config, &bob).await);
+        recorder.take();
+
+        // Bob's browser signs in as alice, whose oldest session cannot end.
+        config.verifier().store().once_fails.store(true, std::sync::atomic::Ordering::Relaxed);
+        let here = on(&config, &bob).await;
+        let err = here.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(matches!(err, HandleError::Store(_)), "{err:?}");
+        let (kind, user, session, _) = only(&recorder);
+        assert_eq!(
+            (kind, user.as_deref(), session),
+            (AuditKind::Logout, Some("bob"), Some(SessionRef::of(bob_id)))
+        );
+        config.verifier().store().once_fails.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(!on(&config, &bob).await.has_session(), "bob's session ended on every server");
+        assert!(on(&config, &oldest).await.has_session());
+    });
+}
+
 /// A device that took a new ID between the listing and its end carries on
 /// under it: the end says it ended nothing (and audits nothing), rather
 /// than tell the user a session ended that did not.

@@ -1037,11 +1037,16 @@ impl<T: SessionValue> Sessions<T> {
             }
             self.handle.shared.lock().forget();
         }
-        for session in &lapsed {
-            self.handle.revoke(session).await?;
+        if let Err(err) = self.end_after_login(&lapsed, &room).await {
+            // The request's session (and any lapsed one before the failure)
+            // has ended on every server, and no login names it.
+            let ended = raw.iter().map(|raw| raw.session()).chain(lapsed.iter());
+            for session in ended {
+                self.handle
+                    .audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
+            }
+            return Err(err);
         }
-        self.handle.end_injected().await?;
-        self.handle.end_for_room(&room).await?;
         let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
@@ -1060,6 +1065,21 @@ impl<T: SessionValue> Sessions<T> {
         }
         self.handle.register(verified.session()).await;
         Ok(Current { verified, handle: self.handle.clone() })
+    }
+
+    /// What a login ends after the request's own session: lapsed bound
+    /// sessions, an injected duplicate cookie's, others for room.
+    async fn end_after_login(
+        &self,
+        lapsed: &[Session<Vec<u8>>],
+        room: &[crate::SessionRecord],
+    ) -> Result<(), HandleError> {
+        for session in lapsed {
+            self.handle.revoke(session).await?;
+        }
+        self.handle.end_injected().await?;
+        self.handle.end_for_room(room).await?;
+        Ok(())
     }
 
     /// Changes the session's data like [`update`](Self::update), first
