@@ -580,6 +580,10 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
             }
         };
         read(format!("item=tea&csrf_token={token}")).await.unwrap();
+        // A token header that is not text is a wrong token, not a missing
+        // one: the form is not read for another.
+        let garbled = refused(&config, &form.clone().header("x-csrf-token", b"tok\xff")).await;
+        assert!(matches!(garbled, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{garbled:?}");
         let err = read("item=tea&csrf_token=nope".into()).await.unwrap_err();
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{err:?}");
         let err = read("item=tea".into()).await.unwrap_err();
@@ -657,7 +661,7 @@ fn the_pre_session_and_flash_cookies_carry_the_session_cookies_attributes() {
     use sealed_session::{CookieSpec, SameSite};
     pollster::block_on(async {
         let spec = CookieSpec::named("sid").unwrap().secure(false).unwrap().path("/app").unwrap();
-        let spec = spec.same_site(SameSite::Strict).unwrap().http_only(false);
+        let spec = spec.same_site(SameSite::Strict).unwrap().http_only(false).unwrap();
         let config = config_with(Keyring::generate().unwrap(), |b| b.cookie(spec));
         let handle = open(&config, "").await;
         handle.csrf_token().unwrap();

@@ -622,8 +622,8 @@ enum CsrfCheck {
 }
 
 /// A header the CSRF checks read: one present but not UTF-8 reads as `?`,
-/// which no check accepts. (Browsers send neither header so; read as
-/// absent, it would skip the check it feeds.)
+/// which no check accepts. (Browsers send none of them so; read as absent,
+/// it would skip the check it feeds, or look for the token elsewhere.)
 fn checked_header<'a, R: RequestView + ?Sized>(request: &'a R, name: &str) -> Option<&'a str> {
     request.header(name).map(|value| std::str::from_utf8(value).unwrap_or("?"))
 }
@@ -675,7 +675,9 @@ fn check_csrf<R: RequestView + ?Sized>(
         return Err(CsrfRefusal::NoBinding);
     }
     drop(state);
-    match request.header_text(&settings.csrf.header) {
+    // A token header present but not UTF-8 is a wrong token, not none (the
+    // form's field would then be read instead).
+    match checked_header(request, &settings.csrf.header) {
         Some(token) => verify_token(handle, token).map(|()| CsrfCheck::Passed),
         None if is_form(request.header_text("content-type")) => Ok(CsrfCheck::ReadForm),
         None => verify_token(handle, "").map(|()| CsrfCheck::Passed),
