@@ -57,6 +57,10 @@ pub enum CookieError {
     /// A `__Secure-` cookie must be `Secure`.
     #[error("a __Secure- cookie must be Secure")]
     SecurePrefix,
+    /// An `__Http-` or `__Host-Http-` cookie must be `Secure` and
+    /// `HttpOnly` (RFC 6265bis): browsers drop it otherwise.
+    #[error("an __Http- or __Host-Http- cookie must be Secure and HttpOnly; keep HttpOnly on, or choose another name")]
+    HttpPrefix,
     /// `SameSite=None` requires `Secure`.
     #[error("SameSite=None requires Secure")]
     SameSiteNoneInsecure,
@@ -156,16 +160,19 @@ impl CookieSpec {
     /// Sets `Secure`. Turning it off is for plain-HTTP development only.
     ///
     /// # Errors
-    /// As [`CookieSpec::validated`]: `__Host-`, `__Secure-` and
-    /// `SameSite=None` cookies need it.
+    /// As [`CookieSpec::validated`]: `__Host-`, `__Secure-`, `__Http-`
+    /// and `SameSite=None` cookies need it.
     pub fn secure(self, secure: bool) -> Result<Self, CookieError> {
         Self { secure, ..self }.validated()
     }
 
     /// Sets `HttpOnly` (on by default: scripts cannot read the cookie).
-    #[must_use]
-    pub fn http_only(self, http_only: bool) -> Self {
-        Self { http_only, ..self }
+    ///
+    /// # Errors
+    /// As [`CookieSpec::validated`]: `__Http-` and `__Host-Http-` cookies
+    /// need it.
+    pub fn http_only(self, http_only: bool) -> Result<Self, CookieError> {
+        Self { http_only, ..self }.validated()
     }
 
     /// Sets `SameSite`.
@@ -190,7 +197,8 @@ impl CookieSpec {
     ///
     /// # Errors
     /// [`CookieError::InvalidName`], [`CookieError::InvalidAttribute`],
-    /// [`CookieError::HostPrefix`], [`CookieError::SecurePrefix`] or
+    /// [`CookieError::HostPrefix`], [`CookieError::SecurePrefix`],
+    /// [`CookieError::HttpPrefix`] or
     /// [`CookieError::SameSiteNoneInsecure`].
     pub fn validated(self) -> Result<Self, CookieError> {
         if !is_token(&self.name) {
@@ -210,6 +218,10 @@ impl CookieSpec {
         }
         if lower.starts_with("__secure-") && !self.secure {
             return Err(CookieError::SecurePrefix);
+        }
+        let http_prefixed = lower.starts_with("__http-") || lower.starts_with("__host-http-");
+        if http_prefixed && !(self.secure && self.http_only) {
+            return Err(CookieError::HttpPrefix);
         }
         if self.same_site == SameSite::None && !self.secure {
             return Err(CookieError::SameSiteNoneInsecure);

@@ -39,10 +39,10 @@ fn the_default_cookie_is_host_prefixed_secure_httponly_lax() {
 
 #[test]
 fn http_only_can_be_turned_off_for_a_cookie_scripts_must_read() {
-    let spec = CookieSpec::default().http_only(false);
+    let spec = CookieSpec::default().http_only(false).unwrap();
     assert_eq!(spec.set_cookie("abc", None).unwrap(), "__Host-session=abc; Path=/; Secure; SameSite=Lax");
     assert_eq!(
-        spec.http_only(true).set_cookie("abc", None).unwrap(),
+        spec.http_only(true).unwrap().set_cookie("abc", None).unwrap(),
         "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
     );
 }
@@ -60,6 +60,21 @@ fn invalid_combinations_are_errors_not_silent_fixes() {
     assert_eq!(shouting.secure(false).unwrap_err(), CookieError::SecurePrefix);
     let host = CookieSpec::named("__host-id").unwrap();
     assert_eq!(host.clone().path("/app").unwrap_err(), CookieError::HostPrefix);
+    // `__Http-` and `__Host-Http-` cookies must be HttpOnly and Secure, in
+    // any case: browsers drop them otherwise.
+    for name in ["__Http-id", "__HTTP-id", "__Host-Http-id", "__host-http-id"] {
+        let spec = CookieSpec::named(name).unwrap();
+        assert_eq!(spec.clone().http_only(false).unwrap_err(), CookieError::HttpPrefix, "{name}");
+        assert!(spec.clone().http_only(true).is_ok(), "{name}");
+    }
+    let http = CookieSpec::named("__Http-id").unwrap();
+    assert_eq!(http.clone().secure(false).unwrap_err(), CookieError::HttpPrefix);
+    assert!(http.path("/app").unwrap().domain("example.com").is_ok(), "no host rules");
+    let host_http = CookieSpec::named("__Host-Http-id").unwrap();
+    assert_eq!(host_http.clone().secure(false).unwrap_err(), CookieError::HostPrefix);
+    assert_eq!(host_http.path("/app").unwrap_err(), CookieError::HostPrefix);
+    // Other names that merely contain the word are not prefixed.
+    assert!(CookieSpec::named("__Httpx").unwrap().http_only(false).is_ok());
     let plain = CookieSpec::named("sid").unwrap();
     assert_eq!(
         plain.clone().secure(false).unwrap().same_site(SameSite::None).unwrap_err(),

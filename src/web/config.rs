@@ -471,7 +471,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
         // form, or a logout's flash message, may be outside the session
         // cookie's path), always `HttpOnly`, for the browser session.
         let cookie = |suffix: &str| -> Result<CookieSpec, CookieError> {
-            Ok(self.cookie.renamed(format!("{name}{suffix}"))?.path("/")?.http_only(true).browser_session())
+            Ok(self.cookie.renamed(format!("{name}{suffix}"))?.path("/")?.http_only(true)?.browser_session())
         };
         let pre_sealer = derived("-csrf", PRE_SESSION_TIMEOUT)?;
         let pre_cookie = cookie("-csrf")?;
