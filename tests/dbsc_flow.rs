@@ -1280,6 +1280,38 @@ fn required_paths_refuse_unbound_sessions() {
     });
 }
 
+/// A request an outer layer of the same configuration passes on (one
+/// layer added at two levels of a router) is refused on a path that
+/// requires a bound session, as the inner layer sees the path: inside an
+/// axum `Router::nest`, the outer layer saw another.
+#[test]
+fn a_request_passed_on_is_refused_on_a_path_that_requires_binding() {
+    use sealed_session::web::{Nesting, Refusal};
+    run(async {
+        let (_clock, config, mut browser) = browser_for(DeviceBinding::default().require_for("/admin"));
+        let offer = browser.login_offer().await;
+        let outer = |browser: &mut Browser| {
+            let cookie = browser.cookie_header();
+            let config = Arc::clone(&config);
+            async move {
+                match config.begin(&TestRequest::new("GET", "/x/admin").header("cookie", cookie)).await {
+                    Begin::Ready(handle) => handle,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let unbound = outer(&mut browser).await;
+        let err = config.nested_in(&unbound, &TestRequest::new("GET", "/admin")).unwrap_err();
+        assert!(matches!(err, Refusal::NotDeviceBound), "{err:?}");
+        let elsewhere = config.nested_in(&unbound, &TestRequest::new("GET", "/x/admin"));
+        assert!(matches!(elsewhere, Ok(Nesting::PassThrough)), "{elsewhere:?}");
+        browser.register(&offer).await;
+        let bound = outer(&mut browser).await;
+        let passed = config.nested_in(&bound, &TestRequest::new("GET", "/admin"));
+        assert!(matches!(passed, Ok(Nesting::PassThrough)), "{passed:?}");
+    });
+}
+
 #[test]
 fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
     run(async {

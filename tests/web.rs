@@ -227,13 +227,22 @@ fn nesting_is_told_apart_by_configuration_and_cookie() {
         let (ours, same_cookie) = (config(), config());
         let other_cookie = config_with(Keyring::generate().unwrap(), |b| b.cookie(admin));
         let outer = open(&ours, "").await;
-        assert!(matches!(ours.nested_in(&outer), Ok(Nesting::PassThrough)));
-        assert!(matches!(other_cookie.nested_in(&outer), Ok(Nesting::Separate)));
-        assert!(matches!(same_cookie.nested_in(&outer), Err(Refusal::Nested)));
+        assert!(matches!(ours.nested_in(&outer, &TestRequest::new("GET", "/")), Ok(Nesting::PassThrough)));
+        assert!(matches!(
+            other_cookie.nested_in(&outer, &TestRequest::new("GET", "/")),
+            Ok(Nesting::Separate)
+        ));
+        assert!(matches!(same_cookie.nested_in(&outer, &TestRequest::new("GET", "/")), Err(Refusal::Nested)));
         let between = open(&other_cookie, "").await.inside(outer.clone());
-        assert!(matches!(ours.nested_in(&between), Ok(Nesting::Resume(_))));
-        assert!(matches!(same_cookie.nested_in(&between), Err(Refusal::Nested)));
-        assert!(matches!(other_cookie.nested_in(&between), Ok(Nesting::PassThrough)));
+        assert!(matches!(ours.nested_in(&between, &TestRequest::new("GET", "/")), Ok(Nesting::Resume(_))));
+        assert!(matches!(
+            same_cookie.nested_in(&between, &TestRequest::new("GET", "/")),
+            Err(Refusal::Nested)
+        ));
+        assert!(matches!(
+            other_cookie.nested_in(&between, &TestRequest::new("GET", "/")),
+            Ok(Nesting::PassThrough)
+        ));
     })
 }
 

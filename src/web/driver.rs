@@ -400,16 +400,28 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// would open it twice, check CSRF by different rules and set it over
     /// each other.
     ///
+    ///
+    /// The outer layer's path rules saw the path as it saw it: inside an
+    /// axum `Router::nest`, this layer sees another. A path of `request`
+    /// that [`DeviceBinding::require_for`](super::DeviceBinding::require_for)
+    /// names is refused here too, for a session that is not device-bound.
+    ///
     /// # Errors
     /// [`Refusal::Nested`] for another configuration's handle for the same
-    /// cookie.
-    pub fn nested_in(&self, outer: &SessionHandle) -> Result<Nesting, Refusal> {
+    /// cookie; [`Refusal::NotDeviceBound`] as above.
+    pub fn nested_in<R: RequestView + ?Sized>(
+        &self,
+        outer: &SessionHandle,
+        request: &R,
+    ) -> Result<Nesting, Refusal> {
         // Every layer further out, through those for other cookies
         // ([`SessionHandle::inside`]).
         let name = self.settings.cookie.name();
         let mut next = Some(outer);
         while let Some(handle) = next {
             if std::ptr::addr_eq(Arc::as_ptr(&handle.shared.ops), std::ptr::from_ref(self)) {
+                let current = handle.shared.lock().current.clone();
+                self.refuse_unbound(current.as_deref(), request.path())?;
                 if std::ptr::eq(handle, outer) {
                     return Ok(Nesting::PassThrough);
                 }
@@ -499,15 +511,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     state
                 }
             };
-            if let Some(dbsc) = &settings.dbsc {
-                let unbound = state.current.as_ref().is_some_and(|c| !c.session().is_device_bound());
-                if unbound && dbsc.binding.requires(request.path()) {
-                    tracing::info!(
-                        path = %loggable_path(request.path()),
-                        "refused: the path requires a device-bound session"
-                    );
-                    return Begin::Refuse(Refusal::NotDeviceBound);
-                }
+            if let Err(refusal) = self.refuse_unbound(state.current.as_deref(), request.path()) {
+                return Begin::Refuse(refusal);
             }
             if settings.registry.is_some() {
                 state.user_agent = request.header_text("user-agent").map(Box::from);
@@ -556,6 +561,20 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 Begin::Refuse(Refusal::Csrf(refusal))
             }
         }
+    }
+
+    /// [`Refusal::NotDeviceBound`] for a `current` session that is not
+    /// device-bound, on a path that requires one.
+    fn refuse_unbound(&self, current: Option<&Verified<Vec<u8>>>, path: &str) -> Result<(), Refusal> {
+        let Some(dbsc) = &self.settings.dbsc else {
+            return Ok(());
+        };
+        let unbound = current.is_some_and(|c| !c.session().is_device_bound());
+        if unbound && dbsc.binding.requires(path) {
+            tracing::info!(path = %loggable_path(path), "refused: the path requires a device-bound session");
+            return Err(Refusal::NotDeviceBound);
+        }
+        Ok(())
     }
 
     /// The first of `values` that opens and passes the revocation check,

@@ -80,7 +80,10 @@ where
         let service = Rc::clone(&self.service);
         let config = Arc::clone(&self.config);
         Box::pin(async move {
-            let outer = request.extensions().get::<SessionHandle>().map(|outer| config.nested_in(outer));
+            let outer = request
+                .extensions()
+                .get::<SessionHandle>()
+                .map(|outer| config.nested_in(outer, &View(&request)));
             match outer {
                 // An outer middleware began this request, and finishes it.
                 Some(Ok(Nesting::PassThrough)) => {

@@ -63,7 +63,7 @@ where
         let (mut parts, body) = request.into_parts();
         Box::pin(async move {
             if let Some(outer) = parts.extensions.get::<SessionHandle>() {
-                match config.nested_in(outer) {
+                match config.nested_in(outer, &parts) {
                     // An outer layer began this request, and finishes it.
                     Ok(Nesting::PassThrough) => {
                         return Ok(inner

@@ -1490,3 +1490,27 @@ async fn a_layer_added_twice_runs_once_and_a_second_configuration_is_refused() {
     client.app = router().layer(layer()).layer(admin()).layer(layer());
     assert_eq!(client.get("/whoami").await.status.as_u16(), 500);
 }
+
+/// One layer added both around a router and inside a router it nests:
+/// the outer layer runs the request, and saw the whole path, so a path the
+/// nested router requires a device-bound session for (named as that router
+/// sees it) is refused when the inner layer passes the request on.
+#[tokio::test]
+async fn a_layer_added_inside_a_nest_too_refuses_unbound_sessions_on_the_nested_paths() {
+    use sealed_session::web::DeviceBinding;
+    let clock = ManualClock::at_unix(START);
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+    let binding = DeviceBinding::default().require_for("/admin");
+    let config = WebConfig::builder(sealer, store).device_bound_sessions(binding).build().unwrap();
+    let layer = SessionLayer::new(config);
+    let nested = Router::new().route("/admin", get(shared::whoami::<Session<Data>>)).layer(layer.clone());
+    let mut client = Client { app: router().nest("/x", nested).layer(layer), jar: CookieJar::default() };
+    client.login().await;
+    assert_eq!(client.get("/whoami").await.body, "alice 0");
+    let reply = client.get("/x/admin").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::FORBIDDEN, "this page needs a device-bound session")
+    );
+}
