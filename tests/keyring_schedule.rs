@@ -289,6 +289,42 @@ fn a_key_that_seals_within_the_leeway_cannot_be_retired() {
     assert!(brief.with_retired_as_of(2, at(T0 + 30)).is_ok(), "its moment has passed");
 }
 
+/// A key waiting to take over (leaked before its day, say) can be retired
+/// in a rolling schedule, where the key that seals now is dated to retire
+/// some time after the waiting one takes over: that key loses its date and
+/// seals on, and the next rotation schedules another key and dates it again.
+#[test]
+fn a_waiting_key_can_be_retired_and_the_key_it_was_to_replace_seals_on() {
+    let policy =
+        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
+    let (ring, _) = start.rotated_at(at(T0), &policy).unwrap();
+    let retire_at = |ring: &Keyring, id: u32| ring.keys().find(|k| k.id == id).unwrap().retire_at;
+    assert_eq!(retire_at(&ring, 1), Some(at(T0 + 120 * DAY)));
+
+    let retired = ring.with_retired_as_of(2, at(T0 + DAY)).unwrap();
+    assert_eq!(retired.state_at(2, at(T0 + DAY)), Some(KeyState::Retired));
+    assert_eq!(retire_at(&retired, 1), None);
+    assert_eq!(retired.sealing_id_at(at(T0 + 200 * DAY)), 1, "key 1 seals on");
+    let (next, added) = retired.rotated_at(at(T0 + 2 * DAY), &policy).unwrap();
+    assert_eq!(added, Some(3));
+    assert_eq!(next.sealing_id_at(at(T0 + 30 * DAY)), 3, "on key 1's own schedule");
+    assert_eq!(retire_at(&next, 1), Some(at(T0 + 120 * DAY)));
+
+    // Where the keyring is valid without it, no other date changes: key 3
+    // takes over from key 1 before key 1's date.
+    let three = Keyring::new([
+        spec(1, KeyState::Primary).retire_at(at(T0 + 100 * DAY)),
+        spec(2, KeyState::Active).activate_at(at(T0 + 30 * DAY)).retire_at(at(T0 + 150 * DAY)),
+        spec(3, KeyState::Active).activate_at(at(T0 + 60 * DAY)),
+    ])
+    .unwrap();
+    let retired = three.with_retired_as_of(2, at(T0)).unwrap();
+    assert_eq!(retire_at(&retired, 1), Some(at(T0 + 100 * DAY)));
+    assert_eq!(retired.sealing_id_at(at(T0 + 59 * DAY)), 1);
+    assert_eq!(retired.sealing_id_at(at(T0 + 60 * DAY)), 3);
+}
+
 /// At one time: the key that seals, and what keys 1 to 6 do.
 type Moment = (u32, Vec<(u32, Option<KeyState>)>);
 

@@ -411,6 +411,12 @@ impl Keyring {
     /// ([`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY), for servers whose clocks
     /// run ahead of this one's): retiring it would end every session it
     /// sealed and fall back to an older key.
+    ///
+    /// A key scheduled to take over later (a leaked one, say) may be
+    /// retired. If the key that seals before it was to retire after it took
+    /// over ([`Keyring::rotated_at`] dates it so), no key would seal after
+    /// that date: the key loses its retire date and seals on until another
+    /// key is scheduled (the next rotation does).
     pub fn with_retired_as_of(&self, id: u32, now: OffsetDateTime) -> Result<Self, KeyringError> {
         let leeway = time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default();
         let ahead = now.checked_add(leeway).unwrap_or(now);
@@ -425,10 +431,33 @@ impl Keyring {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
             Some(_) if sealing => Err(KeyringError::PrimaryRetired(id)),
-            Some(_) => Self::new(self.keys().map(|k| {
-                let state = if k.id == id { KeyState::Retired } else { k.state };
-                KeySpec { state, ..k.clone() }
-            })),
+            Some(_) => {
+                let retired = |k: &KeySpec| {
+                    let state = if k.id == id { KeyState::Retired } else { k.state };
+                    KeySpec { state, ..k.clone() }
+                };
+                match Self::new(self.keys().map(retired)) {
+                    // Key `id` was waiting to take over from the key that
+                    // seals before it, which retires after that (a rolling
+                    // schedule's): it seals on, with no date, until another
+                    // key is scheduled.
+                    Err(err @ KeyringError::NoSealingKey { .. }) => {
+                        let position = periods.iter().position(|period| period.key_id == id);
+                        let before = position.and_then(|i| i.checked_sub(1)).and_then(|i| periods.get(i));
+                        let Some(before) = before.map(|period| period.key_id) else {
+                            return Err(err);
+                        };
+                        Self::new(self.keys().map(|k| {
+                            let mut k = retired(k);
+                            if k.id == before {
+                                k.retire_at = None;
+                            }
+                            k
+                        }))
+                    }
+                    other => other,
+                }
+            }
         }
     }
 

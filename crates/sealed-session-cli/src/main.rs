@@ -634,13 +634,25 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::Retire { file, id, at } => {
-            let keyring = Keyring::load(&file)?;
+            let before = Keyring::load(&file)?;
             let keyring = match at {
-                Some(text) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
+                Some(text) => before.with_retire_at(id, time_arg("--at", &text)?)?,
                 // Refuses the key that seals now, scheduled or primary.
-                None => keyring.with_retired(id)?,
+                None => before.with_retired(id)?,
             };
             write_keyring(&file, &keyring, Replace::Existing)?;
+            // A waiting key retired: the key it was to replace seals on.
+            for old in before.keys() {
+                let new = keyring.keys().find(|new| new.id == old.id);
+                if let (Some(date), Some(None)) = (old.retire_at, new.map(|new| new.retire_at)) {
+                    eprintln!(
+                        "note: key {} no longer retires on {}: key {id} was to take over from it, and it \
+                         seals until another key is scheduled (keyring rotate, or keyring add --activate-at)",
+                        old.id,
+                        date.format(&Rfc3339).unwrap_or_default()
+                    );
+                }
+            }
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),

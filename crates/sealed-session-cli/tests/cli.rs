@@ -226,6 +226,29 @@ fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
     assert_eq!(listed[1]["state"], "active", "the file is unchanged: {listed}");
 }
 
+/// The incident SECURITY.md describes, in the layout `keyring rotate`
+/// leaves: the waiting key leaked before its day. It is retired at once,
+/// and the primary, which was to retire after the waiting key took over,
+/// seals on (the note says so) until the next rotation schedules a key.
+#[test]
+fn a_leaked_waiting_key_of_a_rolling_schedule_is_retired_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90"], "");
+    let retired = run(&["keyring", "retire", f, "2"], "");
+    assert_eq!(retired.code, 0, "{}", retired.stderr);
+    assert!(retired.stderr.starts_with("note: key 1 no longer retires on "), "{}", retired.stderr);
+    let listed = json(&retired.stdout);
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[1]["state"].as_str()),
+        (Some("primary"), Some("retired"))
+    );
+    assert!(listed[0]["retire_at"].is_null(), "{listed}");
+    let rotated = json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90"], ""));
+    assert_eq!(rotated["added"], 3, "{rotated}");
+}
+
 #[test]
 fn a_scheduled_rotation_needs_no_promote_and_retires_on_time() {
     let dir = tempfile::tempdir().unwrap();
