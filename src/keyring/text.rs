@@ -37,13 +37,23 @@ impl Keyring {
             line: line_of(text, err.span().map_or(0, |s| s.start)),
         })?;
         let top_error = |what| KeyringError::Syntax { what, line: 1 };
+        // Whatever is refused is wiped: a secret may be in it.
         let keys = match table.remove("key") {
             Some(toml::Value::Array(keys)) => keys,
-            Some(_) => return Err(top_error("`key` must be an array of tables ([[key]])")),
+            Some(other) => {
+                wipe(other);
+                wipe(toml::Value::Table(table));
+                return Err(top_error("`key` must be an array of tables ([[key]])"));
+            }
             None if table.is_empty() => return Err(KeyringError::Empty),
-            None => return Err(top_error("unknown top-level entry; only [[key]] tables are allowed")),
+            None => {
+                wipe(toml::Value::Table(table));
+                return Err(top_error("unknown top-level entry; only [[key]] tables are allowed"));
+            }
         };
         if !table.is_empty() {
+            wipe(toml::Value::Table(table));
+            wipe(toml::Value::Array(keys));
             return Err(top_error("unknown top-level entry; only [[key]] tables are allowed"));
         }
         // Every entry is parsed, so that each secret is taken out and wiped
@@ -131,19 +141,35 @@ fn line_of(text: &str, offset: usize) -> usize {
     prefix.bytes().filter(|&b| b == b'\n').count() + 1
 }
 
+/// Entry `index` of a keyring file. Every string of it is wiped when it is
+/// dropped, parsed or not: a secret may sit in any field (pasted in the
+/// wrong place, or under a misspelt name).
 fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringError> {
-    let mut entry = EntryRef { index, id: None };
-    let toml::Value::Table(mut table) = value else {
-        return Err(KeyringError::Syntax { what: "`key` must be an array of tables ([[key]])", line: 1 });
+    let mut table = match value {
+        toml::Value::Table(table) => table,
+        other => {
+            wipe(other);
+            return Err(KeyringError::Syntax { what: "`key` must be an array of tables ([[key]])", line: 1 });
+        }
     };
+    let spec = spec_from_table(index, &mut table);
+    wipe(toml::Value::Table(table));
+    spec
+}
+
+fn spec_from_table(index: usize, table: &mut toml::Table) -> Result<KeySpec, KeyringError> {
+    let mut entry = EntryRef { index, id: None };
     // Taken out first, into memory wiped on drop, whatever fails below.
     let secret = match table.remove("secret") {
         Some(toml::Value::String(secret)) => Some(Some(Zeroizing::new(secret))),
-        Some(_) => Some(None),
+        Some(other) => {
+            wipe(other);
+            Some(None)
+        }
         None => None,
     };
-    let id = match table.remove("id") {
-        Some(toml::Value::Integer(id)) => u32::try_from(id).map_err(|_| KeyringError::InvalidField {
+    let id = match table.get("id") {
+        Some(toml::Value::Integer(id)) => u32::try_from(*id).map_err(|_| KeyringError::InvalidField {
             entry,
             field: "id",
             expected: "an integer from 0 to 4294967295",
@@ -158,8 +184,8 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
         None => return Err(KeyringError::MissingField { entry, field: "id" }),
     };
     entry.id = Some(id);
-    let state = match table.remove("state") {
-        Some(toml::Value::String(state)) => parse_state(entry, &state)?,
+    let state = match table.get("state") {
+        Some(toml::Value::String(state)) => parse_state(entry, state)?,
         Some(_) => return Err(KeyringError::InvalidField { entry, field: "state", expected: "a string" }),
         None => return Err(KeyringError::MissingField { entry, field: "state" }),
     };
@@ -172,10 +198,11 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
         }
         None => return Err(KeyringError::MissingField { entry, field: "secret" }),
     };
-    let created = time_field(entry, &mut table, "created")?;
-    let activate_at = time_field(entry, &mut table, "activate_at")?;
-    let retire_at = time_field(entry, &mut table, "retire_at")?;
-    if let Some(field) = table.keys().next() {
+    let created = time_field(entry, table, "created")?;
+    let activate_at = time_field(entry, table, "activate_at")?;
+    let retire_at = time_field(entry, table, "retire_at")?;
+    let known = ["id", "state", "created", "activate_at", "retire_at"];
+    if let Some(field) = table.keys().find(|field| !known.contains(&field.as_str())) {
         // A secret pasted as a name is a bare key too: echo only what looks
         // like a misspelt field name.
         let looks_like_a_name =
@@ -186,15 +213,28 @@ fn spec_from_toml(index: usize, value: toml::Value) -> Result<KeySpec, KeyringEr
     Ok(KeySpec { id, state, key, created, activate_at, retire_at })
 }
 
+/// Drops `value`, wiping every string in it (names of tables included).
+fn wipe(value: toml::Value) {
+    match value {
+        toml::Value::String(text) => drop(Zeroizing::new(text)),
+        toml::Value::Array(values) => values.into_iter().for_each(wipe),
+        toml::Value::Table(table) => table.into_iter().for_each(|(name, value)| {
+            drop(Zeroizing::new(name));
+            wipe(value);
+        }),
+        _ => {}
+    }
+}
+
 /// The optional date-time `field` of an entry.
 fn time_field(
     entry: EntryRef,
-    table: &mut toml::Table,
+    table: &toml::Table,
     field: &'static str,
 ) -> Result<Option<OffsetDateTime>, KeyringError> {
     const EXPECTED: &str = "an RFC 3339 date-time with an offset, like 2026-11-27T10:00:00Z";
     let invalid = KeyringError::InvalidField { entry, field, expected: EXPECTED };
-    match table.remove(field) {
+    match table.get(field) {
         Some(toml::Value::Datetime(dt)) => {
             OffsetDateTime::parse(&dt.to_string(), &Rfc3339).map(Some).map_err(|_| invalid)
         }
