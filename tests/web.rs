@@ -214,6 +214,36 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     })
 }
 
+/// Once the response's headers are made (`finish`), the handle changes
+/// nothing: a change then (in a streamed body, an upgraded connection, a
+/// spawned task) could not reach the browser, and a login or logout would
+/// end the session in the store while the browser kept its cookie.
+#[test]
+fn after_finish_the_handle_changes_nothing() {
+    pollster::block_on(async {
+        let config = config();
+        let cookie = signed_in(&config, "alice").await;
+        let handle = open(&config, &cookie).await;
+        let _ = handle.finish();
+        let typed = handle.typed::<String>();
+        let finished = |result: Result<(), HandleError>| matches!(result, Err(HandleError::Finished));
+        assert!(finished(typed.update(|data| data.push('!'))));
+        assert!(finished(typed.update_or_insert(String::new, |data| data.push('!')).await));
+        assert!(finished(typed.login("bob", "BOB".to_owned()).await.map(drop)));
+        assert!(finished(typed.reauthenticate().await.map(drop)));
+        assert!(finished(handle.renew_id().await));
+        assert!(finished(handle.logout().await));
+        assert!(finished(handle.logout_everywhere().await.map(drop)));
+        assert!(finished(handle.logout_others().await.map(drop)));
+        assert!(finished(handle.flash(Level::Info, "late")));
+        assert!(finished(handle.csrf_token().map(drop)));
+        assert_eq!((HandleError::Finished.status(), HandleError::Finished.body()), (500, "internal error"));
+        // Nothing changed in the store either.
+        let again = open(&config, &cookie).await;
+        assert_eq!(who(&again), Some((Some("alice".to_owned()), "ALICE".to_owned())));
+    })
+}
+
 /// What a layer makes of a handle an outer layer put in the request: its
 /// own configuration's (pass it on), its own past another cookie's layer
 /// (resume it), another cookie's (a session of its own), and another

@@ -977,6 +977,7 @@ impl SessionHandle {
     pub fn finish(&self) -> ResponseCookies {
         let settings = self.shared.ops.settings();
         let mut state = self.shared.lock();
+        state.finished = true;
         if state.session_cookie.is_none() {
             if let Some((current, reason)) = state.current.clone().and_then(|c| c.reissue().map(|r| (c, r))) {
                 let cookie = (!state.bearer).then_some(&settings.cookie);

@@ -72,6 +72,9 @@ pub(crate) struct State {
     /// Whether the handler asked for a CSRF token: a response that shows
     /// one is kept out of shared caches, as one that sets a cookie is.
     pub(crate) token_shown: bool,
+    /// Whether the response's headers were made
+    /// ([`SessionHandle::finish`]): nothing may change after that.
+    pub(crate) finished: bool,
     /// Whether the handler looked at the session (its data, its user, its
     /// flash messages, whether there is one): the response depends on the
     /// session cookie or bearer token, and says so in `Vary`.
@@ -111,6 +114,7 @@ impl State {
             user_agent: None,
             began_at: None,
             token_shown: false,
+            finished: false,
             read: false,
         }
     }
@@ -271,6 +275,16 @@ pub enum HandleError {
     /// and the configuration has none.
     #[error("no session registry is configured: add one with WebConfigBuilder::session_registry")]
     NoRegistry,
+    /// The response's headers were already made
+    /// ([`SessionHandle::finish`]): a change now (in a streamed body, an
+    /// upgraded connection or a spawned task) could not reach the browser,
+    /// and nothing changed.
+    #[error(
+        "the response's headers were already sent, and the session can no longer change: change it in the \
+         handler, before it returns its response (not in a streamed body, an upgraded connection or a spawned \
+         task), or use the Verifier for changes outside a request"
+    )]
+    Finished,
 }
 
 impl HandleError {
@@ -561,6 +575,17 @@ impl SessionHandle {
             .await
     }
 
+    /// [`HandleError::Finished`] once the response's headers were made:
+    /// every call that changes the session, its cookies or the response's
+    /// caching checks it first.
+    pub(crate) fn unfinished(&self) -> Result<(), HandleError> {
+        if self.shared.lock().finished {
+            tracing::error!("{}", HandleError::Finished);
+            return Err(HandleError::Finished);
+        }
+        Ok(())
+    }
+
     /// Gives the session a new ID, logging the old one out on every server:
     /// call it when the session's privileges change.
     ///
@@ -573,6 +598,7 @@ impl SessionHandle {
     /// a double submit's other request may have replaced it), or a sealing
     /// error.
     pub async fn renew_id(&self) -> Result<(), HandleError> {
+        self.unfinished()?;
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let mut session = current.session().clone();
         session.renew_id().map_err(LoginError::from)?;
@@ -641,6 +667,7 @@ impl SessionHandle {
     /// cookie would not end the session on the servers that can read it, so
     /// nothing changes and the client should retry (`503`).
     pub async fn logout(&self) -> Result<(), HandleError> {
+        self.unfinished()?;
         let (current, kept_unreadable) = self.current_or_unreadable();
         if kept_unreadable {
             return Err(HandleError::UnreadableSession);
@@ -699,6 +726,7 @@ impl SessionHandle {
     /// [`HandleError::Store`] if the store did not record it (nothing is
     /// then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
+        self.unfinished()?;
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let session = current.session();
         let user_id = session.user_id().ok_or(HandleError::NoSession)?;
@@ -733,6 +761,7 @@ impl SessionHandle {
     /// racing the user's), or a sealing error (every session of the user,
     /// this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
+        self.unfinished()?;
         let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
@@ -780,6 +809,7 @@ impl SessionHandle {
     /// [`HandleError::Seal`] if the messages do not fit in a cookie (none
     /// is then added).
     pub fn flash(&self, level: Level, message: impl Into<String>) -> Result<(), HandleError> {
+        self.unfinished()?;
         let flash = Flash { level, message: message.into() };
         Ok(self.shared.lock().flash.push(&self.shared.ops.settings().flash, flash)?)
     }
@@ -806,6 +836,7 @@ impl SessionHandle {
     /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
     /// pre-session cannot be sealed.
     pub fn csrf_token(&self) -> Result<String, HandleError> {
+        self.unfinished()?;
         let settings = self.shared.ops.settings();
         let mut state = self.shared.lock();
         state.token_shown = true;
@@ -977,6 +1008,7 @@ impl<T: SessionValue> Sessions<T> {
         carry: impl FnOnce(Option<Session<T>>) -> T,
         kind: AuditKind,
     ) -> Result<Current<T>, HandleError> {
+        self.handle.unfinished()?;
         let ops = self.handle.ops();
         if options.remember && !ops.settings().sealer.has_remember_me() {
             // Before anything changes: the request keeps its session.
@@ -1105,6 +1137,7 @@ impl<T: SessionValue> Sessions<T> {
         default: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<R, HandleError> {
+        self.handle.unfinished()?;
         let (raw, kept_unreadable) = self.handle.current_or_unreadable();
         let current = self.handle.verified::<T>();
         let mut session = match &current {
@@ -1146,6 +1179,7 @@ impl<T: SessionValue> Sessions<T> {
     /// [`HandleError::NoSession`], or [`HandleError::Seal`] if the changed
     /// session no longer fits in a cookie (the session is then unchanged).
     pub fn update<R>(&self, change: impl FnOnce(&mut T) -> R) -> Result<R, HandleError> {
+        self.handle.unfinished()?;
         let current = self.handle.verified::<T>().ok_or(HandleError::NoSession)?;
         // The lock is not held while `change` runs: it may use this handle.
         let mut session = current.session().clone();

@@ -1514,3 +1514,44 @@ async fn a_layer_added_inside_a_nest_too_refuses_unbound_sessions_on_the_nested_
         (StatusCode::FORBIDDEN, "this page needs a device-bound session")
     );
 }
+
+/// A body that changes the session when it is first read: after the layer
+/// made the response's headers, as a streamed body or a task does.
+struct LateChange(Option<Sessions<Data>>);
+
+impl http_body::Body for LateChange {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|sessions| {
+            let late = sessions.update(|data| data.count += 1);
+            Ok(http_body::Frame::data(
+                format!("finished: {}", matches!(late, Err(HandleError::Finished))).into(),
+            ))
+        }))
+    }
+}
+
+/// A change made while the body streams, after the response's headers
+/// went out, is refused (`HandleError::Finished`) rather than returning
+/// `Ok` and being lost: no cookie could carry it.
+#[tokio::test]
+async fn a_change_after_the_headers_went_out_is_refused_not_lost() {
+    async fn late(sessions: Sessions<Data>) -> Body {
+        Body::new(LateChange(Some(sessions)))
+    }
+    let harness = Harness::new();
+    let sealer = Sealer::builder(harness.keyring.clone()).clock(harness.clock.clone());
+    let layer = layer_for(sealer, Arc::clone(&harness.store));
+    let mut client =
+        Client { app: router().route("/late", get(late)).layer(layer), jar: CookieJar::default() };
+    client.login().await;
+    let reply = client.get("/late").await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "finished: true"));
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    assert_eq!(client.get("/whoami").await.body, "alice 0", "the session is as it was");
+}
