@@ -154,6 +154,8 @@ async fn read_form(form: FormRead, request: &mut ServiceRequest) -> Result<Sessi
     {
         let chunk = match chunk {
             Ok(chunk) => chunk,
+            // An outer middleware's limit, as axum's layer answers it.
+            Err(actix_web::error::PayloadError::Overflow) => return Err(form.too_large()),
             Err(err) => return Err(form.unreadable(&err)),
         };
         if body.len().saturating_add(chunk.len()) > limit {

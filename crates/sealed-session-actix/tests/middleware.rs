@@ -697,3 +697,45 @@ async fn a_route_without_the_middleware_is_logged_even_behind_an_option() {
     let said = logs.lines_with(&["ERROR", "no session layer wraps"]);
     assert!(!said.is_empty(), "the missing middleware went unsaid");
 }
+
+/// A request body that fails as an outer middleware's size limit makes it
+/// fail.
+struct Overflowing;
+
+impl futures_core::Stream for Overflowing {
+    type Item = Result<web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)))
+    }
+}
+
+/// A form body an outer middleware's limit cut short is answered `413`, as
+/// the axum layer answers tower-http's limit, not `400`.
+#[actix_web::test]
+async fn a_form_an_outer_limit_cut_short_is_413_as_on_axum() {
+    let app = test::init_service(
+        App::new()
+            .route("/csrf", web::get().to(shared::csrf::<H, E>))
+            .route("/form", web::post().to(form))
+            .wrap(middleware(|b| b))
+            .wrap_fn(|mut request, service| {
+                if request.path() == "/form" {
+                    request.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(Overflowing) });
+                }
+                service.call(request)
+            }),
+    )
+    .await;
+    let mut client = Client { app, jar: CookieJar::default() };
+    client.get("/csrf").await; // a pre-session to bind the form's token to
+    let form = test::TestRequest::post()
+        .uri("/form")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .insert_header(("sec-fetch-site", "same-origin"));
+    let reply = client.send(form).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
+}
