@@ -117,10 +117,17 @@ where
                 None => handle,
             };
             request.extensions_mut().insert(handle.clone());
-            // An error from the inner service (not a handler's error, which
-            // actix-web has made a response by now) passes through with no
-            // cookie change: actix-web builds its response later, out of reach.
-            let mut response = service.call(request).await?;
+            let mut response = match service.call(request).await {
+                Ok(response) => response,
+                // An inner middleware's error (a handler's is a response by
+                // now): its response is made here, so that it carries the
+                // session's changes (a login the handler made) and headers.
+                Err(err) => {
+                    let mut answer = err.error_response();
+                    handle.finish().write_to(&mut Headers(answer.headers_mut()));
+                    return Err(actix_web::error::InternalError::from_response(err, answer).into());
+                }
+            };
             handle.finish().write_to(&mut Headers(response.headers_mut()));
             Ok(response.map_into_left_body())
         })

@@ -739,3 +739,47 @@ async fn a_form_an_outer_limit_cut_short_is_413_as_on_axum() {
     let reply = client.send(form).await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
 }
+
+/// An inner middleware that fails after the handler ran (an authorization
+/// check, say) still sends the session's changes: a login the handler made
+/// reaches the browser, or the user would have lost the old session for
+/// nothing.
+#[actix_web::test]
+async fn an_inner_middlewares_error_still_carries_the_sessions_changes() {
+    let app = test::init_service(
+        App::new()
+            .route("/csrf", web::get().to(shared::csrf::<H, E>))
+            .route("/login", web::post().to(shared::login::<H, E>))
+            .route("/whoami", web::get().to(shared::whoami::<Session<Data>>))
+            .wrap_fn(|request, service| {
+                let login = request.path() == "/login";
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    if login {
+                        return Err(actix_web::error::ErrorForbidden("refused after the handler"));
+                    }
+                    Ok(response)
+                }
+            })
+            .wrap(middleware(|b| b)),
+    )
+    .await;
+    let mut client = Client { app, jar: CookieJar::default() };
+    let token = client.get("/csrf").await.body;
+    let login = test::TestRequest::post()
+        .uri("/login")
+        .insert_header(("x-csrf-token", token))
+        .insert_header(("sec-fetch-site", "same-origin"))
+        .insert_header((COOKIE, client.jar.header().unwrap()));
+    // As actix-web's server does with a service's error: its response.
+    let Err(err) = client.app.call(login.to_request()).await else { panic!("the inner middleware fails") };
+    let response = err.error_response();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let header = |name| response.headers().get_all(name).map(|v| v.to_str().unwrap().to_owned()).collect();
+    let set_cookies: Vec<String> = header(SET_COOKIE);
+    assert!(set_cookies.iter().any(|c| c.starts_with("__Host-session=")), "{set_cookies:?}");
+    assert_eq!(header(CACHE_CONTROL), ["no-store"]);
+    client.jar.apply(&set_cookies);
+    assert_eq!(client.get("/whoami").await.body, "alice 0");
+}
