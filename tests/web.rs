@@ -214,6 +214,56 @@ fn a_session_of_another_type_replaced_by_update_or_insert_is_ended() {
     })
 }
 
+/// A layer for another cookie inside the users' one (administrators'
+/// sessions): both check an unsafe request's CSRF token, each in its own
+/// header. A page inside gets both tokens, the outer one's through
+/// `SessionHandle::outer`, and a request with both passes both layers.
+#[test]
+fn a_layer_inside_another_cookies_layer_gets_both_tokens_through_outer() {
+    use sealed_session::web::Nesting;
+    pollster::block_on(async {
+        let users = config();
+        let admin = config_with(Keyring::generate().unwrap(), |b| {
+            b.cookie(sealed_session::CookieSpec::named("__Host-admin").unwrap())
+                .csrf_header("x-admin-csrf")
+                .csrf_field("admin_csrf")
+        });
+        // Both layers' drivers, the inner one's handle inside the outer's.
+        let both = |request: TestRequest| {
+            let (users, admin) = (Arc::clone(&users), Arc::clone(&admin));
+            async move {
+                let outer = match users.begin(&request).await {
+                    Begin::Ready(outer) => outer,
+                    Begin::Refuse(refusal) => return Err(refusal),
+                    other => panic!("{other:?}"),
+                };
+                assert!(matches!(admin.nested_in(&outer, &request), Ok(Nesting::Separate)));
+                match admin.begin(&request).await {
+                    Begin::Ready(inner) => Ok(inner.inside(outer)),
+                    Begin::Refuse(refusal) => Err(refusal),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let page = both(TestRequest::new("GET", "/admin")).await.unwrap();
+        assert!(page.outer().is_some());
+        let (outer_token, inner_token) =
+            (page.outer().unwrap().csrf_token().unwrap(), page.csrf_token().unwrap());
+        let mut cookies = set_cookies(&page);
+        cookies.extend(set_cookies(page.outer().unwrap()));
+        let cookie = cookies.iter().map(|c| pair(c)).collect::<Vec<_>>().join("; ");
+        let post = || {
+            with_cookie(TestRequest::new("POST", "/admin"), &cookie).header("sec-fetch-site", "same-origin")
+        };
+        both(post().header("x-csrf-token", &outer_token).header("x-admin-csrf", &inner_token)).await.unwrap();
+        let err = both(post().header("x-csrf-token", &outer_token)).await.unwrap_err();
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{err:?}");
+        let err = both(post().header("x-admin-csrf", &inner_token)).await.unwrap_err();
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{err:?}");
+        assert!(ready(&users, &TestRequest::new("GET", "/")).await.outer().is_none(), "no layer outside");
+    })
+}
+
 /// Once the response's headers are made (`finish`), the handle changes
 /// nothing: a change then (in a streamed body, an upgraded connection, a
 /// spawned task) could not reach the browser, and a login or logout would

@@ -189,7 +189,9 @@ pub enum Nesting {
     Resume(SessionHandle),
     /// The outer layer runs another cookie's session: begin and finish this
     /// one's as usual, and put its handle in the request as
-    /// [`SessionHandle::inside`] the outer one.
+    /// [`SessionHandle::inside`] the outer one. An unsafe request passes
+    /// both layers' CSRF checks only with both tokens, in headers or fields
+    /// of different names ([`SessionHandle::outer`]).
     Separate,
 }
 

@@ -391,6 +391,18 @@ impl SessionHandle {
         Self { outer: Some(Arc::new(outer)), ..self }
     }
 
+    /// The handle of the layer this one runs inside, for another cookie
+    /// ([`Nesting::Separate`](super::Nesting::Separate)), if any. Both
+    /// layers check the CSRF token of an unsafe request, each in its own
+    /// header or form field (give the inner configuration other names,
+    /// [`csrf_header`](super::WebConfigBuilder::csrf_header) and
+    /// [`csrf_field`](super::WebConfigBuilder::csrf_field)): a form inside
+    /// carries both tokens, the outer one's from this handle.
+    #[must_use]
+    pub fn outer(&self) -> Option<&SessionHandle> {
+        self.outer.as_deref()
+    }
+
     /// The typed view of the session: what logs in and changes the data.
     #[must_use]
     pub fn typed<T>(&self) -> Sessions<T> {
