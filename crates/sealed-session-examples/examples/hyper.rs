@@ -1,8 +1,10 @@
 //! sealed-session with plain hyper and no framework: the core's web driver
 //! (`sealed_session::web`, whose feature `http` reads hyper's request parts
-//! and writes its response headers), a body read and a few routes. It follows every rule the axum and actix adapters do: `503` when
-//! the store cannot be reached, CSRF on unsafe requests with a pre-session
-//! for the login form, re-issue, cache control.
+//! and writes its response headers), a body read and a few routes. It
+//! keeps the rules the axum and actix adapters keep: `503` when the store
+//! cannot be reached, CSRF on unsafe requests with a pre-session for the
+//! login form, re-issue, cache control, `HEAD` answered as `GET`, and the
+//! body handed to the route whether the token came in it or in a header.
 //!
 //! ```text
 //! cargo run -p sealed-session-examples --example hyper
@@ -61,6 +63,17 @@ where
     // it): read once, checked, and handed to the route whole. (A route that
     // needs the body of another request reads it itself.)
     let (session, form) = match config.begin(&parts).await {
+        // The token came in a header (or none was needed): a route that
+        // takes a form still gets its body.
+        Begin::Ready(session) if parts.method == Method::POST => {
+            match Limited::new(body, FORM_LIMIT).collect().await {
+                Ok(body) => (session, Some(body.to_bytes())),
+                Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                    return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+                }
+                Err(_) => return text(StatusCode::BAD_REQUEST, "unreadable body"),
+            }
+        }
         Begin::Ready(session) => (session, None),
         Begin::ReadForm(form) => match Limited::new(body, form.limit()).collect().await {
             Ok(body) => {
@@ -76,10 +89,16 @@ where
         Begin::Refuse(refusal) => return refuse(&refusal),
         Begin::Answer(answer) => return answer.into_http().map(Full::from),
     };
-    let mut response = route(&parts.method, parts.uri.path(), &session, form.as_deref()).await;
+    // `HEAD` runs the `GET` route; hyper sends no body with its answer.
+    let method = if parts.method == Method::HEAD { &Method::GET } else { &parts.method };
+    let mut response = route(method, parts.uri.path(), &session, form.as_deref()).await;
     session.finish().write_to(response.headers_mut());
     response
 }
+
+/// The most bytes of a body a route reads (the driver's own limit is for
+/// the bodies it reads for a CSRF token).
+const FORM_LIMIT: usize = 16 * 1024;
 
 /// How recent a sign-in `/settings` needs.
 const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
@@ -103,12 +122,13 @@ async fn route(
         (&Method::POST, "/login") => {
             // A real app checks the password here; the CSRF token of the
             // pre-session was checked before this route ran. A script that
-            // sent the token in its header signs in as alice.
-            let user = match form.map(serde_urlencoded::from_bytes::<LoginForm>) {
-                Some(Ok(form)) => form.user,
-                Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "the form needs a user"),
-                None => "alice".to_owned(),
-            };
+            // sent the token in its header and no body signs in as alice.
+            let user =
+                match form.filter(|form| !form.is_empty()).map(serde_urlencoded::from_bytes::<LoginForm>) {
+                    Some(Ok(form)) => form.user,
+                    Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "the form needs a user"),
+                    None => "alice".to_owned(),
+                };
             sessions.login(&user, 0).await.map(|_| "signed in\n".to_owned())
         }
         (&Method::GET, "/whoami") => match sessions.current() {

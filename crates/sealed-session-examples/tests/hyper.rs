@@ -121,6 +121,21 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
     let session =
         signed_in.set_cookies.iter().map(|c| pair(c)).find(|c| c.starts_with("__Host-session=")).unwrap();
     assert_eq!(send(&config, Request::get("/whoami").header("cookie", session)).await.body, "bob\n");
+
+    // The token in its header, the fields in the body: the route reads
+    // the body (it signed in as alice, whatever the form said).
+    let page = send(&config, Request::get("/login-form")).await;
+    let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
+    let pre_session = pair(&page.set_cookies[0]).to_owned();
+    let form = login(&pre_session, &token).header("content-type", "application/x-www-form-urlencoded");
+    let signed_in = send_body(&config, form, "user=carol".to_owned()).await;
+    let session =
+        signed_in.set_cookies.iter().map(|c| pair(c)).find(|c| c.starts_with("__Host-session=")).unwrap();
+    let whoami = || Request::get("/whoami").header("cookie", session);
+    assert_eq!(send(&config, whoami()).await.body, "carol\n");
+    // `HEAD` is answered as `GET` (hyper leaves the body out), not `404`.
+    let head = send(&config, whoami().method("HEAD")).await;
+    assert_eq!(head.status, StatusCode::OK);
 }
 
 #[tokio::test]
