@@ -510,6 +510,35 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
 /// (`add`, `promote`, `retire`, `rotate`) reads, changes and writes the
 /// keyring, so that two runs at once (cron jobs on hosts that share the
 /// file) never write over each other's keys.
+/// How long a command waits for another's lock on the keyring file: 60
+/// seconds, or `SEALED_SESSION_LOCK_WAIT` seconds. A run that hangs (or a
+/// lock someone else holds) must not stall every later cron run in silence.
+fn lock_wait() -> Result<std::time::Duration, Failure> {
+    match std::env::var("SEALED_SESSION_LOCK_WAIT") {
+        Err(std::env::VarError::NotPresent) => Ok(std::time::Duration::from_secs(60)),
+        Ok(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(std::time::Duration::from_secs(text.parse().unwrap_or(u64::MAX)))
+        }
+        _ => Err(Failure::Config("SEALED_SESSION_LOCK_WAIT must be a whole number of seconds".to_owned())),
+    }
+}
+
+/// Takes the lock on `lock`, waiting at most `wait` for another holder:
+/// whether it got it.
+fn wait_for_lock(lock: &std::fs::File, wait: std::time::Duration) -> std::io::Result<bool> {
+    let start = std::time::Instant::now();
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::Error(err)) => return Err(err),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        }
+    }
+}
+
 fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let name =
@@ -539,7 +568,15 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     if !lock.metadata().map_err(cannot)?.is_file() {
         return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    lock.lock().map_err(cannot)?;
+    let wait = lock_wait()?;
+    if !wait_for_lock(&lock, wait).map_err(cannot)? {
+        return Err(Failure::Config(format!(
+            "cannot lock {}: another keyring command has held it for {}s (one still running, or a hung one: see \
+             who holds the file, with `fuser` say); nothing was changed",
+            path.display(),
+            wait.as_secs()
+        )));
+    }
     // A lock file this run made is owned as the keyring is, so that the
     // keyring's owner can lock it next time. If that is not allowed, the
     // lock stays this user's: harmless now, and a later run as another

@@ -493,6 +493,47 @@ fn the_lock_file_is_never_followed_through_a_link() {
     assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
 }
 
+/// A lock another run holds is waited for a bounded time
+/// (`SEALED_SESSION_LOCK_WAIT` seconds, 60 by default), then refused with
+/// exit 2 and the file unchanged: a hung run must not stall every later
+/// cron run in silence. Released in time, the command goes on.
+#[test]
+fn a_lock_held_too_long_is_refused_not_waited_on_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let lock = std::fs::File::create(dir.path().join(".keyring.toml.lock")).unwrap();
+    lock.lock().unwrap();
+    let add = |wait: &str| {
+        run_command(
+            Command::cargo_bin("sealed-session")
+                .unwrap()
+                .args(["keyring", "add", f])
+                .env("SEALED_SESSION_LOCK_WAIT", wait),
+        )
+    };
+    let refused = add("1");
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("another keyring command has held it for 1s"), "{}", refused.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
+    let bad = add("soon");
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("SEALED_SESSION_LOCK_WAIT must be a whole number of seconds"),
+        "{}",
+        bad.stderr
+    );
+
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(lock);
+    });
+    let added = add("30");
+    release.join().unwrap();
+    assert_eq!((added.code, added.stdout.as_str()), (0, "2"), "{}", added.stderr);
+}
+
 #[test]
 fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let dir = tempfile::tempdir().unwrap();
