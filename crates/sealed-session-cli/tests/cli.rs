@@ -649,7 +649,8 @@ fn refused_tokens_exit_1_with_the_reason() {
         assert!(r.stderr.starts_with(&format!("refused: {reason}")), "{args:?}: {}", r.stderr);
         assert!(r.stdout.is_empty());
     }
-    // Rotate twice: the first key becomes retired, then unknown.
+    // Rotated: the first key becomes retired; a keyring without it at all
+    // calls it unknown; a fresh keyring's key 1 is another key.
     ok(&["keyring", "add", f], "");
     ok(&["keyring", "promote", f, "2"], "");
     ok(&["keyring", "retire", f, "1"], "");
@@ -660,6 +661,17 @@ fn refused_tokens_exit_1_with_the_reason() {
     let fresh = init(other.path());
     let r = run(&["open", "--keyring", fresh.to_str().unwrap(), "--purpose", "p", &token], "");
     assert_eq!((r.code, r.stderr.starts_with("refused: invalid")), (1, true), "{}", r.stderr);
+    let without = other.path().join("without.toml");
+    let key = sealed_session::KeySpec::new(
+        7,
+        sealed_session::KeyState::Primary,
+        sealed_session::MasterKey::generate().unwrap(),
+    );
+    let keyring = sealed_session::Keyring::new([key]).unwrap();
+    std::fs::write(&without, keyring.to_toml_string().as_bytes()).unwrap();
+    std::fs::set_permissions(&without, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&["open", "--keyring", without.to_str().unwrap(), "--purpose", "p", &token], "");
+    assert_eq!((r.code, r.stderr.starts_with("refused: unknown key")), (1, true), "{}", r.stderr);
 }
 
 #[test]
