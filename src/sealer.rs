@@ -473,6 +473,12 @@ impl Sealer {
     /// ([`MASKED_TOKEN_LEN`](crate::csrf::MASKED_TOKEN_LEN) characters), so
     /// the text differs on every page while every copy verifies for the
     /// session's life. See [`csrf`](crate::csrf).
+    ///
+    /// In a web handler, ask the request's handle instead
+    /// ([`SessionHandle::csrf_token`](crate::web::SessionHandle::csrf_token),
+    /// or its [`sealer`](crate::web::SessionHandle::sealer)): it also keeps
+    /// the response that shows the token out of shared caches, which a
+    /// token made here, through a [`Verifier`](crate::Verifier), does not.
     #[must_use]
     pub fn csrf_token<T>(&self, session: &Session<T>) -> String {
         let now = opening_time(self.clock.unix_now());
