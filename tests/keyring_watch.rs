@@ -277,6 +277,14 @@ fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
     assert!(matches!(*error, KeyringError::KeyInUseDropped { id: 2 }), "{error:?}");
     assert!(error.to_string().contains("retire the key first"), "{error}");
     assert_eq!(keys(), [1, 2]);
+    // Another version that drops key 2 too is read (at every poll), but
+    // not reported again: the next report is the broken file's after it.
+    let other = Keyring::new([spec(1, KeyState::Primary).created(at(T))]).unwrap();
+    replace(&path, &other.to_toml_string());
+    std::thread::sleep(Duration::from_millis(500)); // ten polls
+    replace(&path, "[[key]]\nid = ");
+    assert!(matches!(*refused(&events), KeyringError::Syntax { .. }));
+    assert_eq!(keys(), [1, 2]);
     replace(&path, &complete);
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
 
