@@ -281,7 +281,10 @@ pub enum KeyringError {
     UnwritableTime(u32),
     /// The key that seals (the primary, or a key whose scheduled
     /// activation has come) cannot be retired.
-    #[error("key {0} is the key that seals now and cannot be retired; promote or add another key first")]
+    #[error(
+        "key {0} is the key that seals now, or in state primary, and cannot be retired; promote or add another \
+         key first"
+    )]
     PrimaryRetired(u32),
     /// A key that is retired (by its state, or a retire date that has
     /// come) cannot be given a retire date: a later one would bring it back.
@@ -290,7 +293,8 @@ pub enum KeyringError {
          servers refuse a keyring that brings one back): add a new key instead"
     )]
     AlreadyRetired(u32),
-    /// A retired key cannot become primary.
+    /// A retired key (by its state, or a retire date that has come) cannot
+    /// become primary.
     #[error("key {0} is retired and cannot become primary; add a new key instead")]
     RetiredKeyPromoted(u32),
     /// Two entries have the same key ID.

@@ -325,6 +325,20 @@ fn a_waiting_key_can_be_retired_and_the_key_it_was_to_replace_seals_on() {
     assert_eq!(retired.sealing_id_at(at(T0 + 60 * DAY)), 3);
 }
 
+/// A key whose retire date has passed is retired, though its state says
+/// active: it cannot be promoted (the refusal says so, rather than that no
+/// key would seal).
+#[test]
+fn a_key_past_its_retire_date_cannot_be_promoted() {
+    let past = at(978_307_200); // 2001-01-01
+    let keyring =
+        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(past)]).unwrap();
+    let err = keyring.with_primary(2).unwrap_err();
+    assert!(matches!(err, KeyringError::RetiredKeyPromoted(2)), "{err:?}");
+    let retired = Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Retired)]).unwrap();
+    assert!(matches!(retired.with_primary(2), Err(KeyringError::RetiredKeyPromoted(2))));
+}
+
 /// At one time: the key that seals, and what keys 1 to 6 do.
 type Moment = (u32, Vec<(u32, Option<KeyState>)>);
 

@@ -374,11 +374,15 @@ impl Keyring {
     ///
     /// # Errors
     /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
-    /// [`KeyringError::RetiredKeyPromoted`] if it is retired.
+    /// [`KeyringError::RetiredKeyPromoted`] if it is retired, by its state
+    /// or by a retire date that has come.
     pub fn with_primary(&self, id: u32) -> Result<Self, KeyringError> {
-        match self.entry(id).map(|e| e.spec.state) {
+        let spec = self.entry(id).map(|e| &e.spec);
+        let retired_by_date = spec.is_some_and(|spec| spec.retire_at.is_some_and(|at| at <= now()));
+        match spec.map(|spec| spec.state) {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Retired) => Err(KeyringError::RetiredKeyPromoted(id)),
+            Some(_) if retired_by_date => Err(KeyringError::RetiredKeyPromoted(id)),
             Some(_) => Self::new(self.keys().map(|k| {
                 let state = if k.id == id {
                     KeyState::Primary

@@ -541,7 +541,7 @@ fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let f = file.to_str().unwrap();
     let cases = [
         (vec!["keyring", "init", f], "refusing to overwrite"),
-        (vec!["keyring", "retire", f, "1"], "seals now and cannot be retired"),
+        (vec!["keyring", "retire", f, "1"], "seals now, or in state primary, and cannot be retired"),
         (vec!["keyring", "promote", f, "7"], "no key 7"),
         (vec!["keyring", "retire", f, "7"], "no key 7"),
     ];
