@@ -220,3 +220,30 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
 fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<bool, KeyringError> {
     Ok(true)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::check_permissions;
+
+    /// A file opened at a path that names another file by the time of the
+    /// check (replaced by a rename in between) is not judged by that
+    /// path's directories: the check says to open it again. Both files here
+    /// would pass on their own.
+    #[test]
+    fn a_file_replaced_between_open_and_check_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (opened, now_there) = (dir.path().join("opened.toml"), dir.path().join("keyring.toml"));
+        for path in [&opened, &now_there] {
+            std::fs::write(path, "").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let file = std::fs::File::open(&opened).unwrap();
+        assert!(check_permissions(&opened, &file).unwrap(), "the file its path names");
+        assert!(!check_permissions(&now_there, &file).unwrap(), "judged by another file's path");
+    }
+}
