@@ -407,6 +407,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// axum `Router::nest`, this layer sees another. A path of `request`
     /// that [`DeviceBinding::require_for`](super::DeviceBinding::require_for)
     /// names is refused here too, for a session that is not device-bound.
+    /// The rest were applied by the outer layer to its path: a
+    /// [`csrf_exempt`](super::WebConfigBuilder::csrf_exempt) path named as
+    /// the nested router sees it is not exempt there (it fails closed);
+    /// name such paths as the outermost layer sees them.
     ///
     /// # Errors
     /// [`Refusal::Nested`] for another configuration's handle for the same
