@@ -293,6 +293,28 @@ pub enum KeyringError {
          servers refuse a keyring that brings one back): add a new key instead"
     )]
     AlreadyRetired(u32),
+    /// Key `id` is waiting to take over from key `predecessor`, which
+    /// retires after that: retired, it would leave no key to seal from
+    /// `at` on. Replace it instead
+    /// ([`Keyring::with_waiting_key_replaced`](crate::Keyring::with_waiting_key_replaced)).
+    #[error(
+        "key {id} is waiting to take over from key {predecessor}, which retires at {}: retired, it would leave no \
+         key to seal then; replace it instead (`sealed-session keyring retire FILE {id} --replace` schedules a new \
+         key for the same time)",
+        rfc3339(.at)
+    )]
+    WaitingKeyRetired {
+        /// The key to retire.
+        id: u32,
+        /// The key that seals until key `id` takes over.
+        predecessor: u32,
+        /// When no key would seal.
+        at: time::OffsetDateTime,
+    },
+    /// The key is not waiting to take over (it has no activation time, or
+    /// it seals now or within the clock leeway): it cannot be replaced.
+    #[error("key {0} is not waiting to take over by the schedule; retire it, or promote another key first")]
+    NotWaiting(u32),
     /// A retired key (by its state, or a retire date that has come) cannot
     /// become primary.
     #[error("key {0} is retired and cannot become primary; add a new key instead")]

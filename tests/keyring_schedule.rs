@@ -289,12 +289,14 @@ fn a_key_that_seals_within_the_leeway_cannot_be_retired() {
     assert!(brief.with_retired_as_of(2, at(T0 + 30)).is_ok(), "its moment has passed");
 }
 
-/// A key waiting to take over (leaked before its day, say) can be retired
-/// in a rolling schedule, where the key that seals now is dated to retire
-/// some time after the waiting one takes over: that key loses its date and
-/// seals on, and the next rotation schedules another key and dates it again.
+/// A key waiting to take over (leaked before its day, say), in a rolling
+/// schedule where the key that seals now retires some time after the
+/// waiting one takes over: retired alone, it would leave no key to seal
+/// then, and the refusal says to replace it. Replaced, it is retired and a
+/// new key takes over at its time; no other date changes (a leaked key
+/// that seals now must not seal on).
 #[test]
-fn a_waiting_key_can_be_retired_and_the_key_it_was_to_replace_seals_on() {
+fn a_waiting_key_is_replaced_not_retired_alone() {
     let policy =
         RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
     let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
@@ -302,17 +304,31 @@ fn a_waiting_key_can_be_retired_and_the_key_it_was_to_replace_seals_on() {
     let retire_at = |ring: &Keyring, id: u32| ring.keys().find(|k| k.id == id).unwrap().retire_at;
     assert_eq!(retire_at(&ring, 1), Some(at(T0 + 120 * DAY)));
 
-    let retired = ring.with_retired_as_of(2, at(T0 + DAY)).unwrap();
-    assert_eq!(retired.state_at(2, at(T0 + DAY)), Some(KeyState::Retired));
-    assert_eq!(retire_at(&retired, 1), None);
-    assert_eq!(retired.sealing_id_at(at(T0 + 200 * DAY)), 1, "key 1 seals on");
-    let (next, added) = retired.rotated_at(at(T0 + 2 * DAY), &policy).unwrap();
-    assert_eq!(added, Some(3));
-    assert_eq!(next.sealing_id_at(at(T0 + 30 * DAY)), 3, "on key 1's own schedule");
-    assert_eq!(retire_at(&next, 1), Some(at(T0 + 120 * DAY)));
+    let err = ring.with_retired_as_of(2, at(T0 + DAY)).unwrap_err();
+    assert!(
+        matches!(err, KeyringError::WaitingKeyRetired { id: 2, predecessor: 1, at: when } if when == at(T0 + 120 * DAY)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--replace"), "{err}");
 
-    // Where the keyring is valid without it, no other date changes: key 3
-    // takes over from key 1 before key 1's date.
+    let (replaced, new) = ring.with_waiting_key_replaced_as_of(2, at(T0 + DAY)).unwrap();
+    assert_eq!(new, 3);
+    assert_eq!(replaced.state_at(2, at(T0 + DAY)), Some(KeyState::Retired));
+    assert_eq!(replaced.sealing_id_at(at(T0 + 30 * DAY - 1)), 1);
+    assert_eq!(replaced.sealing_id_at(at(T0 + 30 * DAY)), 3, "at key 2's time");
+    assert_eq!(retire_at(&replaced, 1), Some(at(T0 + 120 * DAY)), "key 1 retires when it was to");
+    // Only a key waiting to take over is replaced: not one that seals now,
+    // or within the leeway, nor one with no activation time.
+    for id in [1, 2] {
+        let err = replaced.with_waiting_key_replaced_as_of(id, at(T0 + DAY)).unwrap_err();
+        assert!(matches!(err, KeyringError::NotWaiting(i) if i == id), "{err:?}");
+    }
+    let err = replaced.with_waiting_key_replaced_as_of(3, at(T0 + 30 * DAY - 60)).unwrap_err();
+    assert!(matches!(err, KeyringError::NotWaiting(3)), "{err:?}");
+    assert!(matches!(ring.with_waiting_key_replaced_as_of(9, at(T0)), Err(KeyringError::NoSuchKey(9))));
+
+    // Where the keyring is valid without it, a waiting key is retired
+    // alone: key 3 takes over from key 1 before key 1's date.
     let three = Keyring::new([
         spec(1, KeyState::Primary).retire_at(at(T0 + 100 * DAY)),
         spec(2, KeyState::Active).activate_at(at(T0 + 30 * DAY)).retire_at(at(T0 + 150 * DAY)),

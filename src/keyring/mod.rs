@@ -409,60 +409,96 @@ impl Keyring {
     /// Key `id` is retired (tokens under it are refused), as of `now`.
     ///
     /// # Errors
-    /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
+    /// [`KeyringError::NoSuchKey`] if there is no key `id`,
+    /// [`KeyringError::WaitingKeyRetired`] (see below), or
     /// [`KeyringError::PrimaryRetired`] if it is the primary key or, by its
     /// schedule, seals at `now` or within the clock leeway after it
     /// ([`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY), for servers whose clocks
     /// run ahead of this one's): retiring it would end every session it
     /// sealed and fall back to an older key.
     ///
-    /// A key scheduled to take over later (a leaked one, say) may be
-    /// retired. If the key that seals before it was to retire after it took
-    /// over ([`Keyring::rotated_at`] dates it so), no key would seal after
-    /// that date: the key loses its retire date and seals on until another
-    /// key is scheduled (the next rotation does).
+    /// A key scheduled to take over later may be retired, unless the key
+    /// that seals before it retires after it takes over (as
+    /// [`Keyring::rotated_at`] dates keys): no key would seal then, and
+    /// [`Keyring::with_waiting_key_replaced`] is the way to retire it.
     pub fn with_retired_as_of(&self, id: u32, now: OffsetDateTime) -> Result<Self, KeyringError> {
-        let leeway = time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default();
-        let ahead = now.checked_add(leeway).unwrap_or(now);
-        // Whether any period in which key `id` seals overlaps [now, ahead].
-        let periods = self.sealing_periods();
-        let sealing = periods.iter().enumerate().any(|(i, period)| {
-            period.key_id == id
-                && period.from.is_none_or(|from| from <= ahead)
-                && periods.get(i + 1).and_then(|next| next.from).is_none_or(|end| end > now)
-        });
         match self.entry(id).map(|e| e.spec.state) {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
-            Some(_) if sealing => Err(KeyringError::PrimaryRetired(id)),
-            Some(_) => {
-                let retired = |k: &KeySpec| {
-                    let state = if k.id == id { KeyState::Retired } else { k.state };
-                    KeySpec { state, ..k.clone() }
-                };
-                match Self::new(self.keys().map(retired)) {
-                    // Key `id` was waiting to take over from the key that
-                    // seals before it, which retires after that (a rolling
-                    // schedule's): it seals on, with no date, until another
-                    // key is scheduled.
-                    Err(err @ KeyringError::NoSealingKey { .. }) => {
-                        let position = periods.iter().position(|period| period.key_id == id);
-                        let before = position.and_then(|i| i.checked_sub(1)).and_then(|i| periods.get(i));
-                        let Some(before) = before.map(|period| period.key_id) else {
-                            return Err(err);
-                        };
-                        Self::new(self.keys().map(|k| {
-                            let mut k = retired(k);
-                            if k.id == before {
-                                k.retire_at = None;
-                            }
-                            k
-                        }))
-                    }
-                    other => other,
+            Some(_) if self.seals_within_leeway(id, now) => Err(KeyringError::PrimaryRetired(id)),
+            Some(_) => Self::new(self.keys().map(|k| {
+                let state = if k.id == id { KeyState::Retired } else { k.state };
+                KeySpec { state, ..k.clone() }
+            }))
+            .map_err(|err| match (err, self.predecessor(id)) {
+                // Key `id` was to take over from a key that retires after
+                // that (a rolling schedule's): say how to replace it.
+                (KeyringError::NoSealingKey { at }, Some(predecessor)) => {
+                    KeyringError::WaitingKeyRetired { id, predecessor, at }
                 }
-            }
+                (err, _) => err,
+            }),
         }
+    }
+
+    /// Key `id`, waiting to take over by its schedule (one that leaked
+    /// before its day, say), is retired, and a new `active` key, made now,
+    /// takes over at the same time in its place: the schedule is otherwise
+    /// unchanged (the key that seals until then retires when it was to).
+    /// Returns the new keyring and the new key's ID. As of the system clock.
+    ///
+    /// # Errors
+    /// [`KeyringError::NoSuchKey`], [`KeyringError::NotWaiting`] if key
+    /// `id` is not waiting to take over (it has no activation time, or it
+    /// seals now or within the clock leeway: retire another way), or as
+    /// [`Keyring::with_new_key`].
+    pub fn with_waiting_key_replaced(&self, id: u32) -> Result<(Self, u32), KeyringError> {
+        self.with_waiting_key_replaced_as_of(id, now())
+    }
+
+    /// [`Keyring::with_waiting_key_replaced`] as of `now`.
+    ///
+    /// # Errors
+    /// As [`Keyring::with_waiting_key_replaced`].
+    pub fn with_waiting_key_replaced_as_of(
+        &self,
+        id: u32,
+        now: OffsetDateTime,
+    ) -> Result<(Self, u32), KeyringError> {
+        let spec = self.entry(id).map(|e| &e.spec).ok_or(KeyringError::NoSuchKey(id))?;
+        let at = match spec.activate_at {
+            Some(at) if spec.state == KeyState::Active && !self.seals_within_leeway(id, now) => at,
+            _ => return Err(KeyringError::NotWaiting(id)),
+        };
+        let highest = self.keys().map(|k| k.id).max().unwrap_or(0);
+        let new_id = highest.checked_add(1).ok_or(KeyringError::NoFreeId(highest))?;
+        let new = KeySpec::new(new_id, KeyState::Active, MasterKey::generate()?).created(now).activate_at(at);
+        let keys = self.keys().map(|k| {
+            let state = if k.id == id { KeyState::Retired } else { k.state };
+            KeySpec { state, ..k.clone() }
+        });
+        Ok((Self::new(keys.chain([new]))?, new_id))
+    }
+
+    /// Whether key `id` seals, by the schedule, at any time from `now` to
+    /// the clock leeway after it (a server whose clock runs ahead seals
+    /// with it already).
+    fn seals_within_leeway(&self, id: u32, now: OffsetDateTime) -> bool {
+        let leeway = time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default();
+        let ahead = now.checked_add(leeway).unwrap_or(now);
+        let periods = self.sealing_periods();
+        periods.iter().enumerate().any(|(i, period)| {
+            period.key_id == id
+                && period.from.is_none_or(|from| from <= ahead)
+                && periods.get(i + 1).and_then(|next| next.from).is_none_or(|end| end > now)
+        })
+    }
+
+    /// The key that seals just before key `id` takes over, by the schedule.
+    fn predecessor(&self, id: u32) -> Option<u32> {
+        let periods = self.sealing_periods();
+        let position = periods.iter().position(|period| period.key_id == id)?;
+        periods.get(position.checked_sub(1)?).map(|period| period.key_id)
     }
 
     /// The ID of the key in state `primary`. With a schedule, the key that

@@ -167,15 +167,21 @@ enum KeyringCommand {
         id: u32,
     },
     /// Retire a key (rotation phase 3): tokens under it are refused, now
-    /// or, with --at, from that time on.
+    /// or, with --at, from that time on. With --replace, a key waiting to
+    /// take over (one that leaked before its day) is retired now and a new
+    /// key is scheduled for its time.
     Retire {
         /// Keyring file.
         file: PathBuf,
         /// Key ID.
         id: u32,
         /// When: RFC 3339, or `+N` with a unit (s, m, h, d) from now.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "replace")]
         at: Option<String>,
+        /// Schedule a new key to take over when key ID would have; prints
+        /// the keys, the new one among them.
+        #[arg(long)]
+        replace: bool,
     },
     /// Print the schedule as JSON: which key seals when, when each key
     /// retires, and how many days each is kept after it stops sealing.
@@ -670,26 +676,15 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
-        KeyringCommand::Retire { file, id, at } => {
-            let before = Keyring::load(&file)?;
-            let keyring = match at {
-                Some(text) => before.with_retire_at(id, time_arg("--at", &text)?)?,
+        KeyringCommand::Retire { file, id, at, replace } => {
+            let keyring = Keyring::load(&file)?;
+            let keyring = match (at, replace) {
+                (_, true) => keyring.with_waiting_key_replaced(id)?.0,
+                (Some(text), false) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
                 // Refuses the key that seals now, scheduled or primary.
-                None => before.with_retired(id)?,
+                (None, false) => keyring.with_retired(id)?,
             };
             write_keyring(&file, &keyring, Replace::Existing)?;
-            // A waiting key retired: the key it was to replace seals on.
-            for old in before.keys() {
-                let new = keyring.keys().find(|new| new.id == old.id);
-                if let (Some(date), Some(None)) = (old.retire_at, new.map(|new| new.retire_at)) {
-                    eprintln!(
-                        "note: key {} no longer retires on {}: key {id} was to take over from it, and it \
-                         seals until another key is scheduled (keyring rotate, or keyring add --activate-at)",
-                        old.id,
-                        date.format(&Rfc3339).unwrap_or_default()
-                    );
-                }
-            }
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),

@@ -227,26 +227,27 @@ fn the_key_that_seals_by_its_schedule_cannot_be_retired() {
 }
 
 /// The incident SECURITY.md describes, in the layout `keyring rotate`
-/// leaves: the waiting key leaked before its day. It is retired at once,
-/// and the primary, which was to retire after the waiting key took over,
-/// seals on (the note says so) until the next rotation schedules a key.
+/// leaves: the waiting key leaked before its day. Retired alone, it would
+/// leave no key to seal after the primary's date: refused, saying to
+/// replace it. `--replace` retires it and schedules a new key for its time.
 #[test]
-fn a_leaked_waiting_key_of_a_rolling_schedule_is_retired_at_once() {
+fn a_leaked_waiting_key_of_a_rolling_schedule_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
     ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90"], "");
-    let retired = run(&["keyring", "retire", f, "2"], "");
-    assert_eq!(retired.code, 0, "{}", retired.stderr);
-    assert!(retired.stderr.starts_with("note: key 1 no longer retires on "), "{}", retired.stderr);
-    let listed = json(&retired.stdout);
-    assert_eq!(
-        (listed[0]["state"].as_str(), listed[1]["state"].as_str()),
-        (Some("primary"), Some("retired"))
-    );
-    assert!(listed[0]["retire_at"].is_null(), "{listed}");
-    let rotated = json(&ok(&["keyring", "rotate", f, "--every", "30", "--keep", "90"], ""));
-    assert_eq!(rotated["added"], 3, "{rotated}");
+    let before = json(&ok(&["keyring", "list", f], ""));
+    let refused = run(&["keyring", "retire", f, "2"], "");
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("retire FILE 2 --replace"), "{}", refused.stderr);
+    let listed = json(&ok(&["keyring", "retire", f, "2", "--replace"], ""));
+    let states: Vec<_> =
+        listed.as_array().unwrap().iter().map(|k| (k["id"].as_u64(), k["state"].as_str())).collect();
+    assert_eq!(states, [(Some(1), Some("primary")), (Some(2), Some("retired")), (Some(3), Some("active"))]);
+    assert_eq!(listed[2]["activate_at"], before[1]["activate_at"], "at key 2's time");
+    assert_eq!(listed[0]["retire_at"], before[0]["retire_at"], "key 1's date is kept");
+    let conflict = run(&["keyring", "retire", f, "3", "--replace", "--at", "+1d"], "");
+    assert_eq!(conflict.code, 2);
 }
 
 #[test]
