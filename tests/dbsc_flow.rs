@@ -1312,6 +1312,37 @@ fn a_request_passed_on_is_refused_on_a_path_that_requires_binding() {
     });
 }
 
+/// A login whose response is made while it waits on the store (a task
+/// that raced the response) stops before it ends the request's session:
+/// the new cookie could never reach the browser, and the user would be
+/// signed out.
+#[test]
+fn a_login_the_response_overtook_ends_no_session() {
+    use std::future::Future as _;
+    let clock = ManualClock::at_unix(START);
+    let config = config(&clock, DeviceBinding::default());
+    run(async {
+        let session = config.verifier().login("alice", "first".to_owned()).await.unwrap();
+        let (_, set_cookie) = config.verifier().issue_cookie(session, config.cookie()).unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let Begin::Ready(handle) =
+            config.begin(&TestRequest::new("GET", "/").header("cookie", &cookie)).await
+        else {
+            panic!("alice's request is let through")
+        };
+        let typed = handle.typed::<String>();
+        let mut login = std::pin::pin!(typed.login("bob", "BOB".to_owned()));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(login.as_mut().poll(&mut context).is_pending(), "waits on the store");
+        let _ = handle.finish();
+        let err = login.await.map(drop).unwrap_err();
+        assert!(matches!(err, sealed_session::web::HandleError::Finished), "{err:?}");
+        let value = cookie.strip_prefix("__Host-session=").unwrap();
+        let reply = whoami(&config, value).await;
+        assert_eq!(reply.body, "alice first bound=false", "alice's session is not ended");
+    });
+}
+
 #[test]
 fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
     run(async {

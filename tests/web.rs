@@ -273,7 +273,10 @@ fn after_finish_the_handle_changes_nothing() {
     pollster::block_on(async {
         let config = config();
         let cookie = signed_in(&config, "alice").await;
-        let handle = open(&config, &cookie).await;
+        let flashing = open(&config, &cookie).await;
+        flashing.flash(Level::Info, "waiting").unwrap();
+        let flash = pair(&set_cookies(&flashing)[0]).to_owned();
+        let handle = open(&config, &format!("{cookie}; {flash}")).await;
         let _ = handle.finish();
         let typed = handle.typed::<String>();
         let finished = |result: Result<(), HandleError>| matches!(result, Err(HandleError::Finished));
@@ -287,6 +290,7 @@ fn after_finish_the_handle_changes_nothing() {
         assert!(finished(handle.logout_others().await.map(drop)));
         assert!(finished(handle.flash(Level::Info, "late")));
         assert!(finished(handle.csrf_token().map(drop)));
+        assert!(handle.take_flashes().is_empty(), "none taken that would show again");
         assert_eq!((HandleError::Finished.status(), HandleError::Finished.body()), (500, "internal error"));
         // Nothing changed in the store either.
         let again = open(&config, &cookie).await;

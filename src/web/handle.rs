@@ -588,8 +588,10 @@ impl SessionHandle {
     }
 
     /// [`HandleError::Finished`] once the response's headers were made:
-    /// every call that changes the session, its cookies or the response's
-    /// caching checks it first.
+    /// every call that changes the session or its cookies checks it before
+    /// it changes anything (a login again before it ends the old session).
+    /// A call from another task that is past that point when the response
+    /// is made still loses its cookie: make session calls in the handler.
     pub(crate) fn unfinished(&self) -> Result<(), HandleError> {
         if self.shared.lock().finished {
             tracing::error!("{}", HandleError::Finished);
@@ -827,9 +829,14 @@ impl SessionHandle {
     }
 
     /// The flash messages the request brought (and any added since), which
-    /// are then gone: the response removes their cookie.
+    /// are then gone: the response removes their cookie. None once the
+    /// response's headers were made ([`HandleError::Finished`], logged):
+    /// their cookie could no longer be removed, and they would show again.
     #[must_use]
     pub fn take_flashes(&self) -> Vec<Flash> {
+        if self.unfinished().is_err() {
+            return Vec::new();
+        }
         self.shared.read().flash.take(&self.shared.ops.settings().flash)
     }
 
@@ -1064,6 +1071,9 @@ impl<T: SessionValue> Sessions<T> {
             session = session.remembered();
         }
         let issued = self.handle.issue(session)?;
+        // Again, past the store's answers: a response made meanwhile would
+        // never carry the new cookie, and the old session is about to end.
+        self.handle.unfinished()?;
         if let Some(raw) = &raw {
             if matches!(kind, AuditKind::Reauthenticated) {
                 // A session logged out while this request ran (this ID, or
