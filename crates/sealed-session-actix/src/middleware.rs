@@ -122,6 +122,10 @@ where
                 // An inner middleware's error (a handler's is a response by
                 // now): its response is made here, so that it carries the
                 // session's changes (a login the handler made) and headers.
+                // (Wrapped: an outer middleware's `as_error` no longer finds
+                // the inner error's type. A `ServiceResponse` of our own would
+                // need a clone of the request, on which actix-web's routing
+                // panics.)
                 Err(err) => {
                     let mut answer = err.error_response();
                     handle.finish().write_to(&mut Headers(answer.headers_mut()));

@@ -512,10 +512,6 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
     Ok(Value::Object(out))
 }
 
-/// Holds an exclusive lock on `.<file>.lock` beside `file` while a command
-/// (`add`, `promote`, `retire`, `rotate`) reads, changes and writes the
-/// keyring, so that two runs at once (cron jobs on hosts that share the
-/// file) never write over each other's keys.
 /// How long a command waits for another's lock on the keyring file: 60
 /// seconds, or `SEALED_SESSION_LOCK_WAIT` seconds. A run that hangs (or a
 /// lock someone else holds) must not stall every later cron run in silence.
@@ -545,8 +541,13 @@ fn wait_for_lock(lock: &std::fs::File, wait: std::time::Duration) -> std::io::Re
     }
 }
 
+/// Holds an exclusive lock on `.<file>.lock` beside `file` while a command
+/// (`add`, `promote`, `retire`, `rotate`) reads, changes and writes the
+/// keyring, so that two runs at once (cron jobs on hosts that share the
+/// file) never write over each other's keys.
 fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     use std::os::unix::fs::OpenOptionsExt as _;
+    let wait = lock_wait()?;
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
@@ -574,11 +575,10 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     if !lock.metadata().map_err(cannot)?.is_file() {
         return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    let wait = lock_wait()?;
     if !wait_for_lock(&lock, wait).map_err(cannot)? {
         return Err(Failure::Config(format!(
-            "cannot lock {}: another keyring command has held it for {}s (one still running, or a hung one: see \
-             who holds the file, with `fuser` say); nothing was changed",
+            "cannot lock {}: another keyring command held it all the {}s this one waited (one still running, or a \
+             hung one: see who holds the file, with `fuser` say); nothing was changed",
             path.display(),
             wait.as_secs()
         )));

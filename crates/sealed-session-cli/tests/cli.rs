@@ -516,7 +516,11 @@ fn a_lock_held_too_long_is_refused_not_waited_on_for_ever() {
     };
     let refused = add("1");
     assert_eq!(refused.code, 2, "{}", refused.stdout);
-    assert!(refused.stderr.contains("another keyring command has held it for 1s"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("another keyring command held it all the 1s this one waited"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
     let bad = add("soon");
     assert_eq!(bad.code, 2);
