@@ -449,20 +449,22 @@ impl Link {
             return;
         }
         self.refreshed_ms.store(now_ms, Ordering::SeqCst);
-        let client =
-            match tokio::time::timeout(self.write_timeout, resolve(&self.target, self.certificates.as_ref()))
-                .await
-            {
-                Ok(Ok(client)) => client,
-                Ok(Err(err)) => {
-                    // Perhaps the primary the sentinels name cannot be
-                    // reached from here: then the one this server reads is
-                    // not to be trusted.
-                    self.check_named_primary().await;
-                    return tracing::warn!(error = %err, "cannot find the Redis primary through Sentinel");
-                }
-                Err(_) => return tracing::warn!("Sentinel did not name a primary in time"),
-            };
+        let looked_up =
+            tokio::time::timeout(self.sentinel_timeout(), resolve(&self.target, self.certificates.as_ref()));
+        let client = match looked_up.await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => {
+                // Perhaps the primary the sentinels name cannot be
+                // reached from here: then the one this server reads is
+                // not to be trusted.
+                self.check_named_primary().await;
+                return tracing::warn!(error = %err, "cannot find the Redis primary through Sentinel");
+            }
+            Err(_) => {
+                self.check_named_primary().await;
+                return tracing::warn!("Sentinel did not name a primary in time");
+            }
+        };
         let named = address(&client);
         if named == self.conns().address {
             if self.unfollowed().take().is_some() {
@@ -488,13 +490,24 @@ impl Link {
         }
     }
 
+    /// How long a question to the sentinels may take: the store's write
+    /// timeout, but at least [`SENTINEL_TIMEOUT`]. The sentinels are asked
+    /// in the order of the URL, and one that does not answer (a host powered
+    /// off, a partition) holds back the next one's answer for a connection
+    /// timeout and a reply timeout, twice: with less, every lookup would end
+    /// before the sentinels that can answer are heard, and a failover would
+    /// never be followed.
+    fn sentinel_timeout(&self) -> Duration {
+        self.write_timeout.max(SENTINEL_TIMEOUT)
+    }
+
     /// After the sentinels named no primary this server can reach: asks
     /// one which primary it names, and if that is not the one this server
     /// reads, distrusts the latter until it can follow.
     async fn check_named_primary(&self) {
         let Target::Sentinel(target) = &self.target else { return };
         let asked = sentinel_named_primary(target, self.certificates.as_ref());
-        let Ok(Ok(named)) = tokio::time::timeout(self.write_timeout, asked).await else { return };
+        let Ok(Ok(named)) = tokio::time::timeout(self.sentinel_timeout(), asked).await else { return };
         if named != self.conns().address {
             self.not_followed(named, &"it does not answer as a primary");
         }
@@ -699,6 +712,12 @@ async fn resolve(
         Target::Sentinel(target) => sentinel_primary(target, certificates).await,
     }
 }
+
+/// The least time a question to the sentinels is given (see
+/// [`Link::sentinel_timeout`]): redis-rs gives each sentinel a 1 s
+/// connection timeout and a 0.5 s reply timeout, and connects once more
+/// after a failed reply.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// A client for the primary the sentinels of `target` name now (one that
 /// answers as a primary).

@@ -198,13 +198,37 @@ async fn behind_a_sentinel(
     primary: &RedisServer,
     name: &str,
 ) -> (RedisServer, Sentinel, Verifier<RedisStore>, String) {
+    behind_sentinels(primary, name, &[]).await
+}
+
+/// [`behind_a_sentinel`], with the sentinels at `before` first in the
+/// server's URL.
+async fn behind_sentinels(
+    primary: &RedisServer,
+    name: &str,
+    before: &[u16],
+) -> (RedisServer, Sentinel, Verifier<RedisStore>, String) {
     let replica = RedisServer::replica_of(primary);
     let sentinel = Sentinel::start(name, primary, Duration::from_millis(500));
     sentinel.wait_for_replicas(name, 1);
-    let verifier = server(&format!("redis+sentinel://127.0.0.1:{}/{name}", sentinel.port())).await;
+    let sentinels: Vec<String> =
+        before.iter().chain([&sentinel.port()]).map(|port| format!("127.0.0.1:{port}")).collect();
+    let verifier = server(&format!("redis+sentinel://{}/{name}", sentinels.join(","))).await;
     let alice = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&alice).await.is_ok());
     (replica, sentinel, verifier, alice)
+}
+
+/// A sentinel on a host that hangs: it takes connections and never
+/// answers. Its port.
+fn silent_sentinel() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    port
 }
 
 /// A partition: the sentinel promotes the replica while the old primary
@@ -212,11 +236,13 @@ async fn behind_a_sentinel(
 /// `CLIENT KILL` in the sentinel's reconfiguration, so the whole
 /// transaction is refused). The store follows the new primary on its next
 /// failed write, and its subscription must follow too: the old primary no
-/// longer hears what is published on the new one.
+/// longer hears what is published on the new one. The first sentinel in
+/// the URL hangs (its host is cut off): its silence, which holds back the
+/// next sentinel's answer, must not keep the store on the old primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_subscription_follows_a_failover_that_left_the_old_primary_up() {
     let old = RedisServer::start_with(RedisOptions::default().args(&["--rename-command", "CLIENT", ""]));
-    let (new, sentinel, verifier, alice) = behind_a_sentinel(&old, "split").await;
+    let (new, sentinel, verifier, alice) = behind_sentinels(&old, "split", &[silent_sentinel()]).await;
     let url = format!("redis+sentinel://127.0.0.1:{}/split", sentinel.port());
     let channels = old.cli(&["PUBSUB", "CHANNELS"]);
     let channel = channels.lines().find(|c| !c.starts_with("__sentinel__")).unwrap().to_owned();
