@@ -96,6 +96,29 @@ async fn tls_refuses_an_unknown_ca_plaintext_and_a_wrong_password() {
     );
 }
 
+/// A certificate the trusted CA signed for another server is refused: the
+/// name the URL gives must be one the certificate names (an attacker with
+/// any certificate of the same CA could answer otherwise).
+#[tokio::test]
+async fn tls_refuses_a_certificate_for_another_name() {
+    let connect = async |ca: &TestCa, redis: &RedisServer, host: &str| {
+        let url = format!("rediss://{host}:{}/0?ca_file={}", redis.port(), ca.ca_file().display());
+        RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await
+    };
+    // A certificate for `localhost` alone: that name passes, the address
+    // it resolves to does not.
+    let ca = TestCa::for_names("DNS:localhost");
+    let redis = RedisServer::start_with(RedisOptions::default().tls(&ca));
+    assert!(connect(&ca, &redis, "localhost").await.is_ok());
+    let refused = connect(&ca, &redis, "127.0.0.1").await;
+    assert!(matches!(refused, Err(ConnectError::Redis(_))), "{refused:?}");
+    // One for another server altogether.
+    let ca = TestCa::for_names("DNS:other.test");
+    let redis = RedisServer::start_with(RedisOptions::default().tls(&ca));
+    let refused = connect(&ca, &redis, "localhost").await;
+    assert!(matches!(refused, Err(ConnectError::Redis(_))), "{refused:?}");
+}
+
 #[tokio::test]
 async fn an_acl_user_without_config_is_refused_unless_noeviction_and_durability_are_asserted() {
     let dir = tempfile::tempdir().unwrap();

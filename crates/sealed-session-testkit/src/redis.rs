@@ -17,6 +17,13 @@ impl TestCa {
     /// Makes the CA and the server certificate in a new temporary directory.
     #[must_use]
     pub fn new() -> Self {
+        Self::for_names("IP:127.0.0.1,DNS:localhost")
+    }
+
+    /// [`TestCa::new`], with a server certificate for `names` (a
+    /// `subjectAltName`, such as `DNS:other.test`) instead.
+    #[must_use]
+    pub fn for_names(names: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {
             let status = Command::new("openssl")
@@ -30,8 +37,10 @@ impl TestCa {
         };
         std::fs::write(
             dir.path().join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName={names}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            ),
         )
         .unwrap();
         // A new P-256 key, unencrypted, in `key`; a certificate (or request) in `out`.
