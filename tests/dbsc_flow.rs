@@ -1343,6 +1343,28 @@ fn a_login_the_response_overtook_ends_no_session() {
     });
 }
 
+/// The offer to bind goes beside a registration the application offers
+/// itself on the same response (the header is a list, and a response may
+/// offer several), not over it.
+#[test]
+fn the_offer_goes_beside_the_applications_own_registration() {
+    let clock = ManualClock::at_unix(START);
+    let config = config(&clock, DeviceBinding::default());
+    run(async {
+        let Begin::Ready(handle) = config.begin(&TestRequest::new("GET", "/login")).await else {
+            panic!("a login page is let through")
+        };
+        handle.typed::<String>().login("alice", "first".to_owned()).await.unwrap();
+        let own = r#"(RS256);path="/sso/register";challenge="d""#;
+        let mut response = TestResponse::default().with_header("secure-session-registration", own);
+        handle.finish().write_to(&mut response);
+        let offers = response.get_all("secure-session-registration");
+        assert_eq!(offers.len(), 2, "{offers:?}");
+        assert_eq!(offers[0], own);
+        assert!(offers[1].starts_with("(ES256 RS256);path="), "{offers:?}");
+    });
+}
+
 #[test]
 fn a_bound_cookie_refused_a_moment_late_does_not_end_the_binding() {
     run(async {

@@ -156,8 +156,8 @@ pub enum DbscProofError {
     /// The signature is not the key's over the proof.
     #[error("the proof's signature does not verify")]
     BadSignature,
-    /// The `authorization` claim differs from the one the server sent (or
-    /// is missing).
+    /// The `authorization` claim differs from the one the server sent, or
+    /// is missing though the server sent one.
     #[error("the proof's authorization claim is not the one sent")]
     AuthorizationMismatch,
 }
@@ -421,8 +421,8 @@ impl UnverifiedProof {
 
     /// Verifies a registration proof: signed with an algorithm of
     /// `offered` by the key in its own `jwk` header, with the
-    /// `authorization` claim equal to `authorization` (when the server sent
-    /// one; none when it did not).
+    /// `authorization` claim equal to `authorization` when the server sent
+    /// one (any, or none, when it did not).
     ///
     /// # Errors
     /// [`DbscProofError::AlgorithmNotOffered`], [`DbscProofError::MissingKey`],
@@ -441,7 +441,9 @@ impl UnverifiedProof {
             .clone()
             .filter(|key| key.algorithm() == self.algorithm)
             .ok_or(DbscProofError::MissingKey)?;
-        if self.authorization.as_deref() != authorization {
+        // Required only when the server sent one; a claim it did not ask
+        // for is allowed (the payload "MUST contain at least" `jti`).
+        if authorization.is_some_and(|sent| self.authorization.as_deref() != Some(sent)) {
             return Err(DbscProofError::AuthorizationMismatch);
         }
         self.verify_with(key)

@@ -889,7 +889,9 @@ impl ResponseCookies {
             response.append("set-cookie", value);
         }
         if let Some(offer) = self.registration {
-            response.replace("secure-session-registration", offer);
+            // Beside any the application offers (a list: one response may
+            // offer several registrations).
+            response.append("secure-session-registration", offer);
         }
         if let Some(value) = cache_control {
             response.replace("cache-control", value.to_owned());
