@@ -917,6 +917,52 @@ fn a_pre_session_near_its_end_is_sealed_again_with_the_same_id() {
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::NoBinding)), "{err:?}");
         ready(&config, &post(&renewed, Some(&late_token))).await;
         ready(&config, &post(&renewed, Some(&early_token))).await;
+
+        // Shown a form every 59 minutes, it keeps its ID for a day from its
+        // first issue at most: then a new one, and the first forms' tokens
+        // are no longer good.
+        let mut pre = renewed;
+        let mut ids = 1;
+        for _ in 0..30 {
+            let handle = open(&config, &pre).await;
+            let token = handle.csrf_token().unwrap();
+            if let Some(cookie) = set_cookies(&handle).first() {
+                pre = pair(cookie).to_owned();
+            }
+            ready(&config, &post(&pre, Some(&token))).await;
+            if let Begin::Refuse(_) = config.begin(&post(&pre, Some(&early_token))).await {
+                ids += 1;
+                break;
+            }
+            clock.advance(Duration::from_secs(59 * 60));
+        }
+        assert_eq!(ids, 2, "a new ID within 30 forms");
+        let elapsed = sealed_session::Clock::unix_now(&clock) - 1_700_000_000;
+        assert!(elapsed >= 24 * 3600, "not before a day: {elapsed} s");
+    })
+}
+
+/// A pre-session sealed by an earlier release (no data) still binds the
+/// forms shown with it.
+#[test]
+fn a_pre_session_of_an_earlier_release_still_binds_its_forms() {
+    pollster::block_on(async {
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let sealer = Sealer::builder(keyring.clone());
+        let config: Config = Arc::new(WebConfig::builder(sealer, MemoryStore::new()).build().unwrap());
+        let earlier = Sealer::builder(keyring)
+            .purpose("__Host-session-csrf")
+            .absolute_timeout(sealed_session::web::PRE_SESSION_TIMEOUT)
+            .idle_timeout(sealed_session::web::PRE_SESSION_TIMEOUT)
+            .build()
+            .unwrap();
+        let session = sealed_session::Session::new(());
+        let cookie = format!("__Host-session-csrf={}", earlier.seal(&session).unwrap());
+        let token = earlier.csrf_token(&session);
+        ready(&config, &post(&cookie, Some(&token))).await;
+        let handle = open(&config, &cookie).await;
+        handle.csrf_token().unwrap();
+        assert!(set_cookies(&handle).is_empty(), "kept as it is");
     })
 }
 

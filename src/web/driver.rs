@@ -734,8 +734,7 @@ fn verify_token(handle: &SessionHandle, token: &str) -> Result<(), CsrfRefusal> 
     if let Some(current) = &state.current {
         return Ok(settings.sealer.verify_csrf(current.session(), token)?);
     }
-    let pre =
-        state.pre(&settings.pre_sealer).map(|pre| settings.pre_sealer.verify_csrf(pre.session(), token));
+    let pre = state.pre(&settings.pre_sealer).map(|pre| settings.pre_sealer.verify_csrf(pre, token));
     if let Some(Ok(())) = pre {
         return Ok(());
     }

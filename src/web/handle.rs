@@ -14,7 +14,7 @@ use super::ops::Ops;
 use crate::cookie::CookieChange;
 use crate::redirect::RouteRefusal;
 use crate::sealer::Issued;
-use crate::{LoginError, Opened, SealError, Sealer, Session, StoreError, Verified};
+use crate::{LoginError, SealError, Sealer, Session, StoreError, Verified};
 
 /// What a session's data must be to travel in a web session: serializable,
 /// cloneable and shareable between threads. Every such type is one; the
@@ -87,7 +87,7 @@ pub(crate) enum PreSession {
     /// The values of its cookie the request sent, not yet opened.
     Unopened(Vec<Box<str>>),
     /// Opened (or none of the values opened), and whether a cookie came.
-    Opened(Option<Opened<()>>, bool),
+    Opened(Option<Session<u64>>, bool),
 }
 
 impl State {
@@ -119,15 +119,29 @@ impl State {
         }
     }
 
-    /// The pre-session, opened now if it was not yet.
-    pub(crate) fn pre(&mut self, sealer: &Sealer) -> Option<&Opened<()>> {
+    /// The pre-session, opened now if it was not yet: its data is when its
+    /// ID was first issued (Unix seconds).
+    pub(crate) fn pre(&mut self, sealer: &Sealer) -> Option<&Session<u64>> {
         if let PreSession::Unopened(values) = &self.pre {
             let sent = !values.is_empty();
             let opened = values.iter().find_map(|value| {
-                sealer
-                    .open::<()>(value)
+                let raw = sealer
+                    .open_raw(value)
                     .inspect_err(|err| tracing::info!(reason = %err, "pre-session cookie refused"))
-                    .ok()
+                    .ok()?;
+                match raw.decode::<u64>() {
+                    Ok(opened) => Some(opened.into_session()),
+                    // Sealed with no data by an earlier release: first
+                    // issued when it was sealed.
+                    Err(_) if raw.session().data().is_empty() => {
+                        let issued = raw.session().times().map_or(0, |times| times.issued_at);
+                        Some(raw.session().with_data(issued))
+                    }
+                    Err(err) => {
+                        tracing::info!(reason = %err, "pre-session cookie refused");
+                        None
+                    }
+                }
             });
             self.pre = PreSession::Opened(opened, sent);
         }
@@ -849,7 +863,8 @@ impl SessionHandle {
     /// pre-session with less than half its lifetime
     /// ([`PRE_SESSION_TIMEOUT`](super::PRE_SESSION_TIMEOUT)) left is sealed
     /// again here with the same ID, so that a form shown now does not expire
-    /// minutes later and the forms shown before keep working.
+    /// minutes later and the forms shown before keep working; for 24 hours
+    /// from the ID's first issue at most, then with a new ID.
     ///
     /// # Errors
     /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
@@ -863,33 +878,40 @@ impl SessionHandle {
             return Ok(settings.sealer.csrf_token(current.session()));
         }
         let now = crate::sealer::opening_time(settings.pre_sealer.clock().unix_now());
-        let kept_id = match state.pre(&settings.pre_sealer) {
-            Some(sent) if !pre_session_ending(sent.session(), now) => {
-                return Ok(settings.pre_sealer.csrf_token(sent.session()));
+        let kept = match state.pre(&settings.pre_sealer) {
+            Some(sent) if !pre_session_ending(sent, now) => {
+                return Ok(settings.pre_sealer.csrf_token(sent));
             }
             // Near its end, a form shown now could expire before it is sent:
             // the same ID (so that the forms already shown keep working)
-            // sealed again for a whole lifetime.
-            Some(sent) => Some(sent.session().id()),
-            None => None,
+            // sealed again for a whole lifetime, for a day at most.
+            Some(sent) if now.saturating_sub(*sent.data()) < PRE_SESSION_ID_LIFETIME => {
+                Some((sent.id(), *sent.data()))
+            }
+            _ => None,
         };
-        let mut pre = Session::try_new(()).map_err(SealError::from)?;
-        if let Some(id) = kept_id {
+        let mut pre = Session::try_new(kept.map_or(now, |(_, first)| first)).map_err(SealError::from)?;
+        if let Some((id, _)) = kept {
             pre.set_id(id);
         }
         let (opened, header) = settings.pre_sealer.issue_cookie(pre, &settings.pre_cookie)?;
         let token = settings.pre_sealer.csrf_token(opened.session());
         let sent = state.pre_sent();
-        state.pre = PreSession::Opened(Some(opened), sent);
+        state.pre = PreSession::Opened(Some(opened.into_session()), sent);
         state.pre_cookie = Some(CookieChange::Set(header));
         Ok(token)
     }
 }
 
+/// How long one pre-session ID is sealed again near its end (24 hours):
+/// then a new ID, so that a CSRF token bound to it does not stay good for
+/// as long as the browser keeps showing login forms.
+const PRE_SESSION_ID_LIFETIME: u64 = 24 * 60 * 60;
+
 /// Whether a pre-session sealed with its end less than half its lifetime
 /// ([`PRE_SESSION_TIMEOUT`](super::PRE_SESSION_TIMEOUT)) after `now` (Unix
 /// seconds): a login form shown now could outlive it.
-fn pre_session_ending(pre: &Session<()>, now: u64) -> bool {
+fn pre_session_ending(pre: &Session<u64>, now: u64) -> bool {
     let half = super::PRE_SESSION_TIMEOUT.as_secs() / 2;
     pre.times().is_none_or(|times| times.expires_at < now.saturating_add(half))
 }
