@@ -402,7 +402,6 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// would open it twice, check CSRF by different rules and set it over
     /// each other.
     ///
-    ///
     /// The outer layer's path rules saw the path as it saw it: inside an
     /// axum `Router::nest`, this layer sees another. A path of `request`
     /// that [`DeviceBinding::require_for`](super::DeviceBinding::require_for)
