@@ -42,6 +42,11 @@ fn scheduled() -> Keyring {
     .unwrap()
 }
 
+/// A key every 30 days, kept 90 days after it stops sealing.
+fn monthly() -> RotationPolicy {
+    RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64))
+}
+
 fn key_id_of(sealer: &Sealer) -> u32 {
     let token = sealer.seal(&Session::new(())).unwrap();
     sealer.open::<()>(&token).unwrap().key_id()
@@ -297,8 +302,7 @@ fn a_key_that_seals_within_the_leeway_cannot_be_retired() {
 /// that seals now must not seal on).
 #[test]
 fn a_waiting_key_is_replaced_not_retired_alone() {
-    let policy =
-        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let policy = monthly();
     let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
     let (ring, _) = start.rotated_at(at(T0), &policy).unwrap();
     let retire_at = |ring: &Keyring, id: u32| ring.keys().find(|k| k.id == id).unwrap().retire_at;
@@ -419,8 +423,7 @@ fn normalizing_changes_nothing_from_then_on() {
 
 #[test]
 fn a_rolling_rotation_keeps_one_key_waiting_and_retires_replaced_ones() {
-    let policy =
-        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let policy = monthly();
     let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
 
     // Day 0: key 2 is added to seal from day 30.
@@ -483,8 +486,7 @@ fn a_rolling_rotation_keeps_one_key_waiting_and_retires_replaced_ones() {
 
 #[test]
 fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
-    let policy =
-        RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(90 * DAY as u64));
+    let policy = monthly();
     let keyring = Keyring::new([
         spec(1, KeyState::Primary).created(at(T0)).retire_at(at(T0 + 100 * DAY)),
         spec(2, KeyState::Active).activate_at(at(T0 + 30 * DAY)),
