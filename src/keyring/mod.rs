@@ -426,17 +426,15 @@ impl Keyring {
             None => Err(KeyringError::NoSuchKey(id)),
             Some(KeyState::Primary) => Err(KeyringError::PrimaryRetired(id)),
             Some(_) if self.seals_within_leeway(id, now) => Err(KeyringError::PrimaryRetired(id)),
-            Some(_) => Self::new(self.keys().map(|k| {
-                let state = if k.id == id { KeyState::Retired } else { k.state };
-                KeySpec { state, ..k.clone() }
-            }))
-            .map_err(|err| match (err, self.predecessor(id)) {
-                // Key `id` was to take over from a key that retires after
-                // that (a rolling schedule's): say how to replace it.
-                (KeyringError::NoSealingKey { at }, Some(predecessor)) => {
-                    KeyringError::WaitingKeyRetired { id, predecessor, at }
+            Some(_) => Self::new(self.keys().map(|k| retired_if(k, id))).map_err(|err| {
+                match (err, self.predecessor(id)) {
+                    // Key `id` was to take over from a key that retires after
+                    // that (a rolling schedule's): say how to replace it.
+                    (KeyringError::NoSealingKey { at }, Some(predecessor)) => {
+                        KeyringError::WaitingKeyRetired { id, predecessor, at }
+                    }
+                    (err, _) => err,
                 }
-                (err, _) => err,
             }),
         }
     }
@@ -473,10 +471,7 @@ impl Keyring {
         let highest = self.keys().map(|k| k.id).max().unwrap_or(0);
         let new_id = highest.checked_add(1).ok_or(KeyringError::NoFreeId(highest))?;
         let new = KeySpec::new(new_id, KeyState::Active, MasterKey::generate()?).created(now).activate_at(at);
-        let keys = self.keys().map(|k| {
-            let state = if k.id == id { KeyState::Retired } else { k.state };
-            KeySpec { state, ..k.clone() }
-        });
+        let keys = self.keys().map(|k| retired_if(k, id));
         Ok((Self::new(keys.chain([new]))?, new_id))
     }
 
@@ -576,6 +571,12 @@ impl fmt::Debug for Keyring {
             .field("keys", &self.entries.iter().map(|e| (e.spec.id, e.spec.state)).collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// `key`, retired if it is key `id`.
+fn retired_if(key: &KeySpec, id: u32) -> KeySpec {
+    let state = if key.id == id { KeyState::Retired } else { key.state };
+    KeySpec { state, ..key.clone() }
 }
 
 #[cfg(test)]
