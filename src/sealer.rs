@@ -367,6 +367,13 @@ impl Sealer {
         self.profile(sealed_as).map(|timeouts| (timeouts.idle, timeouts.renew_after))
     }
 
+    /// The absolute timeout of the session's own profile, standard or
+    /// remembered, in seconds; `None` if the sealer has no such profile.
+    pub(crate) fn absolute_of(&self, remembered: bool) -> Option<u64> {
+        let sealed_as = SealedAs { remembered, versioned: false, device_bound: false };
+        self.profile(sealed_as).map(|timeouts| timeouts.absolute)
+    }
+
     /// The ways a token of `kind` may have been sealed, in the order tried:
     /// the standard profile first (the common case costs one decryption).
     /// `all_profiles` tries the remember-me purposes even without

@@ -2449,6 +2449,45 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     });
 }
 
+/// A session past its absolute timeout as the sealer now counts it (the
+/// timeout shortened since it was sealed) no longer opens, and is neither
+/// listed nor counted: with a limit of one, the user can sign in again
+/// rather than wait a week for it to idle out.
+#[test]
+fn a_session_past_a_shortened_absolute_timeout_stops_counting() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        // Idle for a week, or as long as the session lasts if shorter.
+        let remembering_for = |days: u64| {
+            let (absolute, idle) = (days * 86_400, days.min(7) * 86_400);
+            let sealer = Sealer::builder(keyring.clone())
+                .clock(clock.clone())
+                .remember_me(Duration::from_secs(absolute), Duration::from_secs(idle));
+            let builder = WebConfig::builder(sealer, Arc::clone(&store))
+                .session_registry(Arc::clone(&store))
+                .session_limit(1, LimitPolicy::RefuseLogin);
+            Arc::new(builder.build().unwrap())
+        };
+        let before = remembering_for(30);
+        let handle = ready(&before, &TestRequest::new("GET", "/")).await;
+        let remember = sealed_session::web::LoginOptions::default().remember(true);
+        handle.typed::<String>().login_with_options("alice", remember, |_| "A".to_owned()).await.unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+
+        // Two days, idle for two: it would idle out half a day later (one
+        // renewal interval, a quarter of the idle timeout, after its end).
+        let after = remembering_for(2);
+        clock.advance(Duration::from_secs(2 * 86_400 + 120));
+        assert!(!on(&after, &cookie).await.has_session(), "refused under the shorter timeout");
+        let again = ready(&after, &TestRequest::new("GET", "/")).await;
+        again.typed::<String>().login("alice", "B".to_owned()).await.unwrap();
+        assert_eq!(again.devices().await.unwrap().len(), 1, "the dead session is not listed");
+    });
+}
+
 /// A store that lost data (its epoch for the user is behind a record's) is
 /// no logout: the record is kept, but neither listed nor counted, so that a
 /// session limit cannot lock the user out while the session is refused.

@@ -41,7 +41,7 @@ pub struct Device {
 /// find the same count and add one).
 pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
 
-/// Whether the session of `record` surely no longer opens for idleness:
+/// Whether the session of `record` surely no longer opens, for idleness:
 /// its cookie's last activity is less than one renewal interval after its
 /// record's (`renewal::record_due`), and it ends one idle timeout after
 /// that; one clock leeway more for servers whose clocks differ. A
@@ -51,11 +51,17 @@ pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER -
 /// passed since the companion was last sealed, which a change of the
 /// session's data does while the bound cookie lives: up to one bound
 /// lifetime after the proof. A session the sealer has no profile for is
-/// kept.
-fn idled_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
+/// kept. One past its absolute timeout, as this sealer counts it, has ended
+/// too (a timeout shortened since it was sealed: its cookie is refused, and
+/// its record would count against a limit until it idled out).
+fn timed_out(sealer: &Sealer, record: &SessionRecord, now: u64) -> bool {
     let Some((idle, renew_after)) = sealer.idle_profile(record.remembered) else {
         return false;
     };
+    let absolute = sealer.absolute_of(record.remembered).unwrap_or(u64::MAX);
+    if now >= record.created_at.saturating_add(absolute).saturating_add(sealer.leeway_secs()) {
+        return true;
+    }
     let lag = if record.device_bound {
         sealer.device_bound_lifetime().map_or(0, |lifetime| lifetime.as_secs())
     } else {
@@ -176,7 +182,7 @@ impl SessionHandle {
             if sealer.idle_profile(record.remembered).is_none() {
                 continue;
             }
-            let ended = idled_out(sealer, &record, now) || {
+            let ended = timed_out(sealer, &record, now) || {
                 let state = ops.state(user_id, record.id).await?;
                 let revoked = record.is_revoked(&state);
                 if !revoked && record.is_ahead_of(&state) {
