@@ -408,6 +408,7 @@ pub async fn run_registry<S: RevocationStore + crate::SessionRegistry>(store: &S
     a_user_keeps_at_most_the_bounded_number_of_records(store).await;
     expired_records_never_push_a_live_one_out(store).await;
     a_record_never_makes_a_revoked_session_open(store).await;
+    user_ids_of_every_shape_are_kept_apart_in_the_registry(store).await;
 }
 
 fn record(user: &str, created_at: u64, label: &str) -> crate::SessionRecord {
@@ -441,6 +442,31 @@ pub async fn records_are_listed_per_user_oldest_first_as_recorded<S: crate::Sess
     let listed = store.list(&user, now).await.expect("list a user's sessions");
     assert_eq!(listed, [older, newer], "the user's records, oldest first, every field as recorded");
     assert!(store.list(&fresh_user(), now).await.expect("list").is_empty(), "a user with none");
+}
+
+/// The records of users whose IDs differ only by case, an accent, a
+/// trailing space or a separator, or are long, are kept apart: each user
+/// lists their own alone.
+pub async fn user_ids_of_every_shape_are_kept_apart_in_the_registry<S: crate::SessionRegistry>(store: &S) {
+    let tag = fresh_user();
+    let shapes = [
+        format!("{tag}:{{x}}"),
+        format!("{tag}-ÄÖ✓"),
+        format!("{tag}-ä"),
+        format!("{tag}-A"),
+        format!("{tag}-a"),
+        format!("{tag} "),
+        format!("{tag}{}", "x".repeat(1000)),
+    ];
+    let now = unix_now();
+    let records: Vec<_> = shapes.iter().map(|user| record(user, now - 10, "Chrome on Linux")).collect();
+    for r in &records {
+        store.record(r).await.expect("record a session");
+    }
+    for (i, (user, r)) in shapes.iter().zip(&records).enumerate() {
+        let listed = store.list(user, now).await.expect("list a user's sessions");
+        assert_eq!(listed, std::slice::from_ref(r), "user {i} lists its own record alone");
+    }
 }
 
 /// Recording a session again replaces its record: its last activity moves,

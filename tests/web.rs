@@ -2826,6 +2826,18 @@ impl sealed_session::SessionRegistry for CaseBlindRegistry {
     }
 }
 
+/// The registry conformance check of user IDs can fail: a registry that
+/// matches them without case does not pass it.
+#[cfg(feature = "conformance")]
+#[test]
+#[should_panic(expected = "lists its own record alone")]
+fn the_registry_conformance_check_catches_a_case_blind_registry() {
+    let registry = CaseBlindRegistry(Arc::new(MemoryStore::new()));
+    pollster::block_on(sealed_session::conformance::user_ids_of_every_shape_are_kept_apart_in_the_registry(
+        &registry,
+    ));
+}
+
 /// A user sees and ends only their own sessions, even through a registry
 /// that lists another user's records under their ID.
 #[test]
