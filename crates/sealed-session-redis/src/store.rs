@@ -262,6 +262,20 @@ impl Inner {
         self.read_settings(&mut checking).await
     }
 
+    /// The primary's connections, once its settings are trusted: taken
+    /// after the check, which must still stand then (a failover withdraws
+    /// trust before it swaps the connections), so that no command goes to
+    /// a primary whose settings were not read.
+    async fn trusted_conns(&self) -> Result<Arc<crate::link::Conns>, StoreError> {
+        loop {
+            self.ensure_trusted().await?;
+            let conns = self.link.conns();
+            if self.link.is_trusted() {
+                return Ok(conns);
+            }
+        }
+    }
+
     /// Reads the eviction policy and persistence settings; after they were
     /// seen unsafe, revocations may have been lost (evicted, or rolled back
     /// by a restart), so everyone is logged out before answers are trusted
@@ -383,10 +397,10 @@ impl Inner {
         let session_key = session.map_or_else(|| self.keys.generation.clone(), |s| self.keys.session(s));
         let (generation, floor, epoch, denied, started): (u64, u64, u64, bool, bool) = self
             .bounded(self.config.timeout, async {
-                self.ensure_trusted().await?;
+                let conns = self.trusted_conns().await?;
                 let mut invocation = self.scripts.state.prepare_invoke();
                 invocation.key(&self.keys.generation).key(&self.keys.floor).key(user_key).key(session_key);
-                let mut conn = self.link.conns().reader.clone();
+                let mut conn = conns.reader.clone();
                 invocation.invoke_async(&mut conn).await.map_err(redis_error)
             })
             .await?;
@@ -448,7 +462,7 @@ impl Inner {
         let limit = self.config.timeout.saturating_add(self.config.wait_timeout);
         let result = self
             .bounded(limit, async {
-                self.ensure_trusted().await?;
+                let conns = self.trusted_conns().await?;
                 let mut pipe = redis::pipe();
                 pipe.add_command(command)
                     .cmd("PUBLISH")
@@ -459,7 +473,7 @@ impl Inner {
                 if self.wait_replicas > 0 {
                     pipe.cmd("WAIT").arg(self.wait_replicas).arg(wait_ms(self.config.wait_timeout));
                 }
-                let mut conn = self.link.conns().writer.clone();
+                let mut conn = conns.writer.clone();
                 // An error (a demoted primary's READONLY included) makes
                 // `bounded` re-check the server and, through Sentinel, look
                 // the primary up again.
@@ -701,8 +715,7 @@ impl Inner {
     /// check read the settings again).
     async fn registry_call<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
         self.bounded(self.config.timeout, async {
-            self.ensure_trusted().await?;
-            let mut conn = self.link.conns().reader.clone();
+            let mut conn = self.trusted_conns().await?.reader.clone();
             command.query_async(&mut conn).await.map_err(redis_error)
         })
         .await
