@@ -771,6 +771,42 @@ fn a_bound_session_whose_device_stopped_refreshing_stops_counting_against_the_li
     });
 }
 
+/// A change of a bound session's data by a request that began just before
+/// its bound cookie's end, and took a while, seals the companion cookie as
+/// last active one bound lifetime after the proof at most: the registry
+/// stops counting the session by that bound, and the companion must not
+/// outlive it.
+#[test]
+fn a_slow_request_seals_the_companion_no_later_than_the_bound_cookies_end() {
+    run(async {
+        let (clock, config, browser) = bound_browser().await;
+        clock.advance(Duration::from_secs(LIFETIME - 1));
+        // Sent as the request left (the browser drops the bound cookie a
+        // tenth of its life early; the server opens it to the end).
+        let (bound, companion) = (browser.cookie("__Host-session"), browser.cookie("__Host-session-dbsc"));
+        let cookies =
+            format!("__Host-session={}; __Host-session-dbsc={}", bound.unwrap(), companion.unwrap());
+        let request = TestRequest::new("GET", "/update").header("cookie", cookies);
+        let Begin::Ready(handle) = config.begin(&request).await else {
+            panic!("the bound cookie still opens")
+        };
+        clock.advance(Duration::from_secs(120)); // a slow handler
+        handle.typed::<String>().update(|data| *data = "second".to_owned()).unwrap();
+        let mut response = TestResponse::default();
+        handle.finish().write_to(&mut response);
+        let companion = response
+            .get_all("set-cookie")
+            .into_iter()
+            .find_map(|c| c.split(';').next().unwrap().strip_prefix("__Host-session-dbsc="))
+            .expect("the companion is sealed again")
+            .to_owned();
+        let keyring = config.verifier().sealer().keyring().clone();
+        let inspector = Sealer::builder(keyring).purpose("__Host-session-dbsc").build().unwrap();
+        let last_seen = inspector.inspect(&companion).unwrap().last_seen.unix_timestamp();
+        assert_eq!(last_seen, START + LIFETIME as i64, "the bound cookie's end, not the request's");
+    });
+}
+
 /// A login from a browser whose bound cookie has lapsed ends that session
 /// (it comes with the companion cookie only): the session does not count
 /// against the limit, as the request's own would not. It used to: with a

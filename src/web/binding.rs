@@ -245,16 +245,22 @@ impl DbscSettings {
         dbsc::registration_header(&self.binding.algorithms, &self.binding.registration_path, &challenge, None)
     }
 
-    /// The companion cookie for the bound `session` of `binding`.
+    /// The companion cookie for the bound `session` of `binding`. Last
+    /// active at most one bound lifetime after the session's last proof
+    /// (when its bound cookie stops opening), however long the request that
+    /// seals it ran: the session registry counts on that bound.
     pub(super) fn companion(
         &self,
         session: &Session<Vec<u8>>,
         binding: [u8; 16],
         versioned: bool,
     ) -> Result<String, SealError> {
+        let lifetime = self.binding.lifetime.as_secs();
+        let active_at = session.times().map(|times| times.last_seen.saturating_add(lifetime));
         let mut companion = session.with_data(Companion { binding, versioned, data: session.data().clone() });
         companion.set_device_bound(false);
-        self.companion_sealer.issue_cookie(companion, &self.companion_cookie).map(|(_, header)| header)
+        let issued = self.companion_sealer.issue_for(companion, Some(&self.companion_cookie), active_at)?;
+        Ok(issued.text)
     }
 
     /// Whether the companion cookie of the bound `session` (just sealed
