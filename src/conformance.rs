@@ -31,6 +31,21 @@ fn fresh_user() -> String {
     format!("conformance-{}", Session::new(()).id().to_hex())
 }
 
+/// Fresh user IDs that differ only by a separator, accents, case or a
+/// trailing space, and one of 1 KiB.
+fn user_id_shapes() -> [String; 7] {
+    let tag = fresh_user();
+    [
+        format!("{tag}:{{x}}"),
+        format!("{tag}-ÄÖ✓"),
+        format!("{tag}-ä"),
+        format!("{tag}-A"),
+        format!("{tag}-a"),
+        format!("{tag} "),
+        format!("{tag}{}", "x".repeat(1000)),
+    ]
+}
+
 fn fresh_session() -> SessionId {
     Session::new(()).id()
 }
@@ -117,17 +132,7 @@ pub async fn users_are_independent<S: RevocationStore>(store: &S) {
 /// non-ASCII, with separators a store might key by, and differing in case
 /// only.
 pub async fn user_ids_of_every_shape_are_kept_apart<S: RevocationStore>(store: &S) {
-    let tag = fresh_user();
-    let shapes = [
-        String::new(),
-        format!("{tag}:{{x}}"),
-        format!("{tag}-ÄÖ✓"),
-        format!("{tag}-ä"),
-        format!("{tag}-A"),
-        format!("{tag}-a"),
-        format!("{tag} "),
-        format!("{tag}{}", "x".repeat(1000)),
-    ];
+    let shapes: Vec<String> = std::iter::once(String::new()).chain(user_id_shapes()).collect();
     let before: Vec<u64> = {
         let mut epochs = Vec::new();
         for user in &shapes {
@@ -448,16 +453,7 @@ pub async fn records_are_listed_per_user_oldest_first_as_recorded<S: crate::Sess
 /// trailing space or a separator, or are long, are kept apart: each user
 /// lists their own alone.
 pub async fn user_ids_of_every_shape_are_kept_apart_in_the_registry<S: crate::SessionRegistry>(store: &S) {
-    let tag = fresh_user();
-    let shapes = [
-        format!("{tag}:{{x}}"),
-        format!("{tag}-ÄÖ✓"),
-        format!("{tag}-ä"),
-        format!("{tag}-A"),
-        format!("{tag}-a"),
-        format!("{tag} "),
-        format!("{tag}{}", "x".repeat(1000)),
-    ];
+    let shapes = user_id_shapes();
     let now = unix_now();
     let records: Vec<_> = shapes.iter().map(|user| record(user, now - 10, "Chrome on Linux")).collect();
     for r in &records {
