@@ -27,7 +27,7 @@ groups=(
   "postgres|sealed-session-postgres|crates/sealed-session-postgres/src/*.rs"
 )
 
-SHARDS=${MUTANTS_SHARDS:-128}
+SHARDS=${MUTANTS_SHARDS:-192}
 mode=${1:-full}
 where=(--in-place)
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then

@@ -63,8 +63,8 @@ command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
 cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 
-# Fuzzing smoke run: every target for FUZZ_SECONDS (default 20) on stable.
-bash fuzz/run.sh "${FUZZ_SECONDS:-20}"
+# Fuzzing smoke run: every target for FUZZ_SECONDS (default 10) on stable.
+bash fuzz/run.sh "${FUZZ_SECONDS:-10}"
 
 # Mutation testing, a bounded sample: one slice of the mutants of the
 # modules the security claims rest on (scripts/mutants.sh; docs/MUTANTS.md
