@@ -807,6 +807,25 @@ fn a_slow_request_seals_the_companion_no_later_than_the_bound_cookies_end() {
     });
 }
 
+/// With device binding on too, an unsafe request with neither a session,
+/// a pre-session nor a companion cookie has nothing to bind a CSRF token
+/// to: refused before its body is read, as without binding.
+#[test]
+fn with_binding_on_a_request_with_nothing_to_bind_a_token_to_is_refused() {
+    use sealed_session::web::{CsrfRefusal, Refusal};
+    let clock = ManualClock::at_unix(START);
+    let config = config(&clock, DeviceBinding::default());
+    run(async {
+        let form = TestRequest::new("POST", "/update")
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded");
+        match config.begin(&form).await {
+            Begin::Refuse(Refusal::Csrf(CsrfRefusal::NoBinding)) => {}
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
 /// A login from a browser whose bound cookie has lapsed ends that session
 /// (it comes with the companion cookie only): the session does not count
 /// against the limit, as the request's own would not. It used to: with a
