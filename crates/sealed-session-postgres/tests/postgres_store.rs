@@ -55,12 +55,20 @@ fn started_then_clock() -> (String, ManualClock) {
     (url, clock_at_now())
 }
 
+/// Moves `clock` past the generation a store just made with the database's
+/// clock: making the tables can take a second or more on a busy machine,
+/// and a login at the generation's second is refused (`CutoffAhead`).
+fn past_the_generation(clock: &ManualClock) {
+    clock.set_unix(sealed_session_testkit::unix_now() + 1);
+}
+
 /// A server on tables `prefix` with a manual clock, and a token of alice's
 /// whose answer it has cached; then her epoch is raised behind the store's
 /// back (no notification).
 async fn alice_cached_then_revoked_unheard(prefix: &str) -> (ManualClock, Verifier<PostgresStore>, String) {
     let (url, clock) = started_then_clock();
     let verifier = server(&url, prefix, &clock).await;
+    past_the_generation(&clock);
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
     SHARED.psql(&format!("INSERT INTO {prefix}_user_epochs (user_id, epoch) VALUES ('alice', 1)"));
@@ -335,6 +343,7 @@ async fn a_listen_connection_the_database_closes_stops_the_cache_at_once() {
 async fn unlogged_revocation_tables_are_refused() {
     let (url, clock) = started_then_clock();
     let verifier = server(&url, "unlogged", &clock).await;
+    past_the_generation(&clock);
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok()); // cached now
     let untrusted =
@@ -542,8 +551,11 @@ fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_server_reaches_the_other_by_its_messages() {
     let url = SHARED.url();
-    let clock = clock_at_now(); // never advanced: only a notification ends a cached answer
+    // Past the generation, then never advanced: only a notification ends a
+    // cached answer.
+    let clock = clock_at_now();
     let (a, b) = (server(&url, "propagation", &clock).await, server(&url, "propagation", &clock).await);
+    past_the_generation(&clock);
     let slowest = assert_revocations_propagate(&a, &b).await;
     println!("slowest propagation {slowest:?}");
 }
@@ -560,6 +572,7 @@ async fn a_lost_notification_keeps_a_revoked_session_alive_no_longer_than_the_ca
 async fn a_session_newer_than_the_cached_epoch_opens() {
     let (url, clock) = started_then_clock();
     let (b, other) = (server(&url, "newer", &clock).await, server(&url, "newer", &clock).await);
+    past_the_generation(&clock);
     let bump = || SHARED.psql("INSERT INTO newer_user_epochs (user_id, epoch) VALUES ('alice', 1)");
     assert_a_newer_session_opens_past_a_cached_epoch(&b, &other, || drop(bump())).await;
 }
