@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::{FutureExt as _, Shared};
 use futures_util::TryFutureExt as _;
 use redis::{FromRedisValue, Value};
 use sealed_session::registry::{sort_records, MAX_RECORDS_PER_USER};
@@ -29,14 +29,19 @@ pub(crate) struct Inner {
     feed: Arc<Feed>,
     /// Replicas each revocation waits for.
     wait_replicas: u64,
-    /// One check of Redis's settings at a time: the requests that find the
-    /// link untrusted meanwhile wait for its outcome instead of each
-    /// reading the settings (and, after a fault, each raising the cutoff).
-    /// It holds how the last check failed.
-    checking: tokio::sync::Mutex<Option<Refused>>,
-    /// How many checks have ended.
-    checks_ended: AtomicU64,
+    /// The check of Redis's settings under way, if one is: one at a time,
+    /// in a task of its own, whose outcome every request that finds the
+    /// link untrusted meanwhile waits for (refused as it was) instead of
+    /// reading the settings itself. A request that gives up does not end
+    /// it: a check longer than a request's timeout (five round trips to a
+    /// distant Redis) still ends and trusts the link, and a recovery's new
+    /// cutoff is not raised twice because a request was dropped between
+    /// the two steps.
+    check: std::sync::Mutex<Option<SettingsCheck>>,
 }
+
+/// A check of Redis's settings, as the requests waiting for it share it.
+type SettingsCheck = Shared<BoxFuture<'static, Result<(), Refused>>>;
 
 /// How a check of Redis's settings failed, for the requests that waited
 /// for it: the same refusal, without asking Redis again.
@@ -172,8 +177,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             clock: Arc::new(clock),
             wait_replicas,
-            checking: tokio::sync::Mutex::new(None),
-            checks_ended: AtomicU64::new(0),
+            check: std::sync::Mutex::new(None),
         });
         // Before anything that may write (the settings check marks a store
         // untrusted, the channel check publishes).
@@ -225,11 +229,46 @@ impl Inner {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreError::unavailable(NoRuntime));
         }
-        let result = match tokio::time::timeout(limit, command).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout(limit)),
-        };
-        match &result {
+        let result = tokio::time::timeout(limit, command).await.unwrap_or(Err(StoreError::Timeout(limit)));
+        self.note_outcome(&result);
+        result
+    }
+
+    /// Runs `command` on the primary's connections once Redis's settings
+    /// are trusted, both within `limit` as [`Inner::bounded`]. Time spent
+    /// waiting for a check of the settings is no failure of Redis's (the
+    /// check records its own): a request that runs out of it there is
+    /// refused without making the link read the settings again, which would
+    /// void the check's outcome.
+    async fn on_primary<T, F>(
+        self: &Arc<Self>,
+        limit: Duration,
+        command: impl FnOnce(Arc<crate::link::Conns>) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::unavailable(NoRuntime));
+        }
+        let mut sent = false;
+        let result = tokio::time::timeout(limit, async {
+            let conns = self.trusted_conns().await?;
+            sent = true;
+            command(conns).await
+        })
+        .await
+        .unwrap_or(Err(StoreError::Timeout(limit)));
+        if sent {
+            self.note_outcome(&result);
+        }
+        result
+    }
+
+    /// After a command's failure: a timeout or a lost connection may mean
+    /// a reconnection, so the settings are read again.
+    fn note_outcome<T>(&self, result: &Result<T, StoreError>) {
+        match result {
             Err(StoreError::Timeout(_) | StoreError::Unavailable(_)) => self.link.note_failure(),
             // Too few replicas acknowledged: through Sentinel it is what a
             // primary cut off from its replicas (a partition, a failover
@@ -240,33 +279,23 @@ impl Inner {
             Err(StoreError::Replication { .. }) => self.link.look_for_failover(),
             _ => {}
         }
-        result
     }
 
-    /// Fails unless Redis's eviction policy is known to be safe, reading it
-    /// first if it has not been read since the last failure.
-    pub(crate) async fn ensure_trusted(&self) -> Result<(), StoreError> {
+    /// Fails unless Redis's eviction policy is known to be safe, waiting
+    /// for a check of the settings if they have not been read since the
+    /// last failure.
+    async fn ensure_trusted(self: &Arc<Self>) -> Result<(), StoreError> {
         if self.link.is_trusted() {
             return Ok(());
         }
-        let ended = self.checks_ended.load(Ordering::SeqCst);
-        let mut checking = self.checking.lock().await;
-        if self.link.is_trusted() {
-            return Ok(());
-        }
-        // A check ended while this request waited for it: its refusal stands.
-        if let Some(refused) = checking.as_ref().filter(|_| self.checks_ended.load(Ordering::SeqCst) != ended)
-        {
-            return Err(refused.clone().into_store_error());
-        }
-        self.read_settings(&mut checking).await
+        self.settings_check().await.map_err(Refused::into_store_error)
     }
 
     /// The primary's connections, once its settings are trusted: taken
     /// after the check, which must still stand then (a failover withdraws
     /// trust before it swaps the connections), so that no command goes to
     /// a primary whose settings were not read.
-    async fn trusted_conns(&self) -> Result<Arc<crate::link::Conns>, StoreError> {
+    async fn trusted_conns(self: &Arc<Self>) -> Result<Arc<crate::link::Conns>, StoreError> {
         loop {
             self.ensure_trusted().await?;
             let conns = self.link.conns();
@@ -274,6 +303,32 @@ impl Inner {
                 return Ok(conns);
             }
         }
+    }
+
+    /// The check of Redis's settings under way, or a new one
+    /// ([`Inner::read_settings`]) in a task of its own. Its outage ends in
+    /// a failure noted on the link, as a command's would.
+    fn settings_check(self: &Arc<Self>) -> SettingsCheck {
+        let mut slot = self.check.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(check) = slot.as_ref() {
+            return check.clone();
+        }
+        let inner = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let result = inner.read_settings().await;
+            if matches!(result, Err(StoreError::Timeout(_) | StoreError::Unavailable(_))) {
+                inner.link.note_failure();
+            }
+            // Ended: the next request to find the link untrusted starts another.
+            *inner.check.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            result.map_err(|err| Refused::of(&err))
+        });
+        let check =
+            async move { task.await.unwrap_or_else(|err| Err(Refused::of(&StoreError::unavailable(err)))) }
+                .boxed()
+                .shared();
+        *slot = Some(check.clone());
+        check
     }
 
     /// Reads the eviction policy and persistence settings; after they were
@@ -284,30 +339,17 @@ impl Inner {
     /// Any server that finds them unsafe leaves a marker in Redis, so that
     /// the one that finds them safe again logs everyone out even if it did
     /// not see the fault itself (it started, or followed a failover, after).
-    pub(crate) async fn check_policy(&self) -> Result<(), StoreError> {
-        let mut checking = self.checking.lock().await;
-        self.read_settings(&mut checking).await
-    }
-
-    /// [`Inner::check_policy`], with the check's lock held: counts the
-    /// check and keeps how it failed.
-    async fn read_settings(&self, checking: &mut Option<Refused>) -> Result<(), StoreError> {
-        let result = async {
-            let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
-            match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
-                Ok(result) => result.map_err(redis_error)?,
-                Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
-            }
-            self.link.trust(reading);
-            Ok(())
+    async fn read_settings(&self) -> Result<(), StoreError> {
+        let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
+        match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
+            Ok(result) => result.map_err(redis_error)?,
+            Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
         }
-        .await;
-        *checking = result.as_ref().err().map(Refused::of);
-        self.checks_ended.fetch_add(1, Ordering::SeqCst);
-        result
+        self.link.trust(reading);
+        Ok(())
     }
 
-    /// [`Inner::check_policy`] as the store starts: its errors are those of
+    /// [`Inner::read_settings`] as the store starts: its errors are those of
     /// connecting.
     async fn check_settings_at_start(&self) -> Result<(), ConnectError> {
         let reading = self.read_and_record().await.map_err(PolicyFault::into_connect_error)?;
@@ -389,15 +431,14 @@ impl Inner {
 
     /// Reads one check's state from Redis (never the cache).
     async fn fetch(
-        &self,
+        self: &Arc<Self>,
         user_id: Option<&str>,
         session: Option<&SessionId>,
     ) -> Result<RevocationState, StoreError> {
         let user_key = user_id.map_or_else(|| self.keys.generation.clone(), |u| self.keys.user(u));
         let session_key = session.map_or_else(|| self.keys.generation.clone(), |s| self.keys.session(s));
         let (generation, floor, epoch, denied, started): (u64, u64, u64, bool, bool) = self
-            .bounded(self.config.timeout, async {
-                let conns = self.trusted_conns().await?;
+            .on_primary(self.config.timeout, |conns| async move {
                 let mut invocation = self.scripts.state.prepare_invoke();
                 invocation.key(&self.keys.generation).key(&self.keys.floor).key(user_key).key(session_key);
                 let mut conn = conns.reader.clone();
@@ -455,14 +496,13 @@ impl Inner {
     /// outcome (the write may have been applied); too few replicas is an
     /// error.
     async fn write<T: FromRedisValue>(
-        &self,
+        self: &Arc<Self>,
         command: redis::Cmd,
         invalidation: Invalidation<'_>,
     ) -> Result<T, StoreError> {
         let limit = self.config.timeout.saturating_add(self.config.wait_timeout);
         let result = self
-            .bounded(limit, async {
-                let conns = self.trusted_conns().await?;
+            .on_primary(limit, |conns| async move {
                 let mut pipe = redis::pipe();
                 pipe.add_command(command)
                     .cmd("PUBLISH")
@@ -475,7 +515,7 @@ impl Inner {
                 }
                 let mut conn = conns.writer.clone();
                 // An error (a demoted primary's READONLY included) makes
-                // `bounded` re-check the server and, through Sentinel, look
+                // `on_primary` re-check the server and, through Sentinel, look
                 // the primary up again.
                 let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(redis_error)?;
                 let mut replies = replies.into_iter();
@@ -713,9 +753,12 @@ impl Inner {
     /// replicate before answering, and no reason to wait behind a
     /// revocation's `WAIT` on the writer (a timeout there would make every
     /// check read the settings again).
-    async fn registry_call<T: FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
-        self.bounded(self.config.timeout, async {
-            let mut conn = self.trusted_conns().await?.reader.clone();
+    async fn registry_call<T: FromRedisValue>(
+        self: &Arc<Self>,
+        command: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.on_primary(self.config.timeout, |conns| async move {
+            let mut conn = conns.reader.clone();
             command.query_async(&mut conn).await.map_err(redis_error)
         })
         .await
@@ -746,7 +789,7 @@ async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
         if since_policy >= interval {
             since_policy = Duration::ZERO;
             // A failure is logged and recorded: checks refuse until it passes.
-            let _ = inner.check_policy().await;
+            let _ = inner.settings_check().await;
         }
     }
 }

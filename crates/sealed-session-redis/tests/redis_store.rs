@@ -401,6 +401,35 @@ async fn requests_waiting_for_a_check_of_the_settings_share_its_refusal() {
     assert!((5..100).contains(&reads), "{reads} CONFIG GETs for 60 requests");
 }
 
+/// A distant Redis: a check of its settings (four round trips) takes
+/// longer than a request may wait. The check a request starts after a
+/// failure goes on when that request gives up, and trusts the link: the
+/// requests after it are answered long before the background check's
+/// interval (a minute here). They were refused until then: each request
+/// ran the check itself and was dropped before its end, and each dropped
+/// request's timeout counted as a failure that voided any check under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_of_the_settings_longer_than_a_request_still_ends_and_trusts_the_link() {
+    let redis = RedisServer::start();
+    let proxy = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port());
+    let config = config().with_cache_ttl(Duration::ZERO).with_policy_check_interval(Duration::from_secs(60));
+    let verifier = server_with(&url, config, &clock_at_now()).await;
+    let token = login(&verifier, "alice").await;
+    // A reply later than the timeout (300 ms; the store's own, or the
+    // client's under it): a failure, after which the settings are read again.
+    proxy.delay_replies(Duration::from_millis(500));
+    let late = verifier.open::<()>(&token).await;
+    assert!(
+        matches!(late, Err(VerifyError::Store(StoreError::Timeout(_) | StoreError::Unavailable(_)))),
+        "{late:?}"
+    );
+    // Round trips of 100 ms: every command in time, a check's four not.
+    proxy.delay_replies(Duration::from_millis(100));
+    let answered = within(Duration::from_secs(10), async || verifier.open::<()>(&token).await.is_ok()).await;
+    assert!(answered.is_some(), "never trusted again: {:?}", verifier.open::<()>(&token).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     let (logs, redis, verifier, token) = watching_server().await;

@@ -1,13 +1,14 @@
 //! A TCP proxy on loopback that can stop delivering to its subscribers
 //! without closing their connections: what a firewall or NAT that forgot a
 //! connection does to it (a half-open link), which no server can be made to
-//! do to one of its clients alone.
+//! do to one of its clients alone. It can also hold every reply back for a
+//! while: a distant server, on a machine where every server is local.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 /// Forwards every connection to its port to `127.0.0.1:target`, on threads
 /// of its own, until dropped.
@@ -21,6 +22,9 @@ struct State {
     target: AtomicU16,
     /// Stop forwarding the server's bytes to connections that subscribed.
     frozen: AtomicBool,
+    /// How long the server's bytes are held before they go on, in
+    /// milliseconds.
+    delay_ms: AtomicU64,
     /// Set on drop: every thread ends.
     closed: AtomicBool,
 }
@@ -35,6 +39,7 @@ impl Proxy {
         let state = Arc::new(State {
             target: AtomicU16::new(target),
             frozen: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&state);
@@ -67,6 +72,14 @@ impl Proxy {
         self.state.frozen.store(false, Ordering::SeqCst);
     }
 
+    /// From now on the server's bytes reach every client `delay` after they
+    /// came (what a distant server's round trip adds), in the order they
+    /// came.
+    pub fn delay_replies(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// Forwards the connections made from now on to the loopback port
     /// `target` (what a moved address or a failover does to a client's new
     /// connections); those made before keep theirs.
@@ -89,19 +102,24 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
     };
     let _ = client.set_nonblocking(false);
     let subscriber = Arc::new(AtomicBool::new(false));
-    let (client_in, server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let (up_state, up_subscriber) = (Arc::clone(state), Arc::clone(&subscriber));
     std::thread::spawn(move || {
-        pump(client_in, server_out, &up_state, |bytes| {
+        pump(client_in, &up_state, |bytes| {
             if contains(bytes, b"SUBSCRIBE") || contains(bytes, b"subscribe") || contains(bytes, b"LISTEN") {
                 up_subscriber.store(true, Ordering::SeqCst);
             }
-            true
+            server_out.write_all(bytes).is_ok()
         });
+        let _ = server_out.shutdown(Shutdown::Both);
     });
+    // The server's bytes go through a line that delivers each chunk when
+    // it is due, so that a delay adds to each reply's time, not to the
+    // queue's.
+    let (line, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let down_state = Arc::clone(state);
     std::thread::spawn(move || {
-        pump(server, client, &Arc::clone(&down_state), |_| {
+        pump(server, &Arc::clone(&down_state), |chunk| {
             // Hold the bytes (and the connection) while frozen.
             while down_state.frozen.load(Ordering::SeqCst) && subscriber.load(Ordering::SeqCst) {
                 if down_state.closed.load(Ordering::SeqCst) {
@@ -109,22 +127,34 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            true
+            let delay = Duration::from_millis(down_state.delay_ms.load(Ordering::SeqCst));
+            line.send((Instant::now() + delay, chunk.to_vec())).is_ok()
         });
     });
+    std::thread::spawn(move || deliver(&due, client));
 }
 
-/// Copies `from` to `to` until either closes, the proxy is dropped, or
-/// `before` (shown each chunk before it goes on) says stop.
-fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, mut before: impl FnMut(&[u8]) -> bool) {
+/// Writes each chunk to `to` when it is due, until the line or `to` closes.
+fn deliver(due: &mpsc::Receiver<(Instant, Vec<u8>)>, mut to: TcpStream) {
+    while let Ok((at, chunk)) = due.recv() {
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        if to.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Hands what `from` sends to `forward`, chunk by chunk, until `from`
+/// closes, the proxy is dropped, or `forward` says stop.
+fn pump(mut from: TcpStream, state: &State, mut forward: impl FnMut(&[u8]) -> bool) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buffer = [0; 16 * 1024];
     while !state.closed.load(Ordering::SeqCst) {
         match from.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
-                let chunk = &buffer[..n];
-                if !before(chunk) || to.write_all(chunk).is_err() {
+                if !forward(&buffer[..n]) {
                     break;
                 }
             }
@@ -133,7 +163,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, mut before: impl 
             Err(_) => break,
         }
     }
-    let _ = to.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
 }
 
