@@ -12,10 +12,10 @@ pub struct RedisConfig {
     /// Prefix of every key and of the channel; default `sealed-session`.
     pub prefix: String,
     /// How long a command may take before the check fails closed; default
-    /// 250 ms. A check that finds Redis's settings unread since a failure
-    /// waits for their check within it too; that check (four or five
-    /// round trips, each given this long) goes on in the background when
-    /// the request gives up, and the requests after it are answered.
+    /// 250 ms. A call that finds Redis's settings unread since a failure
+    /// first waits as long again, at most, for their check (four or five
+    /// round trips, each given this long), which goes on when the call
+    /// gives up: the calls after it are answered.
     pub timeout: Duration,
     /// The longest a cached answer is used, counted from before the read
     /// that produced it, even while the subscription is up; default 1 s,

@@ -43,6 +43,17 @@ pub(crate) struct Inner {
 /// A check of Redis's settings, as the requests waiting for it share it.
 type SettingsCheck = Shared<BoxFuture<'static, Result<(), Refused>>>;
 
+/// Empties the slot of the check under way when its task ends, however it
+/// ends (a panic, its runtime shutting down): the next request to find the
+/// link untrusted starts another.
+struct EndOfCheck<'a>(&'a Inner);
+
+impl Drop for EndOfCheck<'_> {
+    fn drop(&mut self) {
+        *self.0.check.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 /// How a check of Redis's settings failed, for the requests that waited
 /// for it: the same refusal, without asking Redis again.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -234,12 +245,14 @@ impl Inner {
         result
     }
 
-    /// Runs `command` on the primary's connections once Redis's settings
-    /// are trusted, both within `limit` as [`Inner::bounded`]. Time spent
-    /// waiting for a check of the settings is no failure of Redis's (the
-    /// check records its own): a request that runs out of it there is
-    /// refused without making the link read the settings again, which would
-    /// void the check's outcome.
+    /// Runs `command` on the primary's connections within `limit`, as
+    /// [`Inner::bounded`], once Redis's settings are trusted, waiting at
+    /// most the timeout for a check of them first. That wait is no failure
+    /// of Redis's (the check records its own), and it takes nothing from
+    /// the command's time: a request that gave up there, or whose command
+    /// ran out of the time the wait had left, would make the link read the
+    /// settings again and void the check, for ever under steady traffic
+    /// where a check takes longer than the timeout.
     async fn on_primary<T, F>(
         self: &Arc<Self>,
         limit: Duration,
@@ -251,18 +264,9 @@ impl Inner {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreError::unavailable(NoRuntime));
         }
-        let mut sent = false;
-        let result = tokio::time::timeout(limit, async {
-            let conns = self.trusted_conns().await?;
-            sent = true;
-            command(conns).await
-        })
-        .await
-        .unwrap_or(Err(StoreError::Timeout(limit)));
-        if sent {
-            self.note_outcome(&result);
-        }
-        result
+        let waited = tokio::time::timeout(self.config.timeout, self.trusted_conns()).await;
+        let conns = waited.unwrap_or(Err(StoreError::Timeout(self.config.timeout)))?;
+        self.bounded(limit, command(conns)).await
     }
 
     /// After a command's failure: a timeout or a lost connection may mean
@@ -315,12 +319,11 @@ impl Inner {
         }
         let inner = Arc::clone(self);
         let task = tokio::spawn(async move {
+            let _ended = EndOfCheck(&inner);
             let result = inner.read_settings().await;
             if matches!(result, Err(StoreError::Timeout(_) | StoreError::Unavailable(_))) {
                 inner.link.note_failure();
             }
-            // Ended: the next request to find the link untrusted starts another.
-            *inner.check.lock().unwrap_or_else(PoisonError::into_inner) = None;
             result.map_err(|err| Refused::of(&err))
         });
         let check =
@@ -341,20 +344,31 @@ impl Inner {
     /// not see the fault itself (it started, or followed a failover, after).
     async fn read_settings(&self) -> Result<(), StoreError> {
         let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
-        match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
+        let recovered = match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
             Ok(result) => result.map_err(redis_error)?,
             Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
-        }
-        self.link.trust(reading);
+        };
+        self.trust(reading, recovered).await;
         Ok(())
+    }
+
+    /// Trusts Redis's answers after `reading`; after a recovery that set a
+    /// new cutoff, then tells every server (a failed message, a failure
+    /// noted, no longer finds the link recovering: the cutoff is not
+    /// raised again for it).
+    async fn trust(&self, reading: SafeReading, recovered: bool) {
+        self.link.trust(reading);
+        if recovered {
+            self.publish(&Invalidation::All).await;
+        }
     }
 
     /// [`Inner::read_settings`] as the store starts: its errors are those of
     /// connecting.
     async fn check_settings_at_start(&self) -> Result<(), ConnectError> {
         let reading = self.read_and_record().await.map_err(PolicyFault::into_connect_error)?;
-        self.recover(&reading).await.map_err(ConnectError::Redis)?;
-        self.link.trust(reading);
+        let recovered = self.recover(&reading).await.map_err(ConnectError::Redis)?;
+        self.trust(reading, recovered).await;
         Ok(())
     }
 
@@ -410,13 +424,15 @@ impl Inner {
     /// fault, or a marker some server left is there): a new cutoff and the
     /// marker's removal, in one step, on the primary that was read. On its
     /// reader: the writer may be held by a revocation's `WAIT` for as long
-    /// as a replica is down, and every check waits for this.
-    async fn recover(&self, reading: &SafeReading) -> Result<(), redis::RedisError> {
+    /// as a replica is down, and every check waits for this. Returns
+    /// whether it set a new cutoff, which the other servers are told of
+    /// once the link is trusted ([`Inner::trust`]).
+    async fn recover(&self, reading: &SafeReading) -> Result<bool, redis::RedisError> {
         let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
         let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(reading.after_fault)]);
         let mut conn = reading.reader();
         let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
-            return Ok(());
+            return Ok(false);
         };
         tracing::warn!(
             cutoff,
@@ -425,8 +441,7 @@ impl Inner {
              session issued until now is refused (everyone signs in again)"
         );
         self.feed.cache().clear();
-        self.publish(&Invalidation::All).await;
-        Ok(())
+        Ok(true)
     }
 
     /// Reads one check's state from Redis (never the cache).

@@ -72,11 +72,12 @@ impl Proxy {
         self.state.frozen.store(false, Ordering::SeqCst);
     }
 
-    /// From now on the server's bytes reach every client `delay` after they
-    /// came (what a distant server's round trip adds), in the order they
-    /// came.
+    /// From now on the server's bytes reach every client `delay` (at most
+    /// an hour) after they came, in the order they came: what a distant
+    /// server's round trip adds. Bytes already on their way when
+    /// subscribers are frozen still arrive.
     pub fn delay_replies(&self, delay: Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(delay.min(Duration::from_secs(3600)).as_millis()).unwrap_or(u64::MAX);
         self.state.delay_ms.store(ms, Ordering::SeqCst);
     }
 
@@ -131,14 +132,16 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
             line.send((Instant::now() + delay, chunk.to_vec())).is_ok()
         });
     });
-    std::thread::spawn(move || deliver(&due, client));
+    let delivering = Arc::clone(state);
+    std::thread::spawn(move || deliver(&due, client, &delivering));
 }
 
-/// Writes each chunk to `to` when it is due, until the line or `to` closes.
-fn deliver(due: &mpsc::Receiver<(Instant, Vec<u8>)>, mut to: TcpStream) {
+/// Writes each chunk to `to` when it is due, until the line or `to`
+/// closes, or the proxy is dropped.
+fn deliver(due: &mpsc::Receiver<(Instant, Vec<u8>)>, mut to: TcpStream, state: &State) {
     while let Ok((at, chunk)) = due.recv() {
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
-        if to.write_all(&chunk).is_err() {
+        if state.closed.load(Ordering::SeqCst) || to.write_all(&chunk).is_err() {
             break;
         }
     }
