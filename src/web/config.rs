@@ -598,3 +598,43 @@ pub enum WebConfigError {
     #[error("invalid pre-session or flash cookie: {0}")]
     Cookie(#[from] CookieError),
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+    use crate::{Keyring, MemoryStore, OpenError, Session};
+
+    /// Each token a configuration seals has a purpose of its own: none
+    /// opens under another's, not even as bytes (a login form's
+    /// pre-session as a session, a flash cookie as an anonymous session, a
+    /// DBSC companion, identifier or challenge as any of them). Judged by
+    /// the sealers themselves: through the cookies, a token of another kind
+    /// is also refused when its data is not the session's type.
+    #[test]
+    fn no_token_a_configuration_seals_opens_under_another_purpose() {
+        let config = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
+            .device_bound_sessions(DeviceBinding::default())
+            .build()
+            .unwrap();
+        let settings = &config.settings;
+        let dbsc = settings.dbsc.as_ref().unwrap();
+        let sealers = [
+            ("session", &settings.sealer),
+            ("pre-session", &settings.pre_sealer),
+            ("flash", &settings.flash.sealer),
+            ("DBSC companion", &dbsc.companion_sealer),
+            ("DBSC identifier", &dbsc.identifier_sealer),
+            ("DBSC challenge", &dbsc.challenge_sealer),
+        ];
+        for (sealed_as, sealer) in sealers {
+            let token = sealer.seal(&Session::new(())).unwrap();
+            for (opened_as, opener) in sealers {
+                let opened = opener.open_raw(&token).map(|_| ());
+                let expected = if sealed_as == opened_as { Ok(()) } else { Err(OpenError::Invalid) };
+                assert_eq!(opened, expected, "a {sealed_as} token opened as a {opened_as} one");
+            }
+        }
+    }
+}
