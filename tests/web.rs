@@ -918,10 +918,11 @@ fn a_pre_session_near_its_end_is_sealed_again_with_the_same_id() {
         ready(&config, &post(&renewed, Some(&late_token))).await;
         ready(&config, &post(&renewed, Some(&early_token))).await;
 
-        // Shown a form every 59 minutes, it keeps its ID for a day from its
-        // first issue at most: then a new one, and the first forms' tokens
-        // are no longer good.
+        // Shown a form every 59 minutes, it keeps its ID while a cookie
+        // sealed again ends within a day of its first issue: then a new
+        // one, and the first forms' tokens are no longer good.
         let mut pre = renewed;
+        let mut last_of_first_id = pre.clone();
         let mut ids = 1;
         for _ in 0..30 {
             let handle = open(&config, &pre).await;
@@ -934,11 +935,16 @@ fn a_pre_session_near_its_end_is_sealed_again_with_the_same_id() {
                 ids += 1;
                 break;
             }
+            last_of_first_id = pre.clone();
             clock.advance(Duration::from_secs(59 * 60));
         }
         assert_eq!(ids, 2, "a new ID within 30 forms");
         let elapsed = sealed_session::Clock::unix_now(&clock) - 1_700_000_000;
-        assert!(elapsed >= 24 * 3600, "not before a day: {elapsed} s");
+        assert!(elapsed >= 22 * 3600, "a new ID long before a day: {elapsed} s");
+        // No cookie of the first ID outlives its day (its leeway aside).
+        clock.set_unix(1_700_000_000 + 24 * 3600 + 300);
+        let err = refused(&config, &post(&last_of_first_id, Some(&early_token))).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::NoBinding)), "{err:?}");
     })
 }
 

@@ -863,8 +863,9 @@ impl SessionHandle {
     /// pre-session with less than half its lifetime
     /// ([`PRE_SESSION_TIMEOUT`](super::PRE_SESSION_TIMEOUT)) left is sealed
     /// again here with the same ID, so that a form shown now does not expire
-    /// minutes later and the forms shown before keep working; for 24 hours
-    /// from the ID's first issue at most, then with a new ID.
+    /// minutes later and the forms shown before keep working, as long as
+    /// the new cookie ends within 24 hours of the ID's first issue; then
+    /// with a new ID.
     ///
     /// # Errors
     /// [`HandleError::Seal`] if no random pre-session ID can be drawn or the
@@ -884,8 +885,12 @@ impl SessionHandle {
             }
             // Near its end, a form shown now could expire before it is sent:
             // the same ID (so that the forms already shown keep working)
-            // sealed again for a whole lifetime, for a day at most.
-            Some(sent) if now.saturating_sub(*sent.data()) < PRE_SESSION_ID_LIFETIME => {
+            // sealed again for a whole lifetime, ending a day after the
+            // ID's first issue at most.
+            Some(sent)
+                if now.saturating_add(super::PRE_SESSION_TIMEOUT.as_secs()).saturating_sub(*sent.data())
+                    <= PRE_SESSION_ID_LIFETIME =>
+            {
                 Some((sent.id(), *sent.data()))
             }
             _ => None,
@@ -903,9 +908,10 @@ impl SessionHandle {
     }
 }
 
-/// How long one pre-session ID is sealed again near its end (24 hours):
-/// then a new ID, so that a CSRF token bound to it does not stay good for
-/// as long as the browser keeps showing login forms.
+/// How long one pre-session ID may be good for, from its first issue (24
+/// hours): it is sealed again near its end only while the new cookie ends
+/// within that, then a new ID, so that a CSRF token bound to it does not
+/// stay good for as long as the browser keeps showing login forms.
 const PRE_SESSION_ID_LIFETIME: u64 = 24 * 60 * 60;
 
 /// Whether a pre-session sealed with its end less than half its lifetime
