@@ -172,7 +172,7 @@ impl AssociatedData {
 }
 
 /// The envelope's fixed fields (docs/FORMAT.md, section 4, fields 1–6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Head<U> {
     pub(crate) issued_at: u64,
     pub(crate) expires_at: u64,
@@ -180,6 +180,21 @@ pub(crate) struct Head<U> {
     pub(crate) session_id: [u8; 16],
     pub(crate) user_id: Option<U>,
     pub(crate) epoch: u64,
+}
+
+/// The session ID as [`SessionId`](crate::SessionId) shows it (its first
+/// four hex digits), and no user ID: the head is inside the sealed token.
+impl<U> std::fmt::Debug for Head<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_seen", &self.last_seen)
+            .field("session_id", &crate::SessionId::from_bytes(self.session_id))
+            .field("user_id", &self.user_id.as_ref().map(|_| "…"))
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 /// Encodes head and data after the bytes already in `out`.
@@ -322,6 +337,16 @@ mod tests {
     /// A head with every field zero, for tests to fill in with `..zero_head()`.
     fn zero_head() -> Head<&'static str> {
         Head { issued_at: 0, expires_at: 0, last_seen: 0, session_id: [0; 16], user_id: None, epoch: 0 }
+    }
+
+    /// A head's `Debug` shows four hex digits of the session ID, as
+    /// `SessionId`'s does, and no user ID.
+    #[test]
+    fn a_heads_debug_shows_neither_the_session_id_nor_the_user() {
+        let head = Head { session_id: [0xab; 16], user_id: Some("alice@example.com"), ..zero_head() };
+        let shown = format!("{head:?}");
+        assert!(shown.contains("SessionId(abab…)") && !shown.contains("ababab"), "{shown}");
+        assert!(!shown.contains("alice") && !shown.contains("171"), "{shown}");
     }
 
     /// Step 3 of the validation order: each version's minimum, its header,

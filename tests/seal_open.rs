@@ -547,6 +547,33 @@ fn a_remembered_session_lives_by_the_remember_me_timeouts_and_a_standard_one_doe
     assert_eq!(sealer.open::<u8>(&token).unwrap_err(), OpenError::Expired(Expiry::Absolute));
 }
 
+/// The remember-me cap is the opening sealer's, not the token's: with the
+/// remembered lifetime shortened from 30 days to 3, a session sealed under
+/// 30 is refused at its third day however active it was (in use every
+/// day: no idle timeout ran out), while the longer cap would still take it.
+#[test]
+fn a_shortened_remember_me_cap_ends_the_sessions_sealed_under_the_longer_one() {
+    let clock = ManualClock::at_unix(T0);
+    let thirty_days = remembering(&clock);
+    let three_days = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+        .absolute_timeout(Duration::from_secs(3600))
+        .idle_timeout(Duration::from_secs(600))
+        .remember_me(Duration::from_secs(3 * 86_400), Duration::from_secs(3 * 86_400))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut token = thirty_days.seal(&Session::new(1u8).remembered()).unwrap();
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(86_400));
+        let opened = three_days.open::<u8>(&token).unwrap();
+        token = thirty_days.seal(opened.session()).unwrap();
+    }
+    // Past the third day and the default leeway (a minute).
+    clock.set_unix(T0 + 3 * 86_400 + 61);
+    assert_eq!(three_days.open::<u8>(&token).unwrap_err(), OpenError::Expired(Expiry::Absolute));
+    assert!(thirty_days.open::<u8>(&token).is_ok(), "the longer cap still takes it");
+}
+
 #[test]
 fn remembered_and_standard_tokens_never_open_as_each_other() {
     let clock = ManualClock::at_unix(T0);
