@@ -81,6 +81,39 @@ async fn passes_the_conformance_suite() {
     sealed_session::conformance::run(&store).await;
 }
 
+/// The conformance suite's check that began its read before a revocation,
+/// with the read sent at the check's first poll: through a pool that tests
+/// a connection before handing it out (sqlx's default) the read goes only
+/// after the revocation, and the answer it caches is already the new one.
+#[tokio::test]
+async fn a_read_sent_before_a_revocation_is_never_cached() {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect(&SHARED.url())
+        .await
+        .unwrap();
+    let store = PostgresStore::with_pool(pool, options("read_before"), SystemClock).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
+    // As in a server in use, each connection has the check's statement
+    // prepared: preparing it takes the first poll, and the read would go
+    // only at the next.
+    let warming: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { store.state(Some("warm"), sealed_session::Session::new(()).id()).await },
+            )
+        })
+        .collect();
+    for warm in warming {
+        warm.await.unwrap().unwrap();
+    }
+    let read_before =
+        sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store).await;
+    assert_eq!(read_before, 3, "the reads did not go before the revocations");
+}
+
 #[tokio::test]
 async fn passes_the_registry_conformance_suite() {
     let store = store(&SHARED.url(), "registry", SystemClock).await;

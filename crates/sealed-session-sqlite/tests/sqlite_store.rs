@@ -54,6 +54,27 @@ async fn passes_the_conformance_suite() {
     sealed_session::conformance::run(&store).await;
 }
 
+/// The conformance suite's check that began its read before a revocation,
+/// with the read sent at the check's first poll: through a pool that tests
+/// a connection before handing it out (sqlx's default, and the store's
+/// own) the read goes only after the revocation, and the answer it caches
+/// is already the new one.
+#[tokio::test]
+async fn a_read_sent_before_a_revocation_is_never_cached() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("r.sqlite3"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().test_before_acquire(false).connect_with(options).await.unwrap();
+    let store = SqliteStore::with_pool(pool).await.unwrap();
+    let read_before =
+        sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store).await;
+    assert_eq!(read_before, 3, "the reads did not go before the revocations");
+}
+
 #[tokio::test]
 async fn passes_the_registry_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
