@@ -3,6 +3,7 @@
 //! [`Backoff`], the listener's reconnection delays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use super::cache::{CacheTicket, Invalidation, StateCache};
@@ -44,6 +45,23 @@ pub struct Feed {
     live: AtomicBool,
     /// Whether it was ever connected: a later connection is a reconnection.
     was_connected: AtomicBool,
+}
+
+/// A listener's connection, as [`Feed::connect`] reported it: dropped, it
+/// reports the connection lost, keeping the cache if asked to.
+#[derive(Debug)]
+#[must_use = "the feed is reported lost as soon as this is dropped"]
+pub struct FeedConnection {
+    feed: Weak<Feed>,
+    keep_cache: bool,
+}
+
+impl Drop for FeedConnection {
+    fn drop(&mut self) {
+        if let Some(feed) = self.feed.upgrade() {
+            feed.lost(self.keep_cache);
+        }
+    }
 }
 
 impl Feed {
@@ -89,6 +107,29 @@ impl Feed {
             Some(payload) => self.cache.apply(&Invalidation::parse(payload)),
             None => self.cache.clear(),
         }
+    }
+
+    /// [`Feed::connected`] for a listener that holds the feed weakly (so
+    /// that it ends with its store), with a guard that reports the
+    /// connection lost ([`Feed::lost`]) when dropped: however the listener
+    /// ends (its connection closed, its task dropped with a runtime that
+    /// shut down, a panic), no feed stays live that no one listens to.
+    /// `None` if the store is gone.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use sealed_session::Feed;
+    ///
+    /// let feed = Arc::new(Feed::new(Duration::from_secs(1)));
+    /// let connection = Feed::connect(&Arc::downgrade(&feed), false).unwrap();
+    /// assert!(feed.is_live());
+    /// drop(connection);
+    /// assert!(!feed.is_live());
+    /// ```
+    pub fn connect(feed: &Weak<Self>, keep_cache: bool) -> Option<FeedConnection> {
+        feed.upgrade()?.connected();
+        Some(FeedConnection { feed: feed.clone(), keep_cache })
     }
 
     /// The listener lost its connection: the cache is not used until it is

@@ -43,7 +43,7 @@ use crate::session::{Session, SessionId};
 
 pub use cache::{CacheTicket, Invalidation, StateCache, MAX_CACHE_TTL};
 pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
-pub use feed::{Backoff, Feed, Heartbeat, Quiet};
+pub use feed::{Backoff, Feed, FeedConnection, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
 pub use verifier::{Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};

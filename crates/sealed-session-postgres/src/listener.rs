@@ -47,9 +47,9 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
         match tokio::time::timeout(timeout.saturating_mul(4), listening).await {
             Ok(Ok(mut listener)) => {
                 backoff.reset();
-                let Some(live) = feed.upgrade() else { return };
-                live.connected();
-                drop(live);
+                // Reported lost as it is dropped, at the end of this arm or
+                // with this task.
+                let Some(_connection) = Feed::connect(&feed, false) else { return };
                 let mut heartbeat = Heartbeat::new(Instant::now(), timeout);
                 loop {
                     // Wake up now and then to notice that the store was
@@ -88,8 +88,6 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                         },
                     }
                 }
-                let Some(live) = feed.upgrade() else { return };
-                live.lost(false);
             }
             Ok(Err(err)) => tracing::debug!(%err, "cannot LISTEN for PostgreSQL revocations yet"),
             Err(_) => tracing::debug!("LISTEN for PostgreSQL revocations timed out"),

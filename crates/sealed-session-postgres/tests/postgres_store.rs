@@ -114,6 +114,18 @@ async fn a_read_sent_before_a_revocation_is_never_cached() {
     assert_eq!(read_before, 3, "the reads did not go before the revocations");
 }
 
+/// A store made in one runtime and kept after that runtime shut down (its
+/// listener task dropped with it) no longer takes its cache for fresh: no
+/// one hears the notifications that would invalidate it.
+#[test]
+fn a_listener_dropped_with_its_runtime_stops_the_cache() {
+    let first = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let store = first.block_on(store(&SHARED.url(), "dropped_listener", SystemClock));
+    assert!(store.is_listening());
+    drop(first);
+    assert!(!store.is_listening(), "a dropped listener left the cache in use");
+}
+
 #[tokio::test]
 async fn passes_the_registry_conformance_suite() {
     let store = store(&SHARED.url(), "registry", SystemClock).await;

@@ -56,9 +56,8 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
         match tokio::time::timeout(timeout, subscribing).await {
             Ok(Ok(pubsub)) => {
                 backoff.reset();
-                let Some(live) = feed.upgrade() else { return };
-                live.connected();
-                drop(live);
+                // Reported lost as it is dropped, below or with this task.
+                let Some(connection) = Feed::connect(&feed, keep_stale) else { return };
                 let mut messages = pubsub.into_on_message();
                 let mut heartbeat = Heartbeat::new(Instant::now(), timeout);
                 let moved = loop {
@@ -91,8 +90,7 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                         break true;
                     }
                 };
-                let Some(live) = feed.upgrade() else { return };
-                live.lost(keep_stale);
+                drop(connection);
                 if moved {
                     // The old primary may still be up (a partition): it no
                     // longer hears what is published on the new one.

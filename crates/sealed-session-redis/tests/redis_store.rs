@@ -276,6 +276,22 @@ async fn recovery_from_unsafe_settings_does_not_wait_behind_a_revocation() {
     assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), cutoff, "a second cutoff");
 }
 
+/// A store made in one runtime and kept after that runtime shut down (its
+/// subscription task dropped with it) no longer takes its cache for fresh:
+/// no one hears the messages that would invalidate it.
+#[test]
+fn a_subscription_dropped_with_its_runtime_stops_the_cache() {
+    let redis = RedisServer::start();
+    let first = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let store = first.block_on(async {
+        let store = RedisStore::connect_with(&redis.url(), config(), clock_at_now()).await.unwrap();
+        assert!(store.wait_until_subscribed(Duration::from_secs(5)).await, "no subscription");
+        store
+    });
+    drop(first);
+    assert!(!store.is_subscribed(), "a dropped subscription left the cache in use");
+}
+
 /// A distant Redis recovering from unsafe settings: the new cutoff (one
 /// round trip) is set in time, and the message that tells the other servers
 /// of it (another) comes after the link is trusted. Both had to fit in one
