@@ -95,22 +95,17 @@ async fn a_read_sent_before_a_revocation_is_never_cached() {
         .unwrap();
     let store = PostgresStore::with_pool(pool, options("read_before"), SystemClock).await.unwrap();
     assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
-    // As in a server in use, each connection has the check's statement
-    // prepared: preparing it takes the first poll, and the read would go
-    // only at the next.
-    let warming: Vec<_> = (0..8)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(
-                async move { store.state(Some("warm"), sealed_session::Session::new(()).id()).await },
-            )
-        })
-        .collect();
-    for warm in warming {
-        warm.await.unwrap().unwrap();
+    // Timing decides whether a read reaches the store before the
+    // revocation starts: on a loaded machine, a few attempts.
+    let mut read_before = 0;
+    for _ in 0..5 {
+        let attempt =
+            sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store);
+        read_before = read_before.max(attempt.await);
+        if read_before == 3 {
+            break;
+        }
     }
-    let read_before =
-        sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store).await;
     assert_eq!(read_before, 3, "the reads did not go before the revocations");
 }
 

@@ -75,18 +75,30 @@ impl Durability {
 /// application that shares its pool ([`SqliteStore::with_pool`](crate::SqliteStore::with_pool))
 /// can lower it on one after the store checked at start: such a connection
 /// is refused ([`StoreError::Untrusted`]), and the revocation with it.
-async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+pub(crate) async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
     let mut conn = pool.acquire().await.map_err(sqlite_error)?;
-    let synchronous: i64 =
-        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.map_err(sqlite_error)?;
+    match lowered_synchronous(&mut conn).await.map_err(sqlite_error)? {
+        None => Ok(conn),
+        Some(err) => {
+            tracing::error!(error = %err, "revocation refused");
+            Err(StoreError::untrusted(err))
+        }
+    }
+}
+
+/// How `conn`'s `synchronous` is below `FULL`, if it is: what it writes, or
+/// copies from the write-ahead log into the file, may be lost in a power
+/// failure after it returned.
+pub(crate) async fn lowered_synchronous(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Option<crate::error::LoweredSynchronous>, sqlx::Error> {
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await?;
     let lowered = match synchronous {
         0 => "OFF",
         1 => "NORMAL",
-        _ => return Ok(conn),
+        _ => return Ok(None),
     };
-    let err = crate::error::LoweredSynchronous { synchronous: lowered };
-    tracing::error!(error = %err, "revocation refused");
-    Err(StoreError::untrusted(err))
+    Ok(Some(crate::error::LoweredSynchronous { synchronous: lowered }))
 }
 
 pub(crate) fn sqlite_error(err: sqlx::Error) -> StoreError {
@@ -97,12 +109,24 @@ pub(crate) fn now(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.unix_now()).unwrap_or(0)
 }
 
+/// The store's time for what dates the revocations: a clock at or before
+/// 1970 would date it 0, where a generation refuses nothing and a global
+/// logout moves no cutoff yet returns as if it had. Every such call fails
+/// until the clock is fixed.
+fn revocation_time(clock: &dyn Clock) -> Result<u64, StoreError> {
+    u64::try_from(clock.unix_now())
+        .ok()
+        .filter(|&now| now > 0)
+        .ok_or_else(|| StoreError::untrusted(sealed_session::ClockError))
+}
+
 /// Creates the tables if they are missing. If revocations were lost (the
 /// file had been set up, it has the meta table, but a table of revocations
 /// is gone: dropped), raises the cutoff in the same transaction, so that
 /// no session they revoked opens again, and returns it.
 pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Result<Option<u64>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
+    let mut conn = durable_connection(pool).await?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     let (set_up, revocation_tables): (bool, i64) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sealed_session_meta'),
                 (SELECT count(*) FROM sqlite_master WHERE type = 'table'
@@ -121,13 +145,7 @@ pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Resul
 /// Writes a generation if there is none; returns whether one began now.
 pub(crate) async fn start_generation(pool: &SqlitePool, clock: &dyn Clock) -> Result<bool, StoreError> {
     let mut conn = durable_connection(pool).await?;
-    // A clock before 1970 would date the generation 0, which refuses
-    // nothing: no generation starts, and every call fails, until it is
-    // fixed.
-    let started = u64::try_from(clock.unix_now())
-        .ok()
-        .filter(|&started| started > 0)
-        .ok_or_else(|| StoreError::untrusted(sealed_session::ClockError))?;
+    let started = revocation_time(clock)?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO sealed_session_meta (key, value) VALUES ('generation', ?1)
          ON CONFLICT (key) DO NOTHING RETURNING value",
@@ -250,7 +268,7 @@ pub(crate) async fn revoke_session(
     let mut conn = durable_connection(pool).await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     // Read once the write lock is held: time spent waiting for it counts.
-    let now = now(clock);
+    let now = revocation_time(clock)?;
     if expires_at <= now {
         return Err(StoreError::ExpiryNotInFuture { expires_at, now });
     }
@@ -285,7 +303,7 @@ async fn raise_cutoff(
     .await
     .map_err(sqlite_error)?;
     let current = from_sql(revoked_through.unwrap_or(0))?.max(from_sql(generation.unwrap_or(0))?);
-    let next = next_cutoff(current, issued_through, now(clock));
+    let next = next_cutoff(current, issued_through, revocation_time(clock)?);
     sqlx::query(
         "INSERT INTO sealed_session_meta (key, value) VALUES ('revoked_through', ?1)
          ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",

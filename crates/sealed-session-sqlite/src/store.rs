@@ -375,10 +375,20 @@ impl SqliteStore {
     /// older snapshot (a backup tool may hold one for long), while writers
     /// wait for it. The revocation is durable in the log already
     /// (`synchronous = FULL`), so a checkpoint that cannot finish is only
-    /// logged; the next revocation's, or SQLite's own, finishes it.
+    /// logged; the next revocation's, or SQLite's own, finishes it. Not on
+    /// a connection whose `synchronous` an application sharing the pool
+    /// lowered: the copy would not be synced, and the log it empties could
+    /// be written over.
     async fn checkpoint(&self) {
         let done = async {
             let mut connection = self.shared.pool.acquire().await?;
+            if let Some(lowered) = schema::lowered_synchronous(&mut connection).await? {
+                tracing::warn!(
+                    error = %lowered,
+                    "SQLite checkpoint skipped on that connection; the revocation is durable in the log"
+                );
+                return Ok((0, 0, 0));
+            }
             let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *connection).await?;
             let wait = format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}");
             sqlx::query(sqlx::AssertSqlSafe(wait)).execute(&mut *connection).await?;

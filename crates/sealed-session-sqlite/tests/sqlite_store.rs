@@ -68,10 +68,24 @@ async fn a_read_sent_before_a_revocation_is_never_cached() {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    let pool = SqlitePoolOptions::new().test_before_acquire(false).connect_with(options).await.unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .unwrap();
     let store = SqliteStore::with_pool(pool).await.unwrap();
-    let read_before =
-        sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store).await;
+    // Timing decides whether a read reaches the store before the
+    // revocation starts: on a loaded machine, a few attempts.
+    let mut read_before = 0;
+    for _ in 0..5 {
+        let attempt =
+            sealed_session::conformance::a_read_that_began_before_a_revocation_is_never_cached(&store);
+        read_before = read_before.max(attempt.await);
+        if read_before == 3 {
+            break;
+        }
+    }
     assert_eq!(read_before, 3, "the reads did not go before the revocations");
 }
 
@@ -583,6 +597,37 @@ async fn a_shared_connection_lowered_below_full_after_the_start_refuses_revocati
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1, "and work again once it is FULL");
 }
 
+/// A revocation's checkpoint (the copy of the write-ahead log into the
+/// database file) does not run on a shared connection the application
+/// lowered below `FULL`: the copy would not be synced, and the log it
+/// empties could be written over. It is skipped, and the log says why.
+#[tokio::test]
+async fn a_checkpoint_is_skipped_on_a_shared_connection_lowered_below_full() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let logs = sealed_session_testkit::Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("app.sqlite3"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+    let store = SqliteStore::with_pool(pool.clone()).await.unwrap();
+    // Both connections open; the application lowers one.
+    let (kept, mut lowered) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    sqlx::query("PRAGMA synchronous = OFF").execute(&mut *lowered).await.unwrap();
+    drop((kept, lowered));
+    let skipped = || logs.lines_with(&["WARN", "checkpoint skipped", "synchronous = OFF"]);
+    for _ in 0..50 {
+        // Refused when it gets the lowered connection itself.
+        let _ = store.revoke_user("alice").await;
+        if !skipped().is_empty() {
+            break;
+        }
+    }
+    assert!(!skipped().is_empty(), "no checkpoint was skipped on the lowered connection");
+}
+
 /// A clock that jumps ahead (by less than a day) past a logout's denylist
 /// entry, and revokes meanwhile, purges nothing that still counts: once
 /// the clock is put back, the logged-out session is still refused.
@@ -600,6 +645,30 @@ async fn a_clock_that_jumps_ahead_and_back_never_brings_a_logged_out_session_bac
     let other = server(&path, &clock).await;
     let result = other.open::<()>(&token).await;
     assert!(matches!(result, Err(VerifyError::Revoked(Revocation::Session))), "{result:?}");
+}
+
+/// Revocations dated by a clock that went back before 1970 fail: a global
+/// logout would move no cutoff (the store's time counts as 0) yet return as
+/// if it had logged everyone out.
+#[tokio::test]
+async fn a_clock_gone_back_before_1970_fails_revocations_instead_of_doing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0);
+    let store = SqliteOptions::new(dir.path().join("r.sqlite3"))
+        .create_if_missing(true)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    clock.set_unix(-5);
+    let until = u64::try_from(T0).unwrap() + 3600;
+    let refused =
+        [store.revoke_all(0).await.map(drop), store.revoke_session(Session::new(()).id(), until).await];
+    for result in refused {
+        assert!(matches!(&result, Err(StoreError::Untrusted(_))), "{result:?}");
+    }
+    clock.set_unix(T0 + 1);
+    assert!(store.revoke_all(0).await.unwrap() > u64::try_from(T0).unwrap(), "once the clock is back");
 }
 
 /// A clock before 1970 would date a new generation 0, which refuses
