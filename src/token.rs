@@ -267,7 +267,7 @@ impl Head<String> {
 #[cfg(feature = "hazmat")]
 pub mod envelope {
     /// Fields 1–6 of an envelope. Its `Debug` shows the session ID as
-    /// [`SessionId`](crate::SessionId)'s does, cut short.
+    /// [`SessionId`](crate::SessionId)'s does, cut short, and no user ID.
     #[derive(Clone, PartialEq, Eq)]
     pub struct Fields {
         /// Unix seconds.
@@ -284,16 +284,23 @@ pub mod envelope {
         pub epoch: u64,
     }
 
+    impl Fields {
+        fn head(&self) -> super::Head<&str> {
+            super::Head {
+                issued_at: self.issued_at,
+                expires_at: self.expires_at,
+                last_seen: self.last_seen,
+                session_id: self.session_id,
+                user_id: self.user_id.as_deref(),
+                epoch: self.epoch,
+            }
+        }
+    }
+
+    /// As the envelope's head shows itself: no user ID either.
     impl std::fmt::Debug for Fields {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("Fields")
-                .field("issued_at", &self.issued_at)
-                .field("expires_at", &self.expires_at)
-                .field("last_seen", &self.last_seen)
-                .field("session_id", &crate::SessionId::from_bytes(self.session_id))
-                .field("user_id", &self.user_id)
-                .field("epoch", &self.epoch)
-                .finish()
+            self.head().fmt(f)
         }
     }
 
@@ -316,15 +323,7 @@ pub mod envelope {
     /// Encodes fields 1–6 followed by `data` (already-encoded field 7).
     #[must_use]
     pub fn encode(fields: &Fields, data: &[u8]) -> Vec<u8> {
-        let head = super::Head {
-            issued_at: fields.issued_at,
-            expires_at: fields.expires_at,
-            last_seen: fields.last_seen,
-            session_id: fields.session_id,
-            user_id: fields.user_id.as_deref(),
-            epoch: fields.epoch,
-        };
-        let mut out = postcard::to_extend(&head, Vec::new()).unwrap_or_default();
+        let mut out = postcard::to_extend(&fields.head(), Vec::new()).unwrap_or_default();
         out.extend_from_slice(data);
         out
     }
