@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked --quiet
+# .cargo/mutants.toml runs the tests with nextest.
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --quiet
 
 # group name | packages whose tests judge it | files to mutate
 groups=(

@@ -28,6 +28,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v faketime >/dev/null || need+=(faketime)
+# libsodium's Python binding, for the independent check of the test
+# vectors: Debian's package (its python3 refuses pip installs); another
+# Python (pyenv) gets it from pip below.
+python3 -c 'import nacl.bindings' 2>/dev/null || need+=(python3-nacl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
@@ -38,7 +42,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# libsodium, for the independent check of the test vectors.
 if ! python3 -c 'import nacl.bindings' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pynacl
 fi

@@ -45,7 +45,8 @@
 //!
 //! * [`Verifier`] opens a token and checks it against a [`RevocationStore`]
 //!   in one call: log a user out everywhere by bumping one counter.
-//!   [`MemoryStore`] is here; SQLite and Redis stores are separate crates.
+//!   [`MemoryStore`] is here; the SQLite, PostgreSQL and Redis stores are
+//!   separate crates.
 //!
 //! # Features
 //!
@@ -58,6 +59,8 @@
 //!   server runs (OS notifications through the `notify` crate, and polling).
 //! * `http` — the web driver's request and response views over the `http`
 //!   crate's types.
+//! * `metrics` — counters and histograms through the `metrics` facade, for
+//!   any exporter.
 //!
 //! The crate depends on no async runtime, web framework or database client.
 //!
@@ -138,5 +141,5 @@ pub use session::{Session, SessionId};
 pub use token::envelope;
 pub use token::{UntrustedToken, MAX_PURPOSE_LEN, VERSION, VERSION_1};
 
-// The README's examples run as doctests of `sealed-session-axum`, whose
-// dependencies cover all of them, the axum integration included.
+// The README's examples run as doctests of `sealed-session-demo` (its
+// `lib.rs`), whose dependencies cover all of them, both frameworks included.

@@ -72,7 +72,7 @@ enum Command {
         /// Open as of this time (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<String>,
-        /// Also check revocation in this store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…);
+        /// Also check revocation in this store (sqlite:PATH, postgres://…, redis://…, rediss://… or redis+sentinel://…);
         /// or from SEALED_SESSION_STORE, which keeps a password out of the command line.
         #[arg(long, env = "SEALED_SESSION_STORE", hide_env_values = true)]
         store: Option<String>,
@@ -94,7 +94,7 @@ enum Command {
     },
     /// Revoke every session of a user, one session, or everyone's, in a store.
     Revoke {
-        /// The store (sqlite:PATH, redis://…, rediss://… or redis+sentinel://…); or from
+        /// The store (sqlite:PATH, postgres://…, redis://…, rediss://… or redis+sentinel://…); or from
         /// SEALED_SESSION_STORE, which keeps a password out of the command line (and `ps`).
         #[arg(long, env = "SEALED_SESSION_STORE", hide_env_values = true)]
         store: String,

@@ -31,8 +31,8 @@ struct Args {
     /// Keyring file [default: DATA_DIR/keyring.toml, created if missing].
     #[arg(long, env = "DEMO_KEYRING")]
     keyring: Option<PathBuf>,
-    /// Revocation store: sqlite:PATH[?create=true], redis://…, rediss://… or
-    /// redis+sentinel://…. Instances sharing one store share logouts
+    /// Revocation store: sqlite:PATH[?create=true], postgres://…, redis://…,
+    /// rediss://… or redis+sentinel://…. Instances sharing one store share logouts
     /// [default: sqlite:DATA_DIR/revocations.sqlite?create=true].
     #[arg(long, env = "DEMO_STORE", hide_env_values = true)]
     store: Option<String>,
@@ -44,8 +44,10 @@ struct Args {
     /// browser's key (DBSC): a copied cookie works no longer.
     #[arg(long, env = "DEMO_DBSC_COOKIE_LIFETIME", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     dbsc_cookie_lifetime: u64,
-    /// Seconds after a sign-in or password check during which /settings
-    /// opens without asking for the password again.
+    /// Seconds after a sign-in or password check during which the
+    /// sensitive pages and actions (settings, profile, signing out the
+    /// other devices, ending a device) go on without asking for the
+    /// password again.
     #[arg(long, env = "DEMO_SUDO_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     sudo_window: u64,
     /// The most sessions a user may have at once (1 to 100, the records a
