@@ -23,7 +23,8 @@
 //!   the read that produced it *began*: a lost message cannot keep a revoked
 //!   session alive longer than that.
 //! * **Fail closed.** If Redis does not answer within
-//!   [`RedisConfig::timeout`], the check fails with
+//!   [`RedisConfig::timeout`] (twice that, at most, when the call first
+//!   waits for a check of Redis's settings after a failure), the check fails with
 //!   [`StoreError::Timeout`](sealed_session::StoreError::Timeout) or
 //!   [`StoreError::Unavailable`](sealed_session::StoreError::Unavailable) and
 //!   the session is refused, unless [`RedisConfig::accept_stale_for`] opts in

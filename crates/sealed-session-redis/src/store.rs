@@ -37,20 +37,26 @@ pub(crate) struct Inner {
     /// distant Redis) still ends and trusts the link, and a recovery's new
     /// cutoff is not raised twice because a request was dropped between
     /// the two steps.
-    check: std::sync::Mutex<Option<SettingsCheck>>,
+    check: std::sync::Mutex<Option<(u64, SettingsCheck)>>,
+    /// How many checks were started: each one's number in `check`.
+    checks_started: std::sync::atomic::AtomicU64,
+    /// The runtime the store was made on, whose tasks keep its connections:
+    /// checks run there, not on the runtime of the call that found the
+    /// link untrusted (a short-lived one would end them halfway).
+    runtime: tokio::runtime::Handle,
 }
 
 /// A check of Redis's settings, as the requests waiting for it share it.
 type SettingsCheck = Shared<BoxFuture<'static, Result<(), Refused>>>;
 
-/// Empties the slot of the check under way when its task ends, however it
-/// ends (a panic, its runtime shutting down): the next request to find the
-/// link untrusted starts another.
-struct EndOfCheck<'a>(&'a Inner);
+/// Empties the slot of the check numbered `.1`, if it still holds it, when
+/// its task ends however it ends (a panic, its runtime shutting down): the
+/// next request to find the link untrusted starts another.
+struct EndOfCheck<'a>(&'a Inner, u64);
 
 impl Drop for EndOfCheck<'_> {
     fn drop(&mut self) {
-        *self.0.check.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.0.end_check(self.1);
     }
 }
 
@@ -189,6 +195,8 @@ impl RedisStore {
             clock: Arc::new(clock),
             wait_replicas,
             check: std::sync::Mutex::new(None),
+            checks_started: std::sync::atomic::AtomicU64::new(0),
+            runtime: tokio::runtime::Handle::current(),
         });
         // Before anything that may write (the settings check marks a store
         // untrusted, the channel check publishes).
@@ -314,24 +322,41 @@ impl Inner {
     /// a failure noted on the link, as a command's would.
     fn settings_check(self: &Arc<Self>) -> SettingsCheck {
         let mut slot = self.check.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(check) = slot.as_ref() {
+        if let Some((_, check)) = slot.as_ref() {
             return check.clone();
         }
+        let number = self.checks_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let inner = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let _ended = EndOfCheck(&inner);
+        let task = self.runtime.spawn(async move {
+            let _ended = EndOfCheck(&inner, number);
             let result = inner.read_settings().await;
             if matches!(result, Err(StoreError::Timeout(_) | StoreError::Unavailable(_))) {
                 inner.link.note_failure();
             }
             result.map_err(|err| Refused::of(&err))
         });
-        let check =
-            async move { task.await.unwrap_or_else(|err| Err(Refused::of(&StoreError::unavailable(err)))) }
-                .boxed()
-                .shared();
-        *slot = Some(check.clone());
+        // A task its runtime dropped before it ever ran has no guard.
+        let inner = Arc::downgrade(self);
+        let check = async move {
+            task.await.unwrap_or_else(|err| {
+                if let Some(inner) = inner.upgrade() {
+                    inner.end_check(number);
+                }
+                Err(Refused::of(&StoreError::unavailable(err)))
+            })
+        }
+        .boxed()
+        .shared();
+        *slot = Some((number, check.clone()));
         check
+    }
+
+    /// Empties the check's slot if it holds the check numbered `number`.
+    fn end_check(&self, number: u64) {
+        let mut slot = self.check.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|(running, _)| *running == number) {
+            *slot = None;
+        }
     }
 
     /// Reads the eviction policy and persistence settings; after they were
@@ -342,13 +367,13 @@ impl Inner {
     /// Any server that finds them unsafe leaves a marker in Redis, so that
     /// the one that finds them safe again logs everyone out even if it did
     /// not see the fault itself (it started, or followed a failover, after).
-    async fn read_settings(&self) -> Result<(), StoreError> {
+    async fn read_settings(self: &Arc<Self>) -> Result<(), StoreError> {
         let reading = self.read_and_record().await.map_err(PolicyFault::into_store_error)?;
         let recovered = match tokio::time::timeout(self.config.timeout, self.recover(&reading)).await {
             Ok(result) => result.map_err(redis_error)?,
             Err(_) => return Err(StoreError::Timeout(self.config.timeout)),
         };
-        self.trust(reading, recovered).await;
+        self.trust(reading, recovered);
         Ok(())
     }
 
@@ -356,19 +381,21 @@ impl Inner {
     /// new cutoff, then tells every server (a failed message, a failure
     /// noted, no longer finds the link recovering: the cutoff is not
     /// raised again for it).
-    async fn trust(&self, reading: SafeReading, recovered: bool) {
+    fn trust(self: &Arc<Self>, reading: SafeReading, recovered: bool) {
         self.link.trust(reading);
         if recovered {
-            self.publish(&Invalidation::All).await;
+            // On its own: the calls waiting for the check go on meanwhile.
+            let inner = Arc::clone(self);
+            self.runtime.spawn(async move { inner.publish(&Invalidation::All).await });
         }
     }
 
     /// [`Inner::read_settings`] as the store starts: its errors are those of
     /// connecting.
-    async fn check_settings_at_start(&self) -> Result<(), ConnectError> {
+    async fn check_settings_at_start(self: &Arc<Self>) -> Result<(), ConnectError> {
         let reading = self.read_and_record().await.map_err(PolicyFault::into_connect_error)?;
         let recovered = self.recover(&reading).await.map_err(ConnectError::Redis)?;
-        self.trust(reading, recovered).await;
+        self.trust(reading, recovered);
         Ok(())
     }
 

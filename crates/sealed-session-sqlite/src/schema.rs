@@ -75,12 +75,20 @@ impl Durability {
 /// application that shares its pool ([`SqliteStore::with_pool`](crate::SqliteStore::with_pool))
 /// can lower it on one after the store checked at start: such a connection
 /// is refused ([`StoreError::Untrusted`]), and the revocation with it.
-pub(crate) async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+async fn durable_connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, StoreError> {
+    durable_connection_for(pool, "revocation refused").await
+}
+
+/// [`durable_connection`] for another write, named by what `refused` says.
+async fn durable_connection_for(
+    pool: &SqlitePool,
+    refused: &'static str,
+) -> Result<PoolConnection<Sqlite>, StoreError> {
     let mut conn = pool.acquire().await.map_err(sqlite_error)?;
     match lowered_synchronous(&mut conn).await.map_err(sqlite_error)? {
         None => Ok(conn),
         Some(err) => {
-            tracing::error!(error = %err, "revocation refused");
+            tracing::error!(error = %err, "{refused}");
             Err(StoreError::untrusted(err))
         }
     }
@@ -125,7 +133,7 @@ fn revocation_time(clock: &dyn Clock) -> Result<u64, StoreError> {
 /// is gone: dropped), raises the cutoff in the same transaction, so that
 /// no session they revoked opens again, and returns it.
 pub(crate) async fn create_tables(pool: &SqlitePool, clock: &dyn Clock) -> Result<Option<u64>, StoreError> {
-    let mut conn = durable_connection(pool).await?;
+    let mut conn = durable_connection_for(pool, "setting up the revocation tables refused").await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(sqlite_error)?;
     let (set_up, revocation_tables): (bool, i64) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sealed_session_meta'),

@@ -384,8 +384,10 @@ impl SqliteStore {
             let mut connection = self.shared.pool.acquire().await?;
             if let Some(lowered) = schema::lowered_synchronous(&mut connection).await? {
                 tracing::warn!(
-                    error = %lowered,
-                    "SQLite checkpoint skipped on that connection; the revocation is durable in the log"
+                    "SQLite checkpoint skipped: a connection of the store's pool has synchronous = {}, which \
+                     would copy the log into the file without syncing it (the revocation is durable in the \
+                     log); keep synchronous = FULL on every connection of a pool the store shares",
+                    lowered.synchronous
                 );
                 return Ok((0, 0, 0));
             }
