@@ -57,6 +57,9 @@ thread_local! {
     /// While set, [`Remote`] reads every user's epoch one lower (for the
     /// test on this thread only): a bump the store lost.
     static LOST_BUMP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// While set, [`Remote`] fails every one-time denial (for the test on
+    /// this thread only): what ends a session to make room.
+    static ONCE_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl RevocationStore for Remote {
@@ -86,6 +89,9 @@ impl RevocationStore for Remote {
 
     async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
         yield_once().await;
+        if ONCE_FAILS.with(std::cell::Cell::get) {
+            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        }
         self.0.revoke_session_once(session, expires_at).await
     }
 
@@ -176,10 +182,10 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
     let sessions = handle.typed::<String>();
     let path = sealed_session::web::RequestView::path(&request).to_owned();
     let (status, body) = match path.as_str() {
-        "/login" => {
-            sessions.login("alice", "first".to_owned()).await.unwrap();
-            (200, "signed in".to_owned())
-        }
+        "/login" => match sessions.login("alice", "first".to_owned()).await {
+            Ok(_) => (200, "signed in".to_owned()),
+            Err(err) => (err.status(), err.body().to_owned()),
+        },
         "/login-remembered" => {
             let remember = sealed_session::web::LoginOptions::default().remember(true);
             sessions.login_with_options("alice", remember, |_| "first".to_owned()).await.unwrap();
@@ -863,6 +869,66 @@ fn a_login_does_not_count_the_lapsed_bound_session_it_ends() {
                 assert_eq!(phone.get("/whoami").await.status, 200, "the other device keeps its session");
             }
         }
+    });
+}
+
+/// A login from a browser whose bound cookie has lapsed ends that session,
+/// then fails (the store cannot end the oldest session to make room under
+/// the limit): that end is audited, as the request's own session's is. The
+/// session is gone on every server, and no login names it.
+#[test]
+fn a_login_that_fails_after_ending_a_lapsed_bound_session_audits_that_end() {
+    use sealed_session::web::LimitPolicy;
+    use sealed_session::SessionRegistry as _;
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let registry = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+        let sink = Arc::clone(&events);
+        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let config = config_with(&clock, DeviceBinding::default(), |builder| {
+            builder
+                .session_registry(Arc::clone(&registry))
+                .session_limit(1, LimitPolicy::EndOldest)
+                .audit(record)
+        });
+        let mut laptop = Browser::new(&config, &clock);
+        laptop.get("/login").await;
+        let bound = laptop.cookie("__Host-session").unwrap();
+        let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
+        let token = config.verifier().sealer().csrf_token(&session);
+        let companion = format!("__Host-session-dbsc={}", laptop.cookie("__Host-session-dbsc").unwrap());
+        // Another of alice's sessions, the oldest, that a login at the
+        // limit of one must end.
+        let start = u64::try_from(START).unwrap();
+        let phone = sealed_session::SessionRecord {
+            id: sealed_session::Session::new(()).id(),
+            user_id: "alice".to_owned(),
+            epoch: session.epoch(),
+            created_at: start - 60,
+            last_seen: start - 60,
+            expires_at: start + 3600,
+            user_agent: "Firefox on Android".to_owned(),
+            remembered: false,
+            device_bound: false,
+        };
+        registry.record(&phone).await.unwrap();
+        events.lock().unwrap().clear();
+
+        ONCE_FAILS.with(|fails| fails.set(true));
+        let login = TestRequest::new("POST", "/login")
+            .header("cookie", &companion)
+            .header("sec-fetch-site", "same-origin")
+            .header("x-csrf-token", &token);
+        let reply = serve(&config, login).await;
+        ONCE_FAILS.with(|fails| fails.set(false));
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        let events = std::mem::take(&mut *events.lock().unwrap());
+        assert_eq!(whoami(&config, &bound).await.status, 401, "the lapsed session ended");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, AuditKind::Logout);
+        let ended = (events[0].user_id.as_deref(), events[0].session);
+        assert_eq!(ended, (Some("alice"), Some(SessionRef::of(session.id()))));
     });
 }
 

@@ -1119,11 +1119,12 @@ impl<T: SessionValue> Sessions<T> {
             }
             self.handle.shared.lock().forget();
         }
-        if let Err(err) = self.end_after_login(&lapsed, &room).await {
-            // The request's session has ended on every server, and no login
-            // names it. (There are lapsed bound sessions only without one:
-            // a failure after ending some leaves those unaudited.)
-            if let Some(session) = raw.as_ref().map(|raw| raw.session()) {
+        if let Err((lapsed_ended, err)) = self.end_after_login(&lapsed, &room).await {
+            // These have ended on every server, and no login names them:
+            // the request's session, and the lapsed bound ones ended
+            // before the failure.
+            let ended = raw.iter().map(|raw| raw.session()).chain(lapsed.iter().take(lapsed_ended));
+            for session in ended {
                 self.handle
                     .audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
             }
@@ -1150,18 +1151,18 @@ impl<T: SessionValue> Sessions<T> {
     }
 
     /// What a login ends after the request's own session: lapsed bound
-    /// sessions, an injected duplicate cookie's, others for room.
+    /// sessions, an injected duplicate cookie's, others for room. On
+    /// failure, with how many of the lapsed ones it ended.
     async fn end_after_login(
         &self,
         lapsed: &[Session<Vec<u8>>],
         room: &[crate::SessionRecord],
-    ) -> Result<(), HandleError> {
-        for session in lapsed {
-            self.handle.revoke(session).await?;
+    ) -> Result<(), (usize, HandleError)> {
+        for (ended, session) in lapsed.iter().enumerate() {
+            self.handle.revoke(session).await.map_err(|err| (ended, err.into()))?;
         }
-        self.handle.end_injected().await?;
-        self.handle.end_for_room(room).await?;
-        Ok(())
+        self.handle.end_injected().await.map_err(|err| (lapsed.len(), err.into()))?;
+        self.handle.end_for_room(room).await.map_err(|err| (lapsed.len(), err.into()))
     }
 
     /// Changes the session's data like [`update`](Self::update), first
