@@ -524,7 +524,9 @@ impl SessionHandle {
 
     /// The sealer of the request's sessions: for their CSRF tokens
     /// ([`Sealer::csrf_token`]). The response is then taken to show one, and
-    /// is kept out of shared caches ([`ResponseCookies::no_store`](crate::web::ResponseCookies::no_store)).
+    /// is kept out of shared caches ([`ResponseCookies::no_store`](crate::web::ResponseCookies::no_store)),
+    /// if its headers are not made yet: a token taken later (in a streamed
+    /// body) does not mark it. Take tokens in the handler.
     #[must_use]
     pub fn sealer(&self) -> &Sealer {
         self.shared.lock().token_shown = true;
@@ -1298,7 +1300,9 @@ impl<T> Current<T> {
     /// [`renew_id`](SessionHandle::renew_id), `logout_others` or
     /// `reauthenticate` in the same handler, the new ID's (the one this
     /// `Current` was taken with no longer verifies). After a logout, that
-    /// ended session's, which verifies nowhere.
+    /// ended session's, which verifies nowhere. Like
+    /// [`SessionHandle::sealer`], it marks the response as showing a token
+    /// (`no-store`) only before its headers are made.
     #[must_use]
     pub fn csrf_token(&self) -> String {
         let now = self.handle.shared.lock().current.clone();
