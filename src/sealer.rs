@@ -1021,6 +1021,13 @@ impl Sealer {
         let key_id = token.key_id();
         let version = token.version();
         let keyring = self.keyring.load();
+        // A key scheduled to seal later opens nothing before its time, less
+        // the leeway (a host whose clock runs further ahead seals tokens
+        // that are not yet valid here anyway): a copy of the keyring file,
+        // which holds it days ahead, forges no session meanwhile.
+        if keyring.entry(key_id).is_some_and(|entry| entry.activates_after(now.saturating_add(self.leeway))) {
+            return Err(OpenError::NotYetValid);
+        }
         let sealed_as = self.authenticate(&keyring, &mut token, again, self.candidates(kind, false), now)?;
         let profile = self.profile(sealed_as).ok_or(OpenError::Invalid)?;
 

@@ -88,6 +88,26 @@ fn a_key_not_yet_active_opens_tokens_from_hosts_whose_clocks_run_ahead() {
     assert_eq!(sealer(scheduled(), &behind).open::<()>(&older).unwrap().reissue(), None);
 }
 
+/// A key scheduled to seal later opens no token before its time, less the
+/// leeway, whatever times the token says: a copy of the keyring file
+/// (which holds the key days ahead) forges nothing meanwhile. Tokens a
+/// host whose clock runs ahead sealed under it are refused as not yet
+/// valid anyway past the leeway.
+#[test]
+fn a_scheduled_key_opens_nothing_before_its_time_less_the_leeway() {
+    let forger = ManualClock::at_unix(T0 - 300);
+    let forged =
+        sealer(Keyring::new([spec(2, KeyState::Primary)]).unwrap(), &forger).seal(&Session::new(())).unwrap();
+    // Key 2 activates at T0 + 100; the leeway is 120 s.
+    let clock = ManualClock::at_unix(T0 - 21);
+    assert!(matches!(sealer(scheduled(), &clock).open::<()>(&forged), Err(OpenError::NotYetValid)));
+    clock.set_unix(T0 - 20);
+    assert_eq!(sealer(scheduled(), &clock).open::<()>(&forged).unwrap().key_id(), 2);
+    // An operator still reads it (no times are checked there).
+    clock.set_unix(T0 - 3 * DAY);
+    assert_eq!(sealer(scheduled(), &clock).inspect(&forged).unwrap().key_id, 2);
+}
+
 #[test]
 fn tokens_of_the_old_key_open_and_are_reissued_until_it_retires() {
     let clock = ManualClock::at_unix(T0);
