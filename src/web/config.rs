@@ -72,6 +72,31 @@ pub(crate) struct Settings {
     pub(crate) audit: Option<Arc<dyn AuditSink>>,
     /// The session registry, if sessions are listed.
     pub(crate) registry: Option<RegistrySettings>,
+    /// When a cookie under a key this server lacks was last logged at
+    /// `warn`: any client can send one, every request.
+    pub(crate) unknown_key_warned: Throttle,
+}
+
+/// At most one event a minute: the first, then one a minute or more after
+/// the last that went through.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// The Unix second of the last event that went through, plus one (0:
+    /// none yet).
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl Throttle {
+    /// Whether an event at `now` (Unix seconds) goes through; if so, it is
+    /// the last from now on.
+    pub(crate) fn due(&self, now: i64) -> bool {
+        let mark = now.saturating_add(1);
+        self.last
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |last| {
+                (last == 0 || mark.saturating_sub(last) >= 60).then_some(mark)
+            })
+            .is_ok()
+    }
 }
 
 /// The session registry and the per-user limit it enforces.
@@ -526,6 +551,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 dbsc,
                 audit: self.audit,
                 registry,
+                unknown_key_warned: Throttle::default(),
             },
         })
     }
@@ -605,6 +631,20 @@ mod tests {
 
     use super::*;
     use crate::{Keyring, MemoryStore, OpenError, Session};
+
+    /// A cookie under a key this server lacks is logged at `warn` once a
+    /// minute at most: any client can send one with every request.
+    #[test]
+    fn the_throttle_lets_one_event_a_minute_through() {
+        let throttle = Throttle::default();
+        assert!(throttle.due(1_000));
+        assert!(!throttle.due(1_000));
+        assert!(!throttle.due(1_059));
+        assert!(throttle.due(1_060));
+        assert!(!throttle.due(1_100));
+        assert!(throttle.due(2_000));
+        assert!(Throttle::default().due(0), "the first event, whenever it comes");
+    }
 
     /// Each token a configuration seals has a purpose of its own: none
     /// opens under another's, not even as bytes (a login form's
