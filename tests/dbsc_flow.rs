@@ -832,6 +832,24 @@ fn with_binding_on_a_request_with_nothing_to_bind_a_token_to_is_refused() {
     });
 }
 
+/// A login from `browser` whose bound cookie has lapsed: it comes with the
+/// companion cookie alone, and the CSRF token of the bound session. Also
+/// that bound cookie and its session.
+fn login_with_the_companion_alone(
+    config: &Config,
+    browser: &Browser,
+) -> (String, sealed_session::Session<String>, TestRequest) {
+    let bound = browser.cookie("__Host-session").unwrap();
+    let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
+    let token = config.verifier().sealer().csrf_token(&session);
+    let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+    let login = TestRequest::new("POST", "/login")
+        .header("cookie", &companion)
+        .header("sec-fetch-site", "same-origin")
+        .header("x-csrf-token", &token);
+    (bound, session, login)
+}
+
 /// A login from a browser whose bound cookie has lapsed ends that session
 /// (it comes with the companion cookie only): the session does not count
 /// against the limit, as the request's own would not. It used to: with a
@@ -854,14 +872,7 @@ fn a_login_does_not_count_the_lapsed_bound_session_it_ends() {
             clock.advance(Duration::from_secs(1));
             let mut laptop = Browser::new(&config, &clock);
             laptop.get("/login").await;
-            let bound = laptop.cookie("__Host-session").unwrap();
-            let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
-            let token = config.verifier().sealer().csrf_token(&session);
-            let companion = format!("__Host-session-dbsc={}", laptop.cookie("__Host-session-dbsc").unwrap());
-            let login = TestRequest::new("POST", "/login")
-                .header("cookie", &companion)
-                .header("sec-fetch-site", "same-origin")
-                .header("x-csrf-token", &token);
+            let (bound, _, login) = login_with_the_companion_alone(&config, &laptop);
             let reply = serve(&config, login).await;
             assert_eq!((reply.status, reply.body.as_str()), (200, "signed in"), "{policy:?}");
             assert_eq!(whoami(&config, &bound).await.status, 401, "{policy:?}: the lapsed session ended");
@@ -894,10 +905,7 @@ fn a_login_that_fails_after_ending_a_lapsed_bound_session_audits_that_end() {
         });
         let mut laptop = Browser::new(&config, &clock);
         laptop.get("/login").await;
-        let bound = laptop.cookie("__Host-session").unwrap();
-        let session = config.verifier().sealer().open::<String>(&bound).unwrap().into_session();
-        let token = config.verifier().sealer().csrf_token(&session);
-        let companion = format!("__Host-session-dbsc={}", laptop.cookie("__Host-session-dbsc").unwrap());
+        let (bound, session, login) = login_with_the_companion_alone(&config, &laptop);
         // Another of alice's sessions, the oldest, that a login at the
         // limit of one must end.
         let start = u64::try_from(START).unwrap();
@@ -916,10 +924,6 @@ fn a_login_that_fails_after_ending_a_lapsed_bound_session_audits_that_end() {
         events.lock().unwrap().clear();
 
         ONCE_FAILS.with(|fails| fails.set(true));
-        let login = TestRequest::new("POST", "/login")
-            .header("cookie", &companion)
-            .header("sec-fetch-site", "same-origin")
-            .header("x-csrf-token", &token);
         let reply = serve(&config, login).await;
         ONCE_FAILS.with(|fails| fails.set(false));
         assert_eq!(reply.status, 503, "{}", reply.body);
