@@ -20,6 +20,11 @@
 //!   about 25 ms. The cache is used only while those polls (on a thread of
 //!   the store's own) succeed and keep up; otherwise every check reads the
 //!   file.
+//! * Every call waits for its answer up to a timeout (1 s by default,
+//!   [`SqliteStore::with_timeout`]), then fails closed with
+//!   [`StoreError::Timeout`](sealed_session::StoreError::Timeout): a pool
+//!   whose connections are all busy, or another process holding the write
+//!   lock, delays a request by no more than that.
 //! * Unix only: the file's identity is its device and inode.
 //! * It runs on sqlx: each connection works on a thread of its own, never on
 //!   the async threads. Give it a file of its own ([`SqliteOptions`]), or the

@@ -25,6 +25,10 @@ const CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a call waits for its answer by default
+/// ([`SqliteStore::with_timeout`]).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long (ms) a revocation's checkpoint waits for readers of an older
 /// snapshot ([`SqliteStore::checkpoint`]): the store's own reads take
 /// microseconds.
@@ -199,6 +203,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
+    timeout: Duration,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -206,6 +211,7 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.shared.watch.path())
             .field("fault", &self.shared.watch.fault())
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -301,7 +307,32 @@ impl SqliteStore {
             StoreFiles::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         let watch = Arc::new(Watch::new(path, files, clock, StateCache::new(CACHE_TTL)));
         tokio::spawn(watch::poll(Arc::downgrade(&watch), watcher));
-        Ok(Self { shared: Arc::new(Shared { pool, watch }) })
+        Ok(Self { shared: Arc::new(Shared { pool, watch }), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// How long each call waits for its answer before it fails closed with
+    /// [`StoreError::Timeout`]; by default 1 s. Without it a check could wait
+    /// for a free connection of the pool for sqlx's acquire timeout (30 s),
+    /// and a revocation for another process's write lock for the busy timeout
+    /// (5 s). A revocation whose caller timed out still runs to its end on a
+    /// task of its own, so it may take effect after the error: retry it
+    /// (revocations are idempotent). The timeout covers the revocation's
+    /// checkpoint, which waits up to 200 ms for readers of an older snapshot;
+    /// a zero timeout fails every call.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sealed_session_sqlite::SqliteStore;
+    ///
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = SqliteStore::open("/var/lib/myapp/revocations.sqlite3").await?.with_timeout(Duration::from_millis(500));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The file this store uses.
@@ -315,7 +346,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] if the file cannot be read or has no generation.
     pub async fn generation(&self) -> Result<u64, StoreError> {
-        self.run(schema::generation(&self.shared.pool))
+        self.bounded(schema::generation(&self.shared.pool))
             .await?
             .ok_or_else(|| StoreError::Corrupt(CorruptKind::NoGeneration))
     }
@@ -326,7 +357,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] if SQLite cannot be asked.
     pub async fn durability(&self) -> Result<Durability, StoreError> {
-        self.run(async { Durability::read(&self.shared.pool).await.map_err(schema::sqlite_error) }).await
+        self.bounded(async { Durability::read(&self.shared.pool).await.map_err(schema::sqlite_error) }).await
     }
 
     /// Runs `work` between two checks that the path still names the file:
@@ -341,31 +372,47 @@ impl SqliteStore {
         result
     }
 
+    /// [`SqliteStore::run`] within the call's timeout.
+    async fn bounded<R>(&self, work: impl Future<Output = Result<R, StoreError>>) -> Result<R, StoreError> {
+        self.within_timeout(self.run(work)).await
+    }
+
+    /// Waits for `call` up to the timeout. Outside a tokio runtime it fails
+    /// instead of letting tokio's timer panic.
+    async fn within_timeout<R>(
+        &self,
+        call: impl Future<Output = Result<R, StoreError>>,
+    ) -> Result<R, StoreError> {
+        tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
+        tokio::time::timeout(self.timeout, call).await.unwrap_or(Err(StoreError::Timeout(self.timeout)))
+    }
+
     /// Runs a revocation to completion on a task of its own (a caller who
     /// stops waiting cannot leave it half done), copies it from the
     /// write-ahead log into the database file ([`SqliteStore::checkpoint`]),
     /// then empties the cache, also on failure (the write may have
-    /// committed).
+    /// committed). The caller waits up to the timeout; the task runs on.
     async fn write<R: Send + 'static>(
         self,
         work: impl Future<Output = Result<R, StoreError>> + Send + 'static,
     ) -> Result<R, StoreError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| StoreError::unavailable(NoRuntime))?;
+        let store = self.clone();
         let task = runtime.spawn(async move {
-            let result = self.run(work).await;
-            self.shared.watch.cache.clear();
+            let result = store.run(work).await;
+            store.shared.watch.cache.clear();
             if result.is_ok() {
                 // Checked like the write: a file replaced meanwhile is found.
-                let checked = self.run(async {
-                    self.checkpoint().await;
+                let checked = store.run(async {
+                    store.checkpoint().await;
                     Ok(())
                 });
                 let _found_later = checked.await;
             }
             result
         });
-        task.await.map_err(StoreError::unavailable)?
+        self.within_timeout(async { task.await.map_err(StoreError::unavailable)? }).await
     }
 
     /// Copies the write-ahead log into the database file (and syncs it), so
@@ -452,7 +499,7 @@ impl RevocationStore for SqliteStore {
             let shared = &store.shared;
             let user = user_id.as_deref();
             let read = schema::read_state(&shared.pool, &*shared.watch.clock, user, session.as_bytes());
-            let state = Box::pin(store.run(read)).await?;
+            let state = Box::pin(store.bounded(read)).await?;
             shared.watch.cache.insert(ticket, user, &session, &state);
             Ok(state)
         }
@@ -462,7 +509,7 @@ impl RevocationStore for SqliteStore {
         let store = self.clone();
         let user_id = user_id.to_owned();
         async move {
-            store.run(schema::login_state(&store.shared.pool, &*store.shared.watch.clock, &user_id)).await
+            store.bounded(schema::login_state(&store.shared.pool, &*store.shared.watch.clock, &user_id)).await
         }
     }
 
@@ -501,17 +548,17 @@ impl RevocationStore for SqliteStore {
 impl SessionRegistry for SqliteStore {
     fn record<'a>(&'a self, record: &'a SessionRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         let now = schema::now(&*self.shared.watch.clock);
-        Box::pin(self.run(schema::record_session(&self.shared.pool, record, now)))
+        Box::pin(self.bounded(schema::record_session(&self.shared.pool, record, now)))
     }
 
     fn remove<'a>(&'a self, user_id: &'a str, id: SessionId) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.run(schema::remove_sessions(&self.shared.pool, user_id, Some(&id.as_bytes()[..]))).await
+            self.bounded(schema::remove_sessions(&self.shared.pool, user_id, Some(&id.as_bytes()[..]))).await
         })
     }
 
     fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.run(schema::remove_sessions(&self.shared.pool, user_id, None)))
+        Box::pin(self.bounded(schema::remove_sessions(&self.shared.pool, user_id, None)))
     }
 
     fn list<'a>(
@@ -519,6 +566,6 @@ impl SessionRegistry for SqliteStore {
         user_id: &'a str,
         now: u64,
     ) -> BoxFuture<'a, Result<Vec<SessionRecord>, StoreError>> {
-        Box::pin(self.run(schema::list_sessions(&self.shared.pool, user_id, now)))
+        Box::pin(self.bounded(schema::list_sessions(&self.shared.pool, user_id, now)))
     }
 }

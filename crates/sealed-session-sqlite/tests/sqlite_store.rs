@@ -611,6 +611,60 @@ async fn a_checkpoint_is_skipped_on_a_shared_connection_lowered_below_full() {
     assert!(!skipped().is_empty(), "no checkpoint was skipped on the lowered connection");
 }
 
+/// A check that cannot get a connection (the application holds the only one
+/// of a pool the store shares) fails closed within the store's timeout,
+/// not after sqlx's acquire timeout (30 s); so do the registry's calls.
+#[tokio::test]
+async fn a_check_that_gets_no_connection_fails_within_the_timeout() {
+    use sqlx::sqlite::SqlitePoolOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let options = durable_options(dir.path().join("app.sqlite3"));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let limit = Duration::from_millis(200);
+    let store = SqliteStore::with_pool(pool.clone()).await.unwrap().with_timeout(limit);
+    let held = pool.acquire().await.unwrap();
+    let id = Session::new(()).id();
+    let state = bounded(store.state(Some("alice"), id)).await;
+    assert!(matches!(state, Err(StoreError::Timeout(t)) if t == limit), "{state:?}");
+    let login = bounded(store.login_state("alice")).await;
+    assert!(matches!(login, Err(StoreError::Timeout(_))), "{login:?}");
+    let list = bounded(store.list("alice", 0)).await;
+    assert!(matches!(list, Err(StoreError::Timeout(_))), "{list:?}");
+    drop(held);
+    let answered = store.state(Some("alice"), id).await;
+    assert!(answered.is_ok_and(|state| !state.session_revoked), "and answers once it has a connection");
+}
+
+/// A revocation that another process's write lock holds up fails within the
+/// store's timeout (not after SQLite's 5 s busy timeout), and, running on
+/// a task of its own, takes effect once the lock is gone: retrying it is
+/// safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_held_up_by_another_writer_fails_within_the_timeout_and_ends_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let limit = Duration::from_millis(200);
+    let store = SqliteStore::open_or_create(&path).await.unwrap().with_timeout(limit);
+    let other = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    let mut writer = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let revoked = bounded(store.revoke_user("alice")).await;
+    assert!(matches!(revoked, Err(StoreError::Timeout(t)) if t == limit), "{revoked:?}");
+    writer.rollback().await.unwrap();
+    let ran_on =
+        within(Duration::from_secs(5), async || store.login_state("alice").await.unwrap().user_epoch == 1);
+    assert!(ran_on.await.is_some(), "the revocation ran on once the lock was gone");
+}
+
+/// `call`'s result, or a panic if it takes 3 s (far more than the 200 ms
+/// the tests set, far less than the waits without a timeout: 5 s, 30 s).
+async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(3), call).await.expect("the call outlasted its timeout")
+}
+
 /// A clock that jumps ahead (by less than a day) past a logout's denylist
 /// entry, and revokes meanwhile, purges nothing that still counts: once
 /// the clock is put back, the logged-out session is still refused.
