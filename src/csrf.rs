@@ -336,16 +336,25 @@ fn unmask(token: &str) -> Option<[u8; RAW_LEN]> {
 }
 
 /// Checks `token` (masked or not) for `session` with the key it names;
-/// retired and unknown keys (at `now`, Unix seconds) are refused, the
+/// retired and unknown keys (at `now`, Unix seconds) are refused, and so is
+/// a key scheduled to seal after `now` plus `leeway` (as tokens are), the
 /// comparison is constant-time.
-pub(crate) fn verify(keyring: &Keyring, session: &SessionId, token: &str, now: u64) -> Result<(), CsrfError> {
+pub(crate) fn verify(
+    keyring: &Keyring,
+    session: &SessionId,
+    token: &str,
+    now: u64,
+    leeway: u64,
+) -> Result<(), CsrfError> {
     if token.is_empty() {
         return Err(CsrfError::Missing);
     }
     let bytes = unmask(token).ok_or(CsrfError::Invalid)?;
     let (id, tag) = bytes.split_first_chunk::<4>().ok_or(CsrfError::Invalid)?;
-    let entry =
-        keyring.entry(u32::from_be_bytes(*id)).filter(|e| !e.refuses_at(now)).ok_or(CsrfError::Invalid)?;
+    let entry = keyring
+        .entry(u32::from_be_bytes(*id))
+        .filter(|e| !e.refuses_at(now) && !e.activates_after(now.saturating_add(leeway)))
+        .ok_or(CsrfError::Invalid)?;
     let expected = mac(entry, session).ok_or(CsrfError::Invalid)?.finalize().into_bytes();
     if bool::from(expected.as_slice().ct_eq(tag)) {
         Ok(())
@@ -372,7 +381,7 @@ mod tests {
             assert_eq!(super::token(entry, &session), "");
             let token = super::token(entry, &session);
             assert_eq!(token.len(), 96, "masked: a pad and the XORed bytes, 72 in base64url: {token}");
-            assert!(super::verify(&keyring, &session, &token, 0).is_ok());
+            assert!(super::verify(&keyring, &session, &token, 0, 0).is_ok());
         })
         .join()
         .unwrap();

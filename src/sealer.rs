@@ -500,7 +500,8 @@ impl Sealer {
     /// token, [`CsrfError::Invalid`](crate::csrf::CsrfError::Invalid) for any
     /// other mismatch.
     pub fn verify_csrf<T>(&self, session: &Session<T>, token: &str) -> Result<(), crate::csrf::CsrfError> {
-        crate::csrf::verify(&self.keyring.load(), &session.id(), token, opening_time(self.clock.unix_now()))
+        let now = opening_time(self.clock.unix_now());
+        crate::csrf::verify(&self.keyring.load(), &session.id(), token, now, self.leeway)
     }
 
     /// The clock leeway, in seconds.

@@ -135,6 +135,21 @@ fn a_csrf_token_under_a_key_past_its_retire_date_is_refused() {
     assert!(sealer.verify_csrf(&session, &token).is_err());
 }
 
+/// Like a token, a CSRF token under a key scheduled to seal later is
+/// refused before the key's time less the leeway: a copy of the keyring
+/// file taken early forges none.
+#[test]
+fn a_csrf_token_under_a_key_ahead_of_its_time_is_refused() {
+    let session = Session::new(());
+    let forger = ManualClock::at_unix(T0 - 3 * DAY);
+    let forged = sealer(Keyring::new([spec(2, KeyState::Primary)]).unwrap(), &forger).csrf_token(&session);
+    // Key 2 activates at T0 + 100; the leeway is 120 s.
+    let clock = ManualClock::at_unix(T0 - 21);
+    assert!(sealer(scheduled(), &clock).verify_csrf(&session, &forged).is_err());
+    clock.set_unix(T0 - 20);
+    assert!(sealer(scheduled(), &clock).verify_csrf(&session, &forged).is_ok());
+}
+
 #[test]
 fn state_at_and_the_periods_describe_the_schedule() {
     let keyring = scheduled();
