@@ -650,7 +650,7 @@ async fn a_revocation_held_up_by_another_writer_fails_within_the_timeout_and_end
         .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
         .await
         .unwrap();
-    let mut writer = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let writer = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let revoked = bounded(store.revoke_user("alice")).await;
     assert!(matches!(revoked, Err(StoreError::Timeout(t)) if t == limit), "{revoked:?}");
     writer.rollback().await.unwrap();
