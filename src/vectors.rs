@@ -70,8 +70,33 @@ fn keyring(states: &[(u32, KeyState)]) -> Keyring {
     .unwrap()
 }
 
-/// The keyring every vector is opened with.
-const KEYS: [(u32, KeyState); 3] = [(1, KeyState::Primary), (2, KeyState::Active), (3, KeyState::Retired)];
+/// The keyring every vector is opened with: ID, state, and the scheduled
+/// `activate_at` and `retire_at` (Unix seconds) of keys 4 and 5.
+const KEYS: [(u32, KeyState, Option<i64>, Option<i64>); 5] = [
+    (1, KeyState::Primary, None, None),
+    (2, KeyState::Active, None, None),
+    (3, KeyState::Retired, None, None),
+    (4, KeyState::Active, Some(ACTIVATES), None),
+    (5, KeyState::Active, None, Some(RETIRES)),
+];
+/// When key 4 is scheduled to start sealing: it opens nothing before this,
+/// less the leeway.
+const ACTIVATES: i64 = NOW + 1000;
+/// When key 5 is scheduled to retire: it opens nothing from this on.
+const RETIRES: i64 = NOW + 500;
+/// The leeway of every sealer and opener (the default).
+const LEEWAY: i64 = 60;
+
+/// The keyring of [`KEYS`], schedules included.
+fn opening_keyring() -> Keyring {
+    Keyring::new(KEYS.iter().map(|&(id, state, activate, retire)| {
+        let mut spec = KeySpec::new(id, state, MasterKey::from_slice(&secret(id)).unwrap());
+        spec.activate_at = activate.map(at);
+        spec.retire_at = retire.map(at);
+        spec
+    }))
+    .unwrap()
+}
 
 /// The sealer every vector is sealed and opened with: with remember-me
 /// timeouts, and in version 2 (which alone can say so) a device-bound
@@ -512,6 +537,32 @@ fn build(version: u8) -> Value {
     );
     recent["now"] = json!(NOW as u64 + 50);
     valid.push(recent);
+    // Keys with a schedule (FORMAT.md, step 5), each token opened on both
+    // sides of its key's edge: key 4 opens from its time less the leeway,
+    // key 5 until its retire date.
+    let edges = [
+        (4, "a key scheduled to seal later, at its time less the leeway", ACTIVATES - LEEWAY),
+        (5, "a key with a retire date, one second before it", RETIRES - 1),
+    ];
+    let refusals = [
+        (
+            "a key scheduled to seal later, a second before its time less the leeway",
+            ACTIVATES - LEEWAY - 1,
+            "NotYetValid",
+        ),
+        ("a key at its retire date", RETIRES, "RetiredKey(5)"),
+    ];
+    for (seed, ((key_id, name, opens_at), (refusal, refused_at, error))) in
+        (210..).zip(edges.into_iter().zip(refusals))
+    {
+        let data = Data { name: "Heidi".into(), visits: 5 };
+        let (mut vector, _) = seal_case(&Case::plain(name, key_id, Some(("heidi", 5)), data, seed), version);
+        let mut refused = invalid(refusal, vector["token"].as_str().unwrap().to_owned(), error);
+        refused["now"] = json!(refused_at);
+        negatives.push(refused);
+        vector["now"] = json!(opens_at);
+        valid.push(vector);
+    }
     let index = |flag: &str| sealed.iter().position(|(v, _)| v[flag] == json!(true)).unwrap();
     valid.push(at_time(
         index("remembered"),
@@ -539,11 +590,18 @@ fn build(version: u8) -> Value {
         "now": NOW,
         "absolute_timeout": ABSOLUTE,
         "idle_timeout": IDLE,
-        "leeway": 60,
+        "leeway": LEEWAY,
         "max_token_len": 4096,
-        "keys": KEYS.iter().map(|&(id, state)| json!({
-            "id": id, "state": state.as_str(), "secret": hex(&secret(id)),
-        })).collect::<Vec<_>>(),
+        "keys": KEYS.iter().map(|&(id, state, activate, retire)| {
+            let mut key = json!({ "id": id, "state": state.as_str(), "secret": hex(&secret(id)) });
+            if let Some(activate) = activate {
+                key["activate_at"] = json!(activate);
+            }
+            if let Some(retire) = retire {
+                key["retire_at"] = json!(retire);
+            }
+            key
+        }).collect::<Vec<_>>(),
         "valid": valid,
         "invalid": negatives,
     });
@@ -588,7 +646,7 @@ fn vectors_files_are_current() {
 fn valid_vectors_open_to_their_data() {
     for version in VERSIONS {
         let vectors = file(version);
-        let sealer = sealer(keyring(&KEYS), PURPOSE, version);
+        let sealer = sealer(opening_keyring(), PURPOSE, version);
         for v in vectors["valid"].as_array().unwrap() {
             let token = v["token"].as_str().unwrap();
             // What the vector says, read from the opened session.
@@ -641,7 +699,7 @@ fn invalid_vectors_fail_with_their_error() {
             let setting = |name: &str| v.get("opener").and_then(|o| o.get(name)).and_then(Value::as_bool);
             let (remember, bound) = (setting("remember_me"), setting("device_bound"));
             let sealer = opener(
-                keyring(&KEYS),
+                opening_keyring(),
                 purpose,
                 version,
                 remember != Some(false),
@@ -666,9 +724,9 @@ fn invalid_vectors_fail_with_their_error() {
 fn each_version_opens_the_others_tokens() {
     let v1 = file(1)["valid"][1]["token"].as_str().unwrap().to_owned();
     let v2 = file(2)["valid"][1]["token"].as_str().unwrap().to_owned();
-    let current = sealer(keyring(&KEYS), PURPOSE, 2).open_at::<Data>(&v1, at(NOW)).unwrap();
+    let current = sealer(opening_keyring(), PURPOSE, 2).open_at::<Data>(&v1, at(NOW)).unwrap();
     assert_eq!(current.reissue(), Some(crate::Reissue::FormatUpgrade));
-    let rolling = sealer(keyring(&KEYS), PURPOSE, 1).open_at::<Data>(&v2, at(NOW)).unwrap();
+    let rolling = sealer(opening_keyring(), PURPOSE, 1).open_at::<Data>(&v2, at(NOW)).unwrap();
     assert_eq!(rolling.reissue(), None, "a version 1 sealer never asks to go back");
     assert_eq!(rolling.session().data().name, "Alice");
 }

@@ -100,8 +100,10 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
     key_id = int.from_bytes(raw[prefix - 4:prefix], "big")
     if key_id not in keys:
         return f"UnknownKey({key_id})"
-    if keys[key_id]["state"] == "retired":
+    if keys[key_id]["state"] == "retired" or now >= keys[key_id].get("retire_at", now + 1):
         return f"RetiredKey({key_id})"
+    if keys[key_id].get("activate_at", now) > now + vectors["leeway"]:
+        return "NotYetValid"  # a key scheduled to seal later
     remembered = bool(flags & 0x01)
     if remembered and not has_remember:
         return "Invalid"  # this opener has no remember-me profile
