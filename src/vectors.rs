@@ -237,15 +237,22 @@ fn encode(bytes: &[u8]) -> String {
 /// flags) under key 1 with a fixed nonce: a token that authenticates, for
 /// the vectors whose envelope is wrong.
 fn seal_plaintext(plaintext: &[u8], seed: u8, version: u8) -> String {
+    seal_plaintext_as(plaintext, seed, version, false)
+}
+
+/// [`seal_plaintext`], as versioned data if `versioned` (flag `0x02` in
+/// version 2, the `+versioned` purpose in version 1).
+fn seal_plaintext_as(plaintext: &[u8], seed: u8, version: u8, versioned: bool) -> String {
     let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
     let keyring = keyring(&[(1, KeyState::Primary)]);
     let entry = keyring.entry(1).unwrap();
     let mut bytes = vec![version];
     if version != 1 {
-        bytes.push(0);
+        bytes.push(if versioned { 0x02 } else { 0 });
     }
     bytes.extend_from_slice(&1u32.to_be_bytes());
-    let aad = crate::token::AssociatedData::new(&bytes, PURPOSE.as_bytes()).unwrap();
+    let purpose = if versioned && version == 1 { format!("{PURPOSE}+versioned") } else { PURPOSE.to_owned() };
+    let aad = crate::token::AssociatedData::new(&bytes, purpose.as_bytes()).unwrap();
     bytes.extend_from_slice(&nonce);
     let mut body = plaintext.to_vec();
     let tag = entry.token_aead.encrypt_in_place_detached(&nonce, aad.as_bytes(), &mut body).unwrap();
@@ -371,6 +378,13 @@ fn build(version: u8) -> Value {
                 with_flags(0x02),
                 "Invalid",
             ),
+            invalid(
+                "remember-me and device-bound flags set on a standard token",
+                with_flags(0x05),
+                "Invalid",
+            ),
+            invalid("every defined flag set on a standard token", with_flags(0x07), "Invalid"),
+            invalid("an undefined flag beside a defined one", with_flags(0x0c), "Malformed"),
         ]);
     }
     // Tokens that authenticate but whose envelope is not canonical, or whose
@@ -389,7 +403,41 @@ fn build(version: u8) -> Value {
     let mut not_the_type = head.to_vec();
     not_the_type.extend_from_slice(&[0xff; 9]);
     not_the_type.push(0x01);
+    // A ten-byte varint in field 1: one whose tenth byte is above 0x01
+    // overflows u64; at 0x01 it is u64::MAX, which decodes (and is an issue
+    // time far ahead).
+    let with_issued_at = |tenth: u8| {
+        let mut envelope = vec![0xff; 9];
+        envelope.push(tenth);
+        envelope.extend_from_slice(&plaintext[first_varint..]);
+        envelope
+    };
+    let mut at_max = invalid(
+        "ten-byte varint of u64::MAX as the issue time",
+        seal_plaintext(&with_issued_at(0x01), 212, version),
+        "NotYetValid",
+    );
+    at_max["now"] = json!(NOW);
+    // Versioned data whose version does not fit in a u32.
+    let mut past_u32 = head.to_vec();
+    past_u32.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x10]);
+    let data_bytes = &plaintext[head.len()..];
+    past_u32.push(u8::try_from(data_bytes.len()).unwrap());
+    past_u32.extend_from_slice(data_bytes);
+    let mut version_past_u32 = invalid(
+        "versioned data whose version does not fit in a u32",
+        seal_plaintext_as(&past_u32, 213, version, true),
+        "DataMismatch",
+    );
+    version_past_u32["opener"] = json!({ "versioned": true });
     negatives.extend([
+        invalid(
+            "ten-byte varint that overflows u64 in the envelope head",
+            seal_plaintext(&with_issued_at(0x02), 211, version),
+            "Malformed",
+        ),
+        at_max,
+        version_past_u32,
         invalid(
             "non-minimal varint in the envelope head",
             seal_plaintext(&non_minimal, 200, version),
