@@ -97,7 +97,23 @@ where
                 None => handle,
             };
             parts.extensions.insert(handle.clone());
-            let mut response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
+            let mut response = match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => response.map(Body::new),
+                Err(err) => {
+                    // No response to carry the cookies: the handle is
+                    // finished all the same, so nothing changes it unseen.
+                    let lost = handle.finish();
+                    if !lost.set_cookies.is_empty() || lost.session_token.is_some() {
+                        tracing::error!(
+                            "the service inside the session layer failed after the handler changed the \
+                             session: its new cookies are lost (a login or logout took effect in the store \
+                             without reaching the browser); turn the service's errors into responses inside \
+                             the layer"
+                        );
+                    }
+                    return Err(err);
+                }
+            };
             handle.finish().write_to(response.headers_mut());
             Ok(response)
         })

@@ -656,6 +656,46 @@ async fn a_plain_tower_service_gets_the_handle_from_the_request_extensions() {
     assert_eq!(&body[..], b"carol");
 }
 
+/// A tower service behind the layer that fails after its handler logged in
+/// has no response to carry the cookie: the layer finishes the handle all
+/// the same (a clone kept by a task changes nothing unseen) and logs that
+/// the cookies were lost.
+#[tokio::test]
+async fn a_service_that_fails_after_a_login_finishes_the_handle_and_says_the_cookie_is_lost() {
+    use tower::{Layer as _, ServiceExt as _};
+
+    let logs = sealed_session_testkit::Logs::capture();
+    let clock = ManualClock::at_unix(START);
+    let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+    let layer = SessionLayer::new(
+        WebConfig::builder(sealer, MemoryStore::with_clock(clock)).without_csrf().build().unwrap(),
+    );
+    let kept = Arc::new(Mutex::new(None::<SessionHandle>));
+    let service = layer.layer(tower::service_fn({
+        let kept = Arc::clone(&kept);
+        move |request: Request<Body>| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let handle =
+                    request.extensions().get::<SessionHandle>().cloned().expect("the layer's handle");
+                handle
+                    .typed::<Data>()
+                    .login("carol", Data::default())
+                    .await
+                    .map_err(|err| err.to_string())?;
+                *kept.lock().unwrap() = Some(handle);
+                Err::<Response<Body>, _>("failed after the login".to_owned())
+            }
+        }
+    }));
+    let failed = service.oneshot(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(failed.unwrap_err(), "failed after the login");
+    let handle = kept.lock().unwrap().take().unwrap();
+    let late = handle.typed::<Data>().flash(Level::Info, "too late");
+    assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
+    assert_eq!(logs.lines_with(&["ERROR", "cookies are lost"]).len(), 1);
+}
+
 #[tokio::test]
 async fn renewing_the_id_keeps_the_data_and_kills_the_old_cookie() {
     let harness = Harness::new();
