@@ -40,6 +40,11 @@ pub use sealed_session::web::testing::TestSession;
 /// Adds a [`TestSession`] to an actix-web test request: its cookie, its
 /// CSRF token (in the configured header, `X-CSRF-Token` by default) and
 /// `Sec-Fetch-Site: same-origin`, as a browser on the app's own page sends.
+/// The headers are appended, as the axum adapter's `Apply` does: a `Cookie`
+/// header the request has already is kept beside the session's. (With
+/// actix-web's `cookies` feature, `TestRequest::cookie` replaces every
+/// `Cookie` header, the session's too: add other cookies with
+/// `append_header`.)
 pub trait Apply {
     /// `request` with the session's headers.
     #[must_use]
@@ -49,7 +54,7 @@ pub trait Apply {
 impl Apply for TestSession {
     fn apply(&self, request: TestRequest) -> TestRequest {
         self.headers().into_iter().fold(request, |request, (name, value)| {
-            request.insert_header((name.to_owned(), value.to_owned()))
+            request.append_header((name.to_owned(), value.to_owned()))
         })
     }
 }

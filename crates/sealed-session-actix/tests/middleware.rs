@@ -532,6 +532,28 @@ async fn a_test_session_passes_the_csrf_check_of_an_unsafe_request() {
     assert_eq!(test::read_body(response).await, "1");
 }
 
+/// The session's headers are added beside a cookie the test set first, as
+/// the axum adapter's `Apply` does: the application's own cookie is kept.
+#[actix_web::test]
+async fn a_test_session_keeps_the_requests_own_cookies() {
+    use sealed_session_actix::testing::Apply as _;
+    let middleware = middleware(|b| b);
+    let alice =
+        sealed_session_actix::testing::TestSession::sign_in(middleware.config(), "alice", Data::default())
+            .await
+            .unwrap();
+    let cookies = |request: actix_web::HttpRequest| async move {
+        let values = request.headers().get_all(COOKIE).map(|v| v.to_str().unwrap_or("?").to_owned());
+        values.collect::<Vec<_>>().join("; ")
+    };
+    let app = test::init_service(App::new().route("/cookies", web::get().to(cookies)).wrap(middleware)).await;
+    let request = alice.apply(test::TestRequest::get().uri("/cookies").append_header((COOKIE, "lang=en")));
+    let response = test::call_service(&app, request.to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    assert!(body.contains("lang=en") && body.contains("__Host-session="), "{body}");
+}
+
 #[actix_web::test]
 async fn a_form_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
     let mut client = client!(|b| b.form_limit(1024));
