@@ -169,6 +169,15 @@ impl<S> WebConfig<S> {
     pub fn csrf_header(&self) -> &str {
         &self.settings.csrf.header
     }
+
+    /// The largest form body the driver reads for a CSRF token
+    /// ([`WebConfigBuilder::form_limit`]): a route that reads a form
+    /// itself (its token came in a header) can take the same limit, so that
+    /// a form is accepted or refused wherever its token is.
+    #[must_use]
+    pub fn form_limit(&self) -> usize {
+        self.settings.form_limit
+    }
 }
 
 impl<S: RevocationStore> WebConfig<S> {

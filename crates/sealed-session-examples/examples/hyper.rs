@@ -64,9 +64,10 @@ where
     // needs the body of another request reads it itself.)
     let (session, form) = match config.begin(&parts).await {
         // The token came in a header (or none was needed): a route that
-        // takes a form still gets its body.
+        // takes a form still gets its body, up to the driver's limit, so
+        // that a form is refused or not whatever carries its token.
         Begin::Ready(session) if parts.method == Method::POST => {
-            match Limited::new(body, FORM_LIMIT).collect().await {
+            match Limited::new(body, config.form_limit()).collect().await {
                 Ok(body) => (session, Some(body.to_bytes())),
                 Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                     return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
@@ -95,10 +96,6 @@ where
     session.finish().write_to(response.headers_mut());
     response
 }
-
-/// The most bytes of a body a route reads (the driver's own limit is for
-/// the bodies it reads for a CSRF token).
-const FORM_LIMIT: usize = 16 * 1024;
 
 /// How recent a sign-in `/settings` needs.
 const SUDO_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);

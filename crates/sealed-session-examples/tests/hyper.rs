@@ -138,6 +138,40 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
     assert_eq!(head.status, StatusCode::OK);
 }
 
+/// A form is read up to one limit wherever its token is: the driver's
+/// (`form_limit`), which the route takes too when the token came in a
+/// header.
+#[tokio::test]
+async fn a_form_is_accepted_or_refused_by_its_size_wherever_its_token_is() {
+    let config = Arc::new(
+        WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new())
+            .form_limit(1024)
+            .build()
+            .unwrap(),
+    );
+    for (fields, status) in [(1000, StatusCode::OK), (1025, StatusCode::PAYLOAD_TOO_LARGE)] {
+        for token_in_header in [false, true] {
+            let page = send(&config, Request::get("/login-form")).await;
+            let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
+            let mut form = Request::post("/login")
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", pair(&page.set_cookies[0]))
+                .header("content-type", "application/x-www-form-urlencoded");
+            let mut body = String::new();
+            if token_in_header {
+                form = form.header("x-csrf-token", &token);
+            } else {
+                body = format!("csrf_token={token}&");
+            }
+            body.push_str("user=");
+            body.push_str(&"d".repeat(fields - body.len()));
+            assert_eq!(body.len(), fields);
+            let answer = send_body(&config, form, body).await;
+            assert_eq!(answer.status, status, "{fields} bytes, token in a header: {token_in_header}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn settings_need_a_sign_in_of_the_last_ten_minutes() {
     let clock = sealed_session::ManualClock::at_unix(1_800_000_000);
