@@ -8,6 +8,7 @@ use sealed_session::redirect::{local_path, login_url};
 use sealed_session::web::{is_form, HandleError, Level, LoginOptions, Sessions};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use crate::{page, users, Profile, SessionJson, MAX_CART_ITEMS};
 
@@ -319,7 +320,7 @@ async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Res
     let Some(user) = handle.user_id() else {
         return Ok(Reply::Redirect(login_url("/", &next)));
     };
-    if !password_is(&user, form.password).await {
+    if !password_is(&user, form.password).await? {
         tracing::info!("failed re-authentication");
         handle.flash(Level::Error, "Wrong password.")?;
         return Ok(Reply::Redirect(login_url("/reauth", &next)));
@@ -330,14 +331,30 @@ async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Res
 }
 
 /// Whether `password` is `user`'s: a few checks at a time, off the
-/// executor, so that a flood of attempts cannot exhaust memory (Argon2
-/// takes tens of milliseconds and 19 MiB).
-async fn password_is(user: &str, password: String) -> bool {
-    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
-        return false;
-    };
+/// executor, and a bounded queue of attempts waiting for their turn (the
+/// others get `503` at once), so that a flood of attempts cannot exhaust
+/// memory (Argon2 takes tens of milliseconds and 19 MiB; each waiting
+/// request holds its body).
+async fn password_is(user: &str, password: String) -> Result<bool, Stop> {
     let user = user.to_owned();
-    tokio::task::spawn_blocking(move || users::check_password(&user, &password)).await.unwrap_or(false)
+    in_turn(&PASSWORD_QUEUE, &PASSWORD_CHECKS, move || users::check_password(&user, &password)).await
+}
+
+/// Runs `check` on a blocking thread once `running` has room, if `queue`
+/// (the attempts waiting or running) has room now; `503` if it has not.
+async fn in_turn(
+    queue: &Semaphore,
+    running: &Semaphore,
+    check: impl FnOnce() -> bool + Send + 'static,
+) -> Result<bool, Stop> {
+    let Ok(_place) = queue.try_acquire() else {
+        tracing::warn!("password checks: the queue is full, an attempt is refused");
+        return Err(Stop::Early(Reply::Refused(503, "too many sign-ins at once: try again in a moment")));
+    };
+    let Ok(_permit) = running.acquire().await else {
+        return Ok(false);
+    };
+    Ok(tokio::task::spawn_blocking(check).await.unwrap_or(false))
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
@@ -347,7 +364,10 @@ fn account(handle: &Handle) -> Result<Reply, Stop> {
 }
 
 /// Password checks running at once; the others wait their turn.
-static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+static PASSWORD_CHECKS: Semaphore = Semaphore::const_new(4);
+
+/// Password checks running or waiting; more are refused.
+static PASSWORD_QUEUE: Semaphore = Semaphore::const_new(64);
 
 #[derive(Deserialize)]
 struct LoginForm {
@@ -367,7 +387,7 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
     let username = form.username.trim().to_owned();
     let next = form.next;
     let remember = form.remember.as_deref() == Some("on");
-    if !password_is(&username, form.password).await {
+    if !password_is(&username, form.password).await? {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
         return bad_login(handle, &next);
@@ -496,7 +516,29 @@ fn api_session(handle: &Handle) -> Result<Reply, Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::ROUTES;
+    use super::{in_turn, Reply, Stop, ROUTES};
+    use tokio::sync::Semaphore;
+
+    /// Password checks beyond the queue's room are refused at once (`503`),
+    /// not queued without bound; a place freed is taken again.
+    #[tokio::test]
+    async fn password_checks_beyond_the_queue_are_refused_at_once() {
+        let queue: &'static Semaphore = Box::leak(Box::new(Semaphore::new(2)));
+        let running: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
+        let held = running.acquire().await.unwrap();
+        let waiting = [(); 2].map(|()| tokio::spawn(in_turn(queue, running, || true)));
+        // Both take a place in the queue and wait for the running check.
+        while queue.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = in_turn(queue, running, || true).await;
+        assert!(matches!(refused, Err(Stop::Early(Reply::Refused(503, _)))));
+        drop(held);
+        for attempt in waiting {
+            assert!(matches!(attempt.await.unwrap(), Ok(true)));
+        }
+        assert!(matches!(in_turn(queue, running, || false).await, Ok(false)));
+    }
 
     /// actix-web guards a path once, with the guard of its first route: the
     /// routes at one path must need the same.
