@@ -500,8 +500,17 @@ impl Sealer {
     /// token, [`CsrfError::Invalid`](crate::csrf::CsrfError::Invalid) for any
     /// other mismatch.
     pub fn verify_csrf<T>(&self, session: &Session<T>, token: &str) -> Result<(), crate::csrf::CsrfError> {
+        self.verify_csrf_id(session.id(), token)
+    }
+
+    /// [`Sealer::verify_csrf`] for the session `id`.
+    pub(crate) fn verify_csrf_id(
+        &self,
+        id: crate::SessionId,
+        token: &str,
+    ) -> Result<(), crate::csrf::CsrfError> {
         let now = opening_time(self.clock.unix_now());
-        crate::csrf::verify(&self.keyring.load(), &session.id(), token, now, self.leeway)
+        crate::csrf::verify(&self.keyring.load(), &id, token, now, self.leeway)
     }
 
     /// The clock leeway, in seconds.

@@ -1205,6 +1205,42 @@ fn a_bound_session_keeps_its_idle_and_absolute_timeouts() {
     });
 }
 
+/// Registration gives the session a new ID, and a page shown between the
+/// login and the registration (the browser registers in the background)
+/// holds a CSRF token for the unbound session: with the bound cookie, that
+/// token keeps working until the bound session is sealed again (its first
+/// refresh), and no other session's does.
+#[test]
+fn a_page_shown_before_registration_keeps_its_csrf_token_until_the_first_refresh() {
+    run(async {
+        let (clock, config, mut browser) = browser_for(DeviceBinding::default());
+        let offer = browser.login_offer().await;
+        let sealer = config.verifier().sealer();
+        let opened = |cookie: String| sealer.open::<String>(&cookie).unwrap().into_session();
+        let unbound = opened(browser.cookie("__Host-session").unwrap());
+        let shown = sealer.csrf_token(&unbound);
+        browser.register(&offer).await;
+        let post = |token: &str| {
+            TestRequest::new("POST", "/whoami")
+                .header("sec-fetch-site", "same-origin")
+                .header("x-csrf-token", token)
+        };
+        assert_eq!(browser.send(post(&shown)).await.body, "alice first bound=true");
+        let another = sealer.csrf_token(&sealed_session::Session::new(String::new()).with_user("alice", 0));
+        assert_eq!(browser.send(post(&another)).await.status, 403);
+        // Without the companion cookie, which names the unbound session:
+        // refused.
+        let bound_only = format!("__Host-session={}", browser.cookie("__Host-session").unwrap());
+        assert_eq!(serve(&config, post(&shown).header("cookie", &bound_only)).await.status, 403);
+
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        browser.refresh_if_missing().await;
+        assert_eq!(browser.send(post(&shown)).await.status, 403, "after the first refresh");
+        let bound = opened(browser.cookie("__Host-session").unwrap());
+        assert_eq!(browser.send(post(&sealer.csrf_token(&bound))).await.status, 200);
+    });
+}
+
 #[test]
 fn a_changed_bound_session_keeps_its_binding_and_its_data_survives_refresh() {
     run(async {

@@ -198,6 +198,10 @@ pub(super) struct Companion {
     pub(super) binding: [u8; 16],
     pub(super) versioned: bool,
     pub(super) data: Vec<u8>,
+    /// From the registration until the bound session is next sealed: the
+    /// ID of the unbound session it replaced, whose CSRF tokens the pages
+    /// shown before the registration carry.
+    pub(super) previous: Option<[u8; 16]>,
 }
 
 /// What a challenge is for.
@@ -254,10 +258,12 @@ impl DbscSettings {
         session: &Session<Vec<u8>>,
         binding: [u8; 16],
         versioned: bool,
+        previous: Option<[u8; 16]>,
     ) -> Result<String, SealError> {
         let lifetime = self.binding.lifetime.as_secs();
         let active_at = session.times().map(|times| times.last_seen.saturating_add(lifetime));
-        let mut companion = session.with_data(Companion { binding, versioned, data: session.data().clone() });
+        let data = session.data().clone();
+        let mut companion = session.with_data(Companion { binding, versioned, data, previous });
         companion.set_device_bound(false);
         let issued = self.companion_sealer.issue_for(companion, Some(&self.companion_cookie), active_at)?;
         Ok(issued.text)
@@ -266,14 +272,19 @@ impl DbscSettings {
     /// Whether the companion cookie of the bound `session` (just sealed
     /// with new data) fits: it carries the data too, under a longer name,
     /// and one that cannot be sent would leave the browser's old one, whose
-    /// data the next refresh would bring back. Measured, not sealed.
+    /// data the next refresh would bring back. Measured, not sealed, at its
+    /// largest (with a previous ID).
     pub(crate) fn check_companion(
         &self,
         session: &Session<Vec<u8>>,
         versioned: bool,
     ) -> Result<(), SealError> {
-        let companion =
-            session.with_data(Companion { binding: [0; 16], versioned, data: session.data().clone() });
+        let companion = session.with_data(Companion {
+            binding: [0; 16],
+            versioned,
+            data: session.data().clone(),
+            previous: Some([0; 16]),
+        });
         self.companion_sealer.check_fits(&companion, &self.companion_cookie)
     }
 
@@ -290,6 +301,25 @@ impl DbscSettings {
                 session.with_data(session.data().data.clone())
             })
             .collect()
+    }
+
+    /// The ID of the unbound session that the bound `session` replaced at
+    /// its registration, as the companion cookie among `sent` of the same
+    /// session and user names it: until the bound session is sealed again
+    /// (refreshed, changed), pages shown before the registration carry CSRF
+    /// tokens for that ID.
+    pub(crate) fn previous_id<'v, T>(
+        &self,
+        session: &Session<T>,
+        sent: impl Iterator<Item = &'v str>,
+    ) -> Option<SessionId> {
+        sent.filter_map(|value| self.companion_sealer.open::<Companion>(value).ok())
+            .find(|companion| {
+                let companion = companion.session();
+                companion.id() == session.id() && companion.user_id() == session.user_id()
+            })
+            .and_then(|companion| companion.session().data().previous)
+            .map(SessionId::from_bytes)
     }
 
     /// The companion cookie for `session` (bound, just sealed again on an
@@ -309,7 +339,7 @@ impl DbscSettings {
             .find(|old| old.session().user_id() == session.user_id())
             .map(|old| old.session().data().binding);
         match binding {
-            Some(binding) => Some(self.companion(session, binding, versioned).unwrap_or_else(|err| {
+            Some(binding) => Some(self.companion(session, binding, versioned, None).unwrap_or_else(|err| {
                 tracing::error!(
                     error = %err,
                     "cannot seal the DBSC companion cookie: it is removed, and the binding ends at the next refresh"

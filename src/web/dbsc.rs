@@ -253,7 +253,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let now = crate::sealer::opening_time(settings.sealer.clock().unix_now());
         let mut listed = bound.clone();
         listed.set_device_bound(true);
-        let Some((cookie, companion)) = self.bind(dbsc, bound, *binding.as_bytes(), versioned, now) else {
+        let previous = Some(*session.id().as_bytes());
+        let Some((cookie, companion)) = self.bind(dbsc, bound, *binding.as_bytes(), versioned, now, previous)
+        else {
             return refuse_registration(&"the bound session could not be sealed");
         };
         let mut identifier = session.with_data(Identifier { key });
@@ -402,7 +404,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             listed.set_device_bound(true);
             settings.register(&listed, &user_agent_label(request.header_text("user-agent"))).await;
         }
-        let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now) else {
+        let Some((cookie, companion)) = self.bind(dbsc, session, binding, versioned, now, None) else {
             return ending.end(&"the bound session could not be sealed", "seal_failed", NO_SESSION);
         };
         tracing::debug!("DBSC refresh: a new bound cookie");
@@ -443,6 +445,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         binding: [u8; 16],
         versioned: bool,
         now: u64,
+        previous: Option<[u8; 16]>,
     ) -> Option<(String, String)> {
         let times = session.times()?;
         session = session.with_times(Times { last_seen: now.max(times.issued_at), ..times });
@@ -454,7 +457,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the bound session"))
             .ok()?;
         let companion = dbsc
-            .companion(&session, binding, versioned)
+            .companion(&session, binding, versioned, previous)
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the DBSC companion cookie"))
             .ok()?;
         Some((cookie, companion))

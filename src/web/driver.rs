@@ -737,7 +737,19 @@ fn verify_token(handle: &SessionHandle, token: &str) -> Result<(), CsrfRefusal> 
     let settings = handle.shared.ops.settings();
     let mut state = handle.shared.lock();
     if let Some(current) = &state.current {
-        return Ok(settings.sealer.verify_csrf(current.session(), token)?);
+        let session = current.session();
+        let checked = settings.sealer.verify_csrf(session, token);
+        // A page shown before the session's registration holds a token
+        // for the unbound session it replaced.
+        let previous = || {
+            let dbsc = settings.dbsc.as_ref().filter(|_| session.is_device_bound())?;
+            dbsc.previous_id(session, state.companion.iter().map(|value| &**value))
+        };
+        if checked.is_err() && previous().is_some_and(|id| settings.sealer.verify_csrf_id(id, token).is_ok())
+        {
+            return Ok(());
+        }
+        return Ok(checked?);
     }
     let pre = state.pre(&settings.pre_sealer).map(|pre| settings.pre_sealer.verify_csrf(pre, token));
     if let Some(Ok(())) = pre {
