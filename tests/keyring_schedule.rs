@@ -538,9 +538,36 @@ fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
     assert_eq!(retire(2), None, "the newest key is not retired");
     assert_eq!(retire(3), None, "a key retired by hand is left as it is");
     assert_eq!(retire(4), Some(at(T0 + 90 * DAY)), "a key added by hand opens for `keep` from now");
-    // Retired for less than `keep`: kept, refused by name; longer: dropped.
+    // Retired for less than `keep`: kept, refused by name; longer: dropped,
+    // but for the highest ID (key 6), whose key stays so that no new key
+    // takes its ID (`a_dropped_key_never_gives_its_id_to_a_new_one`).
     let ids: Vec<u32> = rotated.keys().map(|k| k.id).collect();
-    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    let with_7 = Keyring::new(rotated.keys().cloned().chain([spec(7, KeyState::Retired)])).unwrap();
+    let ids: Vec<u32> = with_7.rotated_at(at(T0), &policy).unwrap().0.keys().map(|k| k.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 7]);
+}
+
+/// A key added by hand between two rotations, retired and dropped by the
+/// job before the next key was added, does not give its ID to that key:
+/// servers that saw it would refuse the file (the same ID, another secret)
+/// and never follow it again.
+#[test]
+fn a_dropped_key_never_gives_its_id_to_a_new_one() {
+    let policy = RotationPolicy::new(Duration::from_secs(30 * DAY as u64), Duration::from_secs(DAY as u64));
+    let start = Keyring::new([spec(1, KeyState::Primary).created(at(T0))]).unwrap();
+    let (day0, added) = start.rotated_at(at(T0), &policy).unwrap();
+    assert_eq!(added, Some(2));
+    let (by_hand, id) = day0.with_new_key().unwrap();
+    assert_eq!(id, 3);
+    let day1 = by_hand.rotated_at(at(T0 + DAY), &policy).unwrap().0;
+    let day3 = day1.rotated_at(at(T0 + 3 * DAY), &policy).unwrap().0;
+    assert_eq!(day3.state_at(3, at(T0 + 3 * DAY)), Some(KeyState::Retired), "kept, retired");
+    let (day31, added) = day3.rotated_at(at(T0 + 31 * DAY), &policy).unwrap();
+    assert_eq!(added, Some(4), "a new ID, not the dropped key's");
+    // Once a higher ID exists, the old key goes.
+    let day33 = day31.rotated_at(at(T0 + 33 * DAY), &policy).unwrap().0;
+    assert!(day33.keys().all(|k| k.id != 3), "{day33:?}");
 }
 
 #[test]

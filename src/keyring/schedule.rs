@@ -254,7 +254,9 @@ impl Keyring {
     /// date `keep` after that replacement (an `active` key with no
     /// activation time, replaced earlier or added by hand, gets one `keep`
     /// from `now`); retired keys whose retire date is more than `keep` past
-    /// are dropped; and the result is written as of `now`
+    /// are dropped, except the one with the highest ID (a new key's ID is
+    /// the highest plus one, and a running server refuses a file that gives
+    /// an ID it saw another secret); and the result is written as of `now`
     /// ([`Keyring::normalized_at`]). Returns the new keyring and the
     /// new key's ID, if one was added. Running it twice at once changes
     /// nothing the second time.
@@ -311,8 +313,15 @@ impl Keyring {
                 .filter(|k| k.state == KeyState::Active && k.activate_at.is_none() && k.retire_at.is_none())
                 .map(|k| (k.id, add(now, policy.keep))),
         );
+        // The key with the highest ID stays, retired, whatever its age: the
+        // next key's ID is the highest in the file plus one, and an ID used
+        // again for another secret is one a running server refuses to
+        // reload (it knew the old one), so it would never follow the file.
+        let highest = ring.keys().map(|k| k.id).max();
         let forgotten = |k: &KeySpec| {
-            k.state == KeyState::Retired && k.retire_at.is_some_and(|at| add(at, policy.keep) <= now)
+            k.state == KeyState::Retired
+                && k.retire_at.is_some_and(|at| add(at, policy.keep) <= now)
+                && Some(k.id) != highest
         };
         let ring = Self::new(ring.keys().filter(|k| !forgotten(k)).map(|k| {
             match retire.iter().find(|(id, _)| *id == k.id) {
