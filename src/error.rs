@@ -434,6 +434,24 @@ pub enum KeyringError {
         /// When.
         at: time::OffsetDateTime,
     },
+    /// A retire date less than the clock leeway after the key stops
+    /// sealing: servers whose clocks run behind still seal sessions under
+    /// it until then, which the others would refuse at once.
+    #[error(
+        "key {id} would retire at {}, less than the clock leeway after it stops sealing: servers whose clocks \
+         run behind seal new sessions under it until then, which the others would refuse at once; retire it \
+         at {} or later",
+        rfc3339(.at),
+        rfc3339(.earliest)
+    )]
+    RetiredAtHandover {
+        /// The key.
+        id: u32,
+        /// The retire date asked for.
+        at: time::OffsetDateTime,
+        /// The earliest retire date that leaves the leeway.
+        earliest: time::OffsetDateTime,
+    },
     /// The file can be read by its group or by others.
     #[error("keyring file {path} has mode {mode:o}, readable by group or others; run `chmod 600` on it (or allow it explicitly)")]
     InsecurePermissions {

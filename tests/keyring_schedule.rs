@@ -570,6 +570,29 @@ fn a_dropped_key_never_gives_its_id_to_a_new_one() {
     assert!(day33.keys().all(|k| k.id != 3), "{day33:?}");
 }
 
+/// A retire date less than the clock leeway after the key stops sealing is
+/// refused: a server whose clock runs behind still seals under it until
+/// then, and the others would refuse those sessions at once.
+#[test]
+fn a_retire_date_within_the_leeway_of_the_handover_is_refused() {
+    let keyring = scheduled(); // key 2 takes over from key 1 at T0 + 100
+    let retire = |at_| keyring.with_retire_at_as_of(1, at(at_), at(T0));
+    for early in [T0 + 100, T0 + 159] {
+        match retire(early) {
+            Err(KeyringError::RetiredAtHandover { id: 1, earliest, .. }) => {
+                assert_eq!(earliest, at(T0 + 160))
+            }
+            other => panic!("retire at {early}: {other:?}"),
+        }
+    }
+    assert!(retire(T0 + 160).is_ok());
+    // Before the handover: no key would seal, as before.
+    assert!(matches!(
+        retire(T0 + 99),
+        Err(KeyringError::RetiredBeforeSuccessor { .. } | KeyringError::NoSealingKey { .. })
+    ));
+}
+
 #[test]
 fn every_time_of_a_keyring_survives_its_file() {
     // An offset with seconds has no RFC 3339 form: the file holds the same

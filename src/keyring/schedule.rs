@@ -205,8 +205,11 @@ impl Keyring {
     /// [`KeyringError::NoSuchKey`] if there is no key `id`,
     /// [`KeyringError::AlreadyRetired`] if it refuses tokens at `now` (by
     /// its state or a retire date that has come: a later date would bring
-    /// it back), or a schedule error of [`Keyring::new`] if no newer key
-    /// would seal from `at` on.
+    /// it back), a schedule error of [`Keyring::new`] if no newer key
+    /// would seal from `at` on, or [`KeyringError::RetiredAtHandover`] if
+    /// `at` is less than the clock leeway
+    /// ([`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY)) after the key stops
+    /// sealing.
     pub fn with_retire_at_as_of(
         &self,
         id: u32,
@@ -217,7 +220,22 @@ impl Keyring {
         if entry.refuses_at(u64::try_from(now.unix_timestamp()).unwrap_or(0)) {
             return Err(KeyringError::AlreadyRetired(id));
         }
-        Self::new(self.keys().map(|k| if k.id == id { k.clone().retire_at(at) } else { k.clone() }))
+        let retired =
+            Self::new(self.keys().map(|k| if k.id == id { k.clone().retire_at(at) } else { k.clone() }))?;
+        // A server whose clock runs behind by up to the leeway seals under
+        // the key until its own clock reaches the handover.
+        let leeway = time::Duration::try_from(crate::DEFAULT_LEEWAY).unwrap_or_default();
+        let periods = self.sealing_periods();
+        let handover = periods
+            .iter()
+            .zip(periods.iter().skip(1))
+            .filter(|(period, _)| period.key_id == id)
+            .filter_map(|(_, next)| next.from)
+            .max();
+        match handover.and_then(|end| end.checked_add(leeway)) {
+            Some(earliest) if at < earliest => Err(KeyringError::RetiredAtHandover { id, at, earliest }),
+            _ => Ok(retired),
+        }
     }
 
     /// The same schedule, written as of `now`: the key that seals at `now`

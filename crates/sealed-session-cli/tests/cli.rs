@@ -310,6 +310,8 @@ fn schedules_that_would_leave_no_sealing_key_are_refused() {
     ok(&["keyring", "add", f, "--activate-at", "+2h"], "");
     let cases = [
         (vec!["keyring", "retire", f, "1", "--at", "+1h"], "no key would seal"),
+        // At the handover (a few milliseconds later): within the leeway.
+        (vec!["keyring", "retire", f, "1", "--at", "+2h"], "less than the clock leeway"),
         (vec!["keyring", "add", f, "--activate-at", "tomorrow"], "--activate-at must be an RFC 3339 time"),
         (vec!["keyring", "retire", f, "1", "--at", "+5y"], "--at must be"),
         // A relative time is a count of units from now, never back in time.
