@@ -47,6 +47,20 @@ fn memory_store_passes_the_conformance_suite() {
     block_on(sealed_session::conformance::run(&MemoryStore::new()));
 }
 
+/// A cutoff ahead of the store's time (its clock stepped back after a
+/// global logout) is never lowered by a later one.
+#[test]
+fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
+    let clock = ManualClock::at_unix(T0 + 3600);
+    let store = MemoryStore::with_clock(clock.clone());
+    let ahead = block_on(store.revoke_all(0)).unwrap();
+    assert_eq!(ahead, (T0 + 3600) as u64);
+    clock.set_unix(T0);
+    assert_eq!(block_on(store.revoke_all(0)).unwrap(), ahead);
+    assert_eq!(block_on(store.revoke_all(T0 as u64)).unwrap(), ahead);
+    assert_eq!(block_on(store.login_state("alice")).unwrap().revoked_through, ahead);
+}
+
 #[test]
 fn memory_store_passes_the_registry_conformance_suite() {
     block_on(sealed_session::conformance::run_registry(&MemoryStore::new()));

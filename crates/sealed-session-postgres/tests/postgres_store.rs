@@ -119,6 +119,26 @@ async fn passes_the_registry_conformance_suite() {
     assert_eq!(rows, "t");
 }
 
+/// A cutoff ahead of the database's time (written by hand here: one a
+/// caller cannot set, as after the database's clock stepped back) is never
+/// lowered by a later global logout.
+#[tokio::test]
+async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
+    let (url, clock) = started_then_clock();
+    let store = store(&url, "cutoff_ahead", clock).await;
+    let ahead = u64::try_from(unix_now()).unwrap() + 3600;
+    SHARED.psql(&format!(
+        "INSERT INTO cutoff_ahead_meta (key, value) VALUES ('revoked_through', {ahead})
+         ON CONFLICT (key) DO UPDATE SET value = {ahead}"
+    ));
+    assert_eq!(store.revoke_all(0).await.unwrap(), ahead);
+    assert_eq!(store.revoke_all(ahead - 3600).await.unwrap(), ahead);
+    assert_eq!(
+        SHARED.psql("SELECT value FROM cutoff_ahead_meta WHERE key = 'revoked_through'"),
+        ahead.to_string()
+    );
+}
+
 #[tokio::test]
 async fn connecting_by_url_creates_the_tables() {
     let url = SHARED.url();

@@ -98,6 +98,20 @@ async fn passes_the_conformance_suite() {
     sealed_session::conformance::run(&store).await;
 }
 
+/// A cutoff ahead of Redis's time (written by hand here: one a caller
+/// cannot set, as after Redis's clock stepped back) is never lowered by a
+/// later global logout.
+#[tokio::test]
+async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let ahead = u64::try_from(unix_now()).unwrap() + 3600;
+    assert_eq!(redis.cli(&["SET", "sealed-session:floor", &ahead.to_string()]), "OK");
+    assert_eq!(store.revoke_all(0).await.unwrap(), ahead);
+    assert_eq!(store.revoke_all(ahead - 3600).await.unwrap(), ahead);
+    assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), ahead.to_string());
+}
+
 #[tokio::test]
 async fn passes_the_registry_conformance_suite() {
     let redis = RedisServer::start();

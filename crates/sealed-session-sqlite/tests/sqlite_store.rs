@@ -665,6 +665,22 @@ async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(3), call).await.expect("the call outlasted its timeout")
 }
 
+/// A cutoff ahead of the store's time (the host's clock stepped back after
+/// a global logout) is never lowered by a later one.
+#[tokio::test]
+async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at_unix(T0 + 3600);
+    let path = dir.path().join("r.sqlite3");
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock.clone()).open().await.unwrap();
+    let ahead = store.revoke_all(0).await.unwrap();
+    assert_eq!(ahead, (T0 + 3600) as u64);
+    clock.set_unix(T0);
+    assert_eq!(store.revoke_all(0).await.unwrap(), ahead);
+    assert_eq!(store.revoke_all(T0 as u64).await.unwrap(), ahead);
+    assert_eq!(store.login_state("alice").await.unwrap().revoked_through, ahead);
+}
+
 /// A clock that jumps ahead (by less than a day) past a logout's denylist
 /// entry, and revokes meanwhile, purges nothing that still counts: once
 /// the clock is put back, the logged-out session is still refused.
