@@ -141,9 +141,11 @@ mod tests {
     #[test]
     fn equality_compares_every_byte() {
         let a = MasterKey::from_slice(&[1; 32]).unwrap();
-        let mut other = [1; 32];
-        other[31] = 2;
-        assert_ne!(a, MasterKey::from_slice(&other).unwrap());
+        for index in 0..32 {
+            let mut other = [1; 32];
+            other[index] = 2;
+            assert_ne!(a, MasterKey::from_slice(&other).unwrap(), "byte {index}");
+        }
         assert_eq!(a, a.clone());
     }
 }
