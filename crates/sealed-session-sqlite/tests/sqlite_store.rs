@@ -609,6 +609,20 @@ async fn a_checkpoint_is_skipped_on_a_shared_connection_lowered_below_full() {
         }
     }
     assert!(!skipped().is_empty(), "no checkpoint was skipped on the lowered connection");
+    // Skipped, not run: the database file alone (without its log) lacks
+    // the last revocation, which the log holds.
+    let live = store.login_state("alice").await.unwrap().user_epoch;
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::copy(dir.path().join("app.sqlite3"), &copy).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
+    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    // No table at all if no checkpoint ever ran.
+    let copied: Option<i64> =
+        sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
+            .fetch_optional(&mut alone)
+            .await
+            .unwrap_or_default();
+    assert!(copied.unwrap_or(0) < i64::try_from(live).unwrap(), "{copied:?} against {live}");
 }
 
 /// A check that cannot get a connection (the application holds the only one
