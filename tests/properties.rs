@@ -95,6 +95,24 @@ proptest! {
         prop_assert!(sealer().open::<String>(&text).is_err());
     }
 
+    /// Random bytes behind a header this keyring takes (version 1, or 2 with
+    /// no flags, and a key it has) reach authentication, and fail there.
+    #[test]
+    fn random_bytes_under_a_valid_header_fail_authentication(
+        version in 1u8..=2,
+        key_id in 1u32..=2,
+        body in prop::collection::vec(any::<u8>(), 40..400),
+    ) {
+        let mut bytes = vec![version];
+        if version == 2 {
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(&key_id.to_be_bytes());
+        bytes.extend_from_slice(&body);
+        let opened = sealer().open::<String>(&URL_SAFE_NO_PAD.encode(&bytes));
+        prop_assert!(matches!(opened, Err(sealed_session::OpenError::Invalid)), "{:?}", opened.map(drop));
+    }
+
     #[test]
     fn xchacha_matches_the_reference_crate(
         key in any::<[u8; 32]>(),
