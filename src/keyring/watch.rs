@@ -136,7 +136,8 @@ impl KeyringWatcherBuilder {
 /// broken file signs nobody out. So is a version that would undo the one in
 /// use: one that gives a key ID another secret
 /// ([`KeyringError::KeyReplaced`]), lets a key the keyring in use already
-/// refuses open again ([`KeyringError::RetiredKeyRestored`]), or brings
+/// refuses open again ([`KeyringError::RetiredKeyRestored`]: read again at
+/// each poll, and applied once its own dates refuse the key too), or brings
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. A restart loads such a file, when that
@@ -349,10 +350,12 @@ impl Follow {
                         | KeyringError::InsecurePermissions { .. }
                         | KeyringError::InsecureDirectory { .. }
                         | KeyringError::KeyInUseDropped { .. }
+                        | KeyringError::RetiredKeyRestored { .. }
                 ) {
-                    // Read again once it is fixed, or the key it drops has
-                    // retired, even if the text is the same; meanwhile every
-                    // read fails alike, reported once.
+                    // Read again once it is fixed, or the key it drops (or
+                    // lets open again) has retired by its own dates too, even
+                    // if the text is the same; meanwhile every read fails
+                    // alike, reported once.
                     self.last = None;
                     if last_error.as_deref() == Some(message.as_str()) {
                         return;
