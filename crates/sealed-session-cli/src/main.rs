@@ -112,9 +112,10 @@ enum Command {
         /// Log out this session (32 hex digits, as `open` prints it); needs --until.
         #[arg(long, conflicts_with = "session_token", requires = "until")]
         session: Option<String>,
-        /// With --session: keep the entry until this Unix time, the
-        /// session's absolute expiry (`expires_at_unix` in the output of
-        /// `open`). Must lie in the future.
+        /// With --session: the session's absolute expiry, a Unix time
+        /// (`expires_at_unix` in the output of `open`); the entry is kept
+        /// until then plus the clock leeway, as a server's logout keeps it.
+        /// Must lie in the future.
         #[arg(long, requires = "session")]
         until: Option<u64>,
         /// Log out the session of this token, with its ID and expiry read
@@ -379,7 +380,11 @@ async fn run(command: Command) -> Result<String, Failure> {
                     let epoch = sealed_session::RevocationStore::revoke_user(&store, &user).await?;
                     json!({ "user": user, "epoch": epoch })
                 }
-                Revoke::Session(id, until) => {
+                Revoke::Session(id, expires_at) => {
+                    // As a server's logout does: past the expiry by the clock
+                    // leeway (a server whose clock runs behind still opens
+                    // the session until then).
+                    let until = expires_at.saturating_add(DEFAULT_LEEWAY.as_secs());
                     sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
                     json!({ "session": id.to_hex(), "until": until })
                 }

@@ -751,7 +751,9 @@ fn revoke_and_open_with_a_store() {
     let envelope = json(&ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &bob], ""));
     let id = envelope["session_id"].as_str().unwrap().to_string();
     let until = envelope["expires_at_unix"].as_i64().unwrap().to_string();
-    ok(&["revoke", "--store", &store, "--session", &id, "--until", &until], "");
+    let answer = json(&ok(&["revoke", "--store", &store, "--session", &id, "--until", &until], ""));
+    let expires = envelope["expires_at_unix"].as_u64();
+    assert_eq!(answer["until"].as_u64(), expires.map(|e| e + 60), "kept past the expiry by the leeway");
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &bob], "");
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
