@@ -342,19 +342,26 @@ async fn password_is(user: &str, password: String) -> Result<bool, Stop> {
 
 /// Runs `check` on a blocking thread once `running` has room, if `queue`
 /// (the attempts waiting or running) has room now; `503` if it has not.
+/// The check keeps its places until it ends, even if the request that
+/// started it is dropped (its client hung up): a check once started runs
+/// to its end, and must count until then.
 async fn in_turn(
-    queue: &Semaphore,
-    running: &Semaphore,
+    queue: &'static Semaphore,
+    running: &'static Semaphore,
     check: impl FnOnce() -> bool + Send + 'static,
 ) -> Result<bool, Stop> {
-    let Ok(_place) = queue.try_acquire() else {
+    let Ok(place) = queue.try_acquire() else {
         tracing::warn!("password checks: the queue is full, an attempt is refused");
         return Err(Stop::Early(Reply::Refused(503, "too many sign-ins at once: try again in a moment")));
     };
-    let Ok(_permit) = running.acquire().await else {
+    let Ok(permit) = running.acquire().await else {
         return Ok(false);
     };
-    Ok(tokio::task::spawn_blocking(check).await.unwrap_or(false))
+    let checked = tokio::task::spawn_blocking(move || {
+        let _held = (place, permit);
+        check()
+    });
+    Ok(checked.await.unwrap_or(false))
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
@@ -538,6 +545,28 @@ mod tests {
             assert!(matches!(attempt.await.unwrap(), Ok(true)));
         }
         assert!(matches!(in_turn(queue, running, || false).await, Ok(false)));
+    }
+
+    /// A check whose request was dropped (its client hung up) keeps its
+    /// places until it ends: hanging up does not start more checks.
+    #[tokio::test]
+    async fn a_check_keeps_its_places_after_its_request_is_dropped() {
+        let queue: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
+        let running: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let request = tokio::spawn(in_turn(queue, running, move || wait.recv().is_ok()));
+        while running.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        request.abort();
+        assert!(request.await.is_err_and(|err| err.is_cancelled()));
+        let refused = in_turn(queue, running, || true).await;
+        assert!(matches!(refused, Err(Stop::Early(Reply::Refused(503, _)))), "the check still runs");
+        release.send(()).unwrap();
+        while queue.available_permits() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(in_turn(queue, running, || true).await, Ok(true)));
     }
 
     /// actix-web guards a path once, with the guard of its first route: the
