@@ -1233,9 +1233,14 @@ fn a_page_shown_before_registration_keeps_its_csrf_token_until_the_first_refresh
         let bound_only = format!("__Host-session={}", browser.cookie("__Host-session").unwrap());
         assert_eq!(serve(&config, post(&shown).header("cookie", &bound_only)).await.status, 403);
 
+        let registered = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
         clock.advance(Duration::from_secs(LIFETIME + 1));
         browser.refresh_if_missing().await;
         assert_eq!(browser.send(post(&shown)).await.status, 403, "after the first refresh");
+        // Nor with the companion of the registration sent again.
+        let refreshed = format!("__Host-session={}", browser.cookie("__Host-session").unwrap());
+        let replayed = post(&shown).header("cookie", format!("{refreshed}; {registered}"));
+        assert_eq!(serve(&config, replayed).await.status, 403, "the registration's companion again");
         let bound = opened(browser.cookie("__Host-session").unwrap());
         assert_eq!(browser.send(post(&sealer.csrf_token(&bound))).await.status, 200);
     });

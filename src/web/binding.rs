@@ -198,10 +198,11 @@ pub(super) struct Companion {
     pub(super) binding: [u8; 16],
     pub(super) versioned: bool,
     pub(super) data: Vec<u8>,
-    /// From the registration until the bound session is next sealed: the
-    /// ID of the unbound session it replaced, whose CSRF tokens the pages
-    /// shown before the registration carry.
-    pub(super) previous: Option<[u8; 16]>,
+    /// Sealed at the registration: the ID of the unbound session it
+    /// replaced, whose CSRF tokens the pages shown before the registration
+    /// carry, and the registration's proof time (the bound session's
+    /// `last_seen` until its first refresh).
+    pub(super) previous: Option<([u8; 16], u64)>,
 }
 
 /// What a challenge is for.
@@ -258,7 +259,7 @@ impl DbscSettings {
         session: &Session<Vec<u8>>,
         binding: [u8; 16],
         versioned: bool,
-        previous: Option<[u8; 16]>,
+        previous: Option<([u8; 16], u64)>,
     ) -> Result<String, SealError> {
         let lifetime = self.binding.lifetime.as_secs();
         let active_at = session.times().map(|times| times.last_seen.saturating_add(lifetime));
@@ -283,7 +284,7 @@ impl DbscSettings {
             binding: [0; 16],
             versioned,
             data: session.data().clone(),
-            previous: Some([0; 16]),
+            previous: Some(([0; 16], u64::MAX)),
         });
         self.companion_sealer.check_fits(&companion, &self.companion_cookie)
     }
@@ -305,8 +306,9 @@ impl DbscSettings {
 
     /// The ID of the unbound session that the bound `session` replaced at
     /// its registration, as the companion cookie among `sent` of the same
-    /// session and user names it: until the bound session is sealed again
-    /// (refreshed, changed), pages shown before the registration carry CSRF
+    /// session and user names it, until the session's first refresh (its
+    /// last proof is then later than the registration's, whatever companion
+    /// the request brings): pages shown before the registration carry CSRF
     /// tokens for that ID.
     pub(crate) fn previous_id<'v, T>(
         &self,
@@ -319,7 +321,8 @@ impl DbscSettings {
                 companion.id() == session.id() && companion.user_id() == session.user_id()
             })
             .and_then(|companion| companion.session().data().previous)
-            .map(SessionId::from_bytes)
+            .filter(|&(_, proven_at)| session.times().is_some_and(|times| times.last_seen == proven_at))
+            .map(|(id, _)| SessionId::from_bytes(id))
     }
 
     /// The companion cookie for `session` (bound, just sealed again on an

@@ -437,7 +437,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         ending.end(reason, "invalid_proof", Some(session))
     }
 
-    /// The bound cookie and companion cookie of `session`, proven at `now`.
+    /// The bound cookie and companion cookie of `session`, proven at `now`;
+    /// at a registration, the companion names the unbound session it
+    /// replaced (`previous`) until the first refresh.
     fn bind(
         &self,
         dbsc: &DbscSettings,
@@ -448,7 +450,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         previous: Option<[u8; 16]>,
     ) -> Option<(String, String)> {
         let times = session.times()?;
-        session = session.with_times(Times { last_seen: now.max(times.issued_at), ..times });
+        let last_seen = now.max(times.issued_at);
+        session = session.with_times(Times { last_seen, ..times });
         session.set_device_bound(true);
         let (cookie, _) = self
             .settings
@@ -457,7 +460,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the bound session"))
             .ok()?;
         let companion = dbsc
-            .companion(&session, binding, versioned, previous)
+            .companion(&session, binding, versioned, previous.map(|id| (id, last_seen)))
             .inspect_err(|err| tracing::error!(error = %err, "cannot seal the DBSC companion cookie"))
             .ok()?;
         Some((cookie, companion))
