@@ -621,7 +621,9 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`HandleError::NoSession`], [`HandleError::Store`] if the store
-    /// cannot be reached (the session is then unchanged),
+    /// cannot be reached (the session is then unchanged, unless the store
+    /// timed out after taking the write: SQLite's runs to its end, and the
+    /// old ID may be logged out all the same, as after a logout),
     /// [`LoginError::Ended`] if the session was logged out since the
     /// request opened it (a new ID would bring it back; the request then has
     /// no session, and its cookie is left as it is: it no longer opens, and

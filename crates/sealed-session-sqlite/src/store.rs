@@ -315,10 +315,14 @@ impl SqliteStore {
     /// for a free connection of the pool for sqlx's acquire timeout (30 s),
     /// and a revocation for another process's write lock for the busy timeout
     /// (5 s). A revocation whose caller timed out still runs to its end on a
-    /// task of its own, so it may take effect after the error: retry it
-    /// (revocations are idempotent). The timeout covers the revocation's
-    /// checkpoint, which waits up to 200 ms for readers of an older snapshot;
-    /// a zero timeout fails every call.
+    /// task of its own, so it may take effect after the error: a timeout
+    /// does not say it did not happen. Retrying is safe (a user's epoch
+    /// counts once more, a denylist entry is kept, a cutoff stays), but
+    /// `revoke_session_once` then answers `false`, as for a session ended
+    /// meanwhile. The timeout covers the revocation's checkpoint, which
+    /// waits for a connection and up to 200 ms for readers of an older
+    /// snapshot. A zero timeout fails every call (revocations still run to
+    /// their end).
     ///
     /// ```no_run
     /// use std::time::Duration;
