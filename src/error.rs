@@ -491,7 +491,8 @@ pub enum KeyringError {
     /// ([`KeyringWatcher`](crate::KeyringWatcher)).
     #[error(
         "the new keyring file would let retired key {id} open sessions again (an older copy of the file?); \
-         it was refused: restart the server to load it on purpose"
+         it was refused, and is read again at each poll (it loads once its own dates retire the key too): \
+         restart the server to load it now on purpose"
     )]
     RetiredKeyRestored {
         /// The key's ID.
