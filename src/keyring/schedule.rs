@@ -209,7 +209,9 @@ impl Keyring {
     /// would seal from `at` on, or [`KeyringError::RetiredAtHandover`] if
     /// `at` is less than the clock leeway
     /// ([`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY)) after the key stops
-    /// sealing.
+    /// sealing. A keyring does not know the sealers' leeway: with a longer
+    /// one (`SealerBuilder::leeway`), leave that much yourself. Nor does
+    /// [`Keyring::rotated_at`] check this: its `keep` is meant in days.
     pub fn with_retire_at_as_of(
         &self,
         id: u32,
