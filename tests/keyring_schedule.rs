@@ -543,7 +543,8 @@ fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
     // takes its ID (`a_dropped_key_never_gives_its_id_to_a_new_one`).
     let ids: Vec<u32> = rotated.keys().map(|k| k.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
-    let with_7 = Keyring::new(rotated.keys().cloned().chain([spec(7, KeyState::Retired)])).unwrap();
+    let long_retired = spec(7, KeyState::Retired).retire_at(at(T0 - 90 * DAY));
+    let with_7 = Keyring::new(rotated.keys().cloned().chain([long_retired])).unwrap();
     let ids: Vec<u32> = with_7.rotated_at(at(T0), &policy).unwrap().0.keys().map(|k| k.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 7]);
 }

@@ -327,21 +327,18 @@ async fn the_token_is_read_from_a_form_and_the_handler_still_gets_the_whole_form
 
 #[actix_web::test]
 async fn a_tampered_cookie_is_no_session_and_is_removed() {
-    let logs = sealed_session_testkit::Logs::capture();
     let mut client = client!(|b| b);
     {
         client.login().await;
         let cookie = client.jar.get_mut("__Host-session").unwrap();
-        // A character in the middle: every value there decodes, so only the
-        // authentication can refuse it (the last one may not decode).
+        // A character in the middle, of the base64url alphabet: the value
+        // still decodes (only the last character has unused bits), so only
+        // the authentication can refuse it.
         let middle = cookie.len() / 2;
         let changed = if &cookie[middle..=middle] == "A" { "B" } else { "A" };
         cookie.replace_range(middle..=middle, changed);
-        let refused = || logs.lines_with(&["failed authentication"]).len();
-        let before = refused();
         let reply = client.get("/required").await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-        assert!(refused() > before, "refused by its tag");
         assert!(reply
             .set_cookies
             .iter()
