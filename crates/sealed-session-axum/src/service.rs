@@ -104,11 +104,11 @@ where
                     // finished all the same, so nothing changes it unseen.
                     let lost = handle.finish();
                     if !lost.set_cookies.is_empty() || lost.session_token.is_some() {
-                        tracing::error!(
-                            "the service inside the session layer failed after the handler changed the \
-                             session: its new cookies are lost (a login or logout took effect in the store \
-                             without reaching the browser); turn the service's errors into responses inside \
-                             the layer"
+                        tracing::warn!(
+                            "the service inside the session layer failed: the session cookies its response \
+                             would have set are lost (after a login or logout, its change took effect in the \
+                             store without reaching the browser); turn the service's errors into responses \
+                             inside the layer"
                         );
                     }
                     return Err(err);

@@ -693,7 +693,7 @@ async fn a_service_that_fails_after_a_login_finishes_the_handle_and_says_the_coo
     let handle = kept.lock().unwrap().take().unwrap();
     let late = handle.typed::<Data>().flash(Level::Info, "too late");
     assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
-    assert_eq!(logs.lines_with(&["ERROR", "cookies are lost"]).len(), 1);
+    assert_eq!(logs.lines_with(&["WARN", "cookies its response would have set are lost"]).len(), 1);
 }
 
 #[tokio::test]
