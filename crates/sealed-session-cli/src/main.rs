@@ -366,11 +366,16 @@ async fn run(command: Command) -> Result<String, Failure> {
                 }
             };
             if let Revoke::Session(_, until) = target {
+                // The entry lasts the leeway past `until`: a session that
+                // ended less than that ago still opens on servers whose
+                // clocks run behind, and is revoked.
                 let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-                if until <= now {
+                if until.saturating_add(DEFAULT_LEEWAY.as_secs()) <= now {
                     return Err(Failure::Config(format!(
-                        "--until {until} is not in the future (now {now}): an entry that ends now revokes \
-                         nothing, and would never shorten an existing one; pass the session's expires_at_unix"
+                        "--until {until} is not in the future (now {now}, with the clock leeway of {} s): an \
+                         entry that ends now revokes nothing, and would never shorten an existing one; pass \
+                         the session's expires_at_unix",
+                        DEFAULT_LEEWAY.as_secs()
                     )));
                 }
             }

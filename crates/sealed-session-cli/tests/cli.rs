@@ -782,7 +782,8 @@ fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
     let id = envelope["session_id"].as_str().unwrap().to_string();
     let until = envelope["expires_at_unix"].as_i64().unwrap().to_string();
     ok(&["revoke", "--store", store, "--session", &id, "--until", &until], "");
-    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    // Ended the leeway ago (60 s): no server opens it any more.
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp() - 60).to_string();
     for past in ["1", now.as_str()] {
         let r = run(&["revoke", "--store", store, "--session", &id, "--until", past], "");
         assert_eq!(r.code, 2, "--until {past}: {}", r.stderr);
@@ -790,6 +791,12 @@ fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
     }
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", store, &token], "");
     assert_eq!(r.code, 1, "the logged-out session opened again: {}", r.stdout);
+    // Ended less than the leeway ago: servers whose clocks run behind still
+    // open it, so it is revoked, until then plus the leeway.
+    let recent = time::OffsetDateTime::now_utc().unix_timestamp() - 30;
+    let answer =
+        json(&ok(&["revoke", "--store", store, "--session", &id, "--until", &recent.to_string()], ""));
+    assert_eq!(answer["until"].as_i64(), Some(recent + 60));
 }
 
 #[test]
