@@ -1086,6 +1086,17 @@ fn logout_and_logout_everywhere_end_refreshes() {
             assert_ends(&reply.body, &session.identifier);
             assert!(browser.session.is_none());
         }
+        // Logging everyone out: no request of this browser's, its cookies
+        // kept; its next refresh ends.
+        let (clock, config, mut browser) = browser_for(DeviceBinding::default());
+        browser.get("/login").await;
+        let session = browser.session.clone().unwrap();
+        clock.advance(Duration::from_secs(1));
+        config.verifier().logout_all().await.unwrap();
+        clock.advance(Duration::from_secs(LIFETIME));
+        let reply = browser.refresh().await;
+        assert_ends(&reply.body, &session.identifier);
+        assert!(browser.session.is_none());
     });
 }
 
@@ -1325,10 +1336,16 @@ fn registration_refuses_what_it_must() {
         let reply = serve(&config, register(bob_cookie, alice.key.proof(&challenge, true))).await;
         assert_eq!(reply.status, 403);
 
-        // `alg: none`, and a proof without its key.
-        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"dbsc+jwt"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"jti":"{challenge}"}}"#));
-        let none = format!("{header}.{payload}.");
+        // `alg: none` (with the key in its header and the right payload, so
+        // that only the algorithm can refuse it), and a proof without its key.
+        let real = alice.key.proof(&challenge, true);
+        let mut parts = real.split('.');
+        let (header, payload) = (parts.next().unwrap(), parts.next().unwrap());
+        let mut header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert!(header.get("jwk").is_some());
+        header["alg"] = serde_json::json!("none");
+        let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header.to_string()));
         assert_eq!(serve(&config, register(cookie.clone(), none)).await.status, 403);
         assert_eq!(
             serve(&config, register(cookie.clone(), alice.key.proof(&challenge, false))).await.status,
