@@ -160,6 +160,24 @@ fn a_keyring_file_read_and_written_leaves_no_copy_behind() {
     assert_eq!(copies, 0, "blocks freed with a key's bytes in them");
 }
 
+/// The file read from disk (`Keyring::load`): its text is read into a
+/// buffer sized once, and wiped.
+#[test]
+fn a_keyring_file_loaded_from_disk_leaves_no_copy_behind() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let keys = (0..KEYS).map(|i| {
+        let state = if i == 0 { KeyState::Primary } else { KeyState::Active };
+        KeySpec::new(u32::from(i) + 1, state, MasterKey::from_base64(&key_text(i)).unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = dir.path().join("keyring.toml");
+    std::fs::write(&path, Keyring::new(keys).unwrap().to_toml_string().as_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let copies = copies_left_by(|| drop(Keyring::load(&path).unwrap()));
+    assert_eq!(copies, 0, "blocks freed with a key's bytes in them");
+}
+
 #[test]
 fn a_key_that_does_not_decode_leaves_no_copy_behind() {
     // A bad last character: the rest decodes to the key's bytes first.
