@@ -1804,6 +1804,80 @@ fn a_change_the_store_did_not_record_is_not_audited() {
     });
 }
 
+/// A memory store whose writes fail while `failing` is set; reads work.
+struct WritesFail {
+    store: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl WritesFail {
+    /// An error while writes fail (before the write is made).
+    fn refused(&self) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        }
+        Ok(())
+    }
+}
+
+impl RevocationStore for WritesFail {
+    async fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> Result<sealed_session::RevocationState, StoreError> {
+        self.store.state(user_id, session).await
+    }
+
+    async fn login_state(&self, user_id: &str) -> Result<sealed_session::LoginState, StoreError> {
+        self.store.login_state(user_id).await
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.refused()?;
+        self.store.revoke_user(user_id).await
+    }
+
+    async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        self.refused()?;
+        self.store.revoke_session(session, expires_at).await
+    }
+
+    async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
+        self.refused()?;
+        self.store.revoke_session_once(session, expires_at).await
+    }
+
+    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
+        self.refused()?;
+        self.store.revoke_all(issued_through).await
+    }
+}
+
+/// A logout, a logout everywhere or a new ID whose write the store refused
+/// (its reads working) is not audited: the log records what took effect.
+#[test]
+fn a_change_whose_write_failed_is_not_audited() {
+    pollster::block_on(async {
+        let recorder = Recorder::default();
+        let store = WritesFail { store: MemoryStore::new(), failing: Default::default() };
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let config = Arc::new(WebConfig::builder(sealer, store).audit(recorder.clone()).build().unwrap());
+        let cookie = signed_in(&config, "alice").await;
+        recorder.take();
+        config.verifier().store().failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let request = with_cookie(TestRequest::new("GET", "/"), &cookie);
+        assert!(ready(&config, &request).await.logout().await.is_err());
+        assert!(ready(&config, &request).await.logout_everywhere().await.is_err());
+        assert!(ready(&config, &request).await.renew_id().await.is_err());
+        assert_eq!(recorder.take(), []);
+        // The same calls with the writes working are audited.
+        config.verifier().store().failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        ready(&config, &request).await.renew_id().await.unwrap();
+        assert_eq!(recorder.take().len(), 1);
+    });
+}
+
 #[test]
 fn refused_cookies_are_audited_by_reason_and_only_an_authenticated_one_names_its_user() {
     pollster::block_on(async {
