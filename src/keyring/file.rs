@@ -64,6 +64,16 @@ impl Keyring {
 /// The text of the keyring file at `path`, after the permission check
 /// unless `options` waive it, in memory that is wiped when dropped.
 pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<String>, KeyringError> {
+    read_text_opening(path, options, open_without_waiting)
+}
+
+/// [`read_text`], opening the file with `open` (the tests' stand-in for a
+/// file replaced between the open and the check).
+fn read_text_opening(
+    path: &Path,
+    options: LoadOptions,
+    mut open: impl FnMut(&Path) -> std::io::Result<std::fs::File>,
+) -> Result<Zeroizing<String>, KeyringError> {
     let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
     let invalid = |what: &str| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
     // Opening a FIFO would wait for a writer (and hang a watcher with it):
@@ -71,7 +81,7 @@ pub(super) fn read_text(path: &Path, options: LoadOptions) -> Result<Zeroizing<S
     // before opening would leave a moment to swap one in).
     let mut attempts = 0;
     let file = loop {
-        let file = open_without_waiting(path).map_err(io)?;
+        let file = open(path).map_err(io)?;
         if !file.metadata().map_err(io)?.is_file() {
             return Err(invalid("not a regular file (a keyring file must be one)"));
         }
@@ -245,5 +255,28 @@ mod tests {
         let file = std::fs::File::open(&opened).unwrap();
         assert!(check_permissions(&opened, &file).unwrap(), "the file its path names");
         assert!(!check_permissions(&now_there, &file).unwrap(), "judged by another file's path");
+    }
+
+    /// The reading loop: a file that is not the one its path names by the
+    /// time of the check is put down and the path opened again (twice
+    /// here); one that keeps changing is given up after five tries.
+    #[test]
+    fn the_file_the_path_names_is_read_and_one_that_keeps_changing_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (old, path) = (dir.path().join("old.toml"), dir.path().join("keyring.toml"));
+        for (file, text) in [(&old, "old"), (&path, "new")] {
+            std::fs::write(file, text).unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let options = super::LoadOptions::default();
+        let mut opened = 0;
+        let text = super::read_text_opening(&path, options, |path| {
+            opened += 1;
+            std::fs::File::open(if opened <= 2 { &old } else { path })
+        });
+        assert_eq!((text.unwrap().as_str(), opened), ("new", 3));
+        let changing = super::read_text_opening(&path, options, |_| std::fs::File::open(&old));
+        assert!(changing.unwrap_err().to_string().contains("kept changing"));
     }
 }
