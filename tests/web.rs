@@ -1804,75 +1804,25 @@ fn a_change_the_store_did_not_record_is_not_audited() {
     });
 }
 
-/// A memory store whose writes fail while `failing` is set; reads work.
-struct WritesFail {
-    store: MemoryStore,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl WritesFail {
-    /// An error while writes fail (before the write is made).
-    fn refused(&self) -> Result<(), StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
-        }
-        Ok(())
-    }
-}
-
-impl RevocationStore for WritesFail {
-    async fn state(
-        &self,
-        user_id: Option<&str>,
-        session: SessionId,
-    ) -> Result<sealed_session::RevocationState, StoreError> {
-        self.store.state(user_id, session).await
-    }
-
-    async fn login_state(&self, user_id: &str) -> Result<sealed_session::LoginState, StoreError> {
-        self.store.login_state(user_id).await
-    }
-
-    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.refused()?;
-        self.store.revoke_user(user_id).await
-    }
-
-    async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
-        self.refused()?;
-        self.store.revoke_session(session, expires_at).await
-    }
-
-    async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
-        self.refused()?;
-        self.store.revoke_session_once(session, expires_at).await
-    }
-
-    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
-        self.refused()?;
-        self.store.revoke_all(issued_through).await
-    }
-}
-
 /// A logout, a logout everywhere or a new ID whose write the store refused
 /// (its reads working) is not audited: the log records what took effect.
 #[test]
 fn a_change_whose_write_failed_is_not_audited() {
     pollster::block_on(async {
         let recorder = Recorder::default();
-        let store = WritesFail { store: MemoryStore::new(), failing: Default::default() };
+        let store = Interfering::on(&Arc::new(MemoryStore::new()));
         let sealer = Sealer::builder(Keyring::generate().unwrap());
         let config = Arc::new(WebConfig::builder(sealer, store).audit(recorder.clone()).build().unwrap());
         let cookie = signed_in(&config, "alice").await;
         recorder.take();
-        config.verifier().store().failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        config.verifier().store().writes_fail.store(true, std::sync::atomic::Ordering::Relaxed);
         let request = with_cookie(TestRequest::new("GET", "/"), &cookie);
         assert!(ready(&config, &request).await.logout().await.is_err());
         assert!(ready(&config, &request).await.logout_everywhere().await.is_err());
         assert!(ready(&config, &request).await.renew_id().await.is_err());
         assert_eq!(recorder.take(), []);
         // The same calls with the writes working are audited.
-        config.verifier().store().failing.store(false, std::sync::atomic::Ordering::Relaxed);
+        config.verifier().store().writes_fail.store(false, std::sync::atomic::Ordering::Relaxed);
         ready(&config, &request).await.renew_id().await.unwrap();
         assert_eq!(recorder.take().len(), 1);
     });
@@ -2186,17 +2136,32 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
 /// A memory store that interferes: the check of the session `target` is
 /// followed at once by that session taking a new ID elsewhere (its old ID
 /// denylisted once, as `renew_id` and device binding do: the race between
-/// listing a device and ending it), and with `once_fails` every one-time
-/// denylist write fails.
+/// listing a device and ending it); with `once_fails` every one-time
+/// denylist write fails, and with `writes_fail` every write (before it is
+/// made; reads work).
 struct Interfering {
     store: Arc<MemoryStore>,
     target: std::sync::Mutex<Option<SessionId>>,
     once_fails: std::sync::atomic::AtomicBool,
+    writes_fail: std::sync::atomic::AtomicBool,
 }
 
 impl Interfering {
     fn on(store: &Arc<MemoryStore>) -> Self {
-        Self { store: Arc::clone(store), target: std::sync::Mutex::new(None), once_fails: Default::default() }
+        Self {
+            store: Arc::clone(store),
+            target: std::sync::Mutex::new(None),
+            once_fails: Default::default(),
+            writes_fail: Default::default(),
+        }
+    }
+
+    /// An error if `failing` or writes fail.
+    fn refused(&self, failing: bool) -> Result<(), StoreError> {
+        if failing || self.writes_fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        }
+        Ok(())
     }
 }
 
@@ -2218,21 +2183,22 @@ impl RevocationStore for Interfering {
     }
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.refused(false)?;
         self.store.revoke_user(user_id).await
     }
 
     async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        self.refused(false)?;
         self.store.revoke_session(session, expires_at).await
     }
 
     async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
-        if self.once_fails.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::TimedOut)));
-        }
+        self.refused(self.once_fails.load(std::sync::atomic::Ordering::Relaxed))?;
         self.store.revoke_session_once(session, expires_at).await
     }
 
     async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
+        self.refused(false)?;
         self.store.revoke_all(issued_through).await
     }
 }

@@ -145,13 +145,18 @@ fn keys_built_one_by_one_and_sorted_leave_no_copy_behind() {
     assert_eq!(copies, 0, "blocks freed with a key's bytes in them");
 }
 
-#[test]
-fn a_keyring_file_read_and_written_leaves_no_copy_behind() {
-    let keys = (0..KEYS).map(|i| {
+/// A keyring of the [`KEYS`] test keys, the first primary.
+fn test_keyring() -> Keyring {
+    Keyring::new((0..KEYS).map(|i| {
         let state = if i == 0 { KeyState::Primary } else { KeyState::Active };
         KeySpec::new(u32::from(i) + 1, state, MasterKey::from_base64(&key_text(i)).unwrap())
-    });
-    let text = Keyring::new(keys).unwrap().to_toml_string();
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_keyring_file_read_and_written_leaves_no_copy_behind() {
+    let text = test_keyring().to_toml_string();
     let copies = copies_left_by(|| {
         let keyring = Keyring::from_toml_str(&text).unwrap();
         drop(keyring.to_toml_string());
@@ -165,14 +170,10 @@ fn a_keyring_file_read_and_written_leaves_no_copy_behind() {
 #[test]
 fn a_keyring_file_loaded_from_disk_leaves_no_copy_behind() {
     use std::os::unix::fs::PermissionsExt as _;
-    let keys = (0..KEYS).map(|i| {
-        let state = if i == 0 { KeyState::Primary } else { KeyState::Active };
-        KeySpec::new(u32::from(i) + 1, state, MasterKey::from_base64(&key_text(i)).unwrap())
-    });
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let path = dir.path().join("keyring.toml");
-    std::fs::write(&path, Keyring::new(keys).unwrap().to_toml_string().as_bytes()).unwrap();
+    std::fs::write(&path, test_keyring().to_toml_string().as_bytes()).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let copies = copies_left_by(|| drop(Keyring::load(&path).unwrap()));
     assert_eq!(copies, 0, "blocks freed with a key's bytes in them");

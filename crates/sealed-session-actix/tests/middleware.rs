@@ -517,8 +517,11 @@ async fn the_key_id_is_the_one_that_sealed_the_cookie() {
     assert_eq!(sealer.verify_csrf(&session, alice.csrf_token()), Ok(()));
 }
 
+/// A test session passes the CSRF check of an unsafe request; its headers
+/// are added beside a cookie the test set first, as the axum adapter's
+/// `Apply` does (the application's own cookie is kept).
 #[actix_web::test]
-async fn a_test_session_passes_the_csrf_check_of_an_unsafe_request() {
+async fn a_test_session_passes_the_csrf_check_and_keeps_the_requests_own_cookies() {
     use sealed_session_actix::testing::Apply as _;
     let middleware = middleware(|b| b);
     let alice =
@@ -526,31 +529,21 @@ async fn a_test_session_passes_the_csrf_check_of_an_unsafe_request() {
             .await
             .unwrap();
     assert!(alice.cookie().starts_with("__Host-session="));
+    let cookies = |request: actix_web::HttpRequest| async move {
+        let values = request.headers().get_all(COOKIE).map(|v| v.to_str().unwrap_or("?").to_owned());
+        values.collect::<Vec<_>>().join("; ")
+    };
     let app = test::init_service(
-        App::new().route("/increment", web::post().to(shared::increment::<H, E>)).wrap(middleware),
+        App::new()
+            .route("/increment", web::post().to(shared::increment::<H, E>))
+            .route("/cookies", web::get().to(cookies))
+            .wrap(middleware),
     )
     .await;
     let request = alice.apply(test::TestRequest::post().uri("/increment"));
     let response = test::call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(test::read_body(response).await, "1");
-}
-
-/// The session's headers are added beside a cookie the test set first, as
-/// the axum adapter's `Apply` does: the application's own cookie is kept.
-#[actix_web::test]
-async fn a_test_session_keeps_the_requests_own_cookies() {
-    use sealed_session_actix::testing::Apply as _;
-    let middleware = middleware(|b| b);
-    let alice =
-        sealed_session_actix::testing::TestSession::sign_in(middleware.config(), "alice", Data::default())
-            .await
-            .unwrap();
-    let cookies = |request: actix_web::HttpRequest| async move {
-        let values = request.headers().get_all(COOKIE).map(|v| v.to_str().unwrap_or("?").to_owned());
-        values.collect::<Vec<_>>().join("; ")
-    };
-    let app = test::init_service(App::new().route("/cookies", web::get().to(cookies)).wrap(middleware)).await;
     let request = alice.apply(test::TestRequest::get().uri("/cookies").append_header((COOKIE, "lang=en")));
     let response = test::call_service(&app, request.to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
