@@ -352,6 +352,8 @@ fn build(version: u8) -> Value {
         invalid("modified tag", flip(base, n - 1), "Invalid"),
         invalid("truncated by one byte", encode(&base[..n - 1]), "Invalid"),
         invalid("truncated below the minimum", encode(&base[..44]), "Malformed"),
+        // Step 3 comes before step 4: too short is malformed whatever the version.
+        invalid("unknown version, below the minimum", encode(&version3[..44]), "Malformed"),
         invalid("extended by one byte", encode(&[base.as_slice(), &[0]].concat()), "Invalid"),
         invalid("padded base64", format!("{odd_text}="), "Malformed"),
         invalid("non-zero unused bits in the last character", trailing_bits, "Malformed"),
