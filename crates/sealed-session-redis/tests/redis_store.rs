@@ -112,6 +112,25 @@ async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
     assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), ahead.to_string());
 }
 
+/// A store for tools that act on the servers' store (`existing_only`)
+/// refuses a keyspace no server has set up (a wrong database number, say)
+/// and writes nothing to it; once a server has, it connects.
+#[tokio::test]
+async fn existing_only_refuses_a_keyspace_no_server_set_up() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let tool =
+        || RedisStore::connect_with(&url, config().with_existing_only(true), sealed_session::SystemClock);
+    let refused = tool().await;
+    assert!(
+        matches!(&refused, Err(ConnectError::NotInUse { prefix }) if prefix == "sealed-session"),
+        "{refused:?}"
+    );
+    assert_eq!(redis.cli(&["DBSIZE"]), "0", "nothing written");
+    drop(RedisStore::connect(&redis.url()).await.unwrap());
+    assert!(tool().await.is_ok());
+}
+
 #[tokio::test]
 async fn passes_the_registry_conformance_suite() {
     let redis = RedisServer::start();
