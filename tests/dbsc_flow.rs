@@ -1736,10 +1736,27 @@ fn an_identifier_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
         let sealed_under = config.verifier().sealer().keyring().current();
         let key = sealed_under.keys().next().unwrap().id;
         let behind = Keyring::new([KeySpec::new(key - 1, KeyState::Primary, MasterKey::generate().unwrap())]);
-        let Begin::Answer(answer) = server(behind.unwrap()).begin(&refresh).await else {
-            panic!("no answer")
+        let behind = server(behind.unwrap());
+        // Any client can name a key ID: `warn` once a minute at most, as
+        // for session cookies (this thread's log alone).
+        use tracing_subscriber::fmt::MakeWriter as _;
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        for _ in 0..3 {
+            let Begin::Answer(answer) = behind.begin(&refresh).await else { panic!("no answer") };
+            assert_eq!(answer.status(), 503, "{}", answer.body());
+        }
+        drop(guard);
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let lines = |level: &str| {
+            logged
+                .lines()
+                .filter(|l| l.contains(level) && l.contains("DBSC session identifier refused"))
+                .count()
         };
-        assert_eq!(answer.status(), 503, "{}", answer.body());
+        assert_eq!((lines("WARN"), lines("INFO")), (1, 2), "{logged}");
 
         let (next, id) = sealed_under.with_new_key().unwrap();
         let moved = next.with_primary(id).unwrap();

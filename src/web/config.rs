@@ -77,6 +77,19 @@ pub(crate) struct Settings {
     pub(crate) unknown_key_warned: Throttle,
 }
 
+impl Settings {
+    /// Logs that a token under a key this server lacks (kept, for a keyring
+    /// rollout) was refused: at `warn` once a minute at most, since any
+    /// client can name a key ID with every request, else at `info`.
+    pub(crate) fn unknown_key_refused(&self, what: &str, reason: &dyn std::fmt::Display) {
+        if self.unknown_key_warned.due(self.sealer.clock().unix_now()) {
+            tracing::warn!(%reason, "{what} refused; deploy the same keyring to every server (said once a minute at most)");
+        } else {
+            tracing::info!(%reason, "{what} refused; deploy the same keyring to every server");
+        }
+    }
+}
+
 /// At most one event a minute: the first, then one a minute or more after
 /// the last that went through.
 #[derive(Debug, Default)]

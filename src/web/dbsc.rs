@@ -132,6 +132,19 @@ fn refuse_registration(reason: &dyn std::fmt::Display) -> Begin {
 /// keeps the session.
 fn unavailable(err: &dyn std::fmt::Display) -> Begin {
     tracing::warn!(error = %err, "DBSC request cannot be checked against the revocation store");
+    try_again()
+}
+
+/// A refresh whose `what` names a key this server lacks (kept, for a
+/// keyring rollout: another server opens it): `503`, which keeps the
+/// browser's session, and a log line throttled as for session cookies.
+fn unknown_key(settings: &Settings, what: &str, err: &OpenError) -> Begin {
+    settings.unknown_key_refused(what, err);
+    try_again()
+}
+
+/// `503`: the browser keeps its session and tries again later.
+fn try_again() -> Begin {
     Begin::Answer(answer(503, "text/plain; charset=utf-8", "session store unavailable, try again".to_owned()))
 }
 
@@ -319,7 +332,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
             Err(err @ OpenError::UnknownKey(id)) if dbsc.identifier_sealer.may_lack_newer_key(id) => {
-                return unavailable(&err);
+                return unknown_key(settings, "DBSC session identifier", &err);
             }
             Err(err) => {
                 // Of no binding this server knows: a companion that opens
@@ -347,7 +360,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     another = true;
                 }
                 Err(err @ OpenError::UnknownKey(id)) if dbsc.companion_sealer.may_lack_newer_key(id) => {
-                    return unavailable(&err);
+                    return unknown_key(settings, "DBSC companion cookie", &err);
                 }
                 Err(err) => tracing::info!(reason = %err, "DBSC companion cookie refused"),
             }

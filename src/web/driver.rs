@@ -612,13 +612,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 VerifyError::Open(OpenError::UnknownKey(id))
                     if self.verifier.sealer().may_lack_newer_key(*id) =>
                 {
-                    // Any client can name a key ID: `warn` once a minute.
-                    let now = self.verifier.sealer().clock().unix_now();
-                    if self.settings.unknown_key_warned.due(now) {
-                        tracing::warn!(reason = %err, "session cookie refused; deploy the same keyring to every server (said once a minute at most)");
-                    } else {
-                        tracing::info!(reason = %err, "session cookie refused; deploy the same keyring to every server");
-                    }
+                    self.settings.unknown_key_refused("session cookie", &err);
                     refused.kept = true;
                 }
                 VerifyError::StoreFault { .. } => {
