@@ -132,8 +132,11 @@ pub enum SealError {
         /// The sealer's purpose.
         purpose: String,
     },
-    /// The session has already passed its absolute expiry; start a new one.
-    #[error("session is past its absolute expiry and cannot be sealed again; start a new session")]
+    /// The session has already passed its absolute expiry or idle timeout;
+    /// start a new one.
+    #[error(
+        "session is past its absolute expiry or idle timeout and cannot be sealed again; start a new session"
+    )]
     Expired,
     /// The operating system's random source failed.
     #[error(transparent)]
@@ -474,6 +477,22 @@ pub enum KeyringError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The file, or a directory on the way to it, belongs to a user other
+    /// than root and the one this process runs as: that user could make it
+    /// readable, or replace the keys, at any time.
+    #[error(
+        "keyring file or directory {path} belongs to uid {owner}, neither root nor the user this process runs \
+         as (uid {process}), who could replace the keys in it; `chown` it to root or to uid {process} (or \
+         allow other owners explicitly)"
+    )]
+    OtherOwner {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner's user ID.
+        owner: u32,
+        /// The effective user ID of this process.
+        process: u32,
     },
     /// A new version of a followed keyring file gives a key ID another
     /// secret ([`KeyringWatcher`](crate::KeyringWatcher)).

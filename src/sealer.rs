@@ -534,11 +534,13 @@ impl Sealer {
     ///
     /// A new session gets its issued-at time and absolute expiry now. A
     /// session that came from [`Sealer::open`] keeps both, so sealing it again
-    /// never extends its life; only its last-activity time moves.
+    /// never extends its life; only its last-activity time moves, and only
+    /// while it is within its idle timeout.
     ///
     /// # Errors
     /// [`SealError::TooLarge`] if the token would exceed the maximum length,
-    /// [`SealError::Expired`] for a session past its absolute expiry, or a
+    /// [`SealError::Expired`] for a session past its absolute expiry or idle
+    /// timeout, or a
     /// serialization, clock or random-source failure.
     pub fn seal<T: Serialize>(&self, session: &Session<T>) -> Result<String, SealError> {
         self.seal_with_nonce(session, unix(self.clock.unix_now())?, random::array()?)
@@ -714,7 +716,8 @@ impl Sealer {
     ) -> Result<Times, SealError> {
         let sealed_as =
             SealedAs { remembered: session.is_remembered(), versioned: false, device_bound: false };
-        let absolute = self.profile(sealed_as).ok_or(SealError::NoRememberMe)?.absolute;
+        let profile = self.profile(sealed_as).ok_or(SealError::NoRememberMe)?;
+        let absolute = profile.absolute;
         Ok(match session.times() {
             None => Times { issued_at: now, expires_at: now.saturating_add(absolute), last_seen: now },
             Some(t) => {
@@ -722,9 +725,17 @@ impl Sealer {
                 if now >= expires_at {
                     return Err(SealError::Expired);
                 }
+                let active = active_at.map_or(now, |at| at.min(now));
+                // Nor does an idle one come back to life: a session kept
+                // past its idle timeout (since it was opened, or since the
+                // request that seals it began) is as ended as the token it
+                // came from. A bound one's idle time runs from its last
+                // proof, which its own refresh moves (not checked here).
+                if !session.is_device_bound() && active >= t.last_seen.saturating_add(profile.idle) {
+                    return Err(SealError::Expired);
+                }
                 // A bound session's last activity is its last proof of
                 // possession, which only a new proof moves.
-                let active = active_at.map_or(now, |at| at.min(now));
                 let last_seen = if session.is_device_bound() { t.last_seen } else { active.max(t.last_seen) };
                 Times { issued_at: t.issued_at, expires_at, last_seen }
             }

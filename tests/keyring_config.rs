@@ -268,6 +268,44 @@ fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
     }
 }
 
+/// The owner of the keyring file, or of a directory on its way, may change
+/// its mode and its keys whatever the mode is now: a file or directory of
+/// a user other than root and this process's is refused unless allowed.
+#[test]
+fn a_file_or_directory_another_user_owns_is_refused_unless_allowed() {
+    use std::os::unix::fs::{chown, MetadataExt as _};
+    let (dir, path) = write_file(0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().uid(),
+        0,
+        "this test needs root, as the suite does (scripts/test.sh)"
+    );
+    let refused = |path: &std::path::Path| match Keyring::load(path) {
+        Err(err @ KeyringError::OtherOwner { .. }) => err,
+        other => panic!("{other:?}"),
+    };
+    for (owned, other) in [(path.as_path(), 65534), (dir.path(), 1000)] {
+        chown(owned, Some(other), None).unwrap();
+        let err = refused(&path);
+        assert!(
+            matches!(&err, KeyringError::OtherOwner { path: p, owner, process: 0 } if p == owned && *owner == other),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("`chown` it to root or to uid 0"), "{err}");
+        assert_eq!(Keyring::load_with(&path, LoadOptions::allow_other_owners()).unwrap().primary_id(), 1);
+        assert!(Keyring::load_with(&path, LoadOptions::allow_insecure_permissions()).is_ok());
+        // Other owners are allowed, not other modes.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            Keyring::load_with(&path, LoadOptions::allow_other_owners()),
+            Err(KeyringError::InsecurePermissions { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown(owned, Some(0), None).unwrap();
+        assert!(Keyring::load(&path).is_ok());
+    }
+}
+
 /// Whoever may write to the keyring's directory may replace the file: a
 /// directory its group or others can write to is refused, unless the
 /// sticky bit keeps them to their own files.

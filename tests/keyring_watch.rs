@@ -167,18 +167,29 @@ fn a_broken_file_is_refused_once_and_the_last_good_keyring_stays() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 4 }));
 
+    // Given to another user (this suite runs as root), the text it holds
+    // unchanged: refused, then read again once given back.
+    replace(&path, &keyring(5).to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 5 }));
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    assert!(
+        matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::OtherOwner { .. }))
+    );
+    std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 5 }));
+
     // Gone: refused, the keyring stays.
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(
         matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::Io { .. }))
     );
-    assert_eq!(watcher.keyring().current().primary_id(), 4);
+    assert_eq!(watcher.keyring().current().primary_id(), 5);
     assert!(sealer.open::<()>(&token).is_ok());
     // Back with the same text: reported as reloaded, so that the same
     // problem later is reported again.
     replace(&path, &text);
-    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 4 }));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 5 }));
     std::fs::remove_file(&path).unwrap();
     assert!(
         matches!(next(&events), WatchEvent::Refused { error } if matches!(*error, KeyringError::Io { .. }))

@@ -222,6 +222,20 @@ fn absolute_expiry_boundary() {
     assert!(matches!(sealer.seal_at(&session, at(T0 + 3600)), Err(SealError::Expired)));
 }
 
+/// A session kept after it was opened is sealed again only within its idle
+/// timeout: sealing it later would give a session that ended by itself a
+/// new token.
+#[test]
+fn a_session_past_its_idle_timeout_is_not_sealed_again() {
+    let (sealer, _) = setup();
+    let token = sealer.seal_at(&Session::new(()), at(T0)).unwrap();
+    let session = sealer.open_at::<()>(&token, at(T0 + 100)).unwrap().into_session();
+    let renewed = sealer.seal_at(&session, at(T0 + 599)).unwrap();
+    assert!(sealer.open_at::<()>(&renewed, at(T0 + 1198)).is_ok(), "renewed from its last activity");
+    assert!(matches!(sealer.seal_at(&session, at(T0 + 600)), Err(SealError::Expired)));
+    assert!(matches!(sealer.seal_at(&session, at(T0 + 1200)), Err(SealError::Expired)));
+}
+
 #[test]
 fn idle_expiry_boundary_and_sliding_renewal() {
     let (sealer, _) = setup();

@@ -2122,14 +2122,50 @@ fn a_user_sees_their_sessions_and_ends_another_device_through_the_denylist() {
         assert!(on(&config, &bob).await.has_session());
 
         assert!(here.end_device(devices[1].reference).await.unwrap());
+        let events = recorder.take();
+        let json: serde_json::Value = serde_json::from_str(&events[0].to_json()).unwrap();
+        assert_eq!(json["by"], devices[0].reference.to_string());
+        recorder.0.lock().unwrap().extend(events);
         let (kind, user, session, _) = only(&recorder);
         assert_eq!(
             (kind, user.as_deref(), session),
-            (AuditKind::DeviceEnded, Some("alice"), Some(devices[1].reference))
+            (AuditKind::DeviceEnded { by: devices[0].reference }, Some("alice"), Some(devices[1].reference))
         );
         assert!(!on(&config, &phone).await.has_session(), "the phone is logged out on every server");
         assert_eq!(here.devices().await.unwrap().len(), 1);
         assert!(!here.end_device(devices[1].reference).await.unwrap(), "an ended session ends once");
+    });
+}
+
+/// A session logged out while one of its requests still runs (reading a
+/// slow body, say) neither lists nor ends the user's sessions from that
+/// request: it could end the very session that ended it.
+#[test]
+fn a_session_ended_during_its_request_neither_lists_nor_ends_devices() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let stolen = sign_in_from(&config, "alice", FIREFOX).await;
+        let slow = on(&config, &stolen).await;
+        let here = on(&config, &laptop).await;
+        let devices = here.devices().await.unwrap();
+        let mine = devices.iter().find(|d| d.current).unwrap().reference;
+        let theirs = devices.iter().find(|d| !d.current).unwrap().reference;
+        assert!(here.end_device(theirs).await.unwrap(), "the owner ends the intruder's");
+        let err = slow.end_device(mine).await.unwrap_err();
+        assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+        assert!(on(&config, &laptop).await.has_session(), "the owner's session carries on");
+        assert!(!slow.has_session(), "the ended request has no session any more");
+
+        // Listing, and after a logout everywhere the same.
+        let slow = on(&config, &laptop).await;
+        let other = sign_in_from(&config, "alice", FIREFOX).await;
+        on(&config, &other).await.logout_everywhere().await.unwrap();
+        assert!(matches!(slow.devices().await, Err(HandleError::Login(sealed_session::LoginError::Ended))));
+        let fresh = sign_in_from(&config, "alice", CHROME).await;
+        let slow = on(&config, &fresh).await;
+        on(&config, &fresh).await.logout().await.unwrap();
+        assert!(matches!(slow.devices().await, Err(HandleError::Login(sealed_session::LoginError::Ended))));
     });
 }
 

@@ -12,11 +12,13 @@ impl Keyring {
     /// read, or one below a directory they can write to (without the
     /// sticky bit), where they could replace it, a link or a directory on
     /// its way: every directory a name is looked up in to find it,
-    /// following each symbolic link.
+    /// following each symbolic link. The file and those directories must
+    /// belong to root or to the user this process runs as.
     ///
     /// # Errors
     /// [`KeyringError::Io`], [`KeyringError::InsecurePermissions`],
-    /// [`KeyringError::InsecureDirectory`], or any error of
+    /// [`KeyringError::InsecureDirectory`], [`KeyringError::OtherOwner`],
+    /// or any error of
     /// [`Keyring::from_toml_str`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyringError> {
         Self::load_with(path, LoadOptions::default())
@@ -85,7 +87,7 @@ fn read_text_opening(
         if !file.metadata().map_err(io)?.is_file() {
             return Err(invalid("not a regular file (a keyring file must be one)"));
         }
-        if options.allow_insecure_permissions || check_permissions(path, &file)? {
+        if options.allow_insecure_permissions || check_permissions(path, &file, trusted_owner(options))? {
             break file;
         }
         // Replaced (by a rename) between the open and the check: the new
@@ -117,18 +119,44 @@ pub const MAX_KEYRING_FILE_LEN: usize = 64 * 1024;
 #[non_exhaustive]
 pub struct LoadOptions {
     /// Accept a keyring file that its group or others can read, or one
-    /// below a directory they can write to (without the sticky bit). Off by
-    /// default; turn it on only where the file system cannot express 0600
-    /// (some container secret mounts) and access is controlled otherwise.
+    /// below a directory they can write to (without the sticky bit), or
+    /// one that another user owns. Off by default; turn it on only where
+    /// the file system cannot express 0600 (some container secret mounts)
+    /// and access is controlled otherwise.
     pub allow_insecure_permissions: bool,
+    /// Accept a keyring file, or a directory on the way to it, owned by a
+    /// user other than root and the one this process runs as (who could
+    /// change its mode, or replace it, at any time). Off by default; the
+    /// command-line tool turns it on, since root changing the keyring of a
+    /// server that runs as another user is what it is for.
+    pub allow_other_owners: bool,
 }
 
 impl LoadOptions {
     /// Options that accept a group- or world-readable keyring file.
     #[must_use]
     pub fn allow_insecure_permissions() -> Self {
-        Self { allow_insecure_permissions: true }
+        Self { allow_insecure_permissions: true, allow_other_owners: true }
     }
+
+    /// Options that accept a private keyring file owned by any user.
+    #[must_use]
+    pub fn allow_other_owners() -> Self {
+        Self { allow_insecure_permissions: false, allow_other_owners: true }
+    }
+}
+
+/// The user besides root that may own a keyring file and the directories
+/// on its way: the one this process runs as (its effective user ID), or
+/// `None` if `options` accept any owner.
+#[cfg(unix)]
+fn trusted_owner(options: LoadOptions) -> Option<u32> {
+    (!options.allow_other_owners).then(|| rustix::process::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn trusted_owner(_options: LoadOptions) -> Option<u32> {
+    None
 }
 
 /// Opens `path` for reading; a FIFO opens at once instead of waiting for a
@@ -145,10 +173,11 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Whether `file`, opened at `path`, may be read as a keyring: its mode and
-/// every directory on the way; `Ok(false)` if `path` names another file by
+/// every directory on the way, and unless `owner` is `None` that root or
+/// `owner` owns each of them; `Ok(false)` if `path` names another file by
 /// now (replaced since it was opened).
 #[cfg(unix)]
-fn check_permissions(path: &Path, file: &std::fs::File) -> Result<bool, KeyringError> {
+fn check_permissions(path: &Path, file: &std::fs::File, owner: Option<u32>) -> Result<bool, KeyringError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
     // Whoever may write to a directory may replace what it holds (a rename
@@ -163,16 +192,27 @@ fn check_permissions(path: &Path, file: &std::fs::File) -> Result<bool, KeyringE
     if (found.dev(), found.ino()) != (meta.dev(), meta.ino()) {
         return Ok(false);
     }
+    // Whoever owns the file or a directory on the way may change its mode,
+    // and so replace the keys, whatever the mode is now.
+    let owned = |path: &Path, meta: &std::fs::Metadata| match owner {
+        Some(process) if meta.uid() != 0 && meta.uid() != process => {
+            Err(KeyringError::OtherOwner { path: path.to_path_buf(), owner: meta.uid(), process })
+        }
+        _ => Ok(()),
+    };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
+    owned(path, &meta)?;
     for dir in &looked_in {
         let io = |source| KeyringError::Io { path: dir.clone(), source };
-        let dir_mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o7777;
+        let dir_meta = std::fs::metadata(dir).map_err(io)?;
+        let dir_mode = dir_meta.permissions().mode() & 0o7777;
         if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
             return Err(KeyringError::InsecureDirectory { path: dir.clone(), mode: dir_mode });
         }
+        owned(dir, &dir_meta)?;
     }
     Ok(true)
 }
@@ -227,7 +267,7 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path, _file: &std::fs::File) -> Result<bool, KeyringError> {
+fn check_permissions(_path: &Path, _file: &std::fs::File, _owner: Option<u32>) -> Result<bool, KeyringError> {
     Ok(true)
 }
 
@@ -238,6 +278,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::check_permissions;
+    use crate::error::KeyringError;
 
     /// A file opened at a path that names another file by the time of the
     /// check (replaced by a rename in between) is not judged by that
@@ -253,8 +294,32 @@ mod tests {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let file = std::fs::File::open(&opened).unwrap();
-        assert!(check_permissions(&opened, &file).unwrap(), "the file its path names");
-        assert!(!check_permissions(&now_there, &file).unwrap(), "judged by another file's path");
+        assert!(check_permissions(&opened, &file, None).unwrap(), "the file its path names");
+        assert!(!check_permissions(&now_there, &file, None).unwrap(), "judged by another file's path");
+    }
+
+    /// Root and the user named may own the file and the directories on its
+    /// way; anyone else may not (this test needs root to give them away).
+    #[test]
+    fn root_and_the_process_user_may_own_a_keyring_and_no_one_else() {
+        use std::os::unix::fs::chown;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = dir.path().join("keyring.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let check = |owner| check_permissions(&path, &file, owner);
+        assert_eq!(super::trusted_owner(super::LoadOptions::default()), Some(0), "this test needs root");
+        assert_eq!(super::trusted_owner(super::LoadOptions::allow_other_owners()), None);
+        assert!(check(Some(0)).unwrap() && check(Some(7)).unwrap(), "root's, for root and for anyone");
+        chown(&path, Some(7), None).unwrap();
+        assert!(check(Some(7)).unwrap(), "the process user's own");
+        assert!(matches!(check(Some(0)), Err(KeyringError::OtherOwner { owner: 7, process: 0, .. })));
+        chown(dir.path(), Some(8), None).unwrap();
+        assert!(matches!(check(Some(7)), Err(KeyringError::OtherOwner { owner: 8, process: 7, .. })));
+        chown(dir.path(), Some(7), None).unwrap();
+        assert!(check(Some(7)).unwrap() && check(None).unwrap());
     }
 
     /// The reading loop: a file that is not the one its path names by the

@@ -349,6 +349,7 @@ impl Follow {
                     KeyringError::Io { .. }
                         | KeyringError::InsecurePermissions { .. }
                         | KeyringError::InsecureDirectory { .. }
+                        | KeyringError::OtherOwner { .. }
                         | KeyringError::KeyInUseDropped { .. }
                         | KeyringError::RetiredKeyRestored { .. }
                 ) {

@@ -121,9 +121,13 @@ pub enum AuditKind {
         /// Why: [`VerifyError::code`](crate::VerifyError::code).
         reason: &'static str,
     },
-    /// The user ended another of their sessions from the device list
-    /// ([`SessionHandle::end_device`](super::SessionHandle::end_device)).
-    DeviceEnded,
+    /// The user ended another of their sessions (`session`) from the
+    /// device list ([`SessionHandle::end_device`](super::SessionHandle::end_device)).
+    DeviceEnded {
+        /// The session whose request ended it: after a takeover, whether
+        /// the owner or the intruder did.
+        by: SessionRef,
+    },
     /// A login passed the session limit, and this (the user's oldest)
     /// session was ended to make room
     /// ([`LimitPolicy::EndOldest`](super::LimitPolicy::EndOldest)).
@@ -173,7 +177,7 @@ impl AuditKind {
             AuditKind::IdRenewed => "id_renewed",
             AuditKind::Reauthenticated => "reauthenticated",
             AuditKind::SessionRefused { .. } => "session_refused",
-            AuditKind::DeviceEnded => "device_ended",
+            AuditKind::DeviceEnded { .. } => "device_ended",
             AuditKind::LimitEnforced => "limit_enforced",
             AuditKind::DeviceBound => "device_bound",
             AuditKind::InjectedCookieEnded => "injected_cookie_ended",
@@ -227,7 +231,7 @@ impl AuditEvent {
 
     /// The event as one line of JSON: `event`, `at` (RFC 3339), `user`,
     /// `session`, `previous`, and the kind's own fields (`remembered`,
-    /// `epoch`, `reason`); absent values are `null`.
+    /// `epoch`, `reason`, `by`); absent values are `null`.
     #[must_use]
     pub fn to_json(&self) -> String {
         let at = self.at.format(&time::format_description::well_known::Rfc3339).ok();
@@ -246,10 +250,10 @@ impl AuditEvent {
             AuditKind::SessionRefused { reason }
             | AuditKind::DeviceBindingEnded { reason }
             | AuditKind::CsrfRefused { reason } => Some(("reason", serde_json::json!(reason))),
+            AuditKind::DeviceEnded { by } => Some(("by", serde_json::json!(by.to_string()))),
             AuditKind::Logout
             | AuditKind::IdRenewed
             | AuditKind::Reauthenticated
-            | AuditKind::DeviceEnded
             | AuditKind::LimitEnforced
             | AuditKind::DeviceBound
             | AuditKind::InjectedCookieEnded => None,

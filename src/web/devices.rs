@@ -1,6 +1,8 @@
 //! The user's sessions as a list of devices, with a session registry
 //! ([`WebConfigBuilder::session_registry`](super::WebConfigBuilder::session_registry)).
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use super::audit::{AuditKind, SessionRef};
@@ -8,7 +10,7 @@ use super::config::{LimitPolicy, RegistrySettings, Settings};
 use super::handle::{HandleError, SessionHandle};
 use crate::registry::{user_agent_label, SessionRecord};
 use crate::session::to_datetime;
-use crate::{Sealer, Session, StoreError};
+use crate::{check_revocation, LoginError, Sealer, Session, StoreError, Verified, VerifyError};
 
 /// One of the user's sessions, as [`SessionHandle::devices`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +108,13 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
-    /// [`HandleError::NoRegistry`] without a registry, or
-    /// [`HandleError::Store`] if the registry or the store cannot answer.
+    /// [`LoginError::Ended`] if it was logged out since the request opened
+    /// it (the request then has no session), [`HandleError::NoRegistry`]
+    /// without a registry, or [`HandleError::Store`] if the registry or the
+    /// store cannot answer.
     pub async fn devices(&self) -> Result<Vec<Device>, HandleError> {
         let registry = self.registry().ok_or(HandleError::NoRegistry)?;
-        let current = self.shared.read().current.clone().ok_or(HandleError::NoSession)?;
+        let current = self.still_signed_in().await?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
         let records = self.live_records(registry, user_id).await?;
         Ok(records
@@ -142,7 +146,7 @@ impl SessionHandle {
     /// record the revocation.
     pub async fn end_device(&self, reference: SessionRef) -> Result<bool, HandleError> {
         let registry = self.registry().ok_or(HandleError::NoRegistry)?;
-        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let current = self.still_signed_in().await?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
         let records = self.live_records(registry, user_id).await?;
         let found = records
@@ -154,8 +158,29 @@ impl SessionHandle {
         if !self.end_record(registry, &record).await? {
             return Ok(false);
         }
-        self.audit(AuditKind::DeviceEnded, |event| event.user(Some(user_id)).session(record.id));
+        let by = SessionRef::of(current.session().id());
+        self.audit(AuditKind::DeviceEnded { by }, |event| event.user(Some(user_id)).session(record.id));
         Ok(true)
+    }
+
+    /// The request's signed-in session, if the store still has it live: one
+    /// logged out (by ID, or everywhere) since the request opened it, while
+    /// it read a slow body say, neither lists nor ends the user's other
+    /// sessions (it could end the very session that ended it). The request
+    /// then has no session.
+    async fn still_signed_in(&self) -> Result<Arc<Verified<Vec<u8>>>, HandleError> {
+        let current = self.shared.read().current.clone().ok_or(HandleError::NoSession)?;
+        let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
+        let state = self.shared.ops.state(user_id, current.session().id()).await?;
+        match check_revocation(current.session(), &state) {
+            Ok(()) => Ok(current),
+            // The store lost data: it vouches for no session now.
+            Err(err @ VerifyError::StoreFault { .. }) => Err(StoreError::Untrusted(Box::new(err)).into()),
+            Err(_) => {
+                self.shared.lock().lose();
+                Err(LoginError::Ended.into())
+            }
+        }
     }
 
     /// The user's records whose sessions still open as far as the store

@@ -173,7 +173,7 @@ impl State {
     /// more, but its cookie is left as it is. That cookie no longer opens,
     /// and another request of the same browser (a double submit) may have
     /// replaced it with a good one, which a removal here could overwrite.
-    fn lose(&mut self) {
+    pub(super) fn lose(&mut self) {
         self.current = None;
         self.undecodable = None;
         self.decoded = None;

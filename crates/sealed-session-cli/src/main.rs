@@ -17,8 +17,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    KeyState, Keyring, MasterKey, OpenError, Opened, Revocation, RotationPolicy, Sealer, Session, SessionId,
-    StoreError, VerifyError, DEFAULT_LEEWAY,
+    KeyState, Keyring, LoadOptions, MasterKey, OpenError, Opened, Revocation, RotationPolicy, Sealer,
+    Session, SessionId, StoreError, VerifyError, DEFAULT_LEEWAY,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -305,7 +305,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             Ok(sealer.seal(&session)?)
         }
         Command::Open { keyring, purpose, now, store, ttl, idle, remember_ttl, remember_idle, token } => {
-            let sealer = Sealer::builder(Keyring::load(&keyring)?)
+            let sealer = Sealer::builder(load(&keyring)?)
                 .purpose(purpose)
                 .absolute_timeout(Duration::from_secs(ttl))
                 .idle_timeout(Duration::from_secs(idle))
@@ -349,7 +349,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     };
                     // Timeouts do not matter here: the session is ended
                     // until its absolute expiry, which the token carries.
-                    let sealer = Sealer::builder(Keyring::load(&keyring)?).purpose(purpose).build()?;
+                    let sealer = Sealer::builder(load(&keyring)?).purpose(purpose).build()?;
                     let token = read_token(Some(token))?;
                     let inspected = sealer.inspect(&token).map_err(refusal)?;
                     // As a server's logout does: past the expiry by the clock leeway.
@@ -447,8 +447,16 @@ fn read_token(token: Option<String>) -> Result<String, Failure> {
     }
 }
 
+/// Reads a keyring file with the library's checks, except that it may
+/// belong to another user: root changing the keyring of a server that runs
+/// as that user is what this tool is for, and that user could change the
+/// file itself anyway.
+fn load(file: &Path) -> Result<Keyring, sealed_session::KeyringError> {
+    Keyring::load_with(file, LoadOptions::allow_other_owners())
+}
+
 fn sealer(keyring: &Path, purpose: String, ttl: u64, idle: u64) -> Result<Sealer, Failure> {
-    let keyring = Keyring::load(keyring)?;
+    let keyring = load(keyring)?;
     Ok(Sealer::builder(keyring)
         .purpose(purpose)
         .absolute_timeout(Duration::from_secs(ttl))
@@ -662,7 +670,7 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             Ok(json!({ "file": file.display().to_string(), "primary": keyring.primary_id() }).to_string())
         }
         KeyringCommand::Add { file, activate_at } => {
-            let keyring = Keyring::load(&file)?;
+            let keyring = load(&file)?;
             let (keyring, id) = match activate_at {
                 Some(text) => {
                     let at = time_arg("--activate-at", &text)?;
@@ -682,12 +690,12 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             Ok(id.to_string())
         }
         KeyringCommand::Promote { file, id } => {
-            let keyring = Keyring::load(&file)?.with_primary(id)?;
+            let keyring = load(&file)?.with_primary(id)?;
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::Retire { file, id, at, replace } => {
-            let keyring = Keyring::load(&file)?;
+            let keyring = load(&file)?;
             let keyring = match (at, replace) {
                 (_, true) => keyring.with_waiting_key_replaced(id)?.0,
                 (Some(text), false) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
@@ -697,10 +705,10 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
         }
-        KeyringCommand::List { file } => Ok(list(&Keyring::load(&file)?).to_string()),
+        KeyringCommand::List { file } => Ok(list(&load(&file)?).to_string()),
         KeyringCommand::Plan { file, now } => {
             let now = now_arg(now.as_deref())?;
-            Ok(plan(&Keyring::load(&file)?, now).to_string())
+            Ok(plan(&load(&file)?, now).to_string())
         }
         KeyringCommand::Rotate(args) => rotate(args),
     }
@@ -716,7 +724,7 @@ fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<Str
     let now = now_arg(now.as_deref())?;
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
     let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
-    let before = Keyring::load(&file)?;
+    let before = load(&file)?;
     let (keyring, added) = before.rotated_at(now, &policy)?;
     let changed = keyring.to_toml_string() != before.to_toml_string();
     let written = changed && !dry_run;
@@ -843,7 +851,7 @@ fn now_arg(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
 
 /// What an operator should do next with this keyring.
 fn check(file: &Path) -> Result<String, Failure> {
-    let keyring = Keyring::load(file)?;
+    let keyring = load(file)?;
     if keyring.sealing_periods().len() > 1 || keyring.keys().any(|k| k.retire_at.is_some()) {
         let next = format!(
             "the keyring follows a schedule; see it with: sealed-session keyring plan {}",
