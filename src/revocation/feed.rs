@@ -43,6 +43,9 @@ use crate::session::SessionId;
 pub struct Feed {
     cache: StateCache,
     live: AtomicBool,
+    /// Whether the cache was kept when the feed was lost, for stale
+    /// answers: the store's answers meanwhile update it.
+    kept: AtomicBool,
     /// Whether it was ever connected: a later connection is a reconnection.
     was_connected: AtomicBool,
 }
@@ -72,6 +75,7 @@ impl Feed {
         Self {
             cache: StateCache::new(cache_ttl),
             live: AtomicBool::new(false),
+            kept: AtomicBool::new(false),
             was_connected: AtomicBool::new(false),
         }
     }
@@ -137,6 +141,7 @@ impl Feed {
     /// that cannot be reached, by explicit opt-in).
     pub fn lost(&self, keep_cache: bool) {
         self.live.store(false, Ordering::SeqCst);
+        self.kept.store(keep_cache, Ordering::SeqCst);
         crate::metrics::feed_down();
         if !keep_cache {
             self.cache.clear();
@@ -164,7 +169,10 @@ impl Feed {
     }
 
     /// Caches the store's answer read with `ticket`, if the feed is live
-    /// (and nothing was invalidated since the ticket was taken).
+    /// (and nothing was invalidated since the ticket was taken), or if the
+    /// cache was kept for stale answers when it was lost: a revocation
+    /// read meanwhile must replace the older answer kept, or a store that
+    /// then cannot be reached would be answered for from before it.
     pub fn remember(
         &self,
         ticket: CacheTicket,
@@ -172,7 +180,7 @@ impl Feed {
         session: &SessionId,
         state: &RevocationState,
     ) {
-        if self.is_live() {
+        if self.is_live() || self.kept.load(Ordering::SeqCst) {
             self.cache.insert(ticket, user_id, session, state);
         }
     }
@@ -356,6 +364,34 @@ mod tests {
         // Connecting again starts from an empty cache.
         feed.connected();
         assert!(feed.lookup(Some("alice"), &session, 23).is_err());
+    }
+
+    /// While the feed is down with its cache kept for stale answers, what
+    /// the store answers replaces what was kept: a revocation read then
+    /// is not undone by a stale answer once the store cannot be reached.
+    #[test]
+    fn answers_read_while_the_feed_is_down_replace_those_kept_for_stale_answers() {
+        let feed = Feed::new(Duration::from_secs(1));
+        let session = Session::new(()).id();
+        let stale = |feed: &Feed, now_ms| {
+            feed.cache().get_stale(Some("alice"), &session, now_ms, Duration::from_secs(30))
+        };
+        feed.connected();
+        assert!(cached(&feed, &session, 0));
+        feed.lost(true);
+        let ticket = feed.lookup(Some("alice"), &session, 100).unwrap_err();
+        feed.remember(ticket, Some("alice"), &session, &state(2));
+        assert_eq!(stale(&feed, 200), Some(state(2)), "the later answer, not the one kept");
+        assert!(feed.lookup(Some("alice"), &session, 201).is_err(), "and still not used while down");
+        // An older answer does not replace a later one.
+        let ticket = feed.lookup(Some("alice"), &session, 300).unwrap_err();
+        feed.remember(ticket, Some("alice"), &session, &state(1));
+        assert_eq!(stale(&feed, 400), Some(state(2)));
+        // Not kept: nothing is cached while down.
+        feed.lost(false);
+        let ticket = feed.lookup(Some("alice"), &session, 500).unwrap_err();
+        feed.remember(ticket, Some("alice"), &session, &state(3));
+        assert_eq!(stale(&feed, 600), None);
     }
 
     #[test]

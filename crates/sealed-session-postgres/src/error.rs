@@ -94,10 +94,12 @@ pub enum PostgresSetupError {
     },
     /// A table of the store's is `UNLOGGED` (or temporary): a crash of the
     /// database empties it, while the generation would stay and vouch for
-    /// what is left, so revoked sessions would come back.
+    /// what is left, so revoked sessions would come back (or, for the
+    /// session registry's table, live sessions would go unlisted and
+    /// uncounted by a session limit).
     #[error(
-        "the revocation table {table} is UNLOGGED: a crash of PostgreSQL empties it and would bring revoked \
-         sessions back; run ALTER TABLE {table} SET LOGGED"
+        "the store's table {table} is UNLOGGED: a crash of PostgreSQL empties it and would bring revoked \
+         sessions back, or leave live ones out of the session registry; run ALTER TABLE {table} SET LOGGED"
     )]
     Unlogged {
         /// The table's name.

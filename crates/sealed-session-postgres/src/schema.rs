@@ -88,10 +88,15 @@ fn durable(prefix: &str) -> String {
 }
 
 /// The store's tables that a crash would empty (`UNLOGGED`, temporary).
+/// The session registry's among them: emptied, it would leave every live
+/// session unlisted (not to be ended from the device list) and uncounted
+/// by a session limit. (Looked up by `to_regclass`: a store set up by an
+/// application's own migrations may not have it.)
 fn unlogged(prefix: &str) -> String {
     format!(
         "SELECT relname::text FROM pg_class WHERE relpersistence <> 'p' AND oid IN
-           ('{prefix}_meta'::regclass, '{prefix}_user_epochs'::regclass, '{prefix}_denied'::regclass)"
+           ('{prefix}_meta'::regclass, '{prefix}_user_epochs'::regclass, '{prefix}_denied'::regclass,
+            to_regclass('{prefix}_sessions'))"
     )
 }
 

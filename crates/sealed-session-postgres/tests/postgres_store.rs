@@ -414,6 +414,20 @@ async fn unlogged_revocation_tables_are_refused() {
     SHARED.psql("ALTER TABLE unlogged_denied SET LOGGED");
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&token).await.is_ok());
     assert!(back.await.is_some(), "sessions were still refused once the table was logged again");
+
+    // The session registry's table likewise: emptied by a crash, it would
+    // leave live sessions unlisted and uncounted by a session limit.
+    SHARED.psql("ALTER TABLE unlogged_sessions SET UNLOGGED");
+    assert!(untrusted(verifier.open::<()>(&probe).await), "a check trusted an unlogged registry table");
+    match PostgresStore::with_pool(pool(&url).await, options("unlogged"), SystemClock).await {
+        Err(err @ PostgresSetupError::Unlogged { .. }) => {
+            assert!(err.to_string().contains("ALTER TABLE unlogged_sessions SET LOGGED"), "{err}");
+        }
+        other => panic!("expected Unlogged, got {other:?}"),
+    }
+    SHARED.psql("ALTER TABLE unlogged_sessions SET LOGGED");
+    let back = within(Duration::from_secs(5), async || verifier.open::<()>(&probe).await.is_ok());
+    assert!(back.await.is_some(), "sessions were still refused once the registry was logged again");
 }
 
 /// A failover, or an address that moved, can send the pool's new

@@ -147,6 +147,25 @@ async fn passes_the_registry_conformance_suite() {
         let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
         assert!(ttl > 0, "{key} has no expiry");
     }
+    // At the end of its latest record, whichever was written last.
+    let now = u64::try_from(unix_now()).unwrap();
+    let record = |expires_at| sealed_session::SessionRecord {
+        id: sealed_session::Session::new(()).id(),
+        user_id: "carol".to_owned(),
+        epoch: 0,
+        created_at: now,
+        last_seen: now,
+        expires_at,
+        user_agent: String::new(),
+        remembered: false,
+        device_bound: false,
+    };
+    for expires_at in [now + 3600, now + 100] {
+        sealed_session::SessionRegistry::record(&store, &record(expires_at)).await.unwrap();
+    }
+    let ttl: i64 =
+        redis::cmd("TTL").arg("sealed-session:registry:carol").query_async(&mut conn).await.unwrap();
+    assert!((3590..=3600).contains(&ttl), "expires in {ttl} s, not with its latest record's end");
 }
 
 #[tokio::test]
