@@ -362,7 +362,9 @@ impl CookieSpec {
     /// The rule: try them in order and take the **first that opens**, so that
     /// a planted value that is not a valid token cannot hide ours. A fifth
     /// and later are ignored, so that a request cannot make the server try
-    /// many.
+    /// many: for names without the `__Host-` prefix, four values planted
+    /// ahead of ours do hide it (the victim seems signed out; no one is
+    /// signed in as anyone else).
     ///
     /// Without the `__Host-` prefix, a sibling domain can plant a *valid*
     /// token of the attacker's own session, with a longer path so that it

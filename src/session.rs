@@ -240,6 +240,12 @@ impl<T> Session<T> {
     }
 
     /// Binds the session to a user and the user's current revocation epoch.
+    ///
+    /// It keeps the session's ID. At a login, give the signed-in session a
+    /// new one ([`Verifier::login`](crate::Verifier::login) starts a new
+    /// session, and the web driver's login does too): an anonymous
+    /// session's ID, and any CSRF token made for it, may be an attacker's
+    /// (session fixation).
     #[must_use]
     pub fn with_user(mut self, user_id: impl Into<String>, epoch: u64) -> Self {
         self.user_id = Some(user_id.into());
