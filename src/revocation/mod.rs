@@ -126,6 +126,10 @@ pub enum CorruptKind {
     /// The store has no generation yet; it starts one at its next check.
     #[error("the store has no generation yet; it starts one at its next check")]
     NoGeneration,
+    /// A key holds a value of another type, or one that does not read as
+    /// the number it should be (a Redis key written by something else).
+    #[error("a key of the store holds a value of the wrong type or one that is no number; was the store written by hand?")]
+    UnreadableValue,
     /// A session registry record does not read back as one (a session ID
     /// that is not 16 bytes, a field that does not parse).
     #[error("a session registry record is not one this library wrote; was the store written by hand?")]

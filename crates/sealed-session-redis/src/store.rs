@@ -107,7 +107,14 @@ impl fmt::Debug for RedisStore {
 #[error("the Redis store must be used inside a tokio runtime with the time and I/O drivers enabled")]
 struct NoRuntime;
 
+/// A Redis error as a store error: data Redis holds but that is not what
+/// the store wrote (a key of another type, a value that is no number) is
+/// corrupt, not an outage: no stale answer stands in for it, and it does
+/// not make the store read Redis's settings again on every check.
 fn redis_error(err: redis::RedisError) -> StoreError {
+    if err.kind() == redis::ErrorKind::Parse || err.code() == Some("WRONGTYPE") {
+        return StoreError::Corrupt(CorruptKind::UnreadableValue);
+    }
     StoreError::unavailable(err)
 }
 

@@ -813,6 +813,38 @@ async fn stale_answers_are_an_explicit_opt_in() {
     assert!(refused_by_store(&verifier.open::<()>(&token).await), "but never older than the bound");
 }
 
+/// A key the store did not write as it is (another type, a value that is
+/// no number) is corrupt data, not an outage: refused as such even with
+/// stale answers on (no cached answer stands in for it), and Redis stays
+/// trusted meanwhile (its settings are not read again on every check).
+#[tokio::test]
+async fn a_key_of_another_type_or_value_is_corrupt_data_not_an_outage() {
+    let redis = RedisServer::start();
+    let clock = clock_at_now();
+    let config = config().with_stale_answers_for(Some(Duration::from_secs(30)));
+    let verifier = server_with(&redis.url(), config, &clock).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok(), "cached");
+    let corrupt = |result: &Result<_, VerifyError>| {
+        matches!(
+            result,
+            Err(VerifyError::Store(StoreError::Corrupt(sealed_session::CorruptKind::UnreadableValue)))
+        )
+    };
+    let key = "sealed-session:user:alice";
+    for written in [&["HSET", key, "x", "y"][..], &["SET", key, "abc"], &["SET", key, "-5"]] {
+        let _ = redis.cli(&["DEL", key]);
+        let reply = redis.cli(written);
+        assert!(["1", "OK"].contains(&reply.as_str()), "{written:?}: {reply}");
+        clock.advance(Duration::from_millis(1100));
+        let result = verifier.open::<()>(&token).await;
+        assert!(corrupt(&result), "{written:?}: {result:?}");
+        assert!(format!("{:?}", verifier.store()).contains("trusted: true"), "{:?}", verifier.store());
+    }
+    assert_eq!(redis.cli(&["DEL", key]), "1");
+    assert!(verifier.open::<()>(&token).await.is_ok());
+}
+
 /// Stale answers stand in for a Redis that cannot be reached, never for
 /// one whose settings were found unsafe: what was cached may have been
 /// read while keys were being evicted, and an outage must not turn a store
