@@ -132,8 +132,8 @@ pub enum SealError {
         /// The sealer's purpose.
         purpose: String,
     },
-    /// The session has already passed its absolute expiry or idle timeout;
-    /// start a new one.
+    /// The session has already passed its absolute expiry, or its idle
+    /// timeout by more than the clock leeway; start a new one.
     #[error(
         "session is past its absolute expiry or idle timeout and cannot be sealed again; start a new session"
     )]

@@ -535,12 +535,12 @@ impl Sealer {
     /// A new session gets its issued-at time and absolute expiry now. A
     /// session that came from [`Sealer::open`] keeps both, so sealing it again
     /// never extends its life; only its last-activity time moves, and only
-    /// while it is within its idle timeout.
+    /// until its idle timeout and the clock leeway have passed.
     ///
     /// # Errors
     /// [`SealError::TooLarge`] if the token would exceed the maximum length,
-    /// [`SealError::Expired`] for a session past its absolute expiry or idle
-    /// timeout, or a
+    /// [`SealError::Expired`] for a session past its absolute expiry, or
+    /// past its idle timeout by the clock leeway, or a
     /// serialization, clock or random-source failure.
     pub fn seal<T: Serialize>(&self, session: &Session<T>) -> Result<String, SealError> {
         self.seal_with_nonce(session, unix(self.clock.unix_now())?, random::array()?)
@@ -727,11 +727,14 @@ impl Sealer {
                 }
                 let active = active_at.map_or(now, |at| at.min(now));
                 // Nor does an idle one come back to life: a session kept
-                // past its idle timeout (since it was opened, or since the
-                // request that seals it began) is as ended as the token it
-                // came from. A bound one's idle time runs from its last
+                // past its idle timeout and the clock leeway (since it was
+                // opened, or since the request that seals it began) is as
+                // ended as the token it came from. The leeway lets a request
+                // that opened it just in time finish, however slow its store
+                // or its body. A bound one's idle time runs from its last
                 // proof, which its own refresh moves (not checked here).
-                if !session.is_device_bound() && active >= t.last_seen.saturating_add(profile.idle) {
+                let idle_ended = t.last_seen.saturating_add(profile.idle).saturating_add(self.leeway);
+                if !session.is_device_bound() && active >= idle_ended {
                     return Err(SealError::Expired);
                 }
                 // A bound session's last activity is its last proof of

@@ -1716,6 +1716,27 @@ fn audited() -> (Config, Recorder, ManualClock) {
     (Arc::new(config), recorder, clock)
 }
 
+/// A request that opened its session just before its idle timeout still
+/// changes it, however slow it runs, within the clock leeway (60 s); past
+/// that the session ended while it ran: `401`, not a server error.
+#[test]
+fn a_session_that_idles_out_while_its_request_runs_is_sealed_within_the_leeway_then_refused() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let (config, _, clock) = audited();
+        let cookie = signed_in(&config, "alice").await;
+        clock.advance(Duration::from_secs(599));
+        let (quick, slow) = (open(&config, &cookie).await, open(&config, &cookie).await);
+        clock.advance(Duration::from_secs(60));
+        quick.typed::<String>().update(|data| data.push('!')).unwrap();
+        assert_eq!(set_cookies(&quick).len(), 1, "sealed anew");
+        clock.advance(Duration::from_secs(1));
+        let err = slow.typed::<String>().update(|data| data.push('!')).unwrap_err();
+        assert!(matches!(err, HandleError::Seal(sealed_session::SealError::Expired)), "{err:?}");
+        assert_eq!(err.status(), 401);
+    });
+}
+
 /// The ID of the handle's session.
 fn id_of(handle: &SessionHandle) -> SessionId {
     handle.current::<String>().unwrap().session().id()

@@ -125,6 +125,11 @@ fn fresh(read_ms: i64, now_ms: i64, max_age_ms: i64) -> bool {
     (0..max_age_ms).contains(&now_ms.saturating_sub(read_ms))
 }
 
+/// Whether `cached` was read after `read_ms`.
+fn read_after<T>(cached: Option<&Stamped<T>>, read_ms: i64) -> bool {
+    cached.is_some_and(|c| c.read_ms > read_ms)
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -234,12 +239,47 @@ impl StateCache {
         session: &SessionId,
         state: &RevocationState,
     ) -> bool {
+        self.insert_with(ticket, user_id, session, state, false)
+    }
+
+    /// [`StateCache::insert`] for an answer read while no invalidation
+    /// arrives (kept for stale answers only): refused also if a read that
+    /// began later was cached for any part of it, however long after. No
+    /// invalidation marks an earlier read as out of date then, and a clock
+    /// that steps back only makes fewer answers kept.
+    pub(crate) fn insert_in_order(
+        &self,
+        ticket: CacheTicket,
+        user_id: Option<&str>,
+        session: &SessionId,
+        state: &RevocationState,
+    ) -> bool {
+        self.insert_with(ticket, user_id, session, state, true)
+    }
+
+    fn insert_with(
+        &self,
+        ticket: CacheTicket,
+        user_id: Option<&str>,
+        session: &SessionId,
+        state: &RevocationState,
+        in_order: bool,
+    ) -> bool {
         if self.ttl_ms <= 0 {
             return false;
         }
         let mut entries = self.write();
         if entries.version != ticket.version {
             return false;
+        }
+        if in_order {
+            let read_ms = ticket.started_ms;
+            if read_after(entries.floor.as_ref(), read_ms)
+                || read_after(entries.sessions.get(session.as_bytes()), read_ms)
+                || user_id.is_some_and(|user| read_after(entries.users.get(user), read_ms))
+            {
+                return false;
+            }
         }
         // (A read that began before others and ended after them is no step
         // back: the next lookup, on a fresh reading of the clock, tells.)

@@ -180,8 +180,10 @@ impl Feed {
         session: &SessionId,
         state: &RevocationState,
     ) {
-        if self.is_live() || self.kept.load(Ordering::SeqCst) {
+        if self.is_live() {
             self.cache.insert(ticket, user_id, session, state);
+        } else if self.kept.load(Ordering::SeqCst) {
+            self.cache.insert_in_order(ticket, user_id, session, state);
         }
     }
 
@@ -383,10 +385,17 @@ mod tests {
         feed.remember(ticket, Some("alice"), &session, &state(2));
         assert_eq!(stale(&feed, 200), Some(state(2)), "the later answer, not the one kept");
         assert!(feed.lookup(Some("alice"), &session, 201).is_err(), "and still not used while down");
-        // An older answer does not replace a later one.
+        // An older answer does not replace a later one, nor does one read
+        // earlier, however much earlier (no invalidation tells meanwhile).
         let ticket = feed.lookup(Some("alice"), &session, 300).unwrap_err();
         feed.remember(ticket, Some("alice"), &session, &state(1));
         assert_eq!(stale(&feed, 400), Some(state(2)));
+        let slow = feed.lookup(Some("alice"), &session, 1_000).unwrap_err();
+        let quick = feed.lookup(Some("alice"), &session, 5_000).unwrap_err();
+        let denied = RevocationState { session_revoked: true, ..state(2) };
+        feed.remember(quick, Some("alice"), &session, &denied);
+        feed.remember(slow, Some("alice"), &session, &state(2));
+        assert_eq!(stale(&feed, 6_000), Some(denied), "a read begun 4 s earlier undid a logout");
         // Not kept: nothing is cached while down.
         feed.lost(false);
         let ticket = feed.lookup(Some("alice"), &session, 500).unwrap_err();

@@ -314,14 +314,16 @@ impl HandleError {
     }
 
     /// The status code to answer with: `401` without a session (or one
-    /// logged out while the request ran), `400` for a user ID too long to
+    /// logged out, or expired, while the request ran), `400` for a user ID too long to
     /// sign in with, `409` at the session limit, `503` when the store could
     /// not be reached or the session cookie cannot be read on this server
     /// (the client should retry), `500` otherwise.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
-            HandleError::NoSession | HandleError::Login(LoginError::Ended) => 401,
+            HandleError::NoSession
+            | HandleError::Login(LoginError::Ended)
+            | HandleError::Seal(SealError::Expired) => 401,
             HandleError::Login(LoginError::UserIdTooLong { .. }) => 400,
             HandleError::SessionLimit { .. } => 409,
             HandleError::Store(_)
