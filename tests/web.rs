@@ -2166,9 +2166,9 @@ fn a_session_ended_during_its_request_neither_lists_nor_ends_devices() {
     pollster::block_on(async {
         let (config, _, _) = listed(|b| b);
         let laptop = sign_in_from(&config, "alice", CHROME).await;
-        let stolen = sign_in_from(&config, "alice", FIREFOX).await;
-        let slow = on(&config, &stolen).await;
         let here = on(&config, &laptop).await;
+        // The intruder's request, opened before the owner acts.
+        let slow = on(&config, &sign_in_from(&config, "alice", FIREFOX).await).await;
         let devices = here.devices().await.unwrap();
         let mine = devices.iter().find(|d| d.current).unwrap().reference;
         let theirs = devices.iter().find(|d| !d.current).unwrap().reference;

@@ -242,22 +242,12 @@ impl StateCache {
         self.insert_with(ticket, user_id, session, state, false)
     }
 
-    /// [`StateCache::insert`] for an answer read while no invalidation
-    /// arrives (kept for stale answers only): refused also if a read that
-    /// began later was cached for any part of it, however long after. No
-    /// invalidation marks an earlier read as out of date then, and a clock
-    /// that steps back only makes fewer answers kept.
-    pub(crate) fn insert_in_order(
-        &self,
-        ticket: CacheTicket,
-        user_id: Option<&str>,
-        session: &SessionId,
-        state: &RevocationState,
-    ) -> bool {
-        self.insert_with(ticket, user_id, session, state, true)
-    }
-
-    fn insert_with(
+    /// [`StateCache::insert`]; with `in_order` (an answer read while no
+    /// invalidation arrives, kept for stale answers only) refused also if a
+    /// read that began later was cached for any part of it, however long
+    /// after: no invalidation marks an earlier read as out of date then,
+    /// and a clock that steps back only makes fewer answers kept.
+    pub(crate) fn insert_with(
         &self,
         ticket: CacheTicket,
         user_id: Option<&str>,

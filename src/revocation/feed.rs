@@ -183,7 +183,7 @@ impl Feed {
         if self.is_live() {
             self.cache.insert(ticket, user_id, session, state);
         } else if self.kept.load(Ordering::SeqCst) {
-            self.cache.insert_in_order(ticket, user_id, session, state);
+            self.cache.insert_with(ticket, user_id, session, state, true);
         }
     }
 

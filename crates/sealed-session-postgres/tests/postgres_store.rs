@@ -404,12 +404,19 @@ async fn unlogged_revocation_tables_are_refused() {
     assert!(untrusted(verifier.open::<()>(&token).await), "the cache was not emptied");
     let revoked = verifier.store().revoke_user("bob").await;
     assert!(matches!(revoked, Err(StoreError::Untrusted(_))), "{revoked:?}");
-    match PostgresStore::with_pool(pool(&url).await, options("unlogged"), SystemClock).await {
+    let refused_at_setup = async |table: &str| match PostgresStore::with_pool(
+        pool(&url).await,
+        options("unlogged"),
+        SystemClock,
+    )
+    .await
+    {
         Err(err @ PostgresSetupError::Unlogged { .. }) => {
-            assert!(err.to_string().contains("ALTER TABLE unlogged_denied SET LOGGED"), "{err}");
+            assert!(err.to_string().contains(&format!("ALTER TABLE {table} SET LOGGED")), "{err}");
         }
         other => panic!("expected Unlogged, got {other:?}"),
-    }
+    };
+    refused_at_setup("unlogged_denied").await;
 
     SHARED.psql("ALTER TABLE unlogged_denied SET LOGGED");
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&token).await.is_ok());
@@ -419,12 +426,7 @@ async fn unlogged_revocation_tables_are_refused() {
     // leave live sessions unlisted and uncounted by a session limit.
     SHARED.psql("ALTER TABLE unlogged_sessions SET UNLOGGED");
     assert!(untrusted(verifier.open::<()>(&probe).await), "a check trusted an unlogged registry table");
-    match PostgresStore::with_pool(pool(&url).await, options("unlogged"), SystemClock).await {
-        Err(err @ PostgresSetupError::Unlogged { .. }) => {
-            assert!(err.to_string().contains("ALTER TABLE unlogged_sessions SET LOGGED"), "{err}");
-        }
-        other => panic!("expected Unlogged, got {other:?}"),
-    }
+    refused_at_setup("unlogged_sessions").await;
     SHARED.psql("ALTER TABLE unlogged_sessions SET LOGGED");
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&probe).await.is_ok());
     assert!(back.await.is_some(), "sessions were still refused once the registry was logged again");
