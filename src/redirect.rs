@@ -22,14 +22,21 @@ pub const MAX_NEXT_LEN: usize = 2048;
 /// otherwise. Refused: absolute URLs (`https://…`), protocol-relative ones
 /// (`//host`), a backslash anywhere (browsers read `/\host` as `//host`),
 /// control characters, spaces and non-ASCII (which browsers may strip or
-/// rewrite before resolving).
+/// rewrite before resolving), and in the path a `.` or `..` segment or an
+/// encoded dot, slash or backslash (`%2E`, `%2F`, `%5C`): harmless as a
+/// browser resolves them, but a later step that decodes or normalizes the
+/// path (`/.//host`, `/%2F%2Fhost`, `/%2E%2E//host`) could turn it into
+/// `//host`.
 #[must_use]
 pub fn local_path(next: &str) -> Option<&str> {
     let bytes = next.as_bytes();
+    let path = next.split('?').next().unwrap_or_default();
     let local = next.len() <= MAX_NEXT_LEN
         && bytes.first() == Some(&b'/')
         && bytes.get(1).is_none_or(|second| *second != b'/')
-        && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\' && *b != b'#');
+        && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\' && *b != b'#')
+        && !path.split('/').any(|segment| segment == "." || segment == "..")
+        && !["%2e", "%2f", "%5c"].iter().any(|encoded| path.to_ascii_lowercase().contains(encoded));
     local.then_some(next)
 }
 
@@ -64,7 +71,7 @@ mod tests {
 
     #[test]
     fn only_paths_on_this_site_are_local() {
-        for good in ["/", "/account", "/a/b?c=d&e=%2F", "/~x"] {
+        for good in ["/", "/account", "/a/b?c=d&e=%2F", "/~x", "/a/.b/..c/b.", "/a?next=/../x"] {
             assert_eq!(local_path(good), Some(good), "{good:?}");
         }
         let long = format!("/{}", "a".repeat(MAX_NEXT_LEN));
@@ -83,6 +90,18 @@ mod tests {
             "/caf\u{e9}",
             "/a#fragment",
             long.as_str(),
+            // Same-origin as browsers resolve them, but `//evil.example`
+            // once a later step normalizes or decodes the path.
+            "/.//evil.example",
+            "/..//evil.example",
+            "/a/../..//evil.example",
+            "/a/.",
+            "/a/..",
+            "/%2F%2Fevil.example",
+            "/%2f%5cevil.example",
+            "/a%5C",
+            "/%2E%2E//evil.example",
+            "/a/%2e",
         ] {
             assert_eq!(local_path(bad), None, "{bad:?}");
         }

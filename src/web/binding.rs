@@ -206,12 +206,23 @@ pub(super) struct Companion {
 }
 
 /// What a challenge is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum ChallengeFor {
     /// Registering the session with this ID.
     Registration([u8; 16]),
     /// Refreshing the binding with this ID.
     Refresh([u8; 16]),
+}
+
+/// The IDs as [`SessionId`](crate::SessionId) shows one: a short prefix.
+impl std::fmt::Debug for ChallengeFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, id) = match self {
+            Self::Registration(id) => ("Registration", id),
+            Self::Refresh(id) => ("Refresh", id),
+        };
+        f.debug_tuple(name).field(&crate::SessionId::from_bytes(*id)).finish()
+    }
 }
 
 impl DbscSettings {
@@ -355,6 +366,21 @@ impl DbscSettings {
                 );
                 None
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChallengeFor;
+
+    #[test]
+    fn a_challenges_debug_shows_no_whole_id() {
+        let id = [0xab; 16];
+        for purpose in [ChallengeFor::Registration(id), ChallengeFor::Refresh(id)] {
+            let shown = format!("{purpose:?}");
+            assert!(!shown.contains("abababab") && !shown.contains("171, 171"), "{shown}");
+            assert!(shown.contains("abab"), "a prefix, as SessionId shows: {shown}");
         }
     }
 }

@@ -25,13 +25,18 @@ impl RequestView for http::request::Parts {
     }
 }
 
-/// A value the driver hands over as a header value; one that is not (it
-/// never happens: cookies and tokens are checked when made) is logged and
-/// dropped.
-fn header_value(name: &str, value: String) -> Option<http::HeaderValue> {
-    http::HeaderValue::try_from(value)
-        .inspect_err(|err| tracing::error!(error = %err, header = name, "not a header value"))
-        .ok()
+/// The header the driver names and the value it hands over; one that is
+/// not a header (it never happens from the driver: its names are lower-case
+/// constants, and cookies and tokens are checked when made; a caller of the
+/// trait may pass anything) is logged and dropped, never a panic.
+fn header(name: &str, value: String) -> Option<(http::HeaderName, http::HeaderValue)> {
+    let name = http::HeaderName::from_bytes(name.as_bytes())
+        .inspect_err(|err| tracing::error!(error = %err, header = name, "not a header name"))
+        .ok()?;
+    let value = http::HeaderValue::try_from(value)
+        .inspect_err(|err| tracing::error!(error = %err, header = %name, "not a header value"))
+        .ok()?;
+    Some((name, value))
 }
 
 impl ResponseHeaders for http::HeaderMap {
@@ -40,14 +45,14 @@ impl ResponseHeaders for http::HeaderMap {
     }
 
     fn append(&mut self, name: &'static str, value: String) {
-        if let Some(value) = header_value(name, value) {
-            self.append(http::HeaderName::from_static(name), value);
+        if let Some((name, value)) = header(name, value) {
+            self.append(name, value);
         }
     }
 
     fn replace(&mut self, name: &'static str, value: String) {
-        if let Some(value) = header_value(name, value) {
-            self.insert(http::HeaderName::from_static(name), value);
+        if let Some((name, value)) = header(name, value) {
+            self.insert(name, value);
         }
     }
 }
@@ -96,8 +101,14 @@ mod tests {
         ResponseHeaders::append(&mut headers, "set-cookie", "b=2".to_owned());
         ResponseHeaders::append(&mut headers, "cache-control", "public".to_owned());
         ResponseHeaders::replace(&mut headers, "cache-control", "no-store".to_owned());
-        // A value that is no header value is dropped, never sent.
+        // A value that is no header value is dropped, never sent; so is a
+        // name that is none (the trait is public: no panic, as
+        // `HeaderName::from_static` would, and any case is written).
         ResponseHeaders::append(&mut headers, "x-bad", "a\nb".to_owned());
+        ResponseHeaders::append(&mut headers, "bad name", "3".to_owned());
+        ResponseHeaders::append(&mut headers, "X-Any-Case", "4".to_owned());
+        assert_eq!(headers.get("x-any-case").unwrap(), "4");
+        assert_eq!(headers.len(), 4, "two cookies, cache-control and x-any-case: {headers:?}");
         assert_eq!(ResponseHeaders::header_values(&headers, "set-cookie").count(), 2);
         assert_eq!(
             ResponseHeaders::header_values(&headers, "cache-control").collect::<Vec<_>>(),

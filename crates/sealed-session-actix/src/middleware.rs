@@ -210,22 +210,32 @@ impl RequestView for View<'_> {
 /// A response's headers, as the driver writes them.
 struct Headers<'a>(&'a mut HeaderMap);
 
+/// The header the driver names and the value it hands over; one that is
+/// not a header (never, from the driver) is logged and dropped.
+fn header(name: &str, value: String) -> Option<(HeaderName, HeaderValue)> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .inspect_err(|err| tracing::error!(error = %err, header = name, "not a header name"))
+        .ok()?;
+    let value = HeaderValue::try_from(value)
+        .inspect_err(|err| tracing::error!(error = %err, header = %name, "not a header value"))
+        .ok()?;
+    Some((name, value))
+}
+
 impl ResponseHeaders for Headers<'_> {
     fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.0.get_all(name).map(HeaderValue::as_bytes)
     }
 
     fn append(&mut self, name: &'static str, value: String) {
-        match HeaderValue::try_from(value) {
-            Ok(value) => self.0.append(HeaderName::from_static(name), value),
-            Err(err) => tracing::error!(error = %err, header = name, "not a header value"),
+        if let Some((name, value)) = header(name, value) {
+            self.0.append(name, value);
         }
     }
 
     fn replace(&mut self, name: &'static str, value: String) {
-        match HeaderValue::try_from(value) {
-            Ok(value) => drop(self.0.insert(HeaderName::from_static(name), value)),
-            Err(err) => tracing::error!(error = %err, header = name, "not a header value"),
+        if let Some((name, value)) = header(name, value) {
+            self.0.insert(name, value);
         }
     }
 }
