@@ -98,3 +98,17 @@ fn a_key_shows_only_its_algorithm_and_thumbprint() {
     let shown = format!("{verified:?}");
     assert!(shown.contains(&key.thumbprint()) && !shown.contains(&verified.jti), "{shown}");
 }
+
+/// Reading a proof costs no key agreement: an EC key off the curve is
+/// read, so that the server can check the challenge it claims first, and
+/// only verification refuses the key.
+#[test]
+fn a_key_off_the_curve_is_refused_by_verification_not_by_reading() {
+    let file: Value = serde_json::from_str(include_str!("vectors/dbsc_proofs.json")).unwrap();
+    let vector =
+        file["vectors"].as_array().unwrap().iter().find(|v| v["name"] == "point_off_the_curve").unwrap();
+    let proof = parse_proof(vector["proof"].as_str().unwrap()).unwrap();
+    assert!(!proof.claimed_challenge().is_empty());
+    let refused = proof.verify_registration(&[Algorithm::Es256], Some("ac")).unwrap_err();
+    assert!(matches!(refused, DbscProofError::InvalidKey("not a point of P-256")), "{refused:?}");
+}

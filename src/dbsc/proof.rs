@@ -309,11 +309,10 @@ impl Jwk {
                     let bytes = b64(value.as_deref().unwrap_or_default(), "a coordinate is not base64url")?;
                     bytes.try_into().map_err(|_| DbscProofError::InvalidKey("a coordinate is not 32 bytes"))
                 };
-                let key = DevicePublicKey::Ec { x: coordinate(self.x)?, y: coordinate(self.y)? };
-                if !on_curve(&key) {
-                    return Err(DbscProofError::InvalidKey("not a point of P-256"));
-                }
-                Ok(key)
+                // Whether it is a point of the curve is asked when the proof
+                // is verified, after the cheap checks of its challenge: the
+                // question costs a key agreement.
+                Ok(DevicePublicKey::Ec { x: coordinate(self.x)?, y: coordinate(self.y)? })
             }
             "RSA" => {
                 if self.crv.is_some() || self.x.is_some() || self.y.is_some() {
@@ -374,6 +373,10 @@ fn on_curve(key: &DevicePublicKey) -> bool {
 /// `dbsc+jwt`, `alg` ES256 or RS256 and optionally `jwk`, and a JSON payload
 /// with `jti` and optionally `authorization`. Duplicate members are refused.
 ///
+/// Nothing here costs more than decoding: whether an EC key is a point of
+/// P-256 is checked by [`UnverifiedProof::verify_registration`], so that a
+/// caller can look at [`UnverifiedProof::claimed_challenge`] first.
+///
 /// # Errors
 /// [`DbscProofError`]: too long, malformed, wrong `typ`, an algorithm other
 /// than ES256 and RS256, or an invalid key.
@@ -425,7 +428,9 @@ impl UnverifiedProof {
     /// one (any, or none, when it did not).
     ///
     /// # Errors
-    /// [`DbscProofError::AlgorithmNotOffered`], [`DbscProofError::MissingKey`],
+    /// [`DbscProofError::InvalidKey`] for an EC key that is not a point of
+    /// P-256, [`DbscProofError::AlgorithmNotOffered`],
+    /// [`DbscProofError::MissingKey`],
     /// [`DbscProofError::AuthorizationMismatch`] or
     /// [`DbscProofError::BadSignature`].
     pub fn verify_registration(
@@ -433,6 +438,9 @@ impl UnverifiedProof {
         offered: &[Algorithm],
         authorization: Option<&str>,
     ) -> Result<VerifiedProof, DbscProofError> {
+        if self.key.as_ref().is_some_and(|key| matches!(key, DevicePublicKey::Ec { .. }) && !on_curve(key)) {
+            return Err(DbscProofError::InvalidKey("not a point of P-256"));
+        }
         if !offered.contains(&self.algorithm) {
             return Err(DbscProofError::AlgorithmNotOffered);
         }
