@@ -22,22 +22,38 @@ pub const MAX_NEXT_LEN: usize = 2048;
 /// otherwise. Refused: absolute URLs (`https://…`), protocol-relative ones
 /// (`//host`), a backslash anywhere (browsers read `/\host` as `//host`),
 /// control characters, spaces and non-ASCII (which browsers may strip or
-/// rewrite before resolving), and in the path a `.` or `..` segment or an
-/// encoded dot, slash or backslash (`%2E`, `%2F`, `%5C`): harmless as a
-/// browser resolves them, but a later step that decodes or normalizes the
-/// path (`/.//host`, `/%2F%2Fhost`, `/%2E%2E//host`) could turn it into
-/// `//host`.
+/// rewrite before resolving), and a path that a later step decoding or
+/// normalizing it (a proxy, a trailing-slash redirect) could turn into
+/// `//host`, though browsers resolve it on this site: one with a `.` or
+/// `..` segment (also before a `;` parameter, `/..;/`), raw or once
+/// percent-decoded, or whose decoded form is not UTF-8, starts with `//`,
+/// or holds a `%` (encoded twice), a backslash or a control character.
+/// Such a `next` is dropped: the user lands on the default page.
 #[must_use]
 pub fn local_path(next: &str) -> Option<&str> {
     let bytes = next.as_bytes();
-    let path = next.split('?').next().unwrap_or_default();
     let local = next.len() <= MAX_NEXT_LEN
         && bytes.first() == Some(&b'/')
         && bytes.get(1).is_none_or(|second| *second != b'/')
         && bytes.iter().all(|b| b.is_ascii_graphic() && *b != b'\\' && *b != b'#')
-        && !path.split('/').any(|segment| segment == "." || segment == "..")
-        && !["%2e", "%2f", "%5c"].iter().any(|encoded| path.to_ascii_lowercase().contains(encoded));
+        && path_reads_the_same(next.split('?').next().unwrap_or_default());
     local.then_some(next)
+}
+
+/// Whether `path` (visible ASCII, starting with one `/`) names a path on
+/// this site however a later step reads it: no dot segment raw or decoded,
+/// and nothing its decoding brings in that could move it elsewhere.
+fn path_reads_the_same(path: &str) -> bool {
+    // Each segment as a server that cuts `;` parameters off reads it: no
+    // dot segment, and no empty first segment (`/;x/host` is `//host`).
+    let plain = |path: &str| {
+        let mut segments =
+            path.split('/').skip(1).map(|segment| segment.split(';').next().unwrap_or_default());
+        segments.next().is_none_or(|first| !first.is_empty() || path == "/")
+            && path.split('/').all(|segment| !matches!(segment.split(';').next(), Some("." | "..")))
+    };
+    let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else { return false };
+    plain(path) && plain(&decoded) && !decoded.chars().any(|c| c == '%' || c == '\\' || c.is_control())
 }
 
 /// The login URL `login` with `next` set to the local path `path`
@@ -71,7 +87,18 @@ mod tests {
 
     #[test]
     fn only_paths_on_this_site_are_local() {
-        for good in ["/", "/account", "/a/b?c=d&e=%2F", "/~x", "/a/.b/..c/b.", "/a?next=/../x"] {
+        for good in [
+            "/",
+            "/account",
+            "/a/b?c=d&e=%2F",
+            "/~x",
+            "/a/.b/..c/b.",
+            "/a?next=/../x",
+            "/files/a%2Fb",
+            "/report%2Epdf",
+            "/caf%C3%A9",
+            "/a;v=1/b",
+        ] {
             assert_eq!(local_path(good), Some(good), "{good:?}");
         }
         let long = format!("/{}", "a".repeat(MAX_NEXT_LEN));
@@ -97,11 +124,23 @@ mod tests {
             "/a/../..//evil.example",
             "/a/.",
             "/a/..",
+            "/..;//evil.example",
+            "/.;x//evil.example",
             "/%2F%2Fevil.example",
+            "/%2fevil.example",
             "/%2f%5cevil.example",
             "/a%5C",
             "/%2E%2E//evil.example",
             "/a/%2e",
+            "/a/%2e%2e;p/x",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%7F",
+            "/%252F%252Fevil.example",
+            "/%C0%AF%C0%AFevil.example",
+            "/%ff",
+            "/;x/evil.example",
+            "/%3Bx/evil.example",
         ] {
             assert_eq!(local_path(bad), None, "{bad:?}");
         }
