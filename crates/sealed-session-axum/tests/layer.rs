@@ -559,11 +559,25 @@ async fn an_unreachable_store_gives_503_and_keeps_the_cookie() {
     assert!(!reply.set_cookies.iter().any(|c| c.starts_with("__Host-session=")));
 }
 
+/// Logs written on this thread while `run` runs.
+async fn logged_while<F: std::future::Future>(run: F) -> (F::Output, String) {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let output = run.await;
+    (output, logs.take())
+}
+
 #[tokio::test]
 async fn handlers_without_the_layer_get_a_500_that_names_the_problem() {
     let app: Router = router();
     let mut client = Client { app, jar: CookieJar::default() };
-    assert_eq!(client.get("/required").await.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (reply, logged) = logged_while(client.get("/required")).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let named =
+        logged.lines().filter(|l| l.contains("ERROR") && l.contains("a route that no session layer wraps"));
+    assert_eq!(named.count(), 1, "{logged}");
 }
 
 /// A browser never sends a `__Host-` cookie twice: a second value (an
@@ -1179,8 +1193,10 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     let bare = Router::new()
         .route("/account", get(|| async { "open" }))
         .route_layer(RequireSessionLayer::redirect_to("/"));
-    let response = bare.oneshot(Request::get("/account").body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let (response, logged) =
+        logged_while(bare.oneshot(Request::get("/account").body(Body::empty()).unwrap())).await;
+    assert_eq!(response.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(logged.contains("no session layer wraps"), "{logged}");
 }
 
 async fn reauthenticate(sessions: Sessions<Data>) -> Result<String, SessionError> {

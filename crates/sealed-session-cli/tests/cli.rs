@@ -692,10 +692,6 @@ fn usage_errors_exit_2() {
         (vec!["seal", "--keyring", f, "--purpose", "p", "--ttl", "60", "--idle", "600"], "{}"), // idle > ttl
         (vec!["open", "--keyring", f, "--purpose", "p", "--now", "yesterday", "x"], ""),
         (vec!["revoke", "--store", "mysql://x"], ""),
-        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", "nothex", "--until", "1"], ""),
-        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session", &"a".repeat(32)], ""), // no --until
-        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--session-token"], "token"), // no --keyring
-        (vec!["revoke", "--store", "sqlite:/tmp/x.sqlite3", "--user", "a", "--session-token", "t"], ""),
         (vec!["open", "--keyring", f, "--purpose", "p", "--now", "1960-01-01T00:00:00Z", "x"], ""),
         (vec!["no-such-command"], ""),
         (vec![], ""),
@@ -704,6 +700,28 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(!r.stderr.is_empty());
     }
+    // A revocation's arguments are checked before its store is touched: a
+    // store in use, each refused for its own reason, and nothing revoked.
+    let store = sqlite_in_use(dir.path());
+    let session = "a".repeat(32);
+    for (args, stdin, why) in [
+        (vec!["--session", "nothex", "--until", "1"], "", "32 hex digits"),
+        (vec!["--session", session.as_str()], "", "--until"),
+        (vec!["--session-token"], "token", "--keyring"),
+        (vec!["--user", "a", "--session-token", "t"], "", "cannot be used with"),
+    ] {
+        let r = run(&[&["revoke", "--store", store.as_str()][..], &args].concat(), stdin);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(async {
+        let store =
+            sealed_session_sqlite::SqliteStore::open(dir.path().join("revocations.sqlite3")).await.unwrap();
+        let id = sealed_session::SessionId::from_hex(&session).unwrap();
+        sealed_session::RevocationStore::state(&store, Some("a"), id).await.unwrap()
+    });
+    assert_eq!((state.user_epoch, state.session_revoked), (0, false), "a refused revocation was written");
 }
 
 /// A SQLite store in `dir`, created with its generation ten seconds in the
@@ -771,6 +789,7 @@ fn revoke_and_open_with_a_store() {
         "denylisted until its expiry plus the leeway"
     );
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &carol], "");
+    assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
 }
 

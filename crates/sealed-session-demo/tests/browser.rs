@@ -464,7 +464,7 @@ async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open
     browser.goto(&settings).await.unwrap();
     let reauth = format!("{}/reauth?next=/settings", demo.origin);
     assert_eq!(browser.current_url().await.unwrap().as_str(), reauth, "sent to confirm the password");
-    let cookie = session_cookie(&browser).await;
+    let cookie = session_cookie(&browser).await.expect("a session cookie before the password check");
 
     let password = browser.find(Locator::Css("#reauth input[name=password]")).await.unwrap();
     password.send_keys("alice-pass").await.unwrap();
@@ -472,9 +472,8 @@ async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open
     browser.wait().at_most(Duration::from_secs(20)).for_url(&settings.parse().unwrap()).await.unwrap();
     let shown = "//p[contains(@class, 'notice') and contains(., 'Password confirmed')]";
     browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(shown)).await.unwrap();
-    assert_ne!(session_cookie(&browser).await, cookie, "a new session cookie");
-    let (status, _) =
-        http_get(demo.addr(), "/api/session", cookie.map(|c| format!("__Host-session={c}")).as_deref());
+    assert_ne!(session_cookie(&browser).await, Some(cookie.clone()), "a new session cookie");
+    let (status, _) = http_get(demo.addr(), "/api/session", Some(&format!("__Host-session={cookie}")));
     assert_eq!(status, 401, "the cookie from before the password check is logged out");
     browser.close().await.unwrap();
 }

@@ -312,10 +312,16 @@ fn a_wrong_password_is_a_flash_message_and_no_session() {
         assert!(page.body.contains("Wrong user name or password."));
         assert!(page.body.contains(r#"name="next" value="/account""#));
         assert!(!browser.get("/").body.contains("Wrong user name"), "shown once");
+        // A `next` that leaves the site is dropped, signed in or not.
+        let reply = browser.post_form("/login", "username=alice&password=nope&next=//evil.example/");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")));
         // Signing in from there goes back to the page that asked.
         let reply = browser.post_form("/login", "username=alice&password=alice-pass&next=/account");
         assert_eq!(reply.header("location"), Some("/account"));
         assert!(browser.send("GET", "/account", &["Accept: text/html"], "").body.contains("Account of"));
+        let reply = browser.post_form("/login", "username=bob&password=bob-pass&next=//evil.example/");
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")));
+        assert_eq!(browser.session_json()["user"], "bob");
     });
 }
 
@@ -744,6 +750,25 @@ fn sleep_until(at: time::OffsetDateTime) {
     }
 }
 
+/// How many times the demo's keyring reload ended with `result` ("ok",
+/// "refused"), from `/metrics`.
+fn reloads(demo: &Demo, result: &str) -> u64 {
+    let metrics = http(demo.addr(), "GET", "/metrics", &[], "").body;
+    let series = format!(r#"sealed_session_keyring_reloads_total{{result="{result}"}}"#);
+    let line = metrics.lines().find(|l| l.starts_with(&series));
+    line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Waits (10 s at most) until the demo has counted one more reload ending
+/// with `result` than `before`.
+fn wait_for_reload(demo: &Demo, result: &str, before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reloads(demo, result) == before {
+        assert!(std::time::Instant::now() < deadline, "the demo did not read the file ({result})");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A key scheduled a few seconds ahead seals from that instant on with no
 /// signal and no restart; older cookies still open and move to it; a key
 /// retired on schedule is refused from then on; a broken keyring file signs
@@ -760,12 +785,19 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
         let stale_status =
             || http(demo.addr(), "GET", "/api/session", &[format!("Cookie: {stale}")], "").status;
 
-        let activate = seconds_from_now(2);
+        let activate = seconds_from_now(4);
         let (scheduled, id) = Keyring::load(&path).unwrap().with_new_key_activating_at(activate).unwrap();
+        let read = reloads(demo, "ok");
         replace_keyring_file(&path, &scheduled.to_toml_string());
+        wait_for_reload(demo, "ok", read);
+        // Read long before the instant (a notification), and followed only
+        // from it: a login until then seals under key 1.
+        let mut early = Browser::new(demo);
+        early.sign_in("alice", "");
+        assert!(time::OffsetDateTime::now_utc() < activate, "the machine is too slow for this test");
+        assert_eq!(early.session_json()["key_id"], 1, "a login before the activation");
         sleep_until(activate);
-        // The file was read long before the instant (a notification); new
-        // logins seal under key 2 from the instant on.
+        // New logins seal under key 2 from the instant on.
         let mut bob = Browser::new(demo);
         bob.sign_in("bob", "");
         assert_eq!(bob.session_json()["key_id"], id, "a login after the activation");
@@ -784,26 +816,17 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
                 loaded.keys().map(|k| if k.id == 1 { k.clone().retire_at(retire) } else { k.clone() }),
             )
             .unwrap();
+        let read = reloads(demo, "ok");
         replace_keyring_file(&path, &retiring.to_toml_string());
+        wait_for_reload(demo, "ok", read);
         assert_eq!(stale_status(), 200, "key 1 opens until its retire time");
         sleep_until(retire);
         assert_eq!(stale_status(), 401, "a cookie under the retired key is refused");
 
         // Garbage in the file: read and refused, and no one is signed out.
-        let refused = || {
-            let metrics = http(demo.addr(), "GET", "/metrics", &[], "").body;
-            let line = metrics
-                .lines()
-                .find(|l| l.starts_with(r#"sealed_session_keyring_reloads_total{result="refused"}"#));
-            line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
-        };
-        let before = refused();
+        let before = reloads(demo, "refused");
         replace_keyring_file(&path, "this is not a keyring");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while refused() == before {
-            assert!(std::time::Instant::now() < deadline, "the demo did not read the broken file");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_reload(demo, "refused", before);
         assert_eq!(bob.session_json()["user"], "bob");
         assert_eq!(alice.session_json()["key_id"], id);
     });

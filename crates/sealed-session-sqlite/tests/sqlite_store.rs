@@ -289,6 +289,18 @@ async fn a_reader_holding_a_snapshot_fails_no_revocation() {
     assert_eq!(store.login_state("alice").await.unwrap().user_epoch, 1);
     reader.rollback().await.unwrap();
     assert_eq!(store.revoke_user("alice").await.unwrap(), 2);
+    // The reader gone, that revocation's checkpoint copies both into the
+    // database file itself: a copy of the file alone has them.
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::copy(&path, &copy).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
+    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let copied: i64 =
+        sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
+            .fetch_one(&mut alone)
+            .await
+            .unwrap();
+    assert_eq!(copied, 2, "the checkpoint after the reader left did not copy the revocations");
 }
 
 /// Run by `an_acknowledged_revocation_survives_kill_9` in a child process:
