@@ -1,0 +1,102 @@
+//! Oracle: the web driver never panics on any request, and never lets one
+//! through that it must refuse. A request opens a session only with the
+//! real session cookie; an unsafe request (not GET, HEAD, OPTIONS or TRACE)
+//! reaches the handler only with the session's CSRF token, in its header or
+//! its form; and whatever the handler gets, finishing it works.
+#![no_main]
+
+use std::sync::{Arc, LazyLock};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use sealed_session::web::testing::TestRequest;
+use sealed_session::web::{bearer_token, Begin, WebConfig};
+use sealed_session::{Keyring, MemoryStore, Sealer};
+
+/// A driver with bearer tokens and a CSRF-exempt path, and a signed-in
+/// session's cookie (`name=value`) and CSRF token.
+static SETUP: LazyLock<(Arc<WebConfig<MemoryStore>>, String, String)> = LazyLock::new(|| {
+    let builder = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new());
+    let config = Arc::new(builder.bearer_tokens().csrf_exempt("/hook").build().unwrap());
+    pollster::block_on(async {
+        let session = config.verifier().login("alice", String::from("data")).await.unwrap();
+        let (opened, set_cookie) = config.verifier().issue_cookie(session, config.cookie()).unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let token = config.verifier().sealer().csrf_token(opened.session());
+        (config, cookie, token)
+    })
+});
+
+/// The names the driver reads, and one it does not.
+const NAMES: [&str; 9] = [
+    "cookie",
+    "origin",
+    "sec-fetch-site",
+    "x-csrf-token",
+    "authorization",
+    "content-type",
+    "upgrade",
+    "user-agent",
+    "x-other",
+];
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    method: u8,
+    path: String,
+    /// (name index, value, whether to put the real cookie or token in it)
+    headers: Vec<(u8, Vec<u8>, u8)>,
+    body: Vec<u8>,
+}
+
+fuzz_target!(|input: Input| {
+    let (config, cookie, token) = &*SETUP;
+    let method = ["GET", "HEAD", "OPTIONS", "TRACE", "POST", "PUT", "DELETE", "PATCH", "post"]
+        .get(usize::from(input.method) % 9)
+        .copied()
+        .unwrap_or("GET");
+    let mut request = TestRequest::new(method, &input.path);
+    let (mut real_cookie, mut real_token) = (false, false);
+    for (name, value, real) in input.headers.iter().take(16) {
+        let name = NAMES[usize::from(*name) % NAMES.len()];
+        let value = match real % 4 {
+            1 => {
+                real_cookie = true;
+                [cookie.as_bytes(), value].concat()
+            }
+            2 => {
+                real_token = true;
+                [token.as_bytes(), value].concat()
+            }
+            _ => value.clone(),
+        };
+        request = request.header(name, value);
+    }
+    let body_has_token = input.body.windows(token.len()).any(|w| w == token.as_bytes());
+    // A bearer request carries no ambient credential: no CSRF token needed.
+    let bearer = (input.headers.iter().take(16))
+        .any(|(name, value, real)| NAMES[usize::from(*name) % NAMES.len()] == "authorization" && real % 4 == 0 && bearer_token(value).is_some());
+    let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
+    let exempt = input.path.starts_with("/hook");
+    pollster::block_on(async {
+        let handle = match config.begin(&request).await {
+            Begin::Ready(handle) => handle,
+            Begin::ReadForm(read) => match read.check(&input.body) {
+                Ok(handle) => {
+                    assert!(body_has_token || real_token, "a form without the token passed: {input:?}");
+                    handle
+                }
+                Err(_) => return,
+            },
+            Begin::Refuse(_) => return,
+            _ => return,
+        };
+        if handle.has_session() {
+            assert!(real_cookie || real_token, "a session opened without its cookie or token: {input:?}");
+        }
+        if !safe && !exempt && !bearer {
+            assert!(real_token || body_has_token, "an unsafe request passed without its token: {input:?}");
+        }
+        let _ = handle.finish();
+    });
+});
