@@ -559,7 +559,18 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
 async fn a_database_clock_ahead_of_the_servers_refuses_no_logout_and_reuses_no_entry() {
     let clock = ManualClock::at_unix(unix_now() - 3600);
     let store = store(&SHARED.url(), "ahead", clock.clone()).await;
-    assert_entries_last_by_the_servers_clock(&store, u64::try_from(clock.unix_now()).unwrap()).await;
+    let now = u64::try_from(clock.unix_now()).unwrap();
+    for id in assert_entries_last_by_the_servers_clock(&store, now).await {
+        let kept = SHARED.psql(&format!(
+            "SELECT expires_at FROM ahead_denied WHERE session_id = '\\x{}'::bytea",
+            id.to_hex()
+        ));
+        assert_eq!(
+            kept.trim(),
+            (now + 600).to_string(),
+            "entry kept until {kept}, not the server's now + 600"
+        );
+    }
 }
 
 #[tokio::test]
