@@ -1,5 +1,7 @@
 //! Oracle: cookie header parsing and CSRF checks never panic; a cookie value
-//! read back is exactly a piece of the header; no guessed CSRF token verifies.
+//! read back is exactly a piece of the header; a `__Host-` cookie read from
+//! several byte headers is one value or none; no guessed CSRF token
+//! verifies.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -11,8 +13,39 @@ static SEALER: LazyLock<Sealer> =
     LazyLock::new(|| Sealer::builder(Keyring::generate().unwrap()).build().unwrap());
 static SESSION: LazyLock<Session<()>> = LazyLock::new(|| Session::new(()));
 
-fuzz_target!(|input: (String, String, Option<String>, Option<String>)| {
-    let (header, token, fetch_site, origin) = input;
+/// Whether `value` is the value (its quotes aside) of a pair named exactly
+/// `name` in one of `headers`, split as browsers join cookies.
+fn is_value_of(headers: &[Vec<u8>], name: &[u8], value: &str) -> bool {
+    headers.iter().flat_map(|header| header.split(|b| *b == b';')).any(|pair| {
+        let pair = pair.trim_ascii_start().trim_ascii_end();
+        pair.strip_prefix(name).and_then(|rest| rest.strip_prefix(b"=")).is_some_and(|v| {
+            let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+            v == value.as_bytes()
+        })
+    })
+}
+
+/// Names a pair may have: ours, near misses, another.
+const NAMES: [&[u8]; 6] = [b"__Host-session", b"__host-session", b"__Host-sessio", b" __Host-session", b"\t__Host-session", b"x"];
+
+type Pairs = Vec<Vec<(u8, Vec<u8>)>>;
+
+fuzz_target!(|input: (String, String, Option<String>, Option<String>, Pairs)| {
+    let (header, token, fetch_site, origin, pairs) = input;
+    // Headers as bytes, several of them (a neighbour's Latin-1, a second
+    // Cookie header): a `__Host-` cookie is one value or none, and what is
+    // read is a value of exactly our name.
+    let raw_headers: Vec<Vec<u8>> = (pairs.iter().take(4))
+        .map(|header| {
+            let pairs = header.iter().take(8).map(|(name, value)| [NAMES[usize::from(*name) % NAMES.len()], b"=", value].concat());
+            pairs.collect::<Vec<_>>().join(&b"; "[..])
+        })
+        .collect();
+    let host = CookieSpec::default().values_in(raw_headers.iter().map(Vec::as_slice)).collect::<Vec<_>>();
+    assert!(host.len() <= 1, "{host:?}");
+    for value in &host {
+        assert!(is_value_of(&raw_headers, b"__Host-session", value), "{value:?} in {raw_headers:?}");
+    }
     let spec = CookieSpec::default();
     let values: Vec<&str> = spec.values(&header).collect();
     assert!(values.len() <= 4);
