@@ -26,8 +26,9 @@ pub const MAX_NEXT_LEN: usize = 2048;
 /// normalizing it (a proxy, a trailing-slash redirect) could turn into
 /// `//host`, though browsers resolve it on this site: one with a `.` or
 /// `..` segment (also before a `;` parameter, `/..;/`), raw or once
-/// percent-decoded, or whose decoded form is not UTF-8, starts with `//`,
-/// or holds a `%` (encoded twice), a backslash or a control character.
+/// percent-decoded, or whose decoded form starts with `//` or holds a `%`
+/// (encoded twice), a backslash, a control character or anything but ASCII
+/// (Unicode normalization reads `%EF%BC%8F`, a fullwidth solidus, as `/`).
 /// Such a `next` is dropped: the user lands on the default page.
 #[must_use]
 pub fn local_path(next: &str) -> Option<&str> {
@@ -53,7 +54,7 @@ fn path_reads_the_same(path: &str) -> bool {
             && path.split('/').all(|segment| !matches!(segment.split(';').next(), Some("." | "..")))
     };
     let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else { return false };
-    plain(path) && plain(&decoded) && !decoded.chars().any(|c| c == '%' || c == '\\' || c.is_control())
+    plain(path) && plain(&decoded) && decoded.bytes().all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
 }
 
 /// The login URL `login` with `next` set to the local path `path`
@@ -96,7 +97,7 @@ mod tests {
             "/a?next=/../x",
             "/files/a%2Fb",
             "/report%2Epdf",
-            "/caf%C3%A9",
+            "/a%7Eb",
             "/a;v=1/b",
         ] {
             assert_eq!(local_path(good), Some(good), "{good:?}");
@@ -141,6 +142,11 @@ mod tests {
             "/%ff",
             "/;x/evil.example",
             "/%3Bx/evil.example",
+            // Fullwidth solidus and full stops: `//` and `..` once normalized.
+            "/%EF%BC%8F%EF%BC%8Fevil.example",
+            "/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E//evil.example",
+            "/caf%C3%A9",
+            "/a%20b",
         ] {
             assert_eq!(local_path(bad), None, "{bad:?}");
         }

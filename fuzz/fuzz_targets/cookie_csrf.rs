@@ -17,7 +17,11 @@ static SESSION: LazyLock<Session<()>> = LazyLock::new(|| Session::new(()));
 /// `name` in one of `headers`, split as browsers join cookies.
 fn is_value_of(headers: &[Vec<u8>], name: &[u8], value: &str) -> bool {
     headers.iter().flat_map(|header| header.split(|b| *b == b';')).any(|pair| {
-        let pair = pair.trim_ascii_start().trim_ascii_end();
+        // Only space and tab around a pair, as the parser trims.
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = pair.iter().position(|b| !blank(b)).unwrap_or(pair.len());
+        let end = pair.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+        let pair = pair.get(start..end).unwrap_or_default();
         pair.strip_prefix(name).and_then(|rest| rest.strip_prefix(b"=")).is_some_and(|v| {
             let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
             v == value.as_bytes()
@@ -26,7 +30,16 @@ fn is_value_of(headers: &[Vec<u8>], name: &[u8], value: &str) -> bool {
 }
 
 /// Names a pair may have: ours, near misses, another.
-const NAMES: [&[u8]; 6] = [b"__Host-session", b"__host-session", b"__Host-sessio", b" __Host-session", b"\t__Host-session", b"x"];
+const NAMES: [&[u8]; 8] = [
+    b"__Host-session",
+    b"__host-session",
+    b"__Host-sessio",
+    b" __Host-session",
+    b"\t__Host-session",
+    b"\n__Host-session",
+    b"\x0c__Host-session",
+    b"x",
+];
 
 type Pairs = Vec<Vec<(u8, Vec<u8>)>>;
 

@@ -565,6 +565,9 @@ async fn logged_while<F: std::future::Future>(run: F) -> (F::Output, String) {
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another thread, with no subscriber, may have found the callsite
+    // disabled first: ask again.
+    tracing::callsite::rebuild_interest_cache();
     let output = run.await;
     (output, logs.take())
 }

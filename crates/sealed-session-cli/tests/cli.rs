@@ -700,7 +700,7 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
         assert!(!r.stderr.is_empty());
     }
-    // A revocation's arguments are checked before its store is touched: a
+    // A revocation's arguments are checked before anything is revoked: a
     // store in use, each refused for its own reason, and nothing revoked.
     let store = sqlite_in_use(dir.path());
     let session = "a".repeat(32);

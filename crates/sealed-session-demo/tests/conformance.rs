@@ -786,7 +786,8 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
         let stale_status =
             || http(demo.addr(), "GET", "/api/session", &[format!("Cookie: {stale}")], "").status;
 
-        let activate = seconds_from_now(4);
+        // Far enough ahead for a reload and a login on a loaded machine.
+        let activate = seconds_from_now(8);
         let (scheduled, id) = Keyring::load(&path).unwrap().with_new_key_activating_at(activate).unwrap();
         let read = reloads(demo, "ok");
         replace_keyring_file(&path, &scheduled.to_toml_string());
@@ -810,7 +811,7 @@ fn a_scheduled_rotation_takes_effect_on_time_in_a_running_demo() {
 
         // Seconds after the handover: `with_retire_at` refuses that (less
         // than the clock leeway), so the file is written by hand.
-        let retire = seconds_from_now(2);
+        let retire = seconds_from_now(5);
         let loaded = Keyring::load(&path).unwrap();
         let retiring =
             Keyring::new(
