@@ -244,9 +244,11 @@ impl StateCache {
 
     /// [`StateCache::insert`]; with `in_order` (an answer read while no
     /// invalidation arrives, kept for stale answers only) refused also if a
-    /// read that began later was cached for any part of it, however long
-    /// after: no invalidation marks an earlier read as out of date then,
-    /// and a clock that steps back only makes fewer answers kept.
+    /// read that began later was cached for its user or session, or cached
+    /// another cutoff, however long after: no invalidation marks an earlier
+    /// read as out of date then. What is cached for its user and session
+    /// from before it is dropped all the same, as older than this answer.
+    /// (A clock that steps back only makes fewer answers kept.)
     pub(crate) fn insert_with(
         &self,
         ticket: CacheTicket,
@@ -264,10 +266,18 @@ impl StateCache {
         }
         if in_order {
             let read_ms = ticket.started_ms;
-            if read_after(entries.floor.as_ref(), read_ms)
+            let other_cutoff =
+                entries.floor.is_some_and(|c| c.read_ms > read_ms && c.value != state.revoked_through);
+            if other_cutoff
                 || read_after(entries.sessions.get(session.as_bytes()), read_ms)
                 || user_id.is_some_and(|user| read_after(entries.users.get(user), read_ms))
             {
+                if !read_after(entries.sessions.get(session.as_bytes()), read_ms) {
+                    entries.sessions.remove(session.as_bytes());
+                }
+                if let Some(user) = user_id.filter(|user| !read_after(entries.users.get(*user), read_ms)) {
+                    entries.users.remove(user);
+                }
                 return false;
             }
         }

@@ -343,6 +343,15 @@ mod tests {
         feed.lookup(Some("alice"), session, now_ms + 1) == Ok(state(1))
     }
 
+    /// Caches `state` for `user` (a session of their own) read at `now_ms`
+    /// while the feed is down; whether it was kept.
+    fn cached_as(feed: &Feed, user: &str, now_ms: i64, state: &RevocationState) -> bool {
+        let session = Session::new(()).id();
+        let ticket = feed.lookup(Some(user), &session, now_ms).unwrap_err();
+        feed.remember(ticket, Some(user), &session, state);
+        feed.cache().get_stale(Some(user), &session, now_ms + 1, Duration::from_secs(30)) == Some(*state)
+    }
+
     #[test]
     fn the_cache_is_used_only_while_the_feed_is_live() {
         let feed = Feed::new(Duration::from_secs(1));
@@ -396,6 +405,34 @@ mod tests {
         feed.remember(quick, Some("alice"), &session, &denied);
         feed.remember(slow, Some("alice"), &session, &state(2));
         assert_eq!(stale(&feed, 6_000), Some(denied), "a read begun 4 s earlier undid a logout");
+        // Another user's later read (the same cutoff) holds back no answer
+        // of bob's; a later read that saw another cutoff holds back every
+        // older one, and drops what was kept from before it.
+        let bob = Session::new(()).id();
+        let slow = feed.lookup(Some("bob"), &bob, 6_000).unwrap_err();
+        assert!(cached_as(&feed, "carol", 7_000, &state(1)));
+        feed.remember(slow, Some("bob"), &bob, &state(4));
+        let stale_of = |feed: &Feed, user, id, now_ms| {
+            feed.cache().get_stale(Some(user), id, now_ms, Duration::from_secs(30))
+        };
+        assert_eq!(stale_of(&feed, "bob", &bob, 7_500), Some(state(4)), "held back by carol's read");
+        let slow = feed.lookup(Some("bob"), &bob, 8_000).unwrap_err();
+        let cutoff = RevocationState { revoked_through: 7, ..state(1) };
+        assert!(cached_as(&feed, "carol", 9_000, &cutoff));
+        feed.remember(slow, Some("bob"), &bob, &state(4));
+        assert_eq!(stale_of(&feed, "bob", &bob, 9_500), None, "an answer from before the new cutoff");
+        // Refused for a later read of bob's other session: what was kept of
+        // this session from before it goes too (it saw the logout).
+        let kept = |feed: &Feed, id, now_ms, state: &RevocationState| {
+            let ticket = feed.lookup(Some("bob"), id, now_ms).unwrap_err();
+            feed.remember(ticket, Some("bob"), id, state);
+        };
+        let (this, other) = (Session::new(()).id(), Session::new(()).id());
+        kept(&feed, &this, 10_000, &cutoff);
+        let slow = feed.lookup(Some("bob"), &this, 10_500).unwrap_err();
+        kept(&feed, &other, 11_000, &RevocationState { user_epoch: 2, ..cutoff });
+        feed.remember(slow, Some("bob"), &this, &RevocationState { session_revoked: true, ..cutoff });
+        assert_eq!(stale_of(&feed, "bob", &this, 11_500), None, "the logout read at 10.5 s was undone");
         // Not kept: nothing is cached while down.
         feed.lost(false);
         let ticket = feed.lookup(Some("alice"), &session, 500).unwrap_err();
