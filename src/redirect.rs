@@ -47,11 +47,12 @@ pub fn local_path(next: &str) -> Option<&str> {
 fn path_reads_the_same(path: &str) -> bool {
     // Each segment as a server that cuts `;` parameters off reads it: no
     // dot segment, and no empty first segment (`/;x/host` is `//host`).
+    fn cut(segment: &str) -> &str {
+        segment.split(';').next().unwrap_or_default()
+    }
     let plain = |path: &str| {
-        let mut segments =
-            path.split('/').skip(1).map(|segment| segment.split(';').next().unwrap_or_default());
-        segments.next().is_none_or(|first| !first.is_empty() || path == "/")
-            && path.split('/').all(|segment| !matches!(segment.split(';').next(), Some("." | "..")))
+        let first_empty = path != "/" && path.split('/').nth(1).is_some_and(|first| cut(first).is_empty());
+        !first_empty && !path.split('/').any(|segment| matches!(cut(segment), "." | ".."))
     };
     let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else { return false };
     plain(path) && plain(&decoded) && decoded.bytes().all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
