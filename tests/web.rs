@@ -2190,6 +2190,27 @@ fn a_session_ended_during_its_request_neither_lists_nor_ends_devices() {
     });
 }
 
+/// An intruder's request still running when the owner ends its session
+/// does not log the owner out everywhere: an ended session acts for no one.
+#[test]
+fn a_session_ended_during_its_request_does_not_log_the_user_out_everywhere() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let slow = on(&config, &sign_in_from(&config, "alice", FIREFOX).await).await;
+        let here = on(&config, &laptop).await;
+        let theirs = here.devices().await.unwrap().into_iter().find(|d| !d.current).unwrap().reference;
+        assert!(here.end_device(theirs).await.unwrap());
+        let err = slow.logout_everywhere().await.unwrap_err();
+        assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+        assert!(!slow.has_session(), "the ended request has no session any more");
+        assert!(on(&config, &laptop).await.has_session(), "the owner's session carries on");
+        // A live session still logs its user out everywhere.
+        assert!(here.logout_everywhere().await.is_ok());
+        assert!(!on(&config, &laptop).await.has_session());
+    });
+}
+
 /// A memory store that interferes: the check of the session `target` is
 /// followed at once by that session taking a new ID elsewhere (its old ID
 /// denylisted once, as `renew_id` and device binding do: the race between

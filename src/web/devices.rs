@@ -166,9 +166,9 @@ impl SessionHandle {
     /// The request's signed-in session, if the store still has it live: one
     /// logged out (by ID, or everywhere) since the request opened it, while
     /// it read a slow body say, neither lists nor ends the user's other
-    /// sessions (it could end the very session that ended it). The request
-    /// then has no session.
-    async fn still_signed_in(&self) -> Result<Arc<Verified<Vec<u8>>>, HandleError> {
+    /// sessions, nor logs the user out everywhere (it could end the very
+    /// session that ended it). The request then has no session.
+    pub(super) async fn still_signed_in(&self) -> Result<Arc<Verified<Vec<u8>>>, HandleError> {
         let current = self.shared.read().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
         let state = self.shared.ops.state(user_id, current.session().id()).await?;

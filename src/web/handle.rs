@@ -756,12 +756,16 @@ impl SessionHandle {
     /// server, and removes this cookie. Returns the user's new epoch.
     ///
     /// # Errors
-    /// [`HandleError::NoSession`] without a signed-in session, or
-    /// [`HandleError::Store`] if the store did not record it (nothing is
-    /// then changed).
+    /// [`HandleError::NoSession`] without a signed-in session,
+    /// [`LoginError::Ended`] if the session was logged out since the request
+    /// opened it (the request then has no session, and nothing is changed:
+    /// an ended session, an intruder's the owner has just ended say, does
+    /// not sign the owner out of the sessions it did not end), or
+    /// [`HandleError::Store`] if the store could not answer or did not
+    /// record it (nothing is then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
         self.unfinished()?;
-        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let current = self.still_signed_in().await?;
         let session = current.session();
         let user_id = session.user_id().ok_or(HandleError::NoSession)?;
         let epoch = self.ops().revoke_user(user_id).await?;
