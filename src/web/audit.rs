@@ -141,7 +141,8 @@ pub enum AuditKind {
     InjectedCookieEnded,
     /// A device-bound session's refresh was refused for good: the browser
     /// ends its session. With `"invalid_proof"` (the session's cookies
-    /// came without a valid proof of the device's key: copies) the session
+    /// came with a proof of a current challenge that the device's key did
+    /// not sign: copies) the session
     /// is also logged out on every server; with
     /// `"invalid_proof_not_logged_out"` the store failed to record that
     /// (logged at `error`), and the copies may still open it.

@@ -373,9 +373,18 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let Some(proof) = proof_text(request) else {
             return ask_for_proof(dbsc, binding, &identifier_text);
         };
+        // A proof that cannot be read names no challenge to judge it by: it
+        // is answered as a missing one, with a new challenge (spec.bs, "Send
+        // request": a 403 has the browser sign again). Logging the session
+        // out for it would end every session of a browser whose proofs this
+        // server cannot read, and a client without the device's key ends
+        // the session all the same with a proof it signs itself.
         let proof = match dbsc::parse_proof(&proof) {
             Ok(proof) => proof,
-            Err(err) => return self.end_unproven(&ending, &err, companion.session()).await,
+            Err(err) => {
+                tracing::info!(reason = %err, "DBSC refresh: the proof cannot be read; a new challenge is sent");
+                return ask_for_proof(dbsc, binding, &identifier_text);
+            }
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
             Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
@@ -429,7 +438,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     }
 
     /// Ends a refresh that brings the binding's identifier and companion
-    /// cookie but no valid proof of the device's key: whoever sent it holds
+    /// cookie and a proof of a current challenge that the device's key did
+    /// not sign: whoever sent it holds
     /// copies of the session's cookies, not the device. So the session is
     /// logged out on every server (the bound cookie and every copy of the
     /// companion stop opening, the device's own next refresh ends), not

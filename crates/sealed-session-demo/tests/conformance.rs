@@ -464,8 +464,8 @@ fn device_bound_sessions_register_refresh_and_end_on_both_frameworks() {
     });
 }
 
-/// A DBSC refresh that brings the binding's cookies with no valid proof
-/// (copies, not the device) logs the session out on every server; when the
+/// A DBSC refresh that brings the binding's cookies with another key's
+/// proof (copies, not the device) logs the session out on every server; when the
 /// store cannot record that (here a Redis user whose write permission was
 /// taken away, reads still answered), the refresh still ends for that
 /// client, the device's session stays alive, and the audit log says so
@@ -494,12 +494,15 @@ fn copies_refused_while_the_store_cannot_write_are_audited_as_not_logged_out() {
     let identifier = instructions["session_identifier"].as_str().unwrap().to_owned();
     let companion = browser.cookie("__Host-session-dbsc").unwrap().to_owned();
     // The thief's refresh: the identifier and the companion cookie, and a
-    // proof that does not parse.
+    // proof of the challenge sent ahead signed by the thief's own key.
+    let ahead = registered.header("secure-session-challenge").unwrap();
+    let challenge = ahead.split(';').next().unwrap().trim_matches('"');
+    let forged = DeviceKey::generate().unwrap().proof(challenge, false);
     let copies = || {
         let headers = [
             format!("Sec-Secure-Session-Id: {identifier}"),
             format!("Cookie: __Host-session-dbsc={companion}"),
-            "Secure-Session-Response: \"not.a.proof\"".to_owned(),
+            format!("Secure-Session-Response: \"{forged}\""),
         ];
         let ended = http(demo.addr(), "POST", "/dbsc/refresh", &headers, "");
         assert_eq!(ended.status, 200, "{}", ended.body);
