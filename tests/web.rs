@@ -1545,35 +1545,29 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         assert_eq!(set_cookies(&slow), Vec::<String>::new());
         recorder.take();
 
-        // A logout everywhere, then signing out the others.
-        let cookie = signed_in(&config, "alice").await;
-        let slow = open(&config, &cookie).await;
-        let epoch = open(&config, &cookie).await.logout_everywhere().await.unwrap();
-        recorder.take();
-        ended(slow.logout_others().await.map(drop));
-        assert!(!slow.has_session());
-        assert_eq!(set_cookies(&slow), Vec::<String>::new());
-        // What the call did is a logout everywhere: it is audited as one.
-        let event = only(&recorder);
-        assert_eq!(
-            (event.0, event.1.as_deref()),
-            (AuditKind::LogoutEverywhere { epoch: epoch + 1 }, Some("alice"))
-        );
-        // The user signs in again as usual.
-        let again = signed_in(&config, "alice").await;
-        assert!(open(&config, &again).await.has_session());
-
-        // A logout of this session alone (or "end this device"), then
-        // signing out the others: no new ID and epoch bring it back.
-        let cookie = signed_in(&config, "alice").await;
-        let slow = open(&config, &cookie).await;
-        open(&config, &cookie).await.logout().await.unwrap();
-        recorder.take();
-        ended(slow.logout_others().await.map(drop));
-        assert!(!slow.has_session());
-        assert_eq!(set_cookies(&slow), Vec::<String>::new());
-        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: epoch + 2 });
-        assert!(!open(&config, &again).await.has_session(), "the user asked for the others to end");
+        // A logout everywhere, or of this session alone ("end this
+        // device"), then signing out the others: no new ID and epoch bring
+        // it back, and the ended session signs no one out (the session
+        // signed in since carries on, the epoch stays).
+        for everywhere in [true, false] {
+            let cookie = signed_in(&config, "alice").await;
+            let slow = open(&config, &cookie).await;
+            if everywhere {
+                open(&config, &cookie).await.logout_everywhere().await.unwrap();
+            } else {
+                open(&config, &cookie).await.logout().await.unwrap();
+            }
+            let again = signed_in(&config, "alice").await;
+            let epoch = config.verifier().store().login_state("alice").await.unwrap().user_epoch;
+            recorder.take();
+            ended(slow.logout_others().await.map(drop));
+            assert!(!slow.has_session());
+            assert_eq!(set_cookies(&slow), Vec::<String>::new());
+            assert!(recorder.take().is_empty(), "nothing changed, nothing audited");
+            assert!(open(&config, &again).await.has_session(), "everywhere: {everywhere}");
+            let after = config.verifier().store().login_state("alice").await.unwrap().user_epoch;
+            assert_eq!(after, epoch, "everywhere: {everywhere}");
+        }
 
         // Nor does a password confirmed meanwhile (reauthentication), after
         // a logout of this session or of every session of the user.
@@ -1595,18 +1589,30 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
 
         // The verifier's own calls refuse the same way.
         let verifier = config.verifier();
-        let mut session = verifier.login("bob", ()).await.unwrap();
+        let sealed = verifier.sealer().seal(&verifier.login("bob", ()).await.unwrap()).unwrap();
+        let mut session = verifier.open::<()>(&sealed).await.unwrap().into_session();
         verifier.logout_everywhere("bob").await.unwrap();
+        let since = verifier.sealer().seal(&verifier.login("bob", ()).await.unwrap()).unwrap();
         let before = (session.id(), session.epoch());
         let refused = verifier.logout_others(&mut session).await;
         assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
         assert_eq!((session.id(), session.epoch()), before, "the session is unchanged");
-        let mut session = verifier.login("bob", ()).await.unwrap();
+        assert!(verifier.open::<()>(&since).await.is_ok(), "an ended session signs no one out");
+        let sealed = verifier.sealer().seal(&verifier.login("bob", ()).await.unwrap()).unwrap();
+        let mut session = verifier.open::<()>(&sealed).await.unwrap().into_session();
         verifier.logout(&session).await.unwrap();
         let before = (session.id(), session.epoch());
         let refused = verifier.logout_others(&mut session).await;
         assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
         assert_eq!((session.id(), session.epoch()), before, "a session logged out is unchanged");
+        assert!(verifier.open::<()>(&since).await.is_ok(), "a session logged out signs no one out");
+        // One never sealed has never left this server: only its own call
+        // can end it, as a logout everywhere.
+        let mut session = verifier.login("bob", ()).await.unwrap();
+        verifier.logout(&session).await.unwrap();
+        let refused = verifier.logout_others(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
+        assert!(verifier.open::<()>(&since).await.is_err(), "every session of the user ended");
         let mut session = verifier.login("bob", ()).await.unwrap();
         let sealed = verifier.sealer().seal(&session).unwrap();
         verifier.open::<()>(&sealed).await.unwrap();
@@ -2305,6 +2311,35 @@ fn signing_out_the_others_when_the_old_id_cannot_be_ended_ends_every_session() {
         assert_eq!(set_cookies(&here), Vec::<String>::new());
         assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
         config.verifier().store().once_fails.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(!on(&config, &phone).await.has_session());
+        assert!(!on(&config, &laptop).await.has_session());
+    });
+}
+
+/// A session ended between the check that it is live and the new epoch
+/// (another request of it, or a copy, logged it out at that moment) is not
+/// carried on: the call has ended every session of the user, this one too,
+/// and is audited as a logout everywhere.
+#[test]
+fn signing_out_the_others_of_a_session_ended_meanwhile_ends_every_session() {
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let builder = WebConfig::builder(sealer, Interfering::on(&memory)).audit(recorder.clone());
+        let config = Arc::new(builder.build().unwrap());
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let phone = sign_in_from(&config, "alice", FIREFOX).await;
+        let here = on(&config, &laptop).await;
+        recorder.take();
+        // Ended right after the store answers that it is live.
+        *config.verifier().store().target.lock().unwrap() = Some(id_of(&here));
+        let err = here.logout_others().await.unwrap_err();
+        assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+        assert!(config.verifier().store().target.lock().unwrap().is_none(), "the check came first");
+        assert!(!here.has_session());
+        assert_eq!(set_cookies(&here), Vec::<String>::new());
+        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
         assert!(!on(&config, &phone).await.has_session());
         assert!(!on(&config, &laptop).await.has_session());
     });

@@ -377,17 +377,34 @@ impl<S: RevocationStore> Verifier<S> {
     /// timeout can, may have ended every session of the user, this one too)
     /// or could not say whether the session's ID had ended (the new epoch
     /// was recorded: every session of the user, this one too, has ended),
-    /// [`LoginError::Random`], [`LoginError::NoUser`] for a session that
-    /// has no user, or [`LoginError::Ended`] if the session had ended since
-    /// it was opened: the user's epoch had moved on from the session's
-    /// before this call moved it (a logout everywhere, or a concurrent call
-    /// of this one), or its ID was on the denylist (a logout of it). Every
-    /// session of the user has then ended, this one too.
+    /// or could not be trusted about this session (it lost data: nothing is
+    /// changed), [`LoginError::Random`], [`LoginError::NoUser`] for a
+    /// session that has no user, or [`LoginError::Ended`] if the session
+    /// had ended since it was opened. The store is asked first: a session
+    /// it has ended (logged out, everywhere or by its ID, or cut off by a
+    /// logout of everyone) changes nothing, so that an ended session, an
+    /// intruder's the owner has just ended say, cannot sign the owner out
+    /// of the sessions it did not end. If it ends between that check and
+    /// the new epoch (a concurrent call of this one: a double submit, or a
+    /// thief's copy racing the user), every session of the user has ended,
+    /// this one too.
     pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
         let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
+        }
+        // A session never sealed (fresh from a login) has never left this
+        // server, and has no issue time for a cutoff to judge.
+        if session.times().is_some() {
+            let state = metrics::store_call("state", self.store.state(Some(&user_id), session.id())).await?;
+            match check_revocation(session, &state) {
+                Ok(()) => {}
+                Err(err @ VerifyError::StoreFault { .. }) => {
+                    return Err(StoreError::Untrusted(Box::new(err)).into())
+                }
+                Err(_) => return Err(LoginError::Ended),
+            }
         }
         let epoch = self.revoke_user(&user_id).await?;
         let until = self.sealer.denylist_until(session);

@@ -785,22 +785,26 @@ impl SessionHandle {
     ///
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session,
-    /// [`HandleError::Store`] if the store did not record the new epoch
-    /// (then nothing changed, unless the store failed after writing it, as
-    /// a timeout can: then every session of the user has ended), or did not
-    /// answer whether this session had ended (every session of the user,
-    /// this one too, has then ended), [`LoginError::Ended`] if the session
-    /// ended while the request ran: the user was logged out everywhere, or
-    /// this session by its ID (a logout, "end this device"), since the
-    /// request opened it (carrying it on would bring it back: the call then
-    /// ended every session of the user, this one too, and is audited as a
-    /// logout everywhere; two calls at once, a double submit, end this way
-    /// too: the server cannot tell them from a thief's copy of the cookie
-    /// racing the user's), or a sealing error (every session of the user,
-    /// this one too, has then ended).
+    /// [`HandleError::Store`] if the store could not say whether this
+    /// session is still live, or did not record the new epoch (then nothing
+    /// changed, unless the store failed after writing it, as a timeout can:
+    /// then every session of the user has ended), or did not answer whether
+    /// this session had ended after it (every session of the user, this one
+    /// too, has then ended), [`LoginError::Ended`] if the session ended
+    /// while the request ran: the user was logged out everywhere, or this
+    /// session by its ID (a logout, "end this device"), since the request
+    /// opened it. The store is asked first, and a session it has ended
+    /// changes nothing (an intruder's request, its session just ended by
+    /// the owner, does not sign the owner out). One that ends between that
+    /// check and the new epoch is not carried on either (that would bring
+    /// it back): the call then ended every session of the user, this one
+    /// too, and is audited as a logout everywhere; two calls at once, a
+    /// double submit, can end this way: the server cannot tell them from a
+    /// thief's copy of the cookie racing the user's. Or a sealing error
+    /// (every session of the user, this one too, has then ended).
     pub async fn logout_others(&self) -> Result<u64, HandleError> {
         self.unfinished()?;
-        let current = self.shared.lock().current.clone().ok_or(HandleError::NoSession)?;
+        let current = self.still_signed_in().await?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?.to_owned();
         let epoch = self.ops().revoke_user(&user_id).await?;
         let old = current.session();
