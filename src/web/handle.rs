@@ -1051,8 +1051,14 @@ impl<T: SessionValue> Sessions<T> {
     ///
     /// # Errors
     /// [`HandleError::NoSession`] without a signed-in session (of data
-    /// type `T`); otherwise as [`login`](Self::login).
+    /// type `T`); [`LoginError::Ended`] if the session ended since the
+    /// request opened it (logged out by its ID, everywhere, or with
+    /// everyone): the request then has no session; otherwise as
+    /// [`login`](Self::login).
     pub async fn reauthenticate(&self) -> Result<Current<T>, HandleError> {
+        // Ended meanwhile (a logout of everyone, too, which the check after
+        // the new epoch below cannot see): not carried on.
+        self.handle.still_signed_in().await?;
         let current = self.signed_in().ok_or(HandleError::NoSession)?;
         let user_id = current.user_id().ok_or(HandleError::NoSession)?.to_owned();
         let options = LoginOptions::default().remember(current.is_remembered());
