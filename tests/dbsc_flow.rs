@@ -1121,6 +1121,31 @@ fn logout_and_logout_everywhere_end_refreshes() {
     });
 }
 
+/// A logout sent with the session's cookie from before its binding (the
+/// browser sent it while the registration ran) finds no session: the
+/// registration ended that ID. It still removes the companion cookie, or
+/// the browser, its bound cookie removed by that logout, would refresh
+/// the binding with it and be signed in again.
+#[test]
+fn a_logout_that_raced_the_registration_still_removes_the_companion() {
+    run(async {
+        let (_clock, config, mut browser) = browser_for(DeviceBinding::default());
+        let offer = browser.login_offer().await;
+        let unbound = browser.cookie("__Host-session").unwrap();
+        browser.register(&offer).await;
+        assert!(browser.cookie("__Host-session-dbsc").is_some());
+        let request =
+            TestRequest::new("GET", "/logout").header("cookie", format!("__Host-session={unbound}"));
+        let reply = serve(&config, request).await;
+        assert_eq!(reply.status, 200);
+        browser.store_cookies(&reply);
+        assert_eq!(browser.cookie("__Host-session"), None);
+        assert_eq!(browser.cookie("__Host-session-dbsc"), None, "{:?}", reply.headers);
+        assert_eq!(browser.get("/whoami").await.status, 401, "signed in again after the logout");
+        assert!(browser.session.is_none());
+    });
+}
+
 /// A lapsed bound session whose check the store answers wrongly (its user's
 /// epoch reads lower than the session's: a lost write) is ended at logout
 /// all the same: only a revocation leaves one out, not a store fault, or a

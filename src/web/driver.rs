@@ -1078,10 +1078,11 @@ fn dbsc_changes(
         ),
         // Only when the handler ended the session or replaced it: a bound
         // cookie refused as expired a moment early (clock skew) must not
-        // take the binding with it.
-        _ if (state.ended || state.offer_binding) && !state.companion.is_empty() => {
-            Some(dbsc.companion_cookie.removal())
-        }
+        // take the binding with it. Then even if the request sent none: it
+        // may have left before a registration's response set one (its
+        // session cookie, from before the binding, no longer opens), and
+        // the browser would refresh that binding with it.
+        _ if state.ended || state.offer_binding => Some(dbsc.companion_cookie.removal()),
         _ => None,
     }
 }
