@@ -8,6 +8,9 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// `eprintln!` panics when stderr cannot be written (a full disk): exit 101
+// after a change was written. Messages go through `say!`.
+#![deny(clippy::print_stderr)]
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -24,6 +27,14 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+/// A line to stderr, lost if stderr cannot be written: the exit code, not
+/// a message, tells scripts what happened.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _lost_if_unwritable = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 /// Keys, keyrings and tokens for sealed-session.
 #[derive(Parser)]
@@ -268,7 +279,7 @@ fn main() -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             if let Err(err) = writeln!(stdout, "{}", output.as_str()).and_then(|()| stdout.flush()) {
                 // Not 2: a script that retried `keyring add` on 2 would add a second key.
-                eprintln!(
+                say!(
                     "error: the command succeeded, and any change it makes was written, but its output \
                      could not be printed: {err}; before running a command that changes a keyring or a \
                      store again, check whether its change is there"
@@ -278,11 +289,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(Failure::Refused(reason)) => {
-            eprintln!("refused: {reason}");
+            say!("refused: {reason}");
             ExitCode::from(1)
         }
         Err(Failure::Config(message)) => {
-            eprintln!("error: {message}");
+            say!("error: {message}");
             ExitCode::from(2)
         }
     }
@@ -409,7 +420,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     // one: a host whose clock runs ahead cannot push it later.
                     let cutoff = sealed_session::RevocationStore::revoke_all(&store, now).await?;
                     if now > cutoff.saturating_add(1) {
-                        eprintln!(
+                        say!(
                             "warning: this host's clock is {}s ahead of the store's; the cutoff is the store's \
                              time ({cutoff}): check the clocks (NTP)",
                             now - cutoff
@@ -645,12 +656,11 @@ fn remove_leftover_copies(dir: &Path, name: &str) {
         if leftover && entry.file_type().is_ok_and(|t| !t.is_dir()) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {
-                    eprintln!("removed {}, a copy of the keyring a killed run left", entry.path().display())
+                    say!("removed {}, a copy of the keyring a killed run left", entry.path().display())
                 }
-                Err(err) => eprintln!(
-                    "warning: cannot remove {}, a copy of the keyring: {err}",
-                    entry.path().display()
-                ),
+                Err(err) => {
+                    say!("warning: cannot remove {}, a copy of the keyring: {err}", entry.path().display())
+                }
             }
         }
     }
@@ -731,7 +741,7 @@ fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<Str
     if written {
         write_keyring(&file, &keyring, Replace::Existing)?;
     } else if changed {
-        eprintln!("--now: a dry run, nothing written; run without --now to write the file");
+        say!("--now: a dry run, nothing written; run without --now to write the file");
     }
     let mut out = plan(&keyring, now);
     if let Value::Object(fields) = &mut out {
@@ -986,7 +996,7 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
     // The file is in place; a failed directory sync only weakens durability
     // against a power cut, so it is reported but is not a failure.
     if let Err(err) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
-        eprintln!("warning: {} written, but its directory could not be synced: {err}", file.display());
+        say!("warning: {} written, but its directory could not be synced: {err}", file.display());
     }
     Ok(())
 }

@@ -93,6 +93,17 @@ fn a_written_change_whose_output_cannot_be_printed_exits_3() {
         "{stderr}"
     );
     assert_eq!(secrets(&file).len(), 2, "the change was written");
+    // Nor when stderr cannot be written either: the message is lost, the
+    // exit code is not (a panic would exit 101).
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("sealed-session"))
+        .args(["keyring", "add", file.to_str().unwrap()])
+        .stdout(full())
+        .stderr(full())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(secrets(&file).len(), 3, "the change was written");
 }
 
 #[test]
@@ -686,19 +697,31 @@ fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
-    for (args, stdin) in [
-        (vec!["seal", "--keyring", f, "--purpose", "p"], "not json"),
-        (vec!["seal", "--keyring", f, "--purpose", "p", "--user", "alice"], "{}"), // --user needs --epoch
-        (vec!["seal", "--keyring", f, "--purpose", "p", "--ttl", "60", "--idle", "600"], "{}"), // idle > ttl
-        (vec!["open", "--keyring", f, "--purpose", "p", "--now", "yesterday", "x"], ""),
-        (vec!["revoke", "--store", "mysql://x"], ""),
-        (vec!["open", "--keyring", f, "--purpose", "p", "--now", "1960-01-01T00:00:00Z", "x"], ""),
-        (vec!["no-such-command"], ""),
-        (vec![], ""),
+    for (args, stdin, why) in [
+        (vec!["seal", "--keyring", f, "--purpose", "p"], "not json", "session data on stdin is not JSON"),
+        (vec!["seal", "--keyring", f, "--purpose", "p", "--user", "alice"], "{}", "--epoch <EPOCH>"),
+        (
+            vec!["seal", "--keyring", f, "--purpose", "p", "--ttl", "60", "--idle", "600"],
+            "{}",
+            "idle timeout (600 s) must not exceed the absolute timeout (60 s)",
+        ),
+        (
+            vec!["open", "--keyring", f, "--purpose", "p", "--now", "yesterday", "x"],
+            "",
+            "not an RFC 3339 time",
+        ),
+        (vec!["revoke", "--store", "mysql://x", "--user", "a"], "", "unknown store URL scheme \"mysql\""),
+        (
+            vec!["open", "--keyring", f, "--purpose", "p", "--now", "1960-01-01T00:00:00Z", "x"],
+            "",
+            "--now must not be before 1970",
+        ),
+        (vec!["no-such-command"], "", "unrecognized subcommand 'no-such-command'"),
+        (vec![], "", "Usage: sealed-session <COMMAND>"),
     ] {
         let r = run(&args, stdin);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
-        assert!(!r.stderr.is_empty());
+        assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
     }
     // A revocation's arguments are checked before anything is revoked: a
     // store in use, each refused for its own reason, and nothing revoked.
@@ -867,10 +890,18 @@ fn an_unreachable_store_is_a_configuration_error_not_an_acceptance() {
     let f = file.to_str().unwrap();
     let token = ok(&["seal", "--keyring", f, "--purpose", "p"], "{}");
     let port = sealed_session_testkit::free_port();
-    let store = format!("redis://127.0.0.1:{port}/0");
-    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &token], "");
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stdout.is_empty());
+    // The URL's password is never echoed.
+    let store = format!("redis://app:hunter2@127.0.0.1:{port}/0");
+    for args in [
+        vec!["open", "--keyring", f, "--purpose", "p", "--store", &store, &token],
+        vec!["revoke", "--store", &store, "--user", "alice"],
+    ] {
+        let r = run(&args, "");
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stdout.is_empty());
+        assert!(r.stderr.contains("cannot connect to Redis"), "{}", r.stderr);
+        assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    }
 }
 
 /// A user revoked through `store` can no longer open the token sealed
