@@ -664,16 +664,26 @@ fn a_refresh_with_copied_cookies_and_another_keys_proof_logs_the_session_out() {
     });
 }
 
-/// A proof that cannot be read (a format this server does not know, or
-/// garbage) names no challenge: it is asked for again, as a missing one is,
-/// and logs no one out. The device's own proof then refreshes.
+/// A proof the parser refuses (garbage, or a format or algorithm this
+/// server does not take, even one that names the current challenge) is
+/// asked for again, as a missing one is, and logs no one out. The device's
+/// own proof then refreshes.
 #[test]
 fn an_unreadable_refresh_proof_is_asked_for_again_and_logs_no_one_out() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     run(async {
         let (clock, config, mut browser) = bound_browser().await;
         let identifier = browser.session.clone().unwrap().identifier;
         let device_cookie = browser.cookie("__Host-session").unwrap();
-        for unreadable in ["not.a.proof", "", "\"e30.e30.\"", "a.b.c;x=1"] {
+        let ahead = browser.session.clone().unwrap().cached_challenge.unwrap();
+        let part = |json: serde_json::Value| URL_SAFE_NO_PAD.encode(json.to_string());
+        let unsigned = format!(
+            "{}.{}.",
+            part(serde_json::json!({ "alg": "none", "typ": "dbsc+jwt" })),
+            part(serde_json::json!({ "jti": ahead.trim_matches('"') }))
+        );
+        for unreadable in ["not.a.proof", "\"e30.e30.\"", "a.b.c;x=1", &unsigned] {
             let request = browser.refresh_request(None).header("secure-session-response", unreadable);
             let reply = serve(&config, request).await;
             assert_eq!(reply.status, 403, "{unreadable:?}: {}", reply.body);
@@ -1143,6 +1153,22 @@ fn a_logout_that_raced_the_registration_still_removes_the_companion() {
         assert_eq!(browser.cookie("__Host-session-dbsc"), None, "{:?}", reply.headers);
         assert_eq!(browser.get("/whoami").await.status, 401, "signed in again after the logout");
         assert!(browser.session.is_none());
+    });
+}
+
+/// A login removes the companion cookie even when its request sent none:
+/// a binding the browser still holds (its registration's response came
+/// after the request left) cannot sign the previous session in again.
+#[test]
+fn a_login_removes_the_companion_even_when_the_request_sent_none() {
+    run(async {
+        let (_clock, config, _browser) = browser_for(DeviceBinding::default());
+        let reply = serve(&config, TestRequest::new("GET", "/login")).await;
+        let removed = reply
+            .all("set-cookie")
+            .into_iter()
+            .any(|c| c.starts_with("__Host-session-dbsc=;") && c.contains("Max-Age=0"));
+        assert!(removed, "{:?}", reply.headers);
     });
 }
 

@@ -402,12 +402,14 @@ pub enum LoginError {
 
 /// Checks a session that opened against a store's state: the rule every
 /// [`Verifier`] applies, for integrations that fetch the state themselves.
+/// A session never sealed (fresh from a login) has no issue time yet, so
+/// no cutoff of a logout of everyone covers it (its first seal dates it);
+/// its epoch and ID are judged as any session's.
 ///
 /// # Errors
 /// [`VerifyError::Revoked`] or [`VerifyError::StoreFault`].
 pub fn check_revocation<T>(session: &Session<T>, state: &RevocationState) -> Result<(), VerifyError> {
-    let issued_at = session.times().map_or(0, |t| t.issued_at);
-    if issued_at <= state.revoked_through {
+    if session.times().is_some_and(|t| t.issued_at <= state.revoked_through) {
         return Err(VerifyError::Revoked(Revocation::All));
     }
     if session.user_id().is_some() {

@@ -394,17 +394,13 @@ impl<S: RevocationStore> Verifier<S> {
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        // A session never sealed (fresh from a login) has never left this
-        // server, and has no issue time for a cutoff to judge.
-        if session.times().is_some() {
-            let state = metrics::store_call("state", self.store.state(Some(&user_id), session.id())).await?;
-            match check_revocation(session, &state) {
-                Ok(()) => {}
-                Err(err @ VerifyError::StoreFault { .. }) => {
-                    return Err(StoreError::Untrusted(Box::new(err)).into())
-                }
-                Err(_) => return Err(LoginError::Ended),
+        let state = metrics::store_call("state", self.store.state(Some(&user_id), session.id())).await?;
+        match check_revocation(session, &state) {
+            Ok(()) => {}
+            Err(err @ VerifyError::StoreFault { .. }) => {
+                return Err(StoreError::Untrusted(Box::new(err)).into())
             }
+            Err(_) => return Err(LoginError::Ended),
         }
         let epoch = self.revoke_user(&user_id).await?;
         let until = self.sealer.denylist_until(session);

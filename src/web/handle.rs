@@ -760,9 +760,10 @@ impl SessionHandle {
     /// [`LoginError::Ended`] if the session was logged out since the request
     /// opened it (the request then has no session, and nothing is changed:
     /// an ended session, an intruder's the owner has just ended say, does
-    /// not sign the owner out of the sessions it did not end), or
-    /// [`HandleError::Store`] if the store could not answer or did not
-    /// record it (nothing is then changed).
+    /// not sign the owner out of the sessions it did not end; the second
+    /// request of a double submit ends this way too: answer it as a
+    /// logout), or [`HandleError::Store`] if the store could not answer or
+    /// did not record it (nothing is then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
         self.unfinished()?;
         let current = self.still_signed_in().await?;
