@@ -28,6 +28,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v faketime >/dev/null || need+=(faketime)
+# pkill and pgrep (servers' cleanup, the check below), a C++ compiler
+# (libFuzzer, for the fuzz targets), git (the mutation sample).
+command -v pkill >/dev/null || need+=(procps)
+command -v c++ >/dev/null || need+=(g++)
+command -v git >/dev/null || need+=(git)
 # libsodium's Python binding, for the independent check of the test
 # vectors: Debian's package (its python3 refuses pip installs); another
 # Python (pyenv) gets it from pip below.
