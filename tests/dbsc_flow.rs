@@ -21,7 +21,7 @@ use sealed_session::web::{
 };
 use sealed_session::{
     KeySpec, KeyState, Keyring, LoginState, ManualClock, MasterKey, MemoryStore, RevocationState,
-    RevocationStore, Sealer, SessionId, SharedStore, StoreError,
+    RevocationStore, Sealer, SessionId, SharedKeyring, SharedStore, StoreError,
 };
 
 /// A fixed start, far from today's date: nothing here reads the system clock.
@@ -115,7 +115,7 @@ fn config_with(
 
 /// [`config_with`] on `keyring`.
 fn config_on(
-    keyring: Keyring,
+    keyring: impl Into<SharedKeyring>,
     clock: &ManualClock,
     binding: DeviceBinding,
     change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
@@ -1153,6 +1153,35 @@ fn a_logout_that_raced_the_registration_still_removes_the_companion() {
         assert_eq!(browser.cookie("__Host-session-dbsc"), None, "{:?}", reply.headers);
         assert_eq!(browser.get("/whoami").await.status, 401, "signed in again after the logout");
         assert!(browser.session.is_none());
+    });
+}
+
+/// A bound session re-issued on an ordinary request because the key
+/// rotated gets a companion under the new key too, and stays bound: its
+/// next refresh carries on.
+#[test]
+fn a_bound_session_reissued_for_a_rotated_key_keeps_its_binding() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let keys = SharedKeyring::new(Keyring::generate().unwrap());
+        let config = config_on(keys.clone(), &clock, DeviceBinding::default(), |builder| builder);
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        let (cookie, companion) = (browser.cookie("__Host-session"), browser.cookie("__Host-session-dbsc"));
+        let (rotated, id) = keys.current().with_new_key().unwrap();
+        keys.replace(rotated.with_primary(id).unwrap());
+
+        let reply = browser.get("/whoami").await;
+        assert_eq!(reply.body, "alice first bound=true");
+        let set = reply.all("set-cookie");
+        for name in ["__Host-session=", "__Host-session-dbsc="] {
+            assert!(set.iter().any(|c| c.starts_with(name) && !c.contains("Max-Age=0")), "{name} {set:?}");
+        }
+        assert_ne!(browser.cookie("__Host-session"), cookie);
+        assert_ne!(browser.cookie("__Host-session-dbsc"), companion);
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+        assert!(browser.session.is_some(), "the binding carries on");
     });
 }
 

@@ -49,6 +49,31 @@ fn memory_store_passes_the_conformance_suite() {
 
 /// A cutoff ahead of the store's time (its clock stepped back after a
 /// global logout) is never lowered by a later one.
+/// Of threads denylisting one ID at the same moment, exactly one writes
+/// it: the check and the write are one step under one lock, so a DBSC
+/// proof or challenge works once however many threads serve its copies
+/// (the conformance suite runs its calls on one task, which cannot see a
+/// check and a write split between two locks).
+#[test]
+fn of_threads_denylisting_one_session_at_once_exactly_one_writes() {
+    let store = Arc::new(MemoryStore::with_clock(ManualClock::at_unix(T0)));
+    for _ in 0..200 {
+        let id = Session::new(()).id();
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    block_on(store.revoke_session_once(id, T0 as u64 + 600)).unwrap()
+                })
+            })
+            .collect();
+        let wrote = threads.into_iter().map(|t| t.join().unwrap()).filter(|&wrote| wrote).count();
+        assert_eq!(wrote, 1, "one ID denylisted by {wrote} threads at once");
+    }
+}
+
 #[test]
 fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
     let clock = ManualClock::at_unix(T0 + 3600);

@@ -607,6 +607,36 @@ fn remembered_and_standard_tokens_never_open_as_each_other() {
     assert!(!sealer.open::<()>(&resealed).unwrap().session().is_remembered());
 }
 
+/// Token version 1 keeps them apart by purpose (remembered tokens are
+/// sealed under `<purpose>+remember`), as version 2 does by its flag.
+#[test]
+fn in_token_version_1_remembered_and_standard_tokens_never_open_as_each_other() {
+    let clock = ManualClock::at_unix(T0);
+    let v1 = |remember: bool| {
+        let builder = Sealer::builder(keyring(&[(1, KeyState::Primary)]))
+            .absolute_timeout(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(600))
+            .clock(clock.clone())
+            .token_version(1);
+        let builder = if remember {
+            builder.remember_me(Duration::from_secs(30 * 86_400), Duration::from_secs(7 * 86_400))
+        } else {
+            builder
+        };
+        builder.build().unwrap()
+    };
+    let (sealer, plain) = (v1(true), v1(false));
+    let remembered = sealer.seal(&Session::new(()).remembered()).unwrap();
+    let standard = sealer.seal(&Session::new(())).unwrap();
+    assert_eq!(plain.open::<()>(&remembered).unwrap_err(), OpenError::Invalid);
+    assert!(sealer.open::<()>(&remembered).unwrap().session().is_remembered());
+    assert!(!sealer.open::<()>(&standard).unwrap().session().is_remembered());
+    assert!(plain.open::<()>(&standard).is_ok(), "the purpose alone, as without remember-me");
+    // A standard token keeps the standard timeouts under a sealer that remembers.
+    assert_eq!(sealer.open_at::<()>(&standard, at(T0 + 600)).unwrap_err(), OpenError::Expired(Expiry::Idle));
+    assert!(sealer.open_at::<()>(&remembered, at(T0 + 600)).is_ok());
+}
+
 #[test]
 fn a_remembered_session_gets_a_persistent_cookie_and_a_standard_one_follows_the_spec() {
     let clock = ManualClock::at_unix(T0);

@@ -372,7 +372,36 @@ impl DbscSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::ChallengeFor;
+    use super::{ChallengeFor, DbscSettings, DeviceBinding};
+    use crate::{CookieSpec, Keyring, Sealer, Session};
+
+    /// A bound session changed on an ordinary request gets a new companion
+    /// cookie; one whose companion cannot be sealed (too large) has the old
+    /// one removed, so that the next refresh ends the binding instead of
+    /// bringing back the old data.
+    #[test]
+    fn a_companion_that_cannot_be_sealed_again_is_removed() {
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+        let settings = DbscSettings {
+            binding: DeviceBinding::default(),
+            companion_sealer: sealer.with_purpose("__Host-session-dbsc"),
+            companion_cookie: CookieSpec::named("__Host-session-dbsc").unwrap(),
+            identifier_sealer: sealer.with_purpose_without_idle("__Host-session-dbsc-id"),
+            challenge_sealer: sealer.with_purpose("__Host-session-dbsc-challenge"),
+        };
+        let session = |len: usize| Session::new(vec![7u8; len]).with_user("alice", 0);
+        let old = settings.companion(&session(8), [1; 16], false, None).unwrap();
+        let value = old.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+
+        let again = settings.reissue_companion(&session(16), false, [value.as_str()].into_iter()).unwrap();
+        assert!(again.starts_with("__Host-session-dbsc=") && !again.contains("Max-Age=0"), "{again}");
+        let reopened = again.split(';').next().unwrap().split_once('=').unwrap().1;
+        let reopened = settings.companion_sealer.open::<super::Companion>(reopened).unwrap();
+        assert_eq!((reopened.session().data().binding, reopened.session().data().data.len()), ([1; 16], 16));
+
+        let too_large = settings.reissue_companion(&session(8_000), false, [value.as_str()].into_iter());
+        assert_eq!(too_large, Some(settings.companion_cookie.removal()));
+    }
 
     #[test]
     fn a_challenges_debug_shows_no_whole_id() {
