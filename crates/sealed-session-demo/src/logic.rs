@@ -176,6 +176,16 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
     };
     match answered {
         Ok(reply) | Err(Stop::Early(reply)) => Ok(reply),
+        // The session ended while this request ran (from another tab or
+        // device, or by the first request of a double submit): a browser
+        // is told so on the sign-in page, as after a logout; the JSON
+        // routes keep the `401`.
+        Err(Stop::Failed(HandleError::Login(sealed_session::LoginError::Ended)))
+            if !matches!(route, Route::ApiDevices | Route::ApiSession) =>
+        {
+            handle.flash(Level::Warning, "This session had already ended. Sign in again.")?;
+            Ok(Reply::Redirect("/".to_owned()))
+        }
         Err(Stop::Failed(err)) => Err(err),
     }
 }

@@ -49,6 +49,12 @@ impl<'d> Browser<'d> {
             headers.push(format!("Origin: {}", self.demo.origin));
         }
         let reply = http(self.demo.addr(), method, path, &headers, body);
+        self.absorb(&reply);
+        reply
+    }
+
+    /// Applies the cookies `reply` sets.
+    fn absorb(&mut self, reply: &Reply) {
         for set in reply.set_cookies() {
             let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
             let (name, value) = pair.split_once('=').unwrap();
@@ -57,7 +63,6 @@ impl<'d> Browser<'d> {
                 self.jar.push((name.to_owned(), value.to_owned()));
             }
         }
-        reply
     }
 
     fn get(&mut self, path: &str) -> Reply {
@@ -527,6 +532,59 @@ fn copies_refused_while_the_store_cannot_write_are_audited_as_not_logged_out() {
     assert_eq!(browser.get("/api/session").status, 401, "logged out on every server");
 }
 
+/// A session ended while one of its requests still ran (a "log out
+/// everywhere" whose body comes after another tab logged the session out,
+/// as the second request of a double submit does): the demo answers as
+/// after a logout, the sign-in page with a notice, not a bare `401`.
+#[test]
+fn a_session_ended_while_its_request_ran_is_told_so_on_the_sign_in_page() {
+    use std::io::{Read as _, Write as _};
+    on_each_framework(|demo| {
+        let mut phone = Browser::new(demo);
+        phone.sign_in("alice", "");
+        let mut browser = Browser::new(demo);
+        browser.sign_in("alice", "");
+        let body = format!("csrf_token={}", csrf_token(&browser.get("/").body));
+        let cookies: Vec<String> = browser.jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let opened = || counter(demo, r#"sealed_session_opens_total{result="ok"}"#);
+        let before = opened();
+        let mut slow = std::net::TcpStream::connect(demo.addr()).unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /logout-everywhere HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nOrigin: {}\r\nCookie: {}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            demo.addr(),
+            demo.origin,
+            cookies.join("; "),
+            body.len()
+        );
+        slow.write_all(head.as_bytes()).unwrap();
+        // Its session opened (the store vouched for it) before its body came.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while opened() == before {
+            assert!(std::time::Instant::now() < deadline, "the request did not open its session");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut other_tab = Browser { demo, jar: browser.jar.clone() };
+        assert_eq!(other_tab.post_form("/logout", "").status, 303);
+
+        slow.write_all(body.as_bytes()).unwrap();
+        let mut response = String::new();
+        slow.read_to_string(&mut response).unwrap();
+        let (head, rest) = response.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.lines();
+        let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        let reply = Reply { status, headers: lines.map(str::to_owned).collect(), body: rest.to_owned() };
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/")), "{response}");
+        browser.absorb(&reply);
+        let page = browser.get("/");
+        assert!(page.body.contains("This session had already ended. Sign in again."), "{}", page.body);
+        assert!(page.body.contains(r#"name="password""#), "the sign-in form");
+        // An ended session logs no one out everywhere.
+        assert_eq!(phone.session_json()["user"], "alice");
+    });
+}
+
 /// "Sign out other sessions" on both frameworks: the other browser's
 /// session ends, this one stays signed in under a new cookie, and this
 /// one's old cookie ends too.
@@ -757,9 +815,13 @@ fn sleep_until(at: time::OffsetDateTime) {
 /// How many times the demo's keyring reload ended with `result` ("ok",
 /// "refused"), from `/metrics`.
 fn reloads(demo: &Demo, result: &str) -> u64 {
+    counter(demo, &format!(r#"sealed_session_keyring_reloads_total{{result="{result}"}}"#))
+}
+
+/// The value of the counter `series` (name and labels) in `/metrics`.
+fn counter(demo: &Demo, series: &str) -> u64 {
     let metrics = http(demo.addr(), "GET", "/metrics", &[], "").body;
-    let series = format!(r#"sealed_session_keyring_reloads_total{{result="{result}"}}"#);
-    let line = metrics.lines().find(|l| l.starts_with(&series));
+    let line = metrics.lines().find(|l| l.starts_with(series));
     line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
 }
 
