@@ -110,6 +110,12 @@ fn proof_text<R: RequestView + ?Sized>(request: &R) -> Option<String> {
     string_or_bare(one_header(request, &PROOF_HEADERS)?)
 }
 
+/// Whether two session IDs (a binding's, a challenge's) are one, compared
+/// in constant time as every session ID is.
+fn same_id(a: [u8; 16], b: [u8; 16]) -> bool {
+    SessionId::from_bytes(a) == SessionId::from_bytes(b)
+}
+
 /// The headers of every DBSC answer: not stored by any cache, not framed,
 /// not readable cross-origin (no CORS header is ever added).
 fn answer(status: u16, content_type: &'static str, body: String) -> Answer {
@@ -243,7 +249,11 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Err(err) => return refuse_registration(&err),
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
-            Some((challenge, ChallengeFor::Registration(id))) if id == *session.id().as_bytes() => challenge,
+            Some((challenge, ChallengeFor::Registration(id)))
+                if SessionId::from_bytes(id) == session.id() =>
+            {
+                challenge
+            }
             _ => return refuse_registration(&"the challenge is not this session's, or has expired"),
         };
         let key = match proof.verify_registration(&dbsc.binding.algorithms, None) {
@@ -350,7 +360,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         for value in dbsc.companion_cookie.values_in(request.header_values("cookie")) {
             match dbsc.companion_sealer.open::<Companion>(value) {
                 Ok(opened)
-                    if opened.session().data().binding == binding && opened.session().user_id() == user =>
+                    if same_id(opened.session().data().binding, binding)
+                        && opened.session().user_id() == user =>
                 {
                     companion = Some(opened);
                     break;
@@ -387,7 +398,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             }
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
-            Some((challenge, ChallengeFor::Refresh(id))) if id == binding => challenge,
+            Some((challenge, ChallengeFor::Refresh(id))) if same_id(id, binding) => challenge,
             _ => {
                 tracing::info!("DBSC refresh: the proof answers no current challenge of this binding");
                 return ask_for_proof(dbsc, binding, &identifier_text);

@@ -8,9 +8,9 @@
 //!   or new, empty file starts a new generation, and every session issued at or
 //!   before it is refused, so losing the file never brings a revoked session
 //!   back. The event is logged with `tracing` at `warn`. A table of
-//!   revocations dropped from the file fails every call (closed) while the
-//!   store runs; the next store to open the file creates it again and logs
-//!   everyone out.
+//!   revocations dropped from the file fails every check, and every write
+//!   to it (closed), while the store runs; the next store to open the file
+//!   creates it again and logs everyone out.
 //! * Checks are answered from a read cache when they can. A revocation
 //!   through this store clears it before the call returns. Several
 //!   processes may share the file (a server and an operator's tool, say):

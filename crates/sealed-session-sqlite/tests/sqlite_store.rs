@@ -403,20 +403,35 @@ async fn a_deleted_file_never_brings_a_revoked_session_back() {
 /// A dropped table of revocations fails the running store closed; the
 /// restarted store creates it again and logs everyone out, rather than
 /// answer from an empty table.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_table_never_brings_a_revoked_session_back_after_a_restart() {
     for table in ["sealed_session_denied", "sealed_session_user_epochs"] {
         let dir = tempfile::tempdir().unwrap();
         let (path, clock, verifier, token) = signed_in(dir.path()).await;
         let session = verifier.open::<()>(&token).await.unwrap().into_session();
         let other = login(&verifier, "alice").await;
+        let live = login(&verifier, "bob").await;
+        let bob = verifier.open::<()>(&live).await.unwrap().into_session();
         verifier.logout(&session).await.unwrap();
         verifier.logout_everywhere("alice").await.unwrap();
-        drop(verifier);
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
         let pool = sqlx::sqlite::SqlitePool::connect_with(options).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(&pool).await.unwrap();
         pool.close().await;
+        // Under the running store: every check fails, closed, and so does
+        // every write to the dropped table.
+        let failed = async || matches!(verifier.open::<()>(&live).await, Err(VerifyError::Store(_)));
+        assert!(
+            within(Duration::from_secs(1), failed).await.is_some(),
+            "{table}: a live session still opened"
+        );
+        let write = if table == "sealed_session_denied" {
+            verifier.logout(&bob).await.map(drop)
+        } else {
+            verifier.logout_everywhere("bob").await.map(drop)
+        };
+        assert!(write.is_err(), "{table}");
+        drop(verifier);
 
         clock.advance(Duration::from_secs(10));
         let verifier = server(&path, &clock).await;
@@ -458,12 +473,16 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
     // Another file is moved over the path (a restore, a deploy script):
     // revocations written to it must not be ignored here.
     assert!(format!("{:?}", verifier.store()).contains("fault: None"));
+    let unchecked = login(&verifier, "carol").await;
     let other = dir.path().join("other.sqlite3");
     let replacement = SqliteStore::open_or_create(&other).await.unwrap();
     replacement.revoke_user("alice").await.unwrap();
     drop(replacement);
     std::fs::rename(&other, &path).unwrap();
 
+    // A check that reads (nothing cached for this session) looks at the
+    // file first: refused at once, before the poller's next look.
+    assert!(untrusted(verifier.open::<()>(&unchecked).await), "a read answered from a replaced file");
     let refused = within(Duration::from_secs(1), async || untrusted(verifier.open::<()>(&token).await)).await;
     assert!(refused.is_some(), "a store whose file was replaced still answered");
     let write = verifier.logout_everywhere("alice").await;
