@@ -422,14 +422,25 @@ async fn unlogged_revocation_tables_are_refused() {
     let back = within(Duration::from_secs(5), async || verifier.open::<()>(&token).await.is_ok());
     assert!(back.await.is_some(), "sessions were still refused once the table was logged again");
 
-    // The session registry's table likewise: emptied by a crash, it would
-    // leave live sessions unlisted and uncounted by a session limit.
-    SHARED.psql("ALTER TABLE unlogged_sessions SET UNLOGGED");
-    assert!(untrusted(verifier.open::<()>(&probe).await), "a check trusted an unlogged registry table");
-    refused_at_setup("unlogged_sessions").await;
-    SHARED.psql("ALTER TABLE unlogged_sessions SET LOGGED");
-    let back = within(Duration::from_secs(5), async || verifier.open::<()>(&probe).await.is_ok());
-    assert!(back.await.is_some(), "sessions were still refused once the registry was logged again");
+    // Every other table of the store likewise, the session registry's too:
+    // emptied by a crash, it would leave live sessions unlisted and
+    // uncounted by a session limit. Logins are refused as well.
+    for table in ["unlogged_user_epochs", "unlogged_meta", "unlogged_sessions"] {
+        SHARED.psql(&format!("ALTER TABLE {table} SET UNLOGGED"));
+        // A session not checked yet: a check that reads the store.
+        let probe = verifier.sealer().seal(&sealed_session::Session::new(()).with_user("probe", 0)).unwrap();
+        assert!(untrusted(verifier.open::<()>(&probe).await), "a check trusted an unlogged {table}");
+        let login = verifier.login("carol", ()).await;
+        assert!(
+            matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))),
+            "{table}: {:?}",
+            login.map(drop)
+        );
+        refused_at_setup(table).await;
+        SHARED.psql(&format!("ALTER TABLE {table} SET LOGGED"));
+        let back = within(Duration::from_secs(5), async || verifier.open::<()>(&probe).await.is_ok());
+        assert!(back.await.is_some(), "sessions were still refused once {table} was logged again");
+    }
 }
 
 /// A failover, or an address that moved, can send the pool's new
