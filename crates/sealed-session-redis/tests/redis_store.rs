@@ -284,6 +284,28 @@ async fn revocations_too_few_replicas_acknowledged_fail_but_checks_go_on() {
     assert!(matches!(second, Err(StoreError::Unavailable(_) | StoreError::Timeout(_))), "{second:?}");
 }
 
+/// A revocation counts the replicas that acknowledged it: one of two is
+/// too few (`Replication`, with both numbers), one of one is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_fewer_replicas_acknowledged_than_required_fails() {
+    let redis = RedisServer::start();
+    let _replica = RedisServer::replica_of(&redis);
+    let until = unix_now() as u64 + 3600;
+    for (required, acknowledged) in [(2, Some(1)), (1, None)] {
+        let config = config().with_wait_for_replicas(required, Duration::from_millis(300));
+        let store =
+            RedisStore::connect_with(&redis.url(), config, sealed_session::SystemClock).await.unwrap();
+        let result = store.revoke_session(sealed_session::Session::new(()).id(), until).await;
+        match (acknowledged, result) {
+            (Some(n), Err(StoreError::Replication { acknowledged, required: r })) => {
+                assert_eq!((acknowledged, r), (n, required));
+            }
+            (None, Ok(())) => {}
+            (_, other) => panic!("{required} required: {other:?}"),
+        }
+    }
+}
+
 /// Recovering from unsafe settings (a new cutoff) does not wait behind a
 /// revocation that holds the writer in its `WAIT` for a replica: checks
 /// answer again as soon as the settings are safe. (The cutoff was written
