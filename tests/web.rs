@@ -2201,6 +2201,42 @@ fn a_session_ended_during_its_request_neither_lists_nor_ends_devices() {
     });
 }
 
+/// The library logs no user ID and no whole session ID, at any level:
+/// across sign-ins, the devices list, ending a device, a refused cookie,
+/// a logout and a logout everywhere.
+#[test]
+fn the_library_logs_no_user_id_and_no_whole_session_id() {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    const USER: &str = "user-7f3a9c";
+    let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || logs.make_writer())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ids = pollster::block_on(async {
+        let (config, _, _) = listed(|b| b);
+        let laptop = sign_in_from(&config, USER, CHROME).await;
+        let phone = sign_in_from(&config, USER, FIREFOX).await;
+        let (here, there) = (on(&config, &laptop).await, on(&config, &phone).await);
+        let ids = [id_of(&here), id_of(&there)];
+        let devices = here.devices().await.unwrap();
+        assert!(here.end_device(devices.iter().find(|d| !d.current).unwrap().reference).await.unwrap());
+        assert!(!on(&config, &phone).await.has_session(), "a refused cookie");
+        let again = sign_in_from(&config, USER, FIREFOX).await;
+        on(&config, &again).await.logout().await.unwrap();
+        here.logout_everywhere().await.unwrap();
+        ids
+    });
+    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(!logged.is_empty(), "nothing was logged: the capture tests nothing");
+    assert!(!logged.contains(USER), "{logged}");
+    for id in ids {
+        assert!(!logged.contains(&id.to_hex()[..8]), "{logged}");
+    }
+}
+
 /// An intruder's request still running when the owner ends its session
 /// does not log the owner out everywhere: an ended session acts for no one.
 #[test]
