@@ -222,6 +222,48 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
     assert!(a.open::<()>(&fresh).await.is_ok());
 }
 
+/// A failover to a replica whose eviction policy would drop revocations
+/// (the replicas were not given the primary's settings): the store reads
+/// the new primary's policy before it trusts it, refuses every session and
+/// says why, rather than answer from a server that may forget a logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_replica_that_evicts_refuses_every_session_and_says_why() {
+    let logs = Logs::capture();
+    let mut primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let options = RedisOptions::default().args(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--maxmemory-policy",
+        "allkeys-lru",
+    ]);
+    let replica = RedisServer::start_with(options);
+    replica.wait_for_sync();
+    let sentinel = Sentinel::start("evicting", &primary, Duration::from_millis(500));
+    sentinel.wait_for_replicas("evicting", 1);
+    let verifier = server(&format!("redis+sentinel://127.0.0.1:{}/evicting", sentinel.port())).await;
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+
+    let old_port = primary.port();
+    primary.stop();
+    let promoted = sentinel.wait_for_failover("evicting", old_port, Duration::from_secs(30));
+    assert_eq!(promoted, Some(replica.port()), "the sentinel did not promote the replica");
+    let refused = within(Duration::from_secs(20), async || {
+        let probe = verifier.sealer().seal(&sealed_session::Session::new(()).with_user("probe", 0)).unwrap();
+        match verifier.open::<()>(&probe).await {
+            Ok(_) => panic!("a session opened on a primary that evicts"),
+            Err(VerifyError::Store(StoreError::Untrusted(_))) => true,
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "the store never refused the evicting primary");
+    assert!(verifier.open::<()>(&token).await.is_err(), "a cached answer outlived the failover");
+    assert!(!logs.lines_with(&["ERROR", "allkeys-lru"]).is_empty(), "the refusal went unsaid");
+}
+
 /// A replica of `primary`, a sentinel that watches it as `name` (down-after
 /// 500 ms) and knows the replica, a server through the sentinel, and a
 /// session of alice's that opens on it.
