@@ -2329,60 +2329,45 @@ impl RevocationStore for Interfering {
 }
 
 /// Signing out the other sessions raised the epoch, then could not end
-/// this session's old ID (the store failed): the request has no session,
-/// every session of the user has ended, and it is audited as a logout
-/// everywhere.
+/// this session's old ID: the store failed, or another request (or a copy
+/// of the cookie) ended it right after the store answered that it was
+/// live. The request has no session, every session of the user has ended,
+/// and it is audited as a logout everywhere.
 #[test]
 fn signing_out_the_others_when_the_old_id_cannot_be_ended_ends_every_session() {
+    use std::sync::atomic::Ordering::Relaxed;
     pollster::block_on(async {
-        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
-        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
-        let builder = WebConfig::builder(sealer, Interfering::on(&memory)).audit(recorder.clone());
-        let config = Arc::new(builder.build().unwrap());
-        let laptop = sign_in_from(&config, "alice", CHROME).await;
-        let phone = sign_in_from(&config, "alice", FIREFOX).await;
-        recorder.take();
+        for ended_meanwhile in [false, true] {
+            let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+            let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
+            let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+            let builder = WebConfig::builder(sealer, Interfering::on(&memory)).audit(recorder.clone());
+            let config = Arc::new(builder.build().unwrap());
+            let laptop = sign_in_from(&config, "alice", CHROME).await;
+            let phone = sign_in_from(&config, "alice", FIREFOX).await;
+            let here = on(&config, &laptop).await;
+            recorder.take();
 
-        let here = on(&config, &laptop).await;
-        config.verifier().store().once_fails.store(true, std::sync::atomic::Ordering::Relaxed);
-        let err = here.logout_others().await.unwrap_err();
-        assert!(matches!(err, HandleError::Store(_)), "{err:?}");
-        assert!(!here.has_session());
-        assert_eq!(set_cookies(&here), Vec::<String>::new());
-        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
-        config.verifier().store().once_fails.store(false, std::sync::atomic::Ordering::Relaxed);
-        assert!(!on(&config, &phone).await.has_session());
-        assert!(!on(&config, &laptop).await.has_session());
-    });
-}
-
-/// A session ended between the check that it is live and the new epoch
-/// (another request of it, or a copy, logged it out at that moment) is not
-/// carried on: the call has ended every session of the user, this one too,
-/// and is audited as a logout everywhere.
-#[test]
-fn signing_out_the_others_of_a_session_ended_meanwhile_ends_every_session() {
-    pollster::block_on(async {
-        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
-        let memory = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
-        let builder = WebConfig::builder(sealer, Interfering::on(&memory)).audit(recorder.clone());
-        let config = Arc::new(builder.build().unwrap());
-        let laptop = sign_in_from(&config, "alice", CHROME).await;
-        let phone = sign_in_from(&config, "alice", FIREFOX).await;
-        let here = on(&config, &laptop).await;
-        recorder.take();
-        // Ended right after the store answers that it is live.
-        *config.verifier().store().target.lock().unwrap() = Some(id_of(&here));
-        let err = here.logout_others().await.unwrap_err();
-        assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
-        assert!(config.verifier().store().target.lock().unwrap().is_none(), "the check came first");
-        assert!(!here.has_session());
-        assert_eq!(set_cookies(&here), Vec::<String>::new());
-        assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
-        assert!(!on(&config, &phone).await.has_session());
-        assert!(!on(&config, &laptop).await.has_session());
+            let store = config.verifier().store();
+            if ended_meanwhile {
+                *store.target.lock().unwrap() = Some(id_of(&here));
+            } else {
+                store.once_fails.store(true, Relaxed);
+            }
+            let err = here.logout_others().await.unwrap_err();
+            store.once_fails.store(false, Relaxed);
+            if ended_meanwhile {
+                assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+                assert!(store.target.lock().unwrap().is_none(), "the check came first");
+            } else {
+                assert!(matches!(err, HandleError::Store(_)), "{err:?}");
+            }
+            assert!(!here.has_session());
+            assert_eq!(set_cookies(&here), Vec::<String>::new());
+            assert_eq!(only(&recorder).0, AuditKind::LogoutEverywhere { epoch: 1 });
+            assert!(!on(&config, &phone).await.has_session());
+            assert!(!on(&config, &laptop).await.has_session());
+        }
     });
 }
 

@@ -571,10 +571,7 @@ fn a_session_ended_while_its_request_ran_is_told_so_on_the_sign_in_page() {
         slow.write_all(body.as_bytes()).unwrap();
         let mut response = String::new();
         slow.read_to_string(&mut response).unwrap();
-        let (head, rest) = response.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.lines();
-        let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-        let reply = Reply { status, headers: lines.map(str::to_owned).collect(), body: rest.to_owned() };
+        let reply = Reply::parse(&response).unwrap();
         assert_eq!((reply.status, reply.header("location")), (303, Some("/")), "{response}");
         browser.absorb(&reply);
         let page = browser.get("/");

@@ -116,6 +116,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An HTTP/1.1 response as read from the connection, if it has a
+    /// status line.
+    pub fn parse(response: &str) -> Option<Self> {
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok())?;
+        Some(Self { status, headers: lines.map(str::to_owned).collect(), body: body.to_owned() })
+    }
+
     /// The value of the first header `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find_map(|line| {
@@ -178,10 +187,7 @@ pub fn try_http(addr: &str, method: &str, path: &str, headers: &[String], body: 
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok())?;
-    Some(Reply { status, headers: lines.map(str::to_owned).collect(), body: body.to_owned() })
+    Reply::parse(&response)
 }
 
 /// A plain HTTP/1.1 GET with an optional `Cookie` header, outside any
