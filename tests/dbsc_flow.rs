@@ -1999,6 +1999,54 @@ fn endpoint_paths_that_cannot_work_are_refused() {
     }
 }
 
+/// The hosts allowed to start a refresh go out with the registration's
+/// instructions (`allowed_refresh_initiators`), and only when some were
+/// named; a pattern the draft's matching cannot use is refused when the
+/// configuration is built.
+#[test]
+fn the_hosts_allowed_to_start_a_refresh_are_sent_at_registration() {
+    run(async {
+        let registered = async |binding: DeviceBinding| {
+            let (_clock, _config, mut browser) = browser_for(binding);
+            let offer = browser.login_offer().await;
+            let (_, params) = sf_params(&offer);
+            let reply = browser.send_registration(&params["path"], &params["challenge"]).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()
+        };
+        let plain = registered(DeviceBinding::default()).await;
+        assert!(plain.get("allowed_refresh_initiators").is_none(), "{plain}");
+        let named = ["app.example.com", "*.example.com", "192.0.2.7", "*"];
+        let binding = named.iter().fold(DeviceBinding::default(), |b, p| b.allow_refresh_from(*p));
+        let json = registered(binding).await;
+        assert_eq!(json["allowed_refresh_initiators"], serde_json::json!(named), "{json}");
+    });
+    for bad in [
+        "",
+        "*example.com",
+        "**.example.com",
+        "*.",
+        "https://app.example.com",
+        "app.example.com:443",
+        "app.example.com/",
+        "App.example.com",
+        "a..example.com",
+        "-a.example.com",
+        "[::1]",
+        " app.example.com",
+    ] {
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let refused = WebConfig::builder(sealer, MemoryStore::new())
+            .device_bound_sessions(DeviceBinding::default().allow_refresh_from(bad))
+            .build()
+            .err();
+        assert!(
+            matches!(&refused, Some(sealed_session::web::WebConfigError::DeviceBindingInitiator(p)) if p == bad),
+            "{bad:?}: {refused:?}"
+        );
+    }
+}
+
 /// A bound lifetime longer than the idle timeout is refused (a copied bound
 /// cookie would outlive it, and the companion cookie lapse between
 /// refreshes); the longest one, under the longest timeouts, is too long for

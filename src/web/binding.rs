@@ -45,6 +45,7 @@ pub struct DeviceBinding {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) offer_to_unbound: bool,
     pub(crate) required: Vec<String>,
+    pub(crate) refresh_initiators: Vec<String>,
 }
 
 impl Default for DeviceBinding {
@@ -60,6 +61,7 @@ impl Default for DeviceBinding {
             algorithms: vec![Algorithm::Es256, Algorithm::Rs256],
             offer_to_unbound: false,
             required: Vec::new(),
+            refresh_initiators: Vec::new(),
         }
     }
 }
@@ -133,6 +135,26 @@ impl DeviceBinding {
         self
     }
 
+    /// Lets pages of hosts matching `pattern`, outside the session's
+    /// origin, start a refresh of the bound cookie (the draft's
+    /// `allowed_refresh_initiators`): a host (`app.example.com`, or an IPv4
+    /// address), `*.example.com` for the hosts below a domain (not the
+    /// domain itself), or `*` for any site. By default only requests of
+    /// the session's own origin do: a request another site starts (a link
+    /// from an embedding site, a form it posts) goes without a refresh, and
+    /// arrives without the bound cookie if it lapsed. Each pattern is
+    /// checked when the configuration is built
+    /// ([`WebConfigError::DeviceBindingInitiator`](crate::web::WebConfigError::DeviceBindingInitiator)).
+    ///
+    /// The draft's privacy note: a site allowed to start refreshes can tell,
+    /// by how long its request takes, whether the user is signed in here.
+    /// Name the sites that need it, not `*`.
+    #[must_use]
+    pub fn allow_refresh_from(mut self, pattern: impl Into<String>) -> Self {
+        self.refresh_initiators.push(pattern.into());
+        self
+    }
+
     /// Whether `path` needs a bound session: whether its segments begin
     /// with a required path's, read as it came, percent-decoded whole (some
     /// routers, actix-web's among them, route `/%61dmin` to `/admin`), or
@@ -175,6 +197,23 @@ fn segments<'a>(parts: impl Iterator<Item = &'a [u8]>, resolve: bool) -> Vec<&'a
         }
     }
     out
+}
+
+/// Whether `pattern` is one the draft matches hosts against ("Identify if
+/// a host matches a pattern"): `*`, or a host in the lower case a browser
+/// serializes it in (a domain, or an IPv4 address), alone or after `*.`.
+/// Anything else (a scheme, a port, a path, upper case, an empty label)
+/// would match no request's host, or not the one meant.
+pub(crate) fn is_initiator_pattern(pattern: &str) -> bool {
+    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+    pattern == "*"
+        || (host.len() <= 253
+            && host.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }))
 }
 
 /// The DBSC part of a configuration's settings.

@@ -503,6 +503,11 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
             if !path(registration) || !path(refresh) || registration == refresh {
                 return Err(WebConfigError::DeviceBindingPaths);
             }
+            if let Some(bad) =
+                binding.refresh_initiators.iter().find(|p| !super::binding::is_initiator_pattern(p))
+            {
+                return Err(WebConfigError::DeviceBindingInitiator(bad.clone()));
+            }
             sealer = sealer.device_bound_lifetime(binding.lifetime);
         }
         let sealer = sealer.build().map_err(WebConfigError::Sealer)?;
@@ -633,6 +638,14 @@ pub enum WebConfigError {
          ASCII without spaces within the session cookie's Path, such as /dbsc/register"
     )]
     DeviceBindingPaths,
+    /// A pattern given to
+    /// [`DeviceBinding::allow_refresh_from`](super::DeviceBinding::allow_refresh_from)
+    /// is not `*`, a lower-case host, or `*.` and a lower-case domain.
+    #[error(
+        "{0:?} is not a refresh initiator pattern: give a lower-case host (app.example.com), *.example.com for \
+         the hosts below a domain, or * for any site, with no scheme, port or path"
+    )]
+    DeviceBindingInitiator(String),
     /// [`WebConfigBuilder::session_limit`] was given 0, or no session
     /// registry to count sessions in.
     #[error("invalid session limit: {0}")]

@@ -297,7 +297,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Ok(false) => return refuse_registration(&"the session was ended or bound meanwhile"),
             Err(err) => return unavailable(&err),
         }
-        let instructions = serde_json::json!({
+        let mut instructions = serde_json::json!({
             "session_identifier": identifier,
             "refresh_url": dbsc.binding.refresh_path,
             "scope": scope(settings),
@@ -307,6 +307,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 "attributes": settings.cookie.credential_attributes(),
             }],
         });
+        if !dbsc.binding.refresh_initiators.is_empty() {
+            let initiators = serde_json::json!(dbsc.binding.refresh_initiators);
+            if let Some(fields) = instructions.as_object_mut() {
+                fields.insert("allowed_refresh_initiators".to_owned(), initiators);
+            }
+        }
         tracing::info!("DBSC registration: the session is device-bound");
         if settings.registry.is_some() {
             settings.unregister(session).await;
