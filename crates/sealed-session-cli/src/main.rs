@@ -710,7 +710,11 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
                 (_, true) => keyring.with_waiting_key_replaced(id)?.0,
                 (Some(text), false) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
                 // Refuses the key that seals now, scheduled or primary.
-                (None, false) => keyring.with_retired(id)?,
+                (None, false) => {
+                    let retired = keyring.with_retired(id)?;
+                    warn_of_recent_handover(&keyring, id);
+                    retired
+                }
             };
             write_keyring(&file, &keyring, Replace::Existing)?;
             Ok(list(&keyring).to_string())
@@ -722,6 +726,27 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
         }
         KeyringCommand::Rotate(args) => rotate(args),
     }
+}
+
+/// Warns when key `id`, retired now, may have sealed sessions less than a
+/// day ago: the key that seals now took over (or was created) since. Those
+/// sessions are refused from now on, which is right after a leak and an
+/// outage for their users otherwise (phase 3 waits for the longest session
+/// lifetime after phase 2, and the file does not record when phase 2 ran).
+fn warn_of_recent_handover(keyring: &Keyring, id: u32) {
+    let now = OffsetDateTime::now_utc();
+    let successor = keyring.sealing_id_at(now);
+    let Some(spec) = keyring.keys().find(|k| k.id == successor && k.id != id) else { return };
+    let Some(since) = spec.activate_at.or(spec.created).filter(|at| now - *at < time::Duration::days(1))
+    else {
+        return;
+    };
+    say!(
+        "warning: key {id} may have sealed sessions until {} s ago (key {successor}, which seals now, took over or was \
+         created then): they are refused from now on. Unless key {id} leaked, retire it once your longest session \
+         lifetime has passed since then instead (keyring retire FILE {id} --at +12h, say)",
+        (now - since).whole_seconds().max(0)
+    );
 }
 
 /// `keyring rotate`: one step of a rolling schedule, written if it changed

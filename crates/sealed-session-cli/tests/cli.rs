@@ -106,6 +106,22 @@ fn a_written_change_whose_output_cannot_be_printed_exits_3() {
     assert_eq!(secrets(&file).len(), 3, "the change was written");
 }
 
+/// Retiring a key whose successor has sealed for longer than a day says
+/// nothing: its sessions have ended.
+#[test]
+fn retiring_a_key_replaced_long_ago_warns_of_nothing() {
+    use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring.toml");
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let key = |id: u32, state| KeySpec::new(id, state, MasterKey::generate().unwrap()).created(long_ago);
+    let keyring = Keyring::new([key(1, KeyState::Active), key(2, KeyState::Primary)]).unwrap();
+    std::fs::write(&file, keyring.to_toml_string().as_bytes()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&["keyring", "retire", file.to_str().unwrap(), "1"], "");
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+}
+
 #[test]
 fn keyring_rotation_walkthrough() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +138,11 @@ fn keyring_rotation_walkthrough() {
     let check = json(&ok(&["check", "--keyring", f], ""));
     let next = check["next_step"].as_str().unwrap();
     assert!(next.starts_with("retire key(s) [1]") && next.contains("remember-me"), "{check}");
-    ok(&["keyring", "retire", f, "1"], "");
+    // Retired at once after the promotion: done, with a warning.
+    let r = run(&["keyring", "retire", f, "1"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("warning: key 1 may have sealed sessions until"), "{}", r.stderr);
+    assert!(r.stderr.contains("--at +12h"), "{}", r.stderr);
     let check = json(&ok(&["check", "--keyring", f], ""));
     assert!(check["next_step"].as_str().unwrap().starts_with("nothing to do"), "{check}");
 
