@@ -2016,7 +2016,8 @@ fn the_hosts_allowed_to_start_a_refresh_are_sent_at_registration() {
         };
         let plain = registered(DeviceBinding::default()).await;
         assert!(plain.get("allowed_refresh_initiators").is_none(), "{plain}");
-        let named = ["app.example.com", "*.example.com", "192.0.2.7", "*"];
+        let named =
+            ["app.example.com", "*.example.com", "192.0.2.7", "a_b.xn--bcher-kva.example", "localhost", "*"];
         let binding = named.iter().fold(DeviceBinding::default(), |b, p| b.allow_refresh_from(*p));
         let json = registered(binding).await;
         assert_eq!(json["allowed_refresh_initiators"], serde_json::json!(named), "{json}");
@@ -2034,6 +2035,15 @@ fn the_hosts_allowed_to_start_a_refresh_are_sent_at_registration() {
         "-a.example.com",
         "[::1]",
         " app.example.com",
+        "example.com.",
+        "b\u{fc}cher.example",
+        // Addresses a browser writes otherwise, or a wildcard over one.
+        "1.2.3",
+        "01.2.3.4",
+        "256.1.1.1",
+        "0x7f.0.0.1",
+        "example.123",
+        "*.192.0.2.7",
     ] {
         let sealer = Sealer::builder(Keyring::generate().unwrap());
         let refused = WebConfig::builder(sealer, MemoryStore::new())

@@ -47,8 +47,6 @@ fn memory_store_passes_the_conformance_suite() {
     block_on(sealed_session::conformance::run(&MemoryStore::new()));
 }
 
-/// A cutoff ahead of the store's time (its clock stepped back after a
-/// global logout) is never lowered by a later one.
 /// Of threads denylisting one ID at the same moment, exactly one writes
 /// it: the check and the write are one step under one lock, so a DBSC
 /// proof or challenge works once however many threads serve its copies
@@ -74,6 +72,8 @@ fn of_threads_denylisting_one_session_at_once_exactly_one_writes() {
     }
 }
 
+/// A cutoff ahead of the store's time (its clock stepped back after a
+/// global logout) is never lowered by a later one.
 #[test]
 fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
     let clock = ManualClock::at_unix(T0 + 3600);

@@ -139,16 +139,21 @@ impl DeviceBinding {
     /// origin, start a refresh of the bound cookie (the draft's
     /// `allowed_refresh_initiators`): a host (`app.example.com`, or an IPv4
     /// address), `*.example.com` for the hosts below a domain (not the
-    /// domain itself), or `*` for any site. By default only requests of
-    /// the session's own origin do: a request another site starts (a link
-    /// from an embedding site, a form it posts) goes without a refresh, and
-    /// arrives without the bound cookie if it lapsed. Each pattern is
-    /// checked when the configuration is built
+    /// domain itself), or `*` for any. By default only requests of the
+    /// session's own origin do: a link from a sister host goes without a
+    /// refresh, and arrives without the bound cookie if it lapsed. Each
+    /// pattern is checked when the configuration is built
     /// ([`WebConfigError::DeviceBindingInitiator`](crate::web::WebConfigError::DeviceBindingInitiator)).
     ///
-    /// The draft's privacy note: a site allowed to start refreshes can tell,
-    /// by how long its request takes, whether the user is signed in here.
-    /// Name the sites that need it, not `*`.
+    /// Name hosts of the same site (`*.example.com` for `www.example.com`).
+    /// A refresh another site starts is a cross-site request: under the
+    /// default `SameSite=Lax` it carries no companion cookie (it has the
+    /// session cookie's attributes), and the binding ends; only a session
+    /// cookie with `SameSite=None` lets another site's pages refresh. The
+    /// list goes out at registration: a binding keeps the list it was
+    /// registered with. And the draft's privacy note: a host allowed to
+    /// start refreshes can tell, by how long its request takes, whether
+    /// the user is signed in here.
     #[must_use]
     pub fn allow_refresh_from(mut self, pattern: impl Into<String>) -> Self {
         self.refresh_initiators.push(pattern.into());
@@ -200,20 +205,35 @@ fn segments<'a>(parts: impl Iterator<Item = &'a [u8]>, resolve: bool) -> Vec<&'a
 }
 
 /// Whether `pattern` is one the draft matches hosts against ("Identify if
-/// a host matches a pattern"): `*`, or a host in the lower case a browser
-/// serializes it in (a domain, or an IPv4 address), alone or after `*.`.
-/// Anything else (a scheme, a port, a path, upper case, an empty label)
-/// would match no request's host, or not the one meant.
+/// a host matches a pattern"): `*`; or a host as a browser serializes it,
+/// alone or after `*.`: a domain in lower case (an internationalized one
+/// in its `xn--` form), or an IPv4 address in dotted decimal, never after
+/// `*.` (the draft matches addresses whole). Anything else (a scheme, a
+/// port, a path, upper case, an empty label, an address a browser would
+/// write otherwise, an IPv6 address) would match no request's host, or not
+/// the one meant.
 pub(crate) fn is_initiator_pattern(pattern: &str) -> bool {
-    let host = pattern.strip_prefix("*.").unwrap_or(pattern);
-    pattern == "*"
-        || (host.len() <= 253
-            && host.split('.').all(|label| {
-                (1..=63).contains(&label.len())
-                    && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            }))
+    if pattern == "*" {
+        return true;
+    }
+    let (wildcard, host) = match pattern.strip_prefix("*.") {
+        Some(host) => (true, host),
+        None => (false, pattern),
+    };
+    // A browser reads a host whose last label is a number as an address.
+    let last = host.rsplit('.').next().unwrap_or(host);
+    if last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x") {
+        return !wildcard && host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.to_string() == host);
+    }
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// The DBSC part of a configuration's settings.

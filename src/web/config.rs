@@ -640,10 +640,12 @@ pub enum WebConfigError {
     DeviceBindingPaths,
     /// A pattern given to
     /// [`DeviceBinding::allow_refresh_from`](super::DeviceBinding::allow_refresh_from)
-    /// is not `*`, a lower-case host, or `*.` and a lower-case domain.
+    /// is not `*`, a lower-case host (or an IPv4 address), or `*.` and a
+    /// lower-case domain.
     #[error(
-        "{0:?} is not a refresh initiator pattern: give a lower-case host (app.example.com), *.example.com for \
-         the hosts below a domain, or * for any site, with no scheme, port or path"
+        "{0:?} is not a refresh initiator pattern: give a lower-case host (app.example.com; xn-- for an \
+         internationalized name; an IPv4 address in dotted decimal), *.example.com for the hosts below a \
+         domain, or * for any, with no scheme, port or path"
     )]
     DeviceBindingInitiator(String),
     /// [`WebConfigBuilder::session_limit`] was given 0, or no session

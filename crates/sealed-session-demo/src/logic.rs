@@ -183,7 +183,9 @@ pub(crate) async fn answer(route: Route, handle: &Handle, input: Input<'_>) -> R
         Err(Stop::Failed(HandleError::Login(sealed_session::LoginError::Ended)))
             if !matches!(route, Route::ApiDevices | Route::ApiSession) =>
         {
-            handle.flash(Level::Warning, "This session had already ended. Sign in again.")?;
+            // The notice is a courtesy: the sign-in page comes without it
+            // if it cannot be kept.
+            let _shown = handle.flash(Level::Warning, "This session had already ended. Sign in again.");
             Ok(Reply::Redirect("/".to_owned()))
         }
         Err(Stop::Failed(err)) => Err(err),

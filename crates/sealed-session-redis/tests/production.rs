@@ -260,7 +260,7 @@ async fn a_failover_to_a_replica_that_evicts_refuses_every_session_and_says_why(
     })
     .await;
     assert!(refused.is_some(), "the store never refused the evicting primary");
-    assert!(verifier.open::<()>(&token).await.is_err(), "a cached answer outlived the failover");
+    assert!(verifier.open::<()>(&token).await.is_err(), "a session opened after the refusal");
     assert!(!logs.lines_with(&["ERROR", "allkeys-lru"]).is_empty(), "the refusal went unsaid");
 }
 
