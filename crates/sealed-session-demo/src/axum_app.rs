@@ -52,7 +52,7 @@ fn routes(sudo_window: Duration) -> Router {
     open.merge(guarded.route_layer(RequireSessionLayer::redirect_to("/"))).merge(sudo.route_layer(reauth))
 }
 
-/// Adds the demo's security headers (CSP, nosniff, no referrer, and
+/// Adds the demo's security headers ([`SECURITY_HEADERS`], and
 /// `Cache-Control: no-store` unless set) to a response; the load
 /// benchmark's baseline route gets them too.
 pub async fn security_headers(mut response: Response) -> Response {

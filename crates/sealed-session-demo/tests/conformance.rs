@@ -234,6 +234,9 @@ fn every_answer_carries_the_security_headers_and_is_not_cached() {
             );
             assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
             assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+            assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+            assert_eq!(reply.header("cross-origin-opener-policy"), Some("same-origin"));
+            assert_eq!(reply.header("cross-origin-resource-policy"), Some("same-origin"));
             assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
         }
     });
