@@ -512,6 +512,23 @@ mod tests {
         assert_eq!(cache.get(Some("alice"), &id, 3_003), Some(state(1, false, 100)));
     }
 
+    /// Kept for stale answers (in order): of two reads begun in the same
+    /// millisecond, whose order is unknown, the one that saw more is kept,
+    /// whichever answered first (revocations only move forward).
+    #[test]
+    fn in_order_reads_begun_in_one_millisecond_keep_the_later_state() {
+        for (first, second, kept) in [
+            (state(1, false, 0), state(1, true, 0), state(1, true, 0)),
+            (state(1, true, 0), state(1, false, 0), state(1, true, 0)),
+            (state(1, false, 0), state(2, false, 0), state(2, false, 0)),
+        ] {
+            let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
+            assert!(cache.insert_with(cache.ticket(10), Some("alice"), &id, &first, true));
+            let _ = cache.insert_with(cache.ticket(10), Some("alice"), &id, &second, true);
+            assert_eq!(cache.get(Some("alice"), &id, 11), Some(kept), "{first:?} then {second:?}");
+        }
+    }
+
     #[test]
     fn staleness_counts_from_before_the_read() {
         let (cache, id) = (StateCache::new(TTL), Session::new(()).id());
