@@ -249,9 +249,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Err(err) => return refuse_registration(&err),
         };
         let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
-            Some((challenge, ChallengeFor::Registration(id)))
-                if SessionId::from_bytes(id) == session.id() =>
-            {
+            Some((challenge, ChallengeFor::Registration(id))) if same_id(id, *session.id().as_bytes()) => {
                 challenge
             }
             _ => return refuse_registration(&"the challenge is not this session's, or has expired"),
@@ -456,13 +454,12 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
 
     /// Ends a refresh that brings the binding's identifier and companion
     /// cookie and a proof of a current challenge that the device's key did
-    /// not sign: whoever sent it holds
-    /// copies of the session's cookies, not the device. So the session is
-    /// logged out on every server (the bound cookie and every copy of the
-    /// companion stop opening, the device's own next refresh ends), not
-    /// only for this client; the user signs in again. If the store cannot
-    /// record that, the refresh still ends for this client, and the failure
-    /// is logged.
+    /// not sign: whoever sent it holds copies of the session's cookies, not
+    /// the device. So the session is logged out on every server (the bound
+    /// cookie and every copy of the companion stop opening, the device's own
+    /// next refresh ends), not only for this client; the user signs in
+    /// again. If the store cannot record that, the refresh still ends for
+    /// this client, and the failure is logged.
     async fn end_unproven(
         &self,
         ending: &Ending<'_>,
