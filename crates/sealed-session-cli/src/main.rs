@@ -187,7 +187,8 @@ enum KeyringCommand {
         file: PathBuf,
         /// Key ID.
         id: u32,
-        /// When: RFC 3339, or `+N` with a unit (s, m, h, d) from now.
+        /// When, in the future: RFC 3339, or `+N` with a unit (s, m, h, d)
+        /// from now. Leave it out to retire the key now.
         #[arg(long, conflicts_with = "replace")]
         at: Option<String>,
         /// Schedule a new key to take over when key ID would have; prints
@@ -708,7 +709,18 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             let keyring = load(&file)?;
             let keyring = match (at, replace) {
                 (_, true) => keyring.with_waiting_key_replaced(id)?.0,
-                (Some(text), false) => keyring.with_retire_at(id, time_arg("--at", &text)?)?,
+                (Some(text), false) => {
+                    let at = time_arg("--at", &text)?;
+                    if at <= OffsetDateTime::now_utc() {
+                        // Without this, a past time retires the key at once,
+                        // silently: the typo of a date, not a schedule.
+                        return Err(Failure::Config(format!(
+                            "--at {text} is not in the future: give a later time, or leave out --at to \
+                             retire key {id} now"
+                        )));
+                    }
+                    keyring.with_retire_at(id, at)?
+                }
                 // Refuses the key that seals now, scheduled or primary.
                 (None, false) => {
                     let retired = keyring.with_retired(id)?;

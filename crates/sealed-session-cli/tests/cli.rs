@@ -587,6 +587,17 @@ fn keyring_changes_that_would_break_the_keyring_are_refused() {
     // A retired key never gets a retire date: a later one would bring it back.
     ok(&["keyring", "add", f], "");
     ok(&["keyring", "promote", f, "2"], "");
+    // A time in the past would retire key 1 at once, without a word.
+    refused_untouched(
+        &file,
+        &[
+            (
+                vec!["keyring", "retire", f, "1", "--at", "2001-01-01T00:00:00Z"],
+                "leave out --at to retire key 1 now",
+            ),
+            (vec!["keyring", "retire", f, "1", "--at", "+0s"], "is not in the future"),
+        ],
+    );
     ok(&["keyring", "retire", f, "1"], "");
     refused_untouched(&file, &[(vec!["keyring", "retire", f, "1", "--at", "+30d"], "retired already")]);
 }
