@@ -1,10 +1,11 @@
 //! Device-bound sessions end to end, through the web driver, with a client
 //! that follows the W3C draft (`w3c/webappsec-dbsc`, spec.bs) as a browser
 //! would: it reads `Secure-Session-Registration`, signs `dbsc+jwt` proofs
-//! with a software P-256 key (ring), registers, keeps the session's
-//! instructions, and refreshes whenever the bound cookie is missing (on
-//! `403` it answers the `Secure-Session-Challenge`; on `{"continue":
-//! false}` or another 4xx it ends the session). Time is a manual clock.
+//! with a software P-256 key (ring; RSA keys from fixtures for RS256),
+//! registers, keeps the session's instructions, and refreshes whenever the
+//! bound cookie is missing (on `403` it answers the
+//! `Secure-Session-Challenge`; on `{"continue": false}` or another 4xx it
+//! ends the session). Time is a manual clock.
 
 // Tests may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -282,13 +283,61 @@ struct Cookie {
     expires: Option<i64>,
 }
 
+/// A browser's device key: the testing module's P-256 key (ES256), or an
+/// RSA key (RS256) from a fixture, as ring cannot generate RSA keys. The
+/// fixtures were made with `openssl genpkey -algorithm RSA -pkeyopt
+/// rsa_keygen_bits:BITS -outform DER`, then
+/// `openssl pkcs8 -topk8 -nocrypt -inform DER -outform DER`; they sign
+/// nothing but these tests.
+enum TestKey {
+    Ec(DeviceKey),
+    Rsa(ring::signature::RsaKeyPair),
+}
+
+impl TestKey {
+    fn rsa(pkcs8: &[u8]) -> Self {
+        Self::Rsa(ring::signature::RsaKeyPair::from_pkcs8(pkcs8).unwrap())
+    }
+
+    /// As `DeviceKey::proof`: a compact `dbsc+jwt` answering `challenge`,
+    /// with the public key in its header for a registration.
+    fn proof(&self, challenge: &str, with_key: bool) -> String {
+        match self {
+            Self::Ec(key) => key.proof(challenge, with_key),
+            Self::Rsa(pair) => rs256_proof(pair, challenge, with_key),
+        }
+    }
+}
+
+fn rs256_proof(pair: &ring::signature::RsaKeyPair, challenge: &str, with_key: bool) -> String {
+    let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+    let mut header = serde_json::json!({ "alg": "RS256", "typ": "dbsc+jwt" });
+    if with_key {
+        header["jwk"] = serde_json::json!({
+            "kty": "RSA",
+            "n": URL_SAFE_NO_PAD.encode(&public.n),
+            "e": URL_SAFE_NO_PAD.encode(&public.e),
+        });
+    }
+    let payload = serde_json::json!({ "jti": challenge });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    let mut signature = vec![0; pair.public().modulus_len()];
+    let rng = ring::rand::SystemRandom::new();
+    pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut signature).unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
 /// A browser with DBSC: a cookie jar on the manual clock, a device key,
 /// and its device-bound sessions.
 struct Browser {
     config: Config,
     clock: ManualClock,
     jar: BTreeMap<String, Cookie>,
-    key: DeviceKey,
+    key: TestKey,
     session: Option<BoundSession>,
     /// Use the draft's earlier header names for proofs and session IDs.
     legacy_header: bool,
@@ -306,7 +355,7 @@ impl Browser {
             config: Arc::clone(config),
             clock: clock.clone(),
             jar: BTreeMap::new(),
-            key: DeviceKey::generate().unwrap(),
+            key: TestKey::Ec(DeviceKey::generate().unwrap()),
             session: None,
             legacy_header: false,
             quoted: false,
@@ -1182,6 +1231,49 @@ fn a_bound_session_reissued_for_a_rotated_key_keeps_its_binding() {
         clock.advance(Duration::from_secs(LIFETIME + 1));
         assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
         assert!(browser.session.is_some(), "the binding carries on");
+    });
+}
+
+const RSA_2048: &[u8] = include_bytes!("vectors/dbsc_rsa2048.pk8");
+const RSA_4096: &[u8] = include_bytes!("vectors/dbsc_rsa4096.pk8");
+
+/// SECURITY.md: registration takes "ES256 or RS256 with a 2048- to
+/// 4096-bit key". A device with an RSA key of either size registers
+/// through the endpoint, its key travels in the companion cookie (which
+/// stays within a browser's 4096 bytes), it refreshes with proofs that
+/// carry no key, and another RSA key's proof ends the binding.
+#[test]
+fn an_rs256_device_of_2048_or_4096_bits_binds_and_refreshes() {
+    run(async {
+        for (fixture, other) in [(RSA_2048, RSA_4096), (RSA_4096, RSA_2048)] {
+            let (clock, config, mut browser) = browser_for(DeviceBinding::default());
+            browser.key = TestKey::rsa(fixture);
+            let offer = browser.login_offer().await;
+            let (_, params) = sf_params(&offer);
+            let reply = browser.send_registration(&params["path"], &params["challenge"]).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let companion =
+                reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session-dbsc="));
+            let companion = companion.expect("the registration sets the companion cookie");
+            assert!(companion.len() <= 4096, "{} bytes", companion.len());
+            browser.create_session(&reply);
+            assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+            for _ in 0..3 {
+                clock.advance(Duration::from_secs(LIFETIME + 1));
+                assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+            }
+            assert_eq!(browser.refreshes, 3);
+
+            let identifier = browser.session.clone().unwrap().identifier;
+            let mut thief = Browser::new(&config, &clock);
+            thief.key = TestKey::rsa(other);
+            thief.session = browser.session.clone();
+            let stolen = browser.cookie("__Host-session-dbsc").unwrap();
+            thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: stolen, expires: None });
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            assert_ends(&thief.refresh().await.body, &identifier);
+            assert!(thief.cookie("__Host-session").is_none());
+        }
     });
 }
 
