@@ -399,9 +399,9 @@ impl Sealer {
 
     /// Whether a token refused as [`OpenError::UnknownKey`]`(key_id)` may
     /// have been sealed under a key this host does not have yet (its ID is
-    /// above every key's here), rather than one that was removed.
+    /// just above every key's here), rather than one that was removed.
     pub(crate) fn may_lack_newer_key(&self, key_id: u32) -> bool {
-        self.keyring.load().is_above_every_key(key_id)
+        self.keyring.load().may_add_later(key_id)
     }
 
     /// The keyring this sealer uses; replace its contents to rotate keys.

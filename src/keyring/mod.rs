@@ -242,6 +242,13 @@ impl Entry {
     }
 }
 
+/// How many key IDs above its newest a server takes for keys it may not
+/// have yet: a keyring file or two behind (a key scheduled ahead, and one
+/// that replaced it after a leak). A token under a key further up is
+/// refused as a removed key's is, so that a made-up one cannot pass for a
+/// rollout in progress for long.
+pub(crate) const LATER_KEY_IDS: u32 = 2;
+
 /// A set of keys: exactly one primary, any number of active and retired,
 /// and an optional schedule.
 ///
@@ -517,12 +524,14 @@ impl Keyring {
         self.entries.binary_search_by_key(&id, |e| e.spec.id).ok().and_then(|i| self.entries.get(i))
     }
 
-    /// Whether `id` is above every key's ID here. Of a key this keyring
-    /// lacks, that says it may be one added later (a rollout this host has
-    /// not caught up with, as new keys take the next ID up); a lower ID
-    /// names a key that was removed.
-    pub(crate) fn is_above_every_key(&self, id: u32) -> bool {
-        self.entries.last().is_none_or(|last| id > last.spec.id)
+    /// Whether a key this keyring lacks may be one added later: its ID is
+    /// one of the next [`LATER_KEY_IDS`] above every key's here (a rollout
+    /// this host has not caught up with, as new keys take the next ID up).
+    /// A lower ID names a key that was removed; a far higher one no
+    /// rollout, but a value made up to look like one (the key ID is read
+    /// before the token is authenticated).
+    pub(crate) fn may_add_later(&self, id: u32) -> bool {
+        self.entries.last().is_none_or(|last| id > last.spec.id && id - last.spec.id <= LATER_KEY_IDS)
     }
 
     /// The keys, sorted by ID, as operators describe them (secrets included:
