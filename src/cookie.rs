@@ -57,6 +57,15 @@ pub enum CookieError {
     /// A `__Secure-` cookie must be `Secure`.
     #[error("a __Secure- cookie must be Secure")]
     SecurePrefix,
+    /// The name starts with `__Host-` or `__Secure-` in another case
+    /// (`__host-id`). RFC 6265bis has browsers match the prefixes in any
+    /// case, but browsers that predate it enforce only that spelling: there
+    /// a sibling subdomain could set such a cookie.
+    #[error(
+        "cookie name {0:?} spells its prefix in another case than __Host- or __Secure-: browsers that predate \
+         RFC 6265bis enforce the prefix's rules only for that spelling; write it so"
+    )]
+    PrefixCase(String),
     /// An `__Http-` or `__Host-Http-` cookie must be `Secure` and
     /// `HttpOnly` (RFC 6265bis): browsers drop it otherwise.
     #[error("an __Http- or __Host-Http- cookie must be Secure and HttpOnly; keep HttpOnly on, or choose another name")]
@@ -197,6 +206,7 @@ impl CookieSpec {
     ///
     /// # Errors
     /// [`CookieError::InvalidName`], [`CookieError::InvalidAttribute`],
+    /// [`CookieError::PrefixCase`],
     /// [`CookieError::HostPrefix`], [`CookieError::SecurePrefix`],
     /// [`CookieError::HttpPrefix`] or
     /// [`CookieError::SameSiteNoneInsecure`].
@@ -213,6 +223,11 @@ impl CookieSpec {
             }
         }
         let lower = self.name.to_ascii_lowercase();
+        let miscased =
+            |prefix: &str| lower.starts_with(&prefix.to_ascii_lowercase()) && !self.name.starts_with(prefix);
+        if miscased("__Host-") || miscased("__Secure-") {
+            return Err(CookieError::PrefixCase(self.name.chars().take(64).collect()));
+        }
         if self.is_host_prefixed() && (!self.secure || self.path != "/" || self.domain.is_some()) {
             return Err(CookieError::HostPrefix);
         }
@@ -405,10 +420,10 @@ impl CookieSpec {
         values.found.into_iter().take(len)
     }
 
-    /// Whether the name has the `__Host-` prefix (which browsers match
-    /// without regard to case).
+    /// Whether the name has the `__Host-` prefix (spelled so: `validated`
+    /// refuses another case).
     fn is_host_prefixed(&self) -> bool {
-        self.name.get(..7).is_some_and(|prefix| prefix.eq_ignore_ascii_case("__host-"))
+        self.name.starts_with("__Host-")
     }
 }
 
