@@ -214,7 +214,8 @@ pub(crate) struct Link {
     assume_noeviction: bool,
     assume_durable: bool,
     current: RwLock<Arc<Conns>>,
-    policy: PolicyState,
+    /// Shared with the connections, which fail it when they drop (RESP3).
+    policy: Arc<PolicyState>,
     /// Serialises failover lookups.
     refreshing: tokio::sync::Mutex<()>,
     /// When the last failover lookup ran (ms since the link was made).
@@ -252,7 +253,9 @@ impl Link {
         };
         let write_timeout = config.timeout.saturating_add(config.wait_timeout);
         let client = resolve(&target, certificates.as_ref()).await?;
-        let conns = Conns::new(client, config.timeout, write_timeout).await.map_err(ConnectError::Redis)?;
+        let policy = Arc::new(PolicyState::new());
+        let conns =
+            Conns::new(client, config.timeout, write_timeout, &policy).await.map_err(ConnectError::Redis)?;
         Ok(Self {
             target,
             certificates,
@@ -261,7 +264,7 @@ impl Link {
             assume_noeviction: config.assume_noeviction,
             assume_durable: config.assume_durable,
             current: RwLock::new(Arc::new(conns)),
-            policy: PolicyState::new(),
+            policy,
             refreshing: tokio::sync::Mutex::new(()),
             refreshed_ms: AtomicI64::new(0),
             unfollowed: Mutex::new(None),
@@ -473,7 +476,7 @@ impl Link {
             }
             return;
         }
-        match Conns::new(client, self.timeout, self.write_timeout).await {
+        match Conns::new(client, self.timeout, self.write_timeout, &self.policy).await {
             Ok(conns) => {
                 tracing::warn!(primary = %conns.address, "Redis primary changed (failover); following it");
                 // Read the new primary's settings before trusting it (a
@@ -661,10 +664,30 @@ impl Conns {
         client: redis::Client,
         timeout: Duration,
         write_timeout: Duration,
+        policy: &Arc<PolicyState>,
     ) -> redis::RedisResult<Self> {
-        let reader = ConnectionManager::new_with_config(client.clone(), manager_config(timeout)).await?;
-        let writer =
-            ConnectionManager::new_with_config(client.clone(), manager_config(write_timeout)).await?;
+        let config = |timeout| {
+            let config = manager_config(timeout);
+            // Over RESP2 a dropped connection is seen by the next command,
+            // which fails (`Link::note_failure`). Over RESP3 the manager
+            // hears of the drop and reconnects by itself, with no command
+            // failing: the server it reaches again (restarted, another one)
+            // must have its settings read before it is trusted.
+            if !client.get_connection_info().redis_settings().protocol().supports_resp3() {
+                return config;
+            }
+            let policy = Arc::downgrade(policy);
+            config.set_push_sender(move |push: redis::PushInfo| {
+                if push.kind == redis::PushKind::Disconnection {
+                    if let Some(policy) = policy.upgrade() {
+                        policy.fail();
+                    }
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+        };
+        let reader = ConnectionManager::new_with_config(client.clone(), config(timeout)).await?;
+        let writer = ConnectionManager::new_with_config(client.clone(), config(write_timeout)).await?;
         Ok(Self { address: address(&client), client, reader, writer })
     }
 }

@@ -187,6 +187,32 @@ async fn the_store_takes_the_applications_own_client() {
     }
 }
 
+/// Over RESP3 the redis crate reconnects as soon as it hears a connection
+/// drop, so no command fails to say that Redis went away. The server it
+/// reaches again must have its settings read before it is trusted: here
+/// Redis restarts while the store is idle and comes back as a cache that
+/// may evict keys. Its user may not subscribe, so no lost subscription
+/// says it either.
+#[tokio::test]
+async fn a_resp3_connection_that_comes_back_by_itself_is_not_trusted_unread() {
+    let no_subscribe =
+        ["--user", "default", "on", "nopass", "~*", "&*", "+@all", "-subscribe", "-psubscribe"];
+    let mut redis = RedisServer::start_with(RedisOptions::default().args(&no_subscribe));
+    let client = redis::Client::open(format!("{}?protocol=resp3", redis.url())).unwrap();
+    let store = RedisStore::with_client(client, config(), sealed_session::SystemClock).await.unwrap();
+    assert!(!store.wait_until_subscribed(Duration::from_millis(300)).await, "the user may not subscribe");
+    let verifier = Verifier::new(Sealer::builder(sealed_session_testkit::keyring(5)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+
+    redis.stop();
+    redis.restart();
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let result = verifier.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
+}
+
 #[tokio::test]
 async fn bad_urls_and_unreachable_servers_are_errors() {
     assert!(matches!(RedisStore::connect("sqlite:/tmp/x").await, Err(ConnectError::Url(_))));
