@@ -10,7 +10,7 @@ use std::time::Duration;
 use pollster::block_on;
 use sealed_session::{
     KeySpec, KeyState, Keyring, LoginError, ManualClock, MasterKey, MemoryStore, OpenError, Revocation,
-    RevocationStore, SealError, Sealer, Session, Verifier, VerifyError,
+    RevocationStore, SealError, Sealer, Session, StoreError, Verifier, VerifyError,
 };
 use tracing_subscriber::fmt::MakeWriter as _;
 
@@ -210,6 +210,11 @@ fn a_clock_before_1970_refuses_every_session_and_says_to_check_the_clocks() {
     }
     // Sealing refuses outright: a token dated 1970 would be refused everywhere.
     assert!(matches!(verifier.sealer().seal(&Session::new(())), Err(SealError::Clock(_))));
+    // The store's own clock alike: a logout of everyone dated 1970 would
+    // leave the cutoff where it is, and log no one out.
+    let store = MemoryStore::with_clock(ManualClock::at_unix(0));
+    let result = block_on(store.revoke_all(T0 as u64));
+    assert!(matches!(result, Err(StoreError::Untrusted(_))), "{result:?}");
 }
 
 #[test]

@@ -267,6 +267,11 @@ impl RevocationStore for MemoryStore {
 
     fn revoke_all(&self, issued_through: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
         let now = self.now();
+        if now == 0 {
+            // A clock at or before 1970 would leave the cutoff where it is:
+            // a logout of everyone that logs no one out must not succeed.
+            return std::future::ready(Err(StoreError::untrusted(crate::ClockError)));
+        }
         let mut inner = self.write();
         inner.revoked_through = next_cutoff(inner.revoked_through, issued_through, now);
         std::future::ready(Ok(inner.revoked_through))
