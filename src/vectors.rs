@@ -71,9 +71,9 @@ fn keyring(states: &[(u32, KeyState)]) -> Keyring {
 }
 
 /// The keyring every vector is opened with: ID, state, and the scheduled
-/// `activate_at` and `retire_at` (Unix seconds) of keys 4 and 5.
+/// `activate_at` and `retire_at` (Unix seconds) of keys 1, 4 and 5.
 const KEYS: [(u32, KeyState, Option<i64>, Option<i64>); 5] = [
-    (1, KeyState::Primary, None, None),
+    (1, KeyState::Primary, Some(PRIMARY_ACTIVATES), None),
     (2, KeyState::Active, None, None),
     (3, KeyState::Retired, None, None),
     (4, KeyState::Active, Some(ACTIVATES), None),
@@ -82,6 +82,10 @@ const KEYS: [(u32, KeyState, Option<i64>, Option<i64>); 5] = [
 /// When key 4 is scheduled to start sealing: it opens nothing before this,
 /// less the leeway.
 const ACTIVATES: i64 = NOW + 1000;
+/// The `activate_at` key 1 carries, in the future, which counts for nothing:
+/// a primary key seals and opens whatever it says (FORMAT.md, section 5,
+/// step 5). Every valid vector under key 1 says so.
+const PRIMARY_ACTIVATES: i64 = NOW + 2000;
 /// When key 5 is scheduled to retire: it opens nothing from this on.
 const RETIRES: i64 = NOW + 500;
 /// The leeway of every sealer and opener (the default).

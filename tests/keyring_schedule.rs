@@ -412,6 +412,10 @@ fn a_promotion_overrides_the_schedule() {
         assert_eq!(promoted.sealing_id_at(at(t)), 4, "at {t}");
     }
     assert_eq!(promoted.state_at(3, at(T0 + 2 * DAY)), Some(KeyState::Active));
+    // A scheduled key promoted before its time keeps no date: a primary
+    // key's counts for nothing, and would mislead a reader of the file.
+    let early = keyring.with_primary(3).unwrap();
+    assert!(early.keys().all(|k| k.activate_at.is_none()), "{:?}", early.keys().collect::<Vec<_>>());
 }
 
 /// Which key seals and what each key does at each of `times`.

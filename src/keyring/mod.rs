@@ -375,9 +375,9 @@ impl Keyring {
 
     /// Rotation, phase 2: key `id` becomes primary and the old primary
     /// becomes `active` (it still opens tokens). A promotion overrides the
-    /// schedule: no other key keeps an `activate_at`, so key `id` seals
-    /// from now on, and keys that were waiting to activate only open
-    /// tokens until scheduled again.
+    /// schedule: no key keeps an `activate_at`, so key `id` seals from now
+    /// on, and keys that were waiting to activate only open tokens until
+    /// scheduled again.
     ///
     /// # Errors
     /// [`KeyringError::NoSuchKey`] if there is no key `id`, or
@@ -398,8 +398,9 @@ impl Keyring {
                 } else {
                     k.state
                 };
-                let activate_at = if k.id == id { k.activate_at } else { None };
-                KeySpec { state, activate_at, ..k.clone() }
+                // A primary key seals whatever its `activate_at` says:
+                // none is written, for readers of the file.
+                KeySpec { state, activate_at: None, ..k.clone() }
             })),
         }
     }

@@ -102,8 +102,8 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
         return f"UnknownKey({key_id})"
     if keys[key_id]["state"] == "retired" or now >= keys[key_id].get("retire_at", now + 1):
         return f"RetiredKey({key_id})"
-    if keys[key_id].get("activate_at", now) > now + vectors["leeway"]:
-        return "NotYetValid"  # a key scheduled to seal later
+    if keys[key_id]["state"] == "active" and keys[key_id].get("activate_at", now) > now + vectors["leeway"]:
+        return "NotYetValid"  # a key scheduled to seal later (a primary key's date counts for nothing)
     remembered = bool(flags & 0x01)
     if remembered and not has_remember:
         return "Invalid"  # this opener has no remember-me profile
