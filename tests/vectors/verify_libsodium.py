@@ -75,7 +75,7 @@ class Reader:
 
 
 def open_token(vectors, text, purpose, now, versioned=False, opener=None):
-    """Returns (envelope dict, plaintext) or the name of the error. The
+    """Returns (envelope dict, plaintext, key and profile) or the name of the error. The
     application's data type is {name, visits}, wrapped in the crate's
     Versioned framing if `versioned`. `opener` may take away the file's
     remember-me profile ("remember_me": false) or device-bound lifetime
@@ -168,7 +168,10 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
         return "Expired(Absolute)"
     if now >= env["last_seen"] + idle:
         return "Expired(Idle)"
-    return env, plaintext
+    meta = {"key_id": key_id, "remembered": remembered}
+    if raw[0] == 2:
+        meta.update(flags=flags, device_bound=device_bound)
+    return env, plaintext, meta
 
 
 def check(path):
@@ -179,7 +182,10 @@ def check(path):
         result = open_token(vectors, v["token"], vectors["purpose"], v.get("now", vectors["now"]), versioned)
         fields = ["issued_at", "expires_at", "last_seen", "session_id", "user_id", "epoch", "data"]
         expected = {k: v[k] for k in fields + (["data_version"] if versioned else [])}
-        if isinstance(result, str) or result[0] != expected or result[1].hex() != v["plaintext"]:
+        # What this verifier found out itself: the key, and the profile that
+        # authenticated (in version 1, which purpose did; in version 2, the flags).
+        profile = {k: v[k] for k in ("key_id", "remembered", "flags", "device_bound") if k in v}
+        if isinstance(result, str) or result[0] != expected or result[1].hex() != v["plaintext"] or result[2] != profile:
             print(f"FAIL {path.name} valid {v['name']!r}: {result}")
             failures += 1
     for v in vectors["invalid"]:
