@@ -392,13 +392,18 @@ fn highest_id(keyring: &Keyring) -> u32 {
 /// key `current` still opens with (or will seal with) that `new` lacks, a
 /// key ID with another secret, a key `current` refuses that `new` lets
 /// open, or a key `current` lacks at or below `highest` (the highest ID
-/// seen: dropped earlier, or an ID used again). Keys that `new` drops once
-/// `current` refuses them, and new ones above `highest`, undo nothing.
+/// seen: dropped earlier, or an ID used again) that `new` lets open. Keys
+/// that `new` drops once `current` refuses them, keys it brings back that
+/// refuse (a file read cut short before its retired keys, then whole), and
+/// new ones above `highest`, undo nothing.
 fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<KeyringError> {
     let undone = new.entries.iter().find_map(|entry| {
         let id = entry.spec.id;
         let Some(old) = current.entry(id) else {
-            return (id <= highest).then_some(KeyringError::OldKeyId { id, highest });
+            // Back, it opens nothing; once here, `RetiredKeyRestored`
+            // keeps it so.
+            return (id <= highest && !entry.refuses_at(now))
+                .then_some(KeyringError::OldKeyId { id, highest });
         };
         if !bool::from(old.spec.key.ct_eq(&entry.spec.key)) {
             Some(KeyringError::KeyReplaced { id })
