@@ -129,6 +129,23 @@ fn keys_from_the_environment_leave_no_copy_behind() {
     assert_eq!(copies, 0, "blocks freed with a key's bytes in them");
 }
 
+/// `Keyring::from_env_or_file`, which asks whether the variable is set
+/// before it reads the keyring from it: the answer is no copy either.
+#[test]
+fn keys_from_a_variable_that_may_name_a_file_leave_no_copy_behind() {
+    const NAME: &str = "SEALED_SESSION_WIPED_KEYS_TEST";
+    let value = format!("1:primary:{}", key_text(0));
+    // Only this test reads this variable.
+    std::env::set_var(NAME, &value);
+    let copies = copies_left_by(|| {
+        let keyring = Keyring::from_env_or_file(NAME, sealed_session::LoadOptions::default()).unwrap();
+        assert_eq!(keyring.keys().count(), 1);
+        drop(keyring);
+    });
+    std::env::remove_var(NAME);
+    assert_eq!(copies, 0, "blocks freed with a key's bytes in them");
+}
+
 #[test]
 fn keys_built_one_by_one_and_sorted_leave_no_copy_behind() {
     let texts: Vec<String> = (0..KEYS).map(key_text).collect();

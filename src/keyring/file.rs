@@ -51,7 +51,9 @@ impl Keyring {
     /// [`KeyringError::Io`] naming both variables if neither is set, or any
     /// error of [`Keyring::from_env`] or [`Keyring::load_with`].
     pub fn from_env_or_file(name: &str, options: LoadOptions) -> Result<Self, KeyringError> {
-        if std::env::var_os(name).is_some() {
+        // `var_os` copies the value, secrets and all: wiped, once seen.
+        let set = std::env::var_os(name).map(|value| Zeroizing::new(value.into_encoded_bytes())).is_some();
+        if set {
             return Self::from_env(name);
         }
         let file_var = format!("{name}_FILE");

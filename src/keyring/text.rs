@@ -90,7 +90,8 @@ impl Keyring {
         let value = std::env::var(name).map_err(|err| {
             let (kind, what) = match err {
                 std::env::VarError::NotPresent => (std::io::ErrorKind::NotFound, "the variable is not set"),
-                std::env::VarError::NotUnicode(_) => {
+                std::env::VarError::NotUnicode(value) => {
+                    drop(Zeroizing::new(value.into_encoded_bytes()));
                     (std::io::ErrorKind::InvalidData, "the variable is not UTF-8")
                 }
             };
