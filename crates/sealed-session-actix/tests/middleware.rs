@@ -80,15 +80,26 @@ type E = SessionError;
 /// The middleware over a real memory store and a manual clock, configured
 /// by `configure`.
 fn middleware(configure: impl FnOnce(Builder) -> Builder) -> SessionMiddleware<Arc<MemoryStore>> {
-    let clock = ManualClock::at_unix(START);
+    middleware_on(ManualClock::at_unix(START), configure)
+}
+
+/// [`middleware`] on `clock`.
+fn middleware_on(
+    clock: ManualClock,
+    configure: impl FnOnce(Builder) -> Builder,
+) -> SessionMiddleware<Arc<MemoryStore>> {
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock);
     SessionMiddleware::new(configure(WebConfig::builder(sealer, store)).build().unwrap())
 }
 
-/// A client of the test app, its middleware configured by `$configure`.
+/// A client of the test app, its middleware configured by `$configure`
+/// (on `$clock`, a `ManualClock`, if given).
 macro_rules! client {
     ($configure:expr) => {
+        client!($configure, ManualClock::at_unix(START))
+    };
+    ($configure:expr, $clock:expr) => {
         Client {
             app: test::init_service(
                 App::new()
@@ -126,7 +137,7 @@ macro_rules! client {
                             .wrap(RequireSession::redirect_to("/reauth").authenticated_within(Duration::ZERO))
                             .route(web::get().to(shared::signed_in::<SignedIn<Data>>)),
                     )
-                    .wrap(middleware($configure)),
+                    .wrap(middleware_on($clock, $configure)),
             )
             .await,
             jar: CookieJar::default(),
@@ -435,7 +446,9 @@ async fn a_route_that_requires_sign_in_redirects_browsers_and_answers_401_json_t
     assert_eq!((api.status, api.body.as_str()), (StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#));
     // An anonymous session is not signed in.
     let token = client.get("/csrf").await.body;
-    client.post("/anonymous-increment", &token).await;
+    let anonymous = client.post("/anonymous-increment", &token).await;
+    assert_eq!((anonymous.status, anonymous.body.as_str()), (StatusCode::OK, "1"));
+    assert!(client.jar.contains_key("__Host-session"), "an anonymous session");
     assert_eq!(client.get("/account").await.status, StatusCode::UNAUTHORIZED);
     client.login().await;
     assert_eq!(client.get("/account").await.body, "alice");
@@ -486,7 +499,7 @@ async fn the_session_shows_its_key_and_csrf_token_and_flashes_read_through_the_h
     let token = client.get("/csrf").await.body;
     let parts: Vec<&str> = info.split(' ').collect();
     assert_ne!(parts[2], token, "masked afresh on every call");
-    assert!(parts[1].parse::<u32>().unwrap() >= 1);
+    assert_eq!(parts[1], "1", "the key that sealed it: a generated keyring's only key");
     // The extractor's token is the session's: it passes the CSRF check.
     assert_eq!(client.post("/logout", parts[2]).await.status, StatusCode::OK);
     assert_eq!(client.get("/take-flashes").await.body, "Signed out");
@@ -615,10 +628,23 @@ async fn a_websocket_handshake_from_another_site_is_refused() {
 
 #[actix_web::test]
 async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate() {
-    let mut client = client!(|b| b);
+    let clock = ManualClock::at_unix(START);
+    let mut client = client!(|b| b, clock.clone());
     let html = |path: &str| test::TestRequest::get().uri(path).insert_header(("accept", "text/html"));
     client.login().await;
     assert_eq!(client.get("/sudo").await.body, "alice", "a login within the hour");
+    // Activity keeps the session (its idle timeout is 30 minutes) but not
+    // its authentication: past the hour, /sudo asks for the password.
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(1700));
+        assert_eq!(client.get("/whoami").await.status, StatusCode::OK);
+    }
+    clock.advance(Duration::from_secs(201));
+    let browser = client.send(html("/sudo")).await;
+    assert_eq!(
+        (browser.status, browser.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/reauth?next=/sudo"))
+    );
     // No authentication is ever less than zero seconds old.
     let browser = client.send(html("/sudo-now")).await;
     assert_eq!(
@@ -636,7 +662,7 @@ async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate(
     let reply = client.post("/reauth", &token).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert!(!before.starts_with(&reply.body), "a new ID");
-    assert_eq!(client.get("/sudo").await.body, "alice");
+    assert_eq!(client.get("/sudo").await.body, "alice", "authenticated again just now");
 }
 
 /// One middleware wrapped at two levels runs once: the inner one passes the

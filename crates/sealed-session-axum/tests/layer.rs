@@ -794,7 +794,9 @@ async fn no_body_is_read_without_a_session_or_a_pre_session() {
     let request = Request::post("/increment")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("sec-fetch-site", "same-origin");
-    let _ = client.send(request, Body::new(WatchedBody(Arc::clone(&read)))).await;
+    let reply = client.send(request, Body::new(WatchedBody(Arc::clone(&read)))).await;
+    // The body never ends: read up to the form limit, and refused.
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         read.load(std::sync::atomic::Ordering::SeqCst),
         "the check reads the form when there is something to check"
@@ -1186,7 +1188,9 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
 
     // An anonymous session is not enough; a signed-in one is.
     let token = client.csrf().await;
-    client.post("/anonymous-increment", &token).await;
+    let anonymous = client.post("/anonymous-increment", &token).await;
+    assert_eq!((anonymous.status, anonymous.body.as_str()), (StatusCode::OK, "1"));
+    assert!(client.jar.contains_key("__Host-session"), "an anonymous session");
     assert_eq!(client.get("/account").await.status, StatusCode::UNAUTHORIZED);
     client.login().await;
     let reply = client.send(html("/account"), Body::empty()).await;
@@ -1226,7 +1230,9 @@ async fn a_route_that_needs_a_recent_login_sends_an_older_one_to_reauthenticate(
 
     // Activity re-issues the session but does not renew the authentication.
     harness.clock.advance(Duration::from_secs(599));
-    assert_eq!(client.get("/settings").await.status, StatusCode::OK);
+    let reissued = client.get("/settings").await;
+    assert_eq!(reissued.status, StatusCode::OK);
+    assert!(reissued.set_cookies.iter().any(|c| c.starts_with("__Host-session=")), "re-issued");
     harness.clock.advance(Duration::from_secs(1));
     let cookie = client.jar.header().unwrap();
     let request = html().header(COOKIE, cookie).body(Body::empty()).unwrap();

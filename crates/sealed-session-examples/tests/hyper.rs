@@ -123,7 +123,7 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
     assert_eq!(send(&config, Request::get("/whoami").header("cookie", session)).await.body, "bob\n");
 
     // The token in its header, the fields in the body: the route reads
-    // the body (it signed in as alice, whatever the form said).
+    // the body, and signs in the user the form names.
     let page = send(&config, Request::get("/login-form")).await;
     let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
     let pre_session = pair(&page.set_cookies[0]).to_owned();
