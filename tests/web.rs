@@ -3198,15 +3198,18 @@ fn a_session_past_its_absolute_expiry_is_not_listed() {
     });
 }
 
-/// A refused request's path is logged short and printable: a client cannot
+/// A refused request's path and method are logged short and printable: a client cannot
 /// write a line of any length, nor one that a control or bidirectional
 /// character breaks or disguises (a framework may hand over the path
 /// percent-decoded).
 #[test]
-fn a_refused_requests_path_is_logged_short_and_printable() {
+fn a_refused_requests_path_and_method_are_logged_short_and_printable() {
     use tracing_subscriber::fmt::MakeWriter as _;
     let path = format!("/x\ny\u{202e}{}", "z".repeat(10_000));
-    let request = TestRequest::new("POST", &path).header("sec-fetch-site", "cross-site");
+    // Any token is a method, and every one but GET, HEAD, OPTIONS and TRACE
+    // is checked.
+    let method = "M".repeat(100_000);
+    let request = TestRequest::new(&method, &path).header("sec-fetch-site", "cross-site");
     let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
     let refusal = tracing::subscriber::with_default(
         tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
@@ -3216,6 +3219,6 @@ fn a_refused_requests_path_is_logged_short_and_printable() {
     let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let line =
         logged.lines().find(|line| line.contains("CSRF check refused")).expect("the refusal is logged");
-    assert!(line.contains("path=/x?y?zzz") && line.len() < 400, "{line}");
+    assert!(line.contains("path=/x?y?zzz") && line.contains("method=MMMM") && line.len() < 400, "{line}");
     assert!(!logged.contains("\ny"), "{logged}");
 }

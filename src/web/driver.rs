@@ -558,8 +558,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
             Err(refusal) => {
                 tracing::info!(
                     reason = %refusal,
-                    method = request.method(),
-                    path = %loggable_path(request.path()),
+                    method = %loggable(request.method(), 16),
+                    path = %loggable(request.path(), 128),
                     "CSRF check refused the request"
                 );
                 audit_csrf(&handle, &refusal);
@@ -576,7 +576,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         };
         let unbound = current.is_some_and(|c| !c.session().is_device_bound());
         if unbound && dbsc.binding.requires(path) {
-            tracing::info!(path = %loggable_path(path), "refused: the path requires a device-bound session");
+            tracing::info!(path = %loggable(path, 128), "refused: the path requires a device-bound session");
             return Err(Refusal::NotDeviceBound);
         }
         Ok(())
@@ -652,12 +652,13 @@ fn checked_header<'a, R: RequestView + ?Sized>(request: &'a R, name: &str) -> Op
     request.header(name).map(|value| std::str::from_utf8(value).unwrap_or("?"))
 }
 
-/// A request's path as logged: at most 128 characters, printable ASCII
-/// only (anything else is `?`), so that a client cannot write a line of any
-/// length, or one that control or bidirectional characters disguise (a
-/// framework may hand over the path percent-decoded).
-fn loggable_path(path: &str) -> String {
-    path.chars().take(128).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
+/// A request's path or method as logged: at most `max` characters,
+/// printable ASCII only (anything else is `?`), so that a client cannot
+/// write a line of any length, or one that control or bidirectional
+/// characters disguise (a framework may hand over the path percent-decoded;
+/// a method is any token the client likes).
+fn loggable(text: &str, max: usize) -> String {
+    text.chars().take(max).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
 /// The CSRF checks of an unsafe or upgrade request: the browser must not
