@@ -909,6 +909,13 @@ fn with_binding_on_a_request_with_nothing_to_bind_a_token_to_is_refused() {
             Begin::Refuse(Refusal::Csrf(CsrfRefusal::NoBinding)) => {}
             other => panic!("{other:?}"),
         }
+        // A companion cookie that opens no bound session binds nothing
+        // either: still refused before the body is read.
+        let junk = form.header("cookie", "__Host-session-dbsc=x");
+        match config.begin(&junk).await {
+            Begin::Refuse(Refusal::Csrf(CsrfRefusal::NoBinding)) => {}
+            other => panic!("{other:?}"),
+        }
     });
 }
 

@@ -695,8 +695,15 @@ fn check_csrf<R: RequestView + ?Sized>(
     settings.csrf.policy.check(request.method(), sec_fetch_site, origin, &expected)?;
     // Nothing to bind a token to: refuse before reading any body.
     let mut state = handle.shared.lock();
-    let companion = settings.dbsc.is_some() && !state.companion.is_empty();
-    if state.current.is_none() && state.pre(&settings.pre_sealer).is_none() && !companion {
+    // A companion cookie binds a token only if it opens (a bound session
+    // whose bound cookie lapsed): any client can send a made-up one.
+    let companion = |companion: &[Box<str>]| {
+        settings
+            .dbsc
+            .as_ref()
+            .is_some_and(|dbsc| !dbsc.companion_sessions(companion.iter().map(|value| &**value)).is_empty())
+    };
+    if state.current.is_none() && state.pre(&settings.pre_sealer).is_none() && !companion(&state.companion) {
         return Err(CsrfRefusal::NoBinding);
     }
     drop(state);
