@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sealed_session::web::testing::{DeviceKey, TestRequest, TestResponse};
 use sealed_session::web::{
-    AuditEvent, AuditKind, Begin, DeviceBinding, SessionRef, WebConfig, WebConfigBuilder,
+    AuditEvent, AuditKind, Begin, DeviceBinding, LimitPolicy, SessionRef, WebConfig, WebConfigBuilder,
 };
 use sealed_session::{
     KeySpec, KeyState, Keyring, LoginState, ManualClock, MasterKey, MemoryStore, RevocationState,
@@ -1071,6 +1071,41 @@ async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
         }
     })
     .await
+}
+
+/// Logins of one user at the same moment under a limit that refuses:
+/// each counted the others' sessions missing, and all got in. Once its own
+/// session is recorded, each counts again, and one over the limit gives
+/// its session up (`409`, no session): at most the limit keep theirs.
+#[test]
+fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let config = config_with(&clock, DeviceBinding::default(), |builder| {
+            builder.session_registry(MemoryStore::new()).session_limit(1, LimitPolicy::RefuseLogin)
+        });
+        let login = || serve(&config, TestRequest::new("GET", "/login"));
+        let (a, b) = both(login(), login()).await;
+        let mut kept = 0;
+        for reply in [&a, &b] {
+            let cookie = reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session="));
+            let cookie = cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session="));
+            match reply.status {
+                200 => {
+                    kept += 1;
+                    assert_eq!(whoami(&config, cookie.unwrap()).await.status, 200);
+                }
+                409 => {
+                    assert!(cookie.is_none_or(str::is_empty), "a refused login sets no session: {reply:?}")
+                }
+                other => panic!("{other}: {reply:?}"),
+            }
+        }
+        assert!(kept <= 1, "{kept} sessions under a limit of one");
+        // Whatever the race left, the next login counts right.
+        let next = login().await;
+        assert_eq!(next.status, if kept == 1 { 409 } else { 200 }, "{next:?}");
+    });
 }
 
 /// spec.bs, "Cache challenge": the challenge of the next refresh comes

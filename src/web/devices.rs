@@ -301,6 +301,29 @@ impl SessionHandle {
         Ok(others)
     }
 
+    /// After a login under a limit that refuses ([`LimitPolicy::RefuseLogin`])
+    /// recorded its session: [`HandleError::SessionLimit`] if the user now
+    /// has more live sessions than the limit. Logins of one user at the same
+    /// moment each counted the others' sessions missing in
+    /// [`room_for`](Self::room_for); counted again once its own is recorded,
+    /// one over the limit gives its session up. Of logins racing for the last
+    /// places, at most the limit keep theirs: the last of those to record
+    /// its session counts every other (all of them may give up: the user
+    /// signs in again).
+    pub(crate) async fn still_within_limit(&self, user_id: &str) -> Result<(), HandleError> {
+        let Some(registry) = self.registry() else {
+            return Ok(());
+        };
+        let Some((max, LimitPolicy::RefuseLogin)) = registry.limit else {
+            return Ok(());
+        };
+        if self.live_records(registry, user_id).await?.len() > max {
+            tracing::info!(max, "login given up: logins at the same moment went past the session limit");
+            return Err(HandleError::SessionLimit { max });
+        }
+        Ok(())
+    }
+
     /// Ends the sessions [`room_for`](Self::room_for) chose.
     pub(crate) async fn end_for_room(&self, records: &[SessionRecord]) -> Result<(), StoreError> {
         let Some(registry) = self.registry() else {

@@ -1167,8 +1167,33 @@ impl<T: SessionValue> Sessions<T> {
         for session in &lapsed {
             self.handle.unregister(session).await;
         }
-        self.handle.register(verified.session()).await;
+        if self.handle.register(verified.session()).await {
+            if let Err(err) = self.handle.still_within_limit(user_id).await {
+                self.give_up(verified.session()).await;
+                return Err(err);
+            }
+        }
         Ok(Current { verified, handle: self.handle.clone() })
+    }
+
+    /// A login that lost its place under the session limit
+    /// ([`still_within_limit`](SessionHandle::still_within_limit)): its
+    /// session, never sent, ends and leaves the registry, and the request
+    /// has no session (the one it had ended with the login).
+    async fn give_up(&self, session: &Session<T>) {
+        let until = self.handle.shared.ops.settings().sealer.denylist_until(session);
+        if let Err(err) = self.handle.ops().revoke_session(session.id(), until).await {
+            // Never sent, it opens nowhere; its record counts until it
+            // expires or the store answers again.
+            tracing::warn!(error = %err, "cannot end the session of a login over the limit");
+        }
+        self.handle.unregister(session).await;
+        let mut state = self.handle.shared.lock();
+        state.forget();
+        state.offer_binding = false;
+        drop(state);
+        self.handle
+            .audit(AuditKind::LimitEnforced, |event| event.user(session.user_id()).session(session.id()));
     }
 
     /// What a login ends after the request's own session: lapsed bound
