@@ -2971,6 +2971,81 @@ fn a_session_whose_data_changes_on_every_request_keeps_counting() {
     });
 }
 
+/// A registry that, while `.1` is set, fails every write of a record
+/// (best effort, so sessions go on) and answers everything else from `.0`.
+struct ForgetfulRegistry(Arc<MemoryStore>, Arc<std::sync::atomic::AtomicBool>);
+
+impl sealed_session::SessionRegistry for ForgetfulRegistry {
+    fn record<'a>(
+        &'a self,
+        record: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+            return Box::pin(async { Err(down) });
+        }
+        sealed_session::SessionRegistry::record(&*self.0, record)
+    }
+
+    fn remove<'a>(
+        &'a self,
+        user: &'a str,
+        id: SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        sealed_session::SessionRegistry::remove(&*self.0, user, id)
+    }
+
+    fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        sealed_session::SessionRegistry::remove_user(&*self.0, user)
+    }
+
+    fn list<'a>(
+        &'a self,
+        user: &'a str,
+        now: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        sealed_session::SessionRegistry::list(&*self.0, user, now)
+    }
+}
+
+/// A session whose record lags (its renewals could not be written) is
+/// still listed, as current, on its own device list: the request proves
+/// it opens. The record's timing-out is for sessions no request shows.
+#[test]
+fn the_current_session_is_listed_however_far_its_record_lags() {
+    use std::time::Duration;
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = ForgetfulRegistry(Arc::clone(&store), Arc::clone(&down));
+        let sealer = Sealer::builder(Keyring::generate().unwrap())
+            .clock(clock.clone())
+            .renew_after(Duration::from_secs(300));
+        let config = Arc::new(
+            WebConfig::builder(sealer, Arc::clone(&store)).session_registry(registry).build().unwrap(),
+        );
+        let mut cookie = sign_in_from(&config, "alice", CHROME).await;
+        down.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Forty minutes of requests every four: renewed, never recorded.
+        for _ in 0..10 {
+            clock.advance(Duration::from_secs(240));
+            let handle = on(&config, &cookie).await;
+            assert!(handle.has_session());
+            if let Some(renewed) = set_cookies(&handle).first() {
+                cookie = pair(renewed).to_owned();
+            }
+        }
+        down.store(false, std::sync::atomic::Ordering::SeqCst);
+        let devices = on(&config, &cookie).await.devices().await.unwrap();
+        assert_eq!(devices.iter().map(|d| d.current).collect::<Vec<_>>(), [true], "{devices:?}");
+        // Its activity is the cookie's (renewed at most one interval ago),
+        // not the record's forty minutes.
+        let seen = devices[0].last_seen.unix_timestamp();
+        assert!(seen >= AUDIT_START + 2400 - 300, "last seen {} s in", seen - AUDIT_START);
+    });
+}
+
 /// A registry whose server is down for reads: the session limit cannot be
 /// counted. (A real store's two halves cannot be broken separately.)
 struct UncountableRegistry;

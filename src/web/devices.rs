@@ -116,14 +116,21 @@ impl SessionHandle {
         let registry = self.registry().ok_or(HandleError::NoRegistry)?;
         let current = self.still_signed_in().await?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
-        let records = self.live_records(registry, user_id).await?;
+        let id = current.session().id();
+        let records = self.live_records(registry, user_id, Some(id)).await?;
+        // This session's activity is its cookie's, whatever its record says.
+        let seen = current.session().times().map_or(0, |times| times.last_seen);
         Ok(records
             .into_iter()
             .map(|record| Device {
                 reference: SessionRef::of(record.id),
-                current: record.id == current.session().id(),
+                current: record.id == id,
                 created_at: to_datetime(record.created_at),
-                last_seen: to_datetime(record.last_seen),
+                last_seen: to_datetime(if record.id == id {
+                    record.last_seen.max(seen)
+                } else {
+                    record.last_seen
+                }),
                 expires_at: to_datetime(record.expires_at),
                 user_agent: record.user_agent,
                 remembered: record.remembered,
@@ -148,7 +155,7 @@ impl SessionHandle {
         let registry = self.registry().ok_or(HandleError::NoRegistry)?;
         let current = self.still_signed_in().await?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
-        let records = self.live_records(registry, user_id).await?;
+        let records = self.live_records(registry, user_id, Some(current.session().id())).await?;
         let found = records
             .into_iter()
             .find(|record| SessionRef::of(record.id) == reference && record.id != current.session().id());
@@ -185,11 +192,14 @@ impl SessionHandle {
 
     /// The user's records whose sessions still open as far as the store
     /// knows; those that ended are removed (best effort), those the store
-    /// cannot vouch for (it lost data) are kept but left out.
+    /// cannot vouch for (it lost data) are kept but left out. The record of
+    /// `shown`, a session this request opened, never times out: its record
+    /// may lag (renewals that could not be written), the session does not.
     async fn live_records(
         &self,
         registry: &RegistrySettings,
         user_id: &str,
+        shown: Option<crate::SessionId>,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let ops = &self.shared.ops;
         let (sealer, now) = (&ops.settings().sealer, self.now());
@@ -207,7 +217,7 @@ impl SessionHandle {
             if sealer.idle_profile(record.remembered).is_none() {
                 continue;
             }
-            let ended = timed_out(sealer, &record, now) || {
+            let ended = (Some(record.id) != shown && timed_out(sealer, &record, now)) || {
                 let state = ops.state(user_id, record.id).await?;
                 let revoked = record.is_revoked(&state);
                 if !revoked && record.is_ahead_of(&state) {
@@ -269,7 +279,7 @@ impl SessionHandle {
         // the records come near it, and a registry or store that cannot say
         // (best effort, as recording is) lets the login through.
         let (max, policy, mut others) = match registry.limit {
-            Some((max, policy)) => (max, policy, self.live_records(registry, user_id).await?),
+            Some((max, policy)) => (max, policy, self.live_records(registry, user_id, None).await?),
             None => {
                 let max = BUILT_IN_LIMIT;
                 let near = match registry.list(user_id, self.now()).await {
@@ -282,7 +292,7 @@ impl SessionHandle {
                 if !near {
                     return Ok(Vec::new());
                 }
-                match self.live_records(registry, user_id).await {
+                match self.live_records(registry, user_id, None).await {
                     Ok(others) => (max, LimitPolicy::EndOldest, others),
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot count the user's sessions");
@@ -317,7 +327,7 @@ impl SessionHandle {
         let Some((max, LimitPolicy::RefuseLogin)) = registry.limit else {
             return Ok(());
         };
-        if self.live_records(registry, user_id).await?.len() > max {
+        if self.live_records(registry, user_id, None).await?.len() > max {
             tracing::info!(max, "login given up: logins at the same moment went past the session limit");
             return Err(HandleError::SessionLimit { max });
         }
