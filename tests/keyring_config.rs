@@ -447,3 +447,24 @@ fn the_rotation_steps_move_keys_through_their_states() {
     // Promoting the primary again changes nothing.
     assert_eq!(states(&retired.with_primary(2).unwrap()), states(&retired));
 }
+
+/// A keyring whose IDs skip more than the two a rollout may be ahead by
+/// loads, with a warning: while its newest key is rolled out, servers
+/// without it remove that key's cookies. Consecutive IDs warn of nothing.
+#[test]
+fn a_gap_in_key_ids_is_loaded_with_a_warning() {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    let secret = |byte: u8| MasterKey::from_slice(&[byte; 32]).unwrap().to_base64().to_string();
+    let logged = |value: String| {
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, || Keyring::from_env_value(&value).unwrap());
+        let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        text
+    };
+    let gap = logged(format!("1:active:{},4:primary:{}", secret(1), secret(4)));
+    assert!(gap.contains("WARN") && gap.contains("key 4 follows key 1"), "{gap}");
+    let next = logged(format!("1:active:{},3:primary:{}", secret(1), secret(3)));
+    assert_eq!(next, "", "two up is a rollout's reach");
+}

@@ -60,7 +60,7 @@ impl Keyring {
         // even after an earlier entry's error.
         let parsed: Vec<_> =
             keys.into_iter().enumerate().map(|(i, value)| spec_from_toml(i + 1, value)).collect();
-        Self::new(parsed.into_iter().collect::<Result<Vec<_>, _>>()?)
+        Self::new(parsed.into_iter().collect::<Result<Vec<_>, _>>()?).inspect(warn_of_id_gaps)
     }
 
     /// Parses the compact form for environment variables: entries
@@ -76,7 +76,7 @@ impl Keyring {
             .enumerate()
             .map(|(i, item)| spec_from_env(i + 1, item.trim()))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::new(specs)
+        Self::new(specs).inspect(warn_of_id_gaps)
     }
 
     /// Reads the compact form from the environment variable `name`.
@@ -291,4 +291,27 @@ fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
         });
     }
     Ok(KeySpec::new(id, state, key))
+}
+
+/// Warns of a key whose ID is more than [`LATER_KEY_IDS`](super::LATER_KEY_IDS)
+/// above the one before it: while such a key is rolled out, a server that
+/// has not got it yet takes its cookies for made up, and removes them (its
+/// users are logged out there), as it cannot tell the key's ID from one a
+/// client wrote.
+fn warn_of_id_gaps(keyring: &Keyring) {
+    let ids: Vec<u32> = keyring.keys().map(|key| key.id).collect();
+    for pair in ids.windows(2) {
+        if let [before, id] = pair {
+            if id.saturating_sub(*before) > super::LATER_KEY_IDS {
+                tracing::warn!(
+                    key = id,
+                    before,
+                    "keyring: key {id} follows key {before}: until every server has key {id}, those without it \
+                     remove its cookies (only the next {} IDs are taken for a rollout); give new keys the next \
+                     ID up",
+                    super::LATER_KEY_IDS
+                );
+            }
+        }
+    }
 }

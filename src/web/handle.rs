@@ -278,7 +278,10 @@ pub enum HandleError {
     Seal(#[from] SealError),
     /// The user has as many sessions as the limit allows
     /// ([`LimitPolicy::RefuseLogin`](super::LimitPolicy::RefuseLogin)): no
-    /// session was started. Sign out another device first.
+    /// session was started. Sign out another device first. Usually nothing
+    /// changed; a login that lost the last place to logins at the same
+    /// moment has ended the request's session, as a login does, before it
+    /// found out (the request then has no session).
     #[error("the user has {max} sessions already, the most allowed: sign out another device first")]
     SessionLimit {
         /// The limit.
@@ -1005,7 +1008,8 @@ impl<T: SessionValue> Sessions<T> {
     /// does not have yet (a key rollout in progress): that session cannot
     /// be logged out here, and replacing its cookie would leave it valid on
     /// the servers that have the key, so nothing changes; answer `503` and
-    /// let the client retry.
+    /// let the client retry. [`HandleError::SessionLimit`] under a session
+    /// limit that refuses logins (see there).
     pub async fn login(&self, user_id: &str, data: T) -> Result<Current<T>, HandleError> {
         self.login_with(user_id, |_| data).await
     }
@@ -1153,11 +1157,6 @@ impl<T: SessionValue> Sessions<T> {
         }
         let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
-        self.handle.shared.lock().offer_binding = true;
-        self.handle.audit(kind, |event| {
-            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
-            event.user(Some(user_id)).session(verified.session().id()).previous(previous)
-        });
         // The replaced session's record goes first: written after the new
         // one, it could push the user's records past the registry's bound,
         // which drops the oldest (a live session, unlisted from then on).
@@ -1167,20 +1166,44 @@ impl<T: SessionValue> Sessions<T> {
         for session in &lapsed {
             self.handle.unregister(session).await;
         }
-        if self.handle.register(verified.session()).await {
-            if let Err(err) = self.handle.still_within_limit(user_id).await {
-                self.give_up(verified.session()).await;
-                return Err(err);
+        // A re-authentication adds no session, and is not counted again:
+        // giving up would sign out a user who just proved a credential.
+        let counted = !matches!(kind, AuditKind::Reauthenticated);
+        if self.handle.register(verified.session()).await && counted {
+            match self.handle.still_within_limit(user_id).await {
+                Ok(()) => {}
+                Err(err @ HandleError::SessionLimit { .. }) => {
+                    self.give_up(verified.session(), raw.as_ref().map(|raw| raw.session()), &lapsed).await;
+                    return Err(err);
+                }
+                // The count is a check on a race, best effort as the
+                // record is: the login, counted once already, stands.
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot count the user's sessions again after a login")
+                }
             }
         }
+        self.handle.shared.lock().offer_binding = true;
+        self.handle.audit(kind, |event| {
+            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
+            event.user(Some(user_id)).session(verified.session().id()).previous(previous)
+        });
         Ok(Current { verified, handle: self.handle.clone() })
     }
 
-    /// A login that lost its place under the session limit
-    /// ([`still_within_limit`](SessionHandle::still_within_limit)): its
-    /// session, never sent, ends and leaves the registry, and the request
-    /// has no session (the one it had ended with the login).
-    async fn give_up(&self, session: &Session<T>) {
+    /// A login that lost its place under the session limit to logins at
+    /// the same moment ([`still_within_limit`](SessionHandle::still_within_limit)):
+    /// its session, never sent, ends and leaves the registry; the request
+    /// has no session, the ones the login ended (`previous`, `lapsed`) are
+    /// audited as logged out, and the browser's cookie is left as it is
+    /// (its session ended with the login; another request of the same
+    /// browser, a double submit, may have set one that won its place).
+    async fn give_up(
+        &self,
+        session: &Session<T>,
+        previous: Option<&Session<Vec<u8>>>,
+        lapsed: &[Session<Vec<u8>>],
+    ) {
         let until = self.handle.shared.ops.settings().sealer.denylist_until(session);
         if let Err(err) = self.handle.ops().revoke_session(session.id(), until).await {
             // Never sent, it opens nowhere; its record counts until it
@@ -1188,12 +1211,10 @@ impl<T: SessionValue> Sessions<T> {
             tracing::warn!(error = %err, "cannot end the session of a login over the limit");
         }
         self.handle.unregister(session).await;
-        let mut state = self.handle.shared.lock();
-        state.forget();
-        state.offer_binding = false;
-        drop(state);
-        self.handle
-            .audit(AuditKind::LimitEnforced, |event| event.user(session.user_id()).session(session.id()));
+        self.handle.shared.lock().lose();
+        for ended in previous.into_iter().chain(lapsed) {
+            self.handle.audit(AuditKind::Logout, |event| event.user(ended.user_id()).session(ended.id()));
+        }
     }
 
     /// What a login ends after the request's own session: lapsed bound
