@@ -1073,39 +1073,118 @@ async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
     .await
 }
 
-/// Logins of one user at the same moment under a limit that refuses:
-/// each counted the others' sessions missing, and all got in. Once its own
-/// session is recorded, each counts again, and one over the limit gives
-/// its session up (`409`, no session, its cookie left alone): at most the
-/// limit keep theirs.
+impl sealed_session::SessionRegistry for Remote {
+    fn record<'a>(
+        &'a self,
+        record: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            yield_once().await;
+            sealed_session::SessionRegistry::record(&self.0, record).await
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        user: &'a str,
+        id: SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            yield_once().await;
+            sealed_session::SessionRegistry::remove(&self.0, user, id).await
+        })
+    }
+
+    fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            yield_once().await;
+            sealed_session::SessionRegistry::remove_user(&self.0, user).await
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        user: &'a str,
+        now: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        Box::pin(async move {
+            yield_once().await;
+            sealed_session::SessionRegistry::list(&self.0, user, now).await
+        })
+    }
+}
+
+/// Logins of one user at the same moment under a limit that refuses
+/// (`max` 1, the registry and the store answering as across a network):
+/// each counted the others' sessions missing, and all got in. Each now
+/// records its session first and counts again; one over the limit is
+/// refused (`409`) with nothing changed: no session cookie set or
+/// removed, its record gone, and the session the request had still open.
+/// At most the limit get in (both may be refused), in a double submit from
+/// a signed-in browser too.
 #[test]
 fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
     run(async {
         let clock = ManualClock::at_unix(START);
+        let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
         let config = config_with(&clock, DeviceBinding::default(), |builder| {
-            builder.session_registry(MemoryStore::new()).session_limit(1, LimitPolicy::RefuseLogin)
+            builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
         });
-        let login = || serve(&config, TestRequest::new("GET", "/login"));
-        let (a, b) = both(login(), login()).await;
-        let mut kept = 0;
-        for reply in [&a, &b] {
+        let records = || async {
+            let now = u64::try_from(START).unwrap();
+            sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
+        };
+        let session_of = |reply: &Reply| {
             let cookie = reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session="));
-            let cookie = cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session="));
+            cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session=").to_owned())
+        };
+        let login = |cookie: Option<String>| {
+            let request = TestRequest::new("GET", "/login");
+            let request = match cookie {
+                Some(cookie) => request.header("cookie", format!("__Host-session={cookie}")),
+                None => request,
+            };
+            serve(&config, request)
+        };
+        // Two browsers at once, then one signed-in browser twice at once.
+        let first = both(login(None), login(None)).await;
+        let mut kept = Vec::new();
+        for reply in [&first.0, &first.1] {
             match reply.status {
-                200 => {
-                    kept += 1;
-                    assert_eq!(whoami(&config, cookie.unwrap()).await.status, 200);
-                }
-                // No cookie at all, not even a removal: in a double submit,
-                // the other request's may be the browser's, and won its place.
-                409 => assert!(cookie.is_none(), "a refused login touches no session cookie: {reply:?}"),
+                200 => kept.push(session_of(reply).unwrap()),
+                409 => assert_eq!(session_of(reply), None, "a refused login changes no cookie: {reply:?}"),
                 other => panic!("{other}: {reply:?}"),
             }
         }
-        assert!(kept <= 1, "{kept} sessions under a limit of one");
-        // Whatever the race left, the next login counts right.
-        let next = login().await;
-        assert_eq!(next.status, if kept == 1 { 409 } else { 200 }, "{next:?}");
+        assert!(kept.len() <= 1, "{} sessions under a limit of one", kept.len());
+        assert_eq!(records().await, kept.len(), "a refused login leaves no record");
+        // (If both were refused, the user signs in again.)
+        let signed_in = match kept.pop() {
+            Some(cookie) => cookie,
+            None => session_of(&login(None).await).unwrap(),
+        };
+        let again = both(login(Some(signed_in.clone())), login(Some(signed_in.clone()))).await;
+        let passed: Vec<&Reply> = [&again.0, &again.1].into_iter().filter(|r| r.status == 200).collect();
+        assert!(passed.len() <= 1, "{again:?}");
+        for reply in [&again.0, &again.1].into_iter().filter(|r| r.status != 200) {
+            assert_eq!((reply.status, session_of(reply)), (409, None), "{reply:?}");
+        }
+        let current = match passed.first() {
+            // The winner ended the session both came with.
+            Some(winner) => {
+                assert_eq!(whoami(&config, &signed_in).await.status, 401);
+                session_of(winner).unwrap()
+            }
+            // Both refused: nothing changed.
+            None => signed_in,
+        };
+        assert_eq!(whoami(&config, &current).await.status, 200);
+        assert_eq!(records().await, 1, "one live session, one record");
+        // Alone, a login that replaces the browser's own session is no
+        // session more: it passes.
+        let relogin = login(Some(current)).await;
+        assert_eq!(relogin.status, 200, "{relogin:?}");
+        assert_eq!(records().await, 1);
     });
 }
 

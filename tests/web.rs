@@ -3037,12 +3037,46 @@ fn the_current_session_is_listed_however_far_its_record_lags() {
             }
         }
         down.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The premise: the record still says the sign-in, forty minutes ago.
+        let now = u64::try_from(AUDIT_START + 2400).unwrap();
+        let stored = sealed_session::SessionRegistry::list(&*store, "alice", now).await.unwrap();
+        assert_eq!(stored.iter().map(|r| r.last_seen).collect::<Vec<_>>(), [AUDIT_START as u64]);
         let devices = on(&config, &cookie).await.devices().await.unwrap();
         assert_eq!(devices.iter().map(|d| d.current).collect::<Vec<_>>(), [true], "{devices:?}");
         // Its activity is the cookie's (renewed at most one interval ago),
         // not the record's forty minutes.
         let seen = devices[0].last_seen.unix_timestamp();
         assert!(seen >= AUDIT_START + 2400 - 300, "last seen {} s in", seen - AUDIT_START);
+    });
+}
+
+/// Under a limit that refuses, a login whose session the registry cannot
+/// record is refused (`503`), nothing changed: other logins' counts would
+/// miss it. Without a limit, recording stays best effort.
+#[test]
+fn under_a_refusing_limit_a_login_the_registry_cannot_record_is_refused() {
+    pollster::block_on(async {
+        for limited in [true, false] {
+            let store = Arc::new(MemoryStore::new());
+            let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let registry = ForgetfulRegistry(Arc::clone(&store), Arc::clone(&down));
+            let builder =
+                WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), Arc::clone(&store))
+                    .session_registry(registry);
+            let builder = if limited { builder.session_limit(1, LimitPolicy::RefuseLogin) } else { builder };
+            let config = Arc::new(builder.build().unwrap());
+            let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+            let result = handle.typed::<String>().login("alice", "A".into()).await;
+            if limited {
+                let err = result.unwrap_err();
+                assert!(matches!(err, HandleError::Store(_)), "{err:?}");
+                assert_eq!(err.status(), 503);
+                assert!(set_cookies(&handle).is_empty(), "nothing changed");
+            } else {
+                result.unwrap();
+                assert_eq!(set_cookies(&handle).len(), 1, "signed in, unrecorded");
+            }
+        }
     });
 }
 

@@ -131,9 +131,7 @@ pub enum AuditKind {
     /// A login passed the session limit, and this (the user's oldest)
     /// session was ended to make room
     /// ([`LimitPolicy::EndOldest`](super::LimitPolicy::EndOldest)). A login
-    /// refused by the limit records nothing of its own; one that lost the
-    /// last place to logins at the same moment records the end of the
-    /// request's session as a [`Logout`](Self::Logout).
+    /// the limit refuses records nothing.
     LimitEnforced,
     /// A session was bound to its browser's key (device-bound sessions),
     /// under a new ID.

@@ -311,27 +311,66 @@ impl SessionHandle {
         Ok(others)
     }
 
-    /// After a login under a limit that refuses ([`LimitPolicy::RefuseLogin`])
-    /// recorded its session: [`HandleError::SessionLimit`] if the user now
-    /// has more live sessions than the limit. Logins of one user at the same
-    /// moment each counted the others' sessions missing in
-    /// [`room_for`](Self::room_for); counted again once its own is recorded,
-    /// one over the limit gives its session up. Of logins racing for the last
-    /// places, at most the limit keep theirs: the last of those to record
-    /// its session counts every other (all of them may give up: the user
-    /// signs in again).
-    pub(crate) async fn still_within_limit(&self, user_id: &str) -> Result<(), HandleError> {
+    /// Under a session limit that refuses logins
+    /// ([`LimitPolicy::RefuseLogin`]): records the login's new `session`
+    /// before any session ends, then counts the user's live sessions again,
+    /// those the login ends anyway (`ending`) left out. Logins of one user
+    /// at the same moment each counted the others' sessions missing in
+    /// [`room_for`](Self::room_for); each now counts every other that
+    /// recorded its session first, so of logins racing for the last places
+    /// at most the limit go on (all of them may be refused). And since the
+    /// new record is written before the session it replaces ends (a
+    /// re-authentication's), no count made meanwhile misses both. Refused
+    /// ([`HandleError::SessionLimit`]), or if the registry cannot record or
+    /// count (the others' counts would miss this session), the record goes
+    /// again and nothing has changed. Whether it recorded the session: the
+    /// login records it at its end otherwise, as without such a limit.
+    pub(crate) async fn claim_place(
+        &self,
+        user_id: &str,
+        session: &Session<Vec<u8>>,
+        ending: &[crate::SessionId],
+    ) -> Result<bool, HandleError> {
         let Some(registry) = self.registry() else {
-            return Ok(());
+            return Ok(false);
         };
         let Some((max, LimitPolicy::RefuseLogin)) = registry.limit else {
-            return Ok(());
+            return Ok(false);
         };
-        if self.live_records(registry, user_id, None).await?.len() > max {
-            tracing::info!(max, "login given up: logins at the same moment went past the session limit");
+        let user_agent = self.shared.lock().user_agent.clone();
+        let label = user_agent_label(user_agent.as_deref());
+        let Some(record) = SessionRecord::of(session, &label, self.now()) else {
+            return Ok(false);
+        };
+        let counted = match registry.record(&record).await {
+            Ok(()) => self.live_records(registry, user_id, None).await,
+            Err(err) => Err(err),
+        };
+        let others = match counted {
+            Ok(live) => live.iter().filter(|r| r.id != session.id() && !ending.contains(&r.id)).count(),
+            Err(err) => {
+                self.discard(session).await;
+                return Err(err.into());
+            }
+        };
+        if others + 1 > max {
+            tracing::info!(max, "login refused: logins at the same moment took the last place");
+            self.discard(session).await;
             return Err(HandleError::SessionLimit { max });
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A login's new session that will never be sent (the login was refused
+    /// or failed after [`claim_place`](Self::claim_place) recorded it):
+    /// denylisted, so that a record left behind counts for nothing, and
+    /// its record removed (both best effort).
+    pub(crate) async fn discard<T>(&self, session: &Session<T>) {
+        let until = self.shared.ops.settings().sealer.denylist_until(session);
+        if let Err(err) = self.ops().revoke_session(session.id(), until).await {
+            tracing::warn!(error = %err, "cannot end a session that was never sent");
+        }
+        self.unregister(session).await;
     }
 
     /// Ends the sessions [`room_for`](Self::room_for) chose.

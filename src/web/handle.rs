@@ -278,10 +278,9 @@ pub enum HandleError {
     Seal(#[from] SealError),
     /// The user has as many sessions as the limit allows
     /// ([`LimitPolicy::RefuseLogin`](super::LimitPolicy::RefuseLogin)): no
-    /// session was started. Sign out another device first. Usually nothing
-    /// changed; a login that lost the last place to logins at the same
-    /// moment has ended the request's session, as a login does, before it
-    /// found out (the request then has no session).
+    /// session was started, and nothing changed (a login that lost the last
+    /// place to logins at the same moment included). Sign out another
+    /// device first.
     #[error("the user has {max} sessions already, the most allowed: sign out another device first")]
     SessionLimit {
         /// The limit.
@@ -538,7 +537,7 @@ impl SessionHandle {
         &self.shared.ops.settings().sealer
     }
 
-    fn ops(&self) -> Arc<dyn Ops> {
+    pub(super) fn ops(&self) -> Arc<dyn Ops> {
         Arc::clone(&self.shared.ops)
     }
 
@@ -1009,7 +1008,9 @@ impl<T: SessionValue> Sessions<T> {
     /// be logged out here, and replacing its cookie would leave it valid on
     /// the servers that have the key, so nothing changes; answer `503` and
     /// let the client retry. [`HandleError::SessionLimit`] under a session
-    /// limit that refuses logins (see there).
+    /// limit that refuses logins; under such a limit, also
+    /// [`HandleError::Store`] if the registry cannot record or count the
+    /// new session: nothing has changed then either.
     pub async fn login(&self, user_id: &str, data: T) -> Result<Current<T>, HandleError> {
         self.login_with(user_id, |_| data).await
     }
@@ -1127,36 +1128,56 @@ impl<T: SessionValue> Sessions<T> {
         // Again, past the store's answers: a response made meanwhile would
         // never carry the new cookie, and the old session is about to end.
         self.handle.unfinished()?;
-        if let Some(raw) = &raw {
-            if matches!(kind, AuditKind::Reauthenticated) {
-                // A session logged out while this request ran (this ID, or
-                // everywhere) is not carried on, as by a new ID: its end
-                // comes first, and of concurrent calls only one goes on.
-                let until = ops.settings().sealer.denylist_until(raw.session());
-                if epoch != raw.session().epoch()
-                    || !self.handle.ops().revoke_session_once(raw.session().id(), until).await?
-                {
-                    self.handle.shared.lock().lose();
-                    return Err(LoginError::Ended.into());
+        // Under a limit that refuses, the new session is recorded and the
+        // user's sessions counted again before anything ends.
+        let recorded = self.handle.claim_place(user_id, issued.raw.session(), &ending).await?;
+        let ended: Result<(), HandleError> = async {
+            if let Some(raw) = &raw {
+                if matches!(kind, AuditKind::Reauthenticated) {
+                    // A session logged out while this request ran (this ID,
+                    // or everywhere) is not carried on, as by a new ID: its
+                    // end comes first, and of concurrent calls only one goes
+                    // on.
+                    let until = ops.settings().sealer.denylist_until(raw.session());
+                    if epoch != raw.session().epoch()
+                        || !self.handle.ops().revoke_session_once(raw.session().id(), until).await?
+                    {
+                        self.handle.shared.lock().lose();
+                        return Err(LoginError::Ended.into());
+                    }
+                } else {
+                    self.handle.revoke(raw.session()).await?;
                 }
-            } else {
-                self.handle.revoke(raw.session()).await?;
+                self.handle.shared.lock().forget();
             }
-            self.handle.shared.lock().forget();
+            if let Err((lapsed_ended, err)) = self.end_after_login(&lapsed, &room).await {
+                // These have ended on every server, and no login names them:
+                // the request's session, and the lapsed bound ones ended
+                // before the failure.
+                let ended = raw.iter().map(|raw| raw.session()).chain(lapsed.iter().take(lapsed_ended));
+                for session in ended {
+                    self.handle.audit(AuditKind::Logout, |event| {
+                        event.user(session.user_id()).session(session.id())
+                    });
+                }
+                return Err(err);
+            }
+            Ok(())
         }
-        if let Err((lapsed_ended, err)) = self.end_after_login(&lapsed, &room).await {
-            // These have ended on every server, and no login names them:
-            // the request's session, and the lapsed bound ones ended
-            // before the failure.
-            let ended = raw.iter().map(|raw| raw.session()).chain(lapsed.iter().take(lapsed_ended));
-            for session in ended {
-                self.handle
-                    .audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
+        .await;
+        if let Err(err) = ended {
+            if recorded {
+                self.handle.discard(issued.raw.session()).await;
             }
             return Err(err);
         }
         let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
+        self.handle.shared.lock().offer_binding = true;
+        self.handle.audit(kind, |event| {
+            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
+            event.user(Some(user_id)).session(verified.session().id()).previous(previous)
+        });
         // The replaced session's record goes first: written after the new
         // one, it could push the user's records past the registry's bound,
         // which drops the oldest (a live session, unlisted from then on).
@@ -1166,55 +1187,10 @@ impl<T: SessionValue> Sessions<T> {
         for session in &lapsed {
             self.handle.unregister(session).await;
         }
-        // A re-authentication adds no session, and is not counted again:
-        // giving up would sign out a user who just proved a credential.
-        let counted = !matches!(kind, AuditKind::Reauthenticated);
-        if self.handle.register(verified.session()).await && counted {
-            match self.handle.still_within_limit(user_id).await {
-                Ok(()) => {}
-                Err(err @ HandleError::SessionLimit { .. }) => {
-                    self.give_up(verified.session(), raw.as_ref().map(|raw| raw.session()), &lapsed).await;
-                    return Err(err);
-                }
-                // The count is a check on a race, best effort as the
-                // record is: the login, counted once already, stands.
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot count the user's sessions again after a login")
-                }
-            }
+        if !recorded {
+            self.handle.register(verified.session()).await;
         }
-        self.handle.shared.lock().offer_binding = true;
-        self.handle.audit(kind, |event| {
-            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
-            event.user(Some(user_id)).session(verified.session().id()).previous(previous)
-        });
         Ok(Current { verified, handle: self.handle.clone() })
-    }
-
-    /// A login that lost its place under the session limit to logins at
-    /// the same moment ([`still_within_limit`](SessionHandle::still_within_limit)):
-    /// its session, never sent, ends and leaves the registry; the request
-    /// has no session, the ones the login ended (`previous`, `lapsed`) are
-    /// audited as logged out, and the browser's cookie is left as it is
-    /// (its session ended with the login; another request of the same
-    /// browser, a double submit, may have set one that won its place).
-    async fn give_up(
-        &self,
-        session: &Session<T>,
-        previous: Option<&Session<Vec<u8>>>,
-        lapsed: &[Session<Vec<u8>>],
-    ) {
-        let until = self.handle.shared.ops.settings().sealer.denylist_until(session);
-        if let Err(err) = self.handle.ops().revoke_session(session.id(), until).await {
-            // Never sent, it opens nowhere; its record counts until it
-            // expires or the store answers again.
-            tracing::warn!(error = %err, "cannot end the session of a login over the limit");
-        }
-        self.handle.unregister(session).await;
-        self.handle.shared.lock().lose();
-        for ended in previous.into_iter().chain(lapsed) {
-            self.handle.audit(AuditKind::Logout, |event| event.user(ended.user_id()).session(ended.id()));
-        }
     }
 
     /// What a login ends after the request's own session: lapsed bound
