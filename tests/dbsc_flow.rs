@@ -1124,67 +1124,123 @@ impl sealed_session::SessionRegistry for Remote {
 /// a signed-in browser too.
 #[test]
 fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
+    // In lockstep both record before either counts again, and both are
+    // refused; one a step behind finds the first in, and only it is refused.
+    for (staggered, expected) in [(false, 0), (true, 1)] {
+        run(logins_racing_for_the_last_place(staggered, expected));
+    }
+}
+
+/// Two logins at once, the second `staggered` a step behind, from two
+/// browsers and then from one signed-in browser: `expected` of each pair
+/// get in.
+async fn logins_racing_for_the_last_place(staggered: bool, expected: usize) {
+    let clock = ManualClock::at_unix(START);
+    let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
+    let config = config_with(&clock, DeviceBinding::default(), |builder| {
+        builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
+    });
+    let records = || async {
+        let now = u64::try_from(START).unwrap();
+        sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
+    };
+    let session_of = |reply: &Reply| {
+        let cookie = reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session="));
+        cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session=").to_owned())
+    };
+    let login = |cookie: Option<String>| {
+        let request = TestRequest::new("GET", "/login");
+        let request = match cookie {
+            Some(cookie) => request.header("cookie", format!("__Host-session={cookie}")),
+            None => request,
+        };
+        serve(&config, request)
+    };
+    let later = |cookie: Option<String>| {
+        let login = login(cookie);
+        async move {
+            if staggered {
+                yield_once().await;
+            }
+            login.await
+        }
+    };
+    // Two browsers at once.
+    let first = both(login(None), later(None)).await;
+    let mut kept = Vec::new();
+    for reply in [&first.0, &first.1] {
+        match reply.status {
+            200 => kept.push(session_of(reply).unwrap()),
+            409 => assert_eq!(session_of(reply), None, "a refused login changes no cookie: {reply:?}"),
+            other => panic!("{other}: {reply:?}"),
+        }
+    }
+    assert_eq!(kept.len(), expected, "{first:?}");
+    assert_eq!(records().await, kept.len(), "a refused login leaves no record");
+    for cookie in &kept {
+        assert_eq!(whoami(&config, cookie).await.status, 200);
+    }
+    // One signed-in browser twice at once (a double submit).
+    let signed_in = match kept.pop() {
+        Some(cookie) => cookie,
+        None => session_of(&login(None).await).unwrap(),
+    };
+    let again = both(login(Some(signed_in.clone())), later(Some(signed_in.clone()))).await;
+    let passed: Vec<&Reply> = [&again.0, &again.1].into_iter().filter(|r| r.status == 200).collect();
+    assert_eq!(passed.len(), expected, "{again:?}");
+    for reply in [&again.0, &again.1].into_iter().filter(|r| r.status != 200) {
+        assert_eq!((reply.status, session_of(reply)), (409, None), "{reply:?}");
+    }
+    let current = match passed.first() {
+        // The winner ended the session both came with.
+        Some(winner) => {
+            assert_eq!(whoami(&config, &signed_in).await.status, 401);
+            session_of(winner).unwrap()
+        }
+        // Both refused: nothing changed.
+        None => signed_in,
+    };
+    assert_eq!(whoami(&config, &current).await.status, 200);
+    assert_eq!(records().await, 1, "one live session, one record");
+    // Alone, a login that replaces the browser's own session is no session
+    // more: it passes.
+    let relogin = login(Some(current)).await;
+    assert_eq!(relogin.status, 200, "{relogin:?}");
+    assert_eq!(records().await, 1);
+}
+
+/// A login under a refusing limit dropped after it claimed its place
+/// (its request timed out, say): the claim counts for a minute, not for
+/// the never-sent session's idle timeout, which would lock the user out.
+#[test]
+fn a_login_dropped_after_claiming_its_place_holds_it_a_minute() {
+    use std::future::Future as _;
     run(async {
         let clock = ManualClock::at_unix(START);
         let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
         let config = config_with(&clock, DeviceBinding::default(), |builder| {
             builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
         });
-        let records = || async {
-            let now = u64::try_from(START).unwrap();
-            sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
+        let claims = || async {
+            let now = u64::try_from(sealed_session::Clock::unix_now(&clock)).unwrap();
+            sealed_session::SessionRegistry::list(&registry.0, "alice", now).await.unwrap().len()
         };
-        let session_of = |reply: &Reply| {
-            let cookie = reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session="));
-            cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session=").to_owned())
-        };
-        let login = |cookie: Option<String>| {
-            let request = TestRequest::new("GET", "/login");
-            let request = match cookie {
-                Some(cookie) => request.header("cookie", format!("__Host-session={cookie}")),
-                None => request,
-            };
-            serve(&config, request)
-        };
-        // Two browsers at once, then one signed-in browser twice at once.
-        let first = both(login(None), login(None)).await;
-        let mut kept = Vec::new();
-        for reply in [&first.0, &first.1] {
-            match reply.status {
-                200 => kept.push(session_of(reply).unwrap()),
-                409 => assert_eq!(session_of(reply), None, "a refused login changes no cookie: {reply:?}"),
-                other => panic!("{other}: {reply:?}"),
+        let mut dropped = Box::pin(serve(&config, TestRequest::new("GET", "/login")));
+        for polls in 0.. {
+            let pending =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(dropped.as_mut().poll(cx).is_pending()));
+            assert!(pending.await, "the login ended before its claim was seen");
+            if claims().await == 1 {
+                break;
             }
+            assert!(polls < 100, "no claim");
         }
-        assert!(kept.len() <= 1, "{} sessions under a limit of one", kept.len());
-        assert_eq!(records().await, kept.len(), "a refused login leaves no record");
-        // (If both were refused, the user signs in again.)
-        let signed_in = match kept.pop() {
-            Some(cookie) => cookie,
-            None => session_of(&login(None).await).unwrap(),
-        };
-        let again = both(login(Some(signed_in.clone())), login(Some(signed_in.clone()))).await;
-        let passed: Vec<&Reply> = [&again.0, &again.1].into_iter().filter(|r| r.status == 200).collect();
-        assert!(passed.len() <= 1, "{again:?}");
-        for reply in [&again.0, &again.1].into_iter().filter(|r| r.status != 200) {
-            assert_eq!((reply.status, session_of(reply)), (409, None), "{reply:?}");
-        }
-        let current = match passed.first() {
-            // The winner ended the session both came with.
-            Some(winner) => {
-                assert_eq!(whoami(&config, &signed_in).await.status, 401);
-                session_of(winner).unwrap()
-            }
-            // Both refused: nothing changed.
-            None => signed_in,
-        };
-        assert_eq!(whoami(&config, &current).await.status, 200);
-        assert_eq!(records().await, 1, "one live session, one record");
-        // Alone, a login that replaces the browser's own session is no
-        // session more: it passes.
-        let relogin = login(Some(current)).await;
-        assert_eq!(relogin.status, 200, "{relogin:?}");
-        assert_eq!(records().await, 1);
+        drop(dropped);
+        let login = || serve(&config, TestRequest::new("GET", "/login"));
+        assert_eq!(login().await.status, 409, "the claim holds the place");
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(claims().await, 0);
+        assert_eq!(login().await.status, 200, "and lapses");
     });
 }
 

@@ -2972,8 +2972,20 @@ fn a_session_whose_data_changes_on_every_request_keeps_counting() {
 }
 
 /// A registry that, while `.1` is set, fails every write of a record
-/// (best effort, so sessions go on) and answers everything else from `.0`.
-struct ForgetfulRegistry(Arc<MemoryStore>, Arc<std::sync::atomic::AtomicBool>);
+/// (best effort, so sessions go on), fails every list once `.2` lists
+/// have been answered, and answers everything else from `.0`.
+struct ForgetfulRegistry(
+    Arc<MemoryStore>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl ForgetfulRegistry {
+    /// Over `store`, writes failing while `down` is set, lists never.
+    fn new(store: &Arc<MemoryStore>, down: &Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self(Arc::clone(store), Arc::clone(down), Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)))
+    }
+}
 
 impl sealed_session::SessionRegistry for ForgetfulRegistry {
     fn record<'a>(
@@ -3004,6 +3016,15 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         user: &'a str,
         now: u64,
     ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        let answered = self.2.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |left| left.checked_sub(1),
+        );
+        if answered.is_err() {
+            let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+            return Box::pin(async { Err(down) });
+        }
         sealed_session::SessionRegistry::list(&*self.0, user, now)
     }
 }
@@ -3018,7 +3039,7 @@ fn the_current_session_is_listed_however_far_its_record_lags() {
         let clock = ManualClock::at_unix(AUDIT_START);
         let store = Arc::new(MemoryStore::with_clock(clock.clone()));
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let registry = ForgetfulRegistry(Arc::clone(&store), Arc::clone(&down));
+        let registry = ForgetfulRegistry::new(&store, &down);
         let sealer = Sealer::builder(Keyring::generate().unwrap())
             .clock(clock.clone())
             .renew_after(Duration::from_secs(300));
@@ -3059,7 +3080,7 @@ fn under_a_refusing_limit_a_login_the_registry_cannot_record_is_refused() {
         for limited in [true, false] {
             let store = Arc::new(MemoryStore::new());
             let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let registry = ForgetfulRegistry(Arc::clone(&store), Arc::clone(&down));
+            let registry = ForgetfulRegistry::new(&store, &down);
             let builder =
                 WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), Arc::clone(&store))
                     .session_registry(registry);
@@ -3077,6 +3098,31 @@ fn under_a_refusing_limit_a_login_the_registry_cannot_record_is_refused() {
                 assert_eq!(set_cookies(&handle).len(), 1, "signed in, unrecorded");
             }
         }
+    });
+}
+
+/// Under a limit that refuses, a login whose second count (with its own
+/// session recorded) the registry cannot answer is refused (`503`),
+/// nothing changed and its record removed.
+#[test]
+fn under_a_refusing_limit_a_login_whose_second_count_fails_is_refused() {
+    pollster::block_on(async {
+        let store = Arc::new(MemoryStore::new());
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = ForgetfulRegistry::new(&store, &down);
+        let lists = Arc::clone(&registry.2);
+        let builder = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), Arc::clone(&store))
+            .session_registry(registry)
+            .session_limit(1, LimitPolicy::RefuseLogin);
+        let config = Arc::new(builder.build().unwrap());
+        // The first count is answered, the second is not.
+        lists.store(1, std::sync::atomic::Ordering::SeqCst);
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let err = handle.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(matches!(err, HandleError::Store(_)), "{err:?}");
+        assert!(set_cookies(&handle).is_empty(), "nothing changed");
+        let now = u64::try_from(sealed_session::Clock::unix_now(&sealed_session::SystemClock)).unwrap();
+        assert!(sealed_session::SessionRegistry::list(&*store, "alice", now).await.unwrap().is_empty());
     });
 }
 
@@ -3237,6 +3283,19 @@ fn device_lists_and_limits_need_a_registry() {
             .session_limit(most + 1, LimitPolicy::EndOldest)
             .build();
         assert!(matches!(beyond, Err(WebConfigError::SessionLimit(_))), "more records than a registry keeps");
+        // A limit that refuses records each login before the session it
+        // replaces goes: ten records of room under the registry's bound.
+        let refusing = |max| {
+            builder()
+                .session_registry(MemoryStore::new())
+                .session_limit(max, LimitPolicy::RefuseLogin)
+                .build()
+        };
+        assert!(refusing(most - 10).is_ok());
+        match refusing(most - 9) {
+            Err(WebConfigError::SessionLimit(why)) => assert!(why.contains("at most 90"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     });
 }
 

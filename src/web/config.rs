@@ -443,7 +443,9 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// login beyond it does what `policy` says. `max` is at most
     /// [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER): a
     /// registry keeps no more records than that, so it could not count more
-    /// sessions.
+    /// sessions; with [`LimitPolicy::RefuseLogin`], at most 90 (each login
+    /// records its session before the one it replaces goes, so that logins
+    /// at the same moment count each other: ten records of room).
     #[must_use]
     pub fn session_limit(mut self, max: usize, policy: LimitPolicy) -> Self {
         self.limit = Some((max, policy));
@@ -554,6 +556,12 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 return Err(WebConfigError::SessionLimit(
                     "a session limit above MAX_RECORDS_PER_USER (100) cannot be counted: a registry keeps at \
                      most that many records per user",
+                ))
+            }
+            (_, Some((max, LimitPolicy::RefuseLogin))) if max > super::devices::BUILT_IN_LIMIT => {
+                return Err(WebConfigError::SessionLimit(
+                    "a session limit that refuses logins may be at most 90: each login records its session \
+                     before the one it replaces is removed, and a registry keeps at most 100 records per user",
                 ))
             }
             (Some(registry), limit) => Some(RegistrySettings { registry, limit, recent: Default::default() }),

@@ -43,6 +43,10 @@ pub struct Device {
 /// find the same count and add one).
 pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
 
+/// How long a login's claim on a place under a refusing limit lasts before
+/// the login records its session for good ([`SessionHandle::claim_place`]).
+const CLAIM_SECONDS: u64 = 60;
+
 /// Whether the session of `record` surely no longer opens, for idleness:
 /// its cookie's last activity is less than one renewal interval after its
 /// record's (`renewal::record_due`), and it ends one idle timeout after
@@ -324,7 +328,9 @@ impl SessionHandle {
     /// ([`HandleError::SessionLimit`]), or if the registry cannot record or
     /// count (the others' counts would miss this session), the record goes
     /// again and nothing has changed. Whether it recorded the session: the
-    /// login records it at its end otherwise, as without such a limit.
+    /// login records it at its end otherwise, as without such a limit. The
+    /// record written here lasts a minute, for a login dropped halfway: the
+    /// login writes it again, for the session's life, once it is sent.
     pub(crate) async fn claim_place(
         &self,
         user_id: &str,
@@ -339,9 +345,13 @@ impl SessionHandle {
         };
         let user_agent = self.shared.lock().user_agent.clone();
         let label = user_agent_label(user_agent.as_deref());
-        let Some(record) = SessionRecord::of(session, &label, self.now()) else {
+        let Some(mut record) = SessionRecord::of(session, &label, self.now()) else {
             return Ok(false);
         };
+        // A claim, until the login records the session for good once it is
+        // sent: one whose login is dropped halfway lapses within a minute,
+        // instead of counting for the session's idle timeout.
+        record.expires_at = record.expires_at.min(self.now().saturating_add(CLAIM_SECONDS));
         let counted = match registry.record(&record).await {
             Ok(()) => self.live_records(registry, user_id, None).await,
             Err(err) => Err(err),

@@ -1187,9 +1187,8 @@ impl<T: SessionValue> Sessions<T> {
         for session in &lapsed {
             self.handle.unregister(session).await;
         }
-        if !recorded {
-            self.handle.register(verified.session()).await;
-        }
+        // For good (a claim lasts a minute): the session is sent.
+        self.handle.register(verified.session()).await;
         Ok(Current { verified, handle: self.handle.clone() })
     }
 
