@@ -2973,18 +2973,27 @@ fn a_session_whose_data_changes_on_every_request_keeps_counting() {
 
 /// A registry that, while `.1` is set, fails every write of a record
 /// (best effort, so sessions go on), fails every list once `.2` lists
-/// have been answered, and answers everything else from `.0`.
+/// have been answered and every write once `.3` writes have been, and
+/// answers everything else from `.0`.
 struct ForgetfulRegistry(
     Arc<MemoryStore>,
     Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
 );
 
 impl ForgetfulRegistry {
     /// Over `store`, writes failing while `down` is set, lists never.
     fn new(store: &Arc<MemoryStore>, down: &Arc<std::sync::atomic::AtomicBool>) -> Self {
-        Self(Arc::clone(store), Arc::clone(down), Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)))
+        let unlimited = || Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        Self(Arc::clone(store), Arc::clone(down), unlimited(), unlimited())
     }
+}
+
+/// Takes one from `left`; false if it was 0.
+fn take_one(left: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    left.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1)).is_ok()
 }
 
 impl sealed_session::SessionRegistry for ForgetfulRegistry {
@@ -2992,7 +3001,7 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         &'a self,
         record: &'a sealed_session::SessionRecord,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) || !take_one(&self.3) {
             let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
             return Box::pin(async { Err(down) });
         }
@@ -3016,12 +3025,7 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         user: &'a str,
         now: u64,
     ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
-        let answered = self.2.fetch_update(
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-            |left| left.checked_sub(1),
-        );
-        if answered.is_err() {
+        if !take_one(&self.2) {
             let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
             return Box::pin(async { Err(down) });
         }
@@ -3098,6 +3102,79 @@ fn under_a_refusing_limit_a_login_the_registry_cannot_record_is_refused() {
                 assert_eq!(set_cookies(&handle).len(), 1, "signed in, unrecorded");
             }
         }
+    });
+}
+
+/// A memory store that keeps the end of every one-time denial it is asked
+/// for (the memory store keeps entries past their end, as it may: a store
+/// that drops them then, as Redis does, would let the session open again).
+struct DenialEnds(Arc<MemoryStore>, std::sync::Mutex<Vec<(SessionId, u64)>>);
+
+impl RevocationStore for DenialEnds {
+    async fn state(
+        &self,
+        user_id: Option<&str>,
+        session: SessionId,
+    ) -> Result<sealed_session::RevocationState, StoreError> {
+        self.0.state(user_id, session).await
+    }
+
+    async fn login_state(&self, user_id: &str) -> Result<sealed_session::LoginState, StoreError> {
+        self.0.login_state(user_id).await
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.0.revoke_user(user_id).await
+    }
+
+    async fn revoke_session(&self, session: SessionId, expires_at: u64) -> Result<(), StoreError> {
+        self.0.revoke_session(session, expires_at).await
+    }
+
+    async fn revoke_session_once(&self, session: SessionId, expires_at: u64) -> Result<bool, StoreError> {
+        self.1.lock().unwrap().push((session, expires_at));
+        self.0.revoke_session_once(session, expires_at).await
+    }
+
+    async fn revoke_all(&self, issued_through: u64) -> Result<u64, StoreError> {
+        self.0.revoke_all(issued_through).await
+    }
+}
+
+/// A session whose login could not record it for good (the registry
+/// took its claim, then failed) is listed with its session's end, and,
+/// ended from the device list, denylisted for its whole life, not for the
+/// claim's five minutes.
+#[test]
+fn a_device_ended_while_its_record_is_a_claim_stays_ended() {
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = ForgetfulRegistry::new(&store, &down);
+        let writes = Arc::clone(&registry.3);
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let denials = Arc::new(DenialEnds(Arc::clone(&store), std::sync::Mutex::default()));
+        let builder = WebConfig::builder(sealer, Arc::clone(&denials))
+            .session_registry(registry)
+            .session_limit(2, LimitPolicy::RefuseLogin);
+        let config = Arc::new(builder.build().unwrap());
+        let first = sign_in_from(&config, "alice", CHROME).await;
+        // The second login's claim is written, its record for good is not.
+        writes.store(1, std::sync::atomic::Ordering::SeqCst);
+        let second = sign_in_from(&config, "alice", FIREFOX).await;
+        writes.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        let handle = on(&config, &first).await;
+        let devices = handle.devices().await.unwrap();
+        let other = devices.iter().find(|device| !device.current).unwrap();
+        let life = other.expires_at.unix_timestamp() - AUDIT_START;
+        assert_eq!(life, 12 * 3600, "listed with the session's end, not the claim's");
+        denials.1.lock().unwrap().clear();
+        assert!(handle.end_device(other.reference).await.unwrap());
+        let ends: Vec<i64> =
+            denials.1.lock().unwrap().iter().map(|(_, end)| *end as i64 - AUDIT_START).collect();
+        assert_eq!(ends, [12 * 3600 + 60], "denied until its end and the leeway, not the claim's");
+        assert!(!on(&config, &second).await.has_session());
     });
 }
 

@@ -44,8 +44,17 @@ pub struct Device {
 pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
 
 /// How long a login's claim on a place under a refusing limit lasts before
-/// the login records its session for good ([`SessionHandle::claim_place`]).
-const CLAIM_SECONDS: u64 = 60;
+/// the login records its session for good ([`SessionHandle::claim_place`]):
+/// well past the clock leeway, as stores drop records by their own clocks.
+const CLAIM_SECONDS: u64 = 300;
+
+/// When the session of `record` ends at the latest: its record's end, or,
+/// for a claim ([`SessionHandle::claim_place`]) whose login has not
+/// recorded it for good, its absolute timeout from its start.
+fn session_end(sealer: &Sealer, record: &SessionRecord) -> u64 {
+    let absolute = sealer.absolute_of(record.remembered).unwrap_or(0);
+    record.expires_at.max(record.created_at.saturating_add(absolute))
+}
 
 /// Whether the session of `record` surely no longer opens, for idleness:
 /// its cookie's last activity is less than one renewal interval after its
@@ -135,7 +144,7 @@ impl SessionHandle {
                 } else {
                     record.last_seen
                 }),
-                expires_at: to_datetime(record.expires_at),
+                expires_at: to_datetime(session_end(&self.shared.ops.settings().sealer, &record)),
                 user_agent: record.user_agent,
                 remembered: record.remembered,
                 device_bound: record.device_bound,
@@ -253,8 +262,8 @@ impl SessionHandle {
         registry: &RegistrySettings,
         record: &SessionRecord,
     ) -> Result<bool, StoreError> {
-        let leeway = self.shared.ops.settings().sealer.leeway_secs();
-        let until = record.expires_at.saturating_add(leeway);
+        let sealer = &self.shared.ops.settings().sealer;
+        let until = session_end(sealer, record).saturating_add(sealer.leeway_secs());
         let ended = self.shared.ops.revoke_session_once(record.id, until).await?;
         if let Err(err) = registry.remove(&record.user_id, record.id).await {
             tracing::warn!(error = %err, "cannot remove an ended session's record");
@@ -329,8 +338,8 @@ impl SessionHandle {
     /// count (the others' counts would miss this session), the record goes
     /// again and nothing has changed. Whether it recorded the session: the
     /// login records it at its end otherwise, as without such a limit. The
-    /// record written here lasts a minute, for a login dropped halfway: the
-    /// login writes it again, for the session's life, once it is sent.
+    /// record written here lasts five minutes, for a login dropped halfway:
+    /// the login writes it again, for the session's life, once it is sent.
     pub(crate) async fn claim_place(
         &self,
         user_id: &str,
@@ -349,7 +358,7 @@ impl SessionHandle {
             return Ok(false);
         };
         // A claim, until the login records the session for good once it is
-        // sent: one whose login is dropped halfway lapses within a minute,
+        // sent: one whose login is dropped halfway lapses within minutes,
         // instead of counting for the session's idle timeout.
         record.expires_at = record.expires_at.min(self.now().saturating_add(CLAIM_SECONDS));
         let counted = match registry.record(&record).await {

@@ -1187,8 +1187,12 @@ impl<T: SessionValue> Sessions<T> {
         for session in &lapsed {
             self.handle.unregister(session).await;
         }
-        // For good (a claim lasts a minute): the session is sent.
-        self.handle.register(verified.session()).await;
+        // For good (a claim lasts five minutes): the session is sent. A
+        // claim not written again would leave it uncounted until its next
+        // re-issue: one more try.
+        if !self.handle.register(verified.session()).await && recorded {
+            self.handle.register(verified.session()).await;
+        }
         Ok(Current { verified, handle: self.handle.clone() })
     }
 
