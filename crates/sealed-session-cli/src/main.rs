@@ -899,15 +899,20 @@ fn now_arg(now: Option<&str>) -> Result<OffsetDateTime, Failure> {
 /// What an operator should do next with this keyring.
 fn check(file: &Path) -> Result<String, Failure> {
     let keyring = load(file)?;
+    let warnings = id_gaps(&keyring);
+    for warning in &warnings {
+        say!("warning: {warning}");
+    }
     if keyring.sealing_periods().len() > 1 || keyring.keys().any(|k| k.retire_at.is_some()) {
         let next = format!(
             "the keyring follows a schedule; see it with: sealed-session keyring plan {}",
             file.display()
         );
         let sealing = keyring.sealing_id_at(OffsetDateTime::now_utc());
-        return Ok(
-            json!({ "ok": true, "primary": sealing, "keys": list(&keyring), "next_step": next }).to_string()
-        );
+        return Ok(json!({
+            "ok": true, "primary": sealing, "keys": list(&keyring), "next_step": next, "warnings": warnings
+        })
+        .to_string());
     }
     let primary = keyring.primary_id();
     let active: Vec<u32> = keyring.keys().filter(|k| k.state == KeyState::Active).map(|k| k.id).collect();
@@ -929,7 +934,25 @@ fn check(file: &Path) -> Result<String, Failure> {
     } else {
         format!("nothing to do; to rotate, add a key: sealed-session keyring add {}", file.display())
     };
-    Ok(json!({ "ok": true, "primary": primary, "keys": list(&keyring), "next_step": next }).to_string())
+    Ok(json!({ "ok": true, "primary": primary, "keys": list(&keyring), "next_step": next, "warnings": warnings })
+        .to_string())
+}
+
+/// Keys whose ID is more than two above the one before it. A server takes
+/// a cookie under a key it lacks for a rollout in progress only if the
+/// key's ID is one of the next two above its newest (the library's rule):
+/// while such a key is rolled out, servers without it remove its cookies.
+fn id_gaps(keyring: &Keyring) -> Vec<String> {
+    let ids: Vec<u32> = keyring.keys().map(|key| key.id).collect();
+    ids.windows(2)
+        .filter_map(|pair| match pair {
+            [before, id] if id.saturating_sub(*before) > 2 => Some(format!(
+                "key {id} follows key {before}: until every server has key {id}, those without it remove its \
+                 cookies (they take only the next two IDs for a key rollout); give new keys the next ID up"
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether [`write_keyring`] may replace an existing file.

@@ -1250,3 +1250,26 @@ fn a_sqlite_cache_whose_polls_stopped_is_not_used_past_250_ms() {
         "answered from the cache: {result:?}"
     );
 }
+
+/// `check` warns of a key ID more than two above the one before it: while
+/// that key is rolled out, servers without it remove its cookies.
+#[test]
+fn check_warns_of_a_gap_in_key_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let clean = run(&["check", "--keyring", f], "");
+    assert_eq!(json(&clean.stdout)["warnings"], serde_json::json!([]), "{}", clean.stdout);
+    assert!(!clean.stderr.contains("warning"), "{}", clean.stderr);
+    let [one] = <[String; 1]>::try_from(secrets(&file)).unwrap();
+    let five = ok(&["keygen"], "");
+    let text = format!(
+        "[[key]]\nid = 1\nstate = \"active\"\nsecret = \"{one}\"\n\n[[key]]\nid = 5\nstate = \"primary\"\nsecret = \"{five}\"\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let gap = run(&["check", "--keyring", f], "");
+    assert_eq!(gap.code, 0, "{}", gap.stderr);
+    let warnings = json(&gap.stdout)["warnings"].clone();
+    assert!(warnings[0].as_str().unwrap().starts_with("key 5 follows key 1"), "{warnings}");
+    assert!(gap.stderr.contains("warning: key 5 follows key 1"), "{}", gap.stderr);
+}
