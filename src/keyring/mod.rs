@@ -535,6 +535,23 @@ impl Keyring {
         self.entries.last().is_none_or(|last| id > last.spec.id && id - last.spec.id <= LATER_KEY_IDS)
     }
 
+    /// Each key whose ID is more than two above the one before it, as
+    /// `(before, id)`. A server takes a cookie under a key it lacks for a
+    /// rollout in progress only if the key's ID is one of the next two above
+    /// its newest: while such a key is rolled out, servers that do not have
+    /// it yet remove its cookies (logging those users out there). Give new
+    /// keys the next ID up.
+    #[must_use]
+    pub fn id_gaps(&self) -> Vec<(u32, u32)> {
+        let ids: Vec<u32> = self.keys().map(|key| key.id).collect();
+        ids.windows(2)
+            .filter_map(|pair| match pair {
+                [before, id] if id.saturating_sub(*before) > LATER_KEY_IDS => Some((*before, *id)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The keys, sorted by ID, as operators describe them (secrets included:
     /// `Debug` of a [`KeySpec`] still redacts them).
     pub fn keys(&self) -> impl Iterator<Item = &KeySpec> {

@@ -293,25 +293,15 @@ fn spec_from_env(index: usize, item: &str) -> Result<KeySpec, KeyringError> {
     Ok(KeySpec::new(id, state, key))
 }
 
-/// Warns of a key whose ID is more than [`LATER_KEY_IDS`](super::LATER_KEY_IDS)
-/// above the one before it: while such a key is rolled out, a server that
-/// has not got it yet takes its cookies for made up, and removes them (its
-/// users are logged out there), as it cannot tell the key's ID from one a
-/// client wrote.
+/// Warns of each gap of [`Keyring::id_gaps`].
 fn warn_of_id_gaps(keyring: &Keyring) {
-    let ids: Vec<u32> = keyring.keys().map(|key| key.id).collect();
-    for pair in ids.windows(2) {
-        if let [before, id] = pair {
-            if id.saturating_sub(*before) > super::LATER_KEY_IDS {
-                tracing::warn!(
-                    key = id,
-                    before,
-                    "keyring: key {id} follows key {before}: until every server has key {id}, those without it \
-                     remove its cookies (only the next {} IDs are taken for a rollout); give new keys the next \
-                     ID up",
-                    super::LATER_KEY_IDS
-                );
-            }
-        }
+    for (before, id) in keyring.id_gaps() {
+        tracing::warn!(
+            key = id,
+            before,
+            "keyring: key {id} follows key {before}: until every server has key {id}, those without it \
+             remove its cookies (only the next {} IDs are taken for a rollout); give new keys the next ID up",
+            super::LATER_KEY_IDS
+        );
     }
 }

@@ -938,21 +938,15 @@ fn check(file: &Path) -> Result<String, Failure> {
         .to_string())
 }
 
-/// Keys whose ID is more than two above the one before it. A server takes
-/// a cookie under a key it lacks for a rollout in progress only if the
-/// key's ID is one of the next two above its newest (the library's rule):
-/// while such a key is rolled out, servers without it remove its cookies.
+/// [`Keyring::id_gaps`], as messages.
 fn id_gaps(keyring: &Keyring) -> Vec<String> {
-    let ids: Vec<u32> = keyring.keys().map(|key| key.id).collect();
-    ids.windows(2)
-        .filter_map(|pair| match pair {
-            [before, id] if id.saturating_sub(*before) > 2 => Some(format!(
-                "key {id} follows key {before}: until every server has key {id}, those without it remove its \
-                 cookies (they take only the next two IDs for a key rollout); give new keys the next ID up"
-            )),
-            _ => None,
-        })
-        .collect()
+    let gap = |(before, id)| {
+        format!(
+            "key {id} follows key {before}: until every server has key {id}, those without it remove its \
+             cookies (they take only the next two IDs for a key rollout); give new keys the next ID up"
+        )
+    };
+    keyring.id_gaps().into_iter().map(gap).collect()
 }
 
 /// Whether [`write_keyring`] may replace an existing file.
