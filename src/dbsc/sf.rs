@@ -311,6 +311,9 @@ mod tests {
             r#""a";A=1"#,
             r#""a";a=1.2345"#,
             r#""a";a=1."#,
+            // One point at most, and none in a date (an integer).
+            r#""a";a=1.2.3"#,
+            r#""a";a=@1.5"#,
             r#""a";a=1234567890123456"#,
             r#""a";a=1234567890123.1"#,
             r#""a";a=:aGk"#,
