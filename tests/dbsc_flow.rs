@@ -2359,3 +2359,60 @@ fn a_bound_lifetime_longer_than_the_idle_timeout_is_refused_without_a_panic() {
         );
     }
 }
+
+/// A login from a browser that brings the companion cookies of two bound
+/// sessions whose bound cookies have lapsed ends both, and the audit log
+/// says so for each: the login names the first as the session it replaced,
+/// and the other is logged out (it used to end with no event at all). A
+/// `__Host-` companion cookie sent twice counts as none; under a
+/// `__Secure-` name a second one can come from a sibling subdomain or
+/// another path.
+#[test]
+fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
+        let sink = Arc::clone(&events);
+        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let config = config_with(&clock, DeviceBinding::default(), |builder| {
+            builder.cookie(sealed_session::CookieSpec::named("__Secure-app").unwrap()).audit(record)
+        });
+        let sealer = config.verifier().sealer();
+        let mut laptop = Browser::new(&config, &clock);
+        laptop.get("/login").await;
+        let mut tablet = Browser::new(&config, &clock);
+        tablet.get("/login").await;
+        let bound = |browser: &Browser| {
+            let cookie = browser.cookie("__Secure-app").unwrap();
+            (sealer.open::<String>(&cookie).unwrap().into_session(), cookie)
+        };
+        let ((laptop_session, laptop_bound), (tablet_session, tablet_bound)) =
+            (bound(&laptop), bound(&tablet));
+        let both = format!(
+            "__Secure-app-dbsc={}; __Secure-app-dbsc={}",
+            laptop.cookie("__Secure-app-dbsc").unwrap(),
+            tablet.cookie("__Secure-app-dbsc").unwrap()
+        );
+        let login = TestRequest::new("POST", "/login")
+            .header("cookie", &both)
+            .header("sec-fetch-site", "same-origin")
+            .header("x-csrf-token", sealer.csrf_token(&laptop_session));
+        events.lock().unwrap().clear();
+
+        let reply = serve(&config, login).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "signed in"));
+        for (name, cookie) in [("laptop", &laptop_bound), ("tablet", &tablet_bound)] {
+            let request =
+                TestRequest::new("GET", "/whoami").header("cookie", format!("__Secure-app={cookie}"));
+            assert_eq!(serve(&config, request).await.status, 401, "the {name}'s lapsed session ended");
+        }
+        let events = std::mem::take(&mut *events.lock().unwrap());
+        let logouts: Vec<_> = events.iter().filter(|event| event.kind == AuditKind::Logout).collect();
+        let logins: Vec<_> =
+            events.iter().filter(|event| event.kind == AuditKind::Login { remembered: false }).collect();
+        assert_eq!((logouts.len(), logins.len()), (1, 1), "{events:?}");
+        assert_eq!(logins[0].previous, Some(SessionRef::of(laptop_session.id())), "{events:?}");
+        let ended = (logouts[0].user_id.as_deref(), logouts[0].session);
+        assert_eq!(ended, (Some("alice"), Some(SessionRef::of(tablet_session.id()))), "{events:?}");
+    });
+}

@@ -88,7 +88,9 @@ impl fmt::Debug for SessionRef {
 #[non_exhaustive]
 pub enum AuditKind {
     /// A user signed in: a new session (`session`), which replaced the
-    /// request's earlier one (`previous`), if any.
+    /// request's earlier one (`previous`), if any. Without one, `previous`
+    /// is the first device-bound session whose bound cookie had lapsed that
+    /// the login ended; each other such session gets a [`Logout`](Self::Logout).
     Login {
         /// Whether the session is remembered ("remember me").
         remembered: bool,

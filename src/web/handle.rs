@@ -1174,8 +1174,16 @@ impl<T: SessionValue> Sessions<T> {
         let verified = self.handle.shared.lock().set_current(issued);
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
+        // The login names the session it replaced: the request's, or else
+        // the first lapsed bound one; any other that ended is a logout.
+        let (previous, others) = match (&raw, lapsed.split_first()) {
+            (None, Some((first, others))) => (Some(first.id()), others),
+            _ => (raw.as_ref().map(|raw| raw.session().id()), lapsed.as_slice()),
+        };
+        for session in others {
+            self.handle.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
+        }
         self.handle.audit(kind, |event| {
-            let previous = raw.as_ref().map(|raw| raw.session().id()).or(lapsed.first().map(Session::id));
             event.user(Some(user_id)).session(verified.session().id()).previous(previous)
         });
         // The replaced session's record goes first: written after the new
