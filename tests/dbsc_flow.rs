@@ -1131,6 +1131,46 @@ fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
     }
 }
 
+/// A re-authentication under a limit that refuses, while a logout of the
+/// same session runs in another tab (the store and registry answering as
+/// across a network): it has claimed the user's place when it finds the
+/// session ended, and fails (the session is not carried on). Its claim
+/// goes with it: left, it would hold the only place for five minutes.
+#[test]
+fn a_reauthentication_that_finds_its_session_ended_leaves_no_claim() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
+        let config = config_with(&clock, DeviceBinding::default(), |builder| {
+            builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
+        });
+        let records = || async {
+            let now = u64::try_from(START).unwrap();
+            sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
+        };
+        let Begin::Ready(tab) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+        tab.typed::<String>().login("alice", "A".to_owned()).await.unwrap();
+        let cookie = tab.finish().set_cookies[0].split(';').next().unwrap().to_owned();
+        let request = || TestRequest::new("GET", "/").header("cookie", &cookie);
+        let (Begin::Ready(reauthenticating), Begin::Ready(logging_out)) =
+            (config.begin(&request()).await, config.begin(&request()).await)
+        else {
+            panic!()
+        };
+        let (reauthenticated, logged_out) =
+            both(reauthenticating.typed::<String>().reauthenticate(), logging_out.logout()).await;
+        logged_out.unwrap();
+        let ended = reauthenticated.unwrap_err();
+        assert!(
+            matches!(ended, sealed_session::web::HandleError::Login(sealed_session::LoginError::Ended)),
+            "{ended:?}"
+        );
+        assert_eq!(records().await, 0, "no claim is left");
+        let Begin::Ready(other) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+        other.typed::<String>().login("alice", "B".to_owned()).await.unwrap();
+    });
+}
+
 /// Two logins at once, the second `staggered` a step behind, from two
 /// browsers and then from one signed-in browser: `expected` of each pair
 /// get in.

@@ -3467,3 +3467,30 @@ fn a_refused_requests_path_and_method_are_logged_short_and_printable() {
     assert!(line.contains("path=/x?y?zzz") && line.contains("method=MMMM") && line.len() < 400, "{line}");
     assert!(!logged.contains("\ny"), "{logged}");
 }
+
+/// Re-authentication under a limit that refuses logins goes through the
+/// same claim as a login: at the limit, the session it replaces makes its
+/// room (it is not refused), and the new session is counted from then on.
+#[test]
+fn reauthentication_under_a_refusing_limit_takes_the_place_of_the_session_it_replaces() {
+    pollster::block_on(async {
+        let (config, _, _) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let laptop = sign_in_from(&config, "alice", CHROME).await;
+        let handle = on(&config, &laptop).await;
+        let renewed = handle.typed::<String>().reauthenticate().await.unwrap();
+        let renewed_cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        assert!(!on(&config, &laptop).await.has_session(), "the old session ended");
+        let devices = on(&config, &renewed_cookie).await.devices().await.unwrap();
+        assert_eq!(
+            devices.iter().map(|d| (d.reference, d.current)).collect::<Vec<_>>(),
+            [(SessionRef::of(renewed.id()), true)]
+        );
+        assert_eq!(recorded(&config, "alice").await, 1, "the old record went");
+        let elsewhere = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = elsewhere.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(
+            matches!(refused, HandleError::SessionLimit { max: 1 }),
+            "the new session counts: {refused:?}"
+        );
+    });
+}
