@@ -3494,3 +3494,55 @@ fn reauthentication_under_a_refusing_limit_takes_the_place_of_the_session_it_rep
         );
     });
 }
+
+/// A new ID, or a new epoch for "log out my other sessions", whose session
+/// reaches its absolute timeout while the request runs: the old session
+/// (or every session of the user) has ended on every server by the time
+/// the new one cannot be sealed. The audit log says so, and the other
+/// devices' records go with a new epoch; both used to end with no event,
+/// and the records were kept.
+#[test]
+fn a_new_id_or_epoch_that_cannot_be_sealed_still_audits_what_ended() {
+    use sealed_session::SealError;
+    use std::time::Duration;
+    pollster::block_on(async {
+        for logout_others in [false, true] {
+            let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+            let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+            let sealer = Sealer::builder(Keyring::generate().unwrap())
+                .clock(clock.clone())
+                .idle_timeout(Duration::from_secs(3600))
+                .absolute_timeout(Duration::from_secs(3600));
+            let builder = WebConfig::builder(sealer, Arc::clone(&store))
+                .session_registry(Arc::clone(&store))
+                .audit(recorder.clone());
+            let config = Arc::new(builder.build().unwrap());
+            let cookie = sign_in_from(&config, "alice", CHROME).await;
+            clock.advance(Duration::from_secs(1800));
+            sign_in_from(&config, "alice", FIREFOX).await;
+            clock.advance(Duration::from_secs(1799));
+            let handle = on(&config, &cookie).await;
+            let old = id_of(&handle);
+            recorder.take();
+            clock.advance(Duration::from_secs(2));
+            let (failed, expected) = if logout_others {
+                let epoch = store.login_state("alice").await.unwrap().user_epoch + 1;
+                (handle.logout_others().await.map(drop), AuditKind::LogoutEverywhere { epoch })
+            } else {
+                (handle.renew_id().await, AuditKind::Logout)
+            };
+            assert!(matches!(failed, Err(HandleError::Seal(SealError::Expired))), "{failed:?}");
+            let (kind, user, session, _) = only(&recorder);
+            assert_eq!(
+                (kind, user.as_deref(), session),
+                (expected, Some("alice"), Some(SessionRef::of(old)))
+            );
+            let store: &MemoryStore = &store;
+            let now = AUDIT_START as u64 + 3601;
+            let records = sealed_session::SessionRegistry::list(store, "alice", now).await.unwrap();
+            // The other device's, or (everyone logged out) none.
+            let left = if logout_others { 0 } else { 1 };
+            assert_eq!(records.len(), left, "logout_others: {logout_others}: {records:?}");
+        }
+    });
+}

@@ -645,7 +645,13 @@ impl SessionHandle {
             return Err(LoginError::Ended.into());
         }
         let (old, new) = (current.session().id(), session.id());
-        self.reseal(&current, session)?;
+        if let Err(err) = self.reseal(&current, session) {
+            // The old ID has ended on every server: a logout.
+            let ended = current.session();
+            self.audit(AuditKind::Logout, |event| event.user(ended.user_id()).session(old));
+            self.unregister(ended).await;
+            return Err(err);
+        }
         self.audit(AuditKind::IdRenewed, |event| {
             event.user(current.session().user_id()).session(new).previous(Some(old))
         });
@@ -826,14 +832,30 @@ impl SessionHandle {
                 Ok(_) => LoginError::Ended.into(),
             });
         }
-        let mut session = current.session().clone().with_user(user_id, epoch);
-        // The old epoch has ended: only a new cookie carries on.
-        if let Err(err) = session.renew_id() {
-            self.shared.lock().forget();
-            return Err(SealError::from(err).into());
-        }
-        let (old, new) = (current.session().id(), session.id());
-        self.reseal(&current, session)?;
+        let mut session = current.session().clone().with_user(user_id.clone(), epoch);
+        // The old epoch has ended: only a new cookie carries on. Without
+        // one, every session of the user has ended, this one too.
+        let resealed = match session.renew_id() {
+            Ok(()) => {
+                let new = session.id();
+                self.reseal(&current, session).map(|()| new)
+            }
+            Err(err) => {
+                self.shared.lock().forget();
+                Err(SealError::from(err).into())
+            }
+        };
+        let old = current.session().id();
+        let new = match resealed {
+            Ok(new) => new,
+            Err(err) => {
+                self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
+                    event.user(Some(&user_id)).session(old)
+                });
+                self.unregister_user(&user_id, epoch).await;
+                return Err(err);
+            }
+        };
         self.audit(AuditKind::LogoutOthers { epoch }, |event| {
             event.user(current.session().user_id()).session(new).previous(Some(old))
         });
