@@ -2456,3 +2456,40 @@ fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
         assert_eq!(ended, (Some("alice"), Some(SessionRef::of(tablet_session.id()))), "{events:?}");
     });
 }
+
+/// What a refused request logs, through the `http` crate's request view
+/// (axum's, hyper's): its method and path, never its query, where an
+/// application may carry a secret (a reset token): a request the CSRF
+/// check refuses and one a device-bound path refuses.
+#[cfg(feature = "http")]
+#[test]
+fn a_refused_requests_log_line_has_its_method_and_path_but_not_its_query() {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    let (clock, config, mut browser) = browser_for(DeviceBinding::default().require_for("/admin"));
+    run(browser.login_offer());
+    let cookie = format!("__Host-session={}", browser.cookie("__Host-session").unwrap());
+    let parts = |method: &str, uri: &str, site: &str| {
+        let request = http::Request::builder().method(method).uri(uri).header("sec-fetch-site", site);
+        request.header("cookie", &cookie).body(()).unwrap().into_parts().0
+    };
+    for (request, message) in [
+        (parts("POST", "/form?reset=SECRET", "cross-site"), "CSRF check refused"),
+        (parts("GET", "/admin/users?reset=SECRET", "same-origin"), "requires a device-bound session"),
+    ] {
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let begun = tracing::subscriber::with_default(
+            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
+            || run(config.begin(&request)),
+        );
+        assert!(matches!(begun, Begin::Refuse(_)), "{begun:?}");
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let line = logged.lines().find(|line| line.contains(message)).expect("the refusal is logged");
+        let (method, path) = (request.method.as_str(), request.uri.path());
+        assert!(
+            line.contains(&format!("method={method}")) && line.contains(&format!("path={path}")),
+            "{line}"
+        );
+        assert!(!logged.contains("SECRET") && !logged.contains("reset="), "{logged}");
+    }
+    drop(clock);
+}

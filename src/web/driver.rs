@@ -426,7 +426,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         while let Some(handle) = next {
             if std::ptr::addr_eq(Arc::as_ptr(&handle.shared.ops), std::ptr::from_ref(self)) {
                 let current = handle.shared.lock().current.clone();
-                self.refuse_unbound(current.as_deref(), request.path())?;
+                self.refuse_unbound(current.as_deref(), request)?;
                 if std::ptr::eq(handle, outer) {
                     return Ok(Nesting::PassThrough);
                 }
@@ -516,7 +516,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     state
                 }
             };
-            if let Err(refusal) = self.refuse_unbound(state.current.as_deref(), request.path()) {
+            if let Err(refusal) = self.refuse_unbound(state.current.as_deref(), request) {
                 return Begin::Refuse(refusal);
             }
             if settings.registry.is_some() {
@@ -570,13 +570,21 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
 
     /// [`Refusal::NotDeviceBound`] for a `current` session that is not
     /// device-bound, on a path that requires one.
-    fn refuse_unbound(&self, current: Option<&Verified<Vec<u8>>>, path: &str) -> Result<(), Refusal> {
+    fn refuse_unbound<R: RequestView + ?Sized>(
+        &self,
+        current: Option<&Verified<Vec<u8>>>,
+        request: &R,
+    ) -> Result<(), Refusal> {
         let Some(dbsc) = &self.settings.dbsc else {
             return Ok(());
         };
         let unbound = current.is_some_and(|c| !c.session().is_device_bound());
-        if unbound && dbsc.binding.requires(path) {
-            tracing::info!(path = %loggable(path, 128), "refused: the path requires a device-bound session");
+        if unbound && dbsc.binding.requires(request.path()) {
+            tracing::info!(
+                method = %loggable(request.method(), 16),
+                path = %loggable(request.path(), 128),
+                "refused: the path requires a device-bound session"
+            );
             return Err(Refusal::NotDeviceBound);
         }
         Ok(())
