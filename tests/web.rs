@@ -3546,3 +3546,46 @@ fn a_new_id_or_epoch_that_cannot_be_sealed_still_audits_what_ended() {
         }
     });
 }
+
+/// A cookie the store cannot vouch for (its epoch is ahead of the store's:
+/// the store lost data) is no session through the web driver: its cookie
+/// is removed, the log says so at `error` (an operator must look at the
+/// store), and the audit log's reason is `store_fault`, with its user.
+#[test]
+fn a_cookie_ahead_of_the_store_is_removed_logged_as_an_error_and_audited() {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    pollster::block_on(async {
+        let (recorder, clock) = (Recorder::default(), ManualClock::at_unix(AUDIT_START));
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let config_on = |store: MemoryStore| {
+            let sealer = Sealer::builder(keyring.clone()).clock(clock.clone());
+            Arc::new(WebConfig::builder(sealer, store).audit(recorder.clone()).build().unwrap())
+        };
+        let intact = MemoryStore::with_clock(clock.clone());
+        assert_eq!(intact.revoke_user("alice").await.unwrap(), 1);
+        let cookie = sign_in_from(&config_on(intact), "alice", CHROME).await;
+        // The store after it lost its data: alice's epoch is 0 again.
+        let after = config_on(MemoryStore::with_clock(clock.clone()));
+        recorder.take();
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let handle = tracing::subscriber::with_default(
+            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
+            || pollster::block_on(on(&after, &cookie)),
+        );
+        assert!(!handle.has_session());
+        let response = handle.finish();
+        assert_eq!(response.set_cookies.len(), 1, "{:?}", response.set_cookies);
+        assert!(
+            response.set_cookies[0].starts_with("__Host-session=;")
+                && response.set_cookies[0].contains("Max-Age=0")
+        );
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let line = logged.lines().find(|line| line.contains("session cookie refused")).expect("logged");
+        assert!(line.contains("ERROR"), "{line}");
+        let (kind, user, _, _) = only(&recorder);
+        assert_eq!(
+            (kind, user.as_deref()),
+            (AuditKind::SessionRefused { reason: "store_fault" }, Some("alice"))
+        );
+    });
+}
