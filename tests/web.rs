@@ -1869,6 +1869,45 @@ fn a_change_the_store_did_not_record_is_not_audited() {
     });
 }
 
+/// A login, or `update_or_insert` over a session whose data is another
+/// type, that the store cannot record the old session's end for stops
+/// with `503` and starts no session: the login changes no cookie, and
+/// `update_or_insert` only removes the cookie it cannot read as its type
+/// (as reading it as that type does). The old session was not ended, and
+/// still opens.
+#[test]
+fn a_replacement_whose_logout_the_store_refused_starts_no_session() {
+    pollster::block_on(async {
+        let store = Interfering::on(&Arc::new(MemoryStore::new()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let config = Arc::new(WebConfig::builder(sealer, store).build().unwrap());
+        let cookie = signed_in(&config, "alice").await;
+        let writes_fail = |fail: bool| {
+            config.verifier().store().writes_fail.store(fail, std::sync::atomic::Ordering::Relaxed);
+        };
+        writes_fail(true);
+        let request = with_cookie(TestRequest::new("GET", "/"), &cookie);
+        let handle = ready(&config, &request).await;
+        let failed = handle.typed::<String>().login("bob", "B".into()).await.unwrap_err();
+        assert_eq!(failed.status(), 503, "{failed:?}");
+        assert_eq!(set_cookies(&handle), Vec::<String>::new(), "a failed login changes no cookie");
+
+        let handle = ready(&config, &request).await;
+        let counter = handle.typed::<(u64, u64, u64)>();
+        let failed = counter.update_or_insert(|| (0, 0, 0), |t| t.0 += 1).await.unwrap_err();
+        assert_eq!(failed.status(), 503, "{failed:?}");
+        let sent = set_cookies(&handle);
+        assert!(sent.iter().all(|c| c.starts_with("__Host-session=;")), "no new session: {sent:?}");
+        writes_fail(false);
+        let after = ready(&config, &request).await;
+        assert_eq!(
+            after.current::<String>().unwrap().user_id(),
+            Some("alice"),
+            "the old session still opens"
+        );
+    });
+}
+
 /// A logout, a logout everywhere or a new ID whose write the store refused
 /// (its reads working) is not audited: the log records what took effect.
 #[test]
