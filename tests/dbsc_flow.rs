@@ -215,6 +215,10 @@ async fn serve(config: &Config, request: TestRequest) -> Reply {
                 Err(err) => (err.status(), err.body().to_owned()),
             }
         }
+        "/reauth" => match sessions.reauthenticate().await {
+            Ok(_) => (200, "reauthenticated".to_owned()),
+            Err(err) => (err.status(), err.body().to_owned()),
+        },
         "/renew" => match handle.renew_id().await {
             Ok(()) => (200, "renewed".to_owned()),
             Err(err) => (err.status(), err.body().to_owned()),
@@ -1395,6 +1399,31 @@ fn logout_and_logout_everywhere_end_refreshes() {
         let reply = browser.refresh().await;
         assert_ends(&reply.body, &session.identifier);
         assert!(browser.session.is_none());
+    });
+}
+
+/// Re-authentication of a device-bound session starts it anew unbound, as
+/// a login does: the reply offers binding again and removes the companion
+/// cookie, and the old binding can no longer refresh (a device or thief
+/// that kept its companion cookie included).
+#[test]
+fn reauthentication_unbinds_the_session_and_offers_binding_again() {
+    run(async {
+        let (clock, _config, mut browser) = bound_browser().await;
+        assert!(browser.get("/whoami").await.body.ends_with("bound=true"));
+        let session = browser.session.clone().unwrap();
+        let companion = browser.cookie("__Host-session-dbsc").unwrap();
+        let reply = browser.send(TestRequest::new("GET", "/reauth")).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "reauthenticated"));
+        assert!(reply.header("secure-session-registration").is_some(), "binding is offered again");
+        assert!(browser.cookie("__Host-session-dbsc").is_none(), "the companion cookie is removed");
+        assert_eq!(browser.send(TestRequest::new("GET", "/whoami")).await.body, "alice first bound=false");
+        // The old binding, its companion cookie kept, cannot refresh.
+        browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
+        browser.jar.remove("__Host-session");
+        clock.advance(Duration::from_secs(1));
+        let reply = browser.refresh().await;
+        assert_ends(&reply.body, &session.identifier);
     });
 }
 
