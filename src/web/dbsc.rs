@@ -578,6 +578,41 @@ fn scope(settings: &Settings) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use super::{ask_for_proof, Begin, DbscSettings};
+    use crate::web::DeviceBinding;
+    use crate::{CookieSpec, Keyring, Sealer};
+
+    /// A refresh that needs a proof but cannot seal a challenge (here: the
+    /// clock reads before 1970) answers `503`, which keeps the browser's
+    /// session for a later try, not a `403` without a challenge, which
+    /// ends it (Chrome: `kInvalidChallenge`).
+    #[test]
+    fn a_refresh_that_cannot_seal_a_challenge_answers_503() {
+        let settings = |unix_now: i64| {
+            let sealer = Sealer::builder(Keyring::generate().unwrap())
+                .clock(crate::ManualClock::at_unix(unix_now))
+                .build()
+                .unwrap();
+            DbscSettings {
+                binding: DeviceBinding::default(),
+                companion_sealer: sealer.with_purpose("__Host-session-dbsc"),
+                companion_cookie: CookieSpec::named("__Host-session-dbsc").unwrap(),
+                identifier_sealer: sealer.with_purpose_without_idle("__Host-session-dbsc-id"),
+                challenge_sealer: sealer.with_purpose("__Host-session-dbsc-challenge"),
+            }
+        };
+        let asked = |unix_now: i64| match ask_for_proof(&settings(unix_now), [1; 16], "id") {
+            Begin::Answer(answer) => {
+                let challenges =
+                    answer.headers().filter(|(name, _)| *name == "secure-session-challenge").count();
+                (answer.status(), challenges)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(asked(1_800_000_000), (403, 1));
+        assert_eq!(asked(-100), (503, 0));
+    }
+
     #[test]
     fn a_skipped_header_is_logged_short_and_on_one_line() {
         assert_eq!(super::loggable("quota_exceeded;session_identifier=\"AgAAsecret\""), "quota_exceeded");
