@@ -1273,3 +1273,56 @@ fn check_warns_of_a_gap_in_key_ids() {
     assert!(warnings[0].as_str().unwrap().starts_with("key 5 follows key 1"), "{warnings}");
     assert!(gap.stderr.contains("warning: key 5 follows key 1"), "{}", gap.stderr);
 }
+
+/// No command prints a secret of the keyring it works on, on stdout or
+/// stderr, whether it succeeds or fails: every keyring command, `check`
+/// (valid and broken file) and `plan`, over a file that has held several
+/// keys (base64url as in the file, and as hex).
+#[test]
+fn no_keyring_command_prints_a_secret() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring.toml");
+    let f = file.to_str().unwrap();
+    let mut printed = String::new();
+    let mut known = std::collections::BTreeSet::new();
+    let mut each = |args: &[&str]| {
+        let r = run(args, "");
+        printed.push_str(&r.stdout);
+        printed.push_str(&r.stderr);
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            known.extend(
+                text.lines()
+                    .filter_map(|l| Some(l.strip_prefix("secret = \"")?.strip_suffix('"')?.to_owned())),
+            );
+        }
+        r.code
+    };
+    assert_eq!(each(&["keyring", "init", f]), 0);
+    assert_eq!(each(&["keyring", "add", f]), 0);
+    assert_eq!(each(&["keyring", "promote", f, "2"]), 0);
+    assert_eq!(each(&["keyring", "retire", f, "1", "--at", "+1d"]), 0);
+    assert_eq!(each(&["keyring", "retire", f, "1"]), 0);
+    assert_eq!(each(&["keyring", "add", f, "--activate-at", "+1h"]), 0);
+    assert_eq!(each(&["keyring", "list", f]), 0);
+    assert_eq!(each(&["keyring", "plan", f]), 0);
+    assert_eq!(each(&["check", "--keyring", f]), 0);
+    assert_eq!(each(&["keyring", "rotate", f, "--every", "30", "--keep", "90"]), 0);
+    assert_eq!(each(&["keyring", "retire", f, "3", "--replace"]), 0, "{printed}");
+    // Failing ones: a key that does not exist, a second init, a broken file.
+    assert_eq!(each(&["keyring", "promote", f, "99"]), 2);
+    assert_eq!(each(&["keyring", "init", f]), 2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("state = \"primary\"", "state = \"primery\"", 1)).unwrap();
+    assert_eq!(each(&["check", "--keyring", f]), 2);
+    assert_eq!(each(&["keyring", "list", f]), 2);
+    assert_eq!(known.len(), 4, "every key the file held: {known:?}");
+    for secret in &known {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !printed.contains(secret.as_str()) && !printed.contains(&hex),
+            "a secret was printed: {printed}"
+        );
+    }
+}
