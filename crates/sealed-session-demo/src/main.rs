@@ -69,8 +69,10 @@ enum Framework {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // Colours only on a terminal: a log file or collector gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let setup = Setup {
         data_dir: args.data_dir,

@@ -946,3 +946,54 @@ fn help_does_not_show_the_store_url_from_the_environment() {
     assert!(output.status.success() && help.contains("DEMO_STORE"), "{help}");
     assert!(!help.contains("s3cret-pass"), "{help}");
 }
+
+/// The demo logs no user (SECURITY.md): with the library's, the adapters'
+/// and the demo's own logs at every level, a wrong password, a sign-in, a
+/// wrong and a right re-authentication, signing out the other sessions,
+/// logging out everywhere and a logout name neither user, on both
+/// frameworks.
+#[test]
+fn the_demo_logs_no_user() {
+    const LOG: &str = "info,sealed_session=trace,sealed_session_axum=trace,sealed_session_actix=trace,\
+                       sealed_session_demo=trace";
+    for framework in FRAMEWORKS {
+        eprintln!("on {framework}");
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_logging(framework, DEMO, dir.path(), LOG);
+        let mut browser = Browser::new(&demo);
+        let reply = browser.post_form("/login", "username=alice&password=nope");
+        assert_eq!(reply.status, 303);
+        browser.sign_in("alice", "");
+        let mut other = Browser::new(&demo);
+        other.sign_in("bob", "");
+        for password in ["nope", "alice-pass"] {
+            let reply = browser.post_form("/reauth", &format!("password={password}&next=/settings"));
+            assert_eq!(reply.status, 303, "{}", reply.body);
+        }
+        for path in ["/logout-others", "/logout-everywhere"] {
+            assert_eq!(browser.post_form(path, "").status, 303, "{path}");
+            browser.sign_in("alice", "");
+        }
+        assert_eq!(browser.post_form("/logout", "").status, 303);
+        assert_eq!(other.post_form("/logout", "").status, 303);
+        // The log's last lines arrive through a pipe.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !demo.log().iter().any(|line| line.contains("failed re-authentication")) {
+            assert!(std::time::Instant::now() < deadline, "{:#?}", demo.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let log = demo.log();
+        for said in
+            ["failed login", "signed in", "logged out everywhere", "signed out of every other session"]
+        {
+            assert!(log.iter().any(|line| line.contains(said)), "{said:?} was logged: {log:#?}");
+        }
+        // The banner's hint of the demo's users aside.
+        let log =
+            log.iter().filter(|line| !line.starts_with("sign in as alice / alice-pass or bob / bob-pass"));
+        let named: Vec<_> = log.filter(|line| line.contains("alice") || line.contains("bob")).collect();
+        assert!(named.is_empty(), "{named:#?}");
+        // Plain text in a pipe: no terminal colour codes in a log file.
+        assert!(!demo.log().iter().any(|line| line.contains('\u{1b}')), "{:#?}", demo.log());
+    }
+}

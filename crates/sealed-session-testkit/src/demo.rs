@@ -5,6 +5,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A running `sealed-session-demo`.
@@ -14,6 +15,8 @@ pub struct Demo {
     pub origin: String,
     /// Its data directory (keyring, store, audit log).
     pub data_dir: std::path::PathBuf,
+    /// What it logged on stdout since it began to listen.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Demo {
@@ -50,12 +53,31 @@ impl Demo {
             .expect("the demo exited before listening")
     }
 
+    /// As [`Demo::start_on`], logging as `rust_log` (an `EnvFilter`, as
+    /// `RUST_LOG` takes it) says; [`Demo::log`] has what it logged.
+    #[must_use]
+    pub fn start_logging(framework: &str, binary: &str, data_dir: &Path, rust_log: &str) -> Self {
+        Self::try_start_logging(framework, binary, data_dir, None, &[], rust_log)
+            .expect("the demo exited before listening")
+    }
+
     fn try_start_with(
         framework: &str,
         binary: &str,
         data_dir: &Path,
         store: Option<&str>,
         args: &[&str],
+    ) -> Option<Self> {
+        Self::try_start_logging(framework, binary, data_dir, store, args, "warn")
+    }
+
+    fn try_start_logging(
+        framework: &str,
+        binary: &str,
+        data_dir: &Path,
+        store: Option<&str>,
+        args: &[&str],
+        rust_log: &str,
     ) -> Option<Self> {
         let mut command = Command::new(binary);
         command.args(["--framework", framework, "--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
@@ -64,7 +86,7 @@ impl Demo {
             command.args(["--store", store]);
         }
         let mut child = command
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -80,15 +102,28 @@ impl Demo {
                 break rest.split_whitespace().next().expect("an address").trim_end_matches('/').to_owned();
             }
         };
-        // Keep draining stdout so that the demo never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Some(Self { child, origin, data_dir: data_dir.to_owned() })
+        // Keep draining stdout (its log) so that the demo never blocks on a
+        // full pipe, and keep what it says.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+            }
+        });
+        Some(Self { child, origin, data_dir: data_dir.to_owned(), log })
     }
 
     /// Sends it SIGHUP: reload the keyring file.
     pub fn hang_up(&self) {
         let status = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
+    }
+
+    /// The lines it has logged so far (on stdout) after it began to listen.
+    #[must_use]
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The port it listens on.
