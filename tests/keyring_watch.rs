@@ -276,6 +276,46 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 3 }));
 }
 
+/// A version that moves the start of a key already in use into the future
+/// is refused: an older copy of the file put back after `keyring promote`
+/// (which drops the waiting key's `activate_at`), say. Applied, every
+/// session under that key would stop opening until then (refused as not
+/// yet valid, its cookie removed). It is read again at each poll, and
+/// applied once that date has come, though the file did not change. A
+/// date still ahead may move.
+#[test]
+fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
+    let (watcher, events, clock, dir) = polled_at_t();
+    let path = dir.path().join("keyring.toml");
+    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
+    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    let waiting = |from: i64| {
+        let keys = [spec(1, KeyState::Primary), spec(2, KeyState::Active).activate_at(at(from))];
+        Keyring::new(keys).unwrap().to_toml_string()
+    };
+    replace(&path, &waiting(T + 1000));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &waiting(T + 1200));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "a date ahead may move");
+    // Promoted: key 2 seals now.
+    let promoted = Keyring::new([spec(1, KeyState::Active), spec(2, KeyState::Primary)]).unwrap();
+    replace(&path, &promoted.to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let sealer = Sealer::builder(watcher.keyring().clone()).clock(clock.clone()).build().unwrap();
+    let under_2 = sealer.seal(&Session::new(())).unwrap();
+
+    replace(&path, &waiting(T + 1200));
+    let error = refused(&events);
+    assert!(matches!(*error, KeyringError::KeyActivationPostponed { id: 2 }), "{error}");
+    assert!(error.to_string().contains("restart the server"), "{error}");
+    assert!(sealer.open::<()>(&under_2).is_ok(), "key 2 still opens");
+    std::thread::sleep(Duration::from_millis(300)); // six polls
+    assert_eq!(watcher.keyring().current().primary_id(), 2, "refused meanwhile");
+    clock.advance(Duration::from_secs(1200));
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    assert!(sealer.open::<()>(&under_2).is_ok());
+}
+
 /// A version that drops a key the keyring in use still opens sessions with,
 /// or will seal with, is refused: an older copy without the newest key, or
 /// a file written in place and read cut short after a whole entry. Applied,

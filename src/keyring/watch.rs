@@ -352,6 +352,7 @@ impl Follow {
                         | KeyringError::OtherOwner { .. }
                         | KeyringError::KeyInUseDropped { .. }
                         | KeyringError::RetiredKeyRestored { .. }
+                        | KeyringError::KeyActivationPostponed { .. }
                 ) {
                     // Read again once it is fixed, or the key it drops (or
                     // lets open again) has retired by its own dates too, even
@@ -391,12 +392,15 @@ fn highest_id(keyring: &Keyring) -> u32 {
 /// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
 /// key `current` still opens with (or will seal with) that `new` lacks, a
 /// key ID with another secret, a key `current` refuses that `new` lets
-/// open, or a key `current` lacks at or below `highest` (the highest ID
+/// open, a key `current` opens with that `new` schedules to start later,
+/// or a key `current` lacks at or below `highest` (the highest ID
 /// seen: dropped earlier, or an ID used again) that `new` lets open. Keys
 /// that `new` drops once `current` refuses them, keys it brings back that
 /// refuse (a file read cut short before its retired keys, then whole), and
 /// new ones above `highest`, undo nothing.
 fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<KeyringError> {
+    // A key opens tokens from its activation less the clock leeway.
+    let opens_from = now.saturating_add(crate::DEFAULT_LEEWAY.as_secs());
     let undone = new.entries.iter().find_map(|entry| {
         let id = entry.spec.id;
         let Some(old) = current.entry(id) else {
@@ -409,6 +413,8 @@ fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<Ke
             Some(KeyringError::KeyReplaced { id })
         } else if old.refuses_at(now) && !entry.refuses_at(now) {
             Some(KeyringError::RetiredKeyRestored { id })
+        } else if !old.activates_after(opens_from) && entry.activates_after(opens_from) {
+            Some(KeyringError::KeyActivationPostponed { id })
         } else {
             None
         }
