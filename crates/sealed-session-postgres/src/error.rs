@@ -19,21 +19,25 @@ pub enum PostgresSetupError {
          accepted and ignored); it is not repeated here, as it may hold a secret"
     )]
     UrlParameter,
-    /// The URL asks for TLS (`sslmode=require`, `verify-ca` or
-    /// `verify-full`, or a certificate or key file such as `sslrootcert`),
-    /// which this build's PostgreSQL client does not have.
+    /// The URL or the environment asks for TLS (`sslmode=require`,
+    /// `verify-ca` or `verify-full`, or a certificate or key file such as
+    /// `sslrootcert`; `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`,
+    /// `PGSSLKEY`), which this build's PostgreSQL client does not have.
     #[error(
-        "this build connects to PostgreSQL without TLS, and the URL requires it (an sslmode that needs \
-         TLS, or a certificate or key file); keep the database on loopback or a private network, or put a \
-         TLS tunnel in front of it"
+        "this build connects to PostgreSQL without TLS, and the URL or the environment requires it (an \
+         sslmode or PGSSLMODE that needs TLS or is unknown, or a certificate or key file: sslrootcert, \
+         PGSSLROOTCERT and the like); keep the database on loopback or a private network, or put a TLS \
+         tunnel in front of it"
     )]
     TlsUnavailable,
-    /// The URL demands a protection libpq gives and this client does not
-    /// (`gssencmode=require`, `channel_binding=require`, `requirepeer`): it
-    /// would connect without it.
+    /// The URL or the environment demands a protection libpq gives and
+    /// this client does not (`gssencmode=require`,
+    /// `channel_binding=require`, `requirepeer`, or `PGGSSENCMODE`,
+    /// `PGCHANNELBINDING`, `PGREQUIREPEER`): it would connect without it.
     #[error(
-        "the URL sets {setting}, which this PostgreSQL client does not enforce: it would connect without \
-         that protection; remove the setting, and keep the database on loopback or a private network"
+        "the URL or the environment sets {setting}, which this PostgreSQL client does not enforce: it would \
+         connect without that protection; remove the setting, and keep the database on loopback or a \
+         private network"
     )]
     Unenforced {
         /// The libpq setting.

@@ -290,6 +290,33 @@ fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
     Ok(())
 }
 
+/// Refuses what sqlx takes from libpq's environment variables and this
+/// build cannot honour, as [`check_parameters`] refuses it in the URL: a
+/// certificate or key file (`PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`), a
+/// `PGSSLMODE` other than `disable`, `allow` or `prefer` (sqlx takes one it
+/// does not know, a typo say, as `prefer`: plain text), and libpq's
+/// `PGGSSENCMODE`/`PGCHANNELBINDING` of `require` or a `PGREQUIREPEER`,
+/// which sqlx ignores. `var` reads a variable.
+fn check_environment(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<(), PostgresSetupError> {
+    let is_one_of = |value: std::ffi::OsString, allowed: &[&str]| {
+        value.to_str().is_some_and(|value| allowed.contains(&value.to_ascii_lowercase().as_str()))
+    };
+    let files = ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"];
+    let mode = var("PGSSLMODE").map(|mode| is_one_of(mode, &["disable", "allow", "prefer"]));
+    if files.iter().any(|name| var(name).is_some()) || mode == Some(false) {
+        return Err(PostgresSetupError::TlsUnavailable);
+    }
+    for (name, setting) in [("PGGSSENCMODE", "gssencmode"), ("PGCHANNELBINDING", "channel_binding")] {
+        if var(name).is_some_and(|value| !is_one_of(value, &["disable", "prefer"])) {
+            return Err(PostgresSetupError::Unenforced { setting });
+        }
+    }
+    if var("PGREQUIREPEER").is_some() {
+        return Err(PostgresSetupError::Unenforced { setting: "requirepeer" });
+    }
+    Ok(())
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://…`), with the
     /// default options, creating the tables if they are missing.
@@ -310,6 +337,7 @@ impl PostgresStore {
             return Err(PostgresSetupError::Url);
         }
         check_parameters(url)?;
+        check_environment(|name| std::env::var_os(name))?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -830,6 +858,47 @@ impl SessionRegistry for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What sqlx would take from libpq's environment variables and this
+    /// build cannot honour is refused, as in the URL.
+    #[test]
+    fn environment_variables_that_need_tls_or_an_unenforced_protection_are_refused() {
+        let with = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> =
+                vars.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+            check_environment(move |name| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.into()))
+                .map_err(|err| err.to_string())
+        };
+        for ok in [
+            &[][..],
+            &[("PGSSLMODE", "disable")],
+            &[("PGSSLMODE", "Prefer"), ("PGGSSENCMODE", "prefer"), ("PGCHANNELBINDING", "disable")],
+            &[("PGHOST", "db"), ("PGAPPNAME", "web")],
+        ] {
+            assert_eq!(with(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, error) in [
+            (("PGSSLMODE", "verify-full"), "TLS"),
+            (("PGSSLMODE", "verify_full"), "TLS"),
+            (("PGSSLMODE", "require"), "TLS"),
+            (("PGSSLROOTCERT", "/etc/ssl/db-ca.pem"), "TLS"),
+            (("PGSSLCERT", "/etc/ssl/client.pem"), "TLS"),
+            (("PGSSLKEY", "/etc/ssl/client.key"), "TLS"),
+            (("PGGSSENCMODE", "require"), "gssencmode"),
+            (("PGCHANNELBINDING", "require"), "channel_binding"),
+            (("PGREQUIREPEER", "postgres"), "requirepeer"),
+        ] {
+            let err = with(&[bad]).unwrap_err();
+            assert!(err.contains(error) && err.contains("environment"), "{bad:?}: {err}");
+        }
+        // Through `connect`, before any connection is tried (nothing listens
+        // on port 1). No other test of this binary reads the variable.
+        std::env::set_var("PGSSLROOTCERT", "/etc/ssl/db-ca.pem");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let connected = runtime.block_on(PostgresStore::connect("postgres://app@127.0.0.1:1/app"));
+        std::env::remove_var("PGSSLROOTCERT");
+        assert!(matches!(connected, Err(PostgresSetupError::TlsUnavailable)), "{:?}", connected.err());
+    }
 
     /// What sqlx would log and ignore, or use otherwise than meant, is
     /// refused, and the message repeats no parameter.
