@@ -1029,13 +1029,16 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
             })?;
         }
         out.write_all(text.as_bytes())?;
-        if let Some((_, _, mode)) = owner.filter(|&(_, _, mode)| mode != 0o600) {
-            out.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
+        // Set on the open file, whatever the umask took from `0600` at its
+        // creation (`0277` would leave it `0400`, `0477` write-only).
+        let mode = owner.map_or(0o600, |(_, _, mode)| mode);
+        out.set_permissions(std::fs::Permissions::from_mode(mode))?;
         out.sync_all()?;
         match replace {
             Replace::Existing => std::fs::rename(&temp, file),
-            Replace::Never => std::fs::hard_link(&temp, file).and_then(|()| std::fs::remove_file(&temp)),
+            // Once linked, the keyring is made: a temporary name left
+            // behind is removed under the lock by a later change.
+            Replace::Never => std::fs::hard_link(&temp, file).map(|()| drop(std::fs::remove_file(&temp))),
         }
     })();
     if let Err(err) = written {

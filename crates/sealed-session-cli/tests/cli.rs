@@ -1326,3 +1326,27 @@ fn no_keyring_command_prints_a_secret() {
         );
     }
 }
+
+/// A keyring written under a narrow umask is still `0600` (or the mode the
+/// file had): the server that reads it must be able to. `0277` would make
+/// a new file `0400`, and `0477` write-only.
+#[test]
+fn the_umask_does_not_change_a_keyrings_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring.toml");
+    let f = file.to_str().unwrap();
+    let under_umask = |umask: &str, args: &str| {
+        let script = format!("umask {umask} && exec \"$0\" {args}");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_sealed-session")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "umask {umask}: {args}");
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(under_umask("0477", &format!("keyring init {f}")), 0o600);
+    assert_eq!(under_umask("0277", &format!("keyring add {f}")), 0o600);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert_eq!(under_umask("0477", &format!("keyring add {f}")), 0o400, "a read-only keyring stays so");
+}
