@@ -99,6 +99,9 @@ enum Command {
         /// Idle timeout of remember-me sessions in seconds, as the server applies it.
         #[arg(long, default_value_t = 7 * 86_400)]
         remember_idle: u64,
+        /// Refuse remember-me tokens, as a server without remember-me does.
+        #[arg(long, conflicts_with_all = ["remember_ttl", "remember_idle"])]
+        no_remember_me: bool,
         /// The token; `-` or nothing reads it from stdin (a token on the
         /// command line is visible to other local users and kept in shell history).
         token: Option<String>,
@@ -316,13 +319,27 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(sealer.seal(&session)?)
         }
-        Command::Open { keyring, purpose, now, store, ttl, idle, remember_ttl, remember_idle, token } => {
-            let sealer = Sealer::builder(load(&keyring)?)
+        Command::Open {
+            keyring,
+            purpose,
+            now,
+            store,
+            ttl,
+            idle,
+            remember_ttl,
+            remember_idle,
+            no_remember_me,
+            token,
+        } => {
+            let mut sealer = Sealer::builder(load(&keyring)?)
                 .purpose(purpose)
                 .absolute_timeout(Duration::from_secs(ttl))
-                .idle_timeout(Duration::from_secs(idle))
-                .remember_me(Duration::from_secs(remember_ttl), Duration::from_secs(remember_idle))
-                .build()?;
+                .idle_timeout(Duration::from_secs(idle));
+            if !no_remember_me {
+                sealer =
+                    sealer.remember_me(Duration::from_secs(remember_ttl), Duration::from_secs(remember_idle));
+            }
+            let sealer = sealer.build()?;
             let now = now_arg(now.as_deref())?;
             if now.unix_timestamp() < 0 {
                 return Err(Failure::Config("--now must not be before 1970".into()));

@@ -1103,6 +1103,14 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     let envelope = json(&ok(&[&["open"][..], &purpose, &[&remembered]].concat(), ""));
     assert_eq!(envelope["profile"], "remember-me");
     assert_eq!(envelope["user"], "alice");
+    // As a server without remember-me opens it: refused.
+    let r = run(&[&["open", "--no-remember-me"][..], &purpose, &[&remembered]].concat(), "");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = run(
+        &[&["open", "--no-remember-me", "--remember-ttl", "60"][..], &purpose, &[&remembered]].concat(),
+        "",
+    );
+    assert_eq!(r.code, 2, "remember-me timeouts and none at once: {}", r.stderr);
     let r = run(&[&["open"][..], &purpose, &[&idle]].concat(), "");
     assert!(r.stderr.contains("expired"), "the server's timeouts were not given: {}", r.stderr);
     let standard = server.seal(&Session::new(()).with_user("dan", 0)).unwrap();
