@@ -57,7 +57,7 @@ impl Demo {
     /// `RUST_LOG` takes it) says; [`Demo::log`] has what it logged.
     #[must_use]
     pub fn start_logging(framework: &str, binary: &str, data_dir: &Path, rust_log: &str) -> Self {
-        Self::try_start_logging(framework, binary, data_dir, None, &[], rust_log)
+        Self::try_start_logging(framework, binary, data_dir, None, &[], Some(rust_log))
             .expect("the demo exited before listening")
     }
 
@@ -68,7 +68,7 @@ impl Demo {
         store: Option<&str>,
         args: &[&str],
     ) -> Option<Self> {
-        Self::try_start_logging(framework, binary, data_dir, store, args, "warn")
+        Self::try_start_logging(framework, binary, data_dir, store, args, None)
     }
 
     fn try_start_logging(
@@ -77,7 +77,7 @@ impl Demo {
         data_dir: &Path,
         store: Option<&str>,
         args: &[&str],
-        rust_log: &str,
+        kept_log: Option<&str>,
     ) -> Option<Self> {
         let mut command = Command::new(binary);
         command.args(["--framework", framework, "--addr", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
@@ -86,7 +86,7 @@ impl Demo {
             command.args(["--store", store]);
         }
         let mut child = command
-            .env("RUST_LOG", rust_log)
+            .env("RUST_LOG", kept_log.unwrap_or("warn"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -103,12 +103,15 @@ impl Demo {
             }
         };
         // Keep draining stdout (its log) so that the demo never blocks on a
-        // full pipe, and keep what it says.
+        // full pipe; what it says is kept only when asked for (a load or
+        // chaos test's warnings would pile up).
         let log = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&log);
+        let kept = kept_log.is_some().then(|| Arc::clone(&log));
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+                if let Some(kept) = &kept {
+                    kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+                }
             }
         });
         Some(Self { child, origin, data_dir: data_dir.to_owned(), log })
@@ -120,7 +123,8 @@ impl Demo {
         assert!(status.success());
     }
 
-    /// The lines it has logged so far (on stdout) after it began to listen.
+    /// The lines it has logged so far (on stdout) after it began to listen,
+    /// if started by [`Demo::start_logging`] (else none).
     #[must_use]
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
