@@ -434,6 +434,130 @@ mod tests {
     use super::{ChallengeFor, DbscSettings, DeviceBinding};
     use crate::{CookieSpec, Keyring, Sealer, Session};
 
+    /// A path's `%XX` sequences decoded (others kept), written apart from
+    /// the crate the code uses.
+    fn percent_decoded(text: &str) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()).filter(|_| bytes[i] == b'%') {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// RFC 3986's "remove dot segments" (section 5.2.4), on a path whose
+    /// runs of slashes were merged first, as a normalizing router does.
+    fn normalized(path: &[u8]) -> Vec<u8> {
+        let mut input = Vec::new();
+        for &byte in path {
+            if !(byte == b'/' && input.last() == Some(&b'/')) {
+                input.push(byte);
+            }
+        }
+        let mut output: Vec<u8> = Vec::new();
+        while !input.is_empty() {
+            if input.starts_with(b"../") || input.starts_with(b"./") {
+                let skip = if input.starts_with(b"../") { 3 } else { 2 };
+                input.drain(..skip);
+            } else if input.starts_with(b"/./") {
+                input.drain(..2);
+            } else if input == b"/." {
+                input = b"/".to_vec();
+            } else if input.starts_with(b"/../") || input == b"/.." {
+                if input == b"/.." {
+                    input = b"/".to_vec();
+                } else {
+                    input.drain(..3);
+                }
+                let cut = output.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                output.truncate(cut);
+            } else if input == b"." || input == b".." {
+                input.clear();
+            } else {
+                let start = usize::from(input.first() == Some(&b'/'));
+                let end = input[start..].iter().position(|&b| b == b'/').map_or(input.len(), |at| at + start);
+                output.extend(input.drain(..end));
+            }
+        }
+        output
+    }
+
+    /// Whether a router that sees `path` as `segments` routes it to
+    /// `/admin` or below.
+    fn routes_to_admin(segments: &[Vec<u8>]) -> bool {
+        segments.iter().find(|segment| !segment.is_empty() && segment.as_slice() != b".").map(Vec::as_slice)
+            == Some(b"admin")
+    }
+
+    fn split(path: &[u8]) -> Vec<Vec<u8>> {
+        path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// Any spelling of a path that a router would send to a required
+        /// path needs a bound session: as it came, or percent-decoded whole,
+        /// each with runs of slashes merged and dot segments resolved as
+        /// RFC 3986 does, or with `..` kept as a segment (axum's
+        /// `/admin/{rest}`); or decoded a segment at a time (`%2F` kept
+        /// inside its segment) and resolved. The router models are written
+        /// here, apart from the code under test.
+        #[test]
+        fn every_path_a_router_sends_to_a_required_one_requires_binding(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "admin", "%61dmin", "adm%69n", "%61%64%6D%69%6E", "a", "x", "..", ".", "%2e%2e", "%2E",
+                "", "%2F", "admin%2Fx", "x%2Fy", ".%2e", "%2e.", "%2fadmin", "admi", "n",
+            ]), 0..7)
+        ) {
+            let path = format!("/{}", parts.join("/"));
+            let binding = DeviceBinding::default().require_for("/admin");
+            let decoded = percent_decoded(&path);
+            let routed = [path.as_bytes(), decoded.as_slice()].into_iter().any(|view| {
+                routes_to_admin(&split(&normalized(view))) || routes_to_admin(&split(view))
+            }) || {
+                // Decoded a segment at a time, `..` resolved over segments.
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                for segment in path.split('/').map(percent_decoded) {
+                    match segment.as_slice() {
+                        b"" | b"." => {}
+                        b".." => drop(kept.pop()),
+                        _ => kept.push(segment),
+                    }
+                }
+                routes_to_admin(&kept)
+            };
+            if routed {
+                proptest::prop_assert!(binding.requires(&path), "{path}");
+            }
+        }
+    }
+
+    /// The router models above send what they should to `/admin` (else the
+    /// property proves nothing).
+    #[test]
+    fn the_router_models_route_what_they_should() {
+        assert!(routes_to_admin(&split(&normalized(b"/x/../admin"))));
+        assert!(routes_to_admin(&split(&normalized(b"//./admin/"))));
+        assert!(!routes_to_admin(&split(&normalized(b"/admin/../x"))));
+        assert!(routes_to_admin(&split(b"/admin/..")));
+        assert!(routes_to_admin(&split(&normalized(&percent_decoded("/%61dmin")))));
+        assert!(routes_to_admin(&split(&normalized(&percent_decoded("/x/%2e%2e/admin")))));
+        assert!(!routes_to_admin(&split(b"/administrator")));
+        assert_eq!(normalized(b"/a/b/c/./../../g"), b"/a/g", "RFC 3986's own example");
+        assert_eq!(normalized(b"mid/content=5/../6"), b"mid/6", "RFC 3986's own example");
+    }
+
     /// A bound session changed on an ordinary request gets a new companion
     /// cookie; one whose companion cannot be sealed (too large) has the old
     /// one removed, so that the next refresh ends the binding instead of
