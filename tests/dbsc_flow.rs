@@ -2475,14 +2475,30 @@ fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
                 TestRequest::new("GET", "/whoami").header("cookie", format!("__Secure-app={cookie}"));
             assert_eq!(serve(&config, request).await.status, 401, "the {name}'s lapsed session ended");
         }
-        let events = std::mem::take(&mut *events.lock().unwrap());
-        let logouts: Vec<_> = events.iter().filter(|event| event.kind == AuditKind::Logout).collect();
+        let taken = std::mem::take(&mut *events.lock().unwrap());
+        let logouts: Vec<_> = taken.iter().filter(|event| event.kind == AuditKind::Logout).collect();
         let logins: Vec<_> =
-            events.iter().filter(|event| event.kind == AuditKind::Login { remembered: false }).collect();
-        assert_eq!((logouts.len(), logins.len()), (1, 1), "{events:?}");
-        assert_eq!(logins[0].previous, Some(SessionRef::of(laptop_session.id())), "{events:?}");
+            taken.iter().filter(|event| event.kind == AuditKind::Login { remembered: false }).collect();
+        assert_eq!((logouts.len(), logins.len()), (1, 1), "{taken:?}");
+        assert_eq!(logins[0].previous, Some(SessionRef::of(laptop_session.id())), "{taken:?}");
         let ended = (logouts[0].user_id.as_deref(), logouts[0].session);
-        assert_eq!(ended, (Some("alice"), Some(SessionRef::of(tablet_session.id()))), "{events:?}");
+        assert_eq!(ended, (Some("alice"), Some(SessionRef::of(tablet_session.id()))), "{taken:?}");
+
+        // The same companion twice names one session: audited once.
+        let mut phone = Browser::new(&config, &clock);
+        phone.get("/login").await;
+        let (phone_session, _) = bound(&phone);
+        let companion = phone.cookie("__Secure-app-dbsc").unwrap();
+        let login = TestRequest::new("POST", "/login")
+            .header("cookie", format!("__Secure-app-dbsc={companion}; __Secure-app-dbsc={companion}"))
+            .header("sec-fetch-site", "same-origin")
+            .header("x-csrf-token", sealer.csrf_token(&phone_session));
+        events.lock().unwrap().clear();
+        assert_eq!(serve(&config, login).await.status, 200);
+        let events = std::mem::take(&mut *events.lock().unwrap());
+        let kinds: Vec<_> = events.iter().map(|event| (event.kind, event.previous)).collect();
+        let login = AuditKind::Login { remembered: false };
+        assert_eq!(kinds, [(login, Some(SessionRef::of(phone_session.id())))], "{events:?}");
     });
 }
 

@@ -743,8 +743,12 @@ impl SessionHandle {
     async fn lapsed_bound_sessions(&self) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
         let Some(dbsc) = &self.shared.ops.settings().dbsc else { return Ok(Vec::new()) };
         let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
-        let mut alive = Vec::with_capacity(sent.len());
+        let mut alive: Vec<Session<Vec<u8>>> = Vec::with_capacity(sent.len());
         for session in sent {
+            // Each once: a companion cookie sent twice names one session.
+            if alive.iter().any(|other| other.id() == session.id()) {
+                continue;
+            }
             let live = match session.user_id() {
                 Some(user) => {
                     let checked =
