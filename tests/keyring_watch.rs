@@ -314,6 +314,10 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     clock.advance(Duration::from_secs(1200));
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
     assert!(sealer.open::<()>(&under_2).is_ok());
+    // A key the new version retires is not held to its date.
+    let retired = [spec(1, KeyState::Retired).activate_at(at(T + 5000)), spec(2, KeyState::Primary)];
+    replace(&path, &Keyring::new(retired).unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
 }
 
 /// A version that drops a key the keyring in use still opens sessions with,
