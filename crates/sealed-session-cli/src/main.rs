@@ -635,6 +635,9 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     // lock stays this user's: harmless now, and a later run as another
     // user that cannot open it says so.
     if created {
+        // Whatever the umask took from `0600`: a lock file made `0400`
+        // (umask `0277`) would refuse every later run as another user.
+        let _ = lock.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
         if let (Ok(keyring), Ok(ours)) = (std::fs::metadata(file), lock.metadata()) {
             use std::os::unix::fs::MetadataExt as _;
             if (keyring.uid(), keyring.gid()) != (ours.uid(), ours.gid()) {
@@ -1021,9 +1024,10 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
                 )));
             }
             // The owner's permission bits too: a keyring made read-only
-            // (0400) stays so. Group and other bits are never kept, as the
-            // file could not have been read with them.
-            Some((old.uid(), old.gid(), old.mode() & 0o700))
+            // (0400) stays so, and one its owner cannot read (a umask's
+            // doing) becomes readable. Group and other bits are never kept,
+            // as the file could not have been read with them.
+            Some((old.uid(), old.gid(), old.mode() & 0o700 | 0o400))
         }
         Replace::Never => None,
     };
@@ -1055,7 +1059,14 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
             Replace::Existing => std::fs::rename(&temp, file),
             // Once linked, the keyring is made: a temporary name left
             // behind is removed under the lock by a later change.
-            Replace::Never => std::fs::hard_link(&temp, file).map(|()| drop(std::fs::remove_file(&temp))),
+            Replace::Never => std::fs::hard_link(&temp, file).map(|()| {
+                if let Err(err) = std::fs::remove_file(&temp) {
+                    say!(
+                        "warning: cannot remove {}, a second name of the new keyring: {err}",
+                        temp.display()
+                    );
+                }
+            }),
         }
     })();
     if let Err(err) = written {

@@ -1355,6 +1355,11 @@ fn the_umask_does_not_change_a_keyrings_mode() {
     };
     assert_eq!(under_umask("0477", &format!("keyring init {f}")), 0o600);
     assert_eq!(under_umask("0277", &format!("keyring add {f}")), 0o600);
+    let lock = std::fs::metadata(dir.path().join(".keyring.toml.lock")).unwrap();
+    assert_eq!(lock.permissions().mode() & 0o777, 0o600, "the lock file the change made");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
     assert_eq!(under_umask("0477", &format!("keyring add {f}")), 0o400, "a read-only keyring stays so");
+    // One its owner cannot read (the umask's doing, before) becomes readable.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o200)).unwrap();
+    assert_eq!(under_umask("0022", &format!("keyring add {f}")), 0o600);
 }
