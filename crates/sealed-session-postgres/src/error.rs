@@ -19,21 +19,35 @@ pub enum PostgresSetupError {
          accepted and ignored); it is not repeated here, as it may hold a secret"
     )]
     UrlParameter,
-    /// The URL or the environment asks for TLS (`sslmode=require`,
-    /// `verify-ca` or `verify-full`, or a certificate or key file such as
-    /// `sslrootcert`; `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`,
-    /// `PGSSLKEY`), which this build's PostgreSQL client does not have.
+    /// The URL asks for TLS (`sslmode=require`, `verify-ca` or
+    /// `verify-full`, or a certificate or key file such as `sslrootcert`),
+    /// which this build's PostgreSQL client does not have.
     #[error(
-        "this build connects to PostgreSQL without TLS, and the URL or the environment requires it (an \
-         sslmode or PGSSLMODE that needs TLS or is unknown, or a certificate or key file: sslrootcert, \
-         PGSSLROOTCERT and the like); keep the database on loopback or a private network, or put a TLS \
-         tunnel in front of it"
+        "this build connects to PostgreSQL without TLS, and the URL requires it (an sslmode that needs \
+         TLS, or a certificate or key file); keep the database on loopback or a private network, or put a \
+         TLS tunnel in front of it"
     )]
     TlsUnavailable,
+    /// A libpq environment variable, which sqlx reads too, asks for TLS
+    /// (`PGSSLMODE` of `require`, `verify-ca`, `verify-full` or a value it
+    /// does not know; a file only TLS reads, such as `PGSSLROOTCERT`;
+    /// `PGSSLCERTMODE=require`) and the URL names no `sslmode` of its own:
+    /// this build's PostgreSQL client has no TLS.
+    #[error(
+        "this build connects to PostgreSQL without TLS, and {variable} in the environment asks for it; \
+         unset it for this process (or set sslmode=disable in the URL on purpose), and keep the database \
+         on loopback or a private network, or put a TLS tunnel in front of it"
+    )]
+    TlsFromEnvironment {
+        /// The environment variable.
+        variable: &'static str,
+    },
     /// The URL or the environment demands a protection libpq gives and
     /// this client does not (`gssencmode=require`,
     /// `channel_binding=require`, `requirepeer`, or `PGGSSENCMODE`,
-    /// `PGCHANNELBINDING`, `PGREQUIREPEER`): it would connect without it.
+    /// `PGCHANNELBINDING`, `PGREQUIREPEER`, or a service file, `PGSERVICE`
+    /// or `PGSERVICEFILE`, which may hold any of them): it would connect
+    /// without it.
     #[error(
         "the URL or the environment sets {setting}, which this PostgreSQL client does not enforce: it would \
          connect without that protection; remove the setting, and keep the database on loopback or a \

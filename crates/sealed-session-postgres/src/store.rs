@@ -291,28 +291,52 @@ fn check_parameters(url: &str) -> Result<(), PostgresSetupError> {
 }
 
 /// Refuses what sqlx takes from libpq's environment variables and this
-/// build cannot honour, as [`check_parameters`] refuses it in the URL: a
-/// certificate or key file (`PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`), a
-/// `PGSSLMODE` other than `disable`, `allow` or `prefer` (sqlx takes one it
-/// does not know, a typo say, as `prefer`: plain text), and libpq's
-/// `PGGSSENCMODE`/`PGCHANNELBINDING` of `require` or a `PGREQUIREPEER`,
-/// which sqlx ignores. `var` reads a variable.
-fn check_environment(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<(), PostgresSetupError> {
+/// build cannot honour, as [`check_parameters`] refuses it in the URL, unless
+/// the URL (already checked) sets it otherwise, which sqlx and libpq put
+/// first: a `PGSSLMODE` other than `disable`, `allow` or `prefer` (sqlx
+/// takes one it does not know, a typo say, as `prefer`: plain text), and,
+/// unless the URL names its own plain-text `sslmode`, a file only TLS reads
+/// (`PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGSSLCRL`, `PGSSLCRLDIR`) or
+/// `PGSSLCERTMODE=require`; libpq's `PGGSSENCMODE`/`PGCHANNELBINDING` of
+/// `require`, a `PGREQUIREPEER`, and a service (`PGSERVICE`,
+/// `PGSERVICEFILE`: its file may demand TLS), which sqlx ignores. An empty
+/// variable is unset. `var` reads a variable.
+fn check_environment(
+    url: &str,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<(), PostgresSetupError> {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let in_url = |keys: &[&str]| {
+        query.split('&').any(|pair| keys.contains(&pair.split_once('=').map_or(pair, |(key, _)| key)))
+    };
+    let var = |name: &str| var(name).filter(|value| !value.is_empty());
     let is_one_of = |value: std::ffi::OsString, allowed: &[&str]| {
         value.to_str().is_some_and(|value| allowed.contains(&value.to_ascii_lowercase().as_str()))
     };
-    let files = ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"];
-    let mode = var("PGSSLMODE").map(|mode| is_one_of(mode, &["disable", "allow", "prefer"]));
-    if files.iter().any(|name| var(name).is_some()) || mode == Some(false) {
-        return Err(PostgresSetupError::TlsUnavailable);
-    }
-    for (name, setting) in [("PGGSSENCMODE", "gssencmode"), ("PGCHANNELBINDING", "channel_binding")] {
-        if var(name).is_some_and(|value| !is_one_of(value, &["disable", "prefer"])) {
-            return Err(PostgresSetupError::Unenforced { setting });
+    let tls = |variable: &'static str| Err(PostgresSetupError::TlsFromEnvironment { variable });
+    let mode_in_url = in_url(&["sslmode", "ssl-mode"]);
+    if !mode_in_url {
+        if var("PGSSLMODE").is_some_and(|mode| !is_one_of(mode, &["disable", "allow", "prefer"])) {
+            return tls("PGSSLMODE");
+        }
+        let files = ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLCRLDIR"];
+        if let Some(file) = files.into_iter().find(|name| var(name).is_some()) {
+            return tls(file);
+        }
+        if var("PGSSLCERTMODE").is_some_and(|mode| is_one_of(mode, &["require"])) {
+            return tls("PGSSLCERTMODE");
         }
     }
-    if var("PGREQUIREPEER").is_some() {
-        return Err(PostgresSetupError::Unenforced { setting: "requirepeer" });
+    for (variable, setting) in [("PGGSSENCMODE", "gssencmode"), ("PGCHANNELBINDING", "channel_binding")] {
+        if !in_url(&[setting]) && var(variable).is_some_and(|value| !is_one_of(value, &["disable", "prefer"]))
+        {
+            return Err(PostgresSetupError::Unenforced { setting: variable });
+        }
+    }
+    for variable in ["PGREQUIREPEER", "PGSERVICE", "PGSERVICEFILE"] {
+        if var(variable).is_some() {
+            return Err(PostgresSetupError::Unenforced { setting: variable });
+        }
     }
     Ok(())
 }
@@ -337,7 +361,7 @@ impl PostgresStore {
             return Err(PostgresSetupError::Url);
         }
         check_parameters(url)?;
-        check_environment(|name| std::env::var_os(name))?;
+        check_environment(url, |name| std::env::var_os(name))?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -863,32 +887,44 @@ mod tests {
     /// build cannot honour is refused, as in the URL.
     #[test]
     fn environment_variables_that_need_tls_or_an_unenforced_protection_are_refused() {
-        let with = |vars: &[(&str, &str)]| {
+        let base = "postgres://app:pw@db:5432/app";
+        let with = |query: &str, vars: &[(&str, &str)]| {
             let vars: Vec<(String, String)> =
                 vars.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-            check_environment(move |name| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.into()))
-                .map_err(|err| err.to_string())
+            check_environment(&format!("{base}{query}"), move |name| {
+                vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.into())
+            })
+            .map_err(|err| err.to_string())
         };
-        for ok in [
-            &[][..],
-            &[("PGSSLMODE", "disable")],
-            &[("PGSSLMODE", "Prefer"), ("PGGSSENCMODE", "prefer"), ("PGCHANNELBINDING", "disable")],
-            &[("PGHOST", "db"), ("PGAPPNAME", "web")],
+        for (query, ok) in [
+            ("", &[][..]),
+            ("", &[("PGSSLMODE", "disable")]),
+            ("", &[("PGSSLMODE", "Prefer"), ("PGGSSENCMODE", "prefer"), ("PGCHANNELBINDING", "disable")]),
+            ("", &[("PGHOST", "db"), ("PGAPPNAME", "web"), ("PGSSLCERT", "")]),
+            // The URL's own setting comes first, and is plain text.
+            ("?sslmode=disable", &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "/etc/ssl/db-ca.pem")]),
+            (
+                "?gssencmode=disable&channel_binding=prefer",
+                &[("PGGSSENCMODE", "require"), ("PGCHANNELBINDING", "require")],
+            ),
         ] {
-            assert_eq!(with(ok), Ok(()), "{ok:?}");
+            assert_eq!(with(query, ok), Ok(()), "{query} {ok:?}");
         }
         for (bad, error) in [
-            (("PGSSLMODE", "verify-full"), "TLS"),
-            (("PGSSLMODE", "verify_full"), "TLS"),
-            (("PGSSLMODE", "require"), "TLS"),
-            (("PGSSLROOTCERT", "/etc/ssl/db-ca.pem"), "TLS"),
-            (("PGSSLCERT", "/etc/ssl/client.pem"), "TLS"),
-            (("PGSSLKEY", "/etc/ssl/client.key"), "TLS"),
-            (("PGGSSENCMODE", "require"), "gssencmode"),
-            (("PGCHANNELBINDING", "require"), "channel_binding"),
-            (("PGREQUIREPEER", "postgres"), "requirepeer"),
+            (("PGSSLMODE", "verify-full"), "PGSSLMODE"),
+            (("PGSSLMODE", "verify_full"), "PGSSLMODE"),
+            (("PGSSLMODE", "require"), "PGSSLMODE"),
+            (("PGSSLROOTCERT", "/etc/ssl/db-ca.pem"), "PGSSLROOTCERT"),
+            (("PGSSLCERT", "/etc/ssl/client.pem"), "PGSSLCERT"),
+            (("PGSSLKEY", "/etc/ssl/client.key"), "PGSSLKEY"),
+            (("PGSSLCRL", "/etc/ssl/crl.pem"), "PGSSLCRL"),
+            (("PGSSLCERTMODE", "require"), "PGSSLCERTMODE"),
+            (("PGGSSENCMODE", "require"), "PGGSSENCMODE"),
+            (("PGCHANNELBINDING", "require"), "PGCHANNELBINDING"),
+            (("PGREQUIREPEER", "postgres"), "PGREQUIREPEER"),
+            (("PGSERVICE", "sessions"), "PGSERVICE"),
         ] {
-            let err = with(&[bad]).unwrap_err();
+            let err = with("?application_name=web", &[bad]).unwrap_err();
             assert!(err.contains(error) && err.contains("environment"), "{bad:?}: {err}");
         }
         // Through `connect`, before any connection is tried (nothing listens
@@ -897,7 +933,9 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let connected = runtime.block_on(PostgresStore::connect("postgres://app@127.0.0.1:1/app"));
         std::env::remove_var("PGSSLROOTCERT");
-        assert!(matches!(connected, Err(PostgresSetupError::TlsUnavailable)), "{:?}", connected.err());
+        let refused =
+            matches!(connected, Err(PostgresSetupError::TlsFromEnvironment { variable: "PGSSLROOTCERT" }));
+        assert!(refused, "{:?}", connected.err());
     }
 
     /// What sqlx would log and ignore, or use otherwise than meant, is
