@@ -24,6 +24,15 @@ for v in json.loads(pathlib.Path("../tests/vectors/dbsc_proofs.json").read_text(
     proof = v["proof"].encode()
     pathlib.Path("corpus/dbsc_proof", hashlib.sha1(proof).hexdigest()).write_bytes(proof)
 pathlib.Path("corpus/keyring_parse/env").write_text("1:primary:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,2:active:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE")
+# Secrets where they do not belong, for the oracle that errors never repeat one.
+secret = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"
+for name, text in {
+    "misplaced-field": f'[[key]]\nid = 1\nstate = "primary"\nsecret = "{secret}"\n{secret} = 1\n',
+    "misplaced-state": f'[[key]]\nid = 1\nstate = "{secret}"\nsecret = "{secret}"\n',
+    "misspelt": f'[[key]]\nid = 1\nstate = "primary"\nsecrte = "{secret}"\n',
+    "env-short": "1:primary:" + secret[:-1],
+}.items():
+    pathlib.Path("corpus/keyring_parse", name).write_text(text)
 PY
 
 targets=$(cargo fuzz list)
