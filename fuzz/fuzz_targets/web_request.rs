@@ -1,6 +1,6 @@
 //! Oracle: the web driver never panics on any request, and never lets one
 //! through that it must refuse. A request opens a session only with the
-//! real session cookie; an unsafe request (not GET, HEAD, OPTIONS or TRACE)
+//! real session cookie or bearer token; an unsafe request (not GET, HEAD, OPTIONS or TRACE)
 //! reaches the handler only with the session's CSRF token, in its header or
 //! its form; and whatever the handler gets, finishing it works.
 #![no_main]
@@ -48,6 +48,11 @@ struct Input {
     headers: Vec<(u8, Vec<u8>, u8)>,
     /// Whether the form starts with the session's CSRF token.
     token_in_form: bool,
+    /// Whether the request says it carries a form
+    /// (`application/x-www-form-urlencoded`), so that its body is read.
+    form: bool,
+    /// A `Sec-Fetch-Site` a browser sends, if any.
+    site: Option<u8>,
     body: Vec<u8>,
 }
 
@@ -58,8 +63,15 @@ fuzz_target!(|input: Input| {
         .copied()
         .unwrap_or("GET");
     let mut request = TestRequest::new(method, &input.path);
-    // Where the real cookie and token went: only the Cookie and CSRF
-    // headers may count them.
+    if input.form {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    if let Some(site) = input.site {
+        let sites = ["same-origin", "same-site", "cross-site", "none"];
+        request = request.header("sec-fetch-site", sites[usize::from(site) % sites.len()]);
+    }
+    // Where the real cookie, bearer token and CSRF token went: only the
+    // Cookie, Authorization and CSRF headers may count them.
     let (mut real_cookie, mut real_token) = (false, false);
     for (name, value, real) in input.headers.iter().take(16) {
         let name = NAMES[usize::from(*name) % NAMES.len()];
@@ -71,6 +83,11 @@ fuzz_target!(|input: Input| {
             2 => {
                 real_token |= name == "x-csrf-token";
                 [token.as_bytes(), value].concat()
+            }
+            3 => {
+                real_cookie |= name == "authorization";
+                let session = cookie.split_once('=').map_or("", |(_, value)| value);
+                [format!("Bearer {session}").as_bytes(), value].concat()
             }
             _ => value.clone(),
         };
