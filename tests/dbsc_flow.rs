@@ -1135,6 +1135,24 @@ fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
     }
 }
 
+/// A configuration whose session registry, answering as across a network,
+/// holds a limit of one session that refuses logins; on a clock at
+/// [`START`]. The clock and the registry too.
+fn limited_to_one() -> (ManualClock, Arc<Remote>, Config) {
+    let clock = ManualClock::at_unix(START);
+    let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
+    let config = config_with(&clock, DeviceBinding::default(), |builder| {
+        builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
+    });
+    (clock, registry, config)
+}
+
+/// How many records of alice's sessions `registry` lists as of `now`.
+async fn records_of_alice(registry: &Remote, now: i64) -> usize {
+    let now = u64::try_from(now).unwrap();
+    sealed_session::SessionRegistry::list(&registry.0, "alice", now).await.unwrap().len()
+}
+
 /// A re-authentication under a limit that refuses, while a logout of the
 /// same session runs in another tab (the store and registry answering as
 /// across a network): it has claimed the user's place when it finds the
@@ -1143,15 +1161,8 @@ fn logins_at_the_same_moment_never_pass_a_refusing_limit() {
 #[test]
 fn a_reauthentication_that_finds_its_session_ended_leaves_no_claim() {
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
-        let config = config_with(&clock, DeviceBinding::default(), |builder| {
-            builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
-        });
-        let records = || async {
-            let now = u64::try_from(START).unwrap();
-            sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
-        };
+        let (_clock, registry, config) = limited_to_one();
+        let records = || records_of_alice(&registry, START);
         let Begin::Ready(tab) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
         tab.typed::<String>().login("alice", "A".to_owned()).await.unwrap();
         let cookie = tab.finish().set_cookies[0].split(';').next().unwrap().to_owned();
@@ -1179,15 +1190,8 @@ fn a_reauthentication_that_finds_its_session_ended_leaves_no_claim() {
 /// browsers and then from one signed-in browser: `expected` of each pair
 /// get in.
 async fn logins_racing_for_the_last_place(staggered: bool, expected: usize) {
-    let clock = ManualClock::at_unix(START);
-    let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
-    let config = config_with(&clock, DeviceBinding::default(), |builder| {
-        builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
-    });
-    let records = || async {
-        let now = u64::try_from(START).unwrap();
-        sealed_session::SessionRegistry::list(&*registry, "alice", now).await.unwrap().len()
-    };
+    let (_clock, registry, config) = limited_to_one();
+    let records = || records_of_alice(&registry, START);
     let session_of = |reply: &Reply| {
         let cookie = reply.all("set-cookie").into_iter().find(|c| c.starts_with("__Host-session="));
         cookie.map(|c| c.split(';').next().unwrap().trim_start_matches("__Host-session=").to_owned())
@@ -1260,15 +1264,8 @@ async fn logins_racing_for_the_last_place(staggered: bool, expected: usize) {
 fn a_login_dropped_after_claiming_its_place_holds_it_five_minutes() {
     use std::future::Future as _;
     run(async {
-        let clock = ManualClock::at_unix(START);
-        let registry = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
-        let config = config_with(&clock, DeviceBinding::default(), |builder| {
-            builder.session_registry(Arc::clone(&registry)).session_limit(1, LimitPolicy::RefuseLogin)
-        });
-        let claims = || async {
-            let now = u64::try_from(sealed_session::Clock::unix_now(&clock)).unwrap();
-            sealed_session::SessionRegistry::list(&registry.0, "alice", now).await.unwrap().len()
-        };
+        let (clock, registry, config) = limited_to_one();
+        let claims = || records_of_alice(&registry, sealed_session::Clock::unix_now(&clock));
         let mut dropped = Box::pin(serve(&config, TestRequest::new("GET", "/login")));
         for polls in 0.. {
             let pending =
