@@ -342,6 +342,7 @@ mod tests {
             assert!(store.login_state("alice").await.is_err_and(unavailable));
             assert!(store.revoke_user("alice").await.is_err_and(unavailable));
             assert!(store.revoke_session(id, 1).await.is_err_and(unavailable));
+            assert!(store.revoke_session_once(id, 1).await.is_err_and(unavailable));
             assert!(store.revoke_all(1).await.is_err_and(unavailable));
         });
     }
