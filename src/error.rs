@@ -517,15 +517,15 @@ pub enum KeyringError {
         /// The key's ID.
         id: u32,
     },
-    /// A new version of a followed keyring file schedules a key that the
-    /// one in use already opens sessions with to start later: an older
-    /// copy of the file, put back after the key was promoted
+    /// A new version of a followed keyring file gives a key already opening
+    /// sessions an `activate_at` in the future: typically an older copy put
+    /// back after `keyring promote` cleared it
     /// ([`KeyringWatcher`](crate::KeyringWatcher)).
     #[error(
         "the new keyring file schedules key {id}, which already opens sessions, to start later (an older \
          copy of the file?); it was refused, since every session under key {id} would stop opening until \
-         then, and is read again at each poll (it loads once that time has come): restart the server to \
-         load it now on purpose"
+         then, and is read again at each poll (it loads once that time, less the clock leeway, has come): \
+         restart the server to load it now on purpose"
     )]
     KeyActivationPostponed {
         /// The key's ID.

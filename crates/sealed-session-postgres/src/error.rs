@@ -28,9 +28,9 @@ pub enum PostgresSetupError {
          TLS tunnel in front of it"
     )]
     TlsUnavailable,
-    /// A libpq environment variable, which sqlx reads too, asks for TLS
-    /// (`PGSSLMODE` of `require`, `verify-ca`, `verify-full` or a value it
-    /// does not know; a file only TLS reads, such as `PGSSLROOTCERT`;
+    /// A libpq environment variable asks for TLS (`PGSSLMODE` of
+    /// `require`, `verify-ca`, `verify-full` or a value sqlx does not
+    /// recognise; a file only TLS reads, such as `PGSSLROOTCERT`;
     /// `PGSSLCERTMODE=require`) and the URL names no `sslmode` of its own:
     /// this build's PostgreSQL client has no TLS.
     #[error(
@@ -45,16 +45,16 @@ pub enum PostgresSetupError {
     /// The URL or the environment demands a protection libpq gives and
     /// this client does not (`gssencmode=require`,
     /// `channel_binding=require`, `requirepeer`, or `PGGSSENCMODE`,
-    /// `PGCHANNELBINDING`, `PGREQUIREPEER`, or a service file, `PGSERVICE`
-    /// or `PGSERVICEFILE`, which may hold any of them): it would connect
-    /// without it.
+    /// `PGCHANNELBINDING`, `PGREQUIREPEER`, or a service, `PGSERVICE` (its
+    /// name) or `PGSERVICEFILE`, whose file may hold any of them): it would
+    /// connect without it.
     #[error(
         "the URL or the environment sets {setting}, which this PostgreSQL client does not enforce: it would \
          connect without that protection; remove the setting, and keep the database on loopback or a \
          private network"
     )]
     Unenforced {
-        /// The libpq setting.
+        /// The libpq setting or environment variable.
         setting: &'static str,
     },
     /// [`PostgresOptions::existing_only`](crate::PostgresOptions::existing_only),
