@@ -3013,11 +3013,12 @@ fn a_session_whose_data_changes_on_every_request_keeps_counting() {
 
 /// A registry that, while `.1` is set, fails every write of a record
 /// (best effort, so sessions go on), fails every list once `.2` lists
-/// have been answered and every write once `.3` writes have been, and
-/// answers everything else from `.0`.
+/// have been answered and, once `.3` writes have been, fails the next `.4`
+/// writes (then writes again), and answers everything else from `.0`.
 struct ForgetfulRegistry(
     Arc<MemoryStore>,
     Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
     Arc<std::sync::atomic::AtomicUsize>,
 );
@@ -3026,7 +3027,7 @@ impl ForgetfulRegistry {
     /// Over `store`, writes failing while `down` is set, lists never.
     fn new(store: &Arc<MemoryStore>, down: &Arc<std::sync::atomic::AtomicBool>) -> Self {
         let unlimited = || Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
-        Self(Arc::clone(store), Arc::clone(down), unlimited(), unlimited())
+        Self(Arc::clone(store), Arc::clone(down), unlimited(), unlimited(), unlimited())
     }
 }
 
@@ -3041,7 +3042,7 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         &'a self,
         record: &'a sealed_session::SessionRecord,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        if self.1.load(std::sync::atomic::Ordering::SeqCst) || !take_one(&self.3) {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) || (!take_one(&self.3) && take_one(&self.4)) {
             let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
             return Box::pin(async { Err(down) });
         }
@@ -3215,6 +3216,43 @@ fn a_device_ended_while_its_record_is_a_claim_stays_ended() {
             denials.1.lock().unwrap().iter().map(|(_, end)| *end as i64 - AUDIT_START).collect();
         assert_eq!(ends, [12 * 3600 + 60], "denied until its end and the leeway, not the claim's");
         assert!(!on(&config, &second).await.has_session());
+    });
+}
+
+/// Under a limit that refuses, a login records its session twice: a
+/// five-minute claim, then for good once it is sent; a final write that
+/// fails is tried once more, so that the session keeps counting after the
+/// claim lapses. A login that writes both makes no third write.
+#[test]
+fn a_login_tries_its_final_record_again_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::Duration;
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let registry = ForgetfulRegistry::new(&store, &down);
+        let (writes, failures) = (Arc::clone(&registry.3), Arc::clone(&registry.4));
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let builder = WebConfig::builder(sealer, Arc::clone(&store))
+            .session_registry(registry)
+            .session_limit(1, LimitPolicy::RefuseLogin);
+        let config = Arc::new(builder.build().unwrap());
+        writes.store(10, SeqCst);
+        sign_in_from(&config, "bob", CHROME).await;
+        assert_eq!(writes.load(SeqCst), 8, "the claim and the record for good, no more");
+        // The claim is written, the first final write fails, the second not.
+        writes.store(1, SeqCst);
+        failures.store(1, SeqCst);
+        sign_in_from(&config, "alice", CHROME).await;
+        assert_eq!(failures.load(SeqCst), 0, "the final write failed once");
+        clock.advance(Duration::from_secs(600));
+        let now = sealed_session::Clock::unix_now(&clock) as u64;
+        let records = sealed_session::SessionRegistry::list(&*store, "alice", now).await.unwrap();
+        assert_eq!(records.len(), 1, "still counted once the claim lapsed");
+        let elsewhere = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = elsewhere.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(matches!(refused, HandleError::SessionLimit { max: 1 }), "{refused:?}");
     });
 }
 
