@@ -50,7 +50,10 @@ fuzz_target!(|input: (String, String, Option<String>, Option<String>, Pairs)| {
     // read is a value of exactly our name.
     let raw_headers: Vec<Vec<u8>> = (pairs.iter().take(4))
         .map(|header| {
-            let pairs = header.iter().take(8).map(|(name, value)| [NAMES[usize::from(*name) % NAMES.len()], b"=", value].concat());
+            let pairs = header
+                .iter()
+                .take(8)
+                .map(|(name, value)| [NAMES[usize::from(*name) % NAMES.len()], b"=", value].concat());
             pairs.collect::<Vec<_>>().join(&b"; "[..])
         })
         .collect();

@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
     for parsed in [Keyring::from_toml_str(text), Keyring::from_env_value(text)] {
         match parsed {
             Ok(keyring) => {
-                let again = Keyring::from_toml_str(&keyring.to_toml_string()).expect("our own output must parse");
+                let again =
+                    Keyring::from_toml_str(&keyring.to_toml_string()).expect("our own output must parse");
                 assert!(again.keys().eq(keyring.keys()), "keys changed through a write and a read");
                 assert_eq!(again.primary_id(), keyring.primary_id());
             }

@@ -92,6 +92,9 @@ fuzz_target!(|data: &[u8]| {
         ),
     }
     if let Err(err) = oracle.sealer.open::<Vec<u8>>(&text) {
-        assert!(seed || refused_before_authentication(&err), "refused after authenticating ({err}): {text:?}");
+        assert!(
+            seed || refused_before_authentication(&err),
+            "refused after authenticating ({err}): {text:?}"
+        );
     }
 });

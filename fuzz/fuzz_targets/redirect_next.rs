@@ -65,9 +65,18 @@ fuzz_target!(|next: &str| {
     assert_eq!(path, next);
     let on_path = path.split('?').next().unwrap_or_default();
     let twice = decode(&decode(on_path));
-    for read in [on_path.to_owned(), decode(on_path), normalize(on_path), normalize(&decode(on_path)), normalize(&twice)] {
+    for read in [
+        on_path.to_owned(),
+        decode(on_path),
+        normalize(on_path),
+        normalize(&decode(on_path)),
+        normalize(&twice),
+    ] {
         assert!(read.starts_with('/'), "{next:?} read as {read:?}");
-        assert!(!read.starts_with("//") && !read.starts_with("/\\"), "{next:?} read as {read:?}: another host");
+        assert!(
+            !read.starts_with("//") && !read.starts_with("/\\"),
+            "{next:?} read as {read:?}: another host"
+        );
     }
     let url = login_url("/login", next);
     if next == "/" {

@@ -10,14 +10,28 @@ use std::sync::{Arc, LazyLock};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sealed_session::web::testing::TestRequest;
-use sealed_session::web::{bearer_token, Begin, RequestView, WebConfig};
+use sealed_session::web::{bearer_token, Begin, DeviceBinding, RequestView, WebConfig};
 use sealed_session::{Keyring, MemoryStore, Sealer};
 
 /// A driver with bearer tokens and a CSRF-exempt path, and a signed-in
 /// session's cookie (`name=value`) and CSRF token.
-static SETUP: LazyLock<(Arc<WebConfig<MemoryStore>>, String, String)> = LazyLock::new(|| {
+static SETUP: LazyLock<(Arc<WebConfig<MemoryStore>>, String, String)> = LazyLock::new(|| setup(false));
+
+/// The same with device-bound sessions (DBSC), whose endpoints take the
+/// draft's headers, and a path that requires a bound session; no bearer
+/// tokens.
+static BOUND: LazyLock<(Arc<WebConfig<MemoryStore>>, String, String)> = LazyLock::new(|| setup(true));
+
+fn setup(bound: bool) -> (Arc<WebConfig<MemoryStore>>, String, String) {
     let builder = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new());
-    let config = Arc::new(builder.bearer_tokens().csrf_exempt("/hook").build().unwrap());
+    let builder = builder.csrf_exempt("/hook");
+    // Bearer tokens have no device binding: one or the other.
+    let builder = if bound {
+        builder.device_bound_sessions(DeviceBinding::default().require_for("/admin"))
+    } else {
+        builder.bearer_tokens()
+    };
+    let config = Arc::new(builder.build().unwrap());
     pollster::block_on(async {
         let session = config.verifier().login("alice", String::from("data")).await.unwrap();
         let (opened, set_cookie) = config.verifier().issue_cookie(session, config.cookie()).unwrap();
@@ -25,11 +39,14 @@ static SETUP: LazyLock<(Arc<WebConfig<MemoryStore>>, String, String)> = LazyLock
         let token = config.verifier().sealer().csrf_token(opened.session());
         (config, cookie, token)
     })
-});
+}
 
 /// The names the driver reads, and one it does not.
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 12] = [
     "cookie",
+    "secure-session-response",
+    "sec-secure-session-id",
+    "secure-session-skipped",
     "origin",
     "sec-fetch-site",
     "x-csrf-token",
@@ -42,7 +59,12 @@ const NAMES: [&str; 9] = [
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// With device-bound sessions.
+    bound: bool,
     method: u8,
+    /// The path, or one the driver knows (DBSC's endpoints, a path that
+    /// requires a bound session, the exempt one).
+    known_path: Option<u8>,
     path: String,
     /// (name index, value, whether to put the real cookie or token in it)
     headers: Vec<(u8, Vec<u8>, u8)>,
@@ -57,12 +79,14 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let (config, cookie, token) = &*SETUP;
+    let (config, cookie, token) = if input.bound { &*BOUND } else { &*SETUP };
+    let known = ["/dbsc/register", "/dbsc/refresh", "/admin/x", "/hook"];
+    let path = input.known_path.map_or(input.path.as_str(), |i| known[usize::from(i) % known.len()]);
     let method = ["GET", "HEAD", "OPTIONS", "TRACE", "POST", "PUT", "DELETE", "PATCH", "post"]
         .get(usize::from(input.method) % 9)
         .copied()
         .unwrap_or("GET");
-    let mut request = TestRequest::new(method, &input.path);
+    let mut request = TestRequest::new(method, path);
     if input.form {
         request = request.header("content-type", "application/x-www-form-urlencoded");
     }
@@ -100,9 +124,10 @@ fuzz_target!(|input: Input| {
     };
     let body_has_token = body.windows(token.len()).any(|w| w == token.as_bytes());
     // A bearer request carries no ambient credential: no CSRF token needed.
-    let bearer = RequestView::header(&request, "authorization").and_then(bearer_token).is_some();
+    let bearer =
+        !input.bound && RequestView::header(&request, "authorization").and_then(bearer_token).is_some();
     let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
-    let exempt = input.path == "/hook";
+    let exempt = path == "/hook";
     pollster::block_on(async {
         let handle = match config.begin(&request).await {
             Begin::Ready(handle) => handle,
