@@ -1,7 +1,7 @@
 //! Oracle: cookie header parsing and CSRF checks never panic; a cookie value
 //! read back is exactly a piece of the header; a `__Host-` cookie read from
-//! several byte headers is one value or none; no guessed CSRF token
-//! verifies.
+//! several byte headers is its one valid value there, or none if several
+//! arrive; no guessed CSRF token verifies.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -27,6 +27,25 @@ fn is_value_of(headers: &[Vec<u8>], name: &[u8], value: &str) -> bool {
             v == value.as_bytes()
         })
     })
+}
+
+/// The values (quotes aside) of the pairs named exactly `name` in
+/// `headers` that are cookie values (RFC 6265's cookie-octets, not empty):
+/// the ones a parser must find.
+fn valid_values<'h>(headers: &'h [Vec<u8>], name: &[u8]) -> Vec<&'h [u8]> {
+    let octet = |b: &u8| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    headers
+        .iter()
+        .flat_map(|header| header.split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let start = pair.iter().position(|b| !blank(b)).unwrap_or(pair.len());
+            let end = pair.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+            let v = pair.get(start..end)?.strip_prefix(name)?.strip_prefix(b"=")?;
+            let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+            (!v.is_empty() && v.iter().all(octet)).then_some(v)
+        })
+        .collect()
 }
 
 /// Names a pair may have: ours, near misses, another.
@@ -59,6 +78,12 @@ fuzz_target!(|input: (String, String, Option<String>, Option<String>, Pairs)| {
         .collect();
     let host = CookieSpec::default().values_in(raw_headers.iter().map(Vec::as_slice)).collect::<Vec<_>>();
     assert!(host.len() <= 1, "{host:?}");
+    // And what is there is found: the one valid value, or none when
+    // several arrive (an injected duplicate).
+    match valid_values(&raw_headers, b"__Host-session").as_slice() {
+        [one] => assert_eq!(host.iter().map(|v| v.as_bytes()).collect::<Vec<_>>(), [*one], "{raw_headers:?}"),
+        _ => assert!(host.is_empty(), "{host:?} from {raw_headers:?}"),
+    }
     for value in &host {
         assert!(is_value_of(&raw_headers, b"__Host-session", value), "{value:?} in {raw_headers:?}");
     }
