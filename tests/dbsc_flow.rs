@@ -1680,6 +1680,16 @@ fn a_page_shown_before_registration_keeps_its_csrf_token_until_the_first_refresh
         // refused.
         let bound_only = format!("__Host-session={}", browser.cookie("__Host-session").unwrap());
         assert_eq!(serve(&config, post(&shown).header("cookie", &bound_only)).await.status, 403);
+        // Nor with the companion of another of alice's bound sessions,
+        // registered at the same moment: it names that session's page.
+        let mut other = Browser::new(&config, &clock);
+        let other_offer = other.login_offer().await;
+        let other_shown = sealer.csrf_token(&opened(other.cookie("__Host-session").unwrap()));
+        other.register(&other_offer).await;
+        let mixed =
+            format!("{bound_only}; __Host-session-dbsc={}", other.cookie("__Host-session-dbsc").unwrap());
+        let request = post(&other_shown).header("cookie", &mixed);
+        assert_eq!(serve(&config, request).await.status, 403, "another session's companion");
 
         let registered = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
         clock.advance(Duration::from_secs(LIFETIME + 1));
