@@ -20,8 +20,8 @@ use sealed_session_testkit::postgres::PostgresServer;
 use sealed_session_testkit::proxy::Proxy;
 use sealed_session_testkit::{
     assert_a_newer_session_opens_past_a_cached_epoch, assert_an_unheard_revocation_lasts_the_cache_ttl,
-    assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, keyring, sealer,
-    unix_now, within,
+    assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, keyring,
+    past_the_generation, sealer, unix_now, within,
 };
 
 static SHARED: LazyLock<PostgresServer> = LazyLock::new(PostgresServer::start);
@@ -53,13 +53,6 @@ async fn login(verifier: &Verifier<PostgresStore>, user: &str) -> String {
 fn started_then_clock() -> (String, ManualClock) {
     let url = SHARED.url();
     (url, clock_at_now())
-}
-
-/// Moves `clock` past the generation a store just made with the database's
-/// clock: making the tables can take a second or more on a busy machine,
-/// and a login at the generation's second is refused (`CutoffAhead`).
-fn past_the_generation(clock: &ManualClock) {
-    clock.set_unix(sealed_session_testkit::unix_now() + 1);
 }
 
 /// A server on tables `prefix` with a manual clock, and a token of alice's
@@ -278,7 +271,7 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
     // Tables of their own, for a logout of everyone.
     let everyone = store(&own.url(), "fsync_everyone", SystemClock).await;
     // Past the generation the new tables began with (the database's second).
-    clock.set_unix(unix_now() + 2);
+    past_the_generation(&clock);
     let cached = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&cached).await.is_ok());
     let unread = login(&verifier, "bob").await;
@@ -454,7 +447,7 @@ async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
     let clock = clock_at_now();
     let verifier =
         server(&format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port()), "standby", &clock).await;
-    clock.set_unix(unix_now() + 2);
+    past_the_generation(&clock);
     let alice = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&alice).await.is_ok());
 

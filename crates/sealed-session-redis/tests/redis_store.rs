@@ -18,19 +18,28 @@ use sealed_session_redis::{ConnectError, RedisConfig, RedisStore};
 use sealed_session_testkit::redis::{RedisOptions, RedisServer};
 use sealed_session_testkit::{
     assert_a_newer_session_opens_past_a_cached_epoch, assert_an_unheard_revocation_lasts_the_cache_ttl,
-    assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now, sealer, unix_now,
-    within, Logs,
+    assert_entries_last_by_the_servers_clock, assert_revocations_propagate, clock_at_now,
+    past_the_generation, sealer, unix_now, within, Logs,
 };
 
 fn config() -> RedisConfig {
     RedisConfig::default().with_timeout(Duration::from_millis(300))
 }
 
-/// One "server": a verifier with its own store, cache and subscription.
-async fn server_with(url: &str, config: RedisConfig, clock: &ManualClock) -> Verifier<RedisStore> {
+/// One "server": a verifier with its own store, cache and subscription, on
+/// `clock` as it is (one set behind on purpose, say).
+async fn server_on(url: &str, config: RedisConfig, clock: &ManualClock) -> Verifier<RedisStore> {
     let store = RedisStore::connect_with(url, config, clock.clone()).await.unwrap();
     assert!(store.wait_until_subscribed(Duration::from_secs(5)).await, "no subscription");
     Verifier::new(sealer(5, clock), store)
+}
+
+/// One server whose clock, once the store is set up, is moved to now: past
+/// the generation Redis may have dated meanwhile.
+async fn server_with(url: &str, config: RedisConfig, clock: &ManualClock) -> Verifier<RedisStore> {
+    let verifier = server_on(url, config, clock).await;
+    past_the_generation(clock);
+    verifier
 }
 
 async fn server(redis: &RedisServer, clock: &ManualClock) -> Verifier<RedisStore> {
@@ -650,6 +659,7 @@ fn outside_a_tokio_runtime_checks_fail_closed_instead_of_panicking() {
     let store =
         rt.block_on(RedisStore::connect_with(&url, config().with_cache_ttl(Duration::ZERO), clock.clone()));
     let verifier = Verifier::new(sealer(5, &clock), store.unwrap());
+    past_the_generation(&clock);
     let token = verifier.sealer().seal(&rt.block_on(verifier.login("alice", ())).unwrap()).unwrap();
     let result = pollster::block_on(verifier.open::<()>(&token));
     assert!(matches!(result, Err(VerifyError::Store(StoreError::Unavailable(_)))), "{result:?}");
@@ -776,7 +786,7 @@ async fn redis_going_away_fails_closed_and_coming_back_recovers() {
     // Redis comes back empty (no persistence): a new generation, so the old
     // session is refused, and new logins work on both servers without rebuilding them.
     redis.restart();
-    clock.set_unix(unix_now() + 1);
+    past_the_generation(&clock);
     for verifier in [&a, &b] {
         let answered =
             within(Duration::from_secs(5), async || !refused_by_store(&verifier.open::<()>(&token).await));
@@ -822,7 +832,8 @@ async fn a_new_generation_reaches_every_servers_cache_by_message() {
     // message can end a cached answer.
     assert_eq!(redis.cli(&["SET", "sealed-session:generation", &(unix_now() - 10).to_string()]), "OK");
     let clock = ManualClock::at_unix(unix_now() - 1);
-    let (a, b) = (server(&redis, &clock).await, server(&redis, &clock).await);
+    let (a, b) =
+        (server_on(&redis.url(), config(), &clock).await, server_on(&redis.url(), config(), &clock).await);
     let token = login(&a, "alice").await;
     assert!(a.open::<()>(&token).await.is_ok() && b.open::<()>(&token).await.is_ok()); // cached on both
     assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
@@ -840,7 +851,7 @@ async fn generations_and_global_logouts_are_dated_by_redis_not_the_app_server() 
     let redis = RedisServer::start();
     // This server's clock runs an hour slow.
     let clock = ManualClock::at_unix(unix_now() - 3600);
-    let verifier = server(&redis, &clock).await;
+    let verifier = server_on(&redis.url(), config(), &clock).await;
     let generation: i64 = redis.cli(&["GET", "sealed-session:generation"]).parse().unwrap();
     assert!((generation - unix_now()).abs() <= 2, "generation {generation} is not Redis's time");
     let cutoff = verifier.logout_all().await.unwrap();

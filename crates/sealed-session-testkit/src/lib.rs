@@ -74,6 +74,15 @@ pub fn clock_at_now() -> ManualClock {
     ManualClock::at_unix(unix_now() + 1)
 }
 
+/// Moves `clock` to one second past the real time now: past the generation
+/// a store set up since [`clock_at_now`] dated with its own clock. Setting a
+/// store up can take a second or more on a busy machine, and a login at the
+/// generation's second, on a clock that does not move, is refused
+/// (`LoginError::CutoffAhead`).
+pub fn past_the_generation(clock: &ManualClock) {
+    clock.set_unix(unix_now() + 1);
+}
+
 /// The one-key keyring (ID 1) whose key is 32 bytes of `seed`.
 #[must_use]
 pub fn keyring(seed: u8) -> Keyring {
