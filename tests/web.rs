@@ -3018,23 +3018,39 @@ fn a_session_whose_data_changes_on_every_request_keeps_counting() {
     });
 }
 
-/// A registry that, while `.1` is set, fails every write of a record
-/// (best effort, so sessions go on), fails every list once `.2` lists
-/// have been answered and, once `.3` writes have been, fails the next `.4`
-/// writes (then writes again), and answers everything else from `.0`.
-struct ForgetfulRegistry(
-    Arc<MemoryStore>,
-    Arc<std::sync::atomic::AtomicBool>,
-    Arc<std::sync::atomic::AtomicUsize>,
-    Arc<std::sync::atomic::AtomicUsize>,
-    Arc<std::sync::atomic::AtomicUsize>,
-);
+/// A registry over a memory store whose faults a test switches through its
+/// shared fields, taken before the registry is handed over: nothing fails
+/// until it is told to.
+struct ForgetfulRegistry {
+    store: Arc<MemoryStore>,
+    /// While set, every write of a record fails (best effort, so sessions go on).
+    down: Arc<std::sync::atomic::AtomicBool>,
+    /// Lists answered before every list fails.
+    lists_left: Arc<std::sync::atomic::AtomicUsize>,
+    /// Writes made before the next `failures` writes fail (then it writes again).
+    writes_left: Arc<std::sync::atomic::AtomicUsize>,
+    failures: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl ForgetfulRegistry {
-    /// Over `store`, writes failing while `down` is set, lists never.
-    fn new(store: &Arc<MemoryStore>, down: &Arc<std::sync::atomic::AtomicBool>) -> Self {
+    fn over(store: &Arc<MemoryStore>) -> Self {
         let unlimited = || Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
-        Self(Arc::clone(store), Arc::clone(down), unlimited(), unlimited(), unlimited())
+        Self {
+            store: Arc::clone(store),
+            down: Arc::default(),
+            lists_left: unlimited(),
+            writes_left: unlimited(),
+            failures: unlimited(),
+        }
+    }
+
+    /// A clock at `AUDIT_START`, a memory store on it, a registry over that
+    /// store and a sealer on the clock.
+    fn with_clock() -> (ManualClock, Arc<MemoryStore>, Self, sealed_session::SealerBuilder) {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        (clock, Arc::clone(&store), Self::over(&store), sealer)
     }
 }
 
@@ -3049,11 +3065,12 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         &'a self,
         record: &'a sealed_session::SessionRecord,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        if self.1.load(std::sync::atomic::Ordering::SeqCst) || (!take_one(&self.3) && take_one(&self.4)) {
+        let down = self.down.load(std::sync::atomic::Ordering::SeqCst);
+        if down || (!take_one(&self.writes_left) && take_one(&self.failures)) {
             let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
             return Box::pin(async { Err(down) });
         }
-        sealed_session::SessionRegistry::record(&*self.0, record)
+        sealed_session::SessionRegistry::record(&*self.store, record)
     }
 
     fn remove<'a>(
@@ -3061,11 +3078,11 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         user: &'a str,
         id: SessionId,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        sealed_session::SessionRegistry::remove(&*self.0, user, id)
+        sealed_session::SessionRegistry::remove(&*self.store, user, id)
     }
 
     fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        sealed_session::SessionRegistry::remove_user(&*self.0, user)
+        sealed_session::SessionRegistry::remove_user(&*self.store, user)
     }
 
     fn list<'a>(
@@ -3073,11 +3090,11 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
         user: &'a str,
         now: u64,
     ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
-        if !take_one(&self.2) {
+        if !take_one(&self.lists_left) {
             let down = StoreError::unavailable(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
             return Box::pin(async { Err(down) });
         }
-        sealed_session::SessionRegistry::list(&*self.0, user, now)
+        sealed_session::SessionRegistry::list(&*self.store, user, now)
     }
 }
 
@@ -3088,13 +3105,9 @@ impl sealed_session::SessionRegistry for ForgetfulRegistry {
 fn the_current_session_is_listed_however_far_its_record_lags() {
     use std::time::Duration;
     pollster::block_on(async {
-        let clock = ManualClock::at_unix(AUDIT_START);
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let registry = ForgetfulRegistry::new(&store, &down);
-        let sealer = Sealer::builder(Keyring::generate().unwrap())
-            .clock(clock.clone())
-            .renew_after(Duration::from_secs(300));
+        let (clock, store, registry, sealer) = ForgetfulRegistry::with_clock();
+        let down = Arc::clone(&registry.down);
+        let sealer = sealer.renew_after(Duration::from_secs(300));
         let config = Arc::new(
             WebConfig::builder(sealer, Arc::clone(&store)).session_registry(registry).build().unwrap(),
         );
@@ -3131,8 +3144,8 @@ fn under_a_refusing_limit_a_login_the_registry_cannot_record_is_refused() {
     pollster::block_on(async {
         for limited in [true, false] {
             let store = Arc::new(MemoryStore::new());
-            let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let registry = ForgetfulRegistry::new(&store, &down);
+            let registry = ForgetfulRegistry::over(&store);
+            registry.down.store(true, std::sync::atomic::Ordering::SeqCst);
             let builder =
                 WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), Arc::clone(&store))
                     .session_registry(registry);
@@ -3196,12 +3209,8 @@ impl RevocationStore for DenialEnds {
 #[test]
 fn a_device_ended_while_its_record_is_a_claim_stays_ended() {
     pollster::block_on(async {
-        let clock = ManualClock::at_unix(AUDIT_START);
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let registry = ForgetfulRegistry::new(&store, &down);
-        let writes = Arc::clone(&registry.3);
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let (_clock, store, registry, sealer) = ForgetfulRegistry::with_clock();
+        let writes = Arc::clone(&registry.writes_left);
         let denials = Arc::new(DenialEnds(Arc::clone(&store), std::sync::Mutex::default()));
         let builder = WebConfig::builder(sealer, Arc::clone(&denials))
             .session_registry(registry)
@@ -3235,12 +3244,8 @@ fn a_login_tries_its_final_record_again_once() {
     use std::sync::atomic::Ordering::SeqCst;
     use std::time::Duration;
     pollster::block_on(async {
-        let clock = ManualClock::at_unix(AUDIT_START);
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let registry = ForgetfulRegistry::new(&store, &down);
-        let (writes, failures) = (Arc::clone(&registry.3), Arc::clone(&registry.4));
-        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let (clock, store, registry, sealer) = ForgetfulRegistry::with_clock();
+        let (writes, failures) = (Arc::clone(&registry.writes_left), Arc::clone(&registry.failures));
         let builder = WebConfig::builder(sealer, Arc::clone(&store))
             .session_registry(registry)
             .session_limit(1, LimitPolicy::RefuseLogin);
@@ -3270,9 +3275,8 @@ fn a_login_tries_its_final_record_again_once() {
 fn under_a_refusing_limit_a_login_whose_second_count_fails_is_refused() {
     pollster::block_on(async {
         let store = Arc::new(MemoryStore::new());
-        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let registry = ForgetfulRegistry::new(&store, &down);
-        let lists = Arc::clone(&registry.2);
+        let registry = ForgetfulRegistry::over(&store);
+        let lists = Arc::clone(&registry.lists_left);
         let builder = WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), Arc::clone(&store))
             .session_registry(registry)
             .session_limit(1, LimitPolicy::RefuseLogin);

@@ -375,7 +375,10 @@ impl PostgresStore {
     /// pool's settings for `LISTEN` (outside the pool: one that stops
     /// delivering is given up without holding a connection of the pool).
     /// The clock ages cache entries; every time the store keeps is the
-    /// database's.
+    /// database's. The pool's connection settings are used as they were
+    /// built: the URL and environment checks of [`PostgresStore::connect`]
+    /// are not made here (a plain-text connection is the application's to
+    /// prevent).
     ///
     /// # Errors
     /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`] or
