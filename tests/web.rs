@@ -1464,6 +1464,69 @@ fn logout_renewal_and_logout_everywhere_reach_the_store_and_the_cookie() {
     });
 }
 
+/// With `clear_site_data_on_logout`, a logout's response (and a logout
+/// everywhere's) asks the browser to clear what was configured, each kind
+/// once, beside any `Clear-Site-Data` of the application's; no other
+/// response does: not without the setting, not a request that only reads
+/// or ends the user's other sessions, not a logout followed by a login in
+/// the same response, not a bearer-token client.
+#[test]
+fn a_logout_asks_the_browser_to_clear_what_was_configured() {
+    use sealed_session::web::ClearSiteData::{Cache, Cookies, Storage};
+    /// The `Clear-Site-Data` values of the handle's response, written over
+    /// one the application set.
+    fn cleared(handle: &SessionHandle) -> Vec<String> {
+        let mut written = TestResponse::default().with_header("clear-site-data", "\"executionContexts\"");
+        handle.finish().write_to(&mut written);
+        written.get_all("clear-site-data").into_iter().skip(1).map(str::to_owned).collect()
+    }
+    pollster::block_on(async {
+        let plain = config();
+        let handle = open(&plain, &signed_in(&plain, "alice").await).await;
+        handle.logout().await.unwrap();
+        assert!(cleared(&handle).is_empty(), "not asked for");
+
+        let config = config_with(Keyring::generate().unwrap(), |b| {
+            b.clear_site_data_on_logout([Storage, Cache, Storage])
+        });
+        let asked = ["\"cache\", \"storage\""];
+        let cookie = signed_in(&config, "alice").await;
+        assert!(cleared(&open(&config, &cookie).await).is_empty(), "a request that only reads");
+        let handle = open(&config, &cookie).await;
+        handle.logout().await.unwrap();
+        assert_eq!(cleared(&handle), asked, "the application's value kept, this one beside it");
+        // A logout without a session (it lapsed) still clears the browser.
+        let handle = open(&config, "").await;
+        handle.logout().await.unwrap();
+        assert_eq!(cleared(&handle), asked);
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout_everywhere().await.unwrap();
+        assert_eq!(cleared(&handle), asked);
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout_others().await.unwrap();
+        assert!(cleared(&handle).is_empty(), "this browser stays signed in");
+        // Signed out, then in as another user: the new session stays.
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout().await.unwrap();
+        handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
+        assert!(cleared(&handle).is_empty(), "a login after the logout");
+
+        let all = config_with(Keyring::generate().unwrap(), |b| {
+            b.clear_site_data_on_logout([Cookies, Storage, Cache]).bearer_tokens()
+        });
+        let handle = open(&all, &signed_in(&all, "alice").await).await;
+        handle.logout().await.unwrap();
+        assert_eq!(cleared(&handle), ["\"cache\", \"cookies\", \"storage\""]);
+        let bob = all.verifier().login("bob", "BOB".to_owned()).await.unwrap();
+        let (token, _) = all.verifier().issue(bob).unwrap();
+        let request = TestRequest::new("GET", "/").header("authorization", format!("Bearer {token}"));
+        let handle = ready(&all, &request).await;
+        handle.logout().await.unwrap();
+        assert!(cleared(&handle).is_empty(), "a bearer-token client has no browser to clear");
+        assert!(!ready(&all, &request).await.has_session(), "but its session ended");
+    });
+}
+
 #[test]
 fn a_url_encoded_form_is_recognised_by_its_content_type_alone() {
     use sealed_session::web::is_form;

@@ -32,6 +32,38 @@ pub const PRE_SESSION_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 const RESERVED_SUFFIXES: [&str; 7] =
     ["-csrf", "-flash", "+remember", "+versioned", "-dbsc", "-dbsc-id", "-dbsc-challenge"];
 
+/// What a logout asks the browser to clear of the site's data, with the
+/// `Clear-Site-Data` response header (W3C Clear Site Data): see
+/// [`WebConfigBuilder::clear_site_data_on_logout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClearSiteData {
+    /// `"cache"`: the browser's HTTP cache for the origin (pages a shared
+    /// computer's next user could go back to), and what browsers keep
+    /// with it (the back-forward cache, say).
+    Cache,
+    /// `"cookies"`: every cookie of the *registrable domain*
+    /// (`example.com` and all of its subdomains, not only this origin),
+    /// HTTP authentication credentials too. Use it only where the
+    /// application owns the whole domain.
+    Cookies,
+    /// `"storage"`: the origin's `localStorage`, `sessionStorage`,
+    /// IndexedDB, service workers and the like.
+    Storage,
+}
+
+impl ClearSiteData {
+    /// The directive, as it appears in the header (a quoted string).
+    #[must_use]
+    pub const fn directive(self) -> &'static str {
+        match self {
+            Self::Cache => "\"cache\"",
+            Self::Cookies => "\"cookies\"",
+            Self::Storage => "\"storage\"",
+        }
+    }
+}
+
 /// The CSRF settings.
 #[derive(Debug, Clone)]
 pub(crate) struct CsrfSettings {
@@ -75,6 +107,8 @@ pub(crate) struct Settings {
     /// When a cookie under a key this server lacks was last logged at
     /// `warn`: any client can send one, every request.
     pub(crate) unknown_key_warned: Throttle,
+    /// The `Clear-Site-Data` value a logout's response carries, if any.
+    pub(crate) clear_site_data: Option<Box<str>>,
 }
 
 impl Settings {
@@ -221,6 +255,7 @@ impl<S: RevocationStore> WebConfig<S> {
             audit: None,
             registry: None,
             limit: None,
+            clear_site_data: Vec::new(),
         }
     }
 }
@@ -240,6 +275,7 @@ pub struct WebConfigBuilder<S> {
     audit: Option<Arc<dyn AuditSink>>,
     registry: Option<Arc<dyn SessionRegistry>>,
     limit: Option<(usize, LimitPolicy)>,
+    clear_site_data: Vec<ClearSiteData>,
 }
 
 impl<S> std::fmt::Debug for WebConfigBuilder<S> {
@@ -379,6 +415,38 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     #[must_use]
     pub fn device_bound_sessions(mut self, binding: DeviceBinding) -> Self {
         self.dbsc = Some(binding);
+        self
+    }
+
+    /// Asks the browser to clear the site's data (`kinds`) when the user
+    /// logs out: the response of a [`logout`](super::SessionHandle::logout)
+    /// or [`logout_everywhere`](super::SessionHandle::logout_everywhere)
+    /// carries `Clear-Site-Data` (OWASP's advice for a logout, so that a
+    /// shared computer's next user finds nothing of the last one's in the
+    /// cache or in scripts' storage). None by default; a login later in the
+    /// same response (as another user) takes the header off again, and so
+    /// does a request with a bearer token, which has no browser to clear.
+    ///
+    /// Browsers act on it only from a secure origin (HTTPS, or a loopback
+    /// address). With [`ClearSiteData::Cookies`], whether a cookie the same
+    /// response sets survives (the logout's flash message) is left to the
+    /// browser: the demo asks for cache and storage only. The session's
+    /// end does not rest on the header: the session is ended on every
+    /// server, and its cookie removed, whether or not the browser clears
+    /// anything.
+    ///
+    /// ```
+    /// use sealed_session::web::{ClearSiteData, WebConfig};
+    /// use sealed_session::{Keyring, MemoryStore, Sealer};
+    ///
+    /// let config = WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new())
+    ///     .clear_site_data_on_logout([ClearSiteData::Cache, ClearSiteData::Storage])
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn clear_site_data_on_logout(mut self, kinds: impl IntoIterator<Item = ClearSiteData>) -> Self {
+        self.clear_site_data = kinds.into_iter().collect();
         self
     }
 
@@ -587,9 +655,21 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 audit: self.audit,
                 registry,
                 unknown_key_warned: Throttle::default(),
+                clear_site_data: clear_site_data_value(&self.clear_site_data),
             },
         })
     }
+}
+
+/// The `Clear-Site-Data` value that asks for `kinds`: each once, in the
+/// order of [`ClearSiteData`]; `None` for none.
+fn clear_site_data_value(kinds: &[ClearSiteData]) -> Option<Box<str>> {
+    let asked = [ClearSiteData::Cache, ClearSiteData::Cookies, ClearSiteData::Storage]
+        .into_iter()
+        .filter(|kind| kinds.contains(kind))
+        .map(ClearSiteData::directive);
+    let value = asked.collect::<Vec<_>>().join(", ");
+    (!value.is_empty()).then(|| value.into())
 }
 
 /// RFC 9110 `token`, the form of a header name.

@@ -806,6 +806,11 @@ pub struct ResponseCookies {
     /// `Secure-Session-Registration` header that offers the browser to bind
     /// the new session to a key of its own.
     pub registration: Option<String>,
+    /// After a logout, with
+    /// [`clear_site_data_on_logout`](super::WebConfigBuilder::clear_site_data_on_logout):
+    /// the `Clear-Site-Data` header that asks the browser to clear the
+    /// site's data.
+    pub clear_site_data: Option<String>,
     /// Whether the handler asked for a CSRF token, which the response
     /// presumably shows.
     csrf_token_shown: bool,
@@ -914,6 +919,10 @@ impl ResponseCookies {
         for value in self.set_cookies {
             response.append("set-cookie", value);
         }
+        if let Some(value) = self.clear_site_data {
+            // Beside any the application sends (a list): never narrowing it.
+            response.append("clear-site-data", value);
+        }
         if let Some(offer) = self.registration {
             // Beside any the application offers (a list: one response may
             // offer several registrations).
@@ -953,6 +962,7 @@ impl std::fmt::Debug for ResponseCookies {
             .field("set_cookies", &self.set_cookies.len())
             .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .field("registration", &self.registration.is_some())
+            .field("clear_site_data", &self.clear_site_data)
             .field("csrf_token_shown", &self.csrf_token_shown)
             .field("vary", &self.vary)
             .finish()
@@ -1043,6 +1053,9 @@ impl SessionHandle {
                 response.session_token = Some(token);
             }
             return response;
+        }
+        if state.logged_out {
+            response.clear_site_data = settings.clear_site_data.as_deref().map(str::to_owned);
         }
         let session_cookie = state.session_cookie.take();
         let companion = match &settings.dbsc {

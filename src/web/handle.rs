@@ -62,6 +62,9 @@ pub(crate) struct State {
     /// Whether the handler ended the request's session (logout, a login
     /// that replaced it): a companion cookie goes with it.
     pub(crate) ended: bool,
+    /// Whether the handler logged the user out (and signed no one in
+    /// since): the response may ask the browser to clear the site's data.
+    pub(crate) logged_out: bool,
     /// With a session registry: the request's `User-Agent`, made into a
     /// label only when a record is written (at login and re-issue, not on
     /// every request).
@@ -111,6 +114,7 @@ impl State {
             companion: Vec::new(),
             offer_binding: false,
             ended: false,
+            logged_out: false,
             user_agent: None,
             began_at: None,
             token_shown: false,
@@ -166,6 +170,7 @@ impl State {
         self.decoded = Some(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
         self.session_cookie = Some(CookieChange::Set(issued.text));
         self.undecodable = None;
+        self.logged_out = false;
         typed
     }
 
@@ -182,6 +187,12 @@ impl State {
         if matches!(self.session_cookie, Some(CookieChange::Set(_))) {
             self.session_cookie = None;
         }
+    }
+
+    /// The user logged out: no session any more, and its cookie goes.
+    fn log_out(&mut self) {
+        self.forget();
+        self.logged_out = true;
     }
 
     /// No session any more: its cookie goes.
@@ -724,7 +735,7 @@ impl SessionHandle {
             self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
         }
         self.end_injected().await?;
-        self.shared.lock().forget();
+        self.shared.lock().log_out();
         for session in &ending {
             self.unregister(session).await;
         }
@@ -782,7 +793,7 @@ impl SessionHandle {
         let session = current.session();
         let user_id = session.user_id().ok_or(HandleError::NoSession)?;
         let epoch = self.ops().revoke_user(user_id).await?;
-        self.shared.lock().forget();
+        self.shared.lock().log_out();
         self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
             event.user(Some(user_id)).session(session.id())
         });

@@ -81,8 +81,8 @@ pub use binding::{
     DEFAULT_REGISTRATION_PATH,
 };
 pub use config::{
-    LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER, DEFAULT_FORM_LIMIT,
-    PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
+    ClearSiteData, LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError, CSRF_FIELD, CSRF_HEADER,
+    DEFAULT_FORM_LIMIT, PRE_SESSION_TIMEOUT, SESSION_TOKEN_HEADER,
 };
 pub use devices::Device;
 pub use driver::{

@@ -16,7 +16,8 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use sealed_session::web::{
-    AuditEvent, AuditSink, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder, WebConfigError,
+    AuditEvent, AuditSink, ClearSiteData, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder,
+    WebConfigError,
 };
 use sealed_session::{
     CookieSpec, Keyring, KeyringError, KeyringWatcher, RevocationStore, Sealer, SealerBuilder, SharedStore,
@@ -299,8 +300,10 @@ impl AuditSink for AuditFile {
 
 /// The demo's session settings, which both frameworks serve: the session
 /// cookie kept when the browser closes only with "remember me", the webhook
-/// open to other sites' posts, and device-bound sessions offered at every
-/// login ([`DeviceBinding::default`]).
+/// open to other sites' posts, device-bound sessions offered at every
+/// login ([`DeviceBinding::default`]), and a logout that asks the browser
+/// to clear the site's cache and storage (not its cookies: the logout's
+/// "Signed out." notice is one).
 ///
 /// # Errors
 /// [`WebConfigError`] if `sealer`'s settings are inconsistent.
@@ -329,6 +332,7 @@ fn builder<S: RevocationStore>(
         .cookie(CookieSpec::default().browser_session())
         .csrf_exempt("/webhook")
         .device_bound_sessions(binding)
+        .clear_site_data_on_logout([ClearSiteData::Cache, ClearSiteData::Storage])
 }
 
 /// Loads the keyring at `path`, or creates one there (mode 0600) if there is

@@ -159,10 +159,15 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
     let (status, body) = http_get(demo.addr(), "/api/session", Some(&old));
     assert_eq!(status, 200, "the copied cookie works outside the browser before logout: {body}");
     assert!(body.contains(r#""user":"bob""#), "{body}");
+    // What a page's script kept for bob, which the next user must not find.
+    let kept = "localStorage.setItem('draft', 'bob'); return localStorage.getItem('draft')";
+    assert_eq!(browser.execute(kept, vec![]).await.unwrap(), "bob");
 
     submit(&browser, demo, "logout", "Signed out.").await;
     assert_eq!(signed_in_user(&browser).await, None);
     assert_eq!(session_cookie(&browser).await, None, "the browser dropped the cookie");
+    let draft = browser.execute("return localStorage.getItem('draft')", vec![]).await.unwrap();
+    assert_eq!(draft, serde_json::Value::Null, "the logout's Clear-Site-Data emptied the storage");
 
     let (status, body) = http_get(demo.addr(), "/api/session", Some(&old));
     assert_eq!((status, body.as_str()), (401, "no session"), "the replayed cookie is refused");
