@@ -62,6 +62,16 @@ fn next(events: &mpsc::Receiver<WatchEvent>) -> WatchEvent {
 /// The time of the tests on a manual clock.
 const T: i64 = 1_900_000_000;
 
+/// Key `id`, in `state`, whose secret is 32 bytes of `id`.
+fn key(id: u32, state: KeyState) -> KeySpec {
+    KeySpec::new(id, state, MasterKey::from_slice(&[u8::try_from(id).unwrap(); 32]).unwrap())
+}
+
+/// The time `unix` seconds after the epoch, for a key's schedule.
+fn at(unix: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
 /// [`watched`] by polling alone, every 50 ms, on a manual clock at [`T`];
 /// the clock, and the directory (removed when dropped).
 fn polled_at_t(
@@ -240,7 +250,6 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     assert!(sealer.open::<()>(&under_1).is_err(), "key 1 stays out");
 
     // Key 3 retires at T + 10: until then its date may move or go.
-    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
     let scheduled = |retire: Option<i64>| {
         let three = spec(3, KeyState::Active, 3);
         let three = match retire {
@@ -287,10 +296,8 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
 fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     let (watcher, events, clock, dir) = polled_at_t();
     let path = dir.path().join("keyring.toml");
-    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
-    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
     let waiting = |from: i64| {
-        let keys = [spec(1, KeyState::Primary), spec(2, KeyState::Active).activate_at(at(from))];
+        let keys = [key(1, KeyState::Primary), key(2, KeyState::Active).activate_at(at(from))];
         Keyring::new(keys).unwrap().to_toml_string()
     };
     replace(&path, &waiting(T + 1000));
@@ -298,7 +305,7 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     replace(&path, &waiting(T + 1200));
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "a date ahead may move");
     // Promoted: key 2 seals now.
-    let promoted = Keyring::new([spec(1, KeyState::Active), spec(2, KeyState::Primary)]).unwrap();
+    let promoted = Keyring::new([key(1, KeyState::Active), key(2, KeyState::Primary)]).unwrap();
     replace(&path, &promoted.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
     let sealer = Sealer::builder(watcher.keyring().clone()).clock(clock.clone()).build().unwrap();
@@ -315,7 +322,7 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
     assert!(sealer.open::<()>(&under_2).is_ok());
     // A key the new version retires is not held to its date.
-    let retired = [spec(1, KeyState::Retired).activate_at(at(T + 5000)), spec(2, KeyState::Primary)];
+    let retired = [key(1, KeyState::Retired).activate_at(at(T + 5000)), key(2, KeyState::Primary)];
     replace(&path, &Keyring::new(retired).unwrap().to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
 }
@@ -330,14 +337,12 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
 fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
     let (watcher, events, clock, dir) = polled_at_t();
     let path = dir.path().join("keyring.toml");
-    let spec = |id: u32, state| KeySpec::new(id, state, MasterKey::from_slice(&[id as u8; 32]).unwrap());
-    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
     let keys = || watcher.keyring().current().keys().map(|key| key.id).collect::<Vec<_>>();
 
     // Key 2 seals from T + 100; a copy without it is refused, and the
     // complete version is used when it comes back.
     let complete =
-        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).activate_at(at(T + 100))]);
+        Keyring::new([key(1, KeyState::Primary), key(2, KeyState::Active).activate_at(at(T + 100))]);
     let complete = complete.unwrap().to_toml_string();
     replace(&path, &complete);
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
@@ -348,7 +353,7 @@ fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
     assert_eq!(keys(), [1, 2]);
     // Another version that drops key 2 too is read (at every poll), but
     // not reported again: the next report is the broken file's after it.
-    let other = Keyring::new([spec(1, KeyState::Primary).created(at(T))]).unwrap();
+    let other = Keyring::new([key(1, KeyState::Primary).created(at(T))]).unwrap();
     replace(&path, &other.to_toml_string());
     std::thread::sleep(Duration::from_millis(500)); // ten polls
     replace(&path, "[[key]]\nid = ");
@@ -359,8 +364,7 @@ fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
 
     // Key 2, a key that opens only, retires at T + 10: dropped before, it
     // is refused; the same file is applied once the date has passed.
-    let retiring =
-        Keyring::new([spec(1, KeyState::Primary), spec(2, KeyState::Active).retire_at(at(T + 10))]);
+    let retiring = Keyring::new([key(1, KeyState::Primary), key(2, KeyState::Active).retire_at(at(T + 10))]);
     replace(&path, &retiring.unwrap().to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
     replace(&path, &keyring(1).to_toml_string());
@@ -370,13 +374,13 @@ fn a_version_that_drops_a_key_in_use_is_refused_until_the_key_retires() {
     assert_eq!(keys(), [1]);
 
     // A key retired by its state is dropped at once.
-    let with_3 = Keyring::new([spec(1, KeyState::Active), spec(3, KeyState::Primary)]).unwrap();
+    let with_3 = Keyring::new([key(1, KeyState::Active), key(3, KeyState::Primary)]).unwrap();
     replace(&path, &with_3.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
-    let retired = Keyring::new([spec(1, KeyState::Retired), spec(3, KeyState::Primary)]).unwrap();
+    let retired = Keyring::new([key(1, KeyState::Retired), key(3, KeyState::Primary)]).unwrap();
     replace(&path, &retired.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
-    let dropped = Keyring::new([spec(3, KeyState::Primary)]).unwrap();
+    let dropped = Keyring::new([key(3, KeyState::Primary)]).unwrap();
     replace(&path, &dropped.to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 1 }));
     assert_eq!(keys(), [3]);

@@ -174,13 +174,21 @@ async fn logout_removes_the_cookie_and_its_old_value_is_refused_by_a_plain_clien
     browser.close().await.unwrap();
 }
 
-async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request(framework: &str) {
-    let (_dir, demo) = own_demo(framework, &[]);
+/// A demo of its own, and alice signed in on two browsers of it: her
+/// laptop's and her phone's.
+async fn alice_on_a_laptop_and_a_phone(
+    framework: &str,
+) -> (tempfile::TempDir, Demo, fantoccini::Client, fantoccini::Client) {
+    let (dir, demo) = own_demo(framework, &[]);
     let driver = Driver::shared();
     let (laptop, phone) = (driver.browser().await, driver.browser().await);
-
     sign_in(&laptop, &demo, "alice").await;
     sign_in(&phone, &demo, "alice").await;
+    (dir, demo, laptop, phone)
+}
+
+async fn logout_everywhere_in_one_browser_signs_the_other_out_on_its_next_request(framework: &str) {
+    let (_dir, demo, laptop, phone) = alice_on_a_laptop_and_a_phone(framework).await;
     phone.refresh().await.unwrap();
     assert_eq!(signed_in_user(&phone).await.as_deref(), Some("alice"));
 
@@ -484,11 +492,7 @@ async fn settings_ask_for_the_password_again_after_the_sudo_window_and_then_open
 }
 
 async fn one_browser_signs_another_out_from_its_device_list(framework: &str) {
-    let (_dir, demo) = own_demo(framework, &[]);
-    let driver = Driver::shared();
-    let (laptop, phone) = (driver.browser().await, driver.browser().await);
-    sign_in(&laptop, &demo, "alice").await;
-    sign_in(&phone, &demo, "alice").await;
+    let (_dir, demo, laptop, phone) = alice_on_a_laptop_and_a_phone(framework).await;
 
     laptop.goto(&format!("{}/devices", demo.origin)).await.unwrap();
     let rows = laptop.find_all(Locator::Css("#devices tr.device")).await.unwrap();

@@ -230,16 +230,7 @@ async fn a_revocation_survives_a_failover_and_one_no_replica_acknowledged_is_not
 async fn a_failover_to_a_replica_that_evicts_refuses_every_session_and_says_why() {
     let logs = Logs::capture();
     let mut primary = RedisServer::start();
-    let port = primary.port().to_string();
-    let options = RedisOptions::default().args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--maxmemory-policy",
-        "allkeys-lru",
-    ]);
-    let replica = RedisServer::start_with(options);
-    replica.wait_for_sync();
+    let replica = RedisServer::replica_with(&primary, &["--maxmemory-policy", "allkeys-lru"]);
     let sentinel = Sentinel::start("evicting", &primary, Duration::from_millis(500));
     sentinel.wait_for_replicas("evicting", 1);
     let verifier = server(&format!("redis+sentinel://127.0.0.1:{}/evicting", sentinel.port())).await;

@@ -1032,30 +1032,13 @@ async fn a_replica_is_never_taken_for_the_primary() {
     let primary = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let users = sealed_session_testkit::redis::acl_file(dir.path(), &[("norole", "pw", "~* &* +@all -role")]);
-    let port = primary.port().to_string();
-    let options = RedisOptions::default().args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--aclfile",
-        users.to_str().unwrap(),
-    ]);
-    let replica = RedisServer::start_with(options);
-    replica.wait_for_sync();
+    let replica = RedisServer::replica_with(&primary, &["--aclfile", users.to_str().unwrap()]);
     // One whose `ROLE` answers something else (a renamed command, or a
     // Redis-compatible server): then INFO says too.
-    let renamed = RedisServer::start_with(RedisOptions::default().args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--rename-command",
-        "ROLE",
-        "REALROLE",
-        "--rename-command",
-        "LASTSAVE",
-        "ROLE",
-    ]));
-    renamed.wait_for_sync();
+    let renamed = RedisServer::replica_with(
+        &primary,
+        &["--rename-command", "ROLE", "REALROLE", "--rename-command", "LASTSAVE", "ROLE"],
+    );
     assert!(renamed.cli(&["ROLE"]).parse::<u64>().is_ok(), "ROLE answers a number");
     let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}/0", replica.port());
     // As the default user, and as one whose ACL refuses ROLE (then INFO says).

@@ -43,35 +43,26 @@ impl Demo {
     /// As [`Demo::try_start`], served by `framework` (`axum` or `actix`).
     #[must_use]
     pub fn try_start_on(framework: &str, binary: &str, data_dir: &Path, store: Option<&str>) -> Option<Self> {
-        Self::try_start_with(framework, binary, data_dir, store, &[])
+        Self::launch(framework, binary, data_dir, store, &[], None)
     }
 
     /// As [`Demo::start_on`], with more command-line arguments.
     #[must_use]
     pub fn start_with(framework: &str, binary: &str, data_dir: &Path, args: &[&str]) -> Self {
-        Self::try_start_with(framework, binary, data_dir, None, args)
-            .expect("the demo exited before listening")
+        Self::launch(framework, binary, data_dir, None, args, None).expect("the demo exited before listening")
     }
 
     /// As [`Demo::start_on`], logging as `rust_log` (an `EnvFilter`, as
     /// `RUST_LOG` takes it) says; [`Demo::log`] has what it logged.
     #[must_use]
     pub fn start_logging(framework: &str, binary: &str, data_dir: &Path, rust_log: &str) -> Self {
-        Self::try_start_logging(framework, binary, data_dir, None, &[], Some(rust_log))
+        Self::launch(framework, binary, data_dir, None, &[], Some(rust_log))
             .expect("the demo exited before listening")
     }
 
-    fn try_start_with(
-        framework: &str,
-        binary: &str,
-        data_dir: &Path,
-        store: Option<&str>,
-        args: &[&str],
-    ) -> Option<Self> {
-        Self::try_start_logging(framework, binary, data_dir, store, args, None)
-    }
-
-    fn try_start_logging(
+    /// Starts the demo; `kept_log`, if given, is its `RUST_LOG`, and what it
+    /// logs is kept for [`Demo::log`].
+    fn launch(
         framework: &str,
         binary: &str,
         data_dir: &Path,

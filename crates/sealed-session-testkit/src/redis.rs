@@ -145,8 +145,14 @@ impl RedisServer {
     /// Starts a replica of `primary`, and waits until it is in sync.
     #[must_use]
     pub fn replica_of(primary: &RedisServer) -> Self {
+        Self::replica_with(primary, &[])
+    }
+
+    /// As [`RedisServer::replica_of`], with more arguments (`args`).
+    #[must_use]
+    pub fn replica_with(primary: &RedisServer, args: &[&str]) -> Self {
         let options = RedisOptions::default().args(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
-        let replica = Self::start_with(options);
+        let replica = Self::start_with(options.args(args));
         replica.wait_for_sync();
         replica
     }
