@@ -76,11 +76,19 @@ fn at(unix: i64) -> time::OffsetDateTime {
 /// the clock, and the directory (removed when dropped).
 fn polled_at_t(
 ) -> (KeyringWatcher, mpsc::Receiver<WatchEvent>, sealed_session::ManualClock, tempfile::TempDir) {
+    polled_at_t_with(Duration::from_secs(60))
+}
+
+/// [`polled_at_t`], for sealers whose clock leeway is `leeway`.
+fn polled_at_t_with(
+    leeway: Duration,
+) -> (KeyringWatcher, mpsc::Receiver<WatchEvent>, sealed_session::ManualClock, tempfile::TempDir) {
     let clock = sealed_session::ManualClock::at_unix(T);
     let dir = tempfile::tempdir().unwrap();
     let on = clock.clone();
-    let (watcher, events) =
-        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)).clock(on));
+    let (watcher, events) = watched(dir.path(), |b| {
+        b.notifications(false).poll_interval(Duration::from_millis(50)).clock(on).leeway(leeway)
+    });
     (watcher, events, clock, dir)
 }
 
@@ -325,6 +333,36 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     let retired = [key(1, KeyState::Retired).activate_at(at(T + 5000)), key(2, KeyState::Primary)];
     replace(&path, &Keyring::new(retired).unwrap().to_toml_string());
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+}
+
+/// A postponement is judged with the sealers' leeway: one of 10 s opens
+/// nothing under a key that starts 30 s from now, so a watcher told so
+/// refuses that version (until 10 s before the date), where one on the
+/// default 60 s applies it (its sealers open those tokens all along).
+#[test]
+fn a_postponement_is_judged_with_the_sealers_leeway() {
+    for (leeway, refused_for) in [(10, Some(20)), (60, None)] {
+        let (watcher, events, clock, dir) = polled_at_t_with(Duration::from_secs(leeway));
+        let path = dir.path().join("keyring.toml");
+        let promoted = Keyring::new([key(1, KeyState::Active), key(2, KeyState::Primary)]).unwrap();
+        replace(&path, &promoted.to_toml_string());
+        assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+        let sealer = Sealer::builder(watcher.keyring().clone())
+            .clock(clock.clone())
+            .leeway(Duration::from_secs(leeway))
+            .build()
+            .unwrap();
+        let under_2 = sealer.seal(&Session::new(())).unwrap();
+        let later = [key(1, KeyState::Primary), key(2, KeyState::Active).activate_at(at(T + 30))];
+        replace(&path, &Keyring::new(later).unwrap().to_toml_string());
+        if let Some(seconds) = refused_for {
+            assert!(matches!(*refused(&events), KeyringError::KeyActivationPostponed { id: 2 }));
+            assert!(sealer.open::<()>(&under_2).is_ok(), "still opens meanwhile");
+            clock.advance(Duration::from_secs(seconds));
+        }
+        assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "leeway {leeway}");
+        assert!(sealer.open::<()>(&under_2).is_ok(), "leeway {leeway}: applied, key 2 still opens");
+    }
 }
 
 /// A version that drops a key the keyring in use still opens sessions with,

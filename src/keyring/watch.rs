@@ -46,6 +46,7 @@ pub struct KeyringWatcherBuilder {
     notify: bool,
     on_event: Option<EventSink>,
     clock: Arc<dyn Clock>,
+    leeway: Duration,
 }
 
 impl fmt::Debug for KeyringWatcherBuilder {
@@ -55,6 +56,7 @@ impl fmt::Debug for KeyringWatcherBuilder {
             .field("options", &self.options)
             .field("poll", &self.poll)
             .field("notify", &self.notify)
+            .field("leeway", &self.leeway)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +91,18 @@ impl KeyringWatcherBuilder {
         Self { clock: Arc::new(clock), ..self }
     }
 
+    /// The clock leeway of the sealers that use this keyring (default
+    /// [`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY), the sealer's default): a
+    /// key opens tokens from its `activate_at` less the leeway, and a new
+    /// version that would start a key in use later than that is refused
+    /// ([`KeyringError::KeyActivationPostponed`]). Give it the sealers'
+    /// [`leeway`](crate::SealerBuilder::leeway) if you set one; with
+    /// several, the smallest.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
     /// Called with each [`WatchEvent`], on the watcher's thread: for
     /// metrics, or tests. Events are also logged (`tracing`). A panic in it
     /// is caught and logged, and the watcher carries on.
@@ -117,6 +131,7 @@ impl KeyringWatcherBuilder {
             last: Some(fingerprint(&text)),
             on_event: self.on_event,
             clock: self.clock,
+            leeway: self.leeway.as_secs(),
             highest: highest_id(&keyring.current()),
         };
         let (poll, settle) = (self.poll, self.settle);
@@ -140,7 +155,12 @@ impl KeyringWatcherBuilder {
 /// each poll, and applied once its own dates refuse the key too), or brings
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
-/// backup or a configuration tool. A restart loads such a file, when that
+/// backup or a configuration tool. So is one that moves the start of a key
+/// the keyring in use opens tokens with into the future
+/// ([`KeyringError::KeyActivationPostponed`], judged with the sealers'
+/// [`leeway`](KeyringWatcherBuilder::leeway)): an older copy put back after
+/// `keyring promote`; it is read again at each poll, and applied once that
+/// date less the leeway has come. A restart loads such a file, when that
 /// is meant; so does [`SharedKeyring::replace`], which checks nothing. A
 /// version that drops a key the keyring in use still opens sessions with,
 /// or will seal with, is refused too ([`KeyringError::KeyInUseDropped`]):
@@ -185,6 +205,7 @@ impl KeyringWatcher {
             notify: true,
             on_event: None,
             clock: Arc::new(SystemClock),
+            leeway: crate::DEFAULT_LEEWAY,
         }
     }
 
@@ -289,6 +310,8 @@ struct Follow {
     last: Option<[u8; 32]>,
     on_event: Option<EventSink>,
     clock: Arc<dyn Clock>,
+    /// The sealers' clock leeway, in seconds.
+    leeway: u64,
     /// The highest key ID of every version applied: a key the keyring in
     /// use lacks must come above it.
     highest: u32,
@@ -326,7 +349,7 @@ impl Follow {
             let keyring = Keyring::from_toml_str(&text)?;
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             let current = self.keyring.current();
-            match undoes(&current, &keyring, now, self.highest) {
+            match undoes(&current, &keyring, now, self.leeway, self.highest) {
                 Some(error) => Err(error),
                 None => Ok(Some(keyring)),
             }
@@ -389,7 +412,8 @@ fn highest_id(keyring: &Keyring) -> u32 {
     keyring.keys().map(|key| key.id).max().unwrap_or(0)
 }
 
-/// Why `new` would undo `current` at `now` (Unix seconds), if it would: a
+/// Why `new` would undo `current` at `now` (Unix seconds, for sealers
+/// whose clock leeway is `leeway` seconds), if it would: a
 /// key `current` still opens with (or will seal with) that `new` lacks, a
 /// key ID with another secret, a key `current` refuses that `new` lets
 /// open, a key `current` opens with that `new` schedules to start later,
@@ -398,9 +422,9 @@ fn highest_id(keyring: &Keyring) -> u32 {
 /// that `new` drops once `current` refuses them, keys it brings back that
 /// refuse (a file read cut short before its retired keys, then whole), and
 /// new ones above `highest`, undo nothing.
-fn undoes(current: &Keyring, new: &Keyring, now: u64, highest: u32) -> Option<KeyringError> {
+fn undoes(current: &Keyring, new: &Keyring, now: u64, leeway: u64, highest: u32) -> Option<KeyringError> {
     // A key opens tokens from its activation less the clock leeway.
-    let opens_from = now.saturating_add(crate::DEFAULT_LEEWAY.as_secs());
+    let opens_from = now.saturating_add(leeway);
     let undone = new.entries.iter().find_map(|entry| {
         let id = entry.spec.id;
         let Some(old) = current.entry(id) else {
