@@ -1468,62 +1468,80 @@ fn logout_renewal_and_logout_everywhere_reach_the_store_and_the_cookie() {
 /// everywhere's) asks the browser to clear what was configured, each kind
 /// once, beside any `Clear-Site-Data` of the application's; no other
 /// response does: not without the setting, not a request that only reads
-/// or ends the user's other sessions, not a logout followed by a login in
-/// the same response, not a bearer-token client.
+/// or ends the user's other sessions, not a bearer-token client. A session
+/// begun after the logout in the same response keeps its cookie (all but
+/// `"cookies"` is still cleared), and so does a logout everywhere answered
+/// as a logout (its session had ended, or there was none).
 #[test]
 fn a_logout_asks_the_browser_to_clear_what_was_configured() {
     use sealed_session::web::ClearSiteData::{Cache, Cookies, Storage};
     /// The `Clear-Site-Data` values of the handle's response, written over
-    /// one the application set.
-    fn cleared(handle: &SessionHandle) -> Vec<String> {
+    /// one the application set, and its `Cache-Control`.
+    fn cleared(handle: &SessionHandle) -> (Vec<String>, Vec<String>) {
         let mut written = TestResponse::default().with_header("clear-site-data", "\"executionContexts\"");
         handle.finish().write_to(&mut written);
-        written.get_all("clear-site-data").into_iter().skip(1).map(str::to_owned).collect()
+        let values = |name| written.get_all(name).into_iter().map(str::to_owned).collect::<Vec<_>>();
+        (values("clear-site-data").split_off(1), values("cache-control"))
     }
+    let none = (vec![], vec![]);
+    let all = || vec!["\"cache\", \"cookies\", \"storage\"".to_owned()];
+    let keeping_cookies = || vec!["\"cache\", \"storage\"".to_owned()];
     pollster::block_on(async {
         let plain = config();
         let handle = open(&plain, &signed_in(&plain, "alice").await).await;
         handle.logout().await.unwrap();
-        assert!(cleared(&handle).is_empty(), "not asked for");
+        assert!(cleared(&handle).0.is_empty(), "not asked for");
 
         let config = config_with(Keyring::generate().unwrap(), |b| {
-            b.clear_site_data_on_logout([Storage, Cache, Storage])
+            b.clear_site_data_on_logout([Storage, Cookies, Cache, Storage]).bearer_tokens()
         });
-        let asked = ["\"cache\", \"storage\""];
         let cookie = signed_in(&config, "alice").await;
-        assert!(cleared(&open(&config, &cookie).await).is_empty(), "a request that only reads");
+        assert_eq!(cleared(&open(&config, &cookie).await), none, "a request that only reads");
         let handle = open(&config, &cookie).await;
         handle.logout().await.unwrap();
-        assert_eq!(cleared(&handle), asked, "the application's value kept, this one beside it");
+        assert_eq!(cleared(&handle).0, all(), "the application's value kept, this one beside it");
         // A logout without a session (it lapsed) still clears the browser.
         let handle = open(&config, "").await;
         handle.logout().await.unwrap();
-        assert_eq!(cleared(&handle), asked);
+        assert_eq!(cleared(&handle).0, all());
         let handle = open(&config, &signed_in(&config, "alice").await).await;
         handle.logout_everywhere().await.unwrap();
-        assert_eq!(cleared(&handle), asked);
+        assert_eq!(cleared(&handle).0, all());
         let handle = open(&config, &signed_in(&config, "alice").await).await;
         handle.logout_others().await.unwrap();
-        assert!(cleared(&handle).is_empty(), "this browser stays signed in");
-        // Signed out, then in as another user: the new session stays.
+        assert!(cleared(&handle).0.is_empty(), "this browser stays signed in");
+
+        // Signed out, then in as another user, or into an anonymous session:
+        // the new session's cookie stays.
         let handle = open(&config, &signed_in(&config, "alice").await).await;
         handle.logout().await.unwrap();
         handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
-        assert!(cleared(&handle).is_empty(), "a login after the logout");
+        assert_eq!(cleared(&handle).0, keeping_cookies(), "a login after the logout");
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout().await.unwrap();
+        handle.typed::<String>().update_or_insert(String::new, |cart| cart.push('x')).await.unwrap();
+        assert_eq!(cleared(&handle).0, keeping_cookies(), "an anonymous session after the logout");
 
-        let all = config_with(Keyring::generate().unwrap(), |b| {
-            b.clear_site_data_on_logout([Cookies, Storage, Cache]).bearer_tokens()
-        });
-        let handle = open(&all, &signed_in(&all, "alice").await).await;
-        handle.logout().await.unwrap();
-        assert_eq!(cleared(&handle), ["\"cache\", \"cookies\", \"storage\""]);
-        let bob = all.verifier().login("bob", "BOB".to_owned()).await.unwrap();
-        let (token, _) = all.verifier().issue(bob).unwrap();
+        // "Log out everywhere" answered as a logout: the session ended
+        // meanwhile (a double submit's second request), or there was none.
+        let cookie = signed_in(&config, "alice").await;
+        let (first, second) = (open(&config, &cookie).await, open(&config, &cookie).await);
+        first.logout_everywhere().await.unwrap();
+        let ended = second.logout_everywhere().await.unwrap_err();
+        assert!(matches!(ended, HandleError::Login(sealed_session::LoginError::Ended)), "{ended:?}");
+        assert_eq!(cleared(&second).0, keeping_cookies());
+        let handle = open(&config, "").await;
+        assert!(matches!(handle.logout_everywhere().await, Err(HandleError::NoSession)));
+        // No cookie changes: kept from shared caches all the same.
+        assert_eq!(cleared(&handle), (keeping_cookies(), vec!["no-store".to_owned()]));
+
+        let bob = config.verifier().login("bob", "BOB".to_owned()).await.unwrap();
+        let (token, _) = config.verifier().issue(bob).unwrap();
         let request = TestRequest::new("GET", "/").header("authorization", format!("Bearer {token}"));
-        let handle = ready(&all, &request).await;
+        let handle = ready(&config, &request).await;
         handle.logout().await.unwrap();
-        assert!(cleared(&handle).is_empty(), "a bearer-token client has no browser to clear");
-        assert!(!ready(&all, &request).await.has_session(), "but its session ended");
+        assert!(cleared(&handle).0.is_empty(), "a bearer-token client has no browser to clear");
+        assert!(!ready(&config, &request).await.has_session(), "but its session ended");
     });
 }
 

@@ -107,11 +107,21 @@ pub(crate) struct Settings {
     /// When a cookie under a key this server lacks was last logged at
     /// `warn`: any client can send one, every request.
     pub(crate) unknown_key_warned: Throttle,
-    /// The `Clear-Site-Data` value a logout's response carries, if any.
-    pub(crate) clear_site_data: Option<Box<str>>,
+    /// What a logout's response asks the browser to clear: each kind
+    /// once, in the order of [`ClearSiteData`].
+    pub(crate) clear_site_data: Vec<ClearSiteData>,
 }
 
 impl Settings {
+    /// The `Clear-Site-Data` value a logout's response carries, if any
+    /// (without `"cookies"` when `keep_cookies`).
+    pub(crate) fn clear_site_data(&self, keep_cookies: bool) -> Option<String> {
+        let asked =
+            self.clear_site_data.iter().filter(|kind| !(keep_cookies && **kind == ClearSiteData::Cookies));
+        let value = asked.map(|kind| kind.directive()).collect::<Vec<_>>().join(", ");
+        (!value.is_empty()).then_some(value)
+    }
+
     /// Logs that a token under a key this server lacks (kept, for a keyring
     /// rollout) was refused: at `warn` once a minute at most, since any
     /// client can name a key ID with every request, else at `info`.
@@ -196,6 +206,7 @@ impl<S> std::fmt::Debug for WebConfig<S> {
             .field("origin", &self.settings.origin)
             .field("csrf", &self.settings.csrf)
             .field("bearer", &self.settings.bearer)
+            .field("clear_site_data_on_logout", &self.settings.clear_site_data)
             .finish_non_exhaustive()
     }
 }
@@ -285,6 +296,7 @@ impl<S> std::fmt::Debug for WebConfigBuilder<S> {
             .field("origin", &self.origin)
             .field("csrf", &self.csrf)
             .field("audit", &self.audit.is_some())
+            .field("clear_site_data_on_logout", &self.clear_site_data)
             .finish_non_exhaustive()
     }
 }
@@ -423,17 +435,24 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// or [`logout_everywhere`](super::SessionHandle::logout_everywhere)
     /// carries `Clear-Site-Data` (OWASP's advice for a logout, so that a
     /// shared computer's next user finds nothing of the last one's in the
-    /// cache or in scripts' storage). None by default; a login later in the
-    /// same response (as another user) takes the header off again, and so
-    /// does a request with a bearer token, which has no browser to clear.
+    /// cache or in scripts' storage). None by default, and never for a
+    /// request with a bearer token, which has no browser to clear. All but
+    /// [`ClearSiteData::Cookies`] is asked for when a session begins after
+    /// the logout in the same response (a login as someone else, an
+    /// anonymous session: its cookie must stay), and when a logout
+    /// everywhere is answered as a logout (`NoSession`, or
+    /// `LoginError::Ended`: its cookie is left as it is). Ending this
+    /// browser's session otherwise (`logout_others` that had to end every
+    /// session, a new ID that could not be sealed) asks for nothing.
     ///
     /// Browsers act on it only from a secure origin (HTTPS, or a loopback
-    /// address). With [`ClearSiteData::Cookies`], whether a cookie the same
-    /// response sets survives (the logout's flash message) is left to the
-    /// browser: the demo asks for cache and storage only. The session's
-    /// end does not rest on the header: the session is ended on every
-    /// server, and its cookie removed, whether or not the browser clears
-    /// anything.
+    /// address), and differ in which directives, and on which responses (a
+    /// redirect, say), they act on: only Chromium is tested here. With
+    /// [`ClearSiteData::Cookies`], whether a cookie the same response sets
+    /// survives (the logout's flash message) is left to the browser: the
+    /// demo asks for cache and storage only. Treat it as defence in depth:
+    /// the session is ended on every server, and its cookie removed,
+    /// whether or not the browser clears anything.
     ///
     /// ```
     /// use sealed_session::web::{ClearSiteData, WebConfig};
@@ -655,21 +674,13 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 audit: self.audit,
                 registry,
                 unknown_key_warned: Throttle::default(),
-                clear_site_data: clear_site_data_value(&self.clear_site_data),
+                clear_site_data: [ClearSiteData::Cache, ClearSiteData::Cookies, ClearSiteData::Storage]
+                    .into_iter()
+                    .filter(|kind| self.clear_site_data.contains(kind))
+                    .collect(),
             },
         })
     }
-}
-
-/// The `Clear-Site-Data` value that asks for `kinds`: each once, in the
-/// order of [`ClearSiteData`]; `None` for none.
-fn clear_site_data_value(kinds: &[ClearSiteData]) -> Option<Box<str>> {
-    let asked = [ClearSiteData::Cache, ClearSiteData::Cookies, ClearSiteData::Storage]
-        .into_iter()
-        .filter(|kind| kinds.contains(kind))
-        .map(ClearSiteData::directive);
-    let value = asked.collect::<Vec<_>>().join(", ");
-    (!value.is_empty()).then(|| value.into())
 }
 
 /// RFC 9110 `token`, the form of a header name.

@@ -9,7 +9,7 @@ use super::audit::AuditKind;
 use super::binding::DbscSettings;
 use super::config::{Settings, WebConfig, SESSION_TOKEN_HEADER};
 use super::flash::FlashState;
-use super::handle::{SessionHandle, State};
+use super::handle::{Clearing, SessionHandle, State};
 use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
@@ -830,6 +830,7 @@ impl ResponseCookies {
         !self.set_cookies.is_empty()
             || self.session_token.is_some()
             || self.registration.is_some()
+            || self.clear_site_data.is_some()
             || self.csrf_token_shown
     }
 
@@ -1054,9 +1055,11 @@ impl SessionHandle {
             }
             return response;
         }
-        if state.logged_out {
-            response.clear_site_data = settings.clear_site_data.as_deref().map(str::to_owned);
-        }
+        response.clear_site_data = match state.clearing {
+            Clearing::Nothing => None,
+            Clearing::Everything => settings.clear_site_data(false),
+            Clearing::KeepingCookies => settings.clear_site_data(true),
+        };
         let session_cookie = state.session_cookie.take();
         let companion = match &settings.dbsc {
             Some(dbsc) => dbsc_changes(dbsc, &mut state, session_cookie.as_ref(), &mut response),

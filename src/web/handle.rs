@@ -62,9 +62,9 @@ pub(crate) struct State {
     /// Whether the handler ended the request's session (logout, a login
     /// that replaced it): a companion cookie goes with it.
     pub(crate) ended: bool,
-    /// Whether the handler logged the user out (and signed no one in
-    /// since): the response may ask the browser to clear the site's data.
-    pub(crate) logged_out: bool,
+    /// What of the site's data the response asks the browser to clear
+    /// (with `clear_site_data_on_logout`): set by a logout.
+    pub(crate) clearing: Clearing,
     /// With a session registry: the request's `User-Agent`, made into a
     /// label only when a record is written (at login and re-issue, not on
     /// every request).
@@ -114,7 +114,7 @@ impl State {
             companion: Vec::new(),
             offer_binding: false,
             ended: false,
-            logged_out: false,
+            clearing: Clearing::Nothing,
             user_agent: None,
             began_at: None,
             token_shown: false,
@@ -170,7 +170,11 @@ impl State {
         self.decoded = Some(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
         self.session_cookie = Some(CookieChange::Set(issued.text));
         self.undecodable = None;
-        self.logged_out = false;
+        // A session begun after a logout (a login as someone else, an
+        // anonymous one) keeps its cookie; cache and storage still go.
+        if self.clearing == Clearing::Everything {
+            self.clearing = Clearing::KeepingCookies;
+        }
         typed
     }
 
@@ -192,7 +196,7 @@ impl State {
     /// The user logged out: no session any more, and its cookie goes.
     fn log_out(&mut self) {
         self.forget();
-        self.logged_out = true;
+        self.clearing = Clearing::Everything;
     }
 
     /// No session any more: its cookie goes.
@@ -203,6 +207,19 @@ impl State {
         self.session_cookie = Some(CookieChange::Remove);
         self.ended = true;
     }
+}
+
+/// What of the site's data a response asks the browser to clear, after a
+/// logout ([`WebConfigBuilder::clear_site_data_on_logout`](super::WebConfigBuilder::clear_site_data_on_logout)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clearing {
+    /// Nothing: no logout.
+    Nothing,
+    /// Whatever the configuration names.
+    Everything,
+    /// The same but the cookies: the response carries a session begun
+    /// after the logout, or leaves the cookie as it is.
+    KeepingCookies,
 }
 
 /// One request's session state and the settings: the one allocation per
@@ -789,7 +806,14 @@ impl SessionHandle {
     /// did not record it (nothing is then changed).
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
         self.unfinished()?;
-        let current = self.still_signed_in().await?;
+        let current = self.still_signed_in().await.inspect_err(|err| {
+            // Answered as a logout: the browser is cleared as by one, but
+            // its cookie is left as it is (another request may have
+            // replaced it with a good one).
+            if matches!(err, HandleError::NoSession | HandleError::Login(LoginError::Ended)) {
+                self.shared.lock().clearing = Clearing::KeepingCookies;
+            }
+        })?;
         let session = current.session();
         let user_id = session.user_id().ok_or(HandleError::NoSession)?;
         let epoch = self.ops().revoke_user(user_id).await?;
