@@ -1497,6 +1497,9 @@ fn a_logout_asks_the_browser_to_clear_what_was_configured() {
         });
         let cookie = signed_in(&config, "alice").await;
         assert_eq!(cleared(&open(&config, &cookie).await), none, "a request that only reads");
+        let handle = open(&config, "").await;
+        handle.typed::<String>().login("carol", "CAROL".into()).await.unwrap();
+        assert!(cleared(&handle).0.is_empty(), "a login");
         let handle = open(&config, &cookie).await;
         handle.logout().await.unwrap();
         assert_eq!(cleared(&handle).0, all(), "the application's value kept, this one beside it");
