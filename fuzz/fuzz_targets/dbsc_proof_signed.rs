@@ -62,7 +62,8 @@ static KEYS: LazyLock<([Signer; 2], SystemRandom)> = LazyLock::new(|| {
             &rng,
         )
         .unwrap();
-        let (x, y): ([u8; 32], [u8; 32]) = (point[1..33].try_into().unwrap(), point[33..65].try_into().unwrap());
+        let (x, y): ([u8; 32], [u8; 32]) =
+            (point[1..33].try_into().unwrap(), point[33..65].try_into().unwrap());
         Signer { pair, key: DevicePublicKey::Ec { x, y }, x, y }
     };
     ([signer(SIGNERS[0]), signer(SIGNERS[1])], rng)
@@ -221,7 +222,10 @@ fuzz_target!(|input: Input| {
             match proof.verify_registration(&offered, input.sent.as_deref()) {
                 Ok(verified) => {
                     assert!(!changed, "a proof with a character changed verified");
-                    assert!(verified.key == signer.key, "a registration verified under a key that did not sign it");
+                    assert!(
+                        verified.key == signer.key,
+                        "a registration verified under a key that did not sign it"
+                    );
                     assert_eq!(verified.jti, claimed);
                     if let Some(sent) = &input.sent {
                         let claim = payload.iter().find(|(name, _)| name == "authorization");
@@ -233,7 +237,10 @@ fuzz_target!(|input: Input| {
                 }
                 Err(err) => {
                     let authorized = input.sent.is_none() || input.sent == input.authorization;
-                    assert!(!(sound && input.with_key && authorized), "a well-formed registration refused: {err}");
+                    assert!(
+                        !(sound && input.with_key && authorized),
+                        "a well-formed registration refused: {err}"
+                    );
                 }
             }
         }
@@ -241,7 +248,10 @@ fuzz_target!(|input: Input| {
     }
     // A refresh: verified against the bound key only.
     if let Ok(proof) = parse_proof(&compact) {
-        assert!(proof.verify_refresh(&other.key).is_err(), "a refresh verified under a key that did not sign it");
+        assert!(
+            proof.verify_refresh(&other.key).is_err(),
+            "a refresh verified under a key that did not sign it"
+        );
     }
     if let Ok(proof) = parse_proof(&compact) {
         match proof.verify_refresh(&signer.key) {
