@@ -1468,10 +1468,11 @@ fn logout_renewal_and_logout_everywhere_reach_the_store_and_the_cookie() {
 /// everywhere's) asks the browser to clear what was configured, each kind
 /// once, beside any `Clear-Site-Data` of the application's; no other
 /// response does: not without the setting, not a request that only reads
-/// or ends the user's other sessions, not a bearer-token client. A session
-/// begun after the logout in the same response keeps its cookie (all but
-/// `"cookies"` is still cleared), and so does a logout everywhere answered
-/// as a logout (its session had ended, or there was none).
+/// or ends the user's other sessions, not a bearer-token client. A cookie
+/// the response sets after the logout (a new session, a login form's
+/// pre-session) is kept: all but `"cookies"` is still cleared; and so is
+/// the cookie of a logout everywhere answered as a logout (its session had
+/// ended, or there was none), but for one this server cannot read.
 #[test]
 fn a_logout_asks_the_browser_to_clear_what_was_configured() {
     use sealed_session::web::ClearSiteData::{Cache, Cookies, Storage};
@@ -1524,6 +1525,10 @@ fn a_logout_asks_the_browser_to_clear_what_was_configured() {
         handle.logout().await.unwrap();
         handle.typed::<String>().update_or_insert(String::new, |cart| cart.push('x')).await.unwrap();
         assert_eq!(cleared(&handle).0, keeping_cookies(), "an anonymous session after the logout");
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout().await.unwrap();
+        handle.csrf_token().unwrap();
+        assert_eq!(cleared(&handle).0, keeping_cookies(), "a login form after the logout");
 
         // "Log out everywhere" answered as a logout: the session ended
         // meanwhile (a double submit's second request), or there was none.
@@ -1537,6 +1542,22 @@ fn a_logout_asks_the_browser_to_clear_what_was_configured() {
         assert!(matches!(handle.logout_everywhere().await, Err(HandleError::NoSession)));
         // No cookie changes: kept from shared caches all the same.
         assert_eq!(cleared(&handle), (keeping_cookies(), vec!["no-store".to_owned()]));
+        // After a logout (which removes the cookie), all of it still.
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout().await.unwrap();
+        assert!(matches!(handle.logout_everywhere().await, Err(HandleError::NoSession)));
+        assert_eq!(cleared(&handle).0, all());
+        // A cookie under a key this server lacks: its session may be alive
+        // on the servers that have it, so nothing is cleared here.
+        let keyring = Keyring::generate().unwrap();
+        let (next, id) = keyring.with_new_key().unwrap();
+        let server = |keyring: Keyring| {
+            config_with(keyring, |b| b.clear_site_data_on_logout([Storage, Cookies, Cache]))
+        };
+        let (ahead, behind) = (server(next.with_primary(id).unwrap()), server(keyring));
+        let handle = open(&behind, &signed_in(&ahead, "alice").await).await;
+        assert!(matches!(handle.logout_everywhere().await, Err(HandleError::NoSession)));
+        assert_eq!(cleared(&handle), none, "a session this server cannot read");
 
         let bob = config.verifier().login("bob", "BOB".to_owned()).await.unwrap();
         let (token, _) = config.verifier().issue(bob).unwrap();

@@ -437,20 +437,20 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// shared computer's next user finds nothing of the last one's in the
     /// cache or in scripts' storage). None by default, and never for a
     /// request with a bearer token, which has no browser to clear. All but
-    /// [`ClearSiteData::Cookies`] is asked for when a session begins after
-    /// the logout in the same response (a login as someone else, an
-    /// anonymous session: its cookie must stay), and when a logout
-    /// everywhere is answered as a logout (`NoSession`, or
-    /// `LoginError::Ended`: its cookie is left as it is). Ending this
-    /// browser's session otherwise (`logout_others` that had to end every
-    /// session, a new ID that could not be sealed) asks for nothing.
+    /// [`ClearSiteData::Cookies`] is asked for when the response sets a
+    /// cookie after the logout (a login as someone else, an anonymous
+    /// session, a login form's pre-session, a flash message: it must
+    /// stay), and when a logout everywhere is answered as a logout
+    /// (`NoSession`, or `LoginError::Ended`: its cookie is left as it is;
+    /// nothing for a cookie under a key this server lacks, whose session
+    /// may be alive on the servers that have it). Ending this browser's
+    /// session otherwise (`logout_others` that had to end every session, a
+    /// new ID that could not be sealed) asks for nothing.
     ///
     /// Browsers act on it only from a secure origin (HTTPS, or a loopback
     /// address), and differ in which directives, and on which responses (a
-    /// redirect, say), they act on: only Chromium is tested here. With
-    /// [`ClearSiteData::Cookies`], whether a cookie the same response sets
-    /// survives (the logout's flash message) is left to the browser: the
-    /// demo asks for cache and storage only. Treat it as defence in depth:
+    /// redirect, say), they act on: only Chromium is tested here. Treat it
+    /// as defence in depth:
     /// the session is ended on every server, and its cookie removed,
     /// whether or not the browser clears anything.
     ///

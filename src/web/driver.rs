@@ -823,8 +823,9 @@ pub struct ResponseCookies {
 
 impl ResponseCookies {
     /// Whether the response carries a token (a cookie, a bearer token, or
-    /// a CSRF token the handler asked for), and so must not be stored by
-    /// shared caches ([`ResponseCookies::cache_control`]).
+    /// a CSRF token the handler asked for) or asks the browser to clear
+    /// the site's data after a logout, and so must not be stored by shared
+    /// caches ([`ResponseCookies::cache_control`]).
     #[must_use]
     pub fn no_store(&self) -> bool {
         !self.set_cookies.is_empty()
@@ -837,7 +838,8 @@ impl ResponseCookies {
     /// The `Cache-Control` value the response must be given, replacing
     /// every `Cache-Control` it has (`existing`, all of its values), if
     /// any: `no-store` on a response that carries a token (a cookie, a
-    /// bearer token in its header, or a CSRF token the handler asked for)
+    /// bearer token in its header, or a CSRF token the handler asked for),
+    /// or `Clear-Site-Data` after a logout ([`ResponseCookies::no_store`]),
     /// unless the response already keeps shared caches away from it.
     ///
     /// RFC 9111 lets a shared cache (a CDN, a corporate proxy) store a
@@ -1055,11 +1057,7 @@ impl SessionHandle {
             }
             return response;
         }
-        response.clear_site_data = match state.clearing {
-            Clearing::Nothing => None,
-            Clearing::Everything => settings.clear_site_data(false),
-            Clearing::KeepingCookies => settings.clear_site_data(true),
-        };
+        let clearing = state.clearing;
         let session_cookie = state.session_cookie.take();
         let companion = match &settings.dbsc {
             Some(dbsc) => dbsc_changes(dbsc, &mut state, session_cookie.as_ref(), &mut response),
@@ -1070,13 +1068,25 @@ impl SessionHandle {
             (&settings.pre_cookie, state.pre_cookie.take()),
             (&settings.flash.cookie, state.flash.finish()),
         ];
+        let mut sets_a_cookie = false;
         for (cookie, change) in changes {
             match change {
-                Some(CookieChange::Set(header)) => response.set_cookies.push(header),
+                Some(CookieChange::Set(header)) => {
+                    sets_a_cookie = true;
+                    response.set_cookies.push(header);
+                }
                 Some(CookieChange::Remove) => response.set_cookies.push(cookie.removal()),
                 None => {}
             }
         }
+        // Never `"cookies"` beside a cookie this response sets (a session
+        // begun after the logout, a login form's pre-session, a flash
+        // message): a browser may clear it with the rest.
+        response.clear_site_data = match clearing {
+            Clearing::Nothing => None,
+            Clearing::Everything => settings.clear_site_data(sets_a_cookie),
+            Clearing::KeepingCookies => settings.clear_site_data(true),
+        };
         if let Some(companion) = companion {
             response.set_cookies.push(companion);
         }

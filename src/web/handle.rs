@@ -170,11 +170,6 @@ impl State {
         self.decoded = Some(Arc::clone(&typed) as Arc<dyn Any + Send + Sync>);
         self.session_cookie = Some(CookieChange::Set(issued.text));
         self.undecodable = None;
-        // A session begun after a logout (a login as someone else, an
-        // anonymous one) keeps its cookie; cache and storage still go.
-        if self.clearing == Clearing::Everything {
-            self.clearing = Clearing::KeepingCookies;
-        }
         typed
     }
 
@@ -217,8 +212,8 @@ pub(crate) enum Clearing {
     Nothing,
     /// Whatever the configuration names.
     Everything,
-    /// The same but the cookies: the response carries a session begun
-    /// after the logout, or leaves the cookie as it is.
+    /// The same but the cookies: the response leaves the session cookie as
+    /// it is.
     KeepingCookies,
 }
 
@@ -809,9 +804,13 @@ impl SessionHandle {
         let current = self.still_signed_in().await.inspect_err(|err| {
             // Answered as a logout: the browser is cleared as by one, but
             // its cookie is left as it is (another request may have
-            // replaced it with a good one).
-            if matches!(err, HandleError::NoSession | HandleError::Login(LoginError::Ended)) {
-                self.shared.lock().clearing = Clearing::KeepingCookies;
+            // replaced it with a good one). Not for a cookie under a key
+            // this server lacks: that session may be alive elsewhere.
+            let mut state = self.shared.lock();
+            let answered_as_logout =
+                matches!(err, HandleError::NoSession | HandleError::Login(LoginError::Ended));
+            if answered_as_logout && state.clearing == Clearing::Nothing && !state.kept_unreadable {
+                state.clearing = Clearing::KeepingCookies;
             }
         })?;
         let session = current.session();

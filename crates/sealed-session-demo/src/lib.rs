@@ -302,8 +302,7 @@ impl AuditSink for AuditFile {
 /// cookie kept when the browser closes only with "remember me", the webhook
 /// open to other sites' posts, device-bound sessions offered at every
 /// login ([`DeviceBinding::default`]), and a logout that asks the browser
-/// to clear the site's cache and storage (not its cookies: the logout's
-/// "Signed out." notice is one).
+/// to clear the site's cache and storage.
 ///
 /// # Errors
 /// [`WebConfigError`] if `sealer`'s settings are inconsistent.
