@@ -338,30 +338,36 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
 /// A postponement is judged with the sealers' leeway: one of 10 s opens
 /// nothing under a key that starts 30 s from now, so a watcher told so
 /// refuses that version (until 10 s before the date), where one on the
-/// default 60 s applies it (its sealers open those tokens all along).
+/// default 60 s applies it: right for sealers on 60 s (they open those
+/// tokens all along), but sealers on 10 s then refuse them for 20 s.
 #[test]
 fn a_postponement_is_judged_with_the_sealers_leeway() {
-    for (leeway, refused_for) in [(10, Some(20)), (60, None)] {
-        let (watcher, events, clock, dir) = polled_at_t_with(Duration::from_secs(leeway));
+    for (watcher_leeway, sealer_leeway) in [(10, 10), (60, 60), (60, 10)] {
+        let case = format!("watcher {watcher_leeway} s, sealer {sealer_leeway} s");
+        let (watcher, events, clock, dir) = polled_at_t_with(Duration::from_secs(watcher_leeway));
         let path = dir.path().join("keyring.toml");
         let promoted = Keyring::new([key(1, KeyState::Active), key(2, KeyState::Primary)]).unwrap();
         replace(&path, &promoted.to_toml_string());
         assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
         let sealer = Sealer::builder(watcher.keyring().clone())
             .clock(clock.clone())
-            .leeway(Duration::from_secs(leeway))
+            .leeway(Duration::from_secs(sealer_leeway))
             .build()
             .unwrap();
         let under_2 = sealer.seal(&Session::new(())).unwrap();
         let later = [key(1, KeyState::Primary), key(2, KeyState::Active).activate_at(at(T + 30))];
         replace(&path, &Keyring::new(later).unwrap().to_toml_string());
-        if let Some(seconds) = refused_for {
-            assert!(matches!(*refused(&events), KeyringError::KeyActivationPostponed { id: 2 }));
-            assert!(sealer.open::<()>(&under_2).is_ok(), "still opens meanwhile");
-            clock.advance(Duration::from_secs(seconds));
+        if watcher_leeway == 10 {
+            assert!(matches!(*refused(&events), KeyringError::KeyActivationPostponed { id: 2 }), "{case}");
+            assert!(sealer.open::<()>(&under_2).is_ok(), "{case}: still opens meanwhile");
+            clock.advance(Duration::from_secs(20));
         }
-        assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "leeway {leeway}");
-        assert!(sealer.open::<()>(&under_2).is_ok(), "leeway {leeway}: applied, key 2 still opens");
+        assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "{case}");
+        if sealer_leeway == 10 && watcher_leeway == 60 {
+            assert!(sealer.open::<()>(&under_2).is_err(), "{case}: refused as not yet valid");
+            clock.advance(Duration::from_secs(20));
+        }
+        assert!(sealer.open::<()>(&under_2).is_ok(), "{case}: applied, key 2 opens");
     }
 }
 

@@ -19,8 +19,9 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use sealed_session::dbsc::{parse_proof, Algorithm, DevicePublicKey, MAX_PROOF_LEN};
 use serde_json::{json, Value};
 
-/// Two P-256 keys made for this target (private scalar, public point),
-/// so that a crash reproduces with the same keys.
+/// Two P-256 keys made for this target (private scalar, public point):
+/// the same keys in every run. ECDSA signs with a random nonce, so a crash
+/// that depends on the signature's own bytes may not reproduce.
 const SIGNERS: [(&str, &str); 2] = [
     (
         "186d2b6030bd7946c43d5180789913de7bd670aa8bfb1b5939a5b4acde303401",
