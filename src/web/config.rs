@@ -684,7 +684,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
 }
 
 /// RFC 9110 `token`, the form of a header name.
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 

@@ -200,7 +200,9 @@ impl RequestView for TestRequest {
 }
 
 /// Response headers as the driver writes them ([`ResponseHeaders`]), kept
-/// in a list: for tests. Its `Debug` shows header names, never values.
+/// in a list: for tests. A header the framework adapters would drop (a
+/// value with a line break, say) is dropped here too. Its `Debug` shows
+/// header names, never values.
 #[derive(Clone, Default)]
 pub struct TestResponse {
     headers: Vec<(String, String)>,
@@ -236,13 +238,31 @@ impl ResponseHeaders for TestResponse {
     }
 
     fn append(&mut self, name: &'static str, value: String) {
-        self.headers.push((name.to_owned(), value));
+        if kept_by_adapters(name, &value) {
+            self.headers.push((name.to_owned(), value));
+        }
     }
 
     fn replace(&mut self, name: &'static str, value: String) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers.push((name.to_owned(), value));
+        if kept_by_adapters(name, &value) {
+            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            self.headers.push((name.to_owned(), value));
+        }
     }
+}
+
+/// Whether the framework adapters would set this header: a name of
+/// RFC 9110 token characters, and a value without control characters but
+/// tab (what the `http` crate's header types take). One they would not is
+/// logged and dropped there, and so here: a test sees what a real
+/// response would carry.
+fn kept_by_adapters(name: &str, value: &str) -> bool {
+    let kept =
+        super::config::is_header_name(name) && value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    if !kept {
+        tracing::error!(header = name, "not a header: dropped, as the framework adapters drop it");
+    }
+    kept
 }
 
 /// A device key as a browser with DBSC keeps one per session (a software
@@ -331,6 +351,23 @@ impl DeviceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As the adapters (through the `http` crate's types) do: a header
+    /// name or value they would refuse is dropped, and `replace` with one
+    /// leaves the header as it was; a tab or a byte past ASCII is kept.
+    #[test]
+    fn a_header_the_adapters_would_drop_is_dropped() {
+        let mut response = TestResponse::default().with_header("x-kept", "1");
+        for bad in ["a\r\nset-cookie: x=1", "a\0b", "a\u{7f}"] {
+            ResponseHeaders::append(&mut response, "x-new", bad.to_owned());
+            ResponseHeaders::replace(&mut response, "x-kept", bad.to_owned());
+        }
+        ResponseHeaders::append(&mut response, "bad name", "1".to_owned());
+        assert_eq!(response.get_all("x-kept"), ["1"]);
+        assert!(response.get_all("x-new").is_empty() && response.get_all("bad name").is_empty());
+        ResponseHeaders::append(&mut response, "x-new", "a\tcafé".to_owned());
+        assert_eq!(response.get_all("x-new"), ["a\tcafé"]);
+    }
 
     #[test]
     fn every_call_of_the_unreachable_store_fails_as_unavailable() {
