@@ -1478,6 +1478,46 @@ fn a_bound_session_reissued_for_a_rotated_key_keeps_its_binding() {
     });
 }
 
+/// A bound session's registry record moves with its proofs only: a client
+/// that drops `Set-Cookie` and keeps sending a bound cookie due for
+/// re-issue (the key rotated) writes no record on each request, which
+/// would also date the record's last activity past the last proof.
+#[test]
+fn a_bound_cookie_due_for_reissue_moves_no_registry_record() {
+    use sealed_session::SessionRegistry as _;
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let keys = SharedKeyring::new(Keyring::generate().unwrap());
+        let registry = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let config = config_on(keys.clone(), &clock, DeviceBinding::default(), |builder| {
+            builder.session_registry(Arc::clone(&registry))
+        });
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        assert!(browser.session.is_some(), "bound");
+        let (rotated, id) = keys.current().with_new_key().unwrap();
+        keys.replace(rotated.with_primary(id).unwrap());
+        let last_seen = || async {
+            let now = u64::try_from(sealed_session::Clock::unix_now(&clock)).unwrap();
+            let records = registry.list("alice", now).await.unwrap();
+            assert_eq!(records.len(), 1, "{records:?}");
+            (records[0].device_bound, records[0].last_seen)
+        };
+        let proved = last_seen().await;
+        assert_eq!(proved, (true, START as u64));
+
+        let dropping_set_cookie = browser.jar.clone();
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(LIFETIME / 4));
+            browser.jar = dropping_set_cookie.clone();
+            let reply = browser.get("/whoami").await;
+            assert_eq!(reply.body, "alice first bound=true");
+            assert!(reply.all("set-cookie").iter().any(|c| c.starts_with("__Host-session=")), "re-issued");
+        }
+        assert_eq!(last_seen().await, proved);
+    });
+}
+
 const RSA_2048: &[u8] = include_bytes!("vectors/dbsc_rsa2048.pk8");
 const RSA_4096: &[u8] = include_bytes!("vectors/dbsc_rsa4096.pk8");
 

@@ -535,7 +535,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         if let Some(registry) = &settings.registry {
             // The record's last activity moves when the cookie does: at
             // most once per renewal interval, not on every request, even
-            // for a client that keeps sending an older cookie.
+            // for a client that keeps sending an older cookie; a
+            // device-bound session's moves with its proofs only.
             let (current, now) = {
                 let state = handle.shared.lock();
                 (state.current.clone(), state.began_at)

@@ -50,10 +50,12 @@ impl RecentRecords {
     /// Sessions remembered at most.
     const MAX: usize = 4096;
 
-    /// Whether the record of `session`, re-issued at `now`, is not yet
-    /// moved by this process in the renewal interval of `now`; notes it.
+    /// Whether the record of `session`, re-issued at `now`, is to be moved:
+    /// it has one that re-issues move (not anonymous, not device-bound,
+    /// whose proofs move it) and this process has not moved it yet in the
+    /// renewal interval of `now`; notes it.
     pub(crate) fn first_in_interval<T>(&self, sealer: &Sealer, session: &Session<T>, now: u64) -> bool {
-        let Some(interval) = renewal_interval(sealer, session, now) else { return true };
+        let Some(interval) = renewal_interval(sealer, session, now) else { return false };
         let id = *session.id().as_bytes();
         let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if recent.get(&id) == Some(&interval) {
@@ -101,11 +103,14 @@ mod tests {
             recent.first_in_interval(&sealer, &first, T0 + 600),
             "forgotten: a failed write is tried again"
         );
-        // An anonymous session has no record: never held back.
+        // An anonymous session has no record, a device-bound one's is
+        // moved by its proofs: neither is moved by a re-issue.
         let anonymous =
             Session::new(()).with_times(Times { issued_at: T0, expires_at: T0 + 3600, last_seen: T0 });
-        assert!(recent.first_in_interval(&sealer, &anonymous, T0 + 301));
-        assert!(recent.first_in_interval(&sealer, &anonymous, T0 + 301));
+        assert!(!recent.first_in_interval(&sealer, &anonymous, T0 + 301));
+        let mut bound = session();
+        bound.set_device_bound(true);
+        assert!(!recent.first_in_interval(&sealer, &bound, T0 + 301));
         // Full: the next new session empties it.
         while recent.0.lock().unwrap().len() < RecentRecords::MAX {
             assert!(recent.first_in_interval(&sealer, &session(), T0 + 600));
