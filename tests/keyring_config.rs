@@ -294,6 +294,17 @@ fn a_file_or_directory_another_user_owns_is_refused_unless_allowed() {
         assert!(err.to_string().contains("`chown` it to root or to uid 0"), "{err}");
         assert_eq!(Keyring::load_with(&path, LoadOptions::allow_other_owners()).unwrap().primary_id(), 1);
         assert!(Keyring::load_with(&path, LoadOptions::allow_insecure_permissions()).is_ok());
+        // Another user's file, if allowed; never another user's directory
+        // on the way, whose owner could put a link to any file there.
+        let file_only = Keyring::load_with(&path, LoadOptions::allow_other_file_owner());
+        if owned == path {
+            assert_eq!(file_only.unwrap().primary_id(), 1);
+        } else {
+            assert!(
+                matches!(&file_only, Err(KeyringError::OtherOwner { path: p, .. }) if p == owned),
+                "{file_only:?}"
+            );
+        }
         // Other owners are allowed, not other modes.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(matches!(

@@ -91,7 +91,7 @@ fn read_text_opening(
         if !file.metadata().map_err(io)?.is_file() {
             return Err(invalid("not a regular file (a keyring file must be one)"));
         }
-        if options.allow_insecure_permissions || check_permissions(path, &file, trusted_owner(options))? {
+        if options.allow_insecure_permissions || check_permissions(path, &file, trusted_owners(options))? {
             break file;
         }
         // Replaced (by a rename) between the open and the check: the new
@@ -130,37 +130,64 @@ pub struct LoadOptions {
     pub allow_insecure_permissions: bool,
     /// Accept a keyring file, or a directory on the way to it, owned by a
     /// user other than root and the one this process runs as (who could
-    /// change its mode, or replace it, at any time). Off by default; the
-    /// command-line tool turns it on, since root changing the keyring of a
-    /// server that runs as another user is what it is for.
+    /// change its mode, or replace it, at any time; a directory's owner
+    /// could also put a link to another file in its place). Off by
+    /// default; see [`LoadOptions::allow_other_file_owner`] for the file
+    /// alone.
     pub allow_other_owners: bool,
+    /// Accept a keyring file owned by a user other than root and the one
+    /// this process runs as, while every directory on the way must still
+    /// belong to one of those two. Off by default; the command-line tool
+    /// turns it on, since root changing the keyring of a server that runs
+    /// as another user is what it is for. The file's owner can change its
+    /// keys, which they could anyway; a directory's owner could also swap
+    /// the file (or a directory) for a link to another file, and have this
+    /// process read, or write, that one.
+    pub allow_other_file_owner: bool,
 }
 
 impl LoadOptions {
     /// Options that accept a group- or world-readable keyring file.
     #[must_use]
     pub fn allow_insecure_permissions() -> Self {
-        Self { allow_insecure_permissions: true, allow_other_owners: true }
+        Self { allow_insecure_permissions: true, allow_other_owners: true, allow_other_file_owner: true }
     }
 
     /// Options that accept a private keyring file owned by any user.
     #[must_use]
     pub fn allow_other_owners() -> Self {
-        Self { allow_insecure_permissions: false, allow_other_owners: true }
+        Self { allow_insecure_permissions: false, allow_other_owners: true, allow_other_file_owner: true }
+    }
+
+    /// Options that accept a private keyring file owned by any user, below
+    /// directories that belong to root or to the user this process runs as.
+    #[must_use]
+    pub fn allow_other_file_owner() -> Self {
+        Self { allow_insecure_permissions: false, allow_other_owners: false, allow_other_file_owner: true }
     }
 }
 
-/// The user besides root that may own a keyring file and the directories
-/// on its way: the one this process runs as (its effective user ID), or
-/// `None` if `options` accept any owner.
+/// The user besides root that may own a keyring file, and the one that
+/// may own the directories on its way: the one this process runs as (its
+/// effective user ID), or `None` where `options` accept any owner.
 #[cfg(unix)]
-fn trusted_owner(options: LoadOptions) -> Option<u32> {
-    (!options.allow_other_owners).then(|| rustix::process::geteuid().as_raw())
+fn trusted_owners(options: LoadOptions) -> Owners {
+    let process = rustix::process::geteuid().as_raw();
+    let directories = (!options.allow_other_owners).then_some(process);
+    Owners { file: directories.filter(|_| !options.allow_other_file_owner), directories }
 }
 
 #[cfg(not(unix))]
-fn trusted_owner(_options: LoadOptions) -> Option<u32> {
-    None
+fn trusted_owners(_options: LoadOptions) -> Owners {
+    Owners { file: None, directories: None }
+}
+
+/// Who besides root may own the keyring file, and the directories on the
+/// way to it (`None`: anyone).
+#[derive(Clone, Copy)]
+struct Owners {
+    file: Option<u32>,
+    directories: Option<u32>,
 }
 
 /// Opens `path` for reading; a FIFO opens at once instead of waiting for a
@@ -177,11 +204,11 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Whether `file`, opened at `path`, may be read as a keyring: its mode and
-/// every directory on the way, and unless `owner` is `None` that root or
-/// `owner` owns each of them; `Ok(false)` if `path` names another file by
-/// now (replaced since it was opened).
+/// every directory on the way, and that root or the user `owners` names
+/// (if any) owns the file and each of them; `Ok(false)` if `path` names
+/// another file by now (replaced since it was opened).
 #[cfg(unix)]
-fn check_permissions(path: &Path, file: &std::fs::File, owner: Option<u32>) -> Result<bool, KeyringError> {
+fn check_permissions(path: &Path, file: &std::fs::File, owners: Owners) -> Result<bool, KeyringError> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let meta = file.metadata().map_err(|source| KeyringError::Io { path: path.to_path_buf(), source })?;
     // Whoever may write to a directory may replace what it holds (a rename
@@ -198,7 +225,7 @@ fn check_permissions(path: &Path, file: &std::fs::File, owner: Option<u32>) -> R
     }
     // Whoever owns the file or a directory on the way may change its mode,
     // and so replace the keys, whatever the mode is now.
-    let owned = |path: &Path, meta: &std::fs::Metadata| match owner {
+    let owned = |path: &Path, meta: &std::fs::Metadata, owner: Option<u32>| match owner {
         Some(process) if meta.uid() != 0 && meta.uid() != process => {
             Err(KeyringError::OtherOwner { path: path.to_path_buf(), owner: meta.uid(), process })
         }
@@ -208,7 +235,7 @@ fn check_permissions(path: &Path, file: &std::fs::File, owner: Option<u32>) -> R
     if mode & 0o077 != 0 {
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
-    owned(path, &meta)?;
+    owned(path, &meta, owners.file)?;
     for dir in &looked_in {
         let io = |source| KeyringError::Io { path: dir.clone(), source };
         let dir_meta = std::fs::metadata(dir).map_err(io)?;
@@ -216,7 +243,7 @@ fn check_permissions(path: &Path, file: &std::fs::File, owner: Option<u32>) -> R
         if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
             return Err(KeyringError::InsecureDirectory { path: dir.clone(), mode: dir_mode });
         }
-        owned(dir, &dir_meta)?;
+        owned(dir, &dir_meta, owners.directories)?;
     }
     Ok(true)
 }
@@ -271,7 +298,7 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_path: &Path, _file: &std::fs::File, _owner: Option<u32>) -> Result<bool, KeyringError> {
+fn check_permissions(_path: &Path, _file: &std::fs::File, _owners: Owners) -> Result<bool, KeyringError> {
     Ok(true)
 }
 
@@ -298,8 +325,9 @@ mod tests {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         let file = std::fs::File::open(&opened).unwrap();
-        assert!(check_permissions(&opened, &file, None).unwrap(), "the file its path names");
-        assert!(!check_permissions(&now_there, &file, None).unwrap(), "judged by another file's path");
+        let anyone = super::Owners { file: None, directories: None };
+        assert!(check_permissions(&opened, &file, anyone).unwrap(), "the file its path names");
+        assert!(!check_permissions(&now_there, &file, anyone).unwrap(), "judged by another file's path");
     }
 
     /// Root and the user named may own the file and the directories on its
@@ -313,17 +341,37 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let file = std::fs::File::open(&path).unwrap();
-        let check = |owner| check_permissions(&path, &file, owner);
-        assert_eq!(super::trusted_owner(super::LoadOptions::default()), Some(0), "this test needs root");
-        assert_eq!(super::trusted_owner(super::LoadOptions::allow_other_owners()), None);
-        assert!(check(Some(0)).unwrap() && check(Some(7)).unwrap(), "root's, for root and for anyone");
+        let owners = |options| {
+            let super::Owners { file, directories } = super::trusted_owners(options);
+            (file, directories)
+        };
+        assert_eq!(owners(super::LoadOptions::default()), (Some(0), Some(0)), "this test needs root");
+        assert_eq!(owners(super::LoadOptions::allow_other_owners()), (None, None));
+        assert_eq!(owners(super::LoadOptions::allow_other_file_owner()), (None, Some(0)));
+        let check =
+            |owner, directories| check_permissions(&path, &file, super::Owners { file: owner, directories });
+        assert!(
+            check(Some(0), Some(0)).unwrap() && check(Some(7), Some(7)).unwrap(),
+            "root's, for root and for anyone"
+        );
         chown(&path, Some(7), None).unwrap();
-        assert!(check(Some(7)).unwrap(), "the process user's own");
-        assert!(matches!(check(Some(0)), Err(KeyringError::OtherOwner { owner: 7, process: 0, .. })));
+        assert!(check(Some(7), Some(7)).unwrap(), "the process user's own");
+        assert!(matches!(
+            check(Some(0), Some(0)),
+            Err(KeyringError::OtherOwner { owner: 7, process: 0, .. })
+        ));
+        assert!(check(None, Some(0)).unwrap(), "another user's file, if allowed");
         chown(dir.path(), Some(8), None).unwrap();
-        assert!(matches!(check(Some(7)), Err(KeyringError::OtherOwner { owner: 8, process: 7, .. })));
+        assert!(matches!(
+            check(Some(7), Some(7)),
+            Err(KeyringError::OtherOwner { owner: 8, process: 7, .. })
+        ));
+        assert!(
+            matches!(check(None, Some(7)), Err(KeyringError::OtherOwner { owner: 8, process: 7, .. })),
+            "another user's directory, though the file may be anyone's"
+        );
         chown(dir.path(), Some(7), None).unwrap();
-        assert!(check(Some(7)).unwrap() && check(None).unwrap());
+        assert!(check(Some(7), Some(7)).unwrap() && check(None, None).unwrap());
     }
 
     /// The reading loop: a file that is not the one its path names by the

@@ -479,9 +479,12 @@ fn read_token(token: Option<String>) -> Result<String, Failure> {
 /// Reads a keyring file with the library's checks, except that it may
 /// belong to another user: root changing the keyring of a server that runs
 /// as that user is what this tool is for, and that user could change the
-/// file itself anyway.
+/// file itself anyway. The directories on the way may not: their owner
+/// could swap the file, or a directory, for a link to another service's
+/// keyring between this run's read and its write, and have root copy
+/// those keys into a file they can read, or theirs into that keyring.
 fn load(file: &Path) -> Result<Keyring, sealed_session::KeyringError> {
-    Keyring::load_with(file, LoadOptions::allow_other_owners())
+    Keyring::load_with(file, LoadOptions::allow_other_file_owner())
 }
 
 fn sealer(keyring: &Path, purpose: String, ttl: u64, idle: u64) -> Result<Sealer, Failure> {

@@ -463,12 +463,12 @@ fn run_as_nobody(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Root's cron job changing the keyring of a server that runs as another
-/// user leaves a file that user can still read and change.
+/// user, in a directory root owns, leaves a file that user can still read
+/// and change; that user changes it in a directory of their own.
 #[test]
 fn a_change_keeps_the_keyring_files_owner_and_group() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(owner(dir.path()).0, 0, "this test needs root, as the suite does (scripts/test.sh)");
-    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
     let file = init(dir.path());
     let f = file.to_str().unwrap();
     let lock = dir.path().join(".keyring.toml.lock");
@@ -477,6 +477,7 @@ fn a_change_keeps_the_keyring_files_owner_and_group() {
     ok(&["keyring", "add", f], "");
     assert_eq!(owner(&file), (NOBODY, NOBODY));
     assert_eq!(owner(&lock), (NOBODY, NOBODY));
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
     let r = run_as_nobody(dir.path(), &["keyring", "add", f]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(secrets(&file).len(), 3);
@@ -494,6 +495,38 @@ fn a_change_keeps_the_keyring_files_owner_and_group() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
     assert_eq!(left.count(), 0, "no temporary file is left");
+}
+
+/// Root never works on a keyring below a directory another user owns: that
+/// user could swap the file for a link to another service's keyring
+/// between root's read and write, and have root copy its keys into a file
+/// they can read (or theirs into it). Here the link is already in place:
+/// root's run reads nothing through it and changes nothing.
+#[test]
+fn root_refuses_a_keyring_below_a_directory_another_user_owns() {
+    let (theirs, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(owner(theirs.path()).0, 0, "this test needs root, as the suite does (scripts/test.sh)");
+    let victim = init(other.path());
+    let before = std::fs::read(&victim).unwrap();
+    let link = theirs.path().join("keyring.toml");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::chown(theirs.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    for args in [
+        vec!["keyring", "add"],
+        vec!["keyring", "rotate", "--every", "1", "--keep", "1"],
+        vec!["keyring", "list"],
+    ] {
+        let r = run(&[args.as_slice(), &[link.to_str().unwrap()]].concat(), "");
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        let named = format!("{} belongs to uid {NOBODY}", theirs.path().display());
+        assert!(r.stderr.contains(&named), "{args:?}: {}", r.stderr);
+        assert_eq!(std::fs::read(&victim).unwrap(), before, "{args:?}");
+    }
+    let mut names: Vec<_> =
+        std::fs::read_dir(theirs.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, [".keyring.toml.lock", "keyring.toml"], "nothing written there but the (empty) lock");
+    assert_eq!(std::fs::read(theirs.path().join(".keyring.toml.lock")).unwrap(), b"");
 }
 
 /// A lock file planted as a link by whoever can write the directory is
