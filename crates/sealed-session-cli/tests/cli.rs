@@ -580,6 +580,22 @@ fn a_lock_held_too_long_is_refused_not_waited_on_for_ever() {
                 .env("SEALED_SESSION_LOCK_WAIT", wait),
         )
     };
+    // Every command that changes the file takes the lock (cron's `rotate`
+    // on hosts that share the file among them).
+    let changes: [&[&str]; 4] = [
+        &["keyring", "add", f],
+        &["keyring", "promote", f, "1"],
+        &["keyring", "retire", f, "1", "--at", "+30d"],
+        &["keyring", "rotate", f, "--every", "1", "--keep", "1"],
+    ];
+    for args in changes {
+        let refused = run_command(
+            Command::cargo_bin("sealed-session").unwrap().args(args).env("SEALED_SESSION_LOCK_WAIT", "0"),
+        );
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stdout);
+        assert!(refused.stderr.contains("another keyring command held it"), "{args:?}: {}", refused.stderr);
+        assert_eq!(std::fs::read(&file).unwrap(), before, "{args:?}: the keyring is unchanged");
+    }
     let refused = add("1");
     assert_eq!(refused.code, 2, "{}", refused.stdout);
     assert!(
