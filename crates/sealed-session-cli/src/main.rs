@@ -120,9 +120,13 @@ enum Command {
         )]
         user: Option<String>,
         /// Log everyone out: every session issued until now, on every
-        /// server (after restoring an older copy of a store, say).
+        /// server (after restoring an older copy of a store, say). It
+        /// cannot be undone: needs --yes.
         #[arg(long, conflicts_with_all = ["session", "session_token"])]
         all: bool,
+        /// Confirms --all (and only --all).
+        #[arg(long)]
+        yes: bool,
         /// Log out this session (32 hex digits, as `open` prints it); needs --until.
         #[arg(long, conflicts_with = "session_token", requires = "until")]
         session: Option<String>,
@@ -356,10 +360,18 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(envelope_json(&opened)?.to_string())
         }
-        Command::Revoke { store, user, all, session, until, session_token, keyring, purpose } => {
+        Command::Revoke { store, user, all, yes, session, until, session_token, keyring, purpose } => {
             // Everything that can be checked is checked before the store is touched.
             let target = match (user, session, session_token) {
+                _ if all && !yes => {
+                    return Err(Failure::Config(format!(
+                        "--all logs out every user on every server that uses {}, and cannot be undone (the \
+                         cutoff only moves forward): check the store, then run it again with --yes",
+                        shown_store(&store)
+                    )))
+                }
                 _ if all => Revoke::All,
+                _ if yes => return Err(Failure::Config("--yes confirms --all only".into())),
                 (Some(user), _, _) => Revoke::User(user),
                 (None, Some(hex), _) => {
                     let id = SessionId::from_hex(&hex)
@@ -908,6 +920,20 @@ async fn open_existing_store(url: &str) -> Result<sealed_session::SharedStore, F
         ));
     }
     Ok(sealed_session_stores::open_existing(url).await?)
+}
+
+/// The store of `url` without what may be secret: its scheme and its
+/// hosts (or file), not a user name, password or query.
+fn shown_store(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let hosts = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
+            format!("{scheme}://{hosts}/{path}").trim_end_matches('/').to_owned()
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// `--now`, or the current time.

@@ -896,6 +896,42 @@ fn revoke_and_open_with_a_store() {
     assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
 }
 
+/// `revoke --all` cannot be undone: without `--yes` it touches no store
+/// and names the one it would have used, without a password or query.
+#[test]
+fn revoke_all_needs_yes_and_names_the_store_without_its_secrets() {
+    let (_dir, file, store) = keyring_and_store();
+    let f = file.to_str().unwrap();
+    let alice = signed_in(f, "alice");
+    let r = run(&["revoke", "--store", &store, "--all"], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains(&format!("uses {store}, and cannot be undone")), "{}", r.stderr);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    ok(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
+    let urls = [
+        ("redis://user:s3cret@127.0.0.1:1/0?x=s3cret", "redis://127.0.0.1:1/0"),
+        ("rediss://:s3cret@cache.internal:6380", "rediss://cache.internal:6380"),
+        (
+            "redis+sentinel://:s3cret@h1:26379,h2:26379/mymaster",
+            "redis+sentinel://h1:26379,h2:26379/mymaster",
+        ),
+        ("postgres://app:s3cret@db/sessions?password=s3cret", "postgres://db/sessions"),
+    ];
+    for (url, shown) in urls {
+        let r = run(&["revoke", "--store", url, "--all"], "");
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert!(r.stderr.contains(&format!("uses {shown}, ")), "{}", r.stderr);
+        assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+    }
+    let r = run(&["revoke", "--store", &store, "--user", "zed", "--yes"], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("--yes confirms --all only"), "{}", r.stderr);
+
+    json(&ok(&["revoke", "--store", &store, "--all", "--yes"], ""));
+    let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
 /// The reproduction: `revoke --session ID --until 1` exited 0 and let a
 /// logged-out session back in.
 fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
@@ -1112,7 +1148,7 @@ fn revoke_all_from_a_host_six_hours_ahead(store: &str) {
     let output = std::process::Command::new("faketime")
         .args(["-f", "+6h"])
         .arg(assert_cmd::cargo::cargo_bin("sealed-session"))
-        .args(["revoke", "--store", store, "--all"])
+        .args(["revoke", "--store", store, "--all", "--yes"])
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .output()
         .expect("run faketime (Debian package faketime)");
