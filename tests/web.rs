@@ -1029,6 +1029,65 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
+/// A logout takes the unread flash messages its request brought with the
+/// session (the next user of the browser is not to see them) and keeps
+/// those the request adds, before the logout or after it.
+#[test]
+fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = open(&config, "").await;
+        handle.flash(Level::Info, "Payment sent").unwrap();
+        let brought = pair(&set_cookies(&handle)[0]).to_owned();
+        // The messages the next request of the browser reads.
+        let next_page = |cookies: Vec<String>| {
+            let config = Arc::clone(&config);
+            async move {
+                let flash = cookies
+                    .iter()
+                    .find(|c| c.starts_with("__Host-session-flash=") && !c.contains("Max-Age=0"));
+                let handle = open(&config, flash.map_or("", |c| pair(c))).await;
+                handle.take_flashes().into_iter().map(|f| f.message).collect::<Vec<_>>()
+            }
+        };
+        for (everywhere, before, after) in [
+            (false, None, None),
+            (false, Some("Bye"), None),
+            (false, None, Some("Signed out")),
+            (true, Some("Bye"), Some("Signed out everywhere")),
+        ] {
+            let alice = signed_in(&config, "alice").await;
+            let handle = open(&config, &format!("{alice}; {brought}")).await;
+            if let Some(message) = before {
+                handle.flash(Level::Info, message).unwrap();
+            }
+            if everywhere {
+                handle.logout_everywhere().await.unwrap();
+            } else {
+                handle.logout().await.unwrap();
+            }
+            if let Some(message) = after {
+                handle.flash(Level::Success, message).unwrap();
+            }
+            let cookies = set_cookies(&handle);
+            let added: Vec<String> = before.into_iter().chain(after).map(str::to_owned).collect();
+            if added.is_empty() {
+                assert!(
+                    cookies
+                        .iter()
+                        .any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
+                    "{cookies:?}"
+                );
+            }
+            assert_eq!(next_page(cookies).await, added, "{before:?} {after:?}");
+        }
+        // Without a logout the message waits, as before.
+        let handle = open(&config, &brought).await;
+        assert!(set_cookies(&handle).is_empty());
+        assert_eq!(next_page(vec![format!("{brought}; Path=/")]).await, ["Payment sent"]);
+    })
+}
+
 #[test]
 fn a_store_that_cannot_answer_refuses_the_request() {
     pollster::block_on(async {

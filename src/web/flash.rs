@@ -82,6 +82,8 @@ pub(crate) struct FlashState {
     /// The messages waiting, each with its own time (the cookie lasts as
     /// long as the newest).
     pending: Vec<Waiting>,
+    /// How many of the newest `pending` messages this request added.
+    added: usize,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
     change: Option<CookieChange>,
@@ -119,16 +121,45 @@ impl FlashState {
         pending.push(Waiting { added, flash });
         let excess = pending.len().saturating_sub(MAX_FLASHES);
         pending.drain(..excess);
+        self.seal(config, pending)?;
+        self.added = self.added.saturating_add(1).min(self.pending.len());
+        Ok(())
+    }
+
+    /// Makes `pending` the messages waiting, in a new flash cookie.
+    fn seal(&mut self, config: &FlashConfig, pending: Vec<Waiting>) -> Result<(), SealError> {
         let (opened, header) = config.sealer.issue_cookie(Session::try_new(pending)?, &config.cookie)?;
         self.pending = opened.into_session().into_data();
         self.change = Some(CookieChange::Set(header));
         Ok(())
     }
 
+    /// Forgets the messages the request brought, unread: they were the
+    /// session's that a logout just ended, and the next user of the
+    /// browser is not to see them. Those the request added stay (a logout
+    /// page's "signed out", before or after the logout).
+    pub(crate) fn forget_brought(&mut self, config: &FlashConfig) {
+        self.unopened.clear();
+        let brought = self.pending.len().saturating_sub(self.added);
+        if brought == 0 && !self.sent {
+            return;
+        }
+        let kept = self.pending.split_off(brought);
+        self.change = self.sent.then_some(CookieChange::Remove);
+        if !kept.is_empty() {
+            if let Err(err) = self.seal(config, kept) {
+                tracing::error!(error = %err, "cannot seal the flash messages added before the logout");
+                self.pending.clear();
+                self.added = 0;
+            }
+        }
+    }
+
     /// The messages not yet read, which are then gone.
     pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
         self.open(config);
         self.change = self.sent.then_some(CookieChange::Remove);
+        self.added = 0;
         std::mem::take(&mut self.pending).into_iter().map(|waiting| waiting.flash).collect()
     }
 

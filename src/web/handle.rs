@@ -188,9 +188,11 @@ impl State {
         }
     }
 
-    /// The user logged out: no session any more, and its cookie goes.
-    fn log_out(&mut self) {
+    /// The user logged out: no session any more, and its cookie goes, with
+    /// the unread flash messages the request brought.
+    fn log_out(&mut self, flash: &super::flash::FlashConfig) {
         self.forget();
+        self.flash.forget_brought(flash);
         self.clearing = Clearing::Everything;
     }
 
@@ -747,7 +749,7 @@ impl SessionHandle {
             self.audit(AuditKind::Logout, |event| event.user(session.user_id()).session(session.id()));
         }
         self.end_injected().await?;
-        self.shared.lock().log_out();
+        self.shared.lock().log_out(&self.shared.ops.settings().flash);
         for session in &ending {
             self.unregister(session).await;
         }
@@ -816,7 +818,7 @@ impl SessionHandle {
         let session = current.session();
         let user_id = session.user_id().ok_or(HandleError::NoSession)?;
         let epoch = self.ops().revoke_user(user_id).await?;
-        self.shared.lock().log_out();
+        self.shared.lock().log_out(&self.shared.ops.settings().flash);
         self.audit(AuditKind::LogoutEverywhere { epoch }, |event| {
             event.user(Some(user_id)).session(session.id())
         });
