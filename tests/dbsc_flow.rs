@@ -718,9 +718,10 @@ fn a_refresh_with_copied_cookies_and_another_keys_proof_logs_the_session_out() {
 }
 
 /// A proof the parser refuses (garbage, or a format or algorithm this
-/// server does not take, even one that names the current challenge) is
-/// asked for again, as a missing one is, and logs no one out. The device's
-/// own proof then refreshes.
+/// server does not take, even one that names the current challenge), and
+/// the device's own proof with a `jwk` header (which the draft forbids in
+/// a refresh), is asked for again, as a missing one is, and logs no one
+/// out. The device's own proof then refreshes.
 #[test]
 fn an_unreadable_refresh_proof_is_asked_for_again_and_logs_no_one_out() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -736,7 +737,8 @@ fn an_unreadable_refresh_proof_is_asked_for_again_and_logs_no_one_out() {
             part(serde_json::json!({ "alg": "none", "typ": "dbsc+jwt" })),
             part(serde_json::json!({ "jti": ahead.trim_matches('"') }))
         );
-        for unreadable in ["not.a.proof", "\"e30.e30.\"", "a.b.c;x=1", &unsigned] {
+        let with_key = browser.value(&browser.key.proof(ahead.trim_matches('"'), true));
+        for unreadable in ["not.a.proof", "\"e30.e30.\"", "a.b.c;x=1", &unsigned, &with_key] {
             let request = browser.refresh_request(None).header("secure-session-response", unreadable);
             let reply = serve(&config, request).await;
             assert_eq!(reply.status, 403, "{unreadable:?}: {}", reply.body);

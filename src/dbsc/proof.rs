@@ -144,8 +144,10 @@ pub enum DbscProofError {
     /// algorithm than `alg`.
     #[error("the registration proof carries no key for its algorithm")]
     MissingKey,
-    /// A refresh proof with a `jwk` header: a refresh is signed by the key
-    /// bound at registration, never by one the request brings.
+    /// A refresh proof with a `jwk` header, which the draft forbids,
+    /// though signed by the key bound at registration (a refresh is never
+    /// verified with a key the request brings; one another key signed is
+    /// [`DbscProofError::BadSignature`]).
     #[error("a refresh proof must not carry a key")]
     UnexpectedKey,
     /// The `jwk` is not a valid key: coordinates not 32 bytes or not a
@@ -457,21 +459,25 @@ impl UnverifiedProof {
         self.verify_with(key)
     }
 
-    /// Verifies a refresh proof: no `jwk` header, signed by `bound` (the key
-    /// bound at registration) with its algorithm.
+    /// Verifies a refresh proof: signed by `bound` (the key bound at
+    /// registration) with its algorithm, and no `jwk` header.
     ///
     /// # Errors
-    /// [`DbscProofError::UnexpectedKey`], [`DbscProofError::AlgorithmNotOffered`]
-    /// (another algorithm than the bound key's) or
-    /// [`DbscProofError::BadSignature`].
+    /// [`DbscProofError::AlgorithmNotOffered`] (another algorithm than the
+    /// bound key's), [`DbscProofError::BadSignature`], or, for the bound
+    /// key's own signature with a `jwk` header,
+    /// [`DbscProofError::UnexpectedKey`]: the device's proof, but not one
+    /// the draft allows.
     pub fn verify_refresh(self, bound: &DevicePublicKey) -> Result<VerifiedProof, DbscProofError> {
-        if self.key.is_some() {
-            return Err(DbscProofError::UnexpectedKey);
-        }
         if self.algorithm != bound.algorithm() {
             return Err(DbscProofError::AlgorithmNotOffered);
         }
-        self.verify_with(bound.clone())
+        let with_key = self.key.is_some();
+        let verified = self.verify_with(bound.clone())?;
+        if with_key {
+            return Err(DbscProofError::UnexpectedKey);
+        }
+        Ok(verified)
     }
 
     fn verify_with(self, key: DevicePublicKey) -> Result<VerifiedProof, DbscProofError> {

@@ -408,8 +408,15 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 return ask_for_proof(dbsc, binding, &identifier_text);
             }
         };
-        if let Err(err) = proof.verify_refresh(&identifier.session().data().key) {
-            return self.end_unproven(&ending, &err, companion.session()).await;
+        match proof.verify_refresh(&identifier.session().data().key) {
+            Ok(_) => {}
+            // The device's own signature, in a form the draft forbids: a
+            // client's fault, never a copy's, so no one is logged out.
+            Err(err @ dbsc::DbscProofError::UnexpectedKey) => {
+                tracing::info!(reason = %err, "DBSC refresh: the proof is refused; a new challenge is sent");
+                return ask_for_proof(dbsc, binding, &identifier_text);
+            }
+            Err(err) => return self.end_unproven(&ending, &err, companion.session()).await,
         }
         match self.use_challenge(&challenge).await {
             Ok(()) => {}
