@@ -923,16 +923,21 @@ async fn open_existing_store(url: &str) -> Result<sealed_session::SharedStore, F
 }
 
 /// The store of `url` without what may be secret: its scheme and its
-/// hosts (or file), not a user name, password or query.
+/// hosts (or a SQLite file), never a user name, password or query, even
+/// one with `/`, `?`, `#` or `@` left unescaped in a password.
 fn shown_store(url: &str) -> String {
-    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let before_query = |text: &str| text.split(['?', '#']).next().unwrap_or_default().to_owned();
+    let scheme_like = |scheme: &str| {
+        !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    };
     match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-            let hosts = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
-            format!("{scheme}://{hosts}/{path}").trim_end_matches('/').to_owned()
+        Some((scheme, rest)) if scheme_like(scheme) => {
+            // After the last `@` of all: a password may hold any of them.
+            let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+            format!("{scheme}://{}", before_query(hosts)).trim_end_matches('/').to_owned()
         }
-        None => url.to_owned(),
+        _ if url.starts_with("sqlite:") && !url.contains('@') => before_query(url),
+        _ => "a store URL that is not of the form scheme://host".to_owned(),
     }
 }
 

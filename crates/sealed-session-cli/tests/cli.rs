@@ -916,6 +916,13 @@ fn revoke_all_needs_yes_and_names_the_store_without_its_secrets() {
             "redis+sentinel://h1:26379,h2:26379/mymaster",
         ),
         ("postgres://app:s3cret@db/sessions?password=s3cret", "postgres://db/sessions"),
+        // Left unescaped in a password: `/`, `?`, `#`, `@`.
+        ("redis://:Zm9v/s3cret@cache:6379/0", "redis://cache:6379/0"),
+        ("postgres://app:pa?s3cret@db/x", "postgres://db/x"),
+        ("postgres://app:pa#s3cret@db/x", "postgres://db/x"),
+        ("rediss://:p@s3cret@cache", "rediss://cache"),
+        ("host=db password=s3cret", "a store URL that is not of the form scheme://host"),
+        ("x password=a://s3cret@db", "a store URL that is not of the form scheme://host"),
     ];
     for (url, shown) in urls {
         let r = run(&["revoke", "--store", url, "--all"], "");
