@@ -759,7 +759,8 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
                 // Refuses the key that seals now, scheduled or primary.
                 (None, false) => {
                     let retired = keyring.with_retired(id)?;
-                    warn_of_recent_handover(&keyring, id);
+                    let changed = std::fs::metadata(&file).and_then(|meta| meta.modified()).ok();
+                    warn_of_recent_handover(&keyring, id, changed.map(OffsetDateTime::from));
                     retired
                 }
             };
@@ -776,22 +777,26 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
 }
 
 /// Warns when key `id`, retired now, may have sealed sessions less than a
-/// day ago: the key that seals now took over (or was created) since. Those
-/// sessions are refused from now on, which is right after a leak and an
-/// outage for their users otherwise (phase 3 waits for the longest session
-/// lifetime after phase 2, and the file does not record when phase 2 ran).
-fn warn_of_recent_handover(keyring: &Keyring, id: u32) {
+/// day ago: the key that seals now took over since, by its schedule, or
+/// (a primary the file gives no start) was created since or may have been
+/// promoted when the file was `changed` last. Those sessions are refused
+/// from now on, which is right after a leak and an outage for their users
+/// otherwise (phase 3 waits for the longest session lifetime after phase
+/// 2, and the file does not record when phase 2 ran).
+fn warn_of_recent_handover(keyring: &Keyring, id: u32, changed: Option<OffsetDateTime>) {
     let now = OffsetDateTime::now_utc();
     let successor = keyring.sealing_id_at(now);
     let Some(spec) = keyring.keys().find(|k| k.id == successor && k.id != id) else { return };
-    let Some(since) = spec.activate_at.or(spec.created).filter(|at| now - *at < time::Duration::days(1))
-    else {
-        return;
+    let since = match spec.activate_at {
+        Some(at) => Some(at),
+        None => spec.created.max(changed),
     };
+    let Some(since) = since.filter(|at| now - *at < time::Duration::days(1)) else { return };
     say!(
-        "warning: key {id} may have sealed sessions until {} s ago (key {successor}, which seals now, took over or was \
-         created then): they are refused from now on. Unless key {id} leaked, retire it once your longest session \
-         lifetime has passed since then instead (keyring retire FILE {id} --at +12h, say)",
+        "warning: key {id} may have sealed sessions until {} s ago (key {successor}, which seals now, took over, was \
+         created or promoted then, or the keyring file changed then): they are refused from now on. Unless key {id} \
+         leaked, retire it once your longest session lifetime has passed since then instead (keyring retire FILE \
+         {id} --at +12h, say)",
         (now - since).whole_seconds().max(0)
     );
 }

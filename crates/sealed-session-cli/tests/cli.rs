@@ -107,7 +107,9 @@ fn a_written_change_whose_output_cannot_be_printed_exits_3() {
 }
 
 /// Retiring a key whose successor has sealed for longer than a day says
-/// nothing: its sessions have ended.
+/// nothing: its sessions have ended. The file does not say when a key was
+/// promoted: a successor created long ago but in a file changed since
+/// yesterday (by the promote, perhaps) is warned of.
 #[test]
 fn retiring_a_key_replaced_long_ago_warns_of_nothing() {
     use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
@@ -116,10 +118,20 @@ fn retiring_a_key_replaced_long_ago_warns_of_nothing() {
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(2);
     let key = |id: u32, state| KeySpec::new(id, state, MasterKey::generate().unwrap()).created(long_ago);
     let keyring = Keyring::new([key(1, KeyState::Active), key(2, KeyState::Primary)]).unwrap();
-    std::fs::write(&file, keyring.to_toml_string().as_bytes()).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let r = run(&["keyring", "retire", file.to_str().unwrap(), "1"], "");
-    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    for (changed, warned) in [(long_ago, false), (time::OffsetDateTime::now_utc(), true)] {
+        std::fs::write(&file, keyring.to_toml_string().as_bytes()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(changed.into()).unwrap();
+        let r = run(&["keyring", "retire", file.to_str().unwrap(), "1"], "");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(
+            r.stderr.starts_with("warning: key 1 may have sealed sessions until"),
+            warned,
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.is_empty(), !warned, "{}", r.stderr);
+    }
 }
 
 #[test]
