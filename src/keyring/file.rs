@@ -42,7 +42,7 @@ impl Keyring {
     ///
     /// // SESSION_KEYRING="2:primary:…" or SESSION_KEYRING_FILE=/run/secrets/keyring.toml
     /// // (a Swarm or Kubernetes secret belongs to root; a Compose file secret
-    /// // keeps its host owner: `chown` it, or pass `allow_other_owners()`)
+    /// // keeps its host owner: `chown` it, or pass `allow_other_file_owner()`)
     /// let keyring = Keyring::from_env_or_file("SESSION_KEYRING", LoadOptions::default())?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
