@@ -1081,6 +1081,18 @@ fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
             }
             assert_eq!(next_page(cookies).await, added, "{before:?} {after:?}");
         }
+        // A logout on a `HEAD` request (which reads messages without
+        // removing them) removes them too.
+        let alice = signed_in(&config, "alice").await;
+        let handle =
+            ready(&config, &TestRequest::new("HEAD", "/").header("cookie", format!("{alice}; {brought}")))
+                .await;
+        handle.logout().await.unwrap();
+        let cookies = set_cookies(&handle);
+        assert!(
+            cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
+            "{cookies:?}"
+        );
         // Without a logout the message waits, as before.
         let handle = open(&config, &brought).await;
         assert!(set_cookies(&handle).is_empty());

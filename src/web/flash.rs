@@ -86,6 +86,8 @@ pub(crate) struct FlashState {
     added: usize,
     /// Whether the request carried a flash cookie (to remove once read).
     sent: bool,
+    /// The same, also for a `HEAD` request (to remove at a logout).
+    carried: bool,
     change: Option<CookieChange>,
 }
 
@@ -94,7 +96,8 @@ impl FlashState {
     /// `HEAD` request (a link checker's, a prefetch's) that reads them
     /// removes nothing: the page the user then opens still shows them.
     pub(crate) fn new(values: Vec<Box<str>>, head: bool) -> Self {
-        Self { sent: !values.is_empty() && !head, unopened: values, ..Self::default() }
+        let carried = !values.is_empty();
+        Self { sent: carried && !head, carried, unopened: values, ..Self::default() }
     }
 
     /// Opens the request's messages, once: the first value that opens;
@@ -140,12 +143,8 @@ impl FlashState {
     /// page's "signed out", before or after the logout).
     pub(crate) fn forget_brought(&mut self, config: &FlashConfig) {
         self.unopened.clear();
-        let brought = self.pending.len().saturating_sub(self.added);
-        if brought == 0 && !self.sent {
-            return;
-        }
-        let kept = self.pending.split_off(brought);
-        self.change = self.sent.then_some(CookieChange::Remove);
+        let kept = self.pending.split_off(self.pending.len().saturating_sub(self.added));
+        self.change = self.carried.then_some(CookieChange::Remove);
         if !kept.is_empty() {
             if let Err(err) = self.seal(config, kept) {
                 tracing::error!(error = %err, "cannot seal the flash messages added before the logout");
