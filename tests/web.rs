@@ -1093,6 +1093,15 @@ fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
             cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
             "{cookies:?}"
         );
+        // A message too large to add (so the request's were opened, and
+        // none added) changes nothing of that.
+        let alice = signed_in(&config, "alice").await;
+        let handle = open(&config, &format!("{alice}; {brought}")).await;
+        assert!(handle.flash(Level::Info, "x".repeat(5000)).is_err());
+        handle.logout().await.unwrap();
+        assert!(handle.take_flashes().is_empty(), "read after the logout");
+        handle.flash(Level::Success, "Signed out").unwrap();
+        assert_eq!(next_page(set_cookies(&handle)).await, ["Signed out"]);
         // Without a logout the message waits, as before.
         let handle = open(&config, &brought).await;
         assert!(set_cookies(&handle).is_empty());

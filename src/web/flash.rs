@@ -2,8 +2,9 @@
 //!
 //! They travel in a small sealed cookie of their own (the session cookie's
 //! name with `-flash` appended, sealed under a purpose of its own), so that
-//! they work before login and survive logout ("Signed out"), and a session
-//! token can never be read as one or the other way round.
+//! they work before login, a logout's own ("Signed out") survives it, and
+//! a session token can never be read as one or the other way round. A
+//! logout takes the unread ones its request brought with the session.
 
 use std::time::Duration;
 
@@ -143,7 +144,9 @@ impl FlashState {
     /// page's "signed out", before or after the logout).
     pub(crate) fn forget_brought(&mut self, config: &FlashConfig) {
         self.unopened.clear();
-        let kept = self.pending.split_off(self.pending.len().saturating_sub(self.added));
+        let brought = self.pending.len().saturating_sub(self.added);
+        self.pending.drain(..brought);
+        let kept = std::mem::take(&mut self.pending);
         self.change = self.carried.then_some(CookieChange::Remove);
         if !kept.is_empty() {
             if let Err(err) = self.seal(config, kept) {

@@ -908,7 +908,8 @@ impl SessionHandle {
 
     /// Adds a flash message for the next page this browser loads (after a
     /// redirect, say). Flash messages travel in a sealed cookie of their
-    /// own: they need no session, and survive logout. At most
+    /// own: they need no session, and one added by a logout's request
+    /// survives the logout (the unread ones the request brought do not). At most
     /// [`MAX_FLASHES`](super::MAX_FLASHES) wait at once (the oldest are
     /// dropped), each for at most [`FLASH_TIMEOUT`](super::FLASH_TIMEOUT).
     ///

@@ -703,7 +703,7 @@ impl Inner {
                 tracing::warn!(
                     "PostgreSQL keeps commits through a crash again (fsync on, the revocation tables logged): \
                      sessions are checked again; if the database crashed meanwhile, revocations may be lost: log \
-                     everyone out (sealed-session revoke --all)"
+                     everyone out (sealed-session revoke --all --yes)"
                 );
                 return Ok(());
             }
