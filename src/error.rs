@@ -478,12 +478,13 @@ pub enum KeyringError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The file, or a directory on the way to it, belongs to a user other
-    /// than root and the one this process runs as: that user could make it
-    /// readable, or replace the keys, at any time.
+    /// The file, a directory on the way to it or a symbolic link followed
+    /// belongs to a user other than root and the one this process runs as:
+    /// that user could make it readable, replace the keys, or point the
+    /// link elsewhere at any time.
     #[error(
-        "keyring file or directory {path} belongs to uid {owner}, neither root nor the user this process runs \
-         as (uid {process}), who could replace the keys in it; `chown` it to root or to uid {process} (or \
+        "keyring file, directory or link {path} belongs to uid {owner}, neither root nor the user this process \
+         runs as (uid {process}), who could replace the keys in it; `chown` it to root or to uid {process} (or \
          allow other owners explicitly)"
     )]
     OtherOwner {

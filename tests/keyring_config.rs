@@ -317,6 +317,27 @@ fn a_file_or_directory_another_user_owns_is_refused_unless_allowed() {
     }
 }
 
+/// A symbolic link followed on the way that another user owns is refused
+/// as their directory is, also where the file may be theirs: they choose
+/// where it leads (in a sticky directory such as `/tmp`, anyone may put
+/// one there).
+#[test]
+fn a_link_another_user_owns_is_refused_unless_every_owner_is_allowed() {
+    let (dir, path) = write_file(0o600);
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert_eq!(Keyring::load(&link).unwrap().primary_id(), 1, "root's own link");
+    std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+    for options in [LoadOptions::default(), LoadOptions::allow_other_file_owner()] {
+        let refused = Keyring::load_with(&link, options);
+        assert!(
+            matches!(&refused, Err(KeyringError::OtherOwner { path, owner: 65534, .. }) if *path == link),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(Keyring::load_with(&link, LoadOptions::allow_other_owners()).unwrap().primary_id(), 1);
+}
+
 /// Whoever may write to the keyring's directory may replace the file: a
 /// directory its group or others can write to is refused, unless the
 /// sticky bit keeps them to their own files.

@@ -182,9 +182,10 @@ fn trusted_owners(_options: LoadOptions) -> Owners {
     Owners { file: None, directories: None }
 }
 
-/// Who besides root may own the keyring file, and the directories on the
-/// way to it (`None`: anyone).
+/// Who besides root may own the keyring file, and the directories and
+/// links on the way to it (`None`: anyone).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(unix), allow(dead_code))]
 struct Owners {
     file: Option<u32>,
     directories: Option<u32>,
@@ -216,7 +217,7 @@ fn check_permissions(path: &Path, file: &std::fs::File, owners: Owners) -> Resul
     // sticky bit keeps them to their own (`/tmp`, a Kubernetes secret
     // volume): so every directory a name is looked up in on the way to the
     // file is checked, following each symbolic link as the kernel does.
-    let (real, looked_in) = resolve(path)?;
+    let Resolved { real, looked_in, links } = resolve(path)?;
     // First, whether the file opened is the one the walk found (not one
     // replaced since, whose mode is no longer the question).
     let found = std::fs::metadata(&real).map_err(|source| KeyringError::Io { path: real.clone(), source })?;
@@ -225,9 +226,9 @@ fn check_permissions(path: &Path, file: &std::fs::File, owners: Owners) -> Resul
     }
     // Whoever owns the file or a directory on the way may change its mode,
     // and so replace the keys, whatever the mode is now.
-    let owned = |path: &Path, meta: &std::fs::Metadata, owner: Option<u32>| match owner {
-        Some(process) if meta.uid() != 0 && meta.uid() != process => {
-            Err(KeyringError::OtherOwner { path: path.to_path_buf(), owner: meta.uid(), process })
+    let owned = |path: &Path, uid: u32, owner: Option<u32>| match owner {
+        Some(process) if uid != 0 && uid != process => {
+            Err(KeyringError::OtherOwner { path: path.to_path_buf(), owner: uid, process })
         }
         _ => Ok(()),
     };
@@ -235,7 +236,7 @@ fn check_permissions(path: &Path, file: &std::fs::File, owners: Owners) -> Resul
     if mode & 0o077 != 0 {
         return Err(KeyringError::InsecurePermissions { path: path.to_path_buf(), mode });
     }
-    owned(path, &meta, owners.file)?;
+    owned(path, meta.uid(), owners.file)?;
     for dir in &looked_in {
         let io = |source| KeyringError::Io { path: dir.clone(), source };
         let dir_meta = std::fs::metadata(dir).map_err(io)?;
@@ -243,17 +244,35 @@ fn check_permissions(path: &Path, file: &std::fs::File, owners: Owners) -> Resul
         if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
             return Err(KeyringError::InsecureDirectory { path: dir.clone(), mode: dir_mode });
         }
-        owned(dir, &dir_meta, owners.directories)?;
+        owned(dir, dir_meta.uid(), owners.directories)?;
+    }
+    // A link's owner chooses where it leads: in a sticky directory (`/tmp`)
+    // anyone may put one there, to a file this process can read and they
+    // cannot (as Linux's `protected_symlinks` refuses, where it is on).
+    for (link, uid) in &links {
+        owned(link, *uid, owners.directories)?;
     }
     Ok(true)
 }
 
-/// The real path of `path` and every directory a name was looked up in to
-/// find it (each real, in order, without repeats), following symbolic
-/// links one at a time: forty at most, as Linux.
+/// Where a path leads, as [`resolve`] found it.
 #[cfg(unix)]
-fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>), KeyringError> {
+struct Resolved {
+    /// The real path.
+    real: std::path::PathBuf,
+    /// Every directory a name was looked up in (each real, in order,
+    /// without repeats).
+    looked_in: Vec<std::path::PathBuf>,
+    /// Each symbolic link followed, and its owner's user ID.
+    links: Vec<(std::path::PathBuf, u32)>,
+}
+
+/// Where `path` leads, following symbolic links one at a time: forty at
+/// most, as Linux.
+#[cfg(unix)]
+fn resolve(path: &Path) -> Result<Resolved, KeyringError> {
     use std::collections::VecDeque;
+    use std::os::unix::fs::MetadataExt as _;
     use std::path::{Component, PathBuf};
     let io = |source| KeyringError::Io { path: path.to_path_buf(), source };
     let absolute = std::path::absolute(path).map_err(io)?;
@@ -262,7 +281,7 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
         .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
         .map(|c| PathBuf::from(c.as_os_str()))
         .collect();
-    let (mut at, mut looked_in, mut links) = (PathBuf::from("/"), Vec::<PathBuf>::new(), 0);
+    let (mut at, mut looked_in, mut links) = (PathBuf::from("/"), Vec::<PathBuf>::new(), Vec::new());
     while let Some(name) = pending.pop_front() {
         if name.as_os_str() == ".." {
             at.pop();
@@ -277,8 +296,8 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
             at = next;
             continue;
         }
-        links += 1;
-        if links > 40 {
+        links.push((next.clone(), meta.uid()));
+        if links.len() > 40 {
             return Err(io(std::io::Error::other("more than 40 symbolic links on the way to the keyring")));
         }
         let target = std::fs::read_link(&next).map_err(io)?;
@@ -294,7 +313,7 @@ fn resolve(path: &Path) -> Result<(std::path::PathBuf, Vec<std::path::PathBuf>),
             }
         }
     }
-    Ok((at, looked_in))
+    Ok(Resolved { real: at, looked_in, links })
 }
 
 #[cfg(not(unix))]

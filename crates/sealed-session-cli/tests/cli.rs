@@ -509,11 +509,12 @@ fn a_change_keeps_the_keyring_files_owner_and_group() {
     assert_eq!(left.count(), 0, "no temporary file is left");
 }
 
-/// Root never works on a keyring below a directory another user owns: that
-/// user could swap the file for a link to another service's keyring
-/// between root's read and write, and have root copy its keys into a file
-/// they can read (or theirs into it). Here the link is already in place:
-/// root's run reads nothing through it and changes nothing.
+/// Root never works on a keyring below a directory another user owns, or
+/// through another user's link: that user could swap the file for a link
+/// to another service's keyring between root's read and write, and have
+/// root copy its keys into a file they can read (or theirs into it). Here
+/// the link is already in place: root's run reads nothing through it and
+/// changes nothing.
 #[test]
 fn root_refuses_a_keyring_below_a_directory_another_user_owns() {
     let (theirs, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -533,6 +534,26 @@ fn root_refuses_a_keyring_below_a_directory_another_user_owns() {
         let named = format!("{} belongs to uid {NOBODY}", theirs.path().display());
         assert!(r.stderr.contains(&named), "{args:?}: {}", r.stderr);
         assert_eq!(std::fs::read(&victim).unwrap(), before, "{args:?}");
+    }
+    // Nor through another user's link in a sticky directory of root's
+    // (`/tmp`), which anyone may put there (unless the kernel's
+    // `protected_symlinks` refuses to follow it first).
+    let sticky = other.path().join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = sticky.join("keyring.toml");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(NOBODY), Some(NOBODY)).unwrap();
+    for command in ["add", "list"] {
+        let r = run(&["keyring", command, planted.to_str().unwrap()], "");
+        assert_eq!(r.code, 2, "{command}: {}", r.stdout);
+        let named = format!("{} belongs to uid {NOBODY}", planted.display());
+        assert!(
+            r.stderr.contains(&named) || r.stderr.contains("Permission denied"),
+            "{command}: {}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), before, "{command}");
     }
     let mut names: Vec<_> =
         std::fs::read_dir(theirs.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
