@@ -927,22 +927,54 @@ async fn open_existing_store(url: &str) -> Result<sealed_session::SharedStore, F
     Ok(sealed_session_stores::open_existing(url).await?)
 }
 
-/// The store of `url` without what may be secret: its scheme and its
-/// hosts (or a SQLite file), never a user name, password or query, even
-/// one with `/`, `?`, `#` or `@` left unescaped in a password.
+/// The store of `url` without what may be secret: its scheme, hosts and
+/// path (or a SQLite file), never a user name, password or query. Where a
+/// password left unescaped makes the URL ambiguous (a `/`, `?`, `#` or `@`
+/// in it), only the scheme.
 fn shown_store(url: &str) -> String {
-    let before_query = |text: &str| text.split(['?', '#']).next().unwrap_or_default().to_owned();
-    let scheme_like = |scheme: &str| {
-        !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    let plain = |text: &str, extra: &[u8]| {
+        text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b) || extra.contains(&b))
     };
-    match url.split_once("://") {
-        Some((scheme, rest)) if scheme_like(scheme) => {
-            // After the last `@` of all: a password may hold any of them.
-            let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
-            format!("{scheme}://{}", before_query(hosts)).trim_end_matches('/').to_owned()
+    let Some((scheme, rest)) =
+        url.split_once("://").filter(|(scheme, _)| !scheme.is_empty() && plain(scheme, b"+"))
+    else {
+        let file = url.strip_prefix("sqlite:").map(|file| file.split(['?', '#']).next().unwrap_or_default());
+        return match file {
+            Some(file) if !url.contains('@') => format!("sqlite:{file}"),
+            _ => "a store URL that is not of the form scheme://host".to_owned(),
+        };
+    };
+    let delimiter = rest.find(['/', '?', '#']);
+    // A user name and password end at the first `@`, if it comes before
+    // any delimiter; one after it may be a password's or a query's.
+    let after = match rest.find('@') {
+        Some(at) if delimiter.is_none_or(|delimiter| at < delimiter) => {
+            rest.get(at + 1..).unwrap_or_default()
         }
-        _ if url.starts_with("sqlite:") && !url.contains('@') => before_query(url),
-        _ => "a store URL that is not of the form scheme://host".to_owned(),
+        Some(_) => return format!("{scheme}://…"),
+        None => rest,
+    };
+    // A second `@`: a password's, or a query's after one.
+    if after.contains('@') {
+        return format!("{scheme}://…");
+    }
+    let (hosts, path) = after.split_once('/').unwrap_or((after, ""));
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let host = |host: &str| {
+        let (name, port) = match host.strip_prefix('[') {
+            Some(inner) => inner.split_once(']').map_or(("", None), |(ip, port)| (ip, Some(port))),
+            None => host.split_once(':').map_or((host, None), |(name, port)| (name, Some(port))),
+        };
+        let port = port.map(|port| port.strip_prefix(':').unwrap_or(port));
+        !name.is_empty()
+            && plain(name, b":")
+            && port.is_none_or(|port| port.is_empty() || port.parse::<u16>().is_ok())
+    };
+    let hosts = hosts.split(['?', '#']).next().unwrap_or_default();
+    if hosts.split(',').all(host) && plain(path, b"/") {
+        format!("{scheme}://{hosts}/{path}").trim_end_matches('/').to_owned()
+    } else {
+        format!("{scheme}://…")
     }
 }
 
@@ -1123,4 +1155,34 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
         say!("warning: {} written, but its directory could not be synced: {err}", file.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// No password shows, with any of the characters that make a URL
+    /// ambiguous left unescaped around it, in any store's URL.
+    #[test]
+    fn a_store_is_never_shown_with_its_password() {
+        let around = ["", "/", "?", "#", "@", ":", "/@", "@/", "?@", "#@", "@@", ":1@", "@x/", "@x?", "/x@"];
+        for before in around {
+            for after in around {
+                let password = format!("{before}s3cret{after}");
+                for url in [
+                    format!("redis://:{password}@cache:6379/0"),
+                    format!("rediss://user:{password}@cache"),
+                    format!("redis+sentinel://:{password}@h1:26379,h2:26379/mymaster"),
+                    format!("postgres://app:{password}@db/sessions?sslmode=require"),
+                    format!("postgres://{password}@db"),
+                    format!("postgres://db/sessions?password={password}"),
+                ] {
+                    let shown = super::shown_store(&url);
+                    assert!(!shown.contains("s3cret"), "{url} shown as {shown}");
+                }
+            }
+        }
+        assert_eq!(
+            super::shown_store("redis+sentinel://:pw@h1:26379,h2:26379/mymaster"),
+            "redis+sentinel://h1:26379,h2:26379/mymaster"
+        );
+    }
 }

@@ -949,13 +949,21 @@ fn revoke_all_needs_yes_and_names_the_store_without_its_secrets() {
             "redis+sentinel://h1:26379,h2:26379/mymaster",
         ),
         ("postgres://app:s3cret@db/sessions?password=s3cret", "postgres://db/sessions"),
-        // Left unescaped in a password: `/`, `?`, `#`, `@`.
-        ("redis://:Zm9v/s3cret@cache:6379/0", "redis://cache:6379/0"),
-        ("postgres://app:pa?s3cret@db/x", "postgres://db/x"),
-        ("postgres://app:pa#s3cret@db/x", "postgres://db/x"),
-        ("rediss://:p@s3cret@cache", "rediss://cache"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://[::1]:6379", "redis://[::1]:6379"),
+        // Left unescaped in a password, a `/`, `?`, `#` or `@` makes the
+        // URL ambiguous: the scheme alone.
+        ("redis://:Zm9v/s3cret@cache:6379/0", "redis://…"),
+        ("postgres://app:pa?s3cret@db/x", "postgres://…"),
+        ("postgres://app:pa#s3cret@db/x", "postgres://…"),
+        ("rediss://:p@s3cret@cache", "rediss://…"),
+        ("postgres://app@db/sessions?password=hunter@s3cret", "postgres://…"),
+        ("postgres://db/sessions?password=s3cret", "postgres://db/sessions"),
+        ("redis://user:s3cret", "redis://…"),
+        ("redis://:s3cret", "redis://…"),
         ("host=db password=s3cret", "a store URL that is not of the form scheme://host"),
         ("x password=a://s3cret@db", "a store URL that is not of the form scheme://host"),
+        ("sqlite:/var/lib/app/revocations.sqlite3?mode=s3cret", "sqlite:/var/lib/app/revocations.sqlite3"),
     ];
     for (url, shown) in urls {
         let r = run(&["revoke", "--store", url, "--all"], "");
