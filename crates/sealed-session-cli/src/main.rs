@@ -786,7 +786,7 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
 fn warn_of_recent_handover(keyring: &Keyring, id: u32, changed: Option<OffsetDateTime>) {
     let now = OffsetDateTime::now_utc();
     let successor = keyring.sealing_id_at(now);
-    let Some(spec) = keyring.keys().find(|k| k.id == successor && k.id != id) else { return };
+    let Some(spec) = keyring.keys().find(|k| k.id == successor) else { return };
     let since = match spec.activate_at {
         Some(at) => Some(at),
         None => spec.created.max(changed),
