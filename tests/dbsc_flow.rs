@@ -703,17 +703,28 @@ fn an_ended_bindings_refresh_keeps_the_next_bindings_companion() {
 #[test]
 fn a_refresh_with_copied_cookies_and_another_keys_proof_logs_the_session_out() {
     run(async {
-        let (clock, config, mut browser) = bound_browser().await;
-        let identifier = browser.session.clone().unwrap().identifier;
-        let device_cookie = browser.cookie("__Host-session").unwrap();
-        let mut thief = Browser::new(&config, &clock);
-        thief.session = browser.session.clone();
-        let companion = browser.cookie("__Host-session-dbsc").unwrap();
-        thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
-        assert_ends(&thief.refresh().await.body, &identifier);
-        assert_eq!(whoami(&config, &device_cookie).await.status, 401, "the session still opens");
-        clock.advance(Duration::from_secs(LIFETIME + 1));
-        assert_ends(&browser.refresh().await.body, &identifier);
+        // The thief's proof as a refresh's, or with its key in the header
+        // (which only the device's own proof is forgiven).
+        for with_key in [false, true] {
+            let (clock, config, mut browser) = bound_browser().await;
+            let identifier = browser.session.clone().unwrap().identifier;
+            let device_cookie = browser.cookie("__Host-session").unwrap();
+            let mut thief = Browser::new(&config, &clock);
+            thief.session = browser.session.clone();
+            let companion = browser.cookie("__Host-session-dbsc").unwrap();
+            thief.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
+            let reply = if with_key {
+                let ahead = browser.session.clone().unwrap().cached_challenge.unwrap();
+                let proof = thief.value(&thief.key.proof(ahead.trim_matches('"'), true));
+                serve(&config, thief.refresh_request(None).header("secure-session-response", &proof)).await
+            } else {
+                thief.refresh().await
+            };
+            assert_ends(&reply.body, &identifier);
+            assert_eq!(whoami(&config, &device_cookie).await.status, 401, "the session still opens");
+            clock.advance(Duration::from_secs(LIFETIME + 1));
+            assert_ends(&browser.refresh().await.body, &identifier);
+        }
     });
 }
 

@@ -259,9 +259,20 @@ fuzz_target!(|input: Input| {
         );
     }
     if let Ok(proof) = parse_proof(&compact) {
+        let with_jwk = header.iter().any(|(name, _)| name == "jwk");
         match proof.verify_refresh(&signer.key) {
-            Ok(verified) => assert!(!changed, "a refresh with a character changed verified: {verified:?}"),
-            Err(err) => assert!(!(sound && !input.with_key), "a well-formed refresh refused: {err}"),
+            Ok(verified) => {
+                assert!(!changed, "a refresh with a character changed verified: {verified:?}");
+                assert!(!with_jwk, "a refresh with a key in its header verified: {verified:?}");
+            }
+            // The bound key's signature, with a key in the header.
+            Err(DbscProofError::UnexpectedKey) => {
+                assert!(
+                    !changed && with_jwk,
+                    "UnexpectedKey for a proof not signed as sent, or without a key"
+                )
+            }
+            Err(err) => assert!(!sound, "a well-formed refresh refused: {err}"),
         }
     }
 });

@@ -111,7 +111,7 @@ fn a_written_change_whose_output_cannot_be_printed_exits_3() {
 /// promoted: a successor created long ago but in a file changed since
 /// yesterday (by the promote, perhaps) is warned of.
 #[test]
-fn retiring_a_key_replaced_long_ago_warns_of_nothing() {
+fn retiring_a_key_warns_only_after_a_recent_handover_or_change() {
     use sealed_session::{KeySpec, KeyState, Keyring, MasterKey};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keyring.toml");
