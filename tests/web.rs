@@ -1005,17 +1005,22 @@ fn a_pre_session_of_an_earlier_release_still_binds_its_forms() {
     })
 }
 
+/// The flash cookie (`name=value`) of a request without one that added
+/// `message`, the one cookie its response sets.
+async fn flash_cookie(config: &Config, level: Level, message: &str) -> String {
+    let handle = open(config, "").await;
+    handle.flash(level, message).unwrap();
+    let cookies = set_cookies(&handle);
+    assert_eq!(cookies.len(), 1);
+    assert!(cookies[0].starts_with("__Host-session-flash="));
+    pair(&cookies[0]).to_owned()
+}
+
 #[test]
 fn flash_messages_survive_one_request_and_are_then_removed() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, "").await;
-        handle.flash(Level::Success, "Signed out").unwrap();
-        let cookies = set_cookies(&handle);
-        assert_eq!(cookies.len(), 1);
-        assert!(cookies[0].starts_with("__Host-session-flash="));
-
-        let flash = pair(&cookies[0]).to_owned();
+        let flash = flash_cookie(&config, Level::Success, "Signed out").await;
         // A request that never reads its messages leaves them for the next.
         assert!(set_cookies(&open(&config, &flash).await).is_empty());
         let handle = open(&config, &flash).await;
@@ -1036,9 +1041,7 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
 fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
     pollster::block_on(async {
         let config = config();
-        let handle = open(&config, "").await;
-        handle.flash(Level::Info, "Payment sent").unwrap();
-        let brought = pair(&set_cookies(&handle)[0]).to_owned();
+        let brought = flash_cookie(&config, Level::Info, "Payment sent").await;
         // The messages the next request of the browser reads.
         let next_page = |cookies: Vec<String>| {
             let config = Arc::clone(&config);
