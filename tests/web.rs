@@ -710,6 +710,9 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
         // one: the form is not read for another.
         let garbled = refused(&config, &form.clone().header("x-csrf-token", b"tok\xff")).await;
         assert!(matches!(garbled, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{garbled:?}");
+        // A wrong header token is not made good by a right one in the form.
+        let wrong = refused(&config, &form.clone().header("x-csrf-token", "nope")).await;
+        assert!(matches!(wrong, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{wrong:?}");
         let err = read("item=tea&csrf_token=nope".into()).await.unwrap_err();
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{err:?}");
         let err = read("item=tea".into()).await.unwrap_err();
