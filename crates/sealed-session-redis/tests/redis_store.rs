@@ -222,6 +222,39 @@ async fn a_resp3_connection_that_comes_back_by_itself_is_not_trusted_unread() {
     assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
 }
 
+/// A user that may not subscribe is told apart from a failing Redis: its
+/// refused subscriptions, retried with backoff, do not count as failures,
+/// which would make every check after each one read Redis's settings
+/// again (the checks go to Redis anyway, with no subscription).
+#[tokio::test]
+async fn a_user_that_may_not_subscribe_is_not_a_failing_redis() {
+    let no_subscribe =
+        ["--user", "default", "on", "nopass", "~*", "&*", "+@all", "-subscribe", "-psubscribe"];
+    let redis = RedisServer::start_with(RedisOptions::default().args(&no_subscribe));
+    let client = redis::Client::open(redis.url()).unwrap();
+    let store = RedisStore::with_client(client, config(), sealed_session::SystemClock).await.unwrap();
+    assert!(!store.wait_until_subscribed(Duration::from_millis(300)).await, "the user may not subscribe");
+    let verifier = Verifier::new(Sealer::builder(sealed_session_testkit::keyring(5)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    // Calls of CONFIG (how the store reads the settings) so far.
+    let settings_read = || -> u64 {
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .filter(|line| line.starts_with("cmdstat_config"))
+            .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let before = settings_read();
+    assert!(before > 0, "the settings were read at the start");
+    // Over two seconds the subscription is refused about five times.
+    for _ in 0..20 {
+        assert!(verifier.open::<()>(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(settings_read(), before, "the settings were read again");
+}
+
 #[tokio::test]
 async fn bad_urls_and_unreachable_servers_are_errors() {
     assert!(matches!(RedisStore::connect("sqlite:/tmp/x").await, Err(ConnectError::Url(_))));
