@@ -1037,11 +1037,11 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
-/// A logout takes the unread flash messages its request brought with the
-/// session (the next user of the browser is not to see them) and keeps
-/// those the request adds, before the logout or after it.
+/// A logout (or a login) takes the unread flash messages its request
+/// brought with the session (the next user of the browser is not to see
+/// them) and keeps those the request adds, before the logout or after it.
 #[test]
-fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
+fn a_logout_or_login_forgets_the_unread_flash_messages_its_request_brought() {
     pollster::block_on(async {
         let config = config();
         let brought = flash_cookie(&config, Level::Info, "Payment sent").await;
@@ -1108,6 +1108,23 @@ fn a_logout_forgets_the_unread_flash_messages_its_request_brought() {
         assert!(handle.take_flashes().is_empty(), "read after the logout");
         handle.flash(Level::Success, "Signed out").unwrap();
         assert_eq!(next_page(set_cookies(&handle)).await, ["Signed out"]);
+        // A login takes them too (a previous visitor's, whose session may
+        // have expired without a logout), and keeps those added after it;
+        // a reauthentication, the same user's, leaves them.
+        let handle = open(&config, &brought).await;
+        handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
+        assert_eq!(next_page(set_cookies(&handle)).await, Vec::<String>::new());
+        let handle = open(&config, &brought).await;
+        handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
+        handle.flash(Level::Success, "Signed in").unwrap();
+        assert_eq!(next_page(set_cookies(&handle)).await, ["Signed in"]);
+        let alice = signed_in(&config, "alice").await;
+        let handle = open(&config, &format!("{alice}; {brought}")).await;
+        handle.typed::<String>().reauthenticate().await.unwrap();
+        assert!(
+            !set_cookies(&handle).iter().any(|c| c.starts_with("__Host-session-flash=")),
+            "left as it is"
+        );
         // Without a logout the message waits, as before.
         let handle = open(&config, &brought).await;
         assert!(set_cookies(&handle).is_empty());

@@ -4,7 +4,8 @@
 //! name with `-flash` appended, sealed under a purpose of its own), so that
 //! they work before login, a logout's own ("Signed out") survives it, and
 //! a session token can never be read as one or the other way round. A
-//! logout takes the unread ones its request brought with the session.
+//! logout or a login takes the unread ones its request brought with the
+//! session.
 
 use std::time::Duration;
 
@@ -139,9 +140,9 @@ impl FlashState {
     }
 
     /// Forgets the messages the request brought, unread: they were the
-    /// session's that a logout just ended, and the next user of the
-    /// browser is not to see them. Those the request added stay (a logout
-    /// page's "signed out", before or after the logout).
+    /// session's that a logout or login just ended, and the next user of
+    /// the browser is not to see them. Those the request added stay (a
+    /// logout page's "signed out", before or after the logout).
     pub(crate) fn forget_brought(&mut self, config: &FlashConfig) {
         self.unopened.clear();
         let brought = self.pending.len().saturating_sub(self.added);

@@ -908,8 +908,8 @@ impl SessionHandle {
 
     /// Adds a flash message for the next page this browser loads (after a
     /// redirect, say). Flash messages travel in a sealed cookie of their
-    /// own: they need no session, and one added by a logout's request
-    /// survives the logout (the unread ones the request brought do not). At most
+    /// own: they need no session, and one added by a logout's or login's
+    /// request survives it (the unread ones the request brought do not). At most
     /// [`MAX_FLASHES`](super::MAX_FLASHES) wait at once (the oldest are
     /// dropped), each for at most [`FLASH_TIMEOUT`](super::FLASH_TIMEOUT).
     ///
@@ -1234,7 +1234,16 @@ impl<T: SessionValue> Sessions<T> {
             }
             return Err(err);
         }
-        let verified = self.handle.shared.lock().set_current(issued);
+        let verified = {
+            let mut state = self.handle.shared.lock();
+            // The unread flash messages the request brought were the
+            // previous visitor's (whose session may have expired without a
+            // logout); a reauthentication is the same user's.
+            if !matches!(kind, AuditKind::Reauthenticated) {
+                state.flash.forget_brought(&ops.settings().flash);
+            }
+            state.set_current(issued)
+        };
         self.handle.end_pre_session();
         self.handle.shared.lock().offer_binding = true;
         // The login names the session it replaced: the request's, or else
