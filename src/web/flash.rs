@@ -86,10 +86,11 @@ pub(crate) struct FlashState {
     pending: Vec<Waiting>,
     /// How many of the newest `pending` messages this request added.
     added: usize,
-    /// Whether the request carried a flash cookie (to remove once read).
-    sent: bool,
-    /// The same, also for a `HEAD` request (to remove at a logout).
+    /// Whether the request carried a flash cookie (to remove once read,
+    /// or at a logout or login).
     carried: bool,
+    /// Whether the request is a `HEAD` one (whose read removes nothing).
+    head: bool,
     change: Option<CookieChange>,
 }
 
@@ -98,8 +99,7 @@ impl FlashState {
     /// `HEAD` request (a link checker's, a prefetch's) that reads them
     /// removes nothing: the page the user then opens still shows them.
     pub(crate) fn new(values: Vec<Box<str>>, head: bool) -> Self {
-        let carried = !values.is_empty();
-        Self { sent: carried && !head, carried, unopened: values, ..Self::default() }
+        Self { carried: !values.is_empty(), head, unopened: values, ..Self::default() }
     }
 
     /// Opens the request's messages, once: the first value that opens;
@@ -151,7 +151,7 @@ impl FlashState {
         self.change = self.carried.then_some(CookieChange::Remove);
         if !kept.is_empty() {
             if let Err(err) = self.seal(config, kept) {
-                tracing::error!(error = %err, "cannot seal the flash messages added before the logout");
+                tracing::error!(error = %err, "cannot seal the flash messages the request added");
                 self.pending.clear();
                 self.added = 0;
             }
@@ -161,7 +161,7 @@ impl FlashState {
     /// The messages not yet read, which are then gone.
     pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
         self.open(config);
-        self.change = self.sent.then_some(CookieChange::Remove);
+        self.change = (self.carried && !self.head).then_some(CookieChange::Remove);
         self.added = 0;
         std::mem::take(&mut self.pending).into_iter().map(|waiting| waiting.flash).collect()
     }
