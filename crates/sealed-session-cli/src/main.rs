@@ -610,6 +610,10 @@ fn wait_for_lock(lock: &std::fs::File, wait: std::time::Duration) -> std::io::Re
 fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let wait = lock_wait()?;
+    // A keyring this run would refuse (another user's directory on the
+    // way, say) is refused before its lock file is made there: read again
+    // under the lock, as the command does anyway.
+    load(file)?;
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
