@@ -1037,6 +1037,31 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
+/// A `HEAD` request (a link checker's, a prefetch's) that reads the flash
+/// messages removes none, even when it then adds one: the page the user
+/// opens next shows them all.
+#[test]
+fn a_head_request_that_reads_the_flash_messages_keeps_them() {
+    pollster::block_on(async {
+        let config = config();
+        let flash = flash_cookie(&config, Level::Info, "Payment sent").await;
+        let head = ready(&config, &TestRequest::new("HEAD", "/").header("cookie", flash.clone())).await;
+        let messages =
+            |handle: &SessionHandle| handle.take_flashes().into_iter().map(|f| f.message).collect::<Vec<_>>();
+        assert_eq!(messages(&head), ["Payment sent"]);
+        assert_eq!(messages(&head), ["Payment sent"], "not taken");
+        assert!(set_cookies(&head).is_empty(), "nothing removed");
+
+        let head = ready(&config, &TestRequest::new("HEAD", "/").header("cookie", flash.clone())).await;
+        assert_eq!(messages(&head), ["Payment sent"]);
+        head.flash(Level::Info, "Seen").unwrap();
+        let cookies = set_cookies(&head);
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        let next = open(&config, pair(&cookies[0])).await;
+        assert_eq!(messages(&next), ["Payment sent", "Seen"]);
+    })
+}
+
 /// A logout (or a login) takes the unread flash messages its request
 /// brought with the session (the next user of the browser is not to see
 /// them) and keeps those the request adds, before the logout or after it.

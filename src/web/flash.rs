@@ -159,9 +159,14 @@ impl FlashState {
     }
 
     /// The messages not yet read, which are then gone.
+    /// (Those of a `HEAD` request stay, as does the cookie of a message it
+    /// adds later, which keeps them.)
     pub(crate) fn take(&mut self, config: &FlashConfig) -> Vec<Flash> {
         self.open(config);
-        self.change = (self.carried && !self.head).then_some(CookieChange::Remove);
+        if self.head {
+            return self.pending.iter().map(|waiting| waiting.flash.clone()).collect();
+        }
+        self.change = self.carried.then_some(CookieChange::Remove);
         self.added = 0;
         std::mem::take(&mut self.pending).into_iter().map(|waiting| waiting.flash).collect()
     }
