@@ -434,6 +434,16 @@ fn only_a_regular_file_of_a_keyring_s_size_is_read() {
     file.write_all(format!("# {}\n", "x".repeat(70 * 1024)).as_bytes()).unwrap();
     let err = Keyring::load(&path).unwrap_err().to_string();
     assert!(err.contains("larger than a keyring file can be"), "{err}");
+    // Exactly 64 KiB is a keyring's size; one byte more is not.
+    let (_dir, path) = write_file(0o600);
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(format!("#{}\n", "x".repeat(64 * 1024 - len - 2)).as_bytes()).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 64 * 1024);
+    Keyring::load(&path).unwrap();
+    file.write_all(b"\n").unwrap();
+    let err = Keyring::load(&path).unwrap_err().to_string();
+    assert!(err.contains("larger than a keyring file can be (64 KiB)"), "{err}");
 }
 
 #[test]

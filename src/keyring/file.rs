@@ -101,20 +101,22 @@ fn read_text_opening(
             return Err(io(std::io::Error::other("the file kept changing while it was read; read it again")));
         }
     };
-    let mut text = Zeroizing::new(String::with_capacity(MAX_KEYRING_FILE_LEN));
+    // One byte more than a keyring may hold tells a file of the largest
+    // size from a larger one.
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEYRING_FILE_LEN + 1));
     let read = std::io::Read::read_to_string(
-        &mut std::io::Read::take(&file, MAX_KEYRING_FILE_LEN as u64),
+        &mut std::io::Read::take(&file, MAX_KEYRING_FILE_LEN as u64 + 1),
         &mut text,
     );
     read.map_err(io)?;
-    if text.len() >= MAX_KEYRING_FILE_LEN {
+    if text.len() > MAX_KEYRING_FILE_LEN {
         return Err(invalid("larger than a keyring file can be (64 KiB)"));
     }
     Ok(text)
 }
 
-/// The size a keyring file must stay under (64 KiB, over two hundred keys
-/// with every date set): a larger file is refused. Read into memory sized
+/// The largest size of a keyring file (64 KiB, over two hundred keys with
+/// every date set): a larger file is refused. Read into memory sized
 /// once, so that no reallocation leaves a copy unwiped.
 pub const MAX_KEYRING_FILE_LEN: usize = 64 * 1024;
 

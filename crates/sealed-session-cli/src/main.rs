@@ -1068,7 +1068,7 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
         remove_leftover_copies(&dir, &name.to_string_lossy());
     }
     let text = keyring.to_toml_string();
-    if text.len() >= sealed_session::MAX_KEYRING_FILE_LEN {
+    if text.len() > sealed_session::MAX_KEYRING_FILE_LEN {
         return Err(Failure::Config(format!(
             "the keyring would be {} bytes, more than a keyring file may be ({}): remove retired keys first",
             text.len(),
