@@ -1246,7 +1246,10 @@ impl SealerBuilder {
     /// How long after its last recorded activity an opened session asks to
     /// be sealed again ([`Reissue::IdleRenewal`]); by default a quarter of
     /// the idle timeout. A session is then ended by inactivity after between
-    /// `idle - renew_after` and `idle`.
+    /// `idle - renew_after` and `idle`. An interval as long as the idle
+    /// timeout turns idle renewal off (a token is refused for idleness at
+    /// the age it would be due): a session is then ended `idle` after it
+    /// was last sealed, however often it is used unchanged.
     pub fn renew_after(mut self, interval: Duration) -> Self {
         self.renew_after = Some(interval);
         self
@@ -1317,10 +1320,13 @@ impl SealerBuilder {
             }
             None => None,
         };
+        // A bound session's idle deadline is its last proof plus the
+        // lifetime, in either profile: no longer than either idle timeout.
+        let shortest_idle = remember.map_or(idle, |remember| remember.idle.min(idle));
         let device_bound = match self.device_bound {
             Some(lifetime)
                 if lifetime.as_secs() == 0
-                    || lifetime.as_secs() > idle
+                    || lifetime.as_secs() > shortest_idle
                     || self.version == token::VERSION_1 =>
             {
                 return Err(ConfigError::DeviceBoundLifetime)
@@ -1478,6 +1484,29 @@ mod tests {
         assert!(matches!(sealed(sealer(None, 1)), Ok(Err(SealError::NoDeviceBinding))));
         // Such a sealer is not even built.
         assert!(matches!(sealer(Some(bound), 1), Err(ConfigError::DeviceBoundLifetime)));
+    }
+
+    /// A bound session is idle from its last proof plus the lifetime, so a
+    /// lifetime longer than either profile's idle timeout (the remembered
+    /// one's too) is refused: a remembered bound session would otherwise
+    /// open past its idle timeout.
+    #[test]
+    fn the_device_bound_lifetime_fits_both_idle_timeouts() {
+        let minutes = |n: u64| Duration::from_secs(n * 60);
+        let sealer = |lifetime: u64, idle: u64, remember_idle: Option<u64>| {
+            let mut builder = Sealer::builder(Keyring::generate().unwrap())
+                .idle_timeout(minutes(idle))
+                .device_bound_lifetime(minutes(lifetime));
+            if let Some(remember_idle) = remember_idle {
+                builder = builder.remember_me(minutes(60 * 24), minutes(remember_idle));
+            }
+            builder.build().map(drop)
+        };
+        assert!(sealer(10, 10, None).is_ok());
+        assert!(matches!(sealer(11, 10, None), Err(ConfigError::DeviceBoundLifetime)));
+        assert!(sealer(5, 30, Some(5)).is_ok());
+        assert!(matches!(sealer(10, 30, Some(5)), Err(ConfigError::DeviceBoundLifetime)));
+        assert!(matches!(sealer(31, 30, Some(60)), Err(ConfigError::DeviceBoundLifetime)));
     }
 
     #[test]
