@@ -136,6 +136,12 @@ enum Command {
         /// Must lie in the future.
         #[arg(long, requires = "session")]
         until: Option<u64>,
+        /// With --session or --session-token: the servers' clock leeway in
+        /// seconds (their sealer's `leeway`, 60 by default, at most a
+        /// day), which the entry outlasts the expiry by: a server whose
+        /// clock runs behind still opens the session until then.
+        #[arg(long, conflicts_with_all = ["user", "all"], value_parser = clap::value_parser!(u64).range(..=86_400))]
+        leeway: Option<u64>,
         /// Log out the session of this token, with its ID and expiry read
         /// from the token, which must authenticate with --keyring and
         /// --purpose (the cookie name): any token a server would accept,
@@ -360,8 +366,20 @@ async fn run(command: Command) -> Result<String, Failure> {
             }
             Ok(envelope_json(&opened)?.to_string())
         }
-        Command::Revoke { store, user, all, yes, session, until, session_token, keyring, purpose } => {
+        Command::Revoke {
+            store,
+            user,
+            all,
+            yes,
+            session,
+            until,
+            leeway,
+            session_token,
+            keyring,
+            purpose,
+        } => {
             // Everything that can be checked is checked before the store is touched.
+            let leeway = leeway.unwrap_or(DEFAULT_LEEWAY.as_secs());
             let target = match (user, session, session_token) {
                 _ if all && !yes => {
                     return Err(Failure::Config(format!(
@@ -394,7 +412,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     let token = read_token(Some(token))?;
                     let inspected = sealer.inspect(&token).map_err(refusal)?;
                     // As a server's logout does: past the expiry by the clock leeway.
-                    let leeway = i64::try_from(DEFAULT_LEEWAY.as_secs()).unwrap_or(0);
+                    let leeway = i64::try_from(leeway).unwrap_or(0);
                     let until = inspected.expires_at.unix_timestamp().saturating_add(leeway);
                     let until = u64::try_from(until).unwrap_or(0);
                     // Whether it has expired is the store's to say (by the
@@ -411,12 +429,11 @@ async fn run(command: Command) -> Result<String, Failure> {
                 // ended less than that ago still opens on servers whose
                 // clocks run behind, and is revoked.
                 let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-                if until.saturating_add(DEFAULT_LEEWAY.as_secs()) <= now {
+                if until.saturating_add(leeway) <= now {
                     return Err(Failure::Config(format!(
-                        "--until {until} is not in the future (now {now}, with the clock leeway of {} s): an \
-                         entry that ends now revokes nothing, and would never shorten an existing one; pass \
-                         the session's expires_at_unix",
-                        DEFAULT_LEEWAY.as_secs()
+                        "--until {until} is not in the future (now {now}, with the clock leeway of {leeway} s): \
+                         an entry that ends now revokes nothing, and would never shorten an existing one; pass \
+                         the session's expires_at_unix"
                     )));
                 }
             }
@@ -430,7 +447,7 @@ async fn run(command: Command) -> Result<String, Failure> {
                     // As a server's logout does: past the expiry by the clock
                     // leeway (a server whose clock runs behind still opens
                     // the session until then).
-                    let until = expires_at.saturating_add(DEFAULT_LEEWAY.as_secs());
+                    let until = expires_at.saturating_add(leeway);
                     sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
                     json!({ "session": id.to_hex(), "until": until })
                 }

@@ -1002,6 +1002,28 @@ fn an_until_in_the_past_never_unrevokes(store: &str, f: &str) {
     let answer =
         json(&ok(&["revoke", "--store", store, "--session", &id, "--until", &recent.to_string()], ""));
     assert_eq!(answer["until"].as_i64(), Some(recent + 60));
+    // Servers with a longer leeway: the entry outlasts the expiry by theirs,
+    // and a session that ended longer ago than the default leeway, but
+    // less than theirs, still opens there and is revoked.
+    let ended = time::OffsetDateTime::now_utc().unix_timestamp() - 200;
+    let answer = json(&ok(
+        &["revoke", "--store", store, "--session", &id, "--until", &ended.to_string(), "--leeway", "300"],
+        "",
+    ));
+    assert_eq!(answer["until"].as_i64(), Some(ended + 300));
+    let answer = json(&ok(
+        &["revoke", "--store", store, "--session-token", "--keyring", f, "--purpose", "p", "--leeway", "900"],
+        &token,
+    ));
+    assert_eq!(answer["until"].as_i64(), envelope["expires_at_unix"].as_i64().map(|e| e + 900));
+    for (args, says) in [
+        (vec!["--session", id.as_str(), "--until", "1", "--leeway", "86401"], "86401"),
+        (vec!["--user", "dave", "--leeway", "300"], "--leeway"),
+    ] {
+        let r = run(&[&["revoke", "--store", store][..], &args].concat(), "");
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
 }
 
 #[test]
