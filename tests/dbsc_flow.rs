@@ -1833,8 +1833,7 @@ fn registration_refuses_what_it_must() {
         let mut bob = Browser::new(&config, &clock);
         bob.send(TestRequest::new("GET", "/login")).await;
         let bob_cookie = bob.cookie("__Host-session").unwrap();
-        let reply = serve(&config, register(bob_cookie, alice.key.proof(&challenge, true))).await;
-        assert_eq!(reply.status, 403);
+        refused(serve(&config, register(bob_cookie, alice.key.proof(&challenge, true))).await);
 
         // `alg: none` (with the key in its header and the right payload, so
         // that only the algorithm can refuse it), and a proof without its key.
@@ -1846,15 +1845,12 @@ fn registration_refuses_what_it_must() {
         assert!(header.get("jwk").is_some());
         header["alg"] = serde_json::json!("none");
         let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header.to_string()));
-        assert_eq!(serve(&config, register(cookie.clone(), none)).await.status, 403);
-        assert_eq!(
-            serve(&config, register(cookie.clone(), alice.key.proof(&challenge, false))).await.status,
-            403
-        );
+        refused(serve(&config, register(cookie.clone(), none)).await);
+        refused(serve(&config, register(cookie.clone(), alice.key.proof(&challenge, false))).await);
         // No session at all.
         let anonymous = TestRequest::new("POST", "/dbsc/register")
             .header("secure-session-response", sf_string(&alice.key.proof(&challenge, true)));
-        assert_eq!(serve(&config, anonymous).await.status, 403);
+        refused(serve(&config, anonymous).await);
 
         // The right one works once; the same proof again does not.
         let good = alice.key.proof(&challenge, true);
@@ -1863,8 +1859,16 @@ fn registration_refuses_what_it_must() {
         assert_eq!(reply.header("cache-control"), Some("no-store"));
         assert_eq!(reply.header("x-frame-options"), Some("DENY"));
         assert!(reply.header("access-control-allow-origin").is_none());
-        assert_eq!(serve(&config, register(cookie, good)).await.status, 403);
+        refused(serve(&config, register(cookie, good)).await);
     });
+}
+
+/// A refused registration: `403`, with no cookie and no new offer (the
+/// browser gives up; the session stays as it was).
+fn refused(reply: Reply) {
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.all("set-cookie").is_empty());
+    assert!(reply.header("secure-session-registration").is_none(), "no new offer");
 }
 
 #[test]

@@ -1398,6 +1398,11 @@ fn a_response_with_a_token_is_never_left_cacheable() {
         for vendor in ["vercel-cdn-cache-control", "netlify-cdn-cache-control"] {
             assert_eq!(written.get_all(vendor), ["no-store"], "{vendor}");
         }
+        let handle = open(&config, "").await;
+        handle.csrf_token().unwrap();
+        let mut written = TestResponse::default().with_header("Surrogate-Control", "max-age=600");
+        handle.finish().write_to(&mut written);
+        assert_eq!(written.get_all("surrogate-control"), ["no-store"], "Fastly's and Akamai's field too");
         let mut untouched = targeted();
         open(&config, "").await.finish().write_to(&mut untouched);
         assert_eq!(untouched.get_all("cdn-cache-control"), ["public, max-age=600"], "no token, no change");
