@@ -381,6 +381,10 @@ mod tests {
         let shown = format!("{session:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains(&session.id().to_hex()), "{shown}");
+        // The ID only as its first 4 hex digits.
+        let hex = session.id().to_hex();
+        assert_eq!(format!("{:?}", session.id()), format!("SessionId({}…)", &hex[..4]));
+        assert!(shown.contains(&format!("SessionId({}…)", &hex[..4])), "{shown}");
     }
 
     #[test]

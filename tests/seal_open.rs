@@ -471,6 +471,11 @@ fn errors_and_debug_output_hold_no_secrets_or_token_bytes() {
         let err = sealer.open::<String>(input).unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(!text.contains(&input[..4]), "{text}");
+        // No run of 8 of its characters anywhere, not only its start.
+        for window in input.as_bytes().windows(8) {
+            let window = std::str::from_utf8(window).unwrap();
+            assert!(!text.contains(window), "{window} in {text}");
+        }
     }
 }
 

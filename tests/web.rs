@@ -1037,6 +1037,14 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
+/// The limits README.md and SECURITY.md give, written out: a change here
+/// is a change there.
+#[test]
+fn the_documented_limits() {
+    assert_eq!(sealed_session::web::MAX_FLASHES, 8);
+    assert_eq!(sealed_session::registry::MAX_RECORDS_PER_USER, 100);
+}
+
 /// A `HEAD` request (a link checker's, a prefetch's) that reads the flash
 /// messages removes none, even when it then adds one: the page the user
 /// opens next shows them all.
@@ -3791,7 +3799,13 @@ fn a_refused_requests_path_and_method_are_logged_short_and_printable() {
     let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let line =
         logged.lines().find(|line| line.contains("CSRF check refused")).expect("the refusal is logged");
-    assert!(line.contains("path=/x?y?zzz") && line.contains("method=MMMM") && line.len() < 400, "{line}");
+    let field = |name: &str| {
+        let start = line.find(&format!(" {name}=")).expect(name) + name.len() + 2;
+        line[start..].split(' ').next().unwrap().to_owned()
+    };
+    // 16 and 128 printable characters, each other one shown as `?`.
+    assert_eq!(field("method"), "M".repeat(16), "{line}");
+    assert_eq!(field("path"), format!("/x?y?{}", "z".repeat(128 - 5)), "{line}");
     assert!(!logged.contains("\ny"), "{logged}");
 }
 

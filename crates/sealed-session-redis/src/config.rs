@@ -524,6 +524,20 @@ mod tests {
         assert!(!shown.contains("p@ss") && !shown.contains("sp\""), "{shown}");
     }
 
+    /// The defaults README.md and SECURITY.md give, written out: a change
+    /// here is a change there.
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let config = RedisConfig::default();
+        assert_eq!(config.prefix, "sealed-session");
+        assert_eq!(config.timeout, Duration::from_millis(250));
+        assert_eq!(config.cache_ttl, Duration::from_secs(1));
+        assert_eq!(config.policy_check_interval, Duration::from_secs(30));
+        assert_eq!(config.wait_timeout, Duration::from_millis(500));
+        assert_eq!(config.accept_stale_for, None);
+        assert!(!config.assume_noeviction && !config.assume_durable && !config.existing_only);
+    }
+
     #[test]
     fn each_setting_is_set_by_its_builder_and_its_url_parameter() {
         let config = RedisConfig::default()

@@ -186,6 +186,8 @@ async fn the_store_runs_with_wal_and_synchronous_full() {
     // durability claim rests on.
     let durability = store.durability().await.unwrap();
     assert_eq!((durability.journal_mode.as_str(), durability.synchronous.as_str()), ("wal", "FULL"));
+    // Each call waits its answer 1 s by default, as SECURITY.md says.
+    assert!(format!("{store:?}").contains("timeout: 1s"), "{store:?}");
 }
 
 #[tokio::test]
