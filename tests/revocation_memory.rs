@@ -217,24 +217,57 @@ fn a_clock_before_1970_refuses_every_session_and_says_to_check_the_clocks() {
     assert!(matches!(result, Err(StoreError::Untrusted(_))), "{result:?}");
 }
 
+/// A clock that starts at a given millisecond and runs in real time: a
+/// login's wait moves it, and whether the login waited shows in whether it
+/// got past the cutoff, not in a measured time.
+struct Running {
+    start_millis: i64,
+    started: std::time::Instant,
+}
+
+impl sealed_session::Clock for Running {
+    fn now(&self) -> time::OffsetDateTime {
+        let millis = self.start_millis + self.started.elapsed().as_millis() as i64;
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
+    }
+}
+
 #[test]
-fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one() {
-    let now = || time::OffsetDateTime::now_utc().unix_timestamp() as u64;
-    let store = MemoryStore::refusing_sessions_before(now());
-    let verifier = Verifier::new(Sealer::builder(Keyring::generate().unwrap()).build().unwrap(), store);
-    let started = std::time::Instant::now();
-    let session = block_on(verifier.login("alice", ())).unwrap();
-    let token = verifier.sealer().seal(&session).unwrap();
-    assert!(started.elapsed() <= Duration::from_millis(1100), "waited {:?}", started.elapsed());
-    assert!(block_on(verifier.open::<()>(&token)).is_ok(), "a login right after the cutoff must open");
-    // A cutoff further ahead than the longest wait is an error, not a doomed session.
-    let ahead = MemoryStore::refusing_sessions_before(now() + 3600);
-    let verifier = Verifier::new(verifier.sealer().clone(), ahead);
+fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one_and_no_longer_than_the_limit() {
+    assert_eq!(sealed_session::MAX_LOGIN_WAIT, Duration::from_millis(1500), "as SECURITY.md says");
+    const CUTOFF: u64 = T0 as u64;
+    // The login may seal from the second after the cutoff on: `ahead` ms
+    // from the clock's start.
+    let login = |ahead: i64| {
+        let clock =
+            Running { start_millis: (CUTOFF as i64 + 1) * 1000 - ahead, started: std::time::Instant::now() };
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock).build().unwrap();
+        let verifier = Verifier::new(sealer, MemoryStore::refusing_sessions_before(CUTOFF));
+        let session = block_on(verifier.login("alice", ()));
+        session.map(|session| {
+            block_on(verifier.open::<()>(&verifier.sealer().seal(&session).unwrap())).map(drop)
+        })
+    };
+    // Within the limit it waits, and the session opens (the store refuses
+    // what is sealed in the cutoff's second). A stalled test only shortens
+    // the wait.
+    for ahead in [1, 999, 1300] {
+        assert!(matches!(login(ahead), Ok(Ok(()))), "{ahead} ms ahead");
+    }
+    // Beyond it, an error at once: had it waited, the running clock would
+    // have passed the cutoff and the login gone through.
+    match login(1700) {
+        Err(LoginError::CutoffAhead { cutoff, now }) => assert_eq!((cutoff, now), (CUTOFF, CUTOFF - 1)),
+        other => panic!("expected CutoffAhead, got {other:?}"),
+    }
+    // A cutoff further ahead is the same error, naming this server's time.
+    let ahead = MemoryStore::refusing_sessions_before(CUTOFF + 3600);
+    let verifier = Verifier::new(
+        Sealer::builder(Keyring::generate().unwrap()).clock(ManualClock::at_unix(T0)).build().unwrap(),
+        ahead,
+    );
     match block_on(verifier.login("alice", ())) {
-        Err(LoginError::CutoffAhead { cutoff, now: then }) => {
-            assert_eq!(cutoff, now() + 3600);
-            assert!(now() - then <= 1, "the error names this server's time ({then})");
-        }
+        Err(LoginError::CutoffAhead { cutoff, now }) => assert_eq!((cutoff, now), (CUTOFF + 3600, CUTOFF)),
         other => panic!("expected CutoffAhead, got {other:?}"),
     }
 }
