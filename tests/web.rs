@@ -1670,6 +1670,14 @@ fn a_logout_asks_the_browser_to_clear_what_was_configured() {
         handle.logout().await.unwrap();
         handle.csrf_token().unwrap();
         assert_eq!(cleared(&handle).0, keeping_cookies(), "a login form after the logout");
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.logout().await.unwrap();
+        handle.flash(Level::Success, "Signed out").unwrap();
+        assert_eq!(cleared(&handle).0, keeping_cookies(), "a flash message after the logout");
+        let handle = open(&config, &signed_in(&config, "alice").await).await;
+        handle.flash(Level::Success, "Signed out").unwrap();
+        handle.logout().await.unwrap();
+        assert_eq!(cleared(&handle).0, keeping_cookies(), "a flash message before the logout");
 
         // "Log out everywhere" answered as a logout: the session ended
         // meanwhile (a double submit's second request), or there was none.
