@@ -469,6 +469,7 @@ async fn a_file_deleted_under_a_running_store_fails_closed_until_reopened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_under_a_running_store_fails_closed() {
+    let logs = sealed_session_testkit::Logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let (path, _clock, verifier, token) = signed_in(dir.path()).await;
 
@@ -495,6 +496,10 @@ async fn a_file_replaced_under_a_running_store_fails_closed() {
     // And the store says why, to whoever inspects it.
     let shown = format!("{:?}", verifier.store());
     assert!(shown.contains("fault: Some(FileReplaced"), "{shown}");
+    // And to the log, at `error`, naming the file, once.
+    let said =
+        logs.lines_with(&["ERROR", "refuses every session until reopened", &path.display().to_string()]);
+    assert_eq!(said.len(), 1, "{said:?}");
 }
 
 /// The write-ahead log holds commits (revocations) not yet copied into the
