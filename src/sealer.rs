@@ -1245,7 +1245,8 @@ impl SealerBuilder {
 
     /// How long after its last recorded activity an opened session asks to
     /// be sealed again ([`Reissue::IdleRenewal`]); by default a quarter of
-    /// the idle timeout. A session is then ended by inactivity after between
+    /// the idle timeout. (Remembered sessions renew at a quarter of the
+    /// remember-me idle timeout, whatever this says.) A session is then ended by inactivity after between
     /// `idle - renew_after` and `idle`. An interval as long as the idle
     /// timeout turns idle renewal off (a token is refused for idleness at
     /// the age it would be due): a session is then ended `idle` after it
