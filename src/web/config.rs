@@ -124,12 +124,22 @@ impl Settings {
 
     /// Logs that a token under a key this server lacks (kept, for a keyring
     /// rollout) was refused: at `warn` once a minute at most, since any
-    /// client can name a key ID with every request, else at `info`.
+    /// client can name a key ID with every request, else at `info`. The
+    /// key ID is read before anything authenticates, so the line says the
+    /// cookie may be made up.
     pub(crate) fn unknown_key_refused(&self, what: &str, reason: &dyn std::fmt::Display) {
         if self.unknown_key_warned.due(self.sealer.clock().unix_now()) {
-            tracing::warn!(%reason, "{what} refused; deploy the same keyring to every server (said once a minute at most)");
+            tracing::warn!(
+                %reason,
+                "{what} refused; if keys are being rolled out, deploy the same keyring to every server, else it \
+                 may be made up (said once a minute at most)"
+            );
         } else {
-            tracing::info!(%reason, "{what} refused; deploy the same keyring to every server");
+            tracing::info!(
+                %reason,
+                "{what} refused; if keys are being rolled out, deploy the same keyring to every server, else it \
+                 may be made up"
+            );
         }
     }
 }
