@@ -50,10 +50,10 @@ struct Args {
     /// password again.
     #[arg(long, env = "DEMO_SUDO_WINDOW", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     sudo_window: u64,
-    /// The most sessions a user may have at once (1 to 100, the records a
-    /// registry keeps per user): a login beyond it ends their oldest
-    /// session.
-    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    /// The most sessions a user may have at once (1 to 90: a registry
+    /// keeps 100 records per user, and the rest is room for logins at the
+    /// same moment): a login beyond it ends their oldest session.
+    #[arg(long, env = "DEMO_MAX_SESSIONS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=90))]
     max_sessions: u64,
 }
 

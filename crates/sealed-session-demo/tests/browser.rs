@@ -83,7 +83,7 @@ async fn on_the_shared_demo(framework: &str) -> (&'static Demo, fantoccini::Clie
     };
     let demo = slot.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let demo = Demo::start_with(framework, DEMO, &dir, &["--max-sessions", "100"]);
+        let demo = Demo::start_with(framework, DEMO, &dir, &["--max-sessions", "90"]);
         // Its command line names `dir` (`--data-dir`).
         clean_up_at_exit(&dir, None);
         demo
