@@ -345,6 +345,7 @@ fn build(version: u8) -> Value {
     let pos = alphabet.iter().position(|&c| c == last as u8).unwrap();
     trailing_bits.push(alphabet[pos | 1] as char);
     let plus = base_text.replacen(['-', '_', 'A'], "+", 1);
+    let slash = base_text.replacen(['-', '_', 'A'], "/", 1);
 
     let invalid =
         |name: &str, token: String, error: &str| json!({ "name": name, "token": token, "error": error });
@@ -362,11 +363,16 @@ fn build(version: u8) -> Value {
         invalid("padded base64", format!("{odd_text}="), "Malformed"),
         invalid("non-zero unused bits in the last character", trailing_bits, "Malformed"),
         invalid("standard base64 alphabet", plus, "Malformed"),
+        invalid("standard base64 alphabet's slash", slash, "Malformed"),
         invalid("whitespace", format!("{} {}", &base_text[..10], &base_text[10..]), "Malformed"),
         invalid("empty", String::new(), "Malformed"),
         invalid("retired key", encode(&retired), "RetiredKey(3)"),
         invalid("unknown key", encode(&unknown), "UnknownKey(9)"),
         invalid("too large", "A".repeat(4097), "TooLarge"),
+        // At the limit the text is read: 3072 zero bytes, version 0.
+        invalid("as large as allowed", "A".repeat(4096), "UnsupportedVersion(0)"),
+        // Long enough to hold a header and a tag: refused by authentication.
+        invalid("header and tag without a byte of ciphertext", encode(&base[..prefix + 40]), "Invalid"),
     ];
     if version != 1 {
         let with_flags = |flags: u8| {
@@ -375,7 +381,7 @@ fn build(version: u8) -> Value {
             encode(&changed)
         };
         negatives.extend([
-            invalid("header and tag without a byte of ciphertext", encode(&base[..45]), "Malformed"),
+            invalid("one byte short of a version 2 header and tag", encode(&base[..45]), "Malformed"),
             invalid("a flag no version defines", with_flags(0x08), "Malformed"),
             invalid("remember-me flag set on a standard token", with_flags(0x01), "Invalid"),
             invalid("device-bound flag set on an unbound token", with_flags(0x04), "Invalid"),
@@ -424,9 +430,11 @@ fn build(version: u8) -> Value {
         "NotYetValid",
     );
     at_max["now"] = json!(NOW);
-    // Versioned data whose version does not fit in a u32.
+    // Versioned data whose version does not fit in a u32: 2^32 + 3, whose
+    // low 32 bits are the application's version (a verifier that cut it to
+    // a u32 would take it).
     let mut past_u32 = head.to_vec();
-    past_u32.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x10]);
+    past_u32.extend_from_slice(&[0x83, 0x80, 0x80, 0x80, 0x10]);
     let data_bytes = &plaintext[head.len()..];
     past_u32.push(u8::try_from(data_bytes.len()).unwrap());
     past_u32.extend_from_slice(data_bytes);
@@ -436,6 +444,49 @@ fn build(version: u8) -> Value {
         "DataMismatch",
     );
     version_past_u32["opener"] = json!({ "versioned": true });
+    // Versioned data of another version than the application's (which
+    // migrates none).
+    let mut other_version = head.to_vec();
+    other_version.push(2);
+    other_version.push(u8::try_from(data_bytes.len()).unwrap());
+    other_version.extend_from_slice(data_bytes);
+    let mut version_unknown = invalid(
+        "versioned data of a version the application does not read",
+        seal_plaintext_as(&other_version, 214, version, true),
+        "DataMismatch",
+    );
+    version_unknown["opener"] = json!({ "versioned": true });
+    // Step 7 comes before steps 8 to 10: an expired token whose envelope
+    // or data does not decode says so, not that it expired.
+    let expired_now = json!(NOW as u64 + ABSOLUTE);
+    let mut expired_mismatch = invalid(
+        "data not of the application's type, in a token expired by now",
+        seal_plaintext(&not_the_type, 215, version),
+        "DataMismatch",
+    );
+    expired_mismatch["now"] = expired_now.clone();
+    let mut expired_malformed = invalid(
+        "option tag other than 0 or 1, in a token expired by now",
+        seal_plaintext(&bad_tag, 216, version),
+        "Malformed",
+    );
+    expired_malformed["now"] = expired_now;
+    // Fields 2 to 6 are decoded as strictly as field 1: `varint_end(i)` is
+    // where the varint that starts at `i` ends.
+    let varint_end = |i: usize| i + plaintext[i..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let non_minimal_at = |end: usize| {
+        let mut bytes = plaintext[..end].to_vec();
+        *bytes.last_mut().unwrap() |= 0x80;
+        bytes.push(0);
+        bytes.extend_from_slice(&plaintext[end..]);
+        bytes
+    };
+    let expires_end = varint_end(first_varint);
+    let user_len_at = 32;
+    assert_eq!(plaintext[user_len_at], 5, "the length of \"alice\"");
+    let epoch_end = varint_end(user_len_at + 1 + 5);
+    let mut not_utf8 = plaintext.clone();
+    not_utf8[user_len_at + 1] = 0xff;
     negatives.extend([
         invalid(
             "ten-byte varint that overflows u64 in the envelope head",
@@ -444,11 +495,30 @@ fn build(version: u8) -> Value {
         ),
         at_max,
         version_past_u32,
+        version_unknown,
+        expired_mismatch,
+        expired_malformed,
         invalid(
             "non-minimal varint in the envelope head",
             seal_plaintext(&non_minimal, 200, version),
             "Malformed",
         ),
+        invalid(
+            "non-minimal varint as the expiry",
+            seal_plaintext(&non_minimal_at(expires_end), 217, version),
+            "Malformed",
+        ),
+        invalid(
+            "non-minimal varint as the user ID's length",
+            seal_plaintext(&non_minimal_at(user_len_at + 1), 218, version),
+            "Malformed",
+        ),
+        invalid(
+            "non-minimal varint as the epoch",
+            seal_plaintext(&non_minimal_at(epoch_end), 219, version),
+            "Malformed",
+        ),
+        invalid("user ID that is not UTF-8", seal_plaintext(&not_utf8, 220, version), "Malformed"),
         invalid("option tag other than 0 or 1", seal_plaintext(&bad_tag, 201, version), "Malformed"),
         invalid("envelope head cut short", seal_plaintext(&plaintext[..20], 202, version), "Malformed"),
         invalid(
@@ -508,7 +578,15 @@ fn build(version: u8) -> Value {
         "NotYetValid",
     );
     issued_ahead["now"] = json!(now);
-    negatives.extend([shortened, ahead, sealed_expiry, issued_ahead]);
+    // The sealed expiry reached to the second (`>=`), the absolute timeout
+    // from the issue time far off.
+    let mut at_expiry = invalid(
+        "sealed expiry reached this second, the absolute timeout from the issue time not",
+        timed("", now - 100, now, now - 10, 221)["token"].as_str().unwrap().to_owned(),
+        "Expired(Absolute)",
+    );
+    at_expiry["now"] = json!(now);
+    negatives.extend([shortened, ahead, sealed_expiry, issued_ahead, at_expiry]);
     let mut wrong_purpose = invalid("wrong purpose", base_text.clone(), "Invalid");
     wrong_purpose["purpose"] = json!("__Host-other");
     let mut expired = invalid("absolute expiry reached", base_text.clone(), "Expired(Absolute)");
@@ -659,6 +737,9 @@ fn build(version: u8) -> Value {
         "valid": valid,
         "invalid": negatives,
     });
+    // The application's type, `{ name: String, visits: u32 }`, is
+    // versioned at this version and migrates no other.
+    file["data_version"] = json!(<Data as crate::versioned::SessionData>::VERSION);
     file["remember_absolute_timeout"] = json!(REMEMBER_ABSOLUTE);
     file["remember_idle_timeout"] = json!(REMEMBER_IDLE);
     if version != 1 {

@@ -273,9 +273,15 @@ fn invalid_vectors_that_authenticate_fail_where_format_md_says() {
             let versioned = v.get("opener").and_then(|o| o.get("versioned")) == Some(&Value::Bool(true));
             let (plaintext, _) = open(&vectors, &token, purpose, versioned, true).expect("authenticates");
             let mut r = Reader(&plaintext);
+            // The application's type is versioned at the file's
+            // `data_version` and migrates no other (FORMAT.md, its introduction).
+            let application_version = vectors["data_version"].as_u64().unwrap();
             let field_7 = |r: &mut Reader<'_>| {
                 if versioned {
-                    versioned_data(r).map(drop)
+                    match versioned_data(r)? {
+                        (version, _) if version == application_version => Ok(()),
+                        _ => Err("a data version the application does not read"),
+                    }
                 } else {
                     data(r).map(drop)
                 }

@@ -148,6 +148,8 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
     try:
         if versioned:
             env["data_version"] = r.varint(32)
+            if env["data_version"] != vectors["data_version"]:
+                raise ValueError("a data version the application does not read")
             inner = Reader(r.take(r.varint()))
             env["data"] = {"name": inner.string(), "visits": inner.varint(32)}
             if inner.pos != len(inner.data):
