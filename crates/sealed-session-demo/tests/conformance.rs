@@ -285,6 +285,14 @@ fn a_cart_filled_before_login_is_an_anonymous_session_kept_under_a_new_id_at_log
         assert_eq!(json["cart"], serde_json::json!(["tea"]));
         let anonymous_id = json["session_id"].clone();
         assert!(browser.get("/").body.contains("Added tea to the cart."), "a flash message");
+        // There is no signing out of an anonymous session: a logout would
+        // let any client write denylist entries to the store. The cart
+        // stays, and a copy of its cookie still opens.
+        let mut copy = Browser { demo, jar: browser.jar.clone() };
+        let logout = browser.post_form("/logout", "");
+        assert_eq!((logout.status, logout.header("location")), (303, Some("/")));
+        assert!(logout.set_cookies().iter().all(|c| !c.starts_with("__Host-session=")), "kept");
+        assert_eq!(copy.session_json()["cart"], serde_json::json!(["tea"]), "not revoked");
 
         browser.sign_in("alice", "");
         let json = browser.session_json();
