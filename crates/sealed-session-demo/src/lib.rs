@@ -275,26 +275,64 @@ impl Setup {
 }
 
 /// The demo's audit log: each event as one line of JSON, appended to a
-/// file, written at once (a demo; a busy server would queue them).
-struct AuditFile(std::sync::Mutex<std::fs::File>);
+/// file, written at once (a demo; a busy server would queue them), up to
+/// [`MAX_AUDIT_LOG_LEN`]: any client can have events recorded (a refused
+/// cookie, a refused cross-site post), so the file must not fill the disk.
+struct AuditFile(std::sync::Mutex<AuditLog>);
+
+/// The file and how long it is.
+struct AuditLog {
+    file: std::fs::File,
+    len: u64,
+}
+
+/// The size past which the demo's audit log takes no more events (64 MiB;
+/// a server would rotate it).
+const MAX_AUDIT_LOG_LEN: u64 = 64 << 20;
 
 impl AuditFile {
     fn open(path: &Path) -> Result<Self, StartError> {
         use std::os::unix::fs::OpenOptionsExt as _;
-        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(
-            |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source },
-        )?;
-        Ok(Self(std::sync::Mutex::new(file)))
+        let cannot =
+            |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source };
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
+        let len = file.metadata().map_err(cannot)?.len();
+        Ok(Self(std::sync::Mutex::new(AuditLog { file, len })))
+    }
+}
+
+impl AuditLog {
+    /// Appends `line` if the file has room for it; whether it did.
+    fn append(&mut self, line: &str) -> bool {
+        let len = self.len.saturating_add(line.len() as u64);
+        if len > MAX_AUDIT_LOG_LEN {
+            // Said once, by the event that found it full.
+            if self.len <= MAX_AUDIT_LOG_LEN {
+                tracing::error!(
+                    "the audit log is full ({MAX_AUDIT_LOG_LEN} bytes): later events are not recorded"
+                );
+                self.len = MAX_AUDIT_LOG_LEN + 1;
+            }
+            return false;
+        }
+        match self.file.write_all(line.as_bytes()) {
+            Ok(()) => {
+                self.len = len;
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot write to the audit log");
+                false
+            }
+        }
     }
 }
 
 impl AuditSink for AuditFile {
     fn record(&self, event: &AuditEvent) {
         let line = format!("{}\n", event.to_json());
-        let mut file = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(err) = file.write_all(line.as_bytes()) {
-            tracing::warn!(error = %err, "cannot write to the audit log");
-        }
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&line);
     }
 }
 
@@ -376,10 +414,27 @@ mod tests {
     use sealed_session::{Keyring, MemoryStore, Sealer};
     use tower::ServiceExt as _;
 
-    use super::{app, config, load_or_create_keyring, SUDO_WINDOW};
+    use super::{app, config, load_or_create_keyring, AuditFile, MAX_AUDIT_LOG_LEN, SUDO_WINDOW};
 
     fn demo() -> axum::Router {
         app(config(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).unwrap(), SUDO_WINDOW)
+    }
+
+    /// Any client can have events recorded: the file stops at its limit,
+    /// counted from what it held when the demo started.
+    #[test]
+    fn the_audit_log_stops_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let line = "{\"event\":\"csrf_refused\"}\n";
+        let room = 2 * line.len() as u64 + 1;
+        std::fs::File::create(&path).unwrap().set_len(MAX_AUDIT_LOG_LEN - room).unwrap();
+        let audit = AuditFile::open(&path).unwrap();
+        let mut log = audit.0.lock().unwrap();
+        assert!(log.append(line) && log.append(line), "room for two");
+        assert!(!log.append(line), "not a third");
+        assert!(!log.append("\n"), "nor anything once full");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), MAX_AUDIT_LOG_LEN - 1);
     }
 
     #[tokio::test]
