@@ -119,7 +119,8 @@ async fn serve(
             listener.set_nonblocking(true).map_err(|err| err.to_string())?;
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| err.to_string())?;
             announce();
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|err| err.to_string())
+            serve_axum(listener, app).await;
+            Ok(())
         }
         Framework::Actix => {
             let sessions = actix_app::middleware(config);
@@ -129,6 +130,59 @@ async fn serve(
                 .run();
             announce();
             server.await.map_err(|err| err.to_string())
+        }
+    }
+}
+
+/// How long a client has to send a request's head, or to start its next
+/// one on a kept-alive connection (actix-web's default, which the actix
+/// variant keeps).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The most connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a shutdown waits for the requests in flight (as actix-web).
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `app` as `axum::serve` does, over HTTP/1.1, with what that lacks:
+/// a client that trickles in a request's head, or holds a connection open
+/// without one, is cut off after [`HEADER_TIMEOUT`] (else it holds a task
+/// and a descriptor for good), at most [`MAX_CONNECTIONS`] are served at
+/// once, and a shutdown waits [`SHUTDOWN_WAIT`] at most.
+async fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            accepted = async {
+                let permit = std::sync::Arc::clone(&connections).acquire_owned().await;
+                (permit, listener.accept().await)
+            } => accepted,
+            () = &mut stop => break,
+        };
+        let (Ok(permit), Ok((stream, _))) = accepted else {
+            // Out of descriptors, say: try again shortly.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away or times out is no error of the server's.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_WAIT) => {
+            tracing::warn!("requests still running {}s after the shutdown began: stopped", SHUTDOWN_WAIT.as_secs());
         }
     }
 }

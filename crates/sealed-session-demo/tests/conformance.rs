@@ -268,6 +268,39 @@ fn the_fullest_cart_and_longest_name_fit_in_the_cookie_on_both_frameworks() {
     }
 }
 
+/// A client that opens a connection and sends no request, or only part
+/// of one's head, is cut off (after 5 s on both frameworks; the axum
+/// variant's `axum::serve` never did): else each such connection holds a
+/// descriptor and a task for good.
+#[test]
+fn a_client_that_never_finishes_a_request_head_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    on_each_framework(|demo| {
+        let held: Vec<_> = ["", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "]
+            .into_iter()
+            .map(|sent| {
+                let mut slow = std::net::TcpStream::connect(demo.addr()).unwrap();
+                slow.write_all(sent.as_bytes()).unwrap();
+                slow.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+                (sent, slow)
+            })
+            .collect();
+        for (sent, mut slow) in held {
+            // Closed (an answer such as `408`, then the end; or a reset), not
+            // held until the read gives up.
+            let mut answer = Vec::new();
+            match slow.read_to_end(&mut answer) {
+                Ok(_) => {
+                    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"), "{sent:?}: {answer:?}")
+                }
+                Err(err) => {
+                    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{sent:?} held open: {err}")
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn a_cart_filled_before_login_is_an_anonymous_session_kept_under_a_new_id_at_login() {
     on_each_framework(|demo| {
