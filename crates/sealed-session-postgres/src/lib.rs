@@ -2,8 +2,9 @@
 //! the application's own sqlx pool, with a local cache that `LISTEN` /
 //! `NOTIFY` keeps fresh.
 //!
-//! * **Tables of its own.** `PREFIX_user_epochs`, `PREFIX_denied` and
-//!   `PREFIX_meta` (prefix `sealed_session` by default), created at connect
+//! * **Tables of its own.** `PREFIX_user_epochs`, `PREFIX_denied`,
+//!   `PREFIX_meta` and the session registry's `PREFIX_sessions` (prefix
+//!   `sealed_session` by default), created at connect
 //!   (under an advisory lock) unless [`PostgresOptions::create_tables`] is
 //!   off, in which case run [`PostgresStore::migration_sql`] in your
 //!   migrations.

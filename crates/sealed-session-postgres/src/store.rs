@@ -23,7 +23,7 @@ use crate::schema::{self, Statements};
 #[non_exhaustive]
 pub struct PostgresOptions {
     /// Prefix of the tables (`PREFIX_meta`, `PREFIX_user_epochs`,
-    /// `PREFIX_denied`) and of the channel (`PREFIX_revocations`); default
+    /// `PREFIX_denied`, `PREFIX_sessions`) and of the channel (`PREFIX_revocations`); default
     /// `sealed_session`. Lowercase letters, digits and `_`.
     pub prefix: String,
     /// How long a statement may take before the check fails closed; default 250 ms.
