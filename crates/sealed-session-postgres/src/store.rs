@@ -26,7 +26,11 @@ pub struct PostgresOptions {
     /// `PREFIX_denied`, `PREFIX_sessions`) and of the channel (`PREFIX_revocations`); default
     /// `sealed_session`. Lowercase letters, digits and `_`.
     pub prefix: String,
-    /// How long a statement may take before the check fails closed; default 250 ms.
+    /// How long a statement may take before the check fails closed; default
+    /// 250 ms. On the store's own connections ([`PostgresStore::connect`])
+    /// the server ends a statement, or a wait for a lock, after this or 5 s,
+    /// whichever is longer (`statement_timeout`, `lock_timeout`); on an
+    /// application's pool, set those on the pool.
     pub timeout: Duration,
     /// The longest a cached answer is used, counted from before the read
     /// that produced it; default 1 s, which is also the most
@@ -341,6 +345,19 @@ fn check_environment(
     Ok(())
 }
 
+/// The `statement_timeout` and `lock_timeout` of the store's own
+/// connections, in milliseconds: its timeout, but at least 5 s (a start's
+/// migrations wait for no one's timeout); 0 (none) for one PostgreSQL
+/// cannot take.
+fn server_side_bound(timeout: Duration) -> u128 {
+    let ms = timeout.max(Duration::from_secs(5)).as_millis();
+    if ms > u128::from(i32::MAX.unsigned_abs()) {
+        0
+    } else {
+        ms
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database `url` names (`postgres://…`), with the
     /// default options, creating the tables if they are missing.
@@ -362,10 +379,18 @@ impl PostgresStore {
         }
         check_parameters(url)?;
         check_environment(url, |name| std::env::var_os(name))?;
+        // The timeout stops the store's wait, not the statement: the server
+        // ends it too, so that one waiting for a lock held elsewhere does
+        // not keep a connection of the pool as long as the lock is held.
+        let bound = server_side_bound(options.timeout).to_string();
+        let connect = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(PostgresSetupError::Connect)?
+            .options([("statement_timeout", bound.as_str()), ("lock_timeout", bound.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(connect)
             .await
             .map_err(PostgresSetupError::Connect)?;
         Self::with_pool(pool, options, SystemClock).await
@@ -378,7 +403,10 @@ impl PostgresStore {
     /// database's. The pool's connection settings are used as they were
     /// built: the URL and environment checks of [`PostgresStore::connect`]
     /// are not made here (a plain-text connection is the application's to
-    /// prevent).
+    /// prevent), and the server does not end a statement the store gave
+    /// up on unless the pool's `statement_timeout` or `lock_timeout` does
+    /// (else one waiting for a lock keeps its connection until the lock
+    /// is let go).
     ///
     /// # Errors
     /// As [`PostgresStore::connect`], and [`PostgresSetupError::Prefix`] or

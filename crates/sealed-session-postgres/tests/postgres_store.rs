@@ -840,6 +840,41 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
     }
 }
 
+/// A revocation that times out waiting for a lock held elsewhere (an
+/// operator's open transaction) is ended by the server too, on the
+/// store's own connections, within its bound (5 s): else it waits as long
+/// as the lock is held, keeping a connection of the pool (each retry one
+/// more), and the pool runs dry.
+#[tokio::test]
+async fn a_statement_that_timed_out_is_ended_by_the_server_too() {
+    use sqlx::Connection as _;
+    let url = SHARED.url();
+    let store = PostgresStore::connect_with(&url, options("server_bound")).await.unwrap();
+    let mut operator = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut held = operator.begin().await.unwrap();
+    sqlx::query("LOCK TABLE server_bound_user_epochs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let err = store.revoke_user("alice").await.unwrap_err();
+    assert!(matches!(err, StoreError::Timeout(_)), "{err:?}");
+    let waiting = || async {
+        let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE '%server_bound_user_epochs%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+    };
+    assert_eq!(waiting().await, 1, "the statement waits on the server after the store gave up");
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert_eq!(waiting().await, 0, "the server ended it within its bound");
+    held.rollback().await.unwrap();
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 1, "and the store works on");
+}
+
 /// A timeout of `Duration::MAX` ("no limit") is taken as one: the store
 /// listens and answers, and nothing panics on a time past what an
 /// `Instant` holds.
