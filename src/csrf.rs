@@ -286,7 +286,7 @@ fn mac(entry: &Entry, session: &SessionId) -> Option<HmacSha256> {
 
 /// The token's bytes for `session` under the keyring entry `entry`: the
 /// key ID and the MAC (`None` in the impossible case that HMAC refused the key).
-fn raw(entry: &Entry, session: &SessionId) -> Option<[u8; RAW_LEN]> {
+pub(crate) fn raw(entry: &Entry, session: &SessionId) -> Option<[u8; RAW_LEN]> {
     let mac = mac(entry, session)?.finalize().into_bytes();
     let mut bytes = [0u8; RAW_LEN];
     let (id, tag) = bytes.split_at_mut(4);

@@ -724,16 +724,7 @@ fn build(version: u8) -> Value {
         "idle_timeout": IDLE,
         "leeway": LEEWAY,
         "max_token_len": 4096,
-        "keys": KEYS.iter().map(|&(id, state, activate, retire)| {
-            let mut key = json!({ "id": id, "state": state.as_str(), "secret": hex(&secret(id)) });
-            if let Some(activate) = activate {
-                key["activate_at"] = json!(activate);
-            }
-            if let Some(retire) = retire {
-                key["retire_at"] = json!(retire);
-            }
-            key
-        }).collect::<Vec<_>>(),
+        "keys": keys_json(),
         "valid": valid,
         "invalid": negatives,
     });
@@ -746,6 +737,131 @@ fn build(version: u8) -> Value {
         file["device_bound_lifetime"] = json!(DEVICE_BOUND);
     }
     file
+}
+
+/// [`KEYS`] as the files give them.
+fn keys_json() -> Vec<Value> {
+    KEYS.iter()
+        .map(|&(id, state, activate, retire)| {
+            let mut key = json!({ "id": id, "state": state.as_str(), "secret": hex(&secret(id)) });
+            if let Some(activate) = activate {
+                key["activate_at"] = json!(activate);
+            }
+            if let Some(retire) = retire {
+                key["retire_at"] = json!(retire);
+            }
+            key
+        })
+        .collect()
+}
+
+const CSRF_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/csrf.json");
+
+/// The CSRF token vectors (FORMAT.md, section 1): tokens of one session
+/// under each key that makes or takes them, masked with a pad of their own,
+/// and what a verifier refuses.
+fn build_csrf() -> Value {
+    let keyring = opening_keyring();
+    let session = SessionId::from_bytes(std::array::from_fn(|i| 0xa0 + i as u8));
+    let other = SessionId::from_bytes(std::array::from_fn(|i| 0x50 + i as u8));
+    let raw = |id: u32, session: &SessionId| crate::csrf::raw(keyring.entry(id).unwrap(), session).unwrap();
+    let masked = |raw: &[u8], seed: u8| {
+        let pad: Vec<u8> = (0..raw.len()).map(|i| seed.wrapping_add(i as u8 * 3)).collect();
+        let tail: Vec<u8> = pad.iter().zip(raw).map(|(p, r)| p ^ r).collect();
+        (hex(&pad), encode(&[pad, tail].concat()))
+    };
+    let mut valid = Vec::new();
+    for (id, name, now, seed) in [
+        (1, "the primary key", NOW, 1),
+        (2, "an active key", NOW, 2),
+        (5, "a key with a retire date, one second before it", RETIRES - 1, 3),
+        (4, "a key scheduled to seal later, at its time less the leeway", ACTIVATES - LEEWAY, 4),
+    ] {
+        let bytes = raw(id, &session);
+        let (pad, masked) = masked(&bytes, seed);
+        valid.push(json!({ "name": name, "key_id": id, "now": now, "token": encode(&bytes), "pad": pad, "masked": masked }));
+    }
+    let primary = raw(1, &session);
+    let token = encode(&primary);
+    let (_, masked_token) = masked(&primary, 9);
+    let invalid =
+        |name: &str, token: String, error: &str| json!({ "name": name, "token": token, "error": error });
+    let mut flipped = primary;
+    flipped[20] ^= 1;
+    let mut unknown = primary;
+    unknown[..4].copy_from_slice(&9u32.to_be_bytes());
+    let mut bad_pad = URL_SAFE_NO_PAD.decode(&masked_token).unwrap();
+    bad_pad[0] ^= 1;
+    let at = |mut vector: Value, now: i64| {
+        vector["now"] = json!(now);
+        vector
+    };
+    let negatives = vec![
+        invalid("empty", String::new(), "Missing"),
+        invalid("one character short", token[..47].to_owned(), "Invalid"),
+        invalid("one character more", format!("{token}A"), "Invalid"),
+        invalid("masked, one character short", masked_token[..95].to_owned(), "Invalid"),
+        invalid("padded base64", format!("{}=", &token[..47]), "Invalid"),
+        invalid("standard base64 alphabet", token.replacen(['-', '_', 'A'], "+", 1), "Invalid"),
+        invalid("a bit of the MAC changed", encode(&flipped), "Invalid"),
+        invalid("masked, a bit of the pad changed", encode(&bad_pad), "Invalid"),
+        invalid("another session's token", encode(&raw(1, &other)), "Invalid"),
+        invalid("an unknown key", encode(&unknown), "Invalid"),
+        invalid("a retired key", encode(&raw(3, &session)), "Invalid"),
+        at(invalid("a key at its retire date", encode(&raw(5, &session)), "Invalid"), RETIRES),
+        at(
+            invalid(
+                "a key scheduled to seal later, a second before its time less the leeway",
+                encode(&raw(4, &session)),
+                "Invalid",
+            ),
+            ACTIVATES - LEEWAY - 1,
+        ),
+    ];
+    json!({
+        "format": "sealed-session CSRF token (docs/FORMAT.md, section 1)",
+        "hkdf_info": std::str::from_utf8(crate::keyring::CSRF_KEY_INFO).unwrap(),
+        "mac_prefix": "sealed-session csrf v1",
+        "now": NOW,
+        "leeway": LEEWAY,
+        "keys": keys_json(),
+        "session_id": hex(session.as_bytes()),
+        "other_session_id": hex(other.as_bytes()),
+        "valid": valid,
+        "invalid": negatives,
+    })
+}
+
+#[test]
+fn csrf_vectors_file_is_current() {
+    let built = build_csrf();
+    if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
+        std::fs::write(CSRF_PATH, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+        panic!("SEALED_SESSION_WRITE_VECTORS is set: csrf.json was rewritten; review the diff and run again without it");
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(CSRF_PATH).unwrap()).unwrap();
+    assert_eq!(file, built, "the CSRF token drifted from tests/vectors/csrf.json");
+}
+
+/// Every CSRF vector verifies, or fails, as it says, masked or not.
+#[test]
+fn csrf_vectors_verify_as_they_say() {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(CSRF_PATH).unwrap()).unwrap();
+    let keyring = opening_keyring();
+    let session = SessionId::from_bytes(unhex(file["session_id"].as_str().unwrap()).try_into().unwrap());
+    let leeway = file["leeway"].as_u64().unwrap();
+    let verify = |token: &str, now: u64| crate::csrf::verify(&keyring, &session, token, now, leeway);
+    for v in file["valid"].as_array().unwrap() {
+        let now = v["now"].as_u64().unwrap();
+        for form in ["token", "masked"] {
+            assert_eq!(verify(v[form].as_str().unwrap(), now), Ok(()), "{} ({form})", v["name"]);
+        }
+    }
+    for v in file["invalid"].as_array().unwrap() {
+        let now = v.get("now").map_or(NOW as u64, |now| now.as_u64().unwrap());
+        let err = verify(v["token"].as_str().unwrap(), now).unwrap_err();
+        assert_eq!(format!("{err:?}"), v["error"].as_str().unwrap(), "{}", v["name"]);
+    }
 }
 
 fn error_name(err: &OpenError) -> String {

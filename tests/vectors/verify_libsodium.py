@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks tests/vectors/v1.json and v2.json with libsodium (through PyNaCl)
-and an HKDF-SHA256 written from RFC 5869, following docs/FORMAT.md and
-nothing else.
+and an HKDF-SHA256 written from RFC 5869, and tests/vectors/csrf.json with
+HMAC-SHA256, following docs/FORMAT.md and nothing else.
 
 Usage: python3 tests/vectors/verify_libsodium.py [FILE.json ...]
 Needs: pip install pynacl
@@ -202,10 +202,54 @@ def check(path):
     return failures
 
 
+def verify_csrf(vectors, session_id, token, now):
+    """None if `token` (48 characters, or 96 masked) is the session's CSRF
+    token under a key that takes it at `now`; else the name of the error."""
+    if token == "":
+        return "Missing"
+    if len(token) not in (48, 96):
+        return "Invalid"
+    raw = decode_canonical(token)
+    if raw is None:
+        return "Invalid"
+    if len(raw) == 72:  # masked: pad, then pad XOR token
+        raw = bytes(p ^ m for p, m in zip(raw[:36], raw[36:]))
+    keys = {k["id"]: k for k in vectors["keys"]}
+    key = keys.get(int.from_bytes(raw[:4], "big"))
+    if key is None or key["state"] == "retired" or now >= key.get("retire_at", now + 1):
+        return "Invalid"
+    if key["state"] == "active" and key.get("activate_at", now) > now + vectors["leeway"]:
+        return "Invalid"
+    csrf_key = hkdf_sha256(bytes.fromhex(key["secret"]), b"", vectors["hkdf_info"].encode(), 32)
+    mac = hmac.new(csrf_key, vectors["mac_prefix"].encode() + session_id, hashlib.sha256).digest()
+    return None if hmac.compare_digest(mac, raw[4:]) else "Invalid"
+
+
+def check_csrf(path):
+    vectors = json.loads(path.read_text())
+    session_id = bytes.fromhex(vectors["session_id"])
+    failures = 0
+    for v in vectors["valid"]:
+        pad = base64.urlsafe_b64decode(v["masked"] + "==")[:36].hex()
+        for form in ("token", "masked"):
+            result = verify_csrf(vectors, session_id, v[form], v["now"])
+            if result is not None or pad != v["pad"]:
+                print(f"FAIL {path.name} valid {v['name']!r} ({form}): {result}")
+                failures += 1
+    for v in vectors["invalid"]:
+        result = verify_csrf(vectors, session_id, v["token"], v.get("now", vectors["now"]))
+        if result != v["error"]:
+            print(f"FAIL {path.name} invalid {v['name']!r}: expected {v['error']}, got {result or 'success'}")
+            failures += 1
+    total = 2 * len(vectors["valid"]) + len(vectors["invalid"])
+    print(f"HMAC, {path.name}: {total - failures} passed, {failures} failed")
+    return failures
+
+
 def main():
     here = pathlib.Path(__file__).parent
-    paths = [pathlib.Path(p) for p in sys.argv[1:]] or [here / "v1.json", here / "v2.json"]
-    failures = sum(check(path) for path in paths)
+    paths = [pathlib.Path(p) for p in sys.argv[1:]] or [here / "v1.json", here / "v2.json", here / "csrf.json"]
+    failures = sum(check_csrf(path) if path.name == "csrf.json" else check(path) for path in paths)
     return 1 if failures else 0
 
 
