@@ -397,6 +397,16 @@ fn build(version: u8) -> Value {
             ),
             invalid("every defined flag set on a standard token", with_flags(0x07), "Invalid"),
             invalid("an undefined flag beside a defined one", with_flags(0x0c), "Malformed"),
+            // Step 4 before step 5: the flags are read before the key ID.
+            invalid(
+                "an undefined flag on a token under an unknown key",
+                {
+                    let mut changed = unknown.clone();
+                    changed[1] = 0x08;
+                    encode(&changed)
+                },
+                "Malformed",
+            ),
         ]);
     }
     // Tokens that authenticate but whose envelope is not canonical, or whose
