@@ -440,32 +440,27 @@ fn build(version: u8) -> Value {
         "NotYetValid",
     );
     at_max["now"] = json!(NOW);
-    // Versioned data whose version does not fit in a u32: 2^32 + 3, whose
-    // low 32 bits are the application's version (a verifier that cut it to
-    // a u32 would take it).
-    let mut past_u32 = head.to_vec();
-    past_u32.extend_from_slice(&[0x83, 0x80, 0x80, 0x80, 0x10]);
+    // Versioned data of a version the application does not read, given as
+    // its varint's bytes: one past u32 (2^32 + 3, whose low 32 bits are the
+    // application's version: a verifier that cut it to a u32 would take
+    // it), and another u32 than the application's (which migrates none).
     let data_bytes = &plaintext[head.len()..];
-    past_u32.push(u8::try_from(data_bytes.len()).unwrap());
-    past_u32.extend_from_slice(data_bytes);
-    let mut version_past_u32 = invalid(
+    let versioned_as = |name: &str, version_varint: &[u8], seed: u8| {
+        let mut envelope = head.to_vec();
+        envelope.extend_from_slice(version_varint);
+        envelope.push(u8::try_from(data_bytes.len()).unwrap());
+        envelope.extend_from_slice(data_bytes);
+        let mut vector = invalid(name, seal_plaintext_as(&envelope, seed, version, true), "DataMismatch");
+        vector["opener"] = json!({ "versioned": true });
+        vector
+    };
+    let version_past_u32 = versioned_as(
         "versioned data whose version does not fit in a u32",
-        seal_plaintext_as(&past_u32, 213, version, true),
-        "DataMismatch",
+        &[0x83, 0x80, 0x80, 0x80, 0x10],
+        213,
     );
-    version_past_u32["opener"] = json!({ "versioned": true });
-    // Versioned data of another version than the application's (which
-    // migrates none).
-    let mut other_version = head.to_vec();
-    other_version.push(2);
-    other_version.push(u8::try_from(data_bytes.len()).unwrap());
-    other_version.extend_from_slice(data_bytes);
-    let mut version_unknown = invalid(
-        "versioned data of a version the application does not read",
-        seal_plaintext_as(&other_version, 214, version, true),
-        "DataMismatch",
-    );
-    version_unknown["opener"] = json!({ "versioned": true });
+    let version_unknown =
+        versioned_as("versioned data of a version the application does not read", &[2], 214);
     // Step 7 comes before steps 8 to 10: an expired token whose envelope
     // or data does not decode says so, not that it expired.
     let expired_now = json!(NOW as u64 + ABSOLUTE);
