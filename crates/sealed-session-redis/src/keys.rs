@@ -139,6 +139,18 @@ if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end
 return 1
 ";
 
+/// Whether `prefix` can be a store's: 1 to 64 visible ASCII characters,
+/// and no part after a `:` that is `user`, `session` or `registry`. Under
+/// prefix `p`, the keys `p:user:…`, `p:session:…` and `p:registry:…` hold
+/// any user ID (or session ID) after them: a store under `p:user:x` would
+/// find its generation (`p:user:x:generation`) where the store under `p`
+/// keeps the epoch of user `x:generation`.
+pub(crate) fn valid_prefix(prefix: &str) -> bool {
+    (1..=64).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_graphic())
+        && !prefix.split(':').skip(1).any(|part| ["user", "session", "registry"].contains(&part))
+}
+
 /// A registry record as its hash value: epoch, created, last seen, expiry,
 /// remembered and device-bound (0 or 1), then the label (which may hold
 /// spaces), separated by single spaces.
@@ -258,6 +270,18 @@ mod tests {
             assert_eq!(decode_record("alice", &field, bad), None, "{bad}");
         }
         assert_eq!(decode_record("alice", "zz", &value), None);
+    }
+
+    #[test]
+    fn only_a_prefix_that_names_no_other_stores_keys_is_valid() {
+        for good in ["sealed-session", "app", "app:sessions", "a:users", "user", "a:b:c", &"p".repeat(64)] {
+            assert!(super::valid_prefix(good), "{good}");
+        }
+        for bad in
+            ["", "a b", "a\n", "é", "a:user", "a:user:x", "a:session:00", "a:b:registry", &"p".repeat(65)]
+        {
+            assert!(!super::valid_prefix(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -179,6 +179,9 @@ impl RedisStore {
         config: RedisConfig,
         clock: impl Clock + 'static,
     ) -> Result<Self, ConnectError> {
+        if !crate::keys::valid_prefix(&config.prefix) {
+            return Err(ConnectError::Prefix(config.prefix.chars().take(64).collect()));
+        }
         if config.cache_ttl > sealed_session::MAX_CACHE_TTL {
             return Err(ConnectError::CacheTtl(config.cache_ttl));
         }

@@ -1035,6 +1035,16 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
         Err(err @ ConnectError::CacheTtl(_)) => assert!(err.to_string().contains("at most 1 s"), "{err}"),
         other => panic!("a 30 s cache TTL was accepted: {:?}", other.map(|_| ())),
     }
+    // A prefix under which another store's keys would be this one's.
+    for prefix in ["sealed-session:user:x", ""] {
+        let config = self::config().with_prefix(prefix);
+        match RedisStore::connect_with("redis://127.0.0.1:1/0", config, ManualClock::at_unix(0)).await {
+            Err(err @ ConnectError::Prefix(_)) => {
+                assert!(err.to_string().contains("user, session or registry"), "{err}")
+            }
+            other => panic!("prefix {prefix:?} was accepted: {:?}", other.map(|_| ())),
+        }
+    }
     // The policy check's interval is a public field: set past the builder's
     // cap, or to zero, it is refused all the same.
     for interval in [Duration::from_secs(3600), Duration::ZERO] {
