@@ -610,11 +610,14 @@ impl SessionHandle {
         state.pre = PreSession::Opened(None, false);
     }
 
-    /// Ends the sessions of an injected duplicate session cookie
+    /// Ends the signed-in sessions of an injected duplicate session cookie
     /// ([`State::injected`]), as logout and login end the request's own.
+    /// Anonymous ones are left: anyone can make them, up to four a request,
+    /// and ending them is a store write each, which would let any client
+    /// fill the store; they carry no one's sign-in.
     async fn end_injected(&self) -> Result<(), StoreError> {
         let injected = std::mem::take(&mut self.shared.lock().injected);
-        for session in &injected {
+        for session in injected.iter().filter(|session| session.user_id().is_some()) {
             self.revoke(session).await?;
             self.audit(AuditKind::InjectedCookieEnded, |event| {
                 event.user(session.user_id()).session(session.id())

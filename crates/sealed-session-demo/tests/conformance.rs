@@ -326,6 +326,15 @@ fn a_cart_filled_before_login_is_an_anonymous_session_kept_under_a_new_id_at_log
         assert_eq!((logout.status, logout.header("location")), (303, Some("/")));
         assert!(logout.set_cookies().iter().all(|c| !c.starts_with("__Host-session=")), "kept");
         assert_eq!(copy.session_json()["cart"], serde_json::json!(["tea"]), "not revoked");
+        // Nor by sending carts as duplicate cookies, which open as no
+        // session: their anonymous sessions are left as they are.
+        let mut other = Browser::new(demo);
+        assert_eq!(other.post_form("/cart", "item=jam").status, 303);
+        let mut both = Browser { demo, jar: copy.jar.clone() };
+        both.jar.extend(other.jar.iter().filter(|(name, _)| name == "__Host-session").cloned());
+        assert_eq!(both.post_form("/logout", "").status, 303);
+        assert_eq!(copy.session_json()["cart"], serde_json::json!(["tea"]), "not revoked");
+        assert_eq!(other.session_json()["cart"], serde_json::json!(["jam"]), "not revoked");
 
         browser.sign_in("alice", "");
         let json = browser.session_json();
