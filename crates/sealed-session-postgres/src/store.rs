@@ -29,7 +29,8 @@ pub struct PostgresOptions {
     /// How long a statement may take before the check fails closed; default
     /// 250 ms. On the store's own connections ([`PostgresStore::connect`])
     /// the server ends a statement, or a wait for a lock, after this or 5 s,
-    /// whichever is longer (`statement_timeout`, `lock_timeout`); on an
+    /// whichever is longer (`statement_timeout`, `lock_timeout`, set on
+    /// each connection unless the URL's `options` set them); on an
     /// application's pool, set those on the pool.
     pub timeout: Duration,
     /// The longest a cached answer is used, counted from before the read
@@ -382,14 +383,30 @@ impl PostgresStore {
         // The timeout stops the store's wait, not the statement: the server
         // ends it too, so that one waiting for a lock held elsewhere does
         // not keep a connection of the pool as long as the lock is held.
-        let bound = server_side_bound(options.timeout).to_string();
-        let connect = url
-            .parse::<sqlx::postgres::PgConnectOptions>()
-            .map_err(PostgresSetupError::Connect)?
-            .options([("statement_timeout", bound.as_str()), ("lock_timeout", bound.as_str())]);
+        // Set on each new connection (a pooler may refuse startup options),
+        // unless the URL's `options` set it.
+        let connect = url.parse::<sqlx::postgres::PgConnectOptions>().map_err(PostgresSetupError::Connect)?;
+        let own = connect.get_options().unwrap_or_default();
+        let bound = server_side_bound(options.timeout);
+        let settings: Vec<String> = ["statement_timeout", "lock_timeout"]
+            .into_iter()
+            .filter(|name| !own.contains(name))
+            .map(|name| format!("set_config('{name}', '{bound}', false)"))
+            .collect();
+        let setup: Option<Arc<str>> =
+            (!settings.is_empty()).then(|| format!("SELECT {}", settings.join(", ")).into());
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    if let Some(setup) = setup {
+                        sqlx::query(sqlx::AssertSqlSafe(setup.to_string())).execute(connection).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(PostgresSetupError::Connect)?;

@@ -873,6 +873,23 @@ async fn a_statement_that_timed_out_is_ended_by_the_server_too() {
     assert_eq!(waiting().await, 0, "the server ended it within its bound");
     held.rollback().await.unwrap();
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1, "and the store works on");
+    // The bound is set on each connection, and a URL's own value wins.
+    let shown = |pool: &sqlx::PgPool| {
+        let pool = pool.clone();
+        async move {
+            let timeouts: (String, String) = sqlx::query_as(
+                "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            timeouts
+        }
+    };
+    assert_eq!(shown(store.pool()).await, ("5s".to_owned(), "5s".to_owned()));
+    let own = format!("{url}?options=-c%20statement_timeout%3D60000");
+    let store = PostgresStore::connect_with(&own, options("server_bound")).await.unwrap();
+    assert_eq!(shown(store.pool()).await, ("1min".to_owned(), "5s".to_owned()));
 }
 
 /// A timeout of `Duration::MAX` ("no limit") is taken as one: the store
