@@ -10,10 +10,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct RedisConfig {
     /// Prefix of every key and of the channel; default `sealed-session`.
-    /// One to 64 visible ASCII characters; no part of it after a `:` may
-    /// be `user`, `session` or `registry`, where another store's keys (a
-    /// store under a shorter prefix, in the same database) would be this
-    /// one's.
+    /// One to 256 visible ASCII characters; no part of it after a `:` may
+    /// be `user` or `registry`, where another store's keys (a store under a
+    /// shorter prefix, in the same database) would be this one's.
     pub prefix: String,
     /// How long a command may take before the check fails closed; default
     /// 250 ms. A call that finds Redis's settings unread since a failure
@@ -229,8 +228,8 @@ pub enum ConnectError {
     /// [`RedisConfig::prefix`] is empty, too long, or could name another
     /// store's keys.
     #[error(
-        "key prefix {0:?} cannot be used: give 1 to 64 visible ASCII characters, with no part after a ':' \
-         that is user, session or registry (a store under a shorter prefix keeps its keys there)"
+        "key prefix {0:?} cannot be used: give 1 to 256 visible ASCII characters, with no part after a ':' \
+         that is user or registry (a store under a shorter prefix keeps its keys there)"
     )]
     Prefix(String),
     /// [`RedisConfig::cache_ttl`] is longer than

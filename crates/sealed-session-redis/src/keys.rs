@@ -139,16 +139,17 @@ if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end
 return 1
 ";
 
-/// Whether `prefix` can be a store's: 1 to 64 visible ASCII characters,
-/// and no part after a `:` that is `user`, `session` or `registry`. Under
-/// prefix `p`, the keys `p:user:…`, `p:session:…` and `p:registry:…` hold
-/// any user ID (or session ID) after them: a store under `p:user:x` would
-/// find its generation (`p:user:x:generation`) where the store under `p`
-/// keeps the epoch of user `x:generation`.
+/// Whether `prefix` can be a store's: 1 to 256 visible ASCII characters,
+/// and no part after a `:` that is `user` or `registry`. Under prefix `p`,
+/// the keys `p:user:…` and `p:registry:…` hold any user ID after them: a
+/// store under `p:user:x` would find its generation (`p:user:x:generation`)
+/// where the store under `p` keeps the epoch of user `x:generation`.
+/// (`p:session:…` holds 32 hex digits and nothing more: no other store's
+/// key.)
 pub(crate) fn valid_prefix(prefix: &str) -> bool {
-    (1..=64).contains(&prefix.len())
+    (1..=256).contains(&prefix.len())
         && prefix.bytes().all(|b| b.is_ascii_graphic())
-        && !prefix.split(':').skip(1).any(|part| ["user", "session", "registry"].contains(&part))
+        && !prefix.split(':').skip(1).any(|part| ["user", "registry"].contains(&part))
 }
 
 /// A registry record as its hash value: epoch, created, last seen, expiry,
@@ -274,12 +275,14 @@ mod tests {
 
     #[test]
     fn only_a_prefix_that_names_no_other_stores_keys_is_valid() {
-        for good in ["sealed-session", "app", "app:sessions", "a:users", "user", "a:b:c", &"p".repeat(64)] {
+        let longest = "p".repeat(256);
+        for good in
+            ["sealed-session", "app", "app:sessions", "a:users", "user", "a:b:c", "a:session", &longest]
+        {
             assert!(super::valid_prefix(good), "{good}");
         }
-        for bad in
-            ["", "a b", "a\n", "é", "a:user", "a:user:x", "a:session:00", "a:b:registry", &"p".repeat(65)]
-        {
+        let longer = "p".repeat(257);
+        for bad in ["", "a b", "a\n", "é", "a:user", "a:user:x", "a:b:registry", &longer] {
             assert!(!super::valid_prefix(bad), "{bad:?}");
         }
     }
