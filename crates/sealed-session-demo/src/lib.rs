@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use sealed_session::web::{
-    AuditEvent, AuditSink, ClearSiteData, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder,
+    AuditEvent, AuditKind, AuditSink, ClearSiteData, DeviceBinding, LimitPolicy, WebConfig, WebConfigBuilder,
     WebConfigError,
 };
 use sealed_session::{
@@ -276,19 +276,26 @@ impl Setup {
 
 /// The demo's audit log: each event as one line of JSON, appended to a
 /// file, written at once (a demo; a busy server would queue them), up to
-/// [`MAX_AUDIT_LOG_LEN`]: any client can have events recorded (a refused
-/// cookie, a refused cross-site post), so the file must not fill the disk.
+/// [`MAX_AUDIT_LOG_LEN`]: any client can have refusals recorded (a forged
+/// cookie, a cross-site post), so the file must not fill the disk, and
+/// those stop [`REFUSAL_HEADROOM`] short of it, so that logins, logouts
+/// and revocations still are. A file rotated by truncation (`copytruncate`)
+/// takes events again.
 struct AuditFile(std::sync::Mutex<AuditLog>);
 
-/// The file and how long it is.
+/// The file, how long it is, and whether it was said to be full.
 struct AuditLog {
     file: std::fs::File,
     len: u64,
+    said_full: bool,
 }
 
 /// The size past which the demo's audit log takes no more events (64 MiB;
 /// a server would rotate it).
 const MAX_AUDIT_LOG_LEN: u64 = 64 << 20;
+
+/// How far short of [`MAX_AUDIT_LOG_LEN`] refusals stop (8 MiB).
+const REFUSAL_HEADROOM: u64 = 8 << 20;
 
 impl AuditFile {
     fn open(path: &Path) -> Result<Self, StartError> {
@@ -298,27 +305,37 @@ impl AuditFile {
         let file =
             std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
         let len = file.metadata().map_err(cannot)?.len();
-        Ok(Self(std::sync::Mutex::new(AuditLog { file, len })))
+        Ok(Self(std::sync::Mutex::new(AuditLog { file, len, said_full: false })))
     }
 }
 
 impl AuditLog {
-    /// Appends `line` if the file has room for it; whether it did.
-    fn append(&mut self, line: &str) -> bool {
-        let len = self.len.saturating_add(line.len() as u64);
-        if len > MAX_AUDIT_LOG_LEN {
-            // Said once, by the event that found it full.
-            if self.len <= MAX_AUDIT_LOG_LEN {
-                tracing::error!(
-                    "the audit log is full ({MAX_AUDIT_LOG_LEN} bytes): later events are not recorded"
-                );
-                self.len = MAX_AUDIT_LOG_LEN + 1;
+    /// Appends `line` if the file stays within `limit`; whether it did.
+    fn append(&mut self, line: &str, limit: u64) -> bool {
+        let size = line.len() as u64;
+        if self.len.saturating_add(size) > limit {
+            // Rotated meanwhile? Its length on disk says.
+            let on_disk = self.file.metadata().map_or(self.len, |meta| meta.len());
+            if on_disk < self.len {
+                self.said_full = false;
             }
-            return false;
+            self.len = on_disk;
+            if self.len.saturating_add(size) > limit {
+                if !self.said_full {
+                    tracing::error!(
+                        "the audit log is full ({} bytes): later refusals are not recorded, nor, {} bytes on, \
+                         any event; rotate it",
+                        MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM,
+                        REFUSAL_HEADROOM
+                    );
+                    self.said_full = true;
+                }
+                return false;
+            }
         }
         match self.file.write_all(line.as_bytes()) {
             Ok(()) => {
-                self.len = len;
+                self.len = self.len.saturating_add(size);
                 true
             }
             Err(err) => {
@@ -332,7 +349,9 @@ impl AuditLog {
 impl AuditSink for AuditFile {
     fn record(&self, event: &AuditEvent) {
         let line = format!("{}\n", event.to_json());
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&line);
+        let refusal = matches!(event.kind, AuditKind::SessionRefused { .. } | AuditKind::CsrfRefused { .. });
+        let limit = if refusal { MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM } else { MAX_AUDIT_LOG_LEN };
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&line, limit);
     }
 }
 
@@ -414,27 +433,40 @@ mod tests {
     use sealed_session::{Keyring, MemoryStore, Sealer};
     use tower::ServiceExt as _;
 
-    use super::{app, config, load_or_create_keyring, AuditFile, MAX_AUDIT_LOG_LEN, SUDO_WINDOW};
+    use super::{
+        app, config, load_or_create_keyring, AuditFile, MAX_AUDIT_LOG_LEN, REFUSAL_HEADROOM, SUDO_WINDOW,
+    };
 
     fn demo() -> axum::Router {
         app(config(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).unwrap(), SUDO_WINDOW)
     }
 
-    /// Any client can have events recorded: the file stops at its limit,
-    /// counted from what it held when the demo started.
+    /// Any client can have refusals recorded: they stop short of the
+    /// limit, other events at it, and both start again once the file is
+    /// rotated by truncation.
     #[test]
     fn the_audit_log_stops_at_its_limit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let line = "{\"event\":\"csrf_refused\"}\n";
-        let room = 2 * line.len() as u64 + 1;
-        std::fs::File::create(&path).unwrap().set_len(MAX_AUDIT_LOG_LEN - room).unwrap();
+        let refusals = MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM;
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(refusals - line.len() as u64).unwrap();
         let audit = AuditFile::open(&path).unwrap();
         let mut log = audit.0.lock().unwrap();
-        assert!(log.append(line) && log.append(line), "room for two");
-        assert!(!log.append(line), "not a third");
-        assert!(!log.append("\n"), "nor anything once full");
+        assert!(log.append(line, refusals), "room for one refusal");
+        assert!(!log.append(line, refusals), "not two");
+        assert!(log.append(line, MAX_AUDIT_LOG_LEN), "room for other events");
+        drop(log);
+        file.set_len(MAX_AUDIT_LOG_LEN - 1).unwrap();
+        let audit = AuditFile::open(&path).unwrap();
+        let mut log = audit.0.lock().unwrap();
+        assert!(!log.append(line, MAX_AUDIT_LOG_LEN), "none past the limit");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), MAX_AUDIT_LOG_LEN - 1);
+        // Rotated by truncation: written again.
+        file.set_len(0).unwrap();
+        assert!(log.append(line, refusals));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), line.len() as u64);
     }
 
     #[tokio::test]

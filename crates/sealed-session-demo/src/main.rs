@@ -147,7 +147,9 @@ const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// a client that trickles in a request's head, or holds a connection open
 /// without one, is cut off after [`HEADER_TIMEOUT`] (else it holds a task
 /// and a descriptor for good), at most [`MAX_CONNECTIONS`] are served at
-/// once, and a shutdown waits [`SHUTDOWN_WAIT`] at most.
+/// once, and a shutdown waits [`SHUTDOWN_WAIT`] at most. A body sent, or a
+/// response read, that slowly is not cut off, on either framework: a
+/// server facing the internet wants a proxy in front that bounds them.
 async fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -162,10 +164,18 @@ async fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
             } => accepted,
             () = &mut stop => break,
         };
-        let (Ok(permit), Ok((stream, _))) = accepted else {
-            // Out of descriptors, say: try again shortly.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
+        let (permit, stream) = match accepted {
+            (Ok(permit), Ok((stream, _))) => (permit, stream),
+            // That one client's connection failed: on to the next.
+            (_, Err(err)) if is_connection_error(&err) => continue,
+            (_, Err(err)) => {
+                // Out of descriptors, say: said, and tried again shortly.
+                tracing::error!(error = %err, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            // The semaphore is never closed.
+            (Err(_), _) => continue,
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let connection = hyper::server::conn::http1::Builder::new()
@@ -179,12 +189,25 @@ async fn serve_axum(listener: tokio::net::TcpListener, app: axum::Router) {
             drop(permit);
         });
     }
+    // New clients are refused at once, not left waiting in the backlog.
+    drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_WAIT) => {
             tracing::warn!("requests still running {}s after the shutdown began: stopped", SHUTDOWN_WAIT.as_secs());
         }
     }
+}
+
+/// Whether an `accept` error is one client's (its connection was reset or
+/// aborted before it was accepted), not the listener's.
+fn is_connection_error(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Re-reads the keyring file on SIGHUP, at once. The watcher follows the
