@@ -217,17 +217,19 @@ fn a_clock_before_1970_refuses_every_session_and_says_to_check_the_clocks() {
     assert!(matches!(result, Err(StoreError::Untrusted(_))), "{result:?}");
 }
 
-/// A clock that starts at a given millisecond and runs in real time: a
-/// login's wait moves it, and whether the login waited shows in whether it
-/// got past the cutoff, not in a measured time.
+/// A clock that reads a given millisecond first and from then on runs in
+/// real time: a login's wait moves it, and whether the login waited shows
+/// in whether it got past the cutoff, not in a measured time. (It starts
+/// at its first read, so that no setup before it counts.)
 struct Running {
     start_millis: i64,
-    started: std::time::Instant,
+    started: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl sealed_session::Clock for Running {
     fn now(&self) -> time::OffsetDateTime {
-        let millis = self.start_millis + self.started.elapsed().as_millis() as i64;
+        let elapsed = self.started.get_or_init(std::time::Instant::now).elapsed();
+        let millis = self.start_millis + elapsed.as_millis() as i64;
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
     }
 }
@@ -240,7 +242,7 @@ fn a_login_in_the_second_of_a_cutoff_waits_for_the_next_one_and_no_longer_than_t
     // from the clock's start.
     let login = |ahead: i64| {
         let clock =
-            Running { start_millis: (CUTOFF as i64 + 1) * 1000 - ahead, started: std::time::Instant::now() };
+            Running { start_millis: (CUTOFF as i64 + 1) * 1000 - ahead, started: std::sync::OnceLock::new() };
         let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock).build().unwrap();
         let verifier = Verifier::new(sealer, MemoryStore::refusing_sessions_before(CUTOFF));
         let session = block_on(verifier.login("alice", ()));
