@@ -514,6 +514,11 @@ fn build(version: u8) -> Value {
             "Malformed",
         ),
         invalid(
+            "non-minimal varint as the last activity",
+            seal_plaintext(&non_minimal_at(varint_end(expires_end)), 222, version),
+            "Malformed",
+        ),
+        invalid(
             "non-minimal varint as the user ID's length",
             seal_plaintext(&non_minimal_at(user_len_at + 1), 218, version),
             "Malformed",
@@ -866,6 +871,18 @@ fn csrf_vectors_verify_as_they_say() {
         let now = v.get("now").map_or(NOW as u64, |now| now.as_u64().unwrap());
         let err = verify(v["token"].as_str().unwrap(), now).unwrap_err();
         assert_eq!(format!("{err:?}"), v["error"].as_str().unwrap(), "{}", v["name"]);
+    }
+    // A sealer makes its tokens with the key that seals at the time: the
+    // primary, and from its `activate_at` on the scheduled key 4.
+    let session = Session::new(()).with_id(session);
+    for (now, key_id) in [(NOW, 1), (ACTIVATES, 4)] {
+        let clock = crate::ManualClock::at_unix(now);
+        let sealer = Sealer::builder(opening_keyring()).clock(clock).build().unwrap();
+        let masked = URL_SAFE_NO_PAD.decode(sealer.csrf_token(&session)).unwrap();
+        let (pad, tail) = masked.split_at(masked.len() / 2);
+        let unmasked: Vec<u8> = pad.iter().zip(tail).map(|(p, m)| p ^ m).collect();
+        let vector = file["valid"].as_array().unwrap().iter().find(|v| v["key_id"] == key_id).unwrap();
+        assert_eq!(encode(&unmasked), vector["token"].as_str().unwrap(), "at {now}");
     }
 }
 
