@@ -273,6 +273,13 @@ fn the_invalidation_feed_and_its_cache_report_hits_staleness_and_reconnects() {
     assert!(
         matches!(find(&series, "sealed_session_feed_live", &[]), Some(DebugValue::Gauge(v)) if v.into_inner() == 1.0)
     );
+    // Lost: the gauge says so (an alert on it is the operator's only sign
+    // that every check now reads the store).
+    let lost = capture(|| feed.lost(false));
+    assert!(
+        matches!(find(&lost, "sealed_session_feed_live", &[]), Some(DebugValue::Gauge(v)) if v.into_inner() == 0.0),
+        "{lost:?}"
+    );
 }
 
 /// The retire-timestamp gauge of key `id` in `series`.
