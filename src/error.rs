@@ -213,12 +213,11 @@ pub enum ConfigError {
     #[error("token format version {0} cannot be sealed: use 2 (the default), or 1 during a rolling upgrade")]
     TokenVersion(u8),
     /// The device-bound lifetime is zero or longer than the idle timeout,
-    /// or than the remember-me idle timeout (a
-    /// copy of a bound cookie would outlive the idle timeout, and the
-    /// companion cookie, renewed only at each refresh, would lapse between
-    /// two and end the binding), or device-bound sessions were asked of a
-    /// sealer that seals token version 1 (whose prefix has no flags to say
-    /// so).
+    /// or than the remember-me idle timeout (a copy of a bound cookie would
+    /// outlive the idle timeout, and the companion cookie, renewed only at
+    /// each refresh, would lapse between two and end the binding), or
+    /// device-bound sessions were asked of a sealer that seals token
+    /// version 1 (whose prefix has no flags to say so).
     #[error(
         "the device-bound lifetime must be at least one second and no longer than the idle timeout (nor the \
          remember-me idle timeout), and needs token version 2 (the default)"

@@ -1246,13 +1246,14 @@ impl SealerBuilder {
     /// How long after its last recorded activity an opened session asks to
     /// be sealed again ([`Reissue::IdleRenewal`]); by default a quarter of
     /// the idle timeout. (Remembered sessions renew at a quarter of the
-    /// remember-me idle timeout, whatever this says.) A session is then ended by inactivity after between
-    /// `idle - renew_after` and `idle`. An interval as long as the idle
-    /// timeout turns the sealer's idle renewal off (a token is refused for
-    /// idleness at the age it would be due): a session used unchanged is
-    /// then ended `idle` after it was last sealed, unless something else
-    /// seals it again (a web driver with a session registry re-issues a
-    /// session once per interval counted from its login).
+    /// remember-me idle timeout, whatever this says.) A session is then
+    /// ended by inactivity after between `idle - renew_after` and `idle`.
+    /// An interval as long as the idle timeout turns the sealer's idle
+    /// renewal off (a token is refused for idleness at the age it would be
+    /// due): a session used unchanged is then ended `idle` after it was
+    /// last sealed, unless something else seals it again (a web driver with
+    /// a session registry re-issues a session once per interval counted
+    /// from its login).
     pub fn renew_after(mut self, interval: Duration) -> Self {
         self.renew_after = Some(interval);
         self

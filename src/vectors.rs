@@ -414,11 +414,17 @@ fn build(version: u8) -> Value {
     let plaintext = unhex(sealed[1].0["plaintext"].as_str().unwrap());
     let data_len = postcard::to_allocvec(&cases[1].data).unwrap().len();
     let head = &plaintext[..plaintext.len() - data_len];
-    let first_varint = head.iter().position(|b| b & 0x80 == 0).unwrap() + 1;
-    let mut non_minimal = plaintext[..first_varint].to_vec();
-    *non_minimal.last_mut().unwrap() |= 0x80;
-    non_minimal.push(0);
-    non_minimal.extend_from_slice(&plaintext[first_varint..]);
+    // `varint_end(i)` is where the varint that starts at `i` ends;
+    // `non_minimal_at(end)` spells the one that ends there a byte longer.
+    let varint_end = |i: usize| i + plaintext[i..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    let non_minimal_at = |end: usize| {
+        let mut bytes = plaintext[..end].to_vec();
+        *bytes.last_mut().unwrap() |= 0x80;
+        bytes.push(0);
+        bytes.extend_from_slice(&plaintext[end..]);
+        bytes
+    };
+    let first_varint = varint_end(0);
     let mut bad_tag = plaintext.clone();
     assert_eq!(bad_tag[31], 1, "the user's option tag");
     bad_tag[31] = 2;
@@ -476,16 +482,7 @@ fn build(version: u8) -> Value {
         "Malformed",
     );
     expired_malformed["now"] = expired_now;
-    // Fields 2 to 6 are decoded as strictly as field 1: `varint_end(i)` is
-    // where the varint that starts at `i` ends.
-    let varint_end = |i: usize| i + plaintext[i..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
-    let non_minimal_at = |end: usize| {
-        let mut bytes = plaintext[..end].to_vec();
-        *bytes.last_mut().unwrap() |= 0x80;
-        bytes.push(0);
-        bytes.extend_from_slice(&plaintext[end..]);
-        bytes
-    };
+    // Fields 2 to 6 are decoded as strictly as field 1.
     let expires_end = varint_end(first_varint);
     let user_len_at = 32;
     assert_eq!(plaintext[user_len_at], 5, "the length of \"alice\"");
@@ -505,7 +502,7 @@ fn build(version: u8) -> Value {
         expired_malformed,
         invalid(
             "non-minimal varint in the envelope head",
-            seal_plaintext(&non_minimal, 200, version),
+            seal_plaintext(&non_minimal_at(first_varint), 200, version),
             "Malformed",
         ),
         invalid(
@@ -842,21 +839,10 @@ fn build_csrf() -> Value {
     })
 }
 
-#[test]
-fn csrf_vectors_file_is_current() {
-    let built = build_csrf();
-    if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
-        std::fs::write(CSRF_PATH, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
-        panic!("SEALED_SESSION_WRITE_VECTORS is set: csrf.json was rewritten; review the diff and run again without it");
-    }
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(CSRF_PATH).unwrap()).unwrap();
-    assert_eq!(file, built, "the CSRF token drifted from tests/vectors/csrf.json");
-}
-
 /// Every CSRF vector verifies, or fails, as it says, masked or not.
 #[test]
 fn csrf_vectors_verify_as_they_say() {
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(CSRF_PATH).unwrap()).unwrap();
+    let file = read(CSRF_PATH);
     let keyring = opening_keyring();
     let session = SessionId::from_bytes(unhex(file["session_id"].as_str().unwrap()).try_into().unwrap());
     let leeway = file["leeway"].as_u64().unwrap();
@@ -893,19 +879,24 @@ fn error_name(err: &OpenError) -> String {
     }
 }
 
-fn file(version: u8) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path(version)).unwrap()).unwrap()
+fn read(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+fn file(version: u8) -> Value {
+    read(&path(version))
+}
+
+/// The token vectors of each version and the CSRF vectors.
 #[test]
 fn vectors_files_are_current() {
-    for version in VERSIONS {
-        let built = build(version);
+    let files = VERSIONS.map(|version| (path(version), build(version)));
+    for (path, built) in files.into_iter().chain([(CSRF_PATH.to_owned(), build_csrf())]) {
         if std::env::var_os("SEALED_SESSION_WRITE_VECTORS").is_some() {
-            std::fs::write(path(version), serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
             continue;
         }
-        assert_eq!(file(version), built, "the token format drifted from tests/vectors/v{version}.json");
+        assert_eq!(read(&path), built, "the format drifted from {path}");
     }
     // Never a pass against files just written: review the diff, then run
     // again without the variable.

@@ -86,9 +86,8 @@ impl DeviceBinding {
     /// How long a bound session cookie opens after each proof of
     /// possession (at least a second, at most the sealer's idle timeout and
     /// its remember-me idle timeout: building the configuration refuses a
-    /// longer one): a stolen copy
-    /// works no longer, and the browser proves possession again this often
-    /// while it is used.
+    /// longer one): a stolen copy works no longer, and the browser proves
+    /// possession again this often while it is used.
     #[must_use]
     pub fn bound_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
