@@ -212,16 +212,26 @@ impl Input<'_> {
         }
     }
 
-    /// §4.2.7: base64 between colons.
+    /// §4.2.7: base64 between colons, which must decode. As the RFC asks,
+    /// missing `=` padding and non-zero pad bits are let through; a length
+    /// no encoding has, or `=` anywhere but a correct padding, is refused.
     fn byte_sequence(&mut self) -> Result<(), SfError> {
         self.bump();
+        let (mut data, mut padding) = (0usize, 0usize);
         loop {
             match self.bump() {
-                Some(b':') => return Ok(()),
-                Some(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=') => {}
+                Some(b':') => break,
+                Some(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/') if padding == 0 => data += 1,
+                Some(b'=') => padding += 1,
                 _ => return Err(SfError("a byte sequence is not base64 between colons")),
             }
         }
+        // 0, 2 or 3 characters in the last group; padding, if any, fills it.
+        let last = data % 4;
+        if last == 1 || (padding != 0 && (last == 0 || last + padding != 4)) {
+            return Err(SfError("a byte sequence does not decode as base64"));
+        }
+        Ok(())
     }
 
     /// §4.2.8.
@@ -292,6 +302,12 @@ mod tests {
         // digits, and 12 before a decimal's point and 3 after it.
         let longest = r#""x";i=-123456789012345;d=123456789012.123"#;
         assert_eq!(parse_string_item(longest).unwrap(), "x");
+        // Byte sequences: empty, padded, unpadded and with non-zero pad
+        // bits are all accepted (§4.2.7 says parsers SHOULD NOT fail on
+        // the last two).
+        for bytes in [":", ":aGk=", ":aGk", ":aGVsbG8=", ":aGVsbA==", ":aGVsbA", ":aGl=", ":aGVsbB=="] {
+            assert_eq!(parse_string_item(&format!(r#""x";b={bytes}:"#)).unwrap(), "x", "{bytes}");
+        }
     }
 
     #[test]
@@ -317,6 +333,13 @@ mod tests {
             r#""a";a=1234567890123456"#,
             r#""a";a=1234567890123.1"#,
             r#""a";a=:aGk"#,
+            // Byte sequences that do not decode (RFC 9651 §4.2.7, step 7).
+            r#""a";b=:a:"#,
+            r#""a";b=:ab=c:"#,
+            r#""a";b=:=:"#,
+            r#""a";b=:aGk==:"#,
+            r#""a";b=:aGVsbG8==:"#,
+            r#""a";b=:aGVs=:"#,
             r#""a";a=?2"#,
             r#""a";a=%"%C3%BC""#,
             r#""a";a=%"%ff""#,
