@@ -404,6 +404,25 @@ impl Sealer {
         self.keyring.load().may_add_later(key_id)
     }
 
+    /// The key of `token`, refused with `err`, if a host with a newer
+    /// keyring may open it, so that a keyring rollout must not cost the
+    /// session: a key just above every key here
+    /// ([`OpenError::UnknownKey`]), or one this keyring schedules to seal
+    /// later and a newer keyring may have promoted already
+    /// ([`OpenError::NotYetValid`] at step 5 of docs/FORMAT.md). Nothing
+    /// is authenticated: the key ID is read before anything is.
+    pub(crate) fn newer_keyring_may_open(&self, token: &str, err: &OpenError) -> Option<u32> {
+        match err {
+            OpenError::UnknownKey(id) => self.may_lack_newer_key(*id).then_some(*id),
+            OpenError::NotYetValid => {
+                let now = opening_time(self.clock.unix_now()).saturating_add(self.leeway);
+                let id = UntrustedToken::decode(token, self.max_len).ok()?.key_id();
+                self.keyring.load().entry(id)?.activates_after(now).then_some(id)
+            }
+            _ => None,
+        }
+    }
+
     /// The keyring this sealer uses; replace its contents to rotate keys.
     #[must_use]
     pub fn keyring(&self) -> &SharedKeyring {

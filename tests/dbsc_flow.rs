@@ -2290,6 +2290,13 @@ fn a_companion_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
         let behind = Keyring::new(keyring.keys().cloned()).unwrap();
         let answer = serve(&server(behind), refresh.clone()).await;
         assert_eq!(answer.status, 503, "{}", answer.body);
+        // So does a server that holds the newer key as due to seal later
+        // (the others promoted it ahead of its schedule).
+        let due = time::OffsetDateTime::from_unix_timestamp(START + 2 * 86_400).unwrap();
+        let scheduled =
+            next.keys().map(|k| if k.id == newer { k.clone().activate_at(due) } else { k.clone() });
+        let answer = serve(&server(Keyring::new(scheduled).unwrap()), refresh.clone()).await;
+        assert_eq!(answer.status, 503, "{}", answer.body);
 
         let (after, newest) = next.with_new_key().unwrap();
         let removed = after.with_primary(newest).unwrap();

@@ -452,6 +452,44 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     })
 }
 
+/// `keyring promote` clears every `activate_at`, so servers that have the
+/// new file seal under a key that servers still on the old one hold as due
+/// later (refused as not yet valid there). Those keep the cookie, as for a
+/// key they lack, and a logout or login there answers `503`: removing it
+/// logged users out, and a logout there ended nothing, leaving a copy of
+/// the cookie valid on the servers that read it.
+#[test]
+fn a_cookie_under_a_key_promoted_ahead_of_its_schedule_is_kept_where_it_is_still_due() {
+    pollster::block_on(async {
+        let (next, id) = Keyring::generate().unwrap().with_new_key().unwrap();
+        let due = time::OffsetDateTime::now_utc() + std::time::Duration::from_secs(2 * 86_400);
+        let behind =
+            Keyring::new(
+                next.keys().map(|k| if k.id == id { k.clone().activate_at(due) } else { k.clone() }),
+            )
+            .unwrap();
+        let cookie = signed_in(&config_with(behind.with_primary(id).unwrap(), |b| b), "alice").await;
+        let config = config_with(behind, |b| b);
+        let handle = open(&config, &cookie).await;
+        assert!(!handle.has_session());
+        assert!(matches!(handle.logout().await.unwrap_err(), HandleError::UnreadableSession));
+        let err = handle.typed::<String>().login("alice", String::new()).await.unwrap_err();
+        assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
+        assert!(set_cookies(&handle).is_empty(), "the cookie is kept: no removal, no replacement");
+        // A token refused as not yet valid by its own times, under a key
+        // that seals here, is still removed.
+        let clock_ahead = ManualClock::at_unix(time::OffsetDateTime::now_utc().unix_timestamp() + 3600);
+        let same_keys = Keyring::new(config.verifier().sealer().keyring().current().keys().cloned()).unwrap();
+        let skewed = WebConfig::builder(Sealer::builder(same_keys).clock(clock_ahead), MemoryStore::new())
+            .build()
+            .unwrap();
+        let handle = open(&config, &signed_in(&skewed, "bob").await).await;
+        assert!(!handle.has_session());
+        let removal = set_cookies(&handle);
+        assert!(removal.first().is_some_and(|c| c.starts_with("__Host-session=;")), "kept: {removal:?}");
+    })
+}
+
 /// A key removed from the keyring (below its newest key, so no rollout
 /// this server lags behind in) is gone for good: its cookie is removed, as
 /// a retired key's is, and a login on that browser works. Kept, it made

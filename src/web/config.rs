@@ -122,23 +122,25 @@ impl Settings {
         (!value.is_empty()).then_some(value)
     }
 
-    /// Logs that a token under a key this server lacks (kept, for a keyring
-    /// rollout) was refused: at `warn` once a minute at most, since any
-    /// client can name a key ID with every request, else at `info`. The
-    /// key ID is read before anything authenticates, so the line says the
-    /// cookie may be made up.
-    pub(crate) fn unknown_key_refused(&self, what: &str, reason: &dyn std::fmt::Display) {
+    /// Logs that a token under key `key_id`, which this server lacks or
+    /// holds as scheduled for later, was refused (and kept, for a keyring
+    /// rollout): at `warn` once a minute at most, since any client can
+    /// name a key ID with every request, else at `info`. The key ID is
+    /// read before anything authenticates, so the line says the cookie may
+    /// be made up.
+    pub(crate) fn unknown_key_refused(&self, what: &str, key_id: u32) {
         if self.unknown_key_warned.due(self.sealer.clock().unix_now()) {
             tracing::warn!(
-                %reason,
-                "{what} refused; if keys are being rolled out, deploy the same keyring to every server, else it \
-                 may be made up (said once a minute at most)"
+                key_id,
+                "{what} refused: its key is not in this server's keyring or not due to seal yet; if keys are \
+                 being rolled out, deploy the same keyring to every server, else it may be made up (said once a \
+                 minute at most)"
             );
         } else {
             tracing::info!(
-                %reason,
-                "{what} refused; if keys are being rolled out, deploy the same keyring to every server, else it \
-                 may be made up"
+                key_id,
+                "{what} refused: its key is not in this server's keyring or not due to seal yet; if keys are \
+                 being rolled out, deploy the same keyring to every server, else it may be made up"
             );
         }
     }

@@ -33,7 +33,7 @@ use crate::dbsc::{self, DevicePublicKey};
 use crate::registry::user_agent_label;
 use crate::revocation::check_revocation;
 use crate::session::Times;
-use crate::{OpenError, RevocationStore, Session, SessionId, StoreError, VerifyError};
+use crate::{RevocationStore, Session, SessionId, StoreError, VerifyError};
 
 /// The request header that carries a proof, and the name the draft used
 /// before it, which is still accepted.
@@ -144,8 +144,8 @@ fn unavailable(err: &dyn std::fmt::Display) -> Begin {
 /// A refresh whose `what` names a key this server lacks (kept, for a
 /// keyring rollout: another server opens it): `503`, which keeps the
 /// browser's session, and a log line throttled as for session cookies.
-fn unknown_key(settings: &Settings, what: &str, err: &OpenError) -> Begin {
-    settings.unknown_key_refused(what, err);
+fn unknown_key(settings: &Settings, what: &str, key_id: u32) -> Begin {
+    settings.unknown_key_refused(what, key_id);
     try_again()
 }
 
@@ -345,10 +345,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         let mut ending = Ending { settings, dbsc, identifier: &identifier_text, companion_of_another: false };
         let identifier = match dbsc.identifier_sealer.open::<Identifier>(&identifier_text) {
             Ok(identifier) => identifier,
-            Err(err @ OpenError::UnknownKey(id)) if dbsc.identifier_sealer.may_lack_newer_key(id) => {
-                return unknown_key(settings, "DBSC session identifier", &err);
-            }
             Err(err) => {
+                if let Some(id) = dbsc.identifier_sealer.newer_keyring_may_open(&identifier_text, &err) {
+                    return unknown_key(settings, "DBSC session identifier", id);
+                }
                 // Of no binding this server knows: a companion that opens
                 // is some other binding's.
                 ending.companion_of_another = dbsc
@@ -374,10 +374,10 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     tracing::info!("a DBSC companion cookie of another binding was ignored");
                     another = true;
                 }
-                Err(err @ OpenError::UnknownKey(id)) if dbsc.companion_sealer.may_lack_newer_key(id) => {
-                    return unknown_key(settings, "DBSC companion cookie", &err);
-                }
-                Err(err) => tracing::info!(reason = %err, "DBSC companion cookie refused"),
+                Err(err) => match dbsc.companion_sealer.newer_keyring_may_open(value, &err) {
+                    Some(id) => return unknown_key(settings, "DBSC companion cookie", id),
+                    None => tracing::info!(reason = %err, "DBSC companion cookie refused"),
+                },
             }
         }
         let Some(companion) = companion else {

@@ -13,7 +13,7 @@ use super::handle::{Clearing, SessionHandle, State};
 use super::ops::Ops;
 use crate::cookie::{self, CookieChange};
 use crate::csrf::CsrfError;
-use crate::{CookieSpec, OpenError, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
+use crate::{CookieSpec, Opened, RevocationStore, Session, StoreError, Verified, VerifyError};
 
 /// What the driver reads of a request: implement it over a framework's
 /// request type (its method, path and headers), without copying anything.
@@ -612,26 +612,26 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 }
                 err => err,
             };
-            match &err {
-                // Kept, not removed: while a new key is being rolled out, a
-                // server that does not have it yet must not log users out.
-                // A key removed from the keyring (below its newest) is not
-                // coming back: that cookie goes, as a retired key's does, or
-                // it would refuse every login on this browser for good.
-                VerifyError::Open(OpenError::UnknownKey(id))
-                    if self.verifier.sealer().may_lack_newer_key(*id) =>
-                {
-                    self.settings.unknown_key_refused("session cookie", &err);
-                    refused.kept = true;
-                }
-                VerifyError::StoreFault { .. } => {
+            // Kept, not removed: while a new key is being rolled out (added,
+            // or promoted ahead of its schedule), a server that does not
+            // have it yet, or holds it as due later, must not log users
+            // out. A key removed from the keyring (below its newest) is not
+            // coming back: that cookie goes, as a retired key's does, or it
+            // would refuse every login on this browser for good.
+            let rollout = match &err {
+                VerifyError::Open(open) => self.verifier.sealer().newer_keyring_may_open(value, open),
+                _ => None,
+            };
+            if let Some(id) = rollout {
+                self.settings.unknown_key_refused("session cookie", id);
+                refused.kept = true;
+            } else {
+                if matches!(err, VerifyError::StoreFault { .. }) {
                     tracing::error!(reason = %err, "session cookie refused");
-                    refused.removed = true;
-                }
-                _ => {
+                } else {
                     tracing::info!(reason = %err, "session cookie refused");
-                    refused.removed = true;
                 }
+                refused.removed = true;
             }
             let session = opened.as_ref().map(Opened::session);
             self.settings.audit(AuditKind::SessionRefused { reason: err.code() }, |event| {

@@ -757,8 +757,18 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             Ok(id.to_string())
         }
         KeyringCommand::Promote { file, id } => {
-            let keyring = load(&file)?.with_primary(id)?;
+            let before = load(&file)?;
+            let keyring = before.with_primary(id)?;
             write_keyring(&file, &keyring, Replace::Existing)?;
+            let due = before.keys().find(|k| k.id == id).and_then(|k| k.activate_at);
+            if let Some(due) = due.filter(|at| *at > OffsetDateTime::now_utc()) {
+                let due = due.format(&Rfc3339).unwrap_or_default();
+                say!(
+                    "warning: key {id} was due to seal from {due}; it seals now. Servers that still have the older \
+                     file refuse its cookies as not yet valid (they keep them, and answer 503 to logins and \
+                     logouts) until this file reaches them: deploy it to every server now"
+                );
+            }
             Ok(list(&keyring).to_string())
         }
         KeyringCommand::Retire { file, id, at, replace } => {

@@ -134,6 +134,25 @@ fn retiring_a_key_warns_only_after_a_recent_handover_or_change() {
     }
 }
 
+/// Promoting a key before its `activate_at` overrides the schedule: the
+/// servers still on the older file refuse its cookies until the new file
+/// reaches them, and the command says so. A key with no date is promoted
+/// without a word.
+#[test]
+fn promoting_a_key_ahead_of_its_schedule_warns_of_the_servers_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    assert_eq!(ok(&["keyring", "add", f, "--activate-at", "+2d"], ""), "2");
+    let r = run(&["keyring", "promote", f, "2"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.starts_with("warning: key 2 was due to seal from 20"), "{}", r.stderr);
+    assert!(r.stderr.contains("refuse its cookies as not yet valid"), "{}", r.stderr);
+    assert_eq!(ok(&["keyring", "add", f], ""), "3");
+    let r = run(&["keyring", "promote", f, "3"], "");
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+}
+
 #[test]
 fn keyring_rotation_walkthrough() {
     let dir = tempfile::tempdir().unwrap();
