@@ -822,28 +822,32 @@ impl Inner {
 /// the store lives. A failover that left the old primary up (a partition)
 /// fails no command of a server that only reads: without asking, it would
 /// go on reading the old primary's revocations, which miss every one made
-/// since on the new primary.
+/// since on the new primary. The two run on timers of their own: a
+/// Sentinel lookup may take seconds (a sentinel that does not answer), and
+/// counted against the policy's timer it put the next read off by as much
+/// each second, several times the interval in all.
 async fn watch_policy(store: std::sync::Weak<Inner>, interval: Duration) {
-    let step = {
-        let Some(inner) = store.upgrade() else { return };
-        if inner.link.is_sentinel() {
-            interval.min(sealed_session::MAX_CACHE_TTL)
-        } else {
-            interval
-        }
-    };
-    let mut since_policy = Duration::ZERO;
-    loop {
-        tokio::time::sleep(step).await;
-        let Some(inner) = store.upgrade() else { return };
-        inner.link.follow_failover().await;
-        since_policy += step;
-        if since_policy >= interval {
-            since_policy = Duration::ZERO;
+    let Some(sentinel) = store.upgrade().map(|inner| inner.link.is_sentinel()) else { return };
+    let policy = std::pin::pin!(async {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(inner) = store.upgrade() else { return };
             // A failure is logged and recorded: checks refuse until it passes.
             let _ = inner.settings_check().await;
         }
-    }
+    });
+    let failover = std::pin::pin!(async {
+        if !sentinel {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(interval.min(sealed_session::MAX_CACHE_TTL)).await;
+            let Some(inner) = store.upgrade() else { return };
+            inner.link.follow_failover().await;
+        }
+    });
+    // Either ends only when the store is dropped.
+    futures_util::future::select(policy, failover).await;
 }
 
 /// How many replicas `INFO replication` says the server has

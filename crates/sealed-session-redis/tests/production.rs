@@ -295,6 +295,36 @@ fn silent_sentinel() -> u16 {
     port
 }
 
+/// Through Sentinel the eviction policy is read on a timer of its own. A
+/// sentinel that takes connections and never answers, first in the URL,
+/// holds back every lookup of the primary by about a second (redis-rs
+/// waits for its reply twice); counted against the policy's timer, each
+/// lookup put the next read off by as much, and a read due every 2 s came
+/// every 4 s or so (found by review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sentinel_does_not_put_off_the_reads_of_the_eviction_policy() {
+    let primary = RedisServer::start();
+    let _replica = RedisServer::replica_of(&primary);
+    let sentinel = Sentinel::start("slow", &primary, Duration::from_millis(500));
+    sentinel.wait_for_replicas("slow", 1);
+    let url = format!("redis+sentinel://127.0.0.1:{},127.0.0.1:{}/slow", silent_sentinel(), sentinel.port());
+    let every = Duration::from_secs(2);
+    let store = RedisStore::connect_with(&url, config().with_policy_check_interval(every), SystemClock);
+    let store = store.await.unwrap();
+    // Each read of the settings is a pipeline of six `CONFIG GET`s.
+    let reads = || -> u64 {
+        let stats = primary.cli(&["INFO", "commandstats"]);
+        let calls = stats.lines().find(|line| line.starts_with("cmdstat_config|get:"));
+        calls.and_then(|line| line.split("calls=").nth(1)?.split(',').next()?.parse().ok()).unwrap_or(0) / 6
+    };
+    let before = reads();
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let read = reads() - before;
+    // Eight are due; with the lookups counted, about four were made.
+    assert!(read >= 6, "{read} reads of the settings in 16 s, due every 2 s");
+    drop(store);
+}
+
 /// A partition: the sentinel promotes the replica while the old primary
 /// stays up and reachable, and cannot be told to step down (it refuses the
 /// `CLIENT KILL` in the sentinel's reconfiguration, so the whole
