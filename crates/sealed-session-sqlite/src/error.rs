@@ -77,6 +77,15 @@ pub enum SqliteOpenError {
          sqlite:/var/lib/app/revocations.sqlite3 (a path, not a file: URI)"
     )]
     Url,
+    /// Another file was moved over the path while the store was opening
+    /// (a restore or a deploy): its first connection holds the file that
+    /// was there before, and would go on writing revocations no other
+    /// process reads.
+    #[error("SQLite revocation store {path} was replaced while the store was opening; open it again")]
+    Replaced {
+        /// The file.
+        path: PathBuf,
+    },
     /// There is no tokio runtime to run on.
     #[error("the SQLite store needs a tokio runtime with the time driver enabled")]
     Runtime,

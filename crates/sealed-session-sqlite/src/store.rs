@@ -17,7 +17,7 @@ use sqlx::ConnectOptions as _;
 
 use crate::error::SqliteOpenError;
 use crate::schema::{self, Durability};
-use crate::watch::{self, StoreFiles, Watch};
+use crate::watch::{self, FileId, StoreFiles, Watch};
 
 /// No cached answer is used longer than this after its read began.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -144,8 +144,11 @@ impl SqliteOptions {
             }
         }
         if create {
-            create_private(&path);
+            create_private(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         }
+        // Which file the store opens: one moved over the path before the
+        // store watches it (below) would leave the pool on the old one.
+        let opened = FileId::of(&path).ok();
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(create)
@@ -157,7 +160,7 @@ impl SqliteOptions {
             .connect_with(options)
             .await
             .map_err(|source| SqliteOpenError::Sqlite { path: path.clone(), source })?;
-        SqliteStore::with_pool_and_clock(pool, clock).await
+        SqliteStore::start(pool, Arc::new(clock), opened).await
     }
 }
 
@@ -166,11 +169,21 @@ impl SqliteOptions {
 /// user IDs and browsers in it, and SQLite gives its `-wal` and `-shm`
 /// files the database's mode. Left to SQLite, it would be readable by every
 /// local user (0644 under the usual umask); the group keeps what the umask
-/// gives it, for a CLI run as another user of the group. Any failure is
-/// SQLite's to report when it opens the file.
-fn create_private(path: &Path) {
+/// gives it, for a CLI run as another user of the group. A symbolic link
+/// to a file that does not exist is refused: SQLite would create the file
+/// it names with the umask's mode. Any other failure is SQLite's to report
+/// when it opens the file.
+fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o660).open(path);
+    if path.is_symlink() && !path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "a symbolic link to a file that does not exist: create the store where the link points, or \
+             remove the link (created through it, the file would be readable by every local user)",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the file at `path` is a store a server has set up: it holds a
@@ -257,7 +270,10 @@ impl SqliteStore {
     /// runs: it reads again the setting of each connection it writes a
     /// revocation on, but SQLite's own checkpoints run on whichever
     /// connection commits, and one below `FULL` does not sync what it copies
-    /// into the file.
+    /// into the file. The store watches the file the pool's path names from
+    /// the time it opens: a connection the pool opened earlier on a file
+    /// since replaced goes unnoticed, so open the pool right before the
+    /// store ([`SqliteOptions::open`] checks this for its own pool).
     ///
     /// # Errors
     /// [`SqliteOpenError::NotDurable`], or as [`SqliteOptions::open`].
@@ -274,6 +290,17 @@ impl SqliteStore {
         pool: SqlitePool,
         clock: impl Clock + 'static,
     ) -> Result<Self, SqliteOpenError> {
+        Self::start(pool, Arc::new(clock), None).await
+    }
+
+    /// Sets the store up on `pool`, and watches the files at the pool's
+    /// path from then on; if the pool was opened on the file `opened`, the
+    /// path must still name it.
+    async fn start(
+        pool: SqlitePool,
+        clock: Arc<dyn Clock>,
+        opened: Option<FileId>,
+    ) -> Result<Self, SqliteOpenError> {
         tokio::runtime::Handle::try_current().map_err(|_| SqliteOpenError::Runtime)?;
         let options = pool.connect_options();
         let path = options.get_filename().to_path_buf();
@@ -286,7 +313,6 @@ impl SqliteStore {
                 synchronous: durability.synchronous,
             });
         }
-        let clock: Arc<dyn Clock> = Arc::new(clock);
         let generation = |source| SqliteOpenError::Generation { path: path.clone(), source };
         if let Some(cutoff) = schema::create_tables(&pool, &*clock).await.map_err(generation)? {
             tracing::warn!(
@@ -305,6 +331,9 @@ impl SqliteStore {
             .map_err(sqlite)?;
         let files =
             StoreFiles::of(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
+        if opened.is_some_and(|opened| opened != files.database()) {
+            return Err(SqliteOpenError::Replaced { path });
+        }
         let watch = Arc::new(Watch::new(path, files, clock, StateCache::new(CACHE_TTL)));
         tokio::spawn(watch::poll(Arc::downgrade(&watch), watcher));
         Ok(Self { shared: Arc::new(Shared { pool, watch }), timeout: DEFAULT_TIMEOUT })

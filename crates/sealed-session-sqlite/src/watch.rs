@@ -58,6 +58,12 @@ impl StoreFiles {
         })
     }
 
+    /// Which file the database is.
+    pub(crate) fn database(&self) -> FileId {
+        let [(_, database), ..] = &self.files;
+        *database
+    }
+
     /// The first file that is no longer the one opened, and what became of
     /// it; `None` if every one still is.
     pub(crate) fn changed(&self) -> Option<(&Path, &'static str)> {

@@ -244,6 +244,51 @@ async fn a_new_store_file_is_closed_to_other_users() {
     assert_eq!(mode(&shared), 0o640);
 }
 
+/// A symbolic link to a file that does not exist yet (a volume not filled
+/// yet) is refused: created through it by SQLite, the file and its `-wal`
+/// and `-shm` took the umask's mode, readable by every local user.
+#[tokio::test]
+async fn a_new_store_is_not_created_through_a_dangling_symbolic_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (link, target) = (dir.path().join("r.sqlite3"), dir.path().join("volume.sqlite3"));
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = SqliteStore::open_or_create(&link).await.unwrap_err();
+    assert!(matches!(&err, SqliteOpenError::Io { path, .. } if path == &link), "{err:?}");
+    assert!(err.to_string().contains("symbolic link to a file that does not exist"), "{err}");
+    assert!(!target.exists(), "created through the link");
+    // A link to a store that exists is followed.
+    drop(SqliteStore::open_or_create(&target).await.unwrap());
+    SqliteStore::open_or_create(&link).await.unwrap().revoke_user("alice").await.unwrap();
+}
+
+/// A file moved over the path while the store is opening (a restore, a
+/// deploy), after its pool's first connection opened the old file and
+/// before the store watches the path: that connection would go on writing
+/// revocations to a file no other process reads. Held up here by another
+/// process's write lock, which the store's setup waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_while_the_store_is_opening_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    drop(SqliteStore::open_or_create(&path).await.unwrap());
+    let other = dir.path().join("other.sqlite3");
+    drop(SqliteStore::open_or_create(&other).await.unwrap());
+    let blocker = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    let writer = blocker.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let opening = tokio::spawn(SqliteStore::open(path.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::rename(&other, &path).unwrap();
+    writer.rollback().await.unwrap();
+    let opened = opening.await.unwrap();
+    assert!(matches!(&opened, Err(SqliteOpenError::Replaced { path: p }) if p == &path), "{opened:?}");
+    // Opened again, it is the new file's store.
+    SqliteStore::open(&path).await.unwrap().revoke_user("alice").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_url_never_creates_a_database_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
