@@ -34,6 +34,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// microseconds.
 const CHECKPOINT_WAIT_MS: u64 = 200;
 
+/// How long (ms) after a checkpoint that waited in vain for a reader no
+/// checkpoint waits again ([`SqliteStore::checkpoint`]).
+const CHECKPOINT_WAIT_AGAIN_MS: i64 = 1000;
+
 /// How to open a [`SqliteStore`] on a file of its own: the file, whether to
 /// create it, the clock. (With the application's pool, use
 /// [`SqliteStore::with_pool`].)
@@ -209,6 +213,9 @@ async fn has_generation(path: &Path) -> Result<bool, sqlx::Error> {
 struct Shared {
     pool: SqlitePool,
     watch: Arc<Watch>,
+    /// When (Unix ms) a `FULL` checkpoint last could not finish;
+    /// `i64::MIN` if none.
+    full_checkpoint_failed_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A revocation store in a SQLite file. Clones share one pool, one read
@@ -336,7 +343,10 @@ impl SqliteStore {
         }
         let watch = Arc::new(Watch::new(path, files, clock, StateCache::new(CACHE_TTL)));
         tokio::spawn(watch::poll(Arc::downgrade(&watch), watcher));
-        Ok(Self { shared: Arc::new(Shared { pool, watch }), timeout: DEFAULT_TIMEOUT })
+        Ok(Self {
+            shared: Arc::new(Shared { pool, watch, full_checkpoint_failed_ms: i64::MIN.into() }),
+            timeout: DEFAULT_TIMEOUT,
+        })
     }
 
     /// How long each call waits for its answer before it fails closed with
@@ -451,9 +461,14 @@ impl SqliteStore {
     /// Copies the write-ahead log into the database file (and syncs it), so
     /// that a revocation lives in the file itself, not only in its `-wal`:
     /// a copy of the file alone, or a `-wal` lost while no server runs,
-    /// keeps it. It waits at most [`CHECKPOINT_WAIT_MS`] for readers of an
-    /// older snapshot (a backup tool may hold one for long), while writers
-    /// wait for it. The revocation is durable in the log already
+    /// keeps it. A `PASSIVE` checkpoint first, which neither waits nor
+    /// holds writers back; if a reader of an older snapshot held frames
+    /// back, a `FULL` one waits at most [`CHECKPOINT_WAIT_MS`] for it, while
+    /// writers wait too, but not within [`CHECKPOINT_WAIT_AGAIN_MS`] of one
+    /// that waited in vain: a reader that stays (a backup tool may hold a
+    /// snapshot for long) held every revocation's write lock for as long,
+    /// and a burst of them queued behind each other until checks found no
+    /// free connection and timed out. The revocation is durable in the log already
     /// (`synchronous = FULL`), so a checkpoint that cannot finish is only
     /// logged; the next revocation's, or SQLite's own, finishes it. Not on
     /// a connection whose `synchronous` an application sharing the pool
@@ -471,6 +486,16 @@ impl SqliteStore {
                 );
                 return Ok((0, 0, 0));
             }
+            let passive: (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
+            let (_, log, copied) = passive;
+            let failed = &self.shared.full_checkpoint_failed_ms;
+            let now_ms = self.shared.watch.clock.unix_millis();
+            let waited_lately = (0..CHECKPOINT_WAIT_AGAIN_MS)
+                .contains(&now_ms.saturating_sub(failed.load(std::sync::atomic::Ordering::SeqCst)));
+            if log == copied || waited_lately {
+                return Ok((i64::from(log != copied), log, copied));
+            }
             let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *connection).await?;
             let wait = format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}");
             sqlx::query(sqlx::AssertSqlSafe(wait)).execute(&mut *connection).await?;
@@ -479,6 +504,9 @@ impl SqliteStore {
             let restore = format!("PRAGMA busy_timeout = {busy}");
             if sqlx::query(sqlx::AssertSqlSafe(restore)).execute(&mut *connection).await.is_err() {
                 connection.close_on_drop();
+            }
+            if !matches!(done, Ok((0, _, _))) {
+                failed.store(now_ms, std::sync::atomic::Ordering::SeqCst);
             }
             done
         };

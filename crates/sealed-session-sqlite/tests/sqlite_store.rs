@@ -350,6 +350,72 @@ async fn a_reader_holding_a_snapshot_fails_no_revocation() {
     assert_eq!(copied, 2, "the checkpoint after the reader left did not copy the revocations");
 }
 
+/// A reader that stays (a backup tool holding a snapshot) holds back the
+/// checkpoint for good. A checkpoint that waits for readers (200 ms) holds
+/// back writers while it waits: after one waited in vain, the next ones do
+/// not wait again. Each revocation held the write lock that long, so five
+/// at once took a second, and calls behind them timed out (found by
+/// review). Here a timeout shorter than that wait shows it; the clock
+/// stands still, so no second passes after the wait in vain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stays_holds_no_revocation_back_for_the_checkpoints_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let clock = ManualClock::at_unix(T0);
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock).open().await.unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let other =
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let mut reader = other.begin().await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
+    assert!(tables > 0);
+    // Its checkpoint waits for the reader, in vain.
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
+    let store = store.with_timeout(Duration::from_millis(150));
+    for i in 0..10u8 {
+        let id = sealed_session::SessionId::from_hex(&format!("{i:032x}")).unwrap();
+        let revoked = store.revoke_session(id, u64::MAX).await;
+        assert!(revoked.is_ok(), "revocation {i}: {revoked:?}");
+        assert!(store.state(Some("bob"), id).await.is_ok());
+    }
+    reader.rollback().await.unwrap();
+}
+
+/// A reader that leaves soon (another process's read) is waited for: when
+/// the revocation returns, it is in the database file itself, not only in
+/// the log, and a copy of the file alone has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_waits_for_a_reader_that_leaves_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let clock = ManualClock::at_unix(T0);
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock).open().await.unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let other =
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let mut reader = other.begin().await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
+    assert!(tables > 0);
+    let leaves = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        reader.rollback().await.unwrap();
+    });
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
+    leaves.await.unwrap();
+    let copy = dir.path().join("copy.sqlite3");
+    std::fs::copy(&path, &copy).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
+    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let copied: Option<i64> =
+        sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
+            .fetch_optional(&mut alone)
+            .await
+            .unwrap();
+    assert_eq!(copied, Some(1), "the checkpoint did not wait for the reader");
+}
+
 /// Run by `an_acknowledged_revocation_survives_kill_9` in a child process:
 /// revokes, reports, then waits to be killed. Not a test on its own.
 #[tokio::test]
