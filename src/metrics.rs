@@ -125,7 +125,7 @@ pub(crate) fn feed_down() {
 }
 
 /// `sealed_session_keyring_reloads_total{result}`: `ok` or `refused`, by
-/// the keyring watcher.
+/// the keyring watcher, counted once per version of the file.
 #[cfg(feature = "watch")]
 pub(crate) fn keyring_reload(ok: bool) {
     #[cfg(feature = "metrics")]
@@ -133,6 +133,17 @@ pub(crate) fn keyring_reload(ok: bool) {
         .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = ok;
+}
+
+/// `sealed_session_keyring_file_refused`: 1 while the keyring file on disk
+/// is refused (the last good keyring stays in use), 0 while the keyring in
+/// use is the file's; for an alert that lasts as long as the state does.
+#[cfg(feature = "watch")]
+pub(crate) fn keyring_file_refused(refused: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("sealed_session_keyring_file_refused").set(f64::from(u8::from(refused)));
+    #[cfg(not(feature = "metrics"))]
+    let _ = refused;
 }
 
 /// `sealed_session_keyring_retire_timestamp_seconds{key_id}`: when each key

@@ -376,13 +376,30 @@ fn the_watcher_counts_reloads_and_refusals() {
         })
         .start()
         .unwrap();
+    // A snapshot takes the counts and values it reports (they read 0 after
+    // it): counts are added up here, and no snapshot is taken between the
+    // second refusal and the reload, so that the reload must set the gauge.
+    let counted = std::cell::RefCell::new((0, 0));
+    let refused = |snapshotter: &metrics_util::debugging::Snapshotter| {
+        let series = series(snapshotter);
+        let mut counted = counted.borrow_mut();
+        counted.0 += counter(&series, "sealed_session_keyring_reloads_total", &[("result", "refused")]);
+        counted.1 += counter(&series, "sealed_session_keyring_reloads_total", &[("result", "ok")]);
+        match find(&series, "sealed_session_keyring_file_refused", &[]) {
+            Some(DebugValue::Gauge(v)) => v.into_inner(),
+            other => panic!("sealed_session_keyring_file_refused: {other:?}"),
+        }
+    };
+    assert_eq!(refused(&snapshotter), 0.0, "the file in use");
     write("not a keyring");
+    assert!(!events.recv_timeout(Duration::from_secs(20)).unwrap(), "refused");
+    assert_eq!(refused(&snapshotter), 1.0);
+    write("still not a keyring");
     assert!(!events.recv_timeout(Duration::from_secs(20)).unwrap(), "refused");
     let rotated =
         Keyring::new([KeySpec::new(1, KeyState::Active, key(1)), KeySpec::new(2, KeyState::Primary, key(2))]);
     write(&rotated.unwrap().to_toml_string());
     assert!(events.recv_timeout(Duration::from_secs(20)).unwrap(), "reloaded");
-    let series = series(&snapshotter);
-    assert_eq!(counter(&series, "sealed_session_keyring_reloads_total", &[("result", "refused")]), 1);
-    assert_eq!(counter(&series, "sealed_session_keyring_reloads_total", &[("result", "ok")]), 1);
+    assert_eq!(refused(&snapshotter), 0.0, "the file in use again");
+    assert_eq!(*counted.borrow(), (2, 1), "versions refused, reloaded");
 }

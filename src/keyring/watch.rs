@@ -122,6 +122,7 @@ impl KeyringWatcherBuilder {
             .map_err(|source| KeyringError::Io { path: self.path.clone(), source })?;
         let text = read_text(&path, self.options)?;
         let keyring = SharedKeyring::new(Keyring::from_toml_str(&text)?);
+        crate::metrics::keyring_file_refused(false);
         let (tx, rx) = mpsc::channel();
         let notifier = if self.notify { notifier(&path, tx.clone()) } else { None };
         let mut follow = Follow {
@@ -363,9 +364,11 @@ impl Follow {
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
                 crate::metrics::keyring_reload(true);
+                crate::metrics::keyring_file_refused(false);
                 WatchEvent::Reloaded { keys }
             }
             Err(error) => {
+                crate::metrics::keyring_file_refused(true);
                 let message = error.to_string();
                 if matches!(
                     error,
