@@ -138,6 +138,19 @@ fn a_token_relabelled_to_another_valid_key_is_refused() {
     let mut bytes = token_bytes(&sealer);
     bytes[2..6].copy_from_slice(&2u32.to_be_bytes());
     assert_eq!(sealer.open::<Profile>(&URL_SAFE_NO_PAD.encode(bytes)).unwrap_err(), OpenError::Invalid);
+    // Under two IDs with one secret (a key added twice by mistake), only the
+    // key ID in the associated data tells them apart: a token of key 2,
+    // retired, relabelled to key 1 is still refused.
+    let twice = |state_of_1, state_of_2| {
+        let specs = [KeySpec::new(1, state_of_1, key(9)), KeySpec::new(2, state_of_2, key(9))];
+        sealer_with(Keyring::new(specs).unwrap(), &clock)
+    };
+    let mut bytes = token_bytes(&twice(KeyState::Active, KeyState::Primary));
+    assert_eq!(bytes[2..6], 2u32.to_be_bytes());
+    bytes[2..6].copy_from_slice(&1u32.to_be_bytes());
+    let relabelled = URL_SAFE_NO_PAD.encode(bytes);
+    let retired = twice(KeyState::Primary, KeyState::Retired);
+    assert_eq!(retired.open::<Profile>(&relabelled).unwrap_err(), OpenError::Invalid);
 }
 
 #[test]

@@ -749,6 +749,11 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
         assert_eq!((wrong.status(), wrong.body()), (403, "CSRF check failed"));
         let missing = refused(&config, &post(&cookie, None)).await;
         assert!(matches!(missing, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{missing:?}");
+        // Another session's valid token (bob's, signed in on this server)
+        // is no token of alice's: in the header or in the form.
+        let bobs = open(&config, &signed_in(&config, "bob").await).await.csrf_token().unwrap();
+        let other = refused(&config, &post(&cookie, Some(&bobs))).await;
+        assert!(matches!(other, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{other:?}");
 
         let form = post(&cookie, None).header("content-type", "application/x-www-form-urlencoded");
         let read = |body: String| {
@@ -770,6 +775,8 @@ fn unsafe_requests_need_the_sessions_token_from_a_header_or_a_form() {
         let wrong = refused(&config, &form.clone().header("x-csrf-token", "nope")).await;
         assert!(matches!(wrong, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{wrong:?}");
         let err = read("item=tea&csrf_token=nope".into()).await.unwrap_err();
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{err:?}");
+        let err = read(format!("item=tea&csrf_token={bobs}")).await.unwrap_err();
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Invalid))), "{err:?}");
         let err = read("item=tea".into()).await.unwrap_err();
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::Missing))), "{err:?}");
