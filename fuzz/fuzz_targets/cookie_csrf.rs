@@ -1,7 +1,9 @@
 //! Oracle: cookie header parsing and CSRF checks never panic; a cookie value
 //! read back is exactly a piece of the header; a `__Host-` cookie read from
 //! several byte headers is its one valid value there, or none if several
-//! arrive; no guessed CSRF token verifies.
+//! arrive; no guessed CSRF token verifies; an unsafe request a browser
+//! marks cross-site, or one with no `Sec-Fetch-Site` from an origin that
+//! does not name our host, is refused.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -106,6 +108,12 @@ fuzz_target!(|input: (String, String, Option<String>, Option<String>, Pairs)| {
     let cross_site = fetch_site.as_deref().is_some_and(|s| !matches!(s.trim(), "same-origin" | "none"));
     if csrf::is_unsafe_method(&token) && cross_site {
         assert!(result.is_err(), "a cross-site unsafe request passed");
+    }
+    // Without `Sec-Fetch-Site` the `Origin` decides: one that does not even
+    // name our host cannot be ours, whatever its case, port or slash.
+    let foreign = origin.as_deref().is_some_and(|o| !o.to_ascii_lowercase().contains("app.example"));
+    if csrf::is_unsafe_method(&token) && fetch_site.is_none() && foreign {
+        assert!(result.is_err(), "an unsafe request from a foreign origin passed: {origin:?}");
     }
     if !csrf::is_unsafe_method(&token) {
         assert!(result.is_ok(), "a safe method was refused");
