@@ -317,14 +317,13 @@ async fn bad_urls_are_refused() {
     assert!(err.to_string().contains("/nonexistent/dir/r.sqlite3"), "{err}");
 }
 
-/// A reader that holds an older snapshot (a backup tool, another process)
-/// holds back the checkpoint, never the revocation: it is acknowledged and
-/// durable in the log, and the next checkpoint copies it.
-#[tokio::test]
-async fn a_reader_holding_a_snapshot_fails_no_revocation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let store = SqliteStore::open_or_create(&path).await.unwrap();
+/// A store at `dir/r.sqlite3` on a clock that stands still, and a read
+/// transaction another process holds on it: an older snapshot once the
+/// store writes.
+async fn store_and_a_reader(dir: &Path) -> (PathBuf, SqliteStore, sqlx::Transaction<'static, sqlx::Sqlite>) {
+    let path = dir.join("r.sqlite3");
+    let clock = ManualClock::at_unix(T0);
+    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock).open().await.unwrap();
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let other =
         sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
@@ -332,22 +331,37 @@ async fn a_reader_holding_a_snapshot_fails_no_revocation() {
     let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
     assert!(tables > 0);
+    (path, store, reader)
+}
+
+/// Alice's epoch in a copy of the database file at `path` alone, without
+/// its log: what the checkpoints copied into it.
+async fn alices_epoch_in_a_copy_of(path: &Path) -> Option<i64> {
+    let copy = path.with_extension("copy");
+    std::fs::copy(path, &copy).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
+    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
+        .fetch_optional(&mut alone)
+        .await
+        .unwrap()
+}
+
+/// A reader that holds an older snapshot (a backup tool, another process)
+/// holds back the checkpoint, never the revocation: it is acknowledged and
+/// durable in the log, and the next checkpoint copies it.
+#[tokio::test]
+async fn a_reader_holding_a_snapshot_fails_no_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, store, reader) = store_and_a_reader(dir.path()).await;
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
     assert_eq!(store.login_state("alice").await.unwrap().user_epoch, 1);
     reader.rollback().await.unwrap();
     assert_eq!(store.revoke_user("alice").await.unwrap(), 2);
     // The reader gone, that revocation's checkpoint copies both into the
     // database file itself: a copy of the file alone has them.
-    let copy = dir.path().join("copy.sqlite3");
-    std::fs::copy(&path, &copy).unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
-    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
-    let copied: i64 =
-        sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
-            .fetch_one(&mut alone)
-            .await
-            .unwrap();
-    assert_eq!(copied, 2, "the checkpoint after the reader left did not copy the revocations");
+    let copied = alices_epoch_in_a_copy_of(&path).await;
+    assert_eq!(copied, Some(2), "the checkpoint after the reader left did not copy the revocations");
 }
 
 /// A reader that stays (a backup tool holding a snapshot) holds back the
@@ -360,16 +374,7 @@ async fn a_reader_holding_a_snapshot_fails_no_revocation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stays_holds_no_revocation_back_for_the_checkpoints_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let clock = ManualClock::at_unix(T0);
-    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock).open().await.unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-    let other =
-        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
-    let mut reader = other.begin().await.unwrap();
-    let tables: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
-    assert!(tables > 0);
+    let (_path, store, reader) = store_and_a_reader(dir.path()).await;
     // Its checkpoint waits for the reader, in vain.
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
     let store = store.with_timeout(Duration::from_millis(150));
@@ -388,31 +393,14 @@ async fn a_reader_that_stays_holds_no_revocation_back_for_the_checkpoints_wait()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_waits_for_a_reader_that_leaves_soon() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let clock = ManualClock::at_unix(T0);
-    let store = SqliteOptions::new(&path).create_if_missing(true).clock(clock).open().await.unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-    let other =
-        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
-    let mut reader = other.begin().await.unwrap();
-    let tables: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
-    assert!(tables > 0);
+    let (path, store, reader) = store_and_a_reader(dir.path()).await;
     let leaves = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(30)).await;
         reader.rollback().await.unwrap();
     });
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
     leaves.await.unwrap();
-    let copy = dir.path().join("copy.sqlite3");
-    std::fs::copy(&path, &copy).unwrap();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
-    let mut alone = sqlx::ConnectOptions::connect(&options).await.unwrap();
-    let copied: Option<i64> =
-        sqlx::query_scalar("SELECT epoch FROM sealed_session_user_epochs WHERE user_id = 'alice'")
-            .fetch_optional(&mut alone)
-            .await
-            .unwrap();
+    let copied = alices_epoch_in_a_copy_of(&path).await;
     assert_eq!(copied, Some(1), "the checkpoint did not wait for the reader");
 }
 
