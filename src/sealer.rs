@@ -397,23 +397,16 @@ impl Sealer {
         })
     }
 
-    /// Whether a token refused as [`OpenError::UnknownKey`]`(key_id)` may
-    /// have been sealed under a key this host does not have yet (its ID is
-    /// just above every key's here), rather than one that was removed.
-    pub(crate) fn may_lack_newer_key(&self, key_id: u32) -> bool {
-        self.keyring.load().may_add_later(key_id)
-    }
-
     /// The key of `token`, refused with `err`, if a host with a newer
     /// keyring may open it, so that a keyring rollout must not cost the
-    /// session: a key just above every key here
+    /// session: a key just above every key here, not one that was removed
     /// ([`OpenError::UnknownKey`]), or one this keyring schedules to seal
     /// later and a newer keyring may have promoted already
     /// ([`OpenError::NotYetValid`] at step 5 of docs/FORMAT.md). Nothing
     /// is authenticated: the key ID is read before anything is.
     pub(crate) fn newer_keyring_may_open(&self, token: &str, err: &OpenError) -> Option<u32> {
         match err {
-            OpenError::UnknownKey(id) => self.may_lack_newer_key(*id).then_some(*id),
+            OpenError::UnknownKey(id) => self.keyring.load().may_add_later(*id).then_some(*id),
             OpenError::NotYetValid => {
                 let now = opening_time(self.clock.unix_now()).saturating_add(self.leeway);
                 let id = UntrustedToken::decode(token, self.max_len).ok()?.key_id();

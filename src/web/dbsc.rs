@@ -141,8 +141,8 @@ fn unavailable(err: &dyn std::fmt::Display) -> Begin {
     try_again()
 }
 
-/// A refresh whose `what` names a key this server lacks (kept, for a
-/// keyring rollout: another server opens it): `503`, which keeps the
+/// A refresh whose `what` names a key this server lacks or holds as due
+/// later (kept, for a keyring rollout: another server opens it): `503`, which keeps the
 /// browser's session, and a log line throttled as for session cookies.
 fn unknown_key(settings: &Settings, what: &str, key_id: u32) -> Begin {
     settings.unknown_key_refused(what, key_id);
@@ -360,7 +360,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         };
         let binding = *identifier.session().id().as_bytes();
         let user = identifier.session().user_id();
-        let (mut companion, mut another) = (None, false);
+        let (mut companion, mut another, mut rollout) = (None, false, None);
         for value in dbsc.companion_cookie.values_in(request.header_values("cookie")) {
             match dbsc.companion_sealer.open::<Companion>(value) {
                 Ok(opened)
@@ -374,11 +374,17 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     tracing::info!("a DBSC companion cookie of another binding was ignored");
                     another = true;
                 }
+                // Waited for only if no other value is this binding's
+                // companion: a value planted ahead of it must not stall
+                // the refresh.
                 Err(err) => match dbsc.companion_sealer.newer_keyring_may_open(value, &err) {
-                    Some(id) => return unknown_key(settings, "DBSC companion cookie", id),
+                    Some(id) => rollout = rollout.or(Some(id)),
                     None => tracing::info!(reason = %err, "DBSC companion cookie refused"),
                 },
             }
+        }
+        if let (None, Some(id)) = (&companion, rollout) {
+            return unknown_key(settings, "DBSC companion cookie", id);
         }
         let Some(companion) = companion else {
             let reason = "no companion cookie of this binding (expired, idle or removed)";

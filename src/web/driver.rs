@@ -381,8 +381,8 @@ fn scan_cookies<'r, R: RequestView + ?Sized>(
 pub(crate) struct Refused {
     /// One was refused for good: its cookie is removed.
     removed: bool,
-    /// One was sealed under a key this server does not have: its cookie is
-    /// kept, and nothing may replace it.
+    /// One was sealed under a key this server does not have, or holds as
+    /// due later: its cookie is kept, and nothing may replace it.
     kept: bool,
 }
 
@@ -449,8 +449,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// token of its `Authorization` header and no cookie at all), and runs
     /// the CSRF checks of unsafe and upgrade requests. Expired, revoked and
     /// tampered cookies are "no session" and are removed by the response;
-    /// one sealed under a key this server does not have is "no session" but
-    /// kept (a key rollout in progress). Each reason is logged with
+    /// one sealed under a key this server does not have, or holds as due
+    /// later, is "no session" but kept (a key rollout in progress). Each reason is logged with
     /// `tracing`; tokens never are.
     ///
     /// CSRF: a request with a method other than GET, HEAD, OPTIONS and

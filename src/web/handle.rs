@@ -273,14 +273,15 @@ pub enum HandleError {
     #[error("no session: sign in first")]
     NoSession,
     /// The request's session cookie is sealed under a key this server does
-    /// not have yet (a key rollout in progress): it is kept, and neither
+    /// not have yet, or holds as due to seal later (a key rollout in
+    /// progress, or a key promoted ahead of its schedule): it is kept, and neither
     /// [`Sessions::login`], [`Sessions::update_or_insert`] nor
     /// [`SessionHandle::logout`] replaces or removes it, since none can end
     /// that session on the servers that read it. Answer `503`, so that the
     /// client retries.
     #[error(
-        "the session cookie is sealed under a key this server does not have; it is kept and not replaced: \
-         deploy the same keyring to every server"
+        "the session cookie is sealed under a key this server does not have or holds as not due yet; it is \
+         kept and not replaced: deploy the same keyring to every server"
     )]
     UnreadableSession,
     /// The handler asked for the session, but no session layer or
@@ -568,7 +569,8 @@ impl SessionHandle {
 
     /// The session a logout or login ends (the request's, or one whose
     /// data did not decode), and whether there is none because its cookie
-    /// is sealed under a key this server does not have (kept).
+    /// is sealed under a key this server does not have or holds as due
+    /// later (kept).
     fn current_or_unreadable(&self) -> (Option<Arc<Verified<Vec<u8>>>>, bool) {
         let state = self.shared.lock();
         let ending = state.current.clone().or_else(|| state.undecodable.clone());
@@ -733,7 +735,8 @@ impl SessionHandle {
     /// [`HandleError::Store`] if the store did not record the logout: the
     /// session is then kept, so that the user can try again.
     /// [`HandleError::UnreadableSession`] if the request's session cookie is
-    /// sealed under a key this server does not have yet: removing the
+    /// sealed under a key this server does not have yet (or holds as due
+    /// later): removing the
     /// cookie would not end the session on the servers that can read it, so
     /// nothing changes and the client should retry (`503`).
     pub async fn logout(&self) -> Result<(), HandleError> {

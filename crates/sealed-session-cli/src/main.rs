@@ -760,8 +760,20 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
             let before = load(&file)?;
             let keyring = before.with_primary(id)?;
             write_keyring(&file, &keyring, Replace::Existing)?;
+            let now = OffsetDateTime::now_utc();
+            let waiting: Vec<u32> = before
+                .keys()
+                .filter(|k| k.id != id && k.activate_at.is_some_and(|at| at > now))
+                .map(|k| k.id)
+                .collect();
+            if !waiting.is_empty() {
+                say!(
+                    "warning: a promotion clears every key's activate_at: key(s) {waiting:?}, which were waiting, open \
+                     tokens from now on, before their time; schedule the next rotation again (keyring rotate)"
+                );
+            }
             let due = before.keys().find(|k| k.id == id).and_then(|k| k.activate_at);
-            if let Some(due) = due.filter(|at| *at > OffsetDateTime::now_utc()) {
+            if let Some(due) = due.filter(|at| *at > now) {
                 let due = due.format(&Rfc3339).unwrap_or_default();
                 say!(
                     "warning: key {id} was due to seal from {due}; it seals now. Servers that still have the older \

@@ -144,12 +144,19 @@ fn promoting_a_key_ahead_of_its_schedule_warns_of_the_servers_behind() {
     let file = init(dir.path());
     let f = file.to_str().unwrap();
     assert_eq!(ok(&["keyring", "add", f, "--activate-at", "+2d"], ""), "2");
+    assert_eq!(ok(&["keyring", "add", f, "--activate-at", "+4d"], ""), "3");
     let r = run(&["keyring", "promote", f, "2"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.starts_with("warning: key 2 was due to seal from 20"), "{}", r.stderr);
-    assert!(r.stderr.contains("refuse its cookies as not yet valid"), "{}", r.stderr);
-    assert_eq!(ok(&["keyring", "add", f], ""), "3");
-    let r = run(&["keyring", "promote", f, "3"], "");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("warning: a promotion clears every key's activate_at: key(s) [3]"),
+        "{}",
+        r.stderr
+    );
+    assert!(lines[1].starts_with("warning: key 2 was due to seal from 20"), "{}", r.stderr);
+    assert!(lines[1].contains("refuse its cookies as not yet valid"), "{}", r.stderr);
+    assert_eq!(ok(&["keyring", "add", f], ""), "4");
+    let r = run(&["keyring", "promote", f, "4"], "");
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,9 +214,9 @@ async fn has_generation(path: &Path) -> Result<bool, sqlx::Error> {
 struct Shared {
     pool: SqlitePool,
     watch: Arc<Watch>,
-    /// When (Unix ms) a `FULL` checkpoint last could not finish;
-    /// `i64::MIN` if none.
-    full_checkpoint_failed_ms: std::sync::atomic::AtomicI64,
+    /// When (Unix ms) the last `FULL` checkpoint that could not finish, or
+    /// the one waiting now, began; `i64::MIN` if none.
+    full_checkpoint_waited_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A revocation store in a SQLite file. Clones share one pool, one read
@@ -344,7 +345,7 @@ impl SqliteStore {
         let watch = Arc::new(Watch::new(path, files, clock, StateCache::new(CACHE_TTL)));
         tokio::spawn(watch::poll(Arc::downgrade(&watch), watcher));
         Ok(Self {
-            shared: Arc::new(Shared { pool, watch, full_checkpoint_failed_ms: i64::MIN.into() }),
+            shared: Arc::new(Shared { pool, watch, full_checkpoint_waited_ms: i64::MIN.into() }),
             timeout: DEFAULT_TIMEOUT,
         })
     }
@@ -464,8 +465,8 @@ impl SqliteStore {
     /// keeps it. A `PASSIVE` checkpoint first, which neither waits nor
     /// holds writers back; if a reader of an older snapshot held frames
     /// back, a `FULL` one waits at most [`CHECKPOINT_WAIT_MS`] for it, while
-    /// writers wait too, but not within [`CHECKPOINT_WAIT_AGAIN_MS`] of one
-    /// that waited in vain: a reader that stays (a backup tool may hold a
+    /// writers wait too, but not while another waits, nor within
+    /// [`CHECKPOINT_WAIT_AGAIN_MS`] of one that waited in vain: a reader that stays (a backup tool may hold a
     /// snapshot for long) held every revocation's write lock for as long,
     /// and a burst of them queued behind each other until checks found no
     /// free connection and timed out. The revocation is durable in the log already
@@ -489,11 +490,16 @@ impl SqliteStore {
             let passive: (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut *connection).await?;
             let (_, log, copied) = passive;
-            let failed = &self.shared.full_checkpoint_failed_ms;
-            let now_ms = self.shared.watch.clock.unix_millis();
-            let waited_lately = (0..CHECKPOINT_WAIT_AGAIN_MS)
-                .contains(&now_ms.saturating_sub(failed.load(std::sync::atomic::Ordering::SeqCst)));
-            if log == copied || waited_lately {
+            let (waiting, now_ms) =
+                (&self.shared.full_checkpoint_waited_ms, self.shared.watch.clock.unix_millis());
+            let last = waiting.load(SeqCst);
+            let waited_lately = (0..CHECKPOINT_WAIT_AGAIN_MS).contains(&now_ms.saturating_sub(last));
+            // Claimed before it waits: revocations at the same time do not
+            // wait too.
+            if log == copied
+                || waited_lately
+                || waiting.compare_exchange(last, now_ms, SeqCst, SeqCst).is_err()
+            {
                 return Ok((i64::from(log != copied), log, copied));
             }
             let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *connection).await?;
@@ -505,8 +511,9 @@ impl SqliteStore {
             if sqlx::query(sqlx::AssertSqlSafe(restore)).execute(&mut *connection).await.is_err() {
                 connection.close_on_drop();
             }
-            if !matches!(done, Ok((0, _, _))) {
-                failed.store(now_ms, std::sync::atomic::Ordering::SeqCst);
+            if matches!(done, Ok((0, _, _))) {
+                // Not in vain: the next one may wait too.
+                let _ = waiting.compare_exchange(now_ms, i64::MIN, SeqCst, SeqCst);
             }
             done
         };
