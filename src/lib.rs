@@ -128,9 +128,9 @@ pub use revocation::registry::{SessionRecord, SessionRegistry};
 pub use revocation::sql;
 pub use revocation::{
     check_revocation, next_cutoff, Backoff, BoxFuture, CacheTicket, CorruptKind, DynRevocationStore, Feed,
-    FeedConnection, Heartbeat, Invalidation, LoginError, LoginState, MemoryStore, Quiet, Revocation,
-    RevocationState, RevocationStore, SharedStore, StateCache, StoreError, Verified, Verifier, VerifyError,
-    MAX_CACHE_TTL, MAX_LOGIN_WAIT, MAX_USER_ID_LEN,
+    FeedConnection, Heartbeat, Invalidation, LoginError, LoginState, LoginTicket, MemoryStore, Quiet,
+    Revocation, RevocationState, RevocationStore, SharedStore, StateCache, StoreError, Verified, Verifier,
+    VerifyError, MAX_CACHE_TTL, MAX_LOGIN_WAIT, MAX_USER_ID_LEN,
 };
 pub use sealer::{
     Inspection, Opened, Reissue, Sealer, SealerBuilder, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,

@@ -452,6 +452,71 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
     })
 }
 
+/// A login whose credential was checked while the user was logged out
+/// everywhere (a password change, say), or everyone was, starts no session:
+/// the ticket read before the check no longer matches the store (found by
+/// review: the epoch read after the check let an attacker who keeps signing
+/// in with the old password keep a session). A ticket of another user is
+/// refused too; one with nothing since signs in.
+#[test]
+fn a_login_checked_across_a_logout_starts_no_session() {
+    pollster::block_on(async {
+        let config = config();
+        let checked = |ticket| LoginOptions::default().checked_since(ticket);
+        let refused = |err: HandleError| {
+            assert!(
+                matches!(err, HandleError::Login(sealed_session::LoginError::RevokedSinceCheck)),
+                "{err:?}"
+            );
+            assert_eq!(err.status(), 401);
+        };
+        let handle = open(&config, "").await;
+        let ticket = handle.login_ticket("alice").await.unwrap();
+        config.verifier().logout_everywhere("alice").await.unwrap();
+        refused(
+            handle
+                .typed::<String>()
+                .login_with_options("alice", checked(ticket), |_| String::new())
+                .await
+                .unwrap_err(),
+        );
+        assert!(!handle.has_session());
+        assert!(set_cookies(&handle).iter().all(|c| !c.starts_with("__Host-session=")), "no session cookie");
+
+        let handle = open(&config, "").await;
+        let ticket = handle.login_ticket("alice").await.unwrap();
+        config.verifier().logout_all().await.unwrap();
+        refused(
+            handle
+                .typed::<String>()
+                .login_with_options("alice", checked(ticket), |_| String::new())
+                .await
+                .unwrap_err(),
+        );
+
+        let handle = open(&config, "").await;
+        // Bob and carol were never logged out: the store says the same of both.
+        let bobs = handle.login_ticket("bob").await.unwrap();
+        refused(
+            handle
+                .typed::<String>()
+                .login_with_options("carol", checked(bobs), |_| String::new())
+                .await
+                .unwrap_err(),
+        );
+
+        let handle = open(&config, "").await;
+        let ticket = handle.login_ticket("alice").await.unwrap();
+        handle
+            .typed::<String>()
+            .login_with_options("alice", checked(ticket), |_| String::new())
+            .await
+            .unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        assert_eq!(who(&open(&config, &cookie).await).unwrap().0.as_deref(), Some("alice"));
+    })
+}
+
 /// `keyring promote` clears every `activate_at`, so servers that have the
 /// new file seal under a key that servers still on the old one hold as due
 /// later (refused as not yet valid there). Those keep the cookie, as for a

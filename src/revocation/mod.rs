@@ -46,7 +46,7 @@ pub use dynamic::{BoxFuture, DynRevocationStore, SharedStore};
 pub use feed::{Backoff, Feed, FeedConnection, Heartbeat, Quiet};
 pub use memory::{next_cutoff, MemoryStore};
 pub use verified::Verified;
-pub use verifier::{Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};
+pub use verifier::{LoginTicket, Verifier, MAX_LOGIN_WAIT, MAX_USER_ID_LEN};
 
 /// What a store knows that bears on one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -387,6 +387,15 @@ pub enum LoginError {
     /// epoch: it has ended, and is not carried on. Sign in again.
     #[error("the session was logged out while this request ran, and was not renewed: sign in again")]
     Ended,
+    /// The user was logged out everywhere, or everyone was, after the
+    /// [`LoginTicket`](crate::LoginTicket) was read, that is while their
+    /// credential was being checked (a password changed meanwhile, say): no
+    /// session was started. Check the credential again. Also when the
+    /// ticket was read for another user.
+    #[error(
+        "the user was logged out after the credential was checked, and no session was started: sign in again"
+    )]
+    RevokedSinceCheck,
     /// The user ID is longer than [`MAX_USER_ID_LEN`] bytes: no session
     /// was started. Identify users by a short stable key (a database ID),
     /// not by free text.

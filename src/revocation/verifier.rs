@@ -25,6 +25,35 @@ pub const MAX_LOGIN_WAIT: Duration = Duration::from_millis(1500);
 /// holding it fits in a cookie.
 pub const MAX_USER_ID_LEN: usize = 1024;
 
+/// What the store said of a user before their credential was checked
+/// ([`Verifier::login_ticket`], or `SessionHandle::login_ticket` in the
+/// web layer): a login that presents it is refused
+/// ([`LoginError::RevokedSinceCheck`]) if the user was logged out
+/// everywhere, or everyone was, since. It names the user by a hash of
+/// their ID, never the ID itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct LoginTicket {
+    /// A hash of the user ID, so that a ticket read for another user is
+    /// refused rather than compared.
+    user: u64,
+    state: super::LoginState,
+}
+
+impl LoginTicket {
+    fn user_key(user_id: &str) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        user_id.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+impl std::fmt::Debug for LoginTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginTicket").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
 /// Opens tokens and checks them against a revocation store in one call.
 ///
 /// ```
@@ -196,18 +225,78 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`MAX_USER_ID_LEN`], or [`LoginError::Random`] if no session ID can be
     /// drawn.
     pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, LoginError> {
-        let epoch = self.login_epoch(user_id).await?;
+        let epoch = self.login_epoch(user_id, None).await?;
+        let session = Session::try_new(data)?;
+        Ok(session.with_user(user_id, epoch))
+    }
+
+    /// What the store says of `user_id` now, to read **before** checking
+    /// their credential and to hand to [`Verifier::login_checked`] after:
+    /// a login whose password was checked while the user was logged out
+    /// everywhere (a password change, say) is refused instead of starting a
+    /// session that outlives that logout. Without it, an attacker who knows
+    /// the old password and keeps signing in gets a session from a check
+    /// that began before the change.
+    ///
+    /// ```
+    /// # pollster::block_on(async {
+    /// use sealed_session::{Keyring, LoginError, MemoryStore, Sealer, Verifier};
+    ///
+    /// let verifier = Verifier::new(Sealer::builder(Keyring::generate()?).build()?, MemoryStore::new());
+    /// let ticket = verifier.login_ticket("alice").await?;
+    /// // ... the password is checked; meanwhile alice changes it and logs out everywhere:
+    /// verifier.logout_everywhere("alice").await?;
+    /// let refused = verifier.login_checked(&ticket, "alice", ()).await;
+    /// assert!(matches!(refused, Err(LoginError::RevokedSinceCheck)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`LoginError::Store`] if the store cannot be read, or
+    /// [`LoginError::UserIdTooLong`].
+    pub async fn login_ticket(&self, user_id: &str) -> Result<LoginTicket, LoginError> {
+        if user_id.len() > MAX_USER_ID_LEN {
+            return Err(LoginError::UserIdTooLong { len: user_id.len() });
+        }
+        let state = metrics::store_call("login_state", self.store.login_state(user_id)).await?;
+        Ok(LoginTicket { user: LoginTicket::user_key(user_id), state })
+    }
+
+    /// [`Verifier::login`], for a credential checked since `ticket` was
+    /// read ([`Verifier::login_ticket`]).
+    ///
+    /// # Errors
+    /// As [`Verifier::login`]; [`LoginError::RevokedSinceCheck`] if the
+    /// user was logged out everywhere, or everyone was, since the ticket
+    /// was read (or it was read for another user).
+    pub async fn login_checked<T>(
+        &self,
+        ticket: &LoginTicket,
+        user_id: &str,
+        data: T,
+    ) -> Result<Session<T>, LoginError> {
+        let epoch = self.login_epoch(user_id, Some(ticket)).await?;
         let session = Session::try_new(data)?;
         Ok(session.with_user(user_id, epoch))
     }
 
     /// The user's current epoch, read from the store, once the store's
-    /// cutoff has passed: what a login seals into the new session.
-    pub(crate) async fn login_epoch(&self, user_id: &str) -> Result<u64, LoginError> {
+    /// cutoff has passed: what a login seals into the new session. With a
+    /// `ticket`, the store must say what it said then.
+    pub(crate) async fn login_epoch(
+        &self,
+        user_id: &str,
+        ticket: Option<&LoginTicket>,
+    ) -> Result<u64, LoginError> {
         if user_id.len() > MAX_USER_ID_LEN {
             return Err(LoginError::UserIdTooLong { len: user_id.len() });
         }
         let state = metrics::store_call("login_state", self.store.login_state(user_id)).await?;
+        if ticket.is_some_and(|ticket| ticket.user != LoginTicket::user_key(user_id) || ticket.state != state)
+        {
+            return Err(LoginError::RevokedSinceCheck);
+        }
         self.wait_past(state.revoked_through).await?;
         Ok(state.user_epoch)
     }

@@ -14,7 +14,7 @@ use super::ops::Ops;
 use crate::cookie::CookieChange;
 use crate::redirect::RouteRefusal;
 use crate::sealer::Issued;
-use crate::{LoginError, SealError, Sealer, Session, StoreError, Verified};
+use crate::{LoginError, LoginTicket, SealError, Sealer, Session, StoreError, Verified};
 
 /// What a session's data must be to travel in a web session: serializable,
 /// cloneable and shareable between threads. Every such type is one; the
@@ -246,6 +246,7 @@ impl Shared {
 #[non_exhaustive]
 pub struct LoginOptions {
     remember: bool,
+    ticket: Option<LoginTicket>,
 }
 
 impl LoginOptions {
@@ -258,6 +259,18 @@ impl LoginOptions {
     #[must_use]
     pub fn remember(mut self, remember: bool) -> Self {
         self.remember = remember;
+        self
+    }
+
+    /// For a credential checked since `ticket` was read
+    /// ([`SessionHandle::login_ticket`], before the check): the login is
+    /// refused with [`LoginError::RevokedSinceCheck`] (`401`) if the user was
+    /// logged out everywhere, or everyone was, meanwhile, so that a
+    /// password checked as it changed starts no session that outlives the
+    /// change's logout.
+    #[must_use]
+    pub fn checked_since(mut self, ticket: LoginTicket) -> Self {
+        self.ticket = Some(ticket);
         self
     }
 }
@@ -350,7 +363,7 @@ impl HandleError {
     pub fn status(&self) -> u16 {
         match self {
             HandleError::NoSession
-            | HandleError::Login(LoginError::Ended)
+            | HandleError::Login(LoginError::Ended | LoginError::RevokedSinceCheck)
             | HandleError::Seal(SealError::Expired) => 401,
             HandleError::Login(LoginError::UserIdTooLong { .. }) => 400,
             HandleError::SessionLimit { .. } => 409,
@@ -726,6 +739,20 @@ impl SessionHandle {
         }
     }
 
+    /// What the store says of `user_id` now: read it **before** checking
+    /// the user's credential, and start the login with it
+    /// ([`LoginOptions::checked_since`]), so that a password checked while
+    /// the user changed it and logged out everywhere starts no session that
+    /// outlives that logout (see
+    /// [`Verifier::login_ticket`](crate::Verifier::login_ticket)).
+    ///
+    /// # Errors
+    /// [`LoginError::Store`] if the store cannot be read (`503`), or
+    /// [`LoginError::UserIdTooLong`] (`400`).
+    pub async fn login_ticket(&self, user_id: &str) -> Result<LoginTicket, HandleError> {
+        Ok(self.ops().login_ticket(user_id).await?)
+    }
+
     /// Logs this session out on every server and removes its cookie. Without
     /// a session it only removes the cookie, but for a device-bound session
     /// whose bound cookie lapsed before the browser refreshed it: the
@@ -736,9 +763,9 @@ impl SessionHandle {
     /// session is then kept, so that the user can try again.
     /// [`HandleError::UnreadableSession`] if the request's session cookie is
     /// sealed under a key this server does not have yet (or holds as due
-    /// later): removing the
-    /// cookie would not end the session on the servers that can read it, so
-    /// nothing changes and the client should retry (`503`).
+    /// later): removing the cookie would not end the session on the servers
+    /// that can read it, so nothing changes and the client should retry
+    /// (`503`).
     pub async fn logout(&self) -> Result<(), HandleError> {
         self.unfinished()?;
         let (current, kept_unreadable) = self.current_or_unreadable();
@@ -1188,7 +1215,7 @@ impl<T: SessionValue> Sessions<T> {
         // it is logged out below, in case the login fails before that.
         let previous = raw.as_ref().and_then(|raw| raw.decode::<T>().ok());
         let data = carry(previous.map(Verified::into_session));
-        let epoch = ops.login_epoch(user_id).await?;
+        let epoch = ops.login_epoch(user_id, options.ticket).await?;
         let mut session = Session::try_new(data).map_err(LoginError::from)?.with_user(user_id, epoch);
         if options.remember {
             session = session.remembered();

@@ -3,14 +3,23 @@
 
 use super::config::{Settings, WebConfig};
 use crate::revocation::{BoxFuture, RevocationStore};
-use crate::{LoginError, RevocationState, SessionId, StoreError};
+use crate::{LoginError, LoginTicket, RevocationState, SessionId, StoreError};
 
 /// The store operations of one configuration, and its settings.
 pub(crate) trait Ops: Send + Sync {
     fn settings(&self) -> &Settings;
     /// The user's current epoch for a new session, once the store's cutoff
-    /// has passed (see [`Verifier::login`](crate::Verifier::login)).
-    fn login_epoch<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, LoginError>>;
+    /// has passed (see [`Verifier::login`](crate::Verifier::login)); with a
+    /// ticket, as the store said then (see
+    /// [`Verifier::login_checked`](crate::Verifier::login_checked)).
+    fn login_epoch<'a>(
+        &'a self,
+        user_id: &'a str,
+        ticket: Option<LoginTicket>,
+    ) -> BoxFuture<'a, Result<u64, LoginError>>;
+    /// What the store says of the user now (see
+    /// [`Verifier::login_ticket`](crate::Verifier::login_ticket)).
+    fn login_ticket<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<LoginTicket, LoginError>>;
     /// Waits until a new anonymous session `id` would not be refused by the
     /// store's cutoff (see [`Verifier::start`](crate::Verifier::start)).
     fn admit(&self, id: SessionId) -> BoxFuture<'_, Result<(), LoginError>>;
@@ -43,8 +52,16 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
         &self.settings
     }
 
-    fn login_epoch<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, LoginError>> {
-        Box::pin(self.verifier.login_epoch(user_id))
+    fn login_epoch<'a>(
+        &'a self,
+        user_id: &'a str,
+        ticket: Option<LoginTicket>,
+    ) -> BoxFuture<'a, Result<u64, LoginError>> {
+        Box::pin(async move { self.verifier.login_epoch(user_id, ticket.as_ref()).await })
+    }
+
+    fn login_ticket<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<LoginTicket, LoginError>> {
+        Box::pin(self.verifier.login_ticket(user_id))
     }
 
     fn admit(&self, id: SessionId) -> BoxFuture<'_, Result<(), LoginError>> {

@@ -6,6 +6,7 @@
 
 use sealed_session::redirect::{local_path, login_url};
 use sealed_session::web::{is_form, HandleError, Level, LoginOptions, Sessions};
+use sealed_session::LoginError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -407,6 +408,13 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
     let username = form.username.trim().to_owned();
     let next = form.next;
     let remember = form.remember.as_deref() == Some("on");
+    // Read before the password is checked: a logout everywhere while it
+    // is (a password change, say) refuses this login, rather than letting
+    // a check that began before it start a session that outlives it.
+    let ticket = match handle.login_ticket(&username).await {
+        Err(HandleError::Login(LoginError::UserIdTooLong { .. })) => return bad_login(handle, &next),
+        ticket => ticket?,
+    };
     if !password_is(&username, form.password).await? {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
@@ -421,8 +429,14 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
         let cart = before.filter(|s| s.user_id().is_none()).map(|s| s.into_data().cart).unwrap_or_default();
         Profile { display_name, cart }
     };
-    let options = LoginOptions::default().remember(remember);
-    handle.login_with_options(&username, options, carry).await?;
+    let options = LoginOptions::default().remember(remember).checked_since(ticket);
+    match handle.login_with_options(&username, options, carry).await {
+        Err(HandleError::Login(LoginError::RevokedSinceCheck)) => {
+            handle.flash(Level::Error, "You were signed out everywhere as you signed in. Sign in again.")?;
+            return Ok(Reply::Redirect(login_url("/", &next)));
+        }
+        signed_in => signed_in?,
+    };
     // Who signed in goes to the audit log, where user IDs are documented,
     // not to the application log.
     tracing::info!("signed in");
