@@ -2734,6 +2734,9 @@ struct Interfering {
     target: std::sync::Mutex<Option<SessionId>>,
     once_fails: std::sync::atomic::AtomicBool,
     writes_fail: std::sync::atomic::AtomicBool,
+    /// The next read of a user's login state is preceded by a logout of
+    /// everyone (the store's system clock's now).
+    everyone_out_at_login: std::sync::atomic::AtomicBool,
 }
 
 impl Interfering {
@@ -2743,6 +2746,7 @@ impl Interfering {
             target: std::sync::Mutex::new(None),
             once_fails: Default::default(),
             writes_fail: Default::default(),
+            everyone_out_at_login: Default::default(),
         }
     }
 
@@ -2769,6 +2773,10 @@ impl RevocationStore for Interfering {
     }
 
     async fn login_state(&self, user_id: &str) -> Result<sealed_session::LoginState, StoreError> {
+        if self.everyone_out_at_login.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            self.store.revoke_all(now).await?;
+        }
         self.store.login_state(user_id).await
     }
 
@@ -2791,6 +2799,26 @@ impl RevocationStore for Interfering {
         self.refused(false)?;
         self.store.revoke_all(issued_through).await
     }
+}
+
+/// A logout of everyone that lands after a reauthentication found its
+/// session still signed in, and before it reads the user's epoch, moves
+/// only the store's cutoff: the session is not carried on under a new ID
+/// (found by review: only a moved epoch or an ended ID were caught there).
+#[test]
+fn a_logout_of_everyone_as_a_reauthentication_runs_is_not_carried_on() {
+    pollster::block_on(async {
+        let store = Interfering::on(&Arc::new(MemoryStore::new()));
+        let sealer = Sealer::builder(Keyring::generate().unwrap());
+        let config = Arc::new(WebConfig::builder(sealer, store).build().unwrap());
+        let cookie = signed_in(&config, "alice").await;
+        let slow = on(&config, &cookie).await;
+        config.verifier().store().everyone_out_at_login.store(true, std::sync::atomic::Ordering::Relaxed);
+        let err = slow.typed::<String>().reauthenticate().await.map(drop).unwrap_err();
+        assert!(matches!(err, HandleError::Login(sealed_session::LoginError::Ended)), "{err:?}");
+        assert!(!slow.has_session());
+        assert_eq!(set_cookies(&slow), Vec::<String>::new());
+    })
 }
 
 /// Signing out the other sessions raised the epoch, then could not end

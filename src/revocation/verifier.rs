@@ -225,7 +225,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`MAX_USER_ID_LEN`], or [`LoginError::Random`] if no session ID can be
     /// drawn.
     pub async fn login<T>(&self, user_id: &str, data: T) -> Result<Session<T>, LoginError> {
-        let epoch = self.login_epoch(user_id, None).await?;
+        let epoch = self.login_state(user_id, None).await?.user_epoch;
         let session = Session::try_new(data)?;
         Ok(session.with_user(user_id, epoch))
     }
@@ -276,19 +276,19 @@ impl<S: RevocationStore> Verifier<S> {
         user_id: &str,
         data: T,
     ) -> Result<Session<T>, LoginError> {
-        let epoch = self.login_epoch(user_id, Some(ticket)).await?;
+        let epoch = self.login_state(user_id, Some(ticket)).await?.user_epoch;
         let session = Session::try_new(data)?;
         Ok(session.with_user(user_id, epoch))
     }
 
-    /// The user's current epoch, read from the store, once the store's
-    /// cutoff has passed: what a login seals into the new session. With a
-    /// `ticket`, the store must say what it said then.
-    pub(crate) async fn login_epoch(
+    /// What the store says of the user, once the store's cutoff has
+    /// passed: the epoch a login seals into the new session, and the
+    /// cutoff. With a `ticket`, the store must say what it said then.
+    pub(crate) async fn login_state(
         &self,
         user_id: &str,
         ticket: Option<&LoginTicket>,
-    ) -> Result<u64, LoginError> {
+    ) -> Result<super::LoginState, LoginError> {
         if user_id.len() > MAX_USER_ID_LEN {
             return Err(LoginError::UserIdTooLong { len: user_id.len() });
         }
@@ -298,7 +298,7 @@ impl<S: RevocationStore> Verifier<S> {
             return Err(LoginError::RevokedSinceCheck);
         }
         self.wait_past(state.revoked_through).await?;
-        Ok(state.user_epoch)
+        Ok(state)
     }
 
     /// Starts a session with no user (a shopping cart, an OAuth `state`

@@ -1215,7 +1215,8 @@ impl<T: SessionValue> Sessions<T> {
         // it is logged out below, in case the login fails before that.
         let previous = raw.as_ref().and_then(|raw| raw.decode::<T>().ok());
         let data = carry(previous.map(Verified::into_session));
-        let epoch = ops.login_epoch(user_id, options.ticket).await?;
+        let store_said = ops.login_state(user_id, options.ticket).await?;
+        let epoch = store_said.user_epoch;
         let mut session = Session::try_new(data).map_err(LoginError::from)?.with_user(user_id, epoch);
         if options.remember {
             session = session.remembered();
@@ -1235,7 +1236,12 @@ impl<T: SessionValue> Sessions<T> {
                     // end comes first, and of concurrent calls only one goes
                     // on.
                     let until = ops.settings().sealer.denylist_until(raw.session());
+                    // A logout of everyone since the request checked it
+                    // moved the cutoff past its issue time.
+                    let everyone =
+                        raw.session().times().is_some_and(|t| t.issued_at <= store_said.revoked_through);
                     if epoch != raw.session().epoch()
+                        || everyone
                         || !self.handle.ops().revoke_session_once(raw.session().id(), until).await?
                     {
                         self.handle.shared.lock().lose();

@@ -3,20 +3,21 @@
 
 use super::config::{Settings, WebConfig};
 use crate::revocation::{BoxFuture, RevocationStore};
-use crate::{LoginError, LoginTicket, RevocationState, SessionId, StoreError};
+use crate::{LoginError, LoginState, LoginTicket, RevocationState, SessionId, StoreError};
 
 /// The store operations of one configuration, and its settings.
 pub(crate) trait Ops: Send + Sync {
     fn settings(&self) -> &Settings;
-    /// The user's current epoch for a new session, once the store's cutoff
-    /// has passed (see [`Verifier::login`](crate::Verifier::login)); with a
-    /// ticket, as the store said then (see
+    /// The user's current epoch for a new session and the store's
+    /// cutoff, once the cutoff has passed (see
+    /// [`Verifier::login`](crate::Verifier::login)); with a ticket, as the
+    /// store said then (see
     /// [`Verifier::login_checked`](crate::Verifier::login_checked)).
-    fn login_epoch<'a>(
+    fn login_state<'a>(
         &'a self,
         user_id: &'a str,
         ticket: Option<LoginTicket>,
-    ) -> BoxFuture<'a, Result<u64, LoginError>>;
+    ) -> BoxFuture<'a, Result<LoginState, LoginError>>;
     /// What the store says of the user now (see
     /// [`Verifier::login_ticket`](crate::Verifier::login_ticket)).
     fn login_ticket<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<LoginTicket, LoginError>>;
@@ -52,12 +53,12 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
         &self.settings
     }
 
-    fn login_epoch<'a>(
+    fn login_state<'a>(
         &'a self,
         user_id: &'a str,
         ticket: Option<LoginTicket>,
-    ) -> BoxFuture<'a, Result<u64, LoginError>> {
-        Box::pin(async move { self.verifier.login_epoch(user_id, ticket.as_ref()).await })
+    ) -> BoxFuture<'a, Result<LoginState, LoginError>> {
+        Box::pin(async move { self.verifier.login_state(user_id, ticket.as_ref()).await })
     }
 
     fn login_ticket<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<LoginTicket, LoginError>> {
