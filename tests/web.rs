@@ -2032,16 +2032,24 @@ fn a_session_logged_out_while_a_request_ran_is_not_carried_on() {
         assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
         assert_eq!((session.id(), session.epoch()), before, "a session logged out is unchanged");
         assert!(verifier.open::<()>(&since).await.is_ok(), "a session logged out signs no one out");
-        // As does a session held as `login` returned it (sealed, but with no
-        // times of its own), whose ID was logged out meanwhile.
-        let mut session = verifier.login("bob", ()).await.unwrap();
-        verifier.logout(&session).await.unwrap();
-        let refused = verifier.logout_others(&mut session).await;
-        assert!(matches!(refused, Err(sealed_session::LoginError::Ended)), "{refused:?}");
-        assert!(verifier.open::<()>(&since).await.is_ok(), "a session logged out signs no one out");
+        // A session held as `login` returned it (sealed, but with no times
+        // of its own) is refused whatever happened since: nothing tells
+        // whether a logout of everyone ended it, and its new seal would be
+        // dated after it (found by review).
         let mut session = verifier.login("bob", ()).await.unwrap();
         let sealed = verifier.sealer().seal(&session).unwrap();
-        verifier.open::<()>(&sealed).await.unwrap();
+        verifier.logout_all().await.unwrap();
+        let epoch = verifier.store().login_state("bob").await.unwrap().user_epoch;
+        let refused = verifier.logout_others(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Unsealed)), "{refused:?}");
+        let refused = verifier.renew_id(&mut session).await;
+        assert!(matches!(refused, Err(sealed_session::LoginError::Unsealed)), "{refused:?}");
+        assert_eq!(verifier.store().login_state("bob").await.unwrap().user_epoch, epoch, "nothing changed");
+        assert!(verifier.open::<()>(&sealed).await.is_err());
+        clock.advance(std::time::Duration::from_secs(2));
+        // A new ID for a session whose ID was ended meanwhile is refused.
+        let (sealed, opened) = verifier.issue(verifier.login("bob", ()).await.unwrap()).unwrap();
+        let mut session = opened.into_session();
         let mut other = session.clone();
         verifier.renew_id(&mut other).await.unwrap();
         let refused = verifier.renew_id(&mut session).await;
@@ -2092,8 +2100,8 @@ fn a_verifier_signs_out_the_other_sessions_and_keeps_the_one_it_is_given() {
             MemoryStore::new(),
         );
         let laptop = verifier.sealer().seal(&verifier.login("alice", ()).await.unwrap()).unwrap();
-        let mut phone = verifier.login("alice", ()).await.unwrap();
-        let old_phone = verifier.sealer().seal(&phone).unwrap();
+        let (old_phone, phone) = verifier.issue(verifier.login("alice", ()).await.unwrap()).unwrap();
+        let mut phone = phone.into_session();
         let old_id = phone.id();
 
         let epoch = verifier.logout_others(&mut phone).await.unwrap();

@@ -396,6 +396,13 @@ pub enum LoginError {
         "the user was logged out after the credential was checked, and no session was started: sign in again"
     )]
     RevokedSinceCheck,
+    /// The session was never sealed or opened, so it has no times (a
+    /// `Session` as [`Verifier::login`] returned it, kept after sealing a
+    /// copy): nothing tells whether a logout of everyone has ended it, and
+    /// sealing it again would date it anew. Use the session that
+    /// [`Verifier::issue`] or [`Verifier::open`] returns.
+    #[error("the session has no times (never sealed or opened): use the session Verifier::issue or Verifier::open returns")]
+    Unsealed,
     /// The user ID is longer than [`MAX_USER_ID_LEN`] bytes: no session
     /// was started. Identify users by a short stable key (a database ID),
     /// not by free text.

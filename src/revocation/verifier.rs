@@ -416,8 +416,13 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`LoginError::Store`] if the old ID could not be denylisted (the ID
     /// is then unchanged), [`LoginError::Ended`] if it was on the denylist
     /// already (logged out since it was opened: a new ID would bring it
-    /// back), or [`LoginError::Random`].
+    /// back), [`LoginError::Unsealed`] for a session never sealed or opened
+    /// (whose new seal would escape a logout of everyone), or
+    /// [`LoginError::Random`].
     pub async fn renew_id<T>(&self, session: &mut Session<T>) -> Result<(), LoginError> {
+        if session.times().is_none() {
+            return Err(LoginError::Unsealed);
+        }
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
@@ -448,8 +453,8 @@ impl<S: RevocationStore> Verifier<S> {
     /// # pollster::block_on(async {
     /// let verifier = Verifier::new(Sealer::builder(Keyring::generate()?).build()?, MemoryStore::new());
     /// let laptop = verifier.sealer().seal(&verifier.login("alice", ()).await?)?;
-    /// let mut phone = verifier.login("alice", ()).await?;
-    /// let old_phone = verifier.sealer().seal(&phone)?;
+    /// let (old_phone, phone) = verifier.issue(verifier.login("alice", ()).await?)?;
+    /// let mut phone = phone.into_session(); // dated by its seal
     ///
     /// verifier.logout_others(&mut phone).await?; // after a password change on the phone
     /// let phone = verifier.sealer().seal(&phone)?;
@@ -468,7 +473,8 @@ impl<S: RevocationStore> Verifier<S> {
     /// was recorded: every session of the user, this one too, has ended),
     /// or could not be trusted about this session (it lost data: nothing is
     /// changed), [`LoginError::Random`], [`LoginError::NoUser`] for a
-    /// session that has no user, or [`LoginError::Ended`] if the session
+    /// session that has no user, [`LoginError::Unsealed`] for one never
+    /// sealed or opened, or [`LoginError::Ended`] if the session
     /// had ended since it was opened. The store is asked first: a session
     /// it has ended (logged out, everywhere or by its ID, or cut off by a
     /// logout of everyone) changes nothing, so that an ended session, an
@@ -479,6 +485,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// this one too.
     pub async fn logout_others<T>(&self, session: &mut Session<T>) -> Result<u64, LoginError> {
         let user_id = session.user_id().ok_or(LoginError::NoUser)?.to_owned();
+        if session.times().is_none() {
+            return Err(LoginError::Unsealed);
+        }
         let mut renewed = session.id();
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
