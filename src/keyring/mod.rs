@@ -259,8 +259,9 @@ pub(crate) const LATER_KEY_IDS: u32 = 2;
 /// `activate_at` has come, or the primary key if none has; a key whose
 /// `retire_at` has come refuses tokens as a retired key does. A key opens
 /// tokens from its `activate_at` less the sealer's leeway, so hosts whose
-/// clocks run ahead within the leeway do no harm. Every host that reads the same keyring switches at the same
-/// instant of its own clock, with no coordination. [`Keyring::new`] refuses a
+/// clocks run ahead within the leeway do no harm. Every host that reads the
+/// same keyring switches at the same instant of its own clock, with no
+/// coordination. [`Keyring::new`] refuses a
 /// schedule that would leave a time with no sealing key, or that retires a
 /// sealing key before a newer one is active.
 ///

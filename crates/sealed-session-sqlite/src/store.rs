@@ -466,10 +466,11 @@ impl SqliteStore {
     /// holds writers back; if a reader of an older snapshot held frames
     /// back, a `FULL` one waits at most [`CHECKPOINT_WAIT_MS`] for it, while
     /// writers wait too, but not while another waits, nor within
-    /// [`CHECKPOINT_WAIT_AGAIN_MS`] of one that waited in vain: a reader that stays (a backup tool may hold a
-    /// snapshot for long) held every revocation's write lock for as long,
-    /// and a burst of them queued behind each other until checks found no
-    /// free connection and timed out. The revocation is durable in the log already
+    /// [`CHECKPOINT_WAIT_AGAIN_MS`] of one that waited in vain: a reader
+    /// that stays (a backup tool may hold a snapshot for long) held every
+    /// revocation's write lock for as long, and a burst of them queued
+    /// behind each other until checks found no free connection and timed
+    /// out. The revocation is durable in the log already
     /// (`synchronous = FULL`), so a checkpoint that cannot finish is only
     /// logged; the next revocation's, or SQLite's own, finishes it. Not on
     /// a connection whose `synchronous` an application sharing the pool
