@@ -460,10 +460,18 @@ fn a_cookie_under_a_key_this_server_lacks_is_kept_and_never_replaced() {
 /// refused too; one with nothing since signs in.
 #[test]
 fn a_login_checked_across_a_logout_starts_no_session() {
+    async fn login(
+        handle: &SessionHandle,
+        user: &str,
+        ticket: sealed_session::LoginTicket,
+    ) -> Result<(), HandleError> {
+        let checked = LoginOptions::default().checked_since(ticket);
+        handle.typed::<String>().login_with_options(user, checked, |_| String::new()).await.map(drop)
+    }
     pollster::block_on(async {
         let config = config();
-        let checked = |ticket| LoginOptions::default().checked_since(ticket);
-        let refused = |err: HandleError| {
+        let refused = |result: Result<(), HandleError>| {
+            let err = result.unwrap_err();
             assert!(
                 matches!(err, HandleError::Login(sealed_session::LoginError::RevokedSinceCheck)),
                 "{err:?}"
@@ -473,45 +481,27 @@ fn a_login_checked_across_a_logout_starts_no_session() {
         let handle = open(&config, "").await;
         let ticket = handle.login_ticket("alice").await.unwrap();
         config.verifier().logout_everywhere("alice").await.unwrap();
-        refused(
-            handle
-                .typed::<String>()
-                .login_with_options("alice", checked(ticket), |_| String::new())
-                .await
-                .unwrap_err(),
-        );
+        refused(login(&handle, "alice", ticket).await);
         assert!(!handle.has_session());
         assert!(set_cookies(&handle).iter().all(|c| !c.starts_with("__Host-session=")), "no session cookie");
 
         let handle = open(&config, "").await;
         let ticket = handle.login_ticket("alice").await.unwrap();
         config.verifier().logout_all().await.unwrap();
-        refused(
-            handle
-                .typed::<String>()
-                .login_with_options("alice", checked(ticket), |_| String::new())
-                .await
-                .unwrap_err(),
+        refused(login(&handle, "alice", ticket).await);
+
+        // A ticket of another user is a mistake of the application's,
+        // though the store says the same of both (never logged out).
+        let handle = open(&config, "").await;
+        let err = login(&handle, "carol", handle.login_ticket("bob").await.unwrap()).await.unwrap_err();
+        assert!(
+            matches!(err, HandleError::Login(sealed_session::LoginError::TicketOfAnotherUser)),
+            "{err:?}"
         );
+        assert_eq!(err.status(), 500);
 
         let handle = open(&config, "").await;
-        // Bob and carol were never logged out: the store says the same of both.
-        let bobs = handle.login_ticket("bob").await.unwrap();
-        refused(
-            handle
-                .typed::<String>()
-                .login_with_options("carol", checked(bobs), |_| String::new())
-                .await
-                .unwrap_err(),
-        );
-
-        let handle = open(&config, "").await;
-        let ticket = handle.login_ticket("alice").await.unwrap();
-        handle
-            .typed::<String>()
-            .login_with_options("alice", checked(ticket), |_| String::new())
-            .await
-            .unwrap();
+        login(&handle, "alice", handle.login_ticket("alice").await.unwrap()).await.unwrap();
         let cookie = pair(&set_cookies(&handle)[0]).to_owned();
         assert_eq!(who(&open(&config, &cookie).await).unwrap().0.as_deref(), Some("alice"));
     })

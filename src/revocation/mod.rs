@@ -390,16 +390,22 @@ pub enum LoginError {
     /// The user was logged out everywhere, or everyone was, after the
     /// [`LoginTicket`](crate::LoginTicket) was read, that is while their
     /// credential was being checked (a password changed meanwhile, say): no
-    /// session was started. Check the credential again. Also when the
-    /// ticket was read for another user.
+    /// session was started. Check the credential again.
     #[error(
         "the user was logged out after the credential was checked, and no session was started: sign in again"
     )]
     RevokedSinceCheck,
+    /// The [`LoginTicket`](crate::LoginTicket) was read for another user ID
+    /// than the login's: a mistake of the application's (read it with the
+    /// ID the login will use, looked up before the credential check). No
+    /// session was started.
+    #[error("the login ticket was read for another user ID than the login's: read it with the same ID")]
+    TicketOfAnotherUser,
     /// The session was never sealed or opened, so it has no times (a
     /// `Session` as [`Verifier::login`] returned it, kept after sealing a
     /// copy): nothing tells whether a logout of everyone has ended it, and
-    /// sealing it again would date it anew. Use the session that
+    /// sealing it again would date it anew (as [`Verifier::login`] or
+    /// [`Verifier::start`] returns one). Use the session that
     /// [`Verifier::issue`] or [`Verifier::open`] returns.
     #[error("the session has no times (never sealed or opened): use the session Verifier::issue or Verifier::open returns")]
     Unsealed,

@@ -236,7 +236,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// everywhere (a password change, say) is refused instead of starting a
     /// session that outlives that logout. Without it, an attacker who knows
     /// the old password and keeps signing in gets a session from a check
-    /// that began before the change.
+    /// that began before the change. Read it with the user ID the login
+    /// will use, and save a new password before logging the user out
+    /// everywhere: a ticket read between the two would pass.
     ///
     /// ```
     /// # pollster::block_on(async {
@@ -269,7 +271,7 @@ impl<S: RevocationStore> Verifier<S> {
     /// # Errors
     /// As [`Verifier::login`]; [`LoginError::RevokedSinceCheck`] if the
     /// user was logged out everywhere, or everyone was, since the ticket
-    /// was read (or it was read for another user).
+    /// was read, or [`LoginError::TicketOfAnotherUser`].
     pub async fn login_checked<T>(
         &self,
         ticket: &LoginTicket,
@@ -293,9 +295,13 @@ impl<S: RevocationStore> Verifier<S> {
             return Err(LoginError::UserIdTooLong { len: user_id.len() });
         }
         let state = metrics::store_call("login_state", self.store.login_state(user_id)).await?;
-        if ticket.is_some_and(|ticket| ticket.user != LoginTicket::user_key(user_id) || ticket.state != state)
-        {
-            return Err(LoginError::RevokedSinceCheck);
+        if let Some(ticket) = ticket {
+            if ticket.user != LoginTicket::user_key(user_id) {
+                return Err(LoginError::TicketOfAnotherUser);
+            }
+            if ticket.state != state {
+                return Err(LoginError::RevokedSinceCheck);
+            }
         }
         self.wait_past(state.revoked_through).await?;
         Ok(state)

@@ -355,8 +355,10 @@ impl HandleError {
     }
 
     /// The status code to answer with: `401` without a session (or one
-    /// logged out, or expired, while the request ran), `400` for a user ID too long to
-    /// sign in with, `409` at the session limit, `503` when the store could
+    /// logged out, or expired, while the request ran, or a login whose
+    /// credential was checked as the user was logged out), `400` for a
+    /// user ID too long to sign in with, `409` at the session limit, `503`
+    /// when the store could
     /// not be reached or the session cookie cannot be read on this server
     /// (the client should retry), `500` otherwise.
     #[must_use]
@@ -1237,9 +1239,10 @@ impl<T: SessionValue> Sessions<T> {
                     // on.
                     let until = ops.settings().sealer.denylist_until(raw.session());
                     // A logout of everyone since the request checked it
-                    // moved the cutoff past its issue time.
+                    // moved the cutoff past its issue time (a session with
+                    // no times, which never comes here, counts as ended).
                     let everyone =
-                        raw.session().times().is_some_and(|t| t.issued_at <= store_said.revoked_through);
+                        raw.session().times().is_none_or(|t| t.issued_at <= store_said.revoked_through);
                     if epoch != raw.session().epoch()
                         || everyone
                         || !self.handle.ops().revoke_session_once(raw.session().id(), until).await?

@@ -9,7 +9,7 @@ use sealed_session::web::{is_form, HandleError, Level, LoginOptions, Sessions};
 use sealed_session::LoginError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::{page, users, Profile, SessionJson, MAX_CART_ITEMS};
 
@@ -351,31 +351,50 @@ async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Res
 /// request holds its body).
 async fn password_is(user: &str, password: String) -> Result<bool, Stop> {
     let user = user.to_owned();
-    in_turn(&PASSWORD_QUEUE, &PASSWORD_CHECKS, move || users::check_password(&user, &password)).await
+    queued(&PASSWORD_QUEUE, &PASSWORD_CHECKS, move || users::check_password(&user, &password)).await
 }
 
-/// Runs `check` on a blocking thread once `running` has room, if `queue`
-/// (the attempts waiting or running) has room now; `503` if it has not.
-/// The check keeps its places until it ends, even if the request that
-/// started it is dropped (its client hung up): a check once started runs
-/// to its end, and must count until then.
-async fn in_turn(
+/// Checks `password` for `user` in the place `place` holds in the queue.
+async fn check_password(place: SemaphorePermit<'static>, user: &str, password: String) -> Result<bool, Stop> {
+    let user = user.to_owned();
+    Ok(in_turn(place, &PASSWORD_CHECKS, move || users::check_password(&user, &password)).await)
+}
+
+/// A place in `queue` (the attempts waiting or running), if it has room
+/// now; `503` if it has not.
+fn admitted(queue: &'static Semaphore) -> Result<SemaphorePermit<'static>, Stop> {
+    queue.try_acquire().map_err(|_| {
+        tracing::warn!("password checks: the queue is full, an attempt is refused");
+        Stop::Early(Reply::Refused(503, "too many sign-ins at once: try again in a moment"))
+    })
+}
+
+/// [`in_turn`] with a place in `queue`, if it has room now.
+async fn queued(
     queue: &'static Semaphore,
     running: &'static Semaphore,
     check: impl FnOnce() -> bool + Send + 'static,
 ) -> Result<bool, Stop> {
-    let Ok(place) = queue.try_acquire() else {
-        tracing::warn!("password checks: the queue is full, an attempt is refused");
-        return Err(Stop::Early(Reply::Refused(503, "too many sign-ins at once: try again in a moment")));
-    };
+    Ok(in_turn(admitted(queue)?, running, check).await)
+}
+
+/// Runs `check` on a blocking thread once `running` has room, holding
+/// `place` in the queue. The check keeps its places until it ends, even if
+/// the request that started it is dropped (its client hung up): a check
+/// once started runs to its end, and must count until then.
+async fn in_turn(
+    place: SemaphorePermit<'static>,
+    running: &'static Semaphore,
+    check: impl FnOnce() -> bool + Send + 'static,
+) -> bool {
     let Ok(permit) = running.acquire().await else {
-        return Ok(false);
+        return false;
     };
     let checked = tokio::task::spawn_blocking(move || {
         let _held = (place, permit);
         check()
     });
-    Ok(checked.await.unwrap_or(false))
+    checked.await.unwrap_or(false)
 }
 
 /// `GET /account`: only signed-in users get here (the route requires it).
@@ -408,14 +427,17 @@ async fn login(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Resu
     let username = form.username.trim().to_owned();
     let next = form.next;
     let remember = form.remember.as_deref() == Some("on");
-    // Read before the password is checked: a logout everywhere while it
-    // is (a password change, say) refuses this login, rather than letting
-    // a check that began before it start a session that outlives it.
+    // Read before the password is checked (once the attempt has its place
+    // in the queue, so that a refused one costs the store nothing): a
+    // logout everywhere while it is (a password change, say) refuses this
+    // login, rather than letting a check that began before it start a
+    // session that outlives it.
+    let place = admitted(&PASSWORD_QUEUE)?;
     let ticket = match handle.login_ticket(&username).await {
         Err(HandleError::Login(LoginError::UserIdTooLong { .. })) => return bad_login(handle, &next),
         ticket => ticket?,
     };
-    if !password_is(&username, form.password).await? {
+    if !check_password(place, &username, form.password).await? {
         // Not the name as typed: it may be a password typed in the wrong field.
         tracing::info!("failed login");
         return bad_login(handle, &next);
@@ -557,7 +579,7 @@ fn api_session(handle: &Handle) -> Result<Reply, Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_turn, Reply, Stop, ROUTES};
+    use super::{queued, Reply, Stop, ROUTES};
     use tokio::sync::Semaphore;
 
     /// Password checks beyond the queue's room are refused at once (`503`),
@@ -567,18 +589,18 @@ mod tests {
         let queue: &'static Semaphore = Box::leak(Box::new(Semaphore::new(2)));
         let running: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
         let held = running.acquire().await.unwrap();
-        let waiting = [(); 2].map(|()| tokio::spawn(in_turn(queue, running, || true)));
+        let waiting = [(); 2].map(|()| tokio::spawn(queued(queue, running, || true)));
         // Both take a place in the queue and wait for the running check.
         while queue.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        let refused = in_turn(queue, running, || true).await;
+        let refused = queued(queue, running, || true).await;
         assert!(matches!(refused, Err(Stop::Early(Reply::Refused(503, _)))));
         drop(held);
         for attempt in waiting {
             assert!(matches!(attempt.await.unwrap(), Ok(true)));
         }
-        assert!(matches!(in_turn(queue, running, || false).await, Ok(false)));
+        assert!(matches!(queued(queue, running, || false).await, Ok(false)));
     }
 
     /// A check whose request was dropped (its client hung up) keeps its
@@ -588,19 +610,19 @@ mod tests {
         let queue: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
         let running: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
         let (release, wait) = std::sync::mpsc::channel::<()>();
-        let request = tokio::spawn(in_turn(queue, running, move || wait.recv().is_ok()));
+        let request = tokio::spawn(queued(queue, running, move || wait.recv().is_ok()));
         while running.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
         request.abort();
         assert!(request.await.is_err_and(|err| err.is_cancelled()));
-        let refused = in_turn(queue, running, || true).await;
+        let refused = queued(queue, running, || true).await;
         assert!(matches!(refused, Err(Stop::Early(Reply::Refused(503, _)))), "the check still runs");
         release.send(()).unwrap();
         while queue.available_permits() == 0 {
             tokio::task::yield_now().await;
         }
-        assert!(matches!(in_turn(queue, running, || true).await, Ok(true)));
+        assert!(matches!(queued(queue, running, || true).await, Ok(true)));
     }
 
     /// actix-web guards a path once, with the guard of its first route: the

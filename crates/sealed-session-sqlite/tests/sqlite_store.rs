@@ -261,6 +261,13 @@ async fn a_new_store_is_not_created_through_a_dangling_symbolic_link() {
     SqliteStore::open_or_create(&link).await.unwrap().revoke_user("alice").await.unwrap();
 }
 
+/// A new store, closed again, at `dir/name`.
+async fn a_store_at(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    drop(SqliteStore::open_or_create(&path).await.unwrap());
+    path
+}
+
 /// A file moved over the path while the store is opening (a restore, a
 /// deploy), after its pool's first connection opened the old file and
 /// before the store watches the path: that connection would go on writing
@@ -269,16 +276,9 @@ async fn a_new_store_is_not_created_through_a_dangling_symbolic_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_replaced_while_the_store_is_opening_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    drop(SqliteStore::open_or_create(&path).await.unwrap());
-    let other = dir.path().join("other.sqlite3");
-    drop(SqliteStore::open_or_create(&other).await.unwrap());
-    let blocker = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
-        .await
-        .unwrap();
-    let writer = blocker.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let (path, other) =
+        (a_store_at(dir.path(), "r.sqlite3").await, a_store_at(dir.path(), "other.sqlite3").await);
+    let writer = another_process_on(&path).await.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let opening = tokio::spawn(SqliteStore::open(path.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::rename(&other, &path).unwrap();
@@ -328,12 +328,15 @@ async fn store_and_a_reader(dir: &Path) -> (PathBuf, SqliteStore, sqlx::Transact
     (path, store, reader)
 }
 
+/// A connection of another process to the store at `path`.
+async fn another_process_on(path: &Path) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+    sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap()
+}
+
 /// A read transaction another process holds on the store at `path`.
 async fn a_reader_of(path: &Path) -> sqlx::Transaction<'static, sqlx::Sqlite> {
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-    let other =
-        sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
-    let mut reader = other.begin().await.unwrap();
+    let mut reader = another_process_on(path).await.begin().await.unwrap();
     let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut *reader).await.unwrap();
     assert!(tables > 0);
@@ -650,8 +653,7 @@ async fn a_wal_or_shm_file_deleted_or_replaced_under_a_running_store_fails_close
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_opened_through_a_symbolic_link_watches_the_files_sqlite_uses() {
     let dir = tempfile::tempdir().unwrap();
-    let real = dir.path().join("r.sqlite3");
-    drop(SqliteStore::open_or_create(&real).await.unwrap());
+    let real = a_store_at(dir.path(), "r.sqlite3").await;
     let link = dir.path().join("link.sqlite3");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     // Left over beside the link, and never used by SQLite.
@@ -818,12 +820,7 @@ async fn a_revocation_held_up_by_another_writer_fails_within_the_timeout_and_end
     let path = dir.path().join("r.sqlite3");
     let limit = Duration::from_millis(200);
     let store = SqliteStore::open_or_create(&path).await.unwrap().with_timeout(limit);
-    let other = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
-        .await
-        .unwrap();
-    let writer = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let writer = another_process_on(&path).await.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let revoked = bounded(store.revoke_user("alice")).await;
     assert!(matches!(revoked, Err(StoreError::Timeout(t)) if t == limit), "{revoked:?}");
     writer.rollback().await.unwrap();
