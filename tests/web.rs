@@ -2265,9 +2265,7 @@ fn a_change_the_store_did_not_record_is_not_audited() {
 #[test]
 fn a_replacement_whose_logout_the_store_refused_starts_no_session() {
     pollster::block_on(async {
-        let store = Interfering::on(&Arc::new(MemoryStore::new()));
-        let sealer = Sealer::builder(Keyring::generate().unwrap());
-        let config = Arc::new(WebConfig::builder(sealer, store).build().unwrap());
+        let config = interfered(|b| b);
         let cookie = signed_in(&config, "alice").await;
         let writes_fail = |fail: bool| {
             config.verifier().store().writes_fail.store(fail, std::sync::atomic::Ordering::Relaxed);
@@ -2302,9 +2300,7 @@ fn a_replacement_whose_logout_the_store_refused_starts_no_session() {
 fn a_change_whose_write_failed_is_not_audited() {
     pollster::block_on(async {
         let recorder = Recorder::default();
-        let store = Interfering::on(&Arc::new(MemoryStore::new()));
-        let sealer = Sealer::builder(Keyring::generate().unwrap());
-        let config = Arc::new(WebConfig::builder(sealer, store).audit(recorder.clone()).build().unwrap());
+        let config = interfered(|b| b.audit(recorder.clone()));
         let cookie = signed_in(&config, "alice").await;
         recorder.take();
         config.verifier().store().writes_fail.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -2737,6 +2733,16 @@ struct Interfering {
     everyone_out_at_login: std::sync::atomic::AtomicBool,
 }
 
+/// A configuration on an [`Interfering`] memory store, with `change` made.
+fn interfered(
+    change: impl FnOnce(WebConfigBuilder<Interfering>) -> WebConfigBuilder<Interfering>,
+) -> Arc<WebConfig<Interfering>> {
+    let store = Interfering::on(&Arc::new(MemoryStore::new()));
+    Arc::new(
+        change(WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), store)).build().unwrap(),
+    )
+}
+
 impl Interfering {
     fn on(store: &Arc<MemoryStore>) -> Self {
         Self {
@@ -2806,9 +2812,7 @@ impl RevocationStore for Interfering {
 #[test]
 fn a_logout_of_everyone_as_a_reauthentication_runs_is_not_carried_on() {
     pollster::block_on(async {
-        let store = Interfering::on(&Arc::new(MemoryStore::new()));
-        let sealer = Sealer::builder(Keyring::generate().unwrap());
-        let config = Arc::new(WebConfig::builder(sealer, store).build().unwrap());
+        let config = interfered(|b| b);
         let cookie = signed_in(&config, "alice").await;
         let slow = on(&config, &cookie).await;
         config.verifier().store().everyone_out_at_login.store(true, std::sync::atomic::Ordering::Relaxed);
