@@ -1479,6 +1479,22 @@ impl fmt::Debug for SealerBuilder {
 mod tests {
     use super::*;
 
+    /// A session measured at the limit exactly fits; a byte over does not.
+    #[test]
+    fn a_session_at_the_longest_length_fits_and_one_a_byte_over_does_not() {
+        let session = Session::new("x".repeat(100));
+        let sealer =
+            |max: usize| Sealer::builder(Keyring::generate().unwrap()).max_token_len(max).build().unwrap();
+        let len = sealer(DEFAULT_MAX_TOKEN_LEN).sealed_len(&session).unwrap();
+        let cookie = CookieSpec::default();
+        assert!(sealer(len).check_fits(&session, &cookie).is_ok());
+        let over = sealer(len - 1).check_fits(&session, &cookie);
+        assert!(
+            matches!(over, Err(SealError::TooLarge { len: l, max }) if l == len && max == len - 1),
+            "{over:?}"
+        );
+    }
+
     /// A device-bound session is sealed only by a sealer with a bound
     /// lifetime and a token version that carries the flag (2): version 1
     /// has no place for it, and would seal it as an ordinary session.

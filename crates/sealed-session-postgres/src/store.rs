@@ -1007,6 +1007,10 @@ mod tests {
             ("?sslpassword=hunter2", "parameter"),
             ("?pasword=hunter2", "parameter"),
             ("?port=1&port=2", "parameter"),
+            // Only `options[NAME]` is read in brackets.
+            ("?sslpassword[x]=hunter2", "parameter"),
+            ("?x]=hunter2", "parameter"),
+            ("?options[x=hunter2", "parameter"),
             ("#frag", "parameter"),
             ("?sslmode=verify-full", "TLS"),
             ("?ssl-mode=require", "TLS"),
