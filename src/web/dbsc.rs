@@ -142,8 +142,9 @@ fn unavailable(err: &dyn std::fmt::Display) -> Begin {
 }
 
 /// A refresh whose `what` names a key this server lacks or holds as due
-/// later (kept, for a keyring rollout: another server opens it): `503`, which keeps the
-/// browser's session, and a log line throttled as for session cookies.
+/// later (kept, for a keyring rollout: another server opens it): `503`,
+/// which keeps the browser's session, and a log line throttled as for
+/// session cookies.
 fn unknown_key(settings: &Settings, what: &str, key_id: u32) -> Begin {
     settings.unknown_key_refused(what, key_id);
     try_again()

@@ -450,8 +450,8 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     /// the CSRF checks of unsafe and upgrade requests. Expired, revoked and
     /// tampered cookies are "no session" and are removed by the response;
     /// one sealed under a key this server does not have, or holds as due
-    /// later, is "no session" but kept (a key rollout in progress). Each reason is logged with
-    /// `tracing`; tokens never are.
+    /// later, is "no session" but kept (a key rollout in progress). Each
+    /// reason is logged with `tracing`; tokens never are.
     ///
     /// CSRF: a request with a method other than GET, HEAD, OPTIONS and
     /// TRACE (compared case-sensitively), or an upgrade request, to a path

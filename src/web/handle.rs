@@ -287,8 +287,8 @@ pub enum HandleError {
     NoSession,
     /// The request's session cookie is sealed under a key this server does
     /// not have yet, or holds as due to seal later (a key rollout in
-    /// progress, or a key promoted ahead of its schedule): it is kept, and neither
-    /// [`Sessions::login`], [`Sessions::update_or_insert`] nor
+    /// progress, or a key promoted ahead of its schedule): it is kept, and
+    /// neither [`Sessions::login`], [`Sessions::update_or_insert`] nor
     /// [`SessionHandle::logout`] replaces or removes it, since none can end
     /// that session on the servers that read it. Answer `503`, so that the
     /// client retries.
@@ -358,9 +358,8 @@ impl HandleError {
     /// logged out, or expired, while the request ran, or a login whose
     /// credential was checked as the user was logged out), `400` for a
     /// user ID too long to sign in with, `409` at the session limit, `503`
-    /// when the store could
-    /// not be reached or the session cookie cannot be read on this server
-    /// (the client should retry), `500` otherwise.
+    /// when the store could not be reached or the session cookie cannot be
+    /// read on this server (the client should retry), `500` otherwise.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
