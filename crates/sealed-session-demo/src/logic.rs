@@ -350,8 +350,7 @@ async fn reauth(handle: &Handle, content_type: Option<&str>, body: &[u8]) -> Res
 /// memory (Argon2 takes tens of milliseconds and 19 MiB; each waiting
 /// request holds its body).
 async fn password_is(user: &str, password: String) -> Result<bool, Stop> {
-    let user = user.to_owned();
-    queued(&PASSWORD_QUEUE, &PASSWORD_CHECKS, move || users::check_password(&user, &password)).await
+    check_password(admitted(&PASSWORD_QUEUE)?, user, password).await
 }
 
 /// Checks `password` for `user` in the place `place` holds in the queue.
@@ -370,6 +369,7 @@ fn admitted(queue: &'static Semaphore) -> Result<SemaphorePermit<'static>, Stop>
 }
 
 /// [`in_turn`] with a place in `queue`, if it has room now.
+#[cfg(test)]
 async fn queued(
     queue: &'static Semaphore,
     running: &'static Semaphore,
