@@ -22,8 +22,9 @@ pub(crate) struct Conns {
     pub(crate) reader: ConnectionManager,
     /// Revocations, each followed by `WAIT` on the same connection.
     pub(crate) writer: ConnectionManager,
-    /// `host:port`, to notice a failover.
-    address: String,
+    /// `host:port`, to notice a failover and to say in the logs which
+    /// Redis a fault is about.
+    pub(crate) address: String,
 }
 
 /// What is known of the primary's `maxmemory-policy` and persistence.
@@ -122,6 +123,11 @@ impl SafeReading {
     /// revocation's `WAIT`, as the writer may be.
     pub(crate) fn reader(&self) -> ConnectionManager {
         self.conns.reader.clone()
+    }
+
+    /// `host:port` of the primary that was read.
+    pub(crate) fn address(&self) -> &str {
+        &self.conns.address
     }
 }
 
@@ -371,7 +377,11 @@ impl Link {
                     | PolicyFault::Cluster
             );
             if unreadable || (fault.is_unsafe() && was != Policy::Unsafe) {
-                tracing::error!(error = %fault, "Redis revocation store refuses every session until this is fixed");
+                tracing::error!(
+                    error = %fault,
+                    redis = %conns.address,
+                    "Redis revocation store refuses every session until this is fixed"
+                );
             }
         }
         verdict.map(|()| SafeReading { conns, after_fault: recovering, count })
@@ -853,7 +863,8 @@ mod tests {
         assert_eq!(server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
         assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
         assert!(!link.is_trusted());
-        let said = || logs.lines_with(&["ERROR", "allkeys-lru", "refuses every session"]).len();
+        let said =
+            || logs.lines_with(&["ERROR", "allkeys-lru", "refuses every session", &server.log_label()]).len();
         assert_eq!(said(), 1, "the first unsafe reading is logged, with the policy");
         assert!(matches!(link.read_policy().await, Err(PolicyFault::Evicting(_))));
         assert_eq!(said(), 1, "and not again while it stays unsafe");

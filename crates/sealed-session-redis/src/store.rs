@@ -473,6 +473,7 @@ impl Inner {
         };
         tracing::warn!(
             cutoff,
+            redis = %reading.address(),
             "Redis settings are safe again (noeviction, durable persistence), but revocations may have been \
              lost meanwhile (keys may have been evicted, or a restart may have loaded an older copy): every \
              session issued until now is refused (everyone signs in again)"
@@ -500,6 +501,7 @@ impl Inner {
         if started {
             tracing::warn!(
                 generation,
+                redis = %self.link.conns().address,
                 "Redis revocation keyspace has no generation (new, flushed or restarted without persistence): \
                  starting one; every session issued until now is refused"
             );
@@ -690,7 +692,11 @@ impl RevocationStore for RedisStore {
                     });
                     match stale {
                         Some(state) => {
-                            tracing::warn!(%err, "Redis unavailable; answering from cached revocation data");
+                            tracing::warn!(
+                                %err,
+                                redis = %inner.link.conns().address,
+                                "Redis unavailable; answering from cached revocation data"
+                            );
                             Ok(state)
                         }
                         None => Err(err),

@@ -163,7 +163,9 @@ async fn a_policy_that_becomes_unreadable_fails_closed_and_says_why() {
     assert!(verifier.open::<()>(&token).await.is_ok());
     // An operator takes CONFIG away from the store's user.
     assert_eq!(redis.cli(&["ACL", "SETUSER", "app", "-config"]), "OK");
-    let said = async || !logs.lines_with(&["ERROR", "cannot read Redis maxmemory-policy"]).is_empty();
+    let said = async || {
+        !logs.lines_with(&["ERROR", "cannot read Redis maxmemory-policy", &redis.log_label()]).is_empty()
+    };
     assert!(within(Duration::from_secs(2), said).await.is_some(), "the log says why");
     let result = verifier.open::<()>(&token).await;
     assert!(matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{result:?}");
@@ -252,7 +254,8 @@ async fn a_failover_to_a_replica_that_evicts_refuses_every_session_and_says_why(
     .await;
     assert!(refused.is_some(), "the store never refused the evicting primary");
     assert!(verifier.open::<()>(&token).await.is_err(), "a session opened after the refusal");
-    assert!(!logs.lines_with(&["ERROR", "allkeys-lru"]).is_empty(), "the refusal went unsaid");
+    let said = logs.lines_with(&["ERROR", "allkeys-lru", &replica.log_label()]);
+    assert!(!said.is_empty(), "the refusal went unsaid");
 }
 
 /// A replica of `primary`, a sentinel that watches it as `name` (down-after

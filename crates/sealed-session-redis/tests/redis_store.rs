@@ -80,6 +80,7 @@ async fn watching_server() -> (Logs, RedisServer, Verifier<RedisStore>, String) 
 /// Waits (at most 2 s) until `verifier` refuses `token` because Redis
 /// cannot be trusted, and checks that the log says why at `error`.
 async fn refuses_as_untrusted_and_says_why(
+    redis: &RedisServer,
     verifier: &Verifier<RedisStore>,
     token: &str,
     logs: &Logs,
@@ -90,7 +91,8 @@ async fn refuses_as_untrusted_and_says_why(
     })
     .await;
     assert!(noticed.is_some(), "a store whose Redis may lose revocations ({why}) still answered");
-    assert!(!logs.lines_with(&["ERROR", why, "refuses every session"]).is_empty(), "the log says why: {why}");
+    let said = logs.lines_with(&["ERROR", why, "refuses every session", &redis.log_label()]);
+    assert!(!said.is_empty(), "the log says why: {why}");
 }
 
 fn refused_by_store(result: &Result<impl std::fmt::Debug, VerifyError>) -> bool {
@@ -516,7 +518,7 @@ async fn a_redis_that_could_restart_from_an_older_snapshot_is_refused() {
 async fn snapshots_switched_on_later_make_every_check_fail_closed_until_everyone_is_logged_out() {
     let (logs, redis, verifier, token) = watching_server().await;
     assert_eq!(redis.cli(&["CONFIG", "SET", "save", "60 1"]), "OK");
-    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "save \"60 1\"").await;
+    refuses_as_untrusted_and_says_why(&redis, &verifier, &token, &logs, "save \"60 1\"").await;
     // Fixed: a restart meanwhile could have rolled revocations back, so
     // every session issued until now is refused; new logins work.
     assert_eq!(redis.cli(&["CONFIG", "SET", "save", ""]), "OK");
@@ -525,7 +527,8 @@ async fn snapshots_switched_on_later_make_every_check_fail_closed_until_everyone
     })
     .await;
     assert!(back.is_some(), "after the fix: {:?}", verifier.open::<()>(&token).await);
-    assert!(!logs.lines_with(&["WARN", "may have loaded an older copy"]).is_empty(), "the log says why");
+    let said = logs.lines_with(&["WARN", "may have loaded an older copy", &redis.log_label()]);
+    assert!(!said.is_empty(), "the log says why");
     let fresh = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&fresh).await.is_ok());
 }
@@ -575,7 +578,7 @@ async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyon
 async fn requests_waiting_for_a_check_of_the_settings_share_its_refusal() {
     let (logs, redis, verifier, token) = watching_server().await;
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
-    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "allkeys-lru").await;
+    refuses_as_untrusted_and_says_why(&redis, &verifier, &token, &logs, "allkeys-lru").await;
     let verifier = std::sync::Arc::new(verifier);
     assert_eq!(redis.cli(&["CONFIG", "RESETSTAT"]), "OK");
     let requests: Vec<_> = (0..60)
@@ -640,7 +643,7 @@ async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     // up. volatile-lru evicts keys with an expiry: bob's denylist entry,
     // while the generation (no expiry) stays.
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]), "OK");
-    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "volatile-lru").await;
+    refuses_as_untrusted_and_says_why(&redis, &verifier, &token, &logs, "volatile-lru").await;
     let info = redis.cli(&["INFO", "memory"]);
     let used: u64 =
         info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
@@ -677,7 +680,8 @@ async fn an_eviction_policy_switched_on_later_makes_every_check_fail_closed() {
     .await;
     assert!(back.is_some(), "after the fix: {:?}", verifier.open::<()>(&token).await);
     assert!(matches!(verifier.open::<()>(&revoked).await, Err(VerifyError::Revoked(Revocation::All))));
-    assert!(!logs.lines_with(&["WARN", "keys may have been evicted"]).is_empty(), "the log says why");
+    let said = logs.lines_with(&["WARN", "keys may have been evicted", &redis.log_label()]);
+    assert!(!said.is_empty(), "the log says why");
     // ...and new logins work.
     let fresh = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&fresh).await.is_ok());
@@ -956,7 +960,7 @@ async fn no_stale_answer_once_the_settings_were_found_unsafe() {
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok(), "cached");
     assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
-    refuses_as_untrusted_and_says_why(&verifier, &token, &logs, "allkeys-lru").await;
+    refuses_as_untrusted_and_says_why(&redis, &verifier, &token, &logs, "allkeys-lru").await;
     redis.stop();
     let result = verifier.open::<()>(&token).await;
     assert!(refused_by_store(&result), "answered from the cache of an untrusted Redis: {result:?}");

@@ -172,6 +172,15 @@ impl RedisServer {
         self.port
     }
 
+    /// `redis=HOST:PORT`, as the Redis store's log lines name the server
+    /// they are about: what tests look for, so that another test's server
+    /// logging the same fault in this process does not count.
+    #[must_use]
+    pub fn log_label(&self) -> String {
+        let host = if self.options.tls.is_some() { "localhost" } else { "127.0.0.1" };
+        format!("redis={host}:{}", self.port)
+    }
+
     /// `redis://127.0.0.1:PORT/0`, or `rediss://localhost:PORT/0` with TLS.
     #[must_use]
     pub fn url(&self) -> String {
