@@ -133,7 +133,8 @@ enum Command {
         /// With --session: the session's absolute expiry, a Unix time
         /// (`expires_at_unix` in the output of `open`); the entry is kept
         /// until then plus the clock leeway, as a server's logout keeps it.
-        /// Must lie in the future.
+        /// Refused if that has passed by the store's clock (Redis's or
+        /// PostgreSQL's; SQLite's is this host's).
         #[arg(long, requires = "session")]
         until: Option<u64>,
         /// With --session or --session-token: the servers' clock leeway in
@@ -424,19 +425,6 @@ async fn run(command: Command) -> Result<String, Failure> {
                     return Err(Failure::Config("give --user, --session, --session-token or --all".into()))
                 }
             };
-            if let Revoke::Session(_, until) = target {
-                // The entry lasts the leeway past `until`: a session that
-                // ended less than that ago still opens on servers whose
-                // clocks run behind, and is revoked.
-                let now = u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
-                if until.saturating_add(leeway) <= now {
-                    return Err(Failure::Config(format!(
-                        "--until {until} is not in the future (now {now}, with the clock leeway of {leeway} s): \
-                         an entry that ends now revokes nothing, and would never shorten an existing one; pass \
-                         the session's expires_at_unix"
-                    )));
-                }
-            }
             let store = open_existing_store(&store).await?;
             let answer = match target {
                 Revoke::User(user) => {
@@ -446,10 +434,21 @@ async fn run(command: Command) -> Result<String, Failure> {
                 Revoke::Session(id, expires_at) => {
                     // As a server's logout does: past the expiry by the clock
                     // leeway (a server whose clock runs behind still opens
-                    // the session until then).
+                    // the session until then). Whether that has passed is
+                    // the store's to say, by its clock where it has one:
+                    // this host's may run ahead.
                     let until = expires_at.saturating_add(leeway);
-                    sealed_session::RevocationStore::revoke_session(&store, id, until).await?;
-                    json!({ "session": id.to_hex(), "until": until })
+                    match sealed_session::RevocationStore::revoke_session(&store, id, until).await {
+                        Ok(()) => json!({ "session": id.to_hex(), "until": until }),
+                        Err(StoreError::ExpiryNotInFuture { now, .. }) => {
+                            return Err(Failure::Config(format!(
+                                "--until {expires_at} is not in the future (the store's time is {now}, with the \
+                                 clock leeway of {leeway} s): an entry that ends now revokes nothing, and would \
+                                 never shorten an existing one; pass the session's expires_at_unix"
+                            )));
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
                 }
                 Revoke::Token(id, until) => {
                     match sealed_session::RevocationStore::revoke_session(&store, id, until).await {

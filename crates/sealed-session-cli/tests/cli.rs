@@ -1206,10 +1206,11 @@ fn revoke_and_open_and_a_global_logout_from_a_clock_ahead_with_postgres() {
     revoke_all_from_a_host_six_hours_ahead(&postgres.url());
 }
 
-/// `revoke --session-token` from a host whose clock runs two hours ahead,
-/// past the token's expiry (an hour from now): whether the session has
-/// expired is the store's to say, by its clock, so it is revoked. (The CLI
-/// used to call it expired by its own clock and revoke nothing.)
+/// `revoke --session-token`, and `revoke --session --until`, from a host
+/// whose clock runs two hours ahead, past the session's expiry (an hour
+/// from now): whether the session has expired is the store's to say, by
+/// its clock, so it is revoked. (The CLI used to call it expired by its own
+/// clock and revoke nothing.)
 fn revoke_a_token_from_a_host_two_hours_ahead(store: &str) {
     use sealed_session::{Keyring, Sealer, Session};
     let dir = tempfile::tempdir().unwrap();
@@ -1221,13 +1222,26 @@ fn revoke_a_token_from_a_host_two_hours_ahead(store: &str) {
         .unwrap();
     let token = sealer.seal(&Session::new(()).with_user("erin", 0)).unwrap();
     let purpose = ["--keyring", f, "--purpose", "__Host-session"];
-    let mut command = Command::new("faketime");
-    command.args(["-f", "+2h"]).arg(assert_cmd::cargo::cargo_bin("sealed-session"));
-    command.args([&["revoke", "--store", store, "--session-token"][..], &purpose].concat());
-    let r = run_command(command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1").write_stdin(token.as_str()));
+    let two_hours_ahead = |args: &[&str], stdin: &str| {
+        let mut command = Command::new("faketime");
+        command.args(["-f", "+2h"]).arg(assert_cmd::cargo::cargo_bin("sealed-session"));
+        command.args([&["revoke", "--store", store][..], args].concat());
+        run_command(command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1").write_stdin(stdin))
+    };
+    let r = two_hours_ahead(&[&["--session-token"][..], &purpose].concat(), &token);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(json(&r.stdout).get("already_expired").is_none(), "{}", r.stdout);
     let r = run(&[&["open", "--store", store][..], &purpose, &[&token]].concat(), "");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
+
+    let other = sealer.seal(&Session::new(()).with_user("frank", 0)).unwrap();
+    let envelope = json(&ok(&[&["open"][..], &purpose, &[&other]].concat(), ""));
+    let id = envelope["session_id"].as_str().unwrap();
+    let until = envelope["expires_at_unix"].as_i64().unwrap().to_string();
+    let r = two_hours_ahead(&["--session", id, "--until", &until], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&[&["open", "--store", store][..], &purpose, &[&other]].concat(), "");
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("the session was logged out"), "{}", r.stderr);
 }
