@@ -652,7 +652,15 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     let (lock, created) = match open(true) {
         Ok(lock) => (lock, true),
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => (open(false).map_err(cannot)?, false),
-        Err(err) => return Err(cannot(err)),
+        // No file there: the directory is what refused.
+        Err(err) => {
+            return Err(Failure::Config(format!(
+                "cannot make the lock file {}: {err} (a change writes the keyring's directory, {}, so run it as a \
+                 user who may write there, on a writable file system)",
+                path.display(),
+                dir_of(file).display()
+            )))
+        }
     };
     if !lock.metadata().map_err(cannot)?.is_file() {
         return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
@@ -848,9 +856,11 @@ fn warn_of_recent_handover(keyring: &Keyring, id: u32, changed: Option<OffsetDat
 /// and whether the file was written (never with `--now`, which only shows
 /// what a run at that time would do).
 fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<String, Failure> {
-    let _lock = lock_keyring(&file)?;
     let dry_run = now.is_some();
     let now = now_arg(now.as_deref())?;
+    // A dry run writes nothing, so it neither waits for the lock nor makes
+    // a lock file (the file is replaced by a rename: never read half-written).
+    let _lock = if dry_run { None } else { Some(lock_keyring(&file)?) };
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
     let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
     let before = load(&file)?;

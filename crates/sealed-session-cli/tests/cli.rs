@@ -535,6 +535,25 @@ fn a_change_keeps_the_keyring_files_owner_and_group() {
     assert_eq!(left.count(), 0, "no temporary file is left");
 }
 
+/// A user who may change the keyring file but not write its directory
+/// (root's, `0755`): the lock file cannot be made, and the error names the
+/// directory, not a file to remove (there is none).
+#[test]
+fn a_directory_this_user_cannot_write_is_named_as_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(owner(dir.path()).0, 0, "this test needs root, as the suite does (scripts/test.sh)");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = init(dir.path());
+    std::os::unix::fs::chown(&file, Some(NOBODY), Some(NOBODY)).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let r = run_as_nobody(dir.path(), &["keyring", "add", file.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let dir_named = format!("writes the keyring's directory, {}", dir.path().display());
+    assert!(r.stderr.contains("cannot make the lock file") && r.stderr.contains(&dir_named), "{}", r.stderr);
+    assert!(!r.stderr.contains("remove it"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
 /// Root never works on a keyring below a directory another user owns, or
 /// through another user's link: that user could swap the file for a link
 /// to another service's keyring between root's read and write, and have
@@ -669,6 +688,17 @@ fn a_lock_held_too_long_is_refused_not_waited_on_for_ever() {
         "{}",
         bad.stderr
     );
+
+    // A dry run of `rotate` (`--now`) writes nothing, so it does not wait.
+    let dry_run = run_command(
+        Command::cargo_bin("sealed-session")
+            .unwrap()
+            .args(["keyring", "rotate", f, "--every", "1", "--keep", "1", "--now", "2100-01-01T00:00:00Z"])
+            .env("SEALED_SESSION_LOCK_WAIT", "0"),
+    );
+    assert_eq!(dry_run.code, 0, "{}", dry_run.stderr);
+    assert_eq!(json(&dry_run.stdout)["written"], false, "{}", dry_run.stdout);
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the keyring is unchanged");
 
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -1352,6 +1382,15 @@ fn the_store_can_come_from_the_environment() {
     let opened = from_env(&["open", "--keyring", f, "--purpose", "p", &token]);
     assert_eq!(opened.code, 1, "open did not check the store it was given: {}", opened.stdout);
     assert!(opened.stderr.contains("logged out"), "{}", opened.stderr);
+    // `--help` names the variable, never its value (the URL's password).
+    for command in ["open", "revoke"] {
+        let mut help = Command::cargo_bin("sealed-session").unwrap();
+        let help = help.args([command, "--help"]).env("SEALED_SESSION_STORE", "redis://:s3cret-pw@db:6379/0");
+        let r = run_command(help);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("SEALED_SESSION_STORE"), "{}", r.stdout);
+        assert!(!format!("{}{}", r.stdout, r.stderr).contains("s3cret"), "{command} --help: {}", r.stdout);
+    }
 }
 
 /// A change to a keyring given through a symbolic link, or with a second
