@@ -23,6 +23,15 @@ pub type StateRow = (Option<i64>, bool, Option<i64>, Option<i64>);
 /// is put right. A jump of up to a day deletes nothing that still counts.
 pub const DENYLIST_PURGE_GRACE_SECS: u64 = 86_400;
 
+/// How many expired denylist entries one revocation deletes at the most.
+/// After a quiet spell (or a burst of logouts a day ago) many may have
+/// expired at once: deleting them all in the revocation's statement could
+/// take longer than the store's timeout, and a statement cut off by the
+/// server's `statement_timeout` would be retried with the same backlog,
+/// failing every logout until someone deleted them by hand. Each
+/// revocation takes its share instead.
+pub const DENYLIST_PURGE_BATCH: u64 = 1_000;
+
 /// A counter or a time as a SQL `BIGINT`; values beyond `i64::MAX`, which
 /// no epoch or time reaches, are stored as `i64::MAX`.
 ///

@@ -115,6 +115,7 @@ fn unlogged(prefix: &str) -> String {
 /// store's timeout.
 fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
     let grace = sealed_session::sql::DENYLIST_PURGE_GRACE_SECS;
+    let batch = sealed_session::sql::DENYLIST_PURGE_BATCH;
     let durable = durable(prefix);
     format!(
         "WITH now AS (SELECT LEAST({NOW}, $4) AS t),
@@ -127,7 +128,7 @@ fn deny(prefix: &str, channel: &str, on_conflict: &str) -> String {
            DELETE FROM {prefix}_denied WHERE session_id IN (
              SELECT session_id FROM {prefix}_denied
              WHERE expires_at <= (SELECT t FROM now) - {grace} AND session_id <> $1
-             FOR UPDATE SKIP LOCKED)
+             LIMIT {batch} FOR UPDATE SKIP LOCKED)
            RETURNING 1)
          SELECT (SELECT t FROM now), EXISTS (SELECT 1 FROM denied), (SELECT count(*) FROM purged), {durable}
          FROM pg_notify('{channel}', $3), {DURABLE_COMMIT}"

@@ -555,6 +555,24 @@ async fn a_revocation_drops_expired_entries_without_waiting_for_another_writer()
     assert_eq!(recent, "1", "an entry that expired an hour ago is kept a day");
 }
 
+/// After a quiet spell many entries may have expired at once: one
+/// revocation deletes at most 1,000 of them (all at once could outlast the
+/// store's timeout, and fail every logout), the next ones the rest.
+#[tokio::test]
+async fn expired_entries_are_dropped_in_batches() {
+    let store = store(&SHARED.url(), "batch", SystemClock).await;
+    SHARED.psql(
+        "INSERT INTO batch_denied (session_id, expires_at)
+         SELECT decode(lpad(to_hex(i), 32, '0'), 'hex'), 1 FROM generate_series(1, 1500) AS i",
+    );
+    let left = || SHARED.psql("SELECT count(*) FROM batch_denied WHERE expires_at = 1");
+    let until = unix_now() as u64 + 3600;
+    store.revoke_session(sealed_session::Session::new(()).id(), until).await.unwrap();
+    assert_eq!(left(), "500");
+    assert!(store.revoke_session_once(sealed_session::Session::new(()).id(), until).await.unwrap());
+    assert_eq!(left(), "0");
+}
+
 /// A database clock ahead of the application servers' (here by an hour,
 /// far past the 60 s leeway) must neither refuse the logout of a session
 /// that still opens for them nor take its entry for expired, which would

@@ -240,11 +240,16 @@ async fn deny(
 ) -> Result<bool, sqlx::Error> {
     // Entries past their expiry protect nothing: the token is refused as
     // expired. They are deleted a day later (`DENYLIST_PURGE_GRACE_SECS`),
-    // so that a clock that jumps ahead deletes none that still counts.
-    sqlx::query("DELETE FROM sealed_session_denied WHERE expires_at <= ?1")
-        .bind(to_sql(now.saturating_sub(sql::DENYLIST_PURGE_GRACE_SECS)))
-        .execute(&mut *conn)
-        .await?;
+    // so that a clock that jumps ahead deletes none that still counts; a
+    // bounded batch each time (`DENYLIST_PURGE_BATCH`).
+    sqlx::query(
+        "DELETE FROM sealed_session_denied WHERE session_id IN (
+           SELECT session_id FROM sealed_session_denied WHERE expires_at <= ?1 LIMIT ?2)",
+    )
+    .bind(to_sql(now.saturating_sub(sql::DENYLIST_PURGE_GRACE_SECS)))
+    .bind(to_sql(sql::DENYLIST_PURGE_BATCH))
+    .execute(&mut *conn)
+    .await?;
     let insert = if once {
         // Replaces only an expired entry: an unexpired one is left as it
         // is, and the statement says it denied nothing.

@@ -135,10 +135,10 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
     assert_eq!(SessionRegistry::list(&store, "kept", 0).await.unwrap().len(), 1, "a live one is kept");
 }
 
-/// After a long stop, many records may have expired: one write deletes at
-/// most 1,000 of them, the next writes the rest.
+/// After a long stop, many records and denylist entries may have expired:
+/// one write deletes at most 1,000 of them, the next writes the rest.
 #[tokio::test]
-async fn expired_records_are_deleted_in_batches() {
+async fn expired_records_and_denylist_entries_are_deleted_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.sqlite3");
     let clock = ManualClock::at_unix(2_000_000_000);
@@ -176,6 +176,24 @@ async fn expired_records_are_deleted_in_batches() {
     assert_eq!(left().await, 500);
     SessionRegistry::record(&store, &record).await.unwrap();
     assert_eq!(left().await, 0);
+
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+         INSERT INTO sealed_session_denied (session_id, expires_at) SELECT randomblob(16), 2 FROM n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let denied_left = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM sealed_session_denied WHERE expires_at = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    store.revoke_session(Session::new(()).id(), 2_000_003_600).await.unwrap();
+    assert_eq!(denied_left().await, 500);
+    assert!(store.revoke_session_once(Session::new(()).id(), 2_000_003_600).await.unwrap());
+    assert_eq!(denied_left().await, 0);
 }
 
 #[tokio::test]
