@@ -123,11 +123,13 @@ pub enum PostgresSetupError {
         /// The table's name.
         table: String,
     },
-    /// The database is a standby (in recovery): its data may lag the
-    /// primary's revocations, and it takes none.
+    /// The database is a standby (in recovery), or its transactions are
+    /// read-only (`transaction_read_only`, as on an old primary fenced
+    /// after a failover): its data may lag the primary's revocations, and
+    /// it takes none.
     #[error(
-        "the PostgreSQL server is a standby (pg_is_in_recovery): its data may lag the primary's \
-         revocations; connect the store to the primary"
+        "the PostgreSQL server is a standby or read-only (pg_is_in_recovery, transaction_read_only): its data \
+         may lag the primary's revocations; connect the store to the primary"
     )]
     Standby,
     /// The store's generation could not be read or written.

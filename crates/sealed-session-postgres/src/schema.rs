@@ -67,6 +67,14 @@ CREATE INDEX IF NOT EXISTS {prefix}_sessions_expiry ON {prefix}_sessions (expire
 /// The database's own clock, in whole Unix seconds.
 const NOW: &str = "floor(extract(epoch from clock_timestamp()))::bigint";
 
+/// Whether the server is not one to read revocations from: a standby (in
+/// recovery), or a server whose transactions are read-only (an old primary
+/// fenced after a failover with `default_transaction_read_only`, say), which
+/// takes no revocations and whose data may lag the new primary's. The two
+/// things libpq's `target_session_attrs=read-write` checks.
+pub(crate) const NOT_PRIMARY: &str =
+    "(pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on')";
+
 /// A `FROM` item for every revocation: raises `synchronous_commit` from
 /// `off` to `on` for this transaction alone (other values are kept), so
 /// that the commit is on disk before it is acknowledged even on a
@@ -154,7 +162,7 @@ impl Statements {
             // turned off by a reload while the store runs), and whether it
             // is a standby (a failover or a moved address sent the pool's
             // new connections to one, whose data may lag the primary's
-            // revocations by any time).
+            // revocations by any time) or read-only ([`NOT_PRIMARY`]).
             state: format!(
                 "SELECT
                    (SELECT epoch FROM {prefix}_user_epochs WHERE user_id = $1),
@@ -162,7 +170,7 @@ impl Statements {
                    (SELECT value FROM {prefix}_meta WHERE key = 'revoked_through'),
                    (SELECT value FROM {prefix}_meta WHERE key = 'generation'),
                    {durable},
-                   pg_is_in_recovery()"
+                   {NOT_PRIMARY}"
             ),
             generation: format!("SELECT value FROM {prefix}_meta WHERE key = 'generation'"),
             // A row back means a generation began now.

@@ -148,8 +148,9 @@ struct FsyncOff;
 /// pool's new connections to one): its data may lag the primary's.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the PostgreSQL store reads a standby (pg_is_in_recovery): its data may lag the primary's revocations, so \
-     every session is refused; point the store's address at the primary"
+    "the PostgreSQL store reads a standby or a read-only server (pg_is_in_recovery, transaction_read_only): its \
+     data may lag the primary's revocations, so every session is refused; point the store's address at the \
+     primary"
 )]
 struct OnStandby;
 
@@ -440,12 +441,14 @@ impl PostgresStore {
             return Err(PostgresSetupError::CacheTtl(options.cache_ttl));
         }
         tokio::runtime::Handle::try_current().map_err(|_| PostgresSetupError::Runtime)?;
-        let (fsync, synchronous_commit, standby): (String, String, bool) = sqlx::query_as(
-            "SELECT current_setting('fsync'), current_setting('synchronous_commit'), pg_is_in_recovery()",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(PostgresSetupError::Connect)?;
+        let (fsync, synchronous_commit, standby): (String, String, bool) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT current_setting('fsync'), current_setting('synchronous_commit'), {}",
+                schema::NOT_PRIMARY
+            )))
+            .fetch_one(&pool)
+            .await
+            .map_err(PostgresSetupError::Connect)?;
         if standby {
             return Err(PostgresSetupError::Standby);
         }

@@ -484,6 +484,47 @@ async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
     assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
 }
 
+/// An old primary fenced after a failover (`default_transaction_read_only
+/// = on`) is not in recovery, yet takes no revocations and its data may lag
+/// the new primary's: it is refused as a standby is, at the start and when
+/// the pool's new connections reach it (libpq's `target_session_attrs =
+/// read-write` checks both).
+#[tokio::test]
+async fn a_read_only_server_is_refused_as_a_standby_is() {
+    SHARED.psql("CREATE DATABASE fenced");
+    let url = format!("postgres://postgres@127.0.0.1:{}/fenced", SHARED.port());
+    let clock = clock_at_now();
+    let verifier = server(&url, "fenced", &clock).await;
+    past_the_generation(&clock);
+    assert!(verifier.open::<()>(&login(&verifier, "alice").await).await.is_ok());
+    // Never checked, so never cached: its check reads the database.
+    let bob = login(&verifier, "bob").await;
+
+    SHARED.psql("ALTER DATABASE fenced SET default_transaction_read_only = on");
+    let refused = PostgresStore::with_pool(pool(&url).await, options("fenced"), SystemClock).await;
+    assert!(matches!(refused, Err(PostgresSetupError::Standby)), "{refused:?}");
+    // The store's connections open again, read-only now, once the old ones
+    // are gone.
+    let old = SHARED.psql("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = 'fenced'");
+    SHARED
+        .psql(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ({old})"));
+    let gone = within(Duration::from_secs(10), async || {
+        SHARED.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid IN ({old})")) == "0"
+    });
+    assert!(gone.await.is_some(), "the store's connections were not ended");
+    let mut opened = false;
+    let untrusted = within(Duration::from_secs(10), async || match verifier.open::<()>(&bob).await {
+        Ok(_) => {
+            opened = true;
+            false
+        }
+        Err(err) => matches!(err, VerifyError::Store(StoreError::Untrusted(_))),
+    })
+    .await;
+    assert!(!opened, "a session opened from a read-only server");
+    assert!(untrusted.is_some(), "a check that read a read-only server did not fail closed");
+}
+
 /// The longest user ID a login accepts is keyed, revoked and recorded like
 /// any other (PostgreSQL's index entries hold at most about 2.7 KB: a
 /// longer ID could sign in and never be logged out).
