@@ -1008,7 +1008,8 @@ fn help_does_not_show_the_store_url_from_the_environment() {
 /// and the demo's own logs at every level, a wrong password, a sign-in, a
 /// wrong and a right re-authentication, signing out the other sessions,
 /// logging out everywhere and a logout name neither user, on both
-/// frameworks.
+/// frameworks; nor does any line hold a password, a cookie value, a
+/// session ID or a CSRF token.
 #[test]
 fn the_demo_logs_no_user() {
     const LOG: &str = "info,sealed_session=trace,sealed_session_axum=trace,sealed_session_actix=trace,\
@@ -1017,19 +1018,34 @@ fn the_demo_logs_no_user() {
         eprintln!("on {framework}");
         let dir = tempfile::tempdir().unwrap();
         let demo = Demo::start_logging(framework, DEMO, dir.path(), LOG);
+        // What no log line may hold either: every cookie value, session ID
+        // and CSRF token the two browsers were given, and the passwords.
+        let mut secrets: Vec<String> =
+            ["alice-pass", "bob-pass", "password=nope"].map(str::to_owned).to_vec();
+        let mut keep = |browser: &mut Browser| {
+            let session = browser.session_json();
+            for field in ["session_id", "csrf_token"] {
+                secrets.push(session[field].as_str().unwrap().to_owned());
+            }
+            secrets.extend(browser.jar.iter().map(|(_, value)| value.clone()));
+        };
         let mut browser = Browser::new(&demo);
         let reply = browser.post_form("/login", "username=alice&password=nope");
         assert_eq!(reply.status, 303);
         browser.sign_in("alice", "");
+        keep(&mut browser);
         let mut other = Browser::new(&demo);
         other.sign_in("bob", "");
+        keep(&mut other);
         for password in ["nope", "alice-pass"] {
             let reply = browser.post_form("/reauth", &format!("password={password}&next=/settings"));
             assert_eq!(reply.status, 303, "{}", reply.body);
         }
+        keep(&mut browser);
         for path in ["/logout-others", "/logout-everywhere"] {
             assert_eq!(browser.post_form(path, "").status, 303, "{path}");
             browser.sign_in("alice", "");
+            keep(&mut browser);
         }
         assert_eq!(browser.post_form("/logout", "").status, 303);
         assert_eq!(other.post_form("/logout", "").status, 303);
@@ -1048,10 +1064,18 @@ fn the_demo_logs_no_user() {
             assert!(log.iter().any(|line| line.contains(said)), "{said:?} was logged: {log:#?}");
         }
         // The banner's hint of the demo's users aside.
-        let log =
-            log.iter().filter(|line| !line.starts_with("sign in as alice / alice-pass or bob / bob-pass"));
-        let named: Vec<_> = log.filter(|line| line.contains("alice") || line.contains("bob")).collect();
+        let log: Vec<_> = log
+            .iter()
+            .filter(|line| !line.starts_with("sign in as alice / alice-pass or bob / bob-pass"))
+            .collect();
+        let named: Vec<_> =
+            log.iter().filter(|line| line.contains("alice") || line.contains("bob")).collect();
         assert!(named.is_empty(), "{named:#?}");
+        assert!(secrets.len() > 10 && secrets.iter().all(|secret| secret.len() >= 8), "{secrets:?}");
+        for secret in &secrets {
+            let leaked: Vec<_> = log.iter().filter(|line| line.contains(secret.as_str())).collect();
+            assert!(leaked.is_empty(), "{secret:?} was logged: {leaked:#?}");
+        }
         // Plain text in a pipe: no terminal colour codes in a log file.
         assert!(!demo.log().iter().any(|line| line.contains('\u{1b}')), "{:#?}", demo.log());
     }
