@@ -55,6 +55,9 @@ struct Counts {
     /// Probes of logged-out sessions answered "no session" past the
     /// bound: what shows the probes checked something.
     revoked_refused_beyond_bound: u64,
+    /// Live sessions the other server accepted: what shows that a refusal
+    /// there is a revocation's, not a server that refuses everything.
+    live_sessions_accepted: u64,
     live_sessions_lost: u64,
     unavailable_503: u64,
     unreachable: u64,
@@ -230,8 +233,10 @@ fn no_revoked_session_is_accepted_beyond_the_bound_while_redis_and_servers_die()
         let Some(cookie) = client.login(here, user) else { continue };
         // The session is live: the other server must accept it, or say it
         // cannot check (503), unless the user was logged out everywhere since.
-        if client.accepted(there, &cookie) == Some(false) {
-            client.counts.live_sessions_lost += 1;
+        match client.accepted(there, &cookie) {
+            Some(true) => client.counts.live_sessions_accepted += 1,
+            Some(false) => client.counts.live_sessions_lost += 1,
+            None => {}
         }
         let path = if rng.below(3) == 0 { "/logout-everywhere" } else { "/logout" };
         if client.revoke(here, path, &cookie) {
@@ -280,6 +285,11 @@ fn no_revoked_session_is_accepted_beyond_the_bound_while_redis_and_servers_die()
     assert!(
         counts.revoked_refused_beyond_bound >= enough,
         "too few logged-out sessions were probed: {counts:?}"
+    );
+    // Nor is it a finding if the other server refuses every session.
+    assert!(
+        counts.live_sessions_accepted >= enough,
+        "the other server accepted too few live sessions: {counts:?}"
     );
     assert_eq!(counts.revoked_accepted_beyond_bound, 0, "revoked sessions were accepted: {counts:?}");
 }
