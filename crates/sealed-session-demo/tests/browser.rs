@@ -133,11 +133,8 @@ async fn login_sets_a_host_cookie_that_scripts_cannot_read_and_a_reload_keeps_th
     assert_eq!(session.secure(), Some(true));
     assert_eq!(format!("{:?}", session.same_site()), "Some(Lax)");
     assert_eq!(session.path(), Some("/"));
-    assert!(
-        session.domain().is_none_or(|d| !d.starts_with('.')),
-        "a host-only cookie: {:?}",
-        session.domain()
-    );
+    // Host-only (no `Domain`): a browser on an IP address stores both kinds
+    // alike, so the conformance suite checks the `Set-Cookie` header itself.
     assert!(session.value().len() > 100, "a sealed token");
     assert!(!cookies.iter().any(|c| c.name() == "__Host-session-csrf"), "login removed the pre-session");
 
