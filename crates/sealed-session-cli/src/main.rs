@@ -741,6 +741,12 @@ fn keyring_command(command: KeyringCommand) -> Result<String, Failure> {
         KeyringCommand::Init { file } => {
             let keyring = Keyring::generate()?;
             write_keyring(&file, &keyring, Replace::Never)?;
+            // Where every later command (and every server) would refuse the
+            // file (below another user's directory, say), none is left.
+            if let Err(err) = load(&file) {
+                let _ = std::fs::remove_file(&file);
+                return Err(err.into());
+            }
             Ok(json!({ "file": file.display().to_string(), "primary": keyring.primary_id() }).to_string())
         }
         KeyringCommand::Add { file, activate_at } => {

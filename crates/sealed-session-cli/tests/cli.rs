@@ -580,6 +580,17 @@ fn root_refuses_a_keyring_below_a_directory_another_user_owns() {
         assert!(r.stderr.contains(&named), "{args:?}: {}", r.stderr);
         assert_eq!(std::fs::read(&victim).unwrap(), before, "{args:?}");
     }
+    // Nor does it make a new keyring there, which every later command
+    // would refuse.
+    let new = theirs.path().join("new.toml");
+    let r = run(&["keyring", "init", new.to_str().unwrap()], "");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!("{} belongs to uid {NOBODY}", theirs.path().display())),
+        "{}",
+        r.stderr
+    );
+    assert!(!new.exists(), "a keyring was left below another user's directory");
     // Nor through another user's link in a sticky directory of root's
     // (`/tmp`), which anyone may put there (unless the kernel's
     // `protected_symlinks` refuses to follow it first).
