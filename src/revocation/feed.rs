@@ -299,8 +299,22 @@ impl Heartbeat {
     /// than [`Heartbeat::WAIT`], up to [`Heartbeat::MAX_WAIT`].
     #[must_use]
     pub fn new(now: Instant, timeout: Duration) -> Self {
-        let wait = Self::WAIT.max(timeout.saturating_mul(4)).min(Self::MAX_WAIT);
-        Self { heard: now, pinged: None, wait }
+        Self { heard: now, pinged: None, wait: Self::ping_wait(timeout) }
+    }
+
+    /// How long a ping may take to come back on a store whose calls may
+    /// take `timeout` (see [`Heartbeat::new`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::Heartbeat;
+    /// assert_eq!(Heartbeat::ping_wait(Duration::from_millis(250)), Heartbeat::WAIT);
+    /// assert_eq!(Heartbeat::ping_wait(Duration::from_secs(2)), Duration::from_secs(8));
+    /// assert_eq!(Heartbeat::ping_wait(Duration::MAX), Heartbeat::MAX_WAIT);
+    /// ```
+    #[must_use]
+    pub fn ping_wait(timeout: Duration) -> Duration {
+        Self::WAIT.max(timeout.saturating_mul(4)).min(Self::MAX_WAIT)
     }
 
     /// A message arrived at `now` (anyone's, a ping's or a revocation's).

@@ -19,10 +19,22 @@ async fn ping(pool: &PgPool, channel: &str, timeout: Duration) {
     }
 }
 
+/// Whether `listener` delivers: it hears its own ping (or any other
+/// notification) within the heartbeat's wait. A connection pooler in
+/// transaction mode, say, takes the `LISTEN` and delivers nothing; the
+/// cache must not be used on the word of such a connection even until the
+/// heartbeat would notice.
+async fn delivers(listener: &mut PgListener, pool: &PgPool, channel: &str, timeout: Duration) -> bool {
+    ping(pool, channel, timeout).await;
+    let heard = tokio::time::timeout(Heartbeat::ping_wait(timeout), listener.try_recv()).await;
+    matches!(heard, Ok(Ok(Some(_))))
+}
+
 /// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
 /// lives, reporting to the feed: the cache is used only while the
-/// connection is up, and is emptied whenever it (re)connects, since
-/// notifications sent meanwhile are lost. A connection that stops
+/// connection is up and has delivered its own ping ([`delivers`]), and is
+/// emptied whenever it (re)connects, since notifications sent meanwhile
+/// are lost. A connection that stops
 /// delivering without closing (a firewall or NAT that forgot it, a stalled
 /// server process) is noticed by a ping ([`Heartbeat`]): after 5 s of
 /// silence the listener notifies its own channel, and if nothing arrives
@@ -45,7 +57,14 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
             Ok::<_, sqlx::Error>(listener)
         };
         match tokio::time::timeout(timeout.saturating_mul(4), listening).await {
-            Ok(Ok(mut listener)) => {
+            Ok(Ok(mut listener)) => 'live: {
+                if !delivers(&mut listener, &pool, &channel, timeout).await {
+                    tracing::warn!(
+                        "the PostgreSQL LISTEN connection does not deliver its own ping (a connection pooler in \
+                         transaction mode?); checks read the database until one does"
+                    );
+                    break 'live;
+                }
                 backoff.reset();
                 // Reported lost as it is dropped, at the end of this arm or
                 // with this task.

@@ -1000,6 +1000,38 @@ async fn a_quiet_listen_connection_that_hears_its_pings_is_kept() {
 /// it) is noticed by the listener's ping within its bounds (5 s of quiet,
 /// 3 s for the ping) and replaced by a new LISTEN on another connection.
 /// (The store is unlistening only between the two, too briefly to watch.)
+/// A `LISTEN` connection that never delivered (a connection pooler in
+/// transaction mode takes the `LISTEN` and drops the notifications) never
+/// puts the cache in use: it must hear its own ping first, and checks read
+/// the database meanwhile, so another server's logout is refused at once.
+/// The same store through a proxy that delivers is listening at once.
+#[tokio::test]
+async fn a_listen_connection_that_never_delivered_is_never_trusted() {
+    let deaf = Proxy::to(SHARED.port());
+    deaf.drop_notifications();
+    let url = |proxy: &Proxy| format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port());
+    let clock = clock_at_now();
+    let verifier = Verifier::new(
+        sealer(8, &clock),
+        PostgresStore::with_pool(pool(&url(&deaf)).await, options("deaf"), clock.clone()).await.unwrap(),
+    );
+    past_the_generation(&clock);
+    let other = server(&SHARED.url(), "deaf", &clock).await;
+    let alice = login(&verifier, "alice").await;
+    assert!(!verifier.store().wait_until_listening(Duration::from_secs(5)).await, "a deaf LISTEN is in use");
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+    other.logout_everywhere("alice").await.unwrap();
+    let result = verifier.open::<()>(&alice).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::User))), "{result:?}");
+
+    let hearing = Proxy::to(SHARED.port());
+    let store = PostgresStore::with_pool(pool(&url(&hearing)).await, options("deaf"), clock).await.unwrap();
+    assert!(
+        store.wait_until_listening(Duration::from_secs(5)).await,
+        "a LISTEN through a proxy that delivers"
+    );
+}
+
 #[tokio::test]
 async fn a_listen_connection_that_delivers_nothing_is_noticed_and_replaced() {
     let pool = pool(&SHARED.url()).await;

@@ -25,6 +25,9 @@ struct State {
     /// How long the server's bytes are held before they go on, in
     /// milliseconds.
     delay_ms: AtomicU64,
+    /// Drop the PostgreSQL notifications sent to connections that
+    /// subscribed.
+    deaf: AtomicBool,
     /// Set on drop: every thread ends.
     closed: AtomicBool,
 }
@@ -40,6 +43,7 @@ impl Proxy {
             target: AtomicU16::new(target),
             frozen: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            deaf: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&state);
@@ -65,6 +69,15 @@ impl Proxy {
     /// connection stays open, and what it sends still goes through.
     pub fn freeze_subscribers(&self) {
         self.state.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on a connection whose client sent `LISTEN` gets every
+    /// PostgreSQL message but the notifications (`NotificationResponse`):
+    /// what a connection pooler in transaction mode does to a listener,
+    /// which takes the `LISTEN` and delivers nothing. For connections that
+    /// send `LISTEN` after this call.
+    pub fn drop_notifications(&self) {
+        self.state.deaf.store(true, Ordering::SeqCst);
     }
 
     /// Delivers again what was held back, and what comes next.
@@ -120,6 +133,9 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
     let (line, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let down_state = Arc::clone(state);
     std::thread::spawn(move || {
+        // Once the client sent `LISTEN`, the server's bytes start at a
+        // message boundary (the client waited for the answers before).
+        let mut messages = Vec::new();
         pump(server, &Arc::clone(&down_state), |chunk| {
             // Hold the bytes (and the connection) while frozen.
             while down_state.frozen.load(Ordering::SeqCst) && subscriber.load(Ordering::SeqCst) {
@@ -128,8 +144,14 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            let chunk = if down_state.deaf.load(Ordering::SeqCst) && subscriber.load(Ordering::SeqCst) {
+                messages.extend_from_slice(chunk);
+                without_notifications(&mut messages)
+            } else {
+                chunk.to_vec()
+            };
             let delay = Duration::from_millis(down_state.delay_ms.load(Ordering::SeqCst));
-            line.send((Instant::now() + delay, chunk.to_vec())).is_ok()
+            line.send((Instant::now() + delay, chunk)).is_ok()
         });
     });
     let delivering = Arc::clone(state);
@@ -167,6 +189,26 @@ fn pump(mut from: TcpStream, state: &State, mut forward: impl FnMut(&[u8]) -> bo
         }
     }
     let _ = from.shutdown(Shutdown::Both);
+}
+
+/// The whole PostgreSQL messages at the front of `buffer`, taken out of
+/// it, but for the notifications (`A`); a message not whole yet stays.
+fn without_notifications(buffer: &mut Vec<u8>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut at = 0;
+    while let Some(header) = buffer.get(at..at + 5) {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let end = at + 1 + length;
+        if end > buffer.len() {
+            break;
+        }
+        if header[0] != b'A' {
+            kept.extend_from_slice(&buffer[at..end]);
+        }
+        at = end;
+    }
+    buffer.drain(..at);
+    kept
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
