@@ -110,15 +110,20 @@ impl PostgresServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let deadline = Instant::now() + Duration::from_secs(30);
-        if self.port == 0 {
+        let first = self.port == 0;
+        if first {
             self.port = free_port();
         }
         loop {
             if self.spawn() {
                 return;
             }
-            // The port was taken, or the killed server's backends still hold
-            // its shared memory: try again shortly.
+            // The port was taken (a first start chooses another), or the
+            // killed server's backends still hold its shared memory: try
+            // again shortly.
+            if first {
+                self.port = free_port();
+            }
             assert!(Instant::now() < deadline, "PostgreSQL would not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -141,9 +146,16 @@ impl PostgresServer {
             if child.try_wait().ok().flatten().is_some() {
                 return false;
             }
-            if self.psql_status("SELECT 1").is_some_and(|out| out == "1") {
-                self.child = Some(child);
-                return true;
+            // Only our own server answering counts: another may own the port.
+            if let Some(directory) = self.psql_status("SELECT current_setting('data_directory')") {
+                let ours = std::fs::canonicalize(&directory).ok() == std::fs::canonicalize(self.data()).ok();
+                if ours {
+                    self.child = Some(child);
+                    return true;
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();

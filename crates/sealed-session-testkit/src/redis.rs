@@ -240,9 +240,14 @@ impl RedisServer {
             if child.try_wait().ok().flatten().is_some() {
                 return false;
             }
-            if self.cli(&["PING"]) == "PONG" && child.try_wait().ok().flatten().is_none() {
-                self.child = Some(child);
-                return true;
+            if self.cli(&["PING"]) == "PONG" {
+                if is_process(&self.cli(&["INFO", "server"]), &child) {
+                    self.child = Some(child);
+                    return true;
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
             }
             assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
@@ -286,6 +291,11 @@ fn spawn_quiet(program: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Child {
     Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(
         |err| panic!("cannot start {program} ({err}); run scripts/test.sh, which installs it"),
     )
+}
+
+/// Whether `INFO server` (its text `info`) came from `child`'s process.
+fn is_process(info: &str, child: &Child) -> bool {
+    info.lines().any(|line| line.trim() == format!("process_id:{}", child.id()))
 }
 
 fn cli(mut command: Command, args: &[&str]) -> String {
@@ -341,7 +351,9 @@ impl Sentinel {
                 return false;
             }
             if self.cli(&["PING"]) == "PONG" {
-                return true;
+                // Ours, not another server that owns the port.
+                let info = self.cli(&["INFO", "server"]);
+                return self.child.as_ref().is_some_and(|child| is_process(&info, child));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
