@@ -493,14 +493,20 @@ enum Revoke {
 }
 
 /// The token given, or read from stdin for `-` or none.
-fn read_token(token: Option<String>) -> Result<String, Failure> {
-    match token.as_deref() {
-        None | Some("-") => {
-            let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input)?;
-            Ok(input.trim().to_owned())
+/// A token from stdin is read into memory sized once and wiped on drop (a
+/// bearer token is a credential); one longer than any token is refused.
+fn read_token(token: Option<String>) -> Result<Zeroizing<String>, Failure> {
+    const MAX_INPUT: usize = 64 * 1024;
+    match token {
+        Some(token) if token != "-" => Ok(Zeroizing::new(token)),
+        _ => {
+            let mut input = Zeroizing::new(String::with_capacity(MAX_INPUT + 1));
+            std::io::stdin().take(MAX_INPUT as u64 + 1).read_to_string(&mut input)?;
+            if input.len() > MAX_INPUT {
+                return Err(Failure::Config(format!("the token on stdin is longer than {MAX_INPUT} bytes")));
+            }
+            Ok(Zeroizing::new(input.trim().to_owned()))
         }
-        Some(token) => Ok(token.to_owned()),
     }
 }
 

@@ -1376,6 +1376,22 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     assert!(r.stderr.contains("invalid"), "{}", r.stderr);
 }
 
+/// A token on stdin is read into memory sized once (and wiped on drop):
+/// input longer than that is refused, not read on; as long as that, it is
+/// read and refused as a token.
+#[test]
+fn a_token_on_stdin_longer_than_its_buffer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let open = ["open", "--keyring", file.to_str().unwrap(), "--purpose", "p"];
+    let r = run(&open, &"A".repeat(64 * 1024 + 1));
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("the token on stdin is longer than 65536 bytes"), "{}", r.stderr);
+    let r = run(&open, &"A".repeat(64 * 1024));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("refused:"), "{}", r.stderr);
+}
+
 /// The store can come from `SEALED_SESSION_STORE`, so that a password in
 /// its URL stays off the command line (and out of `ps`).
 #[test]
