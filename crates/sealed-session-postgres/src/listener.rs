@@ -30,6 +30,22 @@ async fn delivers(listener: &mut PgListener, pool: &PgPool, channel: &str, timeo
     matches!(heard, Ok(Ok(Some(_))))
 }
 
+/// A `LISTEN` on `channel` that could not be set up (`why`): said at `warn`
+/// the first time since the cache was last in use (`said` records that),
+/// at `debug` after that, so that a store whose cache never comes up (a
+/// slow link, a pooler) says so once without filling the log.
+fn not_listening(said: &mut bool, channel: &str, why: &dyn std::fmt::Display) {
+    if std::mem::replace(said, true) {
+        tracing::debug!(%why, channel, "cannot LISTEN for PostgreSQL revocations yet");
+    } else {
+        tracing::warn!(
+            %why,
+            channel,
+            "cannot LISTEN for PostgreSQL revocations: checks read the database, without the cache, until it can"
+        );
+    }
+}
+
 /// Keeps a `LISTEN` on `channel` for as long as the store (its `feed`)
 /// lives, reporting to the feed: the cache is used only while the
 /// connection is up and has delivered its own ping ([`delivers`]), and is
@@ -41,6 +57,8 @@ async fn delivers(listener: &mut PgListener, pool: &PgPool, channel: &str, timeo
 /// within 3 s (or four timeouts, up to a minute) it reconnects.
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
     let mut backoff = Backoff::default();
+    // Whether a failure was said at `warn` since the cache was last in use.
+    let mut said = false;
     loop {
         // A pool of its own, of the store pool's settings: a listener
         // dropped runs `UNLISTEN *` on its connection before giving it back,
@@ -59,13 +77,12 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
         match tokio::time::timeout(timeout.saturating_mul(4), listening).await {
             Ok(Ok(mut listener)) => 'live: {
                 if !delivers(&mut listener, &pool, &channel, timeout).await {
-                    tracing::warn!(
-                        "the PostgreSQL LISTEN connection does not deliver its own ping (a connection pooler in \
-                         transaction mode?); checks read the database until one does"
-                    );
+                    let why = "the connection does not deliver its own ping (a connection pooler in transaction mode?)";
+                    not_listening(&mut said, &channel, &why);
                     break 'live;
                 }
                 backoff.reset();
+                said = false;
                 // Reported lost as it is dropped, at the end of this arm or
                 // with this task.
                 let Some(_connection) = Feed::connect(&feed, false) else { return };
@@ -108,8 +125,11 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                     }
                 }
             }
-            Ok(Err(err)) => tracing::debug!(%err, "cannot LISTEN for PostgreSQL revocations yet"),
-            Err(_) => tracing::debug!("LISTEN for PostgreSQL revocations timed out"),
+            Ok(Err(err)) => not_listening(&mut said, &channel, &err),
+            Err(_) => {
+                let why = format!("no answer within {:?}", timeout.saturating_mul(4));
+                not_listening(&mut said, &channel, &why);
+            }
         }
         if feed.strong_count() == 0 {
             return;

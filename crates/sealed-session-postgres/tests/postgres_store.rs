@@ -995,11 +995,29 @@ async fn a_quiet_listen_connection_that_hears_its_pings_is_kept() {
     assert_eq!(listener(), pid, "the quiet connection was replaced");
 }
 
-/// A LISTEN connection that stops delivering without closing (its server
-/// process stopped, as a firewall or NAT that forgot the connection leaves
-/// it) is noticed by the listener's ping within its bounds (5 s of quiet,
-/// 3 s for the ping) and replaced by a new LISTEN on another connection.
-/// (The store is unlistening only between the two, too briefly to watch.)
+/// A `LISTEN` that cannot be set up again in time (the link became slow:
+/// every reply 150 ms late, the store's timeout 50 ms) leaves the cache
+/// off, which the store says once at `warn`, naming its channel, not at
+/// each attempt.
+#[tokio::test]
+async fn a_listen_that_cannot_be_set_up_is_said_once() {
+    let logs = sealed_session_testkit::Logs::capture();
+    let slow = Proxy::to(SHARED.port());
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", slow.port());
+    let options = options("slow_link").with_timeout(Duration::from_millis(50));
+    let store = PostgresStore::with_pool(pool(&url).await, options, SystemClock).await.unwrap();
+    assert!(store.wait_until_listening(Duration::from_secs(5)).await, "no LISTEN");
+    slow.delay_replies(Duration::from_millis(150));
+    SHARED.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE query LIKE 'LISTEN%slow_link_revocations%'",
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!store.is_listening(), "a LISTEN set up through the slow link");
+    let said = logs.lines_with(&["WARN", "cannot LISTEN", "slow_link_revocations"]);
+    assert_eq!(said.len(), 1, "{said:#?}");
+}
+
 /// A `LISTEN` connection that never delivered (a connection pooler in
 /// transaction mode takes the `LISTEN` and drops the notifications) never
 /// puts the cache in use: it must hear its own ping first, and checks read
@@ -1032,6 +1050,11 @@ async fn a_listen_connection_that_never_delivered_is_never_trusted() {
     );
 }
 
+/// A LISTEN connection that stops delivering without closing (its server
+/// process stopped, as a firewall or NAT that forgot the connection leaves
+/// it) is noticed by the listener's ping within its bounds (5 s of quiet,
+/// 3 s for the ping) and replaced by a new LISTEN on another connection.
+/// (The store is unlistening only between the two, too briefly to watch.)
 #[tokio::test]
 async fn a_listen_connection_that_delivers_nothing_is_noticed_and_replaced() {
     let pool = pool(&SHARED.url()).await;
