@@ -417,7 +417,9 @@ impl PostgresStore {
     /// Uses the application's own pool, and one more connection with the
     /// pool's settings for `LISTEN` (outside the pool: one that stops
     /// delivering is given up without holding a connection of the pool).
-    /// The clock ages cache entries; every time the store keeps is the
+    /// The clock ages cache entries (a clock that does not move, as tests
+    /// use, keeps them until a notification or a reconnection: give
+    /// servers the system clock); every time the store keeps is the
     /// database's. The pool's connection settings are used as they were
     /// built: the URL and environment checks of [`PostgresStore::connect`]
     /// are not made here (a plain-text connection is the application's to
