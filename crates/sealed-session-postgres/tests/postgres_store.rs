@@ -469,17 +469,7 @@ async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
     );
-    let mut opened = false;
-    let untrusted = within(Duration::from_secs(10), async || match verifier.open::<()>(&alice).await {
-        Ok(_) => {
-            opened = true;
-            false
-        }
-        Err(err) => matches!(err, VerifyError::Store(StoreError::Untrusted(_))),
-    })
-    .await;
-    assert!(!opened, "a session revoked on the primary opened from the standby");
-    assert!(untrusted.is_some(), "a check that read the standby did not fail closed");
+    assert_refused_as_untrusted(&verifier, &alice, "the standby").await;
     let login = verifier.login("bob", ()).await;
     assert!(matches!(login, Err(LoginError::Store(StoreError::Untrusted(_)))), "{login:?}");
 }
@@ -512,8 +502,15 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
         SHARED.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid IN ({old})")) == "0"
     });
     assert!(gone.await.is_some(), "the store's connections were not ended");
+    assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
+}
+
+/// Within 10 s `verifier`'s checks of `token`, which must not open
+/// meanwhile, fail closed (`Untrusted`), once its connections reach
+/// `server` (a standby, say).
+async fn assert_refused_as_untrusted(verifier: &Verifier<PostgresStore>, token: &str, server: &str) {
     let mut opened = false;
-    let untrusted = within(Duration::from_secs(10), async || match verifier.open::<()>(&bob).await {
+    let untrusted = within(Duration::from_secs(10), async || match verifier.open::<()>(token).await {
         Ok(_) => {
             opened = true;
             false
@@ -521,8 +518,8 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
         Err(err) => matches!(err, VerifyError::Store(StoreError::Untrusted(_))),
     })
     .await;
-    assert!(!opened, "a session opened from a read-only server");
-    assert!(untrusted.is_some(), "a check that read a read-only server did not fail closed");
+    assert!(!opened, "a session opened from {server}");
+    assert!(untrusted.is_some(), "a check that read {server} did not fail closed");
 }
 
 /// The longest user ID a login accepts is keyed, revoked and recorded like

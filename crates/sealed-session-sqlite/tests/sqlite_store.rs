@@ -155,12 +155,11 @@ async fn expired_records_and_denylist_entries_are_deleted_in_batches() {
     .execute(&pool)
     .await
     .unwrap();
-    let left = async || -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM sealed_session_sessions WHERE expires_at = 2")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+    let count = async |table: &str| -> i64 {
+        let query = format!("SELECT count(*) FROM {table} WHERE expires_at = 2");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(query)).fetch_one(&pool).await.unwrap()
     };
+    let left = async || count("sealed_session_sessions").await;
     let record = sealed_session::SessionRecord {
         id: Session::new(()).id(),
         user_id: "alice".to_owned(),
@@ -184,12 +183,7 @@ async fn expired_records_and_denylist_entries_are_deleted_in_batches() {
     .execute(&pool)
     .await
     .unwrap();
-    let denied_left = async || -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM sealed_session_denied WHERE expires_at = 2")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
+    let denied_left = async || count("sealed_session_denied").await;
     store.revoke_session(Session::new(()).id(), 2_000_003_600).await.unwrap();
     assert_eq!(denied_left().await, 500);
     assert!(store.revoke_session_once(Session::new(()).id(), 2_000_003_600).await.unwrap());
