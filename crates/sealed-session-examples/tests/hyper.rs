@@ -136,6 +136,21 @@ async fn the_login_form_needs_the_csrf_token_of_its_pre_session() {
     // `HEAD` is answered as `GET` (hyper leaves the body out), not `404`.
     let head = send(&config, whoami().method("HEAD")).await;
     assert_eq!(head.status, StatusCode::OK);
+
+    // Logging out needs the session's token, and ends the session: its
+    // cookie no longer opens.
+    let logout = |token: &str| {
+        Request::post("/logout")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", session)
+            .header("x-csrf-token", token)
+    };
+    assert_eq!(send(&config, logout("forged")).await.status, StatusCode::FORBIDDEN);
+    let page = send(&config, Request::get("/login-form").header("cookie", session)).await;
+    let token = page.body.trim().strip_prefix("csrf_token=").unwrap().to_owned();
+    let out = send(&config, logout(&token)).await;
+    assert_eq!((out.status, out.body.as_str()), (StatusCode::OK, "logged out\n"));
+    assert_eq!(send(&config, whoami()).await.status, StatusCode::UNAUTHORIZED);
 }
 
 /// A form is read up to one limit wherever its token is: the driver's
