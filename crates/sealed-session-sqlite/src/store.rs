@@ -82,19 +82,24 @@ impl SqliteOptions {
     }
 
     /// Options from a URL: `sqlite:PATH`, or `sqlite:PATH?create=true` to
-    /// create the file if it is missing.
+    /// create the file if it is missing. As in sqlx's URLs, `sqlite://`
+    /// comes before a path as written (`sqlite://data/r.sqlite3` is
+    /// relative, `sqlite:///var/r.sqlite3` absolute), not a path beginning
+    /// `//`.
     ///
     /// # Errors
-    /// [`SqliteOpenError::Url`] for anything else.
+    /// [`SqliteOpenError::Url`] for anything else, and for a path that
+    /// SQLite would not take for a file (`:memory:`, which keeps nothing).
     pub fn from_url(url: &str) -> Result<Self, SqliteOpenError> {
         let rest = url.strip_prefix("sqlite:").ok_or(SqliteOpenError::Url)?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
         let (path, create) = match rest.split_once('?') {
             None => (rest, false),
             Some((path, "create=true")) => (path, true),
             Some((path, "create=false")) => (path, false),
             Some(_) => return Err(SqliteOpenError::Url),
         };
-        if path.is_empty() {
+        if path.is_empty() || path.starts_with(':') {
             return Err(SqliteOpenError::Url);
         }
         Ok(Self::new(path).create_if_missing(create))

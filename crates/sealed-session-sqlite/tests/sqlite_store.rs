@@ -320,13 +320,38 @@ async fn a_url_never_creates_a_database_unless_asked() {
 
 #[tokio::test]
 async fn bad_urls_are_refused() {
-    for url in
-        ["sqlite:", "sqlite:?create=true", "redis://127.0.0.1/0", "/tmp/x.sqlite3", "sqlite:/tmp/x?mode=rwc"]
-    {
+    for url in [
+        "sqlite:",
+        "sqlite:?create=true",
+        "sqlite://",
+        "redis://127.0.0.1/0",
+        "/tmp/x.sqlite3",
+        "sqlite:/tmp/x?mode=rwc",
+        "sqlite::memory:",
+        "sqlite::memory:?create=true",
+        "sqlite://:memory:",
+    ] {
         assert!(matches!(SqliteStore::open_url(url).await, Err(SqliteOpenError::Url)), "{url}");
     }
+    assert!(!Path::new(":memory:").exists(), "no file named :memory: was made");
     let err = SqliteStore::open_or_create("/nonexistent/dir/r.sqlite3").await.unwrap_err();
     assert!(err.to_string().contains("/nonexistent/dir/r.sqlite3"), "{err}");
+}
+
+/// `sqlite://` comes before a path as written, as in sqlx's URLs:
+/// `sqlite://DIR/r.sqlite3` is relative, `sqlite:///DIR/r.sqlite3`
+/// absolute (it named `//DIR`, which is `/DIR`).
+#[test]
+fn a_url_with_two_slashes_names_the_path_after_them() {
+    for (url, path) in [
+        ("sqlite://data/r.sqlite3?create=true", "data/r.sqlite3"),
+        ("sqlite:///var/lib/r.sqlite3", "/var/lib/r.sqlite3"),
+        ("sqlite:data/r.sqlite3", "data/r.sqlite3"),
+        ("sqlite:/var/lib/r.sqlite3", "/var/lib/r.sqlite3"),
+    ] {
+        let options = format!("{:?}", SqliteOptions::from_url(url).unwrap());
+        assert!(options.contains(&format!("path: {path:?}")), "{url}: {options}");
+    }
 }
 
 /// A store at `dir/r.sqlite3` on a clock that stands still, and a read
