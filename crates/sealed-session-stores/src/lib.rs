@@ -45,6 +45,9 @@ pub enum StoreUrlError {
     /// [`open_existing`] of `memory:`: a store of this process alone.
     #[error("memory: is a new store of this process alone, which no server reads: give the URL of the store the servers use")]
     InProcess,
+    /// `memory:` with something after the colon, which it does not take.
+    #[error("memory: takes nothing after the colon: give exactly memory:")]
+    MemoryWithExtra,
     /// The URL names a store whose feature this build leaves out.
     #[error("this build has no {0} store: enable the `{0}` feature of sealed-session-stores")]
     NotBuilt(&'static str),
@@ -79,7 +82,8 @@ fn scheme(url: &str) -> String {
     }
 }
 
-/// Opens the store `url` names. SQLite and Redis need a tokio runtime.
+/// Opens the store `url` names. SQLite, PostgreSQL and Redis need a tokio
+/// runtime.
 ///
 /// # Errors
 /// [`StoreUrlError`]: an unknown scheme, a backend this build leaves out, or
@@ -126,6 +130,7 @@ async fn open_as(url: &str, existing_only: bool) -> Result<Both, StoreUrlError> 
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             Ok(both(MemoryStore::refusing_sessions_before(now)))
         }
+        "memory" => Err(StoreUrlError::MemoryWithExtra),
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let options = sealed_session_sqlite::SqliteOptions::from_url(url)?.existing_only(existing_only);

@@ -43,12 +43,41 @@ async fn postgres_urls_open_a_store() {
 
 #[tokio::test]
 async fn unknown_schemes_are_named_without_the_rest_of_the_url() {
-    for url in ["mysql://root:hunter2@db/x", "memory:extra", "", "postgres-ish", "postgre://x"] {
+    for url in ["mysql://root:hunter2@db/x", "", "postgres-ish", "postgre://x"] {
         let err = open(url).await.err().expect("an error");
         let text = err.to_string();
         assert!(matches!(err, StoreUrlError::UnknownScheme(_)), "{url}: {text}");
-        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("hunter2") && !format!("{err:?}").contains("hunter2"), "{text}");
     }
-    let err = open("redis://app:hunter2@127.0.0.1:1/0").await.err().expect("an error");
-    assert!(!err.to_string().contains("hunter2"), "{err}");
+    for url in ["memory:extra", "memory://hunter2"] {
+        let err = open(url).await.err().expect("an error");
+        assert!(matches!(err, StoreUrlError::MemoryWithExtra), "{url}: {err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    // Nor does the store's own error, shown or debugged (what `main`
+    // returning it prints).
+    for url in ["redis://app:hunter2@127.0.0.1:1/0", "postgres://app:hunter2@127.0.0.1:1/db"] {
+        let err = open(url).await.err().expect("an error");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
+}
+
+/// `open_existing` writes nothing to a store no server set up: a missing
+/// SQLite file stays missing even with `?create=true`, and `memory:` is
+/// refused.
+#[tokio::test]
+async fn open_existing_never_creates_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let refused =
+        sealed_session_stores::open_existing(&format!("sqlite:{}?create=true", path.display())).await;
+    assert!(
+        matches!(refused, Err(StoreUrlError::Sqlite(sealed_session_sqlite::SqliteOpenError::Missing { .. }))),
+        "{:?}",
+        refused.err()
+    );
+    assert!(!path.exists(), "a store was created");
+    let refused = sealed_session_stores::open_existing("memory:").await;
+    assert!(matches!(refused, Err(StoreUrlError::InProcess)), "{:?}", refused.err());
 }
