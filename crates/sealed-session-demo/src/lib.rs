@@ -277,9 +277,9 @@ impl Setup {
 /// The demo's audit log: each event as one line of JSON, appended to a
 /// file, written at once (a demo; a busy server would queue them), up to
 /// [`MAX_AUDIT_LOG_LEN`]: any client can have refusals recorded (a forged
-/// cookie, a cross-site post), so the file must not fill the disk, and
-/// those stop [`REFUSAL_HEADROOM`] short of it, so that logins, logouts
-/// and revocations still are. A file rotated by truncation (`copytruncate`)
+/// cookie, a cross-site post, a made-up device binding), so the file must
+/// not fill the disk, and those stop [`REFUSAL_HEADROOM`] short of it
+/// ([`audit_limit`]), so that logins, logouts and revocations still are. A file rotated by truncation (`copytruncate`)
 /// takes events again.
 struct AuditFile(std::sync::Mutex<AuditLog>);
 
@@ -349,9 +349,23 @@ impl AuditLog {
 impl AuditSink for AuditFile {
     fn record(&self, event: &AuditEvent) {
         let line = format!("{}\n", event.to_json());
-        let refusal = matches!(event.kind, AuditKind::SessionRefused { .. } | AuditKind::CsrfRefused { .. });
-        let limit = if refusal { MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM } else { MAX_AUDIT_LOG_LEN };
+        let limit = audit_limit(&event.kind, event.user_id.as_deref());
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&line, limit);
+    }
+}
+
+/// How long the audit log may be for an event of `kind` about `user`'s
+/// session: what any client can have recorded without signing in (a
+/// refused cookie or cross-site post, and any event of no user, such as a
+/// device binding refused for an unreadable identifier) stops
+/// [`REFUSAL_HEADROOM`] short of [`MAX_AUDIT_LOG_LEN`].
+fn audit_limit(kind: &AuditKind, user: Option<&str>) -> u64 {
+    let anyone =
+        user.is_none() || matches!(kind, AuditKind::SessionRefused { .. } | AuditKind::CsrfRefused { .. });
+    if anyone {
+        MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM
+    } else {
+        MAX_AUDIT_LOG_LEN
     }
 }
 
@@ -434,7 +448,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::{
-        app, config, load_or_create_keyring, AuditFile, MAX_AUDIT_LOG_LEN, REFUSAL_HEADROOM, SUDO_WINDOW,
+        app, audit_limit, config, load_or_create_keyring, AuditFile, MAX_AUDIT_LOG_LEN, REFUSAL_HEADROOM,
+        SUDO_WINDOW,
     };
 
     fn demo() -> axum::Router {
@@ -467,6 +482,23 @@ mod tests {
         file.set_len(0).unwrap();
         assert!(log.append(line, refusals));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), line.len() as u64);
+    }
+
+    /// What any client can have recorded without signing in stops at the
+    /// refusals' limit: refused cookies and cross-site posts, and every
+    /// event of no user (a `POST /dbsc/refresh` with a made-up identifier
+    /// ends no one's binding); what only a signed-in user can cause goes on.
+    #[test]
+    fn what_anyone_can_cause_stops_at_the_refusals_limit() {
+        use sealed_session::web::AuditKind;
+        let refusals = MAX_AUDIT_LOG_LEN - REFUSAL_HEADROOM;
+        let unreadable = AuditKind::DeviceBindingEnded { reason: "invalid_identifier" };
+        assert_eq!(audit_limit(&unreadable, None), refusals);
+        assert_eq!(audit_limit(&AuditKind::Logout, None), refusals, "an anonymous session's");
+        assert_eq!(audit_limit(&AuditKind::SessionRefused { reason: "expired" }, Some("alice")), refusals);
+        assert_eq!(audit_limit(&AuditKind::CsrfRefused { reason: "cross_site" }, Some("alice")), refusals);
+        assert_eq!(audit_limit(&AuditKind::Login { remembered: false }, Some("alice")), MAX_AUDIT_LOG_LEN);
+        assert_eq!(audit_limit(&unreadable, Some("alice")), MAX_AUDIT_LOG_LEN);
     }
 
     #[tokio::test]
