@@ -2448,6 +2448,17 @@ fn an_audit_event_is_one_json_line_with_no_secret_in_it() {
         for secret in [token, &id.to_hex(), "S3CRET"] {
             assert!(!line.contains(secret) && !format!("{:?}", events[0]).contains(secret));
         }
+
+        // A user ID holding what some reader takes for a line's end: one
+        // line still, escaped, and read back as it was.
+        let user = "a\nb\rc\u{85}d\u{2028}e\u{2029}f";
+        let handle = open(&config, "").await;
+        handle.typed::<String>().login(user, String::new()).await.unwrap();
+        let line = recorder.take()[0].to_json();
+        for end in ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'] {
+            assert!(!line.contains(end), "{end:?} in {line:?}");
+        }
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap()["user"], user);
     });
 }
 

@@ -235,7 +235,9 @@ impl AuditEvent {
 
     /// The event as one line of JSON: `event`, `at` (RFC 3339), `user`,
     /// `session`, `previous`, and the kind's own fields (`remembered`,
-    /// `epoch`, `reason`, `by`); absent values are `null`.
+    /// `epoch`, `reason`, `by`); absent values are `null`. No character
+    /// any reader takes for a line's end stands in it unescaped (U+0085,
+    /// U+2028 and U+2029 included).
     #[must_use]
     pub fn to_json(&self) -> String {
         let at = self.at.format(&time::format_description::well_known::Rfc3339).ok();
@@ -265,7 +267,14 @@ impl AuditEvent {
         if let (Some((name, value)), Some(object)) = (extra, line.as_object_mut()) {
             object.insert(name.to_owned(), value);
         }
+        // serde_json leaves these as they are; readers that split lines on
+        // them (Python's `splitlines`, some log viewers) would take a user
+        // ID holding one for the end of the event. In JSON they can stand
+        // only in a string, where the escape means the same.
         line.to_string()
+            .replace('\u{85}', "\\u0085")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
     }
 }
 
