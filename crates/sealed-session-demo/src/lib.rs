@@ -304,7 +304,14 @@ impl AuditFile {
             |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source };
         let file =
             std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
-        let len = file.metadata().map_err(cannot)?.len();
+        let meta = file.metadata().map_err(cannot)?;
+        // It names users: one made readable to others (a log rotation's
+        // `create 0644`, say) is closed again.
+        if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the audit log was open to other users: it is mode 0600 again");
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(cannot)?;
+        }
+        let len = meta.len();
         Ok(Self(std::sync::Mutex::new(AuditLog { file, len, said_full: false })))
     }
 }
@@ -482,6 +489,19 @@ mod tests {
         file.set_len(0).unwrap();
         assert!(log.append(line, refusals));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), line.len() as u64);
+    }
+
+    /// The audit log names users: an existing one open to other users is
+    /// closed again (mode 0600) when the demo starts.
+    #[test]
+    fn an_audit_log_open_to_others_is_closed_again() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _audit = AuditFile::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     /// What any client can have recorded without signing in stops at the
