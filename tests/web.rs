@@ -3140,6 +3140,41 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
     });
 }
 
+/// Limit: the registry keeps no key ID, so a session whose key was retired
+/// since (its cookie no longer opens) is listed and counted until it idles
+/// out, and with `RefuseLogin` its user cannot sign in meanwhile. Logging
+/// everyone out, as SECURITY.md's incident path does after retiring a key
+/// ahead of its schedule, ends those records too.
+#[test]
+fn sessions_under_a_retired_key_count_until_everyone_is_logged_out() {
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let first = keyring.current().primary_id();
+        let builder =
+            WebConfig::builder(Sealer::builder(keyring.clone()).clock(clock.clone()), Arc::clone(&store))
+                .session_registry(Arc::clone(&store))
+                .session_limit(1, LimitPolicy::RefuseLogin);
+        let config = Arc::new(builder.build().unwrap());
+        let old = sign_in_from(&config, "alice", CHROME).await;
+
+        let (with_next, next) = keyring.current().with_new_key().unwrap();
+        let now = time::OffsetDateTime::from_unix_timestamp(AUDIT_START).unwrap();
+        keyring.replace(with_next.with_primary(next).unwrap().with_retired_as_of(first, now).unwrap());
+        assert!(!on(&config, &old).await.has_session(), "its key is retired");
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        let refused = handle.typed::<String>().login("alice", "A".into()).await.unwrap_err();
+        assert!(matches!(refused, HandleError::SessionLimit { max: 1 }), "{refused:?}");
+
+        config.verifier().logout_all().await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        assert_eq!(handle.devices().await.unwrap().len(), 1, "the old session is gone from the list");
+    });
+}
+
 /// A session past its absolute timeout as the sealer now counts it (the
 /// timeout shortened since it was sealed) no longer opens, and is neither
 /// listed nor counted: with a limit of one, the user can sign in again

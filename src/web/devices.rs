@@ -113,7 +113,9 @@ impl SessionHandle {
     /// The sessions of the request's user, oldest first, with this one
     /// marked: the records of the session registry whose sessions have
     /// neither expired nor been revoked (the revocation store is asked for
-    /// each, so a record never lists a session that no longer opens). A
+    /// each, so a record never lists a session logged out; one under a key
+    /// retired since is listed until it idles out, as a record keeps no key
+    /// ID). A
     /// session left idle is listed (and counted by a session limit) until
     /// its idle timeout, one renewal interval and the clock leeway have
     /// passed since its record's last activity: the record moves at most
