@@ -82,17 +82,23 @@ impl SqliteOptions {
     }
 
     /// Options from a URL: `sqlite:PATH`, or `sqlite:PATH?create=true` to
-    /// create the file if it is missing. As in sqlx's URLs, `sqlite://`
-    /// comes before a path as written (`sqlite://data/r.sqlite3` is
-    /// relative, `sqlite:///var/r.sqlite3` absolute), not a path beginning
-    /// `//`.
+    /// create the file if it is missing. `sqlite:///ABSOLUTE` names the
+    /// absolute path; `sqlite://` before anything else is refused, as it
+    /// is read two ways (sqlx takes `sqlite://data/r.sqlite3` for the
+    /// relative `data/r.sqlite3`, a path for `//data/r.sqlite3`, which is
+    /// `/data/r.sqlite3`): write `sqlite:data/r.sqlite3` or
+    /// `sqlite:/data/r.sqlite3`.
     ///
     /// # Errors
     /// [`SqliteOpenError::Url`] for anything else, and for a path that
     /// SQLite would not take for a file (`:memory:`, which keeps nothing).
     pub fn from_url(url: &str) -> Result<Self, SqliteOpenError> {
         let rest = url.strip_prefix("sqlite:").ok_or(SqliteOpenError::Url)?;
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let rest = match rest.strip_prefix("//") {
+            Some(absolute) if absolute.starts_with('/') => absolute,
+            Some(_) => return Err(SqliteOpenError::Url),
+            None => rest,
+        };
         let (path, create) = match rest.split_once('?') {
             None => (rest, false),
             Some((path, "create=true")) => (path, true),

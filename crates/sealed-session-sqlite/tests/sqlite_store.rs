@@ -338,19 +338,21 @@ async fn bad_urls_are_refused() {
     assert!(err.to_string().contains("/nonexistent/dir/r.sqlite3"), "{err}");
 }
 
-/// `sqlite://` comes before a path as written, as in sqlx's URLs:
-/// `sqlite://DIR/r.sqlite3` is relative, `sqlite:///DIR/r.sqlite3`
-/// absolute (it named `//DIR`, which is `/DIR`).
+/// `sqlite:///DIR/r.sqlite3` is absolute; `sqlite://DIR/r.sqlite3`, which
+/// sqlx reads as relative and a path as `//DIR` (that is, `/DIR`), is
+/// refused rather than read one way.
 #[test]
-fn a_url_with_two_slashes_names_the_path_after_them() {
+fn a_url_with_two_slashes_is_absolute_or_refused() {
     for (url, path) in [
-        ("sqlite://data/r.sqlite3?create=true", "data/r.sqlite3"),
-        ("sqlite:///var/lib/r.sqlite3", "/var/lib/r.sqlite3"),
+        ("sqlite:///var/lib/r.sqlite3?create=true", "/var/lib/r.sqlite3"),
         ("sqlite:data/r.sqlite3", "data/r.sqlite3"),
         ("sqlite:/var/lib/r.sqlite3", "/var/lib/r.sqlite3"),
     ] {
         let options = format!("{:?}", SqliteOptions::from_url(url).unwrap());
         assert!(options.contains(&format!("path: {path:?}")), "{url}: {options}");
+    }
+    for url in ["sqlite://data/r.sqlite3", "sqlite://data/r.sqlite3?create=true", "sqlite://localhost/x"] {
+        assert!(matches!(SqliteOptions::from_url(url), Err(SqliteOpenError::Url)), "{url}");
     }
 }
 
