@@ -8,26 +8,42 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 
 /// Notifies `channel` through the pool, for the listener to hear: for a
 /// session no one has, so that every server (this library's older versions
-/// too) takes it for an invalidation of nothing.
-async fn ping(pool: &PgPool, channel: &str, timeout: Duration) {
-    let Some(payload) = Invalidation::of_no_session() else { return };
+/// too) takes it for an invalidation of nothing. Whether it was sent.
+async fn ping(pool: &PgPool, channel: &str, timeout: Duration) -> bool {
+    let Some(payload) = Invalidation::of_no_session() else { return false };
     let notify = sqlx::query("SELECT pg_notify($1, $2)::text").bind(channel).bind(payload).execute(pool);
     match tokio::time::timeout(timeout, notify).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection"),
-        Err(_) => tracing::debug!("pinging the PostgreSQL LISTEN connection timed out"),
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the PostgreSQL LISTEN connection");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("pinging the PostgreSQL LISTEN connection timed out");
+            false
+        }
     }
 }
 
 /// Whether `listener` delivers: it hears its own ping (or any other
-/// notification) within the heartbeat's wait. A connection pooler in
-/// transaction mode, say, takes the `LISTEN` and delivers nothing; the
-/// cache must not be used on the word of such a connection even until the
-/// heartbeat would notice.
-async fn delivers(listener: &mut PgListener, pool: &PgPool, channel: &str, timeout: Duration) -> bool {
-    ping(pool, channel, timeout).await;
+/// notification) within the heartbeat's wait; if not, why. A connection
+/// pooler in transaction mode, say, takes the `LISTEN` and delivers
+/// nothing; the cache must not be used on the word of such a connection
+/// even until the heartbeat would notice.
+async fn delivers(
+    listener: &mut PgListener,
+    pool: &PgPool,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(), &'static str> {
+    if !ping(pool, channel, timeout).await {
+        return Err("cannot send the connection a ping through the pool");
+    }
     let heard = tokio::time::timeout(Heartbeat::ping_wait(timeout), listener.try_recv()).await;
-    matches!(heard, Ok(Ok(Some(_))))
+    match heard {
+        Ok(Ok(Some(_))) => Ok(()),
+        _ => Err("the connection does not deliver its own ping (a connection pooler in transaction mode?)"),
+    }
 }
 
 /// A `LISTEN` on `channel` that could not be set up (`why`): said at `warn`
@@ -76,8 +92,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
         };
         match tokio::time::timeout(timeout.saturating_mul(4), listening).await {
             Ok(Ok(mut listener)) => 'live: {
-                if !delivers(&mut listener, &pool, &channel, timeout).await {
-                    let why = "the connection does not deliver its own ping (a connection pooler in transaction mode?)";
+                if let Err(why) = delivers(&mut listener, &pool, &channel, timeout).await {
                     not_listening(&mut said, &channel, &why);
                     break 'live;
                 }
@@ -117,7 +132,7 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                             // Sent or not: a store that cannot take a ping
                             // is no reason to trust a silent connection.
                             Quiet::Ping => {
-                                ping(&pool, &channel, timeout).await;
+                                let _sent = ping(&pool, &channel, timeout).await;
                                 heartbeat.pinged(Instant::now());
                             }
                             Quiet::Wait => {}
