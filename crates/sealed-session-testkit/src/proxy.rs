@@ -116,12 +116,16 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
     };
     let _ = client.set_nonblocking(false);
     let subscriber = Arc::new(AtomicBool::new(false));
+    // Set as the client subscribes, if notifications were to be dropped then.
+    let deaf = Arc::new(AtomicBool::new(false));
     let (client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let (up_state, up_subscriber) = (Arc::clone(state), Arc::clone(&subscriber));
+    let (up_state, up_subscriber, up_deaf) = (Arc::clone(state), Arc::clone(&subscriber), Arc::clone(&deaf));
     std::thread::spawn(move || {
         pump(client_in, &up_state, |bytes| {
-            if contains(bytes, b"SUBSCRIBE") || contains(bytes, b"subscribe") || contains(bytes, b"LISTEN") {
-                up_subscriber.store(true, Ordering::SeqCst);
+            let subscribes =
+                contains(bytes, b"SUBSCRIBE") || contains(bytes, b"subscribe") || contains(bytes, b"LISTEN");
+            if subscribes && !up_subscriber.swap(true, Ordering::SeqCst) {
+                up_deaf.store(up_state.deaf.load(Ordering::SeqCst), Ordering::SeqCst);
             }
             server_out.write_all(bytes).is_ok()
         });
@@ -144,7 +148,7 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let chunk = if down_state.deaf.load(Ordering::SeqCst) && subscriber.load(Ordering::SeqCst) {
+            let chunk = if deaf.load(Ordering::SeqCst) {
                 messages.extend_from_slice(chunk);
                 without_notifications(&mut messages)
             } else {

@@ -138,8 +138,14 @@ impl RedisServer {
     pub fn start_with(options: RedisOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut server = Self { port: free_port(), child: None, options, dir };
-        server.restart();
-        server
+        for _ in 0..20 {
+            if server.spawn() {
+                return server;
+            }
+            // The port was taken between choosing and binding it: choose again.
+            server.port = free_port();
+        }
+        panic!("redis-server could not bind a free port");
     }
 
     /// Starts a replica of `primary`, and waits until it is in sync.
@@ -191,20 +197,19 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, with empty memory.
+    /// Starts the server again on the same port, with empty memory (what
+    /// uses it knows no other); waits up to 10 s for the port to be free.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        for _ in 0..20 {
-            if self.spawn() {
-                return;
-            }
-            // The port was taken between choosing and binding it: choose again.
-            self.port = free_port();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.spawn() {
+            assert!(Instant::now() < deadline, "redis-server could not start again on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("redis-server could not bind a free port");
     }
 
-    /// Starts redis-server; false if it exited at once (its port was taken).
+    /// Starts redis-server; false if it exited at once or another server
+    /// answers on its port (the port was taken).
     fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
         // No persistence, as the store accepts it: no snapshots, and a
