@@ -308,8 +308,13 @@ impl AuditFile {
         // It names users: one made readable to others (a log rotation's
         // `create 0644`, say) is closed again.
         if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+            let closed = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+            closed.map_err(|source| StartError::Io {
+                action: "cannot close to other users (chmod 600 it, or remove it) the audit log",
+                path: path.to_owned(),
+                source,
+            })?;
             tracing::warn!(path = %path.display(), "the audit log was open to other users: it is mode 0600 again");
-            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(cannot)?;
         }
         let len = meta.len();
         Ok(Self(std::sync::Mutex::new(AuditLog { file, len, said_full: false })))
