@@ -102,6 +102,12 @@ enum Command {
         /// Refuse remember-me tokens, as a server without remember-me does.
         #[arg(long, conflicts_with_all = ["remember_ttl", "remember_idle"])]
         no_remember_me: bool,
+        /// Open device-bound (DBSC) tokens too, as a server with device-bound
+        /// sessions does: their lifetime after the last proof, in seconds
+        /// (without it, such a token is refused as invalid, as that server
+        /// would).
+        #[arg(long)]
+        device_bound: Option<u64>,
         /// The token; `-` or nothing reads it from stdin (a token on the
         /// command line is visible to other local users and kept in shell history).
         token: Option<String>,
@@ -133,8 +139,9 @@ enum Command {
         /// With --session: the session's absolute expiry, a Unix time
         /// (`expires_at_unix` in the output of `open`); the entry is kept
         /// until then plus the clock leeway, as a server's logout keeps it.
-        /// Refused if that has passed by the store's clock (Redis's or
-        /// PostgreSQL's; SQLite's is this host's).
+        /// Refused if that has passed by the store's time: the earlier of
+        /// its clock and this host's (Redis, PostgreSQL), or this host's
+        /// (SQLite).
         #[arg(long, requires = "session")]
         until: Option<u64>,
         /// With --session or --session-token: the servers' clock leeway in
@@ -340,6 +347,7 @@ async fn run(command: Command) -> Result<String, Failure> {
             remember_ttl,
             remember_idle,
             no_remember_me,
+            device_bound,
             token,
         } => {
             let mut sealer = Sealer::builder(load(&keyring)?)
@@ -349,6 +357,9 @@ async fn run(command: Command) -> Result<String, Failure> {
             if !no_remember_me {
                 sealer =
                     sealer.remember_me(Duration::from_secs(remember_ttl), Duration::from_secs(remember_idle));
+            }
+            if let Some(lifetime) = device_bound {
+                sealer = sealer.device_bound_lifetime(Duration::from_secs(lifetime));
             }
             let sealer = sealer.build()?;
             let now = now_arg(now.as_deref())?;
@@ -581,6 +592,7 @@ fn envelope_json(opened: &Opened<Vec<u8>>) -> Result<Value, Failure> {
         "idle_expires_at": rfc3339(Some(opened.idle_expires_at())),
         "reissue": opened.reissue().map(|r| format!("{r:?}")),
         "profile": if session.is_remembered() { "remember-me" } else { "standard" },
+        "device_bound": session.is_device_bound(),
         "versioned": opened.is_versioned_data(),
     });
     if let Value::Object(fields) = fields {

@@ -1376,6 +1376,42 @@ fn revoke_takes_any_token_a_server_would_accept_and_open_names_its_profile() {
     assert!(r.stderr.contains("invalid"), "{}", r.stderr);
 }
 
+/// A device-bound token (the format's test vector) opens with
+/// `--device-bound`, as on a server with device-bound sessions, and is
+/// refused as invalid without it, as such a server would refuse it.
+#[test]
+fn a_device_bound_token_opens_with_its_lifetime() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/vectors/v2.json")).unwrap();
+    let bound = vectors["valid"].as_array().unwrap().iter().find(|v| v["device_bound"] == true).unwrap();
+    let key = vectors["keys"].as_array().unwrap().iter().find(|k| k["id"] == bound["key_id"]).unwrap();
+    let hex = key["secret"].as_str().unwrap();
+    let secret: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let id = u32::try_from(key["id"].as_u64().unwrap()).unwrap();
+    let keyring =
+        sealed_session::Keyring::single(id, sealed_session::MasterKey::from_slice(&secret).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyring.toml");
+    std::fs::write(&file, keyring.to_toml_string()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(vectors["now"].as_i64().unwrap())
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let purpose = vectors["purpose"].as_str().unwrap();
+    let lifetime = vectors["device_bound_lifetime"].to_string();
+    let open = ["open", "--keyring", file.to_str().unwrap(), "--purpose", purpose, "--now", &now];
+    let token = bound["token"].as_str().unwrap();
+
+    let opened = json(&ok(&[&open[..], &["--device-bound", &lifetime]].concat(), token));
+    assert_eq!(opened["device_bound"], true, "{opened}");
+    assert_eq!(opened["session_id"], bound["session_id"], "{opened}");
+    let r = run(&open, token);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.starts_with("refused: invalid"), "{}", r.stderr);
+}
+
 /// A token on stdin is read into memory sized once (and wiped on drop):
 /// input longer than that is refused, not read on; as long as that, it is
 /// read and refused as a token.
