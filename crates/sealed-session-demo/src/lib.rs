@@ -279,8 +279,8 @@ impl Setup {
 /// [`MAX_AUDIT_LOG_LEN`]: any client can have refusals recorded (a forged
 /// cookie, a cross-site post, a made-up device binding), so the file must
 /// not fill the disk, and those stop [`REFUSAL_HEADROOM`] short of it
-/// ([`audit_limit`]), so that logins, logouts and revocations still are. A file rotated by truncation (`copytruncate`)
-/// takes events again.
+/// ([`audit_limit`]), so that logins, logouts and revocations still are.
+/// A file rotated by truncation (`copytruncate`) takes events again.
 struct AuditFile(std::sync::Mutex<AuditLog>);
 
 /// The file, how long it is, and whether it was said to be full.

@@ -66,9 +66,9 @@ fn not_listening(said: &mut bool, channel: &str, why: &dyn std::fmt::Display) {
 /// lives, reporting to the feed: the cache is used only while the
 /// connection is up and has delivered its own ping ([`delivers`]), and is
 /// emptied whenever it (re)connects, since notifications sent meanwhile
-/// are lost. A connection that stops
-/// delivering without closing (a firewall or NAT that forgot it, a stalled
-/// server process) is noticed by a ping ([`Heartbeat`]): after 5 s of
+/// are lost. A connection that stops delivering without closing (a
+/// firewall or NAT that forgot it, a stalled server process) is noticed by
+/// a ping ([`Heartbeat`]): after 5 s of
 /// silence the listener notifies its own channel, and if nothing arrives
 /// within 3 s (or four timeouts, up to a minute) it reconnects.
 pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: String, timeout: Duration) {
