@@ -855,6 +855,18 @@ fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::CrossSite(_)))), "{err:?}");
         let err = refused(&config, &from("https://evil.example")).await;
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::WrongOrigin))), "{err:?}");
+        // Refused as cross-site, not for its token: a wrong one, or none in
+        // a form whose body is then never asked for.
+        let wrong_token = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("sec-fetch-site", "cross-site")
+            .header("x-csrf-token", "nope");
+        let err = refused(&config, &wrong_token).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::CrossSite(_)))), "{err:?}");
+        let form = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded");
+        let err = refused(&config, &form).await;
+        assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::WrongOrigin))), "{err:?}");
         ready(&config, &from("https://app.example")).await;
         // Plain http is expected only on loopback.
         ready(&config, &from("http://127.0.0.1:3000").with_authority(Some("127.0.0.1:3000"))).await;

@@ -109,6 +109,17 @@ async fn passes_the_conformance_suite() {
     sealed_session::conformance::run(&store).await;
 }
 
+/// The conformance suite's race, until each of its rounds (a session's
+/// logout, a user's, everyone's) has once had its read go to Redis before
+/// the revocation: none of those reads is cached.
+#[tokio::test]
+async fn a_read_sent_before_a_revocation_is_never_cached() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    assert!(store.wait_until_subscribed(Duration::from_secs(5)).await);
+    sealed_session_testkit::assert_reads_before_revocations_are_never_cached(&store).await;
+}
+
 /// A cutoff ahead of Redis's time (written by hand here: one a caller
 /// cannot set, as after Redis's clock stepped back) is never lowered by a
 /// later global logout.
