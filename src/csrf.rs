@@ -99,7 +99,17 @@ pub fn is_unsafe_method(method: &str) -> bool {
 /// * Without either the request is not from a browser that could be forged
 ///   into sending it; the CSRF token still applies.
 ///
-/// Safe methods always pass.
+/// Safe methods always pass. Pass a header that is present but not text
+/// (not UTF-8) as `Some("?")`, never `None`: taken for absent, it would
+/// skip its check.
+///
+/// ```
+/// use sealed_session::csrf::check_origin;
+/// let expected = "https://app.example";
+/// assert!(check_origin("POST", Some("same-origin"), None, expected).is_ok());
+/// assert!(check_origin("POST", Some("?"), None, expected).is_err(), "unreadable");
+/// assert!(check_origin("POST", None, Some("?"), expected).is_err(), "unreadable");
+/// ```
 ///
 /// # Errors
 /// [`CsrfError::CrossSite`] or [`CsrfError::WrongOrigin`].
