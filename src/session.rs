@@ -28,6 +28,19 @@ use crate::random;
 /// let session = Session::new(()).with_id(chosen); // test-only: does not compile
 /// ```
 ///
+/// The same lines without that call compile, so the two above fail for it
+/// alone:
+///
+/// ```
+/// # use sealed_session::{Session, SessionId};
+/// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+/// let mut session = Session::new(());
+/// assert_ne!(session.id(), chosen);
+/// session.renew_id()?;
+/// assert_ne!(session.id(), chosen);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Equality is constant-time. `Debug` shows only the first four hex digits;
 /// [`SessionId::to_hex`] gives the whole ID, for a server-side denylist.
 #[derive(Clone, Copy, Eq)]
