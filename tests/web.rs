@@ -349,6 +349,32 @@ fn a_planted_value_before_ours_neither_shadows_nor_removes_the_session() {
     })
 }
 
+/// At most four values of our cookie are opened, each once: fifty
+/// sessions of a user logged out everywhere, in one header, cost four
+/// decryptions (and four revocation checks), and a login over them opens
+/// none again.
+#[test]
+fn at_most_four_values_are_opened_and_each_once() {
+    pollster::block_on(async {
+        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let spec = sealed_session::CookieSpec::named("sid").unwrap();
+        let builder = WebConfig::builder(Sealer::builder(keyring.clone()), MemoryStore::new()).cookie(spec);
+        let config = Arc::new(builder.build().unwrap());
+        let mut values = Vec::new();
+        for _ in 0..50 {
+            values.push(signed_in(&config, "alice").await);
+        }
+        config.verifier().logout_everywhere("alice").await.unwrap();
+        let opened = || keyring.current().usage().iter().map(|key| key.opened).sum::<u64>();
+        let before = opened();
+        let handle = open(&config, &values.join("; ")).await;
+        assert!(!handle.has_session());
+        assert_eq!(opened() - before, 4, "values opened");
+        handle.typed::<String>().login("bob", "B".into()).await.unwrap();
+        assert_eq!(opened() - before, 4, "the login opened some again");
+    })
+}
+
 /// A `__Host-` cookie sent twice was injected, and is no session; but
 /// logout, login and a new session from `update_or_insert` end every
 /// session its values carry, so that an injected duplicate cannot keep the
