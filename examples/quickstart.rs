@@ -18,7 +18,7 @@ struct Profile {
     theme: String,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A keyring file with one primary key, mode 0600, as an operator would
     // keep it, in a fresh directory of this user's only (a fixed name under
     // /tmp could be another user's, made first).

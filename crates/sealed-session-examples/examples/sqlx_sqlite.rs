@@ -19,7 +19,7 @@ struct Order {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     // The application's pool. WAL and synchronous = FULL: the store insists,
     // since an acknowledged logout must survive a crash.
