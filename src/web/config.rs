@@ -168,6 +168,12 @@ impl Throttle {
     }
 }
 
+/// The sessions a user may have without a
+/// [`session_limit`](super::WebConfigBuilder::session_limit): the
+/// registry's bound, less room for logins at the same moment (each may
+/// find the same count and add one).
+pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
+
 /// The session registry and the per-user limit it enforces.
 pub(crate) struct RegistrySettings {
     pub(crate) registry: Arc<dyn SessionRegistry>,
@@ -657,7 +663,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                      most that many records per user",
                 ))
             }
-            (_, Some((max, LimitPolicy::RefuseLogin))) if max > super::devices::BUILT_IN_LIMIT => {
+            (_, Some((max, LimitPolicy::RefuseLogin))) if max > BUILT_IN_LIMIT => {
                 return Err(WebConfigError::SessionLimit(
                     "a session limit that refuses logins may be at most 90: each login records its session \
                      before the one it replaces is removed, and a registry keeps at most 100 records per user",

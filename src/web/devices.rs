@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::audit::{AuditKind, SessionRef};
-use super::config::{LimitPolicy, RegistrySettings, Settings};
+use super::config::{LimitPolicy, RegistrySettings, Settings, BUILT_IN_LIMIT};
 use super::handle::{HandleError, SessionHandle};
 use crate::registry::{user_agent_label, SessionRecord};
 use crate::session::to_datetime;
@@ -36,12 +36,6 @@ pub struct Device {
     /// Whether it is device-bound (DBSC).
     pub device_bound: bool,
 }
-
-/// The sessions a user may have without a
-/// [`session_limit`](super::WebConfigBuilder::session_limit): the
-/// registry's bound, less room for logins at the same moment (each may
-/// find the same count and add one).
-pub(crate) const BUILT_IN_LIMIT: usize = crate::registry::MAX_RECORDS_PER_USER - 10;
 
 /// How long a login's claim on a place under a refusing limit lasts before
 /// the login records its session for good ([`SessionHandle::claim_place`]):
