@@ -369,6 +369,15 @@ fn build(version: u8) -> Value {
         invalid("retired key", encode(&retired), "RetiredKey(3)"),
         invalid("unknown key", encode(&unknown), "UnknownKey(9)"),
         invalid("too large", "A".repeat(4097), "TooLarge"),
+        // Step 1 counts bytes: 4096 characters, 4097 bytes.
+        invalid("too large in bytes, not in characters", format!("{}\u{e9}", "A".repeat(4095)), "TooLarge"),
+        // A length of 1 modulo 4 is no base64 (some decoders drop the last
+        // character instead).
+        invalid(
+            "a character too many (a length of 1 modulo 4)",
+            format!("{base_text}{}", "A".repeat((5 - base_text.len() % 4) % 4)),
+            "Malformed",
+        ),
         // At the limit the text is read: 3072 zero bytes, version 0.
         invalid("as large as allowed", "A".repeat(4096), "UnsupportedVersion(0)"),
         // Long enough to hold a header and a tag: refused by authentication.

@@ -19,6 +19,9 @@ from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 from nacl.exceptions import CryptoError
 
 INFO = b"sealed-session v1 token xchacha20poly1305"
+# FORMAT.md section 1, written here, not read from the files this checks.
+CSRF_INFO = b"sealed-session v1 csrf hmac-sha256"
+CSRF_MAC_PREFIX = b"sealed-session csrf v1"
 B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -125,6 +128,8 @@ def open_token(vectors, text, purpose, now, versioned=False, opener=None):
         candidates = [(purpose, remembered)]
     plaintext = None
     for candidate, profile in candidates:
+        if len(candidate.encode()) > 123:
+            continue  # a purpose longer than 123 bytes in the associated data never opens
         aad = raw[:prefix] + candidate.encode()
         try:
             plaintext = crypto_aead_xchacha20poly1305_ietf_decrypt(raw[prefix + 24:], aad, raw[prefix:prefix + 24], key)
@@ -220,13 +225,16 @@ def verify_csrf(vectors, session_id, token, now):
         return "Invalid"
     if key["state"] == "active" and key.get("activate_at", now) > now + vectors["leeway"]:
         return "Invalid"
-    csrf_key = hkdf_sha256(bytes.fromhex(key["secret"]), b"", vectors["hkdf_info"].encode(), 32)
-    mac = hmac.new(csrf_key, vectors["mac_prefix"].encode() + session_id, hashlib.sha256).digest()
+    csrf_key = hkdf_sha256(bytes.fromhex(key["secret"]), b"", CSRF_INFO, 32)
+    mac = hmac.new(csrf_key, CSRF_MAC_PREFIX + session_id, hashlib.sha256).digest()
     return None if hmac.compare_digest(mac, raw[4:]) else "Invalid"
 
 
 def check_csrf(path):
     vectors = json.loads(path.read_text())
+    # The file names the constants too; it must agree with FORMAT.md's.
+    assert vectors["hkdf_info"].encode() == CSRF_INFO, vectors["hkdf_info"]
+    assert vectors["mac_prefix"].encode() == CSRF_MAC_PREFIX, vectors["mac_prefix"]
     session_id = bytes.fromhex(vectors["session_id"])
     failures = 0
     for v in vectors["valid"]:
