@@ -173,9 +173,10 @@ fn seal_case(case: &Case, version: u8) -> (Value, Vec<u8>) {
             session = session.remembered();
         }
         if case.device_bound {
+            let absolute = if case.remembered { REMEMBER_ABSOLUTE } else { ABSOLUTE };
             let times = crate::session::Times {
                 issued_at: NOW as u64,
-                expires_at: NOW as u64 + ABSOLUTE,
+                expires_at: NOW as u64 + absolute,
                 last_seen: NOW as u64,
             };
             session = session.with_times(times);
@@ -301,6 +302,8 @@ fn build(version: u8) -> Value {
         ("remember-me profile", 1, Some(("dan", 1)), ("Dan", 7), 160, (true, false, false)),
         ("versioned data", 2, None, ("Eve", 2), 170, (false, true, false)),
         ("device-bound session", 1, Some(("frank", 2)), ("Frank", 9), 180, (false, false, true)),
+        // Binding replaces the idle timeout of the profile that applies.
+        ("remember-me profile, device-bound", 1, Some(("ivan", 3)), ("Ivan", 4), 200, (true, false, true)),
         (
             "remember-me profile, versioned data",
             1,
@@ -728,6 +731,24 @@ fn build(version: u8) -> Value {
             "device-bound, one second before its lifetime since the last proof",
             NOW as u64 + DEVICE_BOUND - 1,
         ));
+        // Remembered and bound: the device-bound lifetime is its idle
+        // timeout, not the remember-me one.
+        let both = sealed
+            .iter()
+            .position(|(v, _)| v["remembered"] == json!(true) && v["device_bound"] == json!(true));
+        let both = both.unwrap();
+        valid.push(at_time(
+            both,
+            "remember-me and device-bound, one second before its lifetime since the last proof",
+            NOW as u64 + DEVICE_BOUND - 1,
+        ));
+        let mut lapsed = invalid(
+            "remember-me and device-bound, its lifetime since the last proof passed (not the remember-me idle timeout)",
+            sealed[both].0["token"].as_str().unwrap().to_owned(),
+            "Expired(Idle)",
+        );
+        lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
+        negatives.push(lapsed);
     }
 
     let mut file = json!({
