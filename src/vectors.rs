@@ -479,6 +479,19 @@ fn build(version: u8) -> Value {
     );
     let version_unknown =
         versioned_as("versioned data of a version the application does not read", &[2], 214);
+    // The application's version, and a byte left inside the byte string
+    // after the data: refused as field 7 with a byte left after it is.
+    let left_inside = {
+        let mut envelope = head.to_vec();
+        envelope.push(u8::try_from(<Data as crate::versioned::SessionData>::VERSION).unwrap());
+        envelope.push(u8::try_from(data_bytes.len() + 1).unwrap());
+        envelope.extend_from_slice(data_bytes);
+        envelope.push(0);
+        let name = "a byte left inside versioned data, after the data";
+        let mut vector = invalid(name, seal_plaintext_as(&envelope, 223, version, true), "DataMismatch");
+        vector["opener"] = json!({ "versioned": true });
+        vector
+    };
     // Step 7 comes before steps 8 to 10: an expired token whose envelope
     // or data does not decode says so, not that it expired.
     let expired_now = json!(NOW as u64 + ABSOLUTE);
@@ -510,6 +523,7 @@ fn build(version: u8) -> Value {
         at_max,
         version_past_u32,
         version_unknown,
+        left_inside,
         expired_mismatch,
         expired_malformed,
         invalid(
