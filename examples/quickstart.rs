@@ -59,8 +59,11 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     ])?);
     let after_rotation = sealer.open::<Profile>(&token)?;
     println!("after rotation the old token still opens; reissue: {:?}", after_rotation.reissue());
+    assert_eq!(after_rotation.reissue(), Some(sealed_session::Reissue::KeyRotation));
     let reissued = sealer.seal(after_rotation.session())?;
-    println!("re-sealed under key {}", sealer.open::<Profile>(&reissued)?.key_id());
+    let new_key = sealer.open::<Profile>(&reissued)?.key_id();
+    println!("re-sealed under key {new_key}");
+    assert_eq!(new_key, old.id + 1);
 
     // Tampering is refused, with a reason for the server's log.
     let mut tampered = token.clone().into_bytes();

@@ -882,7 +882,8 @@ fn a_cross_site_request_is_refused_before_its_token_is_looked_at() {
         let err = refused(&config, &from("https://evil.example")).await;
         assert!(matches!(err, Refusal::Csrf(CsrfRefusal::Csrf(CsrfError::WrongOrigin))), "{err:?}");
         // Refused as cross-site, not for its token: a wrong one, or none in
-        // a form whose body is then never asked for.
+        // a form (refused before its body is asked for: `refused` takes no
+        // `ReadForm`).
         let wrong_token = with_cookie(TestRequest::new("POST", "/cart"), &cookie)
             .header("sec-fetch-site", "cross-site")
             .header("x-csrf-token", "nope");

@@ -1038,8 +1038,9 @@ async fn a_listen_connection_that_never_delivered_is_never_trusted() {
     let other = server(&SHARED.url(), "deaf", &clock).await;
     let alice = login(&verifier, "alice").await;
     assert!(!verifier.store().wait_until_listening(Duration::from_secs(5)).await, "a deaf LISTEN is in use");
-    // Its LISTEN was taken; its ping was not heard.
-    let said = logs.lines_with(&["WARN", "does not deliver its own ping", "deaf_revocations"]);
+    // Said (once, at warn: the first attempt's reason, which on a loaded
+    // machine may be a slow answer rather than the unheard ping).
+    let said = logs.lines_with(&["WARN", "cannot LISTEN", "deaf_revocations"]);
     assert!(!said.is_empty(), "the deaf connection went unsaid");
     assert!(verifier.open::<()>(&alice).await.is_ok());
     other.logout_everywhere("alice").await.unwrap();

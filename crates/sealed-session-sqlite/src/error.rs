@@ -77,6 +77,14 @@ pub enum SqliteOpenError {
          sqlite:/var/lib/app/revocations.sqlite3 (a path, not a file: URI)"
     )]
     Url,
+    /// `sqlite://` before a path that is not absolute, which is read two
+    /// ways (sqlx's relative path, or a path beginning `//`, which is
+    /// absolute): refused rather than read either way.
+    #[error(
+        "a sqlite:// URL is read two ways unless an absolute path follows: write sqlite:///var/lib/app/r.sqlite3 \
+         for an absolute path, or sqlite:data/r.sqlite3 for one relative to the working directory"
+    )]
+    UrlTwoSlashes,
     /// Another file was moved over the path while the store was opening
     /// (a restore or a deploy): its first connection holds the file that
     /// was there before, and would go on writing revocations no other

@@ -90,13 +90,15 @@ impl SqliteOptions {
     /// `sqlite:/data/r.sqlite3`.
     ///
     /// # Errors
-    /// [`SqliteOpenError::Url`] for anything else, and for a path that
-    /// SQLite would not take for a file (`:memory:`, which keeps nothing).
+    /// [`SqliteOpenError::UrlTwoSlashes`] for `sqlite://` before a relative
+    /// path; [`SqliteOpenError::Url`] for anything else, and for a path
+    /// that SQLite would not take for a file (`:memory:`, which keeps
+    /// nothing).
     pub fn from_url(url: &str) -> Result<Self, SqliteOpenError> {
         let rest = url.strip_prefix("sqlite:").ok_or(SqliteOpenError::Url)?;
         let rest = match rest.strip_prefix("//") {
             Some(absolute) if absolute.starts_with('/') => absolute,
-            Some(_) => return Err(SqliteOpenError::Url),
+            Some(_) => return Err(SqliteOpenError::UrlTwoSlashes),
             None => rest,
         };
         let (path, create) = match rest.split_once('?') {

@@ -25,8 +25,8 @@ struct State {
     /// How long the server's bytes are held before they go on, in
     /// milliseconds.
     delay_ms: AtomicU64,
-    /// Drop the PostgreSQL notifications sent to connections that
-    /// subscribed.
+    /// Drop the PostgreSQL notifications sent to connections whose first
+    /// subscription comes while this is set (read then, once).
     deaf: AtomicBool,
     /// Set on drop: every thread ends.
     closed: AtomicBool,
@@ -71,11 +71,11 @@ impl Proxy {
         self.state.frozen.store(true, Ordering::SeqCst);
     }
 
-    /// From now on a connection whose client sent `LISTEN` gets every
-    /// PostgreSQL message but the notifications (`NotificationResponse`):
-    /// what a connection pooler in transaction mode does to a listener,
-    /// which takes the `LISTEN` and delivers nothing. For connections that
-    /// send `LISTEN` after this call.
+    /// From now on a connection whose client sends its first `LISTEN` gets
+    /// every PostgreSQL message but the notifications
+    /// (`NotificationResponse`): what a connection pooler in transaction
+    /// mode does to a listener, which takes the `LISTEN` and delivers
+    /// nothing. Connections that subscribed before this call keep theirs.
     pub fn drop_notifications(&self) {
         self.state.deaf.store(true, Ordering::SeqCst);
     }
