@@ -99,6 +99,32 @@ fn set_cookies(handle: &SessionHandle) -> Vec<String> {
     handle.finish().set_cookies
 }
 
+/// `finish` answers once: a second call (an adapter that finished a
+/// request dropped before its answer, then its own call) sets nothing more,
+/// and the handle refuses changes after the first.
+#[test]
+fn a_handle_is_finished_once() {
+    pollster::block_on(async {
+        let config = config();
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let first = handle.finish();
+        assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
+        let again = handle.finish();
+        assert!(again.set_cookies.is_empty() && again.session_token.is_none(), "{:?}", again.set_cookies);
+        let late = handle.typed::<String>().update(|data| data.push('!'));
+        assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
+
+        // A session due for renewal is re-issued by the first call alone.
+        let (config, _, clock) = listed(|b| b);
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        clock.advance(std::time::Duration::from_secs(301));
+        let handle = on(&config, &cookie).await;
+        assert_eq!(handle.finish().set_cookies.len(), 1, "renewed");
+        assert!(handle.finish().set_cookies.is_empty(), "renewed twice");
+    })
+}
+
 #[test]
 fn a_valid_cookie_opens_and_an_unchanged_session_sets_no_cookie() {
     pollster::block_on(async {

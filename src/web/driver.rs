@@ -1021,11 +1021,16 @@ impl SessionHandle {
     /// re-issue of an unchanged session that is due for one (key rotation,
     /// idle renewal, an older token format). Call it once, after the
     /// handler ran; [`ResponseCookies::write_to`] puts them on the response.
+    ///
+    /// A second call answers nothing more (an adapter that finishes a
+    /// request dropped before its answer, then the layer's own call).
     #[must_use]
     pub fn finish(&self) -> ResponseCookies {
         let settings = self.shared.ops.settings();
         let mut state = self.shared.lock();
-        state.finished = true;
+        if std::mem::replace(&mut state.finished, true) {
+            return ResponseCookies::default();
+        }
         if state.session_cookie.is_none() {
             if let Some((current, reason)) = state.current.clone().and_then(|c| c.reissue().map(|r| (c, r))) {
                 let cookie = (!state.bearer).then_some(&settings.cookie);
