@@ -1015,6 +1015,40 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
     bytes.get(start..end).unwrap_or_default()
 }
 
+/// A request's handle that is finished when dropped, if its adapter did
+/// not finish it: a request dropped before its answer (a timeout or a
+/// panic caught outside the session layer, a client that hung up) leaves
+/// no handle that takes changes (a task the handler spawned gets
+/// [`HandleError::Finished`](super::HandleError::Finished)) which no
+/// response will carry. Adapters hold the handle in one for the request's
+/// life; it derefs to the handle.
+#[derive(Debug)]
+pub struct FinishOnDrop(SessionHandle);
+
+impl FinishOnDrop {
+    /// Guards `handle`.
+    #[must_use]
+    pub fn new(handle: SessionHandle) -> Self {
+        Self(handle)
+    }
+}
+
+impl std::ops::Deref for FinishOnDrop {
+    type Target = SessionHandle;
+
+    fn deref(&self) -> &SessionHandle {
+        &self.0
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        // Nothing if the adapter finished it (a second call answers
+        // nothing); else what it would have set is dropped with the request.
+        let _unanswered = self.0.finish();
+    }
+}
+
 impl SessionHandle {
     /// The cookies (or, for a bearer-token request, the token header) the
     /// response must carry: what the handler's calls decided, and a

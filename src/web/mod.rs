@@ -86,8 +86,8 @@ pub use config::{
 };
 pub use devices::Device;
 pub use driver::{
-    bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FormRead, Nesting, Refusal, RequestView,
-    ResponseCookies, ResponseHeaders, TARGETED_CACHE_FIELDS,
+    bearer_token, is_form, is_upgrade, Answer, Begin, CsrfRefusal, FinishOnDrop, FormRead, Nesting, Refusal,
+    RequestView, ResponseCookies, ResponseHeaders, TARGETED_CACHE_FIELDS,
 };
 pub use flash::{Flash, Level, FLASH_TIMEOUT, MAX_FLASHES};
 pub use handle::{Current, HandleError, LoginOptions, SessionHandle, SessionValue, Sessions};

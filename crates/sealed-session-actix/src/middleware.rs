@@ -14,7 +14,8 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage as _, HttpResponse};
 use futures_core::future::LocalBoxFuture;
 use sealed_session::web::{
-    Answer, Begin, FormRead, Nesting, Refusal, RequestView, ResponseHeaders, SessionHandle, WebConfig,
+    Answer, Begin, FinishOnDrop, FormRead, Nesting, Refusal, RequestView, ResponseHeaders, SessionHandle,
+    WebConfig,
 };
 use sealed_session::RevocationStore;
 
@@ -112,11 +113,11 @@ where
                     return Ok(request.into_response(answered(answer)).map_into_right_body())
                 }
             };
-            let handle = match request.extensions_mut().remove::<SessionHandle>() {
+            let handle = FinishOnDrop::new(match request.extensions_mut().remove::<SessionHandle>() {
                 Some(outer) => handle.inside(outer),
                 None => handle,
-            };
-            request.extensions_mut().insert(handle.clone());
+            });
+            request.extensions_mut().insert((*handle).clone());
             let mut response = match service.call(request).await {
                 Ok(response) => response,
                 // An inner middleware's error (a handler's is a response by

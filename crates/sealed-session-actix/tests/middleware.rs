@@ -215,6 +215,35 @@ where
 
 /// A login form, its CSRF token in the body: the middleware reads the form
 /// for it before the handler runs.
+/// A request dropped before its answer (a timeout outside the middleware,
+/// a client that hung up) leaves no handle that takes changes: a task the
+/// handler spawned gets `Finished`, not an `Ok` that no response carries.
+#[actix_web::test]
+async fn a_request_dropped_before_its_answer_finishes_its_handle() {
+    type Kept = Arc<std::sync::Mutex<Option<Sessions<Data>>>>;
+    async fn hang(sessions: Sessions<Data>, kept: web::Data<Kept>) -> HttpResponse {
+        *kept.lock().unwrap() = Some(sessions);
+        std::future::pending().await
+    }
+    let kept: Kept = Arc::default();
+    let config =
+        WebConfig::builder(Sealer::builder(Keyring::generate().unwrap()), MemoryStore::new()).build();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(Arc::clone(&kept)))
+            .route("/hang", web::get().to(hang))
+            .wrap(SessionMiddleware::new(config.unwrap())),
+    )
+    .await;
+    let request = test::TestRequest::get().uri("/hang").to_request();
+    let dropped =
+        actix_web::rt::time::timeout(Duration::from_millis(50), test::call_service(&app, request)).await;
+    assert!(dropped.is_err(), "the request was answered");
+    let sessions = kept.lock().unwrap().take().expect("the handler ran");
+    let late = sessions.update_or_insert(Data::default, |data| data.count += 1).await;
+    assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
+}
+
 #[actix_web::test]
 async fn login_sets_a_host_cookie_with_secure_attributes_from_a_form_and_later_requests_do_not_set_it_again()
 {

@@ -9,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use sealed_session::web::{Begin, Nesting, Refusal, SessionHandle, WebConfig};
+use sealed_session::web::{Begin, FinishOnDrop, Nesting, Refusal, SessionHandle, WebConfig};
 use sealed_session::{BoxFuture, RevocationStore};
 use tower_service::Service;
 
@@ -92,11 +92,11 @@ where
                 Begin::Refuse(refusal) => return Ok(refuse(&refusal)),
                 Begin::Answer(answer) => return Ok(answer.into_http().map(Body::from)),
             };
-            let handle = match parts.extensions.remove::<SessionHandle>() {
+            let handle = FinishOnDrop::new(match parts.extensions.remove::<SessionHandle>() {
                 Some(outer) => handle.inside(outer),
                 None => handle,
-            };
-            parts.extensions.insert(handle.clone());
+            });
+            parts.extensions.insert((*handle).clone());
             let mut response = match inner.call(Request::from_parts(parts, body)).await {
                 Ok(response) => response.map(Body::new),
                 Err(err) => {

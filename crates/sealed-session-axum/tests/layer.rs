@@ -722,6 +722,35 @@ async fn a_service_that_fails_after_a_login_finishes_the_handle_and_says_the_coo
     assert_eq!(logs.lines_with(&["WARN", "cookies its response would have set are lost"]).len(), 1);
 }
 
+/// A request dropped before its answer (a timeout outside the layer, a
+/// client that hung up) leaves no handle that takes changes: a task the
+/// handler spawned gets `Finished`, not an `Ok` that no response carries.
+#[tokio::test]
+async fn a_request_dropped_before_its_answer_finishes_its_handle() {
+    use tower::{Layer as _, ServiceExt as _};
+
+    let sealer = Sealer::builder(Keyring::generate().unwrap());
+    let layer =
+        SessionLayer::new(WebConfig::builder(sealer, MemoryStore::new()).without_csrf().build().unwrap());
+    let kept = Arc::new(Mutex::new(None::<SessionHandle>));
+    let service = layer.layer(tower::service_fn({
+        let kept = Arc::clone(&kept);
+        move |request: Request<Body>| {
+            let kept = Arc::clone(&kept);
+            async move {
+                *kept.lock().unwrap() = request.extensions().get::<SessionHandle>().cloned();
+                std::future::pending::<Result<Response<Body>, String>>().await
+            }
+        }
+    }));
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    let dropped = tokio::time::timeout(Duration::from_millis(50), service.oneshot(request)).await;
+    assert!(dropped.is_err(), "the request was answered");
+    let handle = kept.lock().unwrap().take().expect("the handler ran");
+    let late = handle.typed::<Data>().flash(Level::Info, "unseen");
+    assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
+}
+
 #[tokio::test]
 async fn renewing_the_id_keeps_the_data_and_kills_the_old_cookie() {
     let harness = Harness::new();

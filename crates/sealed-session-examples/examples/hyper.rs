@@ -29,7 +29,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sealed_session::redirect::RouteRefusal;
-use sealed_session::web::{Begin, SessionHandle, WebConfig};
+use sealed_session::web::{Begin, FinishOnDrop, SessionHandle, WebConfig};
 use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
 
 /// A plain-text answer that no browser takes for anything else (it echoes
@@ -90,6 +90,9 @@ where
         Begin::Refuse(refusal) => return refuse(&refusal),
         Begin::Answer(answer) => return answer.into_http().map(Full::from),
     };
+    // Finished if this request is dropped before its answer (the client
+    // hung up), so that nothing the route started changes it unseen.
+    let session = FinishOnDrop::new(session);
     // `HEAD` runs the `GET` route; hyper sends no body with its answer.
     let method = if parts.method == Method::HEAD { &Method::GET } else { &parts.method };
     let mut response = route(method, parts.uri.path(), &session, form.as_deref()).await;
