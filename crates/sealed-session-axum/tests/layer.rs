@@ -697,6 +697,7 @@ async fn a_service_that_fails_after_a_login_finishes_the_handle_and_says_the_coo
         WebConfig::builder(sealer, MemoryStore::with_clock(clock)).without_csrf().build().unwrap(),
     );
     let kept = Arc::new(Mutex::new(None::<SessionHandle>));
+    // `/hang` never answers; anything else fails after a login.
     let service = layer.layer(tower::service_fn({
         let kept = Arc::clone(&kept);
         move |request: Request<Body>| {
@@ -704,50 +705,32 @@ async fn a_service_that_fails_after_a_login_finishes_the_handle_and_says_the_coo
             async move {
                 let handle =
                     request.extensions().get::<SessionHandle>().cloned().expect("the layer's handle");
+                *kept.lock().unwrap() = Some(handle.clone());
+                if request.uri().path() == "/hang" {
+                    return std::future::pending().await;
+                }
                 handle
                     .typed::<Data>()
                     .login("carol", Data::default())
                     .await
                     .map_err(|err| err.to_string())?;
-                *kept.lock().unwrap() = Some(handle);
                 Err::<Response<Body>, _>("failed after the login".to_owned())
             }
         }
     }));
-    let failed = service.oneshot(Request::get("/").body(Body::empty()).unwrap()).await;
+    let failed = service.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(failed.unwrap_err(), "failed after the login");
-    let handle = kept.lock().unwrap().take().unwrap();
-    let late = handle.typed::<Data>().flash(Level::Info, "too late");
+    let late = kept.lock().unwrap().take().unwrap().typed::<Data>().flash(Level::Info, "too late");
     assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
     assert_eq!(logs.lines_with(&["WARN", "cookies its response would have set are lost"]).len(), 1);
-}
 
-/// A request dropped before its answer (a timeout outside the layer, a
-/// client that hung up) leaves no handle that takes changes: a task the
-/// handler spawned gets `Finished`, not an `Ok` that no response carries.
-#[tokio::test]
-async fn a_request_dropped_before_its_answer_finishes_its_handle() {
-    use tower::{Layer as _, ServiceExt as _};
-
-    let sealer = Sealer::builder(Keyring::generate().unwrap());
-    let layer =
-        SessionLayer::new(WebConfig::builder(sealer, MemoryStore::new()).without_csrf().build().unwrap());
-    let kept = Arc::new(Mutex::new(None::<SessionHandle>));
-    let service = layer.layer(tower::service_fn({
-        let kept = Arc::clone(&kept);
-        move |request: Request<Body>| {
-            let kept = Arc::clone(&kept);
-            async move {
-                *kept.lock().unwrap() = request.extensions().get::<SessionHandle>().cloned();
-                std::future::pending::<Result<Response<Body>, String>>().await
-            }
-        }
-    }));
-    let request = Request::get("/").body(Body::empty()).unwrap();
-    let dropped = tokio::time::timeout(Duration::from_millis(50), service.oneshot(request)).await;
-    assert!(dropped.is_err(), "the request was answered");
-    let handle = kept.lock().unwrap().take().expect("the handler ran");
-    let late = handle.typed::<Data>().flash(Level::Info, "unseen");
+    // A request dropped before its answer (a timeout outside the layer, a
+    // client that hung up) leaves no handle that takes changes either: a
+    // task the handler spawned gets `Finished`, not an `Ok` that no
+    // response carries.
+    let hang = service.oneshot(Request::get("/hang").body(Body::empty()).unwrap());
+    assert!(tokio::time::timeout(Duration::from_millis(50), hang).await.is_err(), "the request was answered");
+    let late = kept.lock().unwrap().take().unwrap().typed::<Data>().flash(Level::Info, "unseen");
     assert!(matches!(late, Err(HandleError::Finished)), "{late:?}");
 }
 
