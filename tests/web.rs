@@ -3213,15 +3213,9 @@ fn a_session_limit_ends_the_oldest_or_refuses_the_login() {
 #[test]
 fn sessions_under_a_retired_key_count_until_everyone_is_logged_out() {
     pollster::block_on(async {
-        let clock = ManualClock::at_unix(AUDIT_START);
-        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let keyring = sealed_session::SharedKeyring::new(Keyring::generate().unwrap());
+        let (config, _, clock) = listed(|b| b.session_limit(1, LimitPolicy::RefuseLogin));
+        let keyring = config.verifier().sealer().keyring();
         let first = keyring.current().primary_id();
-        let builder =
-            WebConfig::builder(Sealer::builder(keyring.clone()).clock(clock.clone()), Arc::clone(&store))
-                .session_registry(Arc::clone(&store))
-                .session_limit(1, LimitPolicy::RefuseLogin);
-        let config = Arc::new(builder.build().unwrap());
         let old = sign_in_from(&config, "alice", CHROME).await;
 
         let (with_next, next) = keyring.current().with_new_key().unwrap();

@@ -400,11 +400,8 @@ async fn every_bad_cookie_gets_the_same_no_session_answer_and_the_log_says_why()
     let logs = LogBuffer::default();
     let writer = logs.clone();
     // Every level: a value logged at `debug` or `trace` leaks as well.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
+    let every_level = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE);
+    let subscriber = every_level.with_writer(move || writer.clone()).with_ansi(false).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let harness = Harness::new();
