@@ -536,6 +536,7 @@ impl SqliteStore {
             Ok((_, log, copied)) => tracing::warn!(
                 log,
                 copied,
+                path = %self.shared.watch.path().display(),
                 "SQLite could not copy the whole write-ahead log into the database file (a reader is busy); \
                  the revocation is durable in the log"
             ),

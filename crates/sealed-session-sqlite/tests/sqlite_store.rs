@@ -426,8 +426,11 @@ async fn a_reader_holding_a_snapshot_fails_no_revocation() {
 /// stands still, so no second passes after the wait in vain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stays_holds_no_revocation_back_for_the_checkpoints_wait() {
+    let logs = sealed_session_testkit::Logs::capture();
     let dir = tempfile::tempdir().unwrap();
-    let (_path, store, reader) = store_and_a_reader(dir.path()).await;
+    let (path, store, reader) = store_and_a_reader(dir.path()).await;
+    let path = path.display().to_string();
+    let unfinished = || logs.lines_with(&["WARN", "could not copy the whole write-ahead log", &path]).len();
     // Its checkpoint waits for the reader, in vain.
     assert_eq!(store.revoke_user("alice").await.unwrap(), 1);
     let store = store.with_timeout(Duration::from_millis(150));
@@ -437,7 +440,13 @@ async fn a_reader_that_stays_holds_no_revocation_back_for_the_checkpoints_wait()
         assert!(revoked.is_ok(), "revocation {i}: {revoked:?}");
         assert!(store.state(Some("bob"), id).await.is_ok());
     }
+    // Each checkpoint the reader held back, waited for or not, says so.
+    let said = unfinished();
+    assert!(said >= 11, "{said} of 11 checkpoints held back were said");
     reader.rollback().await.unwrap();
+    // The reader gone, the checkpoint copies the whole log, and says nothing.
+    assert_eq!(store.revoke_user("alice").await.unwrap(), 2);
+    assert_eq!(unfinished(), said, "a whole checkpoint was said to be held back");
 }
 
 /// A reader that leaves soon (another process's read) is waited for: when
