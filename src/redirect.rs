@@ -83,9 +83,56 @@ pub fn login_url(login: &str, path: &str) -> String {
     }
 }
 
+/// Why a route cannot send browsers to a login page
+/// ([`check_login_page`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginPageError {
+    /// The login page is `""`.
+    #[error("the login page is empty: give its URL, such as \"/login\"")]
+    Empty,
+    /// The login page holds a byte that is not visible ASCII (a space, a
+    /// line break, a control character, anything beyond ASCII), which no
+    /// `Location` header can carry.
+    #[error("the login page {0:?} holds a character no Location header can carry: percent-encode all but visible ASCII")]
+    NotVisibleAscii(String),
+    /// The login page has a fragment (`#…`), behind which the `next` added
+    /// to its query would be lost.
+    #[error(
+        "the login page {0:?} has a fragment (#), which would hide the next added to its query: remove it"
+    )]
+    Fragment(String),
+}
+
+/// Checks a login page a route sends browsers to (the adapters'
+/// `RequireSession…::redirect_to`): a non-empty URL of visible ASCII
+/// without a fragment, so that [`login_url`] always makes a valid
+/// `Location` header of it.
+///
+/// ```
+/// use sealed_session::redirect::{check_login_page, LoginPageError};
+///
+/// assert_eq!(check_login_page("/login?lang=en"), Ok(()));
+/// assert!(matches!(check_login_page("/log in"), Err(LoginPageError::NotVisibleAscii(_))));
+/// ```
+///
+/// # Errors
+/// [`LoginPageError`] says what is wrong with `login`.
+pub fn check_login_page(login: &str) -> Result<(), LoginPageError> {
+    if login.is_empty() {
+        Err(LoginPageError::Empty)
+    } else if !login.bytes().all(|b| b.is_ascii_graphic()) {
+        Err(LoginPageError::NotVisibleAscii(login.to_owned()))
+    } else if login.contains('#') {
+        Err(LoginPageError::Fragment(login.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{local_path, login_url, MAX_NEXT_LEN};
+    use super::{check_login_page, local_path, login_url, LoginPageError, MAX_NEXT_LEN};
 
     #[test]
     fn only_paths_on_this_site_are_local() {
@@ -152,6 +199,22 @@ mod tests {
             assert_eq!(local_path(bad), None, "{bad:?}");
         }
         assert!(local_path(&long[..MAX_NEXT_LEN]).is_some(), "the limit is inclusive");
+    }
+
+    #[test]
+    fn a_login_page_is_visible_ascii_without_a_fragment() {
+        for good in ["/", "/login", "/login?lang=en&x=%20", "https://auth.example/login", "relative"] {
+            assert_eq!(check_login_page(good), Ok(()), "{good:?}");
+        }
+        assert_eq!(check_login_page(""), Err(LoginPageError::Empty));
+        for bad in ["/log in", "/login\r\nSet-Cookie: x=1", "/\tlogin", "/connexi\u{f3}n", "/login\u{7f}"] {
+            assert_eq!(
+                check_login_page(bad),
+                Err(LoginPageError::NotVisibleAscii(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_login_page("/login#form"), Err(LoginPageError::Fragment("/login#form".to_owned())));
     }
 
     #[test]

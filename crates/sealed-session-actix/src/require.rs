@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{ACCEPT, LOCATION};
 use actix_web::{Error, HttpMessage as _, HttpResponse, ResponseError as _};
-use sealed_session::redirect::NoSessionAnswer;
+use sealed_session::redirect::{check_login_page, NoSessionAnswer};
 use sealed_session::web::{HandleError, SessionHandle};
 
 use crate::SessionError;
@@ -61,8 +61,19 @@ pub struct RequireSession {
 impl RequireSession {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
+    ///
+    /// # Panics
+    /// If `login` is empty, has a fragment or holds anything but visible
+    /// ASCII ([`check_login_page`]): no `Location` header could carry it.
+    /// The login page is the program's own, so the mistake shows when the
+    /// route is built rather than on a user's first visit.
+    #[allow(clippy::panic, reason = "a wrong login page is the program's mistake, shown at start")]
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), within: None }
+        let login = login.into();
+        if let Err(err) = check_login_page(&login) {
+            panic!("RequireSession::redirect_to: {err}");
+        }
+        Self { login: Arc::from(login), within: None }
     }
 
     /// Lets through only sessions whose user proved a credential (logged

@@ -315,6 +315,14 @@ async fn without_a_session_required_routes_answer_401_and_optional_ones_run() {
     }
 }
 
+#[test]
+#[should_panic(
+    expected = "RequireSession::redirect_to: the login page \"/login\\r\\nSet-Cookie: a=b\" holds a character"
+)]
+async fn a_login_page_no_location_header_can_carry_is_refused_when_the_route_is_built() {
+    let _ = RequireSession::redirect_to("/login\r\nSet-Cookie: a=b");
+}
+
 #[actix_web::test]
 async fn unsafe_requests_without_the_right_token_or_from_another_site_are_refused() {
     let mut client = client!(|b| b.csrf_exempt("/webhook"));

@@ -12,7 +12,7 @@ use futures_util::future::{Either, MapOk};
 use futures_util::TryFutureExt as _;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, StatusCode};
-use sealed_session::redirect::NoSessionAnswer;
+use sealed_session::redirect::{check_login_page, NoSessionAnswer};
 use sealed_session::web::{HandleError, SessionHandle};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -61,8 +61,19 @@ pub struct RequireSessionLayer {
 impl RequireSessionLayer {
     /// Sends browsers without a session to `login` (a path such as `/login`
     /// or `/`), which gets `next` added to its query.
+    ///
+    /// # Panics
+    /// If `login` is empty, has a fragment or holds anything but visible
+    /// ASCII ([`check_login_page`]): no `Location` header could carry it.
+    /// The login page is the program's own, so the mistake shows when the
+    /// route is built rather than on a user's first visit.
+    #[allow(clippy::panic, reason = "a wrong login page is the program's mistake, shown at start")]
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        Self { login: Arc::from(login.into()), prefix: Arc::from(""), within: None }
+        let login = login.into();
+        if let Err(err) = check_login_page(&login) {
+            panic!("RequireSessionLayer::redirect_to: {err}");
+        }
+        Self { login: Arc::from(login), prefix: Arc::from(""), within: None }
     }
 
     /// Lets through only sessions whose user proved a credential (logged

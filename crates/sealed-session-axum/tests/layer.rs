@@ -1224,6 +1224,14 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     assert!(logged.contains("no session layer wraps"), "{logged}");
 }
 
+#[test]
+#[should_panic(
+    expected = "RequireSessionLayer::redirect_to: the login page \"/login\\r\\nSet-Cookie: a=b\" holds a character"
+)]
+fn a_login_page_no_location_header_can_carry_is_refused_when_the_route_is_built() {
+    let _ = sealed_session_axum::RequireSessionLayer::redirect_to("/login\r\nSet-Cookie: a=b");
+}
+
 async fn reauthenticate(sessions: Sessions<Data>) -> Result<String, SessionError> {
     Ok(sessions.reauthenticate().await?.id().to_hex())
 }
