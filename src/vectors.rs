@@ -248,19 +248,27 @@ fn seal_plaintext(plaintext: &[u8], seed: u8, version: u8) -> String {
 /// [`seal_plaintext`], as versioned data if `versioned` (flag `0x02` in
 /// version 2, the `+versioned` purpose in version 1).
 fn seal_plaintext_as(plaintext: &[u8], seed: u8, version: u8, versioned: bool) -> String {
+    seal_plaintext_under(plaintext, seed, version, if versioned { 0x02 } else { 0 }, PURPOSE)
+}
+
+/// [`seal_plaintext`] with the flags byte `flags` (version 2; in version 1,
+/// only the versioned flag `0x02` counts, as the `+versioned` suffix) under
+/// `purpose`, of any length.
+fn seal_plaintext_under(plaintext: &[u8], seed: u8, version: u8, flags: u8, purpose: &str) -> String {
     let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
     let keyring = keyring(&[(1, KeyState::Primary)]);
     let entry = keyring.entry(1).unwrap();
     let mut bytes = vec![version];
     if version != 1 {
-        bytes.push(if versioned { 0x02 } else { 0 });
+        bytes.push(flags);
     }
     bytes.extend_from_slice(&1u32.to_be_bytes());
-    let purpose = if versioned && version == 1 { format!("{PURPOSE}+versioned") } else { PURPOSE.to_owned() };
-    let aad = crate::token::AssociatedData::new(&bytes, purpose.as_bytes()).unwrap();
+    let versioned = flags & 0x02 != 0;
+    let purpose = if versioned && version == 1 { format!("{purpose}+versioned") } else { purpose.to_owned() };
+    let aad = [bytes.as_slice(), purpose.as_bytes()].concat();
     bytes.extend_from_slice(&nonce);
     let mut body = plaintext.to_vec();
-    let tag = entry.token_aead.encrypt_in_place_detached(&nonce, aad.as_bytes(), &mut body).unwrap();
+    let tag = entry.token_aead.encrypt_in_place_detached(&nonce, &aad, &mut body).unwrap();
     bytes.extend_from_slice(&body);
     bytes.extend_from_slice(&tag);
     encode(&bytes)
@@ -567,21 +575,30 @@ fn build(version: u8) -> Value {
     ]);
     // Tokens with times of their own (sealed as `seal_plaintext` does), for
     // the rules a verifier that checks one time field alone would miss.
-    let timed = |name: &str, issued_at: u64, expires_at: u64, last_seen: u64, seed: u8| {
+    // The case `of` (key 1, data not versioned) with these times instead.
+    let timed_case = |of: usize, name: &str, issued_at: u64, expires_at: u64, last_seen: u64, seed: u8| {
+        let (vector, _) = &sealed[of];
+        assert_eq!((cases[of].key_id, cases[of].versioned), (1, false));
+        let plaintext = unhex(vector["plaintext"].as_str().unwrap());
+        let data_len = postcard::to_allocvec(&cases[of].data).unwrap().len();
         let envelope =
             crate::token::Head { issued_at, expires_at, last_seen, ..head_of(&plaintext, data_len) };
         let mut bytes = postcard::to_allocvec(&envelope).unwrap();
         bytes.extend_from_slice(&plaintext[plaintext.len() - data_len..]);
-        let mut vector = sealed[1].0.clone();
+        let mut vector = vector.clone();
         let nonce: [u8; 24] = std::array::from_fn(|i| seed.wrapping_add(i as u8));
+        let flags = vector.get("flags").map_or(0, |flags| flags.as_u64().unwrap() as u8);
         vector["name"] = json!(name);
         vector["nonce"] = json!(hex(&nonce));
         vector["issued_at"] = json!(issued_at);
         vector["expires_at"] = json!(expires_at);
         vector["last_seen"] = json!(last_seen);
         vector["plaintext"] = json!(hex(&bytes));
-        vector["token"] = json!(seal_plaintext(&bytes, seed, version));
+        vector["token"] = json!(seal_plaintext_under(&bytes, seed, version, flags, PURPOSE));
         vector
+    };
+    let timed = |name: &str, issued_at: u64, expires_at: u64, last_seen: u64, seed: u8| {
+        timed_case(1, name, issued_at, expires_at, last_seen, seed)
     };
     let now = NOW as u64;
     let mut shortened = invalid(
@@ -630,6 +647,18 @@ fn build(version: u8) -> Value {
     let mut future = invalid("issued beyond the leeway", base_text, "NotYetValid");
     future["now"] = json!(NOW - 61);
     negatives.extend([wrong_purpose, expired, idle, future]);
+    // The longest purpose the associated data may hold, and one byte more
+    // (FORMAT.md, section 3): sealed by another implementation, never opened.
+    let purpose_of = |len: usize| format!("{PURPOSE}-{}", "p".repeat(len - PURPOSE.len() - 1));
+    let longest = purpose_of(crate::token::MAX_PURPOSE_LEN);
+    let too_long = purpose_of(crate::token::MAX_PURPOSE_LEN + 1);
+    let mut over = invalid(
+        "sealed under a purpose one byte longer than the associated data may hold",
+        seal_plaintext_under(&plaintext, 224, version, 0, &too_long),
+        "Invalid",
+    );
+    over["purpose"] = json!(too_long);
+    negatives.push(over);
     let token_of = |flagged: fn(&Value) -> bool| {
         let (vector, _) = sealed.iter().find(|(v, _)| flagged(v)).unwrap();
         vector["token"].as_str().unwrap().to_owned()
@@ -702,6 +731,16 @@ fn build(version: u8) -> Value {
     );
     recent["now"] = json!(NOW as u64 + 50);
     valid.push(recent);
+    if version != 1 {
+        // (Version 1's suffixes would take this purpose past the limit.)
+        let mut longest_purpose = sealed[1].0.clone();
+        longest_purpose["name"] = json!("sealed under the longest purpose the associated data may hold");
+        longest_purpose["purpose"] = json!(longest);
+        longest_purpose["nonce"] =
+            json!(hex(&std::array::from_fn::<u8, 24, _>(|i| 225u8.wrapping_add(i as u8))));
+        longest_purpose["token"] = json!(seal_plaintext_under(&plaintext, 225, version, 0, &longest));
+        valid.push(longest_purpose);
+    }
     // Keys with a schedule (FORMAT.md, step 5), each token opened on both
     // sides of its key's edge: key 4 opens from its time less the leeway,
     // key 5 until its retire date.
@@ -749,8 +788,8 @@ fn build(version: u8) -> Value {
         // timeout, not the remember-me one.
         let both = sealed
             .iter()
-            .position(|(v, _)| v["remembered"] == json!(true) && v["device_bound"] == json!(true));
-        let both = both.unwrap();
+            .position(|(v, _)| v["remembered"] == json!(true) && v["device_bound"] == json!(true))
+            .unwrap();
         valid.push(at_time(
             both,
             "remember-me and device-bound, one second before its lifetime since the last proof",
@@ -763,6 +802,19 @@ fn build(version: u8) -> Value {
         );
         lapsed["now"] = json!(NOW as u64 + DEVICE_BOUND);
         negatives.push(lapsed);
+        // Remembered and bound, issued 13 hours ago and proven a minute
+        // ago: the remember-me absolute timeout holds, not the standard one.
+        let issued_at = NOW as u64 - ABSOLUTE - 3600;
+        let mut long_lived = timed_case(
+            both,
+            "remember-me and device-bound, proven a minute ago, issued before the standard absolute timeout",
+            issued_at,
+            issued_at + REMEMBER_ABSOLUTE,
+            NOW as u64 - 60,
+            223,
+        );
+        long_lived["now"] = json!(NOW);
+        valid.push(long_lived);
     }
 
     let mut file = json!({
@@ -954,8 +1006,12 @@ fn vectors_files_are_current() {
 fn valid_vectors_open_to_their_data() {
     for version in VERSIONS {
         let vectors = file(version);
-        let sealer = sealer(opening_keyring(), PURPOSE, version);
         for v in vectors["valid"].as_array().unwrap() {
+            let sealer = sealer(
+                opening_keyring(),
+                v.get("purpose").and_then(Value::as_str).unwrap_or(PURPOSE),
+                version,
+            );
             let token = v["token"].as_str().unwrap();
             // What the vector says, read from the opened session.
             fn facts<T>(opened: &crate::Opened<T>, data: impl Fn(&T) -> &Data) -> Value {
@@ -1002,6 +1058,13 @@ fn invalid_vectors_fail_with_their_error() {
         assert!(invalid.len() >= 20);
         for v in invalid {
             let purpose = v.get("purpose").and_then(Value::as_str).unwrap_or(PURPOSE);
+            if purpose.len() > crate::token::MAX_PURPOSE_LEN {
+                // No sealer here takes such a purpose, so none opens the token.
+                let refused = Sealer::builder(opening_keyring()).purpose(purpose).build().map(drop);
+                assert_eq!(refused, Err(crate::ConfigError::PurposeTooLong(purpose.len())));
+                assert_eq!(v["error"], "Invalid", "v{version}: {}", v["name"]);
+                continue;
+            }
             let now = at(v.get("now").and_then(Value::as_i64).unwrap_or(NOW));
             // The opener's own settings, where the vector names them.
             let setting = |name: &str| v.get("opener").and_then(|o| o.get(name)).and_then(Value::as_bool);

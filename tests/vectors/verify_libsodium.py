@@ -186,7 +186,7 @@ def check(path):
     failures = 0
     for v in vectors["valid"]:
         versioned = "data_version" in v
-        result = open_token(vectors, v["token"], vectors["purpose"], v.get("now", vectors["now"]), versioned)
+        result = open_token(vectors, v["token"], v.get("purpose", vectors["purpose"]), v.get("now", vectors["now"]), versioned)
         fields = ["issued_at", "expires_at", "last_seen", "session_id", "user_id", "epoch", "data"]
         expected = {k: v[k] for k in fields + (["data_version"] if versioned else [])}
         # What this verifier found out itself: the key, and the profile that
