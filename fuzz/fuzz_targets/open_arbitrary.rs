@@ -121,6 +121,8 @@ static ORACLE: LazyLock<Oracle> = LazyLock::new(|| {
             });
             vectors["valid"].as_array().unwrap().iter().chain(authentic_invalid)
         })
+        // (A vector sealed under a purpose of its own is a forgery here.)
+        .filter(|v| v.get("purpose").is_none())
         .map(|v| v["token"].as_str().unwrap().to_owned())
         .collect();
     let purpose = vectors["purpose"].as_str().unwrap().to_owned();
