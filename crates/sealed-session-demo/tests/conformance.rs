@@ -97,8 +97,8 @@ impl<'d> Browser<'d> {
 }
 
 /// What of an answer must be the same on both frameworks: the status, the
-/// headers that are not per-response (date, length, cookie values) and the
-/// body.
+/// headers that are not per-response (date, length; of a cookie set, its
+/// name and attributes but not its value) and the body.
 fn shape(reply: &Reply) -> (u16, Vec<String>, String) {
     let mut headers: Vec<String> = reply
         .headers
@@ -107,10 +107,15 @@ fn shape(reply: &Reply) -> (u16, Vec<String>, String) {
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         // `allow`: axum adds it to any answer for a method a path lacks,
         // the guard's redirect too; actix-web only to its own `405`.
-        .filter(|(name, _)| {
-            !matches!(name.as_str(), "date" | "content-length" | "connection" | "set-cookie" | "allow")
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "content-length" | "connection" | "allow"))
+        .map(|(name, value)| match value.split_once('=') {
+            // A value set (not a removal's empty one) is random.
+            Some((cookie, rest)) if name == "set-cookie" && !rest.starts_with(';') => {
+                let attributes = rest.split_once(';').map_or("", |(_, attributes)| attributes);
+                format!("{name}: {cookie}=(value);{attributes}")
+            }
+            _ => format!("{name}: {value}"),
         })
-        .map(|(name, value)| format!("{name}: {value}"))
         .collect();
     headers.sort();
     (reply.status, headers, reply.body.clone())
@@ -184,6 +189,47 @@ fn the_same_requests_get_the_same_answers_on_both_frameworks() {
     assert_eq!(answer(13), (403, "CSRF check failed"), "a cross-site WebSocket handshake");
     assert_eq!(answer(14), (403, "CSRF check failed"), "a WebSocket handshake from another origin");
     assert_eq!(answer(15).0, 303, "guarded whatever the method");
+}
+
+/// Each step of a visit sets the same cookies, by name and attributes, on
+/// both frameworks: the login form's pre-session, a remembered login, a
+/// session reused as it is, a logout.
+#[test]
+fn the_same_visit_sets_the_same_cookies_on_both_frameworks() {
+    let mut visits: Vec<Vec<Vec<String>>> = Vec::new();
+    for framework in FRAMEWORKS {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, dir.path(), None);
+        let mut browser = Browser::new(&demo);
+        let steps = [
+            browser.get("/"),
+            browser.sign_in("alice", "&remember=on"),
+            browser.get("/api/session"),
+            browser.post_form("/logout", ""),
+        ];
+        let cookies =
+            |reply: &Reply| shape(reply).1.into_iter().filter(|h| h.starts_with("set-cookie:")).collect();
+        visits.push(steps.iter().map(cookies).collect());
+    }
+    assert_eq!(visits[0], visits[1], "axum, then actix-web");
+    // Sorted by header line; `(value)` stands for a value set.
+    let set = |name: &str| format!("set-cookie: {name}=(value); Path=/; Secure; HttpOnly; SameSite=Lax");
+    let removed =
+        |name: &str| format!("set-cookie: {name}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
+    let remembered =
+        "set-cookie: __Host-session=(value); Path=/; Max-Age=2592000; Secure; HttpOnly; SameSite=Lax";
+    let expected = [
+        vec![set("__Host-session-csrf")],
+        vec![
+            removed("__Host-session-csrf"),
+            removed("__Host-session-dbsc"),
+            set("__Host-session-flash"),
+            remembered.to_owned(),
+        ],
+        vec![],
+        vec![removed("__Host-session-dbsc"), set("__Host-session-flash"), removed("__Host-session")],
+    ];
+    assert_eq!(visits[0], expected);
 }
 
 /// The stylesheet is cacheable, by shared caches too; the one response of
