@@ -2217,6 +2217,62 @@ fn an_unknown_identifier_is_refused_without_asking_the_store() {
     });
 }
 
+/// What this thread logs, at every level up to `debug`, from
+/// [`ThreadLogs::start`] to [`ThreadLogs::stop`].
+struct ThreadLogs {
+    logs: &'static std::sync::Mutex<Vec<u8>>,
+    guard: tracing::subscriber::DefaultGuard,
+}
+
+impl ThreadLogs {
+    fn start() -> Self {
+        use tracing_subscriber::fmt::MakeWriter as _;
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || logs.make_writer())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        Self { logs, guard: tracing::subscriber::set_default(subscriber) }
+    }
+
+    fn stop(self) -> String {
+        drop(self.guard);
+        String::from_utf8(self.logs.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// The browser's `Secure-Session-Skipped` is logged by its reason alone (no
+/// session identifier), at `info` once a minute at most, since any client
+/// can send it with every request, else at `debug`.
+#[test]
+fn a_skipped_refresh_is_said_once_a_minute_at_most() {
+    run(async {
+        let (clock, config, _browser) = bound_browser().await;
+        let skipped = TestRequest::new("GET", "/whoami")
+            .header("secure-session-skipped", "quota_exceeded;session_identifier=\"AgAAsecret\"");
+        let logs = ThreadLogs::start();
+        for _ in 0..3 {
+            assert!(matches!(config.begin(&skipped).await, Begin::Ready(_)));
+        }
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(config.begin(&skipped).await, Begin::Ready(_)));
+        let logged = logs.stop();
+        let said = |level: &str| {
+            logged
+                .lines()
+                .filter(|l| {
+                    l.contains(level)
+                        && l.contains("skipped a DBSC refresh")
+                        && l.ends_with(" skipped=quota_exceeded")
+                })
+                .count()
+        };
+        assert_eq!((said("INFO"), said("DEBUG")), (2, 2), "{logged}");
+        assert!(!logged.contains("AgAAsecret"), "{logged}");
+    });
+}
+
 /// An identifier under a key this server does not have yet (a rollout it
 /// lags behind in) gets `503`, and the browser tries again later; one under
 /// a key removed from the keyring (below its newest) ends the session, as
@@ -2242,18 +2298,13 @@ fn an_identifier_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
         let behind = Keyring::new([KeySpec::new(key - 1, KeyState::Primary, MasterKey::generate().unwrap())]);
         let behind = server(behind.unwrap());
         // Any client can name a key ID: `warn` once a minute at most, as
-        // for session cookies (this thread's log alone).
-        use tracing_subscriber::fmt::MakeWriter as _;
-        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+        // for session cookies.
+        let logs = ThreadLogs::start();
         for _ in 0..3 {
             let Begin::Answer(answer) = behind.begin(&refresh).await else { panic!("no answer") };
             assert_eq!(answer.status(), 503, "{}", answer.body());
         }
-        drop(guard);
-        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        let logged = logs.stop();
         let lines = |level: &str| {
             logged
                 .lines()

@@ -107,6 +107,9 @@ pub(crate) struct Settings {
     /// When a cookie under a key this server lacks was last logged at
     /// `warn`: any client can send one, every request.
     pub(crate) unknown_key_warned: Throttle,
+    /// When a `Secure-Session-Skipped` header was last logged at `info`:
+    /// any client can send one, every request.
+    pub(crate) skipped_said: Throttle,
     /// What a logout's response asks the browser to clear: each kind
     /// once, in the order of [`ClearSiteData`].
     pub(crate) clear_site_data: Vec<ClearSiteData>,
@@ -692,6 +695,7 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                 audit: self.audit,
                 registry,
                 unknown_key_warned: Throttle::default(),
+                skipped_said: Throttle::default(),
                 clear_site_data: [ClearSiteData::Cache, ClearSiteData::Cookies, ClearSiteData::Storage]
                     .into_iter()
                     .filter(|kind| self.clear_site_data.contains(kind))

@@ -213,7 +213,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
     pub(crate) async fn dbsc_endpoint<R: RequestView + ?Sized>(&self, request: &R) -> Option<Begin> {
         let dbsc = self.settings.dbsc.as_ref()?;
         if let Some(skipped) = request.header_text(SKIPPED_HEADER) {
-            tracing::info!(skipped = %loggable(skipped), "the browser skipped a DBSC refresh");
+            // Any client can send the header with every request: `info`
+            // once a minute at most.
+            if self.settings.skipped_said.due(self.settings.sealer.clock().unix_now()) {
+                tracing::info!(skipped = %loggable(skipped), "the browser skipped a DBSC refresh (said once a minute at most)");
+            } else {
+                tracing::debug!(skipped = %loggable(skipped), "the browser skipped a DBSC refresh");
+            }
         }
         if request.method() != "POST" {
             return None;
