@@ -373,7 +373,8 @@ fn on_curve(key: &DevicePublicKey) -> bool {
 /// `Secure-Session-Response` header, after its structured-field string is
 /// read): three base64url parts without padding, a JSON header with `typ`
 /// `dbsc+jwt`, `alg` ES256 or RS256 and optionally `jwk`, and a JSON payload
-/// with `jti` and optionally `authorization`. Duplicate members are refused.
+/// with `jti` and optionally `authorization`. A member read here that is
+/// named twice is refused; members not read here are ignored, however often.
 ///
 /// Nothing here costs more than decoding: whether an EC key is a point of
 /// P-256 is checked by [`UnverifiedProof::verify_registration`], so that a

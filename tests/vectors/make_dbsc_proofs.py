@@ -56,9 +56,10 @@ def sign(key, alg, signing_input, der=False):
     return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
 
 
-def jws(header, claims, key, alg, raw_header=None, der=False, tamper=False):
+def jws(header, claims, key, alg, raw_header=None, der=False, tamper=False, raw_claims=None):
     head = raw_header if raw_header is not None else json.dumps(header, separators=(",", ":"))
-    signing_input = f"{b64(head.encode())}.{b64(json.dumps(claims, separators=(',', ':')).encode())}"
+    body = raw_claims if raw_claims is not None else json.dumps(claims, separators=(",", ":"))
+    signing_input = f"{b64(head.encode())}.{b64(body.encode())}"
     signature = sign(key, alg, signing_input.encode(), der)
     if tamper:
         tampered = dict(claims, jti=claims["jti"] + "x")
@@ -114,6 +115,14 @@ def main():
     add("crit_header", jws(dict(reg, crit=["b64"], b64=False), claims, device, "ES256"), expect="Malformed")
     duplicate = '{"typ":"dbsc+jwt","alg":"ES256","alg":"ES256","jwk":' + json.dumps(jwk, separators=(",", ":")) + "}"
     add("duplicate_header_member", jws(None, claims, device, "ES256", raw_header=duplicate), expect="Malformed")
+    # A member read here, named twice in the payload or the key: refused.
+    add("duplicate_payload_member", jws(reg, None, device, "ES256", raw_claims='{"jti":"cv","jti":"other","authorization":"ac"}'), expect="Malformed")
+    twice_x = json.dumps(jwk, separators=(",", ":"))[:-1] + ',"x":' + json.dumps(off_curve["x"]) + "}"
+    duplicate_key = '{"typ":"dbsc+jwt","alg":"ES256","jwk":' + twice_x + "}"
+    add("duplicate_key_member", jws(None, claims, device, "ES256", raw_header=duplicate_key), expect="Malformed")
+    # The key belongs in the header ("DBSC Proof JWT Syntax"); one in the
+    # payload, as the draft's older example has it, is no key.
+    add("jwk_in_payload", jws({"typ": "dbsc+jwt", "alg": "ES256"}, dict(claims, jwk=jwk), device, "ES256"), expect="MissingKey")
     add("jti_missing", jws(reg, {"authorization": "ac"}, device, "ES256"), expect="Malformed")
     add("jti_not_a_string", jws(reg, {"jti": 5, "authorization": "ac"}, device, "ES256"), expect="Malformed")
     good = jws(reg, claims, device, "ES256")
