@@ -14,7 +14,8 @@
 //!   server within milliseconds. The server that revokes drops its own
 //!   entries before the call returns.
 //! * **Bounded staleness.** The cache is used only while the subscription is
-//!   up, and is emptied when it comes back; it is also emptied when the
+//!   up and has delivered its own ping (a proxy between could confirm the
+//!   `SUBSCRIBE` and pass on nothing), and is emptied when it comes back; it is also emptied when the
 //!   subscription is lost, unless stale answers were opted in to. One that
 //!   stays quiet for 5 s is pinged (a message for no session on its own
 //!   channel), and taken for lost if the ping does not come back within
@@ -69,8 +70,10 @@
 //!   then waits (`WAIT`) for [`RedisConfig::wait_replicas`]
 //!   replicas (default 1 through Sentinel, 0 for one server) and fails with
 //!   [`StoreError::Replication`](sealed_session::StoreError::Replication)
-//!   if fewer acknowledge it in time: a revocation that a failover could
-//!   lose is never reported as done.
+//!   if fewer acknowledge it in time: a revocation is reported as done only
+//!   once that many replicas hold it (a failover to a replica that does not,
+//!   when more replicas can be promoted than revocations wait for, can still
+//!   lose it: SECURITY.md, "Failover").
 //!
 //! URL query parameters: `assume_noeviction=true`, `assume_durable=true`, `wait_replicas=N`,
 //! `wait_timeout_ms=N`, `timeout_ms=N`, `ca_file=PATH` (TLS only),

@@ -22,31 +22,62 @@ pub(crate) struct Subscription {
 }
 
 /// Publishes a message for no session on `channel`, for the subscription to
-/// hear (every server drops nothing for it).
-async fn ping(conns: &Conns, channel: &str, timeout: Duration) {
-    let Some(message) = Invalidation::of_no_session() else { return };
+/// hear (every server drops nothing for it); whether Redis took it.
+async fn ping(conns: &Conns, channel: &str, timeout: Duration) -> bool {
+    let Some(message) = Invalidation::of_no_session() else { return false };
     let mut conn = conns.reader.clone();
     let mut publish = redis::cmd("PUBLISH");
     publish.arg(channel).arg(message);
     match tokio::time::timeout(timeout, publish.query_async::<i64>(&mut conn)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::debug!(%err, "cannot ping the Redis revocation subscription"),
-        Err(_) => tracing::debug!("pinging the Redis revocation subscription timed out"),
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "cannot ping the Redis revocation subscription");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("pinging the Redis revocation subscription timed out");
+            false
+        }
     }
 }
 
-/// Keeps the invalidation subscription up for as long as the store lives.
-/// A subscription that stops delivering without closing (a firewall or NAT
-/// that forgot the connection) is noticed by a ping ([`Heartbeat`]): after
-/// 5 s of silence it publishes a message for no session, and if nothing
-/// arrives within 3 s (or four timeouts, up to a minute) it is taken for lost and made
-/// anew.
+/// Whether a new subscription delivers: it hears its own ping (or any
+/// other message) within the heartbeat's wait; if not, why. Redis confirms
+/// a `SUBSCRIBE` itself, but something between (a proxy) may confirm it
+/// and pass on nothing: the cache must not be used on the word of such a
+/// subscription even until the heartbeat would notice.
+async fn delivers<M>(
+    messages: &mut (impl futures_util::Stream<Item = M> + Unpin),
+    conns: &Conns,
+    channel: &str,
+    timeout: Duration,
+) -> Result<(), &'static str> {
+    if !ping(conns, channel, timeout).await {
+        return Err("cannot publish the subscription a ping");
+    }
+    match tokio::time::timeout(Heartbeat::ping_wait(timeout), messages.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err("the subscription does not deliver its own ping (a proxy between that passes no messages?)"),
+    }
+}
+
+/// Keeps the invalidation subscription up for as long as the store lives:
+/// the cache is used only while it is up and has delivered its own ping
+/// ([`delivers`]). A subscription that stops delivering without closing (a
+/// firewall or NAT that forgot the connection) is noticed by a ping
+/// ([`Heartbeat`]): after 5 s of silence it publishes a message for no
+/// session (beside the messages it applies meanwhile), and if nothing
+/// arrives within 3 s (or four timeouts, up to a minute) it is taken for
+/// lost and made anew.
 pub(crate) async fn subscribe_forever(subscription: Subscription) {
     let Subscription { feed, link, channel, timeout, keep_stale } = subscription;
     let mut backoff = Backoff::default();
     // A refusal by the ACL is said once at `warn` (it recurs every second).
     let mut refusal_said = false;
-    loop {
+    // Whether a subscription that did not deliver was said at `warn` since
+    // the cache was last in use.
+    let mut deaf_said = false;
+    'subscribe: loop {
         let Some(conns) = link.upgrade().map(|link| link.conns()) else { return };
         let subscribing = async {
             let mut pubsub = conns.client.get_async_pubsub().await?;
@@ -54,11 +85,31 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
             Ok::<_, redis::RedisError>(pubsub)
         };
         match tokio::time::timeout(timeout, subscribing).await {
-            Ok(Ok(pubsub)) => {
+            Ok(Ok(pubsub)) => 'live: {
+                let mut messages = pubsub.into_on_message();
+                if let Err(why) = delivers(&mut messages, &conns, &channel, timeout).await {
+                    if std::mem::replace(&mut deaf_said, true) {
+                        tracing::debug!(
+                            why,
+                            redis = %conns.address,
+                            %channel,
+                            "the Redis revocation subscription does not deliver yet"
+                        );
+                    } else {
+                        tracing::warn!(
+                            why,
+                            redis = %conns.address,
+                            %channel,
+                            "the Redis revocation subscription does not deliver: checks go to Redis, without the \
+                             cache, until it does"
+                        );
+                    }
+                    break 'live;
+                }
                 backoff.reset();
+                deaf_said = false;
                 // Reported lost as it is dropped, below or with this task.
                 let Some(connection) = Feed::connect(&feed, keep_stale) else { return };
-                let mut messages = pubsub.into_on_message();
                 let mut heartbeat = Heartbeat::new(Instant::now(), timeout);
                 let moved = loop {
                     // Wake up now and then to notice that the store was
@@ -79,8 +130,11 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                             }
                             // Sent or not: a server that cannot take a ping
                             // is no reason to trust a silent subscription.
+                            // Sent beside this loop, which goes on applying
+                            // messages while Redis takes it.
                             Quiet::Ping => {
-                                ping(&conns, &channel, timeout).await;
+                                let (conns, channel) = (Arc::clone(&conns), channel.clone());
+                                tokio::spawn(async move { ping(&conns, &channel, timeout).await });
                                 heartbeat.pinged(Instant::now());
                             }
                             Quiet::Wait => {}
@@ -96,7 +150,7 @@ pub(crate) async fn subscribe_forever(subscription: Subscription) {
                     // longer hears what is published on the new one.
                     tracing::warn!("the Redis primary changed; moving the revocation subscription to it");
                     backoff.reset();
-                    continue;
+                    continue 'subscribe;
                 }
                 // The server may have restarted or failed over.
                 if let Some(link) = link.upgrade() {

@@ -1224,6 +1224,44 @@ async fn a_quiet_subscription_that_hears_its_pings_is_kept() {
     assert_eq!(subscriber(), id, "the quiet subscription was replaced");
 }
 
+/// A subscription that never delivered (a proxy between that confirms the
+/// `SUBSCRIBE` and passes on no message) never puts the cache in use: it
+/// must hear its own ping first, and checks go to Redis meanwhile, so
+/// another server's logout is refused at once. Said once, at `warn`. The
+/// same store through a proxy that delivers is subscribed at once.
+#[tokio::test]
+async fn a_subscription_that_never_delivered_is_never_trusted() {
+    let logs = sealed_session_testkit::Logs::capture();
+    let redis = RedisServer::start();
+    let deaf = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    deaf.drop_messages();
+    let url = |proxy: &sealed_session_testkit::proxy::Proxy| format!("redis://127.0.0.1:{}/0", proxy.port());
+    let clock = clock_at_now();
+    let store = RedisStore::connect_with(&url(&deaf), config(), clock.clone()).await.unwrap();
+    let verifier = Verifier::new(sealer(5, &clock), store);
+    past_the_generation(&clock);
+    let other = server(&redis, &clock).await;
+    let alice = login(&verifier, "alice").await;
+    assert!(
+        !verifier.store().wait_until_subscribed(Duration::from_secs(5)).await,
+        "a deaf subscription is in use"
+    );
+    let label = format!("redis=127.0.0.1:{}", deaf.port());
+    let said = logs.lines_with(&["WARN", "does not deliver", "its own ping", &label]);
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+    other.logout_everywhere("alice").await.unwrap();
+    let result = verifier.open::<()>(&alice).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::User))), "{result:?}");
+
+    let hearing = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    let store = RedisStore::connect_with(&url(&hearing), config(), clock).await.unwrap();
+    assert!(
+        store.wait_until_subscribed(Duration::from_secs(5)).await,
+        "a subscription through a proxy that delivers"
+    );
+}
+
 /// A subscription that stops delivering without closing (a firewall or NAT
 /// that forgot the connection: a proxy here that holds back what Redis
 /// sends the subscriber) is noticed by the store's ping within its bounds

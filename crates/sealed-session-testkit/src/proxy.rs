@@ -6,9 +6,16 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+/// A subscriber gets all the server sends.
+const HEARING: u8 = 0;
+/// A subscriber gets all but the PostgreSQL notifications.
+const NO_NOTIFICATIONS: u8 = 1;
+/// A subscriber gets all but the Redis messages.
+const NO_MESSAGES: u8 = 2;
 
 /// Forwards every connection to its port to `127.0.0.1:target`, on threads
 /// of its own, until dropped.
@@ -25,9 +32,10 @@ struct State {
     /// How long the server's bytes are held before they go on, in
     /// milliseconds.
     delay_ms: AtomicU64,
-    /// Drop the PostgreSQL notifications sent to connections whose first
-    /// subscription comes while this is set (read then, once).
-    deaf: AtomicBool,
+    /// What to drop of what is sent to connections whose first
+    /// subscription comes while this is set (read then, once): [`HEARING`],
+    /// [`NO_NOTIFICATIONS`] or [`NO_MESSAGES`].
+    deaf: AtomicU8,
     /// Set on drop: every thread ends.
     closed: AtomicBool,
 }
@@ -43,7 +51,7 @@ impl Proxy {
             target: AtomicU16::new(target),
             frozen: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
-            deaf: AtomicBool::new(false),
+            deaf: AtomicU8::new(HEARING),
             closed: AtomicBool::new(false),
         });
         let accepting = Arc::clone(&state);
@@ -77,7 +85,15 @@ impl Proxy {
     /// mode does to a listener, which takes the `LISTEN` and delivers
     /// nothing. Connections that subscribed before this call keep theirs.
     pub fn drop_notifications(&self) {
-        self.state.deaf.store(true, Ordering::SeqCst);
+        self.state.deaf.store(NO_NOTIFICATIONS, Ordering::SeqCst);
+    }
+
+    /// From now on a connection whose client sends its first `SUBSCRIBE`
+    /// gets the confirmation and nothing that holds a Redis `message`:
+    /// a subscription the server confirms and that delivers nothing.
+    /// Connections that subscribed before this call keep theirs.
+    pub fn drop_messages(&self) {
+        self.state.deaf.store(NO_MESSAGES, Ordering::SeqCst);
     }
 
     /// Delivers again what was held back, and what comes next.
@@ -116,8 +132,8 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
     };
     let _ = client.set_nonblocking(false);
     let subscriber = Arc::new(AtomicBool::new(false));
-    // Set as the client subscribes, if notifications were to be dropped then.
-    let deaf = Arc::new(AtomicBool::new(false));
+    // Set as the client subscribes, to what was to be dropped then.
+    let deaf = Arc::new(AtomicU8::new(HEARING));
     let (client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let (up_state, up_subscriber, up_deaf) = (Arc::clone(state), Arc::clone(&subscriber), Arc::clone(&deaf));
     std::thread::spawn(move || {
@@ -148,11 +164,15 @@ fn connect(client: TcpStream, target: u16, state: &Arc<State>) {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let chunk = if deaf.load(Ordering::SeqCst) {
-                messages.extend_from_slice(chunk);
-                without_notifications(&mut messages)
-            } else {
-                chunk.to_vec()
+            let chunk = match deaf.load(Ordering::SeqCst) {
+                NO_NOTIFICATIONS => {
+                    messages.extend_from_slice(chunk);
+                    without_notifications(&mut messages)
+                }
+                // (Whole chunks: a message on loopback, a few dozen bytes,
+                // comes in one read.)
+                NO_MESSAGES if contains(chunk, b"$7\r\nmessage\r\n") => return true,
+                _ => chunk.to_vec(),
             };
             let delay = Duration::from_millis(down_state.delay_ms.load(Ordering::SeqCst));
             line.send((Instant::now() + delay, chunk)).is_ok()
