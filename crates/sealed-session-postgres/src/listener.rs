@@ -132,8 +132,11 @@ pub(crate) async fn listen_forever(feed: Weak<Feed>, pool: PgPool, channel: Stri
                             }
                             // Sent or not: a store that cannot take a ping
                             // is no reason to trust a silent connection.
+                            // Sent beside this loop, which goes on applying
+                            // notifications while the database takes it.
                             Quiet::Ping => {
-                                let _sent = ping(&pool, &channel, timeout).await;
+                                let (pool, channel) = (pool.clone(), channel.clone());
+                                tokio::spawn(async move { ping(&pool, &channel, timeout).await });
                                 heartbeat.pinged(Instant::now());
                             }
                             Quiet::Wait => {}
