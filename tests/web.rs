@@ -3955,29 +3955,18 @@ fn device_lists_and_limits_need_a_registry() {
         let zero =
             builder().session_registry(MemoryStore::new()).session_limit(0, LimitPolicy::EndOldest).build();
         assert!(matches!(zero, Err(WebConfigError::SessionLimit(_))));
+        // Each login records its session before the one it replaces goes:
+        // ten records of room under the registry's bound, whatever the
+        // policy.
         let most = sealed_session::registry::MAX_RECORDS_PER_USER;
-        let countable = builder()
-            .session_registry(MemoryStore::new())
-            .session_limit(most, LimitPolicy::EndOldest)
-            .build();
-        assert!(countable.is_ok(), "a limit of MAX_RECORDS_PER_USER can be counted");
-        let beyond = builder()
-            .session_registry(MemoryStore::new())
-            .session_limit(most + 1, LimitPolicy::EndOldest)
-            .build();
-        assert!(matches!(beyond, Err(WebConfigError::SessionLimit(_))), "more records than a registry keeps");
-        // A limit that refuses records each login before the session it
-        // replaces goes: ten records of room under the registry's bound.
-        let refusing = |max| {
-            builder()
-                .session_registry(MemoryStore::new())
-                .session_limit(max, LimitPolicy::RefuseLogin)
-                .build()
-        };
-        assert!(refusing(most - 10).is_ok());
-        match refusing(most - 9) {
-            Err(WebConfigError::SessionLimit(why)) => assert!(why.contains("at most 90"), "{why}"),
-            other => panic!("{other:?}"),
+        for policy in [LimitPolicy::EndOldest, LimitPolicy::RefuseLogin] {
+            let limited =
+                |max| builder().session_registry(MemoryStore::new()).session_limit(max, policy).build();
+            assert!(limited(most - 10).is_ok(), "{policy:?}");
+            match limited(most - 9) {
+                Err(WebConfigError::SessionLimit(why)) => assert!(why.contains("at most 90"), "{why}"),
+                other => panic!("{policy:?}: {other:?}"),
+            }
         }
     });
 }

@@ -548,12 +548,13 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
 
     /// At most `max` sessions per user, counted in the
     /// [`session_registry`](Self::session_registry) (which it needs); a
-    /// login beyond it does what `policy` says. `max` is at most
-    /// [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER): a
-    /// registry keeps no more records than that, so it could not count more
-    /// sessions; with [`LimitPolicy::RefuseLogin`], at most 90 (each login
-    /// records its session before the one it replaces goes, so that logins
-    /// at the same moment count each other: ten records of room).
+    /// login beyond it does what `policy` says. `max` is at most 90, ten
+    /// below [`MAX_RECORDS_PER_USER`](crate::registry::MAX_RECORDS_PER_USER):
+    /// a registry keeps no more records than that, and each login records
+    /// its session before the one it replaces goes, so that logins at the
+    /// same moment count each other (past the registry's bound, the oldest
+    /// record would go while its session stays open, unlisted and
+    /// uncounted).
     #[must_use]
     pub fn session_limit(mut self, max: usize, policy: LimitPolicy) -> Self {
         self.limit = Some((max, policy));
@@ -660,16 +661,11 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
                     "a session limit counts sessions in a session registry: add one",
                 ))
             }
-            (_, Some((max, _))) if max > crate::registry::MAX_RECORDS_PER_USER => {
+            (_, Some((max, _))) if max > BUILT_IN_LIMIT => {
                 return Err(WebConfigError::SessionLimit(
-                    "a session limit above MAX_RECORDS_PER_USER (100) cannot be counted: a registry keeps at \
-                     most that many records per user",
-                ))
-            }
-            (_, Some((max, LimitPolicy::RefuseLogin))) if max > BUILT_IN_LIMIT => {
-                return Err(WebConfigError::SessionLimit(
-                    "a session limit that refuses logins may be at most 90: each login records its session \
-                     before the one it replaces is removed, and a registry keeps at most 100 records per user",
+                    "a session limit may be at most 90: a registry keeps at most 100 records per user, and \
+                     logins at the same moment each record their session before the one they end is removed; \
+                     past 100, the oldest record goes and its session, still open, is no longer listed or counted",
                 ))
             }
             (Some(registry), limit) => Some(RegistrySettings { registry, limit, recent: Default::default() }),
