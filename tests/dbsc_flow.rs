@@ -1199,6 +1199,47 @@ fn a_reauthentication_that_finds_its_session_ended_leaves_no_claim() {
     });
 }
 
+/// A session that takes a new ID while another browser logs in, under a
+/// limit of one that refuses (the registry answering as across a
+/// network), holds its place at every step of the change: the login is
+/// refused (in the moment between the old ID's end and the new ID's
+/// record, the login's count after its own claim finds the new record),
+/// and one record is left, the new ID's.
+#[test]
+fn a_session_taking_a_new_id_keeps_its_place_from_a_login_meanwhile() {
+    run(async {
+        for delay in 0..12 {
+            let (_clock, registry, config) = limited_to_one();
+            let Begin::Ready(tab) = config.begin(&TestRequest::new("GET", "/")).await else { panic!() };
+            tab.typed::<String>().login("alice", "A".to_owned()).await.unwrap();
+            let cookie = tab.finish().set_cookies[0].split(';').next().unwrap().to_owned();
+            let (Begin::Ready(renewing), Begin::Ready(other)) = (
+                config.begin(&TestRequest::new("GET", "/").header("cookie", &cookie)).await,
+                config.begin(&TestRequest::new("GET", "/")).await,
+            ) else {
+                panic!()
+            };
+            let login = async {
+                for _ in 0..delay {
+                    yield_once().await;
+                }
+                other.typed::<String>().login("alice", "B".to_owned()).await
+            };
+            let (renewed, login) = both(renewing.renew_id(), login).await;
+            renewed.unwrap();
+            assert!(
+                matches!(login, Err(sealed_session::web::HandleError::SessionLimit { .. })),
+                "a step {delay} behind: {login:?}"
+            );
+            let listed =
+                sealed_session::SessionRegistry::list(&registry.0, "alice", START as u64).await.unwrap();
+            let ids: Vec<_> = listed.iter().map(|record| record.id).collect();
+            let renewed_id = renewing.typed::<String>().current().unwrap().session().id();
+            assert_eq!(ids, [renewed_id], "a step {delay} behind");
+        }
+    });
+}
+
 /// Two logins at once, the second `staggered` a step behind, from two
 /// browsers and then from one signed-in browser: `expected` of each pair
 /// get in.
