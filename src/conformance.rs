@@ -454,6 +454,7 @@ pub async fn run_registry<S: RevocationStore + crate::SessionRegistry>(store: &S
     expired_records_are_not_listed(store).await;
     a_user_keeps_at_most_the_bounded_number_of_records(store).await;
     expired_records_never_push_a_live_one_out(store).await;
+    a_record_expired_when_written_never_pushes_a_live_one_out(store).await;
     a_record_never_makes_a_revoked_session_open(store).await;
     user_ids_of_every_shape_are_kept_apart_in_the_registry(store).await;
 }
@@ -586,6 +587,23 @@ pub async fn expired_records_never_push_a_live_one_out<S: crate::SessionRegistry
     store.record(&newest).await.expect("record");
     let listed = store.list(&user, now + 2).await.expect("list");
     assert_eq!(listed, [oldest, newest], "a live record was dropped for records that had expired");
+}
+
+/// A record written already expired (the newest by its creation) is not
+/// kept, and pushes none of the bounded number of live records out.
+pub async fn a_record_expired_when_written_never_pushes_a_live_one_out<S: crate::SessionRegistry>(store: &S) {
+    let user = fresh_user();
+    let now = unix_now();
+    let max = crate::registry::MAX_RECORDS_PER_USER as u64;
+    let live: Vec<_> = (0..max).map(|i| record(&user, now - 1000 + i, "live")).collect();
+    for r in &live {
+        store.record(r).await.expect("record");
+    }
+    let mut expired = record(&user, now, "expired");
+    expired.expires_at = now - 10;
+    store.record(&expired).await.expect("record an expired session");
+    let listed = store.list(&user, now).await.expect("list");
+    assert_eq!(listed, live, "a live record was dropped for one written expired");
 }
 
 /// A session that is recorded and then revoked does not open, and its

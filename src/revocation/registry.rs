@@ -116,7 +116,10 @@ pub trait SessionRegistry: Send + Sync {
 /// registry keeps after [`SessionRegistry::record`].
 pub fn merge_record(records: &mut Vec<SessionRecord>, record: &SessionRecord, now: u64) {
     records.retain(|r| r.id != record.id && r.expires_at > now);
-    records.push(record.clone());
+    // One expired already is not kept: it would count against the bound.
+    if record.expires_at > now {
+        records.push(record.clone());
+    }
     sort_records(records);
     let excess = records.len().saturating_sub(MAX_RECORDS_PER_USER);
     records.drain(..excess);
