@@ -523,7 +523,7 @@ pub enum KeyringError {
     /// back after `keyring promote` cleared it
     /// ([`KeyringWatcher`](crate::KeyringWatcher)).
     #[error(
-        "the new keyring file schedules key {id}, which already opens sessions, to start later (an older \
+        "the new keyring file schedules key {id}, which already seals sessions, to start later (an older \
          copy of the file?); it was refused, since every session under key {id} would stop opening until \
          then, and is read again at each poll (it loads once that time, less the clock leeway, has come): \
          restart the server to load it now on purpose"

@@ -335,6 +335,32 @@ fn a_version_that_postpones_a_key_in_use_is_refused_until_its_date() {
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
 }
 
+/// A version read before a waiting key's date was written (a file written
+/// in place: the key with no `activate_at`) lets the key open but not seal:
+/// the whole file then gives it its date back, which postpones nothing that
+/// sealed, and is applied, as is every later version (a retirement).
+#[test]
+fn a_version_cut_before_a_waiting_keys_date_does_not_hold_back_the_whole_file() {
+    let (watcher, events, _clock, dir) = polled_at_t();
+    let path = dir.path().join("keyring.toml");
+    let whole = [key(1, KeyState::Primary), key(2, KeyState::Active).activate_at(at(T + 2 * 86_400))];
+    replace(&path, &Keyring::new(whole.clone()).unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let cut = [key(1, KeyState::Primary), key(2, KeyState::Active)];
+    replace(&path, &Keyring::new(cut).unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    replace(&path, &Keyring::new(whole).unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }), "the whole file");
+    let retired = [
+        key(1, KeyState::Primary),
+        key(2, KeyState::Active).activate_at(at(T + 2 * 86_400)),
+        key(3, KeyState::Retired),
+    ];
+    replace(&path, &Keyring::new(retired).unwrap().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 3 }), "a later version");
+    assert_eq!(watcher.keyring().current().primary_id(), 1);
+}
+
 /// A postponement is judged with the sealers' leeway: one of 10 s opens
 /// nothing under a key that starts 30 s from now, so a watcher told so
 /// refuses that version (until 10 s before the date), where one on the

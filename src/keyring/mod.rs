@@ -170,7 +170,7 @@ pub(crate) struct Entry {
     pub(crate) token_aead: XChaCha20Poly1305,
     pub(crate) csrf_key: Zeroizing<[u8; 32]>,
     /// For a scheduled `active` key: when it starts sealing, in Unix seconds.
-    activate: Option<i64>,
+    pub(crate) activate: Option<i64>,
     /// From this Unix second on the key refuses: `i64::MIN` for a retired
     /// key, `i64::MAX` for one with no retire date.
     retire: i64,

@@ -157,7 +157,8 @@ impl KeyringWatcherBuilder {
 /// back a key it dropped, or any key with an ID no higher than one it has
 /// seen ([`KeyringError::OldKeyId`]): an older copy of the file, from a
 /// backup or a configuration tool. So is one that moves the start of a key
-/// the keyring in use opens tokens with into the future
+/// the keyring in use seals with (its primary, or a key whose date has
+/// come) into the future
 /// ([`KeyringError::KeyActivationPostponed`], judged with the sealers'
 /// [`leeway`](KeyringWatcherBuilder::leeway)): an older copy put back after
 /// `keyring promote`; it is read again at each poll, and applied once that
@@ -415,11 +416,19 @@ fn highest_id(keyring: &Keyring) -> u32 {
     keyring.keys().map(|key| key.id).max().unwrap_or(0)
 }
 
+/// Whether `entry` is a key that seals by `time` (Unix seconds): the
+/// primary, or a key whose activation has come. A key that only opens (an
+/// `active` one with no `activate_at`: a version read before its date was
+/// written, say) has sealed nothing, so a later start undoes nothing.
+fn seals_by(entry: &super::Entry, time: u64) -> bool {
+    entry.spec.state == crate::KeyState::Primary || entry.activate.is_some() && !entry.activates_after(time)
+}
+
 /// Why `new` would undo `current` at `now` (Unix seconds, for sealers
 /// whose clock leeway is `leeway` seconds), if it would: a
 /// key `current` still opens with (or will seal with) that `new` lacks, a
 /// key ID with another secret, a key `current` refuses that `new` lets
-/// open, a key `current` opens with that `new` schedules to start later,
+/// open, a key `current` seals with that `new` schedules to start later,
 /// or a key `current` lacks at or below `highest` (the highest ID
 /// seen: dropped earlier, or an ID used again) that `new` lets open. Keys
 /// that `new` drops once `current` refuses them, keys it brings back that
@@ -440,7 +449,7 @@ fn undoes(current: &Keyring, new: &Keyring, now: u64, leeway: u64, highest: u32)
             Some(KeyringError::KeyReplaced { id })
         } else if old.refuses_at(now) && !entry.refuses_at(now) {
             Some(KeyringError::RetiredKeyRestored { id })
-        } else if !old.activates_after(opens_from) && entry.activates_after(opens_from) {
+        } else if seals_by(old, opens_from) && entry.activates_after(opens_from) {
             Some(KeyringError::KeyActivationPostponed { id })
         } else {
             None
