@@ -518,7 +518,7 @@ pub enum KeyringError {
         /// The key's ID.
         id: u32,
     },
-    /// A new version of a followed keyring file gives a key already opening
+    /// A new version of a followed keyring file gives a key already sealing
     /// sessions an `activate_at` in the future: typically an older copy put
     /// back after `keyring promote` cleared it
     /// ([`KeyringWatcher`](crate::KeyringWatcher)).
