@@ -1315,6 +1315,17 @@ fn a_logout_or_login_forgets_the_unread_flash_messages_its_request_brought() {
             cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
             "{cookies:?}"
         );
+        // A logout everywhere answered as a logout (the session was ended
+        // elsewhere meanwhile) takes them too.
+        let alice = signed_in(&config, "alice").await;
+        let handle = open(&config, &format!("{alice}; {brought}")).await;
+        open(&config, &alice).await.logout_everywhere().await.unwrap();
+        assert!(handle.logout_everywhere().await.is_err(), "ended meanwhile");
+        let cookies = set_cookies(&handle);
+        assert!(
+            cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
+            "{cookies:?}"
+        );
         // A message too large to add (so the request's were opened, and
         // none added) changes nothing of that.
         let alice = signed_in(&config, "alice").await;

@@ -838,15 +838,19 @@ impl SessionHandle {
     pub async fn logout_everywhere(&self) -> Result<u64, HandleError> {
         self.unfinished()?;
         let current = self.still_signed_in().await.inspect_err(|err| {
-            // Answered as a logout: the browser is cleared as by one, but
-            // its cookie is left as it is (another request may have
-            // replaced it with a good one). Not for a cookie under a key
-            // this server lacks: that session may be alive elsewhere.
+            // Answered as a logout: the browser is cleared as by one, and
+            // the unread flash messages the request brought go, but its
+            // cookie is left as it is (another request may have replaced
+            // it with a good one). Not for a cookie under a key this
+            // server lacks: that session may be alive elsewhere.
             let mut state = self.shared.lock();
             let answered_as_logout =
                 matches!(err, HandleError::NoSession | HandleError::Login(LoginError::Ended));
-            if answered_as_logout && state.clearing == Clearing::Nothing && !state.kept_unreadable {
-                state.clearing = Clearing::KeepingCookies;
+            if answered_as_logout && !state.kept_unreadable {
+                if state.clearing == Clearing::Nothing {
+                    state.clearing = Clearing::KeepingCookies;
+                }
+                state.flash.forget_brought(&self.shared.ops.settings().flash);
             }
         })?;
         let session = current.session();
