@@ -562,8 +562,8 @@ fn logging_everyone_out_warns_when_this_servers_clock_leads_the_stores_by_more_t
     }
 }
 
-/// A user ID longer than every store can key by is refused at login, with
-/// the limit named; the longest one signs in,
+/// A user ID longer than every store can key by is refused at login (and
+/// at a logout everywhere), with the limit named; the longest one signs in,
 /// is sealed and opened, and is logged out (a longer one in PostgreSQL
 /// could sign in and never be logged out).
 #[test]
@@ -582,4 +582,8 @@ fn a_user_id_longer_than_the_limit_is_refused_at_login() {
     // The web answer: the request's fault, not the server's.
     let refused = sealed_session::web::HandleError::Login(refused);
     assert_eq!((refused.status(), refused.body()), (400, "user ID too long"));
+    // No session of it exists to log out: the store is not asked.
+    let refused = block_on(verifier.logout_everywhere(&longer)).unwrap_err();
+    assert!(matches!(refused, StoreError::UserIdTooLong { len: 1025 }), "{refused:?}");
+    assert!(refused.to_string().contains("1025 bytes is longer than the 1024"), "{refused}");
 }

@@ -96,6 +96,17 @@ pub enum StoreError {
         /// the one it was given, where it has a clock of its own).
         now: u64,
     },
+    /// A user ID longer than [`MAX_USER_ID_LEN`] bytes, given to log out:
+    /// no session of it can exist (a login refuses one), so the store is
+    /// not asked (such an ID would be a key or a row of that size).
+    #[error(
+        "a user ID of {len} bytes is longer than the {MAX_USER_ID_LEN} a session may carry: no session of it \
+         exists to log out; pass the user ID the sessions were started with"
+    )]
+    UserIdTooLong {
+        /// The ID's length in bytes.
+        len: usize,
+    },
     /// The write reached the primary but too few replicas acknowledged it
     /// in time: a failover could lose it, so it is not reported as done.
     /// Retry once the replicas are back.

@@ -409,6 +409,9 @@ impl<S: RevocationStore> Verifier<S> {
 
     /// Raises `user_id`'s epoch; returns the new one.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        if user_id.len() > MAX_USER_ID_LEN {
+            return Err(StoreError::UserIdTooLong { len: user_id.len() });
+        }
         let epoch = metrics::store_call("revoke_user", self.store.revoke_user(user_id)).await?;
         metrics::revoked("user");
         Ok(epoch)
@@ -443,7 +446,9 @@ impl<S: RevocationStore> Verifier<S> {
     /// Logs `user_id` out of every session, on every server. Returns the new epoch.
     ///
     /// # Errors
-    /// [`StoreError`] if the store did not record it.
+    /// [`StoreError`] if the store did not record it;
+    /// [`StoreError::UserIdTooLong`] for an ID longer than [`MAX_USER_ID_LEN`]
+    /// bytes, which no session carries (the store is not asked).
     pub async fn logout_everywhere(&self, user_id: &str) -> Result<u64, StoreError> {
         self.revoke_user(user_id).await
     }
