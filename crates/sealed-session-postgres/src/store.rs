@@ -724,18 +724,22 @@ impl Inner {
     }
 
     /// Whether a read came from a standby: one fails the read closed (its
-    /// connection is closed). Each change is logged once. (The cache holds
-    /// only what was read from the primary.)
+    /// connection is closed). Each change is logged once, with the store's
+    /// table prefix. (The cache holds only what was read from the primary.)
     fn standby_seen(&self, standby: bool) -> Result<(), StoreError> {
         let was = self.on_standby.swap(standby, Ordering::Relaxed);
+        let prefix = &self.options.prefix;
         if !standby {
             if was {
-                tracing::warn!("the PostgreSQL store reads the primary again: sessions are checked again");
+                tracing::warn!(
+                    prefix,
+                    "the PostgreSQL store reads the primary again: sessions are checked again"
+                );
             }
             return Ok(());
         }
         if !was {
-            tracing::error!("{OnStandby}");
+            tracing::error!(prefix, "{OnStandby}");
         }
         Err(StoreError::untrusted(OnStandby))
     }

@@ -478,9 +478,11 @@ async fn a_standby_is_refused_at_the_start_and_when_the_pool_reaches_one() {
 /// = on`) is not in recovery, yet takes no revocations and its data may lag
 /// the new primary's: it is refused as a standby is, at the start and when
 /// the pool's new connections reach it (libpq's `target_session_attrs =
-/// read-write` checks both).
+/// read-write` checks both). Said once at `error`, however many checks it
+/// refuses.
 #[tokio::test]
 async fn a_read_only_server_is_refused_as_a_standby_is() {
+    let logs = sealed_session_testkit::Logs::capture();
     SHARED.psql("CREATE DATABASE fenced");
     let url = format!("postgres://postgres@127.0.0.1:{}/fenced", SHARED.port());
     let clock = clock_at_now();
@@ -503,6 +505,11 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
     });
     assert!(gone.await.is_some(), "the store's connections were not ended");
     assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
+    for _ in 0..3 {
+        assert!(verifier.open::<()>(&bob).await.is_err());
+    }
+    let said = logs.lines_with(&["ERROR", "reads a standby or a read-only server", "prefix=\"fenced\""]);
+    assert_eq!(said.len(), 1, "{said:#?}");
 }
 
 /// Within 10 s `verifier`'s checks of `token`, which must not open
