@@ -170,7 +170,7 @@ pub(crate) struct Entry {
     pub(crate) token_aead: XChaCha20Poly1305,
     pub(crate) csrf_key: Zeroizing<[u8; 32]>,
     /// For a scheduled `active` key: when it starts sealing, in Unix seconds.
-    pub(crate) activate: Option<i64>,
+    activate: Option<i64>,
     /// From this Unix second on the key refuses: `i64::MIN` for a retired
     /// key, `i64::MAX` for one with no retire date.
     retire: i64,
@@ -231,6 +231,14 @@ impl Entry {
     /// sealed by hosts whose clocks run ahead.
     pub(crate) fn activates_after(&self, now: u64) -> bool {
         self.activate.is_some_and(|at| at > i64::try_from(now).unwrap_or(i64::MAX))
+    }
+
+    /// Whether the key seals by `time` (Unix seconds): the primary, or a
+    /// key whose activation has come. A key that only opens (an `active`
+    /// one with no `activate_at`: a file read before its date was written,
+    /// say) has sealed nothing that a later start would refuse.
+    pub(crate) fn seals_by(&self, time: u64) -> bool {
+        self.spec.state == KeyState::Primary || self.activate.is_some() && !self.activates_after(time)
     }
 
     pub(crate) fn count_sealed(&self) {

@@ -416,14 +416,6 @@ fn highest_id(keyring: &Keyring) -> u32 {
     keyring.keys().map(|key| key.id).max().unwrap_or(0)
 }
 
-/// Whether `entry` is a key that seals by `time` (Unix seconds): the
-/// primary, or a key whose activation has come. A key that only opens (an
-/// `active` one with no `activate_at`: a version read before its date was
-/// written, say) has sealed nothing, so a later start undoes nothing.
-fn seals_by(entry: &super::Entry, time: u64) -> bool {
-    entry.spec.state == crate::KeyState::Primary || entry.activate.is_some() && !entry.activates_after(time)
-}
-
 /// Why `new` would undo `current` at `now` (Unix seconds, for sealers
 /// whose clock leeway is `leeway` seconds), if it would: a
 /// key `current` still opens with (or will seal with) that `new` lacks, a
@@ -449,7 +441,7 @@ fn undoes(current: &Keyring, new: &Keyring, now: u64, leeway: u64, highest: u32)
             Some(KeyringError::KeyReplaced { id })
         } else if old.refuses_at(now) && !entry.refuses_at(now) {
             Some(KeyringError::RetiredKeyRestored { id })
-        } else if seals_by(old, opens_from) && entry.activates_after(opens_from) {
+        } else if old.seals_by(opens_from) && entry.activates_after(opens_from) {
             Some(KeyringError::KeyActivationPostponed { id })
         } else {
             None
