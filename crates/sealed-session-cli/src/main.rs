@@ -21,7 +21,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
     KeyState, Keyring, LoadOptions, MasterKey, OpenError, Opened, Revocation, RotationPolicy, Sealer,
-    Session, SessionId, StoreError, VerifyError, DEFAULT_LEEWAY,
+    Session, SessionId, StoreError, VerifyError, DEFAULT_LEEWAY, MAX_USER_ID_LEN,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -402,6 +402,11 @@ async fn run(command: Command) -> Result<String, Failure> {
                 }
                 _ if all => Revoke::All,
                 _ if yes => return Err(Failure::Config("--yes confirms --all only".into())),
+                // No session of it can exist (a login refuses one); the
+                // store would make a key or row of any size from it.
+                (Some(user), _, _) if user.len() > MAX_USER_ID_LEN => {
+                    return Err(StoreError::UserIdTooLong { len: user.len() }.into())
+                }
                 (Some(user), _, _) => Revoke::User(user),
                 (None, Some(hex), _) => {
                     let id = SessionId::from_hex(&hex)

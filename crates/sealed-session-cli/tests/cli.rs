@@ -964,6 +964,13 @@ fn revoke_and_open_with_a_store() {
 
     let answer = json(&ok(&["revoke", "--store", &store, "--user", "alice"], ""));
     assert_eq!(answer["epoch"], 1);
+    // A user ID no login accepts is refused before the store is asked;
+    // the longest one a login accepts is not.
+    let longest = "u".repeat(sealed_session::MAX_USER_ID_LEN);
+    assert_eq!(json(&ok(&["revoke", "--store", &store, "--user", &longest], ""))["epoch"], 1);
+    let r = run(&["revoke", "--store", &store, "--user", &format!("{longest}u")], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("a user ID of 1025 bytes is longer than the 1024"), "{}", r.stderr);
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
     assert_eq!(r.code, 1);
     assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
