@@ -83,8 +83,7 @@ pub fn login_url(login: &str, path: &str) -> String {
     }
 }
 
-/// Why a route cannot send browsers to a login page
-/// ([`check_login_page`]).
+/// Why a page cannot be a login page ([`LoginPage::new`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoginPageError {
@@ -104,35 +103,61 @@ pub enum LoginPageError {
     Fragment(String),
 }
 
-/// Checks a login page a route sends browsers to (the adapters'
-/// `RequireSession…::redirect_to`): a non-empty URL of visible ASCII
-/// without a fragment, so that [`login_url`] always makes a valid
+/// The page a route that requires a session sends browsers to (the
+/// adapters' `RequireSession…::redirect_to`): a non-empty URL of visible
+/// ASCII without a fragment, so that [`login_url`] always makes a valid
 /// `Location` header of it.
 ///
 /// ```
-/// use sealed_session::redirect::{check_login_page, LoginPageError};
+/// use sealed_session::redirect::{LoginPage, LoginPageError};
 ///
-/// assert_eq!(check_login_page("/login?lang=en"), Ok(()));
-/// assert!(matches!(check_login_page("/log in"), Err(LoginPageError::NotVisibleAscii(_))));
+/// assert_eq!(LoginPage::new("/login?lang=en").unwrap().as_str(), "/login?lang=en");
+/// assert!(matches!(LoginPage::new("/log in"), Err(LoginPageError::NotVisibleAscii(_))));
 /// ```
-///
-/// # Errors
-/// [`LoginPageError`] says what is wrong with `login`.
-pub fn check_login_page(login: &str) -> Result<(), LoginPageError> {
-    if login.is_empty() {
-        Err(LoginPageError::Empty)
-    } else if !login.bytes().all(|b| b.is_ascii_graphic()) {
-        Err(LoginPageError::NotVisibleAscii(login.to_owned()))
-    } else if login.contains('#') {
-        Err(LoginPageError::Fragment(login.to_owned()))
-    } else {
-        Ok(())
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginPage(std::sync::Arc<str>);
+
+impl LoginPage {
+    /// `login` if it is a login page.
+    ///
+    /// # Errors
+    /// [`LoginPageError`] says what is wrong with `login`.
+    pub fn new(login: impl Into<String>) -> Result<Self, LoginPageError> {
+        let login = login.into();
+        if login.is_empty() {
+            Err(LoginPageError::Empty)
+        } else if !login.bytes().all(|b| b.is_ascii_graphic()) {
+            Err(LoginPageError::NotVisibleAscii(login))
+        } else if login.contains('#') {
+            Err(LoginPageError::Fragment(login))
+        } else {
+            Ok(Self(login.into()))
+        }
+    }
+
+    /// [`LoginPage::new`] for the login page of `route`, which the program
+    /// itself names: a mistake in it shows when the route is built, not on
+    /// a user's first visit (where it would be a `401` or a `500`).
+    ///
+    /// # Panics
+    /// If [`LoginPage::new`] refuses `login`, naming `route` and what is
+    /// wrong.
+    #[track_caller]
+    #[allow(clippy::panic, reason = "a wrong login page is the program's mistake, shown at start")]
+    pub fn of_route(login: impl Into<String>, route: &str) -> Self {
+        Self::new(login).unwrap_or_else(|err| panic!("{route}: {err}"))
+    }
+
+    /// The login page's URL.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{check_login_page, local_path, login_url, LoginPageError, MAX_NEXT_LEN};
+    use super::{local_path, login_url, LoginPage, LoginPageError, MAX_NEXT_LEN};
 
     #[test]
     fn only_paths_on_this_site_are_local() {
@@ -204,17 +229,19 @@ mod tests {
     #[test]
     fn a_login_page_is_visible_ascii_without_a_fragment() {
         for good in ["/", "/login", "/login?lang=en&x=%20", "https://auth.example/login", "relative"] {
-            assert_eq!(check_login_page(good), Ok(()), "{good:?}");
+            assert_eq!(LoginPage::new(good).map(|page| page.as_str().to_owned()), Ok(good.to_owned()));
         }
-        assert_eq!(check_login_page(""), Err(LoginPageError::Empty));
+        assert_eq!(LoginPage::new(""), Err(LoginPageError::Empty));
         for bad in ["/log in", "/login\r\nSet-Cookie: x=1", "/\tlogin", "/connexi\u{f3}n", "/login\u{7f}"] {
-            assert_eq!(
-                check_login_page(bad),
-                Err(LoginPageError::NotVisibleAscii(bad.to_owned())),
-                "{bad:?}"
-            );
+            assert_eq!(LoginPage::new(bad), Err(LoginPageError::NotVisibleAscii(bad.to_owned())), "{bad:?}");
         }
-        assert_eq!(check_login_page("/login#form"), Err(LoginPageError::Fragment("/login#form".to_owned())));
+        assert_eq!(LoginPage::new("/login#form"), Err(LoginPageError::Fragment("/login#form".to_owned())));
+    }
+
+    #[test]
+    #[should_panic(expected = "Route::redirect_to: the login page is empty")]
+    fn a_route_s_login_page_is_checked_when_the_route_is_built() {
+        let _ = LoginPage::of_route("", "Route::redirect_to");
     }
 
     #[test]

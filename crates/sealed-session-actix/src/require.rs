@@ -2,14 +2,13 @@
 
 use std::future::{ready, Ready};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{ACCEPT, LOCATION};
 use actix_web::{Error, HttpMessage as _, HttpResponse, ResponseError as _};
-use sealed_session::redirect::{check_login_page, NoSessionAnswer};
+use sealed_session::redirect::{LoginPage, NoSessionAnswer};
 use sealed_session::web::{HandleError, SessionHandle};
 
 use crate::SessionError;
@@ -54,7 +53,7 @@ use futures_core::future::LocalBoxFuture;
 /// ```
 #[derive(Clone)]
 pub struct RequireSession {
-    login: Arc<str>,
+    login: LoginPage,
     within: Option<Duration>,
 }
 
@@ -63,17 +62,10 @@ impl RequireSession {
     /// or `/`), which gets `next` added to its query.
     ///
     /// # Panics
-    /// If `login` is empty, has a fragment or holds anything but visible
-    /// ASCII ([`check_login_page`]): no `Location` header could carry it.
-    /// The login page is the program's own, so the mistake shows when the
-    /// route is built rather than on a user's first visit.
-    #[allow(clippy::panic, reason = "a wrong login page is the program's mistake, shown at start")]
+    /// If [`LoginPage::new`] refuses `login`, as the route is built.
+    #[track_caller]
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        let login = login.into();
-        if let Err(err) = check_login_page(&login) {
-            panic!("RequireSession::redirect_to: {err}");
-        }
-        Self { login: Arc::from(login), within: None }
+        Self { login: LoginPage::of_route(login, "RequireSession::redirect_to"), within: None }
     }
 
     /// Lets through only sessions whose user proved a credential (logged
@@ -98,7 +90,7 @@ impl RequireSession {
 
 impl std::fmt::Debug for RequireSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequireSession").field("login", &self.login).finish()
+        f.debug_struct("RequireSession").field("login", &self.login.as_str()).finish()
     }
 }
 
@@ -147,7 +139,7 @@ where
         let refusal = match admitted {
             Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(Some(refusal)) => Some(refuse(&request, &self.route.login, refusal.json_body())),
+            Some(Some(refusal)) => Some(refuse(&request, self.route.login.as_str(), refusal.json_body())),
         };
         match refusal {
             Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),

@@ -12,7 +12,7 @@ use futures_util::future::{Either, MapOk};
 use futures_util::TryFutureExt as _;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, StatusCode};
-use sealed_session::redirect::{check_login_page, NoSessionAnswer};
+use sealed_session::redirect::{LoginPage, NoSessionAnswer};
 use sealed_session::web::{HandleError, SessionHandle};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -53,7 +53,7 @@ use crate::SessionError;
 /// ```
 #[derive(Clone, Debug)]
 pub struct RequireSessionLayer {
-    login: Arc<str>,
+    login: LoginPage,
     prefix: Arc<str>,
     within: Option<Duration>,
 }
@@ -63,17 +63,12 @@ impl RequireSessionLayer {
     /// or `/`), which gets `next` added to its query.
     ///
     /// # Panics
-    /// If `login` is empty, has a fragment or holds anything but visible
-    /// ASCII ([`check_login_page`]): no `Location` header could carry it.
-    /// The login page is the program's own, so the mistake shows when the
-    /// route is built rather than on a user's first visit.
-    #[allow(clippy::panic, reason = "a wrong login page is the program's mistake, shown at start")]
+    /// If `login` is not a [`LoginPage`]: the mistake shows when the
+    /// route is built.
+    #[track_caller]
     pub fn redirect_to(login: impl Into<String>) -> Self {
-        let login = login.into();
-        if let Err(err) = check_login_page(&login) {
-            panic!("RequireSessionLayer::redirect_to: {err}");
-        }
-        Self { login: Arc::from(login), prefix: Arc::from(""), within: None }
+        let login = LoginPage::of_route(login, "RequireSessionLayer::redirect_to");
+        Self { login, prefix: Arc::from(""), within: None }
     }
 
     /// Lets through only sessions whose user proved a credential (logged
@@ -150,7 +145,7 @@ where
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::no_layer()).into_response(),
             Some(Some(refusal)) => {
-                refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
+                refuse(&request, self.route.login.as_str(), &self.route.prefix, refusal.json_body())
             }
             Some(None) => {
                 let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
