@@ -23,18 +23,13 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use aes_gcm::aead::{KeyInit as _, OsRng};
-use aes_gcm::Aes256Gcm;
-use chacha20poly1305::aead::{Generate as _, KeyInit as _};
-use chacha20poly1305::XChaCha20Poly1305;
 use common::*;
 use cookie::Cookie;
-use criterion::{BatchSize, Criterion};
+use criterion::Criterion;
 use pasetors::keys::{Generate as _, SymmetricKey};
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{LocalToken, V4};
 use pasetors::Local;
-use sealed_session::{Keyring, Sealer, Session};
 
 fn branca_open(branca: &branca::Branca, token: &str) -> BoxResult<Payload> {
     Ok(postcard::from_bytes(&branca.decode(token, 0)?)?)
@@ -59,21 +54,8 @@ fn fernet_open(fernet: &fernet::Fernet, token: &str) -> BoxResult<Payload> {
 }
 
 fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
-    let payload = Payload::with_postcard_len(size)?;
-    let sealer = Sealer::builder(Keyring::generate()?).max_token_len(8192).build()?;
-    let session = Session::try_new(payload.clone())?;
-    let ours = sealer.seal(&session)?;
-    check("ours", sealer.open::<Payload>(&ours)?.session().data(), &payload)?;
-
-    let floor_cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::generate());
-    let floor = floor_seal(&floor_cipher, &payload)?;
-    check("floor", &floor_open(&floor_cipher, &floor)?, &payload)?;
-
-    let aes_cipher = Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng));
-    let aes = aes_seal(&aes_cipher, &payload)?;
-    check("aes", &aes_open(&aes_cipher, &aes)?, &payload)?;
-
-    let jar_key = cookie::Key::generate();
+    let Baselines { payload, session, sealer, ours, floor_cipher, floor, aes_cipher, aes, jar_key } =
+        Baselines::new(size)?;
     let jar = jar_seal(&jar_key, CookieValue::Json, &payload)?;
     check("jar", &jar_open(&jar_key, CookieValue::Json, Cookie::new(COOKIE_NAME, jar.clone()))?, &payload)?;
 
@@ -119,13 +101,7 @@ fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
     g.bench_function("ours", |b| b.iter(|| sealer.open::<Payload>(black_box(&ours))));
     g.bench_function("floor", |b| b.iter(|| floor_open(&floor_cipher, black_box(&floor))));
     g.bench_function("aes_gcm_raw", |b| b.iter(|| aes_open(&aes_cipher, black_box(&aes))));
-    g.bench_function("private_jar", |b| {
-        b.iter_batched(
-            || Cookie::new(COOKIE_NAME, jar.clone()),
-            |cookie| jar_open(&jar_key, CookieValue::Json, cookie),
-            BatchSize::SmallInput,
-        )
-    });
+    bench_jar_open(&mut g, "private_jar", &jar_key, CookieValue::Json, &jar);
     g.bench_function("branca", |b| b.iter(|| branca_open(&branca, black_box(&branca_token))));
     g.bench_function("paseto_v4_local", |b| b.iter(|| paseto_open(&paseto_key, black_box(&paseto))));
     g.bench_function("fernet", |b| b.iter(|| fernet_open(&fernet, black_box(&fernet_token))));
@@ -134,11 +110,7 @@ fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
 }
 
 fn main() -> BoxResult<()> {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20)
-        .configure_from_args();
+    let mut c = criterion(Duration::from_millis(500), Duration::from_secs(1), 20);
     for (label, size) in SIZES {
         bench_size(&mut c, label, size)?;
     }

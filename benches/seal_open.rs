@@ -34,54 +34,34 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use aes_gcm::aead::{KeyInit as _, OsRng};
-use aes_gcm::Aes256Gcm;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Generate as _, KeyInit as _};
-use chacha20poly1305::XChaCha20Poly1305;
 use common::*;
 use cookie::Cookie;
 use criterion::{BatchSize, Criterion, Throughput};
-use sealed_session::{Keyring, Sealer, Session};
+use sealed_session::Session;
 
 /// Version, key ID, nonce and tag around our envelope.
 const OUR_FRAMING: usize = 1 + 4 + 24 + 16;
 
 fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
-    let payload = Payload::with_postcard_len(size)?;
-    let postcard_len = postcard::to_stdvec(&payload)?.len();
+    let baselines = Baselines::new(size)?;
+    let Baselines { ours: ours_token, floor: floor_token, aes: aes_token, .. } = &baselines;
+    let Baselines { payload, session, sealer, floor_cipher, aes_cipher, jar_key, .. } = &baselines;
+    let postcard_len = postcard::to_stdvec(payload)?.len();
 
-    // Ours. A 3 KiB payload seals to 4200 characters, over the default
-    // 4096-character limit, so the limit is raised for every size.
-    let sealer = Sealer::builder(Keyring::generate()?).max_token_len(8192).build()?;
-    let session = Session::try_new(payload.clone())?;
-    let ours_token = sealer.seal(&session)?;
-    check("ours", sealer.open::<Payload>(&ours_token)?.session().data(), &payload)?;
-
-    // The floor.
-    let floor_cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::generate());
-    let floor_token = floor_seal(&floor_cipher, &payload)?;
-    check("floor", &floor_open(&floor_cipher, &floor_token)?, &payload)?;
-
-    // Raw AES-256-GCM.
-    let aes_cipher = Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng));
-    let aes_token = aes_seal(&aes_cipher, &payload)?;
-    check("aes", &aes_open(&aes_cipher, &aes_token)?, &payload)?;
-
-    // PrivateJar.
-    let jar_key = cookie::Key::generate();
+    // PrivateJar, as JSON text and as postcard.
     let jar_ways = [CookieValue::Json, CookieValue::Postcard];
     let mut jar_tokens = Vec::new();
     for how in jar_ways {
-        let token = jar_seal(&jar_key, how, &payload)?;
-        check(how.name(), &jar_open(&jar_key, how, Cookie::new(COOKIE_NAME, token.clone()))?, &payload)?;
+        let token = jar_seal(jar_key, how, payload)?;
+        check(how.name(), &jar_open(jar_key, how, Cookie::new(COOKIE_NAME, token.clone()))?, payload)?;
         jar_tokens.push((how, token));
     }
 
     // Bare AEAD over a buffer as long as our envelope, same associated data.
     let envelope_len =
-        URL_SAFE_NO_PAD.decode(&ours_token)?.len().checked_sub(OUR_FRAMING).ok_or("short token")?;
+        URL_SAFE_NO_PAD.decode(ours_token)?.len().checked_sub(OUR_FRAMING).ok_or("short token")?;
     let bare = sealed_session::aead::XChaCha20Poly1305::new(&[7; 32]);
     let bare_nonce = [9; 24];
     let mut bare_aad = vec![sealed_session::VERSION];
@@ -100,18 +80,18 @@ fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
         floor_token.len(),
         aes_token.len(),
         jar_len(CookieValue::Json),
-        serde_json::to_string(&payload)?.len(),
+        serde_json::to_string(payload)?.len(),
         jar_len(CookieValue::Postcard),
         envelope_len + 16,
     );
 
     let mut g = c.benchmark_group(format!("seal/{label}"));
     g.throughput(Throughput::Bytes(postcard_len as u64));
-    g.bench_function("ours", |b| b.iter(|| sealer.seal(black_box(&session))));
-    g.bench_function("floor", |b| b.iter(|| floor_seal(&floor_cipher, black_box(&payload))));
-    g.bench_function("aes_gcm_raw", |b| b.iter(|| aes_seal(&aes_cipher, black_box(&payload))));
+    g.bench_function("ours", |b| b.iter(|| sealer.seal(black_box(session))));
+    g.bench_function("floor", |b| b.iter(|| floor_seal(floor_cipher, black_box(payload))));
+    g.bench_function("aes_gcm_raw", |b| b.iter(|| aes_seal(aes_cipher, black_box(payload))));
     for how in jar_ways {
-        g.bench_function(how.name(), |b| b.iter(|| jar_seal(&jar_key, how, black_box(&payload))));
+        g.bench_function(how.name(), |b| b.iter(|| jar_seal(jar_key, how, black_box(payload))));
     }
     g.bench_function("bare_aead", |b| {
         b.iter(|| bare.encrypt_in_place_detached(&bare_nonce, &bare_aad, black_box(&mut bare_buf)))
@@ -120,18 +100,11 @@ fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
 
     let mut g = c.benchmark_group(format!("open/{label}"));
     g.throughput(Throughput::Bytes(postcard_len as u64));
-    g.bench_function("ours", |b| b.iter(|| sealer.open::<Payload>(black_box(&ours_token))));
-    g.bench_function("floor", |b| b.iter(|| floor_open(&floor_cipher, black_box(&floor_token))));
-    g.bench_function("aes_gcm_raw", |b| b.iter(|| aes_open(&aes_cipher, black_box(&aes_token))));
+    g.bench_function("ours", |b| b.iter(|| sealer.open::<Payload>(black_box(ours_token))));
+    g.bench_function("floor", |b| b.iter(|| floor_open(floor_cipher, black_box(floor_token))));
+    g.bench_function("aes_gcm_raw", |b| b.iter(|| aes_open(aes_cipher, black_box(aes_token))));
     for (how, token) in &jar_tokens {
-        // The owned cookie that `decrypt` takes is built outside the timing.
-        g.bench_function(how.name(), |b| {
-            b.iter_batched(
-                || Cookie::new(COOKIE_NAME, token.clone()),
-                |cookie| jar_open(&jar_key, *how, cookie),
-                BatchSize::SmallInput,
-            )
-        });
+        bench_jar_open(&mut g, how.name(), jar_key, *how, token);
     }
     g.bench_function("bare_aead", |b| {
         b.iter_batched_ref(
@@ -159,11 +132,7 @@ fn bench_nonce(c: &mut Criterion) {
 }
 
 fn main() -> BoxResult<()> {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-        .configure_from_args();
+    let mut c = criterion(Duration::from_secs(1), Duration::from_secs(2), 30);
     for (label, size) in SIZES {
         bench_size(&mut c, label, size)?;
     }

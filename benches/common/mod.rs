@@ -4,18 +4,30 @@
 #![allow(dead_code, unreachable_pub)] // each bench uses part of it
 
 use std::error::Error;
+use std::time::Duration;
 
-use aes_gcm::aead::{Aead as _, AeadCore as _, OsRng};
+use aes_gcm::aead::{Aead as _, AeadCore as _, KeyInit as _, OsRng};
 use aes_gcm::Aes256Gcm;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead as _, Generate as _};
+use chacha20poly1305::aead::{Aead as _, Generate as _, KeyInit as _};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use cookie::{Cookie, CookieJar};
-use sealed_session::DEFAULT_PURPOSE;
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion};
+use sealed_session::{Keyring, Sealer, Session, DEFAULT_PURPOSE};
 use serde::{Deserialize, Serialize};
 
 pub type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+/// Criterion with these timings, unless the command line says otherwise.
+pub fn criterion(warm_up: Duration, measurement: Duration, samples: usize) -> Criterion {
+    Criterion::default()
+        .warm_up_time(warm_up)
+        .measurement_time(measurement)
+        .sample_size(samples)
+        .configure_from_args()
+}
 
 /// Postcard sizes of the payload, with their labels.
 pub const SIZES: [(&str, usize); 4] = [("64B", 64), ("256B", 256), ("1KiB", 1024), ("3KiB", 3072)];
@@ -129,10 +141,65 @@ pub fn jar_open(key: &cookie::Key, how: CookieValue, cookie: Cookie<'static>) ->
     how.decode(plain.value())
 }
 
+/// Benchmarks opening the PrivateJar cookie `value` as `name`; the owned
+/// cookie that `decrypt` takes is built outside the timing.
+pub fn bench_jar_open(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    key: &cookie::Key,
+    how: CookieValue,
+    value: &str,
+) {
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || Cookie::new(COOKIE_NAME, value.to_owned()),
+            |cookie| jar_open(key, how, cookie),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 pub fn check(what: &str, opened: &Payload, payload: &Payload) -> BoxResult<()> {
     if opened == payload {
         Ok(())
     } else {
         Err(format!("{what}: round trip changed the payload").into())
+    }
+}
+
+/// One payload size sealed, and opened again to check it, by this crate
+/// and by the hand-written ways every benchmark compares it with, each
+/// under a key of its own.
+pub struct Baselines {
+    pub payload: Payload,
+    pub session: Session<Payload>,
+    /// A 3 KiB payload seals to 4200 characters, over the default
+    /// 4096-character limit, so the limit is raised for every size.
+    pub sealer: Sealer,
+    pub ours: String,
+    pub floor_cipher: XChaCha20Poly1305,
+    pub floor: String,
+    pub aes_cipher: Aes256Gcm,
+    pub aes: Vec<u8>,
+    /// The PrivateJar's key; each benchmark seals with it as it needs.
+    pub jar_key: cookie::Key,
+}
+
+impl Baselines {
+    /// The payload whose postcard encoding is `size` bytes, sealed.
+    pub fn new(size: usize) -> BoxResult<Self> {
+        let payload = Payload::with_postcard_len(size)?;
+        let sealer = Sealer::builder(Keyring::generate()?).max_token_len(8192).build()?;
+        let session = Session::try_new(payload.clone())?;
+        let ours = sealer.seal(&session)?;
+        check("ours", sealer.open::<Payload>(&ours)?.session().data(), &payload)?;
+        let floor_cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::generate());
+        let floor = floor_seal(&floor_cipher, &payload)?;
+        check("floor", &floor_open(&floor_cipher, &floor)?, &payload)?;
+        let aes_cipher = Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng));
+        let aes = aes_seal(&aes_cipher, &payload)?;
+        check("aes", &aes_open(&aes_cipher, &aes)?, &payload)?;
+        let jar_key = cookie::Key::generate();
+        Ok(Self { payload, session, sealer, ours, floor_cipher, floor, aes_cipher, aes, jar_key })
     }
 }
