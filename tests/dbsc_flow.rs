@@ -102,6 +102,43 @@ impl RevocationStore for Remote {
     }
 }
 
+/// `answer` after a turn of the executor, as across a network.
+fn after_a_turn<'a, T: 'a>(answer: sealed_session::BoxFuture<'a, T>) -> sealed_session::BoxFuture<'a, T> {
+    Box::pin(async move {
+        yield_once().await;
+        answer.await
+    })
+}
+
+impl sealed_session::SessionRegistry for Remote {
+    fn record<'a>(
+        &'a self,
+        record: &'a sealed_session::SessionRecord,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        after_a_turn(sealed_session::SessionRegistry::record(&self.0, record))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        user: &'a str,
+        id: SessionId,
+    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        after_a_turn(sealed_session::SessionRegistry::remove(&self.0, user, id))
+    }
+
+    fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
+        after_a_turn(sealed_session::SessionRegistry::remove_user(&self.0, user))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user: &'a str,
+        now: u64,
+    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
+        after_a_turn(sealed_session::SessionRegistry::list(&self.0, user, now))
+    }
+}
+
 fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
     config_with(clock, binding, |builder| builder)
 }
@@ -1088,47 +1125,6 @@ async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
         }
     })
     .await
-}
-
-impl sealed_session::SessionRegistry for Remote {
-    fn record<'a>(
-        &'a self,
-        record: &'a sealed_session::SessionRecord,
-    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            yield_once().await;
-            sealed_session::SessionRegistry::record(&self.0, record).await
-        })
-    }
-
-    fn remove<'a>(
-        &'a self,
-        user: &'a str,
-        id: SessionId,
-    ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            yield_once().await;
-            sealed_session::SessionRegistry::remove(&self.0, user, id).await
-        })
-    }
-
-    fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            yield_once().await;
-            sealed_session::SessionRegistry::remove_user(&self.0, user).await
-        })
-    }
-
-    fn list<'a>(
-        &'a self,
-        user: &'a str,
-        now: u64,
-    ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
-        Box::pin(async move {
-            yield_once().await;
-            sealed_session::SessionRegistry::list(&self.0, user, now).await
-        })
-    }
 }
 
 /// Logins of one user at the same moment under a limit that refuses
