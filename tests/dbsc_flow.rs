@@ -139,6 +139,23 @@ impl sealed_session::SessionRegistry for Remote {
     }
 }
 
+/// An audit sink that keeps every event until they are taken.
+#[derive(Clone, Default)]
+struct Recorder(Arc<std::sync::Mutex<Vec<AuditEvent>>>);
+
+impl Recorder {
+    /// The events recorded since the last call.
+    fn take(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl sealed_session::web::AuditSink for Recorder {
+    fn record(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
 fn config(clock: &ManualClock, binding: DeviceBinding) -> Config {
     config_with(clock, binding, |builder| builder)
 }
@@ -1035,9 +1052,8 @@ fn a_login_that_fails_after_ending_a_lapsed_bound_session_audits_that_end() {
     run(async {
         let clock = ManualClock::at_unix(START);
         let registry = Arc::new(MemoryStore::with_clock(clock.clone()));
-        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
-        let sink = Arc::clone(&events);
-        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let events = Recorder::default();
+        let record = events.clone();
         let config = config_with(&clock, DeviceBinding::default(), |builder| {
             builder
                 .session_registry(Arc::clone(&registry))
@@ -1062,13 +1078,13 @@ fn a_login_that_fails_after_ending_a_lapsed_bound_session_audits_that_end() {
             device_bound: false,
         };
         registry.record(&phone).await.unwrap();
-        events.lock().unwrap().clear();
+        events.take();
 
         ONCE_FAILS.with(|fails| fails.set(true));
         let reply = serve(&config, login).await;
         ONCE_FAILS.with(|fails| fails.set(false));
         assert_eq!(reply.status, 503, "{}", reply.body);
-        let events = std::mem::take(&mut *events.lock().unwrap());
+        let events = events.take();
         assert_eq!(whoami(&config, &bound).await.status, 401, "the lapsed session ended");
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].kind, AuditKind::Logout);
@@ -1666,9 +1682,8 @@ fn a_logout_ends_a_lapsed_bound_session_whose_check_the_store_got_wrong() {
 fn a_logout_or_login_without_the_lapsed_bound_cookie_ends_the_bound_session() {
     run(async {
         for route in ["/logout", "/login"] {
-            let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
-            let sink = Arc::clone(&events);
-            let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+            let events = Recorder::default();
+            let record = events.clone();
             let clock = ManualClock::at_unix(START);
             let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
             let mut browser = Browser::new(&config, &clock);
@@ -1692,9 +1707,9 @@ fn a_logout_or_login_without_the_lapsed_bound_cookie_ends_the_bound_session() {
             };
             assert_eq!(serve(&config, post(None)).await.status, 403, "{route}: no CSRF token");
             assert_eq!(serve(&config, post(Some("nope"))).await.status, 403, "{route}: a wrong token");
-            events.lock().unwrap().clear();
+            events.take();
             assert_eq!(serve(&config, post(Some(&token))).await.status, 200, "{route}");
-            let ended = std::mem::take(&mut *events.lock().unwrap());
+            let ended = events.take();
             assert_eq!(
                 whoami(&config, &bound).await.status,
                 401,
@@ -1708,9 +1723,9 @@ fn a_logout_or_login_without_the_lapsed_bound_cookie_ends_the_bound_session() {
                 _ => assert_eq!(ended[0].previous, bound_ref, "the login names the session it replaced"),
             }
             // Ended once: the same companion ends nothing again.
-            events.lock().unwrap().clear();
+            events.take();
             assert_eq!(serve(&config, post(Some(&token))).await.status, 200);
-            let again = std::mem::take(&mut *events.lock().unwrap());
+            let again = events.take();
             assert!(
                 again.iter().all(|event| event.previous.is_none() && event.kind != AuditKind::Logout),
                 "{again:?}"
@@ -2399,15 +2414,14 @@ fn a_companion_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
 fn binding_and_the_end_of_a_binding_are_audited() {
     run(async {
         let clock = ManualClock::at_unix(START);
-        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
-        let sink = Arc::clone(&events);
-        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let events = Recorder::default();
+        let record = events.clone();
         let config = config_with(&clock, DeviceBinding::default(), |builder| builder.audit(record));
         let mut browser = Browser::new(&config, &clock);
         browser.get("/login").await;
         let bound_ref = SessionRef::of(bound_id(&config, &browser));
         let (login, bound) = {
-            let events = std::mem::take(&mut *events.lock().unwrap());
+            let events = events.take();
             assert_eq!(events.len(), 2, "{events:?}");
             (events[0].clone(), events[1].clone())
         };
@@ -2422,10 +2436,10 @@ fn binding_and_the_end_of_a_binding_are_audited() {
         browser.get("/logout").await;
         browser.jar.insert("__Host-session-dbsc".into(), Cookie { value: companion, expires: None });
         clock.advance(Duration::from_secs(LIFETIME + 1));
-        events.lock().unwrap().clear();
+        events.take();
         let identifier = browser.session.clone().unwrap().identifier;
         assert_ends(&browser.refresh().await.body, &identifier);
-        let ended = std::mem::take(&mut *events.lock().unwrap());
+        let ended = events.take();
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "revoked_session" });
         assert_eq!((ended[0].user_id.as_deref(), ended[0].session), (Some("alice"), Some(bound_ref)));
@@ -2437,10 +2451,10 @@ fn binding_and_the_end_of_a_binding_are_audited() {
         thief.get("/login").await;
         thief.jar.remove("__Host-session-dbsc");
         thief.jar.remove("__Host-session");
-        events.lock().unwrap().clear();
+        events.take();
         let identifier = thief.session.clone().unwrap().identifier;
         assert_ends(&thief.refresh().await.body, &identifier);
-        let ended = std::mem::take(&mut *events.lock().unwrap());
+        let ended = events.take();
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0].kind, AuditKind::DeviceBindingEnded { reason: "no_companion" });
         assert_eq!(ended[0].user_id.as_deref(), Some("alice"));
@@ -2599,9 +2613,8 @@ fn a_bound_lifetime_longer_than_the_idle_timeout_is_refused_without_a_panic() {
 fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
     run(async {
         let clock = ManualClock::at_unix(START);
-        let events = Arc::new(std::sync::Mutex::new(Vec::<AuditEvent>::new()));
-        let sink = Arc::clone(&events);
-        let record = move |event: &AuditEvent| sink.lock().unwrap().push(event.clone());
+        let events = Recorder::default();
+        let record = events.clone();
         let config = config_with(&clock, DeviceBinding::default(), |builder| {
             builder.cookie(sealed_session::CookieSpec::named("__Secure-app").unwrap()).audit(record)
         });
@@ -2625,7 +2638,7 @@ fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
             .header("cookie", &both)
             .header("sec-fetch-site", "same-origin")
             .header("x-csrf-token", sealer.csrf_token(&laptop_session));
-        events.lock().unwrap().clear();
+        events.take();
 
         let reply = serve(&config, login).await;
         assert_eq!((reply.status, reply.body.as_str()), (200, "signed in"));
@@ -2634,7 +2647,7 @@ fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
                 TestRequest::new("GET", "/whoami").header("cookie", format!("__Secure-app={cookie}"));
             assert_eq!(serve(&config, request).await.status, 401, "the {name}'s lapsed session ended");
         }
-        let taken = std::mem::take(&mut *events.lock().unwrap());
+        let taken = events.take();
         let logouts: Vec<_> = taken.iter().filter(|event| event.kind == AuditKind::Logout).collect();
         let logins: Vec<_> =
             taken.iter().filter(|event| event.kind == AuditKind::Login { remembered: false }).collect();
@@ -2652,9 +2665,9 @@ fn a_login_that_ends_two_lapsed_bound_sessions_audits_both() {
             .header("cookie", format!("__Secure-app-dbsc={companion}; __Secure-app-dbsc={companion}"))
             .header("sec-fetch-site", "same-origin")
             .header("x-csrf-token", sealer.csrf_token(&phone_session));
-        events.lock().unwrap().clear();
+        events.take();
         assert_eq!(serve(&config, login).await.status, 200);
-        let events = std::mem::take(&mut *events.lock().unwrap());
+        let events = events.take();
         let kinds: Vec<_> = events.iter().map(|event| (event.kind, event.previous)).collect();
         let login = AuditKind::Login { remembered: false };
         assert_eq!(kinds, [(login, Some(SessionRef::of(phone_session.id())))], "{events:?}");
