@@ -241,6 +241,26 @@ fn a_schedule_handing_over_cleanly_is_accepted() {
     assert_eq!(keyring.sealing_periods().len(), 1);
 }
 
+/// Times are kept to the second, as sealing counts them and FORMAT.md
+/// writes them: a fraction (from the file, or a time given as "now plus
+/// an hour") is dropped, so that no opener comparing instants retires a
+/// key later than this crate does.
+#[test]
+fn schedule_times_are_kept_to_the_second() {
+    let fraction = time::Duration::milliseconds(900);
+    let keyring = Keyring::new([
+        spec(1, KeyState::Primary).created(at(T0) + fraction).retire_at(at(T0 + DAY) + fraction),
+        spec(2, KeyState::Active).activate_at(at(T0 + 100) + fraction),
+    ])
+    .unwrap();
+    let times: Vec<_> = keyring.keys().map(|k| (k.created, k.activate_at, k.retire_at)).collect();
+    assert_eq!(times, [(Some(at(T0)), None, Some(at(T0 + DAY))), (None, Some(at(T0 + 100)), None)]);
+    let text = keyring.to_toml_string();
+    assert!(text.contains("retire_at = 2027-01-16T08:00:00Z\n"), "{}", &*text);
+    let read = Keyring::from_toml_str(&text.replace("08:00:00Z\n", "08:00:00.999Z\n")).unwrap();
+    assert_eq!(read.keys().next().unwrap().retire_at, Some(at(T0 + DAY)));
+}
+
 #[test]
 fn the_schedule_round_trips_through_the_keyring_file() {
     let text = scheduled().to_toml_string();

@@ -113,9 +113,11 @@ pub struct KeySpec {
     pub created: Option<OffsetDateTime>,
     /// For an `active` key: when it starts sealing (see
     /// [`Keyring`]'s schedule). Ignored for the primary key, which seals
-    /// until a scheduled key activates; to the second.
+    /// until a scheduled key activates; to the second (a keyring drops
+    /// any fraction).
     pub activate_at: Option<OffsetDateTime>,
-    /// When the key stops opening tokens, as if retired then; to the second.
+    /// When the key stops opening tokens, as if retired then; to the second
+    /// (a keyring drops any fraction).
     pub retire_at: Option<OffsetDateTime>,
 }
 
@@ -314,6 +316,16 @@ impl Keyring {
                 if a.id == b.id {
                     return Err(KeyringError::DuplicateId(a.id));
                 }
+            }
+        }
+        for spec in &mut specs {
+            // To the second, as sealing counts them and files and other
+            // implementations read them (FORMAT.md: Unix seconds): a
+            // fraction the file kept would retire the key up to a second
+            // later for an opener that compares instants.
+            for time in [&mut spec.created, &mut spec.activate_at, &mut spec.retire_at].into_iter().flatten()
+            {
+                *time = time.replace_nanosecond(0).unwrap_or(*time);
             }
         }
         for spec in &specs {
