@@ -1701,6 +1701,29 @@ fn a_configured_origin_is_the_one_expected_whatever_the_host() {
     });
 }
 
+/// Without a configured origin, the expected one is the request's host,
+/// compared as browsers write an `Origin`: a `Host` with the default port
+/// (as some proxies pass it) names the same origin as one without.
+#[test]
+fn the_host_s_default_port_names_the_same_origin() {
+    pollster::block_on(async {
+        let config = config_with(Keyring::generate().unwrap(), |b| b);
+        let cookie = signed_in(&config, "alice").await;
+        let token = open(&config, &cookie).await.csrf_token().unwrap();
+        let from = |host: &str, origin: &str| {
+            with_cookie(TestRequest::new("POST", "/cart"), &cookie)
+                .with_authority(Some(host))
+                .header("x-csrf-token", &token)
+                .header("origin", origin)
+        };
+        ready(&config, &from("app.example:443", "https://app.example")).await;
+        ready(&config, &from("App.Example", "https://app.example")).await;
+        refused(&config, &from("app.example:443", "https://evil.example")).await;
+        refused(&config, &from("app.example:8443", "https://app.example")).await;
+        refused(&config, &from("app.example:80", "https://app.example")).await;
+    });
+}
+
 #[test]
 fn levels_read_as_lower_case_words() {
     let words: Vec<&str> =

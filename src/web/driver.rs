@@ -688,7 +688,10 @@ fn check_csrf<R: RequestView + ?Sized>(
             let host = request.authority().unwrap_or("");
             // HTTPS, but for plain http on loopback (development).
             let http = is_loopback(host) && origin.is_some_and(|o| o.starts_with("http://"));
-            format!("{}://{host}", if http { "http" } else { "https" })
+            let expected = format!("{}://{host}", if http { "http" } else { "https" });
+            // Without the default port, as browsers send it: a proxy may
+            // pass `Host: app.example:443`.
+            crate::csrf::normalized_origin(&expected).unwrap_or(expected)
         }
     };
     let sec_fetch_site = checked_header(request, "sec-fetch-site");
