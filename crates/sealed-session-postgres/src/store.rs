@@ -724,8 +724,10 @@ impl Inner {
     }
 
     /// Whether a read came from a standby: one fails the read closed (its
-    /// connection is closed). Each change is logged once, with the store's
-    /// table prefix. (The cache holds only what was read from the primary.)
+    /// connection is closed), and the first empties the cache, so that
+    /// every check reads again (the `LISTEN` connection may still be on a
+    /// primary that no longer hears every revocation). Each change is
+    /// logged once, with the store's table prefix.
     fn standby_seen(&self, standby: bool) -> Result<(), StoreError> {
         let was = self.on_standby.swap(standby, Ordering::Relaxed);
         let prefix = &self.options.prefix;
@@ -739,6 +741,7 @@ impl Inner {
             return Ok(());
         }
         if !was {
+            self.feed.cache().clear();
             tracing::error!(prefix, "{OnStandby}");
         }
         Err(StoreError::untrusted(OnStandby))

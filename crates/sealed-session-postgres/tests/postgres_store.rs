@@ -512,6 +512,38 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
     assert_eq!(said.len(), 1, "{said:#?}");
 }
 
+/// A server found read-only (or a standby) empties the cache: a session
+/// checked just before is checked again, and refused, though the `LISTEN`
+/// connection, still on the server it was, keeps the cache in use.
+#[tokio::test]
+async fn finding_a_read_only_server_empties_the_cache() {
+    SHARED.psql("CREATE DATABASE fenced_cache");
+    let url = format!("postgres://postgres@127.0.0.1:{}/fenced_cache", SHARED.port());
+    let clock = clock_at_now();
+    let verifier = server(&url, "fenced", &clock).await;
+    past_the_generation(&clock);
+    let alice = login(&verifier, "alice").await;
+    // Cached for a second of the store's clock, which stands still.
+    assert!(verifier.open::<()>(&alice).await.is_ok());
+    let bob = login(&verifier, "bob").await;
+
+    SHARED.psql("ALTER DATABASE fenced_cache SET default_transaction_read_only = on");
+    // The pool's connections open again, read-only; the LISTEN one stays.
+    let pool_only = "datname = 'fenced_cache' AND query NOT LIKE 'LISTEN%'";
+    let old =
+        SHARED.psql(&format!("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE {pool_only}"));
+    SHARED
+        .psql(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ({old})"));
+    let gone = within(Duration::from_secs(10), async || {
+        SHARED.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid IN ({old})")) == "0"
+    });
+    assert!(gone.await.is_some(), "the pool's connections were not ended");
+    assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
+    assert!(verifier.store().is_listening(), "the LISTEN connection still keeps the cache in use");
+    let again = verifier.open::<()>(&alice).await;
+    assert!(matches!(again, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{again:?}");
+}
+
 /// Within 10 s `verifier`'s checks of `token`, which must not open
 /// meanwhile, fail closed (`Untrusted`), once its connections reach
 /// `server` (a standby, say).
