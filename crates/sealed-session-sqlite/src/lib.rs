@@ -18,8 +18,9 @@
 //!   another connection changed the file (`PRAGMA data_version`) and clears
 //!   the cache if so, so a revocation made elsewhere is enforced here within
 //!   about 25 ms. The cache is used only while those polls (on a thread of
-//!   the store's own) succeed and keep up; otherwise every check reads the
-//!   file.
+//!   the store's own) succeed and keep up, the last one begun less than
+//!   250 ms ago (the bound on a machine too busy to run them on time);
+//!   otherwise every check reads the file.
 //! * Every call waits for its answer up to a timeout (1 s by default,
 //!   [`SqliteStore::with_timeout`]), then fails closed with
 //!   [`StoreError::Timeout`](sealed_session::StoreError::Timeout): a pool
