@@ -654,9 +654,20 @@ impl Inner {
         }
         match tokio::time::timeout(self.options.timeout, statement).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(StoreError::unavailable(err)),
+            Ok(Err(err)) => Err(self.failed(err)),
             Err(_) => Err(StoreError::Timeout(self.options.timeout)),
         }
+    }
+
+    /// What a statement's error means: one refused as read-only (SQLSTATE
+    /// 25006: a revocation that reached a standby, or a primary fenced
+    /// read-only) is the store on a standby ([`Inner::standby_seen`]: said
+    /// once, the cache emptied), any other the database unavailable.
+    fn failed(&self, err: sqlx::Error) -> StoreError {
+        if err.as_database_error().and_then(|db| db.code()).as_deref() == Some("25006") {
+            return self.standby_seen(true).err().unwrap_or_else(|| StoreError::untrusted(OnStandby));
+        }
+        StoreError::unavailable(err)
     }
 
     /// Runs `statement`; if a table of ours is gone (dropped: lost data),
@@ -675,7 +686,7 @@ impl Inner {
                 self.recreate_tables().await?;
                 self.bounded(statement()).await
             }
-            Ok(Err(err)) => Err(StoreError::unavailable(err)),
+            Ok(Err(err)) => Err(self.failed(err)),
             Err(_) => Err(StoreError::Timeout(self.options.timeout)),
         }
     }

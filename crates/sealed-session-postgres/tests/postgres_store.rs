@@ -508,6 +508,9 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
     for _ in 0..3 {
         assert!(verifier.open::<()>(&bob).await.is_err());
     }
+    // A revocation refused there says why, not that the database is down.
+    let logout = verifier.logout_everywhere("carol").await;
+    assert!(matches!(logout, Err(StoreError::Untrusted(_))), "{logout:?}");
     let said = logs.lines_with(&["ERROR", "reads a standby or a read-only server", "prefix=\"fenced\""]);
     assert_eq!(said.len(), 1, "{said:#?}");
 }
