@@ -293,6 +293,47 @@ fn a_version_that_undoes_the_keyring_in_use_is_refused() {
     assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 3 }));
 }
 
+/// A keyring the application replaces while the watcher judges a new
+/// version of the file (an emergency retirement through
+/// `SharedKeyring::replace`) is not overwritten by that version, judged
+/// against the keyring before: the version is judged again, against the
+/// application's keyring, and refused since it would let key 1 open again.
+#[test]
+fn a_replacement_made_while_a_version_is_judged_is_not_undone() {
+    /// A clock at [`T`] that, once armed, makes its replacement the next
+    /// time it is read: the watcher reads it as it judges a version.
+    #[derive(Clone, Default)]
+    struct Meddling(std::sync::Arc<std::sync::Mutex<Option<(sealed_session::SharedKeyring, Keyring)>>>);
+    impl sealed_session::Clock for Meddling {
+        fn now(&self) -> time::OffsetDateTime {
+            if let Some((shared, keyring)) = self.0.lock().unwrap().take() {
+                shared.replace(keyring);
+            }
+            at(T)
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyring.toml");
+    let meddling = Meddling::default();
+    let clock = meddling.clone();
+    let (watcher, events) =
+        watched(dir.path(), |b| b.notifications(false).poll_interval(Duration::from_millis(50)).clock(clock));
+    replace(&path, &keyring(2).to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 2 }));
+    let sealer = Sealer::builder(Keyring::new([key(1, KeyState::Primary)]).unwrap()).build().unwrap();
+    let under_1 = sealer.seal(&Session::new(())).unwrap();
+
+    let emergency = Keyring::new([key(1, KeyState::Retired), key(2, KeyState::Primary)]).unwrap();
+    *meddling.0.lock().unwrap() = Some((watcher.keyring().clone(), emergency));
+    replace(&path, &keyring(3).to_toml_string());
+    assert!(matches!(*refused(&events), KeyringError::RetiredKeyRestored { id: 1 }));
+    assert!(meddling.0.lock().unwrap().is_none(), "the replacement was made");
+    let watched = Sealer::builder(watcher.keyring().clone()).build().unwrap();
+    assert!(watched.open::<()>(&under_1).is_err(), "key 1 stays retired");
+    assert_eq!(watcher.keyring().current().keys().count(), 2);
+}
+
 /// A version that moves the start of a key already in use into the future
 /// is refused: an older copy of the file put back after `keyring promote`
 /// (which drops the waiting key's `activate_at`), say. Applied, every

@@ -57,16 +57,36 @@ impl SharedKeyring {
     /// counters of keys kept by ID carry over (approximately: counts made
     /// while the swap happens may be lost).
     pub fn replace(&self, keyring: Keyring) {
-        let old = self.0.current.load();
+        let old = self.0.current.load_full();
+        self.swap(&old, keyring, false);
+    }
+
+    /// [`replace`](Self::replace), but only while the keyring in use is
+    /// still `expected` (what a new version was judged against); whether it
+    /// was.
+    pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, keyring: Keyring) -> bool {
+        self.swap(expected, keyring, true)
+    }
+
+    fn swap(&self, old: &Arc<Keyring>, keyring: Keyring, only_if_old: bool) -> bool {
         for entry in &keyring.entries {
             if let Some(previous) = old.entry(entry.spec.id) {
                 entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
                 entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        crate::metrics::keyring_in_use(&keyring, Some(&old));
-        self.0.current.store(Arc::new(keyring));
+        let new = Arc::new(keyring);
+        if only_if_old {
+            let was = self.0.current.compare_and_swap(old, Arc::clone(&new));
+            if !Arc::ptr_eq(&was, old) {
+                return false;
+            }
+        } else {
+            self.0.current.store(Arc::clone(&new));
+        }
+        crate::metrics::keyring_in_use(&new, Some(old));
         self.0.replaced.fetch_add(1, Ordering::SeqCst);
+        true
     }
 }
 

@@ -349,19 +349,26 @@ impl Follow {
             }
             self.last = Some(print);
             let keyring = Keyring::from_toml_str(&text)?;
-            let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             let current = self.keyring.current();
+            let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             match undoes(&current, &keyring, now, self.leeway, self.highest) {
                 Some(error) => Err(error),
-                None => Ok(Some(keyring)),
+                None => Ok(Some((keyring, current))),
             }
         });
         let event = match outcome {
             Ok(None) => return,
-            Ok(Some(keyring)) => {
+            Ok(Some((keyring, judged_against))) => {
                 let keys = keyring.keys().count();
-                self.highest = self.highest.max(highest_id(&keyring));
-                self.keyring.replace(keyring);
+                let highest = highest_id(&keyring);
+                // The application replaced the keyring meanwhile (an
+                // emergency retirement, say): judged against the keyring
+                // it replaced, the version is read again at the next poll.
+                if !self.keyring.replace_if(&judged_against, keyring) {
+                    self.last = None;
+                    return;
+                }
+                self.highest = self.highest.max(highest);
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
                 crate::metrics::keyring_reload(true);
