@@ -102,11 +102,14 @@ impl RevocationStore for Remote {
     }
 }
 
-/// `answer` after a turn of the executor, as across a network.
-fn after_a_turn<'a, T: 'a>(answer: sealed_session::BoxFuture<'a, T>) -> sealed_session::BoxFuture<'a, T> {
+/// The call `call` makes, made after a turn of the executor, as across a
+/// network.
+fn after_a_turn<'a, T: 'a>(
+    call: impl FnOnce() -> sealed_session::BoxFuture<'a, T> + Send + 'a,
+) -> sealed_session::BoxFuture<'a, T> {
     Box::pin(async move {
         yield_once().await;
-        answer.await
+        call().await
     })
 }
 
@@ -115,7 +118,7 @@ impl sealed_session::SessionRegistry for Remote {
         &'a self,
         record: &'a sealed_session::SessionRecord,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        after_a_turn(sealed_session::SessionRegistry::record(&self.0, record))
+        after_a_turn(move || sealed_session::SessionRegistry::record(&self.0, record))
     }
 
     fn remove<'a>(
@@ -123,11 +126,11 @@ impl sealed_session::SessionRegistry for Remote {
         user: &'a str,
         id: SessionId,
     ) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        after_a_turn(sealed_session::SessionRegistry::remove(&self.0, user, id))
+        after_a_turn(move || sealed_session::SessionRegistry::remove(&self.0, user, id))
     }
 
     fn remove_user<'a>(&'a self, user: &'a str) -> sealed_session::BoxFuture<'a, Result<(), StoreError>> {
-        after_a_turn(sealed_session::SessionRegistry::remove_user(&self.0, user))
+        after_a_turn(move || sealed_session::SessionRegistry::remove_user(&self.0, user))
     }
 
     fn list<'a>(
@@ -135,7 +138,7 @@ impl sealed_session::SessionRegistry for Remote {
         user: &'a str,
         now: u64,
     ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
-        after_a_turn(sealed_session::SessionRegistry::list(&self.0, user, now))
+        after_a_turn(move || sealed_session::SessionRegistry::list(&self.0, user, now))
     }
 }
 
