@@ -660,12 +660,19 @@ impl Inner {
     }
 
     /// What a statement's error means: one refused as read-only (SQLSTATE
-    /// 25006: a revocation that reached a standby, or a primary fenced
-    /// read-only) is the store on a standby ([`Inner::standby_seen`]: said
-    /// once, the cache emptied), any other the database unavailable.
+    /// 25006: a write that reached a standby, or a primary fenced
+    /// read-only, on a connection the pool still holds) is logged as such
+    /// and fails as the store on a standby does; any other, the database
+    /// unavailable. The checks' standby state is left to the checks, which
+    /// read it with their data.
     fn failed(&self, err: sqlx::Error) -> StoreError {
         if err.as_database_error().and_then(|db| db.code()).as_deref() == Some("25006") {
-            return self.standby_seen(true).err().unwrap_or_else(|| StoreError::untrusted(OnStandby));
+            tracing::error!(
+                prefix = &self.options.prefix,
+                "a write was refused: a connection of the PostgreSQL store's pool is on a standby or a read-only \
+                 server; point the store's address at the primary"
+            );
+            return StoreError::untrusted(OnStandby);
         }
         StoreError::unavailable(err)
     }

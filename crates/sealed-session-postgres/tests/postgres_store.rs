@@ -511,6 +511,8 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
     // A revocation refused there says why, not that the database is down.
     let logout = verifier.logout_everywhere("carol").await;
     assert!(matches!(logout, Err(StoreError::Untrusted(_))), "{logout:?}");
+    let write = logs.lines_with(&["ERROR", "a write was refused", "prefix=\"fenced\""]);
+    assert_eq!(write.len(), 1, "{write:#?}");
     let said = logs.lines_with(&["ERROR", "reads a standby or a read-only server", "prefix=\"fenced\""]);
     assert_eq!(said.len(), 1, "{said:#?}");
 }
