@@ -334,6 +334,32 @@ fn a_replacement_made_while_a_version_is_judged_is_not_undone() {
     assert_eq!(watcher.keyring().current().keys().count(), 2);
 }
 
+/// A keyring the application puts in place after the watcher applied a
+/// version (`SharedKeyring::replace`, built from the keyring before, say)
+/// has the file judged again against it: a file that would let key 1,
+/// which the application retired, open again is refused (said, and the
+/// application's keyring stays), and applied once it retires key 1 too.
+/// It used to go unnoticed: the server differed from its file in silence.
+#[test]
+fn a_keyring_the_application_puts_in_place_has_the_file_judged_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher, events, path) = polled(dir.path());
+    replace(&path, &keyring(3).to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 3 }));
+
+    let emergency = || {
+        Keyring::new([key(1, KeyState::Retired), key(2, KeyState::Active), key(3, KeyState::Primary)])
+            .unwrap()
+    };
+    watcher.keyring().replace(emergency());
+    assert!(matches!(*refused(&events), KeyringError::RetiredKeyRestored { id: 1 }));
+    let retired = |keyring: &Keyring| keyring.keys().filter(|k| k.state == KeyState::Retired).count();
+    assert_eq!(retired(&watcher.keyring().current()), 1, "the application's keyring stays");
+    replace(&path, &emergency().to_toml_string());
+    assert!(matches!(next(&events), WatchEvent::Reloaded { keys: 3 }));
+    assert_eq!(retired(&watcher.keyring().current()), 1);
+}
+
 /// A version that moves the start of a key already in use into the future
 /// is refused: an older copy of the file put back after `keyring promote`
 /// (which drops the waiting key's `activate_at`), say. Applied, every

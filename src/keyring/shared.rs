@@ -58,24 +58,23 @@ impl SharedKeyring {
     /// while the swap happens may be lost).
     pub fn replace(&self, keyring: Keyring) {
         let old = self.0.current.load_full();
-        self.swap(&old, keyring, false);
+        self.swap(&old, Arc::new(keyring), false);
     }
 
     /// [`replace`](Self::replace), but only while the keyring in use is
     /// still `expected` (what a new version was judged against); whether it
     /// was.
-    pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, keyring: Keyring) -> bool {
+    pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, keyring: Arc<Keyring>) -> bool {
         self.swap(expected, keyring, true)
     }
 
-    fn swap(&self, old: &Arc<Keyring>, keyring: Keyring, only_if_old: bool) -> bool {
-        for entry in &keyring.entries {
+    fn swap(&self, old: &Arc<Keyring>, new: Arc<Keyring>, only_if_old: bool) -> bool {
+        for entry in &new.entries {
             if let Some(previous) = old.entry(entry.spec.id) {
                 entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
                 entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        let new = Arc::new(keyring);
         if only_if_old {
             let was = self.0.current.compare_and_swap(old, Arc::clone(&new));
             if !Arc::ptr_eq(&was, old) {
@@ -99,5 +98,32 @@ impl From<Keyring> for SharedKeyring {
 impl fmt::Debug for SharedKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("SharedKeyring").field(&**self.0.current.load()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SharedKeyring;
+    use crate::Keyring;
+
+    /// A replacement judged against a keyring no longer in use is not made:
+    /// the one put in place meanwhile stays.
+    #[test]
+    fn a_replacement_judged_against_an_older_keyring_is_not_made() {
+        let shared = SharedKeyring::new(Keyring::generate().unwrap());
+        let judged_against = shared.current();
+        let meanwhile = Keyring::generate().unwrap();
+        let meanwhile_primary = meanwhile.primary_id();
+        shared.replace(meanwhile);
+        let stale = Arc::new(Keyring::generate().unwrap());
+        assert!(!shared.replace_if(&judged_against, stale));
+        assert_eq!(shared.current().primary_id(), meanwhile_primary);
+        assert_eq!(shared.replacements(), 1);
+        let newer = Arc::new(Keyring::generate().unwrap());
+        assert!(shared.replace_if(&shared.current(), Arc::clone(&newer)));
+        assert!(Arc::ptr_eq(&shared.current(), &newer));
+        assert_eq!(shared.replacements(), 2);
     }
 }

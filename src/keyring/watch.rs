@@ -134,6 +134,7 @@ impl KeyringWatcherBuilder {
             clock: self.clock,
             leeway: self.leeway.as_secs(),
             highest: highest_id(&keyring.current()),
+            judged: keyring.current(),
         };
         let (poll, settle) = (self.poll, self.settle);
         let thread = std::thread::Builder::new()
@@ -213,6 +214,12 @@ impl KeyringWatcher {
 
     /// The keyring, kept up to date with the file. Give it to the
     /// [`Sealer`](crate::Sealer).
+    ///
+    /// Change it through the file. A keyring the application puts in place
+    /// itself ([`SharedKeyring::replace`], an emergency retirement) stays
+    /// until the file is judged against it, at the next poll: the file is
+    /// applied if it undoes nothing of it, and refused (and said) until
+    /// then otherwise, as when the file lets a key it retired open again.
     #[must_use]
     pub fn keyring(&self) -> &SharedKeyring {
         &self.keyring
@@ -317,6 +324,10 @@ struct Follow {
     /// The highest key ID of every version applied: a key the keyring in
     /// use lacks must come above it.
     highest: u32,
+    /// The keyring in use that the version `last` was judged against, or
+    /// that it became: one the application put in place since
+    /// (`SharedKeyring::replace`) has the file judged again.
+    judged: Arc<Keyring>,
 }
 
 impl Follow {
@@ -342,33 +353,40 @@ impl Follow {
 
     /// Reads the file; applies a new valid version, reports a new problem.
     fn check(&mut self, last_error: &mut Option<String>) {
+        let current = self.keyring.current();
+        if !Arc::ptr_eq(&current, &self.judged) {
+            // The application put another keyring in place: whether the
+            // file undoes it is judged anew, and a refusal said.
+            self.last = None;
+            *last_error = None;
+        }
         let outcome = read_text(&self.path, self.options).and_then(|text| {
             let print = fingerprint(&text);
             if self.last == Some(print) {
                 return Ok(None);
             }
             self.last = Some(print);
+            self.judged = Arc::clone(&current);
             let keyring = Keyring::from_toml_str(&text)?;
-            let current = self.keyring.current();
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             match undoes(&current, &keyring, now, self.leeway, self.highest) {
                 Some(error) => Err(error),
-                None => Ok(Some((keyring, current))),
+                None => Ok(Some(Arc::new(keyring))),
             }
         });
         let event = match outcome {
             Ok(None) => return,
-            Ok(Some((keyring, judged_against))) => {
+            Ok(Some(keyring)) => {
                 let keys = keyring.keys().count();
-                let highest = highest_id(&keyring);
                 // The application replaced the keyring meanwhile (an
                 // emergency retirement, say): judged against the keyring
                 // it replaced, the version is read again at the next poll.
-                if !self.keyring.replace_if(&judged_against, keyring) {
+                if !self.keyring.replace_if(&current, Arc::clone(&keyring)) {
                     self.last = None;
                     return;
                 }
-                self.highest = self.highest.max(highest);
+                self.highest = self.highest.max(highest_id(&keyring));
+                self.judged = keyring;
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
                 crate::metrics::keyring_reload(true);
