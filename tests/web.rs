@@ -2233,6 +2233,21 @@ impl AuditSink for Recorder {
     }
 }
 
+/// An audit sink that panics (one writing to a closed stdout with
+/// `println!`) loses its event, not the request: the login it reports
+/// is made and its cookie set.
+#[test]
+fn a_panicking_audit_sink_loses_its_event_not_the_request() {
+    pollster::block_on(async {
+        let down = |_: &AuditEvent| panic!("the audit log is down");
+        let config = config_with(Keyring::generate().unwrap(), |b| b.audit(down));
+        let handle = ready(&config, &TestRequest::new("GET", "/")).await;
+        handle.typed::<String>().login("alice", "A".into()).await.unwrap();
+        let cookie = pair(&set_cookies(&handle)[0]).to_owned();
+        assert!(on(&config, &cookie).await.has_session());
+    });
+}
+
 /// 2027-01-15T08:00:00Z.
 const AUDIT_START: i64 = 1_800_000_000;
 

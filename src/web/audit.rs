@@ -286,7 +286,8 @@ impl AuditEvent {
 /// been made (a logout is recorded once the store has it): keep it quick
 /// (queue the event, or write one line to a buffered log) and never block.
 /// An event is recorded at most once; one whose request fails before it
-/// (a store outage) is not recorded.
+/// (a store outage) is not recorded. A sink that panics loses that event
+/// (said at `error`); the request goes on.
 pub trait AuditSink: Send + Sync + 'static {
     /// Records `event`.
     fn record(&self, event: &AuditEvent);

@@ -204,7 +204,14 @@ impl Settings {
     pub(crate) fn audit(&self, kind: AuditKind, fill: impl FnOnce(AuditEvent) -> AuditEvent) {
         crate::metrics::event(kind.name());
         if let Some(sink) = &self.audit {
-            sink.record(&fill(AuditEvent::new(kind, self.sealer.clock().unix_now())));
+            let event = fill(AuditEvent::new(kind, self.sealer.clock().unix_now()));
+            // The change it reports is made: a sink that panics (writing
+            // to a closed stdout, say) loses the event, not the request's
+            // answer and cookies.
+            let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.record(&event)));
+            if recorded.is_err() {
+                tracing::error!(kind = kind.name(), "the audit sink panicked: the event is lost");
+            }
         }
     }
 }
@@ -496,11 +503,16 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// [`AuditKind`]). No sink by default.
     ///
     /// ```
+    /// use std::io::Write as _;
+    ///
     /// use sealed_session::web::{AuditEvent, WebConfig};
     /// use sealed_session::{Keyring, MemoryStore, Sealer};
     ///
     /// let config = WebConfig::builder(Sealer::builder(Keyring::generate()?), MemoryStore::new())
-    ///     .audit(|event: &AuditEvent| println!("{}", event.to_json()))
+    ///     .audit(|event: &AuditEvent| {
+    ///         // Not `println!`, which panics when stdout is closed.
+    ///         let _ = writeln!(std::io::stdout().lock(), "{}", event.to_json());
+    ///     })
     ///     .build()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
