@@ -20,8 +20,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    KeyState, Keyring, LoadOptions, MasterKey, OpenError, Opened, Revocation, RotationPolicy, Sealer,
-    Session, SessionId, StoreError, VerifyError, DEFAULT_LEEWAY, MAX_USER_ID_LEN,
+    KeyState, Keyring, LoadOptions, LoginError, MasterKey, OpenError, Opened, Revocation, RotationPolicy,
+    Sealer, Session, SessionId, StoreError, VerifyError, DEFAULT_LEEWAY, MAX_USER_ID_LEN,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -333,6 +333,10 @@ async fn run(command: Command) -> Result<String, Failure> {
                 .map_err(|err| Failure::Config(format!("session data on stdin is not JSON: {err}")))?;
             let mut session = Session::try_new(data.to_string())?;
             if let (Some(user), Some(epoch)) = (user, epoch) {
+                // As a login refuses it: `revoke --user` could not end it.
+                if user.len() > MAX_USER_ID_LEN {
+                    return Err(LoginError::UserIdTooLong { len: user.len() }.into());
+                }
                 session = session.with_user(user, epoch);
             }
             Ok(sealer.seal(&session)?)

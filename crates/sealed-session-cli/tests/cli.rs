@@ -971,6 +971,14 @@ fn revoke_and_open_with_a_store() {
     let r = run(&["revoke", "--store", &store, "--user", &format!("{longest}u")], "");
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("a user ID of 1025 bytes is longer than the 1024"), "{}", r.stderr);
+    // Nor is a session of it sealed, which that could not end.
+    signed_in(f, &longest);
+    let r = run(
+        &["seal", "--keyring", f, "--purpose", "p", "--user", &format!("{longest}u"), "--epoch", "0"],
+        "{}",
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (2, ""), "{}", r.stderr);
+    assert!(r.stderr.contains("a user ID of 1025 bytes is longer than the 1024"), "{}", r.stderr);
     let r = run(&["open", "--keyring", f, "--purpose", "p", "--store", &store, &alice], "");
     assert_eq!(r.code, 1);
     assert!(r.stderr.starts_with("refused: revoked"), "{}", r.stderr);
