@@ -976,8 +976,11 @@ fn plan(keyring: &Keyring, now: OffsetDateTime) -> Value {
 fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
     let bad =
         || Failure::Config(format!("{flag} must be an RFC 3339 time or +N with s, m, h or d (like +2d)"));
+    // To the second, as the keyring keeps it: a fraction would pass the
+    // callers' "in the future" checks and be dropped after them.
+    let to_second = |time: OffsetDateTime| time.replace_nanosecond(0).map_err(|_| bad());
     let Some(relative) = text.strip_prefix('+') else {
-        return OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad());
+        return OffsetDateTime::parse(text, &Rfc3339).map_err(|_| bad()).and_then(to_second);
     };
     let split = relative.len().checked_sub(1).ok_or_else(bad)?;
     let (number, unit) = (relative.get(..split).ok_or_else(bad)?, relative.get(split..).ok_or_else(bad)?);
@@ -994,7 +997,10 @@ fn time_arg(flag: &str, text: &str) -> Result<OffsetDateTime, Failure> {
         return Err(bad());
     }
     let seconds = number.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)).ok_or_else(bad)?;
-    OffsetDateTime::now_utc().checked_add(time::Duration::seconds(seconds)).ok_or_else(bad)
+    OffsetDateTime::now_utc()
+        .checked_add(time::Duration::seconds(seconds))
+        .ok_or_else(bad)
+        .and_then(to_second)
 }
 
 /// The store the servers use, which `open` and `revoke` never create or

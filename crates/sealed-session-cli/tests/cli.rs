@@ -952,6 +952,31 @@ fn signed_in(f: &str, user: &str) -> String {
     ok(&["seal", "--keyring", f, "--purpose", "p", "--user", user, "--epoch", "0"], "{}")
 }
 
+/// Times are whole seconds, as the keyring keeps them: a time ahead of
+/// now only by its fraction of a second is not in the future (kept, the
+/// new key would seal at once, or the old one retire at once).
+#[test]
+fn a_time_ahead_only_by_its_fraction_is_not_in_the_future() {
+    use time::format_description::well_known::Rfc3339;
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap();
+    let id = ok(&["keyring", "add", f], "");
+    // Early in a second, so that its end is ahead by far more than it
+    // takes to run the command.
+    while time::OffsetDateTime::now_utc().millisecond() >= 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let end = now.replace_nanosecond(999_000_000).unwrap().format(&Rfc3339).unwrap();
+    let r = run(&["keyring", "add", f, "--activate-at", &end], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not in the future"), "{}", r.stderr);
+    let r = run(&["keyring", "retire", f, id.trim(), "--at", &end], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not in the future"), "{}", r.stderr);
+}
+
 #[test]
 fn revoke_and_open_with_a_store() {
     let (_dir, file, store) = keyring_and_store();
