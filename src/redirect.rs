@@ -302,26 +302,29 @@ impl NoSessionAnswer {
     /// The answer to a request whose `Accept` headers are `accept` (a
     /// browser names `text/html`), for `path_and_query` as the application
     /// sees it under `prefix` (a nested router's mount point, or `""`), with
-    /// its login page at `login`.
+    /// its login page at `login`. A redirect's URL is always a valid
+    /// `Location` header value.
     ///
     /// ```
-    /// use sealed_session::redirect::NoSessionAnswer;
+    /// use sealed_session::redirect::{LoginPage, NoSessionAnswer};
     ///
-    /// let browser = NoSessionAnswer::for_request(["text/html,*/*;q=0.8"], "/account", "/login", "");
+    /// let login = LoginPage::new("/login")?;
+    /// let browser = NoSessionAnswer::for_request(["text/html,*/*;q=0.8"], "/account", &login, "");
     /// assert_eq!(browser, NoSessionAnswer::Redirect("/login?next=/account".to_owned()));
-    /// let api = NoSessionAnswer::for_request(["application/json"], "/account", "/login", "");
+    /// let api = NoSessionAnswer::for_request(["application/json"], "/account", &login, "");
     /// assert_eq!(api, NoSessionAnswer::Unauthorized);
+    /// # Ok::<(), sealed_session::redirect::LoginPageError>(())
     /// ```
     #[must_use]
     pub fn for_request<'a>(
         accept: impl IntoIterator<Item = &'a str>,
         path_and_query: &str,
-        login: &str,
+        login: &LoginPage,
         prefix: &str,
     ) -> Self {
         let wants_html = accept.into_iter().any(|accept| accept.to_ascii_lowercase().contains("text/html"));
         if wants_html {
-            NoSessionAnswer::Redirect(login_url(login, &format!("{prefix}{path_and_query}")))
+            NoSessionAnswer::Redirect(login_url(login.as_str(), &format!("{prefix}{path_and_query}")))
         } else {
             NoSessionAnswer::Unauthorized
         }

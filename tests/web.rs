@@ -1717,7 +1717,6 @@ fn the_host_s_default_port_names_the_same_origin() {
                 .header("origin", origin)
         };
         ready(&config, &from("app.example:443", "https://app.example")).await;
-        ready(&config, &from("App.Example", "https://app.example")).await;
         refused(&config, &from("app.example:443", "https://evil.example")).await;
         refused(&config, &from("app.example:8443", "https://app.example")).await;
         refused(&config, &from("app.example:80", "https://app.example")).await;

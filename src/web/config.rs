@@ -343,8 +343,8 @@ impl<S: RevocationStore> WebConfigBuilder<S> {
     /// The origin unsafe requests must come from, such as
     /// `https://app.example`, when the browser sends no `Sec-Fetch-Site`
     /// but an `Origin`. By default `https://` and the request's own host
-    /// (right unless a proxy rewrites `Host`; a default port `:443` in it
-    /// is dropped, as browsers do in `Origin`), or `http://` for a loopback
+    /// (right unless a proxy rewrites `Host`; its default port, `:443`, or
+    /// `:80` for http, is dropped, as browsers do in `Origin`), or `http://` for a loopback
     /// host (`127.0.0.1`, `localhost`, `[::1]`), where browsers treat plain
     /// http as secure. [`build`](Self::build) refuses anything but
     /// `scheme://host[:port]` (`null`, `*`, a path).

@@ -139,7 +139,7 @@ where
         let refusal = match admitted {
             Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(Some(refusal)) => Some(refuse(&request, self.route.login.as_str(), refusal.json_body())),
+            Some(Some(refusal)) => Some(refuse(&request, &self.route.login, refusal.json_body())),
         };
         match refusal {
             Some(response) => Box::pin(ready(Ok(request.into_response(response).map_into_right_body()))),
@@ -153,7 +153,7 @@ where
 
 /// The answer to a request without a signed-in (or recently
 /// authenticated) session; `json` is an API client's.
-fn refuse(request: &ServiceRequest, login: &str, json: &'static str) -> HttpResponse {
+fn refuse(request: &ServiceRequest, login: &LoginPage, json: &'static str) -> HttpResponse {
     let accept = request.headers().get_all(ACCEPT).filter_map(|value| value.to_str().ok());
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     match NoSessionAnswer::for_request(accept, path, login, "") {

@@ -145,7 +145,7 @@ where
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::no_layer()).into_response(),
             Some(Some(refusal)) => {
-                refuse(&request, self.route.login.as_str(), &self.route.prefix, refusal.json_body())
+                refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
             }
             Some(None) => {
                 let to_axum: fn(http::Response<ResBody>) -> Response = |response| response.map(Body::new);
@@ -158,7 +158,7 @@ where
 
 /// The answer to a request without a signed-in (or recently
 /// authenticated) session; `json` is an API client's.
-fn refuse<B>(request: &Request<B>, login: &str, prefix: &str, json: &'static str) -> Response {
+fn refuse<B>(request: &Request<B>, login: &LoginPage, prefix: &str, json: &'static str) -> Response {
     let accept = request.headers().get_all(ACCEPT).iter().filter_map(|value| value.to_str().ok());
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     if let NoSessionAnswer::Redirect(url) = NoSessionAnswer::for_request(accept, path, login, prefix) {
