@@ -46,8 +46,17 @@ const OUR_FRAMING: usize = 1 + 4 + 24 + 16;
 
 fn bench_size(c: &mut Criterion, label: &str, size: usize) -> BoxResult<()> {
     let baselines = Baselines::new(size)?;
-    let Baselines { ours: ours_token, floor: floor_token, aes: aes_token, .. } = &baselines;
-    let Baselines { payload, session, sealer, floor_cipher, aes_cipher, jar_key, .. } = &baselines;
+    let Baselines {
+        payload,
+        session,
+        sealer,
+        ours: ours_token,
+        floor_cipher,
+        floor: floor_token,
+        aes_cipher,
+        aes: aes_token,
+        jar_key,
+    } = &baselines;
     let postcard_len = postcard::to_stdvec(payload)?.len();
 
     // PrivateJar, as JSON text and as postcard.
