@@ -280,12 +280,17 @@ impl Setup {
 /// cookie, a cross-site post, a made-up device binding), so the file must
 /// not fill the disk, and those stop [`REFUSAL_HEADROOM`] short of it
 /// ([`audit_limit`]), so that logins, logouts and revocations still are.
-/// A file rotated by truncation (`copytruncate`) takes events again.
+/// A file rotated by truncation (`copytruncate`) takes events again; after
+/// one rotated by renaming, events go to a new file at the path.
 struct AuditFile(std::sync::Mutex<AuditLog>);
 
 /// The file, how long it is, and whether it was said to be full.
 struct AuditLog {
+    path: std::path::PathBuf,
     file: std::fs::File,
+    /// The device and inode of `file`: once `path` names another file, or
+    /// none (a rotation by renaming), the log is opened again there.
+    id: (u64, u64),
     len: u64,
     said_full: bool,
 }
@@ -299,31 +304,45 @@ const REFUSAL_HEADROOM: u64 = 8 << 20;
 
 impl AuditFile {
     fn open(path: &Path) -> Result<Self, StartError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let cannot =
-            |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source };
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
-        let meta = file.metadata().map_err(cannot)?;
-        // It names users: one made readable to others (a log rotation's
-        // `create 0644`, say) is closed again.
-        if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
-            let closed = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
-            closed.map_err(|source| StartError::Io {
-                action: "cannot close to other users (chmod 600 it, or remove it) the audit log",
-                path: path.to_owned(),
-                source,
-            })?;
-            tracing::warn!(path = %path.display(), "the audit log was open to other users: it is mode 0600 again");
-        }
-        let len = meta.len();
-        Ok(Self(std::sync::Mutex::new(AuditLog { file, len, said_full: false })))
+        use std::os::unix::fs::MetadataExt as _;
+        let (file, meta) = open_audit_log(path)?;
+        let log = AuditLog {
+            path: path.to_owned(),
+            file,
+            id: (meta.dev(), meta.ino()),
+            len: meta.len(),
+            said_full: false,
+        };
+        Ok(Self(std::sync::Mutex::new(log)))
     }
+}
+
+/// Opens the audit log at `path` to append to it, made if missing, mode 0600.
+fn open_audit_log(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), StartError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let cannot =
+        |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source };
+    let file =
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    // It names users: one made readable to others (a log rotation's
+    // `create 0644`, say) is closed again.
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+        let closed = file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        closed.map_err(|source| StartError::Io {
+            action: "cannot close to other users (chmod 600 it, or remove it) the audit log",
+            path: path.to_owned(),
+            source,
+        })?;
+        tracing::warn!(path = %path.display(), "the audit log was open to other users: it is mode 0600 again");
+    }
+    Ok((file, meta))
 }
 
 impl AuditLog {
     /// Appends `line` if the file stays within `limit`; whether it did.
     fn append(&mut self, line: &str, limit: u64) -> bool {
+        self.follow_rotation();
         let size = line.len() as u64;
         if self.len.saturating_add(size) > limit {
             // Rotated meanwhile? Its length on disk says.
@@ -354,6 +373,30 @@ impl AuditLog {
                 tracing::warn!(error = %err, "cannot write to the audit log");
                 false
             }
+        }
+    }
+
+    /// After a rotation by renaming (logrotate's default), the path names
+    /// a new file, or none: events go there, not to the renamed one (which
+    /// a compressing rotation deletes).
+    fn follow_rotation(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let moved = std::fs::metadata(&self.path).map_or(true, |meta| (meta.dev(), meta.ino()) != self.id);
+        if !moved {
+            return;
+        }
+        match open_audit_log(&self.path) {
+            Ok((file, meta)) => {
+                tracing::info!(path = %self.path.display(), "the audit log was rotated: events go to the new file");
+                *self = AuditLog {
+                    path: std::mem::take(&mut self.path),
+                    file,
+                    id: (meta.dev(), meta.ino()),
+                    len: meta.len(),
+                    said_full: false,
+                };
+            }
+            Err(err) => tracing::warn!(error = %err, "the audit log was rotated, and cannot be opened again"),
         }
     }
 }
@@ -494,6 +537,24 @@ mod tests {
         file.set_len(0).unwrap();
         assert!(log.append(line, refusals));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), line.len() as u64);
+    }
+
+    /// A log rotated by renaming (logrotate's default): the next event goes
+    /// to a new file at the path, mode 0600, not to the renamed one.
+    #[test]
+    fn after_a_rotation_by_renaming_events_go_to_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = AuditFile::open(&path).unwrap();
+        let mut log = audit.0.lock().unwrap();
+        assert!(log.append("one\n", MAX_AUDIT_LOG_LEN));
+        let rotated = dir.path().join("audit.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN));
+        assert!(log.append("three\n", MAX_AUDIT_LOG_LEN));
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\nthree\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     /// The audit log names users: an existing one open to other users is
