@@ -228,6 +228,13 @@ impl Entry {
         i64::try_from(now).unwrap_or(i64::MAX) >= self.retire
     }
 
+    /// Whether this key's retirement, dated and still ahead at `now` (Unix
+    /// seconds), comes later in `newer`, or not at all.
+    pub(crate) fn retirement_put_off_in(&self, newer: &Entry, now: u64) -> bool {
+        // No date is `i64::MAX`, which nothing comes after.
+        !self.refuses_at(now) && newer.retire > self.retire
+    }
+
     /// Whether the key is scheduled to start sealing after `now` (Unix
     /// seconds): a key that is not this host's yet, though it opens tokens
     /// sealed by hosts whose clocks run ahead.

@@ -371,12 +371,15 @@ impl Follow {
             let now = u64::try_from(self.clock.unix_now()).unwrap_or(0);
             match undoes(&current, &keyring, now, self.leeway, self.highest) {
                 Some(error) => Err(error),
-                None => Ok(Some(Arc::new(keyring))),
+                None => {
+                    let put_off = retirements_put_off(&current, &keyring, now);
+                    Ok(Some((Arc::new(keyring), put_off)))
+                }
             }
         });
         let event = match outcome {
             Ok(None) => return,
-            Ok(Some(keyring)) => {
+            Ok(Some((keyring, put_off))) => {
                 let keys = keyring.keys().count();
                 // The application replaced the keyring meanwhile (an
                 // emergency retirement, say): judged against the keyring
@@ -389,6 +392,16 @@ impl Follow {
                 self.judged = keyring;
                 *last_error = None;
                 tracing::info!(path = %self.path.display(), keys, "keyring reloaded from its file");
+                for key in put_off {
+                    // Allowed, as a date still ahead may move; but an older
+                    // copy of the file put back does it too.
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        key,
+                        "the keyring file no longer retires key {key} when it said it would (later, or never): \
+                         if the key leaked, retire it again"
+                    );
+                }
                 crate::metrics::keyring_reload(true);
                 crate::metrics::keyring_file_refused(false);
                 WatchEvent::Reloaded { keys }
@@ -480,12 +493,47 @@ fn undoes(current: &Keyring, new: &Keyring, now: u64, leeway: u64, highest: u32)
     })
 }
 
+/// The keys of `current` whose retirement, dated and still ahead at `now`,
+/// `new` puts off or removes.
+fn retirements_put_off(current: &Keyring, new: &Keyring, now: u64) -> Vec<u32> {
+    let put_off = |entry: &&super::Entry| {
+        current.entry(entry.spec.id).is_some_and(|old| old.retirement_put_off_in(entry, now))
+    };
+    new.entries.iter().filter(put_off).map(|entry| entry.spec.id).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::OsStr;
     use std::path::PathBuf;
 
-    use super::{changes, concerns};
+    use super::{changes, concerns, retirements_put_off};
+    use crate::{KeySpec, KeyState, Keyring, MasterKey};
+
+    /// A dated retirement still ahead that a version moves later, or
+    /// drops, is named (the watcher says it); one moved earlier, one that
+    /// has passed, and a key that never had one are not.
+    #[test]
+    fn retirements_put_off_are_named() {
+        const T: i64 = 1_900_000_000;
+        let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+        let keyring = |retire: [Option<i64>; 3]| {
+            let key = |id: u32, retire: Option<i64>| {
+                let spec = KeySpec::new(id, KeyState::Active, MasterKey::from_slice(&[7; 32]).unwrap());
+                retire.map_or(spec.clone(), |unix| spec.retire_at(at(unix)))
+            };
+            let primary = KeySpec::new(9, KeyState::Primary, MasterKey::from_slice(&[9; 32]).unwrap());
+            Keyring::new([primary, key(1, retire[0]), key(2, retire[1]), key(3, retire[2])]).unwrap()
+        };
+        let now = u64::try_from(T).unwrap();
+        let current = keyring([Some(T + 100), Some(T + 100), Some(T - 1)]);
+        assert_eq!(retirements_put_off(&current, &keyring([Some(T + 200), None, None]), now), [1, 2]);
+        assert_eq!(
+            retirements_put_off(&current, &keyring([Some(T + 50), Some(T + 100), None]), now),
+            [0u32; 0]
+        );
+        assert_eq!(retirements_put_off(&keyring([None; 3]), &keyring([None; 3]), now), [0u32; 0]);
+    }
 
     #[test]
     fn only_events_that_may_concern_the_keyring_wake_the_watcher() {
