@@ -497,13 +497,7 @@ async fn a_read_only_server_is_refused_as_a_standby_is() {
     assert!(matches!(refused, Err(PostgresSetupError::Standby)), "{refused:?}");
     // The store's connections open again, read-only now, once the old ones
     // are gone.
-    let old = SHARED.psql("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = 'fenced'");
-    SHARED
-        .psql(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ({old})"));
-    let gone = within(Duration::from_secs(10), async || {
-        SHARED.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid IN ({old})")) == "0"
-    });
-    assert!(gone.await.is_some(), "the store's connections were not ended");
+    end_backends("datname = 'fenced'").await;
     assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
     for _ in 0..3 {
         assert!(verifier.open::<()>(&bob).await.is_err());
@@ -525,7 +519,7 @@ async fn finding_a_read_only_server_empties_the_cache() {
     SHARED.psql("CREATE DATABASE fenced_cache");
     let url = format!("postgres://postgres@127.0.0.1:{}/fenced_cache", SHARED.port());
     let clock = clock_at_now();
-    let verifier = server(&url, "fenced", &clock).await;
+    let verifier = server(&url, "fenced_cache", &clock).await;
     past_the_generation(&clock);
     let alice = login(&verifier, "alice").await;
     // Cached for a second of the store's clock, which stands still.
@@ -534,19 +528,23 @@ async fn finding_a_read_only_server_empties_the_cache() {
 
     SHARED.psql("ALTER DATABASE fenced_cache SET default_transaction_read_only = on");
     // The pool's connections open again, read-only; the LISTEN one stays.
-    let pool_only = "datname = 'fenced_cache' AND query NOT LIKE 'LISTEN%'";
-    let old =
-        SHARED.psql(&format!("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE {pool_only}"));
+    end_backends("datname = 'fenced_cache' AND query NOT LIKE 'LISTEN%'").await;
+    assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
+    assert!(verifier.store().is_listening(), "the LISTEN connection still keeps the cache in use");
+    let again = verifier.open::<()>(&alice).await;
+    assert!(matches!(again, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{again:?}");
+}
+
+/// Ends the shared server's backends that `filter` (a condition on
+/// `pg_stat_activity`) names, and waits until they are gone.
+async fn end_backends(filter: &str) {
+    let old = SHARED.psql(&format!("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE {filter}"));
     SHARED
         .psql(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid IN ({old})"));
     let gone = within(Duration::from_secs(10), async || {
         SHARED.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid IN ({old})")) == "0"
     });
-    assert!(gone.await.is_some(), "the pool's connections were not ended");
-    assert_refused_as_untrusted(&verifier, &bob, "a read-only server").await;
-    assert!(verifier.store().is_listening(), "the LISTEN connection still keeps the cache in use");
-    let again = verifier.open::<()>(&alice).await;
-    assert!(matches!(again, Err(VerifyError::Store(StoreError::Untrusted(_)))), "{again:?}");
+    assert!(gone.await.is_some(), "the backends where {filter} were not ended");
 }
 
 /// Within 10 s `verifier`'s checks of `token`, which must not open
