@@ -182,12 +182,18 @@ async fn passes_the_registry_conformance_suite() {
         remembered: false,
         device_bound: false,
     };
-    for expires_at in [now + 3600, now + 100] {
-        sealed_session::SessionRegistry::record(&store, &record(expires_at)).await.unwrap();
+    for (user, ends) in [("carol", [now + 3600, now + 100]), ("dave", [now + 100, now + 3600])] {
+        for expires_at in ends {
+            let record = sealed_session::SessionRecord { user_id: user.to_owned(), ..record(expires_at) };
+            sealed_session::SessionRegistry::record(&store, &record).await.unwrap();
+        }
+        let key = format!("sealed-session:registry:{user}");
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(
+            (3590..=3600).contains(&ttl),
+            "{user}'s expires in {ttl} s, not with its latest record's end"
+        );
     }
-    let ttl: i64 =
-        redis::cmd("TTL").arg("sealed-session:registry:carol").query_async(&mut conn).await.unwrap();
-    assert!((3590..=3600).contains(&ttl), "expires in {ttl} s, not with its latest record's end");
 }
 
 #[tokio::test]
@@ -991,14 +997,16 @@ async fn no_stale_answer_once_the_settings_were_found_unsafe() {
 #[tokio::test]
 async fn logout_of_one_session_expires_with_the_session_plus_the_leeway() {
     let redis = RedisServer::start();
-    let (_clock, verifier, token) = alice_on_one_server(&redis).await;
+    let (clock, verifier, token) = alice_on_one_server(&redis).await;
     let session = verifier.open::<()>(&token).await.unwrap().into_session();
     verifier.logout(&session).await.unwrap();
     assert!(matches!(verifier.open::<()>(&token).await, Err(VerifyError::Revoked(Revocation::Session))));
     let key = format!("sealed-session:session:{}", session.id().to_hex());
     let ttl: i64 = redis.cli(&["TTL", &key]).parse().unwrap();
-    // The entry outlives the session by the clock leeway (60 s), for servers whose clocks lag.
-    let expected = session.expires_at().unwrap().unix_timestamp() + 60 - unix_now();
+    // The entry outlives the session (signed in at the clock's time, for
+    // the default 12 h) by the clock leeway (60 s), for servers whose
+    // clocks lag.
+    let expected = clock.unix_now() + 12 * 3600 + 60 - unix_now();
     assert!((ttl - expected).abs() <= 2, "denylist entry TTL {ttl}, expected {expected} s");
     // A later logout with an earlier expiry (a token re-issued elsewhere) never shortens it.
     verifier.store().revoke_session(session.id(), unix_now() as u64 + 10).await.unwrap();
