@@ -2709,6 +2709,7 @@ fn a_refused_requests_log_line_has_its_method_and_path_but_not_its_query() {
             line.contains(&format!("method={method}")) && line.contains(&format!("path={path}")),
             "{line}"
         );
+        assert!(line.contains(" INFO "), "logged at info: {line}");
         assert!(!logged.contains("SECRET") && !logged.contains("reset="), "{logged}");
     }
     drop(clock);

@@ -4115,6 +4115,7 @@ fn a_refused_requests_path_and_method_are_logged_short_and_printable() {
     assert_eq!(field("method"), "M".repeat(16), "{line}");
     assert_eq!(field("path"), format!("/x?y?{}", "z".repeat(128 - 5)), "{line}");
     assert!(!logged.contains("\ny"), "{logged}");
+    assert!(line.contains(" INFO "), "logged at info: {line}");
 }
 
 /// Re-authentication under a limit that refuses logins goes through the
