@@ -1393,8 +1393,17 @@ fn challenges_expire_after_their_lifetime() {
         assert!(reply.all("set-cookie").is_empty());
         assert_eq!(late.get("/whoami").await.body, "alice first bound=false");
 
-        // Refresh: a challenge asked for, answered once it has expired, gets
-        // a new challenge and no cookie.
+        // Refresh: a challenge answered a second before it expires gets a
+        // bound cookie; one answered once it has expired gets a new
+        // challenge and no cookie.
+        let asked = serve(&config, early.refresh_request(None)).await;
+        let (challenge, _) = sf_params(asked.header("secure-session-challenge").unwrap());
+        clock.advance(CHALLENGE_LIFETIME - Duration::from_secs(1));
+        let reply = serve(&config, early.refresh_request(Some(&challenge))).await;
+        early.store_cookies(&reply);
+        assert_eq!(reply.status, 200, "a refresh challenge a second before it expires: {}", reply.body);
+        let set = reply.all("set-cookie");
+        assert!(set.iter().any(|c| c.starts_with("__Host-session=") && !c.contains("Max-Age=0")), "{set:?}");
         clock.advance(Duration::from_secs(LIFETIME + 1));
         let asked = serve(&config, early.refresh_request(None)).await;
         let (challenge, _) = sf_params(asked.header("secure-session-challenge").unwrap());
