@@ -1011,6 +1011,33 @@ fn login_with_the_companion_alone(
     (bound, session, login)
 }
 
+/// A request whose bound cookie lapsed comes with the companion cookie
+/// alone: it passes the CSRF check with the token of the bound session the
+/// companion names (the page's), as a pre-session's would, and has no
+/// session of its own; another session's token is refused.
+#[test]
+fn the_companion_alone_passes_the_csrf_check_only_with_its_sessions_token() {
+    run(async {
+        let (clock, config, browser) = bound_browser().await;
+        let sealer = config.verifier().sealer();
+        let bound = sealer.open::<String>(&browser.cookie("__Host-session").unwrap()).unwrap().into_session();
+        let companion = format!("__Host-session-dbsc={}", browser.cookie("__Host-session-dbsc").unwrap());
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        let post = |token: &str| {
+            TestRequest::new("POST", "/whoami")
+                .header("cookie", &companion)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-csrf-token", token)
+        };
+        // Let through (not `403`), to a route that finds no session.
+        let own = serve(&config, post(&sealer.csrf_token(&bound))).await;
+        assert_eq!((own.status, own.body.as_str()), (401, "no session"));
+        let another = sealer.csrf_token(&sealed_session::Session::new(String::new()).with_user("alice", 0));
+        let refused = serve(&config, post(&another)).await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    });
+}
+
 /// A login from a browser whose bound cookie has lapsed ends that session
 /// (it comes with the companion cookie only): the session does not count
 /// against the limit, as the request's own would not. It used to: with a
