@@ -329,6 +329,7 @@ fn the_fullest_cart_and_longest_name_fit_in_the_cookie_on_both_frameworks() {
 fn a_client_that_never_finishes_a_request_head_is_cut_off() {
     use std::io::{Read as _, Write as _};
     on_each_framework(|demo| {
+        let connected = std::time::Instant::now();
         let held: Vec<_> = ["", "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "]
             .into_iter()
             .map(|sent| {
@@ -350,6 +351,10 @@ fn a_client_that_never_finishes_a_request_head_is_cut_off() {
                     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{sent:?} held open: {err}")
                 }
             }
+            // After about 5 s, with room for a busy machine: not held for
+            // most of the 30 s the read would wait.
+            let held_for = connected.elapsed();
+            assert!(held_for < std::time::Duration::from_secs(15), "{sent:?} cut off after {held_for:?}");
         }
     });
 }
