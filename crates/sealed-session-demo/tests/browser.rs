@@ -235,7 +235,10 @@ async fn a_form_from_another_origin_is_refused_and_changes_nothing(framework: &s
     let page = browser.source().await.unwrap();
     let port = serve_attack(&demo.origin, &csrf_token(&page)).await;
     // Another port of the same host (same site: the browser sends the
-    // cookie, Sec-Fetch-Site says same-site) and another host (cross site).
+    // cookie, and only Sec-Fetch-Site, which says same-site, gives the form
+    // away) and another host (cross site: `SameSite=Lax` keeps the cookies
+    // back, which is refusal enough; the first case is the one that tests
+    // the check of the request's site).
     for attacker in [format!("http://127.0.0.1:{port}/"), format!("http://localhost:{port}/")] {
         browser.goto(&attacker).await.unwrap();
         let target = format!("{}/profile", demo.origin);
