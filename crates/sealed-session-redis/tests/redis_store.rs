@@ -264,13 +264,21 @@ async fn a_user_that_may_not_subscribe_is_not_a_failing_redis() {
             .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
             .sum()
     };
+    // Commands Redis refused for the user's rights (the subscriptions).
+    let refused = || -> u64 {
+        let stats = redis.cli(&["INFO", "errorstats"]);
+        let count = stats.lines().find_map(|line| line.strip_prefix("errorstat_NOPERM:count="));
+        count.and_then(|count| count.trim().parse().ok()).unwrap_or(0)
+    };
     let before = settings_read();
+    let refused_before = refused();
     assert!(before > 0, "the settings were read at the start");
     // Over two seconds the subscription is refused about five times.
     for _ in 0..20 {
         assert!(verifier.open::<()>(&token).await.is_ok());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(refused() >= refused_before + 2, "the subscription was not tried again: {}", refused());
     assert_eq!(settings_read(), before, "the settings were read again");
 }
 
