@@ -289,6 +289,13 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
         untrusted(verifier.open::<()>(&verifier.sealer().seal(&probe).unwrap()).await)
     });
     assert!(refused.await.is_some(), "a session was accepted while fsync was off");
+    // Nor does a store start on it.
+    let started = PostgresStore::with_pool(pool(&own.url()).await, options("fsync_new"), SystemClock).await;
+    assert!(
+        matches!(&started, Err(PostgresSetupError::NotDurable { fsync, .. }) if fsync == "off"),
+        "{:?}",
+        started.map(drop)
+    );
     // The read that found fsync off emptied the cache: no check answers from it.
     assert!(untrusted(verifier.open::<()>(&cached).await), "a cached answer was used while fsync was off");
     let login = verifier.login("carol", ()).await;
@@ -322,6 +329,24 @@ async fn fsync_turned_off_after_the_start_refuses_every_session_until_it_is_on_a
             .await
             .unwrap();
     assert!(cutoff.is_some(), "the logout of everyone was not written");
+}
+
+/// A URL that needs the TLS this build lacks, or that carries a parameter
+/// sqlx would log and ignore (a secret one), is refused before any
+/// connection is tried, and the parameter's value is not repeated.
+#[tokio::test]
+async fn urls_the_store_would_not_use_as_meant_are_refused_at_connect() {
+    let refused = |url: &'static str| async move {
+        match PostgresStore::connect(url).await {
+            Ok(_) => panic!("{url} was accepted"),
+            Err(err) => err,
+        }
+    };
+    let tls = refused("postgres://app@127.0.0.1:1/x?sslmode=require").await;
+    assert!(matches!(tls, PostgresSetupError::TlsUnavailable), "{tls:?}");
+    let secret = refused("postgres://app@127.0.0.1:1/x?sslpassword=hunter2").await;
+    assert!(matches!(secret, PostgresSetupError::UrlParameter), "{secret:?}");
+    assert!(!format!("{secret} {secret:?}").contains("hunter2"), "{secret}");
 }
 
 /// A schema put in front of the one that holds the tables (one named after
