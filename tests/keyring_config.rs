@@ -259,7 +259,7 @@ fn a_private_file_loads() {
 
 #[test]
 fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
-    for mode in [0o640, 0o604, 0o660, 0o644] {
+    for mode in [0o640, 0o604, 0o660, 0o644, 0o620, 0o602, 0o610, 0o601] {
         let (_dir, path) = write_file(mode);
         let err = Keyring::load(&path).unwrap_err();
         assert!(matches!(err, KeyringError::InsecurePermissions { mode: m, .. } if m == mode), "{err:?}");

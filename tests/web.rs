@@ -1340,7 +1340,12 @@ fn a_logout_or_login_forgets_the_unread_flash_messages_its_request_brought() {
         // a reauthentication, the same user's, leaves them.
         let handle = open(&config, &brought).await;
         handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
-        assert_eq!(next_page(set_cookies(&handle)).await, Vec::<String>::new());
+        let cookies = set_cookies(&handle);
+        assert!(
+            cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
+            "the login removes the flash cookie it took: {cookies:?}"
+        );
+        assert_eq!(next_page(cookies).await, Vec::<String>::new());
         let handle = open(&config, &brought).await;
         handle.typed::<String>().login("bob", "BOB".into()).await.unwrap();
         handle.flash(Level::Success, "Signed in").unwrap();
