@@ -1145,6 +1145,22 @@ async fn a_replica_is_never_taken_for_the_primary() {
     assert!(store.revoke_session(session.id(), until).await.is_err(), "a replica refuses writes");
     let state = store.state(None, session.id()).await;
     assert!(matches!(state, Err(StoreError::Untrusted(_))), "{state:?}");
+
+    // Demoted with no write to fail: noticed at the next reading of the
+    // settings, and trusted again once it is the primary again.
+    let demoted = RedisServer::start();
+    let reading_often = config().with_policy_check_interval(Duration::from_millis(100));
+    let store =
+        RedisStore::connect_with(&demoted.url(), reading_often, sealed_session::SystemClock).await.unwrap();
+    assert!(store.state(None, session.id()).await.is_ok());
+    assert_eq!(demoted.cli(&["REPLICAOF", "127.0.0.1", &other.port().to_string()]), "OK");
+    let refused = within(Duration::from_secs(3), async || {
+        matches!(store.state(None, session.id()).await, Err(StoreError::Untrusted(_)))
+    });
+    assert!(refused.await.is_some(), "a primary demoted to a replica was still trusted");
+    assert_eq!(demoted.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
+    let back = within(Duration::from_secs(3), async || store.state(None, session.id()).await.is_ok());
+    assert!(back.await.is_some(), "{:?}", store.state(None, session.id()).await);
 }
 
 /// A user whose ACL allows no channel (Redis 7's default for new users) is
