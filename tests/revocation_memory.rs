@@ -520,6 +520,17 @@ fn a_remembered_session_is_logged_out_like_any_other() {
     block_on(verifier.logout(opened.session())).unwrap();
     clock.advance(Duration::from_secs(86_400));
     assert_eq!(refusal(&verifier, &token), Some(Revocation::Session));
+    // Denylisted to the end of its 30 days and the clock leeway, past
+    // which no copy of it, however renewed, opens: not for a day only. (A
+    // one-time denial finds an entry in force, or makes its own.)
+    let in_force = |verifier: &Verifier<MemoryStore>| {
+        let far = u64::try_from(T0).unwrap() + 40 * 86_400;
+        !block_on(verifier.store().revoke_session_once(opened.session().id(), far)).unwrap()
+    };
+    clock.advance(Duration::from_secs(24 * 86_400 + 59));
+    assert!(in_force(&verifier), "at its absolute expiry, within the leeway");
+    clock.advance(Duration::from_secs(2));
+    assert!(!in_force(&verifier), "kept past its expiry and the leeway");
     let other = verifier.sealer().seal(&block_on(verifier.login("alice", ())).unwrap().remembered()).unwrap();
     block_on(verifier.logout_everywhere("alice")).unwrap();
     assert_eq!(refusal(&verifier, &other), Some(Revocation::User));
