@@ -293,6 +293,11 @@ struct AuditLog {
     id: (u64, u64),
     len: u64,
     said_full: bool,
+    /// When the path was last looked at for a rotation (at most once a
+    /// second: any client can have events recorded), and whether opening
+    /// it again failed since it was last opened (said once).
+    looked: Option<std::time::Instant>,
+    reopen_failed: bool,
 }
 
 /// The size past which the demo's audit log takes no more events (64 MiB;
@@ -312,19 +317,31 @@ impl AuditFile {
             id: (meta.dev(), meta.ino()),
             len: meta.len(),
             said_full: false,
+            looked: None,
+            reopen_failed: false,
         };
         Ok(Self(std::sync::Mutex::new(log)))
     }
 }
 
-/// Opens the audit log at `path` to append to it, made if missing, mode 0600.
+/// Opens the audit log at `path` to append to it, made if missing, mode
+/// 0600: a regular file, never one a symbolic link names, and never a FIFO
+/// (whose open would wait for a reader, every request's event behind it).
 fn open_audit_log(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), StartError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let cannot =
         |source| StartError::Io { action: "cannot open the audit log", path: path.to_owned(), source };
-    let file =
-        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(cannot)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(cannot(std::io::Error::other("not a regular file")));
+    }
     // It names users: one made readable to others (a log rotation's
     // `create 0644`, say) is closed again.
     if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
@@ -378,25 +395,31 @@ impl AuditLog {
 
     /// After a rotation by renaming (logrotate's default), the path names
     /// a new file, or none: events go there, not to the renamed one (which
-    /// a compressing rotation deletes).
+    /// a compressing rotation deletes). Looked at once a second at most.
     fn follow_rotation(&mut self) {
         use std::os::unix::fs::MetadataExt as _;
-        let moved = std::fs::metadata(&self.path).map_or(true, |meta| (meta.dev(), meta.ino()) != self.id);
-        if !moved {
+        let now = std::time::Instant::now();
+        if self.looked.is_some_and(|looked| now.duration_since(looked) < std::time::Duration::from_secs(1)) {
+            return;
+        }
+        self.looked = Some(now);
+        let at_path = std::fs::symlink_metadata(&self.path).ok().map(|meta| (meta.dev(), meta.ino()));
+        if at_path == Some(self.id) {
             return;
         }
         match open_audit_log(&self.path) {
             Ok((file, meta)) => {
                 tracing::info!(path = %self.path.display(), "the audit log was rotated: events go to the new file");
-                *self = AuditLog {
-                    path: std::mem::take(&mut self.path),
-                    file,
-                    id: (meta.dev(), meta.ino()),
-                    len: meta.len(),
-                    said_full: false,
-                };
+                self.file = file;
+                self.id = (meta.dev(), meta.ino());
+                self.len = meta.len();
+                self.said_full = false;
+                self.reopen_failed = false;
             }
-            Err(err) => tracing::warn!(error = %err, "the audit log was rotated, and cannot be opened again"),
+            Err(err) if !std::mem::replace(&mut self.reopen_failed, true) => {
+                tracing::warn!(error = %err, "the audit log was rotated, and cannot be opened again: events go to the old file");
+            }
+            Err(_) => {}
         }
     }
 }
@@ -550,11 +573,38 @@ mod tests {
         assert!(log.append("one\n", MAX_AUDIT_LOG_LEN));
         let rotated = dir.path().join("audit.jsonl.1");
         std::fs::rename(&path, &rotated).unwrap();
-        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN));
+        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN), "looked at once a second: not yet");
+        log.looked = None; // a second later
         assert!(log.append("three\n", MAX_AUDIT_LOG_LEN));
-        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\n");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\nthree\n");
+        assert!(log.append("four\n", MAX_AUDIT_LOG_LEN));
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\nfour\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// A FIFO or a symbolic link put at the path after a rotation is not
+    /// opened (a FIFO's open would wait for a reader, every event behind
+    /// it; a link could aim the log anywhere): events go on into the file
+    /// in use.
+    #[test]
+    fn a_fifo_or_a_link_at_the_path_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = AuditFile::open(&path).unwrap();
+        let mut log = audit.0.lock().unwrap();
+        let rotated = dir.path().join("audit.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        log.looked = None;
+        assert!(log.append("one\n", MAX_AUDIT_LOG_LEN));
+        std::fs::remove_file(&path).unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        log.looked = None;
+        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN));
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
+        assert!(!target.exists(), "the link's target was made");
     }
 
     /// The audit log names users: an existing one open to other users is

@@ -1109,7 +1109,8 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
 /// A store whose URL names a replica is refused at connect: a replica's
 /// answers can lag its primary's without end (`replica-serve-stale-data`),
 /// and it refuses revocations. A primary demoted while the store runs is
-/// noticed at the next failed write, and every check then fails.
+/// noticed at the next failed write, or with none at the next reading of
+/// the settings, and every check then fails until it is the primary again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_is_never_taken_for_the_primary() {
     let primary = RedisServer::start();
