@@ -108,8 +108,9 @@ fn opens_seals_revocations_and_store_calls_are_counted_without_identities() {
     for (name, labels, _) in &series {
         assert!(name.starts_with("sealed_session_"), "{name}");
         for (key, value) in labels {
-            // A fixed word of the code's, or a key ID: nothing cut from a
-            // user, a session or a token fits.
+            // A fixed word of the code's (lower case and `_`), or a key
+            // ID: no token or session ID fits (a user ID might: the next
+            // check looks for this test's user).
             let word = value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
             let key_id = key == "key_id" && value.bytes().all(|b| b.is_ascii_digit());
             assert!(word || key_id, "{name}{{{key}={value}}} is neither a fixed word nor a key ID");

@@ -287,7 +287,8 @@ impl AuditEvent {
 /// (queue the event, or write one line to a buffered log) and never block.
 /// An event is recorded at most once; one whose request fails before it
 /// (a store outage) is not recorded. A sink that panics loses that event
-/// (said at `error`); the request goes on.
+/// (said at `error`), and the request goes on where panics unwind; with
+/// `panic = "abort"` the process ends. A sink must not panic.
 pub trait AuditSink: Send + Sync + 'static {
     /// Records `event`.
     fn record(&self, event: &AuditEvent);
