@@ -562,17 +562,24 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), line.len() as u64);
     }
 
+    /// An audit log in a new directory that took the line `one`, then was
+    /// renamed to `audit.jsonl.1` (rotated as logrotate does by default).
+    fn rotated_log() -> (tempfile::TempDir, AuditFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = AuditFile::open(&path).unwrap();
+        assert!(audit.0.lock().unwrap().append("one\n", MAX_AUDIT_LOG_LEN));
+        std::fs::rename(&path, dir.path().join("audit.jsonl.1")).unwrap();
+        (dir, audit)
+    }
+
     /// A log rotated by renaming (logrotate's default): the next event goes
     /// to a new file at the path, mode 0600, not to the renamed one.
     #[test]
     fn after_a_rotation_by_renaming_events_go_to_the_new_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let audit = AuditFile::open(&path).unwrap();
+        let (dir, audit) = rotated_log();
+        let (path, rotated) = (dir.path().join("audit.jsonl"), dir.path().join("audit.jsonl.1"));
         let mut log = audit.0.lock().unwrap();
-        assert!(log.append("one\n", MAX_AUDIT_LOG_LEN));
-        let rotated = dir.path().join("audit.jsonl.1");
-        std::fs::rename(&path, &rotated).unwrap();
         assert!(log.append("two\n", MAX_AUDIT_LOG_LEN), "looked at once a second: not yet");
         log.looked = None; // a second later
         assert!(log.append("three\n", MAX_AUDIT_LOG_LEN));
@@ -588,22 +595,19 @@ mod tests {
     /// in use.
     #[test]
     fn a_fifo_or_a_link_at_the_path_is_not_opened() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let audit = AuditFile::open(&path).unwrap();
+        let (dir, audit) = rotated_log();
+        let (path, rotated) = (dir.path().join("audit.jsonl"), dir.path().join("audit.jsonl.1"));
         let mut log = audit.0.lock().unwrap();
-        let rotated = dir.path().join("audit.jsonl.1");
-        std::fs::rename(&path, &rotated).unwrap();
         let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
         assert!(made.success());
         log.looked = None;
-        assert!(log.append("one\n", MAX_AUDIT_LOG_LEN));
+        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN));
         std::fs::remove_file(&path).unwrap();
         let target = dir.path().join("elsewhere");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         log.looked = None;
-        assert!(log.append("two\n", MAX_AUDIT_LOG_LEN));
-        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
+        assert!(log.append("three\n", MAX_AUDIT_LOG_LEN));
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\nthree\n");
         assert!(!target.exists(), "the link's target was made");
     }
 
