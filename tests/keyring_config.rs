@@ -268,6 +268,49 @@ fn a_file_readable_by_group_or_others_is_refused_unless_allowed() {
     }
 }
 
+/// The keyring's owner is judged by the effective user: a process whose
+/// real user is `nobody` and whose effective user is root (a set-user-ID
+/// helper, say) loads root's keyring and refuses `nobody`'s. Run in a child
+/// under `setpriv`, as no test here could otherwise tell the two apart.
+#[test]
+fn the_keyring_owner_is_judged_by_the_effective_user() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (_dir, path) = write_file(0o600);
+    let root = std::fs::metadata(&path).unwrap().uid();
+    assert_eq!(root, 0, "this test needs root, as the suite does (scripts/test.sh)");
+    let child = || {
+        let output = std::process::Command::new("setpriv")
+            .args(["--ruid=65534", "--euid=0"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "load_the_keyring_the_parent_names", "--ignored", "--nocapture"])
+            .env("SEALED_SESSION_KEYRING_UNDER_TEST", &path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let said = child();
+    assert!(said.contains("loaded"), "root's keyring: {said}");
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let said = child();
+    assert!(
+        said.contains("refused: OtherOwner") && said.contains("owner: 65534"),
+        "nobody's keyring: {said}"
+    );
+}
+
+/// Run by `the_keyring_owner_is_judged_by_the_effective_user`, in a child:
+/// loads the keyring it names and says what happened.
+#[test]
+#[ignore = "run by the_keyring_owner_is_judged_by_the_effective_user, in a child process"]
+fn load_the_keyring_the_parent_names() {
+    let path = std::env::var_os("SEALED_SESSION_KEYRING_UNDER_TEST").expect("run by its parent test");
+    match Keyring::load(&path) {
+        Ok(_) => println!("loaded"),
+        Err(err) => println!("refused: {err:?}"),
+    }
+}
+
 /// The owner of the keyring file, or of a directory on its way, may change
 /// its mode and its keys whatever the mode is now: a file or directory of
 /// a user other than root and this process's is refused unless allowed.
