@@ -10,6 +10,11 @@
 // Tests may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "support/recorder.rs"]
+mod recorder;
+
+use recorder::Recorder;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sealed_session::web::testing::{DeviceKey, TestRequest, TestResponse};
 use sealed_session::web::{
-    AuditEvent, AuditKind, Begin, DeviceBinding, LimitPolicy, SessionRef, WebConfig, WebConfigBuilder,
+    AuditKind, Begin, DeviceBinding, LimitPolicy, SessionRef, WebConfig, WebConfigBuilder,
 };
 use sealed_session::{
     KeySpec, KeyState, Keyring, LoginState, ManualClock, MasterKey, MemoryStore, RevocationState,
@@ -139,23 +144,6 @@ impl sealed_session::SessionRegistry for Remote {
         now: u64,
     ) -> sealed_session::BoxFuture<'a, Result<Vec<sealed_session::SessionRecord>, StoreError>> {
         after_a_turn(move || sealed_session::SessionRegistry::list(&self.0, user, now))
-    }
-}
-
-/// An audit sink that keeps every event until they are taken.
-#[derive(Clone, Default)]
-struct Recorder(Arc<std::sync::Mutex<Vec<AuditEvent>>>);
-
-impl Recorder {
-    /// The events recorded since the last call.
-    fn take(&self) -> Vec<AuditEvent> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl sealed_session::web::AuditSink for Recorder {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().unwrap().push(event.clone());
     }
 }
 

@@ -4,13 +4,18 @@
 // Tests, benches and examples may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "support/recorder.rs"]
+mod recorder;
+
+use recorder::Recorder;
+
 use std::sync::Arc;
 
 use sealed_session::csrf::CsrfError;
 use sealed_session::web::testing::{TestRequest, TestResponse, UnreachableStore};
 use sealed_session::web::{
-    bearer_token, AuditEvent, AuditKind, AuditSink, Begin, CsrfRefusal, HandleError, Level, LimitPolicy,
-    LoginOptions, Refusal, SessionHandle, SessionRef, WebConfig, WebConfigBuilder, WebConfigError,
+    bearer_token, AuditEvent, AuditKind, Begin, CsrfRefusal, HandleError, Level, LimitPolicy, LoginOptions,
+    Refusal, SessionHandle, SessionRef, WebConfig, WebConfigBuilder, WebConfigError,
 };
 use sealed_session::{Keyring, ManualClock, MemoryStore, RevocationStore, Sealer, SessionId, StoreError};
 
@@ -2219,22 +2224,6 @@ async fn with_cart(config: &Config) -> SessionHandle {
     let handle = open(config, "").await;
     handle.typed::<String>().update_or_insert(String::new, |cart| cart.push_str("tea")).await.unwrap();
     handle
-}
-
-/// An audit sink that keeps every event.
-#[derive(Clone, Default)]
-struct Recorder(Arc<std::sync::Mutex<Vec<AuditEvent>>>);
-
-impl Recorder {
-    fn take(&self) -> Vec<AuditEvent> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl AuditSink for Recorder {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
 }
 
 /// An audit sink that panics (one writing to a closed stdout with

@@ -57,35 +57,39 @@ impl SharedKeyring {
     /// counters of keys kept by ID carry over (approximately: counts made
     /// while the swap happens may be lost).
     pub fn replace(&self, keyring: Keyring) {
-        let old = self.0.current.load_full();
-        self.swap(&old, Arc::new(keyring), false);
+        let (old, new) = (self.0.current.load_full(), Arc::new(keyring));
+        carry_usage(&old, &new);
+        self.0.current.store(Arc::clone(&new));
+        self.replaced(&new, &old);
     }
 
     /// [`replace`](Self::replace), but only while the keyring in use is
     /// still `expected` (what a new version was judged against); whether it
     /// was.
-    pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, keyring: Arc<Keyring>) -> bool {
-        self.swap(expected, keyring, true)
+    pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, new: Arc<Keyring>) -> bool {
+        carry_usage(expected, &new);
+        let was = self.0.current.compare_and_swap(expected, Arc::clone(&new));
+        if !Arc::ptr_eq(&was, expected) {
+            return false;
+        }
+        self.replaced(&new, expected);
+        true
     }
 
-    fn swap(&self, old: &Arc<Keyring>, new: Arc<Keyring>, only_if_old: bool) -> bool {
-        for entry in &new.entries {
-            if let Some(previous) = old.entry(entry.spec.id) {
-                entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
-                entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-        if only_if_old {
-            let was = self.0.current.compare_and_swap(old, Arc::clone(&new));
-            if !Arc::ptr_eq(&was, old) {
-                return false;
-            }
-        } else {
-            self.0.current.store(Arc::clone(&new));
-        }
-        crate::metrics::keyring_in_use(&new, Some(old));
+    /// What follows a replacement of `old` by `new`.
+    fn replaced(&self, new: &Keyring, old: &Keyring) {
+        crate::metrics::keyring_in_use(new, Some(old));
         self.0.replaced.fetch_add(1, Ordering::SeqCst);
-        true
+    }
+}
+
+/// Carries the usage counters of the keys `new` keeps from `old`.
+fn carry_usage(old: &Keyring, new: &Keyring) {
+    for entry in &new.entries {
+        if let Some(previous) = old.entry(entry.spec.id) {
+            entry.sealed.store(previous.sealed.load(Ordering::Relaxed), Ordering::Relaxed);
+            entry.opened.store(previous.opened.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 }
 
