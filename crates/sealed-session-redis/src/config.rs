@@ -31,9 +31,10 @@ pub struct RedisConfig {
     /// and a new cutoff is set. Default `None`: refuse (fail closed).
     pub accept_stale_for: Option<Duration>,
     /// Trust that Redis never evicts keys although its `maxmemory-policy`
-    /// cannot be read (managed services and ACL users without `+config`
-    /// hide `CONFIG`). A policy that *can* be read must still be
-    /// `noeviction`. Default false; URL: `assume_noeviction=true`.
+    /// cannot be read: neither by `CONFIG GET` (managed services and ACL
+    /// users without `+config` hide it) nor in `INFO memory` (which they
+    /// usually answer). A policy that *can* be read, either way, must
+    /// still be `noeviction`. Default false; URL: `assume_noeviction=true`.
     pub assume_noeviction: bool,
     /// Trust that Redis never restarts from an older copy of its data
     /// although its persistence settings cannot be read. Settings that
@@ -192,8 +193,8 @@ pub enum ConnectError {
     EvictionPolicy(String),
     /// Redis would not say whether it may evict keys.
     #[error(
-        "cannot read Redis maxmemory-policy ({0}); revocations need noeviction. If the provider hides \
-         CONFIG and guarantees noeviction, say so: ?assume_noeviction=true in the URL \
+        "cannot read Redis maxmemory-policy ({0}), by CONFIG GET or in INFO memory; revocations need \
+         noeviction. If the provider hides both and guarantees noeviction, say so: ?assume_noeviction=true in the URL \
          (RedisConfig::assume_noeviction)"
     )]
     EvictionPolicyUnknown(String),

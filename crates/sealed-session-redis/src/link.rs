@@ -327,13 +327,21 @@ impl Link {
             pipe.cmd("CONFIG").arg("GET").arg(name);
         }
         let command = pipe.query_async::<Vec<redis::Value>>(&mut conn);
-        let mut verdict = match tokio::time::timeout(self.timeout, command).await {
+        let read = match tokio::time::timeout(self.timeout, command).await {
             Err(_) => Err(PolicyFault::Timeout(self.timeout)),
             Ok(Err(err)) if is_transport(&err) || is_temporary(&err) => Err(PolicyFault::Unreachable(err)),
-            Ok(Err(err)) => judge(Err(&err.to_string()), self.assume_noeviction, self.assume_durable),
-            Ok(Ok(replies)) => {
-                let values: Vec<_> = replies.into_iter().map(config_value).collect();
-                judge(Ok(&values), self.assume_noeviction, self.assume_durable)
+            Ok(Err(err)) => Ok(Err(err.to_string())),
+            Ok(Ok(replies)) => Ok(Ok(replies.into_iter().map(config_value).collect::<Vec<_>>())),
+        };
+        let mut verdict = match read {
+            Err(fault) => Err(fault),
+            Ok(settings) => {
+                let hidden = !matches!(settings.as_deref().map(<[_]>::first), Ok(Some(Ok(_))));
+                let shown = if hidden { self.policy_in_info(&mut conn).await } else { Ok(None) };
+                shown.and_then(|shown| {
+                    let settings = settings.as_deref().map_err(String::as_str);
+                    judge(settings, shown.as_deref(), self.assume_noeviction, self.assume_durable)
+                })
             }
         };
         if verdict.is_ok() {
@@ -419,6 +427,19 @@ impl Link {
             );
         }
         Ok(role)
+    }
+
+    /// The eviction policy as `INFO memory` shows it (`maxmemory_policy`),
+    /// which managed services that hide `CONFIG` still answer; `None` if
+    /// it does not say.
+    async fn policy_in_info(&self, conn: &mut ConnectionManager) -> Result<Option<String>, PolicyFault> {
+        let mut info = redis::cmd("INFO");
+        info.arg("memory");
+        match tokio::time::timeout(self.timeout, info.query_async::<String>(conn)).await {
+            Err(_) => Err(PolicyFault::Timeout(self.timeout)),
+            Ok(Ok(text)) => Ok(policy_in(&text)),
+            Ok(Err(err)) => refusal_or_fault(err).map(|_| None),
+        }
     }
 
     /// Whether the server says it is a Redis Cluster node (`INFO cluster`,
@@ -573,6 +594,13 @@ fn role_in_info(info: &str) -> Option<String> {
     Some(role.chars().take(32).collect())
 }
 
+/// The eviction policy `INFO memory` names (`maxmemory_policy:noeviction`),
+/// at most 32 characters.
+fn policy_in(info: &str) -> Option<String> {
+    let policy = info.lines().find_map(|line| line.trim_end().strip_prefix("maxmemory_policy:"))?;
+    Some(policy.chars().take(32).collect())
+}
+
 /// A command's error as an answer (`Ok`: the server refused the command),
 /// or, if the server could not be asked, the fault.
 fn refusal_or_fault(err: redis::RedisError) -> Result<redis::RedisError, PolicyFault> {
@@ -606,6 +634,7 @@ const SETTINGS: [&str; 6] = [
 /// back *older*, with the marker and without the revocations made since.
 fn judge(
     settings: Result<&[Result<String, String>], &str>,
+    policy_in_info: Option<&str>,
     assume_noeviction: bool,
     assume_durable: bool,
 ) -> Result<(), PolicyFault> {
@@ -617,7 +646,9 @@ fn judge(
             None => Err(format!("CONFIG GET answered {} replies", replies.len())),
         }
     };
-    match value(0) {
+    // Where CONFIG is hidden, the policy INFO shows decides as one CONFIG
+    // shows: only an unreadable policy is taken on the operator's word.
+    match value(0).or_else(|why| policy_in_info.ok_or(why)) {
         Ok("noeviction") => {}
         Ok(policy) => return Err(PolicyFault::Evicting(policy.to_owned())),
         Err(why) if assume_noeviction => {
@@ -843,6 +874,11 @@ mod tests {
         let info = "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\n";
         assert_eq!(role_in_info(info).as_deref(), Some("slave"));
         assert_eq!(role_in_info("# Replication\r\nconnected_slaves:0\r\n"), None);
+        let memory = "# Memory\r\nused_memory:1024\r\nmaxmemory_policy:allkeys-lru\r\n";
+        assert_eq!(super::policy_in(memory).as_deref(), Some("allkeys-lru"));
+        assert_eq!(super::policy_in("# Memory\r\nused_memory:1024\r\n"), None);
+        let long = format!("maxmemory_policy:{}\r\n", "x".repeat(100));
+        assert_eq!(super::policy_in(&long).map(|p| p.len()), Some(32));
     }
 
     /// Once the policy was unsafe, keys may be gone: answers stay untrusted
@@ -934,7 +970,7 @@ mod tests {
 
     #[test]
     fn only_persistence_that_no_restart_can_roll_back_is_trusted() {
-        let judge = |settings: [&str; 6]| super::judge(Ok(&replies(settings)), false, false);
+        let judge = |settings: [&str; 6]| super::judge(Ok(&replies(settings)), None, false, false);
         assert!(
             judge(["noeviction", "yes", "always", "3600 1", "no", "no"]).is_ok(),
             "every write on disk first"
@@ -969,22 +1005,31 @@ mod tests {
     #[test]
     fn unreadable_settings_are_trusted_only_as_far_as_the_operator_asserts() {
         let hidden = Err("ERR unknown command 'CONFIG'");
-        assert!(matches!(super::judge(hidden, false, false), Err(PolicyFault::Unknown(_))));
-        assert!(matches!(super::judge(hidden, false, true), Err(PolicyFault::Unknown(_))));
-        assert!(matches!(super::judge(hidden, true, false), Err(PolicyFault::DurabilityUnknown(_))));
-        assert!(super::judge(hidden, true, true).is_ok());
+        assert!(matches!(super::judge(hidden, None, false, false), Err(PolicyFault::Unknown(_))));
+        assert!(matches!(super::judge(hidden, None, false, true), Err(PolicyFault::Unknown(_))));
+        assert!(matches!(super::judge(hidden, None, true, false), Err(PolicyFault::DurabilityUnknown(_))));
+        assert!(super::judge(hidden, None, true, true).is_ok());
+        // The policy INFO shows (CONFIG hidden) is judged, asserted or not.
+        let shown = super::judge(hidden, Some("volatile-lru"), true, true);
+        assert!(matches!(&shown, Err(PolicyFault::Evicting(p)) if p == "volatile-lru"), "{shown:?}");
+        let shown = super::judge(hidden, Some("noeviction"), false, false);
+        assert!(matches!(shown, Err(PolicyFault::DurabilityUnknown(_))), "{shown:?}");
+        assert!(super::judge(hidden, Some("noeviction"), false, true).is_ok());
         // A Redis that knows the eviction policy but not a persistence
         // setting (an older version), or answered fewer replies.
         let partial = vec![Ok("noeviction".to_owned()), Err("CONFIG GET knows no such setting".to_owned())];
-        assert!(matches!(super::judge(Ok(&partial), false, false), Err(PolicyFault::DurabilityUnknown(_))));
-        assert!(super::judge(Ok(&partial), false, true).is_ok());
+        assert!(matches!(
+            super::judge(Ok(&partial), None, false, false),
+            Err(PolicyFault::DurabilityUnknown(_))
+        ));
+        assert!(super::judge(Ok(&partial), None, false, true).is_ok());
         // A setting that does not decide need not be known.
         let mut aof = replies(["noeviction", "yes", "always", "3600 1", "no", "no"]);
         aof[4] = Err("CONFIG GET knows no such setting".to_owned());
-        assert!(super::judge(Ok(&aof), false, false).is_ok());
+        assert!(super::judge(Ok(&aof), None, false, false).is_ok());
         // What can be read is judged, asserted or not.
         let snapshots = replies(["noeviction", "no", "everysec", "60 1", "yes", "yes"]);
-        assert!(matches!(super::judge(Ok(&snapshots), true, true), Err(PolicyFault::NotDurable(_))));
+        assert!(matches!(super::judge(Ok(&snapshots), None, true, true), Err(PolicyFault::NotDurable(_))));
         let fault = PolicyFault::DurabilityUnknown("x".to_owned()).to_string();
         assert!(fault.contains("assume_durable=true"), "the error names the fix: {fault}");
     }

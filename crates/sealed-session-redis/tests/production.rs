@@ -127,24 +127,72 @@ fn refused_for<T>(result: &Result<T, ConnectError>, cause: &str) -> bool {
     matches!(result, Err(err @ ConnectError::Redis(_)) if format!("{err:?}").contains(cause))
 }
 
+/// An ACL user without `CONFIG` reads the eviction policy from `INFO`
+/// (and it is `noeviction` here), not the persistence settings: those must
+/// be asserted. Without `INFO` either, both must.
 #[tokio::test]
-async fn an_acl_user_without_config_is_refused_unless_noeviction_and_durability_are_asserted() {
+async fn an_acl_user_without_config_is_refused_unless_what_it_cannot_read_is_asserted() {
     let dir = tempfile::tempdir().unwrap();
-    let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all -config")]);
+    let users = acl_file(
+        dir.path(),
+        &[("app", "pw", "~* &* +@all -config"), ("blind", "pw", "~* &* +@all -config -info")],
+    );
     let redis =
         RedisServer::start_with(RedisOptions::default().args(&["--aclfile", users.to_str().unwrap()]));
     let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
     let refused = RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;
-    assert!(matches!(refused, Err(ConnectError::EvictionPolicyUnknown(_))), "{refused:?}");
+    assert!(matches!(refused, Err(ConnectError::DurabilityUnknown(_))), "{refused:?}");
+    let verifier = server(&format!("{url}?assume_durable=true")).await;
+    round_trip(&verifier).await;
+
+    let blind = format!("redis://blind:pw@127.0.0.1:{}/0", redis.port());
+    match RedisStore::connect_with(&blind, config(), sealed_session::SystemClock).await {
+        Err(err @ ConnectError::EvictionPolicyUnknown(_)) => {
+            assert!(err.to_string().contains("assume_noeviction=true"), "the error names the fix: {err}");
+        }
+        other => panic!("expected EvictionPolicyUnknown, got {:?}", other.map(drop)),
+    }
     let half = RedisStore::connect_with(
-        &format!("{url}?assume_noeviction=true"),
+        &format!("{blind}?assume_noeviction=true"),
         config(),
         sealed_session::SystemClock,
     )
     .await;
     assert!(matches!(half, Err(ConnectError::DurabilityUnknown(_))), "{half:?}");
-    let verifier = server(&format!("{url}?assume_noeviction=true&assume_durable=true")).await;
+    let verifier = server(&format!("{blind}?assume_noeviction=true&assume_durable=true")).await;
     round_trip(&verifier).await;
+}
+
+/// `assume_noeviction` covers a policy the store cannot read, not one it
+/// can: where `CONFIG` is hidden, `INFO memory` still shows it (as managed
+/// services do, whose default is `volatile-lru`), and an evicting one is
+/// refused at the start and when an operator switches to it later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_policy_info_shows_is_refused_though_config_is_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = acl_file(dir.path(), &[("app", "pw", "~* &* +@all -config")]);
+    let redis = RedisServer::start_with(RedisOptions::default().args(&[
+        "--aclfile",
+        users.to_str().unwrap(),
+        "--maxmemory-policy",
+        "volatile-lru",
+    ]));
+    let url =
+        format!("redis://app:pw@127.0.0.1:{}/0?assume_noeviction=true&assume_durable=true", redis.port());
+    let refused = RedisStore::connect_with(&url, config(), sealed_session::SystemClock).await;
+    assert!(matches!(&refused, Err(ConnectError::EvictionPolicy(p)) if p == "volatile-lru"), "{refused:?}");
+
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let store = RedisStore::connect_with(&url, config, sealed_session::SystemClock).await.unwrap();
+    let verifier = Verifier::new(Sealer::builder(keyring(6)).build().unwrap(), store);
+    let token = login(&verifier, "alice").await;
+    assert!(verifier.open::<()>(&token).await.is_ok());
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    let untrusted = within(Duration::from_secs(5), async || {
+        matches!(verifier.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
+    });
+    assert!(untrusted.await.is_some(), "an evicting policy switched on later was not noticed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,10 +209,11 @@ async fn a_policy_that_becomes_unreadable_fails_closed_and_says_why() {
     let verifier = Verifier::new(Sealer::builder(keyring(6)).build().unwrap(), store);
     let token = login(&verifier, "alice").await;
     assert!(verifier.open::<()>(&token).await.is_ok());
-    // An operator takes CONFIG away from the store's user.
+    // An operator takes CONFIG away from the store's user: the eviction
+    // policy still shows in INFO, the persistence settings no longer do.
     assert_eq!(redis.cli(&["ACL", "SETUSER", "app", "-config"]), "OK");
     let said = async || {
-        !logs.lines_with(&["ERROR", "cannot read Redis maxmemory-policy", &redis.log_label()]).is_empty()
+        !logs.lines_with(&["ERROR", "cannot read Redis persistence settings", &redis.log_label()]).is_empty()
     };
     assert!(within(Duration::from_secs(2), said).await.is_some(), "the log says why");
     let result = verifier.open::<()>(&token).await;
