@@ -79,12 +79,21 @@ return {0, now - ahead}
 /// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).
 /// Returns the new floor.
 ///
-/// KEYS: floor, generation, and optionally the untrusted marker: then the
-/// floor is raised only if the marker is there or ARGV[2] is `1`, the
-/// marker goes in the same step, and nil is returned if nothing was done.
+/// KEYS: floor, generation, and optionally the untrusted marker and the
+/// time of the last recovery: then the floor is raised only if the marker
+/// is there, or if ARGV[2], the Redis time (in microseconds) at which the
+/// caller last saw a fault (`1`: it saw one at a time it does not know;
+/// `0`: none), is not before the last recovery (one after it covers what the fault may have
+/// lost). The marker goes and the recovery is dated in the same step; nil
+/// is returned if nothing was done.
 pub(crate) const FLOOR: &str = r"
 if KEYS[3] then
-  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return nil end
+  local seen = tonumber(ARGV[2])
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    if seen == 0 then return nil end
+    local recovered = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+    if seen > 1 and recovered > seen then return nil end
+  end
   redis.call('DEL', KEYS[3])
 end
 local now = tonumber(redis.call('TIME')[1])
@@ -96,7 +105,21 @@ end
 local current = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(generation))
 local floor = math.max(math.min(tonumber(ARGV[1]), now), now, current)
 redis.call('SET', KEYS[1], string.format('%d', floor))
+if KEYS[4] then
+  local time = redis.call('TIME')
+  redis.call('SET', KEYS[4], string.format('%d', tonumber(time[1]) * 1000000 + tonumber(time[2])))
+end
 return floor
+";
+
+/// Records that the caller found Redis's settings unsafe (ARGV[1], the
+/// fault), and returns Redis's time in microseconds, which [`FLOOR`] takes.
+///
+/// KEYS: the untrusted marker.
+pub(crate) const MARK: &str = r"
+redis.call('SET', KEYS[1], ARGV[1])
+local time = redis.call('TIME')
+return tonumber(time[1]) * 1000000 + tonumber(time[2])
 ";
 
 /// Writes a generation, dated by Redis, if the keyspace has none; returns
@@ -217,6 +240,9 @@ pub(crate) struct Keys {
     /// whichever server next finds them safe logs everyone out, even one
     /// that started, or followed a failover, after the fault.
     pub(crate) untrusted: String,
+    /// When a server last set a new cutoff after a fault (Redis's time): a
+    /// server that saw the fault before it does not set another.
+    pub(crate) recovered: String,
     pub(crate) channel: String,
     prefix: String,
 }
@@ -227,6 +253,7 @@ impl Keys {
             generation: format!("{prefix}:generation"),
             floor: format!("{prefix}:floor"),
             untrusted: format!("{prefix}:untrusted"),
+            recovered: format!("{prefix}:recovered"),
             channel: format!("{prefix}:revocations"),
             prefix: prefix.to_owned(),
         }

@@ -32,16 +32,19 @@
 //!   to answering from older cached data for a bounded time.
 //! * **No eviction.** An evicted key would silently undo a revocation.
 //!   Connecting fails unless Redis's `maxmemory-policy` reads as
-//!   `noeviction`, or cannot be read and the operator asserts it
-//!   ([`RedisConfig::assume_noeviction`], `?assume_noeviction=true`, for
-//!   managed services that hide `CONFIG`). The policy is read again every
+//!   `noeviction` (by `CONFIG GET`, or where that is hidden, as managed
+//!   services do, in `INFO memory`), or cannot be read either way and the
+//!   operator asserts it ([`RedisConfig::assume_noeviction`],
+//!   `?assume_noeviction=true`). The policy is read again every
 //!   [`RedisConfig::policy_check_interval`] (at most 60 s) and after every
 //!   failed command (a reconnection may reach another server); while it is
 //!   anything else, every call fails with
 //!   [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted), and
 //!   once it is fixed everyone is logged out. The fault is recorded in Redis
 //!   (`PREFIX:untrusted`), so that a server that did not see it (started
-//!   after the fix, or followed a failover) logs everyone out too.
+//!   after the fix, or followed a failover) logs everyone out too; and the
+//!   recovery is dated there (`PREFIX:recovered`), so that the servers that
+//!   saw the fault log everyone out once, not once each.
 //! * **Data loss never resurrects.** A generation key is written when the
 //!   keyspace is first used. After a `FLUSHALL` or a restart without
 //!   persistence it is missing: the store writes a new one, and every session

@@ -40,6 +40,10 @@ pub(crate) struct Inner {
     check: std::sync::Mutex<Option<(u64, SettingsCheck)>>,
     /// How many checks were started: each one's number in `check`.
     checks_started: std::sync::atomic::AtomicU64,
+    /// Redis's time (in microseconds) when this server last found its
+    /// settings unsafe and recorded it there; 1 if the record failed, 0
+    /// before any fault.
+    fault_seen_at: std::sync::atomic::AtomicU64,
     /// The runtime the store was made on, whose tasks keep its connections:
     /// checks run there, not on the runtime of the call that found the
     /// link untrusted (a short-lived one would end them halfway).
@@ -206,6 +210,7 @@ impl RedisStore {
             wait_replicas,
             check: std::sync::Mutex::new(None),
             checks_started: std::sync::atomic::AtomicU64::new(0),
+            fault_seen_at: std::sync::atomic::AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         });
         // Before anything that may write (the settings check marks a store
@@ -445,15 +450,23 @@ impl Inner {
         // held in a revocation's `WAIT`, and a marker sent there would land
         // after a recovery had removed it (everyone logged out again).
         let mut conn = self.link.conns().reader.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(&self.keys.untrusted).arg(fault.to_string());
-        match tokio::time::timeout(self.config.timeout, set.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "cannot record in Redis that its settings are unsafe")
-            }
-            Err(_) => tracing::warn!("cannot record in Redis that its settings are unsafe in time"),
-        }
+        let mut mark = redis::cmd("EVAL");
+        mark.arg(crate::keys::MARK).arg(1).arg(&self.keys.untrusted).arg(fault.to_string());
+        // Unrecorded, the time is unknown (1): this server's recovery then
+        // sets a new cutoff whatever another's did.
+        let seen_at =
+            match tokio::time::timeout(self.config.timeout, mark.query_async::<u64>(&mut conn)).await {
+                Ok(Ok(time)) => time.max(2),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "cannot record in Redis that its settings are unsafe");
+                    1
+                }
+                Err(_) => {
+                    tracing::warn!("cannot record in Redis that its settings are unsafe in time");
+                    1
+                }
+            };
+        self.fault_seen_at.store(seen_at, std::sync::atomic::Ordering::SeqCst);
         reading
     }
 
@@ -465,10 +478,19 @@ impl Inner {
     /// whether it set a new cutoff, which the other servers are told of
     /// once the link is trusted ([`Inner::trust`]).
     async fn recover(&self, reading: &SafeReading) -> Result<bool, redis::RedisError> {
-        let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
-        let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(reading.after_fault)]);
+        let keys = [&self.keys.floor, &self.keys.generation, &self.keys.untrusted, &self.keys.recovered];
+        let seen = self.fault_seen_at.load(std::sync::atomic::Ordering::SeqCst);
+        let seen = if reading.after_fault { seen.max(1) } else { 0 };
+        let floor = self.eval(crate::keys::FLOOR, &keys.map(String::as_str), &[0, seen]);
         let mut conn = reading.reader();
         let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
+            if reading.after_fault {
+                tracing::info!(
+                    redis = %reading.address(),
+                    "Redis settings are safe again; another server set a new cutoff after the fault"
+                );
+                self.feed.cache().clear();
+            }
             return Ok(false);
         };
         tracing::warn!(

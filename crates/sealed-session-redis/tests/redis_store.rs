@@ -603,6 +603,81 @@ async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyon
     assert!(recovered.is_some(), "{:?}", watching.open::<()>(&fresh).await);
 }
 
+/// Two servers that both saw one fault log everyone out once: the second
+/// to find the settings safe again, later, does not raise the cutoff the
+/// first raised after it saw the fault, and a user who signed in between
+/// stays signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_that_saw_one_fault_log_everyone_out_once() {
+    let redis = RedisServer::start();
+    let proxy = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let first = system_server(&redis.url(), config.clone()).await;
+    let second = system_server(&format!("redis://127.0.0.1:{}/0", proxy.port()), config).await;
+    let before = login(&first, "alice").await;
+    let untrusted =
+        |result: Result<_, VerifyError>| matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_))));
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    for server in [&first, &second] {
+        let refused = within(Duration::from_secs(5), async || untrusted(server.open::<()>(&before).await));
+        assert!(refused.await.is_some(), "a server did not see the fault");
+    }
+    // The second server's replies are held back past its timeout: it
+    // cannot read the settings, and stays untrusted, while the first
+    // finds them fixed and logs everyone out.
+    proxy.delay_replies(Duration::from_secs(2));
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
+    let recovered = within(Duration::from_secs(5), async || {
+        matches!(first.open::<()>(&before).await, Err(VerifyError::Revoked(Revocation::All)))
+    });
+    assert!(recovered.await.is_some(), "the first server did not recover");
+    // A login in a later second than the new cutoff.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after = login(&first, "alice").await;
+    assert!(first.open::<()>(&after).await.is_ok());
+
+    proxy.delay_replies(Duration::ZERO);
+    let answered = within(Duration::from_secs(10), async || {
+        !matches!(second.open::<()>(&after).await, Err(VerifyError::Store(_)))
+    });
+    assert!(answered.await.is_some(), "the second server did not recover");
+    for server in [&second, &first] {
+        let result = server.open::<()>(&after).await;
+        assert!(result.is_ok(), "logged out again: {:?}", result.map(drop));
+        let result = server.open::<()>(&before).await;
+        assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{:?}", result.map(drop));
+    }
+}
+
+/// A server that saw a fault logs everyone out once the settings are safe
+/// again though the fault's record is gone from Redis (evicted, as the
+/// policy allows) and no other server recovered since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_saw_a_fault_logs_everyone_out_though_its_record_is_gone() {
+    let redis = RedisServer::start();
+    let proxy = sealed_session_testkit::proxy::Proxy::to(redis.port());
+    let config = config().with_policy_check_interval(Duration::from_millis(100));
+    let server = system_server(&format!("redis://127.0.0.1:{}/0", proxy.port()), config).await;
+    let token = login(&server, "alice").await;
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
+    let refused = within(Duration::from_secs(5), async || {
+        matches!(server.open::<()>(&token).await, Err(VerifyError::Store(StoreError::Untrusted(_))))
+    });
+    assert!(refused.await.is_some(), "the server did not see the fault");
+    // Held back, the server reads nothing while the record goes and the
+    // policy is fixed.
+    proxy.delay_replies(Duration::from_secs(2));
+    assert_eq!(redis.cli(&["DEL", "sealed-session:untrusted"]), "1");
+    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
+    proxy.delay_replies(Duration::ZERO);
+    let answered = within(Duration::from_secs(10), async || {
+        !matches!(server.open::<()>(&token).await, Err(VerifyError::Store(_)))
+    });
+    assert!(answered.await.is_some(), "the server did not recover");
+    let result = server.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{:?}", result.map(drop));
+}
+
 /// While Redis's settings are unsafe, the requests that arrive during a
 /// check of them wait for it and are refused as it was, rather than each
 /// reading the settings again (and timing out in the queue).
