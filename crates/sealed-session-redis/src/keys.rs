@@ -85,8 +85,17 @@ return {0, now - ahead}
 /// caller last saw a fault (`1`: it saw one at a time it does not know;
 /// `0`: none), is not before the last recovery (one after it covers what the fault may have
 /// lost). The marker goes and the recovery is dated in the same step; nil
-/// is returned if nothing was done.
+/// is returned if nothing was done. Everything is read before anything is
+/// written: a floor or generation that is not a number is a `WRONGTYPE`
+/// error, and the marker stays.
 pub(crate) const FLOOR: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local stored = redis.call('GET', KEYS[2])
+local generation = tonumber(stored or now)
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if not generation or not current then
+  return redis.error_reply('WRONGTYPE the floor or generation key is not a number')
+end
 if KEYS[3] then
   local seen = tonumber(ARGV[2])
   if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -96,14 +105,8 @@ if KEYS[3] then
   end
   redis.call('DEL', KEYS[3])
 end
-local now = tonumber(redis.call('TIME')[1])
-local generation = redis.call('GET', KEYS[2])
-if not generation then
-  generation = now
-  redis.call('SET', KEYS[2], now)
-end
-local current = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(generation))
-local floor = math.max(math.min(tonumber(ARGV[1]), now), now, current)
+if not stored then redis.call('SET', KEYS[2], now) end
+local floor = math.max(math.min(tonumber(ARGV[1]), now), now, generation, current)
 redis.call('SET', KEYS[1], string.format('%d', floor))
 if KEYS[4] then
   local time = redis.call('TIME')

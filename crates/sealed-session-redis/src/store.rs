@@ -116,7 +116,13 @@ struct NoRuntime;
 /// corrupt, not an outage: no stale answer stands in for it, and it does
 /// not make the store read Redis's settings again on every check.
 fn redis_error(err: redis::RedisError) -> StoreError {
-    if err.kind() == redis::ErrorKind::Parse || err.code() == Some("WRONGTYPE") {
+    // WRONGTYPE, which the redis crate knows by no kind, alone or in a
+    // pipeline (a revocation's).
+    let wrong_type = err
+        .clone()
+        .into_server_errors()
+        .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "WRONGTYPE"));
+    if err.kind() == redis::ErrorKind::Parse || wrong_type {
         return StoreError::Corrupt(CorruptKind::UnreadableValue);
     }
     StoreError::unavailable(err)

@@ -134,6 +134,24 @@ async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
     assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), ahead.to_string());
 }
 
+/// A cutoff that is not a number (written by hand) is corrupt data, and a
+/// recovery that meets it changes nothing: the record of a fault stays, so
+/// that every server goes on refusing until the key is mended.
+#[tokio::test]
+async fn a_cutoff_that_is_no_number_is_corrupt_and_a_recovery_leaves_the_fault_recorded() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    assert_eq!(redis.cli(&["SET", "sealed-session:floor", "soon"]), "OK");
+    let result = store.revoke_all(0).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    assert_eq!(redis.cli(&["SET", "sealed-session:untrusted", "maxmemory-policy was allkeys-lru"]), "OK");
+    let refused = RedisStore::connect(&redis.url()).await;
+    assert!(refused.is_err(), "a recovery past a corrupt cutoff");
+    assert_eq!(redis.cli(&["GET", "sealed-session:untrusted"]), "maxmemory-policy was allkeys-lru");
+    assert_eq!(redis.cli(&["GET", "sealed-session:floor"]), "soon");
+    assert_eq!(redis.cli(&["EXISTS", "sealed-session:recovered"]), "0");
+}
+
 /// A store for tools that act on the servers' store (`existing_only`)
 /// refuses a keyspace no server has set up (a wrong database number, say)
 /// and writes nothing to it; once a server has, it connects.
