@@ -12,7 +12,12 @@ pub struct RedisConfig {
     /// Prefix of every key and of the channel; default `sealed-session`.
     /// One to 256 visible ASCII characters; no part of it after a `:` may
     /// be `user` or `registry`, where another store's keys (a store under a
-    /// shorter prefix, in the same database) would be this one's.
+    /// shorter prefix, in the same database) would be this one's. The
+    /// channel is the server's, not the database's (Redis publishes across
+    /// databases): stores under one prefix in two databases of one server
+    /// (`/0` and `/1`, say staging and production) hear each other's
+    /// invalidations, which empty their caches and name the users logged
+    /// out. Give each deployment its own prefix.
     pub prefix: String,
     /// How long a command may take before the check fails closed; default
     /// 250 ms. A call that finds Redis's settings unread since a failure
@@ -249,6 +254,14 @@ pub enum ConnectError {
          unnoticed for longer than documented (or the check would never pause); use the default (30 s)"
     )]
     PolicyCheckInterval(Duration),
+    /// [`RedisConfig::timeout`] is zero, or [`RedisConfig::wait_timeout`]
+    /// is while revocations wait for replicas: every call (or every
+    /// revocation) would fail as if Redis (or its replicas) were down.
+    #[error(
+        "the Redis store's {0} is zero: every call it bounds would fail at once; give at least 1 ms \
+         (or leave it out for the default)"
+    )]
+    ZeroTimeout(&'static str),
     /// The CA file could not be read.
     #[error("cannot read the Redis CA file {path}: {source}")]
     CaFile {

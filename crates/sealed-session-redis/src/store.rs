@@ -200,12 +200,18 @@ impl RedisStore {
         if interval.is_zero() || interval > crate::MAX_POLICY_CHECK_INTERVAL {
             return Err(ConnectError::PolicyCheckInterval(interval));
         }
+        if config.timeout.is_zero() {
+            return Err(ConnectError::ZeroTimeout("timeout (URL: timeout_ms)"));
+        }
         if matches!(target, crate::config::Target::Client(_)) && config.ca_file.is_some() {
             // It would be read and ignored: the system's roots would decide.
             return Err(ConnectError::CaFileWithClient);
         }
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
+        if wait_replicas > 0 && config.wait_timeout.is_zero() {
+            return Err(ConnectError::ZeroTimeout("wait_timeout (URL: wait_timeout_ms)"));
+        }
         let inner = Arc::new(Inner {
             link,
             keys: Keys::new(&config.prefix),

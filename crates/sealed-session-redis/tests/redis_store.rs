@@ -1188,11 +1188,34 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
             other => panic!("a {interval:?} policy check interval was accepted: {:?}", other.map(|_| ())),
         }
     }
+    // A zero timeout would fail every call as if Redis were down.
+    let url = "redis://127.0.0.1:1/0?timeout_ms=0";
+    match RedisStore::connect_with(url, self::config(), ManualClock::at_unix(0)).await {
+        Err(err @ ConnectError::ZeroTimeout(_)) => assert!(err.to_string().contains("timeout_ms"), "{err}"),
+        other => panic!("a zero timeout was accepted: {:?}", other.map(|_| ())),
+    }
     // The cap itself is allowed (refused here only as unreachable).
     let mut longest = self::config();
     longest.policy_check_interval = sealed_session_redis::MAX_POLICY_CHECK_INTERVAL;
     let connected = RedisStore::connect_with("redis://127.0.0.1:1/0", longest, ManualClock::at_unix(0)).await;
     assert!(matches!(connected, Err(ConnectError::Redis(_))), "{:?}", connected.map(|_| ()));
+}
+
+/// Revocations that wait for replicas with no time to wait would all fail
+/// as if the replicas were down: refused at connect, naming the setting.
+/// With no replica to wait for, the wait's timeout does not matter.
+#[tokio::test]
+async fn a_zero_wait_for_replicas_is_refused() {
+    let redis = RedisServer::start();
+    let url = format!("{}?wait_replicas=1&wait_timeout_ms=0", redis.url());
+    match RedisStore::connect_with(&url, config(), clock_at_now()).await {
+        Err(err @ ConnectError::ZeroTimeout(_)) => {
+            assert!(err.to_string().contains("wait_timeout_ms"), "{err}")
+        }
+        other => panic!("a zero wait was accepted: {:?}", other.map(|_| ())),
+    }
+    let url = format!("{}?wait_replicas=0&wait_timeout_ms=0", redis.url());
+    assert!(RedisStore::connect_with(&url, config(), clock_at_now()).await.is_ok());
 }
 
 /// A store whose URL names a replica is refused at connect: a replica's
