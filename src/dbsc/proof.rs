@@ -55,8 +55,12 @@ impl Algorithm {
 
 /// A device's public key, from the JWK of its registration proof. Kept in
 /// the sealed session identifier; its `Debug` shows the algorithm and the
-/// key's RFC 7638 thumbprint only.
+/// key's RFC 7638 thumbprint only. Deserializing checks an RSA key as a
+/// registration does (a modulus of 2048 to 4096 bits, minimal encodings,
+/// an odd exponent from 3 to 2^33 - 1): a key kept elsewhere, and read
+/// back, cannot make refreshes cost more than one registered.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredKey")]
 pub enum DevicePublicKey {
     /// A P-256 point, its coordinates big-endian.
     Ec {
@@ -74,7 +78,43 @@ pub enum DevicePublicKey {
     },
 }
 
+/// [`DevicePublicKey`] as serialized, before its checks.
+#[derive(Deserialize)]
+enum StoredKey {
+    Ec { x: [u8; 32], y: [u8; 32] },
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+}
+
+impl TryFrom<StoredKey> for DevicePublicKey {
+    type Error = DbscProofError;
+
+    fn try_from(stored: StoredKey) -> Result<Self, DbscProofError> {
+        match stored {
+            StoredKey::Ec { x, y } => Ok(Self::Ec { x, y }),
+            StoredKey::Rsa { n, e } => Self::rsa(n, e),
+        }
+    }
+}
+
 impl DevicePublicKey {
+    /// An RSA key from its modulus and exponent (big-endian), if they are
+    /// minimal, the modulus 2048 to 4096 bits and the exponent odd, from 3
+    /// to 2^33 - 1 (what `ring` takes).
+    fn rsa(n: Vec<u8>, e: Vec<u8>) -> Result<Self, DbscProofError> {
+        let n = minimal(n, "n is not minimal")?;
+        let e = minimal(e, "e is not minimal")?;
+        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(DbscProofError::InvalidKey("the modulus is not 2048 to 4096 bits"));
+        }
+        let odd = e.last().is_some_and(|b| b & 1 == 1);
+        let below_2_33 = e.len() < 5 || (e.len() == 5 && e.first().is_some_and(|b| *b <= 1));
+        if !odd || !below_2_33 || e == [1] {
+            return Err(DbscProofError::InvalidKey("the exponent is not an odd number from 3 to 2^33 - 1"));
+        }
+        Ok(Self::Rsa { n, e })
+    }
+
     /// The algorithm this key signs with.
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
@@ -320,27 +360,9 @@ impl Jwk {
                 if self.crv.is_some() || self.x.is_some() || self.y.is_some() {
                     return Err(DbscProofError::InvalidKey("an RSA key must have no EC members"));
                 }
-                let n = minimal(
-                    b64(self.n.as_deref().unwrap_or_default(), "n is not base64url")?,
-                    "n is not minimal",
-                )?;
-                let e = minimal(
-                    b64(self.e.as_deref().unwrap_or_default(), "e is not base64url")?,
-                    "e is not minimal",
-                )?;
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                    return Err(DbscProofError::InvalidKey("the modulus is not 2048 to 4096 bits"));
-                }
-                // ring takes odd exponents from 3 to 2^33 - 1.
-                let odd = e.last().is_some_and(|b| b & 1 == 1);
-                let below_2_33 = e.len() < 5 || (e.len() == 5 && e.first().is_some_and(|b| *b <= 1));
-                if !odd || !below_2_33 || e == [1] {
-                    return Err(DbscProofError::InvalidKey(
-                        "the exponent is not an odd number from 3 to 2^33 - 1",
-                    ));
-                }
-                Ok(DevicePublicKey::Rsa { n, e })
+                let n = b64(self.n.as_deref().unwrap_or_default(), "n is not base64url")?;
+                let e = b64(self.e.as_deref().unwrap_or_default(), "e is not base64url")?;
+                DevicePublicKey::rsa(n, e)
             }
             _ => Err(DbscProofError::InvalidKey("kty is not EC or RSA")),
         }
@@ -565,6 +587,42 @@ mod tests {
         for bits in [1024, 4096 + 8, 8192] {
             let refused = parse_proof(&rsa_proof_of_bits(bits)).err();
             assert!(matches!(refused, Some(DbscProofError::InvalidKey(_))), "{bits}: {refused:?}");
+        }
+    }
+
+    /// A key read back from where it was kept (postcard, as in the sealed
+    /// identifier, or JSON) is checked as a registration's: one no
+    /// registration takes is refused, whoever wrote it.
+    #[test]
+    fn a_stored_key_is_checked_as_a_registered_one() {
+        let rsa = |n_bytes: usize, e: Vec<u8>| {
+            let mut n = vec![0xc5; n_bytes];
+            n[n_bytes - 1] = 0x01;
+            DevicePublicKey::Rsa { n, e }
+        };
+        let round_trip = |key: &DevicePublicKey| {
+            let bytes = postcard::to_stdvec(key).unwrap();
+            let json = serde_json::to_string(key).unwrap();
+            (postcard::from_bytes::<DevicePublicKey>(&bytes), serde_json::from_str::<DevicePublicKey>(&json))
+        };
+        for key in
+            [rsa(256, vec![1, 0, 1]), rsa(512, vec![3]), DevicePublicKey::Ec { x: [1; 32], y: [2; 32] }]
+        {
+            let (postcard, json) = round_trip(&key);
+            assert_eq!(postcard.ok().as_ref(), Some(&key));
+            assert_eq!(json.ok().as_ref(), Some(&key));
+        }
+        let mut padded = rsa(256, vec![1, 0, 1]);
+        if let DevicePublicKey::Rsa { n, .. } = &mut padded {
+            n.insert(0, 0);
+        }
+        for key in
+            [rsa(1024, vec![1, 0, 1]), rsa(128, vec![1, 0, 1]), rsa(256, vec![2]), rsa(256, vec![1]), padded]
+        {
+            let (postcard, json) = round_trip(&key);
+            assert!(postcard.is_err(), "{key:?}");
+            let refused = json.expect_err("an unchecked key");
+            assert!(refused.to_string().contains("the proof's key is not valid"), "{refused}");
         }
     }
 
