@@ -243,9 +243,6 @@ pub(crate) struct Keys {
     /// whichever server next finds them safe logs everyone out, even one
     /// that started, or followed a failover, after the fault.
     pub(crate) untrusted: String,
-    /// When a server last set a new cutoff after a fault (Redis's time): a
-    /// server that saw the fault before it does not set another.
-    pub(crate) recovered: String,
     pub(crate) channel: String,
     prefix: String,
 }
@@ -256,7 +253,6 @@ impl Keys {
             generation: format!("{prefix}:generation"),
             floor: format!("{prefix}:floor"),
             untrusted: format!("{prefix}:untrusted"),
-            recovered: format!("{prefix}:recovered"),
             channel: format!("{prefix}:revocations"),
             prefix: prefix.to_owned(),
         }
@@ -268,6 +264,12 @@ impl Keys {
 
     pub(crate) fn session(&self, session: &SessionId) -> String {
         format!("{}:session:{}", self.prefix, session.to_hex())
+    }
+
+    /// When a server last set a new cutoff after a fault (Redis's time): a
+    /// server that saw the fault before it does not set another.
+    pub(crate) fn recovered(&self) -> String {
+        format!("{}:recovered", self.prefix)
     }
 
     /// The hash of the user's session registry records.
@@ -323,6 +325,7 @@ mod tests {
         assert_eq!(keys.user("alice"), "app:user:alice");
         assert_eq!((keys.generation.as_str(), keys.floor.as_str()), ("app:generation", "app:floor"));
         assert_eq!(keys.untrusted, "app:untrusted");
+        assert_eq!(keys.recovered(), "app:recovered");
         let session = Session::new(()).id();
         assert_eq!(keys.session(&session), format!("app:session:{}", session.to_hex()));
     }

@@ -490,7 +490,8 @@ impl Inner {
     /// whether it set a new cutoff, which the other servers are told of
     /// once the link is trusted ([`Inner::trust`]).
     async fn recover(&self, reading: &SafeReading) -> Result<bool, redis::RedisError> {
-        let keys = [&self.keys.floor, &self.keys.generation, &self.keys.untrusted, &self.keys.recovered];
+        let recovered = self.keys.recovered();
+        let keys = [&self.keys.floor, &self.keys.generation, &self.keys.untrusted, &recovered];
         let seen = self.fault_seen_at.load(std::sync::atomic::Ordering::SeqCst);
         let seen = if reading.after_fault { seen.max(1) } else { 0 };
         let floor = self.eval(crate::keys::FLOOR, &keys.map(String::as_str), &[0, seen]);
