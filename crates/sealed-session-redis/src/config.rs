@@ -254,14 +254,15 @@ pub enum ConnectError {
          unnoticed for longer than documented (or the check would never pause); use the default (30 s)"
     )]
     PolicyCheckInterval(Duration),
-    /// [`RedisConfig::timeout`] is zero, or [`RedisConfig::wait_timeout`]
-    /// is while revocations wait for replicas: every call (or every
-    /// revocation) would fail as if Redis (or its replicas) were down.
+    /// [`RedisConfig::timeout`] is under 1 ms, or
+    /// [`RedisConfig::wait_timeout`] is while revocations wait for
+    /// replicas: every call (or every revocation) would fail as if Redis
+    /// (or its replicas) were down.
     #[error(
-        "the Redis store's {0} is zero: every call it bounds would fail at once; give at least 1 ms \
-         (or leave it out for the default)"
+        "the Redis store's {0} is under 1 ms: every call it bounds would fail at once; give at least \
+         1 ms (or leave it out for the default)"
     )]
-    ZeroTimeout(&'static str),
+    TimeoutTooShort(&'static str),
     /// The CA file could not be read.
     #[error("cannot read the Redis CA file {path}: {source}")]
     CaFile {

@@ -79,50 +79,33 @@ return {0, now - ahead}
 /// Redis's (a caller whose clock runs ahead cannot push the cutoff past it).
 /// Returns the new floor.
 ///
-/// KEYS: floor, generation, and optionally the untrusted marker and the
-/// time of the last recovery: then the floor is raised only if the marker
-/// is there, or if ARGV[2], the Redis time (in microseconds) at which the
-/// caller last saw a fault (`1`: it saw one at a time it does not know;
-/// `0`: none), is not before the last recovery (one after it covers what the fault may have
-/// lost). The marker goes and the recovery is dated in the same step; nil
+/// KEYS: floor, generation, and optionally the untrusted marker: then the
+/// floor is raised only if the marker is there or ARGV[2] is `1` (the
+/// caller saw the fault itself), the marker goes in the same step, and nil
 /// is returned if nothing was done. Everything is read before anything is
-/// written: a floor or generation that is not a number is a `WRONGTYPE`
-/// error, and the marker stays.
+/// written: a floor or generation that is not a plain number of seconds is
+/// a `WRONGTYPE` error, and the marker stays.
 pub(crate) const FLOOR: &str = r"
 local now = tonumber(redis.call('TIME')[1])
 local stored = redis.call('GET', KEYS[2])
-local generation = tonumber(stored or now)
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = redis.call('GET', KEYS[1]) or '0'
+local function seconds(text)
+  if not string.match(text, '^%d+$') or string.len(text) > 15 then return nil end
+  return tonumber(text)
+end
+local generation = seconds(stored or tostring(now))
+local current = seconds(floor)
 if not generation or not current then
-  return redis.error_reply('WRONGTYPE the floor or generation key is not a number')
+  return redis.error_reply('WRONGTYPE the floor or generation key is not a number of seconds')
 end
 if KEYS[3] then
-  local seen = tonumber(ARGV[2])
-  if redis.call('EXISTS', KEYS[3]) == 0 then
-    if seen == 0 then return nil end
-    local recovered = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
-    if seen > 1 and recovered > seen then return nil end
-  end
+  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return nil end
   redis.call('DEL', KEYS[3])
 end
 if not stored then redis.call('SET', KEYS[2], now) end
-local floor = math.max(math.min(tonumber(ARGV[1]), now), now, generation, current)
+floor = math.max(math.min(tonumber(ARGV[1]), now), now, generation, current)
 redis.call('SET', KEYS[1], string.format('%d', floor))
-if KEYS[4] then
-  local time = redis.call('TIME')
-  redis.call('SET', KEYS[4], string.format('%d', tonumber(time[1]) * 1000000 + tonumber(time[2])))
-end
 return floor
-";
-
-/// Records that the caller found Redis's settings unsafe (ARGV[1], the
-/// fault), and returns Redis's time in microseconds, which [`FLOOR`] takes.
-///
-/// KEYS: the untrusted marker.
-pub(crate) const MARK: &str = r"
-redis.call('SET', KEYS[1], ARGV[1])
-local time = redis.call('TIME')
-return tonumber(time[1]) * 1000000 + tonumber(time[2])
 ";
 
 /// Writes a generation, dated by Redis, if the keyspace has none; returns
@@ -266,12 +249,6 @@ impl Keys {
         format!("{}:session:{}", self.prefix, session.to_hex())
     }
 
-    /// When a server last set a new cutoff after a fault (Redis's time): a
-    /// server that saw the fault before it does not set another.
-    pub(crate) fn recovered(&self) -> String {
-        format!("{}:recovered", self.prefix)
-    }
-
     /// The hash of the user's session registry records.
     pub(crate) fn registry(&self, user_id: &str) -> String {
         format!("{}:registry:{user_id}", self.prefix)
@@ -325,7 +302,6 @@ mod tests {
         assert_eq!(keys.user("alice"), "app:user:alice");
         assert_eq!((keys.generation.as_str(), keys.floor.as_str()), ("app:generation", "app:floor"));
         assert_eq!(keys.untrusted, "app:untrusted");
-        assert_eq!(keys.recovered(), "app:recovered");
         let session = Session::new(()).id();
         assert_eq!(keys.session(&session), format!("app:session:{}", session.to_hex()));
     }

@@ -42,9 +42,11 @@
 //!   [`StoreError::Untrusted`](sealed_session::StoreError::Untrusted), and
 //!   once it is fixed everyone is logged out. The fault is recorded in Redis
 //!   (`PREFIX:untrusted`), so that a server that did not see it (started
-//!   after the fix, or followed a failover) logs everyone out too; and the
-//!   recovery is dated there (`PREFIX:recovered`), so that the servers that
-//!   saw the fault log everyone out once, not once each.
+//!   after the fix, or followed a failover) logs everyone out too. Each
+//!   server that saw the fault sets its own new cutoff when it finds the
+//!   settings safe again (it cannot know that another's came after the
+//!   fault ended): a user who signs in between two servers' recoveries,
+//!   seconds apart, signs in once more.
 //! * **Data loss never resurrects.** A generation key is written when the
 //!   keyspace is first used. After a `FLUSHALL` or a restart without
 //!   persistence it is missing: the store writes a new one, and every session

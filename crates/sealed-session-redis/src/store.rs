@@ -40,10 +40,6 @@ pub(crate) struct Inner {
     check: std::sync::Mutex<Option<(u64, SettingsCheck)>>,
     /// How many checks were started: each one's number in `check`.
     checks_started: std::sync::atomic::AtomicU64,
-    /// Redis's time (in microseconds) when this server last found its
-    /// settings unsafe and recorded it there; 1 if the record failed, 0
-    /// before any fault.
-    fault_seen_at: std::sync::atomic::AtomicU64,
     /// The runtime the store was made on, whose tasks keep its connections:
     /// checks run there, not on the runtime of the call that found the
     /// link untrusted (a short-lived one would end them halfway).
@@ -200,8 +196,8 @@ impl RedisStore {
         if interval.is_zero() || interval > crate::MAX_POLICY_CHECK_INTERVAL {
             return Err(ConnectError::PolicyCheckInterval(interval));
         }
-        if config.timeout.is_zero() {
-            return Err(ConnectError::ZeroTimeout("timeout (URL: timeout_ms)"));
+        if config.timeout < Duration::from_millis(1) {
+            return Err(ConnectError::TimeoutTooShort("timeout (URL: timeout_ms)"));
         }
         if matches!(target, crate::config::Target::Client(_)) && config.ca_file.is_some() {
             // It would be read and ignored: the system's roots would decide.
@@ -209,8 +205,8 @@ impl RedisStore {
         }
         let link = Arc::new(Link::connect(target, &config).await?);
         let wait_replicas = config.wait_replicas.unwrap_or(u64::from(link.is_sentinel()));
-        if wait_replicas > 0 && config.wait_timeout.is_zero() {
-            return Err(ConnectError::ZeroTimeout("wait_timeout (URL: wait_timeout_ms)"));
+        if wait_replicas > 0 && config.wait_timeout < Duration::from_millis(1) {
+            return Err(ConnectError::TimeoutTooShort("wait_timeout (URL: wait_timeout_ms)"));
         }
         let inner = Arc::new(Inner {
             link,
@@ -222,7 +218,6 @@ impl RedisStore {
             wait_replicas,
             check: std::sync::Mutex::new(None),
             checks_started: std::sync::atomic::AtomicU64::new(0),
-            fault_seen_at: std::sync::atomic::AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         });
         // Before anything that may write (the settings check marks a store
@@ -462,23 +457,15 @@ impl Inner {
         // held in a revocation's `WAIT`, and a marker sent there would land
         // after a recovery had removed it (everyone logged out again).
         let mut conn = self.link.conns().reader.clone();
-        let mut mark = redis::cmd("EVAL");
-        mark.arg(crate::keys::MARK).arg(1).arg(&self.keys.untrusted).arg(fault.to_string());
-        // Unrecorded, the time is unknown (1): this server's recovery then
-        // sets a new cutoff whatever another's did.
-        let seen_at =
-            match tokio::time::timeout(self.config.timeout, mark.query_async::<u64>(&mut conn)).await {
-                Ok(Ok(time)) => time.max(2),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "cannot record in Redis that its settings are unsafe");
-                    1
-                }
-                Err(_) => {
-                    tracing::warn!("cannot record in Redis that its settings are unsafe in time");
-                    1
-                }
-            };
-        self.fault_seen_at.store(seen_at, std::sync::atomic::Ordering::SeqCst);
+        let mut set = redis::cmd("SET");
+        set.arg(&self.keys.untrusted).arg(fault.to_string());
+        match tokio::time::timeout(self.config.timeout, set.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot record in Redis that its settings are unsafe")
+            }
+            Err(_) => tracing::warn!("cannot record in Redis that its settings are unsafe in time"),
+        }
         reading
     }
 
@@ -490,20 +477,10 @@ impl Inner {
     /// whether it set a new cutoff, which the other servers are told of
     /// once the link is trusted ([`Inner::trust`]).
     async fn recover(&self, reading: &SafeReading) -> Result<bool, redis::RedisError> {
-        let recovered = self.keys.recovered();
-        let keys = [&self.keys.floor, &self.keys.generation, &self.keys.untrusted, &recovered];
-        let seen = self.fault_seen_at.load(std::sync::atomic::Ordering::SeqCst);
-        let seen = if reading.after_fault { seen.max(1) } else { 0 };
-        let floor = self.eval(crate::keys::FLOOR, &keys.map(String::as_str), &[0, seen]);
+        let keys = [self.keys.floor.as_str(), self.keys.generation.as_str(), self.keys.untrusted.as_str()];
+        let floor = self.eval(crate::keys::FLOOR, &keys, &[0, u64::from(reading.after_fault)]);
         let mut conn = reading.reader();
         let Some(cutoff) = floor.query_async::<Option<u64>>(&mut conn).await? else {
-            if reading.after_fault {
-                tracing::info!(
-                    redis = %reading.address(),
-                    "Redis settings are safe again; another server set a new cutoff after the fault"
-                );
-                self.feed.cache().clear();
-            }
             return Ok(false);
         };
         tracing::warn!(

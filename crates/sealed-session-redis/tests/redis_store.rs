@@ -141,9 +141,12 @@ async fn a_cutoff_ahead_of_the_stores_time_is_never_lowered() {
 async fn a_cutoff_that_is_no_number_is_corrupt_and_a_recovery_leaves_the_fault_recorded() {
     let redis = RedisServer::start();
     let store = RedisStore::connect(&redis.url()).await.unwrap();
-    assert_eq!(redis.cli(&["SET", "sealed-session:floor", "soon"]), "OK");
-    let result = store.revoke_all(0).await;
-    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    // What Lua's tonumber would take too, and a time past any script's.
+    for floor in ["inf", "nan", "1e300", "0x10", " 5", "99999999999999999", "soon"] {
+        assert_eq!(redis.cli(&["SET", "sealed-session:floor", floor]), "OK");
+        let result = store.revoke_all(0).await;
+        assert!(matches!(result, Err(StoreError::Corrupt(_))), "{floor}: {result:?}");
+    }
     assert_eq!(redis.cli(&["SET", "sealed-session:untrusted", "maxmemory-policy was allkeys-lru"]), "OK");
     let refused = RedisStore::connect(&redis.url()).await;
     assert!(refused.is_err(), "a recovery past a corrupt cutoff");
@@ -619,52 +622,6 @@ async fn a_fault_one_server_saw_makes_a_server_started_after_the_fix_log_everyon
     })
     .await;
     assert!(recovered.is_some(), "{:?}", watching.open::<()>(&fresh).await);
-}
-
-/// Two servers that both saw one fault log everyone out once: the second
-/// to find the settings safe again, later, does not raise the cutoff the
-/// first raised after it saw the fault, and a user who signed in between
-/// stays signed in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_that_saw_one_fault_log_everyone_out_once() {
-    let redis = RedisServer::start();
-    let proxy = sealed_session_testkit::proxy::Proxy::to(redis.port());
-    let config = config().with_policy_check_interval(Duration::from_millis(100));
-    let first = system_server(&redis.url(), config.clone()).await;
-    let second = system_server(&format!("redis://127.0.0.1:{}/0", proxy.port()), config).await;
-    let before = login(&first, "alice").await;
-    let untrusted =
-        |result: Result<_, VerifyError>| matches!(result, Err(VerifyError::Store(StoreError::Untrusted(_))));
-    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), "OK");
-    for server in [&first, &second] {
-        let refused = within(Duration::from_secs(5), async || untrusted(server.open::<()>(&before).await));
-        assert!(refused.await.is_some(), "a server did not see the fault");
-    }
-    // The second server's replies are held back past its timeout: it
-    // cannot read the settings, and stays untrusted, while the first
-    // finds them fixed and logs everyone out.
-    proxy.delay_replies(Duration::from_secs(2));
-    assert_eq!(redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), "OK");
-    let recovered = within(Duration::from_secs(5), async || {
-        matches!(first.open::<()>(&before).await, Err(VerifyError::Revoked(Revocation::All)))
-    });
-    assert!(recovered.await.is_some(), "the first server did not recover");
-    // A login in a later second than the new cutoff.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let after = login(&first, "alice").await;
-    assert!(first.open::<()>(&after).await.is_ok());
-
-    proxy.delay_replies(Duration::ZERO);
-    let answered = within(Duration::from_secs(10), async || {
-        !matches!(second.open::<()>(&after).await, Err(VerifyError::Store(_)))
-    });
-    assert!(answered.await.is_some(), "the second server did not recover");
-    for server in [&second, &first] {
-        let result = server.open::<()>(&after).await;
-        assert!(result.is_ok(), "logged out again: {:?}", result.map(drop));
-        let result = server.open::<()>(&before).await;
-        assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{:?}", result.map(drop));
-    }
 }
 
 /// A server that saw a fault logs everyone out once the settings are safe
@@ -1191,7 +1148,9 @@ async fn a_cache_ttl_beyond_the_staleness_bound_is_refused() {
     // A zero timeout would fail every call as if Redis were down.
     let url = "redis://127.0.0.1:1/0?timeout_ms=0";
     match RedisStore::connect_with(url, self::config(), ManualClock::at_unix(0)).await {
-        Err(err @ ConnectError::ZeroTimeout(_)) => assert!(err.to_string().contains("timeout_ms"), "{err}"),
+        Err(err @ ConnectError::TimeoutTooShort(_)) => {
+            assert!(err.to_string().contains("timeout_ms"), "{err}")
+        }
         other => panic!("a zero timeout was accepted: {:?}", other.map(|_| ())),
     }
     // The cap itself is allowed (refused here only as unreachable).
@@ -1209,7 +1168,7 @@ async fn a_zero_wait_for_replicas_is_refused() {
     let redis = RedisServer::start();
     let url = format!("{}?wait_replicas=1&wait_timeout_ms=0", redis.url());
     match RedisStore::connect_with(&url, config(), clock_at_now()).await {
-        Err(err @ ConnectError::ZeroTimeout(_)) => {
+        Err(err @ ConnectError::TimeoutTooShort(_)) => {
             assert!(err.to_string().contains("wait_timeout_ms"), "{err}")
         }
         other => panic!("a zero wait was accepted: {:?}", other.map(|_| ())),
