@@ -4083,33 +4083,41 @@ fn a_session_past_its_absolute_expiry_is_not_listed() {
 /// A refused request's path and method are logged short and printable: a client cannot
 /// write a line of any length, nor one that a control or bidirectional
 /// character breaks or disguises (a framework may hand over the path
-/// percent-decoded).
+/// percent-decoded). Of the path, only the first segment: the others may
+/// hold a secret (`/reset/<token>`).
 #[test]
 fn a_refused_requests_path_and_method_are_logged_short_and_printable() {
     use tracing_subscriber::fmt::MakeWriter as _;
-    let path = format!("/x\ny\u{202e}{}", "z".repeat(10_000));
-    // Any token is a method, and every one but GET, HEAD, OPTIONS and TRACE
-    // is checked.
-    let method = "M".repeat(100_000);
-    let request = TestRequest::new(&method, &path).header("sec-fetch-site", "cross-site");
-    let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
-    let refusal = tracing::subscriber::with_default(
-        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
-        || pollster::block_on(refused(&config(), &request)),
-    );
-    assert!(matches!(refusal, Refusal::Csrf(_)), "{refusal:?}");
-    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    let line =
-        logged.lines().find(|line| line.contains("CSRF check refused")).expect("the refusal is logged");
-    let field = |name: &str| {
+    // The line logged for a request refused as cross-site, and the value
+    // of each of its fields.
+    let refused_line = |method: &str, path: &str| {
+        let request = TestRequest::new(method, path).header("sec-fetch-site", "cross-site");
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let refusal = tracing::subscriber::with_default(
+            tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
+            || pollster::block_on(refused(&config(), &request)),
+        );
+        assert!(matches!(refusal, Refusal::Csrf(_)), "{refusal:?}");
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(!logged.contains("\ny"), "{logged}");
+        let line =
+            logged.lines().find(|line| line.contains("CSRF check refused")).expect("the refusal is logged");
+        assert!(line.contains(" INFO "), "logged at info: {line}");
+        line.to_owned()
+    };
+    let field = |line: &str, name: &str| {
         let start = line.find(&format!(" {name}=")).expect(name) + name.len() + 2;
         line[start..].split(' ').next().unwrap().to_owned()
     };
+    // Any token is a method, and every one but GET, HEAD, OPTIONS and TRACE
+    // is checked.
+    let line = refused_line(&"M".repeat(100_000), &format!("/x\ny\u{202e}{}", "z".repeat(10_000)));
     // 16 and 128 printable characters, each other one shown as `?`.
-    assert_eq!(field("method"), "M".repeat(16), "{line}");
-    assert_eq!(field("path"), format!("/x?y?{}", "z".repeat(128 - 5)), "{line}");
-    assert!(!logged.contains("\ny"), "{logged}");
-    assert!(line.contains(" INFO "), "logged at info: {line}");
+    assert_eq!(field(&line, "method"), "M".repeat(16), "{line}");
+    assert_eq!(field(&line, "path"), format!("/x?y?{}", "z".repeat(128 - 5)), "{line}");
+    let line = refused_line("POST", "/reset/SECRET123/confirm");
+    assert_eq!(field(&line, "path"), "/reset/...", "{line}");
+    assert!(!line.contains("SECRET123"), "{line}");
 }
 
 /// Re-authentication under a limit that refuses logins goes through the

@@ -560,7 +560,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 tracing::info!(
                     reason = %refusal,
                     method = %loggable(request.method(), 16),
-                    path = %loggable(request.path(), 128),
+                    path = %loggable_path(request.path()),
                     "CSRF check refused the request"
                 );
                 audit_csrf(&handle, &refusal);
@@ -583,7 +583,7 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         if unbound && dbsc.binding.requires(request.path()) {
             tracing::info!(
                 method = %loggable(request.method(), 16),
-                path = %loggable(request.path(), 128),
+                path = %loggable_path(request.path()),
                 "refused: the path requires a device-bound session"
             );
             return Err(Refusal::NotDeviceBound);
@@ -668,6 +668,16 @@ fn checked_header<'a, R: RequestView + ?Sized>(request: &'a R, name: &str) -> Op
 /// a method is any token the client likes).
 fn loggable(text: &str, max: usize) -> String {
     text.chars().take(max).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
+}
+
+/// A request's path as logged: its first segment only, as [`loggable`]
+/// shows it (at most 128 characters), and `/...` for the rest, which may
+/// hold a secret (`/reset/<token>`, `/invite/<token>`).
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix('/').unwrap_or(path).split_once('/') {
+        Some((first, _)) => format!("/{}/...", loggable(first, 127)),
+        None => loggable(path, 128),
+    }
 }
 
 /// The CSRF checks of an unsafe or upgrade request: the browser must not
