@@ -264,16 +264,34 @@ pub enum RouteRefusal {
     /// A signed-in session whose last authentication is older than the
     /// route allows: the user must enter their password again.
     Reauthenticate,
+    /// A session sealed under a key this server does not have yet
+    /// ([`SessionHandle::session_unreadable`](crate::web::SessionHandle::session_unreadable)):
+    /// answered `503` ([`HandleError::UnreadableSession`](crate::web::HandleError::UnreadableSession)),
+    /// never with a redirect to the login page or `401`.
+    SessionUnreadable,
 }
 
 impl RouteRefusal {
-    /// The body an API client gets with `401`:
-    /// [`NoSessionAnswer::JSON_BODY`] or [`NoSessionAnswer::REAUTH_JSON_BODY`].
+    /// The status to answer: `503` for [`RouteRefusal::SessionUnreadable`],
+    /// else `401` (or, for a browser, the redirect of
+    /// [`NoSessionAnswer::for_request`]).
+    #[must_use]
+    pub fn status(self) -> u16 {
+        match self {
+            RouteRefusal::NoSession | RouteRefusal::Reauthenticate => 401,
+            RouteRefusal::SessionUnreadable => 503,
+        }
+    }
+
+    /// The body an API client gets with [`RouteRefusal::status`]:
+    /// [`NoSessionAnswer::JSON_BODY`], [`NoSessionAnswer::REAUTH_JSON_BODY`]
+    /// or [`NoSessionAnswer::UNREADABLE_JSON_BODY`].
     #[must_use]
     pub fn json_body(self) -> &'static str {
         match self {
             RouteRefusal::NoSession => NoSessionAnswer::JSON_BODY,
             RouteRefusal::Reauthenticate => NoSessionAnswer::REAUTH_JSON_BODY,
+            RouteRefusal::SessionUnreadable => NoSessionAnswer::UNREADABLE_JSON_BODY,
         }
     }
 }
@@ -298,6 +316,11 @@ impl NoSessionAnswer {
     /// The body of [`NoSessionAnswer::Unauthorized`] for a route that needs
     /// a recent authentication, to a session whose last one is too old.
     pub const REAUTH_JSON_BODY: &'static str = r#"{"error":"re-authentication required"}"#;
+
+    /// The body of `503` for [`RouteRefusal::SessionUnreadable`]: the
+    /// session lives, on servers that have its key.
+    pub const UNREADABLE_JSON_BODY: &'static str =
+        r#"{"error":"session unavailable on this server, try again"}"#;
 
     /// The answer to a request whose `Accept` headers are `accept` (a
     /// browser names `text/html`), for `path_and_query` as the application

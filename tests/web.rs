@@ -689,6 +689,13 @@ fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
         let request = TestRequest::new("GET", "/").header("cookie", &cookie);
 
         let handle = ready(&behind, &request).await;
+        // A route that requires a session answers 503, not "no session".
+        assert!(handle.session_unreadable());
+        let refusal = handle.required_route_refusal(None);
+        assert_eq!(refusal, Some(sealed_session::redirect::RouteRefusal::SessionUnreadable));
+        assert_eq!(refusal.map(sealed_session::redirect::RouteRefusal::status), Some(503));
+        assert!(!ready(&ahead, &request).await.session_unreadable());
+        assert!(!ready(&behind, &TestRequest::new("GET", "/")).await.session_unreadable(), "no cookie");
         let err = handle.typed::<String>().login("mallory", String::new()).await.unwrap_err();
         assert!(matches!(err, HandleError::UnreadableSession), "{err:?}");
         let err = handle.logout().await.unwrap_err();

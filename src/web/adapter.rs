@@ -154,12 +154,31 @@ macro_rules! adapter_types {
             Ok(handle.current().map(Session))
         }
 
+        /// The session a route requires: `NoSession`, or `UnreadableSession`
+        /// (`503`) for one sealed under a key this server lacks, which lives.
+        #[allow(dead_code)]
+        pub(crate) fn required<T: $crate::web::SessionValue>(
+            handle: ::std::option::Option<&$crate::web::SessionHandle>,
+        ) -> ::std::result::Result<Session<T>, SessionError> {
+            let handle = handle.ok_or_else(|| SessionError($crate::web::HandleError::no_layer()))?;
+            match handle.current() {
+                ::std::option::Option::Some(session) => Ok(Session(session)),
+                ::std::option::Option::None if handle.session_unreadable() => {
+                    Err(SessionError($crate::web::HandleError::UnreadableSession))
+                }
+                ::std::option::Option::None => Err(SessionError($crate::web::HandleError::NoSession)),
+            }
+        }
+
         #[allow(dead_code)]
         pub(crate) fn signed_in<T: $crate::web::SessionValue>(
             handle: ::std::option::Option<&$crate::web::SessionHandle>,
         ) -> ::std::result::Result<SignedIn<T>, SessionError> {
-            let session = session::<T>(handle)?.filter(|session| session.user_id().is_some());
-            session.map(SignedIn).ok_or(SessionError($crate::web::HandleError::NoSession))
+            let session = required::<T>(handle)?;
+            if session.user_id().is_none() {
+                return Err(SessionError($crate::web::HandleError::NoSession));
+            }
+            Ok(SignedIn(session))
         }
 
         #[allow(dead_code)]

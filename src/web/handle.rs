@@ -545,18 +545,33 @@ impl SessionHandle {
     /// an authentication less than `within` ago) makes of this request:
     /// `None` lets it through. The adapters' `RequireSession` routes answer
     /// a refusal with [`NoSessionAnswer::for_request`] (a redirect for a
-    /// browser) or `401` and [`RouteRefusal::json_body`].
+    /// browser) or `401` and [`RouteRefusal::json_body`]; but
+    /// [`RouteRefusal::SessionUnreadable`] with `503`
+    /// ([`HandleError::UnreadableSession`]): the client keeps its session.
     ///
     /// [`NoSessionAnswer::for_request`]: crate::redirect::NoSessionAnswer::for_request
     #[must_use]
     pub fn required_route_refusal(&self, within: Option<std::time::Duration>) -> Option<RouteRefusal> {
-        if self.user_id().is_none() {
+        if self.session_unreadable() {
+            Some(RouteRefusal::SessionUnreadable)
+        } else if self.user_id().is_none() {
             Some(RouteRefusal::NoSession)
         } else if within.is_some_and(|window| !self.authenticated_within(window)) {
             Some(RouteRefusal::Reauthenticate)
         } else {
             None
         }
+    }
+
+    /// Whether the request's session cookie (or bearer token) is sealed
+    /// under a key this server does not have, or holds as due later (a
+    /// keyring rollout under way): the request has no session here, yet
+    /// another server can read it, and it is kept. A route that requires a
+    /// session answers `503` then ([`HandleError::UnreadableSession`]), not
+    /// "no session": a client told `401` would drop a session that lives.
+    #[must_use]
+    pub fn session_unreadable(&self) -> bool {
+        self.current_or_unreadable().1
     }
 
     /// Whether the request has a session, signed in or anonymous (of any

@@ -8,7 +8,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError};
-use sealed_session::web::{HandleError, SessionHandle, SessionValue};
+use sealed_session::web::{SessionHandle, SessionValue};
 
 use crate::middleware::{self, Flashes, Session, SessionError, Sessions, SignedIn};
 
@@ -31,7 +31,7 @@ impl<T: SessionValue> FromRequest for Session<T> {
     type Future = Ready<Result<Self, SessionError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        from(request, |handle| middleware::session(handle)?.ok_or(SessionError(HandleError::NoSession)))
+        from(request, middleware::required)
     }
 }
 

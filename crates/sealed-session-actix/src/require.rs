@@ -8,7 +8,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{ACCEPT, LOCATION};
 use actix_web::{Error, HttpMessage as _, HttpResponse, ResponseError as _};
-use sealed_session::redirect::{LoginPage, NoSessionAnswer};
+use sealed_session::redirect::{LoginPage, NoSessionAnswer, RouteRefusal};
 use sealed_session::web::{HandleError, SessionHandle};
 
 use crate::SessionError;
@@ -139,6 +139,9 @@ where
         let refusal = match admitted {
             Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
+            Some(Some(RouteRefusal::SessionUnreadable)) => {
+                Some(SessionError(HandleError::UnreadableSession).error_response())
+            }
             Some(Some(refusal)) => Some(refuse(&request, &self.route.login, refusal.json_body())),
         };
         match refusal {

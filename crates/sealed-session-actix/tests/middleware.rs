@@ -315,6 +315,29 @@ async fn without_a_session_required_routes_answer_401_and_optional_ones_run() {
     }
 }
 
+/// A session sealed under the next key, which this server lacks yet (a
+/// rollout it lags behind in), lives on the servers that have it: where a
+/// session is required the answer is `503`, not `401` or a redirect to the
+/// login page (a client would drop the session, or sign in beside it), and
+/// the cookie is kept; an optional session runs anonymous.
+#[actix_web::test]
+async fn a_session_under_a_key_this_server_lacks_yet_is_503_where_one_is_required() {
+    let mut client = client!(|b| b);
+    let (ahead, id) = Keyring::generate().unwrap().with_new_key().unwrap();
+    let sealer =
+        Sealer::builder(ahead.with_primary(id).unwrap()).clock(ManualClock::at_unix(START)).build().unwrap();
+    let cookie = sealer.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
+    client.jar.insert("__Host-session".into(), cookie);
+    for path in ["/required", "/signed-in", "/account", "/sudo"] {
+        let request = test::TestRequest::get().uri(path).insert_header(("accept", "text/html"));
+        let reply = client.send(request).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {reply:?}");
+        assert_eq!(reply.body, "session unavailable on this server, try again", "{path}");
+        assert!(reply.set_cookies.is_empty(), "{path}: kept: {:?}", reply.set_cookies);
+    }
+    assert_eq!(client.get("/whoami").await.body, "anonymous");
+}
+
 #[test]
 #[should_panic(
     expected = "RequireSession::redirect_to: the login page \"/login\\r\\nSet-Cookie: a=b\" holds a character"

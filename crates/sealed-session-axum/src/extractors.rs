@@ -7,7 +7,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
-use sealed_session::web::{HandleError, SessionHandle, SessionValue};
+use sealed_session::web::{SessionHandle, SessionValue};
 
 use crate::layer::{self, Flashes, Session, SessionError, Sessions, SignedIn};
 
@@ -27,7 +27,7 @@ impl<T: SessionValue, S: Send + Sync> FromRequestParts<S> for Session<T> {
     type Rejection = SessionError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        layer::session(handle(parts))?.ok_or(SessionError(HandleError::NoSession))
+        layer::required(handle(parts))
     }
 }
 

@@ -12,7 +12,7 @@ use futures_util::future::{Either, MapOk};
 use futures_util::TryFutureExt as _;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, StatusCode};
-use sealed_session::redirect::{LoginPage, NoSessionAnswer};
+use sealed_session::redirect::{LoginPage, NoSessionAnswer, RouteRefusal};
 use sealed_session::web::{HandleError, SessionHandle};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -144,6 +144,9 @@ where
         let handle = request.extensions().get::<SessionHandle>();
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::no_layer()).into_response(),
+            Some(Some(RouteRefusal::SessionUnreadable)) => {
+                SessionError(HandleError::UnreadableSession).into_response()
+            }
             Some(Some(refusal)) => {
                 refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
             }

@@ -144,6 +144,9 @@ async fn route(
             Some(RouteRefusal::Reauthenticate) => {
                 return text(StatusCode::UNAUTHORIZED, "re-authentication required")
             }
+            Some(RouteRefusal::SessionUnreadable) => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "session unavailable on this server, try again")
+            }
             Some(_) => return text(StatusCode::UNAUTHORIZED, "no session"),
         },
         _ => return text(StatusCode::NOT_FOUND, "not found"),
