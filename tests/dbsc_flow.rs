@@ -544,10 +544,12 @@ impl Browser {
     }
 
     /// spec.bs, "Send request" for a refresh: with the cached challenge if
-    /// there is one; on 403, cache the challenge and try again (once).
+    /// there is one; on 403, cache the challenge and try again.
     async fn refresh(&mut self) -> Reply {
         let mut last = None;
-        for _ in 0..2 {
+        // The draft restarts on every `403`; three tries here: one without a
+        // challenge, one whose companion's session had ended, and its retry.
+        for _ in 0..3 {
             let Some(session) = self.session.clone() else { break };
             let id_header = if self.legacy_header { "sec-session-id" } else { "sec-secure-session-id" };
             let mut request = TestRequest::new("POST", &session.refresh_url)
@@ -1833,6 +1835,48 @@ fn a_page_shown_before_registration_keeps_its_csrf_token_until_the_first_refresh
         assert_eq!(serve(&config, replayed).await.status, 403, "the registration's companion again");
         let bound = opened(browser.cookie("__Host-session").unwrap());
         assert_eq!(browser.send(post(&sealer.csrf_token(&bound))).await.status, 200);
+    });
+}
+
+/// A refresh the browser sends as the session's ID changes (`renew_id`
+/// on another request at that moment) carries the companion of the ended
+/// ID: it is asked once more (`403`, a new challenge), not ended, and the
+/// browser's retry, with the companion it has by then, refreshes. A retry
+/// that still brings an ended session's companion ends the binding.
+#[test]
+fn a_refresh_that_crosses_an_id_renewal_is_asked_again_and_the_binding_lives() {
+    run(async {
+        let (clock, config, mut browser) = bound_browser().await;
+        let challenge = browser.session.as_ref().unwrap().cached_challenge.clone();
+        let held = browser.refresh_request(challenge.as_deref());
+        let old_companion = browser.cookie("__Host-session-dbsc").unwrap();
+        assert_eq!(browser.get("/renew").await.status, 200);
+        let reply = serve(&config, held).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(
+            reply.all("set-cookie").is_empty(),
+            "the companion is not removed: {:?}",
+            reply.all("set-cookie")
+        );
+        browser.cache_challenge(&reply);
+        assert_eq!(browser.refresh().await.status, 200);
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+
+        // The ended ID's companion, asked once more, brings it again: the
+        // binding ends.
+        let identifier = browser.session.as_ref().unwrap().identifier.clone();
+        let with_old_companion = |challenge: &str| {
+            TestRequest::new("POST", "/dbsc/refresh")
+                .header("sec-secure-session-id", browser.value(&identifier))
+                .header("cookie", format!("__Host-session-dbsc={old_companion}"))
+                .header("secure-session-response", browser.value(&browser.key.proof(challenge, false)))
+        };
+        let cached = browser.session.as_ref().unwrap().cached_challenge.clone().unwrap();
+        let reply = serve(&config, with_old_companion(&cached)).await;
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        let (again, _) = sf_params(reply.header("secure-session-challenge").unwrap());
+        assert_ends(&serve(&config, with_old_companion(again.trim_matches('"'))).await.body, &identifier);
     });
 }
 

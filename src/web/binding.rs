@@ -271,6 +271,11 @@ pub(super) enum ChallengeFor {
     Registration([u8; 16]),
     /// Refreshing the binding with this ID.
     Refresh([u8; 16]),
+    /// Refreshing the binding with this ID once more, after a refresh
+    /// whose companion cookie's session had ended: the browser's retry
+    /// brings the cookies it has now (a new session ID's companion, if the
+    /// ID changed meanwhile), and a refusal then ends the binding.
+    RefreshAgain([u8; 16]),
 }
 
 /// The IDs as [`SessionId`](crate::SessionId) shows one: a short prefix.
@@ -279,6 +284,7 @@ impl std::fmt::Debug for ChallengeFor {
         let (name, id) = match self {
             Self::Registration(id) => ("Registration", id),
             Self::Refresh(id) => ("Refresh", id),
+            Self::RefreshAgain(id) => ("RefreshAgain", id),
         };
         f.debug_tuple(name).field(&crate::SessionId::from_bytes(*id)).finish()
     }
@@ -589,7 +595,9 @@ mod tests {
     #[test]
     fn a_challenges_debug_shows_no_whole_id() {
         let id = [0xab; 16];
-        for purpose in [ChallengeFor::Registration(id), ChallengeFor::Refresh(id)] {
+        for purpose in
+            [ChallengeFor::Registration(id), ChallengeFor::Refresh(id), ChallengeFor::RefreshAgain(id)]
+        {
             let shown = format!("{purpose:?}");
             assert!(!shown.contains("abababab") && !shown.contains("171, 171"), "{shown}");
             assert!(shown.contains("abab"), "a prefix, as SessionId shows: {shown}");

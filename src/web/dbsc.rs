@@ -414,8 +414,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                 return ask_for_proof(dbsc, binding, &identifier_text);
             }
         };
-        let challenge = match open_challenge(dbsc, proof.claimed_challenge()) {
-            Some((challenge, ChallengeFor::Refresh(id))) if same_id(id, binding) => challenge,
+        let (challenge, again) = match open_challenge(dbsc, proof.claimed_challenge()) {
+            Some((challenge, ChallengeFor::Refresh(id))) if same_id(id, binding) => (challenge, false),
+            Some((challenge, ChallengeFor::RefreshAgain(id))) if same_id(id, binding) => (challenge, true),
             _ => {
                 tracing::info!("DBSC refresh: the proof answers no current challenge of this binding");
                 return ask_for_proof(dbsc, binding, &identifier_text);
@@ -450,6 +451,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         if let Err(err) = check_revocation(&companion, &state) {
             if matches!(err, VerifyError::StoreFault { .. }) {
                 tracing::error!(reason = %err, "DBSC refresh refused");
+            } else if matches!(err, VerifyError::Revoked(_)) && !again {
+                // The companion may be one the browser replaced as this
+                // request went (a new session ID: `renew_id` on another
+                // request): it is asked once more, with the cookies it has
+                // now, before the binding ends.
+                tracing::info!(reason = %err, "DBSC refresh: the companion's session ended; asked once more");
+                return ask_again(dbsc, binding, &identifier_text);
             }
             return ending.end(&err, err.code(), Some(&companion));
         }
@@ -572,9 +580,18 @@ fn push_challenge_ahead(answer: &mut Answer, dbsc: &DbscSettings, binding: [u8; 
 
 /// `403` with a new challenge: the browser signs it and asks again.
 fn ask_for_proof(dbsc: &DbscSettings, binding: [u8; 16], identifier: &str) -> Begin {
-    let header = dbsc
-        .challenge(ChallengeFor::Refresh(binding))
-        .and_then(|challenge| dbsc::challenge_header(&challenge, identifier));
+    ask_with(dbsc, ChallengeFor::Refresh(binding), identifier)
+}
+
+/// [`ask_for_proof`] after a refresh whose companion's session had ended:
+/// its challenge says so, and the retry ends the binding if it fails the
+/// same way.
+fn ask_again(dbsc: &DbscSettings, binding: [u8; 16], identifier: &str) -> Begin {
+    ask_with(dbsc, ChallengeFor::RefreshAgain(binding), identifier)
+}
+
+fn ask_with(dbsc: &DbscSettings, purpose: ChallengeFor, identifier: &str) -> Begin {
+    let header = dbsc.challenge(purpose).and_then(|challenge| dbsc::challenge_header(&challenge, identifier));
     // A 403 without a challenge ends the browser's session (Chrome:
     // `kInvalidChallenge`); a 503 keeps it for a later try.
     let Some(header) = header else {

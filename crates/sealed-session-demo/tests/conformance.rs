@@ -562,14 +562,21 @@ fn device_bound_sessions_register_refresh_and_end_on_both_frameworks() {
         let companion = browser.cookie("__Host-session-dbsc").unwrap().to_owned();
         assert_eq!(browser.post_form("/logout", "").status, 303);
         // The device (or a thief with its key) kept the companion cookie:
-        // its proof is checked, then the logout is.
+        // its proof is checked, then the logout is, which is asked once
+        // more (the browser may have sent it as the session's ID changed),
+        // and the retry with the same companion ends the binding.
         let cookie = format!("Cookie: __Host-session-dbsc={companion}");
         let asked = http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie.clone()], "");
         assert_eq!(asked.status, 403);
-        let challenge = asked.header("secure-session-challenge").unwrap().to_owned();
-        let challenge = &challenge[1..challenge.find("\";id=").unwrap()];
-        let proof = format!("Secure-Session-Response: \"{}\"", key.proof(challenge, false));
-        let ended = http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie, proof], "");
+        let proof_of = |asked: &Reply| {
+            let challenge = asked.header("secure-session-challenge").unwrap().to_owned();
+            let challenge = &challenge[1..challenge.find("\";id=").unwrap()];
+            format!("Secure-Session-Response: \"{}\"", key.proof(challenge, false))
+        };
+        let again =
+            http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie.clone(), proof_of(&asked)], "");
+        assert_eq!(again.status, 403, "{}", again.body);
+        let ended = http(demo.addr(), "POST", "/dbsc/refresh", &[id.clone(), cookie, proof_of(&again)], "");
         assert_eq!(ended.status, 200);
         let ended_json: serde_json::Value = serde_json::from_str(&ended.body).unwrap();
         assert_eq!(ended_json, serde_json::json!({ "session_identifier": identifier, "continue": false }));
