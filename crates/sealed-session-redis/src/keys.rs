@@ -84,8 +84,10 @@ return {0, now - ahead}
 /// caller saw the fault itself), the marker goes in the same step, and nil
 /// is returned if nothing was done. Everything is read before anything is
 /// written: a floor or generation that is not a plain number of seconds is
-/// a `WRONGTYPE` error, and the marker stays.
+/// a `WRONGTYPE` error where the floor is to be raised, and the marker
+/// stays.
 pub(crate) const FLOOR: &str = r"
+if KEYS[3] and ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return nil end
 local now = tonumber(redis.call('TIME')[1])
 local stored = redis.call('GET', KEYS[2])
 local floor = redis.call('GET', KEYS[1]) or '0'
@@ -98,10 +100,7 @@ local current = seconds(floor)
 if not generation or not current then
   return redis.error_reply('WRONGTYPE the floor or generation key is not a number of seconds')
 end
-if KEYS[3] then
-  if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then return nil end
-  redis.call('DEL', KEYS[3])
-end
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
 if not stored then redis.call('SET', KEYS[2], now) end
 floor = math.max(math.min(tonumber(ARGV[1]), now), now, generation, current)
 redis.call('SET', KEYS[1], string.format('%d', floor))

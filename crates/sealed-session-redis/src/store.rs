@@ -65,21 +65,27 @@ impl Drop for EndOfCheck<'_> {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 struct Refused {
-    /// The check's error was `Untrusted`, not an outage.
-    untrusted: bool,
+    /// The check's error was `Untrusted` or `Corrupt`, not an outage
+    /// (`None`): no stale answer stands in for either.
+    kind: Option<Result<(), CorruptKind>>,
     message: String,
 }
 
 impl Refused {
     fn of(err: &StoreError) -> Self {
-        Self { untrusted: matches!(err, StoreError::Untrusted(_)), message: err.to_string() }
+        let kind = match err {
+            StoreError::Untrusted(_) => Some(Ok(())),
+            StoreError::Corrupt(kind) => Some(Err(*kind)),
+            _ => None,
+        };
+        Self { kind, message: err.to_string() }
     }
 
     fn into_store_error(self) -> StoreError {
-        if self.untrusted {
-            StoreError::untrusted(self)
-        } else {
-            StoreError::unavailable(self)
+        match self.kind {
+            Some(Ok(())) => StoreError::untrusted(self),
+            Some(Err(kind)) => StoreError::Corrupt(kind),
+            None => StoreError::unavailable(self),
         }
     }
 }
@@ -880,6 +886,19 @@ fn unawaited_replicas(info: &str, awaited: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// The requests that waited for a failed check of the settings get its
+    /// refusal as it was: corrupt data stays corrupt (no stale answer
+    /// stands in for it), an untrusted Redis untrusted.
+    #[test]
+    fn a_shared_refusal_keeps_its_kind() {
+        use sealed_session::{CorruptKind, StoreError};
+        let shared = |err: StoreError| super::Refused::of(&err).into_store_error();
+        let corrupt = shared(StoreError::Corrupt(CorruptKind::UnreadableValue));
+        assert!(matches!(corrupt, StoreError::Corrupt(CorruptKind::UnreadableValue)), "{corrupt:?}");
+        assert!(matches!(shared(StoreError::untrusted(std::fmt::Error)), StoreError::Untrusted(_)));
+        assert!(matches!(shared(StoreError::Timeout(Duration::from_millis(5))), StoreError::Unavailable(_)));
+    }
 
     #[test]
     fn the_wait_timeout_is_one_millisecond_to_a_century() {
