@@ -94,9 +94,11 @@ macro_rules! adapter_types {
 
         /// A request's session, decoded as `T`: handlers that take it run
         /// only for requests with a valid session of that type; the others
-        /// get `401` ("no session"), whatever was wrong with their cookie.
-        /// Take `Option<Session<T>>` to run either way, and
-        /// [`SignedIn<T>`] where an anonymous session is not enough.
+        /// get `401` ("no session"), whatever was wrong with their cookie,
+        /// but for a session sealed under a key this server lacks yet (a
+        /// keyring rollout it lags behind in): `503`, and the cookie is
+        /// kept. Take `Option<Session<T>>` to run either way (none then),
+        /// and [`SignedIn<T>`] where an anonymous session is not enough.
         ///
         /// It is a snapshot of the session when extracted, and dereferences
         /// to the core's [`Current`](sealed_session::web::Current) and

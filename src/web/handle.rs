@@ -389,7 +389,9 @@ impl HandleError {
             }
             409 => "too many sessions: sign out another device first",
             503 if matches!(self, HandleError::UnreadableSession) => {
-                tracing::warn!(error = %self, "session cookie kept, not replaced");
+                // Said where the cookie was refused, at `warn` once a minute
+                // at most: any client can name a key this server lacks.
+                tracing::debug!(error = %self, "session cookie kept, not replaced");
                 "session unavailable on this server, try again"
             }
             503 => {

@@ -25,7 +25,11 @@ use futures_core::future::LocalBoxFuture;
 /// * a browser (a request whose `Accept` names `text/html`) is redirected
 ///   (`303`) to the login page, with the path it asked for as `next`
 ///   (only a path on this site: see [`sealed_session::redirect`]);
-/// * any other client gets `401` with `{"error":"no session"}`.
+/// * any other client gets `401` with `{"error":"no session"}`;
+/// * a session sealed under a key this server lacks yet (a keyring rollout
+///   it lags behind in) gets `503` with
+///   [`NoSessionAnswer::UNREADABLE_JSON_BODY`](sealed_session::redirect::NoSessionAnswer::UNREADABLE_JSON_BODY),
+///   browser or not: the session lives on the servers that have the key.
 ///
 /// With [`authenticated_within`](Self::authenticated_within), the route
 /// also needs a recent authentication (GitHub's "sudo mode"): a session
@@ -139,9 +143,9 @@ where
         let refusal = match admitted {
             Some(None) => None,
             None => Some(SessionError(HandleError::NoLayer).error_response()),
-            Some(Some(RouteRefusal::SessionUnreadable)) => {
-                Some(SessionError(HandleError::UnreadableSession).error_response())
-            }
+            Some(Some(refusal @ RouteRefusal::SessionUnreadable)) => Some(
+                HttpResponse::ServiceUnavailable().content_type("application/json").body(refusal.json_body()),
+            ),
             Some(Some(refusal)) => Some(refuse(&request, &self.route.login, refusal.json_body())),
         };
         match refusal {

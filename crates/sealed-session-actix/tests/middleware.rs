@@ -328,11 +328,13 @@ async fn a_session_under_a_key_this_server_lacks_yet_is_503_where_one_is_require
         Sealer::builder(ahead.with_primary(id).unwrap()).clock(ManualClock::at_unix(START)).build().unwrap();
     let cookie = sealer.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
     client.jar.insert("__Host-session".into(), cookie);
-    for path in ["/required", "/signed-in", "/account", "/sudo"] {
+    let said = "session unavailable on this server, try again";
+    let json = format!(r#"{{"error":"{said}"}}"#);
+    for (path, body) in [("/required", said), ("/signed-in", said), ("/account", &json), ("/sudo", &json)] {
         let request = test::TestRequest::get().uri(path).insert_header(("accept", "text/html"));
         let reply = client.send(request).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {reply:?}");
-        assert_eq!(reply.body, "session unavailable on this server, try again", "{path}");
+        assert_eq!(reply.body, body, "{path}");
         assert!(reply.set_cookies.is_empty(), "{path}: kept: {:?}", reply.set_cookies);
     }
     assert_eq!(client.get("/whoami").await.body, "anonymous");

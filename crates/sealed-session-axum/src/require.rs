@@ -27,7 +27,11 @@ use crate::SessionError;
 /// * a browser (a request whose `Accept` names `text/html`) is redirected
 ///   (`303`) to the login page, with the path it asked for as `next`
 ///   (only a path on this site: see [`sealed_session::redirect`]);
-/// * any other client gets `401` with `{"error":"no session"}`.
+/// * any other client gets `401` with `{"error":"no session"}`;
+/// * a session sealed under a key this server lacks yet (a keyring rollout
+///   it lags behind in) gets `503` with
+///   [`NoSessionAnswer::UNREADABLE_JSON_BODY`](sealed_session::redirect::NoSessionAnswer::UNREADABLE_JSON_BODY),
+///   browser or not: the session lives on the servers that have the key.
 ///
 /// With [`authenticated_within`](Self::authenticated_within), the route
 /// also needs a recent authentication (GitHub's "sudo mode"): a session
@@ -144,9 +148,12 @@ where
         let handle = request.extensions().get::<SessionHandle>();
         let answer = match handle.map(|handle| handle.required_route_refusal(self.route.within)) {
             None => SessionError(HandleError::no_layer()).into_response(),
-            Some(Some(RouteRefusal::SessionUnreadable)) => {
-                SessionError(HandleError::UnreadableSession).into_response()
-            }
+            Some(Some(refusal @ RouteRefusal::SessionUnreadable)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                refusal.json_body(),
+            )
+                .into_response(),
             Some(Some(refusal)) => {
                 refuse(&request, &self.route.login, &self.route.prefix, refusal.json_body())
             }

@@ -1220,6 +1220,7 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
     lagging.jar.insert("__Host-session".into(), unreadable);
     let reply = lagging.send(html("/account"), Body::empty()).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.body, sealed_session::redirect::NoSessionAnswer::UNREADABLE_JSON_BODY);
     assert!(reply.set_cookies.is_empty(), "kept: {:?}", reply.set_cookies);
 
     // An anonymous session is not enough; a signed-in one is.

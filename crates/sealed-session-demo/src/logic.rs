@@ -241,11 +241,22 @@ fn next_in(query: Option<&str>) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// Why a route that needs a session has none: `NoSession`, or, for a
+/// session sealed under a key this server lacks yet (a keyring rollout it
+/// lags behind in), `UnreadableSession` (`503`: it lives elsewhere).
+fn no_session(handle: &Handle) -> HandleError {
+    if handle.session_unreadable() {
+        HandleError::UnreadableSession
+    } else {
+        HandleError::NoSession
+    }
+}
+
 /// `GET /settings`: only a user who signed in or confirmed their password
 /// within the sudo window gets here (the route requires it).
 fn settings(handle: &Handle) -> Result<Reply, Stop> {
-    let current = handle.signed_in().ok_or(HandleError::NoSession)?;
-    let confirmed = handle.authenticated_at().ok_or(HandleError::NoSession)?;
+    let current = handle.signed_in().ok_or_else(|| no_session(handle))?;
+    let confirmed = handle.authenticated_at().ok_or_else(|| no_session(handle))?;
     let token = handle.sealer().csrf_token(current.session());
     Ok(Reply::Page(page::settings(current.session(), confirmed, &token, &handle.take_flashes())))
 }
@@ -253,7 +264,7 @@ fn settings(handle: &Handle) -> Result<Reply, Stop> {
 /// `GET /devices`: where the user is signed in, with a button to sign
 /// each other device out (the route requires a session).
 async fn devices(handle: &Handle) -> Result<Reply, Stop> {
-    let current = handle.signed_in().ok_or(HandleError::NoSession)?;
+    let current = handle.signed_in().ok_or_else(|| no_session(handle))?;
     let devices = handle.devices().await?;
     let token = handle.sealer().csrf_token(current.session());
     Ok(Reply::Page(page::devices(&devices, &token, &handle.take_flashes())))
@@ -399,7 +410,7 @@ async fn in_turn(
 
 /// `GET /account`: only signed-in users get here (the route requires it).
 fn account(handle: &Handle) -> Result<Reply, Stop> {
-    let current = handle.current().ok_or(HandleError::NoSession)?;
+    let current = handle.current().ok_or_else(|| no_session(handle))?;
     Ok(Reply::Page(page::account(current.session())))
 }
 
@@ -571,7 +582,7 @@ fn webhook(body: &[u8]) -> Reply {
 
 /// `GET /api/session`: the session as JSON.
 fn api_session(handle: &Handle) -> Result<Reply, Stop> {
-    let current = handle.current().ok_or(HandleError::NoSession)?;
+    let current = handle.current().ok_or_else(|| no_session(handle))?;
     let csrf = handle.sealer().csrf_token(current.session());
     let json = SessionJson::new(current.session(), current.key_id(), current.idle_expires_at(), csrf);
     Ok(Reply::Json(Box::new(json)))

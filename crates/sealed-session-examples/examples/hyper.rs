@@ -29,7 +29,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sealed_session::redirect::RouteRefusal;
-use sealed_session::web::{Begin, FinishOnDrop, SessionHandle, WebConfig};
+use sealed_session::web::{Begin, FinishOnDrop, HandleError, SessionHandle, WebConfig};
 use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
 
 /// A plain-text answer that no browser takes for anything else (it echoes
@@ -133,6 +133,8 @@ async fn route(
         }
         (&Method::GET, "/whoami") => match sessions.current() {
             Some(current) => Ok(format!("{}\n", current.user_id().unwrap_or("anonymous"))),
+            // Sealed under a key this server lacks yet: it lives elsewhere.
+            None if session.session_unreadable() => Err(HandleError::UnreadableSession),
             None => return text(StatusCode::UNAUTHORIZED, "no session"),
         },
         (&Method::POST, "/logout") => session.logout().await.map(|()| "logged out\n".to_owned()),
