@@ -240,9 +240,10 @@ impl Statements {
                    SELECT session_id FROM {prefix}_sessions WHERE user_id = $1 AND expires_at > $2
                    ORDER BY created_at DESC, session_id DESC LIMIT $3))"
             ),
-            // Other users' expired records (a user who never comes back
-            // leaves none behind): a bounded batch, skipping rows another
-            // writer holds (waiting for them could deadlock two logins).
+            // Other users' records expired by `$2` (a user who never comes
+            // back leaves none behind; the caller gives a time a day before
+            // its own): a bounded batch, skipping rows another writer holds
+            // (waiting for them could deadlock two logins).
             purge_sessions: format!(
                 "DELETE FROM {prefix}_sessions WHERE (user_id, session_id) IN (
                    SELECT user_id, session_id FROM {prefix}_sessions

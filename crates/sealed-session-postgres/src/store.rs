@@ -920,9 +920,12 @@ impl SessionRegistry for PostgresStore {
                 .bind(i64::try_from(MAX_RECORDS_PER_USER).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await?;
+            // Other users' records go a day after they expire by this
+            // server's clock: one that jumped ahead must not drop the live
+            // records of every user (as for the denylist).
             sqlx::query(sqlx::AssertSqlSafe(inner.sql.purge_sessions.clone()))
                 .bind(&record.user_id)
-                .bind(to_sql(now))
+                .bind(to_sql(now.saturating_sub(sealed_session::sql::DENYLIST_PURGE_GRACE_SECS)))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await

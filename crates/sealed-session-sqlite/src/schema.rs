@@ -357,13 +357,15 @@ pub(crate) async fn record_session(
     .execute(&mut *tx)
     .await
     .map_err(sqlite_error)?;
-    // Every user's expired records (a user who never comes back leaves
-    // none behind), at most 1,000 a write so that no write holds the lock
-    // long (after a long stop, say), and this user's oldest live ones
-    // beyond the bound (expired ones do not count: they go anyway).
+    // Every user's records expired a day ago (a user who never comes back
+    // leaves none behind; a day, as for the denylist, so that a clock that
+    // jumped ahead does not drop every user's live records), at most 1,000
+    // a write so that no write holds the lock long (after a long stop,
+    // say), and this user's expired records and oldest live ones beyond
+    // the bound (expired ones do not count: they go anyway).
     sqlx::query(
         "DELETE FROM sealed_session_sessions WHERE (user_id, session_id) IN (
-             SELECT user_id, session_id FROM sealed_session_sessions WHERE expires_at <= ?2 LIMIT 1000)
+             SELECT user_id, session_id FROM sealed_session_sessions WHERE expires_at <= ?4 LIMIT 1000)
            OR (user_id = ?1 AND session_id NOT IN (
              SELECT session_id FROM sealed_session_sessions WHERE user_id = ?1 AND expires_at > ?2
              ORDER BY created_at DESC, session_id DESC LIMIT ?3))",
@@ -371,6 +373,7 @@ pub(crate) async fn record_session(
     .bind(&record.user_id)
     .bind(to_sql(now))
     .bind(i64::try_from(MAX_RECORDS_PER_USER).unwrap_or(i64::MAX))
+    .bind(to_sql(now.saturating_sub(sql::DENYLIST_PURGE_GRACE_SECS)))
     .execute(&mut *tx)
     .await
     .map_err(sqlite_error)?;
