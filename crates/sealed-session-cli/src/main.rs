@@ -890,10 +890,12 @@ fn warn_of_recent_handover(keyring: &Keyring, id: u32, changed: Option<OffsetDat
 /// what a run at that time would do).
 fn rotate(RotateArgs { file, every, keep, lead, now }: RotateArgs) -> Result<String, Failure> {
     let dry_run = now.is_some();
-    let now = now_arg(now.as_deref())?;
     // A dry run writes nothing, so it neither waits for the lock nor makes
     // a lock file (the file is replaced by a rename: never read half-written).
     let _lock = if dry_run { None } else { Some(lock_keyring(&file)?) };
+    // Read once the lock is held: a wait for it must not date the new key
+    // as of when the run began (its lead would be shorter by the wait).
+    let now = now_arg(now.as_deref())?;
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
     let policy = RotationPolicy::new(days(every), days(keep)).lead(days(lead));
     let before = load(&file)?;

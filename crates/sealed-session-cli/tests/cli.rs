@@ -720,6 +720,40 @@ fn a_lock_held_too_long_is_refused_not_waited_on_for_ever() {
     assert_eq!((added.code, added.stdout.as_str()), (0, "2"), "{}", added.stderr);
 }
 
+/// `rotate` dates the key it adds from when it holds the lock, not from
+/// when it began to wait for it: a wait must not shorten the lead (the
+/// time the file has to reach every server).
+#[test]
+fn rotate_dates_its_new_key_from_when_it_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = init(dir.path());
+    let f = file.to_str().unwrap().to_owned();
+    let lock = std::fs::File::create(dir.path().join(".keyring.toml.lock")).unwrap();
+    lock.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let released = time::OffsetDateTime::now_utc();
+        drop(lock);
+        released
+    });
+    let rotated = run_command(
+        Command::cargo_bin("sealed-session")
+            .unwrap()
+            .args(["keyring", "rotate", &f, "--every", "1", "--keep", "90", "--lead", "1"])
+            .env("SEALED_SESSION_LOCK_WAIT", "30"),
+    );
+    let released = release.join().unwrap();
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let listed = json(&ok(&["keyring", "list", &f], ""));
+    let at = listed[1]["activate_at"].as_str().unwrap();
+    let activates = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+    let earliest = released.replace_nanosecond(0).unwrap() + time::Duration::days(1);
+    assert!(
+        activates >= earliest,
+        "activates at {activates}, before {earliest}: the lead was cut by the wait"
+    );
+}
+
 #[test]
 fn keyring_changes_that_would_break_the_keyring_are_refused() {
     let dir = tempfile::tempdir().unwrap();
