@@ -230,6 +230,7 @@ impl Entry {
 
     /// Whether this key's retirement, dated and still ahead at `now` (Unix
     /// seconds), comes later in `newer`, or not at all.
+    #[cfg(feature = "watch")]
     pub(crate) fn retirement_put_off_in(&self, newer: &Entry, now: u64) -> bool {
         // No date is `i64::MAX`, which nothing comes after.
         !self.refuses_at(now) && newer.retire > self.retire
@@ -246,6 +247,7 @@ impl Entry {
     /// key whose activation has come. A key that only opens (an `active`
     /// one with no `activate_at`: a file read before its date was written,
     /// say) has sealed nothing that a later start would refuse.
+    #[cfg(feature = "watch")]
     pub(crate) fn seals_by(&self, time: u64) -> bool {
         self.spec.state == KeyState::Primary || self.activate.is_some() && !self.activates_after(time)
     }

@@ -66,6 +66,7 @@ impl SharedKeyring {
     /// [`replace`](Self::replace), but only while the keyring in use is
     /// still `expected` (what a new version was judged against); whether it
     /// was.
+    #[cfg(feature = "watch")]
     pub(crate) fn replace_if(&self, expected: &Arc<Keyring>, new: Arc<Keyring>) -> bool {
         carry_usage(expected, &new);
         let was = self.0.current.compare_and_swap(expected, Arc::clone(&new));
@@ -105,7 +106,7 @@ impl fmt::Debug for SharedKeyring {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "watch"))]
 mod tests {
     use std::sync::Arc;
 
