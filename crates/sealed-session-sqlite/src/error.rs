@@ -97,6 +97,20 @@ pub enum SqliteOpenError {
     /// There is no tokio runtime to run on.
     #[error("the SQLite store needs a tokio runtime with the time driver enabled")]
     Runtime,
+    /// Every local user may write the file, or replace it: it, or the
+    /// directory it is in (without the sticky bit), is writable by others
+    /// than its owner and group.
+    #[error(
+        "every local user may write {path}, part of SQLite revocation store {store}: one could delete \
+         revocations and bring revoked sessions back; remove the write permission of others (chmod o-w), \
+         and keep the store in a directory only its users can write"
+    )]
+    OthersMayWrite {
+        /// The store's file.
+        store: PathBuf,
+        /// What others may write: the file, or its directory.
+        path: PathBuf,
+    },
 }
 
 /// The file the store opened is no longer the file at its path: another

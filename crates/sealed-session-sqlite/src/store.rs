@@ -164,6 +164,13 @@ impl SqliteOptions {
         if create {
             create_private(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         }
+        match writable_by_others(&path) {
+            Ok(None) => {}
+            Ok(Some(open_to_all)) => {
+                return Err(SqliteOpenError::OthersMayWrite { store: path, path: open_to_all })
+            }
+            Err(source) => return Err(SqliteOpenError::Io { path, source }),
+        }
         // Which file the store opens: one moved over the path before the
         // store watches it (below) would leave the pool on the old one.
         let opened = FileId::of(&path).ok();
@@ -202,6 +209,21 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The file, or the directory it is in (where SQLite keeps its `-wal` and
+/// `-shm` files, and where a file can be moved over it), if every local
+/// user may write it: the file world-writable, or the directory without
+/// the sticky bit. Links are followed, as SQLite follows them.
+fn writable_by_others(path: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let file = std::fs::canonicalize(path)?;
+    if std::fs::metadata(&file)?.permissions().mode() & 0o002 != 0 {
+        return Ok(Some(file));
+    }
+    let Some(dir) = file.parent() else { return Ok(None) };
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    Ok((mode & 0o002 != 0 && mode & 0o1000 == 0).then(|| dir.to_owned()))
 }
 
 /// Whether the file at `path` is a store a server has set up: it holds a

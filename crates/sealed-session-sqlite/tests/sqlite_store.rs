@@ -208,6 +208,49 @@ async fn the_store_runs_with_wal_and_synchronous_full() {
     assert!(format!("{store:?}").contains("timeout: 1s"), "{store:?}");
 }
 
+/// A store every local user may write (the file world-writable, or in a
+/// world-writable directory without the sticky bit, where a file can be
+/// moved over it) is refused: any of them could delete revocations. The
+/// group may write it (a CLI run as another user of the group), and a
+/// sticky directory such as `/tmp` is no one's to replace files in.
+#[tokio::test]
+async fn a_store_every_local_user_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite3");
+    let open = || SqliteOptions::new(&path).create_if_missing(true).open();
+    drop(open().await.unwrap());
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    chmod(&path, 0o666);
+    match open().await {
+        Err(err @ SqliteOpenError::OthersMayWrite { .. }) => {
+            assert!(err.to_string().contains("chmod o-w"), "{err}")
+        }
+        other => panic!("a world-writable store was opened: {:?}", other.map(drop)),
+    }
+    let link = dir.path().join("link.sqlite3");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let through_link = SqliteOptions::new(&link).open().await;
+    assert!(
+        matches!(through_link, Err(SqliteOpenError::OthersMayWrite { .. })),
+        "{:?}",
+        through_link.map(drop)
+    );
+    chmod(&path, 0o660);
+    drop(open().await.unwrap());
+    chmod(dir.path(), 0o777);
+    match open().await {
+        Err(SqliteOpenError::OthersMayWrite { path: open_to_all, .. }) => {
+            assert_eq!(open_to_all, std::fs::canonicalize(dir.path()).unwrap())
+        }
+        other => panic!("a store in a world-writable directory was opened: {:?}", other.map(drop)),
+    }
+    chmod(dir.path(), 0o1777);
+    drop(open().await.unwrap());
+}
+
 #[tokio::test]
 async fn revocations_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
