@@ -560,7 +560,7 @@ fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
     let retire = |id: u32| rotated.keys().find(|k| k.id == id).unwrap().retire_at;
     assert_eq!(retire(1), Some(at(T0 + 100 * DAY)), "the operator's date stays");
     assert_eq!(retire(2), None, "the newest key is not retired");
-    assert_eq!(retire(3), None, "a key retired by hand is left as it is");
+    assert_eq!(retire(3), Some(at(T0)), "a key retired by hand is dated now");
     assert_eq!(retire(4), Some(at(T0 + 90 * DAY)), "a key added by hand opens for `keep` from now");
     // Retired for less than `keep`: kept, refused by name; longer: dropped,
     // but for the highest ID (key 6), whose key stays so that no new key
@@ -571,6 +571,11 @@ fn a_rotation_keeps_the_dates_an_operator_set_and_dates_keys_added_by_hand() {
     let with_7 = Keyring::new(rotated.keys().cloned().chain([long_retired])).unwrap();
     let ids: Vec<u32> = with_7.rotated_at(at(T0), &policy).unwrap().0.keys().map(|k| k.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 7]);
+    // The key retired by hand leaves `keep` after the rotation dated it,
+    // as every retired key does: its secret is not kept for ever.
+    let later = |ring: &Keyring, days: i64| ring.rotated_at(at(T0 + days * DAY), &policy).unwrap().0;
+    assert!(later(&rotated, 89).keys().any(|k| k.id == 3), "kept until `keep` has passed");
+    assert!(later(&rotated, 90).keys().all(|k| k.id != 3), "dropped once it has");
 }
 
 /// A key added by hand between two rotations, retired and dropped by the

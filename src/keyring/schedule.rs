@@ -273,8 +273,9 @@ impl Keyring {
     /// `lead` from now); each key that a newer one replaces gets a retire
     /// date `keep` after that replacement (an `active` key with no
     /// activation time, replaced earlier or added by hand, gets one `keep`
-    /// from `now`); retired keys whose retire date is more than `keep` past
-    /// are dropped, except the one with the highest ID (a new key's ID is
+    /// from `now`); a key retired by hand with no date is dated `now`;
+    /// retired keys whose retire date is more than `keep` past are dropped,
+    /// except the one with the highest ID (a new key's ID is
     /// the highest plus one, and a running server refuses a file that gives
     /// an ID it saw another secret); and the result is written as of `now`
     /// ([`Keyring::normalized_at`]). Returns the new keyring and the
@@ -332,6 +333,14 @@ impl Keyring {
             ring.keys()
                 .filter(|k| k.state == KeyState::Active && k.activate_at.is_none() && k.retire_at.is_none())
                 .map(|k| (k.id, add(now, policy.keep))),
+        );
+        // Keys retired by hand, with no date, are dated now: they leave the
+        // file `keep` from now, as every retired key does, rather than keep
+        // their secret in every copy of it for ever.
+        retire.extend(
+            ring.keys()
+                .filter(|k| k.state == KeyState::Retired && k.retire_at.is_none())
+                .map(|k| (k.id, now)),
         );
         // The key with the highest ID stays, retired, whatever its age: the
         // next key's ID is the highest in the file plus one, and an ID used
