@@ -162,7 +162,6 @@ struct Client {
     jar: CookieJar,
 }
 
-#[derive(Debug)]
 struct Reply {
     status: StatusCode,
     set_cookies: Vec<String>,
@@ -1219,7 +1218,7 @@ async fn a_route_that_requires_a_session_redirects_browsers_locally_and_answers_
         ahead.seal(&sealed_session::Session::new(Data::default()).with_user("alice", 0)).unwrap();
     lagging.jar.insert("__Host-session".into(), unreadable);
     let reply = lagging.send(html("/account"), Body::empty()).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
     assert_eq!(reply.body, sealed_session::redirect::NoSessionAnswer::UNREADABLE_JSON_BODY);
     assert!(reply.set_cookies.is_empty(), "kept: {:?}", reply.set_cookies);
 
