@@ -14,6 +14,9 @@ pub(crate) struct Statements {
     pub(crate) revoke_session: String,
     pub(crate) revoke_session_once: String,
     pub(crate) revoke_all: String,
+    /// [`Statements::revoke_all`] at the database's time, reading and
+    /// writing the meta table alone: for when another table is gone.
+    pub(crate) cutoff_now: String,
     /// The name of a table of the store's that a crash would empty, if any.
     pub(crate) unlogged: String,
     /// The schema that holds the meta table, and the one tables are created
@@ -216,6 +219,13 @@ impl Statements {
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
                  SELECT raised.value, {durable} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
+            ),
+            cutoff_now: format!(
+                "WITH raised AS (
+                   INSERT INTO {prefix}_meta (key, value) VALUES ('revoked_through', {NOW})
+                   ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
+                   RETURNING value)
+                 SELECT raised.value FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
             unlogged: unlogged(prefix),
             other_schema: format!(

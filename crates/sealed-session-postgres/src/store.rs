@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,9 @@ pub(crate) struct Inner {
     fsync: Mutex<FsyncWatch>,
     /// Whether the last check read a standby ([`OnStandby`]).
     on_standby: AtomicBool,
+    /// When a lost table was last said (Unix seconds), with the tables the
+    /// application's: once a minute at most.
+    table_loss_said: AtomicI64,
 }
 
 /// A revocation store in PostgreSQL. Clones share one pool, cache and
@@ -465,6 +468,7 @@ impl PostgresStore {
             clock: Arc::new(clock),
             fsync: Mutex::new(FsyncWatch::default()),
             on_standby: AtomicBool::new(false),
+            table_loss_said: AtomicI64::new(i64::MIN),
         });
         if inner.options.existing_only {
             // Before anything is written: the tables and their generation.
@@ -693,8 +697,48 @@ impl Inner {
                 self.recreate_tables().await?;
                 self.bounded(statement()).await
             }
+            Ok(Err(err)) if undefined_table(&err) => {
+                self.table_lost().await;
+                Err(self.failed(err))
+            }
             Ok(Err(err)) => Err(self.failed(err)),
             Err(_) => Err(StoreError::Timeout(self.options.timeout)),
+        }
+    }
+
+    /// A table was dropped, and the application creates the tables
+    /// ([`PostgresOptions::create_tables`] off): the revocations it held are
+    /// lost, so every session issued until now is refused, once the
+    /// application's migrations bring the table back. The cutoff goes in
+    /// the meta table; if that is the one gone, the generation starts
+    /// again when it is back. Said at `error` once a minute at most.
+    async fn table_lost(&self) {
+        let raised = self
+            .bounded(
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(self.sql.cutoff_now.clone()))
+                    .fetch_one(&self.pool),
+            )
+            .await;
+        self.feed.cache().clear();
+        let now = self.clock.unix_now();
+        let said = self.table_loss_said.load(Ordering::Relaxed);
+        if now.saturating_sub(said) < 60 || self.table_loss_said.swap(now, Ordering::Relaxed) != said {
+            return;
+        }
+        let prefix = &self.options.prefix;
+        match raised {
+            Ok(_) => tracing::error!(
+                prefix,
+                "a table of the PostgreSQL revocation store is gone (lost data), and the store does not create \
+                 its tables: every call fails until the application's migrations bring it back, and every \
+                 session issued until now is refused then (everyone signs in again)"
+            ),
+            Err(err) => tracing::error!(
+                prefix,
+                error = %err,
+                "a table of the PostgreSQL revocation store is gone (lost data), and the store does not create \
+                 its tables: every call fails until the application's migrations bring the tables back"
+            ),
         }
     }
 

@@ -902,6 +902,15 @@ async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_own
     assert!(matches!(managed.revoke_user("carol").await, Err(StoreError::Unavailable(_))));
     let tables = SHARED.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'faults_user_epochs'");
     assert_eq!(tables, "0", "the store recreated a table the application manages");
+    // The revocations it held are lost: once the application's migrations
+    // bring it back (empty), every session issued before is refused.
+    SHARED.psql(&PostgresStore::migration_sql("faults").unwrap());
+    let managed = Verifier::new(Sealer::builder(keyring(8)).build().unwrap(), managed);
+    let result = managed.open::<()>(&token).await;
+    assert!(matches!(result, Err(VerifyError::Revoked(Revocation::All))), "{result:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later second than the cutoff
+    let fresh = login(&managed, "alice").await;
+    assert!(managed.open::<()>(&fresh).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
