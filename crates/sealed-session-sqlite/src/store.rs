@@ -142,7 +142,9 @@ impl SqliteOptions {
     ///
     /// # Errors
     /// [`SqliteOpenError`]: the file is missing (and not to be created),
-    /// cannot be opened, cannot be made durable, or has no readable generation.
+    /// every local user may write it or its directory
+    /// ([`SqliteOpenError::OthersMayWrite`]), it cannot be opened, cannot be
+    /// made durable, or has no readable generation.
     pub async fn open(self) -> Result<SqliteStore, SqliteOpenError> {
         let Self { path, create, existing_only, clock } = self;
         tokio::runtime::Handle::try_current().map_err(|_| SqliteOpenError::Runtime)?;
