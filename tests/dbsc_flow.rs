@@ -547,8 +547,9 @@ impl Browser {
     /// there is one; on 403, cache the challenge and try again.
     async fn refresh(&mut self) -> Reply {
         let mut last = None;
-        // The draft restarts on every `403`; three tries here: one without a
-        // challenge, one whose companion's session had ended, and its retry.
+        // The draft restarts on every `403` (Chrome, on up to five
+        // challenges a refresh); three tries here: one without a challenge,
+        // one whose companion's session had ended, and its retry.
         for _ in 0..3 {
             let Some(session) = self.session.clone() else { break };
             let id_header = if self.legacy_header { "sec-session-id" } else { "sec-secure-session-id" };

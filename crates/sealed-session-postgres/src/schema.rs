@@ -15,7 +15,10 @@ pub(crate) struct Statements {
     pub(crate) revoke_session_once: String,
     pub(crate) revoke_all: String,
     /// [`Statements::revoke_all`] at the database's time, reading and
-    /// writing the meta table alone: for when another table is gone.
+    /// writing the meta table alone, if a table of revocations is gone
+    /// from the schema the meta table is in (no row if none is: a missing
+    /// registry table, or a connection whose search path finds other
+    /// tables, loses no revocation).
     pub(crate) cutoff_now: String,
     /// The name of a table of the store's that a crash would empty, if any.
     pub(crate) unlogged: String,
@@ -221,8 +224,14 @@ impl Statements {
                  SELECT raised.value, {durable} FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"
             ),
             cutoff_now: format!(
-                "WITH raised AS (
-                   INSERT INTO {prefix}_meta (key, value) VALUES ('revoked_through', {NOW})
+                "WITH home AS (
+                   SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.oid = to_regclass('{prefix}_meta')),
+                 raised AS (
+                   INSERT INTO {prefix}_meta (key, value)
+                   SELECT 'revoked_through', {NOW} FROM home
+                   WHERE (SELECT count(*) FROM pg_tables WHERE schemaname = home.schema
+                            AND tablename IN ('{prefix}_user_epochs', '{prefix}_denied')) < 2
                    ON CONFLICT (key) DO UPDATE SET value = GREATEST({prefix}_meta.value, EXCLUDED.value)
                    RETURNING value)
                  SELECT raised.value FROM raised, pg_notify('{channel}', 'all'), {DURABLE_COMMIT}"

@@ -711,14 +711,21 @@ impl Inner {
     /// lost, so every session issued until now is refused, once the
     /// application's migrations bring the table back. The cutoff goes in
     /// the meta table; if that is the one gone, the generation starts
-    /// again when it is back. Said at `error` once a minute at most.
+    /// again when it is back. Only for a table of revocations, in the meta
+    /// table's schema: a registry table missing loses none. Said at
+    /// `error` once a minute at most.
     async fn table_lost(&self) {
         let raised = self
             .bounded(
                 sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(self.sql.cutoff_now.clone()))
-                    .fetch_one(&self.pool),
+                    .fetch_optional(&self.pool),
             )
             .await;
+        if matches!(raised, Ok(None)) {
+            // A registry table, or tables of another schema's: no
+            // revocation is lost.
+            return;
+        }
         self.feed.cache().clear();
         let now = self.clock.unix_now();
         let said = self.table_loss_said.load(Ordering::Relaxed);

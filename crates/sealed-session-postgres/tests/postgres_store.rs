@@ -898,6 +898,25 @@ async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_own
     // error, and the store does not create it behind the application's back.
     let options = options("faults").with_create_tables(false);
     let managed = PostgresStore::with_pool(pool(&url).await, options, SystemClock).await.unwrap();
+    // A registry table its migrations have not made (yet) loses no
+    // revocation: writing a record fails, and no one is logged out.
+    SHARED.psql("DROP TABLE faults_sessions");
+    let now = unix_now().cast_unsigned();
+    let record = sealed_session::SessionRecord {
+        id: sealed_session::Session::new(()).id(),
+        user_id: "alice".to_owned(),
+        epoch: 0,
+        created_at: now,
+        last_seen: now,
+        expires_at: now + 3600,
+        user_agent: String::new(),
+        remembered: false,
+        device_bound: false,
+    };
+    let recorded = sealed_session::registry::SessionRegistry::record(&managed, &record).await;
+    assert!(matches!(recorded, Err(StoreError::Unavailable(_))), "{recorded:?}");
+    let cutoffs = SHARED.psql("SELECT count(*) FROM faults_meta WHERE key = 'revoked_through'");
+    assert_eq!(cutoffs, "0", "a missing registry table logged everyone out");
     SHARED.psql("DROP TABLE faults_user_epochs");
     assert!(matches!(managed.revoke_user("carol").await, Err(StoreError::Unavailable(_))));
     let tables = SHARED.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'faults_user_epochs'");

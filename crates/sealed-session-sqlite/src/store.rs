@@ -166,13 +166,6 @@ impl SqliteOptions {
         if create {
             create_private(&path).map_err(|source| SqliteOpenError::Io { path: path.clone(), source })?;
         }
-        match writable_by_others(&path) {
-            Ok(None) => {}
-            Ok(Some(open_to_all)) => {
-                return Err(SqliteOpenError::OthersMayWrite { store: path, path: open_to_all })
-            }
-            Err(source) => return Err(SqliteOpenError::Io { path, source }),
-        }
         // Which file the store opens: one moved over the path before the
         // store watches it (below) would leave the pool on the old one.
         let opened = FileId::of(&path).ok();
@@ -213,15 +206,26 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The file, or the directory it is in (where SQLite keeps its `-wal` and
-/// `-shm` files, and where a file can be moved over it), if every local
-/// user may write it: the file world-writable, or the directory without
-/// the sticky bit. Links are followed, as SQLite follows them.
+/// The file, its `-wal` or `-shm` file (whoever writes those writes
+/// commits, or hides them from readers), or the directory it is in (where
+/// a file can be moved over it), if every local user may write it: world-
+/// writable, or the directory without the sticky bit. Links are followed,
+/// as SQLite follows them.
 fn writable_by_others(path: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
     use std::os::unix::fs::PermissionsExt as _;
     let file = std::fs::canonicalize(path)?;
-    if std::fs::metadata(&file)?.permissions().mode() & 0o002 != 0 {
-        return Ok(Some(file));
+    let beside = |suffix: &str| {
+        let mut name = file.clone().into_os_string();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    for part in [file.clone(), beside("-wal"), beside("-shm")] {
+        match std::fs::metadata(&part) {
+            Ok(meta) if meta.permissions().mode() & 0o002 != 0 => return Ok(Some(part)),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && part != file => {}
+            Err(err) => return Err(err),
+        }
     }
     let Some(dir) = file.parent() else { return Ok(None) };
     let mode = std::fs::metadata(dir)?.permissions().mode();
@@ -357,6 +361,13 @@ impl SqliteStore {
                 journal_mode: durability.journal_mode,
                 synchronous: durability.synchronous,
             });
+        }
+        match writable_by_others(&path) {
+            Ok(None) => {}
+            Ok(Some(open_to_all)) => {
+                return Err(SqliteOpenError::OthersMayWrite { store: path, path: open_to_all })
+            }
+            Err(source) => return Err(SqliteOpenError::Io { path, source }),
         }
         let generation = |source| SqliteOpenError::Generation { path: path.clone(), source };
         if let Some(cutoff) = schema::create_tables(&pool, &*clock).await.map_err(generation)? {

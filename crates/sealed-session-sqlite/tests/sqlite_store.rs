@@ -134,10 +134,10 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
     // day, since the other servers' may be right.
     clock.advance(std::time::Duration::from_secs(11));
     SessionRegistry::record(&store, &record("other", start + 3 * 86_400)).await.unwrap();
-    assert_eq!(held("gone").await, 1, "a record expired less than a day ago is deleted");
+    assert_eq!(held("gone").await, 1, "a record expired less than a day ago was deleted");
     clock.advance(std::time::Duration::from_secs(86_400));
     SessionRegistry::record(&store, &record("other", start + 3 * 86_400)).await.unwrap();
-    assert_eq!(held("gone").await, 0, "a record expired a day ago is kept");
+    assert_eq!(held("gone").await, 0, "a record expired a day ago was kept");
     assert_eq!(held("kept").await, 1, "a live one is kept");
 }
 
@@ -239,7 +239,23 @@ async fn a_store_every_local_user_may_write_is_refused() {
         through_link.map(drop)
     );
     chmod(&path, 0o660);
-    drop(open().await.unwrap());
+    // The log beside it, as SQLite makes it with the file's mode (another
+    // server holds it open meanwhile).
+    let running = open().await.unwrap();
+    let wal = dir.path().join("r.sqlite3-wal");
+    chmod(&wal, 0o666);
+    match open().await {
+        Err(SqliteOpenError::OthersMayWrite { path: open_to_all, .. }) => {
+            assert_eq!(open_to_all, std::fs::canonicalize(&wal).unwrap())
+        }
+        other => panic!("a world-writable log was used: {:?}", other.map(drop)),
+    }
+    // A pool of the application's own is judged the same.
+    let pool = sqlx::SqlitePool::connect_with(durable_options(&path)).await.unwrap();
+    let own = SqliteStore::with_pool(pool).await;
+    assert!(matches!(own, Err(SqliteOpenError::OthersMayWrite { .. })), "{:?}", own.map(drop));
+    chmod(&wal, 0o660);
+    drop(running);
     chmod(dir.path(), 0o777);
     match open().await {
         Err(SqliteOpenError::OthersMayWrite { path: open_to_all, .. }) => {
