@@ -594,7 +594,7 @@ async fn assert_refused_as_untrusted(verifier: &Verifier<PostgresStore>, token: 
 /// longer ID could sign in and never be logged out).
 #[tokio::test]
 async fn the_longest_user_id_is_logged_out_and_recorded() {
-    use sealed_session::registry::{SessionRecord, SessionRegistry};
+    use sealed_session::registry::SessionRegistry;
     let store = store(&SHARED.url(), "long_ids", SystemClock).await;
     // Random, so that nothing compresses it below the index's limit.
     let mut bytes = [0u8; sealed_session::MAX_USER_ID_LEN / 2];
@@ -606,19 +606,25 @@ async fn the_longest_user_id_is_logged_out_and_recorded() {
     assert_eq!(store.revoke_user(&user).await.unwrap(), 1);
     assert_eq!(store.login_state(&user).await.unwrap().user_epoch, 1);
     let now = unix_now().cast_unsigned();
-    let record = SessionRecord {
+    let record = live_record(&user, 1, now);
+    store.record(&record).await.unwrap();
+    assert_eq!(store.list(&user, now).await.unwrap(), [record]);
+}
+
+/// A registry record of a new session of `user` under `epoch`, begun at
+/// `now` and live for an hour.
+fn live_record(user: &str, epoch: u64, now: u64) -> sealed_session::SessionRecord {
+    sealed_session::SessionRecord {
         id: sealed_session::Session::new(()).id(),
-        user_id: user.clone(),
-        epoch: 1,
+        user_id: user.to_owned(),
+        epoch,
         created_at: now,
         last_seen: now,
         expires_at: now + 3600,
-        user_agent: String::new(),
+        user_agent: "Chrome on Linux".to_owned(),
         remembered: false,
         device_bound: false,
-    };
-    store.record(&record).await.unwrap();
-    assert_eq!(store.list(&user, now).await.unwrap(), [record]);
+    }
 }
 
 #[tokio::test]
@@ -715,17 +721,7 @@ async fn expired_records_of_a_user_who_never_comes_back_are_deleted() {
            ('lately', decode(repeat('02', 16), 'hex'), 0, 1, 1, {}, 'Firefox on Linux', false, false)",
         now - 3600
     ));
-    let record = sealed_session::SessionRecord {
-        id: sealed_session::Session::new(()).id(),
-        user_id: "other".to_owned(),
-        epoch: 0,
-        created_at: now,
-        last_seen: now,
-        expires_at: now + 3600,
-        user_agent: "Chrome on Linux".to_owned(),
-        remembered: false,
-        device_bound: false,
-    };
+    let record = live_record("other", 0, now);
     SessionRegistry::record(&store, &record).await.unwrap();
     let left = SHARED.psql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM records_sessions");
     assert_eq!(left, "kept,lately,other", "another user's write deletes the records expired a day ago");
@@ -902,17 +898,7 @@ async fn only_a_missing_table_is_taken_for_lost_data_and_only_when_the_store_own
     // revocation: writing a record fails, and no one is logged out.
     SHARED.psql("DROP TABLE faults_sessions");
     let now = unix_now().cast_unsigned();
-    let record = sealed_session::SessionRecord {
-        id: sealed_session::Session::new(()).id(),
-        user_id: "alice".to_owned(),
-        epoch: 0,
-        created_at: now,
-        last_seen: now,
-        expires_at: now + 3600,
-        user_agent: String::new(),
-        remembered: false,
-        device_bound: false,
-    };
+    let record = live_record("alice", 0, now);
     let recorded = sealed_session::registry::SessionRegistry::record(&managed, &record).await;
     assert!(matches!(recorded, Err(StoreError::Unavailable(_))), "{recorded:?}");
     let cutoffs = SHARED.psql("SELECT count(*) FROM faults_meta WHERE key = 'revoked_through'");
