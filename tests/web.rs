@@ -711,6 +711,34 @@ fn login_and_logout_never_leave_a_session_this_server_cannot_read_alive() {
     })
 }
 
+/// Any client can send a cookie naming a key this server lacks, with every
+/// request: the refusal is logged at `warn` once a minute at most (at
+/// `info` otherwise), not once a request.
+#[test]
+fn cookies_under_a_key_this_server_lacks_are_warned_of_once_a_minute() {
+    use tracing_subscriber::fmt::MakeWriter as _;
+    let (ahead, behind) = ahead_and_behind(false);
+    let cookie = pollster::block_on(signed_in(&ahead, "alice"));
+    let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+    tracing::subscriber::with_default(
+        tracing_subscriber::fmt().with_writer(move || logs.make_writer()).with_ansi(false).finish(),
+        || {
+            for _ in 0..5 {
+                let request = TestRequest::new("GET", "/").header("cookie", &cookie);
+                assert!(!pollster::block_on(ready(&behind, &request)).has_session());
+            }
+        },
+    );
+    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let refused = |level: &str| {
+        logged
+            .lines()
+            .filter(|line| line.contains(level) && line.contains("its key is not in this server's keyring"))
+            .count()
+    };
+    assert_eq!((refused(" WARN "), refused(" INFO ")), (1, 4), "{logged}");
+}
+
 /// The same for a bearer token: a logout that lands on the lagging server
 /// must not answer success while the token still opens everywhere else.
 #[test]
