@@ -31,6 +31,7 @@ mod feed;
 mod memory;
 mod prehashed;
 pub mod registry;
+mod setters;
 pub mod sql;
 mod verified;
 mod verifier;

@@ -62,40 +62,13 @@ impl Default for PostgresOptions {
     }
 }
 
-impl PostgresOptions {
-    /// Sets [`PostgresOptions::prefix`].
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`PostgresOptions::timeout`].
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`PostgresOptions::cache_ttl`].
-    #[must_use]
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// Sets [`PostgresOptions::create_tables`].
-    #[must_use]
-    pub fn with_create_tables(mut self, create: bool) -> Self {
-        self.create_tables = create;
-        self
-    }
-
-    /// Sets [`PostgresOptions::existing_only`].
-    #[must_use]
-    pub fn with_existing_only(mut self, existing_only: bool) -> Self {
-        self.existing_only = existing_only;
-        self
+sealed_session::option_setters! {
+    PostgresOptions {
+        with_prefix(prefix: impl Into<String>),
+        with_timeout(timeout: Duration),
+        with_cache_ttl(cache_ttl: Duration),
+        with_create_tables(create_tables: bool),
+        with_existing_only(existing_only: bool),
     }
 }
 

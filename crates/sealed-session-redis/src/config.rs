@@ -72,49 +72,19 @@ pub struct RedisConfig {
 /// The longest [`RedisConfig::policy_check_interval`] accepted.
 pub const MAX_POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+sealed_session::option_setters! {
+    RedisConfig {
+        with_prefix(prefix: impl Into<String>),
+        with_timeout(timeout: Duration),
+        with_cache_ttl(cache_ttl: Duration),
+        with_stale_answers_for(accept_stale_for: Option<Duration>),
+        with_assume_noeviction(assume_noeviction: bool),
+        with_assume_durable(assume_durable: bool),
+        with_existing_only(existing_only: bool),
+    }
+}
+
 impl RedisConfig {
-    /// Sets [`RedisConfig::prefix`].
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`RedisConfig::timeout`].
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`RedisConfig::cache_ttl`].
-    #[must_use]
-    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
-
-    /// Sets [`RedisConfig::accept_stale_for`].
-    #[must_use]
-    pub fn with_stale_answers_for(mut self, limit: Option<Duration>) -> Self {
-        self.accept_stale_for = limit;
-        self
-    }
-
-    /// Sets [`RedisConfig::assume_noeviction`].
-    #[must_use]
-    pub fn with_assume_noeviction(mut self, assume: bool) -> Self {
-        self.assume_noeviction = assume;
-        self
-    }
-
-    /// Sets [`RedisConfig::assume_durable`].
-    #[must_use]
-    pub fn with_assume_durable(mut self, assume: bool) -> Self {
-        self.assume_durable = assume;
-        self
-    }
-
     /// Sets [`RedisConfig::policy_check_interval`] (capped at 60 s; zero
     /// is refused when the store connects).
     #[must_use]
@@ -135,13 +105,6 @@ impl RedisConfig {
     #[must_use]
     pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Sets [`RedisConfig::existing_only`].
-    #[must_use]
-    pub fn with_existing_only(mut self, existing_only: bool) -> Self {
-        self.existing_only = existing_only;
         self
     }
 }
