@@ -27,7 +27,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sealed_session::redirect::RouteRefusal;
 use sealed_session::web::{Begin, FinishOnDrop, HandleError, SessionHandle, WebConfig};
 use sealed_session::{Keyring, MemoryStore, RevocationStore, Sealer};
@@ -169,14 +169,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
     println!("listening on http://127.0.0.1:3002");
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: the server carries on (a real
+            // one also caps its connections, as the demo does).
+            Err(err) => {
+                eprintln!("cannot accept a connection: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let config = Arc::clone(&config);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let config = Arc::clone(&config);
                 async move { Ok::<_, Infallible>(handle(config, request).await) }
             });
-            if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            // Without a timer hyper never times out a client that sends no
+            // request: idle connections would pile up until `accept` fails.
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
                 eprintln!("connection error: {err}");
             }
         });
