@@ -395,7 +395,9 @@ impl CookieSpec {
     /// the victim's. For a `__Host-` name, more than one value yields
     /// **none** (logged at `info`): the request has no such cookie. (The
     /// web layer still ends the sessions those values carry at logout and
-    /// login.)
+    /// login.) On such older browsers, a victim with no session of their
+    /// own has only the injected value, which opens: SECURITY.md names this
+    /// limit.
     ///
     /// ```
     /// use sealed_session::CookieSpec;

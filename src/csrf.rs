@@ -95,7 +95,8 @@ pub fn is_unsafe_method(method: &str) -> bool {
 /// * `Sec-Fetch-Site` (sent by current browsers): `same-origin` and `none`
 ///   (typed in, bookmarks) pass; `same-site` and `cross-site` are refused.
 /// * Without it, `Origin`, when present, must equal `expected_origin`
-///   (scheme, host and port, such as `https://app.example`).
+///   (scheme, host and port, such as `https://app.example`; written with
+///   its default port, a trailing slash or in capitals, it means the same).
 /// * Without either the request is not from a browser that could be forged
 ///   into sending it; the CSRF token still applies.
 ///
@@ -274,7 +275,12 @@ impl OriginPolicy {
             (Some(other), _) => Err(CsrfError::CrossSite(
                 other.chars().take(32).map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect(),
             )),
-            (None, Some(origin)) if !origin.eq_ignore_ascii_case(expected_origin.trim_end_matches('/')) => {
+            // The expected origin as the driver's are written (no default
+            // port, no trailing slash); one that is no origin matches none.
+            (None, Some(origin))
+                if !normalized_origin(expected_origin)
+                    .is_ok_and(|expected| origin.eq_ignore_ascii_case(&expected)) =>
+            {
                 Err(CsrfError::WrongOrigin)
             }
             (None, _) => Ok(()),

@@ -1272,7 +1272,9 @@ impl SealerBuilder {
     }
 
     /// How far in the future an issued-at time may lie, for clock skew
-    /// between servers; by default 60 seconds. Never extends expiry.
+    /// between servers; by default 60 seconds. Never extends the absolute
+    /// expiry (a request that opened a session just before its idle
+    /// deadline may seal it up to one leeway after: docs/FORMAT.md, §6).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self

@@ -61,7 +61,7 @@ pub(crate) static BASE64: LazyLock<base64::engine::GeneralPurpose> =
 ///
 /// assert_eq!(UntrustedToken::decode("not a token!", 4096).unwrap_err(), OpenError::Malformed);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct UntrustedToken {
     bytes: Vec<u8>,
 }
@@ -336,6 +336,20 @@ mod tests {
     /// A head with every field zero, for tests to fill in with `..zero_head()`.
     fn zero_head() -> Head<&'static str> {
         Head { issued_at: 0, expires_at: 0, last_seen: 0, session_id: [0; 16], user_id: None, epoch: 0 }
+    }
+
+    /// `UntrustedToken` has no `==`: one would compare a token's bytes (a
+    /// bearer token, or after opening its plaintext) in variable time. The
+    /// call below names one of two methods only while it has none, and is
+    /// ambiguous, so fails to compile, once it has.
+    #[test]
+    fn an_untrusted_token_cannot_be_compared() {
+        trait EqOrNot<Which> {
+            fn which() {}
+        }
+        impl<T: ?Sized> EqOrNot<()> for T {}
+        impl<T: ?Sized + PartialEq> EqOrNot<u8> for T {}
+        <UntrustedToken as EqOrNot<_>>::which();
     }
 
     /// A head's `Debug` shows four hex digits of the session ID, as

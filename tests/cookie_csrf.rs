@@ -439,6 +439,19 @@ fn unsafe_requests_from_other_sites_are_refused() {
             Err(CsrfError::WrongOrigin)
         );
         assert_eq!(csrf::check_origin(method, None, Some("null"), origin), Err(CsrfError::WrongOrigin));
+        // The expected origin written with its default port, a trailing
+        // slash or capitals is the same origin; another port is not, and
+        // an expected origin that is none matches nothing.
+        for same in ["https://app.example:443", "https://App.Example/", " https://app.example "] {
+            assert_eq!(csrf::check_origin(method, None, Some(origin), same), Ok(()), "{same}");
+        }
+        for other in ["https://app.example:8443", "http://app.example", "app.example", ""] {
+            assert_eq!(
+                csrf::check_origin(method, None, Some(origin), other),
+                Err(CsrfError::WrongOrigin),
+                "{other}"
+            );
+        }
         // Neither header: not a browser that could be tricked; the token still applies.
         assert_eq!(csrf::check_origin(method, None, None, origin), Ok(()));
     }
