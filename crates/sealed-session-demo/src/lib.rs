@@ -150,7 +150,7 @@ impl SessionJson {
 /// Where the demo keeps its keyring and revocations.
 #[derive(Clone)]
 pub struct Setup {
-    /// The data directory, created (mode 0700) if missing.
+    /// The data directory, created if missing and made private (mode 0700).
     pub data_dir: PathBuf,
     /// The keyring file; by default `keyring.toml` in the data directory.
     pub keyring: Option<PathBuf>,
@@ -205,6 +205,27 @@ pub enum StartError {
     Config(#[from] WebConfigError),
 }
 
+/// Creates the data directory (mode 0700) if it is missing, and makes it
+/// private if it is not: the session records in its SQLite store (user IDs,
+/// browsers) are as private as the audit log beside them.
+fn private_dir(dir: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let io = |action| move |source| StartError::Io { action, path: dir.to_owned(), source };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("cannot create the data directory"))?;
+    let mode = std::fs::metadata(dir).map_err(io("cannot read the data directory"))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(
+            "the data directory is open to other users and cannot be made private (mode 0700)",
+        ))?;
+        println!("made the data directory {} private (mode 0700, was {:o})", dir.display(), mode & 0o777);
+    }
+    Ok(())
+}
+
 impl Setup {
     /// The store URL in use.
     #[must_use]
@@ -244,9 +265,7 @@ impl Setup {
     /// # Errors
     /// [`StartError`].
     pub async fn open(&self) -> Result<(WebConfig<SharedStore>, KeyringWatcher), StartError> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.data_dir).map_err(|source| {
-            StartError::Io { action: "cannot create the data directory", path: self.data_dir.clone(), source }
-        })?;
+        private_dir(&self.data_dir)?;
         let keyring_path = self.keyring_path();
         load_or_create_keyring(&keyring_path)?;
         let watcher = KeyringWatcher::builder(&keyring_path).start()?;
@@ -639,6 +658,23 @@ mod tests {
         assert_eq!(audit_limit(&AuditKind::CsrfRefused { reason: "cross_site" }, Some("alice")), refusals);
         assert_eq!(audit_limit(&AuditKind::Login { remembered: false }, Some("alice")), MAX_AUDIT_LOG_LEN);
         assert_eq!(audit_limit(&unreadable, Some("alice")), MAX_AUDIT_LOG_LEN);
+    }
+
+    /// The data directory is made private, whether the demo creates it or
+    /// finds it open to others.
+    #[test]
+    fn the_data_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let mode = |dir: &std::path::Path| std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        let missing = parent.path().join("new/data");
+        super::private_dir(&missing).unwrap();
+        assert_eq!(mode(&missing), 0o700);
+        let open = parent.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        super::private_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
     }
 
     #[tokio::test]

@@ -112,6 +112,12 @@ async fn serve(
         println!(
             "sign in as alice / alice-pass or bob / bob-pass; the keyring file is followed (SIGHUP re-reads it at once); Ctrl-C stops it"
         );
+        if !local.ip().is_loopback() {
+            tracing::warn!(
+                "{local} is reachable from other machines: anyone there can read /metrics and sign in with the \
+                 demo's published passwords (a real server serves metrics on an internal port)"
+            );
+        }
     };
     match framework {
         Framework::Axum => {
