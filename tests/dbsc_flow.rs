@@ -12,6 +12,8 @@
 
 #[path = "support/recorder.rs"]
 mod recorder;
+#[path = "support/unheard.rs"]
+mod unheard;
 
 use recorder::Recorder;
 
@@ -166,12 +168,23 @@ fn config_on(
     binding: DeviceBinding,
     change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
 ) -> Config {
+    let store: SharedStore = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
+    config_on_store(keyring, clock, binding, store, change)
+}
+
+/// [`config_on`] with `store`.
+fn config_on_store(
+    keyring: impl Into<SharedKeyring>,
+    clock: &ManualClock,
+    binding: DeviceBinding,
+    store: SharedStore,
+    change: impl FnOnce(WebConfigBuilder<SharedStore>) -> WebConfigBuilder<SharedStore>,
+) -> Config {
     let sealer = Sealer::builder(keyring)
         .clock(clock.clone())
         .idle_timeout(Duration::from_secs(IDLE))
         .absolute_timeout(Duration::from_secs(4 * 3600))
         .remember_me(Duration::from_secs(30 * DAY), Duration::from_secs(7 * DAY));
-    let store: SharedStore = Arc::new(Remote(MemoryStore::with_clock(clock.clone())));
     Arc::new(
         change(WebConfig::builder(sealer, store))
             .device_bound_sessions(binding.bound_lifetime(Duration::from_secs(LIFETIME)))
@@ -814,6 +827,27 @@ fn an_unreadable_refresh_proof_is_asked_for_again_and_logs_no_one_out() {
         clock.advance(Duration::from_secs(LIFETIME + 1));
         browser.refresh().await;
         assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+    });
+}
+
+/// A bound session started after a logout everywhere on another server,
+/// refreshed on a server whose cache has not heard of that logout yet: the
+/// cached epoch, behind the session's, is read again from the store, and
+/// the binding lives (taken for lost data, the refresh ended it).
+#[test]
+fn a_refresh_on_a_cache_that_has_not_heard_of_a_logout_elsewhere_keeps_the_binding() {
+    run(async {
+        let clock = ManualClock::at_unix(START);
+        let store = MemoryStore::with_clock(clock.clone());
+        store.revoke_user("alice").await.unwrap();
+        let lagging: SharedStore = Arc::new(unheard::Unheard { store, behind: 1, lost: false });
+        let keyring = Keyring::generate().unwrap();
+        let config = config_on_store(keyring, &clock, DeviceBinding::default(), lagging, |builder| builder);
+        let mut browser = Browser::new(&config, &clock);
+        browser.get("/login").await;
+        clock.advance(Duration::from_secs(LIFETIME + 1));
+        assert_eq!(browser.get("/whoami").await.body, "alice first bound=true");
+        assert_eq!(browser.refreshes, 2, "registered, then refreshed");
     });
 }
 

@@ -14,6 +14,10 @@ use sealed_session::{
 };
 use tracing_subscriber::fmt::MakeWriter as _;
 
+#[path = "support/unheard.rs"]
+mod unheard;
+use unheard::Unheard;
+
 const T0: i64 = 1_800_000_000;
 
 fn verifier_with(store: impl FnOnce(&ManualClock) -> MemoryStore) -> (Verifier<MemoryStore>, ManualClock) {
@@ -295,6 +299,39 @@ fn an_epoch_ahead_of_the_store_is_a_store_fault() {
     let token = verifier.sealer().seal(&Session::new(()).with_user("alice", 5)).unwrap();
     match block_on(verifier.open::<()>(&token)) {
         Err(VerifyError::StoreFault { token: 5, store: 0 }) => {}
+        other => panic!("expected a store fault, got {other:?}"),
+    }
+}
+
+/// A session started after a logout everywhere on another server, checked
+/// here before the logout's message emptied the cache: the cached epoch is
+/// behind the session's, which is read again from the store, not taken for
+/// lost data (which would log the user out with an alarm). Only a store
+/// whose own epoch is behind is a fault.
+#[test]
+fn a_cached_epoch_behind_the_sessions_is_read_again_not_taken_for_lost_data() {
+    let on = |lost: bool| {
+        let (verifier, clock) = verifier();
+        let store = MemoryStore::with_clock(clock.clone());
+        block_on(store.revoke_user("alice")).unwrap();
+        let verifier = Verifier::new(verifier.sealer().clone(), Unheard { store, behind: 1, lost });
+        (verifier, clock)
+    };
+    let (verifier, clock) = on(false);
+    let mut session = block_on(verifier.login("alice", ())).unwrap();
+    assert_eq!(session.epoch(), 1);
+    let token = verifier.sealer().seal(&session).unwrap();
+    block_on(verifier.open::<()>(&token)).unwrap();
+    // "Log out my other sessions" reads the session's state first too.
+    clock.advance(Duration::from_secs(1));
+    let sealed = verifier.sealer().seal(&session).unwrap();
+    session = block_on(verifier.open::<()>(&sealed)).unwrap().into_session();
+    assert_eq!(block_on(verifier.logout_others(&mut session)).unwrap(), 2);
+
+    let (lost, _) = on(true);
+    let token = lost.sealer().seal(&Session::new(()).with_user("alice", 1)).unwrap();
+    match block_on(lost.open::<()>(&token)) {
+        Err(VerifyError::StoreFault { token: 1, store: 0 }) => {}
         other => panic!("expected a store fault, got {other:?}"),
     }
 }

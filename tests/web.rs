@@ -6,6 +6,8 @@
 
 #[path = "support/recorder.rs"]
 mod recorder;
+#[path = "support/unheard.rs"]
+mod unheard;
 
 use recorder::Recorder;
 
@@ -3375,6 +3377,29 @@ fn records_the_store_cannot_vouch_for_are_kept_but_not_counted() {
         assert_eq!(devices.len(), 1, "the session the store cannot vouch for is not listed");
         let recorded = sealed_session::SessionRegistry::list(&*registry, "alice", AUDIT_START as u64);
         assert_eq!(recorded.await.unwrap().len(), 2, "but its record is kept");
+    });
+}
+
+/// A session started after a logout everywhere on another server, checked
+/// on a server whose cache has not heard of that logout yet: the cached
+/// epoch, behind the session's, is read again from the store, so the cookie
+/// opens and the device list shows the session (taken for lost data, it
+/// was refused and left out of the list, with an alarm).
+#[test]
+fn a_cache_that_has_not_heard_of_a_logout_elsewhere_is_read_again() {
+    pollster::block_on(async {
+        let clock = ManualClock::at_unix(AUDIT_START);
+        let store = MemoryStore::with_clock(clock.clone());
+        store.revoke_user("alice").await.unwrap();
+        let sealer = Sealer::builder(Keyring::generate().unwrap()).clock(clock.clone());
+        let lagging = unheard::Unheard { store, behind: 1, lost: false };
+        let registry = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let config =
+            Arc::new(WebConfig::builder(sealer, lagging).session_registry(registry).build().unwrap());
+        let cookie = sign_in_from(&config, "alice", CHROME).await;
+        let handle = on(&config, &cookie).await;
+        assert!(handle.has_session());
+        assert_eq!(handle.devices().await.unwrap().len(), 1);
     });
 }
 

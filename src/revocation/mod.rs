@@ -23,7 +23,8 @@
 //! initialised. A store that finds no generation starts a new one, and every
 //! session issued at or before it is refused: everyone signs in again. A
 //! token whose epoch is *ahead* of the store's is also refused, as
-//! [`VerifyError::StoreFault`]: only lost data can produce it.
+//! [`VerifyError::StoreFault`]: only lost data can produce it (a cached
+//! epoch behind the token's is read again from the store first).
 
 mod cache;
 mod dynamic;
@@ -432,6 +433,34 @@ pub enum LoginError {
         /// The user ID's length in bytes.
         len: usize,
     },
+}
+
+/// The store's state for the user's session `id`, sealed at `epoch`, as
+/// [`RevocationStore::state`] answers it (perhaps from its cache), with the
+/// user's epoch read again from the store itself
+/// ([`RevocationStore::login_state`]) when the answer's is behind `epoch`:
+/// a cache filled before a logout on another server, whose message has not
+/// arrived yet, is behind the sessions that logout started, and that is no
+/// lost data. Only a store whose own epoch is behind makes the session a
+/// [`VerifyError::StoreFault`].
+pub(crate) async fn state_at_epoch<S: RevocationStore + ?Sized>(
+    store: &S,
+    user_id: Option<&str>,
+    id: SessionId,
+    epoch: u64,
+) -> Result<RevocationState, StoreError> {
+    let state = crate::metrics::store_call("state", store.state(user_id, id)).await?;
+    match user_id {
+        Some(user_id) if epoch > state.user_epoch => {
+            let fresh = crate::metrics::store_call("login_state", store.login_state(user_id)).await?;
+            Ok(RevocationState {
+                user_epoch: fresh.user_epoch,
+                revoked_through: state.revoked_through.max(fresh.revoked_through),
+                ..state
+            })
+        }
+        _ => Ok(state),
+    }
 }
 
 /// Checks a session that opened against a store's state: the rule every

@@ -163,7 +163,8 @@ impl<S: RevocationStore> Verifier<S> {
                     return Err((err, None));
                 }
             };
-            let state = metrics::store_call("state", self.store.state(session.user_id(), session.id())).await;
+            let state =
+                super::state_at_epoch(&self.store, session.user_id(), session.id(), session.epoch()).await;
             let checked =
                 state.map_err(VerifyError::Store).and_then(|state| check_revocation(session, &state));
             match (checked, opened) {
@@ -503,7 +504,7 @@ impl<S: RevocationStore> Verifier<S> {
         while renewed == session.id() {
             renewed = Session::try_new(())?.id();
         }
-        let state = metrics::store_call("state", self.store.state(Some(&user_id), session.id())).await?;
+        let state = super::state_at_epoch(&self.store, Some(&user_id), session.id(), session.epoch()).await?;
         match check_revocation(session, &state) {
             Ok(()) => {}
             Err(err @ VerifyError::StoreFault { .. }) => {

@@ -443,8 +443,13 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
         // Revocation works as for any session: logout, logout everywhere,
         // logout of everyone.
         let companion = companion.into_session();
-        let state = self.verifier.store().state(companion.user_id(), companion.id());
-        let state = match crate::metrics::store_call("state", state).await {
+        let state = crate::revocation::state_at_epoch(
+            self.verifier.store(),
+            companion.user_id(),
+            companion.id(),
+            companion.epoch(),
+        );
+        let state = match state.await {
             Ok(state) => state,
             Err(err) => return unavailable(&err),
         };

@@ -187,7 +187,8 @@ impl SessionHandle {
     pub(super) async fn still_signed_in(&self) -> Result<Arc<Verified<Vec<u8>>>, HandleError> {
         let current = self.shared.read().current.clone().ok_or(HandleError::NoSession)?;
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
-        let state = self.shared.ops.state(user_id, current.session().id()).await?;
+        let session = current.session();
+        let state = self.shared.ops.state(user_id, session.id(), session.epoch()).await?;
         match check_revocation(current.session(), &state) {
             Ok(()) => Ok(current),
             // The store lost data: it vouches for no session now.
@@ -227,7 +228,7 @@ impl SessionHandle {
                 continue;
             }
             let ended = (Some(record.id) != shown && timed_out(sealer, &record, now)) || {
-                let state = ops.state(user_id, record.id).await?;
+                let state = ops.state(user_id, record.id, record.epoch).await?;
                 let revoked = record.is_revoked(&state);
                 if !revoked && record.is_ahead_of(&state) {
                     // The store lost data: the session is refused while that

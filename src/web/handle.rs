@@ -827,8 +827,10 @@ impl SessionHandle {
             }
             let live = match session.user_id() {
                 Some(user) => {
-                    let checked =
-                        crate::check_revocation(&session, &self.ops().state(user, session.id()).await?);
+                    let checked = crate::check_revocation(
+                        &session,
+                        &self.ops().state(user, session.id(), session.epoch()).await?,
+                    );
                     !matches!(checked, Err(crate::VerifyError::Revoked(_)))
                 }
                 None => true,

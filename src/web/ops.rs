@@ -40,11 +40,13 @@ pub(crate) trait Ops: Send + Sync {
         new_epoch: u64,
         until: u64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
-    /// The revocation state of the user's session `id`.
+    /// The revocation state of the user's session `id`, sealed at `epoch`
+    /// (see `revocation::state_at_epoch`).
     fn state<'a>(
         &'a self,
         user_id: &'a str,
         id: SessionId,
+        epoch: u64,
     ) -> BoxFuture<'a, Result<RevocationState, StoreError>>;
 }
 
@@ -95,7 +97,8 @@ impl<S: RevocationStore> Ops for WebConfig<S> {
         &'a self,
         user_id: &'a str,
         id: SessionId,
+        epoch: u64,
     ) -> BoxFuture<'a, Result<RevocationState, StoreError>> {
-        Box::pin(crate::metrics::store_call("state", self.verifier.store().state(Some(user_id), id)))
+        Box::pin(crate::revocation::state_at_epoch(self.verifier.store(), Some(user_id), id, epoch))
     }
 }
