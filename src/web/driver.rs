@@ -511,6 +511,9 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                         state.kept_unreadable = refused.kept;
                         if refused.removed && !refused.kept {
                             state.session_cookie = Some(CookieChange::Remove);
+                            // The messages were the ended session's: the
+                            // next user of the browser is not to see them.
+                            state.flash.forget_brought(&settings.flash);
                         }
                     }
                     state
