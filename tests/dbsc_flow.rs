@@ -1736,6 +1736,39 @@ fn a_logout_ends_a_lapsed_bound_session_whose_check_the_store_got_wrong() {
     });
 }
 
+/// A lapsed bound cookie's companion beside an anonymous session (a cart
+/// filled after the bound cookie lapsed, say): a logout or login ends the
+/// bound session too, not only the anonymous one.
+#[test]
+fn a_logout_or_login_beside_an_anonymous_session_ends_the_lapsed_bound_session() {
+    run(async {
+        for route in ["/logout", "/login"] {
+            let clock = ManualClock::at_unix(START);
+            let config = config(&clock, DeviceBinding::default());
+            let mut browser = Browser::new(&config, &clock);
+            browser.get("/login").await;
+            let bound = browser.cookie("__Host-session").unwrap();
+            let companion = browser.cookie("__Host-session-dbsc").unwrap();
+            let sealer = config.verifier().sealer();
+            let anonymous = sealed_session::Session::new("cart".to_owned());
+            let cookie = format!(
+                "__Host-session={}; __Host-session-dbsc={companion}",
+                sealer.seal(&anonymous).unwrap()
+            );
+            let request = TestRequest::new("POST", route)
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-csrf-token", sealer.csrf_token(&anonymous));
+            assert_eq!(serve(&config, request).await.status, 200, "{route}");
+            assert_eq!(
+                whoami(&config, &bound).await.status,
+                401,
+                "{route}: a copy of the bound cookie opens"
+            );
+        }
+    });
+}
+
 /// A logout or login from a browser whose bound cookie has lapsed (it had
 /// not refreshed it yet: the cookie's `Max-Age` ends before its sealed
 /// deadline) comes with the companion cookie only: that session is ended on

@@ -772,9 +772,9 @@ impl SessionHandle {
     }
 
     /// Logs this session out on every server and removes its cookie. Without
-    /// a session it only removes the cookie, but for a device-bound session
-    /// whose bound cookie lapsed before the browser refreshed it: the
-    /// session its companion cookie names is logged out all the same.
+    /// a signed-in session (none, or an anonymous one) it also logs out a
+    /// device-bound session whose bound cookie lapsed before the browser
+    /// refreshed it: the session its companion cookie names.
     ///
     /// # Errors
     /// [`HandleError::Store`] if the store did not record the logout: the
@@ -790,10 +790,14 @@ impl SessionHandle {
         if kept_unreadable {
             return Err(HandleError::UnreadableSession);
         }
-        let ending = match &current {
-            Some(current) => vec![current.session().clone()],
-            None => self.lapsed_bound_sessions().await?,
-        };
+        let mut ending: Vec<Session<Vec<u8>>> =
+            current.iter().map(|current| current.session().clone()).collect();
+        if ending.iter().all(|session| session.user_id().is_none()) {
+            // No one is signed in: a bound cookie that lapsed left only its
+            // companion (beside an anonymous session, perhaps), and the
+            // session it names is logged out all the same.
+            ending.extend(self.lapsed_bound_sessions().await?);
+        }
         // Each is audited as soon as it has ended, whatever fails next.
         for session in &ending {
             self.revoke(session).await?;
@@ -1221,7 +1225,13 @@ impl<T: SessionValue> Sessions<T> {
         // once may choose the same oldest session and leave one over the
         // limit: ending it twice is harmless, and the next login counts.)
         // Replaced as the request's own session is.
-        let lapsed = if raw.is_none() { self.handle.lapsed_bound_sessions().await? } else { Vec::new() };
+        // As at logout: while no one is signed in (an anonymous session at
+        // most), the session a lapsed bound cookie's companion names ends.
+        let lapsed = if raw.as_ref().is_none_or(|raw| raw.session().user_id().is_none()) {
+            self.handle.lapsed_bound_sessions().await?
+        } else {
+            Vec::new()
+        };
         // Every session this login ends anyway makes room of its own: the
         // request's, a lapsed bound one, an injected duplicate's.
         let ending: Vec<crate::SessionId> = {
