@@ -1120,6 +1120,12 @@ impl<T: SessionValue> Sessions<T> {
     /// keep what an anonymous session held, use
     /// [`login_with`](Self::login_with).
     ///
+    /// `user_id` is compared byte for byte wherever it is used (logout
+    /// everywhere, session limits, the device list, login tickets): pass
+    /// one stable ID per account (a database key, or the name as it was
+    /// normalized at sign-up), never the text the user typed, or `Alice`
+    /// and `alice` are two users to all of them.
+    ///
     /// # Errors
     /// [`HandleError::Store`] or [`HandleError::Login`] if the store cannot
     /// be reached, [`HandleError::Seal`] if the session does not fit in a
