@@ -831,7 +831,8 @@ fn an_unreadable_refresh_proof_is_asked_for_again_and_logs_no_one_out() {
 }
 
 /// A bound session started after a logout everywhere on another server,
-/// refreshed on a server whose cache has not heard of that logout yet: the
+/// refreshed on a server whose cache (one that keeps the user's epoch
+/// across session IDs: `Unheard`) has not heard of that logout yet: the
 /// cached epoch, behind the session's, is read again from the store, and
 /// the binding lives (taken for lost data, the refresh ended it).
 #[test]

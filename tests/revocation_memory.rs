@@ -309,7 +309,8 @@ fn an_epoch_ahead_of_the_store_is_a_store_fault() {
 }
 
 /// A session started after a logout everywhere on another server, checked
-/// here before the logout's message emptied the cache: the cached epoch is
+/// here before the logout's message emptied a cache that keeps the user's
+/// epoch across session IDs ([`Unheard`]): the cached epoch is
 /// behind the session's, which is read again from the store, not taken for
 /// lost data (which would log the user out with an alarm). Only a store
 /// whose own epoch is behind is a fault.

@@ -3404,7 +3404,8 @@ fn records_the_store_cannot_vouch_for_are_kept_but_not_counted() {
 }
 
 /// A session started after a logout everywhere on another server, checked
-/// on a server whose cache has not heard of that logout yet: the cached
+/// on a server whose cache (one that keeps the user's epoch across session
+/// IDs: `Unheard`) has not heard of that logout yet: the cached
 /// epoch, behind the session's, is read again from the store, so the cookie
 /// opens and the device list shows the session (taken for lost data, it
 /// was refused and left out of the list, with an alarm).

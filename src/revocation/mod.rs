@@ -439,9 +439,11 @@ pub enum LoginError {
 /// [`RevocationStore::state`] answers it (perhaps from its cache), with the
 /// user's epoch read again from the store itself
 /// ([`RevocationStore::login_state`]) when the answer's is behind `epoch`:
-/// a cache filled before a logout on another server, whose message has not
-/// arrived yet, is behind the sessions that logout started, and that is no
-/// lost data. Only a store whose own epoch is behind makes the session a
+/// a cache that keeps a user's epoch across session IDs (a third-party
+/// store's may; [`StateCache`] reads it again with each new session ID),
+/// filled before a logout on another server whose message has not arrived
+/// yet, is behind the sessions that logout started, and that is no lost
+/// data. Only a store whose own epoch is behind makes the session a
 /// [`VerifyError::StoreFault`].
 pub(crate) async fn state_at_epoch<S: RevocationStore + ?Sized>(
     store: &S,

@@ -3,12 +3,13 @@
 
 use sealed_session::{LoginState, MemoryStore, RevocationState, RevocationStore, SessionId, StoreError};
 
-/// Stands in for a shared store whose cache has not heard yet of logouts
-/// on another server (their message is on its way; no real server can be
-/// made to hold one back on demand): `state` answers the user's epoch as it
-/// was `behind` logouts ago. `login_state`, which every store reads from
-/// the store itself, answers it as it is, unless the store `lost` those
-/// logouts itself.
+/// A store whose cache keeps a user's epoch for any session ID (as a
+/// third-party store may; the built-in caches read the epoch again with
+/// each new session ID, so no built-in store can be made to answer so) and
+/// has not heard yet of logouts on another server: `state` answers the
+/// user's epoch as it was `behind` logouts ago. `login_state`, which every
+/// store reads from the store itself, answers it as it is, unless the
+/// store `lost` those logouts itself.
 pub(crate) struct Unheard {
     pub(crate) store: MemoryStore,
     pub(crate) behind: u64,
