@@ -15,14 +15,14 @@ use crate::random;
 /// through this library. [`SessionId::from_hex`] only names an existing
 /// session (to revoke it); it cannot be given to a session:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0624
 /// # use sealed_session::{Session, SessionId};
 /// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
 /// let mut session = Session::new(());
 /// session.set_id(chosen); // private: does not compile
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # use sealed_session::{Session, SessionId};
 /// let chosen = SessionId::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
 /// let session = Session::new(()).with_id(chosen); // test-only: does not compile

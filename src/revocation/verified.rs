@@ -14,7 +14,7 @@ use crate::session::Session;
 /// code that asks for a `Verified` cannot be handed a session whose
 /// revocation check was forgotten:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// use sealed_session::{Keyring, Sealer, Session, Verified};
 ///
 /// fn handler(session: Verified<()>) {}
@@ -24,11 +24,25 @@ use crate::session::Session;
 /// handler(sealer.open::<()>(&token).unwrap()); // an Opened: does not compile
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0624
 /// # use sealed_session::{Keyring, Sealer, Session, Verified};
 /// # let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
 /// # let token = sealer.seal(&Session::new(())).unwrap();
 /// let forged = Verified::new(sealer.open::<()>(&token).unwrap()); // private: does not compile
+/// ```
+///
+/// The same handler given what a verifier opened compiles, so the two
+/// above fail for the line they name alone:
+///
+/// ```
+/// use sealed_session::{Keyring, MemoryStore, Sealer, Session, Verified, Verifier};
+///
+/// fn handler(session: Verified<()>) {}
+///
+/// let sealer = Sealer::builder(Keyring::generate().unwrap()).build().unwrap();
+/// let verifier = Verifier::new(sealer, MemoryStore::new());
+/// let token = verifier.sealer().seal(&Session::new(())).unwrap();
+/// handler(pollster::block_on(verifier.open::<()>(&token)).unwrap());
 /// ```
 #[derive(Clone)]
 pub struct Verified<T> {
