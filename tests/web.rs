@@ -1262,9 +1262,10 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
-/// A session ended on another device (logged out everywhere there) takes
-/// the unread flash messages its browser holds with it, as a logout in
-/// that browser does: the next user of a shared browser is not to see them.
+/// A signed-in session ended on another device (logged out everywhere
+/// there) takes the unread flash messages its browser holds with it, as a
+/// logout in that browser does: the next user of a shared browser is not
+/// to see them.
 #[test]
 fn a_session_ended_elsewhere_takes_its_unread_flash_messages_with_it() {
     pollster::block_on(async {
@@ -1282,6 +1283,10 @@ fn a_session_ended_elsewhere_takes_its_unread_flash_messages_with_it() {
             "{cookies:?}"
         );
         assert!(next.take_flashes().is_empty());
+        // A session value that never opens (garbage, or planted by another
+        // site) says nothing of whose the messages are: they stay.
+        let planted = open(&config, &format!("__Host-session=garbage; {brought}")).await;
+        assert_eq!(planted.take_flashes().len(), 1);
     })
 }
 

@@ -455,11 +455,7 @@ pub(crate) async fn state_at_epoch<S: RevocationStore + ?Sized>(
     match user_id {
         Some(user_id) if epoch > state.user_epoch => {
             let fresh = crate::metrics::store_call("login_state", store.login_state(user_id)).await?;
-            Ok(RevocationState {
-                user_epoch: fresh.user_epoch,
-                revoked_through: state.revoked_through.max(fresh.revoked_through),
-                ..state
-            })
+            Ok(RevocationState { user_epoch: fresh.user_epoch, ..state })
         }
         _ => Ok(state),
     }

@@ -811,8 +811,9 @@ impl SessionHandle {
         Ok(())
     }
 
-    /// For a request without a session cookie: the device-bound sessions
-    /// its companion cookies name that the store has not ended. A bound
+    /// For a request without a signed-in session (none, or an anonymous
+    /// one): the device-bound sessions its companion cookies name that the
+    /// store has not ended. A bound
     /// cookie that lapsed before the browser refreshed it leaves the
     /// companion alone; a logout or login must end that session too, or a
     /// copy of the bound cookie would open until its sealed deadline. One

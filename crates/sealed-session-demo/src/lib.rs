@@ -150,7 +150,8 @@ impl SessionJson {
 /// Where the demo keeps its keyring and revocations.
 #[derive(Clone)]
 pub struct Setup {
-    /// The data directory, created if missing and made private (mode 0700).
+    /// The data directory, created (mode 0700) if missing; one that other
+    /// users may enter is refused.
     pub data_dir: PathBuf,
     /// The keyring file; by default `keyring.toml` in the data directory.
     pub keyring: Option<PathBuf>,
@@ -194,6 +195,18 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The data directory is open to other users.
+    #[error(
+        "the data directory {} is open to other users (mode {mode:o}): it holds the keyring and the session \
+         records; use a directory of your own (chmod 700 it, if it is yours alone)",
+        path.display()
+    )]
+    SharedDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
     /// The keyring file is not valid, or no key could be generated.
     #[error("keyring: {0}")]
     Keyring(#[from] KeyringError),
@@ -205,9 +218,11 @@ pub enum StartError {
     Config(#[from] WebConfigError),
 }
 
-/// Creates the data directory (mode 0700) if it is missing, and makes it
-/// private if it is not: the session records in its SQLite store (user IDs,
-/// browsers) are as private as the audit log beside them.
+/// Creates the data directory (mode 0700) if it is missing, and refuses
+/// one that other users may enter: the session records in its SQLite store
+/// (user IDs, browsers) are as private as the audit log beside them. (Not
+/// made private in passing: `--data-dir /tmp` would lock every other user
+/// out of `/tmp`.)
 fn private_dir(dir: &Path) -> Result<(), StartError> {
     use std::os::unix::fs::PermissionsExt as _;
     let io = |action| move |source| StartError::Io { action, path: dir.to_owned(), source };
@@ -218,10 +233,7 @@ fn private_dir(dir: &Path) -> Result<(), StartError> {
         .map_err(io("cannot create the data directory"))?;
     let mode = std::fs::metadata(dir).map_err(io("cannot read the data directory"))?.permissions().mode();
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(
-            "the data directory is open to other users and cannot be made private (mode 0700)",
-        ))?;
-        println!("made the data directory {} private (mode 0700, was {:o})", dir.display(), mode & 0o777);
+        return Err(StartError::SharedDataDir { path: dir.to_owned(), mode: mode & 0o7777 });
     }
     Ok(())
 }
@@ -660,8 +672,8 @@ mod tests {
         assert_eq!(audit_limit(&unreadable, Some("alice")), MAX_AUDIT_LOG_LEN);
     }
 
-    /// The data directory is made private, whether the demo creates it or
-    /// finds it open to others.
+    /// The data directory is created private, and one open to others is
+    /// refused, not changed.
     #[test]
     fn the_data_directory_is_private() {
         use std::os::unix::fs::PermissionsExt as _;
@@ -673,8 +685,9 @@ mod tests {
         let open = parent.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        super::private_dir(&open).unwrap();
-        assert_eq!(mode(&open), 0o700);
+        let err = super::private_dir(&open).unwrap_err();
+        assert!(err.to_string().contains("(mode 755)") && err.to_string().contains("chmod 700"), "{err}");
+        assert_eq!(mode(&open), 0o755, "left as it was");
     }
 
     #[tokio::test]
