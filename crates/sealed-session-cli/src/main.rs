@@ -646,6 +646,26 @@ fn wait_for_lock(lock: &std::fs::File, wait: std::time::Duration) -> std::io::Re
     }
 }
 
+/// Why the lock on `path`, open, could not be taken: a file system without
+/// locks (NFS without its lock service) is said to be one, not taken for a
+/// lock file to remove.
+fn lock_refused(path: &Path, err: std::io::Error) -> Failure {
+    let without_locks =
+        err.raw_os_error() == Some(libc::ENOLCK) || err.kind() == std::io::ErrorKind::Unsupported;
+    Failure::Config(if without_locks {
+        format!(
+            "cannot lock {}: {err}: its file system takes no locks (NFS without its lock service, say); keep the \
+             keyring on a file system that does, or give the NFS mount its locking back",
+            path.display()
+        )
+    } else {
+        format!(
+            "cannot lock {}: {err} (it holds no data: if it is not a file this user can write, remove it)",
+            path.display()
+        )
+    })
+}
+
 /// Holds an exclusive lock on `.<file>.lock` beside `file` while a command
 /// (`add`, `promote`, `retire`, `rotate`) reads, changes and writes the
 /// keyring, so that two runs at once (cron jobs on hosts that share the
@@ -660,12 +680,7 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     let name =
         file.file_name().ok_or_else(|| Failure::Config(format!("{} is not a file name", file.display())))?;
     let path = file.with_file_name(format!(".{}.lock", name.to_string_lossy()));
-    let cannot = |err: std::io::Error| {
-        Failure::Config(format!(
-            "cannot lock {}: {err} (it holds no data: if it is not a file this user can write, remove it)",
-            path.display()
-        ))
-    };
+    let cannot = |err: std::io::Error| lock_refused(&path, err);
     // Never through a link, nor waiting on a FIFO: whoever can write the
     // directory could plant either, and this run may be root's.
     let open = |create: bool| {
@@ -692,7 +707,7 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     if !lock.metadata().map_err(cannot)?.is_file() {
         return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    if !wait_for_lock(&lock, wait).map_err(cannot)? {
+    if !wait_for_lock(&lock, wait).map_err(|err| lock_refused(&path, err))? {
         return Err(Failure::Config(format!(
             "cannot lock {}: another keyring command held it all the {}s this one waited (one still running, or a \
              hung one: see who holds the file, with `fuser` say); nothing was changed",
@@ -1252,6 +1267,25 @@ fn write_keyring(file: &Path, keyring: &Keyring, replace: Replace) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    /// A file system that takes no locks is named as the cause, not the
+    /// lock file (removing it would change nothing). ENOLCK is what NFS
+    /// without its lock service answers; no local file system here can be
+    /// made to.
+    #[test]
+    fn a_file_system_without_locks_is_named_as_the_cause() {
+        let path = std::path::Path::new("/keys/.keyring.toml.lock");
+        let said = |err| match super::lock_refused(path, err) {
+            super::Failure::Config(said) => said,
+            super::Failure::Refused(said) => panic!("not a configuration failure: {said}"),
+        };
+        for err in [std::io::Error::from_raw_os_error(libc::ENOLCK), std::io::ErrorKind::Unsupported.into()] {
+            let said = said(err);
+            assert!(said.contains("takes no locks") && !said.contains("remove it"), "{said}");
+        }
+        let other = said(std::io::ErrorKind::PermissionDenied.into());
+        assert!(other.contains("remove it") && !other.contains("takes no locks"), "{other}");
+    }
+
     /// No password shows, with any of the characters that make a URL
     /// ambiguous left unescaped around it, in any store's URL.
     #[test]
