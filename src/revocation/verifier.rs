@@ -147,8 +147,8 @@ impl<S: RevocationStore> Verifier<S> {
     /// [`Verifier::check`], handing back with a refusal the session if it
     /// authenticated. One await, on the store's answer (`state_at_epoch`:
     /// the store's own future, and a second read only for an epoch ahead of
-    /// it), and nothing else held across it but the opened session, once: every request's
-    /// future holds this one. (An `async fn`, or a `match` that moved
+    /// it), and nothing else held across it but the opened session, once:
+    /// every request's future holds this one. (An `async fn`, or a `match` that moved
     /// `opened` out before the await, would keep two or three copies of it.)
     #[allow(clippy::manual_async_fn)] // an `async fn` stores its argument twice (128 bytes more)
     fn check_keeping_refused<'a, T: 'a>(

@@ -189,7 +189,7 @@ impl SessionHandle {
         let user_id = current.session().user_id().ok_or(HandleError::NoSession)?;
         let session = current.session();
         let state = self.shared.ops.state(user_id, session.id(), session.epoch()).await?;
-        match check_revocation(current.session(), &state) {
+        match check_revocation(session, &state) {
             Ok(()) => Ok(current),
             // The store lost data: it vouches for no session now.
             Err(err @ VerifyError::StoreFault { .. }) => Err(StoreError::Untrusted(Box::new(err)).into()),

@@ -813,10 +813,10 @@ impl SessionHandle {
 
     /// For a request without a signed-in session (none, or an anonymous
     /// one): the device-bound sessions its companion cookies name that the
-    /// store has not ended. A bound
-    /// cookie that lapsed before the browser refreshed it leaves the
-    /// companion alone; a logout or login must end that session too, or a
-    /// copy of the bound cookie would open until its sealed deadline. One
+    /// store has not ended. A bound cookie that lapsed before the browser
+    /// refreshed it leaves the companion alone; a logout or login must end
+    /// that session too, or a copy of the bound cookie would open until its
+    /// sealed deadline. One
     /// already ended (a companion can outlive its session: after a logout
     /// everywhere, say) is left out, so that none is ended, and audited,
     /// twice; one the store's answer is wrong for (an epoch behind the
