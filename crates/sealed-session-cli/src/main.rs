@@ -707,7 +707,7 @@ fn lock_keyring(file: &Path) -> Result<std::fs::File, Failure> {
     if !lock.metadata().map_err(cannot)?.is_file() {
         return Err(cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    if !wait_for_lock(&lock, wait).map_err(|err| lock_refused(&path, err))? {
+    if !wait_for_lock(&lock, wait).map_err(cannot)? {
         return Err(Failure::Config(format!(
             "cannot lock {}: another keyring command held it all the {}s this one waited (one still running, or a \
              hung one: see who holds the file, with `fuser` say); nothing was changed",
