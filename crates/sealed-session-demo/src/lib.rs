@@ -151,7 +151,7 @@ impl SessionJson {
 #[derive(Clone)]
 pub struct Setup {
     /// The data directory, created (mode 0700) if missing; one that other
-    /// users may enter is refused.
+    /// users may enter is warned of.
     pub data_dir: PathBuf,
     /// The keyring file; by default `keyring.toml` in the data directory.
     pub keyring: Option<PathBuf>,
@@ -195,18 +195,6 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The data directory is open to other users.
-    #[error(
-        "the data directory {} is open to other users (mode {mode:o}): it holds the keyring and the session \
-         records; use a directory of your own (chmod 700 it, if it is yours alone)",
-        path.display()
-    )]
-    SharedDataDir {
-        /// The directory.
-        path: PathBuf,
-        /// Its mode.
-        mode: u32,
-    },
     /// The keyring file is not valid, or no key could be generated.
     #[error("keyring: {0}")]
     Keyring(#[from] KeyringError),
@@ -218,12 +206,12 @@ pub enum StartError {
     Config(#[from] WebConfigError),
 }
 
-/// Creates the data directory (mode 0700) if it is missing, and refuses
-/// one that other users may enter: the session records in its SQLite store
-/// (user IDs, browsers) are as private as the audit log beside them. (Not
-/// made private in passing: `--data-dir /tmp` would lock every other user
-/// out of `/tmp`.)
-fn private_dir(dir: &Path) -> Result<(), StartError> {
+/// Creates the data directory (mode 0700) if it is missing; the mode of
+/// one that other users may enter, which the caller warns of: the session
+/// records in its SQLite store (user IDs, browsers) are to be as private
+/// as the audit log beside them. (Not made private in passing:
+/// `--data-dir /tmp` would lock every other user out of `/tmp`.)
+fn private_dir(dir: &Path) -> Result<Option<u32>, StartError> {
     use std::os::unix::fs::PermissionsExt as _;
     let io = |action| move |source| StartError::Io { action, path: dir.to_owned(), source };
     std::fs::DirBuilder::new()
@@ -232,10 +220,7 @@ fn private_dir(dir: &Path) -> Result<(), StartError> {
         .create(dir)
         .map_err(io("cannot create the data directory"))?;
     let mode = std::fs::metadata(dir).map_err(io("cannot read the data directory"))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(StartError::SharedDataDir { path: dir.to_owned(), mode: mode & 0o7777 });
-    }
-    Ok(())
+    Ok((mode & 0o077 != 0).then_some(mode & 0o7777))
 }
 
 impl Setup {
@@ -277,7 +262,13 @@ impl Setup {
     /// # Errors
     /// [`StartError`].
     pub async fn open(&self) -> Result<(WebConfig<SharedStore>, KeyringWatcher), StartError> {
-        private_dir(&self.data_dir)?;
+        if let Some(mode) = private_dir(&self.data_dir)? {
+            tracing::warn!(
+                "the data directory {} is open to other users (mode {mode:o}): its session records (user IDs, \
+                 browsers) are readable by them; use a directory of your own (mode 0700)",
+                self.data_dir.display()
+            );
+        }
         let keyring_path = self.keyring_path();
         load_or_create_keyring(&keyring_path)?;
         let watcher = KeyringWatcher::builder(&keyring_path).start()?;
@@ -673,20 +664,19 @@ mod tests {
     }
 
     /// The data directory is created private, and one open to others is
-    /// refused, not changed.
+    /// warned of, not changed.
     #[test]
     fn the_data_directory_is_private() {
         use std::os::unix::fs::PermissionsExt as _;
         let parent = tempfile::tempdir().unwrap();
         let mode = |dir: &std::path::Path| std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
         let missing = parent.path().join("new/data");
-        super::private_dir(&missing).unwrap();
+        assert_eq!(super::private_dir(&missing).unwrap(), None);
         assert_eq!(mode(&missing), 0o700);
         let open = parent.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = super::private_dir(&open).unwrap_err();
-        assert!(err.to_string().contains("(mode 755)") && err.to_string().contains("chmod 700"), "{err}");
+        assert_eq!(super::private_dir(&open).unwrap(), Some(0o755), "warned of");
         assert_eq!(mode(&open), 0o755, "left as it was");
     }
 

@@ -1140,3 +1140,36 @@ fn the_demo_logs_no_user() {
         assert!(!demo.log().iter().any(|line| line.contains('\u{1b}')), "{:#?}", demo.log());
     }
 }
+
+/// A store that dies (Redis killed, as in a crash) logs nobody out: once the
+/// cache stops answering, a signed-in browser's requests are `503` and
+/// change no cookie, on each framework, so that the session is there when
+/// the store is back. (The adapters' own tests show the same against a
+/// store that cannot be reached at all.)
+#[test]
+fn a_store_that_dies_logs_nobody_out() {
+    use sealed_session_testkit::redis::RedisServer;
+    use std::time::{Duration, Instant};
+    for framework in FRAMEWORKS {
+        let mut redis = RedisServer::start();
+        let data = tempfile::tempdir().unwrap();
+        let demo = Demo::start_on(framework, DEMO, data.path(), Some(&redis.url()));
+        let mut browser = Browser::new(&demo);
+        browser.sign_in("alice", "");
+        assert_eq!(browser.get("/api/session").status, 200, "{framework}");
+        let jar = browser.jar.clone();
+        redis.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = browser.get("/api/session");
+            assert!(reply.set_cookies().is_empty(), "{framework}: {:?}", reply.set_cookies());
+            if reply.status == 503 {
+                break;
+            }
+            assert_eq!(reply.status, 200, "{framework}: {}", reply.body);
+            assert!(Instant::now() < deadline, "{framework}: still answered 10 s after the store died");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(browser.jar, jar, "{framework}: the cookies are as they were");
+    }
+}
