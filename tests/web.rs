@@ -1262,34 +1262,6 @@ fn flash_messages_survive_one_request_and_are_then_removed() {
     })
 }
 
-/// A signed-in session ended on another device (logged out everywhere
-/// there) takes the unread flash messages its browser holds with it, as a
-/// logout in that browser does: the next user of a shared browser is not
-/// to see them.
-#[test]
-fn a_session_ended_elsewhere_takes_its_unread_flash_messages_with_it() {
-    pollster::block_on(async {
-        let config = config();
-        let alice = signed_in(&config, "alice").await;
-        let brought = flash_cookie(&config, Level::Info, "E-mail changed to alice@example.com").await;
-        let live = open(&config, &format!("{alice}; {brought}")).await;
-        assert!(set_cookies(&live).is_empty(), "a live session keeps them for its next page");
-        config.verifier().logout_everywhere("alice").await.unwrap();
-        let next = open(&config, &format!("{alice}; {brought}")).await;
-        assert!(!next.has_session());
-        let cookies = set_cookies(&next);
-        assert!(
-            cookies.iter().any(|c| c.starts_with("__Host-session-flash=;") && c.contains("Max-Age=0")),
-            "{cookies:?}"
-        );
-        assert!(next.take_flashes().is_empty());
-        // A session value that never opens (garbage, or planted by another
-        // site) says nothing of whose the messages are: they stay.
-        let planted = open(&config, &format!("__Host-session=garbage; {brought}")).await;
-        assert_eq!(planted.take_flashes().len(), 1);
-    })
-}
-
 /// The limits README.md and SECURITY.md give, written out: a change here
 /// is a change there.
 #[test]

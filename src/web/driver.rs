@@ -384,10 +384,6 @@ pub(crate) struct Refused {
     /// One was sealed under a key this server does not have, or holds as
     /// due later: its cookie is kept, and nothing may replace it.
     kept: bool,
-    /// One removed was a signed-in session that authenticated (ended on
-    /// another device, say): the flash messages the request brought were
-    /// its user's.
-    signed_in: bool,
 }
 
 impl<S: RevocationStore + 'static> WebConfig<S> {
@@ -516,14 +512,6 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                         if refused.removed && !refused.kept {
                             state.session_cookie = Some(CookieChange::Remove);
                         }
-                        if refused.signed_in && !refused.kept {
-                            // The messages were the ended session's user's:
-                            // the next user of the browser is not to see
-                            // them. (A value that never opened says
-                            // nothing of whose they are: a planted one
-                            // would take every anonymous visitor's.)
-                            state.flash.forget_brought(&settings.flash);
-                        }
                     }
                     state
                 }
@@ -644,7 +632,6 @@ impl<S: RevocationStore + 'static> WebConfig<S> {
                     tracing::info!(reason = %err, "session cookie refused");
                 }
                 refused.removed = true;
-                refused.signed_in |= opened.as_ref().is_some_and(|o| o.session().user_id().is_some());
             }
             let session = opened.as_ref().map(Opened::session);
             self.settings.audit(AuditKind::SessionRefused { reason: err.code() }, |event| {
