@@ -10,6 +10,8 @@
 // Tests may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/recorder.rs"]
 mod recorder;
 #[path = "support/unheard.rs"]
@@ -2497,12 +2499,7 @@ fn an_identifier_under_a_newer_key_waits_and_one_under_a_removed_key_ends() {
             assert_eq!(answer.status(), 503, "{}", answer.body());
         }
         let logged = logs.stop();
-        let lines = |level: &str| {
-            logged
-                .lines()
-                .filter(|l| l.contains(level) && l.contains("DBSC session identifier refused"))
-                .count()
-        };
+        let lines = |level: &str| logs::lines_with(&logged, level, &["DBSC session identifier refused"]);
         assert_eq!((lines("WARN"), lines("INFO")), (1, 2), "{logged}");
 
         let (next, id) = sealed_under.with_new_key().unwrap();

@@ -4,6 +4,8 @@
 // Tests, benches and examples may panic on what they set up themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/recorder.rs"]
 mod recorder;
 #[path = "support/unheard.rs"]
@@ -732,12 +734,8 @@ fn cookies_under_a_key_this_server_lacks_are_warned_of_once_a_minute() {
         },
     );
     let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    let refused = |level: &str| {
-        logged
-            .lines()
-            .filter(|line| line.contains(level) && line.contains("its key is not in this server's keyring"))
-            .count()
-    };
+    let refused =
+        |level: &str| logs::lines_with(&logged, level, &["its key is not in this server's keyring"]);
     assert_eq!((refused(" WARN "), refused(" INFO ")), (1, 4), "{logged}");
 }
 

@@ -816,11 +816,10 @@ impl SessionHandle {
     /// store has not ended. A bound cookie that lapsed before the browser
     /// refreshed it leaves the companion alone; a logout or login must end
     /// that session too, or a copy of the bound cookie would open until its
-    /// sealed deadline. One
-    /// already ended (a companion can outlive its session: after a logout
-    /// everywhere, say) is left out, so that none is ended, and audited,
-    /// twice; one the store's answer is wrong for (an epoch behind the
-    /// session's) is not ended, and so is kept in.
+    /// sealed deadline. One already ended (a companion can outlive its
+    /// session: after a logout everywhere, say) is left out, so that none
+    /// is ended, and audited, twice; one the store's answer is wrong for (an
+    /// epoch behind the session's) is not ended, and so is kept in.
     async fn lapsed_bound_sessions(&self) -> Result<Vec<Session<Vec<u8>>>, StoreError> {
         let Some(dbsc) = &self.shared.ops.settings().dbsc else { return Ok(Vec::new()) };
         let sent = dbsc.companion_sessions(self.shared.lock().companion.iter().map(|value| &**value));
